@@ -1,0 +1,167 @@
+"""The allocation problem every policy solves, and the Allocation it returns.
+
+Notation (used by every policy module):
+
+    j in jobs (n), t in accelerator types (T), g in tenants (G)
+    x[j,t]      fraction of wall time job j runs on type t                     (decision, 0..1)
+    tput[j,t]   steps/s of job j on type t, whole job at its scale              (0 where unknown)
+    scale[j]    devices job j needs at once, all of one type (gang)
+    cap[t]      devices of type t in the pool
+    allowed[j,t] job j may run on t (catalogue, program rules, constraints already applied)
+
+    every policy returns x with
+        sum_t x[j,t] <= 1                       (a job runs on at most one type at a time)
+        sum_j x[j,t] * scale[j] <= cap[t]       (capacity)
+        x[j,t] = 0 where not allowed[j,t]
+    and, where the problem carries them, the program rules:
+        sum_{j of tenant g} x[j,t] * scale[j] <= tenant_cap[g,t]
+        sum_{j not public} x[j,t] * scale[j] <= cap[t] - public_reserve[t]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from accelpool.core.types import WaitReason
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+
+FEASIBILITY_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True, eq=False)
+class AllocationProblem:
+    """Everything a policy needs, as arrays indexed by job (rows) and accelerator type (columns).
+
+    Money: ``price_krw_per_hour[t]`` is KRW per device-hour (integers); ``budget_krw[j]`` is what the job's
+    grant has left (``-1``: no grant limit). Time: ``remaining_steps[j]`` and ``time_to_deadline[j]`` (s,
+    ``inf`` when none) serve deadline-aware policies; ``horizon_seconds`` is how long the allocation is meant
+    to hold (the round, or a planning window).
+    """
+
+    job_ids: tuple[str, ...]
+    types: tuple[str, ...]
+    capacity: FloatArray
+    scale: FloatArray
+    weight: FloatArray
+    throughput: FloatArray
+    allowed: BoolArray
+    tenant_ids: tuple[str, ...] = ()
+    tenant_index: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    tenant_weight: FloatArray = field(default_factory=lambda: np.ones(0))
+    quota: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+    tenant_cap: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+    public: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    public_reserve: FloatArray = field(default_factory=lambda: np.zeros(0))
+    priority: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    submit_time: FloatArray = field(default_factory=lambda: np.zeros(0))
+    price_krw_per_hour: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    budget_krw: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    remaining_steps: FloatArray = field(default_factory=lambda: np.zeros(0))
+    time_to_deadline: FloatArray = field(default_factory=lambda: np.zeros(0))
+    horizon_seconds: float = 360.0
+
+    def __post_init__(self) -> None:
+        n, tt = len(self.job_ids), len(self.types)
+        defaults: dict[str, object] = {}
+        if len(self.tenant_ids) == 0:
+            defaults["tenant_ids"] = ("default",)
+            defaults["tenant_index"] = np.zeros(n, dtype=np.int64)
+        g = len(defaults.get("tenant_ids", self.tenant_ids))  # type: ignore[arg-type]
+        fill = {
+            "tenant_weight": np.ones(g),
+            "quota": np.zeros((g, tt)),
+            "tenant_cap": np.full((g, tt), np.inf),
+            "public": np.zeros(n, dtype=bool),
+            "public_reserve": np.zeros(tt),
+            "priority": np.zeros(n, dtype=np.int64),
+            "submit_time": np.zeros(n),
+            "price_krw_per_hour": np.zeros(tt, dtype=np.int64),
+            "budget_krw": np.full(n, -1, dtype=np.int64),
+            "remaining_steps": np.full(n, np.inf),
+            "time_to_deadline": np.full(n, np.inf),
+        }
+        for name, value in fill.items():
+            current = getattr(self, name)
+            if np.shape(current) != np.shape(value) and np.size(current) == 0:
+                defaults[name] = value
+        for name, value in defaults.items():
+            object.__setattr__(self, name, value)
+        for name, shape in (("capacity", (tt,)), ("scale", (n,)), ("weight", (n,)),
+                            ("throughput", (n, tt)), ("allowed", (n, tt))):
+            if np.shape(getattr(self, name)) != shape:
+                raise ValueError(f"{name} has shape {np.shape(getattr(self, name))}, expected {shape}")
+
+    @property
+    def n_jobs(self) -> int:
+        return len(self.job_ids)
+
+    @property
+    def n_types(self) -> int:
+        return len(self.types)
+
+    def usable(self) -> BoolArray:
+        """allowed, with a positive throughput, and the job fits in the type's capacity at all."""
+        fits = self.scale[:, None] <= self.capacity[None, :] + FEASIBILITY_TOLERANCE
+        return self.allowed & (self.throughput > 0) & fits
+
+
+@dataclass(frozen=True, eq=False)
+class Allocation:
+    """``x[j, t]``: the fraction of wall time job j should run on type t. ``held`` says why a job gets 0."""
+
+    job_ids: tuple[str, ...]
+    types: tuple[str, ...]
+    x: FloatArray
+    policy: str
+    objective: float = 0.0
+    solve_seconds: float = 0.0
+    held: Mapping[str, WaitReason] = field(default_factory=dict)
+
+    def effective_throughput(self, throughput: FloatArray) -> FloatArray:
+        """steps/s each job gets on average: sum_t x[j,t] * tput[j,t]."""
+        return np.asarray((self.x * throughput).sum(axis=1), dtype=np.float64)
+
+    def as_dict(self, threshold: float = 1e-9) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        rows, cols = np.nonzero(self.x > threshold)
+        for i, k in zip(rows.tolist(), cols.tolist(), strict=True):
+            out.setdefault(self.job_ids[i], {})[self.types[k]] = float(self.x[i, k])
+        for job in self.job_ids:
+            out.setdefault(job, {})
+        return out
+
+
+Policy = Callable[[AllocationProblem], Allocation]
+
+
+def check_feasible(problem: AllocationProblem, alloc: Allocation, tol: float = 1e-6) -> list[str]:
+    """Every way ``alloc`` breaks the invariants above (empty list: feasible). Used by tests and guards."""
+    x = alloc.x
+    errors: list[str] = []
+    if x.shape != (problem.n_jobs, problem.n_types):
+        return [f"x has shape {x.shape}"]
+    if np.any(x < -tol):
+        errors.append("negative fraction")
+    if np.any(x.sum(axis=1) > 1 + tol):
+        errors.append("a job gets more than all of its time")
+    if np.any((x > tol) & ~problem.allowed):
+        errors.append("a job runs on a type it may not use")
+    used = (x * problem.scale[:, None]).sum(axis=0)
+    if np.any(used > problem.capacity + tol * np.maximum(1.0, problem.capacity)):
+        errors.append(f"capacity exceeded: used {used.round(6).tolist()} > {problem.capacity.tolist()}")
+    g = len(problem.tenant_ids)
+    per_tenant = np.zeros((g, problem.n_types))
+    np.add.at(per_tenant, problem.tenant_index, x * problem.scale[:, None])
+    if np.any(per_tenant > problem.tenant_cap + tol * np.maximum(1.0, problem.capacity)):
+        errors.append("a tenant cap is exceeded")
+    private = (x[~problem.public] * problem.scale[~problem.public, None]).sum(axis=0)
+    if np.any(private > problem.capacity - problem.public_reserve + tol * np.maximum(1.0, problem.capacity)):
+        errors.append("the public-use reserve is taken by non-public jobs")
+    return errors

@@ -1,0 +1,173 @@
+"""From domain values (jobs, pool, tenants, programs, grants, prices) to an AllocationProblem.
+
+This is where program rules and job constraints become arrays, once, so that every policy applies them
+the same way:
+
+- ``allowed[j,t]``: the job's own list of types; domestic-only jobs (and public inference services under a
+  program with ``public_services_domestic_only``) only on Korean types; ``min_memory_gb`` against the
+  catalogue (a type whose memory is unknown does not qualify); a positive throughput.
+- ``tenant_cap[g,t]``: the tightest per-tenant cap of the programs the tenant holds grants from.
+- ``public_reserve[t]``: the largest public share any program asks for, times the type's devices, but never
+  more than the devices public jobs could use on that type (capacity is kept only while there is demand).
+- ``budget_krw[j]``: what is left on the job's grant; ``-1`` when the job draws on no grant.
+
+Zones are not part of the problem: they are honoured when the allocation is placed on nodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from accelpool.core.allocation import AllocationProblem
+from accelpool.core.throughput import ThroughputMatrix
+from accelpool.core.types import (
+    AcceleratorType,
+    Grant,
+    Job,
+    JobKind,
+    Program,
+    Tenant,
+)
+
+
+def needs_domestic(job: Job, program: Program | None) -> bool:
+    """Domestic-only by the job's own constraint, or as a public service under a rule that requires it."""
+    if job.domestic_only:
+        return True
+    return bool(
+        program is not None
+        and job.public
+        and job.kind == JobKind.INFERENCE
+        and program.rules.public_services_domestic_only
+    )
+
+
+def allowed_mask(
+    jobs: Sequence[Job],
+    types: Sequence[str],
+    accelerators: Mapping[str, AcceleratorType],
+    program_of: Mapping[str, Program | None],
+) -> np.ndarray:
+    """Which (job, type) pairs the job's constraints and program rules permit (before throughput)."""
+    mask = np.ones((len(jobs), len(types)), dtype=bool)
+    domestic = np.array([accelerators[t].domestic if t in accelerators else False for t in types])
+    memory = np.array(
+        [accelerators[t].memory_gb if t in accelerators and accelerators[t].memory_gb else np.nan
+         for t in types]
+    )
+    for i, job in enumerate(jobs):
+        if job.allowed:
+            mask[i] &= np.array([t in job.allowed for t in types])
+        if needs_domestic(job, program_of.get(job.id)):
+            mask[i] &= domestic
+        if job.min_memory_gb is not None:
+            with np.errstate(invalid="ignore"):
+                mask[i] &= np.nan_to_num(memory, nan=-1.0) >= job.min_memory_gb
+    return mask
+
+
+def build_problem(
+    jobs: Sequence[Job],
+    capacity: Mapping[str, int],
+    throughput: ThroughputMatrix,
+    *,
+    accelerators: Mapping[str, AcceleratorType] | None = None,
+    tenants: Iterable[Tenant] = (),
+    programs: Iterable[Program] = (),
+    grants: Iterable[Grant] = (),
+    prices_krw_per_hour: Mapping[str, int] | None = None,
+    remaining_steps: Mapping[str, float] | None = None,
+    now: float = 0.0,
+    horizon_seconds: float = 360.0,
+) -> AllocationProblem:
+    """Assemble the arrays for ``jobs`` (in this order) on the types of ``capacity``."""
+    accelerators = accelerators or {}
+    types = tuple(sorted(capacity))
+    tindex = {t: k for k, t in enumerate(types)}
+    programs_by_id = {p.id: p for p in programs}
+    grants_by_id = {g.id: g for g in grants}
+    tenant_list = _tenant_list(jobs, tenants)
+    gindex = {t.id: k for k, t in enumerate(tenant_list)}
+    program_of = {
+        j.id: programs_by_id.get(grants_by_id[j.grant].program) if j.grant in grants_by_id else None
+        for j in jobs
+    }
+
+    n, tt = len(jobs), len(types)
+    tput = np.zeros((n, tt))
+    mrow = {job: i for i, job in enumerate(throughput.jobs)}
+    mcol = [throughput.types.index(t) if t in throughput.types else -1 for t in types]
+    for i, job in enumerate(jobs):
+        r = mrow.get(job.id)
+        if r is None:
+            continue
+        for k, c in enumerate(mcol):
+            if c >= 0:
+                tput[i, k] = throughput.values[r, c]
+    allowed = allowed_mask(jobs, types, accelerators, program_of) & (tput > 0)
+
+    cap = np.array([float(capacity[t]) for t in types])
+    g = len(tenant_list)
+    quota = np.zeros((g, tt))
+    tenant_cap = np.full((g, tt), np.inf)
+    for k, tenant in enumerate(tenant_list):
+        for t, q in tenant.quota.items():
+            if t in tindex:
+                quota[k, tindex[t]] = q
+    for grant in grants_by_id.values():
+        program = programs_by_id.get(grant.program)
+        if program is None or grant.tenant not in gindex:
+            continue
+        for t, c in tindex.items():
+            limit = program.rules.cap_for(t)
+            if limit is not None:
+                tenant_cap[gindex[grant.tenant], c] = min(tenant_cap[gindex[grant.tenant], c], limit)
+
+    public = np.array([j.public for j in jobs], dtype=bool)
+    scale = np.array([float(j.scale) for j in jobs])
+    share = np.array([max((p.rules.share_for(t) for p in programs_by_id.values()), default=0.0) for t in types])
+    public_demand = (allowed[public] * scale[public, None]).sum(axis=0) if n else np.zeros(tt)
+    reserve = np.minimum(np.floor(share * cap), public_demand)
+
+    prices = prices_krw_per_hour or {}
+    budget = np.array(
+        [grants_by_id[j.grant].remaining_krw if j.grant in grants_by_id else -1 for j in jobs], dtype=np.int64
+    )
+    remaining = remaining_steps or {}
+    steps = np.array([remaining.get(j.id, j.total_steps if j.total_steps is not None else np.inf) for j in jobs],
+                     dtype=np.float64)
+    ttd = np.array([j.deadline - now if j.deadline is not None else np.inf for j in jobs], dtype=np.float64)
+    return AllocationProblem(
+        job_ids=tuple(j.id for j in jobs),
+        types=types,
+        capacity=cap,
+        scale=scale,
+        weight=np.array([j.weight for j in jobs], dtype=np.float64),
+        throughput=tput,
+        allowed=allowed,
+        tenant_ids=tuple(t.id for t in tenant_list),
+        tenant_index=np.array([gindex[j.tenant] for j in jobs], dtype=np.int64),
+        tenant_weight=np.array([t.weight for t in tenant_list], dtype=np.float64),
+        quota=quota,
+        tenant_cap=tenant_cap,
+        public=public,
+        public_reserve=reserve,
+        priority=np.array([j.priority for j in jobs], dtype=np.int64),
+        submit_time=np.array([j.submit_time for j in jobs], dtype=np.float64),
+        price_krw_per_hour=np.array([int(prices.get(t, 0)) for t in types], dtype=np.int64),
+        budget_krw=budget,
+        remaining_steps=steps,
+        time_to_deadline=ttd,
+        horizon_seconds=horizon_seconds,
+    )
+
+
+def _tenant_list(jobs: Sequence[Job], tenants: Iterable[Tenant]) -> list[Tenant]:
+    known = {t.id: t for t in tenants}
+    for job in jobs:
+        known.setdefault(job.tenant, Tenant(job.tenant))
+    if not known:
+        known["default"] = Tenant("default")
+    return [known[k] for k in sorted(known)]
