@@ -1,0 +1,100 @@
+"""FakeExecutor: runs no process; a job progresses at its expected throughput on the clock it is given.
+
+It is the simulator's executor and the live reconciler's test double, so both make the same decisions on
+the same input. A job started at time s on throughput r (steps/s) with restart overhead o (seconds) has
+done ``steps_done + r * max(0, now - s - o)`` steps at ``now``, and exits with code 0 at the exact moment
+it reaches ``total_steps`` (jobs without total_steps run until stopped). ``fail_at`` lets tests inject
+failures; ``lose(job)`` simulates a node loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch
+
+
+@dataclass
+class _Run:
+    launch: Launch
+    started: float
+    steps_at_start: float
+    stopping: str | None = None
+
+
+class FakeExecutor:
+    def __init__(self, clock: Clock, restart_overhead_seconds: float = 0.0) -> None:
+        self.clock = clock
+        self.restart_overhead = float(restart_overhead_seconds)
+        self._runs: dict[str, _Run] = {}
+        self._events: list[ExecutorEvent] = []
+        self.fail_at: dict[str, float] = {}
+        self.launches: list[Launch] = []
+        self.stops: list[tuple[str, str]] = []
+
+    def start(self, launch: Launch) -> None:
+        job = launch.job.id
+        if job in self._runs:
+            raise RuntimeError(f"job {job} is already running")
+        now = self.clock.now()
+        self._runs[job] = _Run(launch, now, launch.steps_done)
+        self.launches.append(launch)
+        self._events.append(ExecutorEvent(job, EventKind.STARTED, now))
+
+    def _steps(self, run: _Run, at: float) -> float:
+        busy = max(0.0, at - run.started - self.restart_overhead)
+        return run.steps_at_start + run.launch.steps_per_second * busy
+
+    def _finish_time(self, run: _Run) -> float | None:
+        total = run.launch.job.total_steps
+        rate = run.launch.steps_per_second
+        if total is None or rate <= 0:
+            return None
+        left = max(0.0, total - run.steps_at_start)
+        return run.started + self.restart_overhead + left / rate
+
+    def stop(self, job_id: str, reason: str) -> None:
+        run = self._runs.pop(job_id, None)
+        self.stops.append((job_id, reason))
+        if run is None:
+            return
+        now = self.clock.now()
+        self._events.append(ExecutorEvent(job_id, EventKind.PROGRESS, now, steps=self._steps(run, now)))
+        self._events.append(ExecutorEvent(job_id, EventKind.EXITED, now, exit_code=-15, reason=f"stopped: {reason}"))
+
+    def lose(self, job_id: str, reason: str = "node-lost") -> None:
+        run = self._runs.pop(job_id, None)
+        if run is not None:
+            now = self.clock.now()
+            self._events.append(ExecutorEvent(job_id, EventKind.PROGRESS, now, steps=self._steps(run, now)))
+            self._events.append(ExecutorEvent(job_id, EventKind.LOST, now, reason=reason))
+
+    def poll(self) -> list[ExecutorEvent]:
+        now = self.clock.now()
+        out = self._events
+        self._events = []
+        for job_id in sorted(self._runs):
+            run = self._runs[job_id]
+            end = self._finish_time(run)
+            fail = self.fail_at.get(job_id)
+            if fail is not None and fail <= now and (end is None or fail < end):
+                out.append(ExecutorEvent(job_id, EventKind.PROGRESS, fail, steps=self._steps(run, fail)))
+                out.append(ExecutorEvent(job_id, EventKind.EXITED, fail, exit_code=1, reason="failed"))
+                del self._runs[job_id]
+            elif end is not None and end <= now:
+                out.append(ExecutorEvent(job_id, EventKind.PROGRESS, end, steps=run.launch.job.total_steps))
+                out.append(ExecutorEvent(job_id, EventKind.EXITED, end, exit_code=0))
+                del self._runs[job_id]
+            else:
+                out.append(ExecutorEvent(job_id, EventKind.PROGRESS, now, steps=self._steps(run, now)))
+        out.sort(key=lambda e: e.time)
+        return out
+
+    def active(self) -> set[str]:
+        return set(self._runs)
+
+    def logs(self, job_id: str) -> str:
+        return ""
+
+    def close(self) -> None:
+        self._runs.clear()

@@ -1,0 +1,137 @@
+"""The ports: small interfaces between the reconciler and the world.
+
+The live control plane and the simulator plug different adapters into the same reconciler:
+
+    port            live                              simulator / tests
+    Clock           SystemClock                       VirtualClock
+    Executor        LocalExecutor, RayExecutor        FakeExecutor (progress from throughput)
+    SchedulerStore  SqlStore (SQLite, PostgreSQL)     MemoryStore
+
+Each port has one contract test suite (tests/contracts/) that every adapter must pass.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from accelpool.core.rounds import Decision, JobStatus, Placement, Snapshot
+from accelpool.core.types import Charge, Job
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds on the pool's clock."""
+        ...
+
+    def sleep_until(self, t: float) -> None:
+        """Block (real clock) or jump (virtual clock) until ``t``."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """How to run a job's process: what the executor needs beyond the scheduling facts."""
+
+    command: str = ""
+    env: Mapping[str, str] = field(default_factory=dict)
+    workdir: str | None = None
+    checkpoint_dir: str | None = None
+    grace_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Start ``job`` on ``placement``. ``steps_per_second`` is the scheduler's expectation (steps/s),
+    ``steps_done`` where it resumes from, ``attempt`` counts starts (1 for the first)."""
+
+    job: Job
+    placement: Placement
+    run: RunSpec
+    steps_per_second: float
+    steps_done: float = 0.0
+    attempt: int = 1
+
+
+class EventKind(str, enum.Enum):
+    STARTED = "started"
+    PROGRESS = "progress"
+    EXITED = "exited"
+    LOST = "lost"
+
+
+@dataclass(frozen=True)
+class ExecutorEvent:
+    """Something an executor observed. ``steps`` is cumulative; ``exit_code`` 0 means success."""
+
+    job: str
+    kind: EventKind
+    time: float
+    steps: float | None = None
+    exit_code: int | None = None
+    reason: str = ""
+
+
+@runtime_checkable
+class Executor(Protocol):
+    def start(self, launch: Launch) -> None:
+        """Start the job's process(es) on the placement's devices. Must not block for long."""
+        ...
+
+    def stop(self, job_id: str, reason: str) -> None:
+        """Stop a running job (grace period, then force). Its exit is reported by a later poll()."""
+        ...
+
+    def poll(self) -> list[ExecutorEvent]:
+        """Events since the last poll, in time order."""
+        ...
+
+    def active(self) -> set[str]:
+        """Jobs the executor is running now (used to reconcile after a restart)."""
+        ...
+
+    def logs(self, job_id: str) -> str:
+        """Captured output of a job ("" if none)."""
+        ...
+
+    def close(self) -> None:
+        """Release resources (does not stop jobs that should survive a control-plane restart)."""
+        ...
+
+
+class SchedulerStore(Protocol):
+    """What the reconciler needs from storage. Repositories for the API extend this."""
+
+    def snapshot(self, now: float, round_seconds: float) -> Snapshot:
+        """Facts for one round: healthy nodes, active jobs, throughput, tenants, programs, grants, prices."""
+        ...
+
+    def record_decision(self, decision: Decision) -> None:
+        """Persist a round's decision (placements, preemptions, wait reasons) before it is acted on."""
+        ...
+
+    def record_events(self, events: Sequence[ExecutorEvent]) -> None:
+        """Apply executor events: progress (steps), exits (succeeded/failed), lost jobs (requeued)."""
+        ...
+
+    def record_charges(self, charges: Sequence[Charge]) -> None:
+        """Persist metered usage and debit grants (never below zero); advances each job's metering mark."""
+        ...
+
+    def running(self) -> list[JobStatus]:
+        """Jobs the store believes are running, with their placements and metering marks."""
+        ...
+
+    def run_spec(self, job_id: str) -> RunSpec:
+        """How to run the job's process."""
+        ...
+
+    def prices(self) -> Mapping[str, int]:
+        """KRW per device-hour by accelerator type."""
+        ...
+
+    def grant_balances(self) -> Mapping[str, int]:
+        """KRW left on each grant."""
+        ...

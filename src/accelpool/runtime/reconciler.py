@@ -1,0 +1,159 @@
+"""The reconciler: one scheduling round, the same for the live control plane and the simulator.
+
+A round, in numbered phases:
+
+  1. Observe   poll the executor; meter exited jobs up to their exit time; record the events.
+  2. Meter     charge every still-running job for its devices up to now (usage x price -> Charge).
+  3. Decide    take a snapshot and call the pure core: ``decide(snapshot, policy)``.
+  4. Record    write the decision to the store (assume, then write, then act).
+  5. Act       stop preempted jobs, then start new placements through the executor.
+
+``recover()`` runs once at start-up: it compares what the executor runs with what the store believes
+runs, requeues jobs that vanished (reason ``lost``) and stops work the store does not know about.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from accelpool.core.accounting import meter
+from accelpool.core.allocation import Policy
+from accelpool.core.rounds import Decision, JobStatus, Snapshot, decide
+from accelpool.core.types import Charge
+from accelpool.ports import Clock, EventKind, Executor, ExecutorEvent, Launch, SchedulerStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RoundReport:
+    """What one round did, for metrics and the simulator."""
+
+    decision: Decision
+    events: list[ExecutorEvent]
+    charges: list[Charge]
+    snapshot: Snapshot
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: SchedulerStore,
+        executor: Executor,
+        clock: Clock,
+        policy: Policy,
+        *,
+        round_seconds: float = 360.0,
+        on_round: Callable[[RoundReport], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.clock = clock
+        self.policy = policy
+        self.round_seconds = float(round_seconds)
+        self.on_round = on_round
+        self._attempts: dict[str, int] = {}
+
+    # -- phases ---------------------------------------------------------------------------------------
+
+    def step(self) -> RoundReport:
+        """Run one round at the clock's current time."""
+        now = self.clock.now()
+        events = self.executor.poll()  # 1. observe
+        charges = self._meter_exits(events)
+        self.store.record_charges(charges)
+        self.store.record_events(events)
+        more = self._meter_running(now)  # 2. meter
+        self.store.record_charges(more)
+        snapshot = self.store.snapshot(now, self.round_seconds)  # 3. decide
+        decision = decide(snapshot, self.policy)
+        self.store.record_decision(decision)  # 4. record
+        self._act(decision, snapshot)  # 5. act
+        report = RoundReport(decision, events, charges + more, snapshot)
+        if self.on_round is not None:
+            self.on_round(report)
+        return report
+
+    def run(self, rounds: int | None = None, until: Callable[[], bool] | None = None) -> None:
+        """Run rounds every ``round_seconds`` until ``rounds`` are done or ``until()`` is true."""
+        done = 0
+        while (rounds is None or done < rounds) and not (until is not None and until()):
+            start = self.clock.now()
+            self.step()
+            done += 1
+            self.clock.sleep_until(start + self.round_seconds)
+
+    def recover(self) -> list[str]:
+        """Reconcile executor and store after a restart; returns the ids of jobs found lost."""
+        active = self.executor.active()
+        believed = {s.job.id for s in self.store.running()}
+        now = self.clock.now()
+        lost = sorted(believed - active)
+        if lost:
+            self.store.record_charges(self._meter_running(now, only=set(lost)))
+            self.store.record_events(
+                [ExecutorEvent(j, EventKind.LOST, now, reason="lost: not running after restart") for j in lost]
+            )
+        for stray in sorted(active - believed):
+            log.warning("stopping job %s: running but not recorded as running", stray)
+            self.executor.stop(stray, "unknown to the store")
+        return lost
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    def _meter_exits(self, events: Sequence[ExecutorEvent]) -> list[Charge]:
+        ended = {e.job: e.time for e in events if e.kind in (EventKind.EXITED, EventKind.LOST)}
+        if not ended:
+            return []
+        return self._meter(self.store.running(), lambda s: ended.get(s.job.id), only=set(ended))
+
+    def _meter_running(self, now: float, only: set[str] | None = None) -> list[Charge]:
+        return self._meter(self.store.running(), lambda s: now, only=only)
+
+    def _meter(
+        self, statuses: list[JobStatus], until: Callable[[JobStatus], float | None], only: set[str] | None
+    ) -> list[Charge]:
+        if not statuses:
+            return []
+        snapshot_prices, grants = self._prices_and_grants()
+        out: list[Charge] = []
+        for s in statuses:
+            if only is not None and s.job.id not in only:
+                continue
+            end = until(s)
+            if s.placement is None or end is None or s.metered_until is None or end <= s.metered_until:
+                continue
+            remaining = grants.get(s.job.grant) if s.job.grant is not None else None
+            charge = meter(
+                job=s.job.id, tenant=s.job.tenant, grant=s.job.grant, placement=s.placement,
+                start=s.metered_until, end=end,
+                price_krw_per_hour=int(snapshot_prices.get(s.placement.accelerator, 0)),
+                grant_remaining_krw=remaining,
+            )
+            if charge is not None:
+                if s.job.grant is not None and s.job.grant in grants:
+                    grants[s.job.grant] -= charge.amount_krw
+                out.append(charge)
+        return out
+
+    def _prices_and_grants(self) -> tuple[dict[str, int], dict[str, int]]:
+        return dict(self.store.prices()), dict(self.store.grant_balances())
+
+    def _act(self, decision: Decision, snapshot: Snapshot) -> None:
+        for job_id, reason in decision.preempt:
+            self.executor.stop(job_id, reason)
+        if not decision.start:
+            return
+        statuses = {s.job.id: s for s in snapshot.jobs}
+        m = snapshot.throughput
+        row = {j: i for i, j in enumerate(m.jobs)}
+        for p in decision.start:
+            s = statuses[p.job]
+            k = m.types.index(p.accelerator) if p.accelerator in m.types else -1
+            tput = float(m.values[row[p.job], k]) if p.job in row and k >= 0 else 0.0
+            self._attempts[p.job] = self._attempts.get(p.job, 0) + 1
+            self.executor.start(
+                Launch(s.job, p, self.store.run_spec(p.job), tput, s.steps_done, self._attempts[p.job])
+            )

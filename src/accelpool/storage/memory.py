@@ -1,0 +1,189 @@
+"""MemoryStore: the SchedulerStore port in plain dictionaries (simulator, tests).
+
+Same behaviour as the SQL store, checked by the same contract suite (tests/contracts/test_store_contract.py):
+state transitions with events and reasons, grants never below zero, metering marks, throughput rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from accelpool.core.rounds import Decision, JobStatus, Snapshot
+from accelpool.core.throughput import ThroughputMatrix
+from accelpool.core.types import (
+    AcceleratorType,
+    Charge,
+    Grant,
+    Job,
+    JobState,
+    Node,
+    Program,
+    Tenant,
+    WaitReason,
+)
+from accelpool.ports import EventKind, ExecutorEvent, RunSpec
+
+
+@dataclass
+class JobRecord:
+    """A job's mutable state inside the store."""
+
+    status: JobStatus
+    throughput: dict[str, float]
+    run: RunSpec
+    events: list[tuple[float, str, str]] = field(default_factory=list)
+    reason: str = ""
+    position: int | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    preemptions: int = 0
+
+
+class MemoryStore:
+    def __init__(self, accelerators: Mapping[str, AcceleratorType] | None = None) -> None:
+        self.accelerators: dict[str, AcceleratorType] = dict(accelerators or {})
+        self.nodes: dict[str, Node] = {}
+        self.down: set[str] = set()
+        self.tenants: dict[str, Tenant] = {}
+        self.programs: dict[str, Program] = {}
+        self.grants: dict[str, Grant] = {}
+        self.price_list: dict[str, int] = {}
+        self.jobs: dict[str, JobRecord] = {}
+        self.active: dict[str, None] = {}  # insertion-ordered ids of non-terminal jobs
+        self.charges: list[Charge] = []
+        self.now = 0.0
+
+    # -- set-up (operators, tenants) ------------------------------------------------------------------
+
+    def add_nodes(self, nodes: Iterable[Node]) -> None:
+        for n in nodes:
+            self.nodes[n.name] = n
+
+    def set_node_down(self, name: str, down: bool = True) -> None:
+        (self.down.add if down else self.down.discard)(name)
+
+    def set_prices(self, prices: Mapping[str, int]) -> None:
+        self.price_list.update({k: int(v) for k, v in prices.items()})
+
+    def add_tenant(self, tenant: Tenant) -> None:
+        self.tenants[tenant.id] = tenant
+
+    def add_program(self, program: Program) -> None:
+        self.programs[program.id] = program
+
+    def add_grant(self, grant: Grant) -> None:
+        self.grants[grant.id] = grant
+
+    def submit(self, job: Job, throughput: Mapping[str, float], run: RunSpec | None = None) -> None:
+        if job.id in self.jobs:
+            raise ValueError(f"job {job.id} already exists")
+        self.jobs[job.id] = JobRecord(JobStatus(job, JobState.QUEUED), dict(throughput), run or RunSpec())
+        self.jobs[job.id].events.append((job.submit_time, "queued", "submitted"))
+        self.active[job.id] = None
+
+    def cancel(self, job_id: str, now: float) -> None:
+        rec = self.jobs[job_id]
+        if not rec.status.state.terminal:
+            self._transition(rec, JobState.CANCELLED, now, "cancelled by user")
+
+    def measure(self, job_id: str, accelerator: str, steps_per_second: float) -> None:
+        """A measured throughput replaces the estimate for that job and type."""
+        self.jobs[job_id].throughput[accelerator] = float(steps_per_second)
+
+    # -- SchedulerStore port --------------------------------------------------------------------------
+
+    def snapshot(self, now: float, round_seconds: float) -> Snapshot:
+        self.now = now
+        statuses = tuple(self.jobs[j].status for j in self.active)
+        types = sorted({n.accelerator for n in self.nodes.values()})
+        rows = {s.job.id: self.jobs[s.job.id].throughput for s in statuses}
+        return Snapshot(
+            now=now,
+            nodes=tuple(n for name, n in sorted(self.nodes.items()) if name not in self.down),
+            jobs=statuses,
+            throughput=ThroughputMatrix.from_rows(rows, types),
+            accelerators=self.accelerators,
+            tenants=tuple(self.tenants.values()),
+            programs=tuple(self.programs.values()),
+            grants=tuple(self.grants.values()),
+            prices_krw_per_hour=dict(self.price_list),
+            round_seconds=round_seconds,
+        )
+
+    def record_decision(self, decision: Decision) -> None:
+        now = decision.now
+        for job_id, reason in decision.preempt:
+            rec = self.jobs[job_id]
+            if rec.status.state == JobState.RUNNING:
+                rec.preemptions += 1
+                self._transition(rec, JobState.PREEMPTED, now, reason)
+                self._transition(rec, JobState.QUEUED, now, f"requeued after preemption ({reason})")
+        for p in decision.start:
+            rec = self.jobs[p.job]
+            rec.status = replace(rec.status, placement=p, metered_until=now)
+            if rec.start_time is None:
+                rec.start_time = now
+            self._transition(rec, JobState.RUNNING, now, f"placed on {p.count} x {p.accelerator}")
+        for job_id, why in decision.waiting.items():
+            rec = self.jobs[job_id]
+            rec.reason = why.value if isinstance(why, WaitReason) else str(why)
+            rec.position = decision.positions.get(job_id)
+        for p in decision.keep:
+            self.jobs[p.job].position = None
+
+    def record_events(self, events: Sequence[ExecutorEvent]) -> None:
+        for e in events:
+            rec = self.jobs.get(e.job)
+            if rec is None or rec.status.state.terminal:
+                continue
+            if e.kind == EventKind.PROGRESS and e.steps is not None:
+                rec.status = replace(rec.status, steps_done=max(rec.status.steps_done, e.steps))
+            elif e.kind == EventKind.EXITED and rec.status.state == JobState.RUNNING:
+                if e.exit_code == 0:
+                    rec.end_time = e.time
+                    self._transition(rec, JobState.SUCCEEDED, e.time, "exited 0")
+                elif e.reason.startswith("stopped"):
+                    continue  # a stop we asked for; the decision already requeued it
+                else:
+                    rec.end_time = e.time
+                    self._transition(rec, JobState.FAILED, e.time, e.reason or f"exit code {e.exit_code}")
+            elif e.kind == EventKind.LOST and rec.status.state == JobState.RUNNING:
+                rec.preemptions += 1
+                self._transition(rec, JobState.PREEMPTED, e.time, e.reason or "lost")
+                self._transition(rec, JobState.QUEUED, e.time, "requeued")
+
+    def record_charges(self, charges: Sequence[Charge]) -> None:
+        for c in charges:
+            rec = self.jobs[c.job]
+            seconds_on = dict(rec.status.seconds_on)
+            seconds_on[c.accelerator] = seconds_on.get(c.accelerator, 0.0) + (c.end - c.start)
+            rec.status = replace(rec.status, seconds_on=seconds_on, metered_until=c.end)
+            if c.grant is not None and c.grant in self.grants:
+                g = self.grants[c.grant]
+                amount = min(c.amount_krw, g.remaining_krw)
+                self.grants[c.grant] = replace(g, spent_krw=g.spent_krw + amount)
+                c = replace(c, amount_krw=amount)
+            self.charges.append(c)
+
+    def running(self) -> list[JobStatus]:
+        return [self.jobs[j].status for j in self.active if self.jobs[j].status.state == JobState.RUNNING]
+
+    def run_spec(self, job_id: str) -> RunSpec:
+        return self.jobs[job_id].run
+
+    def prices(self) -> Mapping[str, int]:
+        return self.price_list
+
+    def grant_balances(self) -> Mapping[str, int]:
+        return {g.id: g.remaining_krw for g in self.grants.values()}
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _transition(self, rec: JobRecord, state: JobState, now: float, reason: str) -> None:
+        placement = rec.status.placement if state == JobState.RUNNING else None
+        rec.status = replace(rec.status, state=state, placement=placement)
+        rec.events.append((now, state.value, reason))
+        rec.reason = reason
+        if state.terminal:
+            self.active.pop(rec.status.job.id, None)
