@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set up accelpool on a fresh machine: a virtual environment in .venv with accelpool and its tools.
+# Safe to run again: it only installs what is missing. Usage: bash scripts/setup.sh [--no-ray]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  for cand in python3.13 python3.12 python3.11 python3; do
+    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+      PY=$cand; break
+    fi
+  done
+fi
+[ -n "$PY" ] || { echo "setup: Python >= 3.11 is required" >&2; exit 2; }
+
+extras="dev,ray"
+[ "${1:-}" = "--no-ray" ] && extras="dev"
+
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.accelpool-installed-$extras
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip 2>/dev/null || true
+  .venv/bin/python -m pip install --quiet -e ".[$extras]"
+  touch "$stamp"
+fi
+echo "setup: ready (.venv, extras: $extras)"

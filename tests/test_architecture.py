@@ -1,0 +1,62 @@
+"""Architecture rules, checked: the core is pure and ORM rows never leave storage/."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "accelpool"
+
+CORE_FORBIDDEN = {
+    "sqlalchemy", "fastapi", "starlette", "uvicorn", "httpx", "ray", "subprocess", "socket", "requests",
+    "alembic", "psycopg", "typer", "rich", "matplotlib", "logging", "time", "random", "os",
+    "accelpool.storage", "accelpool.api", "accelpool.executors", "accelpool.runtime", "accelpool.cli",
+    "accelpool.sim", "accelpool.service", "accelpool.sdk",
+}
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def forbidden(name: str, rules: set[str]) -> bool:
+    return any(name == r or name.startswith(r + ".") for r in rules)
+
+
+def test_core_does_no_io_and_imports_no_shell():
+    offenders = {
+        str(p.relative_to(SRC)): sorted(n for n in imports_of(p) if forbidden(n, CORE_FORBIDDEN))
+        for p in (SRC / "core").rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_sqlalchemy_stays_in_storage():
+    outside = {
+        str(p.relative_to(SRC))
+        for p in SRC.rglob("*.py")
+        if "storage" not in p.relative_to(SRC).parts and forbidden_any(imports_of(p), {"sqlalchemy", "alembic"})
+    }
+    assert outside == set()
+
+
+def forbidden_any(names: set[str], rules: set[str]) -> bool:
+    return any(forbidden(n, rules) for n in names)
+
+
+def test_no_print_outside_cli_render():
+    offenders = []
+    for p in SRC.rglob("*.py"):
+        if p.name == "render.py":
+            continue
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+                offenders.append(f"{p.relative_to(SRC)}:{node.lineno}")
+    assert offenders == []
