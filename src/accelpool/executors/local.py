@@ -1,0 +1,489 @@
+"""LocalExecutor: jobs run as real subprocesses on this machine, with their devices in the environment.
+
+Construct it once per control plane::
+
+    LocalExecutor(
+        state_dir,                 # str | Path. Per-job state (pid + start time, stop deadline, progress,
+                                   # exit code) under state_dir/jobs/<job>/ and logs under
+                                   # state_dir/logs/<job>.log. Reuse the SAME directory after a restart:
+                                   # jobs still running are found there and adopted, not started twice.
+        catalog=None,              # Mapping[str, AcceleratorType]; gives each type's visible_devices_env.
+                                   # Default: the bundled catalogue. Unknown types fall back to
+                                   # CUDA_VISIBLE_DEVICES.
+        clock=None,                # Clock for event times (seconds). Default: SystemClock(). Pass the
+                                   # reconciler's clock so metering and events agree.
+        extra_env=None,            # Mapping[str, str] or Callable[[Launch], Mapping[str, str]]: added to
+                                   # every job's environment after the ACCELPOOL_* variables, e.g. the API
+                                   # URL and a per-job token for SDK progress reporting.
+        shell="/bin/sh",           # runs RunSpec.command as ``shell -c command``.
+        inherit_env=True,          # start from os.environ (False: only PATH, HOME, LANG are kept).
+    )
+
+A job gets one process per node share of its placement (rank 0..n-1; a single-node job has one), each in
+its own process group (``start_new_session``), with:
+
+    <type's visible_devices_env>   device indices on that rank's node, e.g. CUDA_VISIBLE_DEVICES=0,1,2,3,
+                                   FURIOSA_DEVICES=..., RBLN_DEVICES=...
+    ACCELPOOL_JOB_ID               the job id
+    ACCELPOOL_ACCELERATOR          the catalogue type id (h100, rngd, ...)
+    ACCELPOOL_DEVICES              the whole placement: "node-a:0,1,2,3;node-b:0,1,2,3"
+    ACCELPOOL_NODE                 this rank's node; ACCELPOOL_NODE_RANK, ACCELPOOL_NUM_NODES
+    ACCELPOOL_CHECKPOINT_DIR       RunSpec.checkpoint_dir ("" if none)
+    ACCELPOOL_ATTEMPT              1 for the first start, 2 after a preemption, ...
+    ACCELPOOL_STEPS_DONE           steps already done (resume from here)
+    ACCELPOOL_EXPECTED_STEPS_PER_SECOND
+    ACCELPOOL_PROGRESS_FILE        a file the job may overwrite with its CUMULATIVE step count (a number);
+                                   poll() reports changes as PROGRESS events. (The SDK may instead report
+                                   progress over HTTP with variables from ``extra_env``.)
+plus RunSpec.env (which wins over everything except the ACCELPOOL_* and device variables).
+
+Each process runs under a tiny Python wrapper that records the command's exit code in the job's state dir,
+so an exit that happens while the control plane is down is still reported after a restart.
+
+``stop(job, reason)`` sends SIGTERM to every process group of the job and returns at once; a background
+reaper thread sends SIGKILL when ``RunSpec.grace_seconds`` have passed (the deadline is persisted, so a
+restarted executor still enforces it). A stopped job is reported EXITED with exit_code -15 (-9 if it had to
+be killed) and reason ``stopped: <reason>``; it is never reported as a success.
+
+``active()`` is the set of jobs started (or adopted) whose end has not yet been reported by ``poll()``;
+a job that finished while the control plane was down therefore stays active until the next poll reports
+its real exit. A recorded process that is gone without an exit record is reported LOST.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from accelpool.core.types import AcceleratorType
+from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch
+
+ExtraEnv = Mapping[str, str] | Callable[[Launch], Mapping[str, str]]
+
+# The wrapper: run the command in the same process group, ignore SIGTERM itself (the command gets it from
+# the group signal), write the command's exit code (negative: killed by that signal) atomically, exit.
+_WRAPPER = r"""
+import os, signal, subprocess, sys
+signal.signal(signal.SIGTERM, lambda *_: None)
+exit_file = sys.argv[1]
+p = subprocess.Popen(sys.argv[2:])
+while True:
+    try:
+        code = p.wait()
+        break
+    except InterruptedError:
+        continue
+tmp = exit_file + ".tmp"
+with open(tmp, "w") as f:
+    f.write(str(code))
+os.replace(tmp, exit_file)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def _proc_start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot, from /proc), or None if it does not exist.
+
+    Used with the pid to recognise our own process after a restart (pids are reused)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            data = f.read()
+    except OSError:
+        return _start_time_fallback(pid)
+    fields = data[data.rfind(")") + 2 :].split()
+    if fields and fields[0] == "Z":
+        return None  # a zombie has exited
+    return fields[19] if len(fields) > 19 else None
+
+
+def _start_time_fallback(pid: int) -> str | None:
+    if sys.platform.startswith("linux"):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return "?"
+
+
+def _safe(job_id: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_.-]", "_", job_id)
+    if s == job_id and s not in (".", ".."):
+        return s
+    return f"{s}-{hashlib.sha1(job_id.encode()).hexdigest()[:10]}"
+
+
+@dataclass
+class _Rank:
+    node: str
+    pid: int
+    start_time: str
+    proc: subprocess.Popen[bytes] | None = None
+    code: int | None = None  # exit code once known
+
+
+@dataclass
+class _Job:
+    job_id: str
+    dir: Path
+    ranks: list[_Rank]
+    attempt: int
+    grace: float
+    stop_reason: str | None = None
+    kill_at: float | None = None  # time.monotonic()-independent: wall time (time.time())
+    killed: bool = False
+    last_steps: float | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def state(self) -> dict[str, object]:
+        return {
+            "job": self.job_id,
+            "attempt": self.attempt,
+            "grace": self.grace,
+            "ranks": [{"node": r.node, "pid": r.pid, "start_time": r.start_time} for r in self.ranks],
+            "stop_reason": self.stop_reason,
+            "kill_at": self.kill_at,
+            "killed": self.killed,
+        }
+
+
+class LocalExecutor:
+    """Runs jobs as local subprocesses; see the module docstring for the constructor and environment."""
+
+    def __init__(
+        self,
+        state_dir: str | Path,
+        catalog: Mapping[str, AcceleratorType] | None = None,
+        clock: Clock | None = None,
+        extra_env: ExtraEnv | None = None,
+        shell: str = "/bin/sh",
+        inherit_env: bool = True,
+        reaper_interval_seconds: float = 0.05,
+    ) -> None:
+        if catalog is None:
+            from accelpool.catalog import bundled_catalog
+
+            catalog = bundled_catalog()
+        if clock is None:
+            from accelpool.runtime.clock import SystemClock
+
+            clock = SystemClock()
+        self.catalog = catalog
+        self.clock = clock
+        self.extra_env = extra_env
+        self.shell = shell
+        self.inherit_env = inherit_env
+        self.state_dir = Path(state_dir)
+        self.jobs_dir = self.state_dir / "jobs"
+        self.log_dir = self.state_dir / "logs"
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._jobs: dict[str, _Job] = {}
+        self._events: list[ExecutorEvent] = []
+        self._closed = threading.Event()
+        self._interval = reaper_interval_seconds
+        self._adopt()
+        self._reaper = threading.Thread(target=self._reap_loop, name="accelpool-local-reaper", daemon=True)
+        self._reaper.start()
+
+    # -- the port ---------------------------------------------------------------------------------------
+
+    def start(self, launch: Launch) -> None:
+        job_id = launch.job.id
+        with self._lock:
+            if job_id in self._jobs:
+                raise RuntimeError(f"job {job_id} is already running")
+            jdir = self.jobs_dir / _safe(job_id)
+            if jdir.exists():
+                shutil.rmtree(jdir)
+            jdir.mkdir(parents=True)
+            log_path = self.log_path(job_id)
+            shares = list(launch.placement.devices) or [("local", ())]
+            with open(log_path, "ab") as log:
+                log.write(f"=== accelpool: attempt {launch.attempt} on {_devices_str(launch)} ===\n".encode())
+            ranks: list[_Rank] = []
+            try:
+                for rank, (node, devices) in enumerate(shares):
+                    env = self._env(launch, node, devices, rank, len(shares), jdir)
+                    ranks.append(self._spawn(launch, env, jdir / f"exit.{rank}", log_path, node))
+            except Exception:
+                for r in ranks:
+                    _signal_group(r.pid, signal.SIGKILL)
+                raise
+            job = _Job(job_id, jdir, ranks, launch.attempt, float(launch.run.grace_seconds))
+            self._jobs[job_id] = job
+            self._save(job)
+            self._events.append(ExecutorEvent(job_id, EventKind.STARTED, self.clock.now()))
+
+    def stop(self, job_id: str, reason: str) -> None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.stop_reason is not None:
+                return
+            job.stop_reason = reason
+            self._terminate(job)
+
+    def _terminate(self, job: _Job) -> None:
+        """SIGTERM to every live process group of the job; SIGKILL after the grace period (reaper)."""
+        if job.kill_at is None:
+            job.kill_at = time.time() + max(0.0, job.grace)
+        self._save(job)
+        for r in job.ranks:
+            if r.code is None:
+                _signal_group(r.pid, signal.SIGTERM)
+
+    def poll(self) -> list[ExecutorEvent]:
+        with self._lock:
+            self._enforce_deadlines()
+            now = self.clock.now()
+            out = self._events
+            self._events = []
+            for job_id in sorted(self._jobs):
+                job = self._jobs[job_id]
+                steps = self._read_progress(job)
+                if steps is not None and steps != job.last_steps:
+                    job.last_steps = steps
+                    out.append(ExecutorEvent(job_id, EventKind.PROGRESS, now, steps=steps))
+                ended = self._check_ranks(job)
+                if ended is not None:
+                    out.append(ended)
+                    del self._jobs[job_id]
+                    self._forget(job)
+            return out
+
+    def active(self) -> set[str]:
+        with self._lock:
+            return set(self._jobs)
+
+    def logs(self, job_id: str) -> str:
+        path = self.log_path(job_id)
+        try:
+            return path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def close(self) -> None:
+        """Stop the reaper thread. Jobs keep running (a new executor on the same state_dir adopts them);
+        a pending SIGKILL deadline is enforced by that new executor."""
+        self._closed.set()
+        self._reaper.join(timeout=2.0)
+
+    # -- extras -----------------------------------------------------------------------------------------
+
+    def log_path(self, job_id: str) -> Path:
+        return self.log_dir / f"{_safe(job_id)}.log"
+
+    def pids(self, job_id: str) -> list[int]:
+        """Process ids of the job's ranks (for tests and operators)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return [] if job is None else [r.pid for r in job.ranks]
+
+    # -- internals --------------------------------------------------------------------------------------
+
+    def _env(
+        self, launch: Launch, node: str, devices: tuple[int, ...], rank: int, n: int, jdir: Path
+    ) -> dict[str, str]:
+        if self.inherit_env:
+            env = dict(os.environ)
+        else:
+            env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+        env.update(launch.run.env)
+        acc = launch.placement.accelerator
+        t = self.catalog.get(acc)
+        visible = t.visible_devices_env if t is not None else "CUDA_VISIBLE_DEVICES"
+        env[visible] = ",".join(str(d) for d in devices)
+        env.update(
+            {
+                "ACCELPOOL_JOB_ID": launch.job.id,
+                "ACCELPOOL_ACCELERATOR": acc,
+                "ACCELPOOL_DEVICES": _devices_str(launch),
+                "ACCELPOOL_NODE": node,
+                "ACCELPOOL_NODE_RANK": str(rank),
+                "ACCELPOOL_NUM_NODES": str(n),
+                "ACCELPOOL_CHECKPOINT_DIR": launch.run.checkpoint_dir or "",
+                "ACCELPOOL_ATTEMPT": str(launch.attempt),
+                "ACCELPOOL_STEPS_DONE": repr(float(launch.steps_done)),
+                "ACCELPOOL_EXPECTED_STEPS_PER_SECOND": repr(float(launch.steps_per_second)),
+                "ACCELPOOL_PROGRESS_FILE": str(jdir / "progress"),
+            }
+        )
+        extra = self.extra_env(launch) if callable(self.extra_env) else (self.extra_env or {})
+        env.update(extra)
+        return env
+
+    def _spawn(
+        self, launch: Launch, env: dict[str, str], exit_file: Path, log_path: Path, node: str
+    ) -> _Rank:
+        workdir = launch.run.workdir or None
+        if launch.run.checkpoint_dir:
+            os.makedirs(launch.run.checkpoint_dir, exist_ok=True)
+        argv = [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            _WRAPPER,
+            str(exit_file),
+            self.shell,
+            "-c",
+            launch.run.command,
+        ]
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=workdir,
+                start_new_session=True,
+                close_fds=True,
+            )
+        start_time = _proc_start_time(proc.pid) or "?"
+        return _Rank(node, proc.pid, start_time, proc)
+
+    def _save(self, job: _Job) -> None:
+        tmp = job.dir / "state.json.tmp"
+        tmp.write_text(json.dumps(job.state()))
+        os.replace(tmp, job.dir / "state.json")
+
+    def _forget(self, job: _Job) -> None:
+        try:
+            os.replace(job.dir / "state.json", job.dir / "state.done.json")
+        except OSError:
+            pass
+
+    def _adopt(self) -> None:
+        """Find jobs a previous executor on this state_dir started and that have not been reported."""
+        for state_file in sorted(self.jobs_dir.glob("*/state.json")):
+            try:
+                data = json.loads(state_file.read_text())
+                ranks = [_Rank(r["node"], int(r["pid"]), str(r["start_time"])) for r in data["ranks"]]
+                job = _Job(
+                    data["job"],
+                    state_file.parent,
+                    ranks,
+                    int(data["attempt"]),
+                    float(data["grace"]),
+                    stop_reason=data.get("stop_reason"),
+                    kill_at=data.get("kill_at"),
+                    killed=bool(data.get("killed")),
+                )
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            self._jobs[job.job_id] = job
+
+    def _rank_code(self, job: _Job, i: int, r: _Rank) -> int | None | str:
+        """The rank's exit code, None while it runs, "lost" if it vanished without a record."""
+        if r.code is not None:
+            return r.code
+        exit_file = job.dir / f"exit.{i}"
+        if r.proc is not None:
+            rc = r.proc.poll()
+            if rc is None:
+                return None
+            return _read_int(exit_file, default=rc if rc < 128 else -(rc - 128) if rc > 128 else rc)
+        code = _read_int(exit_file, default=None)
+        if code is not None:
+            return code
+        if _proc_start_time(r.pid) == r.start_time:
+            return None
+        code = _read_int(exit_file, default=None)  # it may have written the file just now
+        if code is not None:
+            return code
+        return -signal.SIGKILL if job.killed else "lost"
+
+    def _check_ranks(self, job: _Job) -> ExecutorEvent | None:
+        lost = False
+        for i, r in enumerate(job.ranks):
+            c = self._rank_code(job, i, r)
+            if c == "lost":
+                lost = True
+                r.code = -signal.SIGKILL
+            elif isinstance(c, int):
+                r.code = c
+        codes = [r.code for r in job.ranks]
+        if any(c is None for c in codes):
+            failed = [c for c in codes if c not in (None, 0)]
+            if failed and job.stop_reason is None and "failed_code" not in job.extra:
+                job.extra["failed_code"] = failed[0]  # one rank failed: stop the gang's other ranks
+                self._terminate(job)
+            return None
+        now = self.clock.now()
+        if lost and job.stop_reason is None:
+            return ExecutorEvent(
+                job.job_id, EventKind.LOST, now, reason="lost: process vanished without exit code"
+            )
+        first_bad = next((c for c in codes if c != 0), 0)
+        if job.stop_reason is not None:
+            code = -signal.SIGKILL if job.killed else -signal.SIGTERM
+            return ExecutorEvent(
+                job.job_id,
+                EventKind.EXITED,
+                now,
+                exit_code=code,
+                reason=f"stopped: {job.stop_reason} (exit code {first_bad})",
+            )
+        code = int(job.extra.get("failed_code", first_bad))  # type: ignore[call-overload]
+        reason = "" if code == 0 else (f"killed by signal {-code}" if code < 0 else f"exit code {code}")
+        return ExecutorEvent(job.job_id, EventKind.EXITED, now, exit_code=code, reason=reason)
+
+    def _read_progress(self, job: _Job) -> float | None:
+        try:
+            text = (job.dir / "progress").read_text().strip()
+            return float(text) if text else None
+        except (OSError, ValueError):
+            return None
+
+    def _enforce_deadlines(self) -> None:
+        now = time.time()
+        for job in self._jobs.values():
+            if job.kill_at is not None and not job.killed and now >= job.kill_at:
+                alive = [r for i, r in enumerate(job.ranks) if self._rank_code(job, i, r) is None]
+                if alive:
+                    job.killed = True
+                    self._save(job)
+                    for r in alive:
+                        _signal_group(r.pid, signal.SIGKILL)
+
+    def _reap_loop(self) -> None:
+        while not self._closed.wait(self._interval):
+            with self._lock:
+                self._enforce_deadlines()
+                for job in self._jobs.values():  # reap exited children promptly (no zombies)
+                    for r in job.ranks:
+                        if r.proc is not None:
+                            r.proc.poll()
+
+
+def _devices_str(launch: Launch) -> str:
+    return ";".join(f"{n}:{','.join(str(d) for d in ds)}" for n, ds in launch.placement.devices)
+
+
+def _read_int(path: Path, default: int | None) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return default
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
