@@ -41,8 +41,11 @@ class CannotEstimate(InputError):
 def check_precision(precision: str) -> str:
     p = precision.lower()
     if p not in PRECISION_BYTES:
-        raise InputError(f"unknown precision '{precision}' (use one of {', '.join(PRECISION_BYTES)})",
-                         field="precision", value=precision)
+        raise InputError(
+            f"unknown precision '{precision}' (use one of {', '.join(PRECISION_BYTES)})",
+            field="precision",
+            value=precision,
+        )
     return p
 
 
@@ -118,6 +121,11 @@ class Range:
     def map(self, fn: Callable[[float], float]) -> Range:
         return Range(fn(self.pessimistic), fn(self.typical), fn(self.optimistic))
 
+    def at(self, scenario: str) -> float:
+        return {"pessimistic": self.pessimistic, "typical": self.typical, "optimistic": self.optimistic}[
+            scenario
+        ]
+
     def low(self) -> float:
         return min(self.pessimistic, self.optimistic)
 
@@ -144,7 +152,12 @@ class CnnEstimate:
 
 
 def estimate_cnn(
-    acc: AcceleratorType, flops_per_sample: float, *, training: bool, devices: int = 1, precision: str = "bf16"
+    acc: AcceleratorType,
+    flops_per_sample: float,
+    *,
+    training: bool,
+    devices: int = 1,
+    precision: str = "bf16",
 ) -> CnnEstimate:
     """Samples/s of a CNN on ``devices`` of ``acc`` from its forward FLOPs per sample (compute-bound).
 

@@ -85,15 +85,24 @@ class PriceList:
     def with_exchange_rate(self, rate: Decimal) -> PriceList:
         """Re-derive USD-based prices at ``rate`` KRW per USD."""
         entries = {
-            acc: (replace(e, krw_per_device_hour=to_krw(e.usd_per_device_hour * rate))
-                  if e.kind == "derived" and e.usd_per_device_hour is not None else e)
+            acc: (
+                replace(e, krw_per_device_hour=to_krw(e.usd_per_device_hour * rate))
+                if e.kind == "derived" and e.usd_per_device_hour is not None
+                else e
+            )
             for acc, e in self.entries.items()
         }
-        return replace(self, exchange_rate_krw_per_usd=rate, entries=entries,
-                       exchange_rate_basis="operator (--exchange-rate)")
+        return replace(
+            self,
+            exchange_rate_krw_per_usd=rate,
+            entries=entries,
+            exchange_rate_basis="operator (--exchange-rate)",
+        )
 
     def with_electricity(self, krw_per_kwh: Decimal) -> PriceList:
-        return replace(self, electricity_krw_per_kwh=krw_per_kwh, electricity_basis="operator (--electricity)")
+        return replace(
+            self, electricity_krw_per_kwh=krw_per_kwh, electricity_basis="operator (--electricity)"
+        )
 
     def electricity_cost(self, mwh: float) -> KRW:
         return to_krw(Decimal(str(mwh)) * 1000 * self.electricity_krw_per_kwh)

@@ -12,8 +12,9 @@ Model (roofline, per replica of ``tp`` tensor-parallel devices, batch ``B`` sequ
 - weights and the KV cache of every sequence at full context (p + o) must fit in usable memory; B is the
   largest batch that fits, capped at ``max_batch`` (vLLM's default max_num_seqs is 256).
 
-Tensor parallelism is limited to ``MAX_TENSOR_PARALLEL`` devices (one 8-device node); its communication
-is not modelled (assumed overlapped), which flatters chips without a fast device-to-device link.
+Tensor parallelism is limited to ``MAX_TENSOR_PARALLEL`` devices (one 8-device node) and chosen by a
+deployment rule of thumb (:func:`_tp_order`); its communication is not modelled (assumed overlapped), which
+flatters chips without a fast device-to-device link.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def estimate_inference(
     tp: int | None = None,
     measured_tokens_per_second_per_device: float | None = None,
 ) -> InferenceEstimate:
-    """Tokens/s of one replica; ``tp`` fixed, or the tensor-parallel size with the best per-device rate.
+    """Tokens/s of one replica; ``tp`` fixed, or chosen by :func:`_tp_order`.
 
     Raises InputError when the model cannot fit on ``MAX_TENSOR_PARALLEL`` devices, CannotEstimate when
     the catalogue lacks a figure.
@@ -144,14 +145,11 @@ def estimate_inference(
         raise InputError(f"tensor parallel size must be 1..{MAX_TENSOR_PARALLEL}", field="tp", value=tp)
     bandwidth(acc), peak_flops(acc, spec.precision), memory_bytes(acc)  # fail early on missing figures
     best: InferenceEstimate | None = None
-    for size in choices:
+    for size in _tp_order(acc, spec, choices):
         batch = max_batch(acc, spec, size)
-        if batch < 1:
-            continue
         rate, bound = _replica(acc, spec, size, batch)
-        est = _make(acc, spec, size, batch, rate, bound)
-        if best is None or est.tokens_per_second_per_device.typical > best.tokens_per_second_per_device.typical:
-            best = est
+        best = _make(acc, spec, size, batch, rate, bound)
+        break
     if best is None:
         need = spec.params * PRECISION_BYTES[spec.precision] / 1e9
         top = max(choices)
@@ -164,12 +162,33 @@ def estimate_inference(
         )
     if measured_tokens_per_second_per_device is not None:
         m = positive("measured", measured_tokens_per_second_per_device) * best.tp
-        return InferenceEstimate(acc.id, spec, best.tp, best.batch, Range(m, m, m), "measured", acc.tdp_w,
-                                 True, ("measured tokens/s per device overrides the estimate",))
+        return InferenceEstimate(
+            acc.id,
+            spec,
+            best.tp,
+            best.batch,
+            Range(m, m, m),
+            "measured",
+            acc.tdp_w,
+            True,
+            ("measured tokens/s per device overrides the estimate",),
+        )
     return best
 
 
-def _make(acc: AcceleratorType, spec: ServeSpec, tp: int, batch: int, rate: Range, bound: str) -> InferenceEstimate:
+def _tp_order(acc: AcceleratorType, spec: ServeSpec, choices: tuple[int, ...]) -> list[int]:
+    """Tensor-parallel sizes to use, best first: the smallest size whose memory left after the weights is at
+    least the weights' size (rule of thumb: half the memory for KV cache, e.g. 8B bf16 on one H100, 70B
+    bf16 on 4 H100), else the smallest that fits one sequence at all. Empty when nothing fits."""
+    fits = [t for t in choices if max_batch(acc, spec, t) >= 1]
+    weights = spec.params * PRECISION_BYTES[spec.precision]
+    roomy = [t for t in fits if t * memory_bytes(acc) - weights >= weights]
+    return roomy[:1] or fits[:1]
+
+
+def _make(
+    acc: AcceleratorType, spec: ServeSpec, tp: int, batch: int, rate: Range, bound: str
+) -> InferenceEstimate:
     mbu, eff = decode_bandwidth_efficiency(acc), inference_compute_efficiency(acc)
     assumptions = (
         f"{spec.precision} weights and KV cache; shape {spec.model_shape().describe()}",
@@ -179,8 +198,9 @@ def _make(acc: AcceleratorType, spec: ServeSpec, tp: int, batch: int, rate: Rang
         eff.basis,
         "usable memory 90% of device memory",
     )
-    return InferenceEstimate(acc.id, spec, tp, batch, rate, bound, acc.tdp_w, False, assumptions,
-                             mbu.sources + eff.sources)
+    return InferenceEstimate(
+        acc.id, spec, tp, batch, rate, bound, acc.tdp_w, False, assumptions, mbu.sources + eff.sources
+    )
 
 
 @dataclass(frozen=True)
@@ -209,6 +229,8 @@ def plan_serving(
     positive("tokens_per_second", target_tokens_per_second)
     if acc.memory_gb is None:
         raise CannotEstimate(acc.id, "missing memory_gb", missing="memory_gb")
-    est = estimate_inference(acc, spec, measured_tokens_per_second_per_device=measured_tokens_per_second_per_device)
+    est = estimate_inference(
+        acc, spec, measured_tokens_per_second_per_device=measured_tokens_per_second_per_device
+    )
     replicas = est.tokens_per_second.map(lambda r: float(math.ceil(target_tokens_per_second / r)))
     return ServePlan(est, target_tokens_per_second, replicas, replicas.map(lambda n: n * est.tp))

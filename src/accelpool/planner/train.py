@@ -168,12 +168,23 @@ def estimate_training(
     if measured_tokens_per_second_per_device is not None:
         rate = positive("measured", measured_tokens_per_second_per_device)
         secs = spec.tokens / (rate * devices)
-        return TrainingEstimate(acc.id, spec, devices, util, Range(secs, secs, secs), memory, acc.tdp_w,
-                                "measured", True, ("measured tokens/s per device overrides the estimate",))
+        return TrainingEstimate(
+            acc.id,
+            spec,
+            devices,
+            util,
+            Range(secs, secs, secs),
+            memory,
+            acc.tdp_w,
+            "measured",
+            True,
+            ("measured tokens/s per device overrides the estimate",),
+        )
     peak = peak_flops(acc, spec.precision)
     seconds = Range.of(lambda s: spec.flops / (devices * peak * util.scenario(s)))
-    return TrainingEstimate(acc.id, spec, devices, util, seconds, memory, acc.tdp_w, "compute", False,
-                            assumptions)
+    return TrainingEstimate(
+        acc.id, spec, devices, util, seconds, memory, acc.tdp_w, "compute", False, assumptions
+    )
 
 
 def devices_for_days(
@@ -194,7 +205,7 @@ def devices_for_days(
             break
         n = max(need, memory.min_devices)
     est = estimate_training(acc, spec, n)
-    while getattr(est.seconds, scenario) > target * (1 + 1e-9):  # tier flip at the boundary: step up
+    while est.seconds.at(scenario) > target * (1 + 1e-9):  # tier flip at the boundary: step up
         n += 1
         est = estimate_training(acc, spec, n)
     return est
