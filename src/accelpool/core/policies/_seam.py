@@ -1,0 +1,437 @@
+"""The shared LP seam: program rules as resource rows, one HiGHS entry point, greedy ledger, held reasons.
+
+Every policy applies program rules through this module, so that they mean the same thing everywhere.
+
+Notation (extends core/allocation.py):
+
+    r in rows (R)      a resource row: one accelerator type t_r and a set of member jobs M_r
+    s_j                scale[j], devices job j needs at once
+    use_r = sum_{j in M_r} s_j * x[j, t_r]                                   (devices)
+
+    every row r:       use_r - b_r <= bound_r                                (devices)
+    every pool q:      sum_{r borrowing from q} b_r <= pool_bound_q          (devices), b_r >= 0
+                       (b_r exists only for quota rows; other rows have no b_r)
+
+Rows come from the problem:
+    capacity       M = every job,               bound = cap[t]
+    public reserve M = jobs that are not public,  bound = cap[t] - public_reserve[t]
+    tenant cap     M = jobs of tenant g,          bound = tenant_cap[g, t]
+    quota          M = jobs of tenant g,          bound = reserved[g, t], borrowing from pool t,
+                   pool_bound_t = cap[t] - sum_g reserved[g, t]
+    where reserved[g, t] = min(quota[g, t], demand[g, t]) (scaled down if quotas oversubscribe t) and
+    demand[g, t] = devices tenant g's jobs could use on t. A tenant's idle quota (no demand) is lent to
+    the pool; when its jobs come back, reserved grows and the borrowers shrink next round (reclaim).
+
+Budgets: a job with a grant (budget_krw >= 0) may only use a type it can pay for over the whole horizon:
+    price[t] * s_j * horizon_seconds / 3600 <= budget_krw[j]                 (KRW)
+so no allocation of any policy can overspend a grant within one round.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import highspy._core as _highs
+import numpy as np
+from scipy import sparse
+
+from accelpool.core.allocation import (
+    FEASIBILITY_TOLERANCE,
+    Allocation,
+    AllocationProblem,
+    BoolArray,
+    FloatArray,
+    IntArray,
+)
+from accelpool.core.types import WaitReason
+
+EPS = 1e-9
+
+
+@dataclass(frozen=True, eq=False)
+class Rows:
+    """Resource rows (see the module notation). ``member[r, j]``: job j counts in row r."""
+
+    type_of: IntArray
+    member: BoolArray
+    bound: FloatArray
+    pool_of: IntArray
+    kind: tuple[str, ...]
+    pool_bound: FloatArray
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.type_of)
+
+    def effective_price(self, price: FloatArray, n_types: int) -> FloatArray:
+        """pi[j, t] = sum of the prices of the rows job j counts in on type t (per device)."""
+        n = self.member.shape[1]
+        pi = np.zeros((n, n_types))
+        for r in np.nonzero(price > 0)[0].tolist():
+            pi[:, self.type_of[r]] += price[r] * self.member[r]
+        return pi
+
+
+def budget_usable(problem: AllocationProblem) -> BoolArray:
+    """Types each job's grant can pay for over the horizon (all types for jobs without a grant)."""
+    cost = problem.price_krw_per_hour[None, :] * problem.scale[:, None] * problem.horizon_seconds / 3600.0
+    limited = problem.budget_krw >= 0
+    ok: BoolArray = ~limited[:, None] | (cost <= problem.budget_krw[:, None] + EPS)
+    return ok
+
+
+def usable_mask(problem: AllocationProblem) -> BoolArray:
+    """allowed, positive throughput, fits the type at all, and affordable under the job's grant."""
+    return problem.usable() & budget_usable(problem)
+
+
+def build_rows(problem: AllocationProblem, usable: BoolArray) -> Rows:
+    """Capacity, public-reserve, tenant-cap and quota rows for ``problem`` (see the module notation)."""
+    n, tt = problem.n_jobs, problem.n_types
+    cap = problem.capacity
+    type_of: list[int] = []
+    member: list[BoolArray] = []
+    bound: list[float] = []
+    pool_of: list[int] = []
+    kind: list[str] = []
+    everyone = np.ones(n, dtype=bool)
+
+    def add(t: int, m: BoolArray, b: float, k: str, pool: int = -1) -> None:
+        type_of.append(t)
+        member.append(m)
+        bound.append(max(0.0, float(b)))
+        pool_of.append(pool)
+        kind.append(k)
+
+    for t in range(tt):
+        add(t, everyone, cap[t], "capacity")
+    private = ~problem.public
+    for t in range(tt):
+        if problem.public_reserve[t] > 0 and private.any():
+            add(t, private, cap[t] - problem.public_reserve[t], "reserve")
+    tenants = [problem.tenant_index == g for g in range(len(problem.tenant_ids))]
+    for g, in_g in enumerate(tenants):
+        for t in range(tt):
+            limit = problem.tenant_cap[g, t]
+            if np.isfinite(limit) and limit < cap[t] and in_g.any():
+                add(t, in_g, limit, "cap")
+    pools: list[float] = []
+    for t in range(tt):
+        quota = problem.quota[:, t] if problem.quota.size else np.zeros(0)
+        if not np.any(quota > 0):
+            continue
+        demand = np.array([(problem.scale * (usable[:, t] & m)).sum() for m in tenants])
+        reserved = np.minimum(quota, demand)
+        if reserved.sum() > cap[t]:
+            reserved = np.floor(reserved * cap[t] / reserved.sum() * 1e6) / 1e6
+        q = len(pools)
+        pools.append(float(cap[t] - reserved.sum()))
+        for g, in_g in enumerate(tenants):
+            if in_g.any():
+                add(t, in_g, reserved[g], "quota", q)
+    return Rows(
+        type_of=np.array(type_of, dtype=np.int64),
+        member=np.array(member, dtype=bool).reshape(len(type_of), n),
+        bound=np.array(bound, dtype=np.float64),
+        pool_of=np.array(pool_of, dtype=np.int64),
+        kind=tuple(kind),
+        pool_bound=np.array(pools, dtype=np.float64),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One entry point to HiGHS.
+
+
+@dataclass(frozen=True, eq=False)
+class LpResult:
+    ok: bool
+    x: FloatArray
+    row_dual: FloatArray
+    objective: float
+
+
+def solve_lp(
+    cost: FloatArray,
+    a: sparse.csc_matrix,
+    row_lo: FloatArray,
+    row_hi: FloatArray,
+    col_lo: FloatArray,
+    col_hi: FloatArray,
+) -> LpResult:
+    """minimize cost . x  s.t. row_lo <= A x <= row_hi, col_lo <= x <= col_hi (HiGHS dual simplex).
+
+    ``row_dual[i]`` is d(objective)/d(bound of row i): a binding <= row in a minimization has it <= 0.
+    """
+    h = _highs._Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    lp = _highs.HighsLp()
+    lp.num_col_ = len(cost)
+    lp.num_row_ = a.shape[0]
+    lp.col_cost_ = np.ascontiguousarray(cost, dtype=np.float64)
+    lp.col_lower_ = np.ascontiguousarray(col_lo, dtype=np.float64)
+    lp.col_upper_ = np.ascontiguousarray(col_hi, dtype=np.float64)
+    lp.row_lower_ = np.ascontiguousarray(row_lo, dtype=np.float64)
+    lp.row_upper_ = np.ascontiguousarray(row_hi, dtype=np.float64)
+    a = sparse.csc_matrix(a)
+    lp.a_matrix_.format_ = _highs.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = a.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = a.indices.astype(np.int32)
+    lp.a_matrix_.value_ = a.data.astype(np.float64)
+    lp.a_matrix_.num_col_ = len(cost)
+    lp.a_matrix_.num_row_ = a.shape[0]
+    h.passModel(lp)
+    h.run()
+    status = h.getModelStatus()
+    if status != _highs.HighsModelStatus.kOptimal:
+        return LpResult(False, np.zeros(len(cost)), np.zeros(a.shape[0]), float("nan"))
+    sol = h.getSolution()
+    return LpResult(
+        True,
+        np.asarray(sol.col_value, dtype=np.float64),
+        np.asarray(sol.row_dual, dtype=np.float64),
+        float(h.getInfo().objective_function_value),
+    )
+
+
+@dataclass
+class LpModel:
+    """A full LP over x[j, t] (usable pairs only) with the rule rows already in it.
+
+    Columns: the x pairs first (``pairs``), then the borrow variables b_r of quota rows, then any
+    columns a policy adds. Rows: one time row per job (sum_t x <= 1), the rule rows, the pools, then any
+    rows a policy adds. Policies add their own rows and columns, set ``cost`` and call ``solve``.
+    """
+
+    jobs: IntArray
+    types: IntArray
+    n_x: int
+    n_cols: int
+    coo_r: list[IntArray]
+    coo_c: list[IntArray]
+    coo_v: list[FloatArray]
+    row_lo: list[FloatArray]
+    row_hi: list[FloatArray]
+    col_lo: list[FloatArray]
+    col_hi: list[FloatArray]
+    n_rows: int
+
+    def add_cols(self, count: int, lo: float = 0.0, hi: float = np.inf) -> int:
+        first = self.n_cols
+        self.n_cols += count
+        self.col_lo.append(np.full(count, lo))
+        self.col_hi.append(np.full(count, hi))
+        return first
+
+    def add_rows(self, rows: IntArray, cols: IntArray, vals: FloatArray, lo: FloatArray, hi: FloatArray) -> int:
+        """Add len(lo) rows; ``rows`` are offsets 0.. within the new block. Returns the first row index."""
+        first = self.n_rows
+        self.coo_r.append(np.asarray(rows, dtype=np.int64) + first)
+        self.coo_c.append(np.asarray(cols, dtype=np.int64))
+        self.coo_v.append(np.asarray(vals, dtype=np.float64))
+        self.row_lo.append(np.asarray(lo, dtype=np.float64))
+        self.row_hi.append(np.asarray(hi, dtype=np.float64))
+        self.n_rows += len(lo)
+        return first
+
+    def solve(self, cost: FloatArray) -> LpResult:
+        a = sparse.coo_matrix(
+            (np.concatenate(self.coo_v), (np.concatenate(self.coo_r), np.concatenate(self.coo_c))),
+            shape=(self.n_rows, self.n_cols),
+        ).tocsc()
+        return solve_lp(
+            cost,
+            a,
+            np.concatenate(self.row_lo),
+            np.concatenate(self.row_hi),
+            np.concatenate(self.col_lo),
+            np.concatenate(self.col_hi),
+        )
+
+    def x_matrix(self, values: FloatArray, n: int, tt: int) -> FloatArray:
+        x = np.zeros((n, tt))
+        x[self.jobs, self.types] = np.clip(values[: self.n_x], 0.0, 1.0)
+        return x
+
+
+def lp_model(problem: AllocationProblem, usable: BoolArray, rows: Rows) -> LpModel:
+    """The x columns, time rows, rule rows and pools every LP policy shares."""
+    n = problem.n_jobs
+    jobs, types = np.nonzero(usable)
+    k = len(jobs)
+    model = LpModel(jobs, types, k, 0, [], [], [], [], [], [], [], 0)
+    model.add_cols(k, 0.0, 1.0)
+    model.add_rows(jobs, np.arange(k), np.ones(k), np.full(n, -np.inf), np.ones(n))
+    # rule rows: pair p counts in row r when member[r, job_p] and type_p == type_of[r]
+    rr, cc, vv = [], [], []
+    for r in range(rows.n_rows):
+        pairs = np.nonzero((types == rows.type_of[r]) & rows.member[r, jobs])[0]
+        rr.append(np.full(len(pairs), r))
+        cc.append(pairs)
+        vv.append(problem.scale[jobs[pairs]])
+    borrowing = np.nonzero(rows.pool_of >= 0)[0]
+    first_b = model.add_cols(len(borrowing))
+    rr.append(borrowing)
+    cc.append(first_b + np.arange(len(borrowing)))
+    vv.append(-np.ones(len(borrowing)))
+    model.add_rows(
+        np.concatenate(rr) if rr else np.zeros(0, np.int64),
+        np.concatenate(cc) if cc else np.zeros(0, np.int64),
+        np.concatenate(vv) if vv else np.zeros(0),
+        np.full(rows.n_rows, -np.inf),
+        rows.bound,
+    )
+    npool = len(rows.pool_bound)
+    model.add_rows(
+        rows.pool_of[borrowing],
+        first_b + np.arange(len(borrowing)),
+        np.ones(len(borrowing)),
+        np.full(npool, -np.inf),
+        rows.pool_bound,
+    )
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Greedy ledger for the non-LP policies and for the final fill.
+
+
+class Ledger:
+    """Tracks devices used per rule row and borrowed per pool, so greedy policies respect the rules."""
+
+    def __init__(self, problem: AllocationProblem, rows: Rows) -> None:
+        self.rows = rows
+        self.scale = problem.scale
+        self.used = np.zeros(rows.n_rows)
+        self.pool_used = np.zeros(len(rows.pool_bound))
+        self._rows_of: dict[tuple[int, int], IntArray] = {}
+        self._by_type = [np.nonzero(rows.type_of == t)[0] for t in range(problem.n_types)]
+
+    def rows_of(self, j: int, t: int) -> IntArray:
+        key = (j, t)
+        found = self._rows_of.get(key)
+        if found is None:
+            cand = self._by_type[t]
+            found = cand[self.rows.member[cand, j]]
+            self._rows_of[key] = found
+        return found
+
+    def room(self, j: int, t: int, *, ignore_rules: bool = False) -> float:
+        """Devices job j could still add on type t (capacity only when ``ignore_rules``)."""
+        best = np.inf
+        for r in self.rows_of(j, t).tolist():
+            if ignore_rules and self.rows.kind[r] != "capacity":
+                continue
+            left = self.rows.bound[r] - self.used[r]
+            q = self.rows.pool_of[r]
+            if q >= 0:
+                left = max(0.0, left) + self.rows.pool_bound[q] - self.pool_used[q]
+            best = min(best, left)
+        return max(0.0, float(best))
+
+    def add(self, j: int, t: int, devices: float) -> None:
+        for r in self.rows_of(j, t).tolist():
+            q = self.rows.pool_of[r]
+            before = max(0.0, self.used[r] - self.rows.bound[r])
+            self.used[r] += devices
+            if q >= 0:
+                self.pool_used[q] += max(0.0, self.used[r] - self.rows.bound[r]) - before
+
+    def load(self, x: FloatArray) -> None:
+        for j, t in zip(*np.nonzero(x > 0), strict=True):
+            self.add(int(j), int(t), float(x[j, t] * self.scale[j]))
+
+
+def fill_spare(
+    problem: AllocationProblem, usable: BoolArray, rows: Rows, x: FloatArray, order: FloatArray
+) -> FloatArray:
+    """Give capacity no one uses to jobs with time to spare (best ``order`` first), within every rule.
+
+    Afterwards no type keeps spare room (under the rules) while a job usable on it has sum_t x < 1.
+    """
+    x = x.copy()
+    ledger = Ledger(problem, rows)
+    ledger.load(x)
+    slack = 1.0 - x.sum(axis=1)
+    for t in range(problem.n_types):
+        cands = np.nonzero(usable[:, t] & (slack > 1e-9))[0]
+        if len(cands) == 0:
+            continue
+        for j in cands[np.argsort(-order[cands, t], kind="stable")].tolist():
+            room = ledger.room(j, t)
+            if room <= 1e-9:
+                if ledger.room(j, t, ignore_rules=True) <= 1e-9:
+                    break
+                continue
+            add = min(slack[j], room / problem.scale[j])
+            x[j, t] += add
+            slack[j] -= add
+            ledger.add(j, t, add * problem.scale[j])
+    return x
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Held reasons and the returned Allocation.
+
+
+def held_reasons(problem: AllocationProblem, x: FloatArray, rows: Rows) -> dict[str, WaitReason]:
+    """Why each job that gets (almost) nothing waits, in the words a user understands."""
+    held: dict[str, WaitReason] = {}
+    idle = x.sum(axis=1) <= 1e-9
+    if not idle.any():
+        return held
+    runnable = problem.usable()
+    affordable = runnable & budget_usable(problem)
+    ledger = Ledger(problem, rows)
+    ledger.load(x)
+    for j in np.nonzero(idle)[0].tolist():
+        jid = problem.job_ids[j]
+        if not runnable[j].any():
+            fits_any = bool((problem.allowed[j] & (problem.throughput[j] > 0)).any())
+            raw = bool((problem.throughput[j] > 0).any())
+            held[jid] = WaitReason.RULE if raw and not fits_any else WaitReason.NOT_RUNNABLE
+            if fits_any:
+                held[jid] = WaitReason.CAPACITY  # allowed, but bigger than any pool of its types
+            continue
+        if not affordable[j].any():
+            held[jid] = WaitReason.BUDGET
+            continue
+        types = np.nonzero(affordable[j])[0].tolist()
+        if any(ledger.room(j, t, ignore_rules=True) > 1e-9 for t in types):
+            kinds = {rows.kind[r] for t in types for r in ledger.rows_of(j, t).tolist()
+                     if rows.bound[r] - ledger.used[r] <= 1e-9}
+            held[jid] = WaitReason.QUOTA if "quota" in kinds or "cap" in kinds else WaitReason.RULE
+            if not kinds:
+                held[jid] = WaitReason.PRIORITY
+        else:
+            held[jid] = WaitReason.CAPACITY
+    return held
+
+
+def finish(
+    problem: AllocationProblem, x: FloatArray, rows: Rows, policy: str, objective: float, started: float
+) -> Allocation:
+    """Clean tiny values, attach held reasons and timing."""
+    x = np.where(x > FEASIBILITY_TOLERANCE * 1e-3, x, 0.0)
+    over = x.sum(axis=1)
+    x = np.where(over[:, None] > 1.0, x / np.maximum(over, 1.0)[:, None], x)
+    return Allocation(
+        job_ids=problem.job_ids,
+        types=problem.types,
+        x=x,
+        policy=policy,
+        objective=float(objective),
+        solve_seconds=time.perf_counter() - started,
+        held=held_reasons(problem, x, rows),
+    )
+
+
+def normalized(problem: AllocationProblem, usable: BoolArray) -> FloatArray:
+    """a[j, t] = tput[j, t] / (w_j * max_t' tput[j, t']) over usable types (0 elsewhere)."""
+    tput = np.where(usable, problem.throughput, 0.0)
+    best = tput.max(axis=1) if problem.n_types else np.zeros(problem.n_jobs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(best[:, None] > 0, tput / (problem.weight * np.maximum(best, 1e-300))[:, None], 0.0)
+    return np.asarray(a, dtype=np.float64)
