@@ -2,7 +2,8 @@
 
 It is the simulator's executor and the live reconciler's test double, so both make the same decisions on
 the same input. A job started at time s on throughput r (steps/s) with restart overhead o (seconds) has
-done ``steps_done + r * max(0, now - s - o)`` steps at ``now``, and exits with code 0 at the exact moment
+done ``steps_done + r * max(0, now - s - o)`` steps at ``now`` (o applies when a job is resumed or moved,
+i.e. ``launch.attempt > 1``; a first start pays none, as in published simulators), and exits with code 0 at the exact moment
 it reaches ``total_steps`` (jobs without total_steps run until stopped). ``fail_at`` lets tests inject
 failures; ``lose(job)`` simulates a node loss.
 """
@@ -41,8 +42,11 @@ class FakeExecutor:
         self.launches.append(launch)
         self._events.append(ExecutorEvent(job, EventKind.STARTED, now))
 
+    def _overhead(self, run: _Run) -> float:
+        return self.restart_overhead if run.launch.attempt > 1 else 0.0
+
     def _steps(self, run: _Run, at: float) -> float:
-        busy = max(0.0, at - run.started - self.restart_overhead)
+        busy = max(0.0, at - run.started - self._overhead(run))
         return run.steps_at_start + run.launch.steps_per_second * busy
 
     def _finish_time(self, run: _Run) -> float | None:
@@ -51,7 +55,7 @@ class FakeExecutor:
         if total is None or rate <= 0:
             return None
         left = max(0.0, total - run.steps_at_start)
-        return run.started + self.restart_overhead + left / rate
+        return run.started + self._overhead(run) + left / rate
 
     def stop(self, job_id: str, reason: str) -> None:
         run = self._runs.pop(job_id, None)

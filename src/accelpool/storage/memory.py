@@ -41,7 +41,13 @@ class JobRecord:
 
 
 class MemoryStore:
-    def __init__(self, accelerators: Mapping[str, AcceleratorType] | None = None) -> None:
+    def __init__(
+        self, accelerators: Mapping[str, AcceleratorType] | None = None, *, keep_charges: bool = True
+    ) -> None:
+        """``keep_charges=False`` keeps only totals (``charged_krw`` per tenant), not every Charge row: a long
+        simulation meters every running job every round and would otherwise hold millions of rows."""
+        self.keep_charges = keep_charges
+        self.charged_krw: dict[str, int] = {}
         self.accelerators: dict[str, AcceleratorType] = dict(accelerators or {})
         self.nodes: dict[str, Node] = {}
         self.down: set[str] = set()
@@ -164,7 +170,9 @@ class MemoryStore:
                 amount = min(c.amount_krw, g.remaining_krw)
                 self.grants[c.grant] = replace(g, spent_krw=g.spent_krw + amount)
                 c = replace(c, amount_krw=amount)
-            self.charges.append(c)
+            self.charged_krw[c.tenant] = self.charged_krw.get(c.tenant, 0) + c.amount_krw
+            if self.keep_charges:
+                self.charges.append(c)
 
     def running(self) -> list[JobStatus]:
         return [self.jobs[j].status for j in self.active if self.jobs[j].status.state == JobState.RUNNING]
