@@ -425,8 +425,8 @@ def _budget_tables(plan: BudgetPlan) -> None:
         title=f"₩{plan.budget_krw:,} over {plan.months:g} months"
         + (" (each row: the whole budget on one type)" if alt else "")
     )
-    for col in ("type", "share", "KRW", "KRW/device-hour", "device-hours", "devices 24/7", "price basis"):
-        t.add_column(col, justify="left" if col in ("type", "price basis") else "right")
+    for col in ("type", "share", "KRW", "KRW/device-hour", "device-hours", "devices 24/7"):
+        t.add_column(col, justify="left" if col == "type" else "right")
     for line in plan.lines:
         t.add_row(
             line.accelerator,
@@ -435,15 +435,12 @@ def _budget_tables(plan: BudgetPlan) -> None:
             _krw(line.krw_per_device_hour),
             f"{line.device_hours:,.0f}",
             f"{line.sustained_devices:,.1f}",
-            line.price_basis,
         )
     console.print(t)
-    f = Table(
-        title=f"What fits (training: all device-hours on one run at typical MFU; "
-        f"Chinchilla = {CHINCHILLA_TOKENS_PER_PARAM:g} tokens/param)"
-    )
-    for col in ("type", "params", "trainable tokens", "x Chinchilla", "serve tokens/s 24/7", "notes"):
-        f.add_column(col, justify="left" if col in ("type", "notes") else "right")
+    console.print(_assumption_table("Prices", tuple(f"{x.accelerator}: {x.price_basis}" for x in plan.lines)))
+    f = Table(title=f"What fits (Chinchilla-optimal = {CHINCHILLA_TOKENS_PER_PARAM:g} tokens per parameter)")
+    for col in ("type", "params", "trainable tokens", "x Chinchilla", "serve tokens/s 24/7"):
+        f.add_column(col, justify="left" if col == "type" else "right")
     for fit in plan.fits:
         frac = fit.chinchilla_fraction
         f.add_row(
@@ -452,9 +449,12 @@ def _budget_tables(plan: BudgetPlan) -> None:
             _num(fit.train_tokens, ".3g"),
             "n/a" if frac is None else f"{frac:.2f}",
             _num(fit.serve_tokens_per_second),
-            f"{fit.train_note}; {fit.serve_note}",
         )
     console.print(f)
+    notes = tuple(
+        f"{x.accelerator} {x.params:.3g}: train: {x.train_note}; serve: {x.serve_note}" for x in plan.fits
+    )
+    console.print(_assumption_table("Notes (training: all device-hours on one run at typical MFU)", notes))
 
 
 # --- plan compare -----------------------------------------------------------------------------------------
@@ -506,7 +506,7 @@ def _compare_table(rows: list[CompareRow], workload: str, params: float) -> Tabl
     train = workload == "train"
     t = Table(
         title=f"{'Training' if train else 'Serving'} {params:.3g} params on every accelerator "
-        "(typical, range pessimistic-optimistic; * = domestic)"
+        "(typical utilization; * = domestic; --json for ranges)"
     )
     cols = (
         ["type", "devices", "days", "cost", "MWh", "tokens/KRW", "tokens/J", "notes"]
@@ -517,13 +517,13 @@ def _compare_table(rows: list[CompareRow], workload: str, params: float) -> Tabl
         t.add_column(col, justify="left" if col in ("type", "notes") else "right")
     for r in rows:
         name = f"{r.accelerator}{' *' if r.domestic else ''}"
-        note = r.reason or (r.bound or "") + ("" if r.price_kind != "derived" else "; derived price")
+        note = r.reason or (r.bound or "").split(" (")[0]
         if train:
-            days = None if r.seconds is None else r.seconds.map(lambda s: s / 86400.0)
+            days = None if r.seconds is None else r.seconds.typical / 86400.0
             t.add_row(
                 name,
                 _num(r.devices and float(r.devices)),
-                _rng(days),
+                _num(days, ",.1f"),
                 _krw(r.cost_krw),
                 _num(r.energy_mwh, ",.1f"),
                 _num(r.tokens_per_krw, ",.1f"),
@@ -531,10 +531,11 @@ def _compare_table(rows: list[CompareRow], workload: str, params: float) -> Tabl
                 note,
             )
         else:
+            tps = r.tokens_per_second_per_device
             t.add_row(
                 name,
                 _num(r.devices and float(r.devices)),
-                _rng(r.tokens_per_second_per_device, ",.0f"),
+                _num(None if tps is None else tps.typical),
                 _krw(r.cost_krw),
                 _num(r.tokens_per_krw, ",.1f"),
                 _num(r.tokens_per_joule, ",.2f"),
