@@ -1,0 +1,1 @@
+"""Storage adapters: MemoryStore (simulator, tests) and SqlStore (SQLite, PostgreSQL) behind the ports."""

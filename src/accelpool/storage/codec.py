@@ -1,0 +1,60 @@
+"""Domain values <-> JSON-able dicts for the JSON columns (pure functions)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from accelpool.core.rounds import Placement
+from accelpool.core.types import Job, JobKind, ProgramRules
+from accelpool.ports import RunSpec
+
+
+def job_to_dict(job: Job) -> dict[str, Any]:
+    d = asdict(job)
+    d["kind"] = job.kind.value
+    d["allowed"] = sorted(job.allowed)
+    return d
+
+
+def job_from_dict(d: dict[str, Any]) -> Job:
+    d = dict(d)
+    d["kind"] = JobKind(d["kind"])
+    d["allowed"] = frozenset(d.get("allowed") or ())
+    return Job(**d)
+
+
+def placement_to_dict(p: Placement | None) -> dict[str, Any] | None:
+    if p is None:
+        return None
+    return {"accelerator": p.accelerator, "devices": [[n, list(d)] for n, d in p.devices]}
+
+
+def placement_from_dict(job: str, d: dict[str, Any] | None) -> Placement | None:
+    if d is None:
+        return None
+    return Placement(job, d["accelerator"], tuple((n, tuple(int(i) for i in ds)) for n, ds in d["devices"]))
+
+
+def run_to_dict(r: RunSpec) -> dict[str, Any]:
+    return {"command": r.command, "env": dict(r.env), "workdir": r.workdir,
+            "checkpoint_dir": r.checkpoint_dir, "grace_seconds": r.grace_seconds}
+
+
+def run_from_dict(d: dict[str, Any]) -> RunSpec:
+    return RunSpec(command=d.get("command", ""), env=dict(d.get("env") or {}), workdir=d.get("workdir"),
+                   checkpoint_dir=d.get("checkpoint_dir"), grace_seconds=float(d.get("grace_seconds", 30.0)))
+
+
+def rules_to_dict(r: ProgramRules) -> dict[str, Any]:
+    return {"public_share": dict(r.public_share), "public_services_domestic_only": r.public_services_domestic_only,
+            "tenant_caps": dict(r.tenant_caps), "max_contract_seconds": r.max_contract_seconds}
+
+
+def rules_from_dict(d: dict[str, Any]) -> ProgramRules:
+    return ProgramRules(
+        public_share={k: float(v) for k, v in (d.get("public_share") or {}).items()},
+        public_services_domestic_only=bool(d.get("public_services_domestic_only", False)),
+        tenant_caps={k: int(v) for k, v in (d.get("tenant_caps") or {}).items()},
+        max_contract_seconds=d.get("max_contract_seconds"),
+    )

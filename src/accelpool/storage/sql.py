@@ -1,0 +1,380 @@
+"""SqlStore: the SchedulerStore port (and the set-up calls MemoryStore has) on SQLAlchemy Core.
+
+Same behaviour as ``MemoryStore``, checked by tests/contracts/test_store_contract.py on SQLite and
+PostgreSQL. Every public method is one transaction. Money moves only inside a transaction that holds the
+grant row (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so a grant is never
+overspent, whatever runs concurrently.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from accelpool.core.rounds import Decision, JobStatus, Snapshot
+from accelpool.core.throughput import ThroughputMatrix
+from accelpool.core.types import (
+    AcceleratorType,
+    Charge,
+    Grant,
+    Job,
+    JobState,
+    Node,
+    Program,
+    Tenant,
+    WaitReason,
+)
+from accelpool.ports import EventKind, ExecutorEvent, RunSpec
+from accelpool.storage import codec, migrate
+from accelpool.storage import tables as T
+from accelpool.storage.engine import make_engines
+from accelpool.storage.queries import Queries
+
+
+class SqlStore(Queries):
+    """``url``: a SQLAlchemy URL (``sqlite+pysqlite:///path`` or ``postgresql+psycopg://...``).
+
+    ``upgrade=True`` brings the schema to the newest revision; ``False`` refuses (SchemaError) unless it
+    already is there."""
+
+    def __init__(
+        self, url: str, accelerators: Mapping[str, AcceleratorType] | None = None, *, upgrade: bool = True
+    ) -> None:
+        self.url = url
+        self.engine, self.read_engine = make_engines(url)
+        if upgrade:
+            migrate.upgrade(self.engine)
+        elif migrate.check(self.engine) != migrate.head():
+            raise migrate.SchemaError(
+                f"database schema is at {migrate.current(self.engine)}, accelpool needs {migrate.head()}: "
+                "start the server without --no-upgrade to migrate it"
+            )
+        self.accelerators: dict[str, AcceleratorType] = dict(accelerators or {})
+        self._jobs: dict[str, Job] = {}  # immutable specs, parsed once
+        self._waits: dict[str, tuple[str, int | None]] = {}  # last written (reason, position) per job
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.read_engine.begin() as conn:
+            yield conn
+
+    # -- set-up (operators, tenants) ------------------------------------------------------------------
+
+    def add_nodes(self, nodes: Iterable[Node]) -> None:
+        with self.write() as c:
+            for n in nodes:
+                row = {"accelerator": n.accelerator, "devices": n.devices, "zone": n.zone,
+                       "labels": [list(kv) for kv in n.labels]}
+                if c.execute(update(T.nodes).where(T.nodes.c.name == n.name).values(**row)).rowcount == 0:
+                    c.execute(insert(T.nodes).values(name=n.name, down=False, **row))
+
+    def set_node_down(self, name: str, down: bool = True) -> None:
+        with self.write() as c:
+            c.execute(update(T.nodes).where(T.nodes.c.name == name).values(down=down))
+
+    def set_prices(self, prices: Mapping[str, int]) -> None:
+        with self.write() as c:
+            for acc, krw in prices.items():
+                q = update(T.prices).where(T.prices.c.accelerator == acc).values(krw_per_device_hour=int(krw))
+                if c.execute(q).rowcount == 0:
+                    c.execute(insert(T.prices).values(accelerator=acc, krw_per_device_hour=int(krw)))
+
+    def add_tenant(self, tenant: Tenant) -> None:
+        row = {"name": tenant.name, "weight": tenant.weight, "quota": dict(tenant.quota), "public": tenant.public}
+        with self.write() as c:
+            if c.execute(update(T.tenants).where(T.tenants.c.id == tenant.id).values(**row)).rowcount == 0:
+                c.execute(insert(T.tenants).values(id=tenant.id, **row))
+
+    def add_program(self, program: Program) -> None:
+        row = {"name": program.name, "budget_krw": int(program.budget_krw), "start": program.start,
+               "end": program.end, "public": program.public, "rules": codec.rules_to_dict(program.rules)}
+        with self.write() as c:
+            if c.execute(update(T.programs).where(T.programs.c.id == program.id).values(**row)).rowcount == 0:
+                c.execute(insert(T.programs).values(id=program.id, **row))
+
+    def add_grant(self, grant: Grant) -> None:
+        """Create or replace a grant. Creates the tenant row if it does not exist yet."""
+        with self.write() as c:
+            if c.execute(select(T.tenants.c.id).where(T.tenants.c.id == grant.tenant)).first() is None:
+                c.execute(insert(T.tenants).values(id=grant.tenant, name=grant.tenant, weight=1.0, quota={},
+                                                   public=False))
+            row = {"program": grant.program, "tenant": grant.tenant, "amount_krw": int(grant.amount_krw),
+                   "spent_krw": int(grant.spent_krw), "start": grant.start, "end": grant.end}
+            if c.execute(update(T.grants).where(T.grants.c.id == grant.id).values(**row)).rowcount == 0:
+                c.execute(insert(T.grants).values(id=grant.id, **row))
+
+    def submit(
+        self,
+        job: Job,
+        throughput: Mapping[str, float],
+        run: RunSpec | None = None,
+        *,
+        name: str = "",
+        idempotency_key: str | None = None,
+        reserve_krw: int = 0,
+    ) -> tuple[str, bool]:
+        """Queue ``job``. Returns (job id, created). With an idempotency key already used by the tenant,
+        returns the earlier job and False. ``reserve_krw`` is held on the job's grant while it is active;
+        ValueError when the grant cannot cover it (checked under the grant's row lock) or the id exists."""
+        row = {
+            "id": job.id, "tenant": job.tenant, "name": name or job.id, "spec": codec.job_to_dict(job),
+            "run": codec.run_to_dict(run or RunSpec()), "throughput": {k: float(v) for k, v in throughput.items()},
+            "state": JobState.QUEUED.value, "active": True, "placement": None, "steps_done": 0.0,
+            "seconds_on": {}, "metered_until": None, "reason": "submitted", "position": None,
+            "submit_time": job.submit_time, "preemptions": 0, "attempts": 0, "reserved_krw": int(reserve_krw),
+            "idempotency_key": idempotency_key,
+        }
+        try:
+            with self.write() as c:
+                if idempotency_key is not None:
+                    found = c.execute(select(T.jobs.c.id).where(
+                        T.jobs.c.tenant == job.tenant, T.jobs.c.idempotency_key == idempotency_key)).first()
+                    if found is not None:
+                        return str(found[0]), False
+                if reserve_krw > 0 and job.grant is not None:
+                    self._hold(c, job.grant, int(reserve_krw))
+                c.execute(insert(T.jobs).values(**row))
+                c.execute(insert(T.job_events).values(job=job.id, time=job.submit_time, state="queued",
+                                                      reason="submitted"))
+        except IntegrityError as exc:
+            if idempotency_key is not None:
+                with self.read() as c:
+                    found = c.execute(select(T.jobs.c.id).where(
+                        T.jobs.c.tenant == job.tenant, T.jobs.c.idempotency_key == idempotency_key)).first()
+                if found is not None:
+                    return str(found[0]), False
+            raise ValueError(f"job {job.id} already exists") from exc
+        self._jobs[job.id] = job
+        return job.id, True
+
+    def _hold(self, c: Connection, grant_id: str, amount: int) -> None:
+        g = c.execute(select(T.grants).where(T.grants.c.id == grant_id).with_for_update()).first()
+        if g is None:
+            raise ValueError(f"grant {grant_id} does not exist")
+        held = c.execute(select(func.coalesce(func.sum(T.jobs.c.reserved_krw), 0)).where(
+            T.jobs.c.active.is_(True), T.jobs.c.spec["grant"].as_string() == grant_id)).scalar_one()
+        left = int(g.amount_krw) - int(g.spent_krw) - int(held)
+        if amount > left:
+            raise ValueError(f"grant {grant_id} has {left} KRW not yet held by other jobs; this job needs {amount}")
+
+    def cancel(self, job_id: str, now: float, reason: str = "cancelled by user") -> bool:
+        """Cancel a job that is not finished; True when it was running (its process must be stopped)."""
+        with self.write() as c:
+            r = c.execute(select(T.jobs.c.state, T.jobs.c.active).where(T.jobs.c.id == job_id)).first()
+            if r is None:
+                raise KeyError(job_id)
+            if not r.active:
+                return False
+            self._transition(c, job_id, JobState.CANCELLED, now, reason)
+            return r.state == JobState.RUNNING.value
+
+    def measure(self, job_id: str, accelerator: str, steps_per_second: float) -> None:
+        """A measured throughput replaces the estimate for that job and type."""
+        with self.write() as c:
+            r = c.execute(select(T.jobs.c.throughput).where(T.jobs.c.id == job_id)).first()
+            if r is None:
+                raise KeyError(job_id)
+            tp = dict(r.throughput)
+            tp[accelerator] = float(steps_per_second)
+            c.execute(update(T.jobs).where(T.jobs.c.id == job_id).values(throughput=tp))
+
+    # -- SchedulerStore port --------------------------------------------------------------------------
+
+    def snapshot(self, now: float, round_seconds: float) -> Snapshot:
+        with self.read() as c:
+            node_rows = c.execute(select(T.nodes).order_by(T.nodes.c.name)).all()
+            job_rows = c.execute(select(
+                T.jobs.c.id, T.jobs.c.spec, T.jobs.c.state, T.jobs.c.placement, T.jobs.c.steps_done,
+                T.jobs.c.seconds_on, T.jobs.c.metered_until, T.jobs.c.throughput,
+            ).where(T.jobs.c.active.is_(True)).order_by(T.jobs.c.seq)).all()
+            tenants = tuple(self._tenant(r) for r in c.execute(select(T.tenants).order_by(T.tenants.c.id)))
+            programs = tuple(self._program(r) for r in c.execute(select(T.programs).order_by(T.programs.c.id)))
+            grants = tuple(self._grant(r) for r in c.execute(select(T.grants).order_by(T.grants.c.id)))
+            prices = {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
+        nodes = tuple(self._node(r) for r in node_rows if not r.down)
+        statuses = tuple(self._status(r) for r in job_rows)
+        types = sorted({r.accelerator for r in node_rows})
+        return Snapshot(
+            now=now, nodes=nodes, jobs=statuses,
+            throughput=ThroughputMatrix.from_rows({r.id: r.throughput for r in job_rows}, types),
+            accelerators=self.accelerators, tenants=tenants, programs=programs, grants=grants,
+            prices_krw_per_hour=prices, round_seconds=round_seconds,
+        )
+
+    def record_decision(self, decision: Decision) -> None:
+        now = decision.now
+        with self.write() as c:
+            if decision.preempt:
+                ids = [j for j, _ in decision.preempt]
+                states = dict(c.execute(select(T.jobs.c.id, T.jobs.c.state).where(T.jobs.c.id.in_(ids))).all())
+                for job_id, reason in decision.preempt:
+                    if states.get(job_id) == JobState.RUNNING.value:
+                        c.execute(update(T.jobs).where(T.jobs.c.id == job_id)
+                                  .values(preemptions=T.jobs.c.preemptions + 1))
+                        self._transition(c, job_id, JobState.PREEMPTED, now, reason)
+                        self._transition(c, job_id, JobState.QUEUED, now, f"requeued after preemption ({reason})")
+            for p in decision.start:
+                c.execute(update(T.jobs).where(T.jobs.c.id == p.job).values(
+                    placement=codec.placement_to_dict(p), metered_until=now, position=None,
+                    start_time=func.coalesce(T.jobs.c.start_time, now), attempts=T.jobs.c.attempts + 1))
+                self._transition(c, p.job, JobState.RUNNING, now, f"placed on {p.count} x {p.accelerator}")
+            changed = []
+            for job_id, why in decision.waiting.items():
+                reason = why.value if isinstance(why, WaitReason) else str(why)
+                pos = decision.positions.get(job_id)
+                if self._waits.get(job_id) != (reason, pos):
+                    changed.append({"jid": job_id, "r": reason, "p": pos})
+            if changed:
+                c.execute(update(T.jobs).where(T.jobs.c.id == bindparam("jid"))
+                          .values(reason=bindparam("r"), position=bindparam("p")), changed)
+            keep = [p.job for p in decision.keep]
+            if keep:
+                c.execute(update(T.jobs).where(T.jobs.c.id.in_(keep), T.jobs.c.position.is_not(None))
+                          .values(position=None))
+        for ch in changed:
+            self._waits[ch["jid"]] = (ch["r"], ch["p"])
+
+    def record_events(self, events: Sequence[ExecutorEvent]) -> None:
+        if not events:
+            return
+        with self.write() as c:
+            ids = sorted({e.job for e in events})
+            rows = {r.id: r for r in c.execute(select(T.jobs.c.id, T.jobs.c.state, T.jobs.c.steps_done)
+                                                .where(T.jobs.c.id.in_(ids)))}
+            state = {j: JobState(r.state) for j, r in rows.items()}
+            steps = {j: float(r.steps_done) for j, r in rows.items()}
+            for e in events:
+                st = state.get(e.job)
+                if st is None or st.terminal:
+                    continue
+                if e.kind == EventKind.PROGRESS and e.steps is not None:
+                    if e.steps > steps[e.job]:
+                        steps[e.job] = float(e.steps)
+                        c.execute(update(T.jobs).where(T.jobs.c.id == e.job).values(steps_done=float(e.steps)))
+                elif e.kind == EventKind.EXITED and st == JobState.RUNNING:
+                    if e.exit_code == 0:
+                        state[e.job] = self._finish(c, e.job, JobState.SUCCEEDED, e.time, "exited 0")
+                    elif not e.reason.startswith("stopped"):  # a stop we asked for was already requeued
+                        why = e.reason or f"exit code {e.exit_code}"
+                        state[e.job] = self._finish(c, e.job, JobState.FAILED, e.time, why)
+                elif e.kind == EventKind.LOST and st == JobState.RUNNING:
+                    c.execute(update(T.jobs).where(T.jobs.c.id == e.job)
+                              .values(preemptions=T.jobs.c.preemptions + 1))
+                    self._transition(c, e.job, JobState.PREEMPTED, e.time, e.reason or "lost")
+                    self._transition(c, e.job, JobState.QUEUED, e.time, "requeued")
+                    state[e.job] = JobState.QUEUED
+
+    def record_charges(self, charges: Sequence[Charge]) -> None:
+        if not charges:
+            return
+        with self.write() as c:
+            for ch in charges:
+                r = c.execute(select(T.jobs.c.seconds_on).where(T.jobs.c.id == ch.job)).first()
+                if r is None:
+                    raise KeyError(ch.job)
+                seconds_on = dict(r.seconds_on)
+                seconds_on[ch.accelerator] = seconds_on.get(ch.accelerator, 0.0) + (ch.end - ch.start)
+                c.execute(update(T.jobs).where(T.jobs.c.id == ch.job)
+                          .values(seconds_on=seconds_on, metered_until=ch.end))
+                amount, program = int(ch.amount_krw), None
+                if ch.grant is not None:
+                    g = c.execute(select(T.grants).where(T.grants.c.id == ch.grant).with_for_update()).first()
+                    if g is not None:
+                        program = g.program
+                        amount = max(0, min(amount, int(g.amount_krw) - int(g.spent_krw)))
+                        c.execute(update(T.grants).where(T.grants.c.id == ch.grant)
+                                  .values(spent_krw=T.grants.c.spent_krw + amount))
+                c.execute(insert(T.charges).values(
+                    job=ch.job, tenant=ch.tenant, grant=ch.grant, program=program, accelerator=ch.accelerator,
+                    device_seconds=float(ch.device_seconds), amount_krw=amount, start=ch.start, end=ch.end))
+
+    def running(self) -> list[JobStatus]:
+        with self.read() as c:
+            rows = c.execute(select(
+                T.jobs.c.id, T.jobs.c.spec, T.jobs.c.state, T.jobs.c.placement, T.jobs.c.steps_done,
+                T.jobs.c.seconds_on, T.jobs.c.metered_until,
+            ).where(T.jobs.c.active.is_(True), T.jobs.c.state == JobState.RUNNING.value)
+                .order_by(T.jobs.c.seq)).all()
+        return [self._status(r) for r in rows]
+
+    def run_spec(self, job_id: str) -> RunSpec:
+        with self.read() as c:
+            r = c.execute(select(T.jobs.c.run).where(T.jobs.c.id == job_id)).first()
+        if r is None:
+            raise KeyError(job_id)
+        return codec.run_from_dict(r.run)
+
+    def prices(self) -> Mapping[str, int]:
+        with self.read() as c:
+            return {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
+
+    def grant_balances(self) -> Mapping[str, int]:
+        with self.read() as c:
+            return {r.id: int(r.amount_krw) - int(r.spent_krw)
+                    for r in c.execute(select(T.grants.c.id, T.grants.c.amount_krw, T.grants.c.spent_krw))}
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _transition(self, c: Connection, job_id: str, state: JobState, now: float, reason: str) -> None:
+        values: dict[str, Any] = {"state": state.value, "reason": reason}
+        if state != JobState.RUNNING:
+            values["placement"] = None
+        if state.terminal:
+            values.update(active=False, position=None, reserved_krw=0)
+        c.execute(update(T.jobs).where(T.jobs.c.id == job_id).values(**values))
+        c.execute(insert(T.job_events).values(job=job_id, time=now, state=state.value, reason=reason))
+        self._waits.pop(job_id, None)
+
+    def _finish(self, c: Connection, job_id: str, state: JobState, now: float, reason: str) -> JobState:
+        c.execute(update(T.jobs).where(T.jobs.c.id == job_id).values(end_time=now))
+        self._transition(c, job_id, state, now, reason)
+        return state
+
+    def _job(self, job_id: str, spec: dict[str, Any]) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            job = self._jobs[job_id] = codec.job_from_dict(spec)
+        return job
+
+    def _status(self, r: Any) -> JobStatus:
+        return JobStatus(
+            job=self._job(r.id, r.spec), state=JobState(r.state),
+            placement=codec.placement_from_dict(r.id, r.placement), steps_done=float(r.steps_done),
+            seconds_on=dict(r.seconds_on or {}), metered_until=r.metered_until,
+        )
+
+    @staticmethod
+    def _node(r: Any) -> Node:
+        return Node(r.name, r.accelerator, int(r.devices), r.zone, tuple(tuple(kv) for kv in r.labels or ()))
+
+    @staticmethod
+    def _tenant(r: Any) -> Tenant:
+        return Tenant(r.id, r.name, float(r.weight), dict(r.quota or {}), bool(r.public))
+
+    @staticmethod
+    def _program(r: Any) -> Program:
+        return Program(r.id, r.name, int(r.budget_krw), float(r.start), r.end, bool(r.public),
+                       codec.rules_from_dict(r.rules or {}))
+
+    @staticmethod
+    def _grant(r: Any) -> Grant:
+        return Grant(r.id, r.program, r.tenant, int(r.amount_krw), int(r.spent_krw), float(r.start), r.end)
+
+

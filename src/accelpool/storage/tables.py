@@ -1,0 +1,145 @@
+"""SQLAlchemy Core tables. Rows never leave ``accelpool.storage``: repositories turn them into domain values.
+
+Units: times are seconds on the pool's clock (Unix time for the live service), money integer KRW
+(BigInteger), capacity in devices. JSON columns hold small immutable structures (quotas, rules, job specs,
+placements) that are always read and written whole.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# Auto-increment 64-bit keys: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+SeqKey = BigInteger().with_variant(Integer(), "sqlite")
+
+tenants = Table(
+    "tenants", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("weight", Float, nullable=False, default=1.0),
+    Column("quota", JSON, nullable=False, default=dict),
+    Column("public", Boolean, nullable=False, default=False),
+)
+
+programs = Table(
+    "programs", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("budget_krw", BigInteger, nullable=False),
+    Column("start", Float, nullable=False, default=0.0),
+    Column("end", Float, nullable=True),
+    Column("public", Boolean, nullable=False, default=True),
+    Column("rules", JSON, nullable=False, default=dict),
+)
+
+grants = Table(
+    "grants", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("program", String(64), ForeignKey("programs.id"), nullable=False),
+    Column("tenant", String(64), ForeignKey("tenants.id"), nullable=False),
+    Column("amount_krw", BigInteger, nullable=False),
+    Column("spent_krw", BigInteger, nullable=False, default=0),
+    Column("start", Float, nullable=False, default=0.0),
+    Column("end", Float, nullable=True),
+    Index("ix_grants_tenant", "tenant"),
+    Index("ix_grants_program", "program"),
+)
+
+prices = Table(
+    "prices", metadata,
+    Column("accelerator", String(64), primary_key=True),
+    Column("krw_per_device_hour", BigInteger, nullable=False),
+)
+
+nodes = Table(
+    "nodes", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("accelerator", String(64), nullable=False),
+    Column("devices", Integer, nullable=False),
+    Column("zone", String(64), nullable=False, default="default"),
+    Column("labels", JSON, nullable=False, default=list),
+    Column("down", Boolean, nullable=False, default=False),
+)
+
+jobs = Table(
+    "jobs", metadata,
+    Column("seq", SeqKey, primary_key=True, autoincrement=True),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("tenant", String(64), nullable=False),
+    Column("name", String(200), nullable=False, default=""),
+    Column("spec", JSON, nullable=False),  # the core Job's fields
+    Column("run", JSON, nullable=False),  # RunSpec fields
+    Column("throughput", JSON, nullable=False),  # {type: steps/s}
+    Column("state", String(16), nullable=False),
+    Column("active", Boolean, nullable=False),  # not terminal
+    Column("placement", JSON, nullable=True),
+    Column("steps_done", Float, nullable=False, default=0.0),
+    Column("seconds_on", JSON, nullable=False, default=dict),
+    Column("metered_until", Float, nullable=True),
+    Column("reason", Text, nullable=False, default=""),
+    Column("position", Integer, nullable=True),
+    Column("submit_time", Float, nullable=False),
+    Column("start_time", Float, nullable=True),
+    Column("end_time", Float, nullable=True),
+    Column("preemptions", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("reserved_krw", BigInteger, nullable=False, default=0),  # budget held by this job while active
+    Column("idempotency_key", String(200), nullable=True),
+    UniqueConstraint("tenant", "idempotency_key", name="uq_jobs_idempotency"),
+    Index("ix_jobs_active", "active", "seq"),
+    Index("ix_jobs_tenant_seq", "tenant", "seq"),
+)
+
+job_events = Table(
+    "job_events", metadata,
+    Column("seq", SeqKey, primary_key=True, autoincrement=True),
+    Column("job", String(64), nullable=False),
+    Column("time", Float, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Index("ix_job_events_job", "job", "seq"),
+)
+
+charges = Table(
+    "charges", metadata,
+    Column("seq", SeqKey, primary_key=True, autoincrement=True),
+    Column("job", String(64), nullable=False),
+    Column("tenant", String(64), nullable=False),
+    Column("grant", String(64), nullable=True),
+    Column("program", String(64), nullable=True),
+    Column("accelerator", String(64), nullable=False),
+    Column("device_seconds", Float, nullable=False),
+    Column("amount_krw", BigInteger, nullable=False),
+    Column("start", Float, nullable=False),
+    Column("end", Float, nullable=False),
+    Index("ix_charges_tenant_end", "tenant", "end"),
+    Index("ix_charges_job", "job"),
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("hash", String(64), nullable=False, unique=True),  # sha256 of the secret; the secret is never stored
+    Column("name", String(200), nullable=False, default=""),
+    Column("role", String(32), nullable=False),  # admin | program-manager | member
+    Column("tenant", String(64), nullable=True),
+    Column("program", String(64), nullable=True),
+    Column("created", Float, nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)

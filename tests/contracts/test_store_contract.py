@@ -1,0 +1,268 @@
+"""One contract suite for the SchedulerStore port: MemoryStore, SqlStore on SQLite, SqlStore on PostgreSQL.
+
+Each test drives the store through the port (and the set-up calls both stores share) with the real
+Reconciler, a FakeExecutor and a VirtualClock, and asserts on what the store then says.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from accelpool.core.allocation import Allocation, AllocationProblem
+from accelpool.core.rounds import Decision, Placement
+from accelpool.core.types import Charge, Grant, Job, JobState, Node, Program, ProgramRules, Tenant, WaitReason
+from accelpool.executors.fake import FakeExecutor
+from accelpool.ports import EventKind, ExecutorEvent, RunSpec
+from accelpool.runtime.clock import VirtualClock
+from accelpool.runtime.reconciler import Reconciler
+from accelpool.storage.engine import sqlite_url
+from accelpool.storage.memory import MemoryStore
+from accelpool.storage.pgserver import fresh_database, postgres_url
+from accelpool.storage.sql import SqlStore
+
+
+def greedy_fastest(problem: AllocationProblem) -> Allocation:
+    x = np.zeros((problem.n_jobs, problem.n_types))
+    free = problem.capacity.copy()
+    usable = problem.usable()
+    for j in range(problem.n_jobs):
+        for t in np.argsort(-problem.throughput[j]):
+            if usable[j, t] and free[t] >= problem.scale[j]:
+                x[j, t] = 1.0
+                free[t] -= problem.scale[j]
+                break
+    return Allocation(problem.job_ids, problem.types, x, "greedy")
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request, tmp_path):
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    if request.param == "sqlite":
+        s = SqlStore(sqlite_url(tmp_path / "db.sqlite"))
+    else:
+        base = postgres_url()
+        if base is None:
+            pytest.skip("no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries")
+        s = SqlStore(fresh_database(base))
+    yield s
+    s.close()
+
+
+def view(store, job_id):
+    """(state, reason, position, [(time, state, reason)], steps_done) whatever the store."""
+    if isinstance(store, MemoryStore):
+        r = store.jobs[job_id]
+        return r.status.state, r.reason, r.position, list(r.events), r.status.steps_done
+    v = store.get_job(job_id)
+    return v.state, v.reason, v.position, [(e.time, e.state, e.reason) for e in store.job_events(job_id)], v.steps_done
+
+
+def grant_spent(store, gid):
+    if isinstance(store, MemoryStore):
+        return store.grants[gid].spent_krw
+    return {g.id: g for g in store.list_grants()}[gid].spent_krw
+
+
+def pool(store):
+    store.add_nodes([Node("h-0", "h100", 4), Node("h-1", "h100", 4), Node("r-0", "rngd", 8)])
+
+
+def rec_for(store, clock, round_seconds=100.0):
+    return Reconciler(store, FakeExecutor(clock), clock, greedy_fastest, round_seconds=round_seconds)
+
+
+def test_submitted_job_is_queued_with_event(store):
+    store.submit(Job("a", scale=2, total_steps=10.0, submit_time=5.0), {"h100": 1.0}, RunSpec(command="echo"))
+    state, reason, _, events, _ = view(store, "a")
+    assert state == JobState.QUEUED and events == [(5.0, "queued", "submitted")]
+    assert store.run_spec("a").command == "echo"
+    assert store.running() == []
+
+
+def test_snapshot_excludes_down_nodes_and_terminal_jobs(store):
+    pool(store)
+    store.set_node_down("h-1")
+    store.submit(Job("a"), {"h100": 1.0})
+    store.submit(Job("b"), {"h100": 1.0})
+    store.cancel("b", 1.0)
+    snap = store.snapshot(10.0, 60.0)
+    assert [n.name for n in snap.nodes] == ["h-0", "r-0"]
+    assert [s.job.id for s in snap.jobs] == ["a"]
+    assert snap.throughput.types == ("h100", "rngd") and snap.round_seconds == 60.0
+    assert view(store, "b")[0] == JobState.CANCELLED
+
+
+def test_round_trip_of_domain_values(store):
+    pool(store)
+    store.add_tenant(Tenant("t1", "T One", weight=2.0, quota={"h100": 4}, public=True))
+    rules = ProgramRules(public_share={"*": 0.3}, public_services_domestic_only=True, tenant_caps={"h100": 2},
+                         max_contract_seconds=86400.0)
+    store.add_program(Program("p", "Prog", budget_krw=10**12, start=1.0, end=2.0, rules=rules))
+    store.add_grant(Grant("g", "p", "t1", amount_krw=5_000_000_000))
+    store.set_prices({"h100": 4000, "rngd": 1200})
+    job = Job("j", tenant="t1", scale=2, allowed=frozenset({"h100", "rngd"}), domestic_only=True,
+              min_memory_gb=40.0, zone="z", priority=3, grant="g", public=True, total_steps=5.0, submit_time=2.0)
+    store.submit(job, {"h100": 2.0})
+    snap = store.snapshot(3.0, 10.0)
+    assert snap.jobs[0].job == job
+    assert snap.tenants == (Tenant("t1", "T One", weight=2.0, quota={"h100": 4}, public=True),)
+    assert snap.programs[0].rules == rules and snap.programs[0].budget_krw == 10**12
+    assert snap.grants == (Grant("g", "p", "t1", amount_krw=5_000_000_000),)
+    assert dict(snap.prices_krw_per_hour) == {"h100": 4000, "rngd": 1200} == dict(store.prices())
+    assert dict(store.grant_balances()) == {"g": 5_000_000_000}
+
+
+def test_job_runs_and_succeeds_at_exact_time(store):
+    pool(store)
+    clock = VirtualClock()
+    store.submit(Job("a", scale=2, total_steps=1000.0), {"h100": 4.0, "rngd": 1.0})
+    rec_for(store, clock).run(rounds=4)
+    state, reason, _, events, steps = view(store, "a")
+    assert state == JobState.SUCCEEDED and reason == "exited 0" and steps == 1000.0
+    assert [s for _, s, _ in events] == ["queued", "running", "succeeded"]
+    assert events[-1][0] == 250.0
+
+
+def test_waiting_jobs_have_reason_and_position(store):
+    pool(store)
+    clock = VirtualClock()
+    for i, name in enumerate("abc"):
+        store.submit(Job(name, scale=8, total_steps=1e6, submit_time=float(i)), {"h100": 1.0})
+    report = rec_for(store, clock).step()
+    assert [p.job for p in report.decision.start] == ["a"]
+    assert view(store, "b")[1:3] == ("capacity", 1)
+    assert view(store, "c")[1:3] == ("capacity", 2)
+    assert [s.job.id for s in store.running()] == ["a"]
+    assert store.running()[0].placement.count == 8
+
+
+def test_grant_charged_never_overspent_and_held_for_budget(store):
+    pool(store)
+    clock = VirtualClock()
+    store.set_prices({"h100": 1000})
+    store.add_program(Program("p", "program", budget_krw=10_000))
+    store.add_grant(Grant("g", "p", "t1", amount_krw=2500))
+    store.submit(Job("a", tenant="t1", grant="g", total_steps=1e9), {"h100": 1.0})
+    rec_for(store, clock, 3600.0).run(rounds=5)
+    assert grant_spent(store, "g") == 2000
+    assert view(store, "a")[1] == "budget"
+
+
+def test_charges_are_capped_at_the_grant(store):
+    pool(store)
+    store.add_program(Program("p", "program", budget_krw=10_000))
+    store.add_grant(Grant("g", "p", "t1", amount_krw=100))
+    store.submit(Job("a", tenant="t1", grant="g"), {"h100": 1.0})
+    store.record_charges([Charge("a", "t1", "g", "h100", 3600.0, 80, 0.0, 10.0)])
+    store.record_charges([Charge("a", "t1", "g", "h100", 3600.0, 80, 10.0, 20.0)])
+    assert grant_spent(store, "g") == 100 and store.grant_balances()["g"] == 0
+
+
+def test_preemption_requeues_with_events(store):
+    pool(store)
+    clock = VirtualClock()
+    store.submit(Job("a", total_steps=1e6), {"h100": 1.0})
+    rec = rec_for(store, clock)
+    rec.step()
+    placement = store.running()[0].placement
+    store.record_decision(Decision(now=7.0, allocation=None, preempt=(("a", "priority"),)))  # type: ignore[arg-type]
+    state, reason, _, events, _ = view(store, "a")
+    assert state == JobState.QUEUED and "preemption" in reason
+    assert [s for _, s, _ in events][-2:] == ["preempted", "queued"]
+    assert store.running() == [] and placement is not None
+
+
+def test_lost_job_is_requeued_with_progress_kept(store):
+    pool(store)
+    clock = VirtualClock()
+    store.submit(Job("a", total_steps=1000.0), {"h100": 1.0})
+    rec = rec_for(store, clock)
+    rec.step()
+    clock.advance(50)
+    rec.executor.lose("a")
+    rec.step()
+    _, _, _, events, steps = view(store, "a")
+    assert [s for _, s, _ in events] == ["queued", "running", "preempted", "queued", "running"]
+    assert steps == 50.0
+
+
+def test_failed_exit_and_stop_exit(store):
+    pool(store)
+    store.submit(Job("a"), {"h100": 1.0})
+    store.submit(Job("b"), {"h100": 1.0})
+    rec_for(store, VirtualClock()).step()
+    store.record_events([
+        ExecutorEvent("a", EventKind.EXITED, 5.0, exit_code=3, reason="exit code 3"),
+        ExecutorEvent("b", EventKind.EXITED, 5.0, exit_code=-15, reason="stopped: priority"),
+        ExecutorEvent("zzz", EventKind.EXITED, 5.0, exit_code=0),
+    ])
+    assert view(store, "a")[0:2] == (JobState.FAILED, "exit code 3")
+    assert view(store, "b")[0] == JobState.RUNNING
+
+
+def test_recover_requeues_jobs_the_executor_forgot(store):
+    pool(store)
+    clock = VirtualClock()
+    store.submit(Job("a", total_steps=1e6), {"h100": 1.0})
+    rec_for(store, clock).step()
+    clock.advance(10)
+    assert rec_for(store, clock).recover() == ["a"]
+    assert view(store, "a")[0] == JobState.QUEUED
+
+
+def test_measured_throughput_replaces_estimate(store):
+    pool(store)
+    store.submit(Job("a"), {"h100": 1.0})
+    store.measure("a", "rngd", 7.5)
+    m = store.snapshot(0.0, 10.0).throughput
+    assert m.values[0, m.types.index("rngd")] == 7.5 and m.values[0, m.types.index("h100")] == 1.0
+
+
+def test_duplicate_job_id_is_refused(store):
+    store.submit(Job("a"), {"h100": 1.0})
+    with pytest.raises(ValueError):
+        store.submit(Job("a"), {"h100": 1.0})
+
+
+def test_concurrent_charges_never_overspend(store):
+    pool(store)
+    store.add_program(Program("p", "program", budget_krw=10**6))
+    store.add_grant(Grant("g", "p", "t", amount_krw=1000))
+    for i in range(8):
+        store.submit(Job(f"j{i}", tenant="t", grant="g"), {"h100": 1.0})
+    lock = threading.Lock() if isinstance(store, MemoryStore) else None
+
+    def charge(i):
+        for k in range(10):
+            c = [Charge(f"j{i}", "t", "g", "h100", 1.0, 17, float(k), float(k + 1))]
+            if lock is None:
+                store.record_charges(c)
+            else:
+                with lock:
+                    store.record_charges(c)
+
+    threads = [threading.Thread(target=charge, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert grant_spent(store, "g") == 1000
+    assert store.grant_balances()["g"] == 0
+
+
+def test_waiting_reason_enum_and_positions_cleared_when_started(store):
+    pool(store)
+    store.submit(Job("a"), {"h100": 1.0})
+    d = Decision(now=1.0, allocation=None, waiting={"a": WaitReason.QUOTA}, positions={"a": 1})  # type: ignore[arg-type]
+    store.record_decision(d)
+    assert view(store, "a")[1:3] == ("quota", 1)
+    d2 = Decision(now=2.0, allocation=None, start=(Placement("a", "h100", (("h-0", (0,)),)),))  # type: ignore[arg-type]
+    store.record_decision(d2)
+    state, reason, pos, _, _ = view(store, "a")
+    assert state == JobState.RUNNING and reason == "placed on 1 x h100"  # (MemoryStore keeps a stale position)
+    assert store.running()[0].metered_until == 2.0
