@@ -1,0 +1,45 @@
+"""Allocation policies: each turns an AllocationProblem into an Allocation (one shared signature).
+
+``POLICIES`` maps the names users type (``--policy``) to the functions; ``get_policy`` looks one up and
+suggests the closest name for a typo. Program rules, budgets and held reasons live in ``_seam`` so that
+every policy applies them the same way.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from accelpool.core.allocation import Policy
+from accelpool.core.errors import InputError
+from accelpool.core.policies.fair_share import fair_share
+from accelpool.core.policies.fifo import fifo
+from accelpool.core.policies.finish_time_fairness import finish_time_fairness
+from accelpool.core.policies.max_min_fairness import max_min_fairness
+from accelpool.core.policies.max_throughput import max_throughput
+from accelpool.core.policies.min_cost import min_cost
+
+POLICIES: dict[str, Policy] = {
+    "fifo": fifo,
+    "fair-share": fair_share,
+    "max-min-fairness": max_min_fairness,
+    "finish-time-fairness": finish_time_fairness,
+    "max-throughput": max_throughput,
+    "min-cost": min_cost,
+}
+
+DEFAULT_POLICY = "max-min-fairness"
+
+
+def get_policy(name: str) -> Policy:
+    """The policy called ``name``; InputError naming the known ones (and the closest) otherwise."""
+    found = POLICIES.get(name) or POLICIES.get(name.strip().lower().replace("_", "-"))
+    if found is not None:
+        return found
+    close = difflib.get_close_matches(name.lower(), list(POLICIES), n=1, cutoff=0.4)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise InputError(
+        f"unknown policy '{name}'{hint}; known: {', '.join(POLICIES)}", field="policy", value=name
+    )
+
+
+__all__ = ["DEFAULT_POLICY", "POLICIES", "get_policy"]

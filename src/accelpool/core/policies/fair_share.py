@@ -1,0 +1,80 @@
+"""fair-share: heterogeneity-agnostic fair sharing of devices (what Slurm's fair-share and Kueue do).
+
+Notation:
+
+    C           devices of every type together that some job may use                     (devices)
+    W_g, w_j    tenant weight, job weight;  s_j devices job j asks for
+    d_g         tenant g's fair share of C: weighted water-filling of C over tenants, capped at the
+                devices its runnable jobs ask for (sum of s_j)
+    d_j         job j's fair share of d_g: weighted water-filling within the tenant, capped at s_j
+    tau_j       = d_j / s_j, the fraction of wall time job j should run
+
+Then jobs are placed, fewest-devices-share first, on the usable types with the most free devices
+(speed ignored), within every rule row; whatever capacity stays idle goes to jobs with time to spare.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from accelpool.core.allocation import Allocation, AllocationProblem, FloatArray
+from accelpool.core.policies._seam import Ledger, build_rows, fill_spare, finish, usable_mask
+
+NAME = "fair-share"
+
+
+def water_fill_shares(total: float, demand: FloatArray, weight: FloatArray) -> FloatArray:
+    """Split ``total`` in proportion to ``weight`` without giving anyone more than its ``demand``."""
+    share = np.zeros(len(demand))
+    open_ = demand > 0
+    left = float(total)
+    while open_.any() and left > 1e-12:
+        per_weight = left / weight[open_].sum()
+        want = demand - share
+        capped = open_ & (want <= per_weight * weight + 1e-12)
+        if not capped.any():
+            share[open_] += per_weight * weight[open_]
+            break
+        left -= float(want[capped].sum())
+        share[capped] = demand[capped]
+        open_ &= ~capped
+    return share
+
+
+def fair_share(problem: AllocationProblem) -> Allocation:
+    """Equal device shares per tenant weight, then per job weight; placed without regard to speed."""
+    started = time.perf_counter()
+    usable = usable_mask(problem)
+    rows = build_rows(problem, usable)
+    n, tt = problem.n_jobs, problem.n_types
+    runnable = usable.any(axis=1)
+    demand = np.where(runnable, problem.scale, 0.0)
+    total = float(problem.capacity[usable.any(axis=0)].sum()) if n else 0.0
+    g = len(problem.tenant_ids)
+    tenant_demand = np.bincount(problem.tenant_index, weights=demand, minlength=g)
+    tenant_share = water_fill_shares(total, tenant_demand, problem.tenant_weight)
+    target = np.zeros(n)
+    for k in range(g):
+        mine = np.nonzero(problem.tenant_index == k)[0]
+        target[mine] = water_fill_shares(tenant_share[k], demand[mine], problem.weight[mine])
+    tau = np.where(demand > 0, target / np.maximum(problem.scale, 1.0), 0.0)
+    x = np.zeros((n, tt))
+    ledger = Ledger(problem, rows)
+    for j in np.lexsort((np.arange(n), -problem.priority, target)).tolist():
+        want = float(tau[j])
+        types = np.nonzero(usable[j])[0].tolist()
+        types.sort(key=lambda t: -ledger.room(j, t))
+        for t in types:
+            if want <= 1e-12:
+                break
+            take = min(want, ledger.room(j, t) / problem.scale[j])
+            if take > 1e-12:
+                x[j, t] += take
+                ledger.add(j, t, take * problem.scale[j])
+                want -= take
+    order = np.repeat((-x.sum(axis=1))[:, None], tt, axis=1)
+    x = fill_spare(problem, usable, rows, x, order)
+    used = float((x * problem.scale[:, None]).sum())
+    return finish(problem, x, rows, NAME, used, started)
