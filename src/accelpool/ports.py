@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from accelpool.core.rounds import Decision, JobStatus, Placement, Snapshot
-from accelpool.core.types import Charge, Job
+from accelpool.core.types import Charge, Job, Node
 
 
 class Clock(Protocol):
@@ -134,4 +134,15 @@ class SchedulerStore(Protocol):
 
     def grant_balances(self) -> Mapping[str, int]:
         """KRW left on each grant."""
+        ...
+
+
+@runtime_checkable
+class NodeSource(Protocol):
+    """Optional: an executor (or anything else) that discovers the pool's nodes itself, e.g. the
+    RayExecutor from the Ray cluster. The control plane syncs its node table from ``nodes()``: nodes that
+    appear join the pool; nodes that are gone (dead) leave it until they return."""
+
+    def nodes(self) -> list[Node]:
+        """The alive nodes with recognised accelerators, now (may do I/O)."""
         ...

@@ -1,0 +1,700 @@
+"""RayExecutor: accelpool decides, Ray carries it out on many machines.
+
+Construct it once per control plane::
+
+    RayExecutor(
+        address=None,              # Ray address ("auto", "10.0.0.1:6379", "ray://..."); None: an already
+                                   # initialised Ray, else ray.init() (starts a local Ray).
+        namespace="accelpool",     # Ray namespace of the detached actors and placement groups; a
+                                   # restarted control plane must use the same one to adopt its work.
+        catalog=None,              # Mapping[str, AcceleratorType]; default: the bundled catalogue.
+        clock=None,                # Clock for event times; default SystemClock().
+        type_aliases=None,         # Mapping[str, str]: Ray accelerator names -> catalogue ids, for names the
+                                   # catalogue does not know, e.g. {"RBLN-CA22": "atom"}.
+        placement_timeout_seconds=60.0,  # a placement group not ready by then is removed and the job
+                                   # reported LOST with reason "placement-timeout: ..." (requeued).
+        log_dir=None,              # where logs of finished jobs are kept on the control-plane machine.
+        extra_env=None,            # as LocalExecutor: Mapping or Callable[[Launch], Mapping].
+        remote_dir="/tmp/accelpool-ray",  # per-job log/progress files on the Ray nodes.
+    )
+
+Nodes (``nodes()``, the NodeSource port): every alive Ray node with accelerator devices. Its catalogue type
+comes from, in order: the node label ``accelpool.io/accelerator``, Ray's ``accelerator_type:<NAME>``
+resource, the label ``ray.io/accelerator-type``; ``<NAME>`` is matched against catalogue ids and aliases
+(``H100`` -> h100, ``FURIOSA_RNGD`` -> rngd via ``furiosa-rngd``) and ``type_aliases``. Its device count is
+the type's Ray resource (``GPU``, ``FURIOSA``, ``RBLN``, ...). A node with devices but no recognised type is
+listed in ``unrecognized()`` with the reason and left out of the pool (never guessed). Node names are the
+label ``accelpool.io/node`` if set, else ``ray-<first 12 hex digits of the Ray node id>``.
+
+A placement becomes a detached, named placement group (one bundle per node share, each bundle pinned to its
+node with the ``ray.io/node-id`` label selector; STRICT_PACK for one node, STRICT_SPREAD otherwise) and one
+detached, named actor per bundle (``accelpool/<job>/a<attempt>/r<rank>``) that runs the command as a
+subprocess in its own process group, with the type's visible-devices variable set to the device ids Ray
+assigned to the actor, and the same ACCELPOOL_* variables as the LocalExecutor. ``start`` does not wait:
+STARTED is reported by the poll that sees every rank's process running.
+
+Faults: a placement group not ready within the timeout -> LOST ``placement-timeout``; a node of the job dead
+(or removed) -> LOST ``node-lost`` (the store requeues it; it resumes from its checkpoint dir); a rank's
+actor dead on a live node -> LOST ``lost: ray actor died``. ``stop`` asks every rank to SIGTERM its process
+group and SIGKILL after ``grace_seconds``; if the actors do not answer, they are killed 5 s later. The
+placement group is removed when the job ends. After a control-plane restart, a new RayExecutor in the same
+namespace finds the named actors and adopts their jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from accelpool.core.types import AcceleratorType, Node
+from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch
+
+log = logging.getLogger(__name__)
+
+ExtraEnv = Mapping[str, str] | Callable[[Launch], Mapping[str, str]]
+PREFIX = "accelpool/"
+NODE_LABEL = "accelpool.io/node"
+TYPE_LABEL = "accelpool.io/accelerator"
+NODE_ID_LABEL = "ray.io/node-id"
+
+# Runs on the Ray node between the actor and the job's command: ignores SIGTERM itself (the command gets it
+# from the group signal), and if the actor dies (its parent changes) it stops the whole group.
+_WRAPPER = r"""
+import os, signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, lambda *_: None)
+parent = os.getppid()
+p = subprocess.Popen(sys.argv[1:])
+while True:
+    try:
+        code = p.wait(timeout=0.5)
+        sys.exit(code if code >= 0 else 128 - code)
+    except subprocess.TimeoutExpired:
+        if os.getppid() != parent:
+            os.killpg(0, signal.SIGTERM)
+            time.sleep(5)
+            os.killpg(0, signal.SIGKILL)
+"""
+
+
+def _runner_class() -> type:
+    """The actor class, defined in a function so that Ray ships it by value (Ray nodes need no accelpool)."""
+
+    class JobRunner:
+        def __init__(self, info: dict[str, Any]) -> None:
+            self._info = dict(info)
+            self._proc: Any = None
+            self._pid: int | None = None
+            self._code: int | None = None
+            self._kill_at: float | None = None
+            self._killed = False
+
+        def info(self) -> dict[str, Any]:
+            return dict(self._info, pid=self._pid, kill_at=self._kill_at)
+
+        def start(
+            self, command: str, env: dict[str, str], workdir: str | None, wrapper: str
+        ) -> dict[str, Any]:
+            import subprocess
+            import sys
+
+            import ray
+
+            if self._proc is not None:
+                return self.info()
+            ids = ray.get_runtime_context().get_accelerator_ids().get(self._info["resource"] or "", [])
+            full = dict(os.environ)
+            full.update(env)
+            full[self._info["visible_env"]] = ",".join(str(i) for i in ids) if ids else self._info["indices"]
+            d = self._info["remote_dir"]
+            os.makedirs(d, exist_ok=True)
+            full["ACCELPOOL_PROGRESS_FILE"] = os.path.join(d, "progress")
+            if env.get("ACCELPOOL_CHECKPOINT_DIR"):
+                os.makedirs(env["ACCELPOOL_CHECKPOINT_DIR"], exist_ok=True)
+            with open(os.path.join(d, f"log.{self._info['rank']}"), "ab") as out:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-I", "-S", "-c", wrapper, "/bin/sh", "-c", command],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=full,
+                    cwd=workdir or None,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            self._pid = self._proc.pid
+            self._info["visible"] = full[self._info["visible_env"]]
+            self._info["node_id"] = ray.get_runtime_context().get_node_id()
+            return self.info()
+
+        def status(self) -> dict[str, Any]:
+            import signal
+            import time
+
+            if self._proc is not None and self._code is None:
+                self._code = self._proc.poll()
+            if self._code is None and self._kill_at is not None and time.time() >= self._kill_at:
+                self._killed = True
+                try:
+                    os.killpg(self._pid, signal.SIGKILL)  # type: ignore[arg-type]
+                except ProcessLookupError:
+                    pass
+            steps = None
+            try:
+                with open(os.path.join(self._info["remote_dir"], "progress")) as f:
+                    steps = float(f.read().strip())
+            except (OSError, ValueError):
+                pass
+            code = self._code
+            if code is not None and code > 128:
+                code = -(code - 128)
+            return {
+                "running": self._proc is not None and self._code is None,
+                "code": code,
+                "steps": steps,
+                "killed": self._killed,
+                "started": self._proc is not None,
+            }
+
+        def terminate(self, grace: float) -> None:
+            import signal
+            import threading
+            import time
+
+            if self._kill_at is None:
+                self._kill_at = time.time() + grace
+                timer = threading.Timer(grace, self._force)
+                timer.daemon = True
+                timer.start()
+            if self._pid is not None and self._code is None:
+                try:
+                    os.killpg(self._pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+        def _force(self) -> None:
+            import signal
+
+            if self._proc is not None and self._proc.poll() is None:
+                self._killed = True
+                try:
+                    os.killpg(self._pid, signal.SIGKILL)  # type: ignore[arg-type]
+                except ProcessLookupError:
+                    pass
+
+        def logs(self) -> str:
+
+            try:
+                with open(os.path.join(self._info["remote_dir"], f"log.{self._info['rank']}"), "rb") as f:
+                    return f.read().decode(errors="replace")
+            except OSError:
+                return ""
+
+    return JobRunner
+
+
+@dataclass
+class _Rank:
+    actor: Any
+    node_id: str
+    start_ref: Any = None
+    status_ref: Any = None
+    started: bool = False
+    code: int | None = None
+    killed: bool = False
+    steps: float | None = None
+
+
+@dataclass
+class _RayJob:
+    job_id: str
+    attempt: int
+    pg: Any
+    ranks: list[_Rank]
+    grace: float
+    deadline: float  # wall time the placement group must be ready by
+    started: bool = False
+    stop_reason: str | None = None
+    force_at: float | None = None
+    last_steps: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _safe(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", s)
+
+
+class RayExecutor:
+    """Runs jobs on a Ray cluster; see the module docstring for the constructor and behaviour."""
+
+    def __init__(
+        self,
+        address: str | None = None,
+        namespace: str = "accelpool",
+        catalog: Mapping[str, AcceleratorType] | None = None,
+        clock: Clock | None = None,
+        type_aliases: Mapping[str, str] | None = None,
+        placement_timeout_seconds: float = 60.0,
+        log_dir: str | Path | None = None,
+        extra_env: ExtraEnv | None = None,
+        remote_dir: str = "/tmp/accelpool-ray",
+    ) -> None:
+        import ray
+
+        if catalog is None:
+            from accelpool.catalog import bundled_catalog
+
+            catalog = bundled_catalog()
+        if clock is None:
+            from accelpool.runtime.clock import SystemClock
+
+            clock = SystemClock()
+        self._ray = ray
+        self.catalog = catalog
+        self.clock = clock
+        self.namespace = namespace
+        self.type_aliases = {k.lower(): v for k, v in (type_aliases or {}).items()}
+        self.placement_timeout = float(placement_timeout_seconds)
+        self.extra_env = extra_env
+        self.remote_dir = remote_dir
+        self.log_dir = Path(log_dir) if log_dir is not None else Path(remote_dir) / "control-plane-logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._owns_ray = False
+        if not ray.is_initialized():
+            ray.init(address=address, namespace=namespace, log_to_driver=False, include_dashboard=False)
+            self._owns_ray = True
+        self._runner = ray.remote(_runner_class())
+        self._jobs: dict[str, _RayJob] = {}
+        self._events: list[ExecutorEvent] = []
+        self._node_ids: dict[str, str] = {}  # accelpool node name -> Ray node id
+        self._alive: set[str] = set()  # Ray node ids
+        self._unrecognized: dict[str, str] = {}
+        self._refresh_nodes()
+        self._adopt()
+
+    # -- NodeSource ---------------------------------------------------------------------------------------
+
+    def nodes(self) -> list[Node]:
+        """Alive Ray nodes with recognised accelerators, as pool nodes (refreshed on every call)."""
+        return self._refresh_nodes()
+
+    def unrecognized(self) -> dict[str, str]:
+        """Nodes with accelerator devices whose type is unknown: node name -> reason."""
+        return dict(self._unrecognized)
+
+    def _refresh_nodes(self) -> list[Node]:
+        out: list[Node] = []
+        unknown: dict[str, str] = {}
+        alive: set[str] = set()
+        for n in self._ray.nodes():
+            if not n.get("Alive"):
+                continue
+            node_id = n["NodeID"]
+            alive.add(node_id)
+            labels: dict[str, str] = dict(n.get("Labels") or {})
+            resources: dict[str, float] = dict(n.get("Resources") or {})
+            name = labels.get(NODE_LABEL) or f"ray-{node_id[:12]}"
+            self._node_ids[name] = node_id
+            acc, why = self._node_type(labels, resources)
+            if acc is None:
+                if why:
+                    unknown[name] = why
+                continue
+            t = self.catalog[acc]
+            devices = int(resources.get(t.ray_resource or "", 0))
+            if devices <= 0:
+                unknown[name] = f"type {acc} but no '{t.ray_resource}' resource"
+                continue
+            zone = labels.get("accelpool.io/zone", "default")
+            out.append(Node(name, acc, devices, zone=zone, labels=tuple(sorted(labels.items()))))
+        for name, why in unknown.items():
+            if self._unrecognized.get(name) != why:
+                log.warning("Ray node %s left out of the pool: %s", name, why)
+        self._unrecognized = unknown
+        self._alive = alive
+        return sorted(out, key=lambda x: x.name)
+
+    def _resolve(self, name: str) -> str | None:
+        alias = self.type_aliases.get(name.lower())
+        if alias is not None:
+            return alias if alias in self.catalog else None
+        resolve = getattr(self.catalog, "resolve", None)
+        for cand in (name, name.replace("_", "-"), re.sub(r"^[A-Za-z]+[_-]", "", name)):
+            if resolve is not None:
+                try:
+                    return str(resolve(cand))
+                except Exception:
+                    continue
+            elif cand in self.catalog:
+                return cand
+        return None
+
+    def _node_type(self, labels: Mapping[str, str], resources: Mapping[str, float]) -> tuple[str | None, str]:
+        names = []
+        if TYPE_LABEL in labels:
+            names.append(labels[TYPE_LABEL])
+        names += [k.split(":", 1)[1] for k in resources if k.startswith("accelerator_type:")]
+        if "ray.io/accelerator-type" in labels:
+            names.append(labels["ray.io/accelerator-type"])
+        for nm in names:
+            acc = self._resolve(nm)
+            if acc is not None:
+                return acc, ""
+        device_resources = {t.ray_resource for t in self.catalog.values() if t.ray_resource}
+        has = sorted(r for r in device_resources if resources.get(r, 0) > 0)
+        if not has:
+            return None, ""
+        if names:
+            return None, f"accelerator type {', '.join(names)} is not in the catalogue"
+        return None, f"has {', '.join(has)} devices but no accelerator_type resource or {TYPE_LABEL} label"
+
+    # -- the Executor port -----------------------------------------------------------------------------
+
+    def start(self, launch: Launch) -> None:
+        from ray.util.placement_group import placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        job_id = launch.job.id
+        if job_id in self._jobs:
+            raise RuntimeError(f"job {job_id} is already running")
+        p = launch.placement
+        t = self.catalog.get(p.accelerator)
+        resource = t.ray_resource if t is not None else None
+        if resource is None:
+            self._events.append(
+                self._ev(job_id, EventKind.LOST, f"lost: type {p.accelerator} has no Ray resource")
+            )
+            return
+        if any(n not in self._node_ids for n in p.nodes):
+            self._refresh_nodes()
+        missing = [n for n in p.nodes if self._node_ids.get(n) not in self._alive]
+        if missing:
+            self._events.append(
+                self._ev(job_id, EventKind.LOST, f"node-lost: {', '.join(missing)} not in Ray")
+            )
+            return
+        node_ids = [self._node_ids[n] for n in p.nodes]
+        base = f"{PREFIX}{job_id}/a{launch.attempt}"
+        pg = placement_group(
+            [{resource: float(len(d))} for _, d in p.devices],
+            strategy="STRICT_PACK" if len(p.devices) == 1 else "STRICT_SPREAD",
+            name=f"{base}/pg",
+            lifetime="detached",
+            bundle_label_selector=[{NODE_ID_LABEL: nid} for nid in node_ids],
+        )
+        remote_base = f"{self.remote_dir}/{_safe(job_id)}-a{launch.attempt}"
+        ranks = []
+        for rank, ((node, devs), nid) in enumerate(zip(p.devices, node_ids, strict=True)):
+            info = {
+                "job": job_id,
+                "attempt": launch.attempt,
+                "rank": rank,
+                "ranks": len(p.devices),
+                "node": node,
+                "node_id": nid,
+                "pg": f"{base}/pg",
+                "grace": float(launch.run.grace_seconds),
+                "resource": resource,
+                "visible_env": t.visible_devices_env if t else "CUDA_VISIBLE_DEVICES",
+                "indices": ",".join(str(d) for d in devs),
+                "remote_dir": f"{remote_base}/r{rank}",
+            }
+            res = (
+                {"num_gpus": float(len(devs))}
+                if resource == "GPU"
+                else {"resources": {resource: float(len(devs))}}
+            )
+            actor = self._runner.options(  # type: ignore[attr-defined]
+                name=f"{base}/r{rank}",
+                namespace=self.namespace,
+                lifetime="detached",
+                num_cpus=0,
+                max_restarts=0,
+                scheduling_strategy=PlacementGroupSchedulingStrategy(pg, rank),
+                **res,
+            ).remote(info)
+            env = self._env(launch, node, rank, len(p.devices))
+            r = _Rank(actor, nid)
+            r.start_ref = actor.start.remote(launch.run.command, env, launch.run.workdir, _WRAPPER)
+            ranks.append(r)
+        self._jobs[job_id] = _RayJob(
+            job_id,
+            launch.attempt,
+            pg,
+            ranks,
+            float(launch.run.grace_seconds),
+            deadline=time.time() + self.placement_timeout,
+        )
+
+    def stop(self, job_id: str, reason: str) -> None:
+        job = self._jobs.get(job_id)
+        if job is None or job.stop_reason is not None:
+            return
+        job.stop_reason = reason
+        if not job.started:
+            self._finish(
+                job, self._ev(job_id, EventKind.EXITED, f"stopped: {reason} (before it started)", -15)
+            )
+            return
+        job.force_at = time.time() + job.grace + 5.0
+        for r in job.ranks:
+            r.actor.terminate.remote(job.grace)
+
+    def poll(self) -> list[ExecutorEvent]:
+        self._refresh_nodes()
+        now_wall = time.time()
+        for job in list(self._jobs.values()):
+            lost_nodes = [r.node_id for r in job.ranks if r.node_id not in self._alive]
+            if lost_nodes:
+                self._finish(job, self._ev(job.job_id, EventKind.LOST, "node-lost"))
+            elif not job.started:
+                self._check_started(job, now_wall)
+        self._collect_status()
+        out, self._events = self._events, []
+        out.sort(key=lambda e: e.time)
+        return out
+
+    def active(self) -> set[str]:
+        return set(self._jobs)
+
+    def logs(self, job_id: str) -> str:
+        job = self._jobs.get(job_id)
+        if job is not None:
+            return self._fetch_logs(job)
+        try:
+            return (self.log_dir / f"{_safe(job_id)}.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def close(self) -> None:
+        """Forget the handles; the detached actors and placement groups keep running (adopted later)."""
+        self._jobs.clear()
+        if self._owns_ray:
+            self._ray.shutdown()
+
+    # -- internals --------------------------------------------------------------------------------------
+
+    def _ev(self, job: str, kind: EventKind, reason: str = "", code: int | None = None) -> ExecutorEvent:
+        return ExecutorEvent(job, kind, self.clock.now(), exit_code=code, reason=reason)
+
+    def _env(self, launch: Launch, node: str, rank: int, n: int) -> dict[str, str]:
+        env = dict(launch.run.env)
+        env.update(
+            {
+                "ACCELPOOL_JOB_ID": launch.job.id,
+                "ACCELPOOL_ACCELERATOR": launch.placement.accelerator,
+                "ACCELPOOL_DEVICES": ";".join(
+                    f"{nd}:{','.join(map(str, d))}" for nd, d in launch.placement.devices
+                ),
+                "ACCELPOOL_NODE": node,
+                "ACCELPOOL_NODE_RANK": str(rank),
+                "ACCELPOOL_NUM_NODES": str(n),
+                "ACCELPOOL_CHECKPOINT_DIR": launch.run.checkpoint_dir or "",
+                "ACCELPOOL_ATTEMPT": str(launch.attempt),
+                "ACCELPOOL_STEPS_DONE": repr(float(launch.steps_done)),
+                "ACCELPOOL_EXPECTED_STEPS_PER_SECOND": repr(float(launch.steps_per_second)),
+            }
+        )
+        env.update(self.extra_env(launch) if callable(self.extra_env) else (self.extra_env or {}))
+        return env
+
+    def _check_started(self, job: _RayJob, now_wall: float) -> None:
+        pending = [r for r in job.ranks if not r.started]
+        refs = [r.start_ref for r in pending]
+        ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=0)
+        for r in pending:
+            if r.start_ref in ready:
+                try:
+                    self._ray.get(r.start_ref)
+                    r.started = True
+                except Exception as exc:  # the actor died before it started the process
+                    self._finish(
+                        job,
+                        self._ev(job.job_id, EventKind.LOST, f"lost: ray actor died ({type(exc).__name__})"),
+                    )
+                    return
+        if all(r.started for r in job.ranks):
+            job.started = True
+            self._events.append(self._ev(job.job_id, EventKind.STARTED))
+        elif now_wall >= job.deadline:
+            self._finish(
+                job,
+                self._ev(
+                    job.job_id,
+                    EventKind.LOST,
+                    f"placement-timeout: placement group not ready within {self.placement_timeout:g} s",
+                ),
+            )
+
+    def _collect_status(self) -> None:
+        for job in self._jobs.values():
+            if job.started:
+                for r in job.ranks:
+                    if r.status_ref is None and r.code is None:
+                        r.status_ref = r.actor.status.remote()
+        refs = [r.status_ref for j in self._jobs.values() for r in j.ranks if r.status_ref is not None]
+        if not refs:
+            return
+        ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=2.0)
+        ready_set = set(ready)
+        for job in list(self._jobs.values()):
+            died = False
+            for r in job.ranks:
+                if r.status_ref is None or r.status_ref not in ready_set:
+                    continue
+                ref, r.status_ref = r.status_ref, None
+                try:
+                    st = self._ray.get(ref)
+                except Exception:
+                    died = True
+                    continue
+                r.steps = st["steps"] if st["steps"] is not None else r.steps
+                r.killed = r.killed or st["killed"]
+                if st["code"] is not None:
+                    r.code = int(st["code"])
+            self._after_status(job, died)
+
+    def _after_status(self, job: _RayJob, died: bool) -> None:
+        steps = [r.steps for r in job.ranks if r.steps is not None]
+        if steps and max(steps) != job.last_steps:
+            job.last_steps = max(steps)
+            self._events.append(
+                ExecutorEvent(job.job_id, EventKind.PROGRESS, self.clock.now(), steps=job.last_steps)
+            )
+        if died:
+            if any(r.node_id not in self._alive for r in job.ranks) or self._node_dead(job):
+                self._finish(job, self._ev(job.job_id, EventKind.LOST, "node-lost"))
+            elif job.stop_reason is not None:
+                self._finish(job, self._ev(job.job_id, EventKind.EXITED, f"stopped: {job.stop_reason}", -9))
+            else:
+                self._finish(job, self._ev(job.job_id, EventKind.LOST, "lost: ray actor died"))
+            return
+        codes = [r.code for r in job.ranks]
+        if all(c is not None for c in codes):
+            bad = next((c for c in codes if c != 0), 0)
+            if job.stop_reason is not None:
+                code = -9 if any(r.killed for r in job.ranks) else -15
+                ev = self._ev(
+                    job.job_id, EventKind.EXITED, f"stopped: {job.stop_reason} (exit code {bad})", code
+                )
+            else:
+                code = int(job.extra.get("failed_code", bad))
+                reason = (
+                    "" if code == 0 else (f"killed by signal {-code}" if code < 0 else f"exit code {code}")
+                )
+                ev = self._ev(job.job_id, EventKind.EXITED, reason, code)
+            self._finish(job, ev)
+            return
+        failed = [c for c in codes if c not in (None, 0)]
+        if failed and job.stop_reason is None and "failed_code" not in job.extra:
+            job.extra["failed_code"] = failed[0]  # one rank failed: stop the others, report the failure
+            job.force_at = time.time() + job.grace + 5.0
+            for r in job.ranks:
+                if r.code is None:
+                    r.actor.terminate.remote(job.grace)
+        if job.force_at is not None and time.time() >= job.force_at:
+            self._finish(
+                job, self._ev(job.job_id, EventKind.EXITED, f"stopped: {job.stop_reason} (forced)", -9)
+            )
+
+    def _node_dead(self, job: _RayJob) -> bool:
+        self._refresh_nodes()
+        return any(r.node_id not in self._alive for r in job.ranks)
+
+    def _fetch_logs(self, job: _RayJob, timeout: float = 5.0) -> str:
+        refs = [r.actor.logs.remote() for r in job.ranks]
+        ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=timeout)
+        parts = []
+        for i, ref in enumerate(refs):
+            text = ""
+            if ref in ready:
+                try:
+                    text = self._ray.get(ref)
+                except Exception:
+                    text = ""
+            parts.append(
+                text if len(refs) == 1 else "".join(f"[rank {i}] {ln}\n" for ln in text.splitlines())
+            )
+        return "".join(parts)
+
+    def _finish(self, job: _RayJob, event: ExecutorEvent) -> None:
+        """Report ``event``, keep the logs, kill the actors and remove the placement group."""
+        alive = [r for r in job.ranks if r.node_id in self._alive and r.started]
+        text = (
+            self._fetch_logs(_RayJob(job.job_id, job.attempt, job.pg, alive, 0, 0), timeout=2.0)
+            if alive
+            else ""
+        )
+        path = self.log_dir / f"{_safe(job.job_id)}.log"
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"=== accelpool: attempt {job.attempt}: {event.kind.value} {event.reason} ===\n{text}")
+        for r in job.ranks:
+            try:
+                self._ray.kill(r.actor, no_restart=True)
+            except Exception:
+                pass
+        try:
+            self._ray.util.remove_placement_group(job.pg)
+        except Exception:
+            pass
+        self._jobs.pop(job.job_id, None)
+        self._events.append(event)
+
+    def _adopt(self) -> None:
+        """Find this namespace's named runner actors (detached, so they outlived the old control plane)."""
+        from ray.util.placement_group import get_placement_group
+
+        names = [
+            a["name"]
+            for a in self._ray.util.list_named_actors(all_namespaces=True)
+            if a.get("namespace") == self.namespace and a["name"].startswith(PREFIX)
+        ]
+        groups: dict[tuple[str, int], list[tuple[int, Any]]] = {}
+        for name in names:
+            m = re.match(rf"^{re.escape(PREFIX)}(.*)/a(\d+)/r(\d+)$", name)
+            if m is None:
+                continue
+            try:
+                actor = self._ray.get_actor(name, namespace=self.namespace)
+            except ValueError:
+                continue
+            groups.setdefault((m.group(1), int(m.group(2))), []).append((int(m.group(3)), actor))
+        for (job_id, attempt), found in sorted(groups.items()):
+            found.sort(key=lambda x: x[0])
+            try:
+                infos = self._ray.get([a.info.remote() for _, a in found], timeout=10)
+            except Exception:
+                infos = None
+            if infos is None or job_id in self._jobs:
+                continue
+            try:
+                pg = get_placement_group(infos[0]["pg"])
+            except Exception:
+                pg = None
+            ranks = [_Rank(a, info["node_id"]) for (_, a), info in zip(found, infos, strict=True)]
+            job = _RayJob(
+                job_id,
+                attempt,
+                pg,
+                ranks,
+                float(infos[0]["grace"]),
+                deadline=time.time() + self.placement_timeout,
+            )
+            if len(found) != int(infos[0]["ranks"]) or any(info["pid"] is None for info in infos):
+                # half-created when the old control plane went away: clean up; the store requeues it
+                self._finish(job, self._ev(job_id, EventKind.LOST, "lost: incomplete after restart"))
+                self._events.pop()
+                continue
+            for r in ranks:
+                r.started = True
+            job.started = True
+            if any(info.get("kill_at") for info in infos):
+                job.stop_reason = "stopped before restart"
+                job.force_at = time.time() + job.grace + 5.0
+            self._jobs[job_id] = job
+            log.info("adopted Ray job %s (attempt %d, %d ranks)", job_id, attempt, len(ranks))

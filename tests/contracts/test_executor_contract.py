@@ -1,0 +1,204 @@
+"""One contract for the Executor port, run against FakeExecutor, LocalExecutor and RayExecutor.
+
+Each adapter comes with a small harness that knows how to make a job that succeeds, fails or runs until
+stopped, and how to let time pass (advance the virtual clock, or sleep). The assertions are the same.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from accelpool.core.rounds import Placement
+from accelpool.core.types import Job
+from accelpool.executors.fake import FakeExecutor
+from accelpool.executors.local import LocalExecutor
+from accelpool.ports import EventKind, Executor, ExecutorEvent, Launch, RunSpec
+from accelpool.runtime.clock import VirtualClock
+
+MB = 1024 * 1024
+
+
+@dataclass
+class Harness:
+    executor: Executor
+    launch: Callable[[str, str], Launch]  # (job id, "ok" | "fail" | "long") -> Launch
+    tick: Callable[[], None]
+    timeout_ticks: int = 300
+    events: list[ExecutorEvent] = field(default_factory=list)
+
+    def poll(self) -> list[ExecutorEvent]:
+        got = self.executor.poll()
+        self.events += got
+        return got
+
+    def until(self, pred: Callable[[], bool]) -> None:
+        for _ in range(self.timeout_ticks):
+            self.poll()
+            if pred():
+                return
+            self.tick()
+        raise AssertionError(f"condition not met; events: {self.events}")
+
+    def end_of(self, job: str) -> ExecutorEvent:
+        self.until(
+            lambda: any(e.job == job and e.kind in (EventKind.EXITED, EventKind.LOST) for e in self.events)
+        )
+        return next(e for e in self.events if e.job == job and e.kind in (EventKind.EXITED, EventKind.LOST))
+
+
+def _real_launch(placement: Callable[[str], Placement]) -> Callable[[str, str], Launch]:
+    commands = {
+        "ok": "echo hello-$ACCELPOOL_JOB_ID; exit 0",
+        "fail": "echo failing; exit 3",
+        "long": "sleep 60",
+    }
+
+    def make(job_id: str, kind: str) -> Launch:
+        run = RunSpec(command=commands[kind], grace_seconds=1.0)
+        return Launch(Job(job_id, scale=1), placement(job_id), run, steps_per_second=1.0)
+
+    return make
+
+
+def fake_harness() -> Harness:
+    clock = VirtualClock()
+    ex = FakeExecutor(clock)
+
+    def make(job_id: str, kind: str) -> Launch:
+        total = None if kind == "long" else 10.0
+        if kind == "fail":
+            ex.fail_at[job_id] = clock.now() + 2.0
+        job = Job(job_id, scale=1, total_steps=total)
+        return Launch(
+            job, Placement(job_id, "h100", (("n0", (0,)),)), RunSpec(command="x"), steps_per_second=1.0
+        )
+
+    return Harness(ex, make, lambda: clock.advance(1.0))
+
+
+def local_harness(tmp_path) -> Harness:
+    ex = LocalExecutor(tmp_path / "state")
+    return Harness(
+        ex, _real_launch(lambda j: Placement(j, "h100", (("n0", (0,)),))), lambda: time.sleep(0.05)
+    )
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[object]:
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "object_store_memory": 80 * MB, "include_dashboard": False},
+    )
+    cluster.add_node(
+        num_cpus=1,
+        num_gpus=8,
+        resources={"accelerator_type:H100": 8},
+        object_store_memory=80 * MB,
+        labels={"accelpool.io/node": "h100-0"},
+    )
+    ray.init(address=cluster.address, namespace="accelpool-contract", log_to_driver=False)
+    try:
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+@pytest.fixture(params=["fake", "local", pytest.param("ray", marks=pytest.mark.ray)])
+def harness(request, tmp_path) -> Iterator[Harness]:
+    if request.param == "fake":
+        yield fake_harness()
+        return
+    if request.param == "local":
+        h = local_harness(tmp_path)
+    else:
+        request.getfixturevalue("ray_cluster")
+        from accelpool.executors.ray import RayExecutor
+
+        ex = RayExecutor(
+            namespace="accelpool-contract", log_dir=tmp_path / "logs", remote_dir=str(tmp_path / "remote")
+        )
+        h = Harness(
+            ex, _real_launch(lambda j: Placement(j, "h100", (("h100-0", (0,)),))), lambda: time.sleep(0.1)
+        )
+    try:
+        yield h
+    finally:
+        for job in list(h.executor.active()):
+            h.executor.stop(job, "test teardown")
+        h.until(lambda: not h.executor.active())
+        h.executor.close()
+
+
+def test_started_job_is_active_and_reported_started(harness: Harness) -> None:
+    harness.executor.start(harness.launch("a", "long"))
+    assert "a" in harness.executor.active()
+    harness.until(lambda: any(e.job == "a" and e.kind == EventKind.STARTED for e in harness.events))
+    assert "a" in harness.executor.active()
+
+
+def test_starting_a_running_job_twice_is_refused(harness: Harness) -> None:
+    harness.executor.start(harness.launch("a", "long"))
+    with pytest.raises(RuntimeError):
+        harness.executor.start(harness.launch("a", "long"))
+
+
+def test_successful_job_exits_with_code_zero_and_leaves_active(harness: Harness) -> None:
+    harness.executor.start(harness.launch("ok", "ok"))
+    end = harness.end_of("ok")
+    assert end.kind == EventKind.EXITED and end.exit_code == 0
+    assert "ok" not in harness.executor.active()
+
+
+def test_failing_job_exits_with_nonzero_code(harness: Harness) -> None:
+    harness.executor.start(harness.launch("bad", "fail"))
+    end = harness.end_of("bad")
+    assert end.kind == EventKind.EXITED and end.exit_code not in (0, None)
+    assert not end.reason.startswith("stopped")
+
+
+def test_stopped_job_exits_nonzero_with_reason_and_leaves_active(harness: Harness) -> None:
+    harness.executor.start(harness.launch("s", "long"))
+    harness.until(lambda: any(e.job == "s" and e.kind == EventKind.STARTED for e in harness.events))
+    harness.executor.stop("s", "preempted")
+    end = harness.end_of("s")
+    assert end.kind == EventKind.EXITED and end.exit_code not in (0, None)
+    assert end.reason.startswith("stopped: preempted")
+    assert "s" not in harness.executor.active()
+
+
+def test_stopping_an_unknown_job_is_a_no_op(harness: Harness) -> None:
+    harness.executor.stop("nope", "cancelled")
+    assert harness.poll() == [] or all(e.job != "nope" for e in harness.events)
+
+
+def test_events_are_in_time_order_and_end_once(harness: Harness) -> None:
+    for j in ("e1", "e2"):
+        harness.executor.start(harness.launch(j, "ok"))
+    harness.end_of("e1")
+    harness.end_of("e2")
+    for _ in range(3):
+        harness.poll()
+        harness.tick()
+    times = [e.time for e in harness.events]
+    assert times == sorted(times)
+    ends = [e for e in harness.events if e.kind in (EventKind.EXITED, EventKind.LOST)]
+    assert sorted(e.job for e in ends) == ["e1", "e2"]
+
+
+def test_logs_are_text_and_empty_for_unknown_jobs(harness: Harness) -> None:
+    assert harness.executor.logs("unknown") == ""
+    harness.executor.start(harness.launch("l", "ok"))
+    harness.end_of("l")
+    assert isinstance(harness.executor.logs("l"), str)
+
+
+def test_executors_satisfy_the_port(harness: Harness) -> None:
+    assert isinstance(harness.executor, Executor)
