@@ -1,0 +1,188 @@
+"""LocalExecutor specifics: environment, logs, SIGTERM grace then SIGKILL, adoption after a restart."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from accelpool.core.rounds import Placement
+from accelpool.core.types import Job
+from accelpool.executors.local import LocalExecutor, _proc_start_time
+from accelpool.ports import EventKind, ExecutorEvent, Launch, RunSpec
+
+
+def launch(job: str, command: str, acc: str = "h100", devices=(("n0", (2, 3)),), **run) -> Launch:
+    return Launch(
+        Job(job, scale=sum(len(d) for _, d in devices)),
+        Placement(job, acc, tuple(devices)),
+        RunSpec(command=command, **run),
+        steps_per_second=2.5,
+        steps_done=40.0,
+        attempt=3,
+    )
+
+
+def wait_end(ex: LocalExecutor, job: str, timeout: float = 10.0) -> tuple[ExecutorEvent, list[ExecutorEvent]]:
+    seen: list[ExecutorEvent] = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        seen += ex.poll()
+        for e in seen:
+            if e.job == job and e.kind in (EventKind.EXITED, EventKind.LOST):
+                return e, seen
+        time.sleep(0.05)
+    raise AssertionError(f"{job} did not end: {seen}")
+
+
+def env_of(ex: LocalExecutor, job: str) -> dict[str, str]:
+    out = {}
+    for line in ex.logs(job).splitlines():
+        if "=" in line and not line.startswith("==="):
+            k, v = line.split("=", 1)
+            out[k] = v
+    return out
+
+
+@pytest.mark.parametrize(
+    ("acc", "var"), [("h100", "CUDA_VISIBLE_DEVICES"), ("rngd", "FURIOSA_DEVICES"), ("atom", "RBLN_DEVICES")]
+)
+def test_devices_and_accelpool_variables_are_in_the_environment(tmp_path: Path, acc: str, var: str) -> None:
+    ex = LocalExecutor(tmp_path, extra_env={"ACCELPOOL_API_URL": "http://x"})
+    ex.start(launch("j", "env", acc=acc, checkpoint_dir=str(tmp_path / "ckpt"), env={"MINE": "1"}))
+    end, _ = wait_end(ex, "j")
+    assert end.exit_code == 0
+    env = env_of(ex, "j")
+    assert env[var] == "2,3"
+    assert env["ACCELPOOL_JOB_ID"] == "j"
+    assert env["ACCELPOOL_ACCELERATOR"] == acc
+    assert env["ACCELPOOL_DEVICES"] == "n0:2,3"
+    assert env["ACCELPOOL_CHECKPOINT_DIR"] == str(tmp_path / "ckpt")
+    assert env["ACCELPOOL_ATTEMPT"] == "3"
+    assert float(env["ACCELPOOL_STEPS_DONE"]) == 40.0
+    assert env["ACCELPOOL_API_URL"] == "http://x" and env["MINE"] == "1"
+    assert (tmp_path / "ckpt").is_dir()
+    ex.close()
+
+
+def test_one_process_per_node_share_each_with_its_own_devices(tmp_path: Path) -> None:
+    ex = LocalExecutor(tmp_path)
+    ex.start(
+        launch(
+            "g",
+            'echo "rank=$ACCELPOOL_NODE_RANK node=$ACCELPOOL_NODE dev=$CUDA_VISIBLE_DEVICES"',
+            devices=(("a", (0, 1, 2, 3)), ("b", (4, 5, 6, 7))),
+        )
+    )
+    end, _ = wait_end(ex, "g")
+    assert end.exit_code == 0
+    text = ex.logs("g")
+    assert "rank=0 node=a dev=0,1,2,3" in text and "rank=1 node=b dev=4,5,6,7" in text
+    ex.close()
+
+
+def test_progress_file_is_reported_as_cumulative_steps(tmp_path: Path) -> None:
+    ex = LocalExecutor(tmp_path)
+    ex.start(
+        launch("p", 'echo 41 > "$ACCELPOOL_PROGRESS_FILE"; sleep 0.3; echo 57 > "$ACCELPOOL_PROGRESS_FILE"')
+    )
+    _, seen = wait_end(ex, "p")
+    steps = [e.steps for e in seen if e.kind == EventKind.PROGRESS]
+    assert steps[-1] == 57.0
+    ex.close()
+
+
+def test_stop_gives_a_grace_period_to_checkpoint(tmp_path: Path) -> None:
+    ex = LocalExecutor(tmp_path)
+    cmd = "trap 'echo checkpointed; exit 0' TERM; while true; do sleep 0.05; done"
+    ex.start(launch("t", cmd, grace_seconds=5.0))
+    time.sleep(0.3)
+    t0 = time.time()
+    ex.stop("t", "preempted")
+    assert time.time() - t0 < 0.5  # stop does not block
+    end, _ = wait_end(ex, "t")
+    assert end.exit_code == -15 and end.reason.startswith("stopped: preempted")
+    assert "checkpointed" in ex.logs("t")
+    ex.close()
+
+
+def test_stop_kills_the_process_group_after_the_grace_period(tmp_path: Path) -> None:
+    ex = LocalExecutor(tmp_path)
+    # ignores SIGTERM, and has a grandchild in the same group that must die too
+    ex.start(
+        launch(
+            "k", "trap '' TERM; sleep 100 & echo child=$!; while true; do sleep 0.05; done", grace_seconds=0.5
+        )
+    )
+    time.sleep(0.3)
+    child = int(next(ln for ln in ex.logs("k").splitlines() if ln.startswith("child=")).split("=")[1])
+    t0 = time.time()
+    ex.stop("k", "cancelled")
+    end, _ = wait_end(ex, "k")
+    assert end.exit_code == -9
+    assert 0.4 <= time.time() - t0 < 5.0
+    time.sleep(0.1)
+    assert _proc_start_time(child) is None  # gone (or a zombie waiting to be reaped)
+    ex.close()
+
+
+def test_running_job_is_adopted_after_restart_not_started_twice(tmp_path: Path) -> None:
+    ex = LocalExecutor(tmp_path)
+    ex.start(launch("r", 'echo started; sleep 1; echo 9 > "$ACCELPOOL_PROGRESS_FILE"; exit 4'))
+    time.sleep(0.2)
+    pids = ex.pids("r")
+    ex.close()
+    del ex
+    ex2 = LocalExecutor(tmp_path)
+    assert ex2.active() == {"r"}
+    assert ex2.pids("r") == pids
+    with pytest.raises(RuntimeError):
+        ex2.start(launch("r", "true"))
+    end, seen = wait_end(ex2, "r")
+    assert end.kind == EventKind.EXITED and end.exit_code == 4
+    assert any(e.kind == EventKind.PROGRESS and e.steps == 9.0 for e in seen)
+    assert ex2.logs("r").count("started") == 1
+    assert ex2.active() == set()
+    ex2.close()
+
+
+def test_exit_while_control_plane_was_down_is_reported_after_restart(tmp_path: Path) -> None:
+    ex = LocalExecutor(tmp_path)
+    ex.start(launch("d", "exit 0"))
+    ex.close()
+    time.sleep(0.5)
+    ex2 = LocalExecutor(tmp_path)
+    assert ex2.active() == {"d"}  # so recover() does not call it lost
+    end, _ = wait_end(ex2, "d")
+    assert end.exit_code == 0
+    ex2.close()
+
+
+def test_stop_deadline_survives_a_restart(tmp_path: Path) -> None:
+    ex = LocalExecutor(tmp_path)
+    ex.start(launch("z", "trap '' TERM; while true; do sleep 0.05; done", grace_seconds=0.5))
+    time.sleep(0.2)
+    ex.stop("z", "cancelled")
+    ex.close()
+    ex2 = LocalExecutor(tmp_path)
+    end, _ = wait_end(ex2, "z")
+    assert end.exit_code == -9 and end.reason.startswith("stopped: cancelled")
+    ex2.close()
+
+
+def test_vanished_process_without_exit_record_is_lost(tmp_path: Path) -> None:
+    ex = LocalExecutor(tmp_path)
+    ex.start(launch("v", "sleep 30"))
+    time.sleep(0.2)
+    pids = ex.pids("v")
+    ex.close()
+    import signal
+
+    os.killpg(pids[0], signal.SIGKILL)  # the wrapper dies too: no exit record
+    time.sleep(0.2)
+    ex2 = LocalExecutor(tmp_path)
+    end, _ = wait_end(ex2, "v")
+    assert end.kind == EventKind.LOST
+    ex2.close()
