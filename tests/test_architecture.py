@@ -9,7 +9,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "accelpool"
 
 CORE_FORBIDDEN = {
     "sqlalchemy", "fastapi", "starlette", "uvicorn", "httpx", "ray", "subprocess", "socket", "requests",
-    "alembic", "psycopg", "typer", "rich", "matplotlib", "logging", "time", "random", "os",
+    "alembic", "psycopg", "typer", "rich", "matplotlib", "logging", "random", "os", "datetime",
     "accelpool.storage", "accelpool.api", "accelpool.executors", "accelpool.runtime", "accelpool.cli",
     "accelpool.sim", "accelpool.service", "accelpool.sdk",
 }
@@ -36,6 +36,17 @@ def test_core_does_no_io_and_imports_no_shell():
         for p in (SRC / "core").rglob("*.py")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_core_reads_no_wall_clock():
+    """core may time its own solves (time.perf_counter, reported only); it never reads the date or time."""
+    offenders = []
+    for p in (SRC / "core").rglob("*.py"):
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "time":
+                if node.attr not in ("perf_counter", "perf_counter_ns"):
+                    offenders.append(f"{p.relative_to(SRC)}:{node.lineno} time.{node.attr}")
+    assert offenders == []
 
 
 def test_sqlalchemy_stays_in_storage():

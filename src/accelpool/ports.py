@@ -55,7 +55,7 @@ class Launch:
     attempt: int = 1
 
 
-class EventKind(str, enum.Enum):
+class EventKind(enum.StrEnum):
     STARTED = "started"
     PROGRESS = "progress"
     EXITED = "exited"

@@ -103,14 +103,14 @@ class Cluster:
         return Cluster(tuple(nodes))
 
 
-class JobKind(str, enum.Enum):
+class JobKind(enum.StrEnum):
     TRAINING = "training"
     FINETUNING = "finetuning"
     INFERENCE = "inference"
     BATCH = "batch"
 
 
-class JobState(str, enum.Enum):
+class JobState(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     PREEMPTED = "preempted"
@@ -123,7 +123,7 @@ class JobState(str, enum.Enum):
         return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
-class WaitReason(str, enum.Enum):
+class WaitReason(enum.StrEnum):
     """Why a job is not running (Slurm's pending reasons, in our words)."""
 
     CAPACITY = "capacity"
