@@ -56,6 +56,8 @@ def exact_level(problem: AllocationProblem) -> float:
     model = lp_model(problem, usable, rows)
     col_l = model.add_cols(1)
     runnable = np.nonzero(usable.any(axis=1))[0]
+    if len(runnable) == 0:
+        return 0.0
     local = np.full(problem.n_jobs, -1)
     local[runnable] = np.arange(len(runnable))
     pairs = np.arange(model.n_x)

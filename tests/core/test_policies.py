@@ -1,0 +1,180 @@
+"""Policies: feasibility, rules, Pareto efficiency, determinism, agreement with a plain LP."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from accelpool.core.allocation import AllocationProblem, check_feasible
+from accelpool.core.errors import InputError
+from accelpool.core.policies import POLICIES, get_policy
+from accelpool.core.policies._seam import build_rows, usable_mask
+from accelpool.core.policies.max_min_fairness import exact_level, max_min_fairness
+from accelpool.core.types import WaitReason
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def make(tput, cap, scale=None, *, allowed=None, **kw):
+    tput = np.asarray(tput, dtype=float)
+    n, t = tput.shape
+    return AllocationProblem(
+        job_ids=tuple(f"j{i}" for i in range(n)),
+        types=tuple(f"t{k}" for k in range(t)),
+        capacity=np.asarray(cap, dtype=float),
+        scale=np.ones(n) if scale is None else np.asarray(scale, dtype=float),
+        weight=kw.pop("weight", np.ones(n)),
+        throughput=tput,
+        allowed=(tput > 0) if allowed is None else np.asarray(allowed, dtype=bool),
+        **kw,
+    )
+
+
+@st.composite
+def problems(draw, rules: bool = False):
+    n = draw(st.integers(1, 12))
+    t = draw(st.integers(1, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    tput = rng.uniform(0.1, 10, (n, t)) * (rng.uniform(size=(n, t)) < 0.85)
+    tput[:, 0] = np.maximum(tput[:, 0], 0.05)
+    cap = rng.integers(1, 12, t).astype(float)
+    scale = rng.choice([1, 2, 4], n).astype(float)
+    kw = {"weight": rng.uniform(0.5, 2.0, n)}
+    if rules:
+        g = int(rng.integers(1, 4))
+        kw.update(
+            tenant_ids=tuple(f"g{i}" for i in range(g)),
+            tenant_index=rng.integers(0, g, n),
+            tenant_weight=np.ones(g),
+            quota=rng.integers(0, 4, (g, t)).astype(float),
+            tenant_cap=np.where(rng.uniform(size=(g, t)) < 0.5, rng.integers(1, 8, (g, t)), np.inf),
+            public=rng.uniform(size=n) < 0.3,
+            public_reserve=np.floor(cap * 0.3),
+            price_krw_per_hour=rng.integers(0, 5000, t),
+            budget_krw=np.where(rng.uniform(size=n) < 0.3, rng.integers(0, 20000, n), -1),
+            remaining_steps=rng.uniform(100, 10000, n),
+            time_to_deadline=np.where(rng.uniform(size=n) < 0.5, rng.uniform(60, 3600, n), np.inf),
+        )
+    return make(tput, cap, scale, **kw)
+
+
+@pytest.mark.parametrize("name", list(POLICIES))
+@SETTINGS
+@given(problem=problems(rules=True))
+def test_every_policy_is_feasible_under_rules_and_deterministic(name, problem):
+    policy = get_policy(name)
+    alloc = policy(problem)
+    assert check_feasible(problem, alloc) == []
+    usable = usable_mask(problem)
+    assert not np.any((alloc.x > 1e-9) & ~usable), "runs where not usable (rule or budget)"
+    # quotas: tenants' use beyond their reservation fits the shared pool
+    rows = build_rows(problem, usable)
+    use = np.array([(alloc.x[rows.member[r], rows.type_of[r]] * problem.scale[rows.member[r]]).sum()
+                    for r in range(rows.n_rows)])
+    over = np.maximum(use - rows.bound, 0)
+    for r in range(rows.n_rows):
+        if rows.pool_of[r] < 0:
+            assert use[r] <= rows.bound[r] + 1e-6
+    for q in range(len(rows.pool_bound)):
+        assert over[rows.pool_of == q].sum() <= rows.pool_bound[q] + 1e-6
+    again = policy(problem)
+    assert np.array_equal(alloc.x, again.x)
+    for j, jid in enumerate(problem.job_ids):
+        if alloc.x[j].sum() <= 1e-9:
+            assert jid in alloc.held
+
+
+@SETTINGS
+@given(problem=problems())
+def test_max_min_matches_plain_lp_and_is_pareto_efficient(problem):
+    alloc = max_min_fairness(problem)
+    assert check_feasible(problem, alloc) == []
+    assert alloc.objective == pytest.approx(exact_level(problem), rel=1e-6, abs=1e-9)
+    used = (alloc.x * problem.scale[:, None]).sum(axis=0)
+    spare = problem.capacity - used
+    slack = alloc.x.sum(axis=1) < 1 - 1e-6
+    usable = usable_mask(problem)
+    for t in range(problem.n_types):
+        wanting = usable[:, t] & slack & (problem.scale <= spare[t] + 1e-9)
+        assert spare[t] < 1e-6 or not wanting.any(), f"type {t} idles while a job could use it"
+
+
+def test_large_problem_uses_column_generation_and_matches_exact_level():
+    rng = np.random.default_rng(7)
+    n, t = 1500, 6
+    tput = rng.uniform(0.1, 10, (n, t))
+    p = make(tput, np.full(t, 300.0), rng.choice([1, 2, 4], n))
+    alloc = max_min_fairness(p)
+    assert check_feasible(p, alloc) == []
+    assert alloc.objective == pytest.approx(exact_level(p), rel=1e-6)
+
+
+def test_gavel_example_fast_job_gets_the_v100():
+    # job 0 is 10x faster on v100 than on k80; job 1 is equally fast on both: one device each
+    p = make([[10.0, 1.0], [1.0, 1.0]], [1, 1])
+    alloc = max_min_fairness(p)
+    assert alloc.x[0, 0] == pytest.approx(1.0)
+    assert alloc.x[1, 1] == pytest.approx(1.0)
+    agnostic = get_policy("fair-share")(p)
+    assert check_feasible(p, agnostic) == []
+
+
+def test_water_filling_raises_jobs_beyond_the_bottleneck():
+    # j0 and j1 share t0 (1 device); j2 alone on t1 (4 devices) should get its whole time
+    p = make([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], [1, 4])
+    alloc = max_min_fairness(p)
+    assert alloc.objective == pytest.approx(0.5)
+    assert alloc.x[2, 1] == pytest.approx(1.0)
+
+
+def test_domestic_only_and_caps_and_reserve_hold():
+    tput = np.array([[5.0, 1.0], [5.0, 1.0], [5.0, 1.0]])
+    allowed = np.array([[False, True], [True, True], [True, True]])  # j0 domestic-only (t1 domestic)
+    p = make(tput, [8, 8], [4, 4, 4], allowed=allowed, tenant_ids=("a",), tenant_index=np.zeros(3, int),
+             tenant_weight=np.ones(1), tenant_cap=np.array([[4.0, 8.0]]), public=np.array([True, False, False]),
+             public_reserve=np.array([0.0, 4.0]))
+    for name in POLICIES:
+        alloc = get_policy(name)(p)
+        assert check_feasible(p, alloc) == [], name
+        assert alloc.x[0, 0] == 0.0
+        assert (alloc.x[:, 0] * 4).sum() <= 4 + 1e-6
+
+
+def test_quota_reclaims_from_borrowers():
+    # tenant a has quota 4 of 8 devices; b alone would take all 8, but a's job wants 4
+    tput = np.ones((3, 1))
+    p = make(tput, [8], [4, 4, 4], tenant_ids=("a", "b"), tenant_index=np.array([0, 1, 1]),
+             tenant_weight=np.ones(2), quota=np.array([[4.0], [0.0]]))
+    for name in ("fifo", "max-min-fairness", "max-throughput"):
+        alloc = get_policy(name)(p)
+        assert alloc.x[0, 0] == pytest.approx(1.0), name
+
+
+def test_min_cost_meets_deadline_cheaply_and_holds_unpaid_jobs():
+    tput = np.array([[2.0, 1.0], [2.0, 1.0]])
+    p = make(tput, [4, 4], price_krw_per_hour=np.array([6000, 1000]), remaining_steps=np.array([360.0, 360.0]),
+             time_to_deadline=np.array([360.0, 360.0]), budget_krw=np.array([-1, 0]))
+    alloc = get_policy("min-cost")(p)
+    assert alloc.x[0, 1] == pytest.approx(1.0)  # 1 step/s on the cheap type suffices
+    assert alloc.x[1].sum() == 0.0
+    assert alloc.held["j1"] == WaitReason.BUDGET
+
+
+def test_fifo_is_priority_then_submit_order():
+    p = make(np.ones((3, 1)), [2], [2, 2, 2], priority=np.array([0, 5, 0]), submit_time=np.array([1.0, 9.0, 0.0]))
+    alloc = get_policy("fifo")(p)
+    assert alloc.x[:, 0].tolist() == [0.0, 1.0, 0.0]
+    assert alloc.held["j0"] == WaitReason.CAPACITY
+
+
+def test_unknown_policy_suggests():
+    with pytest.raises(InputError, match="did you mean 'fair-share'"):
+        get_policy("fairshare")
+
+
+def test_empty_problem():
+    p = make(np.zeros((0, 2)), [1, 1])
+    for name in POLICIES:
+        assert get_policy(name)(p).x.shape == (0, 2)

@@ -1,0 +1,33 @@
+"""PROBLEM.json -> AllocationProblem: rules, tenants, prices and budgets land in the right arrays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from accelpool.spec.problem_json import parse_problem_text
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_rules_example_builds_every_array():
+    p = parse_problem_text((ROOT / "examples" / "problem-rules.json").read_text())
+    assert p.types == ("atom-max", "h100", "rngd")
+    i = p.job_ids.index("ocr")
+    assert not p.allowed[i, p.types.index("h100")]  # domestic-only
+    chat = p.job_ids.index("chatbot")
+    assert not p.allowed[chat, p.types.index("h100")]  # public inference service: domestic NPUs only
+    assert p.public_reserve.tolist() == [9.0, 0.0, 12.0]  # capped at what public jobs can use
+    assert np.isfinite(p.tenant_cap[:, p.types.index("h100")]).all()
+    assert p.price_krw_per_hour.tolist() == [1500, 6500, 1800]
+    g = p.tenant_ids.index("startup-a")
+    assert p.quota[g, p.types.index("h100")] == 16
+    assert p.budget_krw[p.job_ids.index("vision")] == 10000
+    assert p.budget_krw[chat] == -1
+    assert p.time_to_deadline[p.job_ids.index("finetune")] == 7200
+
+
+def test_unknown_types_in_capacity_are_allowed_and_not_domestic():
+    p = parse_problem_text('{"capacity": {"my-asic": 4}, "jobs": [{"id": "x", "throughput": {"my-asic": 1}}]}')
+    assert p.types == ("my-asic",) and p.allowed.all()
