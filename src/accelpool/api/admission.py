@@ -1,0 +1,129 @@
+"""Admission: a validated JobSpec becomes a core Job, or is refused with the reason a job could never run.
+
+Refused (422 with the field, or 409 for money/rules):
+  - a type the catalogue does not know, or none of the allowed types is in the pool     (resources)
+  - more devices than any allowed type has in the pool (in the job's zone)               (resources.count)
+  - a domestic-only job and no Korean type qualifies                                      (constraints)
+  - no grant for the tenant (from the named program), or the grant is used up/expired     (grant / program)
+  - a program rule forbids it: per-tenant cap below the count, contract longer than allowed (409, rule)
+  - a max run time whose cost the grant cannot hold besides its other active jobs          (409, budget)
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from accelpool.api.errors import ApiError
+from accelpool.core.problem import needs_domestic
+from accelpool.core.types import AcceleratorType, Grant, Job, JobKind, Program
+from accelpool.ports import RunSpec
+from accelpool.spec.job import JobSpec
+from accelpool.storage.sql import SqlStore
+
+
+@dataclass(frozen=True)
+class Admitted:
+    job: Job
+    throughput: dict[str, float]
+    run: RunSpec
+    reserve_krw: int
+
+
+def relative_speed(acc: AcceleratorType | None) -> float:
+    """Estimated steps/s before anything is measured: dense BF16 TFLOPS / 100 (INT8 TOPS / 200 for
+    inference-only NPUs), 1.0 when the catalogue has no figure. Measurements replace it."""
+    if acc is None:
+        return 1.0
+    if acc.bf16_tflops_dense:
+        return round(acc.bf16_tflops_dense / 100.0, 4)
+    if acc.int8_tops_dense:
+        return round(acc.int8_tops_dense / 200.0, 4)
+    return 1.0
+
+
+def _grant_for(store: SqlStore, spec: JobSpec, tenant: str, now: float) -> tuple[Grant, Program | None]:
+    grants = store.list_grants(tenants=[tenant])
+    if spec.grant is not None:
+        found = [g for g in grants if g.id == spec.grant]
+        if not found:
+            raise ApiError(422, f"tenant '{tenant}' has no grant '{spec.grant}'", "grant")
+        candidates, fld = found, "grant"
+    else:
+        candidates = [g for g in grants if spec.program is None or g.program == spec.program]
+        fld = "program"
+        if not candidates:
+            what = f"from program '{spec.program}'" if spec.program else "from any program"
+            raise ApiError(409, f"tenant '{tenant}' has no grant {what}; a job needs a grant to run", fld)
+    live = [g for g in candidates if (g.end is None or g.end > now) and g.remaining_krw > 0]
+    if not live:
+        raise ApiError(409, "the grant is used up or expired, so this job could never run", fld)
+    grant = max(live, key=lambda g: (g.remaining_krw, g.id))
+    programs = {p.id: p for p in store.list_programs()}
+    return grant, programs.get(grant.program)
+
+
+def admit(
+    store: SqlStore, spec: JobSpec, tenant: str, now: float, catalog: Mapping[str, AcceleratorType]
+) -> Admitted:
+    grant, program = _grant_for(store, spec, tenant, now)
+    wanted = spec.allowed_types()
+    for i, t in enumerate(wanted):
+        if t not in catalog:
+            fld = "resources.type" if len(wanted) == 1 else f"resources.{i}"
+            raise ApiError(422, f"unknown accelerator type '{t}'", fld)
+    nodes = [n for n in store.list_nodes() if not n.down]
+    zone = spec.constraints.zone
+    cap: dict[str, int] = {}
+    largest_any: dict[str, int] = {}
+    for n in nodes:
+        largest_any[n.accelerator] = largest_any.get(n.accelerator, 0) + n.devices
+        if zone is None or n.zone == zone:
+            cap[n.accelerator] = cap.get(n.accelerator, 0) + n.devices
+    kind = JobKind(spec.kind)
+    job = Job(
+        id="j-" + secrets.token_hex(6), tenant=tenant, kind=kind, scale=spec.count(),
+        allowed=frozenset(wanted), domestic_only=spec.constraints.domestic_only, min_memory_gb=spec.min_memory_gb(),
+        zone=zone, priority=spec.priority, grant=grant.id, public=spec.public, total_steps=spec.steps,
+        submit_time=now, max_run_seconds=spec.max_run_seconds(), job_type=spec.name,
+    )
+    types = [t for t in (wanted or sorted(catalog)) if t in largest_any]
+    if not types:
+        raise ApiError(422, f"none of {wanted or 'the types'} is in the pool (pool has {sorted(largest_any)})",
+                       "resources")
+    if needs_domestic(job, program):
+        types = [t for t in types if t in catalog and catalog[t].domestic]
+        if not types:
+            raise ApiError(422, "domestic-only, but no Korean NPU type in the pool qualifies", "constraints")
+    if job.min_memory_gb is not None:
+        types = [t for t in types if t in catalog and (catalog[t].memory_gb or 0) >= job.min_memory_gb]
+        if not types:
+            raise ApiError(422, f"no type in the pool has at least {job.min_memory_gb} GB", "resources.min_memory_gb")
+    fits = [t for t in types if cap.get(t, 0) >= job.scale]
+    if not fits:
+        most = max((cap.get(t, 0) for t in types), default=0)
+        where = f" in zone '{zone}'" if zone else ""
+        raise ApiError(422, f"asks for {job.scale} devices; the most any allowed type has{where} is {most}",
+                       "resources.count")
+    if program is not None:
+        capped = [t for t in fits if (program.rules.cap_for(t) is None or program.rules.cap_for(t) >= job.scale)]
+        if not capped:
+            raise ApiError(409, f"program '{program.id}' caps each tenant below {job.scale} devices of "
+                                f"{', '.join(fits)}", "resources.count")
+        fits = capped
+        limit = program.rules.max_contract_seconds
+        if limit is not None and job.max_run_seconds is not None and job.max_run_seconds > limit:
+            raise ApiError(409, f"longer than program '{program.id}' allows ({limit:.0f} s)", "max_run_time")
+    prices = store.prices()
+    reserve = 0
+    if job.max_run_seconds is not None:
+        reserve = min(math.ceil(job.scale * int(prices.get(t, 0)) * job.max_run_seconds / 3600.0) for t in fits)
+        if reserve > grant.remaining_krw:
+            raise ApiError(409, f"max_run_time would cost at least {reserve} KRW; grant '{grant.id}' has "
+                                f"{grant.remaining_krw} KRW left", "max_run_time")
+    throughput = {t: relative_speed(catalog.get(t)) for t in fits}
+    run = RunSpec(command=spec.command, env=dict(spec.env), workdir=spec.workdir,
+                  checkpoint_dir=spec.checkpoint_dir, grace_seconds=spec.grace_seconds)
+    return Admitted(job, throughput, run, reserve)

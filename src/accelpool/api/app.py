@@ -1,0 +1,102 @@
+"""The FastAPI app factory: REST under /api/v1, /healthz, Prometheus /metrics, OpenAPI at /openapi.json.
+
+The app only reads and writes the store; the service's reconciler loop does the scheduling. ``hooks``
+let the service react at once: wake the loop on a submission, stop the process of a cancelled job, read
+a job's logs from the executor.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from accelpool.api import errors
+from accelpool.api.auth import TokenCache
+from accelpool.catalog import bundled_catalog
+from accelpool.core.types import AcceleratorType
+from accelpool.storage.sql import SqlStore
+
+
+@dataclass
+class Hooks:
+    wake: Callable[[], None] = lambda: None
+    stop_job: Callable[[str], None] = lambda job_id: None
+    logs: Callable[[str], str] = lambda job_id: ""
+    now: Callable[[], float] = time.time
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.submissions = Counter("accelpool_submissions", "Jobs accepted (201)", registry=r)
+        self.rejections = Counter("accelpool_rejections", "Submissions refused", ["status"], registry=r)
+        self.jobs = Gauge("accelpool_jobs", "Jobs by state", ["state"], registry=r)
+        self.rounds = Counter("accelpool_rounds", "Scheduling rounds run", registry=r)
+        self.round_seconds = Histogram("accelpool_round_seconds", "Round duration (s)", registry=r,
+                                       buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5))
+        self.devices = Gauge("accelpool_devices", "Devices by type and use", ["accelerator", "use"], registry=r)
+
+
+def create_app(
+    store: SqlStore,
+    *,
+    hooks: Hooks | None = None,
+    catalog: Mapping[str, AcceleratorType] | None = None,
+    metrics: Metrics | None = None,
+) -> FastAPI:
+    from accelpool.api import routes
+
+    app = FastAPI(
+        title="accelpool", version="1", openapi_url="/openapi.json",
+        description="Shared pool of GPUs and Korean NPUs: jobs, grants in KRW, programs, usage.",
+    )
+    app.state.store = store
+    app.state.hooks = hooks or Hooks()
+    app.state.catalog = catalog if catalog is not None else bundled_catalog()
+    app.state.metrics = metrics or Metrics()
+    app.state.tokens = TokenCache(store)
+    errors.install(app)
+    app.include_router(routes.router, prefix="/api/v1")
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        store.prices()  # the database answers
+        return {"status": "ok"}
+
+    @app.get("/metrics", tags=["ops"])
+    def metrics_endpoint(request: Request) -> Response:
+        m: Metrics = request.app.state.metrics
+        for state, n in store.counts().items():
+            m.jobs.labels(state=state).set(n)
+        busy = store.busy_devices()
+        totals: dict[str, list[int]] = {}
+        for node in store.list_nodes():
+            t = totals.setdefault(node.accelerator, [0, 0])
+            t[0] += node.devices
+            t[1] += busy.get(node.name, 0)
+        for acc, (total, used) in totals.items():
+            m.devices.labels(accelerator=acc, use="total").set(total)
+            m.devices.labels(accelerator=acc, use="busy").set(used)
+        return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+
+    try:
+        from accelpool.web import install as install_web
+
+        install_web(app)
+    except ImportError:
+        pass
+    return app

@@ -1,0 +1,54 @@
+"""API errors: every 4xx names the field (when there is one) and the reason.
+
+Body: ``{"error": {"status": 404, "field": "job", "reason": "no such job"}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from accelpool.core.errors import InputError
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.field = status, reason, field
+
+
+def not_found(what: str, field: str | None = None) -> ApiError:
+    return ApiError(404, f"no such {what}", field or what)
+
+
+def body(status: int, reason: str, field: str | None = None) -> dict[str, Any]:
+    return {"error": {"status": status, "field": field, "reason": reason}}
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "(request)"
+
+
+def install(app: Any) -> None:
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(body(exc.status, exc.reason, exc.field), status_code=exc.status)
+
+    @app.exception_handler(InputError)
+    async def _input(_: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse(body(422, exc.message, exc.field), status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        err = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        reason = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        return JSONResponse(body(422, reason, _loc(tuple(err.get("loc", ())))), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(body(exc.status_code, str(exc.detail)), status_code=exc.status_code)

@@ -1,0 +1,234 @@
+"""The job YAML spec: validated with pydantic v2, errors that name the field (and the YAML line).
+
+    name: llama-ft                       # required: letters, digits, - _ .
+    program: k-gpu-2025                  # the program to charge (its grant for your tenant is used)
+    grant: g-123                         # or the grant itself
+    kind: training                       # training | finetuning | inference | batch
+    resources:                           # one of:
+      type: h100                         #   a type and a count
+      count: 4
+    # resources: {types: [h100, rngd], count: 2}        a list of acceptable alternatives
+    # resources: [{type: h100, count: 2}, {type: rngd, count: 2}]   (same count for every alternative)
+    # resources: {count: 2, min_memory_gb: 80}          any type with at least N GB per device
+    command: python train.py
+    env: {HF_HOME: /data/hf}
+    workdir: /work
+    max_run_time: 2h                     # seconds, or a number with s/m/h/d
+    checkpoint_dir: /ckpt/llama-ft
+    steps: 10000                         # optional: total steps, for progress and estimates
+    constraints: {domestic_only: true, zone: seoul}
+    priority: 0
+    public: false                        # a public service (program rules may apply)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from accelpool.core.errors import InputError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string like ``90m``; ValueError when it is neither."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as 3600, '90m' or '2h'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if not m:
+            raise ValueError("must be a duration such as 3600, '90m' or '2h'")
+        seconds = float(m.group(1)) * _UNIT[m.group(2)]
+    if seconds <= 0:
+        raise ValueError("must be > 0 seconds")
+    return seconds
+
+
+class Alternative(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(min_length=1)
+    count: int = Field(default=1, ge=1, le=4096)
+
+
+class Resources(BaseModel):
+    """Devices a job needs, all of one type at once (gang)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str | None = None
+    types: list[str] | None = None
+    count: int = Field(default=1, ge=1, le=4096, description="devices, all started together")
+    min_memory_gb: float | None = Field(default=None, gt=0, description="any type with at least this memory")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Resources:
+        if self.type is not None and self.types is not None:
+            raise ValueError("give either 'type' or 'types', not both")
+        if self.types is not None and not self.types:
+            raise ValueError("'types' must list at least one accelerator type")
+        return self
+
+    def allowed(self) -> list[str]:
+        return [self.type] if self.type else list(self.types or [])
+
+
+class Constraints(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    domestic_only: bool = Field(default=False, description="only Korean NPUs")
+    zone: str | None = None
+
+
+class JobSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", title="accelpool job")
+    name: str = Field(description="letters, digits, '-', '_', '.'; at most 100")
+    program: str | None = Field(default=None, description="program to charge (uses your grant from it)")
+    grant: str | None = Field(default=None, description="grant to charge")
+    kind: Literal["training", "finetuning", "inference", "batch"] = "training"
+    resources: Resources | list[Alternative] = Field(default_factory=Resources)
+    command: str = Field(min_length=1, max_length=100_000)
+    env: dict[str, str] = Field(default_factory=dict)
+    workdir: str | None = None
+    max_run_time: float | str | None = Field(default=None, description="seconds, or e.g. '90m', '2h'")
+    checkpoint_dir: str | None = None
+    steps: float | None = Field(default=None, gt=0, description="total steps (optional)")
+    constraints: Constraints = Field(default_factory=Constraints)
+    priority: int = Field(default=0, ge=-1000, le=1000)
+    public: bool = False
+    grace_seconds: float = Field(default=30.0, ge=0, le=3600)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("must start with a letter or digit and use only letters, digits, '-', '_', '.'")
+        return v
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        for k in v:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k):
+                raise ValueError(f"'{k}' is not a valid environment variable name")
+        return v
+
+    @field_validator("max_run_time")
+    @classmethod
+    def _duration(cls, v: Any) -> float | None:
+        return None if v is None else parse_duration(v)
+
+    @field_validator("resources", mode="before")
+    @classmethod
+    def _resources(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            counts = {a.get("count", 1) for a in v if isinstance(a, dict)}
+            if len(counts) > 1:
+                raise ValueError("every alternative must ask for the same count (a job runs on one type)")
+            if not v:
+                raise ValueError("list at least one alternative")
+        return v
+
+    @model_validator(mode="after")
+    def _program_or_grant(self) -> JobSpec:
+        if self.program is not None and self.grant is not None:
+            raise ValueError("give either 'program' or 'grant', not both")
+        return self
+
+    # -- derived --------------------------------------------------------------------------------------
+
+    def count(self) -> int:
+        r = self.resources
+        return r[0].count if isinstance(r, list) else r.count
+
+    def allowed_types(self) -> list[str]:
+        r = self.resources
+        return [a.type for a in r] if isinstance(r, list) else r.allowed()
+
+    def min_memory_gb(self) -> float | None:
+        return None if isinstance(self.resources, list) else self.resources.min_memory_gb
+
+    def max_run_seconds(self) -> float | None:
+        return None if self.max_run_time is None else float(self.max_run_time)
+
+
+def _lines(text: str) -> dict[tuple[str, ...], int]:
+    """YAML line (1-based) of each key path, e.g. ('resources', 'count') -> 5."""
+    out: dict[tuple[str, ...], int] = {}
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return out
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = path + (str(k.value),)
+                out[key] = k.start_mark.line + 1
+                walk(v, key)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                out[path + (str(i),)] = v.start_mark.line + 1
+                walk(v, path + (str(i),))
+
+    walk(root, ())
+    return out
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in ("Resources", "list")))]
+    parts = [p for p in parts if not p.startswith("list[") and p not in ("function-after",)]
+    return ".".join(parts) or "(job)"
+
+
+def spec_error(exc: ValidationError, *, file: str | None = None, text: str | None = None) -> InputError:
+    """The first validation error as an InputError naming the field and, with ``text``, its line."""
+    err = exc.errors()[0]
+    loc = tuple(err.get("loc", ()))
+    fld = _field(loc)
+    line = None
+    if text is not None:
+        lines = _lines(text)
+        path = tuple(fld.split("."))
+        while path and path not in lines:
+            path = path[:-1]
+        line = lines.get(path)
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    return InputError(msg, file=file, line=line, field=fld, value=err.get("input"))
+
+
+def parse_job_yaml(text: str, file: str | None = None) -> JobSpec:
+    """Parse and validate a job YAML document; InputError names file, line and field."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file,
+                         line=None if mark is None else mark.line + 1) from exc
+    if not isinstance(data, dict):
+        raise InputError("a job spec must be a mapping of fields (name, resources, command, ...)", file=file)
+    return parse_job_dict(data, file=file, text=text)
+
+
+def parse_job_dict(data: dict[str, Any], *, file: str | None = None, text: str | None = None) -> JobSpec:
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        raise spec_error(exc, file=file, text=text) from exc
+
+
+def job_schema() -> dict[str, Any]:
+    """JSON schema of the job spec (for editors: yaml-language-server)."""
+    schema = JobSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+def job_schema_json() -> str:
+    return json.dumps(job_schema(), indent=2, sort_keys=True)

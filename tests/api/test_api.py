@@ -1,0 +1,203 @@
+"""API tests per role and per rule: 4xx name the field and the reason; never 500."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from accelpool.core.types import Charge
+
+
+def test_health_metrics_openapi(world):
+    assert world.client.get("/healthz").json() == {"status": "ok"}
+    assert "accelpool_jobs" in world.client.get("/metrics").text
+    paths = world.client.get("/openapi.json").json()["paths"]
+    assert "/api/v1/jobs" in paths and "/api/v1/usage" in paths
+
+
+def test_no_or_bad_token_is_401(world):
+    assert world.client.get("/api/v1/jobs").status_code == 401
+    r = world.client.get("/api/v1/jobs", headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401 and r.json()["error"]["field"] == "Authorization"
+
+
+def test_member_submits_and_sees_queued_job_with_events(world):
+    r = world.submit(name="train", resources={"types": ["h100", "rngd"], "count": 2})
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["state"] == "queued" and job["tenant"] == "t1" and job["grant"] == "g1"
+    shown = world.call("m1", "GET", f"/api/v1/jobs/{job['id']}").json()
+    assert shown["events"][0]["state"] == "queued" and shown["events"][0]["reason"] == "submitted"
+    assert world.call("m1", "GET", "/api/v1/jobs").json()["items"][0]["id"] == job["id"]
+
+
+def test_idempotency_key_returns_the_first_job(world):
+    h = {"Idempotency-Key": "abc"}
+    body = {"name": "j", "command": "true"}
+    r1 = world.call("m1", "POST", "/api/v1/jobs", json=body, headers=h)
+    r2 = world.call("m1", "POST", "/api/v1/jobs", json=body, headers=h)
+    assert r1.status_code == 201 and r2.status_code == 200 and r1.json()["id"] == r2.json()["id"]
+    assert len(world.call("m1", "GET", "/api/v1/jobs").json()["items"]) == 1
+
+
+@pytest.mark.parametrize("spec,status,field", [
+    ({"resources": {"type": "h100", "count": 17}}, 422, "resources.count"),
+    ({"resources": {"type": "nosuch", "count": 1}}, 422, "resources.type"),
+    ({"resources": {"type": "a100", "count": 1}}, 422, "resources"),
+    ({"resources": {"type": "h100", "count": 1}, "constraints": {"domestic_only": True}}, 422, "constraints"),
+    ({"resources": {"type": "rngd", "count": 5}}, 409, "resources.count"),  # program cap 4 per tenant
+    ({"max_run_time": "3d"}, 409, "max_run_time"),  # longer than the program's contract
+    ({"max_run_time": "1000h"}, 409, "max_run_time"),
+    ({"program": "p2"}, 409, "program"),
+    ({"grant": "g2"}, 422, "grant"),
+    ({"resources": {"type": "warboy", "count": 2}, "constraints": {"zone": "seoul"}}, 422, "resources.count"),
+    ({"name": "bad name!"}, 422, "name"),
+    ({"kind": "gaming"}, 422, "kind"),
+    ({"unknown": 1}, 422, "unknown"),
+    ({"resources": [{"type": "h100", "count": 1}, {"type": "rngd", "count": 2}]}, 422, "resources"),
+])
+def test_job_that_could_never_run_is_refused_with_field(world, spec, status, field):
+    r = world.submit(**spec)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["field"] == field and r.json()["error"]["reason"]
+
+
+def test_member_without_grant_is_refused(world):
+    tok = world.store.create_token("member", tenant="t3")[1]
+    r = world.client.post("/api/v1/jobs", json={"name": "x", "command": "true"},
+                          headers={"Authorization": f"Bearer {tok}"})
+    assert r.status_code == 409 and "no grant" in r.json()["error"]["reason"]
+
+
+def test_domestic_only_job_goes_to_korean_types(world):
+    r = world.submit(resources={"count": 2}, constraints={"domestic_only": True})
+    assert r.status_code == 201 and r.json()["types"] == []
+    job = world.store.snapshot(0, 1).jobs[0].job
+    assert job.domestic_only
+
+
+def test_admin_submits_for_a_tenant_pm_may_not_submit(world):
+    assert world.submit("admin").status_code == 422
+    r = world.call("admin", "POST", "/api/v1/jobs?tenant=t2", json={"name": "x", "command": "true"})
+    assert r.status_code == 201 and r.json()["tenant"] == "t2"
+    assert world.submit("pm1").status_code == 403
+
+
+def test_cancel_running_job_stops_its_process(world):
+    jid = world.submit().json()["id"]
+    from accelpool.core.rounds import Decision, Placement
+
+    world.store.record_decision(Decision(now=1.0, allocation=None, start=(Placement(jid, "h100", (("h-0", (0,)),)),)))
+    r = world.call("m1", "POST", f"/api/v1/jobs/{jid}/cancel")
+    assert r.json()["state"] == "cancelled" and world.stopped == [jid]
+    assert world.call("m1", "POST", f"/api/v1/jobs/{jid}/cancel").json()["state"] == "cancelled"
+
+
+def test_progress_and_measured_throughput(world):
+    jid = world.submit().json()["id"]
+    assert world.call("m1", "POST", f"/api/v1/jobs/{jid}/progress", json={"steps_per_second": 3}).status_code == 409
+    from accelpool.core.rounds import Decision, Placement
+
+    world.store.record_decision(Decision(now=1.0, allocation=None, start=(Placement(jid, "h100", (("h-0", (0,)),)),)))
+    r = world.call("m1", "POST", f"/api/v1/jobs/{jid}/progress", json={"steps": 10, "steps_per_second": 3})
+    assert r.status_code == 200
+    assert world.call("m1", "GET", f"/api/v1/jobs/{jid}").json()["steps_done"] == 10
+    m = world.store.snapshot(0, 1).throughput
+    assert m.values[0, m.types.index("h100")] == 3
+
+
+def test_pagination_is_keyset_and_complete(world):
+    ids = [world.submit(name=f"j{i}").json()["id"] for i in range(7)]
+    seen, cursor = [], None
+    while True:
+        q = "/api/v1/jobs?limit=3" + (f"&cursor={cursor}" if cursor else "")
+        page = world.call("m1", "GET", q).json()
+        seen += [j["id"] for j in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ids[::-1]
+    assert world.call("m1", "GET", "/api/v1/jobs?limit=0").status_code == 422
+    assert world.call("m1", "GET", "/api/v1/jobs?state=bogus").json()["error"]["field"] == "state"
+
+
+def test_usage_by_role(world):
+    world.submit()
+    jid = world.call("m1", "GET", "/api/v1/jobs").json()["items"][0]["id"]
+    world.store.record_charges([Charge(jid, "t1", "g1", "h100", 7200.0, 8000, 0.0, 3600.0)])
+    for who, n in (("admin", 1), ("m1", 1), ("pm1", 1), ("m2", 0), ("pm2", 0)):
+        body = world.call(who, "GET", "/api/v1/usage").json()
+        assert len(body["items"]) == n, who
+    row = world.call("m1", "GET", "/api/v1/usage?by=tenant&period=day").json()["items"][0]
+    assert row["device_hours"] == 2.0 and row["krw"] == 8000 and row["period"] == "1970-01-01"
+    assert world.call("m1", "GET", "/api/v1/usage?period=decade").status_code == 422
+
+
+def test_program_manager_grants_within_budget_only(world):
+    r = world.call("pm1", "POST", "/api/v1/grants", json={"program": "p1", "tenant": "t3", "amount_krw": 100})
+    assert r.status_code == 201 and r.json()["remaining_krw"] == 100
+    r = world.call("pm1", "POST", "/api/v1/grants", json={"program": "p1", "tenant": "t3", "amount_krw": 10**9})
+    assert r.status_code == 409 and r.json()["error"]["field"] == "amount_krw"
+    r = world.call("pm1", "POST", "/api/v1/grants", json={"program": "p2", "tenant": "t3", "amount_krw": 1})
+    assert r.status_code == 404
+    assert world.call("m1", "POST", "/api/v1/grants", json={"program": "p1", "tenant": "t1",
+                                                           "amount_krw": 1}).status_code == 403
+    r = world.call("pm1", "POST", "/api/v1/grants", json={"program": "p1", "tenant": "t3", "amount_krw": 1.5})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "amount_krw"
+    r = world.call("pm1", "PUT", "/api/v1/programs/p1/rules", json={"public_share": {"*": 2}})
+    assert r.status_code == 422
+    assert world.call("pm1", "PUT", "/api/v1/programs/p1/rules", json={"tenant_caps": {"h100": 2}}).status_code == 200
+    assert world.call("pm2", "PUT", "/api/v1/programs/p1/rules", json={}).status_code == 404
+
+
+def test_operator_endpoints_are_admin_only(world):
+    for who in ("m1", "pm1"):
+        assert world.call(who, "POST", "/api/v1/nodes", json={"name": "n", "accelerator": "h100",
+                                                             "devices": 1}).status_code == 403
+        assert world.call(who, "PUT", "/api/v1/prices", json={"h100": 1}).status_code == 403
+        assert world.call(who, "POST", "/api/v1/tenants", json={"id": "x"}).status_code == 403
+        assert world.call(who, "POST", "/api/v1/programs", json={"id": "x", "budget_krw": 1}).status_code == 403
+        assert world.call(who, "POST", "/api/v1/tokens", json={"role": "admin"}).status_code == 403
+    assert world.call("admin", "POST", "/api/v1/nodes", json={"name": "n", "accelerator": "rngd",
+                                                             "devices": 2}).status_code == 201
+    assert world.call("admin", "POST", "/api/v1/nodes", json={"name": "n", "accelerator": "zz",
+                                                             "devices": 2}).json()["error"]["field"] == "accelerator"
+    assert world.call("admin", "PUT", "/api/v1/prices", json={"h100": -1}).status_code == 422
+    assert world.call("admin", "PUT", "/api/v1/prices", json={"h100": 5000}).json()["krw_per_device_hour"]["h100"] == 5000
+    assert world.call("admin", "PUT", "/api/v1/nodes/h-0", json={"down": True}).status_code == 200
+    assert world.call("admin", "PUT", "/api/v1/nodes/nope", json={"down": True}).status_code == 404
+
+
+def test_tokens_shown_once_hashed_and_revocable(world):
+    r = world.call("admin", "POST", "/api/v1/tokens", json={"role": "member", "tenant": "t3", "name": "carol"})
+    secret, tid = r.json()["secret"], r.json()["id"]
+    assert all("secret" not in t for t in world.call("admin", "GET", "/api/v1/tokens").json()["items"])
+    h = {"Authorization": f"Bearer {secret}"}
+    assert world.client.get("/api/v1/whoami", headers=h).json()["tenant"] == "t3"
+    assert world.call("m1", "DELETE", f"/api/v1/tokens/{tid}").status_code == 404
+    assert world.call("admin", "DELETE", f"/api/v1/tokens/{tid}").status_code == 200
+    assert world.client.get("/api/v1/whoami", headers=h).status_code == 401
+    bad = world.call("admin", "POST", "/api/v1/tokens", json={"role": "member"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "tenant"
+
+
+def test_concurrent_submissions_never_over_hold_a_grant(world):
+    # each job may run 1 h on one h100 at 4000 KRW/h: the 1,000,000 KRW grant holds at most 250 of them
+    results = []
+
+    def go():
+        for _ in range(40):
+            results.append(world.submit(max_run_time="1h").status_code)
+
+    threads = [threading.Thread(target=go) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(201) == 250 and set(results) == {201, 409}
+
+
+def test_bad_json_is_422_not_500(world):
+    r = world.client.post("/api/v1/jobs", content=b"{not json", headers={**world.h("m1"), "Content-Type": "application/json"})
+    assert r.status_code == 422
