@@ -16,6 +16,9 @@ Construct it once per control plane::
         log_dir=None,              # where logs of finished jobs are kept on the control-plane machine.
         extra_env=None,            # as LocalExecutor: Mapping or Callable[[Launch], Mapping].
         remote_dir="/tmp/accelpool-ray",  # per-job log/progress files on the Ray nodes.
+        node_death_wait_seconds=60.0,  # a rank's actor died on a node Ray still calls alive: wait this
+                                   # long for the node to be declared dead ("node-lost") before
+                                   # reporting "lost: ray actor died".
     )
 
 Nodes (``nodes()``, the NodeSource port): every alive Ray node with accelerator devices. Its catalogue type
@@ -243,6 +246,7 @@ class RayExecutor:
         log_dir: str | Path | None = None,
         extra_env: ExtraEnv | None = None,
         remote_dir: str = "/tmp/accelpool-ray",
+        node_death_wait_seconds: float = 60.0,
     ) -> None:
         import ray
 
@@ -262,6 +266,7 @@ class RayExecutor:
         self.placement_timeout = float(placement_timeout_seconds)
         self.extra_env = extra_env
         self.remote_dir = remote_dir
+        self.node_death_wait = float(node_death_wait_seconds)
         self.log_dir = Path(log_dir) if log_dir is not None else Path(remote_dir) / "control-plane-logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._owns_ray = False
@@ -572,7 +577,11 @@ class RayExecutor:
             elif job.stop_reason is not None:
                 self._finish(job, self._ev(job.job_id, EventKind.EXITED, f"stopped: {job.stop_reason}", -9))
             else:
-                self._finish(job, self._ev(job.job_id, EventKind.LOST, "lost: ray actor died"))
+                # Ray notices a dead node some seconds after its actors die: wait before calling it an
+                # actor failure, so that a node loss is reported as such.
+                since = job.extra.setdefault("died_at", time.time())
+                if time.time() - since >= self.node_death_wait:
+                    self._finish(job, self._ev(job.job_id, EventKind.LOST, "lost: ray actor died"))
             return
         codes = [r.code for r in job.ranks]
         if all(c is not None for c in codes):
