@@ -68,8 +68,10 @@ def main() -> None:
     ap.add_argument("--plain-limit", type=int, default=20000)
     args = ap.parse_args()
     print(f"max-min-fairness vs plain HiGHS (whole stage-1 LP), {args.types} types, same run")
-    print(f"{'jobs':>7} {'plain s':>9} {'level s':>9} {'x plain':>8} {'level/opt':>11} "
-          f"{'full s':>8} {'x plain':>8} {'feasible':>8}")
+    print(
+        f"{'jobs':>7} {'plain s':>9} {'level s':>9} {'x plain':>8} {'level/opt':>11} "
+        f"{'full s':>8} {'x plain':>8} {'feasible':>8}"
+    )
     for n in (int(s) for s in args.sizes.split(",")):
         problem = random_problem(n, args.types)
         if n <= args.plain_limit:
@@ -81,10 +83,14 @@ def main() -> None:
         ok = "yes" if not check_feasible(problem, alloc) else "NO"
         ratio = f"{level / exact:.6f}" if exact == exact else "n/a"
         plain = f"{t_plain:9.2f}" if t_plain == t_plain else "  skipped"
-        print(f"{n:>7} {plain} {t_level:9.3f} {t_level / t_plain:8.3f} {ratio:>11} {t_full:8.3f} "
-              f"{t_full / t_plain:8.3f} {ok:>8}")
+        print(
+            f"{n:>7} {plain} {t_level:9.3f} {t_level / t_plain:8.3f} {ratio:>11} {t_full:8.3f} "
+            f"{t_full / t_plain:8.3f} {ok:>8}"
+        )
         if n > args.plain_limit:
-            print(f"        (plain HiGHS skipped above {args.plain_limit} jobs: it takes minutes at this size)")
+            print(
+                f"        (plain HiGHS skipped above {args.plain_limit} jobs: it takes minutes at this size)"
+            )
     print("\nevery policy on simulator-sized problems (median of 20 calls, ms)")
     print(f"{'policy':>22} " + " ".join(f"{f'{n}x3':>9}" for n in (50, 200, 500)))
     for name, policy in POLICIES.items():

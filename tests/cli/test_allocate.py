@@ -12,7 +12,9 @@ from accelpool.cli.main import main
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {
     "capacity": {"h100": 64, "rngd": 128},
-    "jobs": [{"id": "a", "scale": 8, "weight": 1.0, "throughput": {"h100": 4.2, "rngd": 1.1}, "allowed": ["h100"]}],
+    "jobs": [
+        {"id": "a", "scale": 8, "weight": 1.0, "throughput": {"h100": 4.2, "rngd": 1.1}, "allowed": ["h100"]}
+    ],
 }
 
 
@@ -31,8 +33,9 @@ def test_json_output_has_the_documented_keys(tmp_path, capsys):
     assert {"objective", "solve_seconds", "held"} <= set(out)
 
 
-@pytest.mark.parametrize("policy", ["fifo", "fair-share", "max-min-fairness", "finish-time-fairness",
-                                    "max-throughput", "min-cost"])
+@pytest.mark.parametrize(
+    "policy", ["fifo", "fair-share", "max-min-fairness", "finish-time-fairness", "max-throughput", "min-cost"]
+)
 def test_bundled_examples_run_with_every_policy(policy, capsys):
     for name in ("problem.json", "problem-rules.json"):
         assert main(["allocate", str(ROOT / "examples" / name), "--policy", policy]) == 0
@@ -45,8 +48,13 @@ BAD = [
     ({**GOOD, "jobs": [{"id": "a", "throughput": {"h100": -2.0}}]}, "jobs[0].throughput.h100"),
     ('{"capacity": {"h100": 1}, "jobs": [{"id": "a", "throughput": {"h100": NaN}}]}', "finite"),
     ({**GOOD, "jobs": [{"id": "a", "scale": 100, "throughput": {"h100": 1.0}}]}, "jobs[0].scale"),
-    ({**GOOD, "jobs": [{"id": "a", "throughput": {"h100": 1.0}}, {"id": "a", "throughput": {"h100": 1.0}}]},
-     "duplicate job id 'a'"),
+    (
+        {
+            **GOOD,
+            "jobs": [{"id": "a", "throughput": {"h100": 1.0}}, {"id": "a", "throughput": {"h100": 1.0}}],
+        },
+        "duplicate job id 'a'",
+    ),
     ('{"capacity": {"h100": 1},\n "jobs": [,]}', ":2"),
     ({**GOOD, "jobs": [{"id": "a", "throughput": {"h100": 1.0}, "allowed": ["mi400"]}]}, "jobs[0].allowed"),
     ({"jobs": []}, "capacity"),

@@ -71,8 +71,12 @@ def test_every_policy_is_feasible_under_rules_and_deterministic(name, problem):
     assert not np.any((alloc.x > 1e-9) & ~usable), "runs where not usable (rule or budget)"
     # quotas: tenants' use beyond their reservation fits the shared pool
     rows = build_rows(problem, usable)
-    use = np.array([(alloc.x[rows.member[r], rows.type_of[r]] * problem.scale[rows.member[r]]).sum()
-                    for r in range(rows.n_rows)])
+    use = np.array(
+        [
+            (alloc.x[rows.member[r], rows.type_of[r]] * problem.scale[rows.member[r]]).sum()
+            for r in range(rows.n_rows)
+        ]
+    )
     over = np.maximum(use - rows.bound, 0)
     for r in range(rows.n_rows):
         if rows.pool_of[r] < 0:
@@ -132,9 +136,18 @@ def test_water_filling_raises_jobs_beyond_the_bottleneck():
 def test_domestic_only_and_caps_and_reserve_hold():
     tput = np.array([[5.0, 1.0], [5.0, 1.0], [5.0, 1.0]])
     allowed = np.array([[False, True], [True, True], [True, True]])  # j0 domestic-only (t1 domestic)
-    p = make(tput, [8, 8], [4, 4, 4], allowed=allowed, tenant_ids=("a",), tenant_index=np.zeros(3, int),
-             tenant_weight=np.ones(1), tenant_cap=np.array([[4.0, 8.0]]), public=np.array([True, False, False]),
-             public_reserve=np.array([0.0, 4.0]))
+    p = make(
+        tput,
+        [8, 8],
+        [4, 4, 4],
+        allowed=allowed,
+        tenant_ids=("a",),
+        tenant_index=np.zeros(3, int),
+        tenant_weight=np.ones(1),
+        tenant_cap=np.array([[4.0, 8.0]]),
+        public=np.array([True, False, False]),
+        public_reserve=np.array([0.0, 4.0]),
+    )
     for name in POLICIES:
         alloc = get_policy(name)(p)
         assert check_feasible(p, alloc) == [], name
@@ -145,8 +158,15 @@ def test_domestic_only_and_caps_and_reserve_hold():
 def test_quota_reclaims_from_borrowers():
     # tenant a has quota 4 of 8 devices; b alone would take all 8, but a's job wants 4
     tput = np.ones((3, 1))
-    p = make(tput, [8], [4, 4, 4], tenant_ids=("a", "b"), tenant_index=np.array([0, 1, 1]),
-             tenant_weight=np.ones(2), quota=np.array([[4.0], [0.0]]))
+    p = make(
+        tput,
+        [8],
+        [4, 4, 4],
+        tenant_ids=("a", "b"),
+        tenant_index=np.array([0, 1, 1]),
+        tenant_weight=np.ones(2),
+        quota=np.array([[4.0], [0.0]]),
+    )
     for name in ("fifo", "max-min-fairness", "max-throughput"):
         alloc = get_policy(name)(p)
         assert alloc.x[0, 0] == pytest.approx(1.0), name
@@ -154,8 +174,14 @@ def test_quota_reclaims_from_borrowers():
 
 def test_min_cost_meets_deadline_cheaply_and_holds_unpaid_jobs():
     tput = np.array([[2.0, 1.0], [2.0, 1.0]])
-    p = make(tput, [4, 4], price_krw_per_hour=np.array([6000, 1000]), remaining_steps=np.array([360.0, 360.0]),
-             time_to_deadline=np.array([360.0, 360.0]), budget_krw=np.array([-1, 0]))
+    p = make(
+        tput,
+        [4, 4],
+        price_krw_per_hour=np.array([6000, 1000]),
+        remaining_steps=np.array([360.0, 360.0]),
+        time_to_deadline=np.array([360.0, 360.0]),
+        budget_krw=np.array([-1, 0]),
+    )
     alloc = get_policy("min-cost")(p)
     assert alloc.x[0, 1] == pytest.approx(1.0)  # 1 step/s on the cheap type suffices
     assert alloc.x[1].sum() == 0.0
@@ -163,7 +189,9 @@ def test_min_cost_meets_deadline_cheaply_and_holds_unpaid_jobs():
 
 
 def test_fifo_is_priority_then_submit_order():
-    p = make(np.ones((3, 1)), [2], [2, 2, 2], priority=np.array([0, 5, 0]), submit_time=np.array([1.0, 9.0, 0.0]))
+    p = make(
+        np.ones((3, 1)), [2], [2, 2, 2], priority=np.array([0, 5, 0]), submit_time=np.array([1.0, 9.0, 0.0])
+    )
     alloc = get_policy("fifo")(p)
     assert alloc.x[:, 0].tolist() == [0.0, 1.0, 0.0]
     assert alloc.held["j0"] == WaitReason.CAPACITY

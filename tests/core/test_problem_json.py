@@ -29,5 +29,7 @@ def test_rules_example_builds_every_array():
 
 
 def test_unknown_types_in_capacity_are_allowed_and_not_domestic():
-    p = parse_problem_text('{"capacity": {"my-asic": 4}, "jobs": [{"id": "x", "throughput": {"my-asic": 1}}]}')
+    p = parse_problem_text(
+        '{"capacity": {"my-asic": 4}, "jobs": [{"id": "x", "throughput": {"my-asic": 1}}]}'
+    )
     assert p.types == ("my-asic",) and p.allowed.all()

@@ -49,8 +49,12 @@ def allocation_table(problem: AllocationProblem, alloc: Allocation) -> Table:
         shares = [f"{alloc.x[j, k]:.3f}" if alloc.x[j, k] > 1e-9 else "-" for k in range(problem.n_types)]
         reason = alloc.held.get(jid)
         table.add_row(
-            jid, problem.tenant_ids[problem.tenant_index[j]], str(int(problem.scale[j])), *shares,
-            f"{eff[j]:.4g}", reason.value if reason else "",
+            jid,
+            problem.tenant_ids[problem.tenant_index[j]],
+            str(int(problem.scale[j])),
+            *shares,
+            f"{eff[j]:.4g}",
+            reason.value if reason else "",
         )
     return table
 

@@ -91,8 +91,8 @@ class AllocationProblem:
             current = getattr(self, name)
             if np.shape(current) != np.shape(value) and np.size(current) == 0:
                 defaults[name] = value
-        for name, value in defaults.items():
-            object.__setattr__(self, name, value)
+        for name, default in defaults.items():
+            object.__setattr__(self, name, default)
         for name, shape in (("capacity", (tt,)), ("scale", (n,)), ("weight", (n,)),
                             ("throughput", (n, tt)), ("allowed", (n, tt))):
             if np.shape(getattr(self, name)) != shape:

@@ -47,8 +47,19 @@ from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import Grant, Job, JobKind, Program, ProgramRules, Tenant
 
 _JOB_FIELDS = {
-    "id", "throughput", "scale", "weight", "allowed", "tenant", "priority", "public", "domestic_only",
-    "deadline", "remaining_steps", "submit_time", "kind",
+    "id",
+    "throughput",
+    "scale",
+    "weight",
+    "allowed",
+    "tenant",
+    "priority",
+    "public",
+    "domestic_only",
+    "deadline",
+    "remaining_steps",
+    "submit_time",
+    "kind",
 }
 _TOP_FIELDS = {"capacity", "jobs", "tenants", "rules", "prices", "budgets", "horizon_seconds"}
 
@@ -77,8 +88,9 @@ class _Reader:
         return v
 
     def integer(self, value: object, field: str, *, minimum: int = 0) -> int:
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float)
-                                                                       and value.is_integer())):
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        ):
             raise self.fail(f"must be a whole number, got {value!r}", field, value)
         if int(value) < minimum:
             raise self.fail(f"must be >= {minimum}, got {value!r}", field, value)
@@ -112,7 +124,9 @@ def parse_problem_text(text: str, file: str | None = None) -> AllocationProblem:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON: {exc.msg} (column {exc.colno})", file=file, line=exc.lineno) from None
+        raise InputError(
+            f"malformed JSON: {exc.msg} (column {exc.colno})", file=file, line=exc.lineno
+        ) from None
     return problem_from_dict(data, file)
 
 
@@ -134,9 +148,13 @@ def problem_from_dict(data: object, file: str | None = None) -> AllocationProble
     rules = _rules(rd, doc.get("rules", {}), types)
     tenants = _tenants(rd, doc.get("tenants", []), types)
     jobs, rows = _jobs(rd, doc["jobs"], types, capacity)
-    prices = {rd.type_name(t, f"prices.{t}", types): rd.integer(v, f"prices.{t}")
-              for t, v in rd.obj(doc.get("prices", {}), "prices").items()}
-    budgets = {str(g): rd.integer(v, f"budgets.{g}") for g, v in rd.obj(doc.get("budgets", {}), "budgets").items()}
+    prices = {
+        rd.type_name(t, f"prices.{t}", types): rd.integer(v, f"prices.{t}")
+        for t, v in rd.obj(doc.get("prices", {}), "prices").items()
+    }
+    budgets = {
+        str(g): rd.integer(v, f"budgets.{g}") for g, v in rd.obj(doc.get("budgets", {}), "budgets").items()
+    }
     horizon = rd.number(doc.get("horizon_seconds", 3600.0), "horizon_seconds", positive=True)
     tenant_ids = sorted({j.tenant for j in jobs} | {t.id for t in tenants})
     program = Program("problem", "PROBLEM.json rules", budget_krw=0, rules=rules)
@@ -144,8 +162,15 @@ def problem_from_dict(data: object, file: str | None = None) -> AllocationProble
     jobs = [replace(j, grant=f"{j.tenant}@problem") for j in jobs]
     matrix = ThroughputMatrix.from_rows(rows, types)
     problem = build_problem(
-        jobs, capacity, matrix, accelerators=dict(load_catalog().items()), tenants=tenants,
-        programs=[program], grants=grants, prices_krw_per_hour=prices, horizon_seconds=horizon,
+        jobs,
+        capacity,
+        matrix,
+        accelerators=dict(load_catalog().items()),
+        tenants=tenants,
+        programs=[program],
+        grants=grants,
+        prices_krw_per_hour=prices,
+        horizon_seconds=horizon,
     )
     budget = np.array([budgets.get(j.tenant, -1) for j in jobs], dtype=np.int64)
     return replace(problem, budget_krw=budget)
@@ -167,10 +192,14 @@ def _rules(rd: _Reader, raw: object, types: list[str]) -> ProgramRules:
         if v > 1:
             raise rd.fail(f"must be a fraction between 0 and 1, got {v}", f"rules.public_share.{k}", v)
     caps = {
-        (k if k == "*" else rd.type_name(k, f"rules.tenant_caps.{k}", types)): rd.integer(v, f"rules.tenant_caps.{k}")
+        (k if k == "*" else rd.type_name(k, f"rules.tenant_caps.{k}", types)): rd.integer(
+            v, f"rules.tenant_caps.{k}"
+        )
         for k, v in rd.obj(doc.get("tenant_caps", {}), "rules.tenant_caps").items()
     }
-    domestic = rd.boolean(doc.get("public_services_domestic_only", False), "rules.public_services_domestic_only")
+    domestic = rd.boolean(
+        doc.get("public_services_domestic_only", False), "rules.public_services_domestic_only"
+    )
     return ProgramRules(public_share=share, tenant_caps=caps, public_services_domestic_only=domestic)
 
 
@@ -206,7 +235,9 @@ def _jobs(
         j = rd.obj(item, where)
         for key in j:
             if key not in _JOB_FIELDS:
-                raise rd.fail(f"unknown field '{key}'; known: {', '.join(sorted(_JOB_FIELDS))}", f"{where}.{key}")
+                raise rd.fail(
+                    f"unknown field '{key}'; known: {', '.join(sorted(_JOB_FIELDS))}", f"{where}.{key}"
+                )
         jid = j.get("id")
         if not isinstance(jid, str) or not jid:
             raise rd.fail(f"must be a non-empty string, got {jid!r}", f"{where}.id", jid)
@@ -223,7 +254,9 @@ def _jobs(
         elif isinstance(allowed_raw, list):
             allowed = frozenset(rd.type_name(t, f"{where}.allowed", types) for t in allowed_raw)
         else:
-            raise rd.fail(f"must be a list of types, got {_kind(allowed_raw)}", f"{where}.allowed", allowed_raw)
+            raise rd.fail(
+                f"must be a list of types, got {_kind(allowed_raw)}", f"{where}.allowed", allowed_raw
+            )
         fits = [t for t in allowed if tput.get(t, 0) > 0 and capacity[t] >= scale]
         if not fits:
             sizes = ", ".join(f"{t}: {capacity[t]}" for t in sorted(allowed) if tput.get(t, 0) > 0) or "none"
@@ -238,19 +271,21 @@ def _jobs(
         kind = j.get("kind", "training")
         if kind not in {k.value for k in JobKind}:
             raise rd.fail(f"must be one of {', '.join(k.value for k in JobKind)}", f"{where}.kind", kind)
-        jobs.append(Job(
-            id=jid,
-            tenant=str(j.get("tenant", "default")),
-            kind=JobKind(kind),
-            scale=scale,
-            allowed=allowed,
-            domestic_only=rd.boolean(j.get("domestic_only", False), f"{where}.domestic_only"),
-            priority=rd.integer(j.get("priority", 0), f"{where}.priority", minimum=-(10**9)),
-            weight=rd.number(j.get("weight", 1.0), f"{where}.weight", positive=True),
-            deadline=None if deadline is None else rd.number(deadline, f"{where}.deadline"),
-            public=rd.boolean(j.get("public", False), f"{where}.public"),
-            total_steps=None if steps is None else rd.number(steps, f"{where}.remaining_steps"),
-            submit_time=rd.number(j.get("submit_time", 0.0), f"{where}.submit_time", minimum=-math.inf),
-        ))
+        jobs.append(
+            Job(
+                id=jid,
+                tenant=str(j.get("tenant", "default")),
+                kind=JobKind(kind),
+                scale=scale,
+                allowed=allowed,
+                domestic_only=rd.boolean(j.get("domestic_only", False), f"{where}.domestic_only"),
+                priority=rd.integer(j.get("priority", 0), f"{where}.priority", minimum=-(10**9)),
+                weight=rd.number(j.get("weight", 1.0), f"{where}.weight", positive=True),
+                deadline=None if deadline is None else rd.number(deadline, f"{where}.deadline"),
+                public=rd.boolean(j.get("public", False), f"{where}.public"),
+                total_steps=None if steps is None else rd.number(steps, f"{where}.remaining_steps"),
+                submit_time=rd.number(j.get("submit_time", 0.0), f"{where}.submit_time", minimum=-math.inf),
+            )
+        )
         rows[jid] = tput
     return jobs, rows

@@ -225,7 +225,9 @@ class LpModel:
         self.col_hi.append(np.full(count, hi))
         return first
 
-    def add_rows(self, rows: IntArray, cols: IntArray, vals: FloatArray, lo: FloatArray, hi: FloatArray) -> int:
+    def add_rows(
+        self, rows: IntArray, cols: IntArray, vals: FloatArray, lo: FloatArray, hi: FloatArray
+    ) -> int:
         """Add len(lo) rows; ``rows`` are offsets 0.. within the new block. Returns the first row index."""
         first = self.n_rows
         self.coo_r.append(np.asarray(rows, dtype=np.int64) + first)
@@ -400,8 +402,12 @@ def held_reasons(problem: AllocationProblem, x: FloatArray, rows: Rows) -> dict[
             continue
         types = np.nonzero(affordable[j])[0].tolist()
         if any(ledger.room(j, t, ignore_rules=True) > 1e-9 for t in types):
-            kinds = {rows.kind[r] for t in types for r in ledger.rows_of(j, t).tolist()
-                     if rows.bound[r] - ledger.used[r] <= 1e-9}
+            kinds = {
+                rows.kind[r]
+                for t in types
+                for r in ledger.rows_of(j, t).tolist()
+                if rows.bound[r] - ledger.used[r] <= 1e-9
+            }
             held[jid] = WaitReason.QUOTA if "quota" in kinds or "cap" in kinds else WaitReason.RULE
             if not kinds:
                 held[jid] = WaitReason.PRIORITY

@@ -129,7 +129,9 @@ def _solve_master(
     amat = sparse.csc_matrix(
         (np.concatenate(vals_i), (np.concatenate(rows_i), np.concatenate(cols_i))), shape=(nrow, ncol)
     )
-    lo = np.concatenate([np.where(act_amb, 0.0, ell[amb_idx]), np.full(na + rr + len(rows.pool_bound), -np.inf)])
+    lo = np.concatenate(
+        [np.where(act_amb, 0.0, ell[amb_idx]), np.full(na + rr + len(rows.pool_bound), -np.inf)]
+    )
     hi = np.concatenate([np.full(na, np.inf), np.ones(na), rows.bound - ffix, rows.pool_bound])
     lmax = float(a0[fa].min()) if fa.any() else np.inf
     lmax = min(lmax, float(stage.ceiling[active].max(initial=0.0)))
@@ -263,8 +265,9 @@ def max_min_waterfill(
         return x_out, levels
     a_r = np.where(usable[runnable], a[runnable], 0.0)
     key = np.concatenate([a_r, scale[runnable, None], rows.member[:, runnable].T.astype(np.float64)], axis=1)
-    uniq, first, inverse, counts = np.unique(key, axis=0, return_index=True, return_inverse=True,
-                                             return_counts=True)
+    uniq, first, inverse, counts = np.unique(
+        key, axis=0, return_index=True, return_inverse=True, return_counts=True
+    )
     inverse = inverse.reshape(-1)
     sizes = scale[runnable][first] * counts
     stage = _Stage(a_r[first], sizes.astype(np.float64), rows, rows.member[:, runnable[first]])

@@ -54,7 +54,7 @@ def fair_share(problem: AllocationProblem) -> Allocation:
     total = float(problem.capacity[usable.any(axis=0)].sum()) if n else 0.0
     g = len(problem.tenant_ids)
     tenant_demand = np.bincount(problem.tenant_index, weights=demand, minlength=g)
-    tenant_share = water_fill_shares(total, tenant_demand, problem.tenant_weight)
+    tenant_share = water_fill_shares(total, tenant_demand.astype(np.float64), problem.tenant_weight)
     target = np.zeros(n)
     for k in range(g):
         mine = np.nonzero(problem.tenant_index == k)[0]

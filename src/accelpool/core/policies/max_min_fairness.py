@@ -48,7 +48,7 @@ def max_min_fairness(problem: AllocationProblem) -> Allocation:
 def exact_level(problem: AllocationProblem) -> float:
     """The stage-1 optimum L by plain HiGHS on the whole LP (the reference for tests and benchmarks).
 
-        maximize L  s.t.  sum_t a[j,t] x[j,t] - L >= 0 (every runnable j), the shared rows of _seam.
+    maximize L  s.t.  sum_t a[j,t] x[j,t] - L >= 0 (every runnable j), the shared rows of _seam.
     """
     usable = usable_mask(problem)
     rows = build_rows(problem, usable)
