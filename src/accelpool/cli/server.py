@@ -1,9 +1,65 @@
-"""CLI commands: server (placeholder until its issue lands)."""
+"""CLI commands: `accelpool up` (the control plane) and `accelpool schema` (JSON schemas for editors)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from accelpool.cli.render import console, emit_json
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the top-level app."""
+    @app.command("up")
+    def up(
+        data_dir: Annotated[Path | None, typer.Option(help="state, tokens and logs (default ~/.accelpool)")] = None,
+        database_url: Annotated[str | None, typer.Option(
+            help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default: SQLite in the data dir)")] = None,
+        host: Annotated[str, typer.Option()] = "127.0.0.1",
+        port: Annotated[int, typer.Option()] = 8470,
+        demo: Annotated[bool, typer.Option(help="seed an emulated pool, a program, grants and example jobs")] = False,
+        round_seconds: Annotated[float, typer.Option(min=0.05, help="seconds between scheduling rounds")] = 3.0,
+        policy: Annotated[str, typer.Option(help="scheduling policy")] = "max-min-fairness",
+        executor: Annotated[str, typer.Option(help="local (subprocesses) or fake (no processes)")] = "local",
+        no_upgrade: Annotated[bool, typer.Option(help="refuse to start instead of migrating the schema")] = False,
+    ) -> None:
+        """Serve the API, run the scheduling rounds and the executor (one process)."""
+        import logging
+
+        from accelpool.core.errors import InputError
+        from accelpool.service.server import Options, Service, default_data_dir
+
+        if executor not in ("local", "fake"):
+            raise InputError("must be 'local' or 'fake'", field="--executor", value=executor)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        opts = Options(data_dir=data_dir or default_data_dir(), database_url=database_url, host=host, port=port,
+                       demo=demo, round_seconds=round_seconds, policy=policy, executor=executor,
+                       upgrade=not no_upgrade)
+        service = Service(opts)
+        service.bootstrap()
+        for m in service.messages:
+            console.print(m, highlight=False)
+        console.print(f"accelpool serving on http://{host}:{port}  (data: {opts.data_dir}, "
+                      f"database: {opts.url.split('?')[0]})", highlight=False)
+        console.print(f"try: accelpool --help; accelpool jobs --data-dir {opts.data_dir}", highlight=False)
+        service.serve()
+
+    @app.command("schema")
+    def schema(
+        what: Annotated[str, typer.Argument(help="job")] = "job",
+        output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    ) -> None:
+        """Print the JSON schema of a spec (for editors' YAML validation)."""
+        from accelpool.core.errors import InputError
+        from accelpool.spec.job import job_schema
+
+        if what != "job":
+            raise InputError("known schemas: job", field="what", value=what)
+        if output is not None:
+            import json
+
+            output.write_text(json.dumps(job_schema(), indent=2, sort_keys=True) + "\n")
+            console.print(f"wrote {output}")
+        else:
+            emit_json(job_schema())
