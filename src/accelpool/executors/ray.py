@@ -273,7 +273,7 @@ class RayExecutor:
         if not ray.is_initialized():
             ray.init(address=address, namespace=namespace, log_to_driver=False, include_dashboard=False)
             self._owns_ray = True
-        self._runner = ray.remote(_runner_class())
+        self._runner: Any = ray.remote(_runner_class())
         self._jobs: dict[str, _RayJob] = {}
         self._events: list[ExecutorEvent] = []
         self._node_ids: dict[str, str] = {}  # accelpool node name -> Ray node id
@@ -296,7 +296,7 @@ class RayExecutor:
         out: list[Node] = []
         unknown: dict[str, str] = {}
         alive: set[str] = set()
-        for n in self._ray.nodes():
+        for n in self._ray.nodes():  # type: ignore[no-untyped-call]
             if not n.get("Alive"):
                 continue
             node_id = n["NodeID"]
@@ -414,7 +414,7 @@ class RayExecutor:
                 if resource == "GPU"
                 else {"resources": {resource: float(len(devs))}}
             )
-            actor = self._runner.options(  # type: ignore[attr-defined]
+            actor = self._runner.options(
                 name=f"{base}/r{rank}",
                 namespace=self.namespace,
                 lifetime="detached",
@@ -592,7 +592,7 @@ class RayExecutor:
                     job.job_id, EventKind.EXITED, f"stopped: {job.stop_reason} (exit code {bad})", code
                 )
             else:
-                code = int(job.extra.get("failed_code", bad))
+                code = int(job.extra.get("failed_code", bad) or 0)
                 reason = (
                     "" if code == 0 else (f"killed by signal {-code}" if code < 0 else f"exit code {code}")
                 )
