@@ -26,8 +26,9 @@ def resolve_policy(name: str) -> Policy:
     try:
         from accelpool.core.policies import get_policy
     except ImportError:
-        raise InputError("the policy registry (accelpool.core.policies.get_policy) is not available",
-                         field="policy") from None
+        raise InputError(
+            "the policy registry (accelpool.core.policies.get_policy) is not available", field="policy"
+        ) from None
     try:
         policy: Policy = get_policy(name)
     except KeyError:
@@ -36,8 +37,16 @@ def resolve_policy(name: str) -> Policy:
 
 
 def load_workload(
-    fmt_name: str, trace: Path | None, *, cluster: str | None, throughputs: Path | None, seed: int,
-    devices_per_node: str | None, nodes: Path | None, jobs: int, fractional: str,
+    fmt_name: str,
+    trace: Path | None,
+    *,
+    cluster: str | None,
+    throughputs: Path | None,
+    seed: int,
+    devices_per_node: str | None,
+    nodes: Path | None,
+    jobs: int,
+    fractional: str,
 ) -> Workload:
     from accelpool.sim import alibaba, gavel, philly, synthetic
 
@@ -59,7 +68,9 @@ def load_workload(
         assert trace is not None
         node_file = nodes or trace.with_name("openb_node_list_gpu_node.csv")
         if not node_file.exists():
-            raise InputError("Alibaba pods need a node list: pass --nodes FILE", field="nodes", file=str(node_file))
+            raise InputError(
+                "Alibaba pods need a node list: pass --nodes FILE", field="nodes", file=str(node_file)
+            )
         return alibaba.read_alibaba(trace, node_file, fractional=fractional)
     return synthetic.generate(capacity, n_jobs=jobs, seed=seed, devices_per_node=dpn)
 
@@ -69,9 +80,15 @@ def run_policies(
 ) -> tuple[list[SimResult], list[dict[str, Any]]]:
     policies = [(n, resolve_policy(n)) for n in names]
     results, metrics = [], []
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} jobs"),
-                  TextColumn("day {task.fields[day]:.1f}"), TimeElapsedColumn(), console=console,
-                  transient=False) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} jobs"),
+        TextColumn("day {task.fields[day]:.1f}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
         for name, policy in policies:
             task = bar.add_task(name, total=len(workload.jobs), day=0.0)
             t0 = workload.jobs[0].submit_time if workload.jobs else 0.0
@@ -79,8 +96,14 @@ def run_policies(
             def tick(now: float, done: int, total: int, task: Any = task, t0: float = t0) -> None:
                 bar.update(task, completed=done, total=total, day=(now - t0) / 86400.0)
 
-            r = simulate(workload, policy, policy_name=name, round_seconds=round_seconds,
-                         restart_overhead_seconds=overhead, progress=tick)
+            r = simulate(
+                workload,
+                policy,
+                policy_name=name,
+                round_seconds=round_seconds,
+                restart_overhead_seconds=overhead,
+                progress=tick,
+            )
             m = compute(r)
             bar.update(task, completed=m["jobs_completed"])
             results.append(r)
@@ -106,20 +129,30 @@ def register(app: typer.Typer) -> None:
 
     @app.command("simulate")
     def simulate_cmd(
-        trace: Path = typer.Option(None, "--trace", help="trace file (pods CSV for alibaba; none for synthetic)"),
+        trace: Path = typer.Option(
+            None, "--trace", help="trace file (pods CSV for alibaba; none for synthetic)"
+        ),
         fmt_name: str = typer.Option("gavel", "--format", help="gavel | philly | alibaba | synthetic"),
-        throughputs: Path = typer.Option(None, "--throughputs", help="Gavel throughput JSON (default: bundled)"),
+        throughputs: Path = typer.Option(
+            None, "--throughputs", help="Gavel throughput JSON (default: bundled)"
+        ),
         cluster: str = typer.Option(None, "--cluster", help="devices per type, e.g. v100=36,p100=36,k80=36"),
         policy: str = typer.Option("max-min-fairness", "--policy", help="policy name(s), comma-separated"),
         round_seconds: float = typer.Option(360.0, "--round", help="round length (seconds)"),
         seed: int = typer.Option(0, "--seed", help="seed for synthetic choices"),
         json_out: Path = typer.Option(None, "--json", help="write metrics per policy to this JSON file"),
-        report: Path = typer.Option(None, "--report", help="write metrics, per-job CSV, plots, index.html here"),
+        report: Path = typer.Option(
+            None, "--report", help="write metrics, per-job CSV, plots, index.html here"
+        ),
         devices_per_node: str = typer.Option(None, "--devices-per-node", help="e.g. 4, or v100=4,k80=8"),
-        restart_overhead: float = typer.Option(0.0, "--restart-overhead", help="seconds lost per resume/move"),
+        restart_overhead: float = typer.Option(
+            0.0, "--restart-overhead", help="seconds lost per resume/move"
+        ),
         nodes: Path = typer.Option(None, "--nodes", help="Alibaba node list CSV"),
         jobs: int = typer.Option(400, "--jobs", help="number of synthetic jobs"),
-        fractional: str = typer.Option("round-up", "--fractional", help="Alibaba fractional GPUs: round-up|reject"),
+        fractional: str = typer.Option(
+            "round-up", "--fractional", help="Alibaba fractional GPUs: round-up|reject"
+        ),
     ) -> None:
         """Replay a trace on a pool under one or more policies and compare the outcomes."""
         if round_seconds <= 0:
@@ -129,18 +162,36 @@ def register(app: typer.Typer) -> None:
         names = [p.strip() for p in policy.split(",") if p.strip()]
         if not names:
             raise InputError("--policy needs at least one name", field="policy")
-        workload = load_workload(fmt_name, trace, cluster=cluster, throughputs=throughputs, seed=seed,
-                                 devices_per_node=devices_per_node, nodes=nodes, jobs=jobs, fractional=fractional)
+        workload = load_workload(
+            fmt_name,
+            trace,
+            cluster=cluster,
+            throughputs=throughputs,
+            seed=seed,
+            devices_per_node=devices_per_node,
+            nodes=nodes,
+            jobs=jobs,
+            fractional=fractional,
+        )
         cap = workload.capacity()
-        console.print(f"[bold]{workload.name}[/bold]: {len(workload.jobs):,} jobs on "
-                      + ", ".join(f"{n} x {t}" for t, n in sorted(cap.items())), highlight=False)
-        results, metrics = run_policies(workload, names, round_seconds=round_seconds, overhead=restart_overhead)
+        console.print(
+            f"[bold]{workload.name}[/bold]: {len(workload.jobs):,} jobs on "
+            + ", ".join(f"{n} x {t}" for t, n in sorted(cap.items())),
+            highlight=False,
+        )
+        results, metrics = run_policies(
+            workload, names, round_seconds=round_seconds, overhead=restart_overhead
+        )
         console.print(table(metrics))
         if json_out is not None:
             json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(json.dumps({m["policy"]: m for m in metrics}, indent=2, sort_keys=True, default=str)
-                                + "\n", encoding="utf-8")
+            json_out.write_text(
+                json.dumps({m["policy"]: m for m in metrics}, indent=2, sort_keys=True, default=str) + "\n",
+                encoding="utf-8",
+            )
             console.print(f"metrics written to {json_out}")
         if report is not None:
-            write_report(report, results, metrics, round_seconds=round_seconds, overhead_seconds=restart_overhead)
+            write_report(
+                report, results, metrics, round_seconds=round_seconds, overhead_seconds=restart_overhead
+            )
             console.print(f"report written to {report / 'index.html'}")

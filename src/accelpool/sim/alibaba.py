@@ -26,8 +26,16 @@ from accelpool.core.types import Cluster, Job, JobKind, Node, Tenant
 from accelpool.sim.workload import Workload
 
 NODE_COLUMNS = ("sn", "gpu", "model")
-POD_COLUMNS = ("name", "num_gpu", "gpu_milli", "gpu_spec", "qos", "creation_time", "deletion_time",
-               "scheduled_time")
+POD_COLUMNS = (
+    "name",
+    "num_gpu",
+    "gpu_milli",
+    "gpu_spec",
+    "qos",
+    "creation_time",
+    "deletion_time",
+    "scheduled_time",
+)
 
 
 def _rows(path: str | Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
@@ -56,7 +64,9 @@ def read_alibaba_nodes(path: str | Path) -> Cluster:
         try:
             gpus = int(r["gpu"])
         except ValueError:
-            raise InputError(f"gpu {r['gpu']!r} is not an integer", file=str(path), line=lineno, field="gpu") from None
+            raise InputError(
+                f"gpu {r['gpu']!r} is not an integer", file=str(path), line=lineno, field="gpu"
+            ) from None
         model = r["model"].strip().lower()
         if gpus < 0 or (gpus > 0 and not model):
             raise InputError("gpu must be >= 0 and model non-empty", file=str(path), line=lineno)
@@ -94,18 +104,32 @@ def read_alibaba(
             continue
         if gpus == 1 and milli < 1000:
             if fractional == "reject":
-                raise InputError(f"pod {r['name']} asks for {milli}/1000 of a GPU; this scheduler places whole "
-                                 "devices (use fractional='round-up' to give it one whole GPU)", file=name,
-                                 line=lineno, field="gpu_milli")
+                raise InputError(
+                    f"pod {r['name']} asks for {milli}/1000 of a GPU; this scheduler places whole "
+                    "devices (use fractional='round-up' to give it one whole GPU)",
+                    file=name,
+                    line=lineno,
+                    field="gpu_milli",
+                )
             rounded += 1
         spec = [m.strip().lower() for m in r["gpu_spec"].split("|") if m.strip()]
         allowed = sorted(set(spec) & set(models)) if spec else models
         if not allowed:
-            raise InputError(f"gpu_spec {r['gpu_spec']!r} names no model in the node list ({', '.join(models)})",
-                             file=name, line=lineno, field="gpu_spec")
-        job = Job(id=r["name"].strip() or f"pod{lineno}", tenant=r["qos"].strip() or "default",
-                  kind=JobKind.BATCH, scale=gpus, allowed=frozenset(allowed), total_steps=deleted - scheduled,
-                  submit_time=created)
+            raise InputError(
+                f"gpu_spec {r['gpu_spec']!r} names no model in the node list ({', '.join(models)})",
+                file=name,
+                line=lineno,
+                field="gpu_spec",
+            )
+        job = Job(
+            id=r["name"].strip() or f"pod{lineno}",
+            tenant=r["qos"].strip() or "default",
+            kind=JobKind.BATCH,
+            scale=gpus,
+            allowed=frozenset(allowed),
+            total_steps=deleted - scheduled,
+            submit_time=created,
+        )
         jobs.append(job)
         rows[job.id] = {m: 1.0 for m in allowed}
         if limit is not None and len(jobs) >= limit:
@@ -114,8 +138,14 @@ def read_alibaba(
         raise InputError("pod list holds no GPU pods that ran", file=name)
     jobs.sort(key=lambda j: (j.submit_time, j.id))
     return Workload(
-        name=Path(pods).name, jobs=tuple(jobs), throughputs=rows, cluster=cluster,
-        tenants=tuple(Tenant(t) for t in sorted({j.tenant for j in jobs})), skipped=skipped,
-        notes=(f"Alibaba 2023: tenant = QoS class; equal speed on every allowed model; {rounded} fractional-GPU "
-               f"pods given one whole GPU; {skipped} CPU-only or never-run pods skipped",),
+        name=Path(pods).name,
+        jobs=tuple(jobs),
+        throughputs=rows,
+        cluster=cluster,
+        tenants=tuple(Tenant(t) for t in sorted({j.tenant for j in jobs})),
+        skipped=skipped,
+        notes=(
+            f"Alibaba 2023: tenant = QoS class; equal speed on every allowed model; {rounded} fractional-GPU "
+            f"pods given one whole GPU; {skipped} CPU-only or never-run pods skipped",
+        ),
     )

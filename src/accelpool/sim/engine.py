@@ -69,8 +69,10 @@ class SimResult:
 def schedulable(job: Job, row: dict[str, float] | None, capacity: dict[str, int]) -> bool:
     if not row:
         return False
-    return any(v > 0 and capacity.get(t, 0) >= job.scale and (not job.allowed or t in job.allowed)
-               for t, v in row.items())
+    return any(
+        v > 0 and capacity.get(t, 0) >= job.scale and (not job.allowed or t in job.allowed)
+        for t, v in row.items()
+    )
 
 
 class _Collector:
@@ -94,7 +96,9 @@ class _Collector:
         self.last = now
         tl.busy.append(busy)
         tl.tenant_busy.append(tb)
-        tl.active.append(len(report.decision.waiting) + len(report.decision.keep) + len(report.decision.start))
+        tl.active.append(
+            len(report.decision.waiting) + len(report.decision.keep) + len(report.decision.start)
+        )
         tl.preemptions += sum(1 for _ in report.decision.preempt)
         if tl.grants:
             tl.grant_left.append([self.store.grants[g].remaining_krw for g in tl.grants])
@@ -132,8 +136,9 @@ def simulate(
     tenants = tuple(sorted({t.id for t in workload.tenants} | {j.tenant for j in arrivals}))
     timeline = Timeline(tuple(sorted(capacity)), tenants, tuple(g.id for g in workload.grants))
     executor = FakeExecutor(clock, restart_overhead_seconds)
-    reconciler = Reconciler(store, executor, clock, timed, round_seconds=round_seconds,
-                            on_round=_Collector(store, timeline))
+    reconciler = Reconciler(
+        store, executor, clock, timed, round_seconds=round_seconds, on_round=_Collector(store, timeline)
+    )
     nxt = rounds = 0
     while nxt < total or store.active:
         now = clock.now()
@@ -161,9 +166,17 @@ def simulate(
         charges[tenant] = krw
     unfinished = tuple(sorted(store.active))
     return SimResult(
-        policy=policy_name, workload=workload, records=store.jobs, timeline=timeline, rounds=rounds,
-        wall_seconds=time.perf_counter() - wall0, policy_seconds=timed.seconds, unschedulable=dropped,
-        unfinished=unfinished, capacity=capacity, charges_krw=charges,
+        policy=policy_name,
+        workload=workload,
+        records=store.jobs,
+        timeline=timeline,
+        rounds=rounds,
+        wall_seconds=time.perf_counter() - wall0,
+        policy_seconds=timed.seconds,
+        unschedulable=dropped,
+        unfinished=unfinished,
+        capacity=capacity,
+        charges_krw=charges,
         grant_spent_krw={g: store.grants[g].spent_krw for g in timeline.grants},
     )
 

@@ -54,8 +54,11 @@ def read_throughputs(path: str | Path | None = None) -> GavelThroughputs:
                 job_type, scale = ast.literal_eval(key)
                 tput = float(value["null"]) if isinstance(value, dict) else float(value)
             except (ValueError, SyntaxError, TypeError, KeyError):
-                raise InputError(f"bad entry {key!r} under {acc!r}: expected \"('<job type>', <scale>)\": "
-                                 '{"null": steps/s}', file=name) from None
+                raise InputError(
+                    f"bad entry {key!r} under {acc!r}: expected \"('<job type>', <scale>)\": "
+                    '{"null": steps/s}',
+                    file=name,
+                ) from None
             table[(str(job_type), int(scale))] = tput
         out[acc.lower()] = table
     if not out:
@@ -73,8 +76,10 @@ def read_gavel_trace(
     table = throughputs if throughputs is not None else read_throughputs()
     missing = sorted(t for t in capacity if t not in table)
     if missing:
-        raise InputError(f"no throughputs for type(s) {', '.join(missing)} (known: {', '.join(sorted(table))})",
-                         field="cluster")
+        raise InputError(
+            f"no throughputs for type(s) {', '.join(missing)} (known: {', '.join(sorted(table))})",
+            field="cluster",
+        )
     jobs: list[Job] = []
     rows: dict[str, dict[str, float]] = {}
     name = str(path)
@@ -91,7 +96,9 @@ def read_gavel_trace(
     if not jobs:
         raise InputError("trace holds no jobs", file=name)
     return Workload(
-        name=Path(path).name, jobs=tuple(jobs), throughputs=rows,
+        name=Path(path).name,
+        jobs=tuple(jobs),
+        throughputs=rows,
         cluster=Cluster.uniform(capacity, devices_per_node),
         notes=("Gavel format: one tenant 'default'; job weight = priority_weight",),
     )
@@ -112,15 +119,29 @@ def _parse_line(
     except ValueError as exc:
         raise InputError(f"not a number: {exc}", file=name, line=lineno) from None
     if total_steps <= 0 or scale < 1 or weight <= 0 or arrival < 0:
-        raise InputError("total_steps, scale_factor and priority_weight must be > 0, arrival_time >= 0",
-                         file=name, line=lineno)
+        raise InputError(
+            "total_steps, scale_factor and priority_weight must be > 0, arrival_time >= 0",
+            file=name,
+            line=lineno,
+        )
     row = {t: table[t][(job_type, scale)] for t in capacity if (job_type, scale) in table[t]}
     row = {t: v for t, v in row.items() if v > 0}
     if not row:
-        raise InputError(f"no throughput for job type {job_type!r} at scale {scale} on any of "
-                         f"{', '.join(sorted(capacity))}", file=name, line=lineno, field="job_type")
+        raise InputError(
+            f"no throughput for job type {job_type!r} at scale {scale} on any of "
+            f"{', '.join(sorted(capacity))}",
+            file=name,
+            line=lineno,
+            field="job_type",
+        )
     job = Job(
-        id=f"j{index:06d}", tenant="default", kind=JobKind.TRAINING, scale=scale, weight=weight,
-        total_steps=total_steps, submit_time=arrival, job_type=job_type,
+        id=f"j{index:06d}",
+        tenant="default",
+        kind=JobKind.TRAINING,
+        scale=scale,
+        weight=weight,
+        total_steps=total_steps,
+        submit_time=arrival,
+        job_type=job_type,
     )
     return job, row

@@ -28,7 +28,11 @@ from accelpool.sim.engine import SimResult, as_array
 
 def _stats(values: list[float], prefix: str) -> dict[str, float | None]:
     if not values:
-        return {f"avg_{prefix}_seconds": None, f"median_{prefix}_seconds": None, f"p99_{prefix}_seconds": None}
+        return {
+            f"avg_{prefix}_seconds": None,
+            f"median_{prefix}_seconds": None,
+            f"p99_{prefix}_seconds": None,
+        }
     a = np.asarray(values)
     return {
         f"avg_{prefix}_seconds": float(a.mean()),
@@ -44,15 +48,24 @@ def job_rows(result: SimResult) -> list[dict[str, Any]]:
         s = rec.status
         j = s.job
         end = rec.end_time
-        out.append({
-            "job": j.id, "tenant": j.tenant, "kind": j.kind.value, "job_type": j.job_type, "scale": j.scale,
-            "submit_seconds": j.submit_time, "start_seconds": rec.start_time, "end_seconds": end,
-            "jct_seconds": None if end is None or s.state != JobState.SUCCEEDED else end - j.submit_time,
-            "queueing_seconds": None if rec.start_time is None else rec.start_time - j.submit_time,
-            "state": s.state.value, "preemptions": rec.preemptions,
-            "seconds_on": ";".join(f"{t}={v:.0f}" for t, v in sorted(s.seconds_on.items())),
-            "rho": None,
-        })
+        out.append(
+            {
+                "job": j.id,
+                "tenant": j.tenant,
+                "kind": j.kind.value,
+                "job_type": j.job_type,
+                "scale": j.scale,
+                "submit_seconds": j.submit_time,
+                "start_seconds": rec.start_time,
+                "end_seconds": end,
+                "jct_seconds": None if end is None or s.state != JobState.SUCCEEDED else end - j.submit_time,
+                "queueing_seconds": None if rec.start_time is None else rec.start_time - j.submit_time,
+                "state": s.state.value,
+                "preemptions": rec.preemptions,
+                "seconds_on": ";".join(f"{t}={v:.0f}" for t, v in sorted(s.seconds_on.items())),
+                "rho": None,
+            }
+        )
     return out
 
 
@@ -70,7 +83,9 @@ def compute(result: SimResult) -> dict[str, Any]:
     busy = as_array(tl.busy, len(types))
     cap = np.array([result.capacity[t] for t in types], dtype=float)
     used = busy.sum(axis=0) if len(busy) else np.zeros(len(types))
-    util = {t: (float(used[k] / (cap[k] * makespan)) if cap[k] and makespan else 0.0) for k, t in enumerate(types)}
+    util = {
+        t: (float(used[k] / (cap[k] * makespan)) if cap[k] and makespan else 0.0) for k, t in enumerate(types)
+    }
     total_util = float(used.sum() / (cap.sum() * makespan)) if cap.sum() and makespan else 0.0
     rho = _rho(result, rows)
     m: dict[str, Any] = {
@@ -102,15 +117,19 @@ def compute(result: SimResult) -> dict[str, Any]:
 
 def _tenants(result: SimResult) -> dict[str, dict[str, float]]:
     tl = result.timeline
-    tb = as_array(tl.tenant_busy, len(tl.tenants)).sum(axis=0) if tl.tenant_busy else np.zeros(len(tl.tenants))
+    tb = (
+        as_array(tl.tenant_busy, len(tl.tenants)).sum(axis=0) if tl.tenant_busy else np.zeros(len(tl.tenants))
+    )
     weights = {t.id: t.weight for t in result.workload.tenants}
     submitted = {r.status.job.tenant for r in result.records.values()}
     wsum = sum(weights.get(t, 1.0) for t in submitted) or 1.0
     total = float(tb.sum()) or 1.0
     return {
-        t: {"share": float(tb[k] / total),
+        t: {
+            "share": float(tb[k] / total),
             "entitlement": (weights.get(t, 1.0) / wsum) if t in submitted else 0.0,
-            "device_seconds": float(tb[k])}
+            "device_seconds": float(tb[k]),
+        }
         for k, t in enumerate(tl.tenants)
     }
 

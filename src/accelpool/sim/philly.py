@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import random
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from accelpool.core.errors import InputError
@@ -57,8 +57,11 @@ def read_philly_csv(
     types = sorted(capacity)
     unknown = [t for t in types if t not in table]
     if unknown:
-        raise InputError(f"Philly jobs get speeds from the throughput table, which has no {', '.join(unknown)}"
-                         f" (known: {', '.join(sorted(table))})", field="cluster")
+        raise InputError(
+            f"Philly jobs get speeds from the throughput table, which has no {', '.join(unknown)}"
+            f" (known: {', '.join(sorted(table))})",
+            field="cluster",
+        )
     profiles = speed_profiles(table, types)
     if not profiles:
         raise InputError("the throughput table has no model measured on every pool type", field="throughputs")
@@ -74,8 +77,11 @@ def read_philly_csv(
             col = {h.strip(): i for i, h in enumerate(header)}
             missing = [c for c in COLUMNS if c not in col]
             if missing:
-                raise InputError(f"missing column(s) {', '.join(missing)} (expected {', '.join(COLUMNS)})",
-                                 file=name, line=1)
+                raise InputError(
+                    f"missing column(s) {', '.join(missing)} (expected {', '.join(COLUMNS)})",
+                    file=name,
+                    line=1,
+                )
             for lineno, row in enumerate(reader, start=2):
                 if not row:
                     continue
@@ -90,35 +96,52 @@ def read_philly_csv(
     jobs, rows = [], {}
     for i, (ts, duration, gpus, vc, _) in enumerate(raw):
         model, speed = profiles[rng.randrange(len(profiles))]
-        job = Job(id=f"p{i:06d}", tenant=vc, kind=JobKind.TRAINING, scale=gpus, total_steps=duration,
-                  submit_time=ts - t0, job_type=model)
+        job = Job(
+            id=f"p{i:06d}",
+            tenant=vc,
+            kind=JobKind.TRAINING,
+            scale=gpus,
+            total_steps=duration,
+            submit_time=ts - t0,
+            job_type=model,
+        )
         jobs.append(job)
         rows[job.id] = dict(speed)
     jobs.sort(key=lambda j: (j.submit_time, j.id))
     tenants = tuple(Tenant(t) for t in sorted({j.tenant for j in jobs}))
     return Workload(
-        name=Path(path).name, jobs=tuple(jobs), throughputs=rows,
-        cluster=Cluster.uniform(capacity, devices_per_node), tenants=tenants,
-        notes=(f"Philly CSV: tenant = virtual cluster; duration taken as V100 run time; per-job model drawn "
-               f"with seed {seed} from {len(profiles)} Gavel models for V100:P100:K80 speed ratios",),
+        name=Path(path).name,
+        jobs=tuple(jobs),
+        throughputs=rows,
+        cluster=Cluster.uniform(capacity, devices_per_node),
+        tenants=tenants,
+        notes=(
+            f"Philly CSV: tenant = virtual cluster; duration taken as V100 run time; per-job model drawn "
+            f"with seed {seed} from {len(profiles)} Gavel models for V100:P100:K80 speed ratios",
+        ),
     )
 
 
 def _parse_row(row: list[str], col: dict[str, int], name: str, lineno: int) -> tuple[float, float, int, str]:
     try:
         stamp = row[col["timestamp"]].strip()
-        ts = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+        ts = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
     except (ValueError, IndexError):
-        raise InputError("timestamp is not 'YYYY-MM-DD HH:MM:SS'", file=name, line=lineno,
-                         field="timestamp") from None
+        raise InputError(
+            "timestamp is not 'YYYY-MM-DD HH:MM:SS'", file=name, line=lineno, field="timestamp"
+        ) from None
     try:
         duration = float(row[col["duration"]])
         gpus = int(float(row[col["num_gpus"]]))
         vc = row[col["cluster"]].strip()
     except (ValueError, IndexError):
-        raise InputError("duration or num_gpus is not a number (or the row is short)", file=name,
-                         line=lineno) from None
+        raise InputError(
+            "duration or num_gpus is not a number (or the row is short)", file=name, line=lineno
+        ) from None
     if duration <= 0 or gpus < 1 or not vc:
-        raise InputError(f"duration must be > 0, num_gpus >= 1 and cluster non-empty (got {duration}, {gpus}, "
-                         f"{vc!r})", file=name, line=lineno)
+        raise InputError(
+            f"duration must be > 0, num_gpus >= 1 and cluster non-empty (got {duration}, {gpus}, {vc!r})",
+            file=name,
+            line=lineno,
+        )
     return ts, duration, gpus, vc

@@ -40,10 +40,22 @@ img{max-width:100%;border:1px solid #eee;margin:8px 0}</style></head><body>
 </body></html>
 """
 
-TABLE_KEYS = ("jobs_completed", "avg_jct_seconds", "median_jct_seconds", "p99_jct_seconds",
-              "avg_queueing_seconds", "p99_queueing_seconds", "makespan_seconds", "utilization_total",
-              "rho_max", "rho_mean", "preemptions", "cost_krw_total", "domestic_npu_share_public_services",
-              "wall_seconds")
+TABLE_KEYS = (
+    "jobs_completed",
+    "avg_jct_seconds",
+    "median_jct_seconds",
+    "p99_jct_seconds",
+    "avg_queueing_seconds",
+    "p99_queueing_seconds",
+    "makespan_seconds",
+    "utilization_total",
+    "rho_max",
+    "rho_mean",
+    "preemptions",
+    "cost_krw_total",
+    "domestic_npu_share_public_services",
+    "wall_seconds",
+)
 
 
 def fmt(value: Any) -> str:
@@ -59,31 +71,44 @@ def fmt(value: Any) -> str:
 
 
 def write_report(
-    out_dir: str | Path, results: Sequence[SimResult], metrics: Sequence[dict[str, Any]], *,
-    round_seconds: float, overhead_seconds: float,
+    out_dir: str | Path,
+    results: Sequence[SimResult],
+    metrics: Sequence[dict[str, Any]],
+    *,
+    round_seconds: float,
+    overhead_seconds: float,
 ) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "metrics.json"]
-    (out / "metrics.json").write_text(json.dumps({m["policy"]: m for m in metrics}, indent=2, sort_keys=True,
-                                                 default=str) + "\n", encoding="utf-8")
+    (out / "metrics.json").write_text(
+        json.dumps({m["policy"]: m for m in metrics}, indent=2, sort_keys=True, default=str) + "\n",
+        encoding="utf-8",
+    )
     csvs = []
     for r in results:
         name = f"jobs-{r.policy}.csv"
         _write_jobs_csv(out / name, r)
         csvs.append((r.policy, name))
         written.append(out / name)
-    plots = [("Job completion time CDF", _plot_cdf(out, results)),
-             ("Utilization over time per type", _plot_util(out, results)),
-             ("Tenant shares over time", _plot_tenants(out, results))]
+    plots = [
+        ("Job completion time CDF", _plot_cdf(out, results)),
+        ("Utilization over time per type", _plot_util(out, results)),
+        ("Tenant shares over time", _plot_tenants(out, results)),
+    ]
     if any(r.timeline.grants for r in results):
         plots.append(("Grant burn-down", _plot_grants(out, results)))
     written += [out / f for _, f in plots]
     env = Environment(autoescape=select_autoescape(default=True))
     html = env.from_string(_INDEX).render(
-        trace=results[0].workload.name if results else "", round_seconds=round_seconds, overhead=overhead_seconds,
-        notes=results[0].workload.notes if results else (), policies=[m["policy"] for m in metrics],
-        rows=[(k, [fmt(m.get(k)) for m in metrics]) for k in TABLE_KEYS], plots=plots, csvs=csvs,
+        trace=results[0].workload.name if results else "",
+        round_seconds=round_seconds,
+        overhead=overhead_seconds,
+        notes=results[0].workload.notes if results else (),
+        policies=[m["policy"] for m in metrics],
+        rows=[(k, [fmt(m.get(k)) for m in metrics]) for k in TABLE_KEYS],
+        plots=plots,
+        csvs=csvs,
     )
     (out / "index.html").write_text(html, encoding="utf-8")
     written.append(out / "index.html")
@@ -110,8 +135,13 @@ def _save(fig: Any, out: Path, name: str) -> str:
 def _plot_cdf(out: Path, results: Sequence[SimResult]) -> str:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for r in results:
-        jct = np.sort([rec.end_time - rec.status.job.submit_time for rec in r.records.values()
-                       if rec.end_time is not None and rec.status.state.value == "succeeded"])
+        jct = np.sort(
+            [
+                rec.end_time - rec.status.job.submit_time
+                for rec in r.records.values()
+                if rec.end_time is not None and rec.status.state.value == "succeeded"
+            ]
+        )
         if len(jct):
             ax.plot(jct / HOUR, np.arange(1, len(jct) + 1) / len(jct), label=r.policy)
     ax.set_xscale("log")

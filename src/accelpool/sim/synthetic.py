@@ -38,9 +38,21 @@ from accelpool.core.types import (
 from accelpool.sim.workload import Workload
 
 DEFAULT_CLUSTER = {"h100": 64, "a100": 64, "rngd": 64, "atom": 64}
-DEFAULT_PRICES = {"h100": 4_000, "h200": 5_000, "b200": 7_000, "a100": 2_500, "l40s": 1_500, "rngd": 1_800,
-                  "atom": 600, "atom-max": 1_200, "rebel-quad": 2_500, "warboy": 500, "gaudi2": 1_800,
-                  "gaudi3": 3_000, "mi300x": 4_000}
+DEFAULT_PRICES = {
+    "h100": 4_000,
+    "h200": 5_000,
+    "b200": 7_000,
+    "a100": 2_500,
+    "l40s": 1_500,
+    "rngd": 1_800,
+    "atom": 600,
+    "atom-max": 1_200,
+    "rebel-quad": 2_500,
+    "warboy": 500,
+    "gaudi2": 1_800,
+    "gaudi3": 3_000,
+    "mi300x": 4_000,
+}
 """Illustrative KRW per device-hour (roughly cloud list prices at 1,400 KRW/USD); 1,000 when unlisted."""
 
 
@@ -65,12 +77,15 @@ def generate(
     catalog = accelerators if accelerators is not None else load_catalog()
     unknown = [t for t in capacity if t not in catalog]
     if unknown:
-        raise InputError(f"unknown accelerator type(s) {', '.join(unknown)} (see `accelpool catalog`)",
-                         field="cluster")
+        raise InputError(
+            f"unknown accelerator type(s) {', '.join(unknown)} (see `accelpool catalog`)", field="cluster"
+        )
     accs = {t: catalog[t] for t in capacity}
     rng = random.Random(seed)
-    tenants = tuple(Tenant(f"t{i:02d}", name=("public" if i % 3 == 0 else "company") + f"-{i}", public=i % 3 == 0)
-                    for i in range(n_tenants))
+    tenants = tuple(
+        Tenant(f"t{i:02d}", name=("public" if i % 3 == 0 else "company") + f"-{i}", public=i % 3 == 0)
+        for i in range(n_tenants)
+    )
     jobs: list[Job] = []
     rows: dict[str, dict[str, float]] = {}
     t = 0.0
@@ -86,25 +101,49 @@ def generate(
     rules = ProgramRules(public_share={"*": 0.2}, public_services_domestic_only=True)
     program = Program("national-ai-compute", "National AI compute support", budget_krw=budget, rules=rules)
     weights = [2 if x.public else 1 for x in tenants]
-    grants = tuple(Grant(f"g-{x.id}", program.id, x.id, int(budget * w / sum(weights)))
-                   for x, w in zip(tenants, weights, strict=True))
+    grants = tuple(
+        Grant(f"g-{x.id}", program.id, x.id, int(budget * w / sum(weights)))
+        for x, w in zip(tenants, weights, strict=True)
+    )
     jobs = [_with_grant(j, f"g-{j.tenant}") for j in jobs]
     prices = {tt: DEFAULT_PRICES.get(tt, 1_000) for tt in capacity}
     return Workload(
-        name=f"synthetic-{seed}", jobs=tuple(jobs), throughputs=rows,
-        cluster=Cluster.uniform(capacity, devices_per_node), accelerators=accs, tenants=tenants,
-        programs=(program,), grants=grants, prices_krw_per_hour=prices,
-        notes=(f"synthetic pool, seed {seed}: speeds from catalogue peak ratios; grants total {budget:,} KRW",),
+        name=f"synthetic-{seed}",
+        jobs=tuple(jobs),
+        throughputs=rows,
+        cluster=Cluster.uniform(capacity, devices_per_node),
+        accelerators=accs,
+        tenants=tenants,
+        programs=(program,),
+        grants=grants,
+        prices_krw_per_hour=prices,
+        notes=(
+            f"synthetic pool, seed {seed}: speeds from catalogue peak ratios; grants total {budget:,} KRW",
+        ),
     )
 
 
-def _job(i: int, t: float, tenant: Tenant, rng: random.Random, accs: Mapping[str, AcceleratorType],
-         capacity: Mapping[str, int]) -> tuple[Job, dict[str, float]]:
+def _job(
+    i: int,
+    t: float,
+    tenant: Tenant,
+    rng: random.Random,
+    accs: Mapping[str, AcceleratorType],
+    capacity: Mapping[str, int],
+) -> tuple[Job, dict[str, float]]:
     roll = rng.random()
     if roll < 0.35:
-        kind, scale, hours = JobKind.TRAINING, rng.choice([4, 8, 8, 16, 32]), math.exp(rng.gauss(math.log(6), 1.0))
+        kind, scale, hours = (
+            JobKind.TRAINING,
+            rng.choice([4, 8, 8, 16, 32]),
+            math.exp(rng.gauss(math.log(6), 1.0)),
+        )
     elif roll < 0.70:
-        kind, scale, hours = JobKind.FINETUNING, rng.choice([1, 2, 4, 8]), math.exp(rng.gauss(math.log(1), 0.8))
+        kind, scale, hours = (
+            JobKind.FINETUNING,
+            rng.choice([1, 2, 4, 8]),
+            math.exp(rng.gauss(math.log(1), 0.8)),
+        )
     else:
         kind, scale, hours = JobKind.INFERENCE, rng.choice([1, 1, 2]), math.exp(rng.gauss(math.log(0.5), 0.8))
     row = {}
@@ -113,12 +152,22 @@ def _job(i: int, t: float, tenant: Tenant, rng: random.Random, accs: Mapping[str
         if peak and capacity[name] >= scale:
             row[name] = scale * peak / 100.0
     ref = max(row.values(), default=1.0)
-    job = Job(id=f"s{i:05d}", tenant=tenant.id, kind=kind, scale=scale, total_steps=hours * 3600.0 * ref,
-              submit_time=round(t, 3), public=tenant.public and kind == JobKind.INFERENCE, job_type=kind.value)
+    job = Job(
+        id=f"s{i:05d}",
+        tenant=tenant.id,
+        kind=kind,
+        scale=scale,
+        total_steps=hours * 3600.0 * ref,
+        submit_time=round(t, 3),
+        public=tenant.public and kind == JobKind.INFERENCE,
+        job_type=kind.value,
+    )
     return job, row
 
 
-def _work_krw(jobs: list[Job], rows: Mapping[str, Mapping[str, float]], accs: Mapping[str, AcceleratorType]) -> int:
+def _work_krw(
+    jobs: list[Job], rows: Mapping[str, Mapping[str, float]], accs: Mapping[str, AcceleratorType]
+) -> int:
     """KRW to run every job once on its fastest type (a yardstick for sizing grants)."""
     total = 0.0
     for j in jobs:

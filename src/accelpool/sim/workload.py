@@ -44,16 +44,22 @@ def parse_cluster(spec: str) -> dict[str, int]:
             continue
         name, sep, count = part.partition("=")
         if not sep or not name.strip():
-            raise InputError(f"cluster entry {part!r} is not TYPE=COUNT (e.g. v100=36)", field="cluster", value=spec)
+            raise InputError(
+                f"cluster entry {part!r} is not TYPE=COUNT (e.g. v100=36)", field="cluster", value=spec
+            )
         try:
             n = int(count)
         except ValueError:
-            raise InputError(f"device count {count!r} for {name!r} is not an integer", field="cluster") from None
+            raise InputError(
+                f"device count {count!r} for {name!r} is not an integer", field="cluster"
+            ) from None
         if n < 0:
             raise InputError(f"device count for {name!r} must be >= 0, got {n}", field="cluster")
         out[name.strip().lower()] = out.get(name.strip().lower(), 0) + n
     if not out:
-        raise InputError("empty cluster spec (expected e.g. v100=36,p100=36,k80=36)", field="cluster", value=spec)
+        raise InputError(
+            "empty cluster spec (expected e.g. v100=36,p100=36,k80=36)", field="cluster", value=spec
+        )
     return out
 
 
