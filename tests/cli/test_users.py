@@ -1,0 +1,129 @@
+"""CLI tests: the tenant and operator commands against a live API app (in-process HTTP via a transport)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from accelpool.api.app import create_app
+from accelpool.cli.main import main
+from accelpool.core.types import Grant, Node, Program, Tenant
+from accelpool.sdk import Client
+from accelpool.storage.engine import sqlite_url
+from accelpool.storage.sql import SqlStore
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    store = SqlStore(sqlite_url(tmp_path / "cli.sqlite"))
+    store.add_nodes([Node("h-0", "h100", 8), Node("r-0", "rngd", 8)])
+    store.set_prices({"h100": 4000, "rngd": 1200})
+    store.add_tenant(Tenant("t1"))
+    store.add_program(Program("p1", "P1", 10**8))
+    store.add_grant(Grant("g1", "p1", "t1", 10**6))
+    admin = store.create_token("admin")[1]
+    member = store.create_token("member", tenant="t1")[1]
+    transport = TestClient(create_app(store))._transport
+    real = Client.__init__
+
+    def patched(self, url, token, **kw):
+        real(self, url, token, transport=transport, **{k: v for k, v in kw.items() if k != "transport"})
+
+    monkeypatch.setattr(Client, "__init__", patched)
+    monkeypatch.setenv("ACCELPOOL_URL", "http://testserver")
+    monkeypatch.setenv("ACCELPOOL_HOME", str(tmp_path / "home"))
+
+    def run(*args, token=member):
+        monkeypatch.setenv("ACCELPOOL_TOKEN", token)
+        capsys.readouterr()
+        code = main(list(args))
+        cap = capsys.readouterr()
+        return code, cap.out, cap.err
+
+    run.admin = admin
+    run.store = store
+    yield run
+    store.close()
+
+
+def test_submit_list_show_cancel(cli, tmp_path):
+    spec = tmp_path / "job.yaml"
+    spec.write_text("name: demo\nresources: {type: h100, count: 2}\ncommand: echo hi\n")
+    code, out, _ = cli("submit", str(spec), "--json")
+    assert code == 0
+    job = json.loads(out)
+    assert job["state"] == "queued" and job["count"] == 2
+    code, out, _ = cli("jobs", "--json")
+    assert [j["id"] for j in json.loads(out)] == [job["id"]]
+    code, out, _ = cli("jobs")
+    assert "demo" in out and "queued" in out
+    code, out, _ = cli("show", job["id"], "--json")
+    assert json.loads(out)["events"][0]["reason"] == "submitted"
+    code, out, _ = cli("cancel", job["id"])
+    assert code == 0 and "cancelled" in out
+
+
+def test_bad_yaml_names_line_and_field_exit_2(cli, tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("name: demo\nresources:\n  type: h100\n  count: -1\ncommand: echo\n")
+    code, _, err = cli("submit", str(spec))
+    assert code == 2 and "bad.yaml:4" in err and "resources.count" in err
+
+
+def test_server_refusal_is_reported(cli, tmp_path):
+    spec = tmp_path / "big.yaml"
+    spec.write_text("name: big\nresources: {type: h100, count: 64}\ncommand: echo\n")
+    code, _, err = cli("submit", str(spec))
+    assert code == 2 and "resources.count" in err
+
+
+def test_unknown_job_is_exit_1(cli):
+    code, _, err = cli("show", "j-nope")
+    assert code == 1 and "no such job" in err
+
+
+def test_usage_and_grants(cli):
+    cli.store.submit(__import__("accelpool.core.types", fromlist=["Job"]).Job("j1", tenant="t1", grant="g1"),
+                     {"h100": 1.0})
+    from accelpool.core.types import Charge
+
+    cli.store.record_charges([Charge("j1", "t1", "g1", "h100", 3600.0, 4000, 0.0, 900.0)])
+    code, out, _ = cli("usage", "--json")
+    rep = json.loads(out)
+    assert rep["total_krw"] == 4000 and rep["items"][0]["device_hours"] == 1.0
+    code, out, _ = cli("usage", "--by", "tenant", "--period", "month")
+    assert "4,000" in out
+    code, out, _ = cli("grants", "--json")
+    assert json.loads(out)[0]["remaining_krw"] == 10**6 - 4000
+
+
+def test_operator_commands(cli):
+    a = cli.admin
+    assert cli("nodes", "add", "n-9", "rngd", "4", token=a)[0] == 0
+    code, out, _ = cli("nodes", "--json", token=a)
+    assert {n["name"] for n in json.loads(out)} == {"h-0", "r-0", "n-9"}
+    assert cli("prices", "set", "h100=5000", token=a)[0] == 0
+    code, out, _ = cli("prices", "--json", token=a)
+    assert json.loads(out)["h100"] == 5000
+    assert cli("prices", "set", "h100=abc", token=a)[0] == 2
+    assert cli("tenants", "create", "t2", token=a)[0] == 0
+    assert cli("programs", "create", "p2", "1000000", "--cap", "h100=4", token=a)[0] == 0
+    code, out, _ = cli("grants", "--json", "create", "p2", "t2", "5000", token=a)
+    assert json.loads(out)["amount_krw"] == 5000
+    code, out, _ = cli("tokens", "--json", "create", "member", "--tenant", "t2", token=a)
+    tok = json.loads(out)
+    assert tok["secret"].startswith("ap_")
+    code, out, _ = cli("tokens", "--json", token=a)
+    assert all("secret" not in t for t in json.loads(out))
+    assert cli("tokens", "revoke", tok["id"], token=a)[0] == 0
+    code, _, err = cli("nodes", "add", "x", "h100", "1")  # a member may not
+    assert code == 1 and "403" in err
+    for listing in ("programs", "tenants"):
+        assert cli(listing, token=a)[0] == 0
+
+
+def test_schema_job(cli):
+    code, out, _ = cli("schema", "job")
+    assert code == 0 and json.loads(out)["title"] == "accelpool job"
