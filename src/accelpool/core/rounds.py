@@ -164,8 +164,9 @@ def decide(snapshot: Snapshot, policy: Policy) -> Decision:
         remaining_steps=remaining, now=snapshot.now, horizon_seconds=snapshot.round_seconds,
     )
     alloc = policy(problem)
-    order = _pair_order(snapshot, statuses, alloc, problem.usable())
-    return _place(snapshot, statuses, alloc, order, problem.usable())
+    usable = problem.usable()
+    order = _pair_order(snapshot, statuses, alloc, usable)
+    return _place(snapshot, statuses, alloc, order, usable, problem.throughput)
 
 
 def _pair_order(
@@ -202,6 +203,7 @@ def _place(
     alloc: Allocation,
     order: list[tuple[int, int]],
     usable: np.ndarray,
+    tput: np.ndarray,
 ) -> Decision:
     types = alloc.types
     free = _FreeDevices(snapshot.nodes)
@@ -229,7 +231,6 @@ def _place(
     for i, k in order:
         try_choose(i, k)
     # Back-fill: waiting jobs the policy did not hold, best first, on the type they run fastest on.
-    tput = _throughput_rows(snapshot, statuses, types)
     for i in sorted(range(len(statuses)), key=lambda i: (-statuses[i].job.priority, statuses[i].job.submit_time)):
         if i in chosen or statuses[i].job.id in alloc.held:
             continue
@@ -275,16 +276,3 @@ def _place(
         waiting=waiting, positions=positions,
     )
 
-
-def _throughput_rows(snapshot: Snapshot, statuses: list[JobStatus], types: tuple[str, ...]) -> np.ndarray:
-    m = snapshot.throughput
-    index = {j: r for r, j in enumerate(m.jobs)}
-    cols = [m.types.index(t) if t in m.types else -1 for t in types]
-    out = np.zeros((len(statuses), len(types)))
-    for i, s in enumerate(statuses):
-        r = index.get(s.job.id)
-        if r is not None:
-            for k, c in enumerate(cols):
-                if c >= 0:
-                    out[i, k] = m.values[r, c]
-    return out

@@ -14,12 +14,15 @@ runs, requeues jobs that vanished (reason ``lost``) and stops work the store doe
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from accelpool.core.accounting import meter
-from accelpool.core.allocation import Policy
+from accelpool.core.allocation import Allocation, AllocationProblem, Policy
 from accelpool.core.rounds import Decision, JobStatus, Snapshot, decide
 from accelpool.core.types import Charge
 from accelpool.ports import Clock, EventKind, Executor, ExecutorEvent, Launch, SchedulerStore
@@ -35,6 +38,48 @@ class RoundReport:
     events: list[ExecutorEvent]
     charges: list[Charge]
     snapshot: Snapshot
+
+
+class ReusingPolicy:
+    """A policy that reuses its last allocation while the problem has not changed (Gavel does the same:
+    it recomputes only when jobs arrive or leave).
+
+    "Unchanged" means the same jobs, types, capacities, speeds, constraints, rules and tenants, and the same
+    affordability (which types each job's grant can pay for over the horizon). Steps left and spent money
+    drift every round and are not part of the key; problems with deadlines are never reused (deadline
+    policies depend on time left). Placement still checks every grant each round.
+    """
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.calls = 0
+        self.reused = 0
+        self._key: bytes | None = None
+        self._last: Allocation | None = None
+
+    @staticmethod
+    def key(p: AllocationProblem) -> bytes | None:
+        if np.isfinite(p.time_to_deadline).any():
+            return None
+        cost = p.price_krw_per_hour[None, :] * p.scale[:, None] * p.horizon_seconds / 3600.0
+        afford = (p.budget_krw[:, None] < 0) | (cost <= p.budget_krw[:, None])
+        h = hashlib.blake2b(digest_size=20)
+        h.update("\x1f".join(p.job_ids).encode())
+        h.update("\x1f".join(p.types + p.tenant_ids).encode())
+        for a in (p.capacity, p.scale, p.weight, p.throughput, p.allowed, p.tenant_index, p.tenant_weight,
+                  p.quota, p.tenant_cap, p.public, p.public_reserve, p.priority, p.price_krw_per_hour, afford):
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.digest()
+
+    def __call__(self, problem: AllocationProblem) -> Allocation:
+        self.calls += 1
+        key = self.key(problem)
+        if key is not None and key == self._key and self._last is not None:
+            self.reused += 1
+            return self._last
+        alloc = self.policy(problem)
+        self._key, self._last = key, alloc
+        return alloc
 
 
 class Reconciler:

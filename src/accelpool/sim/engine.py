@@ -21,7 +21,7 @@ from accelpool.core.allocation import Policy
 from accelpool.core.types import Job
 from accelpool.executors.fake import FakeExecutor
 from accelpool.runtime.clock import VirtualClock
-from accelpool.runtime.reconciler import Reconciler, RoundReport
+from accelpool.runtime.reconciler import Reconciler, ReusingPolicy, RoundReport
 from accelpool.sim.workload import Workload
 from accelpool.storage.memory import JobRecord, MemoryStore
 
@@ -113,6 +113,7 @@ def simulate(
     restart_overhead_seconds: float = 0.0,
     progress: Progress | None = None,
     max_rounds: int | None = None,
+    reuse_allocation: bool = True,
 ) -> SimResult:
     """Replay ``workload`` under ``policy`` and return everything metrics need."""
     wall0 = time.perf_counter()
@@ -122,7 +123,7 @@ def simulate(
     arrivals = sorted(ok, key=lambda j: (j.submit_time, j.id))
     total = len(arrivals)
 
-    timed = _TimedPolicy(policy)
+    timed = _TimedPolicy(ReusingPolicy(policy) if reuse_allocation else policy)
     clock = VirtualClock(arrivals[0].submit_time if arrivals else 0.0)
     store = MemoryStore(workload.accelerators, keep_charges=False)
     store.add_nodes(workload.cluster.nodes)

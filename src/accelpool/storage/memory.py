@@ -59,12 +59,15 @@ class MemoryStore:
         self.active: dict[str, None] = {}  # insertion-ordered ids of non-terminal jobs
         self.charges: list[Charge] = []
         self.now = 0.0
+        self._matrix: tuple[int, ThroughputMatrix] | None = None
+        self._version = 0  # bumped whenever the active jobs, their speeds or the node types change
 
     # -- set-up (operators, tenants) ------------------------------------------------------------------
 
     def add_nodes(self, nodes: Iterable[Node]) -> None:
         for n in nodes:
             self.nodes[n.name] = n
+        self._version += 1
 
     def set_node_down(self, name: str, down: bool = True) -> None:
         (self.down.add if down else self.down.discard)(name)
@@ -87,6 +90,7 @@ class MemoryStore:
         self.jobs[job.id] = JobRecord(JobStatus(job, JobState.QUEUED), dict(throughput), run or RunSpec())
         self.jobs[job.id].events.append((job.submit_time, "queued", "submitted"))
         self.active[job.id] = None
+        self._version += 1
 
     def cancel(self, job_id: str, now: float) -> None:
         rec = self.jobs[job_id]
@@ -96,19 +100,18 @@ class MemoryStore:
     def measure(self, job_id: str, accelerator: str, steps_per_second: float) -> None:
         """A measured throughput replaces the estimate for that job and type."""
         self.jobs[job_id].throughput[accelerator] = float(steps_per_second)
+        self._version += 1
 
     # -- SchedulerStore port --------------------------------------------------------------------------
 
     def snapshot(self, now: float, round_seconds: float) -> Snapshot:
         self.now = now
         statuses = tuple(self.jobs[j].status for j in self.active)
-        types = sorted({n.accelerator for n in self.nodes.values()})
-        rows = {s.job.id: self.jobs[s.job.id].throughput for s in statuses}
         return Snapshot(
             now=now,
             nodes=tuple(n for name, n in sorted(self.nodes.items()) if name not in self.down),
             jobs=statuses,
-            throughput=ThroughputMatrix.from_rows(rows, types),
+            throughput=self._throughput(),
             accelerators=self.accelerators,
             tenants=tuple(self.tenants.values()),
             programs=tuple(self.programs.values()),
@@ -188,6 +191,14 @@ class MemoryStore:
 
     # -- internals ------------------------------------------------------------------------------------
 
+    def _throughput(self) -> ThroughputMatrix:
+        """The active jobs' speeds, rebuilt only when the active set or a measurement changed."""
+        if self._matrix is None or self._matrix[0] != self._version:
+            types = sorted({n.accelerator for n in self.nodes.values()})
+            rows = {j: self.jobs[j].throughput for j in self.active}
+            self._matrix = (self._version, ThroughputMatrix.from_rows(rows, types))
+        return self._matrix[1]
+
     def _transition(self, rec: JobRecord, state: JobState, now: float, reason: str) -> None:
         placement = rec.status.placement if state == JobState.RUNNING else None
         rec.status = replace(rec.status, state=state, placement=placement)
@@ -195,3 +206,4 @@ class MemoryStore:
         rec.reason = reason
         if state.terminal:
             self.active.pop(rec.status.job.id, None)
+            self._version += 1
