@@ -301,49 +301,76 @@ def lp_model(problem: AllocationProblem, usable: BoolArray, rows: Rows) -> LpMod
 
 
 class Ledger:
-    """Tracks devices used per rule row and borrowed per pool, so greedy policies respect the rules."""
+    """Tracks devices used per rule row and borrowed per pool, so greedy policies respect the rules.
+
+    Jobs that count in the same rows (same tenant, same public flag) share a *class*; the rows of
+    (class, type) are looked up once, and the bookkeeping runs on plain Python floats, which is much
+    faster than numpy for the handful of rows a job touches.
+    """
 
     def __init__(self, problem: AllocationProblem, rows: Rows) -> None:
         self.rows = rows
         self.scale = problem.scale
-        self.used = np.zeros(rows.n_rows)
-        self.pool_used = np.zeros(len(rows.pool_bound))
-        self._rows_of: dict[tuple[int, int], IntArray] = {}
-        self._by_type = [np.nonzero(rows.type_of == t)[0] for t in range(problem.n_types)]
+        self.scale_list: list[float] = problem.scale.tolist()
+        self.used: list[float] = [0.0] * rows.n_rows
+        self.pool_used: list[float] = [0.0] * len(rows.pool_bound)
+        self.bound: list[float] = rows.bound.tolist()
+        self.pool_bound: list[float] = rows.pool_bound.tolist()
+        self.pool_of: list[int] = rows.pool_of.tolist()
+        n, tt = problem.n_jobs, problem.n_types
+        if n and rows.n_rows:
+            _, first, inverse = np.unique(rows.member.T, axis=0, return_index=True, return_inverse=True)
+            self.klass: list[int] = inverse.reshape(-1).tolist()
+            reps = first.tolist()
+        else:
+            self.klass, reps = [0] * n, [0]
+        member = rows.member
+        self._rows: list[list[list[int]]] = [
+            [
+                [r for r in np.nonzero(rows.type_of == t)[0].tolist() if n and member[r, rep]]
+                for t in range(tt)
+            ]
+            for rep in reps
+        ]
+        self._capacity_row: list[int] = [-1] * tt
+        for r, k in enumerate(rows.kind):
+            if k == "capacity":
+                self._capacity_row[int(rows.type_of[r])] = r
 
-    def rows_of(self, j: int, t: int) -> IntArray:
-        key = (j, t)
-        found = self._rows_of.get(key)
-        if found is None:
-            cand = self._by_type[t]
-            found = cand[self.rows.member[cand, j]]
-            self._rows_of[key] = found
-        return found
+    def rows_of(self, j: int, t: int) -> list[int]:
+        return self._rows[self.klass[j]][t]
 
     def room(self, j: int, t: int, *, ignore_rules: bool = False) -> float:
         """Devices job j could still add on type t (capacity only when ``ignore_rules``)."""
-        best = np.inf
-        for r in self.rows_of(j, t).tolist():
-            if ignore_rules and self.rows.kind[r] != "capacity":
-                continue
-            left = self.rows.bound[r] - self.used[r]
-            q = self.rows.pool_of[r]
+        if ignore_rules:
+            r = self._capacity_row[t]
+            return max(0.0, self.bound[r] - self.used[r]) if r >= 0 else float("inf")
+        best = float("inf")
+        bound, used, pool_of = self.bound, self.used, self.pool_of
+        for r in self._rows[self.klass[j]][t]:
+            left = bound[r] - used[r]
+            q = pool_of[r]
             if q >= 0:
-                left = max(0.0, left) + self.rows.pool_bound[q] - self.pool_used[q]
-            best = min(best, left)
-        return max(0.0, float(best))
+                left = (left if left > 0.0 else 0.0) + self.pool_bound[q] - self.pool_used[q]
+            if left < best:
+                best = left
+        return best if best > 0.0 else 0.0
 
     def add(self, j: int, t: int, devices: float) -> None:
-        for r in self.rows_of(j, t).tolist():
-            q = self.rows.pool_of[r]
-            before = max(0.0, self.used[r] - self.rows.bound[r])
-            self.used[r] += devices
+        bound, used, pool_of = self.bound, self.used, self.pool_of
+        for r in self._rows[self.klass[j]][t]:
+            q = pool_of[r]
             if q >= 0:
-                self.pool_used[q] += max(0.0, self.used[r] - self.rows.bound[r]) - before
+                before = used[r] - bound[r]
+                after = before + devices
+                self.pool_used[q] += (after if after > 0.0 else 0.0) - (before if before > 0.0 else 0.0)
+            used[r] += devices
 
     def load(self, x: FloatArray) -> None:
-        for j, t in zip(*np.nonzero(x > 0), strict=True):
-            self.add(int(j), int(t), float(x[j, t] * self.scale[j]))
+        rows, cols = np.nonzero(x > 0)
+        devices = (x[rows, cols] * self.scale[rows]).tolist()
+        for j, t, d in zip(rows.tolist(), cols.tolist(), devices, strict=True):
+            self.add(j, t, d)
 
 
 def fill_spare(
@@ -354,23 +381,30 @@ def fill_spare(
     Afterwards no type keeps spare room (under the rules) while a job usable on it has sum_t x < 1.
     """
     x = x.copy()
+    slack_arr = 1.0 - x.sum(axis=1)
+    wanting = usable & (slack_arr[:, None] > 1e-9)
+    if not wanting.any():
+        return x
     ledger = Ledger(problem, rows)
     ledger.load(x)
-    slack = 1.0 - x.sum(axis=1)
+    slack = slack_arr.tolist()
+    scale = ledger.scale_list
     for t in range(problem.n_types):
-        cands = np.nonzero(usable[:, t] & (slack > 1e-9))[0]
-        if len(cands) == 0:
+        cands = np.nonzero(wanting[:, t])[0]
+        if len(cands) == 0 or ledger.room(int(cands[0]), t, ignore_rules=True) <= 1e-9:
             continue
         for j in cands[np.argsort(-order[cands, t], kind="stable")].tolist():
+            if slack[j] <= 1e-9:
+                continue
             room = ledger.room(j, t)
             if room <= 1e-9:
                 if ledger.room(j, t, ignore_rules=True) <= 1e-9:
                     break
                 continue
-            add = min(slack[j], room / problem.scale[j])
+            add = min(slack[j], room / scale[j])
             x[j, t] += add
             slack[j] -= add
-            ledger.add(j, t, add * problem.scale[j])
+            ledger.add(j, t, add * scale[j])
     return x
 
 
@@ -386,9 +420,15 @@ def held_reasons(problem: AllocationProblem, x: FloatArray, rows: Rows) -> dict[
         return held
     runnable = problem.usable()
     affordable = runnable & budget_usable(problem)
-    ledger = Ledger(problem, rows)
-    ledger.load(x)
-    for j in np.nonzero(idle)[0].tolist():
+    used = (x * problem.scale[:, None]).sum(axis=0)
+    room = (problem.capacity - used) > 1e-9
+    has_room = (affordable & room[None, :]).any(axis=1)
+    idle_idx = np.nonzero(idle)[0]
+    fast = runnable[idle_idx].any(axis=1) & affordable[idle_idx].any(axis=1) & ~has_room[idle_idx]
+    for j in idle_idx[fast].tolist():
+        held[problem.job_ids[j]] = WaitReason.CAPACITY
+    ledger: Ledger | None = None
+    for j in idle_idx[~fast].tolist():
         jid = problem.job_ids[j]
         if not runnable[j].any():
             fits_any = bool((problem.allowed[j] & (problem.throughput[j] > 0)).any())
@@ -400,19 +440,19 @@ def held_reasons(problem: AllocationProblem, x: FloatArray, rows: Rows) -> dict[
         if not affordable[j].any():
             held[jid] = WaitReason.BUDGET
             continue
+        if ledger is None:
+            ledger = Ledger(problem, rows)
+            ledger.load(x)
         types = np.nonzero(affordable[j])[0].tolist()
-        if any(ledger.room(j, t, ignore_rules=True) > 1e-9 for t in types):
-            kinds = {
-                rows.kind[r]
-                for t in types
-                for r in ledger.rows_of(j, t).tolist()
-                if rows.bound[r] - ledger.used[r] <= 1e-9
-            }
-            held[jid] = WaitReason.QUOTA if "quota" in kinds or "cap" in kinds else WaitReason.RULE
-            if not kinds:
-                held[jid] = WaitReason.PRIORITY
-        else:
-            held[jid] = WaitReason.CAPACITY
+        kinds = {
+            rows.kind[r]
+            for t in types
+            for r in ledger.rows_of(j, t)
+            if ledger.bound[r] - ledger.used[r] <= 1e-9
+        }
+        held[jid] = WaitReason.QUOTA if "quota" in kinds or "cap" in kinds else WaitReason.RULE
+        if not kinds:
+            held[jid] = WaitReason.PRIORITY
     return held
 
 

@@ -56,13 +56,19 @@ class _Stage:
         self.size = size
         self.rows = rows
         self.member = member  # (R, groups)
+        self.member_f = member.astype(np.float64)
+        self.onehot = (rows.type_of[:, None] == np.arange(a.shape[1])[None, :]).astype(np.float64)
         self.ceiling = a.max(axis=1)
 
     def effective_price(self, price: FloatArray) -> FloatArray:
-        pi = np.zeros(self.a.shape)
-        for r in np.nonzero(price > 0)[0].tolist():
-            pi[:, self.rows.type_of[r]] += price[r] * self.member[r]
+        pi: FloatArray = self.member_f.T @ (price[:, None] * self.onehot)
         return pi
+
+    def row_sum(self, t0: IntArray, per: FloatArray) -> FloatArray:
+        """sum over groups j in M_r with t0(j) = t_r of per[j], for every row r."""
+        on = self.member_f * (t0[None, :] == self.rows.type_of[:, None])
+        out: FloatArray = on @ per
+        return out
 
 
 def _cost_ratio(stage: _Stage, price: FloatArray, tie_break: bool) -> FloatArray:
@@ -96,12 +102,8 @@ def _solve_master(
     a0 = a[np.arange(ng), t0]
     with np.errstate(divide="ignore", invalid="ignore"):
         per_level = np.where(fixed, size / np.where(a0 > 0, a0, 1.0), 0.0)
-    kk = np.zeros(rr)
-    ffix = np.zeros(rr)
-    for r in range(rr):
-        on = stage.member[r] & (t0 == rows.type_of[r])
-        kk[r] = per_level[on & fa].sum()
-        ffix[r] = (per_level[on & ff] * ell[on & ff]).sum()
+    kk = stage.row_sum(t0, np.where(fa, per_level, 0.0))
+    ffix = stage.row_sum(t0, np.where(ff, per_level * ell, 0.0))
     borrow = np.nonzero(rows.pool_of >= 0)[0]
     nb = len(borrow)
     # columns: 0 = L, 1..k = x pairs, then b
@@ -245,7 +247,7 @@ def _refine_prices(stage: _Stage, price: FloatArray, iters: int = 80) -> FloatAr
             best_ub, best_p = ub, p.copy()
         with np.errstate(divide="ignore", invalid="ignore"):
             per = np.where(np.isfinite(mine), stage.size / stage.a[np.arange(ng), t0], 0.0)
-        demand = np.array([per[stage.member[r] & (t0 == rows.type_of[r])].sum() for r in range(rows.n_rows)])
+        demand = stage.row_sum(t0, per)
         util = demand / bound
         mean = float((util * bound * p).sum() / max((bound * p).sum(), 1e-300))
         step = 0.5 / np.sqrt(k + 1.0)

@@ -21,6 +21,7 @@ import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem, FloatArray
 from accelpool.core.policies._seam import Ledger, build_rows, fill_spare, finish, usable_mask
+from accelpool.core.policies.fifo import _types_of
 
 NAME = "fair-share"
 
@@ -62,17 +63,22 @@ def fair_share(problem: AllocationProblem) -> Allocation:
     tau = np.where(demand > 0, target / np.maximum(problem.scale, 1.0), 0.0)
     x = np.zeros((n, tt))
     ledger = Ledger(problem, rows)
+    scale = ledger.scale_list
+    types_of = _types_of(usable)
+    tau_list = tau.tolist()
     for j in np.lexsort((np.arange(n), -problem.priority, target)).tolist():
-        want = float(tau[j])
-        types = np.nonzero(usable[j])[0].tolist()
-        types.sort(key=lambda t: -ledger.room(j, t))
-        for t in types:
+        want = tau_list[j]
+        if want <= 1e-12:
+            continue
+        rooms = sorted((-ledger.room(j, t), t) for t in types_of[j])
+        for neg_room, t in rooms:
             if want <= 1e-12:
                 break
-            take = min(want, ledger.room(j, t) / problem.scale[j])
+            room = -neg_room if len(rooms) == 1 else ledger.room(j, t)
+            take = min(want, room / scale[j])
             if take > 1e-12:
                 x[j, t] += take
-                ledger.add(j, t, take * problem.scale[j])
+                ledger.add(j, t, take * scale[j])
                 want -= take
     order = np.repeat((-x.sum(axis=1))[:, None], tt, axis=1)
     x = fill_spare(problem, usable, rows, x, order)

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from accelpool.core.allocation import Allocation, AllocationProblem
+from accelpool.core.allocation import Allocation, AllocationProblem, BoolArray
 from accelpool.core.policies._seam import Ledger, build_rows, finish, usable_mask
 
 NAME = "fifo"
@@ -27,10 +27,12 @@ def fifo(problem: AllocationProblem) -> Allocation:
     x = np.zeros((problem.n_jobs, problem.n_types))
     order = np.lexsort((np.arange(problem.n_jobs), problem.submit_time, -problem.priority))
     placed = 0
+    scale = ledger.scale_list
+    types_of = _types_of(usable)
     for j in order.tolist():
-        need = float(problem.scale[j])
+        need = scale[j]
         best, best_room = -1, -1.0
-        for t in np.nonzero(usable[j])[0].tolist():
+        for t in types_of[j]:
             room = ledger.room(j, t)
             if room + 1e-9 >= need and room > best_room:
                 best, best_room = t, room
@@ -39,3 +41,12 @@ def fifo(problem: AllocationProblem) -> Allocation:
             ledger.add(j, best, need)
             placed += 1
     return finish(problem, x, rows, NAME, float(placed), started)
+
+
+def _types_of(usable: BoolArray) -> list[list[int]]:
+    """Usable type indices of each job, as Python lists."""
+    rows, cols = np.nonzero(usable)
+    out: list[list[int]] = [[] for _ in range(usable.shape[0])]
+    for j, t in zip(rows.tolist(), cols.tolist(), strict=True):
+        out[j].append(t)
+    return out
