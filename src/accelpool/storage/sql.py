@@ -230,11 +230,17 @@ class SqlStore(Queries):
                                   .values(preemptions=T.jobs.c.preemptions + 1))
                         self._transition(c, job_id, JobState.PREEMPTED, now, reason)
                         self._transition(c, job_id, JobState.QUEUED, now, f"requeued after preemption ({reason})")
-            for p in decision.start:
-                c.execute(update(T.jobs).where(T.jobs.c.id == p.job).values(
-                    placement=codec.placement_to_dict(p), metered_until=now, position=None,
-                    start_time=func.coalesce(T.jobs.c.start_time, now), attempts=T.jobs.c.attempts + 1))
-                self._transition(c, p.job, JobState.RUNNING, now, f"placed on {p.count} x {p.accelerator}")
+            if decision.start:  # one batched UPDATE and one batched INSERT for every start
+                starts = [{"jid": p.job, "pl": codec.placement_to_dict(p),
+                           "why": f"placed on {p.count} x {p.accelerator}"} for p in decision.start]
+                c.execute(update(T.jobs).where(T.jobs.c.id == bindparam("jid")).values(
+                    placement=bindparam("pl"), metered_until=now, position=None, state=JobState.RUNNING.value,
+                    reason=bindparam("why"), start_time=func.coalesce(T.jobs.c.start_time, now),
+                    attempts=T.jobs.c.attempts + 1), starts)
+                c.execute(insert(T.job_events), [{"job": s["jid"], "time": now, "state": JobState.RUNNING.value,
+                                                  "reason": s["why"]} for s in starts])
+                for s in starts:
+                    self._waits.pop(s["jid"], None)
             changed = []
             for job_id, why in decision.waiting.items():
                 reason = why.value if isinstance(why, WaitReason) else str(why)
