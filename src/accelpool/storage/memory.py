@@ -130,7 +130,7 @@ class MemoryStore:
                 self._transition(rec, JobState.QUEUED, now, f"requeued after preemption ({reason})")
         for p in decision.start:
             rec = self.jobs[p.job]
-            rec.status = replace(rec.status, placement=p, metered_until=now)
+            rec.status = _with(rec.status, placement=p, metered_until=now)
             if rec.start_time is None:
                 rec.start_time = now
             self._transition(rec, JobState.RUNNING, now, f"placed on {p.count} x {p.accelerator}")
@@ -147,7 +147,7 @@ class MemoryStore:
             if rec is None or rec.status.state.terminal:
                 continue
             if e.kind == EventKind.PROGRESS and e.steps is not None:
-                rec.status = replace(rec.status, steps_done=max(rec.status.steps_done, e.steps))
+                rec.status = _with(rec.status, steps_done=max(rec.status.steps_done, e.steps))
             elif e.kind == EventKind.EXITED and rec.status.state == JobState.RUNNING:
                 if e.exit_code == 0:
                     rec.end_time = e.time
@@ -167,12 +167,14 @@ class MemoryStore:
             rec = self.jobs[c.job]
             seconds_on = dict(rec.status.seconds_on)
             seconds_on[c.accelerator] = seconds_on.get(c.accelerator, 0.0) + (c.end - c.start)
-            rec.status = replace(rec.status, seconds_on=seconds_on, metered_until=c.end)
+            rec.status = _with(rec.status, seconds_on=seconds_on, metered_until=c.end)
             if c.grant is not None and c.grant in self.grants:
                 g = self.grants[c.grant]
                 amount = min(c.amount_krw, g.remaining_krw)
-                self.grants[c.grant] = replace(g, spent_krw=g.spent_krw + amount)
-                c = replace(c, amount_krw=amount)
+                if amount or c.amount_krw:
+                    self.grants[c.grant] = replace(g, spent_krw=g.spent_krw + amount)
+                if amount != c.amount_krw:
+                    c = replace(c, amount_krw=amount)
             self.charged_krw[c.tenant] = self.charged_krw.get(c.tenant, 0) + c.amount_krw
             if self.keep_charges:
                 self.charges.append(c)
@@ -201,9 +203,32 @@ class MemoryStore:
 
     def _transition(self, rec: JobRecord, state: JobState, now: float, reason: str) -> None:
         placement = rec.status.placement if state == JobState.RUNNING else None
-        rec.status = replace(rec.status, state=state, placement=placement)
+        rec.status = _with(rec.status, state=state, placement=placement)
         rec.events.append((now, state.value, reason))
         rec.reason = reason
         if state.terminal:
             self.active.pop(rec.status.job.id, None)
             self._version += 1
+
+
+_UNSET: object = object()
+
+
+def _with(
+    s: JobStatus,
+    *,
+    state: JobState | object = _UNSET,
+    placement: object = _UNSET,
+    steps_done: float | object = _UNSET,
+    seconds_on: object = _UNSET,
+    metered_until: object = _UNSET,
+) -> JobStatus:
+    """``dataclasses.replace`` for JobStatus, about 4x faster (it sits on the simulator's hot path)."""
+    return JobStatus(
+        s.job,
+        s.state if state is _UNSET else state,  # type: ignore[arg-type]
+        s.placement if placement is _UNSET else placement,  # type: ignore[arg-type]
+        s.steps_done if steps_done is _UNSET else steps_done,  # type: ignore[arg-type]
+        s.seconds_on if seconds_on is _UNSET else seconds_on,  # type: ignore[arg-type]
+        s.metered_until if metered_until is _UNSET else metered_until,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,110 @@
+"""Simulator benchmarks: quality against Gavel's published figures, and speed. Prints figures as ratios.
+
+    python bench/bench_sim.py quality [--traces b436b2,6214e9]   # aware vs agnostic, vs Gavel's own result
+    python bench/bench_sim.py speed [--jobs 1181]                 # one Gavel-format Philly VC trace
+    python bench/bench_sim.py philly [--limit N]                  # the full 82,247-job Philly CSV, ~2,500 devices
+
+Reads the traces from ../shared/traces when present (this machine's shared folder); says so and stops if
+they are absent. Reference figures: ../shared/traces/gavel/REFERENCE-RESULTS.md (Gavel artifact, commit
+c4fa400, seed 0, 360 s rounds, no restart overhead), copied below so the ratios print without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from accelpool.core.policies import get_policy
+from accelpool.sim.engine import simulate
+from accelpool.sim.gavel import read_gavel_trace
+from accelpool.sim.metrics import compute
+from accelpool.sim.philly import read_philly_csv
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
+CLUSTER = {"v100": 36, "p100": 36, "k80": 36}
+# trace: (Gavel agnostic avg JCT s, Gavel aware avg JCT s), from REFERENCE-RESULTS.md
+GAVEL = {"b436b2": (121_666, 81_820), "6214e9": (553_839, 452_465), "11cb48": (70_991, 49_790)}
+AWARE, AGNOSTIC = "max-min-fairness", "fair-share"
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        print(f"shared traces not found at {path}: this benchmark needs ../shared/traces (not in a user's clone)")
+        sys.exit(1)
+    return path
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run(workload, policy: str) -> dict:
+    r = simulate(workload, get_policy(policy), policy_name=policy, round_seconds=360.0)
+    m = compute(r)
+    print(f"  {policy:18s} avg JCT {m['avg_jct_seconds']:>10,.0f} s  done {m['jobs_completed']:>5}  rounds "
+          f"{r.rounds:>6}  wall {r.wall_seconds:6.1f} s (policy {r.policy_seconds:5.1f} s)  "
+          f"preemptions {m['preemptions']:,}", flush=True)
+    return m
+
+
+def quality(traces: list[str]) -> None:
+    for name in traces:
+        path = need(SHARED / "gavel" / "philly_vc" / f"{name}.trace")
+        w = read_gavel_trace(path, CLUSTER)
+        print(f"{name}: {len(w.jobs)} jobs on v100=36,p100=36,k80=36, 360 s rounds, no restart overhead")
+        agn, awr = run(w, AGNOSTIC), run(w, AWARE)
+        g_agn, g_awr = GAVEL[name]
+        ours = agn["avg_jct_seconds"] / awr["avg_jct_seconds"]
+        print(f"  aware gain: ours {ours:.2f}x vs Gavel {g_agn / g_awr:.2f}x  -> "
+              f"{'MEETS' if ours >= g_agn / g_awr - 1e-9 else 'BELOW'} target")
+        rel = g_awr / awr["avg_jct_seconds"]
+        print(f"  ours aware vs Gavel aware: Gavel/ours = {rel:.2f}x  -> {'MEETS' if rel >= 1.0 else 'BELOW'} target")
+        print(f"  ours agnostic vs Gavel agnostic: Gavel/ours = {g_agn / agn['avg_jct_seconds']:.2f}x")
+
+
+def speed(jobs: int, trace: str) -> None:
+    path = need(SHARED / "gavel" / "philly_vc" / f"{trace}.trace")
+    w = read_gavel_trace(path, CLUSTER)
+    w = replace(w, jobs=w.jobs[:jobs])
+    print(f"speed: first {len(w.jobs)} jobs of {trace}, {AWARE}; Gavel takes about 100 s for 1,181 jobs here")
+    t0 = time.perf_counter()
+    run(w, AWARE)
+    wall = time.perf_counter() - t0
+    print(f"  wall {wall:.1f} s  -> Gavel/ours = {100.0 / wall:.1f}x (target: under 10 s)  max RSS {rss_mb():.0f} MB")
+
+
+def philly(limit: int | None, devices: int) -> None:
+    path = need(SHARED / "philly" / "philly.csv")
+    cap = {"v100": devices, "p100": devices, "k80": devices}
+    t0 = time.perf_counter()
+    w = read_philly_csv(path, cap, seed=0, limit=limit)
+    print(f"philly: {len(w.jobs):,} jobs on {3 * devices:,} devices (3 types), read in {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
+    run(w, AWARE)
+    wall = time.perf_counter() - t0
+    print(f"  wall {wall:.1f} s (target: under 300 s)  max RSS {rss_mb():.0f} MB (target: under 2,048 MB)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["quality", "speed", "philly", "all"])
+    ap.add_argument("--traces", default="b436b2,6214e9")
+    ap.add_argument("--jobs", type=int, default=1181)
+    ap.add_argument("--trace", default="b436b2")
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--devices", type=int, default=840, help="devices per type for the Philly CSV")
+    a = ap.parse_args()
+    if a.what in ("quality", "all"):
+        quality([t.strip() for t in a.traces.split(",") if t.strip()])
+    if a.what in ("speed", "all"):
+        speed(a.jobs, a.trace)
+    if a.what in ("philly", "all"):
+        philly(a.limit, a.devices)
+
+
+if __name__ == "__main__":
+    main()
