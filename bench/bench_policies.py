@@ -50,7 +50,7 @@ def first_stage(problem: AllocationProblem) -> float:
     price, level = None, 0.0
     if problem.n_jobs > wf.FULL_LP_GROUPS:
         price, level = wf._sample_prices(stage, active, ell)
-        price = wf._refine_prices(stage, price)
+        price, _ = wf._refine_prices(stage, price)
     level, _, _, _ = wf._stage(stage, active, ell, price, level)
     return level
 

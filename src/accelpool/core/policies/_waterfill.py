@@ -39,9 +39,11 @@ from scipy import sparse
 from accelpool.core.allocation import BoolArray, FloatArray, IntArray
 from accelpool.core.policies._seam import Rows, solve_lp
 
-FULL_LP_GROUPS = 400
+FULL_LP_GROUPS = 64
 """Stages with at most this many (merged) jobs go to HiGHS whole: setup costs more than it saves."""
 SAMPLE_GROUPS = 300
+SAMPLE_ABOVE = 3000
+"""Start prices come from a sampled LP only above this many groups; below, price updates alone suffice."""
 MARGIN = 0.01
 """A job is ambiguous when its second-cheapest type costs within 1% of its cheapest."""
 MAX_ROUNDS = 40
@@ -221,7 +223,7 @@ def _sample_prices(stage: _Stage, active: BoolArray, ell: FloatArray) -> tuple[F
     return price, level
 
 
-def _refine_prices(stage: _Stage, price: FloatArray, iters: int = 80) -> FloatArray:
+def _refine_prices(stage: _Stage, price: FloatArray, iters: int = 12) -> tuple[FloatArray, float]:
     """Improve sample prices on all jobs by multiplicative price updates (tatonnement), keeping the best.
 
     With every job on its cheapest type, L * D_r(p) devices are asked of row r, where
@@ -252,7 +254,44 @@ def _refine_prices(stage: _Stage, price: FloatArray, iters: int = 80) -> FloatAr
         mean = float((util * bound * p).sum() / max((bound * p).sum(), 1e-300))
         step = 0.5 / np.sqrt(k + 1.0)
         p = p * np.exp(step * np.clip(util / max(mean, 1e-300) - 1.0, -2.0, 2.0))
-    return best_p
+    return best_p, best_ub
+
+
+def _skip_ceilings(
+    stage: _Stage, active: BoolArray, ell: FloatArray, price: FloatArray | None, level: float
+) -> FloatArray | None:
+    """Freeze, in one go, every active job whose ceiling the next stages would reach anyway.
+
+    A stage that stops at the lowest active ceiling freezes only the jobs with that ceiling; with many
+    distinct ceilings (finish-time fairness) that is one LP per ceiling. Instead, binary-search the
+    sorted ceilings c_1 < ... < c_m of the active jobs for the largest k such that pinning every job with
+    ceiling <= c_k at its ceiling still lets all other active jobs reach c_k (feasibility is monotone in
+    k: a smaller k relaxes every constraint). Those jobs are frozen at their ceilings (``active`` and
+    ``ell`` updated in place); the water-filling then continues exactly as the one-by-one stages would.
+    """
+    ceilings = np.unique(stage.ceiling[active])
+    lo, hi = -1, len(ceilings) - 1
+    best_price = price
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        pin = active & (stage.ceiling <= ceilings[mid])
+        rest = active & ~pin
+        trial_ell = np.where(pin, stage.ceiling * (1 - 1e-9), ell)
+        try:
+            trial_level, _, trial_price, _ = _stage(stage, rest, trial_ell, price, float(ceilings[mid]))
+        except RuntimeError:
+            hi = mid - 1
+            continue
+        if not rest.any() or trial_level >= ceilings[mid] * (1 - 1e-7):
+            lo, best_price = mid, trial_price
+        else:
+            hi = mid - 1
+    if lo >= 0:
+        pin = active & (stage.ceiling <= ceilings[lo])
+        ell[pin] = stage.ceiling[pin] * (1 - 1e-9)
+        active &= ~pin
+    del level
+    return best_price
 
 
 def max_min_waterfill(
@@ -278,9 +317,12 @@ def max_min_waterfill(
     ell = np.zeros(ng)
     price: FloatArray | None = None
     level = 0.0
-    if ng > FULL_LP_GROUPS:
+    if ng > SAMPLE_ABOVE:
         price, level = _sample_prices(stage, active, ell)
-        price = _refine_prices(stage, price)
+        price, _ = _refine_prices(stage, price)
+    elif ng > FULL_LP_GROUPS:
+        start = np.array([1.0 if k == "capacity" else 0.0 for k in rows.kind])
+        price, level = _refine_prices(stage, start)
     x = np.zeros((ng, tt))
     for _ in range(MAX_STAGES):
         level, x, price, freeze = _stage(stage, active, ell, price, level)
@@ -290,6 +332,9 @@ def max_min_waterfill(
         active &= ~freeze
         if not active.any():
             break
+        at_ceiling = freeze & (stage.ceiling <= level * (1 + 1e-9))
+        if at_ceiling.any() and not (freeze & ~at_ceiling).any():
+            price = _skip_ceilings(stage, active, ell, price, level)
     x_out[runnable] = x[inverse]
     levels[runnable] = (a_r * x_out[runnable]).sum(axis=1)
     del uniq
