@@ -325,7 +325,12 @@ def max_min_waterfill(
         price, level = _refine_prices(stage, start)
     x = np.zeros((ng, tt))
     for _ in range(MAX_STAGES):
-        level, x, price, freeze = _stage(stage, active, ell, price, level)
+        try:
+            level, x, price, freeze = _stage(stage, active, ell, price, level)
+        except RuntimeError:
+            # frozen levels a hair too high for HiGHS's tolerances: relax them by 1e-6 and retry once
+            ell *= 1 - 1e-6
+            level, x, price, freeze = _stage(stage, active, ell, None, level)
         if not freeze.any():
             freeze = active.copy()
         ell[freeze] = level
