@@ -33,7 +33,9 @@ AWARE, AGNOSTIC = "max-min-fairness", "fair-share"
 
 def need(path: Path) -> Path:
     if not path.exists():
-        print(f"shared traces not found at {path}: this benchmark needs ../shared/traces (not in a user's clone)")
+        print(
+            f"shared traces not found at {path}: this benchmark needs ../shared/traces (not in a user's clone)"
+        )
         sys.exit(1)
     return path
 
@@ -45,9 +47,12 @@ def rss_mb() -> float:
 def run(workload, policy: str) -> dict:
     r = simulate(workload, get_policy(policy), policy_name=policy, round_seconds=360.0)
     m = compute(r)
-    print(f"  {policy:18s} avg JCT {m['avg_jct_seconds']:>10,.0f} s  done {m['jobs_completed']:>5}  rounds "
-          f"{r.rounds:>6}  wall {r.wall_seconds:6.1f} s (policy {r.policy_seconds:5.1f} s)  "
-          f"preemptions {m['preemptions']:,}", flush=True)
+    print(
+        f"  {policy:18s} avg JCT {m['avg_jct_seconds']:>10,.0f} s  done {m['jobs_completed']:>5}  rounds "
+        f"{r.rounds:>6}  wall {r.wall_seconds:6.1f} s (policy {r.policy_seconds:5.1f} s)  "
+        f"preemptions {m['preemptions']:,}",
+        flush=True,
+    )
     return m
 
 
@@ -59,10 +64,14 @@ def quality(traces: list[str]) -> None:
         agn, awr = run(w, AGNOSTIC), run(w, AWARE)
         g_agn, g_awr = GAVEL[name]
         ours = agn["avg_jct_seconds"] / awr["avg_jct_seconds"]
-        print(f"  aware gain: ours {ours:.2f}x vs Gavel {g_agn / g_awr:.2f}x  -> "
-              f"{'MEETS' if ours >= g_agn / g_awr - 1e-9 else 'BELOW'} target")
+        print(
+            f"  aware gain: ours {ours:.2f}x vs Gavel {g_agn / g_awr:.2f}x  -> "
+            f"{'MEETS' if ours >= g_agn / g_awr - 1e-9 else 'BELOW'} target"
+        )
         rel = g_awr / awr["avg_jct_seconds"]
-        print(f"  ours aware vs Gavel aware: Gavel/ours = {rel:.2f}x  -> {'MEETS' if rel >= 1.0 else 'BELOW'} target")
+        print(
+            f"  ours aware vs Gavel aware: Gavel/ours = {rel:.2f}x  -> {'MEETS' if rel >= 1.0 else 'BELOW'} target"
+        )
         print(f"  ours agnostic vs Gavel agnostic: Gavel/ours = {g_agn / agn['avg_jct_seconds']:.2f}x")
 
 
@@ -74,7 +83,9 @@ def speed(jobs: int, trace: str) -> None:
     t0 = time.perf_counter()
     run(w, AWARE)
     wall = time.perf_counter() - t0
-    print(f"  wall {wall:.1f} s  -> Gavel/ours = {100.0 / wall:.1f}x (target: under 10 s)  max RSS {rss_mb():.0f} MB")
+    print(
+        f"  wall {wall:.1f} s  -> Gavel/ours = {100.0 / wall:.1f}x (target: under 10 s)  max RSS {rss_mb():.0f} MB"
+    )
 
 
 def philly(limit: int | None, devices: int) -> None:
@@ -82,7 +93,9 @@ def philly(limit: int | None, devices: int) -> None:
     cap = {"v100": devices, "p100": devices, "k80": devices}
     t0 = time.perf_counter()
     w = read_philly_csv(path, cap, seed=0, limit=limit)
-    print(f"philly: {len(w.jobs):,} jobs on {3 * devices:,} devices (3 types), read in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"philly: {len(w.jobs):,} jobs on {3 * devices:,} devices (3 types), read in {time.perf_counter() - t0:.1f} s"
+    )
     t0 = time.perf_counter()
     run(w, AWARE)
     wall = time.perf_counter() - t0
