@@ -408,6 +408,35 @@ def fill_spare(
     return x
 
 
+def uncontended(
+    problem: AllocationProblem, usable: BoolArray, rows: Rows, a: FloatArray
+) -> FloatArray | None:
+    """x = 1 on each job's best type (largest ``a``) when that fits every rule row and pool, else None.
+
+    When it fits, every job sits at its own ceiling, which is optimal for max-min, finish-time fairness
+    and max-throughput alike, so those policies skip their LPs (most rounds of a lightly loaded pool).
+    """
+    n, tt = problem.n_jobs, problem.n_types
+    runnable = usable.any(axis=1)
+    if n == 0 or tt == 0 or not runnable.any():
+        return None
+    best = np.argmax(np.where(usable, a, -np.inf), axis=1)
+    x = np.zeros((n, tt))
+    x[np.nonzero(runnable)[0], best[runnable]] = 1.0
+    demand = np.where(runnable, problem.scale, 0.0)
+    on = rows.member & (best[None, :] == rows.type_of[:, None])
+    use = on.astype(np.float64) @ demand
+    over = use - rows.bound
+    plain = rows.pool_of < 0
+    if np.any(over[plain] > FEASIBILITY_TOLERANCE):
+        return None
+    borrowed = np.zeros(len(rows.pool_bound))
+    np.add.at(borrowed, rows.pool_of[~plain], np.maximum(over[~plain], 0.0))
+    if np.any(borrowed > rows.pool_bound + FEASIBILITY_TOLERANCE):
+        return None
+    return x
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Held reasons and the returned Allocation.
 

@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem
-from accelpool.core.policies._seam import build_rows, fill_spare, finish, usable_mask
+from accelpool.core.policies._seam import build_rows, fill_spare, finish, uncontended, usable_mask
 from accelpool.core.policies._waterfill import max_min_waterfill
 
 NAME = "finish-time-fairness"
@@ -39,8 +39,12 @@ def finish_time_fairness(problem: AllocationProblem) -> Allocation:
     iso = (tput * share).max(axis=1) if problem.n_types else np.zeros(problem.n_jobs)
     with np.errstate(divide="ignore", invalid="ignore"):
         a = np.where(iso[:, None] > 0, tput / (problem.weight * np.maximum(iso, 1e-300))[:, None], 0.0)
-    x, levels = max_min_waterfill(a, problem.scale, rows, usable)
-    x = fill_spare(problem, usable, rows, x, a)
+    quick = uncontended(problem, usable, rows, a)
+    if quick is not None:
+        x, levels = quick, (a * quick).sum(axis=1)
+    else:
+        x, levels = max_min_waterfill(a, problem.scale, rows, usable)
+        x = fill_spare(problem, usable, rows, x, a)
     final = (a * x).sum(axis=1)
     worst = float((1.0 / np.maximum(final[runnable], 1e-300)).max()) if runnable.any() else 0.0
     return finish(problem, x, rows, NAME, worst, started)

@@ -25,6 +25,7 @@ from accelpool.core.policies._seam import (
     finish,
     lp_model,
     normalized,
+    uncontended,
     usable_mask,
 )
 from accelpool.core.policies._waterfill import max_min_waterfill
@@ -38,8 +39,12 @@ def max_min_fairness(problem: AllocationProblem) -> Allocation:
     usable = usable_mask(problem)
     rows = build_rows(problem, usable)
     a = normalized(problem, usable)
-    x, levels = max_min_waterfill(a, problem.scale, rows, usable)
-    x = fill_spare(problem, usable, rows, x, a)
+    quick = uncontended(problem, usable, rows, a)
+    if quick is not None:
+        x, levels = quick, (a * quick).sum(axis=1)
+    else:
+        x, levels = max_min_waterfill(a, problem.scale, rows, usable)
+        x = fill_spare(problem, usable, rows, x, a)
     runnable = usable.any(axis=1)
     objective = float(levels[runnable].min()) if runnable.any() else 0.0
     return finish(problem, x, rows, NAME, objective, started)

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem
-from accelpool.core.policies._seam import build_rows, fill_spare, finish, lp_model, usable_mask
+from accelpool.core.policies._seam import build_rows, fill_spare, finish, lp_model, uncontended, usable_mask
 
 NAME = "max-throughput"
 
@@ -33,7 +33,10 @@ def max_throughput(problem: AllocationProblem) -> Allocation:
     with np.errstate(divide="ignore", invalid="ignore"):
         a = np.where(best[:, None] > 0, tput * (problem.weight / np.maximum(best, 1e-300))[:, None], 0.0)
     x = np.zeros((problem.n_jobs, problem.n_types))
-    if usable.any():
+    quick = uncontended(problem, usable, rows, a)
+    if quick is not None:
+        x = quick
+    elif usable.any():
         model = lp_model(problem, usable, rows)
         cost = np.zeros(model.n_cols)
         bonus = 1e-9 * (problem.n_jobs - model.jobs) / max(problem.n_jobs, 1)
