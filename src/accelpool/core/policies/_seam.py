@@ -373,19 +373,40 @@ class Ledger:
             self.add(j, t, d)
 
 
+def lend_idle_quota(problem: AllocationProblem, rows: Rows, x: FloatArray) -> Rows:
+    """The rows with each quota reservation cut to what its owner's jobs actually use under ``x``.
+
+    reserved'[g, t] = min(reserved[g, t], sum_{j of g} s_j x[j, t]); the cut goes to the pool of t.
+    ``x`` stays feasible (no quota row borrows more than before), and the devices a tenant reserved but
+    does not use become lendable, so the final fill is work-conserving. Reclaim is unchanged: next round
+    the reservation is rebuilt from the owner's demand and binds again in the policy's own pass.
+    """
+    quota = np.nonzero(rows.pool_of >= 0)[0]
+    if len(quota) == 0:
+        return rows
+    load = x * problem.scale[:, None]
+    use = np.array([load[rows.member[r], rows.type_of[r]].sum() for r in quota.tolist()])
+    bound = rows.bound.copy()
+    cut = np.maximum(bound[quota] - use, 0.0)
+    bound[quota] -= cut
+    pool_bound = rows.pool_bound.copy()
+    np.add.at(pool_bound, rows.pool_of[quota], cut)
+    return Rows(rows.type_of, rows.member, bound, rows.pool_of, rows.kind, pool_bound)
+
+
 def fill_spare(
     problem: AllocationProblem, usable: BoolArray, rows: Rows, x: FloatArray, order: FloatArray
 ) -> FloatArray:
     """Give capacity no one uses to jobs with time to spare (best ``order`` first), within every rule.
 
-    Afterwards no type keeps spare room (under the rules) while a job usable on it has sum_t x < 1.
+    Quota reservations bind only up to what their owners use in ``x`` (see lend_idle_quota). Afterwards no type keeps spare room (under the rules) while a job usable on it has sum_t x < 1.
     """
     x = x.copy()
     slack_arr = 1.0 - x.sum(axis=1)
     wanting = usable & (slack_arr[:, None] > 1e-9)
     if not wanting.any():
         return x
-    ledger = Ledger(problem, rows)
+    ledger = Ledger(problem, lend_idle_quota(problem, rows, x))
     ledger.load(x)
     slack = slack_arr.tolist()
     scale = ledger.scale_list
