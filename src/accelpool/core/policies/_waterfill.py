@@ -338,7 +338,11 @@ def max_min_waterfill(
         if not active.any():
             break
         at_ceiling = freeze & (stage.ceiling <= level * (1 + 1e-9))
-        if at_ceiling.any() and not (freeze & ~at_ceiling).any():
+        if (
+            at_ceiling.any()
+            and not (freeze & ~at_ceiling).any()
+            and np.unique(stage.ceiling[active]).size > 16
+        ):
             price = _skip_ceilings(stage, active, ell, price, level)
     x_out[runnable] = x[inverse]
     levels[runnable] = (a_r * x_out[runnable]).sum(axis=1)
