@@ -56,12 +56,15 @@ def run(workload, policy: str) -> dict:
     return m
 
 
-def quality(traces: list[str]) -> None:
+def quality(traces: list[str], baselines: list[str]) -> None:
     for name in traces:
         path = need(SHARED / "gavel" / "philly_vc" / f"{name}.trace")
         w = read_gavel_trace(path, CLUSTER)
         print(f"{name}: {len(w.jobs)} jobs on v100=36,p100=36,k80=36, 360 s rounds, no restart overhead")
-        agn, awr = run(w, AGNOSTIC), run(w, AWARE)
+        agn = run(w, AGNOSTIC)
+        for extra in baselines:
+            run(w, extra)
+        awr = run(w, AWARE)
         g_agn, g_awr = GAVEL[name]
         ours = agn["avg_jct_seconds"] / awr["avg_jct_seconds"]
         print(
@@ -105,14 +108,17 @@ def philly(limit: int | None, devices: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=["quality", "speed", "philly", "all"])
-    ap.add_argument("--traces", default="b436b2,6214e9")
+    ap.add_argument("--traces", default="b436b2,6214e9,11cb48")
+    ap.add_argument("--baselines", default="fifo", help="other agnostic policies to run alongside fair-share")
     ap.add_argument("--jobs", type=int, default=1181)
     ap.add_argument("--trace", default="b436b2")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--devices", type=int, default=840, help="devices per type for the Philly CSV")
     a = ap.parse_args()
     if a.what in ("quality", "all"):
-        quality([t.strip() for t in a.traces.split(",") if t.strip()])
+        quality(
+            [t.strip() for t in a.traces.split(",") if t.strip()], [b for b in a.baselines.split(",") if b]
+        )
     if a.what in ("speed", "all"):
         speed(a.jobs, a.trace)
     if a.what in ("philly", "all"):

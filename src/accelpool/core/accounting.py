@@ -16,6 +16,8 @@ from accelpool.core.types import Charge
 
 def amount_krw(device_seconds: float, price_krw_per_hour: int) -> int:
     """KRW for ``device_seconds`` at ``price_krw_per_hour`` per device-hour, rounded half up."""
+    if price_krw_per_hour == 0:
+        return 0
     exact = Decimal(repr(float(device_seconds))) * Decimal(int(price_krw_per_hour)) / Decimal(3600)
     return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
@@ -40,6 +42,12 @@ def meter(
     if grant_remaining_krw is not None:
         amount = max(0, min(amount, grant_remaining_krw))
     return Charge(
-        job=job, tenant=tenant, grant=grant, accelerator=placement.accelerator,
-        device_seconds=device_seconds, amount_krw=amount, start=start, end=end,
+        job=job,
+        tenant=tenant,
+        grant=grant,
+        accelerator=placement.accelerator,
+        device_seconds=device_seconds,
+        amount_krw=amount,
+        start=start,
+        end=end,
     )

@@ -19,13 +19,14 @@ Capacity left over after the policy's pairs is back-filled with waiting jobs tha
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from accelpool.core.allocation import Allocation, Policy
+from accelpool.core.allocation import Allocation, AllocationProblem, Policy
 from accelpool.core.problem import build_problem
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
@@ -127,8 +128,11 @@ class _FreeDevices:
         return True
 
     def place(self, job: str, accelerator: str, count: int, zone: str | None) -> Placement | None:
-        nodes = {n: f for n, f in self.by_type.get(accelerator, {}).items()
-                 if f and (zone is None or self.zone[n] == zone)}
+        nodes = {
+            n: f
+            for n, f in self.by_type.get(accelerator, {}).items()
+            if f and (zone is None or self.zone[n] == zone)
+        }
         if sum(len(f) for f in nodes.values()) < count:
             return None
         fits = [n for n, f in nodes.items() if len(f) >= count]
@@ -151,29 +155,109 @@ class _FreeDevices:
         return Placement(job, accelerator, tuple(devices))
 
 
+_TERMINAL = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
 def decide(snapshot: Snapshot, policy: Policy) -> Decision:
     """Run the policy on the snapshot and turn its allocation into placements for this round."""
-    statuses = [s for s in snapshot.jobs if not s.state.terminal]
-    capacity: dict[str, int] = {}
-    for node in snapshot.nodes:
-        capacity[node.accelerator] = capacity.get(node.accelerator, 0) + node.devices
-    remaining = {
-        s.job.id: max(0.0, s.job.total_steps - s.steps_done) if s.job.total_steps is not None else math.inf
-        for s in statuses
-    }
-    problem = build_problem(
-        [s.job for s in statuses], capacity, snapshot.throughput,
-        accelerators=snapshot.accelerators, tenants=snapshot.tenants, programs=snapshot.programs,
-        grants=snapshot.grants, prices_krw_per_hour=snapshot.prices_krw_per_hour,
-        remaining_steps=remaining, now=snapshot.now, horizon_seconds=snapshot.round_seconds,
-    )
+    done = _TERMINAL
+    statuses = [
+        s
+        for s in snapshot.jobs
+        if s.state is not done[0] and s.state is not done[1] and s.state is not done[2]
+    ]
+    problem = _PROBLEMS.get(snapshot, statuses)
     alloc = policy(problem)
     usable = problem.usable()
     order = _pair_order(snapshot, statuses, alloc, usable)
-    return _place(snapshot, statuses, alloc, order, usable, problem.throughput)
+    return _place(snapshot, statuses, alloc, order, usable, problem)
 
 
-PRIORITY = "deficit"
+class _ProblemCache:
+    """The last round's problem, reused while its inputs are the very same objects.
+
+    A store that hands out the same job, throughput, tenant and program objects round after round (the
+    memory store does) gets the arrays built once; only what drifts every round (steps left, grant
+    balances, time to deadlines) is refreshed. Inputs that are new objects simply rebuild. The entry keeps
+    references to its inputs, so the identities it compares stay valid.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[object, ...] | None = None
+        self._refs: tuple[object, ...] = ()
+        self._problem: AllocationProblem | None = None
+
+    def get(self, snapshot: Snapshot, statuses: list[JobStatus]) -> AllocationProblem:
+        jobs = [s.job for s in statuses]
+        capacity: dict[str, int] = {}
+        for node in snapshot.nodes:
+            capacity[node.accelerator] = capacity.get(node.accelerator, 0) + node.devices
+        remaining = {
+            s.job.id: max(0.0, s.job.total_steps - s.steps_done)
+            if s.job.total_steps is not None
+            else math.inf
+            for s in statuses
+        }
+        key = (
+            id(snapshot.throughput),
+            tuple(map(id, jobs)),
+            tuple(sorted(capacity.items())),
+            id(snapshot.accelerators),
+            tuple(map(id, snapshot.tenants)),
+            tuple(map(id, snapshot.programs)),
+            tuple((g.id, g.tenant, g.program) for g in snapshot.grants),
+            tuple(sorted(snapshot.prices_krw_per_hour.items())),
+            snapshot.round_seconds,
+        )
+        last = self._problem
+        if last is None or key != self._key:
+            problem = build_problem(
+                jobs,
+                capacity,
+                snapshot.throughput,
+                accelerators=snapshot.accelerators,
+                tenants=snapshot.tenants,
+                programs=snapshot.programs,
+                grants=snapshot.grants,
+                prices_krw_per_hour=snapshot.prices_krw_per_hour,
+                remaining_steps=remaining,
+                now=snapshot.now,
+                horizon_seconds=snapshot.round_seconds,
+            )
+            self._key, self._problem = key, problem
+            self._refs = (
+                snapshot.throughput,
+                jobs,
+                snapshot.accelerators,
+                snapshot.tenants,
+                snapshot.programs,
+            )
+            return problem
+        balance = {g.id: g.remaining_krw for g in snapshot.grants}
+        fresh = copy.copy(last)
+        object.__setattr__(
+            fresh, "remaining_steps", np.array([remaining[j.id] for j in jobs], dtype=np.float64)
+        )
+        object.__setattr__(
+            fresh,
+            "budget_krw",
+            np.array([balance[j.grant] if j.grant in balance else -1 for j in jobs], dtype=np.int64),
+        )
+        object.__setattr__(
+            fresh,
+            "time_to_deadline",
+            np.array(
+                [j.deadline - snapshot.now if j.deadline is not None else np.inf for j in jobs],
+                dtype=np.float64,
+            ),
+        )
+        return fresh
+
+
+_PROBLEMS = _ProblemCache()
+
+
+PRIORITY = "ratio"
 """How pairs are ranked: "deficit" (seconds owed) or "ratio" (Gavel's x / received)."""
 
 
@@ -186,18 +270,23 @@ def _pair_order(
     n = len(statuses)
     if n == 0:
         return []
+    tindex = {t: k for k, t in enumerate(types)}
+    floor = snapshot.round_seconds
     received = np.zeros((n, len(types)))
     running_on = np.full(n, -1)
+    ages = np.empty(n)
+    running = JobState.RUNNING
     for i, s in enumerate(statuses):
-        age = max(now - s.job.submit_time, snapshot.round_seconds)
+        age = now - s.job.submit_time
+        age = ages[i] = age if age > floor else floor
         for t, secs in s.seconds_on.items():
-            if t in types:
-                received[i, types.index(t)] = secs / age
-        if s.placement is not None and s.state == JobState.RUNNING and s.placement.accelerator in types:
-            running_on[i] = types.index(s.placement.accelerator)
+            k = tindex.get(t)
+            if k is not None:
+                received[i, k] = secs / age
+        if s.placement is not None and s.state is running:
+            running_on[i] = tindex.get(s.placement.accelerator, -1)
     x = alloc.x
     if PRIORITY == "deficit":
-        ages = np.array([max(now - s.job.submit_time, snapshot.round_seconds) for s in statuses])
         prio = (x - received) * ages[:, None]
     else:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -215,8 +304,9 @@ def _place(
     alloc: Allocation,
     order: list[tuple[int, int]],
     usable: np.ndarray,
-    tput: np.ndarray,
+    problem: AllocationProblem,
 ) -> Decision:
+    tput = problem.throughput
     types = alloc.types
     free = _FreeDevices(snapshot.nodes)
     type_free = {t: free.total(t) for t in types}
@@ -243,12 +333,21 @@ def _place(
     for i, k in order:
         try_choose(i, k)
     # Back-fill: waiting jobs the policy did not hold, best first, on the type they run fastest on.
-    for i in sorted(range(len(statuses)), key=lambda i: (-statuses[i].job.priority, statuses[i].job.submit_time)):
-        if i in chosen or statuses[i].job.id in alloc.held:
-            continue
-        for k in np.argsort(-tput[i], kind="stable").tolist():
-            if usable[i, k] and try_choose(i, k):
-                reasons.pop(statuses[i].job.id, None)
+    most = max(type_free.values(), default=0)
+    if most > 0:
+        by_rank = np.lexsort((problem.submit_time, -problem.priority)).tolist()
+        speed_order = np.argsort(-tput, axis=1, kind="stable").tolist()
+        held = alloc.held
+        for i in by_rank:
+            s = statuses[i]
+            if i in chosen or s.job.scale > most or s.job.id in held:
+                continue
+            for k in speed_order[i]:
+                if usable[i, k] and try_choose(i, k):
+                    reasons.pop(s.job.id, None)
+                    most = max(type_free.values())
+                    break
+            if most <= 0:
                 break
 
     keep, start = [], []
@@ -284,7 +383,11 @@ def _place(
     ranked = sorted(waiting, key=lambda j: (-by_id[j].priority, by_id[j].submit_time, j))
     positions = {j: p + 1 for p, j in enumerate(ranked)}
     return Decision(
-        now=snapshot.now, allocation=alloc, start=tuple(start), keep=tuple(keep), preempt=tuple(preempt),
-        waiting=waiting, positions=positions,
+        now=snapshot.now,
+        allocation=alloc,
+        start=tuple(start),
+        keep=tuple(keep),
+        preempt=tuple(preempt),
+        waiting=waiting,
+        positions=positions,
     )
-

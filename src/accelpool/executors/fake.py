@@ -6,6 +6,11 @@ done ``steps_done + r * max(0, now - s - o)`` steps at ``now`` (o applies when a
 i.e. ``launch.attempt > 1``; a first start pays none, as in published simulators), and exits with code 0 at the exact moment
 it reaches ``total_steps`` (jobs without total_steps run until stopped). ``fail_at`` lets tests inject
 failures; ``lose(job)`` simulates a node loss.
+
+By default every ``poll`` reports each running job's progress, as a live executor does. The simulator
+passes ``progress_events=False`` when no job has a deadline: then progress is reported only when it matters
+to the store (a stop, a loss, an exit), which saves one event per running job per round; steps done while
+a job keeps running are not read by any policy without deadlines.
 """
 
 from __future__ import annotations
@@ -21,24 +26,32 @@ class _Run:
     started: float
     steps_at_start: float
     stopping: str | None = None
+    end: float | None = None
 
 
 class FakeExecutor:
-    def __init__(self, clock: Clock, restart_overhead_seconds: float = 0.0) -> None:
+    def __init__(
+        self, clock: Clock, restart_overhead_seconds: float = 0.0, *, progress_events: bool = True
+    ) -> None:
         self.clock = clock
+        self.progress_events = progress_events
         self.restart_overhead = float(restart_overhead_seconds)
         self._runs: dict[str, _Run] = {}
         self._events: list[ExecutorEvent] = []
         self.fail_at: dict[str, float] = {}
         self.launches: list[Launch] = []
         self.stops: list[tuple[str, str]] = []
+        self._checkpoint: dict[str, float] = {}
 
     def start(self, launch: Launch) -> None:
         job = launch.job.id
         if job in self._runs:
             raise RuntimeError(f"job {job} is already running")
         now = self.clock.now()
-        self._runs[job] = _Run(launch, now, launch.steps_done)
+        # resume from the job's own checkpoint (what it reached when stopped), as a real job would
+        steps = max(launch.steps_done, self._checkpoint.pop(job, 0.0))
+        run = self._runs[job] = _Run(launch, now, steps)
+        run.end = self._finish_time(run)
         self.launches.append(launch)
         self._events.append(ExecutorEvent(job, EventKind.STARTED, now))
 
@@ -63,24 +76,30 @@ class FakeExecutor:
         if run is None:
             return
         now = self.clock.now()
-        self._events.append(ExecutorEvent(job_id, EventKind.PROGRESS, now, steps=self._steps(run, now)))
-        self._events.append(ExecutorEvent(job_id, EventKind.EXITED, now, exit_code=-15, reason=f"stopped: {reason}"))
+        steps = self._checkpoint[job_id] = self._steps(run, now)
+        self._events.append(ExecutorEvent(job_id, EventKind.PROGRESS, now, steps=steps))
+        self._events.append(
+            ExecutorEvent(job_id, EventKind.EXITED, now, exit_code=-15, reason=f"stopped: {reason}")
+        )
 
     def lose(self, job_id: str, reason: str = "node-lost") -> None:
         run = self._runs.pop(job_id, None)
         if run is not None:
             now = self.clock.now()
-            self._events.append(ExecutorEvent(job_id, EventKind.PROGRESS, now, steps=self._steps(run, now)))
+            steps = self._checkpoint[job_id] = self._steps(run, now)
+            self._events.append(ExecutorEvent(job_id, EventKind.PROGRESS, now, steps=steps))
             self._events.append(ExecutorEvent(job_id, EventKind.LOST, now, reason=reason))
 
     def poll(self) -> list[ExecutorEvent]:
         now = self.clock.now()
         out = self._events
         self._events = []
+        fail_at = self.fail_at
+        progress = self.progress_events
         for job_id in sorted(self._runs):
             run = self._runs[job_id]
-            end = self._finish_time(run)
-            fail = self.fail_at.get(job_id)
+            end = run.end
+            fail = fail_at.get(job_id) if fail_at else None
             if fail is not None and fail <= now and (end is None or fail < end):
                 out.append(ExecutorEvent(job_id, EventKind.PROGRESS, fail, steps=self._steps(run, fail)))
                 out.append(ExecutorEvent(job_id, EventKind.EXITED, fail, exit_code=1, reason="failed"))
@@ -89,7 +108,7 @@ class FakeExecutor:
                 out.append(ExecutorEvent(job_id, EventKind.PROGRESS, end, steps=run.launch.job.total_steps))
                 out.append(ExecutorEvent(job_id, EventKind.EXITED, end, exit_code=0))
                 del self._runs[job_id]
-            else:
+            elif progress:
                 out.append(ExecutorEvent(job_id, EventKind.PROGRESS, now, steps=self._steps(run, now)))
         out.sort(key=lambda e: e.time)
         return out

@@ -136,7 +136,8 @@ def simulate(
         store.add_grant(g)
     tenants = tuple(sorted({t.id for t in workload.tenants} | {j.tenant for j in arrivals}))
     timeline = Timeline(tuple(sorted(capacity)), tenants, tuple(g.id for g in workload.grants))
-    executor = FakeExecutor(clock, restart_overhead_seconds)
+    deadlines = any(j.deadline is not None for j in arrivals)
+    executor = FakeExecutor(clock, restart_overhead_seconds, progress_events=deadlines)
     reconciler = Reconciler(
         store, executor, clock, timed, round_seconds=round_seconds, on_round=_Collector(store, timeline)
     )

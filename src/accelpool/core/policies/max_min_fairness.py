@@ -38,7 +38,7 @@ def max_min_fairness(problem: AllocationProblem) -> Allocation:
     started = time.perf_counter()
     usable = usable_mask(problem)
     rows = build_rows(problem, usable)
-    a = normalized(problem, usable)
+    a = _level_coefficients(problem, usable)
     quick = uncontended(problem, usable, rows, a)
     if quick is not None:
         x, levels = quick, (a * quick).sum(axis=1)
@@ -50,6 +50,24 @@ def max_min_fairness(problem: AllocationProblem) -> Allocation:
     return finish(problem, x, rows, NAME, objective, started)
 
 
+PER_DEVICE = True
+NORM = "max"
+
+
+def _level_coefficients(problem: AllocationProblem, usable: np.ndarray) -> np.ndarray:
+    a = normalized(problem, usable)
+    if NORM == "share":
+        tput = np.where(usable, problem.throughput, 0.0)
+        share = problem.capacity / max(float(problem.capacity.sum()), 1e-300)
+        prop = tput @ share
+        best = tput.max(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.where(prop[:, None] > 0, a * (best / np.maximum(prop, 1e-300))[:, None], 0.0)
+    if PER_DEVICE:
+        a = a * problem.scale[:, None]
+    return np.asarray(a, dtype=np.float64)
+
+
 def exact_level(problem: AllocationProblem) -> float:
     """The stage-1 optimum L by plain HiGHS on the whole LP (the reference for tests and benchmarks).
 
@@ -57,7 +75,7 @@ def exact_level(problem: AllocationProblem) -> float:
     """
     usable = usable_mask(problem)
     rows = build_rows(problem, usable)
-    a = normalized(problem, usable)
+    a = _level_coefficients(problem, usable)
     model = lp_model(problem, usable, rows)
     col_l = model.add_cols(1)
     runnable = np.nonzero(usable.any(axis=1))[0]
