@@ -12,6 +12,7 @@ Refused (422 with the field, or 409 for money/rules):
 from __future__ import annotations
 
 import math
+import random
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from accelpool.core.problem import needs_domestic
 from accelpool.core.types import AcceleratorType, Grant, Job, JobKind, Program
 from accelpool.ports import RunSpec
 from accelpool.spec.job import JobSpec
-from accelpool.storage.sql import SqlStore
+from accelpool.storage.sql import Reference, SqlStore
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,15 @@ class Admitted:
     throughput: dict[str, float]
     run: RunSpec
     reserve_krw: int
+
+
+# Job ids are not secrets (others' jobs answer 404 whatever the id): 48 random bits from a generator seeded
+# once from the OS, without a getrandom() system call per submission. A clash is refused by the unique key.
+_ids = random.Random(secrets.randbits(128))
+
+
+def new_job_id() -> str:
+    return f"j-{_ids.getrandbits(48):012x}"
 
 
 def relative_speed(acc: AcceleratorType | None) -> float:
@@ -44,8 +54,8 @@ def relative_speed(acc: AcceleratorType | None) -> float:
     return 1.0
 
 
-def _grant_for(store: SqlStore, spec: JobSpec, tenant: str, now: float) -> tuple[Grant, Program | None]:
-    grants = store.list_grants(tenants=[tenant])
+def _grant_for(ref: Reference, spec: JobSpec, tenant: str, now: float) -> tuple[Grant, Program | None]:
+    grants = ref.grants_by_tenant.get(tenant, [])
     if spec.grant is not None:
         found = [g for g in grants if g.id == spec.grant]
         if not found:
@@ -61,20 +71,22 @@ def _grant_for(store: SqlStore, spec: JobSpec, tenant: str, now: float) -> tuple
     if not live:
         raise ApiError(409, "the grant is used up or expired, so this job could never run", fld)
     grant = max(live, key=lambda g: (g.remaining_krw, g.id))
-    programs = {p.id: p for p in store.list_programs()}
-    return grant, programs.get(grant.program)
+    return grant, ref.programs.get(grant.program)
 
 
 def admit(
     store: SqlStore, spec: JobSpec, tenant: str, now: float, catalog: Mapping[str, AcceleratorType]
 ) -> Admitted:
-    grant, program = _grant_for(store, spec, tenant, now)
+    """No I/O beyond the store's cached reference data (programs, grants, nodes, prices): the money checks
+    that must be exact are repeated under the grant's row lock when the job is written."""
+    ref = store.reference()
+    grant, program = _grant_for(ref, spec, tenant, now)
     wanted = spec.allowed_types()
     for i, t in enumerate(wanted):
         if t not in catalog:
             fld = "resources.type" if len(wanted) == 1 else f"resources.{i}"
             raise ApiError(422, f"unknown accelerator type '{t}'", fld)
-    nodes = [n for n in store.list_nodes() if not n.down]
+    nodes = [n for n in ref.nodes if not n.down]
     zone = spec.constraints.zone
     cap: dict[str, int] = {}
     largest_any: dict[str, int] = {}
@@ -84,15 +96,29 @@ def admit(
             cap[n.accelerator] = cap.get(n.accelerator, 0) + n.devices
     kind = JobKind(spec.kind)
     job = Job(
-        id="j-" + secrets.token_hex(6), tenant=tenant, kind=kind, scale=spec.count(),
-        allowed=frozenset(wanted), domestic_only=spec.constraints.domestic_only, min_memory_gb=spec.min_memory_gb(),
-        zone=zone, priority=spec.priority, grant=grant.id, public=spec.public, total_steps=spec.steps,
-        submit_time=now, max_run_seconds=spec.max_run_seconds(), job_type=spec.name,
+        id=new_job_id(),
+        tenant=tenant,
+        kind=kind,
+        scale=spec.count(),
+        allowed=frozenset(wanted),
+        domestic_only=spec.constraints.domestic_only,
+        min_memory_gb=spec.min_memory_gb(),
+        zone=zone,
+        priority=spec.priority,
+        grant=grant.id,
+        public=spec.public,
+        total_steps=spec.steps,
+        submit_time=now,
+        max_run_seconds=spec.max_run_seconds(),
+        job_type=spec.name,
     )
     types = [t for t in (wanted or sorted(catalog)) if t in largest_any]
     if not types:
-        raise ApiError(422, f"none of {wanted or 'the types'} is in the pool (pool has {sorted(largest_any)})",
-                       "resources")
+        raise ApiError(
+            422,
+            f"none of {wanted or 'the types'} is in the pool (pool has {sorted(largest_any)})",
+            "resources",
+        )
     if needs_domestic(job, program):
         types = [t for t in types if t in catalog and catalog[t].domestic]
         if not types:
@@ -100,30 +126,50 @@ def admit(
     if job.min_memory_gb is not None:
         types = [t for t in types if t in catalog and (catalog[t].memory_gb or 0) >= job.min_memory_gb]
         if not types:
-            raise ApiError(422, f"no type in the pool has at least {job.min_memory_gb} GB", "resources.min_memory_gb")
+            raise ApiError(
+                422, f"no type in the pool has at least {job.min_memory_gb} GB", "resources.min_memory_gb"
+            )
     fits = [t for t in types if cap.get(t, 0) >= job.scale]
     if not fits:
         most = max((cap.get(t, 0) for t in types), default=0)
         where = f" in zone '{zone}'" if zone else ""
-        raise ApiError(422, f"asks for {job.scale} devices; the most any allowed type has{where} is {most}",
-                       "resources.count")
+        raise ApiError(
+            422,
+            f"asks for {job.scale} devices; the most any allowed type has{where} is {most}",
+            "resources.count",
+        )
     if program is not None:
-        capped = [t for t in fits if (program.rules.cap_for(t) is None or program.rules.cap_for(t) >= job.scale)]
+        rules = program.rules
+        capped = [t for t in fits if (c := rules.cap_for(t)) is None or c >= job.scale]
         if not capped:
-            raise ApiError(409, f"program '{program.id}' caps each tenant below {job.scale} devices of "
-                                f"{', '.join(fits)}", "resources.count")
+            raise ApiError(
+                409,
+                f"program '{program.id}' caps each tenant below {job.scale} devices of {', '.join(fits)}",
+                "resources.count",
+            )
         fits = capped
         limit = program.rules.max_contract_seconds
         if limit is not None and job.max_run_seconds is not None and job.max_run_seconds > limit:
             raise ApiError(409, f"longer than program '{program.id}' allows ({limit:.0f} s)", "max_run_time")
-    prices = store.prices()
+    prices = ref.prices
     reserve = 0
     if job.max_run_seconds is not None:
-        reserve = min(math.ceil(job.scale * int(prices.get(t, 0)) * job.max_run_seconds / 3600.0) for t in fits)
+        reserve = min(
+            math.ceil(job.scale * int(prices.get(t, 0)) * job.max_run_seconds / 3600.0) for t in fits
+        )
         if reserve > grant.remaining_krw:
-            raise ApiError(409, f"max_run_time would cost at least {reserve} KRW; grant '{grant.id}' has "
-                                f"{grant.remaining_krw} KRW left", "max_run_time")
+            raise ApiError(
+                409,
+                f"max_run_time would cost at least {reserve} KRW; grant '{grant.id}' has "
+                f"{grant.remaining_krw} KRW left",
+                "max_run_time",
+            )
     throughput = {t: relative_speed(catalog.get(t)) for t in fits}
-    run = RunSpec(command=spec.command, env=dict(spec.env), workdir=spec.workdir,
-                  checkpoint_dir=spec.checkpoint_dir, grace_seconds=spec.grace_seconds)
+    run = RunSpec(
+        command=spec.command,
+        env=dict(spec.env),
+        workdir=spec.workdir,
+        checkpoint_dir=spec.checkpoint_dir,
+        grace_seconds=spec.grace_seconds,
+    )
     return Admitted(job, throughput, run, reserve)

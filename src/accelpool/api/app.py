@@ -7,6 +7,7 @@ a job's logs from the executor.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,12 +21,17 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.concurrency import run_in_threadpool
 
 from accelpool.api import errors
 from accelpool.api.auth import TokenCache
 from accelpool.catalog import bundled_catalog
 from accelpool.core.types import AcceleratorType
 from accelpool.storage.sql import SqlStore
+
+# Submissions wake the scheduling loop at most this often: under a burst of submissions one round takes
+# them all, instead of rounds running back to back (each reads every active job).
+WAKE_INTERVAL = 1.0
 
 
 @dataclass
@@ -46,9 +52,15 @@ class Metrics:
         self.rejections = Counter("accelpool_rejections", "Submissions refused", ["status"], registry=r)
         self.jobs = Gauge("accelpool_jobs", "Jobs by state", ["state"], registry=r)
         self.rounds = Counter("accelpool_rounds", "Scheduling rounds run", registry=r)
-        self.round_seconds = Histogram("accelpool_round_seconds", "Round duration (s)", registry=r,
-                                       buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5))
-        self.devices = Gauge("accelpool_devices", "Devices by type and use", ["accelerator", "use"], registry=r)
+        self.round_seconds = Histogram(
+            "accelpool_round_seconds",
+            "Round duration (s)",
+            registry=r,
+            buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+        )
+        self.devices = Gauge(
+            "accelpool_devices", "Devices by type and use", ["accelerator", "use"], registry=r
+        )
 
 
 def create_app(
@@ -61,7 +73,9 @@ def create_app(
     from accelpool.api import routes
 
     app = FastAPI(
-        title="accelpool", version="1", openapi_url="/openapi.json",
+        title="accelpool",
+        version="1",
+        openapi_url="/openapi.json",
         description="Shared pool of GPUs and Korean NPUs: jobs, grants in KRW, programs, usage.",
     )
     app.state.store = store
@@ -69,13 +83,18 @@ def create_app(
     app.state.catalog = catalog if catalog is not None else bundled_catalog()
     app.state.metrics = metrics or Metrics()
     app.state.tokens = TokenCache(store)
+    app.state.wake_soon = _Waker(app.state.hooks)
     errors.install(app)
     app.include_router(routes.router, prefix="/api/v1")
 
+    health = _Health(store)
+
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        store.prices()  # the database answers
-        return {"status": "ok"}
+    async def healthz() -> Response:
+        """ok when the database answered within the last second (it is asked at most once a second)."""
+        if not health.ok():
+            await run_in_threadpool(health.check)
+        return errors.json_response({"status": "ok"})
 
     @app.get("/metrics", tags=["ops"])
     def metrics_endpoint(request: Request) -> Response:
@@ -94,9 +113,40 @@ def create_app(
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
     try:
-        from accelpool.web import install as install_web
-
-        install_web(app)
-    except ImportError:
+        from accelpool.web.pages import install as install_web
+    except ImportError:  # pragma: no cover - the dashboard needs jinja2
         pass
+    else:
+        install_web(app)
     return app
+
+
+class _Waker:
+    """``hooks.wake`` at most once per WAKE_INTERVAL (a wake in between is folded into the next round)."""
+
+    def __init__(self, hooks: Hooks) -> None:
+        self.hooks = hooks
+        self._last = -1e18
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last < WAKE_INTERVAL:
+                return
+            self._last = now
+        self.hooks.wake()
+
+
+class _Health:
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+        self._at = -1e18
+
+    def ok(self) -> bool:
+        return time.monotonic() - self._at < 1.0
+
+    def check(self) -> None:
+        with self.store.read() as c:
+            c.exec_driver_sql("SELECT 1")  # raises (500) when the database does not answer
+        self._at = time.monotonic()

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from accelpool.api.admission import admit
 from accelpool.api.auth import ROLES, Principal, principal, visible_programs, visible_tenants
-from accelpool.api.errors import ApiError, not_found
+from accelpool.api.errors import ApiError, json_response, not_found
 from accelpool.core.types import Grant, Node, Program, ProgramRules, Tenant
 from accelpool.spec.job import JobSpec
 from accelpool.storage import codec
 from accelpool.storage.queries import PERIODS
-from accelpool.storage.sql import SqlStore
-from accelpool.storage.views import JobView
+from accelpool.storage.sql import SqlStore, Submission
+from accelpool.storage.views import JobView, row_view
 
 router = APIRouter()
 Who = Annotated[Principal, Depends(principal)]
@@ -30,12 +32,27 @@ def _store(request: Request) -> SqlStore:
 def job_json(v: JobView, events: list[Any] | None = None) -> dict[str, Any]:
     s = v.spec
     out: dict[str, Any] = {
-        "id": v.id, "name": v.name, "tenant": v.tenant, "state": v.state.value, "reason": v.reason,
-        "position": v.position, "kind": s.get("kind"), "count": s.get("scale"), "types": s.get("allowed"),
-        "grant": s.get("grant"), "priority": s.get("priority"), "placement": v.placement,
-        "steps_done": v.steps_done, "total_steps": s.get("total_steps"), "submit_time": v.submit_time,
-        "start_time": v.start_time, "end_time": v.end_time, "preemptions": v.preemptions,
-        "attempts": v.attempts, "reserved_krw": v.reserved_krw, "command": v.run.get("command"),
+        "id": v.id,
+        "name": v.name,
+        "tenant": v.tenant,
+        "state": v.state.value,
+        "reason": v.reason,
+        "position": v.position,
+        "kind": s.get("kind"),
+        "count": s.get("scale"),
+        "types": s.get("allowed"),
+        "grant": s.get("grant"),
+        "priority": s.get("priority"),
+        "placement": v.placement,
+        "steps_done": v.steps_done,
+        "total_steps": s.get("total_steps"),
+        "submit_time": v.submit_time,
+        "start_time": v.start_time,
+        "end_time": v.end_time,
+        "preemptions": v.preemptions,
+        "attempts": v.attempts,
+        "reserved_krw": v.reserved_krw,
+        "command": v.run.get("command"),
     }
     if v.charged_krw is not None:
         out["charged_krw"] = v.charged_krw
@@ -56,13 +73,18 @@ def _visible_job(request: Request, who: Principal, job_id: str) -> JobView:
 
 
 @router.post("/jobs", status_code=201, tags=["jobs"])
-def submit_job(
-    spec: JobSpec, request: Request, response: Response, who: Who,
+async def submit_job(
+    spec: JobSpec,
+    request: Request,
+    who: Who,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     tenant: Annotated[str | None, Query(description="admins: the tenant to submit for")] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Queue a job (201). A job that could never run is refused with the reason. Retrying with the same
-    ``Idempotency-Key`` returns the first job (200) instead of a second one."""
+    ``Idempotency-Key`` returns the first job (200) instead of a second one.
+
+    Runs on the event loop: admission reads only cached reference data, and the write goes to the store's
+    group-commit writer; the answer is sent once the transaction holding the job has committed."""
     who.require("member", "admin")
     store = _store(request)
     if who.is_admin:
@@ -73,11 +95,15 @@ def submit_job(
             raise not_found("tenant", "tenant")
         tenant = who.token.tenant
     assert tenant is not None
-    metrics = request.app.state.metrics
+    state = request.app.state
+    metrics = state.metrics
     try:
-        a = admit(store, spec, tenant, request.app.state.hooks.now(), request.app.state.catalog)
-        job_id, created = store.submit(a.job, a.throughput, a.run, name=spec.name,
-                                       idempotency_key=idempotency_key, reserve_krw=a.reserve_krw)
+        a = admit(store, spec, tenant, state.hooks.now(), state.catalog)
+        item = Submission(a.job, a.throughput, a.run, spec.name, idempotency_key, a.reserve_krw)
+        result = await _committed(store, item)
+        if isinstance(result, Exception):
+            raise result
+        job_id, created = result
     except ApiError as exc:
         metrics.rejections.labels(status=str(exc.status)).inc()
         raise
@@ -86,17 +112,35 @@ def submit_job(
         raise ApiError(409, str(exc), "max_run_time") from exc
     if created:
         metrics.submissions.inc()
-        request.app.state.hooks.wake()
-    else:
-        response.status_code = 200
-    v = store.get_job(job_id)
+        state.wake_soon()
+        return json_response(job_json(row_view(SqlStore.job_row(item), charged=0)), 201)
+    v = await run_in_threadpool(store.get_job, job_id)
     assert v is not None
-    return job_json(v)
+    return json_response(job_json(v), 200)
+
+
+async def _committed(store: SqlStore, item: Submission) -> tuple[str, bool] | Exception:
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[tuple[str, bool] | Exception] = loop.create_future()
+
+    def settle(r: tuple[str, bool] | Exception) -> None:
+        if not fut.done():  # the client may have gone away
+            fut.set_result(r)
+
+    def done(r: tuple[str, bool] | Exception) -> None:
+        loop.call_soon_threadsafe(settle, r)
+
+    store.batcher().put(item, done)
+    result = await fut
+    if isinstance(result, Exception) and not isinstance(result, ValueError):
+        raise result  # the database failed: a 500, and the job was not accepted
+    return result
 
 
 @router.get("/jobs", tags=["jobs"])
 def list_jobs(
-    request: Request, who: Who,
+    request: Request,
+    who: Who,
     state: Annotated[list[str] | None, Query()] = None,
     tenant: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -108,7 +152,11 @@ def list_jobs(
     if tenant is not None:
         tenants = [tenant] if tenants is None or tenant in tenants else []
     if state:
-        bad = [s for s in state if s not in ("queued", "running", "preempted", "succeeded", "failed", "cancelled")]
+        bad = [
+            s
+            for s in state
+            if s not in ("queued", "running", "preempted", "succeeded", "failed", "cancelled")
+        ]
         if bad:
             raise ApiError(422, f"unknown state '{bad[0]}'", "state")
     views, nxt = store.list_jobs(tenants=tenants, states=state, before=cursor, limit=limit)
@@ -138,7 +186,9 @@ def cancel_job(job_id: str, request: Request, who: Who) -> dict[str, Any]:
     v = _visible_job(request, who, job_id)
     who.require("member", "admin")
     store = _store(request)
-    was_running = store.cancel(v.id, request.app.state.hooks.now(), f"cancelled by {who.token.name or who.role}")
+    was_running = store.cancel(
+        v.id, request.app.state.hooks.now(), f"cancelled by {who.token.name or who.role}"
+    )
     if was_running:
         request.app.state.hooks.stop_job(v.id)
     request.app.state.hooks.wake()
@@ -162,10 +212,14 @@ def report_progress(job_id: str, body: Progress, request: Request, who: Who) -> 
     who.require("member", "admin")
     store = _store(request)
     if body.steps is not None:
-        store.record_events([ExecutorEvent(v.id, EventKind.PROGRESS, request.app.state.hooks.now(), steps=body.steps)])
+        store.record_events(
+            [ExecutorEvent(v.id, EventKind.PROGRESS, request.app.state.hooks.now(), steps=body.steps)]
+        )
     if body.steps_per_second is not None:
         if not v.placement:
-            raise ApiError(409, "the job is not running, so its throughput cannot be measured", "steps_per_second")
+            raise ApiError(
+                409, "the job is not running, so its throughput cannot be measured", "steps_per_second"
+            )
         store.measure(v.id, v.placement["accelerator"], body.steps_per_second)
     return {"job": job_id, "ok": True}
 
@@ -175,11 +229,14 @@ def report_progress(job_id: str, body: Progress, request: Request, who: Who) -> 
 
 @router.get("/usage", tags=["usage"])
 def usage(
-    request: Request, who: Who,
+    request: Request,
+    who: Who,
     by: Annotated[list[Literal["tenant", "program", "accelerator"]] | None, Query()] = None,
     period: Annotated[Literal["hour", "day", "week", "month", "year"] | None, Query()] = None,
-    since: float | None = None, until: float | None = None,
-    tenant: str | None = None, program: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    tenant: str | None = None,
+    program: str | None = None,
 ) -> dict[str, Any]:
     """Device-hours and KRW, like sacct/sreport: grouped by tenant, program, accelerator type, period."""
     store = _store(request)
@@ -189,11 +246,21 @@ def usage(
         tenants = [tenant] if tenants is None or tenant in tenants else []
     if program is not None:
         programs = [program] if programs is None or program in programs else []
-    rows = store.usage(group_by=by or ["tenant", "program", "accelerator"], period=period, since=since,
-                       until=until, tenants=tenants, programs=programs)
+    rows = store.usage(
+        group_by=by or ["tenant", "program", "accelerator"],
+        period=period,
+        since=since,
+        until=until,
+        tenants=tenants,
+        programs=programs,
+    )
     total_krw = sum(r.krw for r in rows)
-    return {"items": [asdict(r) for r in rows], "total_krw": total_krw,
-            "total_device_hours": round(sum(r.device_hours for r in rows), 6), "periods": PERIODS}
+    return {
+        "items": [asdict(r) for r in rows],
+        "total_krw": total_krw,
+        "total_device_hours": round(sum(r.device_hours for r in rows), 6),
+        "periods": PERIODS,
+    }
 
 
 # -- tenants, programs, grants ------------------------------------------------------------------------
@@ -238,8 +305,9 @@ class RulesIn(BaseModel):
         for k, v in self.public_share.items():
             if not 0 <= v <= 1:
                 raise ApiError(422, "a share is a fraction between 0 and 1", f"rules.public_share.{k}")
-        return ProgramRules(self.public_share, self.public_services_domestic_only, self.tenant_caps,
-                            self.max_contract_seconds)
+        return ProgramRules(
+            self.public_share, self.public_services_domestic_only, self.tenant_caps, self.max_contract_seconds
+        )
 
 
 class ProgramIn(BaseModel):
@@ -254,8 +322,15 @@ class ProgramIn(BaseModel):
 
 
 def _program_json(p: Program, granted: int | None = None) -> dict[str, Any]:
-    out = {"id": p.id, "name": p.name, "budget_krw": p.budget_krw, "start": p.start, "end": p.end,
-           "public": p.public, "rules": codec.rules_to_dict(p.rules)}
+    out = {
+        "id": p.id,
+        "name": p.name,
+        "budget_krw": p.budget_krw,
+        "start": p.start,
+        "end": p.end,
+        "public": p.public,
+        "rules": codec.rules_to_dict(p.rules),
+    }
     if granted is not None:
         out["granted_krw"] = granted
     return out
@@ -265,8 +340,13 @@ def _program_json(p: Program, granted: int | None = None) -> dict[str, Any]:
 def list_programs(request: Request, who: Who) -> dict[str, Any]:
     store = _store(request)
     vis = visible_programs(store, who)
-    return {"items": [_program_json(p, store.granted_total(p.id)) for p in store.list_programs()
-                      if vis is None or p.id in vis]}
+    return {
+        "items": [
+            _program_json(p, store.granted_total(p.id))
+            for p in store.list_programs()
+            if vis is None or p.id in vis
+        ]
+    }
 
 
 @router.post("/programs", status_code=201, tags=["programs"])
@@ -274,7 +354,9 @@ def create_program(body: ProgramIn, request: Request, who: Who) -> dict[str, Any
     who.require("admin")
     if body.end is not None and body.end <= body.start:
         raise ApiError(422, "the program must end after it starts", "end")
-    p = Program(body.id, body.name or body.id, body.budget_krw, body.start, body.end, body.public, body.rules.rules())
+    p = Program(
+        body.id, body.name or body.id, body.budget_krw, body.start, body.end, body.public, body.rules.rules()
+    )
     _store(request).add_program(p)
     return _program_json(p)
 
@@ -287,8 +369,15 @@ def set_rules(program_id: str, body: RulesIn, request: Request, who: Who) -> dic
     if not found:
         raise not_found("program")
     who.require("admin", "program-manager")
-    p = Program(found[0].id, found[0].name, found[0].budget_krw, found[0].start, found[0].end, found[0].public,
-                body.rules())
+    p = Program(
+        found[0].id,
+        found[0].name,
+        found[0].budget_krw,
+        found[0].start,
+        found[0].end,
+        found[0].public,
+        body.rules(),
+    )
     store.add_program(p)
     return _program_json(p)
 
@@ -304,8 +393,16 @@ class GrantIn(BaseModel):
 
 
 def _grant_json(g: Grant) -> dict[str, Any]:
-    return {"id": g.id, "program": g.program, "tenant": g.tenant, "amount_krw": g.amount_krw,
-            "spent_krw": g.spent_krw, "remaining_krw": g.remaining_krw, "start": g.start, "end": g.end}
+    return {
+        "id": g.id,
+        "program": g.program,
+        "tenant": g.tenant,
+        "amount_krw": g.amount_krw,
+        "spent_krw": g.spent_krw,
+        "remaining_krw": g.remaining_krw,
+        "start": g.start,
+        "end": g.end,
+    }
 
 
 @router.get("/grants", tags=["programs"])
@@ -337,9 +434,18 @@ def create_grant(body: GrantIn, request: Request, who: Who) -> dict[str, Any]:
         raise ApiError(409, f"longer than the program's maximum contract ({limit:.0f} s)", "end")
     granted = store.granted_total(program.id)
     if granted + body.amount_krw > program.budget_krw:
-        raise ApiError(409, f"program '{program.id}' has {program.budget_krw - granted} KRW left to grant",
-                       "amount_krw")
-    g = Grant(body.id or "g-" + secrets.token_hex(4), program.id, body.tenant, body.amount_krw, 0, body.start, body.end)
+        raise ApiError(
+            409, f"program '{program.id}' has {program.budget_krw - granted} KRW left to grant", "amount_krw"
+        )
+    g = Grant(
+        body.id or "g-" + secrets.token_hex(4),
+        program.id,
+        body.tenant,
+        body.amount_krw,
+        0,
+        body.start,
+        body.end,
+    )
     store.add_grant(g)
     return _grant_json(g)
 

@@ -42,8 +42,13 @@ def _period(t: float, period: str) -> str:
 class Queries:
     """Needs ``read()``/``write()`` context managers yielding connections (SqlStore provides them)."""
 
-    def read(self) -> AbstractContextManager[Connection]: ...  # pragma: no cover - provided by SqlStore
-    def write(self) -> AbstractContextManager[Connection]: ...  # pragma: no cover
+    def read(self) -> AbstractContextManager[Connection]:  # pragma: no cover - provided by SqlStore
+        raise NotImplementedError
+
+    def write(self) -> AbstractContextManager[Connection]:  # pragma: no cover
+        raise NotImplementedError
+
+    def invalidate(self) -> None: ...  # pragma: no cover - forget cached reference data
 
     # -- jobs -----------------------------------------------------------------------------------------
 
@@ -56,14 +61,18 @@ class Queries:
             r = c.execute(q).first()
             if r is None:
                 return None
-            charged = c.execute(select(func.coalesce(func.sum(T.charges.c.amount_krw), 0))
-                                .where(T.charges.c.job == job_id)).scalar_one()
+            charged = c.execute(
+                select(func.coalesce(func.sum(T.charges.c.amount_krw), 0)).where(T.charges.c.job == job_id)
+            ).scalar_one()
         return _job_view(r, int(charged))
 
     def job_events(self, job_id: str) -> list[JobEvent]:
         with self.read() as c:
-            rows = c.execute(select(T.job_events.c.time, T.job_events.c.state, T.job_events.c.reason)
-                             .where(T.job_events.c.job == job_id).order_by(T.job_events.c.seq)).all()
+            rows = c.execute(
+                select(T.job_events.c.time, T.job_events.c.state, T.job_events.c.reason)
+                .where(T.job_events.c.job == job_id)
+                .order_by(T.job_events.c.seq)
+            ).all()
         return [JobEvent(float(r.time), r.state, r.reason) for r in rows]
 
     def list_jobs(
@@ -90,7 +99,11 @@ class Queries:
 
     def active_tenant_jobs(self, tenant: str, grant: str | None = None) -> int:
         with self.read() as c:
-            q = select(func.count()).select_from(T.jobs).where(T.jobs.c.active.is_(True), T.jobs.c.tenant == tenant)
+            q = (
+                select(func.count())
+                .select_from(T.jobs)
+                .where(T.jobs.c.active.is_(True), T.jobs.c.tenant == tenant)
+            )
             return int(c.execute(q).scalar_one())
 
     # -- usage (sacct / sreport) ----------------------------------------------------------------------
@@ -107,8 +120,15 @@ class Queries:
     ) -> list[UsageRow]:
         """Device-hours and KRW from charges, grouped; a charge counts in the period its interval ends."""
         keys = set(group_by)
-        q = select(T.charges.c.job, T.charges.c.tenant, T.charges.c.program, T.charges.c.accelerator,
-                   T.charges.c.device_seconds, T.charges.c.amount_krw, T.charges.c.end)
+        q = select(
+            T.charges.c.job,
+            T.charges.c.tenant,
+            T.charges.c.program,
+            T.charges.c.accelerator,
+            T.charges.c.device_seconds,
+            T.charges.c.amount_krw,
+            T.charges.c.end,
+        )
         if since is not None:
             q = q.where(T.charges.c.end > since)
         if until is not None:
@@ -120,83 +140,127 @@ class Queries:
         groups: dict[tuple[Any, ...], list[Any]] = {}
         with self.read() as c:
             for r in c.execute(q):
-                key = (r.tenant if "tenant" in keys else None, r.program if "program" in keys else None,
-                       r.accelerator if "accelerator" in keys else None,
-                       _period(float(r.end), period) if period else None)
+                key = (
+                    r.tenant if "tenant" in keys else None,
+                    r.program if "program" in keys else None,
+                    r.accelerator if "accelerator" in keys else None,
+                    _period(float(r.end), period) if period else None,
+                )
                 g = groups.setdefault(key, [set(), 0.0, 0])
                 g[0].add(r.job)
                 g[1] += float(r.device_seconds)
                 g[2] += int(r.amount_krw)
-        return [UsageRow(k[0], k[1], k[2], k[3], len(v[0]), round(v[1] / 3600.0, 6), v[2])
-                for k, v in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0]))]
+        return [
+            UsageRow(k[0], k[1], k[2], k[3], len(v[0]), round(v[1] / 3600.0, 6), v[2])
+            for k, v in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0]))
+        ]
 
     # -- tenants, programs, grants, nodes -------------------------------------------------------------
 
     def list_tenants(self) -> list[Tenant]:
         with self.read() as c:
-            return [Tenant(r.id, r.name, float(r.weight), dict(r.quota or {}), bool(r.public))
-                    for r in c.execute(select(T.tenants).order_by(T.tenants.c.id))]
+            return [
+                Tenant(r.id, r.name, float(r.weight), dict(r.quota or {}), bool(r.public))
+                for r in c.execute(select(T.tenants).order_by(T.tenants.c.id))
+            ]
 
     def list_programs(self) -> list[Program]:
         from accelpool.storage.codec import rules_from_dict
 
         with self.read() as c:
-            return [Program(r.id, r.name, int(r.budget_krw), float(r.start), r.end, bool(r.public),
-                            rules_from_dict(r.rules or {}))
-                    for r in c.execute(select(T.programs).order_by(T.programs.c.id))]
+            return [
+                Program(
+                    r.id,
+                    r.name,
+                    int(r.budget_krw),
+                    float(r.start),
+                    r.end,
+                    bool(r.public),
+                    rules_from_dict(r.rules or {}),
+                )
+                for r in c.execute(select(T.programs).order_by(T.programs.c.id))
+            ]
 
-    def list_grants(self, *, tenants: Iterable[str] | None = None,
-                    programs: Iterable[str] | None = None) -> list[Grant]:
+    def list_grants(
+        self, *, tenants: Iterable[str] | None = None, programs: Iterable[str] | None = None
+    ) -> list[Grant]:
         q = select(T.grants).order_by(T.grants.c.id)
         if tenants is not None:
             q = q.where(T.grants.c.tenant.in_(list(tenants)))
         if programs is not None:
             q = q.where(T.grants.c.program.in_(list(programs)))
         with self.read() as c:
-            return [Grant(r.id, r.program, r.tenant, int(r.amount_krw), int(r.spent_krw), float(r.start), r.end)
-                    for r in c.execute(q)]
+            return [
+                Grant(r.id, r.program, r.tenant, int(r.amount_krw), int(r.spent_krw), float(r.start), r.end)
+                for r in c.execute(q)
+            ]
 
     def granted_total(self, program: str) -> int:
         with self.read() as c:
-            return int(c.execute(select(func.coalesce(func.sum(T.grants.c.amount_krw), 0))
-                                 .where(T.grants.c.program == program)).scalar_one())
+            return int(
+                c.execute(
+                    select(func.coalesce(func.sum(T.grants.c.amount_krw), 0)).where(
+                        T.grants.c.program == program
+                    )
+                ).scalar_one()
+            )
 
     def list_nodes(self) -> list[NodeView]:
         with self.read() as c:
-            return [NodeView(r.name, r.accelerator, int(r.devices), r.zone, bool(r.down), list(r.labels or []))
-                    for r in c.execute(select(T.nodes).order_by(T.nodes.c.name))]
+            return [
+                NodeView(r.name, r.accelerator, int(r.devices), r.zone, bool(r.down), list(r.labels or []))
+                for r in c.execute(select(T.nodes).order_by(T.nodes.c.name))
+            ]
 
     def busy_devices(self) -> dict[str, int]:
         """Devices in use per node, from running jobs' placements."""
         used: dict[str, int] = {}
         with self.read() as c:
-            for (p,) in c.execute(select(T.jobs.c.placement).where(T.jobs.c.active.is_(True),
-                                                                  T.jobs.c.state == JobState.RUNNING.value)):
+            for (p,) in c.execute(
+                select(T.jobs.c.placement).where(
+                    T.jobs.c.active.is_(True), T.jobs.c.state == JobState.RUNNING.value
+                )
+            ):
                 for node, devs in (p or {}).get("devices", []):
                     used[node] = used.get(node, 0) + len(devs)
         return used
 
     def remove_node(self, name: str) -> bool:
         with self.write() as c:
-            return bool(c.execute(delete(T.nodes).where(T.nodes.c.name == name)).rowcount)
+            gone = bool(c.execute(delete(T.nodes).where(T.nodes.c.name == name)).rowcount)
+        self.invalidate()
+        return gone
 
     def counts(self) -> dict[str, int]:
         """Jobs per state (for /metrics)."""
         with self.read() as c:
-            return {r[0]: int(r[1]) for r in c.execute(
-                select(T.jobs.c.state, func.count()).group_by(T.jobs.c.state))}
+            return {
+                r[0]: int(r[1])
+                for r in c.execute(select(T.jobs.c.state, func.count()).group_by(T.jobs.c.state))
+            }
 
     # -- tokens ---------------------------------------------------------------------------------------
 
-    def create_token(self, role: str, *, name: str = "", tenant: str | None = None,
-                     program: str | None = None) -> tuple[TokenView, str]:
+    def create_token(
+        self, role: str, *, name: str = "", tenant: str | None = None, program: str | None = None
+    ) -> tuple[TokenView, str]:
         """A new token; returns its view and the secret (shown once, stored only as a SHA-256 hash)."""
         tid = "tok-" + secrets.token_hex(4)
         secret = f"ap_{tid[4:]}_{secrets.token_urlsafe(24)}"
         now = time.time()
         with self.write() as c:
-            c.execute(insert(T.tokens).values(id=tid, hash=hash_token(secret), name=name, role=role,
-                                              tenant=tenant, program=program, created=now, revoked=False))
+            c.execute(
+                insert(T.tokens).values(
+                    id=tid,
+                    hash=hash_token(secret),
+                    name=name,
+                    role=role,
+                    tenant=tenant,
+                    program=program,
+                    created=now,
+                    revoked=False,
+                )
+            )
         return TokenView(tid, name, role, tenant, program, now, False), secret
 
     def token_by_secret(self, secret: str) -> TokenView | None:
@@ -215,12 +279,20 @@ class Queries:
 
     def revoke_token(self, token_id: str) -> bool:
         with self.write() as c:
-            return bool(c.execute(update(T.tokens).where(T.tokens.c.id == token_id).values(revoked=True)).rowcount)
+            done = bool(
+                c.execute(update(T.tokens).where(T.tokens.c.id == token_id).values(revoked=True)).rowcount
+            )
+        self.invalidate()  # also ends cached look-ups of the token (api.auth.TokenCache)
+        return done
 
     def has_admin_token(self) -> bool:
         with self.read() as c:
-            return c.execute(select(T.tokens.c.id).where(T.tokens.c.role == "admin",
-                                                          T.tokens.c.revoked.is_(False))).first() is not None
+            return (
+                c.execute(
+                    select(T.tokens.c.id).where(T.tokens.c.role == "admin", T.tokens.c.revoked.is_(False))
+                ).first()
+                is not None
+            )
 
 
 def _token_view(r: Any) -> TokenView:
@@ -229,11 +301,22 @@ def _token_view(r: Any) -> TokenView:
 
 def _job_view(r: Any, charged: int | None = None) -> JobView:
     return JobView(
-        id=r.id, seq=int(r.seq), tenant=r.tenant, name=r.name, state=JobState(r.state), reason=r.reason,
-        position=r.position, placement=r.placement, steps_done=float(r.steps_done),
-        submit_time=float(r.submit_time), start_time=r.start_time, end_time=r.end_time,
-        preemptions=int(r.preemptions), attempts=int(r.attempts), spec=dict(r.spec), run=dict(r.run),
-        reserved_krw=int(r.reserved_krw), charged_krw=charged,
+        id=r.id,
+        seq=int(r.seq),
+        tenant=r.tenant,
+        name=r.name,
+        state=JobState(r.state),
+        reason=r.reason,
+        position=r.position,
+        placement=r.placement,
+        steps_done=float(r.steps_done),
+        submit_time=float(r.submit_time),
+        start_time=r.start_time,
+        end_time=r.end_time,
+        preemptions=int(r.preemptions),
+        attempts=int(r.attempts),
+        spec=dict(r.spec),
+        run=dict(r.run),
+        reserved_krw=int(r.reserved_krw),
+        charged_krw=charged,
     )
-
-

@@ -9,8 +9,10 @@ overspent, whatever runs concurrently.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -35,6 +37,38 @@ from accelpool.storage import codec, migrate
 from accelpool.storage import tables as T
 from accelpool.storage.engine import make_engines
 from accelpool.storage.queries import Queries
+from accelpool.storage.views import NodeView
+
+# Reference data older than this is read again even without a write through this store (another process,
+# e.g. an operator's script, may have written to the database).
+REFERENCE_MAX_AGE = 1.0
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Slow-changing rows the API reads on every submission, read together in one transaction and cached:
+    programs, grants (their ``spent_krw`` is as of ``loaded``; money checks that matter are repeated under
+    the grant's row lock), nodes and prices."""
+
+    programs: dict[str, Program]
+    grants_by_tenant: dict[str, list[Grant]]
+    nodes: list[NodeView]
+    prices: dict[str, int]
+    tenants: frozenset[str]
+    loaded: float
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One job to queue (the arguments of ``SqlStore.submit``)."""
+
+    job: Job
+    throughput: Mapping[str, float]
+    run: RunSpec | None = None
+    name: str = ""
+    idempotency_key: str | None = None
+    reserve_krw: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class SqlStore(Queries):
@@ -59,8 +93,14 @@ class SqlStore(Queries):
         self._jobs: dict[str, Job] = {}  # immutable specs, parsed once
         self._waits: dict[str, tuple[str, int | None]] = {}  # last written (reason, position) per job
         self._lock = threading.Lock()
+        self._ref: Reference | None = None
+        self._ref_version = 0  # bumped by every write that changes reference data
+        self._batcher: Any = None
 
     def close(self) -> None:
+        if self._batcher is not None:
+            self._batcher.close()
+            self._batcher = None
         self.engine.dispose()
         if self.read_engine is not self.engine:
             self.read_engine.dispose()
@@ -75,19 +115,63 @@ class SqlStore(Queries):
         with self.read_engine.begin() as conn:
             yield conn
 
+    # -- cached reference data ------------------------------------------------------------------------
+
+    def invalidate(self) -> None:
+        """Forget cached reference data (called by every write that changes it)."""
+        with self._lock:
+            self._ref_version += 1
+            self._ref = None
+
+    @property
+    def write_version(self) -> int:
+        """Changes whenever cached reference data (or a token) was changed through this store."""
+        return self._ref_version
+
+    def reference(self, max_age: float = REFERENCE_MAX_AGE) -> Reference:
+        """Programs, grants, up nodes and prices, cached until a write through this store changes them
+        or ``max_age`` seconds pass. One read transaction when it must be read again."""
+        ref = self._ref
+        now = time.monotonic()
+        if ref is not None and now - ref.loaded < max_age:
+            return ref
+        version = self._ref_version
+        with self.read() as c:
+            programs = {r.id: self._program(r) for r in c.execute(select(T.programs))}
+            by_tenant: dict[str, list[Grant]] = {}
+            for r in c.execute(select(T.grants).order_by(T.grants.c.id)):
+                by_tenant.setdefault(r.tenant, []).append(self._grant(r))
+            nodes = [
+                NodeView(r.name, r.accelerator, int(r.devices), r.zone, bool(r.down), list(r.labels or []))
+                for r in c.execute(select(T.nodes).order_by(T.nodes.c.name))
+            ]
+            prices = {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
+            tenants = frozenset(r[0] for r in c.execute(select(T.tenants.c.id)))
+        ref = Reference(programs, by_tenant, nodes, prices, tenants, now)
+        with self._lock:
+            if self._ref_version == version:  # no write happened while we read
+                self._ref = ref
+        return ref
+
     # -- set-up (operators, tenants) ------------------------------------------------------------------
 
     def add_nodes(self, nodes: Iterable[Node]) -> None:
         with self.write() as c:
             for n in nodes:
-                row = {"accelerator": n.accelerator, "devices": n.devices, "zone": n.zone,
-                       "labels": [list(kv) for kv in n.labels]}
+                row = {
+                    "accelerator": n.accelerator,
+                    "devices": n.devices,
+                    "zone": n.zone,
+                    "labels": [list(kv) for kv in n.labels],
+                }
                 if c.execute(update(T.nodes).where(T.nodes.c.name == n.name).values(**row)).rowcount == 0:
                     c.execute(insert(T.nodes).values(name=n.name, down=False, **row))
+        self.invalidate()
 
     def set_node_down(self, name: str, down: bool = True) -> None:
         with self.write() as c:
             c.execute(update(T.nodes).where(T.nodes.c.name == name).values(down=down))
+        self.invalidate()
 
     def set_prices(self, prices: Mapping[str, int]) -> None:
         with self.write() as c:
@@ -95,30 +179,54 @@ class SqlStore(Queries):
                 q = update(T.prices).where(T.prices.c.accelerator == acc).values(krw_per_device_hour=int(krw))
                 if c.execute(q).rowcount == 0:
                     c.execute(insert(T.prices).values(accelerator=acc, krw_per_device_hour=int(krw)))
+        self.invalidate()
 
     def add_tenant(self, tenant: Tenant) -> None:
-        row = {"name": tenant.name, "weight": tenant.weight, "quota": dict(tenant.quota), "public": tenant.public}
+        row = {
+            "name": tenant.name,
+            "weight": tenant.weight,
+            "quota": dict(tenant.quota),
+            "public": tenant.public,
+        }
         with self.write() as c:
             if c.execute(update(T.tenants).where(T.tenants.c.id == tenant.id).values(**row)).rowcount == 0:
                 c.execute(insert(T.tenants).values(id=tenant.id, **row))
+        self.invalidate()
 
     def add_program(self, program: Program) -> None:
-        row = {"name": program.name, "budget_krw": int(program.budget_krw), "start": program.start,
-               "end": program.end, "public": program.public, "rules": codec.rules_to_dict(program.rules)}
+        row = {
+            "name": program.name,
+            "budget_krw": int(program.budget_krw),
+            "start": program.start,
+            "end": program.end,
+            "public": program.public,
+            "rules": codec.rules_to_dict(program.rules),
+        }
         with self.write() as c:
             if c.execute(update(T.programs).where(T.programs.c.id == program.id).values(**row)).rowcount == 0:
                 c.execute(insert(T.programs).values(id=program.id, **row))
+        self.invalidate()
 
     def add_grant(self, grant: Grant) -> None:
         """Create or replace a grant. Creates the tenant row if it does not exist yet."""
         with self.write() as c:
             if c.execute(select(T.tenants.c.id).where(T.tenants.c.id == grant.tenant)).first() is None:
-                c.execute(insert(T.tenants).values(id=grant.tenant, name=grant.tenant, weight=1.0, quota={},
-                                                   public=False))
-            row = {"program": grant.program, "tenant": grant.tenant, "amount_krw": int(grant.amount_krw),
-                   "spent_krw": int(grant.spent_krw), "start": grant.start, "end": grant.end}
+                c.execute(
+                    insert(T.tenants).values(
+                        id=grant.tenant, name=grant.tenant, weight=1.0, quota={}, public=False
+                    )
+                )
+            row = {
+                "program": grant.program,
+                "tenant": grant.tenant,
+                "amount_krw": int(grant.amount_krw),
+                "spent_krw": int(grant.spent_krw),
+                "start": grant.start,
+                "end": grant.end,
+            }
             if c.execute(update(T.grants).where(T.grants.c.id == grant.id).values(**row)).rowcount == 0:
                 c.execute(insert(T.grants).values(id=grant.id, **row))
+        self.invalidate()
 
     def submit(
         self,
@@ -133,46 +241,141 @@ class SqlStore(Queries):
         """Queue ``job``. Returns (job id, created). With an idempotency key already used by the tenant,
         returns the earlier job and False. ``reserve_krw`` is held on the job's grant while it is active;
         ValueError when the grant cannot cover it (checked under the grant's row lock) or the id exists."""
-        row = {
-            "id": job.id, "tenant": job.tenant, "name": name or job.id, "spec": codec.job_to_dict(job),
-            "run": codec.run_to_dict(run or RunSpec()), "throughput": {k: float(v) for k, v in throughput.items()},
-            "state": JobState.QUEUED.value, "active": True, "placement": None, "steps_done": 0.0,
-            "seconds_on": {}, "metered_until": None, "reason": "submitted", "position": None,
-            "submit_time": job.submit_time, "preemptions": 0, "attempts": 0, "reserved_krw": int(reserve_krw),
-            "idempotency_key": idempotency_key,
-        }
+        out = self.submit_many([Submission(job, throughput, run, name, idempotency_key, int(reserve_krw))])[0]
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    def submit_many(self, items: Sequence[Submission]) -> list[tuple[str, bool] | ValueError]:
+        """Queue several jobs in ONE write transaction (group commit: one fsync for the lot). Each item gets
+        what ``submit`` would have returned, or the ValueError it would have raised; a refused item does not
+        affect the others. Holds are checked under the grants' row locks, items in order, so jobs in one
+        batch cannot together over-commit a grant either."""
+        if not items:
+            return []
         try:
             with self.write() as c:
-                if idempotency_key is not None:
-                    found = c.execute(select(T.jobs.c.id).where(
-                        T.jobs.c.tenant == job.tenant, T.jobs.c.idempotency_key == idempotency_key)).first()
-                    if found is not None:
-                        return str(found[0]), False
-                if reserve_krw > 0 and job.grant is not None:
-                    self._hold(c, job.grant, int(reserve_krw))
-                c.execute(insert(T.jobs).values(**row))
-                c.execute(insert(T.job_events).values(job=job.id, time=job.submit_time, state="queued",
-                                                      reason="submitted"))
-        except IntegrityError as exc:
-            if idempotency_key is not None:
-                with self.read() as c:
-                    found = c.execute(select(T.jobs.c.id).where(
-                        T.jobs.c.tenant == job.tenant, T.jobs.c.idempotency_key == idempotency_key)).first()
-                if found is not None:
-                    return str(found[0]), False
-            raise ValueError(f"job {job.id} already exists") from exc
-        self._jobs[job.id] = job
-        return job.id, True
+                out = self._submit_many(c, items)
+        except IntegrityError:
+            # a race on an idempotency key or a duplicate id: settle the items one at a time
+            if len(items) == 1:
+                return [self._submit_conflict(items[0])]
+            return [r for it in items for r in self.submit_many([it])]
+        for it, r in zip(items, out, strict=True):
+            if r == (it.job.id, True):
+                self._jobs[it.job.id] = it.job
+        return out
 
-    def _hold(self, c: Connection, grant_id: str, amount: int) -> None:
-        g = c.execute(select(T.grants).where(T.grants.c.id == grant_id).with_for_update()).first()
-        if g is None:
-            raise ValueError(f"grant {grant_id} does not exist")
-        held = c.execute(select(func.coalesce(func.sum(T.jobs.c.reserved_krw), 0)).where(
-            T.jobs.c.active.is_(True), T.jobs.c.spec["grant"].as_string() == grant_id)).scalar_one()
-        left = int(g.amount_krw) - int(g.spent_krw) - int(held)
-        if amount > left:
-            raise ValueError(f"grant {grant_id} has {left} KRW not yet held by other jobs; this job needs {amount}")
+    def batcher(self) -> Any:
+        """The store's group-commit writer (``storage.batcher.SubmitBatcher``), started on first use."""
+        with self._lock:
+            if self._batcher is None:
+                from accelpool.storage.batcher import SubmitBatcher
+
+                self._batcher = SubmitBatcher(self)
+            return self._batcher
+
+    def _submit_conflict(self, it: Submission) -> tuple[str, bool] | ValueError:
+        if it.idempotency_key is not None:
+            with self.read() as c:
+                found = c.execute(
+                    select(T.jobs.c.id).where(
+                        T.jobs.c.tenant == it.job.tenant, T.jobs.c.idempotency_key == it.idempotency_key
+                    )
+                ).first()
+            if found is not None:
+                return str(found[0]), False
+        return ValueError(f"job {it.job.id} already exists")
+
+    def _submit_many(self, c: Connection, items: Sequence[Submission]) -> list[tuple[str, bool] | ValueError]:
+        out: list[tuple[str, bool] | ValueError | None] = [None] * len(items)
+        seen: dict[tuple[str, str], str] = {}
+        keys = sorted({it.idempotency_key for it in items if it.idempotency_key is not None})
+        if keys:
+            for r in c.execute(
+                select(T.jobs.c.id, T.jobs.c.tenant, T.jobs.c.idempotency_key).where(
+                    T.jobs.c.idempotency_key.in_(keys)
+                )
+            ):
+                seen[(r.tenant, r.idempotency_key)] = str(r.id)
+        left: dict[str, int] = {}
+        held = sorted({it.job.grant for it in items if it.reserve_krw > 0 and it.job.grant is not None})
+        if held:
+            grants = {
+                r.id: r
+                for r in c.execute(
+                    select(T.grants).where(T.grants.c.id.in_(held)).order_by(T.grants.c.id).with_for_update()
+                )
+            }
+            holds: dict[str, Any] = dict(
+                c.execute(
+                    select(T.jobs.c.spec["grant"].as_string(), func.sum(T.jobs.c.reserved_krw))
+                    .where(
+                        T.jobs.c.active.is_(True),
+                        T.jobs.c.reserved_krw > 0,
+                        T.jobs.c.spec["grant"].as_string().in_(held),
+                    )
+                    .group_by(T.jobs.c.spec["grant"].as_string())
+                ).all()
+            )
+            for g in held:
+                if g in grants:
+                    r = grants[g]
+                    left[g] = int(r.amount_krw) - int(r.spent_krw) - int(holds.get(g) or 0)
+        rows, events = [], []
+        for i, it in enumerate(items):
+            job = it.job
+            if it.idempotency_key is not None:
+                k = (job.tenant, it.idempotency_key)
+                if k in seen:
+                    out[i] = (seen[k], False)
+                    continue
+            if it.reserve_krw > 0 and job.grant is not None:
+                if job.grant not in left:
+                    out[i] = ValueError(f"grant {job.grant} does not exist")
+                    continue
+                if it.reserve_krw > left[job.grant]:
+                    out[i] = ValueError(
+                        f"grant {job.grant} has {left[job.grant]} KRW not yet held by other "
+                        f"jobs; this job needs {it.reserve_krw}"
+                    )
+                    continue
+                left[job.grant] -= it.reserve_krw
+            if it.idempotency_key is not None:
+                seen[(job.tenant, it.idempotency_key)] = job.id
+            rows.append(self.job_row(it))
+            events.append({"job": job.id, "time": job.submit_time, "state": "queued", "reason": "submitted"})
+            out[i] = (job.id, True)
+        if rows:
+            c.execute(insert(T.jobs), rows)
+            c.execute(insert(T.job_events), events)
+        return [r for r in out if r is not None]
+
+    @staticmethod
+    def job_row(it: Submission) -> dict[str, Any]:
+        """The jobs row a submission inserts (also what the API answers from, without reading it back)."""
+        job = it.job
+        return {
+            "id": job.id,
+            "tenant": job.tenant,
+            "name": it.name or job.id,
+            "spec": codec.job_to_dict(job),
+            "run": codec.run_to_dict(it.run or RunSpec()),
+            "throughput": {k: float(v) for k, v in it.throughput.items()},
+            "state": JobState.QUEUED.value,
+            "active": True,
+            "placement": None,
+            "steps_done": 0.0,
+            "seconds_on": {},
+            "metered_until": None,
+            "reason": "submitted",
+            "position": None,
+            "submit_time": job.submit_time,
+            "preemptions": 0,
+            "attempts": 0,
+            "reserved_krw": int(it.reserve_krw),
+            "idempotency_key": it.idempotency_key,
+        }
 
     def cancel(self, job_id: str, now: float, reason: str = "cancelled by user") -> bool:
         """Cancel a job that is not finished; True when it was running (its process must be stopped)."""
@@ -183,7 +386,7 @@ class SqlStore(Queries):
             if not r.active:
                 return False
             self._transition(c, job_id, JobState.CANCELLED, now, reason)
-            return r.state == JobState.RUNNING.value
+            return bool(r.state == JobState.RUNNING.value)
 
     def measure(self, job_id: str, accelerator: str, steps_per_second: float) -> None:
         """A measured throughput replaces the estimate for that job and type."""
@@ -200,22 +403,40 @@ class SqlStore(Queries):
     def snapshot(self, now: float, round_seconds: float) -> Snapshot:
         with self.read() as c:
             node_rows = c.execute(select(T.nodes).order_by(T.nodes.c.name)).all()
-            job_rows = c.execute(select(
-                T.jobs.c.id, T.jobs.c.spec, T.jobs.c.state, T.jobs.c.placement, T.jobs.c.steps_done,
-                T.jobs.c.seconds_on, T.jobs.c.metered_until, T.jobs.c.throughput,
-            ).where(T.jobs.c.active.is_(True)).order_by(T.jobs.c.seq)).all()
+            job_rows = c.execute(
+                select(
+                    T.jobs.c.id,
+                    T.jobs.c.spec,
+                    T.jobs.c.state,
+                    T.jobs.c.placement,
+                    T.jobs.c.steps_done,
+                    T.jobs.c.seconds_on,
+                    T.jobs.c.metered_until,
+                    T.jobs.c.throughput,
+                )
+                .where(T.jobs.c.active.is_(True))
+                .order_by(T.jobs.c.seq)
+            ).all()
             tenants = tuple(self._tenant(r) for r in c.execute(select(T.tenants).order_by(T.tenants.c.id)))
-            programs = tuple(self._program(r) for r in c.execute(select(T.programs).order_by(T.programs.c.id)))
+            programs = tuple(
+                self._program(r) for r in c.execute(select(T.programs).order_by(T.programs.c.id))
+            )
             grants = tuple(self._grant(r) for r in c.execute(select(T.grants).order_by(T.grants.c.id)))
             prices = {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
         nodes = tuple(self._node(r) for r in node_rows if not r.down)
         statuses = tuple(self._status(r) for r in job_rows)
         types = sorted({r.accelerator for r in node_rows})
         return Snapshot(
-            now=now, nodes=nodes, jobs=statuses,
+            now=now,
+            nodes=nodes,
+            jobs=statuses,
             throughput=ThroughputMatrix.from_rows({r.id: r.throughput for r in job_rows}, types),
-            accelerators=self.accelerators, tenants=tenants, programs=programs, grants=grants,
-            prices_krw_per_hour=prices, round_seconds=round_seconds,
+            accelerators=self.accelerators,
+            tenants=tenants,
+            programs=programs,
+            grants=grants,
+            prices_krw_per_hour=prices,
+            round_seconds=round_seconds,
         )
 
     def record_decision(self, decision: Decision) -> None:
@@ -223,37 +444,72 @@ class SqlStore(Queries):
         with self.write() as c:
             if decision.preempt:
                 ids = [j for j, _ in decision.preempt]
-                states = dict(c.execute(select(T.jobs.c.id, T.jobs.c.state).where(T.jobs.c.id.in_(ids))).all())
+                states = dict(
+                    c.execute(select(T.jobs.c.id, T.jobs.c.state).where(T.jobs.c.id.in_(ids))).all()
+                )
                 for job_id, reason in decision.preempt:
                     if states.get(job_id) == JobState.RUNNING.value:
-                        c.execute(update(T.jobs).where(T.jobs.c.id == job_id)
-                                  .values(preemptions=T.jobs.c.preemptions + 1))
+                        c.execute(
+                            update(T.jobs)
+                            .where(T.jobs.c.id == job_id)
+                            .values(preemptions=T.jobs.c.preemptions + 1)
+                        )
                         self._transition(c, job_id, JobState.PREEMPTED, now, reason)
-                        self._transition(c, job_id, JobState.QUEUED, now, f"requeued after preemption ({reason})")
+                        self._transition(
+                            c, job_id, JobState.QUEUED, now, f"requeued after preemption ({reason})"
+                        )
             if decision.start:  # one batched UPDATE and one batched INSERT for every start
-                starts = [{"jid": p.job, "pl": codec.placement_to_dict(p),
-                           "why": f"placed on {p.count} x {p.accelerator}"} for p in decision.start]
-                c.execute(update(T.jobs).where(T.jobs.c.id == bindparam("jid")).values(
-                    placement=bindparam("pl"), metered_until=now, position=None, state=JobState.RUNNING.value,
-                    reason=bindparam("why"), start_time=func.coalesce(T.jobs.c.start_time, now),
-                    attempts=T.jobs.c.attempts + 1), starts)
-                c.execute(insert(T.job_events), [{"job": s["jid"], "time": now, "state": JobState.RUNNING.value,
-                                                  "reason": s["why"]} for s in starts])
+                starts: list[dict[str, Any]] = [
+                    {
+                        "jid": p.job,
+                        "pl": codec.placement_to_dict(p),
+                        "why": f"placed on {p.count} x {p.accelerator}",
+                    }
+                    for p in decision.start
+                ]
+                c.execute(
+                    update(T.jobs)
+                    .where(T.jobs.c.id == bindparam("jid"))
+                    .values(
+                        placement=bindparam("pl"),
+                        metered_until=now,
+                        position=None,
+                        state=JobState.RUNNING.value,
+                        reason=bindparam("why"),
+                        start_time=func.coalesce(T.jobs.c.start_time, now),
+                        attempts=T.jobs.c.attempts + 1,
+                    ),
+                    starts,
+                )
+                c.execute(
+                    insert(T.job_events),
+                    [
+                        {"job": s["jid"], "time": now, "state": JobState.RUNNING.value, "reason": s["why"]}
+                        for s in starts
+                    ],
+                )
                 for s in starts:
                     self._waits.pop(s["jid"], None)
-            changed = []
+            changed: list[dict[str, Any]] = []
             for job_id, why in decision.waiting.items():
                 reason = why.value if isinstance(why, WaitReason) else str(why)
                 pos = decision.positions.get(job_id)
                 if self._waits.get(job_id) != (reason, pos):
                     changed.append({"jid": job_id, "r": reason, "p": pos})
             if changed:
-                c.execute(update(T.jobs).where(T.jobs.c.id == bindparam("jid"))
-                          .values(reason=bindparam("r"), position=bindparam("p")), changed)
+                c.execute(
+                    update(T.jobs)
+                    .where(T.jobs.c.id == bindparam("jid"))
+                    .values(reason=bindparam("r"), position=bindparam("p")),
+                    changed,
+                )
             keep = [p.job for p in decision.keep]
             if keep:
-                c.execute(update(T.jobs).where(T.jobs.c.id.in_(keep), T.jobs.c.position.is_not(None))
-                          .values(position=None))
+                c.execute(
+                    update(T.jobs)
+                    .where(T.jobs.c.id.in_(keep), T.jobs.c.position.is_not(None))
+                    .values(position=None)
+                )
         for ch in changed:
             self._waits[ch["jid"]] = (ch["r"], ch["p"])
 
@@ -262,8 +518,12 @@ class SqlStore(Queries):
             return
         with self.write() as c:
             ids = sorted({e.job for e in events})
-            rows = {r.id: r for r in c.execute(select(T.jobs.c.id, T.jobs.c.state, T.jobs.c.steps_done)
-                                                .where(T.jobs.c.id.in_(ids)))}
+            rows = {
+                r.id: r
+                for r in c.execute(
+                    select(T.jobs.c.id, T.jobs.c.state, T.jobs.c.steps_done).where(T.jobs.c.id.in_(ids))
+                )
+            }
             state = {j: JobState(r.state) for j, r in rows.items()}
             steps = {j: float(r.steps_done) for j, r in rows.items()}
             for e in events:
@@ -273,7 +533,9 @@ class SqlStore(Queries):
                 if e.kind == EventKind.PROGRESS and e.steps is not None:
                     if e.steps > steps[e.job]:
                         steps[e.job] = float(e.steps)
-                        c.execute(update(T.jobs).where(T.jobs.c.id == e.job).values(steps_done=float(e.steps)))
+                        c.execute(
+                            update(T.jobs).where(T.jobs.c.id == e.job).values(steps_done=float(e.steps))
+                        )
                 elif e.kind == EventKind.EXITED and st == JobState.RUNNING:
                     if e.exit_code == 0:
                         state[e.job] = self._finish(c, e.job, JobState.SUCCEEDED, e.time, "exited 0")
@@ -281,8 +543,11 @@ class SqlStore(Queries):
                         why = e.reason or f"exit code {e.exit_code}"
                         state[e.job] = self._finish(c, e.job, JobState.FAILED, e.time, why)
                 elif e.kind == EventKind.LOST and st == JobState.RUNNING:
-                    c.execute(update(T.jobs).where(T.jobs.c.id == e.job)
-                              .values(preemptions=T.jobs.c.preemptions + 1))
+                    c.execute(
+                        update(T.jobs)
+                        .where(T.jobs.c.id == e.job)
+                        .values(preemptions=T.jobs.c.preemptions + 1)
+                    )
                     self._transition(c, e.job, JobState.PREEMPTED, e.time, e.reason or "lost")
                     self._transition(c, e.job, JobState.QUEUED, e.time, "requeued")
                     state[e.job] = JobState.QUEUED
@@ -297,27 +562,52 @@ class SqlStore(Queries):
                     raise KeyError(ch.job)
                 seconds_on = dict(r.seconds_on)
                 seconds_on[ch.accelerator] = seconds_on.get(ch.accelerator, 0.0) + (ch.end - ch.start)
-                c.execute(update(T.jobs).where(T.jobs.c.id == ch.job)
-                          .values(seconds_on=seconds_on, metered_until=ch.end))
+                c.execute(
+                    update(T.jobs)
+                    .where(T.jobs.c.id == ch.job)
+                    .values(seconds_on=seconds_on, metered_until=ch.end)
+                )
                 amount, program = int(ch.amount_krw), None
                 if ch.grant is not None:
                     g = c.execute(select(T.grants).where(T.grants.c.id == ch.grant).with_for_update()).first()
                     if g is not None:
                         program = g.program
                         amount = max(0, min(amount, int(g.amount_krw) - int(g.spent_krw)))
-                        c.execute(update(T.grants).where(T.grants.c.id == ch.grant)
-                                  .values(spent_krw=T.grants.c.spent_krw + amount))
-                c.execute(insert(T.charges).values(
-                    job=ch.job, tenant=ch.tenant, grant=ch.grant, program=program, accelerator=ch.accelerator,
-                    device_seconds=float(ch.device_seconds), amount_krw=amount, start=ch.start, end=ch.end))
+                        c.execute(
+                            update(T.grants)
+                            .where(T.grants.c.id == ch.grant)
+                            .values(spent_krw=T.grants.c.spent_krw + amount)
+                        )
+                c.execute(
+                    insert(T.charges).values(
+                        job=ch.job,
+                        tenant=ch.tenant,
+                        grant=ch.grant,
+                        program=program,
+                        accelerator=ch.accelerator,
+                        device_seconds=float(ch.device_seconds),
+                        amount_krw=amount,
+                        start=ch.start,
+                        end=ch.end,
+                    )
+                )
+        self.invalidate()  # grants' spent_krw changed
 
     def running(self) -> list[JobStatus]:
         with self.read() as c:
-            rows = c.execute(select(
-                T.jobs.c.id, T.jobs.c.spec, T.jobs.c.state, T.jobs.c.placement, T.jobs.c.steps_done,
-                T.jobs.c.seconds_on, T.jobs.c.metered_until,
-            ).where(T.jobs.c.active.is_(True), T.jobs.c.state == JobState.RUNNING.value)
-                .order_by(T.jobs.c.seq)).all()
+            rows = c.execute(
+                select(
+                    T.jobs.c.id,
+                    T.jobs.c.spec,
+                    T.jobs.c.state,
+                    T.jobs.c.placement,
+                    T.jobs.c.steps_done,
+                    T.jobs.c.seconds_on,
+                    T.jobs.c.metered_until,
+                )
+                .where(T.jobs.c.active.is_(True), T.jobs.c.state == JobState.RUNNING.value)
+                .order_by(T.jobs.c.seq)
+            ).all()
         return [self._status(r) for r in rows]
 
     def run_spec(self, job_id: str) -> RunSpec:
@@ -333,8 +623,10 @@ class SqlStore(Queries):
 
     def grant_balances(self) -> Mapping[str, int]:
         with self.read() as c:
-            return {r.id: int(r.amount_krw) - int(r.spent_krw)
-                    for r in c.execute(select(T.grants.c.id, T.grants.c.amount_krw, T.grants.c.spent_krw))}
+            return {
+                r.id: int(r.amount_krw) - int(r.spent_krw)
+                for r in c.execute(select(T.grants.c.id, T.grants.c.amount_krw, T.grants.c.spent_krw))
+            }
 
     # -- internals ------------------------------------------------------------------------------------
 
@@ -361,9 +653,12 @@ class SqlStore(Queries):
 
     def _status(self, r: Any) -> JobStatus:
         return JobStatus(
-            job=self._job(r.id, r.spec), state=JobState(r.state),
-            placement=codec.placement_from_dict(r.id, r.placement), steps_done=float(r.steps_done),
-            seconds_on=dict(r.seconds_on or {}), metered_until=r.metered_until,
+            job=self._job(r.id, r.spec),
+            state=JobState(r.state),
+            placement=codec.placement_from_dict(r.id, r.placement),
+            steps_done=float(r.steps_done),
+            seconds_on=dict(r.seconds_on or {}),
+            metered_until=r.metered_until,
         )
 
     @staticmethod
@@ -376,11 +671,16 @@ class SqlStore(Queries):
 
     @staticmethod
     def _program(r: Any) -> Program:
-        return Program(r.id, r.name, int(r.budget_krw), float(r.start), r.end, bool(r.public),
-                       codec.rules_from_dict(r.rules or {}))
+        return Program(
+            r.id,
+            r.name,
+            int(r.budget_krw),
+            float(r.start),
+            r.end,
+            bool(r.public),
+            codec.rules_from_dict(r.rules or {}),
+        )
 
     @staticmethod
     def _grant(r: Any) -> Grant:
         return Grant(r.id, r.program, r.tenant, int(r.amount_krw), int(r.spent_krw), float(r.start), r.end)
-
-

@@ -74,3 +74,32 @@ class UsageRow:
     jobs: int
     device_hours: float
     krw: int
+
+
+def row_view(r: Any, charged: int | None = None) -> JobView:
+    """A JobView from a jobs row (a Row, or the dict a submission inserts; ``seq`` 0 when not known)."""
+    d: dict[str, Any] = r if isinstance(r, dict) else r._asdict()
+
+    def g(k: str) -> Any:
+        return d.get(k)
+
+    return JobView(
+        id=g("id"),
+        seq=int(g("seq") or 0),
+        tenant=g("tenant"),
+        name=g("name"),
+        state=JobState(g("state")),
+        reason=g("reason"),
+        position=g("position"),
+        placement=g("placement"),
+        steps_done=float(g("steps_done")),
+        submit_time=float(g("submit_time")),
+        start_time=g("start_time"),
+        end_time=g("end_time"),
+        preemptions=int(g("preemptions")),
+        attempts=int(g("attempts")),
+        spec=dict(g("spec")),
+        run=dict(g("run")),
+        reserved_krw=int(g("reserved_krw")),
+        charged_krw=charged,
+    )

@@ -1,0 +1,85 @@
+"""Group commit: many submissions in one transaction keep submit()'s guarantees."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from accelpool.core.types import Grant, Job, Node, Program, Tenant
+from accelpool.storage.engine import sqlite_url
+from accelpool.storage.sql import SqlStore, Submission
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SqlStore(sqlite_url(tmp_path / "b.sqlite"))
+    s.add_nodes([Node("n0", "h100", 8)])
+    s.add_tenant(Tenant("t1"))
+    s.add_program(Program("p", "p", 10_000))
+    s.add_grant(Grant("g", "p", "t1", 1_000))
+    yield s
+    s.close()
+
+
+def sub(i, reserve=0, key=None):
+    return Submission(
+        Job(f"j{i}", tenant="t1", grant="g", submit_time=float(i)),
+        {"h100": 1.0},
+        name=f"n{i}",
+        idempotency_key=key,
+        reserve_krw=reserve,
+    )
+
+
+def test_holds_inside_one_batch_never_overcommit(store):
+    out = store.submit_many([sub(i, reserve=300) for i in range(5)])
+    assert [isinstance(r, ValueError) for r in out] == [False, False, False, True, True]
+    assert store.submit_many([sub(9, reserve=100)]) == [("j9", True)]
+    assert isinstance(store.submit_many([sub(10, reserve=1)])[0], ValueError)
+
+
+def test_idempotency_inside_a_batch_and_across(store):
+    out = store.submit_many([sub(1, key="k"), sub(2, key="k"), sub(3, key="other")])
+    assert out == [("j1", True), ("j1", False), ("j3", True)]
+    assert store.submit_many([sub(4, key="k")]) == [("j1", False)]
+    assert store.get_job("j2") is None
+
+
+def test_duplicate_id_is_refused_without_losing_the_rest(store):
+    store.submit_many([sub(1)])
+    out = store.submit_many([sub(1), sub(2)])
+    assert isinstance(out[0], ValueError) and out[1] == ("j2", True)
+
+
+def test_batcher_answers_after_commit_and_concurrently_never_overcommits(store):
+    results, lock = [], threading.Lock()
+    done = threading.Event()
+
+    def cb(r):
+        with lock:
+            results.append(r)
+            if len(results) == 40:
+                done.set()
+
+    b = store.batcher()
+    threads = [threading.Thread(target=lambda i=i: b.put(sub(100 + i, reserve=100), cb)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert done.wait(30)
+    ok = [r for r in results if not isinstance(r, Exception)]
+    assert len(ok) == 10  # 1,000 KRW / 100 held each
+    assert all(store.get_job(j) is not None for j, _ in ok)
+
+
+def test_reference_cache_sees_writes_through_the_store(store):
+    ref = store.reference()
+    assert store.reference() is ref
+    store.set_prices({"h100": 4000})
+    assert store.reference().prices == {"h100": 4000}
+    store.set_node_down("n0")
+    assert store.reference().nodes[0].down
+    store.add_grant(Grant("g2", "p", "t1", 5))
+    assert [g.id for g in store.reference().grants_by_tenant["t1"]] == ["g", "g2"]
