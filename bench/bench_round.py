@@ -27,14 +27,29 @@ TYPES = ("h100", "a100", "rngd", "rebel-quad")
 def fill(store: SqlStore, jobs: int, devices: int) -> None:
     per = devices // len(TYPES) // 8
     store.add_nodes([Node(f"{t}-{i:04d}", t, 8) for t in TYPES for i in range(per)])
-    rows, events = [], []
+    rows = []
     for i in range(jobs):
-        allowed = TYPES[i % 4: i % 4 + 2]
+        allowed = TYPES[i % 4 : i % 4 + 2]
         job = Job(f"j{i:06d}", tenant=f"t{i % 20}", scale=1 + i % 4, submit_time=float(i))
-        rows.append({"id": job.id, "tenant": job.tenant, "name": job.id, "spec": codec.job_to_dict(job),
-                     "run": {}, "throughput": {t: 1.0 + (i % 7) / 3 for t in allowed}, "state": "queued",
-                     "active": True, "steps_done": 0.0, "seconds_on": {}, "reason": "submitted",
-                     "submit_time": job.submit_time, "preemptions": 0, "attempts": 0, "reserved_krw": 0})
+        rows.append(
+            {
+                "id": job.id,
+                "tenant": job.tenant,
+                "name": job.id,
+                "spec": codec.job_to_dict(job),
+                "run": {},
+                "throughput": {t: 1.0 + (i % 7) / 3 for t in allowed},
+                "state": "queued",
+                "active": True,
+                "steps_done": 0.0,
+                "seconds_on": {},
+                "reason": "submitted",
+                "submit_time": job.submit_time,
+                "preemptions": 0,
+                "attempts": 0,
+                "reserved_krw": 0,
+            }
+        )
     with store.write() as c:
         c.execute(insert(T.jobs), rows)
 
@@ -48,8 +63,14 @@ def one_round(store: SqlStore, policy_name: str, now: float) -> dict[str, float]
     t2 = time.perf_counter()
     store.record_decision(decision)
     t3 = time.perf_counter()
-    return {"read": t1 - t0, "decide": t2 - t1, "write": t3 - t2, "total": t3 - t0,
-            "started": len(decision.start), "waiting": len(decision.waiting)}
+    return {
+        "read": t1 - t0,
+        "decide": t2 - t1,
+        "write": t3 - t2,
+        "total": t3 - t0,
+        "started": len(decision.start),
+        "waiting": len(decision.waiting),
+    }
 
 
 def run(url: str, label: str, jobs: int, devices: int, policy: str) -> None:
@@ -57,9 +78,11 @@ def run(url: str, label: str, jobs: int, devices: int, policy: str) -> None:
     fill(store, jobs, devices)
     for k in range(2):  # round 1: everything new; round 2: steady state (mostly unchanged waits)
         r = one_round(store, policy, 1e6 + k)
-        print(f"{label} round {k + 1}: {jobs} jobs x {devices} devices, policy {policy}: read {r['read']:.3f} s, "
-              f"decide {r['decide']:.3f} s, write {r['write']:.3f} s, total {r['total']:.3f} s "
-              f"({r['total'] / 1.0:.2f} x the 1 s target; started {r['started']:.0f}, waiting {r['waiting']:.0f})")
+        print(
+            f"{label} round {k + 1}: {jobs} jobs x {devices} devices, policy {policy}: read {r['read']:.3f} s, "
+            f"decide {r['decide']:.3f} s, write {r['write']:.3f} s, total {r['total']:.3f} s "
+            f"({r['total'] / 1.0:.2f} x the 1 s target; started {r['started']:.0f}, waiting {r['waiting']:.0f})"
+        )
     store.close()
 
 

@@ -48,14 +48,22 @@ def start_cluster() -> str | None:
         shutil.chown(root, "postgres")
         shutil.chown(sock, "postgres")
         os.chmod(root, 0o755)
-    subprocess.run(_as_postgres_user([initdb, "-D", str(data), "-U", "accelpool", "--auth=trust", "-E", "UTF8"]),
-                   check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres_user([initdb, "-D", str(data), "-U", "accelpool", "--auth=trust", "-E", "UTF8"]),
+        check=True,
+        capture_output=True,
+    )
     opts = f"-c listen_addresses='' -k {sock} -c fsync=off -c synchronous_commit=off -c max_connections=200"
-    subprocess.run(_as_postgres_user([pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"]),
-                   check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres_user([pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"]),
+        check=True,
+        capture_output=True,
+    )
 
     def _stop() -> None:
-        subprocess.run(_as_postgres_user([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
+        subprocess.run(
+            _as_postgres_user([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
+        )
         shutil.rmtree(root, ignore_errors=True)
 
     atexit.register(_stop)

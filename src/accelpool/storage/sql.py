@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Text, bindparam, cast, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -35,7 +35,7 @@ from accelpool.core.types import (
 from accelpool.ports import EventKind, ExecutorEvent, RunSpec
 from accelpool.storage import codec, migrate
 from accelpool.storage import tables as T
-from accelpool.storage.engine import make_engines
+from accelpool.storage.engine import json_deserializer, json_serializer, make_engines
 from accelpool.storage.queries import Queries
 from accelpool.storage.views import NodeView
 
@@ -71,6 +71,21 @@ class Submission:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# PostgreSQL: bulk updates as one UPDATE ... FROM unnest(arrays) (one round trip instead of one per row).
+_PG_STARTS = text(
+    'UPDATE jobs SET placement = CAST(u.pl AS json), metered_until = :now, "position" = NULL, '
+    "state = 'running', reason = u.why, start_time = COALESCE(jobs.start_time, :now), "
+    "attempts = jobs.attempts + 1 "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:pls AS text[]), CAST(:whys AS text[])) AS u(id, pl, why) "
+    "WHERE jobs.id = u.id"
+)
+_PG_WAITS = text(
+    'UPDATE jobs SET reason = u.r, "position" = u.p '
+    "FROM unnest(CAST(:ids AS text[]), CAST(:rs AS text[]), CAST(:ps AS integer[])) AS u(id, r, p) "
+    "WHERE jobs.id = u.id"
+)
+
+
 class SqlStore(Queries):
     """``url``: a SQLAlchemy URL (``sqlite+pysqlite:///path`` or ``postgresql+psycopg://...``).
 
@@ -82,6 +97,7 @@ class SqlStore(Queries):
     ) -> None:
         self.url = url
         self.engine, self.read_engine = make_engines(url)
+        self._pg = self.engine.dialect.name == "postgresql"
         if upgrade:
             migrate.upgrade(self.engine)
         elif migrate.check(self.engine) != migrate.head():
@@ -406,7 +422,7 @@ class SqlStore(Queries):
             job_rows = c.execute(
                 select(
                     T.jobs.c.id,
-                    T.jobs.c.spec,
+                    cast(T.jobs.c.spec, Text).label("spec"),  # parsed only for jobs not yet cached
                     T.jobs.c.state,
                     T.jobs.c.placement,
                     T.jobs.c.steps_done,
@@ -467,20 +483,31 @@ class SqlStore(Queries):
                     }
                     for p in decision.start
                 ]
-                c.execute(
-                    update(T.jobs)
-                    .where(T.jobs.c.id == bindparam("jid"))
-                    .values(
-                        placement=bindparam("pl"),
-                        metered_until=now,
-                        position=None,
-                        state=JobState.RUNNING.value,
-                        reason=bindparam("why"),
-                        start_time=func.coalesce(T.jobs.c.start_time, now),
-                        attempts=T.jobs.c.attempts + 1,
-                    ),
-                    starts,
-                )
+                if self._pg:  # one statement, one round trip, whatever the number of starts
+                    c.execute(
+                        _PG_STARTS,
+                        {
+                            "ids": [s["jid"] for s in starts],
+                            "pls": [json_serializer(s["pl"]) for s in starts],
+                            "whys": [s["why"] for s in starts],
+                            "now": now,
+                        },
+                    )
+                else:
+                    c.execute(
+                        update(T.jobs)
+                        .where(T.jobs.c.id == bindparam("jid"))
+                        .values(
+                            placement=bindparam("pl"),
+                            metered_until=now,
+                            position=None,
+                            state=JobState.RUNNING.value,
+                            reason=bindparam("why"),
+                            start_time=func.coalesce(T.jobs.c.start_time, now),
+                            attempts=T.jobs.c.attempts + 1,
+                        ),
+                        starts,
+                    )
                 c.execute(
                     insert(T.job_events),
                     [
@@ -496,7 +523,16 @@ class SqlStore(Queries):
                 pos = decision.positions.get(job_id)
                 if self._waits.get(job_id) != (reason, pos):
                     changed.append({"jid": job_id, "r": reason, "p": pos})
-            if changed:
+            if changed and self._pg:  # only rows whose reason or position changed, in one statement
+                c.execute(
+                    _PG_WAITS,
+                    {
+                        "ids": [ch["jid"] for ch in changed],
+                        "rs": [ch["r"] for ch in changed],
+                        "ps": [ch["p"] for ch in changed],
+                    },
+                )
+            elif changed:
                 c.execute(
                     update(T.jobs)
                     .where(T.jobs.c.id == bindparam("jid"))
@@ -645,10 +681,11 @@ class SqlStore(Queries):
         self._transition(c, job_id, state, now, reason)
         return state
 
-    def _job(self, job_id: str, spec: dict[str, Any]) -> Job:
+    def _job(self, job_id: str, spec: dict[str, Any] | str) -> Job:
         job = self._jobs.get(job_id)
         if job is None:
-            job = self._jobs[job_id] = codec.job_from_dict(spec)
+            d = json_deserializer(spec) if isinstance(spec, str) else spec
+            job = self._jobs[job_id] = codec.job_from_dict(d)
         return job
 
     def _status(self, r: Any) -> JobStatus:

@@ -29,7 +29,8 @@ metadata = MetaData()
 SeqKey = BigInteger().with_variant(Integer(), "sqlite")
 
 tenants = Table(
-    "tenants", metadata,
+    "tenants",
+    metadata,
     Column("id", String(64), primary_key=True),
     Column("name", String(200), nullable=False, default=""),
     Column("weight", Float, nullable=False, default=1.0),
@@ -38,7 +39,8 @@ tenants = Table(
 )
 
 programs = Table(
-    "programs", metadata,
+    "programs",
+    metadata,
     Column("id", String(64), primary_key=True),
     Column("name", String(200), nullable=False, default=""),
     Column("budget_krw", BigInteger, nullable=False),
@@ -49,7 +51,8 @@ programs = Table(
 )
 
 grants = Table(
-    "grants", metadata,
+    "grants",
+    metadata,
     Column("id", String(64), primary_key=True),
     Column("program", String(64), ForeignKey("programs.id"), nullable=False),
     Column("tenant", String(64), ForeignKey("tenants.id"), nullable=False),
@@ -62,13 +65,15 @@ grants = Table(
 )
 
 prices = Table(
-    "prices", metadata,
+    "prices",
+    metadata,
     Column("accelerator", String(64), primary_key=True),
     Column("krw_per_device_hour", BigInteger, nullable=False),
 )
 
 nodes = Table(
-    "nodes", metadata,
+    "nodes",
+    metadata,
     Column("name", String(128), primary_key=True),
     Column("accelerator", String(64), nullable=False),
     Column("devices", Integer, nullable=False),
@@ -78,7 +83,8 @@ nodes = Table(
 )
 
 jobs = Table(
-    "jobs", metadata,
+    "jobs",
+    metadata,
     Column("seq", SeqKey, primary_key=True, autoincrement=True),
     Column("id", String(64), nullable=False, unique=True),
     Column("tenant", String(64), nullable=False),
@@ -107,7 +113,8 @@ jobs = Table(
 )
 
 job_events = Table(
-    "job_events", metadata,
+    "job_events",
+    metadata,
     Column("seq", SeqKey, primary_key=True, autoincrement=True),
     Column("job", String(64), nullable=False),
     Column("time", Float, nullable=False),
@@ -117,7 +124,8 @@ job_events = Table(
 )
 
 charges = Table(
-    "charges", metadata,
+    "charges",
+    metadata,
     Column("seq", SeqKey, primary_key=True, autoincrement=True),
     Column("job", String(64), nullable=False),
     Column("tenant", String(64), nullable=False),
@@ -133,9 +141,12 @@ charges = Table(
 )
 
 tokens = Table(
-    "tokens", metadata,
+    "tokens",
+    metadata,
     Column("id", String(32), primary_key=True),
-    Column("hash", String(64), nullable=False, unique=True),  # sha256 of the secret; the secret is never stored
+    Column(
+        "hash", String(64), nullable=False, unique=True
+    ),  # sha256 of the secret; the secret is never stored
     Column("name", String(200), nullable=False, default=""),
     Column("role", String(32), nullable=False),  # admin | program-manager | member
     Column("tenant", String(64), nullable=True),
