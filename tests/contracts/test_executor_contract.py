@@ -150,6 +150,25 @@ def test_starting_a_running_job_twice_is_refused(harness: Harness) -> None:
         harness.executor.start(harness.launch("a", "long"))
 
 
+def test_a_job_being_stopped_can_be_started_again_at_once(harness: Harness) -> None:
+    """The reconciler stops and starts a job in one round when the scheduler moves it (or preempts it and
+    places it again): the stopped attempt is reported as stopped, then the new attempt runs to its end."""
+    harness.executor.start(harness.launch("mv", "long"))
+    harness.until(lambda: any(e.job == "mv" and e.kind == EventKind.STARTED for e in harness.events))
+    harness.executor.stop("mv", "moved")
+    harness.executor.start(harness.launch("mv", "ok"))
+    assert "mv" in harness.executor.active()
+    harness.until(
+        lambda: any(e.job == "mv" and e.kind == EventKind.EXITED and e.exit_code == 0 for e in harness.events)
+    )
+    ends = [e for e in harness.events if e.job == "mv" and e.kind in (EventKind.EXITED, EventKind.LOST)]
+    assert [e.kind for e in ends] == [EventKind.EXITED, EventKind.EXITED]
+    assert ends[0].reason.startswith("stopped: moved") and ends[1].exit_code == 0
+    starts = [e for e in harness.events if e.job == "mv" and e.kind == EventKind.STARTED]
+    assert len(starts) == 2 and starts[1].time >= ends[0].time
+    harness.until(lambda: "mv" not in harness.executor.active())
+
+
 def test_successful_job_exits_with_code_zero_and_leaves_active(harness: Harness) -> None:
     harness.executor.start(harness.launch("ok", "ok"))
     end = harness.end_of("ok")

@@ -186,3 +186,103 @@ def test_vanished_process_without_exit_record_is_lost(tmp_path: Path) -> None:
     end, _ = wait_end(ex2, "v")
     assert end.kind == EventKind.LOST
     ex2.close()
+
+
+def test_job_started_again_while_being_stopped_restarts_after_the_old_attempt_ends(tmp_path: Path) -> None:
+    """The scheduler may preempt a job and place it again (or move it) in one round: the reconciler then
+    calls stop() and start() on it back to back. The new attempt starts once the old one has ended."""
+    ex = LocalExecutor(tmp_path)
+    ex.start(
+        launch(
+            "m",
+            "trap 'echo term; sleep 0.3; exit 0' TERM; echo run-$ACCELPOOL_ATTEMPT; "
+            "while true; do sleep 0.05; done",
+            grace_seconds=5.0,
+        )
+    )
+    time.sleep(0.3)
+    ex.stop("m", "moved")
+    again = launch("m", "echo run-$ACCELPOOL_ATTEMPT; exit 0")
+    ex.start(Launch(again.job, again.placement, again.run, 1.0, 0.0, attempt=4))  # no RuntimeError
+    assert ex.active() == {"m"}
+    seen: list[ExecutorEvent] = []
+    deadline = time.time() + 10
+    while time.time() < deadline and not any(e.kind == EventKind.EXITED and e.exit_code == 0 for e in seen):
+        seen += ex.poll()
+        time.sleep(0.05)
+    kinds = [(e.kind, e.exit_code) for e in seen if e.kind != EventKind.PROGRESS]
+    assert kinds == [
+        (EventKind.STARTED, None),
+        (EventKind.EXITED, -15),
+        (EventKind.STARTED, None),
+        (EventKind.EXITED, 0),
+    ], seen
+    assert next(e for e in seen if e.kind == EventKind.EXITED).reason.startswith("stopped: moved")
+    text = ex.logs("m")
+    assert text.index("run-3") < text.index("term") < text.index("run-4")
+    assert ex.active() == set()
+    ex.close()
+
+
+def test_job_that_finished_before_its_stop_reports_its_real_exit_and_is_not_restarted(tmp_path: Path) -> None:
+    ex = LocalExecutor(tmp_path)
+    ex.start(launch("f", "echo done"))
+    time.sleep(0.5)  # it has exited; no poll() has seen it yet
+    ex.stop("f", "moved")
+    ex.start(launch("f", "echo second"))
+    end, seen = wait_end(ex, "f")
+    assert end.kind == EventKind.EXITED and end.exit_code == 0 and not end.reason.startswith("stopped")
+    for _ in range(3):
+        seen += ex.poll()
+    assert [e.kind for e in seen].count(EventKind.STARTED) == 1  # the first attempt only
+    assert "second" not in ex.logs("f") and ex.active() == set()
+    ex.close()
+
+
+def test_an_end_reported_but_not_yet_acknowledged_is_reported_again_after_a_crash(tmp_path: Path) -> None:
+    """poll() reported the exit, then the control plane died before recording it: the next executor on the
+    same state dir reports it again (instead of the store calling a finished job lost and rerunning it)."""
+    ex = LocalExecutor(tmp_path)
+    ex.start(launch("a", "exit 0"))
+    wait_end(ex, "a")
+    ex._closed.set()  # a crash: no close(), so nothing is acknowledged
+    ex2 = LocalExecutor(tmp_path)
+    assert ex2.active() == {"a"}
+    end, _ = wait_end(ex2, "a")
+    assert end.exit_code == 0
+    ex2.poll()  # acknowledges it
+    ex2.close()
+    assert LocalExecutor(tmp_path).active() == set()
+
+
+def test_a_process_spawned_but_not_recorded_never_runs_its_command(tmp_path: Path) -> None:
+    """The wrapper waits for the job's state file; if the control plane dies before writing it, the command
+    never runs, so a restarted control plane cannot end up with an unknown copy of the job."""
+    import subprocess
+    import sys
+
+    from accelpool.executors.local import _WRAPPER
+
+    jdir = tmp_path / "j"
+    jdir.mkdir()
+    marker = tmp_path / "ran"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time; subprocess.Popen(sys.argv[1:]); time.sleep(0.3)",
+            sys.executable,
+            "-c",
+            _WRAPPER,
+            str(jdir / "exit.0"),
+            str(jdir / "state.json"),
+            "/bin/sh",
+            "-c",
+            f"touch {marker}",
+        ]
+    )
+    parent.wait()
+    time.sleep(0.5)
+    (jdir / "state.json").write_text("{}")  # too late: the wrapper has gone
+    time.sleep(0.3)
+    assert not marker.exists() and not (jdir / "exit.0").exists()

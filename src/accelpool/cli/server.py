@@ -13,16 +13,41 @@ from accelpool.cli.render import console, emit_json
 def register(app: typer.Typer) -> None:
     @app.command("up")
     def up(
-        data_dir: Annotated[Path | None, typer.Option(help="state, tokens and logs (default ~/.accelpool)")] = None,
-        database_url: Annotated[str | None, typer.Option(
-            help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default: SQLite in the data dir)")] = None,
+        data_dir: Annotated[
+            Path | None, typer.Option(help="state, tokens and logs (default ~/.accelpool)")
+        ] = None,
+        database_url: Annotated[
+            str | None,
+            typer.Option(
+                help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default: SQLite in the data dir)"
+            ),
+        ] = None,
         host: Annotated[str, typer.Option()] = "127.0.0.1",
         port: Annotated[int, typer.Option()] = 8470,
-        demo: Annotated[bool, typer.Option(help="seed an emulated pool, a program, grants and example jobs")] = False,
-        round_seconds: Annotated[float, typer.Option(min=0.05, help="seconds between scheduling rounds")] = 3.0,
+        demo: Annotated[
+            bool, typer.Option(help="seed an emulated pool, a program, grants and example jobs")
+        ] = False,
+        round_seconds: Annotated[
+            float, typer.Option(min=0.05, help="seconds between scheduling rounds")
+        ] = 3.0,
         policy: Annotated[str, typer.Option(help="scheduling policy")] = "max-min-fairness",
-        executor: Annotated[str, typer.Option(help="local (subprocesses) or fake (no processes)")] = "local",
-        no_upgrade: Annotated[bool, typer.Option(help="refuse to start instead of migrating the schema")] = False,
+        executor: Annotated[
+            str,
+            typer.Option(
+                help="local (subprocesses here), ray (a Ray cluster; nodes discovered from it) or fake"
+            ),
+        ] = "local",
+        ray_address: Annotated[
+            str | None,
+            typer.Option(help="--executor ray: the cluster, e.g. auto, HOST:6379 or ray://HOST:10001"),
+        ] = None,
+        ray_namespace: Annotated[
+            str,
+            typer.Option(help="--executor ray: namespace of accelpool's actors (keep it across restarts)"),
+        ] = "accelpool",
+        no_upgrade: Annotated[
+            bool, typer.Option(help="refuse to start instead of migrating the schema")
+        ] = False,
     ) -> None:
         """Serve the API, run the scheduling rounds and the executor (one process)."""
         import logging
@@ -30,18 +55,35 @@ def register(app: typer.Typer) -> None:
         from accelpool.core.errors import InputError
         from accelpool.service.server import Options, Service, default_data_dir
 
-        if executor not in ("local", "fake"):
-            raise InputError("must be 'local' or 'fake'", field="--executor", value=executor)
+        if executor not in ("local", "ray", "fake"):
+            raise InputError("must be 'local', 'ray' or 'fake'", field="--executor", value=executor)
+        if ray_address is not None and executor != "ray":
+            raise InputError("only with --executor ray", field="--ray-address", value=ray_address)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        opts = Options(data_dir=data_dir or default_data_dir(), database_url=database_url, host=host, port=port,
-                       demo=demo, round_seconds=round_seconds, policy=policy, executor=executor,
-                       upgrade=not no_upgrade)
+        opts = Options(
+            data_dir=data_dir or default_data_dir(),
+            database_url=database_url,
+            host=host,
+            port=port,
+            demo=demo,
+            round_seconds=round_seconds,
+            policy=policy,
+            executor=executor,
+            ray_address=ray_address,
+            ray_namespace=ray_namespace,
+            upgrade=not no_upgrade,
+        )
         service = Service(opts)
         service.bootstrap()
         for m in service.messages:
             console.print(m, highlight=False)
-        console.print(f"accelpool serving on http://{host}:{port}  (data: {opts.data_dir}, "
-                      f"database: {opts.url.split('?')[0]})", highlight=False)
+        console.print(
+            f"accelpool serving on http://{host}:{port}  (data: {opts.data_dir}, "
+            f"database: {opts.url.split('?')[0]})",
+            highlight=False,
+        )
+        for name, why in sorted(service.unrecognized.items()):
+            console.print(f"warning: node {name} is not in the pool: {why}", highlight=False)
         console.print(f"try: accelpool --help; accelpool jobs --data-dir {opts.data_dir}", highlight=False)
         service.serve()
 

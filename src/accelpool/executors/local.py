@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -62,22 +63,30 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from accelpool.core.types import AcceleratorType
+from accelpool.executors.env import ExtraEnv, base_env, devices_str, job_env
 from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch
 
-ExtraEnv = Mapping[str, str] | Callable[[Launch], Mapping[str, str]]
+log = logging.getLogger(__name__)
 
-# The wrapper: run the command in the same process group, ignore SIGTERM itself (the command gets it from
-# the group signal), write the command's exit code (negative: killed by that signal) atomically, exit.
+# The wrapper: wait until the executor has recorded the job (its state file exists; if the control plane
+# dies first, exit without running anything, so no unrecorded process can survive a crash), then run the
+# command in the same process group, ignore SIGTERM itself (the command gets it from the group signal), write
+# the command's exit code (negative: killed by that signal) atomically, exit.
 _WRAPPER = r"""
-import os, signal, subprocess, sys
+import os, signal, subprocess, sys, time
 signal.signal(signal.SIGTERM, lambda *_: None)
-exit_file = sys.argv[1]
-p = subprocess.Popen(sys.argv[2:])
+exit_file, gate = sys.argv[1], sys.argv[2]
+parent = os.getppid()
+while not os.path.exists(gate):
+    if os.getppid() != parent:
+        sys.exit(0)
+    time.sleep(0.002)
+p = subprocess.Popen(sys.argv[3:])
 while True:
     try:
         code = p.wait()
@@ -147,6 +156,8 @@ class _Job:
     killed: bool = False
     last_steps: float | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    pending: Launch | None = None  # the next attempt, started once this one has ended
+    ended_before_stop: bool = False  # stop() came after every rank had exited: report the real exit
 
     def state(self) -> dict[str, object]:
         return {
@@ -194,6 +205,7 @@ class LocalExecutor:
         self._lock = threading.RLock()
         self._jobs: dict[str, _Job] = {}
         self._events: list[ExecutorEvent] = []
+        self._unacked: dict[str, _Job] = {}  # ended jobs reported by the last poll(); forgotten by the next
         self._closed = threading.Event()
         self._interval = reaper_interval_seconds
         self._adopt()
@@ -205,8 +217,20 @@ class LocalExecutor:
     def start(self, launch: Launch) -> None:
         job_id = launch.job.id
         with self._lock:
-            if job_id in self._jobs:
-                raise RuntimeError(f"job {job_id} is already running")
+            old = self._jobs.get(job_id)
+            if old is not None:
+                if old.stop_reason is None and not old.ended_before_stop:
+                    raise RuntimeError(f"job {job_id} is already running")
+                # Being stopped (e.g. preempted and placed again in one round, or moved): start the new
+                # attempt once poll() has seen the old one end and reported it.
+                old.pending = launch
+                return
+            self._launch(launch)
+
+    def _launch(self, launch: Launch) -> None:
+        job_id = launch.job.id
+        with self._lock:
+            self._unacked.pop(job_id, None)
             jdir = self.jobs_dir / _safe(job_id)
             if jdir.exists():
                 shutil.rmtree(jdir)
@@ -214,7 +238,9 @@ class LocalExecutor:
             log_path = self.log_path(job_id)
             shares = list(launch.placement.devices) or [("local", ())]
             with open(log_path, "ab") as log:
-                log.write(f"=== accelpool: attempt {launch.attempt} on {_devices_str(launch)} ===\n".encode())
+                log.write(
+                    f"=== accelpool: attempt {launch.attempt} on {devices_str(launch.placement)} ===\n".encode()
+                )
             ranks: list[_Rank] = []
             try:
                 for rank, (node, devices) in enumerate(shares):
@@ -226,13 +252,17 @@ class LocalExecutor:
                 raise
             job = _Job(job_id, jdir, ranks, launch.attempt, float(launch.run.grace_seconds))
             self._jobs[job_id] = job
-            self._save(job)
+            self._save(job)  # opens the wrappers' gate: from now on a restarted executor adopts the job
             self._events.append(ExecutorEvent(job_id, EventKind.STARTED, self.clock.now()))
 
     def stop(self, job_id: str, reason: str) -> None:
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None or job.stop_reason is not None:
+            if job is None or job.stop_reason is not None or job.ended_before_stop:
+                return
+            codes = [self._rank_code(job, i, r) for i, r in enumerate(job.ranks)]
+            if all(isinstance(c, int) for c in codes):
+                job.ended_before_stop = True  # nothing left to stop: poll() reports how it really ended
                 return
             job.stop_reason = reason
             self._terminate(job)
@@ -249,9 +279,16 @@ class LocalExecutor:
     def poll(self) -> list[ExecutorEvent]:
         with self._lock:
             self._enforce_deadlines()
+            # The ends reported by the previous poll() have been recorded by the caller by now (the
+            # reconciler records a poll's events before it polls again): forget them. Until then their
+            # state file stays, so a crash in between makes a restarted executor report them again.
+            for done in self._unacked.values():
+                self._forget(done)
+            self._unacked.clear()
             now = self.clock.now()
             out = self._events
             self._events = []
+            relaunch: list[Launch] = []
             for job_id in sorted(self._jobs):
                 job = self._jobs[job_id]
                 steps = self._read_progress(job)
@@ -260,10 +297,47 @@ class LocalExecutor:
                     out.append(ExecutorEvent(job_id, EventKind.PROGRESS, now, steps=steps))
                 ended = self._check_ranks(job)
                 if ended is not None:
-                    out.append(ended)
                     del self._jobs[job_id]
-                    self._forget(job)
+                    if job.pending is not None:
+                        ended = self._before_relaunch(job, ended, relaunch)
+                    else:
+                        self._unacked[job_id] = job
+                    out.append(ended)
+            for launch in relaunch:
+                try:
+                    self._launch(launch)
+                except Exception as exc:  # could not start it: the store requeues it
+                    log.exception("restarting job %s failed", launch.job.id)
+                    self._events.append(
+                        ExecutorEvent(
+                            launch.job.id,
+                            EventKind.LOST,
+                            self.clock.now(),
+                            reason=f"lost: start failed ({type(exc).__name__})",
+                        )
+                    )
+                out += self._events  # its STARTED (or LOST), after the old attempt's end
+                self._events = []
             return out
+
+    def _before_relaunch(self, job: _Job, ended: ExecutorEvent, relaunch: list[Launch]) -> ExecutorEvent:
+        """The old attempt of a job that was started again has ended: the new attempt starts now, unless
+        the old one had really finished (exited on its own before the stop), which is reported as it is."""
+        assert job.pending is not None
+        self._forget(job)
+        if ended.kind == EventKind.EXITED and job.stop_reason is None:
+            log.info("job %s ended on its own before its restart; not starting it again", job.job_id)
+            return ended
+        relaunch.append(job.pending)
+        if ended.kind == EventKind.LOST:  # the store must not requeue it: its new attempt is recorded
+            return ExecutorEvent(
+                job.job_id,
+                EventKind.EXITED,
+                ended.time,
+                exit_code=-signal.SIGKILL,
+                reason=f"stopped: {job.stop_reason} ({ended.reason})",
+            )
+        return ended
 
     def active(self) -> set[str]:
         with self._lock:
@@ -281,6 +355,10 @@ class LocalExecutor:
         a pending SIGKILL deadline is enforced by that new executor."""
         self._closed.set()
         self._reaper.join(timeout=2.0)
+        with self._lock:  # the caller has recorded what the last poll() reported
+            for done in self._unacked.values():
+                self._forget(done)
+            self._unacked.clear()
 
     # -- extras -----------------------------------------------------------------------------------------
 
@@ -298,33 +376,17 @@ class LocalExecutor:
     def _env(
         self, launch: Launch, node: str, devices: tuple[int, ...], rank: int, n: int, jdir: Path
     ) -> dict[str, str]:
-        if self.inherit_env:
-            env = dict(os.environ)
-        else:
-            env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
-        env.update(launch.run.env)
-        acc = launch.placement.accelerator
-        t = self.catalog.get(acc)
-        visible = t.visible_devices_env if t is not None else "CUDA_VISIBLE_DEVICES"
-        env[visible] = ",".join(str(d) for d in devices)
-        env.update(
-            {
-                "ACCELPOOL_JOB_ID": launch.job.id,
-                "ACCELPOOL_ACCELERATOR": acc,
-                "ACCELPOOL_DEVICES": _devices_str(launch),
-                "ACCELPOOL_NODE": node,
-                "ACCELPOOL_NODE_RANK": str(rank),
-                "ACCELPOOL_NUM_NODES": str(n),
-                "ACCELPOOL_CHECKPOINT_DIR": launch.run.checkpoint_dir or "",
-                "ACCELPOOL_ATTEMPT": str(launch.attempt),
-                "ACCELPOOL_STEPS_DONE": repr(float(launch.steps_done)),
-                "ACCELPOOL_EXPECTED_STEPS_PER_SECOND": repr(float(launch.steps_per_second)),
-                "ACCELPOOL_PROGRESS_FILE": str(jdir / "progress"),
-            }
+        return job_env(
+            launch,
+            node=node,
+            rank=rank,
+            num_nodes=n,
+            catalog=self.catalog,
+            base=base_env(self.inherit_env),
+            devices=devices,
+            progress_file=str(jdir / "progress"),
+            extra_env=self.extra_env,
         )
-        extra = self.extra_env(launch) if callable(self.extra_env) else (self.extra_env or {})
-        env.update(extra)
-        return env
 
     def _spawn(
         self, launch: Launch, env: dict[str, str], exit_file: Path, log_path: Path, node: str
@@ -339,6 +401,7 @@ class LocalExecutor:
             "-c",
             _WRAPPER,
             str(exit_file),
+            str(exit_file.parent / "state.json"),
             self.shell,
             "-c",
             launch.run.command,
@@ -469,10 +532,6 @@ class LocalExecutor:
                     for r in job.ranks:
                         if r.proc is not None:
                             r.proc.poll()
-
-
-def _devices_str(launch: Launch) -> str:
-    return ";".join(f"{n}:{','.join(str(d) for d in ds)}" for n, ds in launch.placement.devices)
 
 
 def _read_int(path: Path, default: int | None) -> int | None:

@@ -31,7 +31,7 @@ label ``accelpool.io/node`` if set, else ``ray-<first 12 hex digits of the Ray n
 
 A placement becomes a detached, named placement group (one bundle per node share, each bundle pinned to its
 node with the ``ray.io/node-id`` label selector; STRICT_PACK for one node, STRICT_SPREAD otherwise) and one
-detached, named actor per bundle (``accelpool/<job>/a<attempt>/r<rank>``) that runs the command as a
+detached, named actor per bundle (``accelpool/<job>/a<attempt>-<tag>/r<rank>``, a fresh tag per start) that runs the command as a
 subprocess in its own process group, with the type's visible-devices variable set to the device ids Ray
 assigned to the actor, and the same ACCELPOOL_* variables as the LocalExecutor. ``start`` does not wait:
 STARTED is reported by the poll that sees every rank's process running.
@@ -49,18 +49,18 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from accelpool.core.types import AcceleratorType, Node
+from accelpool.executors.env import ExtraEnv, job_env, visible_devices_env
 from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch
 
 log = logging.getLogger(__name__)
-
-ExtraEnv = Mapping[str, str] | Callable[[Launch], Mapping[str, str]]
 PREFIX = "accelpool/"
 NODE_LABEL = "accelpool.io/node"
 TYPE_LABEL = "accelpool.io/accelerator"
@@ -226,6 +226,7 @@ class _RayJob:
     force_at: float | None = None
     last_steps: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    pending: Launch | None = None  # the next attempt, started once this one has ended
 
 
 def _safe(s: str) -> str:
@@ -365,8 +366,12 @@ class RayExecutor:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         job_id = launch.job.id
-        if job_id in self._jobs:
-            raise RuntimeError(f"job {job_id} is already running")
+        old = self._jobs.get(job_id)
+        if old is not None:
+            if old.stop_reason is None:
+                raise RuntimeError(f"job {job_id} is already running")
+            old.pending = launch  # being stopped (preempted and placed again, or moved): start it after
+            return
         p = launch.placement
         t = self.catalog.get(p.accelerator)
         resource = t.ray_resource if t is not None else None
@@ -384,7 +389,9 @@ class RayExecutor:
             )
             return
         node_ids = [self._node_ids[n] for n in p.nodes]
-        base = f"{PREFIX}{job_id}/a{launch.attempt}"
+        # a tag per start: a restarted control plane counts attempts from 1 again, and a killed actor's
+        # name is released only some time after ray.kill()
+        base = f"{PREFIX}{job_id}/a{launch.attempt}-{secrets.token_hex(4)}"
         pg = placement_group(
             [{resource: float(len(d))} for _, d in p.devices],
             strategy="STRICT_PACK" if len(p.devices) == 1 else "STRICT_SPREAD",
@@ -392,7 +399,7 @@ class RayExecutor:
             lifetime="detached",
             bundle_label_selector=[{NODE_ID_LABEL: nid} for nid in node_ids],
         )
-        remote_base = f"{self.remote_dir}/{_safe(job_id)}-a{launch.attempt}"
+        remote_base = f"{self.remote_dir}/{_safe(job_id)}-{base.rsplit('/', 1)[1]}"
         ranks = []
         for rank, ((node, devs), nid) in enumerate(zip(p.devices, node_ids, strict=True)):
             info = {
@@ -405,7 +412,7 @@ class RayExecutor:
                 "pg": f"{base}/pg",
                 "grace": float(launch.run.grace_seconds),
                 "resource": resource,
-                "visible_env": t.visible_devices_env if t else "CUDA_VISIBLE_DEVICES",
+                "visible_env": visible_devices_env(self.catalog, p.accelerator),
                 "indices": ",".join(str(d) for d in devs),
                 "remote_dir": f"{remote_base}/r{rank}",
             }
@@ -488,25 +495,10 @@ class RayExecutor:
         return ExecutorEvent(job, kind, self.clock.now(), exit_code=code, reason=reason)
 
     def _env(self, launch: Launch, node: str, rank: int, n: int) -> dict[str, str]:
-        env = dict(launch.run.env)
-        env.update(
-            {
-                "ACCELPOOL_JOB_ID": launch.job.id,
-                "ACCELPOOL_ACCELERATOR": launch.placement.accelerator,
-                "ACCELPOOL_DEVICES": ";".join(
-                    f"{nd}:{','.join(map(str, d))}" for nd, d in launch.placement.devices
-                ),
-                "ACCELPOOL_NODE": node,
-                "ACCELPOOL_NODE_RANK": str(rank),
-                "ACCELPOOL_NUM_NODES": str(n),
-                "ACCELPOOL_CHECKPOINT_DIR": launch.run.checkpoint_dir or "",
-                "ACCELPOOL_ATTEMPT": str(launch.attempt),
-                "ACCELPOOL_STEPS_DONE": repr(float(launch.steps_done)),
-                "ACCELPOOL_EXPECTED_STEPS_PER_SECOND": repr(float(launch.steps_per_second)),
-            }
+        # the actor adds the visible-devices variable (the ids Ray assigned) and the progress file
+        return job_env(
+            launch, node=node, rank=rank, num_nodes=n, catalog=self.catalog, extra_env=self.extra_env
         )
-        env.update(self.extra_env(launch) if callable(self.extra_env) else (self.extra_env or {}))
-        return env
 
     def _check_started(self, job: _RayJob, now_wall: float) -> None:
         pending = [r for r in job.ranks if not r.started]
@@ -652,7 +644,29 @@ class RayExecutor:
         except Exception:
             pass
         self._jobs.pop(job.job_id, None)
+        pending, job.pending = job.pending, None
+        if pending is None:
+            self._events.append(event)
+            return
+        if event.kind == EventKind.EXITED and job.stop_reason is None:
+            self._events.append(event)  # it really ended (failed) before its restart: report that
+            return
+        if event.kind == EventKind.LOST:  # not requeued by the store: its new attempt is recorded
+            event = ExecutorEvent(
+                job.job_id,
+                EventKind.EXITED,
+                event.time,
+                exit_code=-9,
+                reason=f"stopped: {job.stop_reason} ({event.reason})",
+            )
         self._events.append(event)
+        try:
+            self.start(pending)
+        except Exception as exc:
+            log.exception("restarting job %s failed", job.job_id)
+            self._events.append(
+                self._ev(job.job_id, EventKind.LOST, f"lost: start failed ({type(exc).__name__})")
+            )
 
     def _adopt(self) -> None:
         """Find this namespace's named runner actors (detached, so they outlived the old control plane)."""
@@ -663,17 +677,18 @@ class RayExecutor:
             for a in self._ray.util.list_named_actors(all_namespaces=True)
             if a.get("namespace") == self.namespace and a["name"].startswith(PREFIX)
         ]
-        groups: dict[tuple[str, int], list[tuple[int, Any]]] = {}
+        groups: dict[tuple[str, int, str], list[tuple[int, Any]]] = {}
         for name in names:
-            m = re.match(rf"^{re.escape(PREFIX)}(.*)/a(\d+)/r(\d+)$", name)
+            m = re.match(rf"^{re.escape(PREFIX)}(.*)/a(\d+)(-[0-9a-f]+)?/r(\d+)$", name)
             if m is None:
                 continue
             try:
                 actor = self._ray.get_actor(name, namespace=self.namespace)
             except ValueError:
                 continue
-            groups.setdefault((m.group(1), int(m.group(2))), []).append((int(m.group(3)), actor))
-        for (job_id, attempt), found in sorted(groups.items()):
+            key = (m.group(1), int(m.group(2)), m.group(3) or "")
+            groups.setdefault(key, []).append((int(m.group(4)), actor))
+        for (job_id, attempt, _tag), found in sorted(groups.items()):
             found.sort(key=lambda x: x[0])
             try:
                 infos = self._ray.get([a.info.remote() for _, a in found], timeout=10)

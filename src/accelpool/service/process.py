@@ -26,14 +26,27 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServerProcess:
-        cmd = [sys.executable, "-m", "accelpool.cli.main", "up", "--data-dir", str(self.data_dir),
-               "--port", str(self.port), *self.args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "accelpool.cli.main",
+            "up",
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            *self.args,
+        ]
         log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ},
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ}, start_new_session=True
+        )
         if not wait_healthy(self.url, timeout=60):
             self.kill()
-            raise RuntimeError("server did not become healthy: " + (self.data_dir.parent / f"server-{self.port}.log").read_text())
+            raise RuntimeError(
+                "server did not become healthy: "
+                + (self.data_dir.parent / f"server-{self.port}.log").read_text()
+            )
         return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:

@@ -1,13 +1,20 @@
 """`accelpool up`: one process serving the API, running the scheduling rounds and driving an executor.
 
-    thread "reconciler":  recover() once, then every round (or at once when woken by a submission):
-                          stop cancelled jobs' processes, Reconciler.step() (observe, meter, decide,
-                          record, act), sleep until the next round.
+    thread "reconciler":  sync nodes, recover() once, then every round (or at once when woken by a
+                          submission): stop cancelled jobs' processes, sync the pool's nodes from the
+                          executor (when it is a NodeSource, e.g. Ray), Reconciler.step() (observe, meter,
+                          decide, record, act), audit (store vs executor), sleep until the next round.
     main thread:          uvicorn serving create_app(store).
 
-Everything accepted is committed before the API answers 201, and the executor keeps its own state under
-the data directory, so after ``kill -9`` a restart finds every job and adopts still-running processes
-(the reconciler's recover() requeues any the executor lost and stops any the store does not know).
+Executors: ``local`` (subprocesses; state under <data-dir>/executor), ``ray`` (a Ray cluster at
+``ray_address``; nodes and devices discovered from it), ``fake`` (no processes; tests).
+
+Everything accepted is committed before the API answers 201, and the executor keeps its own state (the
+local executor under the data directory, the Ray executor in detached named actors), so after ``kill -9``
+a restart finds every job and adopts still-running work (the reconciler's recover() requeues any the
+executor lost and stops any the store does not know). While running, the audit requeues (reason
+``lost: not running in the executor``) a job the store calls running that the executor has not had for two
+rounds in a row, so no inconsistency can leave a job "running" forever.
 """
 
 from __future__ import annotations
@@ -22,10 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import Gauge
+
 from accelpool.api.app import Hooks, Metrics, create_app
 from accelpool.catalog import bundled_catalog
 from accelpool.core.allocation import Policy
-from accelpool.ports import Executor, Launch
+from accelpool.core.types import Node
+from accelpool.ports import EventKind, Executor, ExecutorEvent, Launch, NodeSource
 from accelpool.runtime.clock import SystemClock
 from accelpool.runtime.reconciler import Reconciler, RoundReport
 from accelpool.storage.engine import sqlite_url
@@ -62,7 +72,9 @@ class Options:
     demo: bool = False
     round_seconds: float = 3.0
     policy: str = "max-min-fairness"
-    executor: str = "local"  # local | fake
+    executor: str = "local"  # local | ray | fake
+    ray_address: str | None = None  # ray: "auto", "HOST:6379", "ray://HOST:10001"; None: ray.init() default
+    ray_namespace: str = "accelpool"  # ray: must stay the same across restarts to adopt running work
     upgrade: bool = True
 
     @property
@@ -71,7 +83,9 @@ class Options:
 
 
 class Service:
-    def __init__(self, opts: Options, executor: Executor | None = None, clock: SystemClock | None = None) -> None:
+    def __init__(
+        self, opts: Options, executor: Executor | None = None, clock: SystemClock | None = None
+    ) -> None:
         self.opts = opts
         opts.data_dir.mkdir(parents=True, exist_ok=True)
         self.catalog = bundled_catalog()
@@ -81,27 +95,111 @@ class Service:
         self.metrics = Metrics()
         self._stops: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._halt = threading.Event()
-        self.reconciler = Reconciler(self.store, self.executor, self.clock, get_policy(opts.policy),
-                                     round_seconds=opts.round_seconds, on_round=self._on_round)
-        hooks = Hooks(wake=self.clock.wake, stop_job=self._request_stop, logs=self.executor.logs, now=self.clock.now)
+        self.reconciler = Reconciler(
+            self.store,
+            self.executor,
+            self.clock,
+            get_policy(opts.policy),
+            round_seconds=opts.round_seconds,
+            on_round=self._on_round,
+        )
+        hooks = Hooks(
+            wake=self.clock.wake, stop_job=self._request_stop, logs=self.executor.logs, now=self.clock.now
+        )
         self.app = create_app(self.store, hooks=hooks, catalog=self.catalog, metrics=self.metrics)
         self._thread: threading.Thread | None = None
         self.messages: list[str] = []
+        self.unrecognized: dict[str, str] = {}  # NodeSource nodes left out of the pool: name -> reason
+        self._missing: set[str] = set()  # running in the store, not in the executor, at the last audit
+        self._unrecognized_gauge = Gauge(
+            "accelpool_unrecognized_nodes",
+            "Nodes with accelerators of a type accelpool does not know",
+            registry=self.metrics.registry,
+        )
 
     def _make_executor(self) -> Executor:
         if self.opts.executor == "fake":
             from accelpool.executors.fake import FakeExecutor
 
             return FakeExecutor(self.clock)
-        from accelpool.executors.local import LocalExecutor
-
         url = f"http://{self.opts.host}:{self.opts.port}"
 
         def extra(launch: Launch) -> dict[str, str]:
             return {"ACCELPOOL_URL": url}
 
-        return LocalExecutor(self.opts.data_dir / "executor", catalog=self.catalog, clock=self.clock,
-                             extra_env=extra)
+        if self.opts.executor == "ray":
+            from accelpool.executors.ray import RayExecutor
+
+            return RayExecutor(
+                address=self.opts.ray_address,
+                namespace=self.opts.ray_namespace,
+                catalog=self.catalog,
+                clock=self.clock,
+                log_dir=self.opts.data_dir / "ray-logs",
+                extra_env=extra,
+            )
+        if self.opts.executor != "local":
+            raise ValueError(f"unknown executor '{self.opts.executor}' (local, ray or fake)")
+        from accelpool.executors.local import LocalExecutor
+
+        return LocalExecutor(
+            self.opts.data_dir / "executor", catalog=self.catalog, clock=self.clock, extra_env=extra
+        )
+
+    # -- the pool's nodes from the executor (NodeSource) ----------------------------------------------
+
+    def sync_nodes(self) -> None:
+        """Make the store's node table follow the executor's NodeSource (if it is one): nodes that appear
+        join (or come back up), changed ones are updated, nodes that are gone are marked down (their
+        devices leave the pool until they return; jobs on them come back from the executor as LOST
+        ``node-lost`` and are requeued). Nodes of unknown accelerator types are reported, never added."""
+        if not isinstance(self.executor, NodeSource):
+            return
+        found = {n.name: n for n in self.executor.nodes()}
+        known = {n.name: n for n in self.store.list_nodes()}
+        changed = [n for name, n in found.items() if name not in known or _node_differs(n, known[name])]
+        if changed:
+            self.store.add_nodes(changed)
+        for name, n in found.items():
+            if name not in known:
+                log.info("node %s joined the pool: %d x %s", name, n.devices, n.accelerator)
+            elif known[name].down:
+                self.store.set_node_down(name, False)
+                log.info("node %s is back: %d x %s", name, n.devices, n.accelerator)
+        for name, v in known.items():
+            if name not in found and not v.down:
+                self.store.set_node_down(name, True)
+                log.warning("node %s left the pool (not alive in the executor); its devices are down", name)
+        unknown = dict(getattr(self.executor, "unrecognized", dict)())
+        if unknown != self.unrecognized:
+            for name, why in sorted(unknown.items()):
+                if self.unrecognized.get(name) != why:
+                    log.warning(
+                        "node %s is not in the pool: %s (set a type alias or a node label)", name, why
+                    )
+            self.unrecognized = unknown
+            self._unrecognized_gauge.set(len(unknown))
+            path = self.opts.data_dir / "unrecognized-nodes.json"
+            path.write_text(json.dumps(unknown, indent=2, sort_keys=True) + "\n")
+
+    def audit(self) -> list[str]:
+        """Requeue jobs the store says run but the executor has not had at two audits in a row (a round
+        apart); returns their ids. recover() does the same once at start-up, without waiting."""
+        active = self.executor.active()
+        missing = {s.job.id for s in self.store.running()} - active
+        lost = sorted(missing & self._missing)
+        self._missing = missing - set(lost)
+        if lost:
+            now = self.clock.now()
+            log.warning("requeueing %d job(s) the executor does not run: %s", len(lost), ", ".join(lost))
+            self.store.record_charges(self.reconciler._meter_running(now, only=set(lost)))
+            self.store.record_events(
+                [
+                    ExecutorEvent(j, EventKind.LOST, now, reason="lost: not running in the executor")
+                    for j in lost
+                ]
+            )
+        return lost
 
     # -- start-up -------------------------------------------------------------------------------------
 
@@ -113,21 +211,36 @@ class Service:
             _, secret = self.store.create_token("admin", name="first admin")
             _write_secret(token_file, secret)
             self.messages.append(f"admin token created: {token_file} (keep it secret; shown once)")
-        client: dict[str, Any] = {"url": f"http://{self.opts.host}:{self.opts.port}", "token_file": str(token_file)}
+        client: dict[str, Any] = {
+            "url": f"http://{self.opts.host}:{self.opts.port}",
+            "token_file": str(token_file),
+        }
         if self.opts.demo:
             from accelpool.service import demo
 
-            secrets = demo.seed(self.store)
+            if isinstance(self.executor, NodeSource):  # the pool is what the executor finds (Ray)
+                secrets = demo.seed(self.store, nodes=None, price_types=sorted(self.catalog))
+            else:
+                secrets = demo.seed(self.store)
             for tenant, secret in secrets.items():
                 _write_secret(d / f"token-{tenant}", secret)
             if secrets:
                 ids = demo.example_jobs(self.store)
-                self.messages.append(f"demo: pool of {len(demo.DEMO_NODES)} nodes, program '{demo.PROGRAM}', "
-                                     f"{len(ids)} example jobs submitted for tenant '{demo.TENANTS[0]}'")
+                pool = (
+                    "nodes from the executor"
+                    if isinstance(self.executor, NodeSource)
+                    else f"pool of {len(demo.DEMO_NODES)} nodes"
+                )
+                self.messages.append(
+                    f"demo: {pool}, program '{demo.PROGRAM}', "
+                    f"{len(ids)} example jobs submitted for tenant '{demo.TENANTS[0]}'"
+                )
             client["tenant"] = demo.TENANTS[0]
         (d / "client.json").write_text(json.dumps(client, indent=2))
+        self.sync_nodes()
 
     def start_loop(self) -> None:
+        self.sync_nodes()
         lost = self.reconciler.recover()
         if lost:
             self.messages.append(f"recovered: requeued {len(lost)} job(s) that were not running any more")
@@ -137,9 +250,11 @@ class Service:
     def _loop(self) -> None:
         while not self._halt.is_set():
             start = self.clock.now()
-            self._drain_stops()
             try:
+                self._drain_stops()
+                self.sync_nodes()
                 self.reconciler.step()
+                self.audit()
             except Exception:  # a failed round must not end the service; the next round retries
                 log.exception("scheduling round failed")
             if self._halt.is_set():
@@ -175,13 +290,23 @@ class Service:
         import uvicorn
 
         self.start_loop()
-        config = uvicorn.Config(self.app, host=self.opts.host, port=self.opts.port, log_level="warning",
-                                access_log=False)
+        config = uvicorn.Config(
+            self.app, host=self.opts.host, port=self.opts.port, log_level="warning", access_log=False
+        )
         server = uvicorn.Server(config)
         try:
             server.run()
         finally:
             self.stop()
+
+
+def _node_differs(a: Node, b: Any) -> bool:
+    return (a.accelerator, a.devices, a.zone, [list(kv) for kv in a.labels]) != (
+        b.accelerator,
+        b.devices,
+        b.zone,
+        [list(kv) for kv in b.labels],
+    )
 
 
 def _write_secret(path: Path, secret: str) -> None:
