@@ -186,18 +186,23 @@ class _ProblemCache:
         self._key: tuple[object, ...] | None = None
         self._refs: tuple[object, ...] = ()
         self._problem: AllocationProblem | None = None
+        self._nodes: tuple[Node, ...] | None = None
+        self._capacity: dict[str, int] = {}
 
     def get(self, snapshot: Snapshot, statuses: list[JobStatus]) -> AllocationProblem:
         jobs = [s.job for s in statuses]
-        capacity: dict[str, int] = {}
-        for node in snapshot.nodes:
-            capacity[node.accelerator] = capacity.get(node.accelerator, 0) + node.devices
-        remaining = {
-            s.job.id: max(0.0, s.job.total_steps - s.steps_done)
-            if s.job.total_steps is not None
-            else math.inf
+        if snapshot.nodes is self._nodes:
+            capacity = self._capacity
+        else:
+            capacity = {}
+            for node in snapshot.nodes:
+                capacity[node.accelerator] = capacity.get(node.accelerator, 0) + node.devices
+            self._nodes, self._capacity = snapshot.nodes, capacity
+        inf = math.inf
+        remaining = [
+            (t - s.steps_done if t > s.steps_done else 0.0) if (t := s.job.total_steps) is not None else inf
             for s in statuses
-        }
+        ]
         key = (
             id(snapshot.throughput),
             tuple(map(id, jobs)),
@@ -220,7 +225,7 @@ class _ProblemCache:
                 programs=snapshot.programs,
                 grants=snapshot.grants,
                 prices_krw_per_hour=snapshot.prices_krw_per_hour,
-                remaining_steps=remaining,
+                remaining_steps={j.id: r for j, r in zip(jobs, remaining, strict=True)},
                 now=snapshot.now,
                 horizon_seconds=snapshot.round_seconds,
             )
@@ -235,9 +240,7 @@ class _ProblemCache:
             return problem
         balance = {g.id: g.remaining_krw for g in snapshot.grants}
         fresh = copy.copy(last)
-        object.__setattr__(
-            fresh, "remaining_steps", np.array([remaining[j.id] for j in jobs], dtype=np.float64)
-        )
+        object.__setattr__(fresh, "remaining_steps", np.array(remaining, dtype=np.float64))
         object.__setattr__(
             fresh,
             "budget_krw",
@@ -352,9 +355,10 @@ def _place(
 
     keep, start = [], []
     pending = []
+    running = JobState.RUNNING
     for i, k in chosen.items():
         s = statuses[i]
-        if s.state == JobState.RUNNING and s.placement is not None and s.placement.accelerator == types[k]:
+        if s.state is running and s.placement is not None and s.placement.accelerator == types[k]:
             if free.take_exact(s.placement):
                 keep.append(s.placement)
                 continue
@@ -370,15 +374,17 @@ def _place(
     running_ids = {p.job for p in keep}
     started_ids = {p.job for p in start}
     preempt = []
-    for s in statuses:
-        if s.state == JobState.RUNNING and s.job.id not in running_ids:
-            why = reasons.get(s.job.id, WaitReason.PRIORITY)
-            preempt.append((s.job.id, "moved" if s.job.id in started_ids else why.value))
     waiting = {}
+    capacity_reason, priority_reason = WaitReason.CAPACITY, WaitReason.PRIORITY
     for s in statuses:
-        if s.job.id in running_ids or s.job.id in started_ids:
+        jid = s.job.id
+        if jid in running_ids:
             continue
-        waiting[s.job.id] = reasons.get(s.job.id, WaitReason.CAPACITY)
+        if s.state is running:
+            why = reasons.get(jid, priority_reason)
+            preempt.append((jid, "moved" if jid in started_ids else str.__str__(why)))
+        if jid not in started_ids:
+            waiting[jid] = reasons.get(jid, capacity_reason)
     by_id = {s.job.id: s.job for s in statuses}
     ranked = sorted(waiting, key=lambda j: (-by_id[j].priority, by_id[j].submit_time, j))
     positions = {j: p + 1 for p, j in enumerate(ranked)}

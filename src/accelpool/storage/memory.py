@@ -20,7 +20,6 @@ from accelpool.core.types import (
     Node,
     Program,
     Tenant,
-    WaitReason,
 )
 from accelpool.ports import EventKind, ExecutorEvent, RunSpec
 
@@ -61,6 +60,7 @@ class MemoryStore:
         self.now = 0.0
         self._matrix: tuple[int, ThroughputMatrix] | None = None
         self._version = 0  # bumped whenever the active jobs, their speeds or the node types change
+        self._healthy: tuple[Node, ...] | None = None  # healthy nodes, rebuilt when nodes change
 
     # -- set-up (operators, tenants) ------------------------------------------------------------------
 
@@ -68,9 +68,11 @@ class MemoryStore:
         for n in nodes:
             self.nodes[n.name] = n
         self._version += 1
+        self._healthy = None
 
     def set_node_down(self, name: str, down: bool = True) -> None:
         (self.down.add if down else self.down.discard)(name)
+        self._healthy = None
 
     def set_prices(self, prices: Mapping[str, int]) -> None:
         self.price_list.update({k: int(v) for k, v in prices.items()})
@@ -94,7 +96,7 @@ class MemoryStore:
 
     def cancel(self, job_id: str, now: float) -> None:
         rec = self.jobs[job_id]
-        if not rec.status.state.terminal:
+        if not _terminal(rec.status.state):
             self._transition(rec, JobState.CANCELLED, now, "cancelled by user")
 
     def measure(self, job_id: str, accelerator: str, steps_per_second: float) -> None:
@@ -109,7 +111,7 @@ class MemoryStore:
         statuses = tuple(self.jobs[j].status for j in self.active)
         return Snapshot(
             now=now,
-            nodes=tuple(n for name, n in sorted(self.nodes.items()) if name not in self.down),
+            nodes=self._healthy_nodes(),
             jobs=statuses,
             throughput=self._throughput(),
             accelerators=self.accelerators,
@@ -134,17 +136,19 @@ class MemoryStore:
             if rec.start_time is None:
                 rec.start_time = now
             self._transition(rec, JobState.RUNNING, now, f"placed on {p.count} x {p.accelerator}")
+        positions = decision.positions
+        jobs = self.jobs
         for job_id, why in decision.waiting.items():
-            rec = self.jobs[job_id]
-            rec.reason = why.value if isinstance(why, WaitReason) else str(why)
-            rec.position = decision.positions.get(job_id)
+            rec = jobs[job_id]
+            rec.reason = why  # a WaitReason is a str (StrEnum)
+            rec.position = positions.get(job_id)
         for p in decision.keep:
             self.jobs[p.job].position = None
 
     def record_events(self, events: Sequence[ExecutorEvent]) -> None:
         for e in events:
             rec = self.jobs.get(e.job)
-            if rec is None or rec.status.state.terminal:
+            if rec is None or _terminal(rec.status.state):
                 continue
             if e.kind == EventKind.PROGRESS and e.steps is not None:
                 rec.status = _with(rec.status, steps_done=max(rec.status.steps_done, e.steps))
@@ -193,6 +197,12 @@ class MemoryStore:
 
     # -- internals ------------------------------------------------------------------------------------
 
+    def _healthy_nodes(self) -> tuple[Node, ...]:
+        """The same tuple round after round while no node is added or goes down (lets the core reuse work)."""
+        if self._healthy is None:
+            self._healthy = tuple(n for name, n in sorted(self.nodes.items()) if name not in self.down)
+        return self._healthy
+
     def _throughput(self) -> ThroughputMatrix:
         """The active jobs' speeds, rebuilt only when the active set or a measurement changed."""
         if self._matrix is None or self._matrix[0] != self._version:
@@ -202,16 +212,20 @@ class MemoryStore:
         return self._matrix[1]
 
     def _transition(self, rec: JobRecord, state: JobState, now: float, reason: str) -> None:
-        placement = rec.status.placement if state == JobState.RUNNING else None
+        placement = rec.status.placement if state is JobState.RUNNING else None
         rec.status = _with(rec.status, state=state, placement=placement)
-        rec.events.append((now, state.value, reason))
+        rec.events.append((now, state, reason))  # a JobState is a str (StrEnum)
         rec.reason = reason
-        if state.terminal:
+        if _terminal(state):
             self.active.pop(rec.status.job.id, None)
             self._version += 1
 
 
 _UNSET: object = object()
+
+
+def _terminal(state: JobState) -> bool:
+    return state is JobState.SUCCEEDED or state is JobState.FAILED or state is JobState.CANCELLED
 
 
 def _with(
