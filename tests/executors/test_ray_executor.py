@@ -57,7 +57,7 @@ def cluster() -> Iterator[Cluster]:
 def executor(cluster, tmp_path: Path) -> Iterator[RayExecutor]:
     ex = RayExecutor(
         namespace=NS,
-        placement_timeout_seconds=3.0,
+        placement_timeout_seconds=15.0,  # generous: CI machines are small and shared
         log_dir=tmp_path / "logs",
         remote_dir=str(tmp_path / "remote"),
     )
@@ -77,7 +77,7 @@ def launch(job: str, acc: str, devices, command: str, grace: float = 2.0) -> Lau
 
 
 def wait_for(
-    ex: RayExecutor, job: str, kinds, timeout: float = 30.0
+    ex: RayExecutor, job: str, kinds, timeout: float = 60.0
 ) -> tuple[ExecutorEvent, list[ExecutorEvent]]:
     seen: list[ExecutorEvent] = []
     deadline = time.time() + timeout
