@@ -19,6 +19,7 @@ from sqlalchemy import Text, bindparam, cast, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from accelpool.core.accounting import amount_krw, meter
 from accelpool.core.rounds import Decision, JobStatus, Snapshot
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
@@ -396,13 +397,49 @@ class SqlStore(Queries):
     def cancel(self, job_id: str, now: float, reason: str = "cancelled by user") -> bool:
         """Cancel a job that is not finished; True when it was running (its process must be stopped)."""
         with self.write() as c:
-            r = c.execute(select(T.jobs.c.state, T.jobs.c.active).where(T.jobs.c.id == job_id)).first()
+            r = c.execute(
+                select(
+                    T.jobs.c.state,
+                    T.jobs.c.active,
+                    T.jobs.c.spec,
+                    T.jobs.c.tenant,
+                    T.jobs.c.placement,
+                    T.jobs.c.metered_until,
+                ).where(T.jobs.c.id == job_id)
+            ).first()
             if r is None:
                 raise KeyError(job_id)
             if not r.active:
                 return False
+            running = r.state == JobState.RUNNING.value
+            charged = False
+            if running and r.placement and r.metered_until is not None and now > r.metered_until:
+                # charge the devices from the last metered mark up to the cancel (integer KRW, capped)
+                placement = codec.placement_from_dict(job_id, r.placement)
+                assert placement is not None
+                price = c.execute(
+                    select(T.prices.c.krw_per_device_hour).where(
+                        T.prices.c.accelerator == placement.accelerator
+                    )
+                ).scalar()
+                grant = r.spec.get("grant")
+                ch = meter(
+                    job=job_id,
+                    tenant=r.tenant,
+                    grant=grant,
+                    placement=placement,
+                    start=float(r.metered_until),
+                    end=now,
+                    price_krw_per_hour=int(price or 0),
+                    grant_remaining_krw=None,
+                )
+                if ch is not None:
+                    self._apply_charge(c, ch)
+                    charged = True
             self._transition(c, job_id, JobState.CANCELLED, now, reason)
-            return bool(r.state == JobState.RUNNING.value)
+        if charged:
+            self.invalidate()
+        return bool(running)
 
     def measure(self, job_id: str, accelerator: str, steps_per_second: float) -> None:
         """A measured throughput replaces the estimate for that job and type."""
@@ -593,41 +630,56 @@ class SqlStore(Queries):
             return
         with self.write() as c:
             for ch in charges:
-                r = c.execute(select(T.jobs.c.seconds_on).where(T.jobs.c.id == ch.job)).first()
-                if r is None:
-                    raise KeyError(ch.job)
-                seconds_on = dict(r.seconds_on)
-                seconds_on[ch.accelerator] = seconds_on.get(ch.accelerator, 0.0) + (ch.end - ch.start)
-                c.execute(
-                    update(T.jobs)
-                    .where(T.jobs.c.id == ch.job)
-                    .values(seconds_on=seconds_on, metered_until=ch.end)
-                )
-                amount, program = int(ch.amount_krw), None
-                if ch.grant is not None:
-                    g = c.execute(select(T.grants).where(T.grants.c.id == ch.grant).with_for_update()).first()
-                    if g is not None:
-                        program = g.program
-                        amount = max(0, min(amount, int(g.amount_krw) - int(g.spent_krw)))
-                        c.execute(
-                            update(T.grants)
-                            .where(T.grants.c.id == ch.grant)
-                            .values(spent_krw=T.grants.c.spent_krw + amount)
-                        )
-                c.execute(
-                    insert(T.charges).values(
-                        job=ch.job,
-                        tenant=ch.tenant,
-                        grant=ch.grant,
-                        program=program,
-                        accelerator=ch.accelerator,
-                        device_seconds=float(ch.device_seconds),
-                        amount_krw=amount,
-                        start=ch.start,
-                        end=ch.end,
-                    )
-                )
+                self._apply_charge(c, ch)
         self.invalidate()  # grants' spent_krw changed
+
+    def _apply_charge(self, c: Connection, ch: Charge) -> None:
+        """Book ``ch`` (capped at what the grant has left, under its row lock). Time before the job's
+        metered mark was already charged (e.g. at a cancel racing a round): only the rest is booked."""
+        r = c.execute(
+            select(T.jobs.c.seconds_on, T.jobs.c.metered_until).where(T.jobs.c.id == ch.job)
+        ).first()
+        if r is None:
+            raise KeyError(ch.job)
+        amount, device_seconds, start = int(ch.amount_krw), float(ch.device_seconds), ch.start
+        if r.metered_until is not None and ch.start < r.metered_until:
+            if ch.end <= r.metered_until:
+                return
+            frac = (ch.end - r.metered_until) / (ch.end - ch.start)
+            start, device_seconds = float(r.metered_until), device_seconds * frac
+            price = c.execute(
+                select(T.prices.c.krw_per_device_hour).where(T.prices.c.accelerator == ch.accelerator)
+            ).scalar()
+            amount = amount_krw(device_seconds, int(price or 0))
+        seconds_on = dict(r.seconds_on)
+        seconds_on[ch.accelerator] = seconds_on.get(ch.accelerator, 0.0) + (ch.end - start)
+        c.execute(
+            update(T.jobs).where(T.jobs.c.id == ch.job).values(seconds_on=seconds_on, metered_until=ch.end)
+        )
+        program = None
+        if ch.grant is not None:
+            g = c.execute(select(T.grants).where(T.grants.c.id == ch.grant).with_for_update()).first()
+            if g is not None:
+                program = g.program
+                amount = max(0, min(amount, int(g.amount_krw) - int(g.spent_krw)))
+                c.execute(
+                    update(T.grants)
+                    .where(T.grants.c.id == ch.grant)
+                    .values(spent_krw=T.grants.c.spent_krw + amount)
+                )
+        c.execute(
+            insert(T.charges).values(
+                job=ch.job,
+                tenant=ch.tenant,
+                grant=ch.grant,
+                program=program,
+                accelerator=ch.accelerator,
+                device_seconds=device_seconds,
+                amount_krw=amount,
+                start=start,
+                end=ch.end,
+            )
+        )
 
     def running(self) -> list[JobStatus]:
         with self.read() as c:
