@@ -134,7 +134,7 @@ def _parse_entry(entry: Any, node: yaml.Node, filename: str, catalog: Catalog) -
         raise InputError("missing or empty", file=filename, line=line, field="id", value=ident)
     values: dict[str, Any] = {}
     for key, value in entry.items():
-        where = {"file": filename, "line": lines.get(str(key), line)}
+        where: dict[str, Any] = {"file": filename, "line": lines.get(str(key), line)}
         if key not in _FIELDS:
             close = difflib.get_close_matches(str(key), list(_FIELDS), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""

@@ -41,7 +41,7 @@ def _table(title: str, cols: list[str], rows: list[list[Any]]) -> None:
 def _placement(p: dict[str, Any] | None) -> str:
     if not p:
         return ""
-    return p["accelerator"] + " " + ";".join(f"{n}:{','.join(map(str, d))}" for n, d in p["devices"])
+    return str(p["accelerator"]) + " " + ";".join(f"{n}:{','.join(map(str, d))}" for n, d in p["devices"])
 
 
 def _parse_kv(items: list[str], what: str) -> dict[str, int]:
