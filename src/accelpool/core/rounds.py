@@ -110,11 +110,19 @@ def round_cost_krw(devices: int, price_krw_per_hour: int, seconds: float) -> int
 class _FreeDevices:
     """Free device indices per node, per type; places gangs on as few nodes as possible (best fit)."""
 
+    _template: tuple[tuple[Node, ...], dict[str, dict[str, list[int]]], dict[str, str | None]] | None = None
+
     def __init__(self, nodes: tuple[Node, ...]) -> None:
-        self.by_type: dict[str, dict[str, list[int]]] = {}
-        self.zone = {n.name: n.zone for n in nodes}
-        for n in nodes:
-            self.by_type.setdefault(n.accelerator, {})[n.name] = list(range(n.devices))
+        # Free lists are replaced, never changed in place, so a per-type shallow copy of a template made
+        # once per node tuple is enough.
+        cached = _FreeDevices._template
+        if cached is None or cached[0] is not nodes:
+            by_type: dict[str, dict[str, list[int]]] = {}
+            for n in nodes:
+                by_type.setdefault(n.accelerator, {})[n.name] = list(range(n.devices))
+            cached = _FreeDevices._template = (nodes, by_type, {n.name: n.zone for n in nodes})
+        self.by_type = {t: dict(d) for t, d in cached[1].items()}
+        self.zone = cached[2]
 
     def total(self, accelerator: str) -> int:
         return sum(len(v) for v in self.by_type.get(accelerator, {}).values())
@@ -128,30 +136,32 @@ class _FreeDevices:
         return True
 
     def place(self, job: str, accelerator: str, count: int, zone: str | None) -> Placement | None:
-        nodes = {
-            n: f
-            for n, f in self.by_type.get(accelerator, {}).items()
-            if f and (zone is None or self.zone[n] == zone)
-        }
-        if sum(len(f) for f in nodes.values()) < count:
+        on_type = self.by_type.get(accelerator, {})
+        nodes = [(n, f) for n, f in on_type.items() if f and (zone is None or self.zone[n] == zone)]
+        best: tuple[int, str] | None = None
+        total = 0
+        for n, f in nodes:
+            size = len(f)
+            total += size
+            if size >= count and (best is None or (size, n) < best):
+                best = (size, n)
+        if total < count:
             return None
-        fits = [n for n, f in nodes.items() if len(f) >= count]
-        if fits:
-            best = min(fits, key=lambda n: (len(nodes[n]), n))
-            chosen = [(best, count)]
+        if best is not None:
+            chosen = [(best[1], count)]
         else:
             chosen, need = [], count
-            for n in sorted(nodes, key=lambda n: (-len(nodes[n]), n)):
-                take = min(need, len(nodes[n]))
+            for n, f in sorted(nodes, key=lambda nf: (-len(nf[1]), nf[0])):
+                take = min(need, len(f))
                 chosen.append((n, take))
                 need -= take
                 if need == 0:
                     break
         devices = []
         for n, k in chosen:
-            free = self.by_type[accelerator][n]
+            free = on_type[n]
             devices.append((n, tuple(free[:k])))
-            self.by_type[accelerator][n] = free[k:]
+            on_type[n] = free[k:]
         return Placement(job, accelerator, tuple(devices))
 
 
@@ -273,21 +283,21 @@ def _pair_order(
     n = len(statuses)
     if n == 0:
         return []
-    tindex = {t: k for k, t in enumerate(types)}
     floor = snapshot.round_seconds
+    ages = np.maximum(now - np.array([s.job.submit_time for s in statuses]), floor)
+    spent = [s.seconds_on for s in statuses]
     received = np.zeros((n, len(types)))
-    running_on = np.full(n, -1)
-    ages = np.empty(n)
+    for k, t in enumerate(types):
+        received[:, k] = [d.get(t, 0.0) if d else 0.0 for d in spent]
+    received /= ages[:, None]
+    tindex = {t: k for k, t in enumerate(types)}
     running = JobState.RUNNING
-    for i, s in enumerate(statuses):
-        age = now - s.job.submit_time
-        age = ages[i] = age if age > floor else floor
-        for t, secs in s.seconds_on.items():
-            k = tindex.get(t)
-            if k is not None:
-                received[i, k] = secs / age
-        if s.placement is not None and s.state is running:
-            running_on[i] = tindex.get(s.placement.accelerator, -1)
+    running_on = np.array(
+        [
+            tindex.get(s.placement.accelerator, -1) if s.placement is not None and s.state is running else -1
+            for s in statuses
+        ]
+    )
     x = alloc.x
     if PRIORITY == "deficit":
         prio = (x - received) * ages[:, None]
@@ -334,7 +344,8 @@ def _place(
         return True
 
     for i, k in order:
-        try_choose(i, k)
+        if i not in chosen and type_free[types[k]] >= statuses[i].job.scale:
+            try_choose(i, k)
     # Back-fill: waiting jobs the policy did not hold, best first, on the type they run fastest on.
     most = max(type_free.values(), default=0)
     if most > 0:

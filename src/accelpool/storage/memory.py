@@ -124,18 +124,25 @@ class MemoryStore:
 
     def record_decision(self, decision: Decision) -> None:
         now = decision.now
+        running, queued = JobState.RUNNING, JobState.QUEUED
         for job_id, reason in decision.preempt:
             rec = self.jobs[job_id]
-            if rec.status.state == JobState.RUNNING:
+            if rec.status.state is running:
                 rec.preemptions += 1
-                self._transition(rec, JobState.PREEMPTED, now, reason)
-                self._transition(rec, JobState.QUEUED, now, f"requeued after preemption ({reason})")
+                # preempted, then requeued at once: both events, one status update
+                rec.events.append((now, JobState.PREEMPTED, reason))
+                requeued = f"requeued after preemption ({reason})"
+                rec.events.append((now, queued, requeued))
+                rec.status = _with(rec.status, state=queued, placement=None)
+                rec.reason = requeued
         for p in decision.start:
             rec = self.jobs[p.job]
-            rec.status = _with(rec.status, placement=p, metered_until=now)
             if rec.start_time is None:
                 rec.start_time = now
-            self._transition(rec, JobState.RUNNING, now, f"placed on {p.count} x {p.accelerator}")
+            why = f"placed on {p.count} x {p.accelerator}"
+            rec.status = _with(rec.status, state=running, placement=p, metered_until=now)
+            rec.events.append((now, running, why))
+            rec.reason = why
         positions = decision.positions
         jobs = self.jobs
         for job_id, why in decision.waiting.items():
