@@ -20,6 +20,7 @@ Capacity left over after the policy's pairs is back-filled with waiting jobs tha
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ class Placement:
     accelerator: str
     devices: tuple[tuple[str, tuple[int, ...]], ...]
 
-    @property
+    @functools.cached_property
     def count(self) -> int:
         return sum(len(d) for _, d in self.devices)
 
@@ -268,6 +269,16 @@ class _ProblemCache:
 
 
 _PROBLEMS = _ProblemCache()
+_ID_RANK: list[tuple[tuple[str, ...], np.ndarray]] = []
+
+
+def _id_rank(ids: tuple[str, ...]) -> np.ndarray:
+    """Each id's rank in sorted order (a tie-breaker), kept while the same id tuple comes back."""
+    if not _ID_RANK or _ID_RANK[0][0] is not ids:
+        rank = np.empty(len(ids), dtype=np.int64)
+        rank[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids))
+        _ID_RANK[:] = [(ids, rank)]
+    return _ID_RANK[0][1]
 
 
 PRIORITY = "ratio"
@@ -396,9 +407,11 @@ def _place(
             preempt.append((jid, "moved" if jid in started_ids else str.__str__(why)))
         if jid not in started_ids:
             waiting[jid] = reasons.get(jid, capacity_reason)
-    by_id = {s.job.id: s.job for s in statuses}
-    ranked = sorted(waiting, key=lambda j: (-by_id[j].priority, by_id[j].submit_time, j))
-    positions = {j: p + 1 for p, j in enumerate(ranked)}
+    # queue positions: priority (high first), submit time, job id
+    idx = np.array([i for i, s in enumerate(statuses) if s.job.id in waiting], dtype=np.int64)
+    ids = problem.job_ids
+    ranked = idx[np.lexsort((_id_rank(ids)[idx], problem.submit_time[idx], -problem.priority[idx]))]
+    positions = {ids[i]: p + 1 for p, i in enumerate(ranked.tolist())}
     return Decision(
         now=snapshot.now,
         allocation=alloc,

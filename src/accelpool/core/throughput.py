@@ -6,6 +6,7 @@ roofline model); filled entries are marked as estimated so that measurements can
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -61,6 +62,11 @@ class ThroughputMatrix:
                         values[i, k] = guess
                         estimated[i, k] = True
         return ThroughputMatrix(jobs, tuple(types), values, estimated)
+
+    @functools.cached_property
+    def index(self) -> dict[str, int]:
+        """Row of each job."""
+        return {j: i for i, j in enumerate(self.jobs)}
 
     def row(self, job: str) -> dict[str, float]:
         i = self.jobs.index(job)

@@ -248,9 +248,10 @@ class Reconciler:
             self.executor.stop(job_id, reason)
         if not decision.start:
             return
-        statuses = {s.job.id: s for s in snapshot.jobs}
+        starting = {p.job for p in decision.start}
+        statuses = {s.job.id: s for s in snapshot.jobs if s.job.id in starting}
         m = snapshot.throughput
-        row = {j: i for i, j in enumerate(m.jobs)}
+        row = m.index
         for p in decision.start:
             s = statuses[p.job]
             k = m.types.index(p.accelerator) if p.accelerator in m.types else -1
