@@ -48,12 +48,19 @@ def register(app: typer.Typer) -> None:
         no_upgrade: Annotated[
             bool, typer.Option(help="refuse to start instead of migrating the schema")
         ] = False,
+        single_process: Annotated[
+            bool,
+            typer.Option(
+                help="serve the API and run the rounds in one process (debugging; by default the API and "
+                "the scheduler are two processes under a supervisor)"
+            ),
+        ] = False,
     ) -> None:
-        """Serve the API, run the scheduling rounds and the executor (one process)."""
+        """Serve the API, run the scheduling rounds and the executor (a supervisor and two processes)."""
         import logging
 
         from accelpool.core.errors import InputError
-        from accelpool.service.server import Options, Service, default_data_dir
+        from accelpool.service.server import Options, Service, bootstrap, default_data_dir
 
         if executor not in ("local", "ray", "fake"):
             raise InputError("must be 'local', 'ray' or 'fake'", field="--executor", value=executor)
@@ -72,20 +79,41 @@ def register(app: typer.Typer) -> None:
             ray_address=ray_address,
             ray_namespace=ray_namespace,
             upgrade=not no_upgrade,
+            single_process=single_process,
         )
-        service = Service(opts)
-        service.bootstrap()
-        for m in service.messages:
+        service: Service | None = None
+        if single_process:
+            service = Service(opts)
+            service.bootstrap()
+            messages = service.messages
+        else:
+            from accelpool.catalog import bundled_catalog
+            from accelpool.storage.sql import SqlStore
+
+            opts.data_dir.mkdir(parents=True, exist_ok=True)
+            store = SqlStore(opts.url, bundled_catalog(), upgrade=opts.upgrade)
+            try:
+                messages = bootstrap(store, opts, node_source=executor == "ray")
+            finally:
+                store.close()
+        for m in messages:
             console.print(m, highlight=False)
+        mode = "one process" if single_process else "API and scheduler processes"
         console.print(
-            f"accelpool serving on http://{host}:{port}  (data: {opts.data_dir}, "
+            f"accelpool serving on http://{host}:{port}  ({mode}; data: {opts.data_dir}, "
             f"database: {opts.url.split('?')[0]})",
             highlight=False,
         )
-        for name, why in sorted(service.unrecognized.items()):
-            console.print(f"warning: node {name} is not in the pool: {why}", highlight=False)
+        if service is not None:
+            for name, why in sorted(service.unrecognized.items()):
+                console.print(f"warning: node {name} is not in the pool: {why}", highlight=False)
         console.print(f"try: accelpool --help; accelpool jobs --data-dir {opts.data_dir}", highlight=False)
-        service.serve()
+        if service is not None:
+            service.serve()
+            return
+        from accelpool.service.supervisor import Supervisor
+
+        raise typer.Exit(Supervisor(opts).run())
 
     @app.command("schema")
     def schema(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -50,6 +51,15 @@ class ServerProcess:
         return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
+        """``sig`` to the whole process group (the supervisor and its API and scheduler processes; the
+        jobs run in sessions of their own and survive, as after a machine-wide kill of the service)."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=30)
+            if sig == signal.SIGKILL:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, sig)
+            else:
+                self.proc.send_signal(sig)  # the supervisor forwards it and waits for its children
+            self.proc.wait(timeout=60)
+        if self.proc is not None and sig == signal.SIGKILL:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)  # any child the supervisor had not reaped

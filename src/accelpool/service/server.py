@@ -1,10 +1,17 @@
-"""`accelpool up`: one process serving the API, running the scheduling rounds and driving an executor.
+"""`accelpool up`: the API, the scheduling rounds and the executor.
 
-    thread "reconciler":  sync nodes, recover() once, then every round (or at once when woken by a
-                          submission): stop cancelled jobs' processes, sync the pool's nodes from the
-                          executor (when it is a NodeSource, e.g. Ray), Reconciler.step() (observe, meter,
-                          decide, record, act), audit (store vs executor), sleep until the next round.
-    main thread:          uvicorn serving create_app(store).
+By default ``accelpool up`` is a supervisor (``service.supervisor``) running two processes that share only
+the database: the API (uvicorn serving ``create_app``, see ``api_app``) and the scheduler (``Service``
+with ``api=False``: the reconciler loop and the executor). ``--single-process`` runs both in one process
+(the scheduler as a thread), as a debugging aid and for tests.
+
+    scheduler loop:   take the scheduler lock, sync nodes, recover() once, then every round: stop work of
+                      jobs the store says are over (cancelled through the API), sync the pool's nodes from
+                      the executor (when it is a NodeSource, e.g. Ray), Reconciler.step() (observe, meter,
+                      decide, record, act), audit (store vs executor). Between rounds it polls every
+                      ``poll_seconds``: cancelled jobs are stopped at once, log requests are answered, and a
+                      new submission (the jobs table's sequence grew) brings the next round forward to
+                      WAKE_INTERVAL after the last one.
 
 Executors: ``local`` (subprocesses; state under <data-dir>/executor), ``ray`` (a Ray cluster at
 ``ray_address``; nodes and devices discovered from it), ``fake`` (no processes; tests).
@@ -14,11 +21,13 @@ local executor under the data directory, the Ray executor in detached named acto
 a restart finds every job and adopts still-running work (the reconciler's recover() requeues any the
 executor lost and stops any the store does not know). While running, the audit requeues (reason
 ``lost: not running in the executor``) a job the store calls running that the executor has not had for two
-rounds in a row, so no inconsistency can leave a job "running" forever.
+rounds in a row, so no inconsistency can leave a job "running" forever. One scheduler at a time per data
+directory: it holds an exclusive lock on ``<data-dir>/scheduler.lock`` while it runs.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -27,22 +36,25 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from fastapi import FastAPI
 from prometheus_client import Gauge
 
-from accelpool.api.app import Hooks, Metrics, create_app
+from accelpool.api.app import WAKE_INTERVAL, Hooks, Metrics, create_app
 from accelpool.catalog import bundled_catalog
 from accelpool.core.allocation import Policy
 from accelpool.core.types import Node
 from accelpool.ports import EventKind, Executor, ExecutorEvent, Launch, NodeSource
 from accelpool.runtime.clock import SystemClock
 from accelpool.runtime.reconciler import Reconciler, RoundReport
+from accelpool.service import channel
 from accelpool.storage.engine import sqlite_url
 from accelpool.storage.sql import SqlStore
 
 log = logging.getLogger("accelpool.service")
 DEFAULT_PORT = 8470
+_OVER = ("cancelled", "succeeded", "failed")
 
 
 def default_data_dir() -> Path:
@@ -76,15 +88,37 @@ class Options:
     ray_address: str | None = None  # ray: "auto", "HOST:6379", "ray://HOST:10001"; None: ray.init() default
     ray_namespace: str = "accelpool"  # ray: must stay the same across restarts to adopt running work
     upgrade: bool = True
+    single_process: bool = False  # API and scheduler in one process (debugging, tests)
+    poll_seconds: float = 0.25  # scheduler: how often it looks for cancels, submissions, log requests
 
     @property
     def url(self) -> str:
         return self.database_url or sqlite_url(self.data_dir / "accelpool.sqlite")
 
+    def to_json(self) -> str:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["data_dir"] = str(self.data_dir)
+        return json.dumps(d)
+
+    @classmethod
+    def from_json(cls, text: str) -> Options:
+        d = json.loads(text)
+        d["data_dir"] = Path(d["data_dir"])
+        return cls(**d)
+
 
 class Service:
+    """The scheduler (reconciler loop + executor) and, with ``api=True``, the API app in the same process
+    (``serve()``: ``--single-process``). The split control plane's scheduler process runs it with
+    ``api=False`` (``run_scheduler()``)."""
+
     def __init__(
-        self, opts: Options, executor: Executor | None = None, clock: SystemClock | None = None
+        self,
+        opts: Options,
+        executor: Executor | None = None,
+        clock: SystemClock | None = None,
+        *,
+        api: bool = True,
     ) -> None:
         self.opts = opts
         opts.data_dir.mkdir(parents=True, exist_ok=True)
@@ -95,6 +129,9 @@ class Service:
         self.metrics = Metrics()
         self._stops: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._halt = threading.Event()
+        self._kick = threading.Event()  # run a round now (in one process: a submission, a node change)
+        self._lock_file: IO[str] | None = None
+        self.rounds = 0
         self.reconciler = Reconciler(
             self.store,
             self.executor,
@@ -104,9 +141,11 @@ class Service:
             on_round=self._on_round,
         )
         hooks = Hooks(
-            wake=self.clock.wake, stop_job=self._request_stop, logs=self.executor.logs, now=self.clock.now
+            wake=self._kick_round, stop_job=self._request_stop, logs=self.executor.logs, now=self.clock.now
         )
-        self.app = create_app(self.store, hooks=hooks, catalog=self.catalog, metrics=self.metrics)
+        self.app: FastAPI | None = (
+            create_app(self.store, hooks=hooks, catalog=self.catalog, metrics=self.metrics) if api else None
+        )
         self._thread: threading.Thread | None = None
         self.messages: list[str] = []
         self.unrecognized: dict[str, str] = {}  # NodeSource nodes left out of the pool: name -> reason
@@ -205,61 +244,95 @@ class Service:
 
     def bootstrap(self) -> None:
         """First start: an admin token (written 0600 to the data dir); with --demo the demo world."""
-        d = self.opts.data_dir
-        token_file = d / "admin-token"
-        if not self.store.has_admin_token() or not token_file.exists():
-            _, secret = self.store.create_token("admin", name="first admin")
-            _write_secret(token_file, secret)
-            self.messages.append(f"admin token created: {token_file} (keep it secret; shown once)")
-        client: dict[str, Any] = {
-            "url": f"http://{self.opts.host}:{self.opts.port}",
-            "token_file": str(token_file),
-        }
-        if self.opts.demo:
-            from accelpool.service import demo
-
-            if isinstance(self.executor, NodeSource):  # the pool is what the executor finds (Ray)
-                secrets = demo.seed(self.store, nodes=None, price_types=sorted(self.catalog))
-            else:
-                secrets = demo.seed(self.store)
-            for tenant, secret in secrets.items():
-                _write_secret(d / f"token-{tenant}", secret)
-            if secrets:
-                ids = demo.example_jobs(self.store)
-                pool = (
-                    "nodes from the executor"
-                    if isinstance(self.executor, NodeSource)
-                    else f"pool of {len(demo.DEMO_NODES)} nodes"
-                )
-                self.messages.append(
-                    f"demo: {pool}, program '{demo.PROGRAM}', "
-                    f"{len(ids)} example jobs submitted for tenant '{demo.TENANTS[0]}'"
-                )
-            client["tenant"] = demo.TENANTS[0]
-        (d / "client.json").write_text(json.dumps(client, indent=2))
+        self.messages += bootstrap(self.store, self.opts, isinstance(self.executor, NodeSource))
         self.sync_nodes()
 
     def start_loop(self) -> None:
+        self._take_lock()
         self.sync_nodes()
         lost = self.reconciler.recover()
         if lost:
-            self.messages.append(f"recovered: requeued {len(lost)} job(s) that were not running any more")
+            msg = f"recovered: requeued {len(lost)} job(s) that were not running any more"
+            self.messages.append(msg)
+            log.info(msg)
         self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
         self._thread.start()
 
+    def _take_lock(self) -> None:
+        """One scheduler per data directory: a second one (e.g. the survivor of a killed supervisor) would
+        start jobs the first one also starts. Waits until the holder has exited."""
+        f = open(self.opts.data_dir / "scheduler.lock", "a+")  # noqa: SIM115 - held while the loop runs
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("another scheduler holds %s; waiting for it to exit", f.name)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        self._lock_file = f
+
+    # -- the loop -------------------------------------------------------------------------------------
+
     def _loop(self) -> None:
+        last_seq = self._last_seq()
         while not self._halt.is_set():
-            start = self.clock.now()
+            start = time.monotonic()
+            self._kick.clear()
+            seq = self._last_seq()
             try:
                 self._drain_stops()
+                self.stop_finished()
                 self.sync_nodes()
+                t0 = time.perf_counter()
                 self.reconciler.step()
+                took = time.perf_counter() - t0
+                self.metrics.round_seconds.observe(took)
                 self.audit()
+                self._status(took)
             except Exception:  # a failed round must not end the service; the next round retries
                 log.exception("scheduling round failed")
-            if self._halt.is_set():
+            last_seq = self._between_rounds(start, max(last_seq, seq))
+
+    def _between_rounds(self, start: float, last_seq: int) -> int:
+        """Poll until the next round is due: stop cancelled jobs, answer log requests; a submission brings
+        the round forward to WAKE_INTERVAL after the last one's start. Returns the newest job seq seen."""
+        due = start + self.opts.round_seconds
+        while not self._halt.is_set():
+            t = time.monotonic()
+            if t >= due or self._kick.is_set():
                 break
-            self.clock.sleep_until(start + self.opts.round_seconds)
+            self._kick.wait(max(0.0, min(due - t, self.opts.poll_seconds)))
+            if self._halt.is_set() or self._kick.is_set():
+                break
+            try:
+                self._drain_stops()
+                self.stop_finished()
+                channel.serve_log_requests(self.opts.data_dir, self.executor.logs)
+                seq = self.store.last_job_seq()
+            except Exception:
+                log.exception("scheduler poll failed")
+                continue
+            if seq > last_seq:
+                due = min(due, start + WAKE_INTERVAL)
+        return last_seq
+
+    def _last_seq(self) -> int:
+        try:
+            return self.store.last_job_seq()
+        except Exception:
+            log.exception("reading the newest job failed")
+            return 0
+
+    def stop_finished(self) -> list[str]:
+        """Stop work the executor still runs for jobs the store says are over (cancelled through the API,
+        in this process or in the API process); returns their ids. Stopping twice is harmless."""
+        active = self.executor.active()
+        if not active:
+            return []
+        states = self.store.job_states(active)
+        over = sorted(j for j, st in states.items() if st in _OVER)
+        for job in over:
+            why = "cancelled" if states[job] == "cancelled" else f"{states[job]} in the store"
+            self.executor.stop(job, why)
+        return over
 
     def _drain_stops(self) -> None:
         while True:
@@ -272,23 +345,44 @@ class Service:
 
     def _request_stop(self, job_id: str) -> None:
         self._stops.put(job_id)
-        self.clock.wake()
+        self._kick.set()
+
+    def _kick_round(self) -> None:
+        self._kick.set()
 
     def _on_round(self, report: RoundReport) -> None:
+        self.rounds += 1
         self.metrics.rounds.inc()
+
+    def _status(self, seconds: float) -> None:
+        channel.write_status(
+            self.opts.data_dir,
+            {
+                "pid": os.getpid(),
+                "rounds": self.rounds,
+                "last_round_seconds": round(seconds, 6),
+                "last_round_at": time.time(),
+                "unrecognized_nodes": len(self.unrecognized),
+            },
+        )
 
     def stop(self) -> None:
         self._halt.set()
+        self._kick.set()
         self.clock.wake()
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.executor.close()
         self.store.close()
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the scheduler lock
+            self._lock_file = None
 
     def serve(self) -> None:
-        """Run until interrupted: the loop thread plus uvicorn in this thread."""
+        """``--single-process``: run until interrupted, the loop thread plus uvicorn in this thread."""
         import uvicorn
 
+        assert self.app is not None
         self.start_loop()
         config = uvicorn.Config(
             self.app, host=self.opts.host, port=self.opts.port, log_level="warning", access_log=False
@@ -298,6 +392,99 @@ class Service:
             server.run()
         finally:
             self.stop()
+
+    def run_scheduler(self) -> None:
+        """The scheduler process: the loop until SIGTERM/SIGINT, then a clean stop (running jobs keep
+        running; the next scheduler adopts them)."""
+        import signal
+
+        def halt(signum: int, frame: Any) -> None:
+            log.info("scheduler: signal %d, stopping", signum)
+            self._halt.set()
+            self._kick.set()
+
+        signal.signal(signal.SIGTERM, halt)
+        signal.signal(signal.SIGINT, halt)
+        self.start_loop()
+        while not self._halt.is_set():
+            self._halt.wait(1.0)
+        self.stop()
+
+
+def bootstrap(store: SqlStore, opts: Options, node_source: bool) -> list[str]:
+    """First start: an admin token (written 0600 to the data dir); with --demo the demo world. Returns
+    the messages to show. ``node_source``: the executor discovers the nodes (Ray), the demo adds none."""
+    messages: list[str] = []
+    d = opts.data_dir
+    token_file = d / "admin-token"
+    if not store.has_admin_token() or not token_file.exists():
+        _, secret = store.create_token("admin", name="first admin")
+        _write_secret(token_file, secret)
+        messages.append(f"admin token created: {token_file} (keep it secret; shown once)")
+    client: dict[str, Any] = {"url": f"http://{opts.host}:{opts.port}", "token_file": str(token_file)}
+    if opts.demo:
+        from accelpool.service import demo
+
+        if node_source:  # the pool is what the executor finds (Ray)
+            secrets = demo.seed(store, nodes=None, price_types=sorted(bundled_catalog()))
+        else:
+            secrets = demo.seed(store)
+        for tenant, secret in secrets.items():
+            _write_secret(d / f"token-{tenant}", secret)
+        if secrets:
+            ids = demo.example_jobs(store)
+            pool = "nodes from the executor" if node_source else f"pool of {len(demo.DEMO_NODES)} nodes"
+            messages.append(
+                f"demo: {pool}, program '{demo.PROGRAM}', "
+                f"{len(ids)} example jobs submitted for tenant '{demo.TENANTS[0]}'"
+            )
+        client["tenant"] = demo.TENANTS[0]
+    (d / "client.json").write_text(json.dumps(client, indent=2))
+    return messages
+
+
+def api_app(opts: Options) -> tuple[FastAPI, SqlStore]:
+    """The API process's app: the store, no executor. Cancels are recorded in the store (the scheduler
+    process stops the job's processes within ``poll_seconds``); submissions are noticed by the scheduler
+    from the jobs table; logs are read from the executor's files (``channel.LogReader``)."""
+    catalog = bundled_catalog()
+    store = SqlStore(opts.url, catalog, upgrade=False)
+    hooks = Hooks(logs=channel.LogReader(opts.data_dir, opts.executor))
+    metrics = Metrics()
+    status = _SchedulerStatus(opts.data_dir)
+    metrics.registry.register(status)
+    return create_app(store, hooks=hooks, catalog=catalog, metrics=metrics), store
+
+
+class _SchedulerStatus:
+    """/metrics of the API process: the scheduler process's last status (``run/scheduler.json``)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+
+    def collect(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        st = channel.read_status(self.data_dir)
+        yield GaugeMetricFamily(
+            "accelpool_scheduler_rounds",
+            "Rounds run by the scheduler process since it started",
+            st.get("rounds", 0),
+        )
+        yield GaugeMetricFamily(
+            "accelpool_scheduler_last_round_seconds",
+            "Duration of the last round (s)",
+            st.get("last_round_seconds", 0),
+        )
+        age = time.time() - st["last_round_at"] if "last_round_at" in st else -1.0
+        yield GaugeMetricFamily(
+            "accelpool_scheduler_last_round_age_seconds", "Seconds since the last round ended (-1: none)", age
+        )
+        yield GaugeMetricFamily(
+            "accelpool_unrecognized_nodes",
+            "Nodes with accelerators of a type accelpool does not know",
+            st.get("unrecognized_nodes", 0),
+        )
 
 
 def _node_differs(a: Node, b: Any) -> bool:

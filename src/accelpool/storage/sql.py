@@ -698,6 +698,27 @@ class SqlStore(Queries):
             ).all()
         return [self._status(r) for r in rows]
 
+    # -- the scheduler process's cheap polls (split control plane: API and scheduler share the database) --
+
+    def job_states(self, job_ids: Iterable[str]) -> dict[str, str]:
+        """{job id: state} for the ids given that exist (e.g. the executor's active jobs: a job the API
+        cancelled reads ``cancelled`` here while its process still runs)."""
+        ids = sorted(set(job_ids))
+        if not ids:
+            return {}
+        out: dict[str, str] = {}
+        with self.read() as c:
+            for k in range(0, len(ids), 500):
+                q = select(T.jobs.c.id, T.jobs.c.state).where(T.jobs.c.id.in_(ids[k : k + 500]))
+                out.update({r.id: r.state for r in c.execute(q)})
+        return out
+
+    def last_job_seq(self) -> int:
+        """The newest job's sequence number (0 when none): it grows with every submission, so the
+        scheduler notices new work with one index look-up."""
+        with self.read() as c:
+            return int(c.execute(select(func.max(T.jobs.c.seq))).scalar() or 0)
+
     def run_spec(self, job_id: str) -> RunSpec:
         with self.read() as c:
             r = c.execute(select(T.jobs.c.run).where(T.jobs.c.id == job_id)).first()
