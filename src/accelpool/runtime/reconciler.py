@@ -221,22 +221,25 @@ class Reconciler:
             if only is not None and s.job.id not in only:
                 continue
             end = until(s)
-            if s.placement is None or end is None or s.metered_until is None or end <= s.metered_until:
+            start = s.metered_until
+            if s.placement is None or end is None or start is None or end <= start:
                 continue
-            remaining = grants.get(s.job.grant) if s.job.grant is not None else None
+            job = s.job
+            grant = job.grant
+            remaining = grants.get(grant) if grant is not None else None
             charge = meter(
-                job=s.job.id,
-                tenant=s.job.tenant,
-                grant=s.job.grant,
+                job=job.id,
+                tenant=job.tenant,
+                grant=grant,
                 placement=s.placement,
-                start=s.metered_until,
+                start=start,
                 end=end,
                 price_krw_per_hour=int(snapshot_prices.get(s.placement.accelerator, 0)),
                 grant_remaining_krw=remaining,
             )
             if charge is not None:
-                if s.job.grant is not None and s.job.grant in grants:
-                    grants[s.job.grant] -= charge.amount_krw
+                if remaining is not None:
+                    grants[grant] -= charge.amount_krw  # type: ignore[index]
                 out.append(charge)
         return out
 

@@ -191,7 +191,8 @@ class MemoryStore:
                 self.charges.append(c)
 
     def running(self) -> list[JobStatus]:
-        return [self.jobs[j].status for j in self.active if self.jobs[j].status.state == JobState.RUNNING]
+        jobs, running = self.jobs, JobState.RUNNING
+        return [st for j in self.active if (st := jobs[j].status).state is running]
 
     def run_spec(self, job_id: str) -> RunSpec:
         return self.jobs[job_id].run
