@@ -2,6 +2,7 @@
 measured): submissions/s and p50/p99 latency from concurrent clients; paginated listing of 100,000 jobs.
 
     python bench/bench_api.py [--seconds 10] [--procs 2] [--conns 8] [--list-jobs 100000] [--postgres]
+                              [--single-process]
 
 Honest set-up: the server is its own process (uvicorn, as `accelpool up` runs it); the load comes from
 ``--procs`` client processes, each holding ``--conns`` keep-alive HTTP/1.1 connections on loopback and
@@ -9,6 +10,10 @@ sending the next request as soon as the previous answer arrived (a closed loop, 
 bounded in time (``--seconds``) and in count (``--max-requests`` per connection). The same run first
 measures ``GET /healthz`` with the same clients: that rate is this machine's HTTP ceiling (the clients share
 the CPUs with the server), and submissions are printed as a ratio of it.
+
+The server is `accelpool up` as shipped: a supervisor with an API process and a scheduler process (rounds
+are woken by the submissions, at most once a second, and read every queued job); ``--single-process``
+measures the old layout, where the rounds ran in the API's process.
 
 Targets: >= 1,000 submissions/s with p99 < 50 ms on SQLite; < 0.2 s per page of the listing.
 """
@@ -215,9 +220,12 @@ def run(label: str, db_url: str | None, a: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as d:
         data = Path(d) / "data"
         data.mkdir()
-        args = ["--executor", "fake", "--round-seconds", "30"] + (
-            ["--database-url", db_url] if db_url else []
+        args = (
+            ["--executor", "fake", "--round-seconds", "30"]
+            + (["--database-url", db_url] if db_url else [])
+            + (["--single-process"] if a.single_process else [])
         )
+        label += " (one process)" if a.single_process else " (API and scheduler processes)"
         server = ServerProcess(data, *args).start()
         try:
             admin = (data / "admin-token").read_text().strip()
@@ -263,6 +271,9 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=200)
     ap.add_argument("--postgres", action="store_true")
     ap.add_argument("--no-sqlite", action="store_true")
+    ap.add_argument(
+        "--single-process", action="store_true", help="`accelpool up --single-process` (rounds share the GIL)"
+    )
     a = ap.parse_args()
     if not a.no_sqlite:
         run("SQLite", None, a)
