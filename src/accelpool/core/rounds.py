@@ -112,7 +112,9 @@ def round_cost_krw(devices: int, price_krw_per_hour: int, seconds: float) -> int
 class _FreeDevices:
     """Free device indices per node, per type; places gangs on as few nodes as possible (best fit)."""
 
-    _template: tuple[tuple[Node, ...], dict[str, dict[str, list[int]]], dict[str, str | None]] | None = None
+    _template: (
+        tuple[tuple[Node, ...], dict[str, dict[str, list[int]]], dict[str, str | None], dict[str, int]] | None
+    ) = None
 
     def __init__(self, nodes: tuple[Node, ...]) -> None:
         # Free lists are replaced, never changed in place, so a per-type shallow copy of a template made
@@ -122,19 +124,25 @@ class _FreeDevices:
             by_type: dict[str, dict[str, list[int]]] = {}
             for n in nodes:
                 by_type.setdefault(n.accelerator, {})[n.name] = list(range(n.devices))
-            cached = _FreeDevices._template = (nodes, by_type, {n.name: n.zone for n in nodes})
+            totals = {t: sum(len(v) for v in d.values()) for t, d in by_type.items()}
+            cached = _FreeDevices._template = (nodes, by_type, {n.name: n.zone for n in nodes}, totals)
         self.by_type = {t: dict(d) for t, d in cached[1].items()}
         self.zone = cached[2]
+        self.initial = cached[3]
 
     def total(self, accelerator: str) -> int:
         return sum(len(v) for v in self.by_type.get(accelerator, {}).values())
 
     def take_exact(self, p: Placement) -> bool:
-        nodes = self.by_type.get(p.accelerator, {})
-        if not all(n in nodes and set(d) <= set(nodes[n]) for n, d in p.devices):
+        nodes = self.by_type.get(p.accelerator)
+        if nodes is None:
             return False
         for n, d in p.devices:
-            nodes[n] = [i for i in nodes[n] if i not in set(d)]
+            f = nodes.get(n)
+            if f is None or any(i not in f for i in d):
+                return False
+        for n, d in p.devices:
+            nodes[n] = [i for i in nodes[n] if i not in d]
         return True
 
     def place(self, job: str, accelerator: str, count: int, zone: str | None) -> Placement | None:
@@ -339,7 +347,7 @@ def _place(
     tput = problem.throughput
     types = alloc.types
     free = _FreeDevices(snapshot.nodes)
-    type_free = {t: free.total(t) for t in types}
+    type_free = {t: free.initial.get(t, 0) for t in types}  # a fresh _FreeDevices: all free
     grants = {g.id: g.remaining_krw for g in snapshot.grants}
     prices = snapshot.prices_krw_per_hour
     chosen: dict[int, int] = {}
