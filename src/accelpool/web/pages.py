@@ -37,7 +37,7 @@ _BASE = """<!doctype html>
  section{background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:.6rem 1rem;margin-bottom:1rem}
  h2{font-size:1rem;margin:.2rem 0 .6rem} table{border-collapse:collapse;width:100%;font-size:.85rem}
  th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #eef0f3;vertical-align:top}
- th{color:#5a6475;font-weight:600} td.n{text-align:right;font-variant-numeric:tabular-nums}
+ th{color:#5a6475;font-weight:600} .n{text-align:right;font-variant-numeric:tabular-nums}
  .bar{background:#e4e8ee;border-radius:3px;height:.7rem;width:9rem;display:inline-block;vertical-align:middle}
  .bar i{display:block;height:100%;background:#3b7ddd;border-radius:3px}
  .down{color:#b3261e} .muted{color:#7a8494} .state{font-weight:600}
