@@ -278,3 +278,12 @@ def test_uncontended_round_skips_the_lp_and_gives_everyone_its_best_type():
     for name in ("max-min-fairness", "finish-time-fairness", "max-throughput"):
         alloc = get_policy(name)(p)
         assert alloc.x.tolist() == [[0.0, 1.0], [1.0, 0.0], [1.0, 0.0]], name
+
+
+def test_max_min_levels_count_devices():
+    """A 2-device job is entitled to the same device-time as a 1-device job (levels per device, as Gavel and
+    fair-share): on 2 devices the 1-device job runs all the time, the 2-device job half of it."""
+    p = make([[1.0], [1.0]], [2.0], scale=[1.0, 2.0])
+    x = max_min_fairness(p).x
+    assert x[0, 0] == pytest.approx(1.0, abs=1e-6)
+    assert x[1, 0] == pytest.approx(0.5, abs=1e-6)

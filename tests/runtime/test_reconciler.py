@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from accelpool.core.allocation import Allocation, AllocationProblem
 from accelpool.core.types import Grant, Job, JobState, Node, Program
@@ -100,3 +101,22 @@ def test_recover_requeues_jobs_the_executor_forgot():
     fresh = Reconciler(store, FakeExecutor(clock), clock, greedy_fastest, round_seconds=100)
     assert fresh.recover() == ["a"]
     assert store.jobs["a"].status.state == JobState.QUEUED
+
+
+def test_fake_executor_resumes_from_its_checkpoint_and_can_skip_progress_events():
+    from accelpool.core.rounds import Placement
+    from accelpool.ports import EventKind, Launch, RunSpec
+
+    clock = VirtualClock(0.0)
+    ex = FakeExecutor(clock, progress_events=False)
+    job = Job("a", tenant="t", scale=1, total_steps=1000.0, submit_time=0.0)
+    p = Placement("a", "x", (("n", (0,)),))
+    ex.start(Launch(job, p, RunSpec(), 1.0, 0.0, 1))
+    clock.sleep_until(100.0)
+    assert [e.kind for e in ex.poll()] == [EventKind.STARTED]  # no per-poll progress
+    ex.stop("a", "moved")
+    # the scheduler's view may lag (no progress events): the job still resumes from its own checkpoint
+    ex.start(Launch(job, p, RunSpec(), 1.0, 0.0, 2))
+    clock.sleep_until(1000.0)
+    done = [e for e in ex.poll() if e.kind == EventKind.EXITED and e.exit_code == 0]
+    assert done and done[0].time == pytest.approx(1000.0)
