@@ -139,7 +139,7 @@ class _FreeDevices:
             return False
         for n, d in p.devices:
             f = nodes.get(n)
-            if f is None or any(i not in f for i in d):
+            if f is None or (d[0] not in f if len(d) == 1 else not set(d).issubset(f)):
                 return False
         for n, d in p.devices:
             nodes[n] = [i for i in nodes[n] if i not in d]
