@@ -93,8 +93,13 @@ class AllocationProblem:
                 defaults[name] = value
         for name, default in defaults.items():
             object.__setattr__(self, name, default)
-        for name, shape in (("capacity", (tt,)), ("scale", (n,)), ("weight", (n,)),
-                            ("throughput", (n, tt)), ("allowed", (n, tt))):
+        for name, shape in (
+            ("capacity", (tt,)),
+            ("scale", (n,)),
+            ("weight", (n,)),
+            ("throughput", (n, tt)),
+            ("allowed", (n, tt)),
+        ):
             if np.shape(getattr(self, name)) != shape:
                 raise ValueError(f"{name} has shape {np.shape(getattr(self, name))}, expected {shape}")
 

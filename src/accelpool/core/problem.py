@@ -54,8 +54,10 @@ def allowed_mask(
     mask = np.ones((len(jobs), len(types)), dtype=bool)
     domestic = np.array([accelerators[t].domestic if t in accelerators else False for t in types])
     memory = np.array(
-        [accelerators[t].memory_gb if t in accelerators and accelerators[t].memory_gb else np.nan
-         for t in types]
+        [
+            accelerators[t].memory_gb if t in accelerators and accelerators[t].memory_gb else np.nan
+            for t in types
+        ]
     )
     for i, job in enumerate(jobs):
         if job.allowed:
@@ -127,7 +129,9 @@ def build_problem(
 
     public = np.array([j.public for j in jobs], dtype=bool)
     scale = np.array([float(j.scale) for j in jobs])
-    share = np.array([max((p.rules.share_for(t) for p in programs_by_id.values()), default=0.0) for t in types])
+    share = np.array(
+        [max((p.rules.share_for(t) for p in programs_by_id.values()), default=0.0) for t in types]
+    )
     public_demand = (allowed[public] * scale[public, None]).sum(axis=0) if n else np.zeros(tt)
     reserve = np.minimum(np.floor(share * cap), public_demand)
 
@@ -136,8 +140,10 @@ def build_problem(
         [grants_by_id[j.grant].remaining_krw if j.grant in grants_by_id else -1 for j in jobs], dtype=np.int64
     )
     remaining = remaining_steps or {}
-    steps = np.array([remaining.get(j.id, j.total_steps if j.total_steps is not None else np.inf) for j in jobs],
-                     dtype=np.float64)
+    steps = np.array(
+        [remaining.get(j.id, j.total_steps if j.total_steps is not None else np.inf) for j in jobs],
+        dtype=np.float64,
+    )
     ttd = np.array([j.deadline - now if j.deadline is not None else np.inf for j in jobs], dtype=np.float64)
     return AllocationProblem(
         job_ids=tuple(j.id for j in jobs),
