@@ -6,12 +6,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from accelpool.core.types import Grant, JobState, Program, Tenant
@@ -50,6 +50,47 @@ class Queries:
 
     def invalidate(self) -> None: ...  # pragma: no cover - forget cached reference data
 
+    _pg = False  # PostgreSQL (SqlStore sets it): ids compare in the "C" collation, as Python sorts them
+
+    # -- queue positions (derived, never stored) ------------------------------------------------------
+
+    def _id_col(self) -> Any:
+        return T.jobs.c.id.collate("C") if self._pg else T.jobs.c.id
+
+    def queue_position(self, c: Connection, priority: int, submit_time: float, job_id: str) -> int:
+        """1 + the number of queued jobs ahead in the scheduler's order (priority high first, then submit
+        time, then id): the position the round ranks it at. Index range scans on ``ix_jobs_queue``."""
+        j = T.jobs.c
+        ahead = or_(
+            j.priority > priority,
+            and_(j.priority == priority, j.submit_time < submit_time),
+            and_(j.priority == priority, j.submit_time == submit_time, self._id_col() < job_id),
+        )
+        q = select(func.count()).select_from(T.jobs).where(j.state == JobState.QUEUED.value, ahead)
+        return 1 + int(c.execute(q).scalar_one())
+
+    def queue_positions(self, c: Connection, rows: Sequence[Any]) -> dict[str, int]:
+        """Positions of the queued jobs among ``rows`` that a round has considered (one query)."""
+        queued = [r for r in rows if _ranked(r)]
+        if not queued:
+            return {}
+        if len(queued) <= 4:
+            return {r.id: self.queue_position(c, int(r.priority), float(r.submit_time), r.id) for r in queued}
+        j = T.jobs.c
+        ranked = (
+            select(
+                j.id,
+                func.row_number()
+                .over(order_by=(j.priority.desc(), j.submit_time, self._id_col()))
+                .label("pos"),
+            )
+            .where(j.state == JobState.QUEUED.value)
+            .subquery()
+        )
+        ids = [r.id for r in queued]
+        q = select(ranked.c.id, ranked.c.pos).where(ranked.c.id.in_(ids))
+        return {r.id: int(r.pos) for r in c.execute(q)}
+
     # -- jobs -----------------------------------------------------------------------------------------
 
     def get_job(self, job_id: str, tenants: Iterable[str] | None = None) -> JobView | None:
@@ -64,7 +105,10 @@ class Queries:
             charged = c.execute(
                 select(func.coalesce(func.sum(T.charges.c.amount_krw), 0)).where(T.charges.c.job == job_id)
             ).scalar_one()
-        return _job_view(r, int(charged))
+            pos = None
+            if _ranked(r):
+                pos = self.queue_position(c, int(r.priority), float(r.submit_time), r.id)
+        return _job_view(r, int(charged), pos)
 
     def job_events(self, job_id: str) -> list[JobEvent]:
         with self.read() as c:
@@ -94,7 +138,8 @@ class Queries:
             q = q.where(T.jobs.c.seq < before)
         with self.read() as c:
             rows = c.execute(q).all()
-        views = [_job_view(r) for r in rows[:limit]]
+            positions = self.queue_positions(c, rows[:limit])
+        views = [_job_view(r, None, positions.get(r.id)) for r in rows[:limit]]
         return views, (views[-1].seq if len(rows) > limit else None)
 
     def active_tenant_jobs(self, tenant: str, grant: str | None = None) -> int:
@@ -295,11 +340,17 @@ class Queries:
             )
 
 
+def _ranked(r: Any) -> bool:
+    """A queued job the scheduler has considered (a new submission has no position until its first round,
+    as when positions were stored)."""
+    return bool(r.state == JobState.QUEUED.value and r.reason != "submitted")
+
+
 def _token_view(r: Any) -> TokenView:
     return TokenView(r.id, r.name, r.role, r.tenant, r.program, float(r.created), bool(r.revoked))
 
 
-def _job_view(r: Any, charged: int | None = None) -> JobView:
+def _job_view(r: Any, charged: int | None = None, position: int | None = None) -> JobView:
     return JobView(
         id=r.id,
         seq=int(r.seq),
@@ -307,7 +358,7 @@ def _job_view(r: Any, charged: int | None = None) -> JobView:
         name=r.name,
         state=JobState(r.state),
         reason=r.reason,
-        position=r.position,
+        position=position,
         placement=r.placement,
         steps_done=float(r.steps_done),
         submit_time=float(r.submit_time),

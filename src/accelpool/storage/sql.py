@@ -31,7 +31,6 @@ from accelpool.core.types import (
     Node,
     Program,
     Tenant,
-    WaitReason,
 )
 from accelpool.ports import EventKind, ExecutorEvent, RunSpec
 from accelpool.storage import codec, migrate
@@ -74,17 +73,22 @@ class Submission:
 
 # PostgreSQL: bulk updates as one UPDATE ... FROM unnest(arrays) (one round trip instead of one per row).
 _PG_STARTS = text(
-    'UPDATE jobs SET placement = CAST(u.pl AS json), metered_until = :now, "position" = NULL, '
+    "UPDATE jobs SET placement = CAST(u.pl AS json), metered_until = :now, "
     "state = 'running', reason = u.why, start_time = COALESCE(jobs.start_time, :now), "
     "attempts = jobs.attempts + 1 "
     "FROM unnest(CAST(:ids AS text[]), CAST(:pls AS text[]), CAST(:whys AS text[])) AS u(id, pl, why) "
     "WHERE jobs.id = u.id"
 )
 _PG_WAITS = text(
-    'UPDATE jobs SET reason = u.r, "position" = u.p '
-    "FROM unnest(CAST(:ids AS text[]), CAST(:rs AS text[]), CAST(:ps AS integer[])) AS u(id, r, p) "
-    "WHERE jobs.id = u.id"
+    "UPDATE jobs SET reason = u.r "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:rs AS text[])) AS u(id, r) "
+    "WHERE jobs.id = u.id AND jobs.state = 'queued'"
 )
+
+# Wait reasons are written after the round's transaction, on SQLite in transactions of at most this many rows,
+# so a submission waiting for the write lock waits for one short chunk, never for the whole queue. (PostgreSQL
+# locks rows, not the database: there they are one statement, as one commit there costs a WAL flush.)
+WAIT_CHUNK = 500
 
 
 class SqlStore(Queries):
@@ -108,7 +112,7 @@ class SqlStore(Queries):
             )
         self.accelerators: dict[str, AcceleratorType] = dict(accelerators or {})
         self._jobs: dict[str, Job] = {}  # immutable specs, parsed once
-        self._waits: dict[str, tuple[str, int | None]] = {}  # last written (reason, position) per job
+        self._waits: dict[str, str] = {}  # a queued job's reason as stored (read by snapshot, then written)
         self._lock = threading.Lock()
         self._ref: Reference | None = None
         self._ref_version = 0  # bumped by every write that changes reference data
@@ -326,13 +330,13 @@ class SqlStore(Queries):
             }
             holds: dict[str, Any] = dict(
                 c.execute(
-                    select(T.jobs.c.spec["grant"].as_string(), func.sum(T.jobs.c.reserved_krw))
+                    select(T.jobs.c.grant_id, func.sum(T.jobs.c.reserved_krw))
                     .where(
+                        T.jobs.c.grant_id.in_(held),
                         T.jobs.c.active.is_(True),
                         T.jobs.c.reserved_krw > 0,
-                        T.jobs.c.spec["grant"].as_string().in_(held),
                     )
-                    .group_by(T.jobs.c.spec["grant"].as_string())
+                    .group_by(T.jobs.c.grant_id)
                 ).all()
             )
             for g in held:
@@ -386,12 +390,13 @@ class SqlStore(Queries):
             "seconds_on": {},
             "metered_until": None,
             "reason": "submitted",
-            "position": None,
             "submit_time": job.submit_time,
             "preemptions": 0,
             "attempts": 0,
             "reserved_krw": int(it.reserve_krw),
             "idempotency_key": it.idempotency_key,
+            "priority": int(job.priority),
+            "grant_id": job.grant,
         }
 
     def cancel(self, job_id: str, now: float, reason: str = "cancelled by user") -> bool:
@@ -466,6 +471,7 @@ class SqlStore(Queries):
                     T.jobs.c.seconds_on,
                     T.jobs.c.metered_until,
                     T.jobs.c.throughput,
+                    T.jobs.c.reason,
                 )
                 .where(T.jobs.c.active.is_(True))
                 .order_by(T.jobs.c.seq)
@@ -478,6 +484,8 @@ class SqlStore(Queries):
             prices = {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
         nodes = tuple(self._node(r) for r in node_rows if not r.down)
         statuses = tuple(self._status(r) for r in job_rows)
+        queued = JobState.QUEUED.value
+        self._waits = {r.id: r.reason for r in job_rows if r.state == queued}  # what is stored now
         types = sorted({r.accelerator for r in node_rows})
         return Snapshot(
             now=now,
@@ -493,7 +501,11 @@ class SqlStore(Queries):
         )
 
     def record_decision(self, decision: Decision) -> None:
+        """Preemptions and starts in one transaction; then the wait reasons that changed, in short
+        transactions of ``WAIT_CHUNK`` rows. Queue positions are not stored: reads derive them from the
+        queue order (``Queries.queue_positions``), which is the order the decision ranked them in."""
         now = decision.now
+        queued = JobState.QUEUED.value
         with self.write() as c:
             if decision.preempt:
                 ids = [j for j, _ in decision.preempt]
@@ -512,6 +524,14 @@ class SqlStore(Queries):
                             c, job_id, JobState.QUEUED, now, f"requeued after preemption ({reason})"
                         )
             if decision.start:  # one batched UPDATE and one batched INSERT for every start
+                # only jobs still queued (one cancelled through the API since the snapshot stays cancelled;
+                # the scheduler stops its work when it polls the states)
+                want = [p.job for p in decision.start]
+                still: set[str] = set()
+                for k in range(0, len(want), WAIT_CHUNK):
+                    q = select(T.jobs.c.id).where(T.jobs.c.id.in_(want[k : k + WAIT_CHUNK]))
+                    q = q.where(T.jobs.c.state == queued)
+                    still.update(r[0] for r in c.execute(q.with_for_update() if self._pg else q))
                 starts: list[dict[str, Any]] = [
                     {
                         "jid": p.job,
@@ -519,8 +539,9 @@ class SqlStore(Queries):
                         "why": f"placed on {p.count} x {p.accelerator}",
                     }
                     for p in decision.start
+                    if p.job in still
                 ]
-                if self._pg:  # one statement, one round trip, whatever the number of starts
+                if starts and self._pg:  # one statement, one round trip, whatever the number of starts
                     c.execute(
                         _PG_STARTS,
                         {
@@ -530,14 +551,13 @@ class SqlStore(Queries):
                             "now": now,
                         },
                     )
-                else:
+                elif starts:
                     c.execute(
                         update(T.jobs)
                         .where(T.jobs.c.id == bindparam("jid"))
                         .values(
                             placement=bindparam("pl"),
                             metered_until=now,
-                            position=None,
                             state=JobState.RUNNING.value,
                             reason=bindparam("why"),
                             start_time=func.coalesce(T.jobs.c.start_time, now),
@@ -545,46 +565,43 @@ class SqlStore(Queries):
                         ),
                         starts,
                     )
-                c.execute(
-                    insert(T.job_events),
-                    [
-                        {"job": s["jid"], "time": now, "state": JobState.RUNNING.value, "reason": s["why"]}
-                        for s in starts
-                    ],
-                )
+                if starts:
+                    c.execute(
+                        insert(T.job_events),
+                        [
+                            {
+                                "job": s["jid"],
+                                "time": now,
+                                "state": JobState.RUNNING.value,
+                                "reason": s["why"],
+                            }
+                            for s in starts
+                        ],
+                    )
                 for s in starts:
                     self._waits.pop(s["jid"], None)
-            changed: list[dict[str, Any]] = []
-            for job_id, why in decision.waiting.items():
-                reason = why.value if isinstance(why, WaitReason) else str(why)
-                pos = decision.positions.get(job_id)
-                if self._waits.get(job_id) != (reason, pos):
-                    changed.append({"jid": job_id, "r": reason, "p": pos})
-            if changed and self._pg:  # only rows whose reason or position changed, in one statement
-                c.execute(
-                    _PG_WAITS,
-                    {
-                        "ids": [ch["jid"] for ch in changed],
-                        "rs": [ch["r"] for ch in changed],
-                        "ps": [ch["p"] for ch in changed],
-                    },
-                )
-            elif changed:
-                c.execute(
-                    update(T.jobs)
-                    .where(T.jobs.c.id == bindparam("jid"))
-                    .values(reason=bindparam("r"), position=bindparam("p")),
-                    changed,
-                )
-            keep = [p.job for p in decision.keep]
-            if keep:
-                c.execute(
-                    update(T.jobs)
-                    .where(T.jobs.c.id.in_(keep), T.jobs.c.position.is_not(None))
-                    .values(position=None)
-                )
-        for ch in changed:
-            self._waits[ch["jid"]] = (ch["r"], ch["p"])
+        # wait reasons: only rows whose reason changed, only while still queued, in short transactions
+        waits = self._waits
+        changed: list[tuple[str, str]] = []
+        for job_id, why in decision.waiting.items():
+            reason = str.__str__(why)  # a WaitReason is a str (StrEnum)
+            if waits.get(job_id) != reason:
+                changed.append((job_id, reason))
+        step = (len(changed) or 1) if self._pg else WAIT_CHUNK  # PostgreSQL: row locks only, one statement
+        for k in range(0, len(changed), step):
+            chunk = changed[k : k + step]
+            with self.write() as c:
+                if self._pg:
+                    c.execute(_PG_WAITS, {"ids": [j for j, _ in chunk], "rs": [r for _, r in chunk]})
+                else:
+                    c.execute(
+                        update(T.jobs)
+                        .where(T.jobs.c.id == bindparam("jid"), T.jobs.c.state == queued)
+                        .values(reason=bindparam("r")),
+                        [{"jid": j, "r": r} for j, r in chunk],
+                    )
+            for j, r in chunk:
+                waits[j] = r
 
     def record_events(self, events: Sequence[ExecutorEvent]) -> None:
         if not events:
@@ -744,7 +761,7 @@ class SqlStore(Queries):
         if state != JobState.RUNNING:
             values["placement"] = None
         if state.terminal:
-            values.update(active=False, position=None, reserved_krw=0)
+            values.update(active=False, reserved_krw=0)
         c.execute(update(T.jobs).where(T.jobs.c.id == job_id).values(**values))
         c.execute(insert(T.job_events).values(job=job_id, time=now, state=state.value, reason=reason))
         self._waits.pop(job_id, None)

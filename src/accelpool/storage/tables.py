@@ -99,7 +99,6 @@ jobs = Table(
     Column("seconds_on", JSON, nullable=False, default=dict),
     Column("metered_until", Float, nullable=True),
     Column("reason", Text, nullable=False, default=""),
-    Column("position", Integer, nullable=True),
     Column("submit_time", Float, nullable=False),
     Column("start_time", Float, nullable=True),
     Column("end_time", Float, nullable=True),
@@ -107,9 +106,15 @@ jobs = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("reserved_krw", BigInteger, nullable=False, default=0),  # budget held by this job while active
     Column("idempotency_key", String(200), nullable=True),
+    # copies of two spec fields, for indexes: the queue order (positions are derived from it on read, never
+    # stored) and a grant's holds (an index-only sum)
+    Column("priority", Integer, nullable=False, default=0, server_default="0"),
+    Column("grant_id", String(64), nullable=True),
     UniqueConstraint("tenant", "idempotency_key", name="uq_jobs_idempotency"),
     Index("ix_jobs_active", "active", "seq"),
     Index("ix_jobs_tenant_seq", "tenant", "seq"),
+    Index("ix_jobs_queue", "state", "priority", "submit_time", "id"),
+    Index("ix_jobs_grant_hold", "grant_id", "active", "reserved_krw"),
 )
 
 job_events = Table(
