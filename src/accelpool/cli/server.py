@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         host: Annotated[str, typer.Option()] = "127.0.0.1",
         port: Annotated[int, typer.Option()] = 8470,
         demo: Annotated[
-            bool, typer.Option(help="seed an emulated pool, a program, grants and example jobs")
+            bool, typer.Option("--demo", help="seed an emulated pool, a program, grants and example jobs")
         ] = False,
         round_seconds: Annotated[
             float, typer.Option(min=0.05, help="seconds between scheduling rounds")
@@ -46,13 +46,14 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="--executor ray: namespace of accelpool's actors (keep it across restarts)"),
         ] = "accelpool",
         no_upgrade: Annotated[
-            bool, typer.Option(help="refuse to start instead of migrating the schema")
+            bool, typer.Option("--no-upgrade", help="refuse to start instead of migrating the schema")
         ] = False,
         single_process: Annotated[
             bool,
             typer.Option(
+                "--single-process",
                 help="serve the API and run the rounds in one process (debugging; by default the API and "
-                "the scheduler are two processes under a supervisor)"
+                "the scheduler are two processes under a supervisor)",
             ),
         ] = False,
     ) -> None:
@@ -64,9 +65,16 @@ def register(app: typer.Typer) -> None:
 
         if executor not in ("local", "ray", "fake"):
             raise InputError("must be 'local', 'ray' or 'fake'", field="--executor", value=executor)
+        from accelpool.core.policies import get_policy
+
+        try:
+            get_policy(policy)
+        except InputError as exc:
+            raise InputError(exc.message, field="--policy", value=policy) from None
         if ray_address is not None and executor != "ray":
             raise InputError("only with --executor ray", field="--ray-address", value=ray_address)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         opts = Options(
             data_dir=data_dir or default_data_dir(),
             database_url=database_url,
