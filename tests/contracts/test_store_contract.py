@@ -266,3 +266,40 @@ def test_waiting_reason_enum_and_positions_cleared_when_started(store):
     state, reason, pos, _, _ = view(store, "a")
     assert state == JobState.RUNNING and reason == "placed on 1 x h100"  # (MemoryStore keeps a stale position)
     assert store.running()[0].metered_until == 2.0
+
+
+def _job_charged(store, job_id):
+    if isinstance(store, MemoryStore):
+        return sum(c.amount_krw for c in store.charges if c.job == job_id)
+    return store.get_job(job_id).charged_krw
+
+
+def test_cancel_of_a_running_job_charges_up_to_the_cancel_once(store):
+    store.add_nodes([Node("n0", "h100", 8)])
+    store.add_tenant(Tenant("t1"))
+    store.add_program(Program("p", "p", 10_000))
+    store.add_grant(Grant("g", "p", "t1", 1_000))
+    store.set_prices({"h100": 3600})  # 1 KRW per device-second
+    store.submit(Job("r", tenant="t1", grant="g", scale=2, submit_time=0.0), {"h100": 1.0})
+    store.submit(Job("q", tenant="t1", grant="g", scale=1, submit_time=0.0), {"h100": 1.0})
+    start = (Placement("r", "h100", (("n0", (0, 1)),)),)
+    store.record_decision(Decision(now=100.0, allocation=None, start=start))
+    assert store.cancel("r", 130.5, "cancelled by test") is True
+    assert store.cancel("q", 131.0) is False  # queued: nothing to stop, nothing to charge
+    assert _job_charged(store, "r") == 61 == grant_spent(store, "g")  # 2 devices x 30.5 s, half up
+    # a round that metered the same interval before it saw the cancel books nothing twice
+    store.record_charges([Charge("r", "t1", "g", "h100", 61.0, 61, 100.0, 130.5)])
+    assert _job_charged(store, "r") == 61 == grant_spent(store, "g")
+
+
+def test_cancel_charge_never_takes_a_grant_below_zero(store):
+    store.add_nodes([Node("n0", "h100", 8)])
+    store.add_tenant(Tenant("t1"))
+    store.add_program(Program("p", "p", 10_000))
+    store.add_grant(Grant("g", "p", "t1", 1_000))
+    store.set_prices({"h100": 3600 * 100})
+    store.submit(Job("r", tenant="t1", grant="g", scale=1, submit_time=0.0), {"h100": 1.0})
+    start = (Placement("r", "h100", (("n0", (0,)),)),)
+    store.record_decision(Decision(now=0.0, allocation=None, start=start))
+    store.cancel("r", 1000.0)
+    assert grant_spent(store, "g") == 1_000

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from accelpool.core.accounting import amount_krw, meter
 from accelpool.core.rounds import Decision, JobStatus, Snapshot
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
@@ -94,10 +95,31 @@ class MemoryStore:
         self.active[job.id] = None
         self._version += 1
 
-    def cancel(self, job_id: str, now: float) -> None:
+    def cancel(self, job_id: str, now: float, reason: str = "cancelled by user") -> bool:
+        """Cancel a job that is not finished; True when it was running (its process must be stopped).
+
+        A running job is charged for its devices from its last metered mark up to the cancel (integer KRW,
+        capped at what its grant has left), as the SQL store does."""
         rec = self.jobs[job_id]
-        if not _terminal(rec.status.state):
-            self._transition(rec, JobState.CANCELLED, now, "cancelled by user")
+        st = rec.status
+        if _terminal(st.state):
+            return False
+        running = st.state is JobState.RUNNING
+        if running and st.placement is not None and st.metered_until is not None and now > st.metered_until:
+            ch = meter(
+                job=job_id,
+                tenant=st.job.tenant,
+                grant=st.job.grant,
+                placement=st.placement,
+                start=float(st.metered_until),
+                end=now,
+                price_krw_per_hour=int(self.price_list.get(st.placement.accelerator, 0)),
+                grant_remaining_krw=None,
+            )
+            if ch is not None:
+                self.record_charges([ch])
+        self._transition(rec, JobState.CANCELLED, now, reason)
+        return running
 
     def measure(self, job_id: str, accelerator: str, steps_per_second: float) -> None:
         """A measured throughput replaces the estimate for that job and type."""
@@ -176,6 +198,14 @@ class MemoryStore:
     def record_charges(self, charges: Sequence[Charge]) -> None:
         for c in charges:
             rec = self.jobs[c.job]
+            mark = rec.status.metered_until
+            if mark is not None and c.start < mark:
+                # time before the job's metered mark was already charged (e.g. at a cancel): book the rest
+                if c.end <= mark:
+                    continue
+                part = c.device_seconds * (c.end - mark) / (c.end - c.start)
+                price = int(self.price_list.get(c.accelerator, 0))
+                c = replace(c, start=mark, device_seconds=part, amount_krw=amount_krw(part, price))
             seconds_on = dict(rec.status.seconds_on)
             seconds_on[c.accelerator] = seconds_on.get(c.accelerator, 0.0) + (c.end - c.start)
             rec.status = _with(rec.status, seconds_on=seconds_on, metered_until=c.end)
