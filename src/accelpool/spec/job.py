@@ -1,28 +1,29 @@
 """The job YAML spec: validated with pydantic v2, errors that name the field (and the YAML line).
 
-    name: llama-ft                       # required: letters, digits, - _ .
-    program: k-gpu-2025                  # the program to charge (its grant for your tenant is used)
-    grant: g-123                         # or the grant itself
-    kind: training                       # training | finetuning | inference | batch
-    resources:                           # one of:
-      type: h100                         #   a type and a count
-      count: 4
-    # resources: {types: [h100, rngd], count: 2}        a list of acceptable alternatives
-    # resources: [{type: h100, count: 2}, {type: rngd, count: 2}]   (same count for every alternative)
-    # resources: {count: 2, min_memory_gb: 80}          any type with at least N GB per device
-    command: python train.py
-    env: {HF_HOME: /data/hf}
-    workdir: /work
-    max_run_time: 2h                     # seconds, or a number with s/m/h/d
-    checkpoint_dir: /ckpt/llama-ft
-    steps: 10000                         # optional: total steps, for progress and estimates
-    constraints: {domestic_only: true, zone: seoul}
-    priority: 0
-    public: false                        # a public service (program rules may apply)
+name: llama-ft                       # required: letters, digits, - _ .
+program: k-gpu-2025                  # the program to charge (its grant for your tenant is used)
+grant: g-123                         # or the grant itself
+kind: training                       # training | finetuning | inference | batch
+resources:                           # one of:
+  type: h100                         #   a type and a count
+  count: 4
+# resources: {types: [h100, rngd], count: 2}        a list of acceptable alternatives
+# resources: [{type: h100, count: 2}, {type: rngd, count: 2}]   (same count for every alternative)
+# resources: {count: 2, min_memory_gb: 80}          any type with at least N GB per device
+command: python train.py
+env: {HF_HOME: /data/hf}
+workdir: /work
+max_run_time: 2h                     # seconds, or a number with s/m/h/d
+checkpoint_dir: /ckpt/llama-ft
+steps: 10000                         # optional: total steps, for progress and estimates
+constraints: {domestic_only: true, zone: seoul}
+priority: 0
+public: false                        # a public service (program rules may apply)
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from typing import Any, Literal
@@ -200,7 +201,17 @@ def spec_error(exc: ValidationError, *, file: str | None = None, text: str | Non
             path = path[:-1]
         line = lines.get(path)
     msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    if err.get("type") == "extra_forbidden" and loc:
+        close = difflib.get_close_matches(str(loc[-1]), sorted(_known_fields()), n=1, cutoff=0.5)
+        msg = "unknown field" + (f" (did you mean '{close[0]}'?)" if close else "")
     return InputError(msg, file=file, line=line, field=fld, value=err.get("input"))
+
+
+def _known_fields() -> set[str]:
+    names: set[str] = set()
+    for model in (JobSpec, Resources, Alternative, Constraints):
+        names.update(model.model_fields)
+    return names
 
 
 def parse_job_yaml(text: str, file: str | None = None) -> JobSpec:
@@ -209,8 +220,11 @@ def parse_job_yaml(text: str, file: str | None = None) -> JobSpec:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file,
-                         line=None if mark is None else mark.line + 1) from exc
+        raise InputError(
+            f"not valid YAML: {getattr(exc, 'problem', exc)}",
+            file=file,
+            line=None if mark is None else mark.line + 1,
+        ) from exc
     if not isinstance(data, dict):
         raise InputError("a job spec must be a mapping of fields (name, resources, command, ...)", file=file)
     return parse_job_dict(data, file=file, text=text)
