@@ -356,6 +356,10 @@ class Ledger:
                 best = left
         return best if best > 0.0 else 0.0
 
+    def most_free(self) -> float:
+        """The most devices left on any type's capacity row (an upper bound on any job's room)."""
+        return max((self.room(0, t, ignore_rules=True) for t in range(len(self._capacity_row))), default=0.0)
+
     def add(self, j: int, t: int, devices: float) -> None:
         bound, used, pool_of = self.bound, self.used, self.pool_of
         for r in self._rows[self.klass[j]][t]:
@@ -477,8 +481,16 @@ def held_reasons(problem: AllocationProblem, x: FloatArray, rows: Rows) -> dict[
     fast = runnable[idle_idx].any(axis=1) & affordable[idle_idx].any(axis=1) & ~has_room[idle_idx]
     for j in idle_idx[fast].tolist():
         held[problem.job_ids[j]] = WaitReason.CAPACITY
-    ledger: Ledger | None = None
-    for j in idle_idx[~fast].tolist():
+    slow = idle_idx[~fast]
+    if not len(slow):
+        return held
+    # rows that are full under x: used_r = sum_j member[r, j] * s_j * x[j, t_r]
+    dev = x * problem.scale[:, None]
+    used_rows = (rows.member * dev[:, rows.type_of].T).sum(axis=1) if rows.n_rows else np.zeros(0)
+    full = (rows.bound - used_rows) <= 1e-9
+    kind = np.array(rows.kind, dtype=object)
+    strict = full & ((kind == "quota") | (kind == "cap")) if rows.n_rows else full
+    for j in slow.tolist():
         jid = problem.job_ids[j]
         if not runnable[j].any():
             fits_any = bool((problem.allowed[j] & (problem.throughput[j] > 0)).any())
@@ -490,19 +502,17 @@ def held_reasons(problem: AllocationProblem, x: FloatArray, rows: Rows) -> dict[
         if not affordable[j].any():
             held[jid] = WaitReason.BUDGET
             continue
-        if ledger is None:
-            ledger = Ledger(problem, rows)
-            ledger.load(x)
-        types = np.nonzero(affordable[j])[0].tolist()
-        kinds = {
-            rows.kind[r]
-            for t in types
-            for r in ledger.rows_of(j, t)
-            if ledger.bound[r] - ledger.used[r] <= 1e-9
-        }
-        held[jid] = WaitReason.QUOTA if "quota" in kinds or "cap" in kinds else WaitReason.RULE
-        if not kinds:
-            held[jid] = WaitReason.PRIORITY
+        held[jid] = WaitReason.PRIORITY  # filled in below, all at once
+    pending = [j for j in slow.tolist() if held[problem.job_ids[j]] is WaitReason.PRIORITY]
+    if pending and rows.n_rows:
+        idx = np.array(pending)
+        # rows each pending job counts in, on a type it can afford, that are full
+        hit = rows.member[:, idx].T & affordable[idx][:, rows.type_of]
+        any_full = (hit & full[None, :]).any(axis=1).tolist()
+        any_strict = (hit & strict[None, :]).any(axis=1).tolist()
+        for j, f, q in zip(pending, any_full, any_strict, strict=True):
+            if f:
+                held[problem.job_ids[j]] = WaitReason.QUOTA if q else WaitReason.RULE
     return held
 
 

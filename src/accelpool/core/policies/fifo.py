@@ -29,7 +29,8 @@ def fifo(problem: AllocationProblem) -> Allocation:
     order = np.lexsort((np.arange(problem.n_jobs), problem.submit_time, -problem.priority))
     types_of = _types_of(usable)
     placed = _place(ledger, order.tolist(), types_of, x)
-    waiting = [j for j in order.tolist() if x[j].sum() == 0.0 and types_of[j]]
+    idle = (x.sum(axis=1) == 0.0) & usable.any(axis=1)
+    waiting = order[idle[order]].tolist()
     if waiting and (rows.pool_of >= 0).any():
         # second pass: devices reserved by quota owners who did not use them are lent (work-conserving)
         lent = Ledger(problem, lend_idle_quota(problem, rows, x))
@@ -42,8 +43,14 @@ def _place(ledger: Ledger, order: list[int], types_of: list[list[int]], x: Float
     """Place whole jobs in ``order``, each on the usable type with the most room; returns how many."""
     scale = ledger.scale_list
     placed = 0
+    smallest = min(map(scale.__getitem__, order), default=0.0)
+    most = ledger.most_free()
     for j in order:
         need = scale[j]
+        if most + 1e-9 < need:
+            if most + 1e-9 < smallest:
+                break  # no type has room for even the smallest job left: nothing more can start
+            continue  # no type's capacity can take this gang (rules only lower the room)
         best, best_room = -1, -1.0
         for t in types_of[j]:
             room = ledger.room(j, t)
@@ -53,13 +60,16 @@ def _place(ledger: Ledger, order: list[int], types_of: list[list[int]], x: Float
             x[j, best] = 1.0
             ledger.add(j, best, need)
             placed += 1
+            most = ledger.most_free()
     return placed
 
 
 def _types_of(usable: BoolArray) -> list[list[int]]:
-    """Usable type indices of each job, as Python lists."""
-    rows, cols = np.nonzero(usable)
-    out: list[list[int]] = [[] for _ in range(usable.shape[0])]
-    for j, t in zip(rows.tolist(), cols.tolist(), strict=True):
-        out[j].append(t)
-    return out
+    """Usable type indices of each job, as Python lists (one list per distinct usable row)."""
+    if usable.shape[0] == 0:
+        return []
+    if usable.shape[1] > 62:
+        return [np.nonzero(row)[0].tolist() for row in usable]
+    codes = usable.astype(np.int64) @ (np.int64(1) << np.arange(usable.shape[1], dtype=np.int64))
+    lists = {c: [t for t in range(usable.shape[1]) if c >> t & 1] for c in set(codes.tolist())}
+    return [lists[c] for c in codes.tolist()]
