@@ -19,7 +19,9 @@ or scheduling; the scheduler lock (``<data-dir>/scheduler.lock``) makes sure two
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -146,6 +148,10 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+SCHEDULER_NICE = 10
+"""How much lower the scheduler process runs than the API (a Unix nice increment)."""
+
+
 def child_main(role: str, options_json: str) -> None:
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s {role} %(name)s %(levelname)s %(message)s", stream=sys.stderr
@@ -158,12 +164,21 @@ def child_main(role: str, options_json: str) -> None:
         from accelpool.service.server import api_app
 
         app, store = api_app(opts)
+        # Long-lived objects (app, caches) leave the collector's view; young-generation collections run
+        # less often, so a request rarely pays for a full collection.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 50)
         try:
             uvicorn.run(app, host=opts.host, port=opts.port, log_level="warning", access_log=False)
         finally:
             store.close()
     elif role == "scheduler":
         from accelpool.service.server import Service
+
+        # Rounds are CPU-heavy batch work; answering tenants is latency-bound. Let the OS favour the API.
+        with contextlib.suppress(OSError):
+            os.nice(SCHEDULER_NICE)
 
         opts.upgrade = False  # the supervisor migrated the schema before starting us
         service = Service(opts, api=False)
