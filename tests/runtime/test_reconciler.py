@@ -120,3 +120,26 @@ def test_fake_executor_resumes_from_its_checkpoint_and_can_skip_progress_events(
     clock.sleep_until(1000.0)
     done = [e for e in ex.poll() if e.kind == EventKind.EXITED and e.exit_code == 0]
     assert done and done[0].time == pytest.approx(1000.0)
+
+
+def test_slices_accumulate_exactly_one_hour_at_800_krw_in_3_second_rounds():
+    clock, store, ex, rec = make(round_seconds=3.0)
+    store.set_prices({"warboy": 800})
+    store.add_nodes([Node("w-0", "warboy", 1)])
+    store.submit(Job("a", scale=1, total_steps=3600.0), {"warboy": 1.0})
+    rec.run(rounds=1202)
+    assert store.jobs["a"].status.state == JobState.SUCCEEDED
+    charges = [c for c in store.charges if c.job == "a"]
+    assert len(charges) >= 1200
+    assert sum(c.amount_krw for c in charges) == 800  # per-slice rounding billed 1,200
+
+
+def test_preempted_run_settles_its_carry():
+    clock, store, ex, rec = make(round_seconds=1.0)
+    store.set_prices({"rngd": 1000})
+    store.submit(Job("a", scale=1, total_steps=1e9), {"rngd": 1.0})
+    rec.run(rounds=3)  # two 1-s slices metered: 2 x 0.2778 KRW, nothing billed yet
+    assert sum(c.amount_krw for c in store.charges) == 0
+    store.cancel("a", clock.now())  # tail billed by the store, carry (0.56) settled in the next round
+    rec.step()
+    assert sum(c.amount_krw for c in store.charges if c.job == "a") == 1

@@ -10,6 +10,14 @@ A round, in numbered phases:
 
 ``recover()`` runs once at start-up: it compares what the executor runs with what the store believes
 runs, requeues jobs that vanished (reason ``lost``) and stops work the store does not know about.
+
+Billing is exact over a job's run: the reconciler keeps, per running job, the exact amount metered but not
+yet billed (the carry, under 1 KRW; see ``core.accounting``). Each slice bills the whole KRW due and carries
+the fraction; when the job's run ends (exit, loss, preemption, a move to other devices, a cancel) the rest is
+rounded half up and billed. A run's total is thus its exact cost rounded half up. The carry lives in memory
+only: a restart of the control plane drops each running job's carry, so a job is billed at most 1 KRW less
+per restart that happened while it ran. A cancel bills its own tail (the store rounds it half up) and the
+carry is settled in the next round, so a cancelled job's total is within 1 KRW of its exact cost.
 """
 
 from __future__ import annotations
@@ -18,12 +26,13 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
-from accelpool.core.accounting import meter
+from accelpool.core.accounting import meter_slice
 from accelpool.core.allocation import Allocation, AllocationProblem, Policy
-from accelpool.core.rounds import Decision, JobStatus, Snapshot, decide
+from accelpool.core.rounds import Decision, JobStatus, Placement, Snapshot, decide
 from accelpool.core.types import Charge
 from accelpool.ports import Clock, EventKind, Executor, ExecutorEvent, Launch, SchedulerStore
 
@@ -132,6 +141,16 @@ class ReusingPolicy:
         return alloc
 
 
+@dataclass(frozen=True)
+class _Carry:
+    """A running job's exact amount metered but not yet billed (under 1 KRW), and whom it bills."""
+
+    tenant: str
+    grant: str | None
+    placement: Placement
+    amount: Fraction
+
+
 class Reconciler:
     def __init__(
         self,
@@ -150,6 +169,7 @@ class Reconciler:
         self.round_seconds = float(round_seconds)
         self.on_round = on_round
         self._attempts: dict[str, int] = {}
+        self._carry: dict[str, _Carry] = {}
 
     # -- phases ---------------------------------------------------------------------------------------
 
@@ -165,8 +185,10 @@ class Reconciler:
         snapshot = self.store.snapshot(now, self.round_seconds)  # 3. decide
         decision = decide(snapshot, self.policy)
         self.store.record_decision(decision)  # 4. record
+        ended = self._settle_ended(decision, now)
+        self.store.record_charges(ended)
         self._act(decision, snapshot)  # 5. act
-        report = RoundReport(decision, events, charges + more, snapshot)
+        report = RoundReport(decision, events, charges + more + ended, snapshot)
         if self.on_round is not None:
             self.on_round(report)
         return report
@@ -187,7 +209,7 @@ class Reconciler:
         now = self.clock.now()
         lost = sorted(believed - active)
         if lost:
-            self.store.record_charges(self._meter_running(now, only=set(lost)))
+            self.store.record_charges(self._meter_running(now, only=set(lost), final=True))
             self.store.record_events(
                 [
                     ExecutorEvent(j, EventKind.LOST, now, reason="lost: not running after restart")
@@ -205,18 +227,26 @@ class Reconciler:
         ended = {e.job: e.time for e in events if e.kind in (EventKind.EXITED, EventKind.LOST)}
         if not ended:
             return []
-        return self._meter(self.store.running(), lambda s: ended.get(s.job.id), only=set(ended))
+        return self._meter(self.store.running(), lambda s: ended.get(s.job.id), only=set(ended), final=True)
 
-    def _meter_running(self, now: float, only: set[str] | None = None) -> list[Charge]:
-        return self._meter(self.store.running(), lambda s: now, only=only)
+    def _meter_running(
+        self, now: float, only: set[str] | None = None, *, final: bool = False
+    ) -> list[Charge]:
+        return self._meter(self.store.running(), lambda s: now, only=only, final=final)
 
     def _meter(
-        self, statuses: list[JobStatus], until: Callable[[JobStatus], float | None], only: set[str] | None
+        self,
+        statuses: list[JobStatus],
+        until: Callable[[JobStatus], float | None],
+        only: set[str] | None,
+        *,
+        final: bool,
     ) -> list[Charge]:
         if not statuses:
             return []
         snapshot_prices, grants = self._prices_and_grants()
         out: list[Charge] = []
+        carries = self._carry
         for s in statuses:
             if only is not None and s.job.id not in only:
                 continue
@@ -227,7 +257,9 @@ class Reconciler:
             job = s.job
             grant = job.grant
             remaining = grants.get(grant) if grant is not None else None
-            charge = meter(
+            held = carries.get(job.id)
+            carry = held.amount if held is not None and held.placement == s.placement else None
+            charge, left = meter_slice(
                 job=job.id,
                 tenant=job.tenant,
                 grant=grant,
@@ -236,10 +268,49 @@ class Reconciler:
                 end=end,
                 price_krw_per_hour=int(snapshot_prices.get(s.placement.accelerator, 0)),
                 grant_remaining_krw=remaining,
+                carry=carry,
+                final=final,
             )
+            if final or not left:
+                carries.pop(job.id, None)
+            else:
+                carries[job.id] = _Carry(job.tenant, grant, s.placement, left)
             if charge is not None:
                 if remaining is not None:
                     grants[grant] -= charge.amount_krw  # type: ignore[index]
+                out.append(charge)
+        return out
+
+    def _settle_ended(self, decision: Decision, now: float) -> list[Charge]:
+        """Bill the carry (rounded half up) of every job whose run ended: it does not keep its devices
+        (preempted, moved, cancelled, gone). Its slices up to now were metered before the decision."""
+        carries = self._carry
+        if not carries:
+            return []
+        kept = {p.job for p in decision.keep}
+        ended = [j for j in carries if j not in kept]
+        if not ended:
+            return []
+        grants = dict(self.store.grant_balances())
+        out: list[Charge] = []
+        for job_id in ended:
+            c = carries.pop(job_id)
+            remaining = grants.get(c.grant) if c.grant is not None else None
+            charge, _ = meter_slice(
+                job=job_id,
+                tenant=c.tenant,
+                grant=c.grant,
+                placement=c.placement,
+                start=now,
+                end=now,
+                price_krw_per_hour=0,
+                grant_remaining_krw=remaining,
+                carry=c.amount,
+                final=True,
+            )
+            if charge is not None:
+                if remaining is not None:
+                    grants[c.grant] -= charge.amount_krw  # type: ignore[index]
                 out.append(charge)
         return out
 
