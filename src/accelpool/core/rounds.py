@@ -32,6 +32,7 @@ import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 
@@ -112,8 +113,12 @@ class Decision:
 
 
 def round_cost_krw(devices: int, price_krw_per_hour: int, seconds: float) -> int:
-    """KRW for ``devices`` of a type for ``seconds`` (rounded up: a grant is never under-reserved)."""
-    return math.ceil(devices * price_krw_per_hour * seconds / 3600.0 - 1e-9)
+    """KRW for ``devices`` of a type for ``seconds`` (rounded up: a grant is never under-reserved).
+
+    Exact: integer arithmetic, with the seconds taken as their shortest decimal form (0.1 s is 1/10 s)."""
+    if float(seconds).is_integer():
+        return -(-int(devices) * int(price_krw_per_hour) * int(seconds) // 3600)
+    return math.ceil(int(devices) * int(price_krw_per_hour) * Fraction(repr(float(seconds))) / 3600)
 
 
 class _FreeDevices:
