@@ -122,7 +122,8 @@ def test_compare_serve_and_train(capsys: pytest.CaptureFixture[str], tmp_path: P
         (["serve", "--params", "8e9", "--tokens-per-second", "0", "-a", "h100"], "positive"),
         (["budget", "--krw", "5000", "--months", "1", "--mix", "h100=1"], "budget too small"),
         (["budget", "--krw", "-1", "--months", "1"], "positive"),
-        (["budget", "--krw", "11e9", "--mix", "rngd=1"], "--price rngd="),
+        (["budget", "--krw", "11e9", "--mix", "rngd=1", "--no-assumed-prices"], "--price rngd="),
+        (["budget", "--krw", "11e9", "--mix", "warboy=1"], "--price warboy="),
         (["compare", "--params", "8e9", "--workload", "fly"], "serve"),
     ],
 )
@@ -130,3 +131,78 @@ def test_bad_input_exits_2(capsys: pytest.CaptureFixture[str], args: list[str], 
     code, _, err = run(capsys, *args)
     assert code == 2
     assert message in err
+
+
+# --- bounds: every numeric option refuses nan/inf/0/negative/huge with exit 2 (docs/planner.md) -----------
+
+TRAIN = ["train", "--params", "8e9", "--tokens", "1e12", "-a", "h100"]
+SERVE = ["serve", "--params", "8e9", "-a", "h100"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([*SERVE, "--tokens-per-second", "1e30"], "--tokens-per-second must be"),
+        ([*SERVE, "--tokens-per-second", "nan"], "finite"),
+        ([*SERVE, "--tokens-per-second", "5", "--measured", "1e300"], "--measured must be"),
+        ([*SERVE, "--tokens-per-second", "5", "--context", "0"], "--context must be"),
+        (["serve", "--params", "1e30", "--tokens-per-second", "5", "-a", "h100"], "--params must be"),
+        (["budget", "--krw", "1e30", "--months", "12"], "--krw must be"),
+        (["budget", "--krw", "1e400", "--months", "12"], "--krw must be"),
+        (["budget", "--krw", "nan"], "finite"),
+        (["budget", "--krw", "inf"], "finite"),
+        (["budget", "--krw", "0"], "positive"),
+        (["budget", "--krw", "11.7", "--price", "h100=1"], "whole won"),
+        (["budget", "--krw", "11e9", "--price", "h100=1.5"], "whole won"),
+        (["budget", "--krw", "11e9", "--price", "h100=1,h100=2"], "priced twice"),
+        (["budget", "--krw", "11e9", "--months", "1e-300"], "--months must be"),
+        (["budget", "--krw", "11e9", "--months", "inf"], "finite"),
+        (["budget", "--krw", "11e9", "--params", "-1"], "--params must be"),
+        (["budget", "--krw", "11e9", "--exchange-rate", "1e400"], "--exchange-rate must be"),
+        (["budget", "--krw", "11e9", "--electricity", "nan"], "finite"),
+        (["budget", "--krw", "11e9", "--mix", "h100=0.5,h100=0.5"], "twice"),
+        (["budget", "--krw", "11e9", "--mix", "h100=0.5,H100=0.5"], "twice"),
+        ([*TRAIN, "--days", "1e-9"], "--days must be"),
+        ([*TRAIN, "--days", "nan"], "finite"),
+        ([*TRAIN, "--count", "0"], "--count must be a positive"),
+        ([*TRAIN, "--count", "-3"], "--count must be"),
+        ([*TRAIN, "--count", "8", "--mfu", "nan"], "--mfu"),
+        ([*TRAIN, "--count", "8", "--measured", "inf"], "finite"),
+        (["train", "--params", "inf", "--tokens", "1e12", "-a", "h100", "--count", "8"], "finite"),
+        (["train", "--params", "8e9", "--tokens", "1e40", "-a", "h100", "--count", "8"], "--tokens must be"),
+        (["compare", "--params", "8e9", "--workload", "train", "--tokens", "1e40"], "--tokens must be"),
+        (["compare", "--params", "nan"], "finite"),
+        (["compare", "--params", "8e9", "--count", "0", "--workload", "train"], "--count must be"),
+    ],
+)
+def test_numeric_options_are_bounded(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, _, err = run(capsys, *args)
+    assert code == 2, err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_huge_deadline_fleet_warns(capsys: pytest.CaptureFixture[str]) -> None:
+    data = run_json(capsys, "train", "--params", "70e9", "--tokens", "15e12", "-a", "h100", "--days", "0.05")
+    assert data["devices"] > 200_000 and "not a realistic plan" in data["warnings"][0]
+    ok = run_json(capsys, "train", "--params", "82e9", "--tokens", "150e9", "-a", "a100", "--days", "30")
+    assert ok["warnings"] == []
+
+
+def test_issue_budget_example_uses_a_labelled_derived_price(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 6's own example: RNGD has no published KRW price, so the budget uses a labelled assumption."""
+    code, out, err = run(capsys, "budget", "--krw", "11e9", "--months", "12", "--mix", "h100=0.7,rngd=0.3")
+    assert code == 0, err
+    assert "DERIVED ASSUMPTION" in out and "--price rngd=KRW" in out
+    data = run_json(capsys, "budget", "--krw", "11e9", "--months", "12", "--mix", "h100=0.7,rngd=0.3")
+    lines = {x["accelerator"]: x for x in data["lines"]}
+    assert lines["rngd"]["price_kind"] == "assumed" and lines["h100"]["price_kind"] == "derived"
+    # parity per dense BF16 TFLOPS with H100 (256 vs 989.4 TFLOPS)
+    assert lines["rngd"]["krw_per_device_hour"] == round(lines["h100"]["krw_per_device_hour"] * 256 / 989.4)
+    assert sum(x["krw"] for x in data["lines"]) == 11_000_000_000
+    # an operator price wins over the assumption
+    priced = run_json(capsys, "budget", "--krw", "11e9", "--mix", "h100=0.7,rngd=0.3", "--price", "rngd=2500")
+    rngd = next(x for x in priced["lines"] if x["accelerator"] == "rngd")
+    assert rngd["krw_per_device_hour"] == 2500 and rngd["price_kind"] == "operator"

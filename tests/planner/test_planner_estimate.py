@@ -222,3 +222,44 @@ def test_operator_catalogue_override_changes_estimates() -> None:
     faster = replace(CAT["atom"], memory_bw_gbps=256.0)
     est = estimate_inference(faster, ServeSpec(1e9, 512, 512))
     assert est.tokens_per_second.typical > 0
+
+
+def test_to_krw_never_raises_decimal_errors() -> None:
+    assert to_krw(1e30) == 10**30
+    assert to_krw(Decimal("1e300")) == 10**300
+    for bad in (float("inf"), float("nan"), Decimal("Infinity")):
+        with pytest.raises(InputError, match="out of range"):
+            to_krw(bad)
+
+
+def test_mix_refuses_a_type_named_twice() -> None:
+    with pytest.raises(InputError, match="twice"):
+        parse_mix("h100=0.5,h100=0.5", CAT.resolve)
+
+
+def test_parity_default_is_labelled_and_only_for_missing_prices() -> None:
+    prices = load_prices()
+    filled = prices.with_parity_defaults(CAT, ["rngd", "warboy", "h100"])
+    rngd = filled.entry("rngd")
+    assert rngd.kind == "assumed" and "DERIVED ASSUMPTION" in rngd.basis
+    ref = prices.require("h100")
+    assert rngd.krw_per_device_hour == to_krw(
+        Decimal(ref)
+        * Decimal(str(CAT["rngd"].bf16_tflops_dense))
+        / Decimal(str(CAT["h100"].bf16_tflops_dense))
+    )
+    assert filled.price("warboy") is None  # no dense BF16 figure: stays unpriced
+    assert filled.entry("h100") == prices.entry("h100")
+    assert filled.price("l40s") is None  # not asked for
+    # an operator's h100 price carries into the parity figure
+    op = prices.with_overrides({"h100": 10_000}).with_parity_defaults(CAT, ["rngd"])
+    assert op.price("rngd") == to_krw(
+        Decimal(10_000)
+        * Decimal(str(CAT["rngd"].bf16_tflops_dense))
+        / Decimal(str(CAT["h100"].bf16_tflops_dense))
+    )
+    with pytest.raises(InputError, match="derived_default"):
+        parse_prices_text(
+            "exchange_rate_krw_per_usd: {value: 1}\nelectricity_krw_per_kwh: {value: 1}\nprices: {}\n"
+            "derived_default: 3\n"
+        )

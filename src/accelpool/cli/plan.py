@@ -18,13 +18,13 @@ from accelpool.cli.render import console, emit_json
 from accelpool.core.errors import InputError
 from accelpool.planner.budget import CHINCHILLA_TOKENS_PER_PARAM, BudgetPlan, parse_mix, plan_budget
 from accelpool.planner.compare import CompareRow, compare_serving, compare_training
-from accelpool.planner.estimate import Range, check_precision, positive
+from accelpool.planner.estimate import Range, check_precision
+from accelpool.planner.limits import HUGE_FLEET, bounded, parse_amount
 from accelpool.planner.mfu import training_mfu
 from accelpool.planner.prices import (
     HOURS_PER_MONTH,
     PriceList,
     load_prices,
-    parse_money,
     parse_price_overrides,
     to_krw,
 )
@@ -57,9 +57,9 @@ def _context(
     cat = load_catalog(catalog_files or [])
     prices = load_prices()
     if rate is not None:
-        prices = prices.with_exchange_rate(parse_money(rate, "exchange-rate"))
+        prices = prices.with_exchange_rate(parse_amount(rate, "exchange-rate", whole=False))
     if power is not None:
-        prices = prices.with_electricity(parse_money(power, "electricity"))
+        prices = prices.with_electricity(parse_amount(power, "electricity", whole=False))
     return cat, prices.with_overrides(parse_price_overrides(price or [], cat.resolve))
 
 
@@ -237,6 +237,17 @@ def _train_cmd(
     """Days (or devices) a transformer training needs: device-hours, energy, KRW cost, memory minimum."""
     if (count is None) == (days is None):
         raise InputError("give exactly one of --count (devices) or --days (deadline)", field="count")
+    bounded("params", params)
+    bounded("tokens", tokens)
+    bounded("seq-len", seq_len)
+    if count is not None:
+        bounded("count", count)
+    if days is not None:
+        bounded("days", days)
+    if measured is not None:
+        bounded("measured", measured)
+    if mfu is not None and not (mfu == mfu and 0 < mfu <= 1):
+        raise InputError(f"--mfu must be in (0, 1], got {mfu}", field="mfu", value=mfu)
     cat, prices = _context(catalog, price, exchange_rate, electricity)
     acc = cat[accelerator]
     spec = TrainingSpec(params, tokens, seq_len=seq_len)
@@ -250,9 +261,17 @@ def _train_cmd(
     else:
         assert days is not None
         est = devices_for_days(acc, spec, days)
+    warnings = []
+    if days is not None and est.devices > HUGE_FLEET:
+        warnings.append(
+            f"{est.devices:,} devices is more than any single training cluster built so far (about "
+            f"{HUGE_FLEET:,}); the estimate assumes perfect scaling and is not a realistic plan"
+        )
     if as_json:
-        emit_json({**_train_json(est, prices), "deadline_days": days})
+        emit_json({**_train_json(est, prices), "deadline_days": days, "warnings": warnings})
     else:
+        for w in warnings:
+            console.print(f"[bold yellow]warning:[/bold yellow] {w}")
         if days is not None:
             console.print(f"[bold]{est.devices} x {acc.id}[/bold] finish within {days:g} days at typical MFU")
         console.print(_train_table(est, prices))
@@ -265,8 +284,9 @@ def _train_cmd(
 
 
 def _serve_spec(params: float, context: int, prompt_tokens: int | None, precision: str) -> ServeSpec:
-    positive("context", context)
-    prompt = context // 2 if prompt_tokens is None else prompt_tokens
+    bounded("params", params)
+    bounded("context", context)
+    prompt = context // 2 if prompt_tokens is None else int(bounded("prompt-tokens", prompt_tokens))
     if not 0 <= prompt < context:
         raise InputError(f"prompt tokens must be in [0, {context})", field="prompt-tokens", value=prompt)
     return ServeSpec(params, prompt, context - prompt, check_precision(precision))
@@ -329,6 +349,10 @@ def _serve_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Devices an LLM service needs for a token rate: cost per month, power, cost per million tokens."""
+    bounded("params", params)
+    bounded("tokens-per-second", tokens_per_second)
+    if measured is not None:
+        bounded("measured", measured)
     cat, prices = _context(catalog, price, exchange_rate, electricity)
     acc = cat[accelerator]
     plan = plan_serving(
@@ -369,11 +393,14 @@ def _serve_cmd(
 # --- plan budget ------------------------------------------------------------------------------------------
 
 
-def _budget_json(plan: BudgetPlan) -> dict[str, Any]:
+def _budget_json(plan: BudgetPlan, prices: PriceList) -> dict[str, Any]:
     return {
         "budget_krw": plan.budget_krw,
         "months": plan.months,
-        "lines": [{**line.__dict__, "share": str(line.share)} for line in plan.lines],
+        "lines": [
+            {**line.__dict__, "share": str(line.share), "price_kind": prices.entry(line.accelerator).kind}
+            for line in plan.lines
+        ],
         "fits": [{**f.__dict__, "chinchilla_fraction": f.chinchilla_fraction} for f in plan.fits],
     }
 
@@ -390,13 +417,29 @@ def _budget_cmd(
     price: PriceOpt = None,
     exchange_rate: RateOpt = None,
     electricity: PowerOpt = None,
+    no_assumed_prices: Annotated[
+        bool,
+        typer.Option(
+            "--no-assumed-prices",
+            help="Refuse types without a published or --price price instead of a derived assumption",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
     plot: PlotOpt = None,
 ) -> None:
-    """What a KRW budget buys: device-hours per type, and the trainings and services that fit in it."""
+    """What a KRW budget buys: device-hours per type, and the trainings and services that fit in it.
+
+    A type named in --mix with no published price gets a DERIVED ASSUMPTION (cost parity per dense BF16
+    TFLOPS with H100, see prices.yaml), labelled as such; --price TYPE=KRW overrides it.
+    """
+    budget = int(parse_amount(krw, "krw", whole=True))
+    bounded("months", months)
+    for p in params or ():
+        bounded("params", p)
     cat, prices = _context(catalog, price, exchange_rate, electricity)
-    budget = to_krw(parse_money(krw, "krw"))
     shares = None if mix is None else parse_mix(mix, cat.resolve)
+    if shares is not None and not no_assumed_prices:
+        prices = prices.with_parity_defaults(cat, shares)
     plan = plan_budget(
         cat,
         prices,
@@ -407,9 +450,9 @@ def _budget_cmd(
         _serve_spec(8e9, context, None, "bf16"),
     )
     if as_json:
-        emit_json(_budget_json(plan))
+        emit_json(_budget_json(plan, prices))
     else:
-        _budget_tables(plan)
+        _budget_tables(plan, prices)
     if plot is not None:
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -419,7 +462,7 @@ def _budget_cmd(
         plt.close(fig)
 
 
-def _budget_tables(plan: BudgetPlan) -> None:
+def _budget_tables(plan: BudgetPlan, prices: PriceList) -> None:
     alt = any(line.alternative for line in plan.lines)
     t = Table(
         title=f"₩{plan.budget_krw:,} over {plan.months:g} months"
@@ -438,6 +481,13 @@ def _budget_tables(plan: BudgetPlan) -> None:
         )
     console.print(t)
     console.print(_assumption_table("Prices", tuple(f"{x.accelerator}: {x.price_basis}" for x in plan.lines)))
+    for x in plan.lines:
+        if prices.entry(x.accelerator).kind == "assumed":
+            console.print(
+                f"[bold yellow]warning:[/bold yellow] '{x.accelerator}' has no published price; its line uses "
+                f"a derived assumption of {x.krw_per_device_hour:,} KRW/device-hour (pass --price "
+                f"{x.accelerator}=KRW for your own)"
+            )
     f = Table(title=f"What fits (Chinchilla-optimal = {CHINCHILLA_TOKENS_PER_PARAM:g} tokens per parameter)")
     for col in ("type", "params", "trainable tokens", "x Chinchilla", "serve tokens/s 24/7"):
         f.add_column(col, justify="left" if col == "type" else "right")
@@ -488,6 +538,10 @@ def _compare_cmd(
     """Every catalogue accelerator side by side: time, cost, energy, tokens per KRW and per joule."""
     if workload not in ("serve", "train"):
         raise InputError("workload must be 'serve' or 'train'", field="workload", value=workload)
+    bounded("params", params)
+    bounded("count", count)
+    if tokens is not None:
+        bounded("tokens", tokens)
     cat, prices = _context(catalog, price, exchange_rate, electricity)
     if workload == "train":
         spec = TrainingSpec(params, tokens if tokens is not None else CHINCHILLA_TOKENS_PER_PARAM * params)

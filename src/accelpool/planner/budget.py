@@ -73,7 +73,9 @@ def parse_mix(text: str, resolve: object = None) -> dict[str, Decimal]:
         if not share.is_finite() or share <= 0:
             raise InputError(f"share must be > 0, got '{value}'", field="mix", value=part)
         key = resolve(name.strip()) if callable(resolve) else name.strip()
-        out[key] = out.get(key, Decimal(0)) + share
+        if key in out:
+            raise InputError(f"type '{key}' appears twice in the mix", field="mix", value=text)
+        out[key] = share
     total = sum(out.values(), Decimal(0))
     if not out or abs(total - 1) > Decimal("0.001"):
         raise InputError(f"mix shares must add up to 1, got {total}", field="mix", value=text)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from importlib import resources
 from typing import Any
 
@@ -17,15 +17,25 @@ import yaml
 
 from accelpool.core.errors import InputError
 from accelpool.core.types import KRW
+from accelpool.planner.limits import parse_amount
 
 HOURS_PER_MONTH = Decimal(730)
 """8,760 hours a year / 12."""
 
 
+_WIDE = Context(prec=400)
+"""Enough digits for any finite float (<= 1.8e308), so quantizing never overflows the default context."""
+
+
 def to_krw(amount: Decimal | float | int) -> KRW:
-    """Round a money amount to whole won (half up). Floats are converted via their shortest repr."""
+    """Round a money amount to whole won (half up). Floats are converted via their shortest repr.
+
+    A non-finite amount (inf/nan from an overflowing computation) is an InputError, never a traceback.
+    """
     value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    if not value.is_finite():
+        raise InputError(f"amount out of range: {amount}", field="krw", value=str(amount))
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP, context=_WIDE))
 
 
 def parse_money(text: str, field_name: str = "krw") -> Decimal:
@@ -58,6 +68,8 @@ class PriceList:
     entries: Mapping[str, PriceEntry] = field(default_factory=dict)
     exchange_rate_basis: str = ""
     electricity_basis: str = ""
+    parity_reference: str | None = None
+    parity_basis: str = ""
 
     def entry(self, accelerator: str) -> PriceEntry:
         return self.entries.get(accelerator) or PriceEntry(accelerator, None, "no price known", "unknown")
@@ -104,6 +116,41 @@ class PriceList:
             self, electricity_krw_per_kwh=krw_per_kwh, electricity_basis="operator (--electricity)"
         )
 
+    def with_parity_defaults(self, catalog: Mapping[str, Any], types: Iterable[str]) -> PriceList:
+        """Fill ``types`` that have no price with a DERIVED ASSUMPTION: cost parity per dense BF16 TFLOPS.
+
+        price(type) = price(reference) x bf16_tflops_dense(type) / bf16_tflops_dense(reference), the
+        reference (``derived_default.reference`` in prices.yaml, H100) priced as it stands (derived from its
+        USD price, or the operator's --price). Types that already have a price keep it; types without a
+        dense BF16 figure stay unpriced. Every filled entry has kind "assumed" and says how it was made.
+        """
+        ref = self.parity_reference
+        if ref is None or ref not in catalog or self.price(ref) is None:
+            return self
+        ref_price = self.price(ref)
+        ref_tflops = getattr(catalog[ref], "bf16_tflops_dense", None)
+        if not ref_tflops:
+            return self
+        entries = dict(self.entries)
+        for acc in types:
+            if self.price(acc) is not None or acc not in catalog:
+                continue
+            tflops = getattr(catalog[acc], "bf16_tflops_dense", None)
+            if not tflops:
+                continue
+            krw = to_krw(Decimal(ref_price or 0) * Decimal(str(tflops)) / Decimal(str(ref_tflops)))
+            if krw < 1:
+                continue
+            basis = (
+                f"DERIVED ASSUMPTION (no published price): cost parity per dense BF16 TFLOPS with {ref}: "
+                f"{ref_price:,} KRW/h x {tflops:g} / {ref_tflops:g} TFLOPS = {krw:,} KRW/h; "
+                f"override with --price {acc}=KRW"
+            )
+            entries[acc] = PriceEntry(
+                acc, krw, basis, "assumed", (self.parity_basis,) if self.parity_basis else ()
+            )
+        return replace(self, entries=entries)
+
     def electricity_cost(self, mwh: float) -> KRW:
         return to_krw(Decimal(str(mwh)) * 1000 * self.electricity_krw_per_kwh)
 
@@ -143,7 +190,22 @@ def parse_prices_text(text: str, filename: str = "prices.yaml") -> PriceList:
     rate, rate_basis = _figure(data, "exchange_rate_krw_per_usd", filename)
     power, power_basis = _figure(data, "electricity_krw_per_kwh", filename)
     entries = {str(acc): _entry(str(acc), node, rate, filename) for acc, node in data["prices"].items()}
-    return PriceList(rate, power, entries, rate_basis, power_basis)
+    parity = data.get("derived_default")
+    ref, parity_basis = None, ""
+    if parity is not None:
+        if not isinstance(parity, dict) or not isinstance(parity.get("reference"), str):
+            raise InputError(
+                "expected a mapping with a 'reference' type", file=filename, field="derived_default"
+            )
+        if parity.get("method") != "bf16_dense_parity":
+            raise InputError(
+                "the only method is 'bf16_dense_parity'",
+                file=filename,
+                field="derived_default.method",
+                value=parity.get("method"),
+            )
+        ref, parity_basis = parity["reference"], str(parity.get("basis", ""))
+    return PriceList(rate, power, entries, rate_basis, power_basis, ref, parity_basis)
 
 
 def load_prices() -> PriceList:
@@ -161,5 +223,7 @@ def parse_price_overrides(items: Iterable[str], resolve: Any = None) -> dict[str
             if not sep or not name.strip():
                 raise InputError(f"expected TYPE=KRW, got '{part}'", field="price", value=part)
             acc = resolve(name.strip()) if resolve else name.strip()
-            out[acc] = to_krw(parse_money(value, "price"))
+            if acc in out:
+                raise InputError(f"'{acc}' priced twice", field="price", value=item)
+            out[acc] = int(parse_amount(value, "price", whole=True))
     return out
