@@ -125,7 +125,14 @@ class _FreeDevices:
     """Free device indices per node, per type; places gangs on as few nodes as possible (best fit)."""
 
     _template: (
-        tuple[tuple[Node, ...], dict[str, dict[str, list[int]]], dict[str, str | None], dict[str, int]] | None
+        tuple[
+            tuple[Node, ...],
+            dict[str, dict[str, list[int]]],
+            dict[str, str | None],
+            dict[str, int],
+            dict[tuple[str, str | None], int],
+        ]
+        | None
     ) = None
 
     def __init__(self, nodes: tuple[Node, ...]) -> None:
@@ -137,10 +144,14 @@ class _FreeDevices:
             for n in nodes:
                 by_type.setdefault(n.accelerator, {})[n.name] = list(range(n.devices))
             totals = {t: sum(len(v) for v in d.values()) for t, d in by_type.items()}
-            cached = _FreeDevices._template = (nodes, by_type, {n.name: n.zone for n in nodes}, totals)
+            zones: dict[tuple[str, str | None], int] = {}
+            for n in nodes:
+                zones[n.accelerator, n.zone] = zones.get((n.accelerator, n.zone), 0) + n.devices
+            cached = _FreeDevices._template = (nodes, by_type, {n.name: n.zone for n in nodes}, totals, zones)
         self.by_type = {t: dict(d) for t, d in cached[1].items()}
         self.zone = cached[2]
         self.initial = cached[3]
+        self.initial_zones = cached[4]
 
     def total(self, accelerator: str) -> int:
         return sum(len(v) for v in self.by_type.get(accelerator, {}).values())
@@ -366,6 +377,12 @@ def _place(
     types = alloc.types
     free = _FreeDevices(snapshot.nodes)
     type_free = {t: free.initial.get(t, 0) for t in types}  # a fresh _FreeDevices: all free
+    # Devices per (type, zone) not yet promised to a job pinned to that zone or kept there. A job without a
+    # zone may take devices in any zone, so it only lowers type_free; a zoned job needs room in its zone and
+    # in the type (type_free = sum over zones of zone_free - what the zone-free jobs take).
+    zone_free = dict(free.initial_zones)
+    node_zone = free.zone
+    running_state = JobState.RUNNING
     grants = {g.id: g.remaining_krw for g in snapshot.grants}
     prices = snapshot.prices_krw_per_hour
     chosen: dict[int, int] = {}
@@ -374,7 +391,22 @@ def _place(
     def try_choose(i: int, k: int) -> bool:
         s = statuses[i]
         t = types[k]
-        if i in chosen or type_free[t] < s.job.scale:
+        scale = s.job.scale
+        if i in chosen or type_free[t] < scale:
+            return False
+        zone = s.job.zone
+        held: dict[tuple[str, str | None], int] = {}
+        p = s.placement
+        if p is not None and s.state is running_state and p.accelerator == t:
+            # it keeps its devices, in the zones they are in
+            for n, d in p.devices:
+                key = (t, node_zone.get(n))
+                held[key] = held.get(key, 0) + len(d)
+            if any(zone_free.get(key, 0) < k for key, k in held.items()):
+                held = {}  # promised to zoned jobs ranked higher: it can only move
+        if not held and zone is not None:
+            held[t, zone] = scale
+        if any(zone_free.get(key, 0) < k for key, k in held.items()):
             return False
         if s.job.grant is not None and s.job.grant in grants:
             cost = round_cost_krw(s.job.scale, int(prices.get(t, 0)), snapshot.round_seconds)
@@ -383,7 +415,9 @@ def _place(
                 return False
             grants[s.job.grant] -= cost
         chosen[i] = k
-        type_free[t] -= s.job.scale
+        type_free[t] -= scale
+        for key, k2 in held.items():
+            zone_free[key] -= k2
         return True
 
     for i, k in order:
@@ -417,6 +451,8 @@ def _place(
                 keep.append(s.placement)
                 continue
         pending.append((i, k))
+    # zoned jobs first: a zone-free job's best fit must not take the only devices a zoned job can use
+    pending.sort(key=lambda ik: statuses[ik[0]].job.zone is None)
     for i, k in pending:
         s = statuses[i]
         placed = free.place(s.job.id, types[k], s.job.scale, s.job.zone)
