@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +14,42 @@ from accelpool.cli.render import console
 from accelpool.core.allocation import Policy
 from accelpool.core.errors import InputError
 from accelpool.sim.engine import SimResult, simulate
-from accelpool.sim.metrics import compute
+from accelpool.sim.metrics import compute, dumps_metrics
 from accelpool.sim.report import TABLE_KEYS, fmt, write_report
 from accelpool.sim.workload import Workload, parse_cluster, parse_devices_per_node
 
 FORMATS = ("gavel", "philly", "alibaba", "synthetic")
 DEFAULT_CLUSTERS = {"gavel": "v100=36,p100=36,k80=36", "philly": "v100=840,p100=840,k80=840"}
+
+# Bounds of the numeric options (docs/simulator.md, "Input validation").
+ROUND_SECONDS = (1.0, 7 * 86400.0)
+MAX_RESTART_OVERHEAD = 7 * 86400.0
+MAX_SYNTHETIC_JOBS = 1_000_000
+MAX_SEED = 2**63 - 1
+
+
+def validate_options(*, round_seconds: float, overhead: float, seed: int, jobs: int) -> None:
+    """Refuse nonsense numbers before any work: nan/inf, out-of-range rounds and overheads, bad counts."""
+    lo, hi = ROUND_SECONDS
+    if not math.isfinite(round_seconds) or not lo <= round_seconds <= hi:
+        raise InputError(
+            f"--round must be a finite number of seconds in [{lo:g}, {hi:g}], got {round_seconds}",
+            field="round",
+            value=round_seconds,
+        )
+    if not math.isfinite(overhead) or not 0 <= overhead <= MAX_RESTART_OVERHEAD:
+        raise InputError(
+            f"--restart-overhead must be a finite number of seconds in [0, {MAX_RESTART_OVERHEAD:g}], "
+            f"got {overhead}",
+            field="restart-overhead",
+            value=overhead,
+        )
+    if not 0 <= seed <= MAX_SEED:
+        raise InputError(f"--seed must be in [0, 2**63-1], got {seed}", field="seed", value=seed)
+    if not 1 <= jobs <= MAX_SYNTHETIC_JOBS:
+        raise InputError(
+            f"--jobs must be in [1, {MAX_SYNTHETIC_JOBS:,}], got {jobs}", field="jobs", value=jobs
+        )
 
 
 def resolve_policy(name: str) -> Policy:
@@ -66,13 +96,44 @@ def load_workload(
         return philly.read_philly_csv(trace, capacity, seed=seed, throughputs=table, devices_per_node=dpn)
     if fmt_name == "alibaba":
         assert trace is not None
-        node_file = nodes or trace.with_name("openb_node_list_gpu_node.csv")
-        if not node_file.exists():
+        default_nodes = trace.with_name("openb_node_list_gpu_node.csv")
+        if nodes is not None:
+            if not nodes.is_file():
+                raise InputError(f"--nodes {nodes}: no such file", field="nodes", file=str(nodes))
+            node_file = nodes
+        elif default_nodes.is_file():
+            node_file = default_nodes
+        else:
             raise InputError(
-                "Alibaba pods need a node list: pass --nodes FILE", field="nodes", file=str(node_file)
+                f"Alibaba pods need a node list: pass --nodes FILE (the node CSV, e.g. "
+                f"openb_node_list_gpu_node.csv; none was given and there is none next to {trace})",
+                field="nodes",
             )
         return alibaba.read_alibaba(trace, node_file, fractional=fractional)
     return synthetic.generate(capacity, n_jobs=jobs, seed=seed, devices_per_node=dpn)
+
+
+def check_schedulable(workload: Workload) -> None:
+    """Exit 2 when no job of the trace can ever run on the pool; warn when some cannot."""
+    from accelpool.sim.engine import schedulable
+
+    cap = workload.capacity()
+    stuck = [j for j in workload.jobs if not schedulable(j, dict(workload.throughputs.get(j.id, {})), cap)]
+    pool = ", ".join(f"{t}={n}" for t, n in sorted(cap.items()))
+    if workload.jobs and len(stuck) == len(workload.jobs):
+        biggest = max(j.scale for j in workload.jobs)
+        raise InputError(
+            f"no job of the trace can run on this pool ({pool}): each needs a type it may use with at least "
+            f"its gang size (up to {biggest} devices) of devices",
+            field="cluster",
+            value=pool,
+        )
+    if stuck:
+        console.print(
+            f"[bold yellow]warning:[/bold yellow] {len(stuck):,} of {len(workload.jobs):,} jobs can never run "
+            f"on this pool ({pool}) and are reported as unschedulable",
+            highlight=False,
+        )
 
 
 def run_policies(
@@ -155,10 +216,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Replay a trace on a pool under one or more policies and compare the outcomes."""
-        if round_seconds <= 0:
-            raise InputError("--round must be > 0 seconds", field="round")
-        if restart_overhead < 0:
-            raise InputError("--restart-overhead must be >= 0 seconds", field="restart-overhead")
+        validate_options(round_seconds=round_seconds, overhead=restart_overhead, seed=seed, jobs=jobs)
         names = [p.strip() for p in policy.split(",") if p.strip()]
         if not names:
             raise InputError("--policy needs at least one name", field="policy")
@@ -174,6 +232,7 @@ def register(app: typer.Typer) -> None:
             fractional=fractional,
         )
         cap = workload.capacity()
+        check_schedulable(workload)
         console.print(
             f"[bold]{workload.name}[/bold]: {len(workload.jobs):,} jobs on "
             + ", ".join(f"{n} x {t}" for t, n in sorted(cap.items())),
@@ -185,10 +244,7 @@ def register(app: typer.Typer) -> None:
         console.print(table(metrics))
         if json_out is not None:
             json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(
-                json.dumps({m["policy"]: m for m in metrics}, indent=2, sort_keys=True, default=str) + "\n",
-                encoding="utf-8",
-            )
+            json_out.write_text(dumps_metrics(metrics), encoding="utf-8")
             console.print(f"metrics written to {json_out}")
         if report is not None:
             write_report(

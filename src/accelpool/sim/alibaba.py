@@ -18,6 +18,7 @@ num_gpu, gpu_milli, gpu_spec, qos, pod_phase, creation_time, deletion_time, sche
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,6 +98,13 @@ def read_alibaba(
             scheduled = float(r["scheduled_time"]) if r["scheduled_time"].strip() else None
         except ValueError as exc:
             raise InputError(f"not a number: {exc}", file=name, line=lineno) from None
+        times = [x for x in (created, deleted, scheduled) if x is not None]
+        if not all(math.isfinite(x) and x >= 0 for x in times):
+            raise InputError(
+                "creation_time, scheduled_time and deletion_time must be finite numbers >= 0",
+                file=name,
+                line=lineno,
+            )
         if gpus < 0 or milli < 0 or milli > 1000:
             raise InputError("num_gpu must be >= 0 and gpu_milli in 0..1000", file=name, line=lineno)
         if gpus == 0 or scheduled is None or deleted is None or deleted <= scheduled:

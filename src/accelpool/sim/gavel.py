@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -59,6 +60,11 @@ def read_throughputs(path: str | Path | None = None) -> GavelThroughputs:
                     '{"null": steps/s}',
                     file=name,
                 ) from None
+            if not math.isfinite(tput) or tput < 0:
+                raise InputError(
+                    f"throughput for {key!r} under {acc!r} must be a finite number >= 0, got {tput}",
+                    file=name,
+                )
             table[(str(job_type), int(scale))] = tput
         out[acc.lower()] = table
     if not out:
@@ -118,6 +124,13 @@ def _parse_line(
         arrival = float(fields[9])
     except ValueError as exc:
         raise InputError(f"not a number: {exc}", file=name, line=lineno) from None
+    if not all(math.isfinite(x) for x in (total_steps, weight, arrival)):
+        raise InputError(
+            "total_steps, priority_weight and arrival_time must be finite numbers "
+            f"(got {fields[5]!r}, {fields[7]!r}, {fields[9]!r})",
+            file=name,
+            line=lineno,
+        )
     if total_steps <= 0 or scale < 1 or weight <= 0 or arrival < 0:
         raise InputError(
             "total_steps, scale_factor and priority_weight must be > 0, arrival_time >= 0",

@@ -18,6 +18,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -177,3 +180,25 @@ def _rho(result: SimResult, rows: list[dict[str, Any]]) -> list[float]:
         r["rho"] = r["jct_seconds"] / ideal
         out.append(r["rho"])
     return out
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (inf, nan: an undefined metric) replaced by None.
+
+    Also turns numpy scalars into Python numbers and tuples into lists, so the result is strict JSON.
+    """
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def dumps_metrics(metrics: Sequence[dict[str, Any]]) -> str:
+    """Metrics per policy as strict JSON (``allow_nan=False``: undefined values are ``null``)."""
+    data = json_safe({m["policy"]: m for m in metrics})
+    return json.dumps(data, indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"

@@ -18,6 +18,7 @@ Pool types must be ones the throughput table knows (v100, p100, k80 in the bundl
 from __future__ import annotations
 
 import csv
+import math
 import random
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -134,10 +135,14 @@ def _parse_row(row: list[str], col: dict[str, int], name: str, lineno: int) -> t
         duration = float(row[col["duration"]])
         gpus = int(float(row[col["num_gpus"]]))
         vc = row[col["cluster"]].strip()
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, OverflowError):
         raise InputError(
-            "duration or num_gpus is not a number (or the row is short)", file=name, line=lineno
+            "duration or num_gpus is not a number (or is not finite, or the row is short)",
+            file=name,
+            line=lineno,
         ) from None
+    if not math.isfinite(duration):
+        raise InputError(f"duration must be a finite number, got {duration}", file=name, line=lineno)
     if duration <= 0 or gpus < 1 or not vc:
         raise InputError(
             f"duration must be > 0, num_gpus >= 1 and cluster non-empty (got {duration}, {gpus}, {vc!r})",

@@ -7,7 +7,6 @@ time per type, tenant shares over time, grant burn-down (when the workload has g
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np  # noqa: E402
 from jinja2 import Environment, select_autoescape  # noqa: E402
 
 from accelpool.sim.engine import SimResult, as_array  # noqa: E402
-from accelpool.sim.metrics import job_rows  # noqa: E402
+from accelpool.sim.metrics import dumps_metrics, job_rows  # noqa: E402
 
 HOUR = 3600.0
 
@@ -82,7 +81,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "metrics.json"]
     (out / "metrics.json").write_text(
-        json.dumps({m["policy"]: m for m in metrics}, indent=2, sort_keys=True, default=str) + "\n",
+        dumps_metrics(metrics),
         encoding="utf-8",
     )
     csvs = []

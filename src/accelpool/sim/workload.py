@@ -36,39 +36,73 @@ class Workload:
         return self.cluster.capacity()
 
 
-def parse_cluster(spec: str) -> dict[str, int]:
-    """``"v100=36,p100=36,k80=36"`` -> ``{"v100": 36, ...}`` (devices per type)."""
+MAX_DEVICES_PER_TYPE = 10_000_000
+MAX_DEVICES_PER_NODE = 1_024
+
+
+def _parse_counts(spec: str, option: str, *, minimum: int, maximum: int, example: str) -> dict[str, int]:
+    """``"a=1,b=2"`` -> ``{"a": 1, "b": 2}``: no empty entries, no type twice, counts in ``[minimum, maximum]``."""
     out: dict[str, int] = {}
-    for part in (p.strip() for p in spec.split(",")):
+    parts = spec.split(",")
+    for part in (p.strip() for p in parts):
         if not part:
-            continue
-        name, sep, count = part.partition("=")
-        if not sep or not name.strip():
             raise InputError(
-                f"cluster entry {part!r} is not TYPE=COUNT (e.g. v100=36)", field="cluster", value=spec
+                f"--{option} {spec!r} has an empty entry (expected e.g. {example})", field=option, value=spec
+            )
+        name, sep, count = part.partition("=")
+        key = name.strip().lower()
+        if not sep or not key:
+            raise InputError(
+                f"--{option} entry {part!r} is not TYPE=COUNT (e.g. {example})", field=option, value=spec
             )
         try:
-            n = int(count)
+            n = int(count.strip())
         except ValueError:
             raise InputError(
-                f"device count {count!r} for {name!r} is not an integer", field="cluster"
+                f"--{option}: count {count.strip()!r} for {key!r} is not an integer", field=option, value=spec
             ) from None
-        if n < 0:
-            raise InputError(f"device count for {name!r} must be >= 0, got {n}", field="cluster")
-        out[name.strip().lower()] = out.get(name.strip().lower(), 0) + n
-    if not out:
+        if not minimum <= n <= maximum:
+            raise InputError(
+                f"--{option}: count for {key!r} must be {minimum}..{maximum:,}, got {n}",
+                field=option,
+                value=spec,
+            )
+        if key in out:
+            raise InputError(f"--{option}: type {key!r} is given twice", field=option, value=spec)
+        out[key] = n
+    return out
+
+
+def parse_cluster(spec: str) -> dict[str, int]:
+    """``"v100=36,p100=36,k80=36"`` -> ``{"v100": 36, ...}`` (devices per type).
+
+    A type may have 0 devices (to keep it in the pool's list), but the pool must have at least one device;
+    empty entries and a type named twice are refused.
+    """
+    if not spec.strip():
         raise InputError(
             "empty cluster spec (expected e.g. v100=36,p100=36,k80=36)", field="cluster", value=spec
         )
+    out = _parse_counts(spec, "cluster", minimum=0, maximum=MAX_DEVICES_PER_TYPE, example="v100=36")
+    if not any(out.values()):
+        raise InputError(f"--cluster {spec!r} has no devices (every count is 0)", field="cluster", value=spec)
     return out
 
 
 def parse_devices_per_node(spec: str | int | None, default: int = 8) -> int | dict[str, int]:
-    """``4`` or ``"v100=4,p100=4,k80=8"`` (types not named get ``default``)."""
+    """``4`` or ``"v100=4,p100=4,k80=8"`` (types not named get ``default``); every count is 1..1024."""
     if spec is None:
         return default
-    if isinstance(spec, int):
-        return spec
-    if spec.strip().isdigit():
-        return int(spec)
-    return parse_cluster(spec)
+    text = str(spec).strip()
+    if text.lstrip("+-").isdigit():
+        n = int(text)
+        if not 1 <= n <= MAX_DEVICES_PER_NODE:
+            raise InputError(
+                f"--devices-per-node must be 1..{MAX_DEVICES_PER_NODE}, got {n}",
+                field="devices-per-node",
+                value=spec,
+            )
+        return n
+    if not text:
+        raise InputError("--devices-per-node is empty (e.g. 4 or v100=4,k80=8)", field="devices-per-node")
+    return _parse_counts(text, "devices-per-node", minimum=1, maximum=MAX_DEVICES_PER_NODE, example="v100=4")
