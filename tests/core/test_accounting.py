@@ -58,7 +58,10 @@ def test_one_off_amount_rounds_half_up() -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     slices=st.lists(
-        st.floats(min_value=0.001, max_value=7200, allow_nan=False, allow_infinity=False),
+        st.one_of(
+            st.floats(min_value=0.001, max_value=7200, allow_nan=False, allow_infinity=False),
+            st.integers(min_value=1, max_value=7200).map(float),  # the integer fast path, mixed in
+        ),
         min_size=1,
         max_size=60,
     ),
