@@ -121,24 +121,22 @@ def round_cost_krw(devices: int, price_krw_per_hour: int, seconds: float) -> int
     return math.ceil(int(devices) * int(price_krw_per_hour) * Fraction(repr(float(seconds))) / 3600)
 
 
+_FreeTemplate = tuple[
+    tuple[Node, ...],
+    dict[str, dict[str, list[int]]],
+    dict[str, str | None],
+    dict[str, int],
+    dict[tuple[str, str | None], int],
+]
+
+
 class _FreeDevices:
     """Free device indices per node, per type; places gangs on as few nodes as possible (best fit)."""
 
-    _template: (
-        tuple[
-            tuple[Node, ...],
-            dict[str, dict[str, list[int]]],
-            dict[str, str | None],
-            dict[str, int],
-            dict[tuple[str, str | None], int],
-        ]
-        | None
-    ) = None
-
-    def __init__(self, nodes: tuple[Node, ...]) -> None:
+    def __init__(self, nodes: tuple[Node, ...], cache: DecideCache) -> None:
         # Free lists are replaced, never changed in place, so a per-type shallow copy of a template made
-        # once per node tuple is enough.
-        cached = _FreeDevices._template
+        # once per node tuple (kept in the caller's cache) is enough.
+        cached = cache.free_template
         if cached is None or cached[0] is not nodes:
             by_type: dict[str, dict[str, list[int]]] = {}
             for n in nodes:
@@ -147,7 +145,7 @@ class _FreeDevices:
             zones: dict[tuple[str, str | None], int] = {}
             for n in nodes:
                 zones[n.accelerator, n.zone] = zones.get((n.accelerator, n.zone), 0) + n.devices
-            cached = _FreeDevices._template = (nodes, by_type, {n.name: n.zone for n in nodes}, totals, zones)
+            cached = cache.free_template = (nodes, by_type, {n.name: n.zone for n in nodes}, totals, zones)
         self.by_type = {t: dict(d) for t, d in cached[1].items()}
         self.zone = cached[2]
         self.initial = cached[3]
@@ -201,19 +199,37 @@ class _FreeDevices:
 _TERMINAL = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
 
 
-def decide(snapshot: Snapshot, policy: Policy) -> Decision:
-    """Run the policy on the snapshot and turn its allocation into placements for this round."""
+class DecideCache:
+    """Work ``decide`` may reuse from one round to the next, owned by the caller (the Reconciler keeps one).
+
+    The core keeps no state of its own: without a cache every call builds everything afresh. Entries are
+    keyed by the identity of the snapshot's inputs and hold references to them, so an identity compared
+    is never reused by another object. The results are the same with or without a cache.
+    """
+
+    def __init__(self) -> None:
+        self.problems = _ProblemCache()
+        self.id_rank: tuple[tuple[str, ...], np.ndarray] | None = None
+        self.free_template: _FreeTemplate | None = None
+
+
+def decide(snapshot: Snapshot, policy: Policy, cache: DecideCache | None = None) -> Decision:
+    """Run the policy on the snapshot and turn its allocation into placements for this round.
+
+    ``cache`` carries reusable work between calls (see DecideCache); pass the same one every round."""
+    if cache is None:
+        cache = DecideCache()
     done = _TERMINAL
     statuses = [
         s
         for s in snapshot.jobs
         if s.state is not done[0] and s.state is not done[1] and s.state is not done[2]
     ]
-    problem = _PROBLEMS.get(snapshot, statuses)
+    problem = cache.problems.get(snapshot, statuses)
     alloc = policy(problem)
     usable = problem.usable()
     order = _pair_order(snapshot, statuses, alloc, usable)
-    return _place(snapshot, statuses, alloc, order, usable, problem)
+    return _place(snapshot, statuses, alloc, order, usable, problem, cache)
 
 
 class _ProblemCache:
@@ -300,17 +316,13 @@ class _ProblemCache:
         return fresh
 
 
-_PROBLEMS = _ProblemCache()
-_ID_RANK: list[tuple[tuple[str, ...], np.ndarray]] = []
-
-
-def _id_rank(ids: tuple[str, ...]) -> np.ndarray:
+def _id_rank(ids: tuple[str, ...], cache: DecideCache) -> np.ndarray:
     """Each id's rank in sorted order (a tie-breaker), kept while the same id tuple comes back."""
-    if not _ID_RANK or _ID_RANK[0][0] is not ids:
+    if cache.id_rank is None or cache.id_rank[0] is not ids:
         rank = np.empty(len(ids), dtype=np.int64)
         rank[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids))
-        _ID_RANK[:] = [(ids, rank)]
-    return _ID_RANK[0][1]
+        cache.id_rank = (ids, rank)
+    return cache.id_rank[1]
 
 
 PRIORITY = "job"
@@ -372,10 +384,11 @@ def _place(
     order: list[tuple[int, int]],
     usable: np.ndarray,
     problem: AllocationProblem,
+    cache: DecideCache,
 ) -> Decision:
     tput = problem.throughput
     types = alloc.types
-    free = _FreeDevices(snapshot.nodes)
+    free = _FreeDevices(snapshot.nodes, cache)
     type_free = {t: free.initial.get(t, 0) for t in types}  # a fresh _FreeDevices: all free
     # Devices per (type, zone) not yet promised to a job pinned to that zone or kept there. A job without a
     # zone may take devices in any zone, so it only lowers type_free; a zoned job needs room in its zone and
@@ -478,7 +491,7 @@ def _place(
     # queue positions: priority (high first), submit time, job id
     idx = np.array([i for i, s in enumerate(statuses) if s.job.id in waiting], dtype=np.int64)
     ids = problem.job_ids
-    ranked = idx[np.lexsort((_id_rank(ids)[idx], problem.submit_time[idx], -problem.priority[idx]))]
+    ranked = idx[np.lexsort((_id_rank(ids, cache)[idx], problem.submit_time[idx], -problem.priority[idx]))]
     positions = {ids[i]: p + 1 for p, i in enumerate(ranked.tolist())}
     return Decision(
         now=snapshot.now,

@@ -4,7 +4,7 @@ A round, in numbered phases:
 
   1. Observe   poll the executor; meter exited jobs up to their exit time; record the events.
   2. Meter     charge every still-running job for its devices up to now (usage x price -> Charge).
-  3. Decide    take a snapshot and call the pure core: ``decide(snapshot, policy)``.
+  3. Decide    take a snapshot and call the pure core: ``decide(snapshot, policy, cache)``.
   4. Record    write the decision to the store (assume, then write, then act).
   5. Act       stop preempted jobs, then start new placements through the executor.
 
@@ -32,7 +32,7 @@ import numpy as np
 
 from accelpool.core.accounting import meter_slice
 from accelpool.core.allocation import Allocation, AllocationProblem, Policy
-from accelpool.core.rounds import Decision, JobStatus, Placement, Snapshot, decide
+from accelpool.core.rounds import DecideCache, Decision, JobStatus, Placement, Snapshot, decide
 from accelpool.core.types import Charge
 from accelpool.ports import Clock, EventKind, Executor, ExecutorEvent, Launch, SchedulerStore
 
@@ -170,6 +170,7 @@ class Reconciler:
         self.on_round = on_round
         self._attempts: dict[str, int] = {}
         self._carry: dict[str, _Carry] = {}
+        self._decide_cache = DecideCache()  # the core's reusable work between rounds (it keeps none itself)
 
     # -- phases ---------------------------------------------------------------------------------------
 
@@ -183,7 +184,7 @@ class Reconciler:
         more = self._meter_running(now)  # 2. meter
         self.store.record_charges(more)
         snapshot = self.store.snapshot(now, self.round_seconds)  # 3. decide
-        decision = decide(snapshot, self.policy)
+        decision = decide(snapshot, self.policy, self._decide_cache)
         self.store.record_decision(decision)  # 4. record
         ended = self._settle_ended(decision, now)
         self.store.record_charges(ended)
