@@ -41,22 +41,34 @@ def test_idempotency_key_returns_the_first_job(world):
     assert len(world.call("m1", "GET", "/api/v1/jobs").json()["items"]) == 1
 
 
-@pytest.mark.parametrize("spec,status,field", [
-    ({"resources": {"type": "h100", "count": 17}}, 422, "resources.count"),
-    ({"resources": {"type": "nosuch", "count": 1}}, 422, "resources.type"),
-    ({"resources": {"type": "a100", "count": 1}}, 422, "resources"),
-    ({"resources": {"type": "h100", "count": 1}, "constraints": {"domestic_only": True}}, 422, "constraints"),
-    ({"resources": {"type": "rngd", "count": 5}}, 409, "resources.count"),  # program cap 4 per tenant
-    ({"max_run_time": "3d"}, 409, "max_run_time"),  # longer than the program's contract
-    ({"max_run_time": "1000h"}, 409, "max_run_time"),
-    ({"program": "p2"}, 409, "program"),
-    ({"grant": "g2"}, 422, "grant"),
-    ({"resources": {"type": "warboy", "count": 2}, "constraints": {"zone": "seoul"}}, 422, "resources.count"),
-    ({"name": "bad name!"}, 422, "name"),
-    ({"kind": "gaming"}, 422, "kind"),
-    ({"unknown": 1}, 422, "unknown"),
-    ({"resources": [{"type": "h100", "count": 1}, {"type": "rngd", "count": 2}]}, 422, "resources"),
-])
+@pytest.mark.parametrize(
+    "spec,status,field",
+    [
+        ({"resources": {"type": "h100", "count": 17}}, 422, "resources.count"),
+        ({"resources": {"type": "nosuch", "count": 1}}, 422, "resources.type"),
+        ({"resources": {"type": "a100", "count": 1}}, 422, "resources"),
+        (
+            {"resources": {"type": "h100", "count": 1}, "constraints": {"domestic_only": True}},
+            422,
+            "constraints",
+        ),
+        ({"kind": "inference", "resources": {"type": "rngd", "count": 5}}, 409, "resources.count"),  # cap 4
+        ({"resources": {"type": "rngd", "count": 1}}, 422, "resources"),  # training on an inference-only NPU
+        ({"max_run_time": "3d"}, 409, "max_run_time"),  # longer than the program's contract
+        ({"max_run_time": "1000h"}, 409, "max_run_time"),
+        ({"program": "p2"}, 409, "program"),
+        ({"grant": "g2"}, 422, "grant"),
+        (
+            {"kind": "batch", "resources": {"type": "warboy", "count": 2}, "constraints": {"zone": "seoul"}},
+            422,
+            "resources.count",
+        ),
+        ({"name": "bad name!"}, 422, "name"),
+        ({"kind": "gaming"}, 422, "kind"),
+        ({"unknown": 1}, 422, "unknown"),
+        ({"resources": [{"type": "h100", "count": 1}, {"type": "rngd", "count": 2}]}, 422, "resources"),
+    ],
+)
 def test_job_that_could_never_run_is_refused_with_field(world, spec, status, field):
     r = world.submit(**spec)
     assert r.status_code == status, r.text
@@ -65,13 +77,14 @@ def test_job_that_could_never_run_is_refused_with_field(world, spec, status, fie
 
 def test_member_without_grant_is_refused(world):
     tok = world.store.create_token("member", tenant="t3")[1]
-    r = world.client.post("/api/v1/jobs", json={"name": "x", "command": "true"},
-                          headers={"Authorization": f"Bearer {tok}"})
+    r = world.client.post(
+        "/api/v1/jobs", json={"name": "x", "command": "true"}, headers={"Authorization": f"Bearer {tok}"}
+    )
     assert r.status_code == 409 and "no grant" in r.json()["error"]["reason"]
 
 
 def test_domestic_only_job_goes_to_korean_types(world):
-    r = world.submit(resources={"count": 2}, constraints={"domestic_only": True})
+    r = world.submit(kind="inference", resources={"count": 2}, constraints={"domestic_only": True})
     assert r.status_code == 201 and r.json()["types"] == []
     job = world.store.snapshot(0, 1).jobs[0].job
     assert job.domestic_only
@@ -88,7 +101,9 @@ def test_cancel_running_job_stops_its_process(world):
     jid = world.submit().json()["id"]
     from accelpool.core.rounds import Decision, Placement
 
-    world.store.record_decision(Decision(now=1.0, allocation=None, start=(Placement(jid, "h100", (("h-0", (0,)),)),)))
+    world.store.record_decision(
+        Decision(now=1.0, allocation=None, start=(Placement(jid, "h100", (("h-0", (0,)),)),))
+    )
     r = world.call("m1", "POST", f"/api/v1/jobs/{jid}/cancel")
     assert r.json()["state"] == "cancelled" and world.stopped == [jid]
     assert world.call("m1", "POST", f"/api/v1/jobs/{jid}/cancel").json()["state"] == "cancelled"
@@ -96,10 +111,15 @@ def test_cancel_running_job_stops_its_process(world):
 
 def test_progress_and_measured_throughput(world):
     jid = world.submit().json()["id"]
-    assert world.call("m1", "POST", f"/api/v1/jobs/{jid}/progress", json={"steps_per_second": 3}).status_code == 409
+    assert (
+        world.call("m1", "POST", f"/api/v1/jobs/{jid}/progress", json={"steps_per_second": 3}).status_code
+        == 409
+    )
     from accelpool.core.rounds import Decision, Placement
 
-    world.store.record_decision(Decision(now=1.0, allocation=None, start=(Placement(jid, "h100", (("h-0", (0,)),)),)))
+    world.store.record_decision(
+        Decision(now=1.0, allocation=None, start=(Placement(jid, "h100", (("h-0", (0,)),)),))
+    )
     r = world.call("m1", "POST", f"/api/v1/jobs/{jid}/progress", json={"steps": 10, "steps_per_second": 3})
     assert r.status_code == 200
     assert world.call("m1", "GET", f"/api/v1/jobs/{jid}").json()["steps_done"] == 10
@@ -137,40 +157,70 @@ def test_usage_by_role(world):
 def test_program_manager_grants_within_budget_only(world):
     r = world.call("pm1", "POST", "/api/v1/grants", json={"program": "p1", "tenant": "t3", "amount_krw": 100})
     assert r.status_code == 201 and r.json()["remaining_krw"] == 100
-    r = world.call("pm1", "POST", "/api/v1/grants", json={"program": "p1", "tenant": "t3", "amount_krw": 10**9})
+    r = world.call(
+        "pm1", "POST", "/api/v1/grants", json={"program": "p1", "tenant": "t3", "amount_krw": 10**9}
+    )
     assert r.status_code == 409 and r.json()["error"]["field"] == "amount_krw"
     r = world.call("pm1", "POST", "/api/v1/grants", json={"program": "p2", "tenant": "t3", "amount_krw": 1})
     assert r.status_code == 404
-    assert world.call("m1", "POST", "/api/v1/grants", json={"program": "p1", "tenant": "t1",
-                                                           "amount_krw": 1}).status_code == 403
+    assert (
+        world.call(
+            "m1", "POST", "/api/v1/grants", json={"program": "p1", "tenant": "t1", "amount_krw": 1}
+        ).status_code
+        == 403
+    )
     r = world.call("pm1", "POST", "/api/v1/grants", json={"program": "p1", "tenant": "t3", "amount_krw": 1.5})
     assert r.status_code == 422 and r.json()["error"]["field"] == "amount_krw"
     r = world.call("pm1", "PUT", "/api/v1/programs/p1/rules", json={"public_share": {"*": 2}})
     assert r.status_code == 422
-    assert world.call("pm1", "PUT", "/api/v1/programs/p1/rules", json={"tenant_caps": {"h100": 2}}).status_code == 200
+    assert (
+        world.call("pm1", "PUT", "/api/v1/programs/p1/rules", json={"tenant_caps": {"h100": 2}}).status_code
+        == 200
+    )
     assert world.call("pm2", "PUT", "/api/v1/programs/p1/rules", json={}).status_code == 404
 
 
 def test_operator_endpoints_are_admin_only(world):
     for who in ("m1", "pm1"):
-        assert world.call(who, "POST", "/api/v1/nodes", json={"name": "n", "accelerator": "h100",
-                                                             "devices": 1}).status_code == 403
+        assert (
+            world.call(
+                who, "POST", "/api/v1/nodes", json={"name": "n", "accelerator": "h100", "devices": 1}
+            ).status_code
+            == 403
+        )
         assert world.call(who, "PUT", "/api/v1/prices", json={"h100": 1}).status_code == 403
         assert world.call(who, "POST", "/api/v1/tenants", json={"id": "x"}).status_code == 403
-        assert world.call(who, "POST", "/api/v1/programs", json={"id": "x", "budget_krw": 1}).status_code == 403
+        assert (
+            world.call(who, "POST", "/api/v1/programs", json={"id": "x", "budget_krw": 1}).status_code == 403
+        )
         assert world.call(who, "POST", "/api/v1/tokens", json={"role": "admin"}).status_code == 403
-    assert world.call("admin", "POST", "/api/v1/nodes", json={"name": "n", "accelerator": "rngd",
-                                                             "devices": 2}).status_code == 201
-    assert world.call("admin", "POST", "/api/v1/nodes", json={"name": "n", "accelerator": "zz",
-                                                             "devices": 2}).json()["error"]["field"] == "accelerator"
+    assert (
+        world.call(
+            "admin", "POST", "/api/v1/nodes", json={"name": "n", "accelerator": "rngd", "devices": 2}
+        ).status_code
+        == 201
+    )
+    assert (
+        world.call(
+            "admin", "POST", "/api/v1/nodes", json={"name": "n", "accelerator": "zz", "devices": 2}
+        ).json()["error"]["field"]
+        == "accelerator"
+    )
     assert world.call("admin", "PUT", "/api/v1/prices", json={"h100": -1}).status_code == 422
-    assert world.call("admin", "PUT", "/api/v1/prices", json={"h100": 5000}).json()["krw_per_device_hour"]["h100"] == 5000
+    assert (
+        world.call("admin", "PUT", "/api/v1/prices", json={"h100": 5000}).json()["krw_per_device_hour"][
+            "h100"
+        ]
+        == 5000
+    )
     assert world.call("admin", "PUT", "/api/v1/nodes/h-0", json={"down": True}).status_code == 200
     assert world.call("admin", "PUT", "/api/v1/nodes/nope", json={"down": True}).status_code == 404
 
 
 def test_tokens_shown_once_hashed_and_revocable(world):
-    r = world.call("admin", "POST", "/api/v1/tokens", json={"role": "member", "tenant": "t3", "name": "carol"})
+    r = world.call(
+        "admin", "POST", "/api/v1/tokens", json={"role": "member", "tenant": "t3", "name": "carol"}
+    )
     secret, tid = r.json()["secret"], r.json()["id"]
     assert all("secret" not in t for t in world.call("admin", "GET", "/api/v1/tokens").json()["items"])
     h = {"Authorization": f"Bearer {secret}"}
@@ -199,5 +249,7 @@ def test_concurrent_submissions_never_over_hold_a_grant(world):
 
 
 def test_bad_json_is_422_not_500(world):
-    r = world.client.post("/api/v1/jobs", content=b"{not json", headers={**world.h("m1"), "Content-Type": "application/json"})
+    r = world.client.post(
+        "/api/v1/jobs", content=b"{not json", headers={**world.h("m1"), "Content-Type": "application/json"}
+    )
     assert r.status_code == 422

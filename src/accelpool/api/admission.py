@@ -7,6 +7,12 @@ Refused (422 with the field, or 409 for money/rules):
   - no grant for the tenant (from the named program), or the grant is used up/expired     (grant / program)
   - a program rule forbids it: per-tenant cap below the count, contract longer than allowed (409, rule)
   - a max run time whose cost the grant cannot hold besides its other active jobs          (409, budget)
+  - ``public: true`` from a tenant that is not a public-service tenant (the tenant's ``public`` flag, set
+    by an admin): the public-use reserve is for public services only                      (403, public)
+  - ``kind: training``/``finetuning`` when every allowed type is inference-only
+    (``training_capable: false`` in the catalogue, e.g. rngd, warboy)                       (422, resources)
+    When some allowed types can train, the inference-only ones are dropped from the job's types and the
+    201 answer says so in ``notes``.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import math
 import random
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from accelpool.api.errors import ApiError
 from accelpool.core.problem import needs_domestic
@@ -31,6 +37,7 @@ class Admitted:
     throughput: dict[str, float]
     run: RunSpec
     reserve_krw: int
+    notes: tuple[str, ...] = ()
 
 
 # Job ids are not secrets (others' jobs answer 404 whatever the id): 48 random bits from a generator seeded
@@ -80,6 +87,13 @@ def admit(
     """No I/O beyond the store's cached reference data (programs, grants, nodes, prices): the money checks
     that must be exact are repeated under the grant's row lock when the job is written."""
     ref = store.reference()
+    if spec.public and tenant not in ref.public_tenants:
+        raise ApiError(
+            403,
+            f"tenant '{tenant}' is not a public-service tenant, so its jobs may not use the public-use "
+            "reserve (an admin marks public tenants)",
+            "public",
+        )
     grant, program = _grant_for(ref, spec, tenant, now)
     wanted = spec.allowed_types()
     for i, t in enumerate(wanted):
@@ -129,6 +143,21 @@ def admit(
             raise ApiError(
                 422, f"no type in the pool has at least {job.min_memory_gb} GB", "resources.min_memory_gb"
             )
+    notes: list[str] = []
+    if kind in (JobKind.TRAINING, JobKind.FINETUNING):
+        trainable = [t for t in types if t not in catalog or catalog[t].training_capable]
+        if not trainable:
+            raise ApiError(
+                422,
+                f"a {kind.value} job needs a training-capable type; {', '.join(types)} "
+                f"{'is' if len(types) == 1 else 'are'} inference-only",
+                "resources",
+            )
+        dropped = [t for t in types if t not in trainable]
+        if dropped and wanted:
+            notes.append(f"inference-only types dropped from this {kind.value} job: {', '.join(dropped)}")
+            job = replace(job, allowed=frozenset(t for t in wanted if t not in dropped))
+        types = trainable
     fits = [t for t in types if cap.get(t, 0) >= job.scale]
     if not fits:
         most = max((cap.get(t, 0) for t in types), default=0)
@@ -172,4 +201,4 @@ def admit(
         checkpoint_dir=spec.checkpoint_dir,
         grace_seconds=spec.grace_seconds,
     )
-    return Admitted(job, throughput, run, reserve)
+    return Admitted(job, throughput, run, reserve, tuple(notes))

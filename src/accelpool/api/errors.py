@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from accelpool.core.errors import InputError
+from accelpool.core.errors import Conflict, InputError
 
 try:
     import orjson
@@ -45,8 +45,19 @@ def body(status: int, reason: str, field: str | None = None) -> dict[str, Any]:
     return {"error": {"status": status, "field": field, "reason": reason}}
 
 
+_UNION_MEMBERS = {"Resources", "Alternative", "Constraints", "list", "dict", "int", "float", "str", "bool"}
+
+
 def _loc(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    """The field as the caller wrote it: pydantic's internal steps (``function-after[...]``, the union
+    member tried, ``list[...]``) left out, e.g. ``resources.count``."""
+    parts = []
+    for p in loc:
+        if p in ("body", "query", "path", "header"):
+            continue
+        if isinstance(p, str) and ("[" in p or p in _UNION_MEMBERS or p.startswith("function-")):
+            continue
+        parts.append(str(p))
     return ".".join(parts) or "(request)"
 
 
@@ -58,6 +69,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(InputError)
     async def _input(_: Request, exc: InputError) -> JSONResponse:
         return JSONResponse(body(422, exc.message, exc.field), status_code=422)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse(body(409, str(exc), getattr(exc, "field", None)), status_code=409)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

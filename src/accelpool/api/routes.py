@@ -102,18 +102,21 @@ async def submit_job(
         item = Submission(a.job, a.throughput, a.run, spec.name, idempotency_key, a.reserve_krw)
         result = await _committed(store, item)
         if isinstance(result, Exception):
-            raise result
+            # a ValueError (other failures raise in _committed): the only refusals the store makes: the grant cannot hold the job's worst-case cost beside
+            # its other active jobs (checked under the grant's row lock), or an id clash
+            field = "max_run_time" if "KRW" in str(result) else "id"
+            raise ApiError(409, str(result), field)
         job_id, created = result
     except ApiError as exc:
         metrics.rejections.labels(status=str(exc.status)).inc()
         raise
-    except ValueError as exc:
-        metrics.rejections.labels(status="409").inc()
-        raise ApiError(409, str(exc), "max_run_time") from exc
     if created:
         metrics.submissions.inc()
         state.wake_soon()
-        return json_response(job_json(row_view(SqlStore.job_row(item), charged=0)), 201)
+        out = job_json(row_view(SqlStore.job_row(item), charged=0))
+        if a.notes:
+            out["notes"] = list(a.notes)
+        return json_response(out, 201)
     v = await run_in_threadpool(store.get_job, job_id)
     assert v is not None
     return json_response(job_json(v), 200)
@@ -198,9 +201,11 @@ def cancel_job(job_id: str, request: Request, who: Who) -> dict[str, Any]:
 
 
 class Progress(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    steps: float | None = Field(default=None, ge=0, description="cumulative steps done")
-    steps_per_second: float | None = Field(default=None, gt=0, description="measured throughput (steps/s)")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    steps: float | None = Field(default=None, ge=0, le=1e15, description="cumulative steps done")
+    steps_per_second: float | None = Field(
+        default=None, gt=0, le=1e12, description="measured throughput (steps/s)"
+    )
 
 
 @router.post("/jobs/{job_id}/progress", tags=["jobs"])
@@ -233,13 +238,18 @@ def usage(
     who: Who,
     by: Annotated[list[Literal["tenant", "program", "accelerator"]] | None, Query()] = None,
     period: Annotated[Literal["hour", "day", "week", "month", "year"] | None, Query()] = None,
-    since: float | None = None,
-    until: float | None = None,
+    since: Annotated[float | None, Query(ge=0, le=1e11, allow_inf_nan=False)] = None,
+    until: Annotated[float | None, Query(ge=0, le=1e11, allow_inf_nan=False)] = None,
+    days: Annotated[
+        float | None, Query(gt=0, le=36600, allow_inf_nan=False, description="only the last N days")
+    ] = None,
     tenant: str | None = None,
     program: str | None = None,
 ) -> dict[str, Any]:
     """Device-hours and KRW, like sacct/sreport: grouped by tenant, program, accelerator type, period."""
     store = _store(request)
+    if days is not None:
+        since = max(since or 0.0, request.app.state.hooks.now() - days * 86400)
     tenants = visible_tenants(store, who)
     programs = visible_programs(store, who) if who.role == "program-manager" else None
     if tenant is not None:
@@ -266,13 +276,43 @@ def usage(
 # -- tenants, programs, grants ------------------------------------------------------------------------
 
 
-class TenantIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# Bounds on numbers from requests (422 beyond them; non-finite numbers are refused everywhere):
+MAX_KRW = 10**15  # budgets, grants: a quadrillion KRW, far beyond any program, far inside BIGINT
+MAX_PRICE_KRW = 10**9  # KRW per device-hour
+MAX_DEVICES = 1_000_000  # per-tenant caps, quotas
+MAX_TIME = 1e11  # unix seconds (year ~5138): start/end
+MAX_SECONDS = 10 * 366 * 86400.0  # durations (contract length): ten years
+
+Krw = Annotated[int, Field(strict=True, ge=0, le=MAX_KRW, description="integer KRW")]
+Time = Annotated[float, Field(ge=0, le=MAX_TIME, allow_inf_nan=False, description="unix seconds")]
+Devices = Annotated[int, Field(strict=True, ge=0, le=MAX_DEVICES)]
+Price = Annotated[int, Field(strict=True, ge=0, le=MAX_PRICE_KRW)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _known_types(request: Request, types: Any, fld: str, *, star: bool = False) -> None:
+    catalog = request.app.state.catalog
+    for k in types:
+        if not (star and k == "*") and k not in catalog:
+            raise ApiError(422, f"unknown accelerator type '{k}'", f"{fld}.{k}")
+
+
+class TenantIn(_In):
     id: str = Field(pattern=_ID)
-    name: str = ""
-    weight: float = Field(default=1.0, gt=0)
-    quota: dict[str, int] = Field(default_factory=dict)
+    name: str = Field(default="", max_length=200)
+    weight: float = Field(default=1.0, gt=0, le=1e6)
+    quota: dict[str, Devices] = Field(default_factory=dict)
     public: bool = False
+
+
+class TenantPatch(_In):
+    name: str | None = Field(default=None, max_length=200)
+    weight: float | None = Field(default=None, gt=0, le=1e6)
+    quota: dict[str, Devices] | None = None
+    public: bool | None = None
 
 
 def _tenant_json(t: Tenant) -> dict[str, Any]:
@@ -288,37 +328,59 @@ def list_tenants(request: Request, who: Who) -> dict[str, Any]:
 
 @router.post("/tenants", status_code=201, tags=["admin"])
 def create_tenant(body: TenantIn, request: Request, who: Who) -> dict[str, Any]:
+    """A new tenant (admins). 409 when the id exists: change a tenant with ``PATCH /tenants/{id}``."""
     who.require("admin")
+    _known_types(request, body.quota, "quota")
     t = Tenant(body.id, body.name or body.id, body.weight, body.quota, body.public)
-    _store(request).add_tenant(t)
+    _store(request).create_tenant(t)
     return _tenant_json(t)
 
 
-class RulesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@router.patch("/tenants/{tenant_id}", tags=["admin"])
+def update_tenant(tenant_id: str, body: TenantPatch, request: Request, who: Who) -> dict[str, Any]:
+    """Change a tenant's name, weight, quota or public flag (admins); fields not given stay."""
+    who.require("admin")
+    if body.quota is not None:
+        _known_types(request, body.quota, "quota")
+    t = _store(request).update_tenant(
+        tenant_id, name=body.name, weight=body.weight, quota=body.quota, public=body.public
+    )
+    if t is None:
+        raise not_found("tenant")
+    return _tenant_json(t)
+
+
+class RulesIn(_In):
     public_share: dict[str, float] = Field(default_factory=dict)
     public_services_domestic_only: bool = False
-    tenant_caps: dict[str, int] = Field(default_factory=dict)
-    max_contract_seconds: float | None = Field(default=None, gt=0)
+    tenant_caps: dict[str, Devices] = Field(default_factory=dict)
+    max_contract_seconds: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
 
-    def rules(self) -> ProgramRules:
+    def rules(self, request: Request, prefix: str = "") -> ProgramRules:
+        _known_types(request, self.public_share, f"{prefix}public_share", star=True)
+        _known_types(request, self.tenant_caps, f"{prefix}tenant_caps", star=True)
         for k, v in self.public_share.items():
             if not 0 <= v <= 1:
-                raise ApiError(422, "a share is a fraction between 0 and 1", f"rules.public_share.{k}")
+                raise ApiError(422, "a share is a fraction between 0 and 1", f"{prefix}public_share.{k}")
         return ProgramRules(
             self.public_share, self.public_services_domestic_only, self.tenant_caps, self.max_contract_seconds
         )
 
 
-class ProgramIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ProgramIn(_In):
     id: str = Field(pattern=_ID)
-    name: str = ""
-    budget_krw: int = Field(ge=0, description="integer KRW")
-    start: float = 0.0
-    end: float | None = None
+    name: str = Field(default="", max_length=200)
+    budget_krw: Krw
+    start: Time = 0.0
+    end: Time | None = None
     public: bool = True
     rules: RulesIn = Field(default_factory=RulesIn)
+
+
+class ProgramPatch(_In):
+    name: str | None = Field(default=None, max_length=200)
+    budget_krw: Krw | None = Field(default=None, description="never below what the program has granted")
+    end: Time | None = None
 
 
 def _program_json(p: Program, granted: int | None = None) -> dict[str, Any]:
@@ -351,45 +413,70 @@ def list_programs(request: Request, who: Who) -> dict[str, Any]:
 
 @router.post("/programs", status_code=201, tags=["programs"])
 def create_program(body: ProgramIn, request: Request, who: Who) -> dict[str, Any]:
+    """A new program (admins). 409 when the id exists: its budget, rules and dates are changed only
+    through ``PATCH /programs/{id}`` and ``PUT /programs/{id}/rules``."""
     who.require("admin")
     if body.end is not None and body.end <= body.start:
         raise ApiError(422, "the program must end after it starts", "end")
     p = Program(
-        body.id, body.name or body.id, body.budget_krw, body.start, body.end, body.public, body.rules.rules()
+        body.id,
+        body.name or body.id,
+        body.budget_krw,
+        body.start,
+        body.end,
+        body.public,
+        body.rules.rules(request, "rules."),
     )
-    _store(request).add_program(p)
-    return _program_json(p)
+    _store(request).create_program(p)
+    return _program_json(p, 0)
 
 
-@router.put("/programs/{program_id}/rules", tags=["programs"])
-def set_rules(program_id: str, body: RulesIn, request: Request, who: Who) -> dict[str, Any]:
+def _visible_program(request: Request, who: Who, program_id: str) -> Program:
     store = _store(request)
     vis = visible_programs(store, who)
     found = [p for p in store.list_programs() if p.id == program_id and (vis is None or p.id in vis)]
     if not found:
         raise not_found("program")
+    return found[0]
+
+
+@router.patch("/programs/{program_id}", tags=["programs"])
+def update_program(program_id: str, body: ProgramPatch, request: Request, who: Who) -> dict[str, Any]:
+    """Change a program's name, budget (409 below what it has already granted) or end (admins)."""
+    _visible_program(request, who, program_id)
+    who.require("admin")
+    store = _store(request)
+    p = store.update_program(program_id, name=body.name, budget_krw=body.budget_krw, end=body.end)
+    if p is None:
+        raise not_found("program")
+    return _program_json(p, store.granted_total(p.id))
+
+
+@router.put("/programs/{program_id}/rules", tags=["programs"])
+def set_rules(program_id: str, body: RulesIn, request: Request, who: Who) -> dict[str, Any]:
+    _visible_program(request, who, program_id)
     who.require("admin", "program-manager")
-    p = Program(
-        found[0].id,
-        found[0].name,
-        found[0].budget_krw,
-        found[0].start,
-        found[0].end,
-        found[0].public,
-        body.rules(),
-    )
-    store.add_program(p)
-    return _program_json(p)
+    store = _store(request)
+    p = store.update_program(program_id, rules=body.rules(request))
+    if p is None:
+        raise not_found("program")
+    return _program_json(p, store.granted_total(p.id))
 
 
-class GrantIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class GrantIn(_In):
     id: str | None = Field(default=None, pattern=_ID)
     program: str
     tenant: str
-    amount_krw: int = Field(gt=0, description="integer KRW")
-    start: float = 0.0
-    end: float | None = None
+    amount_krw: Annotated[int, Field(strict=True, gt=0, le=MAX_KRW, description="integer KRW")]
+    start: Time | None = Field(default=None, description="unix seconds; default now")
+    end: Time | None = None
+
+
+class GrantPatch(_In):
+    amount_krw: Annotated[int, Field(strict=True, gt=0, le=MAX_KRW)] | None = Field(
+        default=None, description="within the program's budget, never below what is spent and held"
+    )
+    end: Time | None = None
 
 
 def _grant_json(g: Grant) -> dict[str, Any]:
@@ -417,48 +504,76 @@ def list_grants(request: Request, who: Who) -> dict[str, Any]:
 
 @router.post("/grants", status_code=201, tags=["programs"])
 def create_grant(body: GrantIn, request: Request, who: Who) -> dict[str, Any]:
-    """A program manager grants money from their program; the program's budget is never over-granted."""
+    """A program manager grants money from their program. 409 when the id exists (a grant's spending is
+    never reset; change it with ``PATCH /grants/{id}``) or the program's budget has too little left: the
+    check and the insert are one transaction under the program row's lock."""
     import secrets
 
     who.require("admin", "program-manager")
     store = _store(request)
-    vis = visible_programs(store, who)
-    programs = {p.id: p for p in store.list_programs() if vis is None or p.id in vis}
-    program = programs.get(body.program)
-    if program is None:
-        raise not_found("program")
+    program = _visible_program(request, who, body.program)
     if body.tenant not in {t.id for t in store.list_tenants()}:
         raise ApiError(422, f"no tenant '{body.tenant}'", "tenant")
+    now = request.app.state.hooks.now()
+    start = now if body.start is None else body.start
+    if body.end is not None:
+        if body.end <= start:
+            raise ApiError(422, "the grant must end after it starts", "end")
+        if body.end <= now:
+            raise ApiError(422, "the grant would already be over (end is in the past)", "end")
     limit = program.rules.max_contract_seconds
-    if limit is not None and body.end is not None and body.end - body.start > limit:
+    if limit is not None and body.end is not None and body.end - start > limit:
         raise ApiError(409, f"longer than the program's maximum contract ({limit:.0f} s)", "end")
-    granted = store.granted_total(program.id)
-    if granted + body.amount_krw > program.budget_krw:
-        raise ApiError(
-            409, f"program '{program.id}' has {program.budget_krw - granted} KRW left to grant", "amount_krw"
-        )
     g = Grant(
-        body.id or "g-" + secrets.token_hex(4),
-        program.id,
-        body.tenant,
-        body.amount_krw,
-        0,
-        body.start,
-        body.end,
+        body.id or "g-" + secrets.token_hex(4), program.id, body.tenant, body.amount_krw, 0, start, body.end
     )
-    store.add_grant(g)
-    return _grant_json(g)
+    return _grant_json(store.create_grant(g))
+
+
+@router.patch("/grants/{grant_id}", tags=["programs"])
+def update_grant(grant_id: str, body: GrantPatch, request: Request, who: Who) -> dict[str, Any]:
+    """Change a grant's amount (within its program's budget, never below what is spent or held) or its
+    end. Only an admin or the manager of the grant's own program; its program and tenant never change."""
+    store = _store(request)
+    found = [g for g in store.list_grants() if g.id == grant_id]
+    if not found:
+        raise not_found("grant")
+    g = found[0]
+    if who.role == "program-manager":
+        if who.token.program != g.program:
+            raise not_found("grant")
+    elif not who.is_admin:
+        if who.token.tenant != g.tenant:
+            raise not_found("grant")
+    who.require("admin", "program-manager")
+    if body.end is not None:
+        if body.end <= request.app.state.hooks.now():
+            raise ApiError(422, "the grant would already be over (end is in the past)", "end")
+        limit = _visible_program(request, who, g.program).rules.max_contract_seconds
+        if limit is not None and body.end - g.start > limit:
+            raise ApiError(409, f"longer than the program's maximum contract ({limit:.0f} s)", "end")
+    out = store.update_grant(grant_id, amount_krw=body.amount_krw, end=body.end)
+    if out is None:
+        raise not_found("grant")
+    return _grant_json(out)
 
 
 # -- pool: nodes and prices ---------------------------------------------------------------------------
 
 
-class NodeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class NodeIn(_In):
     name: str = Field(pattern=_ID)
     accelerator: str
-    devices: int = Field(ge=1, le=1024)
-    zone: str = "default"
+    devices: Annotated[int, Field(strict=True, ge=1, le=1024)]
+    zone: str = Field(default="default", pattern=_ID)
+
+
+class NodePatch(_In):
+    down: bool | None = None
+    devices: Annotated[int, Field(strict=True, ge=1, le=1024)] | None = Field(
+        default=None, description="never below the devices running jobs hold (drain first)"
+    )
+    zone: str | None = Field(default=None, pattern=_ID, description="only while no job runs on the node")
 
 
 @router.get("/nodes", tags=["pool"])
@@ -470,30 +585,32 @@ def list_nodes(request: Request, who: Who) -> dict[str, Any]:
 
 @router.post("/nodes", status_code=201, tags=["pool"])
 def add_node(body: NodeIn, request: Request, who: Who) -> dict[str, Any]:
+    """Add a node (admins). 409 when one of that name exists: change it with ``PUT /nodes/{name}``."""
     who.require("admin")
     catalog = request.app.state.catalog
     if body.accelerator not in catalog:
         raise ApiError(422, f"unknown accelerator type '{body.accelerator}'", "accelerator")
     acc = catalog.resolve(body.accelerator) if hasattr(catalog, "resolve") else body.accelerator
-    _store(request).add_nodes([Node(body.name, acc, body.devices, body.zone)])
+    _store(request).create_node(Node(body.name, acc, body.devices, body.zone))
     request.app.state.hooks.wake()
     return {"name": body.name, "accelerator": acc, "devices": body.devices, "zone": body.zone, "down": False}
 
 
-class NodeState(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    down: bool
-
-
 @router.put("/nodes/{name}", tags=["pool"])
-def set_node(name: str, body: NodeState, request: Request, who: Who) -> dict[str, Any]:
+def set_node(name: str, body: NodePatch, request: Request, who: Who) -> dict[str, Any]:
+    """Drain (``down``), resize or move a node (admins); 409 when running jobs hold what would go."""
     who.require("admin")
-    store = _store(request)
-    if name not in {n.name for n in store.list_nodes()}:
+    n = _store(request).update_node(name, devices=body.devices, zone=body.zone, down=body.down)
+    if n is None:
         raise not_found("node")
-    store.set_node_down(name, body.down)
     request.app.state.hooks.wake()
-    return {"name": name, "down": body.down}
+    return {
+        "name": n.name,
+        "accelerator": n.accelerator,
+        "devices": n.devices,
+        "zone": n.zone,
+        "down": n.down,
+    }
 
 
 @router.get("/prices", tags=["pool"])
@@ -502,15 +619,13 @@ def get_prices(request: Request, who: Who) -> dict[str, Any]:
 
 
 @router.put("/prices", tags=["pool"])
-def put_prices(body: dict[str, int], request: Request, who: Who) -> dict[str, Any]:
-    """Set KRW per device-hour for the types given (integers, >= 0)."""
+def put_prices(body: dict[str, Price], request: Request, who: Who) -> dict[str, Any]:
+    """Set KRW per device-hour for the types given (JSON integers, 0 .. 10^9)."""
     who.require("admin")
     catalog = request.app.state.catalog
-    for k, v in body.items():
+    for k in body:
         if k not in catalog:
             raise ApiError(422, f"unknown accelerator type '{k}'", k)
-        if v < 0:
-            raise ApiError(422, "a price is >= 0 KRW per device-hour", k)
     store = _store(request)
     store.set_prices(body)
     return {"krw_per_device_hour": dict(sorted(store.prices().items()))}

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from typing import Any, Literal
 
@@ -36,6 +37,8 @@ from accelpool.core.errors import InputError
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION_SECONDS = 10 * 366 * 86400.0  # max_run_time: ten years
+MAX_NAME = 100
 
 
 def parse_duration(value: Any) -> float:
@@ -49,25 +52,31 @@ def parse_duration(value: Any) -> float:
         if not m:
             raise ValueError("must be a duration such as 3600, '90m' or '2h'")
         seconds = float(m.group(1)) * _UNIT[m.group(2)]
+    if not math.isfinite(seconds):
+        raise ValueError("must be a finite duration")
     if seconds <= 0:
         raise ValueError("must be > 0 seconds")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"must be at most {MAX_DURATION_SECONDS:.0f} seconds (10 years)")
     return seconds
 
 
 class Alternative(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     type: str = Field(min_length=1)
-    count: int = Field(default=1, ge=1, le=4096)
+    count: int = Field(default=1, ge=1, le=4096, strict=True)
 
 
 class Resources(BaseModel):
     """Devices a job needs, all of one type at once (gang)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     type: str | None = None
     types: list[str] | None = None
-    count: int = Field(default=1, ge=1, le=4096, description="devices, all started together")
-    min_memory_gb: float | None = Field(default=None, gt=0, description="any type with at least this memory")
+    count: int = Field(default=1, ge=1, le=4096, strict=True, description="devices, all started together")
+    min_memory_gb: float | None = Field(
+        default=None, gt=0, le=1e6, description="any type with at least this memory"
+    )
 
     @model_validator(mode="after")
     def _one_way(self) -> Resources:
@@ -82,13 +91,13 @@ class Resources(BaseModel):
 
 
 class Constraints(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     domestic_only: bool = Field(default=False, description="only Korean NPUs")
     zone: str | None = None
 
 
 class JobSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", title="accelpool job")
+    model_config = ConfigDict(extra="forbid", title="accelpool job", allow_inf_nan=False)
     name: str = Field(description="letters, digits, '-', '_', '.'; at most 100")
     program: str | None = Field(default=None, description="program to charge (uses your grant from it)")
     grant: str | None = Field(default=None, description="grant to charge")
@@ -99,15 +108,17 @@ class JobSpec(BaseModel):
     workdir: str | None = None
     max_run_time: float | str | None = Field(default=None, description="seconds, or e.g. '90m', '2h'")
     checkpoint_dir: str | None = None
-    steps: float | None = Field(default=None, gt=0, description="total steps (optional)")
+    steps: float | None = Field(default=None, gt=0, le=1e15, description="total steps (optional)")
     constraints: Constraints = Field(default_factory=Constraints)
-    priority: int = Field(default=0, ge=-1000, le=1000)
+    priority: int = Field(default=0, ge=-1000, le=1000, strict=True)
     public: bool = False
     grace_seconds: float = Field(default=30.0, ge=0, le=3600)
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
+        if len(v) > MAX_NAME:
+            raise ValueError(f"must be at most {MAX_NAME} characters (it has {len(v)})")
         if not _NAME.match(v):
             raise ValueError("must start with a letter or digit and use only letters, digits, '-', '_', '.'")
         return v
@@ -182,9 +193,12 @@ def _lines(text: str) -> dict[tuple[str, ...], int]:
     return out
 
 
+_UNION_MEMBERS = ("function-after", "float", "str", "int", "bool", "dict")
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in ("Resources", "list")))]
-    parts = [p for p in parts if not p.startswith("list[") and p not in ("function-after",)]
+    parts = [p for p in parts if not p.startswith("list[") and p not in _UNION_MEMBERS]
     return ".".join(parts) or "(job)"
 
 
@@ -214,10 +228,35 @@ def _known_fields() -> set[str]:
     return names
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: str, line: int, first: int) -> None:
+        super().__init__(f"duplicate key '{key}' (first on line {first})")
+        self.key, self.line, self.first = key, line, first
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for k, _ in node.value:
+            key = self.construct_object(k, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # the base class reports unhashable keys
+            if key in seen:
+                raise _DuplicateKey(str(key), k.start_mark.line + 1, seen[key])
+            seen[key] = k.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_job_yaml(text: str, file: str | None = None) -> JobSpec:
     """Parse and validate a job YAML document; InputError names file, line and field."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise InputError(str(exc), file=file, line=exc.line, field=exc.key) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise InputError(

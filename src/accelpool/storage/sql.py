@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from accelpool.core.accounting import amount_krw, meter
+from accelpool.core.errors import Conflict
 from accelpool.core.rounds import Decision, JobStatus, Snapshot
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
@@ -56,6 +57,7 @@ class Reference:
     prices: dict[str, int]
     tenants: frozenset[str]
     loaded: float
+    public_tenants: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,15 @@ _PG_WAITS = text(
 # so a submission waiting for the write lock waits for one short chunk, never for the whole queue. (PostgreSQL
 # locks rows, not the database: there they are one statement, as one commit there costs a WAL flush.)
 WAIT_CHUNK = 500
+
+
+class RowConflict(Conflict):
+    """A create or update that contradicts what is stored (an existing id, a budget already granted, devices
+    in use): the API answers 409 naming ``field``."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.field = message, field
 
 
 class SqlStore(Queries):
@@ -167,8 +178,10 @@ class SqlStore(Queries):
                 for r in c.execute(select(T.nodes).order_by(T.nodes.c.name))
             ]
             prices = {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
-            tenants = frozenset(r[0] for r in c.execute(select(T.tenants.c.id)))
-        ref = Reference(programs, by_tenant, nodes, prices, tenants, now)
+            trows = c.execute(select(T.tenants.c.id, T.tenants.c.public)).all()
+        tenants = frozenset(r[0] for r in trows)
+        public = frozenset(r[0] for r in trows if r[1])
+        ref = Reference(programs, by_tenant, nodes, prices, tenants, now, public)
         with self._lock:
             if self._ref_version == version:  # no write happened while we read
                 self._ref = ref
@@ -248,6 +261,267 @@ class SqlStore(Queries):
             if c.execute(update(T.grants).where(T.grants.c.id == grant.id).values(**row)).rowcount == 0:
                 c.execute(insert(T.grants).values(id=grant.id, **row))
         self.invalidate()
+
+    # -- create / update (the API): create refuses an existing id, updates keep what is already in use ----
+
+    def _lock_row(self, c: Connection, table: Any, key: Any, value: str) -> Any:
+        """The row, locked for the rest of the transaction (PostgreSQL: FOR UPDATE; SQLite: the write
+        transaction began IMMEDIATE, so it already holds the database's write lock)."""
+        q = select(table).where(key == value)
+        return c.execute(q.with_for_update() if self._pg else q).first()
+
+    def create_tenant(self, tenant: Tenant) -> None:
+        """Insert a tenant; Conflict (field ``id``) when the id exists."""
+        try:
+            with self.write() as c:
+                if c.execute(select(T.tenants.c.id).where(T.tenants.c.id == tenant.id)).first() is not None:
+                    raise RowConflict(f"tenant '{tenant.id}' already exists", "id")
+                c.execute(
+                    insert(T.tenants).values(
+                        id=tenant.id,
+                        name=tenant.name,
+                        weight=tenant.weight,
+                        quota=dict(tenant.quota),
+                        public=tenant.public,
+                    )
+                )
+        except IntegrityError as exc:
+            raise RowConflict(f"tenant '{tenant.id}' already exists", "id") from exc
+        self.invalidate()
+
+    def update_tenant(
+        self,
+        tenant_id: str,
+        *,
+        name: str | None = None,
+        weight: float | None = None,
+        quota: Mapping[str, int] | None = None,
+        public: bool | None = None,
+    ) -> Tenant | None:
+        """Change the fields given; None when there is no such tenant."""
+        row: dict[str, Any] = {}
+        if name is not None:
+            row["name"] = name
+        if weight is not None:
+            row["weight"] = weight
+        if quota is not None:
+            row["quota"] = dict(quota)
+        if public is not None:
+            row["public"] = public
+        with self.write() as c:
+            if row:
+                c.execute(update(T.tenants).where(T.tenants.c.id == tenant_id).values(**row))
+            r = c.execute(select(T.tenants).where(T.tenants.c.id == tenant_id)).first()
+        self.invalidate()
+        return None if r is None else self._tenant(r)
+
+    def create_program(self, program: Program) -> None:
+        """Insert a program; Conflict (field ``id``) when the id exists (its budget, rules and dates are
+        never reset by a second create)."""
+        row = {
+            "id": program.id,
+            "name": program.name,
+            "budget_krw": int(program.budget_krw),
+            "start": program.start,
+            "end": program.end,
+            "public": program.public,
+            "rules": codec.rules_to_dict(program.rules),
+        }
+        try:
+            with self.write() as c:
+                if (
+                    c.execute(select(T.programs.c.id).where(T.programs.c.id == program.id)).first()
+                    is not None
+                ):
+                    raise RowConflict(f"program '{program.id}' already exists", "id")
+                c.execute(insert(T.programs).values(**row))
+        except IntegrityError as exc:
+            raise RowConflict(f"program '{program.id}' already exists", "id") from exc
+        self.invalidate()
+
+    def _granted(self, c: Connection, program: str, but: str | None = None) -> int:
+        q = select(func.coalesce(func.sum(T.grants.c.amount_krw), 0)).where(T.grants.c.program == program)
+        if but is not None:
+            q = q.where(T.grants.c.id != but)
+        return int(c.execute(q).scalar_one())
+
+    def update_program(
+        self,
+        program_id: str,
+        *,
+        name: str | None = None,
+        budget_krw: int | None = None,
+        end: float | None = None,
+        rules: Any = None,
+    ) -> Program | None:
+        """Change the fields given, under the program row's lock. A budget below what the program has
+        already granted is refused (Conflict, field ``budget_krw``); an end at or before the start too
+        (field ``end``). None when there is no such program."""
+        with self.write() as c:
+            r = self._lock_row(c, T.programs, T.programs.c.id, program_id)
+            if r is None:
+                return None
+            row: dict[str, Any] = {}
+            if name is not None:
+                row["name"] = name
+            if budget_krw is not None:
+                granted = self._granted(c, program_id)
+                if budget_krw < granted:
+                    raise RowConflict(
+                        f"program '{program_id}' has already granted {granted} KRW; the budget cannot go "
+                        "below that",
+                        "budget_krw",
+                    )
+                row["budget_krw"] = int(budget_krw)
+            if end is not None:
+                if end <= float(r.start):
+                    raise RowConflict("the program must end after it starts", "end")
+                row["end"] = end
+            if rules is not None:
+                row["rules"] = codec.rules_to_dict(rules)
+            if row:
+                c.execute(update(T.programs).where(T.programs.c.id == program_id).values(**row))
+            r = c.execute(select(T.programs).where(T.programs.c.id == program_id)).first()
+        self.invalidate()
+        return self._program(r)
+
+    def create_grant(self, grant: Grant) -> Grant:
+        """Insert a grant (spent 0) from its program's budget. The budget check and the insert are one
+        transaction under the program row's lock, so concurrent grants cannot together over-grant it.
+        Conflict: the id exists (field ``id``), or the budget has too little left (``amount_krw``).
+        NotFound-like Conflict (field ``program``) when the program does not exist."""
+        try:
+            with self.write() as c:
+                p = self._lock_row(c, T.programs, T.programs.c.id, grant.program)
+                if p is None:
+                    raise RowConflict(f"no program '{grant.program}'", "program")
+                if c.execute(select(T.grants.c.id).where(T.grants.c.id == grant.id)).first() is not None:
+                    raise RowConflict(f"grant '{grant.id}' already exists", "id")
+                if c.execute(select(T.tenants.c.id).where(T.tenants.c.id == grant.tenant)).first() is None:
+                    raise RowConflict(f"no tenant '{grant.tenant}'", "tenant")
+                left = int(p.budget_krw) - self._granted(c, grant.program)
+                if grant.amount_krw > left:
+                    raise RowConflict(f"program '{grant.program}' has {left} KRW left to grant", "amount_krw")
+                c.execute(
+                    insert(T.grants).values(
+                        id=grant.id,
+                        program=grant.program,
+                        tenant=grant.tenant,
+                        amount_krw=int(grant.amount_krw),
+                        spent_krw=0,
+                        start=grant.start,
+                        end=grant.end,
+                    )
+                )
+        except IntegrityError as exc:
+            raise RowConflict(f"grant '{grant.id}' already exists", "id") from exc
+        self.invalidate()
+        return Grant(grant.id, grant.program, grant.tenant, int(grant.amount_krw), 0, grant.start, grant.end)
+
+    def update_grant(
+        self, grant_id: str, *, amount_krw: int | None = None, end: float | None = None
+    ) -> Grant | None:
+        """Change a grant's amount and/or end, never its program, tenant or spent amount. Under the locks of
+        its program row and its own row: the amount stays within the program's budget (beside its other
+        grants) and never below what is spent and held by active jobs. None when there is no such grant."""
+        with self.write() as c:
+            g0 = c.execute(select(T.grants.c.program).where(T.grants.c.id == grant_id)).first()
+            if g0 is None:
+                return None
+            p = self._lock_row(c, T.programs, T.programs.c.id, g0.program)
+            g = self._lock_row(c, T.grants, T.grants.c.id, grant_id)
+            row: dict[str, Any] = {}
+            if amount_krw is not None:
+                used = int(g.spent_krw) + int(
+                    c.execute(
+                        select(func.coalesce(func.sum(T.jobs.c.reserved_krw), 0)).where(
+                            T.jobs.c.grant_id == grant_id, T.jobs.c.active.is_(True)
+                        )
+                    ).scalar_one()
+                )
+                if amount_krw < used:
+                    raise RowConflict(
+                        f"grant '{grant_id}' has {used} KRW spent or held; the amount cannot go below that",
+                        "amount_krw",
+                    )
+                left = int(p.budget_krw) - self._granted(c, g.program, but=grant_id)
+                if amount_krw > left:
+                    raise RowConflict(
+                        f"program '{g.program}' has {left} KRW left to grant to this grant", "amount_krw"
+                    )
+                row["amount_krw"] = int(amount_krw)
+            if end is not None:
+                if end <= float(g.start):
+                    raise RowConflict("the grant must end after it starts", "end")
+                row["end"] = end
+            if row:
+                c.execute(update(T.grants).where(T.grants.c.id == grant_id).values(**row))
+            r = c.execute(select(T.grants).where(T.grants.c.id == grant_id)).first()
+        self.invalidate()
+        return self._grant(r)
+
+    def create_node(self, node: Node) -> None:
+        """Insert a node; Conflict (field ``name``) when one of that name exists (its devices and zone are
+        never changed by a second add: running jobs may hold them)."""
+        try:
+            with self.write() as c:
+                if c.execute(select(T.nodes.c.name).where(T.nodes.c.name == node.name)).first() is not None:
+                    raise RowConflict(f"node '{node.name}' already exists", "name")
+                c.execute(
+                    insert(T.nodes).values(
+                        name=node.name,
+                        accelerator=node.accelerator,
+                        devices=node.devices,
+                        zone=node.zone,
+                        labels=[list(kv) for kv in node.labels],
+                        down=False,
+                    )
+                )
+        except IntegrityError as exc:
+            raise RowConflict(f"node '{node.name}' already exists", "name") from exc
+        self.invalidate()
+
+    def update_node(
+        self, name: str, *, devices: int | None = None, zone: str | None = None, down: bool | None = None
+    ) -> NodeView | None:
+        """Change a node's device count (never below the devices running jobs hold on it), its zone (only
+        while no job runs on it) or its down flag. None when there is no such node."""
+        with self.write() as c:
+            r = self._lock_row(c, T.nodes, T.nodes.c.name, name)
+            if r is None:
+                return None
+            row: dict[str, Any] = {}
+            if devices is not None or (zone is not None and zone != r.zone):
+                used = 0
+                for (pl,) in c.execute(
+                    select(T.jobs.c.placement).where(
+                        T.jobs.c.active.is_(True), T.jobs.c.state == JobState.RUNNING.value
+                    )
+                ):
+                    for node, devs in (pl or {}).get("devices", []):
+                        if node == name:
+                            used = max(used, *(int(d) + 1 for d in devs)) if devs else used
+                if devices is not None:
+                    if devices < used:
+                        raise RowConflict(
+                            f"node '{name}' has devices up to index {used - 1} in use by running jobs; "
+                            "drain it first (nodes drain) and shrink it once they are gone",
+                            "devices",
+                        )
+                    row["devices"] = devices
+                if zone is not None and zone != r.zone:
+                    if used:
+                        raise RowConflict(
+                            f"node '{name}' runs jobs; drain it before changing its zone", "zone"
+                        )
+                    row["zone"] = zone
+            if down is not None:
+                row["down"] = down
+            if row:
+                c.execute(update(T.nodes).where(T.nodes.c.name == name).values(**row))
+            r = c.execute(select(T.nodes).where(T.nodes.c.name == name)).one()
+        self.invalidate()
+        return NodeView(r.name, r.accelerator, int(r.devices), r.zone, bool(r.down), list(r.labels or []))
 
     def submit(
         self,

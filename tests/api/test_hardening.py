@@ -1,0 +1,268 @@
+"""Reviewer findings: creates never overwrite, grants cannot be hijacked or reset, the public reserve is for
+public tenants, and bad numbers/types are 422 naming the field (never 500, never silently accepted)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import update
+
+from accelpool.core.types import Charge
+from accelpool.storage import tables as T
+
+
+def _post(world, who, path, body):
+    return world.call(who, "POST", f"/api/v1/{path}", json=body)
+
+
+def _raw(world, who, method, path, content):
+    return world.call(
+        who, method, f"/api/v1/{path}", content=content, headers={"Content-Type": "application/json"}
+    )
+
+
+def _grant(world, gid):
+    return {g.id: g for g in world.store.list_grants()}[gid]
+
+
+# -- 1. grants --------------------------------------------------------------------------------------------
+
+
+def test_reposting_a_grant_is_409_and_keeps_its_spending(world):
+    world.store.submit(
+        __import__("accelpool.core.types", fromlist=["Job"]).Job("j1", tenant="t1", grant="g1"), {"h100": 1.0}
+    )
+    world.store.record_charges([Charge("j1", "t1", "g1", "h100", 3600.0, 4000, 0.0, 900.0)])
+    r = _post(world, "pm1", "grants", {"id": "g1", "program": "p1", "tenant": "t1", "amount_krw": 5})
+    assert r.status_code == 409 and r.json()["error"]["field"] == "id"
+    g = _grant(world, "g1")
+    assert g.spent_krw == 4000 and g.amount_krw == 1_000_000
+
+
+def test_manager_of_another_program_cannot_take_over_a_grant(world):
+    r = _post(world, "pm2", "grants", {"id": "g1", "program": "p2", "tenant": "t1", "amount_krw": 5})
+    assert r.status_code == 409
+    assert _grant(world, "g1").program == "p1"
+    # the explicit update path checks the grant's EXISTING program: others' grants are 404
+    assert world.call("pm2", "PATCH", "/api/v1/grants/g1", json={"amount_krw": 7}).status_code == 404
+    assert world.call("m1", "PATCH", "/api/v1/grants/g1", json={"amount_krw": 7}).status_code == 403
+    assert world.call("m2", "PATCH", "/api/v1/grants/g1", json={"amount_krw": 7}).status_code == 404
+    assert _grant(world, "g1").amount_krw == 1_000_000
+
+
+def test_grant_update_within_budget_and_never_below_spent(world):
+    world.store.submit(
+        __import__("accelpool.core.types", fromlist=["Job"]).Job("j1", tenant="t1", grant="g1"), {"h100": 1.0}
+    )
+    world.store.record_charges([Charge("j1", "t1", "g1", "h100", 3600.0, 4000, 0.0, 900.0)])
+    r = world.call("pm1", "PATCH", "/api/v1/grants/g1", json={"amount_krw": 2_000_000, "end": 5000.0})
+    assert r.status_code == 200, r.text
+    assert r.json()["amount_krw"] == 2_000_000 and r.json()["spent_krw"] == 4000 and r.json()["end"] == 5000.0
+    r = world.call("pm1", "PATCH", "/api/v1/grants/g1", json={"amount_krw": 10_000_001})
+    assert r.status_code == 409 and r.json()["error"]["field"] == "amount_krw"
+    r = world.call("pm1", "PATCH", "/api/v1/grants/g1", json={"amount_krw": 3999})
+    assert r.status_code == 409 and "spent" in r.json()["error"]["reason"]
+    assert world.call("pm1", "PATCH", "/api/v1/grants/g1", json={"end": 10.0}).status_code == 422
+    assert _grant(world, "g1").spent_krw == 4000
+
+
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"start": 2000.0, "end": 2000.0}, "end"),
+        ({"start": 2000.0, "end": 1500.0}, "end"),
+        ({"start": 0.0, "end": 500.0}, "end"),  # over before now (1000)
+        ({"amount_krw": 10**30}, "amount_krw"),
+        ({"amount_krw": True}, "amount_krw"),
+        ({"amount_krw": "7000"}, "amount_krw"),
+    ],
+)
+def test_bad_grants_are_422(world, body, field):
+    r = _post(world, "pm1", "grants", {"program": "p1", "tenant": "t1", "amount_krw": 10, **body})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == field
+
+
+# -- 2. create never overwrites ---------------------------------------------------------------------------
+
+
+def test_create_of_an_existing_program_tenant_node_is_409_and_changes_nothing(world):
+    r = _post(world, "admin", "programs", {"id": "p1", "budget_krw": 1})
+    assert r.status_code == 409 and r.json()["error"]["field"] == "id"
+    p1 = {p.id: p for p in world.store.list_programs()}["p1"]
+    assert p1.budget_krw == 10_000_000 and p1.rules.max_contract_seconds == 86400
+    r = _post(world, "admin", "tenants", {"id": "t1", "name": "X", "weight": 9})
+    assert r.status_code == 409
+    t1 = {t.id: t for t in world.store.list_tenants()}["t1"]
+    assert t1.name == "T1" and t1.weight == 1.0
+    r = _post(world, "admin", "nodes", {"name": "h-0", "accelerator": "rngd", "devices": 1, "zone": "x"})
+    assert r.status_code == 409 and r.json()["error"]["field"] == "name"
+    n = {n.name: n for n in world.store.list_nodes()}["h-0"]
+    assert (n.accelerator, n.devices, n.zone) == ("h100", 8, "default")
+
+
+def test_program_budget_update_never_below_granted(world):
+    r = world.call("admin", "PATCH", "/api/v1/programs/p1", json={"budget_krw": 999_999})
+    assert r.status_code == 409 and r.json()["error"]["field"] == "budget_krw"
+    r = world.call("admin", "PATCH", "/api/v1/programs/p1", json={"budget_krw": 1_000_000, "name": "P"})
+    assert (
+        r.status_code == 200 and r.json()["budget_krw"] == 1_000_000 and r.json()["granted_krw"] == 1_000_000
+    )
+    assert world.call("pm1", "PATCH", "/api/v1/programs/p1", json={"budget_krw": 2}).status_code == 403
+    assert world.call("pm2", "PATCH", "/api/v1/programs/p1", json={"budget_krw": 2}).status_code == 404
+    # rules change keeps the budget
+    r = world.call("pm1", "PUT", "/api/v1/programs/p1/rules", json={"tenant_caps": {"h100": 2}})
+    assert r.status_code == 200 and r.json()["budget_krw"] == 1_000_000
+
+
+def test_tenant_update(world):
+    r = world.call("admin", "PATCH", "/api/v1/tenants/t3", json={"weight": 2.5, "public": True})
+    assert r.status_code == 200 and r.json()["weight"] == 2.5 and r.json()["public"] is True
+    assert world.call("admin", "PATCH", "/api/v1/tenants/nope", json={"weight": 2}).status_code == 404
+    assert world.call("m1", "PATCH", "/api/v1/tenants/t1", json={"weight": 2}).status_code == 403
+
+
+def test_node_update_never_shrinks_below_devices_in_use(world):
+    world.store.submit(
+        __import__("accelpool.core.types", fromlist=["Job"]).Job("jr", tenant="t1", grant="g1", scale=4),
+        {"h100": 1.0},
+    )
+    with world.store.write() as c:
+        c.execute(
+            update(T.jobs)
+            .where(T.jobs.c.id == "jr")
+            .values(state="running", placement={"accelerator": "h100", "devices": [["h-0", [0, 1, 2, 3]]]})
+        )
+    r = world.call("admin", "PUT", "/api/v1/nodes/h-0", json={"devices": 2})
+    assert r.status_code == 409 and r.json()["error"]["field"] == "devices"
+    r = world.call("admin", "PUT", "/api/v1/nodes/h-0", json={"zone": "busan"})
+    assert r.status_code == 409 and r.json()["error"]["field"] == "zone"
+    r = world.call("admin", "PUT", "/api/v1/nodes/h-0", json={"devices": 4})
+    assert r.status_code == 200 and r.json()["devices"] == 4
+    r = world.call("admin", "PUT", "/api/v1/nodes/h-1", json={"devices": 2, "zone": "busan"})
+    assert r.status_code == 200 and (r.json()["devices"], r.json()["zone"]) == (2, "busan")
+    assert world.call("admin", "PUT", "/api/v1/nodes/nope", json={"down": True}).status_code == 404
+
+
+# -- 4. the public reserve ---------------------------------------------------------------------------------
+
+
+def test_only_public_tenants_may_claim_the_public_reserve(world):
+    r = world.submit(public=True)
+    assert r.status_code == 403 and r.json()["error"]["field"] == "public"
+    world.store.update_tenant("t1", public=True)
+    r = world.submit(public=True)
+    assert r.status_code == 201, r.text
+
+
+# -- 5/6. bad numbers and types ----------------------------------------------------------------------------
+
+
+JOB = '{"name": "j", "command": "true", %s}'
+
+
+@pytest.mark.parametrize(
+    "extra,field",
+    [
+        ('"max_run_time": 1e400', "max_run_time"),
+        ('"max_run_time": NaN', "max_run_time"),
+        ('"max_run_time": -Infinity', "max_run_time"),
+        ('"max_run_time": 1e300', "max_run_time"),
+        ('"steps": 1e400', "steps"),
+        ('"resources": {"type": "h100", "count": true}', "resources.count"),
+        ('"resources": {"type": "h100", "count": "2"}', "resources.count"),
+        ('"resources": {"type": "h100", "count": 2.0}', "resources.count"),
+        ('"resources": {"type": "h100", "count": 1, "min_memory_gb": NaN}', "resources.min_memory_gb"),
+        ('"grace_seconds": Infinity', "grace_seconds"),
+    ],
+)
+def test_non_finite_and_non_integer_job_fields_are_422(world, extra, field):
+    r = _raw(world, "m1", "POST", "jobs", JOB % extra)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == field
+
+
+def test_field_path_has_no_pydantic_internals(world):
+    r = world.submit(resources={"type": "h100", "count": 0})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "resources.count"
+
+
+def test_long_job_name_says_too_long(world):
+    r = world.submit(name="a" * 5000)
+    assert r.status_code == 422 and "at most 100" in r.json()["error"]["reason"]
+
+
+def test_training_job_drops_inference_only_alternatives_and_says_so(world):
+    r = world.submit(resources={"types": ["h100", "rngd"], "count": 1})
+    assert r.status_code == 201 and "rngd" in r.json()["notes"][0]
+    job = world.store.snapshot(0, 1).jobs[0].job
+    assert job.allowed == frozenset({"h100"})
+    r = world.submit(kind="inference", resources={"type": "rngd", "count": 1})
+    assert r.status_code == 201 and "notes" not in r.json()
+
+
+@pytest.mark.parametrize(
+    "content,field",
+    [
+        ('{"h100": true}', "h100"),
+        ('{"h100": "7000"}', "h100"),
+        ('{"h100": 7000.5}', "h100"),
+        ('{"h100": 99999999999999999999999}', "h100"),
+        ('{"h100": -1}', "h100"),
+        ('{"zz": 1}', "zz"),
+    ],
+)
+def test_prices_are_strict_bounded_integers(world, content, field):
+    r = _raw(world, "admin", "PUT", "prices", content)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == field
+    assert world.store.prices()["h100"] == 4000
+
+
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"id": "p7", "budget_krw": 99999999999999999999999}, "budget_krw"),
+        ({"id": "p7", "budget_krw": True}, "budget_krw"),
+        ({"id": "p7", "budget_krw": 5, "rules": {"tenant_caps": {"h100": -3}}}, "rules.tenant_caps.h100"),
+        ({"id": "p7", "budget_krw": 5, "rules": {"tenant_caps": {"zz": 1}}}, "rules.tenant_caps.zz"),
+        (
+            {"id": "p7", "budget_krw": 5, "rules": {"max_contract_seconds": 1e300}},
+            "rules.max_contract_seconds",
+        ),
+        ({"id": "p7", "budget_krw": 5, "end": 1e300}, "end"),
+    ],
+)
+def test_bad_programs_are_422(world, body, field):
+    r = _post(world, "admin", "programs", body)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == field
+
+
+def test_bad_rules_and_nodes_and_tenants_are_422(world):
+    r = world.call("pm1", "PUT", "/api/v1/programs/p1/rules", json={"tenant_caps": {"h100": -3}})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "tenant_caps.h100"
+    r = _raw(world, "pm1", "PUT", "programs/p1/rules", '{"public_share": {"*": NaN}}')
+    assert r.status_code == 422 and r.json()["error"]["field"] == "public_share.*"
+    r = _post(world, "admin", "nodes", {"name": "n9", "accelerator": "h100", "devices": 1, "zone": ""})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "zone"
+    r = _raw(world, "admin", "POST", "tenants", '{"id": "t9", "weight": Infinity}')
+    assert r.status_code == 422 and r.json()["error"]["field"] == "weight"
+    r = _post(world, "admin", "tenants", {"id": "t9", "quota": {"h100": -1}})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "quota.h100"
+
+
+@pytest.mark.parametrize("query", ["days=nan", "days=-1", "days=inf", "since=nan", "until=inf"])
+def test_usage_bad_numbers_are_422(world, query):
+    r = world.call("m1", "GET", f"/api/v1/usage?{query}")
+    assert r.status_code == 422, r.text
+
+
+def test_usage_days(world):
+    assert world.call("m1", "GET", "/api/v1/usage?days=1").status_code == 200
+
+
+@pytest.mark.parametrize("content", ['{"steps": 1e400}', '{"steps": NaN}', '{"steps_per_second": Infinity}'])
+def test_progress_non_finite_is_422(world, content):
+    job = world.submit().json()
+    r = _raw(world, "m1", "POST", f"jobs/{job['id']}/progress", content)
+    assert r.status_code == 422, r.text

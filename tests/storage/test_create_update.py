@@ -1,0 +1,95 @@
+"""SqlStore create/update (the API's paths): creates refuse an existing id, the program budget is never
+over-granted, also by concurrent grants (threads), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from accelpool.core.types import Grant, Node, Program, Tenant
+from accelpool.storage.engine import sqlite_url
+from accelpool.storage.pgserver import fresh_database, postgres_url
+from accelpool.storage.sql import RowConflict, SqlStore
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        s = SqlStore(sqlite_url(tmp_path / "c.sqlite"))
+    else:
+        base = postgres_url()
+        if base is None:
+            pytest.skip("no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries")
+        s = SqlStore(fresh_database(base))
+    s.add_tenant(Tenant("t1"))
+    s.add_program(Program("p", "p", 1_000))
+    yield s
+    s.close()
+
+
+def test_concurrent_grants_never_over_grant_the_program(store):
+    results: list[object] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(8)
+
+    def worker(i):
+        barrier.wait()
+        try:
+            store.create_grant(Grant(f"g{i}", "p", "t1", 300))
+            r: object = "ok"
+        except RowConflict as exc:
+            r = exc.field
+        with lock:
+            results.append(r)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count("ok") == 3 and results.count("amount_krw") == 5
+    assert store.granted_total("p") == 900
+
+
+def test_concurrent_grant_amount_updates_never_over_grant(store):
+    for i in range(4):
+        store.create_grant(Grant(f"g{i}", "p", "t1", 100))
+    errors = []
+    barrier = threading.Barrier(4)
+
+    def worker(i):
+        barrier.wait()
+        try:
+            store.update_grant(f"g{i}", amount_krw=400)
+        except RowConflict:
+            errors.append(i)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.granted_total("p") <= 1_000 and len(errors) == 2
+
+
+def test_creates_refuse_existing_ids(store):
+    store.create_grant(Grant("g", "p", "t1", 10))
+    with pytest.raises(RowConflict) as e:
+        store.create_grant(Grant("g", "p", "t1", 10))
+    assert e.value.field == "id"
+    with pytest.raises(RowConflict):
+        store.create_program(Program("p", "p", 5))
+    assert store.list_programs()[0].budget_krw == 1_000
+    with pytest.raises(RowConflict):
+        store.create_tenant(Tenant("t1", "other"))
+    store.create_node(Node("n", "h100", 8))
+    with pytest.raises(RowConflict):
+        store.create_node(Node("n", "rngd", 1))
+    assert store.list_nodes()[0].accelerator == "h100"
+    with pytest.raises(RowConflict) as e:
+        store.update_program("p", budget_krw=9)
+    assert e.value.field == "budget_krw"
+    assert store.update_program("p", budget_krw=10).budget_krw == 10
+    assert store.update_program("nope", budget_krw=10) is None
+    assert store.update_grant("nope", amount_krw=1) is None
