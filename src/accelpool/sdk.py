@@ -1,10 +1,10 @@
 """Python SDK for the accelpool REST API (httpx). The CLI uses it; jobs can use it to report progress.
 
-    from accelpool.sdk import Client
-    c = Client.from_env()                      # ACCELPOOL_URL / ACCELPOOL_TOKEN, or the data dir
-    job = c.submit({"name": "x", "command": "python train.py", "resources": {"type": "h100", "count": 2}})
-    c.jobs(state=["running"])                  # one page; c.iter_jobs() walks every page
-    c.report_progress(job["id"], steps=100, steps_per_second=3.2)
+from accelpool.sdk import Client
+c = Client.from_env()                      # ACCELPOOL_URL / ACCELPOOL_TOKEN, or the data dir
+job = c.submit({"name": "x", "command": "python train.py", "resources": {"type": "h100", "count": 2}})
+c.jobs(state=["running"])                  # one page; c.iter_jobs() walks every page
+c.report_progress(job["id"], steps=100, steps_per_second=3.2)
 """
 
 from __future__ import annotations
@@ -29,6 +29,14 @@ class ApiError(AccelpoolError):
         super().__init__(f"{status}: {where}{reason}")
 
 
+class Rejected(InputError):
+    """The server refused the request as bad input (400, 409 or 422): the CLI exits 2 with its reason."""
+
+    def __init__(self, status: int, reason: str, field: str | None = None) -> None:
+        self.status, self.reason = status, reason
+        super().__init__(reason, field=field)
+
+
 def _data_dir(data_dir: str | Path | None) -> Path:
     if data_dir is not None:
         return Path(data_dir)
@@ -36,16 +44,24 @@ def _data_dir(data_dir: str | Path | None) -> Path:
 
 
 class Client:
-    def __init__(self, url: str, token: str | None, *, tenant: str | None = None, timeout: float = 30.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        *,
+        tenant: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
         self.tenant = tenant
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
 
     @classmethod
-    def from_env(cls, url: str | None = None, token: str | None = None,
-                 data_dir: str | Path | None = None) -> Client:
+    def from_env(
+        cls, url: str | None = None, token: str | None = None, data_dir: str | Path | None = None
+    ) -> Client:
         """Options first, then ACCELPOOL_URL / ACCELPOOL_TOKEN, then <data dir>/client.json and admin-token."""
         d = _data_dir(data_dir)
         cfg: dict[str, Any] = {}
@@ -77,21 +93,28 @@ class Client:
             reason, fld = err.get("reason") or r.text, err.get("field")
             if r.status_code == 404:
                 raise NotFound(f"{fld or 'object'}: {reason}")
-            if r.status_code == 422:
-                raise InputError(reason, field=fld)
+            if r.status_code in (400, 409, 422):
+                raise Rejected(r.status_code, reason, fld)
             raise ApiError(r.status_code, reason, fld)
         return r.json()
 
     # -- jobs -----------------------------------------------------------------------------------------
 
-    def submit(self, spec: dict[str, Any], *, idempotency_key: str | None = None,
-               tenant: str | None = None) -> dict[str, Any]:
+    def submit(
+        self, spec: dict[str, Any], *, idempotency_key: str | None = None, tenant: str | None = None
+    ) -> dict[str, Any]:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         params = {"tenant": tenant} if tenant else {}
         return self._call("POST", "/jobs", json=spec, headers=headers, params=params)  # type: ignore[no-any-return]
 
-    def jobs(self, *, state: list[str] | None = None, tenant: str | None = None, limit: int = 50,
-             cursor: int | None = None) -> dict[str, Any]:
+    def jobs(
+        self,
+        *,
+        state: list[str] | None = None,
+        tenant: str | None = None,
+        limit: int = 50,
+        cursor: int | None = None,
+    ) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit}
         if state:
             params["state"] = state
@@ -119,15 +142,34 @@ class Client:
     def logs(self, job_id: str) -> str:
         return str(self._call("GET", f"/jobs/{job_id}/logs")["logs"])
 
-    def report_progress(self, job_id: str, steps: float | None = None,
-                        steps_per_second: float | None = None) -> None:
+    def report_progress(
+        self, job_id: str, steps: float | None = None, steps_per_second: float | None = None
+    ) -> None:
         body = {k: v for k, v in (("steps", steps), ("steps_per_second", steps_per_second)) if v is not None}
         self._call("POST", f"/jobs/{job_id}/progress", json=body)
 
-    def usage(self, *, by: list[str] | None = None, period: str | None = None, since: float | None = None,
-              until: float | None = None, tenant: str | None = None, program: str | None = None) -> dict[str, Any]:
-        params = {k: v for k, v in (("by", by), ("period", period), ("since", since), ("until", until),
-                                    ("tenant", tenant), ("program", program)) if v is not None}
+    def usage(
+        self,
+        *,
+        by: list[str] | None = None,
+        period: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        tenant: str | None = None,
+        program: str | None = None,
+    ) -> dict[str, Any]:
+        params = {
+            k: v
+            for k, v in (
+                ("by", by),
+                ("period", period),
+                ("since", since),
+                ("until", until),
+                ("tenant", tenant),
+                ("program", program),
+            )
+            if v is not None
+        }
         return self._call("GET", "/usage", params=params)  # type: ignore[no-any-return]
 
     # -- operators ------------------------------------------------------------------------------------
@@ -140,6 +182,9 @@ class Client:
 
     def put(self, what: str, body: Any) -> Any:
         return self._call("PUT", f"/{what}", json=body)
+
+    def patch(self, what: str, body: Any) -> Any:
+        return self._call("PATCH", f"/{what}", json=body)
 
     def delete(self, what: str) -> Any:
         return self._call("DELETE", f"/{what}")

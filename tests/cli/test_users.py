@@ -85,8 +85,9 @@ def test_unknown_job_is_exit_1(cli):
 
 
 def test_usage_and_grants(cli):
-    cli.store.submit(__import__("accelpool.core.types", fromlist=["Job"]).Job("j1", tenant="t1", grant="g1"),
-                     {"h100": 1.0})
+    cli.store.submit(
+        __import__("accelpool.core.types", fromlist=["Job"]).Job("j1", tenant="t1", grant="g1"), {"h100": 1.0}
+    )
     from accelpool.core.types import Charge
 
     cli.store.record_charges([Charge("j1", "t1", "g1", "h100", 3600.0, 4000, 0.0, 900.0)])
@@ -120,8 +121,119 @@ def test_operator_commands(cli):
     assert cli("tokens", "revoke", tok["id"], token=a)[0] == 0
     code, _, err = cli("nodes", "add", "x", "h100", "1")  # a member may not
     assert code == 1 and "403" in err
-    for listing in ("programs", "tenants"):
-        assert cli(listing, token=a)[0] == 0
+    code, out, _ = cli("programs", "--json", token=a)
+    progs = {p["id"]: p for p in json.loads(out)}
+    assert progs["p2"]["budget_krw"] == 1_000_000 and progs["p2"]["granted_krw"] == 5000
+    assert progs["p2"]["rules"]["tenant_caps"] == {"h100": 4}
+    code, out, _ = cli("tenants", "--json", token=a)
+    assert {t["id"] for t in json.loads(out)} == {"t1", "t2"}
+    code, out, _ = cli("programs", token=a)
+    assert code == 0 and "p2" in out and "1000000" in out
+    code, out, _ = cli("tenants", token=a)
+    assert code == 0 and "t2" in out
+
+
+def test_listings_content(cli):
+    a = cli.admin
+    code, out, _ = cli("nodes", "--json", token=a)
+    nodes = {n["name"]: n for n in json.loads(out)}
+    assert (
+        nodes["h-0"]["devices"] == 8 and nodes["h-0"]["accelerator"] == "h100" and nodes["h-0"]["busy"] == 0
+    )
+    code, out, _ = cli("prices", "--json", token=a)
+    assert json.loads(out) == {"h100": 4000, "rngd": 1200}
+    code, out, _ = cli("grants", "--json", token=a)
+    assert [(g["id"], g["program"], g["tenant"], g["amount_krw"]) for g in json.loads(out)] == [
+        ("g1", "p1", "t1", 10**6)
+    ]
+    code, out, _ = cli("tokens", "--json", token=a)
+    assert sorted(t["role"] for t in json.loads(out)) == ["admin", "member"]
+    code, out, _ = cli("jobs", "--json")
+    assert code == 0 and json.loads(out) == []
+
+
+def test_connection_options_after_the_arguments(cli):
+    a = cli.admin
+    code, out, _ = cli(
+        "nodes", "add", "n-8", "h100", "2", "--zone", "z1", "--json", "--token", a, token="bad"
+    )
+    assert code == 0 and json.loads(out)["zone"] == "z1"
+    code, out, _ = cli("prices", "set", "h100=4100", "--json", "--token", a, token="bad")
+    assert code == 0 and json.loads(out)["krw_per_device_hour"]["h100"] == 4100
+    code, out, _ = cli("tenants", "create", "t5", "--json", "--token", a, token="bad")
+    assert code == 0 and json.loads(out)["id"] == "t5"
+    code, out, _ = cli("grants", "create", "p1", "t5", "100", "--json", "--token", a, token="bad")
+    assert code == 0 and json.loads(out)["tenant"] == "t5"
+    import typer
+
+    from accelpool.cli.main import app
+
+    root = typer.main.get_command(app)
+    for group in ("nodes", "prices", "programs", "grants", "tenants", "tokens"):
+        assert cli(group, "--help")[0] == 0
+        for name, cmd in root.commands[group].commands.items():
+            assert cmd.help, f"{group} {name} has no help text"
+            opts = {o for p in cmd.params for o in getattr(p, "opts", [])}
+            assert {"--url", "--token", "--data-dir", "--json"} <= opts, f"{group} {name}"
+
+
+def test_server_rejections_exit_2_with_one_message(cli, tmp_path):
+    a = cli.admin
+    code, _, err = cli("programs", "create", "p1", "5", token=a)
+    assert code == 2 and "already exists" in err and "409" not in err
+    code, _, err = cli("programs", "create", "p7", "99999999999999999999999", token=a)
+    assert code == 2 and "budget_krw" in err and "Traceback" not in err
+    code, _, err = cli("prices", "set", "h100=99999999999999999999999", token=a)
+    assert code == 2 and "h100" in err
+    code, _, err = cli("programs", "create", "p8", "5", "--cap", "h100=-1", token=a)
+    assert code == 2 and "tenant_caps" in err
+    code, _, err = cli("programs", "create", "p8", "5", "--cap", "zz=1", token=a)
+    assert code == 2 and "zz" in err
+    code, _, err = cli("nodes", "add", "n-7", "h100", "1", "--zone", "", token=a)
+    assert code == 2 and "zone" in err
+    code, _, err = cli("nodes", "add", "h-0", "rngd", "1", token=a)
+    assert code == 2 and "already exists" in err
+    for days in ("nan", "inf", "-1"):
+        code, _, err = cli("grants", "create", "p1", "t1", "10", "--days", days, token=a)
+        assert code == 2 and "--days" in err and "Traceback" not in err, err
+        code, _, err = cli("usage", "--days", days)
+        assert code == 2 and "--days" in err
+    spec = tmp_path / "wrong.yaml"
+    spec.write_text("name: demo\nprogram: nope\ncommand: echo\n")
+    code, _, err = cli("submit", str(spec))
+    assert code == 2 and "wrong.yaml:2" in err and "program" in err and "409" not in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "text,where",
+    [
+        ("name: d\ncommand: echo\nmax_run_time: .nan\n", "j.yaml:3"),
+        ("name: d\ncommand: echo\nmax_run_time: .inf\n", "j.yaml:3"),
+        ("name: d\ncommand: echo\nresources: {type: h100, count: true}\n", "j.yaml:3"),
+        ("name: d\ncommand: echo\nresources: {type: h100, count: '2'}\n", "j.yaml:3"),
+        ("name: d\ncommand: echo\nname: e\n", "j.yaml:3"),
+    ],
+)
+def test_bad_job_yaml_exits_2_without_traceback(cli, tmp_path, text, where):
+    spec = tmp_path / "j.yaml"
+    spec.write_text(text)
+    code, _, err = cli("submit", str(spec))
+    assert code == 2 and where in err and "Traceback" not in err, err
+
+
+def test_operator_updates(cli):
+    a = cli.admin
+    code, out, _ = cli("grants", "update", "g1", "--amount", "2000000", "--json", token=a)
+    assert code == 0 and json.loads(out)["amount_krw"] == 2_000_000
+    code, _, err = cli("programs", "update", "p1", "--budget", "5", token=a)
+    assert code == 2 and "granted" in err
+    code, out, _ = cli("programs", "update", "p1", "--budget", "3000000", "--json", token=a)
+    assert code == 0 and json.loads(out)["budget_krw"] == 3_000_000
+    code, out, _ = cli("nodes", "update", "h-0", "--devices", "4", "--json", token=a)
+    assert code == 0 and json.loads(out)["devices"] == 4
+    code, out, _ = cli("tenants", "update", "t1", "--public", "--json", token=a)
+    assert code == 0 and json.loads(out)["public"] is True
 
 
 def test_schema_job(cli):

@@ -84,32 +84,3 @@ def test_reference_cache_sees_writes_through_the_store(store):
     store.add_grant(Grant("g2", "p", "t1", 5))
     assert [g.id for g in store.reference().grants_by_tenant["t1"]] == ["g", "g2"]
 
-
-def test_cancel_of_a_running_job_charges_up_to_the_cancel(store):
-    from accelpool.core.rounds import Decision, Placement
-
-    store.set_prices({"h100": 3600})  # 1 KRW per device-second
-    store.submit(Job("r", tenant="t1", grant="g", scale=2, submit_time=0.0), {"h100": 1.0})
-    store.record_decision(
-        Decision(now=100.0, allocation=None, start=(Placement("r", "h100", (("n0", (0, 1)),)),))
-    )
-    assert store.cancel("r", 130.5, "cancelled by test") is True
-    assert store.get_job("r").charged_krw == 61  # 2 devices x 30.5 s, rounded half up
-    assert {g.id: g.spent_krw for g in store.list_grants()}["g"] == 61
-    from accelpool.core.types import Charge
-
-    # a round that metered the same interval before it saw the cancel books nothing twice
-    store.record_charges([Charge("r", "t1", "g", "h100", 61.0, 61, 100.0, 130.5)])
-    assert store.get_job("r").charged_krw == 61
-
-
-def test_cancel_charge_never_takes_a_grant_below_zero(store):
-    from accelpool.core.rounds import Decision, Placement
-
-    store.set_prices({"h100": 3600 * 100})
-    store.submit(Job("r", tenant="t1", grant="g", scale=1, submit_time=0.0), {"h100": 1.0})
-    store.record_decision(
-        Decision(now=0.0, allocation=None, start=(Placement("r", "h100", (("n0", (0,)),)),))
-    )
-    store.cancel("r", 1000.0)
-    assert {g.id: g.spent_krw for g in store.list_grants()}["g"] == 1_000

@@ -3,6 +3,7 @@ programs, grants, tenants, tokens). All go through the SDK; `--json` on every li
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from rich.table import Table
 
 from accelpool.cli.render import console, emit_json
 from accelpool.core.errors import InputError
-from accelpool.sdk import Client
+from accelpool.sdk import Client, Rejected
 
 Url = Annotated[str | None, typer.Option("--url", help="server URL (env ACCELPOOL_URL)")]
 Token = Annotated[str | None, typer.Option("--token", help="API token (env ACCELPOOL_TOKEN)")]
@@ -32,7 +33,9 @@ def _ts(t: float | None) -> str:
 def _table(title: str, cols: list[str], rows: list[list[Any]]) -> None:
     table = Table(title=title)
     for c in cols:
-        table.add_column(c, justify="right" if c in ("KRW", "device-h", "devices", "count", "pos") else "left")
+        table.add_column(
+            c, justify="right" if c in ("KRW", "device-h", "devices", "count", "pos") else "left"
+        )
     for r in rows:
         table.add_row(*["" if v is None else str(v) for v in r])
     console.print(table)
@@ -54,6 +57,25 @@ def _parse_kv(items: list[str], what: str) -> dict[str, int]:
     return out
 
 
+def _line_of(text: str, fld: str | None) -> int | None:
+    """The YAML line of a field (or of its nearest parent) named by the server."""
+    if not fld:
+        return None
+    from accelpool.spec.job import _lines
+
+    lines = _lines(text)
+    path = tuple(fld.split("."))
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path)
+
+
+def _days(days: float | None, what: str = "--days") -> float | None:
+    if days is not None and not (math.isfinite(days) and days > 0):
+        raise InputError("must be a finite number of days > 0", field=what, value=days)
+    return days
+
+
 def register(app: typer.Typer) -> None:
     _tenant_commands(app)
     _operator_commands(app)
@@ -65,7 +87,10 @@ def _tenant_commands(app: typer.Typer) -> None:
         spec_file: Annotated[Path, typer.Argument(help="job YAML")],
         idempotency_key: Annotated[str | None, typer.Option(help="retry-safe key")] = None,
         tenant: Annotated[str | None, typer.Option(help="admins: submit for this tenant")] = None,
-        url: Url = None, token: Token = None, data_dir: DataDir = None, json: Json = False,
+        url: Url = None,
+        token: Token = None,
+        data_dir: DataDir = None,
+        json: Json = False,
     ) -> None:
         """Submit a job from a YAML file (validated here first: errors name the line and field)."""
         from accelpool.spec.job import parse_job_yaml
@@ -78,7 +103,19 @@ def _tenant_commands(app: typer.Typer) -> None:
         who = c.get("whoami")
         if who["role"] == "admin" and tenant is None:
             tenant = c.tenant
-        job = c.submit(spec.model_dump(mode="json", exclude_none=True), idempotency_key=idempotency_key, tenant=tenant)
+        try:
+            job = c.submit(
+                spec.model_dump(mode="json", exclude_none=True),
+                idempotency_key=idempotency_key,
+                tenant=tenant,
+            )
+        except Rejected as exc:
+            raise InputError(
+                f"refused by the server: {exc.message}",
+                file=str(spec_file),
+                line=_line_of(text, exc.field),
+                field=exc.field,
+            ) from None
         if json:
             emit_json(job)
         else:
@@ -90,7 +127,10 @@ def _tenant_commands(app: typer.Typer) -> None:
         tenant: Annotated[str | None, typer.Option()] = None,
         limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
         all_pages: Annotated[bool, typer.Option("--all", help="every page")] = False,
-        url: Url = None, token: Token = None, data_dir: DataDir = None, json: Json = False,
+        url: Url = None,
+        token: Token = None,
+        data_dir: DataDir = None,
+        json: Json = False,
     ) -> None:
         """List jobs, newest first, with why each waiting job waits and its position."""
         c = _client(url, token, data_dir)
@@ -101,22 +141,44 @@ def _tenant_commands(app: typer.Typer) -> None:
         if json:
             emit_json(items)
             return
-        _table("jobs", ["id", "name", "tenant", "state", "reason", "pos", "devices", "placement"],
-               [[j["id"], j["name"], j["tenant"], j["state"], j["reason"], j["position"], j["count"],
-                 _placement(j["placement"])] for j in items])
+        _table(
+            "jobs",
+            ["id", "name", "tenant", "state", "reason", "pos", "devices", "placement"],
+            [
+                [
+                    j["id"],
+                    j["name"],
+                    j["tenant"],
+                    j["state"],
+                    j["reason"],
+                    j["position"],
+                    j["count"],
+                    _placement(j["placement"]),
+                ]
+                for j in items
+            ],
+        )
 
     @app.command("show")
-    def show(job_id: str, url: Url = None, token: Token = None, data_dir: DataDir = None, json: Json = False) -> None:
+    def show(
+        job_id: str, url: Url = None, token: Token = None, data_dir: DataDir = None, json: Json = False
+    ) -> None:
         """A job's details and its events."""
         j = _client(url, token, data_dir).job(job_id)
         if json:
             emit_json(j)
             return
         _table(f"job {j['id']}", ["field", "value"], [[k, v] for k, v in j.items() if k != "events"])
-        _table("events", ["time", "state", "reason"], [[_ts(e["time"]), e["state"], e["reason"]] for e in j["events"]])
+        _table(
+            "events",
+            ["time", "state", "reason"],
+            [[_ts(e["time"]), e["state"], e["reason"]] for e in j["events"]],
+        )
 
     @app.command("cancel")
-    def cancel(job_id: str, url: Url = None, token: Token = None, data_dir: DataDir = None, json: Json = False) -> None:
+    def cancel(
+        job_id: str, url: Url = None, token: Token = None, data_dir: DataDir = None, json: Json = False
+    ) -> None:
         """Cancel a job (a running one gets SIGTERM, a grace period, then SIGKILL)."""
         j = _client(url, token, data_dir).cancel(job_id)
         emit_json(j) if json else console.print(f"{j['id']}: {j['state']}", highlight=False)
@@ -128,32 +190,54 @@ def _tenant_commands(app: typer.Typer) -> None:
 
     @app.command("usage")
     def usage(
-        by: Annotated[list[str] | None, typer.Option("--by", help="tenant, program, accelerator (repeatable)")] = None,
+        by: Annotated[
+            list[str] | None, typer.Option("--by", help="tenant, program, accelerator (repeatable)")
+        ] = None,
         period: Annotated[str | None, typer.Option(help="hour, day, week, month or year")] = None,
         days: Annotated[float | None, typer.Option(help="only the last N days")] = None,
         tenant: Annotated[str | None, typer.Option()] = None,
         program: Annotated[str | None, typer.Option()] = None,
-        url: Url = None, token: Token = None, data_dir: DataDir = None, json: Json = False,
+        url: Url = None,
+        token: Token = None,
+        data_dir: DataDir = None,
+        json: Json = False,
     ) -> None:
         """Device-hours and KRW by tenant, program, accelerator type and period (like sreport)."""
+        if days is not None and not (math.isfinite(days) and days > 0):
+            raise InputError("must be a finite number of days > 0", field="--days", value=days)
         since = time.time() - days * 86400 if days is not None else None
-        rep = _client(url, token, data_dir).usage(by=by, period=period, since=since, tenant=tenant, program=program)
+        rep = _client(url, token, data_dir).usage(
+            by=by, period=period, since=since, tenant=tenant, program=program
+        )
         if json:
             emit_json(rep)
             return
-        rows = [[r["period"], r["tenant"], r["program"], r["accelerator"], r["jobs"], f"{r['device_hours']:.4f}",
-                 f"{r['krw']:,}"] for r in rep["items"]]
+        rows = [
+            [
+                r["period"],
+                r["tenant"],
+                r["program"],
+                r["accelerator"],
+                r["jobs"],
+                f"{r['device_hours']:.4f}",
+                f"{r['krw']:,}",
+            ]
+            for r in rep["items"]
+        ]
         rows.append(["total", "", "", "", "", f"{rep['total_device_hours']:.4f}", f"{rep['total_krw']:,}"])
         _table("usage", ["period", "tenant", "program", "type", "jobs", "device-h", "KRW"], rows)
 
 
-def _listing(app: typer.Typer, name: str, help_text: str, columns: list[str], key: str = "items") -> typer.Typer:
+def _listing(
+    app: typer.Typer, name: str, help_text: str, columns: list[str], key: str = "items"
+) -> typer.Typer:
     sub = typer.Typer(help=help_text, no_args_is_help=False, invoke_without_command=True)
     app.add_typer(sub, name=name)
 
     @sub.callback()
-    def _list(ctx: typer.Context, url: Url = None, token: Token = None, data_dir: DataDir = None,
-              json: Json = False) -> None:
+    def _list(
+        ctx: typer.Context, url: Url = None, token: Token = None, data_dir: DataDir = None, json: Json = False
+    ) -> None:
         ctx.obj = {"url": url, "token": token, "data_dir": data_dir, "json": json}
         if ctx.invoked_subcommand is not None:
             return
@@ -170,78 +254,283 @@ def _listing(app: typer.Typer, name: str, help_text: str, columns: list[str], ke
     return sub
 
 
-def _ctx_client(ctx: typer.Context) -> Client:
-    o = ctx.obj or {}
-    return _client(o.get("url"), o.get("token"), o.get("data_dir"))
+class _Op:
+    """A subcommand's connection: its own options (given after the arguments) win over the group's
+    (given before the subcommand)."""
+
+    def __init__(
+        self, ctx: typer.Context, url: str | None, token: str | None, data_dir: Path | None, json: bool
+    ) -> None:
+        o = ctx.obj or {}
+        self.client = _client(url or o.get("url"), token or o.get("token"), data_dir or o.get("data_dir"))
+        self.json = json or bool(o.get("json"))
+
+    def out(self, data: Any, line: str) -> None:
+        emit_json(data) if self.json else console.print(line, highlight=False)
 
 
 def _operator_commands(app: typer.Typer) -> None:
-    nodes = _listing(app, "nodes", "Nodes of the pool (operators add them).",
-                     ["name", "accelerator", "devices", "busy", "zone", "down"])
+    nodes = _listing(
+        app,
+        "nodes",
+        "Nodes of the pool (operators add them).",
+        ["name", "accelerator", "devices", "busy", "zone", "down"],
+    )
     prices = _listing(app, "prices", "KRW per device-hour by type.", [], key="krw_per_device_hour")
-    programs = _listing(app, "programs", "Programs (budget in KRW, rules).",
-                        ["id", "name", "budget_krw", "granted_krw", "public", "rules"])
-    grants = _listing(app, "grants", "Grants from programs to tenants.",
-                      ["id", "program", "tenant", "amount_krw", "spent_krw", "remaining_krw"])
+    programs = _listing(
+        app,
+        "programs",
+        "Programs (budget in KRW, rules).",
+        ["id", "name", "budget_krw", "granted_krw", "public", "rules"],
+    )
+    grants = _listing(
+        app,
+        "grants",
+        "Grants from programs to tenants.",
+        ["id", "program", "tenant", "amount_krw", "spent_krw", "remaining_krw"],
+    )
     tenants = _listing(app, "tenants", "Tenants.", ["id", "name", "weight", "quota", "public"])
-    tokens = _listing(app, "tokens", "API tokens (hashed; secrets are shown once).",
-                      ["id", "name", "role", "tenant", "program", "revoked"])
-
-    def out(ctx: typer.Context, data: Any, line: str) -> None:
-        emit_json(data) if (ctx.obj or {}).get("json") else console.print(line, highlight=False)
+    tokens = _listing(
+        app,
+        "tokens",
+        "API tokens (hashed; secrets are shown once).",
+        ["id", "name", "role", "tenant", "program", "revoked"],
+    )
 
     @nodes.command("add")
-    def add_node(ctx: typer.Context, name: str, accelerator: str, devices: int,
-                 zone: Annotated[str, typer.Option()] = "default") -> None:
-        d = _ctx_client(ctx).post("nodes", {"name": name, "accelerator": accelerator, "devices": devices, "zone": zone})
-        out(ctx, d, f"node {d['name']}: {d['devices']} x {d['accelerator']}")
+    def add_node(
+        ctx: typer.Context,
+        name: str,
+        accelerator: str,
+        devices: int,
+        zone: Annotated[str, typer.Option(help="zone name (letters, digits, - _ .)")] = "default",
+        url: Url = None,
+        token: Token = None,
+        data_dir: DataDir = None,
+        json: Json = False,
+    ) -> None:
+        """Add a node of DEVICES accelerators of one type (refused if the name exists: use update)."""
+        op = _Op(ctx, url, token, data_dir, json)
+        d = op.client.post(
+            "nodes", {"name": name, "accelerator": accelerator, "devices": devices, "zone": zone}
+        )
+        op.out(d, f"node {d['name']}: {d['devices']} x {d['accelerator']}")
+
+    @nodes.command("update")
+    def update_node(
+        ctx: typer.Context,
+        name: str,
+        devices: Annotated[int | None, typer.Option(help="new device count (not below those in use)")] = None,
+        zone: Annotated[str | None, typer.Option(help="new zone (only while no job runs on it)")] = None,
+        url: Url = None,
+        token: Token = None,
+        data_dir: DataDir = None,
+        json: Json = False,
+    ) -> None:
+        """Resize a node or move it to another zone; drain it first if running jobs hold what would go."""
+        op = _Op(ctx, url, token, data_dir, json)
+        body = {k: v for k, v in (("devices", devices), ("zone", zone)) if v is not None}
+        if not body:
+            raise InputError("give --devices and/or --zone", field="nodes update")
+        d = op.client.put(f"nodes/{name}", body)
+        op.out(d, f"node {d['name']}: {d['devices']} x {d['accelerator']} in {d['zone']}")
 
     @nodes.command("drain")
-    def drain(ctx: typer.Context, name: str, undo: Annotated[bool, typer.Option("--undo")] = False) -> None:
-        d = _ctx_client(ctx).put(f"nodes/{name}", {"down": not undo})
-        out(ctx, d, f"node {name}: {'down' if d['down'] else 'up'}")
+    def drain(
+        ctx: typer.Context,
+        name: str,
+        undo: Annotated[bool, typer.Option("--undo", help="bring the node back")] = False,
+        url: Url = None,
+        token: Token = None,
+        data_dir: DataDir = None,
+        json: Json = False,
+    ) -> None:
+        """Mark a node down (its devices leave the pool; its jobs are requeued), or up again with --undo."""
+        op = _Op(ctx, url, token, data_dir, json)
+        d = op.client.put(f"nodes/{name}", {"down": not undo})
+        op.out(d, f"node {name}: {'down' if d['down'] else 'up'}")
 
     @prices.command("set")
-    def set_prices(ctx: typer.Context, items: Annotated[list[str], typer.Argument(help="TYPE=KRW ...")]) -> None:
-        d = _ctx_client(ctx).put("prices", _parse_kv(items, "prices"))
-        out(ctx, d, "prices: " + ", ".join(f"{k}={v:,}" for k, v in d["krw_per_device_hour"].items()))
+    def set_prices(
+        ctx: typer.Context,
+        items: Annotated[list[str], typer.Argument(help="TYPE=KRW ...")],
+        url: Url = None,
+        token: Token = None,
+        data_dir: DataDir = None,
+        json: Json = False,
+    ) -> None:
+        """Set KRW per device-hour (integers) for the types given."""
+        op = _Op(ctx, url, token, data_dir, json)
+        d = op.client.put("prices", _parse_kv(items, "prices"))
+        op.out(d, "prices: " + ", ".join(f"{k}={v:,}" for k, v in d["krw_per_device_hour"].items()))
 
     @programs.command("create")
-    def create_program(ctx: typer.Context, program_id: str, budget_krw: int,
-                       name: Annotated[str, typer.Option()] = "",
-                       domestic_public_services: Annotated[bool, typer.Option()] = False,
-                       public_share: Annotated[float, typer.Option(min=0, max=1)] = 0.0,
-                       cap: Annotated[list[str] | None, typer.Option(help="TYPE=DEVICES per tenant")] = None) -> None:
-        rules = {"public_share": {"*": public_share} if public_share else {},
-                 "public_services_domestic_only": domestic_public_services,
-                 "tenant_caps": _parse_kv(cap or [], "cap")}
-        d = _ctx_client(ctx).post("programs", {"id": program_id, "name": name, "budget_krw": budget_krw,
-                                               "rules": rules})
-        out(ctx, d, f"program {d['id']}: {d['budget_krw']:,} KRW")
+    def create_program(
+        ctx: typer.Context,
+        program_id: str,
+        budget_krw: int,
+        name: Annotated[str, typer.Option(help="display name")] = "",
+        domestic_public_services: Annotated[
+            bool, typer.Option(help="public services run on Korean NPUs only")
+        ] = False,
+        public_share: Annotated[
+            float, typer.Option(min=0, max=1, help="share reserved for public use")
+        ] = 0.0,
+        cap: Annotated[list[str] | None, typer.Option(help="TYPE=DEVICES per tenant")] = None,
+        url: Url = None,
+        token: Token = None,
+        data_dir: DataDir = None,
+        json: Json = False,
+    ) -> None:
+        """Create a program with a budget in KRW (refused if the id exists: use update / PUT rules)."""
+        if not math.isfinite(public_share):
+            raise InputError("must be a fraction between 0 and 1", field="--public-share", value=public_share)
+        op = _Op(ctx, url, token, data_dir, json)
+        rules = {
+            "public_share": {"*": public_share} if public_share else {},
+            "public_services_domestic_only": domestic_public_services,
+            "tenant_caps": _parse_kv(cap or [], "cap"),
+        }
+        d = op.client.post(
+            "programs", {"id": program_id, "name": name, "budget_krw": budget_krw, "rules": rules}
+        )
+        op.out(d, f"program {d['id']}: {d['budget_krw']:,} KRW")
+
+    @programs.command("update")
+    def update_program(
+        ctx: typer.Context,
+        program_id: str,
+        budget_krw: Annotated[
+            int | None, typer.Option("--budget", help="KRW (not below what is granted)")
+        ] = None,
+        name: Annotated[str | None, typer.Option(help="display name")] = None,
+        days: Annotated[float | None, typer.Option(help="ends N days from now")] = None,
+        url: Url = None,
+        token: Token = None,
+        data_dir: DataDir = None,
+        json: Json = False,
+    ) -> None:
+        """Change a program's budget, name or end."""
+        op = _Op(ctx, url, token, data_dir, json)
+        body: dict[str, Any] = {"budget_krw": budget_krw, "name": name}
+        if _days(days) is not None:
+            body["end"] = time.time() + days * 86400  # type: ignore[operator]
+        d = op.client.patch(f"programs/{program_id}", {k: v for k, v in body.items() if v is not None})
+        op.out(d, f"program {d['id']}: {d['budget_krw']:,} KRW")
 
     @grants.command("create")
-    def create_grant(ctx: typer.Context, program: str, tenant: str, amount_krw: int,
-                     days: Annotated[float | None, typer.Option(help="lasts N days from now")] = None) -> None:
-        body: dict[str, Any] = {"program": program, "tenant": tenant, "amount_krw": amount_krw, "start": time.time()}
+    def create_grant(
+        ctx: typer.Context,
+        program: str,
+        tenant: str,
+        amount_krw: int,
+        days: Annotated[float | None, typer.Option(help="lasts N days from now")] = None,
+        url: Url = None,
+        token: Token = None,
+        data_dir: DataDir = None,
+        json: Json = False,
+    ) -> None:
+        """Grant AMOUNT_KRW from PROGRAM's budget to TENANT."""
+        _days(days)
+        op = _Op(ctx, url, token, data_dir, json)
+        now = time.time()
+        body: dict[str, Any] = {"program": program, "tenant": tenant, "amount_krw": amount_krw, "start": now}
+        if days is not None:
+            body["end"] = now + days * 86400
+        d = op.client.post("grants", body)
+        op.out(d, f"grant {d['id']}: {d['amount_krw']:,} KRW from {d['program']} to {d['tenant']}")
+
+    @grants.command("update")
+    def update_grant(
+        ctx: typer.Context,
+        grant_id: str,
+        amount_krw: Annotated[int | None, typer.Option("--amount", help="new amount in KRW")] = None,
+        days: Annotated[float | None, typer.Option(help="ends N days from now")] = None,
+        url: Url = None,
+        token: Token = None,
+        data_dir: DataDir = None,
+        json: Json = False,
+    ) -> None:
+        """Change a grant's amount (within its program's budget) or end; what it has spent stays."""
+        _days(days)
+        op = _Op(ctx, url, token, data_dir, json)
+        body: dict[str, Any] = {}
+        if amount_krw is not None:
+            body["amount_krw"] = amount_krw
         if days is not None:
             body["end"] = time.time() + days * 86400
-        d = _ctx_client(ctx).post("grants", body)
-        out(ctx, d, f"grant {d['id']}: {d['amount_krw']:,} KRW from {d['program']} to {d['tenant']}")
+        if not body:
+            raise InputError("give --amount and/or --days", field="grants update")
+        d = op.client.patch(f"grants/{grant_id}", body)
+        op.out(d, f"grant {d['id']}: {d['amount_krw']:,} KRW ({d['spent_krw']:,} spent)")
 
     @tenants.command("create")
-    def create_tenant(ctx: typer.Context, tenant_id: str, name: Annotated[str, typer.Option()] = "",
-                      public: Annotated[bool, typer.Option()] = False) -> None:
-        d = _ctx_client(ctx).post("tenants", {"id": tenant_id, "name": name, "public": public})
-        out(ctx, d, f"tenant {d['id']}")
+    def create_tenant(
+        ctx: typer.Context,
+        tenant_id: str,
+        name: Annotated[str, typer.Option(help="display name")] = "",
+        public: Annotated[
+            bool, typer.Option(help="a public-service tenant (may use the public reserve)")
+        ] = False,
+        url: Url = None,
+        token: Token = None,
+        data_dir: DataDir = None,
+        json: Json = False,
+    ) -> None:
+        """Create a tenant (refused if the id exists: use update)."""
+        op = _Op(ctx, url, token, data_dir, json)
+        d = op.client.post("tenants", {"id": tenant_id, "name": name, "public": public})
+        op.out(d, f"tenant {d['id']}")
+
+    @tenants.command("update")
+    def update_tenant(
+        ctx: typer.Context,
+        tenant_id: str,
+        name: Annotated[str | None, typer.Option(help="display name")] = None,
+        weight: Annotated[float | None, typer.Option(help="fair-share weight (> 0)")] = None,
+        public: Annotated[
+            bool | None, typer.Option("--public/--not-public", help="a public-service tenant")
+        ] = None,
+        url: Url = None,
+        token: Token = None,
+        data_dir: DataDir = None,
+        json: Json = False,
+    ) -> None:
+        """Change a tenant's name, weight or public flag."""
+        if weight is not None and not (math.isfinite(weight) and weight > 0):
+            raise InputError("must be a finite number > 0", field="--weight", value=weight)
+        op = _Op(ctx, url, token, data_dir, json)
+        body = {k: v for k, v in (("name", name), ("weight", weight), ("public", public)) if v is not None}
+        d = op.client.patch(f"tenants/{tenant_id}", body)
+        op.out(d, f"tenant {d['id']}")
 
     @tokens.command("create")
-    def create_token(ctx: typer.Context, role: str, tenant: Annotated[str | None, typer.Option()] = None,
-                     program: Annotated[str | None, typer.Option()] = None,
-                     name: Annotated[str, typer.Option()] = "") -> None:
-        d = _ctx_client(ctx).post("tokens", {"role": role, "tenant": tenant, "program": program, "name": name})
-        out(ctx, d, f"token {d['id']} ({d['role']}): {d['secret']}\n(shown once: store it now)")
+    def create_token(
+        ctx: typer.Context,
+        role: Annotated[str, typer.Argument(help="admin, program-manager or member")],
+        tenant: Annotated[str | None, typer.Option(help="the member's tenant")] = None,
+        program: Annotated[str | None, typer.Option(help="the program manager's program")] = None,
+        name: Annotated[str, typer.Option(help="who holds it")] = "",
+        url: Url = None,
+        token: Token = None,
+        data_dir: DataDir = None,
+        json: Json = False,
+    ) -> None:
+        """Create an API token; its secret is shown once."""
+        op = _Op(ctx, url, token, data_dir, json)
+        d = op.client.post("tokens", {"role": role, "tenant": tenant, "program": program, "name": name})
+        op.out(d, f"token {d['id']} ({d['role']}): {d['secret']}\n(shown once: store it now)")
 
     @tokens.command("revoke")
-    def revoke(ctx: typer.Context, token_id: str) -> None:
-        d = _ctx_client(ctx).delete(f"tokens/{token_id}")
-        out(ctx, d, f"token {token_id} revoked")
+    def revoke(
+        ctx: typer.Context,
+        token_id: str,
+        url: Url = None,
+        token: Token = None,
+        data_dir: DataDir = None,
+        json: Json = False,
+    ) -> None:
+        """Revoke a token (at once for this server)."""
+        op = _Op(ctx, url, token, data_dir, json)
+        d = op.client.delete(f"tokens/{token_id}")
+        op.out(d, f"token {token_id} revoked")
