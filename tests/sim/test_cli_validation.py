@@ -151,3 +151,15 @@ def test_readers_refuse_non_finite_numbers(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="finite") as exc2:
         read_alibaba(p, FIXTURES / "alibaba_nodes_head40.csv")
     assert exc2.value.line == 2
+
+
+def test_unwritable_outputs_exit_2_before_running(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    afile = tmp_path / "f"
+    afile.write_text("x")
+    base = ["--trace", GAVEL, "--cluster", "v100=4", "--policy", "fifo"]
+    code, err = run(capsys, *base, "--report", str(afile / "r"))
+    assert code == 2 and "--report" in err and "Traceback" not in err
+    code, err = run(capsys, *base, "--json", str(tmp_path))
+    assert code == 2 and "is a folder" in err
+    code, err = run(capsys, *base, "--cluster", "v100=100001")
+    assert code == 2 and "0..100,000" in err

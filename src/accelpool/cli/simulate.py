@@ -113,6 +113,18 @@ def load_workload(
     return synthetic.generate(capacity, n_jobs=jobs, seed=seed, devices_per_node=dpn)
 
 
+def check_output_dir(path: Path, option: str) -> None:
+    """Create ``path`` (a folder) or say, before any simulation runs, why it cannot be written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"{option} {path}: cannot create folder: {exc.strerror}", field=option.lstrip("-"), file=str(path)
+        ) from None
+    if not path.is_dir():
+        raise InputError(f"{option} {path}: not a folder", field=option.lstrip("-"), file=str(path))
+
+
 def check_schedulable(workload: Workload) -> None:
     """Exit 2 when no job of the trace can ever run on the pool; warn when some cannot."""
     from accelpool.sim.engine import schedulable
@@ -217,6 +229,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Replay a trace on a pool under one or more policies and compare the outcomes."""
         validate_options(round_seconds=round_seconds, overhead=restart_overhead, seed=seed, jobs=jobs)
+        if json_out is not None:
+            if json_out.is_dir():
+                raise InputError(f"--json {json_out}: is a folder, expected a file name", field="json")
+            check_output_dir(json_out.parent, "--json")
+        if report is not None:
+            check_output_dir(report, "--report")
         names = [p.strip() for p in policy.split(",") if p.strip()]
         if not names:
             raise InputError("--policy needs at least one name", field="policy")
@@ -243,11 +261,18 @@ def register(app: typer.Typer) -> None:
         )
         console.print(table(metrics))
         if json_out is not None:
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(dumps_metrics(metrics), encoding="utf-8")
+            try:
+                json_out.write_text(dumps_metrics(metrics), encoding="utf-8")
+            except OSError as exc:
+                raise InputError(f"cannot write: {exc.strerror}", field="json", file=str(json_out)) from None
             console.print(f"metrics written to {json_out}")
         if report is not None:
-            write_report(
-                report, results, metrics, round_seconds=round_seconds, overhead_seconds=restart_overhead
-            )
+            try:
+                write_report(
+                    report, results, metrics, round_seconds=round_seconds, overhead_seconds=restart_overhead
+                )
+            except OSError as exc:
+                raise InputError(
+                    f"cannot write report: {exc.strerror}", field="report", file=str(report)
+                ) from None
             console.print(f"report written to {report / 'index.html'}")

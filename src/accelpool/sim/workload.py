@@ -36,7 +36,7 @@ class Workload:
         return self.cluster.capacity()
 
 
-MAX_DEVICES_PER_TYPE = 10_000_000
+MAX_DEVICES_PER_TYPE = 100_000
 MAX_DEVICES_PER_NODE = 1_024
 
 
