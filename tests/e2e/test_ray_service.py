@@ -78,6 +78,9 @@ def test_ray_service_runs_gang_and_npu_jobs_charges_them_and_adopts_after_kill(
     server = ServerProcess(data, *args).start()
     try:
         admin = Client(server.url, (data / "admin-token").read_text().strip())
+        # The scheduler process discovers the nodes from Ray after the API is up: wait for its first sync.
+        _wait(lambda: len(admin.get("nodes")["items"]) == 3, 60, "nodes discovered from Ray")
+        _wait(lambda: (data / "unrecognized-nodes.json").exists(), 30, "unknown types reported")
         nodes = {n["name"]: n for n in admin.get("nodes")["items"]}
         assert {k: (v["accelerator"], v["devices"], v["down"]) for k, v in nodes.items()} == {
             "h100-0": ("h100", 4, False),
@@ -86,7 +89,7 @@ def test_ray_service_runs_gang_and_npu_jobs_charges_them_and_adopts_after_kill(
         }
         unknown = json.loads((data / "unrecognized-nodes.json").read_text())
         assert len(unknown) == 1 and "RBLN-CA99" in next(iter(unknown.values()))
-        assert "accelpool_unrecognized_nodes 1.0" in admin.http.get("/metrics").text
+        _wait(lambda: "accelpool_unrecognized_nodes 1.0" in admin.http.get("/metrics").text, 30, "metrics")
 
         now = time.time()
         admin.put("prices", {"h100": 7000, "rngd": 2500})
@@ -111,6 +114,7 @@ def test_ray_service_runs_gang_and_npu_jobs_charges_them_and_adopts_after_kill(
             {
                 "name": "npu",
                 "program": "p",
+                "kind": "inference",  # RNGD is an inference NPU
                 "resources": {"type": "rngd", "count": 2},
                 "checkpoint_dir": str(tmp_path / "ckpt"),
                 "command": f'{env}; echo start >> "$ACCELPOOL_CHECKPOINT_DIR/starts"; sleep 6',
