@@ -50,6 +50,8 @@ def problems(draw, rules: bool = False):
             tenant_weight=np.ones(g),
             quota=rng.integers(0, 4, (g, t)).astype(float),
             tenant_cap=np.where(rng.uniform(size=(g, t)) < 0.5, rng.integers(1, 8, (g, t)), np.inf),
+            cap_index=rng.integers(-1, 2, n),  # two (tenant, program) cap groups, some jobs in none
+            cap_limit=np.where(rng.uniform(size=(2, t)) < 0.6, rng.integers(1, 8, (2, t)), np.inf),
             public=rng.uniform(size=n) < 0.3,
             public_reserve=np.floor(cap * 0.3),
             price_krw_per_hour=rng.integers(0, 5000, t),

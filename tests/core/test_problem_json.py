@@ -19,7 +19,8 @@ def test_rules_example_builds_every_array():
     chat = p.job_ids.index("chatbot")
     assert not p.allowed[chat, p.types.index("h100")]  # public inference service: domestic NPUs only
     assert p.public_reserve.tolist() == [9.0, 0.0, 12.0]  # capped at what public jobs can use
-    assert np.isfinite(p.tenant_cap[:, p.types.index("h100")]).all()
+    assert (p.cap_index >= 0).all()  # one program: every tenant's jobs are in its (tenant, program) group
+    assert np.isfinite(p.cap_limit[:, p.types.index("h100")]).all()
     assert p.price_krw_per_hour.tolist() == [1500, 6500, 1800]
     g = p.tenant_ids.index("startup-a")
     assert p.quota[g, p.types.index("h100")] == 16

@@ -14,7 +14,10 @@ Notation (used by every policy module):
         sum_j x[j,t] * scale[j] <= cap[t]       (capacity)
         x[j,t] = 0 where not allowed[j,t]
     and, where the problem carries them, the program rules:
-        sum_{j of tenant g} x[j,t] * scale[j] <= tenant_cap[g,t]
+        sum_{j of tenant g} x[j,t] * scale[j] <= tenant_cap[g,t]             (a cap on all of g's jobs)
+        sum_{j in cap group c} x[j,t] * scale[j] <= cap_limit[c,t]          (a program's tenant cap)
+    where cap group c = cap_index[j] is one (tenant, program) pair: the jobs a tenant charges to grants of
+    one program (cap_index[j] = -1: the job is in no cap group)
         sum_{j not public} x[j,t] * scale[j] <= cap[t] - public_reserve[t]
 """
 
@@ -57,6 +60,8 @@ class AllocationProblem:
     tenant_weight: FloatArray = field(default_factory=lambda: np.ones(0))
     quota: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
     tenant_cap: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+    cap_index: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    cap_limit: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
     public: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     public_reserve: FloatArray = field(default_factory=lambda: np.zeros(0))
     priority: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -78,6 +83,7 @@ class AllocationProblem:
             "tenant_weight": np.ones(g),
             "quota": np.zeros((g, tt)),
             "tenant_cap": np.full((g, tt), np.inf),
+            "cap_index": np.full(n, -1, dtype=np.int64),
             "public": np.zeros(n, dtype=bool),
             "public_reserve": np.zeros(tt),
             "priority": np.zeros(n, dtype=np.int64),
@@ -93,15 +99,21 @@ class AllocationProblem:
                 defaults[name] = value
         for name, default in defaults.items():
             object.__setattr__(self, name, default)
+        if np.size(self.cap_limit) == 0 and np.shape(self.cap_limit) != (0, tt):
+            object.__setattr__(self, "cap_limit", np.zeros((0, tt)))
         for name, shape in (
             ("capacity", (tt,)),
             ("scale", (n,)),
             ("weight", (n,)),
             ("throughput", (n, tt)),
             ("allowed", (n, tt)),
+            ("cap_index", (n,)),
         ):
             if np.shape(getattr(self, name)) != shape:
                 raise ValueError(f"{name} has shape {np.shape(getattr(self, name))}, expected {shape}")
+        groups = self.cap_limit.shape[0]
+        if self.cap_limit.shape[1:] != (tt,) or (n and int(self.cap_index.max(initial=-1)) >= groups):
+            raise ValueError(f"cap_limit has shape {self.cap_limit.shape}; cap_index must be below {groups}")
 
     @property
     def n_jobs(self) -> int:
@@ -166,6 +178,11 @@ def check_feasible(problem: AllocationProblem, alloc: Allocation, tol: float = 1
     np.add.at(per_tenant, problem.tenant_index, x * problem.scale[:, None])
     if np.any(per_tenant > problem.tenant_cap + tol * np.maximum(1.0, problem.capacity)):
         errors.append("a tenant cap is exceeded")
+    grouped = problem.cap_index >= 0
+    per_group = np.zeros(problem.cap_limit.shape)
+    np.add.at(per_group, problem.cap_index[grouped], (x * problem.scale[:, None])[grouped])
+    if np.any(per_group > problem.cap_limit + tol * np.maximum(1.0, problem.capacity)):
+        errors.append("a program's tenant cap is exceeded")
     private = (x[~problem.public] * problem.scale[~problem.public, None]).sum(axis=0)
     if np.any(private > problem.capacity - problem.public_reserve + tol * np.maximum(1.0, problem.capacity)):
         errors.append("the public-use reserve is taken by non-public jobs")

@@ -6,7 +6,10 @@ the same way:
 - ``allowed[j,t]``: the job's own list of types; domestic-only jobs (and public inference services under a
   program with ``public_services_domestic_only``) only on Korean types; ``min_memory_gb`` against the
   catalogue (a type whose memory is unknown does not qualify); a positive throughput.
-- ``tenant_cap[g,t]``: the tightest per-tenant cap of the programs the tenant holds grants from.
+- ``cap_index[j]``, ``cap_limit[c,t]``: a program's per-tenant cap binds the devices a tenant holds under
+  that program: cap group c is one (tenant, program) pair, the jobs the tenant charges to grants of that
+  program; a job charged elsewhere (another program, no grant) is not limited by it. ``tenant_cap`` (a cap
+  on all of a tenant's jobs) stays infinite here: no rule caps a tenant across programs.
 - ``public_reserve[t]``: the largest public share any program asks for, times the type's devices, but never
   more than the devices public jobs could use on that type (capacity is kept only while there is demand).
 - ``budget_krw[j]``: what is left on the job's grant; ``-1`` when the job draws on no grant.
@@ -113,19 +116,26 @@ def build_problem(
     cap = np.array([float(capacity[t]) for t in types])
     g = len(tenant_list)
     quota = np.zeros((g, tt))
-    tenant_cap = np.full((g, tt), np.inf)
     for k, tenant in enumerate(tenant_list):
         for t, q in tenant.quota.items():
             if t in tindex:
                 quota[k, tindex[t]] = q
-    for grant in grants_by_id.values():
-        program = programs_by_id.get(grant.program)
-        if program is None or grant.tenant not in gindex:
+    # cap groups: (tenant, program) of each job charged to a grant of a program with a cap on some type
+    group_of: dict[tuple[str, str], int] = {}
+    limits: list[list[float]] = []
+    cap_index = np.full(n, -1, dtype=np.int64)
+    for i, job in enumerate(jobs):
+        program = program_of[job.id]
+        if program is None or not program.rules.tenant_caps:
             continue
-        for t, c in tindex.items():
-            limit = program.rules.cap_for(t)
-            if limit is not None:
-                tenant_cap[gindex[grant.tenant], c] = min(tenant_cap[gindex[grant.tenant], c], limit)
+        key = (job.tenant, program.id)
+        if key not in group_of:
+            group_of[key] = len(limits)
+            limits.append(
+                [float(lim) if (lim := program.rules.cap_for(t)) is not None else np.inf for t in types]
+            )
+        cap_index[i] = group_of[key]
+    cap_limit = np.array(limits, dtype=np.float64).reshape(len(limits), tt)
 
     public = np.array([j.public for j in jobs], dtype=bool)
     scale = np.array([float(j.scale) for j in jobs])
@@ -157,7 +167,8 @@ def build_problem(
         tenant_index=np.array([gindex[j.tenant] for j in jobs], dtype=np.int64),
         tenant_weight=np.array([t.weight for t in tenant_list], dtype=np.float64),
         quota=quota,
-        tenant_cap=tenant_cap,
+        cap_index=cap_index,
+        cap_limit=cap_limit,
         public=public,
         public_reserve=reserve,
         priority=np.array([j.priority for j in jobs], dtype=np.int64),

@@ -16,6 +16,7 @@ Rows come from the problem:
     capacity       M = every job,               bound = cap[t]
     public reserve M = jobs that are not public,  bound = cap[t] - public_reserve[t]
     tenant cap     M = jobs of tenant g,          bound = tenant_cap[g, t]
+    program cap    M = jobs of cap group c (a tenant's jobs under one program), bound = cap_limit[c, t]
     quota          M = jobs of tenant g,          bound = reserved[g, t], borrowing from pool t,
                    pool_bound_t = cap[t] - sum_g reserved[g, t]
     where reserved[g, t] = min(quota[g, t], demand[g, t]) (scaled down if quotas oversubscribe t) and
@@ -116,6 +117,14 @@ def build_rows(problem: AllocationProblem, usable: BoolArray) -> Rows:
             limit = problem.tenant_cap[g, t]
             if np.isfinite(limit) and limit < cap[t] and in_g.any():
                 add(t, in_g, limit, "cap")
+    for c in range(problem.cap_limit.shape[0]):
+        in_c = problem.cap_index == c
+        if not in_c.any():
+            continue
+        for t in range(tt):
+            limit = problem.cap_limit[c, t]
+            if np.isfinite(limit) and limit < cap[t]:
+                add(t, in_c, limit, "cap")
     pools: list[float] = []
     for t in range(tt):
         quota = problem.quota[:, t] if problem.quota.size else np.zeros(0)
