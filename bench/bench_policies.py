@@ -5,7 +5,10 @@
 For each size: random distinct throughputs (steps/s) on T types, scales 1-8 devices, the pool sized so
 that it is contended. Prints, for the fast path: time to the stage-1 level (sample prices + one column
 generation stage), time to the full water-filled allocation, and both as ratios against plain HiGHS on
-the whole stage-1 LP; the level as a ratio of the exact optimum. Plain HiGHS is skipped above
+the whole stage-1 LP; the level as a ratio of the exact optimum. Both sides of that ratio are the same
+quantity: the per-device stage-1 level L = min_j scale_j * eff_j / (w_j * best_j) that the policy
+maximizes (``exact_level``), not the reported ``objective`` (the minimum normalized throughput
+eff_j / (w_j * best_j) of the final allocation, which follows from x and has no LP optimum of its own). Plain HiGHS is skipped above
 --plain-limit jobs (at 50,000 x 8 it takes minutes); the output says so. Also times every policy on
 simulator-sized problems (50-500 jobs x 3 types).
 """

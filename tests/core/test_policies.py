@@ -11,7 +11,7 @@ from accelpool.core.allocation import AllocationProblem, check_feasible
 from accelpool.core.errors import InputError
 from accelpool.core.policies import POLICIES, get_policy
 from accelpool.core.policies._seam import build_rows, usable_mask
-from accelpool.core.policies.max_min_fairness import exact_level, max_min_fairness
+from accelpool.core.policies.max_min_fairness import exact_level, max_min_fairness, stage_level
 from accelpool.core.types import WaitReason
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -94,12 +94,31 @@ def test_every_policy_is_feasible_under_rules_and_deterministic(name, problem):
             assert jid in alloc.held
 
 
+def min_normalized(problem, alloc):
+    """The issue's objective: min over runnable jobs of eff_j / (w_j * max_t tput[j, t]) (usable types)."""
+    usable = usable_mask(problem)
+    best = np.where(usable, problem.throughput, 0).max(axis=1)
+    eff = (alloc.x * problem.throughput).sum(axis=1)
+    run = best > 0
+    return float((eff[run] / (problem.weight[run] * best[run])).min()) if run.any() else 0.0
+
+
+def test_objective_is_min_normalized_throughput_not_the_per_device_level():
+    # one 4-device job alone on 4 devices: normalized throughput 1, per-device level 4
+    p = make([[2.0]], [4], [4])
+    alloc = max_min_fairness(p)
+    assert alloc.objective == pytest.approx(1.0)
+    assert stage_level(p, alloc.x) == pytest.approx(4.0)
+
+
 @SETTINGS
 @given(problem=problems())
 def test_max_min_matches_plain_lp_and_is_pareto_efficient(problem):
     alloc = max_min_fairness(problem)
     assert check_feasible(problem, alloc) == []
-    assert alloc.objective == pytest.approx(exact_level(problem), rel=1e-6, abs=1e-9)
+    assert stage_level(problem, alloc.x) == pytest.approx(exact_level(problem), rel=1e-6, abs=1e-9)
+    assert alloc.objective == pytest.approx(min_normalized(problem, alloc), abs=1e-12)
+    assert alloc.objective <= 1 / problem.weight.min() + 1e-9
     used = (alloc.x * problem.scale[:, None]).sum(axis=0)
     spare = problem.capacity - used
     slack = alloc.x.sum(axis=1) < 1 - 1e-6
@@ -116,7 +135,7 @@ def test_large_problem_uses_column_generation_and_matches_exact_level():
     p = make(tput, np.full(t, 300.0), rng.choice([1, 2, 4], n))
     alloc = max_min_fairness(p)
     assert check_feasible(p, alloc) == []
-    assert alloc.objective == pytest.approx(exact_level(p), rel=1e-6)
+    assert stage_level(p, alloc.x) == pytest.approx(exact_level(p), rel=1e-6)
 
 
 def test_gavel_example_fast_job_gets_the_v100():

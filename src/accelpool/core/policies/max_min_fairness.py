@@ -16,7 +16,13 @@ per device: docs/simulator.md.)
     then water-filling (see _waterfill.py): freeze the bottleneck jobs at L, raise the rest, repeat;
     finally give any capacity still idle to jobs with wall time to spare (Pareto efficiency).
 
-``objective`` is the stage-1 level L (the minimum normalized throughput over jobs that can run).
+In the issue's terms (normalized throughput eff_j / (w_j * max_t tput[j,t])), the per-device level is the
+normalized throughput under an *effective weight* w_j / s_j in wall-time terms: level_j =
+eff_j / ((w_j / s_j) * max_t tput[j,t]); equal levels give every job device-time in proportion to w_j.
+
+``objective`` is reported as the issue defines it: the minimum normalized throughput
+min_j eff_j / (w_j * max_t tput[j,t]) over jobs that can run (at most 1 / w_j). The quantity the LP
+maximizes is the stage-1 level L = min_j level_j (``stage_level``; ``exact_level`` is its plain-LP optimum).
 """
 
 from __future__ import annotations
@@ -53,8 +59,19 @@ def max_min_fairness(problem: AllocationProblem) -> Allocation:
         x, levels = max_min_waterfill(a, problem.scale, rows, usable)
         x = fill_spare(problem, usable, rows, x, a)
     runnable = usable.any(axis=1)
-    objective = float(levels[runnable].min()) if runnable.any() else 0.0
+    norm = normalized(problem, usable)
+    objective = float((norm * x).sum(axis=1)[runnable].min()) if runnable.any() else 0.0
+    del levels
     return finish(problem, x, rows, NAME, objective, started)
+
+
+def stage_level(problem: AllocationProblem, x: np.ndarray) -> float:
+    """The per-device level L = min_j level_j of an allocation over jobs that can run (what stage 1 maximizes)."""
+    usable = usable_mask(problem)
+    runnable = usable.any(axis=1)
+    if not runnable.any():
+        return 0.0
+    return float((_level_coefficients(problem, usable) * x).sum(axis=1)[runnable].min())
 
 
 PER_DEVICE = True
