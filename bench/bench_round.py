@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from accelpool.core.rounds import decide
+from accelpool.core.rounds import DecideCache, decide
 from accelpool.core.types import Job, Node
 from accelpool.service.server import get_policy
 from accelpool.storage import codec
@@ -54,12 +54,16 @@ def fill(store: SqlStore, jobs: int, devices: int) -> None:
         c.execute(insert(T.jobs), rows)
 
 
+CACHE = DecideCache()
+"""Held across rounds, as the live Reconciler holds its own."""
+
+
 def one_round(store: SqlStore, policy_name: str, now: float) -> dict[str, float]:
     policy = get_policy(policy_name)
     t0 = time.perf_counter()
     snap = store.snapshot(now, 360.0)
     t1 = time.perf_counter()
-    decision = decide(snap, policy)
+    decision = decide(snap, policy, CACHE)
     t2 = time.perf_counter()
     store.record_decision(decision)
     t3 = time.perf_counter()
