@@ -192,12 +192,7 @@ class SqlStore(Queries):
     def add_nodes(self, nodes: Iterable[Node]) -> None:
         with self.write() as c:
             for n in nodes:
-                row = {
-                    "accelerator": n.accelerator,
-                    "devices": n.devices,
-                    "zone": n.zone,
-                    "labels": [list(kv) for kv in n.labels],
-                }
+                row = _node_row(n)
                 if c.execute(update(T.nodes).where(T.nodes.c.name == n.name).values(**row)).rowcount == 0:
                     c.execute(insert(T.nodes).values(name=n.name, down=False, **row))
         self.invalidate()
@@ -216,26 +211,14 @@ class SqlStore(Queries):
         self.invalidate()
 
     def add_tenant(self, tenant: Tenant) -> None:
-        row = {
-            "name": tenant.name,
-            "weight": tenant.weight,
-            "quota": dict(tenant.quota),
-            "public": tenant.public,
-        }
+        row = _tenant_row(tenant)
         with self.write() as c:
             if c.execute(update(T.tenants).where(T.tenants.c.id == tenant.id).values(**row)).rowcount == 0:
                 c.execute(insert(T.tenants).values(id=tenant.id, **row))
         self.invalidate()
 
     def add_program(self, program: Program) -> None:
-        row = {
-            "name": program.name,
-            "budget_krw": int(program.budget_krw),
-            "start": program.start,
-            "end": program.end,
-            "public": program.public,
-            "rules": codec.rules_to_dict(program.rules),
-        }
+        row = _program_row(program)
         with self.write() as c:
             if c.execute(update(T.programs).where(T.programs.c.id == program.id).values(**row)).rowcount == 0:
                 c.execute(insert(T.programs).values(id=program.id, **row))
@@ -270,24 +253,21 @@ class SqlStore(Queries):
         q = select(table).where(key == value)
         return c.execute(q.with_for_update() if self._pg else q).first()
 
-    def create_tenant(self, tenant: Tenant) -> None:
-        """Insert a tenant; Conflict (field ``id``) when the id exists."""
+    def _insert_new(self, table: Any, key: Any, value: str, row: dict[str, Any], what: str) -> None:
+        """Insert a row whose key must not exist yet; RowConflict (field = the key's name) when it does."""
+        conflict = RowConflict(f"{what} '{value}' already exists", key.name)
         try:
             with self.write() as c:
-                if c.execute(select(T.tenants.c.id).where(T.tenants.c.id == tenant.id)).first() is not None:
-                    raise RowConflict(f"tenant '{tenant.id}' already exists", "id")
-                c.execute(
-                    insert(T.tenants).values(
-                        id=tenant.id,
-                        name=tenant.name,
-                        weight=tenant.weight,
-                        quota=dict(tenant.quota),
-                        public=tenant.public,
-                    )
-                )
+                if c.execute(select(key).where(key == value)).first() is not None:
+                    raise conflict
+                c.execute(insert(table).values({key.name: value, **row}))
         except IntegrityError as exc:
-            raise RowConflict(f"tenant '{tenant.id}' already exists", "id") from exc
+            raise conflict from exc
         self.invalidate()
+
+    def create_tenant(self, tenant: Tenant) -> None:
+        """Insert a tenant; Conflict (field ``id``) when the id exists."""
+        self._insert_new(T.tenants, T.tenants.c.id, tenant.id, _tenant_row(tenant), "tenant")
 
     def update_tenant(
         self,
@@ -318,26 +298,7 @@ class SqlStore(Queries):
     def create_program(self, program: Program) -> None:
         """Insert a program; Conflict (field ``id``) when the id exists (its budget, rules and dates are
         never reset by a second create)."""
-        row = {
-            "id": program.id,
-            "name": program.name,
-            "budget_krw": int(program.budget_krw),
-            "start": program.start,
-            "end": program.end,
-            "public": program.public,
-            "rules": codec.rules_to_dict(program.rules),
-        }
-        try:
-            with self.write() as c:
-                if (
-                    c.execute(select(T.programs.c.id).where(T.programs.c.id == program.id)).first()
-                    is not None
-                ):
-                    raise RowConflict(f"program '{program.id}' already exists", "id")
-                c.execute(insert(T.programs).values(**row))
-        except IntegrityError as exc:
-            raise RowConflict(f"program '{program.id}' already exists", "id") from exc
-        self.invalidate()
+        self._insert_new(T.programs, T.programs.c.id, program.id, _program_row(program), "program")
 
     def _granted(self, c: Connection, program: str, but: str | None = None) -> int:
         q = select(func.coalesce(func.sum(T.grants.c.amount_krw), 0)).where(T.grants.c.program == program)
@@ -463,23 +424,7 @@ class SqlStore(Queries):
     def create_node(self, node: Node) -> None:
         """Insert a node; Conflict (field ``name``) when one of that name exists (its devices and zone are
         never changed by a second add: running jobs may hold them)."""
-        try:
-            with self.write() as c:
-                if c.execute(select(T.nodes.c.name).where(T.nodes.c.name == node.name)).first() is not None:
-                    raise RowConflict(f"node '{node.name}' already exists", "name")
-                c.execute(
-                    insert(T.nodes).values(
-                        name=node.name,
-                        accelerator=node.accelerator,
-                        devices=node.devices,
-                        zone=node.zone,
-                        labels=[list(kv) for kv in node.labels],
-                        down=False,
-                    )
-                )
-        except IntegrityError as exc:
-            raise RowConflict(f"node '{node.name}' already exists", "name") from exc
-        self.invalidate()
+        self._insert_new(T.nodes, T.nodes.c.name, node.name, {**_node_row(node), "down": False}, "node")
 
     def update_node(
         self, name: str, *, devices: int | None = None, zone: str | None = None, down: bool | None = None
@@ -1085,3 +1030,27 @@ class SqlStore(Queries):
     @staticmethod
     def _grant(r: Any) -> Grant:
         return Grant(r.id, r.program, r.tenant, int(r.amount_krw), int(r.spent_krw), float(r.start), r.end)
+
+
+def _node_row(n: Node) -> dict[str, Any]:
+    return {
+        "accelerator": n.accelerator,
+        "devices": n.devices,
+        "zone": n.zone,
+        "labels": [list(kv) for kv in n.labels],
+    }
+
+
+def _tenant_row(t: Tenant) -> dict[str, Any]:
+    return {"name": t.name, "weight": t.weight, "quota": dict(t.quota), "public": t.public}
+
+
+def _program_row(p: Program) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "budget_krw": int(p.budget_krw),
+        "start": p.start,
+        "end": p.end,
+        "public": p.public,
+        "rules": codec.rules_to_dict(p.rules),
+    }
