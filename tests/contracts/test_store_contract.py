@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 import pytest
+from tests.helpers import greedy_fastest
 
-from accelpool.core.allocation import Allocation, AllocationProblem
 from accelpool.core.rounds import Decision, Placement
 from accelpool.core.types import Charge, Grant, Job, JobState, Node, Program, ProgramRules, Tenant, WaitReason
 from accelpool.executors.fake import FakeExecutor
@@ -22,19 +21,6 @@ from accelpool.storage.engine import sqlite_url
 from accelpool.storage.memory import MemoryStore
 from accelpool.storage.pgserver import fresh_database, postgres_url
 from accelpool.storage.sql import SqlStore
-
-
-def greedy_fastest(problem: AllocationProblem) -> Allocation:
-    x = np.zeros((problem.n_jobs, problem.n_types))
-    free = problem.capacity.copy()
-    usable = problem.usable()
-    for j in range(problem.n_jobs):
-        for t in np.argsort(-problem.throughput[j]):
-            if usable[j, t] and free[t] >= problem.scale[j]:
-                x[j, t] = 1.0
-                free[t] -= problem.scale[j]
-                break
-    return Allocation(problem.job_ids, problem.types, x, "greedy")
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -59,7 +45,13 @@ def view(store, job_id):
         r = store.jobs[job_id]
         return r.status.state, r.reason, r.position, list(r.events), r.status.steps_done
     v = store.get_job(job_id)
-    return v.state, v.reason, v.position, [(e.time, e.state, e.reason) for e in store.job_events(job_id)], v.steps_done
+    return (
+        v.state,
+        v.reason,
+        v.position,
+        [(e.time, e.state, e.reason) for e in store.job_events(job_id)],
+        v.steps_done,
+    )
 
 
 def grant_spent(store, gid):
@@ -100,13 +92,29 @@ def test_snapshot_excludes_down_nodes_and_terminal_jobs(store):
 def test_round_trip_of_domain_values(store):
     pool(store)
     store.add_tenant(Tenant("t1", "T One", weight=2.0, quota={"h100": 4}, public=True))
-    rules = ProgramRules(public_share={"*": 0.3}, public_services_domestic_only=True, tenant_caps={"h100": 2},
-                         max_contract_seconds=86400.0)
+    rules = ProgramRules(
+        public_share={"*": 0.3},
+        public_services_domestic_only=True,
+        tenant_caps={"h100": 2},
+        max_contract_seconds=86400.0,
+    )
     store.add_program(Program("p", "Prog", budget_krw=10**12, start=1.0, end=2.0, rules=rules))
     store.add_grant(Grant("g", "p", "t1", amount_krw=5_000_000_000))
     store.set_prices({"h100": 4000, "rngd": 1200})
-    job = Job("j", tenant="t1", scale=2, allowed=frozenset({"h100", "rngd"}), domestic_only=True,
-              min_memory_gb=40.0, zone="z", priority=3, grant="g", public=True, total_steps=5.0, submit_time=2.0)
+    job = Job(
+        "j",
+        tenant="t1",
+        scale=2,
+        allowed=frozenset({"h100", "rngd"}),
+        domestic_only=True,
+        min_memory_gb=40.0,
+        zone="z",
+        priority=3,
+        grant="g",
+        public=True,
+        total_steps=5.0,
+        submit_time=2.0,
+    )
     store.submit(job, {"h100": 2.0})
     snap = store.snapshot(3.0, 10.0)
     assert snap.jobs[0].job == job
@@ -196,11 +204,13 @@ def test_failed_exit_and_stop_exit(store):
     store.submit(Job("a"), {"h100": 1.0})
     store.submit(Job("b"), {"h100": 1.0})
     rec_for(store, VirtualClock()).step()
-    store.record_events([
-        ExecutorEvent("a", EventKind.EXITED, 5.0, exit_code=3, reason="exit code 3"),
-        ExecutorEvent("b", EventKind.EXITED, 5.0, exit_code=-15, reason="stopped: priority"),
-        ExecutorEvent("zzz", EventKind.EXITED, 5.0, exit_code=0),
-    ])
+    store.record_events(
+        [
+            ExecutorEvent("a", EventKind.EXITED, 5.0, exit_code=3, reason="exit code 3"),
+            ExecutorEvent("b", EventKind.EXITED, 5.0, exit_code=-15, reason="stopped: priority"),
+            ExecutorEvent("zzz", EventKind.EXITED, 5.0, exit_code=0),
+        ]
+    )
     assert view(store, "a")[0:2] == (JobState.FAILED, "exit code 3")
     assert view(store, "b")[0] == JobState.RUNNING
 
@@ -264,7 +274,9 @@ def test_waiting_reason_enum_and_positions_cleared_when_started(store):
     d2 = Decision(now=2.0, allocation=None, start=(Placement("a", "h100", (("h-0", (0,)),)),))  # type: ignore[arg-type]
     store.record_decision(d2)
     state, reason, pos, _, _ = view(store, "a")
-    assert state == JobState.RUNNING and reason == "placed on 1 x h100"  # (MemoryStore keeps a stale position)
+    assert (
+        state == JobState.RUNNING and reason == "placed on 1 x h100"
+    )  # (MemoryStore keeps a stale position)
     assert store.running()[0].metered_until == 2.0
 
 

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from tests.helpers import greedy_fastest
 
-from accelpool.core.allocation import Allocation, AllocationProblem
 from accelpool.core.types import Grant, Job, JobState, Node, Program
 from accelpool.executors.fake import FakeExecutor
 from accelpool.runtime.clock import VirtualClock
 from accelpool.runtime.reconciler import Reconciler
 from accelpool.storage.memory import MemoryStore
-
-
-def greedy_fastest(problem: AllocationProblem) -> Allocation:
-    """Test policy: each job, in order, gets all of its time on its fastest type that still has room."""
-    x = np.zeros((problem.n_jobs, problem.n_types))
-    free = problem.capacity.copy()
-    usable = problem.usable()
-    for j in range(problem.n_jobs):
-        for t in np.argsort(-problem.throughput[j]):
-            if usable[j, t] and free[t] >= problem.scale[j]:
-                x[j, t] = 1.0
-                free[t] -= problem.scale[j]
-                break
-    return Allocation(problem.job_ids, problem.types, x, "greedy")
 
 
 def make(round_seconds: float = 100.0):

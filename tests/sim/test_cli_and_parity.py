@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.sim.helpers import equal_time
+from tests.helpers import equal_time
 
 from accelpool.cli.main import main
 from accelpool.executors.fake import FakeExecutor

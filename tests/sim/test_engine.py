@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from tests.sim.helpers import equal_time, greedy_fastest
+from tests.helpers import equal_time, greedy_fastest
 
 from accelpool.core.types import Cluster, Job, Node
 from accelpool.runtime.reconciler import RoundReport

@@ -1,4 +1,4 @@
-"""Small builders and a stand-in policy for simulator tests."""
+"""Stand-in policies for tests of the rounds, the reconciler, the stores and the simulator."""
 
 from __future__ import annotations
 
