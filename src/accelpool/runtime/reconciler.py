@@ -323,19 +323,42 @@ class Reconciler:
         return dict(self.store.prices()), dict(self.store.grant_balances())
 
     def _act(self, decision: Decision, snapshot: Snapshot) -> None:
+        """Stop the preempted, then start the placed jobs. Each job is acted on alone: a job whose stop or
+        start raises (a nonexistent workdir, a NUL byte in its env, an executor error) does not stop the
+        round. A job that cannot start fails at once with a reason naming the cause; it is never billed
+        (its metering mark is the decision time, and it never runs)."""
         for job_id, reason in decision.preempt:
-            self.executor.stop(job_id, reason)
+            try:
+                self.executor.stop(job_id, reason)
+            except Exception:  # one job's stop must not keep the others from starting
+                log.exception("job %s: stop failed", job_id)
         if not decision.start:
             return
         starting = {p.job for p in decision.start}
         statuses = {s.job.id: s for s in snapshot.jobs if s.job.id in starting}
         m = snapshot.throughput
         row = m.index
+        failed: list[ExecutorEvent] = []
         for p in decision.start:
             s = statuses[p.job]
             k = m.types.index(p.accelerator) if p.accelerator in m.types else -1
             tput = float(m.values[row[p.job], k]) if p.job in row and k >= 0 else 0.0
             self._attempts[p.job] = self._attempts.get(p.job, 0) + 1
-            self.executor.start(
-                Launch(s.job, p, self.store.run_spec(p.job), tput, s.steps_done, self._attempts[p.job])
-            )
+            try:
+                run = self.store.run_spec(p.job)
+                self.executor.start(Launch(s.job, p, run, tput, s.steps_done, self._attempts[p.job]))
+            except Exception as e:
+                log.warning("job %s: could not start: %s", p.job, _cause(e))
+                failed.append(
+                    ExecutorEvent(p.job, EventKind.EXITED, decision.now, reason=f"could not start: {_cause(e)}")
+                )
+        if failed:
+            self.store.record_events(failed)
+
+
+def _cause(e: BaseException) -> str:
+    """A one-line description of an exception for a job's reason (type and message, at most 300 chars)."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    if type(e).__name__ not in text:
+        text = f"{type(e).__name__}: {text}"
+    return text[:300]
