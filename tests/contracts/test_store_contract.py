@@ -11,6 +11,7 @@ import threading
 import pytest
 from tests.helpers import greedy_fastest
 
+from accelpool.core.errors import AlreadyExists
 from accelpool.core.rounds import Decision, Placement
 from accelpool.core.types import Charge, Grant, Job, JobState, Node, Program, ProgramRules, Tenant, WaitReason
 from accelpool.executors.fake import FakeExecutor
@@ -235,7 +236,7 @@ def test_measured_throughput_replaces_estimate(store):
 
 def test_duplicate_job_id_is_refused(store):
     store.submit(Job("a"), {"h100": 1.0})
-    with pytest.raises(ValueError):
+    with pytest.raises(AlreadyExists):
         store.submit(Job("a"), {"h100": 1.0})
 
 

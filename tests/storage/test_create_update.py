@@ -7,10 +7,11 @@ import threading
 
 import pytest
 
+from accelpool.core.errors import Conflict
 from accelpool.core.types import Grant, Node, Program, Tenant
 from accelpool.storage.engine import sqlite_url
 from accelpool.storage.pgserver import fresh_database, postgres_url
-from accelpool.storage.sql import RowConflict, SqlStore
+from accelpool.storage.sql import SqlStore
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -38,7 +39,7 @@ def test_concurrent_grants_never_over_grant_the_program(store):
         try:
             store.create_grant(Grant(f"g{i}", "p", "t1", 300))
             r: object = "ok"
-        except RowConflict as exc:
+        except Conflict as exc:
             r = exc.field
         with lock:
             results.append(r)
@@ -62,7 +63,7 @@ def test_concurrent_grant_amount_updates_never_over_grant(store):
         barrier.wait()
         try:
             store.update_grant(f"g{i}", amount_krw=400)
-        except RowConflict:
+        except Conflict:
             errors.append(i)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
@@ -75,19 +76,19 @@ def test_concurrent_grant_amount_updates_never_over_grant(store):
 
 def test_creates_refuse_existing_ids(store):
     store.create_grant(Grant("g", "p", "t1", 10))
-    with pytest.raises(RowConflict) as e:
+    with pytest.raises(Conflict) as e:
         store.create_grant(Grant("g", "p", "t1", 10))
     assert e.value.field == "id"
-    with pytest.raises(RowConflict):
+    with pytest.raises(Conflict):
         store.create_program(Program("p", "p", 5))
     assert store.list_programs()[0].budget_krw == 1_000
-    with pytest.raises(RowConflict):
+    with pytest.raises(Conflict):
         store.create_tenant(Tenant("t1", "other"))
     store.create_node(Node("n", "h100", 8))
-    with pytest.raises(RowConflict):
+    with pytest.raises(Conflict):
         store.create_node(Node("n", "rngd", 1))
     assert store.list_nodes()[0].accelerator == "h100"
-    with pytest.raises(RowConflict) as e:
+    with pytest.raises(Conflict) as e:
         store.update_program("p", budget_krw=9)
     assert e.value.field == "budget_krw"
     assert store.update_program("p", budget_krw=10).budget_krw == 10

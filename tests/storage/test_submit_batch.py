@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from accelpool.core.errors import AlreadyExists, InsufficientFunds
 from accelpool.core.types import Grant, Job, Node, Program, Tenant
 from accelpool.storage.engine import sqlite_url
 from accelpool.storage.sql import SqlStore, Submission
@@ -34,9 +35,9 @@ def sub(i, reserve=0, key=None):
 
 def test_holds_inside_one_batch_never_overcommit(store):
     out = store.submit_many([sub(i, reserve=300) for i in range(5)])
-    assert [isinstance(r, ValueError) for r in out] == [False, False, False, True, True]
+    assert [isinstance(r, InsufficientFunds) for r in out] == [False, False, False, True, True]
     assert store.submit_many([sub(9, reserve=100)]) == [("j9", True)]
-    assert isinstance(store.submit_many([sub(10, reserve=1)])[0], ValueError)
+    assert isinstance(store.submit_many([sub(10, reserve=1)])[0], InsufficientFunds)
 
 
 def test_idempotency_inside_a_batch_and_across(store):
@@ -49,7 +50,7 @@ def test_idempotency_inside_a_batch_and_across(store):
 def test_duplicate_id_is_refused_without_losing_the_rest(store):
     store.submit_many([sub(1)])
     out = store.submit_many([sub(1), sub(2)])
-    assert isinstance(out[0], ValueError) and out[1] == ("j2", True)
+    assert isinstance(out[0], AlreadyExists) and out[1] == ("j2", True)
 
 
 def test_batcher_answers_after_commit_and_concurrently_never_overcommits(store):
@@ -83,4 +84,3 @@ def test_reference_cache_sees_writes_through_the_store(store):
     assert store.reference().nodes[0].down
     store.add_grant(Grant("g2", "p", "t1", 5))
     assert [g.id for g in store.reference().grants_by_tenant["t1"]] == ["g", "g2"]
-

@@ -70,7 +70,7 @@ def create_app(
     catalog: Mapping[str, AcceleratorType] | None = None,
     metrics: Metrics | None = None,
 ) -> FastAPI:
-    from accelpool.api import routes
+    from accelpool.api.routers import ROUTERS
 
     app = FastAPI(
         title="accelpool",
@@ -85,7 +85,8 @@ def create_app(
     app.state.tokens = TokenCache(store)
     app.state.wake_soon = _Waker(app.state.hooks)
     errors.install(app)
-    app.include_router(routes.router, prefix="/api/v1")
+    for router in ROUTERS:
+        app.include_router(router, prefix="/api/v1")
 
     health = _Health(store)
 

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from accelpool.core.errors import Conflict, InputError
+from accelpool.core.errors import Conflict, InputError, NotFound
 
 try:
     import orjson
@@ -72,7 +72,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Conflict)
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
-        return JSONResponse(body(409, str(exc), getattr(exc, "field", None)), status_code=409)
+        return JSONResponse(body(409, exc.message, exc.field), status_code=409)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse(body(404, str(exc)), status_code=404)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

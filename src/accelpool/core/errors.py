@@ -42,4 +42,24 @@ class NotFound(AccelpoolError):
 
 
 class Conflict(AccelpoolError):
-    """The request contradicts the current state (e.g. a grant would be overspent)."""
+    """The request contradicts the current state (e.g. a grant would be overspent). ``field`` names what
+    the caller sent that clashes, when there is one (the API answers 409 with it)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.field = message, field
+
+
+class AlreadyExists(Conflict):
+    """An object with that key is already stored (a job id, a grant id, a tenant...)."""
+
+    def __init__(self, message: str, field: str | None = "id") -> None:
+        super().__init__(message, field)
+
+
+class MissingReference(Conflict):
+    """The request names an object that does not exist (a job's grant, a grant's program)."""
+
+
+class InsufficientFunds(Conflict):
+    """A grant (or a program's budget) cannot hold the money asked of it beside what it already holds."""

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from accelpool.core.accounting import amount_krw, meter
+from accelpool.core.errors import AlreadyExists
 from accelpool.core.rounds import Decision, JobStatus, Snapshot
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
@@ -89,7 +90,7 @@ class MemoryStore:
 
     def submit(self, job: Job, throughput: Mapping[str, float], run: RunSpec | None = None) -> None:
         if job.id in self.jobs:
-            raise ValueError(f"job {job.id} already exists")
+            raise AlreadyExists(f"job {job.id} already exists")
         self.jobs[job.id] = JobRecord(JobStatus(job, JobState.QUEUED), dict(throughput), run or RunSpec())
         self.jobs[job.id].events.append((job.submit_time, "queued", "submitted"))
         self.active[job.id] = None

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from accelpool.core.accounting import amount_krw, meter
-from accelpool.core.errors import Conflict
+from accelpool.core.errors import AlreadyExists, Conflict, InsufficientFunds, MissingReference
 from accelpool.core.rounds import Decision, JobStatus, Snapshot
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
@@ -92,14 +92,6 @@ _PG_WAITS = text(
 # locks rows, not the database: there they are one statement, as one commit there costs a WAL flush.)
 WAIT_CHUNK = 500
 
-
-class RowConflict(Conflict):
-    """A create or update that contradicts what is stored (an existing id, a budget already granted, devices
-    in use): the API answers 409 naming ``field``."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message, self.field = message, field
 
 
 class SqlStore(Queries):
@@ -254,8 +246,8 @@ class SqlStore(Queries):
         return c.execute(q.with_for_update() if self._pg else q).first()
 
     def _insert_new(self, table: Any, key: Any, value: str, row: dict[str, Any], what: str) -> None:
-        """Insert a row whose key must not exist yet; RowConflict (field = the key's name) when it does."""
-        conflict = RowConflict(f"{what} '{value}' already exists", key.name)
+        """Insert a row whose key must not exist yet; Conflict (field = the key's name) when it does."""
+        conflict = AlreadyExists(f"{what} '{value}' already exists", key.name)
         try:
             with self.write() as c:
                 if c.execute(select(key).where(key == value)).first() is not None:
@@ -328,7 +320,7 @@ class SqlStore(Queries):
             if budget_krw is not None:
                 granted = self._granted(c, program_id)
                 if budget_krw < granted:
-                    raise RowConflict(
+                    raise Conflict(
                         f"program '{program_id}' has already granted {granted} KRW; the budget cannot go "
                         "below that",
                         "budget_krw",
@@ -336,7 +328,7 @@ class SqlStore(Queries):
                 row["budget_krw"] = int(budget_krw)
             if end is not None:
                 if end <= float(r.start):
-                    raise RowConflict("the program must end after it starts", "end")
+                    raise Conflict("the program must end after it starts", "end")
                 row["end"] = end
             if rules is not None:
                 row["rules"] = codec.rules_to_dict(rules)
@@ -355,14 +347,14 @@ class SqlStore(Queries):
             with self.write() as c:
                 p = self._lock_row(c, T.programs, T.programs.c.id, grant.program)
                 if p is None:
-                    raise RowConflict(f"no program '{grant.program}'", "program")
+                    raise MissingReference(f"no program '{grant.program}'", "program")
                 if c.execute(select(T.grants.c.id).where(T.grants.c.id == grant.id)).first() is not None:
-                    raise RowConflict(f"grant '{grant.id}' already exists", "id")
+                    raise AlreadyExists(f"grant '{grant.id}' already exists", "id")
                 if c.execute(select(T.tenants.c.id).where(T.tenants.c.id == grant.tenant)).first() is None:
-                    raise RowConflict(f"no tenant '{grant.tenant}'", "tenant")
+                    raise MissingReference(f"no tenant '{grant.tenant}'", "tenant")
                 left = int(p.budget_krw) - self._granted(c, grant.program)
                 if grant.amount_krw > left:
-                    raise RowConflict(f"program '{grant.program}' has {left} KRW left to grant", "amount_krw")
+                    raise InsufficientFunds(f"program '{grant.program}' has {left} KRW left to grant", "amount_krw")
                 c.execute(
                     insert(T.grants).values(
                         id=grant.id,
@@ -375,7 +367,7 @@ class SqlStore(Queries):
                     )
                 )
         except IntegrityError as exc:
-            raise RowConflict(f"grant '{grant.id}' already exists", "id") from exc
+            raise AlreadyExists(f"grant '{grant.id}' already exists", "id") from exc
         self.invalidate()
         return Grant(grant.id, grant.program, grant.tenant, int(grant.amount_krw), 0, grant.start, grant.end)
 
@@ -401,19 +393,19 @@ class SqlStore(Queries):
                     ).scalar_one()
                 )
                 if amount_krw < used:
-                    raise RowConflict(
+                    raise Conflict(
                         f"grant '{grant_id}' has {used} KRW spent or held; the amount cannot go below that",
                         "amount_krw",
                     )
                 left = int(p.budget_krw) - self._granted(c, g.program, but=grant_id)
                 if amount_krw > left:
-                    raise RowConflict(
+                    raise Conflict(
                         f"program '{g.program}' has {left} KRW left to grant to this grant", "amount_krw"
                     )
                 row["amount_krw"] = int(amount_krw)
             if end is not None:
                 if end <= float(g.start):
-                    raise RowConflict("the grant must end after it starts", "end")
+                    raise Conflict("the grant must end after it starts", "end")
                 row["end"] = end
             if row:
                 c.execute(update(T.grants).where(T.grants.c.id == grant_id).values(**row))
@@ -448,7 +440,7 @@ class SqlStore(Queries):
                             used = max(used, *(int(d) + 1 for d in devs)) if devs else used
                 if devices is not None:
                     if devices < used:
-                        raise RowConflict(
+                        raise Conflict(
                             f"node '{name}' has devices up to index {used - 1} in use by running jobs; "
                             "drain it first (nodes drain) and shrink it once they are gone",
                             "devices",
@@ -456,7 +448,7 @@ class SqlStore(Queries):
                     row["devices"] = devices
                 if zone is not None and zone != r.zone:
                     if used:
-                        raise RowConflict(
+                        raise Conflict(
                             f"node '{name}' runs jobs; drain it before changing its zone", "zone"
                         )
                     row["zone"] = zone
@@ -480,15 +472,16 @@ class SqlStore(Queries):
     ) -> tuple[str, bool]:
         """Queue ``job``. Returns (job id, created). With an idempotency key already used by the tenant,
         returns the earlier job and False. ``reserve_krw`` is held on the job's grant while it is active;
-        ValueError when the grant cannot cover it (checked under the grant's row lock) or the id exists."""
+        InsufficientFunds when the grant cannot cover it (checked under the grant's row lock), MissingReference
+        when the grant does not exist, AlreadyExists when the id does."""
         out = self.submit_many([Submission(job, throughput, run, name, idempotency_key, int(reserve_krw))])[0]
         if isinstance(out, Exception):
             raise out
         return out
 
-    def submit_many(self, items: Sequence[Submission]) -> list[tuple[str, bool] | ValueError]:
+    def submit_many(self, items: Sequence[Submission]) -> list[tuple[str, bool] | Conflict]:
         """Queue several jobs in ONE write transaction (group commit: one fsync for the lot). Each item gets
-        what ``submit`` would have returned, or the ValueError it would have raised; a refused item does not
+        what ``submit`` would have returned, or the Conflict it would have raised; a refused item does not
         affect the others. Holds are checked under the grants' row locks, items in order, so jobs in one
         batch cannot together over-commit a grant either."""
         if not items:
@@ -515,7 +508,7 @@ class SqlStore(Queries):
                 self._batcher = SubmitBatcher(self)
             return self._batcher
 
-    def _submit_conflict(self, it: Submission) -> tuple[str, bool] | ValueError:
+    def _submit_conflict(self, it: Submission) -> tuple[str, bool] | Conflict:
         if it.idempotency_key is not None:
             with self.read() as c:
                 found = c.execute(
@@ -525,10 +518,10 @@ class SqlStore(Queries):
                 ).first()
             if found is not None:
                 return str(found[0]), False
-        return ValueError(f"job {it.job.id} already exists")
+        return AlreadyExists(f"job {it.job.id} already exists")
 
-    def _submit_many(self, c: Connection, items: Sequence[Submission]) -> list[tuple[str, bool] | ValueError]:
-        out: list[tuple[str, bool] | ValueError | None] = [None] * len(items)
+    def _submit_many(self, c: Connection, items: Sequence[Submission]) -> list[tuple[str, bool] | Conflict]:
+        out: list[tuple[str, bool] | Conflict | None] = [None] * len(items)
         seen: dict[tuple[str, str], str] = {}
         keys = sorted({it.idempotency_key for it in items if it.idempotency_key is not None})
         if keys:
@@ -572,10 +565,10 @@ class SqlStore(Queries):
                     continue
             if it.reserve_krw > 0 and job.grant is not None:
                 if job.grant not in left:
-                    out[i] = ValueError(f"grant {job.grant} does not exist")
+                    out[i] = MissingReference(f"grant {job.grant} does not exist", "grant")
                     continue
                 if it.reserve_krw > left[job.grant]:
-                    out[i] = ValueError(
+                    out[i] = InsufficientFunds(
                         f"grant {job.grant} has {left[job.grant]} KRW not yet held by other "
                         f"jobs; this job needs {it.reserve_krw}"
                     )

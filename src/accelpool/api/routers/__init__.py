@@ -1,0 +1,16 @@
+"""One router per resource under /api/v1."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from accelpool.api.routers import jobs, pool, programs, tenants, tokens, usage
+
+ROUTERS: tuple[APIRouter, ...] = (
+    jobs.router,
+    usage.router,
+    tenants.router,
+    programs.router,
+    pool.router,
+    tokens.router,
+)

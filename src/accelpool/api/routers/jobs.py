@@ -1,0 +1,226 @@
+"""Jobs: submit, list, show, events, logs, cancel, progress."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from accelpool.api.admission import admit
+from accelpool.api.auth import Principal, visible_tenants
+from accelpool.api.errors import ApiError, json_response, not_found
+from accelpool.api.routers.common import Who, store_of
+from accelpool.core.errors import Conflict, InsufficientFunds, MissingReference
+from accelpool.ports import EventKind, ExecutorEvent
+from accelpool.spec.job import JobSpec
+from accelpool.storage.sql import SqlStore, Submission
+from accelpool.storage.views import JobView, row_view
+
+router = APIRouter()
+
+
+def job_json(v: JobView, events: list[Any] | None = None) -> dict[str, Any]:
+    s = v.spec
+    out: dict[str, Any] = {
+        "id": v.id,
+        "name": v.name,
+        "tenant": v.tenant,
+        "state": v.state.value,
+        "reason": v.reason,
+        "position": v.position,
+        "kind": s.get("kind"),
+        "count": s.get("scale"),
+        "types": s.get("allowed"),
+        "grant": s.get("grant"),
+        "priority": s.get("priority"),
+        "placement": v.placement,
+        "steps_done": v.steps_done,
+        "total_steps": s.get("total_steps"),
+        "submit_time": v.submit_time,
+        "start_time": v.start_time,
+        "end_time": v.end_time,
+        "preemptions": v.preemptions,
+        "attempts": v.attempts,
+        "reserved_krw": v.reserved_krw,
+        "command": v.run.get("command"),
+    }
+    if v.charged_krw is not None:
+        out["charged_krw"] = v.charged_krw
+    if events is not None:
+        out["events"] = [asdict(e) for e in events]
+    return out
+
+
+def _visible_job(request: Request, who: Principal, job_id: str) -> JobView:
+    store = store_of(request)
+    v = store.get_job(job_id, visible_tenants(store, who))
+    if v is None:
+        raise not_found("job")
+    return v
+
+
+@router.post("/jobs", status_code=201, tags=["jobs"])
+async def submit_job(
+    spec: JobSpec,
+    request: Request,
+    who: Who,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    tenant: Annotated[str | None, Query(description="admins: the tenant to submit for")] = None,
+) -> Response:
+    """Queue a job (201). A job that could never run is refused with the reason. Retrying with the same
+    ``Idempotency-Key`` returns the first job (200) instead of a second one.
+
+    Runs on the event loop: admission reads only cached reference data, and the write goes to the store's
+    group-commit writer; the answer is sent once the transaction holding the job has committed."""
+    who.require("member", "admin")
+    store = store_of(request)
+    if who.is_admin:
+        if tenant is None:
+            raise ApiError(422, "admins must say which tenant the job is for (?tenant=...)", "tenant")
+    else:
+        if tenant is not None and tenant != who.token.tenant:
+            raise not_found("tenant", "tenant")
+        tenant = who.token.tenant
+    assert tenant is not None
+    state = request.app.state
+    metrics = state.metrics
+    try:
+        a = admit(store, spec, tenant, state.hooks.now(), state.catalog)
+        item = Submission(a.job, a.throughput, a.run, spec.name, idempotency_key, a.reserve_krw)
+        result = await _committed(store, item)
+        if isinstance(result, Conflict):
+            raise _submit_conflict(result)
+        job_id, created = result
+    except ApiError as exc:
+        metrics.rejections.labels(status=str(exc.status)).inc()
+        raise
+    if created:
+        metrics.submissions.inc()
+        state.wake_soon()
+        out = job_json(row_view(SqlStore.job_row(item), charged=0))
+        if a.notes:
+            out["notes"] = list(a.notes)
+        return json_response(out, 201)
+    v = await run_in_threadpool(store.get_job, job_id)
+    assert v is not None
+    return json_response(job_json(v), 200)
+
+
+def _submit_conflict(exc: Conflict) -> ApiError:
+    """The store's refusals, by type: the grant cannot hold the job's worst-case cost (set by its
+    ``max_run_time``) beside its other active jobs (checked under the grant's row lock), its grant is gone,
+    or the id clashes."""
+    if isinstance(exc, InsufficientFunds):
+        return ApiError(409, exc.message, "max_run_time")
+    if isinstance(exc, MissingReference):
+        return ApiError(409, exc.message, exc.field or "grant")
+    return ApiError(409, exc.message, exc.field or "id")
+
+
+async def _committed(store: SqlStore, item: Submission) -> tuple[str, bool] | Conflict:
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[tuple[str, bool] | BaseException] = loop.create_future()
+
+    def settle(r: tuple[str, bool] | BaseException) -> None:
+        if not fut.done():  # the client may have gone away
+            fut.set_result(r)
+
+    def done(r: tuple[str, bool] | BaseException) -> None:
+        loop.call_soon_threadsafe(settle, r)
+
+    store.batcher().put(item, done)
+    result = await fut
+    if isinstance(result, BaseException) and not isinstance(result, Conflict):
+        raise result  # the database failed: a 500, and the job was not accepted
+    return result
+
+
+@router.get("/jobs", tags=["jobs"])
+def list_jobs(
+    request: Request,
+    who: Who,
+    state: Annotated[list[str] | None, Query()] = None,
+    tenant: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[int | None, Query(ge=0, description="from the previous page's next_cursor")] = None,
+) -> dict[str, Any]:
+    """Jobs newest first, keyset-paginated: pass ``next_cursor`` back as ``cursor``."""
+    store = store_of(request)
+    tenants = visible_tenants(store, who)
+    if tenant is not None:
+        tenants = [tenant] if tenants is None or tenant in tenants else []
+    if state:
+        bad = [
+            s
+            for s in state
+            if s not in ("queued", "running", "preempted", "succeeded", "failed", "cancelled")
+        ]
+        if bad:
+            raise ApiError(422, f"unknown state '{bad[0]}'", "state")
+    views, nxt = store.list_jobs(tenants=tenants, states=state, before=cursor, limit=limit)
+    return {"items": [job_json(v) for v in views], "next_cursor": nxt}
+
+
+@router.get("/jobs/{job_id}", tags=["jobs"])
+def show_job(job_id: str, request: Request, who: Who) -> dict[str, Any]:
+    v = _visible_job(request, who, job_id)
+    return job_json(v, store_of(request).job_events(job_id))
+
+
+@router.get("/jobs/{job_id}/events", tags=["jobs"])
+def job_events(job_id: str, request: Request, who: Who) -> dict[str, Any]:
+    _visible_job(request, who, job_id)
+    return {"items": [asdict(e) for e in store_of(request).job_events(job_id)]}
+
+
+@router.get("/jobs/{job_id}/logs", tags=["jobs"])
+def job_logs(job_id: str, request: Request, who: Who) -> dict[str, Any]:
+    _visible_job(request, who, job_id)
+    return {"job": job_id, "logs": request.app.state.hooks.logs(job_id)}
+
+
+@router.post("/jobs/{job_id}/cancel", tags=["jobs"])
+def cancel_job(job_id: str, request: Request, who: Who) -> dict[str, Any]:
+    v = _visible_job(request, who, job_id)
+    who.require("member", "admin")
+    store = store_of(request)
+    was_running = store.cancel(
+        v.id, request.app.state.hooks.now(), f"cancelled by {who.token.name or who.role}"
+    )
+    if was_running:
+        request.app.state.hooks.stop_job(v.id)
+    request.app.state.hooks.wake()
+    out = store.get_job(job_id)
+    assert out is not None
+    return job_json(out)
+
+
+class Progress(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    steps: float | None = Field(default=None, ge=0, le=1e15, description="cumulative steps done")
+    steps_per_second: float | None = Field(
+        default=None, gt=0, le=1e12, description="measured throughput (steps/s)"
+    )
+
+
+@router.post("/jobs/{job_id}/progress", tags=["jobs"])
+def report_progress(job_id: str, body: Progress, request: Request, who: Who) -> dict[str, Any]:
+    """A running job reports steps (and measured steps/s, which replaces the estimate for its type)."""
+    v = _visible_job(request, who, job_id)
+    who.require("member", "admin")
+    store = store_of(request)
+    if body.steps is not None:
+        store.record_events(
+            [ExecutorEvent(v.id, EventKind.PROGRESS, request.app.state.hooks.now(), steps=body.steps)]
+        )
+    if body.steps_per_second is not None:
+        if not v.placement:
+            raise ApiError(
+                409, "the job is not running, so its throughput cannot be measured", "steps_per_second"
+            )
+        store.measure(v.id, v.placement["accelerator"], body.steps_per_second)
+    return {"job": job_id, "ok": True}

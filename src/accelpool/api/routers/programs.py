@@ -1,0 +1,234 @@
+"""Programs, their rules, and the grants they make to tenants."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from pydantic import Field
+
+from accelpool.api.auth import visible_programs, visible_tenants
+from accelpool.api.errors import ApiError, not_found
+from accelpool.api.routers.common import (
+    ID_PATTERN,
+    MAX_KRW,
+    MAX_SECONDS,
+    Devices,
+    Krw,
+    StrictIn,
+    Time,
+    Who,
+    known_types,
+    store_of,
+)
+from accelpool.core.types import Grant, Program, ProgramRules
+from accelpool.storage import codec
+
+router = APIRouter()
+
+
+class RulesIn(StrictIn):
+    public_share: dict[str, float] = Field(default_factory=dict)
+    public_services_domestic_only: bool = False
+    tenant_caps: dict[str, Devices] = Field(default_factory=dict)
+    max_contract_seconds: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
+
+    def rules(self, request: Request, prefix: str = "") -> ProgramRules:
+        known_types(request, self.public_share, f"{prefix}public_share", star=True)
+        known_types(request, self.tenant_caps, f"{prefix}tenant_caps", star=True)
+        for k, v in self.public_share.items():
+            if not 0 <= v <= 1:
+                raise ApiError(422, "a share is a fraction between 0 and 1", f"{prefix}public_share.{k}")
+        return ProgramRules(
+            self.public_share, self.public_services_domestic_only, self.tenant_caps, self.max_contract_seconds
+        )
+
+
+class ProgramIn(StrictIn):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(default="", max_length=200)
+    budget_krw: Krw
+    start: Time = 0.0
+    end: Time | None = None
+    public: bool = True
+    rules: RulesIn = Field(default_factory=RulesIn)
+
+
+class ProgramPatch(StrictIn):
+    name: str | None = Field(default=None, max_length=200)
+    budget_krw: Krw | None = Field(default=None, description="never below what the program has granted")
+    end: Time | None = None
+
+
+def _program_json(p: Program, granted: int | None = None) -> dict[str, Any]:
+    out = {
+        "id": p.id,
+        "name": p.name,
+        "budget_krw": p.budget_krw,
+        "start": p.start,
+        "end": p.end,
+        "public": p.public,
+        "rules": codec.rules_to_dict(p.rules),
+    }
+    if granted is not None:
+        out["granted_krw"] = granted
+    return out
+
+
+@router.get("/programs", tags=["programs"])
+def list_programs(request: Request, who: Who) -> dict[str, Any]:
+    store = store_of(request)
+    vis = visible_programs(store, who)
+    return {
+        "items": [
+            _program_json(p, store.granted_total(p.id))
+            for p in store.list_programs()
+            if vis is None or p.id in vis
+        ]
+    }
+
+
+@router.post("/programs", status_code=201, tags=["programs"])
+def create_program(body: ProgramIn, request: Request, who: Who) -> dict[str, Any]:
+    """A new program (admins). 409 when the id exists: its budget, rules and dates are changed only
+    through ``PATCH /programs/{id}`` and ``PUT /programs/{id}/rules``."""
+    who.require("admin")
+    if body.end is not None and body.end <= body.start:
+        raise ApiError(422, "the program must end after it starts", "end")
+    p = Program(
+        body.id,
+        body.name or body.id,
+        body.budget_krw,
+        body.start,
+        body.end,
+        body.public,
+        body.rules.rules(request, "rules."),
+    )
+    store_of(request).create_program(p)
+    return _program_json(p, 0)
+
+
+def _visible_program(request: Request, who: Who, program_id: str) -> Program:
+    store = store_of(request)
+    vis = visible_programs(store, who)
+    found = [p for p in store.list_programs() if p.id == program_id and (vis is None or p.id in vis)]
+    if not found:
+        raise not_found("program")
+    return found[0]
+
+
+@router.patch("/programs/{program_id}", tags=["programs"])
+def update_program(program_id: str, body: ProgramPatch, request: Request, who: Who) -> dict[str, Any]:
+    """Change a program's name, budget (409 below what it has already granted) or end (admins)."""
+    _visible_program(request, who, program_id)
+    who.require("admin")
+    store = store_of(request)
+    p = store.update_program(program_id, name=body.name, budget_krw=body.budget_krw, end=body.end)
+    if p is None:
+        raise not_found("program")
+    return _program_json(p, store.granted_total(p.id))
+
+
+@router.put("/programs/{program_id}/rules", tags=["programs"])
+def set_rules(program_id: str, body: RulesIn, request: Request, who: Who) -> dict[str, Any]:
+    _visible_program(request, who, program_id)
+    who.require("admin", "program-manager")
+    store = store_of(request)
+    p = store.update_program(program_id, rules=body.rules(request))
+    if p is None:
+        raise not_found("program")
+    return _program_json(p, store.granted_total(p.id))
+
+
+class GrantIn(StrictIn):
+    id: str | None = Field(default=None, pattern=ID_PATTERN)
+    program: str
+    tenant: str
+    amount_krw: Annotated[int, Field(strict=True, gt=0, le=MAX_KRW, description="integer KRW")]
+    start: Time | None = Field(default=None, description="unix seconds; default now")
+    end: Time | None = None
+
+
+class GrantPatch(StrictIn):
+    amount_krw: Annotated[int, Field(strict=True, gt=0, le=MAX_KRW)] | None = Field(
+        default=None, description="within the program's budget, never below what is spent and held"
+    )
+    end: Time | None = None
+
+
+def _grant_json(g: Grant) -> dict[str, Any]:
+    return {
+        "id": g.id,
+        "program": g.program,
+        "tenant": g.tenant,
+        "amount_krw": g.amount_krw,
+        "spent_krw": g.spent_krw,
+        "remaining_krw": g.remaining_krw,
+        "start": g.start,
+        "end": g.end,
+    }
+
+
+@router.get("/grants", tags=["programs"])
+def list_grants(request: Request, who: Who) -> dict[str, Any]:
+    store = store_of(request)
+    if who.role == "program-manager":
+        grants = store.list_grants(programs=[who.token.program or ""])
+    else:
+        grants = store.list_grants(tenants=visible_tenants(store, who))
+    return {"items": [_grant_json(g) for g in grants]}
+
+
+@router.post("/grants", status_code=201, tags=["programs"])
+def create_grant(body: GrantIn, request: Request, who: Who) -> dict[str, Any]:
+    """A program manager grants money from their program. 409 when the id exists (a grant's spending is
+    never reset; change it with ``PATCH /grants/{id}``) or the program's budget has too little left: the
+    check and the insert are one transaction under the program row's lock."""
+    who.require("admin", "program-manager")
+    store = store_of(request)
+    program = _visible_program(request, who, body.program)
+    if body.tenant not in {t.id for t in store.list_tenants()}:
+        raise ApiError(422, f"no tenant '{body.tenant}'", "tenant")
+    now = request.app.state.hooks.now()
+    start = now if body.start is None else body.start
+    if body.end is not None:
+        if body.end <= start:
+            raise ApiError(422, "the grant must end after it starts", "end")
+        if body.end <= now:
+            raise ApiError(422, "the grant would already be over (end is in the past)", "end")
+    limit = program.rules.max_contract_seconds
+    if limit is not None and body.end is not None and body.end - start > limit:
+        raise ApiError(409, f"longer than the program's maximum contract ({limit:.0f} s)", "end")
+    g = Grant(
+        body.id or "g-" + secrets.token_hex(4), program.id, body.tenant, body.amount_krw, 0, start, body.end
+    )
+    return _grant_json(store.create_grant(g))
+
+
+@router.patch("/grants/{grant_id}", tags=["programs"])
+def update_grant(grant_id: str, body: GrantPatch, request: Request, who: Who) -> dict[str, Any]:
+    """Change a grant's amount (within its program's budget, never below what is spent or held) or its
+    end. Only an admin or the manager of the grant's own program; its program and tenant never change."""
+    store = store_of(request)
+    found = [g for g in store.list_grants() if g.id == grant_id]
+    if not found:
+        raise not_found("grant")
+    g = found[0]
+    if who.role == "program-manager":
+        if who.token.program != g.program:
+            raise not_found("grant")
+    elif not who.is_admin:
+        if who.token.tenant != g.tenant:
+            raise not_found("grant")
+    who.require("admin", "program-manager")
+    if body.end is not None:
+        if body.end <= request.app.state.hooks.now():
+            raise ApiError(422, "the grant would already be over (end is in the past)", "end")
+        limit = _visible_program(request, who, g.program).rules.max_contract_seconds
+        if limit is not None and body.end - g.start > limit:
+            raise ApiError(409, f"longer than the program's maximum contract ({limit:.0f} s)", "end")
+    out = store.update_grant(grant_id, amount_krw=body.amount_krw, end=body.end)
+    if out is None:
+        raise not_found("grant")
+    return _grant_json(out)
