@@ -10,6 +10,7 @@ import types
 
 import accelpool.core
 from accelpool.core.policies import POLICIES
+from accelpool.core.round_config import RoundConfig
 from accelpool.core.rounds import DecideCache, JobStatus, Placement, Snapshot, decide
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import Job, JobState, Node
@@ -30,7 +31,7 @@ def test_no_module_level_or_class_level_mutable_state_in_core() -> None:
         for name, value in vars(mod).items():
             if name.startswith("__"):
                 continue
-            if isinstance(value, MUTABLE) and not name.isupper():
+            if isinstance(value, MUTABLE):  # upper-case names too: no module-level switches or tables
                 found.append(f"{mod.__name__}.{name}")
             if (
                 inspect.isclass(value)
@@ -47,6 +48,53 @@ def test_no_module_level_or_class_level_mutable_state_in_core() -> None:
             ):
                 found.append(f"{mod.__name__}.{name}")
     assert found == []
+
+
+SETTLED = (str, int, float, bool, bytes, tuple, frozenset, type(None))
+
+
+def _globals() -> dict[str, object]:
+    """Every plain value at module level in the core (the values a hidden switch would be)."""
+    out: dict[str, object] = {}
+    for mod in core_modules():
+        for name, value in vars(mod).items():
+            if not name.startswith("__") and isinstance(value, SETTLED):
+                out[f"{mod.__name__}.{name}"] = value
+    return out
+
+
+def test_no_core_module_global_is_a_switch_and_none_changes_while_deciding() -> None:
+    """Every setting of a round comes in through RoundConfig: no case of module global (upper-case
+    included) changes what the core decides, and deciding changes none of them."""
+    before = _globals()
+    for name, policy in POLICIES.items():
+        for config in (RoundConfig(), RoundConfig(ranking="ratio", keep_bonus=0.0, per_device_levels=False)):
+            cache = DecideCache()
+            for snap in snapshots():
+                decide(snap, policy, cache, config)
+        assert _globals() == before, name
+    switches = {k: v for k, v in before.items() if isinstance(v, bool)}
+    assert switches == {}, f"boolean switches at module level in the core: {sorted(switches)}"
+
+
+def test_round_config_changes_decisions_without_touching_modules() -> None:
+    snap = snapshots()[-1]
+    a = decide(snap, POLICIES["max-min-fairness"], None, RoundConfig())
+    b = decide(snap, POLICIES["max-min-fairness"], None, RoundConfig(per_device_levels=False))
+    assert a.allocation.x.shape == b.allocation.x.shape
+    assert decide(snap, POLICIES["max-min-fairness"], None, RoundConfig()).placements() == a.placements()
+
+
+def test_problem_cache_never_changes_a_frozen_problem() -> None:
+    snaps = snapshots()
+    cache = DecideCache()
+    seen = []
+    for snap in snaps + snaps:
+        statuses = [s for s in snap.jobs if not s.state.terminal]
+        problem = cache.problems.get(snap, statuses, RoundConfig())
+        seen.append((problem, problem.remaining_steps.copy(), problem.budget_krw.copy()))
+    for problem, steps, budget in seen:
+        assert (problem.remaining_steps == steps).all() and (problem.budget_krw == budget).all()
 
 
 def snapshots() -> list[Snapshot]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from accelpool.core import rounds
 from accelpool.core.allocation import Allocation, AllocationProblem
+from accelpool.core.round_config import RoundConfig
 from accelpool.core.rounds import JobStatus, Snapshot, decide
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import Job, JobState, Node
@@ -29,9 +29,8 @@ def snapshot() -> Snapshot:
 
 
 @pytest.mark.parametrize(("mode", "on_a"), [("job", "j2"), ("ratio", "j1")])
-def test_back_filled_time_counts_towards_the_job(monkeypatch, mode, on_a):
-    monkeypatch.setattr(rounds, "PRIORITY", mode)
-    d = decide(snapshot(), half_each_on_a)
+def test_back_filled_time_counts_towards_the_job(mode, on_a):
+    d = decide(snapshot(), half_each_on_a, config=RoundConfig(ranking=mode))
     placed = {p.job: p.accelerator for p in d.placements()}
     # job ratio: j1 ran 50% of its age (ratio 1), j2 25% (ratio 2) -> j2 takes a, j1 is back-filled on b.
     # Gavel's per-type ratio sees j1 with nothing on a (infinite) and gives it a again.

@@ -45,7 +45,8 @@ class AllocationProblem:
     Money: ``price_krw_per_hour[t]`` is KRW per device-hour (integers); ``budget_krw[j]`` is what the job's
     grant has left (``-1``: no grant limit). Time: ``remaining_steps[j]`` and ``time_to_deadline[j]`` (s,
     ``inf`` when none) serve deadline-aware policies; ``horizon_seconds`` is how long the allocation is meant
-    to hold (the round, or a planning window).
+    to hold (the round, or a planning window). ``per_device_levels``: max-min levels count devices
+    (``RoundConfig.per_device_levels``).
     """
 
     job_ids: tuple[str, ...]
@@ -71,6 +72,7 @@ class AllocationProblem:
     remaining_steps: FloatArray = field(default_factory=lambda: np.zeros(0))
     time_to_deadline: FloatArray = field(default_factory=lambda: np.zeros(0))
     horizon_seconds: float = 360.0
+    per_device_levels: bool = True
 
     def __post_init__(self) -> None:
         n, tt = len(self.job_ids), len(self.types)

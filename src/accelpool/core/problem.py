@@ -86,6 +86,7 @@ def build_problem(
     remaining_steps: Mapping[str, float] | None = None,
     now: float = 0.0,
     horizon_seconds: float = 360.0,
+    per_device_levels: bool = True,
 ) -> AllocationProblem:
     """Assemble the arrays for ``jobs`` (in this order) on the types of ``capacity``."""
     accelerators = accelerators or {}
@@ -178,6 +179,7 @@ def build_problem(
         remaining_steps=steps,
         time_to_deadline=ttd,
         horizon_seconds=horizon_seconds,
+        per_device_levels=per_device_levels,
     )
 
 

@@ -5,11 +5,13 @@ into whole devices on real nodes. Like Gavel, a job whose received share lags it
 first. With ``age[j]`` = seconds since job j was submitted (at least one round):
 
     received[j,t] = seconds job j has run on t / age[j]
-    priority[j,t] = sum_t' x[j,t'] / sum_t' received[j,t']   (PRIORITY = "job", the default: the job's
+    priority[j,t] = sum_t' x[j,t'] / sum_t' received[j,t']   (ranking "job", the default: the job's
                     whole time share over the share of its age it has run on any type; infinite when it
                     has run nowhere; the same on every type t with x[j,t] > 0)
-    or, with PRIORITY = "ratio", x[j,t] / received[j,t]     (Gavel's per-type ratio)
-    or, with PRIORITY = "deficit", (x[j,t] - received[j,t]) * age[j]   (seconds owed on t)
+    or, with ranking "ratio", x[j,t] / received[j,t]     (Gavel's per-type ratio)
+    or, with ranking "deficit", (x[j,t] - received[j,t]) * age[j]   (seconds owed on t)
+
+The ranking and the keep bonus come from the ``RoundConfig`` passed to ``decide`` (no module switches).
 
 The job ratio is the default. Gavel's per-type ratio ignores time a job got on a type the allocation did
 not give it (back-fill), so a back-filled job keeps claiming its allocated type as if it had not run;
@@ -27,7 +29,7 @@ Capacity left over after the policy's pairs is back-filled with waiting jobs tha
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import functools
 import math
 from collections.abc import Mapping
@@ -38,6 +40,7 @@ import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem, Policy
 from accelpool.core.problem import build_problem
+from accelpool.core.round_config import RoundConfig
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
     AcceleratorType,
@@ -213,22 +216,30 @@ class DecideCache:
         self.free_template: _FreeTemplate | None = None
 
 
-def decide(snapshot: Snapshot, policy: Policy, cache: DecideCache | None = None) -> Decision:
+def decide(
+    snapshot: Snapshot,
+    policy: Policy,
+    cache: DecideCache | None = None,
+    config: RoundConfig | None = None,
+) -> Decision:
     """Run the policy on the snapshot and turn its allocation into placements for this round.
 
-    ``cache`` carries reusable work between calls (see DecideCache); pass the same one every round."""
+    ``cache`` carries reusable work between calls (see DecideCache); pass the same one every round.
+    ``config`` holds every setting of the round (RoundConfig(): the live defaults)."""
     if cache is None:
         cache = DecideCache()
+    if config is None:
+        config = RoundConfig()
     done = _TERMINAL
     statuses = [
         s
         for s in snapshot.jobs
         if s.state is not done[0] and s.state is not done[1] and s.state is not done[2]
     ]
-    problem = cache.problems.get(snapshot, statuses)
+    problem = cache.problems.get(snapshot, statuses, config)
     alloc = policy(problem)
     usable = problem.usable()
-    order = _pair_order(snapshot, statuses, alloc, usable)
+    order = _pair_order(snapshot, statuses, alloc, usable, config)
     return _place(snapshot, statuses, alloc, order, usable, problem, cache)
 
 
@@ -248,7 +259,7 @@ class _ProblemCache:
         self._nodes: tuple[Node, ...] | None = None
         self._capacity: dict[str, int] = {}
 
-    def get(self, snapshot: Snapshot, statuses: list[JobStatus]) -> AllocationProblem:
+    def get(self, snapshot: Snapshot, statuses: list[JobStatus], config: RoundConfig) -> AllocationProblem:
         jobs = [s.job for s in statuses]
         if snapshot.nodes is self._nodes:
             capacity = self._capacity
@@ -272,6 +283,7 @@ class _ProblemCache:
             tuple((g.id, g.tenant, g.program) for g in snapshot.grants),
             tuple(sorted(snapshot.prices_krw_per_hour.items())),
             snapshot.round_seconds,
+            config.per_device_levels,
         )
         last = self._problem
         if last is None or key != self._key:
@@ -287,6 +299,7 @@ class _ProblemCache:
                 remaining_steps={j.id: r for j, r in zip(jobs, remaining, strict=True)},
                 now=snapshot.now,
                 horizon_seconds=snapshot.round_seconds,
+                per_device_levels=config.per_device_levels,
             )
             self._key, self._problem = key, problem
             self._refs = (
@@ -298,22 +311,16 @@ class _ProblemCache:
             )
             return problem
         balance = {g.id: g.remaining_krw for g in snapshot.grants}
-        fresh = copy.copy(last)
-        object.__setattr__(fresh, "remaining_steps", np.array(remaining, dtype=np.float64))
-        object.__setattr__(
-            fresh,
-            "budget_krw",
-            np.array([balance[j.grant] if j.grant in balance else -1 for j in jobs], dtype=np.int64),
-        )
-        object.__setattr__(
-            fresh,
-            "time_to_deadline",
-            np.array(
+        # a new frozen problem sharing the unchanged arrays (the cached one is never changed)
+        return dataclasses.replace(
+            last,
+            remaining_steps=np.array(remaining, dtype=np.float64),
+            budget_krw=np.array([balance[j.grant] if j.grant in balance else -1 for j in jobs], dtype=np.int64),
+            time_to_deadline=np.array(
                 [j.deadline - snapshot.now if j.deadline is not None else np.inf for j in jobs],
                 dtype=np.float64,
             ),
         )
-        return fresh
 
 
 def _id_rank(ids: tuple[str, ...], cache: DecideCache) -> np.ndarray:
@@ -325,15 +332,12 @@ def _id_rank(ids: tuple[str, ...], cache: DecideCache) -> np.ndarray:
     return cache.id_rank[1]
 
 
-PRIORITY = "job"
-"""How pairs are ranked: "job" (the job's total x over its total received), "ratio" (Gavel's per-type
-x / received) or "deficit" (seconds owed on the type)."""
-KEEP_BONUS = 0.25
-"""A running job's priority on the type it holds is multiplied by 1 + KEEP_BONUS (fewer preemptions)."""
-
-
 def _pair_order(
-    snapshot: Snapshot, statuses: list[JobStatus], alloc: Allocation, usable: np.ndarray
+    snapshot: Snapshot,
+    statuses: list[JobStatus],
+    alloc: Allocation,
+    usable: np.ndarray,
+    config: RoundConfig,
 ) -> list[tuple[int, int]]:
     """(job index, type index) pairs with x > 0, highest Gavel priority first."""
     now = snapshot.now
@@ -357,19 +361,19 @@ def _pair_order(
         ]
     )
     x = alloc.x
-    if PRIORITY == "job":
+    if config.ranking == "job":
         total = received.sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             per_job = np.where(total > 0, x.sum(axis=1) / np.maximum(total, 1e-12), np.inf)
         prio = np.repeat(per_job[:, None], len(types), axis=1)
-    elif PRIORITY == "deficit":
+    elif config.ranking == "deficit":
         prio = (x - received) * ages[:, None]
     else:
         with np.errstate(divide="ignore", invalid="ignore"):
             prio = np.where(received > 0, x / np.maximum(received, 1e-12), np.inf)
-    if KEEP_BONUS > 0:
+    if config.keep_bonus > 0:
         on_type = running_on[:, None] == np.arange(len(types))[None, :]
-        prio = np.where(on_type & (prio > 0), prio * (1.0 + KEEP_BONUS), prio)
+        prio = np.where(on_type & (prio > 0), prio * (1.0 + config.keep_bonus), prio)
     prio = np.where((x > 1e-9) & usable, prio, -np.inf)
     rows, cols = np.nonzero(np.isfinite(prio) | (prio == np.inf))
     in_place = running_on[rows] == cols

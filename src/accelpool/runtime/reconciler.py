@@ -32,6 +32,7 @@ import numpy as np
 
 from accelpool.core.accounting import meter_slice
 from accelpool.core.allocation import Allocation, AllocationProblem, Policy
+from accelpool.core.round_config import RoundConfig
 from accelpool.core.rounds import DecideCache, Decision, JobStatus, Placement, Snapshot, decide
 from accelpool.core.types import Charge
 from accelpool.ports import Clock, EventKind, Executor, ExecutorEvent, Launch, SchedulerStore
@@ -165,12 +166,14 @@ class Reconciler:
         *,
         round_seconds: float = 360.0,
         on_round: Callable[[RoundReport], None] | None = None,
+        config: RoundConfig | None = None,
     ) -> None:
         self.store = store
         self.executor = executor
         self.clock = clock
         self.policy = policy
         self.round_seconds = float(round_seconds)
+        self.config = config if config is not None else RoundConfig()
         self.on_round = on_round
         self._attempts: dict[str, int] = {}
         self._carry: dict[str, _Carry] = {}
@@ -188,7 +191,7 @@ class Reconciler:
         more = self._meter_running(now)  # 2. meter
         self.store.record_charges(more)
         snapshot = self.store.snapshot(now, self.round_seconds)  # 3. decide
-        decision = decide(snapshot, self.policy, self._decide_cache)
+        decision = decide(snapshot, self.policy, self._decide_cache, self.config)
         self.store.record_decision(decision)  # 4. record
         ended = self._settle_ended(decision, now)
         self.store.record_charges(ended)

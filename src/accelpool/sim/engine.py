@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from accelpool.core.allocation import Policy
+from accelpool.core.round_config import RoundConfig
 from accelpool.core.types import Job
 from accelpool.executors.fake import FakeExecutor
 from accelpool.runtime.clock import VirtualClock
@@ -64,6 +65,9 @@ class SimResult:
     capacity: dict[str, int]
     charges_krw: dict[str, int]
     grant_spent_krw: dict[str, int]
+    config: RoundConfig = field(default_factory=RoundConfig)
+    round_seconds: float = 360.0
+    restart_overhead_seconds: float = 0.0
 
 
 def schedulable(job: Job, row: dict[str, float] | None, capacity: dict[str, int]) -> bool:
@@ -114,8 +118,13 @@ def simulate(
     progress: Progress | None = None,
     max_rounds: int | None = None,
     reuse_allocation: bool = True,
+    config: RoundConfig | None = None,
 ) -> SimResult:
-    """Replay ``workload`` under ``policy`` and return everything metrics need."""
+    """Replay ``workload`` under ``policy`` and return everything metrics need.
+
+    ``config`` is the round's configuration (RoundConfig(): the live defaults); it is recorded in the
+    result."""
+    config = config if config is not None else RoundConfig()
     wall0 = time.perf_counter()
     capacity = workload.capacity()
     ok = [j for j in workload.jobs if schedulable(j, dict(workload.throughputs.get(j.id, {})), capacity)]
@@ -139,7 +148,13 @@ def simulate(
     deadlines = any(j.deadline is not None for j in arrivals)
     executor = FakeExecutor(clock, restart_overhead_seconds, progress_events=deadlines)
     reconciler = Reconciler(
-        store, executor, clock, timed, round_seconds=round_seconds, on_round=_Collector(store, timeline)
+        store,
+        executor,
+        clock,
+        timed,
+        round_seconds=round_seconds,
+        on_round=_Collector(store, timeline),
+        config=config,
     )
     nxt = rounds = 0
     while nxt < total or store.active:
@@ -180,6 +195,9 @@ def simulate(
         capacity=capacity,
         charges_krw=charges,
         grant_spent_krw={g: store.grants[g].spent_krw for g in timeline.grants},
+        config=config,
+        round_seconds=round_seconds,
+        restart_overhead_seconds=restart_overhead_seconds,
     )
 
 

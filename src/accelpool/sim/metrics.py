@@ -114,6 +114,11 @@ def compute(result: SimResult) -> dict[str, Any]:
         "cost_krw_by_tenant": dict(sorted(result.charges_krw.items())),
         "grant_spent_krw": result.grant_spent_krw,
         "domestic_npu_share_public_services": _domestic_share(result),
+        "config": {
+            **result.config.as_dict(),
+            "round_seconds": result.round_seconds,
+            "restart_overhead_seconds": result.restart_overhead_seconds,
+        },
     }
     return m
 

@@ -8,6 +8,8 @@ every policy applies them the same way.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from accelpool.core.allocation import Policy
 from accelpool.core.errors import InputError
@@ -18,14 +20,16 @@ from accelpool.core.policies.max_min_fairness import max_min_fairness
 from accelpool.core.policies.max_throughput import max_throughput
 from accelpool.core.policies.min_cost import min_cost
 
-POLICIES: dict[str, Policy] = {
-    "fifo": fifo,
-    "fair-share": fair_share,
-    "max-min-fairness": max_min_fairness,
-    "finish-time-fairness": finish_time_fairness,
-    "max-throughput": max_throughput,
-    "min-cost": min_cost,
-}
+POLICIES: Mapping[str, Policy] = MappingProxyType(
+    {
+        "fifo": fifo,
+        "fair-share": fair_share,
+        "max-min-fairness": max_min_fairness,
+        "finish-time-fairness": finish_time_fairness,
+        "max-throughput": max_throughput,
+        "min-cost": min_cost,
+    }
+)
 
 DEFAULT_POLICY = "max-min-fairness"
 

@@ -74,13 +74,11 @@ def stage_level(problem: AllocationProblem, x: np.ndarray) -> float:
     return float((_level_coefficients(problem, usable) * x).sum(axis=1)[runnable].min())
 
 
-PER_DEVICE = True
-"""Levels per device (s_j * normalized speed; the definition above). False: per job (experiments only)."""
-
-
 def _level_coefficients(problem: AllocationProblem, usable: np.ndarray) -> np.ndarray:
+    """Levels per device (s_j * normalized speed; the definition above), or per job when the problem says
+    so (``per_device_levels=False``, from ``RoundConfig``; experiments only)."""
     a = normalized(problem, usable)
-    if PER_DEVICE:
+    if problem.per_device_levels:
         a = a * problem.scale[:, None]
     return np.asarray(a, dtype=np.float64)
 
