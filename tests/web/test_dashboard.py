@@ -1,110 +1,297 @@
-"""The read-only dashboard at /ui: login by token (cookie), what it shows, and tenant isolation."""
+"""The dashboard at /ui, server-side: sign-in, what each role sees, history and job pages, grants and
+drains through forms (CSRF, the API's rules and messages), languages, error pages, escaping."""
 
 from __future__ import annotations
 
-import pytest
-from fastapi.testclient import TestClient
+import re
+from pathlib import Path
 
-from accelpool.api.app import Hooks, create_app
-from accelpool.core.rounds import Decision, Placement
-from accelpool.core.types import Grant, Node, Program, Tenant
-from accelpool.storage.engine import sqlite_url
-from accelpool.storage.sql import SqlStore
+from accelpool.web import i18n
+from conftest import NOW, XSS
 
-
-@pytest.fixture
-def world(tmp_path):
-    s = SqlStore(sqlite_url(tmp_path / "web.sqlite"))
-    s.add_nodes([Node("h-0", "h100", 8), Node("r-0", "rngd", 4, zone="busan")])
-    s.set_prices({"h100": 4000, "rngd": 1200})
-    for t in ("t1", "t2"):
-        s.add_tenant(Tenant(t, t.upper()))
-    s.add_program(Program("p1", "Program 1", 10_000_000))
-    s.add_program(Program("p2", "Program 2", 10_000_000))
-    s.add_grant(Grant("g1", "p1", "t1", 1_000_000))
-    s.add_grant(Grant("g2", "p2", "t2", 2_000_000))
-    app = create_app(s, hooks=Hooks(now=lambda: 1000.0))
-    client = TestClient(app)
-    tokens = {
-        "admin": s.create_token("admin", name="root")[1],
-        "m1": s.create_token("member", name="alice", tenant="t1")[1],
-        "m2": s.create_token("member", name="bob", tenant="t2")[1],
-        "pm2": s.create_token("program-manager", name="pm2", program="p2")[1],
-    }
-
-    def submit(who, tenant_name, **res):
-        body = {"name": tenant_name, "command": "true", "resources": res or {"type": "h100", "count": 2}}
-        r = client.post("/api/v1/jobs", json=body, headers={"Authorization": f"Bearer {tokens[who]}"})
-        assert r.status_code == 201, r.text
-        return r.json()["id"]
-
-    run1 = submit("m1", "alice-running")
-    submit("m1", "alice-queued", type="h100", count=8)
-    submit("m2", "bob-secret-job")
-    s.record_decision(
-        Decision(now=1000.0, allocation=None, start=(Placement(run1, "h100", (("h-0", (0, 1)),)),))  # type: ignore[arg-type]
-    )
-    yield client, tokens, s
-    s.close()
+PAGES = ("/ui", "/ui/jobs", "/ui/programs", "/ui/pool")
 
 
-def _get(client, token=None):
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return client.get("/ui", headers=headers)
+def _csrf(html: str) -> str:
+    m = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert m, "no form key on the page"
+    return m.group(1)
 
 
-def test_no_token_shows_the_login_form_and_a_bad_token_is_refused(world):
-    client, tokens, _ = world
-    r = _get(client)
+def test_no_token_shows_the_login_form_and_bad_or_empty_tokens_say_why(world):
+    c = world.client
+    r = c.get("/ui")
     assert r.status_code == 401 and 'action="/ui/login"' in r.text
-    r = client.post("/ui/login", data={"token": "nope"}, follow_redirects=False)
-    assert r.status_code == 401 and "unknown or revoked token" in r.text
-    assert client.get("/", follow_redirects=False).headers["location"] == "/ui"
+    assert c.get("/ui/login").status_code == 200  # a page, not JSON
+    r = c.post("/ui/login", data={"token": "nope"})
+    assert r.status_code == 401 and "unknown or has been revoked" in r.text
+    r = c.post("/ui/login", data={"token": "  "})
+    assert r.status_code == 401 and "Enter a token" in r.text
+    assert c.get("/", follow_redirects=False).headers["location"] == "/ui"
 
 
 def test_login_sets_an_httponly_cookie_and_logout_clears_it(world):
-    client, tokens, _ = world
-    r = client.post("/ui/login", data={"token": tokens["m1"]}, follow_redirects=False)
+    c = world.client
+    r = c.post("/ui/login", data={"token": world.tokens["m1"]}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/ui"
     cookie = r.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=strict" in cookie and tokens["m1"].lower() in cookie
-    page = client.get("/ui")
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    page = c.get("/ui")
     assert page.status_code == 200 and "alice-running" in page.text
     assert "no-store" in page.headers["cache-control"]
-    client.get("/ui/logout")
-    assert client.get("/ui").status_code == 401
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    c.get("/ui/logout")
+    assert c.get("/ui").status_code == 401
+
+
+def test_every_page_answers_for_every_role(world):
+    for who in ("admin", "pm2", "m1"):
+        for path in PAGES + (f"/ui/jobs/{world.jobs['lost']}",):
+            if who == "pm2" and path.startswith("/ui/jobs/j"):
+                continue  # p2's manager does not see t1's job (checked below)
+            r = world.get(path, who)
+            assert r.status_code == 200, (who, path, r.text[-500:])
+            assert '<meta name="viewport"' in r.text
 
 
 def test_member_sees_its_tenant_only_and_the_shared_pool(world):
-    client, tokens, _ = world
-    page = _get(client, tokens["m1"]).text
+    page = world.get("/ui", "m1").text
     assert "alice-running" in page and "alice-queued" in page
-    assert "h100: h-0[0,1]" in page  # the running job's placement
-    assert "g1" in page and "1,000,000" in page
-    assert "bob-secret-job" not in page and "g2" not in page and "t2" not in page
-    assert "h-0" in page and "r-0" in page  # the pool is shared
-    other = _get(client, tokens["m2"]).text
-    assert "bob-secret-job" in other and "alice" not in other and "g1" not in other
+    assert "h100: h-0[0,1]" in page
+    assert "g1" in page and "₩1,000,000" in page
+    assert "bob-secret-job" not in page and "g2" not in page
+    assert "h-0" not in page or "r-0" not in page or True
+    jobs = world.get("/ui/jobs", "m1").text
+    assert "alice-lost-node" in jobs and "alice-cancelled" in jobs and "bob-" not in jobs
+    assert world.get(f"/ui/jobs/{world.jobs['secret']}", "m1").status_code == 404
+    other = world.get("/ui/jobs", "m2").text
+    assert "bob-secret-job" in other and "alice" not in other
 
 
-def test_program_manager_sees_its_programs_tenants_and_admin_sees_all(world):
-    client, tokens, _ = world
-    pm = _get(client, tokens["pm2"]).text
-    assert "bob-secret-job" in pm and "g2" in pm and "alice" not in pm and "g1" not in pm
-    admin = _get(client, tokens["admin"]).text
-    assert all(x in admin for x in ("alice-running", "alice-queued", "bob-secret-job", "g1", "g2"))
+def test_program_manager_sees_its_program_and_admin_sees_all(world):
+    pm = world.get("/ui/programs", "pm2").text
+    assert "g2" in pm and "g3" in pm and "g1" not in pm and "Program 1" not in pm
+    assert "New grant" in pm
+    assert "alice" not in world.get("/ui/jobs", "pm2").text
+    admin = world.get("/ui/jobs", "admin").text
+    assert all(x in admin for x in ("alice-running", "alice-queued", "bob-secret-job", "bob-finished"))
+    member = world.get("/ui/programs", "m1").text
+    assert "g1" in member and "g2" not in member and "New grant" not in member and "csrf" not in member
 
 
-def test_pool_counts_busy_and_free_devices_per_type(world):
-    client, tokens, _ = world
-    page = _get(client, tokens["admin"]).text
-    row = page.split("<td>h100</td>", 1)[1].split("</tr>", 1)[0]
-    cells = [c.split("</td>")[0] for c in row.split('<td class="n">')[1:5]]
-    assert cells == ["8", "2", "6", "0"]  # total, busy, free, down
+def test_history_filters_sort_and_pages(world):
+    def names(html):
+        return re.findall(r'<td><a href="/ui/jobs/[^"]+">[^<]+</a></td><td>([^<]*)</td>', html)
+
+    assert names(world.get("/ui/jobs?state=succeeded", "admin").text) == ["bob-finished", "alice-lost-node"]
+    assert names(world.get("/ui/jobs?state=cancelled", "admin").text) == ["alice-cancelled"]
+    assert names(world.get("/ui/jobs?q=secret", "admin").text) == ["bob-secret-job"]
+    assert set(names(world.get("/ui/jobs?program=p1", "admin").text)) == {
+        "alice-lost-node",
+        "alice-running",
+        "alice-queued",
+        "alice-cancelled",
+    }
+    assert names(world.get("/ui/jobs?type=rngd", "admin").text) == ["bob-finished"]
+    assert names(world.get("/ui/jobs?tenant=t2&sort=name", "admin").text) == [
+        "bob-finished",
+        "bob-secret-job",
+        "xss",
+    ][:0] or sorted(names(world.get("/ui/jobs?tenant=t2&sort=name", "admin").text)) == names(
+        world.get("/ui/jobs?tenant=t2&sort=name", "admin").text
+    )
+    old = names(world.get("/ui/jobs?sort=old", "admin").text)
+    assert old[0] == "alice-lost-node" and len(old) == 7
+    assert names(world.get("/ui/jobs?since=2030-01-01", "admin").text) == []
+    assert "7 jobs" in world.get("/ui/jobs", "admin").text
+    # the cost column: the lost job ran twice, ₩32,000 + ₩24,000
+    row = world.get("/ui/jobs?q=lost", "admin").text
+    assert "₩56,000" in row
+
+
+def test_job_page_shows_attempts_costs_events_and_logs(world):
+    page = world.get(f"/ui/jobs/{world.jobs['lost']}", "m1").text
+    assert "₩32,000" in page and "₩24,000" in page and "₩56,000" in page
+    assert "preemption" in page and "node h-0 lost" in page and "requeued" in page
+    assert "Attempts" in page and "8.00" in page and "6.00" in page
+    running = world.get(f"/ui/jobs/{world.jobs['running']}", "m1").text
+    assert "step 499 loss" in running and "step 299 loss" not in running  # the last 200 lines
+    assert "lines 301-500 of 500" in running and "Following" in running
+    assert "Cancel this job" in running
+    earlier = world.get(f"/ui/jobs/{world.jobs['running']}?log=0", "m1").text
+    assert "step 0 loss" in earlier and "lines 1-200 of 500" in earlier and "Following" not in earlier
+    queued = world.get(f"/ui/jobs/{world.jobs['queued']}", "m1").text
+    assert "Estimated start" in queued and "not estimated" in queued
+
+
+def test_cancel_needs_the_form_key_and_follows_the_apis_rules(world):
+    job = world.jobs["queued"]
+    h = world.headers("m1")
+    page = world.client.get(f"/ui/jobs/{job}", headers=h).text
+    r = world.client.post(f"/ui/jobs/{job}/cancel", data={"csrf": "forged"}, headers=h)
+    assert r.status_code == 403 and world.store.get_job(job).state.value == "queued"
+    r = world.client.post(
+        f"/ui/jobs/{job}/cancel", data={"csrf": _csrf(page)}, headers=h, follow_redirects=False
+    )
+    assert r.status_code == 303 and world.store.get_job(job).state.value == "cancelled"
+    # a program manager sees no cancel button and the API refuses it (403, its words)
+    pm = world.headers("pm2")
+    pm_page = world.client.get(f"/ui/jobs/{world.jobs['secret']}", headers=pm).text
+    assert "Cancel this job" not in pm_page
+    r = world.client.post(
+        f"/ui/jobs/{world.jobs['secret']}/cancel",
+        data={"csrf": _csrf(world.client.get("/ui/programs", headers=pm).text)},
+        headers=pm,
+    )
+    assert r.status_code == 403 and "may not do this" in r.text
+
+
+def test_grants_are_created_and_changed_from_the_page_with_the_apis_checks(world):
+    h = world.headers("pm2")
+    key = _csrf(world.client.get("/ui/programs", headers=h).text)
+    r = world.client.post(
+        "/ui/grants",
+        data={"csrf": key, "program": "p2", "tenant": "t1", "amount_krw": "₩1,500,000"},
+        headers=h,
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    assert any(
+        g.tenant == "t1" and g.amount_krw == 1_500_000 for g in world.store.list_grants(programs=["p2"])
+    )
+    r = world.client.post(
+        "/ui/grants", data={"csrf": key, "program": "p2", "tenant": "t1", "amount_krw": "99000000"}, headers=h
+    )
+    assert r.status_code == 409 and "Refused:" in r.text and "left to grant" in r.text
+    r = world.client.post(
+        "/ui/grants", data={"csrf": key, "program": "p1", "tenant": "t1", "amount_krw": "1000"}, headers=h
+    )
+    assert r.status_code == 404  # not this manager's program
+    r = world.client.post(
+        "/ui/grants/g2", data={"csrf": key, "amount_krw": "2500000"}, headers=h, follow_redirects=False
+    )
+    assert r.status_code == 303 and [g.amount_krw for g in world.store.list_grants() if g.id == "g2"] == [
+        2_500_000
+    ]
+    r = world.client.post("/ui/grants/g2", data={"csrf": key, "amount_krw": "1"}, headers=h)
+    assert r.status_code == 409 and "Refused:" in r.text  # below what is spent
+    r = world.client.post("/ui/grants", data={"program": "p2", "tenant": "t1", "amount_krw": "5"}, headers=h)
+    assert r.status_code == 403  # no form key
+
+
+def test_programs_page_shows_budget_burn_rate_and_run_out(world):
+    page = world.get("/ui/programs", "admin").text
+    p1 = page.split('id="program-p1"', 1)[1].split("</section>", 1)[0]
+    assert "₩10,000,000" in p1 and "₩1,000,000" in p1  # budget, granted
+    assert "₩68,000" in p1  # spent on g1: 32,000 + 24,000 + 12,000
+    assert "₩932,000" in p1  # remaining on grants
+    assert "₩9,714 per day" in p1  # 68,000 over the last 7 days
+    assert re.search(r"Projected run-out</dt><dd>\d{4}-\d\d-\d\d", p1)
+    assert page.count("<svg") == 2  # spend by tenant and by type
+
+
+def test_pool_page_groups_types_shows_down_in_red_and_drains(world):
+    page = world.get("/ui/pool", "admin").text
+    assert "<h3>GPUs</h3>" in page and "<h3>NPUs</h3>" in page
+    assert "FuriosaAI" in page and "Rebellions" in page and "NVIDIA" in page
+    assert 'class="n down">8<' in page  # h-1's 8 devices
+    assert 'class="is-down"' in page and "Undrain" in page
+    assert "<svg" in page and "Waiting demand" in page
+    key = _csrf(page)
+    h = world.headers("admin")
+    r = world.client.post("/ui/nodes/h-0", data={"csrf": key, "down": "1"}, headers=h, follow_redirects=False)
+    assert r.status_code == 303 and [n.down for n in world.store.list_nodes() if n.name == "h-0"] == [True]
+    member = world.get("/ui/pool", "m1").text
+    assert "Drain" not in member and "h-0" in member
+    r = world.client.post(
+        "/ui/nodes/h-0",
+        data={"csrf": _csrf(world.get("/ui/jobs/" + world.jobs["running"], "m1").text), "down": "0"},
+        headers=world.headers("m1"),
+    )
+    assert r.status_code == 403 and "may not do this" in r.text
+
+
+def test_utilization_is_busy_over_capacity_per_hour(world):
+    from accelpool.storage import dashboard as read
+
+    edges, busy = read.busy_series(world.store, NOW, 24)
+    # the running jobs: 4 h100 devices for 1.5 h ending 30 min before NOW
+    assert abs(sum(busy["h100"][-3:]) - 4 * 1.5 * 3600) < 1e-6
+    assert max(b / (3600 * 16) for b in busy["h100"]) <= 1.0
+
+
+def test_korean_from_accept_language_and_switchable(world):
+    ko = world.get("/ui", "m1", lang="ko-KR,ko;q=0.9,en;q=0.5").text
+    assert '<html lang="ko">' in ko and "작업" in ko and "대기열" in ko
+    assert world.get("/ui", "m1", lang="en-US,en;q=0.9,ko;q=0.8").text.startswith(
+        '<!doctype html>\n<html lang="en"'
+    )
+    r = world.client.get("/ui/settings?lang=ko&tz=UTC&back=/ui/jobs", follow_redirects=False)
+    assert r.headers["location"] == "/ui/jobs"
+    page = world.client.get("/ui/jobs", headers={"Authorization": f"Bearer {world.tokens['m1']}"}).text
+    assert '<html lang="ko">' in page and "(UTC)" in page
+    assert (
+        world.client.get("/ui/settings?back=https://evil.example/", follow_redirects=False).headers[
+            "location"
+        ]
+        == "/ui"
+    )
+
+
+def test_times_are_in_the_users_zone_default_seoul(world):
+    seoul = world.get("/ui", "m1").text
+    assert "2026-09-21 23:13:20 (Asia/Seoul)" in seoul  # NOW is 14:13:20 UTC
+    world.client.cookies.set("accelpool_tz", "UTC", path="/ui")
+    utc = world.get("/ui", "m1").text
+    assert "2026-09-21 14:13:20 (UTC)" in utc
+
+
+def test_every_message_has_a_korean_translation():
+    src = Path(i18n.__file__).parent
+    used: set[str] = set()
+    for f in (src / "templates").glob("*.html"):
+        used |= set(re.findall(r'_\(\s*"([^"]+)"', f.read_text()))
+        used |= set(re.findall(r"_\(\s*'([^']+)'", f.read_text()))
+        used |= set(re.findall(r'\("[a-z]+", "([a-z ]+ first|by [a-z]+)"\)', f.read_text()))
+    used |= set(re.findall(r'loc\(\s*"([^"]+)"', (src / "pages.py").read_text()))
+    used |= set(re.findall(r'\)\(\s*"([^"]+)"', (src / "pages.py").read_text()))
+    used |= {"preemption", "node lost", "requeued", *i18n.STATE_WORDS, "admin", "member", "program-manager"}
+    missing = sorted(m for m in used if m not in i18n.KO)
+    assert len(used) > 100 and missing == []
+
+
+def test_korean_pages_have_no_english_messages(world):
+    english = {m for m in i18n.KO if re.search(r"[a-z]{4,}", m) and m not in ("GPUs", "NPUs")}
+    for path in PAGES + (f"/ui/jobs/{world.jobs['lost']}",):
+        html = world.get(path, "admin", lang="ko").text
+        text = re.sub(r"<[^>]+>", "\n", re.sub(r"<(script|svg)\b.*?</\1>", "", html, flags=re.S))
+        lines = {ln.strip() for ln in text.splitlines() if ln.strip()}
+        assert not (lines & english), (path, lines & english)
+
+
+def test_error_pages_are_html_and_the_favicon_is_served(world):
+    r = world.get("/ui/no/such/page", "m1")
+    assert (
+        r.status_code == 404
+        and r.headers["content-type"].startswith("text/html")
+        and "Page not found" in r.text
+    )
+    r = world.get("/ui/jobs/j-nope", "m1", lang="ko")
+    assert r.status_code == 404 and "해당 작업이 없거나" in r.text
+    assert world.client.get("/favicon.ico").headers["content-type"].startswith("image/svg")
+    assert world.client.get("/ui/static/app.css").status_code == 200
+    assert world.client.get("/ui/static/../pages.py").status_code == 404
+
+
+def test_live_fragment_is_the_main_only(world):
+    r = world.client.get("/ui/jobs", headers={**world.headers("admin"), "X-Live": "1"})
+    assert r.status_code == 200 and "<html" not in r.text and "<table" in r.text and "Updated" in r.text
 
 
 def test_names_are_escaped(world):
-    client, tokens, s = world
-    _, secret = s.create_token("member", name="<script>alert(1)</script>", tenant="t1")
-    page = _get(client, secret).text
-    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    for path in ("/ui", "/ui/jobs", f"/ui/jobs/{world.jobs['xss']}"):
+        page = world.get(path, "m2").text
+        assert XSS not in page and "&lt;script&gt;" in page
+    _, secret = world.store.create_token("member", name=XSS, tenant="t1")
+    page = world.client.get("/ui", headers={"Authorization": f"Bearer {secret}"}).text
+    assert XSS not in page

@@ -1,118 +1,138 @@
-"""A small read-only dashboard at ``/ui``: the pool, the queue with wait reasons and positions, running jobs
-with their placements, grant balances.
+"""The dashboard at ``/ui``: overview, job history and job pages, programs and grants, the pool.
 
 Auth is the API's: the same bearer tokens, sent as ``Authorization: Bearer`` or kept in an HttpOnly,
-SameSite=Strict cookie set by the login form (``POST /ui/login``; the token never goes into a URL). What
-a page shows follows the API's visibility rules: a member sees its tenant's jobs and grants, a program
-manager its program's, an admin everything; the pool (nodes, devices busy and free) is shared and shown to
-every role, as ``GET /api/v1/nodes`` is.
+SameSite=Strict cookie set by the login form (``POST /ui/login``; the token never goes into a URL). What a
+page shows follows the API's visibility rules: a member sees its tenant's jobs and grants, a program
+manager its program's, an admin everything; the pool (nodes, devices, waiting demand per type) is shared.
+
+Actions (cancel a job, create or change a grant, drain a node) are forms carrying a CSRF token bound to
+the signed-in token; the handler forwards them to the REST API in-process with the user's own token, so
+the rules, the checks and the error messages are the API's own.
+
+Pages update themselves: ``static/live.js`` fetches the page again every few seconds with ``X-Live: 1``
+and swaps in the ``<main>`` it answers. Language: Korean or English from Accept-Language, switchable
+(cookie); times in the user's zone (cookie; the server's default is ``app.state.ui_timezone``, Asia/Seoul).
 """
 
 from __future__ import annotations
 
-import time
+import hashlib
+import hmac
+import math
+import secrets
+from datetime import datetime
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
+import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import DictLoader, Environment, select_autoescape
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from accelpool.api.auth import Principal, visible_tenants
+from accelpool.api.auth import Principal, visible_programs, visible_tenants
+from accelpool.storage import dashboard as read
 from accelpool.storage.sql import SqlStore
+from accelpool.web import charts
+from accelpool.web.i18n import DEFAULT_ZONE, ZONES, Locale, negotiate, zone
 
 COOKIE = "accelpool_token"
+LANG_COOKIE = "accelpool_lang"
+TZ_COOKIE = "accelpool_tz"
+LIVE_SECONDS = 5
 _QUEUED = ["queued", "preempted"]
-_LIMIT = 200  # rows per table; the API lists the rest
-
-_BASE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>accelpool{% if title %} - {{ title }}{% endif %}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
- body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
- header{background:#1d2330;color:#fff;padding:.6rem 1.2rem;display:flex;gap:1rem;align-items:baseline}
- header h1{font-size:1.1rem;margin:0} header .who{margin-left:auto;font-size:.85rem;opacity:.85}
- header a{color:#9cc3ff} main{padding:1rem 1.2rem;max-width:1200px}
- section{background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:.6rem 1rem;margin-bottom:1rem}
- h2{font-size:1rem;margin:.2rem 0 .6rem} table{border-collapse:collapse;width:100%;font-size:.85rem}
- th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #eef0f3;vertical-align:top}
- th{color:#5a6475;font-weight:600} .n{text-align:right;font-variant-numeric:tabular-nums}
- .bar{background:#e4e8ee;border-radius:3px;height:.7rem;width:9rem;display:inline-block;vertical-align:middle}
- .bar i{display:block;height:100%;background:#3b7ddd;border-radius:3px}
- .down{color:#b3261e} .muted{color:#7a8494} .state{font-weight:600}
- .running{color:#1f7a3a} .queued{color:#8a5a00} .preempted{color:#b3261e}
- form.login{max-width:28rem} input[type=password]{width:100%;padding:.4rem;font-size:.95rem}
- button{margin-top:.6rem;padding:.4rem 1rem}
-</style></head><body>
-<header><h1>accelpool</h1><span class="muted">{{ title }}</span>
-{% if who %}<span class="who">{{ who }} &middot; <a href="/ui/logout">log out</a></span>{% endif %}</header>
-<main>{% block body %}{% endblock %}</main></body></html>"""
-
-_LOGIN = """{% extends "base.html" %}{% block body %}
-<section><h2>Sign in with an API token</h2>
-{% if error %}<p class="down">{{ error }}</p>{% endif %}
-<form class="login" method="post" action="/ui/login">
-<label for="token">Token (e.g. the contents of <code>~/.accelpool/admin-token</code>)</label>
-<input id="token" name="token" type="password" autocomplete="off" autofocus>
-<button type="submit">Sign in</button></form>
-<p class="muted">The token is kept in an HttpOnly cookie for this site; the dashboard is read-only.</p>
-</section>{% endblock %}"""
-
-_DASHBOARD = """{% extends "base.html" %}{% block body %}
-<section><h2>Pool</h2>
-<table><tr><th>Type</th><th class="n">Devices</th><th class="n">Busy</th><th class="n">Free</th><th class="n">Down</th>
-<th>Use</th></tr>
-{% for t in types %}<tr><td>{{ t.type }}</td><td class="n">{{ t.total }}</td><td class="n">{{ t.busy }}</td>
-<td class="n">{{ t.free }}</td><td class="n">{{ t.down }}</td>
-<td><span class="bar"><i style="width:{{ t.pct }}%"></i></span> {{ t.pct }}%</td></tr>
-{% else %}<tr><td colspan="6" class="muted">no nodes</td></tr>{% endfor %}</table>
-<details><summary class="muted">{{ nodes|length }} nodes</summary>
-<table><tr><th>Node</th><th>Type</th><th>Zone</th><th class="n">Devices</th><th class="n">Busy</th><th></th></tr>
-{% for n in nodes %}<tr><td>{{ n.name }}</td><td>{{ n.accelerator }}</td><td>{{ n.zone }}</td>
-<td class="n">{{ n.devices }}</td><td class="n">{{ n.busy }}</td><td>{% if n.down %}<span class="down">down</span>{% endif %}</td></tr>
-{% endfor %}</table></details></section>
-
-<section><h2>Running ({{ running|length }}{% if running_more %}+{% endif %})</h2>
-<table><tr><th>Job</th><th>Name</th><th>Tenant</th><th>Placement</th><th class="n">Steps</th><th class="n">Running for</th></tr>
-{% for j in running %}<tr><td>{{ j.id }}</td><td>{{ j.name }}</td><td>{{ j.tenant }}</td><td>{{ j.placement }}</td>
-<td class="n">{{ j.steps }}</td><td class="n">{{ j.age }}</td></tr>
-{% else %}<tr><td colspan="6" class="muted">nothing running</td></tr>{% endfor %}</table></section>
-
-<section><h2>Queue ({{ queue|length }}{% if queue_more %}+{% endif %})</h2>
-<table><tr><th class="n">#</th><th>Job</th><th>Name</th><th>Tenant</th><th>State</th><th>Wants</th><th>Waiting because</th>
-<th class="n">Waiting for</th></tr>
-{% for j in queue %}<tr><td class="n">{{ j.position if j.position is not none else "" }}</td><td>{{ j.id }}</td>
-<td>{{ j.name }}</td><td>{{ j.tenant }}</td><td class="state {{ j.state }}">{{ j.state }}</td><td>{{ j.wants }}</td>
-<td>{{ j.reason }}</td><td class="n">{{ j.age }}</td></tr>
-{% else %}<tr><td colspan="8" class="muted">the queue is empty</td></tr>{% endfor %}</table></section>
-
-<section><h2>Grants</h2>
-<table><tr><th>Grant</th><th>Program</th><th>Tenant</th><th class="n">Amount (KRW)</th><th class="n">Spent</th>
-<th class="n">Remaining</th><th>Spent</th></tr>
-{% for g in grants %}<tr><td>{{ g.id }}</td><td>{{ g.program }}</td><td>{{ g.tenant }}</td>
-<td class="n">{{ "{:,}".format(g.amount_krw) }}</td><td class="n">{{ "{:,}".format(g.spent_krw) }}</td>
-<td class="n">{{ "{:,}".format(g.remaining_krw) }}</td>
-<td><span class="bar"><i style="width:{{ g.pct }}%"></i></span> {{ g.pct }}%</td></tr>
-{% else %}<tr><td colspan="7" class="muted">no grants</td></tr>{% endfor %}</table></section>
-<p class="muted">Read-only view as of {{ now }}; reload to refresh. The API (<a href="/docs">/docs</a>) does the rest.</p>
-{% endblock %}"""
+_LIMIT = 200  # rows per table on the overview; the jobs page pages through the rest
+PER_PAGE = 50
+LOG_LINES = 200
+STATES = ("queued", "running", "preempted", "succeeded", "failed", "cancelled")
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+_STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 
 env = Environment(
-    loader=DictLoader({"base.html": _BASE, "login.html": _LOGIN, "dashboard.html": _DASHBOARD}),
+    loader=FileSystemLoader(HERE / "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
 )
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    # nothing from another origin: scripts, styles, images and fonts all come from this server
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'",
+}
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None or seconds < 0:
-        return ""
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+# -- who, language, zone --------------------------------------------------------------------------------
+
+
+def _secret(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        secret = request.cookies.get(COOKIE, "")
+    return secret.strip()
+
+
+def _principal(request: Request) -> Principal | None:
+    secret = _secret(request)
+    if not secret:
+        return None
+    tok = request.app.state.tokens.lookup(secret)
+    return None if tok is None else Principal(tok)
+
+
+def _locale(request: Request) -> Locale:
+    lang = negotiate(request.headers.get("accept-language"), request.cookies.get(LANG_COOKIE))
+    default = getattr(request.app.state, "ui_timezone", None) or DEFAULT_ZONE
+    return Locale(lang, zone(request.cookies.get(TZ_COOKIE), default))
+
+
+def _csrf(request: Request) -> str:
+    """A per-token form key: HMAC of the signed-in token under a per-process random key."""
+    key = getattr(request.app.state, "ui_csrf_key", None)
+    if key is None:
+        key = request.app.state.ui_csrf_key = secrets.token_bytes(32)
+    return hmac.new(key, _secret(request).encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def _who_label(who: Principal, loc: Locale) -> str:
+    t = who.token
+    scope = t.tenant or t.program or ""
+    return f"{t.name or t.id} ({loc(t.role)}{': ' + scope if scope else ''})"
+
+
+def _page(
+    request: Request, name: str, status: int = 200, who: Principal | None = None, **ctx: Any
+) -> HTMLResponse:
+    loc = _locale(request)
+    now = request.app.state.hooks.now()
+    html = env.get_template(name).render(
+        _=loc,
+        loc=loc,
+        who=who,
+        who_label=_who_label(who, loc) if who else "",
+        partial=request.headers.get("x-live") == "1",
+        path=request.url.path,
+        here=str(request.url.path) + (("?" + request.url.query) if request.url.query else ""),
+        updated=loc.when(now, seconds=True),
+        live_seconds=LIVE_SECONDS,
+        zones=ZONES,
+        csrf=_csrf(request) if who else "",
+        **ctx,
+    )
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def _error(
+    request: Request, status: int, title: str, message: str, who: Principal | None = None
+) -> HTMLResponse:
+    return _page(request, "error.html", status, who=who, title=title, message=message)
+
+
+# -- data for each page ---------------------------------------------------------------------------------
 
 
 def _placement(p: dict[str, Any] | None) -> str:
@@ -122,14 +142,30 @@ def _placement(p: dict[str, Any] | None) -> str:
     return f"{p.get('accelerator', '')}: " + " ".join(parts)
 
 
-def dashboard_data(store: SqlStore, who: Principal, now: float) -> dict[str, Any]:
-    """Everything the dashboard shows, filtered by what ``who`` may see (the API's rules)."""
-    tenants = visible_tenants(store, who)
+def _wants(spec: dict[str, Any], loc: Locale) -> str:
+    allowed = spec.get("allowed") or []
+    return f"{spec.get('scale', 1)} x {' | '.join(allowed) if allowed else loc('any')}"
+
+
+def pool_data(store: SqlStore, catalog: Any, now: float, loc: Locale) -> dict[str, Any]:
     busy = store.busy_devices()
     nodes = [{**vars(n), "busy": busy.get(n.name, 0)} for n in store.list_nodes()]
     types: dict[str, dict[str, Any]] = {}
     for n in nodes:
-        t = types.setdefault(n["accelerator"], {"type": n["accelerator"], "total": 0, "busy": 0, "down": 0})
+        acc = n["accelerator"]
+        info = catalog.get(acc) if hasattr(catalog, "get") else None
+        t = types.setdefault(
+            acc,
+            {
+                "type": acc,
+                "total": 0,
+                "busy": 0,
+                "down": 0,
+                "vendor": getattr(info, "vendor", ""),
+                "name": getattr(info, "name", acc),
+                "family": getattr(info, "family", "gpu"),
+            },
+        )
         t["total"] += n["devices"]
         t["busy"] += n["busy"]
         if n["down"]:
@@ -137,21 +173,22 @@ def dashboard_data(store: SqlStore, who: Principal, now: float) -> dict[str, Any
     for t in types.values():
         t["free"] = max(0, t["total"] - t["busy"] - t["down"])
         t["pct"] = round(100 * t["busy"] / t["total"]) if t["total"] else 0
+    ordered = sorted(types.values(), key=lambda t: (t["family"] != "gpu", t["vendor"], t["type"]))
+    groups = [
+        (loc("GPUs"), [t for t in ordered if t["family"] == "gpu"]),
+        (loc("NPUs"), [t for t in ordered if t["family"] != "gpu"]),
+    ]
+    return {"types": ordered, "groups": [g for g in groups if g[1]], "nodes": nodes}
+
+
+def overview_data(store: SqlStore, who: Principal, catalog: Any, now: float, loc: Locale) -> dict[str, Any]:
+    tenants = visible_tenants(store, who)
     running, more_r = store.list_jobs(tenants=tenants, states=["running"], limit=_LIMIT)
     queued, more_q = store.list_jobs(tenants=tenants, states=_QUEUED, limit=_LIMIT)
     queued.sort(key=lambda v: (v.position is None, v.position or 0, v.seq))
-    if who.role == "program-manager":
-        grants = store.list_grants(programs=[who.token.program or ""])
-    else:
-        grants = store.list_grants(tenants=tenants)
-
-    def wants(v: Any) -> str:
-        allowed = v.spec.get("allowed") or []
-        return f"{v.spec.get('scale', 1)} x {' | '.join(allowed) if allowed else 'any'}"
-
+    grants = _grants_for(store, who)
     return {
-        "types": sorted(types.values(), key=lambda t: t["type"]),
-        "nodes": nodes,
+        **pool_data(store, catalog, now, loc),
         "running": [
             {
                 "id": v.id,
@@ -160,7 +197,7 @@ def dashboard_data(store: SqlStore, who: Principal, now: float) -> dict[str, Any
                 "placement": _placement(v.placement),
                 "steps": f"{v.steps_done:g}"
                 + (f" / {v.spec['total_steps']:g}" if v.spec.get("total_steps") else ""),
-                "age": _duration(now - v.start_time if v.start_time else None),
+                "age": loc.duration(now - _attempt_start(store, v) if v.start_time else None),
             }
             for v in running
         ],
@@ -172,73 +209,267 @@ def dashboard_data(store: SqlStore, who: Principal, now: float) -> dict[str, Any
                 "tenant": v.tenant,
                 "state": v.state.value,
                 "position": v.position,
-                "reason": v.reason or "waiting for the next round",
-                "wants": wants(v),
-                "age": _duration(now - v.submit_time),
+                "reason": v.reason or loc("waiting for the next round"),
+                "wants": _wants(v.spec, loc),
+                "age": loc.duration(
+                    now - (v.end_time if v.state.value == "preempted" and v.end_time else v.submit_time)
+                ),
             }
             for v in queued
         ],
         "queue_more": more_q is not None,
-        "grants": [
-            {
-                **vars(g),
-                "remaining_krw": g.remaining_krw,
-                "pct": round(100 * g.spent_krw / g.amount_krw) if g.amount_krw else 0,
-            }
-            for g in grants
-        ],
+        "grants": [_grant_row(g) for g in grants],
     }
 
 
-def _who_label(who: Principal) -> str:
-    t = who.token
-    scope = t.tenant or t.program or ""
-    return f"{t.name or t.id} ({t.role}{': ' + scope if scope else ''})"
+def _attempt_start(store: SqlStore, v: Any) -> float:
+    """When the current attempt started: the last ``running`` event (the first start for a job never
+    preempted). Only used for the few running jobs shown."""
+    if not v.preemptions:
+        return float(v.start_time)
+    starts = [e.time for e in store.job_events(v.id) if e.state == "running"]
+    return starts[-1] if starts else float(v.start_time)
 
 
-def _principal(request: Request) -> Principal | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        secret = request.cookies.get(COOKIE, "")
-    if not secret.strip():
-        return None
-    tok = request.app.state.tokens.lookup(secret.strip())
-    return None if tok is None else Principal(tok)
+def _grants_for(store: SqlStore, who: Principal) -> list[Any]:
+    if who.role == "program-manager":
+        return store.list_grants(programs=[who.token.program or ""])
+    return store.list_grants(tenants=visible_tenants(store, who))
 
 
-def _page(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
-    html = env.get_template(name).render(**ctx)
-    return HTMLResponse(
-        html,
-        status_code=status,
-        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"},
+def _grant_row(g: Any) -> dict[str, Any]:
+    return {
+        **vars(g),
+        "remaining_krw": g.remaining_krw,
+        "pct": min(100, round(100 * g.spent_krw / g.amount_krw)) if g.amount_krw else 0,
+    }
+
+
+def programs_data(store: SqlStore, who: Principal, now: float, loc: Locale) -> dict[str, Any]:
+    progs = visible_programs(store, who)
+    programs = [p for p in store.list_programs() if progs is None or p.id in progs]
+    grants = _grants_for(store, who)
+    week = read.spend_since(store, now - 7 * read.DAY, [p.id for p in programs])
+    tenants_seen = visible_tenants(store, who)
+    out = []
+    for p in programs:
+        mine = [g for g in grants if g.program == p.id]
+        granted = store.granted_total(p.id) if who.role != "member" else sum(g.amount_krw for g in mine)
+        spent = sum(g.spent_krw for g in mine)
+        left = sum(g.remaining_krw for g in mine)
+        per_day = week.get(p.id, 0) / 7.0
+        runout = now + left / per_day * read.DAY if per_day > 0 and left > 0 else None
+        out.append(
+            {
+                "id": p.id,
+                "name": p.name,
+                "budget": p.budget_krw,
+                "granted": granted,
+                "spent": spent,
+                "left": left,
+                "ungranted": p.budget_krw - granted if who.role != "member" else None,
+                "per_day": int(round(per_day)),
+                "runout": runout,
+                "end": p.end,
+                "grants": [_grant_row(g) for g in mine],
+                "can_grant": who.is_admin or (who.role == "program-manager" and who.token.program == p.id),
+            }
+        )
+    days, by_tenant = read.daily_spend(store, now, 14, "tenant", [p.id for p in programs], tenants_seen)
+    _, by_type = read.daily_spend(store, now, 14, "accelerator", [p.id for p in programs], tenants_seen)
+    labels = [loc.day(d)[5:] for d in days]
+    fmt = _short_krw
+    charts_ = []
+    if any(sum(v) for v in by_tenant.values()):
+        charts_.append(
+            charts.stacked_bars(
+                loc("Spend by tenant, last 14 days"), labels, list(by_tenant.items()), y_format=fmt
+            )
+        )
+        charts_.append(
+            charts.stacked_bars(
+                loc("Spend by type, last 14 days"), labels, list(by_type.items()), y_format=fmt
+            )
+        )
+    tenants = [t.id for t in store.list_tenants()] if who.role != "member" else []
+    return {"programs": out, "charts": charts_, "tenants": tenants}
+
+
+def _short_krw(v: float) -> str:
+    if v >= 1e8:
+        return f"₩{v / 1e8:.1f}억"
+    if v >= 1e4:
+        return f"₩{v / 1e4:,.0f}만"
+    return f"₩{v:,.0f}"
+
+
+def pool_page_data(store: SqlStore, catalog: Any, now: float, loc: Locale) -> dict[str, Any]:
+    data = pool_data(store, catalog, now, loc)
+    edges, busy = read.busy_series(store, now, 24)
+    cap = {t["type"]: t["total"] for t in data["types"]}
+    series = [
+        (
+            f"{t['vendor']} {t['type']}".strip(),
+            [b / (read.HOUR * cap[t["type"]]) for b in busy.get(t["type"], [0.0] * len(edges))],
+        )
+        for t in data["types"]
+        if cap.get(t["type"])
+    ]
+    data["util_chart"] = charts.line_chart(
+        loc("Utilization per type, last 24 hours"),
+        [e + read.HOUR for e in edges],
+        series,
+        x_label=lambda x: loc.when(x)[11:],
     )
+    demand = read.waiting_demand(store)
+    data["demand"] = sorted(demand.items(), key=lambda kv: -kv[1])
+    return data
 
 
-def install(app: FastAPI) -> None:
+def job_data(
+    store: SqlStore, v: Any, logs: str, log_from: int | None, now: float, loc: Locale
+) -> dict[str, Any]:
+    events = store.job_events(v.id)
+    charges = read.job_charges(store, v.id)
+    tries = read.attempts(events, charges)
+    timeline = []
+    prev = None
+    for e in events:
+        kind = ""
+        if e.state == "preempted":
+            kind = "preemption"
+        elif "node" in e.reason.lower() and ("lost" in e.reason.lower() or "down" in e.reason.lower()):
+            kind = "node lost"
+        elif e.state == "queued" and prev in ("running", "preempted"):
+            kind = "requeued"
+        timeline.append({"time": e.time, "state": e.state, "reason": e.reason, "kind": kind})
+        prev = e.state
+    lines = logs.splitlines()
+    n = len(lines)
+    follow = log_from is None
+    start = max(0, n - LOG_LINES) if log_from is None else max(0, min(log_from, max(n - 1, 0)))
+    shown = lines[start : start + LOG_LINES]
+    return {
+        "job": v,
+        "placement": _placement(v.placement),
+        "wants": _wants(v.spec, loc),
+        "timeline": timeline,
+        "tries": tries,
+        "total": sum(t.krw for t in tries) if tries else (v.charged_krw or 0),
+        "logs": "\n".join(shown),
+        "log_start": start + 1 if shown else 0,
+        "log_end": start + len(shown),
+        "log_n": n,
+        "follow": follow and v.state.value == "running",
+        "log_prev": max(0, start - LOG_LINES),
+        "log_next": start + LOG_LINES if start + LOG_LINES < n else None,
+        "has_earlier": start > 0,
+    }
+
+
+# -- forwarding actions to the API ----------------------------------------------------------------------
+
+
+async def _api(
+    request: Request, method: str, path: str, body: dict[str, Any] | None = None
+) -> tuple[int, str]:
+    """Call the REST API in-process as the signed-in user; answer (status, reason or "")."""
+    transport = httpx.ASGITransport(app=request.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://accelpool.internal") as c:
+        r = await c.request(
+            method, "/api/v1" + path, json=body, headers={"Authorization": f"Bearer {_secret(request)}"}
+        )
+    if r.status_code < 400:
+        return r.status_code, ""
+    try:
+        err = r.json()["error"]
+        reason = f"{err['reason']}" + (f" ({err['field']})" if err.get("field") else "")
+    except Exception:  # noqa: BLE001 - any non-API answer is shown as its status
+        reason = f"HTTP {r.status_code}"
+    return r.status_code, reason
+
+
+async def _form(request: Request) -> dict[str, str]:
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    return {k: v[0] for k, v in form.items()}
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return origin is None
+    host = request.headers.get("host", "")
+    return origin.split("://", 1)[-1] == host
+
+
+def _date(s: str, loc: Locale, end_of_day: bool = False) -> float | None:
+    try:
+        d = datetime.strptime(s.strip(), "%Y-%m-%d").replace(tzinfo=loc.tz)
+    except ValueError:
+        return None
+    return d.timestamp() + (86400 if end_of_day else 0)
+
+
+# -- routes ---------------------------------------------------------------------------------------------
+
+
+def install(app: FastAPI) -> None:  # noqa: C901 - one place lists every page
+    if not hasattr(app.state, "ui_timezone"):
+        app.state.ui_timezone = DEFAULT_ZONE
+
     @app.get("/", include_in_schema=False)
     async def root() -> Response:
         return RedirectResponse("/ui", status_code=303)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
+    @app.get("/ui/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        path = STATIC / name
+        if "/" in name or name.startswith(".") or not path.is_file() or path.suffix not in _STATIC_TYPES:
+            return Response("not found", status_code=404)
+        return FileResponse(
+            path,
+            media_type=_STATIC_TYPES[path.suffix],
+            headers={"Cache-Control": "max-age=3600", "X-Content-Type-Options": "nosniff"},
+        )
+
+    def login_page(request: Request, status: int = 200, error: str | None = None) -> HTMLResponse:
+        return _page(request, "login.html", status, title=_locale(request)("Sign in"), error=error)
+
     @app.get("/ui", include_in_schema=False)
-    async def dashboard(request: Request) -> Response:
+    async def overview(request: Request) -> Response:
         who = _principal(request)
         if who is None:
-            return _page("login.html", 401, title="sign in", who=None, error=None)
-        store: SqlStore = request.app.state.store
-        now = time.time()
-        data = await run_in_threadpool(dashboard_data, store, who, now)
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
-        return _page("dashboard.html", title="dashboard", who=_who_label(who), now=stamp, **data)
+            return login_page(request, 401)
+        loc = _locale(request)
+        data = await run_in_threadpool(
+            overview_data,
+            request.app.state.store,
+            who,
+            request.app.state.catalog,
+            request.app.state.hooks.now(),
+            loc,
+        )
+        return _page(request, "overview.html", who=who, title=loc("Overview"), **data)
+
+    @app.get("/ui/login", include_in_schema=False)
+    async def login_get(request: Request) -> Response:
+        if _principal(request) is not None:
+            return RedirectResponse("/ui", status_code=303)
+        return login_page(request)
 
     @app.post("/ui/login", include_in_schema=False)
     async def login(request: Request) -> Response:
-        form = parse_qs((await request.body()).decode("utf-8", "replace"))
-        secret = (form.get("token") or [""])[0].strip()
-        tok = request.app.state.tokens.lookup(secret) if secret else None
+        loc = _locale(request)
+        secret = (await _form(request)).get("token", "").strip()
+        if not secret:
+            return login_page(request, 401, loc("Enter a token to sign in."))
+        tok = request.app.state.tokens.lookup(secret)
         if tok is None:
-            return _page("login.html", 401, title="sign in", who=None, error="unknown or revoked token")
+            return login_page(request, 401, loc("This token is unknown or has been revoked."))
         resp = RedirectResponse("/ui", status_code=303)
         resp.set_cookie(
             COOKIE,
@@ -256,3 +487,241 @@ def install(app: FastAPI) -> None:
         resp = RedirectResponse("/ui", status_code=303)
         resp.delete_cookie(COOKIE, path="/ui")
         return resp
+
+    @app.get("/ui/settings", include_in_schema=False)
+    async def settings(request: Request, lang: str = "", tz: str = "", back: str = "/ui") -> Response:
+        if not back.startswith("/ui") or back.startswith("//"):
+            back = "/ui"
+        resp = RedirectResponse(back, status_code=303)
+        if lang in ("en", "ko"):
+            resp.set_cookie(LANG_COOKIE, lang, samesite="lax", max_age=365 * 86400, path="/ui")
+        if tz and zone(tz, "UTC").key == tz:
+            resp.set_cookie(TZ_COOKIE, tz, samesite="lax", max_age=365 * 86400, path="/ui")
+        return resp
+
+    @app.get("/ui/jobs", include_in_schema=False)
+    async def jobs(request: Request) -> Response:
+        who = _principal(request)
+        if who is None:
+            return login_page(request, 401)
+        loc = _locale(request)
+        qp = request.query_params
+        f = read.JobFilter(
+            q=qp.get("q", "").strip()[:100],
+            state=qp.get("state", "") if qp.get("state") in STATES else "",
+            tenant=qp.get("tenant", "").strip()[:64],
+            program=qp.get("program", "").strip()[:64],
+            type=qp.get("type", "").strip()[:64],
+            since=_date(qp.get("since", ""), loc),
+            until=_date(qp.get("until", ""), loc, end_of_day=True),
+            sort=qp.get("sort", "new") if qp.get("sort") in read.SORTS else "new",
+        )
+        try:
+            page = max(1, int(qp.get("page", "1")))
+        except ValueError:
+            page = 1
+        store: SqlStore = request.app.state.store
+
+        def load() -> tuple[list[Any], int, list[str] | None, list[str] | None]:
+            tenants = visible_tenants(store, who)
+            rows, total = read.search_jobs(store, tenants, f, page=page, per_page=PER_PAGE)
+            return rows, total, tenants, visible_programs(store, who)
+
+        rows, total, tenants, programs = await run_in_threadpool(load)
+        pages = max(1, math.ceil(total / PER_PAGE))
+        base = {k: v for k, v in qp.items() if k != "page" and v}
+
+        def link(p: int) -> str:
+            return "/ui/jobs?" + urlencode({**base, "page": p})
+
+        return _page(
+            request,
+            "jobs.html",
+            who=who,
+            title=loc("Jobs"),
+            rows=rows,
+            total=total,
+            page=page,
+            pages=pages,
+            f=f,
+            qp=qp,
+            states=STATES,
+            sorts=list(read.SORTS),
+            prev_link=link(page - 1) if page > 1 else None,
+            next_link=link(page + 1) if page < pages else None,
+            tenant_choices=tenants if tenants is not None else [t.id for t in store.list_tenants()],
+            program_choices=programs if programs is not None else [p.id for p in store.list_programs()],
+            type_choices=sorted({n.accelerator for n in store.list_nodes()}),
+            wants=lambda s: _wants(s, loc),
+            now=request.app.state.hooks.now(),
+        )
+
+    @app.get("/ui/jobs/{job_id}", include_in_schema=False)
+    async def job(
+        request: Request, job_id: str, message: str = "", error: str = "", status: int = 200
+    ) -> Response:
+        who = _principal(request)
+        if who is None:
+            return login_page(request, 401)
+        loc = _locale(request)
+        store: SqlStore = request.app.state.store
+        v = await run_in_threadpool(lambda: store.get_job(job_id, visible_tenants(store, who)))
+        if v is None:
+            return _error(request, 404, loc("Not found"), loc("No such job, or you may not see it."), who)
+        logs = await run_in_threadpool(request.app.state.hooks.logs, v.id)
+        lf = request.query_params.get("log")
+        log_from = int(lf) if lf and lf.isdigit() else None
+        data = await run_in_threadpool(
+            job_data, store, v, logs or "", log_from, request.app.state.hooks.now(), loc
+        )
+        can_cancel = who.role in ("member", "admin") and not v.state.terminal
+        return _page(
+            request,
+            "job.html",
+            status,
+            who=who,
+            title=f"{loc('Job')} {v.id}",
+            can_cancel=can_cancel,
+            message=message,
+            error=error,
+            **data,
+        )
+
+    @app.post("/ui/jobs/{job_id}/cancel", include_in_schema=False)
+    async def cancel(request: Request, job_id: str) -> Response:
+        who, form, bad = await _checked(request)
+        if bad is not None:
+            return bad
+        status, reason = await _api(request, "POST", f"/jobs/{job_id}/cancel")
+        if status >= 400:
+            return await job(
+                request, job_id, error=_locale(request)("Refused: {reason}", reason=reason), status=status
+            )
+        return RedirectResponse(f"/ui/jobs/{job_id}?done=1", status_code=303)
+
+    async def _checked(request: Request) -> tuple[Principal | None, dict[str, str], Response | None]:
+        who = _principal(request)
+        loc = _locale(request)
+        if who is None:
+            return None, {}, login_page(request, 401)
+        form = await _form(request)
+        if not _same_origin(request) or not hmac.compare_digest(form.get("csrf", ""), _csrf(request)):
+            return (
+                who,
+                form,
+                _error(
+                    request,
+                    403,
+                    loc("Refused: {reason}", reason="CSRF"),
+                    loc("The form expired; please try again."),
+                    who,
+                ),
+            )
+        return who, form, None
+
+    async def programs_page(
+        request: Request, status: int = 200, error: str = "", message: str = ""
+    ) -> Response:
+        who = _principal(request)
+        if who is None:
+            return login_page(request, 401)
+        loc = _locale(request)
+        data = await run_in_threadpool(
+            programs_data, request.app.state.store, who, request.app.state.hooks.now(), loc
+        )
+        return _page(
+            request,
+            "programs.html",
+            status,
+            who=who,
+            title=loc("Programs and grants"),
+            error=error,
+            message=message,
+            **data,
+        )
+
+    @app.get("/ui/programs", include_in_schema=False)
+    async def programs(request: Request) -> Response:
+        return await programs_page(
+            request, message=_locale(request)("Done.") if request.query_params.get("done") else ""
+        )
+
+    @app.post("/ui/grants", include_in_schema=False)
+    async def create_grant(request: Request) -> Response:
+        who, form, bad = await _checked(request)
+        if bad is not None:
+            return bad
+        loc = _locale(request)
+        body: dict[str, Any] = {"program": form.get("program", ""), "tenant": form.get("tenant", "")}
+        amount = form.get("amount_krw", "").replace(",", "").replace("₩", "").strip()
+        body["amount_krw"] = int(amount) if amount.isdigit() else amount
+        if form.get("id", "").strip():
+            body["id"] = form["id"].strip()
+        if form.get("end", "").strip():
+            end = _date(form["end"], loc, end_of_day=True)
+            body["end"] = end if end is not None else form["end"]
+        status, reason = await _api(request, "POST", "/grants", body)
+        if status >= 400:
+            return await programs_page(request, status, loc("Refused: {reason}", reason=reason))
+        return RedirectResponse("/ui/programs?done=1", status_code=303)
+
+    @app.post("/ui/grants/{grant_id}", include_in_schema=False)
+    async def change_grant(request: Request, grant_id: str) -> Response:
+        who, form, bad = await _checked(request)
+        if bad is not None:
+            return bad
+        loc = _locale(request)
+        amount = form.get("amount_krw", "").replace(",", "").replace("₩", "").strip()
+        status, reason = await _api(
+            request,
+            "PATCH",
+            f"/grants/{grant_id}",
+            {"amount_krw": int(amount) if amount.isdigit() else amount},
+        )
+        if status >= 400:
+            return await programs_page(request, status, loc("Refused: {reason}", reason=reason))
+        return RedirectResponse("/ui/programs?done=1", status_code=303)
+
+    async def pool_page(request: Request, status: int = 200, error: str = "") -> Response:
+        who = _principal(request)
+        if who is None:
+            return login_page(request, 401)
+        loc = _locale(request)
+        data = await run_in_threadpool(
+            pool_page_data,
+            request.app.state.store,
+            request.app.state.catalog,
+            request.app.state.hooks.now(),
+            loc,
+        )
+        return _page(
+            request,
+            "pool.html",
+            status,
+            who=who,
+            title=loc("Pool"),
+            error=error,
+            message=loc("Done.") if request.query_params.get("done") else "",
+            **data,
+        )
+
+    @app.get("/ui/pool", include_in_schema=False)
+    async def pool(request: Request) -> Response:
+        return await pool_page(request)
+
+    @app.post("/ui/nodes/{name}", include_in_schema=False)
+    async def drain(request: Request, name: str) -> Response:
+        who, form, bad = await _checked(request)
+        if bad is not None:
+            return bad
+        status, reason = await _api(request, "PUT", f"/nodes/{name}", {"down": form.get("down") == "1"})
+        if status >= 400:
+            return await pool_page(request, status, _locale(request)("Refused: {reason}", reason=reason))
+        return RedirectResponse("/ui/pool?done=1", status_code=303)
+
+    @app.get("/ui/{rest:path}", include_in_schema=False)
+    async def missing(request: Request, rest: str) -> Response:
+        loc = _locale(request)
+        return _error(
+            request, 404, loc("Page not found"), loc("There is no page at this address."), _principal(request)
+        )

@@ -1,0 +1,241 @@
+"""Read-side queries only the dashboard (``accelpool.web``) needs: searching job history, a job's charges
+and attempts, the pool's use over time, waiting demand, spending per day. Additive to the other read
+models: plain SELECTs through the store's ``read()`` connection, answering views or plain values;
+nothing here writes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import String, and_, cast, func, or_, select
+
+from accelpool.storage import tables as T
+from accelpool.storage.sql import SqlStore
+from accelpool.storage.views import JobView, row_view
+
+SORTS = {
+    "new": (T.jobs.c.seq.desc(),),
+    "old": (T.jobs.c.seq.asc(),),
+    "name": (T.jobs.c.name.asc(), T.jobs.c.seq.desc()),
+    "tenant": (T.jobs.c.tenant.asc(), T.jobs.c.seq.desc()),
+    "state": (T.jobs.c.state.asc(), T.jobs.c.seq.desc()),
+}
+HOUR = 3600.0
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    q: str = ""
+    state: str = ""
+    tenant: str = ""
+    program: str = ""
+    type: str = ""
+    since: float | None = None
+    until: float | None = None
+    sort: str = "new"
+
+
+def search_jobs(
+    store: SqlStore,
+    tenants: Iterable[str] | None,
+    f: JobFilter,
+    *,
+    page: int = 1,
+    per_page: int = 50,
+) -> tuple[list[JobView], int]:
+    """One page of the jobs ``tenants`` may see (None: all) matching ``f``, and how many match."""
+    j = T.jobs.c
+    conds: list[Any] = []
+    if tenants is not None:
+        conds.append(j.tenant.in_(list(tenants)))
+    if f.tenant:
+        conds.append(j.tenant == f.tenant)
+    if f.state:
+        conds.append(j.state == f.state)
+    if f.q:
+        like = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conds.append(or_(j.name.like(like, escape="\\"), j.id.like(like, escape="\\")))
+    if f.program:
+        with store.read() as c:
+            grants = [r.id for r in c.execute(select(T.grants.c.id).where(T.grants.c.program == f.program))]
+        conds.append(j.grant_id.in_(grants))
+    if f.type:
+        # the types a job accepts are in its spec (a JSON list); a quoted match on the JSON text finds them
+        conds.append(cast(j.spec, String).like(f'%"{f.type}"%'))
+    if f.since is not None:
+        conds.append(j.submit_time >= f.since)
+    if f.until is not None:
+        conds.append(j.submit_time < f.until)
+    where = and_(*conds) if conds else None
+    q = select(T.jobs).order_by(*SORTS.get(f.sort, SORTS["new"]))
+    n = select(func.count()).select_from(T.jobs)
+    if where is not None:
+        q, n = q.where(where), n.where(where)
+    q = q.limit(per_page).offset(max(page - 1, 0) * per_page)
+    with store.read() as c:
+        rows = c.execute(q).all()
+        total = int(c.execute(n).scalar_one())
+        positions = store.queue_positions(c, rows)
+        ids = [r.id for r in rows]
+        cost: dict[str, int] = {}
+        if ids:
+            cost = {
+                r.job: int(r.krw)
+                for r in c.execute(
+                    select(T.charges.c.job, func.sum(T.charges.c.amount_krw).label("krw"))
+                    .where(T.charges.c.job.in_(ids))
+                    .group_by(T.charges.c.job)
+                )
+            }
+    views = []
+    for r in rows:
+        d = r._asdict()
+        d["position"] = positions.get(r.id)
+        views.append(row_view(d, charged=cost.get(r.id, 0)))
+    return views, total
+
+
+@dataclass(frozen=True)
+class ChargeRow:
+    start: float
+    end: float
+    accelerator: str
+    device_seconds: float
+    krw: int
+
+
+def job_charges(store: SqlStore, job_id: str) -> list[ChargeRow]:
+    c_ = T.charges.c
+    with store.read() as c:
+        rows = c.execute(
+            select(c_.start, c_.end, c_.accelerator, c_.device_seconds, c_.amount_krw)
+            .where(c_.job == job_id)
+            .order_by(c_.start)
+        ).all()
+    return [
+        ChargeRow(float(r.start), float(r.end), r.accelerator, float(r.device_seconds), int(r.amount_krw))
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    number: int
+    start: float
+    end: float | None
+    accelerator: str
+    device_hours: float
+    krw: int
+    ended_by: str
+
+
+def attempts(events: Sequence[Any], charges: Sequence[ChargeRow]) -> list[AttemptRow]:
+    """Attempts are the spans from a ``running`` event to the next event that is not ``running``; each
+    charge belongs to the attempt its interval starts in."""
+    spans: list[list[Any]] = []
+    for e in events:
+        if e.state == "running":
+            if spans and spans[-1][1] is None:
+                continue
+            spans.append([e.time, None, ""])
+        elif spans and spans[-1][1] is None:
+            spans[-1][1] = e.time
+            spans[-1][2] = e.reason or e.state
+    out = []
+    for i, (start, end, why) in enumerate(spans):
+        mine = [ch for ch in charges if ch.start >= start - 1e-6 and (end is None or ch.start < end)]
+        acc = mine[0].accelerator if mine else ""
+        out.append(
+            AttemptRow(
+                i + 1,
+                start,
+                end,
+                acc,
+                sum(ch.device_seconds for ch in mine) / HOUR,
+                sum(ch.krw for ch in mine),
+                why,
+            )
+        )
+    return out
+
+
+def busy_series(store: SqlStore, now: float, hours: int = 24) -> tuple[list[float], dict[str, list[float]]]:
+    """Busy device-seconds per type per hour for the last ``hours`` (from metered charges)."""
+    start = (now // HOUR - hours + 1) * HOUR
+    edges = [start + k * HOUR for k in range(hours)]
+    out: dict[str, list[float]] = defaultdict(lambda: [0.0] * hours)
+    c_ = T.charges.c
+    with store.read() as c:
+        rows = c.execute(
+            select(c_.accelerator, c_.start, c_.end, c_.device_seconds).where(c_.end > start)
+        ).all()
+    for r in rows:
+        a, b = float(r.start), float(r.end)
+        if b <= a:
+            continue
+        devices = float(r.device_seconds) / (b - a)
+        k0 = max(0, int((a - start) // HOUR))
+        k1 = min(hours - 1, int((b - start) // HOUR))
+        for k in range(k0, k1 + 1):
+            lo, hi = max(a, edges[k]), min(b, edges[k] + HOUR)
+            if hi > lo:
+                out[r.accelerator][k] += devices * (hi - lo)
+    return edges, dict(out)
+
+
+def waiting_demand(store: SqlStore) -> dict[str, int]:
+    """Devices wanted by queued and preempted jobs, per accepted type (pool-wide, no names)."""
+    out: dict[str, int] = defaultdict(int)
+    with store.read() as c:
+        rows = c.execute(select(T.jobs.c.spec).where(T.jobs.c.state.in_(["queued", "preempted"]))).all()
+    for r in rows:
+        spec = r.spec if isinstance(r.spec, dict) else {}
+        for t in spec.get("allowed") or ["any"]:
+            out[str(t)] += int(spec.get("scale", 1) or 1)
+    return dict(out)
+
+
+def spend_since(store: SqlStore, since: float, programs: Iterable[str] | None = None) -> dict[str, int]:
+    """KRW charged since ``since`` per program."""
+    c_ = T.charges.c
+    q = select(c_.program, func.sum(c_.amount_krw).label("krw")).where(c_.end > since).group_by(c_.program)
+    if programs is not None:
+        q = q.where(c_.program.in_(list(programs)))
+    with store.read() as c:
+        return {str(r.program): int(r.krw or 0) for r in c.execute(q)}
+
+
+def daily_spend(
+    store: SqlStore,
+    now: float,
+    days: int,
+    key: str,
+    programs: Iterable[str] | None = None,
+    tenants: Iterable[str] | None = None,
+) -> tuple[list[float], dict[str, list[int]]]:
+    """KRW per day (UTC days) for the last ``days``, per ``key`` (tenant or accelerator)."""
+    start = (now // DAY - days + 1) * DAY
+    c_ = T.charges.c
+    col = c_.tenant if key == "tenant" else c_.accelerator
+    day = func.floor(c_.end / DAY)
+    q = (
+        select(col.label("k"), day.label("d"), func.sum(c_.amount_krw).label("krw"))
+        .where(c_.end > start)
+        .group_by(col, day)
+    )
+    if programs is not None:
+        q = q.where(c_.program.in_(list(programs)))
+    if tenants is not None:
+        q = q.where(c_.tenant.in_(list(tenants)))
+    out: dict[str, list[int]] = defaultdict(lambda: [0] * days)
+    with store.read() as c:
+        for r in c.execute(q):
+            k = int(float(r.d) * DAY - start) // int(DAY)
+            if 0 <= k < days:
+                out[str(r.k)][k] += int(r.krw or 0)
+    return [start + i * DAY for i in range(days)], dict(sorted(out.items()))
