@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from accelpool.api import errors
 from accelpool.api.auth import TokenCache
+from accelpool.api.limits import Limits, RequestLimits
 from accelpool.catalog import bundled_catalog
 from accelpool.core.types import AcceleratorType
 from accelpool.storage.sql import SqlStore
@@ -69,6 +70,7 @@ def create_app(
     hooks: Hooks | None = None,
     catalog: Mapping[str, AcceleratorType] | None = None,
     metrics: Metrics | None = None,
+    limits: Limits | None = None,
 ) -> FastAPI:
     from accelpool.api.routers import ROUTERS
 
@@ -85,6 +87,7 @@ def create_app(
     app.state.tokens = TokenCache(store)
     app.state.wake_soon = _Waker(app.state.hooks)
     errors.install(app)
+    app.add_middleware(RequestLimits, limits=limits)
     for router in ROUTERS:
         app.include_router(router, prefix="/api/v1")
 

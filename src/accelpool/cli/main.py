@@ -41,6 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         error(exc.describe())
         return 2
+    except UnicodeDecodeError as exc:  # a file argument that is not text: input, not a crash
+        error(f"input is not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r})")
+        return 2
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        error(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
+        return 2
     except AccelpoolError as exc:
         error(str(exc))
         return 1

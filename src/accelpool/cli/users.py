@@ -26,6 +26,24 @@ def _client(url: str | None, token: str | None, data_dir: Path | None) -> Client
     return Client.from_env(url=url, token=token, data_dir=data_dir)
 
 
+def read_text_file(path: Path) -> str:
+    """A UTF-8 text file's content; InputError (exit 2, one line) when it is missing, a directory,
+    unreadable or not UTF-8."""
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise InputError("is a directory, not a file", file=str(path)) from None
+    except FileNotFoundError:
+        raise InputError("no such file", file=str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(path)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})", file=str(path), line=line) from None
+
+
 def _ts(t: float | None) -> str:
     return "" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -95,9 +113,7 @@ def _tenant_commands(app: typer.Typer) -> None:
         """Submit a job from a YAML file (validated here first: errors name the line and field)."""
         from accelpool.spec.job import parse_job_yaml
 
-        if not spec_file.exists():
-            raise InputError("no such file", file=str(spec_file))
-        text = spec_file.read_text()
+        text = read_text_file(spec_file)
         spec = parse_job_yaml(text, file=str(spec_file))
         c = _client(url, token, data_dir)
         who = c.get("whoami")

@@ -27,10 +27,18 @@ import difflib
 import json
 import math
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from accelpool.core.errors import InputError
 
@@ -39,6 +47,26 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_DURATION_SECONDS = 10 * 366 * 86400.0  # max_run_time: ten years
 MAX_NAME = 100
+MAX_ENV_VARS = 256
+MAX_ENV_VALUE = 32_768  # characters per environment value
+MAX_PATH = 4_096  # workdir, checkpoint_dir
+MAX_REF = 200  # program, grant, accelerator type, zone
+MAX_TYPES = 64  # alternatives or types a job lists
+
+
+def _no_nul(v: str) -> str:
+    if "\x00" in v:
+        raise ValueError("must not contain a NUL character (\\u0000)")
+    return v
+
+
+# Strings without NUL, of bounded length: a NUL can reach neither a process nor a database row.
+_NoNul = AfterValidator(_no_nul)
+Ref = Annotated[str, Field(max_length=MAX_REF), _NoNul]
+PathText = Annotated[str, Field(max_length=MAX_PATH), _NoNul]
+Command = Annotated[str, Field(min_length=1, max_length=100_000), _NoNul]
+EnvName = Annotated[str, Field(max_length=256), _NoNul]
+EnvValue = Annotated[str, Field(max_length=MAX_ENV_VALUE), _NoNul]
 
 
 def parse_duration(value: Any) -> float:
@@ -63,7 +91,7 @@ def parse_duration(value: Any) -> float:
 
 class Alternative(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    type: str = Field(min_length=1)
+    type: Ref = Field(min_length=1)
     count: int = Field(default=1, ge=1, le=4096, strict=True)
 
 
@@ -71,8 +99,8 @@ class Resources(BaseModel):
     """Devices a job needs, all of one type at once (gang)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    type: str | None = None
-    types: list[str] | None = None
+    type: Ref | None = None
+    types: list[Ref] | None = Field(default=None, max_length=MAX_TYPES)
     count: int = Field(default=1, ge=1, le=4096, strict=True, description="devices, all started together")
     min_memory_gb: float | None = Field(
         default=None, gt=0, le=1e6, description="any type with at least this memory"
@@ -93,21 +121,23 @@ class Resources(BaseModel):
 class Constraints(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     domestic_only: bool = Field(default=False, description="only Korean NPUs")
-    zone: str | None = None
+    zone: Ref | None = None
 
 
 class JobSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", title="accelpool job", allow_inf_nan=False)
     name: str = Field(description="letters, digits, '-', '_', '.'; at most 100")
-    program: str | None = Field(default=None, description="program to charge (uses your grant from it)")
-    grant: str | None = Field(default=None, description="grant to charge")
+    program: Ref | None = Field(default=None, description="program to charge (uses your grant from it)")
+    grant: Ref | None = Field(default=None, description="grant to charge")
     kind: Literal["training", "finetuning", "inference", "batch"] = "training"
     resources: Resources | list[Alternative] = Field(default_factory=Resources)
-    command: str = Field(min_length=1, max_length=100_000)
-    env: dict[str, str] = Field(default_factory=dict)
-    workdir: str | None = None
+    command: Command
+    env: dict[EnvName, EnvValue] = Field(
+        default_factory=dict, max_length=MAX_ENV_VARS, description=f"at most {MAX_ENV_VARS} variables"
+    )
+    workdir: PathText | None = None
     max_run_time: float | str | None = Field(default=None, description="seconds, or e.g. '90m', '2h'")
-    checkpoint_dir: str | None = None
+    checkpoint_dir: PathText | None = None
     steps: float | None = Field(default=None, gt=0, le=1e15, description="total steps (optional)")
     constraints: Constraints = Field(default_factory=Constraints)
     priority: int = Field(default=0, ge=-1000, le=1000, strict=True)
@@ -140,6 +170,8 @@ class JobSpec(BaseModel):
     @classmethod
     def _resources(cls, v: Any) -> Any:
         if isinstance(v, list):
+            if len(v) > MAX_TYPES:
+                raise ValueError(f"list at most {MAX_TYPES} alternatives")
             counts = {a.get("count", 1) for a in v if isinstance(a, dict)}
             if len(counts) > 1:
                 raise ValueError("every alternative must ask for the same count (a job runs on one type)")

@@ -146,7 +146,9 @@ def list_jobs(
     state: Annotated[list[str] | None, Query()] = None,
     tenant: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[int | None, Query(ge=0, description="from the previous page's next_cursor")] = None,
+    cursor: Annotated[
+        int | None, Query(ge=0, le=2**63 - 1, description="from the previous page's next_cursor")
+    ] = None,
 ) -> dict[str, Any]:
     """Jobs newest first, keyset-paginated: pass ``next_cursor`` back as ``cursor``."""
     store = store_of(request)

@@ -1,0 +1,111 @@
+"""Request limits (issue 12, item 4): size, nesting, string lengths, NUL and encoding; 4xx naming the field."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from accelpool.api.limits import Limits, Refused, check_json
+
+
+def _raw(world, content: bytes, who: str = "m1", path: str = "/api/v1/jobs"):
+    return world.call(who, "POST", path, content=content, headers={"Content-Type": "application/json"})
+
+
+def _job(**extra) -> dict:
+    return {"name": "j", "command": "echo hi", "resources": {"type": "h100", "count": 1}, **extra}
+
+
+def _err(r) -> dict:
+    return r.json()["error"]
+
+
+def test_body_over_one_mib_is_413_before_reaching_the_route(world):
+    r = world.submit(env={"BIG": "x" * (11 << 20)})  # the 11.4 MB env of the torture run
+    assert r.status_code == 413, r.text
+    assert _err(r)["field"] == "(body)" and "larger than" in _err(r)["reason"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        (_job(env={"HOME": "/a\x00b"}), "env.HOME"),
+        (_job(name="a\x00b"), "name"),
+        (_job(command="echo\x00"), "command"),
+        (_job(workdir="/tmp/\x00"), "workdir"),
+        (_job(resources={"type": "h1\x0000", "count": 1}), "resources.type"),
+    ],
+)
+def test_nul_anywhere_is_422_naming_the_field(world, spec, field):
+    r = world.submit(**{k: v for k, v in spec.items()})
+    assert r.status_code == 422, r.text
+    assert _err(r)["field"] == field and "NUL" in _err(r)["reason"]
+    assert world.store.list_jobs()[0] == []
+
+
+def test_nul_in_a_key_names_the_key(world):
+    r = _raw(world, json.dumps(_job(env={"A\x00": "1"})).encode())
+    assert r.status_code == 422 and _err(r)["field"] == "env.A\\u0000"
+
+
+def test_long_strings_are_refused_naming_the_field(world):
+    r = world.submit(command="x" * 200_000)
+    assert r.status_code == 422 and _err(r)["field"] == "command"
+    r = world.submit(env={"A": "y" * 40_000})  # the spec's own cap per env value
+    assert r.status_code == 422 and _err(r)["field"] == "env.A", r.text
+    r = world.submit(env={f"V{i}": "1" for i in range(300)})
+    assert r.status_code == 422 and _err(r)["field"] == "env", r.text
+
+
+def test_deep_nesting_is_422_naming_where(world):
+    deep = {"name": "j", "command": "c", "resources": {"type": "h100"}, "env": {"a": [[[[[[[[]]]]]]]]}}
+    inner: object = "x"
+    for _ in range(40):
+        inner = [inner]
+    deep["constraints"] = {"zone": inner}
+    r = _raw(world, json.dumps(deep).encode())
+    assert r.status_code == 422, r.text
+    assert _err(r)["field"].startswith("constraints.zone.0.0") and "nested deeper" in _err(r)["reason"]
+    r = _raw(world, b'{"name": ' + b"[" * 5000 + b"]" * 5000 + b"}")  # too deep to parse at all
+    assert r.status_code == 422 and _err(r)["field"].startswith("name.0.0"), r.text
+
+
+def test_invalid_utf8_and_lone_surrogates_name_the_field(world):
+    body = json.dumps(_job(command="PLACEHOLDER")).encode().replace(b"PLACEHOLDER", b"echo \xff\xfe")
+    r = _raw(world, body)
+    assert r.status_code == 422 and _err(r)["field"] == "command", r.text
+    assert "UTF-8" in _err(r)["reason"]
+    body = json.dumps(_job(env={"A": "PLACEHOLDER"})).encode().replace(b"PLACEHOLDER", b"\\ud800")
+    r = _raw(world, body)
+    assert r.status_code == 422 and _err(r)["field"] == "env.A", r.text
+
+
+def test_query_and_path_nul_or_bad_utf8_are_422(world):
+    r = world.call("m1", "GET", "/api/v1/jobs?tenant=t1%00")
+    assert r.status_code == 422 and _err(r)["field"] == "tenant"
+    r = world.call("m1", "GET", "/api/v1/jobs?tenant=%ff")
+    assert r.status_code == 422 and _err(r)["field"] == "tenant"
+    r = world.call("m1", "GET", "/api/v1/jobs/ab%00c")
+    assert r.status_code == 422 and _err(r)["field"] == "(path)"
+    r = world.call("m1", "GET", "/api/v1/jobs?tenant=" + "a" * 5000)
+    assert r.status_code == 422 and _err(r)["field"] == "tenant"
+
+
+def test_cursor_beyond_a_64_bit_integer_is_422(world):
+    for cursor in (2**63, 2**64, 10**30):
+        r = world.call("m1", "GET", f"/api/v1/jobs?cursor={cursor}")
+        assert r.status_code == 422 and _err(r)["field"] == "cursor", r.text
+    assert world.call("m1", "GET", f"/api/v1/jobs?cursor={2**63 - 1}").status_code == 200
+
+
+def test_big_integers_go_to_the_route_for_its_bounds(world):
+    r = _raw(world, json.dumps(_job(priority=10**30)).encode())
+    assert r.status_code == 422 and _err(r)["field"] == "priority"
+
+
+def test_check_json_passes_ordinary_documents_and_non_json():
+    check_json(json.dumps(_job(env={"A": "é한"})).encode(), Limits())
+    check_json(b"not json at all", Limits())
+    with pytest.raises(Refused):
+        check_json(b'{"a": "\\u0000"}', Limits())

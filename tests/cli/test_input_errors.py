@@ -1,0 +1,50 @@
+"""Every CLI input error: exit 2 and one line on stderr, never a traceback (issue 12, item 4)."""
+
+from __future__ import annotations
+
+import pytest
+from tests.cli.test_users import cli  # noqa: F401 - the fixture
+
+
+def _one_line(err: str) -> str:
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "expect"),
+    [
+        (b"name: demo\ncommand: echo \xff\xfe\n", "bad.yaml:2: not UTF-8 text"),
+        (b'name: demo\nresources: {type: h100}\ncommand: "a\\0b"\n', "NUL"),
+        (b"name: demo\nresources: {type: h100}\ncommand: echo\nenv: {A: \"\\0\"}\n", "field 'env.A'"),
+    ],
+)
+def test_submit_of_bad_file_content_is_one_line_exit_2(cli, tmp_path, content, expect):  # noqa: F811
+    f = tmp_path / "bad.yaml"
+    f.write_bytes(content)
+    code, _, err = cli("submit", str(f))
+    assert code == 2 and expect in _one_line(err), err
+
+
+def test_submit_of_a_directory_or_missing_file_is_one_line_exit_2(cli, tmp_path):  # noqa: F811
+    code, _, err = cli("submit", str(tmp_path))
+    assert code == 2 and "is a directory" in _one_line(err)
+    code, _, err = cli("submit", str(tmp_path / "nope.yaml"))
+    assert code == 2 and "no such file" in _one_line(err)
+
+
+def test_other_file_arguments_are_one_line_exit_2(cli, tmp_path):  # noqa: F811
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"\xff\xfe\x00junk")
+    for args in (
+        ("allocate", str(tmp_path)),
+        ("allocate", str(bad)),
+        ("catalog", "--catalog", str(bad)),
+        ("catalog", "--catalog", str(tmp_path)),
+        ("simulate", "--trace", str(tmp_path)),
+    ):
+        code, _, err = cli(*args)
+        assert code == 2, (args, code, err)
+        _one_line(err)
