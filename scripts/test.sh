@@ -6,12 +6,23 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 
+STOP=()
+cleanup() { for s in "${STOP[@]}"; do bash "scripts/$s.sh" stop || true; done; }
+trap cleanup EXIT
+
 if [ -z "${ACCELPOOL_TEST_POSTGRES_URL:-}" ]; then
   eval "$(bash scripts/postgres.sh start)"
   export ACCELPOOL_TEST_POSTGRES_URL
-  trap 'bash scripts/postgres.sh stop' EXIT
+  STOP+=(postgres)
 fi
 echo "tests: PostgreSQL at $ACCELPOOL_TEST_POSTGRES_URL"
+
+if [ -z "${ACCELPOOL_TEST_SLURM_CONF:-}" ]; then
+  eval "$(bash scripts/slurm.sh start)"
+  export ACCELPOOL_TEST_SLURM_CONF
+  STOP+=(slurm)
+fi
+echo "tests: Slurm at $ACCELPOOL_TEST_SLURM_CONF"
 
 echo "tests: ruff"
 ruff check src tests bench

@@ -8,6 +8,9 @@ go green with them silently left out.
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +33,25 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.section("skipped although ACCELPOOL_REQUIRE_BACKENDS=1 (counts as a failure)")
         for line in _skipped:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def slurm_conf() -> Iterator[str]:
+    """The slurm.conf of a running test Slurm (scripts/slurm.sh): ACCELPOOL_TEST_SLURM_CONF if it answers,
+    else started here when running as root (as on CI); skipped otherwise."""
+    from accelpool.executors.slurm import slurm_available
+
+    conf = os.environ.get("ACCELPOOL_TEST_SLURM_CONF", "")
+    if conf and slurm_available(conf):
+        yield conf
+        return
+    script = Path(__file__).resolve().parents[1] / "scripts" / "slurm.sh"
+    if os.geteuid() != 0:
+        pytest.skip("no test Slurm: run `eval \"$(bash scripts/slurm.sh start)\"` as root")
+    p = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        pytest.skip(f"scripts/slurm.sh start failed: {p.stderr[-500:]}")
+    conf = next(
+        line.split("=", 1)[1] for line in p.stdout.splitlines() if line.startswith("export SLURM_CONF=")
+    )
+    yield conf

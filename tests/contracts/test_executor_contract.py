@@ -1,4 +1,5 @@
-"""One contract for the Executor port, run against FakeExecutor, LocalExecutor and RayExecutor.
+"""One contract for the Executor port, run against FakeExecutor, LocalExecutor, RayExecutor and
+SlurmExecutor.
 
 Each adapter comes with a small harness that knows how to make a job that succeeds, fails or runs until
 stopped, and how to let time pass (advance the virtual clock, or sleep). The assertions are the same.
@@ -111,13 +112,26 @@ def ray_cluster() -> Iterator[object]:
         cluster.shutdown()
 
 
-@pytest.fixture(params=["fake", "local", pytest.param("ray", marks=pytest.mark.ray)])
+def slurm_harness(tmp_path, slurm_conf: str) -> Harness:
+    from accelpool.executors.slurm import SlurmExecutor
+
+    ex = SlurmExecutor(tmp_path / "slurm", slurm_conf=slurm_conf, instance=f"contract-{tmp_path.name}")
+    return Harness(
+        ex, _real_launch(lambda j: Placement(j, "h100", (("s-gpu-0", (0,)),))), lambda: time.sleep(0.1)
+    )
+
+
+@pytest.fixture(
+    params=["fake", "local", pytest.param("ray", marks=pytest.mark.ray), pytest.param("slurm", marks=pytest.mark.slurm)]
+)
 def harness(request, tmp_path) -> Iterator[Harness]:
     if request.param == "fake":
         yield fake_harness()
         return
     if request.param == "local":
         h = local_harness(tmp_path)
+    elif request.param == "slurm":
+        h = slurm_harness(tmp_path, request.getfixturevalue("slurm_conf"))
     else:
         request.getfixturevalue("ray_cluster")
         from accelpool.executors.ray import RayExecutor

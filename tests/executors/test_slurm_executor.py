@@ -1,0 +1,216 @@
+"""SlurmExecutor specifics against a real Slurm (scripts/slurm.sh: three slurmd on this host, s-gpu-0 and
+s-gpu-1 with gpu:h100:4, s-npu-0 with npu:rngd:4): discovery, gangs across nodes, device variables, exit
+codes, stop with grace, adoption after a restart, node DOWN/DRAIN -> node-lost."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from accelpool.core.rounds import Placement
+from accelpool.core.types import Job
+from accelpool.executors.slurm import SlurmExecutor
+from accelpool.ports import EventKind, ExecutorEvent, Launch, RunSpec
+
+pytestmark = pytest.mark.slurm
+
+
+def launch(job: str, command: str, devices, acc: str = "h100", attempt: int = 1, **run) -> Launch:
+    return Launch(
+        Job(job, scale=sum(len(d) for _, d in devices)),
+        Placement(job, acc, tuple(devices)),
+        RunSpec(command=command, **run),
+        steps_per_second=2.5,
+        steps_done=40.0,
+        attempt=attempt,
+    )
+
+
+def wait_for(ex: SlurmExecutor, pred, seen: list[ExecutorEvent], timeout: float = 30.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        seen += ex.poll()
+        if pred(seen):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"condition not met: {seen}")
+
+
+def end_of(ex: SlurmExecutor, job: str, timeout: float = 30.0) -> ExecutorEvent:
+    seen: list[ExecutorEvent] = []
+    wait_for(
+        ex,
+        lambda s: any(e.job == job and e.kind in (EventKind.EXITED, EventKind.LOST) for e in s),
+        seen,
+        timeout,
+    )
+    return next(e for e in seen if e.job == job and e.kind in (EventKind.EXITED, EventKind.LOST))
+
+
+def rank_envs(out: Path) -> dict[str, dict[str, str]]:
+    envs = {}
+    for f in sorted(out.glob("env.*")):
+        env = {}
+        for line in f.read_text().splitlines():
+            if "=" in line:
+                k, v = line.split("=", 1)
+                env[k] = v
+        envs[f.name.split(".", 1)[1]] = env
+    return envs
+
+
+@pytest.fixture
+def ex(tmp_path: Path, slurm_conf: str) -> Iterator[SlurmExecutor]:
+    e = SlurmExecutor(
+        tmp_path / "state",
+        slurm_conf=slurm_conf,
+        instance=f"t-{tmp_path.name}",
+        extra_env={"ACCELPOOL_URL": "u"},
+    )
+    yield e
+    for j in list(e.active()):
+        e.stop(j, "teardown")
+    deadline = time.time() + 30
+    while e.active() and time.time() < deadline:
+        e.poll()
+        time.sleep(0.1)
+
+
+def scontrol(slurm_conf: str, *args: str) -> None:
+    subprocess.run(["scontrol", *args], env={**os.environ, "SLURM_CONF": slurm_conf}, check=False)
+
+
+def test_nodes_and_gres_types_are_discovered(ex: SlurmExecutor) -> None:
+    nodes = {n.name: (n.accelerator, n.devices) for n in ex.nodes()}
+    assert nodes == {"s-gpu-0": ("h100", 4), "s-gpu-1": ("h100", 4), "s-npu-0": ("rngd", 4)}
+    assert ex.unrecognized() == {}
+    assert ex.reachable()
+
+
+def test_unknown_gres_types_are_reported_not_guessed() -> None:
+    split = SlurmExecutor._split_gres("gpu:h100:4(S:0-1),npu:rngd:2,gpu:4,license:foo:1")
+    assert split == [("gpu", "h100", 4), ("npu", "rngd", 2), ("gpu", "", 4), ("license", "foo", 1)]
+
+
+def test_a_gang_runs_as_one_allocation_across_two_nodes(ex: SlurmExecutor, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    cmd = f'env > {out}/env.$ACCELPOOL_NODE_RANK; echo 7 > "$ACCELPOOL_PROGRESS_FILE"'
+    ex.start(
+        launch(
+            "gang",
+            cmd,
+            (("s-gpu-0", (0, 1, 2, 3)), ("s-gpu-1", (0, 1, 2, 3))),
+            checkpoint_dir=str(tmp_path / "ck"),
+        )
+    )
+    seen: list[ExecutorEvent] = []
+    wait_for(ex, lambda s: any(e.kind == EventKind.EXITED for e in s), seen)
+    kinds = [e.kind for e in seen if e.job == "gang"]
+    assert kinds[0] == EventKind.STARTED and kinds[-1] == EventKind.EXITED
+    assert seen[-1].exit_code == 0
+    envs = rank_envs(out)
+    assert sorted(envs) == ["0", "1"]
+    for rank, env in envs.items():
+        assert env["CUDA_VISIBLE_DEVICES"] == "0,1,2,3"
+        assert env["ACCELPOOL_NUM_NODES"] == "2"
+        assert env["ACCELPOOL_NODE"] == ("s-gpu-0" if rank == "0" else "s-gpu-1")
+        assert env["SLURMD_NODENAME"] == env["ACCELPOOL_NODE"]
+        assert env["ACCELPOOL_DEVICES"] == "s-gpu-0:0,1,2,3;s-gpu-1:0,1,2,3"
+        assert env["ACCELPOOL_ATTEMPT"] == "1" and env["ACCELPOOL_STEPS_DONE"] == "40.0"
+        assert env["ACCELPOOL_URL"] == "u"
+        assert env["ACCELPOOL_CHECKPOINT_DIR"] == str(tmp_path / "ck")
+
+
+def test_npu_devices_come_from_slurms_allocation(ex: SlurmExecutor, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    ex.start(launch("npu", f"env > {out}/env.$ACCELPOOL_NODE_RANK", (("s-npu-0", (0, 1)),), acc="rngd"))
+    assert end_of(ex, "npu").exit_code == 0
+    env = rank_envs(out)["0"]
+    assert env["FURIOSA_DEVICES"] == "0,1"
+    assert env["ACCELPOOL_ACCELERATOR"] == "rngd"
+
+
+def test_different_device_counts_per_node_run_as_a_heterogeneous_job(
+    ex: SlurmExecutor, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    ex.start(
+        launch("het", f"env > {out}/env.$ACCELPOOL_NODE_RANK", (("s-gpu-0", (0, 1, 2)), ("s-gpu-1", (0,))))
+    )
+    assert end_of(ex, "het").exit_code == 0
+    envs = rank_envs(out)
+    assert envs["0"]["CUDA_VISIBLE_DEVICES"] == "0,1,2"
+    assert envs["1"]["CUDA_VISIBLE_DEVICES"] == "0"
+
+
+def test_exit_code_of_a_failing_rank_ends_the_gang(ex: SlurmExecutor) -> None:
+    cmd = 'if [ "$ACCELPOOL_NODE_RANK" = 1 ]; then exit 5; fi; sleep 60'
+    t0 = time.time()
+    ex.start(launch("bad", cmd, (("s-gpu-0", (0,)), ("s-gpu-1", (0,)))))
+    end = end_of(ex, "bad")
+    assert end.kind == EventKind.EXITED and end.exit_code not in (0, None)
+    assert time.time() - t0 < 30
+    assert "bad" not in ex.active()
+
+
+def test_stop_sends_sigterm_then_kills_after_the_grace_period(ex: SlurmExecutor, tmp_path: Path) -> None:
+    marker = tmp_path / "term"
+    cmd = f"trap 'echo got-term > {marker}' TERM; while true; do sleep 0.2; done"
+    ex.start(launch("stub", cmd, (("s-gpu-0", (1,)),), grace_seconds=1.0))
+    seen: list[ExecutorEvent] = []
+    wait_for(ex, lambda s: any(e.kind == EventKind.STARTED for e in s), seen)
+    time.sleep(0.5)
+    t0 = time.time()
+    ex.stop("stub", "preempted")
+    end = end_of(ex, "stub")
+    assert end.kind == EventKind.EXITED and end.exit_code == -9
+    assert end.reason.startswith("stopped: preempted")
+    assert marker.exists()  # it got SIGTERM first
+    assert time.time() - t0 >= 1.0
+
+
+def test_a_restarted_executor_adopts_running_jobs(tmp_path: Path, slurm_conf: str) -> None:
+    a = SlurmExecutor(tmp_path / "s", slurm_conf=slurm_conf, instance="adopt")
+    a.start(launch("keep", "sleep 60", (("s-gpu-1", (0,)),), grace_seconds=0.5))
+    seen: list[ExecutorEvent] = []
+    wait_for(a, lambda s: any(e.kind == EventKind.STARTED for e in s), seen)
+    sid = a.slurm_id("keep")
+    a.close()
+    b = SlurmExecutor(tmp_path / "s", slurm_conf=slurm_conf, instance="adopt")
+    assert b.active() == {"keep"} and b.slurm_id("keep") == sid
+    # Another instance does not see it.
+    assert SlurmExecutor(tmp_path / "other", slurm_conf=slurm_conf, instance="someone-else").active() == set()
+    # Without its state files, the tag in Slurm is enough (a crash between sbatch and the state file).
+    shutil.rmtree(tmp_path / "s")
+    c = SlurmExecutor(tmp_path / "s", slurm_conf=slurm_conf, instance="adopt")
+    assert c.active() == {"keep"} and c.slurm_id("keep") == sid
+    c.stop("keep", "done")
+    end = end_of(c, "keep")
+    assert end.reason.startswith("stopped: done")
+
+
+@pytest.mark.parametrize("state", ["DOWN", "DRAIN"])
+def test_a_node_down_or_drained_loses_its_jobs(ex: SlurmExecutor, slurm_conf: str, state: str) -> None:
+    ex.start(launch("n", "sleep 60", (("s-gpu-1", (0,)),), grace_seconds=0.5))
+    seen: list[ExecutorEvent] = []
+    wait_for(ex, lambda s: any(e.kind == EventKind.STARTED for e in s), seen)
+    try:
+        scontrol(slurm_conf, "update", "NodeName=s-gpu-1", f"State={state}", "Reason=accelpool-test")
+        end = end_of(ex, "n")
+        assert end.kind == EventKind.LOST and end.reason.startswith("node-lost: s-gpu-1")
+        assert "s-gpu-1" not in {n.name for n in ex.nodes()}
+    finally:
+        scontrol(slurm_conf, "update", "NodeName=s-gpu-1", "State=RESUME")
+    deadline = time.time() + 30
+    while "s-gpu-1" not in {n.name for n in ex.nodes()} and time.time() < deadline:
+        time.sleep(0.5)
+    assert "s-gpu-1" in {n.name for n in ex.nodes()}
