@@ -120,9 +120,15 @@ def seed(
     return secrets
 
 
-def example_jobs(store: SqlStore, tenant: str = TENANTS[0]) -> list[str]:
-    """Submit the example jobs through the same admission as the API; returns their ids."""
+def example_jobs(
+    store: SqlStore, tenant: str = TENANTS[0], skipped: list[str] | None = None
+) -> list[str]:
+    """Submit the example jobs through the same admission as the API; returns their ids. An example the
+    pool cannot run (no node of its type yet, e.g. before Ray's nodes are found) is left out and described
+    in ``skipped``. Idempotent: each example has its own idempotency key, so a second call submits none
+    twice."""
     from accelpool.api.admission import admit
+    from accelpool.api.errors import ApiError
     from accelpool.catalog import bundled_catalog
     from accelpool.spec.job import parse_job_dict
 
@@ -130,7 +136,12 @@ def example_jobs(store: SqlStore, tenant: str = TENANTS[0]) -> list[str]:
     ids = []
     for body in EXAMPLE_JOBS:
         spec = parse_job_dict(dict(body))
-        a = admit(store, spec, tenant, time.time(), catalog)
+        try:
+            a = admit(store, spec, tenant, time.time(), catalog)
+        except ApiError as exc:
+            if skipped is not None:
+                skipped.append(f"{spec.name}: {exc.reason}")
+            continue
         job_id, _ = store.submit(
             a.job,
             a.throughput,

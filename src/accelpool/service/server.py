@@ -150,6 +150,7 @@ class Service:
         self.messages: list[str] = []
         self.unrecognized: dict[str, str] = {}  # NodeSource nodes left out of the pool: name -> reason
         self._missing: set[str] = set()  # running in the store, not in the executor, at the last audit
+        self._demo_tried = False  # example jobs of a demo on a NodeSource: tried since start
         self._unrecognized_gauge = Gauge(
             "accelpool_unrecognized_nodes",
             "Nodes with accelerators of a type accelpool does not know",
@@ -220,6 +221,25 @@ class Service:
             self._unrecognized_gauge.set(len(unknown))
             path = self.opts.data_dir / "unrecognized-nodes.json"
             path.write_text(json.dumps(unknown, indent=2, sort_keys=True) + "\n")
+        if changed or not self._demo_tried:
+            self._demo_tried = True
+            self._submit_demo_examples()
+
+    def _submit_demo_examples(self) -> None:
+        """With --demo on an executor that finds its nodes (Ray): submit the example jobs the found pool
+        can run, once (the bootstrap left a marker in the data dir)."""
+        marker = self.opts.data_dir / DEMO_EXAMPLES_PENDING
+        if not self.opts.demo or not marker.exists():
+            return
+        from accelpool.service import demo
+
+        skipped: list[str] = []
+        ids = demo.example_jobs(self.store, skipped=skipped)
+        for why in skipped:
+            log.info("demo: example left out: %s", why)
+        if ids:
+            log.info("demo: %d example jobs submitted for tenant '%s'", len(ids), demo.TENANTS[0])
+            marker.unlink(missing_ok=True)
 
     def audit(self) -> list[str]:
         """Requeue jobs the store says run but the executor has not had at two audits in a row (a round
@@ -411,6 +431,9 @@ class Service:
         self.stop()
 
 
+DEMO_EXAMPLES_PENDING = "demo-examples-pending"
+
+
 def bootstrap(store: SqlStore, opts: Options, node_source: bool) -> list[str]:
     """First start: an admin token (written 0600 to the data dir); with --demo the demo world. Returns
     the messages to show. ``node_source``: the executor discovers the nodes (Ray), the demo adds none."""
@@ -431,13 +454,22 @@ def bootstrap(store: SqlStore, opts: Options, node_source: bool) -> list[str]:
             secrets = demo.seed(store)
         for tenant, secret in secrets.items():
             _write_secret(d / f"token-{tenant}", secret)
-        if secrets:
-            ids = demo.example_jobs(store)
-            pool = "nodes from the executor" if node_source else f"pool of {len(demo.DEMO_NODES)} nodes"
+        if secrets and node_source:
+            # the pool is empty until the scheduler has found the executor's nodes: it submits the examples
+            # then (Service.sync_nodes), so admission sees the real pool
+            (d / DEMO_EXAMPLES_PENDING).write_text("the scheduler submits the demo's example jobs\n")
             messages.append(
-                f"demo: {pool}, program '{demo.PROGRAM}', "
+                f"demo: nodes from the executor, program '{demo.PROGRAM}'; example jobs for tenant "
+                f"'{demo.TENANTS[0]}' are submitted once the scheduler has found the nodes"
+            )
+        elif secrets:
+            skipped: list[str] = []
+            ids = demo.example_jobs(store, skipped=skipped)
+            messages.append(
+                f"demo: pool of {len(demo.DEMO_NODES)} nodes, program '{demo.PROGRAM}', "
                 f"{len(ids)} example jobs submitted for tenant '{demo.TENANTS[0]}'"
             )
+            messages += [f"demo: example left out: {why}" for why in skipped]
         client["tenant"] = demo.TENANTS[0]
     (d / "client.json").write_text(json.dumps(client, indent=2))
     return messages
