@@ -23,7 +23,7 @@ from prometheus_client import (
 )
 from starlette.concurrency import run_in_threadpool
 
-from accelpool.api import errors
+from accelpool.api import docs, errors
 from accelpool.api.auth import TokenCache
 from accelpool.api.limits import Limits, RequestLimits
 from accelpool.catalog import bundled_catalog
@@ -78,6 +78,8 @@ def create_app(
         title="accelpool",
         version="1",
         openapi_url="/openapi.json",
+        docs_url=None,  # served from bundled assets by api.docs
+        redoc_url=None,
         description="Shared pool of GPUs and Korean NPUs: jobs, grants in KRW, programs, usage.",
     )
     app.state.store = store
@@ -88,6 +90,7 @@ def create_app(
     app.state.wake_soon = _Waker(app.state.hooks)
     errors.install(app)
     app.add_middleware(RequestLimits, limits=limits)
+    docs.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix="/api/v1")
 
