@@ -24,6 +24,18 @@ if [ -z "${ACCELPOOL_TEST_SLURM_CONF:-}" ]; then
 fi
 echo "tests: Slurm at $ACCELPOOL_TEST_SLURM_CONF"
 
+# The browser tests (tests/web/test_browser.py) drive Debian's chromium with Playwright (the playwright
+# package is in the dev extras; no browser download): install chromium and a Korean font when missing.
+if [ ! -x "${ACCELPOOL_CHROMIUM:-/usr/bin/chromium}" ] || ! fc-list 2>/dev/null | grep -qi nanum; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "tests: installing chromium and fonts-nanum for the browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-nanum >/dev/null
+  else
+    echo "tests: no chromium at ${ACCELPOOL_CHROMIUM:-/usr/bin/chromium}: run as root or install chromium" >&2
+  fi
+fi
+mkdir -p test-artifacts/screenshots
+
 echo "tests: ruff"
 ruff check src tests bench
 echo "tests: mypy"

@@ -36,7 +36,8 @@ class Timeline:
 
     ``busy[r, t]``: device-seconds used on type t over interval r (from metering), ``interval[r]`` its length
     (s) ending at ``time[r]``; ``tenant_busy[r, g]`` likewise per tenant; ``active[r]`` queued + running
-    jobs at round r; ``grant_left[r, k]`` KRW left per grant.
+    jobs at round r; ``grant_left[r, k]`` KRW left per grant; ``busy_until`` the end of the last metered
+    use (NaN when nothing ran).
     """
 
     types: tuple[str, ...]
@@ -49,6 +50,7 @@ class Timeline:
     active: list[int] = field(default_factory=list)
     grant_left: list[list[int]] = field(default_factory=list)
     preemptions: int = 0
+    busy_until: float = math.nan
 
 
 @dataclass
@@ -95,6 +97,8 @@ class _Collector:
         for c in report.charges:
             busy[self.tindex[c.accelerator]] += c.device_seconds
             tb[self.gindex[c.tenant]] += c.device_seconds
+            if c.device_seconds > 0 and not c.end <= tl.busy_until:
+                tl.busy_until = c.end
         tl.time.append(now)
         tl.interval.append(0.0 if math.isnan(self.last) else now - self.last)
         self.last = now

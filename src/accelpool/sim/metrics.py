@@ -3,8 +3,10 @@
 - JCT = end - submit of finished jobs; queueing delay = first start - submit (all started jobs);
   avg, median and p99 of each.
 - makespan = last finish - first arrival.
-- utilization per type = device-seconds used / (devices x seconds from first arrival to last finish);
-  the time series is per round.
+- utilization per type = device-seconds used / (devices x seconds from the first arrival to the end of
+  the last metered use): the span the device-seconds were metered over, unfinished jobs' running time
+  included, so it is at most 1. (Ending the span at the last finish over-counted when jobs still ran
+  after the last one finished.) The time series is per round.
 - finish-time fairness (Themis' rho, in our words): a job's JCT over the time it would take alone on an
   equal share of the pool. Equal share: 1/N of every type's devices, N = the average number of jobs
   queued or running over the job's lifetime; on that share the job runs a fraction
@@ -86,10 +88,9 @@ def compute(result: SimResult) -> dict[str, Any]:
     busy = as_array(tl.busy, len(types))
     cap = np.array([result.capacity[t] for t in types], dtype=float)
     used = busy.sum(axis=0) if len(busy) else np.zeros(len(types))
-    util = {
-        t: (float(used[k] / (cap[k] * makespan)) if cap[k] and makespan else 0.0) for k, t in enumerate(types)
-    }
-    total_util = float(used.sum() / (cap.sum() * makespan)) if cap.sum() and makespan else 0.0
+    span = max(t_end, tl.busy_until if math.isfinite(tl.busy_until) else t_end) - t0
+    util = {t: (float(used[k] / (cap[k] * span)) if cap[k] and span else 0.0) for k, t in enumerate(types)}
+    total_util = float(used.sum() / (cap.sum() * span)) if cap.sum() and span else 0.0
     rho = _rho(result, rows)
     m: dict[str, Any] = {
         "policy": result.policy,

@@ -24,37 +24,141 @@ from accelpool.sim.metrics import dumps_metrics, job_rows  # noqa: E402
 HOUR = 3600.0
 
 _INDEX = """<!doctype html>
-<html><head><meta charset="utf-8"><title>accelpool simulation: {{ trace }}</title>
-<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th:first-child,td:first-child{text-align:left}
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>accelpool simulation: {{ trace }}</title>
+<style>body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1100px;padding:0 1em;color:#1d2330;line-height:1.45}
+.scroll{overflow-x:auto}table{border-collapse:collapse;margin:.5em 0}
+td,th{border:1px solid #c9cfd8;padding:4px 8px;text-align:right;white-space:nowrap}
+th:first-child,td:first-child,td.dir{text-align:left}th.winner{background:#dff3e4}
+td.best{font-weight:700;color:#1b6b34;background:#eef8f0}.winner-box{border-left:4px solid #1b6b34;background:#eef8f0;padding:.6em 1em}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.3em 1em}dt{font-weight:600}dd{margin:0}
 img{max-width:100%;border:1px solid #eee;margin:8px 0}</style></head><body>
 <h1>Simulation of {{ trace }}</h1>
 <p>Round {{ round_seconds }} s; restart overhead {{ overhead }} s. {% for n in notes %}{{ n }}. {% endfor %}</p>
-<table><tr><th>metric</th>{% for p in policies %}<th>{{ p }}</th>{% endfor %}</tr>
-{% for key, values in rows %}<tr><td>{{ key }}</td>{% for v in values %}<td>{{ v }}</td>{% endfor %}</tr>
-{% endfor %}</table>
+{% if winner %}<p class="winner-box"><strong>{{ winner.policy }}</strong> does best here: {{ winner.why }}</p>{% endif %}
+<div class="scroll"><table><tr><th>metric</th><th>better</th>{% for p in policies %}<th{% if winner and p == winner.policy %} class="winner"{% endif %}>{{ p }}</th>{% endfor %}</tr>
+{% for label, better, cells in rows %}<tr><td>{{ label }}</td><td class="dir">{{ better }}</td>{% for text, best in cells %}<td{% if best %} class="best"{% endif %}>{{ text }}</td>{% endfor %}</tr>
+{% endfor %}</table></div>
+<p>Bold green: the best value in a row. "Same jobs" rows are over the {{ common }} jobs that every policy finished,
+so the policies are compared on the same work.</p>
+<h2>What the metrics mean</h2><dl>{% for label, text in definitions %}<dt>{{ label }}</dt><dd>{{ text }}</dd>{% endfor %}</dl>
 {% for title, file in plots %}<h2>{{ title }}</h2><img src="{{ file }}" alt="{{ title }}">{% endfor %}
-<h2>Files</h2><ul><li><a href="metrics.json">metrics.json</a></li>
+{% for n in plot_notes %}<p>{{ n }}</p>{% endfor %}
+<h2>Files</h2><ul><li><a href="metrics.json">metrics.json</a> (all metrics, seconds and KRW)</li>
 {% for p, f in csvs %}<li><a href="{{ f }}">{{ f }}</a> (per-job, {{ p }})</li>{% endfor %}</ul>
 </body></html>
 """
 
-TABLE_KEYS = (
-    "jobs_completed",
-    "avg_jct_seconds",
-    "median_jct_seconds",
-    "p99_jct_seconds",
-    "avg_queueing_seconds",
-    "p99_queueing_seconds",
-    "makespan_seconds",
-    "utilization_total",
-    "rho_max",
-    "rho_mean",
-    "preemptions",
-    "cost_krw_total",
-    "domestic_npu_share_public_services",
-    "wall_seconds",
+# (key, label, unit, better, definition). unit: duration (seconds, shown in hours or days), count, share
+# (0..1), ratio, krw, seconds (wall-clock, shown as is).
+METRICS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("jobs_completed", "jobs finished", "count", "higher", "jobs that ran to completion"),
+    (
+        "common_avg_jct_seconds",
+        "average completion time, same jobs",
+        "duration",
+        "lower",
+        "mean of (finish - submit) over the jobs every policy finished",
+    ),
+    (
+        "common_median_jct_seconds",
+        "median completion time, same jobs",
+        "duration",
+        "lower",
+        "median of (finish - submit) over the jobs every policy finished",
+    ),
+    (
+        "avg_jct_seconds",
+        "average completion time, own finished jobs",
+        "duration",
+        "lower",
+        "mean of (finish - submit) over the jobs this policy finished (a different set per policy)",
+    ),
+    (
+        "p99_jct_seconds",
+        "99th percentile completion time",
+        "duration",
+        "lower",
+        "the completion time 99% of this policy's finished jobs stay under",
+    ),
+    (
+        "avg_queueing_seconds",
+        "average wait before first start",
+        "duration",
+        "lower",
+        "mean of (first start - submit) over the jobs that started",
+    ),
+    (
+        "p99_queueing_seconds",
+        "99th percentile wait",
+        "duration",
+        "lower",
+        "the wait 99% of the started jobs stay under",
+    ),
+    ("makespan_seconds", "makespan", "duration", "lower", "from the first arrival to the last finish"),
+    (
+        "utilization_total",
+        "utilization",
+        "share",
+        "higher",
+        "device-seconds used / (devices x the time the simulation covers), all types; at most 100%",
+    ),
+    (
+        "rho_max",
+        "worst finish-time fairness",
+        "ratio",
+        "lower",
+        "largest ratio of a job's completion time to the time it would take alone on an equal share of the "
+        "pool (1 = as fast as its fair share; Themis' rho)",
+    ),
+    ("rho_mean", "average finish-time fairness", "ratio", "lower", "mean of that ratio over finished jobs"),
+    ("preemptions", "preemptions", "count", "lower", "times a running job was stopped to make room"),
+    (
+        "cost_krw_total",
+        "cost",
+        "krw",
+        "lower",
+        "KRW charged for the device-hours used at the configured prices",
+    ),
+    (
+        "domestic_npu_share_public_services",
+        "domestic NPU share of public services",
+        "share",
+        "higher",
+        "of the device-seconds public inference jobs used, the part on Korean-designed accelerators",
+    ),
+    ("wall_seconds", "simulator wall time", "seconds", "lower", "how long the simulation itself took"),
 )
+# kept for callers that listed the table's keys
+TABLE_KEYS = tuple(k for k, *_ in METRICS)
+
+
+def human_duration(seconds: float | None) -> str:
+    """Seconds in the unit a reader thinks in: s, min, h or days."""
+    if seconds is None:
+        return "-"
+    s = float(seconds)
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 2 * HOUR:
+        return f"{s / 60:.0f} min"
+    if s < 48 * HOUR:
+        return f"{s / HOUR:.1f} h"
+    return f"{s / 86400:.1f} days"
+
+
+def fmt_metric(value: Any, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "duration":
+        return human_duration(value)
+    if unit == "share":
+        return f"{float(value):.1%}"
+    if unit == "krw":
+        return f"₩{int(value):,}"
+    if unit == "seconds":
+        return f"{float(value):.2f} s"
+    return fmt(value)
 
 
 def fmt(value: Any) -> str:
@@ -67,6 +171,54 @@ def fmt(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def _finished(r: SimResult) -> dict[str, float]:
+    """Completion time (s) per job this run finished."""
+    return {
+        jid: rec.end_time - rec.status.job.submit_time
+        for jid, rec in r.records.items()
+        if rec.end_time is not None and rec.status.state.value == "succeeded"
+    }
+
+
+def common_job_metrics(results: Sequence[SimResult]) -> tuple[int, list[dict[str, float | None]]]:
+    """Average and median completion time per run over the jobs every run finished (the same work)."""
+    done = [_finished(r) for r in results]
+    common = set.intersection(*(set(d) for d in done)) if done else set()
+    out: list[dict[str, float | None]] = []
+    for d in done:
+        vals = np.array([d[j] for j in sorted(common)], dtype=float)
+        out.append(
+            {
+                "common_avg_jct_seconds": float(vals.mean()) if len(vals) else None,
+                "common_median_jct_seconds": float(np.median(vals)) if len(vals) else None,
+            }
+        )
+    return len(common), out
+
+
+def _winner(policies: Sequence[str], table: Sequence[dict[str, Any]], common: int) -> dict[str, str] | None:
+    """The policy with the shortest average completion time over the same jobs, and one sentence why."""
+    scored: list[tuple[float, str, dict[str, Any]]] = [
+        (float(m["common_avg_jct_seconds"]), p, m)
+        for p, m in zip(policies, table, strict=True)
+        if m.get("common_avg_jct_seconds") is not None
+    ]
+    if len(scored) < 2:
+        return None
+    scored.sort(key=lambda x: x[0])
+    (best, p, m), (second, q, m2) = scored[0], scored[1]
+    if second <= 0 or best == second:
+        return None
+    why = (
+        f"on the {common} jobs every policy finished, its average completion time is {human_duration(best)}, "
+        f"{(1 - best / second):.0%} shorter than {q}'s {human_duration(second)}"
+    )
+    u1, u2 = m.get("utilization_total"), m2.get("utilization_total")
+    if u1 is not None and u2 is not None:
+        why += f", with the devices {u1:.0%} busy against {u2:.0%}"
+    return {"policy": p, "why": why + "."}
 
 
 def write_report(
@@ -90,23 +242,50 @@ def write_report(
         _write_jobs_csv(out / name, r)
         csvs.append((r.policy, name))
         written.append(out / name)
+    plot_notes: list[str] = []
     plots = [
-        ("Job completion time CDF", _plot_cdf(out, results)),
-        ("Utilization over time per type", _plot_util(out, results)),
-        ("Tenant shares over time", _plot_tenants(out, results)),
+        ("Job completion time, cumulative (hours, log scale)", _plot_cdf(out, results)),
+        ("Utilization over time per type (same time axis for every policy)", _plot_util(out, results)),
     ]
+    tenants = _plot_tenants(out, results)
+    if tenants is None:
+        plot_notes.append(
+            "One tenant used the pool, so its share of used devices is 100% throughout (no chart)."
+        )
+    else:
+        plots.append(("Share of used devices per tenant over time", tenants))
     if any(r.timeline.grants for r in results):
-        plots.append(("Grant burn-down", _plot_grants(out, results)))
+        plots.append(("KRW left on all grants over time", _plot_grants(out, results)))
     written += [out / f for _, f in plots]
+    common, extra = common_job_metrics(results)
+    table = [{**m, **e} for m, e in zip(metrics, extra, strict=False)] if extra else list(metrics)
+    policies = [m["policy"] for m in metrics]
+    rows = []
+    for key, label, unit, better, _ in METRICS:
+        values = [m.get(key) for m in table]
+        if all(v is None for v in values):
+            continue
+        nums = [float(v) for v in values if isinstance(v, int | float)]
+        best = None
+        if len(nums) > 1 and len(set(nums)) > 1:
+            best = min(nums) if better == "lower" else max(nums)
+        cells = [
+            (fmt_metric(v, unit), best is not None and v is not None and float(v) == best) for v in values
+        ]
+        rows.append((label, f"{better} is better", cells))
     env = Environment(autoescape=select_autoescape(default=True))
     html = env.from_string(_INDEX).render(
         trace=results[0].workload.name if results else "",
         round_seconds=round_seconds,
         overhead=overhead_seconds,
         notes=results[0].workload.notes if results else (),
-        policies=[m["policy"] for m in metrics],
-        rows=[(k, [fmt(m.get(k)) for m in metrics]) for k in TABLE_KEYS],
+        policies=policies,
+        rows=rows,
+        common=common,
+        winner=_winner(policies, table, common),
+        definitions=[(label, text) for _, label, _, _, text in METRICS],
         plots=plots,
+        plot_notes=plot_notes,
         csvs=csvs,
     )
     (out / "index.html").write_text(html, encoding="utf-8")
@@ -162,7 +341,9 @@ def _smooth(t: np.ndarray, y: np.ndarray, points: int = 400) -> tuple[np.ndarray
 
 
 def _plot_util(out: Path, results: Sequence[SimResult]) -> str:
-    fig, axes = plt.subplots(len(results), 1, figsize=(9, 2.6 * len(results)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(results), 1, figsize=(9, 2.6 * len(results)), squeeze=False, sharex=True, sharey=True
+    )
     for ax, r in zip(axes[:, 0], results, strict=True):
         tl = r.timeline
         busy = as_array(tl.busy, len(tl.types))
@@ -182,22 +363,56 @@ def _plot_util(out: Path, results: Sequence[SimResult]) -> str:
     return _save(fig, out, "utilization.png")
 
 
-def _plot_tenants(out: Path, results: Sequence[SimResult]) -> str:
-    fig, axes = plt.subplots(len(results), 1, figsize=(9, 2.6 * len(results)), squeeze=False)
+# Distinct, colour-blind-aware colours (Okabe and Ito's, then Tableau's); more tenants than colours are
+# drawn as "other tenants" in grey, so no two tenants share a colour.
+TENANT_COLOURS = (
+    "#0072b2",
+    "#e69f00",
+    "#009e73",
+    "#cc79a7",
+    "#d55e00",
+    "#56b4e9",
+    "#f0e442",
+    "#000000",
+    "#8c564b",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+
+
+def _plot_tenants(out: Path, results: Sequence[SimResult]) -> str | None:
+    """Shares of used devices per tenant, one panel per policy on shared axes; None with one tenant."""
+    if all(len(r.timeline.tenants) <= 1 for r in results):
+        return None
+    fig, axes = plt.subplots(
+        len(results), 1, figsize=(9, 2.6 * len(results)), squeeze=False, sharex=True, sharey=True
+    )
     for ax, r in zip(axes[:, 0], results, strict=True):
         tl = r.timeline
         tb = as_array(tl.tenant_busy, len(tl.tenants))
-        tot = tb.sum(axis=1, keepdims=True)
+        names = list(tl.tenants)
+        order = np.argsort(-tb.sum(axis=0)) if len(tb) else np.arange(len(names))
+        keep = (
+            [int(k) for k in order[: len(TENANT_COLOURS) - 1]]
+            if len(names) > len(TENANT_COLOURS)
+            else [int(k) for k in order]
+        )
+        rest = [k for k in range(len(names)) if k not in keep]
+        cols = [tb[:, k] for k in keep] + ([tb[:, rest].sum(axis=1)] if rest else [])
+        labels = [names[k] for k in keep] + ([f"{len(rest)} other tenants"] if rest else [])
+        colours = list(TENANT_COLOURS[: len(keep)]) + (["#bbbbbb"] if rest else [])
+        data = np.stack(cols, axis=1) if cols else np.zeros((len(tl.time), 0))
+        tot = data.sum(axis=1, keepdims=True)
         with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(tot > 0, tb / tot, 0.0)
-        t, s = _smooth(np.asarray(tl.time) / HOUR, share)
-        if len(t) and len(tl.tenants):
-            ax.stackplot(t, s.T, labels=list(tl.tenants))
+            share = np.where(tot > 0, data / tot, 0.0)
+        t, sh = _smooth(np.asarray(tl.time) / HOUR, share)
+        if len(t) and len(labels):
+            ax.stackplot(t, sh.T, labels=labels, colors=colours, linewidth=0)
         ax.set_ylim(0, 1)
         ax.set_title(r.policy, fontsize=10)
         ax.set_ylabel("share of used devices")
-        if len(tl.tenants) <= 16:
-            ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     axes[-1, 0].set_xlabel("simulated time (hours)")
     return _save(fig, out, "tenant_shares.png")
 

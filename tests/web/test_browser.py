@@ -1,0 +1,256 @@
+"""The dashboard in a real browser: Debian's chromium driven by Playwright (no browser download).
+
+Every page as admin, program manager and member, at 390 px and 1400 px: content and visibility, no
+horizontal page scroll, no request to another origin (every request is intercepted), Korean without
+English messages, a live update seen without a reload, a job named ``<script>`` shown as text. A
+screenshot of every page goes to ``test-artifacts/screenshots/`` (the README names it)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from accelpool.web import i18n
+from conftest import XSS, World, build_world
+
+CHROMIUM = os.environ.get("ACCELPOOL_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+PAGES = {"overview": "/ui", "jobs": "/ui/jobs", "programs": "/ui/programs", "pool": "/ui/pool"}
+ROLES = ("admin", "pm2", "m1")
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: Any) -> Iterator[tuple[World, str]]:
+    import uvicorn
+
+    world = build_world(tmp_path_factory.mktemp("browser"))
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(world.app, host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield world, f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    t.join(10)
+    world.store.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium; scripts/test.sh does)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+class Session:
+    """A browser context signed in as one role, recording every request that leaves the origin."""
+
+    def __init__(self, browser: Any, base: str, world: World, who: str, width: int, lang: str) -> None:
+        self.base = base
+        self.foreign: list[str] = []
+        self.dialogs: list[str] = []
+        self.ctx = browser.new_context(
+            viewport={"width": width, "height": 900},
+            locale="ko-KR" if lang == "ko" else "en-US",
+            extra_http_headers={"Accept-Language": "ko-KR,ko;q=0.9" if lang == "ko" else "en-US,en;q=0.9"},
+        )
+        self.ctx.route("**/*", self._route)
+        self.ctx.add_cookies([{"name": "accelpool_token", "value": world.tokens[who], "url": base + "/ui"}])
+        self.page = self.ctx.new_page()
+        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+
+    def _route(self, route: Any) -> None:
+        url = route.request.url
+        if url.startswith(self.base + "/") or url.startswith("data:"):
+            route.continue_()
+        else:
+            self.foreign.append(url)
+            route.abort()
+
+    def goto(self, path: str) -> Any:
+        r = self.page.goto(self.base + path)
+        self.page.wait_for_load_state("load")
+        return r
+
+    def h_scroll(self) -> int:
+        return int(self.page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
+
+    def close(self) -> None:
+        self.ctx.close()
+
+
+def _shot(s: Session, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    s.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("width", [390, 1400])
+@pytest.mark.parametrize("who", ROLES)
+def test_every_page_fits_and_stays_on_this_origin(served, browser, who, width):
+    world, base = served
+    for lang in ("en", "ko"):
+        s = Session(browser, base, world, who, width, lang)
+        try:
+            paths = dict(PAGES)
+            if who != "pm2":
+                paths["job"] = f"/ui/jobs/{world.jobs['lost']}"
+            for name, path in paths.items():
+                r = s.goto(path)
+                assert r.status == 200, (who, path)
+                assert s.h_scroll() <= 0, f"{who} {path} at {width}px scrolls sideways by {s.h_scroll()}px"
+                assert s.page.locator("main h1").is_visible()
+                _shot(s, f"{name}-{who}-{width}-{lang}")
+            assert s.foreign == [], s.foreign
+            assert s.dialogs == []
+        finally:
+            s.close()
+
+
+def test_what_each_role_sees(served, browser):
+    world, base = served
+    admin = Session(browser, base, world, "admin", 1400, "en")
+    pm = Session(browser, base, world, "pm2", 1400, "en")
+    member = Session(browser, base, world, "m1", 1400, "en")
+    try:
+        admin.goto("/ui/jobs")
+        text = admin.page.inner_text("main")
+        assert "alice-running" in text and "bob-secret-job" in text
+        member.goto("/ui/jobs")
+        text = member.page.inner_text("main")
+        assert "alice-running" in text and "bob-secret-job" not in text
+        pm.goto("/ui/programs")
+        text = pm.page.inner_text("main")
+        assert "g2" in text and "g1" not in text and "₩20,000,000" in text
+        assert pm.page.locator("summary", has_text="New grant").is_visible()
+        member.goto("/ui/programs")
+        assert member.page.locator("summary", has_text="New grant").count() == 0
+        admin.goto("/ui/pool")
+        assert admin.page.locator("tr.is-down").count() == 1
+        assert (
+            admin.page.locator("td.down").first.evaluate("e => getComputedStyle(e).color")
+            == "rgb(179, 38, 30)"
+        )
+        assert admin.page.get_by_role("button", name="Undrain").count() == 1
+        member.goto("/ui/pool")
+        assert member.page.get_by_role("button", name="Drain").count() == 0
+    finally:
+        for s in (admin, pm, member):
+            s.close()
+
+
+def test_sign_in_form_and_empty_token(served, browser):
+    world, base = served
+    ctx = browser.new_context(viewport={"width": 390, "height": 800})
+    page = ctx.new_page()
+    try:
+        page.goto(base + "/ui/login")
+        page.click("button[type=submit]")
+        assert "Enter a token" in page.inner_text("main")
+        page.fill("#token", world.tokens["m1"])
+        page.click("button[type=submit]")
+        page.wait_for_url(base + "/ui")
+        assert "alice-running" in page.inner_text("main")
+        _shot(_Shot(page), "login-done-m1-390-en")  # type: ignore[arg-type]
+    finally:
+        ctx.close()
+
+
+class _Shot:
+    def __init__(self, page: Any) -> None:
+        self.page = page
+
+
+def test_korean_pages_show_no_english_messages(served, browser):
+    world, base = served
+    english = {m for m in i18n.KO if re.search(r"[a-z]{4,}", m)}
+    s = Session(browser, base, world, "admin", 1400, "ko")
+    try:
+        for path in [*PAGES.values(), f"/ui/jobs/{world.jobs['lost']}"]:
+            s.goto(path)
+            assert s.page.evaluate("document.documentElement.lang") == "ko"
+            lines = {ln.strip() for ln in s.page.inner_text("body").splitlines() if ln.strip()}
+            assert not (lines & english), (path, lines & english)
+            assert "₩" in s.page.inner_text("body") or path == "/ui/pool"
+    finally:
+        s.close()
+
+
+def test_language_switch_in_the_footer(served, browser):
+    world, base = served
+    s = Session(browser, base, world, "m1", 390, "en")
+    try:
+        s.goto("/ui/jobs")
+        s.page.select_option("select[name=lang]", "ko")
+        s.page.click("footer button[type=submit]")
+        s.page.wait_for_load_state("load")
+        assert s.page.evaluate("document.documentElement.lang") == "ko"
+        assert "작업" in s.page.inner_text("main") and s.page.url.endswith("/ui/jobs")
+    finally:
+        s.close()
+
+
+def test_the_page_updates_itself_without_a_reload(served, browser):
+    world, base = served
+    s = Session(browser, base, world, "admin", 1400, "en")
+    try:
+        s.goto("/ui/jobs")
+        s.page.evaluate("window.__marker = 'same page'")
+        body = {"name": "arrived-later", "command": "true", "resources": {"type": "h100", "count": 1}}
+        r = world.client.post("/api/v1/jobs?tenant=t3", json=body, headers=world.headers("admin"))
+        assert r.status_code == 201, r.text
+        s.page.wait_for_selector("text=arrived-later", timeout=15_000)
+        assert s.page.evaluate("window.__marker") == "same page"  # no navigation happened
+        assert s.foreign == []
+    finally:
+        s.close()
+
+
+def test_a_job_named_script_is_shown_as_text(served, browser):
+    world, base = served
+    s = Session(browser, base, world, "m2", 1400, "en")
+    try:
+        s.goto(f"/ui/jobs/{world.jobs['xss']}")
+        assert XSS in s.page.inner_text("main")  # the text, not a script
+        assert s.page.evaluate("document.querySelectorAll('main script').length") == 0
+        s.goto("/ui/jobs")
+        assert XSS in s.page.inner_text("main")
+        s.page.wait_for_timeout(300)
+        assert s.dialogs == []
+    finally:
+        s.close()
