@@ -14,6 +14,19 @@ if [ -z "$PY" ]; then
 fi
 [ -n "$PY" ] || { echo "setup: Python >= 3.11 is required" >&2; exit 2; }
 
+# The job sandbox needs bubblewrap (and setpriv, util-linux, when the service runs as root). Installed here
+# when missing and we are root on Debian/Ubuntu; otherwise `accelpool up` says what is missing and refuses
+# to run tenant jobs unsandboxed unless started with --allow-unsandboxed.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing bubblewrap (the job sandbox)" >&2
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null 2>&1 ||
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null)) >&2
+  else
+    echo "setup: warning: bubblewrap (bwrap) is missing; install it (apt-get install bubblewrap) or jobs cannot run sandboxed" >&2
+  fi
+fi
+
 extras="dev,ray"
 [ "${1:-}" = "--no-ray" ] && extras="dev"
 

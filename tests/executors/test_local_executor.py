@@ -14,6 +14,21 @@ from accelpool.executors.local import LocalExecutor, _proc_start_time
 from accelpool.ports import EventKind, ExecutorEvent, Launch, RunSpec
 
 
+def _running(cmdline: str) -> list[int]:
+    """Live (not zombie) processes whose command line is ``cmdline`` (pids as the host sees them)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    cl = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                if cl == cmdline and _proc_start_time(int(d)) is not None:
+                    out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
 def launch(job: str, command: str, acc: str = "h100", devices=(("n0", (2, 3)),), **run) -> Launch:
     return Launch(
         Job(job, scale=sum(len(d) for _, d in devices)),
@@ -113,18 +128,22 @@ def test_stop_kills_the_process_group_after_the_grace_period(tmp_path: Path) -> 
     # ignores SIGTERM, and has a grandchild in the same group that must die too
     ex.start(
         launch(
-            "k", "trap '' TERM; sleep 100 & echo child=$!; while true; do sleep 0.05; done", grace_seconds=0.5
+            "k",
+            "trap '' TERM; sleep 100.417 & echo child=$!; while true; do sleep 0.05; done",
+            grace_seconds=0.5,
         )
     )
-    time.sleep(0.3)
-    child = int(next(ln for ln in ex.logs("k").splitlines() if ln.startswith("child=")).split("=")[1])
+    t_end = time.time() + 5
+    while not _running("sleep 100.417") and time.time() < t_end:
+        time.sleep(0.05)
+    assert _running("sleep 100.417")
     t0 = time.time()
     ex.stop("k", "cancelled")
     end, _ = wait_end(ex, "k")
     assert end.exit_code == -9
     assert 0.4 <= time.time() - t0 < 5.0
     time.sleep(0.1)
-    assert _proc_start_time(child) is None  # gone (or a zombie waiting to be reaped)
+    assert not _running("sleep 100.417")  # gone
     ex.close()
 
 
@@ -258,14 +277,29 @@ def test_an_end_reported_but_not_yet_acknowledged_is_reported_again_after_a_cras
 def test_a_process_spawned_but_not_recorded_never_runs_its_command(tmp_path: Path) -> None:
     """The wrapper waits for the job's state file; if the control plane dies before writing it, the command
     never runs, so a restarted control plane cannot end up with an unknown copy of the job."""
+    import json
     import subprocess
     import sys
 
-    from accelpool.executors.local import _WRAPPER
+    from accelpool.executors import sandbox as sb
 
     jdir = tmp_path / "j"
     jdir.mkdir()
     marker = tmp_path / "ran"
+    plan = sb.plan(
+        sb.SandboxConfig(),
+        command=f"touch {marker}",
+        env={},
+        tenant="t",
+        work_dir=str(jdir),
+        checkpoint_dir=None,
+        workdir=None,
+        devices=[],
+        log_path=str(jdir / "log"),
+        exit_path=str(jdir / "exit.0"),
+        gate=str(jdir / "state.json"),
+    )
+    (jdir / "plan.json").write_text(json.dumps(plan))
     parent = subprocess.Popen(
         [
             sys.executable,
@@ -273,12 +307,8 @@ def test_a_process_spawned_but_not_recorded_never_runs_its_command(tmp_path: Pat
             "import subprocess, sys, time; subprocess.Popen(sys.argv[1:]); time.sleep(0.3)",
             sys.executable,
             "-c",
-            _WRAPPER,
-            str(jdir / "exit.0"),
-            str(jdir / "state.json"),
-            "/bin/sh",
-            "-c",
-            f"touch {marker}",
+            sb.WRAPPER,
+            str(jdir / "plan.json"),
         ]
     )
     parent.wait()

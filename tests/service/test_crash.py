@@ -3,6 +3,7 @@ lost, nothing is doubled, no job runs twice at once."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import httpx
@@ -93,7 +94,10 @@ def test_kill_during_rounds_no_job_runs_twice(tmp_path):
     data.mkdir()
     locks = tmp_path / "locks"
     locks.mkdir()
-    server = ServerProcess(data, "--demo", "--round-seconds", "0.2").start()
+    locks.chmod(0o777)  # jobs run sandboxed as an unprivileged uid: the operator grants them this volume
+    cfg = tmp_path / "sandbox.json"
+    cfg.write_text(json.dumps({"volumes": {"*": [[str(locks), "rw"]]}}))
+    server = ServerProcess(data, "--demo", "--round-seconds", "0.2", "--sandbox-config", str(cfg)).start()
     h = _admin(data)
     try:
         with httpx.Client(base_url=server.url, headers=h, timeout=10) as c:

@@ -56,6 +56,18 @@ def register(app: typer.Typer) -> None:
                 "the scheduler are two processes under a supervisor)",
             ),
         ] = False,
+        allow_unsandboxed: Annotated[
+            bool,
+            typer.Option(
+                "--allow-unsandboxed",
+                help="run jobs without the sandbox when bubblewrap is missing (single-user machines only: "
+                "every job can then read the service's files and tokens)",
+            ),
+        ] = False,
+        sandbox_config: Annotated[
+            Path | None,
+            typer.Option(help="JSON file: job sandbox settings (volumes, tenant_ids, limits); docs/security.md"),
+        ] = None,
     ) -> None:
         """Serve the API, run the scheduling rounds and the executor (a supervisor and two processes)."""
         import logging
@@ -88,7 +100,19 @@ def register(app: typer.Typer) -> None:
             ray_namespace=ray_namespace,
             upgrade=not no_upgrade,
             single_process=single_process,
+            allow_unsandboxed=allow_unsandboxed,
+            sandbox_config=str(sandbox_config) if sandbox_config else None,
         )
+        if executor == "local":
+            from accelpool.executors import sandbox as sb
+            from accelpool.service.server import sandbox_config as make_sandbox
+
+            problem = sb.check(make_sandbox(opts))
+            if problem is not None:
+                console.print(f"error: {problem}", highlight=False)
+                raise typer.Exit(2)
+            if not sb.sandboxed(make_sandbox(opts)):
+                console.print("warning: jobs run WITHOUT a sandbox (--allow-unsandboxed)", highlight=False)
         service: Service | None = None
         if single_process:
             service = Service(opts)

@@ -16,11 +16,19 @@ Construct it once per control plane::
                                    # every job's environment after the ACCELPOOL_* variables, e.g. the API
                                    # URL and a per-job token for SDK progress reporting.
         shell="/bin/sh",           # runs RunSpec.command as ``shell -c command``.
-        inherit_env=True,          # start from os.environ (False: only PATH, HOME, LANG are kept).
+        sandbox=None,              # SandboxConfig (executors/sandbox.py): every job runs in a bubblewrap
+                                   # sandbox; default SandboxConfig(). The constructor raises SandboxError
+                                   # when bwrap is missing, unless the config allows unsandboxed jobs.
     )
 
-A job gets one process per node share of its placement (rank 0..n-1; a single-node job has one), each in
-its own process group (``start_new_session``), with:
+Every rank runs inside the job sandbox (see executors/sandbox.py and docs/security.md): the host read-only,
+the executor's state and logs (and the service's data dir) invisible, its own pid namespace (every process
+of the job dies with it), only its own device nodes, an allow-listed environment, a non-root uid, rlimits,
+a bounded log, and max_run_time enforced by the wrapper. The job's private writable directory is
+``state_dir/jobs/<job>/work`` (its HOME; the progress file lives there).
+
+A job gets one process per node share of its placement (rank 0..n-1; a single-node job has one), each
+under its own wrapper process (own session), with:
 
     <type's visible_devices_env>   device indices on that rank's node, e.g. CUDA_VISIBLE_DEVICES=0,1,2,3,
                                    FURIOSA_DEVICES=..., RBLN_DEVICES=...
@@ -35,14 +43,16 @@ its own process group (``start_new_session``), with:
     ACCELPOOL_PROGRESS_FILE        a file the job may overwrite with its CUMULATIVE step count (a number);
                                    poll() reports changes as PROGRESS events. (The SDK may instead report
                                    progress over HTTP with variables from ``extra_env``.)
-plus RunSpec.env (which wins over everything except the ACCELPOOL_* and device variables).
+plus RunSpec.env (which wins over everything except the ACCELPOOL_* and device variables), PATH, LANG,
+LC_ALL, TZ, HOME (the work dir) and TMPDIR; nothing else of the service's environment.
 
-Each process runs under a tiny Python wrapper that records the command's exit code in the job's state dir,
-so an exit that happens while the control plane is down is still reported after a restart.
+Each rank runs under the sandbox wrapper (``sandbox.WRAPPER``), which records the command's exit code and
+exit time in the job's state dir, so an exit that happens while the control plane is down is still
+reported after a restart, with the time it really happened.
 
-``stop(job, reason)`` sends SIGTERM to every process group of the job and returns at once; a background
-reaper thread sends SIGKILL when ``RunSpec.grace_seconds`` have passed (the deadline is persisted, so a
-restarted executor still enforces it). A stopped job is reported EXITED with exit_code -15 (-9 if it had to
+``stop(job, reason)`` sends SIGTERM to every rank's wrapper, which passes it to every process of its
+sandbox, and returns at once; a background reaper thread sends SIGKILL when ``RunSpec.grace_seconds`` have
+passed (the deadline is persisted, so a restarted executor still enforces it). A stopped job is reported EXITED with exit_code -15 (-9 if it had to
 be killed) and reason ``stopped: <reason>``; it is never reported as a success.
 
 ``active()`` is the set of jobs started (or adopted) whose end has not yet been reported by ``poll()``;
@@ -55,10 +65,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -68,37 +80,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from accelpool.core.types import AcceleratorType
-from accelpool.executors.env import ExtraEnv, base_env, devices_str, job_env
+from accelpool.executors import sandbox as sb
+from accelpool.executors.env import ExtraEnv, devices_str, job_env, visible_devices_env
 from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch
 
 log = logging.getLogger(__name__)
-
-# The wrapper: wait until the executor has recorded the job (its state file exists; if the control plane
-# dies first, exit without running anything, so no unrecorded process can survive a crash), then run the
-# command in the same process group, ignore SIGTERM itself (the command gets it from the group signal), write
-# the command's exit code (negative: killed by that signal) atomically, exit.
-_WRAPPER = r"""
-import os, signal, subprocess, sys, time
-signal.signal(signal.SIGTERM, lambda *_: None)
-exit_file, gate = sys.argv[1], sys.argv[2]
-parent = os.getppid()
-while not os.path.exists(gate):
-    if os.getppid() != parent:
-        sys.exit(0)
-    time.sleep(0.002)
-p = subprocess.Popen(sys.argv[3:])
-while True:
-    try:
-        code = p.wait()
-        break
-    except InterruptedError:
-        continue
-tmp = exit_file + ".tmp"
-with open(tmp, "w") as f:
-    f.write(str(code))
-os.replace(tmp, exit_file)
-sys.exit(code if code >= 0 else 128 - code)
-"""
 
 
 def _proc_start_time(pid: int) -> str | None:
@@ -142,6 +128,8 @@ class _Rank:
     start_time: str
     proc: subprocess.Popen[bytes] | None = None
     code: int | None = None  # exit code once known
+    exit_time: float | None = None  # wall time the wrapper recorded for the exit
+    exit_reason: str = ""  # the wrapper's reason, e.g. "max_run_time exceeded (3 s)"
 
 
 @dataclass
@@ -181,7 +169,7 @@ class LocalExecutor:
         clock: Clock | None = None,
         extra_env: ExtraEnv | None = None,
         shell: str = "/bin/sh",
-        inherit_env: bool = True,
+        sandbox: sb.SandboxConfig | None = None,
         reaper_interval_seconds: float = 0.05,
     ) -> None:
         if catalog is None:
@@ -196,12 +184,24 @@ class LocalExecutor:
         self.clock = clock
         self.extra_env = extra_env
         self.shell = shell
-        self.inherit_env = inherit_env
         self.state_dir = Path(state_dir)
         self.jobs_dir = self.state_dir / "jobs"
         self.log_dir = self.state_dir / "logs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        cfg = sandbox if sandbox is not None else sb.SandboxConfig()
+        protect = [self.jobs_dir, self.log_dir]
+        if os.path.realpath(cfg.dev_root) != "/dev":
+            protect.append(Path(cfg.dev_root))  # stand-in device files: only through the job's binds
+        self.sandbox = cfg.with_protect(*protect)
+        problem = sb.check(self.sandbox)
+        if problem is not None:
+            raise sb.SandboxError(problem)
+        if not sb.sandboxed(self.sandbox):
+            log.warning(
+                "jobs run WITHOUT a sandbox (allowed by the operator): every job can read the "
+                "service's files and signal its processes"
+            )
         self._lock = threading.RLock()
         self._jobs: dict[str, _Job] = {}
         self._events: list[ExecutorEvent] = []
@@ -235,6 +235,7 @@ class LocalExecutor:
             if jdir.exists():
                 shutil.rmtree(jdir)
             jdir.mkdir(parents=True)
+            (jdir / "work").mkdir()
             log_path = self.log_path(job_id)
             shares = list(launch.placement.devices) or [("local", ())]
             with open(log_path, "ab") as log:
@@ -245,7 +246,7 @@ class LocalExecutor:
             try:
                 for rank, (node, devices) in enumerate(shares):
                     env = self._env(launch, node, devices, rank, len(shares), jdir)
-                    ranks.append(self._spawn(launch, env, jdir / f"exit.{rank}", log_path, node))
+                    ranks.append(self._spawn(launch, env, jdir, rank, devices, log_path, node))
             except Exception:
                 for r in ranks:
                     _signal_group(r.pid, signal.SIGKILL)
@@ -274,7 +275,10 @@ class LocalExecutor:
         self._save(job)
         for r in job.ranks:
             if r.code is None:
-                _signal_group(r.pid, signal.SIGTERM)
+                try:  # the wrapper passes it on to every process of its sandbox
+                    os.kill(r.pid, signal.SIGTERM)
+                except (ProcessLookupError, PermissionError):
+                    pass
 
     def poll(self) -> list[ExecutorEvent]:
         with self._lock:
@@ -344,11 +348,9 @@ class LocalExecutor:
             return set(self._jobs)
 
     def logs(self, job_id: str) -> str:
-        path = self.log_path(job_id)
-        try:
-            return path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        """The job's output (every attempt), at most ``log_max_bytes`` per rank and attempt: the head, a
+        marker, and the tail (of a running rank: its tail as of the last second)."""
+        return sb.read_log(str(self.log_path(job_id)))
 
     def close(self) -> None:
         """Stop the reaper thread. Jobs keep running (a new executor on the same state_dir adopts them);
@@ -382,38 +384,53 @@ class LocalExecutor:
             rank=rank,
             num_nodes=n,
             catalog=self.catalog,
-            base=base_env(self.inherit_env),
+            base={},
             devices=devices,
-            progress_file=str(jdir / "progress"),
+            progress_file=str(jdir / "work" / sb.PROGRESS_FILE),  # plan() gives the in-sandbox path
             extra_env=self.extra_env,
         )
 
     def _spawn(
-        self, launch: Launch, env: dict[str, str], exit_file: Path, log_path: Path, node: str
+        self,
+        launch: Launch,
+        env: dict[str, str],
+        jdir: Path,
+        rank: int,
+        devices: tuple[int, ...],
+        log_path: Path,
+        node: str,
     ) -> _Rank:
-        workdir = launch.run.workdir or None
-        if launch.run.checkpoint_dir:
-            os.makedirs(launch.run.checkpoint_dir, exist_ok=True)
-        argv = [
-            sys.executable,
-            "-I",
-            "-S",
-            "-c",
-            _WRAPPER,
-            str(exit_file),
-            str(exit_file.parent / "state.json"),
-            self.shell,
-            "-c",
-            launch.run.command,
-        ]
-        with open(log_path, "ab") as log:
+        visible = visible_devices_env(self.catalog, launch.placement.accelerator)
+        plan = sb.plan(
+            self.sandbox,
+            command=launch.run.command,
+            env=env,
+            tenant=launch.job.tenant,
+            work_dir=str(jdir / "work"),
+            checkpoint_dir=launch.run.checkpoint_dir,
+            workdir=launch.run.workdir,
+            devices=sb.device_nodes(self.sandbox, visible, devices),
+            shell=self.shell,
+            log_path=str(log_path),
+            exit_path=str(jdir / f"exit.{rank}"),
+            max_run_seconds=launch.job.max_run_seconds,
+            grace_seconds=float(launch.run.grace_seconds),
+            gate=str(jdir / "state.json"),
+        )
+        sb.prepare_dirs(plan)
+        plan_file = jdir / f"plan.{rank}.json"
+        fd = os.open(plan_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(plan, f)
+        argv = [sys.executable, "-I", "-S", "-c", sb.WRAPPER, str(plan_file)]
+        with open(log_path, "ab") as log_file:
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
-                stdout=log,
+                stdout=log_file,
                 stderr=subprocess.STDOUT,
-                env=env,
-                cwd=workdir,
+                env={"PATH": os.environ.get("PATH", sb.SAFE_PATH)},
+                cwd=str(jdir),
                 start_new_session=True,
                 close_fds=True,
             )
@@ -460,16 +477,23 @@ class LocalExecutor:
             rc = r.proc.poll()
             if rc is None:
                 return None
-            return _read_int(exit_file, default=rc if rc < 128 else -(rc - 128) if rc > 128 else rc)
-        code = _read_int(exit_file, default=None)
+            return self._read_exit(r, exit_file, rc if rc < 128 else -(rc - 128) if rc > 128 else rc)
+        code = self._read_exit(r, exit_file, None)
         if code is not None:
             return code
         if _proc_start_time(r.pid) == r.start_time:
             return None
-        code = _read_int(exit_file, default=None)  # it may have written the file just now
+        code = self._read_exit(r, exit_file, None)  # it may have written the file just now
         if code is not None:
             return code
         return -signal.SIGKILL if job.killed else "lost"
+
+    def _read_exit(self, r: _Rank, exit_file: Path, default: int | None) -> int | None:
+        rec = sb.read_exit(str(exit_file))
+        if rec is None:
+            return default
+        r.exit_time, r.exit_reason = rec[1], rec[2]
+        return rec[0]
 
     def _check_ranks(self, job: _Job) -> ExecutorEvent | None:
         lost = False
@@ -487,14 +511,15 @@ class LocalExecutor:
                 job.extra["failed_code"] = failed[0]  # one rank failed: stop the gang's other ranks
                 self._terminate(job)
             return None
-        now = self.clock.now()
+        now = self._end_time(job)
         if lost and job.stop_reason is None:
             return ExecutorEvent(
                 job.job_id, EventKind.LOST, now, reason="lost: process vanished without exit code"
             )
         first_bad = next((c for c in codes if c != 0), 0)
         if job.stop_reason is not None:
-            code = -signal.SIGKILL if job.killed else -signal.SIGTERM
+            # killed by the reaper, or by the wrapper's own grace timer
+            code = -signal.SIGKILL if job.killed or -signal.SIGKILL in codes else -signal.SIGTERM
             return ExecutorEvent(
                 job.job_id,
                 EventKind.EXITED,
@@ -504,14 +529,38 @@ class LocalExecutor:
             )
         code = int(job.extra.get("failed_code", first_bad))  # type: ignore[call-overload]
         reason = "" if code == 0 else (f"killed by signal {-code}" if code < 0 else f"exit code {code}")
+        limit = next((r.exit_reason for r in job.ranks if r.exit_reason.startswith("max_run_time")), "")
+        if limit:
+            reason = limit
         return ExecutorEvent(job.job_id, EventKind.EXITED, now, exit_code=code, reason=reason)
 
+    def _end_time(self, job: _Job) -> float:
+        """When the job ended: the wrappers' recorded exit time (so an exit while the control plane was
+        down is billed until it happened, not until the restart), on a wall clock; else now."""
+        now = self.clock.now()
+        times = [r.exit_time for r in job.ranks if r.exit_time is not None]
+        if not times or len(times) != len(job.ranks) or abs(now - time.time()) > 5.0:
+            return now  # not a wall clock (tests, simulations), or an end without a record
+        return min(now, max(times))
+
     def _read_progress(self, job: _Job) -> float | None:
+        """The job's progress file, read without following links or blocking (the job owns the file: it
+        could make it a FIFO or a link to a file it may not read)."""
+        path = job.dir / "work" / sb.PROGRESS_FILE
         try:
-            text = (job.dir / "progress").read_text().strip()
-            return float(text) if text else None
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            text = os.read(fd, 64).decode("ascii", errors="replace").strip()
+            value = float(text) if text else None
+            return value if value is not None and math.isfinite(value) and value >= 0 else None
         except (OSError, ValueError):
             return None
+        finally:
+            os.close(fd)
 
     def _enforce_deadlines(self) -> None:
         now = time.time()
@@ -532,13 +581,6 @@ class LocalExecutor:
                     for r in job.ranks:
                         if r.proc is not None:
                             r.proc.poll()
-
-
-def _read_int(path: Path, default: int | None) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return default
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -44,7 +44,9 @@ from prometheus_client import Gauge
 from accelpool.api.app import WAKE_INTERVAL, Hooks, Metrics, create_app
 from accelpool.catalog import bundled_catalog
 from accelpool.core.allocation import Policy
+from accelpool.core.errors import InputError
 from accelpool.core.types import Node
+from accelpool.executors.sandbox import SandboxConfig
 from accelpool.ports import EventKind, Executor, ExecutorEvent, Launch, NodeSource
 from accelpool.runtime.clock import SystemClock
 from accelpool.runtime.reconciler import Reconciler, RoundReport
@@ -59,6 +61,31 @@ _OVER = ("cancelled", "succeeded", "failed")
 
 def default_data_dir() -> Path:
     return Path(os.environ.get("ACCELPOOL_HOME", Path.home() / ".accelpool"))
+
+
+def sandbox_config(opts: Options) -> SandboxConfig:
+    """The job sandbox's settings: the operator's file (``--sandbox-config``, JSON with SandboxConfig
+    fields), ``--allow-unsandboxed``, and the data dir (database, tokens, executor state, logs) protected."""
+    d: dict[str, Any] = {}
+    if opts.sandbox_config:
+        path = Path(opts.sandbox_config)
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read it: {exc}", field="--sandbox-config", value=str(path)) from None
+        if not isinstance(d, dict):
+            raise InputError("must be a JSON object", field="--sandbox-config", value=str(path))
+    if opts.allow_unsandboxed:
+        d["allow_unsandboxed"] = True
+    try:
+        cfg = SandboxConfig.from_dict(d)
+    except (TypeError, ValueError) as exc:
+        raise InputError(str(exc), field="--sandbox-config", value=str(opts.sandbox_config)) from None
+    protect: list[str] = [str(opts.data_dir)]
+    if opts.url.startswith("sqlite"):
+        db = opts.url.split("///", 1)[-1].split("?")[0]
+        protect += [db, db + "-wal", db + "-shm"]
+    return cfg.with_protect(*protect)
 
 
 def get_policy(name: str) -> Policy:
@@ -90,6 +117,8 @@ class Options:
     upgrade: bool = True
     single_process: bool = False  # API and scheduler in one process (debugging, tests)
     poll_seconds: float = 0.25  # scheduler: how often it looks for cancels, submissions, log requests
+    allow_unsandboxed: bool = False  # local/ray: run tenant jobs without the sandbox if bwrap is missing
+    sandbox_config: str | None = None  # JSON file with SandboxConfig fields (volumes, tenant_ids, limits)
 
     @property
     def url(self) -> str:
@@ -167,6 +196,7 @@ class Service:
         def extra(launch: Launch) -> dict[str, str]:
             return {"ACCELPOOL_URL": url}
 
+        sandbox = sandbox_config(self.opts)
         if self.opts.executor == "ray":
             from accelpool.executors.ray import RayExecutor
 
@@ -183,7 +213,11 @@ class Service:
         from accelpool.executors.local import LocalExecutor
 
         return LocalExecutor(
-            self.opts.data_dir / "executor", catalog=self.catalog, clock=self.clock, extra_env=extra
+            self.opts.data_dir / "executor",
+            catalog=self.catalog,
+            clock=self.clock,
+            extra_env=extra,
+            sandbox=sandbox,
         )
 
     # -- the pool's nodes from the executor (NodeSource) ----------------------------------------------
