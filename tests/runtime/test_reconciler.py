@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from tests.helpers import greedy_fastest
 
+from accelpool.core.round_config import RoundConfig
 from accelpool.core.types import Grant, Job, JobState, Node, Program
 from accelpool.executors.fake import FakeExecutor
 from accelpool.runtime.clock import VirtualClock
@@ -12,12 +13,12 @@ from accelpool.runtime.reconciler import Reconciler
 from accelpool.storage.memory import MemoryStore
 
 
-def make(round_seconds: float = 100.0):
+def make(round_seconds: float = 100.0, config: RoundConfig | None = None):
     clock = VirtualClock()
     store = MemoryStore()
     store.add_nodes([Node("h-0", "h100", 4), Node("h-1", "h100", 4), Node("r-0", "rngd", 8)])
     ex = FakeExecutor(clock)
-    rec = Reconciler(store, ex, clock, greedy_fastest, round_seconds=round_seconds)
+    rec = Reconciler(store, ex, clock, greedy_fastest, round_seconds=round_seconds, config=config)
     return clock, store, ex, rec
 
 
@@ -55,13 +56,14 @@ def test_waiting_job_has_reason_and_position():
 
 
 def test_grant_is_charged_and_never_overspent_and_job_held_for_budget():
-    clock, store, ex, rec = make(round_seconds=3600.0)
+    clock, store, ex, rec = make(round_seconds=3600.0, config=RoundConfig(lease_seconds=3600.0))
     store.set_prices({"h100": 1000})  # KRW per device-hour
     store.add_program(Program("p", "program", budget_krw=10_000))
     store.add_grant(Grant("g", "p", "t1", amount_krw=2500))
     store.submit(Job("a", tenant="t1", scale=1, grant="g", total_steps=1e9), {"h100": 1.0})
     rec.run(rounds=5)
-    assert store.grants["g"].spent_krw == 2000  # two whole hours; a third would overspend
+    # two whole hours; a third lease (an hour) would overspend, so the job stops at that boundary
+    assert store.grants["g"].spent_krw == 2000
     assert store.grants["g"].remaining_krw >= 0
     assert store.jobs["a"].reason == "budget"
     assert sum(c.amount_krw for c in store.charges) == 2000

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from tests.helpers import equal_time, greedy_fastest
 
+from accelpool.core.round_config import RoundConfig
 from accelpool.core.types import Cluster, Job, Node
 from accelpool.runtime.reconciler import RoundReport
 from accelpool.sim import engine
@@ -56,10 +57,17 @@ def test_idle_gap_is_skipped_and_arrival_starts_at_once():
 def test_restart_overhead_is_paid_on_resume_only():
     # equal_time on one device with two jobs alternates them; each resume loses 10 s.
     rows = {"a": {"fast": 1.0}, "b": {"fast": 1.0}}
-    jobs = [Job("a", total_steps=300.0), Job("b", total_steps=300.0)]
+    jobs = [Job("a", total_steps=300.0, preemptible=True), Job("b", total_steps=300.0, preemptible=True)]
     nodes = (Node("a-0", "fast", 1),)
-    base = simulate(small(jobs, rows, nodes), equal_time, round_seconds=100.0)
-    slow = simulate(small(jobs, rows, nodes), equal_time, round_seconds=100.0, restart_overhead_seconds=10.0)
+    per_round = RoundConfig.per_round()
+    base = simulate(small(jobs, rows, nodes), equal_time, round_seconds=100.0, config=per_round)
+    slow = simulate(
+        small(jobs, rows, nodes),
+        equal_time,
+        round_seconds=100.0,
+        restart_overhead_seconds=10.0,
+        config=per_round,
+    )
     assert compute(base)["preemptions"] > 0
     assert compute(slow)["makespan_seconds"] > compute(base)["makespan_seconds"]
     assert base.records["a"].end_time + base.records["b"].end_time == pytest.approx(500.0 + 600.0)

@@ -125,6 +125,7 @@ def admit(
         submit_time=now,
         max_run_seconds=spec.max_run_seconds(),
         job_type=spec.name,
+        preemptible=spec.preemptible,
     )
     types = [t for t in (wanted or sorted(catalog)) if t in largest_any]
     if not types:

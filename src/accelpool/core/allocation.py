@@ -47,6 +47,11 @@ class AllocationProblem:
     ``inf`` when none) serve deadline-aware policies; ``horizon_seconds`` is how long the allocation is meant
     to hold (the round, or a planning window). ``per_device_levels``: max-min levels count devices
     (``RoundConfig.per_device_levels``).
+
+    Fairness: ``fair_weight[j]`` is job j's weight in the policies that share fairly (fair-share,
+    max-min-fairness, finish-time-fairness). With ``fairness`` "tenant" it is the job's part of the
+    hierarchical shares program -> tenant -> job (core.problem); with "job" (or when not given) it is the
+    job's own ``weight``. ``weight`` itself stays the job's own (max-throughput weighs throughput by it).
     """
 
     job_ids: tuple[str, ...]
@@ -73,6 +78,8 @@ class AllocationProblem:
     time_to_deadline: FloatArray = field(default_factory=lambda: np.zeros(0))
     horizon_seconds: float = 360.0
     per_device_levels: bool = True
+    fair_weight: FloatArray = field(default_factory=lambda: np.zeros(0))
+    fairness: str = "tenant"
 
     def __post_init__(self) -> None:
         n, tt = len(self.job_ids), len(self.types)
@@ -94,6 +101,7 @@ class AllocationProblem:
             "budget_krw": np.full(n, -1, dtype=np.int64),
             "remaining_steps": np.full(n, np.inf),
             "time_to_deadline": np.full(n, np.inf),
+            "fair_weight": np.asarray(self.weight, dtype=np.float64),
         }
         for name, value in fill.items():
             current = getattr(self, name)

@@ -13,6 +13,15 @@ the same way:
 - ``public_reserve[t]``: the largest public share any program asks for, times the type's devices, but never
   more than the devices public jobs could use on that type (capacity is kept only while there is demand).
 - ``budget_krw[j]``: what is left on the job's grant; ``-1`` when the job draws on no grant.
+- ``fair_weight[j]``: with ``fairness="tenant"``, the job's part of hierarchical shares, normalized to a
+  mean of 1 over the jobs:
+
+      fair_weight[j] ~ (w_P / sum_P' w_P') * (W_g / sum_{g' with jobs in P} W_g') * (w_j / sum_{j' of g in P} w_j')
+
+  for program P (the program of the job's grant; jobs without a grant share one program of weight 1),
+  program weight w_P (``ProgramRules.weight``), tenant weight W_g and job weight w_j. A tenant's jobs in a
+  program share its part, so splitting work into more jobs gains the tenant nothing. With
+  ``fairness="job"`` it is the job's own weight (Gavel's per-job fairness).
 
 Zones are not part of the problem: they are honoured when the allocation is placed on nodes.
 """
@@ -87,6 +96,7 @@ def build_problem(
     now: float = 0.0,
     horizon_seconds: float = 360.0,
     per_device_levels: bool = True,
+    fairness: str = "tenant",
 ) -> AllocationProblem:
     """Assemble the arrays for ``jobs`` (in this order) on the types of ``capacity``."""
     accelerators = accelerators or {}
@@ -180,7 +190,50 @@ def build_problem(
         time_to_deadline=ttd,
         horizon_seconds=horizon_seconds,
         per_device_levels=per_device_levels,
+        fair_weight=(
+            hierarchical_weights(jobs, tenant_list, program_of)
+            if fairness == "tenant"
+            else np.array([j.weight for j in jobs], dtype=np.float64)
+        ),
+        fairness=fairness,
     )
+
+
+def hierarchical_weights(
+    jobs: Sequence[Job], tenants: Sequence[Tenant], program_of: Mapping[str, Program | None]
+) -> np.ndarray:
+    """Each job's part of the shares program -> tenant -> job (see the module notes), mean 1."""
+    n = len(jobs)
+    if n == 0:
+        return np.zeros(0)
+    tenant_weight = {t.id: t.weight for t in tenants}
+    program_weight: dict[str, float] = {}
+    tenant_sum: dict[str, float] = {}
+    job_sum: dict[tuple[str, str], float] = {}
+    keys = []
+    for j in jobs:
+        p = program_of.get(j.id)
+        pid = p.id if p is not None else ""
+        program_weight[pid] = p.rules.weight if p is not None else 1.0
+        if (pid, j.tenant) not in job_sum:
+            tenant_sum[pid] = tenant_sum.get(pid, 0.0) + tenant_weight.get(j.tenant, 1.0)
+        job_sum[pid, j.tenant] = job_sum.get((pid, j.tenant), 0.0) + j.weight
+        keys.append(pid)
+    total = sum(program_weight.values())
+    out = np.array(
+        [
+            program_weight[pid]
+            / total
+            * tenant_weight.get(j.tenant, 1.0)
+            / tenant_sum[pid]
+            * j.weight
+            / job_sum[pid, j.tenant]
+            for j, pid in zip(jobs, keys, strict=True)
+        ],
+        dtype=np.float64,
+    )
+    normalized: np.ndarray = out * (n / out.sum())
+    return normalized
 
 
 def _tenant_list(jobs: Sequence[Job], tenants: Iterable[Tenant]) -> list[Tenant]:

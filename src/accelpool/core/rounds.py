@@ -40,6 +40,7 @@ import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem, Policy
 from accelpool.core.problem import build_problem
+from accelpool.core.reasons import explain, fair_order
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
@@ -85,7 +86,11 @@ class JobStatus:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Immutable facts for one round. ``nodes`` are the healthy nodes only."""
+    """Immutable facts for one round. ``nodes`` are the healthy nodes only.
+
+    Lease facts (the Reconciler fills them in): ``lease_boundary`` says whether this round may preempt;
+    ``run_started[j]`` is when running job j's current run began (a running job without an entry counts as
+    past every minimum run time); ``lease_end`` is when the current lease ends (for wait reasons)."""
 
     now: float
     nodes: tuple[Node, ...]
@@ -97,6 +102,9 @@ class Snapshot:
     grants: tuple[Grant, ...] = ()
     prices_krw_per_hour: Mapping[str, int] = field(default_factory=dict)
     round_seconds: float = 360.0
+    lease_boundary: bool = True
+    run_started: Mapping[str, float] = field(default_factory=dict)
+    lease_end: float | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,8 @@ class Decision:
     preempt: tuple[tuple[str, str], ...] = ()
     waiting: Mapping[str, WaitReason] = field(default_factory=dict)
     positions: Mapping[str, int] = field(default_factory=dict)
+    boundary: bool = True
+    details: Mapping[str, str] = field(default_factory=dict)
 
     def placements(self) -> tuple[Placement, ...]:
         return self.keep + self.start
@@ -236,11 +246,84 @@ def decide(
         for s in snapshot.jobs
         if s.state is not done[0] and s.state is not done[1] and s.state is not done[2]
     ]
-    problem = cache.problems.get(snapshot, statuses, config)
-    alloc = policy(problem)
+    horizon = config.lease_or(snapshot.round_seconds)
+    problem = cache.problems.get(snapshot, statuses, config, horizon)
     usable = problem.usable()
-    order = _pair_order(snapshot, statuses, alloc, usable, config)
-    return _place(snapshot, statuses, alloc, order, usable, problem, cache)
+    pinned, threshold = _pinned(snapshot, statuses, config, horizon)
+    if snapshot.lease_boundary:
+        alloc = policy(problem)
+        order = _pair_order(snapshot, statuses, alloc, usable, config, threshold)
+    else:  # a tick: no policy, no preemption; only back-fill idle devices
+        alloc = Allocation(
+            problem.job_ids,
+            problem.types,
+            np.zeros((problem.n_jobs, problem.n_types)),
+            "tick",
+            held=blocked_reasons(problem),
+        )
+        order = []
+    return _place(snapshot, statuses, alloc, order, usable, problem, cache, pinned, horizon, config)
+
+
+def blocked_reasons(problem: AllocationProblem) -> dict[str, WaitReason]:
+    """Jobs that cannot run on any type as things stand: no usable type (NOT_RUNNABLE, or RULE when only
+    a rule stands in the way) or a grant that cannot pay for one lease on any usable type (BUDGET)."""
+    runnable = problem.usable()
+    cost = problem.price_krw_per_hour[None, :] * problem.scale[:, None] * problem.horizon_seconds / 3600.0
+    affordable = runnable & ((problem.budget_krw[:, None] < 0) | (cost <= problem.budget_krw[:, None] + 1e-9))
+    out: dict[str, WaitReason] = {}
+    for j in np.nonzero(~affordable.any(axis=1))[0].tolist():
+        if runnable[j].any():
+            out[problem.job_ids[j]] = WaitReason.BUDGET
+        elif (problem.throughput[j] > 0).any() and not (
+            problem.allowed[j] & (problem.throughput[j] > 0)
+        ).any():
+            out[problem.job_ids[j]] = WaitReason.RULE
+        else:
+            out[problem.job_ids[j]] = WaitReason.NOT_RUNNABLE
+    return out
+
+
+def _pinned(
+    snapshot: Snapshot, statuses: list[JobStatus], config: RoundConfig, lease: float
+) -> tuple[list[int], float]:
+    """Running jobs that keep their devices whatever the policy says, and the rank threshold of the others.
+
+    Pinned: every running job between lease boundaries; at a boundary, a job that is not time-sliced (not
+    preemptible, or inference), one that has run less than its minimum run time (the operator's, or its
+    program's when larger), and every job when a restart costs at least a lease (nothing could gain).
+    A preemptible job past its minimum run time is ranked on the type it holds with its priority times
+    ``threshold`` = lease / (lease - restart): a claimant displaces it only when it is owed more by a
+    margin that pays the restart within the next lease (see the module notes)."""
+    running = JobState.RUNNING
+    boundary = snapshot.lease_boundary
+    restart = config.restart_seconds
+    if boundary and lease <= restart:
+        boundary = False
+    threshold = lease / (lease - restart) if boundary else math.inf
+    floor = config.min_run()
+    program_min: dict[str, float] = {}
+    if boundary and snapshot.programs:
+        by_program = {p.id: p.rules.min_run_seconds for p in snapshot.programs}
+        for g in snapshot.grants:
+            m = by_program.get(g.program)
+            if m is not None and m > floor:
+                program_min[g.id] = m
+    started = snapshot.run_started
+    now = snapshot.now
+    out = []
+    for i, s in enumerate(statuses):
+        if s.state is not running or s.placement is None:
+            continue
+        job = s.job
+        if not boundary or not job.time_sliced:
+            out.append(i)
+            continue
+        began = started.get(job.id)
+        need = program_min.get(job.grant, floor) if job.grant is not None else floor
+        if began is not None and now - began < need - 1e-9:
+            out.append(i)
+    return out, threshold
 
 
 class _ProblemCache:
@@ -259,7 +342,9 @@ class _ProblemCache:
         self._nodes: tuple[Node, ...] | None = None
         self._capacity: dict[str, int] = {}
 
-    def get(self, snapshot: Snapshot, statuses: list[JobStatus], config: RoundConfig) -> AllocationProblem:
+    def get(
+        self, snapshot: Snapshot, statuses: list[JobStatus], config: RoundConfig, horizon: float
+    ) -> AllocationProblem:
         jobs = [s.job for s in statuses]
         if snapshot.nodes is self._nodes:
             capacity = self._capacity
@@ -282,8 +367,9 @@ class _ProblemCache:
             tuple(map(id, snapshot.programs)),
             tuple((g.id, g.tenant, g.program) for g in snapshot.grants),
             tuple(sorted(snapshot.prices_krw_per_hour.items())),
-            snapshot.round_seconds,
+            horizon,
             config.per_device_levels,
+            config.fairness,
         )
         last = self._problem
         if last is None or key != self._key:
@@ -298,8 +384,9 @@ class _ProblemCache:
                 prices_krw_per_hour=snapshot.prices_krw_per_hour,
                 remaining_steps={j.id: r for j, r in zip(jobs, remaining, strict=True)},
                 now=snapshot.now,
-                horizon_seconds=snapshot.round_seconds,
+                horizon_seconds=horizon,
                 per_device_levels=config.per_device_levels,
+                fairness=config.fairness,
             )
             self._key, self._problem = key, problem
             self._refs = (
@@ -315,7 +402,9 @@ class _ProblemCache:
         return dataclasses.replace(
             last,
             remaining_steps=np.array(remaining, dtype=np.float64),
-            budget_krw=np.array([balance[j.grant] if j.grant in balance else -1 for j in jobs], dtype=np.int64),
+            budget_krw=np.array(
+                [balance[j.grant] if j.grant in balance else -1 for j in jobs], dtype=np.int64
+            ),
             time_to_deadline=np.array(
                 [j.deadline - snapshot.now if j.deadline is not None else np.inf for j in jobs],
                 dtype=np.float64,
@@ -338,6 +427,7 @@ def _pair_order(
     alloc: Allocation,
     usable: np.ndarray,
     config: RoundConfig,
+    threshold: float = 1.0,
 ) -> list[tuple[int, int]]:
     """(job index, type index) pairs with x > 0, highest Gavel priority first."""
     now = snapshot.now
@@ -371,9 +461,10 @@ def _pair_order(
     else:
         with np.errstate(divide="ignore", invalid="ignore"):
             prio = np.where(received > 0, x / np.maximum(received, 1e-12), np.inf)
-    if config.keep_bonus > 0:
+    keep = (1.0 + config.keep_bonus) * threshold
+    if keep != 1.0:
         on_type = running_on[:, None] == np.arange(len(types))[None, :]
-        prio = np.where(on_type & (prio > 0), prio * (1.0 + config.keep_bonus), prio)
+        prio = np.where(on_type & (prio > 0), prio * keep, prio)
     prio = np.where((x > 1e-9) & usable, prio, -np.inf)
     rows, cols = np.nonzero(np.isfinite(prio) | (prio == np.inf))
     in_place = running_on[rows] == cols
@@ -389,6 +480,9 @@ def _place(
     usable: np.ndarray,
     problem: AllocationProblem,
     cache: DecideCache,
+    pinned: list[int],
+    horizon: float,
+    config: RoundConfig,
 ) -> Decision:
     tput = problem.throughput
     types = alloc.types
@@ -405,11 +499,12 @@ def _place(
     chosen: dict[int, int] = {}
     reasons: dict[str, WaitReason] = dict(alloc.held)
 
-    def try_choose(i: int, k: int) -> bool:
+    def try_choose(i: int, k: int, force: bool = False) -> bool:
+        """Give job i type k if it fits (``force``: a pinned job keeps what it holds, come what may)."""
         s = statuses[i]
         t = types[k]
         scale = s.job.scale
-        if i in chosen or type_free[t] < scale:
+        if i in chosen or (type_free[t] < scale and not force):
             return False
         zone = s.job.zone
         held: dict[tuple[str, str | None], int] = {}
@@ -423,27 +518,38 @@ def _place(
                 held = {}  # promised to zoned jobs ranked higher: it can only move
         if not held and zone is not None:
             held[t, zone] = scale
-        if any(zone_free.get(key, 0) < k for key, k in held.items()):
+        if not force and any(zone_free.get(key, 0) < k for key, k in held.items()):
             return False
         if s.job.grant is not None and s.job.grant in grants:
-            cost = round_cost_krw(s.job.scale, int(prices.get(t, 0)), snapshot.round_seconds)
-            if cost > grants[s.job.grant]:
+            # a lease's cost is set aside on the grant: kept jobs first, then starts that fit what is left
+            cost = round_cost_krw(s.job.scale, int(prices.get(t, 0)), horizon)
+            # a kept job's grant must pay for the next lease at a boundary too: its money ran out
+            if cost > grants[s.job.grant] and (not force or snapshot.lease_boundary):
                 reasons.setdefault(s.job.id, WaitReason.BUDGET)
+                short[s.job.id] = (grants[s.job.grant], cost)
                 return False
-            grants[s.job.grant] -= cost
+            grants[s.job.grant] -= min(cost, grants[s.job.grant])
         chosen[i] = k
         type_free[t] -= scale
         for key, k2 in held.items():
             zone_free[key] -= k2
         return True
 
+    short: dict[str, tuple[int, int]] = {}  # job -> (KRW its grant has left, KRW a lease costs)
+    holding = np.array([s.state is running_state and s.placement is not None for s in statuses], dtype=bool)
+    ranked_all = fair_order(problem, holding, _id_rank(problem.job_ids, cache))
+    tindex = {t: k for k, t in enumerate(types)}
+    for i in pinned:
+        k = tindex.get(statuses[i].placement.accelerator, -1)  # type: ignore[union-attr]
+        if k >= 0:
+            try_choose(i, k, force=True)
     for i, k in order:
         if i not in chosen and type_free[types[k]] >= statuses[i].job.scale:
             try_choose(i, k)
-    # Back-fill: waiting jobs the policy did not hold, best first, on the type they run fastest on.
+    # Back-fill: waiting jobs the policy did not hold, in fair order, on the type they run fastest on.
     most = max(type_free.values(), default=0)
     if most > 0:
-        by_rank = np.lexsort((problem.submit_time, -problem.priority)).tolist()
+        by_rank = ranked_all.tolist()
         speed_order = np.argsort(-tput, axis=1, kind="stable").tolist()
         held = alloc.held
         for i in by_rank:
@@ -480,23 +586,41 @@ def _place(
 
     running_ids = {p.job for p in keep}
     started_ids = {p.job for p in start}
+    pinned_ids = {statuses[i].job.id for i in pinned}
     preempt = []
     waiting = {}
-    capacity_reason, priority_reason = WaitReason.CAPACITY, WaitReason.PRIORITY
+    capacity_reason = WaitReason.CAPACITY
     for s in statuses:
         jid = s.job.id
         if jid in running_ids:
             continue
         if s.state is running:
-            why = reasons.get(jid, priority_reason)
-            preempt.append((jid, "moved" if jid in started_ids else str.__str__(why)))
+            if jid in started_ids:
+                preempt.append((jid, "moved"))
+            elif jid in pinned_ids:
+                preempt.append((jid, "its devices are no longer in service (node drained or down)"))
+            else:
+                why = reasons.get(jid)
+                preempt.append((jid, str.__str__(why) if why is WaitReason.BUDGET else "lease"))
         if jid not in started_ids:
             waiting[jid] = reasons.get(jid, capacity_reason)
-    # queue positions: priority (high first), submit time, job id
-    idx = np.array([i for i, s in enumerate(statuses) if s.job.id in waiting], dtype=np.int64)
+    blocked = blocked_reasons(problem) if waiting else {}
+    _priority_only_for_priority(problem, statuses, waiting, keep, start)
+    # queue positions: the back-fill's fair order, jobs that cannot run as things stand left out
     ids = problem.job_ids
-    ranked = idx[np.lexsort((_id_rank(ids, cache)[idx], problem.submit_time[idx], -problem.priority[idx]))]
-    positions = {ids[i]: p + 1 for p, i in enumerate(ranked.tolist())}
+    queue = [i for i in ranked_all.tolist() if ids[i] in waiting and ids[i] not in blocked]
+    positions = {ids[i]: p + 1 for p, i in enumerate(queue)}
+    details = explain(
+        problem,
+        statuses,
+        waiting,
+        blocked,
+        queue,
+        short,
+        type_free,
+        snapshot,
+        config,
+    )
     return Decision(
         now=snapshot.now,
         allocation=alloc,
@@ -505,4 +629,29 @@ def _place(
         preempt=tuple(preempt),
         waiting=waiting,
         positions=positions,
+        boundary=snapshot.lease_boundary,
+        details=details,
     )
+
+
+def _priority_only_for_priority(
+    problem: AllocationProblem,
+    statuses: list[JobStatus],
+    waiting: dict[str, WaitReason],
+    keep: list[Placement],
+    start: list[Placement],
+) -> None:
+    """ "priority" only when a job with a higher priority field holds a type the waiting job could use;
+    a job the policy gives nothing for fairness waits for its share ("fair-share")."""
+    held = [(i, r) for i, s in enumerate(statuses) if (r := waiting.get(s.job.id)) is WaitReason.PRIORITY]
+    if not held:
+        return
+    index = {j: i for i, j in enumerate(problem.job_ids)}
+    top = dict.fromkeys(problem.types, -(2**62))
+    for p in (*keep, *start):
+        top[p.accelerator] = max(top[p.accelerator], int(problem.priority[index[p.job]]))
+    usable = problem.usable()
+    for i, _ in held:
+        mine = int(problem.priority[i])
+        higher = any(usable[i, k] and top[t] > mine for k, t in enumerate(problem.types))
+        waiting[problem.job_ids[i]] = WaitReason.PRIORITY if higher else WaitReason.SHARE

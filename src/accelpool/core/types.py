@@ -133,6 +133,7 @@ class WaitReason(enum.StrEnum):
     GANG = "gang"
     PRIORITY = "priority"
     NOT_RUNNABLE = "not-runnable"
+    SHARE = "fair-share"
 
 
 @dataclass(frozen=True)
@@ -159,12 +160,17 @@ class ProgramRules:
     - ``public_services_domestic_only``: public inference services must run on domestic (Korean) NPUs.
     - ``tenant_caps``: most devices of a type any one tenant of the program may hold at once.
     - ``max_contract_seconds``: longest a grant may last.
+    - ``min_run_seconds``: a preemptible job charged to the program runs at least this long before it may
+      be preempted (the operator's ``RoundConfig.min_run_seconds`` applies when it is larger).
+    - ``weight``: the program's weight in the pool's top level of fair shares (program -> tenant -> job).
     """
 
     public_share: Mapping[str, float] = field(default_factory=dict)
     public_services_domestic_only: bool = False
     tenant_caps: Mapping[str, int] = field(default_factory=dict)
     max_contract_seconds: float | None = None
+    min_run_seconds: float | None = None
+    weight: float = 1.0
 
     def share_for(self, accelerator: str) -> float:
         return float(self.public_share.get(accelerator, self.public_share.get("*", 0.0)))
@@ -211,6 +217,11 @@ class Job:
     ``scale`` devices, all of one type, start together (gang). ``allowed`` limits the types (empty: any
     type the throughput matrix knows). ``total_steps`` is the work; with throughput in steps/s it gives
     the run time. ``deadline`` is absolute (seconds on the pool's clock) or None.
+
+    ``preemptible``: the job checkpoints and may be stopped at a lease boundary and resumed later (see
+    docs/scheduling.md). A job that is not (the default), once started, runs until it ends, reaches
+    ``max_run_seconds``, is cancelled, loses its node or an operator drains it. Inference jobs are never
+    time-sliced, whatever they declare.
     """
 
     id: str
@@ -230,6 +241,12 @@ class Job:
     submit_time: float = 0.0
     max_run_seconds: float | None = None
     job_type: str = ""
+    preemptible: bool = False
+
+    @property
+    def time_sliced(self) -> bool:
+        """May a policy stop it to give its devices to another job (preemptible and not inference)?"""
+        return self.preemptible and self.kind is not JobKind.INFERENCE
 
     def __post_init__(self) -> None:
         if self.scale < 1:

@@ -22,6 +22,7 @@ carry is settled in the next round, so a cancelled job's total is within 1 KRW o
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
@@ -81,6 +82,7 @@ class ReusingPolicy:
             p.capacity,
             p.scale,
             p.weight,
+            p.fair_weight,
             p.throughput,
             p.allowed,
             p.tenant_index,
@@ -102,6 +104,7 @@ class ReusingPolicy:
         "capacity",
         "scale",
         "weight",
+        "fair_weight",
         "throughput",
         "allowed",
         "tenant_index",
@@ -178,6 +181,8 @@ class Reconciler:
         self._attempts: dict[str, int] = {}
         self._carry: dict[str, _Carry] = {}
         self._decide_cache = DecideCache()  # the core's reusable work between rounds (it keeps none itself)
+        self._lease_end: float | None = None  # when the current lease ends (None: no lease yet)
+        self._run_started: dict[str, float] = {}  # running job -> when its current run began
 
     # -- phases ---------------------------------------------------------------------------------------
 
@@ -190,8 +195,9 @@ class Reconciler:
         self.store.record_events(events)
         more = self._meter_running(now)  # 2. meter
         self.store.record_charges(more)
-        snapshot = self.store.snapshot(now, self.round_seconds)  # 3. decide
+        snapshot = self._with_lease(self.store.snapshot(now, self.round_seconds), now)  # 3. decide
         decision = decide(snapshot, self.policy, self._decide_cache, self.config)
+        self._note_runs(decision, now)
         self.store.record_decision(decision)  # 4. record
         ended = self._settle_ended(decision, now)
         self.store.record_charges(ended)
@@ -224,12 +230,42 @@ class Reconciler:
                     for j in lost
                 ]
             )
+        for job_id in believed & active:  # still running: its minimum run time starts again (conservative)
+            self._run_started.setdefault(job_id, now)
         for stray in sorted(active - believed):
             log.warning("stopping job %s: running but not recorded as running", stray)
             self.executor.stop(stray, "unknown to the store")
         return lost
 
     # -- helpers --------------------------------------------------------------------------------------
+
+    def _with_lease(self, snapshot: Snapshot, now: float) -> Snapshot:
+        """The snapshot with the lease facts: is this round a lease boundary, when did each run begin.
+
+        The first round and every round at or after the current lease's end is a boundary, and starts a
+        new lease of ``config.lease_seconds``; without a lease (per-round re-decision) every round is one."""
+        lease = self.config.lease_seconds
+        if lease is None:
+            boundary = True
+        elif self._lease_end is None or now >= self._lease_end - 1e-9:
+            boundary = True
+            self._lease_end = now + lease
+        else:
+            boundary = False
+        return dataclasses.replace(
+            snapshot,
+            lease_boundary=boundary,
+            run_started=dict(self._run_started),
+            lease_end=self._lease_end,
+        )
+
+    def _note_runs(self, decision: Decision, now: float) -> None:
+        """Remember when each run began: kept runs keep their start, new ones start now, the rest end."""
+        before = self._run_started
+        runs = {p.job: before.get(p.job, now) for p in decision.keep}
+        for p in decision.start:
+            runs[p.job] = now
+        self._run_started = runs
 
     def _meter_exits(self, events: Sequence[ExecutorEvent]) -> list[Charge]:
         ended = {e.job: e.time for e in events if e.kind in (EventKind.EXITED, EventKind.LOST)}

@@ -156,5 +156,6 @@ def _parse_line(
         total_steps=total_steps,
         submit_time=arrival,
         job_type=job_type,
+        preemptible=True,  # DNN training that checkpoints, as Gavel's simulator assumes
     )
     return job, row

@@ -105,6 +105,7 @@ def read_philly_csv(
             total_steps=duration,
             submit_time=ts - t0,
             job_type=model,
+            preemptible=True,  # DNN training that checkpoints, as Gavel's simulator assumes
         )
         jobs.append(job)
         rows[job.id] = dict(speed)

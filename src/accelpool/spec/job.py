@@ -19,6 +19,9 @@ steps: 10000                         # optional: total steps, for progress and e
 constraints: {domestic_only: true, zone: seoul}
 priority: 0
 public: false                        # a public service (program rules may apply)
+preemptible: false                   # true: the job checkpoints on SIGTERM and may be stopped at a lease
+                                     # boundary and resumed (docs/scheduling.md); false: never time-sliced
+grace_seconds: 30                    # time between the checkpoint signal (SIGTERM) and a forced stop
 """
 
 from __future__ import annotations
@@ -142,7 +145,13 @@ class JobSpec(BaseModel):
     constraints: Constraints = Field(default_factory=Constraints)
     priority: int = Field(default=0, ge=-1000, le=1000, strict=True)
     public: bool = False
-    grace_seconds: float = Field(default=30.0, ge=0, le=3600)
+    preemptible: bool = Field(
+        default=False,
+        description="the job checkpoints on SIGTERM and may be stopped at a lease boundary, then resumed",
+    )
+    grace_seconds: float = Field(
+        default=30.0, ge=0, le=3600, description="seconds between the checkpoint signal and a forced stop"
+    )
 
     @field_validator("name")
     @classmethod

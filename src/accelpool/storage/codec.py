@@ -64,6 +64,8 @@ def rules_to_dict(r: ProgramRules) -> dict[str, Any]:
         "public_services_domestic_only": r.public_services_domestic_only,
         "tenant_caps": dict(r.tenant_caps),
         "max_contract_seconds": r.max_contract_seconds,
+        "min_run_seconds": r.min_run_seconds,
+        "weight": r.weight,
     }
 
 
@@ -73,4 +75,6 @@ def rules_from_dict(d: dict[str, Any]) -> ProgramRules:
         public_services_domestic_only=bool(d.get("public_services_domestic_only", False)),
         tenant_caps={k: int(v) for k, v in (d.get("tenant_caps") or {}).items()},
         max_contract_seconds=d.get("max_contract_seconds"),
+        min_run_seconds=d.get("min_run_seconds"),
+        weight=float(d.get("weight", 1.0)),
     )

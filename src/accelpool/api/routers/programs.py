@@ -33,6 +33,8 @@ class RulesIn(StrictIn):
     public_services_domestic_only: bool = False
     tenant_caps: dict[str, Devices] = Field(default_factory=dict)
     max_contract_seconds: float | None = Field(default=None, gt=0, le=MAX_SECONDS)
+    min_run_seconds: float | None = Field(default=None, ge=0, le=MAX_SECONDS)
+    weight: float = Field(default=1.0, gt=0, le=1e6)
 
     def rules(self, request: Request, prefix: str = "") -> ProgramRules:
         known_types(request, self.public_share, f"{prefix}public_share", star=True)
@@ -41,7 +43,12 @@ class RulesIn(StrictIn):
             if not 0 <= v <= 1:
                 raise ApiError(422, "a share is a fraction between 0 and 1", f"{prefix}public_share.{k}")
         return ProgramRules(
-            self.public_share, self.public_services_domestic_only, self.tenant_caps, self.max_contract_seconds
+            self.public_share,
+            self.public_services_domestic_only,
+            self.tenant_caps,
+            self.max_contract_seconds,
+            self.min_run_seconds,
+            self.weight,
         )
 
 

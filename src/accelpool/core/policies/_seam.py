@@ -544,9 +544,12 @@ def finish(
 
 
 def normalized(problem: AllocationProblem, usable: BoolArray) -> FloatArray:
-    """a[j, t] = tput[j, t] / (w_j * max_t' tput[j, t']) over usable types (0 elsewhere)."""
+    """a[j, t] = tput[j, t] / (w_j * max_t' tput[j, t']) over usable types (0 elsewhere); w_j is the job's
+    fair weight (hierarchical shares or its own weight, see core.problem)."""
     tput = np.where(usable, problem.throughput, 0.0)
     best = tput.max(axis=1) if problem.n_types else np.zeros(problem.n_jobs)
     with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where(best[:, None] > 0, tput / (problem.weight * np.maximum(best, 1e-300))[:, None], 0.0)
+        a = np.where(
+            best[:, None] > 0, tput / (problem.fair_weight * np.maximum(best, 1e-300))[:, None], 0.0
+        )
     return np.asarray(a, dtype=np.float64)

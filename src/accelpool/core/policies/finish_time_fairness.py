@@ -7,6 +7,7 @@ Notation (see core/allocation.py):
     rho_j = finish time shared / finish time isolated = (R_j / eff_j) / (R_j / iso_j) = iso_j / eff_j
             for remaining steps R_j (the remaining-work form; elapsed time is not in the problem)
 
+    w_j = the job's fair weight (hierarchical shares program -> tenant -> job, or its own weight)
     minimize max_j w_j * rho_j   <=>   maximize min_j eff_j / (w_j * iso_j)
     i.e. weighted max-min of sum_t a[j,t] x[j,t] with a[j,t] = tput[j,t] / (w_j * iso_j), solved and
     water-filled by the same engine as max-min-fairness (so it is Pareto-efficient as well).
@@ -38,7 +39,7 @@ def finish_time_fairness(problem: AllocationProblem) -> Allocation:
     share = np.minimum(1.0, problem.capacity[None, :] / (n_run * problem.scale[:, None]))
     iso = (tput * share).max(axis=1) if problem.n_types else np.zeros(problem.n_jobs)
     with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where(iso[:, None] > 0, tput / (problem.weight * np.maximum(iso, 1e-300))[:, None], 0.0)
+        a = np.where(iso[:, None] > 0, tput / (problem.fair_weight * np.maximum(iso, 1e-300))[:, None], 0.0)
     quick = uncontended(problem, usable, rows, a)
     if quick is not None:
         x, levels = quick, (a * quick).sum(axis=1)
