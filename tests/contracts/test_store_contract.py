@@ -12,6 +12,7 @@ import pytest
 from tests.helpers import greedy_fastest
 
 from accelpool.core.errors import AlreadyExists
+from accelpool.core.round_config import RoundConfig
 from accelpool.core.rounds import Decision, Placement
 from accelpool.core.types import Charge, Grant, Job, JobState, Node, Program, ProgramRules, Tenant, WaitReason
 from accelpool.executors.fake import FakeExecutor
@@ -66,7 +67,10 @@ def pool(store):
 
 
 def rec_for(store, clock, round_seconds=100.0):
-    return Reconciler(store, FakeExecutor(clock), clock, greedy_fastest, round_seconds=round_seconds)
+    config = RoundConfig(lease_seconds=round_seconds)  # every round a lease boundary
+    return Reconciler(
+        store, FakeExecutor(clock), clock, greedy_fastest, round_seconds=round_seconds, config=config
+    )
 
 
 def test_submitted_job_is_queued_with_event(store):

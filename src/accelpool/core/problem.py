@@ -13,14 +13,12 @@ the same way:
 - ``public_reserve[t]``: the largest public share any program asks for, times the type's devices, but never
   more than the devices public jobs could use on that type (capacity is kept only while there is demand).
 - ``budget_krw[j]``: what is left on the job's grant; ``-1`` when the job draws on no grant.
-- ``fair_weight[j]``: with ``fairness="tenant"``, the job's part of hierarchical shares, normalized to a
-  mean of 1 over the jobs:
-
-      fair_weight[j] ~ (w_P / sum_P' w_P') * (W_g / sum_{g' with jobs in P} W_g') * (w_j / sum_{j' of g in P} w_j')
-
-  for program P (the program of the job's grant; jobs without a grant share one program of weight 1),
-  program weight w_P (``ProgramRules.weight``), tenant weight W_g and job weight w_j. A tenant's jobs in a
-  program share its part, so splitting work into more jobs gains the tenant nothing. With
+- ``fair_weight[j]``: with ``fairness="tenant"``, the job's device target under hierarchical shares
+  (``hierarchical_weights``, in devices): the devices of every type some job may use are
+  water-filled over programs by program weight w_P (``ProgramRules.weight``; jobs without a grant share
+  one program of weight 1), each program's part over its tenants by tenant weight W_g, each tenant's part
+  over its jobs by job weight w_j, every level capped at the devices its jobs ask for. The fair policies
+  weigh jobs by it, so a tenant's part does not depend on how many jobs it splits its work into. With
   ``fairness="job"`` it is the job's own weight (Gavel's per-job fairness).
 
 Zones are not part of the problem: they are honoured when the allocation is placed on nodes.
@@ -32,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from accelpool.core.allocation import AllocationProblem
+from accelpool.core.allocation import AllocationProblem, FloatArray
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
     AcceleratorType,
@@ -191,7 +189,13 @@ def build_problem(
         horizon_seconds=horizon_seconds,
         per_device_levels=per_device_levels,
         fair_weight=(
-            hierarchical_weights(jobs, tenant_list, program_of)
+            hierarchical_weights(
+                jobs,
+                tenant_list,
+                program_of,
+                np.where(allowed.any(axis=1), np.minimum(scale, cap.max(initial=0.0)), 0.0),
+                float(cap[allowed.any(axis=0)].sum()),
+            )
             if fairness == "tenant"
             else np.array([j.weight for j in jobs], dtype=np.float64)
         ),
@@ -199,41 +203,71 @@ def build_problem(
     )
 
 
+def water_fill_shares(total: float, demand: FloatArray, weight: FloatArray) -> FloatArray:
+    """Split ``total`` in proportion to ``weight`` without giving anyone more than its ``demand``."""
+    share = np.zeros(len(demand))
+    open_ = demand > 0
+    left = float(total)
+    while open_.any() and left > 1e-12:
+        per_weight = left / weight[open_].sum()
+        want = demand - share
+        capped = open_ & (want <= per_weight * weight + 1e-12)
+        if not capped.any():
+            share[open_] += per_weight * weight[open_]
+            break
+        left -= float(want[capped].sum())
+        share[capped] = demand[capped]
+        open_ &= ~capped
+    return share
+
+
 def hierarchical_weights(
-    jobs: Sequence[Job], tenants: Sequence[Tenant], program_of: Mapping[str, Program | None]
-) -> np.ndarray:
-    """Each job's part of the shares program -> tenant -> job (see the module notes), mean 1."""
+    jobs: Sequence[Job],
+    tenants: Sequence[Tenant],
+    program_of: Mapping[str, Program | None],
+    demand: FloatArray,
+    total: float,
+) -> FloatArray:
+    """Each job's device target (devices) under shares program -> tenant -> job.
+
+    ``total`` devices are water-filled over programs by weight (each capped at the devices its jobs ask
+    for, ``demand[j]``: 0 for a job that cannot run), each program's part over its tenants by tenant
+    weight, each tenant's part over its jobs by job weight. A tenant's part does not depend on how many
+    jobs it asks for it with, so splitting gains nothing; a job whose demand is met leaves the rest of its
+    tenant's part to its siblings first."""
     n = len(jobs)
     if n == 0:
         return np.zeros(0)
     tenant_weight = {t.id: t.weight for t in tenants}
-    program_weight: dict[str, float] = {}
-    tenant_sum: dict[str, float] = {}
-    job_sum: dict[tuple[str, str], float] = {}
-    keys = []
-    for j in jobs:
-        p = program_of.get(j.id)
-        pid = p.id if p is not None else ""
-        program_weight[pid] = p.rules.weight if p is not None else 1.0
-        if (pid, j.tenant) not in job_sum:
-            tenant_sum[pid] = tenant_sum.get(pid, 0.0) + tenant_weight.get(j.tenant, 1.0)
-        job_sum[pid, j.tenant] = job_sum.get((pid, j.tenant), 0.0) + j.weight
-        keys.append(pid)
-    total = sum(program_weight.values())
-    out = np.array(
+    pid = [p.id if (p := program_of.get(j.id)) is not None else "" for j in jobs]
+    programs = sorted(set(pid))
+    p_weight = np.array(
         [
-            program_weight[pid]
-            / total
-            * tenant_weight.get(j.tenant, 1.0)
-            / tenant_sum[pid]
-            * j.weight
-            / job_sum[pid, j.tenant]
-            for j, pid in zip(jobs, keys, strict=True)
-        ],
-        dtype=np.float64,
+            next((p.rules.weight for j in jobs if (p := program_of.get(j.id)) and p.id == k), 1.0)
+            for k in programs
+        ]
     )
-    normalized: np.ndarray = out * (n / out.sum())
-    return normalized
+    p_of = np.array([programs.index(k) for k in pid], dtype=np.int64)
+    p_demand = np.bincount(p_of, weights=demand, minlength=len(programs)).astype(np.float64)
+    p_share = water_fill_shares(total, p_demand, p_weight)
+    target = np.zeros(n)
+    job_weight = np.array([j.weight for j in jobs], dtype=np.float64)
+    for k in range(len(programs)):
+        in_p = np.nonzero(p_of == k)[0]
+        names = sorted({jobs[i].tenant for i in in_p.tolist()})
+        g_of = np.array([names.index(jobs[i].tenant) for i in in_p.tolist()], dtype=np.int64)
+        g_demand = np.bincount(g_of, weights=demand[in_p], minlength=len(names)).astype(np.float64)
+        g_weight = np.array([tenant_weight.get(t, 1.0) for t in names], dtype=np.float64)
+        g_share = water_fill_shares(float(p_share[k]), g_demand, g_weight)
+        for g in range(len(names)):
+            mine = in_p[g_of == g]
+            target[mine] = water_fill_shares(float(g_share[g]), demand[mine], job_weight[mine])
+    positive = target > 1e-12
+    if not positive.any():
+        return np.ones(n)
+    # jobs that cannot run (or get nothing) keep a small weight: they never bind a level
+    out: FloatArray = np.where(positive, target, target[positive].min() * 1e-3).astype(np.float64)
+    return out
 
 
 def _tenant_list(jobs: Sequence[Job], tenants: Iterable[Tenant]) -> list[Tenant]:

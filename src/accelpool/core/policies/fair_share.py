@@ -24,26 +24,9 @@ import numpy as np
 from accelpool.core.allocation import Allocation, AllocationProblem, FloatArray
 from accelpool.core.policies._seam import Ledger, build_rows, fill_spare, finish, usable_mask
 from accelpool.core.policies.fifo import _types_of
+from accelpool.core.problem import water_fill_shares
 
 NAME = "fair-share"
-
-
-def water_fill_shares(total: float, demand: FloatArray, weight: FloatArray) -> FloatArray:
-    """Split ``total`` in proportion to ``weight`` without giving anyone more than its ``demand``."""
-    share = np.zeros(len(demand))
-    open_ = demand > 0
-    left = float(total)
-    while open_.any() and left > 1e-12:
-        per_weight = left / weight[open_].sum()
-        want = demand - share
-        capped = open_ & (want <= per_weight * weight + 1e-12)
-        if not capped.any():
-            share[open_] += per_weight * weight[open_]
-            break
-        left -= float(want[capped].sum())
-        share[capped] = demand[capped]
-        open_ &= ~capped
-    return share
 
 
 def fair_share(problem: AllocationProblem) -> Allocation:

@@ -3,7 +3,10 @@
 Notation (see core/allocation.py):
 
     iso_j = max_t tput[j,t] * min(1, cap[t] / (n * scale_j))    steps/s job j would get alone on an
-            equal 1/n share of each type (the "isolated" speed; n = jobs that can run)
+            equal 1/n share of each type (the "isolated" speed; n = jobs that can run), with per-job
+            fairness; with tenant fairness (the default) its fair share is its device target D_j under
+            the shares program -> tenant -> job (core.problem): iso_j = max_t tput[j,t] * min(1, D_j/scale_j)
+            and w_j = 1 (the weights are in D_j)
     rho_j = finish time shared / finish time isolated = (R_j / eff_j) / (R_j / iso_j) = iso_j / eff_j
             for remaining steps R_j (the remaining-work form; elapsed time is not in the problem)
 
@@ -36,10 +39,16 @@ def finish_time_fairness(problem: AllocationProblem) -> Allocation:
     runnable = usable.any(axis=1)
     n_run = max(1, int(runnable.sum()))
     tput = np.where(usable, problem.throughput, 0.0)
-    share = np.minimum(1.0, problem.capacity[None, :] / (n_run * problem.scale[:, None]))
+    if problem.fairness == "tenant":
+        # the job's fair share is its device target under the shares program -> tenant -> job
+        share = np.minimum(1.0, problem.fair_weight / problem.scale)[:, None] * np.ones((1, problem.n_types))
+        weight = np.ones(problem.n_jobs)
+    else:
+        share = np.minimum(1.0, problem.capacity[None, :] / (n_run * problem.scale[:, None]))
+        weight = problem.fair_weight
     iso = (tput * share).max(axis=1) if problem.n_types else np.zeros(problem.n_jobs)
     with np.errstate(divide="ignore", invalid="ignore"):
-        a = np.where(iso[:, None] > 0, tput / (problem.fair_weight * np.maximum(iso, 1e-300))[:, None], 0.0)
+        a = np.where(iso[:, None] > 0, tput / (weight * np.maximum(iso, 1e-300))[:, None], 0.0)
     quick = uncontended(problem, usable, rows, a)
     if quick is not None:
         x, levels = quick, (a * quick).sum(axis=1)

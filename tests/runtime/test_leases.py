@@ -1,0 +1,137 @@
+"""Live scheduling that real jobs survive: leases, the preemption contract, budgets (issue 10's targets).
+
+Live semantics on the simulated adapters: MemoryStore + FakeExecutor + VirtualClock, a 3 s tick and the
+live default lease (360 s), the default policy.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from accelpool.core.policies import get_policy
+from accelpool.core.round_config import RoundConfig
+from accelpool.core.types import Grant, Job, JobKind, JobState, Node, Program, Tenant
+from accelpool.executors.fake import FakeExecutor
+from accelpool.runtime.clock import VirtualClock
+from accelpool.runtime.reconciler import Reconciler
+from accelpool.storage.memory import MemoryStore
+
+TICK = 3.0
+
+
+def live(nodes, config: RoundConfig | None = None, policy: str = "max-min-fairness"):
+    clock = VirtualClock()
+    store = MemoryStore()
+    store.add_nodes(nodes)
+    ex = FakeExecutor(clock)
+    rec = Reconciler(store, ex, clock, get_policy(policy), round_seconds=TICK, config=config)
+    return clock, store, ex, rec
+
+
+def run_for(rec: Reconciler, clock: VirtualClock, seconds: float) -> None:
+    end = clock.now() + seconds
+    while clock.now() < end:
+        rec.step()
+        clock.sleep_until(clock.now() + TICK)
+
+
+def attempts(ex: FakeExecutor) -> Counter[str]:
+    return Counter(launch.job.id for launch in ex.launches)
+
+
+def test_demo_pair_each_job_runs_once_and_is_charged_for_its_real_time() -> None:
+    """8 x h100 `sleep 60` and 1 x h100 `sleep 20` of one tenant: once each, no preemption, exact charge."""
+    clock, store, ex, rec = live([Node("h100-0", "h100", 8)])
+    price = 4_000
+    store.set_prices({"h100": price})
+    store.add_program(Program("p", "program", budget_krw=10**9))
+    store.add_grant(Grant("g", "p", "t", amount_krw=10**8))
+    store.submit(Job("big", tenant="t", scale=8, total_steps=60.0, grant="g"), {"h100": 1.0})
+    store.submit(
+        Job("small", tenant="t", scale=1, total_steps=20.0, grant="g", submit_time=0.5), {"h100": 1.0}
+    )
+    run_for(rec, clock, 200.0)
+    assert store.jobs["big"].status.state is JobState.SUCCEEDED
+    assert store.jobs["small"].status.state is JobState.SUCCEEDED
+    assert attempts(ex) == {"big": 1, "small": 1}
+    assert store.jobs["big"].preemptions == store.jobs["small"].preemptions == 0
+    charged = sum(c.amount_krw for c in store.charges if c.job == "big")
+    exact = 8 * 60 * price / 3600
+    assert abs(charged - exact) <= 0.02 * exact
+
+
+def test_two_inference_services_on_one_node_are_never_swapped() -> None:
+    """Two 6 x rngd inference jobs of two tenants on one 8-device node: the first keeps it, no swap."""
+    clock, store, ex, rec = live([Node("rngd-0", "rngd", 8)])
+    for t in ("a", "b"):
+        store.add_tenant(Tenant(t))
+    store.submit(Job("svc-a", tenant="a", kind=JobKind.INFERENCE, scale=6), {"rngd": 1.0})
+    store.submit(Job("svc-b", tenant="b", kind=JobKind.INFERENCE, scale=6, submit_time=1.0), {"rngd": 1.0})
+    run_for(rec, clock, 3 * 360.0)
+    assert attempts(ex) == {"svc-a": 1}
+    assert ex.stops == []
+    assert store.jobs["svc-b"].status.state is JobState.QUEUED
+
+
+def test_endless_non_preemptible_jobs_on_fewer_devices_are_never_preempted() -> None:
+    clock, store, ex, rec = live([Node("h100-0", "h100", 4)])
+    for t in ("a", "b", "c"):
+        store.add_tenant(Tenant(t))
+    for k in range(10):
+        store.submit(Job(f"j{k}", tenant="abc"[k % 3], submit_time=float(k)), {"h100": 1.0})
+    run_for(rec, clock, 4 * 360.0)
+    assert ex.stops == []
+    assert sum(r.preemptions for r in store.jobs.values()) == 0
+    assert sorted(attempts(ex).values()) == [1, 1, 1, 1]
+
+
+def test_preemptible_jobs_are_preempted_at_most_once_per_lease() -> None:
+    clock, store, ex, rec = live([Node("h100-0", "h100", 4)])
+    for t in ("a", "b"):
+        store.add_tenant(Tenant(t))
+    for k in range(8):
+        store.submit(Job(f"j{k}", tenant="ab"[k % 2], preemptible=True, submit_time=float(k)), {"h100": 1.0})
+    leases = 5
+    run_for(rec, clock, leases * 360.0)
+    per_job = Counter(job for job, _ in ex.stops)
+    assert per_job, "time-slicing preemptible jobs at lease boundaries should preempt some"
+    assert max(per_job.values()) <= leases
+    # every stop happened at a lease boundary: at most one per job per lease window
+    for job in per_job:
+        times = [e[0] for e in store.jobs[job].events if e[1] == JobState.PREEMPTED]
+        windows = Counter(int(t // 360.0) for t in times)
+        assert max(windows.values()) == 1
+
+
+def test_no_preemption_while_a_restart_costs_more_than_a_lease_gains() -> None:
+    config = RoundConfig(lease_seconds=60.0, restart_seconds=60.0)
+    clock, store, ex, rec = live([Node("h100-0", "h100", 1)], config=config)
+    store.submit(Job("a", preemptible=True), {"h100": 1.0})
+    store.submit(Job("b", preemptible=True, submit_time=1.0), {"h100": 1.0})
+    run_for(rec, clock, 600.0)
+    assert ex.stops == []
+
+
+def test_a_grant_of_10000_krw_and_200_short_jobs_every_started_job_completes() -> None:
+    clock, store, ex, rec = live([Node("h100-0", "h100", 8), Node("h100-1", "h100", 8)])
+    store.set_prices({"h100": 50_000})  # a lease (6 min) of one device costs 5,000 KRW
+    store.add_program(Program("p", "program", budget_krw=10**9))
+    store.add_grant(Grant("g", "p", "t", amount_krw=10_000))
+    for k in range(200):
+        store.submit(
+            Job(f"s{k:03d}", tenant="t", grant="g", total_steps=5.0, submit_time=k * 0.01), {"h100": 1.0}
+        )
+    run_for(rec, clock, 900.0)
+    started = [r for r in store.jobs.values() if r.start_time is not None]
+    assert started
+    assert all(r.status.state is JobState.SUCCEEDED for r in started)
+    assert all(r.preemptions == 0 for r in store.jobs.values())
+    assert store.grants["g"].remaining_krw >= 0
+    waiting = [r for r in store.jobs.values() if r.start_time is None]
+    assert waiting, "the grant runs dry before every job starts"
+    report = rec.step()
+    for r in waiting:
+        jid = r.status.job.id
+        assert report.decision.waiting[jid] == "budget"
+        assert jid not in report.decision.positions  # blocked: no queue position
+        assert report.decision.details[jid].startswith("blocked: needs 1 x h100; grant g has")
