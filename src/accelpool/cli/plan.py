@@ -14,6 +14,8 @@ import typer
 from rich.table import Table
 
 from accelpool.catalog import Catalog, load_catalog
+from accelpool.cli import plan_charts
+from accelpool.cli.plan_charts import human_count
 from accelpool.cli.render import console, emit_json
 from accelpool.core.errors import InputError
 from accelpool.planner.budget import CHINCHILLA_TOKENS_PER_PARAM, BudgetPlan, parse_mix, plan_budget
@@ -148,7 +150,8 @@ def _train_table(est: TrainingEstimate, prices: PriceList) -> Table:
     cost = _cost_range(est.device_hours, price)
     energy = est.energy_mwh
     t = Table(
-        title=f"Training {est.spec.params:.3g} params on {est.spec.tokens:.3g} tokens, {est.devices} x {est.accelerator}"
+        title=f"Training {human_count(est.spec.params)} params on {human_count(est.spec.tokens)} tokens, "
+        f"{est.devices:,} x {est.accelerator}"
     )
     for col in ("", "typical", "optimistic", "pessimistic"):
         t.add_column(col, justify="right" if col else "left")
@@ -178,36 +181,35 @@ def _train_table(est: TrainingEstimate, prices: PriceList) -> Table:
     return t
 
 
-def _train_plot(est: TrainingEstimate, path: Path, catalog: Catalog) -> None:
-    plt = _pyplot()
+def _train_plot(est: TrainingEstimate, path: Path, catalog: Catalog, prices: PriceList | None = None) -> None:
     acc = catalog[est.accelerator]
     lo = est.memory.min_devices
     counts = sorted(
         {max(lo, int(lo * 1.5**k)) for k in range(0, 40) if lo * 1.5**k <= max(4 * est.devices, 2 * lo)}
     )
     days: dict[str, list[float]] = {s: [] for s in ("pessimistic", "typical", "optimistic")}
+    hours: list[float] = []
     for n in counts:
         e = estimate_training(
             acc, est.spec, n, mfu=est.mfu if est.mfu.pessimistic == est.mfu.optimistic else None
         )
         for s in days:
             days[s].append(e.days.at(s))
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.fill_between(
-        counts, days["optimistic"], days["pessimistic"], alpha=0.25, label="optimistic-pessimistic MFU"
+        hours.append(e.device_hours.at("typical"))
+    price = prices.price(est.accelerator) if prices is not None else None
+    cost = [h * price for h in hours] if price else None
+    note = "" if price or prices is None else _no_price_note(prices, est.accelerator)
+    plan_charts.train_chart(
+        est.spec.params,
+        est.spec.tokens,
+        est.accelerator,
+        est.devices,
+        counts,
+        days,
+        cost,
+        note,
+        plan_charts.save_to(path, _savefig),
     )
-    ax.plot(counts, days["typical"], label="typical MFU")
-    ax.axvline(est.devices, linestyle="--", color="grey", label=f"{est.devices} devices")
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlabel=f"{est.accelerator} devices",
-        ylabel="days",
-        title=f"{est.spec.params:.3g} params, {est.spec.tokens:.3g} tokens",
-    )
-    ax.legend()
-    _savefig(fig, path)
-    plt.close(fig)
 
 
 def _train_cmd(
@@ -277,7 +279,7 @@ def _train_cmd(
         console.print(_train_table(est, prices))
         console.print(_assumption_table("Assumptions", est.assumptions))
     if plot is not None:
-        _train_plot(est, plot, cat)
+        _train_plot(est, plot, cat, prices)
 
 
 # --- plan serve -------------------------------------------------------------------------------------------
@@ -366,7 +368,9 @@ def _serve_cmd(
         emit_json(data)
         return
     est = plan.estimate
-    t = Table(title=f"Serving {params:.3g} params at {tokens_per_second:,.0f} output tokens/s on {acc.id}")
+    t = Table(
+        title=f"Serving {human_count(params)} params at {tokens_per_second:,.0f} output tokens/s on {acc.id}"
+    )
     for col in ("", "typical", "optimistic", "pessimistic"):
         t.add_column(col, justify="right" if col else "left")
     scen = ("typical", "optimistic", "pessimistic")
@@ -454,12 +458,7 @@ def _budget_cmd(
     else:
         _budget_tables(plan, prices)
     if plot is not None:
-        plt = _pyplot()
-        fig, ax = plt.subplots(figsize=(7, 4))
-        ax.bar([line.accelerator for line in plan.lines], [line.device_hours for line in plan.lines])
-        ax.set(ylabel="device-hours", title=f"₩{plan.budget_krw:,} over {plan.months:g} months")
-        _savefig(fig, plot)
-        plt.close(fig)
+        plan_charts.budget_chart(plan, plan_charts.save_to(plot, _savefig))
 
 
 def _budget_tables(plan: BudgetPlan, prices: PriceList) -> None:
@@ -553,13 +552,16 @@ def _compare_cmd(
     else:
         console.print(_compare_table(rows, workload, params))
     if plot is not None:
-        _compare_plot(rows, workload, plot)
+        spec_tokens = None
+        if workload == "train":
+            spec_tokens = tokens if tokens is not None else CHINCHILLA_TOKENS_PER_PARAM * params
+        plan_charts.compare_chart(rows, workload, params, spec_tokens, plan_charts.save_to(plot, _savefig))
 
 
 def _compare_table(rows: list[CompareRow], workload: str, params: float) -> Table:
     train = workload == "train"
     t = Table(
-        title=f"{'Training' if train else 'Serving'} {params:.3g} params on every accelerator "
+        title=f"{'Training' if train else 'Serving'} {human_count(params)} params on every accelerator "
         "(typical utilization; * = domestic; --json for ranges)"
     )
     cols = (
@@ -596,27 +598,6 @@ def _compare_table(rows: list[CompareRow], workload: str, params: float) -> Tabl
                 note,
             )
     return t
-
-
-def _compare_plot(rows: list[CompareRow], workload: str, path: Path) -> None:
-    plt = _pyplot()
-    ok = [r for r in rows if r.reason is None]
-    if workload == "train":
-        values = [r.seconds.typical / 86400.0 for r in ok if r.seconds is not None]
-        label = "days (typical MFU)"
-    else:
-        values = [
-            r.tokens_per_second_per_device.typical for r in ok if r.tokens_per_second_per_device is not None
-        ]
-        label = "output tokens/s per device (typical)"
-    fig, ax = plt.subplots(figsize=(7, max(3, 0.35 * len(ok))))
-    colors = ["tab:red" if r.domestic else "tab:blue" for r in ok]
-    ax.barh([r.accelerator for r in ok], values, color=colors)
-    ax.set(xlabel=label, title="red: domestic (KR)")
-    if workload == "train" and values and max(values) / max(min(values), 1e-9) > 50:
-        ax.set_xscale("log")
-    _savefig(fig, path)
-    plt.close(fig)
 
 
 def register(app: typer.Typer) -> None:
