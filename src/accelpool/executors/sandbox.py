@@ -369,16 +369,9 @@ def plan(
                 head += ["--tmpfs", p]
             elif os.path.exists(p):
                 head += ["--ro-bind", "/dev/null", p]
-        head += [
-            "--size",
-            str(int(config.tmp_bytes)),
-            "--tmpfs",
-            "/tmp",
-            "--tmpfs",
-            "/var/tmp",
-            "--tmpfs",
-            "/dev/shm",
-        ]
+        size = str(int(config.tmp_bytes))
+        for t in ("/tmp", "/var/tmp", "/dev/shm"):  # private, size-limited, writable by the job (sticky)
+            head += ["--perms", "1777", "--size", size, "--tmpfs", t]
         root = config.dev_root.rstrip("/") or "/"
         for rel in devices:
             head += ["--dev-bind", os.path.join(root, rel), os.path.join("/dev", rel)]

@@ -42,6 +42,7 @@ from fastapi import FastAPI
 from prometheus_client import Gauge
 
 from accelpool.api.app import WAKE_INTERVAL, Hooks, Metrics, create_app
+from accelpool.api.auth import JobTokens
 from accelpool.catalog import bundled_catalog
 from accelpool.core.allocation import Policy
 from accelpool.core.errors import InputError
@@ -175,6 +176,8 @@ class Service:
         self.app: FastAPI | None = (
             create_app(self.store, hooks=hooks, catalog=self.catalog, metrics=self.metrics) if api else None
         )
+        if self.app is not None:
+            self.app.state.job_tokens = JobTokens.for_data_dir(opts.data_dir)
         self._thread: threading.Thread | None = None
         self.messages: list[str] = []
         self.unrecognized: dict[str, str] = {}  # NodeSource nodes left out of the pool: name -> reason
@@ -192,9 +195,19 @@ class Service:
 
             return FakeExecutor(self.clock)
         url = f"http://{self.opts.host}:{self.opts.port}"
+        job_tokens = JobTokens.for_data_dir(self.opts.data_dir)
 
         def extra(launch: Launch) -> dict[str, str]:
-            return {"ACCELPOOL_URL": url}
+            # The attempt as the store counts it (the reconciler's own count restarts at 1 with the
+            # scheduler), and a token that can only read this job and report its progress, valid while this
+            # attempt runs.
+            v = self.store.get_job(launch.job.id)
+            attempt = v.attempts if v is not None and v.attempts > 0 else launch.attempt
+            return {
+                "ACCELPOOL_URL": url,
+                "ACCELPOOL_ATTEMPT": str(attempt),
+                "ACCELPOOL_TOKEN": job_tokens.issue(launch.job.id, attempt),
+            }
 
         sandbox = sandbox_config(self.opts)
         if self.opts.executor == "ray":
@@ -505,6 +518,9 @@ def bootstrap(store: SqlStore, opts: Options, node_source: bool) -> list[str]:
             )
             messages += [f"demo: example left out: {why}" for why in skipped]
         client["tenant"] = demo.TENANTS[0]
+        member = d / f"token-{demo.TENANTS[0]}"
+        if member.exists():  # the demo's newcomer acts as a member of the demo tenant, not as the admin
+            client["token_file"] = str(member)
     (d / "client.json").write_text(json.dumps(client, indent=2))
     return messages
 
@@ -519,7 +535,9 @@ def api_app(opts: Options) -> tuple[FastAPI, SqlStore]:
     metrics = Metrics()
     status = _SchedulerStatus(opts.data_dir)
     metrics.registry.register(status)
-    return create_app(store, hooks=hooks, catalog=catalog, metrics=metrics), store
+    app = create_app(store, hooks=hooks, catalog=catalog, metrics=metrics)
+    app.state.job_tokens = JobTokens.for_data_dir(opts.data_dir)
+    return app, store
 
 
 class _SchedulerStatus:

@@ -126,12 +126,16 @@ class Queries:
         states: Iterable[str] | None = None,
         before: int | None = None,
         limit: int = 50,
+        grants: Iterable[str] | None = None,
     ) -> tuple[list[JobView], int | None]:
         """Newest first, keyset-paginated on ``seq``: pass the returned cursor as ``before`` for the next
-        page (None when there is no next page). Cost per page is independent of how many jobs exist."""
+        page (None when there is no next page). Cost per page is independent of how many jobs exist.
+        ``grants``: only jobs charged to these grants (a program manager's view)."""
         q = select(T.jobs).order_by(T.jobs.c.seq.desc()).limit(limit + 1)
         if tenants is not None:
             q = q.where(T.jobs.c.tenant.in_(list(tenants)))
+        if grants is not None:
+            q = q.where(T.jobs.c.grant_id.in_(list(grants)))
         if states:
             q = q.where(T.jobs.c.state.in_(list(states)))
         if before is not None:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from accelpool.api.admission import admit
-from accelpool.api.auth import Principal, visible_tenants
+from accelpool.api.auth import Principal, visible_grants, visible_tenants
 from accelpool.api.errors import ApiError, json_response, not_found
 from accelpool.api.routers.common import Who, store_of
 from accelpool.core.errors import Conflict, InsufficientFunds, MissingReference
@@ -58,7 +58,10 @@ def job_json(v: JobView, events: list[Any] | None = None) -> dict[str, Any]:
 def _visible_job(request: Request, who: Principal, job_id: str) -> JobView:
     store = store_of(request)
     v = store.get_job(job_id, visible_tenants(store, who))
-    if v is None:
+    if v is None or (who.job is not None and v.id != who.job):
+        raise not_found("job")
+    grants = visible_grants(store, who)
+    if grants is not None and v.spec.get("grant") not in grants:
         raise not_found("job")
     return v
 
@@ -163,7 +166,9 @@ def list_jobs(
         ]
         if bad:
             raise ApiError(422, f"unknown state '{bad[0]}'", "state")
-    views, nxt = store.list_jobs(tenants=tenants, states=state, before=cursor, limit=limit)
+    views, nxt = store.list_jobs(
+        tenants=tenants, states=state, before=cursor, limit=limit, grants=visible_grants(store, who)
+    )
     return {"items": [job_json(v) for v in views], "next_cursor": nxt}
 
 

@@ -1,0 +1,440 @@
+"""The hostile-job suite's attacks and the harness that runs them through the real service.
+
+Every attack is a real job of a member tenant (``demo-startup``), submitted over HTTP to `accelpool up`
+(API + scheduler + executor, sandbox as configured by ``--sandbox-config``). A victim job of another tenant
+(``demo-lab``) runs beside them. An attack's command prints ``ATTACK-SUCCEEDED`` if what it tried worked;
+each attack also has host-side checks (files unchanged, processes gone, service alive, victim alive) and no
+attack's log may contain a secret (admin token, the other tenant's token, the victim's secret, the
+service's canary environment variable). docs/security.md lists each attack with the mechanism that stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from accelpool.service.process import ServerProcess
+
+WIN = "ATTACK-SUCCEEDED"
+CANARY = "ACCELPOOL_TEST_SERVICE_CANARY"
+
+
+@dataclass
+class Ctx:
+    data: Path
+    url: str
+    admin: str
+    member: str  # the attacker's tenant (demo-startup)
+    other: str  # the victim's tenant (demo-lab)
+    canary: str
+    victim: str = ""
+    victim_secret: str = ""
+    devroot: Path = Path("/dev")
+    vars: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, token: str) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=15)
+
+
+@dataclass
+class Attack:
+    name: str
+    command: str  # str.format(**ctx.vars)
+    type: str = "rngd"
+    wave: int = 1  # wave 2 runs alone after wave 1 (resource exhaustion)
+    max_run_time: float | None = 60.0
+    extra: dict[str, Any] = field(default_factory=dict)  # more spec fields
+    cancel_after: float | None = None  # cancel the job this long after it runs
+    expect_state: tuple[str, ...] = ("succeeded", "failed", "cancelled")
+    check: Callable[[Ctx, dict[str, Any], str], None] | None = None
+    local_only: bool = False
+
+
+def _host_procs(needle: str) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                cl = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                st = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            if needle in cl and st[st.rfind(")") + 2] != "Z":
+                out.append(int(d))
+    return out
+
+
+def _no_proc(needle: str) -> Callable[[Ctx, dict[str, Any], str], None]:
+    def check(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
+        deadline = time.time() + 20
+        while _host_procs(needle) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not _host_procs(needle), f"a process of the job survived it: {needle}"
+
+    return check
+
+
+def _service_and_victim_alive(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
+    with ctx.client(ctx.admin) as c:
+        assert c.get("/healthz").status_code == 200
+        v = c.get(f"/api/v1/jobs/{ctx.victim}").json()
+    assert v["state"] == "running", f"the victim job was hurt: {v['state']} {v['reason']}"
+    assert _host_procs("sleep 120.77"), "the victim's process is gone"
+    for pid in ctx.vars["service_pids"].split():
+        assert Path(f"/proc/{pid}").exists(), f"service process {pid} was killed"
+
+
+def _data_dir_unchanged(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
+    assert not (ctx.data / "pwned").exists()
+    assert (ctx.data / "admin-token").read_text().strip() == ctx.admin
+
+
+def _db_unchanged(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
+    assert (ctx.data / "accelpool.sqlite").read_bytes()[:16] == b"SQLite format 3\x00"
+    assert b"PWNED" not in (ctx.data / "accelpool.sqlite").read_bytes()[-4096:]
+
+
+def _only_own_devices(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
+    own = {int(ln.split()[1]) for ln in logs.splitlines() if ln.startswith("own ")}
+    opened = {int(ln.split()[1]) for ln in logs.splitlines() if ln.startswith("opened ")}
+    seen = {ln.split()[1] for ln in logs.splitlines() if ln.startswith("dev ")}
+    assert opened, f"positive control: the job could not open its own device ({logs[-500:]})"
+    assert len(opened) == 1, f"the job opened devices {sorted(opened)}, not only its own"
+    assert opened == own, f"opened {sorted(opened)}, its own: {sorted(own)}"
+    assert not any(s.startswith("nvidia") and s[6:].isdigit() and int(s[6:]) not in opened for s in seen), (
+        seen
+    )
+
+
+def _assert(cond: bool, msg: str) -> None:
+    assert cond, msg[-1500:]
+
+
+def _log_bounded(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
+    assert len(logs) < 3 * 1024 * 1024, f"log kept whole: {len(logs)} bytes"
+    assert "bytes of output omitted" in logs, "no head/tail marker"
+    assert logs.rstrip().endswith("flood-end"), "the tail was not kept"
+
+
+def _token_dead_after_job(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
+    tok = next(ln.split("=", 1)[1] for ln in logs.splitlines() if ln.startswith("TOKEN="))
+    assert tok.startswith("apj_")
+    with httpx.Client(base_url=ctx.url, headers={"Authorization": f"Bearer {tok}"}, timeout=10) as c:
+        r = c.get(f"/api/v1/jobs/{job['id']}")
+    assert r.status_code == 401, r.text
+
+
+def _reason_refused(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
+    assert job["state"] == "failed" and "may not use" in job["reason"], job["reason"]
+
+
+_PY_HTTP = (
+    'python3 -c "import os,sys,urllib.request as u; '
+    "r=u.Request(os.environ['ACCELPOOL_URL']+sys.argv[1], method=sys.argv[2], data=b'{{}}' if sys.argv[2]=='POST' else None, "
+    "headers={{'Authorization':'Bearer '+os.environ.get('ACCELPOOL_TOKEN',''),'Content-Type':'application/json'}});"
+    "print('HTTP', u.urlopen(r).status)\""
+)
+
+ATTACKS: list[Attack] = [
+    Attack("read-admin-token", "cat {data}/admin-token && echo " + WIN, check=_data_dir_unchanged),
+    Attack("read-other-tenant-token", "cat {data}/token-demo-lab && echo " + WIN),
+    Attack("read-database", "head -c 16 {data}/accelpool.sqlite | grep -q SQLite && echo " + WIN),
+    Attack("list-data-dir", '[ -n "$(ls -A {data} 2>/dev/null)" ] && echo ' + WIN),
+    Attack("write-data-dir", "echo x > {data}/pwned && echo " + WIN, check=_data_dir_unchanged),
+    Attack("write-database", "echo PWNED >> {data}/accelpool.sqlite && echo " + WIN, check=_db_unchanged),
+    Attack(
+        "read-other-job-state",
+        "cat {data}/executor/jobs/{victim}/plan.0.json && echo " + WIN,
+        local_only=True,
+    ),
+    Attack("read-other-job-scratch", "cat {data}/executor/jobs/{victim}/work/secret && echo " + WIN),
+    Attack("read-other-job-logs", "cat {data}/executor/logs/{victim}.log {data}/ray-logs/* && echo " + WIN),
+    Attack("read-other-job-environ", "cat /proc/{victim_pid}/environ && echo " + WIN),
+    Attack(
+        "scan-proc-environ",
+        "for p in /proc/[0-9]*; do cat $p/environ 2>/dev/null | tr '\\0' '\\n'; done | grep -q VICTIM_SECRET "
+        "&& echo " + WIN,
+    ),
+    Attack("read-service-environ", "cat /proc/{service_pid}/environ && echo " + WIN),
+    Attack(
+        "inherit-service-env",
+        "env; env | grep -q -E 'VIRTUAL_ENV|{canary}|ACCELPOOL_SUPERVISOR' && echo " + WIN,
+    ),
+    Attack(
+        "signal-scheduler",
+        "for p in {service_pids}; do kill -9 $p && echo " + WIN + "; done",
+        check=_service_and_victim_alive,
+    ),
+    Attack("signal-other-job", "kill -9 {victim_pid} && echo " + WIN, check=_service_and_victim_alive),
+    Attack("kill-everything", "kill -9 -1; sleep 1; echo done", check=_service_and_victim_alive),
+    Attack(
+        "ptrace-scheduler",
+        'python3 -c "import ctypes,sys; l=ctypes.CDLL(None); pid=int(sys.argv[1]); '
+        "print('" + WIN + "' if l.ptrace(16, pid, 0, 0) == 0 else 'ptrace refused')\" {service_pid}",
+        check=_service_and_victim_alive,
+    ),
+    Attack(
+        "open-other-job-device",
+        "echo own $CUDA_VISIBLE_DEVICES; ls /dev | sed 's/^/dev /'; for i in 0 1 2 3 4 5 6 7; do cat /dev/nvidia$i >/dev/null 2>&1 "
+        "&& echo opened $i; done; cat {devroot}/nvidia{victim_dev} 2>/dev/null && echo " + WIN,
+        type="h100",
+        check=_only_own_devices,
+    ),
+    Attack("run-as-root", '[ "$(id -u)" = 0 ] && echo ' + WIN + "; cat /etc/shadow && echo " + WIN),
+    Attack("write-host-fs", "touch /usr/pwned-by-job && echo " + WIN + "; touch /etc/pwned && echo " + WIN),
+    Attack("child-after-exit", "sleep 311.51 & echo started-child; exit 0", check=_no_proc("sleep 311.51")),
+    Attack(
+        "setsid-child-after-exit",
+        "setsid sleep 312.52 & setsid -f sleep 312.52; echo started; exit 0",
+        check=_no_proc("sleep 312.52"),
+    ),
+    Attack(
+        "child-after-cancel",
+        "sleep 313.53 & echo started; sleep 600",
+        cancel_after=2.0,
+        check=_no_proc("sleep 313.53"),
+    ),
+    Attack(
+        "setsid-child-after-cancel",
+        "setsid -f sleep 314.54; trap '' TERM; echo started; sleep 600",
+        cancel_after=2.0,
+        extra={"grace_seconds": 1},
+        check=_no_proc("sleep 314.54"),
+    ),
+    Attack(
+        "outlive-max-run-time",
+        "trap '' TERM; setsid -f sleep 315.55; sleep 600",
+        max_run_time=3,
+        extra={"grace_seconds": 1},
+        check=_no_proc("sleep 315.55"),
+    ),
+    Attack(
+        "symlink-escape-in-checkpoint",
+        "ln -s {data} $ACCELPOOL_CHECKPOINT_DIR/escape; cat $ACCELPOOL_CHECKPOINT_DIR/escape/admin-token && echo "
+        + WIN,
+        extra={"checkpoint_dir": "{ckpt}"},
+    ),
+    Attack(
+        "symlink-checkpoint-dir-to-data",
+        "cat $ACCELPOOL_CHECKPOINT_DIR/admin-token && echo " + WIN,
+        extra={"checkpoint_dir": "{ckpt_link}"},
+        check=_reason_refused,
+        expect_state=("failed",),
+        local_only=True,
+    ),
+    Attack(
+        "workdir-is-data-dir",
+        "cat admin-token && echo " + WIN,
+        extra={"workdir": "{data}"},
+        check=_reason_refused,
+        expect_state=("failed",),
+        local_only=True,
+    ),
+    Attack(
+        "job-token-cancels-other-job",
+        _PY_HTTP + " /api/v1/jobs/{victim}/cancel POST && echo " + WIN,
+        check=_service_and_victim_alive,
+    ),
+    Attack("job-token-reads-other-tenant", _PY_HTTP + " /api/v1/jobs/{victim} GET && echo " + WIN),
+    Attack("job-token-lists-jobs", _PY_HTTP + " /api/v1/jobs GET && echo " + WIN),
+    Attack("job-token-reads-tokens", _PY_HTTP + " /api/v1/tokens GET && echo " + WIN),
+    Attack(
+        "job-token-after-the-job",
+        "echo TOKEN=$ACCELPOOL_TOKEN; " + _PY_HTTP + " /api/v1/jobs/$ACCELPOOL_JOB_ID GET",
+        check=_token_dead_after_job,
+    ),
+    # wave 2: exhaustion, each alone
+    Attack(
+        "fork-bomb",
+        "bomb() {{ bomb | bomb & }}; bomb; sleep 5",
+        wave=2,
+        max_run_time=6,
+        extra={"grace_seconds": 1},
+        check=_no_proc("bomb"),
+    ),
+    Attack(
+        "log-flood-100MB",
+        "head -c 100000000 /dev/zero | tr '\\0' 'A'; echo; echo flood-end",
+        wave=2,
+        check=_log_bounded,
+    ),
+    Attack(
+        "fill-tmp",
+        "echo ok > /tmp/small && cat /tmp/small; head -c 2000000000 /dev/zero > /tmp/fill && echo "
+        + WIN
+        + "; df -h /tmp",
+        wave=2,
+        check=lambda ctx, job, logs: _assert("No space left on device" in logs and "\nok\n" in logs, logs),
+    ),
+    Attack("fill-scratch-file", "head -c 200000000 /dev/zero > $HOME/big && echo " + WIN, wave=2),
+]
+
+
+def free_devroot(base: Path) -> Path:
+    """Stand-in device files (regular files), traversable like /dev."""
+    root = base / "devroot"
+    (root / "rngd").mkdir(parents=True)
+    names = [f"nvidia{i}" for i in range(8)] + [
+        "nvidiactl",
+        "nvidia-uvm",
+        "nvidia-uvm-tools",
+        "nvidia-modeset",
+    ]
+    names += [f"npu{i}" for i in range(8)] + [f"rbln{i}" for i in range(8)] + ["rsd0"]
+    names += [f"rngd/npu{i}mgmt" for i in range(8)]
+    for n in names:
+        (root / n).write_text(f"stand-in {n}\n")
+        (root / n).chmod(0o666)
+    for p in (base, root, root / "rngd"):
+        p.chmod(0o755)
+    return root
+
+
+def start_pool(tmp: Path, *args: str) -> tuple[ServerProcess, Ctx]:
+    base = Path(os.environ.get("TMPDIR", "/tmp")) / f"ap-hostile-{secrets.token_hex(4)}"
+    base.mkdir()
+    base.chmod(0o755)
+    devroot = free_devroot(base)
+    data = tmp / "data"
+    data.mkdir()
+    ckpt = base / "ckpt"
+    ckpt.mkdir()
+    ckpt.chmod(0o777)
+    (base / "ckpt-link").symlink_to(data)
+    cfg = tmp / "sandbox.json"
+    cfg.write_text(
+        json.dumps(
+            {
+                "dev_root": str(devroot),
+                "tenant_ids": {"demo-startup": [60001, 60001], "demo-lab": [60002, 60002]},
+                "max_processes": 300,
+                "log_max_bytes": 1024 * 1024,
+                "tmp_bytes": 32 * 1024 * 1024,
+                "max_file_bytes": 50 * 1024 * 1024,
+            }
+        )
+    )
+    canary = "canary-" + secrets.token_hex(8)
+    os.environ[CANARY] = canary  # the service inherits it; no job may see it
+    try:
+        server = ServerProcess(data, "--demo", "--sandbox-config", str(cfg), *args).start()
+    finally:
+        del os.environ[CANARY]
+    ctx = Ctx(
+        data=data,
+        url=server.url,
+        admin=(data / "admin-token").read_text().strip(),
+        member=(data / "token-demo-startup").read_text().strip(),
+        other=(data / "token-demo-lab").read_text().strip(),
+        canary=canary,
+        devroot=devroot,
+    )
+    ctx.vars.update(ckpt=str(ckpt / "escape-test"), ckpt_link=str(base / "ckpt-link"))
+    return server, ctx
+
+
+def wait(pred: Callable[[], Any], timeout: float, what: str) -> Any:
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"timed out: {what}")
+
+
+def start_victim(ctx: Ctx, server: ServerProcess) -> None:
+    ctx.victim_secret = "victim-" + secrets.token_hex(8)
+    with ctx.client(ctx.other) as c:
+        r = c.post(
+            "/api/v1/jobs",
+            json={
+                "name": "victim",
+                "command": 'echo "$VICTIM_SECRET" > "$HOME/secret"; echo "$VICTIM_SECRET"; sleep 120.77',
+                "env": {"VICTIM_SECRET": ctx.victim_secret},
+                "resources": {"type": "h100", "count": 1},
+            },
+        )
+        assert r.status_code == 201, r.text
+        ctx.victim = r.json()["id"]
+        job = wait(
+            lambda: (j := c.get(f"/api/v1/jobs/{ctx.victim}").json())["state"] == "running" and j,
+            60,
+            "the victim job to run",
+        )
+    pids = wait(lambda: _host_procs("sleep 120.77"), 30, "the victim's process")
+    assert server.proc is not None
+    top = server.proc.pid  # the supervisor, and its API and scheduler processes
+    service = [top] + sorted(int(c) for c in Path(f"/proc/{top}/task/{top}/children").read_text().split())
+    ctx.vars.update(
+        data=str(ctx.data),
+        victim=ctx.victim,
+        victim_pid=str(pids[0]),
+        victim_dev=str(job["placement"]["devices"][0][1][0]),
+        service_pid=str(service[-1]),
+        service_pids=" ".join(str(p) for p in service),
+        devroot=str(ctx.devroot),
+        canary=ctx.canary,
+    )
+
+
+def run_attacks(ctx: Ctx, attacks: list[Attack]) -> Iterator[tuple[Attack, dict[str, Any], str]]:
+    """Submit the attacks (as the member tenant), wait for their ends, yield (attack, job, logs)."""
+    ids: dict[str, Attack] = {}
+    with ctx.client(ctx.member) as c:
+        for a in attacks:
+            spec: dict[str, Any] = {
+                "name": a.name,
+                "command": a.command.format(**ctx.vars),
+                "resources": {"type": a.type, "count": 1},
+                "kind": "batch",
+            }
+            if a.max_run_time is not None:
+                spec["max_run_time"] = a.max_run_time
+            for k, v in a.extra.items():
+                spec[k] = v.format(**ctx.vars) if isinstance(v, str) else v
+            r = c.post("/api/v1/jobs", json=spec)
+            assert r.status_code == 201, (a.name, r.text)
+            ids[r.json()["id"]] = a
+        cancelled: set[str] = set()
+        started: dict[str, float] = {}
+        done: dict[str, dict[str, Any]] = {}
+        end = time.time() + 240
+        while len(done) < len(ids) and time.time() < end:
+            for jid, a in ids.items():
+                if jid in done:
+                    continue
+                j = c.get(f"/api/v1/jobs/{jid}").json()
+                if j["state"] == "running":
+                    started.setdefault(jid, time.time())
+                    if a.cancel_after is not None and jid not in cancelled:
+                        if time.time() - started[jid] >= a.cancel_after:
+                            assert c.post(f"/api/v1/jobs/{jid}/cancel").status_code == 200
+                            cancelled.add(jid)
+                if j["state"] in ("succeeded", "failed", "cancelled"):
+                    done[jid] = j
+            time.sleep(0.3)
+        assert len(done) == len(ids), [ids[j].name for j in ids if j not in done]
+        time.sleep(1.0)  # the executor keeps the last log lines when it reports the end
+        for jid, a in ids.items():
+            logs = c.get(f"/api/v1/jobs/{jid}/logs").json()["logs"]
+            yield a, done[jid], logs
+
+
+def assert_attack_failed(ctx: Ctx, a: Attack, job: dict[str, Any], logs: str) -> None:
+    if os.environ.get("ACCELPOOL_HOSTILE_VERBOSE"):
+        print(f"--- {a.name}: {job['state']} {job['reason']}\n{logs[-600:]}")
+    assert job["state"] in a.expect_state, (a.name, job["state"], job["reason"])
+    assert WIN not in logs, f"{a.name}: the attack worked:\n{logs[-2000:]}"
+    for secret in (ctx.admin, ctx.other, ctx.member, ctx.victim_secret, ctx.canary):
+        assert secret not in logs, f"{a.name}: a secret leaked into the job's log"
+    if a.check is not None:
+        a.check(ctx, job, logs)
