@@ -295,3 +295,12 @@ def test_names_are_escaped(world):
     _, secret = world.store.create_token("member", name=XSS, tenant="t1")
     page = world.client.get("/ui", headers={"Authorization": f"Bearer {secret}"}).text
     assert XSS not in page
+
+
+def test_a_filtered_search_counts_up_to_the_cap(world, monkeypatch):
+    from accelpool.storage import dashboard as read
+
+    monkeypatch.setattr(read, "COUNT_CAP", 2)
+    page = world.get("/ui/jobs?tenant=t1", "admin").text
+    assert "2+ jobs" in page and "page 1 of 1" in page
+    assert "7 jobs" in world.get("/ui/jobs", "admin").text  # unfiltered: exact

@@ -25,6 +25,7 @@ SORTS = {
     "state": (T.jobs.c.state.asc(), T.jobs.c.seq.desc()),
 }
 HOUR = 3600.0
+COUNT_CAP = 10_000  # a filtered search counts its matches up to this many
 DAY = 86400.0
 
 
@@ -47,8 +48,9 @@ def search_jobs(
     *,
     page: int = 1,
     per_page: int = 50,
-) -> tuple[list[JobView], int]:
-    """One page of the jobs ``tenants`` may see (None: all) matching ``f``, and how many match."""
+) -> tuple[list[JobView], int, bool]:
+    """One page of the jobs ``tenants`` may see (None: all) matching ``f``, how many match, and whether
+    that count was capped (a filtered search counts at most COUNT_CAP: "10,000+")."""
     j = T.jobs.c
     conds: list[Any] = []
     if tenants is not None:
@@ -72,32 +74,64 @@ def search_jobs(
     if f.until is not None:
         conds.append(j.submit_time < f.until)
     where = and_(*conds) if conds else None
-    q = select(T.jobs).order_by(*SORTS.get(f.sort, SORTS["new"]))
-    n = select(func.count()).select_from(T.jobs)
+    # a deferred join: find the page's keys on the narrow columns (indexes where they exist), then read
+    # the 50 full rows; the wide JSON columns are never read for rows an OFFSET skips
+    keys = select(j.seq).order_by(*SORTS.get(f.sort, SORTS["new"]))
     if where is not None:
-        q, n = q.where(where), n.where(where)
-    q = q.limit(per_page).offset(max(page - 1, 0) * per_page)
+        keys = keys.where(where)
+    filtered = any((f.tenant, f.state, f.q, f.program, f.type, f.since is not None, f.until is not None))
+    if not filtered or where is None:
+        n = select(func.count()).select_from(T.jobs)  # indexed: counted exactly
+        if where is not None:
+            n = n.where(where)
+    else:  # a filter: count up to COUNT_CAP matches, not every one (shown as "10,000+")
+        hits = select(j.seq).where(where).limit(COUNT_CAP + 1).subquery()
+        n = select(func.count()).select_from(hits)
+    keys = keys.limit(per_page).offset(max(page - 1, 0) * per_page)
     with store.read() as c:
-        rows = c.execute(q).all()
+        seqs = [int(r.seq) for r in c.execute(keys)]
         total = int(c.execute(n).scalar_one())
-        positions = store.queue_positions(c, rows)
-        ids = [r.id for r in rows]
-        cost: dict[str, int] = {}
-        if ids:
-            cost = {
-                r.job: int(r.krw)
-                for r in c.execute(
-                    select(T.charges.c.job, func.sum(T.charges.c.amount_krw).label("krw"))
-                    .where(T.charges.c.job.in_(ids))
-                    .group_by(T.charges.c.job)
-                )
-            }
+    capped = filtered and where is not None and total > COUNT_CAP
+    return _views(store, seqs), (COUNT_CAP if capped else total), capped
+
+
+def active_jobs(
+    store: SqlStore, tenants: Iterable[str] | None, states: Sequence[str], limit: int
+) -> tuple[list[JobView], bool]:
+    """The newest ``limit`` active jobs in ``states`` (through the ``active, seq`` index), and whether
+    there are more."""
+    j = T.jobs.c
+    q = select(j.seq).where(j.active.is_(True), j.state.in_(list(states))).order_by(j.seq.desc())
+    if tenants is not None:
+        q = q.where(j.tenant.in_(list(tenants)))
+    with store.read() as c:
+        seqs = [int(r.seq) for r in c.execute(q.limit(limit + 1))]
+    return _views(store, seqs[:limit]), len(seqs) > limit
+
+
+def _views(store: SqlStore, seqs: Sequence[int]) -> list[JobView]:
+    """Full views of the jobs with these ``seq`` keys, in that order, with their cost and queue position."""
+    if not seqs:
+        return []
+    with store.read() as c:
+        rows = {int(r.seq): r for r in c.execute(select(T.jobs).where(T.jobs.c.seq.in_(list(seqs))))}
+        ordered = [rows[k] for k in seqs if k in rows]
+        positions = store.queue_positions(c, ordered)
+        ids = [r.id for r in ordered]
+        cost = {
+            r.job: int(r.krw)
+            for r in c.execute(
+                select(T.charges.c.job, func.sum(T.charges.c.amount_krw).label("krw"))
+                .where(T.charges.c.job.in_(ids))
+                .group_by(T.charges.c.job)
+            )
+        }
     views = []
-    for r in rows:
+    for r in ordered:
         d = r._asdict()
         d["position"] = positions.get(r.id)
         views.append(row_view(d, charged=cost.get(r.id, 0)))
-    return views, total
+    return views
 
 
 @dataclass(frozen=True)
@@ -172,7 +206,7 @@ def busy_series(store: SqlStore, now: float, hours: int = 24) -> tuple[list[floa
     c_ = T.charges.c
     with store.read() as c:
         rows = c.execute(
-            select(c_.accelerator, c_.start, c_.end, c_.device_seconds).where(c_.end > start)
+            select(c_.accelerator, c_.start, c_.end, c_.device_seconds).where(_recent(c, start))
         ).all()
     for r in rows:
         a, b = float(r.start), float(r.end)
@@ -203,7 +237,9 @@ def waiting_demand(store: SqlStore) -> dict[str, int]:
 def spend_since(store: SqlStore, since: float, programs: Iterable[str] | None = None) -> dict[str, int]:
     """KRW charged since ``since`` per program."""
     c_ = T.charges.c
-    q = select(c_.program, func.sum(c_.amount_krw).label("krw")).where(c_.end > since).group_by(c_.program)
+    with store.read() as c:
+        recent = _recent(c, since)
+    q = select(c_.program, func.sum(c_.amount_krw).label("krw")).where(recent).group_by(c_.program)
     if programs is not None:
         q = q.where(c_.program.in_(list(programs)))
     with store.read() as c:
@@ -223,15 +259,15 @@ def daily_spend(
     c_ = T.charges.c
     col = c_.tenant if key == "tenant" else c_.accelerator
     day = func.floor(c_.end / DAY)
+    with store.read() as c:
+        recent = _recent(c, start, tenants)
     q = (
         select(col.label("k"), day.label("d"), func.sum(c_.amount_krw).label("krw"))
-        .where(c_.end > start)
+        .where(recent)
         .group_by(col, day)
     )
     if programs is not None:
         q = q.where(c_.program.in_(list(programs)))
-    if tenants is not None:
-        q = q.where(c_.tenant.in_(list(tenants)))
     out: dict[str, list[int]] = defaultdict(lambda: [0] * days)
     with store.read() as c:
         for r in c.execute(q):
@@ -239,3 +275,12 @@ def daily_spend(
             if 0 <= k < days:
                 out[str(r.k)][k] += int(r.krw or 0)
     return [start + i * DAY for i in range(days)], dict(sorted(out.items()))
+
+
+def _recent(c: Any, since: float, tenants: Iterable[str] | None = None) -> Any:
+    """Charges that ended after ``since``, as a condition the ``(tenant, end)`` index answers: one range
+    per tenant instead of reading every charge."""
+    c_ = T.charges.c
+    if tenants is None:
+        tenants = [r.id for r in c.execute(select(T.tenants.c.id))]
+    return and_(c_.tenant.in_(list(tenants)), c_.end > since)

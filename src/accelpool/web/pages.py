@@ -183,8 +183,8 @@ def pool_data(store: SqlStore, catalog: Any, now: float, loc: Locale) -> dict[st
 
 def overview_data(store: SqlStore, who: Principal, catalog: Any, now: float, loc: Locale) -> dict[str, Any]:
     tenants = visible_tenants(store, who)
-    running, more_r = store.list_jobs(tenants=tenants, states=["running"], limit=_LIMIT)
-    queued, more_q = store.list_jobs(tenants=tenants, states=_QUEUED, limit=_LIMIT)
+    running, more_r = read.active_jobs(store, tenants, ["running"], _LIMIT)
+    queued, more_q = read.active_jobs(store, tenants, _QUEUED, _LIMIT)
     queued.sort(key=lambda v: (v.position is None, v.position or 0, v.seq))
     grants = _grants_for(store, who)
     return {
@@ -201,7 +201,7 @@ def overview_data(store: SqlStore, who: Principal, catalog: Any, now: float, loc
             }
             for v in running
         ],
-        "running_more": more_r is not None,
+        "running_more": more_r,
         "queue": [
             {
                 "id": v.id,
@@ -217,7 +217,7 @@ def overview_data(store: SqlStore, who: Principal, catalog: Any, now: float, loc
             }
             for v in queued
         ],
-        "queue_more": more_q is not None,
+        "queue_more": more_q,
         "grants": [_grant_row(g) for g in grants],
     }
 
@@ -522,12 +522,12 @@ def install(app: FastAPI) -> None:  # noqa: C901 - one place lists every page
             page = 1
         store: SqlStore = request.app.state.store
 
-        def load() -> tuple[list[Any], int, list[str] | None, list[str] | None]:
+        def load() -> tuple[list[Any], int, bool, list[str] | None, list[str] | None]:
             tenants = visible_tenants(store, who)
-            rows, total = read.search_jobs(store, tenants, f, page=page, per_page=PER_PAGE)
-            return rows, total, tenants, visible_programs(store, who)
+            rows, total, more = read.search_jobs(store, tenants, f, page=page, per_page=PER_PAGE)
+            return rows, total, more, tenants, visible_programs(store, who)
 
-        rows, total, tenants, programs = await run_in_threadpool(load)
+        rows, total, more, tenants, programs = await run_in_threadpool(load)
         pages = max(1, math.ceil(total / PER_PAGE))
         base = {k: v for k, v in qp.items() if k != "page" and v}
 
@@ -537,6 +537,7 @@ def install(app: FastAPI) -> None:  # noqa: C901 - one place lists every page
         return _page(
             request,
             "jobs.html",
+            more=more,
             who=who,
             title=loc("Jobs"),
             rows=rows,

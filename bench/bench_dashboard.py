@@ -1,0 +1,189 @@
+"""Dashboard pages, server-side, with a large history: every page of /ui for an admin, a program manager
+and a member, with N jobs in the store (default 100,000: finished, running and queued, one charge and
+three events each), against the same pages with a small history (1,000 jobs) measured in the same run.
+
+    python bench/bench_dashboard.py [--jobs 100000] [--small 1000] [--repeat 5]
+
+SQLite (the embedded default) in a temporary directory.
+
+Each request goes through the whole ASGI app in-process (FastAPI's TestClient: routing, auth, queries,
+templates), so the figure is the server's time for the page without the network. Printed per page: the
+median and worst of ``--repeat`` requests in ms, and the ratio to the small store's median (how much the
+page slows down with 100 times the history). Target: every page < 300 ms with 100,000 jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import insert
+
+from accelpool.api.app import Hooks, create_app
+from accelpool.core.types import Grant, Job, Node, Program, Tenant
+from accelpool.storage import codec
+from accelpool.storage import tables as T
+from accelpool.storage.engine import sqlite_url
+from accelpool.storage.sql import SqlStore
+
+NOW = 1_790_000_000.0
+TYPES = ("h100", "a100", "rngd", "atom")
+TARGET_MS = 300.0
+
+
+def seed(store: SqlStore, n: int, rng: random.Random) -> dict[str, str]:
+    store.add_nodes([Node(f"{t}-{k}", t, 8) for t in TYPES for k in range(10)])
+    store.set_node_down("h100-0")
+    store.set_prices({"h100": 4000, "a100": 3000, "rngd": 1200, "atom": 1000})
+    tenants = [f"t{k:02d}" for k in range(20)]
+    for t in tenants:
+        store.add_tenant(Tenant(t, t.upper()))
+    for p in ("p0", "p1", "p2"):
+        store.add_program(Program(p, p.upper(), 10**12))
+    for k, t in enumerate(tenants):
+        store.add_grant(Grant(f"g{k:02d}", f"p{k % 3}", t, 10**10, start=NOW - 90 * 86400))
+    jobs, charges, events = [], [], []
+    for i in range(n):
+        tenant = tenants[i % len(tenants)]
+        grant = f"g{i % len(tenants):02d}"
+        acc = TYPES[i % len(TYPES)]
+        kind = "training" if acc in ("h100", "a100") else "inference"
+        submit = NOW - 60 * 86400 * (1 - i / n)
+        r = i % 100
+        state = (
+            "running"
+            if r < 2
+            else "queued"
+            if r < 5
+            else "failed"
+            if r < 8
+            else "cancelled"
+            if r < 10
+            else "succeeded"
+        )
+        job = Job(f"j{i:07d}", tenant=tenant, submit_time=submit, allowed=(acc,), scale=2, grant=grant)
+        spec = {**codec.job_to_dict(job), "kind": kind}
+        start = submit + rng.uniform(10, 3600) if state != "queued" else None
+        end = start + rng.uniform(600, 6 * 3600) if start is not None and state not in ("running",) else None
+        jobs.append(
+            {
+                "id": job.id,
+                "tenant": tenant,
+                "name": f"job-{i}",
+                "spec": spec,
+                "run": {"command": "python x.py"},
+                "throughput": {acc: 1.0},
+                "state": state,
+                "active": state in ("running", "queued"),
+                "placement": {"accelerator": acc, "devices": [[f"{acc}-1", [0, 1]]]}
+                if state == "running"
+                else None,
+                "steps_done": 0.0,
+                "seconds_on": {},
+                "reason": "capacity" if state == "queued" else "exited 0",
+                "submit_time": submit,
+                "start_time": start,
+                "end_time": end,
+                "preemptions": 0,
+                "attempts": 1,
+                "reserved_krw": 0,
+                "priority": 0,
+                "grant_id": grant,
+            }
+        )
+        events.append({"job": job.id, "time": submit, "state": "queued", "reason": "submitted"})
+        if start is not None:
+            events.append(
+                {"job": job.id, "time": start, "state": "running", "reason": f"placed on 2 x {acc}"}
+            )
+            stop = end if end is not None else NOW - 60
+            secs = 2 * (stop - start)
+            charges.append(
+                {
+                    "job": job.id,
+                    "tenant": tenant,
+                    "grant": grant,
+                    "program": f"p{(i % len(tenants)) % 3}",
+                    "accelerator": acc,
+                    "device_seconds": secs,
+                    "amount_krw": int(secs / 3600 * 4000),
+                    "start": start,
+                    "end": stop,
+                }
+            )
+        if end is not None:
+            events.append({"job": job.id, "time": end, "state": state, "reason": "exited 0"})
+    with store.write() as c:
+        for table, rows in ((T.jobs, jobs), (T.charges, charges), (T.job_events, events)):
+            for k in range(0, len(rows), 10_000):
+                c.execute(insert(table), rows[k : k + 10_000])
+    store.invalidate()
+    return {
+        "admin": store.create_token("admin", name="root")[1],
+        "program-manager": store.create_token("program-manager", name="pm", program="p1")[1],
+        "member": store.create_token("member", name="m", tenant="t01")[1],
+    }
+
+
+PAGES = (
+    "/ui",
+    "/ui/jobs",
+    "/ui/jobs?page=500",
+    "/ui/jobs?state=succeeded&sort=name",
+    "/ui/jobs?q=job-4242&type=h100",
+    "/ui/jobs?program=p1&since=2026-08-01",
+    "/ui/jobs/j0000021",
+    "/ui/programs",
+    "/ui/pool",
+)
+
+
+def measure(url: str, n: int, repeat: int) -> dict[tuple[str, str], list[float]]:
+    store = SqlStore(url)
+    tokens = seed(store, n, random.Random(7))
+    logs = "\n".join(f"line {k}" for k in range(5000))
+    client = TestClient(create_app(store, hooks=Hooks(now=lambda: NOW, logs=lambda _j: logs)))
+    out: dict[tuple[str, str], list[float]] = {}
+    for role, secret in tokens.items():
+        h = {"Authorization": f"Bearer {secret}", "Accept-Language": "ko"}
+        for path in PAGES:
+            client.get(path, headers=h)  # warm caches (token, templates)
+            times = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                r = client.get(path, headers=h)
+                times.append((time.perf_counter() - t0) * 1000)
+                assert r.status_code in (200, 404), (role, path, r.status_code)
+            out[(role, path)] = times
+    store.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--jobs", type=int, default=100_000)
+    ap.add_argument("--small", type=int, default=1_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        small = measure(sqlite_url(Path(d) / "small.sqlite"), a.small, a.repeat)
+        big = measure(sqlite_url(Path(d) / "big.sqlite"), a.jobs, a.repeat)
+    worst = 0.0
+    print(f"dashboard pages, server-side, {a.jobs:,} jobs vs {a.small:,} (ms; median / worst of {a.repeat})")
+    print(f"{'role':<16} {'page':<40} {'median':>8} {'worst':>8} {'x small':>8}")
+    for (role, path), times in big.items():
+        med, mx = statistics.median(times), max(times)
+        base = statistics.median(small[(role, path)])
+        worst = max(worst, mx)
+        print(f"{role:<16} {path:<40} {med:8.1f} {mx:8.1f} {med / base:8.2f}")
+    verdict = "meets" if worst < TARGET_MS else "MISSES"
+    print(f"slowest page: {worst:.1f} ms; {verdict} the target (< {TARGET_MS:.0f} ms per page)")
+
+
+if __name__ == "__main__":
+    main()
