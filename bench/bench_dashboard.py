@@ -1,6 +1,6 @@
 """Dashboard pages, server-side, with a large history: every page of /ui for an admin, a program manager
-and a member, with N jobs in the store (default 100,000: finished, running and queued, one charge and
-three events each), against the same pages with a small history (1,000 jobs) measured in the same run.
+and a member, with N jobs in the store (default 100,000: finished, running and queued, a charge and up to
+three events each, 1,280 devices), against the same pages with a small history (1,000 jobs) measured in the same run.
 
     python bench/bench_dashboard.py [--jobs 100000] [--small 1000] [--repeat 5]
 
@@ -37,7 +37,7 @@ TARGET_MS = 300.0
 
 
 def seed(store: SqlStore, n: int, rng: random.Random) -> dict[str, str]:
-    store.add_nodes([Node(f"{t}-{k}", t, 8) for t in TYPES for k in range(10)])
+    store.add_nodes([Node(f"{t}-{k}", t, 8) for t in TYPES for k in range(40)])  # 1,280 devices
     store.set_node_down("h100-0")
     store.set_prices({"h100": 4000, "a100": 3000, "rngd": 1200, "atom": 1000})
     tenants = [f"t{k:02d}" for k in range(20)]
@@ -54,16 +54,16 @@ def seed(store: SqlStore, n: int, rng: random.Random) -> dict[str, str]:
         acc = TYPES[i % len(TYPES)]
         kind = "training" if acc in ("h100", "a100") else "inference"
         submit = NOW - 60 * 86400 * (1 - i / n)
-        r = i % 100
-        state = (
+        r = i % 200  # 0.5% running (1,000 devices of 1,280 at 100,000 jobs), 3% queued, 2.5% failed,
+        state = (  # 4% cancelled, the rest succeeded
             "running"
-            if r < 2
+            if r < 1
             else "queued"
-            if r < 5
+            if r < 7
             else "failed"
-            if r < 8
+            if r < 12
             else "cancelled"
-            if r < 10
+            if r < 20
             else "succeeded"
         )
         job = Job(f"j{i:07d}", tenant=tenant, submit_time=submit, allowed=(acc,), scale=2, grant=grant)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy import String, and_, cast, func, or_, select
 
 from accelpool.storage import tables as T
@@ -80,28 +81,37 @@ def search_jobs(
     if where is not None:
         keys = keys.where(where)
     filtered = any((f.tenant, f.state, f.q, f.program, f.type, f.since is not None, f.until is not None))
-    if not filtered or where is None:
-        n = select(func.count()).select_from(T.jobs)  # indexed: counted exactly
-        if where is not None:
-            n = n.where(where)
-    else:  # a filter: count up to COUNT_CAP matches, not every one (shown as "10,000+")
-        hits = select(j.seq).where(where).limit(COUNT_CAP + 1).subquery()
-        n = select(func.count()).select_from(hits)
-    keys = keys.limit(per_page).offset(max(page - 1, 0) * per_page)
+    offset = max(page - 1, 0) * per_page
     with store.read() as c:
-        seqs = [int(r.seq) for r in c.execute(keys)]
-        total = int(c.execute(n).scalar_one())
+        if filtered and where is not None:
+            # one pass: the matching keys in order, up to COUNT_CAP + 1 (and at least to this page's end):
+            # the count ("10,000+") and the page come from the same scan
+            found = [int(r.seq) for r in c.execute(keys.limit(max(COUNT_CAP + 1, offset + per_page)))]
+            seqs, total = found[offset : offset + per_page], len(found)
+        else:
+            n = select(func.count()).select_from(T.jobs)  # indexed: counted exactly
+            if where is not None:
+                n = n.where(where)
+            seqs = [int(r.seq) for r in c.execute(keys.limit(per_page).offset(offset))]
+            total = int(c.execute(n).scalar_one())
     capped = filtered and where is not None and total > COUNT_CAP
     return _views(store, seqs), (COUNT_CAP if capped else total), capped
 
 
 def active_jobs(
-    store: SqlStore, tenants: Iterable[str] | None, states: Sequence[str], limit: int
+    store: SqlStore,
+    tenants: Iterable[str] | None,
+    states: Sequence[str],
+    limit: int,
+    *,
+    queue_order: bool = False,
 ) -> tuple[list[JobView], bool]:
-    """The newest ``limit`` active jobs in ``states`` (through the ``active, seq`` index), and whether
+    """The first ``limit`` active jobs in ``states``, newest first (through the ``active, seq`` index) or
+    in the scheduler's queue order (priority, submit time, id: the ``ix_jobs_queue`` index), and whether
     there are more."""
     j = T.jobs.c
-    q = select(j.seq).where(j.active.is_(True), j.state.in_(list(states))).order_by(j.seq.desc())
+    order = (j.priority.desc(), j.submit_time, j.id) if queue_order else (j.seq.desc(),)
+    q = select(j.seq).where(j.active.is_(True), j.state.in_(list(states))).order_by(*order)
     if tenants is not None:
         q = q.where(j.tenant.in_(list(tenants)))
     with store.read() as c:
@@ -208,17 +218,23 @@ def busy_series(store: SqlStore, now: float, hours: int = 24) -> tuple[list[floa
         rows = c.execute(
             select(c_.accelerator, c_.start, c_.end, c_.device_seconds).where(_recent(c, start))
         ).all()
-    for r in rows:
-        a, b = float(r.start), float(r.end)
-        if b <= a:
-            continue
-        devices = float(r.device_seconds) / (b - a)
-        k0 = max(0, int((a - start) // HOUR))
-        k1 = min(hours - 1, int((b - start) // HOUR))
-        for k in range(k0, k1 + 1):
-            lo, hi = max(a, edges[k]), min(b, edges[k] + HOUR)
-            if hi > lo:
-                out[r.accelerator][k] += devices * (hi - lo)
+    if not rows:
+        return edges, {}
+    acc = [r.accelerator for r in rows]
+    a = np.array([float(r.start) for r in rows])
+    b = np.array([float(r.end) for r in rows])
+    ds = np.array([float(r.device_seconds) for r in rows])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        devices = np.where(b > a, ds / (b - a), 0.0)
+    lo = np.asarray(edges)
+    # seconds each charge overlaps each hour, times the devices it held: (charges x hours)
+    overlap = np.clip(
+        np.minimum(b[:, None], lo[None, :] + HOUR) - np.maximum(a[:, None], lo[None, :]), 0.0, None
+    )
+    used = overlap * devices[:, None]
+    for t in sorted(set(acc)):
+        mask = np.array([x == t for x in acc])
+        out[t] = [float(v) for v in used[mask].sum(axis=0)]
     return edges, dict(out)
 
 

@@ -79,6 +79,8 @@ KO: dict[str, str] = {
     "devices wanted by waiting jobs": "대기 중인 작업이 요청한 장치 수",
     "A job that accepts several types counts under each.": "여러 유형을 허용하는 작업은 각 유형에 모두 집계됩니다.",
     "nothing running": "실행 중인 작업이 없습니다",
+    "All running jobs": "실행 중인 작업 전체",
+    "All waiting jobs": "대기 중인 작업 전체",
     "the queue is empty": "대기열이 비어 있습니다",
     "Grants": "지원금",
     "no grants": "지원금이 없습니다",

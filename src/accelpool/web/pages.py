@@ -42,7 +42,7 @@ LANG_COOKIE = "accelpool_lang"
 TZ_COOKIE = "accelpool_tz"
 LIVE_SECONDS = 5
 _QUEUED = ["queued", "preempted"]
-_LIMIT = 200  # rows per table on the overview; the jobs page pages through the rest
+_LIMIT = 50  # rows per table on the overview; the jobs page pages through the rest
 PER_PAGE = 50
 LOG_LINES = 200
 STATES = ("queued", "running", "preempted", "succeeded", "failed", "cancelled")
@@ -184,7 +184,7 @@ def pool_data(store: SqlStore, catalog: Any, now: float, loc: Locale) -> dict[st
 def overview_data(store: SqlStore, who: Principal, catalog: Any, now: float, loc: Locale) -> dict[str, Any]:
     tenants = visible_tenants(store, who)
     running, more_r = read.active_jobs(store, tenants, ["running"], _LIMIT)
-    queued, more_q = read.active_jobs(store, tenants, _QUEUED, _LIMIT)
+    queued, more_q = read.active_jobs(store, tenants, _QUEUED, _LIMIT, queue_order=True)
     queued.sort(key=lambda v: (v.position is None, v.position or 0, v.seq))
     grants = _grants_for(store, who)
     return {
