@@ -148,8 +148,8 @@ def test_waiting_jobs_have_reason_and_position(store):
         store.submit(Job(name, scale=8, total_steps=1e6, submit_time=float(i)), {"h100": 1.0})
     report = rec_for(store, clock).step()
     assert [p.job for p in report.decision.start] == ["a"]
-    assert view(store, "b")[1:3] == ("capacity", 1)
-    assert view(store, "c")[1:3] == ("capacity", 2)
+    assert view(store, "b")[1:3] == ("capacity: needs 8 x h100; every one is in use", 1)
+    assert view(store, "c")[1:3] == ("capacity: needs 8 x h100; every one is in use", 2)
     assert [s.job.id for s in store.running()] == ["a"]
     assert store.running()[0].placement.count == 8
 
@@ -163,7 +163,10 @@ def test_grant_charged_never_overspent_and_held_for_budget(store):
     store.submit(Job("a", tenant="t1", grant="g", total_steps=1e9), {"h100": 1.0})
     rec_for(store, clock, 3600.0).run(rounds=5)
     assert grant_spent(store, "g") == 2000
-    assert view(store, "a")[1] == "budget"
+    assert view(store, "a")[1] == (
+        "blocked (budget): needs 1 x h100; grant g has 500 KRW left and a lease (60 min) costs 1000 KRW"
+    )
+    assert view(store, "a")[2] is None  # blocked: no queue position
 
 
 def test_charges_are_capped_at_the_grant(store):

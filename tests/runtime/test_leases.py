@@ -134,4 +134,5 @@ def test_a_grant_of_10000_krw_and_200_short_jobs_every_started_job_completes() -
         jid = r.status.job.id
         assert report.decision.waiting[jid] == "budget"
         assert jid not in report.decision.positions  # blocked: no queue position
-        assert report.decision.details[jid].startswith("blocked: needs 1 x h100; grant g has")
+        assert report.decision.details[jid].startswith("blocked (budget): needs 1 x h100; grant g has")
+        assert report.decision.details[jid].endswith("and a lease (6 min) costs 5000 KRW")

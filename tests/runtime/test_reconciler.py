@@ -65,7 +65,7 @@ def test_grant_is_charged_and_never_overspent_and_job_held_for_budget():
     # two whole hours; a third lease (an hour) would overspend, so the job stops at that boundary
     assert store.grants["g"].spent_krw == 2000
     assert store.grants["g"].remaining_krw >= 0
-    assert store.jobs["a"].reason == "budget"
+    assert store.jobs["a"].reason.startswith("blocked (budget): needs 1 x h100; grant g has 500 KRW left")
     assert sum(c.amount_krw for c in store.charges) == 2000
 
 

@@ -30,6 +30,26 @@ def register(app: typer.Typer) -> None:
         round_seconds: Annotated[
             float, typer.Option(min=0.05, help="seconds between scheduling rounds")
         ] = 3.0,
+        lease: Annotated[
+            float,
+            typer.Option(
+                min=1.0,
+                help="seconds an allocation holds: preemptible jobs are preempted only at a lease's end "
+                "(docs/scheduling.md)",
+            ),
+        ] = 360.0,
+        min_run: Annotated[
+            float | None,
+            typer.Option(
+                min=0.0, help="a preemptible job's minimum run time in seconds (default: one lease)"
+            ),
+        ] = None,
+        restart_cost: Annotated[
+            float,
+            typer.Option(
+                min=0.0, help="seconds one restart is assumed to cost a job (preempt only if it pays)"
+            ),
+        ] = 60.0,
         policy: Annotated[str, typer.Option(help="scheduling policy")] = "max-min-fairness",
         executor: Annotated[
             str,
@@ -66,7 +86,9 @@ def register(app: typer.Typer) -> None:
         ] = False,
         sandbox_config: Annotated[
             Path | None,
-            typer.Option(help="JSON file: job sandbox settings (volumes, tenant_ids, limits); docs/security.md"),
+            typer.Option(
+                help="JSON file: job sandbox settings (volumes, tenant_ids, limits); docs/security.md"
+            ),
         ] = None,
     ) -> None:
         """Serve the API, run the scheduling rounds and the executor (a supervisor and two processes)."""
@@ -102,6 +124,9 @@ def register(app: typer.Typer) -> None:
             single_process=single_process,
             allow_unsandboxed=allow_unsandboxed,
             sandbox_config=str(sandbox_config) if sandbox_config else None,
+            lease_seconds=lease,
+            min_run_seconds=min_run,
+            restart_seconds=restart_cost,
         )
         if executor == "local":
             from accelpool.executors import sandbox as sb

@@ -15,7 +15,8 @@ job of k devices would, so splitting work gains nothing; the priority field is t
 the queue. A job that cannot run as things stand (no usable type, or its grant cannot pay for one lease)
 is *blocked*: it gets no position.
 
-Each waiting job gets a sentence with numbers (``explain``), shown by the CLI, API and dashboard.
+Each waiting job gets a sentence with numbers (``explain``): the stores keep it as the job's reason, which
+the CLI, API and dashboard show.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from accelpool.core.allocation import AllocationProblem
 from accelpool.core.types import WaitReason
 
 if TYPE_CHECKING:
-    from accelpool.core.round_config import RoundConfig
     from accelpool.core.rounds import JobStatus, Snapshot
 
 
@@ -70,13 +70,15 @@ def explain(
     statuses: Sequence[JobStatus],
     waiting: Mapping[str, WaitReason],
     blocked: Mapping[str, WaitReason],
-    queue: Sequence[int],
     short: Mapping[str, tuple[int, int]],
-    type_free: Mapping[str, int],
     snapshot: Snapshot,
-    config: RoundConfig,
 ) -> dict[str, str]:
-    """A sentence with numbers for every waiting job (job id -> text)."""
+    """A sentence with numbers for every waiting job (job id -> text), led by its reason code.
+
+    ``"<code>: ..."`` for a job in the queue, ``"blocked (<code>): ..."`` for one that cannot run as things
+    stand. The text holds facts that change rarely (what the job needs, its grant's balance against a
+    lease's cost, missing node types), not the queue position or free devices of the moment, so a store
+    rewrites it only when the facts change; positions come with the decision (``Decision.positions``)."""
     if not waiting:
         return {}
     ids = problem.job_ids
@@ -84,26 +86,10 @@ def explain(
     usable = problem.usable()
     tput = np.where(usable, problem.throughput, -1.0)
     best = np.argmax(tput, axis=1) if problem.n_types else np.zeros(problem.n_jobs, dtype=np.int64)
-    pool_total = len(queue)
-    tenant_of = problem.tenant_index
-    tenant_total = np.bincount(tenant_of[list(queue)], minlength=len(problem.tenant_ids)) if queue else None
-    tenant_seen = np.zeros(len(problem.tenant_ids), dtype=np.int64)
-    where: dict[int, str] = {}
-    for p, i in enumerate(queue):
-        g = int(tenant_of[i])
-        tenant_seen[g] += 1
-        mine = int(tenant_total[g]) if tenant_total is not None else 0
-        where[i] = f"position {tenant_seen[g]} of {mine} in your tenant, {p + 1} of {pool_total} in the pool"
-    lease_end = snapshot.lease_end
-    next_lease = (
-        f"; the next lease starts in {_seconds(lease_end - snapshot.now)}"
-        if lease_end is not None and lease_end > snapshot.now
-        else ""
-    )
     prices = problem.price_krw_per_hour
     horizon = problem.horizon_seconds
     grants = {g.id: g.remaining_krw for g in snapshot.grants}
-    all_types = {n.accelerator for n in snapshot.nodes}
+    healthy = {n.accelerator for n in snapshot.nodes}
     out: dict[str, str] = {}
     for i, s in enumerate(statuses):
         jid = ids[i]
@@ -112,46 +98,41 @@ def explain(
             continue
         job = s.job
         k = int(best[i])
-        t = types[k] if usable[i].any() else (sorted(job.allowed)[0] if job.allowed else "any type")
+        runs = bool(usable[i].any())
+        t = types[k] if runs else "/".join(sorted(job.allowed)) or "a type it runs on"
         need = f"needs {job.scale} x {t}"
-        free = type_free.get(t, 0)
+        code = str.__str__(why)
         if jid in blocked:
             if why is WaitReason.BUDGET:
-                cost = -(-int(job.scale * int(prices[k]) * horizon) // 3600) if usable[i].any() else 0
+                cost = -(-int(job.scale * int(prices[k]) * horizon) // 3600) if runs else 0
                 left = grants.get(job.grant or "", 0)
-                text = (
-                    f"blocked: {need}; grant {job.grant} has {left} KRW left and a lease "
-                    f"({_seconds(horizon)}) costs {cost} KRW"
-                )
+                text = f"{need}; grant {job.grant} has {left} KRW left and a lease ({_seconds(horizon)}) costs {cost} KRW"
             elif why is WaitReason.RULE:
-                text = f"blocked: {need}; its constraints or its program's rules allow none of its types"
+                text = f"{need}; its constraints or its program's rules allow none of the types it runs on"
             else:
-                wanted = sorted(job.allowed) if job.allowed else []
-                missing = [w for w in wanted if w not in all_types]
+                missing = sorted(a for a in job.allowed if a not in healthy)
                 text = (
-                    f"blocked: no healthy node of {', '.join(missing or wanted)} can take {job.scale} devices"
-                    if wanted
-                    else f"blocked: no healthy node can take {job.scale} devices of a type it runs on"
+                    f"{need}; no {'/'.join(missing)} node is in service"
+                    if missing and len(missing) == len(job.allowed)
+                    else f"{need}; no node in service can take {job.scale} devices of a type it runs on"
                 )
-            out[jid] = text
+            out[jid] = f"blocked ({code}): {text}"
             continue
         if jid in short:
             left, cost = short[jid]
             text = (
-                f"{need}; {free} free, but grant {job.grant} has {left} KRW left after the leases of "
-                f"its running jobs and a lease costs {cost} KRW"
+                f"{need}; grant {job.grant} has {left} KRW left after the leases of its running jobs "
+                f"and a lease ({_seconds(horizon)}) costs {cost} KRW"
             )
         elif why is WaitReason.GANG:
-            text = f"{need} together; {free} free, but not on few enough nodes"
+            text = f"{need} at once; free devices are spread over too many nodes"
         elif why is WaitReason.QUOTA:
             text = f"{need}; its tenant's quota or cap on {t} is in use"
         elif why is WaitReason.SHARE:
-            text = f"{need}; waits for its fair share: jobs that have run less go first{next_lease}"
+            text = f"{need}; waits for its fair share: jobs that have run less go first, at a lease boundary"
         elif why is WaitReason.PRIORITY:
             text = f"{need}; jobs with a higher priority hold the devices"
         else:
-            text = f"{need}; {free} free" + (
-                next_lease if config.lease_seconds is not None and free < job.scale else ""
-            )
-        out[jid] = f"{text}; {where[i]}" if i in where else text
+            text = f"{need}; every one is in use"
+        out[jid] = f"{code}: {text}"
     return out

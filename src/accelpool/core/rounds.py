@@ -120,6 +120,7 @@ class Decision:
     positions: Mapping[str, int] = field(default_factory=dict)
     boundary: bool = True
     details: Mapping[str, str] = field(default_factory=dict)
+    """Each waiting job's reason in words with its numbers (``core.reasons.explain``)."""
 
     def placements(self) -> tuple[Placement, ...]:
         return self.keep + self.start
@@ -610,17 +611,7 @@ def _place(
     ids = problem.job_ids
     queue = [i for i in ranked_all.tolist() if ids[i] in waiting and ids[i] not in blocked]
     positions = {ids[i]: p + 1 for p, i in enumerate(queue)}
-    details = explain(
-        problem,
-        statuses,
-        waiting,
-        blocked,
-        queue,
-        short,
-        type_free,
-        snapshot,
-        config,
-    )
+    details = explain(problem, statuses, waiting, blocked, short, snapshot)
     return Decision(
         now=snapshot.now,
         allocation=alloc,

@@ -46,6 +46,7 @@ from accelpool.api.auth import JobTokens
 from accelpool.catalog import bundled_catalog
 from accelpool.core.allocation import Policy
 from accelpool.core.errors import InputError
+from accelpool.core.round_config import RoundConfig
 from accelpool.core.types import Node
 from accelpool.executors.sandbox import SandboxConfig
 from accelpool.ports import EventKind, Executor, ExecutorEvent, Launch, NodeSource
@@ -120,6 +121,11 @@ class Options:
     poll_seconds: float = 0.25  # scheduler: how often it looks for cancels, submissions, log requests
     allow_unsandboxed: bool = False  # local/ray: run tenant jobs without the sandbox if bwrap is missing
     sandbox_config: str | None = None  # JSON file with SandboxConfig fields (volumes, tenant_ids, limits)
+    lease_seconds: float = (
+        360.0  # how long an allocation holds; preemption only at its end (docs/scheduling.md)
+    )
+    min_run_seconds: float | None = None  # a preemptible job's minimum run (None: one lease)
+    restart_seconds: float = 60.0  # what one restart is assumed to cost a job (s)
 
     @property
     def url(self) -> str:
@@ -169,6 +175,11 @@ class Service:
             get_policy(opts.policy),
             round_seconds=opts.round_seconds,
             on_round=self._on_round,
+            config=RoundConfig(
+                lease_seconds=opts.lease_seconds,
+                min_run_seconds=opts.min_run_seconds,
+                restart_seconds=opts.restart_seconds,
+            ),
         )
         hooks = Hooks(
             wake=self._kick_round, stop_job=self._request_stop, logs=self.executor.logs, now=self.clock.now

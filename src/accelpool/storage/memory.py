@@ -168,9 +168,10 @@ class MemoryStore:
             rec.reason = why
         positions = decision.positions
         jobs = self.jobs
+        details = decision.details
         for job_id, why in decision.waiting.items():
             rec = jobs[job_id]
-            rec.reason = why  # a WaitReason is a str (StrEnum)
+            rec.reason = details.get(job_id) or why  # the reason in words, or its code (a str)
             rec.position = positions.get(job_id)
         for p in decision.keep:
             self.jobs[p.job].position = None

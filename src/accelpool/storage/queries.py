@@ -66,7 +66,8 @@ class Queries:
             and_(j.priority == priority, j.submit_time < submit_time),
             and_(j.priority == priority, j.submit_time == submit_time, self._id_col() < job_id),
         )
-        q = select(func.count()).select_from(T.jobs).where(j.state == JobState.QUEUED.value, ahead)
+        q = select(func.count()).select_from(T.jobs)
+        q = q.where(j.state == JobState.QUEUED.value, j.reason.notlike("blocked%"), ahead)
         return 1 + int(c.execute(q).scalar_one())
 
     def queue_positions(self, c: Connection, rows: Sequence[Any]) -> dict[str, int]:
@@ -84,7 +85,7 @@ class Queries:
                 .over(order_by=(j.priority.desc(), j.submit_time, self._id_col()))
                 .label("pos"),
             )
-            .where(j.state == JobState.QUEUED.value)
+            .where(j.state == JobState.QUEUED.value, j.reason.notlike("blocked%"))
             .subquery()
         )
         ids = [r.id for r in queued]
@@ -346,8 +347,10 @@ class Queries:
 
 def _ranked(r: Any) -> bool:
     """A queued job the scheduler has considered (a new submission has no position until its first round,
-    as when positions were stored)."""
-    return bool(r.state == JobState.QUEUED.value and r.reason != "submitted")
+    as when positions were stored); a job that cannot run as things stand ("blocked", core.reasons) has none."""
+    return bool(
+        r.state == JobState.QUEUED.value and r.reason != "submitted" and not r.reason.startswith("blocked")
+    )
 
 
 def _token_view(r: Any) -> TokenView:

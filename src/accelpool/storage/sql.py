@@ -795,8 +795,9 @@ class SqlStore(Queries):
         # wait reasons: only rows whose reason changed, only while still queued, in short transactions
         waits = self._waits
         changed: list[tuple[str, str]] = []
+        details = decision.details
         for job_id, why in decision.waiting.items():
-            reason = str.__str__(why)  # a WaitReason is a str (StrEnum)
+            reason = details.get(job_id) or str.__str__(why)  # in words (core.reasons), or the code
             if waits.get(job_id) != reason:
                 changed.append((job_id, reason))
         step = (len(changed) or 1) if self._pg else WAIT_CHUNK  # PostgreSQL: row locks only, one statement
