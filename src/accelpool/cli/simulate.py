@@ -13,6 +13,7 @@ from rich.table import Table
 from accelpool.cli.render import console
 from accelpool.core.allocation import Policy
 from accelpool.core.errors import InputError
+from accelpool.core.round_config import RoundConfig
 from accelpool.sim.engine import SimResult, simulate
 from accelpool.sim.metrics import compute, dumps_metrics
 from accelpool.sim.report import TABLE_KEYS, fmt, write_report
@@ -149,7 +150,12 @@ def check_schedulable(workload: Workload) -> None:
 
 
 def run_policies(
-    workload: Workload, names: list[str], *, round_seconds: float, overhead: float
+    workload: Workload,
+    names: list[str],
+    *,
+    round_seconds: float,
+    overhead: float,
+    config: RoundConfig | None = None,
 ) -> tuple[list[SimResult], list[dict[str, Any]]]:
     policies = [(n, resolve_policy(n)) for n in names]
     results, metrics = [], []
@@ -176,6 +182,7 @@ def run_policies(
                 round_seconds=round_seconds,
                 restart_overhead_seconds=overhead,
                 progress=tick,
+                config=config,
             )
             m = compute(r)
             bar.update(task, completed=m["jobs_completed"])
@@ -219,7 +226,17 @@ def register(app: typer.Typer) -> None:
         ),
         devices_per_node: str = typer.Option(None, "--devices-per-node", help="e.g. 4, or v100=4,k80=8"),
         restart_overhead: float = typer.Option(
-            0.0, "--restart-overhead", help="seconds lost per resume/move"
+            60.0,
+            "--restart-overhead",
+            help="seconds lost per resume/move (also the restart cost decisions assume)",
+        ),
+        lease: float = typer.Option(
+            None, "--lease", help="lease length in seconds (default: the round); preemption only at its end"
+        ),
+        per_round: bool = typer.Option(
+            False,
+            "--per-round",
+            help="Gavel's semantics: every round re-decides and may preempt, no minimum run, per-job fairness",
         ),
         nodes: Path = typer.Option(None, "--nodes", help="Alibaba node list CSV"),
         jobs: int = typer.Option(400, "--jobs", help="number of synthetic jobs"),
@@ -229,6 +246,19 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Replay a trace on a pool under one or more policies and compare the outcomes."""
         validate_options(round_seconds=round_seconds, overhead=restart_overhead, seed=seed, jobs=jobs)
+        if lease is not None and (not math.isfinite(lease) or not lease >= round_seconds):
+            raise InputError(
+                f"--lease must be a finite number of seconds >= --round ({round_seconds:g}), got {lease}",
+                field="lease",
+                value=lease,
+            )
+        config = (
+            RoundConfig.per_round()
+            if per_round
+            else RoundConfig(
+                lease_seconds=lease if lease is not None else round_seconds, restart_seconds=restart_overhead
+            )
+        )
         if json_out is not None:
             if json_out.is_dir():
                 raise InputError(f"--json {json_out}: is a folder, expected a file name", field="json")
@@ -257,7 +287,7 @@ def register(app: typer.Typer) -> None:
             highlight=False,
         )
         results, metrics = run_policies(
-            workload, names, round_seconds=round_seconds, overhead=restart_overhead
+            workload, names, round_seconds=round_seconds, overhead=restart_overhead, config=config
         )
         console.print(table(metrics))
         if json_out is not None:

@@ -14,6 +14,10 @@
   Reported: max and mean.
 - tenant share vs entitlement: a tenant's share of used device-seconds against weight / sum of weights of
   the tenants that submitted jobs.
+- restarts (live semantics, docs/scheduling.md): preemptions per job-hour run; device-hours lost to
+  restarts = sum over jobs of preemptions x restart overhead x devices (the fake executor resumes from the
+  exact step a job was stopped at, so a restart loses its overhead, no more); KRW paid for lost work =
+  those device-hours at the price of the type the job ran on longest.
 - domestic NPU share of public-service work: of the device-seconds public inference jobs used, the part
   on Korean-designed types (``AcceleratorType.domestic``); None when there was no such work.
 """
@@ -107,6 +111,7 @@ def compute(result: SimResult) -> dict[str, Any]:
         "rho_max": max(rho) if rho else None,
         "rho_mean": float(np.mean(rho)) if rho else None,
         "preemptions": sum(r["preemptions"] for r in rows),
+        **_restarts(result),
         "rounds": result.rounds,
         "wall_seconds": result.wall_seconds,
         "policy_seconds": result.policy_seconds,
@@ -122,6 +127,28 @@ def compute(result: SimResult) -> dict[str, Any]:
         },
     }
     return m
+
+
+def _restarts(result: SimResult) -> dict[str, float | int]:
+    overhead = result.restart_overhead_seconds
+    prices = result.workload.prices_krw_per_hour
+    job_seconds = lost = 0.0
+    krw = 0.0
+    preemptions = 0
+    for rec in result.records.values():
+        on = rec.status.seconds_on
+        job_seconds += sum(on.values())
+        preemptions += rec.preemptions
+        if rec.preemptions and overhead > 0:
+            seconds = rec.preemptions * overhead * rec.status.job.scale
+            lost += seconds
+            main = max(on, key=on.__getitem__) if on else ""
+            krw += seconds * int(prices.get(main, 0)) / 3600.0
+    return {
+        "preemptions_per_job_hour": preemptions / (job_seconds / 3600.0) if job_seconds else 0.0,
+        "device_hours_lost_to_restarts": lost / 3600.0,
+        "krw_paid_for_lost_work": int(round(krw)),
+    }
 
 
 def _tenants(result: SimResult) -> dict[str, dict[str, float]]:

@@ -114,6 +114,21 @@ METRICS: tuple[tuple[str, str, str, str, str], ...] = (
     ("rho_mean", "average finish-time fairness", "ratio", "lower", "mean of that ratio over finished jobs"),
     ("preemptions", "preemptions", "count", "lower", "times a running job was stopped to make room"),
     (
+        "preemptions_per_job_hour",
+        "preemptions per job-hour",
+        "ratio",
+        "lower",
+        "preemptions over the hours jobs ran",
+    ),
+    (
+        "device_hours_lost_to_restarts",
+        "device-hours lost to restarts",
+        "ratio",
+        "lower",
+        "preemptions x restart overhead x devices, in device-hours",
+    ),
+    ("krw_paid_for_lost_work", "KRW paid for lost work", "krw", "lower", "those device-hours at their price"),
+    (
         "cost_krw_total",
         "cost",
         "krw",
