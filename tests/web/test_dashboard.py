@@ -304,3 +304,30 @@ def test_a_filtered_search_counts_up_to_the_cap(world, monkeypatch):
     page = world.get("/ui/jobs?tenant=t1", "admin").text
     assert "2+ jobs" in page and "page 1 of 1" in page
     assert "7 jobs" in world.get("/ui/jobs", "admin").text  # unfiltered: exact
+
+
+def test_program_manager_sees_only_jobs_charged_to_its_programs_grants(world):
+    from accelpool.core.types import Grant
+
+    world.store.add_grant(Grant("g4", "p2", "t1", 100_000))  # t1 now also holds a p2 grant
+    page = world.get("/ui/jobs", "pm2").text
+    assert "bob-secret-job" in page and "alice" not in page  # alice's jobs are charged to p1's g1
+    assert world.get(f"/ui/jobs/{world.jobs['running']}", "pm2").status_code == 404
+    assert "alice-running" not in world.get("/ui", "pm2").text
+
+
+def test_wait_sentences_in_korean_and_won():
+    from accelpool.web.i18n import Locale, zone
+
+    ko, en = Locale("ko", zone(None)), Locale("en", zone(None))
+    text = "needs 2 x h100; 3 free; position 2 of 5 in your tenant, 7 of 20 in the pool"
+    assert ko.reason(text) == "h100 장치 2개 필요; 여유 3개; 테넌트 내 5개 중 2번째, 풀 전체 20개 중 7번째"
+    blocked = "blocked: needs 2 x h100; grant g1 has 5000 KRW left and a lease (1.0 h) costs 18000 KRW"
+    assert (
+        ko.reason(blocked)
+        == "실행 불가: h100 장치 2개 필요; 지원금 g1의 잔액은 ₩5,000, 임대(1.0시간) 한 번에 ₩18,000"
+    )
+    assert en.reason(blocked).endswith("grant g1 has ₩5,000 left and a lease (1.0 h) costs ₩18,000")
+    assert ko.reason("capacity") == "허용하는 유형의 빈 장치를 기다리는 중"
+    assert ko.reason("placed on 2 x h100") == "h100 장치 2개에 배치됨"
+    assert ko.reason("an executor's own message") == "an executor's own message"  # unknown: as written

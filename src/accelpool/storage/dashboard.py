@@ -49,6 +49,7 @@ def search_jobs(
     *,
     page: int = 1,
     per_page: int = 50,
+    grants: Iterable[str] | None = None,
 ) -> tuple[list[JobView], int, bool]:
     """One page of the jobs ``tenants`` may see (None: all) matching ``f``, how many match, and whether
     that count was capped (a filtered search counts at most COUNT_CAP: "10,000+")."""
@@ -56,6 +57,8 @@ def search_jobs(
     conds: list[Any] = []
     if tenants is not None:
         conds.append(j.tenant.in_(list(tenants)))
+    if grants is not None:  # a program manager: the jobs charged to its program's grants
+        conds.append(j.grant_id.in_(list(grants)))
     if f.tenant:
         conds.append(j.tenant == f.tenant)
     if f.state:
@@ -105,6 +108,7 @@ def active_jobs(
     limit: int,
     *,
     queue_order: bool = False,
+    grants: Iterable[str] | None = None,
 ) -> tuple[list[JobView], bool]:
     """The first ``limit`` active jobs in ``states``, newest first (through the ``active, seq`` index) or
     in the scheduler's queue order (priority, submit time, id: the ``ix_jobs_queue`` index), and whether
@@ -114,6 +118,8 @@ def active_jobs(
     q = select(j.seq).where(j.active.is_(True), j.state.in_(list(states))).order_by(*order)
     if tenants is not None:
         q = q.where(j.tenant.in_(list(tenants)))
+    if grants is not None:
+        q = q.where(j.grant_id.in_(list(grants)))
     with store.read() as c:
         seqs = [int(r.seq) for r in c.execute(q.limit(limit + 1))]
     return _views(store, seqs[:limit]), len(seqs) > limit

@@ -31,7 +31,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from accelpool.api.auth import Principal, visible_programs, visible_tenants
+from accelpool.api.auth import Principal, visible_grants, visible_programs, visible_tenants
 from accelpool.storage import dashboard as read
 from accelpool.storage.sql import SqlStore
 from accelpool.web import charts
@@ -183,8 +183,9 @@ def pool_data(store: SqlStore, catalog: Any, now: float, loc: Locale) -> dict[st
 
 def overview_data(store: SqlStore, who: Principal, catalog: Any, now: float, loc: Locale) -> dict[str, Any]:
     tenants = visible_tenants(store, who)
-    running, more_r = read.active_jobs(store, tenants, ["running"], _LIMIT)
-    queued, more_q = read.active_jobs(store, tenants, _QUEUED, _LIMIT, queue_order=True)
+    job_grants = visible_grants(store, who)
+    running, more_r = read.active_jobs(store, tenants, ["running"], _LIMIT, grants=job_grants)
+    queued, more_q = read.active_jobs(store, tenants, _QUEUED, _LIMIT, queue_order=True, grants=job_grants)
     queued.sort(key=lambda v: (v.position is None, v.position or 0, v.seq))
     grants = _grants_for(store, who)
     return {
@@ -220,6 +221,16 @@ def overview_data(store: SqlStore, who: Principal, catalog: Any, now: float, loc
         "queue_more": more_q,
         "grants": [_grant_row(g) for g in grants],
     }
+
+
+def _visible_job(store: SqlStore, who: Principal, job_id: str) -> Any:
+    """The job if ``who`` may see it (the API's rules: its tenants, and a program manager only the jobs
+    charged to its program's grants), else None."""
+    v = store.get_job(job_id, visible_tenants(store, who))
+    grants = visible_grants(store, who)
+    if v is None or (grants is not None and v.spec.get("grant") not in grants):
+        return None
+    return v
 
 
 def _attempt_start(store: SqlStore, v: Any) -> float:
@@ -524,7 +535,9 @@ def install(app: FastAPI) -> None:  # noqa: C901 - one place lists every page
 
         def load() -> tuple[list[Any], int, bool, list[str] | None, list[str] | None]:
             tenants = visible_tenants(store, who)
-            rows, total, more = read.search_jobs(store, tenants, f, page=page, per_page=PER_PAGE)
+            rows, total, more = read.search_jobs(
+                store, tenants, f, page=page, per_page=PER_PAGE, grants=visible_grants(store, who)
+            )
             return rows, total, more, tenants, visible_programs(store, who)
 
         rows, total, more, tenants, programs = await run_in_threadpool(load)
@@ -566,7 +579,7 @@ def install(app: FastAPI) -> None:  # noqa: C901 - one place lists every page
             return login_page(request, 401)
         loc = _locale(request)
         store: SqlStore = request.app.state.store
-        v = await run_in_threadpool(lambda: store.get_job(job_id, visible_tenants(store, who)))
+        v = await run_in_threadpool(_visible_job, store, who, job_id)
         if v is None:
             return _error(request, 404, loc("Not found"), loc("No such job, or you may not see it."), who)
         logs = await run_in_threadpool(request.app.state.hooks.logs, v.id)
