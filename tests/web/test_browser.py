@@ -91,7 +91,9 @@ class Session:
             extra_http_headers={"Accept-Language": "ko-KR,ko;q=0.9" if lang == "ko" else "en-US,en;q=0.9"},
         )
         self.ctx.route("**/*", self._route)
-        self.ctx.add_cookies([{"name": "accelpool_token", "value": world.tokens[who], "url": base + "/ui"}])
+        # sign in as a person does (the form), which opens a session cookie in this context
+        r = self.ctx.request.post(base + "/ui/login", form={"token": world.tokens[who]}, max_redirects=0)
+        assert r.status == 303, r.text()
         self.page = self.ctx.new_page()
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
 

@@ -30,17 +30,31 @@ def test_no_token_shows_the_login_form_and_bad_or_empty_tokens_say_why(world):
     assert c.get("/", follow_redirects=False).headers["location"] == "/ui"
 
 
-def test_login_sets_an_httponly_cookie_and_logout_clears_it(world):
+def test_login_opens_a_server_side_session_and_logout_ends_it(world):
     c = world.client
     r = c.post("/ui/login", data={"token": world.tokens["m1"]}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/ui"
-    cookie = r.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=strict" in cookie
+    cookie = r.headers["set-cookie"]
+    assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+    assert world.tokens["m1"] not in cookie  # the browser holds a session secret, never the API token
+    session = c.cookies.get("accelpool_token")
+    assert session and session.startswith("ui_")
     page = c.get("/ui")
     assert page.status_code == 200 and "alice-running" in page.text
     assert "no-store" in page.headers["cache-control"]
     assert "default-src 'self'" in page.headers["content-security-policy"]
     c.get("/ui/logout")
+    assert c.get("/ui").status_code == 401
+    c.cookies.set("accelpool_token", session, path="/ui")  # a copied cookie is dead after sign-out
+    assert c.get("/ui").status_code == 401
+
+
+def test_revoking_the_token_ends_its_sessions(world):
+    c = world.client
+    c.post("/ui/login", data={"token": world.tokens["m2"]})
+    assert c.get("/ui").status_code == 200
+    tid = next(t.id for t in world.store.list_tokens() if t.name == "bob")
+    world.store.revoke_token(tid)
     assert c.get("/ui").status_code == 401
 
 

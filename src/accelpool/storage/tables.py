@@ -159,3 +159,15 @@ tokens = Table(
     Column("created", Float, nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
 )
+
+# Dashboard sign-ins: the browser holds a random session secret (HttpOnly cookie), never the API token;
+# the row names the token it was opened with, so revoking that token ends its sessions too.
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("hash", String(64), primary_key=True),  # sha256 of the session secret; the secret is not stored
+    Column("token", String(32), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("expires", Float, nullable=False),
+    Index("ix_ui_sessions_token", "token"),
+)

@@ -20,19 +20,27 @@ import hashlib
 import hmac
 import math
 import secrets
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from accelpool.api import errors as api_errors
 from accelpool.api.auth import Principal, visible_grants, visible_programs, visible_tenants
+from accelpool.api.routers import jobs as jobs_api
+from accelpool.api.routers import pool as pool_api
+from accelpool.api.routers import programs as programs_api
+from accelpool.core.errors import Conflict, InputError
 from accelpool.storage import dashboard as read
+from accelpool.storage import sessions
 from accelpool.storage.sql import SqlStore
 from accelpool.web import charts
 from accelpool.web.i18n import DEFAULT_ZONE, ZONES, Locale, negotiate, zone
@@ -41,6 +49,8 @@ COOKIE = "accelpool_token"
 LANG_COOKIE = "accelpool_lang"
 TZ_COOKIE = "accelpool_tz"
 LIVE_SECONDS = 5
+SESSION_SECONDS = 12 * 3600
+SESSION_CACHE = 5.0
 _QUEUED = ["queued", "preempted"]
 _LIMIT = 50  # rows per table on the overview; the jobs page pages through the rest
 PER_PAGE = 50
@@ -68,19 +78,41 @@ SECURITY_HEADERS = {
 # -- who, language, zone --------------------------------------------------------------------------------
 
 
-def _secret(request: Request) -> str:
+def _bearer(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        secret = request.cookies.get(COOKIE, "")
-    return secret.strip()
+    return secret.strip() if scheme.lower() == "bearer" else ""
+
+
+def _secret(request: Request) -> str:
+    """The credential this request carries: an API token (Authorization: Bearer) or a session secret."""
+    return _bearer(request) or request.cookies.get(COOKIE, "").strip()
 
 
 def _principal(request: Request) -> Principal | None:
-    secret = _secret(request)
+    """Who is asking: an API token in the Authorization header, or a dashboard session in the cookie
+    (looked up at most once per SESSION_CACHE seconds per session, and again after any write that could
+    revoke it). Job tokens are not accepted here."""
+    bearer = _bearer(request)
+    if bearer:
+        tok = request.app.state.tokens.lookup(bearer)
+        return None if tok is None else Principal(tok)
+    secret = request.cookies.get(COOKIE, "").strip()
     if not secret:
         return None
-    tok = request.app.state.tokens.lookup(secret)
+    store = request.app.state.store
+    cache: dict[str, tuple[float, int, Any]] | None = getattr(request.app.state, "ui_sessions", None)
+    if cache is None:
+        cache = request.app.state.ui_sessions = {}
+    key, now, version = hashlib.sha256(secret.encode()).hexdigest(), time.monotonic(), store.write_version
+    hit = cache.get(key)
+    if hit is not None and now - hit[0] < SESSION_CACHE and hit[1] == version:
+        tok = hit[2]
+    else:
+        tok = sessions.session_token(store, secret, request.app.state.hooks.now())
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[key] = (now, version, tok)
     return None if tok is None else Principal(tok)
 
 
@@ -91,7 +123,7 @@ def _locale(request: Request) -> Locale:
 
 
 def _csrf(request: Request) -> str:
-    """A per-token form key: HMAC of the signed-in token under a per-process random key."""
+    """A per-sign-in form key: HMAC of the session secret (or bearer token) under a per-process key."""
     key = getattr(request.app.state, "ui_csrf_key", None)
     if key is None:
         key = request.app.state.ui_csrf_key = secrets.token_bytes(32)
@@ -381,23 +413,31 @@ def job_data(
 # -- forwarding actions to the API ----------------------------------------------------------------------
 
 
-async def _api(
-    request: Request, method: str, path: str, body: dict[str, Any] | None = None
+async def _act(
+    request: Request,
+    who: Principal,
+    fn: Callable[..., Any],
+    *args: Any,
+    model: type[BaseModel] | None = None,
+    body: dict[str, Any] | None = None,
 ) -> tuple[int, str]:
-    """Call the REST API in-process as the signed-in user; answer (status, reason or "")."""
-    transport = httpx.ASGITransport(app=request.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://accelpool.internal") as c:
-        r = await c.request(
-            method, "/api/v1" + path, json=body, headers={"Authorization": f"Bearer {_secret(request)}"}
-        )
-    if r.status_code < 400:
-        return r.status_code, ""
+    """Run the REST API's own handler for an action as the signed-in user: the same checks, rules and
+    messages. Answers (status, reason or "")."""
     try:
-        err = r.json()["error"]
-        reason = f"{err['reason']}" + (f" ({err['field']})" if err.get("field") else "")
-    except Exception:  # noqa: BLE001 - any non-API answer is shown as its status
-        reason = f"HTTP {r.status_code}"
-    return r.status_code, reason
+        parsed = [model.model_validate(body or {})] if model is not None else []
+        await run_in_threadpool(fn, *args, *parsed, request, who)
+    except ValidationError as exc:
+        err = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid"}
+        field = api_errors._loc(tuple(err.get("loc", ())))
+        return 422, f"{str(err.get('msg', 'invalid')).removeprefix('Value error, ')} ({field})"
+    except api_errors.ApiError as exc:
+        return exc.status, exc.reason + (f" ({exc.field})" if exc.field else "")
+    except InputError as exc:
+        return 422, exc.message + (f" ({exc.field})" if exc.field else "")
+    except Conflict as exc:
+        where = getattr(exc, "field", None)
+        return 409, str(exc) + (f" ({where})" if where else "")
+    return 200, ""
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -481,20 +521,31 @@ def install(app: FastAPI) -> None:  # noqa: C901 - one place lists every page
         tok = request.app.state.tokens.lookup(secret)
         if tok is None:
             return login_page(request, 401, loc("This token is unknown or has been revoked."))
+        session = await run_in_threadpool(
+            sessions.open_session,
+            request.app.state.store,
+            tok.id,
+            request.app.state.hooks.now(),
+            SESSION_SECONDS,
+        )
         resp = RedirectResponse("/ui", status_code=303)
         resp.set_cookie(
             COOKIE,
-            secret,
+            session,
             httponly=True,
             samesite="strict",
             secure=request.url.scheme == "https",
-            max_age=12 * 3600,
+            max_age=SESSION_SECONDS,
             path="/ui",
         )
         return resp
 
     @app.get("/ui/logout", include_in_schema=False)
-    async def logout() -> Response:
+    async def logout(request: Request) -> Response:
+        secret = request.cookies.get(COOKIE, "").strip()
+        if secret:
+            await run_in_threadpool(sessions.close_session, request.app.state.store, secret)
+            getattr(request.app.state, "ui_sessions", {}).clear()
         resp = RedirectResponse("/ui", status_code=303)
         resp.delete_cookie(COOKIE, path="/ui")
         return resp
@@ -606,7 +657,8 @@ def install(app: FastAPI) -> None:  # noqa: C901 - one place lists every page
         who, form, bad = await _checked(request)
         if bad is not None:
             return bad
-        status, reason = await _api(request, "POST", f"/jobs/{job_id}/cancel")
+        assert who is not None
+        status, reason = await _act(request, who, jobs_api.cancel_job, job_id)
         if status >= 400:
             return await job(
                 request, job_id, error=_locale(request)("Refused: {reason}", reason=reason), status=status
@@ -674,7 +726,10 @@ def install(app: FastAPI) -> None:  # noqa: C901 - one place lists every page
         if form.get("end", "").strip():
             end = _date(form["end"], loc, end_of_day=True)
             body["end"] = end if end is not None else form["end"]
-        status, reason = await _api(request, "POST", "/grants", body)
+        assert who is not None
+        status, reason = await _act(
+            request, who, programs_api.create_grant, model=programs_api.GrantIn, body=body
+        )
         if status >= 400:
             return await programs_page(request, status, loc("Refused: {reason}", reason=reason))
         return RedirectResponse("/ui/programs?done=1", status_code=303)
@@ -686,11 +741,14 @@ def install(app: FastAPI) -> None:  # noqa: C901 - one place lists every page
             return bad
         loc = _locale(request)
         amount = form.get("amount_krw", "").replace(",", "").replace("₩", "").strip()
-        status, reason = await _api(
+        assert who is not None
+        status, reason = await _act(
             request,
-            "PATCH",
-            f"/grants/{grant_id}",
-            {"amount_krw": int(amount) if amount.isdigit() else amount},
+            who,
+            programs_api.update_grant,
+            grant_id,
+            model=programs_api.GrantPatch,
+            body={"amount_krw": int(amount) if amount.isdigit() else amount},
         )
         if status >= 400:
             return await programs_page(request, status, loc("Refused: {reason}", reason=reason))
@@ -728,7 +786,15 @@ def install(app: FastAPI) -> None:  # noqa: C901 - one place lists every page
         who, form, bad = await _checked(request)
         if bad is not None:
             return bad
-        status, reason = await _api(request, "PUT", f"/nodes/{name}", {"down": form.get("down") == "1"})
+        assert who is not None
+        status, reason = await _act(
+            request,
+            who,
+            pool_api.set_node,
+            name,
+            model=pool_api.NodePatch,
+            body={"down": form.get("down") == "1"},
+        )
         if status >= 400:
             return await pool_page(request, status, _locale(request)("Refused: {reason}", reason=reason))
         return RedirectResponse("/ui/pool?done=1", status_code=303)
