@@ -12,11 +12,14 @@ Each port has one contract test suite (tests/contracts/) that every adapter must
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+# the executors' protocol (event kinds, stop causes) is defined with the lifecycle that consumes it
+from accelpool.core.lifecycle import EventKind as EventKind
+from accelpool.core.lifecycle import ExecutorEvent as ExecutorEvent
+from accelpool.core.lifecycle import StopCause as StopCause
 from accelpool.core.rounds import Decision, JobStatus, Placement, Snapshot
 from accelpool.core.types import Charge, Job, Node
 
@@ -55,25 +58,6 @@ class Launch:
     attempt: int = 1
 
 
-class EventKind(enum.StrEnum):
-    STARTED = "started"
-    PROGRESS = "progress"
-    EXITED = "exited"
-    LOST = "lost"
-
-
-@dataclass(frozen=True)
-class ExecutorEvent:
-    """Something an executor observed. ``steps`` is cumulative; ``exit_code`` 0 means success."""
-
-    job: str
-    kind: EventKind
-    time: float
-    steps: float | None = None
-    exit_code: int | None = None
-    reason: str = ""
-
-
 @runtime_checkable
 class Executor(Protocol):
     def start(self, launch: Launch) -> None:
@@ -108,16 +92,20 @@ class SchedulerStore(Protocol):
         """Facts for one round: healthy nodes, active jobs, throughput, tenants, programs, grants, prices."""
         ...
 
-    def record_decision(self, decision: Decision) -> None:
-        """Persist a round's decision (placements, preemptions, wait reasons) before it is acted on."""
+    def record_decision(self, decision: Decision) -> Sequence[Charge]:
+        """Persist a round's decision (placements, preemptions, wait reasons) before it is acted on; returns
+        the charges booked for the preempted jobs' tails (``core.lifecycle`` decides them)."""
         ...
 
-    def record_events(self, events: Sequence[ExecutorEvent]) -> None:
-        """Apply executor events: progress (steps), exits (succeeded/failed), lost jobs (requeued)."""
+    def record_events(self, events: Sequence[ExecutorEvent]) -> Sequence[Charge]:
+        """Apply executor events through ``core.lifecycle.apply_event``: starts (billing begins), progress
+        (steps), exits (succeeded/failed), lost jobs (requeued); returns the charges booked for the tails of
+        the runs they ended."""
         ...
 
-    def record_charges(self, charges: Sequence[Charge]) -> None:
-        """Persist metered usage and debit grants (never below zero); advances each job's metering mark."""
+    def record_charges(self, charges: Sequence[Charge]) -> Sequence[Charge]:
+        """Book metered slices through ``core.ledger.book_charge`` (grants never below zero); advances each
+        job's metering mark and carry; returns the charges as booked."""
         ...
 
     def running(self) -> list[JobStatus]:

@@ -17,7 +17,7 @@ from accelpool.core.rounds import Placement
 from accelpool.core.types import Job
 from accelpool.executors.fake import FakeExecutor
 from accelpool.executors.local import LocalExecutor
-from accelpool.ports import EventKind, Executor, ExecutorEvent, Launch, RunSpec
+from accelpool.ports import EventKind, Executor, ExecutorEvent, Launch, RunSpec, StopCause
 from accelpool.runtime.clock import VirtualClock
 
 MB = 1024 * 1024
@@ -178,6 +178,7 @@ def test_a_job_being_stopped_can_be_started_again_at_once(harness: Harness) -> N
     ends = [e for e in harness.events if e.job == "mv" and e.kind in (EventKind.EXITED, EventKind.LOST)]
     assert [e.kind for e in ends] == [EventKind.EXITED, EventKind.EXITED]
     assert ends[0].reason.startswith("stopped: moved") and ends[1].exit_code == 0
+    assert ends[0].stop_cause() is StopCause.REQUESTED and ends[1].stop_cause() is StopCause.COMPLETED
     starts = [e for e in harness.events if e.job == "mv" and e.kind == EventKind.STARTED]
     assert len(starts) == 2 and starts[1].time >= ends[0].time
     harness.until(lambda: "mv" not in harness.executor.active())
@@ -194,7 +195,7 @@ def test_failing_job_exits_with_nonzero_code(harness: Harness) -> None:
     harness.executor.start(harness.launch("bad", "fail"))
     end = harness.end_of("bad")
     assert end.kind == EventKind.EXITED and end.exit_code not in (0, None)
-    assert not end.reason.startswith("stopped")
+    assert not end.reason.startswith("stopped") and end.stop_cause() is StopCause.FAILED
 
 
 def test_stopped_job_exits_nonzero_with_reason_and_leaves_active(harness: Harness) -> None:
@@ -203,7 +204,7 @@ def test_stopped_job_exits_nonzero_with_reason_and_leaves_active(harness: Harnes
     harness.executor.stop("s", "preempted")
     end = harness.end_of("s")
     assert end.kind == EventKind.EXITED and end.exit_code not in (0, None)
-    assert end.reason.startswith("stopped: preempted")
+    assert end.reason.startswith("stopped: preempted") and end.stop_cause() is StopCause.REQUESTED
     assert "s" not in harness.executor.active()
 
 

@@ -7,6 +7,7 @@ Reconciler, a FakeExecutor and a VirtualClock, and asserts on what the store the
 from __future__ import annotations
 
 import threading
+from fractions import Fraction
 
 import pytest
 from tests.helpers import greedy_fastest
@@ -16,7 +17,7 @@ from accelpool.core.round_config import RoundConfig
 from accelpool.core.rounds import Decision, Placement
 from accelpool.core.types import Charge, Grant, Job, JobState, Node, Program, ProgramRules, Tenant, WaitReason
 from accelpool.executors.fake import FakeExecutor
-from accelpool.ports import EventKind, ExecutorEvent, RunSpec
+from accelpool.ports import EventKind, ExecutorEvent, RunSpec, StopCause
 from accelpool.runtime.clock import VirtualClock
 from accelpool.runtime.reconciler import Reconciler
 from accelpool.storage.engine import sqlite_url
@@ -215,7 +216,14 @@ def test_failed_exit_and_stop_exit(store):
     store.record_events(
         [
             ExecutorEvent("a", EventKind.EXITED, 5.0, exit_code=3, reason="exit code 3"),
-            ExecutorEvent("b", EventKind.EXITED, 5.0, exit_code=-15, reason="stopped: priority"),
+            ExecutorEvent(
+                "b",
+                EventKind.EXITED,
+                5.0,
+                exit_code=-15,
+                reason="stopped: priority",
+                cause=StopCause.REQUESTED,
+            ),
             ExecutorEvent("zzz", EventKind.EXITED, 5.0, exit_code=0),
         ]
     )
@@ -285,7 +293,9 @@ def test_waiting_reason_enum_and_positions_cleared_when_started(store):
     assert (
         state == JobState.RUNNING and reason == "placed on 1 x h100"
     )  # (MemoryStore keeps a stale position)
-    assert store.running()[0].metered_until == 2.0
+    assert store.running()[0].metered_until is None  # billed only once its process has started
+    store.record_events([ExecutorEvent("a", EventKind.STARTED, 2.5)])
+    assert store.running()[0].metered_until == 2.5
 
 
 def _job_charged(store, job_id):
@@ -304,6 +314,7 @@ def test_cancel_of_a_running_job_charges_up_to_the_cancel_once(store):
     store.submit(Job("q", tenant="t1", grant="g", scale=1, submit_time=0.0), {"h100": 1.0})
     start = (Placement("r", "h100", (("n0", (0, 1)),)),)
     store.record_decision(Decision(now=100.0, allocation=None, start=start))
+    store.record_events([ExecutorEvent("r", EventKind.STARTED, 100.0)])
     assert store.cancel("r", 130.5, "cancelled by test") is True
     assert store.cancel("q", 131.0) is False  # queued: nothing to stop, nothing to charge
     assert _job_charged(store, "r") == 61 == grant_spent(store, "g")  # 2 devices x 30.5 s, half up
@@ -321,5 +332,69 @@ def test_cancel_charge_never_takes_a_grant_below_zero(store):
     store.submit(Job("r", tenant="t1", grant="g", scale=1, submit_time=0.0), {"h100": 1.0})
     start = (Placement("r", "h100", (("n0", (0,)),)),)
     store.record_decision(Decision(now=0.0, allocation=None, start=start))
+    store.record_events([ExecutorEvent("r", EventKind.STARTED, 0.0)])
     store.cancel("r", 1000.0)
     assert grant_spent(store, "g") == 1_000
+
+
+def _started_pool(store, price=3600):
+    store.add_nodes([Node("n0", "h100", 8)])
+    store.add_tenant(Tenant("t1"))
+    store.add_program(Program("p", "p", 10**9))
+    store.add_grant(Grant("g", "p", "t1", 10**6))
+    store.set_prices({"h100": price})
+    store.submit(Job("r", tenant="t1", grant="g", scale=1, submit_time=0.0), {"h100": 1.0})
+    store.record_decision(
+        Decision(now=10.0, allocation=None, start=(Placement("r", "h100", (("n0", (0,)),)),))
+    )
+
+
+def test_billing_starts_when_the_process_starts_not_at_the_decision(store):
+    """Placed at 10 s, process up at 70 s (a slow start, a pending placement group), exits at 100 s: billed
+    30 device-seconds, not 90."""
+    _started_pool(store)
+    assert store.running()[0].metered_until is None  # not on the meter before its process starts
+    store.record_events([ExecutorEvent("r", EventKind.STARTED, 70.0)])
+    store.record_events([ExecutorEvent("r", EventKind.EXITED, 100.0, exit_code=0)])
+    assert _job_charged(store, "r") == 30 == grant_spent(store, "g")
+
+
+def test_a_job_that_never_started_costs_nothing(store):
+    _started_pool(store)
+    store.record_events(
+        [ExecutorEvent("r", EventKind.EXITED, 50.0, exit_code=-1, reason="no", cause=StopCause.START_FAILED)]
+    )
+    assert view(store, "r")[0] == JobState.FAILED
+    assert _job_charged(store, "r") == 0 == grant_spent(store, "g")
+
+
+def test_cancel_tail_goes_through_the_carry(store):
+    """0.4 KRW metered while running (carried, not billed), then a cancel 0.2 KRW later: the run costs
+    round_half_up(0.6) = 1 KRW, billed once, by the cancel (the old cancel billed its tail alone: 0)."""
+    _started_pool(store, price=36)  # 0.01 KRW per device-second
+    store.record_events([ExecutorEvent("r", EventKind.STARTED, 10.0)])
+    running = store.running()[0]
+    from accelpool.core import ledger
+
+    store.record_charges([ledger.meter(running, 50.0, 36, final=False)])  # 0.4 KRW: 0 billed, 0.4 carried
+    assert _job_charged(store, "r") == 0
+    assert store.running()[0].carry == Fraction(2, 5)
+    store.cancel("r", 70.0)
+    assert _job_charged(store, "r") == 1 == grant_spent(store, "g")
+
+
+def test_a_start_reported_after_the_cancel_bills_up_to_the_cancel(store):
+    """The process started at 40 s; the user cancelled at 70 s before the scheduler polled the start; the
+    start, polled at 75 s, bills 40..70 s (the run's real time), once."""
+    _started_pool(store)
+    assert store.cancel("r", 70.0) is True
+    assert _job_charged(store, "r") == 0
+    store.record_events(
+        [
+            ExecutorEvent("r", EventKind.STARTED, 40.0),
+            ExecutorEvent("r", EventKind.EXITED, 71.0, exit_code=-15, cause=StopCause.REQUESTED),
+            ExecutorEvent("r", EventKind.STARTED, 40.0),  # a repeat bills nothing more
+        ]
+    )
+    assert _job_charged(store, "r") == 30 == grant_spent(store, "g")
+    assert view(store, "r")[0] == JobState.CANCELLED

@@ -81,7 +81,8 @@ class JobStatus:
     placement: Placement | None = None
     steps_done: float = 0.0
     seconds_on: Mapping[str, float] = field(default_factory=dict)
-    metered_until: float | None = None
+    metered_until: float | None = None  # billed up to here; None while its process has not started
+    carry: Fraction = Fraction(0)  # exact KRW metered but not yet billed (under 1 KRW; core.ledger)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from types import MappingProxyType
 
 KRW = int
@@ -275,3 +276,4 @@ class Charge:
     amount_krw: KRW
     start: float
     end: float
+    carry: Fraction | None = None  # the job's exact KRW metered but not yet billed after this charge

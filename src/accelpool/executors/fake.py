@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch
+from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
 
 
 @dataclass
@@ -79,16 +79,23 @@ class FakeExecutor:
         steps = self._checkpoint[job_id] = self._steps(run, now)
         self._events.append(ExecutorEvent(job_id, EventKind.PROGRESS, now, steps=steps))
         self._events.append(
-            ExecutorEvent(job_id, EventKind.EXITED, now, exit_code=-15, reason=f"stopped: {reason}")
+            ExecutorEvent(
+                job_id,
+                EventKind.EXITED,
+                now,
+                exit_code=-15,
+                reason=f"stopped: {reason}",
+                cause=StopCause.REQUESTED,
+            )
         )
 
-    def lose(self, job_id: str, reason: str = "node-lost") -> None:
+    def lose(self, job_id: str, reason: str = "node-lost", cause: StopCause = StopCause.NODE_LOST) -> None:
         run = self._runs.pop(job_id, None)
         if run is not None:
             now = self.clock.now()
             steps = self._checkpoint[job_id] = self._steps(run, now)
             self._events.append(ExecutorEvent(job_id, EventKind.PROGRESS, now, steps=steps))
-            self._events.append(ExecutorEvent(job_id, EventKind.LOST, now, reason=reason))
+            self._events.append(ExecutorEvent(job_id, EventKind.LOST, now, reason=reason, cause=cause))
 
     def poll(self) -> list[ExecutorEvent]:
         now = self.clock.now()

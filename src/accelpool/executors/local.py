@@ -82,7 +82,7 @@ from pathlib import Path
 from accelpool.core.types import AcceleratorType
 from accelpool.executors import sandbox as sb
 from accelpool.executors.env import ExtraEnv, devices_str, job_env, visible_devices_env
-from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch
+from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
 
 log = logging.getLogger(__name__)
 
@@ -340,6 +340,7 @@ class LocalExecutor:
                 ended.time,
                 exit_code=-signal.SIGKILL,
                 reason=f"stopped: {job.stop_reason} ({ended.reason})",
+                cause=StopCause.REQUESTED,
             )
         return ended
 
@@ -526,6 +527,7 @@ class LocalExecutor:
                 now,
                 exit_code=code,
                 reason=f"stopped: {job.stop_reason} (exit code {first_bad})",
+                cause=StopCause.REQUESTED,
             )
         code = int(job.extra.get("failed_code", first_bad))  # type: ignore[call-overload]
         reason = "" if code == 0 else (f"killed by signal {-code}" if code < 0 else f"exit code {code}")

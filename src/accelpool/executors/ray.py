@@ -58,7 +58,7 @@ from typing import Any
 
 from accelpool.core.types import AcceleratorType, Node
 from accelpool.executors.env import ExtraEnv, job_env, visible_devices_env
-from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch
+from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
 
 log = logging.getLogger(__name__)
 PREFIX = "accelpool/"
@@ -385,7 +385,12 @@ class RayExecutor:
         missing = [n for n in p.nodes if self._node_ids.get(n) not in self._alive]
         if missing:
             self._events.append(
-                self._ev(job_id, EventKind.LOST, f"node-lost: {', '.join(missing)} not in Ray")
+                self._ev(
+                    job_id,
+                    EventKind.LOST,
+                    f"node-lost: {', '.join(missing)} not in Ray",
+                    cause=StopCause.NODE_LOST,
+                )
             )
             return
         node_ids = [self._node_ids[n] for n in p.nodes]
@@ -450,7 +455,14 @@ class RayExecutor:
         job.stop_reason = reason
         if not job.started:
             self._finish(
-                job, self._ev(job_id, EventKind.EXITED, f"stopped: {reason} (before it started)", -15)
+                job,
+                self._ev(
+                    job_id,
+                    EventKind.EXITED,
+                    f"stopped: {reason} (before it started)",
+                    -15,
+                    StopCause.REQUESTED,
+                ),
             )
             return
         job.force_at = time.time() + job.grace + 5.0
@@ -463,7 +475,9 @@ class RayExecutor:
         for job in list(self._jobs.values()):
             lost_nodes = [r.node_id for r in job.ranks if r.node_id not in self._alive]
             if lost_nodes:
-                self._finish(job, self._ev(job.job_id, EventKind.LOST, "node-lost"))
+                self._finish(
+                    job, self._ev(job.job_id, EventKind.LOST, "node-lost", cause=StopCause.NODE_LOST)
+                )
             elif not job.started:
                 self._check_started(job, now_wall)
         self._collect_status()
@@ -491,8 +505,15 @@ class RayExecutor:
 
     # -- internals --------------------------------------------------------------------------------------
 
-    def _ev(self, job: str, kind: EventKind, reason: str = "", code: int | None = None) -> ExecutorEvent:
-        return ExecutorEvent(job, kind, self.clock.now(), exit_code=code, reason=reason)
+    def _ev(
+        self,
+        job: str,
+        kind: EventKind,
+        reason: str = "",
+        code: int | None = None,
+        cause: StopCause | None = None,
+    ) -> ExecutorEvent:
+        return ExecutorEvent(job, kind, self.clock.now(), exit_code=code, reason=reason, cause=cause)
 
     def _env(self, launch: Launch, node: str, rank: int, n: int) -> dict[str, str]:
         # the actor adds the visible-devices variable (the ids Ray assigned) and the progress file
@@ -565,9 +586,16 @@ class RayExecutor:
             )
         if died:
             if any(r.node_id not in self._alive for r in job.ranks) or self._node_dead(job):
-                self._finish(job, self._ev(job.job_id, EventKind.LOST, "node-lost"))
+                self._finish(
+                    job, self._ev(job.job_id, EventKind.LOST, "node-lost", cause=StopCause.NODE_LOST)
+                )
             elif job.stop_reason is not None:
-                self._finish(job, self._ev(job.job_id, EventKind.EXITED, f"stopped: {job.stop_reason}", -9))
+                self._finish(
+                    job,
+                    self._ev(
+                        job.job_id, EventKind.EXITED, f"stopped: {job.stop_reason}", -9, StopCause.REQUESTED
+                    ),
+                )
             else:
                 # Ray notices a dead node some seconds after its actors die: wait before calling it an
                 # actor failure, so that a node loss is reported as such.
@@ -581,7 +609,11 @@ class RayExecutor:
             if job.stop_reason is not None:
                 code = -9 if any(r.killed for r in job.ranks) else -15
                 ev = self._ev(
-                    job.job_id, EventKind.EXITED, f"stopped: {job.stop_reason} (exit code {bad})", code
+                    job.job_id,
+                    EventKind.EXITED,
+                    f"stopped: {job.stop_reason} (exit code {bad})",
+                    code,
+                    StopCause.REQUESTED,
                 )
             else:
                 code = int(job.extra.get("failed_code", bad) or 0)
@@ -600,7 +632,14 @@ class RayExecutor:
                     r.actor.terminate.remote(job.grace)
         if job.force_at is not None and time.time() >= job.force_at:
             self._finish(
-                job, self._ev(job.job_id, EventKind.EXITED, f"stopped: {job.stop_reason} (forced)", -9)
+                job,
+                self._ev(
+                    job.job_id,
+                    EventKind.EXITED,
+                    f"stopped: {job.stop_reason} (forced)",
+                    -9,
+                    StopCause.REQUESTED,
+                ),
             )
 
     def _node_dead(self, job: _RayJob) -> bool:
@@ -658,6 +697,7 @@ class RayExecutor:
                 event.time,
                 exit_code=-9,
                 reason=f"stopped: {job.stop_reason} ({event.reason})",
+                cause=StopCause.REQUESTED,
             )
         self._events.append(event)
         try:

@@ -11,13 +11,12 @@ A round, in numbered phases:
 ``recover()`` runs once at start-up: it compares what the executor runs with what the store believes
 runs, requeues jobs that vanished (reason ``lost``) and stops work the store does not know about.
 
-Billing is exact over a job's run: the reconciler keeps, per running job, the exact amount metered but not
-yet billed (the carry, under 1 KRW; see ``core.accounting``). Each slice bills the whole KRW due and carries
-the fraction; when the job's run ends (exit, loss, preemption, a move to other devices, a cancel) the rest is
-rounded half up and billed. A run's total is thus its exact cost rounded half up. The carry lives in memory
-only: a restart of the control plane drops each running job's carry, so a job is billed at most 1 KRW less
-per restart that happened while it ran. A cancel bills its own tail (the store rounds it half up) and the
-carry is settled in the next round, so a cancelled job's total is within 1 KRW of its exact cost.
+Billing is exact over a job's run and follows its real running time: a job is billed from the executor's
+STARTED event (its process is up; waiting for a placement group or a slow start is free) to the end of its
+run. Each slice bills the whole KRW due and keeps the fraction in the job's carry, which the store persists
+(``core.ledger``); the event that ends the run (exit, loss, preemption, a move, a cancel) bills the rest,
+rounded half up, in the same transaction as the state change (``core.lifecycle``). A run's total is thus its
+exact cost rounded half up, and a restart of the control plane loses nothing.
 """
 
 from __future__ import annotations
@@ -25,18 +24,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
-from accelpool.core.accounting import meter_slice
+from accelpool.core import ledger
 from accelpool.core.allocation import Allocation, AllocationProblem, Policy
 from accelpool.core.round_config import RoundConfig
-from accelpool.core.rounds import DecideCache, Decision, JobStatus, Placement, Snapshot, decide
+from accelpool.core.rounds import DecideCache, Decision, Snapshot, decide
 from accelpool.core.types import Charge
-from accelpool.ports import Clock, EventKind, Executor, ExecutorEvent, Launch, SchedulerStore
+from accelpool.ports import Clock, EventKind, Executor, ExecutorEvent, Launch, SchedulerStore, StopCause
 
 log = logging.getLogger(__name__)
 
@@ -149,16 +147,6 @@ class ReusingPolicy:
         return alloc
 
 
-@dataclass(frozen=True)
-class _Carry:
-    """A running job's exact amount metered but not yet billed (under 1 KRW), and whom it bills."""
-
-    tenant: str
-    grant: str | None
-    placement: Placement
-    amount: Fraction
-
-
 class Reconciler:
     def __init__(
         self,
@@ -179,7 +167,6 @@ class Reconciler:
         self.config = config if config is not None else RoundConfig()
         self.on_round = on_round
         self._attempts: dict[str, int] = {}
-        self._carry: dict[str, _Carry] = {}
         self._decide_cache = DecideCache()  # the core's reusable work between rounds (it keeps none itself)
         self._lease_end: float | None = None  # when the current lease ends (None: no lease yet)
         self._run_started: dict[str, float] = {}  # running job -> when its current run began
@@ -189,18 +176,13 @@ class Reconciler:
     def step(self) -> RoundReport:
         """Run one round at the clock's current time."""
         now = self.clock.now()
-        events = self.executor.poll()  # 1. observe
-        charges = self._meter_exits(events)
-        self.store.record_charges(charges)
-        self.store.record_events(events)
-        more = self._meter_running(now)  # 2. meter
-        self.store.record_charges(more)
+        events = self.executor.poll()  # 1. observe (the store bills the tails of the runs they end)
+        charges = list(self.store.record_events(events))
+        more = list(self.store.record_charges(self._meter_running(now)))  # 2. meter
         snapshot = self._with_lease(self.store.snapshot(now, self.round_seconds), now)  # 3. decide
         decision = decide(snapshot, self.policy, self._decide_cache, self.config)
         self._note_runs(decision, now)
-        self.store.record_decision(decision)  # 4. record
-        ended = self._settle_ended(decision, now)
-        self.store.record_charges(ended)
+        ended = list(self.store.record_decision(decision))  # 4. record (preempted runs' tails billed)
         self._act(decision, snapshot)  # 5. act
         report = RoundReport(decision, events, charges + more + ended, snapshot)
         if self.on_round is not None:
@@ -223,10 +205,11 @@ class Reconciler:
         now = self.clock.now()
         lost = sorted(believed - active)
         if lost:
-            self.store.record_charges(self._meter_running(now, only=set(lost), final=True))
             self.store.record_events(
                 [
-                    ExecutorEvent(j, EventKind.LOST, now, reason="lost: not running after restart")
+                    ExecutorEvent(
+                        j, EventKind.LOST, now, reason="lost: not running after restart", cause=StopCause.LOST
+                    )
                     for j in lost
                 ]
             )
@@ -267,99 +250,22 @@ class Reconciler:
             runs[p.job] = now
         self._run_started = runs
 
-    def _meter_exits(self, events: Sequence[ExecutorEvent]) -> list[Charge]:
-        ended = {e.job: e.time for e in events if e.kind in (EventKind.EXITED, EventKind.LOST)}
-        if not ended:
-            return []
-        return self._meter(self.store.running(), lambda s: ended.get(s.job.id), only=set(ended), final=True)
-
-    def _meter_running(
-        self, now: float, only: set[str] | None = None, *, final: bool = False
-    ) -> list[Charge]:
-        return self._meter(self.store.running(), lambda s: now, only=only, final=final)
-
-    def _meter(
-        self,
-        statuses: list[JobStatus],
-        until: Callable[[JobStatus], float | None],
-        only: set[str] | None,
-        *,
-        final: bool,
-    ) -> list[Charge]:
+    def _meter_running(self, now: float) -> list[Charge]:
+        """A slice up to ``now`` for every running job whose process has started (``core.ledger.meter``,
+        through the job's carry as the store holds it); the store books them on its locked rows."""
+        statuses = self.store.running()
         if not statuses:
             return []
-        snapshot_prices, grants = self._prices_and_grants()
+        prices = self.store.prices()
         out: list[Charge] = []
-        carries = self._carry
         for s in statuses:
-            if only is not None and s.job.id not in only:
+            p = s.placement
+            if p is None:
                 continue
-            end = until(s)
-            start = s.metered_until
-            if s.placement is None or end is None or start is None or end <= start:
-                continue
-            job = s.job
-            grant = job.grant
-            remaining = grants.get(grant) if grant is not None else None
-            held = carries.get(job.id)
-            carry = held.amount if held is not None and held.placement == s.placement else None
-            charge, left = meter_slice(
-                job=job.id,
-                tenant=job.tenant,
-                grant=grant,
-                placement=s.placement,
-                start=start,
-                end=end,
-                price_krw_per_hour=int(snapshot_prices.get(s.placement.accelerator, 0)),
-                grant_remaining_krw=remaining,
-                carry=carry,
-                final=final,
-            )
-            if final or not left:
-                carries.pop(job.id, None)
-            else:
-                carries[job.id] = _Carry(job.tenant, grant, s.placement, left)
+            charge = ledger.meter(s, now, int(prices.get(p.accelerator, 0)), final=False)
             if charge is not None:
-                if remaining is not None:
-                    grants[grant] -= charge.amount_krw  # type: ignore[index]
                 out.append(charge)
         return out
-
-    def _settle_ended(self, decision: Decision, now: float) -> list[Charge]:
-        """Bill the carry (rounded half up) of every job whose run ended: it does not keep its devices
-        (preempted, moved, cancelled, gone). Its slices up to now were metered before the decision."""
-        carries = self._carry
-        if not carries:
-            return []
-        kept = {p.job for p in decision.keep}
-        ended = [j for j in carries if j not in kept]
-        if not ended:
-            return []
-        grants = dict(self.store.grant_balances())
-        out: list[Charge] = []
-        for job_id in ended:
-            c = carries.pop(job_id)
-            remaining = grants.get(c.grant) if c.grant is not None else None
-            charge, _ = meter_slice(
-                job=job_id,
-                tenant=c.tenant,
-                grant=c.grant,
-                placement=c.placement,
-                start=now,
-                end=now,
-                price_krw_per_hour=0,
-                grant_remaining_krw=remaining,
-                carry=c.amount,
-                final=True,
-            )
-            if charge is not None:
-                if remaining is not None:
-                    grants[c.grant] -= charge.amount_krw  # type: ignore[index]
-                out.append(charge)
-        return out
-
-    def _prices_and_grants(self) -> tuple[dict[str, int], dict[str, int]]:
-        return dict(self.store.prices()), dict(self.store.grant_balances())
 
     def _act(self, decision: Decision, snapshot: Snapshot) -> None:
         """Stop the preempted, then start the placed jobs. Each job is acted on alone: a job whose stop or
@@ -388,8 +294,11 @@ class Reconciler:
                 self.executor.start(Launch(s.job, p, run, tput, s.steps_done, self._attempts[p.job]))
             except Exception as e:
                 log.warning("job %s: could not start: %s", p.job, _cause(e))
+                why = f"could not start: {_cause(e)}"
                 failed.append(
-                    ExecutorEvent(p.job, EventKind.EXITED, decision.now, reason=f"could not start: {_cause(e)}")
+                    ExecutorEvent(
+                        p.job, EventKind.EXITED, decision.now, reason=why, cause=StopCause.START_FAILED
+                    )
                 )
         if failed:
             self.store.record_events(failed)

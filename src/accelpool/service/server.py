@@ -49,7 +49,7 @@ from accelpool.core.errors import InputError
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.types import Node
 from accelpool.executors.sandbox import SandboxConfig
-from accelpool.ports import EventKind, Executor, ExecutorEvent, Launch, NodeSource
+from accelpool.ports import EventKind, Executor, ExecutorEvent, Launch, NodeSource, StopCause
 from accelpool.runtime.clock import SystemClock
 from accelpool.runtime.reconciler import Reconciler, RoundReport
 from accelpool.service import channel
@@ -309,12 +309,9 @@ class Service:
         if lost:
             now = self.clock.now()
             log.warning("requeueing %d job(s) the executor does not run: %s", len(lost), ", ".join(lost))
-            self.store.record_charges(self.reconciler._meter_running(now, only=set(lost)))
+            why = "lost: not running in the executor"
             self.store.record_events(
-                [
-                    ExecutorEvent(j, EventKind.LOST, now, reason="lost: not running in the executor")
-                    for j in lost
-                ]
+                [ExecutorEvent(j, EventKind.LOST, now, reason=why, cause=StopCause.LOST) for j in lost]
             )
         return lost
 

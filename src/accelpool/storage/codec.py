@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
+from fractions import Fraction
 from typing import Any
 
 from accelpool.core.rounds import Placement
@@ -78,3 +79,12 @@ def rules_from_dict(d: dict[str, Any]) -> ProgramRules:
         min_run_seconds=d.get("min_run_seconds"),
         weight=float(d.get("weight", 1.0)),
     )
+
+
+def carry_to_str(carry: Fraction) -> str | None:
+    """A job's carry as stored: "numerator/denominator" (exact), None when it is 0."""
+    return f"{carry.numerator}/{carry.denominator}" if carry else None
+
+
+def carry_from_str(s: str | None) -> Fraction:
+    return Fraction(s) if s else Fraction(0)

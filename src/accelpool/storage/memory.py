@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from accelpool.core.accounting import amount_krw, meter
+from accelpool.core import ledger
 from accelpool.core.errors import AlreadyExists
+from accelpool.core.lifecycle import Command, Event, SchedulerEvent, apply_event
 from accelpool.core.rounds import Decision, JobStatus, Snapshot
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
@@ -23,7 +24,7 @@ from accelpool.core.types import (
     Program,
     Tenant,
 )
-from accelpool.ports import EventKind, ExecutorEvent, RunSpec
+from accelpool.ports import ExecutorEvent, RunSpec
 
 
 @dataclass
@@ -97,30 +98,12 @@ class MemoryStore:
         self._version += 1
 
     def cancel(self, job_id: str, now: float, reason: str = "cancelled by user") -> bool:
-        """Cancel a job that is not finished; True when it was running (its process must be stopped).
-
-        A running job is charged for its devices from its last metered mark up to the cancel (integer KRW,
-        capped at what its grant has left), as the SQL store does."""
+        """Cancel a job that is not finished; True when it was running (its process must be stopped). A
+        running job is billed up to the cancel (``core.lifecycle``)."""
         rec = self.jobs[job_id]
-        st = rec.status
-        if _terminal(st.state):
-            return False
-        running = st.state is JobState.RUNNING
-        if running and st.placement is not None and st.metered_until is not None and now > st.metered_until:
-            ch = meter(
-                job=job_id,
-                tenant=st.job.tenant,
-                grant=st.job.grant,
-                placement=st.placement,
-                start=float(st.metered_until),
-                end=now,
-                price_krw_per_hour=int(self.price_list.get(st.placement.accelerator, 0)),
-                grant_remaining_krw=None,
-            )
-            if ch is not None:
-                self.record_charges([ch])
-        self._transition(rec, JobState.CANCELLED, now, reason)
-        return running
+        running = rec.status.state is JobState.RUNNING
+        self._apply(rec, SchedulerEvent(job_id, Command.CANCEL, now, reason))
+        return running and rec.status.state is JobState.CANCELLED
 
     def measure(self, job_id: str, accelerator: str, steps_per_second: float) -> None:
         """A measured throughput replaces the estimate for that job and type."""
@@ -145,27 +128,13 @@ class MemoryStore:
             round_seconds=round_seconds,
         )
 
-    def record_decision(self, decision: Decision) -> None:
+    def record_decision(self, decision: Decision) -> list[Charge]:
         now = decision.now
-        running, queued = JobState.RUNNING, JobState.QUEUED
+        booked: list[Charge] = []
         for job_id, reason in decision.preempt:
-            rec = self.jobs[job_id]
-            if rec.status.state is running:
-                rec.preemptions += 1
-                # preempted, then requeued at once: both events, one status update
-                rec.events.append((now, JobState.PREEMPTED, reason))
-                requeued = f"requeued after preemption ({reason})"
-                rec.events.append((now, queued, requeued))
-                rec.status = _with(rec.status, state=queued, placement=None)
-                rec.reason = requeued
+            booked += self._apply(self.jobs[job_id], SchedulerEvent(job_id, Command.PREEMPT, now, reason))
         for p in decision.start:
-            rec = self.jobs[p.job]
-            if rec.start_time is None:
-                rec.start_time = now
-            why = f"placed on {p.count} x {p.accelerator}"
-            rec.status = _with(rec.status, state=running, placement=p, metered_until=now)
-            rec.events.append((now, running, why))
-            rec.reason = why
+            self._apply(self.jobs[p.job], SchedulerEvent(p.job, Command.PLACE, now, placement=p))
         positions = decision.positions
         jobs = self.jobs
         details = decision.details
@@ -175,52 +144,26 @@ class MemoryStore:
             rec.position = positions.get(job_id)
         for p in decision.keep:
             self.jobs[p.job].position = None
+        return booked
 
-    def record_events(self, events: Sequence[ExecutorEvent]) -> None:
+    def record_events(self, events: Sequence[ExecutorEvent]) -> list[Charge]:
+        booked: list[Charge] = []
+        jobs = self.jobs
         for e in events:
-            rec = self.jobs.get(e.job)
-            if rec is None or _terminal(rec.status.state):
-                continue
-            if e.kind == EventKind.PROGRESS and e.steps is not None:
-                rec.status = _with(rec.status, steps_done=max(rec.status.steps_done, e.steps))
-            elif e.kind == EventKind.EXITED and rec.status.state == JobState.RUNNING:
-                if e.exit_code == 0:
-                    rec.end_time = e.time
-                    self._transition(rec, JobState.SUCCEEDED, e.time, "exited 0")
-                elif e.reason.startswith("stopped"):
-                    continue  # a stop we asked for; the decision already requeued it
-                else:
-                    rec.end_time = e.time
-                    self._transition(rec, JobState.FAILED, e.time, e.reason or f"exit code {e.exit_code}")
-            elif e.kind == EventKind.LOST and rec.status.state == JobState.RUNNING:
-                rec.preemptions += 1
-                self._transition(rec, JobState.PREEMPTED, e.time, e.reason or "lost")
-                self._transition(rec, JobState.QUEUED, e.time, "requeued")
+            rec = jobs.get(e.job)
+            if rec is not None:
+                booked += self._apply(rec, e)
+        return booked
 
-    def record_charges(self, charges: Sequence[Charge]) -> None:
+    def record_charges(self, charges: Sequence[Charge]) -> list[Charge]:
+        out: list[Charge] = []
         for c in charges:
             rec = self.jobs[c.job]
-            mark = rec.status.metered_until
-            if mark is not None and c.start < mark:
-                # time before the job's metered mark was already charged (e.g. at a cancel): book the rest
-                if c.end <= mark:
-                    continue
-                part = c.device_seconds * (c.end - mark) / (c.end - c.start)
-                price = int(self.price_list.get(c.accelerator, 0))
-                c = replace(c, start=mark, device_seconds=part, amount_krw=amount_krw(part, price))
-            seconds_on = dict(rec.status.seconds_on)
-            seconds_on[c.accelerator] = seconds_on.get(c.accelerator, 0.0) + (c.end - c.start)
-            rec.status = _with(rec.status, seconds_on=seconds_on, metered_until=c.end)
-            if c.grant is not None and c.grant in self.grants:
-                g = self.grants[c.grant]
-                amount = min(c.amount_krw, g.remaining_krw)
-                if amount or c.amount_krw:
-                    self.grants[c.grant] = replace(g, spent_krw=g.spent_krw + amount)
-                if amount != c.amount_krw:
-                    c = replace(c, amount_krw=amount)
-            self.charged_krw[c.tenant] = self.charged_krw.get(c.tenant, 0) + c.amount_krw
-            if self.keep_charges:
-                self.charges.append(c)
+            b = ledger.book_charge(rec.status, c, int(self.price_list.get(c.accelerator, 0)))
+            if b is not None:
+                rec.status = ledger.after_booking(rec.status, b)
+                out.append(self._book(b.charge))
+        return out
 
     def running(self) -> list[JobStatus]:
         jobs, running = self.jobs, JobState.RUNNING
@@ -251,38 +194,32 @@ class MemoryStore:
             self._matrix = (self._version, ThroughputMatrix.from_rows(rows, types))
         return self._matrix[1]
 
-    def _transition(self, rec: JobRecord, state: JobState, now: float, reason: str) -> None:
-        placement = rec.status.placement if state is JobState.RUNNING else None
-        rec.status = _with(rec.status, state=state, placement=placement)
-        rec.events.append((now, state, reason))  # a JobState is a str (StrEnum)
-        rec.reason = reason
-        if _terminal(state):
-            self.active.pop(rec.status.job.id, None)
+    def _apply(self, rec: JobRecord, event: Event) -> list[Charge]:
+        """``core.lifecycle.apply_event`` on the job, persisted; the charges booked."""
+        before = rec.status
+        p = before.placement
+        out = apply_event(before, event, 0 if p is None else int(self.price_list.get(p.accelerator, 0)))
+        rec.status = out.status
+        if out.records:
+            rec.events.extend((r.time, r.state, r.reason) for r in out.records)  # a JobState is a str
+            rec.reason = out.records[-1].reason
+        rec.preemptions += out.preemptions
+        if out.started_at is not None and rec.start_time is None:
+            rec.start_time = out.started_at
+        if out.ended_at is not None:
+            rec.end_time = out.ended_at
+        if out.status.state is not before.state and out.status.state.terminal:
+            self.active.pop(before.job.id, None)
             self._version += 1
+        return [self._book(c) for c in out.charges]
 
-
-_UNSET: object = object()
-
-
-def _terminal(state: JobState) -> bool:
-    return state is JobState.SUCCEEDED or state is JobState.FAILED or state is JobState.CANCELLED
-
-
-def _with(
-    s: JobStatus,
-    *,
-    state: JobState | object = _UNSET,
-    placement: object = _UNSET,
-    steps_done: float | object = _UNSET,
-    seconds_on: object = _UNSET,
-    metered_until: object = _UNSET,
-) -> JobStatus:
-    """``dataclasses.replace`` for JobStatus, about 4x faster (it sits on the simulator's hot path)."""
-    return JobStatus(
-        s.job,
-        s.state if state is _UNSET else state,  # type: ignore[arg-type]
-        s.placement if placement is _UNSET else placement,  # type: ignore[arg-type]
-        s.steps_done if steps_done is _UNSET else steps_done,  # type: ignore[arg-type]
-        s.seconds_on if seconds_on is _UNSET else seconds_on,  # type: ignore[arg-type]
-        s.metered_until if metered_until is _UNSET else metered_until,  # type: ignore[arg-type]
-    )
+    def _book(self, c: Charge) -> Charge:
+        """Book ``c`` capped at what its grant has left (``core.ledger.cap``)."""
+        g = self.grants.get(c.grant) if c.grant is not None else None
+        c = ledger.cap(c, None if g is None else g.remaining_krw)
+        if g is not None:
+            self.grants[g.id] = replace(g, spent_krw=g.spent_krw + c.amount_krw)
+        self.charged_krw[c.tenant] = self.charged_krw.get(c.tenant, 0) + c.amount_krw
+        if self.keep_charges:
+            self.charges.append(c)
+        return c

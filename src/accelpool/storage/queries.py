@@ -114,11 +114,11 @@ class Queries:
     def job_events(self, job_id: str) -> list[JobEvent]:
         with self.read() as c:
             rows = c.execute(
-                select(T.job_events.c.time, T.job_events.c.state, T.job_events.c.reason)
+                select(T.job_events.c.time, T.job_events.c.state, T.job_events.c.reason, T.job_events.c.cause)
                 .where(T.job_events.c.job == job_id)
                 .order_by(T.job_events.c.seq)
             ).all()
-        return [JobEvent(float(r.time), r.state, r.reason) for r in rows]
+        return [JobEvent(float(r.time), r.state, r.reason, r.cause) for r in rows]
 
     def list_jobs(
         self,

@@ -19,9 +19,9 @@ from sqlalchemy import Text, bindparam, cast, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from accelpool.core.accounting import amount_krw, meter
 from accelpool.core.errors import AlreadyExists, Conflict, InsufficientFunds, MissingReference
-from accelpool.core.rounds import Decision, JobStatus, Snapshot
+from accelpool.core.lifecycle import Command, SchedulerEvent, apply_event
+from accelpool.core.rounds import Decision, JobStatus, Placement, Snapshot
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
     AcceleratorType,
@@ -33,10 +33,11 @@ from accelpool.core.types import (
     Program,
     Tenant,
 )
-from accelpool.ports import EventKind, ExecutorEvent, RunSpec
+from accelpool.ports import ExecutorEvent, RunSpec
 from accelpool.storage import codec, migrate
 from accelpool.storage import tables as T
 from accelpool.storage.engine import json_deserializer, json_serializer, make_engines
+from accelpool.storage.jobs import JobWrites
 from accelpool.storage.queries import Queries
 from accelpool.storage.views import NodeView
 
@@ -75,9 +76,8 @@ class Submission:
 
 # PostgreSQL: bulk updates as one UPDATE ... FROM unnest(arrays) (one round trip instead of one per row).
 _PG_STARTS = text(
-    "UPDATE jobs SET placement = CAST(u.pl AS json), metered_until = :now, "
-    "state = 'running', reason = u.why, start_time = COALESCE(jobs.start_time, :now), "
-    "attempts = jobs.attempts + 1 "
+    "UPDATE jobs SET placement = CAST(u.pl AS json), metered_until = NULL, carry_krw = NULL, "
+    "state = 'running', reason = u.why, attempts = jobs.attempts + 1 "
     "FROM unnest(CAST(:ids AS text[]), CAST(:pls AS text[]), CAST(:whys AS text[])) AS u(id, pl, why) "
     "WHERE jobs.id = u.id"
 )
@@ -93,8 +93,7 @@ _PG_WAITS = text(
 WAIT_CHUNK = 500
 
 
-
-class SqlStore(Queries):
+class SqlStore(JobWrites, Queries):
     """``url``: a SQLAlchemy URL (``sqlite+pysqlite:///path`` or ``postgresql+psycopg://...``).
 
     ``upgrade=True`` brings the schema to the newest revision; ``False`` refuses (SchemaError) unless it
@@ -354,7 +353,9 @@ class SqlStore(Queries):
                     raise MissingReference(f"no tenant '{grant.tenant}'", "tenant")
                 left = int(p.budget_krw) - self._granted(c, grant.program)
                 if grant.amount_krw > left:
-                    raise InsufficientFunds(f"program '{grant.program}' has {left} KRW left to grant", "amount_krw")
+                    raise InsufficientFunds(
+                        f"program '{grant.program}' has {left} KRW left to grant", "amount_krw"
+                    )
                 c.execute(
                     insert(T.grants).values(
                         id=grant.id,
@@ -448,9 +449,7 @@ class SqlStore(Queries):
                     row["devices"] = devices
                 if zone is not None and zone != r.zone:
                     if used:
-                        raise Conflict(
-                            f"node '{name}' runs jobs; drain it before changing its zone", "zone"
-                        )
+                        raise Conflict(f"node '{name}' runs jobs; drain it before changing its zone", "zone")
                     row["zone"] = zone
             if down is not None:
                 row["down"] = down
@@ -612,51 +611,20 @@ class SqlStore(Queries):
         }
 
     def cancel(self, job_id: str, now: float, reason: str = "cancelled by user") -> bool:
-        """Cancel a job that is not finished; True when it was running (its process must be stopped)."""
+        """Cancel a job that is not finished; True when it was running (its process must be stopped). A
+        running job is billed up to the cancel (``core.lifecycle``), decided on its locked row."""
         with self.write() as c:
-            r = c.execute(
-                select(
-                    T.jobs.c.state,
-                    T.jobs.c.active,
-                    T.jobs.c.spec,
-                    T.jobs.c.tenant,
-                    T.jobs.c.placement,
-                    T.jobs.c.metered_until,
-                ).where(T.jobs.c.id == job_id)
-            ).first()
-            if r is None:
+            locked = self._lock_jobs(c, [job_id])
+            before = locked.jobs.get(job_id)
+            if before is None:
                 raise KeyError(job_id)
-            if not r.active:
-                return False
-            running = r.state == JobState.RUNNING.value
-            charged = False
-            if running and r.placement and r.metered_until is not None and now > r.metered_until:
-                # charge the devices from the last metered mark up to the cancel (integer KRW, capped)
-                placement = codec.placement_from_dict(job_id, r.placement)
-                assert placement is not None
-                price = c.execute(
-                    select(T.prices.c.krw_per_device_hour).where(
-                        T.prices.c.accelerator == placement.accelerator
-                    )
-                ).scalar()
-                grant = r.spec.get("grant")
-                ch = meter(
-                    job=job_id,
-                    tenant=r.tenant,
-                    grant=grant,
-                    placement=placement,
-                    start=float(r.metered_until),
-                    end=now,
-                    price_krw_per_hour=int(price or 0),
-                    grant_remaining_krw=None,
-                )
-                if ch is not None:
-                    self._apply_charge(c, ch)
-                    charged = True
-            self._transition(c, job_id, JobState.CANCELLED, now, reason)
+            out = apply_event(
+                before, SchedulerEvent(job_id, Command.CANCEL, now, reason), locked.price_of(before)
+            )
+            charged = self._persist(c, before, out, locked)
         if charged:
             self.invalidate()
-        return bool(running)
+        return out.status.state is JobState.CANCELLED and before.state is JobState.RUNNING
 
     def measure(self, job_id: str, accelerator: str, steps_per_second: float) -> None:
         """A measured throughput replaces the estimate for that job and type."""
@@ -682,6 +650,7 @@ class SqlStore(Queries):
                     T.jobs.c.steps_done,
                     T.jobs.c.seconds_on,
                     T.jobs.c.metered_until,
+                    T.jobs.c.carry_krw,
                     T.jobs.c.throughput,
                     T.jobs.c.reason,
                 )
@@ -712,29 +681,16 @@ class SqlStore(Queries):
             round_seconds=round_seconds,
         )
 
-    def record_decision(self, decision: Decision) -> None:
+    def record_decision(self, decision: Decision) -> list[Charge]:
         """Preemptions and starts in one transaction; then the wait reasons that changed, in short
         transactions of ``WAIT_CHUNK`` rows. Queue positions are not stored: reads derive them from the
         queue order (``Queries.queue_positions``), which is the order the decision ranked them in."""
         now = decision.now
         queued = JobState.QUEUED.value
         with self.write() as c:
-            if decision.preempt:
-                ids = [j for j, _ in decision.preempt]
-                states = dict(
-                    c.execute(select(T.jobs.c.id, T.jobs.c.state).where(T.jobs.c.id.in_(ids))).all()
-                )
-                for job_id, reason in decision.preempt:
-                    if states.get(job_id) == JobState.RUNNING.value:
-                        c.execute(
-                            update(T.jobs)
-                            .where(T.jobs.c.id == job_id)
-                            .values(preemptions=T.jobs.c.preemptions + 1)
-                        )
-                        self._transition(c, job_id, JobState.PREEMPTED, now, reason)
-                        self._transition(
-                            c, job_id, JobState.QUEUED, now, f"requeued after preemption ({reason})"
-                        )
+            booked = self._apply_events(
+                c, [SchedulerEvent(j, Command.PREEMPT, now, reason) for j, reason in decision.preempt]
+            )
             if decision.start:  # one batched UPDATE and one batched INSERT for every start
                 # only jobs still queued (one cancelled through the API since the snapshot stays cancelled;
                 # the scheduler stops its work when it polls the states)
@@ -745,11 +701,7 @@ class SqlStore(Queries):
                     q = q.where(T.jobs.c.state == queued)
                     still.update(r[0] for r in c.execute(q.with_for_update() if self._pg else q))
                 starts: list[dict[str, Any]] = [
-                    {
-                        "jid": p.job,
-                        "pl": codec.placement_to_dict(p),
-                        "why": f"placed on {p.count} x {p.accelerator}",
-                    }
+                    {"jid": p.job, "pl": codec.placement_to_dict(p), "why": _placed(p, now)}
                     for p in decision.start
                     if p.job in still
                 ]
@@ -760,7 +712,6 @@ class SqlStore(Queries):
                             "ids": [s["jid"] for s in starts],
                             "pls": [json_serializer(s["pl"]) for s in starts],
                             "whys": [s["why"] for s in starts],
-                            "now": now,
                         },
                     )
                 elif starts:
@@ -769,10 +720,10 @@ class SqlStore(Queries):
                         .where(T.jobs.c.id == bindparam("jid"))
                         .values(
                             placement=bindparam("pl"),
-                            metered_until=now,
+                            metered_until=None,  # billed from the executor's STARTED event
+                            carry_krw=None,
                             state=JobState.RUNNING.value,
                             reason=bindparam("why"),
-                            start_time=func.coalesce(T.jobs.c.start_time, now),
                             attempts=T.jobs.c.attempts + 1,
                         ),
                         starts,
@@ -815,101 +766,26 @@ class SqlStore(Queries):
                     )
             for j, r in chunk:
                 waits[j] = r
+        if booked:
+            self.invalidate()  # grants' spent_krw changed
+        return booked
 
-    def record_events(self, events: Sequence[ExecutorEvent]) -> None:
+    def record_events(self, events: Sequence[ExecutorEvent]) -> list[Charge]:
         if not events:
-            return
+            return []
         with self.write() as c:
-            ids = sorted({e.job for e in events})
-            rows = {
-                r.id: r
-                for r in c.execute(
-                    select(T.jobs.c.id, T.jobs.c.state, T.jobs.c.steps_done).where(T.jobs.c.id.in_(ids))
-                )
-            }
-            state = {j: JobState(r.state) for j, r in rows.items()}
-            steps = {j: float(r.steps_done) for j, r in rows.items()}
-            for e in events:
-                st = state.get(e.job)
-                if st is None or st.terminal:
-                    continue
-                if e.kind == EventKind.PROGRESS and e.steps is not None:
-                    if e.steps > steps[e.job]:
-                        steps[e.job] = float(e.steps)
-                        c.execute(
-                            update(T.jobs).where(T.jobs.c.id == e.job).values(steps_done=float(e.steps))
-                        )
-                elif e.kind == EventKind.EXITED and st == JobState.RUNNING:
-                    if e.exit_code == 0:
-                        state[e.job] = self._finish(c, e.job, JobState.SUCCEEDED, e.time, "exited 0")
-                    elif not e.reason.startswith("stopped"):  # a stop we asked for was already requeued
-                        why = e.reason or f"exit code {e.exit_code}"
-                        state[e.job] = self._finish(c, e.job, JobState.FAILED, e.time, why)
-                elif e.kind == EventKind.LOST and st == JobState.RUNNING:
-                    c.execute(
-                        update(T.jobs)
-                        .where(T.jobs.c.id == e.job)
-                        .values(preemptions=T.jobs.c.preemptions + 1)
-                    )
-                    self._transition(c, e.job, JobState.PREEMPTED, e.time, e.reason or "lost")
-                    self._transition(c, e.job, JobState.QUEUED, e.time, "requeued")
-                    state[e.job] = JobState.QUEUED
+            booked = self._apply_events(c, events)
+        if booked:
+            self.invalidate()  # grants' spent_krw changed
+        return booked
 
-    def record_charges(self, charges: Sequence[Charge]) -> None:
+    def record_charges(self, charges: Sequence[Charge]) -> list[Charge]:
         if not charges:
-            return
+            return []
         with self.write() as c:
-            for ch in charges:
-                self._apply_charge(c, ch)
+            booked = self._book_slices(c, charges)
         self.invalidate()  # grants' spent_krw changed
-
-    def _apply_charge(self, c: Connection, ch: Charge) -> None:
-        """Book ``ch`` (capped at what the grant has left, under its row lock). Time before the job's
-        metered mark was already charged (e.g. at a cancel racing a round): only the rest is booked."""
-        r = c.execute(
-            select(T.jobs.c.seconds_on, T.jobs.c.metered_until).where(T.jobs.c.id == ch.job)
-        ).first()
-        if r is None:
-            raise KeyError(ch.job)
-        amount, device_seconds, start = int(ch.amount_krw), float(ch.device_seconds), ch.start
-        if r.metered_until is not None and ch.start < r.metered_until:
-            if ch.end <= r.metered_until:
-                return
-            frac = (ch.end - r.metered_until) / (ch.end - ch.start)
-            start, device_seconds = float(r.metered_until), device_seconds * frac
-            price = c.execute(
-                select(T.prices.c.krw_per_device_hour).where(T.prices.c.accelerator == ch.accelerator)
-            ).scalar()
-            amount = amount_krw(device_seconds, int(price or 0))
-        seconds_on = dict(r.seconds_on)
-        seconds_on[ch.accelerator] = seconds_on.get(ch.accelerator, 0.0) + (ch.end - start)
-        c.execute(
-            update(T.jobs).where(T.jobs.c.id == ch.job).values(seconds_on=seconds_on, metered_until=ch.end)
-        )
-        program = None
-        if ch.grant is not None:
-            g = c.execute(select(T.grants).where(T.grants.c.id == ch.grant).with_for_update()).first()
-            if g is not None:
-                program = g.program
-                amount = max(0, min(amount, int(g.amount_krw) - int(g.spent_krw)))
-                c.execute(
-                    update(T.grants)
-                    .where(T.grants.c.id == ch.grant)
-                    .values(spent_krw=T.grants.c.spent_krw + amount)
-                )
-        c.execute(
-            insert(T.charges).values(
-                job=ch.job,
-                tenant=ch.tenant,
-                grant=ch.grant,
-                program=program,
-                accelerator=ch.accelerator,
-                device_seconds=device_seconds,
-                amount_krw=amount,
-                start=start,
-                end=ch.end,
-            )
-        )
+        return booked
 
     def running(self) -> list[JobStatus]:
         with self.read() as c:
@@ -922,6 +798,7 @@ class SqlStore(Queries):
                     T.jobs.c.steps_done,
                     T.jobs.c.seconds_on,
                     T.jobs.c.metered_until,
+                    T.jobs.c.carry_krw,
                 )
                 .where(T.jobs.c.active.is_(True), T.jobs.c.state == JobState.RUNNING.value)
                 .order_by(T.jobs.c.seq)
@@ -969,21 +846,6 @@ class SqlStore(Queries):
 
     # -- internals ------------------------------------------------------------------------------------
 
-    def _transition(self, c: Connection, job_id: str, state: JobState, now: float, reason: str) -> None:
-        values: dict[str, Any] = {"state": state.value, "reason": reason}
-        if state != JobState.RUNNING:
-            values["placement"] = None
-        if state.terminal:
-            values.update(active=False, reserved_krw=0)
-        c.execute(update(T.jobs).where(T.jobs.c.id == job_id).values(**values))
-        c.execute(insert(T.job_events).values(job=job_id, time=now, state=state.value, reason=reason))
-        self._waits.pop(job_id, None)
-
-    def _finish(self, c: Connection, job_id: str, state: JobState, now: float, reason: str) -> JobState:
-        c.execute(update(T.jobs).where(T.jobs.c.id == job_id).values(end_time=now))
-        self._transition(c, job_id, state, now, reason)
-        return state
-
     def _job(self, job_id: str, spec: dict[str, Any] | str) -> Job:
         job = self._jobs.get(job_id)
         if job is None:
@@ -999,6 +861,7 @@ class SqlStore(Queries):
             steps_done=float(r.steps_done),
             seconds_on=dict(r.seconds_on or {}),
             metered_until=r.metered_until,
+            carry=codec.carry_from_str(r.carry_krw),
         )
 
     @staticmethod
@@ -1048,3 +911,11 @@ def _program_row(p: Program) -> dict[str, Any]:
         "public": p.public,
         "rules": codec.rules_to_dict(p.rules),
     }
+
+
+def _placed(p: Placement, now: float) -> str:
+    """The reason a placed job shows (the core's words for a PLACE)."""
+    out = apply_event(
+        JobStatus(Job(p.job), JobState.QUEUED), SchedulerEvent(p.job, Command.PLACE, now, placement=p)
+    )
+    return out.reason or ""

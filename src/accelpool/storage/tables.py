@@ -98,6 +98,7 @@ jobs = Table(
     Column("steps_done", Float, nullable=False, default=0.0),
     Column("seconds_on", JSON, nullable=False, default=dict),
     Column("metered_until", Float, nullable=True),
+    Column("carry_krw", String(80), nullable=True),  # exact KRW metered, not yet billed: "n/d" (core.ledger)
     Column("reason", Text, nullable=False, default=""),
     Column("submit_time", Float, nullable=False),
     Column("start_time", Float, nullable=True),
@@ -125,6 +126,7 @@ job_events = Table(
     Column("time", Float, nullable=False),
     Column("state", String(16), nullable=False),
     Column("reason", Text, nullable=False, default=""),
+    Column("cause", String(16), nullable=True),  # core.lifecycle.StopCause of a line that ends a run
     Index("ix_job_events_job", "job", "seq"),
 )
 

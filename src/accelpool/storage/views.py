@@ -40,6 +40,7 @@ class JobEvent:
     time: float
     state: str
     reason: str
+    cause: str | None = None  # core.lifecycle.StopCause, on a line that ends a run
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,109 @@
+"""The ledger: the one place that decides what a job's usage costs and what is booked against its grant.
+
+Both stores (MemoryStore for the simulator, SqlStore for the live service) call these functions on the job
+and grant state they hold (SqlStore: under the rows' locks) and persist the result; neither decides money
+itself. Rules (amounts in integer KRW; the exact amount is a Fraction, see ``core.accounting``):
+
+- a job is metered from its metering *mark* (the time its process started, then the end of its last
+  slice) up to a time; a job whose process has not started (no mark) costs nothing;
+- slices accumulate in the job's *carry* (the exact amount metered but not yet billed, under 1 KRW): while
+  it runs the whole KRW is billed and the fraction carried; the slice that ends its run (exit, loss,
+  preemption, cancel) rounds the rest half up and leaves no carry;
+- a charge proposed for time before the job's mark (a round racing a cancel) books only the part after the
+  mark, priced again through the carry;
+- a grant never goes below zero: a charge is capped at what its grant has left (``cap``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+from accelpool.core.accounting import exact_krw, meter_slice, settle
+from accelpool.core.rounds import JobStatus
+from accelpool.core.types import Charge, JobState
+
+ZERO = Fraction(0)
+
+
+@dataclass(frozen=True)
+class Booking:
+    """What to persist for one charge: the charge (before the grant's cap), and the job's metering state after."""
+
+    charge: Charge
+    mark: float
+    carry: Fraction
+    seconds_on: Mapping[str, float]
+
+
+def meter(status: JobStatus, until: float, price_krw_per_hour: int, *, final: bool) -> Charge | None:
+    """The charge for a running job's devices from its mark up to ``until`` (through its carry), not yet
+    capped by the grant; ``charge.carry`` is the job's carry after it. None when there is nothing to bill
+    (no placement, not started, nothing due)."""
+    p, start = status.placement, status.metered_until
+    if p is None or start is None:
+        return None
+    end = max(until, start)
+    if end == start and not final:
+        return None
+    job = status.job
+    charge, left = meter_slice(
+        job=job.id,
+        tenant=job.tenant,
+        grant=job.grant,
+        placement=p,
+        start=start,
+        end=end,
+        price_krw_per_hour=price_krw_per_hour,
+        grant_remaining_krw=None,
+        carry=status.carry or None,
+        final=final,
+    )
+    return None if charge is None else replace(charge, carry=left)
+
+
+def cap(charge: Charge, grant_remaining_krw: int | None) -> Charge:
+    """``charge`` capped at what its grant has left (None: no grant, or a grant that is not stored)."""
+    if grant_remaining_krw is None or charge.amount_krw <= grant_remaining_krw:
+        return charge
+    return replace(charge, amount_krw=max(0, grant_remaining_krw))
+
+
+def book_charge(status: JobStatus, charge: Charge, price_krw_per_hour: int) -> Booking | None:
+    """Book a proposed metering slice on a job as the store holds it now (not yet capped: ``cap``).
+
+    Time before the job's mark was already billed (an exit, a preemption or a cancel booked the tail of the
+    run meanwhile): of a running job only the rest is booked, priced again through its carry; of a job whose
+    run has ended, nothing. None when nothing is to be booked. The carry after is the proposal's
+    (``charge.carry``), or the job's own when the proposal does not say."""
+    mark = status.metered_until
+    if mark is not None and charge.start < mark:
+        if charge.end <= mark or status.state is not JobState.RUNNING:
+            return None
+        part = charge.device_seconds * (charge.end - mark) / (charge.end - charge.start)
+        again = _reprice(status, charge, part, price_krw_per_hour)
+        if again is None:
+            return None
+        charge = again
+    carry = charge.carry if charge.carry is not None else status.carry
+    seconds_on = dict(status.seconds_on)
+    seconds_on[charge.accelerator] = seconds_on.get(charge.accelerator, 0.0) + (charge.end - charge.start)
+    return Booking(charge, charge.end, carry, seconds_on)
+
+
+def after_booking(status: JobStatus, booking: Booking) -> JobStatus:
+    """The job's status once ``booking`` is persisted (its mark, carry and time on each type moved on)."""
+    s = status  # the constructor, not dataclasses.replace: this runs for every running job every round
+    return JobStatus(
+        s.job, s.state, s.placement, s.steps_done, booking.seconds_on, booking.mark, booking.carry
+    )
+
+
+def _reprice(status: JobStatus, charge: Charge, device_seconds: float, price: int) -> Charge | None:
+    """The part of ``charge`` after the job's mark, priced again from its exact cost plus the job's carry."""
+    start = float(status.metered_until if status.metered_until is not None else charge.start)
+    amount, left = settle(status.carry + exact_krw(device_seconds, price), final=False)
+    if amount == 0 and device_seconds == 0:
+        return None
+    return replace(charge, start=start, device_seconds=device_seconds, amount_krw=amount, carry=left)

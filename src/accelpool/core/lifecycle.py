@@ -1,0 +1,233 @@
+"""The job lifecycle: every change of a job's state, and the money it costs, decided in one pure function.
+
+    apply_event(status, event, price) -> Outcome(status', charges, records, ...)
+
+Stores hold the job (SqlStore: under its row lock), call ``apply_event`` and persist the outcome; they
+decide nothing themselves. Who may cause each event:
+
+    event        caused by                      from        to
+    PLACE        the scheduler's decision       queued      running   (not billed until STARTED)
+    STARTED      the executor (process is up)   running     running   (billing starts: the mark)
+    PROGRESS     the executor, or the job (API) any active   same      (steps; a first sign of life
+                                                                        starts billing if STARTED was missed)
+    EXITED       the executor                   running     succeeded (cause COMPLETED, exit code 0)
+                                                running     failed    (FAILED, START_FAILED)
+                                                running     running   (REQUESTED: a stop the scheduler
+                                                                        asked for, already recorded)
+    LOST         the executor (node or process) running     queued    (via preempted; requeued)
+    PREEMPT      the scheduler's decision       running     queued    (via preempted; requeued)
+    CANCEL       a user (API, CLI)              queued      cancelled
+                                                running     cancelled (billed up to the cancel)
+
+Terminal states (succeeded, failed, cancelled) take no event, but one: a job cancelled while placed, before
+its STARTED event reached the store, keeps its placement; the executor's late STARTED then bills from the
+start up to the cancel (any other report closes the run unbilled). Every event that ends a run bills its
+tail (from the mark to the event, rounded half up with the carry: ``core.ledger``).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+
+from accelpool.core import ledger
+from accelpool.core.rounds import JobStatus, Placement
+from accelpool.core.types import Charge, JobState
+
+
+class EventKind(enum.StrEnum):
+    """What an executor observed about a job's process."""
+
+    STARTED = "started"
+    PROGRESS = "progress"
+    EXITED = "exited"
+    LOST = "lost"
+
+
+class StopCause(enum.StrEnum):
+    """Why a run ended."""
+
+    COMPLETED = "completed"  # exited with code 0
+    FAILED = "failed"  # exited non-zero on its own
+    START_FAILED = "start-failed"  # the executor could not start it
+    REQUESTED = "requested"  # stopped because the scheduler or a user asked (preemption, move, cancel)
+    NODE_LOST = "node-lost"  # its node left the pool
+    LOST = "lost"  # the process vanished (no exit code), or was not running after a restart
+    PREEMPTED = "preempted"  # the scheduler's decision took its devices
+    CANCELLED = "cancelled"  # a user cancelled it
+
+
+@dataclass(frozen=True)
+class ExecutorEvent:
+    """Something an executor observed. ``steps`` is cumulative; ``exit_code`` 0 means success; ``cause``
+    says why a run ended (derived from the kind and exit code when the executor does not say)."""
+
+    job: str
+    kind: EventKind
+    time: float
+    steps: float | None = None
+    exit_code: int | None = None
+    reason: str = ""
+    cause: StopCause | None = None
+
+    def stop_cause(self) -> StopCause | None:
+        if self.cause is not None:
+            return self.cause
+        if self.kind is EventKind.EXITED:
+            return StopCause.COMPLETED if self.exit_code == 0 else StopCause.FAILED
+        if self.kind is EventKind.LOST:
+            return StopCause.LOST
+        return None
+
+
+class Command(enum.StrEnum):
+    """What the scheduler or a user does to a job."""
+
+    PLACE = "place"
+    PREEMPT = "preempt"
+    CANCEL = "cancel"
+
+
+@dataclass(frozen=True)
+class SchedulerEvent:
+    job: str
+    kind: Command
+    time: float
+    reason: str = ""
+    placement: Placement | None = None
+
+
+Event = ExecutorEvent | SchedulerEvent
+
+
+@dataclass(frozen=True)
+class Record:
+    """One line of a job's history (a job_events row)."""
+
+    time: float
+    state: JobState
+    reason: str
+    cause: StopCause | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an event did: the job's new status, the charges to book (not yet capped by the grant; book
+    them in order through ``ledger.cap``), the history lines to append, and the bookkeeping fields."""
+
+    status: JobStatus
+    charges: tuple[Charge, ...] = ()
+    records: tuple[Record, ...] = ()
+    preemptions: int = 0  # to add to the job's count
+    started_at: float | None = None  # the job's first start, when it has none yet
+    ended_at: float | None = None  # the job's end time
+
+    @property
+    def reason(self) -> str | None:
+        """The job's current reason after the event (None: unchanged)."""
+        return self.records[-1].reason if self.records else None
+
+
+def apply_event(status: JobStatus, event: Event, price_krw_per_hour: int = 0) -> Outcome:
+    """The job after ``event``; ``price_krw_per_hour`` prices the tail of a run the event ends."""
+    if status.state.terminal:
+        if status.placement is not None and isinstance(event, ExecutorEvent):
+            return _late_start(status, event, price_krw_per_hour)
+        return Outcome(status)
+    if isinstance(event, SchedulerEvent):
+        return _command(status, event, price_krw_per_hour)
+    return _observed(status, event, price_krw_per_hour)
+
+
+def _command(status: JobStatus, e: SchedulerEvent, price: int) -> Outcome:
+    running = status.state is JobState.RUNNING
+    if e.kind is Command.PLACE:
+        if status.state is not JobState.QUEUED or e.placement is None:
+            return Outcome(status)
+        p = e.placement
+        new = replace(status, state=JobState.RUNNING, placement=p, metered_until=None, carry=ledger.ZERO)
+        return Outcome(
+            new, records=(Record(e.time, JobState.RUNNING, f"placed on {p.count} x {p.accelerator}"),)
+        )
+    if e.kind is Command.PREEMPT:
+        if not running:
+            return Outcome(status)
+        return _requeue(
+            status, e.time, e.reason, StopCause.PREEMPTED, price, f"requeued after preemption ({e.reason})"
+        )
+    new, tail = _end_run(status, JobState.CANCELLED, e.time, price)
+    if running and status.metered_until is None:
+        # its process may have started without the scheduler having seen it yet: keep the placement until
+        # the executor reports the start (billed up to the cancel) or the end (``_late_start``)
+        new = replace(new, placement=status.placement, metered_until=e.time)
+    return Outcome(new, tail, (Record(e.time, JobState.CANCELLED, e.reason, StopCause.CANCELLED),))
+
+
+def _observed(status: JobStatus, e: ExecutorEvent, price: int) -> Outcome:
+    running = status.state is JobState.RUNNING
+    if e.kind is EventKind.PROGRESS:
+        return _progress(status, e)
+    if not running:
+        return Outcome(status)  # a process of a run that already ended (requeued, cancelled)
+    if e.kind is EventKind.STARTED:
+        if status.metered_until is not None:
+            return Outcome(status)
+        return Outcome(replace(status, metered_until=e.time), started_at=e.time)
+    cause = e.stop_cause()
+    if e.kind is EventKind.LOST:
+        return _requeue(status, e.time, e.reason or "lost", cause, price, "requeued")
+    if cause is StopCause.REQUESTED:
+        return Outcome(status)  # a stop we asked for: the decision or the cancel recorded it already
+    if cause is StopCause.COMPLETED:
+        new, tail = _end_run(status, JobState.SUCCEEDED, e.time, price)
+        return Outcome(new, tail, (Record(e.time, JobState.SUCCEEDED, "exited 0", cause),), ended_at=e.time)
+    new, tail = _end_run(status, JobState.FAILED, e.time, price)
+    why = e.reason or f"exit code {e.exit_code}"
+    return Outcome(new, tail, (Record(e.time, JobState.FAILED, why, cause),), ended_at=e.time)
+
+
+def _late_start(status: JobStatus, e: ExecutorEvent, price: int) -> Outcome:
+    """A run cancelled before its start was seen (it keeps its placement; its mark is the cancel time):
+    a start reported now bills from the start up to the cancel; any other report closes it unbilled."""
+    end = status.metered_until
+    if e.kind is EventKind.PROGRESS:
+        return Outcome(status)
+    if e.kind is not EventKind.STARTED or end is None or e.time >= end:
+        return Outcome(replace(status, placement=None))
+    run = replace(status, state=JobState.RUNNING, metered_until=e.time)
+    new, tail = _end_run(run, status.state, end, price)
+    return Outcome(new, tail, started_at=e.time)
+
+
+def _progress(status: JobStatus, e: ExecutorEvent) -> Outcome:
+    new = status
+    if e.steps is not None and e.steps > status.steps_done:
+        new = replace(new, steps_done=float(e.steps))
+    started = None
+    if new.state is JobState.RUNNING and new.metered_until is None:
+        new, started = replace(new, metered_until=e.time), e.time  # alive, though STARTED was not seen
+    return Outcome(new, started_at=started)
+
+
+def _requeue(
+    status: JobStatus, t: float, reason: str, cause: StopCause | None, price: int, requeued: str
+) -> Outcome:
+    new, tail = _end_run(status, JobState.QUEUED, t, price)
+    records = (Record(t, JobState.PREEMPTED, reason, cause), Record(t, JobState.QUEUED, requeued))
+    return Outcome(new, tail, records, preemptions=1)
+
+
+def _end_run(
+    status: JobStatus, state: JobState, t: float, price: int
+) -> tuple[JobStatus, tuple[Charge, ...]]:
+    """The job off its devices at ``t``: its tail billed (through the carry, rounded half up)."""
+    tail = ledger.meter(status, t, price, final=True) if status.state is JobState.RUNNING else None
+    seconds_on = status.seconds_on
+    if tail is not None:
+        seconds_on = dict(seconds_on)
+        seconds_on[tail.accelerator] = seconds_on.get(tail.accelerator, 0.0) + (tail.end - tail.start)
+    mark = tail.end if tail is not None else status.metered_until
+    new = replace(
+        status, state=state, placement=None, metered_until=mark, carry=ledger.ZERO, seconds_on=seconds_on
+    )
+    return new, (() if tail is None else (tail,))

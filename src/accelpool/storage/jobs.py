@@ -1,0 +1,214 @@
+"""The jobs aggregate's writes on SQL: lock, ask the core, persist what it decided.
+
+Every write that changes a job's state or money goes the same way:
+
+  1. lock, always in this order: the grant rows of the jobs concerned (by id), then the job rows (by id):
+     ``SELECT ... FOR UPDATE`` on PostgreSQL (SQLite's write transaction already holds the database);
+  2. decide on the locked rows with ``core.lifecycle.apply_event`` / ``core.ledger.book_charge``;
+  3. persist the outcome: the job row, its history lines, the charges (capped by ``core.ledger.cap``) and the
+     grants' spending.
+
+One lock order for money means a cancel, a preemption, an exit and the metering of a round never wait on
+each other in a cycle (no deadlock), and each decides on the state the others left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from accelpool.core import ledger
+from accelpool.core.lifecycle import Event, Outcome, apply_event
+from accelpool.core.rounds import JobStatus
+from accelpool.core.types import Charge, Job
+from accelpool.storage import codec
+from accelpool.storage import tables as T
+
+_JOB_COLUMNS = (
+    T.jobs.c.id,
+    T.jobs.c.spec,
+    T.jobs.c.state,
+    T.jobs.c.placement,
+    T.jobs.c.steps_done,
+    T.jobs.c.seconds_on,
+    T.jobs.c.metered_until,
+    T.jobs.c.carry_krw,
+)
+
+
+@dataclass
+class Locked:
+    """Rows locked for one write: grants' KRW left (by id), the jobs' statuses (by id), the price list."""
+
+    grants: dict[str, tuple[int, str]]  # id -> (KRW left, program)
+    jobs: dict[str, JobStatus]
+    prices: dict[str, int]
+
+    def price_of(self, status: JobStatus) -> int:
+        p = status.placement
+        return 0 if p is None else int(self.prices.get(p.accelerator, 0))
+
+
+class JobWrites:
+    """Mixed into SqlStore: the job-state and money writes (the rest of the store reads and sets up)."""
+
+    _pg: bool
+    _waits: dict[str, str]
+
+    def write(self) -> AbstractContextManager[Connection]:  # provided by SqlStore
+        raise NotImplementedError
+
+    def _job(self, job_id: str, spec: Any) -> Job:  # provided by SqlStore
+        raise NotImplementedError
+
+    def invalidate(self) -> None:  # provided by SqlStore
+        raise NotImplementedError
+
+    # -- locking ----------------------------------------------------------------------------------------
+
+    def _lock_jobs(self, c: Connection, job_ids: Iterable[str], extra_grants: Iterable[str] = ()) -> Locked:
+        """Lock the grants of ``job_ids`` (and ``extra_grants``), then the jobs, each in id order."""
+        ids = sorted(set(job_ids))
+        grant_ids: set[str] = {g for g in extra_grants if g is not None}
+        for chunk in _chunks(ids):
+            q = select(T.jobs.c.grant_id).where(T.jobs.c.id.in_(chunk), T.jobs.c.grant_id.is_not(None))
+            grant_ids.update(r[0] for r in c.execute(q))  # a job's grant never changes: no lock needed
+        grants: dict[str, tuple[int, str]] = {}
+        if grant_ids:
+            q = select(T.grants.c.id, T.grants.c.amount_krw, T.grants.c.spent_krw, T.grants.c.program)
+            q = q.where(T.grants.c.id.in_(sorted(grant_ids))).order_by(T.grants.c.id)
+            for r in c.execute(q.with_for_update() if self._pg else q):
+                grants[r.id] = (int(r.amount_krw) - int(r.spent_krw), r.program)
+        jobs: dict[str, JobStatus] = {}
+        for chunk in _chunks(ids):
+            q = select(*_JOB_COLUMNS).where(T.jobs.c.id.in_(chunk)).order_by(T.jobs.c.id)
+            for r in c.execute(q.with_for_update() if self._pg else q):
+                jobs[r.id] = self._locked_status(r)
+        prices = {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
+        return Locked(grants, jobs, prices)
+
+    def _locked_status(self, r: Any) -> JobStatus:
+        from accelpool.core.types import JobState
+
+        return JobStatus(
+            job=self._job(r.id, r.spec),
+            state=JobState(r.state),
+            placement=codec.placement_from_dict(r.id, r.placement),
+            steps_done=float(r.steps_done),
+            seconds_on=dict(r.seconds_on or {}),
+            metered_until=r.metered_until,
+            carry=codec.carry_from_str(r.carry_krw),
+        )
+
+    # -- the lifecycle ----------------------------------------------------------------------------------
+
+    def _apply_events(self, c: Connection, events: Sequence[Event]) -> list[Charge]:
+        """Apply ``events`` in order on locked rows; the charges booked."""
+        if not events:
+            return []
+        locked = self._lock_jobs(c, (e.job for e in events))
+        booked: list[Charge] = []
+        for e in events:
+            before = locked.jobs.get(e.job)
+            if before is None:
+                continue
+            out = apply_event(before, e, locked.price_of(before))
+            locked.jobs[e.job] = out.status
+            booked += self._persist(c, before, out, locked)
+        return booked
+
+    def _persist(self, c: Connection, before: JobStatus, out: Outcome, locked: Locked) -> list[Charge]:
+        after = out.status
+        values = dict(_changed(before, after))
+        if out.reason is not None:
+            values["reason"] = out.reason
+        if out.preemptions:
+            values["preemptions"] = T.jobs.c.preemptions + out.preemptions
+        if out.started_at is not None:
+            values["start_time"] = func.coalesce(T.jobs.c.start_time, out.started_at)
+        if out.ended_at is not None:
+            values["end_time"] = out.ended_at
+        job_id = after.job.id
+        if values:
+            c.execute(update(T.jobs).where(T.jobs.c.id == job_id).values(**values))
+        if out.records:
+            rows = [
+                {"job": job_id, "time": r.time, "state": r.state.value, "reason": r.reason, "cause": r.cause}
+                for r in out.records
+            ]
+            c.execute(insert(T.job_events), rows)
+            self._waits.pop(job_id, None)
+        return [self._book(c, ch, locked) for ch in out.charges]
+
+    def _book(self, c: Connection, charge: Charge, locked: Locked) -> Charge:
+        """Insert ``charge`` capped at its grant's KRW left, and spend it from the (locked) grant."""
+        held = locked.grants.get(charge.grant) if charge.grant is not None else None
+        booked = ledger.cap(charge, None if held is None else held[0])
+        if held is not None and charge.grant is not None:
+            locked.grants[charge.grant] = (held[0] - booked.amount_krw, held[1])
+            c.execute(
+                update(T.grants)
+                .where(T.grants.c.id == charge.grant)
+                .values(spent_krw=T.grants.c.spent_krw + booked.amount_krw)
+            )
+        c.execute(
+            insert(T.charges).values(
+                job=booked.job,
+                tenant=booked.tenant,
+                grant=booked.grant,
+                program=None if held is None else held[1],
+                accelerator=booked.accelerator,
+                device_seconds=booked.device_seconds,
+                amount_krw=booked.amount_krw,
+                start=booked.start,
+                end=booked.end,
+            )
+        )
+        return booked
+
+    # -- metering -----------------------------------------------------------------------------------------
+
+    def _book_slices(self, c: Connection, charges: Sequence[Charge]) -> list[Charge]:
+        """Book proposed metering slices through ``core.ledger.book_charge`` on the locked rows."""
+        locked = self._lock_jobs(c, (ch.job for ch in charges), (ch.grant for ch in charges if ch.grant))
+        out: list[Charge] = []
+        for ch in charges:
+            status = locked.jobs.get(ch.job)
+            if status is None:
+                raise KeyError(ch.job)
+            b = ledger.book_charge(status, ch, int(locked.prices.get(ch.accelerator, 0)))
+            if b is None:
+                continue
+            locked.jobs[ch.job] = after = ledger.after_booking(status, b)
+            c.execute(update(T.jobs).where(T.jobs.c.id == ch.job).values(**dict(_changed(status, after))))
+            out.append(self._book(c, b.charge, locked))
+        return out
+
+
+def _changed(before: JobStatus, after: JobStatus) -> Iterator[tuple[str, Any]]:
+    """The jobs columns whose values differ between two statuses of one job."""
+    if after.state is not before.state:
+        yield "state", after.state.value
+        yield "active", not after.state.terminal
+        if after.state.terminal:
+            yield "reserved_krw", 0  # the hold is released when the job ends
+    if after.placement != before.placement:
+        yield "placement", codec.placement_to_dict(after.placement)
+    if after.steps_done != before.steps_done:
+        yield "steps_done", after.steps_done
+    if after.seconds_on != before.seconds_on:
+        yield "seconds_on", dict(after.seconds_on)
+    if after.metered_until != before.metered_until:
+        yield "metered_until", after.metered_until
+    if after.carry != before.carry:
+        yield "carry_krw", codec.carry_to_str(after.carry)
+
+
+def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
+    for k in range(0, len(ids), size):
+        yield ids[k : k + size]
