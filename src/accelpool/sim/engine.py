@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
 from accelpool.core.allocation import Policy
 from accelpool.core.round_config import RoundConfig
-from accelpool.core.types import Job
+from accelpool.core.types import Grant, Job, Node, Program, Tenant
 from accelpool.executors.fake import FakeExecutor
+from accelpool.ports import SchedulerStore
 from accelpool.runtime.clock import VirtualClock
 from accelpool.runtime.reconciler import Reconciler, ReusingPolicy, RoundReport
 from accelpool.sim.workload import Workload
@@ -81,13 +83,30 @@ def schedulable(job: Job, row: dict[str, float] | None, capacity: dict[str, int]
     )
 
 
+class SimStore(SchedulerStore, Protocol):
+    """What the simulator needs of a store beyond the reconciler's port: MemoryStore (the simulator's own)
+    or SqlStore (the live service's: tests/test_parity.py runs this very engine on both)."""
+
+    def add_nodes(self, nodes: Iterable[Node]) -> None: ...
+    def set_prices(self, prices: Mapping[str, int]) -> None: ...
+    def add_tenant(self, tenant: Tenant) -> None: ...
+    def add_program(self, program: Program) -> None: ...
+    def add_grant(self, grant: Grant) -> None: ...
+    def submit(self, job: Job, throughput: Mapping[str, float]) -> Any: ...
+    def active_jobs(self) -> int: ...
+    def charged_by_tenant(self) -> dict[str, int]: ...
+
+
 class _Collector:
-    def __init__(self, store: MemoryStore, timeline: Timeline) -> None:
+    def __init__(
+        self, store: SimStore, timeline: Timeline, then: Callable[[RoundReport], None] | None
+    ) -> None:
         self.store = store
         self.tl = timeline
         self.tindex = {t: k for k, t in enumerate(timeline.types)}
         self.gindex = {t: k for k, t in enumerate(timeline.tenants)}
         self.last = math.nan
+        self.then = then
 
     def __call__(self, report: RoundReport) -> None:
         tl = self.tl
@@ -109,7 +128,10 @@ class _Collector:
         )
         tl.preemptions += sum(1 for _ in report.decision.preempt)
         if tl.grants:
-            tl.grant_left.append([self.store.grants[g].remaining_krw for g in tl.grants])
+            left = self.store.grant_balances()
+            tl.grant_left.append([left[g] for g in tl.grants])
+        if self.then is not None:
+            self.then(report)
 
 
 def simulate(
@@ -123,11 +145,14 @@ def simulate(
     max_rounds: int | None = None,
     reuse_allocation: bool = True,
     config: RoundConfig | None = None,
+    store: SimStore | None = None,
+    on_round: Callable[[RoundReport], None] | None = None,
 ) -> SimResult:
     """Replay ``workload`` under ``policy`` and return everything metrics need.
 
     ``config`` is the round's configuration (RoundConfig(): the live defaults); it is recorded in the
-    result."""
+    result. ``store``: an empty store to run on instead of a MemoryStore (``records`` are then empty);
+    ``on_round`` sees every round."""
     config = config if config is not None else RoundConfig()
     wall0 = time.perf_counter()
     capacity = workload.capacity()
@@ -138,7 +163,8 @@ def simulate(
 
     timed = _TimedPolicy(ReusingPolicy(policy) if reuse_allocation else policy)
     clock = VirtualClock(arrivals[0].submit_time if arrivals else 0.0)
-    store = MemoryStore(workload.accelerators, keep_charges=False)
+    if store is None:
+        store = MemoryStore(workload.accelerators, keep_charges=False)
     store.add_nodes(workload.cluster.nodes)
     store.set_prices(workload.prices_krw_per_hour)
     for t in workload.tenants:
@@ -157,23 +183,23 @@ def simulate(
         clock,
         timed,
         round_seconds=round_seconds,
-        on_round=_Collector(store, timeline),
+        on_round=_Collector(store, timeline, on_round),
         config=config,
     )
     nxt = rounds = 0
-    while nxt < total or store.active:
+    while nxt < total or store.active_jobs():
         now = clock.now()
         while nxt < total and arrivals[nxt].submit_time <= now:
             job = arrivals[nxt]
             store.submit(job, workload.throughputs[job.id])
             nxt += 1
-        if not store.active:
+        if not store.active_jobs():
             clock.sleep_until(arrivals[nxt].submit_time)
             continue
         report = reconciler.step()
         rounds += 1
         if progress is not None:
-            progress(now, nxt - len(store.active), total)
+            progress(now, nxt - store.active_jobs(), total)
         if max_rounds is not None and rounds >= max_rounds:
             break
         if not report.decision.placements() and not executor.active():
@@ -182,14 +208,13 @@ def simulate(
             clock.sleep_until(arrivals[nxt].submit_time)
             continue
         clock.sleep_until(now + round_seconds)
-    charges: dict[str, int] = {}
-    for tenant, krw in store.charged_krw.items():
-        charges[tenant] = krw
-    unfinished = tuple(sorted(store.active))
+    records = store.jobs if isinstance(store, MemoryStore) else {}
+    unfinished = tuple(sorted(j for j, r in records.items() if not r.status.state.terminal))
+    spent = store.grant_balances()
     return SimResult(
         policy=policy_name,
         workload=workload,
-        records=store.jobs,
+        records=records,
         timeline=timeline,
         rounds=rounds,
         wall_seconds=time.perf_counter() - wall0,
@@ -197,8 +222,8 @@ def simulate(
         unschedulable=dropped,
         unfinished=unfinished,
         capacity=capacity,
-        charges_krw=charges,
-        grant_spent_krw={g: store.grants[g].spent_krw for g in timeline.grants},
+        charges_krw=store.charged_by_tenant(),
+        grant_spent_krw={g.id: g.amount_krw - spent[g.id] for g in workload.grants},
         config=config,
         round_seconds=round_seconds,
         restart_overhead_seconds=restart_overhead_seconds,

@@ -105,6 +105,13 @@ class MemoryStore:
         self._apply(rec, SchedulerEvent(job_id, Command.CANCEL, now, reason))
         return running and rec.status.state is JobState.CANCELLED
 
+    def active_jobs(self) -> int:
+        """How many jobs are not finished."""
+        return len(self.active)
+
+    def charged_by_tenant(self) -> dict[str, int]:
+        return dict(self.charged_krw)
+
     def measure(self, job_id: str, accelerator: str, steps_per_second: float) -> None:
         """A measured throughput replaces the estimate for that job and type."""
         self.jobs[job_id].throughput[accelerator] = float(steps_per_second)

@@ -281,6 +281,17 @@ class Queries:
         self.invalidate()
         return gone
 
+    def active_jobs(self) -> int:
+        """How many jobs are not finished."""
+        with self.read() as c:
+            return int(c.execute(select(func.count()).where(T.jobs.c.active.is_(True))).scalar() or 0)
+
+    def charged_by_tenant(self) -> dict[str, int]:
+        """KRW charged so far, by tenant."""
+        with self.read() as c:
+            q = select(T.charges.c.tenant, func.sum(T.charges.c.amount_krw)).group_by(T.charges.c.tenant)
+            return {r[0]: int(r[1] or 0) for r in c.execute(q)}
+
     def counts(self) -> dict[str, int]:
         """Jobs per state (for /metrics)."""
         with self.read() as c:
