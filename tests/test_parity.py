@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from accelpool.core.round_config import RoundConfig
 from accelpool.core.types import Cluster, Grant, Job, Node, Program, Tenant
 from accelpool.runtime.reconciler import RoundReport
 from accelpool.service.server import get_policy
@@ -17,10 +18,10 @@ from accelpool.storage.pgserver import fresh_database, postgres_url
 from accelpool.storage.sql import SqlStore
 
 JOBS = (
-    Job("a", tenant="t1", scale=4, total_steps=4000.0, grant="g1"),
-    Job("b", tenant="t2", scale=8, total_steps=3000.0, grant="g2"),
+    Job("a", tenant="t1", preemptible=True, scale=4, total_steps=4000.0, grant="g1"),
+    Job("b", tenant="t2", preemptible=True, scale=8, total_steps=3000.0, grant="g2"),
     Job("c", tenant="t1", scale=2, total_steps=500.0, grant="g1", submit_time=50.0),
-    Job("d", tenant="t2", scale=6, total_steps=9000.0, grant="g2", submit_time=120.0),
+    Job("d", tenant="t2", preemptible=True, scale=6, total_steps=9000.0, grant="g2", submit_time=120.0),
     Job("e", tenant="t1", scale=1, total_steps=100.0, grant="g1", submit_time=300.0),
     Job("f", tenant="t2", scale=4, total_steps=800.0, grant="g2", submit_time=310.0, priority=5),
 )
@@ -65,7 +66,13 @@ def replay(store=None) -> tuple[list[tuple], object]:
         )
 
     result = simulate(
-        workload(), get_policy("max-min-fairness"), round_seconds=60.0, store=store, on_round=seen, max_rounds=60
+        workload(),
+        get_policy("max-min-fairness"),
+        round_seconds=60.0,
+        store=store,
+        on_round=seen,
+        max_rounds=60,
+        config=RoundConfig.per_round(),
     )
     return rounds, result
 

@@ -82,7 +82,7 @@ from urllib.parse import quote, unquote
 
 from accelpool.core.types import AcceleratorType, Node
 from accelpool.executors.env import ExtraEnv, devices_str, job_env, visible_devices_env
-from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch
+from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
 
 log = logging.getLogger(__name__)
 
@@ -596,6 +596,7 @@ class SlurmExecutor:
                                 ended.time,
                                 exit_code=-9,
                                 reason=f"stopped: {ended.reason}",
+                                cause=StopCause.REQUESTED,
                             )
             self._enforce_deadlines(now_wall)
             for launch in relaunch:
@@ -668,6 +669,7 @@ class SlurmExecutor:
                 EventKind.LOST,
                 reason=f"node-lost: {', '.join(bad)} (Slurm ended it {state})",
                 at=at,
+                cause=StopCause.NODE_LOST,
             )
         code = _decode_status(row.exit_status)
         if job.stop_reason is not None:
@@ -678,6 +680,7 @@ class SlurmExecutor:
                 code=forced,
                 reason=f"stopped: {job.stop_reason} (Slurm {state}, exit code {code})",
                 at=at,
+                cause=StopCause.REQUESTED,
             )
         if code is None:
             code = 0 if state == "COMPLETED" else 1
@@ -775,6 +778,7 @@ class SlurmExecutor:
         code: int | None = None,
         steps: float | None = None,
         at: float | None = None,
+        cause: StopCause | None = None,
     ) -> ExecutorEvent:
         """An event at the clock's now, or at Slurm's wall time ``at`` mapped onto the clock; never before
         the previous event (events stay in time order)."""
@@ -782,7 +786,7 @@ class SlurmExecutor:
         t = now if at is None else min(now, now - max(0.0, time.time() - at))
         t = max(t, self._last_time)
         self._last_time = t
-        return ExecutorEvent(job, kind, t, steps=steps, exit_code=code, reason=reason)
+        return ExecutorEvent(job, kind, t, steps=steps, exit_code=code, reason=reason, cause=cause)
 
     def _read_progress(self, job_id: str) -> float | None:
         try:
