@@ -345,3 +345,43 @@ def test_wait_sentences_in_korean_and_won():
     assert ko.reason("capacity") == "허용하는 유형의 빈 장치를 기다리는 중"
     assert ko.reason("placed on 2 x h100") == "h100 장치 2개에 배치됨"
     assert ko.reason("an executor's own message") == "an executor's own message"  # unknown: as written
+
+
+def _luminance(hex_colour: str) -> float:
+    rgb = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def test_text_colours_meet_wcag_aa():
+    css = (Path(i18n.__file__).parent / "static" / "app.css").read_text()
+    white, page, dark = "#ffffff", "#f5f6f8", "#1d2330"
+    # every colour used for text in the stylesheet, on the backgrounds it is used on
+    text = set(re.findall(r"(?<![-\w])color:(#[0-9a-f]{6})", css))
+    assert len(text) > 8
+    light_on_dark = {"#ffffff", "#b9d4ff", "#dfe5ee", "#e9edf3"}
+    for c in text - light_on_dark:
+        assert min(_contrast(c, white), _contrast(c, page)) >= 4.5, c
+    for c in light_on_dark & text:
+        assert _contrast(c, dark) >= 4.5, c
+    assert _contrast("#b3261e", "#fdecea") >= 4.5  # "down" on a down node's row
+    assert _contrast("#ffffff", "#1f5fbf") >= 4.5 and _contrast("#ffffff", "#b3261e") >= 4.5  # buttons
+    from accelpool.web.charts import PALETTE
+
+    assert all(_contrast(c, white) >= 3.0 for c in PALETTE)  # chart lines and bars (graphics: 3:1)
+
+
+def test_server_time_zone_is_configurable(tmp_path, monkeypatch):
+    from conftest import build_world
+
+    monkeypatch.setenv("ACCELPOOL_UI_TIMEZONE", "UTC")
+    w = build_world(tmp_path)
+    try:
+        assert "2026-09-21 14:13:20 (UTC)" in w.get("/ui", "m1").text
+    finally:
+        w.store.close()

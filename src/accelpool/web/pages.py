@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -466,7 +467,8 @@ def _date(s: str, loc: Locale, end_of_day: bool = False) -> float | None:
 
 def install(app: FastAPI) -> None:  # noqa: C901 - one place lists every page
     if not hasattr(app.state, "ui_timezone"):
-        app.state.ui_timezone = DEFAULT_ZONE
+        # the zone pages use until a user picks one: ACCELPOOL_UI_TIMEZONE (an IANA name), else Asia/Seoul
+        app.state.ui_timezone = zone(os.environ.get("ACCELPOOL_UI_TIMEZONE"), DEFAULT_ZONE).key
 
     @app.get("/", include_in_schema=False)
     async def root() -> Response:
