@@ -4,8 +4,8 @@ The carry is a job's exact amount metered but not yet billed (under 1 KRW, ``cor
 fraction "numerator/denominator"; with it in the database a scheduler restart loses nothing. ``cause`` is the
 typed stop cause of a job's history line (``core.lifecycle.StopCause``), NULL for lines that end no run.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
