@@ -316,3 +316,26 @@ def test_a_process_spawned_but_not_recorded_never_runs_its_command(tmp_path: Pat
     (jdir / "state.json").write_text("{}")  # too late: the wrapper has gone
     time.sleep(0.3)
     assert not marker.exists() and not (jdir / "exit.0").exists()
+
+
+def test_an_exit_while_the_control_plane_is_down_is_reported_with_its_real_time(tmp_path: Path) -> None:
+    """The wrapper records the exit time: billing after a restart stops when the job really ended."""
+    ex = LocalExecutor(tmp_path)
+    ex.start(launch("e", "sleep 0.3"))
+    ex.close()
+    time.sleep(3.0)
+    restarted_at = time.time()
+    end, _ = wait_end(LocalExecutor(tmp_path), "e")
+    assert end.exit_code == 0
+    assert end.time < restarted_at - 2.0, (end.time, restarted_at)
+
+
+def test_max_run_time_is_enforced_by_the_sandbox(tmp_path: Path) -> None:
+    ex = LocalExecutor(tmp_path)
+    p = Placement("m", "h100", (("n0", (0,)),))
+    job = Job("m", scale=1, max_run_seconds=1.0)
+    t0 = time.time()
+    ex.start(Launch(job, p, RunSpec(command="trap '' TERM; sleep 30", grace_seconds=0.5), 1.0))
+    end, _ = wait_end(ex, "m")
+    assert end.exit_code != 0 and end.reason.startswith("max_run_time exceeded"), end
+    assert time.time() - t0 < 4.0

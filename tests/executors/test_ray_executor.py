@@ -7,6 +7,7 @@ Nodes: a head with 4 RBLN devices of a type the catalogue does not know, two nod
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,6 +99,24 @@ def wait_log(ex: RayExecutor, job: str, text: str, timeout: float = 10.0) -> Non
 
 
 END = (EventKind.EXITED, EventKind.LOST)
+
+
+def _procs(needle: str) -> list[int]:
+    """Live processes on this machine (every Ray node of the test cluster) whose command line starts with
+    ``needle``."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                cl = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                st = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            if cl.startswith(needle) and st[st.rfind(")") + 2] != "Z":
+                out.append(int(d))
+    return out
+
+
 ENV = 'echo "node=$ACCELPOOL_NODE rank=$ACCELPOOL_NODE_RANK cuda=$CUDA_VISIBLE_DEVICES furiosa=$FURIOSA_DEVICES"'
 
 
@@ -204,13 +223,24 @@ def test_restart_of_accelpool_adopts_running_work(executor: RayExecutor, tmp_pat
 def test_node_killed_during_run_loses_its_jobs_and_leaves_the_pool(
     cluster: Cluster, executor: RayExecutor
 ) -> None:
+    """A gang over the lost node and a surviving one: LOST node-lost, and 20 s after the loss is detected no
+    process of that attempt is left on any node (the surviving rank too, and a setsid child)."""
     node = add_node(cluster, "h100-x", num_gpus=2, resources={"accelerator_type:H100": 2})
     assert "h100-x" in {n.name for n in executor.nodes()}
-    executor.start(launch("lost", "h100", [("h100-x", (0, 1))], "sleep 60"))
+    cmd = "setsid -f sleep 600.71; sleep 600.72 & trap '' TERM; sleep 600.73; wait"
+    executor.start(launch("lost", "h100", [("h100-x", (0, 1)), ("h100-0", (0, 1))], cmd))
     wait_for(executor, "lost", (EventKind.STARTED,))
+    deadline = time.time() + 20
+    while len(_procs("sleep 600.7")) < 6 and time.time() < deadline:  # 3 per rank
+        time.sleep(0.2)
+    assert len(_procs("sleep 600.7")) == 6, _procs("sleep 600.7")
     cluster.remove_node(node, allow_graceful=False)
     end, _ = wait_for(executor, "lost", END, timeout=60)
     assert end.kind == EventKind.LOST and end.reason == "node-lost"
+    detected = time.time()
+    while _procs("sleep 600.7") and time.time() < detected + 20:
+        time.sleep(0.2)
+    assert not _procs("sleep 600.7"), "processes of the lost attempt survived"
     assert "h100-x" not in {n.name for n in executor.nodes()}
     back = add_node(cluster, "h100-x", num_gpus=2, resources={"accelerator_type:H100": 2})
     assert "h100-x" in {n.name for n in executor.nodes()}

@@ -56,9 +56,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from accelpool.core.errors import InputError
 from accelpool.core.types import AcceleratorType, Node
+from accelpool.executors import sandbox as sb
 from accelpool.executors.env import ExtraEnv, job_env, visible_devices_env
 from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
+
+try:
+    from ray.exceptions import RayError
+except ImportError:  # Ray not installed: the executor cannot be constructed anyway
+
+    class RayError(Exception):  # type: ignore[no-redef]
+        pass
+
 
 log = logging.getLogger(__name__)
 PREFIX = "accelpool/"
@@ -66,31 +76,23 @@ NODE_LABEL = "accelpool.io/node"
 TYPE_LABEL = "accelpool.io/accelerator"
 NODE_ID_LABEL = "ray.io/node-id"
 
-# Runs on the Ray node between the actor and the job's command: ignores SIGTERM itself (the command gets it
-# from the group signal), and if the actor dies (its parent changes) it stops the whole group.
-_WRAPPER = r"""
-import os, signal, subprocess, sys, time
-signal.signal(signal.SIGTERM, lambda *_: None)
-parent = os.getppid()
-p = subprocess.Popen(sys.argv[1:])
-while True:
-    try:
-        code = p.wait(timeout=0.5)
-        sys.exit(code if code >= 0 else 128 - code)
-    except subprocess.TimeoutExpired:
-        if os.getppid() != parent:
-            os.killpg(0, signal.SIGTERM)
-            time.sleep(5)
-            os.killpg(0, signal.SIGKILL)
-"""
-
 
 def _runner_class() -> type:
     """The actor class, defined in a function so that Ray ships it by value (Ray nodes need no accelpool)."""
 
     class JobRunner:
         def __init__(self, info: dict[str, Any]) -> None:
+            import sys
+            import types
+
             self._info = dict(info)
+            # the sandbox module, shipped as source (standard library only): Ray nodes need no accelpool
+            src = self._info.pop("sandbox_src")
+            mod = types.ModuleType("accelpool_job_sandbox")
+            sys.modules["accelpool_job_sandbox"] = mod
+            exec(compile(src, "accelpool/executors/sandbox.py", "exec"), mod.__dict__)
+            self._sb: Any = mod
+            self._parent_w: int | None = None
             self._proc: Any = None
             self._pid: int | None = None
             self._code: int | None = None
@@ -100,9 +102,11 @@ def _runner_class() -> type:
         def info(self) -> dict[str, Any]:
             return dict(self._info, pid=self._pid, kill_at=self._kill_at)
 
-        def start(
-            self, command: str, env: dict[str, str], workdir: str | None, wrapper: str
-        ) -> dict[str, Any]:
+        def start(self, run: dict[str, Any], env: dict[str, str], config: dict[str, Any]) -> dict[str, Any]:
+            """Start the rank's command in its sandbox (executors/sandbox.py) under the wrapper. The wrapper
+            gets the read end of a pipe whose write end only this actor holds: when the actor dies (killed,
+            or its node lost), the wrapper sees EOF and kills the sandbox with every process in it."""
+            import json
             import subprocess
             import sys
 
@@ -110,28 +114,57 @@ def _runner_class() -> type:
 
             if self._proc is not None:
                 return self.info()
+            cfg = self._sb.SandboxConfig.from_dict(config)
             ids = ray.get_runtime_context().get_accelerator_ids().get(self._info["resource"] or "", [])
-            full = dict(os.environ)
-            full.update(env)
-            full[self._info["visible_env"]] = ",".join(str(i) for i in ids) if ids else self._info["indices"]
+            full = dict(env)
+            visible = ",".join(str(i) for i in ids) if ids else self._info["indices"]
+            full[self._info["visible_env"]] = visible
             d = self._info["remote_dir"]
-            os.makedirs(d, exist_ok=True)
-            full["ACCELPOOL_PROGRESS_FILE"] = os.path.join(d, "progress")
-            if env.get("ACCELPOOL_CHECKPOINT_DIR"):
-                os.makedirs(env["ACCELPOOL_CHECKPOINT_DIR"], exist_ok=True)
-            with open(os.path.join(d, f"log.{self._info['rank']}"), "ab") as out:
+            work = os.path.join(d, "work")
+            os.makedirs(work, exist_ok=True)
+            full["ACCELPOOL_PROGRESS_FILE"] = os.path.join(work, self._sb.PROGRESS_FILE)
+            rank = self._info["rank"]
+            try:
+                plan = self._sb.plan(
+                    cfg,
+                    command=run["command"],
+                    env=full,
+                    tenant=run["tenant"],
+                    work_dir=work,
+                    checkpoint_dir=run.get("checkpoint_dir"),
+                    workdir=run.get("workdir"),
+                    devices=self._sb.device_nodes(
+                        cfg, self._info["visible_env"], [int(i) for i in visible.split(",") if i]
+                    ),
+                    log_path=os.path.join(d, f"log.{rank}"),
+                    exit_path=os.path.join(d, f"exit.{rank}"),
+                    max_run_seconds=run.get("max_run_seconds"),
+                    grace_seconds=float(run.get("grace_seconds", 30.0)),
+                )
+            except self._sb.SandboxError as exc:
+                self._info["error"] = str(exc)
+                return self.info()
+            self._sb.prepare_dirs(plan)
+            parent_r, self._parent_w = os.pipe()
+            plan["parent_fd"] = parent_r
+            plan_file = os.path.join(d, f"plan.{rank}.json")
+            fd = os.open(plan_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(plan, f)
+            with open(os.path.join(d, f"wrapper.{rank}"), "ab") as out:
                 self._proc = subprocess.Popen(
-                    [sys.executable, "-I", "-S", "-c", wrapper, "/bin/sh", "-c", command],
+                    [sys.executable, "-I", "-S", "-c", self._sb.WRAPPER, plan_file],
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
-                    env=full,
-                    cwd=workdir or None,
+                    env={"PATH": os.environ.get("PATH", self._sb.SAFE_PATH)},
+                    cwd=d,
                     start_new_session=True,
-                    close_fds=True,
+                    pass_fds=(parent_r,),
                 )
+            os.close(parent_r)
             self._pid = self._proc.pid
-            self._info["visible"] = full[self._info["visible_env"]]
+            self._info["visible"] = visible
             self._info["node_id"] = ray.get_runtime_context().get_node_id()
             return self.info()
 
@@ -139,29 +172,49 @@ def _runner_class() -> type:
             import signal
             import time
 
+            exit_time = None
+            reason = ""
             if self._proc is not None and self._code is None:
-                self._code = self._proc.poll()
+                rc = self._proc.poll()
+                if rc is not None:
+                    rec = self._sb.read_exit(
+                        os.path.join(self._info["remote_dir"], f"exit.{self._info['rank']}")
+                    )
+                    if rec is not None:
+                        self._code, self._exit_time, self._reason = rec
+                    else:  # the wrapper itself was killed
+                        self._code = rc if rc < 128 else -(rc - 128)
+                        self._exit_time = time.time()
             if self._code is None and self._kill_at is not None and time.time() >= self._kill_at:
                 self._killed = True
                 try:
                     os.killpg(self._pid, signal.SIGKILL)  # type: ignore[arg-type]
                 except ProcessLookupError:
                     pass
+            exit_time, reason = getattr(self, "_exit_time", None), getattr(self, "_reason", "")
             steps = None
-            try:
-                with open(os.path.join(self._info["remote_dir"], "progress")) as f:
-                    steps = float(f.read().strip())
+            path = os.path.join(self._info["remote_dir"], "work", self._sb.PROGRESS_FILE)
+            try:  # the job owns the file: no links, no FIFOs, a bounded read
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                try:
+                    import stat as _stat
+
+                    if _stat.S_ISREG(os.fstat(fd).st_mode):
+                        v = float(os.read(fd, 64).decode("ascii", errors="replace").strip())
+                        steps = v if v >= 0 and v != float("inf") else None
+                finally:
+                    os.close(fd)
             except (OSError, ValueError):
                 pass
-            code = self._code
-            if code is not None and code > 128:
-                code = -(code - 128)
             return {
                 "running": self._proc is not None and self._code is None,
-                "code": code,
+                "code": self._code,
                 "steps": steps,
                 "killed": self._killed,
                 "started": self._proc is not None,
+                "exit_time": exit_time,
+                "reason": reason,
+                "error": self._info.get("error", ""),
             }
 
         def terminate(self, grace: float) -> None:
@@ -175,8 +228,8 @@ def _runner_class() -> type:
                 timer.daemon = True
                 timer.start()
             if self._pid is not None and self._code is None:
-                try:
-                    os.killpg(self._pid, signal.SIGTERM)
+                try:  # the wrapper passes it to every process of the sandbox
+                    os.kill(self._pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
 
@@ -191,12 +244,7 @@ def _runner_class() -> type:
                     pass
 
         def logs(self) -> str:
-
-            try:
-                with open(os.path.join(self._info["remote_dir"], f"log.{self._info['rank']}"), "rb") as f:
-                    return f.read().decode(errors="replace")
-            except OSError:
-                return ""
+            return str(self._sb.read_log(os.path.join(self._info["remote_dir"], f"log.{self._info['rank']}")))
 
     return JobRunner
 
@@ -211,6 +259,8 @@ class _Rank:
     code: int | None = None
     killed: bool = False
     steps: float | None = None
+    exit_time: float | None = None  # wall time the rank's wrapper recorded
+    reason: str = ""  # the wrapper's reason (e.g. max_run_time exceeded)
 
 
 @dataclass
@@ -248,7 +298,10 @@ class RayExecutor:
         extra_env: ExtraEnv | None = None,
         remote_dir: str = "/tmp/accelpool-ray",
         node_death_wait_seconds: float = 60.0,
+        sandbox: sb.SandboxConfig | None = None,
     ) -> None:
+        import inspect
+
         import ray
 
         if catalog is None:
@@ -270,6 +323,11 @@ class RayExecutor:
         self.node_death_wait = float(node_death_wait_seconds)
         self.log_dir = Path(log_dir) if log_dir is not None else Path(remote_dir) / "control-plane-logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        # every job's files on a node live under remote_dir: no job sees them (each binds its own work dir)
+        cfg = sandbox if sandbox is not None else sb.SandboxConfig()
+        self.sandbox = cfg.with_protect(remote_dir, self.log_dir)
+        self._sandbox_dict = self.sandbox.to_dict()
+        self._sandbox_src = inspect.getsource(sb)
         self._owns_ray = False
         if not ray.is_initialized():
             ray.init(address=address, namespace=namespace, log_to_driver=False, include_dashboard=False)
@@ -334,8 +392,8 @@ class RayExecutor:
             if resolve is not None:
                 try:
                     return str(resolve(cand))
-                except Exception:
-                    continue
+                except (InputError, KeyError, ValueError):
+                    continue  # not this spelling; try the next
             elif cand in self.catalog:
                 return cand
         return None
@@ -405,6 +463,14 @@ class RayExecutor:
             bundle_label_selector=[{NODE_ID_LABEL: nid} for nid in node_ids],
         )
         remote_base = f"{self.remote_dir}/{_safe(job_id)}-{base.rsplit('/', 1)[1]}"
+        run = {
+            "command": launch.run.command,
+            "tenant": launch.job.tenant,
+            "workdir": launch.run.workdir,
+            "checkpoint_dir": launch.run.checkpoint_dir,
+            "grace_seconds": float(launch.run.grace_seconds),
+            "max_run_seconds": launch.job.max_run_seconds,
+        }
         ranks = []
         for rank, ((node, devs), nid) in enumerate(zip(p.devices, node_ids, strict=True)):
             info = {
@@ -420,6 +486,7 @@ class RayExecutor:
                 "visible_env": visible_devices_env(self.catalog, p.accelerator),
                 "indices": ",".join(str(d) for d in devs),
                 "remote_dir": f"{remote_base}/r{rank}",
+                "sandbox_src": self._sandbox_src,
             }
             res = (
                 {"num_gpus": float(len(devs))}
@@ -437,7 +504,7 @@ class RayExecutor:
             ).remote(info)
             env = self._env(launch, node, rank, len(p.devices))
             r = _Rank(actor, nid)
-            r.start_ref = actor.start.remote(launch.run.command, env, launch.run.workdir, _WRAPPER)
+            r.start_ref = actor.start.remote(run, env, self._sandbox_dict)
             ranks.append(r)
         self._jobs[job_id] = _RayJob(
             job_id,
@@ -528,14 +595,19 @@ class RayExecutor:
         for r in pending:
             if r.start_ref in ready:
                 try:
-                    self._ray.get(r.start_ref)
-                    r.started = True
-                except Exception as exc:  # the actor died before it started the process
+                    info = self._ray.get(r.start_ref)
+                except RayError as exc:  # the actor died before it started the process
                     self._finish(
                         job,
                         self._ev(job.job_id, EventKind.LOST, f"lost: ray actor died ({type(exc).__name__})"),
                     )
                     return
+                if info.get("error"):  # the sandbox refused it (a path, or no bwrap on that node)
+                    self._finish(
+                        job, self._ev(job.job_id, EventKind.EXITED, f"could not start: {info['error']}", 126)
+                    )
+                    return
+                r.started = True
         if all(r.started for r in job.ranks):
             job.started = True
             self._events.append(self._ev(job.job_id, EventKind.STARTED))
@@ -568,13 +640,16 @@ class RayExecutor:
                 ref, r.status_ref = r.status_ref, None
                 try:
                     st = self._ray.get(ref)
-                except Exception:
+                except RayError as exc:
+                    log.info("job %s: rank actor unreachable (%s)", job.job_id, type(exc).__name__)
                     died = True
                     continue
                 r.steps = st["steps"] if st["steps"] is not None else r.steps
                 r.killed = r.killed or st["killed"]
                 if st["code"] is not None:
                     r.code = int(st["code"])
+                    r.exit_time = st.get("exit_time")
+                    r.reason = st.get("reason") or ""
             self._after_status(job, died)
 
     def _after_status(self, job: _RayJob, died: bool) -> None:
@@ -620,7 +695,14 @@ class RayExecutor:
                 reason = (
                     "" if code == 0 else (f"killed by signal {-code}" if code < 0 else f"exit code {code}")
                 )
-                ev = self._ev(job.job_id, EventKind.EXITED, reason, code)
+                limit = next((r.reason for r in job.ranks if r.reason.startswith("max_run_time")), "")
+                ev = self._ev(job.job_id, EventKind.EXITED, limit or reason, code)
+            times = [r.exit_time for r in job.ranks if r.exit_time is not None]
+            if len(times) == len(job.ranks) and abs(ev.time - time.time()) < 5.0:
+                # the real end (e.g. while the control plane was down): billed until then, not until now
+                ev = ExecutorEvent(
+                    ev.job, ev.kind, min(ev.time, max(times)), exit_code=ev.exit_code, reason=ev.reason
+                )
             self._finish(job, ev)
             return
         failed = [c for c in codes if c not in (None, 0)]
@@ -655,7 +737,8 @@ class RayExecutor:
             if ref in ready:
                 try:
                     text = self._ray.get(ref)
-                except Exception:
+                except RayError as exc:
+                    log.info("job %s: logs of rank %d unreadable (%s)", job.job_id, i, type(exc).__name__)
                     text = ""
             parts.append(
                 text if len(refs) == 1 else "".join(f"[rank {i}] {ln}\n" for ln in text.splitlines())
@@ -673,15 +756,18 @@ class RayExecutor:
         path = self.log_dir / f"{_safe(job.job_id)}.log"
         with open(path, "a", encoding="utf-8") as f:
             f.write(f"=== accelpool: attempt {job.attempt}: {event.kind.value} {event.reason} ===\n{text}")
+        # Killing a rank's actor kills its sandbox too (the wrapper sees its actor's pipe close): on a
+        # node loss this ends the ranks on the surviving nodes, not only the wrappers.
         for r in job.ranks:
             try:
                 self._ray.kill(r.actor, no_restart=True)
-            except Exception:
-                pass
-        try:
-            self._ray.util.remove_placement_group(job.pg)
-        except Exception:
-            pass
+            except (RayError, ValueError) as exc:
+                log.info("job %s: actor already gone (%s)", job.job_id, type(exc).__name__)
+        if job.pg is not None:
+            try:
+                self._ray.util.remove_placement_group(job.pg)
+            except (RayError, ValueError) as exc:
+                log.info("job %s: placement group already gone (%s)", job.job_id, type(exc).__name__)
         self._jobs.pop(job.job_id, None)
         pending, job.pending = job.pending, None
         if pending is None:
@@ -702,7 +788,7 @@ class RayExecutor:
         self._events.append(event)
         try:
             self.start(pending)
-        except Exception as exc:
+        except Exception as exc:  # any failure to start the next attempt: logged, reported LOST (requeued)
             log.exception("restarting job %s failed", job.job_id)
             self._events.append(
                 self._ev(job.job_id, EventKind.LOST, f"lost: start failed ({type(exc).__name__})")
@@ -732,13 +818,15 @@ class RayExecutor:
             found.sort(key=lambda x: x[0])
             try:
                 infos = self._ray.get([a.info.remote() for _, a in found], timeout=10)
-            except Exception:
+            except RayError as exc:
+                log.warning("Ray job %s attempt %d: its actors do not answer (%s)", job_id, attempt, exc)
                 infos = None
             if infos is None or job_id in self._jobs:
                 continue
             try:
                 pg = get_placement_group(infos[0]["pg"])
-            except Exception:
+            except (RayError, ValueError) as exc:
+                log.info("Ray job %s: no placement group (%s)", job_id, exc)
                 pg = None
             ranks = [_Rank(a, info["node_id"]) for (_, a), info in zip(found, infos, strict=True)]
             job = _RayJob(

@@ -587,6 +587,17 @@ if p is not None and info_r is not None:
                 continue
         os.close(info_r)
     threading.Thread(target=read_info, daemon=True).start()
+if p is not None and plan.get("parent_fd") is not None:
+    # Ray: the actor holds the write end; EOF means the actor is gone (killed, node lost): kill the sandbox
+    def watch_parent():
+        try:
+            while os.read(plan["parent_fd"], 1):
+                pass
+        except OSError:
+            pass
+        state["reason"] = state["reason"] or "lost: the job's actor died"
+        kill()
+    threading.Thread(target=watch_parent, daemon=True).start()
 if p is not None and plan.get("deadline_seconds"):
     def deadline():
         terminate("max_run_time exceeded (%g s)" % plan["deadline_seconds"])

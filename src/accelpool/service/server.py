@@ -231,6 +231,7 @@ class Service:
                 clock=self.clock,
                 log_dir=self.opts.data_dir / "ray-logs",
                 extra_env=extra,
+                sandbox=sandbox,
             )
         if self.opts.executor != "local":
             raise ValueError(f"unknown executor '{self.opts.executor}' (local, ray or fake)")
