@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -23,9 +23,9 @@ from prometheus_client import (
 )
 from starlette.concurrency import run_in_threadpool
 
-from accelpool.api import docs, errors
+from accelpool.api import docs, errors, openapi
 from accelpool.api.auth import TokenCache
-from accelpool.api.limits import Limits, RequestLimits
+from accelpool.api.limits import Limits, RequestLimits, known_query_only
 from accelpool.catalog import bundled_catalog
 from accelpool.core.types import AcceleratorType
 from accelpool.storage.sql import SqlStore
@@ -91,8 +91,9 @@ def create_app(
     errors.install(app)
     app.add_middleware(RequestLimits, limits=limits)
     docs.install(app)
+    openapi.install(app)
     for router in ROUTERS:
-        app.include_router(router, prefix="/api/v1")
+        app.include_router(router, prefix="/api/v1", dependencies=[Depends(known_query_only)])
 
     health = _Health(store)
 

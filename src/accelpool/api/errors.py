@@ -85,5 +85,21 @@ def install(app: FastAPI) -> None:
         return JSONResponse(body(422, reason, _loc(tuple(err.get("loc", ())))), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(body(exc.status_code, str(exc.detail)), status_code=exc.status_code)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Allow lists every method of the path (RFC 9110), not one route's
+            methods = _documented_methods(request)
+            if methods:
+                headers["Allow"] = ", ".join(methods)
+        return JSONResponse(body(exc.status_code, str(exc.detail)), status_code=exc.status_code, headers=headers)
+
+
+def _documented_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI document lists for the request's path (empty for an undocumented path)."""
+    import re
+
+    path = request.url.path
+    for template, ops in request.app.openapi().get("paths", {}).items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path):
+            return sorted(m.upper() for m in ops)
+    return []

@@ -24,6 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from fastapi import Request
+
+from accelpool.api.errors import ApiError
+
 try:
     import orjson
 
@@ -305,3 +309,28 @@ class RequestLimits:
 
 def _too_big(limits: Limits) -> Refused:
     return Refused(413, f"the body is larger than {limits.max_body_bytes} bytes", "(body)")
+
+
+_known_query: dict[int, frozenset[str]] = {}
+
+
+def known_query_only(request: Request) -> None:
+    """A route dependency: a query parameter the route does not take is 422 naming it (as an unknown
+    body field is), instead of being silently ignored (a typo such as ``?stat=running`` would list all)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not request.query_params:
+        return
+    names = _known_query.get(id(route))
+    if names is None:
+        found: set[str] = set()
+        todo = [dependant]
+        while todo:
+            d = todo.pop()
+            found.update(p.alias for p in d.query_params)
+            todo.extend(d.dependencies)
+        names = frozenset(found)
+        _known_query[id(route)] = names
+    for name in request.query_params:
+        if name not in names:
+            raise ApiError(422, "unknown query parameter", _key_repr(name) or "(query)")

@@ -93,7 +93,7 @@ def parse_duration(value: Any) -> float:
 
 
 class Alternative(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
     type: Ref = Field(min_length=1)
     count: int = Field(default=1, ge=1, le=4096, strict=True)
 
@@ -101,7 +101,7 @@ class Alternative(BaseModel):
 class Resources(BaseModel):
     """Devices a job needs, all of one type at once (gang)."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
     type: Ref | None = None
     types: list[Ref] | None = Field(default=None, max_length=MAX_TYPES)
     count: int = Field(default=1, ge=1, le=4096, strict=True, description="devices, all started together")
@@ -122,13 +122,13 @@ class Resources(BaseModel):
 
 
 class Constraints(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
     domestic_only: bool = Field(default=False, description="only Korean NPUs")
     zone: Ref | None = None
 
 
 class JobSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", title="accelpool job", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", title="accelpool job", allow_inf_nan=False, strict=True)
     name: str = Field(description="letters, digits, '-', '_', '.'; at most 100")
     program: Ref | None = Field(default=None, description="program to charge (uses your grant from it)")
     grant: Ref | None = Field(default=None, description="grant to charge")
@@ -181,7 +181,8 @@ class JobSpec(BaseModel):
         if isinstance(v, list):
             if len(v) > MAX_TYPES:
                 raise ValueError(f"list at most {MAX_TYPES} alternatives")
-            counts = {a.get("count", 1) for a in v if isinstance(a, dict)}
+            # only well-typed counts are compared here; a count of the wrong type is the field's own error
+            counts = {a.get("count", 1) for a in v if isinstance(a, dict) and type(a.get("count", 1)) is int}
             if len(counts) > 1:
                 raise ValueError("every alternative must ask for the same count (a job runs on one type)")
             if not v:

@@ -33,7 +33,7 @@ Price = Annotated[int, Field(strict=True, ge=0, le=MAX_PRICE_KRW)]
 
 
 class StrictIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 def known_types(request: Request, types: Any, fld: str, *, star: bool = False) -> None:

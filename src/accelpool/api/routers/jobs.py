@@ -207,7 +207,7 @@ def cancel_job(job_id: str, request: Request, who: Who) -> dict[str, Any]:
 
 
 class Progress(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
     steps: float | None = Field(default=None, ge=0, le=1e15, description="cumulative steps done")
     steps_per_second: float | None = Field(
         default=None, gt=0, le=1e12, description="measured throughput (steps/s)"

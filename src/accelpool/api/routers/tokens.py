@@ -16,7 +16,7 @@ router = APIRouter()
 
 
 class TokenIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     role: Literal["admin", "program-manager", "member"]
     name: str = ""
     tenant: str | None = None
