@@ -6,6 +6,7 @@ Each chart is a string of SVG markup that scales to its card (``viewBox``, ``wid
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from html import escape
 
@@ -30,6 +31,17 @@ DOWN = "#b3261e"
 
 def colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
+
+
+def nice_ceiling(v: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 x 10^k at or above ``v`` (round axis ends, round ticks in quarters)."""
+    if v <= 0:
+        return 1.0
+    k = float(10.0 ** math.floor(math.log10(v)))
+    for m in (1, 2, 2.5, 5, 10):
+        if m * k >= v:
+            return float(m * k)
+    return float(10 * k)  # pragma: no cover
 
 
 def _legend(names: Sequence[str]) -> str:
@@ -102,7 +114,7 @@ def stacked_bars(
     left, right, top, bottom = 64, 10, 10, 28
     w, h = width - left - right, height - top - bottom
     totals = [sum(s[1][i] for s in series) for i in range(len(labels))]
-    y_max = max(totals, default=0) or 1
+    y_max = nice_ceiling(max(totals, default=0))
     n = max(len(labels), 1)
     bw = w / n
     parts = [

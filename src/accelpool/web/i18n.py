@@ -331,6 +331,19 @@ class Locale:
         sign = "-" if amount < 0 else ""
         return f"{sign}₩{abs(int(amount)):,}"
 
+    def krw_short(self, v: float) -> str:
+        """Won for chart axes: 만/억 in Korean, K/M/B in English."""
+        if self.lang == "ko":
+            if abs(v) >= 1e8:
+                return f"₩{v / 1e8:,.4g}억"
+            if abs(v) >= 1e4:
+                return f"₩{v / 1e4:,.4g}만"
+            return f"₩{v:,.0f}"
+        for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+            if abs(v) >= scale:
+                return f"₩{v / scale:,.4g}{suffix}"
+        return f"₩{v:,.0f}"
+
     def when(self, t: float | None, seconds: bool = False) -> str:
         if t is None:
             return "-"

@@ -322,29 +322,16 @@ def programs_data(store: SqlStore, who: Principal, now: float, loc: Locale) -> d
     days, by_tenant = read.daily_spend(store, now, 14, "tenant", [p.id for p in programs], tenants_seen)
     _, by_type = read.daily_spend(store, now, 14, "accelerator", [p.id for p in programs], tenants_seen)
     labels = [loc.day(d)[5:] for d in days]
-    fmt = _short_krw
+    fmt = loc.krw_short
     charts_ = []
     if any(sum(v) for v in by_tenant.values()):
-        charts_.append(
-            charts.stacked_bars(
-                loc("Spend by tenant, last 14 days"), labels, list(by_tenant.items()), y_format=fmt
-            )
-        )
-        charts_.append(
-            charts.stacked_bars(
-                loc("Spend by type, last 14 days"), labels, list(by_type.items()), y_format=fmt
-            )
-        )
+        for title, data in (
+            (loc("Spend by tenant, last 14 days"), by_tenant),
+            (loc("Spend by type, last 14 days"), by_type),
+        ):
+            charts_.append((title, charts.stacked_bars(title, labels, list(data.items()), y_format=fmt)))
     tenants = [t.id for t in store.list_tenants()] if who.role != "member" else []
     return {"programs": out, "charts": charts_, "tenants": tenants}
-
-
-def _short_krw(v: float) -> str:
-    if v >= 1e8:
-        return f"₩{v / 1e8:.1f}억"
-    if v >= 1e4:
-        return f"₩{v / 1e4:,.0f}만"
-    return f"₩{v:,.0f}"
 
 
 def pool_page_data(store: SqlStore, catalog: Any, now: float, loc: Locale) -> dict[str, Any]:
