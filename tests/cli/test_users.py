@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from fastapi.testclient import TestClient
@@ -239,3 +240,22 @@ def test_operator_updates(cli):
 def test_schema_job(cli):
     code, out, _ = cli("schema", "job")
     assert code == 0 and json.loads(out)["title"] == "accelpool job"
+
+
+def test_show_prints_times_and_tables_never_cut_ids_at_80_columns(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    spec = tmp_path / "job.yaml"
+    spec.write_text(
+        "name: a-job-with-a-rather-long-name-for-a-narrow-terminal\nresources: {type: h100, count: 2}\n"
+        "command: echo hi\n"
+    )
+    code, out, _ = cli("submit", str(spec), "--json")
+    job = json.loads(out)["id"]
+    code, out, _ = cli("show", job)
+    assert code == 0
+    assert " UTC" in out and "submit_time" in out
+    assert re.search(r"\b\d{9,}\.\d+", out) is None  # no epoch floats
+    code, out, _ = cli("jobs")
+    assert job in out  # the whole id, on one line, in 80 columns
+    code, out, _ = cli("catalog")
+    assert "x220-enterprise" in out and "Sources" in out and "https://" in out

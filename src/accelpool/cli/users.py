@@ -48,15 +48,35 @@ def _ts(t: float | None) -> str:
     return "" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+# Columns that hold ids: never cut or wrapped (the other columns wrap to make room), so an id can always be
+# copied from an 80-column terminal.
+# (a node's ``name`` is its id; a job's ``name`` is free text and wraps).
+_ID_COLUMNS = frozenset({"id", "job", "tenant", "program", "grant", "field", "state"})
+
+
 def _table(title: str, cols: list[str], rows: list[list[Any]]) -> None:
     table = Table(title=title)
-    for c in cols:
-        table.add_column(
-            c, justify="right" if c in ("KRW", "device-h", "devices", "count", "pos") else "left"
-        )
-    for r in rows:
-        table.add_row(*["" if v is None else str(v) for v in r])
+    cells = [["" if v is None else str(v) for v in r] for r in rows]
+    ids = _ID_COLUMNS if "id" in cols else _ID_COLUMNS | {"name"}
+    for k, c in enumerate(cols):
+        right = c in ("KRW", "device-h", "devices", "count", "pos")
+        if c in ids:
+            width = max([len(c)] + [len(r[k]) for r in cells])
+            table.add_column(c, no_wrap=True, min_width=width)
+        else:
+            table.add_column(c, justify="right" if right else "left", overflow="fold")
+    for r in cells:
+        table.add_row(*r)
     console.print(table)
+
+
+def _shown(key: str, value: Any) -> Any:
+    """A job field as ``show`` prints it: times as UTC dates, placements as ``type node:devices``."""
+    if key.endswith("_time") and isinstance(value, int | float):
+        return _ts(float(value)) + " UTC"
+    if key == "placement":
+        return _placement(value)
+    return value
 
 
 def _placement(p: dict[str, Any] | None) -> str:
@@ -184,11 +204,11 @@ def _tenant_commands(app: typer.Typer) -> None:
         if json:
             emit_json(j)
             return
-        _table(f"job {j['id']}", ["field", "value"], [[k, v] for k, v in j.items() if k != "events"])
+        _table(f"job {j['id']}", ["field", "value"], [[k, _shown(k, v)] for k, v in j.items() if k != "events"])
         _table(
-            "events",
-            ["time", "state", "reason"],
-            [[_ts(e["time"]), e["state"], e["reason"]] for e in j["events"]],
+            "events (UTC)",
+            ["time", "state", "reason", "cause"],
+            [[_ts(e["time"]), e["state"], e["reason"], e.get("cause")] for e in j["events"]],
         )
 
     @app.command("cancel")
