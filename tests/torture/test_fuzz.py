@@ -4,6 +4,7 @@ hundred cases, derandomized); bench/torture.py runs the full version (>= 20,000 
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -24,8 +25,16 @@ _world = World(Path(tempfile.mkdtemp(prefix="accelpool-fuzz-")))
 schema = schemathesis.openapi.from_asgi("/openapi.json", _world.app, config=schemathesis.Config.from_dict(CONFIG))
 
 
+# bench/torture.py sets ACCELPOOL_FUZZ_CASES (cases in all) and ACCELPOOL_FUZZ_RANDOM for the full run
+_OPERATIONS = 29
+_PER_TEST = max(1, int(os.environ.get("ACCELPOOL_FUZZ_CASES", "0")) // (2 * _OPERATIONS)) or 12
+_DERANDOMIZE = os.environ.get("ACCELPOOL_FUZZ_RANDOM") != "1"
+
+
 @pytest.mark.parametrize("who", ["admin", "m1"])
 @schema.parametrize()
-@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=_PER_TEST, deadline=None, derandomize=_DERANDOMIZE, suppress_health_check=list(HealthCheck)
+)
 def test_every_operation_conforms_to_the_openapi_document(case, who):
     case.call_and_validate(headers=_world.h(who))
