@@ -2,7 +2,9 @@
 
 With ``ACCELPOOL_REQUIRE_BACKENDS=1`` (set by scripts/test.sh, and so in CI) a skipped test fails the
 run: the PostgreSQL and Ray tests skip on a developer's machine without those backends, but CI must never
-go green with them silently left out.
+go green with them silently left out. That includes a whole module skipped while it is collected (a
+module-level ``pytest.importorskip``): such a skip never reaches the per-test report, so it is caught
+in ``pytest_collectreport`` and turned into a collection error.
 """
 
 from __future__ import annotations
@@ -23,8 +25,18 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _skipped.append(f"{report.nodeid}: {reason}")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.skipped and os.environ.get("ACCELPOOL_REQUIRE_BACKENDS") == "1":
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _skipped.append(f"{report.nodeid}: {reason} (whole module skipped at collection)")
+        # turned into a collection error before the terminal counts it: "errors during collection"
+        report.outcome = "failed"
+        report.longrepr = f"skipped at collection although ACCELPOOL_REQUIRE_BACKENDS=1: {reason}"
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _skipped and exitstatus == 0:
+    if _skipped and exitstatus in (0, 5):  # 5: nothing ran (every module skipped at collection)
         session.exitstatus = 1
 
 
