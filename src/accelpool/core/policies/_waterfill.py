@@ -3,6 +3,7 @@
 Notation (a stage of the water-filling; see _seam.py for rows r, pools q and borrow b_r):
 
     a[j, t]   normalized work per unit of time of job j on type t (>= 0; 0 where j may not use t)
+    c_j       ceiling max_t a[j,t]: the level job j reaches running all the time on its best type
     S_j       devices the job (group of identical jobs) holds on a type while it runs: m_j * scale_j
     active    jobs whose level is still being raised; frozen jobs keep level ell_j from earlier stages
 
@@ -13,22 +14,46 @@ Notation (a stage of the water-filling; see _seam.py for rows r, pools q and bor
               sum_{j in M_r} S_j x[j,t_r] - b_r <= bound_r    every row r   (dual price p_r >= 0)
               sum_{r of q} b_r <= pool_bound_q         every pool q
     Water-filling: solve, freeze the active jobs with y_j > 0 (they cannot rise without lowering
-    another) or at their own ceiling (max_t a[j,t]), repeat until no job is active.
+    another) or at their own ceiling c_j, repeat until no job is active.
 
-Speed. Only the R rows couple jobs. With row prices p, the cheapest way for job j to reach level l on
-one type costs S_j * pi[j,t] / a[j,t] * l, pi[j,t] = sum of p_r over the rows j counts in on t. Most
-jobs have one clearly cheapest type at the optimal prices, so they are *fixed* to it and enter the LP
-only as aggregates (column generation over a restricted master):
+Speed: plans on a hull segment. Only the R rows couple jobs. With row prices p, job j pays
+pi[j,t] = sum of p_r over the rows it counts in on t, per device. The cheapest way for j alone to reach
+level l (minimize S_j pi.x s.t. a.x >= l, sum_t x <= 1) is a vertex of a two-row LP: it runs on at most
+two types, on the lower convex hull of the points (0, 0) ("idle") and (a[j,t], pi[j,t]). On that hull
+segment (u, v), a[j,u] <= l <= a[j,v],
 
-    sum_{ambiguous j in M_r} S_j x[j,t_r] + L * K_r - b_r <= bound_r - F_r
-    K_r = sum_{fixed active j in M_r, t0(j)=t_r} S_j / a[j,t0(j)],  F_r = same over frozen j with ell_j
-    L <= min_{fixed active j} a[j,t0(j)]   (a fixed job still fits in its wall time)
+    x[j,v] = (l - a[j,u]) / (a[j,v] - a[j,u]),   x[j,u] = 1 - x[j,v]   (no x[j,u] when u is idle)
 
-After each solve the new prices check every fixed job (is t0 still its cheapest type, and is it
-not at its time limit?). Jobs that fail become ambiguous and the master is solved again; when none
-fails the restricted optimum is the optimum of the full LP (its duals price out every fixed job).
-Start prices come from the same LP on a deterministic sample of jobs with rows scaled to the sample.
-Identical jobs (same row a, scale and rows) are merged first and share one allocation.
+is affine in l. Every job whose segment is clear at the current prices (the second cheapest plan costs
+over 1% more, and l is not near a segment end) is *fixed* to its segment and enters the master LP only
+through per-row aggregates, linear in L (column generation over a restricted master):
+
+    sum_{ambiguous j in M_r} S_j x[j,t_r] + K_r L - b_r <= bound_r - F_r
+    K_r, F_r = sums over fixed jobs of S_j times the slope and constant of x[j,t_r](l)
+    max_{fixed active} a[j,u] <= L <= min_{fixed active} a[j,v]
+
+After each solve the new prices check every fixed job (is its segment still the cheapest plan at its
+level, and is L inside it?). Jobs that fail become ambiguous and the master is solved again; when none
+fails, the master's duals plus y_j = S_j (pi[j,v] - pi[j,u]) / (a[j,v] - a[j,u]) for the fixed jobs are
+an optimal dual of the full LP (reduced costs of all their columns >= 0 is exactly "on the lower hull"),
+so the restricted optimum is the optimum of the full stage LP. Jobs frozen at their ceiling with one
+best type run there all the time: constants, never in the master.
+
+Ceilings. With distinct weights almost every job has its own ceiling, and one stage per ceiling would
+be one LP per job. When a stage freezes only jobs at their ceiling, the sorted ceilings c_0 < ... < c_m
+of the active jobs are searched for the largest k such that pinning every job with ceiling <= c_k there
+still lets all other active jobs reach c_k (feasibility is monotone in k); those are frozen at once
+(see _skip_ceilings: each probe is one whole stage LP and usually ends the search in a few probes).
+
+Tail. With per-job speeds nearly every job can end at its own level, one stage each. After MAX_STAGES
+stages the water-filling stops: the jobs still active keep the last stage's level (all of them reach
+it) and the callers' fill_spare hands out the capacity left. So the stage-1 level and the first
+MAX_STAGES levels are exact; above them the allocation is Pareto-efficient but not lexicographically
+optimal. ``whole_lp`` runs the same procedure with every LP solved whole (the benchmarks' reference):
+the same stage-1 level; later stages may freeze other jobs where an LP has several optimal duals.
+
+Start prices come from the same stage LP on a deterministic sample of the jobs with rows scaled to the
+sample. Identical jobs (same row a, scale and rows) are merged first and share one allocation.
 """
 
 from __future__ import annotations
@@ -41,45 +66,95 @@ from accelpool.core.policies._seam import Rows, solve_lp
 
 FULL_LP_GROUPS = 64
 """Stages with at most this many (merged) jobs go to HiGHS whole: setup costs more than it saves."""
-SAMPLE_GROUPS = 300
-SAMPLE_ABOVE = 3000
-"""Start prices come from a sampled LP only above this many groups; below, price updates alone suffice."""
+SAMPLE_GROUPS = 400
+SAMPLE_ABOVE = 1500
+"""Start prices come from a sampled LP only above this many groups; below, the first stage is whole."""
 MARGIN = 0.01
-"""A job is ambiguous when its second-cheapest type costs within 1% of its cheapest."""
+"""A job is ambiguous when its second-cheapest plan costs within 1% of its cheapest, or its level is
+within 1% of an end of its segment."""
 MAX_ROUNDS = 40
-MAX_STAGES = 400
+MAX_STAGES = 12
+"""Exact water-filling stages (ceiling searches not counted); see Tail above."""
+TOL = 1e-9
 
 
 class _Stage:
-    """One stage's data: merged jobs, their state, and the rows."""
+    """One problem's data: merged jobs and the rows (shared by all stages)."""
 
     def __init__(self, a: FloatArray, size: FloatArray, rows: Rows, member: BoolArray) -> None:
+        ng, tt = a.shape
         self.a = a
         self.size = size
         self.rows = rows
         self.member = member  # (R, groups)
         self.member_f = member.astype(np.float64)
-        self.onehot = (rows.type_of[:, None] == np.arange(a.shape[1])[None, :]).astype(np.float64)
-        self.ceiling = a.max(axis=1)
+        self.onehot = (rows.type_of[:, None] == np.arange(tt)[None, :]).astype(np.float64)
+        self.ceiling = a.max(axis=1) if tt else np.zeros(ng)
+        self.best = np.argmax(a, axis=1) if tt else np.zeros(ng, dtype=np.int64)
+        self.unique_best = (a >= self.ceiling[:, None] * (1 - 1e-12)).sum(axis=1) == 1
+        self.usable = a > 0
+        self.a_from = np.concatenate([np.zeros((ng, 1)), a], axis=1)  # u = 0 is idle, u = t + 1 is t
+        self.from_ok = np.concatenate([np.ones((ng, 1), dtype=bool), self.usable], axis=1)
 
     def effective_price(self, price: FloatArray) -> FloatArray:
         pi: FloatArray = self.member_f.T @ (price[:, None] * self.onehot)
         return pi
 
-    def row_sum(self, t0: IntArray, per: FloatArray) -> FloatArray:
-        """sum over groups j in M_r with t0(j) = t_r of per[j], for every row r."""
-        on = self.member_f * (t0[None, :] == self.rows.type_of[:, None])
-        out: FloatArray = on @ per
+    def row_total(self, per: FloatArray) -> FloatArray:
+        """sum over groups j in M_r of per[j, t_r], for every row r."""
+        out: FloatArray = (self.member_f * per[:, self.rows.type_of].T).sum(axis=1)
         return out
 
 
-def _cost_ratio(stage: _Stage, price: FloatArray, tie_break: bool) -> FloatArray:
-    pi = stage.effective_price(price)
-    if tie_break:
-        pi = pi + 1e-7 * max(float(price.max(initial=0.0)), 1e-9)
+def _plans(
+    stage: _Stage, pi: FloatArray, lam: FloatArray
+) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
+    """Cheapest plan reaching lam[j] at prices pi: segment u (0 idle, t+1 type t), v, its cost, runner-up cost.
+
+    Cost is per device of the job (pi . x). Jobs with lam above their ceiling get cost inf.
+    """
+    ng, tt = stage.a.shape
+    au = stage.a_from[:, :, None]
+    av = stage.a[:, None, :]
+    pu = np.concatenate([np.zeros((ng, 1)), pi], axis=1)[:, :, None]
+    pv = pi[:, None, :]
+    lv = lam[:, None, None]
+    idle = np.zeros(tt + 1, dtype=bool)
+    idle[0] = True
+    valid = (
+        stage.from_ok[:, :, None]
+        & stage.usable[:, None, :]
+        & (au < lv)
+        & ((av > lv) | (idle[None, :, None] & (av >= lv)))
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(stage.a > 0, pi / np.where(stage.a > 0, stage.a, 1.0), np.inf)
-    return np.asarray(ratio, dtype=np.float64)
+        frac = (lv - au) / (av - au)
+        cost = np.where(valid, pu + (pv - pu) * frac, np.inf).reshape(ng, -1)
+        # ties (free types cost 0) go to the plan that takes the least time: the fastest type
+        busy = np.where(idle[None, :, None], frac, 1.0).reshape(ng, -1)
+    tie = 1e-9 * max(float(pi.max(initial=0.0)), 1e-12)
+    pick = np.argmin(cost + tie * busy, axis=1)
+    best = cost[np.arange(ng), pick]
+    if cost.shape[1] > 1:
+        rest = cost.copy()
+        rest[np.arange(ng), pick] = np.inf
+        second = rest.min(axis=1)
+    else:
+        second = np.full(ng, np.inf)
+    second = np.where((best <= 0) & (second <= 0), np.inf, second)  # all free: nothing to decide
+    return (pick // tt).astype(np.int64), (pick % tt).astype(np.int64), best, second
+
+
+def _segment_x(
+    stage: _Stage, u: IntArray, v: IntArray, idx: IntArray, lam: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """x[j,v] and x[j,u] of groups idx on their segments at level lam (x_u is 0 for idle u)."""
+    av = stage.a[idx, v[idx]]
+    au = stage.a_from[idx, u[idx]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xv = np.where(av > au, (lam - au) / (av - au), 0.0)
+    xu = np.where(u[idx] > 0, 1.0 - xv, 0.0)
+    return xv, xu
 
 
 def _solve_master(
@@ -87,7 +162,8 @@ def _solve_master(
     active: BoolArray,
     ell: FloatArray,
     amb: BoolArray,
-    t0: IntArray,
+    u: IntArray,
+    v: IntArray,
 ) -> tuple[bool, float, FloatArray, FloatArray, FloatArray]:
     """Restricted master LP. Returns ok, L, x (groups x types), row prices p, level duals y."""
     a, size, rows = stage.a, stage.size, stage.rows
@@ -99,19 +175,34 @@ def _solve_master(
     k = len(pj)
     na = len(amb_idx)
     fixed = ~amb
-    fa = fixed & active
-    ff = fixed & ~active
-    a0 = a[np.arange(ng), t0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        per_level = np.where(fixed, size / np.where(a0 > 0, a0, 1.0), 0.0)
-    kk = stage.row_sum(t0, np.where(fa, per_level, 0.0))
-    ffix = stage.row_sum(t0, np.where(ff, per_level * ell, 0.0))
+    fa_idx = np.nonzero(fixed & active)[0]
+    ff_idx = np.nonzero(fixed & ~active)[0]
+    # fixed active jobs: x[j,v] = (L - a_u)/d, x[j,u] = (a_v - L)/d, d = a_v - a_u
+    slope = np.zeros((ng, tt))
+    const = np.zeros((ng, tt))
+    av = a[fa_idx, v[fa_idx]]
+    au = stage.a_from[fa_idx, u[fa_idx]]
+    d = av - au
+    real_u = u[fa_idx] > 0
+    slope[fa_idx, v[fa_idx]] += size[fa_idx] / d
+    const[fa_idx, v[fa_idx]] += size[fa_idx] * (-au / d)
+    ur = fa_idx[real_u]
+    slope[ur, u[ur] - 1] -= size[ur] / d[real_u]
+    const[ur, u[ur] - 1] += size[ur] * av[real_u] / d[real_u]
+    xv, xu = _segment_x(stage, u, v, ff_idx, ell[ff_idx])
+    const[ff_idx, v[ff_idx]] += size[ff_idx] * xv
+    fr = ff_idx[u[ff_idx] > 0]
+    const[fr, u[fr] - 1] += size[fr] * xu[u[ff_idx] > 0]
+    kk = stage.row_total(slope)
+    ffix = stage.row_total(const)
+    # no bounds on L from the fixed segments: the aggregates extrapolate, and every fixed job whose
+    # segment does not hold the solved L is marked at once (one job per round otherwise)
+    l_lo = 0.0
+    l_hi = float(stage.ceiling[active].max(initial=0.0))
     borrow = np.nonzero(rows.pool_of >= 0)[0]
     nb = len(borrow)
-    # columns: 0 = L, 1..k = x pairs, then b
     col_l, col_x, col_b = 0, 1, 1 + k
     ncol = 1 + k + nb
-    # rows: level (na), time (na), rule rows (rr), pools
     local = np.full(ng, -1)
     local[amb_idx] = np.arange(na)
     r_level = local[pj_g]
@@ -122,9 +213,10 @@ def _solve_master(
     base = 2 * na
     in_row = stage.member[:, pj_g] & (rows.type_of[:, None] == pt[None, :])
     rrow, rpair = np.nonzero(in_row)
-    rows_i += [base + rrow, base + np.nonzero(kk > 0)[0], base + borrow]
-    cols_i += [col_x + rpair, np.full(int((kk > 0).sum()), col_l), col_b + np.arange(nb)]
-    vals_i += [size[pj_g[rpair]], kk[kk > 0], -np.ones(nb)]
+    nz = np.nonzero(kk != 0)[0]
+    rows_i += [base + rrow, base + nz, base + borrow]
+    cols_i += [col_x + rpair, np.full(len(nz), col_l), col_b + np.arange(nb)]
+    vals_i += [size[pj_g[rpair]], kk[nz], -np.ones(nb)]
     pbase = base + rr
     rows_i.append(pbase + rows.pool_of[borrow])
     cols_i.append(col_b + np.arange(nb))
@@ -137,68 +229,156 @@ def _solve_master(
         [np.where(act_amb, 0.0, ell[amb_idx]), np.full(na + rr + len(rows.pool_bound), -np.inf)]
     )
     hi = np.concatenate([np.full(na, np.inf), np.ones(na), rows.bound - ffix, rows.pool_bound])
-    lmax = float(a0[fa].min()) if fa.any() else np.inf
-    lmax = min(lmax, float(stage.ceiling[active].max(initial=0.0)))
     cost = np.zeros(ncol)
     cost[col_l] = -1.0
-    col_lo = np.zeros(ncol)
-    col_hi = np.concatenate([[lmax], np.ones(k), np.full(nb, np.inf)])
+    col_lo = np.concatenate([[l_lo], np.zeros(k + nb)])
+    col_hi = np.concatenate([[l_hi], np.ones(k), np.full(nb, np.inf)])
     res = solve_lp(cost, amat, lo, hi, col_lo, col_hi)
     if not res.ok:
         return False, 0.0, np.zeros((ng, tt)), np.zeros(rr), np.zeros(ng)
     level = float(res.x[col_l])
     x = np.zeros((ng, tt))
     x[pj_g, pt] = np.clip(res.x[col_x : col_x + k], 0.0, 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        need = np.where(active, level, ell)
-        x[np.nonzero(fixed)[0], t0[fixed]] = np.clip(need[fixed] / a0[fixed], 0.0, 1.0)
+    fix_idx = np.nonzero(fixed)[0]
+    lam = np.where(active[fix_idx], level, ell[fix_idx])
+    xv, xu = _segment_x(stage, u, v, fix_idx, lam)
+    x[fix_idx, v[fix_idx]] = np.clip(xv, 0.0, 1.0)
+    real = u[fix_idx] > 0
+    x[fix_idx[real], u[fix_idx[real]] - 1] = np.clip(xu[real], 0.0, 1.0)
     price = np.maximum(-res.row_dual[base : base + rr], 0.0)
     y = np.zeros(ng)
     y[amb_idx] = np.maximum(res.row_dual[:na], 0.0)
     return True, level, x, price, y
 
 
+def _previous_segments(stage: _Stage, x_prev: FloatArray) -> tuple[BoolArray, IntArray, IntArray]:
+    """The segment each job ran on in the previous stage's x (ok False: more than two types)."""
+    ng, tt = x_prev.shape
+    on = x_prev > 1e-9
+    count = on.sum(axis=1)
+    a_on = np.where(on, stage.a, np.inf)
+    lo_t = np.argmin(a_on, axis=1)
+    hi_t = np.argmax(np.where(on, stage.a, -np.inf), axis=1)
+    two = count == 2
+    full = x_prev.sum(axis=1) >= 1 - 1e-9
+    u = np.where(two, lo_t + 1, 0)
+    v = np.where(count >= 1, hi_t, stage.best)
+    ok = (count <= 1) | (two & full & (stage.a[np.arange(ng), lo_t] < stage.a[np.arange(ng), hi_t]))
+    return ok, u.astype(np.int64), v.astype(np.int64)
+
+
+def _classify(
+    stage: _Stage,
+    active: BoolArray,
+    ell: FloatArray,
+    pinned: BoolArray,
+    price: FloatArray,
+    guess: float,
+    x_prev: FloatArray | None,
+) -> tuple[BoolArray, IntArray, IntArray]:
+    """Segments at ``price`` and the jobs too close to call (ambiguous) at level ``guess``.
+
+    A job keeps the segment it ran on in the previous stage while that is still a cheapest plan (so
+    ties among free types keep a feasible choice); otherwise it takes the cheapest plan, unless the
+    runner-up is within MARGIN.
+    """
+    ng = stage.a.shape[0]
+    idx = np.arange(ng)
+    lam = np.where(active, guess, ell)
+    pi = stage.effective_price(price)
+    u, v, cost, second = _plans(stage, pi, lam)
+    amb = (second <= cost * (1 + MARGIN) + 1e-15) | ~np.isfinite(cost)
+    if x_prev is not None:
+        ok, pu_, pv_ = _previous_segments(stage, x_prev)
+        a_v = stage.a[idx, pv_]
+        a_u = stage.a_from[idx, pu_]
+        p_u = np.where(pu_ > 0, pi[idx, np.maximum(pu_ - 1, 0)], 0.0)
+        p_v = pi[idx, pv_]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(a_v > a_u, (lam - a_u) / (a_v - a_u), np.inf)
+        mine = p_u + (p_v - p_u) * frac
+        scale_p = max(float(price.max(initial=0.0)), 1e-12)
+        keep = ok & (frac >= 0) & (frac <= 1) & (mine <= cost * (1 + 1e-9) + 1e-12 * scale_p)
+        u = np.where(keep, pu_, u)
+        v = np.where(keep, pv_, v)
+        amb = np.where(keep, False, amb)
+    a_v = stage.a[idx, v]
+    a_u = stage.a_from[idx, u]
+    near_end = active & (
+        ((a_v <= guess * (1 + MARGIN)) & (a_v < stage.ceiling)) | (a_u >= guess * (1 - MARGIN))
+    )
+    amb = ~pinned & (amb | near_end)
+    return amb, u, v
+
+
 def _stage(
-    stage: _Stage, active: BoolArray, ell: FloatArray, price: FloatArray | None, level_guess: float
+    stage: _Stage,
+    active: BoolArray,
+    ell: FloatArray,
+    pinned: BoolArray,
+    price: FloatArray | None,
+    level_guess: float,
+    x_prev: FloatArray | None = None,
 ) -> tuple[float, FloatArray, FloatArray, BoolArray]:
     """Solve one water-filling stage exactly. Returns L, x, prices, and the jobs to freeze."""
     ng = stage.a.shape[0]
-    t0 = np.argmax(stage.a, axis=1)
-    amb = np.ones(ng, dtype=bool)
-    if price is not None and ng > FULL_LP_GROUPS:
-        ratio = _cost_ratio(stage, price, tie_break=True)
-        order = np.argsort(ratio, axis=1)
-        t0 = order[:, 0]
-        best = ratio[np.arange(ng), t0]
-        second = ratio[np.arange(ng), order[:, 1]] if ratio.shape[1] > 1 else np.full(ng, np.inf)
-        a0 = stage.a[np.arange(ng), t0]
-        need = np.where(active, level_guess, ell)
-        amb = (second <= best * (1 + MARGIN)) | (a0 < need * (1 + MARGIN)) | ~np.isfinite(best)
+    u = np.zeros(ng, dtype=np.int64)
+    v = stage.best.copy()
+    if price is not None and ng - int(pinned.sum()) > FULL_LP_GROUPS:
+        amb, u, v = _classify(stage, active, ell, pinned, price, level_guess, x_prev)
+        u = np.where(pinned, 0, u)
+        v = np.where(pinned, stage.best, v)
+    else:
+        amb = ~pinned
+    idx = np.arange(ng)
     for _ in range(MAX_ROUNDS):
-        ok, level, x, p, y = _solve_master(stage, active, ell, amb, t0)
+        ok, level, x, p, y = _solve_master(stage, active, ell, amb, u, v)
         if not ok:
-            if amb.all():
+            if amb[~pinned].all():
                 raise RuntimeError("the max-min LP has no solution (rows contradict the frozen levels)")
-            amb[:] = True
+            amb |= ~pinned
             continue
-        fixed = ~amb
-        ratio = _cost_ratio(stage, p, tie_break=False)
-        best = ratio.min(axis=1)
-        mine = ratio[np.arange(ng), t0]
-        a0 = stage.a[np.arange(ng), t0]
-        wrong = fixed & ((mine > best * (1 + 1e-9) + 1e-12) | (active & (a0 <= level * (1 + 1e-9))))
+        fixed = ~amb & ~pinned
+        if not fixed.any():
+            wrong = fixed
+        else:
+            pi = stage.effective_price(p)
+            lam = np.where(active, level, ell)
+            _, _, best, _ = _plans(stage, pi, lam)
+            a_v = stage.a[idx, v]
+            a_u = stage.a_from[idx, u]
+            pu = np.where(u > 0, pi[idx, np.maximum(u - 1, 0)], 0.0)
+            pv = pi[idx, v]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                frac = np.where(a_v > a_u, (lam - a_u) / (a_v - a_u), 0.0)
+            mine = pu + (pv - pu) * frac
+            scale_p = max(float(p.max(initial=0.0)), 1e-12)
+            wrong = fixed & (
+                (mine > best * (1 + 1e-9) + 1e-12 * scale_p)
+                | (lam < a_u * (1 - 1e-9))
+                | (lam > a_v * (1 + 1e-9))
+                | (active & (a_v <= level * (1 + TOL)) & (a_v < stage.ceiling * (1 - 1e-12)))
+                | (active & (u > 0) & (a_u >= level * (1 - TOL)))
+            )
         if not wrong.any():
-            y_fixed = np.where(fixed & active, stage.size * mine, 0.0)
-            bottleneck = active & ((y > 1e-9) | (y_fixed > 1e-9) | (stage.ceiling <= level * (1 + 1e-9)))
+            y_fixed = np.zeros(ng)
+            if fixed.any():
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    y_fixed = np.where(fixed & active, stage.size * (pv - pu) / (a_v - a_u), 0.0)
+            bottleneck = active & ((y > TOL) | (y_fixed > TOL) | (stage.ceiling <= level * (1 + TOL)))
             return level, x, p, bottleneck
         amb |= wrong
-    amb[:] = True
-    ok, level, x, p, y = _solve_master(stage, active, ell, amb, t0)
-    bottleneck = active & ((y > 1e-9) | (stage.ceiling <= level * (1 + 1e-9)))
+    amb = ~pinned
+    ok, level, x, p, y = _solve_master(stage, active, ell, amb, u, v)
+    if not ok:
+        raise RuntimeError("the max-min LP has no solution (rows contradict the frozen levels)")
+    bottleneck = active & ((y > TOL) | (stage.ceiling <= level * (1 + TOL)))
     return level, x, p, bottleneck
 
 
-def _sample_prices(stage: _Stage, active: BoolArray, ell: FloatArray) -> tuple[FloatArray, float]:
+def _sample_prices(
+    stage: _Stage, active: BoolArray, ell: FloatArray, pinned: BoolArray
+) -> tuple[FloatArray, float]:
     """Row prices and level from the same stage LP on a deterministic sample of the jobs."""
     ng = stage.a.shape[0]
     rng = np.random.default_rng(12345)
@@ -219,85 +399,109 @@ def _sample_prices(stage: _Stage, active: BoolArray, ell: FloatArray) -> tuple[F
         pool_bound=rows.pool_bound * frac,
     )
     small = _Stage(stage.a[pick], stage.size[pick], small_rows, stage.member[:, pick])
-    level, _, price, _ = _stage(small, active[pick], ell[pick], None, 0.0)
+    level, _, price, _ = _stage(small, active[pick], ell[pick], pinned[pick], None, 0.0)
     return price, level
 
 
-def _refine_prices(stage: _Stage, price: FloatArray, iters: int = 12) -> tuple[FloatArray, float]:
-    """Improve sample prices on all jobs by multiplicative price updates (tatonnement), keeping the best.
+def _pin(stage: _Stage, which: BoolArray, active: BoolArray, ell: FloatArray, pinned: BoolArray) -> None:
+    """Freeze ``which`` at their ceilings (in place); those with one best type become constants."""
+    ell[which] = stage.ceiling[which] * np.where(stage.unique_best[which], 1.0, 1 - 1e-9)
+    active &= ~which
+    pinned |= which & stage.unique_best
 
-    With every job on its cheapest type, L * D_r(p) devices are asked of row r, where
-    D_r = sum_{j in M_r, t0(j) = t_r} S_j / a[j,t0(j)]. Rows asked beyond their bound get dearer. Weak
-    duality gives the bound L* <= sum_r bound_r p_r / sum_j S_j min_t pi[j,t]/a[j,t]; the prices with
-    the lowest bound are kept (quota rows count their pool as bound: a relaxation).
+
+def _dual_bound(
+    stage: _Stage, active: BoolArray, ell: FloatArray, pinned: BoolArray, price: FloatArray, top: float
+) -> float:
+    """An upper bound on the level L every active job can reach, each capped at its ceiling (weak duality).
+
+    At row prices p, an allocation in which every active j reaches min(L, c_j) and every frozen j its
+    ell_j costs at least sum_j S_j cost_j(level_j, p) (cost_j: the cheapest plan of _plans) and at most
+    sum_r p_r bound_r (quota rows counted with their whole pool: a relaxation). The cost grows with L,
+    so the largest L that passes is found by bisection. Zero prices bound nothing (returns ``top``).
     """
     rows = stage.rows
     pool = np.append(rows.pool_bound, 0.0)
     bound = rows.bound + np.where(rows.pool_of >= 0, pool[rows.pool_of], 0.0)
-    bound = np.maximum(bound, 1e-9)
-    positive = price[price > 0]
-    p = np.maximum(price, 1e-3 * (positive.mean() if len(positive) else 1.0))
-    best_p, best_ub = price, np.inf
-    ng = stage.a.shape[0]
-    for k in range(iters):
-        ratio = _cost_ratio(stage, p, tie_break=False)
-        t0 = np.argmin(ratio, axis=1)
-        mine = ratio[np.arange(ng), t0]
-        h = float((stage.size * mine).sum())
-        ub = float((bound * p).sum()) / h if h > 0 else np.inf
-        if ub < best_ub:
-            best_ub, best_p = ub, p.copy()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per = np.where(np.isfinite(mine), stage.size / stage.a[np.arange(ng), t0], 0.0)
-        demand = stage.row_sum(t0, per)
-        util = demand / bound
-        mean = float((util * bound * p).sum() / max((bound * p).sum(), 1e-300))
-        step = 0.5 / np.sqrt(k + 1.0)
-        p = p * np.exp(step * np.clip(util / max(mean, 1e-300) - 1.0, -2.0, 2.0))
-    return best_p, best_ub
+    budget = float((price * bound).sum())
+    if budget <= 0:
+        return top
+    pi = stage.effective_price(price)
+
+    def fits(level: float) -> bool:
+        lam = np.where(active, np.minimum(level, stage.ceiling), ell)
+        _, _, cost, _ = _plans(stage, pi, lam)
+        return float((stage.size * np.where(np.isfinite(cost), cost, 0.0)).sum()) <= budget * (1 + 1e-7)
+
+    if fits(top):
+        return top
+    lo, hi = 0.0, top
+    for _ in range(24):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return hi
 
 
 def _skip_ceilings(
-    stage: _Stage, active: BoolArray, ell: FloatArray, price: FloatArray | None, level: float
+    stage: _Stage, active: BoolArray, ell: FloatArray, pinned: BoolArray, price: FloatArray | None
 ) -> FloatArray | None:
     """Freeze, in one go, every active job whose ceiling the next stages would reach anyway.
 
-    A stage that stops at the lowest active ceiling freezes only the jobs with that ceiling; with many
-    distinct ceilings (finish-time fairness) that is one LP per ceiling. Instead, binary-search the
-    sorted ceilings c_1 < ... < c_m of the active jobs for the largest k such that pinning every job with
-    ceiling <= c_k at its ceiling still lets all other active jobs reach c_k (feasibility is monotone in
-    k: a smaller k relaxes every constraint). Those jobs are frozen at their ceilings (``active`` and
-    ``ell`` updated in place); the water-filling then continues exactly as the one-by-one stages would.
+    Search the sorted ceilings c_0 < ... < c_{m-1} of the active jobs for the largest k* such that
+    pinning every job with ceiling <= c_k at its ceiling still lets all other active jobs reach c_k.
+    A probe at k solves that stage LP: level L_k, prices p_k. L_k does not grow with k (more pins, less
+    room) while c_k grows, so feasibility is monotone, and each probe narrows the bracket by more than
+    its own answer:
+        feasible (L_k >= c_k):    k* >= k
+        infeasible:               k* < k, and k* >= the largest k' with c_k' <= L_k (L_k' >= L_k >= c_k')
+        any probe:                c_k* <= L_k* <= _dual_bound(p_k)
+    The next probe is the top of the bracket (usually the answer), or its middle after a miss there.
     """
     ceilings = np.unique(stage.ceiling[active])
-    lo, hi = -1, len(ceilings) - 1
+    m = len(ceilings)
+    lo, hi = -1, m - 1
+
+    def index(level: float) -> int:
+        return int(np.searchsorted(ceilings, level * (1 + 1e-7), side="right")) - 1
+
+    def narrow(p: FloatArray | None) -> None:
+        nonlocal hi
+        if p is not None and p.any():
+            hi = min(hi, max(lo, index(_dual_bound(stage, active, ell, pinned, p, float(ceilings[-1])))))
+
+    narrow(price)
     best_price = price
+    missed = False
     while lo < hi:
-        mid = (lo + hi + 1) // 2
-        pin = active & (stage.ceiling <= ceilings[mid])
+        k = (lo + hi + 1) // 2 if missed else hi
+        pin = active & (stage.ceiling <= ceilings[k])
         rest = active & ~pin
-        trial_ell = np.where(pin, stage.ceiling * (1 - 1e-9), ell)
+        trial_ell, trial_active, trial_pinned = ell.copy(), active.copy(), pinned.copy()
+        _pin(stage, pin, trial_active, trial_ell, trial_pinned)
         try:
-            trial_level, _, trial_price, _ = _stage(stage, rest, trial_ell, price, float(ceilings[mid]))
+            level, _, trial_price, _ = _stage(stage, rest, trial_ell, trial_pinned, None, float(ceilings[k]))
         except RuntimeError:
-            hi = mid - 1
+            hi, missed = k - 1, True
             continue
-        if not rest.any() or trial_level >= ceilings[mid] * (1 - 1e-7):
-            lo, best_price = mid, trial_price
+        if not rest.any() or level >= ceilings[k] * (1 - 1e-7):
+            lo, best_price, missed = k, trial_price, False
         else:
-            hi = mid - 1
+            hi, missed = k - 1, True
+            lo = max(lo, min(index(level), hi))
+        narrow(trial_price)
     if lo >= 0:
-        pin = active & (stage.ceiling <= ceilings[lo])
-        ell[pin] = stage.ceiling[pin] * (1 - 1e-9)
-        active &= ~pin
-    del level
+        _pin(stage, active & (stage.ceiling <= ceilings[lo]), active, ell, pinned)
     return best_price
 
 
 def max_min_waterfill(
-    a: FloatArray, scale: FloatArray, rows: Rows, usable: BoolArray
+    a: FloatArray, scale: FloatArray, rows: Rows, usable: BoolArray, *, whole_lp: bool = False
 ) -> tuple[FloatArray, FloatArray]:
-    """Weighted max-min of sum_t a[j,t] x[j,t] with water-filling. Returns x (jobs x types) and levels."""
+    """Weighted max-min of sum_t a[j,t] x[j,t] with water-filling. Returns x (jobs x types) and levels.
+
+    ``whole_lp``: solve every stage as one plain HiGHS LP over all jobs (no column generation, no
+    sampled prices): the same procedure, the reference the benchmarks time against.
+    """
     n, tt = a.shape
     x_out = np.zeros((n, tt))
     levels = np.zeros(n)
@@ -306,7 +510,7 @@ def max_min_waterfill(
         return x_out, levels
     a_r = np.where(usable[runnable], a[runnable], 0.0)
     key = np.concatenate([a_r, scale[runnable, None], rows.member[:, runnable].T.astype(np.float64)], axis=1)
-    uniq, first, inverse, counts = np.unique(
+    _, first, inverse, counts = np.unique(
         key, axis=0, return_index=True, return_inverse=True, return_counts=True
     )
     inverse = inverse.reshape(-1)
@@ -314,37 +518,44 @@ def max_min_waterfill(
     stage = _Stage(a_r[first], sizes.astype(np.float64), rows, rows.member[:, runnable[first]])
     ng = len(first)
     active = np.ones(ng, dtype=bool)
+    pinned = np.zeros(ng, dtype=bool)
     ell = np.zeros(ng)
     price: FloatArray | None = None
     level = 0.0
-    if ng > SAMPLE_ABOVE:
-        price, level = _sample_prices(stage, active, ell)
-        price, _ = _refine_prices(stage, price)
-    elif ng > FULL_LP_GROUPS:
-        start = np.array([1.0 if k == "capacity" else 0.0 for k in rows.kind])
-        price, level = _refine_prices(stage, start)
+    if ng > SAMPLE_ABOVE and not whole_lp:
+        price, level = _sample_prices(stage, active, ell, pinned)
     x = np.zeros((ng, tt))
-    for _ in range(MAX_STAGES):
+    stale = False
+    for stages in range(MAX_STAGES):
         try:
-            level, x, price, freeze = _stage(stage, active, ell, price, level)
+            level, x, price, freeze = _stage(
+                stage, active, ell, pinned, None if whole_lp else price, level, x if stages else None
+            )
         except RuntimeError:
             # frozen levels a hair too high for HiGHS's tolerances: relax them by 1e-6 and retry once
-            ell *= 1 - 1e-6
-            level, x, price, freeze = _stage(stage, active, ell, None, level)
+            ell *= np.where(pinned, 1.0, 1 - 1e-6)
+            level, x, price, freeze = _stage(stage, active, ell, pinned, None, level)
+        stale = False
         if not freeze.any():
             freeze = active.copy()
-        ell[freeze] = level
+        at_ceiling = freeze & (stage.ceiling <= level * (1 + TOL))
+        _pin(stage, at_ceiling, active, ell, pinned)
+        ell[freeze & ~at_ceiling] = level
         active &= ~freeze
         if not active.any():
             break
-        at_ceiling = freeze & (stage.ceiling <= level * (1 + 1e-9))
         if (
             at_ceiling.any()
             and not (freeze & ~at_ceiling).any()
-            and np.unique(stage.ceiling[active]).size > 16
+            and np.unique(stage.ceiling[active]).size > 4
         ):
-            price = _skip_ceilings(stage, active, ell, price, level)
+            price = _skip_ceilings(stage, active, ell, pinned, None if whole_lp else price)
+            stale = True
+            if not active.any():
+                break
+    if stale:
+        # the last pins came after the last stage: one feasibility solve places every job at its level
+        _, x, _, _ = _stage(stage, active, ell, pinned, price, 0.0)
     x_out[runnable] = x[inverse]
     levels[runnable] = (a_r * x_out[runnable]).sum(axis=1)
-    del uniq
     return x_out, levels

@@ -48,6 +48,18 @@ NAME = "max-min-fairness"
 
 def max_min_fairness(problem: AllocationProblem) -> Allocation:
     """Weighted max-min fairness of normalized throughput with water-filling (fast column generation)."""
+    return _allocate(problem, whole_lp=False)
+
+
+def max_min_fairness_plain(problem: AllocationProblem) -> Allocation:
+    """The same allocation with every water-filling stage solved by plain HiGHS on the whole LP.
+
+    The reference bench/bench_policies.py and the CI guard time against: same stages, same answer.
+    """
+    return _allocate(problem, whole_lp=True)
+
+
+def _allocate(problem: AllocationProblem, *, whole_lp: bool) -> Allocation:
     started = time.perf_counter()
     usable = usable_mask(problem)
     rows = build_rows(problem, usable)
@@ -56,7 +68,7 @@ def max_min_fairness(problem: AllocationProblem) -> Allocation:
     if quick is not None:
         x, levels = quick, (a * quick).sum(axis=1)
     else:
-        x, levels = max_min_waterfill(a, problem.scale, rows, usable)
+        x, levels = max_min_waterfill(a, problem.scale, rows, usable, whole_lp=whole_lp)
         x = fill_spare(problem, usable, rows, x, a)
     runnable = usable.any(axis=1)
     norm = normalized(problem, usable)
