@@ -12,13 +12,20 @@ its derivation is written next to it. Nothing here does I/O.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from accelpool.core.types import AcceleratorType
 
 SMALL_SCALE_MAX_DEVICES = 64
 """Jobs up to this many devices use the single-node / small-cluster training range (llm-foundry tables
-cover 8-64 GPUs); larger jobs use the large-scale range (published 1,000+ device records)."""
+cover 8-64 GPUs)."""
+
+LARGE_SCALE_MIN_DEVICES = 1024
+"""Jobs from this many devices use the large-scale range (its records run on 1,024 to 16k devices; the
+smallest is HyperCLOVA's 1,024 A100). In between, each scenario is interpolated in log2(devices), so an
+estimate has no step at any device count (a hard switch at 65 devices made the pessimistic estimate
+jump, e.g. from 569 to 840 days for one job between 64 and 65 devices)."""
 
 NPU_FACTOR = 0.8
 """Assumption: NPUs (family ``npu``) reach 0.8x the GPU utilization with the same workload.
@@ -83,7 +90,7 @@ TRAIN_GPU_LARGE = UtilizationRange(
     typical=0.40,
     optimistic=0.563,
     basis=(
-        "training MFU, >64 devices: pessimistic = lowest large-scale records (HyperCLOVA 1,024 A100 ~0.20 "
+        "training MFU, >=1,024 devices: pessimistic = lowest large-scale records (HyperCLOVA 1,024 A100 ~0.20 "
         "derived; GPT-3 0.213 per PaLM Table 3) less a 10% margin; typical = Llama 3 405B on 16k H100 "
         "(0.38-0.43); optimistic = Megatron-LM selective recompute 1T on A100 (0.563) / MegaScale (0.552)"
     ),
@@ -144,8 +151,27 @@ def _for_family(base: UtilizationRange, acc: AcceleratorType) -> UtilizationRang
 
 
 def training_mfu(acc: AcceleratorType, devices: int) -> UtilizationRange:
-    """Training MFU range for ``devices`` of ``acc`` (scale tier chosen by device count)."""
-    base = TRAIN_GPU_SMALL if devices <= SMALL_SCALE_MAX_DEVICES else TRAIN_GPU_LARGE
+    """Training MFU range for ``devices`` of ``acc``: the small-scale range up to 64 devices, the
+    large-scale range from 1,024, log-interpolated in between (continuous in the device count)."""
+    if devices <= SMALL_SCALE_MAX_DEVICES:
+        base = TRAIN_GPU_SMALL
+    elif devices >= LARGE_SCALE_MIN_DEVICES:
+        base = TRAIN_GPU_LARGE
+    else:
+        f = math.log2(devices / SMALL_SCALE_MAX_DEVICES) / math.log2(
+            LARGE_SCALE_MIN_DEVICES / SMALL_SCALE_MAX_DEVICES
+        )
+        small, large = TRAIN_GPU_SMALL, TRAIN_GPU_LARGE
+        base = UtilizationRange(
+            pessimistic=small.pessimistic + f * (large.pessimistic - small.pessimistic),
+            typical=small.typical + f * (large.typical - small.typical),
+            optimistic=small.optimistic + f * (large.optimistic - small.optimistic),
+            basis=(
+                f"training MFU, {devices} devices: {1 - f:.2f} x the <=64-device range + {f:.2f} x the "
+                f">=1,024-device range (interpolated in log2(devices)). Small: {small.basis}. Large: {large.basis}"
+            ),
+            sources=small.sources + large.sources,
+        )
     return _for_family(base, acc)
 
 

@@ -168,14 +168,19 @@ def solve_lp(
     row_hi: FloatArray,
     col_lo: FloatArray,
     col_hi: FloatArray,
+    *,
+    ipm: bool = False,
 ) -> LpResult:
     """minimize cost . x  s.t. row_lo <= A x <= row_hi, col_lo <= x <= col_hi (HiGHS dual simplex).
 
     ``row_dual[i]`` is d(objective)/d(bound of row i): a binding <= row in a minimization has it <= 0.
+    ``ipm``: HiGHS's interior point method with crossover instead (a vertex solution all the same).
     """
     h = _highs._Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
+    if ipm:
+        h.setOptionValue("solver", "ipm")
     lp = _highs.HighsLp()
     lp.num_col_ = len(cost)
     lp.num_row_ = a.shape[0]

@@ -72,6 +72,10 @@ SAMPLE_ABOVE = 1500
 MARGIN = 0.01
 """A job is ambiguous when its second-cheapest plan costs within 1% of its cheapest, or its level is
 within 1% of an end of its segment."""
+IPM_COLUMNS = 800
+"""Masters with more columns go to HiGHS's interior point method (with crossover): on the later stages'
+degenerate LPs (many frozen level rows tight at once) it was 1.4-3.5x faster than dual simplex at
+2,000 x 8 (bench/bench_policies.py families). The whole_lp reference keeps HiGHS's default."""
 MAX_ROUNDS = 40
 MAX_STAGES = 12
 """Exact water-filling stages (ceiling searches not counted); see Tail above."""
@@ -81,8 +85,11 @@ TOL = 1e-9
 class _Stage:
     """One problem's data: merged jobs and the rows (shared by all stages)."""
 
-    def __init__(self, a: FloatArray, size: FloatArray, rows: Rows, member: BoolArray) -> None:
+    def __init__(
+        self, a: FloatArray, size: FloatArray, rows: Rows, member: BoolArray, ipm: bool = False
+    ) -> None:
         ng, tt = a.shape
+        self.ipm = ipm
         self.a = a
         self.size = size
         self.rows = rows
@@ -233,7 +240,7 @@ def _solve_master(
     cost[col_l] = -1.0
     col_lo = np.concatenate([[l_lo], np.zeros(k + nb)])
     col_hi = np.concatenate([[l_hi], np.ones(k), np.full(nb, np.inf)])
-    res = solve_lp(cost, amat, lo, hi, col_lo, col_hi)
+    res = solve_lp(cost, amat, lo, hi, col_lo, col_hi, ipm=stage.ipm and ncol > IPM_COLUMNS)
     if not res.ok:
         return False, 0.0, np.zeros((ng, tt)), np.zeros(rr), np.zeros(ng)
     level = float(res.x[col_l])
@@ -515,7 +522,9 @@ def max_min_waterfill(
     )
     inverse = inverse.reshape(-1)
     sizes = scale[runnable][first] * counts
-    stage = _Stage(a_r[first], sizes.astype(np.float64), rows, rows.member[:, runnable[first]])
+    stage = _Stage(
+        a_r[first], sizes.astype(np.float64), rows, rows.member[:, runnable[first]], ipm=not whole_lp
+    )
     ng = len(first)
     active = np.ones(ng, dtype=bool)
     pinned = np.zeros(ng, dtype=bool)
