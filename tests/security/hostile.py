@@ -150,12 +150,8 @@ ATTACKS: list[Attack] = [
     Attack("list-data-dir", '[ -n "$(ls -A {data} 2>/dev/null)" ] && echo ' + WIN),
     Attack("write-data-dir", "echo x > {data}/pwned && echo " + WIN, check=_data_dir_unchanged),
     Attack("write-database", "echo PWNED >> {data}/accelpool.sqlite && echo " + WIN, check=_db_unchanged),
-    Attack(
-        "read-other-job-state",
-        "cat {data}/executor/jobs/{victim}/plan.0.json && echo " + WIN,
-        local_only=True,
-    ),
-    Attack("read-other-job-scratch", "cat {data}/executor/jobs/{victim}/work/secret && echo " + WIN),
+    Attack("read-other-job-state", "cat {victim_state}/plan.0.json && echo " + WIN),
+    Attack("read-other-job-scratch", "cat {victim_state}/work/secret && echo " + WIN),
     Attack("read-other-job-logs", "cat {data}/executor/logs/{victim}.log {data}/ray-logs/* && echo " + WIN),
     Attack("read-other-job-environ", "cat /proc/{victim_pid}/environ && echo " + WIN),
     Attack(
@@ -228,7 +224,6 @@ ATTACKS: list[Attack] = [
         extra={"checkpoint_dir": "{ckpt_link}"},
         check=_reason_refused,
         expect_state=("failed",),
-        local_only=True,
     ),
     Attack(
         "workdir-is-data-dir",
@@ -236,7 +231,6 @@ ATTACKS: list[Attack] = [
         extra={"workdir": "{data}"},
         check=_reason_refused,
         expect_state=("failed",),
-        local_only=True,
     ),
     Attack(
         "job-token-cancels-other-job",
@@ -353,6 +347,12 @@ def wait(pred: Callable[[], Any], timeout: float, what: str) -> Any:
 
 def start_victim(ctx: Ctx, server: ServerProcess) -> None:
     ctx.victim_secret = "victim-" + secrets.token_hex(8)
+    with ctx.client(ctx.admin) as c:  # Ray: the pool's nodes are discovered by the scheduler first
+
+        def types() -> set[str]:
+            return {n["accelerator"] for n in c.get("/api/v1/nodes").json()["items"]}
+
+        wait(lambda: {"h100", "rngd"} <= types(), 90, "the pool's nodes")
     with ctx.client(ctx.other) as c:
         r = c.post(
             "/api/v1/jobs",
@@ -370,7 +370,14 @@ def start_victim(ctx: Ctx, server: ServerProcess) -> None:
             60,
             "the victim job to run",
         )
-    pids = wait(lambda: _host_procs("sleep 120.77"), 30, "the victim's process")
+    pids = wait(lambda: _host_procs("sleep 120.77"), 60, "the victim's process")
+    if ctx.vars.get("executor") == "ray":  # the victim's files on its Ray node
+        import glob
+
+        found = wait(lambda: glob.glob(f"/tmp/accelpool-ray/{ctx.victim}-*/r0"), 30, "the victim's Ray dir")
+        victim_state = found[0]
+    else:
+        victim_state = str(ctx.data / "executor" / "jobs" / ctx.victim)
     assert server.proc is not None
     top = server.proc.pid  # the supervisor, and its API and scheduler processes
     service = [top] + sorted(int(c) for c in Path(f"/proc/{top}/task/{top}/children").read_text().split())
@@ -379,6 +386,7 @@ def start_victim(ctx: Ctx, server: ServerProcess) -> None:
         victim=ctx.victim,
         victim_pid=str(pids[0]),
         victim_dev=str(job["placement"]["devices"][0][1][0]),
+        victim_state=victim_state,
         service_pid=str(service[-1]),
         service_pids=" ".join(str(p) for p in service),
         devroot=str(ctx.devroot),
@@ -413,8 +421,14 @@ def run_attacks(ctx: Ctx, attacks: list[Attack]) -> Iterator[tuple[Attack, dict[
                 if jid in done:
                     continue
                 j = c.get(f"/api/v1/jobs/{jid}").json()
-                if j["state"] == "running":
-                    started.setdefault(jid, time.time())
+                if j["state"] == "running" and jid not in started:
+                    # a cancel attack is cancelled once its command has really started (it says so)
+                    if (
+                        a.cancel_after is None
+                        or "started" in c.get(f"/api/v1/jobs/{jid}/logs").json()["logs"]
+                    ):
+                        started[jid] = time.time()
+                if j["state"] == "running" and jid in started:
                     if a.cancel_after is not None and jid not in cancelled:
                         if time.time() - started[jid] >= a.cancel_after:
                             assert c.post(f"/api/v1/jobs/{jid}/cancel").status_code == 200

@@ -26,8 +26,8 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ctx]:
         pytest.skip("bubblewrap is not installed (scripts/setup.sh installs it)")
     server, ctx = start_pool(tmp_path_factory.mktemp("hostile"), "--round-seconds", "0.3")
     try:
-        start_victim(ctx, server)
         ctx.vars["executor"] = "local"
+        start_victim(ctx, server)
         yield ctx
     finally:
         server.kill()
