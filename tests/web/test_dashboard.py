@@ -385,3 +385,15 @@ def test_server_time_zone_is_configurable(tmp_path, monkeypatch):
         assert "2026-09-21 14:13:20 (UTC)" in w.get("/ui", "m1").text
     finally:
         w.store.close()
+
+
+def test_waiting_and_running_times_count_from_the_last_requeue_and_start(world):
+    from accelpool.ports import EventKind, ExecutorEvent
+
+    # the running job loses its node 10 minutes before NOW: it waits since then, not since submission
+    world.store.record_events(
+        [ExecutorEvent(world.jobs["running"], EventKind.LOST, NOW - 600, reason="node h-0 lost")]
+    )
+    page = world.get("/ui", "m1").text
+    row = page.split(f'<a href="/ui/jobs/{world.jobs["running"]}">', 1)[1].split("</tr>", 1)[0]
+    assert "10m 00s" in row

@@ -245,9 +245,7 @@ def overview_data(store: SqlStore, who: Principal, catalog: Any, now: float, loc
                 "position": v.position,
                 "reason": v.reason or loc("waiting for the next round"),
                 "wants": _wants(v.spec, loc),
-                "age": loc.duration(
-                    now - (v.end_time if v.state.value == "preempted" and v.end_time else v.submit_time)
-                ),
+                "age": loc.duration(now - _waiting_since(store, v)),
             }
             for v in queued
         ],
@@ -273,6 +271,15 @@ def _attempt_start(store: SqlStore, v: Any) -> float:
         return float(v.start_time)
     starts = [e.time for e in store.job_events(v.id) if e.state == "running"]
     return starts[-1] if starts else float(v.start_time)
+
+
+def _waiting_since(store: SqlStore, v: Any) -> float:
+    """When the job last joined the queue: submission, or its last requeue after a preemption or a lost
+    node (only looked up for the few jobs shown that were ever preempted)."""
+    if not v.preemptions:
+        return float(v.submit_time)
+    times = [e.time for e in store.job_events(v.id) if e.state in ("queued", "preempted")]
+    return times[-1] if times else float(v.submit_time)
 
 
 def _grants_for(store: SqlStore, who: Principal) -> list[Any]:

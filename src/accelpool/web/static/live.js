@@ -13,9 +13,9 @@
     main.querySelectorAll("details").forEach(function (d, i) { if (d.open) open.push(i); });
     return open;
   }
-  function follow() {
+  function follow() {  // keep the log's newest line in view
     var logs = document.getElementById("logs");
-    if (logs && document.querySelector("[data-follow]") === null) { logs.scrollTop = logs.scrollHeight; }
+    if (logs) { logs.scrollTop = logs.scrollHeight; }
   }
   function refresh() {
     var main = document.getElementById("main");
