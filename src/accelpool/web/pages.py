@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import inspect
 import math
 import os
 import secrets
@@ -420,7 +421,10 @@ async def _act(
     messages. Answers (status, reason or "")."""
     try:
         parsed = [model.model_validate(body or {})] if model is not None else []
-        await run_in_threadpool(fn, *args, *parsed, request, who)
+        if inspect.iscoroutinefunction(fn):
+            await fn(*args, *parsed, request, who)
+        else:
+            await run_in_threadpool(fn, *args, *parsed, request, who)
     except ValidationError as exc:
         err = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid"}
         field = api_errors._loc(tuple(err.get("loc", ())))
