@@ -9,7 +9,8 @@ import pytest
 from accelpool.core.errors import AlreadyExists, InsufficientFunds
 from accelpool.core.types import Grant, Job, Node, Program, Tenant
 from accelpool.storage.engine import sqlite_url
-from accelpool.storage.sql import SqlStore, Submission
+from accelpool.storage.sql import SqlStore
+from accelpool.storage.submissions import Submission
 
 
 @pytest.fixture

@@ -28,7 +28,8 @@ from accelpool.core.problem import needs_domestic
 from accelpool.core.types import AcceleratorType, Grant, Job, JobKind, Program
 from accelpool.ports import RunSpec
 from accelpool.spec.job import JobSpec
-from accelpool.storage.sql import Reference, SqlStore
+from accelpool.storage.sql import SqlStore
+from accelpool.storage.unit import Reference
 
 
 @dataclass(frozen=True)

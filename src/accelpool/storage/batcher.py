@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from accelpool.storage.sql import SqlStore, Submission
+    from accelpool.storage.submissions import Submission, SubmissionWrites
 
 log = logging.getLogger("accelpool.storage")
 
@@ -26,7 +26,7 @@ _STOP = object()
 
 
 class SubmitBatcher:
-    def __init__(self, store: SqlStore, max_batch: int = 256) -> None:
+    def __init__(self, store: SubmissionWrites, max_batch: int = 256) -> None:
         self.store, self.max_batch = store, max_batch
         self._q: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._closed = False

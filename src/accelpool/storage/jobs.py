@@ -15,7 +15,6 @@ each other in a cycle (no deadlock), and each decides on the state the others le
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +24,10 @@ from sqlalchemy.engine import Connection
 from accelpool.core import ledger
 from accelpool.core.lifecycle import Event, Outcome, apply_event
 from accelpool.core.rounds import JobStatus
-from accelpool.core.types import Charge, Job
+from accelpool.core.types import Charge
 from accelpool.storage import codec
 from accelpool.storage import tables as T
+from accelpool.storage.unit import UnitOfWork
 
 _JOB_COLUMNS = (
     T.jobs.c.id,
@@ -54,20 +54,8 @@ class Locked:
         return 0 if p is None else int(self.prices.get(p.accelerator, 0))
 
 
-class JobWrites:
-    """Mixed into SqlStore: the job-state and money writes (the rest of the store reads and sets up)."""
-
-    _pg: bool
-    _waits: dict[str, str]
-
-    def write(self) -> AbstractContextManager[Connection]:  # provided by SqlStore
-        raise NotImplementedError
-
-    def _job(self, job_id: str, spec: Any) -> Job:  # provided by SqlStore
-        raise NotImplementedError
-
-    def invalidate(self) -> None:  # provided by SqlStore
-        raise NotImplementedError
+class JobWrites(UnitOfWork):
+    """The jobs aggregate's state and money writes (SqlStore's scheduler port calls them)."""
 
     # -- locking ----------------------------------------------------------------------------------------
 

@@ -17,7 +17,8 @@ from accelpool.api.routers.common import Who, store_of
 from accelpool.core.errors import Conflict, InsufficientFunds, MissingReference
 from accelpool.ports import EventKind, ExecutorEvent
 from accelpool.spec.job import JobSpec
-from accelpool.storage.sql import SqlStore, Submission
+from accelpool.storage.sql import SqlStore
+from accelpool.storage.submissions import Submission
 from accelpool.storage.views import JobView, row_view
 
 router = APIRouter()

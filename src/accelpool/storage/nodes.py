@@ -1,0 +1,74 @@
+"""The nodes aggregate: add, drain, resize or move nodes (never under the devices running jobs hold)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from accelpool.core.errors import Conflict
+from accelpool.core.types import JobState, Node
+from accelpool.storage import tables as T
+from accelpool.storage.unit import UnitOfWork, _node_row
+from accelpool.storage.views import NodeView
+
+
+class NodeWrites(UnitOfWork):
+    def add_nodes(self, nodes: Iterable[Node]) -> None:
+        with self.write() as c:
+            for n in nodes:
+                row = _node_row(n)
+                if c.execute(update(T.nodes).where(T.nodes.c.name == n.name).values(**row)).rowcount == 0:
+                    c.execute(insert(T.nodes).values(name=n.name, down=False, **row))
+        self.invalidate()
+
+    def set_node_down(self, name: str, down: bool = True) -> None:
+        with self.write() as c:
+            c.execute(update(T.nodes).where(T.nodes.c.name == name).values(down=down))
+        self.invalidate()
+
+    def create_node(self, node: Node) -> None:
+        """Insert a node; Conflict (field ``name``) when one of that name exists (its devices and zone are
+        never changed by a second add: running jobs may hold them)."""
+        self._insert_new(T.nodes, T.nodes.c.name, node.name, {**_node_row(node), "down": False}, "node")
+
+    def update_node(
+        self, name: str, *, devices: int | None = None, zone: str | None = None, down: bool | None = None
+    ) -> NodeView | None:
+        """Change a node's device count (never below the devices running jobs hold on it), its zone (only
+        while no job runs on it) or its down flag. None when there is no such node."""
+        with self.write() as c:
+            r = self._lock_row(c, T.nodes, T.nodes.c.name, name)
+            if r is None:
+                return None
+            row: dict[str, Any] = {}
+            if devices is not None or (zone is not None and zone != r.zone):
+                used = 0
+                for (pl,) in c.execute(
+                    select(T.jobs.c.placement).where(
+                        T.jobs.c.active.is_(True), T.jobs.c.state == JobState.RUNNING.value
+                    )
+                ):
+                    for node, devs in (pl or {}).get("devices", []):
+                        if node == name:
+                            used = max(used, *(int(d) + 1 for d in devs)) if devs else used
+                if devices is not None:
+                    if devices < used:
+                        raise Conflict(
+                            f"node '{name}' has devices up to index {used - 1} in use by running jobs; "
+                            "drain it first (nodes drain) and shrink it once they are gone",
+                            "devices",
+                        )
+                    row["devices"] = devices
+                if zone is not None and zone != r.zone:
+                    if used:
+                        raise Conflict(f"node '{name}' runs jobs; drain it before changing its zone", "zone")
+                    row["zone"] = zone
+            if down is not None:
+                row["down"] = down
+            if row:
+                c.execute(update(T.nodes).where(T.nodes.c.name == name).values(**row))
+            r = c.execute(select(T.nodes).where(T.nodes.c.name == name)).one()
+        self.invalidate()
+        return NodeView(r.name, r.accelerator, int(r.devices), r.zone, bool(r.down), list(r.labels or []))
