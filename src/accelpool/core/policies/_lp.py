@@ -1,0 +1,174 @@
+"""The one HiGHS entry point (solve_lp) and the LP model every LP policy builds on (lp_model)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import highspy._core as _highs
+import numpy as np
+from scipy import sparse
+
+from accelpool.core.allocation import (
+    AllocationProblem,
+    BoolArray,
+    FloatArray,
+    IntArray,
+)
+from accelpool.core.policies._rules import Rows
+
+
+@dataclass(frozen=True, eq=False)
+class LpResult:
+    ok: bool
+    x: FloatArray
+    row_dual: FloatArray
+    objective: float
+
+
+def solve_lp(
+    cost: FloatArray,
+    a: sparse.csc_matrix,
+    row_lo: FloatArray,
+    row_hi: FloatArray,
+    col_lo: FloatArray,
+    col_hi: FloatArray,
+    *,
+    ipm: bool = False,
+) -> LpResult:
+    """minimize cost . x  s.t. row_lo <= A x <= row_hi, col_lo <= x <= col_hi (HiGHS dual simplex).
+
+    ``row_dual[i]`` is d(objective)/d(bound of row i): a binding <= row in a minimization has it <= 0.
+    ``ipm``: HiGHS's interior point method with crossover instead (a vertex solution all the same).
+    """
+    h = _highs._Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    if ipm:
+        h.setOptionValue("solver", "ipm")
+    lp = _highs.HighsLp()
+    lp.num_col_ = len(cost)
+    lp.num_row_ = a.shape[0]
+    lp.col_cost_ = np.ascontiguousarray(cost, dtype=np.float64)
+    lp.col_lower_ = np.ascontiguousarray(col_lo, dtype=np.float64)
+    lp.col_upper_ = np.ascontiguousarray(col_hi, dtype=np.float64)
+    lp.row_lower_ = np.ascontiguousarray(row_lo, dtype=np.float64)
+    lp.row_upper_ = np.ascontiguousarray(row_hi, dtype=np.float64)
+    a = sparse.csc_matrix(a)
+    lp.a_matrix_.format_ = _highs.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = a.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = a.indices.astype(np.int32)
+    lp.a_matrix_.value_ = a.data.astype(np.float64)
+    lp.a_matrix_.num_col_ = len(cost)
+    lp.a_matrix_.num_row_ = a.shape[0]
+    h.passModel(lp)
+    h.run()
+    status = h.getModelStatus()
+    if status != _highs.HighsModelStatus.kOptimal:
+        return LpResult(False, np.zeros(len(cost)), np.zeros(a.shape[0]), float("nan"))
+    sol = h.getSolution()
+    return LpResult(
+        True,
+        np.asarray(sol.col_value, dtype=np.float64),
+        np.asarray(sol.row_dual, dtype=np.float64),
+        float(h.getInfo().objective_function_value),
+    )
+
+
+@dataclass
+class LpModel:
+    """A full LP over x[j, t] (usable pairs only) with the rule rows already in it.
+
+    Columns: the x pairs first (``pairs``), then the borrow variables b_r of quota rows, then any
+    columns a policy adds. Rows: one time row per job (sum_t x <= 1), the rule rows, the pools, then any
+    rows a policy adds. Policies add their own rows and columns, set ``cost`` and call ``solve``.
+    """
+
+    jobs: IntArray
+    types: IntArray
+    n_x: int
+    n_cols: int
+    coo_r: list[IntArray]
+    coo_c: list[IntArray]
+    coo_v: list[FloatArray]
+    row_lo: list[FloatArray]
+    row_hi: list[FloatArray]
+    col_lo: list[FloatArray]
+    col_hi: list[FloatArray]
+    n_rows: int
+
+    def add_cols(self, count: int, lo: float = 0.0, hi: float = np.inf) -> int:
+        first = self.n_cols
+        self.n_cols += count
+        self.col_lo.append(np.full(count, lo))
+        self.col_hi.append(np.full(count, hi))
+        return first
+
+    def add_rows(
+        self, rows: IntArray, cols: IntArray, vals: FloatArray, lo: FloatArray, hi: FloatArray
+    ) -> int:
+        """Add len(lo) rows; ``rows`` are offsets 0.. within the new block. Returns the first row index."""
+        first = self.n_rows
+        self.coo_r.append(np.asarray(rows, dtype=np.int64) + first)
+        self.coo_c.append(np.asarray(cols, dtype=np.int64))
+        self.coo_v.append(np.asarray(vals, dtype=np.float64))
+        self.row_lo.append(np.asarray(lo, dtype=np.float64))
+        self.row_hi.append(np.asarray(hi, dtype=np.float64))
+        self.n_rows += len(lo)
+        return first
+
+    def solve(self, cost: FloatArray) -> LpResult:
+        a = sparse.coo_matrix(
+            (np.concatenate(self.coo_v), (np.concatenate(self.coo_r), np.concatenate(self.coo_c))),
+            shape=(self.n_rows, self.n_cols),
+        ).tocsc()
+        return solve_lp(
+            cost,
+            a,
+            np.concatenate(self.row_lo),
+            np.concatenate(self.row_hi),
+            np.concatenate(self.col_lo),
+            np.concatenate(self.col_hi),
+        )
+
+    def x_matrix(self, values: FloatArray, n: int, tt: int) -> FloatArray:
+        x = np.zeros((n, tt))
+        x[self.jobs, self.types] = np.clip(values[: self.n_x], 0.0, 1.0)
+        return x
+
+
+def lp_model(problem: AllocationProblem, usable: BoolArray, rows: Rows) -> LpModel:
+    """The x columns, time rows, rule rows and pools every LP policy shares."""
+    n = problem.n_jobs
+    jobs, types = np.nonzero(usable)
+    k = len(jobs)
+    model = LpModel(jobs, types, k, 0, [], [], [], [], [], [], [], 0)
+    model.add_cols(k, 0.0, 1.0)
+    model.add_rows(jobs, np.arange(k), np.ones(k), np.full(n, -np.inf), np.ones(n))
+    # rule rows: pair p counts in row r when member[r, job_p] and type_p == type_of[r]
+    rr, cc, vv = [], [], []
+    for r in range(rows.n_rows):
+        pairs = np.nonzero((types == rows.type_of[r]) & rows.member[r, jobs])[0]
+        rr.append(np.full(len(pairs), r))
+        cc.append(pairs)
+        vv.append(problem.scale[jobs[pairs]])
+    borrowing = np.nonzero(rows.pool_of >= 0)[0]
+    first_b = model.add_cols(len(borrowing))
+    rr.append(borrowing)
+    cc.append(first_b + np.arange(len(borrowing)))
+    vv.append(-np.ones(len(borrowing)))
+    model.add_rows(
+        np.concatenate(rr) if rr else np.zeros(0, np.int64),
+        np.concatenate(cc) if cc else np.zeros(0, np.int64),
+        np.concatenate(vv) if vv else np.zeros(0),
+        np.full(rows.n_rows, -np.inf),
+        rows.bound,
+    )
+    npool = len(rows.pool_bound)
+    model.add_rows(
+        rows.pool_of[borrowing],
+        first_b + np.arange(len(borrowing)),
+        np.ones(len(borrowing)),
+        np.full(npool, -np.inf),
+        rows.pool_bound,
+    )
+    return model
