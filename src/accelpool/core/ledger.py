@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from accelpool.core.accounting import exact_krw, meter_slice, settle
+from accelpool.core.errors import Conflict, InsufficientFunds, MissingReference
 from accelpool.core.rounds import JobStatus
 from accelpool.core.types import Charge, JobState
 
@@ -107,3 +108,50 @@ def _reprice(status: JobStatus, charge: Charge, device_seconds: float, price: in
     if amount == 0 and device_seconds == 0:
         return None
     return replace(charge, start=start, device_seconds=device_seconds, amount_krw=amount, carry=left)
+
+
+# -- budgets, grants and holds: the checks the stores run under the program's or grant's row lock ---------
+
+
+def check_budget(program: str, budget_krw: int, granted_krw: int) -> None:
+    """A program's budget never goes below what it has granted (Conflict on ``budget_krw``)."""
+    if budget_krw < granted_krw:
+        raise Conflict(
+            f"program '{program}' has already granted {granted_krw} KRW; the budget cannot go below that",
+            "budget_krw",
+        )
+
+
+def check_grant_fits(program: str, amount_krw: int, left_krw: int, *, change: bool = False) -> None:
+    """A grant (new, or changed: ``change``) fits in what its program has left to grant."""
+    if amount_krw > left_krw:
+        what = "to this grant" if change else ""
+        raise InsufficientFunds(
+            f"program '{program}' has {left_krw} KRW left to grant {what}".rstrip(), "amount_krw"
+        )
+
+
+def check_grant_amount(grant: str, amount_krw: int, spent_and_held_krw: int) -> None:
+    """A grant's amount never goes below what is spent and held on it."""
+    if amount_krw < spent_and_held_krw:
+        raise Conflict(
+            f"grant '{grant}' has {spent_and_held_krw} KRW spent or held; the amount cannot go below that",
+            "amount_krw",
+        )
+
+
+def hold_refusal(grant: str, left_krw: int | None, reserve_krw: int) -> Conflict | None:
+    """Why a job's worst-case cost cannot be held on its grant beside the other active jobs' holds
+    (``left_krw``: the grant's amount less spent and held; None: no such grant), or None when it can."""
+    if left_krw is None:
+        return MissingReference(f"grant {grant} does not exist", "grant")
+    if reserve_krw > left_krw:
+        return InsufficientFunds(
+            f"grant {grant} has {left_krw} KRW not yet held by other jobs; this job needs {reserve_krw}"
+        )
+    return None
+
+
+def check_ends_after(start: float, end: float, what: str) -> None:
+    if end <= start:
+        raise Conflict(f"the {what} must end after it starts", "end")

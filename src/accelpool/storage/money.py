@@ -10,7 +10,8 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from accelpool.core.errors import AlreadyExists, Conflict, InsufficientFunds, MissingReference
+from accelpool.core import ledger
+from accelpool.core.errors import AlreadyExists, MissingReference
 from accelpool.core.types import Grant, Program
 from accelpool.storage import codec
 from accelpool.storage import tables as T
@@ -85,17 +86,10 @@ class MoneyWrites(UnitOfWork):
             if name is not None:
                 row["name"] = name
             if budget_krw is not None:
-                granted = self._granted(c, program_id)
-                if budget_krw < granted:
-                    raise Conflict(
-                        f"program '{program_id}' has already granted {granted} KRW; the budget cannot go "
-                        "below that",
-                        "budget_krw",
-                    )
+                ledger.check_budget(program_id, budget_krw, self._granted(c, program_id))
                 row["budget_krw"] = int(budget_krw)
             if end is not None:
-                if end <= float(r.start):
-                    raise Conflict("the program must end after it starts", "end")
+                ledger.check_ends_after(float(r.start), end, "program")
                 row["end"] = end
             if rules is not None:
                 row["rules"] = codec.rules_to_dict(rules)
@@ -120,10 +114,7 @@ class MoneyWrites(UnitOfWork):
                 if c.execute(select(T.tenants.c.id).where(T.tenants.c.id == grant.tenant)).first() is None:
                     raise MissingReference(f"no tenant '{grant.tenant}'", "tenant")
                 left = int(p.budget_krw) - self._granted(c, grant.program)
-                if grant.amount_krw > left:
-                    raise InsufficientFunds(
-                        f"program '{grant.program}' has {left} KRW left to grant", "amount_krw"
-                    )
+                ledger.check_grant_fits(grant.program, grant.amount_krw, left)
                 c.execute(
                     insert(T.grants).values(
                         id=grant.id,
@@ -161,20 +152,12 @@ class MoneyWrites(UnitOfWork):
                         )
                     ).scalar_one()
                 )
-                if amount_krw < used:
-                    raise Conflict(
-                        f"grant '{grant_id}' has {used} KRW spent or held; the amount cannot go below that",
-                        "amount_krw",
-                    )
+                ledger.check_grant_amount(grant_id, amount_krw, used)
                 left = int(p.budget_krw) - self._granted(c, g.program, but=grant_id)
-                if amount_krw > left:
-                    raise Conflict(
-                        f"program '{g.program}' has {left} KRW left to grant to this grant", "amount_krw"
-                    )
+                ledger.check_grant_fits(g.program, amount_krw, left, change=True)
                 row["amount_krw"] = int(amount_krw)
             if end is not None:
-                if end <= float(g.start):
-                    raise Conflict("the grant must end after it starts", "end")
+                ledger.check_ends_after(float(g.start), end, "grant")
                 row["end"] = end
             if row:
                 c.execute(update(T.grants).where(T.grants.c.id == grant_id).values(**row))

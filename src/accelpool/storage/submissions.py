@@ -11,7 +11,8 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from accelpool.core.errors import AlreadyExists, Conflict, InsufficientFunds, MissingReference
+from accelpool.core import ledger
+from accelpool.core.errors import AlreadyExists, Conflict
 from accelpool.core.types import Job, JobState
 from accelpool.ports import RunSpec
 from accelpool.storage import codec
@@ -137,14 +138,9 @@ class SubmissionWrites(UnitOfWork):
                     out[i] = (seen[k], False)
                     continue
             if it.reserve_krw > 0 and job.grant is not None:
-                if job.grant not in left:
-                    out[i] = MissingReference(f"grant {job.grant} does not exist", "grant")
-                    continue
-                if it.reserve_krw > left[job.grant]:
-                    out[i] = InsufficientFunds(
-                        f"grant {job.grant} has {left[job.grant]} KRW not yet held by other "
-                        f"jobs; this job needs {it.reserve_krw}"
-                    )
+                refused = ledger.hold_refusal(job.grant, left.get(job.grant), it.reserve_krw)
+                if refused is not None:
+                    out[i] = refused
                     continue
                 left[job.grant] -= it.reserve_krw
             if it.idempotency_key is not None:
