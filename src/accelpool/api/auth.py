@@ -64,7 +64,10 @@ class TokenCache:
         version = self.store.write_version
         hit = self._cache.get(key)
         if hit is not None and now - hit[0] < _CACHE_SECONDS and hit[1] == version:
-            return hit[2]
+            tok = hit[2]
+            if tok is not None and tok.expires is not None and tok.expires <= time.time():
+                return None  # expired while cached
+            return tok
         tok = self.store.token_by_secret(secret)
         with self._lock:
             if len(self._cache) > 10_000:

@@ -303,9 +303,16 @@ class Queries:
     # -- tokens ---------------------------------------------------------------------------------------
 
     def create_token(
-        self, role: str, *, name: str = "", tenant: str | None = None, program: str | None = None
+        self,
+        role: str,
+        *,
+        name: str = "",
+        tenant: str | None = None,
+        program: str | None = None,
+        expires: float | None = None,
     ) -> tuple[TokenView, str]:
-        """A new token; returns its view and the secret (shown once, stored only as a SHA-256 hash)."""
+        """A new token; returns its view and the secret (shown once, stored only as a SHA-256 hash).
+        ``expires``: epoch seconds after which it is refused (None: never)."""
         tid = "tok-" + secrets.token_hex(4)
         secret = f"ap_{tid[4:]}_{secrets.token_urlsafe(24)}"
         now = time.time()
@@ -320,14 +327,35 @@ class Queries:
                     program=program,
                     created=now,
                     revoked=False,
+                    expires=expires,
                 )
             )
-        return TokenView(tid, name, role, tenant, program, now, False), secret
+        return TokenView(tid, name, role, tenant, program, now, False, expires), secret
+
+    def rotate_token(self, token_id: str, grace_seconds: float = 0.0) -> tuple[TokenView, str] | None:
+        """A new secret for the same principal (role, tenant, program, name, the same lifetime from now);
+        the old token is refused ``grace_seconds`` from now (0: at once). None if no such live token."""
+        now = time.time()
+        with self.read() as c:
+            r = c.execute(select(T.tokens).where(T.tokens.c.id == token_id)).first()
+        if r is None or r.revoked or (r.expires is not None and r.expires <= now):
+            return None
+        life = None if r.expires is None else max(1.0, float(r.expires) - float(r.created))
+        out = self.create_token(
+            r.role, name=r.name, tenant=r.tenant, program=r.program, expires=None if life is None else now + life
+        )
+        with self.write() as c:
+            if grace_seconds <= 0:
+                c.execute(update(T.tokens).where(T.tokens.c.id == token_id).values(revoked=True))
+            else:
+                c.execute(update(T.tokens).where(T.tokens.c.id == token_id).values(expires=now + grace_seconds))
+        self.invalidate()  # ends cached look-ups of the old token (api.auth.TokenCache)
+        return out
 
     def token_by_secret(self, secret: str) -> TokenView | None:
         with self.read() as c:
             r = c.execute(select(T.tokens).where(T.tokens.c.hash == hash_token(secret))).first()
-        if r is None or r.revoked:
+        if r is None or r.revoked or (r.expires is not None and r.expires <= time.time()):
             return None
         return _token_view(r)
 
@@ -365,7 +393,8 @@ def _ranked(r: Any) -> bool:
 
 
 def _token_view(r: Any) -> TokenView:
-    return TokenView(r.id, r.name, r.role, r.tenant, r.program, float(r.created), bool(r.revoked))
+    expires = None if r.expires is None else float(r.expires)
+    return TokenView(r.id, r.name, r.role, r.tenant, r.program, float(r.created), bool(r.revoked), expires)
 
 
 def _job_view(r: Any, charged: int | None = None, position: int | None = None) -> JobView:

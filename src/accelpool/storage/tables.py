@@ -160,6 +160,7 @@ tokens = Table(
     Column("program", String(64), nullable=True),
     Column("created", Float, nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
+    Column("expires", Float, nullable=True),  # epoch seconds; NULL: never
 )
 
 # Dashboard sign-ins: the browser holds a random session secret (HttpOnly cookie), never the API token;

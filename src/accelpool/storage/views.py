@@ -52,6 +52,7 @@ class TokenView:
     program: str | None
     created: float
     revoked: bool
+    expires: float | None = None  # epoch seconds; None: never
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
-"""API tokens: whoami, list, create (secret shown once), revoke."""
+"""API tokens: whoami, list, create (secret shown once, optional expiry), rotate, revoke."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from accelpool.api.auth import ROLES
 from accelpool.api.errors import ApiError, not_found
@@ -21,6 +22,16 @@ class TokenIn(BaseModel):
     name: str = ""
     tenant: str | None = None
     program: str | None = None
+    expires_in_seconds: int | None = Field(
+        default=None, ge=60, le=10 * 366 * 86400, description="refused after this many seconds (none: never)"
+    )
+
+
+class RotateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    grace_seconds: int = Field(
+        default=0, ge=0, le=7 * 86400, description="the old secret still works this long (0: revoked now)"
+    )
 
 
 def _token_json(t: Any) -> dict[str, Any]:
@@ -56,8 +67,27 @@ def create_token(body: TokenIn, request: Request, who: Who) -> dict[str, Any]:
         if body.program not in {p.id for p in store.list_programs()}:
             raise ApiError(422, f"no program '{body.program}'", "program")
     assert body.role in ROLES
-    view, secret = store.create_token(body.role, name=body.name, tenant=body.tenant, program=body.program)
+    expires = None
+    if body.expires_in_seconds is not None:
+        expires = time.time() + body.expires_in_seconds
+    view, secret = store.create_token(
+        body.role, name=body.name, tenant=body.tenant, program=body.program, expires=expires
+    )
     return {**_token_json(view), "secret": secret}
+
+
+@router.post("/tokens/{token_id}/rotate", tags=["tokens"])
+def rotate_token(token_id: str, body: RotateIn, request: Request, who: Who) -> dict[str, Any]:
+    """A new secret for the same role, tenant and program (and the same lifetime); the old one is refused
+    after ``grace_seconds``. Admins rotate any token, others their own."""
+    if who.job is not None or (not who.is_admin and token_id != who.token.id):
+        raise not_found("token")
+    out = store_of(request).rotate_token(token_id, float(body.grace_seconds))
+    if out is None:
+        raise not_found("token")
+    request.app.state.tokens.forget()
+    view, secret = out
+    return {**_token_json(view), "secret": secret, "replaces": token_id}
 
 
 @router.delete("/tokens/{token_id}", tags=["tokens"])
