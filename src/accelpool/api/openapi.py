@@ -169,10 +169,15 @@ class TokenOut(BaseModel):
     program: str | None
     created: float
     revoked: bool
+    expires: float | None = Field(default=None, description="epoch seconds after which it is refused")
 
 
 class TokenCreated(TokenOut):
     secret: str = Field(description="shown once, never again")
+
+
+class TokenRotated(TokenCreated):
+    replaces: str = Field(description="the token this one replaces (refused after the grace period)")
 
 
 class TokenList(BaseModel):
@@ -223,6 +228,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     TenantList,
     TokenOut,
     TokenCreated,
+    TokenRotated,
     TokenList,
     TokenRevoked,
     UsageOut,
@@ -261,6 +267,7 @@ ROUTES: dict[tuple[str, str], tuple[dict[int, str], tuple[int, ...]]] = {
     ("get", "/api/v1/tokens"): ({200: "TokenList"}, ()),
     ("post", "/api/v1/tokens"): ({201: "TokenCreated"}, _W + (409,)),
     ("delete", "/api/v1/tokens/{token_id}"): ({200: "TokenRevoked"}, _NF),
+    ("post", "/api/v1/tokens/{token_id}/rotate"): ({200: "TokenRotated"}, _NF),
     ("get", "/healthz"): ({200: "Health"}, ()),
     ("get", "/metrics"): ({200: ""}, ()),
 }
