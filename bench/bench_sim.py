@@ -161,10 +161,10 @@ PAIRS = {
 GAVEL_SIM = Path(__file__).resolve().parents[1].parent / "shared" / "baselines" / "gavel" / "simulate.sh"
 
 
-def peer(trace_file: str, cluster: str, pairs: list[str]) -> None:
+def peer(trace_file: str, cluster: str, pairs: list[str], gavel: Path) -> None:
     """Ours and Gavel's simulator on the same trace and cluster, in this run, per policy pair."""
     path = need(Path(trace_file))
-    need(GAVEL_SIM)
+    need(gavel)
     counts = [int(c) for c in cluster.split(":")]
     w = read_gavel_trace(path, dict(zip(("v100", "p100", "k80"), counts, strict=True)))
     print(f"peer: {path.name}, {len(w.jobs)} jobs, v100:p100:k80 = {cluster}, 360 s rounds, no overhead")
@@ -186,7 +186,7 @@ def peer(trace_file: str, cluster: str, pairs: list[str]) -> None:
         )
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         out = subprocess.run(
-            ["bash", str(GAVEL_SIM), str(path), cluster, gavel_name],
+            ["bash", str(gavel), str(path), cluster, gavel_name],
             capture_output=True,
             text=True,
             env=os.environ.copy(),
@@ -212,6 +212,7 @@ def main() -> None:
     )
     ap.add_argument("--cluster", default="8:16:24", help="v100:p100:k80 devices, as Gavel's -c")
     ap.add_argument("--pairs", default="aware,agnostic,fifo,ftf")
+    ap.add_argument("--gavel", default=str(GAVEL_SIM), help="Gavel's simulate.sh (shared/baselines/gavel)")
     ap.add_argument("--traces", default="b436b2,6214e9,11cb48")
     ap.add_argument("--baselines", default="fifo", help="other agnostic policies to run alongside fair-share")
     ap.add_argument("--jobs", type=int, default=1181)
@@ -228,7 +229,7 @@ def main() -> None:
     if a.what in ("philly", "all"):
         philly(a.limit, a.devices)
     if a.what == "peer":
-        peer(a.trace_file, a.cluster, [p for p in a.pairs.split(",") if p])
+        peer(a.trace_file, a.cluster, [p for p in a.pairs.split(",") if p], Path(a.gavel))
 
 
 if __name__ == "__main__":
