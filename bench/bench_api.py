@@ -2,7 +2,7 @@
 measured): submissions/s and p50/p99 latency from concurrent clients; paginated listing of 100,000 jobs.
 
     python bench/bench_api.py [--seconds 10] [--procs 2] [--conns 8] [--list-jobs 100000] [--postgres]
-                              [--single-process]
+                              [--single-process] [--rate 500]
 
 Honest set-up: the server is its own process (uvicorn, as `accelpool up` runs it); the load comes from
 ``--procs`` client processes, each holding ``--conns`` keep-alive HTTP/1.1 connections on loopback and
@@ -14,6 +14,12 @@ the CPUs with the server), and submissions are printed as a ratio of it.
 The server is `accelpool up` as shipped: a supervisor with an API process and a scheduler process (rounds
 are woken by the submissions, at most once a second, and read every queued job); ``--single-process``
 measures the old layout, where the rounds ran in the API's process.
+
+Open loop (``--rate R``, 0 to skip): a closed loop hides queueing (a slow answer delays the next request,
+so the load backs off exactly when the server is slow). The open-loop run offers R submissions/s in all,
+on a fixed schedule spread over the same connections (request k of connection c is due at
+t0 + (k * C + c) / R), and measures each latency from the moment the request was *due*, not sent (the
+correction wrk2 makes for coordinated omission): when the server falls behind, the waiting counts.
 
 Targets: >= 1,000 submissions/s with p99 < 50 ms on SQLite; < 0.2 s per page of the listing.
 """
@@ -64,6 +70,8 @@ class Load:
     conns: int
     seconds: float
     max_requests: int
+    rate: float = 0.0  # open loop: requests/s offered over all connections (0: closed loop)
+    total_conns: int = 1
 
 
 def _request(load: Load, i: int) -> bytes:
@@ -82,10 +90,18 @@ async def _connection(load: Load, start: float, seed: int) -> tuple[list[float],
     statuses: dict[int, int] = {}
     end = start + load.seconds
     i = 0
+    me = (seed // 1000) * load.conns + seed % 1000  # this connection's index among all
     try:
         while i < load.max_requests:
             req = _request(load, seed * 10_000_000 + i)
             t0 = time.perf_counter()
+            if load.rate > 0:
+                due = start + (i * load.total_conns + me) / load.rate
+                if due >= end:
+                    break
+                if due > t0:
+                    await asyncio.sleep(due - t0)
+                t0 = due  # latency from when the request was due (queueing behind a slow answer counts)
             if t0 >= end:
                 break
             writer.write(req)
@@ -250,6 +266,28 @@ def run(label: str, db_url: str | None, a: argparse.Namespace) -> None:
                 f"the /healthz ceiling), p50 {sub.p50_ms:.1f} ms, p99 {sub.p99_ms:.1f} ms "
                 f"({sub.p99_ms / 50:.2f} x the 50 ms limit); statuses {dict(sorted(sub.statuses.items()))}"
             )
+            if a.rate > 0:
+                open_ = generate(
+                    Load(
+                        host,
+                        port,
+                        token,
+                        "POST",
+                        "/api/v1/jobs",
+                        {"name": "o", "command": "true"},
+                        a.conns,
+                        a.seconds,
+                        a.max_requests,
+                        a.rate,
+                        clients,
+                    ),
+                    a.procs,
+                )
+                print(
+                    f"{label}: open loop, {a.rate:,.0f} submissions/s offered over {clients} connections: "
+                    f"{open_.rate:,.0f}/s answered, p50 {open_.p50_ms:.1f} ms, p99 {open_.p99_ms:.1f} ms from the "
+                    f"due time ({open_.p99_ms / 50:.2f} x the 50 ms limit); statuses {dict(sorted(open_.statuses.items()))}"
+                )
             if a.list_jobs:
                 bulk_jobs(db_url or f"sqlite+pysqlite:///{data / 'accelpool.sqlite'}", a.list_jobs)
                 worst, mean, seen = listing(server.url, token, a.pages)
@@ -271,6 +309,7 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=200)
     ap.add_argument("--postgres", action="store_true")
     ap.add_argument("--no-sqlite", action="store_true")
+    ap.add_argument("--rate", type=float, default=500.0, help="open-loop submissions/s offered (0: skip)")
     ap.add_argument(
         "--single-process", action="store_true", help="`accelpool up --single-process` (rounds share the GIL)"
     )
