@@ -1,7 +1,7 @@
 """The torture suite (issue 12): what one process, one request or one race must never break.
 
     python bench/torture.py [--cycles 20] [--fuzz-cases 20000] [--rate 1000] [--seconds 10] [--postgres URL]
-                            [--only kill,budget,cancel,open-loop,fuzz]
+                            [--only kill,budget,cancel,open-loop,fuzz] [--databases sqlite,postgresql]
 
 Parts, each against a real `accelpool up` subprocess (supervisor + API + scheduler, fake executor so only
 the control plane is exercised), on SQLite and, with ``--postgres`` (or $ACCELPOOL_TEST_POSTGRES_URL), on
@@ -362,30 +362,58 @@ def cancel_race(database_url: str | None, workdir: Path, n: int = 128) -> dict[s
 # -- open-loop load ---------------------------------------------------------------------------------------
 
 
-async def _open_loop(url: str, headers: dict[str, str], rate: float, seconds: float) -> dict[str, Any]:
+async def _open_loop(url: str, headers: dict[str, str], rate: float, seconds: float, conns: int = 64) -> dict[str, Any]:
+    """Requests become due at ``start + i / rate``; ``conns`` keep-alive HTTP/1.1 connections (plain asyncio
+    streams: a client library's pool would be the bottleneck) send them in due order. A request waiting for a
+    free connection is late, and its latency counts from when it was due."""
     n = int(rate * seconds)
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    host, port = url.removeprefix("http://").split(":")
+    auth = headers["Authorization"]
+    queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
     latencies: list[float] = []
     errors = 0
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30, limits=limits) as c:
-        start = time.perf_counter() + 0.2
 
-        async def one(i: int) -> None:
-            nonlocal errors
-            due = start + i / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            try:
-                r = await c.post(f"/api/v1/jobs?tenant={TENANT}", json={"name": f"o{i}", "command": "true"})
-                if r.status_code != 201:
-                    errors += 1
-            except httpx.HTTPError:
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, int(port))
+        while True:
+            item = await queue.get()
+            if item is None:
+                writer.close()
+                return
+            i, due = item
+            body = json.dumps({"name": f"o{i}", "command": "true"}).encode()
+            writer.write(
+                (
+                    f"POST /api/v1/jobs?tenant={TENANT} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                ).encode()
+                + body
+            )
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            if not head.startswith(b"HTTP/1.1 201"):
                 errors += 1
             latencies.append(time.perf_counter() - due)  # from when it was due: no coordinated omission
 
-        await asyncio.gather(*(one(i) for i in range(n)))
-        took = time.perf_counter() - start
+    workers = [asyncio.create_task(worker()) for _ in range(conns)]
+    await asyncio.sleep(0.5)  # connections open
+    start = time.perf_counter()
+    for i in range(n):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait((i, due))
+    for _ in workers:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    took = time.perf_counter() - start
     latencies.sort()
     return {
         "rate_per_s": rate,
@@ -417,8 +445,14 @@ def fuzz(cases: int) -> dict[str, Any]:
     """schemathesis, every check, ``cases`` cases in all (spread over the operations and two roles)."""
     import subprocess
 
-    env = {**os.environ, "ACCELPOOL_FUZZ_CASES": str(cases), "ACCELPOOL_FUZZ_RANDOM": "1"}
     root = Path(__file__).resolve().parent.parent
+    stats = Path(tempfile.mkdtemp(prefix="accelpool-fuzz-")) / "stats.json"
+    env = {
+        **os.environ,
+        "ACCELPOOL_FUZZ_CASES": str(cases),
+        "ACCELPOOL_FUZZ_RANDOM": "1",
+        "ACCELPOOL_FUZZ_STATS": str(stats),
+    }
     t0 = time.time()
     p = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/torture/test_fuzz.py", "-q", "-p", "no:cacheprovider"],
@@ -428,7 +462,15 @@ def fuzz(cases: int) -> dict[str, Any]:
         text=True,
     )
     tail = [ln for ln in p.stdout.splitlines() if ln.strip()][-1:]
-    return {"cases_requested": cases, "exit": p.returncode, "summary": tail, "seconds": round(time.time() - t0)}
+    made = json.loads(stats.read_text()) if stats.exists() else {}
+    return {
+        "cases_requested": cases,
+        "calls_made": made.get("calls", 0),  # Hypothesis stops early on operations with few distinct inputs
+        "answers": {k: v for k, v in sorted(made.items()) if k != "calls"},
+        "pytest_exit": p.returncode,  # 0: no check failed (no 5xx, no schema violation, ...)
+        "summary": tail,
+        "seconds": round(time.time() - t0),
+    }
 
 
 # -- main -------------------------------------------------------------------------------------------------
@@ -442,10 +484,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--postgres", default=os.environ.get("ACCELPOOL_TEST_POSTGRES_URL"))
     ap.add_argument("--only", default="kill,budget,cancel,open-loop,fuzz")
+    ap.add_argument("--databases", default="sqlite,postgresql", help="which of sqlite,postgresql to run on")
     a = ap.parse_args()
     parts = set(a.only.split(","))
-    dbs: list[str | None] = [None]
-    if a.postgres:
+    wanted = set(a.databases.split(","))
+    dbs: list[str | None] = [None] if "sqlite" in wanted else []
+    if a.postgres and "postgresql" in wanted:
         dbs.append(a.postgres)
 
     def pg(url: str | None) -> str | None:
