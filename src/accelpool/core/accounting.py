@@ -139,6 +139,7 @@ def meter_slice(
             amount_krw=amount,
             start=start,
             end=end,
+            site=placement.site,
         ),
         left,
     )

@@ -25,6 +25,12 @@ Pairs (j,t) are taken in decreasing priority; a job is placed at most once, on o
 at once (gang) on as few nodes as possible; a job that already runs on the chosen type keeps its devices.
 Capacity left over after the policy's pairs is back-filled with waiting jobs that may use it
 (work-conserving). Every job that does not run gets a reason.
+
+Sites (core/sites.py): a job runs only at a site allowed for it (certified for its data class, among the
+sites/regions it names, up); a gang never spans sites. When a job is chosen, it is given the cheapest
+allowed site (that site's price for the type, core.sites.price_for) with room for the whole gang, and
+keeps the site it runs at. A job no site allows waits with reason "rule" and the cause in words
+(``Decision.details``).
 """
 
 from __future__ import annotations
@@ -42,14 +48,17 @@ from accelpool.core.allocation import Allocation, AllocationProblem, Policy
 from accelpool.core.problem import build_problem
 from accelpool.core.reasons import explain, fair_order
 from accelpool.core.round_config import RoundConfig
+from accelpool.core.sites import allowed_sites, nowhere_reason, price_for, site_table
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
+    DEFAULT_SITE,
     AcceleratorType,
     Grant,
     Job,
     JobState,
     Node,
     Program,
+    Site,
     Tenant,
     WaitReason,
 )
@@ -57,11 +66,12 @@ from accelpool.core.types import (
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a job runs: one accelerator type, specific devices on one or more nodes."""
+    """Where a job runs: one accelerator type, specific devices on one or more nodes of one site."""
 
     job: str
     accelerator: str
     devices: tuple[tuple[str, tuple[int, ...]], ...]
+    site: str = DEFAULT_SITE
 
     @functools.cached_property
     def count(self) -> int:
@@ -106,6 +116,7 @@ class Snapshot:
     lease_boundary: bool = True
     run_started: Mapping[str, float] = field(default_factory=dict)
     lease_end: float | None = None
+    sites: tuple[Site, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,6 +153,8 @@ _FreeTemplate = tuple[
     dict[str, str | None],
     dict[str, int],
     dict[tuple[str, str | None], int],
+    dict[str, str],
+    dict[tuple[str, str], int],
 ]
 
 
@@ -160,11 +173,24 @@ class _FreeDevices:
             zones: dict[tuple[str, str | None], int] = {}
             for n in nodes:
                 zones[n.accelerator, n.zone] = zones.get((n.accelerator, n.zone), 0) + n.devices
-            cached = cache.free_template = (nodes, by_type, {n.name: n.zone for n in nodes}, totals, zones)
+            sites: dict[tuple[str, str], int] = {}
+            for n in nodes:
+                sites[n.accelerator, n.site] = sites.get((n.accelerator, n.site), 0) + n.devices
+            cached = cache.free_template = (
+                nodes,
+                by_type,
+                {n.name: n.zone for n in nodes},
+                totals,
+                zones,
+                {n.name: n.site for n in nodes},
+                sites,
+            )
         self.by_type = {t: dict(d) for t, d in cached[1].items()}
         self.zone = cached[2]
         self.initial = cached[3]
         self.initial_zones = cached[4]
+        self.site = cached[5]
+        self.initial_sites = cached[6]
 
     def total(self, accelerator: str) -> int:
         return sum(len(v) for v in self.by_type.get(accelerator, {}).values())
@@ -181,9 +207,16 @@ class _FreeDevices:
             nodes[n] = [i for i in nodes[n] if i not in d]
         return True
 
-    def place(self, job: str, accelerator: str, count: int, zone: str | None) -> Placement | None:
+    def place(
+        self, job: str, accelerator: str, count: int, zone: str | None, site: str = DEFAULT_SITE
+    ) -> Placement | None:
+        """Devices for a gang of ``count`` on nodes of ``site`` (a gang never spans sites)."""
         on_type = self.by_type.get(accelerator, {})
-        nodes = [(n, f) for n, f in on_type.items() if f and (zone is None or self.zone[n] == zone)]
+        nodes = [
+            (n, f)
+            for n, f in on_type.items()
+            if f and (zone is None or self.zone[n] == zone) and self.site[n] == site
+        ]
         best: tuple[int, str] | None = None
         total = 0
         for n, f in nodes:
@@ -208,7 +241,7 @@ class _FreeDevices:
             free = on_type[n]
             devices.append((n, tuple(free[:k])))
             on_type[n] = free[k:]
-        return Placement(job, accelerator, tuple(devices))
+        return Placement(job, accelerator, tuple(devices), site)
 
 
 _TERMINAL = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
@@ -495,11 +528,30 @@ def _place(
     # in the type (type_free = sum over zones of zone_free - what the zone-free jobs take).
     zone_free = dict(free.initial_zones)
     node_zone = free.zone
+    # Devices per (type, site) not yet promised: a gang runs at one site, chosen when the job is chosen
+    # (the cheapest allowed site with room; a running job stays at its site).
+    site_free = dict(free.initial_sites)
+    sites = site_table(snapshot.sites)
+    allowed_memo: dict[tuple[str, frozenset[str], frozenset[str]], frozenset[str]] = {}
+    allowed: list[frozenset[str]] = []
+    notes: dict[str, str] = {}
+    for s in statuses:
+        j = s.job
+        key = (j.data_class, j.sites, j.regions)
+        a = allowed_memo.get(key)
+        if a is None:
+            a = allowed_memo[key] = allowed_sites(j, sites)
+        allowed.append(a)
+        if not a:
+            notes[j.id] = nowhere_reason(j, sites)
+    chosen_site: dict[int, str] = {}
     running_state = JobState.RUNNING
     grants = {g.id: g.remaining_krw for g in snapshot.grants}
     prices = snapshot.prices_krw_per_hour
     chosen: dict[int, int] = {}
     reasons: dict[str, WaitReason] = dict(alloc.held)
+    for j_id in notes:
+        reasons[j_id] = WaitReason.RULE
 
     def try_choose(i: int, k: int, force: bool = False) -> bool:
         """Give job i type k if it fits (``force``: a pinned job keeps what it holds, come what may)."""
@@ -522,9 +574,20 @@ def _place(
             held[t, zone] = scale
         if not force and any(zone_free.get(key, 0) < k for key, k in held.items()):
             return False
+        ok = allowed[i]
+        if not ok:
+            return False
+        if p is not None and s.state is running_state and p.accelerator == t and p.site in ok:
+            site = p.site  # it stays where it runs
+        else:
+            cands = [st for st in ok if site_free.get((t, st), 0) >= scale]
+            if not cands:
+                return False
+            site = min(cands, key=lambda st: (price_for(prices, sites.get(st), t), -site_free[t, st], st))
         if s.job.grant is not None and s.job.grant in grants:
-            # a lease's cost is set aside on the grant: kept jobs first, then starts that fit what is left
-            cost = round_cost_krw(s.job.scale, int(prices.get(t, 0)), horizon)
+            # a lease's cost is set aside on the grant: kept jobs first, then starts that fit what is left;
+            # at the price of the site it runs at
+            cost = round_cost_krw(s.job.scale, price_for(prices, sites.get(site), t), horizon)
             # a kept job's grant must pay for the next lease at a boundary too: its money ran out
             if cost > grants[s.job.grant] and (not force or snapshot.lease_boundary):
                 reasons.setdefault(s.job.id, WaitReason.BUDGET)
@@ -532,7 +595,9 @@ def _place(
                 return False
             grants[s.job.grant] -= min(cost, grants[s.job.grant])
         chosen[i] = k
+        chosen_site[i] = site
         type_free[t] -= scale
+        site_free[t, site] = site_free.get((t, site), 0) - scale
         for key, k2 in held.items():
             zone_free[key] -= k2
         return True
@@ -580,7 +645,7 @@ def _place(
     pending.sort(key=lambda ik: statuses[ik[0]].job.zone is None)
     for i, k in pending:
         s = statuses[i]
-        placed = free.place(s.job.id, types[k], s.job.scale, s.job.zone)
+        placed = free.place(s.job.id, types[k], s.job.scale, s.job.zone, chosen_site[i])
         if placed is None:
             reasons[s.job.id] = WaitReason.GANG
         else:
@@ -622,7 +687,7 @@ def _place(
         waiting=waiting,
         positions=positions,
         boundary=snapshot.lease_boundary,
-        details=details,
+        details={**details, **{j: n for j, n in notes.items() if j in waiting}},
     )
 
 

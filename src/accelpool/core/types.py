@@ -56,15 +56,43 @@ class AcceleratorType:
         return self.country.upper() == "KR"
 
 
+DATA_CLASSES = ("public", "personal", "financial", "public-sector")
+"""Data classes a site may be certified for and a job may declare (``data_class``)."""
+
+DEFAULT_SITE = "default"
+"""The site of nodes registered without one (a pool that predates sites has only this site)."""
+
+
+@dataclass(frozen=True)
+class Site:
+    """One operator's cluster in the pool: where it is, which data it may hold, how it is driven, its prices.
+
+    ``data_classes``: the data classes it is certified for (see DATA_CLASSES). ``prices``: KRW per
+    device-hour by accelerator type at this site (types not listed cost the pool's price). ``down``: its
+    controller does not answer (its nodes leave the pool until it returns). ``executor`` (local, ray, slurm,
+    fake) and ``connection`` (e.g. a Ray address or a slurm.conf path) tell the service how to drive it.
+    """
+
+    id: str
+    operator: str = ""
+    region: str = ""
+    data_classes: frozenset[str] = frozenset({"public"})
+    executor: str = "local"
+    connection: Mapping[str, str] = field(default_factory=dict)
+    prices: Mapping[str, int] = field(default_factory=dict)
+    down: bool = False
+
+
 @dataclass(frozen=True)
 class Node:
-    """A machine in the pool holding ``devices`` accelerators of one type."""
+    """A machine in the pool holding ``devices`` accelerators of one type, at one site."""
 
     name: str
     accelerator: str
     devices: int
     zone: str = "default"
     labels: tuple[tuple[str, str], ...] = ()
+    site: str = DEFAULT_SITE
 
     def __post_init__(self) -> None:
         if self.devices < 0:
@@ -217,7 +245,9 @@ class Job:
 
     ``scale`` devices, all of one type, start together (gang). ``allowed`` limits the types (empty: any
     type the throughput matrix knows). ``total_steps`` is the work; with throughput in steps/s it gives
-    the run time. ``deadline`` is absolute (seconds on the pool's clock) or None.
+    the run time. ``deadline`` is absolute (seconds on the pool's clock) or None. ``data_class`` (one of
+    DATA_CLASSES) limits it to sites certified for that class; ``sites`` / ``regions`` (empty: any) limit it
+    further (core/sites.py).
 
     ``preemptible``: the job checkpoints and may be stopped at a lease boundary and resumed later (see
     docs/scheduling.md). A job that is not (the default), once started, runs until it ends, reaches
@@ -243,6 +273,9 @@ class Job:
     max_run_seconds: float | None = None
     job_type: str = ""
     preemptible: bool = False
+    data_class: str = "public"
+    sites: frozenset[str] = frozenset()
+    regions: frozenset[str] = frozenset()
 
     @property
     def time_sliced(self) -> bool:
@@ -266,7 +299,7 @@ class Price:
 
 @dataclass(frozen=True)
 class Charge:
-    """Money owed for usage: ``device_seconds`` on ``accelerator`` billed to ``grant``."""
+    """Money owed for usage: ``device_seconds`` on ``accelerator`` at ``site`` billed to ``grant``."""
 
     job: str
     tenant: str
@@ -277,3 +310,4 @@ class Charge:
     start: float
     end: float
     carry: Fraction | None = None  # the job's exact KRW metered but not yet billed after this charge
+    site: str = DEFAULT_SITE

@@ -7,7 +7,7 @@ from fractions import Fraction
 from typing import Any
 
 from accelpool.core.rounds import Placement
-from accelpool.core.types import Job, JobKind, ProgramRules
+from accelpool.core.types import DEFAULT_SITE, Job, JobKind, ProgramRules
 from accelpool.ports import RunSpec
 
 _JOB_FIELDS = tuple(f.name for f in fields(Job))  # all scalars but kind (an enum) and allowed (a set)
@@ -17,6 +17,8 @@ def job_to_dict(job: Job) -> dict[str, Any]:
     d = {name: getattr(job, name) for name in _JOB_FIELDS}  # dataclasses.asdict deep-copies: 10x slower
     d["kind"] = job.kind.value
     d["allowed"] = sorted(job.allowed)
+    d["sites"] = sorted(job.sites)
+    d["regions"] = sorted(job.regions)
     return d
 
 
@@ -24,19 +26,29 @@ def job_from_dict(d: dict[str, Any]) -> Job:
     d = dict(d)
     d["kind"] = JobKind(d["kind"])
     d["allowed"] = frozenset(d.get("allowed") or ())
+    d["sites"] = frozenset(d.get("sites") or ())
+    d["regions"] = frozenset(d.get("regions") or ())
     return Job(**d)
 
 
 def placement_to_dict(p: Placement | None) -> dict[str, Any] | None:
     if p is None:
         return None
-    return {"accelerator": p.accelerator, "devices": [[n, list(d)] for n, d in p.devices]}
+    d: dict[str, Any] = {"accelerator": p.accelerator, "devices": [[n, list(d)] for n, d in p.devices]}
+    if p.site != DEFAULT_SITE:
+        d["site"] = p.site
+    return d
 
 
 def placement_from_dict(job: str, d: dict[str, Any] | None) -> Placement | None:
     if d is None:
         return None
-    return Placement(job, d["accelerator"], tuple((n, tuple(int(i) for i in ds)) for n, ds in d["devices"]))
+    return Placement(
+        job,
+        d["accelerator"],
+        tuple((n, tuple(int(i) for i in ds)) for n, ds in d["devices"]),
+        d.get("site", DEFAULT_SITE),
+    )
 
 
 def run_to_dict(r: RunSpec) -> dict[str, Any]:

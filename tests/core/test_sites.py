@@ -1,0 +1,236 @@
+"""Sites in placement: data classes, named sites and regions, one site per gang, each site's prices."""
+
+from __future__ import annotations
+
+import random
+
+from tests.helpers import greedy_fastest
+
+from accelpool.core.policies import POLICIES
+from accelpool.core.rounds import DecideCache, JobStatus, Placement, Snapshot, decide
+from accelpool.core.sites import allowed_sites, nowhere_reason, price_for, site_table
+from accelpool.core.throughput import ThroughputMatrix
+from accelpool.core.types import Grant, Job, JobState, Node, Site, WaitReason
+
+PUBLIC = Site(
+    "pub", operator="cloud-a", region="seoul", data_classes=frozenset({"public"}), prices={"h100": 4000}
+)
+BANK = Site(
+    "bank",
+    operator="cloud-b",
+    region="busan",
+    data_classes=frozenset({"public", "personal", "financial"}),
+    prices={"h100": 5000},
+)
+GOV = Site("gov", operator="kisti", region="daejeon", data_classes=frozenset({"public", "public-sector"}))
+SITES = (PUBLIC, BANK, GOV)
+NODES = (
+    Node("p0", "h100", 4, site="pub"),
+    Node("p1", "h100", 4, site="pub"),
+    Node("b0", "h100", 4, site="bank"),
+    Node("g0", "h100", 4, site="gov"),
+)
+
+
+def snap(jobs, nodes=NODES, sites=SITES, grants=(), prices=None) -> Snapshot:
+    tput = ThroughputMatrix.from_rows({s.job.id: {"h100": 1.0} for s in jobs}, ("h100",))
+    return Snapshot(
+        100.0,
+        tuple(nodes),
+        tuple(jobs),
+        tput,
+        sites=tuple(sites),
+        grants=tuple(grants),
+        prices_krw_per_hour=prices or {"h100": 3000},
+        round_seconds=60.0,
+    )
+
+
+def q(job: Job) -> JobStatus:
+    return JobStatus(job, JobState.QUEUED)
+
+
+def test_allowed_sites_follow_data_class_names_regions_and_health() -> None:
+    t = site_table(SITES)
+    assert allowed_sites(Job("a"), t) == {"pub", "bank", "gov"}
+    assert allowed_sites(Job("a", data_class="financial"), t) == {"bank"}
+    assert allowed_sites(Job("a", data_class="public-sector"), t) == {"gov"}
+    assert allowed_sites(Job("a", sites=frozenset({"pub", "gov"})), t) == {"pub", "gov"}
+    assert allowed_sites(Job("a", regions=frozenset({"busan"})), t) == {"bank"}
+    down = site_table((PUBLIC, Site("bank", data_classes=BANK.data_classes, down=True), GOV))
+    assert allowed_sites(Job("a", data_class="financial"), down) == frozenset()
+    assert "down: bank" in nowhere_reason(Job("a", data_class="financial"), down)
+
+
+def test_reasons_in_words_when_no_site_is_allowed() -> None:
+    t = site_table(SITES)
+    assert nowhere_reason(Job("a", data_class="medical"), t).startswith("unknown data class 'medical'")
+    assert nowhere_reason(Job("a", data_class="personal", sites=frozenset({"pub"})), t) == (
+        "none of the sites it names (pub) is certified for personal data (certified: bank)"
+    )
+    assert "region seoul" in nowhere_reason(Job("a", data_class="financial", regions=frozenset({"seoul"})), t)
+    # A pool without sites has one implicit public-only site.
+    assert nowhere_reason(Job("a", data_class="financial"), site_table(())) == (
+        "no site is certified for financial data"
+    )
+
+
+def test_a_pool_without_sites_runs_public_jobs_as_before_and_nothing_else() -> None:
+    nodes = (Node("n0", "h100", 4),)
+    d = decide(
+        snap([q(Job("pub", scale=2)), q(Job("fin", scale=2, data_class="financial"))], nodes, ()),
+        greedy_fastest,
+    )
+    assert [p.job for p in d.start] == ["pub"] and d.start[0].site == "default"
+    assert d.waiting == {"fin": WaitReason.RULE}
+    assert d.details == {"fin": "no site is certified for financial data"}
+
+
+def test_a_financial_job_goes_to_the_certified_site_and_waits_in_words_when_it_is_full() -> None:
+    jobs = [
+        q(Job("f1", scale=4, data_class="financial")),
+        q(Job("f2", scale=4, data_class="financial", submit_time=1)),
+    ]
+    d = decide(snap(jobs), greedy_fastest)
+    placed = {p.job: p for p in d.start}
+    assert set(placed) == {"f1"} and placed["f1"].site == "bank" and placed["f1"].nodes == ("b0",)
+    assert d.waiting["f2"] in (WaitReason.CAPACITY, WaitReason.GANG)
+
+
+def test_the_cheapest_allowed_site_is_chosen_and_a_gang_never_spans_sites() -> None:
+    # pub costs 4000, bank 5000, gov the pool's 3000: a public job goes to gov first.
+    d = decide(snap([q(Job("a", scale=4))]), greedy_fastest)
+    assert d.start[0].site == "gov"
+    # 8 devices fit only at pub (two nodes of 4): never 4 at gov + 4 at bank.
+    d = decide(snap([q(Job("big", scale=8))]), greedy_fastest)
+    assert d.start[0].site == "pub" and set(d.start[0].nodes) == {"p0", "p1"}
+    # 12 devices: no single site has them.
+    d = decide(snap([q(Job("huge", scale=12))]), greedy_fastest)
+    assert d.start == () and "huge" in d.waiting
+
+
+def test_a_running_job_stays_at_its_site() -> None:
+    run = Placement("r", "h100", (("b0", (0, 1, 2, 3)),), "bank")
+    d = decide(snap([JobStatus(Job("r", scale=4), JobState.RUNNING, placement=run)]), greedy_fastest)
+    assert d.keep == (run,) and d.preempt == ()
+
+
+def test_each_sites_price_applies_to_the_budget_check() -> None:
+    assert price_for({"h100": 3000}, BANK, "h100") == 5000
+    assert price_for({"h100": 3000}, GOV, "h100") == 3000
+    # A lease of 4 devices x 360 s: 1200 KRW at the pool's 3000/h, but a financial job runs at bank: 2000 KRW.
+    g = Grant("g", "p", "t", amount_krw=1500)
+    d = decide(
+        snap([q(Job("f", scale=4, data_class="financial", grant="g", tenant="t"))], grants=[g]),
+        greedy_fastest,
+    )
+    assert d.start == () and d.waiting["f"] == WaitReason.BUDGET
+    g = Grant("g", "p", "t", amount_krw=2000)
+    d = decide(
+        snap([q(Job("f", scale=4, data_class="financial", grant="g", tenant="t"))], grants=[g]),
+        greedy_fastest,
+    )
+    assert d.start[0].site == "bank"
+
+
+def test_property_a_job_never_starts_or_stays_at_a_site_not_allowed_for_it() -> None:
+    """1,000 random submissions over many rounds with random site failures and returns: every placement
+    (started or kept) is at one site only, and that site is up and allowed for the job's data class, named
+    sites and regions. Checked for several policies."""
+    classes = ["public", "personal", "financial", "public-sector"]
+    for policy_name in ("fifo", "max-min-fairness"):
+        rng = random.Random(f"sites-{policy_name}")
+        base = [
+            Site("s0", region="seoul", data_classes=frozenset({"public"}), prices={"h100": 2000}),
+            Site("s1", region="seoul", data_classes=frozenset({"public", "personal"}), prices={"h100": 3000}),
+            Site(
+                "s2", region="busan", data_classes=frozenset({"public", "financial"}), prices={"h100": 4000}
+            ),
+            Site("s3", region="busan", data_classes=frozenset({"financial", "personal"})),
+            Site("s4", region="daejeon", data_classes=frozenset({"public", "public-sector", "financial"})),
+        ]
+        nodes = [
+            Node(f"{s.id}-n{i}", "h100", rng.choice([2, 4, 8]), site=s.id) for s in base for i in range(3)
+        ]
+        nodes += [Node(f"{s.id}-a{i}", "a100", 4, site=s.id) for s in base[::2] for i in range(2)]
+        down: set[str] = set()
+        jobs: dict[str, JobStatus] = {}
+        cache = DecideCache()
+        submitted = 0
+        starts_checked = 0
+        financial_started: set[str] = set()
+        now = 0.0
+        policy = POLICIES[policy_name]
+        while submitted < 1000:
+            now += 60.0
+            for _ in range(rng.randint(0, 12)):
+                if submitted >= 1000:
+                    break
+                dc = rng.choice(classes)
+                named = (
+                    frozenset(rng.sample([s.id for s in base], rng.randint(1, 3)))
+                    if rng.random() < 0.3
+                    else frozenset()
+                )
+                regions = (
+                    frozenset({rng.choice(["seoul", "busan", "daejeon"])})
+                    if rng.random() < 0.2
+                    else frozenset()
+                )
+                j = Job(
+                    f"j{submitted}",
+                    scale=rng.choice([1, 2, 4, 8]),
+                    data_class=dc,
+                    sites=named,
+                    regions=regions,
+                    submit_time=now,
+                )
+                jobs[j.id] = JobStatus(j, JobState.QUEUED)
+                submitted += 1
+            if rng.random() < 0.25:  # a site fails or comes back
+                s = rng.choice(base).id
+                down ^= {s}
+            sites = tuple(
+                Site(s.id, s.operator, s.region, s.data_classes, prices=s.prices, down=s.id in down)
+                for s in base
+            )
+            live = tuple(n for n in nodes if n.site not in down)
+            # jobs on a failed site are lost and requeued (what the store does on node-lost)
+            for jid, st in list(jobs.items()):
+                if st.state is JobState.RUNNING and st.placement is not None and st.placement.site in down:
+                    jobs[jid] = JobStatus(st.job, JobState.QUEUED, seconds_on=st.seconds_on)
+            tput = ThroughputMatrix.from_rows({j: {"h100": 1.0, "a100": 0.5} for j in jobs}, ("a100", "h100"))
+            snapshot = Snapshot(
+                now,
+                live,
+                tuple(jobs.values()),
+                tput,
+                sites=sites,
+                prices_krw_per_hour={"h100": 1000, "a100": 500},
+                round_seconds=60.0,
+            )
+            d = decide(snapshot, policy, cache)
+            table = site_table(sites)
+            node_site = {n.name: n.site for n in live}
+            for p in d.placements():
+                j = jobs[p.job].job
+                assert p.site in allowed_sites(j, table), (j, p)
+                assert table[p.site].down is False and j.data_class in table[p.site].data_classes
+                assert {node_site[n] for n in p.nodes} == {p.site}, p
+                starts_checked += 1
+                if j.data_class == "financial":
+                    financial_started.add(j.id)
+            for jid, why in d.waiting.items():
+                if not allowed_sites(jobs[jid].job, table):
+                    assert why == WaitReason.RULE and d.details[jid]
+            placed = {p.job: p for p in d.placements()}
+            for jid, st in list(jobs.items()):
+                if jid in placed:
+                    on = dict(st.seconds_on)
+                    on[placed[jid].accelerator] = on.get(placed[jid].accelerator, 0.0) + 60.0
+                    jobs[jid] = JobStatus(st.job, JobState.RUNNING, placement=placed[jid], seconds_on=on)
+                elif st.state is JobState.RUNNING:
+                    jobs[jid] = JobStatus(st.job, JobState.QUEUED, seconds_on=st.seconds_on)
+                if jid in jobs and jobs[jid].state is JobState.RUNNING and rng.random() < 0.4:
+                    del jobs[jid]  # finished
+        assert starts_checked > 300 and len(financial_started) > 30
