@@ -59,7 +59,7 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 GresTypes=gpu,npu
-ReturnToService=2
+ReturnToService=1
 SlurmdTimeout=10
 SlurmctldTimeout=10
 MessageTimeout=5
@@ -101,7 +101,8 @@ start() {
     if id munge >/dev/null 2>&1; then runuser -u munge -- munged --force; else munged --force; fi
   fi
   if ! scontrol ping 2>/dev/null | grep -q UP; then
-    slurmctld -c -f "$SLURM_CONF" >&2 2>&1 || { log "slurmctld failed; see $DIR/log/slurmctld.log"; exit 1; }
+    # no -c: a controller restarted (e.g. by a test that killed it) recovers its jobs from StateSaveLocation
+    slurmctld -f "$SLURM_CONF" >&2 2>&1 || { log "slurmctld failed; see $DIR/log/slurmctld.log"; exit 1; }
   fi
   for n in $NODES; do
     if [ ! -f "$DIR/slurmd-$n.pid" ] || ! kill -0 "$(cat "$DIR/slurmd-$n.pid")" 2>/dev/null; then

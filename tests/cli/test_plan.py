@@ -206,3 +206,21 @@ def test_issue_budget_example_uses_a_labelled_derived_price(capsys: pytest.Captu
     priced = run_json(capsys, "budget", "--krw", "11e9", "--mix", "h100=0.7,rngd=0.3", "--price", "rngd=2500")
     rngd = next(x for x in priced["lines"] if x["accelerator"] == "rngd")
     assert rngd["krw_per_device_hour"] == 2500 and rngd["price_kind"] == "operator"
+
+
+def test_compare_sites_of_a_pool_by_their_prices(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    pool = tmp_path / "pool.yaml"
+    pool.write_text(
+        "prices: {h100: 4000}\n"
+        "sites:\n"
+        "  - {id: cloud-a, region: seoul, data_classes: [public], prices: {h100: 3500}, devices: {h100: 64}}\n"
+        "  - {id: bank, region: busan, data_classes: [public, financial], prices: {h100: 5000}, devices: {h100: 32}}\n"
+    )
+    d = run_json(capsys, "compare", "--params", "7e9", "--pool", str(pool))
+    rows = [(r["site"], r["accelerator"], r["cost_krw"]) for r in d["rows"]]
+    assert [s for s, _, _ in rows] == ["cloud-a", "bank"]  # cheapest first
+    assert rows[0][2] * 5000 == pytest.approx(rows[1][2] * 3500, rel=0.01)  # same work, each site's price
+    d = run_json(capsys, "compare", "--params", "7e9", "--pool", str(pool), "--data-class", "financial")
+    assert [r["site"] for r in d["rows"]] == ["bank"]
+    code, _, err = run(capsys, "compare", "--params", "7e9", "--data-class", "financial")
+    assert code == 2 and "only with --pool" in err

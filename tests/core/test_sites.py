@@ -52,7 +52,7 @@ def q(job: Job) -> JobStatus:
 
 def test_allowed_sites_follow_data_class_names_regions_and_health() -> None:
     t = site_table(SITES)
-    assert allowed_sites(Job("a"), t) == {"pub", "bank", "gov"}
+    assert allowed_sites(Job("a"), t) == {"pub", "bank", "gov", "default"}
     assert allowed_sites(Job("a", data_class="financial"), t) == {"bank"}
     assert allowed_sites(Job("a", data_class="public-sector"), t) == {"gov"}
     assert allowed_sites(Job("a", sites=frozenset({"pub", "gov"})), t) == {"pub", "gov"}

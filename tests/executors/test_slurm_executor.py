@@ -207,7 +207,6 @@ def test_a_node_down_or_drained_loses_its_jobs(ex: SlurmExecutor, slurm_conf: st
         scontrol(slurm_conf, "update", "NodeName=s-gpu-1", f"State={state}", "Reason=accelpool-test")
         end = end_of(ex, "n")
         assert end.kind == EventKind.LOST and end.reason.startswith("node-lost: s-gpu-1")
-        assert "s-gpu-1" not in {n.name for n in ex.nodes()}
     finally:
         scontrol(slurm_conf, "update", "NodeName=s-gpu-1", "State=RESUME")
     deadline = time.time() + 30

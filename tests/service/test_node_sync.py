@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from accelpool.core.types import Node
 from accelpool.executors.fake import FakeExecutor
 from accelpool.runtime.clock import SystemClock
@@ -63,3 +65,15 @@ def test_audit_requeues_a_job_running_in_the_store_but_not_in_the_executor(tmp_p
         assert service.store.get_job(victim).state == "queued"
     finally:
         service.stop()
+
+
+@pytest.mark.slurm
+def test_a_slurm_service_takes_its_nodes_from_slurm(tmp_path: Path, slurm_conf: str) -> None:
+    service = Service(Options(data_dir=tmp_path, executor="slurm", slurm_conf=slurm_conf, instance="svc-test"))
+    try:
+        service.sync_nodes()
+        nodes = _nodes(service)
+        assert nodes["s-gpu-0"] == ("h100", 4, False) and nodes["s-npu-0"] == ("rngd", 4, False)
+    finally:
+        service.executor.close()
+        service.store.close()

@@ -2,7 +2,9 @@
 
 Refused (422 with the field, or 409 for money/rules):
   - a type the catalogue does not know, or none of the allowed types is in the pool     (resources)
-  - more devices than any allowed type has in the pool (in the job's zone)               (resources.count)
+  - more devices than any allowed type has in the pool (in the job's zone, at one allowed site)
+                                                                                      (resources.count)
+  - no registered site certified for its data class, in its sites/regions     (constraints.data_class)
   - a domestic-only job and no Korean type qualifies                                      (constraints)
   - no grant for the tenant (from the named program), or the grant is used up/expired     (grant / program)
   - a program rule forbids it: per-tenant cap below the count, contract longer than allowed (409, rule)
@@ -25,7 +27,8 @@ from dataclasses import dataclass, replace
 
 from accelpool.api.errors import ApiError
 from accelpool.core.problem import needs_domestic
-from accelpool.core.types import AcceleratorType, Grant, Job, JobKind, Program
+from accelpool.core.sites import allowed_sites, nowhere_reason, site_table
+from accelpool.core.types import DEFAULT_SITE, AcceleratorType, Grant, Job, JobKind, Program
 from accelpool.ports import RunSpec
 from accelpool.spec.job import JobSpec
 from accelpool.storage.sql import SqlStore
@@ -103,12 +106,9 @@ def admit(
             raise ApiError(422, f"unknown accelerator type '{t}'", fld)
     nodes = [n for n in ref.nodes if not n.down]
     zone = spec.constraints.zone
-    cap: dict[str, int] = {}
     largest_any: dict[str, int] = {}
     for n in nodes:
         largest_any[n.accelerator] = largest_any.get(n.accelerator, 0) + n.devices
-        if zone is None or n.zone == zone:
-            cap[n.accelerator] = cap.get(n.accelerator, 0) + n.devices
     kind = JobKind(spec.kind)
     job = Job(
         id=new_job_id(),
@@ -127,7 +127,24 @@ def admit(
         max_run_seconds=spec.max_run_seconds(),
         job_type=spec.name,
         preemptible=spec.preemptible,
+        data_class=spec.constraints.data_class,
+        sites=frozenset(spec.constraints.sites or ()),
+        regions=frozenset(spec.constraints.regions or ()),
     )
+    # Sites: refuse a job no registered site could ever take (a site that is down now may come back).
+    site_rows = site_table(replace(s, down=False) for s in getattr(ref, "sites", ()))
+    if not allowed_sites(job, site_rows):
+        raise ApiError(422, f"no site may run it: {nowhere_reason(job, site_rows)}", "constraints.data_class")
+    # a gang runs at one site: the capacity that counts is the largest of one allowed site (in the zone)
+    ok_sites = allowed_sites(job, site_rows)
+    per_site: dict[tuple[str, str], int] = {}
+    for n in nodes:
+        site = getattr(n, "site", DEFAULT_SITE)
+        if site in ok_sites and (zone is None or n.zone == zone):
+            per_site[n.accelerator, site] = per_site.get((n.accelerator, site), 0) + n.devices
+    cap: dict[str, int] = {}
+    for (t, _site), k in per_site.items():
+        cap[t] = max(cap.get(t, 0), k)
     types = [t for t in (wanted or sorted(catalog)) if t in largest_any]
     if not types:
         raise ApiError(

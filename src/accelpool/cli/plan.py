@@ -533,6 +533,16 @@ def _compare_cmd(
     electricity: PowerOpt = None,
     as_json: JsonOpt = False,
     plot: PlotOpt = None,
+    pool: Annotated[
+        Path | None,
+        typer.Option(
+            "--pool",
+            help="compare the sites of a pool file (accelpool simulate --pool format) at each site's prices",
+        ),
+    ] = None,
+    data_class: Annotated[
+        str | None, typer.Option("--data-class", help="with --pool: only sites certified for this data class")
+    ] = None,
 ) -> None:
     """Every catalogue accelerator side by side: time, cost, energy, tokens per KRW and per joule."""
     if workload not in ("serve", "train"):
@@ -542,11 +552,19 @@ def _compare_cmd(
     if tokens is not None:
         bounded("tokens", tokens)
     cat, prices = _context(catalog, price, exchange_rate, electricity)
-    if workload == "train":
-        spec = TrainingSpec(params, tokens if tokens is not None else CHINCHILLA_TOKENS_PER_PARAM * params)
-        rows = compare_training(cat, prices, spec, count)
-    else:
-        rows = compare_serving(cat, prices, _serve_spec(params, context, None, precision))
+
+    def rows_at(price_list: PriceList) -> list[CompareRow]:
+        if workload == "train":
+            spec = TrainingSpec(params, tokens if tokens is not None else CHINCHILLA_TOKENS_PER_PARAM * params)
+            return compare_training(cat, price_list, spec, count)
+        return compare_serving(cat, price_list, _serve_spec(params, context, None, precision))
+
+    if pool is not None:
+        _compare_sites(pool, data_class, prices, rows_at, workload, params, as_json)
+        return
+    if data_class is not None:
+        raise InputError("only with --pool", field="data-class", value=data_class)
+    rows = rows_at(prices)
     if as_json:
         emit_json({"workload": workload, "params": params, "rows": [_row_json(r) for r in rows]})
     else:
@@ -556,6 +574,53 @@ def _compare_cmd(
         if workload == "train":
             spec_tokens = tokens if tokens is not None else CHINCHILLA_TOKENS_PER_PARAM * params
         plan_charts.compare_chart(rows, workload, params, spec_tokens, plan_charts.save_to(plot, _savefig))
+
+
+def _compare_sites(
+    pool_file: Path,
+    data_class: str | None,
+    prices: PriceList,
+    rows_at: Any,
+    workload: str,
+    params: float,
+    as_json: bool,
+) -> None:
+    """The pool's sites side by side: each type a site has, at that site's price (its own, else the pool
+    file's, else the planner's), cheapest first; only sites certified for ``data_class`` when given."""
+    from accelpool.core.types import DATA_CLASSES
+    from accelpool.sim.pool import load_pool
+
+    if data_class is not None and data_class not in DATA_CLASSES:
+        raise InputError(f"one of {', '.join(DATA_CLASSES)}", field="data-class", value=data_class)
+    pool = load_pool(pool_file)
+    found: list[tuple[str, str, CompareRow]] = []
+    for site in pool.sites:
+        if data_class is not None and data_class not in site.data_classes:
+            continue
+        types = {n.accelerator for n in pool.nodes if n.site == site.id and n.devices > 0}
+        site_prices = prices.with_overrides({t: p for t, p in {**pool.prices, **site.prices}.items() if t in types})
+        for r in rows_at(site_prices):
+            if r.accelerator in types:
+                found.append((site.id, site.region, r))
+    found.sort(key=lambda x: (x[2].cost_krw is None, x[2].cost_krw or 0, x[0], x[2].accelerator))
+    if as_json:
+        emit_json(
+            {
+                "workload": workload,
+                "params": params,
+                "data_class": data_class,
+                "rows": [{"site": s, "region": reg, **_row_json(r)} for s, reg, r in found],
+            }
+        )
+        return
+    what = "total cost" if workload == "train" else "KRW per 1M output tokens"
+    t = Table(title=f"Sites of {pool_file.name} by {what}" + (f" ({data_class} data)" if data_class else ""))
+    for col in ("site", "region", "type", "devices", what, "notes"):
+        t.add_column(col, justify="left" if col in ("site", "region", "type", "notes") else "right")
+    for s, reg, r in found:
+        note = r.reason or (r.bound or "").split(" (")[0]
+        t.add_row(s, reg, r.accelerator, _num(r.devices and float(r.devices)), _krw(r.cost_krw), note)
+    console.print(t)
 
 
 def _compare_table(rows: list[CompareRow], workload: str, params: float) -> Table:

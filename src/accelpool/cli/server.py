@@ -54,7 +54,8 @@ def register(app: typer.Typer) -> None:
         executor: Annotated[
             str,
             typer.Option(
-                help="local (subprocesses here), ray (a Ray cluster; nodes discovered from it) or fake"
+                help="local (subprocesses here), ray (a Ray cluster; nodes discovered from it), slurm (a "
+                "Slurm cluster; nodes discovered from its GRES) or fake"
             ),
         ] = "local",
         ray_address: Annotated[
@@ -65,6 +66,12 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Option(help="--executor ray: namespace of accelpool's actors (keep it across restarts)"),
         ] = "accelpool",
+        slurm_conf: Annotated[
+            Path | None, typer.Option(help="--executor slurm: the cluster's slurm.conf (default: Slurm's own)")
+        ] = None,
+        slurm_partition: Annotated[
+            str | None, typer.Option(help="--executor slurm: partition to submit to and take nodes from")
+        ] = None,
         no_upgrade: Annotated[
             bool, typer.Option("--no-upgrade", help="refuse to start instead of migrating the schema")
         ] = False,
@@ -97,8 +104,10 @@ def register(app: typer.Typer) -> None:
         from accelpool.core.errors import InputError
         from accelpool.service.server import Options, Service, bootstrap, default_data_dir
 
-        if executor not in ("local", "ray", "fake"):
-            raise InputError("must be 'local', 'ray' or 'fake'", field="--executor", value=executor)
+        if executor not in ("local", "ray", "slurm", "fake"):
+            raise InputError("must be 'local', 'ray', 'slurm' or 'fake'", field="--executor", value=executor)
+        if (slurm_conf is not None or slurm_partition is not None) and executor != "slurm":
+            raise InputError("only with --executor slurm", field="--slurm-conf", value=str(slurm_conf))
         from accelpool.core.policies import get_policy
 
         try:
@@ -127,6 +136,8 @@ def register(app: typer.Typer) -> None:
             lease_seconds=lease,
             min_run_seconds=min_run,
             restart_seconds=restart_cost,
+            slurm_conf=str(slurm_conf) if slurm_conf else None,
+            slurm_partition=slurm_partition,
         )
         if executor == "local":
             from accelpool.executors import sandbox as sb
@@ -150,7 +161,7 @@ def register(app: typer.Typer) -> None:
             opts.data_dir.mkdir(parents=True, exist_ok=True)
             store = SqlStore(opts.url, bundled_catalog(), upgrade=opts.upgrade)
             try:
-                messages = bootstrap(store, opts, node_source=executor == "ray")
+                messages = bootstrap(store, opts, node_source=executor in ("ray", "slurm"))
             finally:
                 store.close()
         for m in messages:

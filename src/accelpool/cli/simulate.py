@@ -191,6 +191,25 @@ def run_policies(
     return results, metrics
 
 
+def site_table(workload: Workload, results: list[SimResult]) -> Table:
+    """Per site: where it is, what it may hold, and each policy's device-hours and KRW there."""
+    t = Table(title="per site")
+    for col in ("site", "region", "data classes", "devices"):
+        t.add_column(col)
+    for r in results:
+        t.add_column(f"{r.policy} device-h", justify="right")
+        t.add_column(f"{r.policy} KRW", justify="right")
+    devices: dict[str, int] = {}
+    for n in workload.cluster.nodes:
+        devices[n.site] = devices.get(n.site, 0) + n.devices
+    for s in workload.sites:
+        row = [s.id, s.region, ", ".join(sorted(s.data_classes)), str(devices.get(s.id, 0))]
+        for r in results:
+            row += [f"{r.site_device_hours.get(s.id, 0.0):,.1f}", f"{r.site_krw.get(s.id, 0):,}"]
+        t.add_row(*row)
+    return t
+
+
 def table(metrics: list[dict[str, Any]]) -> Table:
     t = Table(title="simulation results (times in seconds)")
     t.add_column("metric")
@@ -243,6 +262,12 @@ def register(app: typer.Typer) -> None:
         fractional: str = typer.Option(
             "round-up", "--fractional", help="Alibaba fractional GPUs: round-up|reject"
         ),
+        pool: Path = typer.Option(
+            None,
+            "--pool",
+            help="multi-site pool file (sites, their devices, prices, data classes; see docs/simulator.md); "
+            "replaces --cluster",
+        ),
     ) -> None:
         """Replay a trace on a pool under one or more policies and compare the outcomes."""
         validate_options(round_seconds=round_seconds, overhead=restart_overhead, seed=seed, jobs=jobs)
@@ -268,6 +293,16 @@ def register(app: typer.Typer) -> None:
         names = [p.strip() for p in policy.split(",") if p.strip()]
         if not names:
             raise InputError("--policy needs at least one name", field="policy")
+        pool_spec = None
+        if pool is not None:
+            from accelpool.sim.pool import load_pool
+
+            pool_spec = load_pool(pool)
+            if cluster is None:  # the trace is read for the pool's types and totals
+                totals: dict[str, int] = {}
+                for n in pool_spec.nodes:
+                    totals[n.accelerator] = totals.get(n.accelerator, 0) + n.devices
+                cluster = ",".join(f"{t}={k}" for t, k in sorted(totals.items()) if k > 0)
         workload = load_workload(
             fmt_name,
             trace,
@@ -279,6 +314,10 @@ def register(app: typer.Typer) -> None:
             jobs=jobs,
             fractional=fractional,
         )
+        if pool_spec is not None:
+            from accelpool.sim.pool import apply_pool
+
+            workload = apply_pool(workload, pool_spec, seed)
         cap = workload.capacity()
         check_schedulable(workload)
         console.print(
@@ -290,6 +329,8 @@ def register(app: typer.Typer) -> None:
             workload, names, round_seconds=round_seconds, overhead=restart_overhead, config=config
         )
         console.print(table(metrics))
+        if workload.sites:
+            console.print(site_table(workload, results))
         if json_out is not None:
             try:
                 json_out.write_text(dumps_metrics(metrics), encoding="utf-8")

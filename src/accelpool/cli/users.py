@@ -310,9 +310,53 @@ def _operator_commands(app: typer.Typer) -> None:
         app,
         "nodes",
         "Nodes of the pool (operators add them).",
-        ["name", "accelerator", "devices", "busy", "zone", "down"],
+        ["name", "accelerator", "devices", "busy", "zone", "site", "down"],
     )
     prices = _listing(app, "prices", "KRW per device-hour by type.", [], key="krw_per_device_hour")
+    sites = _listing(
+        app,
+        "sites",
+        "Sites: operators' clusters (region, certified data classes, executor, own prices).",
+        ["id", "operator", "region", "data_classes", "executor", "prices", "down"],
+    )
+
+    @sites.command("add")
+    def add_site(
+        ctx: typer.Context,
+        site_id: Annotated[str, typer.Argument(metavar="ID")],
+        operator: Annotated[str, typer.Option(help="who runs it")] = "",
+        region: Annotated[str, typer.Option(help="region name (letters, digits, - _ .)")] = "",
+        data_class: Annotated[
+            list[str] | None,
+            typer.Option("--data-class", help="certified for (repeat): public, personal, financial, public-sector"),
+        ] = None,
+        executor: Annotated[str, typer.Option(help="local, ray, slurm or fake")] = "local",
+        price: Annotated[
+            list[str] | None, typer.Option("--price", help="TYPE=KRW per device-hour at this site (repeat)")
+        ] = None,
+        url: Url = None,
+        token: Token = None,
+        data_dir: DataDir = None,
+        json: Json = False,
+    ) -> None:
+        """Register a site (refused if the id exists)."""
+        op = _Op(ctx, url, token, data_dir, json)
+        prices: dict[str, int] = {}
+        for item in price or []:
+            k, sep, v = item.partition("=")
+            if not sep or not v.strip().isdigit():
+                raise InputError(f"--price wants TYPE=KRW (whole won), got '{item}'", field="--price", value=item)
+            prices[k.strip()] = int(v)
+        body = {
+            "id": site_id,
+            "operator": operator,
+            "region": region,
+            "data_classes": data_class or ["public"],
+            "executor": executor,
+            "prices": prices,
+        }
+        d = op.client.post("sites", body)
+        op.out(d, f"site {d['id']}: {', '.join(d['data_classes'])} data, {d['executor']} executor")
     programs = _listing(
         app,
         "programs",
@@ -340,6 +384,7 @@ def _operator_commands(app: typer.Typer) -> None:
         accelerator: str,
         devices: int,
         zone: Annotated[str, typer.Option(help="zone name (letters, digits, - _ .)")] = "default",
+        site: Annotated[str, typer.Option(help="the site it belongs to (see `accelpool sites`)")] = "default",
         url: Url = None,
         token: Token = None,
         data_dir: DataDir = None,
@@ -348,7 +393,8 @@ def _operator_commands(app: typer.Typer) -> None:
         """Add a node of DEVICES accelerators of one type (refused if the name exists: use update)."""
         op = _Op(ctx, url, token, data_dir, json)
         d = op.client.post(
-            "nodes", {"name": name, "accelerator": accelerator, "devices": devices, "zone": zone}
+            "nodes",
+            {"name": name, "accelerator": accelerator, "devices": devices, "zone": zone, "site": site},
         )
         op.out(d, f"node {d['name']}: {d['devices']} x {d['accelerator']}")
 

@@ -7,8 +7,9 @@ The rule is written once here; placement (core/rounds.py), admission (api/) and 
                                   and (job.sites empty or s.id in job.sites)
                                   and (job.regions empty or s.region in job.regions) }
 
-A pool without Site records has one implicit site, ``default``, certified for ``public`` data only: a job
-declaring personal, financial or public-sector data runs nowhere until a certified site is registered.
+Nodes without a site are at the implicit site ``default``, certified for ``public`` data only (unless a
+site of that id is registered): a pool that predates sites keeps running public jobs, and a job declaring
+personal, financial or public-sector data runs nowhere until a certified site is registered.
 Prices: a site's own price for a type wins over the pool's price for that type (``price_for``).
 """
 
@@ -22,9 +23,11 @@ IMPLICIT_DEFAULT = Site(DEFAULT_SITE)
 
 
 def site_table(sites: Iterable[Site]) -> dict[str, Site]:
-    """Sites by id; the implicit ``default`` site when there are none."""
+    """Sites by id, with the implicit ``default`` site (public data only) unless one is registered under that
+    id: nodes registered before sites existed stay in the pool."""
     out = {s.id: s for s in sites}
-    return out or {DEFAULT_SITE: IMPLICIT_DEFAULT}
+    out.setdefault(DEFAULT_SITE, IMPLICIT_DEFAULT)
+    return out
 
 
 def allowed_sites(job: Job, sites: Mapping[str, Site]) -> frozenset[str]:

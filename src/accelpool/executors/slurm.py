@@ -26,6 +26,7 @@ Construct it once per control plane (per Slurm site)::
         command_timeout_seconds=10.0,   # a Slurm command that takes longer counts as the controller
                                    # not answering (see ``reachable()``).
         zone="default",            # zone of the nodes it discovers.
+        site="default",            # site of the nodes it discovers (core.types.Site id).
     )
 
 Why the Slurm commands and not slurmrestd (measured on Debian 12, Slurm 22.05.8; see docs/executors.md):
@@ -80,7 +81,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from accelpool.core.types import AcceleratorType, Node
+from accelpool.core.types import DEFAULT_SITE, AcceleratorType, Node
 from accelpool.executors.env import ExtraEnv, devices_str, job_env, visible_devices_env
 from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
 
@@ -241,6 +242,7 @@ class SlurmExecutor:
         pending_timeout_seconds: float = 120.0,
         command_timeout_seconds: float = 10.0,
         zone: str = "default",
+        site: str = DEFAULT_SITE,
     ) -> None:
         if catalog is None:
             from accelpool.catalog import bundled_catalog
@@ -263,6 +265,7 @@ class SlurmExecutor:
         self.pending_timeout = pending_timeout_seconds
         self.command_timeout = command_timeout_seconds
         self.zone = zone
+        self.site = site
         self._env = dict(os.environ)
         if slurm_conf:
             self._env["SLURM_CONF"] = str(slurm_conf)
@@ -367,7 +370,7 @@ class SlurmExecutor:
                 pool[pname] = (name, gname, gtype)
                 if count > 0 and not self._bad(states[name]):
                     labels = (("slurm.node", name), ("slurm.gres", f"{gname}:{gtype}"))
-                    out.append(Node(pname, acc, count, zone=self.zone, labels=labels))
+                    out.append(Node(pname, acc, count, zone=self.zone, labels=labels, site=self.site))
         with self._lock:
             self._pool.update(pool)
             self._node_state = states
@@ -542,6 +545,8 @@ class SlurmExecutor:
 
     def stop(self, job_id: str, reason: str) -> None:
         with self._lock:
+            # a next attempt waiting for this one to end is dropped too: stopped means not running at all
+            self._pending.pop(job_id, None)
             job = self._jobs.get(job_id)
             if job is None or job.stop_reason is not None:
                 return

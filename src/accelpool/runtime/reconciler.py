@@ -33,7 +33,8 @@ from accelpool.core import ledger
 from accelpool.core.allocation import Allocation, AllocationProblem, Policy
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.rounds import DecideCache, Decision, Snapshot, decide
-from accelpool.core.types import Charge
+from accelpool.core.sites import price_for
+from accelpool.core.types import Charge, Site
 from accelpool.ports import Clock, EventKind, Executor, ExecutorEvent, Launch, SchedulerStore, StopCause
 
 log = logging.getLogger(__name__)
@@ -257,15 +258,21 @@ class Reconciler:
         if not statuses:
             return []
         prices = self.store.prices()
+        sites = self._sites()
         out: list[Charge] = []
         for s in statuses:
             p = s.placement
             if p is None:
                 continue
-            charge = ledger.meter(s, now, int(prices.get(p.accelerator, 0)), final=False)
+            charge = ledger.meter(s, now, price_for(prices, sites.get(p.site), p.accelerator), final=False)
             if charge is not None:
                 out.append(charge)
         return out
+
+    def _sites(self) -> dict[str, Site]:
+        """The store's sites (each site's own prices apply to jobs running there); none if it has none."""
+        get = getattr(self.store, "sites", None)
+        return {} if get is None else {s.id: s for s in get()}
 
     def _act(self, decision: Decision, snapshot: Snapshot) -> None:
         """Stop the preempted, then start the placed jobs. Each job is acted on alone: a job whose stop or

@@ -113,7 +113,7 @@ class Options:
     demo: bool = False
     round_seconds: float = 3.0
     policy: str = "max-min-fairness"
-    executor: str = "local"  # local | ray | fake
+    executor: str = "local"  # local | ray | slurm | fake
     ray_address: str | None = None  # ray: "auto", "HOST:6379", "ray://HOST:10001"; None: ray.init() default
     ray_namespace: str = "accelpool"  # ray: must stay the same across restarts to adopt running work
     upgrade: bool = True
@@ -126,6 +126,9 @@ class Options:
     )
     min_run_seconds: float | None = None  # a preemptible job's minimum run (None: one lease)
     restart_seconds: float = 60.0  # what one restart is assumed to cost a job (s)
+    slurm_conf: str | None = None  # slurm: slurm.conf for the Slurm commands (None: their default)
+    slurm_partition: str | None = None  # slurm: partition to submit to and take nodes from
+    instance: str = "accelpool"  # slurm: tag of this control plane's Slurm jobs (keep it across restarts)
 
     @property
     def url(self) -> str:
@@ -233,8 +236,22 @@ class Service:
                 extra_env=extra,
                 sandbox=sandbox,
             )
+        if self.opts.executor == "slurm":
+            from accelpool.executors.slurm import SlurmExecutor
+
+            # Slurm runs the job on its nodes under its own process tracking; the bubblewrap sandbox is the
+            # local/Ray executors' (docs/executors.md).
+            return SlurmExecutor(
+                self.opts.data_dir / "slurm",
+                catalog=self.catalog,
+                clock=self.clock,
+                extra_env=extra,
+                instance=self.opts.instance,
+                partition=self.opts.slurm_partition,
+                slurm_conf=self.opts.slurm_conf,
+            )
         if self.opts.executor != "local":
-            raise ValueError(f"unknown executor '{self.opts.executor}' (local, ray or fake)")
+            raise ValueError(f"unknown executor '{self.opts.executor}' (local, ray, slurm or fake)")
         from accelpool.executors.local import LocalExecutor
 
         return LocalExecutor(

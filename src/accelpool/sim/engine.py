@@ -20,7 +20,7 @@ import numpy as np
 
 from accelpool.core.allocation import Policy
 from accelpool.core.round_config import RoundConfig
-from accelpool.core.types import Grant, Job, Node, Program, Tenant
+from accelpool.core.types import Grant, Job, Node, Program, Site, Tenant
 from accelpool.executors.fake import FakeExecutor
 from accelpool.ports import SchedulerStore
 from accelpool.runtime.clock import VirtualClock
@@ -72,6 +72,8 @@ class SimResult:
     config: RoundConfig = field(default_factory=RoundConfig)
     round_seconds: float = 360.0
     restart_overhead_seconds: float = 0.0
+    site_krw: dict[str, int] = field(default_factory=dict)  # KRW charged per site
+    site_device_hours: dict[str, float] = field(default_factory=dict)  # device-hours used per site
 
 
 def schedulable(job: Job, row: dict[str, float] | None, capacity: dict[str, int]) -> bool:
@@ -88,6 +90,7 @@ class SimStore(SchedulerStore, Protocol):
     or SqlStore (the live service's: tests/test_parity.py runs this very engine on both)."""
 
     def add_nodes(self, nodes: Iterable[Node]) -> None: ...
+    def add_sites(self, sites: Iterable[Site]) -> None: ...
     def set_prices(self, prices: Mapping[str, int]) -> None: ...
     def add_tenant(self, tenant: Tenant) -> None: ...
     def add_program(self, program: Program) -> None: ...
@@ -166,6 +169,7 @@ def simulate(
     if store is None:
         store = MemoryStore(workload.accelerators, keep_charges=False)
     store.add_nodes(workload.cluster.nodes)
+    store.add_sites(workload.sites)
     store.set_prices(workload.prices_krw_per_hour)
     for t in workload.tenants:
         store.add_tenant(t)
@@ -227,6 +231,10 @@ def simulate(
         config=config,
         round_seconds=round_seconds,
         restart_overhead_seconds=restart_overhead_seconds,
+        site_krw=dict(store.site_krw) if isinstance(store, MemoryStore) else {},
+        site_device_hours=(
+            {s: v / 3600.0 for s, v in store.site_device_seconds.items()} if isinstance(store, MemoryStore) else {}
+        ),
     )
 
 

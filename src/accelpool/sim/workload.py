@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from accelpool.core.errors import InputError
-from accelpool.core.types import AcceleratorType, Cluster, Grant, Job, Program, Tenant
+from accelpool.core.types import AcceleratorType, Cluster, Grant, Job, Program, Site, Tenant
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Workload:
     prices_krw_per_hour: Mapping[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     skipped: int = 0
+    sites: tuple[Site, ...] = ()  # a multi-site pool (sim/pool.py); none: every node at the default site
 
     def capacity(self) -> dict[str, int]:
         return self.cluster.capacity()

@@ -125,6 +125,11 @@ class Constraints(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
     domestic_only: bool = Field(default=False, description="only Korean NPUs")
     zone: Ref | None = None
+    data_class: Literal["public", "personal", "financial", "public-sector"] = Field(
+        default="public", description="the job runs only at sites certified for this data class"
+    )
+    sites: list[Ref] | None = Field(default=None, max_length=64, description="only these sites (ids)")
+    regions: list[Ref] | None = Field(default=None, max_length=64, description="only sites in these regions")
 
 
 class JobSpec(BaseModel):

@@ -7,7 +7,7 @@ from fractions import Fraction
 from typing import Any
 
 from accelpool.core.rounds import Placement
-from accelpool.core.types import DEFAULT_SITE, Job, JobKind, ProgramRules
+from accelpool.core.types import DEFAULT_SITE, Job, JobKind, ProgramRules, Site
 from accelpool.ports import RunSpec
 
 _JOB_FIELDS = tuple(f.name for f in fields(Job))  # all scalars but kind (an enum) and allowed (a set)
@@ -100,3 +100,17 @@ def carry_to_str(carry: Fraction) -> str | None:
 
 def carry_from_str(s: str | None) -> Fraction:
     return Fraction(s) if s else Fraction(0)
+
+
+def site_from_row(r: Any) -> Site:
+    """A ``sites`` table row -> Site."""
+    return Site(
+        r.id,
+        r.operator,
+        r.region,
+        frozenset(r.data_classes or ()),
+        r.executor,
+        dict(r.connection or {}),
+        {k: int(v) for k, v in (r.prices or {}).items()},
+        bool(r.down),
+    )

@@ -15,7 +15,7 @@ each other in a cycle (no deadlock), and each decides on the state the others le
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -24,9 +24,11 @@ from sqlalchemy.engine import Connection
 from accelpool.core import ledger
 from accelpool.core.lifecycle import Event, Outcome, apply_event
 from accelpool.core.rounds import JobStatus
-from accelpool.core.types import Charge
+from accelpool.core.sites import price_for
+from accelpool.core.types import Charge, Site
 from accelpool.storage import codec
 from accelpool.storage import tables as T
+from accelpool.storage.codec import site_from_row
 from accelpool.storage.unit import UnitOfWork
 
 _JOB_COLUMNS = (
@@ -48,10 +50,14 @@ class Locked:
     grants: dict[str, tuple[int, str]]  # id -> (KRW left, program)
     jobs: dict[str, JobStatus]
     prices: dict[str, int]
+    sites: dict[str, Site] = field(default_factory=dict)  # each site's own prices apply there
 
     def price_of(self, status: JobStatus) -> int:
         p = status.placement
-        return 0 if p is None else int(self.prices.get(p.accelerator, 0))
+        return 0 if p is None else self.price(p.accelerator, p.site)
+
+    def price(self, accelerator: str, site: str) -> int:
+        return price_for(self.prices, self.sites.get(site), accelerator)
 
 
 class JobWrites(UnitOfWork):
@@ -78,7 +84,8 @@ class JobWrites(UnitOfWork):
             for r in c.execute(q.with_for_update() if self._pg else q):
                 jobs[r.id] = self._locked_status(r)
         prices = {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
-        return Locked(grants, jobs, prices)
+        sites = {r.id: site_from_row(r) for r in c.execute(select(T.sites))}
+        return Locked(grants, jobs, prices, sites)
 
     def _locked_status(self, r: Any) -> JobStatus:
         from accelpool.core.types import JobState
@@ -155,6 +162,7 @@ class JobWrites(UnitOfWork):
                 amount_krw=booked.amount_krw,
                 start=booked.start,
                 end=booked.end,
+                site=booked.site,
             )
         )
         return booked
@@ -169,7 +177,7 @@ class JobWrites(UnitOfWork):
             status = locked.jobs.get(ch.job)
             if status is None:
                 raise KeyError(ch.job)
-            b = ledger.book_charge(status, ch, int(locked.prices.get(ch.accelerator, 0)))
+            b = ledger.book_charge(status, ch, locked.price(ch.accelerator, ch.site))
             if b is None:
                 continue
             locked.jobs[ch.job] = after = ledger.after_booking(status, b)

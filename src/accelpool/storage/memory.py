@@ -13,6 +13,7 @@ from accelpool.core import ledger
 from accelpool.core.errors import AlreadyExists
 from accelpool.core.lifecycle import Command, Event, SchedulerEvent, apply_event
 from accelpool.core.rounds import Decision, JobStatus, Snapshot
+from accelpool.core.sites import price_for
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
     AcceleratorType,
@@ -22,6 +23,7 @@ from accelpool.core.types import (
     JobState,
     Node,
     Program,
+    Site,
     Tenant,
 )
 from accelpool.ports import ExecutorEvent, RunSpec
@@ -50,6 +52,8 @@ class MemoryStore:
         simulation meters every running job every round and would otherwise hold millions of rows."""
         self.keep_charges = keep_charges
         self.charged_krw: dict[str, int] = {}
+        self.site_krw: dict[str, int] = {}  # KRW charged per site
+        self.site_device_seconds: dict[str, float] = {}  # device-seconds metered per site
         self.accelerators: dict[str, AcceleratorType] = dict(accelerators or {})
         self.nodes: dict[str, Node] = {}
         self.down: set[str] = set()
@@ -57,6 +61,7 @@ class MemoryStore:
         self.programs: dict[str, Program] = {}
         self.grants: dict[str, Grant] = {}
         self.price_list: dict[str, int] = {}
+        self.site_list: dict[str, Site] = {}
         self.jobs: dict[str, JobRecord] = {}
         self.active: dict[str, None] = {}  # insertion-ordered ids of non-terminal jobs
         self.charges: list[Charge] = []
@@ -76,6 +81,21 @@ class MemoryStore:
     def set_node_down(self, name: str, down: bool = True) -> None:
         (self.down.add if down else self.down.discard)(name)
         self._healthy = None
+
+    def add_sites(self, sites: Iterable[Site]) -> None:
+        for s in sites:
+            self.site_list[s.id] = s
+        self._healthy = None
+
+    def set_site_down(self, site: str, down: bool = True) -> None:
+        """A site whose controller stops answering: its nodes leave the pool until it returns."""
+        s = self.site_list.get(site)
+        if s is not None and s.down != down:
+            self.site_list[site] = replace(s, down=down)
+            self._healthy = None
+
+    def sites(self) -> list[Site]:
+        return list(self.site_list.values())
 
     def set_prices(self, prices: Mapping[str, int]) -> None:
         self.price_list.update({k: int(v) for k, v in prices.items()})
@@ -133,6 +153,7 @@ class MemoryStore:
             grants=tuple(self.grants.values()),
             prices_krw_per_hour=dict(self.price_list),
             round_seconds=round_seconds,
+            sites=tuple(self.site_list.values()),
         )
 
     def record_decision(self, decision: Decision) -> list[Charge]:
@@ -166,7 +187,7 @@ class MemoryStore:
         out: list[Charge] = []
         for c in charges:
             rec = self.jobs[c.job]
-            b = ledger.book_charge(rec.status, c, int(self.price_list.get(c.accelerator, 0)))
+            b = ledger.book_charge(rec.status, c, self._price(c.accelerator, c.site))
             if b is not None:
                 rec.status = ledger.after_booking(rec.status, b)
                 out.append(self._book(b.charge))
@@ -190,7 +211,10 @@ class MemoryStore:
     def _healthy_nodes(self) -> tuple[Node, ...]:
         """The same tuple round after round while no node is added or goes down (lets the core reuse work)."""
         if self._healthy is None:
-            self._healthy = tuple(n for name, n in sorted(self.nodes.items()) if name not in self.down)
+            gone = {s.id for s in self.site_list.values() if s.down}
+            self._healthy = tuple(
+                n for name, n in sorted(self.nodes.items()) if name not in self.down and n.site not in gone
+            )
         return self._healthy
 
     def _throughput(self) -> ThroughputMatrix:
@@ -205,7 +229,7 @@ class MemoryStore:
         """``core.lifecycle.apply_event`` on the job, persisted; the charges booked."""
         before = rec.status
         p = before.placement
-        out = apply_event(before, event, 0 if p is None else int(self.price_list.get(p.accelerator, 0)))
+        out = apply_event(before, event, 0 if p is None else self._price(p.accelerator, p.site))
         rec.status = out.status
         if out.records:
             rec.events.extend((r.time, r.state, r.reason) for r in out.records)  # a JobState is a str
@@ -227,6 +251,12 @@ class MemoryStore:
         if g is not None:
             self.grants[g.id] = replace(g, spent_krw=g.spent_krw + c.amount_krw)
         self.charged_krw[c.tenant] = self.charged_krw.get(c.tenant, 0) + c.amount_krw
+        self.site_krw[c.site] = self.site_krw.get(c.site, 0) + c.amount_krw
+        self.site_device_seconds[c.site] = self.site_device_seconds.get(c.site, 0.0) + c.device_seconds
         if self.keep_charges:
             self.charges.append(c)
         return c
+
+    def _price(self, accelerator: str, site: str) -> int:
+        """KRW per device-hour of ``accelerator`` at ``site`` (the site's own price, else the pool's)."""
+        return price_for(self.price_list, self.site_list.get(site), accelerator)

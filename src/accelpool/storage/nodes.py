@@ -71,4 +71,6 @@ class NodeWrites(UnitOfWork):
                 c.execute(update(T.nodes).where(T.nodes.c.name == name).values(**row))
             r = c.execute(select(T.nodes).where(T.nodes.c.name == name)).one()
         self.invalidate()
-        return NodeView(r.name, r.accelerator, int(r.devices), r.zone, bool(r.down), list(r.labels or []))
+        return NodeView(
+            r.name, r.accelerator, int(r.devices), r.zone, bool(r.down), list(r.labels or []), r.site
+        )

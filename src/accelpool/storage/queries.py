@@ -258,7 +258,9 @@ class Queries:
     def list_nodes(self) -> list[NodeView]:
         with self.read() as c:
             return [
-                NodeView(r.name, r.accelerator, int(r.devices), r.zone, bool(r.down), list(r.labels or []))
+                NodeView(
+                    r.name, r.accelerator, int(r.devices), r.zone, bool(r.down), list(r.labels or []), r.site
+                )
                 for r in c.execute(select(T.nodes).order_by(T.nodes.c.name))
             ]
 

@@ -30,6 +30,7 @@ from accelpool.storage.jobs import JobWrites
 from accelpool.storage.money import MoneyWrites
 from accelpool.storage.nodes import NodeWrites
 from accelpool.storage.queries import Queries
+from accelpool.storage.sites import SiteWrites
 from accelpool.storage.submissions import Submission as Submission  # re-exported: the API queues these
 from accelpool.storage.submissions import SubmissionWrites
 
@@ -52,7 +53,7 @@ _PG_WAITS = text(
 WAIT_CHUNK = 500
 
 
-class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, IdentityWrites, Queries):
+class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites, IdentityWrites, Queries):
     """``url``: a SQLAlchemy URL (``sqlite+pysqlite:///path`` or ``postgresql+psycopg://...``).
 
     ``upgrade=True`` brings the schema to the newest revision; ``False`` refuses (SchemaError) unless it
@@ -117,7 +118,9 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, IdentityWri
             )
             grants = tuple(self._grant(r) for r in c.execute(select(T.grants).order_by(T.grants.c.id)))
             prices = {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
-        nodes = tuple(self._node(r) for r in node_rows if not r.down)
+            sites = tuple(self._site(r) for r in c.execute(select(T.sites).order_by(T.sites.c.id)))
+        gone = {s.id for s in sites if s.down}
+        nodes = tuple(self._node(r) for r in node_rows if not r.down and r.site not in gone)
         statuses = tuple(self._status(r) for r in job_rows)
         queued = JobState.QUEUED.value
         self._waits = {r.id: r.reason for r in job_rows if r.state == queued}  # what is stored now
@@ -133,6 +136,7 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, IdentityWri
             grants=grants,
             prices_krw_per_hour=prices,
             round_seconds=round_seconds,
+            sites=sites,
         )
 
     def record_decision(self, decision: Decision) -> list[Charge]:

@@ -80,6 +80,20 @@ nodes = Table(
     Column("zone", String(64), nullable=False, default="default"),
     Column("labels", JSON, nullable=False, default=list),
     Column("down", Boolean, nullable=False, default=False),
+    Column("site", String(64), nullable=False, default="default", server_default="default"),
+)
+
+sites = Table(
+    "sites",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("operator", String(200), nullable=False, default=""),
+    Column("region", String(64), nullable=False, default=""),
+    Column("data_classes", JSON, nullable=False, default=list),
+    Column("executor", String(32), nullable=False, default="local"),
+    Column("connection", JSON, nullable=False, default=dict),
+    Column("prices", JSON, nullable=False, default=dict),  # {type: KRW per device-hour} at this site
+    Column("down", Boolean, nullable=False, default=False),
 )
 
 jobs = Table(
@@ -143,6 +157,7 @@ charges = Table(
     Column("amount_krw", BigInteger, nullable=False),
     Column("start", Float, nullable=False),
     Column("end", Float, nullable=False),
+    Column("site", String(64), nullable=False, default="default", server_default="default"),
     Index("ix_charges_tenant_end", "tenant", "end"),
     Index("ix_charges_job", "job"),
 )

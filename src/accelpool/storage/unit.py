@@ -3,7 +3,7 @@
 
 SqlStore is assembled from one class per aggregate, each over this base: jobs (storage/jobs.py: state and
 money writes; storage/submissions.py: queueing), money (storage/money.py: prices, programs, grants), nodes
-(storage/nodes.py), identity (storage/identity.py: tenants; tokens are in storage/queries.py), and the
+(storage/nodes.py), sites (storage/sites.py), identity (storage/identity.py: tenants; tokens are in storage/queries.py), and the
 scheduler's port (storage/sql.py)."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from accelpool.core.errors import AlreadyExists
 from accelpool.core.rounds import JobStatus
-from accelpool.core.types import AcceleratorType, Grant, Job, JobState, Node, Program, Tenant
+from accelpool.core.types import AcceleratorType, Grant, Job, JobState, Node, Program, Site, Tenant
 from accelpool.storage import codec, migrate
 from accelpool.storage import tables as T
 from accelpool.storage.engine import json_deserializer, make_engines
@@ -46,6 +46,7 @@ class Reference:
     tenants: frozenset[str]
     loaded: float
     public_tenants: frozenset[str] = frozenset()
+    sites: tuple[Site, ...] = ()
 
 
 class UnitOfWork:
@@ -118,14 +119,17 @@ class UnitOfWork:
             for r in c.execute(select(T.grants).order_by(T.grants.c.id)):
                 by_tenant.setdefault(r.tenant, []).append(self._grant(r))
             nodes = [
-                NodeView(r.name, r.accelerator, int(r.devices), r.zone, bool(r.down), list(r.labels or []))
+                NodeView(
+                    r.name, r.accelerator, int(r.devices), r.zone, bool(r.down), list(r.labels or []), r.site
+                )
                 for r in c.execute(select(T.nodes).order_by(T.nodes.c.name))
             ]
             prices = {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
             trows = c.execute(select(T.tenants.c.id, T.tenants.c.public)).all()
+            sites = tuple(self._site(r) for r in c.execute(select(T.sites).order_by(T.sites.c.id)))
         tenants = frozenset(r[0] for r in trows)
         public = frozenset(r[0] for r in trows if r[1])
-        ref = Reference(programs, by_tenant, nodes, prices, tenants, now, public)
+        ref = Reference(programs, by_tenant, nodes, prices, tenants, now, public, sites)
         with self._lock:
             if self._ref_version == version:  # no write happened while we read
                 self._ref = ref
@@ -169,7 +173,13 @@ class UnitOfWork:
 
     @staticmethod
     def _node(r: Any) -> Node:
-        return Node(r.name, r.accelerator, int(r.devices), r.zone, tuple(tuple(kv) for kv in r.labels or ()))
+        return Node(
+            r.name, r.accelerator, int(r.devices), r.zone, tuple(tuple(kv) for kv in r.labels or ()), r.site
+        )
+
+    @staticmethod
+    def _site(r: Any) -> Site:
+        return codec.site_from_row(r)
 
     @staticmethod
     def _tenant(r: Any) -> Tenant:
@@ -198,6 +208,7 @@ def _node_row(n: Node) -> dict[str, Any]:
         "devices": n.devices,
         "zone": n.zone,
         "labels": [list(kv) for kv in n.labels],
+        "site": n.site,
     }
 
 

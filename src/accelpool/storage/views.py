@@ -63,6 +63,7 @@ class NodeView:
     zone: str
     down: bool
     labels: list[list[str]] = field(default_factory=list)
+    site: str = "default"
 
 
 @dataclass(frozen=True)

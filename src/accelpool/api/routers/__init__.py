@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from accelpool.api.routers import jobs, pool, programs, tenants, tokens, usage
+from accelpool.api.routers import jobs, pool, programs, sites, tenants, tokens, usage
 
 ROUTERS: tuple[APIRouter, ...] = (
     jobs.router,
@@ -12,5 +12,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     tenants.router,
     programs.router,
     pool.router,
+    sites.router,
     tokens.router,
 )

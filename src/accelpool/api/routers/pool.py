@@ -20,6 +20,7 @@ class NodeIn(StrictIn):
     accelerator: str
     devices: Annotated[int, Field(strict=True, ge=1, le=1024)]
     zone: str = Field(default="default", pattern=ID_PATTERN)
+    site: str = Field(default="default", pattern=ID_PATTERN, description="the site the node belongs to")
 
 
 class NodePatch(StrictIn):
@@ -47,9 +48,19 @@ def add_node(body: NodeIn, request: Request, who: Who) -> dict[str, Any]:
     if body.accelerator not in catalog:
         raise ApiError(422, f"unknown accelerator type '{body.accelerator}'", "accelerator")
     acc = catalog.resolve(body.accelerator) if hasattr(catalog, "resolve") else body.accelerator
-    store_of(request).create_node(Node(body.name, acc, body.devices, body.zone))
+    store = store_of(request)
+    if body.site != "default" and body.site not in {s.id for s in store.sites()}:
+        raise ApiError(422, f"unknown site '{body.site}' (register it with POST /sites)", "site")
+    store.create_node(Node(body.name, acc, body.devices, body.zone, site=body.site))
     request.app.state.hooks.wake()
-    return {"name": body.name, "accelerator": acc, "devices": body.devices, "zone": body.zone, "down": False}
+    return {
+        "name": body.name,
+        "accelerator": acc,
+        "devices": body.devices,
+        "zone": body.zone,
+        "down": False,
+        "site": body.site,
+    }
 
 
 @router.put("/nodes/{name}", tags=["pool"])

@@ -1,0 +1,105 @@
+"""Sites: the operators' clusters of the pool (where, which data they may hold, how driven, their prices)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import Field
+
+from accelpool.api.errors import ApiError, not_found
+from accelpool.api.routers.common import ID_PATTERN, Price, StrictIn, Who, store_of
+from accelpool.core.types import Site
+
+router = APIRouter()
+
+DataClass = Literal["public", "personal", "financial", "public-sector"]
+Text = Annotated[str, Field(max_length=200)]
+
+
+def _public_only() -> list[DataClass]:
+    return ["public"]
+
+
+class SiteIn(StrictIn):
+    id: str = Field(pattern=ID_PATTERN)
+    operator: Text = ""
+    region: str = Field(default="", pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$")
+    data_classes: list[DataClass] = Field(default_factory=_public_only, min_length=1, max_length=4)
+    executor: Literal["local", "ray", "slurm", "fake"] = "local"
+    connection: dict[Annotated[str, Field(max_length=64)], Text] = Field(default_factory=dict, max_length=32)
+    prices: dict[Annotated[str, Field(max_length=64)], Price] = Field(default_factory=dict, max_length=64)
+
+
+class SitePatch(StrictIn):
+    operator: Text | None = None
+    region: str | None = Field(default=None, pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$")
+    data_classes: list[DataClass] | None = Field(default=None, min_length=1, max_length=4)
+    executor: Literal["local", "ray", "slurm", "fake"] | None = None
+    connection: dict[Annotated[str, Field(max_length=64)], Text] | None = Field(default=None, max_length=32)
+    prices: dict[Annotated[str, Field(max_length=64)], Price] | None = Field(default=None, max_length=64)
+    down: bool | None = None
+
+
+def site_out(s: Site) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "operator": s.operator,
+        "region": s.region,
+        "data_classes": sorted(s.data_classes),
+        "executor": s.executor,
+        "connection": dict(s.connection),
+        "prices": dict(sorted(s.prices.items())),
+        "down": s.down,
+    }
+
+
+def _check_prices(request: Request, prices: dict[str, int] | None) -> dict[str, int] | None:
+    if prices is None:
+        return None
+    catalog = request.app.state.catalog
+    out = {}
+    for k, v in prices.items():
+        if k not in catalog:
+            raise ApiError(422, f"unknown accelerator type '{k}'", f"prices.{k}")
+        out[catalog.resolve(k) if hasattr(catalog, "resolve") else k] = v
+    return out
+
+
+@router.get("/sites", tags=["pool"])
+def list_sites(request: Request, who: Who) -> dict[str, Any]:
+    return {"items": [site_out(s) for s in store_of(request).sites()]}
+
+
+@router.post("/sites", status_code=201, tags=["pool"])
+def add_site(body: SiteIn, request: Request, who: Who) -> dict[str, Any]:
+    """Register a site (admins). 409 when one of that id exists: change it with ``PUT /sites/{id}``."""
+    who.require("admin")
+    site = Site(
+        body.id,
+        body.operator,
+        body.region,
+        frozenset(body.data_classes),
+        body.executor,
+        dict(body.connection),
+        _check_prices(request, body.prices) or {},
+    )
+    store_of(request).create_site(site)
+    request.app.state.hooks.wake()
+    return site_out(site)
+
+
+@router.put("/sites/{site_id}", tags=["pool"])
+def set_site(site_id: str, body: SitePatch, request: Request, who: Who) -> dict[str, Any]:
+    """Change a site (admins): certifications, prices, connection, or mark it down/up."""
+    who.require("admin")
+    changes: dict[str, Any] = {k: v for k, v in body.model_dump().items() if v is not None}
+    if "data_classes" in changes:
+        changes["data_classes"] = frozenset(changes["data_classes"])
+    if "prices" in changes:
+        changes["prices"] = _check_prices(request, changes["prices"])
+    s = store_of(request).update_site(site_id, **changes)
+    if s is None:
+        raise not_found("site")
+    request.app.state.hooks.wake()
+    return site_out(s)

@@ -1,0 +1,77 @@
+"""Sites through the API: registration like nodes, nodes at a site, jobs refused when no site may run
+them (the reason in words), and admitted with their data class."""
+
+from __future__ import annotations
+
+
+def test_sites_are_registered_listed_and_changed_by_admins(world) -> None:
+    body = {
+        "id": "bank",
+        "operator": "cloud-b",
+        "region": "busan",
+        "data_classes": ["public", "financial"],
+        "executor": "slurm",
+        "connection": {"slurm_conf": "/etc/slurm/slurm.conf"},
+        "prices": {"h100": 5000},
+    }
+    assert world.call("m1", "POST", "/api/v1/sites", json=body).status_code == 403
+    r = world.call("admin", "POST", "/api/v1/sites", json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["data_classes"] == ["financial", "public"]
+    assert world.call("admin", "POST", "/api/v1/sites", json=body).status_code == 409
+    bad = world.call("admin", "POST", "/api/v1/sites", json={**body, "id": "x", "data_classes": ["medical"]})
+    assert bad.status_code == 422
+    bad = world.call("admin", "POST", "/api/v1/sites", json={**body, "id": "y", "prices": {"h999": 1}})
+    assert bad.status_code == 422 and "h999" in bad.text
+    items = world.call("m1", "GET", "/api/v1/sites").json()["items"]
+    assert [s["id"] for s in items] == ["bank"]
+    r = world.call("admin", "PUT", "/api/v1/sites/bank", json={"down": True, "prices": {"h100": 4500}})
+    assert r.status_code == 200 and r.json()["down"] is True and r.json()["prices"] == {"h100": 4500}
+    assert world.call("admin", "PUT", "/api/v1/sites/nope", json={"down": True}).status_code == 404
+
+
+def test_nodes_belong_to_a_registered_site(world) -> None:
+    world.call("admin", "POST", "/api/v1/sites", json={"id": "bank", "data_classes": ["financial"]})
+    r = world.call(
+        "admin",
+        "POST",
+        "/api/v1/nodes",
+        json={"name": "b-0", "accelerator": "h100", "devices": 4, "site": "bank"},
+    )
+    assert r.status_code == 201 and r.json()["site"] == "bank"
+    r = world.call(
+        "admin",
+        "POST",
+        "/api/v1/nodes",
+        json={"name": "b-1", "accelerator": "h100", "devices": 4, "site": "nope"},
+    )
+    assert r.status_code == 422 and "unknown site 'nope'" in r.text
+    nodes = {n["name"]: n["site"] for n in world.call("admin", "GET", "/api/v1/nodes").json()["items"]}
+    assert nodes["b-0"] == "bank" and nodes["h-0"] == "default"
+
+
+def test_a_job_no_site_may_run_is_refused_with_the_reason(world) -> None:
+    r = world.submit(constraints={"data_class": "financial"})
+    assert r.status_code == 422
+    assert "no site is certified for financial data" in r.text and "constraints.data_class" in r.text
+    world.call(
+        "admin",
+        "POST",
+        "/api/v1/sites",
+        json={"id": "bank", "region": "busan", "data_classes": ["financial"]},
+    )
+    world.call(
+        "admin",
+        "POST",
+        "/api/v1/nodes",
+        json={"name": "b-0", "accelerator": "h100", "devices": 4, "site": "bank"},
+    )
+    r = world.submit(constraints={"data_class": "financial", "regions": ["seoul"]})
+    assert r.status_code == 422 and "region seoul" in r.text
+    r = world.submit(resources={"type": "h100", "count": 8}, constraints={"data_class": "financial"})
+    assert r.status_code == 422 and "the most any allowed type has is 4" in r.text
+    r = world.submit(constraints={"data_class": "financial"})
+    assert r.status_code == 201, r.text
+    snap = world.store.snapshot(2000.0, 60.0)
+    job = next(s.job for s in snap.jobs if s.job.data_class == "financial")
+    assert job.regions == frozenset() and {s.id for s in snap.sites} == {"bank"}
