@@ -163,12 +163,11 @@ def test_exit_code_of_a_failing_rank_ends_the_gang(ex: SlurmExecutor) -> None:
 
 
 def test_stop_sends_sigterm_then_kills_after_the_grace_period(ex: SlurmExecutor, tmp_path: Path) -> None:
-    marker = tmp_path / "term"
-    cmd = f"trap 'echo got-term > {marker}' TERM; while true; do sleep 0.2; done"
+    marker, ready = tmp_path / "term", tmp_path / "ready"
+    cmd = f"trap 'echo got-term > {marker}' TERM; touch {ready}; while true; do sleep 0.2; done"
     ex.start(launch("stub", cmd, (("s-gpu-0", (1,)),), grace_seconds=1.0))
     seen: list[ExecutorEvent] = []
-    wait_for(ex, lambda s: any(e.kind == EventKind.STARTED for e in s), seen)
-    time.sleep(0.5)
+    wait_for(ex, lambda s: any(e.kind == EventKind.STARTED for e in s) and ready.exists(), seen)
     t0 = time.time()
     ex.stop("stub", "preempted")
     end = end_of(ex, "stub")
