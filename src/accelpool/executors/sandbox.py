@@ -315,8 +315,12 @@ def plan(
     full_env["PATH"] = os.environ.get("PATH", SAFE_PATH)
     full_env.update(env)
     uid, gid = run_ids(config, tenant)
+    if "\0" in command or any("\0" in k or "\0" in v for k, v in full_env.items()):
+        raise SandboxError("embedded null byte in the command or the environment")
     ckpt = check_writable(checkpoint_dir, config, "checkpoint_dir") if checkpoint_dir else None
     cwd = check_writable(workdir, config, "workdir") if workdir else None
+    if cwd is not None and not os.path.isdir(cwd):
+        raise SandboxError(f"workdir '{workdir}' does not exist or is not a directory")
     home = SANDBOX_WORK if use_bwrap else work_dir
     full_env["HOME"] = home
     full_env.setdefault("TMPDIR", "/tmp")
