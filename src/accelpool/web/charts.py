@@ -60,7 +60,7 @@ def line_chart(
     x_label: Callable[[float], str],
     y_max: float = 1.0,
     y_format: Callable[[float], str] = lambda v: f"{v:.0%}",
-    width: int = 900,
+    width: int = 640,
     height: int = 220,
 ) -> str:
     """Lines over a shared x axis (time); y from 0 to ``y_max``."""
@@ -107,7 +107,7 @@ def stacked_bars(
     series: Sequence[tuple[str, Sequence[int]]],
     *,
     y_format: Callable[[float], str],
-    width: int = 900,
+    width: int = 640,
     height: int = 220,
 ) -> str:
     """One bar per label (a day), stacked by series (a tenant or type)."""
