@@ -135,6 +135,16 @@ def test_two_sites_data_classes_prices_and_a_site_kill(tmp_path: Path, slurm_con
             price = {"hpc": 2000, "cloud": 3000}[site]
             exact = sum(Fraction(repr(c.device_seconds)) * price / 3600 for c in cs)
             assert abs(sum(c.amount_krw for c in cs) - exact) <= 2, (job, site)
+
+        # Stopping everything leaves nothing running in Slurm (no relaunch sneaks in after the stop).
+        for j in list(ex.active()):
+            ex.stop(j, "done")
+        deadline = time.time() + 30
+        while ex.active() and time.time() < deadline:
+            ex.poll()
+            time.sleep(0.2)
+        assert ex.active() == set()
+        assert running_slurm_jobs(slurm_conf, f"accelpool:{instance}:") == []
     finally:
         for j in list(ex.active()):
             ex.stop(j, "teardown")

@@ -61,6 +61,7 @@ class SiteExecutors:
         self.down: set[str] = set()
         self._site_of: dict[str, str] = {}
         self._stale: dict[str, set[str]] = {s: set() for s in self.executors}  # runs to stop on return
+        self._relaunched: set[str] = set()  # started again at the site of their stale run (runs after it)
         self._events: list[ExecutorEvent] = []
         for site, ex in self.executors.items():  # adopted work (after a control-plane restart)
             for job in ex.active():
@@ -104,6 +105,8 @@ class SiteExecutors:
         if old is not None and old != site and launch.job.id in self.executors[old].active():
             # moved between sites in one round: the old run is being stopped there; start here at once
             self._stale[old].add(launch.job.id)
+        if launch.job.id in self._stale[site]:
+            self._relaunched.add(launch.job.id)  # its executor starts it once the stale run has ended
         ex.start(launch)
         self._site_of[launch.job.id] = site
 
@@ -134,6 +137,7 @@ class SiteExecutors:
                 if e.job in stale:
                     if e.kind in (EventKind.EXITED, EventKind.LOST):
                         stale.discard(e.job)  # the stale run has ended; a new attempt here is reported
+                        self._relaunched.discard(e.job)
                     continue
                 out.append(e)
         # A site found down in this poll reports its jobs LOST in this same poll (the store requeues them
@@ -147,7 +151,7 @@ class SiteExecutors:
         for site, ex in self.executors.items():
             if site in self.down:
                 continue
-            jobs |= ex.active() - self._stale[site]
+            jobs |= ex.active() - (self._stale[site] - self._relaunched)
         return jobs
 
     def logs(self, job_id: str) -> str:
