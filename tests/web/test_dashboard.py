@@ -397,3 +397,16 @@ def test_waiting_and_running_times_count_from_the_last_requeue_and_start(world):
     page = world.get("/ui", "m1").text
     row = page.split(f'<a href="/ui/jobs/{world.jobs["running"]}">', 1)[1].split("</tr>", 1)[0]
     assert "10m 00s" in row
+
+
+def test_a_session_ends_when_its_token_expires(world):
+    import time as _time
+
+    view, secret = world.store.create_token("member", name="short", tenant="t1", expires=_time.time() + 3600)
+    c = world.client
+    world.clock[0] = _time.time()
+    assert c.post("/ui/login", data={"token": secret}, follow_redirects=False).status_code == 303
+    world.clock[0] = _time.time() + 60
+    assert c.get("/ui").status_code == 200
+    world.clock[0] = _time.time() + 7200  # past the token's expiry
+    assert c.get("/ui").status_code == 401

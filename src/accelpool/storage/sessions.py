@@ -1,15 +1,15 @@
 """Dashboard sessions: a random secret for the browser's cookie, stored here only as its hash, naming the
 API token the user signed in with. A session ends at its expiry, on sign-out, or when its token is
-revoked (every look-up joins the token and checks it)."""
+revoked or expires (every look-up joins the token and checks it)."""
 
 from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import and_, delete, insert, select
+from sqlalchemy import and_, delete, insert, or_, select
 
 from accelpool.storage import tables as T
-from accelpool.storage.queries import hash_token
+from accelpool.storage.queries import _token_view, hash_token
 from accelpool.storage.sql import SqlStore
 from accelpool.storage.views import TokenView
 
@@ -34,11 +34,16 @@ def session_token(store: SqlStore, secret: str, now: float) -> TokenView | None:
         r = c.execute(
             select(T.tokens)
             .select_from(T.ui_sessions.join(T.tokens, t.id == s.token))
-            .where(and_(s.hash == hash_token(secret), s.expires > now, t.revoked.is_(False)))
+            .where(
+                and_(
+                    s.hash == hash_token(secret),
+                    s.expires > now,
+                    t.revoked.is_(False),
+                    or_(t.expires.is_(None), t.expires > now),
+                )
+            )
         ).first()
-    if r is None:
-        return None
-    return TokenView(r.id, r.name, r.role, r.tenant, r.program, float(r.created), bool(r.revoked))
+    return None if r is None else _token_view(r)
 
 
 def close_session(store: SqlStore, secret: str) -> None:

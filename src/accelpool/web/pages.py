@@ -115,7 +115,9 @@ def _principal(request: Request) -> Principal | None:
         if len(cache) > 10_000:
             cache.clear()
         cache[key] = (now, version, tok)
-    return None if tok is None else Principal(tok)
+    if tok is None or (tok.expires is not None and tok.expires <= request.app.state.hooks.now()):
+        return None
+    return Principal(tok)
 
 
 def _locale(request: Request) -> Locale:
