@@ -136,3 +136,22 @@ def test_a_grant_of_10000_krw_and_200_short_jobs_every_started_job_completes() -
         assert jid not in report.decision.positions  # blocked: no queue position
         assert report.decision.details[jid].startswith("blocked (budget): needs 1 x h100; grant g has")
         assert report.decision.details[jid].endswith("and a lease (6 min) costs 5000 KRW")
+
+
+def test_a_job_whose_every_node_is_down_is_blocked_with_the_count_and_holds_no_position() -> None:
+    clock, store, ex, rec = live(
+        [Node("warboy-0", "warboy", 4), Node("warboy-1", "warboy", 4), Node("h-0", "h100", 1)]
+    )
+    store.set_node_down("warboy-0")
+    store.set_node_down("warboy-1")
+    store.submit(Job("w", scale=2, allowed=frozenset({"warboy"})), {"warboy": 1.0})
+    store.submit(Job("a", submit_time=1.0), {"h100": 1.0})
+    store.submit(Job("b", submit_time=2.0), {"h100": 1.0})
+    report = rec.step()
+    assert (
+        report.decision.details["w"]
+        == "blocked (not-runnable): needs 2 x warboy; no warboy node is in service (2 down)"
+    )
+    assert "w" not in report.decision.positions
+    assert report.decision.positions == {"b": 1}
+    assert store.jobs["w"].position is None and store.jobs["b"].position == 1

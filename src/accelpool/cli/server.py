@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
         min_run: Annotated[
             float | None,
             typer.Option(
-                min=0.0, help="a preemptible job's minimum run time in seconds (default: one lease)"
+                min=0.0, help="a preemptible job's minimum run time in seconds (default: two leases)"
             ),
         ] = None,
         restart_cost: Annotated[

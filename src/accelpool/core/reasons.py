@@ -86,36 +86,42 @@ def explain(
     usable = problem.usable()
     tput = np.where(usable, problem.throughput, -1.0)
     best = np.argmax(tput, axis=1) if problem.n_types else np.zeros(problem.n_jobs, dtype=np.int64)
-    prices = problem.price_krw_per_hour
+    prices = problem.price_krw_per_hour.tolist()
     horizon = problem.horizon_seconds
     grants = {g.id: g.remaining_krw for g in snapshot.grants}
     healthy = {n.accelerator for n in snapshot.nodes}
+    can_run: list[bool] = np.asarray(usable.any(axis=1), dtype=bool).tolist()
+    best_list: list[int] = np.asarray(best, dtype=np.int64).tolist()
+    index = {j: i for i, j in enumerate(ids)} if len(waiting) < len(ids) // 4 else None
     out: dict[str, str] = {}
-    for i, s in enumerate(statuses):
-        jid = ids[i]
-        why = waiting.get(jid)
-        if why is None:
-            continue
-        job = s.job
-        k = int(best[i])
-        runs = bool(usable[i].any())
+    pairs = (
+        ((index[j], j, w) for j, w in waiting.items())
+        if index is not None
+        else ((i, j, w) for i, j in enumerate(ids) if (w := waiting.get(j)) is not None)
+    )
+    for i, jid, why in pairs:
+        job = statuses[i].job
+        k = best_list[i]
+        runs = can_run[i]
         t = types[k] if runs else "/".join(sorted(job.allowed)) or "a type it runs on"
         need = f"needs {job.scale} x {t}"
         code = str.__str__(why)
         if jid in blocked:
             if why is WaitReason.BUDGET:
-                cost = -(-int(job.scale * int(prices[k]) * horizon) // 3600) if runs else 0
+                cost = -(-int(job.scale * prices[k] * horizon) // 3600) if runs else 0
                 left = grants.get(job.grant or "", 0)
                 text = f"{need}; grant {job.grant} has {left} KRW left and a lease ({_seconds(horizon)}) costs {cost} KRW"
             elif why is WaitReason.RULE:
                 text = f"{need}; its constraints or its program's rules allow none of the types it runs on"
             else:
                 missing = sorted(a for a in job.allowed if a not in healthy)
-                text = (
-                    f"{need}; no {'/'.join(missing)} node is in service"
-                    if missing and len(missing) == len(job.allowed)
-                    else f"{need}; no node in service can take {job.scale} devices of a type it runs on"
-                )
+                if missing and len(missing) == len(job.allowed):
+                    down = sum(1 for n in snapshot.nodes_down if n.accelerator in job.allowed)
+                    text = f"{need}; no {'/'.join(missing)} node is in service" + (
+                        f" ({down} down)" if down else " (the pool has none)"
+                    )
+                else:
+                    text = f"{need}; no node in service can take {job.scale} devices of a type it runs on"
             out[jid] = f"blocked ({code}): {text}"
             continue
         if jid in short:

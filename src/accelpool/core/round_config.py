@@ -8,7 +8,9 @@ with next to its results, and tests pass their own. Defaults are the live servic
                        exits, cancels and node loss. ``None``: every round is a boundary (per-round
                        re-decision, as Gavel's simulator does).
     min_run_seconds    the operator's minimum run time (s) of a preemptible job before it may be preempted;
-                       ``None``: one lease. A program may ask for more (``ProgramRules.min_run_seconds``).
+                       ``None``: two leases (on Gavel's Philly traces with a 60 s restart overhead, two leases
+                       beat one on completion time, preemptions and device-hours lost: docs/scheduling.md).
+                       A program may ask for more (``ProgramRules.min_run_seconds``).
     restart_seconds    what one restart costs a job (s of its devices: start-up, reload, lost work since
                        its last checkpoint; default 60 s). A preemptible job is preempted only when the
                        claimant's expected gain over the next lease exceeds it (see ``core.rounds``).
@@ -73,7 +75,7 @@ class RoundConfig:
         """The operator's minimum run time of a preemptible job (s)."""
         if self.min_run_seconds is not None:
             return self.min_run_seconds
-        return self.lease_seconds if self.lease_seconds is not None else 0.0
+        return 2.0 * self.lease_seconds if self.lease_seconds is not None else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -101,7 +101,8 @@ class Snapshot:
 
     Lease facts (the Reconciler fills them in): ``lease_boundary`` says whether this round may preempt;
     ``run_started[j]`` is when running job j's current run began (a running job without an entry counts as
-    past every minimum run time); ``lease_end`` is when the current lease ends (for wait reasons)."""
+    past every minimum run time); ``lease_end`` is when the current lease ends (for wait reasons).
+    ``nodes_down``: nodes out of service (drained or lost), for wait reasons only."""
 
     now: float
     nodes: tuple[Node, ...]
@@ -117,6 +118,7 @@ class Snapshot:
     run_started: Mapping[str, float] = field(default_factory=dict)
     lease_end: float | None = None
     sites: tuple[Site, ...] = ()
+    nodes_down: tuple[Node, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -258,6 +260,7 @@ class DecideCache:
     def __init__(self) -> None:
         self.problems = _ProblemCache()
         self.id_rank: tuple[tuple[str, ...], np.ndarray] | None = None
+        self.index_of: tuple[tuple[str, ...], dict[str, int]] | None = None
         self.free_template: _FreeTemplate | None = None
 
 
@@ -672,11 +675,14 @@ def _place(
         if jid not in started_ids:
             waiting[jid] = reasons.get(jid, capacity_reason)
     blocked = blocked_reasons(problem) if waiting else {}
-    _priority_only_for_priority(problem, statuses, waiting, keep, start)
+    _priority_only_for_priority(problem, waiting, keep, start)
     # queue positions: the back-fill's fair order, jobs that cannot run as things stand left out
     ids = problem.job_ids
-    queue = [i for i in ranked_all.tolist() if ids[i] in waiting and ids[i] not in blocked]
-    positions = {ids[i]: p + 1 for p, i in enumerate(queue)}
+    index = _index_of(ids, cache)
+    in_queue = np.zeros(len(ids), dtype=bool)
+    in_queue[[index[j] for j in waiting if j not in blocked]] = True
+    queue = ranked_all[in_queue[ranked_all]].tolist()
+    positions = dict(zip([ids[i] for i in queue], range(1, len(queue) + 1), strict=True))
     details = explain(problem, statuses, waiting, blocked, short, snapshot)
     return Decision(
         now=snapshot.now,
@@ -693,14 +699,13 @@ def _place(
 
 def _priority_only_for_priority(
     problem: AllocationProblem,
-    statuses: list[JobStatus],
     waiting: dict[str, WaitReason],
     keep: list[Placement],
     start: list[Placement],
 ) -> None:
     """ "priority" only when a job with a higher priority field holds a type the waiting job could use;
     a job the policy gives nothing for fairness waits for its share ("fair-share")."""
-    held = [(i, r) for i, s in enumerate(statuses) if (r := waiting.get(s.job.id)) is WaitReason.PRIORITY]
+    held = [j for j, r in waiting.items() if r is WaitReason.PRIORITY]
     if not held:
         return
     index = {j: i for i, j in enumerate(problem.job_ids)}
@@ -708,7 +713,15 @@ def _priority_only_for_priority(
     for p in (*keep, *start):
         top[p.accelerator] = max(top[p.accelerator], int(problem.priority[index[p.job]]))
     usable = problem.usable()
-    for i, _ in held:
+    for jid in held:
+        i = index[jid]
         mine = int(problem.priority[i])
         higher = any(usable[i, k] and top[t] > mine for k, t in enumerate(problem.types))
-        waiting[problem.job_ids[i]] = WaitReason.PRIORITY if higher else WaitReason.SHARE
+        waiting[jid] = WaitReason.PRIORITY if higher else WaitReason.SHARE
+
+
+def _index_of(ids: tuple[str, ...], cache: DecideCache) -> dict[str, int]:
+    """Each job id's index, kept while the same id tuple comes back."""
+    if cache.index_of is None or cache.index_of[0] is not ids:
+        cache.index_of = (ids, {j: i for i, j in enumerate(ids)})
+    return cache.index_of[1]

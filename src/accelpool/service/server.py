@@ -124,7 +124,7 @@ class Options:
     lease_seconds: float = (
         360.0  # how long an allocation holds; preemption only at its end (docs/scheduling.md)
     )
-    min_run_seconds: float | None = None  # a preemptible job's minimum run (None: one lease)
+    min_run_seconds: float | None = None  # a preemptible job's minimum run (None: two leases)
     restart_seconds: float = 60.0  # what one restart is assumed to cost a job (s)
     slurm_conf: str | None = None  # slurm: slurm.conf for the Slurm commands (None: their default)
     slurm_partition: str | None = None  # slurm: partition to submit to and take nodes from

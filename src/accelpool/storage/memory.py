@@ -154,6 +154,7 @@ class MemoryStore:
             prices_krw_per_hour=dict(self.price_list),
             round_seconds=round_seconds,
             sites=tuple(self.site_list.values()),
+            nodes_down=tuple(self.nodes[n] for n in sorted(self.down) if n in self.nodes),
         )
 
     def record_decision(self, decision: Decision) -> list[Charge]:

@@ -137,6 +137,7 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
             prices_krw_per_hour=prices,
             round_seconds=round_seconds,
             sites=sites,
+            nodes_down=tuple(self._node(r) for r in node_rows if r.down),
         )
 
     def record_decision(self, decision: Decision) -> list[Charge]:
