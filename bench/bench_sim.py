@@ -170,7 +170,7 @@ def peer(trace_file: str, cluster: str, pairs: list[str], gavel: Path) -> None:
     print(f"peer: {path.name}, {len(w.jobs)} jobs, v100:p100:k80 = {cluster}, 360 s rounds, no overhead")
     print(
         f"{'pair':>9} {'ours JCT s':>11} {'Gavel JCT s':>12} {'JCT G/ours':>10} {'ours wall':>9} "
-        f"{'ours CPU':>8} {'Gavel wall':>10} {'wall G/ours':>11}"
+        f"{'ours CPU':>8} {'Gavel wall':>10} {'wall G/ours':>11} {'Gavel CPU':>9} {'CPU G/ours':>10}"
     )
     for pair in pairs:
         ours_name, gavel_name = PAIRS[pair]
@@ -185,6 +185,7 @@ def peer(trace_file: str, cluster: str, pairs: list[str], gavel: Path) -> None:
             )
         )
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         out = subprocess.run(
             ["bash", str(gavel), str(path), cluster, gavel_name],
             capture_output=True,
@@ -195,11 +196,13 @@ def peer(trace_file: str, cluster: str, pairs: list[str], gavel: Path) -> None:
         if out.returncode != 0:
             print(f"{pair:>9} Gavel failed: {out.stderr.strip().splitlines()[-1:]}")
             continue
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        g_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
         g = json.loads(out.stdout.strip().splitlines()[-1])
         ours_jct = m["avg_jct_seconds"]
         print(
             f"{pair:>9} {ours_jct:>11,.0f} {g['avg_jct_seconds']:>12,.0f} {g['avg_jct_seconds'] / ours_jct:>10.3f} "
-            f"{wall:>9.1f} {cpu:>8.1f} {g['wall_seconds']:>10.1f} {g['wall_seconds'] / wall:>11.2f}",
+            f"{wall:>9.1f} {cpu:>8.1f} {g['wall_seconds']:>10.1f} {g['wall_seconds'] / wall:>11.2f} {g_cpu:>9.1f} {g_cpu / max(cpu, 1e-9):>10.2f}",
             flush=True,
         )
 
