@@ -415,7 +415,7 @@ def run_attacks(ctx: Ctx, attacks: list[Attack]) -> Iterator[tuple[Attack, dict[
         cancelled: set[str] = set()
         started: dict[str, float] = {}
         done: dict[str, dict[str, Any]] = {}
-        end = time.time() + 240
+        end = time.time() + 480  # Ray on a small shared machine starts an actor process per rank
         while len(done) < len(ids) and time.time() < end:
             for jid, a in ids.items():
                 if jid in done:

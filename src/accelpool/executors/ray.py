@@ -46,6 +46,7 @@ namespace finds the named actors and adopts their jobs.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -700,9 +701,7 @@ class RayExecutor:
             times = [r.exit_time for r in job.ranks if r.exit_time is not None]
             if len(times) == len(job.ranks) and abs(ev.time - time.time()) < 5.0:
                 # the real end (e.g. while the control plane was down): billed until then, not until now
-                ev = ExecutorEvent(
-                    ev.job, ev.kind, min(ev.time, max(times)), exit_code=ev.exit_code, reason=ev.reason
-                )
+                ev = dataclasses.replace(ev, time=min(ev.time, max(times)))
             self._finish(job, ev)
             return
         failed = [c for c in codes if c not in (None, 0)]
