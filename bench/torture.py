@@ -455,13 +455,15 @@ def fuzz(cases: int) -> dict[str, Any]:
     }
     t0 = time.time()
     p = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/torture/test_fuzz.py", "-q", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "tests/torture/test_fuzz.py", "-q", "-rf", "-p", "no:cacheprovider"],
         cwd=root,
         env=env,
         capture_output=True,
         text=True,
     )
-    tail = [ln for ln in p.stdout.splitlines() if ln.strip()][-1:]
+    lines = [ln for ln in p.stdout.splitlines() if ln.strip()]
+    failed = [ln.removeprefix("FAILED ")[:300] for ln in lines if ln.startswith("FAILED ")]
+    tail = lines[-1:]
     made = json.loads(stats.read_text()) if stats.exists() else {}
     return {
         "cases_requested": cases,
@@ -469,6 +471,7 @@ def fuzz(cases: int) -> dict[str, Any]:
         "answers": {k: v for k, v in sorted(made.items()) if k != "calls"},
         "pytest_exit": p.returncode,  # 0: no check failed (no 5xx, no schema violation, ...)
         "summary": tail,
+        "failed": failed,
         "seconds": round(time.time() - t0),
     }
 
