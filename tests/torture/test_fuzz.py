@@ -21,15 +21,21 @@ pytestmark = pytest.mark.torture
 # 422 is also the answer to schema-valid input that the catalogue or the state refuses (an unknown
 # accelerator type, a grant that ends in the past, a tenant that does not exist): schemathesis's
 # positive-data check must accept it; every other check runs with its defaults.
+# 413 and 414 (api/limits.py) are refusals of invalid data too.
 CONFIG = {
-    "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "401", "403", "404", "409", "422"]}}
+    "checks": {
+        "positive_data_acceptance": {"expected-statuses": ["2xx", "401", "403", "404", "409", "422"]},
+        "negative_data_rejection": {
+            "expected-statuses": ["400", "401", "403", "404", "405", "406", "409", "413", "414", "415", "422"]
+        },
+    }
 }
 _world = World(Path(tempfile.mkdtemp(prefix="accelpool-fuzz-")))
 schema = schemathesis.openapi.from_asgi("/openapi.json", _world.app, config=schemathesis.Config.from_dict(CONFIG))
 
 
 # bench/torture.py sets ACCELPOOL_FUZZ_CASES (cases in all) and ACCELPOOL_FUZZ_RANDOM for the full run
-_OPERATIONS = 29
+_OPERATIONS = 32
 _PER_TEST = max(1, int(os.environ.get("ACCELPOOL_FUZZ_CASES", "0")) // (2 * _OPERATIONS)) or 12
 _DERANDOMIZE = os.environ.get("ACCELPOOL_FUZZ_RANDOM") != "1"
 

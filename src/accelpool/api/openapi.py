@@ -206,6 +206,21 @@ class UsageOut(BaseModel):
     periods: list[str]
 
 
+class SiteOut(BaseModel):
+    id: str
+    operator: str
+    region: str
+    data_classes: list[str]
+    executor: str
+    connection: dict[str, Any]
+    prices: dict[str, int]
+    down: bool
+
+
+class SiteList(BaseModel):
+    items: list[SiteOut]
+
+
 class Health(BaseModel):
     status: Literal["ok"]
 
@@ -232,6 +247,8 @@ MODELS: tuple[type[BaseModel], ...] = (
     TokenList,
     TokenRevoked,
     UsageOut,
+    SiteOut,
+    SiteList,
     Health,
 )
 
@@ -268,6 +285,9 @@ ROUTES: dict[tuple[str, str], tuple[dict[int, str], tuple[int, ...]]] = {
     ("post", "/api/v1/tokens"): ({201: "TokenCreated"}, _W + (409,)),
     ("delete", "/api/v1/tokens/{token_id}"): ({200: "TokenRevoked"}, _NF),
     ("post", "/api/v1/tokens/{token_id}/rotate"): ({200: "TokenRotated"}, _NF),
+    ("get", "/api/v1/sites"): ({200: "SiteList"}, ()),
+    ("post", "/api/v1/sites"): ({201: "SiteOut"}, _W + (409,)),
+    ("put", "/api/v1/sites/{site_id}"): ({200: "SiteOut"}, _W + _NF + (409,)),
     ("get", "/healthz"): ({200: "Health"}, ()),
     ("get", "/metrics"): ({200: ""}, ()),
 }
