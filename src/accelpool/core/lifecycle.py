@@ -155,12 +155,15 @@ def _command(status: JobStatus, e: SchedulerEvent, price: int) -> Outcome:
         return _requeue(
             status, e.time, e.reason, StopCause.PREEMPTED, price, f"requeued after preemption ({e.reason})"
         )
-    new, tail = _end_run(status, JobState.CANCELLED, e.time, price)
+    # A round may have billed the run past the moment the cancel was asked for (it locked the job first):
+    # the process ran until then, so the cancel takes effect at the job's mark, never before it.
+    t = e.time if status.metered_until is None else max(e.time, status.metered_until)
+    new, tail = _end_run(status, JobState.CANCELLED, t, price)
     if running and status.metered_until is None:
         # its process may have started without the scheduler having seen it yet: keep the placement until
         # the executor reports the start (billed up to the cancel) or the end (``_late_start``)
-        new = replace(new, placement=status.placement, metered_until=e.time)
-    return Outcome(new, tail, (Record(e.time, JobState.CANCELLED, e.reason, StopCause.CANCELLED),))
+        new = replace(new, placement=status.placement, metered_until=t)
+    return Outcome(new, tail, (Record(t, JobState.CANCELLED, e.reason, StopCause.CANCELLED),))
 
 
 def _observed(status: JobStatus, e: ExecutorEvent, price: int) -> Outcome:
