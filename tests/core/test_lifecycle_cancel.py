@@ -29,3 +29,14 @@ def test_a_cancel_after_the_mark_bills_the_tail_up_to_the_cancel():
     out = apply_event(_running(mark=100.0), SchedulerEvent("j", Command.CANCEL, 103.0, "cancelled"), PRICE)
     assert [r.time for r in out.records] == [103.0]
     assert [(c.start, c.end, c.amount_krw) for c in out.charges] == [(100.0, 103.0, 6)]
+
+
+def test_a_slice_proposed_for_a_job_cancelled_meanwhile_books_nothing_even_from_its_mark():
+    from dataclasses import replace
+
+    from accelpool.core import ledger
+    from accelpool.core.types import Charge
+
+    cancelled = replace(_running(mark=100.0), state=JobState.CANCELLED)
+    slice_ = Charge("j", "t", None, "h100", 2.0, 0, 100.0, 101.0)
+    assert ledger.book_charge(cancelled, slice_, PRICE) is None

@@ -78,6 +78,8 @@ def book_charge(status: JobStatus, charge: Charge, price_krw_per_hour: int) -> B
     run meanwhile): of a running job only the rest is booked, priced again through its carry; of a job whose
     run has ended, nothing. None when nothing is to be booked. The carry after is the proposal's
     (``charge.carry``), or the job's own when the proposal does not say."""
+    if status.state.terminal:
+        return None  # it ended meanwhile (exit, cancel): its tail was booked with the event that ended it
     mark = status.metered_until
     if mark is not None and charge.start < mark:
         if charge.end <= mark or status.state is not JobState.RUNNING:
