@@ -322,7 +322,7 @@ class LocalExecutor:
                     )
                 out += self._events  # its STARTED (or LOST), after the old attempt's end
                 self._events = []
-            return out
+            return _in_time_order(out)
 
     def _before_relaunch(self, job: _Job, ended: ExecutorEvent, relaunch: list[Launch]) -> ExecutorEvent:
         """The old attempt of a job that was started again has ended: the new attempt starts now, unless
@@ -590,3 +590,17 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _in_time_order(events: list[ExecutorEvent]) -> list[ExecutorEvent]:
+    """One poll's events in time order (exit times come from the wrappers, so jobs scanned in id order can
+    report them out of order), each job's own events kept in the order they happened."""
+    last: dict[str, float] = {}
+    keys = []
+    for e in events:
+        k = max(e.time, last.get(e.job, e.time))
+        last[e.job] = k
+        keys.append(k)
+    order = sorted(range(len(events)), key=keys.__getitem__)
+    return [events[i] for i in order]
+
