@@ -31,7 +31,7 @@ from accelpool.storage import tables as T
 from accelpool.storage.codec import site_from_row
 from accelpool.storage.unit import UnitOfWork
 
-_JOB_COLUMNS = (
+JOB_COLUMNS = (  # what a JobStatus is built from (UnitOfWork._status)
     T.jobs.c.id,
     T.jobs.c.spec,
     T.jobs.c.state,
@@ -80,25 +80,12 @@ class JobWrites(UnitOfWork):
                 grants[r.id] = (int(r.amount_krw) - int(r.spent_krw), r.program)
         jobs: dict[str, JobStatus] = {}
         for chunk in _chunks(ids):
-            q = select(*_JOB_COLUMNS).where(T.jobs.c.id.in_(chunk)).order_by(T.jobs.c.id)
+            q = select(*JOB_COLUMNS).where(T.jobs.c.id.in_(chunk)).order_by(T.jobs.c.id)
             for r in c.execute(q.with_for_update() if self._pg else q):
-                jobs[r.id] = self._locked_status(r)
+                jobs[r.id] = self._status(r)
         prices = {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
         sites = {r.id: site_from_row(r) for r in c.execute(select(T.sites))}
         return Locked(grants, jobs, prices, sites)
-
-    def _locked_status(self, r: Any) -> JobStatus:
-        from accelpool.core.types import JobState
-
-        return JobStatus(
-            job=self._job(r.id, r.spec),
-            state=JobState(r.state),
-            placement=codec.placement_from_dict(r.id, r.placement),
-            steps_done=float(r.steps_done),
-            seconds_on=dict(r.seconds_on or {}),
-            metered_until=r.metered_until,
-            carry=codec.carry_from_str(r.carry_krw),
-        )
 
     # -- the lifecycle ----------------------------------------------------------------------------------
 

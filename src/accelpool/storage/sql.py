@@ -26,7 +26,7 @@ from accelpool.storage import codec
 from accelpool.storage import tables as T
 from accelpool.storage.engine import json_serializer
 from accelpool.storage.identity import IdentityWrites
-from accelpool.storage.jobs import JobWrites
+from accelpool.storage.jobs import JOB_COLUMNS, JobWrites
 from accelpool.storage.money import MoneyWrites
 from accelpool.storage.nodes import NodeWrites
 from accelpool.storage.queries import Queries
@@ -249,16 +249,7 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
     def running(self) -> list[JobStatus]:
         with self.read() as c:
             rows = c.execute(
-                select(
-                    T.jobs.c.id,
-                    T.jobs.c.spec,
-                    T.jobs.c.state,
-                    T.jobs.c.placement,
-                    T.jobs.c.steps_done,
-                    T.jobs.c.seconds_on,
-                    T.jobs.c.metered_until,
-                    T.jobs.c.carry_krw,
-                )
+                select(*JOB_COLUMNS)
                 .where(T.jobs.c.active.is_(True), T.jobs.c.state == JobState.RUNNING.value)
                 .order_by(T.jobs.c.seq)
             ).all()
