@@ -178,6 +178,28 @@ def test_connection_options_after_the_arguments(cli):
             assert {"--url", "--token", "--data-dir", "--json"} <= opts, f"{group} {name}"
 
 
+def test_connection_options_before_the_command_and_precedence(cli):
+    """The options are declared once (cli/connection.py) and may come before the command (root), before the
+    subcommand (group) or after the arguments; the innermost given value wins."""
+    a = cli.admin
+    code, out, _ = cli("--token", a, "--json", "tenants", token="bad")
+    assert code == 0 and any(t["id"] == "t1" for t in json.loads(out))
+    code, out, _ = cli("tenants", "--token", a, "--json", "create", "t6", token="bad")
+    assert code == 0 and json.loads(out)["id"] == "t6"
+    # a command's own (bad) token wins over the root's (good) one: the server refuses it
+    code, _, err = cli("--token", a, "tenants", "create", "t7", "--token", "wrong", token="bad")
+    assert code != 0 and all(t.id != "t7" for t in cli.store.list_tenants())
+    # every command of the CLI that talks to the server has the same four options
+    import typer
+
+    from accelpool.cli.main import app
+
+    root = typer.main.get_command(app)
+    for name in ("submit", "jobs", "show", "cancel", "logs", "usage"):
+        opts = {o for p in root.commands[name].params for o in getattr(p, "opts", [])}
+        assert {"--url", "--token", "--data-dir", "--json"} <= opts, name
+
+
 def test_server_rejections_exit_2_with_one_message(cli, tmp_path):
     a = cli.admin
     code, _, err = cli("programs", "create", "p1", "5", token=a)

@@ -20,7 +20,9 @@ def _fmt(value: float | None) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("catalog")
     def catalog_cmd(
-        extra: Annotated[list[Path] | None, typer.Option("--catalog", help="Operator YAML adding or overriding types")] = None,
+        extra: Annotated[
+            list[Path] | None, typer.Option("--catalog", help="Operator YAML adding or overriding types")
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     ) -> None:
         """List accelerator types (vendor, country, memory, bandwidth, dense peak compute, power), then the
@@ -42,8 +44,14 @@ def register(app: typer.Typer) -> None:
         table.add_column("train", no_wrap=True)
         for t in cat.values():
             table.add_row(
-                t.id, t.country + ("*" if t.domestic else ""), _fmt(t.memory_gb), _fmt(t.memory_bw_gbps),
-                _fmt(t.bf16_tflops_dense), _fmt(t.fp8_tflops_dense), _fmt(t.int8_tops_dense), _fmt(t.tdp_w),
+                t.id,
+                t.country + ("*" if t.domestic else ""),
+                _fmt(t.memory_gb),
+                _fmt(t.memory_bw_gbps),
+                _fmt(t.bf16_tflops_dense),
+                _fmt(t.fp8_tflops_dense),
+                _fmt(t.int8_tops_dense),
+                _fmt(t.tdp_w),
                 "yes" if t.training_capable else "no",
             )
         console.print(table)

@@ -10,7 +10,8 @@ import sys
 
 import typer
 
-from accelpool.cli import allocate, catalog, plan, server, simulate, users
+from accelpool.cli import allocate, catalog, operator, plan, server, simulate, tenant
+from accelpool.cli.connection import Connection, connection_callback
 from accelpool.cli.render import error
 from accelpool.core.errors import AccelpoolError, InputError
 
@@ -22,13 +23,16 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (catalog, allocate, simulate, plan, server, users):
+for module in (catalog, allocate, simulate, plan, server, tenant, operator):
     module.register(app)
 
 
-@app.callback()
-def _root() -> None:
-    """accelpool: schedule a shared pool of GPUs and Korean NPUs."""
+def _root(ctx: typer.Context, conn: Connection) -> None:
+    """accelpool: schedule a shared pool of GPUs and Korean NPUs. The connection options may come before the
+    command (`accelpool --data-dir D jobs`) or after it."""
+
+
+app.callback()(connection_callback(_root))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         error(exc.describe())
         return 2
     except UnicodeDecodeError as exc:  # a file argument that is not text: input, not a crash
-        error(f"input is not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r})")
+        error(f"input is not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r})")
         return 2
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
         error(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))

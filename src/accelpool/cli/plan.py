@@ -555,7 +555,9 @@ def _compare_cmd(
 
     def rows_at(price_list: PriceList) -> list[CompareRow]:
         if workload == "train":
-            spec = TrainingSpec(params, tokens if tokens is not None else CHINCHILLA_TOKENS_PER_PARAM * params)
+            spec = TrainingSpec(
+                params, tokens if tokens is not None else CHINCHILLA_TOKENS_PER_PARAM * params
+            )
             return compare_training(cat, price_list, spec, count)
         return compare_serving(cat, price_list, _serve_spec(params, context, None, precision))
 
@@ -598,7 +600,9 @@ def _compare_sites(
         if data_class is not None and data_class not in site.data_classes:
             continue
         types = {n.accelerator for n in pool.nodes if n.site == site.id and n.devices > 0}
-        site_prices = prices.with_overrides({t: p for t, p in {**pool.prices, **site.prices}.items() if t in types})
+        site_prices = prices.with_overrides(
+            {t: p for t, p in {**pool.prices, **site.prices}.items() if t in types}
+        )
         for r in rows_at(site_prices):
             if r.accelerator in types:
                 found.append((site.id, site.region, r))

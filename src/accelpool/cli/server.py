@@ -67,7 +67,8 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="--executor ray: namespace of accelpool's actors (keep it across restarts)"),
         ] = "accelpool",
         slurm_conf: Annotated[
-            Path | None, typer.Option(help="--executor slurm: the cluster's slurm.conf (default: Slurm's own)")
+            Path | None,
+            typer.Option(help="--executor slurm: the cluster's slurm.conf (default: Slurm's own)"),
         ] = None,
         slurm_partition: Annotated[
             str | None, typer.Option(help="--executor slurm: partition to submit to and take nodes from")

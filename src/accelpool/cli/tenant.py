@@ -1,0 +1,140 @@
+"""CLI commands for tenants: submit, jobs, show, cancel, logs, usage. All go through the SDK; `--json` on
+every one (the connection options are declared once, in cli/connection.py)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from accelpool.cli.connection import Connection, connected
+from accelpool.cli.format import days_option, line_of, placement, read_text_file, shown, table, ts
+from accelpool.cli.render import console, emit_json
+from accelpool.core.errors import InputError
+from accelpool.sdk import Rejected
+
+
+def register(app: typer.Typer) -> None:
+    for command in (submit, jobs, show, cancel, logs, usage):
+        app.command(command.__name__)(command)
+
+
+@connected
+def submit(
+    spec_file: Annotated[Path, typer.Argument(help="job YAML")],
+    conn: Connection,
+    idempotency_key: Annotated[str | None, typer.Option(help="retry-safe key")] = None,
+    tenant: Annotated[str | None, typer.Option(help="admins: submit for this tenant")] = None,
+) -> None:
+    """Submit a job from a YAML file (validated here first: errors name the line and field)."""
+    from accelpool.spec.job import parse_job_yaml
+
+    text = read_text_file(spec_file)
+    spec = parse_job_yaml(text, file=str(spec_file))
+    c = conn.client()
+    if tenant is None and c.get("whoami")["role"] == "admin":
+        tenant = c.tenant
+    try:
+        job = c.submit(
+            spec.model_dump(mode="json", exclude_none=True), idempotency_key=idempotency_key, tenant=tenant
+        )
+    except Rejected as exc:
+        line = line_of(text, exc.field)
+        raise InputError(
+            f"refused by the server: {exc.message}", file=str(spec_file), line=line, field=exc.field
+        ) from None
+    conn.out(job, f"submitted {job['id']} ({job['name']}): {job['state']}")
+
+
+@connected
+def jobs(
+    conn: Connection,
+    state: Annotated[list[str] | None, typer.Option("--state", help="repeatable")] = None,
+    tenant: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    all_pages: Annotated[bool, typer.Option("--all", help="every page")] = False,
+) -> None:
+    """List jobs, newest first, with why each waiting job waits and its position."""
+    c = conn.client()
+    if all_pages:
+        items = list(c.iter_jobs(state=state, tenant=tenant, limit=limit))
+    else:
+        items = c.jobs(state=state, tenant=tenant, limit=limit)["items"]
+    if conn.json:
+        emit_json(items)
+        return
+    cols = ["id", "name", "tenant", "state", "reason", "pos", "devices", "placement"]
+    table("jobs", cols, [_job_row(j) for j in items])
+
+
+def _job_row(j: dict[str, Any]) -> list[Any]:
+    return [
+        j["id"],
+        j["name"],
+        j["tenant"],
+        j["state"],
+        j["reason"],
+        j["position"],
+        j["count"],
+        placement(j["placement"]),
+    ]
+
+
+@connected
+def show(job_id: str, conn: Connection) -> None:
+    """A job's details and its events."""
+    j = conn.client().job(job_id)
+    if conn.json:
+        emit_json(j)
+        return
+    table(f"job {j['id']}", ["field", "value"], [[k, shown(k, v)] for k, v in j.items() if k != "events"])
+    events = [[ts(e["time"]), e["state"], e["reason"], e.get("cause")] for e in j["events"]]
+    table("events (UTC)", ["time", "state", "reason", "cause"], events)
+
+
+@connected
+def cancel(job_id: str, conn: Connection) -> None:
+    """Cancel a job (a running one gets SIGTERM, a grace period, then SIGKILL)."""
+    j = conn.client().cancel(job_id)
+    conn.out(j, f"{j['id']}: {j['state']}")
+
+
+@connected
+def logs(job_id: str, conn: Connection) -> None:
+    """A job's captured output."""
+    console.out(conn.client().logs(job_id), end="", highlight=False)
+
+
+@connected
+def usage(
+    conn: Connection,
+    by: Annotated[
+        list[str] | None, typer.Option("--by", help="tenant, program, accelerator (repeatable)")
+    ] = None,
+    period: Annotated[str | None, typer.Option(help="hour, day, week, month or year")] = None,
+    days: Annotated[float | None, typer.Option(help="only the last N days")] = None,
+    tenant: Annotated[str | None, typer.Option()] = None,
+    program: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Device-hours and KRW by tenant, program, accelerator type and period (like sreport)."""
+    since = time.time() - days * 86400 if days_option(days) is not None else None  # type: ignore[operator]
+    rep = conn.client().usage(by=by, period=period, since=since, tenant=tenant, program=program)
+    if conn.json:
+        emit_json(rep)
+        return
+    rows = [
+        [
+            r["period"],
+            r["tenant"],
+            r["program"],
+            r["accelerator"],
+            r["jobs"],
+            f"{r['device_hours']:.4f}",
+            f"{r['krw']:,}",
+        ]
+        for r in rep["items"]
+    ]
+    rows.append(["total", "", "", "", "", f"{rep['total_device_hours']:.4f}", f"{rep['total_krw']:,}"])
+    table("usage", ["period", "tenant", "program", "type", "jobs", "device-h", "KRW"], rows)
