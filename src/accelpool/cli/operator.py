@@ -15,13 +15,13 @@ from accelpool.cli.format import days_option, parse_kv, table
 from accelpool.cli.render import emit_json
 from accelpool.core.errors import InputError
 
+_GROUPS: list[tuple[str, typer.Typer]] = []
 
-def _listing(
-    app: typer.Typer, name: str, help_text: str, columns: list[str], key: str = "items"
-) -> typer.Typer:
+
+def _listing(name: str, help_text: str, columns: list[str], key: str = "items") -> typer.Typer:
     """A command group whose bare name lists the resource (`accelpool nodes`) and whose subcommands change it."""
     sub = typer.Typer(help=help_text, no_args_is_help=False, invoke_without_command=True)
-    app.add_typer(sub, name=name)
+    _GROUPS.append((name, sub))
 
     def _list(ctx: typer.Context, conn: Connection) -> None:
         if ctx.invoked_subcommand is not None:
@@ -40,266 +40,275 @@ def _listing(
 
 
 def register(app: typer.Typer) -> None:
-    nodes = _listing(
-        app,
+    for name, sub in _GROUPS:
+        app.add_typer(sub, name=name)
+
+
+nodes_cli = _listing(
+    "nodes",
+    "Nodes of the pool (operators add them).",
+    ["name", "accelerator", "devices", "busy", "zone", "site", "down"],
+)
+prices_cli = _listing("prices", "KRW per device-hour by type.", [], key="krw_per_device_hour")
+sites_cli = _listing(
+    "sites",
+    "Sites: operators' clusters (region, certified data classes, executor, own prices).",
+    ["id", "operator", "region", "data_classes", "executor", "prices", "down"],
+)
+
+
+@sites_cli.command("add")
+@connected
+def add_site(
+    conn: Connection,
+    site_id: Annotated[str, typer.Argument(metavar="ID")],
+    operator: Annotated[str, typer.Option(help="who runs it")] = "",
+    region: Annotated[str, typer.Option(help="region name (letters, digits, - _ .)")] = "",
+    data_class: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data-class", help="certified for (repeat): public, personal, financial, public-sector"
+        ),
+    ] = None,
+    executor: Annotated[str, typer.Option(help="local, ray, slurm or fake")] = "local",
+    price: Annotated[
+        list[str] | None, typer.Option("--price", help="TYPE=KRW per device-hour at this site (repeat)")
+    ] = None,
+) -> None:
+    """Register a site (refused if the id exists)."""
+    prices: dict[str, int] = {}
+    for item in price or []:
+        k, sep, v = item.partition("=")
+        if not sep or not v.strip().isdigit():
+            raise InputError(f"--price wants TYPE=KRW (whole won), got '{item}'", field="--price", value=item)
+        prices[k.strip()] = int(v)
+    body = {
+        "id": site_id,
+        "operator": operator,
+        "region": region,
+        "data_classes": data_class or ["public"],
+        "executor": executor,
+        "prices": prices,
+    }
+    d = conn.client().post("sites", body)
+    conn.out(d, f"site {d['id']}: {', '.join(d['data_classes'])} data, {d['executor']} executor")
+
+
+programs_cli = _listing(
+    "programs",
+    "Programs (budget in KRW, rules).",
+    ["id", "name", "budget_krw", "granted_krw", "public", "rules"],
+)
+grants_cli = _listing(
+    "grants",
+    "Grants from programs to tenants.",
+    ["id", "program", "tenant", "amount_krw", "spent_krw", "remaining_krw"],
+)
+tenants_cli = _listing("tenants", "Tenants.", ["id", "name", "weight", "quota", "public"])
+tokens_cli = _listing(
+    "tokens",
+    "API tokens (hashed; secrets are shown once).",
+    ["id", "name", "role", "tenant", "program", "revoked"],
+)
+
+
+@nodes_cli.command("add")
+@connected
+def add_node(
+    conn: Connection,
+    name: str,
+    accelerator: str,
+    devices: int,
+    zone: Annotated[str, typer.Option(help="zone name (letters, digits, - _ .)")] = "default",
+    site: Annotated[str, typer.Option(help="the site it belongs to (see `accelpool sites`)")] = "default",
+) -> None:
+    """Add a node of DEVICES accelerators of one type (refused if the name exists: use update)."""
+    d = conn.client().post(
         "nodes",
-        "Nodes of the pool (operators add them).",
-        ["name", "accelerator", "devices", "busy", "zone", "site", "down"],
+        {"name": name, "accelerator": accelerator, "devices": devices, "zone": zone, "site": site},
     )
-    prices = _listing(app, "prices", "KRW per device-hour by type.", [], key="krw_per_device_hour")
-    sites = _listing(
-        app,
-        "sites",
-        "Sites: operators' clusters (region, certified data classes, executor, own prices).",
-        ["id", "operator", "region", "data_classes", "executor", "prices", "down"],
+    conn.out(d, f"node {d['name']}: {d['devices']} x {d['accelerator']}")
+
+
+@nodes_cli.command("update")
+@connected
+def update_node(
+    conn: Connection,
+    name: str,
+    devices: Annotated[int | None, typer.Option(help="new device count (not below those in use)")] = None,
+    zone: Annotated[str | None, typer.Option(help="new zone (only while no job runs on it)")] = None,
+) -> None:
+    """Resize a node or move it to another zone; drain it first if running jobs hold what would go."""
+    body = {k: v for k, v in (("devices", devices), ("zone", zone)) if v is not None}
+    if not body:
+        raise InputError("give --devices and/or --zone", field="nodes update")
+    d = conn.client().put(f"nodes/{name}", body)
+    conn.out(d, f"node {d['name']}: {d['devices']} x {d['accelerator']} in {d['zone']}")
+
+
+@nodes_cli.command("drain")
+@connected
+def drain(
+    conn: Connection,
+    name: str,
+    undo: Annotated[bool, typer.Option("--undo", help="bring the node back")] = False,
+) -> None:
+    """Mark a node down (its devices leave the pool; its jobs are requeued), or up again with --undo."""
+    d = conn.client().put(f"nodes/{name}", {"down": not undo})
+    conn.out(d, f"node {name}: {'down' if d['down'] else 'up'}")
+
+
+@prices_cli.command("set")
+@connected
+def set_prices(
+    conn: Connection,
+    items: Annotated[list[str], typer.Argument(help="TYPE=KRW ...")],
+) -> None:
+    """Set KRW per device-hour (integers) for the types given."""
+    d = conn.client().put("prices", parse_kv(items, "prices"))
+    conn.out(d, "prices: " + ", ".join(f"{k}={v:,}" for k, v in d["krw_per_device_hour"].items()))
+
+
+@programs_cli.command("create")
+@connected
+def create_program(
+    conn: Connection,
+    program_id: str,
+    budget_krw: int,
+    name: Annotated[str, typer.Option(help="display name")] = "",
+    domestic_public_services: Annotated[
+        bool, typer.Option(help="public services run on Korean NPUs only")
+    ] = False,
+    public_share: Annotated[float, typer.Option(min=0, max=1, help="share reserved for public use")] = 0.0,
+    cap: Annotated[list[str] | None, typer.Option(help="TYPE=DEVICES per tenant")] = None,
+) -> None:
+    """Create a program with a budget in KRW (refused if the id exists: use update / PUT rules)."""
+    if not math.isfinite(public_share):
+        raise InputError("must be a fraction between 0 and 1", field="--public-share", value=public_share)
+    rules = {
+        "public_share": {"*": public_share} if public_share else {},
+        "public_services_domestic_only": domestic_public_services,
+        "tenant_caps": parse_kv(cap or [], "cap"),
+    }
+    d = conn.client().post(
+        "programs", {"id": program_id, "name": name, "budget_krw": budget_krw, "rules": rules}
     )
+    conn.out(d, f"program {d['id']}: {d['budget_krw']:,} KRW")
 
-    @sites.command("add")
-    @connected
-    def add_site(
-        conn: Connection,
-        site_id: Annotated[str, typer.Argument(metavar="ID")],
-        operator: Annotated[str, typer.Option(help="who runs it")] = "",
-        region: Annotated[str, typer.Option(help="region name (letters, digits, - _ .)")] = "",
-        data_class: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--data-class", help="certified for (repeat): public, personal, financial, public-sector"
-            ),
-        ] = None,
-        executor: Annotated[str, typer.Option(help="local, ray, slurm or fake")] = "local",
-        price: Annotated[
-            list[str] | None, typer.Option("--price", help="TYPE=KRW per device-hour at this site (repeat)")
-        ] = None,
-    ) -> None:
-        """Register a site (refused if the id exists)."""
-        prices: dict[str, int] = {}
-        for item in price or []:
-            k, sep, v = item.partition("=")
-            if not sep or not v.strip().isdigit():
-                raise InputError(
-                    f"--price wants TYPE=KRW (whole won), got '{item}'", field="--price", value=item
-                )
-            prices[k.strip()] = int(v)
-        body = {
-            "id": site_id,
-            "operator": operator,
-            "region": region,
-            "data_classes": data_class or ["public"],
-            "executor": executor,
-            "prices": prices,
-        }
-        d = conn.client().post("sites", body)
-        conn.out(d, f"site {d['id']}: {', '.join(d['data_classes'])} data, {d['executor']} executor")
 
-    programs = _listing(
-        app,
-        "programs",
-        "Programs (budget in KRW, rules).",
-        ["id", "name", "budget_krw", "granted_krw", "public", "rules"],
-    )
-    grants = _listing(
-        app,
-        "grants",
-        "Grants from programs to tenants.",
-        ["id", "program", "tenant", "amount_krw", "spent_krw", "remaining_krw"],
-    )
-    tenants = _listing(app, "tenants", "Tenants.", ["id", "name", "weight", "quota", "public"])
-    tokens = _listing(
-        app,
-        "tokens",
-        "API tokens (hashed; secrets are shown once).",
-        ["id", "name", "role", "tenant", "program", "revoked"],
-    )
+@programs_cli.command("update")
+@connected
+def update_program(
+    conn: Connection,
+    program_id: str,
+    budget_krw: Annotated[
+        int | None, typer.Option("--budget", help="KRW (not below what is granted)")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="display name")] = None,
+    days: Annotated[float | None, typer.Option(help="ends N days from now")] = None,
+) -> None:
+    """Change a program's budget, name or end."""
+    body: dict[str, Any] = {"budget_krw": budget_krw, "name": name}
+    if days_option(days) is not None:
+        body["end"] = time.time() + days * 86400  # type: ignore[operator]
+    d = conn.client().patch(f"programs/{program_id}", {k: v for k, v in body.items() if v is not None})
+    conn.out(d, f"program {d['id']}: {d['budget_krw']:,} KRW")
 
-    @nodes.command("add")
-    @connected
-    def add_node(
-        conn: Connection,
-        name: str,
-        accelerator: str,
-        devices: int,
-        zone: Annotated[str, typer.Option(help="zone name (letters, digits, - _ .)")] = "default",
-        site: Annotated[str, typer.Option(help="the site it belongs to (see `accelpool sites`)")] = "default",
-    ) -> None:
-        """Add a node of DEVICES accelerators of one type (refused if the name exists: use update)."""
-        d = conn.client().post(
-            "nodes",
-            {"name": name, "accelerator": accelerator, "devices": devices, "zone": zone, "site": site},
-        )
-        conn.out(d, f"node {d['name']}: {d['devices']} x {d['accelerator']}")
 
-    @nodes.command("update")
-    @connected
-    def update_node(
-        conn: Connection,
-        name: str,
-        devices: Annotated[int | None, typer.Option(help="new device count (not below those in use)")] = None,
-        zone: Annotated[str | None, typer.Option(help="new zone (only while no job runs on it)")] = None,
-    ) -> None:
-        """Resize a node or move it to another zone; drain it first if running jobs hold what would go."""
-        body = {k: v for k, v in (("devices", devices), ("zone", zone)) if v is not None}
-        if not body:
-            raise InputError("give --devices and/or --zone", field="nodes update")
-        d = conn.client().put(f"nodes/{name}", body)
-        conn.out(d, f"node {d['name']}: {d['devices']} x {d['accelerator']} in {d['zone']}")
+@grants_cli.command("create")
+@connected
+def create_grant(
+    conn: Connection,
+    program: str,
+    tenant: str,
+    amount_krw: int,
+    days: Annotated[float | None, typer.Option(help="lasts N days from now")] = None,
+) -> None:
+    """Grant AMOUNT_KRW from PROGRAM's budget to TENANT."""
+    days_option(days)
+    now = time.time()
+    body: dict[str, Any] = {"program": program, "tenant": tenant, "amount_krw": amount_krw, "start": now}
+    if days is not None:
+        body["end"] = now + days * 86400
+    d = conn.client().post("grants", body)
+    conn.out(d, f"grant {d['id']}: {d['amount_krw']:,} KRW from {d['program']} to {d['tenant']}")
 
-    @nodes.command("drain")
-    @connected
-    def drain(
-        conn: Connection,
-        name: str,
-        undo: Annotated[bool, typer.Option("--undo", help="bring the node back")] = False,
-    ) -> None:
-        """Mark a node down (its devices leave the pool; its jobs are requeued), or up again with --undo."""
-        d = conn.client().put(f"nodes/{name}", {"down": not undo})
-        conn.out(d, f"node {name}: {'down' if d['down'] else 'up'}")
 
-    @prices.command("set")
-    @connected
-    def set_prices(
-        conn: Connection,
-        items: Annotated[list[str], typer.Argument(help="TYPE=KRW ...")],
-    ) -> None:
-        """Set KRW per device-hour (integers) for the types given."""
-        d = conn.client().put("prices", parse_kv(items, "prices"))
-        conn.out(d, "prices: " + ", ".join(f"{k}={v:,}" for k, v in d["krw_per_device_hour"].items()))
+@grants_cli.command("update")
+@connected
+def update_grant(
+    conn: Connection,
+    grant_id: str,
+    amount_krw: Annotated[int | None, typer.Option("--amount", help="new amount in KRW")] = None,
+    days: Annotated[float | None, typer.Option(help="ends N days from now")] = None,
+) -> None:
+    """Change a grant's amount (within its program's budget) or end; what it has spent stays."""
+    days_option(days)
+    body: dict[str, Any] = {}
+    if amount_krw is not None:
+        body["amount_krw"] = amount_krw
+    if days is not None:
+        body["end"] = time.time() + days * 86400
+    if not body:
+        raise InputError("give --amount and/or --days", field="grants update")
+    d = conn.client().patch(f"grants/{grant_id}", body)
+    conn.out(d, f"grant {d['id']}: {d['amount_krw']:,} KRW ({d['spent_krw']:,} spent)")
 
-    @programs.command("create")
-    @connected
-    def create_program(
-        conn: Connection,
-        program_id: str,
-        budget_krw: int,
-        name: Annotated[str, typer.Option(help="display name")] = "",
-        domestic_public_services: Annotated[
-            bool, typer.Option(help="public services run on Korean NPUs only")
-        ] = False,
-        public_share: Annotated[
-            float, typer.Option(min=0, max=1, help="share reserved for public use")
-        ] = 0.0,
-        cap: Annotated[list[str] | None, typer.Option(help="TYPE=DEVICES per tenant")] = None,
-    ) -> None:
-        """Create a program with a budget in KRW (refused if the id exists: use update / PUT rules)."""
-        if not math.isfinite(public_share):
-            raise InputError("must be a fraction between 0 and 1", field="--public-share", value=public_share)
-        rules = {
-            "public_share": {"*": public_share} if public_share else {},
-            "public_services_domestic_only": domestic_public_services,
-            "tenant_caps": parse_kv(cap or [], "cap"),
-        }
-        d = conn.client().post(
-            "programs", {"id": program_id, "name": name, "budget_krw": budget_krw, "rules": rules}
-        )
-        conn.out(d, f"program {d['id']}: {d['budget_krw']:,} KRW")
 
-    @programs.command("update")
-    @connected
-    def update_program(
-        conn: Connection,
-        program_id: str,
-        budget_krw: Annotated[
-            int | None, typer.Option("--budget", help="KRW (not below what is granted)")
-        ] = None,
-        name: Annotated[str | None, typer.Option(help="display name")] = None,
-        days: Annotated[float | None, typer.Option(help="ends N days from now")] = None,
-    ) -> None:
-        """Change a program's budget, name or end."""
-        body: dict[str, Any] = {"budget_krw": budget_krw, "name": name}
-        if days_option(days) is not None:
-            body["end"] = time.time() + days * 86400  # type: ignore[operator]
-        d = conn.client().patch(f"programs/{program_id}", {k: v for k, v in body.items() if v is not None})
-        conn.out(d, f"program {d['id']}: {d['budget_krw']:,} KRW")
+@tenants_cli.command("create")
+@connected
+def create_tenant(
+    conn: Connection,
+    tenant_id: str,
+    name: Annotated[str, typer.Option(help="display name")] = "",
+    public: Annotated[
+        bool, typer.Option(help="a public-service tenant (may use the public reserve)")
+    ] = False,
+) -> None:
+    """Create a tenant (refused if the id exists: use update)."""
+    d = conn.client().post("tenants", {"id": tenant_id, "name": name, "public": public})
+    conn.out(d, f"tenant {d['id']}")
 
-    @grants.command("create")
-    @connected
-    def create_grant(
-        conn: Connection,
-        program: str,
-        tenant: str,
-        amount_krw: int,
-        days: Annotated[float | None, typer.Option(help="lasts N days from now")] = None,
-    ) -> None:
-        """Grant AMOUNT_KRW from PROGRAM's budget to TENANT."""
-        days_option(days)
-        now = time.time()
-        body: dict[str, Any] = {"program": program, "tenant": tenant, "amount_krw": amount_krw, "start": now}
-        if days is not None:
-            body["end"] = now + days * 86400
-        d = conn.client().post("grants", body)
-        conn.out(d, f"grant {d['id']}: {d['amount_krw']:,} KRW from {d['program']} to {d['tenant']}")
 
-    @grants.command("update")
-    @connected
-    def update_grant(
-        conn: Connection,
-        grant_id: str,
-        amount_krw: Annotated[int | None, typer.Option("--amount", help="new amount in KRW")] = None,
-        days: Annotated[float | None, typer.Option(help="ends N days from now")] = None,
-    ) -> None:
-        """Change a grant's amount (within its program's budget) or end; what it has spent stays."""
-        days_option(days)
-        body: dict[str, Any] = {}
-        if amount_krw is not None:
-            body["amount_krw"] = amount_krw
-        if days is not None:
-            body["end"] = time.time() + days * 86400
-        if not body:
-            raise InputError("give --amount and/or --days", field="grants update")
-        d = conn.client().patch(f"grants/{grant_id}", body)
-        conn.out(d, f"grant {d['id']}: {d['amount_krw']:,} KRW ({d['spent_krw']:,} spent)")
+@tenants_cli.command("update")
+@connected
+def update_tenant(
+    conn: Connection,
+    tenant_id: str,
+    name: Annotated[str | None, typer.Option(help="display name")] = None,
+    weight: Annotated[float | None, typer.Option(help="fair-share weight (> 0)")] = None,
+    public: Annotated[
+        bool | None, typer.Option("--public/--not-public", help="a public-service tenant")
+    ] = None,
+) -> None:
+    """Change a tenant's name, weight or public flag."""
+    if weight is not None and not (math.isfinite(weight) and weight > 0):
+        raise InputError("must be a finite number > 0", field="--weight", value=weight)
+    body = {k: v for k, v in (("name", name), ("weight", weight), ("public", public)) if v is not None}
+    d = conn.client().patch(f"tenants/{tenant_id}", body)
+    conn.out(d, f"tenant {d['id']}")
 
-    @tenants.command("create")
-    @connected
-    def create_tenant(
-        conn: Connection,
-        tenant_id: str,
-        name: Annotated[str, typer.Option(help="display name")] = "",
-        public: Annotated[
-            bool, typer.Option(help="a public-service tenant (may use the public reserve)")
-        ] = False,
-    ) -> None:
-        """Create a tenant (refused if the id exists: use update)."""
-        d = conn.client().post("tenants", {"id": tenant_id, "name": name, "public": public})
-        conn.out(d, f"tenant {d['id']}")
 
-    @tenants.command("update")
-    @connected
-    def update_tenant(
-        conn: Connection,
-        tenant_id: str,
-        name: Annotated[str | None, typer.Option(help="display name")] = None,
-        weight: Annotated[float | None, typer.Option(help="fair-share weight (> 0)")] = None,
-        public: Annotated[
-            bool | None, typer.Option("--public/--not-public", help="a public-service tenant")
-        ] = None,
-    ) -> None:
-        """Change a tenant's name, weight or public flag."""
-        if weight is not None and not (math.isfinite(weight) and weight > 0):
-            raise InputError("must be a finite number > 0", field="--weight", value=weight)
-        body = {k: v for k, v in (("name", name), ("weight", weight), ("public", public)) if v is not None}
-        d = conn.client().patch(f"tenants/{tenant_id}", body)
-        conn.out(d, f"tenant {d['id']}")
+@tokens_cli.command("create")
+@connected
+def create_token(
+    conn: Connection,
+    role: Annotated[str, typer.Argument(help="admin, program-manager or member")],
+    tenant: Annotated[str | None, typer.Option(help="the member's tenant")] = None,
+    program: Annotated[str | None, typer.Option(help="the program manager's program")] = None,
+    name: Annotated[str, typer.Option(help="who holds it")] = "",
+) -> None:
+    """Create an API token; its secret is shown once."""
+    d = conn.client().post("tokens", {"role": role, "tenant": tenant, "program": program, "name": name})
+    conn.out(d, f"token {d['id']} ({d['role']}): {d['secret']}\n(shown once: store it now)")
 
-    @tokens.command("create")
-    @connected
-    def create_token(
-        conn: Connection,
-        role: Annotated[str, typer.Argument(help="admin, program-manager or member")],
-        tenant: Annotated[str | None, typer.Option(help="the member's tenant")] = None,
-        program: Annotated[str | None, typer.Option(help="the program manager's program")] = None,
-        name: Annotated[str, typer.Option(help="who holds it")] = "",
-    ) -> None:
-        """Create an API token; its secret is shown once."""
-        d = conn.client().post("tokens", {"role": role, "tenant": tenant, "program": program, "name": name})
-        conn.out(d, f"token {d['id']} ({d['role']}): {d['secret']}\n(shown once: store it now)")
 
-    @tokens.command("revoke")
-    @connected
-    def revoke(
-        conn: Connection,
-        token_id: str,
-    ) -> None:
-        """Revoke a token (at once for this server)."""
-        d = conn.client().delete(f"tokens/{token_id}")
-        conn.out(d, f"token {token_id} revoked")
+@tokens_cli.command("revoke")
+@connected
+def revoke(
+    conn: Connection,
+    token_id: str,
+) -> None:
+    """Revoke a token (at once for this server)."""
+    d = conn.client().delete(f"tokens/{token_id}")
+    conn.out(d, f"token {token_id} revoked")
