@@ -142,6 +142,16 @@ def check_grant_amount(grant: str, amount_krw: int, spent_and_held_krw: int) -> 
         )
 
 
+def unheld(amount_krw: int, spent_krw: int, held_krw: int) -> int:
+    """What a grant has neither spent nor held for its active jobs' worst-case costs."""
+    return amount_krw - spent_krw - held_krw
+
+
+def hold_after(state: JobState) -> int | None:
+    """A job's hold on its grant once it is in ``state``: released (0) when it ends, else unchanged (None)."""
+    return 0 if state.terminal else None
+
+
 def hold_refusal(grant: str, left_krw: int | None, reserve_krw: int) -> Conflict | None:
     """Why a job's worst-case cost cannot be held on its grant beside the other active jobs' holds
     (``left_krw``: the grant's amount less spent and held; None: no such grant), or None when it can."""

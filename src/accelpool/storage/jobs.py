@@ -178,8 +178,8 @@ def _changed(before: JobStatus, after: JobStatus) -> Iterator[tuple[str, Any]]:
     if after.state is not before.state:
         yield "state", after.state.value
         yield "active", not after.state.terminal
-        if after.state.terminal:
-            yield "reserved_krw", 0  # the hold is released when the job ends
+        if (hold := ledger.hold_after(after.state)) is not None:
+            yield "reserved_krw", hold
     if after.placement != before.placement:
         yield "placement", codec.placement_to_dict(after.placement)
     if after.steps_done != before.steps_done:

@@ -128,7 +128,7 @@ class SubmissionWrites(UnitOfWork):
             for g in held:
                 if g in grants:
                     r = grants[g]
-                    left[g] = int(r.amount_krw) - int(r.spent_krw) - int(holds.get(g) or 0)
+                    left[g] = ledger.unheld(int(r.amount_krw), int(r.spent_krw), int(holds.get(g) or 0))
         rows, events = [], []
         for i, it in enumerate(items):
             job = it.job
