@@ -5,6 +5,8 @@
     python bench/bench_sim.py philly [--limit N]                  # the full 82,247-job Philly CSV, ~2,500 devices
     python bench/bench_sim.py peer --trace-file T --cluster 8:16:24 [--pairs aware,agnostic,fifo,ftf]
                                                                   # Gavel's simulator on the same trace, same run
+    python bench/bench_sim.py gavel --gavel-cache G.jsonl --trace-file T --cluster C [--pairs ...]
+                                                                  # Gavel's side alone, for peer --gavel-cache G.jsonl
 
 ``peer`` runs ../shared/baselines/gavel/simulate.sh (Gavel's own simulator, commit c4fa400; its setup.sh
 builds a private venv once) and ours on the same trace and cluster, one policy pair at a time, and prints
@@ -161,8 +163,55 @@ PAIRS = {
 GAVEL_SIM = Path(__file__).resolve().parents[1].parent / "shared" / "baselines" / "gavel" / "simulate.sh"
 
 
-def peer(trace_file: str, cluster: str, pairs: list[str], gavel: Path) -> None:
-    """Ours and Gavel's simulator on the same trace and cluster, in this run, per policy pair."""
+def run_gavel(gavel: Path, path: Path, cluster: str, gavel_name: str) -> dict | None:
+    """Gavel's simulator once: its JSON line plus its CPU seconds (child rusage); None when it failed."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(
+        ["bash", str(gavel), str(path), cluster, gavel_name],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        check=False,
+    )
+    if out.returncode != 0:
+        print(f"Gavel failed ({gavel_name}): {out.stderr.strip().splitlines()[-1:]}")
+        return None
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    g = json.loads(out.stdout.strip().splitlines()[-1])
+    g["cpu_seconds"] = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+    g.update(trace=path.name, cluster=cluster, load=os.getloadavg()[0], at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    return g
+
+
+def gavel_only(trace_file: str, cluster: str, pairs: list[str], gavel: Path, cache: Path) -> None:
+    """Gavel's side alone, appended to ``cache`` (one JSON line a run) for a later ``peer --gavel-cache``."""
+    path = need(Path(trace_file))
+    need(gavel)
+    for pair in pairs:
+        g = run_gavel(gavel, path, cluster, PAIRS[pair][1])
+        if g is not None:
+            with cache.open("a") as f:
+                f.write(json.dumps(g) + "\n")
+            print(json.dumps(g), flush=True)
+
+
+def cached(cache: Path | None, path: Path, cluster: str, gavel_name: str) -> dict | None:
+    if cache is None or not cache.exists():
+        return None
+    found = None
+    for line in cache.read_text().splitlines():
+        g = json.loads(line)
+        if (g["trace"], g["cluster"], g["policy"]) == (path.name, cluster, gavel_name):
+            found = g
+    return found
+
+
+def peer(trace_file: str, cluster: str, pairs: list[str], gavel: Path, cache: Path | None = None) -> None:
+    """Ours and Gavel's simulator on the same trace and cluster, per policy pair.
+
+    Gavel runs in this run, unless ``cache`` (from ``gavel``) holds its result for the same trace,
+    cluster and policy: then that is used and marked ``*`` (measured in another process, at the time
+    and 1-minute load average the cache records; compare CPU seconds, not wall)."""
     path = need(Path(trace_file))
     need(gavel)
     counts = [int(c) for c in cluster.split(":")]
@@ -185,31 +234,26 @@ def peer(trace_file: str, cluster: str, pairs: list[str], gavel: Path) -> None:
             )
         )
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        out = subprocess.run(
-            ["bash", str(gavel), str(path), cluster, gavel_name],
-            capture_output=True,
-            text=True,
-            env=os.environ.copy(),
-            check=False,
-        )
-        if out.returncode != 0:
-            print(f"{pair:>9} Gavel failed: {out.stderr.strip().splitlines()[-1:]}")
+        g = cached(cache, path, cluster, gavel_name)
+        mark = "*" if g is not None else ""
+        if g is None:
+            g = run_gavel(gavel, path, cluster, gavel_name)
+        if g is None:
             continue
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        g_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
-        g = json.loads(out.stdout.strip().splitlines()[-1])
+        g_cpu = g["cpu_seconds"]
         ours_jct = m["avg_jct_seconds"]
         print(
-            f"{pair:>9} {ours_jct:>11,.0f} {g['avg_jct_seconds']:>12,.0f} {g['avg_jct_seconds'] / ours_jct:>10.3f} "
+            f"{pair:>9} {ours_jct:>11,.0f} {g['avg_jct_seconds']:>11,.0f}{mark:1} {g['avg_jct_seconds'] / ours_jct:>10.3f} "
             f"{wall:>9.1f} {cpu:>8.1f} {g['wall_seconds']:>10.1f} {g['wall_seconds'] / wall:>11.2f} {g_cpu:>9.1f} {g_cpu / max(cpu, 1e-9):>10.2f}",
             flush=True,
         )
+    print(f"(load average now {os.getloadavg()[0]:.1f}; * = Gavel from --gavel-cache)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["quality", "speed", "philly", "peer", "all"])
+    ap.add_argument("what", choices=["quality", "speed", "philly", "peer", "gavel", "all"])
+    ap.add_argument("--gavel-cache", default=None, help="JSON lines of Gavel runs (written by `gavel`)")
     ap.add_argument(
         "--trace-file", default=str(SHARED / "gavel" / "physical_cluster" / "max_min_fairness.trace")
     )
@@ -231,8 +275,14 @@ def main() -> None:
         speed(a.jobs, a.trace)
     if a.what in ("philly", "all"):
         philly(a.limit, a.devices)
+    pairs = [p for p in a.pairs.split(",") if p]
+    cache = Path(a.gavel_cache) if a.gavel_cache else None
     if a.what == "peer":
-        peer(a.trace_file, a.cluster, [p for p in a.pairs.split(",") if p], Path(a.gavel))
+        peer(a.trace_file, a.cluster, pairs, Path(a.gavel), cache)
+    if a.what == "gavel":
+        if cache is None:
+            ap.error("gavel needs --gavel-cache FILE")
+        gavel_only(a.trace_file, a.cluster, pairs, Path(a.gavel), cache)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,10 @@ counting all of a job's time fixes that. On Gavel's three Philly traces the job 
 heterogeneity-aware policy 1-5% lower average completion time than the per-type ratio (6214e9: 409,503
 vs 428,900 s) and the agnostic fair-share -0.3% to +3.5% (evidence in docs/simulator.md). The deficit
 favours long-starved old jobs and made fair-share ~25% worse on b436b2. Among a job's types, the one
-with the larger share x[j,t] is tried first.
+with the highest per-type ratio x[j,t] / received[j,t] is tried first (keep bonus on the type it runs
+on): Gavel's rotation, so a job given several types gets each in proportion to its share. Without it a
+job stayed on the first type it got; fair-share, which spreads a job's share over its types, then kept
+its tail jobs on the biggest (slowest) type while the fast ones idled (docs/simulator.md).
 
 Pairs (j,t) are taken in decreasing priority; a job is placed at most once, on one type, all its devices
 at once (gang) on as few nodes as possible; a job that already runs on the chosen type keeps its devices.
@@ -500,13 +503,42 @@ def _pair_order(
         with np.errstate(divide="ignore", invalid="ignore"):
             prio = np.where(received > 0, x / np.maximum(received, 1e-12), np.inf)
     keep = (1.0 + config.keep_bonus) * threshold
+    on_type = running_on[:, None] == np.arange(len(types))[None, :]
     if keep != 1.0:
-        on_type = running_on[:, None] == np.arange(len(types))[None, :]
         prio = np.where(on_type & (prio > 0), prio * keep, prio)
     prio = np.where((x > 1e-9) & usable, prio, -np.inf)
+    if config.ranking == "job":
+        # a job's pairs share its best priority (the keep bonus, when it runs on one of its types, counts
+        # for the job); among them the type with the highest per-type ratio x[j,t] / received[j,t] (keep
+        # bonus on the type it runs on) is tried first: Gavel's rotation over a job's types, so a job
+        # given several types gets each in proportion (a speed-blind share is the average device)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            own = np.where(received > 0, x / np.maximum(received, 1e-12), np.inf)
+        own = np.where(on_type & (own > 0), own * keep, own)
+        best = prio.max(axis=1, initial=-np.inf)
+        inner = np.where(np.isfinite(prio) | (prio == np.inf), own, -np.inf)
+        prio, inner_key = np.where(prio > -np.inf, best[:, None], prio), inner
+        # ties between jobs: the one running on one of its types, then the larger share
+        job_in_place = (on_type & (x > 1e-9)).any(axis=1)
+        job_x = np.where(prio > -np.inf, x, 0.0).max(axis=1, initial=0.0)
+    else:
+        inner_key = np.zeros_like(prio)
+        job_in_place = np.zeros(n, dtype=bool)
+        job_x = np.zeros(n)
     rows, cols = np.nonzero(np.isfinite(prio) | (prio == np.inf))
     in_place = running_on[rows] == cols
-    keys = np.lexsort((cols, rows, -x[rows, cols], ~in_place, -np.minimum(prio[rows, cols], 1e300)))
+    keys = np.lexsort(
+        (
+            cols,
+            -x[rows, cols],
+            ~in_place,
+            -np.minimum(inner_key[rows, cols], 1e300),
+            rows,
+            -job_x[rows],
+            ~job_in_place[rows],
+            -np.minimum(prio[rows, cols], 1e300),
+        )
+    )
     return list(zip(rows[keys].tolist(), cols[keys].tolist(), strict=True))
 
 

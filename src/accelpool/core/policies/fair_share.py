@@ -11,8 +11,9 @@ Notation:
                 (with per-job fairness, ``fairness="job"``: one water-filling of C over jobs by w_j)
     tau_j       = d_j / s_j, the fraction of wall time job j should run
 
-Then jobs are placed, fewest-devices-share first, on the usable types with the most free devices
-(speed ignored), within every rule row; whatever capacity stays idle goes to jobs with time to spare.
+Then jobs are placed, fewest-devices-share first, over their usable types in proportion to the free
+devices of each (speed ignored: the average device), within every rule row; whatever capacity stays
+idle goes to jobs with time to spare.
 """
 
 from __future__ import annotations
@@ -62,6 +63,17 @@ def fair_share(problem: AllocationProblem) -> Allocation:
         if want <= 1e-12:
             continue
         rooms = sorted((-ledger.room(j, t), t) for t in types_of[j])
+        if len(rooms) > 1:
+            # speed-blind: spread over the usable types in proportion to their room (the average device,
+            # as an agnostic LP's interior solution does), then top up greedily where rules cut a share
+            whole = -sum(r for r, _ in rooms)
+            if whole > 1e-12:
+                for neg_room, t in rooms:
+                    take = min(want * (-neg_room) / whole, ledger.room(j, t) / scale[j])
+                    if take > 1e-12:
+                        x[j, t] += take
+                        ledger.add(j, t, take * scale[j])
+                want = tau_list[j] - float(x[j].sum())
         for neg_room, t in rooms:
             if want <= 1e-12:
                 break
