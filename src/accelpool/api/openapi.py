@@ -197,6 +197,7 @@ class UsageRowOut(BaseModel):
     jobs: int
     device_hours: float
     krw: int
+    site: str | None = None
 
 
 class UsageOut(BaseModel):

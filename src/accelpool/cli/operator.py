@@ -74,24 +74,83 @@ def add_site(
     price: Annotated[
         list[str] | None, typer.Option("--price", help="TYPE=KRW per device-hour at this site (repeat)")
     ] = None,
+    connection: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--connection",
+            help="KEY=VALUE for its executor (repeat), e.g. slurm_conf=/etc/slurm/slurm.conf "
+            "(docs/sites.md lists the keys)",
+        ),
+    ] = None,
 ) -> None:
-    """Register a site (refused if the id exists)."""
-    prices: dict[str, int] = {}
-    for item in price or []:
-        k, sep, v = item.partition("=")
-        if not sep or not v.strip().isdigit():
-            raise InputError(f"--price wants TYPE=KRW (whole won), got '{item}'", field="--price", value=item)
-        prices[k.strip()] = int(v)
+    """Register a site (refused if the id exists); `accelpool up` drives it from its next round."""
     body = {
         "id": site_id,
         "operator": operator,
         "region": region,
         "data_classes": data_class or ["public"],
         "executor": executor,
-        "prices": prices,
+        "connection": _pairs(connection, "--connection"),
+        "prices": _site_prices(price),
     }
     d = conn.client().post("sites", body)
     conn.out(d, f"site {d['id']}: {', '.join(d['data_classes'])} data, {d['executor']} executor")
+
+
+@sites_cli.command("set")
+@connected
+def set_site(
+    conn: Connection,
+    site_id: Annotated[str, typer.Argument(metavar="ID")],
+    data_class: Annotated[
+        list[str] | None, typer.Option("--data-class", help="certified for (repeat; replaces the list)")
+    ] = None,
+    executor: Annotated[str | None, typer.Option(help="local, ray, slurm or fake")] = None,
+    price: Annotated[
+        list[str] | None, typer.Option("--price", help="TYPE=KRW per device-hour (repeat; replaces them)")
+    ] = None,
+    connection: Annotated[
+        list[str] | None, typer.Option("--connection", help="KEY=VALUE (repeat; replaces the connection)")
+    ] = None,
+    down: Annotated[
+        bool | None, typer.Option("--down/--up", help="take the site out by hand, or bring it back")
+    ] = None,
+) -> None:
+    """Change a site: certifications, executor, connection, prices, down/up."""
+    body: dict[str, Any] = {}
+    if data_class:
+        body["data_classes"] = data_class
+    if executor is not None:
+        body["executor"] = executor
+    if price is not None:
+        body["prices"] = _site_prices(price)
+    if connection is not None:
+        body["connection"] = _pairs(connection, "--connection")
+    if down is not None:
+        body["down"] = down
+    d = conn.client().put(f"sites/{site_id}", body)
+    state = "down" if d["down"] else "up"
+    conn.out(d, f"site {d['id']}: {', '.join(d['data_classes'])} data, {d['executor']} executor, {state}")
+
+
+def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        k, sep, v = item.partition("=")
+        if not sep or not k.strip():
+            raise InputError(f"{option} wants KEY=VALUE, got '{item}'", field=option, value=item)
+        out[k.strip()] = v
+    return out
+
+
+def _site_prices(items: list[str] | None) -> dict[str, int]:
+    prices: dict[str, int] = {}
+    for item in items or []:
+        k, sep, v = item.partition("=")
+        if not sep or not v.strip().isdigit():
+            raise InputError(f"--price wants TYPE=KRW (whole won), got '{item}'", field="--price", value=item)
+        prices[k.strip()] = int(v)
+    return prices
 
 
 programs_cli = _listing(

@@ -73,6 +73,14 @@ def register(app: typer.Typer) -> None:
         slurm_partition: Annotated[
             str | None, typer.Option(help="--executor slurm: partition to submit to and take nodes from")
         ] = None,
+        site_down_seconds: Annotated[
+            float,
+            typer.Option(
+                min=1.0,
+                help="registered sites: a site whose controller does not answer this long (s) is marked "
+                "down and its jobs are requeued elsewhere (docs/sites.md)",
+            ),
+        ] = 10.0,
         no_upgrade: Annotated[
             bool, typer.Option("--no-upgrade", help="refuse to start instead of migrating the schema")
         ] = False,
@@ -139,6 +147,7 @@ def register(app: typer.Typer) -> None:
             restart_seconds=restart_cost,
             slurm_conf=str(slurm_conf) if slurm_conf else None,
             slurm_partition=slurm_partition,
+            site_down_seconds=site_down_seconds,
         )
         if executor == "local":
             from accelpool.executors import sandbox as sb

@@ -111,14 +111,14 @@ def logs(job_id: str, conn: Connection) -> None:
 def usage(
     conn: Connection,
     by: Annotated[
-        list[str] | None, typer.Option("--by", help="tenant, program, accelerator (repeatable)")
+        list[str] | None, typer.Option("--by", help="tenant, program, accelerator, site (repeatable)")
     ] = None,
     period: Annotated[str | None, typer.Option(help="hour, day, week, month or year")] = None,
     days: Annotated[float | None, typer.Option(help="only the last N days")] = None,
     tenant: Annotated[str | None, typer.Option()] = None,
     program: Annotated[str | None, typer.Option()] = None,
 ) -> None:
-    """Device-hours and KRW by tenant, program, accelerator type and period (like sreport)."""
+    """Device-hours and KRW by tenant, program, accelerator type, site and period (like sreport)."""
     since = time.time() - days * 86400 if days_option(days) is not None else None  # type: ignore[operator]
     rep = conn.client().usage(by=by, period=period, since=since, tenant=tenant, program=program)
     if conn.json:
@@ -130,11 +130,12 @@ def usage(
             r["tenant"],
             r["program"],
             r["accelerator"],
+            r.get("site") or "",
             r["jobs"],
             f"{r['device_hours']:.4f}",
             f"{r['krw']:,}",
         ]
         for r in rep["items"]
     ]
-    rows.append(["total", "", "", "", "", f"{rep['total_device_hours']:.4f}", f"{rep['total_krw']:,}"])
-    table("usage", ["period", "tenant", "program", "type", "jobs", "device-h", "KRW"], rows)
+    rows.append(["total", "", "", "", "", "", f"{rep['total_device_hours']:.4f}", f"{rep['total_krw']:,}"])
+    table("usage", ["period", "tenant", "program", "type", "site", "jobs", "device-h", "KRW"], rows)

@@ -21,6 +21,25 @@ from accelpool.core.types import DATA_CLASSES, DEFAULT_SITE, Job, Site
 
 IMPLICIT_DEFAULT = Site(DEFAULT_SITE)
 
+CONNECTION_KEYS: Mapping[str, frozenset[str]] = {
+    "local": frozenset({"state_dir"}),
+    "slurm": frozenset({"slurm_conf", "partition", "bin_dir", "state_dir", "instance"}),
+    "ray": frozenset({"address", "namespace"}),
+    "fake": frozenset(),
+}
+"""The ``Site.connection`` keys each executor kind understands (docs/sites.md; service/sites.py)."""
+
+
+def connection_problem(executor: str, connection: Mapping[str, str]) -> str | None:
+    """Why ``connection`` cannot drive an ``executor`` site, in words; None when it can."""
+    if executor not in CONNECTION_KEYS:
+        return f"unknown executor '{executor}' (one of {', '.join(CONNECTION_KEYS)})"
+    unknown = sorted(set(connection) - CONNECTION_KEYS[executor])
+    if unknown:
+        allowed = ", ".join(sorted(CONNECTION_KEYS[executor])) or "none"
+        return f"connection keys {', '.join(unknown)} mean nothing to a {executor} executor (keys: {allowed})"
+    return None
+
 
 def site_table(sites: Iterable[Site]) -> dict[str, Site]:
     """Sites by id, with the implicit ``default`` site (public data only) unless one is registered under that

@@ -31,9 +31,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 
-from accelpool.ports import Clock, EventKind, Executor, ExecutorEvent, Launch
+from accelpool.core.types import Node
+from accelpool.ports import Clock, EventKind, Executor, ExecutorEvent, Launch, NodeSource
 
 log = logging.getLogger(__name__)
 
@@ -49,38 +51,83 @@ class SiteExecutors:
         down_after_seconds: float = 10.0,
         on_site_health: Callable[[str, bool], None] | None = None,
         probe_interval_seconds: float = 1.0,
+        initially_down: Iterable[str] = (),
     ) -> None:
         if clock is None:
             from accelpool.runtime.clock import SystemClock
 
             clock = SystemClock()
-        self.executors = dict(executors)
+        self.executors: dict[str, Executor] = {}
         self.clock = clock
         self.down_after = float(down_after_seconds)
         self.on_site_health = on_site_health
         self.down: set[str] = set()
         self._site_of: dict[str, str] = {}
-        self._stale: dict[str, set[str]] = {s: set() for s in self.executors}  # runs to stop on return
+        self._stale: dict[str, set[str]] = {}  # per site: runs to stop there (on its return, or now)
         self._relaunched: set[str] = set()  # started again at the site of their stale run (runs after it)
         self._events: list[ExecutorEvent] = []
-        for site, ex in self.executors.items():  # adopted work (after a control-plane restart)
-            for job in ex.active():
-                self._site_of[job] = site
         self._probe_interval = float(probe_interval_seconds)
-        self._answers: dict[str, bool] = {s: True for s in self.executors}
+        self._answers: dict[str, bool] = {}
         self._failing_since: dict[str, float] = {}  # monotonic time of the first failed probe in a row
         self._closed = threading.Event()
-        self._probers = [
-            threading.Thread(target=self._probe_loop, args=(s, ex), name=f"accelpool-site-{s}", daemon=True)
-            for s, ex in self.executors.items()
-            if getattr(ex, "reachable", None) is not None
-        ]
-        for t in self._probers:
+        self._probers: dict[str, tuple[threading.Thread, threading.Event]] = {}
+        self._stale_on_return: set[str] = set()  # down at start-up: every run there is stale
+        down = set(initially_down)
+        for site, ex in executors.items():
+            self.add_site(site, ex, down=site in down)
+
+    def add_site(self, site: str, ex: Executor, *, down: bool = False) -> None:
+        """Drive ``site`` with ``ex`` from now on (a site registered while the service runs). Its work
+        (adopted after a control-plane restart) is known at once. ``down``: the site was down when the
+        control plane stopped: its jobs were requeued, so every run it still has is stale and is stopped
+        when it answers (then it is marked up)."""
+        if site in self.executors:
+            raise ValueError(f"site {site} already has an executor")
+        self.executors[site] = ex
+        self._stale[site] = set()
+        probed = getattr(ex, "reachable", None) is not None
+        self._answers[site] = not down or not probed  # unprobed: answers, so it returns at the next poll
+        active = ex.active() if not down else set()
+        for job in active:  # adopted work (after a control-plane restart)
+            self._site_of.setdefault(job, site)
+        if down:
+            self.down.add(site)
+            self._failing_since.setdefault(site, time.monotonic())
+            self._stale_on_return.add(site)
+        if probed:
+            halt = threading.Event()
+            t = threading.Thread(
+                target=self._probe_loop, args=(site, ex, halt), name=f"accelpool-site-{site}", daemon=True
+            )
+            self._probers[site] = (t, halt)
             t.start()
 
-    def _probe_loop(self, site: str, ex: Executor) -> None:
+    def remove_site(self, site: str) -> Executor | None:
+        """Stop driving ``site`` (its connection changed: the caller adds it again with a new executor).
+        Refused (ValueError) while it runs work; returns the old executor, closed."""
+        ex = self.executors.get(site)
+        if ex is None:
+            return None
+        if site not in self.down and ex.active():
+            raise ValueError(f"site {site} still runs {len(ex.active())} job(s)")
+        prober = self._probers.pop(site, None)
+        if prober is not None:
+            prober[1].set()
+            prober[0].join(timeout=15.0)
+        del self.executors[site]
+        self._stale.pop(site, None)
+        self._answers.pop(site, None)
+        self._failing_since.pop(site, None)
+        self.down.discard(site)
+        self._stale_on_return.discard(site)
+        for job in [j for j, s in self._site_of.items() if s == site]:
+            del self._site_of[job]
+        ex.close()
+        return ex
+
+    def _probe_loop(self, site: str, ex: Executor, halt: threading.Event) -> None:
         probe = getattr(ex, "reachable")  # noqa: B009
-        while not self._closed.is_set():
+        while not self._closed.is_set() and not halt.is_set():
             try:
                 ok = bool(probe())
             except Exception:
@@ -90,7 +137,7 @@ class SiteExecutors:
             else:
                 self._failing_since.setdefault(site, time.monotonic())
             self._answers[site] = ok
-            self._closed.wait(self._probe_interval)
+            halt.wait(self._probe_interval)
 
     # -- the port ---------------------------------------------------------------------------------------
 
@@ -166,12 +213,62 @@ class SiteExecutors:
 
     def close(self) -> None:
         self._closed.set()
-        for t in self._probers:
+        for t, halt in self._probers.values():
+            halt.set()
             t.join(timeout=15.0)
         for ex in self.executors.values():
             ex.close()
 
     # -- sites ------------------------------------------------------------------------------------------
+
+    def settle(self, running_at: Mapping[str, str]) -> list[tuple[str, str]]:
+        """After a control-plane restart, with ``running_at`` = job -> the site the store has it running
+        at: a run at any other site (left there by a site failure or a move before the restart) is stopped
+        and its events dropped, so a job never runs twice. Returns the (job, site) pairs stopped."""
+        stopped: list[tuple[str, str]] = []
+        for site, ex in self.executors.items():
+            if site in self.down:
+                continue
+            for job in sorted(ex.active()):
+                where = running_at.get(job)
+                if where is not None and where != site:
+                    self._stale[site].add(job)
+                    ex.stop(job, f"the job runs at site {where}")
+                    stopped.append((job, site))
+        for job, site in running_at.items():
+            at = self.executors.get(site)
+            if at is not None and site not in self.down and job in at.active():
+                self._site_of[job] = site
+        if stopped:
+            log.warning(
+                "stopping %d stale run(s) of jobs that run at another site: %s", len(stopped), stopped
+            )
+        return stopped
+
+    def nodes_by_site(self) -> dict[str, list[Node]]:
+        """The nodes of each site whose executor discovers them (a NodeSource: Slurm, Ray) and that is up
+        and answers now, each node tagged with its site. A site whose discovery fails is left out (its
+        nodes are neither added nor taken out; the health check decides when it is down)."""
+        out: dict[str, list[Node]] = {}
+        for site, ex in list(self.executors.items()):
+            if site in self.down or not self._answers.get(site, True) or not isinstance(ex, NodeSource):
+                continue
+            try:
+                found = ex.nodes()
+            except Exception as exc:
+                log.warning("site %s: node discovery failed: %s", site, exc)
+                continue
+            out[site] = [n if n.site == site else replace(n, site=site) for n in found]
+        return out
+
+    def unrecognized(self) -> dict[str, str]:
+        """Nodes left out of the pool (unknown accelerator types), of every site: node -> reason."""
+        out: dict[str, str] = {}
+        for ex in self.executors.values():
+            get = getattr(ex, "unrecognized", None)
+            if get is not None:
+                out.update(get())
+        return out
 
     def site_of(self, job_id: str) -> str | None:
         return self._site_of.get(job_id)
@@ -207,6 +304,9 @@ class SiteExecutors:
 
     def _site_returns(self, site: str, ex: Executor) -> None:
         self.down.discard(site)
+        if site in self._stale_on_return:  # down when the control plane started: all its runs are stale
+            self._stale_on_return.discard(site)
+            self._stale[site] |= ex.active()
         still = sorted(ex.active() & self._stale[site])
         log.warning(
             "site %s answers again; stopping %d run(s) requeued elsewhere: %s", site, len(still), still

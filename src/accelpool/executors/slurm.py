@@ -17,6 +17,7 @@ Construct it once per control plane (per Slurm site)::
                                    # plane with the same instance adopts exactly those jobs.
         partition=None,            # Slurm partition to submit to and to take nodes from (None: default).
         slurm_conf=None,           # path of slurm.conf for the Slurm commands (None: their default).
+        bin_dir=None,              # directory holding sbatch, squeue, sinfo, scancel, scontrol (None: PATH).
         type_aliases=None,         # Mapping[str, str]: GRES types -> catalogue ids, for types the
                                    # catalogue does not know by id or alias, e.g. {"ca22": "atom"}.
         shell="/bin/sh",           # runs RunSpec.command as ``shell -c command`` on each node.
@@ -236,6 +237,7 @@ class SlurmExecutor:
         instance: str = "accelpool",
         partition: str | None = None,
         slurm_conf: str | None = None,
+        bin_dir: str | None = None,
         type_aliases: Mapping[str, str] | None = None,
         shell: str = "/bin/sh",
         python: str = "python3",
@@ -269,6 +271,7 @@ class SlurmExecutor:
         self._env = dict(os.environ)
         if slurm_conf:
             self._env["SLURM_CONF"] = str(slurm_conf)
+        self.bin_dir = bin_dir
         self.state_dir = Path(state_dir)
         self.jobs_dir = self.state_dir / "jobs"
         self.log_dir = self.state_dir / "logs"
@@ -297,8 +300,11 @@ class SlurmExecutor:
 
     def _cmd(self, args: Sequence[str], *, input_text: str | None = None) -> str:
         try:
+            argv = list(args)
+            if self.bin_dir:
+                argv[0] = os.path.join(self.bin_dir, argv[0])
             p = subprocess.run(
-                list(args),
+                argv,
                 input=input_text,
                 capture_output=True,
                 text=True,

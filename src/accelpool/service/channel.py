@@ -45,7 +45,10 @@ class LogReader:
     def __call__(self, job_id: str) -> str:
         name = safe_name(job_id)
         if self.executor == "local":
-            return _read(self.data_dir / "executor" / "logs" / f"{name}.log")
+            path = self.data_dir / "executor" / "logs" / f"{name}.log"
+            # with registered sites (service/sites.py) a job may run at another site: ask the scheduler
+            if path.exists() or not (self.data_dir / "sites").exists():
+                return _read(path)
         if self.executor == "fake":
             return ""
         self.requests.mkdir(parents=True, exist_ok=True)

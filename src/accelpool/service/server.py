@@ -49,10 +49,12 @@ from accelpool.core.errors import InputError
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.types import Node
 from accelpool.executors.sandbox import SandboxConfig
+from accelpool.executors.sites import SiteExecutors
 from accelpool.ports import EventKind, Executor, ExecutorEvent, Launch, NodeSource, StopCause
 from accelpool.runtime.clock import SystemClock
 from accelpool.runtime.reconciler import Reconciler, RoundReport
 from accelpool.service import channel
+from accelpool.service.sites import ExecutorFactory, SiteWiring
 from accelpool.storage.engine import sqlite_url
 from accelpool.storage.sql import SqlStore
 
@@ -129,6 +131,7 @@ class Options:
     slurm_conf: str | None = None  # slurm: slurm.conf for the Slurm commands (None: their default)
     slurm_partition: str | None = None  # slurm: partition to submit to and take nodes from
     instance: str = "accelpool"  # slurm: tag of this control plane's Slurm jobs (keep it across restarts)
+    site_down_seconds: float = 10.0  # sites: a site whose controller is silent this long is down
 
     @property
     def url(self) -> str:
@@ -164,6 +167,7 @@ class Service:
         self.catalog = bundled_catalog()
         self.store = SqlStore(opts.url, self.catalog, upgrade=opts.upgrade)
         self.clock = clock or SystemClock()
+        self.sites: SiteWiring | None = None  # the registered sites' executors (service/sites.py)
         self.executor = executor or self._make_executor()
         self.metrics = Metrics()
         self._stops: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -184,9 +188,7 @@ class Service:
                 restart_seconds=opts.restart_seconds,
             ),
         )
-        hooks = Hooks(
-            wake=self._kick_round, stop_job=self._request_stop, logs=self.executor.logs, now=self.clock.now
-        )
+        hooks = Hooks(wake=self._kick_round, stop_job=self._request_stop, logs=self._logs, now=self.clock.now)
         self.app: FastAPI | None = (
             create_app(self.store, hooks=hooks, catalog=self.catalog, metrics=self.metrics) if api else None
         )
@@ -204,10 +206,8 @@ class Service:
         )
 
     def _make_executor(self) -> Executor:
-        if self.opts.executor == "fake":
-            from accelpool.executors.fake import FakeExecutor
-
-            return FakeExecutor(self.clock)
+        """The service's own executor (``--executor``: the ``default`` site), and the wiring that adds the
+        registered sites' executors (service/sites.py)."""
         url = f"http://{self.opts.host}:{self.opts.port}"
         job_tokens = JobTokens.for_data_dir(self.opts.data_dir)
 
@@ -223,44 +223,51 @@ class Service:
                 "ACCELPOOL_TOKEN": job_tokens.issue(launch.job.id, attempt),
             }
 
-        sandbox = sandbox_config(self.opts)
-        if self.opts.executor == "ray":
-            from accelpool.executors.ray import RayExecutor
-
-            return RayExecutor(
-                address=self.opts.ray_address,
-                namespace=self.opts.ray_namespace,
-                catalog=self.catalog,
-                clock=self.clock,
-                log_dir=self.opts.data_dir / "ray-logs",
-                extra_env=extra,
-                sandbox=sandbox,
-            )
-        if self.opts.executor == "slurm":
-            from accelpool.executors.slurm import SlurmExecutor
-
-            # Slurm runs the job on its nodes under its own process tracking; the bubblewrap sandbox is the
-            # local/Ray executors' (docs/executors.md).
-            return SlurmExecutor(
-                self.opts.data_dir / "slurm",
-                catalog=self.catalog,
-                clock=self.clock,
-                extra_env=extra,
-                instance=self.opts.instance,
-                partition=self.opts.slurm_partition,
-                slurm_conf=self.opts.slurm_conf,
-            )
-        if self.opts.executor != "local":
-            raise ValueError(f"unknown executor '{self.opts.executor}' (local, ray, slurm or fake)")
-        from accelpool.executors.local import LocalExecutor
-
-        return LocalExecutor(
-            self.opts.data_dir / "executor",
+        opts = self.opts
+        factory = ExecutorFactory(
+            opts.data_dir,
             catalog=self.catalog,
             clock=self.clock,
             extra_env=extra,
-            sandbox=sandbox,
+            sandbox=lambda: sandbox_config(opts),
+            instance=opts.instance,
         )
+        kind = opts.executor
+        if kind not in ("local", "ray", "slurm", "fake"):
+            raise ValueError(f"unknown executor '{kind}' (local, ray, slurm or fake)")
+        state = {"local": "executor", "slurm": "slurm", "ray": "ray-logs", "fake": "fake"}[kind]
+        connection = {
+            "local": {},
+            "fake": {},
+            "ray": {
+                "namespace": opts.ray_namespace,
+                **({"address": opts.ray_address} if opts.ray_address else {}),
+            },
+            "slurm": {
+                k: v for k, v in (("slurm_conf", opts.slurm_conf), ("partition", opts.slurm_partition)) if v
+            },
+        }[kind]
+        default = factory(kind, opts.data_dir / state, connection)
+        self.sites = SiteWiring(
+            self.store,
+            self.clock,
+            default,
+            factory.for_site,
+            down_after_seconds=opts.site_down_seconds,
+        )
+        return self.sites.refresh() or default
+
+    def refresh_sites(self) -> None:
+        """Follow the sites table (before every round): a registered site is driven from the next round."""
+        if self.sites is None:
+            return
+        ex = self.sites.refresh()
+        if ex is not None and ex is not self.executor:
+            log.info("scheduler: driving %d site(s) through the site executors", len(ex.executors))
+            self.executor = ex
+            self.reconciler.executor = ex
+            if isinstance(ex, SiteExecutors):
+                ex.settle({s.job.id: s.placement.site for s in self.store.running() if s.placement})
 
     # -- the pool's nodes from the executor (NodeSource) ----------------------------------------------
 
@@ -269,10 +276,16 @@ class Service:
         join (or come back up), changed ones are updated, nodes that are gone are marked down (their
         devices leave the pool until they return; jobs on them come back from the executor as LOST
         ``node-lost`` and are requeued). Nodes of unknown accelerator types are reported, never added."""
-        if not isinstance(self.executor, NodeSource):
+        if isinstance(self.executor, SiteExecutors):
+            # the nodes of the sites that discover theirs (Slurm, Ray), each site that answers now
+            by_site = self.executor.nodes_by_site()
+            found = {n.name: n for nodes in by_site.values() for n in nodes}
+            known = {n.name: n for n in self.store.list_nodes() if n.site in by_site}
+        elif isinstance(self.executor, NodeSource):
+            found = {n.name: n for n in self.executor.nodes()}
+            known = {n.name: n for n in self.store.list_nodes()}
+        else:
             return
-        found = {n.name: n for n in self.executor.nodes()}
-        known = {n.name: n for n in self.store.list_nodes()}
         changed = [n for name, n in found.items() if name not in known or _node_differs(n, known[name])]
         if changed:
             self.store.add_nodes(changed)
@@ -317,6 +330,9 @@ class Service:
             log.info("demo: %d example jobs submitted for tenant '%s'", len(ids), demo.TENANTS[0])
             marker.unlink(missing_ok=True)
 
+    def _logs(self, job_id: str) -> str:
+        return self.executor.logs(job_id)
+
     def audit(self) -> list[str]:
         """Requeue jobs the store says run but the executor has not had at two audits in a row (a round
         apart); returns their ids. recover() does the same once at start-up, without waiting."""
@@ -342,6 +358,8 @@ class Service:
 
     def start_loop(self) -> None:
         self._take_lock()
+        if isinstance(self.executor, SiteExecutors):  # a run left at another site than the store's: stop it
+            self.executor.settle({s.job.id: s.placement.site for s in self.store.running() if s.placement})
         self.sync_nodes()
         lost = self.reconciler.recover()
         if lost:
@@ -373,6 +391,7 @@ class Service:
             try:
                 self._drain_stops()
                 self.stop_finished()
+                self.refresh_sites()
                 self.sync_nodes()
                 t0 = time.perf_counter()
                 self.reconciler.step()
@@ -598,10 +617,11 @@ class _SchedulerStatus:
 
 
 def _node_differs(a: Node, b: Any) -> bool:
-    return (a.accelerator, a.devices, a.zone, [list(kv) for kv in a.labels]) != (
+    return (a.accelerator, a.devices, a.zone, a.site, [list(kv) for kv in a.labels]) != (
         b.accelerator,
         b.devices,
         b.zone,
+        getattr(b, "site", a.site),
         [list(kv) for kv in b.labels],
     )
 

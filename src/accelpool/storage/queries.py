@@ -178,6 +178,7 @@ class Queries:
             T.charges.c.device_seconds,
             T.charges.c.amount_krw,
             T.charges.c.end,
+            T.charges.c.site,
         )
         if since is not None:
             q = q.where(T.charges.c.end > since)
@@ -195,13 +196,14 @@ class Queries:
                     r.program if "program" in keys else None,
                     r.accelerator if "accelerator" in keys else None,
                     _period(float(r.end), period) if period else None,
+                    r.site if "site" in keys else None,
                 )
                 g = groups.setdefault(key, [set(), 0.0, 0])
                 g[0].add(r.job)
                 g[1] += float(r.device_seconds)
                 g[2] += int(r.amount_krw)
         return [
-            UsageRow(k[0], k[1], k[2], k[3], len(v[0]), round(v[1] / 3600.0, 6), v[2])
+            UsageRow(k[0], k[1], k[2], k[3], len(v[0]), round(v[1] / 3600.0, 6), v[2], k[4])
             for k, v in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0]))
         ]
 

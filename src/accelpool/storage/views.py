@@ -77,6 +77,7 @@ class UsageRow:
     jobs: int
     device_hours: float
     krw: int
+    site: str | None = None
 
 
 def row_view(r: Any, charged: int | None = None) -> JobView:

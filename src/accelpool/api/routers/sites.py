@@ -9,6 +9,7 @@ from pydantic import Field
 
 from accelpool.api.errors import ApiError, not_found
 from accelpool.api.routers.common import ID_PATTERN, Price, StrictIn, Who, store_of
+from accelpool.core.sites import connection_problem
 from accelpool.core.types import Site
 
 router = APIRouter()
@@ -66,6 +67,12 @@ def _check_prices(request: Request, prices: dict[str, int] | None) -> dict[str, 
     return out
 
 
+def _check_connection(executor: str, connection: dict[str, str] | Any) -> None:
+    problem = connection_problem(executor, connection)
+    if problem is not None:
+        raise ApiError(422, problem, "connection")
+
+
 @router.get("/sites", tags=["pool"])
 def list_sites(request: Request, who: Who) -> dict[str, Any]:
     return {"items": [site_out(s) for s in store_of(request).sites()]}
@@ -75,6 +82,7 @@ def list_sites(request: Request, who: Who) -> dict[str, Any]:
 def add_site(body: SiteIn, request: Request, who: Who) -> dict[str, Any]:
     """Register a site (admins). 409 when one of that id exists: change it with ``PUT /sites/{id}``."""
     who.require("admin")
+    _check_connection(body.executor, body.connection)
     site = Site(
         body.id,
         body.operator,
@@ -98,6 +106,11 @@ def set_site(site_id: str, body: SitePatch, request: Request, who: Who) -> dict[
         changes["data_classes"] = frozenset(changes["data_classes"])
     if "prices" in changes:
         changes["prices"] = _check_prices(request, changes["prices"])
+    if "executor" in changes or "connection" in changes:
+        old = next((s for s in store_of(request).sites() if s.id == site_id), None)
+        if old is None:
+            raise not_found("site")
+        _check_connection(changes.get("executor", old.executor), changes.get("connection", old.connection))
     s = store_of(request).update_site(site_id, **changes)
     if s is None:
         raise not_found("site")

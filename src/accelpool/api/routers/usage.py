@@ -18,7 +18,7 @@ router = APIRouter()
 def usage(
     request: Request,
     who: Who,
-    by: Annotated[list[Literal["tenant", "program", "accelerator"]] | None, Query()] = None,
+    by: Annotated[list[Literal["tenant", "program", "accelerator", "site"]] | None, Query()] = None,
     period: Annotated[Literal["hour", "day", "week", "month", "year"] | None, Query()] = None,
     since: Annotated[float | None, Query(ge=0, le=1e11, allow_inf_nan=False)] = None,
     until: Annotated[float | None, Query(ge=0, le=1e11, allow_inf_nan=False)] = None,
@@ -28,7 +28,8 @@ def usage(
     tenant: str | None = None,
     program: str | None = None,
 ) -> dict[str, Any]:
-    """Device-hours and KRW, like sacct/sreport: grouped by tenant, program, accelerator type, period."""
+    """Device-hours and KRW, like sacct/sreport: grouped by tenant, program, accelerator type, site,
+    period."""
     store = store_of(request)
     if days is not None:
         since = max(since or 0.0, request.app.state.hooks.now() - days * 86400)

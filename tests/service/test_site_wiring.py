@@ -1,0 +1,115 @@
+"""The scheduler's executors follow the sites table (service/sites.py), without Slurm: sites registered
+while it runs are driven from the next refresh, a changed connection waits for the site's work to end, a
+connection that cannot be built marks the site down, a site down at start-up has its stale runs stopped
+when it answers, and a run left at another site than the store's is stopped at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from accelpool.catalog import bundled_catalog
+from accelpool.core.rounds import Placement
+from accelpool.core.sites import connection_problem
+from accelpool.core.types import Job, Site
+from accelpool.executors.fake import FakeExecutor
+from accelpool.executors.sites import SiteExecutors
+from accelpool.ports import Launch, RunSpec
+from accelpool.runtime.clock import SystemClock
+from accelpool.service.server import Options, Service
+from accelpool.service.sites import ExecutorFactory, SiteWiring
+from accelpool.storage.memory import MemoryStore
+
+
+def _launch(job: str, site: str) -> Launch:
+    return Launch(Job(job), Placement(job, "h100", (("n0", (0,)),), site), RunSpec(command="sleep 60"), 1.0)
+
+
+def test_sites_registered_later_are_driven_and_changes_wait_for_their_work(tmp_path: Path) -> None:
+    clock = SystemClock()
+    store = MemoryStore(bundled_catalog())
+    default = FakeExecutor(clock)
+    built: list[tuple[str, dict[str, str]]] = []
+
+    def make(site: Site) -> FakeExecutor:
+        if site.connection.get("broken"):
+            raise ValueError("cannot reach it")
+        built.append((site.id, dict(site.connection)))
+        return FakeExecutor(clock)
+
+    wiring = SiteWiring(store, clock, default, make)
+    assert wiring.refresh() is None  # no site registered: the service keeps its one executor
+    store.add_sites([Site("cloud", executor="fake", connection={"v": "1"})])
+    ex = wiring.refresh()
+    assert isinstance(ex, SiteExecutors) and set(ex.executors) == {"default", "cloud"}
+    assert ex.executors["default"] is default
+    assert wiring.refresh() is ex and len(built) == 1  # nothing changed: nothing rebuilt
+
+    ex.start(_launch("a", "cloud"))
+    store.add_sites([Site("cloud", executor="fake", connection={"v": "2"})])
+    assert wiring.refresh() is ex and len(built) == 1  # it runs work: the change waits
+    ex.stop("a", "done")
+    ex.poll()
+    wiring.refresh()
+    assert built[-1] == ("cloud", {"v": "2"})
+
+    store.add_sites([Site("bad", executor="fake", connection={"broken": "1"})])
+    wiring.refresh()
+    assert "bad" not in ex.executors and "cannot reach it" in wiring.failures()["bad"]
+    assert {s.id: s.down for s in store.sites()}["bad"] is True  # nothing is placed there
+    store.add_sites([Site("bad", executor="fake", down=True)])  # fixed, still marked down
+    wiring.refresh()
+    assert "bad" in ex.executors and not wiring.failures()
+    ex.poll()  # it answers (a fake executor always does): marked up again
+    assert {s.id: s.down for s in store.sites()}["bad"] is False
+    ex.close()
+
+
+def test_a_site_down_at_start_up_stops_its_stale_runs_when_it_answers() -> None:
+    clock = SystemClock()
+    store = MemoryStore(bundled_catalog())
+    store.add_sites([Site("a", executor="fake", down=True)])
+    a = FakeExecutor(clock)
+    a.start(_launch("j", "a"))  # left running at a while the control plane was down; j was requeued then
+    ex = SiteExecutors({"a": a}, clock, initially_down={"a"}, on_site_health=store.set_site_down)
+    assert ex.down == {"a"} and ex.active() == set()
+    ex.poll()  # a answers: its runs are stale, stopped; it is marked up
+    assert "a" not in ex.down and {s.id: s.down for s in store.sites()}["a"] is False
+    assert ("j", "site a came back; the job was requeued") in a.stops
+    ex.close()
+
+
+def test_a_run_at_another_site_than_the_stores_is_stopped_at_start_up() -> None:
+    clock = SystemClock()
+    a, b = FakeExecutor(clock), FakeExecutor(clock)
+    a.start(_launch("j", "a"))
+    b.start(_launch("j", "b"))
+    ex = SiteExecutors({"a": a, "b": b}, clock)
+    assert ex.settle({"j": "b"}) == [("j", "a")]
+    assert a.stops == [("j", "the job runs at site b")] and not b.stops
+    assert ex.site_of("j") == "b"
+    ex.close()
+
+
+def test_connections_are_checked_per_executor_kind(tmp_path: Path) -> None:
+    assert connection_problem("slurm", {"slurm_conf": "/x", "bin_dir": "/y"}) is None
+    why = connection_problem("local", {"slurm_conf": "/x"})
+    assert why is not None and "slurm_conf" in why and "local" in why
+    factory = ExecutorFactory(tmp_path, catalog=bundled_catalog(), clock=SystemClock())
+    with pytest.raises(ValueError, match="mean nothing"):
+        factory("ray", tmp_path / "r", {"slurm_conf": "/x"})
+    assert isinstance(factory.for_site(Site("f", executor="fake")), FakeExecutor)
+
+
+def test_the_service_switches_to_site_executors_when_a_site_is_registered(tmp_path: Path) -> None:
+    service = Service(Options(data_dir=tmp_path, executor="fake"))
+    try:
+        assert isinstance(service.executor, FakeExecutor)
+        service.store.add_sites([Site("cloud", executor="fake")])
+        service.refresh_sites()
+        assert isinstance(service.executor, SiteExecutors)
+        assert service.reconciler.executor is service.executor
+        assert set(service.executor.executors) == {"default", "cloud"}
+    finally:
+        service.stop()
