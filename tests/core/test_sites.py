@@ -234,3 +234,55 @@ def test_property_a_job_never_starts_or_stays_at_a_site_not_allowed_for_it() -> 
                 if jid in jobs and jobs[jid].state is JobState.RUNNING and rng.random() < 0.4:
                     del jobs[jid]  # finished
         assert starts_checked > 300 and len(financial_started) > 30
+
+
+def test_the_policy_sees_only_types_a_job_can_use_at_one_allowed_site() -> None:
+    nodes = (
+        Node("p0", "a100", 8, site="pub"),
+        Node("b0", "h100", 4, site="bank"),
+        Node("b1", "h100", 2, site="bank"),
+    )
+    tput = ThroughputMatrix.from_rows(
+        {j: {"a100": 1.0, "h100": 2.0} for j in ("fin", "big", "pub")}, ("a100", "h100")
+    )
+    jobs = (
+        q(Job("fin", scale=4, data_class="financial")),  # only bank: h100 only
+        q(Job("big", scale=8, data_class="financial")),  # bank has 6 h100 on two nodes: fits nowhere
+        q(Job("pub", scale=8)),  # a100 at pub; h100 only 6 at bank
+    )
+    s = Snapshot(100.0, nodes, jobs, tput, sites=SITES, prices_krw_per_hour={"a100": 1000, "h100": 3000})
+    from accelpool.core.problem import build_problem
+    from accelpool.core.sites import site_view, sites_allowing
+
+    problem = build_problem(
+        [j.job for j in jobs], {"a100": 8, "h100": 6}, tput, prices_krw_per_hour=s.prices_krw_per_hour
+    )
+    allowed, _ = sites_allowing([j.job for j in jobs], site_table(SITES))
+    view = site_view(problem, allowed, nodes, site_table(SITES), s.prices_krw_per_hour)
+    assert view.allowed.tolist() == [[False, True], [False, False], [True, False]]
+    # each type at its cheapest up site: a100 only at pub (its own price list has none: the pool's),
+    # h100 only at bank (5000)
+    assert view.price_krw_per_hour.tolist() == [1000, 5000]
+    d = decide(s, POLICIES["max-min-fairness"])
+    placed = {p.job: (p.accelerator, p.site) for p in d.start}
+    assert placed == {"fin": ("h100", "bank"), "pub": ("a100", "pub")}
+    assert "big" in d.waiting
+
+
+def test_a_cost_aware_policy_sees_each_sites_prices() -> None:
+    # The pool's prices say a100 is cheap; the only site holding a100 sells it dear, the h100 site cheap.
+    dear = Site("dear", data_classes=frozenset({"public"}), prices={"a100": 9000})
+    cheap = Site("cheap", data_classes=frozenset({"public"}), prices={"h100": 1000})
+    nodes = (Node("d0", "a100", 4, site="dear"), Node("c0", "h100", 4, site="cheap"))
+    tput = ThroughputMatrix.from_rows({"j": {"a100": 1.0, "h100": 1.0}}, ("a100", "h100"))
+    job = Job("j", scale=4, total_steps=1000, deadline=100.0 + 5000.0)  # min-cost minimizes its cost
+    s = Snapshot(
+        100.0,
+        nodes,
+        (q(job),),
+        tput,
+        sites=(dear, cheap),
+        prices_krw_per_hour={"a100": 1000, "h100": 9000},
+    )
+    d = decide(s, POLICIES["min-cost"])
+    assert [(p.accelerator, p.site) for p in d.start] == [("h100", "cheap")]

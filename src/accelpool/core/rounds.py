@@ -51,7 +51,7 @@ from accelpool.core.allocation import Allocation, AllocationProblem, Policy
 from accelpool.core.problem import build_problem
 from accelpool.core.reasons import explain, fair_order
 from accelpool.core.round_config import RoundConfig
-from accelpool.core.sites import allowed_sites, nowhere_reason, price_for, site_table
+from accelpool.core.sites import price_for, site_table, site_view, sites_allowing
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
     DEFAULT_SITE,
@@ -289,6 +289,9 @@ def decide(
     ]
     horizon = config.lease_or(snapshot.round_seconds)
     problem = cache.problems.get(snapshot, statuses, config, horizon)
+    sites = site_table(snapshot.sites)
+    allowed, notes = sites_allowing([s.job for s in statuses], sites)
+    problem = site_view(problem, allowed, snapshot.nodes, sites, snapshot.prices_krw_per_hour)
     usable = problem.usable()
     pinned, threshold = _pinned(snapshot, statuses, config, horizon)
     if snapshot.lease_boundary:
@@ -303,7 +306,18 @@ def decide(
             held=blocked_reasons(problem),
         )
         order = []
-    return _place(snapshot, statuses, alloc, order, usable, problem, cache, pinned, horizon, config)
+    placing = _Sites(sites, allowed, notes)
+    return _place(snapshot, statuses, alloc, order, usable, problem, cache, pinned, horizon, config, placing)
+
+
+@dataclass(frozen=True)
+class _Sites:
+    """The round's sites (by id), each job's allowed sites (by status index), reasons for jobs allowed
+    nowhere (core/sites.py)."""
+
+    table: Mapping[str, Site]
+    allowed: list[frozenset[str]]
+    notes: dict[str, str]
 
 
 def blocked_reasons(problem: AllocationProblem) -> dict[str, WaitReason]:
@@ -553,6 +567,7 @@ def _place(
     pinned: list[int],
     horizon: float,
     config: RoundConfig,
+    placing: _Sites,
 ) -> Decision:
     tput = problem.throughput
     types = alloc.types
@@ -566,19 +581,7 @@ def _place(
     # Devices per (type, site) not yet promised: a gang runs at one site, chosen when the job is chosen
     # (the cheapest allowed site with room; a running job stays at its site).
     site_free = dict(free.initial_sites)
-    sites = site_table(snapshot.sites)
-    allowed_memo: dict[tuple[str, frozenset[str], frozenset[str]], frozenset[str]] = {}
-    allowed: list[frozenset[str]] = []
-    notes: dict[str, str] = {}
-    for s in statuses:
-        j = s.job
-        key = (j.data_class, j.sites, j.regions)
-        a = allowed_memo.get(key)
-        if a is None:
-            a = allowed_memo[key] = allowed_sites(j, sites)
-        allowed.append(a)
-        if not a:
-            notes[j.id] = nowhere_reason(j, sites)
+    sites, allowed, notes = placing.table, placing.allowed, placing.notes
     chosen_site: dict[int, str] = {}
     running_state = JobState.RUNNING
     grants = {g.id: g.remaining_krw for g in snapshot.grants}
