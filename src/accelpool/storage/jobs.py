@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from accelpool.core import ledger
@@ -90,10 +90,11 @@ class JobWrites(UnitOfWork):
     # -- the lifecycle ----------------------------------------------------------------------------------
 
     def _apply_events(self, c: Connection, events: Sequence[Event]) -> list[Charge]:
-        """Apply ``events`` in order on locked rows; the charges booked."""
+        """Apply ``events`` in order on locked rows; the charges booked (written in bulk at the end)."""
         if not events:
             return []
         locked = self._lock_jobs(c, (e.job for e in events))
+        batch = _Batch()
         booked: list[Charge] = []
         for e in events:
             before = locked.jobs.get(e.job)
@@ -101,56 +102,58 @@ class JobWrites(UnitOfWork):
                 continue
             out = apply_event(before, e, locked.price_of(before))
             locked.jobs[e.job] = out.status
-            booked += self._persist(c, before, out, locked)
+            booked += self._persist(c, before, out, locked, batch)
+        batch.flush(c, self)
         return booked
 
-    def _persist(self, c: Connection, before: JobStatus, out: Outcome, locked: Locked) -> list[Charge]:
+    def _persist(
+        self, c: Connection, before: JobStatus, out: Outcome, locked: Locked, batch: _Batch | None = None
+    ) -> list[Charge]:
+        """Persist one outcome: into ``batch`` (the caller flushes it), or at once without one."""
+        mine = batch if batch is not None else _Batch()
         after = out.status
-        values = dict(_changed(before, after))
-        if out.reason is not None:
-            values["reason"] = out.reason
-        if out.preemptions:
-            values["preemptions"] = T.jobs.c.preemptions + out.preemptions
-        if out.started_at is not None:
-            values["start_time"] = func.coalesce(T.jobs.c.start_time, out.started_at)
-        if out.ended_at is not None:
-            values["end_time"] = out.ended_at
         job_id = after.job.id
-        if values:
-            c.execute(update(T.jobs).where(T.jobs.c.id == job_id).values(**values))
-        if out.records:
-            rows = [
-                {"job": job_id, "time": r.time, "state": r.state.value, "reason": r.reason, "cause": r.cause}
-                for r in out.records
-            ]
-            c.execute(insert(T.job_events), rows)
-            self._waits.pop(job_id, None)
-        return [self._book(c, ch, locked) for ch in out.charges]
+        mine.job(before, after)
+        extra = mine.extra.setdefault(job_id, {})
+        if out.reason is not None:
+            extra["reason"] = out.reason
+        if out.preemptions:
+            extra["preemptions"] = extra.get("preemptions", 0) + out.preemptions
+        if out.started_at is not None:
+            extra.setdefault("start_time", out.started_at)  # COALESCE: the first start stays
+        if out.ended_at is not None:
+            extra["end_time"] = out.ended_at
+        if not extra:
+            del mine.extra[job_id]
+        mine.events += [
+            {"job": job_id, "time": r.time, "state": r.state.value, "reason": r.reason, "cause": r.cause}
+            for r in out.records
+        ]
+        booked = [self._book(ch, locked, mine) for ch in out.charges]
+        if batch is None:
+            mine.flush(c, self)
+        return booked
 
-    def _book(self, c: Connection, charge: Charge, locked: Locked) -> Charge:
-        """Insert ``charge`` capped at its grant's KRW left, and spend it from the (locked) grant."""
+    def _book(self, charge: Charge, locked: Locked, batch: _Batch) -> Charge:
+        """Book ``charge`` capped at its grant's KRW left, spending it from the (locked) grant, in ``batch``."""
         held = locked.grants.get(charge.grant) if charge.grant is not None else None
         booked = ledger.cap(charge, None if held is None else held[0])
         if held is not None and charge.grant is not None:
             locked.grants[charge.grant] = (held[0] - booked.amount_krw, held[1])
-            c.execute(
-                update(T.grants)
-                .where(T.grants.c.id == charge.grant)
-                .values(spent_krw=T.grants.c.spent_krw + booked.amount_krw)
-            )
-        c.execute(
-            insert(T.charges).values(
-                job=booked.job,
-                tenant=booked.tenant,
-                grant=booked.grant,
-                program=None if held is None else held[1],
-                accelerator=booked.accelerator,
-                device_seconds=booked.device_seconds,
-                amount_krw=booked.amount_krw,
-                start=booked.start,
-                end=booked.end,
-                site=booked.site,
-            )
+            batch.spent[charge.grant] = batch.spent.get(charge.grant, 0) + booked.amount_krw
+        batch.charges.append(
+            {
+                "job": booked.job,
+                "tenant": booked.tenant,
+                "grant": booked.grant,
+                "program": None if held is None else held[1],
+                "accelerator": booked.accelerator,
+                "device_seconds": booked.device_seconds,
+                "amount_krw": booked.amount_krw,
+                "start": booked.start,
+                "end": booked.end,
+                "site": booked.site,
+            }
         )
         return booked
 
@@ -159,6 +162,7 @@ class JobWrites(UnitOfWork):
     def _book_slices(self, c: Connection, charges: Sequence[Charge]) -> list[Charge]:
         """Book proposed metering slices through ``core.ledger.book_charge`` on the locked rows."""
         locked = self._lock_jobs(c, (ch.job for ch in charges), (ch.grant for ch in charges if ch.grant))
+        batch = _Batch()
         out: list[Charge] = []
         for ch in charges:
             status = locked.jobs.get(ch.job)
@@ -168,9 +172,70 @@ class JobWrites(UnitOfWork):
             if b is None:
                 continue
             locked.jobs[ch.job] = after = ledger.after_booking(status, b)
-            c.execute(update(T.jobs).where(T.jobs.c.id == ch.job).values(**dict(_changed(status, after))))
-            out.append(self._book(c, b.charge, locked))
+            batch.job(status, after)
+            out.append(self._book(b.charge, locked, batch))
+        batch.flush(c, self)
         return out
+
+
+@dataclass
+class _Batch:
+    """One transaction's writes, gathered and sent in bulk: each job's row once (its first status before
+    and last status after, plus reason/preemptions/start/end), history lines and charges in one INSERT
+    each, and one UPDATE per grant. Decisions are taken on the locked rows in memory, so nothing in the
+    transaction reads what the batch has not written yet."""
+
+    first: dict[str, JobStatus] = field(default_factory=dict)
+    last: dict[str, JobStatus] = field(default_factory=dict)
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    charges: list[dict[str, Any]] = field(default_factory=list)
+    spent: dict[str, int] = field(default_factory=dict)
+
+    def job(self, before: JobStatus, after: JobStatus) -> None:
+        self.first.setdefault(after.job.id, before)
+        self.last[after.job.id] = after
+
+    def flush(self, c: Connection, uow: UnitOfWork) -> None:
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for job_id, after in self.last.items():
+            values = dict(_changed(self.first[job_id], after))
+            values.update(self.extra.get(job_id, {}))
+            if values:
+                row = {"_id": job_id, **{f"v_{k}": v for k, v in values.items()}}
+                groups.setdefault(tuple(sorted(values)), []).append(row)
+        for cols, rows in groups.items():
+            c.execute(_update_jobs(cols), rows)
+        if self.events:
+            c.execute(insert(T.job_events), self.events)
+            for row in self.events:
+                uow._waits.pop(row["job"], None)
+        if self.charges:
+            c.execute(insert(T.charges), self.charges)
+        for grant in sorted(self.spent):
+            c.execute(
+                update(T.grants)
+                .where(T.grants.c.id == grant)
+                .values(spent_krw=T.grants.c.spent_krw + self.spent[grant])
+            )
+        for part in (self.first, self.last, self.extra, self.spent):
+            part.clear()
+        self.events.clear()
+        self.charges.clear()
+
+
+def _update_jobs(cols: tuple[str, ...]) -> Any:
+    """UPDATE jobs SET each of ``cols`` WHERE id = :_id, for executemany (increments and COALESCE kept)."""
+    values: dict[str, Any] = {}
+    for col in cols:
+        p = bindparam(f"v_{col}", type_=T.jobs.c[col].type)
+        if col == "preemptions":
+            values[col] = T.jobs.c.preemptions + p
+        elif col == "start_time":
+            values[col] = func.coalesce(T.jobs.c.start_time, p)
+        else:
+            values[col] = p
+    return update(T.jobs).where(T.jobs.c.id == bindparam("_id")).values(**values)
 
 
 def _changed(before: JobStatus, after: JobStatus) -> Iterator[tuple[str, Any]]:
