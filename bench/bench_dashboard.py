@@ -3,8 +3,11 @@ and a member, with N jobs in the store (default 100,000: finished, running and q
 three events each, 1,280 devices), against the same pages with a small history (1,000 jobs) measured in the same run.
 
     python bench/bench_dashboard.py [--jobs 100000] [--small 1000] [--repeat 5]
+    python bench/bench_dashboard.py --url postgresql+psycopg://user@host/db   # an EMPTY PostgreSQL database
+    python bench/bench_dashboard.py --keep /tmp/dash   # SQLite files kept there and reused (seeded once)
 
-SQLite (the embedded default) in a temporary directory.
+SQLite (the embedded default) in a temporary directory unless ``--keep``; with ``--url`` the large store is
+that database (it must be empty: the bench seeds it and drops its tables at the end) and the small one SQLite.
 
 Each request goes through the whole ASGI app in-process (FastAPI's TestClient: routing, auth, queries,
 templates), so the figure is the server's time for the page without the network. Printed per page: the
@@ -22,7 +25,7 @@ import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 
 from accelpool.api.app import Hooks, create_app
 from accelpool.core.types import Grant, Job, Node, Program, Tenant
@@ -145,7 +148,16 @@ PAGES = (
 
 def measure(url: str, n: int, repeat: int) -> dict[tuple[str, str], list[float]]:
     store = SqlStore(url)
-    tokens = seed(store, n, random.Random(7))
+    with store.read() as c:
+        seeded = c.execute(select(func.count()).select_from(T.jobs)).scalar_one() == n
+    if seeded:  # a kept store from an earlier run: fresh tokens only
+        tokens = {
+            "admin": store.create_token("admin", name="root")[1],
+            "program-manager": store.create_token("program-manager", name="pm", program="p1")[1],
+            "member": store.create_token("member", name="m", tenant="t01")[1],
+        }
+    else:
+        tokens = seed(store, n, random.Random(7))
     logs = "\n".join(f"line {k}" for k in range(5000))
     client = TestClient(create_app(store, hooks=Hooks(now=lambda: NOW, logs=lambda _j: logs)))
     out: dict[tuple[str, str], list[float]] = {}
@@ -169,12 +181,27 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=100_000)
     ap.add_argument("--small", type=int, default=1_000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--url", default="", help="the large store in this (empty) database instead of SQLite")
+    ap.add_argument("--keep", default="", help="keep the SQLite files in this folder and reuse them")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as d:
-        small = measure(sqlite_url(Path(d) / "small.sqlite"), a.small, a.repeat)
-        big = measure(sqlite_url(Path(d) / "big.sqlite"), a.jobs, a.repeat)
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(a.keep or tmp)
+        d.mkdir(parents=True, exist_ok=True)
+        small = measure(sqlite_url(d / f"small-{a.small}.sqlite"), a.small, a.repeat)
+        try:
+            big = measure(a.url or sqlite_url(d / f"big-{a.jobs}.sqlite"), a.jobs, a.repeat)
+        finally:
+            if a.url:  # leave the database empty, as it was given
+                store = SqlStore(a.url)
+                T.metadata.drop_all(store.engine)
+                with store.engine.begin() as c:
+                    c.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+                store.close()
     worst = 0.0
-    print(f"dashboard pages, server-side, {a.jobs:,} jobs vs {a.small:,} (ms; median / worst of {a.repeat})")
+    where = a.url.split("://")[0] if a.url else "sqlite"
+    print(
+        f"dashboard pages, server-side, {a.jobs:,} jobs ({where}) vs {a.small:,} (sqlite) (ms; median / worst of {a.repeat})"
+    )
     print(f"{'role':<16} {'page':<40} {'median':>8} {'worst':>8} {'x small':>8}")
     for (role, path), times in big.items():
         med, mx = statistics.median(times), max(times)

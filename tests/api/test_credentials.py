@@ -100,3 +100,19 @@ def test_a_program_manager_sees_only_jobs_charged_to_its_program(world):
     assert on_p1 in seen and on_p2 not in seen
     assert world.call("pm1", "GET", f"/api/v1/jobs/{on_p2}").status_code == 404
     assert world.call("pm2", "GET", f"/api/v1/jobs/{on_p2}").status_code == 200
+
+
+def test_the_token_cache_judges_expiry_by_the_clock_it_is_given(world):
+    from accelpool.api.auth import TokenCache
+
+    t = [1_000.0]
+    mono = [0.0]
+    view, secret = world.store.create_token("member", name="soon", tenant="t1", expires=1_060.0)
+    cache = TokenCache(world.store, now=lambda: t[0], monotonic=lambda: mono[0])
+    assert cache.lookup(secret) is not None and cache.lookup(secret).id == view.id
+    t[0] = 1_061.0  # past expiry while the entry is cached (the cache's own clock has not moved)
+    assert cache.lookup(secret) is None
+    mono[0] = 100.0  # and after the cache entry is stale: the store is asked at the given time
+    assert cache.lookup(secret) is None
+    t[0], mono[0] = 1_000.0, 200.0  # a clock set back (a test's virtual time): valid again
+    assert cache.lookup(secret) is not None

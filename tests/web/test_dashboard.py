@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from accelpool.web import i18n
 from conftest import NOW, XSS
 
@@ -410,3 +412,46 @@ def test_a_session_ends_when_its_token_expires(world):
     assert c.get("/ui").status_code == 200
     world.clock[0] = _time.time() + 7200  # past the token's expiry
     assert c.get("/ui").status_code == 401
+
+
+@pytest.mark.parametrize("sort", ["new", "old", "name", "tenant", "state"])
+def test_keyset_pages_walk_every_job_once_forward_and_back(world, sort):
+    from accelpool.storage import dashboard as read
+
+    f = read.JobFilter(sort=sort)
+    every = [v.id for v in read.search_jobs(world.store, None, f, per_page=100).rows]
+    assert len(every) == 7
+    pages, after = [], None
+    while True:
+        p = read.search_jobs(world.store, None, f, per_page=3, after=after)
+        pages.append([v.id for v in p.rows])
+        assert p.total == 7 and (p.prev_before is None) == (after is None)
+        if p.next_after is None:
+            break
+        after = p.next_after
+    assert [j for pg in pages for j in pg] == every and [len(pg) for pg in pages] == [3, 3, 1]
+    back = [pages[-1]]
+    while p.prev_before is not None:
+        p = read.search_jobs(world.store, None, f, per_page=3, before=p.prev_before)
+        back.insert(0, [v.id for v in p.rows])
+    assert back == pages
+    # a typed page number still works (OFFSET), and the links on the page carry the keys
+    assert [v.id for v in read.search_jobs(world.store, None, f, per_page=3, page=2).rows] == pages[1]
+    html = world.get(f"/ui/jobs?sort={sort}", "admin").text
+    assert "page 1 of 1" in html and 'rel="next"' not in html
+
+
+def test_a_run_out_beyond_a_century_is_said_in_words_not_a_broken_date(world):
+    from sqlalchemy import insert
+
+    from accelpool.core.types import Grant, Program
+    from accelpool.storage import tables as T
+
+    world.store.add_program(Program("p9", "Slow", 10**16))
+    world.store.add_grant(Grant("g9", "p9", "t1", 10**15, start=NOW - 86400))
+    row = dict(job="j-x", tenant="t1", grant="g9", program="p9", accelerator="h100", device_seconds=3600.0)
+    with world.store.write() as c:  # 7 KRW this week: ~10^14 days to spend the rest
+        c.execute(insert(T.charges), [{**row, "amount_krw": 7, "start": NOW - 7200, "end": NOW - 3600}])
+    page = world.get("/ui/programs", "admin")
+    assert page.status_code == 200 and "not within 100 years at this rate" in page.text
+    assert "100년 안에" in world.get("/ui/programs", "admin", lang="ko").text

@@ -15,6 +15,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,26 +54,34 @@ class TokenCache:
     any invalidating write makes them stale. A revocation written by another process takes effect within
     _CACHE_SECONDS. Unknown tokens are cached too, briefly, so a flood of bad tokens costs no queries."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(
+        self,
+        store: SqlStore,
+        now: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``now``: the clock expiry is judged by (the app's ``Hooks.now``); ``monotonic``: the cache's."""
         self.store = store
+        self._now = now
+        self._monotonic = monotonic
         self._cache: dict[str, tuple[float, int, TokenView | None]] = {}
         self._lock = threading.Lock()
 
     def lookup(self, secret: str) -> TokenView | None:
         key = hash_token(secret)
-        now = time.monotonic()
+        mono = self._monotonic()
         version = self.store.write_version
         hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < _CACHE_SECONDS and hit[1] == version:
+        if hit is not None and mono - hit[0] < _CACHE_SECONDS and hit[1] == version:
             tok = hit[2]
-            if tok is not None and tok.expires is not None and tok.expires <= time.time():
-                return None  # expired while cached
-            return tok
-        tok = self.store.token_by_secret(secret)
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = (now, version, tok)
+        else:
+            tok = self.store.token_by_secret(secret, now=self._now())
+            with self._lock:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[key] = (mono, version, tok)
+        if tok is not None and tok.expires is not None and tok.expires <= self._now():
+            return None  # expired (also while cached)
         return tok
 
     def forget(self) -> None:
@@ -104,7 +113,9 @@ class JobTokens:
                 if len(key) == 32:
                     return cls(key)
                 time.sleep(0.02)
-            raise RuntimeError(f"{path}: not a job-token key (32 bytes); remove it to make a new one") from None
+            raise RuntimeError(
+                f"{path}: not a job-token key (32 bytes); remove it to make a new one"
+            ) from None
         key = secrets.token_bytes(32)
         with os.fdopen(fd, "wb") as f:
             f.write(key)
@@ -120,7 +131,9 @@ class JobTokens:
 
     def verify(self, secret: str) -> tuple[str, int] | None:
         """(job id, attempt) of a well-signed token, else None."""
-        m = re.fullmatch(rf"{JOB_TOKEN_PREFIX}([A-Za-z0-9_-]{{1,200}})\.(\d{{1,9}})\.([0-9a-f]{{64}})", secret)
+        m = re.fullmatch(
+            rf"{JOB_TOKEN_PREFIX}([A-Za-z0-9_-]{{1,200}})\.(\d{{1,9}})\.([0-9a-f]{{64}})", secret
+        )
         if m is None:
             return None
         try:

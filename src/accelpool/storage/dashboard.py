@@ -6,6 +6,7 @@ nothing here writes.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,12 +19,13 @@ from accelpool.storage import tables as T
 from accelpool.storage.sql import SqlStore
 from accelpool.storage.views import JobView, row_view
 
-SORTS = {
-    "new": (T.jobs.c.seq.desc(),),
-    "old": (T.jobs.c.seq.asc(),),
-    "name": (T.jobs.c.name.asc(), T.jobs.c.seq.desc()),
-    "tenant": (T.jobs.c.tenant.asc(), T.jobs.c.seq.desc()),
-    "state": (T.jobs.c.state.asc(), T.jobs.c.seq.desc()),
+# each sort: (column, descending) pairs, the last one the unique key ``seq`` (keyset pages)
+SORTS: dict[str, tuple[tuple[Any, bool], ...]] = {
+    "new": ((T.jobs.c.seq, True),),
+    "old": ((T.jobs.c.seq, False),),
+    "name": ((T.jobs.c.name, False), (T.jobs.c.seq, True)),
+    "tenant": ((T.jobs.c.tenant, False), (T.jobs.c.seq, True)),
+    "state": ((T.jobs.c.state, False), (T.jobs.c.seq, True)),
 }
 HOUR = 3600.0
 COUNT_CAP = 10_000  # a filtered search counts its matches up to this many
@@ -42,17 +44,21 @@ class JobFilter:
     sort: str = "new"
 
 
-def search_jobs(
-    store: SqlStore,
-    tenants: Iterable[str] | None,
-    f: JobFilter,
-    *,
-    page: int = 1,
-    per_page: int = 50,
-    grants: Iterable[str] | None = None,
-) -> tuple[list[JobView], int, bool]:
-    """One page of the jobs ``tenants`` may see (None: all) matching ``f``, how many match, and whether
-    that count was capped (a filtered search counts at most COUNT_CAP: "10,000+")."""
+@dataclass(frozen=True)
+class JobPage:
+    """One page of a job search: the rows, how many match (at most COUNT_CAP for a filtered search:
+    ``capped``), and the keys of the rows on either side for the next and previous pages (None: none)."""
+
+    rows: list[JobView]
+    total: int
+    capped: bool
+    next_after: int | None
+    prev_before: int | None
+
+
+def _conditions(
+    store: SqlStore, tenants: Iterable[str] | None, f: JobFilter, grants: Iterable[str] | None
+) -> list[Any]:
     j = T.jobs.c
     conds: list[Any] = []
     if tenants is not None:
@@ -68,8 +74,8 @@ def search_jobs(
         conds.append(or_(j.name.like(like, escape="\\"), j.id.like(like, escape="\\")))
     if f.program:
         with store.read() as c:
-            grants = [r.id for r in c.execute(select(T.grants.c.id).where(T.grants.c.program == f.program))]
-        conds.append(j.grant_id.in_(grants))
+            ids = [r.id for r in c.execute(select(T.grants.c.id).where(T.grants.c.program == f.program))]
+        conds.append(j.grant_id.in_(ids))
     if f.type:
         # the types a job accepts are in its spec (a JSON list); a quoted match on the JSON text finds them
         conds.append(cast(j.spec, String).like(f'%"{f.type}"%'))
@@ -77,28 +83,77 @@ def search_jobs(
         conds.append(j.submit_time >= f.since)
     if f.until is not None:
         conds.append(j.submit_time < f.until)
-    where = and_(*conds) if conds else None
-    # a deferred join: find the page's keys on the narrow columns (indexes where they exist), then read
-    # the 50 full rows; the wide JSON columns are never read for rows an OFFSET skips
-    keys = select(j.seq).order_by(*SORTS.get(f.sort, SORTS["new"]))
-    if where is not None:
-        keys = keys.where(where)
+    return conds
+
+
+def _beyond(order: Sequence[tuple[Any, bool]], key: Sequence[Any], forward: bool) -> Any:
+    """Rows strictly after (``forward``) or before the row whose sort key is ``key``, in ``order``."""
+    alts = []
+    for i, (col, desc) in enumerate(order):
+        later = (col < key[i]) if desc == forward else (col > key[i])
+        alts.append(and_(*[c == k for (c, _), k in zip(order[:i], key[:i], strict=False)], later))
+    return or_(*alts)
+
+
+def search_jobs(
+    store: SqlStore,
+    tenants: Iterable[str] | None,
+    f: JobFilter,
+    *,
+    page: int = 1,
+    per_page: int = 50,
+    grants: Iterable[str] | None = None,
+    after: int | None = None,
+    before: int | None = None,
+) -> JobPage:
+    """A page of the jobs ``tenants`` may see (None: all) matching ``f``, in ``f.sort`` order.
+
+    Pages are keyset pages: ``after`` (the ``seq`` of the last row of the page before) or ``before`` (of
+    the first row of the page after) find the page through the sort's index without reading the rows an
+    OFFSET would skip; a bare ``page`` number (a typed address) falls back to OFFSET. The count is exact
+    without filters (an index count) and capped at COUNT_CAP with them, counted without ordering (the
+    state, grant and tenant indexes answer most counts alone)."""
+    j = T.jobs.c
+    conds = _conditions(store, tenants, f, grants)
+    order = SORTS.get(f.sort, SORTS["new"])
+    cols = [c for c, _ in order]
     filtered = any((f.tenant, f.state, f.q, f.program, f.type, f.since is not None, f.until is not None))
-    offset = max(page - 1, 0) * per_page
     with store.read() as c:
-        if filtered and where is not None:
-            # one pass: the matching keys in order, up to COUNT_CAP + 1 (and at least to this page's end):
-            # the count ("10,000+") and the page come from the same scan
-            found = [int(r.seq) for r in c.execute(keys.limit(max(COUNT_CAP + 1, offset + per_page)))]
-            seqs, total = found[offset : offset + per_page], len(found)
-        else:
-            n = select(func.count()).select_from(T.jobs)  # indexed: counted exactly
-            if where is not None:
-                n = n.where(where)
-            seqs = [int(r.seq) for r in c.execute(keys.limit(per_page).offset(offset))]
-            total = int(c.execute(n).scalar_one())
-    capped = filtered and where is not None and total > COUNT_CAP
-    return _views(store, seqs), (COUNT_CAP if capped else total), capped
+        cursor = after if after is not None else before
+        forward = before is None
+        where = list(conds)
+        if cursor is not None:
+            row = c.execute(select(*cols).where(j.seq == cursor)).first()
+            if row is not None:
+                where.append(_beyond(order, tuple(row), forward))
+        keys = select(*cols)
+        if where:
+            keys = keys.where(and_(*where))
+        by = [(col.desc() if desc == forward else col.asc()) for col, desc in order]
+        q = keys.order_by(*by).limit(per_page + 1)
+        if cursor is None and page > 1:
+            q = q.offset((page - 1) * per_page)
+        found = [tuple(r) for r in c.execute(q)]
+        more = len(found) > per_page
+        found = found[:per_page]
+        if not forward:
+            found.reverse()
+        seqs = [int(r[-1]) for r in found]
+        n: Any = select(func.count()).select_from(T.jobs)
+        if cursor is None and page <= 1 and not more:
+            n = None  # the first page holds every match: counted already (a rare name, say)
+        elif conds and filtered:
+            n = select(func.count()).select_from(
+                select(j.seq).where(and_(*conds)).limit(COUNT_CAP + 1).subquery()
+            )
+        elif conds:
+            n = n.where(and_(*conds))
+        total = len(found) if n is None else int(c.execute(n).scalar_one())
+    capped = filtered and total > COUNT_CAP
+    on_first = (cursor is None and page <= 1) or (not forward and not more)
+    nxt = seqs[-1] if seqs and (more or not forward) else None
+    prev = seqs[0] if seqs and not on_first else None
+    return JobPage(_views(store, seqs), COUNT_CAP if capped else total, capped, nxt, prev)
 
 
 def active_jobs(
@@ -245,14 +300,25 @@ def busy_series(store: SqlStore, now: float, hours: int = 24) -> tuple[list[floa
 
 
 def waiting_demand(store: SqlStore) -> dict[str, int]:
-    """Devices wanted by queued and preempted jobs, per accepted type (pool-wide, no names)."""
+    """Devices wanted by queued and preempted jobs, per accepted type (pool-wide, no names). Summed in SQL
+    per distinct list of accepted types (a handful of groups), not job by job in Python."""
+    spec = T.jobs.c.spec
+    allowed = spec["allowed"].as_string()
+    q = (
+        select(allowed.label("allowed"), func.sum(func.coalesce(spec["scale"].as_integer(), 1)).label("n"))
+        .where(T.jobs.c.state.in_(["queued", "preempted"]))
+        .group_by(allowed)
+    )
     out: dict[str, int] = defaultdict(int)
     with store.read() as c:
-        rows = c.execute(select(T.jobs.c.spec).where(T.jobs.c.state.in_(["queued", "preempted"]))).all()
+        rows = c.execute(q).all()
     for r in rows:
-        spec = r.spec if isinstance(r.spec, dict) else {}
-        for t in spec.get("allowed") or ["any"]:
-            out[str(t)] += int(spec.get("scale", 1) or 1)
+        try:
+            types = json.loads(r.allowed) if r.allowed else []
+        except ValueError:
+            types = []
+        for t in types or ["any"]:
+            out[str(t)] += int(r.n or 0)
     return dict(out)
 
 
@@ -272,31 +338,33 @@ def daily_spend(
     store: SqlStore,
     now: float,
     days: int,
-    key: str,
     programs: Iterable[str] | None = None,
     tenants: Iterable[str] | None = None,
-) -> tuple[list[float], dict[str, list[int]]]:
-    """KRW per day (UTC days) for the last ``days``, per ``key`` (tenant or accelerator)."""
+) -> tuple[list[float], dict[str, list[int]], dict[str, list[int]]]:
+    """KRW per day (UTC days) for the last ``days``, per tenant and per accelerator type: one grouped
+    query over the charges that ended in those days (read from the ``(tenant, end, ...)`` index alone)."""
     start = (now // DAY - days + 1) * DAY
     c_ = T.charges.c
-    col = c_.tenant if key == "tenant" else c_.accelerator
     day = func.floor(c_.end / DAY)
     with store.read() as c:
         recent = _recent(c, start, tenants)
     q = (
-        select(col.label("k"), day.label("d"), func.sum(c_.amount_krw).label("krw"))
+        select(c_.tenant, c_.accelerator, day.label("d"), func.sum(c_.amount_krw).label("krw"))
         .where(recent)
-        .group_by(col, day)
+        .group_by(c_.tenant, c_.accelerator, day)
     )
     if programs is not None:
         q = q.where(c_.program.in_(list(programs)))
-    out: dict[str, list[int]] = defaultdict(lambda: [0] * days)
+    by_tenant: dict[str, list[int]] = defaultdict(lambda: [0] * days)
+    by_type: dict[str, list[int]] = defaultdict(lambda: [0] * days)
     with store.read() as c:
         for r in c.execute(q):
             k = int(float(r.d) * DAY - start) // int(DAY)
             if 0 <= k < days:
-                out[str(r.k)][k] += int(r.krw or 0)
-    return [start + i * DAY for i in range(days)], dict(sorted(out.items()))
+                by_tenant[str(r.tenant)][k] += int(r.krw or 0)
+                by_type[str(r.accelerator)][k] += int(r.krw or 0)
+    edges = [start + i * DAY for i in range(days)]
+    return edges, dict(sorted(by_tenant.items())), dict(sorted(by_type.items()))
 
 
 def _recent(c: Any, since: float, tenants: Iterable[str] | None = None) -> Any:

@@ -356,10 +356,12 @@ class Queries:
         self.invalidate()  # ends cached look-ups of the old token (api.auth.TokenCache)
         return out
 
-    def token_by_secret(self, secret: str) -> TokenView | None:
+    def token_by_secret(self, secret: str, now: float | None = None) -> TokenView | None:
+        """The live token with this secret: not revoked, not expired at ``now`` (default: the wall clock)."""
         with self.read() as c:
             r = c.execute(select(T.tokens).where(T.tokens.c.hash == hash_token(secret))).first()
-        if r is None or r.revoked or (r.expires is not None and r.expires <= time.time()):
+        at = time.time() if now is None else now
+        if r is None or r.revoked or (r.expires is not None and r.expires <= at):
             return None
         return _token_view(r)
 

@@ -130,6 +130,10 @@ jobs = Table(
     Index("ix_jobs_tenant_seq", "tenant", "seq"),
     Index("ix_jobs_queue", "state", "priority", "submit_time", "id"),
     Index("ix_jobs_grant_hold", "grant_id", "active", "reserved_krw"),
+    # the dashboard's job search: a program manager's jobs and a program filter (by grant, with the columns
+    # other filters test, so the index alone answers them) and a state filter, newest first
+    Index("ix_jobs_grant_seq", "grant_id", "tenant", "state", "submit_time", "seq"),
+    Index("ix_jobs_state_seq", "state", "seq"),
 )
 
 job_events = Table(
@@ -158,7 +162,17 @@ charges = Table(
     Column("start", Float, nullable=False),
     Column("end", Float, nullable=False),
     Column("site", String(64), nullable=False, default="default", server_default="default"),
-    Index("ix_charges_tenant_end", "tenant", "end"),
+    # recent charges per tenant; the other columns let the dashboard's sums read the index alone
+    Index(
+        "ix_charges_tenant_end",
+        "tenant",
+        "end",
+        "program",
+        "accelerator",
+        "amount_krw",
+        "device_seconds",
+        "start",
+    ),
     Index("ix_charges_job", "job"),
 )
 

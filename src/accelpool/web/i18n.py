@@ -168,6 +168,7 @@ KO: dict[str, str] = {
     "batch": "일괄 작업",
     "Projected run-out": "예상 소진일",
     "not at this rate": "현재 속도로는 소진되지 않음",
+    "not within 100 years at this rate": "현재 속도로는 100년 안에 소진되지 않음",
     "Spend by tenant, last 14 days": "테넌트별 지출 (최근 14일)",
     "Spend by type, last 14 days": "유형별 지출 (최근 14일)",
     "no spending yet": "아직 지출이 없습니다",

@@ -57,6 +57,7 @@ _QUEUED = ["queued", "preempted"]
 _LIMIT = 50  # rows per table on the overview; the jobs page pages through the rest
 PER_PAGE = 50
 LOG_LINES = 200
+RUNOUT_YEARS = 100
 STATES = ("queued", "running", "preempted", "succeeded", "failed", "cancelled")
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -312,7 +313,11 @@ def programs_data(store: SqlStore, who: Principal, now: float, loc: Locale) -> d
         spent = sum(g.spent_krw for g in mine)
         left = sum(g.remaining_krw for g in mine)
         per_day = week.get(p.id, 0) / 7.0
-        runout = now + left / per_day * read.DAY if per_day > 0 and left > 0 else None
+        days_left = left / per_day if per_day > 0 and left > 0 else None
+        # a run-out beyond RUNOUT_YEARS is shown as such (and would not fit a date)
+        runout = (
+            now + days_left * read.DAY if days_left is not None and days_left < 365 * RUNOUT_YEARS else None
+        )
         out.append(
             {
                 "id": p.id,
@@ -324,13 +329,13 @@ def programs_data(store: SqlStore, who: Principal, now: float, loc: Locale) -> d
                 "ungranted": p.budget_krw - granted if who.role != "member" else None,
                 "per_day": int(round(per_day)),
                 "runout": runout,
+                "runout_far": days_left is not None and runout is None,
                 "end": p.end,
                 "grants": [_grant_row(g) for g in mine],
                 "can_grant": who.is_admin or (who.role == "program-manager" and who.token.program == p.id),
             }
         )
-    days, by_tenant = read.daily_spend(store, now, 14, "tenant", [p.id for p in programs], tenants_seen)
-    _, by_type = read.daily_spend(store, now, 14, "accelerator", [p.id for p in programs], tenants_seen)
+    days, by_tenant, by_type = read.daily_spend(store, now, 14, [p.id for p in programs], tenants_seen)
     labels = [loc.day(d)[5:] for d in days]
     fmt = loc.krw_short
     charts_ = []
@@ -580,42 +585,56 @@ def install(app: FastAPI) -> None:  # noqa: C901 - one place lists every page
             until=_date(qp.get("until", ""), loc, end_of_day=True),
             sort=qp.get("sort", "new") if qp.get("sort") in read.SORTS else "new",
         )
-        try:
-            page = max(1, int(qp.get("page", "1")))
-        except ValueError:
-            page = 1
+
+        def number(name: str) -> int | None:
+            v = qp.get(name, "")
+            return int(v) if v.isdigit() and len(v) < 19 else None
+
+        page = max(1, number("page") or 1)
+        after, before = number("after"), number("before")
         store: SqlStore = request.app.state.store
 
-        def load() -> tuple[list[Any], int, bool, list[str] | None, list[str] | None]:
+        def load() -> tuple[read.JobPage, list[str] | None, list[str] | None]:
             tenants = visible_tenants(store, who)
-            rows, total, more = read.search_jobs(
-                store, tenants, f, page=page, per_page=PER_PAGE, grants=visible_grants(store, who)
+            found = read.search_jobs(
+                store,
+                tenants,
+                f,
+                page=page,
+                per_page=PER_PAGE,
+                grants=visible_grants(store, who),
+                after=after,
+                before=None if after is not None else before,
             )
-            return rows, total, more, tenants, visible_programs(store, who)
+            return found, tenants, visible_programs(store, who)
 
-        rows, total, more, tenants, programs = await run_in_threadpool(load)
-        pages = max(1, math.ceil(total / PER_PAGE))
-        base = {k: v for k, v in qp.items() if k != "page" and v}
+        found, tenants, programs = await run_in_threadpool(load)
+        pages = max(1, math.ceil(found.total / PER_PAGE))
+        base = {k: v for k, v in qp.items() if k not in ("page", "after", "before") and v}
 
-        def link(p: int) -> str:
-            return "/ui/jobs?" + urlencode({**base, "page": p})
+        def link(p: int, **cursor: int) -> str:
+            return "/ui/jobs?" + urlencode({**base, **({"page": p} if p > 1 else {}), **cursor})
 
         return _page(
             request,
             "jobs.html",
-            more=more,
+            more=found.capped,
             who=who,
             title=loc("Jobs"),
-            rows=rows,
-            total=total,
+            rows=found.rows,
+            total=found.total,
             page=page,
-            pages=pages,
+            pages=max(pages, page),
             f=f,
             qp=qp,
             states=STATES,
             sorts=list(read.SORTS),
-            prev_link=link(page - 1) if page > 1 else None,
-            next_link=link(page + 1) if page < pages else None,
+            prev_link=None
+            if found.prev_before is None
+            else link(page - 1)
+            if page == 2
+            else link(page - 1, before=found.prev_before),
+            next_link=None if found.next_after is None else link(page + 1, after=found.next_after),
             tenant_choices=tenants if tenants is not None else [t.id for t in store.list_tenants()],
             program_choices=programs if programs is not None else [p.id for p in store.list_programs()],
             type_choices=sorted({n.accelerator for n in store.list_nodes()}),
