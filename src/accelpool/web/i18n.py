@@ -7,9 +7,10 @@ one would show English on a Korean page). Parameters are filled after translatio
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from accelpool.web import reasons
 
 LANGS = ("en", "ko")
 DEFAULT_ZONE = "Asia/Seoul"
@@ -68,6 +69,7 @@ KO: dict[str, str] = {
     "Nodes": "노드",
     "Node": "노드",
     "Zone": "영역",
+    "default zone": "기본 영역",
     "State": "상태",
     "up": "정상",
     "down": "중단",
@@ -185,103 +187,6 @@ KO: dict[str, str] = {
     "no programs": "사업이 없습니다",
 }
 
-# Reasons the store writes (job events, wait reasons), in words for both languages. Reasons not listed
-# (new ones from the scheduler, an executor's message) are shown as they were written.
-REASONS_EN: dict[str, str] = {
-    "capacity": "waiting for free devices of a type it accepts",
-    "quota": "its tenant is at its quota for the types it accepts",
-    "budget": "its grant has too little money left for it",
-    "rule": "a program rule keeps it from the free devices",
-    "gang": "waiting until all its devices are free at once",
-    "priority": "jobs ahead of it in the queue come first",
-    "not-runnable": "no type in the pool can run it",
-    "fair-share": "waiting for its fair share: jobs that have run less go first",
-}
-REASONS_KO: dict[str, str] = {
-    "capacity": "허용하는 유형의 빈 장치를 기다리는 중",
-    "quota": "테넌트가 허용 유형의 할당량을 모두 쓰는 중",
-    "budget": "지원금 잔액이 부족함",
-    "rule": "사업 규칙 때문에 빈 장치를 쓸 수 없음",
-    "gang": "필요한 장치가 한꺼번에 비기를 기다리는 중",
-    "priority": "대기열에서 앞선 작업이 먼저 실행됨",
-    "not-runnable": "이 작업을 실행할 수 있는 유형이 풀에 없음",
-    "fair-share": "공정 몫을 기다리는 중: 덜 실행된 작업이 먼저 실행됨",
-    "submitted": "제출됨",
-    "requeued": "다시 대기열에 들어감",
-    "exited 0": "정상 종료 (코드 0)",
-    "lost": "실행 중 연결이 끊김",
-    "cancelled by user": "사용자가 취소함",
-}
-_KO_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"^placed on (\d+) x (\S+)$"), r"\2 장치 \1개에 배치됨"),
-    (re.compile(r"^exit code (-?\d+)$"), r"오류로 종료 (코드 \1)"),
-    (re.compile(r"^cancelled by (.+)$"), r"\1이(가) 취소함"),
-    (re.compile(r"^node (\S+) (?:lost|down)$"), r"노드 \1 손실"),
-)
-
-# The scheduler's wait sentences (core.reasons.explain) are clauses joined by "; ": each clause is put
-# into Korean on its own; a clause not listed stays as written.
-_D = r"(\d+(?:\.\d+)? (?:s|min|h))"
-_CLAUSES_KO: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile("^" + pat + "$"), repl)
-    for pat, repl in (
-        (r"needs (\d+) x (\S+) together", r"\2 장치 \1개를 한꺼번에 필요"),
-        (r"needs (\d+) x (.+)", r"\2 장치 \1개 필요"),
-        (r"(\d+) free", r"여유 \1개"),
-        (r"(\d+) free, but not on few enough nodes", r"여유 \1개지만 충분히 적은 수의 노드에 모여 있지 않음"),
-        (
-            r"(\d+) free, but grant (\S+) has (\d+) KRW left after the leases of its running jobs and a lease "
-            r"costs (\d+) KRW",
-            r"여유 \1개지만 지원금 \2의 잔액이 실행 중인 작업의 임대 후 \3원이고 임대 한 번에 \4원이 듦",
-        ),
-        (r"its tenant's quota or cap on (\S+) is in use", r"테넌트의 \1 할당량 또는 상한을 모두 사용 중"),
-        (
-            r"waits for its fair share: jobs that have run less go first",
-            "공정 몫을 기다림: 덜 실행된 작업이 먼저",
-        ),
-        (r"jobs with a higher priority hold the devices", "우선순위가 더 높은 작업이 장치를 쓰는 중"),
-        (r"the next lease starts in " + _D, r"다음 임대는 \1 후 시작"),
-        (
-            r"position (\d+) of (\d+) in your tenant, (\d+) of (\d+) in the pool",
-            r"테넌트 내 \2개 중 \1번째, 풀 전체 \4개 중 \3번째",
-        ),
-        (
-            r"grant (\S+) has (\d+) KRW left and a lease \(" + _D + r"\) costs (\d+) KRW",
-            r"지원금 \1의 잔액은 \2원, 임대(\3) 한 번에 \4원",
-        ),
-        (
-            r"its constraints or its program's rules allow none of its types",
-            "제약 조건이나 사업 규칙이 허용하는 유형이 없음",
-        ),
-        (
-            r"no healthy node of (.+) can take (\d+) devices",
-            r"\1 중 장치 \2개를 받을 수 있는 정상 노드가 없음",
-        ),
-        (
-            r"no healthy node can take (\d+) devices of a type it runs on",
-            r"실행 가능한 유형 중 장치 \1개를 받을 수 있는 정상 노드가 없음",
-        ),
-    )
-)
-_UNITS_KO = (
-    (re.compile(r"(\d+(?:\.\d+)?) min\b"), r"\1분"),
-    (re.compile(r"(\d+(?:\.\d+)?) h\b"), r"\1시간"),
-    (re.compile(r"(\d+(?:\.\d+)?) s\b"), r"\1초"),
-)
-_KRW = re.compile(r"(\d+) KRW")
-_WON = re.compile(r"(\d+)원")
-
-
-def _clause_ko(text: str) -> str:
-    for pat, repl in _CLAUSES_KO:
-        if pat.match(text):
-            out = pat.sub(repl, text)
-            for u, r in _UNITS_KO:
-                out = u.sub(r, out)
-            return _WON.sub(lambda m: f"₩{int(m.group(1)):,}", out)
-    return text
-
-
 STATE_WORDS = ("queued", "running", "preempted", "succeeded", "failed", "cancelled")
 
 
@@ -377,19 +282,20 @@ class Locale:
         return f"{m}m {s % 60:02d}s" if m else f"{s}s"
 
     def reason(self, text: str | None) -> str:
+        """A reason the store keeps (a wait sentence, an event's reason) in this language
+        (``web.reasons``)."""
         if not text:
             return ""
-        if self.lang != "ko":
-            return _KRW.sub(lambda m: f"₩{int(m.group(1)):,}", REASONS_EN.get(text, text))
-        if text in REASONS_KO:
-            return REASONS_KO[text]
-        for pat, repl in _KO_PATTERNS:
-            if pat.match(text):
-                return pat.sub(repl, text)
-        prefix = ""
-        if text.startswith("blocked: "):
-            prefix, text = "실행 불가: ", text[len("blocked: ") :]
-        return prefix + "; ".join(_clause_ko(c) for c in text.split("; "))
+        return reasons.to_korean(text) if self.lang == "ko" else reasons.to_english(text)
+
+    def position(self, n: int | None) -> str:
+        """A queue position in words: "3rd in the pool's queue" / "풀 대기열 3번째"."""
+        if not n:
+            return ""
+        if self.lang == "ko":
+            return f"풀 대기열 {n:,}번째"
+        suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+        return f"{n:,}{suffix} in the pool's queue"
 
     def state(self, s: str) -> str:
         return self(s) if s in STATE_WORDS else s
