@@ -314,9 +314,10 @@ def _too_big(limits: Limits) -> Refused:
 _known_query: dict[int, frozenset[str]] = {}
 
 
-def known_query_only(request: Request) -> None:
+async def known_query_only(request: Request) -> None:
     """A route dependency: a query parameter the route does not take is 422 naming it (as an unknown
-    body field is), instead of being silently ignored (a typo such as ``?stat=running`` would list all)."""
+    body field is), instead of being silently ignored (a typo such as ``?stat=running`` would list all).
+    Async, as it does no I/O: a sync dependency would cost every request a hop to the thread pool."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None or not request.query_params:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from accelpool.api.admission import admit
-from accelpool.api.auth import Principal, visible_grants, visible_tenants
+from accelpool.api.auth import Principal, principal, visible_grants, visible_tenants
 from accelpool.api.errors import ApiError, json_response, not_found
+from accelpool.api.limits import known_query_only
 from accelpool.api.routers.common import Who, store_of
 from accelpool.core.errors import Conflict, InsufficientFunds, MissingReference
 from accelpool.ports import EventKind, ExecutorEvent
@@ -22,6 +26,7 @@ from accelpool.storage.submissions import Submission
 from accelpool.storage.views import JobView, row_view
 
 router = APIRouter()
+IDEMPOTENCY_KEY_MAX = 200
 
 
 def job_json(v: JobView, events: list[Any] | None = None) -> dict[str, Any]:
@@ -67,12 +72,11 @@ def _visible_job(request: Request, who: Principal, job_id: str) -> JobView:
     return v
 
 
-@router.post("/jobs", status_code=201, tags=["jobs"])
 async def submit_job(
     spec: JobSpec,
     request: Request,
     who: Who,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=IDEMPOTENCY_KEY_MAX)] = None,
     tenant: Annotated[str | None, Query(description="admins: the tenant to submit for")] = None,
 ) -> Response:
     """Queue a job (201). A job that could never run is refused with the reason. Retrying with the same
@@ -112,6 +116,76 @@ async def submit_job(
     v = await run_in_threadpool(store.get_job, job_id)
     assert v is not None
     return json_response(job_json(v), 200)
+
+
+async def _submit_fast(request: Request) -> Response:
+    """``POST /jobs`` as FastAPI would answer it from ``submit_job``'s signature (which documents the
+    route), without its per-request dependency solving (about a third of a submission's CPU): the same
+    steps in the same order, the same errors. JSON body (a decode error is 422 at its position; a body
+    without a JSON content type is not parsed), the router's query check, the caller's token, then the
+    header, query and body errors together (the first one answered)."""
+    raw = await request.body()
+    body: Any = raw
+    if raw:
+        ctype = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+        main, _, sub = ctype.partition("/")
+        if main == "application" and (sub == "json" or sub.endswith("+json")):
+            try:
+                body = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise RequestValidationError(
+                    [
+                        {
+                            "type": "json_invalid",
+                            "loc": ("body", e.pos),
+                            "msg": "JSON decode error",
+                            "input": {},
+                            "ctx": {"error": e.msg},
+                        }
+                    ]
+                ) from e
+    await known_query_only(request)
+    who = await principal(request)
+    errors: list[Any] = []
+    key = request.headers.get("idempotency-key")
+    if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
+        errors.append(
+            {
+                "type": "string_too_long",
+                "loc": ("header", "idempotency-key"),
+                "msg": f"String should have at most {IDEMPOTENCY_KEY_MAX} characters",
+                "input": key,
+                "ctx": {"max_length": IDEMPOTENCY_KEY_MAX},
+            }
+        )
+    spec: JobSpec | None = None
+    if not raw:
+        errors.append({"type": "missing", "loc": ("body",), "msg": "Field required", "input": None})
+    else:
+        try:
+            spec = JobSpec.model_validate(body, from_attributes=True)  # as FastAPI validates bodies
+        except ValidationError as e:
+            errors.extend({**err, "loc": ("body", *err["loc"])} for err in e.errors())
+    if errors or spec is None:
+        raise RequestValidationError(errors)
+    return await submit_job(spec, request, who, key, request.query_params.get("tenant"))
+
+
+class _SubmitRoute(APIRoute):
+    """Documented from ``submit_job``'s signature; answered by ``_submit_fast``."""
+
+    def get_route_handler(self) -> Any:
+        return _submit_fast
+
+
+router.add_api_route(
+    "/jobs",
+    submit_job,
+    methods=["POST"],
+    status_code=201,
+    tags=["jobs"],
+    route_class_override=_SubmitRoute,
+)
 
 
 def _submit_conflict(exc: Conflict) -> ApiError:
