@@ -30,10 +30,11 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -137,13 +138,15 @@ def _client_process(load: Load, start: float, proc: int, out: Any) -> None:
             await asyncio.gather(*(_connection(load, t0, proc * 1000 + k) for k in range(load.conns)))
         )
 
+    cpu0 = time.process_time()
     results = asyncio.run(main())
+    cpu = time.process_time() - cpu0  # this client's own CPU (the wait for the common start is idle)
     lat = [x for r in results for x in r[0]]
     statuses: dict[int, int] = {}
     for _, s in results:
         for k, v in s.items():
             statuses[k] = statuses.get(k, 0) + v
-    out.put((lat, statuses))
+    out.put((lat, statuses, cpu))
 
 
 @dataclass
@@ -152,34 +155,87 @@ class Result:
     p50_ms: float
     p99_ms: float
     statuses: dict[int, int]
+    client_cpu_s: float = 0.0  # CPU seconds the load generator itself used
+    server_cpu_s: dict[str, float] = field(default_factory=dict)  # per server process (api, scheduler, ...)
+
+    @property
+    def answers(self) -> int:
+        return sum(self.statuses.values())
+
+    def cpu_line(self) -> str:
+        """CPU per answer: the server's processes and the load generator (they share this machine's cores)."""
+        n = max(self.answers, 1)
+        parts = [f"{k} {v / n * 1000:.2f}" for k, v in sorted(self.server_cpu_s.items())]
+        return f"CPU ms per request: {', '.join(parts)}; load generator {self.client_cpu_s / n * 1000:.2f}"
 
 
-def generate(load: Load, procs: int) -> Result:
+def _descendants(pid: int) -> dict[str, int]:
+    """The server's processes by role (the supervisor and its ``api`` and ``scheduler`` children), from /proc."""
+    kids: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(d.name))
+    out, todo = {"supervisor": pid}, [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            todo.append(k)
+            try:
+                argv = (Path("/proc") / str(k) / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            for role in (b"api", b"scheduler"):
+                if role in argv:
+                    out[role.decode()] = k
+    return out
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        f = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def generate(load: Load, procs: int, server_pid: int | None = None) -> Result:
+    roles = _descendants(server_pid) if server_pid is not None else {}
     ctx = mp.get_context("spawn")  # clean client processes: no server state, no inherited threads
     out = ctx.Queue()
     start = time.time() + 1.5  # time for the processes to start
     ps = [ctx.Process(target=_client_process, args=(load, start, n, out), daemon=True) for n in range(procs)]
     for p in ps:
         p.start()
+    while time.time() < start:  # the server's CPU is counted from the common start
+        time.sleep(min(0.01, max(start - time.time(), 0)))
+    cpu0 = {k: _cpu_s(v) for k, v in roles.items()}
     lat: list[float] = []
     statuses: dict[int, int] = {}
+    client_cpu = 0.0
     for _ in ps:
-        part, st = out.get(timeout=load.seconds + 120)
+        part, st, cpu = out.get(timeout=load.seconds + 120)
+        client_cpu += cpu
         lat.extend(part)
         for k, v in st.items():
             statuses[k] = statuses.get(k, 0) + v
     wall = time.time() - start
+    server_cpu = {k: _cpu_s(v) - cpu0[k] for k, v in roles.items()}
     for p in ps:
         p.join(timeout=30)
     lat.sort()
     ok = sum(v for k, v in statuses.items() if 200 <= k < 300)
     if not lat:
-        return Result(0.0, 0.0, 0.0, statuses)
+        return Result(0.0, 0.0, 0.0, statuses, client_cpu, server_cpu)
     return Result(
         ok / max(wall, 1e-9),
         statistics.median(lat) * 1000,
         lat[max(0, int(len(lat) * 0.99) - 1)] * 1000,
         statuses,
+        client_cpu,
+        server_cpu,
     )
 
 
@@ -247,24 +303,29 @@ def run(label: str, db_url: str | None, a: argparse.Namespace) -> None:
             admin = (data / "admin-token").read_text().strip()
             token = setup(server.url, admin)
             host, port = "127.0.0.1", server.port
+            assert server.proc is not None
+            pid = server.proc.pid
             clients = a.procs * a.conns
 
             def load(method: str, path: str, body: dict[str, Any] | None) -> Result:
                 return generate(
-                    Load(host, port, token, method, path, body, a.conns, a.seconds, a.max_requests), a.procs
+                    Load(host, port, token, method, path, body, a.conns, a.seconds, a.max_requests),
+                    a.procs,
+                    pid,
                 )
 
             base = load("GET", "/healthz", None)
             print(
                 f"{label}: baseline GET /healthz: {base.rate:,.0f} answers/s from {clients} connections "
-                f"({a.procs} client processes), p50 {base.p50_ms:.1f} ms, p99 {base.p99_ms:.1f} ms"
+                f"({a.procs} client processes), p50 {base.p50_ms:.1f} ms, p99 {base.p99_ms:.1f} ms; " + base.cpu_line()
             )
             sub = load("POST", "/api/v1/jobs", {"name": "b", "command": "true"})
             print(
                 f"{label}: POST /api/v1/jobs: {sub.rate:,.0f} submissions/s from {clients} connections "
                 f"({sub.rate / 1000:.2f} x the 1,000/s target, {sub.rate / max(base.rate, 1e-9):.2f} x "
                 f"the /healthz ceiling), p50 {sub.p50_ms:.1f} ms, p99 {sub.p99_ms:.1f} ms "
-                f"({sub.p99_ms / 50:.2f} x the 50 ms limit); statuses {dict(sorted(sub.statuses.items()))}"
+                f"({sub.p99_ms / 50:.2f} x the 50 ms limit); statuses {dict(sorted(sub.statuses.items()))}; "
+                + sub.cpu_line()
             )
             if a.rate > 0:
                 open_ = generate(
@@ -282,11 +343,13 @@ def run(label: str, db_url: str | None, a: argparse.Namespace) -> None:
                         clients,
                     ),
                     a.procs,
+                    pid,
                 )
                 print(
                     f"{label}: open loop, {a.rate:,.0f} submissions/s offered over {clients} connections: "
                     f"{open_.rate:,.0f}/s answered, p50 {open_.p50_ms:.1f} ms, p99 {open_.p99_ms:.1f} ms from the "
-                    f"due time ({open_.p99_ms / 50:.2f} x the 50 ms limit); statuses {dict(sorted(open_.statuses.items()))}"
+                    f"due time ({open_.p99_ms / 50:.2f} x the 50 ms limit); statuses {dict(sorted(open_.statuses.items()))}; "
+                    + open_.cpu_line()
                 )
             if a.list_jobs:
                 bulk_jobs(db_url or f"sqlite+pysqlite:///{data / 'accelpool.sqlite'}", a.list_jobs)
