@@ -171,6 +171,23 @@ def test_registered_local_and_slurm_sites_run_jobs_and_a_site_outage_moves_them(
         for s, price in (("cloud", 3000), ("hpc", 2000)):
             exact = rows[s]["device_hours"] * price
             assert abs(rows[s]["krw"] - exact) <= 0.02 * exact + 5, (s, rows[s])
+
+        # The stale run is never billed: pub is charged its hpc run up to the site's loss, at hpc's price,
+        # and its cloud run at the cloud's price, nothing more (the stale run's events were dropped).
+        admin.cancel(pub)
+        _wait(lambda: lab.job(pub)["state"] == "cancelled", 30, "pub cancelled")
+        time.sleep(1.5)  # the round that books its last slice
+        runs, start = [], None
+        for e in admin.get(f"jobs/{pub}/events")["items"]:
+            if e["state"] == "running" and start is None:
+                start = e["time"]
+            elif e["state"] != "running" and start is not None:
+                runs.append(e["time"] - start)
+                start = None
+        assert len(runs) == 2, admin.get(f"jobs/{pub}/events")["items"]
+        expected = 4 * (runs[0] * 2000 + runs[1] * 3000) / 3600
+        charged = lab.job(pub)["charged_krw"]
+        assert abs(charged - expected) <= 0.02 * expected + 5, (charged, expected, runs)
     finally:
         if outage.exists():
             outage.unlink()

@@ -30,12 +30,14 @@ Construct it once per control plane (per Slurm site)::
         site="default",            # site of the nodes it discovers (core.types.Site id).
     )
 
-Why the Slurm commands and not slurmrestd (measured on Debian 12, Slurm 22.05.8; see docs/executors.md):
-``sbatch``/``squeue``/``sinfo``/``scancel`` answer in about 10 ms each, have a stable parsable output
-(``--parsable``, ``squeue -O`` with separators) and need nothing beyond the munge key every Slurm client
-has; slurmrestd refuses to run as root or as SlurmUser ("slurmrestd should not be run as the root user"),
-so it needs its own service account plus JWT keys or a local socket, and its OpenAPI plugin versions change
-with every Slurm release.
+Why the Slurm commands and not slurmrestd (measured on Debian 12, Slurm 22.05.8; docs/executors.md): they
+answer in about 10 ms, print stable parsable output and need only the munge key every Slurm client has;
+slurmrestd refuses to run as root or SlurmUser, needs its own account plus JWT keys or a socket, and its
+OpenAPI plugin versions change with every Slurm release.
+
+Modules: this one runs the commands and keeps the jobs' state; slurm_batch.py builds what is submitted
+(batch script, rank wrapper, sbatch arguments), slurm_parse.py reads what Slurm prints, slurm_state.py keeps
+each job's record in files and says how an ended job is reported.
 
 Nodes (``nodes()``, the NodeSource port): every Slurm node of the partition that is up (not DOWN, DRAIN,
 FAIL or NOT_RESPONDING), one pool node per recognised GRES type on it. ``Gres=gpu:h100:4`` gives a node of 4
@@ -67,8 +69,6 @@ stay active then (the site layer decides when the site is down).
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import os
 import re
@@ -77,151 +77,33 @@ import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from accelpool.core.types import DEFAULT_SITE, AcceleratorType, Node
-from accelpool.executors.env import ExtraEnv, devices_str, job_env, visible_devices_env
+from accelpool.executors.env import ExtraEnv, devices_str
+from accelpool.executors.slurm_batch import batch_script, launch_payload, sbatch_args
+from accelpool.executors.slurm_parse import (
+    ENDED,
+    Row,
+    attempt_of,
+    bad_state,
+    parse_sinfo,
+    parse_squeue,
+    pool_nodes,
+    split_gres,
+)
+from accelpool.executors.slurm_state import SlurmJob, end_of, forget_job, load_jobs, save_job
 from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
 
 log = logging.getLogger(__name__)
-
-# Node states (sinfo/scontrol flags) that take a node out of the pool.
-_BAD_NODE = ("DOWN", "DRAIN", "FAIL", "NOT_RESPONDING", "NO_RESPOND", "POWERED_DOWN", "INVAL", "FUTURE")
-_ENDED = {
-    "COMPLETED",
-    "FAILED",
-    "CANCELLED",
-    "TIMEOUT",
-    "NODE_FAIL",
-    "PREEMPTED",
-    "OUT_OF_MEMORY",
-    "BOOT_FAIL",
-    "DEADLINE",
-    "SPECIAL_EXIT",
-    "REVOKED",
-}
-
-# The batch script's body (after the payload line): run one rank per node with srun. Exec keeps srun's exit
-# code as the job's.
-_BATCH = r"""
-import os, sys
-argv = ["srun", "--kill-on-bad-exit=1", "--unbuffered"]
-if P["het"] > 1:
-    argv.append("--het-group=0-%d" % (P["het"] - 1))
-else:
-    argv += ["--ntasks-per-node=1", "--ntasks=%d" % P["nodes"]]
-os.environ["ACCELPOOL_SLURM_PAYLOAD"] = PAYLOAD
-os.execvp("srun", argv + [P["python"], "-c", P["rank"]])
-"""
-
-# One rank: find this node's environment in the payload and the devices Slurm gave it, then run the command.
-_RANK = r"""
-import base64, json, os, re, subprocess, sys
-P = json.loads(base64.b64decode(os.environ.pop("ACCELPOOL_SLURM_PAYLOAD")))
-me = os.environ.get("SLURMD_NODENAME", "")
-ranks = P["ranks"]
-r = ranks.get(me)
-if r is None:
-    sys.stderr.write("accelpool: node %s is not in this job's placement %s\n" % (me, sorted(ranks)))
-    sys.exit(97)
-env = dict(os.environ)
-env.update(r["env"])
-def expand(s):
-    out = []
-    for part in s.split(","):
-        if "-" in part:
-            a, b = part.split("-")
-            out += range(int(a), int(b) + 1)
-        elif part:
-            out.append(int(part))
-    return out
-idx = None
-if P["gres"] == "gpu":
-    v = os.environ.get("SLURM_STEP_GPUS") or os.environ.get("SLURM_JOB_GPUS") or os.environ.get("CUDA_VISIBLE_DEVICES")
-    if v:
-        idx = v
-if idx is None:
-    jid = os.environ.get("SLURM_JOB_ID", "")
-    try:
-        text = subprocess.run(["scontrol", "-d", "-o", "show", "job", jid], capture_output=True, text=True, timeout=30).stdout
-        for m in re.finditer(r"Nodes=(\S+) CPU_IDs=\S+ Mem=\S+ GRES=(\S+)", text):
-            hosts = subprocess.run(["scontrol", "show", "hostnames", m.group(1)], capture_output=True, text=True, timeout=30).stdout.split()
-            if me in hosts:
-                g = re.search(r"\(IDX:([0-9,\-]+)\)", m.group(2))
-                if g:
-                    idx = ",".join(str(i) for i in expand(g.group(1)))
-    except Exception as exc:
-        sys.stderr.write("accelpool: could not read the devices Slurm allocated: %r\n" % (exc,))
-if idx is not None:
-    env[P["visible"]] = idx
-    env["ACCELPOOL_SLURM_DEVICES"] = idx
-os.execvpe(P["shell"], [P["shell"], "-c", P["command"]], env)
-"""
-
 
 class SlurmError(RuntimeError):
     """A Slurm command failed or did not answer in time."""
 
 
-@dataclass
-class _SJob:
-    job_id: str
-    slurm_id: str
-    attempt: int
-    grace: float
-    nodes: list[str]  # Slurm node names of the placement
-    submitted: float  # wall time (time.time())
-    started: bool = False
-    stop_reason: str | None = None
-    kill_at: float | None = None  # wall time
-    killed: bool = False
-    lost_reason: str | None = None  # a node of the job went bad: report LOST when Slurm has ended it
-    last_steps: float | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> _SJob:
-        d = json.loads(text)
-        return cls(**d)
-
-
-@dataclass(frozen=True)
-class _Row:
-    slurm_id: str
-    state: str
-    exit_status: int | None
-    start: float | None
-    end: float | None
-    nodes: str
-    comment: str
-    reason: str
-
-
 def _safe(job_id: str) -> str:
     return quote(job_id, safe="")
-
-
-def _epoch(text: str) -> float | None:
-    if not text or text in ("N/A", "Unknown", "None", "(null)"):
-        return None
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
-
-
-def _decode_status(status: int | None) -> int | None:
-    """Slurm's raw wait status -> exit code (negative: killed by that signal)."""
-    if status is None:
-        return None
-    if status & 0x7F:
-        return -(status & 0x7F)
-    return (status >> 8) & 0xFF
 
 
 class SlurmExecutor:
@@ -279,7 +161,7 @@ class SlurmExecutor:
         for d in (self.jobs_dir, self.log_dir, self.progress_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._jobs: dict[str, _SJob] = {}
+        self._jobs: dict[str, SlurmJob] = {}
         self._pending: dict[str, Launch] = {}  # next attempt of a job being stopped
         self._unacked: list[str] = []  # ended jobs reported by the last poll(); forgotten by the next
         self._events: list[ExecutorEvent] = []
@@ -344,39 +226,8 @@ class SlurmExecutor:
         if self.partition:
             args += ["-p", self.partition]
         text = self._cmd(args)
-        states: dict[str, str] = {}
-        gres_of: dict[str, str] = {}
-        for line in text.splitlines():
-            parts = line.split("|")
-            if len(parts) < 3:
-                continue
-            name, state, gres = parts[0].strip(), parts[1].strip().upper(), parts[2].strip()
-            states[name] = state  # a node in several partitions appears once per partition
-            gres_of[name] = gres
-        pool: dict[str, tuple[str, str, str]] = {}
-        out: list[Node] = []
-        unknown: dict[str, str] = {}
-        for name in sorted(states):
-            found: list[tuple[str, str, str, int]] = []
-            for entry in self._split_gres(gres_of[name]):
-                gname, gtype, count = entry
-                if gname not in ("gpu", "npu") and not gtype:
-                    continue  # not an accelerator (e.g. a licence or a NIC GRES)
-                acc = self._resolve(gtype) if gtype else None
-                if acc is None:
-                    unknown[name] = (
-                        f"GRES {gname} has no type (write Gres={gname}:<type>:N)"
-                        if not gtype
-                        else f"GRES type {gtype} is not in the catalogue"
-                    )
-                    continue
-                found.append((acc, gname, gtype, count))
-            for acc, gname, gtype, count in found:
-                pname = name if len(found) == 1 else f"{name}+{acc}"
-                pool[pname] = (name, gname, gtype)
-                if count > 0 and not self._bad(states[name]):
-                    labels = (("slurm.node", name), ("slurm.gres", f"{gname}:{gtype}"))
-                    out.append(Node(pname, acc, count, zone=self.zone, labels=labels, site=self.site))
+        states, gres_of = parse_sinfo(text)
+        out, pool, unknown = pool_nodes(states, gres_of, self._resolve, zone=self.zone, site=self.site)
         with self._lock:
             self._pool.update(pool)
             self._node_state = states
@@ -386,31 +237,8 @@ class SlurmExecutor:
             self._unrecognized = unknown
         return out
 
-    @staticmethod
-    def _split_gres(text: str) -> list[tuple[str, str, int]]:
-        """``gpu:h100:4(S:0),npu:rngd:2`` -> [("gpu", "h100", 4), ("npu", "rngd", 2)]."""
-        out: list[tuple[str, str, int]] = []
-        if not text or text == "(null)":
-            return out
-        for entry in re.split(r",(?![^()]*\))", text):
-            entry = re.sub(r"\(.*\)$", "", entry.strip())
-            parts = entry.split(":")
-            if len(parts) == 3:
-                name, typ, count = parts
-            elif len(parts) == 2:
-                name, typ, count = parts[0], "", parts[1]
-            else:
-                continue
-            try:
-                out.append((name, typ, int(count)))
-            except ValueError:
-                continue
-        return out
-
-    @staticmethod
-    def _bad(state: str) -> bool:
-        s = state.upper().replace("+", " ").replace("*", " NOT_RESPONDING")
-        return any(b in s for b in _BAD_NODE)
+    _split_gres = staticmethod(split_gres)
+    _bad = staticmethod(bad_state)
 
     def _resolve(self, name: str) -> str | None:
         alias = self.type_aliases.get(name.lower())
@@ -463,40 +291,16 @@ class SlurmExecutor:
         progress.unlink(missing_ok=True)
         if launch.run.checkpoint_dir:
             os.makedirs(launch.run.checkpoint_dir, exist_ok=True)
-        ranks: dict[str, dict[str, object]] = {}
-        for rank, (node, _g, _t, devices) in enumerate(shares):
-            pool_name = launch.placement.devices[rank][0]
-            env = job_env(
-                launch,
-                node=pool_name,
-                rank=rank,
-                num_nodes=len(shares),
-                catalog=self.catalog,
-                base={},
-                devices=None,
-                progress_file=str(progress),
-                extra_env=self.extra_env,
-            )
-            env["ACCELPOOL_SLURM_NODE"] = node
-            ranks[node] = {"env": env, "devices": list(devices)}
-        counts = {len(ds) for *_x, ds in shares}
-        gname, gtype = shares[0][1], shares[0][2]
-        payload = {
-            "ranks": ranks,
-            "gres": gname,
-            "visible": visible_devices_env(self.catalog, launch.placement.accelerator),
-            "shell": self.shell,
-            "command": launch.run.command,
-            "python": self.python,
-            "rank": _RANK,
-            "nodes": len(shares),
-            "het": 1 if len(counts) == 1 else len(shares),
-        }
-        blob = base64.b64encode(json.dumps(payload).encode()).decode()
-        script = (
-            f"#!/usr/bin/env {self.python}\n"
-            f"import base64, json\nPAYLOAD = {blob!r}\nP = json.loads(base64.b64decode(PAYLOAD))\n{_BATCH}"
+        payload = launch_payload(
+            launch,
+            shares,
+            catalog=self.catalog,
+            extra_env=self.extra_env,
+            progress_file=str(progress),
+            shell=self.shell,
+            python=self.python,
         )
+        script = batch_script(payload, self.python)
         log_path = self.log_path(job_id)
         with open(log_path, "a") as f:
             f.write(
@@ -515,30 +319,10 @@ class SlurmExecutor:
             common.append(f"--chdir={launch.run.workdir}")
         if self.partition:
             common.append(f"--partition={self.partition}")
-        args = ["sbatch", "--parsable"]
-        if len(counts) == 1:
-            n = len(shares[0][3])
-            args += common + [
-                f"--nodes={len(shares)}",
-                f"--ntasks={len(shares)}",
-                f"--nodelist={','.join(s[0] for s in shares)}",
-            ]
-            if n > 0:
-                args.append(f"--gres={gname}:{gtype}:{n}")
-        else:  # different device counts per node: one heterogeneous component per node
-            for i, (node, g, t, ds) in enumerate(shares):
-                if i:
-                    args.append(":")
-                args += [
-                    *common,
-                    "--nodes=1",
-                    "--ntasks=1",
-                    f"--nodelist={node}",
-                    f"--gres={g}:{t}:{len(ds)}",
-                ]
+        args = sbatch_args(shares, common)
         out = self._cmd(args, input_text=script).strip()
         slurm_id = out.split(";")[0].strip()
-        job = _SJob(
+        job = SlurmJob(
             job_id,
             slurm_id,
             launch.attempt,
@@ -559,7 +343,7 @@ class SlurmExecutor:
             job.stop_reason = reason
             self._terminate(job)
 
-    def _terminate(self, job: _SJob) -> None:
+    def _terminate(self, job: SlurmJob) -> None:
         if job.kill_at is None:
             job.kill_at = time.time() + max(0.0, job.grace)
         self._save(job)
@@ -623,7 +407,7 @@ class SlurmExecutor:
             return out
 
     def _observe(
-        self, job: _SJob, row: _Row | None, now_wall: float, out: list[ExecutorEvent]
+        self, job: SlurmJob, row: Row | None, now_wall: float, out: list[ExecutorEvent]
     ) -> ExecutorEvent | None:
         if row is None:
             return self._ev(
@@ -631,7 +415,7 @@ class SlurmExecutor:
             )
         state = row.state.split()[0] if row.state else ""
         ran = state in ("RUNNING", "COMPLETING", "SUSPENDED", "STOPPED") or (
-            state in _ENDED and row.nodes not in ("", "(null)", "None")
+            state in ENDED and row.nodes not in ("", "(null)", "None")
         )
         if ran and not job.started:
             job.started = True
@@ -642,7 +426,7 @@ class SlurmExecutor:
             job.last_steps = steps
             out.append(self._ev(job.job_id, EventKind.PROGRESS, steps=steps))
         bad = [n for n in job.nodes if self._bad(self._node_state.get(n, "DOWN"))]
-        if state in _ENDED:
+        if state in ENDED:
             return self._ended(job, row, state)
         if bad and job.lost_reason is None and job.stop_reason is None:
             st = self._node_state.get(bad[0], "gone")
@@ -669,40 +453,11 @@ class SlurmExecutor:
             )
         return None
 
-    def _ended(self, job: _SJob, row: _Row, state: str) -> ExecutorEvent:
-        at = row.end
-        if job.lost_reason is not None:
-            return self._ev(job.job_id, EventKind.LOST, reason=job.lost_reason, at=at)
-        if state in ("NODE_FAIL", "BOOT_FAIL"):
-            bad = [n for n in job.nodes if self._bad(self._node_state.get(n, "DOWN"))] or job.nodes
-            return self._ev(
-                job.job_id,
-                EventKind.LOST,
-                reason=f"node-lost: {', '.join(bad)} (Slurm ended it {state})",
-                at=at,
-                cause=StopCause.NODE_LOST,
-            )
-        code = _decode_status(row.exit_status)
-        if job.stop_reason is not None:
-            forced = -9 if job.killed else -15
-            return self._ev(
-                job.job_id,
-                EventKind.EXITED,
-                code=forced,
-                reason=f"stopped: {job.stop_reason} (Slurm {state}, exit code {code})",
-                at=at,
-                cause=StopCause.REQUESTED,
-            )
-        if code is None:
-            code = 0 if state == "COMPLETED" else 1
-        if state != "COMPLETED" and code == 0:
-            code = 1  # ended badly (TIMEOUT, CANCELLED by someone else, ...) but no code: never a success
-        reason = "" if code == 0 else (f"killed by signal {-code}" if code < 0 else f"exit code {code}")
-        if state not in ("COMPLETED", "FAILED"):
-            reason = f"{reason} (Slurm {state})".strip()
-        return self._ev(job.job_id, EventKind.EXITED, code=code, reason=reason, at=at)
+    def _ended(self, job: SlurmJob, row: Row, state: str) -> ExecutorEvent:
+        kind, code, reason, cause = end_of(job, row, state, self._node_state)
+        return self._ev(job.job_id, kind, code=code, reason=reason, at=row.end, cause=cause)
 
-    def _query(self) -> dict[str, _Row]:
+    def _query(self) -> dict[str, Row]:
         """Our jobs as Slurm sees them now (all states Slurm still remembers)."""
         text = self._cmd(
             [
@@ -714,26 +469,7 @@ class SlurmExecutor:
                 "JobID:|,State:|,exit_code:|,StartTime:|,EndTime:|,NodeList:|,Reason:|,Comment:|",
             ]
         )
-        rows: dict[str, _Row] = {}
-        for line in text.splitlines():
-            parts = line.split("|")
-            if len(parts) < 8 or not parts[7].startswith(self._tag):
-                continue
-            try:
-                status: int | None = int(parts[2])
-            except ValueError:
-                status = None
-            rows[parts[0].strip()] = _Row(
-                parts[0].strip(),
-                parts[1].strip(),
-                status,
-                _epoch(parts[3].strip()),
-                _epoch(parts[4].strip()),
-                parts[5].strip(),
-                parts[7].strip(),
-                parts[6].strip(),
-            )
-        return rows
+        return parse_squeue(text, self._tag)
 
     def _enforce_deadlines(self, now_wall: float) -> None:
         for job in self._jobs.values():
@@ -806,27 +542,16 @@ class SlurmExecutor:
         except (OSError, ValueError):
             return None
 
-    def _save(self, job: _SJob) -> None:
-        path = self.jobs_dir / f"{_safe(job.job_id)}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(job.to_json())
-        os.replace(tmp, path)
+    def _save(self, job: SlurmJob) -> None:
+        save_job(self.jobs_dir, job)
 
     def _forget(self, job_id: str) -> None:
-        path = self.jobs_dir / f"{_safe(job_id)}.json"
-        try:
-            os.replace(path, path.with_suffix(".done"))
-        except OSError:
-            pass
+        forget_job(self.jobs_dir, job_id)
 
     def _adopt(self) -> None:
         """Jobs a previous control plane with this instance id submitted: from the state files, and from
         Slurm's tags (a job submitted just before a crash, before its state file was written)."""
-        for f in sorted(self.jobs_dir.glob("*.json")):
-            try:
-                job = _SJob.from_json(f.read_text())
-            except (OSError, ValueError, TypeError):
-                continue
+        for job in load_jobs(self.jobs_dir):
             self._jobs[job.job_id] = job
         try:
             rows = self._query()
@@ -835,20 +560,17 @@ class SlurmExecutor:
             return
         known = {j.slurm_id for j in self._jobs.values()}
         for row in rows.values():
-            if row.slurm_id in known or row.state.split()[0] in _ENDED:
+            if row.slurm_id in known or row.state.split()[0] in ENDED:
                 continue
-            rest = row.comment[len(self._tag) :]
-            attempt, _, safe = rest.partition(":")
-            job_id = unquote(safe)
-            try:
-                att = int(attempt)
-            except ValueError:
+            tagged = attempt_of(row.comment, self._tag)
+            if tagged is None:
                 continue
+            att, job_id = tagged
             old = self._jobs.get(job_id)
             if old is not None and old.attempt >= att:
                 continue
             nodes = self._hostnames(row.nodes)
-            job = _SJob(job_id, row.slurm_id, att, 30.0, nodes, time.time(), started=False)
+            job = SlurmJob(job_id, row.slurm_id, att, 30.0, nodes, time.time(), started=False)
             self._jobs[job_id] = job
             self._save(job)
             log.info("adopted Slurm job %s (accelpool job %s, attempt %d)", row.slurm_id, job_id, att)

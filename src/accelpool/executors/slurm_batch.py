@@ -1,0 +1,153 @@
+"""What the Slurm executor submits: the batch script, the per-rank wrapper it runs on each node, and the
+``sbatch`` arguments of a placement (executors/slurm.py submits them).
+
+A placement becomes one Slurm job pinned to its nodes (``--nodelist``) with ``--gres=<name>:<type>:<n>`` per
+node and one task per node (rank); a placement whose nodes hold different device counts becomes a
+heterogeneous job (one component per node). The payload (each rank's environment, the command, the GRES
+name, the visible-devices variable) travels base64-encoded in the script; each rank picks its own entry by
+``SLURMD_NODENAME`` and sets the visible-devices variable to the indices Slurm allocated on its node.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+
+from accelpool.core.types import AcceleratorType
+from accelpool.executors.env import ExtraEnv, job_env, visible_devices_env
+from accelpool.ports import Launch
+
+# The batch script's body (after the payload line): run one rank per node with srun. Exec keeps srun's exit
+# code as the job's.
+_BATCH = r"""
+import os, sys
+argv = ["srun", "--kill-on-bad-exit=1", "--unbuffered"]
+if P["het"] > 1:
+    argv.append("--het-group=0-%d" % (P["het"] - 1))
+else:
+    argv += ["--ntasks-per-node=1", "--ntasks=%d" % P["nodes"]]
+os.environ["ACCELPOOL_SLURM_PAYLOAD"] = PAYLOAD
+os.execvp("srun", argv + [P["python"], "-c", P["rank"]])
+"""
+
+# One rank: find this node's environment in the payload and the devices Slurm gave it, then run the command.
+_RANK = r"""
+import base64, json, os, re, subprocess, sys
+P = json.loads(base64.b64decode(os.environ.pop("ACCELPOOL_SLURM_PAYLOAD")))
+me = os.environ.get("SLURMD_NODENAME", "")
+ranks = P["ranks"]
+r = ranks.get(me)
+if r is None:
+    sys.stderr.write("accelpool: node %s is not in this job's placement %s\n" % (me, sorted(ranks)))
+    sys.exit(97)
+env = dict(os.environ)
+env.update(r["env"])
+def expand(s):
+    out = []
+    for part in s.split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            out += range(int(a), int(b) + 1)
+        elif part:
+            out.append(int(part))
+    return out
+idx = None
+if P["gres"] == "gpu":
+    v = os.environ.get("SLURM_STEP_GPUS") or os.environ.get("SLURM_JOB_GPUS") or os.environ.get("CUDA_VISIBLE_DEVICES")
+    if v:
+        idx = v
+if idx is None:
+    jid = os.environ.get("SLURM_JOB_ID", "")
+    try:
+        text = subprocess.run(["scontrol", "-d", "-o", "show", "job", jid], capture_output=True, text=True, timeout=30).stdout
+        for m in re.finditer(r"Nodes=(\S+) CPU_IDs=\S+ Mem=\S+ GRES=(\S+)", text):
+            hosts = subprocess.run(["scontrol", "show", "hostnames", m.group(1)], capture_output=True, text=True, timeout=30).stdout.split()
+            if me in hosts:
+                g = re.search(r"\(IDX:([0-9,\-]+)\)", m.group(2))
+                if g:
+                    idx = ",".join(str(i) for i in expand(g.group(1)))
+    except Exception as exc:
+        sys.stderr.write("accelpool: could not read the devices Slurm allocated: %r\n" % (exc,))
+if idx is not None:
+    env[P["visible"]] = idx
+    env["ACCELPOOL_SLURM_DEVICES"] = idx
+os.execvpe(P["shell"], [P["shell"], "-c", P["command"]], env)
+"""
+
+Share = tuple[str, str, str, tuple[int, ...]]
+"""One node's share of a placement: (Slurm node, GRES name, GRES type, device indices)."""
+
+
+def launch_payload(
+    launch: Launch,
+    shares: Sequence[Share],
+    *,
+    catalog: Mapping[str, AcceleratorType],
+    extra_env: ExtraEnv | None,
+    progress_file: str,
+    shell: str,
+    python: str,
+) -> dict[str, object]:
+    """What the batch script carries: each rank's ACCELPOOL_* environment (as the other executors set it,
+    executors/env.py) by Slurm node, the GRES name, the visible-devices variable of the type, the command."""
+    ranks: dict[str, dict[str, object]] = {}
+    for rank, (node, _g, _t, devices) in enumerate(shares):
+        env = job_env(
+            launch,
+            node=launch.placement.devices[rank][0],
+            rank=rank,
+            num_nodes=len(shares),
+            catalog=catalog,
+            base={},
+            devices=None,
+            progress_file=progress_file,
+            extra_env=extra_env,
+        )
+        env["ACCELPOOL_SLURM_NODE"] = node
+        ranks[node] = {"env": env, "devices": list(devices)}
+    return {
+        "ranks": ranks,
+        "gres": shares[0][1],
+        "visible": visible_devices_env(catalog, launch.placement.accelerator),
+        "shell": shell,
+        "command": launch.run.command,
+        "python": python,
+        "nodes": len(shares),
+        "het": len(shares) if is_heterogeneous(shares) else 1,
+    }
+
+
+def batch_script(payload: Mapping[str, object], python: str) -> str:
+    """The batch script: the payload (with the rank wrapper added) and the srun launcher."""
+    blob = base64.b64encode(json.dumps({**payload, "rank": _RANK}).encode()).decode()
+    return (
+        f"#!/usr/bin/env {python}\n"
+        f"import base64, json\nPAYLOAD = {blob!r}\nP = json.loads(base64.b64decode(PAYLOAD))\n{_BATCH}"
+    )
+
+
+def is_heterogeneous(shares: Sequence[Share]) -> bool:
+    """Whether the nodes hold different device counts (then: one heterogeneous component per node)."""
+    return len({len(ds) for *_x, ds in shares}) > 1
+
+
+def sbatch_args(shares: Sequence[Share], common: Sequence[str]) -> list[str]:
+    """``sbatch`` arguments for a placement's ``shares`` with the options ``common`` to every component."""
+    args = ["sbatch", "--parsable"]
+    if not is_heterogeneous(shares):
+        n = len(shares[0][3])
+        args += [
+            *common,
+            f"--nodes={len(shares)}",
+            f"--ntasks={len(shares)}",
+            f"--nodelist={','.join(sh[0] for sh in shares)}",
+        ]
+        if n > 0:
+            args.append(f"--gres={shares[0][1]}:{shares[0][2]}:{n}")
+        return args
+    for i, (node, g, t, ds) in enumerate(shares):
+        if i:
+            args.append(":")
+        args += [*common, "--nodes=1", "--ntasks=1", f"--nodelist={node}", f"--gres={g}:{t}:{len(ds)}"]
+    return args

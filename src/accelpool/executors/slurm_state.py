@@ -1,0 +1,101 @@
+"""The Slurm executor's record of each job it submitted (kept in files so that a restarted control plane
+adopts its jobs), and how a job that Slurm has ended is reported (exit code, reason, stop cause)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from accelpool.executors.slurm_parse import Row, bad_state, decode_status
+from accelpool.ports import EventKind, StopCause
+
+
+@dataclass
+class SlurmJob:
+    job_id: str
+    slurm_id: str
+    attempt: int
+    grace: float
+    nodes: list[str]  # Slurm node names of the placement
+    submitted: float  # wall time (time.time())
+    started: bool = False
+    stop_reason: str | None = None
+    kill_at: float | None = None  # wall time
+    killed: bool = False
+    lost_reason: str | None = None  # a node of the job went bad: report LOST when Slurm has ended it
+    last_steps: float | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> SlurmJob:
+        d = json.loads(text)
+        return cls(**d)
+
+
+def _path(jobs_dir: Path, job_id: str) -> Path:
+    return jobs_dir / f"{quote(job_id, safe='')}.json"
+
+
+def save_job(jobs_dir: Path, job: SlurmJob) -> None:
+    """Write the job's record atomically (``<jobs_dir>/<job>.json``)."""
+    path = _path(jobs_dir, job.job_id)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(job.to_json())
+    os.replace(tmp, path)
+
+
+def forget_job(jobs_dir: Path, job_id: str) -> None:
+    """The job has ended and been reported: its record is kept as ``.done`` (not adopted again)."""
+    path = _path(jobs_dir, job_id)
+    try:
+        os.replace(path, path.with_suffix(".done"))
+    except OSError:
+        pass
+
+
+def load_jobs(jobs_dir: Path) -> Iterator[SlurmJob]:
+    """The records of jobs not yet reported ended (unreadable ones are skipped)."""
+    for f in sorted(jobs_dir.glob("*.json")):
+        try:
+            yield SlurmJob.from_json(f.read_text())
+        except (OSError, ValueError, TypeError):
+            continue
+
+
+def end_of(
+    job: SlurmJob, row: Row, state: str, node_state: Mapping[str, str]
+) -> tuple[EventKind, int | None, str, StopCause | None]:
+    """How a job Slurm has ended (``state``) is reported: (event kind, exit code, reason, stop cause).
+
+    A node of the job lost -> LOST ``node-lost``; stopped by accelpool -> EXITED -15 (-9 if killed) with
+    ``stopped: <reason>``; else its exit code (negative: killed by that signal), never a success unless
+    Slurm says COMPLETED."""
+    if job.lost_reason is not None:
+        return EventKind.LOST, None, job.lost_reason, None
+    if state in ("NODE_FAIL", "BOOT_FAIL"):
+        bad = [n for n in job.nodes if bad_state(node_state.get(n, "DOWN"))] or job.nodes
+        return (
+            EventKind.LOST,
+            None,
+            f"node-lost: {', '.join(bad)} (Slurm ended it {state})",
+            StopCause.NODE_LOST,
+        )
+    code = decode_status(row.exit_status)
+    if job.stop_reason is not None:
+        forced = -9 if job.killed else -15
+        why = f"stopped: {job.stop_reason} (Slurm {state}, exit code {code})"
+        return EventKind.EXITED, forced, why, StopCause.REQUESTED
+    if code is None:
+        code = 0 if state == "COMPLETED" else 1
+    if state != "COMPLETED" and code == 0:
+        code = 1  # ended badly (TIMEOUT, CANCELLED by someone else, ...) but no code: never a success
+    reason = "" if code == 0 else (f"killed by signal {-code}" if code < 0 else f"exit code {code}")
+    if state not in ("COMPLETED", "FAILED"):
+        reason = f"{reason} (Slurm {state})".strip()
+    return EventKind.EXITED, code, reason, None
