@@ -1,0 +1,452 @@
+"""Placement of one round (core/rounds.py decides; this turns the policy's shares into devices).
+
+The ranking of (job, type) pairs (``_pair_order``: the job ratio across jobs, the per-type ratio within a
+job, the keep bonus), whole gangs on as few nodes as possible (``_FreeDevices``), the back-fill of idle
+devices, the reason of every job that waits and the queue positions (``_place``). The rules are described
+in core/rounds.py's docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from accelpool.core.allocation import Allocation, AllocationProblem
+from accelpool.core.reasons import explain, fair_order
+from accelpool.core.round_config import RoundConfig
+from accelpool.core.round_types import Decision, JobStatus, Placement, Snapshot, round_cost_krw
+from accelpool.core.sites import price_for
+from accelpool.core.types import (
+    DEFAULT_SITE,
+    JobState,
+    Node,
+    Site,
+    WaitReason,
+)
+
+if TYPE_CHECKING:
+    from accelpool.core.rounds import DecideCache
+
+
+_FreeTemplate = tuple[
+    tuple[Node, ...],
+    dict[str, dict[str, list[int]]],
+    dict[str, str | None],
+    dict[str, int],
+    dict[tuple[str, str | None], int],
+    dict[str, str],
+    dict[tuple[str, str], int],
+]
+
+
+class _FreeDevices:
+    """Free device indices per node, per type; places gangs on as few nodes as possible (best fit)."""
+
+    def __init__(self, nodes: tuple[Node, ...], cache: DecideCache) -> None:
+        # Free lists are replaced, never changed in place, so a per-type shallow copy of a template made
+        # once per node tuple (kept in the caller's cache) is enough.
+        cached = cache.free_template
+        if cached is None or cached[0] is not nodes:
+            by_type: dict[str, dict[str, list[int]]] = {}
+            for n in nodes:
+                by_type.setdefault(n.accelerator, {})[n.name] = list(range(n.devices))
+            totals = {t: sum(len(v) for v in d.values()) for t, d in by_type.items()}
+            zones: dict[tuple[str, str | None], int] = {}
+            for n in nodes:
+                zones[n.accelerator, n.zone] = zones.get((n.accelerator, n.zone), 0) + n.devices
+            sites: dict[tuple[str, str], int] = {}
+            for n in nodes:
+                sites[n.accelerator, n.site] = sites.get((n.accelerator, n.site), 0) + n.devices
+            cached = cache.free_template = (
+                nodes,
+                by_type,
+                {n.name: n.zone for n in nodes},
+                totals,
+                zones,
+                {n.name: n.site for n in nodes},
+                sites,
+            )
+        self.by_type = {t: dict(d) for t, d in cached[1].items()}
+        self.zone = cached[2]
+        self.initial = cached[3]
+        self.initial_zones = cached[4]
+        self.site = cached[5]
+        self.initial_sites = cached[6]
+
+    def total(self, accelerator: str) -> int:
+        return sum(len(v) for v in self.by_type.get(accelerator, {}).values())
+
+    def take_exact(self, p: Placement) -> bool:
+        nodes = self.by_type.get(p.accelerator)
+        if nodes is None:
+            return False
+        for n, d in p.devices:
+            f = nodes.get(n)
+            if f is None or (d[0] not in f if len(d) == 1 else not set(d).issubset(f)):
+                return False
+        for n, d in p.devices:
+            nodes[n] = [i for i in nodes[n] if i not in d]
+        return True
+
+    def place(
+        self, job: str, accelerator: str, count: int, zone: str | None, site: str = DEFAULT_SITE
+    ) -> Placement | None:
+        """Devices for a gang of ``count`` on nodes of ``site`` (a gang never spans sites)."""
+        on_type = self.by_type.get(accelerator, {})
+        nodes = [
+            (n, f)
+            for n, f in on_type.items()
+            if f and (zone is None or self.zone[n] == zone) and self.site[n] == site
+        ]
+        best: tuple[int, str] | None = None
+        total = 0
+        for n, f in nodes:
+            size = len(f)
+            total += size
+            if size >= count and (best is None or (size, n) < best):
+                best = (size, n)
+        if total < count:
+            return None
+        if best is not None:
+            chosen = [(best[1], count)]
+        else:
+            chosen, need = [], count
+            for n, f in sorted(nodes, key=lambda nf: (-len(nf[1]), nf[0])):
+                take = min(need, len(f))
+                chosen.append((n, take))
+                need -= take
+                if need == 0:
+                    break
+        devices = []
+        for n, k in chosen:
+            free = on_type[n]
+            devices.append((n, tuple(free[:k])))
+            on_type[n] = free[k:]
+        return Placement(job, accelerator, tuple(devices), site)
+
+
+@dataclass(frozen=True)
+class _Sites:
+    """The round's sites (by id), each job's allowed sites (by status index), reasons for jobs allowed
+    nowhere (core/sites.py)."""
+
+    table: Mapping[str, Site]
+    allowed: list[frozenset[str]]
+    notes: dict[str, str]
+
+
+def blocked_reasons(problem: AllocationProblem) -> dict[str, WaitReason]:
+    """Jobs that cannot run on any type as things stand: no usable type (NOT_RUNNABLE, or RULE when only
+    a rule stands in the way) or a grant that cannot pay for one lease on any usable type (BUDGET)."""
+    runnable = problem.usable()
+    cost = problem.price_krw_per_hour[None, :] * problem.scale[:, None] * problem.horizon_seconds / 3600.0
+    affordable = runnable & ((problem.budget_krw[:, None] < 0) | (cost <= problem.budget_krw[:, None] + 1e-9))
+    out: dict[str, WaitReason] = {}
+    for j in np.nonzero(~affordable.any(axis=1))[0].tolist():
+        if runnable[j].any():
+            out[problem.job_ids[j]] = WaitReason.BUDGET
+        elif (problem.throughput[j] > 0).any() and not (
+            problem.allowed[j] & (problem.throughput[j] > 0)
+        ).any():
+            out[problem.job_ids[j]] = WaitReason.RULE
+        else:
+            out[problem.job_ids[j]] = WaitReason.NOT_RUNNABLE
+    return out
+
+
+def _id_rank(ids: tuple[str, ...], cache: DecideCache) -> np.ndarray:
+    """Each id's rank in sorted order (a tie-breaker), kept while the same id tuple comes back."""
+    if cache.id_rank is None or cache.id_rank[0] is not ids:
+        rank = np.empty(len(ids), dtype=np.int64)
+        rank[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids))
+        cache.id_rank = (ids, rank)
+    return cache.id_rank[1]
+
+
+def _pair_order(
+    snapshot: Snapshot,
+    statuses: list[JobStatus],
+    alloc: Allocation,
+    usable: np.ndarray,
+    config: RoundConfig,
+    threshold: float = 1.0,
+) -> list[tuple[int, int]]:
+    """(job index, type index) pairs with x > 0, highest Gavel priority first."""
+    now = snapshot.now
+    types = alloc.types
+    n = len(statuses)
+    if n == 0:
+        return []
+    floor = snapshot.round_seconds
+    ages = np.maximum(now - np.array([s.job.submit_time for s in statuses]), floor)
+    spent = [s.seconds_on for s in statuses]
+    received = np.zeros((n, len(types)))
+    for k, t in enumerate(types):
+        received[:, k] = [d.get(t, 0.0) if d else 0.0 for d in spent]
+    received /= ages[:, None]
+    tindex = {t: k for k, t in enumerate(types)}
+    running = JobState.RUNNING
+    running_on = np.array(
+        [
+            tindex.get(s.placement.accelerator, -1) if s.placement is not None and s.state is running else -1
+            for s in statuses
+        ]
+    )
+    x = alloc.x
+    if config.ranking == "job":
+        total = received.sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_job = np.where(total > 0, x.sum(axis=1) / np.maximum(total, 1e-12), np.inf)
+        prio = np.repeat(per_job[:, None], len(types), axis=1)
+    elif config.ranking == "deficit":
+        prio = (x - received) * ages[:, None]
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            prio = np.where(received > 0, x / np.maximum(received, 1e-12), np.inf)
+    keep = (1.0 + config.keep_bonus) * threshold
+    on_type = running_on[:, None] == np.arange(len(types))[None, :]
+    if keep != 1.0:
+        prio = np.where(on_type & (prio > 0), prio * keep, prio)
+    prio = np.where((x > 1e-9) & usable, prio, -np.inf)
+    if config.ranking == "job":
+        # a job's pairs share its best priority (the keep bonus, when it runs on one of its types, counts
+        # for the job); among them the type with the highest per-type ratio x[j,t] / received[j,t] (keep
+        # bonus on the type it runs on) is tried first: Gavel's rotation over a job's types, so a job
+        # given several types gets each in proportion (a speed-blind share is the average device)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            own = np.where(received > 0, x / np.maximum(received, 1e-12), np.inf)
+        own = np.where(on_type & (own > 0), own * keep, own)
+        best = prio.max(axis=1, initial=-np.inf)
+        inner = np.where(np.isfinite(prio) | (prio == np.inf), own, -np.inf)
+        prio, inner_key = np.where(prio > -np.inf, best[:, None], prio), inner
+        # ties between jobs: the one running on one of its types, then the larger share
+        job_in_place = (on_type & (x > 1e-9)).any(axis=1)
+        job_x = np.where(prio > -np.inf, x, 0.0).max(axis=1, initial=0.0)
+    else:
+        inner_key = np.zeros_like(prio)
+        job_in_place = np.zeros(n, dtype=bool)
+        job_x = np.zeros(n)
+    rows, cols = np.nonzero(np.isfinite(prio) | (prio == np.inf))
+    in_place = running_on[rows] == cols
+    keys = np.lexsort(
+        (
+            cols,
+            -x[rows, cols],
+            ~in_place,
+            -np.minimum(inner_key[rows, cols], 1e300),
+            rows,
+            -job_x[rows],
+            ~job_in_place[rows],
+            -np.minimum(prio[rows, cols], 1e300),
+        )
+    )
+    return list(zip(rows[keys].tolist(), cols[keys].tolist(), strict=True))
+
+
+def _place(
+    snapshot: Snapshot,
+    statuses: list[JobStatus],
+    alloc: Allocation,
+    order: list[tuple[int, int]],
+    usable: np.ndarray,
+    problem: AllocationProblem,
+    cache: DecideCache,
+    pinned: list[int],
+    horizon: float,
+    config: RoundConfig,
+    placing: _Sites,
+) -> Decision:
+    tput = problem.throughput
+    types = alloc.types
+    free = _FreeDevices(snapshot.nodes, cache)
+    type_free = {t: free.initial.get(t, 0) for t in types}  # a fresh _FreeDevices: all free
+    # Devices per (type, zone) not yet promised to a job pinned to that zone or kept there. A job without a
+    # zone may take devices in any zone, so it only lowers type_free; a zoned job needs room in its zone and
+    # in the type (type_free = sum over zones of zone_free - what the zone-free jobs take).
+    zone_free = dict(free.initial_zones)
+    node_zone = free.zone
+    # Devices per (type, site) not yet promised: a gang runs at one site, chosen when the job is chosen
+    # (the cheapest allowed site with room; a running job stays at its site).
+    site_free = dict(free.initial_sites)
+    sites, allowed, notes = placing.table, placing.allowed, placing.notes
+    chosen_site: dict[int, str] = {}
+    running_state = JobState.RUNNING
+    grants = {g.id: g.remaining_krw for g in snapshot.grants}
+    prices = snapshot.prices_krw_per_hour
+    chosen: dict[int, int] = {}
+    reasons: dict[str, WaitReason] = dict(alloc.held)
+    for j_id in notes:
+        reasons[j_id] = WaitReason.RULE
+
+    def try_choose(i: int, k: int, force: bool = False) -> bool:
+        """Give job i type k if it fits (``force``: a pinned job keeps what it holds, come what may)."""
+        s = statuses[i]
+        t = types[k]
+        scale = s.job.scale
+        if i in chosen or (type_free[t] < scale and not force):
+            return False
+        zone = s.job.zone
+        held: dict[tuple[str, str | None], int] = {}
+        p = s.placement
+        if p is not None and s.state is running_state and p.accelerator == t:
+            # it keeps its devices, in the zones they are in
+            for n, d in p.devices:
+                key = (t, node_zone.get(n))
+                held[key] = held.get(key, 0) + len(d)
+            if any(zone_free.get(key, 0) < k for key, k in held.items()):
+                held = {}  # promised to zoned jobs ranked higher: it can only move
+        if not held and zone is not None:
+            held[t, zone] = scale
+        if not force and any(zone_free.get(key, 0) < k for key, k in held.items()):
+            return False
+        ok = allowed[i]
+        if not ok:
+            return False
+        if p is not None and s.state is running_state and p.accelerator == t and p.site in ok:
+            site = p.site  # it stays where it runs
+        else:
+            cands = [st for st in ok if site_free.get((t, st), 0) >= scale]
+            if not cands:
+                return False
+            site = min(cands, key=lambda st: (price_for(prices, sites.get(st), t), -site_free[t, st], st))
+        if s.job.grant is not None and s.job.grant in grants:
+            # a lease's cost is set aside on the grant: kept jobs first, then starts that fit what is left;
+            # at the price of the site it runs at
+            cost = round_cost_krw(s.job.scale, price_for(prices, sites.get(site), t), horizon)
+            # a kept job's grant must pay for the next lease at a boundary too: its money ran out
+            if cost > grants[s.job.grant] and (not force or snapshot.lease_boundary):
+                reasons.setdefault(s.job.id, WaitReason.BUDGET)
+                short[s.job.id] = (grants[s.job.grant], cost)
+                return False
+            grants[s.job.grant] -= min(cost, grants[s.job.grant])
+        chosen[i] = k
+        chosen_site[i] = site
+        type_free[t] -= scale
+        site_free[t, site] = site_free.get((t, site), 0) - scale
+        for key, k2 in held.items():
+            zone_free[key] -= k2
+        return True
+
+    short: dict[str, tuple[int, int]] = {}  # job -> (KRW its grant has left, KRW a lease costs)
+    holding = np.array([s.state is running_state and s.placement is not None for s in statuses], dtype=bool)
+    ranked_all = fair_order(problem, holding, _id_rank(problem.job_ids, cache))
+    tindex = {t: k for k, t in enumerate(types)}
+    for i in pinned:
+        k = tindex.get(statuses[i].placement.accelerator, -1)  # type: ignore[union-attr]
+        if k >= 0:
+            try_choose(i, k, force=True)
+    for i, k in order:
+        if i not in chosen and type_free[types[k]] >= statuses[i].job.scale:
+            try_choose(i, k)
+    # Back-fill: waiting jobs the policy did not hold, in fair order, on the type they run fastest on.
+    most = max(type_free.values(), default=0)
+    if most > 0:
+        by_rank = ranked_all.tolist()
+        speed_order = np.argsort(-tput, axis=1, kind="stable").tolist()
+        held = alloc.held
+        for i in by_rank:
+            s = statuses[i]
+            if i in chosen or s.job.scale > most or s.job.id in held:
+                continue
+            for k in speed_order[i]:
+                if usable[i, k] and try_choose(i, k):
+                    reasons.pop(s.job.id, None)
+                    most = max(type_free.values())
+                    break
+            if most <= 0:
+                break
+
+    keep, start = [], []
+    pending = []
+    running = JobState.RUNNING
+    for i, k in chosen.items():
+        s = statuses[i]
+        if s.state is running and s.placement is not None and s.placement.accelerator == types[k]:
+            if free.take_exact(s.placement):
+                keep.append(s.placement)
+                continue
+        pending.append((i, k))
+    # zoned jobs first: a zone-free job's best fit must not take the only devices a zoned job can use
+    pending.sort(key=lambda ik: statuses[ik[0]].job.zone is None)
+    for i, k in pending:
+        s = statuses[i]
+        placed = free.place(s.job.id, types[k], s.job.scale, s.job.zone, chosen_site[i])
+        if placed is None:
+            reasons[s.job.id] = WaitReason.GANG
+        else:
+            start.append(placed)
+
+    running_ids = {p.job for p in keep}
+    started_ids = {p.job for p in start}
+    pinned_ids = {statuses[i].job.id for i in pinned}
+    preempt = []
+    waiting = {}
+    capacity_reason = WaitReason.CAPACITY
+    for s in statuses:
+        jid = s.job.id
+        if jid in running_ids:
+            continue
+        if s.state is running:
+            if jid in started_ids:
+                preempt.append((jid, "moved"))
+            elif jid in pinned_ids:
+                preempt.append((jid, "its devices are no longer in service (node drained or down)"))
+            else:
+                why = reasons.get(jid)
+                preempt.append((jid, str.__str__(why) if why is WaitReason.BUDGET else "lease"))
+        if jid not in started_ids:
+            waiting[jid] = reasons.get(jid, capacity_reason)
+    blocked = blocked_reasons(problem) if waiting else {}
+    _priority_only_for_priority(problem, waiting, keep, start)
+    # queue positions: the back-fill's fair order, jobs that cannot run as things stand left out
+    ids = problem.job_ids
+    index = _index_of(ids, cache)
+    in_queue = np.zeros(len(ids), dtype=bool)
+    in_queue[[index[j] for j in waiting if j not in blocked]] = True
+    queue = ranked_all[in_queue[ranked_all]].tolist()
+    positions = dict(zip([ids[i] for i in queue], range(1, len(queue) + 1), strict=True))
+    details = explain(problem, statuses, waiting, blocked, short, snapshot)
+    return Decision(
+        now=snapshot.now,
+        allocation=alloc,
+        start=tuple(start),
+        keep=tuple(keep),
+        preempt=tuple(preempt),
+        waiting=waiting,
+        positions=positions,
+        boundary=snapshot.lease_boundary,
+        details={**details, **{j: n for j, n in notes.items() if j in waiting}},
+    )
+
+
+def _priority_only_for_priority(
+    problem: AllocationProblem,
+    waiting: dict[str, WaitReason],
+    keep: list[Placement],
+    start: list[Placement],
+) -> None:
+    """ "priority" only when a job with a higher priority field holds a type the waiting job could use;
+    a job the policy gives nothing for fairness waits for its share ("fair-share")."""
+    held = [j for j, r in waiting.items() if r is WaitReason.PRIORITY]
+    if not held:
+        return
+    index = {j: i for i, j in enumerate(problem.job_ids)}
+    top = dict.fromkeys(problem.types, -(2**62))
+    for p in (*keep, *start):
+        top[p.accelerator] = max(top[p.accelerator], int(problem.priority[index[p.job]]))
+    usable = problem.usable()
+    for jid in held:
+        i = index[jid]
+        mine = int(problem.priority[i])
+        higher = any(usable[i, k] and top[t] > mine for k, t in enumerate(problem.types))
+        waiting[jid] = WaitReason.PRIORITY if higher else WaitReason.SHARE
+
+
+def _index_of(ids: tuple[str, ...], cache: DecideCache) -> dict[str, int]:
+    """Each job id's index, kept while the same id tuple comes back."""
+    if cache.index_of is None or cache.index_of[0] is not ids:
+        cache.index_of = (ids, {j: i for i, j in enumerate(ids)})
+    return cache.index_of[1]

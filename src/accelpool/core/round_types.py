@@ -1,0 +1,111 @@
+"""The data one scheduling round reads and writes: a job's placement, its status, the snapshot the round
+decides on, the decision it takes, and the KRW of a lease. ``core/rounds.py`` decides (and re-exports these
+names, which the ports, stores and executors import from there)."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from accelpool.core.allocation import Allocation
+from accelpool.core.throughput import ThroughputMatrix
+from accelpool.core.types import (
+    DEFAULT_SITE,
+    AcceleratorType,
+    Grant,
+    Job,
+    JobState,
+    Node,
+    Program,
+    Site,
+    Tenant,
+    WaitReason,
+)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a job runs: one accelerator type, specific devices on one or more nodes of one site."""
+
+    job: str
+    accelerator: str
+    devices: tuple[tuple[str, tuple[int, ...]], ...]
+    site: str = DEFAULT_SITE
+
+    @functools.cached_property
+    def count(self) -> int:
+        return sum(len(d) for _, d in self.devices)
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return tuple(n for n, _ in self.devices)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job as the scheduler sees it in a snapshot."""
+
+    job: Job
+    state: JobState
+    placement: Placement | None = None
+    steps_done: float = 0.0
+    seconds_on: Mapping[str, float] = field(default_factory=dict)
+    metered_until: float | None = None  # billed up to here; None while its process has not started
+    carry: Fraction = Fraction(0)  # exact KRW metered but not yet billed (under 1 KRW; core.ledger)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Immutable facts for one round. ``nodes`` are the healthy nodes only.
+
+    Lease facts (the Reconciler fills them in): ``lease_boundary`` says whether this round may preempt;
+    ``run_started[j]`` is when running job j's current run began (a running job without an entry counts as
+    past every minimum run time); ``lease_end`` is when the current lease ends (for wait reasons).
+    ``nodes_down``: nodes out of service (drained or lost), for wait reasons only."""
+
+    now: float
+    nodes: tuple[Node, ...]
+    jobs: tuple[JobStatus, ...]
+    throughput: ThroughputMatrix
+    accelerators: Mapping[str, AcceleratorType] = field(default_factory=dict)
+    tenants: tuple[Tenant, ...] = ()
+    programs: tuple[Program, ...] = ()
+    grants: tuple[Grant, ...] = ()
+    prices_krw_per_hour: Mapping[str, int] = field(default_factory=dict)
+    round_seconds: float = 360.0
+    lease_boundary: bool = True
+    run_started: Mapping[str, float] = field(default_factory=dict)
+    lease_end: float | None = None
+    sites: tuple[Site, ...] = ()
+    nodes_down: tuple[Node, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a round decided. ``preempt`` pairs a running job with the reason it must stop."""
+
+    now: float
+    allocation: Allocation
+    start: tuple[Placement, ...] = ()
+    keep: tuple[Placement, ...] = ()
+    preempt: tuple[tuple[str, str], ...] = ()
+    waiting: Mapping[str, WaitReason] = field(default_factory=dict)
+    positions: Mapping[str, int] = field(default_factory=dict)
+    boundary: bool = True
+    details: Mapping[str, str] = field(default_factory=dict)
+    """Each waiting job's reason in words with its numbers (``core.reasons.explain``)."""
+
+    def placements(self) -> tuple[Placement, ...]:
+        return self.keep + self.start
+
+
+def round_cost_krw(devices: int, price_krw_per_hour: int, seconds: float) -> int:
+    """KRW for ``devices`` of a type for ``seconds`` (rounded up: a grant is never under-reserved).
+
+    Exact: integer arithmetic, with the seconds taken as their shortest decimal form (0.1 s is 1/10 s)."""
+    if float(seconds).is_integer():
+        return -(-int(devices) * int(price_krw_per_hour) * int(seconds) // 3600)
+    return math.ceil(int(devices) * int(price_krw_per_hour) * Fraction(repr(float(seconds))) / 3600)
