@@ -9,7 +9,6 @@ moved job is cancelled (never doubled), and usage by site shows each site at its
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,32 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.slurm_outage import slurm_wrappers
 
 from accelpool.sdk import Client
 from accelpool.service.process import ServerProcess
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
-
-SLURM_COMMANDS = ("sbatch", "squeue", "sinfo", "scancel", "scontrol")
-
-
-def _wrappers(bin_dir: Path) -> Path:
-    """Slurm commands that fail like a silent controller while ``bin_dir/outage`` exists."""
-    bin_dir.mkdir()
-    for name in SLURM_COMMANDS:
-        real = shutil.which(name)
-        assert real, f"{name} is not installed"
-        path = bin_dir / name
-        path.write_text(
-            "#!/bin/sh\n"
-            f'if [ -e "{bin_dir}/outage" ]; then\n'
-            f'  echo "{name}: error: Unable to contact slurm controller (connect failure)" >&2; exit 1\n'
-            "fi\n"
-            f'exec {real} "$@"\n'
-        )
-        path.chmod(0o755)
-    return bin_dir / "outage"
-
 
 def _tagged(conf: str, tag: str) -> dict[str, str]:
     """Our Slurm jobs still queued or running: accelpool job id -> Slurm job id."""
@@ -78,7 +57,7 @@ def test_registered_local_and_slurm_sites_run_jobs_and_a_site_outage_moves_them(
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    outage = _wrappers(tmp_path / "slurm-bin")
+    outage = slurm_wrappers(tmp_path / "slurm-bin")
     tag = f"accelpool:e2e-sites-{os.getpid()}:"
     server = ServerProcess(data, "--round-seconds", "0.5", "--site-down-seconds", "3").start()
     jobs: list[str] = []
@@ -163,6 +142,10 @@ def test_registered_local_and_slurm_sites_run_jobs_and_a_site_outage_moves_them(
         _wait(lambda: set(_tagged(slurm_conf, tag)) == {fin}, 30, "pub's stale Slurm run cancelled")
         assert site(pub) == "cloud" and site(fin) == "hpc"
         assert {s["id"]: s["down"] for s in admin.get("sites")["items"]}["hpc"] is False
+
+        # fin never started at the uncertified cloud: the cloud's local executor never had a log for it
+        assert not list((data / "sites" / "cloud" / "executor" / "logs").glob(f"{fin}*"))
+        assert list((data / "sites" / "cloud" / "executor" / "logs").glob(f"{pub2}*"))
 
         # Usage by site, each site at its own price.
         time.sleep(1.0)

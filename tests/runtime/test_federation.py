@@ -1,8 +1,9 @@
 """Two sites at once, end to end: a cloud site run by the local executor and a supercomputing site run by
-a real Slurm (scripts/slurm.sh). Data-class placement, each site's prices on the charges, and a site kill
-(slurmctld stopped): its public job is requeued onto the other site within 30 s, its financial job waits
-(never runs on the uncertified cloud), and when the controller is back the stale run there is stopped, not
-doubled."""
+a real Slurm (scripts/slurm.sh). Data-class placement, each site's prices on the charges, and a site outage
+(the site's Slurm commands fail as with a silent controller, through wrappers given as the executor's
+``bin_dir``; the shared slurmctld is never stopped): its public job is requeued onto the other site within
+30 s, its financial job waits (never runs on the uncertified cloud), and when the controller answers again
+the stale run there is stopped, not doubled."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from tests.slurm_outage import slurm_wrappers
 
 from accelpool.catalog import bundled_catalog
 from accelpool.core.policies import POLICIES
@@ -43,8 +45,7 @@ def running_slurm_jobs(conf: str, tag: str) -> list[str]:
     return [line.strip("|").rsplit(":", 1)[-1] for line in out.splitlines() if line.startswith(tag)]
 
 
-def test_two_sites_data_classes_prices_and_a_site_kill(tmp_path: Path, slurm_conf: str) -> None:
-    conf_dir = Path(slurm_conf).parent
+def test_two_sites_data_classes_prices_and_a_site_outage(tmp_path: Path, slurm_conf: str) -> None:
     clock = SystemClock()
     store = MemoryStore(bundled_catalog())
     store.add_sites(
@@ -57,8 +58,15 @@ def test_two_sites_data_classes_prices_and_a_site_kill(tmp_path: Path, slurm_con
     )
     store.set_prices({"h100": 9999})  # the pool's price: never used, both sites have their own
     instance = f"fed-{os.getpid()}"
+    outage = slurm_wrappers(tmp_path / "slurm-bin")
     slurm = SlurmExecutor(
-        tmp_path / "slurm", slurm_conf=slurm_conf, instance=instance, clock=clock, site="hpc"
+        tmp_path / "slurm",
+        slurm_conf=slurm_conf,
+        instance=instance,
+        clock=clock,
+        site="hpc",
+        bin_dir=str(outage.parent),
+        command_timeout_seconds=4.0,
     )
     local = LocalExecutor(tmp_path / "local", clock=clock)
     hpc_nodes = [n for n in slurm.nodes() if n.accelerator == "h100"]
@@ -99,8 +107,8 @@ def test_two_sites_data_classes_prices_and_a_site_kill(tmp_path: Path, slurm_con
         rec.step()
         assert sorted(running_slurm_jobs(slurm_conf, f"accelpool:{instance}:")) == ["fin", "pub"]
 
-        # Kill the hpc site's controller.
-        subprocess.run(["kill", (conf_dir / "slurmctld.pid").read_text().strip()], check=True)
+        # The hpc site's controller stops answering.
+        outage.write_text("")
         took = rounds_until(
             lambda: status("pub").state is JobState.RUNNING and status("pub").placement.site == "cloud", 30
         )
@@ -114,8 +122,8 @@ def test_two_sites_data_classes_prices_and_a_site_kill(tmp_path: Path, slurm_con
         rec.step()
         assert status("fin").state is JobState.QUEUED  # it waits rather than run on the uncertified cloud
 
-        # The controller returns: the stale pub run at hpc is stopped, fin runs at hpc again.
-        subprocess.run(["slurmctld", "-f", slurm_conf], env=slurm_env(slurm_conf), check=True)
+        # The controller answers again: the stale pub run at hpc is stopped, fin runs at hpc again.
+        outage.unlink()
         rounds_until(lambda: "hpc" not in ex.down and status("fin").state is JobState.RUNNING, 60)
         assert status("fin").placement.site == "hpc" and status("pub").placement.site == "cloud"
         deadline = time.time() + 30
@@ -146,12 +154,9 @@ def test_two_sites_data_classes_prices_and_a_site_kill(tmp_path: Path, slurm_con
         assert ex.active() == set()
         assert running_slurm_jobs(slurm_conf, f"accelpool:{instance}:") == []
     finally:
+        outage.unlink(missing_ok=True)
         for j in list(ex.active()):
             ex.stop(j, "teardown")
-        subprocess.run(
-            ["bash", str(Path(__file__).resolve().parents[2] / "scripts" / "slurm.sh"), "start"],
-            capture_output=True,
-        )
         out = subprocess.run(
             ["squeue", "-h", "-O", "JobID:|,Comment:|"],
             env=slurm_env(slurm_conf),

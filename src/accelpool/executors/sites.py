@@ -187,6 +187,12 @@ class SiteExecutors:
                         self._relaunched.discard(e.job)
                     continue
                 out.append(e)
+            ended = [e.job for e in events if e.kind in (EventKind.EXITED, EventKind.LOST)]
+            if ended:
+                still = ex.active()
+                for job in ended:  # forget where ended jobs ran (the map would grow with every job)
+                    if job not in still and job not in stale and self._site_of.get(job) == site:
+                        del self._site_of[job]
         # A site found down in this poll reports its jobs LOST in this same poll (the store requeues them
         # before the round that no longer sees the site's nodes decides).
         out, self._events = self._events + out, []
