@@ -269,8 +269,9 @@ def test_every_message_has_a_korean_translation():
         used |= set(re.findall(r'_\(\s*"([^"]+)"', f.read_text()))
         used |= set(re.findall(r"_\(\s*'([^']+)'", f.read_text()))
         used |= set(re.findall(r'\("[a-z]+", "([a-z ]+ first|by [a-z]+)"\)', f.read_text()))
-    used |= set(re.findall(r'loc\(\s*"([^"]+)"', (src / "pages.py").read_text()))
-    used |= set(re.findall(r'\)\(\s*"([^"]+)"', (src / "pages.py").read_text()))
+    for module in src.glob("*.py"):  # the pages of every area
+        used |= set(re.findall(r'loc\(\s*"([^"]+)"', module.read_text()))
+        used |= set(re.findall(r'\)\(\s*"([^"]+)"', module.read_text()))
     used |= {"preemption", "node lost", "requeued", *i18n.STATE_WORDS, "admin", "member", "program-manager"}
     missing = sorted(m for m in used if m not in i18n.KO)
     assert len(used) > 100 and missing == []

@@ -1,0 +1,121 @@
+"""The pool: devices per type (GPUs and NPUs with vendors, down and drained capacity), utilization per
+type per hour, devices wanted by waiting jobs, nodes with drain and undrain for admins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from accelpool.api.routers import pool as pool_api
+from accelpool.storage import dashboard as read
+from accelpool.storage.sql import SqlStore
+from accelpool.web import charts
+from accelpool.web.frame import act, checked, locale, login_page, principal, render
+from accelpool.web.i18n import Locale
+
+
+def pool_data(store: SqlStore, catalog: Any, now: float, loc: Locale) -> dict[str, Any]:
+    busy = store.busy_devices()
+    nodes = [{**vars(n), "busy": busy.get(n.name, 0)} for n in store.list_nodes()]
+    types: dict[str, dict[str, Any]] = {}
+    for n in nodes:
+        acc = n["accelerator"]
+        info = catalog.get(acc) if hasattr(catalog, "get") else None
+        t = types.setdefault(
+            acc,
+            {
+                "type": acc,
+                "total": 0,
+                "busy": 0,
+                "down": 0,
+                "vendor": getattr(info, "vendor", ""),
+                "name": getattr(info, "name", acc),
+                "family": getattr(info, "family", "gpu"),
+            },
+        )
+        t["total"] += n["devices"]
+        t["busy"] += n["busy"]
+        if n["down"]:
+            t["down"] += n["devices"]
+    for t in types.values():
+        t["free"] = max(0, t["total"] - t["busy"] - t["down"])
+        t["pct"] = round(100 * t["busy"] / t["total"]) if t["total"] else 0
+    ordered = sorted(types.values(), key=lambda t: (t["family"] != "gpu", t["vendor"], t["type"]))
+    groups = [
+        (loc("GPUs"), [t for t in ordered if t["family"] == "gpu"]),
+        (loc("NPUs"), [t for t in ordered if t["family"] != "gpu"]),
+    ]
+    return {"types": ordered, "groups": [g for g in groups if g[1]], "nodes": nodes}
+
+
+def pool_page_data(store: SqlStore, catalog: Any, now: float, loc: Locale) -> dict[str, Any]:
+    data = pool_data(store, catalog, now, loc)
+    edges, busy = read.busy_series(store, now, 24)
+    cap = {t["type"]: t["total"] for t in data["types"]}
+    series = [
+        (
+            f"{t['vendor']} {t['type']}".strip(),
+            [b / (read.HOUR * cap[t["type"]]) for b in busy.get(t["type"], [0.0] * len(edges))],
+        )
+        for t in data["types"]
+        if cap.get(t["type"])
+    ]
+    data["util_chart"] = charts.line_chart(
+        loc("Utilization per type, last 24 hours"),
+        [e + read.HOUR for e in edges],
+        series,
+        x_label=lambda x: loc.when(x)[11:],
+    )
+    demand = read.waiting_demand(store)
+    data["demand"] = sorted(demand.items(), key=lambda kv: -kv[1])
+    return data
+
+
+def install(app: FastAPI) -> None:
+    async def pool_page(request: Request, status: int = 200, error: str = "") -> Response:
+        who = principal(request)
+        if who is None:
+            return login_page(request, 401)
+        loc = locale(request)
+        data = await run_in_threadpool(
+            pool_page_data,
+            request.app.state.store,
+            request.app.state.catalog,
+            request.app.state.hooks.now(),
+            loc,
+        )
+        return render(
+            request,
+            "pool.html",
+            status,
+            who=who,
+            title=loc("Pool"),
+            error=error,
+            message=loc("Done.") if request.query_params.get("done") else "",
+            **data,
+        )
+
+    @app.get("/ui/pool", include_in_schema=False)
+    async def pool(request: Request) -> Response:
+        return await pool_page(request)
+
+    @app.post("/ui/nodes/{name}", include_in_schema=False)
+    async def drain(request: Request, name: str) -> Response:
+        who, form, bad = await checked(request)
+        if bad is not None:
+            return bad
+        assert who is not None
+        status, reason = await act(
+            request,
+            who,
+            pool_api.set_node,
+            name,
+            model=pool_api.NodePatch,
+            body={"down": form.get("down") == "1"},
+        )
+        if status >= 400:
+            return await pool_page(request, status, locale(request)("Refused: {reason}", reason=reason))
+        return RedirectResponse("/ui/pool?done=1", status_code=303)
