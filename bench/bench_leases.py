@@ -1,6 +1,7 @@
 """Live lease semantics against per-round re-decision, and the cost of a tick. Prints ratios from one run.
 
-    python bench/bench_leases.py compare [--traces b436b2,6214e9,11cb48] [--jobs N] [--policy max-min-fairness]
+    python bench/bench_leases.py compare [--traces b436b2,6214e9,11cb48] [--overheads 0,60] [--jobs N]
+                                         [--policy max-min-fairness]
     python bench/bench_leases.py tick [--queued 10000] [--devices 2000]
 
 compare: each Gavel Philly trace (../shared/traces/gavel/philly_vc; the fixture
@@ -49,7 +50,9 @@ FIXTURE = ROOT / "tests" / "fixtures" / "traces" / "gavel_b436b2_head60.trace"
 CLUSTER = {"v100": 36, "p100": 36, "k80": 36}
 
 
-def compare(traces: list[str], jobs: int | None, policy: str) -> None:
+def compare(
+    traces: list[str], jobs: int | None, policy: str, overheads: tuple[float, ...] = (0.0, 60.0)
+) -> None:
     paths = [SHARED / f"{t}.trace" for t in traces] if SHARED.exists() else [FIXTURE]
     if not SHARED.exists():
         print(f"shared traces not found at {SHARED}: using the fixture {FIXTURE.name}")
@@ -58,7 +61,7 @@ def compare(traces: list[str], jobs: int | None, policy: str) -> None:
         if jobs is not None:
             w = replace(w, jobs=w.jobs[:jobs])
         print(f"{path.stem}: {len(w.jobs)} jobs, {policy}, v100=36,p100=36,k80=36, 360 s rounds", flush=True)
-        for overhead in (0.0, 60.0):
+        for overhead in overheads:
             rows = {}
             for name, config in (
                 ("per-round", RoundConfig.per_round()),
@@ -188,12 +191,14 @@ def main() -> None:
     c.add_argument("--traces", default="b436b2,6214e9,11cb48")
     c.add_argument("--jobs", type=int, default=None)
     c.add_argument("--policy", default="max-min-fairness")
+    c.add_argument("--overheads", default="0,60", help="restart overheads (s), comma-separated")
     t = sub.add_parser("tick")
     t.add_argument("--queued", type=int, default=10_000)
     t.add_argument("--devices", type=int, default=2_000)
     a = ap.parse_args()
     if a.cmd == "compare":
-        compare([x for x in a.traces.split(",") if x], a.jobs, a.policy)
+        overheads = tuple(float(x) for x in a.overheads.split(",") if x)
+        compare([x for x in a.traces.split(",") if x], a.jobs, a.policy, overheads)
     else:
         tick(a.queued, a.devices)
 

@@ -48,6 +48,24 @@ class JobEventOut(BaseModel):
     reason: str
 
 
+class QueueOut(BaseModel):
+    """A queued job's place in the fair order the scheduler hands idle devices out in."""
+
+    position: int = Field(description="place in the pool's queue (1: next)")
+    of: int = Field(description="jobs in the pool's queue (blocked jobs are not counted)")
+    tenant_position: int = Field(description="place among its tenant's queued jobs")
+    tenant_of: int = Field(description="its tenant's queued jobs")
+
+
+class StartEstimateOut(BaseModel):
+    """When a queued job may start (epoch seconds), like ``squeue --start``: ``latest`` if every running
+    job and every job ahead runs to its max_run_time, ``earliest`` if preemptible ones also yield at their
+    first lease boundary past their minimum run; null: unknown (devices it needs are held with no bound)."""
+
+    earliest: float | None
+    latest: float | None
+
+
 class JobOut(BaseModel):
     id: str
     name: str
@@ -55,6 +73,13 @@ class JobOut(BaseModel):
     state: JobState
     reason: str
     position: int | None = Field(description="place in the queue of a waiting job")
+    queue: QueueOut | None = Field(
+        default=None,
+        description="a queued job's place in the pool and in its tenant (null: not queued, blocked)",
+    )
+    start_estimate: StartEstimateOut | None = Field(
+        default=None, description="a queued job's estimated start range (null: not queued, blocked)"
+    )
     kind: str | None
     count: int | None = Field(description="devices, all started together")
     types: list[str] | None = Field(description="accelerator types the job may run on")

@@ -68,7 +68,44 @@ def shown(key: str, value: Any) -> Any:
         return ts(float(value)) + " UTC"
     if key == "placement":
         return placement(value)
+    if key == "queue":
+        return queue_place(value)
+    if key == "start_estimate":
+        return start_estimate(value)
     return value
+
+
+def queue_place(q: dict[str, Any] | None) -> str:
+    """``position 3 of 5 in your tenant, 41 of 230 in the pool`` (empty when not queued or blocked)."""
+    if not q:
+        return ""
+    return (
+        f"position {q['tenant_position']} of {q['tenant_of']} in your tenant, "
+        f"{q['position']} of {q['of']} in the pool"
+    )
+
+
+def start_estimate(e: dict[str, Any] | None) -> str:
+    """A start range as ``squeue --start`` would give it, in UTC; honest about what is not known."""
+    if e is None:
+        return ""
+    lo, hi = e.get("earliest"), e.get("latest")
+    if hi is None:
+        if lo is None:
+            return "unknown: devices it needs are held by jobs without a max_run_time"
+        return f"from {ts(float(lo))} UTC, no upper bound (jobs ahead have no max_run_time)"
+    if lo is None or abs(float(hi) - float(lo)) < 1:
+        return f"by {ts(float(hi))} UTC"
+    return f"between {ts(float(lo))} and {ts(float(hi))} UTC"
+
+
+def position(j: dict[str, Any]) -> Any:
+    """``41/230 (3/5)``: place in the pool's queue, then in the tenant's (the position alone from an older
+    server)."""
+    q = j.get("queue")
+    if not q:
+        return j.get("position")
+    return f"{q['position']}/{q['of']} ({q['tenant_position']}/{q['tenant_of']})"
 
 
 def placement(p: dict[str, Any] | None) -> str:

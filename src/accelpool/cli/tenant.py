@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from accelpool.cli.connection import Connection, connected
-from accelpool.cli.format import days_option, line_of, placement, read_text_file, shown, table, ts
+from accelpool.cli.format import days_option, line_of, placement, position, read_text_file, shown, table, ts
 from accelpool.cli.render import console, emit_json
 from accelpool.core.errors import InputError
 from accelpool.sdk import Rejected
@@ -76,7 +76,7 @@ def _job_row(j: dict[str, Any]) -> list[Any]:
         j["tenant"],
         j["state"],
         j["reason"],
-        j["position"],
+        position(j),
         j["count"],
         placement(j["placement"]),
     ]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem
+from accelpool.core.estimates import queue_view
 from accelpool.core.reasons import explain, fair_order
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.round_types import Decision, JobStatus, Placement, Snapshot, round_cost_krw
@@ -406,8 +407,11 @@ def _place(
     index = _index_of(ids, cache)
     in_queue = np.zeros(len(ids), dtype=bool)
     in_queue[[index[j] for j in waiting if j not in blocked]] = True
-    queue = ranked_all[in_queue[ranked_all]].tolist()
+    queue_arr = ranked_all[in_queue[ranked_all]]
+    queue = queue_arr.tolist()
     positions = dict(zip([ids[i] for i in queue], range(1, len(queue) + 1), strict=True))
+    idle = {k: free.total(t) for k, t in enumerate(types)}
+    view = queue_view(snapshot, statuses, problem, usable, queue_arr, (keep, start), horizon, config, cache, idle)
     details = explain(problem, statuses, waiting, blocked, short, snapshot)
     return Decision(
         now=snapshot.now,
@@ -419,6 +423,7 @@ def _place(
         positions=positions,
         boundary=snapshot.lease_boundary,
         details={**details, **{j: n for j, n in notes.items() if j in waiting}},
+        queue=view,
     )
 
 

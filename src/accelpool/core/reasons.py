@@ -21,7 +21,11 @@ the CLI, API and dashboard show.
 
 from __future__ import annotations
 
+import functools
+import heapq
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -142,3 +146,181 @@ def explain(
             text = f"{need}; every one is in use"
         out[jid] = f"{code}: {text}"
     return out
+
+
+@dataclass(frozen=True, eq=False)
+class QueueView:
+    """The queue as the scheduler would hand idle devices out: queued jobs in fair order, blocked jobs left
+    out (they have no position). For the job at index k of ``ids``: position k + 1 of ``len(ids)`` in the
+    pool, ``tenant_position[k]`` of ``tenant_of[k]`` among its tenant's queued jobs, and its estimated
+    start range ``earliest[k]`` .. ``latest[k]`` (seconds on the pool's clock; NaN: unknown; see
+    ``estimate_starts``). Arrays, not one object per job: a queue of 10,000 jobs is rebuilt every tick."""
+
+    ids: tuple[str, ...] = ()
+    tenant_position: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    tenant_of: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    earliest: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    latest: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @functools.cached_property
+    def index(self) -> dict[str, int]:
+        return {j: k for k, j in enumerate(self.ids)}
+
+    def spot(self, job_id: str) -> QueueSpot | None:
+        """The job's place and start range, or None when it is not in the queue (running, blocked)."""
+        k = self.index.get(job_id)
+        if k is None:
+            return None
+        lo, hi = float(self.earliest[k]), float(self.latest[k])
+        return QueueSpot(
+            k + 1,
+            len(self.ids),
+            int(self.tenant_position[k]),
+            int(self.tenant_of[k]),
+            None if math.isnan(lo) else lo,
+            None if math.isnan(hi) else hi,
+        )
+
+    def rows(self) -> list[tuple[str, int, int, int, float | None, float | None]]:
+        """(job id, position, tenant position, tenant count, earliest, latest) per queued job, in order."""
+        lo = [None if math.isnan(x) else x for x in self.earliest.tolist()]
+        hi = [None if math.isnan(x) else x for x in self.latest.tolist()]
+        return list(
+            zip(
+                self.ids,
+                range(1, len(self.ids) + 1),
+                self.tenant_position.tolist(),
+                self.tenant_of.tolist(),
+                lo,
+                hi,
+                strict=True,
+            )
+        )
+
+
+@dataclass(frozen=True)
+class QueueSpot:
+    """One queued job's place: ``position`` of ``of`` in the pool, ``tenant_position`` of ``tenant_of`` in
+    its tenant, and its estimated start range (None: unknown; ``estimate_starts``)."""
+
+    position: int
+    of: int
+    tenant_position: int
+    tenant_of: int
+    earliest: float | None
+    latest: float | None
+
+    @property
+    def range(self) -> tuple[float | None, float | None]:
+        return self.earliest, self.latest
+
+
+def tenant_ranks(problem: AllocationProblem, queue: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each job of ``queue`` (indices in fair order): its 1-based place among its tenant's jobs in the
+    queue, and how many its tenant has there."""
+    n = len(queue)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    g = problem.tenant_index[queue]
+    per = np.bincount(g, minlength=len(problem.tenant_ids))
+    by_tenant = np.argsort(g, kind="stable")  # fair order kept inside each tenant
+    rank = np.empty(n, dtype=np.int64)
+    starts = np.cumsum(per) - per
+    rank[by_tenant] = np.arange(n) - starts[g[by_tenant]]
+    return rank + 1, per[g]
+
+
+def estimate_starts(
+    problem: AllocationProblem,
+    usable: np.ndarray,
+    queue: Sequence[int],
+    running: Sequence[tuple[int, int, float, float]],
+    now: float,
+    durations: np.ndarray,
+    free: Mapping[int, int],
+    max_work: int = 200_000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Estimated start ranges (earliest, latest; NaN: unknown) of the jobs in ``queue`` (indices, fair
+    order), like ``squeue --start``, by replaying the back-fill:
+
+    ``latest``    the time it starts if every running job and every job ahead of it runs to its
+                  ``max_run_time`` (unknown when some devices it needs are held without such a bound);
+    ``earliest``  the same, but preemptible jobs yield at their first lease boundary past their minimum
+                  run (unknown even then: no bound at all).
+
+    Both assume no node is lost, no job ranked ahead of it arrives and the fair order stays as it is; any
+    job may end before its bound, so a job may start before ``earliest``.
+
+    ``running``: (type index, devices, early end, late end) of every job holding devices; ``durations``:
+    (queued jobs x 2) early and late run length once started (inf: no bound); ``free``: idle devices per
+    type index. At each moment devices come free the replay starts, in fair order, every job that fits on
+    a type it runs on, fastest first (the scheduler's back-fill; devices counted per type, not per node).
+    Past ``max_work`` job visits the rest is unknown."""
+    n = len(queue)
+    lo = np.full(n, np.nan)
+    hi = np.full(n, np.nan)
+    if n == 0:
+        return lo, hi
+    rows = np.asarray(queue, dtype=np.int64)
+    scale_q = problem.scale[rows]
+    usable_q = usable[rows]
+    scale = scale_q.tolist()
+    tput = problem.throughput
+    n_types = usable.shape[1]
+    memo: dict[int, list[int]] = {}
+
+    def types_of(q: int) -> list[int]:
+        """The types queued job q runs on, fastest first (worked out when the replay first needs it)."""
+        got = memo.get(q)
+        if got is None:
+            i = int(rows[q])
+            ks = np.nonzero(usable[i])[0]
+            got = memo[q] = ks[np.argsort(-tput[i, ks], kind="stable")].tolist()
+        return got
+
+    for scenario, out in ((0, lo), (1, hi)):
+        heap = [(end, k, d) for k, d, *ends in running if math.isfinite(end := ends[scenario])]
+        heapq.heapify(heap)
+        avail = np.zeros(n_types, dtype=np.int64)
+        for k, c in free.items():
+            avail[k] = max(0, c)
+        left = np.arange(n)
+        t = now
+        work = 0
+        while len(left) and work < max_work:
+            # the jobs that fit now (one array operation); taking devices only shrinks this set, so the
+            # walk in fair order visits only them
+            fit = (usable_q[left] & (scale_q[left, None] <= avail[None, :])).any(axis=1)
+            work += 1 + len(left) // 100
+            cand = np.nonzero(fit)[0]
+            placed = []
+            while cand.size and work < max_work:
+                # the first job in fair order among those that fit takes its fastest type with room; then
+                # only the candidates that still fit stay (taking devices only shrinks the set)
+                pos = int(cand[0])
+                q = int(left[pos])
+                s = scale[q]
+                k = next(k for k in types_of(q) if avail[k] >= s)
+                avail[k] -= s
+                out[q] = t
+                end = t + float(durations[q, scenario])
+                if end < math.inf:
+                    heapq.heappush(heap, (end, k, s))
+                placed.append(pos)
+                cand = cand[1:]
+                lq = left[cand]
+                cand = cand[(usable_q[lq] & (scale_q[lq, None] <= avail[None, :])).any(axis=1)]
+                work += 1 + len(cand) // 100
+            if placed:
+                left = np.delete(left, placed)
+            if not heap or not len(left):
+                break
+            t = heap[0][0]
+            while heap and heap[0][0] <= t:
+                _, k, d = heapq.heappop(heap)
+                avail[k] += d
+    lo = np.where(np.isnan(lo), hi, lo)
+    return lo, hi

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from accelpool.core.allocation import Allocation
+from accelpool.core.reasons import QueueView
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
     DEFAULT_SITE,
@@ -97,6 +98,9 @@ class Decision:
     boundary: bool = True
     details: Mapping[str, str] = field(default_factory=dict)
     """Each waiting job's reason in words with its numbers (``core.reasons.explain``)."""
+    queue: QueueView = field(default_factory=QueueView)
+    """The queue in fair order: each queued job's position in the pool and in its tenant, and its
+    estimated start range (``core.reasons.QueueView``, ``core.estimates``; blocked jobs have no place)."""
 
     def placements(self) -> tuple[Placement, ...]:
         return self.keep + self.start

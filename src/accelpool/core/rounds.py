@@ -44,6 +44,7 @@ import math
 import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem, Policy
+from accelpool.core.estimates import program_min as min_run_by_grant
 from accelpool.core.placement import _FreeTemplate, _pair_order, _place, _Sites, blocked_reasons
 from accelpool.core.problem import build_problem
 from accelpool.core.round_config import RoundConfig
@@ -82,6 +83,7 @@ class DecideCache:
         self.id_rank: tuple[tuple[str, ...], np.ndarray] | None = None
         self.index_of: tuple[tuple[str, ...], dict[str, int]] | None = None
         self.free_template: _FreeTemplate | None = None
+        self.run_bounds: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None = None
 
 
 def decide(
@@ -145,13 +147,7 @@ def _pinned(
         boundary = False
     threshold = lease / (lease - restart) if boundary else math.inf
     floor = config.min_run()
-    program_min: dict[str, float] = {}
-    if boundary and snapshot.programs:
-        by_program = {p.id: p.rules.min_run_seconds for p in snapshot.programs}
-        for g in snapshot.grants:
-            m = by_program.get(g.program)
-            if m is not None and m > floor:
-                program_min[g.id] = m
+    program_min = min_run_by_grant(snapshot, floor) if boundary else {}
     started = snapshot.run_started
     now = snapshot.now
     out = []

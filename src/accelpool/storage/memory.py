@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from accelpool.core import ledger
 from accelpool.core.errors import AlreadyExists
 from accelpool.core.lifecycle import Command, Event, SchedulerEvent, apply_event
+from accelpool.core.reasons import QueueView
 from accelpool.core.rounds import Decision, JobStatus, Snapshot
 from accelpool.core.sites import price_for
 from accelpool.core.throughput import ThroughputMatrix
@@ -57,6 +58,7 @@ class MemoryStore:
         self.accelerators: dict[str, AcceleratorType] = dict(accelerators or {})
         self.nodes: dict[str, Node] = {}
         self.down: set[str] = set()
+        self.queue = QueueView()  # the latest round's queue (core.reasons.QueueView)
         self.tenants: dict[str, Tenant] = {}
         self.programs: dict[str, Program] = {}
         self.grants: dict[str, Grant] = {}
@@ -173,6 +175,8 @@ class MemoryStore:
             rec.position = positions.get(job_id)
         for p in decision.keep:
             self.jobs[p.job].position = None
+        if len(decision.queue) or not decision.positions:
+            self.queue = decision.queue  # the fair order with each queued job's place and start range
         return booked
 
     def record_events(self, events: Sequence[ExecutorEvent]) -> list[Charge]:

@@ -14,8 +14,10 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
+from accelpool.core.reasons import QueueSpot
 from accelpool.core.types import Grant, JobState, Program, Tenant
 from accelpool.storage import tables as T
+from accelpool.storage.engine import json_deserializer
 from accelpool.storage.views import JobEvent, JobView, NodeView, TokenView, UsageRow
 
 PERIODS = ("hour", "day", "week", "month", "year")
@@ -70,9 +72,56 @@ class Queries:
         q = q.where(j.state == JobState.QUEUED.value, j.reason.notlike("blocked%"), ahead)
         return 1 + int(c.execute(q).scalar_one())
 
-    def queue_positions(self, c: Connection, rows: Sequence[Any]) -> dict[str, int]:
-        """Positions of the queued jobs among ``rows`` that a round has considered (one query)."""
+    _queue_read: tuple[int, dict[str, Any]] | None = None
+
+    def _queue_view(self, c: Connection) -> dict[str, Any] | None:
+        """The latest round's queue (the queue_view row: fair order, positions in the pool and the tenant,
+        start ranges), parsed once per version; None before the first round wrote one."""
+        version = c.execute(select(T.queue_view.c.version).where(T.queue_view.c.id == 1)).scalar()
+        if version is None:
+            return None
+        got = self._queue_read
+        if got is None or got[0] != version:
+            row = c.execute(
+                select(T.queue_view.c.version, T.queue_view.c.data).where(T.queue_view.c.id == 1)
+            ).first()
+            if row is None:
+                return None
+            got = self._queue_read = (int(row.version), json_deserializer(row.data))
+        return got[1]
+
+    def queue_spots(self, c: Connection, rows: Sequence[Any]) -> dict[str, QueueSpot]:
+        """The place in the fair order (pool and tenant) and the estimated start range of each queued job
+        among ``rows`` that the latest round ranked (blocked and new jobs have none)."""
         queued = [r for r in rows if _ranked(r)]
+        if not queued:
+            return {}
+        view = self._queue_view(c)
+        if view is None:
+            return {}
+        jobs, of = view.get("jobs", {}), int(view.get("of", 0))
+        out = {}
+        for r in queued:
+            e = jobs.get(r.id)
+            if e is not None:
+                out[r.id] = QueueSpot(int(e[0]), of, int(e[1]), int(e[2]), e[3], e[4])
+        return out
+
+    def queue_positions(self, c: Connection, rows: Sequence[Any]) -> dict[str, int]:
+        """Positions of the queued jobs among ``rows`` that a round has considered: from the latest round's
+        fair order (``queue_spots``); for jobs it does not list (a decision made without a queue view),
+        from the queue order (priority, submit time, id; one query)."""
+        queued = [r for r in rows if _ranked(r)]
+        if not queued:
+            return {}
+        spots = self.queue_spots(c, queued)
+        if len(spots) == len(queued):
+            return {j: s.position for j, s in spots.items()}
+        queued = [r for r in queued if r.id not in spots]
+        found = {j: s.position for j, s in spots.items()}
+        return found | self._derived_positions(c, queued)
+
+    def _derived_positions(self, c: Connection, queued: Sequence[Any]) -> dict[str, int]:
         if not queued:
             return {}
         if len(queued) <= 4:
@@ -106,10 +155,11 @@ class Queries:
             charged = c.execute(
                 select(func.coalesce(func.sum(T.charges.c.amount_krw), 0)).where(T.charges.c.job == job_id)
             ).scalar_one()
-            pos = None
+            pos = spot = None
             if _ranked(r):
-                pos = self.queue_position(c, int(r.priority), float(r.submit_time), r.id)
-        return _job_view(r, int(charged), pos)
+                spot = self.queue_spots(c, [r]).get(r.id)
+                pos = spot.position if spot is not None else self._derived_positions(c, [r]).get(r.id)
+        return _job_view(r, int(charged), pos, spot)
 
     def job_events(self, job_id: str) -> list[JobEvent]:
         with self.read() as c:
@@ -143,8 +193,9 @@ class Queries:
             q = q.where(T.jobs.c.seq < before)
         with self.read() as c:
             rows = c.execute(q).all()
+            spots = self.queue_spots(c, rows[:limit])
             positions = self.queue_positions(c, rows[:limit])
-        views = [_job_view(r, None, positions.get(r.id)) for r in rows[:limit]]
+        views = [_job_view(r, None, positions.get(r.id), spots.get(r.id)) for r in rows[:limit]]
         return views, (views[-1].seq if len(rows) > limit else None)
 
     def active_tenant_jobs(self, tenant: str, grant: str | None = None) -> int:
@@ -403,7 +454,9 @@ def _token_view(r: Any) -> TokenView:
     return TokenView(r.id, r.name, r.role, r.tenant, r.program, float(r.created), bool(r.revoked), expires)
 
 
-def _job_view(r: Any, charged: int | None = None, position: int | None = None) -> JobView:
+def _job_view(
+    r: Any, charged: int | None = None, position: int | None = None, spot: QueueSpot | None = None
+) -> JobView:
     return JobView(
         id=r.id,
         seq=int(r.seq),
@@ -422,5 +475,6 @@ def _job_view(r: Any, charged: int | None = None, position: int | None = None) -
         spec=dict(r.spec),
         run=dict(r.run),
         reserved_krw=int(r.reserved_krw),
+        queue=spot,
         charged_krw=charged,
     )

@@ -142,8 +142,8 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
 
     def record_decision(self, decision: Decision) -> list[Charge]:
         """Preemptions and starts in one transaction; then the wait reasons that changed, in short
-        transactions of ``WAIT_CHUNK`` rows. Queue positions are not stored: reads derive them from the
-        queue order (``Queries.queue_positions``), which is the order the decision ranked them in."""
+        transactions of ``WAIT_CHUNK`` rows. Queue positions are not stored per job (a job ahead starting
+        moves every position behind it): the round's queue is one queue_view row (``_record_queue``)."""
         now = decision.now
         queued = JobState.QUEUED.value
         with self.write() as c:
@@ -225,9 +225,39 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
                     )
             for j, r in chunk:
                 waits[j] = r
+        self._record_queue(decision)
         if booked:
             self.invalidate()  # grants' spent_krw changed
         return booked
+
+    def _record_queue(self, decision: Decision) -> None:
+        """The round's queue (``Decision.queue``: fair order, positions, start ranges) as the one
+        queue_view row, when it changed. A decision made by hand with positions but no queue (tests)
+        leaves the row alone; reads then derive positions from the queue order."""
+        view = decision.queue
+        if not len(view) and decision.positions:
+            return
+        rows = view.rows()
+        if rows == self._queue_written:
+            return
+        data = json_serializer(
+            {
+                "of": len(rows),
+                "jobs": {
+                    j: [p, tp, tn, None if lo is None else round(lo, 1), None if hi is None else round(hi, 1)]
+                    for j, p, tp, tn, lo, hi in rows
+                },
+            }
+        )
+        with self.write() as c:
+            done = c.execute(
+                update(T.queue_view)
+                .where(T.queue_view.c.id == 1)
+                .values(at=decision.now, version=T.queue_view.c.version + 1, data=data)
+            )
+            if not done.rowcount:
+                c.execute(insert(T.queue_view).values(id=1, at=decision.now, version=1, data=data))
+        self._queue_written = rows
 
     def record_events(self, events: Sequence[ExecutorEvent]) -> list[Charge]:
         if not events:

@@ -113,6 +113,8 @@ jobs = Table(
     Column("seconds_on", JSON, nullable=False, default=dict),
     Column("metered_until", Float, nullable=True),
     Column("carry_krw", String(80), nullable=True),  # exact KRW metered, not yet billed: "n/d" (core.ledger)
+    Column("attempt_started", Float, nullable=True),  # STARTED of the current run, until its first progress
+    Column("restart_measured", Float, nullable=True),  # s from STARTED to the first progress (last attempt)
     Column("reason", Text, nullable=False, default=""),
     Column("submit_time", Float, nullable=False),
     Column("start_time", Float, nullable=True),
@@ -174,6 +176,20 @@ charges = Table(
         "start",
     ),
     Index("ix_charges_job", "job"),
+)
+
+# The latest round's queue (core.reasons.QueueView), one row: positions in the pool and the tenant and
+# estimated start ranges of every queued job, in fair order. Rewritten when it changes (one row, not one
+# per job: a job ahead starting moves every position behind it); reads take their job's entry.
+queue_view = Table(
+    "queue_view",
+    metadata,
+    Column("id", Integer, primary_key=True),  # always 1
+    Column("at", Float, nullable=False),  # the round's time
+    Column("version", BigInteger, nullable=False),  # +1 per write (readers keep the parsed data per version)
+    # JSON text {"of": n, "jobs": {id: [pos, tenant pos, tenant count, earliest, latest]}}, serialized
+    # before the write transaction begins (it holds SQLite's write lock only for the row write)
+    Column("data", Text, nullable=False),
 )
 
 tokens = Table(

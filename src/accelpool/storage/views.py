@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from accelpool.core.reasons import QueueSpot
 from accelpool.core.types import JobState
 
 
@@ -28,6 +29,7 @@ class JobView:
     run: dict[str, Any]
     reserved_krw: int = 0
     charged_krw: int | None = None
+    queue: QueueSpot | None = None  # a queued job's place in the fair order and its estimated start range
 
     @property
     def grant(self) -> str | None:
@@ -106,4 +108,5 @@ def row_view(r: Any, charged: int | None = None) -> JobView:
         run=dict(g("run")),
         reserved_krw=int(g("reserved_krw")),
         charged_krw=charged,
+        queue=g("queue"),
     )

@@ -54,6 +54,18 @@ def job_json(v: JobView, events: list[Any] | None = None) -> dict[str, Any]:
         "reserved_krw": v.reserved_krw,
         "command": v.run.get("command"),
     }
+    q = v.queue
+    out["queue"] = (
+        None
+        if q is None
+        else {
+            "position": q.position,
+            "of": q.of,
+            "tenant_position": q.tenant_position,
+            "tenant_of": q.tenant_of,
+        }
+    )
+    out["start_estimate"] = None if q is None else {"earliest": q.earliest, "latest": q.latest}
     if v.charged_krw is not None:
         out["charged_krw"] = v.charged_krw
     if events is not None:
