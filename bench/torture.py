@@ -45,7 +45,7 @@ from typing import Any
 import httpx
 
 from accelpool.service.process import ServerProcess
-from accelpool.service.server import wait_healthy
+from accelpool.service.startup import wait_healthy
 from accelpool.storage.engine import sqlite_url
 
 TENANT = "demo-startup"  # a demo tenant with a grant of 50,000,000 KRW

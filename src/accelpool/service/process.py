@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from accelpool.service.server import wait_healthy
+from accelpool.service.startup import wait_healthy
 
 
 def free_port() -> int:

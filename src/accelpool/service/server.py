@@ -1,7 +1,7 @@
 """`accelpool up`: the API, the scheduling rounds and the executor.
 
 By default ``accelpool up`` is a supervisor (``service.supervisor``) running two processes that share only
-the database: the API (uvicorn serving ``create_app``, see ``api_app``) and the scheduler (``Service``
+the database: the API (uvicorn serving ``create_app``, see ``startup.api_app``) and the scheduler (``Service``
 with ``api=False``: the reconciler loop and the executor). ``--single-process`` runs both in one process
 (the scheduler as a thread), as a debugging aid and for tests.
 
@@ -34,8 +34,6 @@ import os
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 from fastapi import FastAPI
@@ -44,109 +42,41 @@ from prometheus_client import Gauge
 from accelpool.api.app import WAKE_INTERVAL, Hooks, Metrics, create_app
 from accelpool.api.auth import JobTokens
 from accelpool.catalog import bundled_catalog
-from accelpool.core.allocation import Policy
-from accelpool.core.errors import InputError
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.types import Node
-from accelpool.executors.sandbox import SandboxConfig
 from accelpool.executors.sites import SiteExecutors
 from accelpool.ports import EventKind, Executor, ExecutorEvent, Launch, NodeSource, StopCause
 from accelpool.runtime.clock import SystemClock
 from accelpool.runtime.reconciler import Reconciler, RoundReport
 from accelpool.service import channel
+from accelpool.service.options import (
+    DEFAULT_PORT,
+    Options,
+    default_data_dir,
+    get_policy,
+    sandbox_config,
+)
 from accelpool.service.sites import ExecutorFactory, SiteWiring
-from accelpool.storage.engine import sqlite_url
+from accelpool.service.startup import DEMO_EXAMPLES_PENDING, api_app, bootstrap, wait_healthy
 from accelpool.storage.sql import SqlStore
 
+# Options and the start-up helpers moved to service/options.py and service/startup.py; importers of
+# ``accelpool.service.server`` still find them here.
+__all__ = [
+    "DEFAULT_PORT",
+    "DEMO_EXAMPLES_PENDING",
+    "Options",
+    "Service",
+    "api_app",
+    "bootstrap",
+    "default_data_dir",
+    "get_policy",
+    "sandbox_config",
+    "wait_healthy",
+]
+
 log = logging.getLogger("accelpool.service")
-DEFAULT_PORT = 8470
 _OVER = ("cancelled", "succeeded", "failed")
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("ACCELPOOL_HOME", Path.home() / ".accelpool"))
-
-
-def sandbox_config(opts: Options) -> SandboxConfig:
-    """The job sandbox's settings: the operator's file (``--sandbox-config``, JSON with SandboxConfig
-    fields), ``--allow-unsandboxed``, and the data dir (database, tokens, executor state, logs) protected."""
-    d: dict[str, Any] = {}
-    if opts.sandbox_config:
-        path = Path(opts.sandbox_config)
-        try:
-            d = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read it: {exc}", field="--sandbox-config", value=str(path)) from None
-        if not isinstance(d, dict):
-            raise InputError("must be a JSON object", field="--sandbox-config", value=str(path))
-    if opts.allow_unsandboxed:
-        d["allow_unsandboxed"] = True
-    try:
-        cfg = SandboxConfig.from_dict(d)
-    except (TypeError, ValueError) as exc:
-        raise InputError(str(exc), field="--sandbox-config", value=str(opts.sandbox_config)) from None
-    protect: list[str] = [str(opts.data_dir)]
-    if opts.url.startswith("sqlite"):
-        db = opts.url.split("///", 1)[-1].split("?")[0]
-        protect += [db, db + "-wal", db + "-shm"]
-    return cfg.with_protect(*protect)
-
-
-def get_policy(name: str) -> Policy:
-    """A policy from the registry (``accelpool.core.policies.get_policy``), with a direct fallback."""
-    from accelpool.core import policies
-
-    getter = getattr(policies, "get_policy", None)
-    if getter is not None:
-        return getter(name)  # type: ignore[no-any-return]
-    if name in ("max-min-fairness", "max_min_fairness"):
-        from accelpool.core.policies.max_min_fairness import max_min_fairness
-
-        return max_min_fairness
-    raise ValueError(f"unknown policy '{name}'")
-
-
-@dataclass
-class Options:
-    data_dir: Path = field(default_factory=default_data_dir)
-    database_url: str | None = None
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
-    demo: bool = False
-    round_seconds: float = 3.0
-    policy: str = "max-min-fairness"
-    executor: str = "local"  # local | ray | slurm | fake
-    ray_address: str | None = None  # ray: "auto", "HOST:6379", "ray://HOST:10001"; None: ray.init() default
-    ray_namespace: str = "accelpool"  # ray: must stay the same across restarts to adopt running work
-    upgrade: bool = True
-    single_process: bool = False  # API and scheduler in one process (debugging, tests)
-    poll_seconds: float = 0.25  # scheduler: how often it looks for cancels, submissions, log requests
-    allow_unsandboxed: bool = False  # local/ray: run tenant jobs without the sandbox if bwrap is missing
-    sandbox_config: str | None = None  # JSON file with SandboxConfig fields (volumes, tenant_ids, limits)
-    lease_seconds: float = (
-        360.0  # how long an allocation holds; preemption only at its end (docs/scheduling.md)
-    )
-    min_run_seconds: float | None = None  # a preemptible job's minimum run (None: two leases)
-    restart_seconds: float = 60.0  # what one restart is assumed to cost a job (s)
-    slurm_conf: str | None = None  # slurm: slurm.conf for the Slurm commands (None: their default)
-    slurm_partition: str | None = None  # slurm: partition to submit to and take nodes from
-    instance: str = "accelpool"  # slurm: tag of this control plane's Slurm jobs (keep it across restarts)
-    site_down_seconds: float = 10.0  # sites: a site whose controller is silent this long is down
-
-    @property
-    def url(self) -> str:
-        return self.database_url or sqlite_url(self.data_dir / "accelpool.sqlite")
-
-    def to_json(self) -> str:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        d["data_dir"] = str(self.data_dir)
-        return json.dumps(d)
-
-    @classmethod
-    def from_json(cls, text: str) -> Options:
-        d = json.loads(text)
-        d["data_dir"] = Path(d["data_dir"])
-        return cls(**d)
 
 
 class Service:
@@ -523,99 +453,6 @@ class Service:
         self.stop()
 
 
-DEMO_EXAMPLES_PENDING = "demo-examples-pending"
-
-
-def bootstrap(store: SqlStore, opts: Options, node_source: bool) -> list[str]:
-    """First start: an admin token (written 0600 to the data dir); with --demo the demo world. Returns
-    the messages to show. ``node_source``: the executor discovers the nodes (Ray), the demo adds none."""
-    messages: list[str] = []
-    d = opts.data_dir
-    token_file = d / "admin-token"
-    if not store.has_admin_token() or not token_file.exists():
-        _, secret = store.create_token("admin", name="first admin")
-        _write_secret(token_file, secret)
-        messages.append(f"admin token created: {token_file} (keep it secret; shown once)")
-    client: dict[str, Any] = {"url": f"http://{opts.host}:{opts.port}", "token_file": str(token_file)}
-    if opts.demo:
-        from accelpool.service import demo
-
-        if node_source:  # the pool is what the executor finds (Ray)
-            secrets = demo.seed(store, nodes=None, price_types=sorted(bundled_catalog()))
-        else:
-            secrets = demo.seed(store)
-        for tenant, secret in secrets.items():
-            _write_secret(d / f"token-{tenant}", secret)
-        if secrets and node_source:
-            # the pool is empty until the scheduler has found the executor's nodes: it submits the examples
-            # then (Service.sync_nodes), so admission sees the real pool
-            (d / DEMO_EXAMPLES_PENDING).write_text("the scheduler submits the demo's example jobs\n")
-            messages.append(
-                f"demo: nodes from the executor, program '{demo.PROGRAM}'; example jobs for tenant "
-                f"'{demo.TENANTS[0]}' are submitted once the scheduler has found the nodes"
-            )
-        elif secrets:
-            skipped: list[str] = []
-            ids = demo.example_jobs(store, skipped=skipped)
-            messages.append(
-                f"demo: pool of {len(demo.DEMO_NODES)} nodes, program '{demo.PROGRAM}', "
-                f"{len(ids)} example jobs submitted for tenant '{demo.TENANTS[0]}'"
-            )
-            messages += [f"demo: example left out: {why}" for why in skipped]
-        client["tenant"] = demo.TENANTS[0]
-        member = d / f"token-{demo.TENANTS[0]}"
-        if member.exists():  # the demo's newcomer acts as a member of the demo tenant, not as the admin
-            client["token_file"] = str(member)
-    (d / "client.json").write_text(json.dumps(client, indent=2))
-    return messages
-
-
-def api_app(opts: Options) -> tuple[FastAPI, SqlStore]:
-    """The API process's app: the store, no executor. Cancels are recorded in the store (the scheduler
-    process stops the job's processes within ``poll_seconds``); submissions are noticed by the scheduler
-    from the jobs table; logs are read from the executor's files (``channel.LogReader``)."""
-    catalog = bundled_catalog()
-    store = SqlStore(opts.url, catalog, upgrade=False)
-    hooks = Hooks(logs=channel.LogReader(opts.data_dir, opts.executor))
-    metrics = Metrics()
-    status = _SchedulerStatus(opts.data_dir)
-    metrics.registry.register(status)
-    app = create_app(store, hooks=hooks, catalog=catalog, metrics=metrics)
-    app.state.job_tokens = JobTokens.for_data_dir(opts.data_dir)
-    return app, store
-
-
-class _SchedulerStatus:
-    """/metrics of the API process: the scheduler process's last status (``run/scheduler.json``)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-
-    def collect(self) -> Any:
-        from prometheus_client.core import GaugeMetricFamily
-
-        st = channel.read_status(self.data_dir)
-        yield GaugeMetricFamily(
-            "accelpool_scheduler_rounds",
-            "Rounds run by the scheduler process since it started",
-            st.get("rounds", 0),
-        )
-        yield GaugeMetricFamily(
-            "accelpool_scheduler_last_round_seconds",
-            "Duration of the last round (s)",
-            st.get("last_round_seconds", 0),
-        )
-        age = time.time() - st["last_round_at"] if "last_round_at" in st else -1.0
-        yield GaugeMetricFamily(
-            "accelpool_scheduler_last_round_age_seconds", "Seconds since the last round ended (-1: none)", age
-        )
-        yield GaugeMetricFamily(
-            "accelpool_unrecognized_nodes",
-            "Nodes with accelerators of a type accelpool does not know",
-            st.get("unrecognized_nodes", 0),
-        )
-
-
 def _node_differs(a: Node, b: Any) -> bool:
     return (a.accelerator, a.devices, a.zone, a.site, [list(kv) for kv in a.labels]) != (
         b.accelerator,
@@ -624,25 +461,3 @@ def _node_differs(a: Node, b: Any) -> bool:
         getattr(b, "site", a.site),
         [list(kv) for kv in b.labels],
     )
-
-
-def _write_secret(path: Path, secret: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secret + "\n")
-    os.replace(tmp, path)
-
-
-def wait_healthy(url: str, timeout: float = 30.0) -> bool:
-    import httpx
-
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if httpx.get(url + "/healthz", timeout=1.0).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    return False

@@ -31,7 +31,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from accelpool.service.server import Options
+from accelpool.service.options import Options
 
 log = logging.getLogger("accelpool.supervisor")
 
@@ -161,7 +161,7 @@ def child_main(role: str, options_json: str) -> None:
     if role == "api":
         import uvicorn
 
-        from accelpool.service.server import api_app
+        from accelpool.service.startup import api_app
 
         app, store = api_app(opts)
         # Long-lived objects (app, caches) leave the collector's view; young-generation collections run
