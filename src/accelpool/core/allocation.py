@@ -88,25 +88,27 @@ class AllocationProblem:
             defaults["tenant_ids"] = ("default",)
             defaults["tenant_index"] = np.zeros(n, dtype=np.int64)
         g = len(defaults.get("tenant_ids", self.tenant_ids))  # type: ignore[arg-type]
-        fill = {
-            "tenant_weight": np.ones(g),
-            "quota": np.zeros((g, tt)),
-            "tenant_cap": np.full((g, tt), np.inf),
-            "cap_index": np.full(n, -1, dtype=np.int64),
-            "public": np.zeros(n, dtype=bool),
-            "public_reserve": np.zeros(tt),
-            "priority": np.zeros(n, dtype=np.int64),
-            "submit_time": np.zeros(n),
-            "price_krw_per_hour": np.zeros(tt, dtype=np.int64),
-            "budget_krw": np.full(n, -1, dtype=np.int64),
-            "remaining_steps": np.full(n, np.inf),
-            "time_to_deadline": np.full(n, np.inf),
-            "fair_weight": np.asarray(self.weight, dtype=np.float64),
+        fill: dict[str, Callable[[], object]] = {  # built only for fields left empty
+            "tenant_weight": lambda: np.ones(g),
+            "quota": lambda: np.zeros((g, tt)),
+            "tenant_cap": lambda: np.full((g, tt), np.inf),
+            "cap_index": lambda: np.full(n, -1, dtype=np.int64),
+            "public": lambda: np.zeros(n, dtype=bool),
+            "public_reserve": lambda: np.zeros(tt),
+            "priority": lambda: np.zeros(n, dtype=np.int64),
+            "submit_time": lambda: np.zeros(n),
+            "price_krw_per_hour": lambda: np.zeros(tt, dtype=np.int64),
+            "budget_krw": lambda: np.full(n, -1, dtype=np.int64),
+            "remaining_steps": lambda: np.full(n, np.inf),
+            "time_to_deadline": lambda: np.full(n, np.inf),
+            "fair_weight": lambda: np.asarray(self.weight, dtype=np.float64),
         }
-        for name, value in fill.items():
+        for name, make in fill.items():
             current = getattr(self, name)
-            if np.shape(current) != np.shape(value) and np.size(current) == 0:
-                defaults[name] = value
+            if np.size(current) == 0:
+                value = make()
+                if np.shape(current) != np.shape(value):
+                    defaults[name] = value
         for name, default in defaults.items():
             object.__setattr__(self, name, default)
         if np.size(self.cap_limit) == 0 and np.shape(self.cap_limit) != (0, tt):

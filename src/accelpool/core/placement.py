@@ -197,51 +197,60 @@ def _pair_order(
         ]
     )
     x = alloc.x
+    keep = (1.0 + config.keep_bonus) * threshold
     if config.ranking == "job":
-        total = received.sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per_job = np.where(total > 0, x.sum(axis=1) / np.maximum(total, 1e-12), np.inf)
-        prio = np.repeat(per_job[:, None], len(types), axis=1)
-    elif config.ranking == "deficit":
+        return _job_pair_order(x, usable, received, running_on, keep)
+    if config.ranking == "deficit":
         prio = (x - received) * ages[:, None]
     else:
         with np.errstate(divide="ignore", invalid="ignore"):
             prio = np.where(received > 0, x / np.maximum(received, 1e-12), np.inf)
-    keep = (1.0 + config.keep_bonus) * threshold
     on_type = running_on[:, None] == np.arange(len(types))[None, :]
     if keep != 1.0:
         prio = np.where(on_type & (prio > 0), prio * keep, prio)
     prio = np.where((x > 1e-9) & usable, prio, -np.inf)
-    if config.ranking == "job":
-        # a job's pairs share its best priority (the keep bonus, when it runs on one of its types, counts
-        # for the job); among them the type with the highest per-type ratio x[j,t] / received[j,t] (keep
-        # bonus on the type it runs on) is tried first: Gavel's rotation over a job's types, so a job
-        # given several types gets each in proportion (a speed-blind share is the average device)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            own = np.where(received > 0, x / np.maximum(received, 1e-12), np.inf)
-        own = np.where(on_type & (own > 0), own * keep, own)
-        best = prio.max(axis=1, initial=-np.inf)
-        inner = np.where(np.isfinite(prio) | (prio == np.inf), own, -np.inf)
-        prio, inner_key = np.where(prio > -np.inf, best[:, None], prio), inner
-        # ties between jobs: the one running on one of its types, then the larger share
-        job_in_place = (on_type & (x > 1e-9)).any(axis=1)
-        job_x = np.where(prio > -np.inf, x, 0.0).max(axis=1, initial=0.0)
-    else:
-        inner_key = np.zeros_like(prio)
-        job_in_place = np.zeros(n, dtype=bool)
-        job_x = np.zeros(n)
     rows, cols = np.nonzero(np.isfinite(prio) | (prio == np.inf))
     in_place = running_on[rows] == cols
+    keys = np.lexsort((cols, rows, -x[rows, cols], ~in_place, -np.minimum(prio[rows, cols], 1e300)))
+    return list(zip(rows[keys].tolist(), cols[keys].tolist(), strict=True))
+
+
+def _job_pair_order(
+    x: np.ndarray, usable: np.ndarray, received: np.ndarray, running_on: np.ndarray, keep: float
+) -> list[tuple[int, int]]:
+    """The job ratio across jobs; within a job, the per-type ratio (see _pair_order's callers' docs).
+
+    A job's pairs share its priority sum_t x / sum_t received (times the keep bonus when it runs on one
+    of its types); among them the type with the highest x[j,t] / received[j,t] (keep bonus on the type it
+    runs on) is tried first: Gavel's rotation over a job's types, so a job given several types gets each
+    in proportion (a speed-blind share is the average device). Ties between jobs: the one running on one
+    of its types, then the larger share, then the index. Computed on the pairs with x > 0 only."""
+    rows, cols = np.nonzero((x > 1e-9) & usable)
+    if len(rows) == 0:
+        return []
+    n = x.shape[0]
+    total = received.sum(axis=1)
+    ratio = np.divide(x.sum(axis=1), total, out=np.full(n, np.inf), where=total > 0)
+    in_place = running_on[rows] == cols
+    job_in_place = np.zeros(n, dtype=bool)
+    job_in_place[rows[in_place]] = True
+    job_prio = ratio * np.where(job_in_place, keep, 1.0)
+    xv = x[rows, cols]
+    rec = received[rows, cols]
+    own = np.divide(xv, rec, out=np.full(len(rows), np.inf), where=rec > 0)
+    own = np.where(in_place, own * keep, own)
+    job_x = np.zeros(n)
+    np.maximum.at(job_x, rows, xv)
     keys = np.lexsort(
         (
             cols,
-            -x[rows, cols],
+            -xv,
             ~in_place,
-            -np.minimum(inner_key[rows, cols], 1e300),
+            -np.minimum(own, 1e300),
             rows,
             -job_x[rows],
             ~job_in_place[rows],
-            -np.minimum(prio[rows, cols], 1e300),
+            -np.minimum(job_prio[rows], 1e300),
         )
     )
     return list(zip(rows[keys].tolist(), cols[keys].tolist(), strict=True))
