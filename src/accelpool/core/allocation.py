@@ -88,7 +88,7 @@ class AllocationProblem:
             defaults["tenant_ids"] = ("default",)
             defaults["tenant_index"] = np.zeros(n, dtype=np.int64)
         g = len(defaults.get("tenant_ids", self.tenant_ids))  # type: ignore[arg-type]
-        fill: dict[str, Callable[[], object]] = {  # built only for fields left empty
+        fill: dict[str, Callable[[], np.ndarray]] = {  # built only for fields left empty
             "tenant_weight": lambda: np.ones(g),
             "quota": lambda: np.zeros((g, tt)),
             "tenant_cap": lambda: np.full((g, tt), np.inf),
