@@ -81,7 +81,9 @@ def browser() -> Iterator[Any]:
 class Session:
     """A browser context signed in as one role, recording every request that leaves the origin."""
 
-    def __init__(self, browser: Any, base: str, world: World, who: str, width: int, lang: str) -> None:
+    def __init__(
+        self, browser: Any, base: str, world: World, who: str, width: int, lang: str, accept: bool = False
+    ) -> None:
         self.base = base
         self.foreign: list[str] = []
         self.dialogs: list[str] = []
@@ -95,7 +97,9 @@ class Session:
         r = self.ctx.request.post(base + "/ui/login", form={"token": world.tokens[who]}, max_redirects=0)
         assert r.status == 303, r.text()
         self.page = self.ctx.new_page()
-        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.page.on(
+            "dialog", lambda d: (self.dialogs.append(d.message), d.accept() if accept else d.dismiss())
+        )
 
     def _route(self, route: Any) -> None:
         url = route.request.url
@@ -253,5 +257,119 @@ def test_a_job_named_script_is_shown_as_text(served, browser):
         assert XSS in s.page.inner_text("main")
         s.page.wait_for_timeout(300)
         assert s.dialogs == []
+    finally:
+        s.close()
+
+
+def test_what_to_build_items_in_the_browser(served, browser, monkeypatch):
+    """The issue's list, page by page, as a person uses it: filters, sort and keyset pages on the history;
+    the job page's timeline, attempts, KRW, paged logs and cancel; burn rate, run-out and spend charts;
+    the pool's chart, groups, vendors, demand, red capacity and drain; the last-updated time and zone;
+    HTML error pages and the favicon."""
+    from accelpool.web import jobs_pages
+
+    world, base = served
+    monkeypatch.setattr(jobs_pages, "PER_PAGE", 3)  # 7+ jobs: three pages
+    s = Session(browser, base, world, "admin", 1400, "en")
+    try:
+        # jobs: filter by state through the form, sort, then walk the keyset pages and back
+        s.goto("/ui/jobs")
+        s.page.select_option("select[name=state]", "succeeded")
+        s.page.click("form.filters button[type=submit]")
+        s.page.wait_for_load_state("load")
+        assert "state=succeeded" in s.page.url
+        names = s.page.locator("#jobs tbody tr td:nth-child(2)").all_inner_texts()
+        assert set(names) == {"bob-finished", "alice-lost-node"}
+        s.goto("/ui/jobs?sort=name")
+        seen = []
+        for _ in range(5):
+            seen += s.page.locator("#jobs tbody tr td:nth-child(2)").all_inner_texts()
+            nxt = s.page.locator("a[rel=next]")
+            if nxt.count() == 0:
+                break
+            nxt.click()
+            s.page.wait_for_load_state("load")
+        assert len(seen) >= 7 and seen == sorted(seen, key=str) and len(set(seen)) == len(seen)
+        s.page.locator("a[rel=prev]").click()
+        s.page.wait_for_load_state("load")
+        assert "page 2 of" in s.page.inner_text("main")
+        # job page: the timeline marks the node loss and the requeue, two attempts with KRW, a total
+        s.goto(f"/ui/jobs/{world.jobs['lost']}")
+        main = s.page.inner_text("main")
+        assert "node lost" in main and "requeued" in main and "₩56,000" in main
+        assert s.page.locator("table tbody tr", has_text="₩32,000").count() == 1
+        # logs of a running job: the newest 200 lines, following; earlier lines a click away
+        s.goto(f"/ui/jobs/{world.jobs['running']}")
+        main = s.page.inner_text("main")
+        assert "lines 301-500 of 500" in main and "Following" in main
+        s.page.get_by_role("link", name="Earlier").click()
+        s.page.wait_for_load_state("load")
+        assert "lines 101-300 of 500" in s.page.inner_text("main")
+        # programs: burn rate, run-out and the two spend charts
+        s.goto("/ui/programs")
+        main = s.page.inner_text("main")
+        assert "Burn rate (last 7 days)" in main and "Projected run-out" in main and "per day" in main
+        assert s.page.locator("section.chart-card svg").count() == 2
+        # pool: the utilization chart, GPUs and NPUs apart with vendors, demand, red capacity, drain
+        s.goto("/ui/pool")
+        main = s.page.inner_text("main")
+        assert "GPUs" in main and "NPUs" in main and "NVIDIA" in main and "FuriosaAI" in main
+        assert "Waiting demand" in main and s.page.locator("section.chart-card svg").count() == 1
+        s.page.locator("tr", has_text="a-0").get_by_role("button", name="Drain").click()
+        s.page.wait_for_load_state("load")
+        assert s.page.url.endswith("/ui/pool?done=1"), s.page.inner_text("main")
+        assert s.page.locator("tr.is-down", has_text="a-0").count() == 1
+        s.page.locator("tr", has_text="a-0").get_by_role("button", name="Undrain").click()
+        s.page.wait_for_load_state("load")
+        assert s.page.locator("tr.is-down", has_text="a-0").count() == 0
+        # live: the page says when it was updated and in which zone
+        assert re.search(r"Updated \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(Asia/Seoul\)", s.page.inner_text("main"))
+        # an unknown address and a job one may not see: HTML pages; the favicon is served
+        r = s.goto("/ui/no/such/page")
+        assert r.status == 404 and "Page not found" in s.page.inner_text("main")
+        fav = s.ctx.request.get(base + "/favicon.ico")
+        assert fav.status == 200 and fav.headers["content-type"].startswith("image/svg")
+        assert s.foreign == []
+    finally:
+        s.close()
+
+
+def test_a_member_cancels_its_job_from_the_page(served, browser):
+    world, base = served
+    s = Session(browser, base, world, "m1", 390, "en", accept=True)
+    try:
+        body = {"name": "to-cancel", "command": "true", "resources": {"type": "h100", "count": 1}}
+        r = world.client.post("/api/v1/jobs", json=body, headers=world.headers("m1"))
+        assert r.status_code == 201, r.text
+        jid = r.json()["id"]
+        s.goto(f"/ui/jobs/{jid}")
+        s.page.get_by_role("button", name="Cancel this job").click()
+        s.page.wait_for_url(re.compile(r".*done=1"))
+        assert "cancelled" in s.page.inner_text("main")
+        assert s.page.get_by_role("button", name="Cancel this job").count() == 0
+        assert s.dialogs == ["Really cancel this job?"] and s.h_scroll() <= 0
+    finally:
+        s.close()
+
+
+def test_a_program_manager_creates_and_changes_a_grant_from_the_page(served, browser):
+    world, base = served
+    s = Session(browser, base, world, "pm2", 390, "en")
+    try:
+        s.goto("/ui/programs")
+        s.page.locator("summary", has_text="New grant").click()
+        s.page.select_option("select[name=tenant]", "t1")
+        s.page.fill("form.grid-form input[name=amount_krw]", "1,500,000")
+        s.page.get_by_role("button", name="Create grant").click()
+        s.page.wait_for_url(re.compile(r".*/ui/programs\?done=1"))
+        row = s.page.locator("tr", has_text="₩1,500,000")
+        assert row.count() == 1 and "t1" in row.inner_text()
+        # more than the program has left: the API's refusal, in words, on the page
+        form = s.page.locator("tr", has_text="g2").locator("form")
+        form.locator("input[name=amount_krw]").fill("999999999999")
+        form.get_by_role("button", name="Change").click()
+        s.page.wait_for_load_state("load")
+        assert "Refused:" in s.page.inner_text("main") and s.h_scroll() <= 0
+        assert s.foreign == []
     finally:
         s.close()

@@ -128,7 +128,7 @@ def test_history_filters_sort_and_pages(world):
 def test_job_page_shows_attempts_costs_events_and_logs(world):
     page = world.get(f"/ui/jobs/{world.jobs['lost']}", "m1").text
     assert "₩32,000" in page and "₩24,000" in page and "₩56,000" in page
-    assert "preemption" in page and "node h-0 lost" in page and "requeued" in page
+    assert "node lost" in page and "node h-0 lost" in page and "requeued" in page
     assert "Attempts" in page and "8.00" in page and "6.00" in page
     running = world.get(f"/ui/jobs/{world.jobs['running']}", "m1").text
     assert "step 499 loss" in running and "step 299 loss" not in running  # the last 200 lines
@@ -272,7 +272,17 @@ def test_every_message_has_a_korean_translation():
     for module in src.glob("*.py"):  # the pages of every area
         used |= set(re.findall(r'loc\(\s*"([^"]+)"', module.read_text()))
         used |= set(re.findall(r'\)\(\s*"([^"]+)"', module.read_text()))
-    used |= {"preemption", "node lost", "requeued", *i18n.STATE_WORDS, "admin", "member", "program-manager"}
+    used |= {
+        "preemption",
+        "node lost",
+        "site lost",
+        "run lost",
+        "requeued",
+        *i18n.STATE_WORDS,
+        "admin",
+        "member",
+        "program-manager",
+    }
     missing = sorted(m for m in used if m not in i18n.KO)
     assert len(used) > 100 and missing == []
 

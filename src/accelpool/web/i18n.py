@@ -155,6 +155,8 @@ KO: dict[str, str] = {
     "Grant": "지원금",
     "preemption": "선점",
     "node lost": "노드 손실",
+    "site lost": "사이트 손실",
+    "run lost": "실행 끊김",
     "requeued": "재대기",
     # programs
     "Budget": "예산",

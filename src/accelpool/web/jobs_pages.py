@@ -61,6 +61,23 @@ def waiting_since(store: SqlStore, v: Any) -> float:
     return times[-1] if times else float(v.submit_time)
 
 
+def _mark(e: Any, prev: str | None) -> str:
+    """What a timeline line is marked as: a lost node or site, a run lost, a preemption, a requeue."""
+    why = (e.reason or "").lower()
+    if e.state in ("preempted", "failed"):
+        if why.startswith("node-lost") or ("node" in why and ("lost" in why or "down" in why)):
+            return "node lost"
+        if why.startswith("site-lost"):
+            return "site lost"
+        if why == "lost" or why.startswith("lost:"):
+            return "run lost"
+    if e.state == "preempted":
+        return "preemption"
+    if e.state == "queued" and prev in ("running", "preempted"):
+        return "requeued"
+    return ""
+
+
 def job_data(
     store: SqlStore, v: Any, logs: str, log_from: int | None, now: float, loc: Locale
 ) -> dict[str, Any]:
@@ -70,14 +87,7 @@ def job_data(
     timeline = []
     prev = None
     for e in events:
-        kind = ""
-        if e.state == "preempted":
-            kind = "preemption"
-        elif "node" in e.reason.lower() and ("lost" in e.reason.lower() or "down" in e.reason.lower()):
-            kind = "node lost"
-        elif e.state == "queued" and prev in ("running", "preempted"):
-            kind = "requeued"
-        timeline.append({"time": e.time, "state": e.state, "reason": e.reason, "kind": kind})
+        timeline.append({"time": e.time, "state": e.state, "reason": e.reason, "kind": _mark(e, prev)})
         prev = e.state
     lines = logs.splitlines()
     n = len(lines)
