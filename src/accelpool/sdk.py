@@ -139,8 +139,20 @@ class Client:
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self._call("POST", f"/jobs/{job_id}/cancel")  # type: ignore[no-any-return]
 
+    def logs_page(self, job_id: str, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
+        """One page of a job's output: ``logs``, ``offset``, ``next_offset`` (None at the end), ``size``."""
+        params: dict[str, int] = {"offset": offset} | ({"limit": limit} if limit is not None else {})
+        return self._call("GET", f"/jobs/{job_id}/logs", params=params)  # type: ignore[no-any-return]
+
     def logs(self, job_id: str) -> str:
-        return str(self._call("GET", f"/jobs/{job_id}/logs")["logs"])
+        """A job's whole output (every page)."""
+        parts, offset = [], 0
+        while True:
+            page = self.logs_page(job_id, offset)
+            parts.append(str(page["logs"]))
+            if page.get("next_offset") is None:
+                return "".join(parts)
+            offset = int(page["next_offset"])
 
     def report_progress(
         self, job_id: str, steps: float | None = None, steps_per_second: float | None = None

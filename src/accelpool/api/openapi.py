@@ -111,7 +111,10 @@ class JobEventList(BaseModel):
 
 class JobLogs(BaseModel):
     job: str
-    logs: str
+    logs: str = Field(description="one page of the output (at most ?limit characters)")
+    offset: int = Field(description="where this page starts (characters)")
+    next_offset: int | None = Field(description="pass back as ?offset= for the next page; null at the end")
+    size: int = Field(description="characters of output there are now")
 
 
 class ProgressAck(BaseModel):

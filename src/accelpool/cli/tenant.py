@@ -102,9 +102,27 @@ def cancel(job_id: str, conn: Connection) -> None:
 
 
 @connected
-def logs(job_id: str, conn: Connection) -> None:
-    """A job's captured output."""
-    console.out(conn.client().logs(job_id), end="", highlight=False)
+def logs(
+    job_id: str,
+    conn: Connection,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="keep printing new output until the job ends")
+    ] = False,
+) -> None:
+    """A job's captured output (read in pages; --follow streams it until the job ends)."""
+    c = conn.client()
+    offset = 0
+    while True:
+        page = c.logs_page(job_id, offset)
+        console.out(page["logs"], end="", highlight=False)
+        offset = int(page["offset"]) + len(page["logs"])
+        if page.get("next_offset") is not None:
+            continue
+        if not follow or c.job(job_id)["state"] in ("succeeded", "failed", "cancelled"):
+            if follow:  # the last lines, written as it ended
+                console.out(c.logs_page(job_id, offset)["logs"], end="", highlight=False)
+            return
+        time.sleep(1.0)
 
 
 @connected

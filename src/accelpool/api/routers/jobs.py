@@ -271,10 +271,32 @@ def job_events(job_id: str, request: Request, who: Who) -> dict[str, Any]:
     return {"items": [asdict(e) for e in store_of(request).job_events(job_id)]}
 
 
+MAX_LOG_PAGE = 1024 * 1024  # characters of log per response: larger logs are read in pages
+
+
 @router.get("/jobs/{job_id}/logs", tags=["jobs"])
-def job_logs(job_id: str, request: Request, who: Who) -> dict[str, Any]:
+def job_logs(
+    job_id: str,
+    request: Request,
+    who: Who,
+    offset: Annotated[int, Query(ge=0, le=2**62, description="first character to return")] = 0,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LOG_PAGE, description="at most this many characters")
+    ] = MAX_LOG_PAGE,
+) -> dict[str, Any]:
+    """One page of the job's output (each rank's head and tail, bounded by the executor; docs/security.md).
+    ``next_offset`` is where the next page starts, null at the end of what is there now."""
     _visible_job(request, who, job_id)
-    return {"job": job_id, "logs": request.app.state.hooks.logs(job_id)}
+    text = request.app.state.hooks.logs(job_id)
+    page = text[offset : offset + limit]
+    end = offset + len(page)
+    return {
+        "job": job_id,
+        "logs": page,
+        "offset": offset,
+        "next_offset": end if end < len(text) else None,
+        "size": len(text),
+    }
 
 
 @router.post("/jobs/{job_id}/cancel", tags=["jobs"])

@@ -1,0 +1,25 @@
+"""GET /jobs/{id}/logs serves a job's output in pages (at most 1 MiB characters each), never as one body."""
+
+from __future__ import annotations
+
+
+def test_logs_come_in_bounded_pages(world) -> None:
+    jid = world.submit().json()["id"]
+    text = "".join(f"line {i:07d}\n" for i in range(200_000))  # 2.6 MB
+    world.app.state.hooks.logs = lambda j: text
+    got, offset, pages = [], 0, 0
+    while True:
+        r = world.call("m1", "GET", f"/api/v1/jobs/{jid}/logs", params={"offset": offset})
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert len(page["logs"]) <= 1024 * 1024 and page["size"] == len(text) and page["offset"] == offset
+        got.append(page["logs"])
+        pages += 1
+        if page["next_offset"] is None:
+            break
+        offset = page["next_offset"]
+    assert "".join(got) == text and pages == 3
+    r = world.call("m1", "GET", f"/api/v1/jobs/{jid}/logs", params={"offset": 5, "limit": 10})
+    assert r.json()["logs"] == text[5:15] and r.json()["next_offset"] == 15
+    r = world.call("m1", "GET", f"/api/v1/jobs/{jid}/logs", params={"limit": 2 * 1024 * 1024})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "limit", r.text
