@@ -27,6 +27,20 @@ if ! command -v bwrap >/dev/null 2>&1; then
   fi
 fi
 
+# Jobs with an `image:` run in podman (with runc; docs/security.md); the tests build a tiny image from a
+# static busybox. Optional for a pool without image jobs: installed when missing and we are root on Debian.
+if ! command -v podman >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1 ||
+  { [ ! -x /bin/busybox ] && [ ! -x /usr/bin/busybox ]; }; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing podman, runc and busybox-static (jobs with an image)" >&2
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc busybox-static >/dev/null 2>&1 ||
+      (apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc busybox-static >/dev/null)) >&2
+  else
+    echo "setup: note: podman/runc missing; jobs with an 'image' will fail with that reason" >&2
+  fi
+fi
+
 extras="dev,ray"
 [ "${1:-}" = "--no-ray" ] && extras="dev"
 

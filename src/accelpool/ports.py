@@ -43,6 +43,8 @@ class RunSpec:
     workdir: str | None = None
     checkpoint_dir: str | None = None
     grace_seconds: float = 30.0
+    image: str | None = None  # OCI image (podman), None: the host's filesystem read-only (bubblewrap)
+    limits: Mapping[str, float] = field(default_factory=dict)  # memory, processes, cpus, scratch
 
 
 @dataclass(frozen=True)

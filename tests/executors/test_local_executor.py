@@ -11,6 +11,7 @@ import pytest
 from accelpool.core.rounds import Placement
 from accelpool.core.types import Job
 from accelpool.executors.local import LocalExecutor, _proc_start_time
+from accelpool.executors.sandbox_wrapper import WRAPPER
 from accelpool.ports import EventKind, ExecutorEvent, Launch, RunSpec
 
 
@@ -307,7 +308,7 @@ def test_a_process_spawned_but_not_recorded_never_runs_its_command(tmp_path: Pat
             "import subprocess, sys, time; subprocess.Popen(sys.argv[1:]); time.sleep(0.3)",
             sys.executable,
             "-c",
-            sb.WRAPPER,
+            WRAPPER,
             str(jdir / "plan.json"),
         ]
     )

@@ -56,6 +56,7 @@ class Attack:
     expect_state: tuple[str, ...] = ("succeeded", "failed", "cancelled")
     check: Callable[[Ctx, dict[str, Any], str], None] | None = None
     local_only: bool = False
+    tenant: str = "member"  # "other": submitted by the victim's tenant (demo-lab: no network granted)
 
 
 def _host_procs(needle: str) -> list[int]:
@@ -142,6 +143,64 @@ _PY_HTTP = (
     "headers={{'Authorization':'Bearer '+os.environ.get('ACCELPOOL_TOKEN',''),'Content-Type':'application/json'}});"
     "print('HTTP', u.urlopen(r).status)\""
 )
+
+_PY_CONNECT = (
+    "python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 3); print('connected')\" && echo "
+    + WIN
+)
+TEST_IMAGE = "localhost/accelpool-test-busybox:1"
+
+
+def build_test_image(work: Path) -> str | None:
+    """A tiny image (a static busybox and its applets), built here with podman import: no registry. None
+    when podman or busybox is missing (scripts/setup.sh installs them)."""
+    import shutil
+    import subprocess
+    import tarfile
+
+    from accelpool.executors.sandbox_image import PODMAN_GLOBAL
+
+    busybox = next((p for p in ("/bin/busybox", "/usr/bin/busybox") if os.path.exists(p)), None)
+    if shutil.which("podman") is None or busybox is None or os.geteuid() != 0:
+        return None
+    podman = ["podman", *PODMAN_GLOBAL]
+    if subprocess.run([*podman, "image", "exists", TEST_IMAGE], check=False).returncode == 0:
+        return TEST_IMAGE
+    root = work / "image-root"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy(busybox, root / "bin" / "busybox")
+    applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    for a in applets:
+        if a != "busybox":
+            (root / "bin" / a).symlink_to("busybox")
+    tar = work / "image.tar"
+    with tarfile.open(tar, "w") as t:
+        t.add(root / "bin", arcname="bin")
+    subprocess.run([*podman, "import", str(tar), TEST_IMAGE], check=True, capture_output=True)
+    return TEST_IMAGE
+
+
+IN_IMAGE = "accelpool-in-image"
+
+
+def _image_attack(
+    name: str,
+    command: str,
+    check: Callable[[Ctx, dict[str, Any], str], None] | None = None,
+    tenant: str = "member",
+) -> Attack:
+    """An attack from inside a job with an image; its log must show it ran there (busybox, not the host)."""
+
+    def ran(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
+        assert IN_IMAGE + " busybox" in logs, (
+            f"positive control: the job did not run in its image: {logs[-500:]}"
+        )
+        if check is not None:
+            check(ctx, job, logs)
+
+    probe = f"echo {IN_IMAGE} $(readlink /bin/sh); "
+    return Attack(name, probe + command, extra={"image": TEST_IMAGE}, check=ran, tenant=tenant)
+
 
 ATTACKS: list[Attack] = [
     Attack("read-admin-token", "cat {data}/admin-token && echo " + WIN, check=_data_dir_unchanged),
@@ -269,6 +328,35 @@ ATTACKS: list[Attack] = [
         check=lambda ctx, job, logs: _assert("No space left on device" in logs and "\nok\n" in logs, logs),
     ),
     Attack("fill-scratch-file", "head -c 200000000 /dev/zero > $HOME/big && echo " + WIN, wave=2),
+    # network: demo-lab's jobs get none (the operator grants it to demo-startup only)
+    Attack("connect-api-port", _PY_CONNECT.format(port="{api_port}"), tenant="other"),
+    Attack("connect-postgres-port", _PY_CONNECT.format(port="55432"), tenant="other"),
+    # the same boundary for jobs with an image (podman); each first proves it runs in the image
+    _image_attack("image-read-admin-token", "cat {data}/admin-token && echo " + WIN),
+    _image_attack("image-list-data-dir", '[ -n "$(ls -A {data} 2>/dev/null)" ] && echo ' + WIN),
+    _image_attack("image-read-other-job-scratch", "cat {victim_state}/work/secret && echo " + WIN),
+    _image_attack(
+        "image-read-service-env",
+        "cat /proc/{service_pid}/environ && echo " + WIN + "; env | grep -q {canary} && echo " + WIN,
+    ),
+    _image_attack("image-run-as-root", '[ "$(id -u)" = 0 ] && echo ' + WIN),
+    _image_attack(
+        "image-connect-api-port",
+        'printf "GET /healthz HTTP/1.0\\r\\n\\r\\n" | nc -w 3 127.0.0.1 {api_port} | grep -q "HTTP/" && echo '
+        + WIN,
+        tenant="other",
+    ),
+    _image_attack("image-signal-scheduler", "kill -9 {service_pid} && echo " + WIN),
+    Attack(
+        "image-not-on-the-node",
+        "echo " + WIN,
+        extra={"image": "localhost/accelpool-no-such-image:0"},
+        expect_state=("failed",),
+        check=lambda ctx, job, logs: _assert("field 'image'" in job["reason"], job["reason"]),
+    ),
+    _image_attack(
+        "image-child-after-exit", "sleep 311.53 & echo started-child; exit 0", _no_proc("sleep 311.53")
+    ),
 ]
 
 
@@ -296,6 +384,7 @@ def start_pool(tmp: Path, *args: str) -> tuple[ServerProcess, Ctx]:
     base = Path(os.environ.get("TMPDIR", "/tmp")) / f"ap-hostile-{secrets.token_hex(4)}"
     base.mkdir()
     base.chmod(0o755)
+    build_test_image(base)
     devroot = free_devroot(base)
     data = tmp / "data"
     data.mkdir()
@@ -312,6 +401,7 @@ def start_pool(tmp: Path, *args: str) -> tuple[ServerProcess, Ctx]:
                 "max_processes": 300,
                 "log_max_bytes": 1024 * 1024,
                 "tmp_bytes": 32 * 1024 * 1024,
+                "network_for": ["demo-startup"],  # its job-token attacks need the API; demo-lab: no network
                 "max_file_bytes": 50 * 1024 * 1024,
             }
         )
@@ -391,13 +481,25 @@ def start_victim(ctx: Ctx, server: ServerProcess) -> None:
         service_pids=" ".join(str(p) for p in service),
         devroot=str(ctx.devroot),
         canary=ctx.canary,
+        api_port=ctx.url.rsplit(":", 1)[1].split("/")[0],
     )
+
+
+def all_logs(c: httpx.Client, jid: str) -> str:
+    """Every page of a job's output (GET /jobs/{id}/logs serves at most 1 MiB a page)."""
+    parts, offset = [], 0
+    while True:
+        page = c.get(f"/api/v1/jobs/{jid}/logs", params={"offset": offset}).json()
+        parts.append(page["logs"])
+        if page.get("next_offset") is None:
+            return "".join(parts)
+        offset = page["next_offset"]
 
 
 def run_attacks(ctx: Ctx, attacks: list[Attack]) -> Iterator[tuple[Attack, dict[str, Any], str]]:
     """Submit the attacks (as the member tenant), wait for their ends, yield (attack, job, logs)."""
     ids: dict[str, Attack] = {}
-    with ctx.client(ctx.member) as c:
+    with ctx.client(ctx.member) as c, ctx.client(ctx.other) as other:
         for a in attacks:
             spec: dict[str, Any] = {
                 "name": a.name,
@@ -409,7 +511,7 @@ def run_attacks(ctx: Ctx, attacks: list[Attack]) -> Iterator[tuple[Attack, dict[
                 spec["max_run_time"] = a.max_run_time
             for k, v in a.extra.items():
                 spec[k] = v.format(**ctx.vars) if isinstance(v, str) else v
-            r = c.post("/api/v1/jobs", json=spec)
+            r = (other if a.tenant == "other" else c).post("/api/v1/jobs", json=spec)
             assert r.status_code == 201, (a.name, r.text)
             ids[r.json()["id"]] = a
         cancelled: set[str] = set()
@@ -420,18 +522,19 @@ def run_attacks(ctx: Ctx, attacks: list[Attack]) -> Iterator[tuple[Attack, dict[
             for jid, a in ids.items():
                 if jid in done:
                     continue
-                j = c.get(f"/api/v1/jobs/{jid}").json()
+                cl = other if a.tenant == "other" else c
+                j = cl.get(f"/api/v1/jobs/{jid}").json()
                 if j["state"] == "running" and jid not in started:
                     # a cancel attack is cancelled once its command has really started (it says so)
                     if (
                         a.cancel_after is None
-                        or "started" in c.get(f"/api/v1/jobs/{jid}/logs").json()["logs"]
+                        or "started" in cl.get(f"/api/v1/jobs/{jid}/logs").json()["logs"]
                     ):
                         started[jid] = time.time()
                 if j["state"] == "running" and jid in started:
                     if a.cancel_after is not None and jid not in cancelled:
                         if time.time() - started[jid] >= a.cancel_after:
-                            assert c.post(f"/api/v1/jobs/{jid}/cancel").status_code == 200
+                            assert cl.post(f"/api/v1/jobs/{jid}/cancel").status_code == 200
                             cancelled.add(jid)
                 if j["state"] in ("succeeded", "failed", "cancelled"):
                     done[jid] = j
@@ -439,7 +542,7 @@ def run_attacks(ctx: Ctx, attacks: list[Attack]) -> Iterator[tuple[Attack, dict[
         assert len(done) == len(ids), [ids[j].name for j in ids if j not in done]
         time.sleep(1.0)  # the executor keeps the last log lines when it reports the end
         for jid, a in ids.items():
-            logs = c.get(f"/api/v1/jobs/{jid}/logs").json()["logs"]
+            logs = all_logs(other if a.tenant == "other" else c, jid)
             yield a, done[jid], logs
 
 

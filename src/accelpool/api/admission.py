@@ -219,5 +219,7 @@ def admit(
         workdir=spec.workdir,
         checkpoint_dir=spec.checkpoint_dir,
         grace_seconds=spec.grace_seconds,
+        image=spec.image,
+        limits=spec.limits.as_dict(),
     )
     return Admitted(job, throughput, run, reserve, tuple(notes))

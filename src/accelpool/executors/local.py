@@ -46,7 +46,7 @@ under its own wrapper process (own session), with:
 plus RunSpec.env (which wins over everything except the ACCELPOOL_* and device variables), PATH, LANG,
 LC_ALL, TZ, HOME (the work dir) and TMPDIR; nothing else of the service's environment.
 
-Each rank runs under the sandbox wrapper (``sandbox.WRAPPER``), which records the command's exit code and
+Each rank runs under the sandbox wrapper (``sandbox_wrapper.WRAPPER``), which records the command's exit code and
 exit time in the job's state dir, so an exit that happens while the control plane is down is still
 reported after a restart, with the time it really happened.
 
@@ -82,36 +82,11 @@ from pathlib import Path
 from accelpool.core.types import AcceleratorType
 from accelpool.executors import sandbox as sb
 from accelpool.executors.env import ExtraEnv, devices_str, job_env, visible_devices_env
+from accelpool.executors.procs import _proc_start_time, _signal_group
+from accelpool.executors.sandbox_wrapper import WRAPPER
 from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
 
 log = logging.getLogger(__name__)
-
-
-def _proc_start_time(pid: int) -> str | None:
-    """The process's start time (clock ticks since boot, from /proc), or None if it does not exist.
-
-    Used with the pid to recognise our own process after a restart (pids are reused)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            data = f.read()
-    except OSError:
-        return _start_time_fallback(pid)
-    fields = data[data.rfind(")") + 2 :].split()
-    if fields and fields[0] == "Z":
-        return None  # a zombie has exited
-    return fields[19] if len(fields) > 19 else None
-
-
-def _start_time_fallback(pid: int) -> str | None:
-    if sys.platform.startswith("linux"):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return "?"
 
 
 def _safe(job_id: str) -> str:
@@ -417,13 +392,17 @@ class LocalExecutor:
             max_run_seconds=launch.job.max_run_seconds,
             grace_seconds=float(launch.run.grace_seconds),
             gate=str(jdir / "state.json"),
+            image=launch.run.image,
+            limits=launch.run.limits,
+            grant=launch.job.grant,
+            name=f"{_safe(launch.job.id)}-a{launch.attempt}-r{rank}",
         )
         sb.prepare_dirs(plan)
         plan_file = jdir / f"plan.{rank}.json"
         fd = os.open(plan_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(plan, f)
-        argv = [sys.executable, "-I", "-S", "-c", sb.WRAPPER, str(plan_file)]
+        argv = [sys.executable, "-I", "-S", "-c", WRAPPER, str(plan_file)]
         with open(log_path, "ab") as log_file:
             proc = subprocess.Popen(
                 argv,
@@ -531,7 +510,7 @@ class LocalExecutor:
             )
         code = int(job.extra.get("failed_code", first_bad))  # type: ignore[call-overload]
         reason = "" if code == 0 else (f"killed by signal {-code}" if code < 0 else f"exit code {code}")
-        limit = next((r.exit_reason for r in job.ranks if r.exit_reason.startswith("max_run_time")), "")
+        limit = next((r.exit_reason for r in job.ranks if sb.is_limit_reason(r.exit_reason)), "")
         if limit:
             reason = limit
         return ExecutorEvent(job.job_id, EventKind.EXITED, now, exit_code=code, reason=reason)
@@ -585,13 +564,6 @@ class LocalExecutor:
                             r.proc.poll()
 
 
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def _in_time_order(events: list[ExecutorEvent]) -> list[ExecutorEvent]:
     """One poll's events in time order (exit times come from the wrappers, so jobs scanned in id order can
     report them out of order), each job's own events kept in the order they happened."""
@@ -603,4 +575,3 @@ def _in_time_order(events: list[ExecutorEvent]) -> list[ExecutorEvent]:
         keys.append(k)
     order = sorted(range(len(events)), key=keys.__getitem__)
     return [events[i] for i in order]
-

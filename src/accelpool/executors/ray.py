@@ -21,13 +21,7 @@ Construct it once per control plane::
                                    # reporting "lost: ray actor died".
     )
 
-Nodes (``nodes()``, the NodeSource port): every alive Ray node with accelerator devices. Its catalogue type
-comes from, in order: the node label ``accelpool.io/accelerator``, Ray's ``accelerator_type:<NAME>``
-resource, the label ``ray.io/accelerator-type``; ``<NAME>`` is matched against catalogue ids and aliases
-(``H100`` -> h100, ``FURIOSA_RNGD`` -> rngd via ``furiosa-rngd``) and ``type_aliases``. Its device count is
-the type's Ray resource (``GPU``, ``FURIOSA``, ``RBLN``, ...). A node with devices but no recognised type is
-listed in ``unrecognized()`` with the reason and left out of the pool (never guessed). Node names are the
-label ``accelpool.io/node`` if set, else ``ray-<first 12 hex digits of the Ray node id>``.
+Nodes (``nodes()``, the NodeSource port): see executors/ray_nodes.py.
 
 A placement becomes a detached, named placement group (one bundle per node share, each bundle pinned to its
 node with the ``ray.io/node-id`` label selector; STRICT_PACK for one node, STRICT_SPREAD otherwise) and one
@@ -47,7 +41,6 @@ namespace finds the named actors and adopts their jobs.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import secrets
 import time
@@ -56,10 +49,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from accelpool.core.errors import InputError
-from accelpool.core.types import AcceleratorType, Node
+from accelpool.core.types import AcceleratorType
 from accelpool.executors import sandbox as sb
+from accelpool.executors import sandbox_image as sb_image
 from accelpool.executors.env import ExtraEnv, job_env, visible_devices_env
+from accelpool.executors.ray_nodes import RayNodes
+from accelpool.executors.ray_runner import _runner_class
+from accelpool.executors.sandbox_wrapper import WRAPPER
 from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
 
 try:
@@ -72,181 +68,7 @@ except ImportError:  # Ray not installed: the executor cannot be constructed any
 
 log = logging.getLogger(__name__)
 PREFIX = "accelpool/"
-NODE_LABEL = "accelpool.io/node"
-TYPE_LABEL = "accelpool.io/accelerator"
 NODE_ID_LABEL = "ray.io/node-id"
-
-
-def _runner_class() -> type:
-    """The actor class, defined in a function so that Ray ships it by value (Ray nodes need no accelpool)."""
-
-    class JobRunner:
-        def __init__(self, info: dict[str, Any]) -> None:
-            import sys
-            import types
-
-            self._info = dict(info)
-            # the sandbox module, shipped as source (standard library only): Ray nodes need no accelpool
-            src = self._info.pop("sandbox_src")
-            mod = types.ModuleType("accelpool_job_sandbox")
-            sys.modules["accelpool_job_sandbox"] = mod
-            exec(compile(src, "accelpool/executors/sandbox.py", "exec"), mod.__dict__)
-            self._sb: Any = mod
-            self._parent_w: int | None = None
-            self._proc: Any = None
-            self._pid: int | None = None
-            self._code: int | None = None
-            self._kill_at: float | None = None
-            self._killed = False
-
-        def info(self) -> dict[str, Any]:
-            return dict(self._info, pid=self._pid, kill_at=self._kill_at)
-
-        def start(self, run: dict[str, Any], env: dict[str, str], config: dict[str, Any]) -> dict[str, Any]:
-            """Start the rank's command in its sandbox (executors/sandbox.py) under the wrapper. The wrapper
-            gets the read end of a pipe whose write end only this actor holds: when the actor dies (killed,
-            or its node lost), the wrapper sees EOF and kills the sandbox with every process in it."""
-            import json
-            import subprocess
-            import sys
-
-            import ray
-
-            if self._proc is not None:
-                return self.info()
-            cfg = self._sb.SandboxConfig.from_dict(config)
-            ids = ray.get_runtime_context().get_accelerator_ids().get(self._info["resource"] or "", [])
-            full = dict(env)
-            visible = ",".join(str(i) for i in ids) if ids else self._info["indices"]
-            full[self._info["visible_env"]] = visible
-            d = self._info["remote_dir"]
-            work = os.path.join(d, "work")
-            os.makedirs(work, exist_ok=True)
-            full["ACCELPOOL_PROGRESS_FILE"] = os.path.join(work, self._sb.PROGRESS_FILE)
-            rank = self._info["rank"]
-            try:
-                plan = self._sb.plan(
-                    cfg,
-                    command=run["command"],
-                    env=full,
-                    tenant=run["tenant"],
-                    work_dir=work,
-                    checkpoint_dir=run.get("checkpoint_dir"),
-                    workdir=run.get("workdir"),
-                    devices=self._sb.device_nodes(
-                        cfg, self._info["visible_env"], [int(i) for i in visible.split(",") if i]
-                    ),
-                    log_path=os.path.join(d, f"log.{rank}"),
-                    exit_path=os.path.join(d, f"exit.{rank}"),
-                    max_run_seconds=run.get("max_run_seconds"),
-                    grace_seconds=float(run.get("grace_seconds", 30.0)),
-                )
-            except self._sb.SandboxError as exc:
-                self._info["error"] = str(exc)
-                return self.info()
-            self._sb.prepare_dirs(plan)
-            parent_r, self._parent_w = os.pipe()
-            plan["parent_fd"] = parent_r
-            plan_file = os.path.join(d, f"plan.{rank}.json")
-            fd = os.open(plan_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump(plan, f)
-            with open(os.path.join(d, f"wrapper.{rank}"), "ab") as out:
-                self._proc = subprocess.Popen(
-                    [sys.executable, "-I", "-S", "-c", self._sb.WRAPPER, plan_file],
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env={"PATH": os.environ.get("PATH", self._sb.SAFE_PATH)},
-                    cwd=d,
-                    start_new_session=True,
-                    pass_fds=(parent_r,),
-                )
-            os.close(parent_r)
-            self._pid = self._proc.pid
-            self._info["visible"] = visible
-            self._info["node_id"] = ray.get_runtime_context().get_node_id()
-            return self.info()
-
-        def status(self) -> dict[str, Any]:
-            import signal
-            import time
-
-            exit_time = None
-            reason = ""
-            if self._proc is not None and self._code is None:
-                rc = self._proc.poll()
-                if rc is not None:
-                    rec = self._sb.read_exit(
-                        os.path.join(self._info["remote_dir"], f"exit.{self._info['rank']}")
-                    )
-                    if rec is not None:
-                        self._code, self._exit_time, self._reason = rec
-                    else:  # the wrapper itself was killed
-                        self._code = rc if rc < 128 else -(rc - 128)
-                        self._exit_time = time.time()
-            if self._code is None and self._kill_at is not None and time.time() >= self._kill_at:
-                self._killed = True
-                try:
-                    os.killpg(self._pid, signal.SIGKILL)  # type: ignore[arg-type]
-                except ProcessLookupError:
-                    pass
-            exit_time, reason = getattr(self, "_exit_time", None), getattr(self, "_reason", "")
-            steps = None
-            path = os.path.join(self._info["remote_dir"], "work", self._sb.PROGRESS_FILE)
-            try:  # the job owns the file: no links, no FIFOs, a bounded read
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-                try:
-                    import stat as _stat
-
-                    if _stat.S_ISREG(os.fstat(fd).st_mode):
-                        v = float(os.read(fd, 64).decode("ascii", errors="replace").strip())
-                        steps = v if v >= 0 and v != float("inf") else None
-                finally:
-                    os.close(fd)
-            except (OSError, ValueError):
-                pass
-            return {
-                "running": self._proc is not None and self._code is None,
-                "code": self._code,
-                "steps": steps,
-                "killed": self._killed,
-                "started": self._proc is not None,
-                "exit_time": exit_time,
-                "reason": reason,
-                "error": self._info.get("error", ""),
-            }
-
-        def terminate(self, grace: float) -> None:
-            import signal
-            import threading
-            import time
-
-            if self._kill_at is None:
-                self._kill_at = time.time() + grace
-                timer = threading.Timer(grace, self._force)
-                timer.daemon = True
-                timer.start()
-            if self._pid is not None and self._code is None:
-                try:  # the wrapper passes it to every process of the sandbox
-                    os.kill(self._pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-
-        def _force(self) -> None:
-            import signal
-
-            if self._proc is not None and self._proc.poll() is None:
-                self._killed = True
-                try:
-                    os.killpg(self._pid, signal.SIGKILL)  # type: ignore[arg-type]
-                except ProcessLookupError:
-                    pass
-
-        def logs(self) -> str:
-            return str(self._sb.read_log(os.path.join(self._info["remote_dir"], f"log.{self._info['rank']}")))
-
-    return JobRunner
 
 
 @dataclass
@@ -283,7 +105,7 @@ def _safe(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", s)
 
 
-class RayExecutor:
+class RayExecutor(RayNodes):
     """Runs jobs on a Ray cluster; see the module docstring for the constructor and behaviour."""
 
     def __init__(
@@ -328,6 +150,7 @@ class RayExecutor:
         self.sandbox = cfg.with_protect(remote_dir, self.log_dir)
         self._sandbox_dict = self.sandbox.to_dict()
         self._sandbox_src = inspect.getsource(sb)
+        self._image_src = inspect.getsource(sb_image)
         self._owns_ray = False
         if not ray.is_initialized():
             ray.init(address=address, namespace=namespace, log_to_driver=False, include_dashboard=False)
@@ -340,82 +163,6 @@ class RayExecutor:
         self._unrecognized: dict[str, str] = {}
         self._refresh_nodes()
         self._adopt()
-
-    # -- NodeSource ---------------------------------------------------------------------------------------
-
-    def nodes(self) -> list[Node]:
-        """Alive Ray nodes with recognised accelerators, as pool nodes (refreshed on every call)."""
-        return self._refresh_nodes()
-
-    def unrecognized(self) -> dict[str, str]:
-        """Nodes with accelerator devices whose type is unknown: node name -> reason."""
-        return dict(self._unrecognized)
-
-    def _refresh_nodes(self) -> list[Node]:
-        out: list[Node] = []
-        unknown: dict[str, str] = {}
-        alive: set[str] = set()
-        for n in self._ray.nodes():  # type: ignore[no-untyped-call]
-            if not n.get("Alive"):
-                continue
-            node_id = n["NodeID"]
-            alive.add(node_id)
-            labels: dict[str, str] = dict(n.get("Labels") or {})
-            resources: dict[str, float] = dict(n.get("Resources") or {})
-            name = labels.get(NODE_LABEL) or f"ray-{node_id[:12]}"
-            self._node_ids[name] = node_id
-            acc, why = self._node_type(labels, resources)
-            if acc is None:
-                if why:
-                    unknown[name] = why
-                continue
-            t = self.catalog[acc]
-            devices = int(resources.get(t.ray_resource or "", 0))
-            if devices <= 0:
-                unknown[name] = f"type {acc} but no '{t.ray_resource}' resource"
-                continue
-            zone = labels.get("accelpool.io/zone", "default")
-            out.append(Node(name, acc, devices, zone=zone, labels=tuple(sorted(labels.items()))))
-        for name, why in unknown.items():
-            if self._unrecognized.get(name) != why:
-                log.warning("Ray node %s left out of the pool: %s", name, why)
-        self._unrecognized = unknown
-        self._alive = alive
-        return sorted(out, key=lambda x: x.name)
-
-    def _resolve(self, name: str) -> str | None:
-        alias = self.type_aliases.get(name.lower())
-        if alias is not None:
-            return alias if alias in self.catalog else None
-        resolve = getattr(self.catalog, "resolve", None)
-        for cand in (name, name.replace("_", "-"), re.sub(r"^[A-Za-z]+[_-]", "", name)):
-            if resolve is not None:
-                try:
-                    return str(resolve(cand))
-                except (InputError, KeyError, ValueError):
-                    continue  # not this spelling; try the next
-            elif cand in self.catalog:
-                return cand
-        return None
-
-    def _node_type(self, labels: Mapping[str, str], resources: Mapping[str, float]) -> tuple[str | None, str]:
-        names = []
-        if TYPE_LABEL in labels:
-            names.append(labels[TYPE_LABEL])
-        names += [k.split(":", 1)[1] for k in resources if k.startswith("accelerator_type:")]
-        if "ray.io/accelerator-type" in labels:
-            names.append(labels["ray.io/accelerator-type"])
-        for nm in names:
-            acc = self._resolve(nm)
-            if acc is not None:
-                return acc, ""
-        device_resources = {t.ray_resource for t in self.catalog.values() if t.ray_resource}
-        has = sorted(r for r in device_resources if resources.get(r, 0) > 0)
-        if not has:
-            return None, ""
-        if names:
-            return None, f"accelerator type {', '.join(names)} is not in the catalogue"
-        return None, f"has {', '.join(has)} devices but no accelerator_type resource or {TYPE_LABEL} label"
 
     # -- the Executor port -----------------------------------------------------------------------------
 
@@ -470,6 +217,10 @@ class RayExecutor:
             "checkpoint_dir": launch.run.checkpoint_dir,
             "grace_seconds": float(launch.run.grace_seconds),
             "max_run_seconds": launch.job.max_run_seconds,
+            "image": launch.run.image,
+            "limits": dict(launch.run.limits),
+            "grant": launch.job.grant,
+            "name": f"{_safe(job_id)}-{base.rsplit('/', 1)[1]}",
         }
         ranks = []
         for rank, ((node, devs), nid) in enumerate(zip(p.devices, node_ids, strict=True)):
@@ -487,6 +238,8 @@ class RayExecutor:
                 "indices": ",".join(str(d) for d in devs),
                 "remote_dir": f"{remote_base}/r{rank}",
                 "sandbox_src": self._sandbox_src,
+                "wrapper_src": WRAPPER,
+                "image_src": self._image_src,
             }
             res = (
                 {"num_gpus": float(len(devs))}
@@ -697,7 +450,7 @@ class RayExecutor:
                 reason = (
                     "" if code == 0 else (f"killed by signal {-code}" if code < 0 else f"exit code {code}")
                 )
-                limit = next((r.reason for r in job.ranks if r.reason.startswith("max_run_time")), "")
+                limit = next((r.reason for r in job.ranks if sb.is_limit_reason(r.reason)), "")
                 ev = self._ev(job.job_id, EventKind.EXITED, limit or reason, code)
             # The ranks' recorded exit times (``_Rank.exit_time``) are not used for the event's time yet:
             # with them the service's Ray end-to-end test lost the gang job's h100 charge (a short job's

@@ -8,8 +8,8 @@ accelpool installed. It has three parts:
 ``plan(...)``       one job rank's launch plan (a JSON-able dict): the bwrap argv, the environment, the
                     uid/gid, the rlimits, the log bound and the run-time limit. Pure: no I/O except
                     ``os.path.realpath`` / ``glob`` on the paths it binds.
-``WRAPPER``         a small Python program (run as ``python -I -S -c WRAPPER plan.json``) between the
-                    executor and bwrap: it applies the rlimits and the uid, starts bwrap, keeps the log
+``WRAPPER``         (module ``sandbox_wrapper``) a small Python program (``python -I -S -c WRAPPER plan.json``)
+                    between the executor and bwrap: it applies the rlimits and the uid, starts bwrap, keeps the log
                     bounded (head + marker + tail), forwards a graceful SIGTERM to every process of the
                     sandbox, enforces max_run_time, and records the exit code and the exit time.
 
@@ -25,9 +25,11 @@ the pid namespace (background children, ``setsid`` children, fork bombs).
 from __future__ import annotations
 
 import glob
+import importlib
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +89,13 @@ _SYSTEM = (
 )
 
 
+def _image_module() -> Any:
+    """executors/sandbox_image.py: shipped by value to Ray nodes (registered there as
+    ``accelpool_job_sandbox_image`` by the actor), else imported from accelpool."""
+    mod = sys.modules.get("accelpool_job_sandbox_image")
+    return mod if mod is not None else importlib.import_module("accelpool.executors.sandbox_image")
+
+
 class SandboxError(RuntimeError):
     """The sandbox cannot be set up (missing tool, refused path). The message says why and what to do."""
 
@@ -119,16 +128,25 @@ class SandboxConfig:
     tenant_ids          tenant id -> (uid, gid) its jobs run as when the service runs as root (like Slurm:
                         each tenant its own account). Tenants not listed run as ``default_id``.
     default_id          (uid, gid) for unmapped tenants when the service runs as root (nobody:nogroup).
-    max_processes       RLIMIT_NPROC, counted per job (each job has its own user namespace).
+    max_processes       processes per job rank (default and maximum of the spec's limits.processes):
+                        a pids cgroup where the host allows, else RLIMIT_NPROC.
     max_open_files      RLIMIT_NOFILE.
-    max_memory_bytes    RLIMIT_AS per process (None: unlimited).
+    max_memory_bytes    memory per job rank (default and maximum of limits.memory; None: unlimited): a
+                        memory cgroup where the host allows, else RLIMIT_AS per process.
+    max_cpus            CPU cores per job rank (default and maximum of limits.cpus; None: unlimited): a
+                        CFS quota (cpu cgroup) where the host allows; else only ``nice``.
     max_file_bytes      RLIMIT_FSIZE: the largest file a job may write (bounds scratch files).
-    tmp_bytes           size of the job's private /tmp (tmpfs).
+    tmp_bytes           size of the job's private /tmp (tmpfs; default and maximum of limits.scratch).
     log_max_bytes       per rank: the first half and the last half of the output are kept, with a marker.
     nice                CPU share: the job's processes run at this nice value.
+    cgroups             use cgroups for the limits where the host allows (root service, writable cgroupfs).
     dev_root            where device nodes are looked up ("/dev"; tests use a directory of stand-ins).
-    network             share the host network (True; jobs reach the API and their peers), or none.
+    network             True: every job shares the host network; False (default): jobs get none (their
+                        own empty network namespace), except those listed in ``network_for``.
+    network_for         tenant ids (and ``grant:<id>`` for one grant of a program) whose jobs share the
+                        host network (reach the API with their job token, and their gang peers).
     bwrap               the bubblewrap binary.
+    podman              the podman binary (jobs with an ``image``: executors/sandbox_image.py).
     """
 
     enabled: bool = True
@@ -140,13 +158,25 @@ class SandboxConfig:
     max_processes: int = 2048
     max_open_files: int = 4096
     max_memory_bytes: int | None = None
+    max_cpus: float | None = None
     max_file_bytes: int | None = 64 * 1024**3
     tmp_bytes: int = 1024**3
     log_max_bytes: int = 8 * 1024**2
     nice: int = 5
+    cgroups: bool = True
     dev_root: str = "/dev"
-    network: bool = True
+    network: bool = False
+    network_for: tuple[str, ...] = ()
     bwrap: str = "bwrap"
+    podman: str = "podman"
+
+    def networked(self, tenant: str, grant: str | None = None) -> bool:
+        """Does this job share the host network (operator grant), or get none?"""
+        return (
+            self.network
+            or tenant in self.network_for
+            or (grant is not None and f"grant:{grant}" in self.network_for)
+        )
 
     def with_protect(self, *paths: str | os.PathLike[str]) -> SandboxConfig:
         from dataclasses import replace
@@ -160,6 +190,7 @@ class SandboxConfig:
         d["tenant_ids"] = {t: list(ids) for t, ids in self.tenant_ids.items()}
         d["protect"] = list(self.protect)
         d["default_id"] = list(self.default_id)
+        d["network_for"] = list(self.network_for)
         return d
 
     @classmethod
@@ -169,6 +200,7 @@ class SandboxConfig:
         d["tenant_ids"] = {t: (int(u), int(g)) for t, (u, g) in (d.get("tenant_ids") or {}).items()}
         d["protect"] = tuple(d.get("protect") or ())
         d["default_id"] = tuple(d.get("default_id") or (65534, 65534))
+        d["network_for"] = tuple(d.get("network_for") or ())
         return cls(**d)
 
 
@@ -288,6 +320,27 @@ def check_writable(path: str, config: SandboxConfig, what: str) -> str:
     return real
 
 
+def effective_limits(config: SandboxConfig, asked: Mapping[str, float] | None) -> dict[str, float]:
+    """The job's limits: the spec's ``limits`` (memory, processes, cpus, scratch), each at most the
+    operator's maximum (SandboxError naming the field otherwise), else the operator's default."""
+    asked = dict(asked or {})
+    ceilings: dict[str, float | None] = {
+        "memory": config.max_memory_bytes,
+        "processes": config.max_processes,
+        "cpus": config.max_cpus,
+        "scratch": config.tmp_bytes,
+    }
+    out: dict[str, float] = {}
+    for key, ceiling in ceilings.items():
+        v = asked.get(key)
+        if v is not None and ceiling is not None and float(v) > float(ceiling):
+            raise SandboxError(f"limits.{key} = {v:g} is above the operator's maximum ({ceiling:g})")
+        value = v if v is not None else ceiling
+        if value is not None:
+            out[key] = float(value)
+    return out
+
+
 def plan(
     config: SandboxConfig,
     *,
@@ -305,14 +358,24 @@ def plan(
     grace_seconds: float = 30.0,
     gate: str | None = None,
     die_with_parent: bool = False,
+    image: str | None = None,
+    limits: Mapping[str, float] | None = None,
+    grant: str | None = None,
+    name: str = "job",
 ) -> dict[str, Any]:
-    """The wrapper's plan for one rank (see WRAPPER). ``work_dir`` is the job's private writable dir (HOME,
-    progress file); ``devices`` are device node names relative to ``config.dev_root``."""
+    """The wrapper's plan for one rank (see sandbox_wrapper.WRAPPER). ``work_dir`` is the job's private
+    writable dir (HOME, progress file); ``devices`` are device node names relative to ``config.dev_root``;
+    ``image``: run in that OCI image with podman (executors/sandbox_image.py; asks podman whether the
+    image is on this node); ``limits``: the spec's (see effective_limits); ``name``: unique per rank (the
+    container's name)."""
     use_bwrap = config.enabled and bwrap_path(config) is not None
-    if not use_bwrap and not config.allow_unsandboxed:
+    if image is not None and not config.enabled:
+        raise SandboxError(f"image '{image}': jobs with an 'image' need the sandbox, which is disabled")
+    if not use_bwrap and image is None and not config.allow_unsandboxed:
         raise SandboxError(check(config) or "the job sandbox is not available")
+    lim = effective_limits(config, limits)
     full_env = {k: os.environ[k] for k in INHERITED if k in os.environ}
-    full_env["PATH"] = os.environ.get("PATH", SAFE_PATH)
+    full_env["PATH"] = os.environ.get("PATH", SAFE_PATH) if image is None else SAFE_PATH
     full_env.update(env)
     uid, gid = run_ids(config, tenant)
     if "\0" in command or any("\0" in k or "\0" in v for k, v in full_env.items()):
@@ -321,14 +384,57 @@ def plan(
     cwd = check_writable(workdir, config, "workdir") if workdir else None
     if cwd is not None and not os.path.isdir(cwd):
         raise SandboxError(f"workdir '{workdir}' does not exist or is not a directory")
-    home = SANDBOX_WORK if use_bwrap else work_dir
+    confined = use_bwrap or image is not None
+    home = SANDBOX_WORK if confined else work_dir
     full_env["HOME"] = home
     full_env.setdefault("TMPDIR", "/tmp")
     if "ACCELPOOL_PROGRESS_FILE" in full_env:
         full_env["ACCELPOOL_PROGRESS_FILE"] = os.path.join(home, PROGRESS_FILE)
-    binds: list[list[str]] = []
+    root = config.dev_root.rstrip("/") or "/"
+    volumes: list[list[str]] = []
+    for v in list(config.volumes.get("*", ())) + list(config.volumes.get(tenant, ())):
+        real = os.path.realpath(v.path)
+        if os.path.exists(real):
+            volumes.append([real, v.path, v.mode])
+    binds: list[list[str]] = []  # the job's own dirs (the work dir is bound separately)
+    if ckpt is not None:
+        binds.append([ckpt, ckpt, "rw"])
+        if checkpoint_dir and checkpoint_dir != ckpt:
+            full_env["ACCELPOOL_CHECKPOINT_DIR"] = ckpt
+    if cwd is not None and cwd != ckpt:
+        binds.append([cwd, cwd, "rw" if os.access(cwd, os.W_OK) else "ro"])
+    networked = config.networked(tenant, grant)
     tail: list[str] = []
-    if not use_bwrap:
+    container: dict[str, Any] | None = None
+    if image is not None:
+        im = _image_module()
+        try:
+            exe = im.check_image(config.podman, image)
+        except im.ImageError as exc:
+            raise SandboxError(str(exc)) from None
+        cid = "accelpool-" + "".join(c if c.isalnum() or c in "_.-" else "_" for c in name)
+        env_file = exit_path + ".env"
+        head = im.podman_argv(
+            exe,
+            image=image,
+            name=cid,
+            env_file=env_file,
+            uid=uid if uid is not None else 65534,
+            gid=gid if gid is not None else 65534,
+            work_dir=work_dir,
+            work_dest=SANDBOX_WORK,
+            binds=volumes + binds,
+            devices=[(os.path.join(root, rel), os.path.join("/dev", rel)) for rel in devices],
+            network=networked,
+            limits=lim,
+            max_open_files=config.max_open_files,
+            scratch_bytes=int(lim.get("scratch", config.tmp_bytes)),
+            cwd=cwd or SANDBOX_WORK,
+            shell=shell,
+            command=command,
+        )
+        container = {"name": cid, "podman": exe, "global": list(im.PODMAN_GLOBAL), "env_file": env_file}
+    elif not use_bwrap:
         head = [shell, "-c", command]
     else:
         head = [
@@ -349,8 +455,8 @@ def plan(
             "--dev",
             "/dev",
         ]
-        if not config.network:
-            head += ["--unshare-net"]
+        if not networked:
+            head += ["--unshare-net"]  # its own network namespace: loopback only, nothing of the host's
         if uid is None:
             # an unprivileged service: an unprivileged uid inside a user namespace of the job's own
             head += ["--unshare-user", "--disable-userns", "--uid", "65534", "--gid", "65534"]
@@ -373,23 +479,12 @@ def plan(
                 head += ["--tmpfs", p]
             elif os.path.exists(p):
                 head += ["--ro-bind", "/dev/null", p]
-        size = str(int(config.tmp_bytes))
+        size = str(int(lim.get("scratch", config.tmp_bytes)))
         for t in ("/tmp", "/var/tmp", "/dev/shm"):  # private, size-limited, writable by the job (sticky)
             head += ["--perms", "1777", "--size", size, "--tmpfs", t]
-        root = config.dev_root.rstrip("/") or "/"
         for rel in devices:
             head += ["--dev-bind", os.path.join(root, rel), os.path.join("/dev", rel)]
-        for v in list(config.volumes.get("*", ())) + list(config.volumes.get(tenant, ())):
-            real = os.path.realpath(v.path)
-            if os.path.exists(real):
-                binds.append([real, v.path, v.mode])
-        binds.append([work_dir, SANDBOX_WORK, "rw"])
-        if ckpt is not None:
-            binds.append([ckpt, ckpt, "rw"])
-            if checkpoint_dir and checkpoint_dir != ckpt:
-                full_env["ACCELPOOL_CHECKPOINT_DIR"] = ckpt
-        if cwd is not None and cwd != ckpt:
-            binds.append([cwd, cwd, "rw" if os.access(cwd, os.W_OK) else "ro"])
+        binds = volumes + [[work_dir, SANDBOX_WORK, "rw"]] + binds
         # bwrap would create the mount points' missing parents with the host dirs' modes (often 0700, so
         # the job's uid could not reach its own dirs): create the ones inside our tmpfs mounts as 0755
         tmpfs_roots = ["/tmp", "/var/tmp"] + [p for p in config.protect if os.path.isdir(p)]
@@ -408,21 +503,31 @@ def plan(
         for src, dest, mode in binds:
             head += ["--bind" if mode == "rw" else "--ro-bind", src, dest]
         tail = ["--chdir", cwd or SANDBOX_WORK, "--", *run_as, shell, "-c", command]
-    limits = {"NPROC": config.max_processes, "NOFILE": config.max_open_files, "CORE": 0}
-    if config.max_memory_bytes:
-        limits["AS"] = int(config.max_memory_bytes)
+    limits_rl: dict[str, int] = {"NOFILE": config.max_open_files, "CORE": 0}
     if config.max_file_bytes:
-        limits["FSIZE"] = int(config.max_file_bytes)
+        limits_rl["FSIZE"] = int(config.max_file_bytes)
+    # used where the wrapper cannot set up the cgroup of the same limit
+    fallback: dict[str, int] = {"NPROC": int(lim["processes"])} if "processes" in lim else {}
+    if "memory" in lim:
+        fallback["AS"] = int(lim["memory"])
+    cgroup = {k: lim[k] for k in ("memory", "processes", "cpus") if k in lim} if config.cgroups else {}
     return {
         "argv": head,
         "argv_tail": tail,
         "env": full_env,
-        "cwd": "/" if use_bwrap else (cwd or work_dir),
+        "cwd": "/" if confined else (cwd or work_dir),
         "uid": uid,
         "gid": gid,
-        "limits": limits if use_bwrap else {"CORE": 0},
+        "limits": limits_rl if use_bwrap and image is None else {"CORE": 0},
+        "fallback_limits": fallback if use_bwrap and image is None else {},
+        "cgroup": cgroup if use_bwrap and image is None else {},
+        "limits_asked": {k: v for k, v in (limits or {}).items() if v is not None},
+        "effective": lim,
+        "container": container,
+        "scratch_path": "/tmp" if confined else None,
+        "network": networked,
         "nice": config.nice,
-        "sandboxed": use_bwrap,
+        "sandboxed": confined,
         "log": log_path,
         "log_max": int(config.log_max_bytes),
         "exit": exit_path,
@@ -444,6 +549,11 @@ def prepare_dirs(p: Mapping[str, Any]) -> None:
                 os.chown(d, p["uid"], p["gid"])
             except OSError:
                 pass
+
+
+def is_limit_reason(reason: str) -> bool:
+    """A wrapper's reason that says the job hit a limit (max_run_time, limits.*): the job's reason."""
+    return reason.startswith(("max_run_time", "limit exceeded", "exit code"))
 
 
 def read_exit(path: str) -> tuple[int, float | None, str] | None:
@@ -476,205 +586,3 @@ def read_log(path: str, tail_suffix: str = ".tail") -> str:
         except OSError:
             pass
     return text.decode(errors="replace")
-
-
-# The wrapper: python -I -S -c WRAPPER plan.json. Started in its own session by the executor; stays the
-# parent of bwrap. Exit file: "<code> <epoch seconds> <reason>", written atomically.
-WRAPPER = r"""
-import json, os, resource, signal, subprocess, sys, threading, time
-plan = json.load(open(sys.argv[1]))
-parent = os.getppid()
-if plan.get("die_with_parent"):
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except Exception as exc:
-        sys.stderr.write("accelpool wrapper: PR_SET_PDEATHSIG failed: %r\n" % (exc,))
-    if os.getppid() != parent:
-        sys.exit(0)
-gate = plan.get("gate")
-while gate and not os.path.exists(gate):
-    if os.getppid() != parent:
-        sys.exit(0)  # the executor died before it recorded the job: run nothing
-    time.sleep(0.005)
-state = {"reason": "", "child": None, "term_at": None}
-lock = threading.Lock()
-
-def ns_pids():
-    child = state["child"]
-    if child is None:
-        return []
-    try:
-        ns = os.readlink("/proc/%d/ns/pid" % child)
-    except OSError:
-        return []
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit() and int(d) != child:
-            try:
-                if os.readlink("/proc/%s/ns/pid" % d) == ns:
-                    out.append(int(d))
-            except OSError:
-                pass
-    return out
-
-def terminate(reason):
-    with lock:
-        if state["term_at"] is not None:
-            return
-        state["term_at"] = time.time()
-        state["reason"] = state["reason"] or reason
-    if plan["sandboxed"]:
-        for pid in ns_pids():
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except OSError:
-                pass
-    else:
-        try:
-            os.killpg(0, signal.SIGTERM)  # unsandboxed: the command shares this process group
-        except OSError:
-            pass
-    t = threading.Timer(max(0.0, plan["grace"]), kill)
-    t.daemon = True
-    t.start()
-
-def kill():
-    try:
-        if plan["sandboxed"]:
-            p.kill()  # bwrap dies; its reaper (pid 1 of the sandbox) dies with it and takes every process
-        else:
-            os.killpg(0, signal.SIGKILL)
-    except OSError:
-        pass
-
-signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=terminate, args=("stopped",)).start())
-
-def pre():
-    for name, value in plan["limits"].items():
-        lim = getattr(resource, "RLIMIT_" + name)
-        soft, hard = resource.getrlimit(lim)
-        v = value if hard == resource.RLIM_INFINITY else min(value, hard)
-        resource.setrlimit(lim, (v, v))
-    if plan.get("nice"):
-        os.nice(plan["nice"])
-
-argv = list(plan["argv"])
-info_r = info_w = None
-fds = []
-if plan["sandboxed"]:
-    info_r, info_w = os.pipe()
-    fds.append(info_w)
-    argv = argv[:1] + ["--info-fd", str(info_w)] + argv[1:]
-try:
-    argv += plan["argv_tail"]
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         env=plan["env"], cwd=plan["cwd"], preexec_fn=pre, pass_fds=tuple(fds))
-except OSError as exc:
-    with open(plan["log"], "ab") as f:
-        f.write(("accelpool: could not start the job: %s\n" % exc).encode())
-    code, p = 127, None
-for fd in fds:
-    os.close(fd)
-if p is not None and info_r is not None:
-    def read_info():
-        data = b""
-        while True:
-            chunk = os.read(info_r, 4096)
-            if not chunk:
-                break
-            data += chunk
-            try:
-                state["child"] = int(json.loads(data.decode())["child-pid"])
-                break
-            except ValueError:
-                continue
-        os.close(info_r)
-    threading.Thread(target=read_info, daemon=True).start()
-if p is not None and plan.get("parent_fd") is not None:
-    # Ray: the actor holds the write end; EOF means the actor is gone (killed, node lost): kill the sandbox
-    def watch_parent():
-        try:
-            while os.read(plan["parent_fd"], 1):
-                pass
-        except OSError:
-            pass
-        state["reason"] = state["reason"] or "lost: the job's actor died"
-        kill()
-    threading.Thread(target=watch_parent, daemon=True).start()
-if p is not None and plan.get("deadline_seconds"):
-    def deadline():
-        terminate("max_run_time exceeded (%g s)" % plan["deadline_seconds"])
-    dt = threading.Timer(float(plan["deadline_seconds"]), deadline)
-    dt.daemon = True
-    dt.start()
-
-limit = max(1024, int(plan["log_max"]))
-half = limit // 2
-tail_path = plan["log"] + ".tail." + os.path.basename(plan["exit"]).split(".")[-1]
-written = 0
-dropped = 0
-tail = bytearray()
-last_flush = 0.0
-
-def flush_tail(final):
-    if final:
-        try:
-            os.unlink(tail_path)
-        except OSError:
-            pass
-        return
-    tmp = tail_path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(marker() + bytes(tail))
-    os.replace(tmp, tail_path)
-
-def marker():
-    return ("\n[accelpool: %d bytes of output omitted; the first %d and the last %d bytes are kept]\n"
-            % (dropped, half, len(tail))).encode()
-
-if p is not None:
-    out = open(plan["log"], "ab", buffering=0)
-    fd = p.stdout.fileno()
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except InterruptedError:
-            continue
-        if not chunk:
-            break
-        if written < half:
-            head = chunk[: half - written]
-            out.write(head)
-            written += len(head)
-            chunk = chunk[len(head):]
-        if chunk:
-            tail += chunk
-            if len(tail) > half:
-                dropped += len(tail) - half
-                del tail[: len(tail) - half]
-            now = time.monotonic()
-            if now - last_flush > 1.0:
-                last_flush = now
-                flush_tail(False)
-    while True:
-        try:
-            code = p.wait()
-            break
-        except InterruptedError:
-            continue
-    if tail:
-        out.write((marker() if dropped else b"") + bytes(tail))
-    out.close()
-    flush_tail(True)
-    if plan["sandboxed"] and code > 128:
-        code = -(code - 128)  # bwrap reports a command killed by signal N as 128+N
-reason = state["reason"]
-if reason.startswith("max_run_time") and code == 0:
-    code = -signal.SIGTERM
-tmp = plan["exit"] + ".tmp"
-with open(tmp, "w") as f:
-    f.write("%d %.6f %s" % (code, time.time(), reason))
-os.replace(tmp, plan["exit"])
-sys.exit(code if code >= 0 else 128 - code)
-"""

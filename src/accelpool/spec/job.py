@@ -22,6 +22,8 @@ public: false                        # a public service (program rules may apply
 preemptible: false                   # true: the job checkpoints on SIGTERM and may be stopped at a lease
                                      # boundary and resumed (docs/scheduling.md); false: never time-sliced
 grace_seconds: 30                    # time between the checkpoint signal (SIGTERM) and a forced stop
+image: localhost/train:1             # optional: run in this OCI image (podman; on the node already)
+limits: {memory: 64g, processes: 4096, cpus: 16, scratch: 20g}   # per rank; at most the operator's
 """
 
 from __future__ import annotations
@@ -92,6 +94,51 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_SIZE_UNIT = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+# an OCI image reference (registry/name:tag or @digest); never starts with '-' (not an option to podman)
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}$")
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from a number or a string like ``512m``, ``4g``, ``4GiB`` (binary units); ValueError else."""
+    if isinstance(value, bool):
+        raise ValueError("must be a size such as 1073741824, '512m' or '4g'")
+    if isinstance(value, int):
+        n = value
+    elif isinstance(value, float) and math.isfinite(value):
+        n = int(value)
+    else:
+        m = _SIZE.match(str(value))
+        if not m:
+            raise ValueError("must be a size such as 1073741824, '512m' or '4g'")
+        n = int(float(m.group(1)) * _SIZE_UNIT[m.group(2).lower()])
+    if n < 1024 * 1024:
+        raise ValueError("must be at least 1 MiB")
+    if n > 1024**5:
+        raise ValueError("must be at most 1 PiB")
+    return n
+
+
+class Limits(BaseModel):
+    """Per-job limits (docs/security.md says which mechanism enforces each on this host). Each may only
+    lower the operator's maximum; a value above it fails the job at start with a reason naming the field."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+    memory: int | str | None = Field(default=None, description="bytes, or e.g. '512m', '4g' (per rank)")
+    processes: int | None = Field(default=None, ge=1, le=1_000_000, strict=True, description="per rank")
+    cpus: float | int | None = Field(default=None, gt=0, le=4096, description="CPU cores (per rank)")
+    scratch: int | str | None = Field(default=None, description="size of /tmp (bytes or e.g. '1g')")
+
+    @field_validator("memory", "scratch")
+    @classmethod
+    def _size(cls, v: Any) -> int | None:
+        return None if v is None else parse_size(v)
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.model_dump().items() if v is not None}
+
+
 class Alternative(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
     type: Ref = Field(min_length=1)
@@ -157,6 +204,10 @@ class JobSpec(BaseModel):
     grace_seconds: float = Field(
         default=30.0, ge=0, le=3600, description="seconds between the checkpoint signal and a forced stop"
     )
+    image: Ref | None = Field(
+        default=None, description="OCI image to run the command in (podman); it must be on the node already"
+    )
+    limits: Limits = Field(default_factory=Limits)
 
     @field_validator("name")
     @classmethod
@@ -173,6 +224,13 @@ class JobSpec(BaseModel):
         for k in v:
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k):
                 raise ValueError(f"'{k}' is not a valid environment variable name")
+        return v
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str | None) -> str | None:
+        if v is not None and not _IMAGE.match(v):
+            raise ValueError("must be an image reference such as 'busybox:latest' or 'registry/name@sha256:...'")
         return v
 
     @field_validator("max_run_time")

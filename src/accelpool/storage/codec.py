@@ -58,6 +58,8 @@ def run_to_dict(r: RunSpec) -> dict[str, Any]:
         "workdir": r.workdir,
         "checkpoint_dir": r.checkpoint_dir,
         "grace_seconds": r.grace_seconds,
+        "image": r.image,
+        "limits": dict(r.limits),
     }
 
 
@@ -68,6 +70,8 @@ def run_from_dict(d: dict[str, Any]) -> RunSpec:
         workdir=d.get("workdir"),
         checkpoint_dir=d.get("checkpoint_dir"),
         grace_seconds=float(d.get("grace_seconds", 30.0)),
+        image=d.get("image"),
+        limits={k: float(v) for k, v in (d.get("limits") or {}).items()},
     )
 
 

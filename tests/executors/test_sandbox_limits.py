@@ -1,0 +1,195 @@
+"""Per-job limits (memory, processes, scratch, CPU), network isolation and image jobs (podman) on the
+LocalExecutor, through the real sandbox. docs/security.md says which mechanism enforces each limit."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.executors.test_local_executor import launch, wait_end
+
+from accelpool.executors import sandbox as sb
+from accelpool.executors.local import LocalExecutor
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+
+
+def _ex(tmp_path: Path, **cfg: object) -> LocalExecutor:
+    return LocalExecutor(tmp_path / "state", sandbox=sb.SandboxConfig(**cfg))  # type: ignore[arg-type]
+
+
+def test_a_job_over_its_memory_limit_fails_naming_the_limit(tmp_path: Path) -> None:
+    ex = _ex(tmp_path)
+    cmd = "python3 -c 'b = bytearray(300 * 1024 * 1024); print(len(b))'"
+    ex.start(launch("mem", cmd, limits={"memory": 64 * 1024**2}))
+    end, _ = wait_end(ex, "mem", 60)
+    assert end.exit_code != 0
+    assert "limits.memory = 64 MiB" in end.reason, end.reason
+    ex.start(launch("mem-ok", cmd, limits={"memory": 512 * 1024**2}))  # positive control
+    end, _ = wait_end(ex, "mem-ok", 60)
+    assert end.exit_code == 0, (end.reason, ex.logs("mem-ok"))
+
+
+def test_a_job_over_its_process_limit_fails_naming_the_limit(tmp_path: Path) -> None:
+    ex = _ex(tmp_path)
+    cmd = "i=0; while [ $i -lt 40 ]; do sleep 2 & i=$((i+1)); done; wait"
+    ex.start(launch("procs", cmd, limits={"processes": 10}))
+    end, _ = wait_end(ex, "procs", 60)
+    assert end.exit_code != 0, ex.logs("procs")
+    assert "limits.processes = 10" in end.reason, (end.reason, ex.logs("procs")[-500:])
+    ex.start(launch("procs-ok", cmd, limits={"processes": 100}))
+    end, _ = wait_end(ex, "procs-ok", 60)
+    assert end.exit_code == 0, (end.reason, ex.logs("procs-ok"))
+
+
+def test_a_job_over_its_scratch_limit_fails_naming_the_limit(tmp_path: Path) -> None:
+    ex = _ex(tmp_path)
+    cmd = "head -c 20000000 /dev/zero > /tmp/fill && echo fits || {{ sleep 0.5; exit 1; }}"
+    ex.start(launch("scratch", cmd.replace("{{", "{").replace("}}", "}"), limits={"scratch": 8 * 1024**2}))
+    end, _ = wait_end(ex, "scratch", 60)
+    assert end.exit_code == 1
+    assert "limits.scratch = 8 MiB" in end.reason, (end.reason, ex.logs("scratch"))
+    assert "No space left on device" in ex.logs("scratch")
+
+
+def test_limits_above_the_operators_maximum_are_refused_naming_the_field(tmp_path: Path) -> None:
+    ex = _ex(tmp_path, max_memory_bytes=128 * 1024**2, max_cpus=1.0)
+    with pytest.raises(sb.SandboxError, match=r"limits\.memory"):
+        ex.start(launch("big", "true", limits={"memory": 256 * 1024**2}))
+    with pytest.raises(sb.SandboxError, match=r"limits\.cpus"):
+        ex.start(launch("cpu", "true", limits={"cpus": 2.0}))
+
+
+def test_cpu_limit_is_a_cfs_quota_where_the_host_allows(tmp_path: Path) -> None:
+    ex = _ex(tmp_path)
+    ex.start(launch("cpu", "cat /proc/self/cgroup; echo ok", limits={"cpus": 0.5}))
+    end, _ = wait_end(ex, "cpu", 30)
+    assert end.exit_code == 0, ex.logs("cpu")
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    """A TCP server on the host's 127.0.0.1 (stands in for the API and PostgreSQL ports)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    stop = threading.Event()
+
+    def serve() -> None:
+        s.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                c, _ = s.accept()
+                c.sendall(b"HELLO\n")
+                c.close()
+            except OSError:
+                continue
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield s.getsockname()[1]
+    stop.set()
+    t.join()
+    s.close()
+
+
+CONNECT = (
+    "python3 -c \"import socket,sys; s=socket.create_connection(('127.0.0.1', int(sys.argv[1])), 3); "
+    "print('CONNECTED', s.recv(10))\" {port}"
+)
+
+
+def test_jobs_have_no_network_unless_the_operator_grants_it(tmp_path: Path, listener: int) -> None:
+    ex = _ex(tmp_path, network_for=("lab",))
+    ex.start(launch("nonet", CONNECT.format(port=listener)))
+    end, _ = wait_end(ex, "nonet", 30)
+    assert end.exit_code != 0 and "CONNECTED" not in ex.logs("nonet"), ex.logs("nonet")
+    from accelpool.core.rounds import Placement
+    from accelpool.core.types import Job
+    from accelpool.ports import Launch, RunSpec
+
+    granted = Launch(
+        Job("net", tenant="lab"),
+        Placement("net", "h100", (("n0", (0,)),)),
+        RunSpec(CONNECT.format(port=listener)),
+        1.0,
+    )
+    ex.start(granted)
+    end, _ = wait_end(ex, "net", 30)
+    assert end.exit_code == 0 and "CONNECTED" in ex.logs("net"), ex.logs("net")
+
+
+# -- image jobs (podman) ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny image built here: a static busybox with its applets (no registry)."""
+    from tests.security.hostile import build_test_image
+
+    built = build_test_image(tmp_path_factory.mktemp("img"))
+    if built is None:
+        pytest.skip("podman, busybox-static and a root service are needed (scripts/setup.sh installs them)")
+    return built
+
+
+def test_an_image_job_runs_in_the_image_with_the_sandbox_rules(tmp_path: Path, image: str) -> None:
+    ex = _ex(tmp_path, tenant_ids={"default": (60001, 60001)})
+    cmd = (
+        "id -u; echo HOME=$HOME; ls /usr/bin/python3 2>&1; ls {state} 2>&1; echo 5 > $ACCELPOOL_PROGRESS_FILE; "
+        "env | sort; ls /dev; echo done"
+    ).format(state=tmp_path / "state")
+    ex.start(launch("img", cmd, image=image, env={"MINE": "x y"}))
+    end, events = wait_end(ex, "img", 90)
+    logs = ex.logs("img")
+    assert end.exit_code == 0, (end.reason, logs)
+    assert "\n60001\n" in logs and "HOME=/tmp/job" in logs and "MINE=x y" in logs, logs
+    assert "/usr/bin/python3: No such file" in logs, "the host filesystem is not in an image job"
+    assert f"{tmp_path / 'state'}: No such file" in logs
+    assert "VIRTUAL_ENV" not in logs and "PYTHONPATH" not in logs, logs
+    assert any(e.kind.value == "progress" and e.steps == 5 for e in events), events
+
+
+def test_an_image_job_over_its_memory_limit_fails_naming_the_limit(tmp_path: Path, image: str) -> None:
+    ex = _ex(tmp_path)
+    cmd = "head -c 300000000 /dev/zero | tail -c 200000000 > /dev/null"  # tail keeps its input in memory
+    ex.start(launch("imgmem", cmd, image=image, limits={"memory": 64 * 1024**2}))
+    end, _ = wait_end(ex, "imgmem", 90)
+    assert end.exit_code != 0
+    assert "limits.memory = 64 MiB" in end.reason, (end.reason, ex.logs("imgmem"))
+
+
+def test_an_unknown_image_or_no_podman_is_refused_naming_the_field(tmp_path: Path, image: str) -> None:
+    ex = _ex(tmp_path)
+    with pytest.raises(sb.SandboxError, match="image 'localhost/no-such-image:0' is not on this node"):
+        ex.start(launch("nope", "true", image="localhost/no-such-image:0"))
+    ex2 = _ex(tmp_path / "b", podman="no-podman-here")
+    with pytest.raises(sb.SandboxError, match="podman is not installed"):
+        ex2.start(launch("nope", "true", image=image))
+
+
+def test_an_image_job_has_no_network_unless_granted(tmp_path: Path, image: str, listener: int) -> None:
+    from accelpool.core.rounds import Placement
+    from accelpool.core.types import Job
+    from accelpool.ports import Launch, RunSpec
+
+    ex = _ex(tmp_path, network_for=("lab",))
+    cmd = f"nc -w 3 127.0.0.1 {listener} </dev/null"
+    for job, tenant, ok in (("img-nonet", "default", False), ("img-net", "lab", True)):
+        run = RunSpec(cmd, image=image)
+        ex.start(Launch(Job(job, tenant=tenant), Placement(job, "h100", (("n0", (0,)),)), run, 1.0))
+        end, _ = wait_end(ex, job, 60)
+        assert ("HELLO" in ex.logs(job)) is ok, (job, ex.logs(job))
+
+
+def test_without_cgroups_the_rlimit_fallback_enforces_memory_and_names_it(tmp_path: Path) -> None:
+    ex = _ex(tmp_path, cgroups=False)
+    cmd = "python3 -c 'b = bytearray(300 * 1024 * 1024); print(len(b))'"
+    ex.start(launch("mem", cmd, limits={"memory": 64 * 1024**2}))
+    end, _ = wait_end(ex, "mem", 60)
+    assert end.exit_code == 1 and "MemoryError" in ex.logs("mem"), ex.logs("mem")
+    assert "limits.memory = 67108864 (RLIMIT_AS; no cgroup)" in end.reason, end.reason
