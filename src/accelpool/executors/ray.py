@@ -45,7 +45,6 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,7 @@ from accelpool.executors import sandbox as sb
 from accelpool.executors import sandbox_image as sb_image
 from accelpool.executors.env import ExtraEnv, job_env, visible_devices_env
 from accelpool.executors.ray_nodes import RayNodes
-from accelpool.executors.ray_runner import _runner_class
+from accelpool.executors.ray_runner import _Rank, _RayJob, _runner_class, _safe
 from accelpool.executors.sandbox_wrapper import WRAPPER
 from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
 
@@ -69,40 +68,6 @@ except ImportError:  # Ray not installed: the executor cannot be constructed any
 log = logging.getLogger(__name__)
 PREFIX = "accelpool/"
 NODE_ID_LABEL = "ray.io/node-id"
-
-
-@dataclass
-class _Rank:
-    actor: Any
-    node_id: str
-    start_ref: Any = None
-    status_ref: Any = None
-    started: bool = False
-    code: int | None = None
-    killed: bool = False
-    steps: float | None = None
-    exit_time: float | None = None  # wall time the rank's wrapper recorded
-    reason: str = ""  # the wrapper's reason (e.g. max_run_time exceeded)
-
-
-@dataclass
-class _RayJob:
-    job_id: str
-    attempt: int
-    pg: Any
-    ranks: list[_Rank]
-    grace: float
-    deadline: float  # wall time the placement group must be ready by
-    started: bool = False
-    stop_reason: str | None = None
-    force_at: float | None = None
-    last_steps: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    pending: Launch | None = None  # the next attempt, started once this one has ended
-
-
-def _safe(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", s)
 
 
 class RayExecutor(RayNodes):

@@ -1,4 +1,4 @@
-"""The RayExecutor's per-rank actor (``JobRunner``): it runs on a Ray node, starts the rank's command under
+"""The RayExecutor's per-rank actor (``JobRunner``) and the control plane's records of the ranks: it runs on a Ray node, starts the rank's command under
 the sandbox wrapper, reports its status (exit code, exit time, the wrapper's reason, progress) and stops it.
 
 The class is defined inside ``_runner_class()`` so that Ray ships it by value: Ray nodes need no accelpool.
@@ -8,7 +8,11 @@ The sandbox module and the wrapper program reach the actor as source text in its
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass, field
 from typing import Any
+
+from accelpool.ports import Launch
 
 
 def _runner_class() -> type:
@@ -191,3 +195,40 @@ def _runner_class() -> type:
             return str(self._sb.read_log(os.path.join(self._info["remote_dir"], f"log.{self._info['rank']}")))
 
     return JobRunner
+
+
+# The control plane's records of a job's ranks (executors/ray.py).
+
+
+@dataclass
+class _Rank:
+    actor: Any
+    node_id: str
+    start_ref: Any = None
+    status_ref: Any = None
+    started: bool = False
+    code: int | None = None
+    killed: bool = False
+    steps: float | None = None
+    exit_time: float | None = None  # wall time the rank's wrapper recorded
+    reason: str = ""  # the wrapper's reason (e.g. max_run_time exceeded)
+
+
+@dataclass
+class _RayJob:
+    job_id: str
+    attempt: int
+    pg: Any
+    ranks: list[_Rank]
+    grace: float
+    deadline: float  # wall time the placement group must be ready by
+    started: bool = False
+    stop_reason: str | None = None
+    force_at: float | None = None
+    last_steps: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    pending: Launch | None = None  # the next attempt, started once this one has ended
+
+
+def _safe(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", s)
