@@ -30,6 +30,7 @@ while gate and not os.path.exists(gate):
         sys.exit(0)  # the executor died before it recorded the job: run nothing
     time.sleep(0.005)
 state = {"reason": "", "child": None, "term_at": None, "scratch_full": False}
+p = None  # the sandbox (bwrap or podman), once started
 container = plan.get("container")
 
 def podman(*args):
@@ -69,11 +70,18 @@ def terminate(reason):
     if container is not None:
         podman("kill", "--signal", "TERM", container["name"])
     elif plan["sandboxed"]:
-        for pid in ns_pids():
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except OSError:
-                pass
+        # a stop right after the start: wait (within the grace period) until the sandbox has a process
+        until = time.time() + max(0.0, plan["grace"])
+        while True:
+            pids = ns_pids()
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except OSError:
+                    pass
+            if pids or time.time() >= until or p is None or p.poll() is not None:
+                break
+            time.sleep(0.01)
     else:
         try:
             os.killpg(0, signal.SIGTERM)  # unsandboxed: the command shares this process group
@@ -88,7 +96,8 @@ def kill():
         podman("kill", container["name"])  # SIGKILL to the container's init: its pid namespace dies
     try:
         if plan["sandboxed"]:
-            p.kill()  # bwrap dies; its reaper (pid 1 of the sandbox) dies with it and takes every process
+            if p is not None:
+                p.kill()  # bwrap dies; its reaper (pid 1 of the sandbox) dies with it and takes every process
         else:
             os.killpg(0, signal.SIGKILL)
     except OSError:
