@@ -121,6 +121,7 @@ class _Job:
     extra: dict[str, object] = field(default_factory=dict)
     pending: Launch | None = None  # the next attempt, started once this one has ended
     ended_before_stop: bool = False  # stop() came after every rank had exited: report the real exit
+    started: float | None = None  # when it started (the clock's time): reported again when adopted
 
     def state(self) -> dict[str, object]:
         return {
@@ -131,6 +132,7 @@ class _Job:
             "stop_reason": self.stop_reason,
             "kill_at": self.kill_at,
             "killed": self.killed,
+            "started": self.started,
         }
 
 
@@ -227,9 +229,10 @@ class LocalExecutor:
                     _signal_group(r.pid, signal.SIGKILL)
                 raise
             job = _Job(job_id, jdir, ranks, launch.attempt, float(launch.run.grace_seconds))
+            job.started = self.clock.now()
             self._jobs[job_id] = job
             self._save(job)  # opens the wrappers' gate: from now on a restarted executor adopts the job
-            self._events.append(ExecutorEvent(job_id, EventKind.STARTED, self.clock.now()))
+            self._events.append(ExecutorEvent(job_id, EventKind.STARTED, job.started))
 
     def stop(self, job_id: str, reason: str) -> None:
         with self._lock:
@@ -443,10 +446,15 @@ class LocalExecutor:
                     stop_reason=data.get("stop_reason"),
                     kill_at=data.get("kill_at"),
                     killed=bool(data.get("killed")),
+                    started=None if data.get("started") is None else float(data["started"]),
                 )
             except (OSError, ValueError, KeyError, TypeError):
                 continue
             self._jobs[job.job_id] = job
+            if job.started is not None:
+                # STARTED again, with its time: a control plane killed before it recorded the first one
+                # would otherwise never bill the run (the store ignores it for a run already started)
+                self._events.append(ExecutorEvent(job.job_id, EventKind.STARTED, job.started))
 
     def _rank_code(self, job: _Job, i: int, r: _Rank) -> int | None | str:
         """The rank's exit code, None while it runs, "lost" if it vanished without a record."""
