@@ -466,3 +466,39 @@ def test_a_run_out_beyond_a_century_is_said_in_words_not_a_broken_date(world):
     page = world.get("/ui/programs", "admin")
     assert page.status_code == 200 and "not within 100 years at this rate" in page.text
     assert "100년 안에" in world.get("/ui/programs", "admin", lang="ko").text
+
+
+def test_queued_jobs_show_their_place_and_estimated_start_in_words(world):
+    import json
+
+    from sqlalchemy import delete, insert, update
+
+    from accelpool.storage import tables as T
+
+    q = world.jobs["queued"]
+    lo, hi = NOW + 3600, NOW + 5 * 3600  # 00:13 and 04:13 on 2026-09-22 in Seoul
+    with world.store.write() as c:
+        c.execute(
+            update(T.jobs)
+            .where(T.jobs.c.id == q)
+            .values(reason="capacity: needs 8 x h100; every one is in use")
+        )
+        data = {"of": 4, "jobs": {q: [3, 1, 2, lo, hi]}}
+        c.execute(delete(T.queue_view))
+        c.execute(insert(T.queue_view).values(id=1, at=NOW, version=7, data=json.dumps(data)))
+    world.store.invalidate()
+    en = world.get(f"/ui/jobs/{q}", "m1").text
+    assert "3rd of 4 in the pool&#39;s queue, 1st of 2 in its tenant" in en
+    assert "between 2026-09-22 00:13 and 2026-09-22 04:13" in en
+    ko = world.get(f"/ui/jobs/{q}", "m1", lang="ko").text
+    assert (
+        "풀 대기열 4개 중 3번째, 테넌트 내 2개 중 1번째" in ko
+        and "2026-09-22 00:13에서 2026-09-22 04:13 사이" in ko
+    )
+    assert "between 2026-09-22 00:13 and 2026-09-22 04:13" in world.get("/ui", "m1").text
+    assert "between 2026-09-22 00:13 and 2026-09-22 04:13" in world.get("/ui/jobs?state=queued", "m1").text
+    # no bound known (devices held without a time limit): said so
+    with world.store.write() as c:
+        data = {"of": 4, "jobs": {q: [3, 1, 2, None, None]}}
+        c.execute(update(T.queue_view).values(version=8, data=json.dumps(data)))
+    assert "not estimated" in world.get(f"/ui/jobs/{q}", "m1").text

@@ -181,13 +181,15 @@ def active_jobs(
 
 
 def _views(store: SqlStore, seqs: Sequence[int]) -> list[JobView]:
-    """Full views of the jobs with these ``seq`` keys, in that order, with their cost and queue position."""
+    """Full views of the jobs with these ``seq`` keys, in that order, with their cost, queue position and
+    (for a queued job the latest round ranked) place in the pool and the tenant and estimated start."""
     if not seqs:
         return []
     with store.read() as c:
         rows = {int(r.seq): r for r in c.execute(select(T.jobs).where(T.jobs.c.seq.in_(list(seqs))))}
         ordered = [rows[k] for k in seqs if k in rows]
         positions = store.queue_positions(c, ordered)
+        spots = store.queue_spots(c, ordered)  # place in the pool and the tenant, estimated start range
         ids = [r.id for r in ordered]
         cost = {
             r.job: int(r.krw)
@@ -201,6 +203,7 @@ def _views(store: SqlStore, seqs: Sequence[int]) -> list[JobView]:
     for r in ordered:
         d = r._asdict()
         d["position"] = positions.get(r.id)
+        d["queue"] = spots.get(r.id)
         views.append(row_view(d, charged=cost.get(r.id, 0)))
     return views
 

@@ -8,6 +8,7 @@ one would show English on a Korean page). Parameters are filled after translatio
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from accelpool.web import reasons
@@ -129,6 +130,10 @@ KO: dict[str, str] = {
     "Position in queue": "대기 순번",
     "Estimated start": "예상 시작",
     "not estimated": "추정 불가",
+    "between {a} and {b}": "{a}에서 {b} 사이",
+    "by {t}": "늦어도 {t}",
+    "from {t} at the earliest": "빨라도 {t} 이후",
+    "Estimated start: if every job ahead runs to its time limit (latest) or preemptible ones yield at their next lease boundary (earliest); it may start sooner.": "예상 시작: 앞선 작업이 모두 제한 시간까지 실행될 때(늦은 쪽) 또는 선점 가능한 작업이 다음 임대 경계에서 양보할 때(이른 쪽)의 시각이며, 더 일찍 시작될 수도 있습니다.",
     "Reason": "사유",
     "Steps": "스텝",
     "Preemptions": "선점 횟수",
@@ -222,6 +227,11 @@ def zone(name: str | None, default: str = DEFAULT_ZONE) -> ZoneInfo:
     return ZoneInfo("UTC")  # pragma: no cover
 
 
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n:,}{suffix}"
+
+
 class Locale:
     """What a page needs to speak the user's language: messages, won, dates, durations."""
 
@@ -290,14 +300,34 @@ class Locale:
             return ""
         return reasons.to_korean(text) if self.lang == "ko" else reasons.to_english(text)
 
-    def position(self, n: int | None) -> str:
-        """A queue position in words: "3rd in the pool's queue" / "풀 대기열 3번째"."""
+    def position(self, n: int | None, of: int | None = None) -> str:
+        """A queue position in words: "3rd of 20 in the pool's queue" / "풀 대기열 20개 중 3번째"."""
         if not n:
             return ""
         if self.lang == "ko":
-            return f"풀 대기열 {n:,}번째"
-        suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-        return f"{n:,}{suffix} in the pool's queue"
+            return f"풀 대기열 {of:,}개 중 {n:,}번째" if of else f"풀 대기열 {n:,}번째"
+        return f"{_ordinal(n)} of {of:,} in the pool's queue" if of else f"{_ordinal(n)} in the pool's queue"
+
+    def spot(self, q: Any) -> str:
+        """A queued job's place in the pool and in its tenant (a ``QueueSpot``), in words."""
+        if q is None:
+            return ""
+        pool = self.position(q.position, q.of)
+        if self.lang == "ko":
+            return f"{pool}, 테넌트 내 {q.tenant_of:,}개 중 {q.tenant_position:,}번째"
+        return f"{pool}, {_ordinal(q.tenant_position)} of {q.tenant_of:,} in its tenant"
+
+    def start_range(self, q: Any) -> str:
+        """A queued job's estimated start (a ``QueueSpot``'s range) in words, in the user's zone."""
+        lo = None if q is None else q.earliest
+        hi = None if q is None else q.latest
+        if lo is None and hi is None:
+            return self("not estimated")
+        if lo is not None and hi is not None and abs(hi - lo) >= 60:
+            return self("between {a} and {b}", a=self.when(lo), b=self.when(hi))
+        if hi is not None:
+            return self("by {t}", t=self.when(hi))
+        return self("from {t} at the earliest", t=self.when(lo))
 
     def state(self, s: str) -> str:
         return self(s) if s in STATE_WORDS else s

@@ -81,6 +81,7 @@ def overview_data(store: SqlStore, who: Principal, catalog: Any, now: float, loc
                 "reason": v.reason or loc("waiting for the next round"),
                 "wants": wants_text(v.spec, loc),
                 "age": loc.duration(now - waiting_since(store, v)),
+                "starts": loc.start_range(v.queue) if v.queue is not None else "",
             }
             for v in queued
         ],
