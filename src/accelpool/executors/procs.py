@@ -3,7 +3,9 @@ and signalling a process group without failing when it is already gone."""
 
 from __future__ import annotations
 
+import math
 import os
+import stat
 import sys
 
 
@@ -39,3 +41,22 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def read_progress_file(path: str) -> float | None:
+    """A job's progress file (its cumulative step count), read without following links or blocking: the job
+    owns the file and could make it a FIFO or a link to a file it may not read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        text = os.read(fd, 64).decode("ascii", errors="replace").strip()
+        value = float(text) if text else None
+        return value if value is not None and math.isfinite(value) and value >= 0 else None
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)

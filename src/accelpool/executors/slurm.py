@@ -81,8 +81,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 from accelpool.core.types import DEFAULT_SITE, AcceleratorType, Node
+from accelpool.executors import sandbox as sb
 from accelpool.executors.env import ExtraEnv, devices_str
-from accelpool.executors.slurm_batch import batch_script, launch_payload, sbatch_args
+from accelpool.executors.procs import read_progress_file
+from accelpool.executors.slurm_batch import batch_script, launch_payload, sandbox_ranks, sbatch_args
 from accelpool.executors.slurm_parse import (
     ENDED,
     Row,
@@ -127,6 +129,7 @@ class SlurmExecutor:
         command_timeout_seconds: float = 10.0,
         zone: str = "default",
         site: str = DEFAULT_SITE,
+        sandbox: sb.SandboxConfig | None = None,
     ) -> None:
         if catalog is None:
             from accelpool.catalog import bundled_catalog
@@ -160,6 +163,7 @@ class SlurmExecutor:
         self.progress_dir = self.state_dir / "progress"
         for d in (self.jobs_dir, self.log_dir, self.progress_dir):
             d.mkdir(parents=True, exist_ok=True)
+        self.sandbox = sandbox.with_protect(self.state_dir) if sandbox is not None else None
         self._lock = threading.RLock()
         self._jobs: dict[str, SlurmJob] = {}
         self._pending: dict[str, Launch] = {}  # next attempt of a job being stopped
@@ -300,6 +304,8 @@ class SlurmExecutor:
             shell=self.shell,
             python=self.python,
         )
+        if self.sandbox is not None:
+            sandbox_ranks(self.sandbox, launch, payload, str(progress) + ".d", self.shell)
         script = batch_script(payload, self.python)
         log_path = self.log_path(job_id)
         with open(log_path, "a") as f:
@@ -535,12 +541,8 @@ class SlurmExecutor:
         self._last_time = t
         return ExecutorEvent(job, kind, t, steps=steps, exit_code=code, reason=reason, cause=cause)
 
-    def _read_progress(self, job_id: str) -> float | None:
-        try:
-            text = (self.progress_dir / _safe(job_id)).read_text().strip()
-            return float(text) if text else None
-        except (OSError, ValueError):
-            return None
+    def _read_progress(self, job_id: str) -> float | None:  # sandboxed: in the job's own work dir
+        return read_progress_file(f"{self.progress_dir / _safe(job_id)}{'.d/.progress' if self.sandbox else ''}")
 
     def _save(self, job: SlurmJob) -> None:
         save_job(self.jobs_dir, job)

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from accelpool.core.types import AcceleratorType
+from accelpool.executors import sandbox as sb
 from accelpool.executors.env import ExtraEnv, job_env, visible_devices_env
 from accelpool.ports import Launch
 
@@ -72,6 +76,24 @@ if idx is None:
 if idx is not None:
     env[P["visible"]] = idx
     env["ACCELPOOL_SLURM_DEVICES"] = idx
+box = r.get("sandbox")
+if box:  # the job sandbox (executors/sandbox.py slurm_rank): bwrap with this node's device nodes
+    import glob
+    argv = list(box["argv"])
+    benv = dict(box["env"])
+    benv.update({k: v for k, v in os.environ.items() if k.startswith("SLURM")})
+    seen = []
+    pats = [q.format(i=i) for i in (expand(idx) if idx else []) for q in box["per_device"]] + box["shared"]
+    for pat in pats:
+        for hit in sorted(glob.glob(os.path.join(box["dev_root"], pat))):
+            rel = os.path.relpath(hit, box["dev_root"])
+            if rel not in seen:
+                seen.append(rel)
+                argv += ["--dev-bind", hit, os.path.join("/dev", rel)]
+    if idx is not None:
+        benv[P["visible"]] = idx
+        benv["ACCELPOOL_SLURM_DEVICES"] = idx
+    os.execvpe(argv[0], argv + box["tail"], benv)
 os.execvpe(P["shell"], [P["shell"], "-c", P["command"]], env)
 """
 
@@ -151,3 +173,74 @@ def sbatch_args(shares: Sequence[Share], common: Sequence[str]) -> list[str]:
             args.append(":")
         args += [*common, "--nodes=1", "--ntasks=1", f"--nodelist={node}", f"--gres={g}:{t}:{len(ds)}"]
     return args
+
+
+def slurm_rank(
+    config: sb.SandboxConfig,
+    *,
+    command: str,
+    env: Mapping[str, str],
+    tenant: str,
+    grant: str | None,
+    work_dir: str,
+    checkpoint_dir: str | None,
+    workdir: str | None,
+    visible_env: str,
+    shell: str = "/bin/sh",
+) -> dict[str, Any]:
+    """For the SlurmExecutor: one rank's bwrap argv, split where its device binds go (the devices are known
+    only on the node, from Slurm), its allow-listed environment and the device patterns of its family. The
+    Slurm step execs it (executors/slurm_batch.py): Slurm keeps its own process tracking and cgroups; the
+    sandbox adds the filesystem, pid namespace, environment, network and uid rules. Jobs with an image and
+    the wrapper's limits (cgroups, log bound, max_run_time) are not applied here (Slurm enforces time
+    and its own limits)."""
+    p = sb.plan(
+        config,
+        command=command,
+        env=env,
+        tenant=tenant,
+        work_dir=work_dir,
+        checkpoint_dir=checkpoint_dir,
+        workdir=workdir,
+        devices=[],
+        shell=shell,
+        log_path=os.devnull,
+        exit_path=os.devnull,
+        grant=grant,
+    )
+    if not p["sandboxed"]:
+        return {}
+    per, shared = sb.DEVICE_NODES.get(visible_env, ((), ()))
+    return {
+        "argv": [*p["argv"], "--die-with-parent"],
+        "tail": p["argv_tail"],
+        "env": p["env"],
+        "dev_root": config.dev_root.rstrip("/") or "/",
+        "per_device": list(per),
+        "shared": list(shared),
+        "uid": p["uid"],
+        "gid": p["gid"],
+    }
+
+
+def sandbox_ranks(
+    config: sb.SandboxConfig, launch: Launch, payload: dict[str, Any], work: str, shell: str
+) -> None:
+    """Each rank of the payload runs in the job sandbox (slurm_rank); SandboxError: the job cannot start."""
+    shutil.rmtree(work, ignore_errors=True)
+    ranks: dict[str, dict[str, Any]] = payload["ranks"]
+    for r in ranks.values():
+        box = slurm_rank(
+            config,
+            command=launch.run.command,
+            env=r["env"],
+            tenant=launch.job.tenant,
+            grant=launch.job.grant,
+            work_dir=work,
+            checkpoint_dir=launch.run.checkpoint_dir,
+            workdir=launch.run.workdir,
+            visible_env=str(payload["visible"]),
+            shell=shell,
+        )
+        sb.prepare_dirs({"chown": [work], "uid": box.get("uid"), "gid": box.get("gid")})
+        r["sandbox"] = box

@@ -96,7 +96,8 @@ class ExecutorFactory:
         if kind == "slurm":
             from accelpool.executors.slurm import SlurmExecutor
 
-            # Slurm runs the job on its nodes under its own process tracking (docs/executors.md).
+            # Slurm runs the job on its nodes under its own process tracking and cgroups; each rank's step
+            # execs the job sandbox (bwrap, docs/security.md), which the nodes need installed.
             instance = connection.get("instance") or (
                 self.instance if site == DEFAULT_SITE else f"{self.instance}.{site}"
             )
@@ -110,6 +111,7 @@ class ExecutorFactory:
                 slurm_conf=connection.get("slurm_conf") or None,
                 bin_dir=connection.get("bin_dir") or None,
                 site=site,
+                sandbox=sandbox,
             )
         from accelpool.executors.local import LocalExecutor
 

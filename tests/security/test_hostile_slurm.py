@@ -1,0 +1,68 @@
+"""The key hostile cases on the SlurmExecutor with the job sandbox (SlurmExecutor(sandbox=...)): each rank's
+Slurm step execs bwrap (executors/slurm_batch.py slurm_rank). Against the real test Slurm (scripts/slurm.sh).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.executors.test_slurm_executor import end_of, launch
+from tests.security.hostile import WIN, _host_procs
+
+from accelpool.executors import sandbox as sb
+from accelpool.executors.slurm import SlurmExecutor
+
+pytestmark = [pytest.mark.slurm, pytest.mark.skipif(shutil.which("bwrap") is None, reason="no bubblewrap")]
+CANARY = "ACCELPOOL_TEST_SLURM_CANARY"
+
+
+@pytest.fixture
+def ex(tmp_path: Path, slurm_conf: str) -> Iterator[tuple[SlurmExecutor, Path, str]]:
+    data = tmp_path / "data"  # stands in for the service's data dir
+    data.mkdir()
+    secret = "secret-" + secrets.token_hex(8)
+    (data / "admin-token").write_text(secret)
+    canary = "canary-" + secrets.token_hex(8)
+    os.environ[CANARY] = canary  # sbatch --export=ALL carries the service's environment to the step
+    cfg = sb.SandboxConfig(tenant_ids={"default": (60001, 60001)}).with_protect(data)
+    e = SlurmExecutor(tmp_path / "state", slurm_conf=slurm_conf, instance=f"h-{tmp_path.name}", sandbox=cfg)
+    try:
+        yield e, data, secret + " " + canary
+    finally:
+        del os.environ[CANARY]
+        for j in list(e.active()):
+            e.stop(j, "teardown")
+        deadline = time.time() + 30
+        while e.active() and time.time() < deadline:
+            e.poll()
+            time.sleep(0.2)
+        e.close()
+
+
+def test_a_slurm_job_runs_in_the_sandbox(ex: tuple[SlurmExecutor, Path, str]) -> None:
+    e, data, secrets_ = ex
+    cmd = (
+        f"cat {data}/admin-token && echo {WIN}; ls -A {data}; env; id -u; "
+        f"touch /usr/pwned-by-slurm-job && echo {WIN}; sleep 311.57 & echo 7 > $ACCELPOOL_PROGRESS_FILE; "
+        "echo done"
+    )
+    e.start(launch("s1", cmd, (("s-gpu-0", (1,)),)))
+    end = end_of(e, "s1", 60)
+    logs = e.logs("s1")
+    assert end.exit_code == 0, (end, logs)
+    assert "done" in logs and WIN not in logs, logs
+    for s in secrets_.split():
+        assert s not in logs, "a secret (the data dir's token or the service's environment) leaked"
+    assert "\n60001\n" in logs, "the job runs as the tenant's uid"
+    assert "CUDA_VISIBLE_DEVICES=" in logs and "SLURM_JOB_ID=" in logs, logs  # Slurm picks the device
+    assert not Path("/usr/pwned-by-slurm-job").exists()
+    deadline = time.time() + 20
+    while _host_procs("sleep 311.57") and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _host_procs("sleep 311.57"), "a child outlived the Slurm job"
