@@ -127,6 +127,7 @@ def admit(
         max_run_seconds=spec.max_run_seconds(),
         job_type=spec.name,
         preemptible=spec.preemptible,
+        restart_seconds=spec.restart_seconds,
         data_class=spec.constraints.data_class,
         sites=frozenset(spec.constraints.sites or ()),
         regions=frozenset(spec.constraints.regions or ()),

@@ -9,7 +9,9 @@ decide nothing themselves. Who may cause each event:
     PLACE        the scheduler's decision       queued      running   (not billed until STARTED)
     STARTED      the executor (process is up)   running     running   (billing starts: the mark)
     PROGRESS     the executor, or the job (API) any active   same      (steps; a first sign of life
-                                                                        starts billing if STARTED was missed)
+                                                                        starts billing if STARTED was missed;
+                                                                        the first after STARTED measures the
+                                                                        job's restart cost)
     EXITED       the executor                   running     succeeded (cause COMPLETED, exit code 0)
                                                 running     failed    (FAILED, START_FAILED)
                                                 running     running   (REQUESTED: a stop the scheduler
@@ -175,7 +177,7 @@ def _observed(status: JobStatus, e: ExecutorEvent, price: int) -> Outcome:
     if e.kind is EventKind.STARTED:
         if status.metered_until is not None:
             return Outcome(status)
-        return Outcome(replace(status, metered_until=e.time), started_at=e.time)
+        return Outcome(replace(status, metered_until=e.time, attempt_started=e.time), started_at=e.time)
     cause = e.stop_cause()
     if e.kind is EventKind.LOST:
         return _requeue(status, e.time, e.reason or "lost", cause, price, "requeued")
@@ -209,6 +211,9 @@ def _progress(status: JobStatus, e: ExecutorEvent) -> Outcome:
     started = None
     if new.state is JobState.RUNNING and new.metered_until is None:
         new, started = replace(new, metered_until=e.time), e.time  # alive, though STARTED was not seen
+    elif new.state is JobState.RUNNING and (t0 := new.attempt_started) is not None and e.time >= t0:
+        # the attempt's first progress report: its restart cost, measured (core.rounds' preemption gate)
+        new = replace(new, attempt_started=None, restart_measured=e.time - t0)
     return Outcome(new, started_at=started)
 
 
@@ -231,6 +236,12 @@ def _end_run(
         seconds_on[tail.accelerator] = seconds_on.get(tail.accelerator, 0.0) + (tail.end - tail.start)
     mark = tail.end if tail is not None else status.metered_until
     new = replace(
-        status, state=state, placement=None, metered_until=mark, carry=ledger.ZERO, seconds_on=seconds_on
+        status,
+        state=state,
+        placement=None,
+        metered_until=mark,
+        carry=ledger.ZERO,
+        seconds_on=seconds_on,
+        attempt_started=None,
     )
     return new, (() if tail is None else (tail,))

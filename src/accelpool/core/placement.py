@@ -173,9 +173,10 @@ def _pair_order(
     alloc: Allocation,
     usable: np.ndarray,
     config: RoundConfig,
-    threshold: float = 1.0,
+    threshold: float | np.ndarray = 1.0,
 ) -> list[tuple[int, int]]:
-    """(job index, type index) pairs with x > 0, highest Gavel priority first."""
+    """(job index, type index) pairs with x > 0, highest Gavel priority first. ``threshold``: per job, the
+    factor a restart costs it on the type it runs on (``core.rounds._pinned``)."""
     now = snapshot.now
     types = alloc.types
     n = len(statuses)
@@ -197,7 +198,8 @@ def _pair_order(
         ]
     )
     x = alloc.x
-    keep = (1.0 + config.keep_bonus) * threshold
+    # a running job's rank on its type: the keep bonus times its restart threshold
+    keep = (1.0 + config.keep_bonus) * np.broadcast_to(np.asarray(threshold, dtype=float), (n,))
     if config.ranking == "job":
         return _job_pair_order(x, usable, received, running_on, keep)
     if config.ranking == "deficit":
@@ -206,8 +208,8 @@ def _pair_order(
         with np.errstate(divide="ignore", invalid="ignore"):
             prio = np.where(received > 0, x / np.maximum(received, 1e-12), np.inf)
     on_type = running_on[:, None] == np.arange(len(types))[None, :]
-    if keep != 1.0:
-        prio = np.where(on_type & (prio > 0), prio * keep, prio)
+    if (keep != 1.0).any():
+        prio = np.where(on_type & (prio > 0), prio * keep[:, None], prio)
     prio = np.where((x > 1e-9) & usable, prio, -np.inf)
     rows, cols = np.nonzero(np.isfinite(prio) | (prio == np.inf))
     in_place = running_on[rows] == cols
@@ -216,7 +218,7 @@ def _pair_order(
 
 
 def _job_pair_order(
-    x: np.ndarray, usable: np.ndarray, received: np.ndarray, running_on: np.ndarray, keep: float
+    x: np.ndarray, usable: np.ndarray, received: np.ndarray, running_on: np.ndarray, keep: np.ndarray
 ) -> list[tuple[int, int]]:
     """The job ratio across jobs; within a job, the per-type ratio (see _pair_order's callers' docs).
 
@@ -238,7 +240,7 @@ def _job_pair_order(
     xv = x[rows, cols]
     rec = received[rows, cols]
     own = np.divide(xv, rec, out=np.full(len(rows), np.inf), where=rec > 0)
-    own = np.where(in_place, own * keep, own)
+    own = np.where(in_place, own * keep[rows], own)
     job_x = np.zeros(n)
     np.maximum.at(job_x, rows, xv)
     keys = np.lexsort(

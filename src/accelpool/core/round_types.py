@@ -56,6 +56,8 @@ class JobStatus:
     seconds_on: Mapping[str, float] = field(default_factory=dict)
     metered_until: float | None = None  # billed up to here; None while its process has not started
     carry: Fraction = Fraction(0)  # exact KRW metered but not yet billed (under 1 KRW; core.ledger)
+    attempt_started: float | None = None  # the current run's STARTED, until its first progress report
+    restart_measured: float | None = None  # s from STARTED to the first progress report, last measured
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ from accelpool.core.types import (
 )
 
 __all__ = [
+    "restart_cost",
     "DecideCache",
     "Decision",
     "JobStatus",
@@ -131,21 +132,19 @@ def decide(
 
 def _pinned(
     snapshot: Snapshot, statuses: list[JobStatus], config: RoundConfig, lease: float
-) -> tuple[list[int], float]:
+) -> tuple[list[int], np.ndarray]:
     """Running jobs that keep their devices whatever the policy says, and the rank threshold of the others.
 
     Pinned: every running job between lease boundaries; at a boundary, a job that is not time-sliced (not
     preemptible, or inference), one that has run less than its minimum run time (the operator's, or its
-    program's when larger), and every job when a restart costs at least a lease (nothing could gain).
+    program's when larger), and one whose restart costs at least a lease (nothing could gain).
     A preemptible job past its minimum run time is ranked on the type it holds with its priority times
-    ``threshold`` = lease / (lease - restart): a claimant displaces it only when it is owed more by a
-    margin that pays the restart within the next lease (see the module notes)."""
+    ``threshold[i]`` = lease / (lease - restart), its restart cost (``restart_cost``: declared, measured,
+    or the default): a claimant displaces it only when it is owed more by a margin that pays the restart
+    within the next lease (see the module notes)."""
     running = JobState.RUNNING
     boundary = snapshot.lease_boundary
-    restart = config.restart_seconds
-    if boundary and lease <= restart:
-        boundary = False
-    threshold = lease / (lease - restart) if boundary else math.inf
+    threshold = np.ones(len(statuses))
     floor = config.min_run()
     program_min = min_run_by_grant(snapshot, floor) if boundary else {}
     started = snapshot.run_started
@@ -160,9 +159,22 @@ def _pinned(
             continue
         began = started.get(job.id)
         need = program_min.get(job.grant, floor) if job.grant is not None else floor
-        if began is not None and now - began < need - 1e-9:
-            out.append(i)
+        restart = restart_cost(s, config)
+        if (began is not None and now - began < need - 1e-9) or lease <= restart:
+            out.append(i)  # in its minimum run, or a restart costs a lease or more: nothing could gain
+        else:
+            threshold[i] = lease / (lease - restart)
     return out, threshold
+
+
+def restart_cost(s: JobStatus, config: RoundConfig) -> float:
+    """What preempting the job costs it (s): its declared restart cost, else the one measured on its last
+    attempt (STARTED to its first progress report), else the operator's default."""
+    if s.job.restart_seconds is not None:
+        return s.job.restart_seconds
+    if s.restart_measured is not None:
+        return s.restart_measured
+    return config.restart_seconds
 
 
 class _ProblemCache:

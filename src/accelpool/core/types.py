@@ -273,6 +273,7 @@ class Job:
     max_run_seconds: float | None = None
     job_type: str = ""
     preemptible: bool = False
+    restart_seconds: float | None = None  # declared restart cost (s); None: measured, else the default
     data_class: str = "public"
     sites: frozenset[str] = frozenset()
     regions: frozenset[str] = frozenset()

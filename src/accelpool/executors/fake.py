@@ -7,6 +7,10 @@ i.e. ``launch.attempt > 1``; a first start pays none, as in published simulators
 it reaches ``total_steps`` (jobs without total_steps run until stopped). ``fail_at`` lets tests inject
 failures; ``lose(job)`` simulates a node loss.
 
+Every attempt's first progress report is dated when its work resumes (``started + o``, o = the restart
+overhead, on every attempt): the store measures a job's restart cost from it (STARTED to first progress,
+``core.lifecycle``), so the preemption gate sees what a restart costs in the simulation.
+
 By default every ``poll`` reports each running job's progress, as a live executor does. The simulator
 passes ``progress_events=False`` when no job has a deadline: then progress is reported only when it matters
 to the store (a stop, a loss, an exit), which saves one event per running job per round; steps done while
@@ -27,6 +31,7 @@ class _Run:
     steps_at_start: float
     stopping: str | None = None
     end: float | None = None
+    reported: bool = False  # its first progress report (when its work resumed) was sent
 
 
 class FakeExecutor:
@@ -115,8 +120,14 @@ class FakeExecutor:
                 out.append(ExecutorEvent(job_id, EventKind.PROGRESS, end, steps=run.launch.job.total_steps))
                 out.append(ExecutorEvent(job_id, EventKind.EXITED, end, exit_code=0))
                 del self._runs[job_id]
-            elif progress:
-                out.append(ExecutorEvent(job_id, EventKind.PROGRESS, now, steps=self._steps(run, now)))
+            else:
+                resumed = run.started + self.restart_overhead
+                if not run.reported and resumed <= now:
+                    run.reported = True
+                    steps = self._steps(run, resumed)
+                    out.append(ExecutorEvent(job_id, EventKind.PROGRESS, resumed, steps=steps))
+                if progress:
+                    out.append(ExecutorEvent(job_id, EventKind.PROGRESS, now, steps=self._steps(run, now)))
         out.sort(key=lambda e: e.time)
         return out
 

@@ -208,6 +208,13 @@ class JobSpec(BaseModel):
         default=None, description="OCI image to run the command in (podman); it must be on the node already"
     )
     limits: Limits = Field(default_factory=Limits)
+    restart_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        le=86400,
+        description="what a restart costs the job (s: start-up, reload, work since its last checkpoint); "
+        "default: measured (start to first progress report), else the pool's --restart-cost",
+    )
 
     @field_validator("name")
     @classmethod

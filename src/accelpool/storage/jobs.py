@@ -40,6 +40,8 @@ JOB_COLUMNS = (  # what a JobStatus is built from (UnitOfWork._status)
     T.jobs.c.seconds_on,
     T.jobs.c.metered_until,
     T.jobs.c.carry_krw,
+    T.jobs.c.attempt_started,
+    T.jobs.c.restart_measured,
 )
 
 
@@ -255,6 +257,10 @@ def _changed(before: JobStatus, after: JobStatus) -> Iterator[tuple[str, Any]]:
         yield "metered_until", after.metered_until
     if after.carry != before.carry:
         yield "carry_krw", codec.carry_to_str(after.carry)
+    if after.attempt_started != before.attempt_started:
+        yield "attempt_started", after.attempt_started
+    if after.restart_measured != before.restart_measured:
+        yield "restart_measured", after.restart_measured
 
 
 def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:

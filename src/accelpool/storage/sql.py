@@ -106,6 +106,8 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
                     T.jobs.c.seconds_on,
                     T.jobs.c.metered_until,
                     T.jobs.c.carry_krw,
+                    T.jobs.c.attempt_started,
+                    T.jobs.c.restart_measured,
                     T.jobs.c.throughput,
                     T.jobs.c.reason,
                 )

@@ -171,6 +171,8 @@ class UnitOfWork:
             seconds_on=dict(r.seconds_on or {}),
             metered_until=r.metered_until,
             carry=codec.carry_from_str(r.carry_krw),
+            attempt_started=r.attempt_started,
+            restart_measured=r.restart_measured,
         )
 
     @staticmethod
