@@ -220,6 +220,24 @@ def test_restart_of_accelpool_adopts_running_work(executor: RayExecutor, tmp_pat
         again.close()
 
 
+def test_a_job_that_ended_while_the_control_plane_was_down_ends_at_its_recorded_exit_time(
+    executor: RayExecutor, tmp_path: Path
+) -> None:
+    """Billing after a restart: the adopted job's end is when it exited, not when the new executor saw it."""
+    executor.start(launch("x", "h100", [("h100-0", (1,))], "sleep 1; exit 0"))
+    wait_for(executor, "x", (EventKind.STARTED,))
+    executor.close()
+    time.sleep(6.0)  # the job ends about 1 s in; the control plane comes back 6 s later
+    again = RayExecutor(namespace=NS, log_dir=tmp_path / "logs2", remote_dir=str(tmp_path / "remote"))
+    try:
+        assert again.active() == {"x"}
+        end, _ = wait_for(again, "x", END)
+        assert end.kind == EventKind.EXITED and end.exit_code == 0
+        assert time.time() - end.time > 3.0, "the end was dated when it was seen, not when it happened"
+    finally:
+        again.close()
+
+
 def test_node_killed_during_run_loses_its_jobs_and_leaves_the_pool(
     cluster: Cluster, executor: RayExecutor
 ) -> None:

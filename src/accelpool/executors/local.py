@@ -82,7 +82,7 @@ from pathlib import Path
 from accelpool.core.types import AcceleratorType
 from accelpool.executors import sandbox as sb
 from accelpool.executors.env import ExtraEnv, devices_str, job_env, visible_devices_env
-from accelpool.executors.procs import _proc_start_time, _signal_group
+from accelpool.executors.procs import _in_time_order, _proc_start_time, _signal_group
 from accelpool.executors.sandbox_wrapper import WRAPPER
 from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
 
@@ -570,16 +570,3 @@ class LocalExecutor:
                     for r in job.ranks:
                         if r.proc is not None:
                             r.proc.poll()
-
-
-def _in_time_order(events: list[ExecutorEvent]) -> list[ExecutorEvent]:
-    """One poll's events in time order (exit times come from the wrappers, so jobs scanned in id order can
-    report them out of order), each job's own events kept in the order they happened."""
-    last: dict[str, float] = {}
-    keys = []
-    for e in events:
-        k = max(e.time, last.get(e.job, e.time))
-        last[e.job] = k
-        keys.append(k)
-    order = sorted(range(len(events)), key=keys.__getitem__)
-    return [events[i] for i in order]

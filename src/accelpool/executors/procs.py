@@ -1,5 +1,5 @@
-"""Process helpers of the LocalExecutor: recognising its own processes after a restart (pid + start time)
-and signalling a process group without failing when it is already gone."""
+"""Helpers of the executors: recognising a process after a restart (pid + start time), signalling a
+process group that may be gone, reading a job's progress file safely, one poll's events in time order."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import math
 import os
 import stat
 import sys
+
+from accelpool.ports import ExecutorEvent
 
 
 def _proc_start_time(pid: int) -> str | None:
@@ -60,3 +62,16 @@ def read_progress_file(path: str) -> float | None:
         return None
     finally:
         os.close(fd)
+
+
+def _in_time_order(events: list[ExecutorEvent]) -> list[ExecutorEvent]:
+    """One poll's events in time order (exit times come from the wrappers, so jobs scanned in id order can
+    report them out of order), each job's own events kept in the order they happened."""
+    last: dict[str, float] = {}
+    keys = []
+    for e in events:
+        k = max(e.time, last.get(e.job, e.time))
+        last[e.job] = k
+        keys.append(k)
+    order = sorted(range(len(events)), key=keys.__getitem__)
+    return [events[i] for i in order]

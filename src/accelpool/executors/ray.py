@@ -45,6 +45,7 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ from accelpool.core.types import AcceleratorType
 from accelpool.executors import sandbox as sb
 from accelpool.executors import sandbox_image as sb_image
 from accelpool.executors.env import ExtraEnv, job_env, visible_devices_env
+from accelpool.executors.procs import _in_time_order
 from accelpool.executors.ray_nodes import RayNodes
 from accelpool.executors.ray_runner import _Rank, _RayJob, _runner_class, _safe
 from accelpool.executors.sandbox_wrapper import WRAPPER
@@ -267,8 +269,7 @@ class RayExecutor(RayNodes):
                 self._check_started(job, now_wall)
         self._collect_status()
         out, self._events = self._events, []
-        out.sort(key=lambda e: e.time)
-        return out
+        return _in_time_order(out)  # each job's own events kept in the order they happened
 
     def active(self) -> set[str]:
         return set(self._jobs)
@@ -417,9 +418,14 @@ class RayExecutor(RayNodes):
                 )
                 limit = next((r.reason for r in job.ranks if sb.is_limit_reason(r.reason)), "")
                 ev = self._ev(job.job_id, EventKind.EXITED, limit or reason, code)
-            # The ranks' recorded exit times (``_Rank.exit_time``) are not used for the event's time yet:
-            # with them the service's Ray end-to-end test lost the gang job's h100 charge (a short job's
-            # recorded end can precede the store's metering mark); the event keeps the time it is seen.
+            # An adopted job (the control plane was down when it ended) ends at its ranks' recorded exit
+            # time, so it is billed until then, not until the restart. A job this executor saw start keeps
+            # the time its end is seen (within a poll): its STARTED was also reported when seen, and a short
+            # job's recorded exit can precede that (its charge was lost in the Ray end-to-end test).
+            times = [r.exit_time for r in job.ranks if r.exit_time is not None]
+            now = ev.time
+            if "started_at" not in job.extra and len(times) == len(job.ranks) and abs(now - time.time()) < 5:
+                ev = replace(ev, time=min(now, max(times)))
             self._finish(job, ev)
             return
         failed = [c for c in codes if c not in (None, 0)]
