@@ -47,6 +47,7 @@ EVENT_REASONS = (
     "requeued after preemption (lease)",
     "requeued after preemption (moved)",
     "requeued after preemption (budget)",
+    "requeued after preemption (grant exhausted)",
     "requeued after preemption (its devices are no longer in service (node drained or down))",
     "lease",
     "moved",

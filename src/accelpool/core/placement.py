@@ -327,9 +327,20 @@ def _place(
         if s.job.grant is not None and s.job.grant in grants:
             # a lease's cost is set aside on the grant: kept jobs first, then starts that fit what is left;
             # at the price of the site it runs at
-            cost = round_cost_krw(s.job.scale, price_for(prices, sites.get(site), t), horizon)
-            # a kept job's grant must pay for the next lease at a boundary too: its money ran out
-            if cost > grants[s.job.grant] and (not force or snapshot.lease_boundary):
+            price = price_for(prices, sites.get(site), t)
+            cost = round_cost_krw(s.job.scale, price, horizon)
+            whole = not s.job.time_sliced and s.job.max_run_seconds is not None
+            if whole:
+                # not preemptible, with a max_run_time: its whole run is set aside when it starts (as
+                # Slurm checks a job's time limit against GrpTRESMins), and what is left of it while it
+                # runs (kept jobs first), so it is never stopped for money
+                now = snapshot.now
+                began = snapshot.run_started.get(s.job.id, now) if s.state is running_state else now
+                left_s = max(0.0, began + s.job.max_run_seconds - now)  # type: ignore[operator]
+                cost = round_cost_krw(s.job.scale, price, left_s)
+            # a kept job's grant must pay for the next lease at a boundary too: its money ran out (a job that
+            # is not preemptible and has no max_run_time is stopped then: "grant exhausted")
+            if cost > grants[s.job.grant] and (not force or (snapshot.lease_boundary and not whole)):
                 reasons.setdefault(s.job.id, WaitReason.BUDGET)
                 short[s.job.id] = (grants[s.job.grant], cost)
                 return False
@@ -404,11 +415,11 @@ def _place(
         if s.state is running:
             if jid in started_ids:
                 preempt.append((jid, "moved"))
-            elif jid in pinned_ids:
+            elif jid in pinned_ids and reasons.get(jid) is not WaitReason.BUDGET:
                 preempt.append((jid, "its devices are no longer in service (node drained or down)"))
             else:
                 why = reasons.get(jid)
-                preempt.append((jid, str.__str__(why) if why is WaitReason.BUDGET else "lease"))
+                preempt.append((jid, "grant exhausted" if why is WaitReason.BUDGET else "lease"))
         if jid not in started_ids:
             waiting[jid] = reasons.get(jid, capacity_reason)
     blocked = blocked_reasons(problem) if waiting else {}

@@ -130,10 +130,17 @@ def explain(
             continue
         if jid in short:
             left, cost = short[jid]
-            text = (
-                f"{need}; grant {job.grant} has {left} KRW left after the leases of its running jobs "
-                f"and a lease ({_seconds(horizon)}) costs {cost} KRW"
-            )
+            if not job.time_sliced and job.max_run_seconds is not None:
+                text = (
+                    f"{need}; grant {job.grant} has {left} KRW left after what its running jobs set aside, "
+                    f"and its max_run_time ({_seconds(job.max_run_seconds)}) costs {cost} KRW, set aside "
+                    "when it starts (it is not preemptible)"
+                )
+            else:
+                text = (
+                    f"{need}; grant {job.grant} has {left} KRW left after the leases of its running jobs "
+                    f"and a lease ({_seconds(horizon)}) costs {cost} KRW"
+                )
         elif why is WaitReason.GANG:
             text = f"{need} at once; free devices are spread over too many nodes"
         elif why is WaitReason.QUOTA:

@@ -34,6 +34,7 @@ WORDS_EN: dict[str, str] = {
     "fair-share": "waiting for its fair share: jobs that have run less go first",
     "lease": "its lease ended and others' turn came",
     "moved": "moved to other devices",
+    "grant exhausted": "its grant could not pay for the next lease",
 }
 WORDS_KO: dict[str, str] = {
     "capacity": "허용하는 유형의 빈 장치를 기다리는 중",
@@ -46,6 +47,7 @@ WORDS_KO: dict[str, str] = {
     "fair-share": "공정 몫을 기다리는 중: 덜 실행된 작업이 먼저 실행됨",
     "lease": "임대가 끝나 다른 작업의 차례가 됨",
     "moved": "다른 장치로 옮김",
+    "grant exhausted": "지원금으로 다음 임대 비용을 낼 수 없음",
     "submitted": "제출됨",
     "requeued": "다시 대기열에 들어감",
     "exited 0": "정상 종료 (코드 0)",
