@@ -43,7 +43,8 @@ Ceilings. With distinct weights almost every job has its own ceiling, and one st
 be one LP per job. When a stage freezes only jobs at their ceiling, the sorted ceilings c_0 < ... < c_m
 of the active jobs are searched for the largest k such that pinning every job with ceiling <= c_k there
 still lets all other active jobs reach c_k (feasibility is monotone in k); those are frozen at once
-(see _skip_ceilings: each probe is one whole stage LP and usually ends the search in a few probes).
+(see _skip_ceilings: each probe is one whole stage LP and usually ends the search in a few probes;
+all searches of one allocation share MAX_PROBES probes).
 
 Tail. With per-job speeds nearly every job can end at its own level, one stage each. After MAX_STAGES
 stages the water-filling stops: the jobs still active keep the last stage's level (all of them reach
@@ -79,6 +80,12 @@ degenerate LPs (many frozen level rows tight at once) it was 1.4-3.5x faster tha
 MAX_ROUNDS = 40
 MAX_STAGES = 12
 """Exact water-filling stages (ceiling searches not counted); see Tail above."""
+MAX_PROBES = 12
+"""Whole-LP probes of all ceiling searches of one allocation together: a search out of probes pins
+the jobs up to the last ceiling proven reachable (exact, only fewer pins), and later stages pin the
+rest one stage each (within MAX_STAGES). Without a limit a search on issue 13's
+random family at 10,000 x 8 ran ~20 probes of 1-7 s each (101 s CPU in all, against 2 s for the
+exact stage-1 LP)."""
 TOL = 1e-9
 
 
@@ -450,7 +457,12 @@ def _dual_bound(
 
 
 def _skip_ceilings(
-    stage: _Stage, active: BoolArray, ell: FloatArray, pinned: BoolArray, price: FloatArray | None
+    stage: _Stage,
+    active: BoolArray,
+    ell: FloatArray,
+    pinned: BoolArray,
+    price: FloatArray | None,
+    budget: list[int],
 ) -> FloatArray | None:
     """Freeze, in one go, every active job whose ceiling the next stages would reach anyway.
 
@@ -479,7 +491,8 @@ def _skip_ceilings(
     narrow(price)
     best_price = price
     missed = False
-    while lo < hi:
+    while lo < hi and budget[0] > 0:
+        budget[0] -= 1
         k = (lo + hi + 1) // 2 if missed else hi
         pin = active & (stage.ceiling <= ceilings[k])
         rest = active & ~pin
@@ -535,6 +548,7 @@ def max_min_waterfill(
         price, level = _sample_prices(stage, active, ell, pinned)
     x = np.zeros((ng, tt))
     stale = False
+    budget = [MAX_PROBES]
     for stages in range(MAX_STAGES):
         try:
             level, x, price, freeze = _stage(
@@ -558,7 +572,7 @@ def max_min_waterfill(
             and not (freeze & ~at_ceiling).any()
             and np.unique(stage.ceiling[active]).size > 4
         ):
-            price = _skip_ceilings(stage, active, ell, pinned, None if whole_lp else price)
+            price = _skip_ceilings(stage, active, ell, pinned, None if whole_lp else price, budget)
             stale = True
             if not active.any():
                 break
