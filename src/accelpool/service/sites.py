@@ -124,6 +124,8 @@ class ExecutorFactory:
         )
 
     def for_site(self, site: Site) -> Executor:
+        # its presence tells the API process that a job's logs may be at another site (service/channel.py)
+        (self.data_dir / "sites").mkdir(parents=True, exist_ok=True)
         sub = {"local": "executor", "slurm": "slurm", "ray": "ray-logs", "fake": "fake"}.get(
             site.executor, "x"
         )
