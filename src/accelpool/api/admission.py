@@ -89,8 +89,9 @@ def admit(
     store: SqlStore, spec: JobSpec, tenant: str, now: float, catalog: Mapping[str, AcceleratorType]
 ) -> Admitted:
     """No I/O beyond the store's cached reference data (programs, grants, nodes, prices): the money checks
-    that must be exact are repeated under the grant's row lock when the job is written."""
-    ref = store.reference()
+    that must be exact are repeated under the grant's row lock when the job is written. A copy that is
+    only old is read again behind (in a thread), so no submission waits on the event loop for the read."""
+    ref = store.reference(read_behind=True)
     if spec.public and tenant not in ref.public_tenants:
         raise ApiError(
             403,

@@ -8,6 +8,7 @@ scheduler's port (storage/sql.py)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -76,6 +77,7 @@ class UnitOfWork:
         self._lock = threading.Lock()
         self._ref: Reference | None = None
         self._ref_version = 0  # bumped by every write that changes reference data
+        self._ref_refreshing = False  # a read-behind of the reference data is under way (reference())
         self._batcher: Any = None
 
     def close(self) -> None:
@@ -107,13 +109,33 @@ class UnitOfWork:
         """Changes whenever cached reference data (or a token) was changed through this store."""
         return self._ref_version
 
-    def reference(self, max_age: float = REFERENCE_MAX_AGE) -> Reference:
+    def reference(self, max_age: float = REFERENCE_MAX_AGE, *, read_behind: bool = False) -> Reference:
         """Programs, grants, up nodes and prices, cached until a write through this store changes them
-        or ``max_age`` seconds pass. One read transaction when it must be read again."""
+        or ``max_age`` seconds pass. One read transaction when it must be read again. ``read_behind``
+        (the API's event loop): a copy that is only old (no write through this store dropped it) is
+        still answered, up to 3 x ``max_age``, while a thread reads the new one."""
         ref = self._ref
         now = time.monotonic()
         if ref is not None and now - ref.loaded < max_age:
             return ref
+        if read_behind and ref is not None and now - ref.loaded < 3 * max_age:
+            with self._lock:
+                start, self._ref_refreshing = not self._ref_refreshing, True
+            if start:
+                threading.Thread(target=self._read_behind, name="accelpool-reference", daemon=True).start()
+            return ref
+        return self._read_reference()
+
+    def _read_behind(self) -> None:
+        try:
+            self._read_reference()
+        except Exception:  # the next caller reads it again (synchronously once the copy is too old)
+            logging.getLogger("accelpool.storage").exception("reading the reference data failed")
+        finally:
+            self._ref_refreshing = False
+
+    def _read_reference(self) -> Reference:
+        now = time.monotonic()
         version = self._ref_version
         with self.read() as c:
             programs = {r.id: self._program(r) for r in c.execute(select(T.programs))}
