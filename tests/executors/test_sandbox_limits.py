@@ -193,3 +193,27 @@ def test_without_cgroups_the_rlimit_fallback_enforces_memory_and_names_it(tmp_pa
     end, _ = wait_end(ex, "mem", 60)
     assert end.exit_code == 1 and "MemoryError" in ex.logs("mem"), ex.logs("mem")
     assert "limits.memory = 67108864 (RLIMIT_AS; no cgroup)" in end.reason, end.reason
+
+
+def test_an_image_jobs_container_goes_when_its_wrapper_is_killed(tmp_path: Path, image: str) -> None:
+    import os
+    import signal
+    import time
+
+    from tests.security.hostile import _host_procs
+
+    ex = _ex(tmp_path)
+    ex.start(launch("imgkill", "echo started; sleep 311.59", image=image))
+    deadline = time.time() + 60
+    while "started" not in ex.logs("imgkill"):
+        assert time.time() < deadline, ex.logs("imgkill")
+        time.sleep(0.2)
+    assert _host_procs("sleep 311.59")
+    for pid in ex.pids("imgkill"):
+        os.kill(pid, signal.SIGKILL)  # not the stop path: the wrapper cannot clean up
+    end, _ = wait_end(ex, "imgkill", 60)
+    assert end.exit_code == -9
+    deadline = time.time() + 20
+    while _host_procs("sleep 311.59") and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _host_procs("sleep 311.59"), "the container outlived its wrapper"

@@ -83,6 +83,7 @@ from accelpool.core.types import AcceleratorType
 from accelpool.executors import sandbox as sb
 from accelpool.executors.env import ExtraEnv, devices_str, job_env, visible_devices_env
 from accelpool.executors.procs import _in_time_order, _proc_start_time, _signal_group
+from accelpool.executors.sandbox_image import remove_container
 from accelpool.executors.sandbox_wrapper import WRAPPER
 from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
 
@@ -487,6 +488,8 @@ class LocalExecutor:
         lost = False
         for i, r in enumerate(job.ranks):
             c = self._rank_code(job, i, r)
+            if c is not None and r.code is None and r.exit_time is None:  # its wrapper died unrecorded
+                remove_container(str(job.dir / f"plan.{i}.json"))
             if c == "lost":
                 lost = True
                 r.code = -signal.SIGKILL

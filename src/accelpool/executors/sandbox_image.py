@@ -21,6 +21,8 @@ Rootless podman is not supported: the service must run as root to run image jobs
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 import stat
@@ -28,6 +30,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 
 PODMAN_GLOBAL = ("--runtime", "runc", "--cgroup-manager=cgroupfs")
+log = logging.getLogger("accelpool.executors.sandbox_image")
 
 
 class ImageError(RuntimeError):
@@ -149,3 +152,19 @@ def write_env_file(path: str, env: Mapping[str, str]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write("".join(f"{k}={v}\n" for k, v in env.items()))
+
+
+def remove_container(plan_path: str) -> None:
+    """An image job's wrapper died without its record (SIGKILL, not the normal stop): remove its container
+    (podman runs it apart from the wrapper) with every process in it. Nothing for bwrap jobs."""
+    try:
+        with open(plan_path) as f:
+            container = json.load(f).get("container")
+    except (OSError, ValueError):
+        return  # no plan (a job that never started) or not ours
+    if container:
+        argv = [container["podman"], *container["global"], "rm", "-f", "-t", "0", container["name"]]
+        try:
+            subprocess.run(argv, capture_output=True, timeout=60, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.warning("could not remove the container %s: %s", container["name"], exc)
