@@ -150,8 +150,39 @@ def test_a_job_whose_every_node_is_down_is_blocked_with_the_count_and_holds_no_p
     report = rec.step()
     assert (
         report.decision.details["w"]
-        == "blocked (not-runnable): needs 2 x warboy; no warboy node is in service (2 down)"
+        == "blocked (not-runnable): needs 2 x warboy; every warboy node is down (2 down)"
     )
     assert "w" not in report.decision.positions
     assert report.decision.positions == {"b": 1}
     assert store.jobs["w"].position is None and store.jobs["b"].position == 1
+
+
+def test_down_nodes_are_counted_by_cause_drained_or_lost(tmp_path) -> None:
+    """ "every warboy node is down (2 drained, 2 lost)": an operator's drain (API/CLI) against nodes the
+    executor lost, on the SQL store as the service keeps them."""
+    from accelpool.storage.engine import sqlite_url
+    from accelpool.storage.sql import SqlStore
+
+    store = SqlStore(sqlite_url(tmp_path / "n.sqlite"))
+    try:
+        store.add_nodes([Node(f"warboy-{i}", "warboy", 4) for i in range(4)] + [Node("h-0", "h100", 1)])
+        store.update_node("warboy-0", down=True)  # drained by an operator
+        store.update_node("warboy-1", down=True)
+        store.set_node_down("warboy-2", True, cause="lost")  # the executor's node sync
+        store.set_node_down("warboy-3", True, cause="lost")
+        store.submit(Job("w", scale=2, allowed=frozenset({"warboy"})), {"warboy": 1.0})
+        clock = VirtualClock()
+        rec = Reconciler(
+            store, FakeExecutor(clock), clock, get_policy("max-min-fairness"), round_seconds=TICK
+        )
+        report = rec.step()
+        assert report.decision.details["w"] == (
+            "blocked (not-runnable): needs 2 x warboy; every warboy node is down (2 drained, 2 lost)"
+        )
+        store.update_node("warboy-0", down=False)
+        store.update_node("warboy-0", down=True)
+        store.set_node_down("warboy-2", False)
+        store.set_node_down("warboy-2", True)  # no cause given: "down"
+        assert rec.step().decision.details["w"].endswith("(2 drained, 1 lost, 1 down)")
+    finally:
+        store.close()

@@ -27,6 +27,11 @@ WAIT_SENTENCES = (
     "blocked (rule): needs 2 x rngd; its constraints or its program's rules allow none of the types it runs on",
     "blocked (not-runnable): needs 2 x warboy; no warboy node is in service (2 down)",
     "blocked (not-runnable): needs 2 x warboy; no warboy node is in service (the pool has none)",
+    "blocked (not-runnable): needs 2 x warboy; every warboy node is down (2 drained, 2 lost)",
+    "blocked (not-runnable): needs 2 x warboy; every warboy node is down (1 lost, 3 at a site that is down)",
+    "blocked (not-runnable): needs 2 x warboy; the pool has no warboy node",
+    "budget: needs 1 x h100; grant g has 999 KRW left after what its running jobs set aside, and its "
+    "max_run_time (60 min) costs 1000 KRW, set aside when it starts (it is not preemptible)",
     "blocked (not-runnable): needs 16 x h100; no node in service can take 16 devices of a type it runs on",
     "blocked (not-runnable): needs 2 x a type it runs on; no node in service can take 2 devices of a type it runs on",
     "capacity: needs 2 x h100; 3 free; position 2 of 5 in your tenant, 7 of 20 in the pool",

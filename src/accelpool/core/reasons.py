@@ -60,6 +60,21 @@ def fair_order(problem: AllocationProblem, running: np.ndarray, id_rank: np.ndar
     return np.lexsort((id_rank, problem.submit_time, keys, -problem.priority))
 
 
+def _all_down(missing: list[str], allowed: frozenset[str], snapshot: Snapshot) -> str:
+    """``every warboy node is down (2 drained, 2 lost)``, or ``the pool has no warboy node``."""
+    names = "/".join(missing)
+    causes: dict[str, int] = {}
+    for n in snapshot.nodes_down:
+        if n.accelerator in allowed:
+            c = snapshot.down_causes.get(n.name, "down")
+            causes[c] = causes.get(c, 0) + 1
+    if not causes:
+        return f"the pool has no {names} node"
+    order = {"drained": 0, "lost": 1, "down": 2}
+    counts = ", ".join(f"{causes[c]} {c}" for c in sorted(causes, key=lambda c: (order.get(c, 3), c)))
+    return f"every {names} node is down ({counts})"
+
+
 def _seconds(s: float) -> str:
     s = max(0.0, s)
     if s < 120:
@@ -120,10 +135,7 @@ def explain(
             else:
                 missing = sorted(a for a in job.allowed if a not in healthy)
                 if missing and len(missing) == len(job.allowed):
-                    down = sum(1 for n in snapshot.nodes_down if n.accelerator in job.allowed)
-                    text = f"{need}; no {'/'.join(missing)} node is in service" + (
-                        f" ({down} down)" if down else " (the pool has none)"
-                    )
+                    text = f"{need}; " + _all_down(missing, job.allowed, snapshot)
                 else:
                     text = f"{need}; no node in service can take {job.scale} devices of a type it runs on"
             out[jid] = f"blocked ({code}): {text}"

@@ -84,6 +84,7 @@ class Snapshot:
     lease_end: float | None = None
     sites: tuple[Site, ...] = ()
     nodes_down: tuple[Node, ...] = ()
+    down_causes: Mapping[str, str] = field(default_factory=dict)  # node -> "drained" / "lost" (wait reasons)
 
 
 @dataclass(frozen=True)

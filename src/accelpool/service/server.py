@@ -227,7 +227,7 @@ class Service:
                 log.info("node %s is back: %d x %s", name, n.devices, n.accelerator)
         for name, v in known.items():
             if name not in found and not v.down:
-                self.store.set_node_down(name, True)
+                self.store.set_node_down(name, True, cause="lost")
                 log.warning("node %s left the pool (not alive in the executor); its devices are down", name)
         unknown = dict(getattr(self.executor, "unrecognized", dict)())
         if unknown != self.unrecognized:

@@ -58,6 +58,7 @@ class MemoryStore:
         self.accelerators: dict[str, AcceleratorType] = dict(accelerators or {})
         self.nodes: dict[str, Node] = {}
         self.down: set[str] = set()
+        self.down_cause: dict[str, str | None] = {}  # "drained" or "lost" (None: not said)
         self.queue = QueueView()  # the latest round's queue (core.reasons.QueueView)
         self.tenants: dict[str, Tenant] = {}
         self.programs: dict[str, Program] = {}
@@ -80,8 +81,9 @@ class MemoryStore:
         self._version += 1
         self._healthy = None
 
-    def set_node_down(self, name: str, down: bool = True) -> None:
+    def set_node_down(self, name: str, down: bool = True, cause: str | None = None) -> None:
         (self.down.add if down else self.down.discard)(name)
+        self.down_cause[name] = cause if down else None
         self._healthy = None
 
     def add_sites(self, sites: Iterable[Site]) -> None:
@@ -157,6 +159,7 @@ class MemoryStore:
             round_seconds=round_seconds,
             sites=tuple(self.site_list.values()),
             nodes_down=tuple(self.nodes[n] for n in sorted(self.down) if n in self.nodes),
+            down_causes={n: c for n in self.down if (c := self.down_cause.get(n)) is not None},
         )
 
     def record_decision(self, decision: Decision) -> list[Charge]:

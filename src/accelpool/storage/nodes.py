@@ -23,9 +23,14 @@ class NodeWrites(UnitOfWork):
                     c.execute(insert(T.nodes).values(name=n.name, down=False, **row))
         self.invalidate()
 
-    def set_node_down(self, name: str, down: bool = True) -> None:
+    def set_node_down(self, name: str, down: bool = True, cause: str | None = None) -> None:
+        """Mark a node out of service (``cause``: "drained" by an operator, "lost" by the executor) or back."""
         with self.write() as c:
-            c.execute(update(T.nodes).where(T.nodes.c.name == name).values(down=down))
+            c.execute(
+                update(T.nodes)
+                .where(T.nodes.c.name == name)
+                .values(down=down, down_cause=cause if down else None)
+            )
         self.invalidate()
 
     def create_node(self, node: Node) -> None:
@@ -67,6 +72,7 @@ class NodeWrites(UnitOfWork):
                     row["zone"] = zone
             if down is not None:
                 row["down"] = down
+                row["down_cause"] = "drained" if down else None  # an operator's drain
             if row:
                 c.execute(update(T.nodes).where(T.nodes.c.name == name).values(**row))
             r = c.execute(select(T.nodes).where(T.nodes.c.name == name)).one()

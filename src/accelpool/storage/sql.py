@@ -139,7 +139,12 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
             prices_krw_per_hour=prices,
             round_seconds=round_seconds,
             sites=sites,
-            nodes_down=tuple(self._node(r) for r in node_rows if r.down),
+            nodes_down=tuple(self._node(r) for r in node_rows if r.down or r.site in gone),
+            down_causes={
+                r.name: r.down_cause if r.down else "at a site that is down"
+                for r in node_rows
+                if (r.down and r.down_cause) or (not r.down and r.site in gone)
+            },
         )
 
     def record_decision(self, decision: Decision) -> list[Charge]:

@@ -80,6 +80,7 @@ nodes = Table(
     Column("zone", String(64), nullable=False, default="default"),
     Column("labels", JSON, nullable=False, default=list),
     Column("down", Boolean, nullable=False, default=False),
+    Column("down_cause", String(16), nullable=True),  # "drained" (an operator) or "lost" (the executor)
     Column("site", String(64), nullable=False, default="default", server_default="default"),
 )
 

@@ -85,8 +85,20 @@ KIND_KO: dict[str, str] = {
     "fair-share": "공정 몫",
 }
 
+_DOWN_KO = {"drained": "운영자 중단", "lost": "유실", "down": "중단", "at a site that is down": "사이트 중단"}
+
+
+def _down_counts(text: str) -> str:
+    """``2 drained, 2 lost`` -> ``2대 운영자 중단, 2대 유실`` (the node counts of core.reasons)."""
+    parts = []
+    for part in text.split(", "):
+        n, _, cause = part.partition(" ")
+        parts.append(f"{n}대 {_DOWN_KO.get(cause, cause)}")
+    return ", ".join(parts)
+
+
 _D = r"(\d+(?:\.\d+)? (?:s|min|h))"
-_CLAUSES_KO: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+_CLAUSES_KO: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = tuple(
     (re.compile("^" + pat + "$"), repl)
     for pat, repl in (
         (r"needs (\d+) x a type it runs on at once", r"실행 가능한 유형의 장치 \1개를 한꺼번에 필요"),
@@ -136,6 +148,15 @@ _CLAUSES_KO: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             "제약 조건이나 사업 규칙이 허용하는 유형이 없음",
         ),
         (r"no (\S+) node is in service \((\d+) down\)", r"서비스 중인 \1 노드가 없음 (\2대 중단)"),
+        (r"every (\S+) node is down \((.+)\)", lambda m: f"모든 {m[1]} 노드가 중단됨 ({_down_counts(m[2])})"),
+        (r"the pool has no (\S+) node", r"풀에 \1 노드가 없음"),
+        (
+            r"grant (\S+) has (\d+) KRW left after what its running jobs set aside, and its max_run_time \("
+            + _D
+            + r"\) costs (\d+) KRW, set aside when it starts \(it is not preemptible\)",
+            r"지원금 \1의 잔액은 실행 중인 작업의 예약 후 \2원, 최대 실행 시간(\3) 비용 \4원은 시작할 때 "
+            r"예약됨 (선점 불가 작업)",
+        ),
         (r"no (\S+) node is in service \(the pool has none\)", r"서비스 중인 \1 노드가 없음 (풀에 없음)"),
         (
             r"no node in service can take (\d+) devices of a type it runs on",
