@@ -130,7 +130,8 @@ class SiteExecutors:
         while not self._closed.is_set() and not halt.is_set():
             try:
                 ok = bool(probe())
-            except Exception:
+            except Exception as exc:  # a probe that fails counts as not answering
+                log.debug("site %s: probe failed: %s", site, exc)
                 ok = False
             if ok:
                 self._failing_since.pop(site, None)

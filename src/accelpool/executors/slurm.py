@@ -58,8 +58,7 @@ that sees the job RUNNING in Slurm; exits carry the job's exit code (negative: k
 are timed at Slurm's end time (so a job that ended while accelpool was down is metered to its real end).
 
 ``stop`` sends SIGTERM to every rank (``scancel --signal=TERM``: the job steps, not the batch script, so
-srun stays and the ranks keep their grace period to checkpoint) and, after
-``RunSpec.grace_seconds``, SIGKILL; a stopped job is reported EXITED with exit_code -15 (-9 if killed) and
+srun stays and the ranks keep their grace period to checkpoint) and, after ``RunSpec.grace_seconds``, SIGKILL; a stopped job is reported EXITED with exit_code -15 (-9 if killed) and
 reason ``stopped: <reason>``. A node of the job DOWN or NOT_RESPONDING (or the job ending NODE_FAIL) ->
 the job is cancelled and reported LOST ``node-lost: ...`` at once; a node DRAINING -> the job is stopped
 with its grace period and then reported LOST ``node-lost: <node> drained`` (the store requeues both). A job
@@ -80,6 +79,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
+from accelpool.core.errors import InputError
 from accelpool.core.types import DEFAULT_SITE, AcceleratorType, Node
 from accelpool.executors import sandbox as sb
 from accelpool.executors.env import ExtraEnv, devices_str
@@ -253,7 +253,7 @@ class SlurmExecutor:
             if resolve is not None:
                 try:
                     return str(resolve(cand))
-                except Exception:
+                except InputError:  # not a catalogue name: try the next spelling
                     continue
             elif cand in self.catalog:
                 return cand
