@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.web.world import XSS, World, build_world
 
 from accelpool.web import i18n
-from conftest import XSS, World, build_world
 
 CHROMIUM = os.environ.get("ACCELPOOL_CHROMIUM", "/usr/bin/chromium")
 ARGS = [

@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
+from tests.web.world import NOW, XSS
 
 from accelpool.web import i18n
-from conftest import NOW, XSS
 
 PAGES = ("/ui", "/ui/jobs", "/ui/programs", "/ui/pool")
 
@@ -390,7 +390,7 @@ def test_text_colours_meet_wcag_aa():
 
 
 def test_server_time_zone_is_configurable(tmp_path, monkeypatch):
-    from conftest import build_world
+    from tests.web.world import build_world
 
     monkeypatch.setenv("ACCELPOOL_UI_TIMEZONE", "UTC")
     w = build_world(tmp_path)

@@ -8,11 +8,11 @@ import re
 
 import pytest
 from sqlalchemy import insert, update
+from tests.web.world import NOW
 
 from accelpool.core.types import WaitReason
 from accelpool.storage import tables as T
 from accelpool.web import i18n, reasons
-from conftest import NOW
 
 # one sentence of each form core.reasons.explain writes (the code, the need, then the facts)
 WAIT_SENTENCES = (
