@@ -200,8 +200,13 @@ def kill_loop(cycles: int, database_url: str | None, workdir: Path, *, clients: 
                 if pid is None:
                     raise RuntimeError(f"no {target} process under the supervisor")
                 os.kill(pid, signal.SIGKILL)
-                if not wait_healthy(server.url, timeout=60):
-                    raise RuntimeError("the server did not come back")
+                if not wait_healthy(server.url, timeout=120):  # a loaded machine restarts processes slowly
+                    log = server.data_dir.parent / f"server-{server.port}.log"
+                    tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+                    raise RuntimeError(
+                        f"the server did not come back within 120 s after kill -9 of its {target} (cycle "
+                        f"{cycle + 1}); the end of its log:\n{tail}"
+                    )
             killed.append(target)
         time.sleep(1.0)
     finally:
