@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,7 +36,16 @@ from accelpool.core.round_config import RoundConfig
 from accelpool.core.rounds import DecideCache, Decision, Snapshot, decide
 from accelpool.core.sites import price_for
 from accelpool.core.types import Charge, Site
-from accelpool.ports import Clock, EventKind, Executor, ExecutorEvent, Launch, SchedulerStore, StopCause
+from accelpool.ports import (
+    Clock,
+    EventKind,
+    Executor,
+    ExecutorEvent,
+    Launch,
+    RunSpec,
+    SchedulerStore,
+    StopCause,
+)
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +169,7 @@ class Reconciler:
         round_seconds: float = 360.0,
         on_round: Callable[[RoundReport], None] | None = None,
         config: RoundConfig | None = None,
+        checkpoint_root: str | None = None,
     ) -> None:
         self.store = store
         self.executor = executor
@@ -167,6 +178,7 @@ class Reconciler:
         self.round_seconds = float(round_seconds)
         self.config = config if config is not None else RoundConfig()
         self.on_round = on_round
+        self.checkpoint_root = checkpoint_root  # jobs without a checkpoint_dir get <root>/<job id>
         self._attempts: dict[str, int] = {}
         self._decide_cache = DecideCache()  # the core's reusable work between rounds (it keeps none itself)
         self._lease_end: float | None = None  # when the current lease ends (None: no lease yet)
@@ -269,6 +281,16 @@ class Reconciler:
                 out.append(charge)
         return out
 
+    def _checkpoint_dir(self, job_id: str, run: RunSpec) -> RunSpec:
+        """The run with its checkpoint directory: the spec's, or ``<checkpoint_root>/<job id>``, the same on
+        every attempt, so ACCELPOOL_CHECKPOINT_DIR names one directory across attempts. The executor creates
+        it (the sandbox: owned by the job's uid when it creates it; executors/sandbox.py)."""
+        root = self.checkpoint_root
+        if run.checkpoint_dir or root is None:
+            return run
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in job_id).lstrip(".") or "_"
+        return dataclasses.replace(run, checkpoint_dir=os.path.join(root, safe))
+
     def _sites(self) -> dict[str, Site]:
         """The store's sites (each site's own prices apply to jobs running there); none if it has none."""
         get = getattr(self.store, "sites", None)
@@ -297,7 +319,7 @@ class Reconciler:
             tput = float(m.values[row[p.job], k]) if p.job in row and k >= 0 else 0.0
             self._attempts[p.job] = self._attempts.get(p.job, 0) + 1
             try:
-                run = self.store.run_spec(p.job)
+                run = self._checkpoint_dir(p.job, self.store.run_spec(p.job))
                 self.executor.start(Launch(s.job, p, run, tput, s.steps_done, self._attempts[p.job]))
             except Exception as e:
                 log.warning("job %s: could not start: %s", p.job, _cause(e))

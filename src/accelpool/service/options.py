@@ -88,6 +88,15 @@ class Options:
     site_down_seconds: float = 10.0  # sites: a site whose controller is silent this long is down
 
     @property
+    def checkpoint_root(self) -> Path | None:
+        """Where jobs without a ``checkpoint_dir`` get one (``<root>/<job id>``, the same on every attempt):
+        next to the data dir, not inside it (the sandbox hides the data dir from jobs). Only for executors
+        that run jobs on this machine (local); a remote site's jobs name their own ``checkpoint_dir``."""
+        if self.executor != "local":
+            return None
+        return self.data_dir.parent / f"{self.data_dir.name}-checkpoints"
+
+    @property
     def url(self) -> str:
         return self.database_url or sqlite_url(self.data_dir / "accelpool.sqlite")
 

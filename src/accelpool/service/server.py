@@ -112,6 +112,7 @@ class Service:
             get_policy(opts.policy),
             round_seconds=opts.round_seconds,
             on_round=self._on_round,
+            checkpoint_root=None if opts.checkpoint_root is None else str(opts.checkpoint_root),
             config=RoundConfig(
                 lease_seconds=opts.lease_seconds,
                 min_run_seconds=opts.min_run_seconds,
