@@ -7,7 +7,8 @@ cgroup v1 controllers mounted at ``/sys/fs/cgroup/<controller>`` (hybrid hosts s
 machine), or cgroup v2 when the wrapper's cgroup already delegates the controllers to its children
 (``cgroup.subtree_control``). Any step the host refuses (not root, read-only cgroupfs, no controller) leaves
 that limit to the rlimit fallback (RLIMIT_AS for memory, RLIMIT_NPROC for processes; CPU: ``nice`` only),
-and the mechanism used is recorded per limit. ``cg_join(dirs)`` (in the child, before exec) moves the
+and the mechanism used is recorded per limit; cgroups left by wrappers killed with SIGKILL are removed by
+the next wrapper's set-up. ``cg_join(dirs)`` (in the child, before exec) moves the
 process into them; ``cg_exceeded(dirs, effective)`` tells which limit was hit; ``cg_remove`` cleans up.
 """
 
@@ -69,6 +70,7 @@ def cg_setup(name, want):
                 pass
         if base is None:
             continue
+        _cg_sweep(base)
         d = os.path.join(base, "accelpool-" + name)
         try:
             if not os.path.isdir(d):
@@ -106,6 +108,27 @@ def cg_setup(name, want):
         dirs[key] = d
         how[key] = kind
     return dirs, how
+
+
+def _cg_sweep(base):
+    # cgroups left by wrappers that were killed (SIGKILL) before they could remove theirs: the last part
+    # of the name is the wrapper's pid; a dead wrapper's cgroup is empty and removed (a live one is kept)
+    try:
+        names = [n for n in os.listdir(base) if n.startswith("accelpool-")]
+    except OSError:
+        return
+    for n in names:
+        try:
+            os.kill(int(n.rsplit("-", 1)[1]), 0)
+            continue  # its wrapper still runs
+        except ProcessLookupError:
+            pass
+        except (ValueError, OSError):
+            continue  # not one of ours, or not ours to judge
+        try:
+            os.rmdir(os.path.join(base, n))
+        except OSError as exc:
+            sys.stderr.write("accelpool wrapper: stale cgroup %s kept: %r\n" % (n, exc))
 
 
 def cg_join(dirs):
