@@ -65,12 +65,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import threading
@@ -82,7 +80,7 @@ from pathlib import Path
 from accelpool.core.types import AcceleratorType
 from accelpool.executors import sandbox as sb
 from accelpool.executors.env import ExtraEnv, devices_str, job_env, visible_devices_env
-from accelpool.executors.procs import _in_time_order, _proc_start_time, _signal_group
+from accelpool.executors.procs import _in_time_order, _proc_start_time, _signal_group, read_progress_file
 from accelpool.executors.sandbox_image import remove_container
 from accelpool.executors.sandbox_wrapper import WRAPPER
 from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
@@ -536,23 +534,7 @@ class LocalExecutor:
         return min(now, max(times))
 
     def _read_progress(self, job: _Job) -> float | None:
-        """The job's progress file, read without following links or blocking (the job owns the file: it
-        could make it a FIFO or a link to a file it may not read)."""
-        path = job.dir / "work" / sb.PROGRESS_FILE
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:
-            return None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
-            text = os.read(fd, 64).decode("ascii", errors="replace").strip()
-            value = float(text) if text else None
-            return value if value is not None and math.isfinite(value) and value >= 0 else None
-        except (OSError, ValueError):
-            return None
-        finally:
-            os.close(fd)
+        return read_progress_file(str(job.dir / "work" / sb.PROGRESS_FILE))
 
     def _enforce_deadlines(self) -> None:
         now = time.time()
