@@ -41,6 +41,15 @@ def launch(job: str, command: str, acc: str = "h100", devices=(("n0", (2, 3)),),
     )
 
 
+def wait_log(ex: LocalExecutor, job: str, text: str, timeout: float = 10.0) -> None:
+    """Until the job's log shows ``text`` (a job says it has set its traps before a test stops it: on a
+    loaded machine a fixed sleep can end before the shell has read its first line)."""
+    deadline = time.time() + timeout
+    while text not in ex.logs(job):
+        assert time.time() < deadline, f"{job}: no {text!r} in its log after {timeout} s"
+        time.sleep(0.05)
+
+
 def wait_end(ex: LocalExecutor, job: str, timeout: float = 10.0) -> tuple[ExecutorEvent, list[ExecutorEvent]]:
     seen: list[ExecutorEvent] = []
     deadline = time.time() + timeout
@@ -112,9 +121,9 @@ def test_progress_file_is_reported_as_cumulative_steps(tmp_path: Path) -> None:
 
 def test_stop_gives_a_grace_period_to_checkpoint(tmp_path: Path) -> None:
     ex = LocalExecutor(tmp_path)
-    cmd = "trap 'echo checkpointed; exit 0' TERM; while true; do sleep 0.05; done"
+    cmd = "trap 'echo checkpointed; exit 0' TERM; echo ready; while true; do sleep 0.05; done"
     ex.start(launch("t", cmd, grace_seconds=5.0))
-    time.sleep(0.3)
+    wait_log(ex, "t", "ready")
     t0 = time.time()
     ex.stop("t", "preempted")
     assert time.time() - t0 < 0.5  # stop does not block
@@ -182,8 +191,8 @@ def test_exit_while_control_plane_was_down_is_reported_after_restart(tmp_path: P
 
 def test_stop_deadline_survives_a_restart(tmp_path: Path) -> None:
     ex = LocalExecutor(tmp_path)
-    ex.start(launch("z", "trap '' TERM; while true; do sleep 0.05; done", grace_seconds=0.5))
-    time.sleep(0.2)
+    ex.start(launch("z", "trap '' TERM; echo ready; while true; do sleep 0.05; done", grace_seconds=0.5))
+    wait_log(ex, "z", "ready")
     ex.stop("z", "cancelled")
     ex.close()
     ex2 = LocalExecutor(tmp_path)
@@ -220,7 +229,7 @@ def test_job_started_again_while_being_stopped_restarts_after_the_old_attempt_en
             grace_seconds=5.0,
         )
     )
-    time.sleep(0.3)
+    wait_log(ex, "m", "run-3")
     ex.stop("m", "moved")
     again = launch("m", "echo run-$ACCELPOOL_ATTEMPT; exit 0")
     ex.start(Launch(again.job, again.placement, again.run, 1.0, 0.0, attempt=4))  # no RuntimeError
