@@ -572,4 +572,9 @@ class RayExecutor(RayNodes):
                 job.stop_reason = "stopped before restart"
                 job.force_at = time.time() + job.grace + 5.0
             self._jobs[job_id] = job
+            starts = [info.get("started_wall") for info in infos]
+            if all(t is not None for t in starts) and abs(self.clock.now() - time.time()) < 5:
+                # STARTED again, at the gang's start: a control plane killed before it recorded the first
+                # one would otherwise never bill the run (the store ignores it for a run already started)
+                self._events.append(ExecutorEvent(job_id, EventKind.STARTED, max(float(t) for t in starts)))
             log.info("adopted Ray job %s (attempt %d, %d ranks)", job_id, attempt, len(ranks))

@@ -53,6 +53,7 @@ def _runner_class() -> type:
             import json
             import subprocess
             import sys
+            import time
 
             import ray
 
@@ -112,6 +113,7 @@ def _runner_class() -> type:
                 )
             os.close(parent_r)
             self._pid = self._proc.pid
+            self._info["started_wall"] = time.time()  # wall clock: reported again when adopted
             self._info["visible"] = visible
             self._info["node_id"] = ray.get_runtime_context().get_node_id()
             return self.info()
