@@ -101,11 +101,11 @@ def quality(traces: list[str], baselines: list[str]) -> None:
         ours = agn["avg_jct_seconds"] / awr["avg_jct_seconds"]
         print(
             f"  aware gain: ours {ours:.2f}x vs Gavel {g_agn / g_awr:.2f}x  -> "
-            f"{'MEETS' if ours >= g_agn / g_awr - 1e-9 else 'BELOW'} target"
+            f"{'MEETS' if ours >= g_agn / g_awr - 1e-9 else 'MISSES'} target"
         )
         rel = g_awr / awr["avg_jct_seconds"]
         print(
-            f"  ours aware vs Gavel aware: Gavel/ours = {rel:.2f}x  -> {'MEETS' if rel >= 1.0 else 'BELOW'} target"
+            f"  ours aware vs Gavel aware: Gavel/ours = {rel:.2f}x  -> {'MEETS' if rel >= 1.0 else 'MISSES'} target"
         )
         print(f"  ours agnostic vs Gavel agnostic: Gavel/ours = {g_agn / agn['avg_jct_seconds']:.2f}x")
 
@@ -126,7 +126,7 @@ def speed(jobs: int, trace: str) -> None:
     print(
         f"  wall {wall:.1f} s, CPU {cpu:.1f} s (CPU time is what a busy shared machine does not inflate)  ->"
         f" Gavel/ours = {100.0 / wall:.1f}x wall, {100.0 / cpu:.1f}x CPU; target: under 10 s"
-        f" -> wall {'MEETS' if wall < 10 else 'BELOW'}, CPU {'MEETS' if cpu < 10 else 'BELOW'}"
+        f" -> wall {'MEETS' if wall < 10 else 'MISSES'}, CPU {'MEETS' if cpu < 10 else 'MISSES'}"
         f"  max RSS {rss_mb():.0f} MB"
     )
 
@@ -148,8 +148,8 @@ def philly(limit: int | None, devices: int) -> None:
         f" {bare:.2f} s -> ours = {wall / bare:.0f}x that loop"
     )
     print(
-        f"  wall {wall:.1f} s ({'MEETS' if wall < 300 else 'BELOW'} 300 s), CPU {cpu:.1f} s"
-        f" ({'MEETS' if cpu < 300 else 'BELOW'} 300 s)"
+        f"  wall {wall:.1f} s ({'MEETS' if wall < 300 else 'MISSES'} 300 s), CPU {cpu:.1f} s"
+        f" ({'MEETS' if cpu < 300 else 'MISSES'} 300 s)"
         f"  max RSS {rss_mb():.0f} MB (target: under 2,048 MB)"
     )
 
