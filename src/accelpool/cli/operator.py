@@ -268,8 +268,9 @@ def update_program(
 ) -> None:
     """Change a program's budget, name or end."""
     body: dict[str, Any] = {"budget_krw": budget_krw, "name": name}
-    if days_option(days) is not None:
-        body["end"] = time.time() + days * 86400  # type: ignore[operator]
+    days = days_option(days)
+    if days is not None:
+        body["end"] = time.time() + days * 86400
     d = conn.client().patch(f"programs/{program_id}", {k: v for k, v in body.items() if v is not None})
     conn.out(d, f"program {d['id']}: {d['budget_krw']:,} KRW")
 

@@ -137,7 +137,8 @@ def usage(
     program: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Device-hours and KRW by tenant, program, accelerator type, site and period (like sreport)."""
-    since = time.time() - days * 86400 if days_option(days) is not None else None  # type: ignore[operator]
+    days = days_option(days)
+    since = None if days is None else time.time() - days * 86400
     rep = conn.client().usage(by=by, period=period, since=since, tenant=tenant, program=program)
     if conn.json:
         emit_json(rep)
