@@ -30,6 +30,21 @@ def test_sites_are_registered_listed_and_changed_by_admins(world) -> None:
     assert world.call("admin", "PUT", "/api/v1/sites/nope", json={"down": True}).status_code == 404
 
 
+def test_a_site_taken_out_by_hand_records_who_when_why_and_only_an_operator_brings_it_up(world) -> None:
+    world.call("admin", "POST", "/api/v1/sites", json={"id": "bank", "data_classes": ["financial"]})
+    r = world.call("admin", "PUT", "/api/v1/sites/bank", json={"down": True, "reason": "rack move"})
+    assert r.status_code == 200, r.text
+    hand = r.json()["down_by_hand"]
+    assert r.json()["down"] is True and hand["reason"] == "rack move" and hand["by"] and hand["at"] > 0
+    world.store.set_site_down("bank", False)  # the scheduler's health check: the controller answers
+    item = world.call("m1", "GET", "/api/v1/sites").json()["items"][0]
+    assert item["down"] is True and item["down_by_hand"] == hand
+    bad = world.call("admin", "PUT", "/api/v1/sites/bank", json={"reason": "no down"})
+    assert bad.status_code == 422 and "reason" in bad.text
+    r = world.call("admin", "PUT", "/api/v1/sites/bank", json={"down": False})
+    assert r.json()["down"] is False and r.json()["down_by_hand"] is None
+
+
 def test_nodes_belong_to_a_registered_site(world) -> None:
     world.call("admin", "POST", "/api/v1/sites", json={"id": "bank", "data_classes": ["financial"]})
     r = world.call(

@@ -19,7 +19,9 @@ from accelpool.ports import Launch, RunSpec
 from accelpool.runtime.clock import SystemClock
 from accelpool.service.server import Options, Service
 from accelpool.service.sites import ExecutorFactory, SiteWiring
+from accelpool.storage.engine import sqlite_url
 from accelpool.storage.memory import MemoryStore
+from accelpool.storage.sql import SqlStore
 
 
 def _launch(job: str, site: str) -> Launch:
@@ -113,3 +115,49 @@ def test_the_service_switches_to_site_executors_when_a_site_is_registered(tmp_pa
         assert set(service.executor.executors) == {"default", "cloud"}
     finally:
         service.stop()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sql"])
+def test_a_site_taken_out_by_hand_stays_down_across_restarts_until_brought_up(
+    tmp_path: Path, kind: str
+) -> None:
+    """An operator's down outlives a scheduler restart and the site's answers; only the operator ends it."""
+    clock = SystemClock()
+    store = (
+        MemoryStore(bundled_catalog()) if kind == "memory" else SqlStore(sqlite_url(tmp_path / "s.sqlite"))
+    )
+    held = Site("a", executor="fake", down=True, down_by="ops", down_at=100.0, down_reason="maintenance")
+    store.add_sites([held, Site("b", executor="fake")])
+    for _restart in range(2):  # each SiteWiring is a scheduler (re)start over the same store
+        wiring = SiteWiring(store, clock, FakeExecutor(clock), lambda s: FakeExecutor(clock))
+        ex = wiring.refresh()
+        assert ex is not None
+        for _ in range(3):
+            ex.poll()  # a answers (a fake executor always does)
+            wiring.refresh()
+        a = {s.id: s for s in store.sites()}["a"]
+        assert (a.down, a.down_by, a.down_at, a.down_reason) == (True, "ops", 100.0, "maintenance")
+        ex.close()
+    store.set_site_down("a", True)  # its controller falls silent, then answers: still the operator's
+    store.set_site_down("a", False)
+    assert {s.id: s.down for s in store.sites()} == {"a": True, "b": False}
+    store.set_site_down("b", True)  # a site down by its health alone comes back when it answers
+    store.set_site_down("b", False)
+    assert {s.id: s.down for s in store.sites()}["b"] is False
+    store.add_sites([Site("a", executor="fake")])  # brought up by the operator
+    assert {s.id: s.down for s in store.sites()}["a"] is False
+
+
+def test_a_site_brought_up_by_hand_while_silent_is_down_again_at_the_next_refresh() -> None:
+    clock = SystemClock()
+    store = MemoryStore(bundled_catalog())
+    store.add_sites([Site("a", executor="fake", down=True)])
+    silent = FakeExecutor(clock)
+    silent.reachable = lambda: False  # type: ignore[attr-defined]
+    wiring = SiteWiring(store, clock, FakeExecutor(clock), lambda s: silent)
+    ex = wiring.refresh()
+    assert ex is not None and ex.down == {"a"}
+    store.add_sites([Site("a", executor="fake")])  # an operator says up; the controller still does not answer
+    wiring.refresh()
+    assert {s.id: s.down for s in store.sites()}["a"] is True
+    ex.close()

@@ -235,6 +235,12 @@ class UsageOut(BaseModel):
     periods: list[str]
 
 
+class SiteHoldOut(BaseModel):
+    by: str
+    at: float | None
+    reason: str
+
+
 class SiteOut(BaseModel):
     id: str
     operator: str
@@ -244,6 +250,7 @@ class SiteOut(BaseModel):
     connection: dict[str, Any]
     prices: dict[str, int]
     down: bool
+    down_by_hand: SiteHoldOut | None = None
 
 
 class SiteList(BaseModel):

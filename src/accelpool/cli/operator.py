@@ -113,10 +113,17 @@ def set_site(
         list[str] | None, typer.Option("--connection", help="KEY=VALUE (repeat; replaces the connection)")
     ] = None,
     down: Annotated[
-        bool | None, typer.Option("--down/--up", help="take the site out by hand, or bring it back")
+        bool | None,
+        typer.Option(
+            "--down/--up",
+            help="take the site out by hand (it stays down, across restarts, until --up), or bring it back",
+        ),
     ] = None,
+    reason: Annotated[str | None, typer.Option(help="why it is taken out (with --down; recorded)")] = None,
 ) -> None:
     """Change a site: certifications, executor, connection, prices, down/up."""
+    if reason is not None and down is not True:
+        raise InputError("--reason goes with --down", field="--reason", value=reason)
     body: dict[str, Any] = {}
     if data_class:
         body["data_classes"] = data_class
@@ -128,8 +135,13 @@ def set_site(
         body["connection"] = _pairs(connection, "--connection")
     if down is not None:
         body["down"] = down
+    if reason is not None:
+        body["reason"] = reason
     d = conn.client().put(f"sites/{site_id}", body)
     state = "down" if d["down"] else "up"
+    held = d.get("down_by_hand")
+    if held:
+        state += f" (by hand: {held['by']}{': ' + held['reason'] if held['reason'] else ''})"
     conn.out(d, f"site {d['id']}: {', '.join(d['data_classes'])} data, {d['executor']} executor, {state}")
 
 

@@ -68,9 +68,12 @@ class Site:
     """One operator's cluster in the pool: where it is, which data it may hold, how it is driven, its prices.
 
     ``data_classes``: the data classes it is certified for (see DATA_CLASSES). ``prices``: KRW per
-    device-hour by accelerator type at this site (types not listed cost the pool's price). ``down``: its
-    controller does not answer (its nodes leave the pool until it returns). ``executor`` (local, ray, slurm,
-    fake) and ``connection`` (e.g. a Ray address or a slurm.conf path) tell the service how to drive it.
+    device-hour by accelerator type at this site (types not listed cost the pool's price). ``down``: out of
+    the pool (its nodes leave it until it returns): its controller does not answer, or an operator took it
+    out. ``down_by`` (who), ``down_at`` (unix seconds) and ``down_reason``: an operator's hand; while
+    ``down_by`` is set the site stays down whatever its health (only the operator brings it up).
+    ``executor`` (local, ray, slurm, fake) and ``connection`` (e.g. a Ray address or a slurm.conf path)
+    tell the service how to drive it.
     """
 
     id: str
@@ -81,6 +84,14 @@ class Site:
     connection: Mapping[str, str] = field(default_factory=dict)
     prices: Mapping[str, int] = field(default_factory=dict)
     down: bool = False
+    down_by: str = ""
+    down_at: float | None = None
+    down_reason: str = ""
+
+    @property
+    def held(self) -> bool:
+        """Taken out by an operator (not by its health): stays down until an operator brings it up."""
+        return bool(self.down_by)
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,11 @@ Health: each site's controller is probed every second (executors/sites.py); a si
 ``down_after_seconds`` is marked down and its jobs requeued elsewhere; when it answers again it is marked up
 and the runs it still has of requeued jobs are stopped. A site that was down when the scheduler stopped
 starts down: when it answers, every run it still has is stopped (its jobs were requeued at the time), then
-it is marked up. A site marked down by hand (``PUT /sites/{id} {"down": true}``) stays down while the
-scheduler runs; at a restart it is treated as one that went down, and comes back when it answers.
+it is marked up. A site taken out by hand (``PUT /sites/{id} {"down": true, "reason": ...}``, ``accelpool
+sites set ID --down``) records who, when and why and stays down until an operator brings it up
+(``{"down": false}``, ``--up``), whatever its controller answers and across scheduler restarts: the health
+check's "it answers again" never clears an operator's hand (the store refuses it). A site brought up by
+hand while its controller is silent is marked down again by the health check at the next refresh.
 """
 
 from __future__ import annotations
@@ -189,6 +192,8 @@ class SiteWiring:
             return self.executor
         ex_all = self.executor
         for s in sites:
+            if s.id in ex_all.down and not s.down:  # brought up by hand while its controller is silent
+                self.store.set_site_down(s.id, True)
             fp = _fingerprint(s)
             if self._driven.get(s.id) == fp:
                 continue

@@ -117,4 +117,7 @@ def site_from_row(r: Any) -> Site:
         dict(r.connection or {}),
         {k: int(v) for k, v in (r.prices or {}).items()},
         bool(r.down),
+        r.down_by or "",
+        None if r.down_at is None else float(r.down_at),
+        r.down_reason or "",
     )

@@ -92,9 +92,10 @@ class MemoryStore:
         self._healthy = None
 
     def set_site_down(self, site: str, down: bool = True) -> None:
-        """A site whose controller stops answering: its nodes leave the pool until it returns."""
+        """A site whose controller stops answering: its nodes leave the pool until it returns. A site an
+        operator took out (``down_by`` set) stays down: only the operator brings it up."""
         s = self.site_list.get(site)
-        if s is not None and s.down != down:
+        if s is not None and s.down != down and not (s.held and not down):
             self.site_list[site] = replace(s, down=down)
             self._healthy = None
 

@@ -22,6 +22,9 @@ def _site_row(s: Site) -> dict[str, Any]:
         "connection": dict(s.connection),
         "prices": {k: int(v) for k, v in s.prices.items()},
         "down": s.down,
+        "down_by": s.down_by or None,
+        "down_at": s.down_at,
+        "down_reason": s.down_reason or None,
     }
 
 
@@ -52,9 +55,13 @@ class SiteWrites(UnitOfWork):
         return site
 
     def set_site_down(self, site_id: str, down: bool = True) -> None:
-        """A site whose controller stops answering: its nodes leave the pool until it returns."""
+        """A site whose controller stops answering (or answers again): its nodes leave the pool until it
+        returns. A site an operator took out (``down_by`` set) stays down: only the operator brings it up."""
+        q = update(T.sites).where(T.sites.c.id == site_id)
+        if not down:
+            q = q.where(T.sites.c.down_by.is_(None))
         with self.write() as c:
-            c.execute(update(T.sites).where(T.sites.c.id == site_id).values(down=down))
+            c.execute(q.values(down=down))
         self.invalidate()
 
     def sites(self) -> list[Site]:

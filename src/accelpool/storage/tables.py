@@ -95,6 +95,10 @@ sites = Table(
     Column("connection", JSON, nullable=False, default=dict),
     Column("prices", JSON, nullable=False, default=dict),  # {type: KRW per device-hour} at this site
     Column("down", Boolean, nullable=False, default=False),
+    # an operator's hand (who, when in unix seconds, why): while down_by is set the site stays down
+    Column("down_by", String(200), nullable=True),
+    Column("down_at", Float, nullable=True),
+    Column("down_reason", String(500), nullable=True),
 )
 
 jobs = Table(

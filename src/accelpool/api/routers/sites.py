@@ -40,6 +40,7 @@ class SitePatch(StrictIn):
     connection: dict[Annotated[str, Field(max_length=64)], Text] | None = Field(default=None, max_length=32)
     prices: dict[Annotated[str, Field(max_length=64)], Price] | None = Field(default=None, max_length=64)
     down: bool | None = None
+    reason: Annotated[str, Field(max_length=500)] | None = None  # why it is taken out (with down: true)
 
 
 def site_out(s: Site) -> dict[str, Any]:
@@ -52,6 +53,8 @@ def site_out(s: Site) -> dict[str, Any]:
         "connection": dict(s.connection),
         "prices": dict(sorted(s.prices.items())),
         "down": s.down,
+        # taken out by an operator (stays down until an operator brings it up): who, when, why; else null
+        "down_by_hand": {"by": s.down_by, "at": s.down_at, "reason": s.down_reason} if s.held else None,
     }
 
 
@@ -99,9 +102,22 @@ def add_site(body: SiteIn, request: Request, who: Who) -> dict[str, Any]:
 
 @router.put("/sites/{site_id}", tags=["pool"])
 def set_site(site_id: str, body: SitePatch, request: Request, who: Who) -> dict[str, Any]:
-    """Change a site (admins): certifications, prices, connection, or mark it down/up."""
+    """Change a site (admins): certifications, prices, connection, or take it out / bring it back by hand.
+    ``{"down": true, "reason": "..."}`` records who, when and why; the site then stays down (across
+    scheduler restarts, whatever its controller answers) until ``{"down": false}``."""
     who.require("admin")
     changes: dict[str, Any] = {k: v for k, v in body.model_dump().items() if v is not None}
+    reason = changes.pop("reason", None)
+    if reason is not None and changes.get("down") is not True:
+        raise ApiError(422, "a reason goes with taking the site out (down: true)", "reason")
+    if changes.get("down") is True:
+        changes.update(
+            down_by=who.token.name or who.role,
+            down_at=request.app.state.hooks.now(),
+            down_reason=reason or "",
+        )
+    elif changes.get("down") is False:
+        changes.update(down_by="", down_at=None, down_reason="")
     if "data_classes" in changes:
         changes["data_classes"] = frozenset(changes["data_classes"])
     if "prices" in changes:
