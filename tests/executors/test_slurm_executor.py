@@ -177,6 +177,42 @@ def test_stop_sends_sigterm_then_kills_after_the_grace_period(ex: SlurmExecutor,
     assert time.time() - t0 >= 1.0
 
 
+def test_a_stop_survives_failed_scancel_commands(tmp_path: Path, slurm_conf: str) -> None:
+    """The CI failure of 2026-11-30: a SIGKILL that Slurm refused (nothing to signal yet) meant the cancel
+    after it was never sent and the stopped job ran on. Here scancel refuses every SIGKILL and the first
+    plain cancel; the job still ends, soon after its grace period."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sbatch", "squeue", "sinfo", "scontrol"):
+        real = shutil.which(tool)
+        assert real is not None
+        (bin_dir / tool).symlink_to(real)
+    count = tmp_path / "cancels"
+    wrapper = bin_dir / "scancel"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *--signal=KILL*) echo "refused" >&2; exit 1;; *--signal=*) exec '
+        f'{shutil.which("scancel")} "$@";; esac\n'
+        f"echo x >> {count}\n"
+        f'[ "$(wc -l < {count})" -ge 2 ] || {{ echo "timed out" >&2; exit 1; }}\n'
+        f'exec {shutil.which("scancel")} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    e = SlurmExecutor(
+        tmp_path / "s", slurm_conf=slurm_conf, instance=f"t-{tmp_path.name}", bin_dir=str(bin_dir)
+    )
+    # A step that ignores SIGTERM, so only the kill path can end it.
+    e.start(launch("stubborn", "trap '' TERM; sleep 60", (("s-gpu-1", (1,)),), grace_seconds=0.5))
+    seen: list[ExecutorEvent] = []
+    wait_for(e, lambda s: any(ev.kind == EventKind.STARTED for ev in s), seen)
+    t0 = time.time()
+    e.stop("stubborn", "preempted")
+    end = end_of(e, "stubborn", timeout=30.0)
+    assert end.kind == EventKind.EXITED and end.reason.startswith("stopped: preempted")
+    assert time.time() - t0 < 20
+    assert len(count.read_text().splitlines()) >= 2  # the failed cancel was sent again
+
+
 def test_a_restarted_executor_adopts_running_jobs(tmp_path: Path, slurm_conf: str) -> None:
     a = SlurmExecutor(tmp_path / "s", slurm_conf=slurm_conf, instance="adopt")
     a.start(launch("keep", "sleep 60", (("s-gpu-1", (0,)),), grace_seconds=0.5))

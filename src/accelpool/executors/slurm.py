@@ -58,7 +58,9 @@ that sees the job RUNNING in Slurm; exits carry the job's exit code (negative: k
 are timed at Slurm's end time (so a job that ended while accelpool was down is metered to its real end).
 
 ``stop`` sends SIGTERM to every rank (``scancel --signal=TERM``: the job steps, not the batch script, so
-srun stays and the ranks keep their grace period to checkpoint) and, after ``RunSpec.grace_seconds``, SIGKILL; a stopped job is reported EXITED with exit_code -15 (-9 if killed) and
+srun stays and the ranks keep their grace period to checkpoint) and, after ``RunSpec.grace_seconds``,
+SIGKILL and a cancel, the cancel sent again until Slurm has ended the job (a failed scancel is never the
+end of a stop); a stopped job is reported EXITED with exit_code -15 (-9 if killed) and
 reason ``stopped: <reason>``. A node of the job DOWN or NOT_RESPONDING (or the job ending NODE_FAIL) ->
 the job is cancelled and reported LOST ``node-lost: ...`` at once; a node DRAINING -> the job is stopped
 with its grace period and then reported LOST ``node-lost: <node> drained`` (the store requeues both). A job
@@ -99,6 +101,11 @@ from accelpool.executors.slurm_state import SlurmJob, end_of, forget_job, load_j
 from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
 
 log = logging.getLogger(__name__)
+
+RECANCEL_SECONDS = 10.0
+"""How long a cancelled job may stay in Slurm (KillWait is 30 s by default; ours is 5) before the cancel is
+sent again."""
+
 
 class SlurmError(RuntimeError):
     """A Slurm command failed or did not answer in time."""
@@ -168,6 +175,7 @@ class SlurmExecutor:
         self._jobs: dict[str, SlurmJob] = {}
         self._pending: dict[str, Launch] = {}  # next attempt of a job being stopped
         self._unacked: list[str] = []  # ended jobs reported by the last poll(); forgotten by the next
+        self._recancel_at: dict[str, float] = {}  # when to cancel a killed job again if it is still there
         self._events: list[ExecutorEvent] = []
         self._last_time = float("-inf")
         self._pool: dict[str, tuple[str, str, str]] = {}  # pool node -> (slurm node, gres name, gres type)
@@ -383,6 +391,7 @@ class SlurmExecutor:
                 ended = self._observe(job, row, now_wall, out)
                 if ended is not None:
                     del self._jobs[job_id]
+                    self._recancel_at.pop(job_id, None)
                     out.append(ended)
                     pending = self._pending.pop(job_id, None)
                     self._unacked.append(job_id)
@@ -478,15 +487,34 @@ class SlurmExecutor:
         return parse_squeue(text, self._tag)
 
     def _enforce_deadlines(self, now_wall: float) -> None:
+        """Kill every stopped job whose grace period is over, and keep at it until Slurm has ended it.
+
+        The SIGKILL to the batch script and the steps can fail without anything being wrong (a job Slurm
+        calls RUNNING whose batch step is not up yet has nothing to signal), so the cancel that follows is
+        sent whatever the signal did. A cancel that fails (the controller timed out) is sent again at the
+        next poll, and a job Slurm still runs ``RECANCEL_SECONDS`` after its cancel is cancelled again:
+        a stop is never given up after one lost command."""
         for job in self._jobs.values():
-            if job.kill_at is not None and not job.killed and now_wall >= job.kill_at:
-                job.killed = True
-                self._save(job)
+            if job.kill_at is None or now_wall < job.kill_at:
+                continue
+            if job.killed and now_wall < self._recancel_at.get(job.job_id, 0.0):
+                continue
+            if not job.killed:
                 try:
                     self._cmd(["scancel", "--signal=KILL", "--full", job.slurm_id])
-                    self._cmd(["scancel", job.slurm_id])
-                except SlurmError as exc:
-                    log.warning("killing job %s (Slurm %s) failed: %s", job.job_id, job.slurm_id, exc)
+                except SlurmError as exc:  # nothing to signal yet, or a timeout: the cancel below ends it
+                    log.info("SIGKILL to job %s (Slurm %s) failed: %s", job.job_id, job.slurm_id, exc)
+            try:
+                self._cmd(["scancel", job.slurm_id])
+            except SlurmError as exc:
+                log.warning(
+                    "cancelling job %s (Slurm %s) failed, retrying: %s", job.job_id, job.slurm_id, exc
+                )
+                continue
+            self._recancel_at[job.job_id] = now_wall + RECANCEL_SECONDS
+            if not job.killed:
+                job.killed = True
+                self._save(job)
 
     def active(self) -> set[str]:
         with self._lock:
