@@ -51,11 +51,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 def slurm_conf() -> Iterator[str]:
     """The slurm.conf of a running test Slurm (scripts/slurm.sh): ACCELPOOL_TEST_SLURM_CONF if it answers,
     else started here when running as root (as on CI); skipped otherwise."""
+    from tests.slurm_nodes import resume_test_nodes
+
     from accelpool.executors.slurm import slurm_available
 
     conf = os.environ.get("ACCELPOOL_TEST_SLURM_CONF", "")
     if conf and slurm_available(conf):
+        resume_test_nodes(conf)  # left down or drained by a test process that was killed
         yield conf
+        resume_test_nodes(conf)
         return
     script = Path(__file__).resolve().parents[1] / "scripts" / "slurm.sh"
     if os.geteuid() != 0:
@@ -66,4 +70,6 @@ def slurm_conf() -> Iterator[str]:
     conf = next(
         line.split("=", 1)[1] for line in p.stdout.splitlines() if line.startswith("export SLURM_CONF=")
     )
+    resume_test_nodes(conf)
     yield conf
+    resume_test_nodes(conf)

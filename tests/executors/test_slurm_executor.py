@@ -4,14 +4,13 @@ codes, stop with grace, adoption after a restart, node DOWN/DRAIN -> node-lost."
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.slurm_nodes import TEST_REASON, USABLE, node_state, states
 
 from accelpool.core.rounds import Placement
 from accelpool.core.types import Job
@@ -80,10 +79,6 @@ def ex(tmp_path: Path, slurm_conf: str) -> Iterator[SlurmExecutor]:
     while e.active() and time.time() < deadline:
         e.poll()
         time.sleep(0.1)
-
-
-def scontrol(slurm_conf: str, *args: str) -> None:
-    subprocess.run(["scontrol", *args], env={**os.environ, "SLURM_CONF": slurm_conf}, check=False)
 
 
 def test_nodes_and_gres_types_are_discovered(ex: SlurmExecutor) -> None:
@@ -238,13 +233,17 @@ def test_a_node_down_or_drained_loses_its_jobs(ex: SlurmExecutor, slurm_conf: st
     ex.start(launch("n", "sleep 60", (("s-gpu-1", (0,)),), grace_seconds=0.5))
     seen: list[ExecutorEvent] = []
     wait_for(ex, lambda s: any(e.kind == EventKind.STARTED for e in s), seen)
-    try:
-        scontrol(slurm_conf, "update", "NodeName=s-gpu-1", f"State={state}", "Reason=accelpool-test")
+    with node_state(slurm_conf, "s-gpu-1", state):  # resumed and back, whatever happens in the block
         end = end_of(ex, "n")
         assert end.kind == EventKind.LOST and end.reason.startswith("node-lost: s-gpu-1")
-    finally:
-        scontrol(slurm_conf, "update", "NodeName=s-gpu-1", "State=RESUME")
     deadline = time.time() + 30
     while "s-gpu-1" not in {n.name for n in ex.nodes()} and time.time() < deadline:
         time.sleep(0.5)
     assert "s-gpu-1" in {n.name for n in ex.nodes()}
+
+
+def test_a_node_set_down_is_given_back_when_the_test_fails_inside(slurm_conf: str) -> None:
+    with pytest.raises(RuntimeError), node_state(slurm_conf, "s-npu-0", "DRAIN"):
+        assert states(slurm_conf)["s-npu-0"][1] == TEST_REASON
+        raise RuntimeError("a test failing while the node is drained")
+    assert states(slurm_conf)["s-npu-0"][0] in USABLE
