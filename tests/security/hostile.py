@@ -330,7 +330,7 @@ ATTACKS: list[Attack] = [
     Attack("fill-scratch-file", "head -c 200000000 /dev/zero > $HOME/big && echo " + WIN, wave=2),
     # network: demo-lab's jobs get none (the operator grants it to demo-startup only)
     Attack("connect-api-port", _PY_CONNECT.format(port="{api_port}"), tenant="other"),
-    Attack("connect-postgres-port", _PY_CONNECT.format(port="55432"), tenant="other"),
+    Attack("connect-postgres-port", _PY_CONNECT.format(port="{pg_port}"), tenant="other"),
     # the same boundary for jobs with an image (podman); each first proves it runs in the image
     _image_attack("image-read-admin-token", "cat {data}/admin-token && echo " + WIN),
     _image_attack("image-list-data-dir", '[ -n "$(ls -A {data} 2>/dev/null)" ] && echo ' + WIN),
@@ -380,6 +380,15 @@ def free_devroot(base: Path) -> Path:
     return root
 
 
+def postgres_port() -> int:
+    """The TCP port of the tests' PostgreSQL (``ACCELPOOL_TEST_POSTGRES_URL``, as scripts/postgres.sh
+    exports it), else PostgreSQL's default 5432: the port a job without network must not reach."""
+    from sqlalchemy.engine import make_url
+
+    url = os.environ.get("ACCELPOOL_TEST_POSTGRES_URL")
+    return (make_url(url).port if url else None) or 5432
+
+
 def start_pool(tmp: Path, *args: str) -> tuple[ServerProcess, Ctx]:
     base = Path(os.environ.get("TMPDIR", "/tmp")) / f"ap-hostile-{secrets.token_hex(4)}"
     base.mkdir()
@@ -421,7 +430,9 @@ def start_pool(tmp: Path, *args: str) -> tuple[ServerProcess, Ctx]:
         canary=canary,
         devroot=devroot,
     )
-    ctx.vars.update(ckpt=str(ckpt / "escape-test"), ckpt_link=str(base / "ckpt-link"))
+    ctx.vars.update(
+        ckpt=str(ckpt / "escape-test"), ckpt_link=str(base / "ckpt-link"), pg_port=str(postgres_port())
+    )
     return server, ctx
 
 
