@@ -26,7 +26,9 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> ServerProcess:
+    def start(self, *, healthy_within: float | None = 60.0) -> ServerProcess:
+        """Start `accelpool up`; wait until it answers /healthz (at most ``healthy_within`` s; None: do not
+        wait, the caller watches the start itself)."""
         cmd = [
             sys.executable,
             "-m",
@@ -42,7 +44,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ}, start_new_session=True
         )
-        if not wait_healthy(self.url, timeout=60):
+        if healthy_within is not None and not wait_healthy(self.url, timeout=healthy_within):
             self.kill()
             raise RuntimeError(
                 "server did not become healthy: "
