@@ -97,6 +97,7 @@ def seed(store: SqlStore, n: int, rng: random.Random) -> dict[str, str]:
                 "reserved_krw": 0,
                 "priority": 0,
                 "grant_id": grant,
+                "accepts": codec.accepts_text(job.allowed),
             }
         )
         events.append({"job": job.id, "time": submit, "state": "queued", "reason": "submitted"})

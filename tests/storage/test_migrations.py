@@ -46,3 +46,27 @@ def test_positions_follow_priority_then_submit_time_then_id(tmp_path):
         assert store.get_job("u").position is None and store.get_job("c").position == 1
     finally:
         store.close()
+
+
+def test_search_index_migration_fills_accepts_from_the_spec(tmp_path):
+    """0011 copies each job's accepted types out of its JSON spec into jobs.accepts ("|a100|h100|", "||"
+    for any type), which the dashboard's type filter reads from ix_jobs_search."""
+    from alembic import command
+    from sqlalchemy import select
+
+    from accelpool.storage import migrate
+
+    store = SqlStore(sqlite_url(tmp_path / "a.sqlite"))
+    try:
+        store.submit(Job("two", allowed=frozenset({"h100", "a100"})), {"h100": 1.0})
+        store.submit(Job("any"), {"h100": 1.0})
+        cfg = migrate._config()
+        with store.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0010_node_down_cause")
+        migrate.upgrade(store.engine)
+        with store.read() as c:
+            got = dict(c.execute(select(T.jobs.c.id, T.jobs.c.accepts)).all())
+        assert got == {"two": "|a100|h100|", "any": "||"}
+    finally:
+        store.close()

@@ -109,6 +109,10 @@ def test_history_filters_sort_and_pages(world):
         "alice-cancelled",
     }
     assert names(world.get("/ui/jobs?type=rngd", "admin").text) == ["bob-finished"]
+    # the type is matched whole and literally (jobs.accepts "|rngd|"): no partial name, no LIKE wildcards
+    assert names(world.get("/ui/jobs?type=rng", "admin").text) == []
+    assert names(world.get("/ui/jobs?type=rng_", "admin").text) == []
+    assert names(world.get("/ui/jobs?type=%25", "admin").text) == []
     assert names(world.get("/ui/jobs?tenant=t2&sort=name", "admin").text) == [
         "bob-finished",
         "bob-secret-job",

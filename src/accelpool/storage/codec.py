@@ -22,6 +22,12 @@ def job_to_dict(job: Job) -> dict[str, Any]:
     return d
 
 
+def accepts_text(allowed: Any) -> str:
+    """The ``jobs.accepts`` column: the accepted types between bars, "|a100|h100|" ("||": any type), so
+    the dashboard's type filter is a LIKE on "|h100|" over a narrow index (``ix_jobs_search``)."""
+    return "|" + "|".join(sorted(str(t) for t in allowed or ())) + "|"
+
+
 def job_from_dict(d: dict[str, Any]) -> Job:
     d = dict(d)
     d["kind"] = JobKind(d["kind"])

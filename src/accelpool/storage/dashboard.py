@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import String, and_, cast, func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from accelpool.storage import tables as T
 from accelpool.storage.sql import SqlStore
@@ -70,20 +70,24 @@ def _conditions(
     if f.state:
         conds.append(j.state == f.state)
     if f.q:
-        like = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        like = "%" + _escape(f.q) + "%"
         conds.append(or_(j.name.like(like, escape="\\"), j.id.like(like, escape="\\")))
     if f.program:
         with store.read() as c:
             ids = [r.id for r in c.execute(select(T.grants.c.id).where(T.grants.c.program == f.program))]
         conds.append(j.grant_id.in_(ids))
-    if f.type:
-        # the types a job accepts are in its spec (a JSON list); a quoted match on the JSON text finds them
-        conds.append(cast(j.spec, String).like(f'%"{f.type}"%'))
+    if f.type:  # the accepted types between bars ("|a100|h100|": codec.accepts_text), in ix_jobs_search
+        conds.append(j.accepts.like(f"%|{_escape(f.type)}|%", escape="\\"))
     if f.since is not None:
         conds.append(j.submit_time >= f.since)
     if f.until is not None:
         conds.append(j.submit_time < f.until)
     return conds
+
+
+def _escape(text: str) -> str:
+    """``text`` matched literally by LIKE ... ESCAPE '\\'."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _beyond(order: Sequence[tuple[Any, bool]], key: Sequence[Any], forward: bool) -> Any:

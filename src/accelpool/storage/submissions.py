@@ -178,4 +178,5 @@ class SubmissionWrites(UnitOfWork):
             "idempotency_key": it.idempotency_key,
             "priority": int(job.priority),
             "grant_id": job.grant,
+            "accepts": codec.accepts_text(job.allowed),
         }

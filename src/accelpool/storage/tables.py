@@ -132,6 +132,9 @@ jobs = Table(
     # stored) and a grant's holds (an index-only sum)
     Column("priority", Integer, nullable=False, default=0, server_default="0"),
     Column("grant_id", String(64), nullable=True),
+    # the types the job accepts ("|a100|h100|", "||" for any), a copy of spec.allowed for the dashboard's
+    # type filter (codec.accepts_text)
+    Column("accepts", Text, nullable=True),
     UniqueConstraint("tenant", "idempotency_key", name="uq_jobs_idempotency"),
     Index("ix_jobs_active", "active", "seq"),
     # a tenant's jobs newest first; the other columns let the dashboard's searches of them read the index alone
@@ -142,6 +145,9 @@ jobs = Table(
     # other filters test, so the index alone answers them) and a state filter, newest first
     Index("ix_jobs_grant_seq", "grant_id", "tenant", "state", "submit_time", "seq", "name", "id"),
     Index("ix_jobs_state_seq", "state", "seq"),
+    # the columns the dashboard's job search filters on, in seq order: an admin's text search and type
+    # filter and a typed deep page read this narrow index, not the table's wide rows
+    Index("ix_jobs_search", "seq", "tenant", "state", "submit_time", "grant_id", "accepts", "name", "id"),
 )
 
 job_events = Table(
