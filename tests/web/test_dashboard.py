@@ -141,7 +141,37 @@ def test_job_page_shows_attempts_costs_events_and_logs(world):
     earlier = world.get(f"/ui/jobs/{world.jobs['running']}?log=0", "m1").text
     assert "step 0 loss" in earlier and "lines 1-200 of 500" in earlier and "Following" not in earlier
     queued = world.get(f"/ui/jobs/{world.jobs['queued']}", "m1").text
-    assert "Estimated start" in queued and "not estimated" in queued
+    # not ranked by a round yet (this world runs none): said so, not "not estimated"
+    assert "Estimated start" in queued and "estimating: at the scheduler&#39;s next round" in queued
+
+
+def test_a_new_job_says_when_its_estimate_comes(world):
+    """A job submitted since the latest round has no range yet: the page says when the round that ranks
+    it is due (Hooks.next_round), in the list, the overview and the job's page, in both languages."""
+    q = world.jobs["queued"]
+    hooks = world.app.state.hooks
+    try:
+        hooks.next_round = lambda: 2.4
+        due = "estimating: the scheduler&#39;s next round is due in 2s"
+        assert due in world.get(f"/ui/jobs/{q}", "m1").text
+        assert due in world.get("/ui/jobs?state=queued", "m1").text
+        assert due in world.get("/ui", "m1").text
+        assert "추정 중: 스케줄러의 다음 라운드까지 2초" in world.get(f"/ui/jobs/{q}", "m1", lang="ko").text
+        hooks.next_round = lambda: 0.3
+        assert "next round is due now" in world.get(f"/ui/jobs/{q}", "m1").text
+        hooks.next_round = lambda: -125.0  # a scheduler that stopped running rounds: said, not hidden
+        assert "next round is 2m 05s late" in world.get(f"/ui/jobs/{q}", "m1").text
+    finally:
+        hooks.next_round = lambda: None
+    # a blocked job gets no estimate at any round: its reason says why
+    from sqlalchemy import update
+
+    from accelpool.storage import tables as T
+
+    with world.store.write() as c:
+        c.execute(update(T.jobs).where(T.jobs.c.id == q).values(reason="blocked (grant): no grant left"))
+    page = world.get(f"/ui/jobs/{q}", "m1").text
+    assert "not estimated" in page and "estimating" not in page
 
 
 def test_cancel_needs_the_form_key_and_follows_the_apis_rules(world):
@@ -506,3 +536,15 @@ def test_queued_jobs_show_their_place_and_estimated_start_in_words(world):
         data = {"of": 4, "jobs": {q: [3, 1, 2, None, None]}}
         c.execute(update(T.queue_view).values(version=8, data=json.dumps(data)))
     assert "not estimated" in world.get(f"/ui/jobs/{q}", "m1").text
+
+
+def test_next_round_from_the_scheduler_status():
+    """The API process (split mode) learns when the scheduler's next round is due from its status file."""
+    import time
+
+    from accelpool.service.startup import next_round_from_status
+
+    assert next_round_from_status({}, 3.0) is None  # no round yet
+    st = {"last_round_at": time.time() - 1.0, "last_round_seconds": 0.5}  # started 1.5 s ago
+    assert 1.0 < (next_round_from_status(st, 3.0) or 0) <= 1.5
+    assert (next_round_from_status({"last_round_at": time.time() - 60}, 3.0) or 0) < -50  # overdue

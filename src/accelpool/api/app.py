@@ -41,6 +41,9 @@ class Hooks:
     stop_job: Callable[[str], None] = lambda job_id: None
     logs: Callable[[str], str] = lambda job_id: ""
     now: Callable[[], float] = time.time
+    # seconds until the scheduler's next round is due (negative: overdue; None: this process cannot know);
+    # the dashboard says when a new job, not yet ranked, gets its estimated start
+    next_round: Callable[[], float | None] = lambda: None
 
 
 @dataclass

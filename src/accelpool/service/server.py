@@ -119,7 +119,14 @@ class Service:
                 restart_seconds=opts.restart_seconds,
             ),
         )
-        hooks = Hooks(wake=self._kick_round, stop_job=self._request_stop, logs=self._logs, now=self.clock.now)
+        self._next_due: float | None = None  # time.monotonic() when the next round is due
+        hooks = Hooks(
+            wake=self._kick_round,
+            stop_job=self._request_stop,
+            logs=self._logs,
+            now=self.clock.now,
+            next_round=self._next_round,
+        )
         self.app: FastAPI | None = (
             create_app(self.store, hooks=hooks, catalog=self.catalog, metrics=self.metrics) if api else None
         )
@@ -337,7 +344,7 @@ class Service:
     def _between_rounds(self, start: float, last_seq: int) -> int:
         """Poll until the next round is due: stop cancelled jobs, answer log requests; a submission brings
         the round forward to WAKE_INTERVAL after the last one's start. Returns the newest job seq seen."""
-        due = start + self.opts.round_seconds
+        due = self._next_due = start + self.opts.round_seconds
         while not self._halt.is_set():
             t = time.monotonic()
             if t >= due or self._kick.is_set():
@@ -392,6 +399,13 @@ class Service:
 
     def _kick_round(self) -> None:
         self._kick.set()
+
+    def _next_round(self) -> float | None:
+        """Seconds until the next round is due (0 while one runs or a submission has woken the loop)."""
+        due = self._next_due
+        if due is None:
+            return None
+        return 0.0 if self._kick.is_set() else due - time.monotonic()
 
     def _on_round(self, report: RoundReport) -> None:
         self.rounds += 1

@@ -71,13 +71,26 @@ def api_app(opts: Options) -> tuple[FastAPI, SqlStore]:
     from the jobs table; logs are read from the executor's files (``channel.LogReader``)."""
     catalog = bundled_catalog()
     store = SqlStore(opts.url, catalog, upgrade=False)
-    hooks = Hooks(logs=channel.LogReader(opts.data_dir, opts.executor))
+    hooks = Hooks(
+        logs=channel.LogReader(opts.data_dir, opts.executor),
+        next_round=lambda: next_round_from_status(channel.read_status(opts.data_dir), opts.round_seconds),
+    )
     metrics = Metrics()
     status = _SchedulerStatus(opts.data_dir)
     metrics.registry.register(status)
     app = create_app(store, hooks=hooks, catalog=catalog, metrics=metrics)
     app.state.job_tokens = JobTokens.for_data_dir(opts.data_dir)
     return app, store
+
+
+def next_round_from_status(st: dict[str, float], round_seconds: float) -> float | None:
+    """Seconds until the scheduler process's next round is due, from its last status (the last round's
+    end and duration): negative when overdue, None before its first round. It notices a submission
+    within ``poll_seconds`` and may run the round sooner."""
+    if "last_round_at" not in st:
+        return None
+    started = st["last_round_at"] - st.get("last_round_seconds", 0.0)
+    return started + round_seconds - time.time()
 
 
 class _SchedulerStatus:

@@ -31,7 +31,7 @@ from accelpool.api import errors as api_errors
 from accelpool.api.auth import Principal
 from accelpool.core.errors import Conflict, InputError
 from accelpool.storage import sessions
-from accelpool.web.i18n import DEFAULT_ZONE, ZONES, Locale, negotiate, zone
+from accelpool.web.i18n import DEFAULT_ZONE, ZONES, Locale, negotiate, unranked, zone
 
 COOKIE = "accelpool_token"
 LANG_COOKIE = "accelpool_lang"
@@ -133,7 +133,15 @@ def render(
     request: Request, name: str, status: int = 200, who: Principal | None = None, **ctx: Any
 ) -> HTMLResponse:
     loc = locale(request)
-    now = request.app.state.hooks.now()
+    hooks = request.app.state.hooks
+    now = hooks.now()
+    next_in: list[float | None] = []
+
+    def estimate(v: Any) -> str:  # a waiting job's start in words; the next round's time read once
+        if not next_in:
+            next_in.append(hooks.next_round())
+        return loc.start_estimate(v, next_in[0])
+
     html = env.get_template(name).render(
         _=loc,
         loc=loc,
@@ -146,6 +154,8 @@ def render(
         live_seconds=LIVE_SECONDS,
         zones=ZONES,
         csrf=csrf_key(request) if who else "",
+        estimate=estimate,
+        unranked=unranked,
         **ctx,
     )
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)

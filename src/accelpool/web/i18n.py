@@ -15,6 +15,7 @@ from accelpool.web import reasons
 
 LANGS = ("en", "ko")
 DEFAULT_ZONE = "Asia/Seoul"
+LATE_SECONDS = 30.0  # a round this much past due is called late (a busy or stopped scheduler)
 ZONES = ("Asia/Seoul", "UTC", "Asia/Tokyo", "America/Los_Angeles", "America/New_York", "Europe/London")
 
 KO: dict[str, str] = {
@@ -130,6 +131,10 @@ KO: dict[str, str] = {
     "Position in queue": "대기 순번",
     "Estimated start": "예상 시작",
     "not estimated": "추정 불가",
+    "estimating: at the scheduler's next round": "추정 중: 스케줄러의 다음 라운드에서 계산됩니다",
+    "estimating: the scheduler's next round is due now": "추정 중: 스케줄러의 다음 라운드가 곧 실행됩니다",
+    "estimating: the scheduler's next round is due in {t}": "추정 중: 스케줄러의 다음 라운드까지 {t}",
+    "estimating: the scheduler's next round is {t} late": "추정 중: 스케줄러의 다음 라운드가 {t} 늦어지고 있습니다",
     "between {a} and {b}": "{a}에서 {b} 사이",
     "by {t}": "늦어도 {t}",
     "from {t} at the earliest": "빨라도 {t} 이후",
@@ -225,6 +230,13 @@ def zone(name: str | None, default: str = DEFAULT_ZONE) -> ZoneInfo:
             except (ZoneInfoNotFoundError, ValueError):
                 continue
     return ZoneInfo("UTC")  # pragma: no cover
+
+
+def unranked(v: Any) -> bool:
+    """A queued job (a ``JobView``) the latest round has not ranked: submitted or requeued after it; its
+    estimate comes with the next round. A blocked job has none (its reason says why)."""
+    reason = v.reason or ""
+    return v.state.value == "queued" and v.queue is None and not reason.startswith("blocked")
 
 
 def _ordinal(n: int) -> str:
@@ -328,6 +340,20 @@ class Locale:
         if hi is not None:
             return self("by {t}", t=self.when(hi))
         return self("from {t} at the earliest", t=self.when(lo))
+
+    def start_estimate(self, v: Any, next_in: float | None) -> str:
+        """A waiting job's estimated start in words: the latest round's range, or, for a job that round
+        has not ranked yet (submitted or requeued since), when the round that will is due (``next_in``
+        seconds from now: the service's ``Hooks.next_round``; None: not known here)."""
+        if not unranked(v):
+            return self.start_range(v.queue)
+        if next_in is None:
+            return self("estimating: at the scheduler's next round")
+        if next_in < -LATE_SECONDS:
+            return self("estimating: the scheduler's next round is {t} late", t=self.duration(-next_in))
+        if next_in < 1:
+            return self("estimating: the scheduler's next round is due now")
+        return self("estimating: the scheduler's next round is due in {t}", t=self.duration(next_in))
 
     def state(self, s: str) -> str:
         return self(s) if s in STATE_WORDS else s

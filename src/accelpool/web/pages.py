@@ -41,7 +41,7 @@ from accelpool.web.frame import (
     render,
     wants_text,
 )
-from accelpool.web.i18n import DEFAULT_ZONE, Locale, zone
+from accelpool.web.i18n import DEFAULT_ZONE, Locale, unranked, zone
 from accelpool.web.jobs_pages import attempt_start, waiting_since
 from accelpool.web.pool_pages import pool_data
 from accelpool.web.programs_pages import grant_row, grants_for
@@ -81,7 +81,8 @@ def overview_data(store: SqlStore, who: Principal, catalog: Any, now: float, loc
                 "reason": v.reason or loc("waiting for the next round"),
                 "wants": wants_text(v.spec, loc),
                 "age": loc.duration(now - waiting_since(store, v)),
-                "starts": loc.start_range(v.queue) if v.queue is not None else "",
+                "view": v,
+                "starts": v.queue is not None or unranked(v),  # a range, or when it will have one
             }
             for v in queued
         ],
