@@ -49,7 +49,7 @@ def test_positions_follow_priority_then_submit_time_then_id(tmp_path):
 
 
 def test_search_index_migration_fills_accepts_from_the_spec(tmp_path):
-    """0011 copies each job's accepted types out of its JSON spec into jobs.accepts ("|a100|h100|", "||"
+    """0012 copies each job's accepted types out of its JSON spec into jobs.accepts ("|a100|h100|", "||"
     for any type), which the dashboard's type filter reads from ix_jobs_search."""
     from alembic import command
     from sqlalchemy import select
@@ -63,7 +63,7 @@ def test_search_index_migration_fills_accepts_from_the_spec(tmp_path):
         cfg = migrate._config()
         with store.engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0010_node_down_cause")
+            command.downgrade(cfg, "0011_site_down_by_hand")
         migrate.upgrade(store.engine)
         with store.read() as c:
             got = dict(c.execute(select(T.jobs.c.id, T.jobs.c.accepts)).all())

@@ -3,8 +3,8 @@
 of the columns the job search filters on, in ``seq`` order: an admin's text search and type filter scan
 this index instead of the table's wide rows, and a typed deep page number skips index entries, not rows
 
-Revision ID: 0011_dashboard_search_index
-Revises: 0010_node_down_cause
+Revision ID: 0012_dashboard_search_index
+Revises: 0011_site_down_by_hand
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_dashboard_search_index"
-down_revision = "0010_node_down_cause"
+revision = "0012_dashboard_search_index"
+down_revision = "0011_site_down_by_hand"
 branch_labels = None
 depends_on = None
 
