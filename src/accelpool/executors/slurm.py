@@ -30,32 +30,15 @@ Construct it once per control plane (per Slurm site)::
         site="default",            # site of the nodes it discovers (core.types.Site id).
     )
 
-Why the Slurm commands and not slurmrestd (measured on Debian 12, Slurm 22.05.8; docs/executors.md): they
-answer in about 10 ms, print stable parsable output and need only the munge key every Slurm client has;
-slurmrestd refuses to run as root or SlurmUser, needs its own account plus JWT keys or a socket, and its
-OpenAPI plugin versions change with every Slurm release.
+Why the Slurm commands and not slurmrestd: docs/executors.md (measured; the commands answer in about 10 ms
+and need only the munge key). Limits and images on Slurm: executors/slurm_batch.py.
 
-Modules: this one runs the commands and keeps the jobs' state; slurm_batch.py builds what is submitted
-(batch script, rank wrapper, sbatch arguments), slurm_parse.py reads what Slurm prints, slurm_state.py keeps
-each job's record in files and says how an ended job is reported.
+Modules: this one runs the commands and keeps the jobs' state; slurm_batch.py: what is submitted;
+slurm_parse.py: what Slurm prints, read; slurm_state.py: each job's record, how an ended job is reported.
 
-Nodes (``nodes()``, the NodeSource port): every Slurm node of the partition that is up (not DOWN, DRAIN,
-FAIL or NOT_RESPONDING), one pool node per recognised GRES type on it. ``Gres=gpu:h100:4`` gives a node of 4
-``h100``; NPUs are GRES of another name (``npu:rngd:4``, ``rbln:atom:4``, ...), the GRES *type* being
-matched against catalogue ids and aliases and ``type_aliases``. The pool node is named like the Slurm node
-(``<node>+<type>`` when one Slurm node holds several recognised types). GRES without a type, or of a type
-the catalogue does not know, are listed in ``unrecognized()`` and left out (never guessed).
-
-A placement becomes one Slurm job pinned to its nodes (``--nodelist``) with ``--gres=<name>:<type>:<n>``
-per node, one task per node (rank), ``--no-requeue`` (accelpool, not Slurm, requeues); a placement whose
-nodes hold different device counts becomes a heterogeneous job (one component per node). The batch script
-is a small Python wrapper that runs ``srun --kill-on-bad-exit=1`` (one rank failing ends the gang); each
-rank sets the same ACCELPOOL_* variables as the other executors (executors/env.py) and the type's
-visible-devices variable (CUDA_VISIBLE_DEVICES, FURIOSA_DEVICES, RBLN_DEVICES, ...) to the device indices
-*Slurm* allocated on its node (from CUDA_VISIBLE_DEVICES for ``gpu`` GRES, else from
-``scontrol -d show job``): Slurm, not accelpool, picks the indices on a node. STARTED is reported by the poll
-that sees the job RUNNING in Slurm; exits carry the job's exit code (negative: killed by that signal) and
-are timed at Slurm's end time (so a job that ended while accelpool was down is metered to its real end).
+Nodes: slurm_parse.py (one pool node per recognised GRES type of each usable Slurm node). Placements:
+slurm_batch.py (one Slurm job per placement, ``--no-requeue``: accelpool requeues). STARTED is reported by
+the poll that sees the job RUNNING in Slurm; exits carry its exit code, timed at Slurm's end time.
 
 ``stop`` sends SIGTERM to every rank (``scancel --signal=TERM``: the job steps, not the batch script, so
 srun stays and the ranks keep their grace period to checkpoint) and, after ``RunSpec.grace_seconds``,
@@ -73,7 +56,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -81,12 +63,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-from accelpool.core.errors import InputError
 from accelpool.core.types import DEFAULT_SITE, AcceleratorType, Node
 from accelpool.executors import sandbox as sb
 from accelpool.executors.env import ExtraEnv, devices_str
 from accelpool.executors.procs import read_progress_file
-from accelpool.executors.slurm_batch import batch_script, launch_payload, sandbox_ranks, sbatch_args
+from accelpool.executors.slurm_batch import (
+    batch_script,
+    launch_payload,
+    ram_constrained,
+    refused,
+    sandbox_ranks,
+    sbatch_args,
+    slurm_limits,
+)
 from accelpool.executors.slurm_parse import (
     ENDED,
     Row,
@@ -95,9 +84,11 @@ from accelpool.executors.slurm_parse import (
     parse_sinfo,
     parse_squeue,
     pool_nodes,
+    resolve_type,
     split_gres,
 )
 from accelpool.executors.slurm_state import SlurmJob, end_of, forget_job, load_jobs, save_job
+from accelpool.executors.slurm_state import slurm_available as slurm_available  # re-exported
 from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
 
 log = logging.getLogger(__name__)
@@ -184,6 +175,7 @@ class SlurmExecutor:
         self.last_ok: float | None = None  # clock time of the last Slurm command that answered
         self.last_error: str = ""
         self._tag = f"accelpool:{instance}:"
+        self._ram: bool | None = None  # Slurm confines jobs' memory itself (asked once, when needed)
         try:
             self._refresh_nodes()
         except SlurmError as exc:
@@ -253,19 +245,7 @@ class SlurmExecutor:
     _bad = staticmethod(bad_state)
 
     def _resolve(self, name: str) -> str | None:
-        alias = self.type_aliases.get(name.lower())
-        if alias is not None:
-            return alias if alias in self.catalog else None
-        resolve = getattr(self.catalog, "resolve", None)
-        for cand in (name, name.replace("_", "-")):
-            if resolve is not None:
-                try:
-                    return str(resolve(cand))
-                except InputError:  # not a catalogue name: try the next spelling
-                    continue
-            elif cand in self.catalog:
-                return cand
-        return None
+        return resolve_type(name, self.type_aliases, self.catalog)
 
     # -- the Executor port -----------------------------------------------------------------------------
 
@@ -281,6 +261,8 @@ class SlurmExecutor:
             try:
                 self._submit(launch)
             except SlurmError as exc:
+                if refused(str(exc)):  # what it asks cannot run here: the job fails with the reason
+                    raise RuntimeError(f"Slurm refuses the job as asked: {exc}") from None
                 log.warning("submitting job %s to Slurm failed: %s", job_id, exc)
                 self._emit(ExecutorEvent(job_id, EventKind.LOST, self.clock.now(), reason=f"lost: {exc}"))
 
@@ -297,6 +279,7 @@ class SlurmExecutor:
 
     def _submit(self, launch: Launch) -> None:
         job_id = launch.job.id
+        limits = slurm_limits(launch, self.sandbox, self.site)  # SandboxError (the job fails) if refused
         shares = self._placement_nodes(launch)
         safe = _safe(job_id)
         progress = self.progress_dir / safe
@@ -313,7 +296,7 @@ class SlurmExecutor:
             python=self.python,
         )
         if self.sandbox is not None:
-            sandbox_ranks(self.sandbox, launch, payload, str(progress) + ".d", self.shell)
+            sandbox_ranks(self.sandbox, launch, payload, str(progress) + ".d", self.shell, self._ram_ok())
         script = batch_script(payload, self.python)
         log_path = self.log_path(job_id)
         with open(log_path, "a") as f:
@@ -328,6 +311,7 @@ class SlurmExecutor:
             "--no-requeue",
             "--export=ALL",
             "--ntasks-per-node=1",
+            *limits,
         ]
         if launch.run.workdir:
             common.append(f"--chdir={launch.run.workdir}")
@@ -336,16 +320,15 @@ class SlurmExecutor:
         args = sbatch_args(shares, common)
         out = self._cmd(args, input_text=script).strip()
         slurm_id = out.split(";")[0].strip()
-        job = SlurmJob(
-            job_id,
-            slurm_id,
-            launch.attempt,
-            float(launch.run.grace_seconds),
-            [s[0] for s in shares],
-            time.time(),
-        )
+        grace, nodes = float(launch.run.grace_seconds), [s[0] for s in shares]
+        job = SlurmJob(job_id, slurm_id, launch.attempt, grace, nodes, time.time())
         self._jobs[job_id] = job
         self._save(job)
+
+    def _ram_ok(self) -> bool:
+        if self._ram is None:
+            self._ram = ram_constrained(self._cmd(["scontrol", "show", "config"]))
+        return self._ram
 
     def stop(self, job_id: str, reason: str) -> None:
         with self._lock:
@@ -612,17 +595,3 @@ class SlurmExecutor:
             return self._cmd(["scontrol", "show", "hostnames", nodelist]).split()
         except SlurmError:
             return [nodelist]
-
-
-def slurm_available(slurm_conf: str | None = None) -> bool:
-    """Whether Slurm's commands are installed and its controller answers (for tests and the CLI)."""
-    if shutil.which("sinfo") is None:
-        return False
-    env = dict(os.environ)
-    if slurm_conf:
-        env["SLURM_CONF"] = slurm_conf
-    try:
-        p = subprocess.run(["sinfo", "-h", "-o", "%P"], env=env, capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return p.returncode == 0

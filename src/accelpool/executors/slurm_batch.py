@@ -3,15 +3,29 @@
 
 A placement becomes one Slurm job pinned to its nodes (``--nodelist``) with ``--gres=<name>:<type>:<n>`` per
 node and one task per node (rank); a placement whose nodes hold different device counts becomes a
-heterogeneous job (one component per node). The payload (each rank's environment, the command, the GRES
+heterogeneous job (one component per node). The batch script runs ``srun --kill-on-bad-exit=1`` (one rank
+failing ends the gang); each rank sets the same ACCELPOOL_* variables as the other executors
+(executors/env.py) and the type's visible-devices variable (CUDA_VISIBLE_DEVICES, FURIOSA_DEVICES,
+RBLN_DEVICES, ...) to the indices *Slurm* allocated on its node (from CUDA_VISIBLE_DEVICES for ``gpu``
+GRES, else from ``scontrol -d show job``): Slurm, not accelpool, picks the indices on a node. The payload (each rank's environment, the command, the GRES
 name, the visible-devices variable) travels base64-encoded in the script; each rank picks its own entry by
 ``SLURMD_NODENAME`` and sets the visible-devices variable to the indices Slurm allocated on its node.
+
+A job's limits (``slurm_limits``): ``limits.memory`` -> ``--mem`` (per node: one rank per node),
+``limits.cpus`` -> ``--cpus-per-task``, ``max_run_time`` -> ``--time`` (Slurm counts whole minutes: rounded
+up), each at most the operator's sandbox maximum and defaulting to it, as on the other executors. Slurm
+enforces them as the site's Slurm is configured to (memory and cores with its cgroup task plugin; time
+always). In the sandbox each rank also gets the sandbox wrapper's rlimits (open files, core dumps, file
+size, ``limits.processes`` as RLIMIT_NPROC, and ``limits.memory`` as RLIMIT_AS unless the site's Slurm
+constrains memory itself) and a private ``/tmp`` of ``limits.scratch``. Jobs with an ``image`` are refused
+at start (the job fails with the reason): the rank cannot hand podman the devices Slurm picks on the node.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -77,6 +91,10 @@ if idx is not None:
     env[P["visible"]] = idx
     env["ACCELPOOL_SLURM_DEVICES"] = idx
 box = r.get("sandbox")
+if box and box.get("rlimits"):  # the sandbox wrapper's limits, set before bwrap so the job inherits them
+    import resource
+    for name, value in box["rlimits"].items():
+        resource.setrlimit(getattr(resource, "RLIMIT_" + name), (int(value), int(value)))
 if box:  # the job sandbox (executors/sandbox.py slurm_rank): bwrap with this node's device nodes
     import glob
     argv = list(box["argv"])
@@ -187,13 +205,16 @@ def slurm_rank(
     workdir: str | None,
     visible_env: str,
     shell: str = "/bin/sh",
+    limits: Mapping[str, float] | None = None,
+    ram_constrained: bool = False,
 ) -> dict[str, Any]:
     """For the SlurmExecutor: one rank's bwrap argv, split where its device binds go (the devices are known
     only on the node, from Slurm), its allow-listed environment and the device patterns of its family. The
     Slurm step execs it (executors/slurm_batch.py): Slurm keeps its own process tracking and cgroups; the
-    sandbox adds the filesystem, pid namespace, environment, network and uid rules. Jobs with an image and
-    the wrapper's limits (cgroups, log bound, max_run_time) are not applied here (Slurm enforces time
-    and its own limits)."""
+    sandbox adds the filesystem, pid namespace, environment, network and uid rules, ``rlimits`` (the
+    wrapper's, with the job's ``limits``: RLIMIT_AS for memory only when Slurm does not constrain memory
+    itself, ``ram_constrained``) and the private /tmp of ``limits.scratch``. Slurm's options carry memory,
+    cores and time (slurm_limits); the wrapper's cgroups and log bound are not used here."""
     p = sb.plan(
         config,
         command=command,
@@ -207,9 +228,13 @@ def slurm_rank(
         log_path=os.devnull,
         exit_path=os.devnull,
         grant=grant,
+        limits=limits,
     )
     if not p["sandboxed"]:
         return {}
+    rlimits = {**p["limits"], **p["fallback_limits"]}
+    if ram_constrained:
+        rlimits.pop("AS", None)
     per, shared = sb.DEVICE_NODES.get(visible_env, ((), ()))
     return {
         "argv": [*p["argv"], "--die-with-parent"],
@@ -220,11 +245,17 @@ def slurm_rank(
         "shared": list(shared),
         "uid": p["uid"],
         "gid": p["gid"],
+        "rlimits": rlimits,
     }
 
 
 def sandbox_ranks(
-    config: sb.SandboxConfig, launch: Launch, payload: dict[str, Any], work: str, shell: str
+    config: sb.SandboxConfig,
+    launch: Launch,
+    payload: dict[str, Any],
+    work: str,
+    shell: str,
+    ram_constrained: bool = False,
 ) -> None:
     """Each rank of the payload runs in the job sandbox (slurm_rank); SandboxError: the job cannot start."""
     shutil.rmtree(work, ignore_errors=True)
@@ -241,6 +272,53 @@ def sandbox_ranks(
             workdir=launch.run.workdir,
             visible_env=str(payload["visible"]),
             shell=shell,
+            limits=launch.run.limits,
+            ram_constrained=ram_constrained,
         )
         sb.prepare_dirs({"chown": [work], "uid": box.get("uid"), "gid": box.get("gid")})
         r["sandbox"] = box
+
+
+def slurm_limits(launch: Launch, config: sb.SandboxConfig | None, site: str) -> list[str]:
+    """``sbatch`` options for the job's limits (see the module docstring); each at most the operator's
+    sandbox maximum (SandboxError naming the field otherwise). A job with an ``image`` is refused here
+    (SandboxError): the job fails at start with the reason, never runs without its image."""
+    if launch.run.image is not None:
+        raise sb.SandboxError(
+            f"image '{launch.run.image}': jobs with an image cannot run at Slurm site {site} (the rank cannot "
+            "give podman the devices Slurm picks on the node); run it at a site driven by the local or "
+            "Ray executor, or without an image"
+        )
+    if config is not None:
+        lim = sb.effective_limits(config, launch.run.limits)
+    else:
+        lim = {k: float(v) for k, v in launch.run.limits.items() if v is not None}
+    out: list[str] = []
+    if "memory" in lim:
+        out.append(f"--mem={max(1, math.ceil(lim['memory'] / 2**20))}M")
+    if "cpus" in lim:
+        out.append(f"--cpus-per-task={max(1, math.ceil(lim['cpus']))}")
+    if launch.job.max_run_seconds is not None:
+        out.append(f"--time={max(1, math.ceil(launch.job.max_run_seconds / 60))}")
+    return out
+
+
+_REFUSED = (
+    "Requested node configuration is not available",
+    "Memory specification can not be satisfied",
+    "More processors requested than permitted",
+    "Requested time limit is invalid",
+    "CPU count per node can not be satisfied",
+)
+
+
+def refused(message: str) -> bool:
+    """Whether ``sbatch`` refused the job for what it asks (its limits exceed the nodes or the partition):
+    the job cannot run there as asked, so it fails with that reason instead of being requeued."""
+    return any(r in message for r in _REFUSED)
+
+
+def ram_constrained(config_text: str) -> bool:
+    """From ``scontrol show config``: Slurm confines each job's memory (task/cgroup with ConstrainRAMSpace)."""
+    flat = " ".join(config_text.split())
+    return "task/cgroup" in flat and "ConstrainRAMSpace = yes" in flat

@@ -1,15 +1,25 @@
 """What Slurm prints, read: ``sinfo`` node lines (GRES types mapped to catalogue types), node states,
 ``squeue`` rows of our jobs, and exit statuses. Pure functions: the Slurm executor (executors/slurm.py) runs
-the commands."""
+the commands.
+
+Nodes (``SlurmExecutor.nodes()``, the NodeSource port): every Slurm node of the partition that is up (not
+DOWN, DRAIN, FAIL or NOT_RESPONDING), one pool node per recognised GRES type on it. ``Gres=gpu:h100:4``
+gives a node of 4 ``h100``; NPUs are GRES of another name (``npu:rngd:4``, ``rbln:atom:4``, ...), the GRES
+*type* being matched against catalogue ids and aliases and the executor's ``type_aliases``. The pool node
+is named like the Slurm node (``<node>+<type>`` when one Slurm node holds several recognised types). GRES
+without a type, or of a type the catalogue does not know, are listed in ``unrecognized()`` and left out
+(never guessed)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import unquote
 
+from accelpool.core.errors import InputError
 from accelpool.core.types import Node
 
 # Node states (sinfo/scontrol flags) that take a node out of the pool.
@@ -171,3 +181,21 @@ def attempt_of(comment: str, tag: str) -> tuple[int, str] | None:
         return int(attempt), unquote(safe)
     except ValueError:
         return None
+
+
+def resolve_type(name: str, aliases: Mapping[str, str], catalog: Mapping[str, Any]) -> str | None:
+    """A GRES type -> the catalogue id it names (``aliases`` first, keyed in lower case; then the
+    catalogue's ids and aliases, also with ``_`` read as ``-``); None when it names none (never guessed)."""
+    alias = aliases.get(name.lower())
+    if alias is not None:
+        return alias if alias in catalog else None
+    resolve = getattr(catalog, "resolve", None)
+    for cand in (name, name.replace("_", "-")):
+        if resolve is not None:
+            try:
+                return str(resolve(cand))
+            except InputError:  # not a catalogue name: try the next spelling
+                continue
+        elif cand in catalog:
+            return cand
+    return None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -96,6 +98,22 @@ def end_of(
     if state != "COMPLETED" and code == 0:
         code = 1  # ended badly (TIMEOUT, CANCELLED by someone else, ...) but no code: never a success
     reason = "" if code == 0 else (f"killed by signal {-code}" if code < 0 else f"exit code {code}")
-    if state not in ("COMPLETED", "FAILED"):
+    if state == "TIMEOUT":  # its --time, from max_run_time (whole minutes): a limit, like the wrapper's
+        reason = f"max_run_time exceeded (Slurm TIMEOUT at its time limit; {reason})"
+    elif state not in ("COMPLETED", "FAILED"):
         reason = f"{reason} (Slurm {state})".strip()
     return EventKind.EXITED, code, reason, None
+
+
+def slurm_available(slurm_conf: str | None = None) -> bool:
+    """Whether Slurm's commands are installed and its controller answers (for tests, the CLI and benchmarks)."""
+    if shutil.which("sinfo") is None:
+        return False
+    env = dict(os.environ)
+    if slurm_conf:
+        env["SLURM_CONF"] = slurm_conf
+    try:
+        p = subprocess.run(["sinfo", "-h", "-o", "%P"], env=env, capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return p.returncode == 0
