@@ -15,14 +15,14 @@ import hmac
 import inspect
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -259,3 +259,24 @@ async def checked(request: Request) -> tuple[Principal | None, dict[str, str], R
             ),
         )
     return who, form, None
+
+
+async def form_action(
+    request: Request,
+    run: Callable[[Principal, dict[str, str]], Awaitable[tuple[int, str]]],
+    *,
+    done: str,
+    refused: Callable[[int, str], Awaitable[Response]],
+) -> Response:
+    """What every action form's handler does: check the sign-in, the origin and the form key (``checked``:
+    else the sign-in page or a 403 page), ``run(who, form)`` (the action, usually ``act``: the API's
+    handler as the user), then on a refusal ``refused(status, "Refused: <reason>")`` (the page again,
+    with the API's status) and otherwise a redirect (303) to ``done``."""
+    who, form, bad = await checked(request)
+    if bad is not None:
+        return bad
+    assert who is not None
+    status, reason = await run(who, form)
+    if status >= 400:
+        return await refused(status, locale(request)("Refused: {reason}", reason=reason))
+    return RedirectResponse(done, status_code=303)

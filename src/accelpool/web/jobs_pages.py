@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from accelpool.api.auth import Principal, visible_grants, visible_programs, visible_tenants
@@ -20,8 +20,8 @@ from accelpool.web.frame import (
     PER_PAGE,
     STATES,
     act,
-    checked,
     error_page,
+    form_action,
     locale,
     login_page,
     parse_date,
@@ -220,13 +220,12 @@ def install(app: FastAPI) -> None:
 
     @app.post("/ui/jobs/{job_id}/cancel", include_in_schema=False)
     async def cancel(request: Request, job_id: str) -> Response:
-        who, form, bad = await checked(request)
-        if bad is not None:
-            return bad
-        assert who is not None
-        status, reason = await act(request, who, jobs_api.cancel_job, job_id)
-        if status >= 400:
-            return await job(
-                request, job_id, error=locale(request)("Refused: {reason}", reason=reason), status=status
-            )
-        return RedirectResponse(f"/ui/jobs/{job_id}?done=1", status_code=303)
+        async def run(who: Principal, _form: dict[str, str]) -> tuple[int, str]:
+            return await act(request, who, jobs_api.cancel_job, job_id)
+
+        return await form_action(
+            request,
+            run,
+            done=f"/ui/jobs/{job_id}?done=1",
+            refused=lambda status, error: job(request, job_id, error=error, status=status),
+        )

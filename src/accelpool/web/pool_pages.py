@@ -6,14 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from accelpool.api.auth import Principal
 from accelpool.api.routers import pool as pool_api
 from accelpool.storage import dashboard as read
 from accelpool.storage.sql import SqlStore
 from accelpool.web import charts
-from accelpool.web.frame import act, checked, locale, login_page, principal, render
+from accelpool.web.frame import act, form_action, locale, login_page, principal, render
 from accelpool.web.i18n import Locale
 
 
@@ -104,18 +105,10 @@ def install(app: FastAPI) -> None:
 
     @app.post("/ui/nodes/{name}", include_in_schema=False)
     async def drain(request: Request, name: str) -> Response:
-        who, form, bad = await checked(request)
-        if bad is not None:
-            return bad
-        assert who is not None
-        status, reason = await act(
-            request,
-            who,
-            pool_api.set_node,
-            name,
-            model=pool_api.NodePatch,
-            body={"down": form.get("down") == "1"},
+        async def run(who: Principal, form: dict[str, str]) -> tuple[int, str]:
+            body = {"down": form.get("down") == "1"}
+            return await act(request, who, pool_api.set_node, name, model=pool_api.NodePatch, body=body)
+
+        return await form_action(
+            request, run, done="/ui/pool?done=1", refused=lambda st, error: pool_page(request, st, error)
         )
-        if status >= 400:
-            return await pool_page(request, status, locale(request)("Refused: {reason}", reason=reason))
-        return RedirectResponse("/ui/pool?done=1", status_code=303)

@@ -3,10 +3,11 @@ spend per day by tenant and by type, and the forms that create a grant or change
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from accelpool.api.auth import Principal, visible_programs, visible_tenants
@@ -14,7 +15,16 @@ from accelpool.api.routers import programs as programs_api
 from accelpool.storage import dashboard as read
 from accelpool.storage.sql import SqlStore
 from accelpool.web import charts
-from accelpool.web.frame import RUNOUT_YEARS, act, checked, locale, login_page, parse_date, principal, render
+from accelpool.web.frame import (
+    RUNOUT_YEARS,
+    act,
+    form_action,
+    locale,
+    login_page,
+    parse_date,
+    principal,
+    render,
+)
 from accelpool.web.i18n import Locale
 
 
@@ -81,6 +91,13 @@ def programs_data(store: SqlStore, who: Principal, now: float, loc: Locale) -> d
     return {"programs": out, "charts": charts_, "tenants": tenants}
 
 
+def _amount(form: dict[str, str]) -> int | str:
+    """A form's amount in won ("1,500,000", "₩1,500,000"): an int, or the text as typed for the API to
+    refuse in its words."""
+    amount = form.get("amount_krw", "").replace(",", "").replace("₩", "").strip()
+    return int(amount) if amount.isdigit() else amount
+
+
 def install(app: FastAPI) -> None:
     async def programs_page(
         request: Request, status: int = 200, error: str = "", message: str = ""
@@ -111,42 +128,27 @@ def install(app: FastAPI) -> None:
 
     @app.post("/ui/grants", include_in_schema=False)
     async def create_grant(request: Request) -> Response:
-        who, form, bad = await checked(request)
-        if bad is not None:
-            return bad
-        loc = locale(request)
-        body: dict[str, Any] = {"program": form.get("program", ""), "tenant": form.get("tenant", "")}
-        amount = form.get("amount_krw", "").replace(",", "").replace("₩", "").strip()
-        body["amount_krw"] = int(amount) if amount.isdigit() else amount
-        if form.get("id", "").strip():
-            body["id"] = form["id"].strip()
-        if form.get("end", "").strip():
-            end = parse_date(form["end"], loc, end_of_day=True)
-            body["end"] = end if end is not None else form["end"]
-        assert who is not None
-        status, reason = await act(
-            request, who, programs_api.create_grant, model=programs_api.GrantIn, body=body
-        )
-        if status >= 400:
-            return await programs_page(request, status, loc("Refused: {reason}", reason=reason))
-        return RedirectResponse("/ui/programs?done=1", status_code=303)
+        async def run(who: Principal, form: dict[str, str]) -> tuple[int, str]:
+            body: dict[str, Any] = {"program": form.get("program", ""), "tenant": form.get("tenant", "")}
+            body["amount_krw"] = _amount(form)
+            if form.get("id", "").strip():
+                body["id"] = form["id"].strip()
+            if form.get("end", "").strip():
+                end = parse_date(form["end"], locale(request), end_of_day=True)
+                body["end"] = end if end is not None else form["end"]
+            return await act(request, who, programs_api.create_grant, model=programs_api.GrantIn, body=body)
+
+        return await form_action(request, run, done="/ui/programs?done=1", refused=_again(request))
 
     @app.post("/ui/grants/{grant_id}", include_in_schema=False)
     async def change_grant(request: Request, grant_id: str) -> Response:
-        who, form, bad = await checked(request)
-        if bad is not None:
-            return bad
-        loc = locale(request)
-        amount = form.get("amount_krw", "").replace(",", "").replace("₩", "").strip()
-        assert who is not None
-        status, reason = await act(
-            request,
-            who,
-            programs_api.update_grant,
-            grant_id,
-            model=programs_api.GrantPatch,
-            body={"amount_krw": int(amount) if amount.isdigit() else amount},
-        )
-        if status >= 400:
-            return await programs_page(request, status, loc("Refused: {reason}", reason=reason))
-        return RedirectResponse("/ui/programs?done=1", status_code=303)
+        async def run(who: Principal, form: dict[str, str]) -> tuple[int, str]:
+            body = {"amount_krw": _amount(form)}
+            return await act(
+                request, who, programs_api.update_grant, grant_id, model=programs_api.GrantPatch, body=body
+            )
+
+        return await form_action(request, run, done="/ui/programs?done=1", refused=_again(request))
+
+    def _again(request: Request) -> Callable[[int, str], Awaitable[Response]]:
+        return lambda status, error: programs_page(request, status, error)
