@@ -90,3 +90,19 @@ def test_a_job_no_site_may_run_is_refused_with_the_reason(world) -> None:
     snap = world.store.snapshot(2000.0, 60.0)
     job = next(s.job for s in snap.jobs if s.job.data_class == "financial")
     assert job.regions == frozenset() and {s.id for s in snap.sites} == {"bank"}
+
+
+def test_a_second_ray_site_is_refused_with_the_reason(world) -> None:
+    r = world.call("admin", "POST", "/api/v1/sites", json={"id": "r1", "executor": "ray"})
+    assert r.status_code == 201, r.text
+    r = world.call("admin", "POST", "/api/v1/sites", json={"id": "r2", "executor": "ray"})
+    assert r.status_code == 409 and "site r1 is driven by Ray already" in r.text
+    assert (
+        world.call("admin", "POST", "/api/v1/sites", json={"id": "s", "executor": "slurm"}).status_code == 201
+    )
+    r = world.call("admin", "PUT", "/api/v1/sites/s", json={"executor": "ray"})
+    assert r.status_code == 409 and "process-wide" in r.text
+    assert (
+        world.call("admin", "PUT", "/api/v1/sites/r1", json={"connection": {"address": "x:1"}}).status_code
+        == 200
+    )

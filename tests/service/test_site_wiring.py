@@ -161,3 +161,19 @@ def test_a_site_brought_up_by_hand_while_silent_is_down_again_at_the_next_refres
     wiring.refresh()
     assert {s.id: s.down for s in store.sites()}["a"] is True
     ex.close()
+
+
+def test_a_second_ray_site_is_refused_in_words(tmp_path: Path) -> None:
+    """One Ray cluster per scheduler process (Ray's client is process-wide): the rule in the core, and the
+    factory refusing a second Ray executor before anything connects (the site is then marked down)."""
+    from accelpool.core.sites import second_ray_site
+
+    sites = [Site("r1", executor="ray"), Site("s", executor="slurm")]
+    assert second_ray_site("r1", "ray", sites) is None  # the same site, changed
+    assert second_ray_site("s", "slurm", sites) is None
+    why = second_ray_site("r2", "ray", sites)
+    assert why is not None and "site r1 is driven by Ray already" in why and "process-wide" in why
+    factory = ExecutorFactory(tmp_path, catalog=bundled_catalog(), clock=SystemClock())
+    factory.ray_site = "r1"  # as after building r1's executor
+    with pytest.raises(ValueError, match="one Ray cluster per scheduler process"):
+        factory("ray", tmp_path / "r2", {"address": "10.0.0.2:6379"}, "r2")

@@ -9,7 +9,7 @@ in core/rounds.py's docstring.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -137,6 +137,7 @@ class _Sites:
     table: Mapping[str, Site]
     allowed: list[frozenset[str]]
     notes: dict[str, str]
+    prefer: Mapping[tuple[int, str], str] = field(default_factory=dict)  # (job, type) -> the policy's site
 
 
 def blocked_reasons(problem: AllocationProblem) -> dict[str, WaitReason]:
@@ -283,7 +284,7 @@ def _place(
     # Devices per (type, site) not yet promised: a gang runs at one site, chosen when the job is chosen
     # (the cheapest allowed site with room; a running job stays at its site).
     site_free = dict(free.initial_sites)
-    sites, allowed, notes = placing.table, placing.allowed, placing.notes
+    sites, allowed, notes, prefer = placing.table, placing.allowed, placing.notes, placing.prefer
     chosen_site: dict[int, str] = {}
     running_state = JobState.RUNNING
     grants = {g.id: g.remaining_krw for g in snapshot.grants}
@@ -323,7 +324,9 @@ def _place(
             cands = [st for st in ok if site_free.get((t, st), 0) >= scale]
             if not cands:
                 return False
-            site = min(cands, key=lambda st: (price_for(prices, sites.get(st), t), -site_free[t, st], st))
+            site = prefer.get((i, t), "")
+            if site not in cands:  # the site the policy chose for it, else the cheapest with room
+                site = min(cands, key=lambda st: (price_for(prices, sites.get(st), t), -site_free[t, st], st))
         if s.job.grant is not None and s.job.grant in grants:
             # a lease's cost is set aside on the grant: kept jobs first, then starts that fit what is left;
             # at the price of the site it runs at

@@ -30,9 +30,12 @@ Capacity left over after the policy's pairs is back-filled with waiting jobs tha
 (work-conserving). Every job that does not run gets a reason.
 
 Sites (core/sites.py): a job runs only at a site allowed for it (certified for its data class, among the
-sites/regions it names, up); a gang never spans sites. When a job is chosen, it is given the cheapest
-allowed site (that site's price for the type, core.sites.price_for) with room for the whole gang, and
-keeps the site it runs at. A job no site allows waits with reason "rule" and the cause in words
+sites/regions it names, up); a gang never spans sites. Where a type is held at several sites the policy
+solves a problem with a column per (site, type) (``core.sites.site_columns``: each site's devices and
+price, each job's allowed sites) and its allocation is summed back per type; when a job is chosen it is
+given the site the policy gave it most time at if that site has room for the whole gang, else the cheapest
+allowed site (that site's price for the type, core.sites.price_for) with room, and keeps the site it runs
+at. A job no site allows waits with reason "rule" and the cause in words
 (``Decision.details``).
 """
 
@@ -49,7 +52,7 @@ from accelpool.core.placement import _FreeTemplate, _pair_order, _place, _Sites,
 from accelpool.core.problem import build_problem
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.round_types import Decision, JobStatus, Placement, Snapshot, round_cost_krw
-from accelpool.core.sites import site_table, site_view, sites_allowing
+from accelpool.core.sites import site_columns, site_table, site_view, sites_allowing
 from accelpool.core.types import (
     JobState,
     Node,
@@ -114,8 +117,13 @@ def decide(
     problem = site_view(problem, allowed, snapshot.nodes, sites, snapshot.prices_krw_per_hour)
     usable = problem.usable()
     pinned, threshold = _pinned(snapshot, statuses, config, horizon)
+    prefer: dict[tuple[int, str], str] = {}
     if snapshot.lease_boundary:
-        alloc = policy(problem)
+        wide = site_columns(problem, allowed, snapshot.nodes, sites, snapshot.prices_krw_per_hour)
+        if wide is None:
+            alloc = policy(problem)
+        else:  # the policy sees each site's devices and prices; placement follows the sites it chose
+            alloc, prefer = wide.collapse(policy(wide.problem), problem.types)
         order = _pair_order(snapshot, statuses, alloc, usable, config, threshold)
     else:  # a tick: no policy, no preemption; only back-fill idle devices
         alloc = Allocation(
@@ -126,7 +134,7 @@ def decide(
             held=blocked_reasons(problem),
         )
         order = []
-    placing = _Sites(sites, allowed, notes)
+    placing = _Sites(sites, allowed, notes, prefer)
     return _place(snapshot, statuses, alloc, order, usable, problem, cache, pinned, horizon, config, placing)
 
 

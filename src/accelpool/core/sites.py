@@ -20,20 +20,23 @@ really costs:
     allowed[j,t] &= reach[j,t] >= scale[j]
     price[t]    = min over up sites s holding type t of price_for(s, t)    (the cheapest place to run t)
 
-Placement (core/rounds.py) then puts each chosen job at the cheapest allowed site with room for its gang,
-at that site's price. The capacity of a type stays the sum over its sites (a per-site capacity row is not
-in the policies' problem: two gangs allotted a type whose only allowed site holds one of them wait, one with
-reason capacity).
+Where a type is held at two or more sites, the policy solves ``site_columns``'s problem instead: one
+column per (site, type), each with that site's devices, that site's price, and open only to the jobs that
+site is allowed for and can hold whole; its allocation is summed back per type, and placement puts each
+chosen job at the site the policy gave it (if that site still has room for the gang), else at the cheapest
+allowed site with room. A type a program rule binds (public reserve, quota, tenant or program cap below
+its capacity) stays one column over its sites, as before (those rules are rows over the whole type).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from accelpool.core.allocation import AllocationProblem
+from accelpool.core.allocation import Allocation, AllocationProblem, BoolArray, IntArray
 from accelpool.core.types import DATA_CLASSES, DEFAULT_SITE, Job, Node, Site
 
 IMPLICIT_DEFAULT = Site(DEFAULT_SITE)
@@ -57,6 +60,22 @@ def connection_problem(executor: str, connection: Mapping[str, str]) -> str | No
         allowed = ", ".join(sorted(keys[executor])) or "none"
         return f"connection keys {', '.join(unknown)} mean nothing to a {executor} executor (keys: {allowed})"
     return None
+
+
+def second_ray_site(site_id: str, executor: str, sites: Iterable[Site]) -> str | None:
+    """Why ``site_id`` may not be driven by Ray, in words (None when it may): one scheduler process drives
+    at most one Ray cluster, because Ray's client is process-wide (``ray.init`` connects the whole process
+    to one cluster; a second executor would silently run its jobs on the first cluster)."""
+    if executor != "ray":
+        return None
+    other = sorted(s.id for s in sites if s.executor == "ray" and s.id != site_id)
+    if not other:
+        return None
+    return (
+        f"site {other[0]} is driven by Ray already, and one scheduler drives one Ray cluster (Ray's client is "
+        f"process-wide): register this cluster's nodes under site {other[0]}, or drive it with another "
+        "executor (slurm, local)"
+    )
 
 
 def site_table(sites: Iterable[Site]) -> dict[str, Site]:
@@ -109,7 +128,9 @@ def price_for(prices: Mapping[str, int], site: Site | None, accelerator: str) ->
     return int(prices.get(accelerator, 0))
 
 
-def sites_allowing(jobs: Sequence[Job], sites: Mapping[str, Site]) -> tuple[list[frozenset[str]], dict[str, str]]:
+def sites_allowing(
+    jobs: Sequence[Job], sites: Mapping[str, Site]
+) -> tuple[list[frozenset[str]], dict[str, str]]:
     """Each job's allowed sites (in order), and the reason in words for each job no site allows."""
     memo: dict[tuple[str, frozenset[str], frozenset[str]], frozenset[str]] = {}
     allowed: list[frozenset[str]] = []
@@ -166,3 +187,127 @@ def site_view(
         if at:
             price[k] = min(at)
     return dataclasses.replace(problem, allowed=problem.allowed & fits, price_krw_per_hour=price)
+
+
+@dataclass(frozen=True, eq=False)
+class SiteColumns:
+    """The policy's problem with a column per (site, type) where a type is held at several sites.
+
+    ``problem``: its columns are ``column_type[c]`` (an index into the per-type problem's types) at site
+    ``column_site[c]`` ("" for a column that pools all the sites of its type, see ``site_columns``)."""
+
+    problem: AllocationProblem
+    column_type: IntArray
+    column_site: tuple[str, ...]
+
+    def collapse(
+        self, wide: Allocation, types: tuple[str, ...]
+    ) -> tuple[Allocation, dict[tuple[int, str], str]]:
+        """The per-type allocation (x[j,t] = sum over t's site columns) and, for each (job index, type) the
+        policy gave time at a site, the site it gave the most (placement tries it first)."""
+        n = wide.x.shape[0]
+        x = np.zeros((n, len(types)))
+        np.add.at(x.T, self.column_type, wide.x.T)
+        prefer: dict[tuple[int, str], str] = {}
+        best: dict[tuple[int, str], float] = {}
+        rows, cols = np.nonzero(wide.x > 1e-9)
+        for i, c in zip(rows.tolist(), cols.tolist(), strict=True):
+            site = self.column_site[c]
+            if site:
+                key = (i, types[int(self.column_type[c])])
+                if wide.x[i, c] > best.get(key, 0.0):
+                    best[key], prefer[key] = float(wide.x[i, c]), site
+        typed = dataclasses.replace(wide, types=types, x=x)
+        return typed, prefer
+
+
+def _rule_bound(problem: AllocationProblem) -> BoolArray:
+    """Types a program rule binds (a public reserve, a quota, a tenant or program cap below the type's
+    capacity): rows over all of a type's devices, so such a type stays one column across its sites."""
+    cap = problem.capacity
+    bound: BoolArray = problem.public_reserve > 0
+    if problem.quota.size:
+        bound = bound | (problem.quota > 0).any(axis=0)
+    if problem.tenant_cap.size:
+        bound = bound | (problem.tenant_cap < cap[None, :]).any(axis=0)
+    if problem.cap_limit.size:
+        bound = bound | (problem.cap_limit < cap[None, :]).any(axis=0)
+    return bound
+
+
+def site_columns(
+    problem: AllocationProblem,
+    allowed: Sequence[frozenset[str]],
+    nodes: Iterable[Node],
+    sites: Mapping[str, Site],
+    prices: Mapping[str, int],
+) -> SiteColumns | None:
+    """The policy's view of the sites: ``problem`` (the per-type view of ``site_view``) with each type held
+    at two or more sites split into one column per site, each with that site's devices (capacity), that
+    site's price, and open to a job only where the site is allowed for it and holds its whole gang:
+
+        cap[t@s]       = devices of type t at site s
+        price[t@s]     = price_for(s, t)
+        allowed[j,t@s] = allowed[j,t] and s in allowed(j) and cap[t@s] >= scale[j]
+
+    so a policy never counts on devices of one site for a gang another site must hold, and each job sees
+    the prices of the sites it may use. A type a program rule binds (``_rule_bound``) keeps one column
+    (its rules are rows over the whole type), as does a type at one site. None when no column splits
+    (one site, or every type at one site): the policy solves ``problem`` itself, at no extra cost."""
+    tindex = {t: k for k, t in enumerate(problem.types)}
+    held: dict[tuple[int, str], int] = {}
+    for n in nodes:
+        kn = tindex.get(n.accelerator)
+        if kn is not None:
+            held[kn, n.site] = held.get((kn, n.site), 0) + n.devices
+    at: dict[int, list[str]] = {}
+    for k, s in sorted(held):
+        at.setdefault(k, []).append(s)
+    split = [k for k, ss in at.items() if len(ss) > 1]
+    if not split:
+        return None
+    bound = _rule_bound(problem)
+    split = [k for k in split if not bound[k]]
+    if not split:
+        return None
+    names = problem.types
+    col_type: list[int] = []
+    col_site: list[str] = []
+    for k in range(problem.n_types):
+        # cheapest site first: a policy blind to prices, choosing among equal columns, takes the cheapest
+        name = names[k]
+        here = sorted(at[k], key=lambda s: (price_for(prices, sites.get(s), name), s)) if k in split else [""]
+        for s in here:
+            col_type.append(k)
+            col_site.append(s)
+    ct = np.array(col_type, dtype=np.int64)
+    keys: dict[frozenset[str], int] = {}
+    index = np.array([keys.setdefault(a, len(keys)) for a in allowed], dtype=np.int64)
+    site_ids = sorted({s for s in col_site if s})
+    ok_site = np.array([[s in a for s in site_ids] for a in keys], dtype=bool).reshape(
+        len(keys), len(site_ids)
+    )
+    capacity = problem.capacity[ct].copy()
+    price = problem.price_krw_per_hour[ct].copy()
+    allowed_wide = problem.allowed[:, ct].copy()
+    for c, (k, s) in enumerate(zip(col_type, col_site, strict=True)):
+        if not s:
+            continue
+        capacity[c] = held[k, s]
+        price[c] = price_for(prices, sites.get(s), problem.types[k])
+        opened = ok_site[index, site_ids.index(s)] if len(allowed) else np.zeros(0, dtype=bool)
+        allowed_wide[:, c] &= opened & (problem.scale <= capacity[c])
+    labels = tuple(f"{names[k]}@{s}" if s else names[k] for k, s in zip(col_type, col_site, strict=True))
+    wide = dataclasses.replace(
+        problem,
+        types=labels,
+        capacity=capacity,
+        throughput=problem.throughput[:, ct],
+        allowed=allowed_wide,
+        quota=problem.quota[:, ct] if problem.quota.size else problem.quota,
+        tenant_cap=problem.tenant_cap[:, ct],
+        cap_limit=problem.cap_limit[:, ct],
+        public_reserve=problem.public_reserve[ct],
+        price_krw_per_hour=price,
+    )
+    return SiteColumns(wide, ct, tuple(col_site))

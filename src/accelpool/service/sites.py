@@ -14,7 +14,8 @@ its ``connection`` (strings):
                            on a file system the Slurm nodes share)
             instance       tag of this control plane's Slurm jobs at the site (default <--instance>.<id>)
     ray     address, namespace   the Ray cluster (one Ray cluster per scheduler process: Ray's client is
-                           process-wide)
+                           process-wide; a second Ray site is refused at registration, 409, and a Ray
+                           site while the service's own executor is Ray is marked down with the cause)
     fake    (none)         no processes (tests)
 
 A site registered with the id ``default`` is driven by the service's own executor, whatever its fields say.
@@ -72,6 +73,7 @@ class ExecutorFactory:
         self.extra_env = extra_env
         self.sandbox = sandbox  # called when a local or Ray executor is built (it may raise InputError)
         self.instance = instance
+        self.ray_site: str | None = None  # the one site this process drives with Ray (Ray is process-wide)
 
     def __call__(
         self, kind: str, state_dir: Path, connection: Mapping[str, str], site: str = DEFAULT_SITE
@@ -87,7 +89,12 @@ class ExecutorFactory:
         if kind == "ray":
             from accelpool.executors.ray import RayExecutor
 
-            return RayExecutor(
+            if self.ray_site not in (None, site):
+                raise ValueError(
+                    f"site {site}: this scheduler drives a Ray cluster already (site {self.ray_site}), and "
+                    "Ray's client is process-wide: one Ray cluster per scheduler process"
+                )
+            ray_ex = RayExecutor(
                 address=connection.get("address"),
                 namespace=connection.get("namespace", "accelpool"),
                 catalog=self.catalog,
@@ -96,6 +103,8 @@ class ExecutorFactory:
                 extra_env=self.extra_env,
                 sandbox=sandbox,
             )
+            self.ray_site = site
+            return ray_ex
         if kind == "slurm":
             from accelpool.executors.slurm import SlurmExecutor
 

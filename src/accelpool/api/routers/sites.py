@@ -9,7 +9,7 @@ from pydantic import Field
 
 from accelpool.api.errors import ApiError, not_found
 from accelpool.api.routers.common import ID_PATTERN, Price, StrictIn, Who, store_of
-from accelpool.core.sites import connection_problem
+from accelpool.core.sites import connection_problem, second_ray_site
 from accelpool.core.types import Site
 
 router = APIRouter()
@@ -76,6 +76,12 @@ def _check_connection(executor: str, connection: dict[str, str] | Any) -> None:
         raise ApiError(422, problem, "connection")
 
 
+def _check_one_ray(request: Request, site_id: str, executor: str) -> None:
+    problem = second_ray_site(site_id, executor, store_of(request).sites())
+    if problem is not None:
+        raise ApiError(409, problem, "executor")
+
+
 @router.get("/sites", tags=["pool"])
 def list_sites(request: Request, who: Who) -> dict[str, Any]:
     return {"items": [site_out(s) for s in store_of(request).sites()]}
@@ -86,6 +92,7 @@ def add_site(body: SiteIn, request: Request, who: Who) -> dict[str, Any]:
     """Register a site (admins). 409 when one of that id exists: change it with ``PUT /sites/{id}``."""
     who.require("admin")
     _check_connection(body.executor, body.connection)
+    _check_one_ray(request, body.id, body.executor)
     site = Site(
         body.id,
         body.operator,
@@ -127,6 +134,7 @@ def set_site(site_id: str, body: SitePatch, request: Request, who: Who) -> dict[
         if old is None:
             raise not_found("site")
         _check_connection(changes.get("executor", old.executor), changes.get("connection", old.connection))
+        _check_one_ray(request, site_id, changes.get("executor", old.executor))
     s = store_of(request).update_site(site_id, **changes)
     if s is None:
         raise not_found("site")
