@@ -48,3 +48,30 @@ def test_queued_jobs_show_their_place_in_pool_and_tenant_and_a_start_range(world
     assert start_estimate(got["a3"]["start_estimate"]) == "by 1970-01-01 00:21:40 UTC"
     assert start_estimate({"earliest": None, "latest": None}).startswith("unknown")
     assert start_estimate({"earliest": 1000.0, "latest": None}).startswith("from 1970-01-01 00:16:40 UTC")
+
+
+def test_a_job_whose_grant_was_spent_down_shows_as_blocked_with_its_figures(world) -> None:
+    """A non-preemptible job with a max_run_time of 1 h on h100 (4,000 KRW/h): admitted while its grant
+    could pay it, then the grant is spent down to 3,999 KRW. It can never start as things stand: the API
+    and the CLI show it blocked with what it needs and what is left, without a place in the queue."""
+    from accelpool.cli.format import BLOCKED, shown
+    from accelpool.core.types import Grant
+
+    clock = VirtualClock(1000.0)
+    rec = Reconciler(world.store, FakeExecutor(clock), clock, get_policy("max-min-fairness"), round_seconds=3.0)
+    r = world.submit("m1", name="whole", grant="g1", max_run_time=3600, resources={"type": "h100", "count": 1})
+    assert r.status_code == 201, r.text
+    jid = r.json()["id"]
+    world.store.add_grant(Grant("g1", "p1", "t1", 1_000_000, spent_krw=1_000_000 - 3_999))  # spent elsewhere
+    other = world.submit("m2", name="next", grant="g2", resources={"type": "h100", "count": 1}).json()["id"]
+    report = rec.step()
+    assert [p.job for p in report.decision.start] == [other]
+    got = world.call("m1", "GET", f"/api/v1/jobs/{jid}").json()
+    assert got["state"] == "queued" and got["queue"] is None and got["position"] is None
+    assert got["reason"] == (
+        "blocked (budget): needs 1 x h100; grant g1 has 3999 KRW left and its max_run_time (60 min) costs at "
+        "least 4000 KRW, set aside when it starts (it is not preemptible)"
+    )
+    assert shown("queue", got["queue"], got) == BLOCKED and position(got) == "blocked"
+    listed = world.call("m1", "GET", "/api/v1/jobs").json()["items"]
+    assert [j["reason"] for j in listed if j["id"] == jid] == [got["reason"]]

@@ -39,10 +39,7 @@ def test_a_non_preemptible_job_with_max_run_time_starts_only_when_its_whole_run_
     job = Job("a", grant="g", max_run_seconds=3600.0)  # a whole run costs 1,000 KRW
     d = decide(snap([JobStatus(job, JobState.QUEUED)], 999, now=0.0, boundary=True), POLICY)
     assert d.start == () and d.waiting["a"] is WaitReason.BUDGET
-    assert d.details["a"] == (
-        "budget: needs 1 x h100; grant g has 999 KRW left after what its running jobs set aside, and its "
-        "max_run_time (60 min) costs 1000 KRW, set aside when it starts (it is not preemptible)"
-    )
+    assert d.details["a"].startswith("blocked (budget): ")  # nothing else of g runs: it can never start
     d = decide(snap([JobStatus(job, JobState.QUEUED)], 1000, now=0.0, boundary=True), POLICY)
     assert [p.job for p in d.start] == ["a"]
 
@@ -66,3 +63,42 @@ def test_a_non_preemptible_job_without_max_run_time_is_stopped_when_its_grant_is
     assert d.preempt == (("a", "grant exhausted"),)
     d = decide(snap([a], 99, now=723.0, boundary=False, started={"a": 0.0}), POLICY)  # a tick: kept
     assert [p.job for p in d.keep] == ["a"] and d.preempt == ()
+
+
+def test_a_non_preemptible_job_whose_grant_can_never_pay_its_whole_run_is_blocked() -> None:
+    """Its grant was spent down after submission: 999 KRW left, its run costs 1,000 KRW. Nothing of the grant
+    runs, so it cannot start as things stand: blocked, with both figures, and no place in the queue (a job
+    behind it is first); on a tick as at a boundary. Topped up, it is queued and starts again."""
+    a = JobStatus(Job("a", grant="g", max_run_seconds=3600.0), JobState.QUEUED)
+    other = Job("c", grant=None, submit_time=1.0)
+    busy = running(Job("b", submit_time=0.5), "n0")
+    for boundary in (True, False):
+        d = decide(snap([busy, a, JobStatus(other, JobState.QUEUED)], 999, now=10.0, boundary=boundary), POLICY)
+        assert d.waiting["a"] is WaitReason.BUDGET and "a" not in d.positions, boundary
+        assert d.details["a"] == (
+            "blocked (budget): needs 1 x h100; grant g has 999 KRW left and its max_run_time (60 min) costs "
+            "at least 1000 KRW, set aside when it starts (it is not preemptible)"
+        )
+        assert [p.job for p in d.start] == ["c"] and d.queue.spot("a") is None
+        assert d.allocation.x[list(d.allocation.job_ids).index("a")].sum() == 0.0  # no share wasted on it
+    d = decide(snap([a], 1000, now=10.0, boundary=False), POLICY)
+    assert [p.job for p in d.start] == ["a"]
+
+
+def test_a_job_that_waits_for_its_grants_running_jobs_keeps_its_place() -> None:
+    """1,500 KRW left, of which a running job of the grant sets aside 1,000: the queued job's run (1,000 KRW)
+    is paid once that job ends, so it waits with a position and the 'budget' reason, not blocked."""
+    r = running(Job("r", grant="g", max_run_seconds=3600.0), "n0")
+    q = JobStatus(Job("q", grant="g", max_run_seconds=3600.0, submit_time=1.0), JobState.QUEUED)
+    d = decide(snap([r, q], 1500, now=0.0, boundary=True, started={"r": 0.0}), POLICY)
+    assert d.waiting["q"] is WaitReason.BUDGET and d.positions["q"] == 1
+    assert d.details["q"].startswith("budget: needs 1 x h100; grant g has 500 KRW left after what its running")
+
+
+def test_a_preemptible_job_whose_grant_cannot_pay_a_lease_is_blocked() -> None:
+    """The preemptible case: it needs one lease (100 KRW) and its grant has 99 KRW: blocked, no position."""
+    a = JobStatus(Job("a", grant="g", preemptible=True, max_run_seconds=3600.0), JobState.QUEUED)
+    for boundary in (True, False):
+        d = decide(snap([a], 99, now=0.0, boundary=boundary), POLICY)
+        assert d.start == () and "a" not in d.positions
+        assert d.details["a"] == "blocked (budget): needs 1 x h100; grant g has 99 KRW left and a lease (6 min) costs 100 KRW"

@@ -24,6 +24,7 @@ WAIT_SENTENCES = (
     "budget: needs 2 x h100; grant g1 has 5000 KRW left after the leases of its running jobs and a lease "
     "(6 min) costs 8000 KRW",
     "blocked (budget): needs 1 x h100; grant g1 has 500 KRW left and a lease (60 min) costs 1000 KRW",
+    "blocked (budget): needs 1 x h100; grant g1 has 500 KRW left and its max_run_time (60 min) costs at least 1000 KRW, set aside when it starts (it is not preemptible)",
     "blocked (rule): needs 2 x rngd; its constraints or its program's rules allow none of the types it runs on",
     "blocked (not-runnable): needs 2 x warboy; no warboy node is in service (2 down)",
     "blocked (not-runnable): needs 2 x warboy; no warboy node is in service (the pool has none)",

@@ -62,8 +62,14 @@ def table(title: str, cols: list[str], rows: list[list[Any]]) -> None:
     console.print(out)
 
 
-def shown(key: str, value: Any) -> Any:
-    """A job field as ``show`` prints it: times as UTC dates, placements as ``type node:devices``."""
+BLOCKED = "none: blocked, it cannot start as things stand (see its reason)"
+
+
+def shown(key: str, value: Any, job: dict[str, Any] | None = None) -> Any:
+    """A job field as ``show`` prints it: times as UTC dates, placements as ``type node:devices``; a
+    blocked job (``job``: the whole job, for its reason) has no place in the queue and says so."""
+    if key == "queue" and value is None and job is not None and position(job) == "blocked":
+        return BLOCKED
     if key.endswith("_time") and isinstance(value, int | float):
         return ts(float(value)) + " UTC"
     if key == "placement":
@@ -104,6 +110,8 @@ def position(j: dict[str, Any]) -> Any:
     server)."""
     q = j.get("queue")
     if not q:
+        if j.get("state") == "queued" and str(j.get("reason") or "").startswith("blocked"):
+            return "blocked"
         return j.get("position")
     return f"{q['position']}/{q['of']} ({q['tenant_position']}/{q['tenant_of']})"
 

@@ -89,7 +89,7 @@ def show(job_id: str, conn: Connection) -> None:
     if conn.json:
         emit_json(j)
         return
-    table(f"job {j['id']}", ["field", "value"], [[k, shown(k, v)] for k, v in j.items() if k != "events"])
+    table(f"job {j['id']}", ["field", "value"], [[k, shown(k, v, j)] for k, v in j.items() if k != "events"])
     events = [[ts(e["time"]), e["state"], e["reason"], e.get("cause")] for e in j["events"]]
     table("events (UTC)", ["time", "state", "reason", "cause"], events)
 

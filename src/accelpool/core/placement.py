@@ -8,6 +8,7 @@ in core/rounds.py's docstring.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -159,6 +160,57 @@ def blocked_reasons(problem: AllocationProblem) -> dict[str, WaitReason]:
     return out
 
 
+def whole_runs_unpaid(
+    problem: AllocationProblem, statuses: list[JobStatus], snapshot: Snapshot
+) -> tuple[AllocationProblem, dict[str, tuple[int, int]]]:
+    """Queued jobs that are not preemptible and have a ``max_run_time`` whose grant cannot pay their whole
+    run on any type they may use (at its cheapest price), even with nothing else of the grant running: as
+    things stand they can never start (their whole run is set aside when they start). Returns the problem
+    with their budgets at 0 (no policy gives them a share, ``blocked_reasons`` calls them blocked) and, per
+    such job, (KRW its grant has left, KRW its whole run costs at the least)."""
+    queued = JobState.QUEUED
+    cands = [
+        i
+        for i, s in enumerate(statuses)
+        if s.state is queued
+        and (j := s.job).max_run_seconds is not None
+        and j.grant is not None
+        and not j.time_sliced
+    ]
+    if not cands:
+        return problem, {}
+    rows = np.array(cands, dtype=np.int64)
+    budget = problem.budget_krw[rows]
+    runs = np.array([statuses[i].job.max_run_seconds for i in cands], dtype=np.float64)
+    price = problem.price_krw_per_hour.astype(np.float64)
+    cost = problem.scale[rows, None] * price[None, :] * runs[:, None] / 3600.0
+    cost = np.where(problem.usable()[rows], cost, np.inf).min(axis=1, initial=np.inf)
+    # a float test with a margin first, the exact integer cost for the few it may concern
+    near = np.nonzero((budget >= 0) & np.isfinite(cost) & (cost > budget - 1.0))[0].tolist()
+    if not near:
+        return problem, {}
+    usable = problem.usable()
+    prices = problem.price_krw_per_hour.tolist()
+    out: dict[str, tuple[int, int]] = {}
+    zero: list[int] = []
+    for q in near:
+        i = cands[q]
+        job = statuses[i].job
+        exact = min(
+            round_cost_krw(job.scale, prices[k], job.max_run_seconds)  # type: ignore[arg-type]
+            for k in np.nonzero(usable[i])[0].tolist()
+        )
+        left = int(budget[q])
+        if exact > left:
+            out[job.id] = (left, exact)
+            zero.append(i)
+    if not zero:
+        return problem, {}
+    money = problem.budget_krw.copy()
+    money[zero] = 0
+    return dataclasses.replace(problem, budget_krw=money), out
+
+
 def _id_rank(ids: tuple[str, ...], cache: DecideCache) -> np.ndarray:
     """Each id's rank in sorted order (a tie-breaker), kept while the same id tuple comes back."""
     if cache.id_rank is None or cache.id_rank[0] is not ids:
@@ -271,6 +323,7 @@ def _place(
     horizon: float,
     config: RoundConfig,
     placing: _Sites,
+    unpaid: Mapping[str, tuple[int, int]] | None = None,
 ) -> Decision:
     tput = problem.throughput
     types = alloc.types
@@ -437,7 +490,7 @@ def _place(
     positions = dict(zip([ids[i] for i in queue], range(1, len(queue) + 1), strict=True))
     idle = {k: free.total(t) for k, t in enumerate(types)}
     view = queue_view(snapshot, statuses, problem, usable, queue_arr, (keep, start), horizon, config, cache, idle)
-    details = explain(problem, statuses, waiting, blocked, short, snapshot)
+    details = explain(problem, statuses, waiting, blocked, short, snapshot, unpaid or {})
     return Decision(
         now=snapshot.now,
         allocation=alloc,

@@ -91,11 +91,13 @@ def explain(
     blocked: Mapping[str, WaitReason],
     short: Mapping[str, tuple[int, int]],
     snapshot: Snapshot,
+    unpaid: Mapping[str, tuple[int, int]] | None = None,
 ) -> dict[str, str]:
     """A sentence with numbers for every waiting job (job id -> text), led by its reason code.
 
     ``"<code>: ..."`` for a job in the queue, ``"blocked (<code>): ..."`` for one that cannot run as things
-    stand. The text holds facts that change rarely (what the job needs, its grant's balance against a
+    stand (``unpaid``: a job that is not preemptible whose grant cannot pay its whole max_run_time, job id
+    -> (KRW left, KRW of the run; core.placement.whole_runs_unpaid)). The text holds facts that change rarely (what the job needs, its grant's balance against a
     lease's cost, missing node types), not the queue position or free devices of the moment, so a store
     rewrites it only when the facts change; positions come with the decision (``Decision.positions``)."""
     if not waiting:
@@ -126,7 +128,14 @@ def explain(
         need = f"needs {job.scale} x {t}"
         code = str.__str__(why)
         if jid in blocked:
-            if why is WaitReason.BUDGET:
+            if why is WaitReason.BUDGET and unpaid is not None and jid in unpaid:
+                left, cost = unpaid[jid]
+                text = (
+                    f"{need}; grant {job.grant} has {left} KRW left and its max_run_time "
+                    f"({_seconds(job.max_run_seconds or 0.0)}) costs at least {cost} KRW, set aside when it starts "
+                    "(it is not preemptible)"
+                )
+            elif why is WaitReason.BUDGET:
                 cost = -(-int(job.scale * prices[k] * horizon) // 3600) if runs else 0
                 left = grants.get(job.grant or "", 0)
                 text = f"{need}; grant {job.grant} has {left} KRW left and a lease ({_seconds(horizon)}) costs {cost} KRW"

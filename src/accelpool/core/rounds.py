@@ -48,7 +48,14 @@ import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem, Policy
 from accelpool.core.estimates import program_min as min_run_by_grant
-from accelpool.core.placement import _FreeTemplate, _pair_order, _place, _Sites, blocked_reasons
+from accelpool.core.placement import (
+    _FreeTemplate,
+    _pair_order,
+    _place,
+    _Sites,
+    blocked_reasons,
+    whole_runs_unpaid,
+)
 from accelpool.core.problem import build_problem
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.round_types import Decision, JobStatus, Placement, Snapshot, round_cost_krw
@@ -115,6 +122,7 @@ def decide(
     sites = site_table(snapshot.sites)
     allowed, notes = sites_allowing([s.job for s in statuses], sites)
     problem = site_view(problem, allowed, snapshot.nodes, sites, snapshot.prices_krw_per_hour)
+    problem, unpaid = whole_runs_unpaid(problem, statuses, snapshot)
     usable = problem.usable()
     pinned, threshold = _pinned(snapshot, statuses, config, horizon)
     prefer: dict[tuple[int, str], str] = {}
@@ -135,7 +143,9 @@ def decide(
         )
         order = []
     placing = _Sites(sites, allowed, notes, prefer)
-    return _place(snapshot, statuses, alloc, order, usable, problem, cache, pinned, horizon, config, placing)
+    return _place(
+        snapshot, statuses, alloc, order, usable, problem, cache, pinned, horizon, config, placing, unpaid
+    )
 
 
 def _pinned(

@@ -157,6 +157,12 @@ _CLAUSES_KO: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]],
             r"지원금 \1의 잔액은 실행 중인 작업의 예약 후 \2원, 최대 실행 시간(\3) 비용 \4원은 시작할 때 "
             r"예약됨 (선점 불가 작업)",
         ),
+        (
+            r"grant (\S+) has (\d+) KRW left and its max_run_time \("
+            + _D
+            + r"\) costs at least (\d+) KRW, set aside when it starts \(it is not preemptible\)",
+            r"지원금 \1의 잔액은 \2원, 최대 실행 시간(\3) 비용은 최소 \4원이며 시작할 때 예약됨 (선점 불가 작업)",
+        ),
         (r"no (\S+) node is in service \(the pool has none\)", r"서비스 중인 \1 노드가 없음 (풀에 없음)"),
         (
             r"no node in service can take (\d+) devices of a type it runs on",
