@@ -96,7 +96,13 @@ class SchedulerStore(Protocol):
 
     def record_decision(self, decision: Decision) -> Sequence[Charge]:
         """Persist a round's decision (placements, preemptions, wait reasons) before it is acted on; returns
-        the charges booked for the preempted jobs' tails (``core.lifecycle`` decides them)."""
+        the charges booked for the preempted jobs' tails (``core.lifecycle`` decides them). A start of a job
+        that is no longer queued is not recorded (``skipped_starts``)."""
+        ...
+
+    def skipped_starts(self) -> frozenset[str]:
+        """The jobs the last ``record_decision`` was told to start but did not record as running, because
+        they were no longer queued (cancelled since the snapshot). The reconciler must not start them."""
         ...
 
     def record_events(self, events: Sequence[ExecutorEvent]) -> Sequence[Charge]:

@@ -131,3 +131,48 @@ def test_preempted_run_settles_its_carry():
     store.cancel("a", clock.now())  # tail billed by the store, carry (0.56) settled in the next round
     rec.step()
     assert sum(c.amount_krw for c in store.charges if c.job == "a") == 1
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_job_cancelled_between_the_snapshot_and_the_record_is_never_started(kind, tmp_path):
+    """The API cancels a queued job while a round decides (after its snapshot): the store does not record
+    its start and the reconciler does not start it, so it never runs and is never billed; the other job
+    of the round starts as decided."""
+    clock = VirtualClock(10.0)
+    if kind == "memory":
+        store = MemoryStore()
+    else:
+        from accelpool.storage.engine import sqlite_url
+        from accelpool.storage.sql import SqlStore
+
+        store = SqlStore(sqlite_url(tmp_path / "s.sqlite"))
+    store.add_nodes([Node("h-0", "h100", 4)])
+    store.set_prices({"h100": 3600})
+    ex = FakeExecutor(clock)
+    rec = Reconciler(store, ex, clock, greedy_fastest, round_seconds=3.0)
+    store.submit(Job("a", total_steps=1e6), {"h100": 1.0})
+    store.submit(Job("b", total_steps=1e6, submit_time=1.0), {"h100": 1.0})
+    snapshot = store.snapshot
+
+    def snapshot_then_cancel(now, round_seconds):
+        snap = snapshot(now, round_seconds)
+        assert store.cancel("a", now) is False  # queued when cancelled
+        return snap
+
+    store.snapshot = snapshot_then_cancel  # type: ignore[method-assign]
+    report = rec.step()
+    store.snapshot = snapshot  # type: ignore[method-assign]
+    assert sorted(p.job for p in report.decision.start) == ["a", "b"]  # decided on the older snapshot
+    assert [launch.job.id for launch in ex.launches] == ["b"] and ex.active() == {"b"}
+    assert store.skipped_starts() == frozenset({"a"})
+    clock.advance(3.0)
+    rec.step()
+    assert store.skipped_starts() == frozenset()
+    assert [launch.job.id for launch in ex.launches] == ["b"]
+    if kind == "memory":
+        assert store.jobs["a"].status.state is JobState.CANCELLED
+        assert [c.job for c in store.charges] and "a" not in {c.job for c in store.charges}
+    else:
+        v = store.get_job("a")
+        assert v is not None and v.state == "cancelled" and v.charged_krw == 0
+        store.close()

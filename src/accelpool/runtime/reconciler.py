@@ -300,7 +300,8 @@ class Reconciler:
         """Stop the preempted, then start the placed jobs. Each job is acted on alone: a job whose stop or
         start raises (a nonexistent workdir, a NUL byte in its env, an executor error) does not stop the
         round. A job that cannot start fails at once with a reason naming the cause; it is never billed
-        (its metering mark is the decision time, and it never runs)."""
+        (its metering mark is the decision time, and it never runs). A start the store did not record (the
+        job was cancelled between the snapshot and the record) is not carried out."""
         for job_id, reason in decision.preempt:
             try:
                 self.executor.stop(job_id, reason)
@@ -308,12 +309,16 @@ class Reconciler:
                 log.exception("job %s: stop failed", job_id)
         if not decision.start:
             return
-        starting = {p.job for p in decision.start}
+        skipped = self.store.skipped_starts()  # cancelled since the snapshot: the store did not record them
+        starting = {p.job for p in decision.start} - skipped
         statuses = {s.job.id: s for s in snapshot.jobs if s.job.id in starting}
         m = snapshot.throughput
         row = m.index
         failed: list[ExecutorEvent] = []
         for p in decision.start:
+            if p.job in skipped:
+                log.info("job %s: not started, it is no longer queued (cancelled since the round began)", p.job)
+                continue
             s = statuses[p.job]
             k = m.types.index(p.accelerator) if p.accelerator in m.types else -1
             tput = float(m.values[row[p.job], k]) if p.job in row and k >= 0 else 0.0

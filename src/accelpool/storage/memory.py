@@ -60,6 +60,7 @@ class MemoryStore:
         self.down: set[str] = set()
         self.down_cause: dict[str, str | None] = {}  # "drained" or "lost" (None: not said)
         self.queue = QueueView()  # the latest round's queue (core.reasons.QueueView)
+        self._skipped: frozenset[str] = frozenset()  # starts the last decision did not record
         self.tenants: dict[str, Tenant] = {}
         self.programs: dict[str, Program] = {}
         self.grants: dict[str, Grant] = {}
@@ -168,8 +169,15 @@ class MemoryStore:
         booked: list[Charge] = []
         for job_id, reason in decision.preempt:
             booked += self._apply(self.jobs[job_id], SchedulerEvent(job_id, Command.PREEMPT, now, reason))
+        skipped = []
+        queued = JobState.QUEUED
         for p in decision.start:
-            self._apply(self.jobs[p.job], SchedulerEvent(p.job, Command.PLACE, now, placement=p))
+            rec = self.jobs[p.job]
+            if rec.status.state is not queued:  # cancelled since the snapshot: never started
+                skipped.append(p.job)
+                continue
+            self._apply(rec, SchedulerEvent(p.job, Command.PLACE, now, placement=p))
+        self._skipped = frozenset(skipped)
         positions = decision.positions
         jobs = self.jobs
         details = decision.details
@@ -182,6 +190,9 @@ class MemoryStore:
         if len(decision.queue) or not decision.positions:
             self.queue = decision.queue  # the fair order with each queued job's place and start range
         return booked
+
+    def skipped_starts(self) -> frozenset[str]:
+        return self._skipped
 
     def record_events(self, events: Sequence[ExecutorEvent]) -> list[Charge]:
         booked: list[Charge] = []

@@ -147,12 +147,17 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
             },
         )
 
+    def skipped_starts(self) -> frozenset[str]:
+        """The starts the last ``record_decision`` left out: jobs no longer queued (cancelled since)."""
+        return self._skipped
+
     def record_decision(self, decision: Decision) -> list[Charge]:
         """Preemptions and starts in one transaction; then the wait reasons that changed, in short
         transactions of ``WAIT_CHUNK`` rows. Queue positions are not stored per job (a job ahead starting
         moves every position behind it): the round's queue is one queue_view row (``_record_queue``)."""
         now = decision.now
         queued = JobState.QUEUED.value
+        self._skipped = frozenset()
         with self.write() as c:
             booked = self._apply_events(
                 c, [SchedulerEvent(j, Command.PREEMPT, now, reason) for j, reason in decision.preempt]
@@ -166,6 +171,7 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
                     q = select(T.jobs.c.id).where(T.jobs.c.id.in_(want[k : k + WAIT_CHUNK]))
                     q = q.where(T.jobs.c.state == queued)
                     still.update(r[0] for r in c.execute(q.with_for_update() if self._pg else q))
+                self._skipped = frozenset(want) - still
                 starts: list[dict[str, Any]] = [
                     {"jid": p.job, "pl": codec.placement_to_dict(p), "why": _placed(p, now)}
                     for p in decision.start
