@@ -48,3 +48,9 @@ def test_other_file_arguments_are_one_line_exit_2(cli, tmp_path):  # noqa: F811
         code, _, err = cli(*args)
         assert code == 2, (args, code, err)
         _one_line(err)
+
+
+def test_a_checkpoint_root_inside_the_data_dir_is_refused(cli, tmp_path):  # noqa: F811
+    data = tmp_path / "data"
+    code, _, err = cli("up", "--data-dir", str(data), "--checkpoint-root", str(data / "ck"))
+    assert code == 2 and "--checkpoint-root" in _one_line(err) and "outside the data dir" in err, err

@@ -66,3 +66,20 @@ def test_a_slurm_job_runs_in_the_sandbox(ex: tuple[SlurmExecutor, Path, str]) ->
     while _host_procs("sleep 311.57") and time.time() < deadline:
         time.sleep(0.2)
     assert not _host_procs("sleep 311.57"), "a child outlived the Slurm job"
+
+
+def test_a_sandboxed_slurm_job_writes_its_checkpoint_dir_and_the_next_attempt_sees_it(
+    ex: tuple[SlurmExecutor, Path, str], tmp_path: Path
+) -> None:
+    """The control plane's default ACCELPOOL_CHECKPOINT_DIR (<root>/<job id>, service/options.py) on Slurm:
+    created for the job, owned by the tenant's uid, bound read-write in the sandbox, the same on every
+    attempt, so the second attempt reads what the first wrote."""
+    e, _data, _ = ex
+    ck = tmp_path / "data-checkpoints" / "c1"
+    cmd = 'n=$(cat "$ACCELPOOL_CHECKPOINT_DIR/seen" 2>/dev/null | wc -l); echo "before=$n"; echo x >> "$ACCELPOOL_CHECKPOINT_DIR/seen"'
+    for attempt in (1, 2):
+        e.start(launch("c1", cmd, (("s-gpu-0", (0,)),), attempt=attempt, checkpoint_dir=str(ck)))
+        end = end_of(e, "c1", 60)
+        assert end.exit_code == 0, (end, e.logs("c1"))
+        assert f"before={attempt - 1}" in e.logs("c1"), e.logs("c1")
+    assert ck.stat().st_uid == 60001 and (ck / "seen").read_text() == "x\nx\n"

@@ -81,6 +81,14 @@ def register(app: typer.Typer) -> None:
                 "down and its jobs are requeued elsewhere (docs/sites.md)",
             ),
         ] = 10.0,
+        checkpoint_root: Annotated[
+            Path | None,
+            typer.Option(
+                help="jobs without a checkpoint_dir get <this>/<job id> as ACCELPOOL_CHECKPOINT_DIR, the same "
+                "on every attempt (default: <data dir>-checkpoints; with Ray or Slurm, a path every node "
+                "sees)",
+            ),
+        ] = None,
         no_upgrade: Annotated[
             bool, typer.Option("--no-upgrade", help="refuse to start instead of migrating the schema")
         ] = False,
@@ -125,6 +133,14 @@ def register(app: typer.Typer) -> None:
             raise InputError(exc.message, field="--policy", value=policy) from None
         if ray_address is not None and executor != "ray":
             raise InputError("only with --executor ray", field="--ray-address", value=ray_address)
+        if checkpoint_root is not None:
+            inside = (data_dir or default_data_dir()).resolve()
+            if checkpoint_root.resolve() == inside or inside in checkpoint_root.resolve().parents:
+                raise InputError(
+                    "must be outside the data dir (the job sandbox hides the data dir from jobs)",
+                    field="--checkpoint-root",
+                    value=str(checkpoint_root),
+                )
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         logging.getLogger("alembic").setLevel(logging.WARNING)
         opts = Options(
@@ -148,6 +164,7 @@ def register(app: typer.Typer) -> None:
             slurm_conf=str(slurm_conf) if slurm_conf else None,
             slurm_partition=slurm_partition,
             site_down_seconds=site_down_seconds,
+            checkpoint_dir=str(checkpoint_root.resolve()) if checkpoint_root is not None else None,
         )
         if executor == "local":
             from accelpool.executors import sandbox as sb

@@ -284,7 +284,7 @@ class SlurmExecutor:
         safe = _safe(job_id)
         progress = self.progress_dir / safe
         progress.unlink(missing_ok=True)
-        if launch.run.checkpoint_dir:
+        if launch.run.checkpoint_dir and self.sandbox is None:  # sandboxed: sandbox_ranks creates it
             os.makedirs(launch.run.checkpoint_dir, exist_ok=True)
         payload = launch_payload(
             launch,

@@ -246,6 +246,7 @@ def slurm_rank(
         "uid": p["uid"],
         "gid": p["gid"],
         "rlimits": rlimits,
+        "chown": p["chown"],
     }
 
 
@@ -275,7 +276,11 @@ def sandbox_ranks(
             limits=launch.run.limits,
             ram_constrained=ram_constrained,
         )
-        sb.prepare_dirs({"chown": [work], "uid": box.get("uid"), "gid": box.get("gid")})
+        # the work dir, and the checkpoint dir (owned by the job's uid when created here, as on the local
+        # executor; on the shared path the nodes see)
+        ckpt = [launch.run.checkpoint_dir] if launch.run.checkpoint_dir else []
+        chown = box.pop("chown", None) or [work, *ckpt]
+        sb.prepare_dirs({"chown": chown, "uid": box.get("uid"), "gid": box.get("gid")})
         r["sandbox"] = box
 
 

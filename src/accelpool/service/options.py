@@ -86,13 +86,19 @@ class Options:
     slurm_partition: str | None = None  # slurm: partition to submit to and take nodes from
     instance: str = "accelpool"  # slurm: tag of this control plane's Slurm jobs (keep it across restarts)
     site_down_seconds: float = 10.0  # sites: a site whose controller is silent this long is down
+    checkpoint_dir: str | None = None  # root of the jobs' default checkpoint dirs (None: next to data_dir)
 
     @property
     def checkpoint_root(self) -> Path | None:
         """Where jobs without a ``checkpoint_dir`` get one (``<root>/<job id>``, the same on every attempt):
-        next to the data dir, not inside it (the sandbox hides the data dir from jobs). Only for executors
-        that run jobs on this machine (local); a remote site's jobs name their own ``checkpoint_dir``."""
-        if self.executor != "local":
+        ``--checkpoint-root``, else next to the data dir, not inside it (the sandbox hides the data dir from
+        jobs). Every executor that runs real processes (local, ray, slurm) gets one; for Ray and Slurm nodes
+        it must be a path every node sees (shared storage, as the Slurm executor's state dir already is);
+        the executor creates it (Slurm: the control plane, on the shared path; Ray: the rank's node). The
+        fake executor runs nothing: none."""
+        if self.checkpoint_dir is not None:
+            return Path(self.checkpoint_dir)
+        if self.executor == "fake":
             return None
         return self.data_dir.parent / f"{self.data_dir.name}-checkpoints"
 
