@@ -548,3 +548,28 @@ def test_next_round_from_the_scheduler_status():
     st = {"last_round_at": time.time() - 1.0, "last_round_seconds": 0.5}  # started 1.5 s ago
     assert 1.0 < (next_round_from_status(st, 3.0) or 0) <= 1.5
     assert (next_round_from_status({"last_round_at": time.time() - 60}, 3.0) or 0) < -50  # overdue
+
+
+def test_the_service_tells_the_dashboard_when_the_next_round_is_due(tmp_path):
+    """One process: Hooks.next_round is the loop's own due time (None before its first round), 0 once a
+    submission has woken it."""
+    import time
+
+    from accelpool.service.options import Options
+    from accelpool.service.server import Service
+
+    service = Service(Options(data_dir=tmp_path, executor="fake", round_seconds=30.0))
+    try:
+        hooks = service.app.state.hooks
+        assert hooks.next_round() is None
+        hooks.wake()  # a submission wakes the loop: the round runs now
+        assert hooks.next_round() == 0.0
+        service._kick.clear()
+        service.start_loop()
+        deadline = time.monotonic() + 20
+        while (hooks.next_round() or 0) <= 0:  # until the first round has run and set the next one's time
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert 0 < (hooks.next_round() or 0) <= 30.0
+    finally:
+        service.stop()

@@ -323,7 +323,7 @@ class Service:
     def _loop(self) -> None:
         last_seq = self._last_seq()
         while not self._halt.is_set():
-            start = time.monotonic()
+            start = self._next_due = time.monotonic()  # a round runs now (late while it lasts)
             self._kick.clear()
             seq = self._last_seq()
             try:
@@ -402,10 +402,10 @@ class Service:
 
     def _next_round(self) -> float | None:
         """Seconds until the next round is due (0 while one runs or a submission has woken the loop)."""
+        if self._kick.is_set():
+            return 0.0
         due = self._next_due
-        if due is None:
-            return None
-        return 0.0 if self._kick.is_set() else due - time.monotonic()
+        return None if due is None else due - time.monotonic()
 
     def _on_round(self, report: RoundReport) -> None:
         self.rounds += 1
