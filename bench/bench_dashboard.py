@@ -5,9 +5,13 @@ three events each, 1,280 devices), against the same pages with a small history (
     python bench/bench_dashboard.py [--jobs 100000] [--small 1000] [--repeat 5]
     python bench/bench_dashboard.py --url postgresql+psycopg://user@host/db   # an EMPTY PostgreSQL database
     python bench/bench_dashboard.py --keep /tmp/dash   # SQLite files kept there and reused (seeded once)
+    python bench/bench_dashboard.py --searches   # only the job searches, now and as before migration 0012
 
 SQLite (the embedded default) in a temporary directory unless ``--keep``; with ``--url`` the large store is
-that database (it must be empty: the bench seeds it and drops its tables at the end) and the small one SQLite.
+that database (it must be empty: the bench seeds it, runs VACUUM ANALYZE as autovacuum would after a bulk
+load, and drops its tables at the end) and the small one SQLite. Each store has a queue view (the latest
+round's order and start ranges), as a running service has. The seed writes ``jobs.accepts`` only where
+the schema has it, so the same bench also runs against a tree from before migration 0012 (before/after).
 
 Each request goes through the whole ASGI app in-process (FastAPI's TestClient: routing, auth, queries,
 templates), so the figure is the server's time for the page without the network. Printed per page: the
@@ -18,11 +22,13 @@ page slows down with 100 times the history). Target: every page < 300 ms with 10
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select
@@ -37,6 +43,10 @@ from accelpool.storage.sql import SqlStore
 NOW = 1_790_000_000.0
 TYPES = ("h100", "a100", "rngd", "atom")
 TARGET_MS = 300.0
+
+
+def spec_of(row: dict[str, Any]) -> dict[str, Any]:
+    return dict(row["spec"])
 
 
 def seed(store: SqlStore, n: int, rng: random.Random) -> dict[str, str]:
@@ -69,7 +79,9 @@ def seed(store: SqlStore, n: int, rng: random.Random) -> dict[str, str]:
             if r < 20
             else "succeeded"
         )
-        job = Job(f"j{i:07d}", tenant=tenant, submit_time=submit, allowed=(acc,), scale=2, grant=grant)
+        job = Job(
+            f"j{i:07d}", tenant=tenant, submit_time=submit, allowed=frozenset((acc,)), scale=2, grant=grant
+        )
         spec = {**codec.job_to_dict(job), "kind": kind}
         start = submit + rng.uniform(10, 3600) if state != "queued" else None
         end = start + rng.uniform(600, 6 * 3600) if start is not None and state not in ("running",) else None
@@ -97,7 +109,6 @@ def seed(store: SqlStore, n: int, rng: random.Random) -> dict[str, str]:
                 "reserved_krw": 0,
                 "priority": 0,
                 "grant_id": grant,
-                "accepts": codec.accepts_text(job.allowed),
             }
         )
         events.append({"job": job.id, "time": submit, "state": "queued", "reason": "submitted"})
@@ -122,11 +133,32 @@ def seed(store: SqlStore, n: int, rng: random.Random) -> dict[str, str]:
             )
         if end is not None:
             events.append({"job": job.id, "time": end, "state": state, "reason": "exited 0"})
+    if "accepts" in T.jobs.c:  # (absent before migration 0012: the bench also runs against older trees)
+        for row in jobs:
+            row["accepts"] = codec.accepts_text(spec_of(row)["allowed"])
+    # the latest round's queue, as a running service has one: fair order (here submission order), place in
+    # the tenant, an estimated start range
+    waiting = [r for r in jobs if r["state"] == "queued"]
+    per_tenant: dict[str, int] = {}
+    view: dict[str, list[float]] = {}
+    for pos, w in enumerate(waiting):
+        tenant_of = str(w["tenant"])
+        per_tenant[tenant_of] = per_tenant.get(tenant_of, 0) + 1
+        view[str(w["id"])] = [pos + 1, per_tenant[tenant_of], 0, NOW + 60 * pos, NOW + 600 * pos]
+    for w in waiting:
+        view[str(w["id"])][2] = per_tenant[str(w["tenant"])]
     with store.write() as c:
         for table, rows in ((T.jobs, jobs), (T.charges, charges), (T.job_events, events)):
             for k in range(0, len(rows), 10_000):
                 c.execute(insert(table), rows[k : k + 10_000])
+        data = json.dumps({"of": len(waiting), "jobs": view})
+        c.execute(insert(T.queue_view).values(id=1, at=NOW, version=1, data=data))
     store.invalidate()
+    if store.engine.dialect.name == "postgresql":
+        # what autovacuum does within about a minute of a bulk load: planner statistics and the visibility
+        # map (index-only scans); without them the first minute's plans are seq scans and sorts
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.exec_driver_sql("VACUUM ANALYZE")
     return {
         "admin": store.create_token("admin", name="root")[1],
         "program-manager": store.create_token("program-manager", name="pm", program="p1")[1],
@@ -177,6 +209,65 @@ def measure(url: str, n: int, repeat: int) -> dict[tuple[str, str], list[float]]
     return out
 
 
+# The job searches that grew with the history before migration 0012, in the form the dashboard sends them
+# now (``jobs.accepts``, the narrow ``ix_jobs_search``) and in the form it sent before (the type as a LIKE
+# over the JSON spec; the table's rows scanned: SQLite's ``NOT INDEXED`` gives the plan it had then).
+_LIKE = "'%job-4242%' ESCAPE '\\'"
+SEARCHES = {
+    "admin: text search + type": (
+        f"SELECT seq FROM jobs WHERE (name LIKE {_LIKE} OR id LIKE {_LIKE}) AND accepts LIKE '%|h100|%' "
+        "ORDER BY seq DESC LIMIT 51",
+        f"SELECT seq FROM jobs NOT INDEXED WHERE (name LIKE {_LIKE} OR id LIKE {_LIKE}) "
+        "AND CAST(spec AS VARCHAR) LIKE '%\"h100\"%' ORDER BY seq DESC LIMIT 51",
+    ),
+    "admin: text search": (
+        f"SELECT seq FROM jobs WHERE name LIKE {_LIKE} OR id LIKE {_LIKE} ORDER BY seq DESC LIMIT 51",
+        f"SELECT seq FROM jobs NOT INDEXED WHERE name LIKE {_LIKE} OR id LIKE {_LIKE} ORDER BY seq DESC LIMIT 51",
+    ),
+    "admin: type, counted to 10,001": (
+        "SELECT count(*) FROM (SELECT seq FROM jobs WHERE accepts LIKE '%|h100|%' LIMIT 10001)",
+        "SELECT count(*) FROM (SELECT seq FROM jobs NOT INDEXED WHERE CAST(spec AS VARCHAR) LIKE "
+        "'%\"h100\"%' LIMIT 10001)",
+    ),
+    "admin: typed page 500": (
+        "SELECT seq FROM jobs ORDER BY seq DESC LIMIT 51 OFFSET 24950",
+        "SELECT seq FROM jobs NOT INDEXED ORDER BY seq DESC LIMIT 51 OFFSET 24950",
+    ),
+    "admin: typed page 1,900": (
+        "SELECT seq FROM jobs ORDER BY seq DESC LIMIT 51 OFFSET 94950",
+        "SELECT seq FROM jobs NOT INDEXED ORDER BY seq DESC LIMIT 51 OFFSET 94950",
+    ),
+}
+
+
+def search_ab(url: str, n: int, repeat: int) -> None:
+    """The searches above, now and as before, alternated in one process on one SQLite store (so the load
+    of the machine falls on both alike); medians and best of ``repeat``, and before / now."""
+    store = SqlStore(url)
+    with store.read() as c:
+        if c.execute(select(func.count()).select_from(T.jobs)).scalar_one() != n:
+            seed(store, n, random.Random(7))
+    raw = store.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        print(f"job searches, {n:,} jobs (sqlite), ms: now (ix_jobs_search, jobs.accepts) vs before (0011)")
+        print(f"{'search':<34} {'now':>8} {'before':>8} {'best now':>9} {'best bef':>9} {'before/now':>11}")
+        for name, (now_sql, old_sql) in SEARCHES.items():
+            times: dict[str, list[float]] = {"now": [], "old": []}
+            for _ in range(repeat):
+                for key, sql in (("now", now_sql), ("old", old_sql)):
+                    t0 = time.perf_counter()
+                    cur.execute(sql).fetchall()
+                    times[key].append((time.perf_counter() - t0) * 1000)
+            a, b = statistics.median(times["now"]), statistics.median(times["old"])
+            print(
+                f"{name:<34} {a:8.1f} {b:8.1f} {min(times['now']):9.1f} {min(times['old']):9.1f} {b / a:10.1f}x"
+            )
+    finally:
+        raw.close()
+        store.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=100_000)
@@ -184,7 +275,16 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--url", default="", help="the large store in this (empty) database instead of SQLite")
     ap.add_argument("--keep", default="", help="keep the SQLite files in this folder and reuse them")
+    ap.add_argument(
+        "--searches", action="store_true", help="only the job searches, now and as before (SQLite)"
+    )
     a = ap.parse_args()
+    if a.searches:
+        with tempfile.TemporaryDirectory() as tmp:
+            d = Path(a.keep or tmp)
+            d.mkdir(parents=True, exist_ok=True)
+            search_ab(sqlite_url(d / f"big-{a.jobs}.sqlite"), a.jobs, max(a.repeat, 11))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(a.keep or tmp)
         d.mkdir(parents=True, exist_ok=True)
