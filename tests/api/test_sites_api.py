@@ -106,3 +106,24 @@ def test_a_second_ray_site_is_refused_with_the_reason(world) -> None:
         world.call("admin", "PUT", "/api/v1/sites/r1", json={"connection": {"address": "x:1"}}).status_code
         == 200
     )
+
+
+def test_a_job_with_an_image_is_never_placed_at_a_slurm_site(world) -> None:
+    """Slurm sites refuse images (docs/executors.md): a financial job with an image, when only a Slurm site
+    is certified for financial data, is refused at submission with the reason; without an image it is taken."""
+    world.call(
+        "admin",
+        "POST",
+        "/api/v1/sites",
+        json={"id": "hpc", "data_classes": ["financial"], "executor": "slurm"},
+    )
+    world.call(
+        "admin",
+        "POST",
+        "/api/v1/nodes",
+        json={"name": "s-0", "accelerator": "h100", "devices": 4, "site": "hpc"},
+    )
+    r = world.submit(constraints={"data_class": "financial"}, image="localhost/train:1")
+    assert r.status_code == 422 and "runs in an image" in r.text and "hpc (slurm)" in r.text, r.text
+    assert world.submit(constraints={"data_class": "financial"}).status_code == 201
+    assert world.submit(image="localhost/train:1").status_code == 201  # public: the default site runs it

@@ -286,3 +286,16 @@ def test_a_cost_aware_policy_sees_each_sites_prices() -> None:
     )
     d = decide(s, POLICIES["min-cost"])
     assert [(p.accelerator, p.site) for p in d.start] == [("h100", "cheap")]
+
+
+def test_a_job_with_an_image_is_allowed_only_where_images_run() -> None:
+    hpc = Site("hpc", data_classes=frozenset({"public", "financial"}), executor="slurm")
+    t = site_table((hpc, BANK))
+    assert allowed_sites(Job("a", with_image=True), t) == {"bank", "default"}
+    assert allowed_sites(Job("a"), t) == {"hpc", "bank", "default"}
+    only = site_table((hpc,))
+    why = nowhere_reason(Job("f", data_class="financial", with_image=True), only)
+    assert why == "it runs in an image, and no site it may use runs images (Slurm sites do not): hpc (slurm)"
+    nodes = (Node("s0", "h100", 4, site="hpc"), Node("b0", "h100", 4, site="bank"))
+    d = decide(snap([q(Job("i", scale=4, with_image=True))], nodes, (hpc, BANK)), greedy_fastest)
+    assert [p.site for p in d.start] == ["bank"]

@@ -132,6 +132,7 @@ def admit(
         data_class=spec.constraints.data_class,
         sites=frozenset(spec.constraints.sites or ()),
         regions=frozenset(spec.constraints.regions or ()),
+        with_image=spec.image is not None,
     )
     # Sites: refuse a job no registered site could ever take (a site that is down now may come back).
     site_rows = site_table(replace(s, down=False) for s in getattr(ref, "sites", ()))

@@ -5,7 +5,11 @@ The rule is written once here; placement (core/rounds.py), admission (api/) and 
     allowed(job) = { s in sites : not s.down
                                   and job.data_class in s.data_classes
                                   and (job.sites empty or s.id in job.sites)
-                                  and (job.regions empty or s.region in job.regions) }
+                                  and (job.regions empty or s.region in job.regions)
+                                  and (not job.with_image or s.executor runs images) }
+
+Executors that run images (``IMAGE_EXECUTORS``): local, ray (podman on the node) and fake; a Slurm site
+refuses them (docs/executors.md), so a job with an image is never placed there.
 
 Nodes without a site are at the implicit site ``default``, certified for ``public`` data only (unless a
 site of that id is registered): a pool that predates sites keeps running public jobs, and a job declaring
@@ -86,6 +90,10 @@ def site_table(sites: Iterable[Site]) -> dict[str, Site]:
     return out
 
 
+IMAGE_EXECUTORS = frozenset({"local", "ray", "fake"})
+"""Executor kinds that run a job in its OCI image (podman); a Slurm site refuses such jobs."""
+
+
 def allowed_sites(job: Job, sites: Mapping[str, Site]) -> frozenset[str]:
     """Ids of the sites ``job`` may run on now (see the module docstring)."""
     return frozenset(
@@ -95,6 +103,7 @@ def allowed_sites(job: Job, sites: Mapping[str, Site]) -> frozenset[str]:
         and job.data_class in s.data_classes
         and (not job.sites or s.id in job.sites)
         and (not job.regions or s.region in job.regions)
+        and (not job.with_image or s.executor in IMAGE_EXECUTORS)
     )
 
 
@@ -118,7 +127,11 @@ def nowhere_reason(job: Job, sites: Mapping[str, Site]) -> str:
             f"no site certified for {job.data_class} data is in region {', '.join(sorted(job.regions))} "
             f"(certified: {where})"
         )
-    return f"every site it may use is down: {', '.join(sorted(s.id for s in in_region))}"
+    if job.with_image and not any(s.executor in IMAGE_EXECUTORS for s in in_region):
+        where = ", ".join(sorted(f"{s.id} ({s.executor})" for s in in_region))
+        return f"it runs in an image, and no site it may use runs images (Slurm sites do not): {where}"
+    ready = [s for s in in_region if not job.with_image or s.executor in IMAGE_EXECUTORS]
+    return f"every site it may use is down: {', '.join(sorted(s.id for s in ready))}"
 
 
 def price_for(prices: Mapping[str, int], site: Site | None, accelerator: str) -> int:
@@ -132,11 +145,11 @@ def sites_allowing(
     jobs: Sequence[Job], sites: Mapping[str, Site]
 ) -> tuple[list[frozenset[str]], dict[str, str]]:
     """Each job's allowed sites (in order), and the reason in words for each job no site allows."""
-    memo: dict[tuple[str, frozenset[str], frozenset[str]], frozenset[str]] = {}
+    memo: dict[tuple[str, frozenset[str], frozenset[str], bool], frozenset[str]] = {}
     allowed: list[frozenset[str]] = []
     notes: dict[str, str] = {}
     for j in jobs:
-        key = (j.data_class, j.sites, j.regions)
+        key = (j.data_class, j.sites, j.regions, j.with_image)
         a = memo.get(key)
         if a is None:
             a = memo[key] = allowed_sites(j, sites)

@@ -258,7 +258,7 @@ class Job:
     type the throughput matrix knows). ``total_steps`` is the work; with throughput in steps/s it gives
     the run time. ``deadline`` is absolute (seconds on the pool's clock) or None. ``data_class`` (one of
     DATA_CLASSES) limits it to sites certified for that class; ``sites`` / ``regions`` (empty: any) limit it
-    further (core/sites.py).
+    further, and ``with_image`` to sites whose executor runs images (not Slurm) (core/sites.py).
 
     ``preemptible``: the job checkpoints and may be stopped at a lease boundary and resumed later (see
     docs/scheduling.md). A job that is not (the default), once started, runs until it ends, reaches
@@ -288,6 +288,7 @@ class Job:
     data_class: str = "public"
     sites: frozenset[str] = frozenset()
     regions: frozenset[str] = frozenset()
+    with_image: bool = False  # runs in an OCI image (spec ``image:``): only at sites whose executor runs images
 
     @property
     def time_sliced(self) -> bool:
