@@ -398,3 +398,35 @@ def test_a_start_reported_after_the_cancel_bills_up_to_the_cancel(store):
     )
     assert _job_charged(store, "r") == 30 == grant_spent(store, "g")
     assert view(store, "r")[0] == JobState.CANCELLED
+
+
+def test_a_job_cancelled_between_the_snapshot_and_the_record_is_never_started(store):
+    """The API cancels a queued job while a round decides (after its snapshot): the store does not record
+    its start (``skipped_starts``) and the reconciler does not start it, so it never runs and is never
+    billed; the other job of the round starts as decided."""
+    store.add_nodes([Node("h-0", "h100", 4)])
+    store.set_prices({"h100": 3600})
+    clock = VirtualClock(10.0)
+    ex = FakeExecutor(clock)
+    rec = Reconciler(store, ex, clock, greedy_fastest, round_seconds=3.0)
+    store.submit(Job("a", total_steps=1e6), {"h100": 1.0})
+    store.submit(Job("b", total_steps=1e6, submit_time=1.0), {"h100": 1.0})
+    snapshot = store.snapshot
+
+    def snapshot_then_cancel(now, round_seconds):
+        snap = snapshot(now, round_seconds)
+        assert store.cancel("a", now) is False  # queued when cancelled
+        return snap
+
+    store.snapshot = snapshot_then_cancel
+    report = rec.step()
+    store.snapshot = snapshot
+    assert sorted(p.job for p in report.decision.start) == ["a", "b"]  # decided on the older snapshot
+    assert [launch.job.id for launch in ex.launches] == ["b"] and ex.active() == {"b"}
+    assert store.skipped_starts() == frozenset({"a"})
+    clock.advance(3.0)
+    rec.step()
+    assert store.skipped_starts() == frozenset()
+    assert [launch.job.id for launch in ex.launches] == ["b"]
+    assert view(store, "a")[0] is JobState.CANCELLED or view(store, "a")[0] == "cancelled"
+    assert _job_charged(store, "a") == 0 and _job_charged(store, "b") > 0
