@@ -154,9 +154,17 @@ def _depth_path(body: bytes, max_depth: int) -> tuple[str | int, ...]:
     return ()
 
 
-def check_json(body: bytes, limits: Limits) -> None:
-    """Raise Refused when a JSON body breaks a limit; return when it is within them or is not JSON at
-    all (the route's validation then answers)."""
+NOT_JSON = object()
+"""What ``check_json`` returns for a body that is not JSON."""
+
+JSON_SCOPE_KEY = "accelpool.json"
+"""Where ``RequestLimits`` leaves the parsed JSON body in the ASGI scope, for a route that would parse it
+again (``routers/jobs._submit_fast``): the same document the standard library's ``json.loads`` gives."""
+
+
+def check_json(body: bytes, limits: Limits) -> Any:
+    """Raise Refused when a JSON body breaks a limit; return the parsed document when it is within them,
+    or NOT_JSON when it is not JSON at all (the route's validation then answers)."""
     try:
         doc = _loads(body)
     except _DecodeError as exc:
@@ -172,11 +180,12 @@ def check_json(body: bytes, limits: Limits) -> None:
             raise Refused(
                 422, f"nested deeper than {limits.max_depth} levels", _path_str(_depth_path(body, limits.max_depth))
             ) from exc
-        try:  # e.g. an integer beyond 64 bits, which orjson refuses; the route checks its bounds
+        try:  # e.g. an integer beyond 64 bits, or NaN, which orjson refuses; the route checks its bounds
             doc = json.loads(text)
         except (ValueError, RecursionError):
-            return  # not JSON: the route answers 422 for it
+            return NOT_JSON  # the route answers 422 for it
     check_value(doc, limits)
+    return doc
 
 
 def _refuse_encoding(body: bytes, reason: str) -> None:
@@ -291,10 +300,12 @@ class RequestLimits:
             ctype = _header(scope, b"content-type") or b""
             if not ctype or b"json" in ctype.lower():
                 try:
-                    check_json(body, limits)
+                    doc = check_json(body, limits)
                 except Refused as r:
                     await _send_refusal(send, r)
                     return
+                if doc is not NOT_JSON:
+                    scope[JSON_SCOPE_KEY] = doc
         replayed = False
 
         async def replay() -> Message:

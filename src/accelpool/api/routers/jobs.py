@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from accelpool.api.admission import admit
 from accelpool.api.auth import Principal, principal, visible_grants, visible_tenants
 from accelpool.api.errors import ApiError, json_response, not_found
-from accelpool.api.limits import known_query_only
+from accelpool.api.limits import JSON_SCOPE_KEY, NOT_JSON, known_query_only
 from accelpool.api.routers.common import Who, store_of
 from accelpool.core.errors import Conflict, InsufficientFunds, MissingReference
 from accelpool.ports import EventKind, ExecutorEvent
@@ -142,8 +142,9 @@ async def _submit_fast(request: Request) -> Response:
         ctype = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
         main, _, sub = ctype.partition("/")
         if main == "application" and (sub == "json" or sub.endswith("+json")):
+            parsed = request.scope.get(JSON_SCOPE_KEY, NOT_JSON)  # RequestLimits parsed it already
             try:
-                body = json.loads(raw)
+                body = json.loads(raw) if parsed is NOT_JSON else parsed
             except json.JSONDecodeError as e:
                 raise RequestValidationError(
                     [
@@ -198,6 +199,13 @@ router.add_api_route(
     tags=["jobs"],
     route_class_override=_SubmitRoute,
 )
+SUBMIT_ROUTE = router.routes[-1]
+
+
+def submit_route() -> tuple[Any, Any]:
+    """What answers ``POST /jobs`` and the route that documents it (``api.fastpath.FastRoutes`` calls the
+    handler directly)."""
+    return _submit_fast, SUBMIT_ROUTE
 
 
 def _submit_conflict(exc: Conflict) -> ApiError:
