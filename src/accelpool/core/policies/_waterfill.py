@@ -88,6 +88,9 @@ random family at 10,000 x 8 ran ~20 probes of 1-7 s each (101 s CPU in all, agai
 exact stage-1 LP)."""
 TOL = 1e-9
 
+_Result = tuple[float, FloatArray, FloatArray, BoolArray]
+"""One stage's level L, x, row prices and the jobs to freeze (what _stage returns)."""
+
 
 class _Stage:
     """One problem's data: merged jobs and the rows (shared by all stages)."""
@@ -463,7 +466,7 @@ def _skip_ceilings(
     pinned: BoolArray,
     price: FloatArray | None,
     budget: list[int],
-) -> FloatArray | None:
+) -> tuple[FloatArray | None, _Result | None]:
     """Freeze, in one go, every active job whose ceiling the next stages would reach anyway.
 
     Search the sorted ceilings c_0 < ... < c_{m-1} of the active jobs for the largest k* such that
@@ -475,6 +478,8 @@ def _skip_ceilings(
         infeasible:               k* < k, and k* >= the largest k' with c_k' <= L_k (L_k' >= L_k >= c_k')
         any probe:                c_k* <= L_k* <= _dual_bound(p_k)
     The next probe is the top of the bracket (usually the answer), or its middle after a miss there.
+    Returns the prices of the last feasible probe and, when that probe is at the final k*, its whole
+    result: it is the next stage's LP (the same pins, the same active jobs), so the caller reuses it.
     """
     ceilings = np.unique(stage.ceiling[active])
     m = len(ceilings)
@@ -490,6 +495,7 @@ def _skip_ceilings(
 
     narrow(price)
     best_price = price
+    best: tuple[int, _Result] | None = None
     missed = False
     while lo < hi and budget[0] > 0:
         budget[0] -= 1
@@ -499,19 +505,21 @@ def _skip_ceilings(
         trial_ell, trial_active, trial_pinned = ell.copy(), active.copy(), pinned.copy()
         _pin(stage, pin, trial_active, trial_ell, trial_pinned)
         try:
-            level, _, trial_price, _ = _stage(stage, rest, trial_ell, trial_pinned, None, float(ceilings[k]))
+            result = _stage(stage, rest, trial_ell, trial_pinned, None, float(ceilings[k]))
+            level, trial_price = result[0], result[2]
         except RuntimeError:
             hi, missed = k - 1, True
             continue
         if not rest.any() or level >= ceilings[k] * (1 - 1e-7):
             lo, best_price, missed = k, trial_price, False
+            best = (k, result)
         else:
             hi, missed = k - 1, True
             lo = max(lo, min(index(level), hi))
         narrow(trial_price)
     if lo >= 0:
         _pin(stage, active & (stage.ceiling <= ceilings[lo]), active, ell, pinned)
-    return best_price
+    return best_price, (best[1] if best is not None and best[0] == lo else None)
 
 
 def max_min_waterfill(
@@ -549,16 +557,21 @@ def max_min_waterfill(
     x = np.zeros((ng, tt))
     stale = False
     budget = [MAX_PROBES]
+    solved: _Result | None = None
     for stages in range(MAX_STAGES):
         try:
-            level, x, price, freeze = _stage(
-                stage, active, ell, pinned, None if whole_lp else price, level, x if stages else None
-            )
+            if solved is not None:
+                level, x, price, freeze = solved
+            else:
+                level, x, price, freeze = _stage(
+                    stage, active, ell, pinned, None if whole_lp else price, level, x if stages else None
+                )
         except RuntimeError:
             # frozen levels a hair too high for HiGHS's tolerances: relax them by 1e-6 and retry once
             ell *= np.where(pinned, 1.0, 1 - 1e-6)
             level, x, price, freeze = _stage(stage, active, ell, pinned, None, level)
         stale = False
+        solved = None
         if not freeze.any():
             freeze = active.copy()
         at_ceiling = freeze & (stage.ceiling <= level * (1 + TOL))
@@ -572,11 +585,13 @@ def max_min_waterfill(
             and not (freeze & ~at_ceiling).any()
             and np.unique(stage.ceiling[active]).size > 4
         ):
-            price = _skip_ceilings(stage, active, ell, pinned, None if whole_lp else price, budget)
-            stale = True
+            price, solved = _skip_ceilings(stage, active, ell, pinned, None if whole_lp else price, budget)
+            stale = solved is None
             if not active.any():
                 break
-    if stale:
+    if solved is not None:
+        x = solved[1]  # the search's last probe placed every job (its LP is the one a next stage would solve)
+    elif stale:
         # the last pins came after the last stage: one feasibility solve places every job at its level
         _, x, _, _ = _stage(stage, active, ell, pinned, price, 0.0)
     x_out[runnable] = x[inverse]
