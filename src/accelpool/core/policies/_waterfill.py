@@ -77,6 +77,8 @@ IPM_COLUMNS = 800
 """Masters with more columns go to HiGHS's interior point method (with crossover): on the later stages'
 degenerate LPs (many frozen level rows tight at once) it was 1.4-3.5x faster than dual simplex at
 2,000 x 8 (bench/bench_policies.py families). The whole_lp reference keeps HiGHS's default."""
+SCARCITY_ABOVE = 2 * SAMPLE_GROUPS
+"""Above this many groups the fast path computes scarcity prices (_scarcity) from a sample."""
 MAX_ROUNDS = 40
 MAX_STAGES = 12
 """Exact water-filling stages (ceiling searches not counted); see Tail above."""
@@ -100,6 +102,9 @@ class _Stage:
     ) -> None:
         ng, tt = a.shape
         self.ipm = ipm
+        self.scarce: tuple[float, FloatArray] | None = None
+        """Level and row prices where capacity binds (see _scarcity): where a stage has no prices or only
+        zeros, its master starts from these (and from this level, when above the level it was given)."""
         self.a = a
         self.size = size
         self.rows = rows
@@ -328,6 +333,45 @@ def _classify(
     return amb, u, v
 
 
+def _wrong(
+    stage: _Stage,
+    fixed: BoolArray,
+    active: BoolArray,
+    ell: FloatArray,
+    u: IntArray,
+    v: IntArray,
+    level: float,
+    p: FloatArray,
+) -> tuple[BoolArray, FloatArray, FloatArray]:
+    """Fixed jobs whose segment is not a cheapest plan at row prices p, or does not hold their level.
+
+    Returns that mask and each job's segment-end prices (pi[j,u], pi[j,v]).
+    """
+    ng = stage.a.shape[0]
+    idx = np.arange(ng)
+    pi = stage.effective_price(p)
+    pu = np.where(u > 0, pi[idx, np.maximum(u - 1, 0)], 0.0)
+    pv = pi[idx, v]
+    if not fixed.any():
+        return fixed, pu, pv
+    lam = np.where(active, level, ell)
+    best = _min_cost(stage, pi, lam)
+    a_v = stage.a[idx, v]
+    a_u = stage.a_from[idx, u]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(a_v > a_u, (lam - a_u) / (a_v - a_u), 0.0)
+    mine = pu + (pv - pu) * frac
+    scale_p = max(float(p.max(initial=0.0)), 1e-12)
+    wrong = fixed & (
+        (mine > best * (1 + 1e-9) + 1e-12 * scale_p)
+        | (lam < a_u * (1 - 1e-9))
+        | (lam > a_v * (1 + 1e-9))
+        | (active & (a_v <= level * (1 + TOL)) & (a_v < stage.ceiling * (1 - 1e-12)))
+        | (active & (u > 0) & (a_u >= level * (1 - TOL)))
+    )
+    return wrong, pu, pv
+
+
 def _stage(
     stage: _Stage,
     active: BoolArray,
@@ -341,6 +385,10 @@ def _stage(
     ng = stage.a.shape[0]
     u = np.zeros(ng, dtype=np.int64)
     v = stage.best.copy()
+    if stage.scarce is not None and (price is None or not price.any()):
+        # a stage's level is at most the smallest ceiling of its active jobs
+        level_guess = min(max(level_guess, stage.scarce[0]), float(stage.ceiling[active].min(initial=np.inf)))
+        price = stage.scarce[1]
     if price is not None and ng - int(pinned.sum()) > FULL_LP_GROUPS:
         amb, u, v = _classify(stage, active, ell, pinned, price, level_guess, x_prev)
         u = np.where(pinned, 0, u)
@@ -356,30 +404,12 @@ def _stage(
             amb |= ~pinned
             continue
         fixed = ~amb & ~pinned
-        if not fixed.any():
-            wrong = fixed
-        else:
-            pi = stage.effective_price(p)
-            lam = np.where(active, level, ell)
-            _, _, best, _ = _plans(stage, pi, lam)
-            a_v = stage.a[idx, v]
-            a_u = stage.a_from[idx, u]
-            pu = np.where(u > 0, pi[idx, np.maximum(u - 1, 0)], 0.0)
-            pv = pi[idx, v]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                frac = np.where(a_v > a_u, (lam - a_u) / (a_v - a_u), 0.0)
-            mine = pu + (pv - pu) * frac
-            scale_p = max(float(p.max(initial=0.0)), 1e-12)
-            wrong = fixed & (
-                (mine > best * (1 + 1e-9) + 1e-12 * scale_p)
-                | (lam < a_u * (1 - 1e-9))
-                | (lam > a_v * (1 + 1e-9))
-                | (active & (a_v <= level * (1 + TOL)) & (a_v < stage.ceiling * (1 - 1e-12)))
-                | (active & (u > 0) & (a_u >= level * (1 - TOL)))
-            )
+        wrong, pu, pv = _wrong(stage, fixed, active, ell, u, v, level, p)
         if not wrong.any():
             y_fixed = np.zeros(ng)
             if fixed.any():
+                a_v = stage.a[idx, v]
+                a_u = stage.a_from[idx, u]
                 with np.errstate(divide="ignore", invalid="ignore"):
                     y_fixed = np.where(fixed & active, stage.size * (pv - pu) / (a_v - a_u), 0.0)
             bottleneck = active & ((y > TOL) | (y_fixed > TOL) | (stage.ceiling <= level * (1 + TOL)))
@@ -397,6 +427,38 @@ def _sample_prices(
     stage: _Stage, active: BoolArray, ell: FloatArray, pinned: BoolArray
 ) -> tuple[FloatArray, float]:
     """Row prices and level from the same stage LP on a deterministic sample of the jobs."""
+    small, pick = _sample_stage(stage)
+    level, _, price, _ = _stage(small, active[pick], ell[pick], pinned[pick], None, 0.0)
+    return price, level
+
+
+def _scarcity(stage: _Stage) -> tuple[float, FloatArray] | None:
+    """Level and row prices where capacity binds, from the whole water-filling of a sample (None: it never binds).
+
+    Stages capped by a ceiling (the level is the smallest active ceiling, not a full row) have all row
+    prices 0: any plan is as cheap as any other, and the fastest-type plans the master starts from
+    overload rows, so the master (and each ceiling-search probe) grew to most jobs. The first prices
+    of the sample's water-filling that are not all 0 say which rows are scarce at the level where
+    capacity first binds; plans at those prices spread the jobs over the rows. They only choose the
+    master's starting plans: the master's own duals still certify every stage.
+    """
+    small, _ = _sample_stage(stage)
+    ng = small.a.shape[0]
+    _, found = _fill(
+        small,
+        np.ones(ng, dtype=bool),
+        np.zeros(ng),
+        np.zeros(ng, dtype=bool),
+        None,
+        0.0,
+        whole_lp=True,
+        scout=True,
+    )
+    return found
+
+
+def _sample_stage(stage: _Stage) -> tuple[_Stage, IntArray]:
+    """A deterministic sample of SAMPLE_GROUPS groups with every row scaled to the sample's share."""
     ng = stage.a.shape[0]
     rng = np.random.default_rng(12345)
     pick = np.sort(rng.choice(ng, size=SAMPLE_GROUPS, replace=False))
@@ -415,9 +477,7 @@ def _sample_prices(
         kind=rows.kind,
         pool_bound=rows.pool_bound * frac,
     )
-    small = _Stage(stage.a[pick], stage.size[pick], small_rows, stage.member[:, pick])
-    level, _, price, _ = _stage(small, active[pick], ell[pick], pinned[pick], None, 0.0)
-    return price, level
+    return _Stage(stage.a[pick], stage.size[pick], small_rows, stage.member[:, pick]), pick
 
 
 def _pin(stage: _Stage, which: BoolArray, active: BoolArray, ell: FloatArray, pinned: BoolArray) -> None:
@@ -427,36 +487,52 @@ def _pin(stage: _Stage, which: BoolArray, active: BoolArray, ell: FloatArray, pi
     pinned |= which & stage.unique_best
 
 
-def _dual_bound(
-    stage: _Stage, active: BoolArray, ell: FloatArray, pinned: BoolArray, price: FloatArray, top: float
-) -> float:
-    """An upper bound on the level L every active job can reach, each capped at its ceiling (weak duality).
+def _min_cost(stage: _Stage, pi: FloatArray, lam: FloatArray) -> FloatArray:
+    """Cost per device of the cheapest plan reaching lam[j] at prices pi (inf above the ceiling): _plans'
+    cost alone, without the runner-up and the tie-break."""
+    ng, tt = stage.a.shape
+    au = stage.a_from[:, :, None]
+    av = stage.a[:, None, :]
+    lv = lam[:, None, None]
+    valid = stage.from_ok[:, :, None] & stage.usable[:, None, :] & (au < lv) & (av >= lv)
+    valid[:, 1:, :] &= av[:, 0, :][:, None, :] > lv  # a real segment must pass lam; idle may end at it
+    pu = np.concatenate([np.zeros((ng, 1)), pi], axis=1)[:, :, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cost = np.where(valid, pu + (pi[:, None, :] - pu) * ((lv - au) / (av - au)), np.inf)
+    out: FloatArray = cost.reshape(ng, -1).min(axis=1)
+    return out
+
+
+def _dual_index(
+    stage: _Stage, active: BoolArray, ell: FloatArray, price: FloatArray, levels: FloatArray, lo: int, hi: int
+) -> int:
+    """The largest k in [lo, hi] with k == lo or levels[k] passing the weak-duality test below (levels
+    sorted): an upper bound on the index of the level every active job can reach, each capped at its
+    ceiling.
 
     At row prices p, an allocation in which every active j reaches min(L, c_j) and every frozen j its
     ell_j costs at least sum_j S_j cost_j(level_j, p) (cost_j: the cheapest plan of _plans) and at most
     sum_r p_r bound_r (quota rows counted with their whole pool: a relaxation). The cost grows with L,
-    so the largest L that passes is found by bisection. Zero prices bound nothing (returns ``top``).
+    so the test is monotone in k and a bisection over the indices finds the answer. Zero prices bound
+    nothing (returns ``hi``).
     """
     rows = stage.rows
     pool = np.append(rows.pool_bound, 0.0)
     bound = rows.bound + np.where(rows.pool_of >= 0, pool[rows.pool_of], 0.0)
     budget = float((price * bound).sum())
     if budget <= 0:
-        return top
+        return hi
     pi = stage.effective_price(price)
 
     def fits(level: float) -> bool:
         lam = np.where(active, np.minimum(level, stage.ceiling), ell)
-        _, _, cost, _ = _plans(stage, pi, lam)
+        cost = _min_cost(stage, pi, lam)
         return float((stage.size * np.where(np.isfinite(cost), cost, 0.0)).sum()) <= budget * (1 + 1e-7)
 
-    if fits(top):
-        return top
-    lo, hi = 0.0, top
-    for _ in range(24):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    return hi
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(float(levels[mid]) * (1 - 1e-7)) else (lo, mid - 1)
+    return lo
 
 
 def _skip_ceilings(
@@ -476,7 +552,7 @@ def _skip_ceilings(
     its own answer:
         feasible (L_k >= c_k):    k* >= k
         infeasible:               k* < k, and k* >= the largest k' with c_k' <= L_k (L_k' >= L_k >= c_k')
-        any probe:                c_k* <= L_k* <= _dual_bound(p_k)
+        any probe:                k* <= _dual_index(p_k) (weak duality at the probe's prices)
     The next probe is the top of the bracket (usually the answer), or its middle after a miss there.
     Returns the prices of the last feasible probe and, when that probe is at the final k*, its whole
     result: it is the next stage's LP (the same pins, the same active jobs), so the caller reuses it.
@@ -491,10 +567,12 @@ def _skip_ceilings(
     def narrow(p: FloatArray | None) -> None:
         nonlocal hi
         if p is not None and p.any():
-            hi = min(hi, max(lo, index(_dual_bound(stage, active, ell, pinned, p, float(ceilings[-1])))))
+            hi = _dual_index(stage, active, ell, p, ceilings, lo, hi)
 
     narrow(price)
     best_price = price
+    # probes start from the latest prices that are not all 0 (None: whole LPs, or the stage's scarcity)
+    guide = price if price is not None and price.any() and stage.scarce is not None else None
     best: tuple[int, _Result] | None = None
     missed = False
     while lo < hi and budget[0] > 0:
@@ -505,8 +583,10 @@ def _skip_ceilings(
         trial_ell, trial_active, trial_pinned = ell.copy(), active.copy(), pinned.copy()
         _pin(stage, pin, trial_active, trial_ell, trial_pinned)
         try:
-            result = _stage(stage, rest, trial_ell, trial_pinned, None, float(ceilings[k]))
+            result = _stage(stage, rest, trial_ell, trial_pinned, guide, float(ceilings[k]))
             level, trial_price = result[0], result[2]
+            if stage.scarce is not None and trial_price.any():
+                guide = trial_price
         except RuntimeError:
             hi, missed = k - 1, True
             continue
@@ -554,6 +634,31 @@ def max_min_waterfill(
     level = 0.0
     if ng > SAMPLE_ABOVE and not whole_lp:
         price, level = _sample_prices(stage, active, ell, pinned)
+    if ng > SCARCITY_ABOVE and not whole_lp:
+        stage.scarce = _scarcity(stage)
+    x, _ = _fill(stage, active, ell, pinned, price, level, whole_lp=whole_lp)
+    x_out[runnable] = x[inverse]
+    levels[runnable] = (a_r * x_out[runnable]).sum(axis=1)
+    return x_out, levels
+
+
+def _fill(
+    stage: _Stage,
+    active: BoolArray,
+    ell: FloatArray,
+    pinned: BoolArray,
+    price: FloatArray | None,
+    level: float,
+    *,
+    whole_lp: bool,
+    scout: bool = False,
+) -> tuple[FloatArray, tuple[float, FloatArray] | None]:
+    """The water-filling loop (in place on active, ell, pinned). Returns x and the first stage level and
+    prices that are not all 0 (``scout``: stop there; x is then meaningless).
+
+    ``whole_lp``: every LP whole (the benchmarks' reference, and the sample's scouting run).
+    """
+    ng, tt = stage.a.shape
     x = np.zeros((ng, tt))
     stale = False
     budget = [MAX_PROBES]
@@ -570,6 +675,8 @@ def max_min_waterfill(
             # frozen levels a hair too high for HiGHS's tolerances: relax them by 1e-6 and retry once
             ell *= np.where(pinned, 1.0, 1 - 1e-6)
             level, x, price, freeze = _stage(stage, active, ell, pinned, None, level)
+        if scout and price.any():
+            return x, (level, price)
         stale = False
         solved = None
         if not freeze.any():
@@ -586,6 +693,8 @@ def max_min_waterfill(
             and np.unique(stage.ceiling[active]).size > 4
         ):
             price, solved = _skip_ceilings(stage, active, ell, pinned, None if whole_lp else price, budget)
+            if scout and solved is not None and solved[2].any():
+                return solved[1], (solved[0], solved[2])
             stale = solved is None
             if not active.any():
                 break
@@ -594,6 +703,4 @@ def max_min_waterfill(
     elif stale:
         # the last pins came after the last stage: one feasibility solve places every job at its level
         _, x, _, _ = _stage(stage, active, ell, pinned, price, 0.0)
-    x_out[runnable] = x[inverse]
-    levels[runnable] = (a_r * x_out[runnable]).sum(axis=1)
-    return x_out, levels
+    return x, None
