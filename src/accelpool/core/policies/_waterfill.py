@@ -68,8 +68,9 @@ from accelpool.core.policies._seam import Rows, solve_lp
 FULL_LP_GROUPS = 64
 """Stages with at most this many (merged) jobs go to HiGHS whole: setup costs more than it saves."""
 SAMPLE_GROUPS = 400
-SAMPLE_ABOVE = 1500
-"""Start prices come from a sampled LP only above this many groups; below, the first stage is whole."""
+SAMPLE_ABOVE = 2 * SAMPLE_GROUPS
+"""Start and scarcity prices come from a sample (_scout) only above this many groups; below, the first
+stage is whole and stages with zero prices start from fastest-type plans."""
 MARGIN = 0.01
 """A job is ambiguous when its second-cheapest plan costs within 1% of its cheapest, or its level is
 within 1% of an end of its segment."""
@@ -77,9 +78,15 @@ IPM_COLUMNS = 800
 """Masters with more columns go to HiGHS's interior point method (with crossover): on the later stages'
 degenerate LPs (many frozen level rows tight at once) it was 1.4-3.5x faster than dual simplex at
 2,000 x 8 (bench/bench_policies.py families). The whole_lp reference keeps HiGHS's default."""
-SCARCITY_ABOVE = 2 * SAMPLE_GROUPS
-"""Above this many groups the fast path computes scarcity prices (_scarcity) from a sample."""
 MAX_ROUNDS = 40
+SMOOTH = 0.98
+"""Smoothed pricing (Wentges): after a master whose fixed jobs are not all priced out, the jobs added
+are those wrong at 0.98 x the last guide prices + 0.02 x the master's (both normalized to sum 1); the
+master's own prices decide only when those find none (and become the guide). A restricted master's
+prices are extreme (one row priced, the others 0: its fixed jobs cannot move between rows), and
+adding every job wrong at them made most masters whole (bench_round's problem: 36 -> 2,487 -> 2,873
+ambiguous jobs; smoothed: 36 -> 513 -> 564). Exactness still rests on the master's own prices only."""
+
 MAX_STAGES = 12
 """Exact water-filling stages (ceiling searches not counted); see Tail above."""
 MAX_PROBES = 12
@@ -103,7 +110,7 @@ class _Stage:
         ng, tt = a.shape
         self.ipm = ipm
         self.scarce: tuple[float, FloatArray] | None = None
-        """Level and row prices where capacity binds (see _scarcity): where a stage has no prices or only
+        """Level and row prices where capacity binds (see _scout): where a stage has no prices or only
         zeros, its master starts from these (and from this level, when above the level it was given)."""
         self.a = a
         self.size = size
@@ -396,6 +403,7 @@ def _stage(
     else:
         amb = ~pinned
     idx = np.arange(ng)
+    center = price / price.sum() if price is not None and price.any() and SMOOTH > 0 else None
     for _ in range(MAX_ROUNDS):
         ok, level, x, p, y = _solve_master(stage, active, ell, amb, u, v)
         if not ok:
@@ -414,6 +422,15 @@ def _stage(
                     y_fixed = np.where(fixed & active, stage.size * (pv - pu) / (a_v - a_u), 0.0)
             bottleneck = active & ((y > TOL) | (y_fixed > TOL) | (stage.ceiling <= level * (1 + TOL)))
             return level, x, p, bottleneck
+        if center is not None:
+            # smoothed pricing (SMOOTH)
+            norm = p / p.sum() if p.any() else p
+            sep = SMOOTH * center + (1 - SMOOTH) * norm
+            wrong_sep, _, _ = _wrong(stage, fixed, active, ell, u, v, level, sep)
+            if wrong_sep.any():
+                wrong, center = wrong_sep, sep
+            else:
+                center = norm
         amb |= wrong
     amb = ~pinned
     ok, level, x, p, y = _solve_master(stage, active, ell, amb, u, v)
@@ -423,52 +440,53 @@ def _stage(
     return level, x, p, bottleneck
 
 
-def _sample_prices(
-    stage: _Stage, active: BoolArray, ell: FloatArray, pinned: BoolArray
-) -> tuple[FloatArray, float]:
-    """Row prices and level from the same stage LP on a deterministic sample of the jobs."""
-    small, pick = _sample_stage(stage)
-    level, _, price, _ = _stage(small, active[pick], ell[pick], pinned[pick], None, 0.0)
-    return price, level
-
-
-def _scarcity(stage: _Stage) -> tuple[float, FloatArray] | None:
-    """Level and row prices where capacity binds, from the whole water-filling of a sample (None: it never binds).
+def _scout(stage: _Stage) -> tuple[FloatArray, float, tuple[float, FloatArray] | None]:
+    """Start prices and level (the sample's stage 1) and the scarcity level and prices: the first prices
+    of the sample's whole water-filling that are not all 0 (None: capacity never binds there).
 
     Stages capped by a ceiling (the level is the smallest active ceiling, not a full row) have all row
-    prices 0: any plan is as cheap as any other, and the fastest-type plans the master starts from
-    overload rows, so the master (and each ceiling-search probe) grew to most jobs. The first prices
-    of the sample's water-filling that are not all 0 say which rows are scarce at the level where
-    capacity first binds; plans at those prices spread the jobs over the rows. They only choose the
-    master's starting plans: the master's own duals still certify every stage.
+    prices 0: any plan is as cheap as any other, and the fastest-type plans the master started from
+    overloaded rows, so the master (and each ceiling-search probe) grew to most jobs. The scarcity
+    prices say which rows are scarce at the level where capacity first binds; plans at those prices
+    spread the jobs over the rows. They only choose the master's starting plans: the master's own
+    duals still certify every stage.
     """
     small, _ = _sample_stage(stage)
     ng = small.a.shape[0]
-    _, found = _fill(
-        small,
-        np.ones(ng, dtype=bool),
-        np.zeros(ng),
-        np.zeros(ng, dtype=bool),
-        None,
-        0.0,
-        whole_lp=True,
-        scout=True,
-    )
-    return found
+    active, ell, pinned = np.ones(ng, dtype=bool), np.zeros(ng), np.zeros(ng, dtype=bool)
+    first = _stage(small, active, ell, pinned, None, 0.0)
+    if first[2].any():
+        return first[2], first[0], (first[0], first[2])
+    _, found = _fill(small, active, ell, pinned, None, 0.0, whole_lp=True, scout=True, solved=first)
+    return first[2], first[0], found
 
 
 def _sample_stage(stage: _Stage) -> tuple[_Stage, IntArray]:
-    """A deterministic sample of SAMPLE_GROUPS groups with every row scaled to the sample's share."""
+    """A deterministic sample of SAMPLE_GROUPS groups with every row scaled to the sample's share.
+
+    Groups of merged jobs can be large (bench_round's 2,500 identical single-type jobs are one group of
+    10,000 devices): a uniform draw of groups either misses such a group (the sample's prices then
+    ignore its type's scarcity) or over-weights it. Every group holding at least 1/SAMPLE_GROUPS of all
+    devices is therefore always in the sample, at its size times the fraction of the other groups'
+    devices drawn, so the sample is a shrunken copy of the problem.
+    """
     ng = stage.a.shape[0]
+    size = stage.size
+    big = size * SAMPLE_GROUPS >= size.sum()
+    rest = np.nonzero(~big)[0]
     rng = np.random.default_rng(12345)
-    pick = np.sort(rng.choice(ng, size=SAMPLE_GROUPS, replace=False))
+    drawn = rng.choice(rest, size=min(len(rest), SAMPLE_GROUPS - int(big.sum())), replace=False)
+    rest_total = float(size[rest].sum())
+    frac_rest = float(size[drawn].sum()) / rest_total if rest_total > 0 else 1.0
+    pick = np.sort(np.concatenate([np.nonzero(big)[0], drawn]))
+    sizes = np.where(big[pick], size[pick] * frac_rest, size[pick])
     rows = stage.rows
     share = np.ones(rows.n_rows)
     for r in range(rows.n_rows):
-        total = (stage.size * stage.member[r]).sum()
-        part = (stage.size[pick] * stage.member[r, pick]).sum()
+        total = (size * stage.member[r]).sum()
+        part = (sizes * stage.member[r, pick]).sum()
         share[r] = part / total if total > 0 else 1.0
-    frac = float(stage.size[pick].sum() / stage.size.sum())
+    frac = float(sizes.sum() / size.sum())
     small_rows = Rows(
         type_of=rows.type_of,
         member=rows.member,  # unused by the master (it reads stage.member)
@@ -477,7 +495,8 @@ def _sample_stage(stage: _Stage) -> tuple[_Stage, IntArray]:
         kind=rows.kind,
         pool_bound=rows.pool_bound * frac,
     )
-    return _Stage(stage.a[pick], stage.size[pick], small_rows, stage.member[:, pick]), pick
+    del ng
+    return _Stage(stage.a[pick], sizes, small_rows, stage.member[:, pick]), pick
 
 
 def _pin(stage: _Stage, which: BoolArray, active: BoolArray, ell: FloatArray, pinned: BoolArray) -> None:
@@ -633,9 +652,7 @@ def max_min_waterfill(
     price: FloatArray | None = None
     level = 0.0
     if ng > SAMPLE_ABOVE and not whole_lp:
-        price, level = _sample_prices(stage, active, ell, pinned)
-    if ng > SCARCITY_ABOVE and not whole_lp:
-        stage.scarce = _scarcity(stage)
+        price, level, stage.scarce = _scout(stage)
     x, _ = _fill(stage, active, ell, pinned, price, level, whole_lp=whole_lp)
     x_out[runnable] = x[inverse]
     levels[runnable] = (a_r * x_out[runnable]).sum(axis=1)
@@ -652,17 +669,18 @@ def _fill(
     *,
     whole_lp: bool,
     scout: bool = False,
+    solved: _Result | None = None,
 ) -> tuple[FloatArray, tuple[float, FloatArray] | None]:
     """The water-filling loop (in place on active, ell, pinned). Returns x and the first stage level and
     prices that are not all 0 (``scout``: stop there; x is then meaningless).
 
     ``whole_lp``: every LP whole (the benchmarks' reference, and the sample's scouting run).
+    ``solved``: the first stage's result, when the caller has it.
     """
     ng, tt = stage.a.shape
     x = np.zeros((ng, tt))
     stale = False
     budget = [MAX_PROBES]
-    solved: _Result | None = None
     for stages in range(MAX_STAGES):
         try:
             if solved is not None:
