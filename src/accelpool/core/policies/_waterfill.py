@@ -43,8 +43,9 @@ Ceilings. With distinct weights almost every job has its own ceiling, and one st
 be one LP per job. When a stage freezes only jobs at their ceiling, the sorted ceilings c_0 < ... < c_m
 of the active jobs are searched for the largest k such that pinning every job with ceiling <= c_k there
 still lets all other active jobs reach c_k (feasibility is monotone in k); those are frozen at once
-(see _skip_ceilings: each probe is one whole stage LP and usually ends the search in a few probes;
-all searches of one allocation share MAX_PROBES probes).
+(see _skip_ceilings: each probe is one stage LP and usually ends the search in a few probes; all
+searches of one allocation share MAX_PROBES probes; the last feasible probe's LP is the next stage's,
+and its result is reused).
 
 Tail. With per-job speeds nearly every job can end at its own level, one stage each. After MAX_STAGES
 stages the water-filling stops: the jobs still active keep the last stage's level (all of them reach
@@ -53,8 +54,13 @@ MAX_STAGES levels are exact; above them the allocation is Pareto-efficient but n
 optimal. ``whole_lp`` runs the same procedure with every LP solved whole (the benchmarks' reference):
 the same stage-1 level; later stages may freeze other jobs where an LP has several optimal duals.
 
-Start prices come from the same stage LP on a deterministic sample of the jobs with rows scaled to the
-sample. Identical jobs (same row a, scale and rows) are merged first and share one allocation.
+Prices that start a master. Above SAMPLE_ABOVE groups, stage 1 starts from the same LP on a
+deterministic sample (_sample_stage: rows scaled to the sample, large groups always in it). A stage
+capped by a ceiling has all prices 0, which choose nothing; its master (and every ceiling-search probe)
+starts instead from *scarcity* prices, the first non-zero prices of the sample's own water-filling
+(_scout). Between masters, jobs are added where wrong at smoothed prices (SMOOTH). None of these
+prices certifies anything: every stage ends on the master's own duals. Identical jobs (same row a,
+scale and rows) are merged first and share one allocation.
 """
 
 from __future__ import annotations
