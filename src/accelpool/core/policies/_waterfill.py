@@ -480,7 +480,6 @@ def _sample_stage(stage: _Stage) -> tuple[_Stage, IntArray]:
     devices is therefore always in the sample, at its size times the fraction of the other groups'
     devices drawn, so the sample is a shrunken copy of the problem.
     """
-    ng = stage.a.shape[0]
     size = stage.size
     big = size * SAMPLE_GROUPS >= size.sum()
     rest = np.nonzero(~big)[0]
@@ -505,7 +504,6 @@ def _sample_stage(stage: _Stage) -> tuple[_Stage, IntArray]:
         kind=rows.kind,
         pool_bound=rows.pool_bound * frac,
     )
-    del ng
     return _Stage(stage.a[pick], sizes, small_rows, stage.member[:, pick]), pick
 
 
