@@ -6,7 +6,7 @@ stopped for money; one without a max_run_time is stopped when its grant cannot p
 from __future__ import annotations
 
 from accelpool.core.policies import get_policy
-from accelpool.core.rounds import JobStatus, Placement, Snapshot, decide
+from accelpool.core.rounds import DecideCache, JobStatus, Placement, Snapshot, decide
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import Grant, Job, JobState, Node, WaitReason
 
@@ -72,8 +72,11 @@ def test_a_non_preemptible_job_whose_grant_can_never_pay_its_whole_run_is_blocke
     a = JobStatus(Job("a", grant="g", max_run_seconds=3600.0), JobState.QUEUED)
     other = Job("c", grant=None, submit_time=1.0)
     busy = running(Job("b", submit_time=0.5), "n0")
-    for boundary in (True, False):
-        d = decide(snap([busy, a, JobStatus(other, JobState.QUEUED)], 999, now=10.0, boundary=boundary), POLICY)
+    cache = DecideCache()  # the rows of such jobs are kept while the job set is the same
+    for boundary in (True, False, True):
+        d = decide(
+            snap([busy, a, JobStatus(other, JobState.QUEUED)], 999, now=10.0, boundary=boundary), POLICY, cache
+        )
         assert d.waiting["a"] is WaitReason.BUDGET and "a" not in d.positions, boundary
         assert d.details["a"] == (
             "blocked (budget): needs 1 x h100; grant g has 999 KRW left and its max_run_time (60 min) costs "
@@ -81,8 +84,8 @@ def test_a_non_preemptible_job_whose_grant_can_never_pay_its_whole_run_is_blocke
         )
         assert [p.job for p in d.start] == ["c"] and d.queue.spot("a") is None
         assert d.allocation.x[list(d.allocation.job_ids).index("a")].sum() == 0.0  # no share wasted on it
-    d = decide(snap([a], 1000, now=10.0, boundary=False), POLICY)
-    assert [p.job for p in d.start] == ["a"]
+    d = decide(snap([busy, a, JobStatus(other, JobState.QUEUED)], 1000, now=10.0, boundary=False), POLICY, cache)
+    assert [p.job for p in d.start] == ["a"]  # topped up: queued again, first in fair order
 
 
 def test_a_job_that_waits_for_its_grants_running_jobs_keeps_its_place() -> None:

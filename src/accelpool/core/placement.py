@@ -161,22 +161,28 @@ def blocked_reasons(problem: AllocationProblem) -> dict[str, WaitReason]:
 
 
 def whole_runs_unpaid(
-    problem: AllocationProblem, statuses: list[JobStatus], snapshot: Snapshot
+    problem: AllocationProblem, statuses: list[JobStatus], cache: DecideCache | None = None
 ) -> tuple[AllocationProblem, dict[str, tuple[int, int]]]:
     """Queued jobs that are not preemptible and have a ``max_run_time`` whose grant cannot pay their whole
     run on any type they may use (at its cheapest price), even with nothing else of the grant running: as
     things stand they can never start (their whole run is set aside when they start). Returns the problem
     with their budgets at 0 (no policy gives them a share, ``blocked_reasons`` calls them blocked) and, per
-    such job, (KRW its grant has left, KRW its whole run costs at the least)."""
+    such job, (KRW its grant has left, KRW its whole run costs at the least). ``cache`` keeps the rows of
+    such jobs (queued or not) while the problem's job tuple is the same object (the same jobs)."""
     queued = JobState.QUEUED
-    cands = [
-        i
-        for i, s in enumerate(statuses)
-        if s.state is queued
-        and (j := s.job).max_run_seconds is not None
-        and j.grant is not None
-        and not j.time_sliced
-    ]
+    ids = problem.job_ids
+    known = cache.whole_runs if cache is not None else None
+    if known is not None and known[0] is ids:
+        rows_all = known[1]
+    else:
+        rows_all = [
+            i
+            for i, s in enumerate(statuses)
+            if (j := s.job).max_run_seconds is not None and j.grant is not None and not j.time_sliced
+        ]
+        if cache is not None:
+            cache.whole_runs = (ids, rows_all)
+    cands = [i for i in rows_all if statuses[i].state is queued]
     if not cands:
         return problem, {}
     rows = np.array(cands, dtype=np.int64)

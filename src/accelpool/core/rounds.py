@@ -95,6 +95,7 @@ class DecideCache:
         self.index_of: tuple[tuple[str, ...], dict[str, int]] | None = None
         self.free_template: _FreeTemplate | None = None
         self.run_bounds: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None = None
+        self.whole_runs: tuple[tuple[str, ...], list[int]] | None = None  # core.placement.whole_runs_unpaid
 
 
 def decide(
@@ -122,7 +123,7 @@ def decide(
     sites = site_table(snapshot.sites)
     allowed, notes = sites_allowing([s.job for s in statuses], sites)
     problem = site_view(problem, allowed, snapshot.nodes, sites, snapshot.prices_krw_per_hour)
-    problem, unpaid = whole_runs_unpaid(problem, statuses, snapshot)
+    problem, unpaid = whole_runs_unpaid(problem, statuses, cache)
     usable = problem.usable()
     pinned, threshold = _pinned(snapshot, statuses, config, horizon)
     prefer: dict[tuple[int, str], str] = {}
