@@ -76,6 +76,29 @@ def test_batcher_answers_after_commit_and_concurrently_never_overcommits(store):
     assert all(store.get_job(j) is not None for j, _ in ok)
 
 
+def test_writer_waits_for_more_only_under_a_steady_stream(store, monkeypatch):
+    """A submission after a quiet spell is committed at once; while submissions come closer together than
+    ``linger``, the writer waits for more and commits them together (storage/batcher.py)."""
+    from accelpool.storage.batcher import SubmitBatcher
+
+    sizes: list[int] = []
+    real = store.submit_many
+    monkeypatch.setattr(store, "submit_many", lambda items: (sizes.append(len(items)), real(items))[1])
+    b = SubmitBatcher(store, linger=2.0)
+    first = threading.Event()
+    b.put(sub(1), lambda r: first.set())
+    assert first.wait(1.5)  # not held back for the 2 s linger
+    left = threading.Semaphore(0)
+    for i in range(2, 6):  # a stream: one every 10 ms
+        b.put(sub(i), lambda r: left.release())
+        threading.Event().wait(0.01)
+    for _ in range(4):
+        assert left.acquire(timeout=10)
+    b.close()
+    assert sizes == [1, 4]
+    assert all(store.get_job(f"j{i}") is not None for i in range(1, 6))
+
+
 def test_reference_cache_sees_writes_through_the_store(store):
     ref = store.reference()
     assert store.reference() is ref

@@ -5,6 +5,13 @@ submitting at once, paying it once per batch instead of once per job is what let
 per-commit cost. A caller is answered only after the transaction holding its job has committed, so a 201
 still means "durable" (see ``docs/control-plane.md``, Storage). Batches are as large as what queued up
 while the previous one was committing (at most ``max_batch``): a lone submission is committed at once.
+
+Under a steady stream that is not fast enough to queue up behind a commit (an open loop at 1,000/s, one
+submission a millisecond), every batch would hold one or two jobs, and a transaction's fixed cost (on
+SQLite about 0.4 ms of CPU, most of it the commit's WAL write, against 0.1 ms per job in a batch of 16)
+would be paid per job. So when the latest submission came less than ``linger`` seconds after the one before
+it, the writer waits up to ``linger`` for more before it commits; a submission after a quiet spell is
+still committed at once.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -26,9 +34,11 @@ _STOP = object()
 
 
 class SubmitBatcher:
-    def __init__(self, store: SubmissionWrites, max_batch: int = 256) -> None:
-        self.store, self.max_batch = store, max_batch
+    def __init__(self, store: SubmissionWrites, max_batch: int = 256, linger: float = 0.004) -> None:
+        self.store, self.max_batch, self.linger = store, max_batch, linger
         self._q: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._last_put = float("-inf")
+        self._gap = float("inf")  # seconds between the latest two submissions
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="accelpool-submit", daemon=True)
         self._thread.start()
@@ -37,6 +47,8 @@ class SubmitBatcher:
         """Queue ``item``; ``done`` is called from the writer thread with (job id, created) or the error."""
         if self._closed:
             raise RuntimeError("the store is closed")
+        now = time.monotonic()
+        self._gap, self._last_put = now - self._last_put, now
         self._q.put((item, done))
 
     def close(self) -> None:
@@ -52,9 +64,12 @@ class SubmitBatcher:
             if first is _STOP:
                 return
             batch = [first]
+            # wait for more only while submissions come in a steady stream (see the module's docstring)
+            until = time.monotonic() + self.linger if self._gap < self.linger else 0.0
             while len(batch) < self.max_batch:
                 try:
-                    nxt = self._q.get_nowait()
+                    wait = until - time.monotonic()
+                    nxt = self._q.get(timeout=wait) if wait > 0 else self._q.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is _STOP:
