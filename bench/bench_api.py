@@ -292,7 +292,7 @@ def listing(url: str, token: str, pages: int) -> tuple[float, float, int]:
     return max(times), statistics.mean(times), seen
 
 
-def run(label: str, db_url: str | None, a: argparse.Namespace) -> None:
+def run(label: str, db_url: str | None, a: argparse.Namespace) -> dict[str, Result]:
     with tempfile.TemporaryDirectory() as d:
         data = Path(d) / "data"
         data.mkdir()
@@ -318,12 +318,13 @@ def run(label: str, db_url: str | None, a: argparse.Namespace) -> None:
                     pid,
                 )
 
-            base = load("GET", "/healthz", None)
+            out: dict[str, Result] = {}
+            base = out["healthz"] = load("GET", "/healthz", None)
             print(
                 f"{label}: baseline GET /healthz: {base.rate:,.0f} answers/s from {clients} connections "
                 f"({a.procs} client processes), p50 {base.p50_ms:.1f} ms, p99 {base.p99_ms:.1f} ms; " + base.cpu_line()
             )
-            sub = load("POST", "/api/v1/jobs", {"name": "b", "command": "true"})
+            sub = out["closed"] = load("POST", "/api/v1/jobs", {"name": "b", "command": "true"})
             print(
                 f"{label}: POST /api/v1/jobs: {sub.rate:,.0f} submissions/s from {clients} connections "
                 f"({sub.rate / 1000:.2f} x the 1,000/s target, {sub.rate / max(base.rate, 1e-9):.2f} x "
@@ -349,6 +350,7 @@ def run(label: str, db_url: str | None, a: argparse.Namespace) -> None:
                     a.procs,
                     pid,
                 )
+                out["open"] = open_
                 print(
                     f"{label}: open loop, {a.rate:,.0f} submissions/s offered over {clients} connections: "
                     f"{open_.rate:,.0f}/s answered, p50 {open_.p50_ms:.1f} ms, p99 {open_.p99_ms:.1f} ms from the "
@@ -364,6 +366,45 @@ def run(label: str, db_url: str | None, a: argparse.Namespace) -> None:
                 )
         finally:
             server.kill()
+    return out
+
+
+def _api_cpu_ms(r: Result) -> float:
+    return r.server_cpu_s.get("api", 0.0) / max(r.answers, 1) * 1000
+
+
+def compare(label: str, make_db: Any, a: argparse.Namespace) -> None:
+    """``--compare-src DIR``: the same measurements with the server run from another source tree (e.g.
+    ``git worktree add /tmp/base <commit>``, then ``--compare-src /tmp/base/src``), alternating with this
+    tree ``--reps`` times, each on a fresh database (``make_db()``); prints the ratios this/baseline of the medians (API CPU per submission, which
+    other load on the machine disturbs much less than latency, and p99)."""
+    here = str(Path(__file__).resolve().parent.parent / "src")
+    runs: dict[str, list[dict[str, Result]]] = {"baseline": [], "this tree": []}
+    saved = os.environ.get("PYTHONPATH")
+    try:
+        for _ in range(a.reps):
+            for variant, src in (("baseline", a.compare_src), ("this tree", here)):
+                os.environ["PYTHONPATH"] = src + (os.pathsep + saved if saved else "")
+                runs[variant].append(run(f"{label} [{variant}]", make_db(), a))
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+    for part in ("closed", "open"):
+        if part not in runs["baseline"][0]:
+            continue
+        b = [_api_cpu_ms(r[part]) for r in runs["baseline"]]
+        n = [_api_cpu_ms(r[part]) for r in runs["this tree"]]
+        bp = [r[part].p99_ms for r in runs["baseline"]]
+        np_ = [r[part].p99_ms for r in runs["this tree"]]
+        print(
+            f"{label}: {part} loop, this tree / baseline (medians of {a.reps}): API CPU per submission "
+            f"{statistics.median(n):.3f} / {statistics.median(b):.3f} ms = "
+            f"{statistics.median(n) / max(statistics.median(b), 1e-9):.2f}; p99 {statistics.median(np_):.1f} / "
+            f"{statistics.median(bp):.1f} ms = {statistics.median(np_) / max(statistics.median(bp), 1e-9):.2f} "
+            f"(load average {os.getloadavg()[0]:.1f})"
+        )
 
 
 def main() -> None:
@@ -380,15 +421,25 @@ def main() -> None:
     ap.add_argument(
         "--single-process", action="store_true", help="`accelpool up --single-process` (rounds share the GIL)"
     )
+    ap.add_argument(
+        "--compare-src", help="also run the server from this source tree (a baseline) and print ratios"
+    )
+    ap.add_argument("--reps", type=int, default=3, help="with --compare-src: runs of each, alternating")
     a = ap.parse_args()
     if not a.no_sqlite:
-        run("SQLite", None, a)
+        if a.compare_src:
+            compare("SQLite", lambda: None, a)
+        else:
+            run("SQLite", None, a)
     if a.postgres:
         from accelpool.storage.pgserver import fresh_database, postgres_url
 
         base = postgres_url()
         if base:
-            run("PostgreSQL", fresh_database(base), a)
+            if a.compare_src:
+                compare("PostgreSQL", lambda: fresh_database(base), a)
+            else:
+                run("PostgreSQL", fresh_database(base), a)
 
 
 if __name__ == "__main__":
