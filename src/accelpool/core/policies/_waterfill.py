@@ -106,6 +106,9 @@ random family at 10,000 x 8 ran ~20 probes of 1-7 s each (101 s CPU in all, agai
 exact stage-1 LP)."""
 TOL = 1e-9
 
+SMOOTH_DECAY = 4.0
+"""The guide's weight after round k is 1 - (1 - SMOOTH) * SMOOTH_DECAY**k (0 once negative)."""
+
 _Result = tuple[float, FloatArray, FloatArray, BoolArray]
 """One stage's level L, x, row prices and the jobs to freeze (what _stage returns)."""
 
@@ -434,7 +437,7 @@ def _stage(
         if center is not None:
             # smoothed pricing (SMOOTH)
             norm = p / p.sum() if p.any() else p
-            alpha = max(0.0, 1 - (1 - SMOOTH) * 4.0**rnd)
+            alpha = max(0.0, 1 - (1 - SMOOTH) * SMOOTH_DECAY**rnd)
             sep = alpha * center + (1 - alpha) * norm
             wrong_sep, _, _ = _wrong(stage, fixed, active, ell, u, v, level, sep)
             if wrong_sep.any():
