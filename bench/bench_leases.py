@@ -1,7 +1,7 @@
 """Live lease semantics against per-round re-decision, and the cost of a tick. Prints ratios from one run.
 
     python bench/bench_leases.py compare [--traces b436b2,6214e9,11cb48] [--overheads 0,60] [--jobs N]
-                                         [--policy max-min-fairness]
+                                         [--policy max-min-fairness] [--live-fairness tenant|job]
     python bench/bench_leases.py tick [--queued 10000] [--devices 2000]
 
 compare: each Gavel Philly trace (../shared/traces/gavel/philly_vc; the fixture
@@ -51,7 +51,11 @@ CLUSTER = {"v100": 36, "p100": 36, "k80": 36}
 
 
 def compare(
-    traces: list[str], jobs: int | None, policy: str, overheads: tuple[float, ...] = (0.0, 60.0)
+    traces: list[str],
+    jobs: int | None,
+    policy: str,
+    overheads: tuple[float, ...] = (0.0, 60.0),
+    live_fairness: str = "tenant",
 ) -> None:
     paths = [SHARED / f"{t}.trace" for t in traces] if SHARED.exists() else [FIXTURE]
     if not SHARED.exists():
@@ -65,7 +69,14 @@ def compare(
             rows = {}
             for name, config in (
                 ("per-round", RoundConfig.per_round()),
-                ("live", RoundConfig(lease_seconds=360.0, restart_seconds=overhead)),
+                (
+                    "live",
+                    RoundConfig(
+                        lease_seconds=360.0,
+                        restart_seconds=overhead,
+                        fairness="job" if live_fairness == "job" else "tenant",
+                    ),
+                ),
             ):
                 t0 = time.perf_counter()
                 r = simulate(
@@ -209,13 +220,19 @@ def main() -> None:
     c.add_argument("--jobs", type=int, default=None)
     c.add_argument("--policy", default="max-min-fairness")
     c.add_argument("--overheads", default="0,60", help="restart overheads (s), comma-separated")
+    c.add_argument(
+        "--live-fairness",
+        choices=("tenant", "job"),
+        default="tenant",
+        help="the live side's fairness (default tenant, the live default; job: Gavel's per-job weights)",
+    )
     t = sub.add_parser("tick")
     t.add_argument("--queued", type=int, default=10_000)
     t.add_argument("--devices", type=int, default=2_000)
     a = ap.parse_args()
     if a.cmd == "compare":
         overheads = tuple(float(x) for x in a.overheads.split(",") if x)
-        compare([x for x in a.traces.split(",") if x], a.jobs, a.policy, overheads)
+        compare([x for x in a.traces.split(",") if x], a.jobs, a.policy, overheads, a.live_fairness)
     else:
         tick(a.queued, a.devices)
 
