@@ -58,7 +58,8 @@ Prices that start a master. Above SAMPLE_ABOVE groups, stage 1 starts from the s
 deterministic sample (_sample_stage: rows scaled to the sample, large groups always in it). A stage
 capped by a ceiling has all prices 0, which choose nothing; its master (and every ceiling-search probe)
 starts instead from *scarcity* prices, the first non-zero prices of the sample's own water-filling
-(_scout). Between masters, jobs are added where wrong at smoothed prices (SMOOTH). None of these
+(_scout). Between masters, jobs are added where wrong at smoothed prices (SMOOTH, _wf_stage.py, which
+holds one stage's column generation: _stage and its master). None of these
 prices certifies anything: every stage ends on the master's own duals. Identical jobs (same row a,
 scale and rows) are merged first and share one allocation.
 """
@@ -66,36 +67,21 @@ scale and rows) are merged first and share one allocation.
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
 
 from accelpool.core.allocation import BoolArray, FloatArray, IntArray
-from accelpool.core.policies._seam import Rows, solve_lp
+from accelpool.core.policies._seam import Rows
+from accelpool.core.policies._wf_stage import (
+    TOL,
+    _min_cost,
+    _Result,
+    _Stage,
+    _stage,
+)
 
-FULL_LP_GROUPS = 64
-"""Stages with at most this many (merged) jobs go to HiGHS whole: setup costs more than it saves."""
 SAMPLE_GROUPS = 400
 SAMPLE_ABOVE = 2 * SAMPLE_GROUPS
 """Start and scarcity prices come from a sample (_scout) only above this many groups; below, the first
 stage is whole and stages with zero prices start from fastest-type plans."""
-MARGIN = 0.01
-"""A job is ambiguous when its second-cheapest plan costs within 1% of its cheapest, or its level is
-within 1% of an end of its segment."""
-IPM_COLUMNS = 800
-"""Masters with more columns go to HiGHS's interior point method (with crossover): on the later stages'
-degenerate LPs (many frozen level rows tight at once) it was 1.4-3.5x faster than dual simplex at
-2,000 x 8 (bench/bench_policies.py families). The whole_lp reference keeps HiGHS's default."""
-MAX_ROUNDS = 40
-SMOOTH = 0.98
-"""Smoothed pricing (Wentges): after a master whose fixed jobs are not all priced out, the jobs added
-are those wrong at 0.98 x the last guide prices + 0.02 x the master's (both normalized to sum 1); the
-master's own prices decide only when those find none (and become the guide). A restricted master's
-prices are extreme (one row priced, the others 0: its fixed jobs cannot move between rows), and
-adding every job wrong at them made most masters whole (bench_round's problem: 36 -> 2,487 -> 2,873
-ambiguous jobs; smoothed: 36 -> 513 -> 564). The weight of the guide falls each round (0.98, 0.92,
-0.68, then 0: plain pricing), so a stage whose guide is poor does not add a few jobs per round for
-dozens of rounds (sparse, seed 2, at 2,000: 22 masters with a fixed 0.98). Exactness still rests on
-the master's own prices only."""
-
 MAX_STAGES = 12
 """Exact water-filling stages (ceiling searches not counted); see Tail above."""
 MAX_PROBES = 12
@@ -104,368 +90,6 @@ the jobs up to the last ceiling proven reachable (exact, only fewer pins), and l
 rest one stage each (within MAX_STAGES). Without a limit a search on issue 13's
 random family at 10,000 x 8 ran ~20 probes of 1-7 s each (101 s CPU in all, against 2 s for the
 exact stage-1 LP)."""
-TOL = 1e-9
-
-SMOOTH_DECAY = 4.0
-"""The guide's weight after round k is 1 - (1 - SMOOTH) * SMOOTH_DECAY**k (0 once negative)."""
-
-RESTART_ABOVE = 4000
-"""A master started from scarcity prices that is infeasible starts again from the stage's own prices
-above this many unpinned groups, and is made whole below: on the generational family (seed 1) the
-whole LP took 9.5-14 s at 8,767 groups against about 6 s for the restart, while at 2,000 groups the
-restart's masters grew to most jobs and cost about twice the whole LP."""
-
-_Result = tuple[float, FloatArray, FloatArray, BoolArray]
-"""One stage's level L, x, row prices and the jobs to freeze (what _stage returns)."""
-
-
-class _Stage:
-    """One problem's data: merged jobs and the rows (shared by all stages)."""
-
-    def __init__(
-        self, a: FloatArray, size: FloatArray, rows: Rows, member: BoolArray, ipm: bool = False
-    ) -> None:
-        ng, tt = a.shape
-        self.ipm = ipm
-        self.scarce: tuple[float, FloatArray] | None = None
-        """Level and row prices where capacity binds (see _scout): where a stage has no prices or only
-        zeros, its master starts from these (and from this level, when above the level it was given)."""
-        self.a = a
-        self.size = size
-        self.rows = rows
-        self.member = member  # (R, groups)
-        self.member_f = member.astype(np.float64)
-        self.onehot = (rows.type_of[:, None] == np.arange(tt)[None, :]).astype(np.float64)
-        self.ceiling = a.max(axis=1) if tt else np.zeros(ng)
-        self.best = np.argmax(a, axis=1) if tt else np.zeros(ng, dtype=np.int64)
-        self.unique_best = (a >= self.ceiling[:, None] * (1 - 1e-12)).sum(axis=1) == 1
-        self.usable = a > 0
-        self.a_from = np.concatenate([np.zeros((ng, 1)), a], axis=1)  # u = 0 is idle, u = t + 1 is t
-        self.from_ok = np.concatenate([np.ones((ng, 1), dtype=bool), self.usable], axis=1)
-
-    def effective_price(self, price: FloatArray) -> FloatArray:
-        pi: FloatArray = self.member_f.T @ (price[:, None] * self.onehot)
-        return pi
-
-    def row_total(self, per: FloatArray) -> FloatArray:
-        """sum over groups j in M_r of per[j, t_r], for every row r."""
-        out: FloatArray = (self.member_f * per[:, self.rows.type_of].T).sum(axis=1)
-        return out
-
-
-def _plans(
-    stage: _Stage, pi: FloatArray, lam: FloatArray
-) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
-    """Cheapest plan reaching lam[j] at prices pi: segment u (0 idle, t+1 type t), v, its cost, runner-up cost.
-
-    Cost is per device of the job (pi . x). Jobs with lam above their ceiling get cost inf.
-    """
-    ng, tt = stage.a.shape
-    au = stage.a_from[:, :, None]
-    av = stage.a[:, None, :]
-    pu = np.concatenate([np.zeros((ng, 1)), pi], axis=1)[:, :, None]
-    pv = pi[:, None, :]
-    lv = lam[:, None, None]
-    idle = np.zeros(tt + 1, dtype=bool)
-    idle[0] = True
-    valid = (
-        stage.from_ok[:, :, None]
-        & stage.usable[:, None, :]
-        & (au < lv)
-        & ((av > lv) | (idle[None, :, None] & (av >= lv)))
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = (lv - au) / (av - au)
-        cost = np.where(valid, pu + (pv - pu) * frac, np.inf).reshape(ng, -1)
-        # ties (free types cost 0) go to the plan that takes the least time: the fastest type
-        busy = np.where(idle[None, :, None], frac, 1.0).reshape(ng, -1)
-    tie = 1e-9 * max(float(pi.max(initial=0.0)), 1e-12)
-    pick = np.argmin(cost + tie * busy, axis=1)
-    best = cost[np.arange(ng), pick]
-    if cost.shape[1] > 1:
-        rest = cost.copy()
-        rest[np.arange(ng), pick] = np.inf
-        second = rest.min(axis=1)
-    else:
-        second = np.full(ng, np.inf)
-    second = np.where((best <= 0) & (second <= 0), np.inf, second)  # all free: nothing to decide
-    return (pick // tt).astype(np.int64), (pick % tt).astype(np.int64), best, second
-
-
-def _segment_x(
-    stage: _Stage, u: IntArray, v: IntArray, idx: IntArray, lam: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """x[j,v] and x[j,u] of groups idx on their segments at level lam (x_u is 0 for idle u)."""
-    av = stage.a[idx, v[idx]]
-    au = stage.a_from[idx, u[idx]]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xv = np.where(av > au, (lam - au) / (av - au), 0.0)
-    xu = np.where(u[idx] > 0, 1.0 - xv, 0.0)
-    return xv, xu
-
-
-def _solve_master(
-    stage: _Stage,
-    active: BoolArray,
-    ell: FloatArray,
-    amb: BoolArray,
-    u: IntArray,
-    v: IntArray,
-) -> tuple[bool, float, FloatArray, FloatArray, FloatArray]:
-    """Restricted master LP. Returns ok, L, x (groups x types), row prices p, level duals y."""
-    a, size, rows = stage.a, stage.size, stage.rows
-    ng, tt = a.shape
-    rr = rows.n_rows
-    amb_idx = np.nonzero(amb)[0]
-    pj, pt = np.nonzero(a[amb_idx] > 0)
-    pj_g = amb_idx[pj]
-    k = len(pj)
-    na = len(amb_idx)
-    fixed = ~amb
-    fa_idx = np.nonzero(fixed & active)[0]
-    ff_idx = np.nonzero(fixed & ~active)[0]
-    # fixed active jobs: x[j,v] = (L - a_u)/d, x[j,u] = (a_v - L)/d, d = a_v - a_u
-    slope = np.zeros((ng, tt))
-    const = np.zeros((ng, tt))
-    av = a[fa_idx, v[fa_idx]]
-    au = stage.a_from[fa_idx, u[fa_idx]]
-    d = av - au
-    real_u = u[fa_idx] > 0
-    slope[fa_idx, v[fa_idx]] += size[fa_idx] / d
-    const[fa_idx, v[fa_idx]] += size[fa_idx] * (-au / d)
-    ur = fa_idx[real_u]
-    slope[ur, u[ur] - 1] -= size[ur] / d[real_u]
-    const[ur, u[ur] - 1] += size[ur] * av[real_u] / d[real_u]
-    xv, xu = _segment_x(stage, u, v, ff_idx, ell[ff_idx])
-    const[ff_idx, v[ff_idx]] += size[ff_idx] * xv
-    fr = ff_idx[u[ff_idx] > 0]
-    const[fr, u[fr] - 1] += size[fr] * xu[u[ff_idx] > 0]
-    kk = stage.row_total(slope)
-    ffix = stage.row_total(const)
-    # no bounds on L from the fixed segments: the aggregates extrapolate, and every fixed job whose
-    # segment does not hold the solved L is marked at once (one job per round otherwise)
-    l_lo = 0.0
-    l_hi = float(stage.ceiling[active].max(initial=0.0))
-    borrow = np.nonzero(rows.pool_of >= 0)[0]
-    nb = len(borrow)
-    col_l, col_x, col_b = 0, 1, 1 + k
-    ncol = 1 + k + nb
-    local = np.full(ng, -1)
-    local[amb_idx] = np.arange(na)
-    r_level = local[pj_g]
-    act_amb = active[amb_idx]
-    rows_i = [r_level, np.nonzero(act_amb)[0], na + local[pj_g]]
-    cols_i = [col_x + np.arange(k), np.full(int(act_amb.sum()), col_l), col_x + np.arange(k)]
-    vals_i = [a[pj_g, pt], -np.ones(int(act_amb.sum())), np.ones(k)]
-    base = 2 * na
-    in_row = stage.member[:, pj_g] & (rows.type_of[:, None] == pt[None, :])
-    rrow, rpair = np.nonzero(in_row)
-    nz = np.nonzero(kk != 0)[0]
-    rows_i += [base + rrow, base + nz, base + borrow]
-    cols_i += [col_x + rpair, np.full(len(nz), col_l), col_b + np.arange(nb)]
-    vals_i += [size[pj_g[rpair]], kk[nz], -np.ones(nb)]
-    pbase = base + rr
-    rows_i.append(pbase + rows.pool_of[borrow])
-    cols_i.append(col_b + np.arange(nb))
-    vals_i.append(np.ones(nb))
-    nrow = pbase + len(rows.pool_bound)
-    amat = sparse.csc_matrix(
-        (np.concatenate(vals_i), (np.concatenate(rows_i), np.concatenate(cols_i))), shape=(nrow, ncol)
-    )
-    lo = np.concatenate(
-        [np.where(act_amb, 0.0, ell[amb_idx]), np.full(na + rr + len(rows.pool_bound), -np.inf)]
-    )
-    hi = np.concatenate([np.full(na, np.inf), np.ones(na), rows.bound - ffix, rows.pool_bound])
-    cost = np.zeros(ncol)
-    cost[col_l] = -1.0
-    col_lo = np.concatenate([[l_lo], np.zeros(k + nb)])
-    col_hi = np.concatenate([[l_hi], np.ones(k), np.full(nb, np.inf)])
-    res = solve_lp(cost, amat, lo, hi, col_lo, col_hi, ipm=stage.ipm and ncol > IPM_COLUMNS)
-    if not res.ok:
-        return False, 0.0, np.zeros((ng, tt)), np.zeros(rr), np.zeros(ng)
-    level = float(res.x[col_l])
-    x = np.zeros((ng, tt))
-    x[pj_g, pt] = np.clip(res.x[col_x : col_x + k], 0.0, 1.0)
-    fix_idx = np.nonzero(fixed)[0]
-    lam = np.where(active[fix_idx], level, ell[fix_idx])
-    xv, xu = _segment_x(stage, u, v, fix_idx, lam)
-    x[fix_idx, v[fix_idx]] = np.clip(xv, 0.0, 1.0)
-    real = u[fix_idx] > 0
-    x[fix_idx[real], u[fix_idx[real]] - 1] = np.clip(xu[real], 0.0, 1.0)
-    price = np.maximum(-res.row_dual[base : base + rr], 0.0)
-    y = np.zeros(ng)
-    y[amb_idx] = np.maximum(res.row_dual[:na], 0.0)
-    return True, level, x, price, y
-
-
-def _previous_segments(stage: _Stage, x_prev: FloatArray) -> tuple[BoolArray, IntArray, IntArray]:
-    """The segment each job ran on in the previous stage's x (ok False: more than two types)."""
-    ng, tt = x_prev.shape
-    on = x_prev > 1e-9
-    count = on.sum(axis=1)
-    a_on = np.where(on, stage.a, np.inf)
-    lo_t = np.argmin(a_on, axis=1)
-    hi_t = np.argmax(np.where(on, stage.a, -np.inf), axis=1)
-    two = count == 2
-    full = x_prev.sum(axis=1) >= 1 - 1e-9
-    u = np.where(two, lo_t + 1, 0)
-    v = np.where(count >= 1, hi_t, stage.best)
-    ok = (count <= 1) | (two & full & (stage.a[np.arange(ng), lo_t] < stage.a[np.arange(ng), hi_t]))
-    return ok, u.astype(np.int64), v.astype(np.int64)
-
-
-def _classify(
-    stage: _Stage,
-    active: BoolArray,
-    ell: FloatArray,
-    pinned: BoolArray,
-    price: FloatArray,
-    guess: float,
-    x_prev: FloatArray | None,
-) -> tuple[BoolArray, IntArray, IntArray]:
-    """Segments at ``price`` and the jobs too close to call (ambiguous) at level ``guess``.
-
-    A job keeps the segment it ran on in the previous stage while that is still a cheapest plan (so
-    ties among free types keep a feasible choice); otherwise it takes the cheapest plan, unless the
-    runner-up is within MARGIN.
-    """
-    ng = stage.a.shape[0]
-    idx = np.arange(ng)
-    lam = np.where(active, guess, ell)
-    pi = stage.effective_price(price)
-    u, v, cost, second = _plans(stage, pi, lam)
-    amb = (second <= cost * (1 + MARGIN) + 1e-15) | ~np.isfinite(cost)
-    if x_prev is not None:
-        ok, pu_, pv_ = _previous_segments(stage, x_prev)
-        a_v = stage.a[idx, pv_]
-        a_u = stage.a_from[idx, pu_]
-        p_u = np.where(pu_ > 0, pi[idx, np.maximum(pu_ - 1, 0)], 0.0)
-        p_v = pi[idx, pv_]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            frac = np.where(a_v > a_u, (lam - a_u) / (a_v - a_u), np.inf)
-        mine = p_u + (p_v - p_u) * frac
-        scale_p = max(float(price.max(initial=0.0)), 1e-12)
-        keep = ok & (frac >= 0) & (frac <= 1) & (mine <= cost * (1 + 1e-9) + 1e-12 * scale_p)
-        u = np.where(keep, pu_, u)
-        v = np.where(keep, pv_, v)
-        amb = np.where(keep, False, amb)
-    a_v = stage.a[idx, v]
-    a_u = stage.a_from[idx, u]
-    near_end = active & (
-        ((a_v <= guess * (1 + MARGIN)) & (a_v < stage.ceiling)) | (a_u >= guess * (1 - MARGIN))
-    )
-    amb = ~pinned & (amb | near_end)
-    return amb, u, v
-
-
-def _wrong(
-    stage: _Stage,
-    fixed: BoolArray,
-    active: BoolArray,
-    ell: FloatArray,
-    u: IntArray,
-    v: IntArray,
-    level: float,
-    p: FloatArray,
-) -> tuple[BoolArray, FloatArray, FloatArray]:
-    """Fixed jobs whose segment is not a cheapest plan at row prices p, or does not hold their level.
-
-    Returns that mask and each job's segment-end prices (pi[j,u], pi[j,v]).
-    """
-    ng = stage.a.shape[0]
-    idx = np.arange(ng)
-    pi = stage.effective_price(p)
-    pu = np.where(u > 0, pi[idx, np.maximum(u - 1, 0)], 0.0)
-    pv = pi[idx, v]
-    if not fixed.any():
-        return fixed, pu, pv
-    lam = np.where(active, level, ell)
-    best = _min_cost(stage, pi, lam)
-    a_v = stage.a[idx, v]
-    a_u = stage.a_from[idx, u]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where(a_v > a_u, (lam - a_u) / (a_v - a_u), 0.0)
-    mine = pu + (pv - pu) * frac
-    scale_p = max(float(p.max(initial=0.0)), 1e-12)
-    wrong = fixed & (
-        (mine > best * (1 + 1e-9) + 1e-12 * scale_p)
-        | (lam < a_u * (1 - 1e-9))
-        | (lam > a_v * (1 + 1e-9))
-        | (active & (a_v <= level * (1 + TOL)) & (a_v < stage.ceiling * (1 - 1e-12)))
-        | (active & (u > 0) & (a_u >= level * (1 - TOL)))
-    )
-    return wrong, pu, pv
-
-
-def _stage(
-    stage: _Stage,
-    active: BoolArray,
-    ell: FloatArray,
-    pinned: BoolArray,
-    price: FloatArray | None,
-    level_guess: float,
-    x_prev: FloatArray | None = None,
-) -> tuple[float, FloatArray, FloatArray, BoolArray]:
-    """Solve one water-filling stage exactly. Returns L, x, prices, and the jobs to freeze."""
-    ng = stage.a.shape[0]
-    given = price, level_guess
-    if stage.scarce is not None and (price is None or not price.any()):
-        # a stage's level is at most the smallest ceiling of its active jobs
-        level_guess = min(max(level_guess, stage.scarce[0]), float(stage.ceiling[active].min(initial=np.inf)))
-        price = stage.scarce[1]
-    restart = price is not given[0]
-
-    def start(price: FloatArray | None, guess: float) -> tuple[BoolArray, IntArray, IntArray]:
-        if price is not None and ng - int(pinned.sum()) > FULL_LP_GROUPS:
-            amb, u, v = _classify(stage, active, ell, pinned, price, guess, x_prev)
-            return amb, np.where(pinned, 0, u), np.where(pinned, stage.best, v)
-        return ~pinned, np.zeros(ng, dtype=np.int64), stage.best.copy()
-
-    amb, u, v = start(price, level_guess)
-    idx = np.arange(ng)
-    center = price / price.sum() if price is not None and price.any() and SMOOTH > 0 else None
-    for rnd in range(MAX_ROUNDS):
-        ok, level, x, p, y = _solve_master(stage, active, ell, amb, u, v)
-        if not ok:
-            if amb[~pinned].all():
-                raise RuntimeError("the max-min LP has no solution (rows contradict the frozen levels)")
-            if restart and int((~pinned).sum()) > RESTART_ABOVE:
-                # plans at the scarcity prices can overload a row at every L (a two-type segment's
-                # affine extrapolation too): start again from the prices the stage was given
-                restart = False
-                amb, u, v = start(given[0], given[1])
-                center = None
-                continue
-            amb |= ~pinned
-            continue
-        fixed = ~amb & ~pinned
-        wrong, pu, pv = _wrong(stage, fixed, active, ell, u, v, level, p)
-        if not wrong.any():
-            y_fixed = np.zeros(ng)
-            if fixed.any():
-                a_v = stage.a[idx, v]
-                a_u = stage.a_from[idx, u]
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    y_fixed = np.where(fixed & active, stage.size * (pv - pu) / (a_v - a_u), 0.0)
-            bottleneck = active & ((y > TOL) | (y_fixed > TOL) | (stage.ceiling <= level * (1 + TOL)))
-            return level, x, p, bottleneck
-        if center is not None:
-            # smoothed pricing (SMOOTH)
-            norm = p / p.sum() if p.any() else p
-            alpha = max(0.0, 1 - (1 - SMOOTH) * SMOOTH_DECAY**rnd)
-            sep = alpha * center + (1 - alpha) * norm
-            wrong_sep, _, _ = _wrong(stage, fixed, active, ell, u, v, level, sep)
-            if wrong_sep.any():
-                wrong, center = wrong_sep, sep
-            else:
-                center = norm
-        amb |= wrong
-    amb = ~pinned
-    ok, level, x, p, y = _solve_master(stage, active, ell, amb, u, v)
-    if not ok:
-        raise RuntimeError("the max-min LP has no solution (rows contradict the frozen levels)")
-    bottleneck = active & ((y > TOL) | (stage.ceiling <= level * (1 + TOL)))
-    return level, x, p, bottleneck
 
 
 def _scout(stage: _Stage) -> tuple[FloatArray, float, tuple[float, FloatArray] | None]:
@@ -530,22 +154,6 @@ def _pin(stage: _Stage, which: BoolArray, active: BoolArray, ell: FloatArray, pi
     ell[which] = stage.ceiling[which] * np.where(stage.unique_best[which], 1.0, 1 - 1e-9)
     active &= ~which
     pinned |= which & stage.unique_best
-
-
-def _min_cost(stage: _Stage, pi: FloatArray, lam: FloatArray) -> FloatArray:
-    """Cost per device of the cheapest plan reaching lam[j] at prices pi (inf above the ceiling): _plans'
-    cost alone, without the runner-up and the tie-break."""
-    ng, tt = stage.a.shape
-    au = stage.a_from[:, :, None]
-    av = stage.a[:, None, :]
-    lv = lam[:, None, None]
-    valid = stage.from_ok[:, :, None] & stage.usable[:, None, :] & (au < lv) & (av >= lv)
-    valid[:, 1:, :] &= av[:, 0, :][:, None, :] > lv  # a real segment must pass lam; idle may end at it
-    pu = np.concatenate([np.zeros((ng, 1)), pi], axis=1)[:, :, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cost = np.where(valid, pu + (pi[:, None, :] - pu) * ((lv - au) / (av - au)), np.inf)
-    out: FloatArray = cost.reshape(ng, -1).min(axis=1)
-    return out
 
 
 def _dual_index(
