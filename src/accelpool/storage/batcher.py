@@ -9,9 +9,10 @@ while the previous one was committing (at most ``max_batch``): a lone submission
 Under a steady stream that is not fast enough to queue up behind a commit (an open loop at 1,000/s, one
 submission a millisecond), every batch would hold one or two jobs, and a transaction's fixed cost (on
 SQLite about 0.4 ms of CPU, most of it the commit's WAL write, against 0.1 ms per job in a batch of 16)
-would be paid per job. So when the latest submission came less than ``linger`` seconds after the one before
-it, the writer waits up to ``linger`` for more before it commits; a submission after a quiet spell is
-still committed at once.
+would be paid per job. So when the writer finds a submission alone in its queue and the latest submission came
+less than ``linger`` seconds after the one before it, it waits up to ``linger`` for more before it
+commits; a submission after a quiet spell is still committed at once, and a backlog (a batch already) is
+committed without waiting.
 """
 
 from __future__ import annotations
@@ -64,13 +65,17 @@ class SubmitBatcher:
             if first is _STOP:
                 return
             batch = [first]
-            # wait for more only while submissions come in a steady stream (see the module's docstring)
-            until = time.monotonic() + self.linger if self._gap < self.linger else 0.0
+            until = 0.0
             while len(batch) < self.max_batch:
                 try:
                     wait = until - time.monotonic()
                     nxt = self._q.get(timeout=wait) if wait > 0 else self._q.get_nowait()
                 except queue.Empty:
+                    # nothing queued behind the first: in a steady stream, wait a little for more (see the
+                    # module's docstring); a backlog needs no wait, it is a batch already
+                    if until == 0.0 and len(batch) == 1 and self._gap < self.linger:
+                        until = time.monotonic() + self.linger
+                        continue
                     break
                 if nxt is _STOP:
                     stop = True
