@@ -2,7 +2,7 @@
 measured): submissions/s and p50/p99 latency from concurrent clients; paginated listing of 100,000 jobs.
 
     python bench/bench_api.py [--seconds 10] [--procs 2] [--conns 8] [--list-jobs 100000] [--postgres]
-                              [--single-process] [--rate 500]
+                              [--single-process] [--rate 500] [--compare-src BASELINE/src --reps 3]
 
 Honest set-up: the server is its own process (uvicorn, as `accelpool up` runs it); the load comes from
 ``--procs`` client processes, each holding ``--conns`` keep-alive HTTP/1.1 connections on loopback and
@@ -24,6 +24,9 @@ correction wrk2 makes for coordinated omission): when the server falls behind, t
 Every line also prints the CPU used per request by each server process (api, scheduler, supervisor, from
 /proc) and by the load generator itself (its own process time): they share this machine's cores, and CPU
 per request depends much less on other load than latency does.
+
+``--compare-src DIR`` measures the same with the server run from another source tree (the code before a
+change), alternating with this tree, and prints the ratios this/baseline: API CPU per submission and p99.
 
 Targets: >= 1,000 submissions/s with p99 < 50 ms on SQLite; < 0.2 s per page of the listing.
 """
