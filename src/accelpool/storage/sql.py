@@ -20,11 +20,13 @@ from accelpool.core.types import (
     Charge,
     Job,
     JobState,
+    Program,
+    Tenant,
 )
 from accelpool.ports import ExecutorEvent, RunSpec
 from accelpool.storage import codec
 from accelpool.storage import tables as T
-from accelpool.storage.engine import json_serializer
+from accelpool.storage.engine import json_deserializer, json_serializer
 from accelpool.storage.identity import IdentityWrites
 from accelpool.storage.jobs import JOB_COLUMNS, JobWrites
 from accelpool.storage.money import MoneyWrites
@@ -108,7 +110,7 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
                     T.jobs.c.carry_krw,
                     T.jobs.c.attempt_started,
                     T.jobs.c.restart_measured,
-                    T.jobs.c.throughput,
+                    cast(T.jobs.c.throughput, Text).label("throughput"),  # parsed when it changed
                     T.jobs.c.reason,
                 )
                 .where(T.jobs.c.active.is_(True))
@@ -121,17 +123,19 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
             grants = tuple(self._grant(r) for r in c.execute(select(T.grants).order_by(T.grants.c.id)))
             prices = {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
             sites = tuple(self._site(r) for r in c.execute(select(T.sites).order_by(T.sites.c.id)))
+        # the same objects as last round while nothing changed, so the core's problem cache can reuse its
+        # arrays (core.rounds: it keys on the identity of the throughput, tenants and programs)
+        tenants, programs, throughput = self._same_as_last(job_rows, node_rows, tenants, programs)
         gone = {s.id for s in sites if s.down}
         nodes = tuple(self._node(r) for r in node_rows if not r.down and r.site not in gone)
         statuses = tuple(self._status(r) for r in job_rows)
         queued = JobState.QUEUED.value
         self._waits = {r.id: r.reason for r in job_rows if r.state == queued}  # what is stored now
-        types = sorted({r.accelerator for r in node_rows})
         return Snapshot(
             now=now,
             nodes=nodes,
             jobs=statuses,
-            throughput=ThroughputMatrix.from_rows({r.id: r.throughput for r in job_rows}, types),
+            throughput=throughput,
             accelerators=self.accelerators,
             tenants=tenants,
             programs=programs,
@@ -146,6 +150,26 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
                 if (r.down and r.down_cause) or (not r.down and r.site in gone)
             },
         )
+
+    def _same_as_last(
+        self, job_rows: Any, node_rows: Any, tenants: tuple[Tenant, ...], programs: tuple[Program, ...]
+    ) -> tuple[tuple[Tenant, ...], tuple[Program, ...], ThroughputMatrix]:
+        """The tenants, programs and throughput matrix of this snapshot: last round's very objects when
+        they are equal (throughput: the same jobs, node types and stored JSON text), else new ones."""
+        last = self._last_ref
+        types = tuple(sorted({r.accelerator for r in node_rows}))
+        key = (types, tuple((r.id, r.throughput) for r in job_rows))
+        if last is not None and last[2] == key:
+            throughput = last[3]
+        else:
+            rows = {r.id: json_deserializer(r.throughput) if r.throughput else {} for r in job_rows}
+            throughput = ThroughputMatrix.from_rows(rows, types)
+        if last is not None and last[0] == tenants:
+            tenants = last[0]
+        if last is not None and last[1] == programs:
+            programs = last[1]
+        self._last_ref = (tenants, programs, key, throughput)
+        return tenants, programs, throughput
 
     def skipped_starts(self) -> frozenset[str]:
         """The starts the last ``record_decision`` left out: jobs no longer queued (cancelled since)."""
