@@ -267,7 +267,7 @@ def _classify(
         p_v = pi[idx, pv_]
         with np.errstate(divide="ignore", invalid="ignore"):
             frac = np.where(a_v > a_u, (lam - a_u) / (a_v - a_u), np.inf)
-        mine = p_u + (p_v - p_u) * frac
+            mine = p_u + (p_v - p_u) * frac  # 0 * inf is nan where frac is inf: filtered by frac <= 1
         scale_p = max(float(price.max(initial=0.0)), 1e-12)
         keep = ok & (frac >= 0) & (frac <= 1) & (mine <= cost * (1 + 1e-9) + 1e-12 * scale_p)
         u = np.where(keep, pu_, u)
