@@ -1,11 +1,17 @@
 """SqlStore.snapshot hands out last round's tenants, programs and throughput matrix (the very objects) while
 they are unchanged, so the core's problem cache (core.rounds, keyed on their identity) reuses its arrays on
-a live SQL store as on the memory store; any change gives new objects with the new values."""
+a live SQL store as on the memory store; any change gives new objects with the new values. Job rows whose
+stored values are unchanged give last snapshot's JobStatus objects (not decoded again)."""
 
 from __future__ import annotations
 
-from accelpool.core.types import Job, Node, Program, Tenant
+import pytest
+
+from accelpool.core.rounds import DecideCache, decide
+from accelpool.core.types import Job, JobState, Node, Program, Tenant
+from accelpool.service.server import get_policy
 from accelpool.storage.engine import sqlite_url
+from accelpool.storage.pgserver import fresh_database, postgres_url
 from accelpool.storage.sql import SqlStore
 
 
@@ -33,3 +39,50 @@ def test_unchanged_reference_data_is_the_same_object_and_a_change_is_seen(tmp_pa
         assert s5.throughput is not s4.throughput and s5.throughput.row("c")["rngd"] == 1.0
     finally:
         store.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "j.sqlite")
+    base = postgres_url()
+    if base is None:
+        pytest.skip("no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries")
+    return fresh_database(base)
+
+
+def test_unchanged_job_rows_are_last_rounds_statuses_and_other_processes_writes_are_seen(url) -> None:
+    """The scheduler's store keeps last snapshot's JobStatus objects for rows whose stored values are the
+    same; a write through another store on the same database (the API process: a cancel) and the
+    scheduler's own record (a start, then metering) give new statuses with the stored values."""
+    sched, api = SqlStore(url), SqlStore(url)
+    try:
+        sched.add_nodes([Node("h-0", "h100", 1)])
+        sched.add_tenant(Tenant("t1"))
+        for i, name in enumerate("abc"):
+            api.submit(Job(name, tenant="t1", submit_time=float(i)), {"h100": 1.0})
+        s1 = sched.snapshot(10.0, 360.0)
+        by1 = {s.job.id: s for s in s1.jobs}
+        assert sorted(by1) == ["a", "b", "c"]
+        s2 = sched.snapshot(20.0, 360.0)
+        assert all(x is y for x, y in zip(s1.jobs, s2.jobs, strict=True))
+        assert not api.cancel("a", 25.0)  # the API's process (False: nothing to stop, it was queued)
+        s3 = sched.snapshot(30.0, 360.0)
+        by3 = {s.job.id: s for s in s3.jobs}
+        assert sorted(by3) == ["b", "c"] and by3["b"] is by1["b"] and by3["c"] is by1["c"]
+        decision = decide(s3, get_policy("fifo"), DecideCache())
+        assert [p.job for p in decision.start] == ["b"]
+        sched.record_decision(decision)
+        by4 = {s.job.id: s for s in sched.snapshot(40.0, 360.0).jobs}
+        assert by4["b"] is not by1["b"] and by4["b"].state is JobState.RUNNING
+        assert by4["b"].placement is not None and by4["b"].placement.devices == (("h-0", (0,)),)
+        assert by4["c"] is by1["c"] and by4["c"].state is JobState.QUEUED
+        # the same values read afresh by a store with no history are equal to the kept ones
+        fresh = SqlStore(url)
+        try:
+            assert fresh.snapshot(40.0, 360.0).jobs == tuple(by4[j] for j in ("b", "c"))
+        finally:
+            fresh.close()
+    finally:
+        sched.close()
+        api.close()

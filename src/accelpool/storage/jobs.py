@@ -241,21 +241,22 @@ def _update_jobs(cols: tuple[str, ...]) -> Any:
 
 
 def _changed(before: JobStatus, after: JobStatus) -> Iterator[tuple[str, Any]]:
-    """The jobs columns whose values differ between two statuses of one job."""
+    """The jobs columns whose values differ between two statuses of one job (an unchanged value is
+    usually the very same object: the identity test skips comparing Fractions and dicts)."""
     if after.state is not before.state:
         yield "state", after.state.value
         yield "active", not after.state.terminal
         if (hold := ledger.hold_after(after.state)) is not None:
             yield "reserved_krw", hold
-    if after.placement != before.placement:
+    if after.placement is not before.placement and after.placement != before.placement:
         yield "placement", codec.placement_to_dict(after.placement)
     if after.steps_done != before.steps_done:
         yield "steps_done", after.steps_done
-    if after.seconds_on != before.seconds_on:
+    if after.seconds_on is not before.seconds_on and after.seconds_on != before.seconds_on:
         yield "seconds_on", dict(after.seconds_on)
     if after.metered_until != before.metered_until:
         yield "metered_until", after.metered_until
-    if after.carry != before.carry:
+    if after.carry is not before.carry and after.carry != before.carry:
         yield "carry_krw", codec.carry_to_str(after.carry)
     if after.attempt_started != before.attempt_started:
         yield "attempt_started", after.attempt_started

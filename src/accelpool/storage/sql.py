@@ -100,12 +100,14 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
             node_rows = c.execute(select(T.nodes).order_by(T.nodes.c.name)).all()
             job_rows = c.execute(
                 select(
+                    # keep the order: ``_statuses`` keys on columns 2 to 9 (state .. restart_measured)
                     T.jobs.c.id,
                     cast(T.jobs.c.spec, Text).label("spec"),  # parsed only for jobs not yet cached
                     T.jobs.c.state,
-                    T.jobs.c.placement,
+                    # the JSON columns as stored text: an unchanged row is recognised without decoding it
+                    cast(T.jobs.c.placement, Text).label("placement"),
                     T.jobs.c.steps_done,
-                    T.jobs.c.seconds_on,
+                    cast(T.jobs.c.seconds_on, Text).label("seconds_on"),
                     T.jobs.c.metered_until,
                     T.jobs.c.carry_krw,
                     T.jobs.c.attempt_started,
@@ -128,7 +130,7 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
         tenants, programs, throughput = self._same_as_last(job_rows, node_rows, tenants, programs)
         gone = {s.id for s in sites if s.down}
         nodes = tuple(self._node(r) for r in node_rows if not r.down and r.site not in gone)
-        statuses = tuple(self._status(r) for r in job_rows)
+        statuses = self._statuses(job_rows)
         queued = JobState.QUEUED.value
         self._waits = {r.id: r.reason for r in job_rows if r.state == queued}  # what is stored now
         return Snapshot(
@@ -150,6 +152,38 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
                 if (r.down and r.down_cause) or (not r.down and r.site in gone)
             },
         )
+
+    def _statuses(self, job_rows: Any) -> tuple[JobStatus, ...]:
+        """Each row's JobStatus: last snapshot's very object when the row's stored values are the same as
+        then (decoding 10,000 rows each round was the largest part of a snapshot), else decoded. The key is
+        every stored column a JobStatus is built from, so a write by any process (the API's cancel, another
+        scheduler's record) shows as a changed key: nothing here depends on this process's own writes."""
+        last = self._last_status
+        keep: dict[str, tuple[tuple[Any, ...], JobStatus]] = {}
+        out = []
+        for r in job_rows:
+            key = r[2:10]  # state .. restart_measured, as selected in ``snapshot`` (a plain tuple)
+            hit = last.get(r.id)
+            if hit is not None and hit[0] == key:
+                status = hit[1]
+            else:
+                placement = json_deserializer(r.placement) if r.placement else None
+                seconds_on = json_deserializer(r.seconds_on) if r.seconds_on else None
+                status = JobStatus(
+                    job=self._job(r.id, r.spec),
+                    state=JobState(r.state),
+                    placement=codec.placement_from_dict(r.id, placement),
+                    steps_done=float(r.steps_done),
+                    seconds_on=dict(seconds_on or {}),
+                    metered_until=r.metered_until,
+                    carry=codec.carry_from_str(r.carry_krw),
+                    attempt_started=r.attempt_started,
+                    restart_measured=r.restart_measured,
+                )
+            keep[r.id] = (key, status)
+            out.append(status)
+        self._last_status = keep
+        return tuple(out)
 
     def _same_as_last(
         self, job_rows: Any, node_rows: Any, tenants: tuple[Tenant, ...], programs: tuple[Program, ...]
