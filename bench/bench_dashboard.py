@@ -224,6 +224,25 @@ SEARCHES = {
         f"SELECT seq FROM jobs WHERE name LIKE {_LIKE} OR id LIKE {_LIKE} ORDER BY seq DESC LIMIT 51",
         f"SELECT seq FROM jobs NOT INDEXED WHERE name LIKE {_LIKE} OR id LIKE {_LIKE} ORDER BY seq DESC LIMIT 51",
     ),
+    # migration 0013: the text search through the trigram index (FTS5 ``jobs_text``) vs 0012's LIKE over
+    # ix_jobs_search; a rare text (11 jobs), a common one (about 11% of the jobs) and one in every job
+    **{
+        f"admin: text '{q}' (0013 vs 0012)": (
+            "SELECT jobs.seq FROM jobs JOIN jobs_text ON jobs_text.rowid = jobs.seq "
+            f"WHERE (jobs.name LIKE '%{q}%' ESCAPE '\\' OR jobs.id LIKE '%{q}%' ESCAPE '\\') "
+            f"AND jobs_text MATCH '\"{q}\"' ORDER BY jobs_text.rowid DESC LIMIT 51",
+            f"SELECT seq FROM jobs WHERE name LIKE '%{q}%' ESCAPE '\\' OR id LIKE '%{q}%' ESCAPE '\\' "
+            "ORDER BY seq DESC LIMIT 51",
+        )
+        for q in ("job-4242", "job-1", "job-")
+    },
+    "admin: text 'job-' counted (0013 vs 0012)": (
+        "SELECT count(*) FROM (SELECT jobs.seq FROM jobs JOIN jobs_text ON jobs_text.rowid = jobs.seq "
+        "WHERE (jobs.name LIKE '%job-%' ESCAPE '\\' OR jobs.id LIKE '%job-%' ESCAPE '\\') "
+        "AND jobs_text MATCH '\"job-\"' LIMIT 10001)",
+        "SELECT count(*) FROM (SELECT seq FROM jobs WHERE name LIKE '%job-%' ESCAPE '\\' "
+        "OR id LIKE '%job-%' ESCAPE '\\' LIMIT 10001)",
+    ),
     "admin: type, counted to 10,001": (
         "SELECT count(*) FROM (SELECT seq FROM jobs WHERE accepts LIKE '%|h100|%' LIMIT 10001)",
         "SELECT count(*) FROM (SELECT seq FROM jobs NOT INDEXED WHERE CAST(spec AS VARCHAR) LIKE "

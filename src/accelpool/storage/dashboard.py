@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, column, func, or_, select, table
+from sqlalchemy import text as sql_text
 
 from accelpool.storage import tables as T
 from accelpool.storage.sql import SqlStore
@@ -28,8 +29,10 @@ SORTS: dict[str, tuple[tuple[Any, bool], ...]] = {
     "state": ((T.jobs.c.state, False), (T.jobs.c.seq, True)),
 }
 HOUR = 3600.0
+_TEXT = table("jobs_text", column("rowid"))  # SQLite's FTS5 trigram index of jobs.name, jobs.id (0013)
 COUNT_CAP = 10_000  # a filtered search counts its matches up to this many
 DAY = 86400.0
+TRIGRAM = 3  # the shortest text the trigram indexes serve (characters)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ def _conditions(
     if f.q:
         like = "%" + _escape(f.q) + "%"
         conds.append(or_(j.name.like(like, escape="\\"), j.id.like(like, escape="\\")))
+        if _indexed(store, f):
+            phrase = '"' + f.q.replace('"', '""') + '"'
+            conds.append(sql_text("jobs_text MATCH :text_q").bindparams(text_q=phrase))
     if f.program:
         with store.read() as c:
             ids = [r.id for r in c.execute(select(T.grants.c.id).where(T.grants.c.program == f.program))]
@@ -83,6 +89,22 @@ def _conditions(
     if f.until is not None:
         conds.append(j.submit_time < f.until)
     return conds
+
+
+def _indexed(store: SqlStore, f: JobFilter) -> bool:
+    """Whether the text search reads SQLite's trigram index ``jobs_text`` (migration 0013): texts of
+    ``TRIGRAM`` or more characters (shorter ones have no trigram: the LIKE alone reads the table). The
+    index keeps the rows holding the text as a phrase, a superset of what the LIKE keeps (it folds case
+    over all of Unicode, LIKE over ASCII only), and the LIKE stays: the search means exactly what it
+    meant. PostgreSQL needs no rewrite: its GIN trigram indexes (pg_trgm) serve the LIKE itself."""
+    return len(f.q) >= TRIGRAM and store.engine.dialect.name == "sqlite"
+
+
+def _source(store: SqlStore, f: JobFilter) -> Any:
+    """The jobs, joined to their text index rows when the search reads it (``_indexed``)."""
+    if _indexed(store, f):
+        return T.jobs.join(_TEXT, _TEXT.c.rowid == T.jobs.c.seq)
+    return T.jobs
 
 
 def _escape(text: str) -> str:
@@ -128,9 +150,14 @@ def search_jobs(
         where = list(conds)
         if cursor is not None:
             row = c.execute(select(*cols).where(j.seq == cursor)).first()
-            if row is not None:
-                where.append(_beyond(order, tuple(row), forward))
-        keys = select(*cols)
+        src = _source(store, f)
+        if src is not T.jobs and f.sort in ("new", "old"):
+            # newest (or oldest) first straight from the index's rowid order (rowid = seq): the first
+            # page stops after its rows even when most jobs hold the text
+            order = ((_TEXT.c.rowid, order[0][1]),)
+        if cursor is not None and row is not None:
+            where.append(_beyond(order, tuple(row), forward))
+        keys = select(*cols).select_from(src)
         if where:
             keys = keys.where(and_(*where))
         by = [(col.desc() if desc == forward else col.asc()) for col, desc in order]
@@ -148,7 +175,7 @@ def search_jobs(
             n = None  # the first page holds every match: counted already (a rare name, say)
         elif conds and filtered:
             n = select(func.count()).select_from(
-                select(j.seq).where(and_(*conds)).limit(COUNT_CAP + 1).subquery()
+                select(j.seq).select_from(src).where(and_(*conds)).limit(COUNT_CAP + 1).subquery()
             )
         elif conds:
             n = n.where(and_(*conds))

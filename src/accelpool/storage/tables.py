@@ -231,3 +231,19 @@ ui_sessions = Table(
     Column("expires", Float, nullable=False),
     Index("ix_ui_sessions_token", "token"),
 )
+
+
+# Schema objects the migrations make outside this metadata (0013: the job text index): SQLite's FTS5
+# table ``jobs_text`` and its shadow tables, PostgreSQL's GIN trigram indexes. Alembic's comparison skips
+# them (``include_name``), since SQLAlchemy cannot describe them.
+TEXT_INDEX_TABLES = ("jobs_text",)
+TEXT_INDEX_INDEXES = ("ix_jobs_name_trgm", "ix_jobs_id_trgm")
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """False for the job text index's objects (``TEXT_INDEX_*``), True for everything else."""
+    if type_ == "table" and name is not None:
+        return not any(name == t or name.startswith(t + "_") for t in TEXT_INDEX_TABLES)
+    if type_ == "index":
+        return name not in TEXT_INDEX_INDEXES
+    return True

@@ -1,0 +1,194 @@
+"""The job text index (migration 0013): the dashboard's search by name or id answers exactly what the
+plain LIKE answered (fields, ASCII-only case folding on SQLite, case-sensitive on PostgreSQL, literal % _
+and quotes, queries under 3 characters), from an index kept in sync with inserts, updates and deletes, and
+built for the jobs already there when the migration runs. SQLite (FTS5 trigram) and PostgreSQL (pg_trgm)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import delete, or_, select, update
+
+from accelpool.core.types import Job
+from accelpool.storage import tables as T
+from accelpool.storage.dashboard import JobFilter, _escape, search_jobs
+from accelpool.storage.engine import sqlite_url
+from accelpool.storage.sql import SqlStore
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+NAMES = [
+    "train-llama",
+    "Train-Llama-2",
+    "TRAIN_x",
+    "eval 50% done",
+    'quote"d job',
+    "한국어 학습",
+    "ÉCOLE run",
+    "école run",
+    "a",
+    "ab",
+    "back\\slash",
+]
+QUERIES = [
+    "train",
+    "TRAIN",
+    "rain-l",
+    "llama-2",
+    "_x",
+    "N_X",
+    "50%",
+    "% d",
+    'e"d',
+    "국어",
+    "어 학",
+    "éco",
+    "ÉCO",
+    "run",
+    "a",
+    "ab",
+    "AB",
+    "k\\s",
+    "job-",
+    "nomatch",
+    "j0",
+    "-",
+]
+
+
+def _store(tmp_path, backend: str) -> SqlStore:
+    if backend == "sqlite":
+        return SqlStore(sqlite_url(tmp_path / "t.sqlite"))
+    from accelpool.storage.pgserver import fresh_database, postgres_url
+
+    base = postgres_url()
+    if base is None:
+        pytest.skip("no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries")
+    return SqlStore(fresh_database(base))
+
+
+def _like(store: SqlStore, q: str) -> set[str]:
+    """The plain LIKE the search was before the index (read from the table, no index involved)."""
+    like = "%" + _escape(q) + "%"
+    j = T.jobs.c
+    with store.read() as c:
+        return {
+            r.id
+            for r in c.execute(
+                select(j.id).where(or_(j.name.like(like, escape="\\"), j.id.like(like, escape="\\")))
+            )
+        }
+
+
+def _search(store: SqlStore, q: str) -> set[str]:
+    return {v.id for v in search_jobs(store, None, JobFilter(q=q), per_page=1000).rows}
+
+
+def _submit(store: SqlStore, names: list[str], first: int = 0) -> None:
+    for k, name in enumerate(names, first):
+        store.submit(Job(f"job-{k:03d}", submit_time=float(k)), {"h100": 1.0}, name=name)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_search_means_what_the_plain_like_meant(tmp_path, backend):
+    store = _store(tmp_path, backend)
+    try:
+        _submit(store, NAMES)
+        for q in QUERIES:
+            assert _search(store, q) == _like(store, q), q
+        # the case rules of each backend, kept: SQLite folds ASCII only, PostgreSQL's LIKE folds nothing
+        if backend == "sqlite":
+            assert _search(store, "TRAIN") == {"job-000", "job-001", "job-002"}
+            assert _search(store, "ÉCO") == {"job-006"}
+        else:
+            assert _search(store, "TRAIN") == {"job-002"}
+        assert _search(store, "50%") == {"job-003"} and _search(store, "% d") == {"job-003"}
+        assert _search(store, "job-01") == {"job-010"}  # the id is searched too
+        assert _search(store, "ab") == {"job-009"}  # under 3 characters: the LIKE alone
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_index_follows_inserts_updates_and_deletes(tmp_path, backend):
+    store = _store(tmp_path, backend)
+    try:
+        _submit(store, ["alpha-run", "beta-run"])
+        assert _search(store, "alpha") == {"job-000"}
+        with store.write() as c:
+            c.execute(update(T.jobs).where(T.jobs.c.id == "job-000").values(name="gamma-run"))
+        assert _search(store, "alpha") == set() and _search(store, "gamma") == {"job-000"}
+        with store.write() as c:
+            c.execute(delete(T.jobs).where(T.jobs.c.id == "job-001"))
+        assert _search(store, "beta") == set() and _search(store, "-run") == {"job-000"}
+        _submit(store, ["delta-run"], first=2)
+        assert _search(store, "-run") == {"job-000", "job-002"}
+        for q in ("alpha", "gamma", "beta", "delta", "-run", "job", "b-0"):
+            assert _search(store, q) == _like(store, q), q
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_migration_0013_indexes_the_jobs_already_there(tmp_path, backend):
+    from alembic import command
+
+    from accelpool.storage import migrate
+
+    store = _store(tmp_path, backend)
+    try:
+        cfg = migrate._config()
+        with store.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0012_dashboard_search_index")
+        with store.read() as c:
+            if backend == "sqlite":
+                names = {r[0] for r in c.exec_driver_sql("SELECT name FROM sqlite_master")}
+                assert not any(n.startswith("jobs_text") for n in names)
+            else:
+                idx = {r[0] for r in c.exec_driver_sql("SELECT indexname FROM pg_indexes")}
+                assert "ix_jobs_name_trgm" not in idx
+        _submit(store, NAMES)  # jobs written before the index exists
+        migrate.upgrade(store.engine)
+        with store.read() as c:
+            if backend == "sqlite":
+                n = c.exec_driver_sql(
+                    "SELECT count(*) FROM jobs_text WHERE jobs_text MATCH '\"rain\"'"
+                ).scalar()
+                assert n == 3  # train-llama, Train-Llama-2, TRAIN_x
+            else:
+                idx = {r[0] for r in c.exec_driver_sql("SELECT indexname FROM pg_indexes")}
+                assert {"ix_jobs_name_trgm", "ix_jobs_id_trgm"} <= idx
+        for q in QUERIES:
+            assert _search(store, q) == _like(store, q), q
+        assert _search(store, "train") == (
+            {"job-000", "job-001", "job-002"} if backend == "sqlite" else {"job-000"}
+        )
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("sort", ["new", "old", "name"])
+def test_text_search_pages_forward_and_back(tmp_path, backend, sort):
+    """Keyset pages of a text search (read in the index's rowid order for new/old) cover every match once,
+    in the sort's order, both ways; the capped count counts them."""
+    store = _store(tmp_path, backend)
+    try:
+        _submit(store, [f"run-{k % 4}" if k % 3 else "other" for k in range(20)])
+        f = JobFilter(q="run-", sort=sort)
+        every = [v.id for v in search_jobs(store, None, f, per_page=100).rows]
+        assert set(every) == _like(store, "run-") and len(every) == 13
+        if sort == "new":
+            assert every == sorted(every, reverse=True)
+        pages, after = [], None
+        while True:
+            p = search_jobs(store, None, f, per_page=4, after=after)
+            assert p.total == 13
+            pages.append([v.id for v in p.rows])
+            if p.next_after is None:
+                break
+            after = p.next_after
+        assert [i for pg in pages for i in pg] == every
+        back = search_jobs(store, None, f, per_page=4, before=p.prev_before)
+        assert [v.id for v in back.rows] == pages[-2]
+    finally:
+        store.close()
