@@ -9,6 +9,8 @@ from accelpool.storage.tables import include_name, metadata
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only used when someone runs the alembic CLI by hand
     raise RuntimeError("run migrations through accelpool.storage.migrate.upgrade(engine)")
-context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, include_name=include_name)
+context.configure(
+    connection=connection, target_metadata=metadata, render_as_batch=True, include_name=include_name
+)
 with context.begin_transaction():
     context.run_migrations()
