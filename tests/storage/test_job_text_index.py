@@ -192,3 +192,48 @@ def test_text_search_pages_forward_and_back(tmp_path, backend, sort):
         assert [v.id for v in back.rows] == pages[-2]
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_without_pg_trgm_the_migration_goes_on_and_the_search_still_answers(caplog):
+    """A user who may not create the extension (no CREATE on the database): 0013 logs a warning naming
+    the statements to run by hand, creates no trigram index, and the search reads the table as before."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from accelpool.storage.pgserver import postgres_url
+
+    base = postgres_url()
+    if base is None:
+        pytest.skip("no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries")
+    tag = uuid.uuid4().hex[:10]
+    role, db = f"ap_norights_{tag}", f"t_norights_{tag}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
+        c.exec_driver_sql(f'CREATE DATABASE "{db}"')  # owned by the test's (super)user, not by the role
+    owner = sa.create_engine(sa.engine.make_url(base).set(database=db), isolation_level="AUTOCOMMIT")
+    with owner.connect() as c:
+        c.exec_driver_sql(f'GRANT CREATE, USAGE ON SCHEMA public TO "{role}"')
+        c.exec_driver_sql(f'REVOKE CREATE ON DATABASE "{db}" FROM PUBLIC')
+    owner.dispose()
+    url = sa.engine.make_url(base).set(database=db, username=role, password=None)
+    store = None
+    try:
+        with caplog.at_level("WARNING", logger="accelpool.storage.migrate"):
+            store = SqlStore(url.render_as_string(hide_password=False))
+        assert "pg_trgm could not be created" in caplog.text and "gin_trgm_ops" in caplog.text
+        with store.read() as c:
+            idx = {r[0] for r in c.exec_driver_sql("SELECT indexname FROM pg_indexes")}
+        assert "ix_jobs_name_trgm" not in idx
+        _submit(store, NAMES)
+        for q in QUERIES:
+            assert _search(store, q) == _like(store, q), q
+    finally:
+        if store is not None:
+            store.close()
+        with admin.connect() as c:
+            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            c.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
+        admin.dispose()
