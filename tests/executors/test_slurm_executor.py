@@ -196,10 +196,13 @@ def test_a_stop_survives_failed_scancel_commands(tmp_path: Path, slurm_conf: str
     e = SlurmExecutor(
         tmp_path / "s", slurm_conf=slurm_conf, instance=f"t-{tmp_path.name}", bin_dir=str(bin_dir)
     )
-    # A step that ignores SIGTERM, so only the kill path can end it.
-    e.start(launch("stubborn", "trap '' TERM; sleep 60", (("s-gpu-1", (1,)),), grace_seconds=0.5))
+    # A step that ignores SIGTERM (once its trap is set: a SIGTERM before that would end it), so only the
+    # kill path can end it.
+    ready = tmp_path / "ready"
+    cmd = f"trap '' TERM; touch {ready}; sleep 60"
+    e.start(launch("stubborn", cmd, (("s-gpu-1", (1,)),), grace_seconds=0.5))
     seen: list[ExecutorEvent] = []
-    wait_for(e, lambda s: any(ev.kind == EventKind.STARTED for ev in s), seen)
+    wait_for(e, lambda s: any(ev.kind == EventKind.STARTED for ev in s) and ready.exists(), seen)
     t0 = time.time()
     e.stop("stubborn", "preempted")
     end = end_of(e, "stubborn", timeout=30.0)
