@@ -118,6 +118,9 @@ def test_registered_local_and_slurm_sites_run_jobs_and_a_site_outage_moves_them(
         _wait(lambda: site(pub2) == "cloud", 60, "pub2 running at the cloud")
         _wait(lambda: "pub2 started at c0" in lab.logs(pub2), 30, "pub2's logs through the API")
         _wait(lambda: "fin started at s-gpu-" in lab.logs(fin), 30, "fin's logs from Slurm through the API")
+        # Billing starts at the executor's STARTED: wait until the scheduler has seen pub start at hpc (it is
+        # billed), or an outage before that poll would rightly leave its hpc run unbilled (CI at 43c5b60).
+        _wait(lambda: lab.job(pub)["charged_krw"] > 0, 30, "pub's start at hpc seen and billed")
 
         # The HPC controller stops answering.
         outage.write_text("")
