@@ -64,6 +64,16 @@ def rank_envs(out: Path) -> dict[str, dict[str, str]]:
     return envs
 
 
+def stop_all(e: SlurmExecutor, timeout: float = 30.0) -> None:
+    """Teardown: stop every job the executor still runs and poll until they have ended (or ``timeout``)."""
+    for j in list(e.active()):
+        e.stop(j, "teardown")
+    deadline = time.time() + timeout
+    while e.active() and time.time() < deadline:
+        e.poll()
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def ex(tmp_path: Path, slurm_conf: str) -> Iterator[SlurmExecutor]:
     e = SlurmExecutor(
@@ -73,12 +83,7 @@ def ex(tmp_path: Path, slurm_conf: str) -> Iterator[SlurmExecutor]:
         extra_env={"ACCELPOOL_URL": "u"},
     )
     yield e
-    for j in list(e.active()):
-        e.stop(j, "teardown")
-    deadline = time.time() + 30
-    while e.active() and time.time() < deadline:
-        e.poll()
-        time.sleep(0.1)
+    stop_all(e)
 
 
 def test_nodes_and_gres_types_are_discovered(ex: SlurmExecutor) -> None:

@@ -8,12 +8,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.executors.test_slurm_executor import end_of, launch
+from tests.executors.test_slurm_executor import end_of, launch, stop_all
 
 from accelpool.core.rounds import Placement
 from accelpool.core.types import Job
@@ -75,12 +74,7 @@ def sandboxed(tmp_path: Path, slurm_conf: str) -> Iterator[SlurmExecutor]:
     try:
         yield e
     finally:
-        for j in list(e.active()):
-            e.stop(j, "teardown")
-        deadline = time.time() + 30
-        while e.active() and time.time() < deadline:
-            e.poll()
-            time.sleep(0.2)
+        stop_all(e)
         e.close()
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.executors.test_slurm_executor import end_of, launch
+from tests.executors.test_slurm_executor import end_of, launch, stop_all
 from tests.security.hostile import WIN, _host_procs
 
 from accelpool.executors import sandbox as sb
@@ -36,12 +36,7 @@ def ex(tmp_path: Path, slurm_conf: str) -> Iterator[tuple[SlurmExecutor, Path, s
         yield e, data, secret + " " + canary
     finally:
         del os.environ[CANARY]
-        for j in list(e.active()):
-            e.stop(j, "teardown")
-        deadline = time.time() + 30
-        while e.active() and time.time() < deadline:
-            e.poll()
-            time.sleep(0.2)
+        stop_all(e)
         e.close()
 
 

@@ -159,6 +159,14 @@ def sites_allowing(
     return allowed, notes
 
 
+def _site_groups(allowed: Sequence[frozenset[str]]) -> tuple[dict[frozenset[str], int], IntArray]:
+    """The distinct sets of allowed sites (set -> group number) and each job's group: per-site work is done
+    once per group, not once per job."""
+    keys: dict[frozenset[str], int] = {}
+    index = np.array([keys.setdefault(a, len(keys)) for a in allowed], dtype=np.int64)
+    return keys, index
+
+
 def site_view(
     problem: AllocationProblem,
     allowed: Sequence[frozenset[str]],
@@ -181,8 +189,7 @@ def site_view(
         if row is None:
             row = held[n.site] = np.zeros(len(types))
         row[k] += n.devices
-    keys: dict[frozenset[str], int] = {}
-    index = np.array([keys.setdefault(a, len(keys)) for a in allowed], dtype=np.int64)
+    keys, index = _site_groups(allowed)
     where = list(held)
     if len(where) <= 1 and not any(sites.get(s, IMPLICIT_DEFAULT).prices for s in where):
         if all(set(where) <= a for a in keys):
@@ -294,8 +301,7 @@ def site_columns(
             col_type.append(k)
             col_site.append(s)
     ct = np.array(col_type, dtype=np.int64)
-    keys: dict[frozenset[str], int] = {}
-    index = np.array([keys.setdefault(a, len(keys)) for a in allowed], dtype=np.int64)
+    keys, index = _site_groups(allowed)
     site_ids = sorted({s for s in col_site if s})
     ok_site = np.array([[s in a for s in site_ids] for a in keys], dtype=bool).reshape(
         len(keys), len(site_ids)
