@@ -123,6 +123,11 @@ class Outcome:
     preemptions: int = 0  # to add to the job's count
     started_at: float | None = None  # the job's first start, when it has none yet
     ended_at: float | None = None  # the job's end time
+    applied: bool = True  # False: the event changed nothing (e.g. a PLACE of a job no longer queued)
+    attempts: int = 0  # to add to the job's count of runs placed
+    ended: bool = False  # the job finished with this event: it leaves the active jobs
+    hold_krw: int | None = None  # the job's hold on its grant after the event (None: unchanged)
+    stop_process: bool = False  # a process of the job may be running: the caller must stop it
 
     @property
     def reason(self) -> str | None:
@@ -135,7 +140,7 @@ def apply_event(status: JobStatus, event: Event, price_krw_per_hour: int = 0) ->
     if status.state.terminal:
         if status.placement is not None and isinstance(event, ExecutorEvent):
             return _late_start(status, event, price_krw_per_hour)
-        return Outcome(status)
+        return _same(status)
     if isinstance(event, SchedulerEvent):
         return _command(status, event, price_krw_per_hour)
     return _observed(status, event, price_krw_per_hour)
@@ -145,15 +150,14 @@ def _command(status: JobStatus, e: SchedulerEvent, price: int) -> Outcome:
     running = status.state is JobState.RUNNING
     if e.kind is Command.PLACE:
         if status.state is not JobState.QUEUED or e.placement is None:
-            return Outcome(status)
+            return _same(status)
         p = e.placement
         new = replace(status, state=JobState.RUNNING, placement=p, metered_until=None, carry=ledger.ZERO)
-        return Outcome(
-            new, records=(Record(e.time, JobState.RUNNING, f"placed on {p.count} x {p.accelerator}"),)
-        )
+        why = f"placed on {p.count} x {p.accelerator}"
+        return Outcome(new, records=(Record(e.time, JobState.RUNNING, why),), attempts=1)
     if e.kind is Command.PREEMPT:
         if not running:
-            return Outcome(status)
+            return _same(status)
         return _requeue(
             status, e.time, e.reason, StopCause.PREEMPTED, price, f"requeued after preemption ({e.reason})"
         )
@@ -165,7 +169,8 @@ def _command(status: JobStatus, e: SchedulerEvent, price: int) -> Outcome:
         # its process may have started without the scheduler having seen it yet: keep the placement until
         # the executor reports the start (billed up to the cancel) or the end (``_late_start``)
         new = replace(new, placement=status.placement, metered_until=t)
-    return Outcome(new, tail, (Record(t, JobState.CANCELLED, e.reason, StopCause.CANCELLED),))
+    record = Record(t, JobState.CANCELLED, e.reason, StopCause.CANCELLED)
+    return _finished(new, tail, record, stop_process=running)
 
 
 def _observed(status: JobStatus, e: ExecutorEvent, price: int) -> Outcome:
@@ -173,22 +178,42 @@ def _observed(status: JobStatus, e: ExecutorEvent, price: int) -> Outcome:
     if e.kind is EventKind.PROGRESS:
         return _progress(status, e)
     if not running:
-        return Outcome(status)  # a process of a run that already ended (requeued, cancelled)
+        return _same(status)  # a process of a run that already ended (requeued, cancelled)
     if e.kind is EventKind.STARTED:
         if status.metered_until is not None:
-            return Outcome(status)
+            return _same(status)
         return Outcome(replace(status, metered_until=e.time, attempt_started=e.time), started_at=e.time)
     cause = e.stop_cause()
     if e.kind is EventKind.LOST:
         return _requeue(status, e.time, e.reason or "lost", cause, price, "requeued")
     if cause is StopCause.REQUESTED:
-        return Outcome(status)  # a stop we asked for: the decision or the cancel recorded it already
+        return _same(status)  # a stop we asked for: the decision or the cancel recorded it already
     if cause is StopCause.COMPLETED:
         new, tail = _end_run(status, JobState.SUCCEEDED, e.time, price)
-        return Outcome(new, tail, (Record(e.time, JobState.SUCCEEDED, "exited 0", cause),), ended_at=e.time)
+        return _finished(new, tail, Record(e.time, JobState.SUCCEEDED, "exited 0", cause), ended_at=e.time)
     new, tail = _end_run(status, JobState.FAILED, e.time, price)
     why = e.reason or f"exit code {e.exit_code}"
-    return Outcome(new, tail, (Record(e.time, JobState.FAILED, why, cause),), ended_at=e.time)
+    return _finished(new, tail, Record(e.time, JobState.FAILED, why, cause), ended_at=e.time)
+
+
+def _same(status: JobStatus) -> Outcome:
+    """The event changed nothing."""
+    return Outcome(status, applied=False)
+
+
+def _finished(
+    new: JobStatus,
+    tail: tuple[Charge, ...],
+    record: Record,
+    *,
+    ended_at: float | None = None,
+    stop_process: bool = False,
+) -> Outcome:
+    """The job ended (``new`` is terminal): it leaves the active jobs and its hold on its grant is released."""
+    hold = ledger.hold_after(new.state)
+    return Outcome(
+        new, tail, (record,), ended_at=ended_at, ended=True, hold_krw=hold, stop_process=stop_process
+    )
 
 
 def _late_start(status: JobStatus, e: ExecutorEvent, price: int) -> Outcome:
@@ -196,7 +221,7 @@ def _late_start(status: JobStatus, e: ExecutorEvent, price: int) -> Outcome:
     a start reported now bills from the start up to the cancel; any other report closes it unbilled."""
     end = status.metered_until
     if e.kind is EventKind.PROGRESS:
-        return Outcome(status)
+        return _same(status)
     if e.kind is not EventKind.STARTED or end is None or e.time >= end:
         return Outcome(replace(status, placement=None))
     run = replace(status, state=JobState.RUNNING, metered_until=e.time)

@@ -22,8 +22,8 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from accelpool.core import ledger
-from accelpool.core.lifecycle import Event, Outcome, apply_event
-from accelpool.core.rounds import JobStatus
+from accelpool.core.lifecycle import Command, Event, Outcome, SchedulerEvent, apply_event
+from accelpool.core.rounds import JobStatus, Placement
 from accelpool.core.sites import price_for
 from accelpool.core.types import Charge, Site
 from accelpool.storage import codec
@@ -80,16 +80,34 @@ class JobWrites(UnitOfWork):
             q = q.where(T.grants.c.id.in_(sorted(grant_ids))).order_by(T.grants.c.id)
             for r in c.execute(q.with_for_update() if self._pg else q):
                 grants[r.id] = (int(r.amount_krw) - int(r.spent_krw), r.program)
+        jobs = self._lock_statuses(c, ids)
+        prices = {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
+        sites = {r.id: site_from_row(r) for r in c.execute(select(T.sites))}
+        return Locked(grants, jobs, prices, sites)
+
+    def _lock_statuses(self, c: Connection, ids: list[str]) -> dict[str, JobStatus]:
+        """Lock the job rows of ``ids`` (sorted), in id order; their statuses by id."""
         jobs: dict[str, JobStatus] = {}
         for chunk in _chunks(ids):
             q = select(*JOB_COLUMNS).where(T.jobs.c.id.in_(chunk)).order_by(T.jobs.c.id)
             for r in c.execute(q.with_for_update() if self._pg else q):
                 jobs[r.id] = self._status(r)
-        prices = {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
-        sites = {r.id: site_from_row(r) for r in c.execute(select(T.sites))}
-        return Locked(grants, jobs, prices, sites)
+        return jobs
 
     # -- the lifecycle ----------------------------------------------------------------------------------
+
+    def _place(self, c: Connection, starts: Sequence[Placement], now: float) -> dict[str, Outcome]:
+        """The core's PLACE on each started job's locked row: the outcomes it applied (a job no longer
+        queued, e.g. cancelled since the snapshot, is left out). Placing moves no money, so no grant is
+        locked; the caller writes the outcomes in bulk (``start_rows``)."""
+        locked = self._lock_statuses(c, sorted(p.job for p in starts))
+        out: dict[str, Outcome] = {}
+        for p in starts:
+            if (before := locked.get(p.job)) is not None:
+                o = apply_event(before, SchedulerEvent(p.job, Command.PLACE, now, placement=p))
+                if o.applied:
+                    out[p.job] = o
+        return out
 
     def _apply_events(self, c: Connection, events: Sequence[Event]) -> list[Charge]:
         """Apply ``events`` in order on locked rows; the charges booked (written in bulk at the end)."""
@@ -121,6 +139,12 @@ class JobWrites(UnitOfWork):
             extra["reason"] = out.reason
         if out.preemptions:
             extra["preemptions"] = extra.get("preemptions", 0) + out.preemptions
+        if out.attempts:
+            extra["attempts"] = extra.get("attempts", 0) + out.attempts
+        if out.ended:
+            extra["active"] = False
+        if out.hold_krw is not None:
+            extra["reserved_krw"] = out.hold_krw
         if out.started_at is not None:
             extra.setdefault("start_time", out.started_at)  # COALESCE: the first start stays
         if out.ended_at is not None:
@@ -231,8 +255,8 @@ def _update_jobs(cols: tuple[str, ...]) -> Any:
     values: dict[str, Any] = {}
     for col in cols:
         p = bindparam(f"v_{col}", type_=T.jobs.c[col].type)
-        if col == "preemptions":
-            values[col] = T.jobs.c.preemptions + p
+        if col in ("preemptions", "attempts"):
+            values[col] = T.jobs.c[col] + p
         elif col == "start_time":
             values[col] = func.coalesce(T.jobs.c.start_time, p)
         else:
@@ -245,9 +269,6 @@ def _changed(before: JobStatus, after: JobStatus) -> Iterator[tuple[str, Any]]:
     usually the very same object: the identity test skips comparing Fractions and dicts)."""
     if after.state is not before.state:
         yield "state", after.state.value
-        yield "active", not after.state.terminal
-        if (hold := ledger.hold_after(after.state)) is not None:
-            yield "reserved_krw", hold
     if after.placement is not before.placement and after.placement != before.placement:
         yield "placement", codec.placement_to_dict(after.placement)
     if after.steps_done != before.steps_done:
@@ -267,3 +288,27 @@ def _changed(before: JobStatus, after: JobStatus) -> Iterator[tuple[str, Any]]:
 def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
     for k in range(0, len(ids), size):
         yield ids[k : k + size]
+
+
+def start_rows(placed: dict[str, Outcome]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The jobs-row values and history lines of the PLACE outcomes ``placed`` (``JobWrites._place``), for a
+    bulk UPDATE and INSERT: every value is the core's."""
+    rows, events = [], []
+    for job_id, o in placed.items():
+        st = o.status
+        rows.append(
+            {
+                "jid": job_id,
+                "pl": codec.placement_to_dict(st.placement),
+                "why": o.reason or "",
+                "mark": st.metered_until,
+                "carry": codec.carry_to_str(st.carry),
+                "st": st.state.value,
+                "n": o.attempts,
+            }
+        )
+        events += [
+            {"job": job_id, "time": r.time, "state": r.state.value, "reason": r.reason, "cause": r.cause}
+            for r in o.records
+        ]
+    return rows, events

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from accelpool.core import ledger
 from accelpool.core.errors import AlreadyExists
-from accelpool.core.lifecycle import Command, Event, SchedulerEvent, apply_event
+from accelpool.core.lifecycle import Command, Event, Outcome, SchedulerEvent, apply_event
 from accelpool.core.reasons import QueueView
 from accelpool.core.rounds import Decision, JobStatus, Snapshot
 from accelpool.core.sites import price_for
@@ -126,10 +126,8 @@ class MemoryStore:
     def cancel(self, job_id: str, now: float, reason: str = "cancelled by user") -> bool:
         """Cancel a job that is not finished; True when it was running (its process must be stopped). A
         running job is billed up to the cancel (``core.lifecycle``)."""
-        rec = self.jobs[job_id]
-        running = rec.status.state is JobState.RUNNING
-        self._apply(rec, SchedulerEvent(job_id, Command.CANCEL, now, reason))
-        return running and rec.status.state is JobState.CANCELLED
+        out, _ = self._apply(self.jobs[job_id], SchedulerEvent(job_id, Command.CANCEL, now, reason))
+        return out.stop_process
 
     def active_jobs(self) -> int:
         """How many jobs are not finished."""
@@ -168,15 +166,12 @@ class MemoryStore:
         now = decision.now
         booked: list[Charge] = []
         for job_id, reason in decision.preempt:
-            booked += self._apply(self.jobs[job_id], SchedulerEvent(job_id, Command.PREEMPT, now, reason))
+            booked += self._apply(self.jobs[job_id], SchedulerEvent(job_id, Command.PREEMPT, now, reason))[1]
         skipped = []
-        queued = JobState.QUEUED
         for p in decision.start:
-            rec = self.jobs[p.job]
-            if rec.status.state is not queued:  # cancelled since the snapshot: never started
+            out, _ = self._apply(self.jobs[p.job], SchedulerEvent(p.job, Command.PLACE, now, placement=p))
+            if not out.applied:  # no longer queued (cancelled since the snapshot): never started
                 skipped.append(p.job)
-                continue
-            self._apply(rec, SchedulerEvent(p.job, Command.PLACE, now, placement=p))
         self._skipped = frozenset(skipped)
         positions = decision.positions
         jobs = self.jobs
@@ -200,7 +195,7 @@ class MemoryStore:
         for e in events:
             rec = jobs.get(e.job)
             if rec is not None:
-                booked += self._apply(rec, e)
+                booked += self._apply(rec, e)[1]
         return booked
 
     def record_charges(self, charges: Sequence[Charge]) -> list[Charge]:
@@ -245,8 +240,8 @@ class MemoryStore:
             self._matrix = (self._version, ThroughputMatrix.from_rows(rows, types))
         return self._matrix[1]
 
-    def _apply(self, rec: JobRecord, event: Event) -> list[Charge]:
-        """``core.lifecycle.apply_event`` on the job, persisted; the charges booked."""
+    def _apply(self, rec: JobRecord, event: Event) -> tuple[Outcome, list[Charge]]:
+        """``core.lifecycle.apply_event`` on the job, persisted; its outcome and the charges booked."""
         before = rec.status
         p = before.placement
         out = apply_event(before, event, 0 if p is None else self._price(p.accelerator, p.site))
@@ -259,10 +254,10 @@ class MemoryStore:
             rec.start_time = out.started_at
         if out.ended_at is not None:
             rec.end_time = out.ended_at
-        if out.status.state is not before.state and out.status.state.terminal:
+        if out.ended:
             self.active.pop(before.job.id, None)
             self._version += 1
-        return [self._book(c) for c in out.charges]
+        return out, [self._book(c) for c in out.charges]
 
     def _book(self, c: Charge) -> Charge:
         """Book ``c`` capped at what its grant has left (``core.ledger.cap``)."""

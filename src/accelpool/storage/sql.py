@@ -14,11 +14,10 @@ from typing import Any
 from sqlalchemy import Text, bindparam, cast, func, insert, select, text, update
 
 from accelpool.core.lifecycle import Command, SchedulerEvent, apply_event
-from accelpool.core.rounds import Decision, JobStatus, Placement, Snapshot
+from accelpool.core.rounds import Decision, JobStatus, Snapshot
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
     Charge,
-    Job,
     JobState,
     Program,
     Tenant,
@@ -28,7 +27,7 @@ from accelpool.storage import codec
 from accelpool.storage import tables as T
 from accelpool.storage.engine import json_deserializer, json_serializer
 from accelpool.storage.identity import IdentityWrites
-from accelpool.storage.jobs import JOB_COLUMNS, JobWrites
+from accelpool.storage.jobs import JOB_COLUMNS, JobWrites, start_rows
 from accelpool.storage.money import MoneyWrites
 from accelpool.storage.nodes import NodeWrites
 from accelpool.storage.queries import Queries
@@ -37,11 +36,12 @@ from accelpool.storage.submissions import Submission as Submission  # re-exporte
 from accelpool.storage.submissions import SubmissionWrites
 
 # PostgreSQL: bulk updates as one UPDATE ... FROM unnest(arrays) (one round trip instead of one per row).
-_PG_STARTS = text(
-    "UPDATE jobs SET placement = CAST(u.pl AS json), metered_until = NULL, carry_krw = NULL, "
-    "state = 'running', reason = u.why, attempts = jobs.attempts + 1 "
-    "FROM unnest(CAST(:ids AS text[]), CAST(:pls AS text[]), CAST(:whys AS text[])) AS u(id, pl, why) "
-    "WHERE jobs.id = u.id"
+_PG_STARTS = text(  # the values of ``jobs.start_rows``, one array per column
+    "UPDATE jobs SET placement = CAST(u.pl AS json), metered_until = u.mark, carry_krw = u.carry, "
+    "state = u.st, reason = u.why, attempts = jobs.attempts + u.n "
+    "FROM unnest(CAST(:jid AS text[]), CAST(:pl AS text[]), CAST(:why AS text[]), "
+    "CAST(:mark AS double precision[]), CAST(:carry AS text[]), CAST(:st AS text[]), CAST(:n AS integer[])) "
+    "AS u(id, pl, why, mark, carry, st, n) WHERE jobs.id = u.id"
 )
 _PG_WAITS = text(
     "UPDATE jobs SET reason = u.r "
@@ -81,7 +81,7 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
             charged = self._persist(c, before, out, locked)
         if charged:
             self.invalidate()
-        return out.status.state is JobState.CANCELLED and before.state is JobState.RUNNING
+        return out.stop_process
 
     def measure(self, job_id: str, accelerator: str, steps_per_second: float) -> None:
         """A measured throughput replaces the estimate for that job and type."""
@@ -221,56 +221,31 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
                 c, [SchedulerEvent(j, Command.PREEMPT, now, reason) for j, reason in decision.preempt]
             )
             if decision.start:  # one batched UPDATE and one batched INSERT for every start
-                # only jobs still queued (one cancelled through the API since the snapshot stays cancelled;
-                # the scheduler stops its work when it polls the states)
-                want = [p.job for p in decision.start]
-                still: set[str] = set()
-                for k in range(0, len(want), WAIT_CHUNK):
-                    q = select(T.jobs.c.id).where(T.jobs.c.id.in_(want[k : k + WAIT_CHUNK]))
-                    q = q.where(T.jobs.c.state == queued)
-                    still.update(r[0] for r in c.execute(q.with_for_update() if self._pg else q))
-                self._skipped = frozenset(want) - still
-                starts: list[dict[str, Any]] = [
-                    {"jid": p.job, "pl": codec.placement_to_dict(p), "why": _placed(p, now)}
-                    for p in decision.start
-                    if p.job in still
-                ]
+                # the core's PLACE on the locked rows: a job cancelled through the API since the snapshot
+                # is no longer queued and stays cancelled (the scheduler stops its work when it polls)
+                placed = self._place(c, decision.start, now)
+                self._skipped = frozenset(p.job for p in decision.start) - placed.keys()
+                starts, events = start_rows(placed)
                 if starts and self._pg:  # one statement, one round trip, whatever the number of starts
-                    c.execute(
-                        _PG_STARTS,
-                        {
-                            "ids": [s["jid"] for s in starts],
-                            "pls": [json_serializer(s["pl"]) for s in starts],
-                            "whys": [s["why"] for s in starts],
-                        },
-                    )
+                    arrays = {k: [r[k] for r in starts] for k in starts[0]}
+                    arrays["pl"] = [json_serializer(v) for v in arrays["pl"]]
+                    c.execute(_PG_STARTS, arrays)
                 elif starts:
                     c.execute(
                         update(T.jobs)
                         .where(T.jobs.c.id == bindparam("jid"))
                         .values(
                             placement=bindparam("pl"),
-                            metered_until=None,  # billed from the executor's STARTED event
-                            carry_krw=None,
-                            state=JobState.RUNNING.value,
+                            metered_until=bindparam("mark"),  # None: billed from the executor's STARTED
+                            carry_krw=bindparam("carry"),
+                            state=bindparam("st"),
                             reason=bindparam("why"),
-                            attempts=T.jobs.c.attempts + 1,
+                            attempts=T.jobs.c.attempts + bindparam("n"),
                         ),
                         starts,
                     )
-                if starts:
-                    c.execute(
-                        insert(T.job_events),
-                        [
-                            {
-                                "job": s["jid"],
-                                "time": now,
-                                "state": JobState.RUNNING.value,
-                                "reason": s["why"],
-                            }
-                            for s in starts
-                        ],
-                    )
+                if events:
+                    c.execute(insert(T.job_events), events)
                 for s in starts:
                     self._waits.pop(s["jid"], None)
         # wait reasons: only rows whose reason changed, only while still queued, in short transactions
@@ -396,11 +371,3 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
             }
 
     # -- internals ------------------------------------------------------------------------------------
-
-
-def _placed(p: Placement, now: float) -> str:
-    """The reason a placed job shows (the core's words for a PLACE)."""
-    out = apply_event(
-        JobStatus(Job(p.job), JobState.QUEUED), SchedulerEvent(p.job, Command.PLACE, now, placement=p)
-    )
-    return out.reason or ""
