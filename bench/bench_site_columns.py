@@ -1,6 +1,7 @@
 """Sites in the policy's problem (core.sites.site_columns): what they cost a round, same run, same inputs.
 
     python bench/bench_site_columns.py [--jobs 2000] [--devices 2000] [--repeat 5] [--policy max-min-fairness]
+                                       [--quota N]
 
 ``decide`` at a lease boundary on one snapshot, timed as shipped ("columns") and with ``site_columns``
 stubbed to return None ("pooled": the per-type problem of before, one column per type whatever the
@@ -12,7 +13,10 @@ sites), alternating, median CPU seconds of ``--repeat`` calls each (a fresh Deci
   one only): the policy solves a problem with twice the type columns; the ratio is the price of per-site
   capacity and prices in the policy, printed with how many jobs each version started.
 
-Jobs: per-job random speeds on two of four types (uniform 0.5-4 steps/s), gangs of 1-4 devices.
+Jobs: per-job random speeds on two of four types (uniform 0.5-4 steps/s), gangs of 1-4 devices, 20
+tenants. ``--quota N``: each tenant has a quota of N devices of every type, a program rule binding every
+type: the policies of ``core.policies.RULES_OVER_SITES`` then split every type by site under quota rows
+spanning its sites; the water-filling policies keep such types one column (so "columns" = "pooled").
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 from accelpool.core import rounds
 from accelpool.core.rounds import DecideCache, JobStatus, Snapshot, decide
 from accelpool.core.throughput import ThroughputMatrix
-from accelpool.core.types import Job, JobState, Node, Site
+from accelpool.core.types import Job, JobState, Node, Site, Tenant
 from accelpool.service.server import get_policy
 
 TYPES = ("h100", "a100", "rngd", "rebel-quad")
@@ -37,7 +41,7 @@ SITES = (
 )
 
 
-def snapshot(jobs: int, devices: int, two_sites: bool) -> Snapshot:
+def snapshot(jobs: int, devices: int, two_sites: bool, quota: int = 0) -> Snapshot:
     per = devices // len(TYPES) // 8
     where = ("east", "west") if two_sites else ("default",)
     nodes = tuple(Node(f"{t}-{i:04d}", t, 8, site=where[i % len(where)]) for t in TYPES for i in range(per))
@@ -57,6 +61,7 @@ def snapshot(jobs: int, devices: int, two_sites: bool) -> Snapshot:
         tput,
         sites=SITES if two_sites else (),
         prices_krw_per_hour=dict.fromkeys(TYPES, 4000),
+        tenants=tuple(Tenant(f"t{g}", quota=dict.fromkeys(TYPES, quota) if quota else {}) for g in range(20)),
     )
 
 
@@ -72,11 +77,12 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--policy", default="max-min-fairness")
+    ap.add_argument("--quota", type=int, default=0, help="each tenant's quota of every type (devices)")
     args = ap.parse_args()
     policy = get_policy(args.policy)
     real = rounds.site_columns
     for two in (False, True):
-        snap = snapshot(args.jobs, args.devices, two)
+        snap = snapshot(args.jobs, args.devices, two, args.quota)
         times: dict[str, list[float]] = {"pooled": [], "columns": []}
         started: dict[str, int] = {}
         for _ in range(args.repeat):
@@ -91,7 +97,8 @@ def main() -> None:
         med = {k: statistics.median(v) for k, v in times.items()}
         what = "two sites, half of every type each" if two else "one site"
         print(
-            f"{what}: {args.jobs} jobs x {args.devices} devices, {args.policy}, median CPU of {args.repeat}: "
+            f"{what}: {args.jobs} jobs x {args.devices} devices, {args.policy}, quota {args.quota}, "
+            f"median CPU of {args.repeat}: "
             f"pooled {med['pooled']:.3f} s (started {started['pooled']}), columns {med['columns']:.3f} s "
             f"(started {started['columns']}); columns / pooled = {med['columns'] / med['pooled']:.2f}",
             flush=True,

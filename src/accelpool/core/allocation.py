@@ -19,6 +19,12 @@ Notation (used by every policy module):
     where cap group c = cap_index[j] is one (tenant, program) pair: the jobs a tenant charges to grants of
     one program (cap_index[j] = -1: the job is in no cap group)
         sum_{j not public} x[j,t] * scale[j] <= cap[t] - public_reserve[t]
+
+    Columns of one group (``column_group``: one type held at several sites, core.sites.site_columns) share
+    the program rules: each of those rows sums over every column c of the group (their bound, read at any
+    of its columns, is the type's), while capacity stays per column:
+        sum_{j of tenant g} sum_{c in group} x[j,c] * scale[j] <= tenant_cap[g,c]    (and so on)
+        sum_{j not public} sum_{c in group} x[j,c] * scale[j] <= sum_{c in group} cap[c] - public_reserve[c]
 """
 
 from __future__ import annotations
@@ -80,6 +86,9 @@ class AllocationProblem:
     per_device_levels: bool = True
     fair_weight: FloatArray = field(default_factory=lambda: np.zeros(0))
     fairness: str = "tenant"
+    column_group: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Column -> group (a type held at several sites is one group of per-site columns sharing the program
+    rules, see the module notation). Default: every column its own group."""
 
     def __post_init__(self) -> None:
         n, tt = len(self.job_ids), len(self.types)
@@ -102,6 +111,7 @@ class AllocationProblem:
             "remaining_steps": lambda: np.full(n, np.inf),
             "time_to_deadline": lambda: np.full(n, np.inf),
             "fair_weight": lambda: np.asarray(self.weight, dtype=np.float64),
+            "column_group": lambda: np.arange(tt, dtype=np.int64),
         }
         for name, make in fill.items():
             current = getattr(self, name)
@@ -120,6 +130,7 @@ class AllocationProblem:
             ("throughput", (n, tt)),
             ("allowed", (n, tt)),
             ("cap_index", (n,)),
+            ("column_group", (tt,)),
         ):
             if np.shape(getattr(self, name)) != shape:
                 raise ValueError(f"{name} has shape {np.shape(getattr(self, name))}, expected {shape}")
@@ -134,6 +145,16 @@ class AllocationProblem:
     @property
     def n_types(self) -> int:
         return len(self.types)
+
+    def groups(self) -> list[IntArray]:
+        """The columns of each group, in order of their first column (each column alone by default)."""
+        _, first, inverse = np.unique(self.column_group, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        return [np.nonzero(inverse == k)[0].astype(np.int64) for k in np.argsort(first, kind="stable")]
+
+    def grouped(self) -> bool:
+        """Some group has several columns (program rules span columns)."""
+        return len(np.unique(self.column_group)) < self.n_types
 
     def usable(self) -> BoolArray:
         """allowed, with a positive throughput, and the job fits in the type's capacity at all."""
@@ -185,6 +206,13 @@ def check_feasible(problem: AllocationProblem, alloc: Allocation, tol: float = 1
     used = (x * problem.scale[:, None]).sum(axis=0)
     if np.any(used > problem.capacity + tol * np.maximum(1.0, problem.capacity)):
         errors.append(f"capacity exceeded: used {used.round(6).tolist()} > {problem.capacity.tolist()}")
+    if problem.grouped():  # program rules bind each group's sum: check them on the summed problem
+        problem, x = _summed(problem, x)
+    return errors + _rule_errors(problem, x, tol)
+
+
+def _rule_errors(problem: AllocationProblem, x: FloatArray, tol: float) -> list[str]:
+    errors: list[str] = []
     g = len(problem.tenant_ids)
     per_tenant = np.zeros((g, problem.n_types))
     np.add.at(per_tenant, problem.tenant_index, x * problem.scale[:, None])
@@ -199,3 +227,31 @@ def check_feasible(problem: AllocationProblem, alloc: Allocation, tol: float = 1
     if np.any(private > problem.capacity - problem.public_reserve + tol * np.maximum(1.0, problem.capacity)):
         errors.append("the public-use reserve is taken by non-public jobs")
     return errors
+
+
+def _summed(problem: AllocationProblem, x: FloatArray) -> tuple[AllocationProblem, FloatArray]:
+    """``problem`` and ``x`` with each column group summed into one column (rules read at its first
+    column, capacity summed): what the program rules of a grouped problem bind."""
+    groups = problem.groups()
+    first = np.array([g[0] for g in groups], dtype=np.int64)
+    x = np.stack([x[:, g].sum(axis=1) for g in groups], axis=1).reshape(problem.n_jobs, len(groups))
+    cap = np.array([problem.capacity[g].sum() for g in groups])
+    one = AllocationProblem(
+        job_ids=problem.job_ids,
+        types=tuple(problem.types[c] for c in first.tolist()),
+        capacity=cap,
+        scale=problem.scale,
+        weight=problem.weight,
+        throughput=problem.throughput[:, first],
+        allowed=np.stack([problem.allowed[:, g].any(axis=1) for g in groups], axis=1).reshape(x.shape),
+        tenant_ids=problem.tenant_ids,
+        tenant_index=problem.tenant_index,
+        tenant_weight=problem.tenant_weight,
+        quota=problem.quota[:, first],
+        tenant_cap=problem.tenant_cap[:, first],
+        cap_index=problem.cap_index,
+        cap_limit=problem.cap_limit[:, first],
+        public=problem.public,
+        public_reserve=problem.public_reserve[first],
+    )
+    return one, x

@@ -56,6 +56,7 @@ from accelpool.core.placement import (
     blocked_reasons,
     whole_runs_unpaid,
 )
+from accelpool.core.policies import RULES_OVER_SITES
 from accelpool.core.problem import build_problem
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.round_types import Decision, JobStatus, Placement, Snapshot, round_cost_krw
@@ -128,7 +129,14 @@ def decide(
     pinned, threshold = _pinned(snapshot, statuses, config, horizon)
     prefer: dict[tuple[int, str], str] = {}
     if snapshot.lease_boundary:
-        wide = site_columns(problem, allowed, snapshot.nodes, sites, snapshot.prices_krw_per_hour)
+        wide = site_columns(
+            problem,
+            allowed,
+            snapshot.nodes,
+            sites,
+            snapshot.prices_krw_per_hour,
+            rules_span=policy in RULES_OVER_SITES,
+        )
         if wide is None:
             alloc = policy(problem)
         else:  # the policy sees each site's devices and prices; placement follows the sites it chose

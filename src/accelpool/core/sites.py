@@ -28,8 +28,10 @@ Where a type is held at two or more sites, the policy solves ``site_columns``'s 
 column per (site, type), each with that site's devices, that site's price, and open only to the jobs that
 site is allowed for and can hold whole; its allocation is summed back per type, and placement puts each
 chosen job at the site the policy gave it (if that site still has room for the gang), else at the cheapest
-allowed site with room. A type a program rule binds (public reserve, quota, tenant or program cap below
-its capacity) stays one column over its sites, as before (those rules are rows over the whole type).
+allowed site with room. A type's program rules (public reserve, quota, tenant or program cap) are rows
+over all of its site columns, so they bind the type summed over its sites; for the water-filling policies
+(max-min-fairness, finish-time-fairness), whose stages read one column per row, a type such a rule binds
+stays one column over its sites instead (``rules_span``).
 """
 
 from __future__ import annotations
@@ -261,6 +263,8 @@ def site_columns(
     nodes: Iterable[Node],
     sites: Mapping[str, Site],
     prices: Mapping[str, int],
+    *,
+    rules_span: bool = False,
 ) -> SiteColumns | None:
     """The policy's view of the sites: ``problem`` (the per-type view of ``site_view``) with each type held
     at two or more sites split into one column per site, each with that site's devices (capacity), that
@@ -271,9 +275,14 @@ def site_columns(
         allowed[j,t@s] = allowed[j,t] and s in allowed(j) and cap[t@s] >= scale[j]
 
     so a policy never counts on devices of one site for a gang another site must hold, and each job sees
-    the prices of the sites it may use. A type a program rule binds (``_rule_bound``) keeps one column
-    (its rules are rows over the whole type), as does a type at one site. None when no column splits
-    (one site, or every type at one site): the policy solves ``problem`` itself, at no extra cost."""
+    the prices of the sites it may use. The columns of one type are one group (``column_group``): its
+    program rules (public reserve, quota, tenant and program caps) are rows over the group's columns, so
+    they bind the type summed over its sites, as before (core/policies/_rules.py).
+
+    ``rules_span``: the policy's solver reads rows over several columns (``core.policies.RULES_OVER_SITES``).
+    When False, a type a program rule binds (``_rule_bound``) keeps one column over its sites, at the
+    cheapest site's price (the water-filling policies). A type at one site keeps one column. None when no
+    column splits (one site, or every type at one site): the policy solves ``problem`` itself."""
     tindex = {t: k for k, t in enumerate(problem.types)}
     held: dict[tuple[int, str], int] = {}
     for n in nodes:
@@ -286,10 +295,11 @@ def site_columns(
     split = [k for k, ss in at.items() if len(ss) > 1]
     if not split:
         return None
-    bound = _rule_bound(problem)
-    split = [k for k in split if not bound[k]]
-    if not split:
-        return None
+    if not rules_span:
+        bound = _rule_bound(problem)
+        split = [k for k in split if not bound[k]]
+        if not split:
+            return None
     names = problem.types
     col_type: list[int] = []
     col_site: list[str] = []
@@ -328,5 +338,6 @@ def site_columns(
         cap_limit=problem.cap_limit[:, ct],
         public_reserve=problem.public_reserve[ct],
         price_krw_per_hour=price,
+        column_group=ct,
     )
     return SiteColumns(wide, ct, tuple(col_site))

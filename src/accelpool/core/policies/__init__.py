@@ -33,6 +33,13 @@ POLICIES: Mapping[str, Policy] = MappingProxyType(
 
 DEFAULT_POLICY = "max-min-fairness"
 
+RULES_OVER_SITES: frozenset[Policy] = frozenset({fifo, fair_share, max_throughput, min_cost})
+"""Policies whose solvers read a program rule as one row over several columns (``_rules.Rows.span``): for
+them ``core.sites.site_columns`` splits a type held at several sites into per-site columns even when a
+public reserve, quota or cap binds it. The water-filling policies (max-min-fairness, finish-time-fairness)
+read one column per row in their stages (_wf_stage.py): for them such a type stays one column over its
+sites, at the cheapest site's price (docs/sites.md)."""
+
 
 def get_policy(name: str) -> Policy:
     """The policy called ``name``; InputError naming the known ones (and the closest) otherwise."""
@@ -46,4 +53,4 @@ def get_policy(name: str) -> Policy:
     )
 
 
-__all__ = ["DEFAULT_POLICY", "POLICIES", "get_policy"]
+__all__ = ["DEFAULT_POLICY", "POLICIES", "RULES_OVER_SITES", "get_policy"]

@@ -38,11 +38,9 @@ class Ledger:
         else:
             self.klass, reps = [0] * n, [0]
         member = rows.member
+        cover = rows.cover(tt)
         self._rows: list[list[list[int]]] = [
-            [
-                [r for r in np.nonzero(rows.type_of == t)[0].tolist() if n and member[r, rep]]
-                for t in range(tt)
-            ]
+            [[r for r in np.nonzero(cover[:, t])[0].tolist() if n and member[r, rep]] for t in range(tt)]
             for rep in reps
         ]
         self._capacity_row: list[int] = [-1] * tt
@@ -141,7 +139,7 @@ def uncontended(
     x = np.zeros((n, tt))
     x[np.nonzero(runnable)[0], best[runnable]] = 1.0
     demand = np.where(runnable, problem.scale, 0.0)
-    on = rows.member & (best[None, :] == rows.type_of[:, None])
+    on = rows.member & rows.cover(tt)[:, best]
     use = on.astype(np.float64) @ demand
     over = use - rows.bound
     plain = rows.pool_of < 0

@@ -144,10 +144,13 @@ def lp_model(problem: AllocationProblem, usable: BoolArray, rows: Rows) -> LpMod
     model = LpModel(jobs, types, k, 0, [], [], [], [], [], [], [], 0)
     model.add_cols(k, 0.0, 1.0)
     model.add_rows(jobs, np.arange(k), np.ones(k), np.full(n, -np.inf), np.ones(n))
-    # rule rows: pair p counts in row r when member[r, job_p] and type_p == type_of[r]
+    # rule rows: pair p counts in row r when member[r, job_p] and row r counts type_p (its type_of, or
+    # every column of its span for a row over a type's sites)
     rr, cc, vv = [], [], []
+    cover = rows.span
     for r in range(rows.n_rows):
-        pairs = np.nonzero((types == rows.type_of[r]) & rows.member[r, jobs])[0]
+        on = (types == rows.type_of[r]) if cover is None else cover[r, types]
+        pairs = np.nonzero(on & rows.member[r, jobs])[0]
         rr.append(np.full(len(pairs), r))
         cc.append(pairs)
         vv.append(problem.scale[jobs[pairs]])

@@ -34,9 +34,10 @@ def held_reasons(problem: AllocationProblem, x: FloatArray, rows: Rows) -> dict[
     slow = idle_idx[~fast]
     if not len(slow):
         return held
-    # rows that are full under x: used_r = sum_j member[r, j] * s_j * x[j, t_r]
+    # rows that are full under x: used_r = sum_j member[r, j] * s_j * sum_{c in row r} x[j, c]
     dev = x * problem.scale[:, None]
-    used_rows = (rows.member * dev[:, rows.type_of].T).sum(axis=1) if rows.n_rows else np.zeros(0)
+    cover = rows.cover(problem.n_types).astype(np.float64)
+    used_rows = (rows.member * (dev @ cover.T).T).sum(axis=1) if rows.n_rows else np.zeros(0)
     full = (rows.bound - used_rows) <= 1e-9
     kind = np.array(rows.kind, dtype=object)
     strict = full & ((kind == "quota") | (kind == "cap")) if rows.n_rows else full
@@ -57,7 +58,7 @@ def held_reasons(problem: AllocationProblem, x: FloatArray, rows: Rows) -> dict[
     if pending and rows.n_rows:
         idx = np.array(pending)
         # rows each pending job counts in, on a type it can afford, that are full
-        hit = rows.member[:, idx].T & affordable[idx][:, rows.type_of]
+        hit = rows.member[:, idx].T & ((affordable[idx].astype(np.float64) @ cover.T) > 0)
         any_full = (hit & full[None, :]).any(axis=1).tolist()
         any_strict = (hit & strict[None, :]).any(axis=1).tolist()
         for j, f, q in zip(pending, any_full, any_strict, strict=True):

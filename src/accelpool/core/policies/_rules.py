@@ -1,5 +1,12 @@
 """Program rules as resource rows (capacity, public reserve, tenant and program caps, quotas with
-borrowing), budgets as usable types, idle quota lent to the pool. See _seam.py for the notation."""
+borrowing), budgets as usable types, idle quota lent to the pool. See _seam.py for the notation.
+
+A type held at several sites is a group of per-site columns (``AllocationProblem.column_group``, built by
+core.sites.site_columns): its capacity rows stay one per column (each site's devices), and its rule rows
+(reserve, caps, quota) are one per group, spanning the group's columns (``Rows.span``):
+
+    use_r = sum_{j in M_r} sum_{c in span_r} s_j * x[j, c]
+"""
 
 from __future__ import annotations
 
@@ -27,17 +34,28 @@ class Rows:
     pool_of: IntArray
     kind: tuple[str, ...]
     pool_bound: FloatArray
+    span: BoolArray | None = None
+    """``span[r, c]``: row r counts column c (rows over a group of per-site columns); None: each row counts
+    its ``type_of`` column only. ``type_of[r]`` is always the first column row r counts."""
 
     @property
     def n_rows(self) -> int:
         return len(self.type_of)
 
+    def cover(self, n_types: int) -> BoolArray:
+        """cover[r, c]: row r counts column c (``span``, or ``type_of`` alone)."""
+        if self.span is not None:
+            return self.span
+        out: BoolArray = self.type_of[:, None] == np.arange(n_types)[None, :]
+        return out
+
     def effective_price(self, price: FloatArray, n_types: int) -> FloatArray:
         """pi[j, t] = sum of the prices of the rows job j counts in on type t (per device)."""
         n = self.member.shape[1]
         pi = np.zeros((n, n_types))
+        cover = self.cover(n_types)
         for r in np.nonzero(price > 0)[0].tolist():
-            pi[:, self.type_of[r]] += price[r] * self.member[r]
+            pi[:, cover[r]] += price[r] * self.member[r][:, None]
         return pi
 
 
@@ -55,57 +73,72 @@ def usable_mask(problem: AllocationProblem) -> BoolArray:
 
 
 def build_rows(problem: AllocationProblem, usable: BoolArray) -> Rows:
-    """Capacity, public-reserve, tenant-cap and quota rows for ``problem`` (see the module notation)."""
+    """Capacity, public-reserve, tenant-cap and quota rows for ``problem`` (see the module notation).
+
+    Capacity rows: one per column. Rule rows: one per column group (the columns of one type at its sites),
+    spanning its columns, with the type's bound (read at the group's first column) against the group's
+    devices; with every column its own group (the default) this is one row per type, as before."""
     n, tt = problem.n_jobs, problem.n_types
     cap = problem.capacity
+    groups = problem.groups() if problem.grouped() else [np.array([t], dtype=np.int64) for t in range(tt)]
     type_of: list[int] = []
     member: list[BoolArray] = []
     bound: list[float] = []
     pool_of: list[int] = []
     kind: list[str] = []
+    span: list[IntArray] = []
     everyone = np.ones(n, dtype=bool)
 
-    def add(t: int, m: BoolArray, b: float, k: str, pool: int = -1) -> None:
-        type_of.append(t)
+    def add(cols: IntArray, m: BoolArray, b: float, k: str, pool: int = -1) -> None:
+        type_of.append(int(cols[0]))
+        span.append(cols)
         member.append(m)
         bound.append(max(0.0, float(b)))
         pool_of.append(pool)
         kind.append(k)
 
     for t in range(tt):
-        add(t, everyone, cap[t], "capacity")
+        add(np.array([t], dtype=np.int64), everyone, cap[t], "capacity")
+    first = [int(g[0]) for g in groups]
+    gcap = [float(cap[g].sum()) for g in groups]
     private = ~problem.public
-    for t in range(tt):
+    for cols, t, c in zip(groups, first, gcap, strict=True):
         if problem.public_reserve[t] > 0 and private.any():
-            add(t, private, cap[t] - problem.public_reserve[t], "reserve")
+            add(cols, private, c - problem.public_reserve[t], "reserve")
     tenants = [problem.tenant_index == g for g in range(len(problem.tenant_ids))]
     for g, in_g in enumerate(tenants):
-        for t in range(tt):
+        for cols, t, c in zip(groups, first, gcap, strict=True):
             limit = problem.tenant_cap[g, t]
-            if np.isfinite(limit) and limit < cap[t] and in_g.any():
-                add(t, in_g, limit, "cap")
-    for c in range(problem.cap_limit.shape[0]):
-        in_c = problem.cap_index == c
+            if np.isfinite(limit) and limit < c and in_g.any():
+                add(cols, in_g, limit, "cap")
+    for k in range(problem.cap_limit.shape[0]):
+        in_c = problem.cap_index == k
         if not in_c.any():
             continue
-        for t in range(tt):
-            limit = problem.cap_limit[c, t]
-            if np.isfinite(limit) and limit < cap[t]:
-                add(t, in_c, limit, "cap")
+        for cols, t, c in zip(groups, first, gcap, strict=True):
+            limit = problem.cap_limit[k, t]
+            if np.isfinite(limit) and limit < c:
+                add(cols, in_c, limit, "cap")
     pools: list[float] = []
-    for t in range(tt):
+    for cols, t, c in zip(groups, first, gcap, strict=True):
         quota = problem.quota[:, t] if problem.quota.size else np.zeros(0)
         if not np.any(quota > 0):
             continue
-        demand = np.array([(problem.scale * (usable[:, t] & m)).sum() for m in tenants])
+        can = usable[:, cols].any(axis=1)
+        demand = np.array([(problem.scale * (can & m)).sum() for m in tenants])
         reserved = np.minimum(quota, demand)
-        if reserved.sum() > cap[t]:
-            reserved = np.floor(reserved * cap[t] / reserved.sum() * 1e6) / 1e6
+        if reserved.sum() > c:
+            reserved = np.floor(reserved * c / reserved.sum() * 1e6) / 1e6
         q = len(pools)
-        pools.append(float(cap[t] - reserved.sum()))
+        pools.append(float(c - reserved.sum()))
         for g, in_g in enumerate(tenants):
             if in_g.any():
-                add(t, in_g, reserved[g], "quota", q)
+                add(cols, in_g, reserved[g], "quota", q)
+    cover: BoolArray | None = None
+    if any(len(cols) > 1 for cols in span):
+        cover = np.zeros((len(type_of), tt), dtype=bool)
+        for r, cols in enumerate(span):
+            cover[r, cols] = True
     return Rows(
         type_of=np.array(type_of, dtype=np.int64),
         member=np.array(member, dtype=bool).reshape(len(type_of), n),
@@ -113,7 +146,17 @@ def build_rows(problem: AllocationProblem, usable: BoolArray) -> Rows:
         pool_of=np.array(pool_of, dtype=np.int64),
         kind=tuple(kind),
         pool_bound=np.array(pools, dtype=np.float64),
+        span=cover,
     )
+
+
+def one_column_rows(rows: Rows, policy: str) -> Rows:
+    """``rows`` for a solver that reads one column per row (the water-filling stages, _wf_stage.py);
+    ValueError for rows spanning a group of columns, which core.rounds never gives such a policy
+    (``core.policies.RULES_OVER_SITES``)."""
+    if rows.span is not None:
+        raise ValueError(f"{policy} cannot solve program rules over several columns of one type (sites)")
+    return rows
 
 
 def lend_idle_quota(problem: AllocationProblem, rows: Rows, x: FloatArray) -> Rows:
@@ -128,13 +171,14 @@ def lend_idle_quota(problem: AllocationProblem, rows: Rows, x: FloatArray) -> Ro
     if len(quota) == 0:
         return rows
     load = x * problem.scale[:, None]
-    use = np.array([load[rows.member[r], rows.type_of[r]].sum() for r in quota.tolist()])
+    cover = rows.cover(problem.n_types)
+    use = np.array([load[rows.member[r]][:, cover[r]].sum() for r in quota.tolist()])
     bound = rows.bound.copy()
     cut = np.maximum(bound[quota] - use, 0.0)
     bound[quota] -= cut
     pool_bound = rows.pool_bound.copy()
     np.add.at(pool_bound, rows.pool_of[quota], cut)
-    return Rows(rows.type_of, rows.member, bound, rows.pool_of, rows.kind, pool_bound)
+    return Rows(rows.type_of, rows.member, bound, rows.pool_of, rows.kind, pool_bound, rows.span)
 
 
 def normalized(problem: AllocationProblem, usable: BoolArray) -> FloatArray:

@@ -38,6 +38,7 @@ from accelpool.core.policies._seam import (
     finish,
     lp_model,
     normalized,
+    one_column_rows,
     uncontended,
     usable_mask,
 )
@@ -68,7 +69,9 @@ def _allocate(problem: AllocationProblem, *, whole_lp: bool) -> Allocation:
     if quick is not None:
         x, levels = quick, (a * quick).sum(axis=1)
     else:
-        x, levels = max_min_waterfill(a, problem.scale, rows, usable, whole_lp=whole_lp)
+        x, levels = max_min_waterfill(
+            a, problem.scale, one_column_rows(rows, NAME), usable, whole_lp=whole_lp
+        )
         x = fill_spare(problem, usable, rows, x, a)
     runnable = usable.any(axis=1)
     norm = normalized(problem, usable)
