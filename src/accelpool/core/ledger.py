@@ -152,6 +152,11 @@ def hold_after(state: JobState) -> int | None:
     return 0 if state.terminal else None
 
 
+def holds(grant: str | None, reserve_krw: int) -> bool:
+    """Whether a job submitted with this grant and worst-case cost holds KRW on its grant."""
+    return reserve_krw > 0 and grant is not None
+
+
 def hold_refusal(grant: str, left_krw: int | None, reserve_krw: int) -> Conflict | None:
     """Why a job's worst-case cost cannot be held on its grant beside the other active jobs' holds
     (``left_krw``: the grant's amount less spent and held; None: no such grant), or None when it can."""

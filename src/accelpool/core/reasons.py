@@ -31,10 +31,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from accelpool.core.allocation import AllocationProblem
-from accelpool.core.types import WaitReason
+from accelpool.core.types import JobState, WaitReason
 
 if TYPE_CHECKING:
     from accelpool.core.rounds import JobStatus, Snapshot
+
+
+BLOCKED = "blocked"  # the start of a blocked job's reason (``explain``): it has no position
+SUBMITTED = "submitted"  # the reason of a job no round has considered yet: no position either
+
+
+def ranked(state: str, reason: str) -> bool:
+    """Whether a job with this stored state and reason has a place in the queue: queued, considered by a
+    round, and not blocked (the stores' reads filter on the same words: ``BLOCKED``, ``SUBMITTED``)."""
+    return state == JobState.QUEUED and reason != SUBMITTED and not reason.startswith(BLOCKED)
 
 
 def fair_order(problem: AllocationProblem, running: np.ndarray, id_rank: np.ndarray) -> np.ndarray:
@@ -147,7 +157,7 @@ def explain(
                     text = f"{need}; " + _all_down(missing, job.allowed, snapshot)
                 else:
                     text = f"{need}; no node in service can take {job.scale} devices of a type it runs on"
-            out[jid] = f"blocked ({code}): {text}"
+            out[jid] = f"{BLOCKED} ({code}): {text}"
             continue
         if jid in short:
             left, cost = short[jid]

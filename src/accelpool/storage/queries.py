@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
+from accelpool.core import reasons
 from accelpool.core.reasons import QueueSpot
 from accelpool.core.types import Grant, JobState, Program, Tenant
 from accelpool.storage import tables as T
@@ -69,7 +70,7 @@ class Queries:
             and_(j.priority == priority, j.submit_time == submit_time, self._id_col() < job_id),
         )
         q = select(func.count()).select_from(T.jobs)
-        q = q.where(j.state == JobState.QUEUED.value, j.reason.notlike("blocked%"), ahead)
+        q = q.where(j.state == JobState.QUEUED.value, j.reason.notlike(reasons.BLOCKED + "%"), ahead)
         return 1 + int(c.execute(q).scalar_one())
 
     _queue_read: tuple[int, dict[str, Any]] | None = None
@@ -134,7 +135,7 @@ class Queries:
                 .over(order_by=(j.priority.desc(), j.submit_time, self._id_col()))
                 .label("pos"),
             )
-            .where(j.state == JobState.QUEUED.value, j.reason.notlike("blocked%"))
+            .where(j.state == JobState.QUEUED.value, j.reason.notlike(reasons.BLOCKED + "%"))
             .subquery()
         )
         ids = [r.id for r in queued]
@@ -397,13 +398,19 @@ class Queries:
             return None
         life = None if r.expires is None else max(1.0, float(r.expires) - float(r.created))
         out = self.create_token(
-            r.role, name=r.name, tenant=r.tenant, program=r.program, expires=None if life is None else now + life
+            r.role,
+            name=r.name,
+            tenant=r.tenant,
+            program=r.program,
+            expires=None if life is None else now + life,
         )
         with self.write() as c:
             if grace_seconds <= 0:
                 c.execute(update(T.tokens).where(T.tokens.c.id == token_id).values(revoked=True))
             else:
-                c.execute(update(T.tokens).where(T.tokens.c.id == token_id).values(expires=now + grace_seconds))
+                c.execute(
+                    update(T.tokens).where(T.tokens.c.id == token_id).values(expires=now + grace_seconds)
+                )
         self.invalidate()  # ends cached look-ups of the old token (api.auth.TokenCache)
         return out
 
@@ -444,9 +451,7 @@ class Queries:
 def _ranked(r: Any) -> bool:
     """A queued job the scheduler has considered (a new submission has no position until its first round,
     as when positions were stored); a job that cannot run as things stand ("blocked", core.reasons) has none."""
-    return bool(
-        r.state == JobState.QUEUED.value and r.reason != "submitted" and not r.reason.startswith("blocked")
-    )
+    return reasons.ranked(r.state, r.reason)
 
 
 def _token_view(r: Any) -> TokenView:

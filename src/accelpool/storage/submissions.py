@@ -106,7 +106,9 @@ class SubmissionWrites(UnitOfWork):
             ):
                 seen[(r.tenant, r.idempotency_key)] = str(r.id)
         left: dict[str, int] = {}
-        held = sorted({it.job.grant for it in items if it.reserve_krw > 0 and it.job.grant is not None})
+        held = sorted(
+            {it.job.grant for it in items if it.job.grant and ledger.holds(it.job.grant, it.reserve_krw)}
+        )
         if held:
             grants = {
                 r.id: r
@@ -137,7 +139,7 @@ class SubmissionWrites(UnitOfWork):
                 if k in seen:
                     out[i] = (seen[k], False)
                     continue
-            if it.reserve_krw > 0 and job.grant is not None:
+            if job.grant is not None and ledger.holds(job.grant, it.reserve_krw):
                 refused = ledger.hold_refusal(job.grant, left.get(job.grant), it.reserve_krw)
                 if refused is not None:
                     out[i] = refused
