@@ -93,3 +93,42 @@ def test_functions_are_short_at_the_median():
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno is not None
     )
     assert lengths[len(lengths) // 2] < 15
+
+
+# What a handler may swallow with a bare ``pass`` without saying why: the outcome it catches is the expected one
+# (the process already ended, the file is not there yet, nothing is queued).
+EXPECTED = {"ProcessLookupError", "FileNotFoundError", "Empty"}
+
+
+def _names(node: ast.expr | None) -> set[str]:
+    if node is None:
+        return {"BaseException"}
+    if isinstance(node, ast.Tuple):
+        return set().union(*(_names(e) for e in node.elts))
+    return {node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "?")}
+
+
+def test_no_silent_except():
+    """No silent ``except`` in src (issue 9): a broad handler (bare, Exception, BaseException) logs, reports or
+    re-raises, never only passes, continues or returns None; a narrow handler whose whole body is ``pass``
+    catches an expected outcome (``EXPECTED``) or says why on its lines."""
+    silent = []
+    for p in SRC.rglob("*.py"):
+        lines = p.read_text(encoding="utf-8").splitlines()
+        for h in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(h, ast.ExceptHandler):
+                continue
+            names = _names(h.type)
+            body_only_skips = all(
+                isinstance(b, ast.Pass | ast.Continue)
+                or (isinstance(b, ast.Return) and (b.value is None or getattr(b.value, "value", 0) is None))
+                for b in h.body
+            )
+            where = f"{p.relative_to(SRC)}:{h.lineno}"
+            if names & {"Exception", "BaseException"} and body_only_skips:
+                silent.append(where + " (broad)")
+            elif all(isinstance(b, ast.Pass) for b in h.body) and not names <= EXPECTED:
+                text = lines[h.lineno - 1 : h.body[-1].end_lineno or h.lineno]
+                if not any("#" in line for line in text):
+                    silent.append(where)
+    assert not silent, f"silent except (log it, or say on its line why ignoring is right): {sorted(silent)}"

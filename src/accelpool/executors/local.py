@@ -254,7 +254,7 @@ class LocalExecutor:
             if r.code is None:
                 try:  # the wrapper passes it on to every process of its sandbox
                     os.kill(r.pid, signal.SIGTERM)
-                except (ProcessLookupError, PermissionError):
+                except (ProcessLookupError, PermissionError):  # gone already (or its pid reused): nothing to stop
                     pass
 
     def poll(self) -> list[ExecutorEvent]:
@@ -427,7 +427,7 @@ class LocalExecutor:
     def _forget(self, job: _Job) -> None:
         try:
             os.replace(job.dir / "state.json", job.dir / "state.done.json")
-        except OSError:
+        except OSError:  # no state file (never written, or forgotten already): nothing left to forget
             pass
 
     def _adopt(self) -> None:

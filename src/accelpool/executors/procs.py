@@ -33,7 +33,7 @@ def _start_time_fallback(pid: int) -> str | None:
         os.kill(pid, 0)
     except ProcessLookupError:
         return None
-    except PermissionError:
+    except PermissionError:  # it exists but is not ours to signal: alive, start time unknown
         pass
     return "?"
 
@@ -41,7 +41,7 @@ def _start_time_fallback(pid: int) -> str | None:
 def _signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
+    except (ProcessLookupError, PermissionError):  # the group is gone (or no longer ours): nothing to signal
         pass
 
 

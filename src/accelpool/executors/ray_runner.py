@@ -154,7 +154,7 @@ def _runner_class() -> type:
                         steps = v if v >= 0 and v != float("inf") else None
                 finally:
                     os.close(fd)
-            except (OSError, ValueError):
+            except (OSError, ValueError):  # no readable progress file yet: no steps to report
                 pass
             return {
                 "running": self._proc is not None and self._code is None,

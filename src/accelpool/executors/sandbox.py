@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import glob
 import importlib
+import logging
 import os
 import shutil
 import subprocess
@@ -547,8 +548,8 @@ def prepare_dirs(p: Mapping[str, Any]) -> None:
         if p["uid"] is not None and (created or d == p["chown"][0]):
             try:
                 os.chown(d, p["uid"], p["gid"])
-            except OSError:
-                pass
+            except OSError as exc:  # e.g. root squashed on shared storage: the job may not be able to write there
+                logging.getLogger(__name__).warning("could not give %s to uid %s: %s", d, p["uid"], exc)
 
 
 def is_limit_reason(reason: str) -> bool:
@@ -567,7 +568,7 @@ def read_exit(path: str) -> tuple[int, float | None, str] | None:
     t: float | None = None
     try:
         t = float(parts[1])
-    except (IndexError, ValueError):
+    except (IndexError, ValueError):  # an older wrapper wrote no exit time: the caller uses its own clock
         pass
     return code, t, parts[2].strip() if len(parts) > 2 else ""
 
@@ -583,6 +584,6 @@ def read_log(path: str, tail_suffix: str = ".tail") -> str:
         try:
             with open(tail, "rb") as f:
                 text += f.read()
-        except OSError:
+        except OSError:  # the rank ended and its tail was merged into the log meanwhile
             pass
     return text.decode(errors="replace")

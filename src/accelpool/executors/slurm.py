@@ -435,14 +435,14 @@ class SlurmExecutor:
             else:
                 try:
                     self._cmd(["scancel", job.slurm_id])
-                except SlurmError:
-                    pass
+                except SlurmError as exc:  # the job is requeued anyway; Slurm ends it with its node
+                    log.warning("job %s: scancel of Slurm job %s failed: %s", job.job_id, job.slurm_id, exc)
                 return self._ev(job.job_id, EventKind.LOST, reason=job.lost_reason)
         if state == "PENDING" and job.stop_reason is None and now_wall - job.submitted > self.pending_timeout:
             try:
                 self._cmd(["scancel", job.slurm_id])
-            except SlurmError:
-                pass
+            except SlurmError as exc:  # requeued either way; the warning lets an operator end it by hand
+                log.warning("job %s: scancel of pending Slurm job %s failed: %s", job.job_id, job.slurm_id, exc)
             why = row.reason or "no reason given"
             return self._ev(
                 job.job_id,

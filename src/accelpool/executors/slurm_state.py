@@ -57,7 +57,7 @@ def forget_job(jobs_dir: Path, job_id: str) -> None:
     path = _path(jobs_dir, job_id)
     try:
         os.replace(path, path.with_suffix(".done"))
-    except OSError:
+    except OSError:  # no record (never written, or finished already): nothing left to close
         pass
 
 

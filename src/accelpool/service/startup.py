@@ -140,7 +140,7 @@ def wait_healthy(url: str, timeout: float = 30.0) -> bool:
         try:
             if httpx.get(url + "/healthz", timeout=1.0).status_code == 200:
                 return True
-        except httpx.HTTPError:
+        except httpx.HTTPError:  # not listening yet: try again until the deadline
             pass
         time.sleep(0.1)
     return False

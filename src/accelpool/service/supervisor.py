@@ -133,7 +133,7 @@ def _die_with_parent() -> None:
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
+        except (OSError, AttributeError):  # not Linux: the parent check below still ends an orphan
             pass
     if parent and os.getppid() != parent:  # it died before prctl
         os.kill(os.getpid(), signal.SIGTERM)
