@@ -23,6 +23,8 @@ class LpResult:
     x: FloatArray
     row_dual: FloatArray
     objective: float
+    ray: FloatArray | None = None
+    """HiGHS's dual ray (a Farkas proof over the rows) when the LP is infeasible and HiGHS has one."""
 
 
 def solve_lp(
@@ -64,7 +66,13 @@ def solve_lp(
     h.run()
     status = h.getModelStatus()
     if status != _highs.HighsModelStatus.kOptimal:
-        return LpResult(False, np.zeros(len(cost)), np.zeros(a.shape[0]), float("nan"))
+        ray = None
+        if status == _highs.HighsModelStatus.kInfeasible:
+            get_ray = getattr(h, "getDualRay", None)  # in highspy's binding, not in its type stubs
+            if get_ray is not None:
+                _, has_ray, values = get_ray()
+                ray = np.asarray(values, dtype=np.float64) if has_ray else None
+        return LpResult(False, np.zeros(len(cost)), np.zeros(a.shape[0]), float("nan"), ray)
     sol = h.getSolution()
     return LpResult(
         True,

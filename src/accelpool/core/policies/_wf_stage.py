@@ -206,7 +206,9 @@ def _solve_master(
     col_hi = np.concatenate([[l_hi], np.ones(k), np.full(nb, np.inf)])
     res = solve_lp(cost, amat, lo, hi, col_lo, col_hi, ipm=stage.ipm and ncol > IPM_COLUMNS)
     if not res.ok:
-        return False, 0.0, np.zeros((ng, tt)), np.zeros(rr), np.zeros(ng)
+        # the Farkas ray's row part, for _stage's infeasibility test (its sign is HiGHS's: both are tried)
+        ray = res.ray[base : base + rr] if res.ray is not None else np.zeros(rr)
+        return False, 0.0, np.zeros((ng, tt)), ray, np.zeros(ng)
     level = float(res.x[col_l])
     x = np.zeros((ng, tt))
     x[pj_g, pt] = np.clip(res.x[col_x : col_x + k], 0.0, 1.0)
@@ -332,6 +334,8 @@ def _stage(
 ) -> tuple[float, FloatArray, FloatArray, BoolArray]:
     """Solve one water-filling stage exactly. Returns L, x, prices, and the jobs to freeze."""
     ng = stage.a.shape[0]
+    if _pins_overload(stage, pinned):
+        raise RuntimeError("the max-min LP has no solution (the pinned jobs alone overload a row)")
     given = price, level_guess
     if stage.scarce is not None and (price is None or not price.any()):
         # a stage's level is at most the smallest ceiling of its active jobs
@@ -351,6 +355,8 @@ def _stage(
     for rnd in range(MAX_ROUNDS):
         ok, level, x, p, y = _solve_master(stage, active, ell, amb, u, v)
         if not ok:
+            if any(_over_budget(stage, active, ell, sign * p, 0.0) for sign in (1.0, -1.0)):
+                raise RuntimeError("the max-min LP has no solution (a Farkas ray of the master proves it)")
             if amb[~pinned].all():
                 raise RuntimeError("the max-min LP has no solution (rows contradict the frozen levels)")
             if restart and int((~pinned).sum()) > RESTART_ABOVE:
@@ -390,6 +396,49 @@ def _stage(
         raise RuntimeError("the max-min LP has no solution (rows contradict the frozen levels)")
     bottleneck = active & ((y > TOL) | (stage.ceiling <= level * (1 + TOL)))
     return level, x, p, bottleneck
+
+
+def _over_budget(stage: _Stage, active: BoolArray, ell: FloatArray, price: FloatArray, level: float) -> bool:
+    """Weak duality at row prices p (negative entries dropped): every active job at min(level, its ceiling)
+    and every frozen one at ell costs, at its cheapest plans, more than the rows (each quota row with its
+    whole pool) are worth. Then no allocation reaches those levels (a proof; not finding one proves
+    nothing). The same test as _waterfill._dual_index's."""
+    price = np.maximum(price, 0.0)
+    if not price.any():
+        return False
+    rows = stage.rows
+    pool = np.append(rows.pool_bound, 0.0)
+    bound = rows.bound + np.where(rows.pool_of >= 0, pool[rows.pool_of], 0.0)
+    budget = float((price * bound).sum())
+    lam = np.where(active, np.minimum(level, stage.ceiling), ell)
+    cost = np.where(lam > 0, _min_cost(stage, stage.effective_price(price), lam), 0.0)
+    if not np.isfinite(cost).all():
+        return True
+    return float((stage.size * cost).sum()) > budget * (1 + 1e-7) + 1e-9 * float(price.max())
+
+
+def _pins_overload(stage: _Stage, pinned: BoolArray) -> bool:
+    """Whether the jobs pinned at their ceilings (constants: all the time on their one best type) alone
+    use more than a row and its pool allow: then no stage LP with those pins has a solution, and a
+    ceiling search's probe is refused at once instead of by a master grown to every job (other jobs
+    only add to a row's use). Necessary for feasibility, not sufficient."""
+    if not pinned.any():
+        return False
+    ng, tt = stage.a.shape
+    per = np.zeros((ng, tt))
+    idx = np.nonzero(pinned)[0]
+    per[idx, stage.best[idx]] = stage.size[idx]
+    rows = stage.rows
+    excess = np.maximum(stage.row_total(per) - rows.bound, 0.0)
+    slack = 1e-7 * np.maximum(rows.bound, 1.0)
+    alone = rows.pool_of < 0
+    if (excess[alone] > slack[alone]).any():
+        return True
+    for q in range(len(rows.pool_bound)):
+        in_q = rows.pool_of == q
+        if float(excess[in_q].sum()) > rows.pool_bound[q] + 1e-7 * max(float(rows.pool_bound[q]), 1.0):
+            return True
+    return False
 
 
 def _min_cost(stage: _Stage, pi: FloatArray, lam: FloatArray) -> FloatArray:
