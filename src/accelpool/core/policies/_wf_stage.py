@@ -1,25 +1,22 @@
 """One water-filling stage solved exactly by column generation over hull segments (the notation and
 the method: _waterfill.py). Split from _waterfill.py, which drives the stages, the ceiling searches and
-the sampled prices.
+the sampled prices; the restricted master LP is _wf_master.Master (one HiGHS model per stage, its basis
+reused from round to round).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import sparse
 
 from accelpool.core.allocation import BoolArray, FloatArray, IntArray
-from accelpool.core.policies._seam import Rows, solve_lp
+from accelpool.core.policies._seam import Rows
+from accelpool.core.policies._wf_master import Master
 
 FULL_LP_GROUPS = 64
 """Stages with at most this many (merged) jobs go to HiGHS whole: setup costs more than it saves."""
 MARGIN = 0.01
 """A job is ambiguous when its second-cheapest plan costs within 1% of its cheapest, or its level is
 within 1% of an end of its segment."""
-IPM_COLUMNS = 800
-"""Masters with more columns go to HiGHS's interior point method (with crossover): on the later stages'
-degenerate LPs (many frozen level rows tight at once) it was 1.4-3.5x faster than dual simplex at
-2,000 x 8 (bench/bench_policies.py families). The whole_lp reference keeps HiGHS's default."""
 MAX_ROUNDS = 40
 SMOOTH = 0.98
 """Smoothed pricing (Wentges): after a master whose fixed jobs are not all priced out, the jobs added
@@ -128,23 +125,14 @@ def _segment_x(
     return xv, xu
 
 
-def _solve_master(
-    stage: _Stage,
-    active: BoolArray,
-    ell: FloatArray,
-    amb: BoolArray,
-    u: IntArray,
-    v: IntArray,
-) -> tuple[bool, float, FloatArray, FloatArray, FloatArray]:
-    """Restricted master LP. Returns ok, L, x (groups x types), row prices p, level duals y."""
-    a, size, rows = stage.a, stage.size, stage.rows
+def _aggregates(
+    stage: _Stage, active: BoolArray, ell: FloatArray, amb: BoolArray, u: IntArray, v: IntArray
+) -> tuple[FloatArray, FloatArray]:
+    """K_r and F_r: the fixed jobs' use of each row, K_r L + F_r (fixed active jobs on their segments at L,
+    fixed frozen ones at ell_j). No bounds on L from the segments: the aggregates extrapolate, and every
+    fixed job whose segment does not hold the solved L is marked at once (one job per round otherwise)."""
+    a, size = stage.a, stage.size
     ng, tt = a.shape
-    rr = rows.n_rows
-    amb_idx = np.nonzero(amb)[0]
-    pj, pt = np.nonzero(a[amb_idx] > 0)
-    pj_g = amb_idx[pj]
-    k = len(pj)
-    na = len(amb_idx)
     fixed = ~amb
     fa_idx = np.nonzero(fixed & active)[0]
     ff_idx = np.nonzero(fixed & ~active)[0]
@@ -164,64 +152,26 @@ def _solve_master(
     const[ff_idx, v[ff_idx]] += size[ff_idx] * xv
     fr = ff_idx[u[ff_idx] > 0]
     const[fr, u[fr] - 1] += size[fr] * xu[u[ff_idx] > 0]
-    kk = stage.row_total(slope)
-    ffix = stage.row_total(const)
-    # no bounds on L from the fixed segments: the aggregates extrapolate, and every fixed job whose
-    # segment does not hold the solved L is marked at once (one job per round otherwise)
-    l_lo = 0.0
-    l_hi = float(stage.ceiling[active].max(initial=0.0))
-    borrow = np.nonzero(rows.pool_of >= 0)[0]
-    nb = len(borrow)
-    col_l, col_x, col_b = 0, 1, 1 + k
-    ncol = 1 + k + nb
-    local = np.full(ng, -1)
-    local[amb_idx] = np.arange(na)
-    r_level = local[pj_g]
-    act_amb = active[amb_idx]
-    rows_i = [r_level, np.nonzero(act_amb)[0], na + local[pj_g]]
-    cols_i = [col_x + np.arange(k), np.full(int(act_amb.sum()), col_l), col_x + np.arange(k)]
-    vals_i = [a[pj_g, pt], -np.ones(int(act_amb.sum())), np.ones(k)]
-    base = 2 * na
-    in_row = stage.member[:, pj_g] & (rows.type_of[:, None] == pt[None, :])
-    rrow, rpair = np.nonzero(in_row)
-    nz = np.nonzero(kk != 0)[0]
-    rows_i += [base + rrow, base + nz, base + borrow]
-    cols_i += [col_x + rpair, np.full(len(nz), col_l), col_b + np.arange(nb)]
-    vals_i += [size[pj_g[rpair]], kk[nz], -np.ones(nb)]
-    pbase = base + rr
-    rows_i.append(pbase + rows.pool_of[borrow])
-    cols_i.append(col_b + np.arange(nb))
-    vals_i.append(np.ones(nb))
-    nrow = pbase + len(rows.pool_bound)
-    amat = sparse.csc_matrix(
-        (np.concatenate(vals_i), (np.concatenate(rows_i), np.concatenate(cols_i))), shape=(nrow, ncol)
-    )
-    lo = np.concatenate(
-        [np.where(act_amb, 0.0, ell[amb_idx]), np.full(na + rr + len(rows.pool_bound), -np.inf)]
-    )
-    hi = np.concatenate([np.full(na, np.inf), np.ones(na), rows.bound - ffix, rows.pool_bound])
-    cost = np.zeros(ncol)
-    cost[col_l] = -1.0
-    col_lo = np.concatenate([[l_lo], np.zeros(k + nb)])
-    col_hi = np.concatenate([[l_hi], np.ones(k), np.full(nb, np.inf)])
-    res = solve_lp(cost, amat, lo, hi, col_lo, col_hi, ipm=stage.ipm and ncol > IPM_COLUMNS)
-    if not res.ok:
-        # the Farkas ray's row part, for _stage's infeasibility test (its sign is HiGHS's: both are tried)
-        ray = res.ray[base : base + rr] if res.ray is not None else np.zeros(rr)
-        return False, 0.0, np.zeros((ng, tt)), ray, np.zeros(ng)
-    level = float(res.x[col_l])
-    x = np.zeros((ng, tt))
-    x[pj_g, pt] = np.clip(res.x[col_x : col_x + k], 0.0, 1.0)
-    fix_idx = np.nonzero(fixed)[0]
+    return stage.row_total(slope), stage.row_total(const)
+
+
+def _fixed_x(
+    stage: _Stage,
+    active: BoolArray,
+    ell: FloatArray,
+    amb: BoolArray,
+    u: IntArray,
+    v: IntArray,
+    level: float,
+    x: FloatArray,
+) -> None:
+    """Write the fixed jobs' x (on their segments at L, or at ell_j when frozen) into x, in place."""
+    fix_idx = np.nonzero(~amb)[0]
     lam = np.where(active[fix_idx], level, ell[fix_idx])
     xv, xu = _segment_x(stage, u, v, fix_idx, lam)
     x[fix_idx, v[fix_idx]] = np.clip(xv, 0.0, 1.0)
     real = u[fix_idx] > 0
     x[fix_idx[real], u[fix_idx[real]] - 1] = np.clip(xu[real], 0.0, 1.0)
-    price = np.maximum(-res.row_dual[base : base + rr], 0.0)
-    y = np.zeros(ng)
-    y[amb_idx] = np.maximum(res.row_dual[:na], 0.0)
-    return True, level, x, price, y
 
 
 def _previous_segments(stage: _Stage, x_prev: FloatArray) -> tuple[BoolArray, IntArray, IntArray]:
@@ -350,10 +300,11 @@ def _stage(
         return ~pinned, np.zeros(ng, dtype=np.int64), stage.best.copy()
 
     amb, u, v = start(price, level_guess)
+    master = Master(stage, active, ell)
     idx = np.arange(ng)
     center = price / price.sum() if price is not None and price.any() and SMOOTH > 0 else None
     for rnd in range(MAX_ROUNDS):
-        ok, level, x, p, y = _solve_master(stage, active, ell, amb, u, v)
+        ok, level, x, p, y = master.solve(amb, u, v)
         if not ok:
             if any(_over_budget(stage, active, ell, sign * p, 0.0) for sign in (1.0, -1.0)):
                 raise RuntimeError("the max-min LP has no solution (a Farkas ray of the master proves it)")
@@ -364,6 +315,7 @@ def _stage(
                 # affine extrapolation too): start again from the prices the stage was given
                 restart = False
                 amb, u, v = start(given[0], given[1])
+                master = Master(stage, active, ell)
                 center = None
                 continue
             amb |= ~pinned
@@ -391,7 +343,7 @@ def _stage(
                 center = norm
         amb |= wrong
     amb = ~pinned
-    ok, level, x, p, y = _solve_master(stage, active, ell, amb, u, v)
+    ok, level, x, p, y = master.solve(amb, u, v)
     if not ok:
         raise RuntimeError("the max-min LP has no solution (rows contradict the frozen levels)")
     bottleneck = active & ((y > TOL) | (stage.ceiling <= level * (1 + TOL)))

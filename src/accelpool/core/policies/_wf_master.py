@@ -1,0 +1,196 @@
+"""The restricted master LP of one water-filling stage, kept in one HiGHS model across the stage's
+column-generation rounds (the notation and the method: _waterfill.py and _wf_stage.py).
+
+Within a stage the ambiguous set only grows, so each round adds the new jobs' rows and columns to the
+model and changes the R resource rows (their L coefficient K_r and bound - F_r, the fixed jobs'
+aggregates); HiGHS then starts from the last round's basis (dual simplex) instead of from nothing. The
+first round, and a round that adds more columns than the model holds, is solved from scratch (HiGHS's
+interior point method with crossover above IPM_COLUMNS columns when the stage asks for it).
+
+Layout: column 0 is L, then the borrow columns b_r of quota rows, then one column per (job, usable type)
+pair in the order the jobs joined; rows: the R resource rows, the pools, then per job its level row
+(sum_t a x - L >= 0 active, >= ell frozen) and its time row (sum_t x <= 1).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import highspy._core as _highs
+import numpy as np
+
+from accelpool.core.allocation import BoolArray, FloatArray, IntArray
+
+if TYPE_CHECKING:
+    from accelpool.core.policies._wf_stage import _Stage
+
+IPM_COLUMNS = 800
+"""Masters with more columns, solved from scratch, go to HiGHS's interior point method (with crossover):
+on the later stages' degenerate LPs (many frozen level rows tight at once) it was 1.4-3.5x faster than
+dual simplex at 2,000 x 8 (bench/bench_policies.py families). The whole_lp reference keeps HiGHS's
+default."""
+
+WARM_ADDED = 0.1
+"""A round that adds more than this fraction of the model's columns is solved from scratch: dual simplex
+from the last basis lost to the interior point method when a round added a quarter of the jobs
+(restricted family, 2,000 x 8, seed 0: 1.15 s warm against 0.43 s from scratch), and won when it added a
+few percent (bench_leases' lease-boundary problem: 0.07-0.10 s against 0.20 s)."""
+
+_MasterResult = tuple[bool, float, FloatArray, FloatArray, FloatArray]
+"""ok, L, x (groups x types), row prices p (an infeasible master: its Farkas ray's row part), level duals y."""
+
+
+class Master:
+    """One stage's restricted master (the stage's data: a _wf_stage._Stage)."""
+
+    def __init__(self, stage: _Stage, active: BoolArray, ell: FloatArray) -> None:
+        self.stage = stage
+        self.active = active.copy()
+        self.ell = ell.copy()
+        ng, tt = stage.a.shape
+        self.ng, self.tt = ng, tt
+        rows = stage.rows
+        self.rr = rows.n_rows
+        self.npool = len(rows.pool_bound)
+        self.borrow = np.nonzero(rows.pool_of >= 0)[0]
+        self.nb = len(self.borrow)
+        self.jobs = np.zeros(0, dtype=np.int64)  # groups in the model, in the order they joined
+        self.pair_j = np.zeros(0, dtype=np.int64)
+        self.pair_t = np.zeros(0, dtype=np.int64)
+        self.level_row = np.full(ng, -1, dtype=np.int64)
+        self.h: _highs._Highs | None = None
+        self.solved_once = False
+
+    def _new_model(self) -> _highs._Highs:
+        stage, rows = self.stage, self.stage.rows
+        h = _highs._Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("threads", 1)
+        lp = _highs.HighsLp()
+        ncol = 1 + self.nb
+        nrow = self.rr + self.npool
+        lp.num_col_ = ncol
+        lp.num_row_ = nrow
+        cost = np.zeros(ncol)
+        cost[0] = -1.0
+        lp.col_cost_ = cost
+        lp.col_lower_ = np.zeros(ncol)
+        lp.col_upper_ = np.concatenate(
+            [[float(stage.ceiling[self.active].max(initial=0.0))], np.full(self.nb, np.inf)]
+        )
+        lp.row_lower_ = np.full(nrow, -np.inf)
+        lp.row_upper_ = np.concatenate([rows.bound, rows.pool_bound])
+        # column 0 (L): no entries yet (K_r set each round); borrow column i: -1 in its row, +1 in its pool
+        starts = [0, 0]
+        index: list[int] = []
+        value: list[float] = []
+        for r in self.borrow.tolist():
+            index += [r, self.rr + int(rows.pool_of[r])]
+            value += [-1.0, 1.0]
+            starts.append(len(index))
+        lp.a_matrix_.format_ = _highs.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = np.asarray(starts, dtype=np.int32)
+        lp.a_matrix_.index_ = np.asarray(index, dtype=np.int32)
+        lp.a_matrix_.value_ = np.asarray(value, dtype=np.float64)
+        lp.a_matrix_.num_col_ = ncol
+        lp.a_matrix_.num_row_ = nrow
+        h.passModel(lp)
+        return h
+
+    def _add(self, new: IntArray) -> int:
+        """Add groups ``new`` (their level and time rows, then their pair columns). Returns columns added."""
+        assert self.h is not None
+        stage = self.stage
+        h = self.h
+        first_row = self.rr + self.npool + 2 * len(self.jobs)
+        nn = len(new)
+        self.level_row[new] = first_row + 2 * np.arange(nn)
+        act = self.active[new]
+        # rows: level (entry -1 on L for active jobs; lower bound 0 or ell), time (no entries yet)
+        lo = np.empty(2 * nn)
+        hi = np.empty(2 * nn)
+        lo[0::2] = np.where(act, 0.0, self.ell[new])
+        hi[0::2] = np.inf
+        lo[1::2] = -np.inf
+        hi[1::2] = 1.0
+        counts = np.zeros(2 * nn, dtype=np.int64)
+        counts[0::2] = act.astype(np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
+        nz = int(act.sum())
+        h.addRows(2 * nn, lo, hi, nz, starts, np.zeros(nz, dtype=np.int32), np.full(nz, -1.0))
+        # columns: one per usable pair, entries in the level row, the time row and the resource rows
+        pj_local, pt = np.nonzero(stage.a[new] > 0)
+        pj = new[pj_local]
+        k = len(pj)
+        if k:
+            lrow = self.level_row[pj]
+            in_row = stage.member[:, pj] & (stage.rows.type_of[:, None] == pt[None, :])
+            rrow, rpair = np.nonzero(in_row)
+            col = np.concatenate([np.arange(k), np.arange(k), rpair])
+            row = np.concatenate([lrow, lrow + 1, rrow])
+            val = np.concatenate([stage.a[pj, pt], np.ones(k), stage.size[pj[rpair]]])
+            order = np.lexsort((row, col))
+            col, row, val = col[order], row[order], val[order]
+            cstart = np.searchsorted(col, np.arange(k)).astype(np.int32)
+            h.addCols(
+                k,
+                np.zeros(k),
+                np.zeros(k),
+                np.ones(k),
+                len(val),
+                cstart,
+                row.astype(np.int32),
+                val.astype(np.float64),
+            )
+        self.jobs = np.concatenate([self.jobs, new])
+        self.pair_j = np.concatenate([self.pair_j, pj])
+        self.pair_t = np.concatenate([self.pair_t, pt])
+        return k
+
+    def solve(self, amb: BoolArray, u: IntArray, v: IntArray) -> _MasterResult:
+        """The master with ambiguous jobs ``amb`` (a superset of the last call's) and fixed segments (u, v)."""
+        from accelpool.core.policies._wf_stage import _aggregates, _fixed_x
+
+        stage = self.stage
+        ng, tt, rr = self.ng, self.tt, self.rr
+        if self.h is None:
+            self.h = self._new_model()
+        in_model = np.zeros(ng, dtype=bool)
+        in_model[self.jobs] = True
+        new = np.nonzero(amb & ~in_model)[0]
+        old_cols = len(self.pair_j)
+        added = self._add(new) if len(new) else 0
+        h = self.h
+        kk, ffix = _aggregates(stage, self.active, self.ell, amb, u, v)
+        for r in range(rr):
+            h.changeCoeff(r, 0, float(kk[r]))
+            h.changeRowBounds(r, -np.inf, float(stage.rows.bound[r] - ffix[r]))
+        ncol = 1 + self.nb + len(self.pair_j)
+        fresh = not self.solved_once or added > WARM_ADDED * old_cols
+        ipm = stage.ipm and fresh and ncol > IPM_COLUMNS
+        h.setOptionValue("solver", "ipm" if ipm else "simplex")
+        h.run()
+        self.solved_once = True
+        status = h.getModelStatus()
+        if status != _highs.HighsModelStatus.kOptimal:
+            ray = np.zeros(rr)
+            if status == _highs.HighsModelStatus.kInfeasible:
+                get_ray = getattr(h, "getDualRay", None)  # in highspy's binding, not in its type stubs
+                if get_ray is not None:
+                    _, has_ray, values = get_ray()
+                    if has_ray:
+                        ray = np.asarray(values, dtype=np.float64)[:rr]
+            # the next round starts afresh (a basis left by a failed solve is no help)
+            self.solved_once = False
+            return False, 0.0, np.zeros((ng, tt)), ray, np.zeros(ng)
+        sol = h.getSolution()
+        col = np.asarray(sol.col_value, dtype=np.float64)
+        dual = np.asarray(sol.row_dual, dtype=np.float64)
+        level = float(col[0])
+        x = np.zeros((ng, tt))
+        x[self.pair_j, self.pair_t] = np.clip(col[1 + self.nb :], 0.0, 1.0)
+        _fixed_x(stage, self.active, self.ell, amb, u, v, level, x)
+        price = np.maximum(-dual[:rr], 0.0)
+        y = np.zeros(ng)
+        y[self.jobs] = np.maximum(dual[self.level_row[self.jobs]], 0.0)
+        return True, level, x, price, y
