@@ -149,6 +149,7 @@ def test_usage_by_role(world):
     for who, n in (("admin", 1), ("m1", 1), ("pm1", 1), ("m2", 0), ("pm2", 0)):
         body = world.call(who, "GET", "/api/v1/usage").json()
         assert len(body["items"]) == n, who
+        assert all(it["site"] == "default" for it in body["items"])  # by default grouped by site too
     row = world.call("m1", "GET", "/api/v1/usage?by=tenant&period=day").json()["items"][0]
     assert row["device_hours"] == 2.0 and row["krw"] == 8000 and row["period"] == "1970-01-01"
     assert world.call("m1", "GET", "/api/v1/usage?period=decade").status_code == 422

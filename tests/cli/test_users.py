@@ -95,6 +95,10 @@ def test_usage_and_grants(cli):
     code, out, _ = cli("usage", "--json")
     rep = json.loads(out)
     assert rep["total_krw"] == 4000 and rep["items"][0]["device_hours"] == 1.0
+    assert rep["items"][0]["site"] == "default"  # the implicit site, shown by default
+    code, out, _ = cli("usage")
+    row = next(ln for ln in out.splitlines() if "4,000" in ln and "t1" in ln)
+    assert [c.strip() for c in row.split("│")[1:-1]][3:5] == ["h100", "default"]  # the site column
     code, out, _ = cli("usage", "--by", "tenant", "--period", "month")
     assert "4,000" in out
     code, out, _ = cli("grants", "--json")

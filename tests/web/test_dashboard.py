@@ -134,6 +134,7 @@ def test_job_page_shows_attempts_costs_events_and_logs(world):
     assert "₩32,000" in page and "₩24,000" in page and "₩56,000" in page
     assert "node lost" in page and "node h-0 lost" in page and "requeued" in page
     assert "Attempts" in page and "8.00" in page and "6.00" in page
+    assert "<td>h100</td><td>default</td>" in page.replace("\n", "")  # each attempt's site
     running = world.get(f"/ui/jobs/{world.jobs['running']}", "m1").text
     assert "step 499 loss" in running and "step 299 loss" not in running  # the last 200 lines
     assert "lines 301-500 of 500" in running and "Following" in running

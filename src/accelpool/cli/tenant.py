@@ -129,7 +129,8 @@ def logs(
 def usage(
     conn: Connection,
     by: Annotated[
-        list[str] | None, typer.Option("--by", help="tenant, program, accelerator, site (repeatable)")
+        list[str] | None,
+        typer.Option("--by", help="tenant, program, accelerator, site (repeatable; default: all four)"),
     ] = None,
     period: Annotated[str | None, typer.Option(help="hour, day, week, month or year")] = None,
     days: Annotated[float | None, typer.Option(help="only the last N days")] = None,

@@ -246,18 +246,21 @@ class ChargeRow:
     accelerator: str
     device_seconds: float
     krw: int
+    site: str = "default"
 
 
 def job_charges(store: SqlStore, job_id: str) -> list[ChargeRow]:
     c_ = T.charges.c
     with store.read() as c:
         rows = c.execute(
-            select(c_.start, c_.end, c_.accelerator, c_.device_seconds, c_.amount_krw)
+            select(c_.start, c_.end, c_.accelerator, c_.device_seconds, c_.amount_krw, c_.site)
             .where(c_.job == job_id)
             .order_by(c_.start)
         ).all()
     return [
-        ChargeRow(float(r.start), float(r.end), r.accelerator, float(r.device_seconds), int(r.amount_krw))
+        ChargeRow(
+            float(r.start), float(r.end), r.accelerator, float(r.device_seconds), int(r.amount_krw), r.site
+        )
         for r in rows
     ]
 
@@ -271,6 +274,8 @@ class AttemptRow:
     device_hours: float
     krw: int
     ended_by: str
+    site: str = ""
+    """The site the attempt's charges were metered at ("" before its first charge)."""
 
 
 def attempts(events: Sequence[Any], charges: Sequence[ChargeRow]) -> list[AttemptRow]:
@@ -298,6 +303,7 @@ def attempts(events: Sequence[Any], charges: Sequence[ChargeRow]) -> list[Attemp
                 sum(ch.device_seconds for ch in mine) / HOUR,
                 sum(ch.krw for ch in mine),
                 why,
+                mine[0].site if mine else "",
             )
         )
     return out

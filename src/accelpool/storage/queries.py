@@ -213,7 +213,7 @@ class Queries:
     def usage(
         self,
         *,
-        group_by: Iterable[str] = ("tenant", "program", "accelerator"),
+        group_by: Iterable[str] = ("tenant", "program", "accelerator", "site"),
         period: str | None = None,
         since: float | None = None,
         until: float | None = None,

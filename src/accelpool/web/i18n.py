@@ -57,6 +57,7 @@ KO: dict[str, str] = {
     "Something went wrong on the server.": "서버에서 오류가 발생했습니다.",
     # overview / pool
     "Type": "유형",
+    "Site": "사이트",
     "Vendor": "제조사",
     "Devices": "장치",
     "Busy": "사용 중",

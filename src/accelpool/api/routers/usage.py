@@ -29,7 +29,7 @@ def usage(
     program: str | None = None,
 ) -> dict[str, Any]:
     """Device-hours and KRW, like sacct/sreport: grouped by tenant, program, accelerator type, site,
-    period."""
+    period (by default: tenant, program, accelerator type and site; the implicit site is ``default``)."""
     store = store_of(request)
     if days is not None:
         since = max(since or 0.0, request.app.state.hooks.now() - days * 86400)
@@ -40,7 +40,7 @@ def usage(
     if program is not None:
         programs = [program] if programs is None or program in programs else []
     rows = store.usage(
-        group_by=by or ["tenant", "program", "accelerator"],
+        group_by=by or ["tenant", "program", "accelerator", "site"],
         period=period,
         since=since,
         until=until,
