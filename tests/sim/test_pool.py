@@ -10,6 +10,7 @@ from accelpool.core.errors import InputError
 from accelpool.core.policies import POLICIES
 from accelpool.sim import synthetic
 from accelpool.sim.engine import simulate
+from accelpool.sim.metrics import compute, dumps_metrics
 from accelpool.sim.pool import apply_pool, load_pool
 
 POOL = """\
@@ -42,6 +43,11 @@ def test_financial_jobs_run_only_at_the_certified_site_at_its_price(tmp_path: Pa
     assert set(r.site_krw) == {"bank"} and r.site_device_hours["bank"] > 0
     # every KRW at bank is at bank's price (5000/h), within whole-won rounding per run
     assert abs(r.site_krw["bank"] - r.site_device_hours["bank"] * 5000) <= len(wl.jobs) * 10
+    # the report (metrics.json) has them per site, every site of the pool listed
+    m = compute(r)
+    assert m["cost_krw_by_site"] == {"cheap": 0, "bank": r.site_krw["bank"]}
+    assert m["device_hours_by_site"]["cheap"] == 0.0 and m["device_hours_by_site"]["bank"] > 0
+    assert '"cost_krw_by_site"' in dumps_metrics([m])
 
 
 def test_public_jobs_prefer_the_cheaper_site(tmp_path: Path) -> None:

@@ -126,6 +126,11 @@ def compute(result: SimResult) -> dict[str, Any]:
             "restart_overhead_seconds": result.restart_overhead_seconds,
         },
     }
+    if result.workload.sites:  # a multi-site pool (--pool): what each site ran and charged
+        m["device_hours_by_site"] = {
+            s.id: round(result.site_device_hours.get(s.id, 0.0), 6) for s in result.workload.sites
+        }
+        m["cost_krw_by_site"] = {s.id: int(result.site_krw.get(s.id, 0)) for s in result.workload.sites}
     return m
 
 
