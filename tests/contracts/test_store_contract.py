@@ -430,3 +430,17 @@ def test_a_job_cancelled_between_the_snapshot_and_the_record_is_never_started(st
     assert [launch.job.id for launch in ex.launches] == ["b"]
     assert view(store, "a")[0] is JobState.CANCELLED or view(store, "a")[0] == "cancelled"
     assert _job_charged(store, "a") == 0 and _job_charged(store, "b") > 0
+
+
+def test_a_wait_reason_never_overwrites_the_reason_of_a_job_cancelled_since_the_snapshot(store):
+    """A round's wait reasons apply to jobs still waiting: a job cancelled after the round's snapshot keeps
+    its cancel reason on every store (the core says which states wait: ``core.lifecycle.waits``)."""
+    store.add_nodes([Node("h-0", "h100", 1)])
+    store.submit(Job("a"), {"h100": 1.0})
+    store.submit(Job("b", submit_time=1.0), {"h100": 1.0})
+    store.snapshot(5.0, 3.0)
+    store.cancel("b", 5.5, "cancelled by test")
+    waiting = {"a": WaitReason.CAPACITY, "b": WaitReason.CAPACITY}
+    store.record_decision(Decision(now=6.0, allocation=None, waiting=waiting))  # type: ignore[arg-type]
+    assert view(store, "b")[1] == "cancelled by test"
+    assert view(store, "a")[1] == "capacity"

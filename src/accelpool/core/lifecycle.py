@@ -135,6 +135,15 @@ class Outcome:
         return self.records[-1].reason if self.records else None
 
 
+def waits(state: JobState) -> bool:
+    """Whether a job in ``state`` is waiting, so a round's wait reason (and queue position) applies to it; a
+    job that started or ended since the round's snapshot keeps the reason its own event gave it."""
+    return state is JobState.QUEUED
+
+
+WAITING = frozenset(s for s in JobState if waits(s))  # the states ``waits`` accepts (for the stores' filters)
+
+
 def apply_event(status: JobStatus, event: Event, price_krw_per_hour: int = 0) -> Outcome:
     """The job after ``event``; ``price_krw_per_hour`` prices the tail of a run the event ends."""
     if status.state.terminal:

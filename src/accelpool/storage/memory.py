@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from accelpool.core import ledger
 from accelpool.core.errors import AlreadyExists
-from accelpool.core.lifecycle import Command, Event, Outcome, SchedulerEvent, apply_event
+from accelpool.core.lifecycle import Command, Event, Outcome, SchedulerEvent, apply_event, waits
 from accelpool.core.reasons import QueueView
 from accelpool.core.rounds import Decision, JobStatus, Snapshot
 from accelpool.core.sites import price_for
@@ -178,8 +178,9 @@ class MemoryStore:
         details = decision.details
         for job_id, why in decision.waiting.items():
             rec = jobs[job_id]
-            rec.reason = details.get(job_id) or why  # the reason in words, or its code (a str)
-            rec.position = positions.get(job_id)
+            if waits(rec.status.state):  # not cancelled (or started) since the snapshot
+                rec.reason = details.get(job_id) or why  # the reason in words, or its code (a str)
+                rec.position = positions.get(job_id)
         for p in decision.keep:
             self.jobs[p.job].position = None
         if len(decision.queue) or not decision.positions:

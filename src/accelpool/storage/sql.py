@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Text, bindparam, cast, func, insert, select, text, update
+from sqlalchemy import Text, bindparam, cast, func, insert, or_, select, text, update
 
-from accelpool.core.lifecycle import Command, SchedulerEvent, apply_event
+from accelpool.core.lifecycle import WAITING, Command, SchedulerEvent, apply_event
 from accelpool.core.rounds import Decision, JobStatus, Snapshot
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
@@ -46,8 +46,9 @@ _PG_STARTS = text(  # the values of ``jobs.start_rows``, one array per column
 _PG_WAITS = text(
     "UPDATE jobs SET reason = u.r "
     "FROM unnest(CAST(:ids AS text[]), CAST(:rs AS text[])) AS u(id, r) "
-    "WHERE jobs.id = u.id AND jobs.state = 'queued'"
+    "WHERE jobs.id = u.id AND jobs.state = ANY(CAST(:waiting AS text[]))"
 )
+_WAITING = sorted(s.value for s in WAITING)  # the states a round's wait reasons apply to (core.lifecycle.waits)
 
 # Wait reasons are written after the round's transaction, on SQLite in transactions of at most this many rows,
 # so a submission waiting for the write lock waits for one short chunk, never for the whole queue. (PostgreSQL
@@ -214,7 +215,6 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
         transactions of ``WAIT_CHUNK`` rows. Queue positions are not stored per job (a job ahead starting
         moves every position behind it): the round's queue is one queue_view row (``_record_queue``)."""
         now = decision.now
-        queued = JobState.QUEUED.value
         self._skipped = frozenset()
         with self.write() as c:
             booked = self._apply_events(
@@ -248,7 +248,7 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
                     c.execute(insert(T.job_events), events)
                 for s in starts:
                     self._waits.pop(s["jid"], None)
-        # wait reasons: only rows whose reason changed, only while still queued, in short transactions
+        # wait reasons: only rows whose reason changed, only while still waiting, in short transactions
         waits = self._waits
         changed: list[tuple[str, str]] = []
         details = decision.details
@@ -261,11 +261,12 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
             chunk = changed[k : k + step]
             with self.write() as c:
                 if self._pg:
-                    c.execute(_PG_WAITS, {"ids": [j for j, _ in chunk], "rs": [r for _, r in chunk]})
+                    ids, rs = [j for j, _ in chunk], [r for _, r in chunk]
+                    c.execute(_PG_WAITS, {"ids": ids, "rs": rs, "waiting": _WAITING})
                 else:
                     c.execute(
                         update(T.jobs)
-                        .where(T.jobs.c.id == bindparam("jid"), T.jobs.c.state == queued)
+                        .where(T.jobs.c.id == bindparam("jid"), or_(*(T.jobs.c.state == v for v in _WAITING)))
                         .values(reason=bindparam("r")),
                         [{"jid": j, "r": r} for j, r in chunk],
                     )
