@@ -136,6 +136,14 @@ def nowhere_reason(job: Job, sites: Mapping[str, Site]) -> str:
     return f"every site it may use is down: {', '.join(sorted(s.id for s in ready))}"
 
 
+def probed(site: Site, down: bool) -> Site | None:
+    """The site once its controller's health says ``down`` (or up), None when that changes nothing: a site
+    an operator took out (``held``) stays down whatever its health; only the operator brings it up."""
+    if site.down == down or (site.held and not down):
+        return None
+    return dataclasses.replace(site, down=down)
+
+
 def price_for(prices: Mapping[str, int], site: Site | None, accelerator: str) -> int:
     """KRW per device-hour of ``accelerator`` at ``site``: the site's own price, else the pool's."""
     if site is not None and accelerator in site.prices:

@@ -14,7 +14,7 @@ from accelpool.core.errors import AlreadyExists
 from accelpool.core.lifecycle import Command, Event, Outcome, SchedulerEvent, apply_event, waits
 from accelpool.core.reasons import QueueView
 from accelpool.core.rounds import Decision, JobStatus, Snapshot
-from accelpool.core.sites import price_for
+from accelpool.core.sites import price_for, probed
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
     AcceleratorType,
@@ -96,8 +96,8 @@ class MemoryStore:
         """A site whose controller stops answering: its nodes leave the pool until it returns. A site an
         operator took out (``down_by`` set) stays down: only the operator brings it up."""
         s = self.site_list.get(site)
-        if s is not None and s.down != down and not (s.held and not down):
-            self.site_list[site] = replace(s, down=down)
+        if s is not None and (after := probed(s, down)) is not None:  # core.sites.probed: held stays down
+            self.site_list[site] = after
             self._healthy = None
 
     def sites(self) -> list[Site]:

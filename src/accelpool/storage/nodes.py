@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from accelpool.core.errors import Conflict
+from accelpool.core import nodes
 from accelpool.core.types import JobState, Node
+from accelpool.storage import codec
 from accelpool.storage import tables as T
 from accelpool.storage.unit import UnitOfWork, _node_row
 from accelpool.storage.views import NodeView
@@ -49,26 +50,16 @@ class NodeWrites(UnitOfWork):
                 return None
             row: dict[str, Any] = {}
             if devices is not None or (zone is not None and zone != r.zone):
-                used = 0
-                for (pl,) in c.execute(
-                    select(T.jobs.c.placement).where(
-                        T.jobs.c.active.is_(True), T.jobs.c.state == JobState.RUNNING.value
-                    )
-                ):
-                    for node, devs in (pl or {}).get("devices", []):
-                        if node == name:
-                            used = max(used, *(int(d) + 1 for d in devs)) if devs else used
+                q = select(T.jobs.c.id, T.jobs.c.placement).where(
+                    T.jobs.c.active.is_(True), T.jobs.c.state == JobState.RUNNING.value
+                )
+                running = (codec.placement_from_dict(j.id, j.placement) for j in c.execute(q))
+                used = nodes.devices_in_use((p for p in running if p is not None), name)
                 if devices is not None:
-                    if devices < used:
-                        raise Conflict(
-                            f"node '{name}' has devices up to index {used - 1} in use by running jobs; "
-                            "drain it first (nodes drain) and shrink it once they are gone",
-                            "devices",
-                        )
+                    nodes.check_resize(name, devices, used)
                     row["devices"] = devices
                 if zone is not None and zone != r.zone:
-                    if used:
-                        raise Conflict(f"node '{name}' runs jobs; drain it before changing its zone", "zone")
+                    nodes.check_move(name, used)
                     row["zone"] = zone
             if down is not None:
                 row["down"] = down

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from accelpool.core.sites import probed
 from accelpool.core.types import Site
 from accelpool.storage import tables as T
 from accelpool.storage.unit import UnitOfWork
@@ -57,11 +58,11 @@ class SiteWrites(UnitOfWork):
     def set_site_down(self, site_id: str, down: bool = True) -> None:
         """A site whose controller stops answering (or answers again): its nodes leave the pool until it
         returns. A site an operator took out (``down_by`` set) stays down: only the operator brings it up."""
-        q = update(T.sites).where(T.sites.c.id == site_id)
-        if not down:
-            q = q.where(T.sites.c.down_by.is_(None))
         with self.write() as c:
-            c.execute(q.values(down=down))
+            r = self._lock_row(c, T.sites, T.sites.c.id, site_id)
+            after = None if r is None else probed(self._site(r), down)  # core.sites.probed: held stays down
+            if after is not None:
+                c.execute(update(T.sites).where(T.sites.c.id == site_id).values(down=after.down))
         self.invalidate()
 
     def sites(self) -> list[Site]:
