@@ -124,6 +124,10 @@ class SchedulerStore(Protocol):
         """How to run the job's process."""
         ...
 
+    def run_specs(self, job_ids: Sequence[str]) -> Mapping[str, RunSpec]:
+        """run_spec of several jobs at once (one query on a SQL store); jobs the store lacks are left out."""
+        ...
+
     def prices(self) -> Mapping[str, int]:
         """KRW per device-hour by accelerator type."""
         ...

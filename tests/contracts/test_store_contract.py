@@ -82,6 +82,15 @@ def test_submitted_job_is_queued_with_event(store):
     assert store.running() == []
 
 
+def test_run_specs_reads_several_jobs_and_leaves_out_unknown_ones(store):
+    store.submit(Job("a", submit_time=1.0), {"h100": 1.0}, RunSpec(command="echo a"))
+    store.submit(Job("b", submit_time=2.0), {"h100": 1.0}, RunSpec(command="echo b", env={"X": "1"}))
+    specs = store.run_specs(["b", "a", "missing", "a"])
+    assert set(specs) == {"a", "b"}
+    assert specs["a"] == store.run_spec("a") and specs["b"] == store.run_spec("b")
+    assert specs["b"].env == {"X": "1"}
+
+
 def test_snapshot_excludes_down_nodes_and_terminal_jobs(store):
     pool(store)
     store.set_node_down("h-1")

@@ -315,6 +315,11 @@ class Reconciler:
         m = snapshot.throughput
         row = m.index
         failed: list[ExecutorEvent] = []
+        try:  # all run specs in one query; a job whose spec this misses is read alone below
+            specs = self.store.run_specs([p.job for p in decision.start if p.job in starting])
+        except Exception:  # a failed batch read must not keep the jobs from starting: each is read alone
+            log.exception("run specs of %d starts: batch read failed", len(starting))
+            specs = {}
         for p in decision.start:
             if p.job in skipped:
                 log.info("job %s: not started, it is no longer queued (cancelled since the round began)", p.job)
@@ -324,7 +329,8 @@ class Reconciler:
             tput = float(m.values[row[p.job], k]) if p.job in row and k >= 0 else 0.0
             self._attempts[p.job] = self._attempts.get(p.job, 0) + 1
             try:
-                run = self._checkpoint_dir(p.job, self.store.run_spec(p.job))
+                spec = specs.get(p.job)
+                run = self._checkpoint_dir(p.job, spec if spec is not None else self.store.run_spec(p.job))
                 self.executor.start(Launch(s.job, p, run, tput, s.steps_done, self._attempts[p.job]))
             except Exception as e:
                 log.warning("job %s: could not start: %s", p.job, _cause(e))

@@ -216,6 +216,10 @@ class MemoryStore:
     def run_spec(self, job_id: str) -> RunSpec:
         return self.jobs[job_id].run
 
+    def run_specs(self, job_ids: Sequence[str]) -> Mapping[str, RunSpec]:
+        jobs = self.jobs
+        return {j: jobs[j].run for j in job_ids if j in jobs}
+
     def prices(self) -> Mapping[str, int]:
         return self.price_list
 

@@ -360,6 +360,17 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
             raise KeyError(job_id)
         return codec.run_from_dict(r.run)
 
+    def run_specs(self, job_ids: Sequence[str]) -> Mapping[str, RunSpec]:
+        """One query per 500 ids (a round's starts: 1,189 one-row queries took 0.3-0.5 s CPU in
+        bench/bench_round.py's first step)."""
+        ids = list(dict.fromkeys(job_ids))
+        out: dict[str, RunSpec] = {}
+        with self.read() as c:
+            for k in range(0, len(ids), 500):
+                q = select(T.jobs.c.id, T.jobs.c.run).where(T.jobs.c.id.in_(ids[k : k + 500]))
+                out.update({r.id: codec.run_from_dict(r.run) for r in c.execute(q)})
+        return out
+
     def prices(self) -> Mapping[str, int]:
         with self.read() as c:
             return {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
