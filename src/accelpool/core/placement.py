@@ -260,7 +260,7 @@ def _pair_order(
     # a running job's rank on its type: the keep bonus times its restart threshold
     keep = (1.0 + config.keep_bonus) * np.broadcast_to(np.asarray(threshold, dtype=float), (n,))
     if config.ranking == "job":
-        return _job_pair_order(x, usable, received, running_on, keep)
+        return _job_pair_order(x, usable, received, running_on, keep, stay=config.lease_seconds is not None)
     if config.ranking == "deficit":
         prio = (x - received) * ages[:, None]
     else:
@@ -277,7 +277,13 @@ def _pair_order(
 
 
 def _job_pair_order(
-    x: np.ndarray, usable: np.ndarray, received: np.ndarray, running_on: np.ndarray, keep: np.ndarray
+    x: np.ndarray,
+    usable: np.ndarray,
+    received: np.ndarray,
+    running_on: np.ndarray,
+    keep: np.ndarray,
+    *,
+    stay: bool = False,
 ) -> list[tuple[int, int]]:
     """The job ratio across jobs; within a job, the per-type ratio (see _pair_order's callers' docs).
 
@@ -285,7 +291,13 @@ def _job_pair_order(
     of its types); among them the type with the highest x[j,t] / received[j,t] (keep bonus on the type it
     runs on) is tried first: Gavel's rotation over a job's types, so a job given several types gets each
     in proportion (a speed-blind share is the average device). Ties between jobs: the one running on one
-    of its types, then the larger share, then the index. Computed on the pairs with x > 0 only."""
+    of its types, then the larger share, then the index. Computed on the pairs with x > 0 only.
+
+    ``stay`` (under leases): a running job given a share of the type it runs on tries that type first.
+    A change of type is a restart like any preemption; rotating running jobs between types at every
+    lease boundary raised preemptions by half on Gavel's 11cb48 (first 1,000 jobs, 0 s restarts: 1,810
+    -> 2,757 per round) and cost average JCT. A job that waits still starts on its type with the highest
+    ratio, so the shares over types are followed as jobs restart."""
     rows, cols = np.nonzero((x > 1e-9) & usable)
     if len(rows) == 0:
         return []
@@ -299,7 +311,7 @@ def _job_pair_order(
     xv = x[rows, cols]
     rec = received[rows, cols]
     own = np.divide(xv, rec, out=np.full(len(rows), np.inf), where=rec > 0)
-    own = np.where(in_place, own * keep[rows], own)
+    own = np.where(in_place, np.inf if stay else own * keep[rows], own)
     job_x = np.zeros(n)
     np.maximum.at(job_x, rows, xv)
     keys = np.lexsort(

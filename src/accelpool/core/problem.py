@@ -221,6 +221,20 @@ def water_fill_shares(total: float, demand: FloatArray, weight: FloatArray) -> F
     return share
 
 
+def water_level(total: float, demand: FloatArray, weight: FloatArray) -> float:
+    """The level lambda of ``water_fill_shares``: each of these gets min(demand, lambda x weight), summing to
+    ``total``; when ``total`` covers every demand, the smallest lambda that does (max demand / weight)."""
+    open_ = (demand > 0) & (weight > 0)
+    if not open_.any():
+        return 0.0
+    d, w = demand[open_], weight[open_]
+    if float(total) >= float(d.sum()) - 1e-12:
+        return float((d / w).max())
+    share = water_fill_shares(total, d, w)
+    unmet = share < d - 1e-9
+    return float((share[unmet] / w[unmet]).max()) if unmet.any() else float((d / w).max())
+
+
 def hierarchical_weights(
     jobs: Sequence[Job],
     tenants: Sequence[Tenant],
@@ -228,13 +242,17 @@ def hierarchical_weights(
     demand: FloatArray,
     total: float,
 ) -> FloatArray:
-    """Each job's device target (devices) under shares program -> tenant -> job.
+    """Each job's fair weight under shares program -> tenant -> job: its job weight x its tenant's level.
 
     ``total`` devices are water-filled over programs by weight (each capped at the devices its jobs ask
     for, ``demand[j]``: 0 for a job that cannot run), each program's part over its tenants by tenant
-    weight, each tenant's part over its jobs by job weight. A tenant's part does not depend on how many
-    jobs it asks for it with, so splitting gains nothing; a job whose demand is met leaves the rest of its
-    tenant's part to its siblings first."""
+    weight, each tenant's part over its jobs by job weight: job j of tenant g gets the device target
+    min(demand_j, lambda_g x w_j), lambda_g the tenant's water level (devices per unit of job weight). The
+    weight returned is lambda_g x w_j, whose minimum with the job's devices is that target: within a tenant
+    the jobs are weighed by their own weights exactly as Gavel's per-job fairness weighs them (one tenant
+    with one program gives the same allocation as ``fairness="job"``), and between tenants by their
+    levels, so a tenant's part does not depend on how many jobs it asks for it with (splitting gains
+    nothing) and a job whose demand is met leaves the rest of its tenant's part to its siblings first."""
     n = len(jobs)
     if n == 0:
         return np.zeros(0)
@@ -250,7 +268,7 @@ def hierarchical_weights(
     p_of = np.array([programs.index(k) for k in pid], dtype=np.int64)
     p_demand = np.bincount(p_of, weights=demand, minlength=len(programs)).astype(np.float64)
     p_share = water_fill_shares(total, p_demand, p_weight)
-    target = np.zeros(n)
+    out = np.zeros(n)
     job_weight = np.array([j.weight for j in jobs], dtype=np.float64)
     for k in range(len(programs)):
         in_p = np.nonzero(p_of == k)[0]
@@ -261,13 +279,14 @@ def hierarchical_weights(
         g_share = water_fill_shares(float(p_share[k]), g_demand, g_weight)
         for g in range(len(names)):
             mine = in_p[g_of == g]
-            target[mine] = water_fill_shares(float(g_share[g]), demand[mine], job_weight[mine])
-    positive = target > 1e-12
+            level = water_level(float(g_share[g]), demand[mine], job_weight[mine])
+            out[mine] = np.where(demand[mine] > 0, level * job_weight[mine], 0.0)
+    positive = out > 1e-12
     if not positive.any():
         return np.ones(n)
     # jobs that cannot run (or get nothing) keep a small weight: they never bind a level
-    out: FloatArray = np.where(positive, target, target[positive].min() * 1e-3).astype(np.float64)
-    return out
+    weights: FloatArray = np.where(positive, out, out[positive].min() * 1e-3).astype(np.float64)
+    return weights
 
 
 def _tenant_list(jobs: Sequence[Job], tenants: Iterable[Tenant]) -> list[Tenant]:

@@ -56,7 +56,7 @@ def fair_order(problem: AllocationProblem, running: np.ndarray, id_rank: np.ndar
     if problem.fairness == "tenant":
         g = problem.tenant_index
         groups = len(problem.tenant_ids)
-        weight = np.bincount(g, weights=problem.fair_weight, minlength=groups)
+        weight = np.bincount(g, weights=np.minimum(problem.scale, problem.fair_weight), minlength=groups)
         held = np.bincount(g, weights=problem.scale * running, minlength=groups)
         inner = np.lexsort((id_rank, problem.submit_time, -problem.priority, g))
         asked = np.where(running, 0.0, problem.scale)[inner]

@@ -3,12 +3,11 @@
 Notation:
 
     C           devices of every type together that some job may use                     (devices)
-    W_g, w_j    tenant weight (the sum of its jobs' fair weights: program -> tenant shares, see
-                core.problem), job fair weight;  s_j devices job j asks for
-    d_g         tenant g's fair share of C: weighted water-filling of C over tenants, capped at the
-                devices its runnable jobs ask for (sum of s_j)
-    d_j         job j's fair share of d_g: weighted water-filling within the tenant, capped at s_j
-                (with per-job fairness, ``fairness="job"``: one water-filling of C over jobs by w_j)
+    w_j         job j's fair weight (core.problem: its tenant's water level x its own weight under the
+                shares program -> tenant -> job);  s_j devices job j asks for
+    d_j         job j's device target: C water-filled over jobs by w_j, capped at s_j; with the
+                hierarchical weights that is min(s_j, w_j): C water-filled over programs, then tenants,
+                then jobs, each capped at what its jobs ask for
     tau_j       = d_j / s_j, the fraction of wall time job j should run
 
 Then jobs are placed, fewest-devices-share first, over their usable types in proportion to the free
@@ -22,7 +21,7 @@ import time
 
 import numpy as np
 
-from accelpool.core.allocation import Allocation, AllocationProblem, FloatArray
+from accelpool.core.allocation import Allocation, AllocationProblem
 from accelpool.core.policies._seam import Ledger, build_rows, fill_spare, finish, usable_mask
 from accelpool.core.policies.fifo import _types_of
 from accelpool.core.problem import water_fill_shares
@@ -40,18 +39,9 @@ def fair_share(problem: AllocationProblem) -> Allocation:
     demand = np.where(runnable, problem.scale, 0.0)
     total = float(problem.capacity[usable.any(axis=0)].sum()) if n else 0.0
     weight = problem.fair_weight
-    if problem.fairness == "job":
-        target = water_fill_shares(total, demand, weight)
-    else:
-        g = len(problem.tenant_ids)
-        tenant_demand = np.bincount(problem.tenant_index, weights=demand, minlength=g)
-        summed = np.bincount(problem.tenant_index, weights=weight, minlength=g)
-        tenant_weight: FloatArray = np.where(summed > 0, summed, 1.0).astype(np.float64)
-        tenant_share = water_fill_shares(total, tenant_demand.astype(np.float64), tenant_weight)
-        target = np.zeros(n)
-        for k in range(g):
-            mine = np.nonzero(problem.tenant_index == k)[0]
-            target[mine] = water_fill_shares(tenant_share[k], demand[mine], weight[mine])
+    # one water-filling of C over jobs by fair weight: with tenant fairness the weights are each tenant's
+    # level x job weight (core.problem), so this gives every job min(s_j, w_j), its hierarchical target
+    target = water_fill_shares(total, demand, weight)
     tau = np.where(demand > 0, target / np.maximum(problem.scale, 1.0), 0.0)
     x = np.zeros((n, tt))
     ledger = Ledger(problem, rows)
