@@ -186,3 +186,33 @@ def test_down_nodes_are_counted_by_cause_drained_or_lost(tmp_path) -> None:
         assert rec.step().decision.details["w"].endswith("(2 drained, 1 lost, 1 down)")
     finally:
         store.close()
+
+
+def test_priority_is_the_reason_only_for_the_priority_field_and_is_never_displaced_by_a_lower_one() -> None:
+    """Two preemptible 4-device jobs on 4 devices: without priorities they take turns at lease boundaries
+    and the one waiting never reads "priority"; with a higher priority field the first runs to its end,
+    the other waits with the reason "priority" (before, a priority-0 job displaced a priority-5 one at
+    the boundary and waited as "capacity" while it held the devices)."""
+    config = RoundConfig(lease_seconds=360.0, min_run_seconds=0.0, restart_seconds=0.0)
+    seen: set[str] = set()
+    clock, store, ex, rec = live([Node("h100-0", "h100", 4)], config)
+    for t in ("a", "b"):
+        store.add_tenant(Tenant(t))
+    store.submit(Job("a1", tenant="a", scale=4, preemptible=True, total_steps=1500.0), {"h100": 1.0})
+    store.submit(Job("b1", tenant="b", scale=4, preemptible=True, total_steps=1500.0, submit_time=1.0), {"h100": 1.0})
+    for _ in range(400):
+        seen |= {d.split(":")[0] for d in rec.step().decision.details.values()}
+        clock.sleep_until(clock.now() + TICK)
+    assert ex.stops  # they took turns
+    assert "priority" not in seen
+
+    clock, store, ex, rec = live([Node("h100-0", "h100", 4)], config)
+    store.submit(Job("hi", tenant="a", scale=4, priority=5, preemptible=True, total_steps=600.0), {"h100": 1.0})
+    store.submit(Job("lo", tenant="b", scale=4, preemptible=True, total_steps=300.0, submit_time=1.0), {"h100": 1.0})
+    reasons: set[str] = set()
+    for _ in range(400):
+        reasons |= {d for j, d in rec.step().decision.details.items() if j == "lo"}
+        clock.sleep_until(clock.now() + TICK)
+    assert attempts(ex) == {"hi": 1, "lo": 1} and ex.stops == []
+    assert reasons == {"priority: needs 4 x h100; jobs with a higher priority hold the devices"}
+    assert store.jobs["hi"].status.state is JobState.SUCCEEDED and store.jobs["lo"].status.state is JobState.SUCCEEDED

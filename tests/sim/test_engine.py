@@ -73,6 +73,26 @@ def test_restart_overhead_is_paid_on_resume_only():
     assert base.records["a"].end_time + base.records["b"].end_time == pytest.approx(500.0 + 600.0)
 
 
+def test_restart_metrics_per_job_hour_device_hours_and_krw_lost():
+    """The simulator reports preemptions per job-hour, device-hours lost to restarts and KRW paid for that
+    lost work (issue 10): two 2-device jobs alternating on one node, 10 s lost per resume at 3,600 KRW
+    per device-hour (1 KRW per device-second)."""
+    rows = {"a": {"fast": 1.0}, "b": {"fast": 1.0}}
+    jobs = [
+        Job("a", scale=2, total_steps=300.0, preemptible=True),
+        Job("b", scale=2, total_steps=300.0, preemptible=True),
+    ]
+    w = small(jobs, rows, (Node("a-0", "fast", 2),), prices_krw_per_hour={"fast": 3600})
+    r = simulate(w, equal_time, round_seconds=100.0, restart_overhead_seconds=10.0, config=RoundConfig.per_round())
+    m = compute(r)
+    n = m["preemptions"]
+    assert n > 0
+    run_hours = sum(sum(rec.status.seconds_on.values()) for rec in r.records.values()) / 3600.0
+    assert m["preemptions_per_job_hour"] == pytest.approx(n / run_hours)
+    assert m["device_hours_lost_to_restarts"] == pytest.approx(n * 10.0 * 2 / 3600.0)
+    assert m["krw_paid_for_lost_work"] == n * 10 * 2
+
+
 def test_unschedulable_jobs_are_dropped_and_counted():
     w = small(
         [Job("big", scale=5, total_steps=1.0), Job("ok", total_steps=1.0)],

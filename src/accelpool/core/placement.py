@@ -257,10 +257,14 @@ def _pair_order(
         ]
     )
     x = alloc.x
+    # the job's own priority field before any ratio: a job is never displaced for one of lower priority
+    priority = np.array([s.job.priority for s in statuses], dtype=np.int64)
     # a running job's rank on its type: the keep bonus times its restart threshold
     keep = (1.0 + config.keep_bonus) * np.broadcast_to(np.asarray(threshold, dtype=float), (n,))
     if config.ranking == "job":
-        return _job_pair_order(x, usable, received, running_on, keep, stay=config.lease_seconds is not None)
+        return _job_pair_order(
+            x, usable, received, running_on, keep, stay=config.lease_seconds is not None, priority=priority
+        )
     if config.ranking == "deficit":
         prio = (x - received) * ages[:, None]
     else:
@@ -272,7 +276,9 @@ def _pair_order(
     prio = np.where((x > 1e-9) & usable, prio, -np.inf)
     rows, cols = np.nonzero(np.isfinite(prio) | (prio == np.inf))
     in_place = running_on[rows] == cols
-    keys = np.lexsort((cols, rows, -x[rows, cols], ~in_place, -np.minimum(prio[rows, cols], 1e300)))
+    keys = np.lexsort(
+        (cols, rows, -x[rows, cols], ~in_place, -np.minimum(prio[rows, cols], 1e300), -priority[rows])
+    )
     return list(zip(rows[keys].tolist(), cols[keys].tolist(), strict=True))
 
 
@@ -284,6 +290,7 @@ def _job_pair_order(
     keep: np.ndarray,
     *,
     stay: bool = False,
+    priority: np.ndarray | None = None,
 ) -> list[tuple[int, int]]:
     """The job ratio across jobs; within a job, the per-type ratio (see _pair_order's callers' docs).
 
@@ -297,7 +304,11 @@ def _job_pair_order(
     A change of type is a restart like any preemption; rotating running jobs between types at every
     lease boundary raised preemptions by half on Gavel's 11cb48 (first 1,000 jobs, 0 s restarts: 1,810
     -> 2,757 per round) and cost average JCT. A job that waits still starts on its type with the highest
-    ratio, so the shares over types are followed as jobs restart."""
+    ratio, so the shares over types are followed as jobs restart.
+
+    ``priority``: the jobs' own priority fields, compared before anything else (as in the back-fill's
+    fair order, core.reasons.fair_order): a job is never displaced at a boundary for one of lower
+    priority, and the "priority" wait reason means just that."""
     rows, cols = np.nonzero((x > 1e-9) & usable)
     if len(rows) == 0:
         return []
@@ -324,6 +335,7 @@ def _job_pair_order(
             -job_x[rows],
             ~job_in_place[rows],
             -np.minimum(job_prio[rows], 1e300),
+            -(priority[rows] if priority is not None else np.zeros(len(rows), dtype=np.int64)),
         )
     )
     return list(zip(rows[keys].tolist(), cols[keys].tolist(), strict=True))
@@ -529,21 +541,42 @@ def _priority_only_for_priority(
     keep: list[Placement],
     start: list[Placement],
 ) -> None:
-    """ "priority" only when a job with a higher priority field holds a type the waiting job could use;
-    a job the policy gives nothing for fairness waits for its share ("fair-share")."""
-    held = [j for j, r in waiting.items() if r is WaitReason.PRIORITY]
+    """ "priority" only when jobs with a higher priority field hold a type the waiting job could use: a job
+    the policy gives nothing for fairness waits for its share ("fair-share"); a job that waits for devices
+    ("capacity") waits for "priority" when jobs of a higher priority field hold at least as many devices
+    of one of its types as it needs (they alone keep it out)."""
+    held = [j for j, r in waiting.items() if r is WaitReason.PRIORITY or r is WaitReason.CAPACITY]
     if not held:
         return
     index = {j: i for i, j in enumerate(problem.job_ids)}
-    top = dict.fromkeys(problem.types, -(2**62))
-    for p in (*keep, *start):
-        top[p.accelerator] = max(top[p.accelerator], int(problem.priority[index[p.job]]))
+    placed = [(int(problem.priority[index[p.job]]), p.accelerator, p.count) for p in (*keep, *start)]
+    top = max((prio for prio, _, _ in placed), default=None)
+    rows = np.array([index[j] for j in held], dtype=np.int64)
+    if top is None or top <= int(problem.priority[rows].min()):  # no job holds devices above theirs
+        for jid in held:
+            if waiting[jid] is WaitReason.PRIORITY:
+                waiting[jid] = WaitReason.SHARE
+        return
     usable = problem.usable()
-    for jid in held:
-        i = index[jid]
-        mine = int(problem.priority[i])
-        higher = any(usable[i, k] and top[t] > mine for k, t in enumerate(problem.types))
-        waiting[jid] = WaitReason.PRIORITY if higher else WaitReason.SHARE
+    # per type: devices held by jobs above each priority (placed priorities sorted, suffix sums)
+    by_type: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for t in problem.types:
+        mine = sorted((prio, n) for prio, a, n in placed if a == t)
+        prios = np.array([m[0] for m in mine], dtype=np.int64)
+        suffix = np.concatenate([np.cumsum([m[1] for m in mine][::-1])[::-1], [0]]) if mine else np.zeros(1)
+        by_type[t] = (prios, suffix)
+    for jid, i in zip(held, rows.tolist(), strict=True):
+        mine_p = int(problem.priority[i])
+        above = {
+            t: int(suffix[np.searchsorted(prios, mine_p, side="right")])
+            for k, t in enumerate(problem.types)
+            if usable[i, k]
+            for prios, suffix in (by_type[t],)
+        }
+        if waiting[jid] is WaitReason.PRIORITY:
+            waiting[jid] = WaitReason.PRIORITY if any(v > 0 for v in above.values()) else WaitReason.SHARE
+        elif any(v >= problem.scale[i] for v in above.values()):
+            waiting[jid] = WaitReason.PRIORITY
 
 
 def _index_of(ids: tuple[str, ...], cache: DecideCache) -> dict[str, int]:
