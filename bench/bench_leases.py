@@ -8,9 +8,12 @@ compare: each Gavel Philly trace (../shared/traces/gavel/philly_vc; the fixture
 tests/fixtures/traces/gavel_b436b2_head60.trace when the shared traces are absent) on v100=36,p100=36,k80=36
 with 360 s rounds, under per-round re-decision (``RoundConfig.per_round()``: today's simulator, Gavel's)
 and the live semantics (``RoundConfig(lease_seconds=360, restart_seconds=overhead)``: preemption only at a
-lease boundary, past a minimum run of two leases, only when the gain pays the restart; tenant fairness),
-with a restart overhead of 0 and 60 s. Prints average JCT, preemptions and device-hours lost to restarts,
-side by side, and whether the live one wins on all three at 60 s.
+lease boundary, past a minimum run of two leases, only when the gain pays the restart, a running job keeps
+its type; tenant fairness), with a restart overhead of 0 and 60 s. Prints average JCT, preemptions and
+device-hours lost to restarts, side by side, and whether the live one wins on all three at 60 s. The
+traces have one tenant (``default``): there tenant fairness weighs jobs exactly as the per-round side's
+per-job fairness (core.problem.hierarchical_weights), so the two sides differ in the lease semantics only
+(``--live-fairness job`` runs the live side with per-job fairness explicitly).
 
 tick: 10,000 queued jobs with random per-job speeds on 2,000 devices (250 nodes of 8, 4 types), a decide()
 that only back-fills (a tick) and one at a lease boundary (policy + placement, split into the policy's

@@ -13,13 +13,15 @@ the same way:
 - ``public_reserve[t]``: the largest public share any program asks for, times the type's devices, but never
   more than the devices public jobs could use on that type (capacity is kept only while there is demand).
 - ``budget_krw[j]``: what is left on the job's grant; ``-1`` when the job draws on no grant.
-- ``fair_weight[j]``: with ``fairness="tenant"``, the job's device target under hierarchical shares
+- ``fair_weight[j]``: with ``fairness="tenant"``, lambda_g x w_j under hierarchical shares
   (``hierarchical_weights``, in devices): the devices of every type some job may use are
   water-filled over programs by program weight w_P (``ProgramRules.weight``; jobs without a grant share
   one program of weight 1), each program's part over its tenants by tenant weight W_g, each tenant's part
-  over its jobs by job weight w_j, every level capped at the devices its jobs ask for. The fair policies
-  weigh jobs by it, so a tenant's part does not depend on how many jobs it splits its work into. With
-  ``fairness="job"`` it is the job's own weight (Gavel's per-job fairness).
+  over its jobs by job weight w_j, every level capped at the devices its jobs ask for; lambda_g is the
+  tenant's water level, and min(s_j, fair_weight[j]) the job's device target. The fair policies weigh
+  jobs by it, so a tenant's part does not depend on how many jobs it splits its work into, and within
+  one tenant jobs are weighed as per-job fairness weighs them. With ``fairness="job"`` it is the job's
+  own weight (Gavel's per-job fairness).
 
 Zones are not part of the problem: they are honoured when the allocation is placed on nodes.
 """

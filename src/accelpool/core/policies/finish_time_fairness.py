@@ -4,8 +4,9 @@ Notation (see core/allocation.py):
 
     iso_j = max_t tput[j,t] * min(1, cap[t] / (n * scale_j))    steps/s job j would get alone on an
             equal 1/n share of each type (the "isolated" speed; n = jobs that can run), with per-job
-            fairness; with tenant fairness (the default) its fair share is its device target D_j under
-            the shares program -> tenant -> job (core.problem): iso_j = max_t tput[j,t] * min(1, D_j/scale_j)
+            fairness; with tenant fairness (the default) its fair share is its device target
+            D_j = min(scale_j, fair weight) under the shares program -> tenant -> job (core.problem):
+            iso_j = max_t tput[j,t] * min(1, D_j/scale_j)
             and w_j = 1 (the weights are in D_j)
     rho_j = finish time shared / finish time isolated = (R_j / eff_j) / (R_j / iso_j) = iso_j / eff_j
             for remaining steps R_j (the remaining-work form; elapsed time is not in the problem)
