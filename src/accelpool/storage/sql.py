@@ -43,12 +43,12 @@ _PG_STARTS = text(  # the values of ``jobs.start_rows``, one array per column
     "CAST(:mark AS double precision[]), CAST(:carry AS text[]), CAST(:st AS text[]), CAST(:n AS integer[])) "
     "AS u(id, pl, why, mark, carry, st, n) WHERE jobs.id = u.id"
 )
-_PG_WAITS = text(
+_WAITING = sorted(s.value for s in WAITING)  # the states a round's wait reasons apply to (core.lifecycle.waits)
+_PG_WAITS = text(  # the states as constants (enum values), not a parameter: the planner then uses the index
     "UPDATE jobs SET reason = u.r "
     "FROM unnest(CAST(:ids AS text[]), CAST(:rs AS text[])) AS u(id, r) "
-    "WHERE jobs.id = u.id AND jobs.state = ANY(CAST(:waiting AS text[]))"
+    "WHERE jobs.id = u.id AND jobs.state IN (" + ", ".join(f"'{v}'" for v in _WAITING) + ")"
 )
-_WAITING = sorted(s.value for s in WAITING)  # the states a round's wait reasons apply to (core.lifecycle.waits)
 
 # Wait reasons are written after the round's transaction, on SQLite in transactions of at most this many rows,
 # so a submission waiting for the write lock waits for one short chunk, never for the whole queue. (PostgreSQL
@@ -315,7 +315,7 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
             with self.write() as c:
                 if self._pg:
                     ids, rs = [j for j, _ in chunk], [r for _, r in chunk]
-                    c.execute(_PG_WAITS, {"ids": ids, "rs": rs, "waiting": _WAITING})
+                    c.execute(_PG_WAITS, {"ids": ids, "rs": rs})
                 else:
                     c.execute(
                         update(T.jobs)
