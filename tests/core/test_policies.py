@@ -308,3 +308,32 @@ def test_max_min_levels_count_devices():
     x = max_min_fairness(p).x
     assert x[0, 0] == pytest.approx(1.0, abs=1e-6)
     assert x[1, 0] == pytest.approx(0.5, abs=1e-6)
+
+
+def _contended(n: int, seed: int) -> AllocationProblem:
+    """n jobs with per-job speeds on 4 types, capacity at half the devices asked for (nothing merges)."""
+    rng = np.random.default_rng(seed)
+    scale = rng.choice([1.0, 2.0, 4.0], n)
+    return AllocationProblem(
+        job_ids=tuple(f"j{i}" for i in range(n)),
+        types=("a", "b", "c", "d"),
+        capacity=np.full(4, float(np.round(scale.sum() / 8))),
+        scale=scale,
+        weight=rng.choice([1.0, 2.0], n),
+        throughput=rng.uniform(0.2, 4.0, (n, 4)),
+        allowed=rng.uniform(size=(n, 4)) < 0.8,
+    )
+
+
+def test_max_min_warm_start_keeps_the_level_and_a_wrong_one_is_ignored():
+    from dataclasses import replace
+
+    problem = _contended(1200, 3)
+    cold = max_min_fairness(problem)
+    n_rows = build_rows(problem, usable_mask(problem)).n_rows
+    assert len(cold.warm_start) == 1 + n_rows and max(cold.warm_start[1:]) > 0
+    exact = exact_level(problem)
+    for start in (cold.warm_start, (0.1, *([1.0] * n_rows)), (1.0, 2.0)):  # its own, a poor one, wrong size
+        warm = max_min_fairness(replace(problem, warm_start=start))
+        assert not check_feasible(problem, warm)
+        assert stage_level(problem, warm.x) == pytest.approx(exact, rel=1e-6)

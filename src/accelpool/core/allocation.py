@@ -89,6 +89,12 @@ class AllocationProblem:
     column_group: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     """Column -> group (a type held at several sites is one group of per-site columns sharing the program
     rules, see the module notation). Default: every column its own group."""
+    warm_start: tuple[float, ...] = ()
+    """A previous allocation's ``Allocation.warm_start`` (max-min-fairness: a level and one price per
+    resource row), passed in by the caller that keeps it (the core keeps none). It only chooses the plans
+    the first column-generation masters start from: every stage still ends on its own LP duals, so the
+    stage-1 level is the same with or without it (later stages may freeze other jobs where an LP has
+    several optimal duals). Ignored when the row count differs, and by the other policies."""
 
     def __post_init__(self) -> None:
         n, tt = len(self.job_ids), len(self.types)
@@ -173,6 +179,9 @@ class Allocation:
     objective: float = 0.0
     solve_seconds: float = 0.0
     held: Mapping[str, WaitReason] = field(default_factory=dict)
+    warm_start: tuple[float, ...] = ()
+    """What the next round's problem may carry as ``AllocationProblem.warm_start`` (max-min-fairness:
+    the level and row prices of its first stage with prices not all 0; empty otherwise)."""
 
     def effective_throughput(self, throughput: FloatArray) -> FloatArray:
         """steps/s each job gets on average: sum_t x[j,t] * tput[j,t]."""

@@ -87,7 +87,9 @@ class DecideCache:
 
     The core keeps no state of its own: without a cache every call builds everything afresh. Entries are
     keyed by the identity of the snapshot's inputs and hold references to them, so an identity compared
-    is never reused by another object. The results are the same with or without a cache.
+    is never reused by another object. The results are the same with or without a cache, with one
+    exception: ``warm_start`` (the last boundary's prices) may lead max-min-fairness to another of
+    several optimal allocations (the same stage-1 level; see AllocationProblem.warm_start).
     """
 
     def __init__(self) -> None:
@@ -97,6 +99,9 @@ class DecideCache:
         self.free_template: _FreeTemplate | None = None
         self.run_bounds: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None = None
         self.whole_runs: tuple[tuple[str, ...], list[int]] | None = None  # core.placement.whole_runs_unpaid
+        self.warm_start: tuple[float, ...] = ()
+        """The last lease boundary's Allocation.warm_start, handed to the next boundary's problem: the
+        policy starts from the last round's prices (max-min-fairness: the same stage levels, faster)."""
 
 
 def decide(
@@ -137,10 +142,13 @@ def decide(
             snapshot.prices_krw_per_hour,
             rules_span=policy in RULES_OVER_SITES,
         )
+        seen = problem if wide is None else wide.problem
+        raw = policy(dataclasses.replace(seen, warm_start=cache.warm_start) if cache.warm_start else seen)
+        cache.warm_start = raw.warm_start
         if wide is None:
-            alloc = policy(problem)
+            alloc = raw
         else:  # the policy sees each site's devices and prices; placement follows the sites it chose
-            alloc, prefer = wide.collapse(policy(wide.problem), problem.types)
+            alloc, prefer = wide.collapse(raw, problem.types)
         order = _pair_order(snapshot, statuses, alloc, usable, config, threshold)
     else:  # a tick: no policy, no preemption; only back-fill idle devices
         alloc = Allocation(

@@ -28,6 +28,7 @@ maximizes is the stage-1 level L = min_j level_j (``stage_level``; ``exact_level
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -42,7 +43,7 @@ from accelpool.core.policies._seam import (
     uncontended,
     usable_mask,
 )
-from accelpool.core.policies._waterfill import max_min_waterfill
+from accelpool.core.policies._waterfill import max_min_waterfill_warm
 
 NAME = "max-min-fairness"
 
@@ -66,18 +67,24 @@ def _allocate(problem: AllocationProblem, *, whole_lp: bool) -> Allocation:
     rows = build_rows(problem, usable)
     a = _level_coefficients(problem, usable)
     quick = uncontended(problem, usable, rows, a)
+    warm: tuple[float, ...] = ()
     if quick is not None:
-        x, levels = quick, (a * quick).sum(axis=1)
+        x = quick
     else:
-        x, levels = max_min_waterfill(
-            a, problem.scale, one_column_rows(rows, NAME), usable, whole_lp=whole_lp
+        x, _, warm = max_min_waterfill_warm(
+            a,
+            problem.scale,
+            one_column_rows(rows, NAME),
+            usable,
+            whole_lp=whole_lp,
+            warm_start=problem.warm_start,
         )
         x = fill_spare(problem, usable, rows, x, a)
     runnable = usable.any(axis=1)
     norm = normalized(problem, usable)
     objective = float((norm * x).sum(axis=1)[runnable].min()) if runnable.any() else 0.0
-    del levels
-    return finish(problem, x, rows, NAME, objective, started)
+    alloc = finish(problem, x, rows, NAME, objective, started)
+    return replace(alloc, warm_start=warm) if warm else alloc
 
 
 def stage_level(problem: AllocationProblem, x: np.ndarray) -> float:
