@@ -61,7 +61,12 @@ def meter(status: JobStatus, until: float, price_krw_per_hour: int, *, final: bo
         carry=status.carry or None,
         final=final,
     )
-    return None if charge is None else replace(charge, carry=left)
+    if charge is None:
+        return None
+    c = charge  # the constructor, not dataclasses.replace: this runs for every running job every round
+    return Charge(
+        c.job, c.tenant, c.grant, c.accelerator, c.device_seconds, c.amount_krw, c.start, c.end, left, c.site
+    )
 
 
 def cap(charge: Charge, grant_remaining_krw: int | None) -> Charge:

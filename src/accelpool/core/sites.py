@@ -177,6 +177,18 @@ def _site_groups(allowed: Sequence[frozenset[str]]) -> tuple[dict[frozenset[str]
     return keys, index
 
 
+def _one_site(nodes: Sequence[Node]) -> str | None:
+    """The one site every node is at (``default`` for no nodes); None when nodes are at several sites.
+    Checked first every round: a pool of one site (the simulator's, most pools) skips the per-site work."""
+    if not nodes:
+        return DEFAULT_SITE
+    first = nodes[0].site
+    for n in nodes:
+        if n.site != first:
+            return None
+    return first
+
+
 def site_view(
     problem: AllocationProblem,
     allowed: Sequence[frozenset[str]],
@@ -188,6 +200,12 @@ def site_view(
     any one allowed site are taken out of its row, and each type costs its cheapest up site's price.
     Returns ``problem`` itself when sites change nothing (one site holding every node, no site prices,
     every job allowed there)."""
+    seq: Sequence[Node] = nodes if isinstance(nodes, tuple | list) else list(nodes)
+    nodes = seq
+    only = _one_site(seq)
+    if only is not None and not sites.get(only, IMPLICIT_DEFAULT).prices:
+        if all(only in a for a in set(allowed)):  # the common pool of one site: nothing to narrow
+            return problem
     types = problem.types
     tindex = {t: k for k, t in enumerate(types)}
     held: dict[str, np.ndarray] = {}  # site -> devices per type
@@ -291,6 +309,10 @@ def site_columns(
     When False, a type a program rule binds (``_rule_bound``) keeps one column over its sites, at the
     cheapest site's price (the water-filling policies). A type at one site keeps one column. None when no
     column splits (one site, or every type at one site): the policy solves ``problem`` itself."""
+    seq: Sequence[Node] = nodes if isinstance(nodes, tuple | list) else list(nodes)
+    nodes = seq
+    if _one_site(seq) is not None:
+        return None
     tindex = {t: k for k, t in enumerate(problem.types)}
     held: dict[tuple[int, str], int] = {}
     for n in nodes:
