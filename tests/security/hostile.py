@@ -57,6 +57,11 @@ class Attack:
     check: Callable[[Ctx, dict[str, Any], str], None] | None = None
     local_only: bool = False
     tenant: str = "member"  # "other": submitted by the victim's tenant (demo-lab: no network granted)
+    # a job of the other tenant submitted ``beside_after`` s after the attack started, while it runs: it
+    # must succeed (the attack does not starve other tenants); its job and logs reach ``check`` in
+    # job["beside"] and job["beside_logs"]
+    beside: str | None = None
+    beside_after: float = 1.5
 
 
 def _host_procs(needle: str) -> list[int]:
@@ -131,6 +136,36 @@ def _token_dead_after_job(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
     with httpx.Client(base_url=ctx.url, headers={"Authorization": f"Bearer {tok}"}, timeout=10) as c:
         r = c.get(f"/api/v1/jobs/{job['id']}")
     assert r.status_code == 401, r.text
+
+
+def _ran_for(limit: float, slack: float = 1.0) -> Callable[[Ctx, dict[str, Any], str], None]:
+    """The job ended (start -> end as the API reports them) within ``slack`` s of ``limit`` s."""
+
+    def check(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
+        ran = job["end_time"] - job["start_time"]
+        assert job["reason"].startswith("max_run_time exceeded"), job["reason"]
+        assert ran <= limit + slack, f"a {limit:g} s limit let the job run {ran:.2f} s"
+
+    return check
+
+
+def _both(*checks: Callable[[Ctx, dict[str, Any], str], None]) -> Callable[[Ctx, dict[str, Any], str], None]:
+    def check(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
+        for c in checks:
+            c(ctx, job, logs)
+
+    return check
+
+
+def _beside_not_starved(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
+    """The other tenant's job, started while the attack ran, forked its 40 processes and succeeded."""
+    b, blogs = job["beside"], job["beside_logs"]
+    assert b is not None, "the other tenant's job was not submitted while the attack ran"
+    assert b["start_time"] is not None and b["start_time"] < job["end_time"], (
+        "the other tenant's job did not start while the attack ran",
+        b,
+    )
+    assert b["state"] == "succeeded" and "beside-ok 40" in blogs, (b["state"], b["reason"], blogs[-800:])
 
 
 def _reason_refused(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
@@ -237,6 +272,12 @@ ATTACKS: list[Attack] = [
         check=_service_and_victim_alive,
     ),
     Attack(
+        "ptrace-other-job",
+        'python3 -c "import ctypes,sys; l=ctypes.CDLL(None); pid=int(sys.argv[1]); '
+        "print('" + WIN + "' if l.ptrace(16, pid, 0, 0) == 0 else 'ptrace refused')\" {victim_pid}",
+        check=_service_and_victim_alive,
+    ),
+    Attack(
         "open-other-job-device",
         "echo own $CUDA_VISIBLE_DEVICES; ls /dev | sed 's/^/dev /'; for i in 0 1 2 3 4 5 6 7; do cat /dev/nvidia$i >/dev/null 2>&1 "
         "&& echo opened $i; done; cat {devroot}/nvidia{victim_dev} 2>/dev/null && echo " + WIN,
@@ -269,13 +310,25 @@ ATTACKS: list[Attack] = [
         "trap '' TERM; setsid -f sleep 315.55; sleep 600",
         max_run_time=3,
         extra={"grace_seconds": 1},
-        check=_no_proc("sleep 315.55"),
+        check=_both(_no_proc("sleep 315.55"), _ran_for(3 + 1)),  # TERM ignored: killed after the grace
     ),
+    Attack("max-run-time-3s", "echo started; sleep 600", max_run_time=3, check=_ran_for(3)),
     Attack(
         "symlink-escape-in-checkpoint",
         "ln -s {data} $ACCELPOOL_CHECKPOINT_DIR/escape; cat $ACCELPOOL_CHECKPOINT_DIR/escape/admin-token && echo "
         + WIN,
         extra={"checkpoint_dir": "{ckpt}"},
+    ),
+    Attack(
+        "symlink-escape-in-workdir",
+        "ln -s {data} $HOME/escape; cat $HOME/escape/admin-token && echo " + WIN + "; ls -A $HOME/escape/",
+    ),
+    Attack(
+        "symlink-workdir-to-data",
+        "cat admin-token && echo " + WIN,
+        extra={"workdir": "{ckpt_link}"},
+        check=_reason_refused,
+        expect_state=("failed",),
     ),
     Attack(
         "symlink-checkpoint-dir-to-data",
@@ -311,7 +364,8 @@ ATTACKS: list[Attack] = [
         wave=2,
         max_run_time=6,
         extra={"grace_seconds": 1},
-        check=_no_proc("bomb"),
+        check=_both(_no_proc("bomb"), _beside_not_starved),
+        beside="n=0; for i in $(seq 40); do sleep 3 & n=$((n+1)); done; wait; echo beside-ok $n",
     ),
     Attack(
         "log-flood-100MB",
@@ -526,6 +580,7 @@ def run_attacks(ctx: Ctx, attacks: list[Attack]) -> Iterator[tuple[Attack, dict[
             assert r.status_code == 201, (a.name, r.text)
             ids[r.json()["id"]] = a
         cancelled: set[str] = set()
+        beside: dict[str, str] = {}  # attack job -> the other tenant's job beside it
         started: dict[str, float] = {}
         done: dict[str, dict[str, Any]] = {}
         end = time.time() + 480  # Ray on a small shared machine starts an actor process per rank
@@ -547,14 +602,51 @@ def run_attacks(ctx: Ctx, attacks: list[Attack]) -> Iterator[tuple[Attack, dict[
                         if time.time() - started[jid] >= a.cancel_after:
                             assert cl.post(f"/api/v1/jobs/{jid}/cancel").status_code == 200
                             cancelled.add(jid)
+                if (
+                    a.beside is not None
+                    and jid not in beside
+                    and j["state"] == "running"
+                    and jid in started
+                    and time.time() - started[jid] >= a.beside_after
+                ):
+                    beside[jid] = _submit_beside(other, a)
                 if j["state"] in ("succeeded", "failed", "cancelled"):
                     done[jid] = j
             time.sleep(0.3)
         assert len(done) == len(ids), [ids[j].name for j in ids if j not in done]
+        beside_done = {
+            jid: wait(lambda b=b: _ended(other, b), 120, f"the job beside {ids[jid].name}")
+            for jid, b in beside.items()
+        }
         time.sleep(1.0)  # the executor keeps the last log lines when it reports the end
         for jid, a in ids.items():
             logs = all_logs(other if a.tenant == "other" else c, jid)
+            if a.beside is not None:
+                b = beside_done.get(jid)
+                done[jid] = {
+                    **done[jid],
+                    "beside": b,
+                    "beside_logs": all_logs(other, b["id"]) if b else "",
+                }
             yield a, done[jid], logs
+
+
+def _ended(c: httpx.Client, jid: str) -> dict[str, Any] | None:
+    j: dict[str, Any] = c.get(f"/api/v1/jobs/{jid}").json()
+    return j if j["state"] in ("succeeded", "failed", "cancelled") else None
+
+
+def _submit_beside(other: httpx.Client, a: Attack) -> str:
+    spec = {
+        "name": f"beside-{a.name}",
+        "command": a.beside,
+        "resources": {"type": "rngd", "count": 1},
+        "kind": "batch",
+        "max_run_time": 60,
+    }
+    r = other.post("/api/v1/jobs", json=spec)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
 
 
 def assert_attack_failed(ctx: Ctx, a: Attack, job: dict[str, Any], logs: str) -> None:

@@ -72,3 +72,19 @@ def test_job_token_reports_progress_and_reads_only_its_own_job(pool: Ctx, tmp_pa
     assert job["state"] == "succeeded", (job["reason"], logs)
     assert "self 200" in logs and "progress 200" in logs, logs
     assert job["steps_done"] == 7
+
+
+def test_the_demos_client_config_uses_the_member_token(pool: Ctx) -> None:
+    """A newcomer who follows the README acts as a member of the demo tenant, not as the admin."""
+    import json
+
+    from accelpool.service import demo
+
+    cfg = json.loads((pool.data / "client.json").read_text())
+    token = Path(cfg["token_file"]).read_text().strip()
+    assert cfg["tenant"] == demo.TENANTS[0], cfg
+    assert token == (pool.data / f"token-{demo.TENANTS[0]}").read_text().strip() and token != pool.admin
+    with httpx.Client(base_url=pool.url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as c:
+        who = c.get("/api/v1/whoami").json()
+        assert who["role"] == "member" and who["tenant"] == demo.TENANTS[0], who
+        assert len(c.get("/api/v1/tokens").json()["items"]) == 1  # its own token only

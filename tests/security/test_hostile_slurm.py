@@ -78,3 +78,40 @@ def test_a_sandboxed_slurm_job_writes_its_checkpoint_dir_and_the_next_attempt_se
         assert end.exit_code == 0, (end, e.logs("c1"))
         assert f"before={attempt - 1}" in e.logs("c1"), e.logs("c1")
     assert ck.stat().st_uid == 60001 and (ck / "seen").read_text() == "x\nx\n"
+
+
+def test_a_sandboxed_slurm_job_ends_at_its_max_run_time_to_the_second(
+    ex: tuple[SlurmExecutor, Path, str],
+) -> None:
+    """Slurm's --time counts whole minutes; the sandboxed rank enforces max_run_time itself: SIGTERM to
+    every process of the sandbox at 3 s, the sandbox killed after the grace period (TERM is ignored here),
+    the job failed with the reason, no process left."""
+    from tests.executors.test_slurm_executor import wait_for
+
+    from accelpool.core.rounds import Placement
+    from accelpool.core.types import Job
+    from accelpool.ports import EventKind, ExecutorEvent, Launch, RunSpec
+
+    e, _data, _ = ex
+    cmd = "trap '' TERM; setsid -f sleep 316.56; echo started; sleep 600"
+    e.start(
+        Launch(
+            Job("t3", scale=1, max_run_seconds=3.0),
+            Placement("t3", "h100", (("s-gpu-0", (0,)),)),
+            RunSpec(command=cmd, grace_seconds=1.0),
+            steps_per_second=1.0,
+        )
+    )
+    seen: list[ExecutorEvent] = []
+    wait_for(e, lambda s: any(x.kind in (EventKind.EXITED, EventKind.LOST) for x in s), seen, 60)
+    start = next(x for x in seen if x.kind == EventKind.STARTED)
+    end = next(x for x in seen if x.kind in (EventKind.EXITED, EventKind.LOST))
+    assert end.kind == EventKind.EXITED and end.reason == "max_run_time exceeded (3 s)", (end, e.logs("t3"))
+    assert end.exit_code is not None and end.exit_code != 0
+    # 3 s, the 1 s grace, the rank's start inside the Slurm job, and Slurm's whole-second times
+    assert end.time - start.time <= 3 + 1 + 2.5, (start, end)
+    assert "started" in e.logs("t3")
+    deadline = time.time() + 20
+    while _host_procs("sleep 316.56") and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _host_procs("sleep 316.56"), "a process of the job outlived its max_run_time"

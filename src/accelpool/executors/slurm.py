@@ -71,6 +71,7 @@ from accelpool.executors.slurm_batch import (
     batch_script,
     launch_payload,
     ram_constrained,
+    reason_file,
     refused,
     sandbox_ranks,
     sbatch_args,
@@ -284,6 +285,7 @@ class SlurmExecutor:
         safe = _safe(job_id)
         progress = self.progress_dir / safe
         progress.unlink(missing_ok=True)
+        Path(self._reason_file(job_id)).unlink(missing_ok=True)
         if launch.run.checkpoint_dir and self.sandbox is None:  # sandboxed: sandbox_ranks creates it
             os.makedirs(launch.run.checkpoint_dir, exist_ok=True)
         payload = launch_payload(
@@ -452,7 +454,11 @@ class SlurmExecutor:
         return None
 
     def _ended(self, job: SlurmJob, row: Row, state: str) -> ExecutorEvent:
-        kind, code, reason, cause = end_of(job, row, state, self._node_state)
+        try:  # a sandboxed rank ended it at its max_run_time (slurm_batch.reason_file)
+            deadline: str | None = Path(self._reason_file(job.job_id)).read_text()[:200] or None
+        except OSError:
+            deadline = None
+        kind, code, reason, cause = end_of(job, row, state, self._node_state, deadline)
         return self._ev(job.job_id, kind, code=code, reason=reason, at=row.end, cause=cause)
 
     def _query(self) -> dict[str, Row]:
@@ -553,13 +559,19 @@ class SlurmExecutor:
         return ExecutorEvent(job, kind, t, steps=steps, exit_code=code, reason=reason, cause=cause)
 
     def _read_progress(self, job_id: str) -> float | None:  # sandboxed: in the job's own work dir
-        return read_progress_file(f"{self.progress_dir / _safe(job_id)}{'.d/.progress' if self.sandbox else ''}")
+        return read_progress_file(
+            f"{self.progress_dir / _safe(job_id)}{'.d/.progress' if self.sandbox else ''}"
+        )
 
     def _save(self, job: SlurmJob) -> None:
         save_job(self.jobs_dir, job)
 
+    def _reason_file(self, job_id: str) -> str:
+        return reason_file(f"{self.progress_dir / _safe(job_id)}.d")
+
     def _forget(self, job_id: str) -> None:
         forget_job(self.jobs_dir, job_id)
+        Path(self._reason_file(job_id)).unlink(missing_ok=True)
 
     def _adopt(self) -> None:
         """Jobs a previous control plane with this instance id submitted: from the state files, and from

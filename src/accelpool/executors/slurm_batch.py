@@ -111,8 +111,56 @@ if box:  # the job sandbox (executors/sandbox.py slurm_rank): bwrap with this no
     if idx is not None:
         benv[P["visible"]] = idx
         benv["ACCELPOOL_SLURM_DEVICES"] = idx
+    if box.get("deadline"):
+        run_until(argv + box["tail"], benv, float(box["deadline"]), float(box["grace"]), box["reason_file"])
     os.execvpe(argv[0], argv + box["tail"], benv)
 os.execvpe(P["shell"], [P["shell"], "-c", P["command"]], env)
+"""
+
+# max_run_time to the second (Slurm's --time counts whole minutes): the rank stays the parent of bwrap; at
+# the deadline it sends SIGTERM to every process of the sandbox (not its reaper, pid 1), kills bwrap after
+# the grace period (--die-with-parent: the sandbox's pid namespace dies with it), records the reason for
+# the executor (a file next to the job's work dir, where the job cannot write) and ends as bwrap did.
+_RUN_UNTIL = r"""
+def run_until(argv, env, seconds, grace, reason_file):
+    import signal, threading, time
+    signal.signal(signal.SIGTERM, lambda *_: None)  # scancel signals the job's processes itself
+    p = subprocess.Popen(argv, env=env)
+    def sandbox_pids():
+        try:
+            kids = open("/proc/%d/task/%d/children" % (p.pid, p.pid)).read().split()
+            ns = os.readlink("/proc/%s/ns/pid" % kids[0])
+        except (OSError, IndexError):
+            return []
+        out = []
+        for d in os.listdir("/proc"):
+            if d.isdigit() and d != kids[0]:
+                try:
+                    if os.readlink("/proc/%s/ns/pid" % d) == ns:
+                        out.append(int(d))
+                except OSError:
+                    pass
+        return out
+    def expire():
+        with open(reason_file + ".tmp." + me, "w") as f:
+            f.write("max_run_time exceeded (%g s)" % seconds)
+        os.replace(reason_file + ".tmp." + me, reason_file)
+        sys.stderr.write("accelpool: max_run_time exceeded (%g s)\n" % seconds)
+        for pid in sandbox_pids():
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+        time.sleep(grace)
+        p.kill()
+    t = threading.Timer(seconds, expire)
+    t.daemon = True
+    t.start()
+    code = p.wait()
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    sys.exit(code)
 """
 
 Share = tuple[str, str, str, tuple[int, ...]]
@@ -160,7 +208,7 @@ def launch_payload(
 
 def batch_script(payload: Mapping[str, object], python: str) -> str:
     """The batch script: the payload (with the rank wrapper added) and the srun launcher."""
-    blob = base64.b64encode(json.dumps({**payload, "rank": _RANK}).encode()).decode()
+    blob = base64.b64encode(json.dumps({**payload, "rank": _RUN_UNTIL + _RANK}).encode()).decode()
     return (
         f"#!/usr/bin/env {python}\n"
         f"import base64, json\nPAYLOAD = {blob!r}\nP = json.loads(base64.b64decode(PAYLOAD))\n{_BATCH}"
@@ -281,7 +329,19 @@ def sandbox_ranks(
         ckpt = [launch.run.checkpoint_dir] if launch.run.checkpoint_dir else []
         chown = box.pop("chown", None) or [work, *ckpt]
         sb.prepare_dirs({"chown": chown, "uid": box.get("uid"), "gid": box.get("gid")})
+        if launch.job.max_run_seconds is not None:  # enforced by the rank to the second (_RUN_UNTIL)
+            box.update(
+                deadline=launch.job.max_run_seconds,
+                grace=float(launch.run.grace_seconds),
+                reason_file=reason_file(work),
+            )
         r["sandbox"] = box
+
+
+def reason_file(work: str) -> str:
+    """Where a sandboxed rank records that it ended the job at its max_run_time: next to the job's work
+    dir (``<progress>.d``), outside the sandbox."""
+    return work.removesuffix(".d") + ".reason"
 
 
 def slurm_limits(launch: Launch, config: sb.SandboxConfig | None, site: str) -> list[str]:

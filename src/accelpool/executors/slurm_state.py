@@ -71,13 +71,14 @@ def load_jobs(jobs_dir: Path) -> Iterator[SlurmJob]:
 
 
 def end_of(
-    job: SlurmJob, row: Row, state: str, node_state: Mapping[str, str]
+    job: SlurmJob, row: Row, state: str, node_state: Mapping[str, str], deadline: str | None = None
 ) -> tuple[EventKind, int | None, str, StopCause | None]:
     """How a job Slurm has ended (``state``) is reported: (event kind, exit code, reason, stop cause).
 
     A node of the job lost -> LOST ``node-lost``; stopped by accelpool -> EXITED -15 (-9 if killed) with
-    ``stopped: <reason>``; else its exit code (negative: killed by that signal), never a success unless
-    Slurm says COMPLETED."""
+    ``stopped: <reason>``; ended by its sandboxed rank at its max_run_time (``deadline``: the reason the
+    rank recorded) -> that reason, never a success; else its exit code (negative: killed by that signal),
+    never a success unless Slurm says COMPLETED."""
     if job.lost_reason is not None:
         return EventKind.LOST, None, job.lost_reason, None
     if state in ("NODE_FAIL", "BOOT_FAIL"):
@@ -97,6 +98,8 @@ def end_of(
         code = 0 if state == "COMPLETED" else 1
     if state != "COMPLETED" and code == 0:
         code = 1  # ended badly (TIMEOUT, CANCELLED by someone else, ...) but no code: never a success
+    if deadline is not None:  # the rank's own deadline, to the second (slurm_batch._RUN_UNTIL)
+        return EventKind.EXITED, code or -15, deadline, None
     reason = "" if code == 0 else (f"killed by signal {-code}" if code < 0 else f"exit code {code}")
     if state == "TIMEOUT":  # its --time, from max_run_time (whole minutes): a limit, like the wrapper's
         reason = f"max_run_time exceeded (Slurm TIMEOUT at its time limit; {reason})"
