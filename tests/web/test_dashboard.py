@@ -146,6 +146,20 @@ def test_job_page_shows_attempts_costs_events_and_logs(world):
     assert "Estimated start" in queued and "estimating: at the scheduler&#39;s next round" in queued
 
 
+def test_a_one_line_log_flood_is_cut_per_line_on_the_job_page(world):
+    """A page holds at most 200 lines of at most 2,000 characters: a job that prints megabytes without a
+    newline does not make the dashboard serve them in one body (the API pages serve every character)."""
+    j = world.jobs["running"]
+    old = world.logs[j]
+    try:
+        world.logs[j] = "A" * 3_000_000 + "\nlast line"
+        page = world.get(f"/ui/jobs/{j}", "m1").text
+        assert len(page) < 100_000 and "A" * 2000 in page and "A" * 2001 not in page
+        assert "2998000 more characters in this line" in page and "last line" in page
+    finally:
+        world.logs[j] = old
+
+
 def test_a_new_job_says_when_its_estimate_comes(world):
     """A job submitted since the latest round has no range yet: the page says when the round that ranks
     it is due (Hooks.next_round), in the list, the overview and the job's page, in both languages."""

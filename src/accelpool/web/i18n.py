@@ -49,6 +49,7 @@ KO: dict[str, str] = {
     "Page not found": "페이지를 찾을 수 없습니다",
     "There is no page at this address.": "이 주소에는 페이지가 없습니다.",
     "Not found": "찾을 수 없음",
+    "{n} more characters in this line (GET /api/v1/jobs/{id}/logs)": "이 줄에 {n}자 더 있음 (GET /api/v1/jobs/{id}/logs)",
     "No such job, or you may not see it.": "해당 작업이 없거나 볼 권한이 없습니다.",
     "Back to the overview": "개요로 돌아가기",
     "The form expired; please try again.": "양식이 만료되었습니다. 다시 시도하세요.",

@@ -78,6 +78,20 @@ def _mark(e: Any, prev: str | None) -> str:
     return ""
 
 
+LOG_LINE_CHARS = 2000  # a page is at most LOG_LINES lines of this many characters (one-line floods)
+
+
+def _cut(line: str, job_id: str, loc: Locale) -> str:
+    if len(line) <= LOG_LINE_CHARS:
+        return line
+    more = loc(
+        "{n} more characters in this line (GET /api/v1/jobs/{id}/logs)",
+        n=len(line) - LOG_LINE_CHARS,
+        id=job_id,
+    )
+    return f"{line[:LOG_LINE_CHARS]} [... {more}]"
+
+
 def job_data(
     store: SqlStore, v: Any, logs: str, log_from: int | None, now: float, loc: Locale
 ) -> dict[str, Any]:
@@ -93,7 +107,7 @@ def job_data(
     n = len(lines)
     follow = log_from is None
     start = max(0, n - LOG_LINES) if log_from is None else max(0, min(log_from, max(n - 1, 0)))
-    shown = lines[start : start + LOG_LINES]
+    shown = [_cut(ln, v.id, loc) for ln in lines[start : start + LOG_LINES]]
     return {
         "job": v,
         "placement": placement_text(v.placement),
