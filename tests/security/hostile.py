@@ -62,6 +62,10 @@ class Attack:
     # job["beside"] and job["beside_logs"]
     beside: str | None = None
     beside_after: float = 1.5
+    # host processes whose command line holds this are timed from their first sighting to their end (a
+    # watcher thread, every 0.05 s): job["watched"] = (first seen, gone), the real run time on any executor
+    # (the API's start and end on Ray are when the executor's poll saw them)
+    watch: str | None = None
 
 
 def _host_procs(needle: str) -> list[int]:
@@ -93,7 +97,7 @@ def _service_and_victim_alive(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
         assert c.get("/healthz").status_code == 200
         v = c.get(f"/api/v1/jobs/{ctx.victim}").json()
     assert v["state"] == "running", f"the victim job was hurt: {v['state']} {v['reason']}"
-    assert _host_procs("sleep 120.77"), "the victim's process is gone"
+    assert _host_procs("sleep 1800.77"), "the victim's process is gone"
     for pid in ctx.vars["service_pids"].split():
         assert Path(f"/proc/{pid}").exists(), f"service process {pid} was killed"
 
@@ -139,11 +143,14 @@ def _token_dead_after_job(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
 
 
 def _ran_for(limit: float, slack: float = 1.0) -> Callable[[Ctx, dict[str, Any], str], None]:
-    """The job ended (start -> end as the API reports them) within ``slack`` s of ``limit`` s."""
+    """The job failed at its max_run_time, and its watched processes (``Attack.watch``) ran at most
+    ``slack`` s longer than ``limit`` s (first seen on the host -> gone)."""
 
     def check(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
-        ran = job["end_time"] - job["start_time"]
         assert job["reason"].startswith("max_run_time exceeded"), job["reason"]
+        first, gone = job["watched"]
+        assert first is not None and gone is not None, ("the job's processes were not seen", first, gone)
+        ran = gone - first
         assert ran <= limit + slack, f"a {limit:g} s limit let the job run {ran:.2f} s"
 
     return check
@@ -311,8 +318,9 @@ ATTACKS: list[Attack] = [
         max_run_time=3,
         extra={"grace_seconds": 1},
         check=_both(_no_proc("sleep 315.55"), _ran_for(3 + 1)),  # TERM ignored: killed after the grace
+        watch="sleep 315.55",
     ),
-    Attack("max-run-time-3s", "echo started; sleep 600", max_run_time=3, check=_ran_for(3)),
+    Attack("max-run-time-3s", "sleep 317.57", max_run_time=3, check=_ran_for(3), watch="sleep 317.57"),
     Attack(
         "symlink-escape-in-checkpoint",
         "ln -s {data} $ACCELPOOL_CHECKPOINT_DIR/escape; cat $ACCELPOOL_CHECKPOINT_DIR/escape/admin-token && echo "
@@ -513,7 +521,7 @@ def start_victim(ctx: Ctx, server: ServerProcess) -> None:
             "/api/v1/jobs",
             json={
                 "name": "victim",
-                "command": 'echo "$VICTIM_SECRET" > "$HOME/secret"; echo "$VICTIM_SECRET"; sleep 120.77',
+                "command": 'echo "$VICTIM_SECRET" > "$HOME/secret"; echo "$VICTIM_SECRET"; sleep 1800.77',
                 "env": {"VICTIM_SECRET": ctx.victim_secret},
                 "resources": {"type": "h100", "count": 1},
             },
@@ -525,7 +533,7 @@ def start_victim(ctx: Ctx, server: ServerProcess) -> None:
             60,
             "the victim job to run",
         )
-    pids = wait(lambda: _host_procs("sleep 120.77"), 60, "the victim's process")
+    pids = wait(lambda: _host_procs("sleep 1800.77"), 60, "the victim's process")
     if ctx.vars.get("executor") == "ray":  # the victim's files on its Ray node
         import glob
 
@@ -550,6 +558,18 @@ def start_victim(ctx: Ctx, server: ServerProcess) -> None:
     )
 
 
+def stop_victim(ctx: Ctx) -> None:
+    """Teardown: cancel the victim (it sleeps long enough to outlast a slow run) and wait for its end."""
+    if not ctx.victim:
+        return
+    try:
+        with ctx.client(ctx.other) as c:
+            c.post(f"/api/v1/jobs/{ctx.victim}/cancel")
+            wait(lambda: _ended(c, ctx.victim), 30, "the victim's end")
+    except (httpx.HTTPError, AssertionError):
+        pass
+
+
 def all_logs(c: httpx.Client, jid: str) -> str:
     """Every page of a job's output (GET /jobs/{id}/logs serves at most 1 MiB a page)."""
     parts, offset = [], 0
@@ -564,6 +584,7 @@ def all_logs(c: httpx.Client, jid: str) -> str:
 def run_attacks(ctx: Ctx, attacks: list[Attack]) -> Iterator[tuple[Attack, dict[str, Any], str]]:
     """Submit the attacks (as the member tenant), wait for their ends, yield (attack, job, logs)."""
     ids: dict[str, Attack] = {}
+    watched: dict[str, list[float | None]] = {}
     with ctx.client(ctx.member) as c, ctx.client(ctx.other) as other:
         for a in attacks:
             spec: dict[str, Any] = {
@@ -579,6 +600,8 @@ def run_attacks(ctx: Ctx, attacks: list[Attack]) -> Iterator[tuple[Attack, dict[
             r = (other if a.tenant == "other" else c).post("/api/v1/jobs", json=spec)
             assert r.status_code == 201, (a.name, r.text)
             ids[r.json()["id"]] = a
+            if a.watch is not None:
+                watched[r.json()["id"]] = _watch(a.watch)
         cancelled: set[str] = set()
         beside: dict[str, str] = {}  # attack job -> the other tenant's job beside it
         started: dict[str, float] = {}
@@ -621,6 +644,8 @@ def run_attacks(ctx: Ctx, attacks: list[Attack]) -> Iterator[tuple[Attack, dict[
         time.sleep(1.0)  # the executor keeps the last log lines when it reports the end
         for jid, a in ids.items():
             logs = all_logs(other if a.tenant == "other" else c, jid)
+            if jid in watched:
+                done[jid] = {**done[jid], "watched": tuple(watched[jid])}
             if a.beside is not None:
                 b = beside_done.get(jid)
                 done[jid] = {
@@ -629,6 +654,28 @@ def run_attacks(ctx: Ctx, attacks: list[Attack]) -> Iterator[tuple[Attack, dict[
                     "beside_logs": all_logs(other, b["id"]) if b else "",
                 }
             yield a, done[jid], logs
+
+
+def _watch(needle: str, timeout: float = 300.0) -> list[float | None]:
+    """[first seen, gone] of host processes holding ``needle``, filled in by a watcher thread."""
+    import threading
+
+    seen: list[float | None] = [None, None]
+
+    def run() -> None:
+        end = time.time() + timeout
+        while time.time() < end:
+            alive = bool(_host_procs(needle))
+            now = time.time()
+            if alive and seen[0] is None:
+                seen[0] = now
+            elif not alive and seen[0] is not None:
+                seen[1] = now
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=run, daemon=True).start()
+    return seen
 
 
 def _ended(c: httpx.Client, jid: str) -> dict[str, Any] | None:

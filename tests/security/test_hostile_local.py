@@ -15,6 +15,7 @@ from tests.security.hostile import (
     run_attacks,
     start_pool,
     start_victim,
+    stop_victim,
 )
 
 pytestmark = [pytest.mark.e2e]
@@ -30,6 +31,7 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ctx]:
         start_victim(ctx, server)
         yield ctx
     finally:
+        stop_victim(ctx)
         server.kill()
 
 

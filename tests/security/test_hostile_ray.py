@@ -18,6 +18,7 @@ from tests.security.hostile import (  # noqa: E402
     run_attacks,
     start_pool,
     start_victim,
+    stop_victim,
 )
 
 pytestmark = [pytest.mark.ray, pytest.mark.e2e]
@@ -48,6 +49,7 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ctx]:
         yield ctx
     finally:
         if server is not None:
+            stop_victim(ctx)
             server.kill()
         c.shutdown()
 
