@@ -389,6 +389,14 @@ ATTACKS: list[Attack] = [
         wave=2,
         check=lambda ctx, job, logs: _assert("No space left on device" in logs and "\nok\n" in logs, logs),
     ),
+    Attack(
+        "memory-hog",
+        "python3 -c \"b = bytearray(512 * 1024 * 1024); print('" + WIN + "')\"",
+        wave=2,
+        extra={"limits": {"memory": "64m"}},
+        expect_state=("failed",),
+        check=lambda ctx, job, logs: _assert("limits.memory" in job["reason"], job["reason"]),
+    ),
     Attack("fill-scratch-file", "head -c 200000000 /dev/zero > $HOME/big && echo " + WIN, wave=2),
     # network: demo-lab's jobs get none (the operator grants it to demo-startup only)
     Attack("connect-api-port", _PY_CONNECT.format(port="{api_port}"), tenant="other"),
