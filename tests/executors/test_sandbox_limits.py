@@ -217,3 +217,30 @@ def test_an_image_jobs_container_goes_when_its_wrapper_is_killed(tmp_path: Path,
     while _host_procs("sleep 311.59") and time.time() < deadline:
         time.sleep(0.2)
     assert not _host_procs("sleep 311.59"), "the container outlived its wrapper"
+
+
+def test_a_sandbox_goes_when_its_wrapper_is_killed(tmp_path: Path) -> None:
+    """A wrapper killed outright (Ray kills an actor's child processes, say) takes the sandbox and every
+    process in it along. (bwrap's own --die-with-parent covers this once its setup is done; the wrapper
+    also sets PR_SET_PDEATHSIG before it execs bwrap, for a kill during bwrap's setup, which left a bwrap
+    stuck on its setup eventfd in a loaded Ray run: that race is not reproduced here.)"""
+    import os
+    import signal
+    import time
+
+    from tests.security.hostile import _host_procs
+
+    ex = _ex(tmp_path)
+    ex.start(launch("wkill", "sleep 312.61 & echo started; sleep 312.62"))
+    deadline = time.time() + 60
+    while "started" not in ex.logs("wkill"):
+        assert time.time() < deadline, ex.logs("wkill")
+        time.sleep(0.2)
+    assert _host_procs("sleep 312.6")
+    for pid in ex.pids("wkill"):
+        os.kill(pid, signal.SIGKILL)  # the wrapper only: not the stop path
+    deadline = time.time() + 20
+    while _host_procs("sleep 312.6") and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _host_procs("sleep 312.6"), "the sandbox (or bwrap) outlived its wrapper"
+    ex.close()

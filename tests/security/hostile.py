@@ -24,6 +24,7 @@ import httpx
 from accelpool.service.process import ServerProcess
 
 WIN = "ATTACK-SUCCEEDED"
+VICTIM_SLEEP = "sleep 900.77"  # outlasts a slow run; stop_victim ends it
 CANARY = "ACCELPOOL_TEST_SERVICE_CANARY"
 
 
@@ -97,7 +98,7 @@ def _service_and_victim_alive(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
         assert c.get("/healthz").status_code == 200
         v = c.get(f"/api/v1/jobs/{ctx.victim}").json()
     assert v["state"] == "running", f"the victim job was hurt: {v['state']} {v['reason']}"
-    assert _host_procs("sleep 1800.77"), "the victim's process is gone"
+    assert _host_procs(VICTIM_SLEEP), "the victim's process is gone"
     for pid in ctx.vars["service_pids"].split():
         assert Path(f"/proc/{pid}").exists(), f"service process {pid} was killed"
 
@@ -529,7 +530,7 @@ def start_victim(ctx: Ctx, server: ServerProcess) -> None:
             "/api/v1/jobs",
             json={
                 "name": "victim",
-                "command": 'echo "$VICTIM_SECRET" > "$HOME/secret"; echo "$VICTIM_SECRET"; sleep 1800.77',
+                "command": 'echo "$VICTIM_SECRET" > "$HOME/secret"; echo "$VICTIM_SECRET"; ' + VICTIM_SLEEP,
                 "env": {"VICTIM_SECRET": ctx.victim_secret},
                 "resources": {"type": "h100", "count": 1},
             },
@@ -541,7 +542,7 @@ def start_victim(ctx: Ctx, server: ServerProcess) -> None:
             60,
             "the victim job to run",
         )
-    pids = wait(lambda: _host_procs("sleep 1800.77"), 60, "the victim's process")
+    pids = wait(lambda: _host_procs(VICTIM_SLEEP), 60, "the victim's process")
     if ctx.vars.get("executor") == "ray":  # the victim's files on its Ray node
         import glob
 
@@ -572,10 +573,16 @@ def stop_victim(ctx: Ctx) -> None:
         return
     try:
         with ctx.client(ctx.other) as c:
-            c.post(f"/api/v1/jobs/{ctx.victim}/cancel")
+            r = c.post(f"/api/v1/jobs/{ctx.victim}/cancel")
+            assert r.status_code == 200, r.text
             wait(lambda: _ended(c, ctx.victim), 30, "the victim's end")
-    except (httpx.HTTPError, AssertionError):
-        pass
+    except (httpx.HTTPError, AssertionError) as exc:
+        print(f"hostile teardown: the victim's cancel did not end it ({exc}); killing its processes")
+    for pid in _host_procs(VICTIM_SLEEP):  # its bwrap too: the sandbox dies with it
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
 
 
 def all_logs(c: httpx.Client, jid: str) -> str:

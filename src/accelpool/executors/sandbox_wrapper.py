@@ -108,7 +108,17 @@ signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=terminate, args
 cg_dirs, cg_how = cg_setup(os.path.basename(plan["exit"]).replace("exit.", "") + "-" + str(os.getpid()),
                             plan.get("cgroup") or {})
 
+libc = None
+if plan["sandboxed"] and container is None:
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+    except Exception as exc:
+        sys.stderr.write("accelpool wrapper: no libc for PR_SET_PDEATHSIG: %r\n" % (exc,))
+
 def pre():
+    if libc is not None:  # bwrap dies with this wrapper (a wrapper killed by Ray's cleanup, say): never an
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # orphaned bwrap, stuck in its setup; its sandbox follows
     cg_join(cg_dirs)
     rl = dict(plan["limits"])
     for key, name in (("processes", "NPROC"), ("memory", "AS")):  # limits no cgroup could set
