@@ -71,7 +71,7 @@ from accelpool.executors.slurm_batch import (
     batch_script,
     launch_payload,
     ram_constrained,
-    reason_file,
+    rank_deadline,
     refused,
     sandbox_ranks,
     sbatch_args,
@@ -285,7 +285,6 @@ class SlurmExecutor:
         safe = _safe(job_id)
         progress = self.progress_dir / safe
         progress.unlink(missing_ok=True)
-        Path(self._reason_file(job_id)).unlink(missing_ok=True)
         if launch.run.checkpoint_dir and self.sandbox is None:  # sandboxed: sandbox_ranks creates it
             os.makedirs(launch.run.checkpoint_dir, exist_ok=True)
         payload = launch_payload(
@@ -454,10 +453,7 @@ class SlurmExecutor:
         return None
 
     def _ended(self, job: SlurmJob, row: Row, state: str) -> ExecutorEvent:
-        try:  # a sandboxed rank ended it at its max_run_time (slurm_batch.reason_file)
-            deadline: str | None = Path(self._reason_file(job.job_id)).read_text()[:200] or None
-        except OSError:
-            deadline = None
+        deadline = rank_deadline(f"{self.progress_dir / _safe(job.job_id)}.d")  # the rank's max_run_time
         kind, code, reason, cause = end_of(job, row, state, self._node_state, deadline)
         return self._ev(job.job_id, kind, code=code, reason=reason, at=row.end, cause=cause)
 
@@ -559,19 +555,14 @@ class SlurmExecutor:
         return ExecutorEvent(job, kind, t, steps=steps, exit_code=code, reason=reason, cause=cause)
 
     def _read_progress(self, job_id: str) -> float | None:  # sandboxed: in the job's own work dir
-        return read_progress_file(
-            f"{self.progress_dir / _safe(job_id)}{'.d/.progress' if self.sandbox else ''}"
-        )
+        return read_progress_file(f"{self.progress_dir / _safe(job_id)}{'.d/.progress' if self.sandbox else ''}")
 
     def _save(self, job: SlurmJob) -> None:
         save_job(self.jobs_dir, job)
 
-    def _reason_file(self, job_id: str) -> str:
-        return reason_file(f"{self.progress_dir / _safe(job_id)}.d")
-
     def _forget(self, job_id: str) -> None:
         forget_job(self.jobs_dir, job_id)
-        Path(self._reason_file(job_id)).unlink(missing_ok=True)
+        rank_deadline(f"{self.progress_dir / _safe(job_id)}.d", clear=True)
 
     def _adopt(self) -> None:
         """Jobs a previous control plane with this instance id submitted: from the state files, and from

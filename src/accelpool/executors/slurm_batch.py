@@ -308,6 +308,7 @@ def sandbox_ranks(
 ) -> None:
     """Each rank of the payload runs in the job sandbox (slurm_rank); SandboxError: the job cannot start."""
     shutil.rmtree(work, ignore_errors=True)
+    rank_deadline(work, clear=True)  # an earlier attempt's record
     ranks: dict[str, dict[str, Any]] = payload["ranks"]
     for r in ranks.values():
         box = slurm_rank(
@@ -342,6 +343,20 @@ def reason_file(work: str) -> str:
     """Where a sandboxed rank records that it ended the job at its max_run_time: next to the job's work
     dir (``<progress>.d``), outside the sandbox."""
     return work.removesuffix(".d") + ".reason"
+
+
+def rank_deadline(work: str, clear: bool = False) -> str | None:
+    """The reason a sandboxed rank recorded when it ended the job at its max_run_time (None: it did not);
+    ``clear``: remove the record (a new attempt, or the job is forgotten)."""
+    path = reason_file(work)
+    try:
+        if clear:
+            os.unlink(path)
+            return None
+        with open(path) as f:
+            return f.read(200) or None
+    except OSError:
+        return None
 
 
 def slurm_limits(launch: Launch, config: sb.SandboxConfig | None, site: str) -> list[str]:
