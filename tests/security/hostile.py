@@ -369,9 +369,11 @@ ATTACKS: list[Attack] = [
     # wave 2: exhaustion, each alone
     Attack(
         "fork-bomb",
-        "bomb() {{ bomb | bomb & }}; bomb; sleep 5",
+        # the sleep is forked first and waited for (no fork): the bomb keeps pressing until max_run_time
+        "sleep 9.5 & s=$!; bomb() {{ bomb | bomb & }}; bomb; wait $s",
         wave=2,
-        max_run_time=6,
+        max_run_time=10,
+        beside_after=1.0,
         extra={"grace_seconds": 1},
         check=_both(_no_proc("bomb"), _beside_not_starved),
         beside="n=0; for i in $(seq 40); do sleep 3 & n=$((n+1)); done; wait; echo beside-ok $n",
