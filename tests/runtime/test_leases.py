@@ -216,3 +216,22 @@ def test_priority_is_the_reason_only_for_the_priority_field_and_is_never_displac
     assert attempts(ex) == {"hi": 1, "lo": 1} and ex.stops == []
     assert reasons == {"priority: needs 4 x h100; jobs with a higher priority hold the devices"}
     assert store.jobs["hi"].status.state is JobState.SUCCEEDED and store.jobs["lo"].status.state is JobState.SUCCEEDED
+
+
+def test_a_waiting_job_says_at_which_lease_boundary_preemptible_jobs_may_yield() -> None:
+    """ "waits for the lease at 14:06": with a preemptible job holding the devices, a waiting job's reason
+    names the first boundary at which that job is past its minimum run (two leases by default: 00:12 on
+    the virtual clock that starts at 0); a job that is not preemptible gives no such clause."""
+    clock, store, ex, rec = live([Node("h100-0", "h100", 4)])
+    store.submit(Job("a", tenant="a", scale=4, preemptible=True, total_steps=1e6), {"h100": 1.0})
+    store.submit(Job("b", tenant="b", scale=4, preemptible=True, submit_time=1.0), {"h100": 1.0})
+    rec.step()
+    assert rec.step().decision.details["b"] == (
+        "capacity: needs 4 x h100; every one is in use; preemptible jobs on h100 may yield at the lease "
+        "boundary at 00:12 UTC"
+    )
+    clock, store, ex, rec = live([Node("h100-0", "h100", 4)])
+    store.submit(Job("a", tenant="a", scale=4, total_steps=1e6), {"h100": 1.0})
+    store.submit(Job("b", tenant="b", scale=4, preemptible=True, submit_time=1.0), {"h100": 1.0})
+    rec.step()
+    assert rec.step().decision.details["b"] == "capacity: needs 4 x h100; every one is in use"

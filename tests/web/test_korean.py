@@ -17,6 +17,10 @@ from accelpool.web import i18n, reasons
 # one sentence of each form core.reasons.explain writes (the code, the need, then the facts)
 WAIT_SENTENCES = (
     "capacity: needs 8 x h100; every one is in use",
+    "capacity: needs 8 x h100; every one is in use; preemptible jobs on h100 may yield at the lease boundary "
+    "at 14:06 UTC",
+    "fair-share: needs 1 x rngd; waits for its fair share: jobs that have run less go first, at a lease "
+    "boundary; preemptible jobs on rngd may yield at the lease boundary at 09:00 UTC",
     "gang: needs 6 x h100 at once; free devices are spread over too many nodes",
     "quota: needs 2 x a100; its tenant's quota or cap on a100 is in use",
     "fair-share: needs 1 x rngd; waits for its fair share: jobs that have run less go first, at a lease boundary",

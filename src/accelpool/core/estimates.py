@@ -68,6 +68,28 @@ def queue_view(
     return QueueView(tuple(ids[i] for i in rows), tenant_position, tenant_of, lo, hi)
 
 
+def yield_boundaries(
+    snapshot: Snapshot, statuses: list[JobStatus], kept: list[Placement], config: RoundConfig, lease: float
+) -> dict[str, float]:
+    """Per type, the first lease boundary at which a preemptible job that keeps devices of it is past its
+    minimum run (so it may yield to a waiting job then; for wait reasons). Empty without leases."""
+    if config.lease_seconds is None or not kept:
+        return {}
+    mins = _MinRun(snapshot, config, lease)
+    by_id = {s.job.id: s.job for s in statuses}
+    began = snapshot.run_started
+    now = snapshot.now
+    out: dict[str, float] = {}
+    for p in kept:
+        job = by_id.get(p.job)
+        if job is None or not job.time_sliced:
+            continue
+        at = mins.boundary_after(began.get(p.job, now) + mins.of(job))
+        if at < out.get(p.accelerator, math.inf):
+            out[p.accelerator] = at
+    return out
+
+
 class _MinRun:
     """Minimum runs (the operator's, or the job's program's when larger) and lease boundaries."""
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem
-from accelpool.core.estimates import queue_view
+from accelpool.core.estimates import queue_view, yield_boundaries
 from accelpool.core.reasons import explain, fair_order
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.round_types import Decision, JobStatus, Placement, Snapshot, round_cost_krw
@@ -520,7 +520,8 @@ def _place(
     positions = dict(zip([ids[i] for i in queue], range(1, len(queue) + 1), strict=True))
     idle = {k: free.total(t) for k, t in enumerate(types)}
     view = queue_view(snapshot, statuses, problem, usable, queue_arr, (keep, start), horizon, config, cache, idle)
-    details = explain(problem, statuses, waiting, blocked, short, snapshot, unpaid or {})
+    yields = yield_boundaries(snapshot, statuses, keep, config, horizon) if waiting else {}
+    details = explain(problem, statuses, waiting, blocked, short, snapshot, unpaid or {}, yields)
     return Decision(
         now=snapshot.now,
         allocation=alloc,

@@ -94,6 +94,17 @@ def _seconds(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
+def _yield_clause(yields: Mapping[str, float] | None, t: str | None) -> str:
+    """``; preemptible jobs on h100 may yield at the lease boundary at 14:06 UTC`` (pool clock, UTC)."""
+    if not yields or t is None or t not in yields:
+        return ""
+    at = yields[t]
+    if not math.isfinite(at):
+        return ""
+    day = at % 86400.0
+    return f"; preemptible jobs on {t} may yield at the lease boundary at {int(day // 3600):02d}:{int(day % 3600 // 60):02d} UTC"
+
+
 def explain(
     problem: AllocationProblem,
     statuses: Sequence[JobStatus],
@@ -102,6 +113,7 @@ def explain(
     short: Mapping[str, tuple[int, int]],
     snapshot: Snapshot,
     unpaid: Mapping[str, tuple[int, int]] | None = None,
+    yields: Mapping[str, float] | None = None,
 ) -> dict[str, str]:
     """A sentence with numbers for every waiting job (job id -> text), led by its reason code.
 
@@ -109,7 +121,11 @@ def explain(
     stand (``unpaid``: a job that is not preemptible whose grant cannot pay its whole max_run_time, job id
     -> (KRW left, KRW of the run; core.placement.whole_runs_unpaid)). The text holds facts that change rarely (what the job needs, its grant's balance against a
     lease's cost, missing node types), not the queue position or free devices of the moment, so a store
-    rewrites it only when the facts change; positions come with the decision (``Decision.positions``)."""
+    rewrites it only when the facts change; positions come with the decision (``Decision.positions``).
+    ``yields``: per type, the lease boundary at which preemptible jobs holding it may yield
+    (``core.estimates.yield_boundaries``): a job waiting for devices or for its share on that type says
+    when ("preemptible jobs on h100 may yield at the lease boundary at 14:06 UTC"); it changes once a
+    lease."""
     if not waiting:
         return {}
     ids = problem.job_ids
@@ -178,10 +194,11 @@ def explain(
             text = f"{need}; its tenant's quota or cap on {t} is in use"
         elif why is WaitReason.SHARE:
             text = f"{need}; waits for its fair share: jobs that have run less go first, at a lease boundary"
+            text += _yield_clause(yields, t if runs else None)
         elif why is WaitReason.PRIORITY:
             text = f"{need}; jobs with a higher priority hold the devices"
         else:
-            text = f"{need}; every one is in use"
+            text = f"{need}; every one is in use" + _yield_clause(yields, t if runs else None)
         out[jid] = f"{code}: {text}"
     return out
 

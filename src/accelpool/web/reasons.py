@@ -136,6 +136,10 @@ _CLAUSES_KO: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]],
         (r"jobs with a higher priority hold the devices", "우선순위가 더 높은 작업이 장치를 쓰는 중"),
         (r"the next lease starts in " + _D, r"다음 임대는 \1 후 시작"),
         (
+            r"preemptible jobs on (\S+) may yield at the lease boundary at (\d\d:\d\d) UTC",
+            r"\1의 선점 가능 작업이 \2 UTC 임대 경계에서 양보할 수 있음",
+        ),
+        (
             r"position (\d+) of (\d+) in your tenant, (\d+) of (\d+) in the pool",
             r"테넌트 내 \2개 중 \1번째, 풀 전체 \4개 중 \3번째",
         ),
