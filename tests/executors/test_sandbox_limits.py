@@ -65,10 +65,18 @@ def test_limits_above_the_operators_maximum_are_refused_naming_the_field(tmp_pat
 
 
 def test_cpu_limit_is_a_cfs_quota_where_the_host_allows(tmp_path: Path) -> None:
+    """A 2 s busy loop under limits.cpus 0.25 uses at most 0.25 * 2 s (+0.4 s) of CPU where the host gives
+    jobs a CPU cgroup (this development machine: cgroup v1 cpu); elsewhere it only runs (nice)."""
+    from tests.security.hostile import CPU_HOG, cpu_cgroup
+
     ex = _ex(tmp_path)
-    ex.start(launch("cpu", "cat /proc/self/cgroup; echo ok", limits={"cpus": 0.5}))
+    ex.start(launch("cpu", CPU_HOG, limits={"cpus": 0.25}))
     end, _ = wait_end(ex, "cpu", 30)
-    assert end.exit_code == 0, ex.logs("cpu")
+    logs = ex.logs("cpu")
+    assert end.exit_code == 0, logs
+    used = float(next(ln.split()[1] for ln in logs.splitlines() if ln.startswith("cpu ")))
+    if cpu_cgroup():
+        assert used <= 0.25 * 2 + 0.4, f"a 0.25 CPU limit let a 2 s busy loop use {used} s of CPU"
 
 
 @pytest.fixture

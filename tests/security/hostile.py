@@ -176,6 +176,37 @@ def _beside_not_starved(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
     assert b["state"] == "succeeded" and "beside-ok 40" in blogs, (b["state"], b["reason"], blogs[-800:])
 
 
+def cpu_cgroup() -> bool:
+    """Whether this host gives a job's wrapper a CPU cgroup (a CFS quota for ``limits.cpus``): the
+    wrapper's own set-up, tried here (same host, same cgroup as the service's children)."""
+    from accelpool.executors.sandbox_limits import CGROUPS
+
+    ns: dict[str, Any] = {}
+    exec("import os, sys, time\n" + CGROUPS, ns)
+    dirs, _how = ns["cg_setup"](f"probe-{os.getpid()}", {"cpus": 0.5})
+    ns["cg_remove"](dirs)
+    return "cpus" in dirs
+
+
+CPU_HOG = (
+    'python3 -c "import os, time\nt = time.time()\nwhile time.time() - t < 2: pass\n'
+    "c = os.times(); print('cpu %.2f' % (c.user + c.system))\""
+)
+
+
+def _cpu_capped(cpus: float) -> Callable[[Ctx, dict[str, Any], str], None]:
+    """A 2 s busy loop under ``limits.cpus`` got at most that share of a core (+0.4 s), where the host
+    gives jobs a CPU cgroup; elsewhere ``cpus`` is only ``nice`` (docs/security.md) and is not asserted."""
+
+    def check(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
+        used = next((float(ln.split()[1]) for ln in logs.splitlines() if ln.startswith("cpu ")), None)
+        assert used is not None, f"positive control: the busy loop did not report: {logs[-500:]}"
+        if cpu_cgroup():
+            assert used <= cpus * 2 + 0.4, f"a {cpus} CPU limit let a 2 s busy loop use {used} s of CPU"
+
+    return check
+
+
 def _reason_refused(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
     assert job["state"] == "failed" and "may not use" in job["reason"], job["reason"]
 
@@ -391,6 +422,14 @@ ATTACKS: list[Attack] = [
         + "; df -h /tmp",
         wave=2,
         check=lambda ctx, job, logs: _assert("No space left on device" in logs and "\nok\n" in logs, logs),
+    ),
+    Attack(
+        "cpu-hog",
+        CPU_HOG,
+        wave=2,
+        extra={"limits": {"cpus": 0.25}},
+        expect_state=("succeeded",),
+        check=_cpu_capped(0.25),
     ),
     Attack(
         "memory-hog",
