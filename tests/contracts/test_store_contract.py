@@ -15,7 +15,18 @@ from tests.helpers import greedy_fastest
 from accelpool.core.errors import AlreadyExists
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.rounds import Decision, Placement
-from accelpool.core.types import Charge, Grant, Job, JobState, Node, Program, ProgramRules, Tenant, WaitReason
+from accelpool.core.types import (
+    Charge,
+    Grant,
+    Job,
+    JobState,
+    Node,
+    Program,
+    ProgramRules,
+    Site,
+    Tenant,
+    WaitReason,
+)
 from accelpool.executors.fake import FakeExecutor
 from accelpool.ports import EventKind, ExecutorEvent, RunSpec, StopCause
 from accelpool.runtime.clock import VirtualClock
@@ -453,3 +464,22 @@ def test_a_wait_reason_never_overwrites_the_reason_of_a_job_cancelled_since_the_
     store.record_decision(Decision(now=6.0, allocation=None, waiting=waiting))  # type: ignore[arg-type]
     assert view(store, "b")[1] == "cancelled by test"
     assert view(store, "a")[1] == "capacity"
+
+
+def test_nodes_out_of_service_and_why_are_the_same_on_every_store(store):
+    """A drained node, a lost one and a node at a site that is down leave the snapshot's nodes and are
+    reported out of service with their causes (core.sites.in_service) on every store."""
+    store.add_sites([Site("a"), Site("b")])
+    store.add_nodes([Node(f"n{i}", "h100", 4, site="a" if i < 3 else "b") for i in range(5)])
+    store.set_node_down("n0", True, "drained")
+    store.set_node_down("n1", True, "lost")
+    store.set_site_down("b", True)
+    snap = store.snapshot(1.0, 3.0)
+    assert [n.name for n in snap.nodes] == ["n2"]
+    assert [n.name for n in snap.nodes_down] == ["n0", "n1", "n3", "n4"]
+    assert dict(snap.down_causes) == {
+        "n0": "drained",
+        "n1": "lost",
+        "n3": "at a site that is down",
+        "n4": "at a site that is down",
+    }

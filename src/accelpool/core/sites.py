@@ -136,6 +136,30 @@ def nowhere_reason(job: Job, sites: Mapping[str, Site]) -> str:
     return f"every site it may use is down: {', '.join(sorted(s.id for s in ready))}"
 
 
+AT_DOWN_SITE = "at a site that is down"
+
+
+def in_service(
+    nodes: Iterable[Node], down: Mapping[str, str | None], sites: Iterable[Site]
+) -> tuple[tuple[Node, ...], tuple[Node, ...], dict[str, str]]:
+    """(nodes in service, nodes out of service, why each node out is out where known): a node is out while
+    it is down (``down``: name -> its cause, "drained" or "lost", None when not said) or at a site that is
+    down. Both stores build a snapshot's ``nodes``, ``nodes_down`` and ``down_causes`` with it."""
+    gone = {s.id for s in sites if s.down}
+    up: list[Node] = []
+    out: list[Node] = []
+    causes: dict[str, str] = {}
+    for n in nodes:
+        if n.name in down or n.site in gone:
+            out.append(n)
+            cause = down[n.name] if n.name in down else AT_DOWN_SITE
+            if cause:
+                causes[n.name] = cause
+        else:
+            up.append(n)
+    return tuple(up), tuple(out), causes
+
+
 def probed(site: Site, down: bool) -> Site | None:
     """The site once its controller's health says ``down`` (or up), None when that changes nothing: a site
     an operator took out (``held``) stays down whatever its health; only the operator brings it up."""

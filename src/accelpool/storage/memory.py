@@ -14,7 +14,7 @@ from accelpool.core.errors import AlreadyExists
 from accelpool.core.lifecycle import Command, Event, Outcome, SchedulerEvent, apply_event, waits
 from accelpool.core.reasons import QueueView
 from accelpool.core.rounds import Decision, JobStatus, Snapshot
-from accelpool.core.sites import price_for, probed
+from accelpool.core.sites import in_service, price_for, probed
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
     AcceleratorType,
@@ -72,7 +72,8 @@ class MemoryStore:
         self.now = 0.0
         self._matrix: tuple[int, ThroughputMatrix] | None = None
         self._version = 0  # bumped whenever the active jobs, their speeds or the node types change
-        self._healthy: tuple[Node, ...] | None = None  # healthy nodes, rebuilt when nodes change
+        # nodes in service, out of service, and why (core.sites.in_service), rebuilt when nodes or sites change
+        self._healthy: tuple[tuple[Node, ...], tuple[Node, ...], dict[str, str]] | None = None
 
     # -- set-up (operators, tenants) ------------------------------------------------------------------
 
@@ -148,7 +149,7 @@ class MemoryStore:
         statuses = tuple(self.jobs[j].status for j in self.active)
         return Snapshot(
             now=now,
-            nodes=self._healthy_nodes(),
+            nodes=self._in_service()[0],
             jobs=statuses,
             throughput=self._throughput(),
             accelerators=self.accelerators,
@@ -158,8 +159,8 @@ class MemoryStore:
             prices_krw_per_hour=dict(self.price_list),
             round_seconds=round_seconds,
             sites=tuple(self.site_list.values()),
-            nodes_down=tuple(self.nodes[n] for n in sorted(self.down) if n in self.nodes),
-            down_causes={n: c for n in self.down if (c := self.down_cause.get(n)) is not None},
+            nodes_down=self._in_service()[1],
+            down_causes=self._in_service()[2],
         )
 
     def record_decision(self, decision: Decision) -> list[Charge]:
@@ -228,13 +229,13 @@ class MemoryStore:
 
     # -- internals ------------------------------------------------------------------------------------
 
-    def _healthy_nodes(self) -> tuple[Node, ...]:
-        """The same tuple round after round while no node is added or goes down (lets the core reuse work)."""
+    def _in_service(self) -> tuple[tuple[Node, ...], tuple[Node, ...], dict[str, str]]:
+        """``core.sites.in_service`` of the nodes: the same tuples round after round while no node or site
+        changes (lets the core reuse work)."""
         if self._healthy is None:
-            gone = {s.id for s in self.site_list.values() if s.down}
-            self._healthy = tuple(
-                n for name, n in sorted(self.nodes.items()) if name not in self.down and n.site not in gone
-            )
+            down = {n: self.down_cause.get(n) for n in self.down}
+            nodes = (n for _, n in sorted(self.nodes.items()))
+            self._healthy = in_service(nodes, down, self.site_list.values())
         return self._healthy
 
     def _throughput(self) -> ThroughputMatrix:

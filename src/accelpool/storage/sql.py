@@ -15,6 +15,7 @@ from sqlalchemy import Text, bindparam, cast, func, insert, or_, select, text, u
 
 from accelpool.core.lifecycle import WAITING, Command, SchedulerEvent, apply_event
 from accelpool.core.rounds import Decision, JobStatus, Snapshot
+from accelpool.core.sites import in_service
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import (
     Charge,
@@ -141,8 +142,8 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
         # the same objects as last round while nothing changed, so the core's problem cache can reuse its
         # arrays (core.rounds: it keys on the identity of the throughput, tenants and programs)
         tenants, programs, throughput = self._same_as_last(new_jobs, node_rows, tenants, programs)
-        gone = {s.id for s in sites if s.down}
-        nodes = tuple(self._node(r) for r in node_rows if not r.down and r.site not in gone)
+        down = {r.name: r.down_cause for r in node_rows if r.down}
+        nodes, nodes_down, down_causes = in_service((self._node(r) for r in node_rows), down, sites)
         statuses = tuple(e[1] for e in self._kept.values())
         return Snapshot(
             now=now,
@@ -156,12 +157,8 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
             prices_krw_per_hour=prices,
             round_seconds=round_seconds,
             sites=sites,
-            nodes_down=tuple(self._node(r) for r in node_rows if r.down or r.site in gone),
-            down_causes={
-                r.name: r.down_cause if r.down else "at a site that is down"
-                for r in node_rows
-                if (r.down and r.down_cause) or (not r.down and r.site in gone)
-            },
+            nodes_down=nodes_down,
+            down_causes=down_causes,
         )
 
     def _delta_reads(self, c: Any) -> bool:
