@@ -45,7 +45,7 @@ _PG_STARTS = text(  # the values of ``jobs.start_rows``, one array per column
     "AS u(id, pl, why, mark, carry, st, n) WHERE jobs.id = u.id"
 )
 _WAITING = sorted(s.value for s in WAITING)  # the states a round's wait reasons apply to (core.lifecycle.waits)
-_PG_WAITS = text(  # the states as constants (enum values), not a parameter: the planner then uses the index
+_PG_WAITS = text(  # the waiting states written in as constants (the enum's values)
     "UPDATE jobs SET reason = u.r "
     "FROM unnest(CAST(:ids AS text[]), CAST(:rs AS text[])) AS u(id, r) "
     "WHERE jobs.id = u.id AND jobs.state IN (" + ", ".join(f"'{v}'" for v in _WAITING) + ")"
