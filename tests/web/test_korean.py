@@ -80,12 +80,13 @@ EVENT_REASONS = (
 )
 # words that are data or names on a page, not messages: ids and names from the fixture, types and vendors,
 # units and brands
+# data, not words: names in the world fixture, type and site names ("default": the implicit site, 7f6d536)
 DATA = re.compile(
     r"(?<![A-Za-z0-9_])(?:(?:alice|bob)(?:-\w+)*|admin-token|accelpool|API|HttpOnly|GPU|NPU|KRW|Slurm|ID|FAILED|CANCELLED|NODE_FAIL|Resources|FileNotFoundError|"
     r"NVIDIA|AMD|FuriosaAI|Rebellions|Furiosa|Intel|Gaudi|RNGD|ATOM|Atom|Warboy|warboy|busan|python|train|"
     r"py|step|loss|root|pm2|Program|Asia|Seoul|UTC|Tokyo|America|Los_Angeles|New_York|Europe|London|"
     r"English|h100|a100|rngd|atom|H100|A100|SXM|PCIe|NVLink|[a-z]-\d|[a-z]\d+|j-[0-9a-f]+|xss|"
-    r"lost|node|running|queued|cancelled|finished|script|alert)(?![A-Za-z0-9_])"
+    r"lost|node|running|queued|cancelled|finished|script|alert|default)(?![A-Za-z0-9_])"
 )
 ENGLISH = re.compile(r"[A-Za-z]{3,}")
 
