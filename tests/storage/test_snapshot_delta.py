@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import text
 
 from accelpool.core.types import Job, JobState, Node, Tenant
-from accelpool.storage import tables as T
 from accelpool.storage.engine import sqlite_url
 from accelpool.storage.pgserver import fresh_database, postgres_url
 from accelpool.storage.sql import SqlStore, Submission
@@ -144,6 +143,8 @@ def test_postgres_a_transaction_that_commits_after_a_later_one_is_not_missed(tmp
             sched.snapshot(5.0, 360.0)
             row = api.job_row(Submission(Job("older"), {"h100": 1.0}))
             row["seq"] = seq
+            from accelpool.storage import tables as T
+
             t1.execute(T.jobs.insert().values(**row))
             tx.commit()
         s6 = sched.snapshot(6.0, 360.0)
@@ -217,38 +218,3 @@ def test_concurrent_writers_never_make_the_kept_rows_drift(url) -> None:
         sched.close()
         for w in writers:
             w.close()
-
-
-def test_migration_0014_down_and_up_keeps_the_jobs_and_their_text_index(url) -> None:
-    """Down to 0013 (the column and triggers go; SQLite's text index triggers stay) and up again: the jobs
-    already there are read, and a write after the upgrade is seen by the next snapshot."""
-    from alembic import command
-
-    from accelpool.storage import migrate
-    from accelpool.storage.dashboard import JobFilter, search_jobs
-
-    store = SqlStore(url)
-    try:
-        store.add_nodes([Node("h-0", "h100", 1)])
-        store.submit_many([Submission(Job(f"old{i}"), {"h100": 1.0}) for i in range(3)])
-        cfg = migrate._config()
-        with store.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0013_job_text_index")
-        with (
-            store.engine.begin() as conn
-        ):  # a job written at 0013, with no ver (T.jobs' insert leaves it out)
-            conn.execute(T.jobs.insert().values(**SqlStore.job_row(Submission(Job("mid"), {"h100": 1.0}))))
-        migrate.upgrade(store.engine)
-        sched = SqlStore(url)
-        try:
-            assert [s.job.id for s in sched.snapshot(1.0, 360.0).jobs] == ["old0", "old1", "old2", "mid"]
-            store.cancel("old1", 2.0)
-            store.submit(Job("new"), {"h100": 1.0})
-            assert [s.job.id for s in sched.snapshot(3.0, 360.0).jobs] == ["old0", "old2", "mid", "new"]
-            assert sched._has_ver_triggers
-        finally:
-            sched.close()
-        assert [v.id for v in search_jobs(store, None, JobFilter(q="mid")).rows] == ["mid"]
-    finally:
-        store.close()
