@@ -51,9 +51,6 @@ _PG_WAITS = text(  # the waiting states written in as constants (the enum's valu
     "WHERE jobs.id = u.id AND jobs.state IN (" + ", ".join(f"'{v}'" for v in _WAITING) + ")"
 )
 
-# SQLite: the next change version (migration 0014), for a write that sets ``jobs.ver`` itself
-_NEXT_VER = select(func.max(T.jobs.c.ver) + 1).scalar_subquery()
-
 # Wait reasons are written after the round's transaction, on SQLite in transactions of at most this many rows,
 # so a submission waiting for the write lock waits for one short chunk, never for the whole queue. (PostgreSQL
 # locks rows, not the database: there they are one statement, as one commit there costs a WAL flush.)
@@ -129,7 +126,7 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
             if full:
                 job_rows = c.execute(q.where(T.jobs.c.active.is_(True)).order_by(T.jobs.c.seq)).all()
             else:  # ended jobs too (they leave the kept rows); sorted here, so the plan is the ver index
-                job_rows = sorted(c.execute(q.where(self._changed_since(self._job_mark))).all(), key=_seq)
+                job_rows = sorted(c.execute(q.where(T.jobs.c.ver >= self._job_mark)).all(), key=_seq)
             tenants = tuple(self._tenant(r) for r in c.execute(select(T.tenants).order_by(T.tenants.c.id)))
             programs = tuple(
                 self._program(r) for r in c.execute(select(T.programs).order_by(T.programs.c.id))
@@ -174,29 +171,13 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
             self._has_ver_triggers = int(c.execute(text(q)).scalar() or 0) == want
         return self._has_ver_triggers
 
-    def _change_mark(self, c: Any) -> Any:
-        """What the next snapshot must read again (``_changed_since``): the ``jobs.ver`` values a write
-        not visible to this read can carry. SQLite commits one writer at a time, in order: every such write
-        has ver >= MAX(ver) + 1. PostgreSQL's transactions commit out of order: such a write is by a
-        transaction in flight now (the snapshot's xip list) or by one that starts later (ids >= its xmax);
-        taken before the rows are read (READ COMMITTED: their read sees at least as much)."""
+    def _change_mark(self, c: Any) -> int:
+        """The lowest ``jobs.ver`` a write not yet visible to this read can carry. SQLite commits one
+        writer at a time in order: MAX(ver) + 1. PostgreSQL's transactions commit out of order: the oldest
+        transaction still in flight (every write this read cannot see is by it or a later one)."""
         if self._pg:
-            row = c.execute(
-                text(
-                    "SELECT txid_snapshot_xmax(s), ARRAY(SELECT txid_snapshot_xip(s)) "
-                    "FROM (SELECT txid_current_snapshot() AS s) AS q"
-                )
-            ).one()
-            return (int(row[0]), [int(x) for x in row[1]])
+            return int(c.execute(text("SELECT txid_snapshot_xmin(txid_current_snapshot())")).scalar())
         return int(c.execute(select(func.max(T.jobs.c.ver))).scalar() or 0) + 1
-
-    @staticmethod
-    def _changed_since(mark: Any) -> Any:
-        """The job rows written since the read that took ``mark`` (``_change_mark``)."""
-        if isinstance(mark, tuple):  # PostgreSQL: (xmax, ids in flight)
-            xmax, xip = mark
-            return or_(T.jobs.c.ver >= xmax, T.jobs.c.ver.in_(xip)) if xip else T.jobs.c.ver >= xmax
-        return T.jobs.c.ver >= mark
 
     def _merge_rows(self, job_rows: Any, full: bool) -> bool:
         """Fold the rows read into the kept ones (``self._kept``: job id -> (seq, JobStatus, stored
@@ -336,9 +317,7 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
                     c.execute(
                         update(T.jobs)
                         .where(T.jobs.c.id == bindparam("jid"), or_(*(T.jobs.c.state == v for v in _WAITING)))
-                        # the row's change version set here, in the same row write (migration 0014's
-                        # trigger, which would update the row a second time, then leaves it as it is)
-                        .values(reason=bindparam("r"), ver=_NEXT_VER),
+                        .values(reason=bindparam("r")),
                         [{"jid": j, "r": r} for j, r in chunk],
                     )
             for j, r in chunk:

@@ -76,7 +76,7 @@ class UnitOfWork:
         self._last_ref: Any = None  # the last snapshot's tenants, programs, throughput (SqlStore.snapshot)
         # job id -> (seq, JobStatus, stored values, throughput text, throughput) as of the last snapshot
         self._kept: dict[str, tuple[Any, ...]] = {}
-        self._job_mark: Any = None  # the jobs.ver values the next snapshot must read (None: all rows)
+        self._job_mark: int | None = None  # the lowest jobs.ver the next snapshot must read (None: all)
         self._has_ver_triggers: bool | None = None  # jobs.ver is kept by triggers (checked once)
         self._queue_written: Any = None  # the queue view last written (skip rewriting an unchanged one)
         self._queue_read: tuple[int, dict[str, Any]] | None = None  # (version, data) last read

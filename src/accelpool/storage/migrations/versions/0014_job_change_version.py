@@ -7,9 +7,10 @@ every row up to MAX(ver) reads ``ver > that`` next time. Existing rows get ver =
 
 PostgreSQL (transactions commit out of order: a counter taken by a transaction that commits after a later
 one would be missed): ver = the writing transaction's id (``txid_current()``, 64 bits, never wraps). A
-reader takes ``txid_current_snapshot()`` before it reads; every write it did not see is by a transaction
-then in flight (the snapshot's xip list) or by a later one (id >= its xmax), so next time it reads those
-ids only. Existing rows keep ver = 0 (a reader starts with a full read).
+reader notes the oldest transaction still in flight (``txid_snapshot_xmin(txid_current_snapshot())``)
+before it reads; every write it did not see carries an id at least that, so next time it reads
+``ver >= that`` (rows it saw already come again in that small window and are recognised unchanged).
+Existing rows keep ver = 0 (a reader starts with a full read).
 
 Revision ID: 0014_job_change_version
 Revises: 0013_job_text_index
