@@ -12,7 +12,7 @@ measures ``GET /healthz`` with the same clients: that rate is this machine's HTT
 the CPUs with the server), and submissions are printed as a ratio of it.
 
 The server is `accelpool up` as shipped: a supervisor with an API process and a scheduler process (rounds
-are woken by the submissions, at most once a second, and read the job rows changed since the last); ``--single-process``
+are woken by the submissions, at most once a second, and read every queued job); ``--single-process``
 measures the old layout, where the rounds ran in the API's process.
 
 Open loop (``--rate R``, 0 to skip): a closed loop hides queueing (a slow answer delays the next request,
