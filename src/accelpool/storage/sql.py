@@ -98,35 +98,28 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
     # -- SchedulerStore port --------------------------------------------------------------------------
 
     def snapshot(self, now: float, round_seconds: float) -> Snapshot:
-        """The round's view of the store. Job rows: the first snapshot reads every active job; later ones
-        only the rows written since the last (``jobs.ver``, migration 0014: ``_change_mark``), merged into
-        the rows kept from before, so a round's read costs the rows that changed, not the queue's length."""
         with self.read() as c:
             node_rows = c.execute(select(T.nodes).order_by(T.nodes.c.name)).all()
-            full = self._job_mark is None or not self._delta_reads(c)
-            mark = self._change_mark(c)  # before the rows: a write it does not cover shows next time
-            q = select(
-                # keep the order: ``_merge_rows`` keys on columns 2 to 9 (state .. restart_measured)
-                T.jobs.c.id,
-                cast(T.jobs.c.spec, Text).label("spec"),  # parsed only for jobs not yet cached
-                T.jobs.c.state,
-                # the JSON columns as stored text: an unchanged row is recognised without decoding it
-                cast(T.jobs.c.placement, Text).label("placement"),
-                T.jobs.c.steps_done,
-                cast(T.jobs.c.seconds_on, Text).label("seconds_on"),
-                T.jobs.c.metered_until,
-                T.jobs.c.carry_krw,
-                T.jobs.c.attempt_started,
-                T.jobs.c.restart_measured,
-                cast(T.jobs.c.throughput, Text).label("throughput"),  # parsed when it changed
-                T.jobs.c.reason,
-                T.jobs.c.seq,
-                T.jobs.c.active,
-            )
-            if full:
-                job_rows = c.execute(q.where(T.jobs.c.active.is_(True)).order_by(T.jobs.c.seq)).all()
-            else:  # ended jobs too (they leave the kept rows); sorted here, so the plan is the ver index
-                job_rows = sorted(c.execute(q.where(T.jobs.c.ver >= self._job_mark)).all(), key=_seq)
+            job_rows = c.execute(
+                select(
+                    # keep the order: ``_statuses`` keys on columns 2 to 9 (state .. restart_measured)
+                    T.jobs.c.id,
+                    cast(T.jobs.c.spec, Text).label("spec"),  # parsed only for jobs not yet cached
+                    T.jobs.c.state,
+                    # the JSON columns as stored text: an unchanged row is recognised without decoding it
+                    cast(T.jobs.c.placement, Text).label("placement"),
+                    T.jobs.c.steps_done,
+                    cast(T.jobs.c.seconds_on, Text).label("seconds_on"),
+                    T.jobs.c.metered_until,
+                    T.jobs.c.carry_krw,
+                    T.jobs.c.attempt_started,
+                    T.jobs.c.restart_measured,
+                    cast(T.jobs.c.throughput, Text).label("throughput"),  # parsed when it changed
+                    T.jobs.c.reason,
+                )
+                .where(T.jobs.c.active.is_(True))
+                .order_by(T.jobs.c.seq)
+            ).all()
             tenants = tuple(self._tenant(r) for r in c.execute(select(T.tenants).order_by(T.tenants.c.id)))
             programs = tuple(
                 self._program(r) for r in c.execute(select(T.programs).order_by(T.programs.c.id))
@@ -134,14 +127,14 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
             grants = tuple(self._grant(r) for r in c.execute(select(T.grants).order_by(T.grants.c.id)))
             prices = {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
             sites = tuple(self._site(r) for r in c.execute(select(T.sites).order_by(T.sites.c.id)))
-        new_jobs = self._merge_rows(job_rows, full)
-        self._job_mark = mark
         # the same objects as last round while nothing changed, so the core's problem cache can reuse its
         # arrays (core.rounds: it keys on the identity of the throughput, tenants and programs)
-        tenants, programs, throughput = self._same_as_last(new_jobs, node_rows, tenants, programs)
+        tenants, programs, throughput = self._same_as_last(job_rows, node_rows, tenants, programs)
         down = {r.name: r.down_cause for r in node_rows if r.down}
         nodes, nodes_down, down_causes = in_service((self._node(r) for r in node_rows), down, sites)
-        statuses = tuple(e[1] for e in self._kept.values())
+        statuses = self._statuses(job_rows)
+        queued = JobState.QUEUED.value
+        self._waits = {r.id: r.reason for r in job_rows if r.state == queued}  # what is stored now
         return Snapshot(
             now=now,
             nodes=nodes,
@@ -158,51 +151,18 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
             down_causes=down_causes,
         )
 
-    def _delta_reads(self, c: Any) -> bool:
-        """Whether the triggers that set ``jobs.ver`` are there (checked once per store): without them
-        (a schema changed by hand) every snapshot reads every active job, as before 0014."""
-        if self._has_ver_triggers is None:
-            if self._pg:
-                q = "SELECT count(*) FROM pg_trigger WHERE tgname = 'jobs_ver' AND tgenabled <> 'D'"
-                want = 1
-            else:
-                q = "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN ('jobs_ver_ai', 'jobs_ver_au')"
-                want = 2
-            self._has_ver_triggers = int(c.execute(text(q)).scalar() or 0) == want
-        return self._has_ver_triggers
-
-    def _change_mark(self, c: Any) -> int:
-        """The lowest ``jobs.ver`` a write not yet visible to this read can carry. SQLite commits one
-        writer at a time in order: MAX(ver) + 1. PostgreSQL's transactions commit out of order: the oldest
-        transaction still in flight (every write this read cannot see is by it or a later one)."""
-        if self._pg:
-            return int(c.execute(text("SELECT txid_snapshot_xmin(txid_current_snapshot())")).scalar())
-        return int(c.execute(select(func.max(T.jobs.c.ver))).scalar() or 0) + 1
-
-    def _merge_rows(self, job_rows: Any, full: bool) -> bool:
-        """Fold the rows read into the kept ones (``self._kept``: job id -> (seq, JobStatus, stored
-        values, throughput text, parsed throughput), in seq order) and the stored wait reasons
-        (``self._waits``). A row whose stored values are the same as kept keeps its JobStatus object
-        (decoding 10,000 rows each round was the largest part of a snapshot); the key is every stored column
-        a JobStatus is built from, so a write by any process (the API's cancel, another scheduler's record)
-        shows as a changed key. ``full``: the rows are every active job (the kept ones not among them are
-        dropped). Returns whether the set of jobs or a throughput changed."""
-        last = self._kept
-        kept: dict[str, tuple[Any, ...]] = {} if full else last
-        waits: dict[str, str] = {} if full else self._waits
-        queued = JobState.QUEUED.value
-        changed = full and (len(job_rows) != len(last))
-        top = next(reversed(kept.values()))[0] if kept else 0  # kept is in seq order: the last is the top
-        unordered = False
+    def _statuses(self, job_rows: Any) -> tuple[JobStatus, ...]:
+        """Each row's JobStatus: last snapshot's very object when the row's stored values are the same as
+        then (decoding 10,000 rows each round was the largest part of a snapshot), else decoded. The key is
+        every stored column a JobStatus is built from, so a write by any process (the API's cancel, another
+        scheduler's record) shows as a changed key: nothing here depends on this process's own writes."""
+        last = self._last_status
+        keep: dict[str, tuple[tuple[Any, ...], JobStatus]] = {}
+        out = []
         for r in job_rows:
-            if not r.active:  # ended since: leaves the round (only in a delta read)
-                if kept.pop(r.id, None) is not None:
-                    changed = True
-                waits.pop(r.id, None)
-                continue
             key = r[2:10]  # state .. restart_measured, as selected in ``snapshot`` (a plain tuple)
             hit = last.get(r.id)
-            if hit is not None and hit[2] == key:
+            if hit is not None and hit[0] == key:
                 status = hit[1]
             else:
                 placement = json_deserializer(r.placement) if r.placement else None
@@ -218,42 +178,29 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
                     attempt_started=r.attempt_started,
                     restart_measured=r.restart_measured,
                 )
-            if hit is not None and hit[3] == r.throughput:
-                tp = hit[4]
-            else:
-                tp = json_deserializer(r.throughput) if r.throughput else {}
-                changed = True
-            if hit is None and not full:
-                if r.seq < top:  # a job committed after a newer one (PostgreSQL): re-sort below
-                    unordered = True
-                top = max(top, r.seq)
-            kept[r.id] = (r.seq, status, key, r.throughput, tp)
-            if r.state == queued:
-                waits[r.id] = r.reason
-            else:
-                waits.pop(r.id, None)
-        if unordered:
-            kept = dict(sorted(kept.items(), key=lambda kv: kv[1][0]))
-        self._kept = kept
-        self._waits = waits  # what is stored now
-        return changed or (full and list(kept) != list(last))
+            keep[r.id] = (key, status)
+            out.append(status)
+        self._last_status = keep
+        return tuple(out)
 
     def _same_as_last(
-        self, jobs_changed: bool, node_rows: Any, tenants: tuple[Tenant, ...], programs: tuple[Program, ...]
+        self, job_rows: Any, node_rows: Any, tenants: tuple[Tenant, ...], programs: tuple[Program, ...]
     ) -> tuple[tuple[Tenant, ...], tuple[Program, ...], ThroughputMatrix]:
         """The tenants, programs and throughput matrix of this snapshot: last round's very objects when
         they are equal (throughput: the same jobs, node types and stored JSON text), else new ones."""
         last = self._last_ref
         types = tuple(sorted({r.accelerator for r in node_rows}))
-        if last is not None and last[2] == types and not jobs_changed:
+        key = (types, tuple((r.id, r.throughput) for r in job_rows))
+        if last is not None and last[2] == key:
             throughput = last[3]
         else:
-            throughput = ThroughputMatrix.from_rows({j: e[4] for j, e in self._kept.items()}, types)
+            rows = {r.id: json_deserializer(r.throughput) if r.throughput else {} for r in job_rows}
+            throughput = ThroughputMatrix.from_rows(rows, types)
         if last is not None and last[0] == tenants:
             tenants = last[0]
         if last is not None and last[1] == programs:
             programs = last[1]
-        self._last_ref = (tenants, programs, types, throughput)
+        self._last_ref = (tenants, programs, key, throughput)
         return tenants, programs, throughput
 
     def skipped_starts(self) -> frozenset[str]:
@@ -433,7 +380,3 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
             }
 
     # -- internals ------------------------------------------------------------------------------------
-
-
-def _seq(row: Any) -> int:
-    return int(row.seq)

@@ -135,9 +135,6 @@ jobs = Table(
     # the types the job accepts ("|a100|h100|", "||" for any), a copy of spec.allowed for the dashboard's
     # type filter (codec.accepts_text)
     Column("accepts", Text, nullable=True),
-    # set by a trigger on every insert and update (migration 0014): SQLite a counter in commit order,
-    # PostgreSQL the writing transaction's id; the scheduler's snapshot reads only rows changed since its last
-    Column("ver", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("tenant", "idempotency_key", name="uq_jobs_idempotency"),
     Index("ix_jobs_active", "active", "seq"),
     # a tenant's jobs newest first; the other columns let the dashboard's searches of them read the index alone
@@ -151,7 +148,6 @@ jobs = Table(
     # the columns the dashboard's job search filters on, in seq order: an admin's text search and type
     # filter and a typed deep page read this narrow index, not the table's wide rows
     Index("ix_jobs_search", "seq", "tenant", "state", "submit_time", "grant_id", "accepts", "name", "id"),
-    Index("ix_jobs_ver", "ver"),
 )
 
 job_events = Table(

@@ -74,10 +74,7 @@ class UnitOfWork:
         self._waits: dict[str, str] = {}  # a queued job's reason as stored (read by snapshot, then written)
         self._skipped: frozenset[str] = frozenset()  # starts the last decision did not record (cancelled)
         self._last_ref: Any = None  # the last snapshot's tenants, programs, throughput (SqlStore.snapshot)
-        # job id -> (seq, JobStatus, stored values, throughput text, throughput) as of the last snapshot
-        self._kept: dict[str, tuple[Any, ...]] = {}
-        self._job_mark: int | None = None  # the lowest jobs.ver the next snapshot must read (None: all)
-        self._has_ver_triggers: bool | None = None  # jobs.ver is kept by triggers (checked once)
+        self._last_status: dict[str, Any] = {}  # job id -> (stored values, JobStatus) of the last snapshot
         self._queue_written: Any = None  # the queue view last written (skip rewriting an unchanged one)
         self._queue_read: tuple[int, dict[str, Any]] | None = None  # (version, data) last read
         self._lock = threading.Lock()
