@@ -95,6 +95,11 @@ class AllocationProblem:
     the first column-generation masters start from: every stage still ends on its own LP duals, so the
     stage-1 level is the same with or without it (later stages may freeze other jobs where an LP has
     several optimal duals). Ignored when the row count differs, and by the other policies."""
+    keep_type: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Per job, the column of the type it runs on and would keep (-1: none), passed in by the caller
+    (core.rounds under leases); empty: none. max-min-fairness then picks, among the allocations that give
+    every job at least its water-filling level, one that keeps the most running devices on the types they
+    hold (a tie-break on the optimal face: the levels are the same). Ignored by the other policies."""
 
     def __post_init__(self) -> None:
         n, tt = len(self.job_ids), len(self.types)
@@ -143,6 +148,8 @@ class AllocationProblem:
         groups = self.cap_limit.shape[0]
         if self.cap_limit.shape[1:] != (tt,) or (n and int(self.cap_index.max(initial=-1)) >= groups):
             raise ValueError(f"cap_limit has shape {self.cap_limit.shape}; cap_index must be below {groups}")
+        if np.size(self.keep_type) and np.shape(self.keep_type) != (n,):
+            raise ValueError(f"keep_type has shape {np.shape(self.keep_type)}, expected (0,) or {(n,)}")
 
     @property
     def n_jobs(self) -> int:

@@ -143,7 +143,10 @@ def decide(
             rules_span=policy in RULES_OVER_SITES,
         )
         seen = problem if wide is None else wide.problem
-        raw = policy(dataclasses.replace(seen, warm_start=cache.warm_start) if cache.warm_start else seen)
+        keep = _keep_types(seen, statuses) if config.lease_seconds is not None else seen.keep_type
+        if cache.warm_start or np.size(keep):
+            seen = dataclasses.replace(seen, warm_start=cache.warm_start or seen.warm_start, keep_type=keep)
+        raw = policy(seen)
         cache.warm_start = raw.warm_start
         if wide is None:
             alloc = raw
@@ -163,6 +166,16 @@ def decide(
     return _place(
         snapshot, statuses, alloc, order, usable, problem, cache, pinned, horizon, config, placing, unpaid
     )
+
+
+def _keep_types(problem: AllocationProblem, statuses: list[JobStatus]) -> np.ndarray:
+    """Per job of ``problem``, the column of the type it runs on (-1: not running, or no such column).
+
+    Under leases a running job keeps its type (a move pays a restart), so max-min-fairness is asked to
+    prefer, among equally fair allocations, the one that keeps running jobs where they are."""
+    column = {name: k for k, name in enumerate(problem.types)}
+    held = {s.job.id: s.placement.accelerator for s in statuses if s.placement is not None}
+    return np.array([column.get(held[j], -1) if j in held else -1 for j in problem.job_ids], dtype=np.int64)
 
 
 def _pinned(

@@ -34,6 +34,7 @@ import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem
 from accelpool.core.policies._seam import (
+    Rows,
     build_rows,
     fill_spare,
     finish,
@@ -80,11 +81,42 @@ def _allocate(problem: AllocationProblem, *, whole_lp: bool) -> Allocation:
             warm_start=problem.warm_start,
         )
         x = fill_spare(problem, usable, rows, x, a)
+        if np.size(problem.keep_type) and (problem.keep_type >= 0).any():
+            x = _keep_running(problem, usable, rows, x, a)
     runnable = usable.any(axis=1)
     norm = normalized(problem, usable)
     objective = float((norm * x).sum(axis=1)[runnable].min()) if runnable.any() else 0.0
     alloc = finish(problem, x, rows, NAME, objective, started)
     return replace(alloc, warm_start=warm) if warm else alloc
+
+
+def _keep_running(
+    problem: AllocationProblem, usable: np.ndarray, rows: Rows, x: np.ndarray, a: np.ndarray
+) -> np.ndarray:
+    """Among the allocations that give every job at least its level in ``x``, one that keeps the most
+    running devices on the types they hold (``problem.keep_type``): a tie-break on the optimal face.
+
+    maximize  sum_j S_j x[j, keep_j]  s.t.  sum_t a[j,t] x'[j,t] >= level_j (x itself is feasible), the
+    shared rows of _seam. Water-filling's optimal allocations are seldom unique, and which one the LP
+    returns depends on its start (a warm basis, the order of columns); under leases a running job moved
+    to another type pays a restart. Falls back to ``x`` when HiGHS does not report an optimum.
+    """
+    keep = problem.keep_type
+    level = (a * x).sum(axis=1)
+    runnable = np.nonzero(usable.any(axis=1))[0]
+    model = lp_model(problem, usable, rows)
+    lo = level[runnable] * (1 - 1e-7) - 1e-12
+    local = np.full(problem.n_jobs, -1)
+    local[runnable] = np.arange(len(runnable))
+    pairs = np.arange(model.n_x)
+    model.add_rows(local[model.jobs], pairs, a[model.jobs, model.types], lo, np.full(len(runnable), np.inf))
+    cost = np.zeros(model.n_cols)
+    held = keep[model.jobs] == model.types
+    cost[pairs[held]] = -problem.scale[model.jobs[held]]
+    res = model.solve(cost)
+    if not res.ok:
+        return x
+    return model.x_matrix(res.x, problem.n_jobs, problem.n_types)
 
 
 def stage_level(problem: AllocationProblem, x: np.ndarray) -> float:
