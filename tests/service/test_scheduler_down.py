@@ -87,6 +87,11 @@ def test_exit_while_the_scheduler_is_down_is_billed_until_the_exit_and_attempts_
         lost = _submit(server.url, h, "lost", 'echo "attempt=$ACCELPOOL_ATTEMPT"; sleep 600')
         _wait(server.url, h, short, {"running"})
         _wait(server.url, h, lost, {"running"})
+        end = time.time() + 30  # its first attempt has printed (a kill before that lost the line)
+        while "attempt=1" not in httpx.get(
+            f"{server.url}/api/v1/jobs/{lost}/logs", headers=h, timeout=30
+        ).json().get("logs", "") and time.time() < end:
+            time.sleep(0.2)
         wrappers = _wrappers(data, short)
         assert wrappers, "the short job's wrapper is not running"
         lost_state = json.loads((data / "executor" / "jobs" / lost / "state.json").read_text())

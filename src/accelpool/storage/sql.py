@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Text, bindparam, cast, func, insert, or_, select, text, update
 
-from accelpool.core.lifecycle import WAITING, Command, SchedulerEvent, apply_event
+from accelpool.core.lifecycle import WAITING, Command, SchedulerEvent, apply_event, waits
 from accelpool.core.rounds import Decision, JobStatus, Snapshot
 from accelpool.core.sites import in_service
 from accelpool.core.throughput import ThroughputMatrix
@@ -133,8 +133,7 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
         down = {r.name: r.down_cause for r in node_rows if r.down}
         nodes, nodes_down, down_causes = in_service((self._node(r) for r in node_rows), down, sites)
         statuses = self._statuses(job_rows)
-        queued = JobState.QUEUED.value
-        self._waits = {r.id: r.reason for r in job_rows if r.state == queued}  # what is stored now
+        self._waits = {r.id: r.reason for r in job_rows if waits(JobState(r.state))}  # what is stored now
         return Snapshot(
             now=now,
             nodes=nodes,
