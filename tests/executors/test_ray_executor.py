@@ -263,3 +263,49 @@ def test_node_killed_during_run_loses_its_jobs_and_leaves_the_pool(
     back = add_node(cluster, "h100-x", num_gpus=2, resources={"accelerator_type:H100": 2})
     assert "h100-x" in {n.name for n in executor.nodes()}
     cluster.remove_node(back)
+
+
+def test_an_image_jobs_container_goes_when_its_wrapper_is_killed_on_ray(
+    executor: RayExecutor, tmp_path: Path
+) -> None:
+    """podman runs an image job's container apart from its wrapper: when the wrapper is killed outright
+    (SIGKILL, not the stop path) the rank's actor removes the container (``podman rm -f``) once it sees the
+    wrapper gone without its exit record; no process of the container is left 20 s after the end."""
+    import signal
+    import subprocess
+
+    from tests.security.hostile import _host_procs, build_test_image
+
+    image = build_test_image(tmp_path / "img")
+    if image is None:
+        pytest.skip("podman, busybox-static and a root service are needed (scripts/setup.sh installs them)")
+    p = Placement("imgk", "h100", (("h100-0", (0,)),))
+    executor.start(
+        Launch(Job("imgk", scale=1), p, RunSpec(command="echo started; sleep 313.71", image=image), 1.0)
+    )
+    wait_for(executor, "imgk", (EventKind.STARTED,))
+    wait_log(executor, "imgk", "started", timeout=60)
+    assert _host_procs("sleep 313.71")
+    plan = str(tmp_path / "remote")
+    wrappers = [pid for pid in _host_procs(" -I -S -c ") if plan in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert len(wrappers) == 1, wrappers
+    os.kill(wrappers[0], signal.SIGKILL)  # the wrapper only: it cannot clean up
+    end, _ = wait_for(executor, "imgk", END)
+    assert end.exit_code == -9, end
+    deadline = time.time() + 20
+    while _host_procs("sleep 313.71") and time.time() < deadline:
+        time.sleep(0.2)
+    try:
+        assert not _host_procs("sleep 313.71"), "the container outlived its wrapper"
+    finally:  # a failure must not leave the container running on this machine
+        subprocess.run(
+            [
+                "sh",
+                "-c",
+                "podman --runtime runc --cgroup-manager=cgroupfs ps -aq --filter name=accelpool-imgk-"
+                " | xargs -r podman --runtime runc --cgroup-manager=cgroupfs rm -f -t 0",
+            ],
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )

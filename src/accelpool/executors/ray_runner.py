@@ -97,6 +97,7 @@ def _runner_class() -> type:
             parent_r, self._parent_w = os.pipe()
             plan["parent_fd"] = parent_r
             plan_file = os.path.join(d, f"plan.{rank}.json")
+            self._plan_file = plan_file
             fd = os.open(plan_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 json.dump(plan, f)
@@ -120,6 +121,7 @@ def _runner_class() -> type:
 
         def status(self) -> dict[str, Any]:
             import signal
+            import sys
             import time
 
             exit_time = None
@@ -132,9 +134,11 @@ def _runner_class() -> type:
                     )
                     if rec is not None:
                         self._code, self._exit_time, self._reason = rec
-                    else:  # the wrapper itself was killed
+                    else:  # the wrapper itself was killed (SIGKILL, not the stop path): it could not
+                        # remove an image job's container, which podman runs apart from it: remove it here
                         self._code = rc if rc < 128 else -(rc - 128)
                         self._exit_time = time.time()
+                        sys.modules["accelpool_job_sandbox_image"].remove_container(self._plan_file)
             if self._code is None and self._kill_at is not None and time.time() >= self._kill_at:
                 self._killed = True
                 try:
