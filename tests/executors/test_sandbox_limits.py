@@ -227,6 +227,73 @@ def test_an_image_jobs_container_goes_when_its_wrapper_is_killed(tmp_path: Path,
     assert not _host_procs("sleep 311.59"), "the container outlived its wrapper"
 
 
+def test_the_next_image_job_removes_containers_whose_wrapper_is_gone(tmp_path: Path, image: str) -> None:
+    """A container whose wrapper was killed together with what would have removed it (the executor, a Ray
+    actor) is removed by the next image job's wrapper on that host: containers carry their wrapper's pid,
+    start time and pid namespace as labels. A container whose wrapper still runs is kept."""
+    import os
+    import subprocess
+    import time
+
+    from tests.security.hostile import _host_procs
+
+    from accelpool.executors.sandbox_image import PODMAN_GLOBAL
+
+    podman = ["podman", *PODMAN_GLOBAL]
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with open(f"/proc/{os.getpid()}/stat") as f:
+        me = f"{os.getpid()}:{f.read().rsplit(')', 1)[1].split()[19]}"
+    ns = os.readlink("/proc/self/ns/pid")
+    names = {"h11b-gone": (f"{gone.pid}:1", "sleep 314.81"), "h11b-live": (me, "sleep 314.82")}
+    try:
+        for name, (owner, cmd) in names.items():
+            subprocess.run([*podman, "rm", "-f", "-t", "0", name], capture_output=True, check=False)
+            r = subprocess.run(
+                [
+                    *podman,
+                    "run",
+                    "-d",
+                    "--name",
+                    name,
+                    "--pull=never",
+                    "--label",
+                    f"accelpool.wrapper={owner}",
+                    "--label",
+                    f"accelpool.pidns={ns}",
+                    "--ulimit",
+                    "nofile=1024:1024",
+                    "--ulimit",
+                    "nproc=4096:4096",
+                    image,
+                    "/bin/sh",
+                    "-c",
+                    cmd,
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=60,
+            )
+            assert r.returncode == 0, r.stderr
+        deadline = time.time() + 20
+        while not (_host_procs("sleep 314.81") and _host_procs("sleep 314.82")) and time.time() < deadline:
+            time.sleep(0.2)
+        assert _host_procs("sleep 314.81") and _host_procs("sleep 314.82")
+        ex = _ex(tmp_path)
+        ex.start(launch("sweep", "echo ran", image=image))
+        end, _ = wait_end(ex, "sweep", 60)
+        assert end.exit_code == 0, ex.logs("sweep")
+        assert "h11b-" not in ex.logs("sweep"), "the tenant's log shows another job's container"
+        assert not _host_procs("sleep 314.81"), "a container whose wrapper is gone was kept"
+        assert _host_procs("sleep 314.82"), "a container whose wrapper runs was removed"
+    finally:
+        for name in names:
+            subprocess.run(
+                [*podman, "rm", "-f", "-t", "0", name], capture_output=True, check=False, timeout=60
+            )
+
+
 def test_a_sandbox_goes_when_its_wrapper_is_killed(tmp_path: Path) -> None:
     """A wrapper killed outright (Ray kills an actor's child processes, say) takes the sandbox and every
     process in it along. (bwrap's own --die-with-parent covers this once its setup is done; the wrapper

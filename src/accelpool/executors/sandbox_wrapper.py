@@ -43,6 +43,31 @@ def podman(*args):
         return None
 lock = threading.Lock()
 
+def proc_start(pid):
+    # a process's start time (clock ticks since boot): with its pid, names one process, never a later one
+    try:
+        with open("/proc/%s/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None  # no such process (or not readable): its wrapper is gone
+
+def sweep_containers():
+    # containers whose wrapper was killed outright together with what would have removed them (the
+    # LocalExecutor, a Ray actor): labelled with their wrapper's pid and start time and pid namespace; one
+    # whose wrapper is gone is removed. Nothing is written to stderr (the tenant's log) about other jobs'
+    r = podman("ps", "-a", "--filter", "label=accelpool.wrapper", "--format",
+               '{{.ID}} {{index .Labels "accelpool.wrapper"}} {{index .Labels "accelpool.pidns"}}')
+    if r is None or r.returncode != 0:
+        return
+    ns = os.readlink("/proc/self/ns/pid")
+    for ln in r.stdout.decode("utf-8", "replace").splitlines():
+        parts = ln.split()
+        if len(parts) != 3 or parts[2] != ns:
+            continue  # another pid namespace's wrapper: not ours to judge
+        pid, _, start = parts[1].partition(":")
+        if pid.isdigit() and proc_start(pid) != start:
+            podman("rm", "-f", "-t", "0", parts[0])
+
 def ns_pids():
     child = state["child"]
     if child is None:
@@ -141,6 +166,10 @@ if container is not None:
         f.write("".join("%s=%s\n" % kv for kv in plan["env"].items()))
     os.replace(container["env_file"] + ".tmp", container["env_file"])
     podman("rm", "-f", container["name"])  # a leftover of an earlier start of this rank
+    sweep_containers()
+    at = argv.index("run") + 1  # labels: which wrapper (pid and start time) owns the container, where
+    argv[at:at] = ["--label", "accelpool.wrapper=%d:%s" % (os.getpid(), proc_start(os.getpid())),
+                   "--label", "accelpool.pidns=" + os.readlink("/proc/self/ns/pid")]
 elif plan["sandboxed"]:
     info_r, info_w = os.pipe()
     fds.append(info_w)
