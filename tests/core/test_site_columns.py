@@ -62,12 +62,12 @@ def test_one_site_or_types_at_one_site_each_leave_the_problem_as_it_was() -> Non
     assert _views(_jobs(), apart)[1] is None
 
 
-def test_a_type_a_program_rule_binds_keeps_one_column_for_the_water_filling_policies() -> None:
+def test_a_type_a_program_rule_binds_keeps_one_column_for_a_policy_that_reads_one_column_per_row() -> None:
     tenants = (Tenant("t", "t", quota={"h100": 4}),)
     jobs = [Job("pub", scale=8, tenant="t"), Job("fin", scale=8, data_class="financial", tenant="t")]
     _, wide = _views(jobs, tenants=tenants)
-    assert wide is None  # their stages read one column per row: the quota's type is not split by site
-    assert POLICIES["max-min-fairness"] not in RULES_OVER_SITES
+    assert wide is None  # rules_span=False: the quota's type is not split by site
+    assert set(RULES_OVER_SITES) == set(POLICIES.values())  # every shipped policy reads rows over sites
 
 
 def test_a_rule_bound_type_is_split_by_site_with_one_rule_row_over_its_sites() -> None:
@@ -160,14 +160,17 @@ def test_check_feasible_reads_a_rule_summed_over_a_type_s_sites() -> None:
     assert check_feasible(problem, Allocation(problem.job_ids, problem.types, x, "hand")) == []
 
 
+@pytest.mark.parametrize("policy_name", ["max-throughput", "max-min-fairness", "finish-time-fairness"])
 @pytest.mark.parametrize("rules_span", [True, False])
-def test_a_quota_bound_type_at_two_sites_places_each_gang_at_a_site_that_holds_it(rules_span: bool) -> None:
+def test_a_quota_bound_type_at_two_sites_places_each_gang_at_a_site_that_holds_it(
+    rules_span: bool, policy_name: str
+) -> None:
     """A quota binds h100 (two sites, 8 each). The financial gang may only run at the cheap site. Pooled
     (one column for the type: what the water-filling policies still see) the policy counted 16 devices
     for two 8-gangs and the older public job took the cheap site; with a column per site under the
-    quota's row over both (max-throughput), both run, each at the site the policy chose."""
-    policy = POLICIES["max-throughput"]
-    name = "max-throughput" if rules_span else "pooled"
+    quota's row over both, both run, each at the site the policy chose."""
+    policy = POLICIES[policy_name]
+    name = policy_name if rules_span else "pooled"
     tenants = (Tenant("t", "t", quota={"h100": 4}), Tenant("u", "u"))
     jobs = [
         Job("pub", scale=8, submit_time=0.0, tenant="u"),

@@ -331,7 +331,7 @@ def site_columns(
 
     ``rules_span``: the policy's solver reads rows over several columns (``core.policies.RULES_OVER_SITES``).
     When False, a type a program rule binds (``_rule_bound``) keeps one column over its sites, at the
-    cheapest site's price (the water-filling policies). A type at one site keeps one column. None when no
+    cheapest site's price (no shipped policy asks for this now). A type at one site keeps one column. None when no
     column splits (one site, or every type at one site): the policy solves ``problem`` itself."""
     seq: Sequence[Node] = nodes if isinstance(nodes, tuple | list) else list(nodes)
     nodes = seq

@@ -33,12 +33,13 @@ POLICIES: Mapping[str, Policy] = MappingProxyType(
 
 DEFAULT_POLICY = "max-min-fairness"
 
-RULES_OVER_SITES: frozenset[Policy] = frozenset({fifo, fair_share, max_throughput, min_cost})
+RULES_OVER_SITES: frozenset[Policy] = frozenset(
+    {fifo, fair_share, max_throughput, min_cost, max_min_fairness, finish_time_fairness}
+)
 """Policies whose solvers read a program rule as one row over several columns (``_rules.Rows.span``): for
 them ``core.sites.site_columns`` splits a type held at several sites into per-site columns even when a
-public reserve, quota or cap binds it. The water-filling policies (max-min-fairness, finish-time-fairness)
-read one column per row in their stages (_wf_stage.py): for them such a type stays one column over its
-sites, at the cheapest site's price (docs/sites.md)."""
+public reserve, quota or cap binds it. Every shipped policy does (the water-filling stages read a row's
+columns through ``_Stage.onehot``, built from ``Rows.cover``; docs/sites.md)."""
 
 
 def get_policy(name: str) -> Policy:

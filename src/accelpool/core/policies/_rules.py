@@ -150,15 +150,6 @@ def build_rows(problem: AllocationProblem, usable: BoolArray) -> Rows:
     )
 
 
-def one_column_rows(rows: Rows, policy: str) -> Rows:
-    """``rows`` for a solver that reads one column per row (the water-filling stages, _wf_stage.py);
-    ValueError for rows spanning a group of columns, which core.rounds never gives such a policy
-    (``core.policies.RULES_OVER_SITES``)."""
-    if rows.span is not None:
-        raise ValueError(f"{policy} cannot solve program rules over several columns of one type (sites)")
-    return rows
-
-
 def lend_idle_quota(problem: AllocationProblem, rows: Rows, x: FloatArray) -> Rows:
     """The rows with each quota reservation cut to what its owner's jobs actually use under ``x``.
 

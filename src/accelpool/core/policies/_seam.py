@@ -46,5 +46,4 @@ from accelpool.core.policies._rules import budget_usable as budget_usable
 from accelpool.core.policies._rules import build_rows as build_rows
 from accelpool.core.policies._rules import lend_idle_quota as lend_idle_quota
 from accelpool.core.policies._rules import normalized as normalized
-from accelpool.core.policies._rules import one_column_rows as one_column_rows
 from accelpool.core.policies._rules import usable_mask as usable_mask

@@ -150,6 +150,7 @@ def _sample_stage(stage: _Stage) -> tuple[_Stage, IntArray]:
         pool_of=rows.pool_of,
         kind=rows.kind,
         pool_bound=rows.pool_bound * frac,
+        span=rows.span,
     )
     return _Stage(stage.a[pick], sizes, small_rows, stage.member[:, pick]), pick
 

@@ -124,7 +124,7 @@ class Master:
         k = len(pj)
         if k:
             lrow = self.level_row[pj]
-            in_row = stage.member[:, pj] & (stage.rows.type_of[:, None] == pt[None, :])
+            in_row = stage.member[:, pj] & (stage.onehot[:, pt] > 0)
             rrow, rpair = np.nonzero(in_row)
             col = np.concatenate([np.arange(k), np.arange(k), rpair])
             row = np.concatenate([lrow, lrow + 1, rrow])

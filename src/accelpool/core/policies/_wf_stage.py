@@ -56,7 +56,7 @@ class _Stage:
         self.rows = rows
         self.member = member  # (R, groups)
         self.member_f = member.astype(np.float64)
-        self.onehot = (rows.type_of[:, None] == np.arange(tt)[None, :]).astype(np.float64)
+        self.onehot = rows.cover(tt).astype(np.float64)  # row r counts column t (several: a type's sites)
         self.ceiling = a.max(axis=1) if tt else np.zeros(ng)
         self.best = np.argmax(a, axis=1) if tt else np.zeros(ng, dtype=np.int64)
         self.unique_best = (a >= self.ceiling[:, None] * (1 - 1e-12)).sum(axis=1) == 1
@@ -70,7 +70,7 @@ class _Stage:
 
     def row_total(self, per: FloatArray) -> FloatArray:
         """sum over groups j in M_r of per[j, t_r], for every row r."""
-        out: FloatArray = (self.member_f * per[:, self.rows.type_of].T).sum(axis=1)
+        out: FloatArray = (self.member_f * (per @ self.onehot.T).T).sum(axis=1)
         return out
 
 

@@ -30,7 +30,6 @@ from accelpool.core.policies._seam import (
     build_rows,
     fill_spare,
     finish,
-    one_column_rows,
     uncontended,
     usable_mask,
 )
@@ -61,7 +60,7 @@ def finish_time_fairness(problem: AllocationProblem) -> Allocation:
     if quick is not None:
         x, levels = quick, (a * quick).sum(axis=1)
     else:
-        x, levels = max_min_waterfill(a, problem.scale, one_column_rows(rows, NAME), usable)
+        x, levels = max_min_waterfill(a, problem.scale, rows, usable)
         x = fill_spare(problem, usable, rows, x, a)
     final = (a * x).sum(axis=1)
     worst = float((1.0 / np.maximum(final[runnable], 1e-300)).max()) if runnable.any() else 0.0

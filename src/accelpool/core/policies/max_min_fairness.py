@@ -40,7 +40,6 @@ from accelpool.core.policies._seam import (
     finish,
     lp_model,
     normalized,
-    one_column_rows,
     uncontended,
     usable_mask,
 )
@@ -75,7 +74,7 @@ def _allocate(problem: AllocationProblem, *, whole_lp: bool) -> Allocation:
         x, _, warm = max_min_waterfill_warm(
             a,
             problem.scale,
-            one_column_rows(rows, NAME),
+            rows,
             usable,
             whole_lp=whole_lp,
             warm_start=problem.warm_start,
