@@ -86,3 +86,32 @@ def test_unchanged_job_rows_are_last_rounds_statuses_and_other_processes_writes_
     finally:
         sched.close()
         api.close()
+
+
+@pytest.mark.postgres
+def test_a_burst_of_jobs_gets_planner_statistics_at_the_next_snapshot() -> None:
+    """PostgreSQL: after a burst of submissions the scheduler's snapshot ANALYZEs the jobs table (the
+    planner had no statistics for the new rows, and the next rounds' locking reads took seconds)."""
+    import sqlalchemy as sa
+
+    base = postgres_url()
+    if base is None:
+        pytest.skip("no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries")
+    url = fresh_database(base)
+    store = SqlStore(url)
+    try:
+        store.add_nodes([Node("h-0", "h100", 8)])
+        store.add_tenant(Tenant("t1"))
+        for k in range(1100):
+            store.submit(Job(f"j{k:05d}", tenant="t1", submit_time=float(k)), {"h100": 1.0})
+        eng = sa.create_engine(url)
+        tuples = "select reltuples from pg_class where relname = 'jobs'"
+        with eng.connect() as c:
+            before = c.exec_driver_sql(tuples).scalar_one()
+        store.snapshot(2000.0, 3.0)
+        with eng.connect() as c:
+            after = c.exec_driver_sql(tuples).scalar_one()
+        eng.dispose()
+        assert before < 1000 and after >= 1000, (before, after)  # the statistics now count the burst
+    finally:
+        store.close()
