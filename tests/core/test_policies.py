@@ -337,3 +337,16 @@ def test_max_min_warm_start_keeps_the_level_and_a_wrong_one_is_ignored():
         warm = max_min_fairness(replace(problem, warm_start=start))
         assert not check_feasible(problem, warm)
         assert stage_level(problem, warm.x) == pytest.approx(exact, rel=1e-6)
+
+
+def test_fair_share_splits_over_types_by_capacity_only_when_they_are_full():
+    """Speed-blind: with every device wanted, each job gets each type's capacity share (the average device);
+    with devices to spare, no type is preferred for its size (two jobs on 6 + 2 devices: half each)."""
+    tput = [[1.0, 5.0]]
+    spare = make(tput * 2, [6, 2])
+    x = get_policy("fair-share")(spare).x
+    assert x == pytest.approx(np.full((2, 2), 0.5))
+    full = make(tput * 8, [6, 2])
+    x = get_policy("fair-share")(full).x
+    assert x == pytest.approx(np.tile([0.75, 0.25], (8, 1)))
+    assert check_feasible(full, get_policy("fair-share")(full)) == []

@@ -10,9 +10,13 @@ Notation:
                 then jobs, each capped at what its jobs ask for
     tau_j       = d_j / s_j, the fraction of wall time job j should run
 
-Then jobs are placed, fewest-devices-share first, over their usable types in proportion to the free
-devices of each (speed ignored: the average device), within every rule row; whatever capacity stays
-idle goes to jobs with time to spare.
+Then jobs are placed, fewest-devices-share first, over their usable types in one split for all (speed
+ignored): D = sum_j s_j tau_j devices spread as evenly over the types as their capacity allows (C_t
+water-filled: min(C_t, level), summing to D). With every type full that is each type's capacity share (the
+average device); with devices to spare no type is preferred for its size, so a few jobs are not kept on
+the biggest type while the others idle (Gavel's agnostic LAS does the same: its LP, solved by an interior-
+point method, splits a job's time about equally over types with room to spare; docs/simulator.md). Within
+every rule row; whatever capacity stays idle goes to jobs with time to spare.
 """
 
 from __future__ import annotations
@@ -48,18 +52,26 @@ def fair_share(problem: AllocationProblem) -> Allocation:
     scale = ledger.scale_list
     types_of = _types_of(usable)
     tau_list = tau.tolist()
+    # speed-blind split over types: the jobs' devices together, spread as evenly over the types as their
+    # capacity allows (every type full: in proportion to capacity; with devices to spare, no type is
+    # preferred for its size)
+    open_types = usable.any(axis=0)
+    demand_devices = float((tau * problem.scale).sum())
+    split = water_fill_shares(
+        demand_devices, np.where(open_types, problem.capacity, 0.0), np.ones(tt)
+    ).tolist()
     for j in np.lexsort((np.arange(n), -problem.priority, target)).tolist():
         want = tau_list[j]
         if want <= 1e-12:
             continue
         rooms = sorted((-ledger.room(j, t), t) for t in types_of[j])
         if len(rooms) > 1:
-            # speed-blind: spread over the usable types in proportion to their room (the average device,
-            # as an agnostic LP's interior solution does), then top up greedily where rules cut a share
-            whole = -sum(r for r, _ in rooms)
+            # speed-blind: spread over the usable types in proportion to ``split``, then top up greedily
+            # where rules or earlier jobs cut a share
+            whole = sum(split[t] for _, t in rooms)
             if whole > 1e-12:
-                for neg_room, t in rooms:
-                    take = min(want * (-neg_room) / whole, ledger.room(j, t) / scale[j])
+                for _, t in rooms:
+                    take = min(want * split[t] / whole, ledger.room(j, t) / scale[j])
                     if take > 1e-12:
                         x[j, t] += take
                         ledger.add(j, t, take * scale[j])
