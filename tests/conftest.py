@@ -5,16 +5,23 @@ run: the PostgreSQL and Ray tests skip on a developer's machine without those ba
 go green with them silently left out. That includes a whole module skipped while it is collected (a
 module-level ``pytest.importorskip``): such a skip never reaches the per-test report, so it is caught
 in ``pytest_collectreport`` and turned into a collection error.
+
+The stores' databases: ``database_url(kind)`` gives a test an empty SQLite file or a fresh PostgreSQL
+database (dropped when the test ends); ``sql_url`` and ``sql_store`` run a test once on each
+(``SQL_BACKENDS`` in tests/helpers.py).
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.helpers import SQL_BACKENDS, Databases
+
+from accelpool.storage.sql import SqlStore
 
 _skipped: list[str] = []
 
@@ -73,3 +80,27 @@ def slurm_conf() -> Iterator[str]:
     resume_test_nodes(conf)
     yield conf
     resume_test_nodes(conf)
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """``database_url(kind)``: the URL of an empty database for this test, "sqlite" or "postgres"
+    (``Databases``). The PostgreSQL ones are dropped when the test ends, after the fixtures that use them
+    have closed their stores."""
+    dbs = Databases(tmp_path)
+    yield dbs.make
+    dbs.drop_all()
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def sql_url(request: pytest.FixtureRequest, database_url: Callable[[str], str]) -> str:
+    """An empty database, once on SQLite and once on PostgreSQL (``database_url``)."""
+    return database_url(request.param)
+
+
+@pytest.fixture
+def sql_store(sql_url: str) -> Iterator[SqlStore]:
+    """A SqlStore on ``sql_url`` (SQLite, then PostgreSQL), closed when the test ends."""
+    s = SqlStore(sql_url)
+    yield s
+    s.close()

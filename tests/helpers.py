@@ -1,10 +1,21 @@
-"""Stand-in policies for tests of the rounds, the reconciler, the stores and the simulator."""
+"""Stand-in policies for tests of the rounds, the reconciler, the stores and the simulator; the SQL backends
+the store tests run on (fixtures in tests/conftest.py)."""
 
 from __future__ import annotations
 
+import itertools
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from accelpool.core.allocation import Allocation, AllocationProblem
+from accelpool.storage.engine import sqlite_url
+from accelpool.storage.pgserver import drop_database, fresh_database, postgres_url
+
+# the two SQL backends, for ``parametrize`` and fixture ``params`` (tests/conftest.py: database_url)
+SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+NO_POSTGRES = "no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries"
 
 
 def greedy_fastest(problem: AllocationProblem) -> Allocation:
@@ -32,3 +43,31 @@ def equal_time(problem: AllocationProblem) -> Allocation:
     row = x.sum(axis=1, keepdims=True)
     x = np.where(row > 1, x / np.maximum(row, 1e-12), x)
     return Allocation(problem.job_ids, problem.types, x, "equal")
+
+
+class Databases:
+    """Empty databases for one test: ``make("sqlite")`` a new file under ``tmp``, ``make("postgres")`` a fresh
+    database on the tests' server (``postgres_url()``: CI's ``ACCELPOOL_TEST_POSTGRES_URL`` or a private
+    cluster; the test is skipped when there is none, which fails CI). ``drop_all()`` drops every PostgreSQL
+    database made, ending connections still open to them (``pgserver.drop_database``)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.made: list[tuple[str, str]] = []  # (server URL, database URL) of each PostgreSQL one
+        self._n = itertools.count()
+
+    def make(self, kind: str) -> str:
+        if kind == "sqlite":
+            return sqlite_url(self.tmp / f"db{next(self._n)}.sqlite")
+        if kind != "postgres":
+            raise ValueError(f"database_url: kind {kind!r} is neither 'sqlite' nor 'postgres'")
+        base = postgres_url()
+        if base is None:
+            pytest.skip(NO_POSTGRES)
+        url = fresh_database(base)
+        self.made.append((base, url))
+        return url
+
+    def drop_all(self) -> None:
+        while self.made:
+            drop_database(*self.made.pop())

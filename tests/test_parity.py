@@ -5,17 +5,12 @@ grant balances and per-tenant totals at the end."""
 
 from __future__ import annotations
 
-import pytest
-
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.types import Cluster, Grant, Job, Node, Program, Tenant
 from accelpool.runtime.reconciler import RoundReport
 from accelpool.service.server import get_policy
 from accelpool.sim.engine import simulate
 from accelpool.sim.workload import Workload
-from accelpool.storage.engine import sqlite_url
-from accelpool.storage.pgserver import fresh_database, postgres_url
-from accelpool.storage.sql import SqlStore
 
 JOBS = (
     Job("a", tenant="t1", preemptible=True, scale=4, total_steps=4000.0, grant="g1"),
@@ -75,19 +70,6 @@ def replay(store=None) -> tuple[list[tuple], object]:
         config=RoundConfig.per_round(),
     )
     return rounds, result
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def sql_store(request, tmp_path):
-    if request.param == "sqlite":
-        s = SqlStore(sqlite_url(tmp_path / "parity.sqlite"))
-    else:
-        base = postgres_url()
-        if base is None:
-            pytest.skip("no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries")
-        s = SqlStore(fresh_database(base))
-    yield s
-    s.close()
 
 
 def test_the_simulator_engine_decides_and_charges_identically_on_memory_and_sql(sql_store):

@@ -13,7 +13,6 @@ import itertools
 import threading
 from collections.abc import Callable
 
-import pytest
 from sqlalchemy import select
 
 from accelpool.core import ledger
@@ -21,9 +20,7 @@ from accelpool.core.rounds import Decision, Placement
 from accelpool.core.types import Grant, Job, Node, Program, Tenant
 from accelpool.ports import EventKind, ExecutorEvent
 from accelpool.storage import tables as T
-from accelpool.storage.engine import sqlite_url
 from accelpool.storage.memory import MemoryStore
-from accelpool.storage.pgserver import fresh_database, postgres_url
 from accelpool.storage.sql import SqlStore
 
 PRICE = {"h100": 1000}  # KRW per device-hour: slices are fractions of a KRW, carried
@@ -126,15 +123,8 @@ def _renamed(o: tuple, k: int) -> tuple:
     return jobs, tuple((c[0][:-1] + "0", *c[1:]) for c in charges), left
 
 
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_concurrent_cancel_preemption_exit_and_metering_end_as_some_serial_order(kind, tmp_path):
-    if kind == "sqlite":
-        sql = SqlStore(sqlite_url(tmp_path / "race.sqlite"))
-    else:
-        base = postgres_url()
-        if base is None:
-            pytest.skip("no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries")
-        sql = SqlStore(fresh_database(base))
+def test_concurrent_cancel_preemption_exit_and_metering_end_as_some_serial_order(sql_url):
+    sql = SqlStore(sql_url)
     try:
         allowed = serial_outcomes()
         assert len(allowed) > 1  # the order matters: the test can tell a wrong interleaving

@@ -10,7 +10,7 @@ import threading
 from fractions import Fraction
 
 import pytest
-from tests.helpers import greedy_fastest
+from tests.helpers import SQL_BACKENDS, greedy_fastest
 
 from accelpool.core.errors import AlreadyExists
 from accelpool.core.round_config import RoundConfig
@@ -31,24 +31,16 @@ from accelpool.executors.fake import FakeExecutor
 from accelpool.ports import EventKind, ExecutorEvent, RunSpec, StopCause
 from accelpool.runtime.clock import VirtualClock
 from accelpool.runtime.reconciler import Reconciler
-from accelpool.storage.engine import sqlite_url
 from accelpool.storage.memory import MemoryStore
-from accelpool.storage.pgserver import fresh_database, postgres_url
 from accelpool.storage.sql import SqlStore
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request, tmp_path):
+@pytest.fixture(params=["memory", *SQL_BACKENDS])
+def store(request, database_url):
     if request.param == "memory":
         yield MemoryStore()
         return
-    if request.param == "sqlite":
-        s = SqlStore(sqlite_url(tmp_path / "db.sqlite"))
-    else:
-        base = postgres_url()
-        if base is None:
-            pytest.skip("no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries")
-        s = SqlStore(fresh_database(base))
+    s = SqlStore(database_url(request.param))
     yield s
     s.close()
 

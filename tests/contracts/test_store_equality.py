@@ -4,16 +4,11 @@ identical job states, histories and charges on MemoryStore, SQLite and PostgreSQ
 
 from __future__ import annotations
 
-import pytest
-
 from accelpool.core import ledger
 from accelpool.core.rounds import Decision, Placement
 from accelpool.core.types import Grant, Job, Node, Program, Tenant
 from accelpool.ports import EventKind, ExecutorEvent, StopCause
-from accelpool.storage.engine import sqlite_url
 from accelpool.storage.memory import MemoryStore
-from accelpool.storage.pgserver import fresh_database, postgres_url
-from accelpool.storage.sql import SqlStore
 
 PRICE = {"h100": 1000, "rngd": 700}  # KRW per device-hour: slices are fractions of a KRW, carried
 
@@ -102,19 +97,8 @@ def script(store) -> dict:
     return {"charges": charges, "jobs": jobs, "left": dict(store.grant_balances())}
 
 
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_memory_and_sql_stores_end_identical(kind, tmp_path):
-    if kind == "sqlite":
-        sql = SqlStore(sqlite_url(tmp_path / "eq.sqlite"))
-    else:
-        base = postgres_url()
-        if base is None:
-            pytest.skip("no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries")
-        sql = SqlStore(fresh_database(base))
-    try:
-        expect = script(MemoryStore())
-        assert script(sql) == expect
-        assert expect["left"]["g"] >= 0
-        assert any(expect["charges"])
-    finally:
-        sql.close()
+def test_memory_and_sql_stores_end_identical(sql_store):
+    expect = script(MemoryStore())
+    assert script(sql_store) == expect
+    assert expect["left"]["g"] >= 0
+    assert any(expect["charges"])

@@ -9,24 +9,13 @@ import pytest
 
 from accelpool.core.errors import Conflict
 from accelpool.core.types import Grant, Node, Program, Tenant
-from accelpool.storage.engine import sqlite_url
-from accelpool.storage.pgserver import fresh_database, postgres_url
-from accelpool.storage.sql import SqlStore
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        s = SqlStore(sqlite_url(tmp_path / "c.sqlite"))
-    else:
-        base = postgres_url()
-        if base is None:
-            pytest.skip("no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries")
-        s = SqlStore(fresh_database(base))
-    s.add_tenant(Tenant("t1"))
-    s.add_program(Program("p", "p", 1_000))
-    yield s
-    s.close()
+@pytest.fixture
+def store(sql_store):
+    sql_store.add_tenant(Tenant("t1"))
+    sql_store.add_program(Program("p", "p", 1_000))
+    return sql_store
 
 
 def test_concurrent_grants_never_over_grant_the_program(store):

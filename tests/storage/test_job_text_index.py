@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import delete, or_, select, update
+from tests.helpers import NO_POSTGRES, SQL_BACKENDS
 
 from accelpool.core.types import Job
 from accelpool.storage import tables as T
 from accelpool.storage.dashboard import JobFilter, _escape, search_jobs
-from accelpool.storage.engine import sqlite_url
 from accelpool.storage.sql import SqlStore
 
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+BACKENDS = SQL_BACKENDS
 NAMES = [
     "train-llama",
     "Train-Llama-2",
@@ -54,17 +54,6 @@ QUERIES = [
 ]
 
 
-def _store(tmp_path, backend: str) -> SqlStore:
-    if backend == "sqlite":
-        return SqlStore(sqlite_url(tmp_path / "t.sqlite"))
-    from accelpool.storage.pgserver import fresh_database, postgres_url
-
-    base = postgres_url()
-    if base is None:
-        pytest.skip("no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries")
-    return SqlStore(fresh_database(base))
-
-
 def _like(store: SqlStore, q: str) -> set[str]:
     """The plain LIKE the search was before the index (read from the table, no index involved)."""
     like = "%" + _escape(q) + "%"
@@ -88,8 +77,8 @@ def _submit(store: SqlStore, names: list[str], first: int = 0) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_search_means_what_the_plain_like_meant(tmp_path, backend):
-    store = _store(tmp_path, backend)
+def test_search_means_what_the_plain_like_meant(database_url, backend):
+    store = SqlStore(database_url(backend))
     try:
         _submit(store, NAMES)
         for q in QUERIES:
@@ -108,8 +97,8 @@ def test_search_means_what_the_plain_like_meant(tmp_path, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_the_index_follows_inserts_updates_and_deletes(tmp_path, backend):
-    store = _store(tmp_path, backend)
+def test_the_index_follows_inserts_updates_and_deletes(database_url, backend):
+    store = SqlStore(database_url(backend))
     try:
         _submit(store, ["alpha-run", "beta-run"])
         assert _search(store, "alpha") == {"job-000"}
@@ -128,12 +117,12 @@ def test_the_index_follows_inserts_updates_and_deletes(tmp_path, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_migration_0013_indexes_the_jobs_already_there(tmp_path, backend):
+def test_migration_0013_indexes_the_jobs_already_there(database_url, backend):
     from alembic import command
 
     from accelpool.storage import migrate
 
-    store = _store(tmp_path, backend)
+    store = SqlStore(database_url(backend))
     try:
         cfg = migrate._config()
         with store.engine.begin() as conn:
@@ -168,10 +157,10 @@ def test_migration_0013_indexes_the_jobs_already_there(tmp_path, backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("sort", ["new", "old", "name"])
-def test_text_search_pages_forward_and_back(tmp_path, backend, sort):
+def test_text_search_pages_forward_and_back(database_url, backend, sort):
     """Keyset pages of a text search (read in the index's rowid order for new/old) cover every match once,
     in the sort's order, both ways; the capped count counts them."""
-    store = _store(tmp_path, backend)
+    store = SqlStore(database_url(backend))
     try:
         _submit(store, [f"run-{k % 4}" if k % 3 else "other" for k in range(20)])
         f = JobFilter(q="run-", sort=sort)
@@ -206,7 +195,7 @@ def test_without_pg_trgm_the_migration_goes_on_and_the_search_still_answers(capl
 
     base = postgres_url()
     if base is None:
-        pytest.skip("no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries")
+        pytest.skip(NO_POSTGRES)
     tag = uuid.uuid4().hex[:10]
     role, db = f"ap_norights_{tag}", f"t_norights_{tag}"
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")

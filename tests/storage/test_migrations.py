@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -51,23 +50,15 @@ def test_positions_follow_priority_then_submit_time_then_id(tmp_path):
         store.close()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_search_index_migration_fills_accepts_from_the_spec(tmp_path, backend):
+def test_search_index_migration_fills_accepts_from_the_spec(sql_url):
     """0012 copies each job's accepted types out of its JSON spec into jobs.accepts ("|a100|h100|", "||"
     for any type), which the dashboard's type filter reads from ix_jobs_search; SQLite and PostgreSQL."""
     from alembic import command
     from sqlalchemy import select
 
     from accelpool.storage import migrate
-    from accelpool.storage.pgserver import fresh_database, postgres_url
 
-    if backend == "sqlite":
-        store = SqlStore(sqlite_url(tmp_path / "a.sqlite"))
-    else:
-        base = postgres_url()
-        if base is None:
-            pytest.skip("no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries")
-        store = SqlStore(fresh_database(base))
+    store = SqlStore(sql_url)
     try:
         store.submit(Job("two", allowed=frozenset({"h100", "a100"})), {"h100": 1.0})
         store.submit(Job("any"), {"h100": 1.0})

@@ -20,7 +20,6 @@ from accelpool.core.lifecycle import Command, SchedulerEvent
 from accelpool.core.rounds import Decision, Placement
 from accelpool.core.types import Grant, Job, JobState, Node, Program, Tenant
 from accelpool.ports import EventKind, ExecutorEvent
-from accelpool.storage.pgserver import fresh_database, postgres_url
 from accelpool.storage.sql import SqlStore
 
 pytestmark = pytest.mark.postgres
@@ -30,11 +29,8 @@ PRICE = 3600  # 1 KRW per device-second: every amount below is a whole number of
 
 
 @pytest.fixture
-def store():
-    base = postgres_url()
-    if base is None:
-        pytest.skip("no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries")
-    s = SqlStore(fresh_database(base))
+def store(database_url):
+    s = SqlStore(database_url("postgres"))
     yield s
     s.close()
 

@@ -11,7 +11,6 @@ from accelpool.core.rounds import DecideCache, decide
 from accelpool.core.types import Job, JobState, Node, Program, Tenant
 from accelpool.service.server import get_policy
 from accelpool.storage.engine import sqlite_url
-from accelpool.storage.pgserver import fresh_database, postgres_url
 from accelpool.storage.sql import SqlStore
 
 
@@ -41,20 +40,11 @@ def test_unchanged_reference_data_is_the_same_object_and_a_change_is_seen(tmp_pa
         store.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request, tmp_path) -> str:
-    if request.param == "sqlite":
-        return sqlite_url(tmp_path / "j.sqlite")
-    base = postgres_url()
-    if base is None:
-        pytest.skip("no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries")
-    return fresh_database(base)
-
-
-def test_unchanged_job_rows_are_last_rounds_statuses_and_other_processes_writes_are_seen(url) -> None:
+def test_unchanged_job_rows_are_last_rounds_statuses_and_other_processes_writes_are_seen(sql_url) -> None:
     """The scheduler's store keeps last snapshot's JobStatus objects for rows whose stored values are the
     same; a write through another store on the same database (the API process: a cancel) and the
     scheduler's own record (a start, then metering) give new statuses with the stored values."""
+    url = sql_url
     sched, api = SqlStore(url), SqlStore(url)
     try:
         sched.add_nodes([Node("h-0", "h100", 1)])
@@ -89,15 +79,12 @@ def test_unchanged_job_rows_are_last_rounds_statuses_and_other_processes_writes_
 
 
 @pytest.mark.postgres
-def test_a_burst_of_jobs_gets_planner_statistics_at_the_next_snapshot() -> None:
+def test_a_burst_of_jobs_gets_planner_statistics_at_the_next_snapshot(database_url) -> None:
     """PostgreSQL: after a burst of submissions the scheduler's snapshot ANALYZEs the jobs table (the
     planner had no statistics for the new rows, and the next rounds' locking reads took seconds)."""
     import sqlalchemy as sa
 
-    base = postgres_url()
-    if base is None:
-        pytest.skip("no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries")
-    url = fresh_database(base)
+    url = database_url("postgres")
     store = SqlStore(url)
     try:
         store.add_nodes([Node("h-0", "h100", 8)])

@@ -6,22 +6,15 @@ from __future__ import annotations
 
 import pytest
 from bench import torture
-
-from accelpool.storage.pgserver import fresh_database, postgres_url
+from tests.helpers import SQL_BACKENDS
 
 pytestmark = [pytest.mark.torture, pytest.mark.e2e]
+DBS = SQL_BACKENDS
 
 
-def _db(kind: str) -> str | None:
-    if kind == "sqlite":
-        return None
-    base = postgres_url()
-    if base is None:
-        pytest.skip("no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries")
-    return fresh_database(base)
-
-
-DBS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+def _db(kind: str, database_url) -> str | None:
+    """None on SQLite (the torture makes its own file under tmp_path), else a fresh PostgreSQL database."""
+    return None if kind == "sqlite" else database_url(kind)
 
 
 def _money_is_exact(r: dict) -> None:
@@ -30,24 +23,24 @@ def _money_is_exact(r: dict) -> None:
 
 
 @pytest.mark.parametrize("kind", DBS)
-def test_kill_9_of_api_scheduler_and_supervisor_loses_and_doubles_nothing(kind, tmp_path):
-    r = torture.kill_loop(3, _db(kind), tmp_path, clients=3)
+def test_kill_9_of_api_scheduler_and_supervisor_loses_and_doubles_nothing(kind, tmp_path, database_url):
+    r = torture.kill_loop(3, _db(kind, database_url), tmp_path, clients=3)
     assert r["killed"] == {"api": 1, "scheduler": 1, "supervisor": 1}
     assert r["acknowledged"] >= 60 and r["lost"] == 0 and r["duplicated"] == 0, r
     _money_is_exact(r)
 
 
 @pytest.mark.parametrize("kind", DBS)
-def test_concurrent_submissions_never_overcommit_a_grant(kind, tmp_path):
-    r = torture.budget_race(_db(kind), tmp_path, n=60)
+def test_concurrent_submissions_never_overcommit_a_grant(kind, tmp_path, database_url):
+    r = torture.budget_race(_db(kind, database_url), tmp_path, n=60)
     assert r["5xx"] == 0 and not r["overcommitted"], r
     assert r["accepted"] >= 1 and r["accepted"] + r["refused_409"] == 60, r
     _money_is_exact(r)
 
 
 @pytest.mark.parametrize("kind", DBS)
-def test_concurrent_cancels_answer_no_5xx_and_bill_exactly(kind, tmp_path):
-    r = torture.cancel_race(_db(kind), tmp_path, n=48)
+def test_concurrent_cancels_answer_no_5xx_and_bill_exactly(kind, tmp_path, database_url):
+    r = torture.cancel_race(_db(kind, database_url), tmp_path, n=48)
     assert r["5xx"] == 0 and r["not_cancelled"] == 0 and r["running_before"] > 0, r
     assert r["grants_mismatched"] == {}, r
     # every charge inside a running interval of its job: a cancel that loses the race to a round's slice
