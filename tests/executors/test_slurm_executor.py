@@ -152,13 +152,22 @@ def test_different_device_counts_per_node_run_as_a_heterogeneous_job(
     assert envs["1"]["CUDA_VISIBLE_DEVICES"] == "0"
 
 
-def test_exit_code_of_a_failing_rank_ends_the_gang(ex: SlurmExecutor) -> None:
-    cmd = 'if [ "$ACCELPOOL_NODE_RANK" = 1 ]; then exit 5; fi; sleep 60'
-    t0 = time.time()
+def test_exit_code_of_a_failing_rank_ends_the_gang(ex: SlurmExecutor, tmp_path: Path) -> None:
+    """Rank 1 fails while rank 0 is running its long step: the gang ends with a failure and rank 0 is
+    killed, not waited for. No wall-clock bound on Slurm's start-up (a loaded machine took more than the
+    30 s this test once allowed from submission): rank 1 fails only once rank 0 has started, and the end
+    must come long before rank 0's 600 s step could, which rank 0's marker (written after it) shows."""
+    up, done = tmp_path / "rank0-up", tmp_path / "rank0-done"
+    cmd = (
+        f'if [ "$ACCELPOOL_NODE_RANK" = 1 ]; then'
+        f" for _ in $(seq 1200); do [ -e {up} ] && exit 5; sleep 0.1; done; exit 6; fi;"
+        f" touch {up}; sleep 600; touch {done}"
+    )
     ex.start(launch("bad", cmd, (("s-gpu-0", (0,)), ("s-gpu-1", (0,)))))
-    end = end_of(ex, "bad")
-    assert end.kind == EventKind.EXITED and end.exit_code not in (0, None)
-    assert time.time() - t0 < 30
+    end = end_of(ex, "bad", timeout=300)
+    assert end.kind == EventKind.EXITED and end.exit_code not in (0, None), end
+    assert up.exists()  # rank 0 was running when rank 1 failed
+    assert not done.exists()  # and it was killed with the gang, not run to its end
     assert "bad" not in ex.active()
 
 
