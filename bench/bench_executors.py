@@ -103,7 +103,7 @@ def main() -> None:
         rx.close()
     finally:
         ray.shutdown()
-        cluster.shutdown()
+        cluster.shutdown()  # type: ignore[no-untyped-call]
 
     lm = statistics.median(local_lat)
     for name, lat in (

@@ -186,7 +186,7 @@ def tick(queued: int, devices: int) -> None:
     bare = time.perf_counter() - t0
     decide(snap(False), policy, cache, config)  # warm-up: builds the problem arrays
     t0 = time.perf_counter()
-    d = decide(snap(False), policy, cache, config)
+    tick = decide(snap(False), policy, cache, config)
     tick_s = time.perf_counter() - t0
     in_policy[0] = 0.0
     t0 = time.perf_counter()
@@ -207,7 +207,7 @@ def tick(queued: int, devices: int) -> None:
     again_policy_s = in_policy[0]
     print(f"{queued:,} queued, {len(running):,} running on {devices:,} devices ({len(nodes)} nodes, 4 types)")
     print(
-        f"  tick (back-fill only): {tick_s:.3f} s, started {len(d.start)}, preempted {len(d.preempt)}  (target < 0.2 s)"
+        f"  tick (back-fill only): {tick_s:.3f} s, started {len(tick.start)}, preempted {len(tick.preempt)}  (target < 0.2 s)"
     )
     print(f"  tick right after an arrival (problem arrays rebuilt): {rebuilt_s:.3f} s")
     print(

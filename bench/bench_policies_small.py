@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 from scipy import sparse
@@ -102,7 +103,7 @@ def main() -> None:
         problems = {n: make(n, args.types, seed=n) for n in sizes}
         print(f"\n{label} rows, {args.types} types: median ms (x lp = ratio to one plain linprog LP)")
         print(f"{'policy':>22} " + " ".join(f"{f'{n} jobs':>17}" for n in sizes))
-        base = {n: median_ms(lambda p=problems[n]: baseline_lp(p), args.repeat) for n in sizes}
+        base = {n: median_ms(partial(baseline_lp, problems[n]), args.repeat) for n in sizes}
         print(f"{'linprog max-tput LP':>22} " + " ".join(f"{base[n]:9.2f}        " for n in sizes))
         for name in names:
             policy = POLICIES[name]
@@ -113,7 +114,7 @@ def main() -> None:
                     cells.append(f"{'INFEASIBLE':>17}")
                     continue
                 reps = args.repeat if n <= 500 else max(3, args.repeat // 3)
-                ms = median_ms(lambda p=p, f=policy: f(p), reps)
+                ms = median_ms(partial(policy, p), reps)
                 cells.append(f"{ms:9.2f} {ms / base[n]:5.2f}x ")
             print(f"{name:>22} " + " ".join(cells))
 

@@ -31,6 +31,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from accelpool.core.policies import get_policy
 from accelpool.core.round_config import RoundConfig
@@ -38,6 +39,7 @@ from accelpool.sim.engine import simulate
 from accelpool.sim.gavel import read_gavel_trace
 from accelpool.sim.metrics import compute
 from accelpool.sim.philly import read_philly_csv
+from accelpool.sim.workload import Workload
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "traces"
 CLUSTER = {"v100": 36, "p100": 36, "k80": 36}
@@ -70,10 +72,10 @@ def bare_loop_seconds(active: list[int], rounds_seconds: float = 360.0) -> float
     return time.perf_counter() - t0
 
 
-LAST: dict = {}
+LAST: dict[str, Any] = {}
 
 
-def run(workload, policy: str) -> dict:
+def run(workload: Workload, policy: str) -> dict[str, Any]:
     # the literature's semantics (Gavel): the figures in docs/simulator.md compare with its published ones
     config = RoundConfig.per_round()
     r = simulate(workload, get_policy(policy), policy_name=policy, round_seconds=360.0, config=config)
@@ -163,7 +165,7 @@ PAIRS = {
 GAVEL_SIM = Path(__file__).resolve().parents[1].parent / "shared" / "baselines" / "gavel" / "simulate.sh"
 
 
-def run_gavel(gavel: Path, path: Path, cluster: str, gavel_name: str) -> dict | None:
+def run_gavel(gavel: Path, path: Path, cluster: str, gavel_name: str) -> dict[str, Any] | None:
     """Gavel's simulator once: its JSON line plus its CPU seconds (child rusage); None when it failed."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
@@ -177,7 +179,7 @@ def run_gavel(gavel: Path, path: Path, cluster: str, gavel_name: str) -> dict | 
         print(f"Gavel failed ({gavel_name}): {out.stderr.strip().splitlines()[-1:]}")
         return None
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    g = json.loads(out.stdout.strip().splitlines()[-1])
+    g: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     g["cpu_seconds"] = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
     g.update(trace=path.name, cluster=cluster, load=os.getloadavg()[0], at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     return g
@@ -195,7 +197,7 @@ def gavel_only(trace_file: str, cluster: str, pairs: list[str], gavel: Path, cac
             print(json.dumps(g), flush=True)
 
 
-def cached(cache: Path | None, path: Path, cluster: str, gavel_name: str) -> dict | None:
+def cached(cache: Path | None, path: Path, cluster: str, gavel_name: str) -> dict[str, Any] | None:
     if cache is None or not cache.exists():
         return None
     found = None

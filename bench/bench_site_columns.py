@@ -22,9 +22,13 @@ spanning its sites; the water-filling policies keep such types one column (so "c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
+from unittest import mock
 
 import numpy as np
 
@@ -65,7 +69,10 @@ def snapshot(jobs: int, devices: int, two_sites: bool, quota: int = 0) -> Snapsh
     )
 
 
-def cpu_of(fn: Callable[[], object]) -> tuple[float, object]:
+R = TypeVar("R")
+
+
+def cpu_of(fn: Callable[[], R]) -> tuple[float, R]:
     c0 = time.process_time()
     out = fn()
     return time.process_time() - c0, out
@@ -80,20 +87,18 @@ def main() -> None:
     ap.add_argument("--quota", type=int, default=0, help="each tenant's quota of every type (devices)")
     args = ap.parse_args()
     policy = get_policy(args.policy)
-    real = rounds.site_columns
     for two in (False, True):
         snap = snapshot(args.jobs, args.devices, two, args.quota)
         times: dict[str, list[float]] = {"pooled": [], "columns": []}
         started: dict[str, int] = {}
         for _ in range(args.repeat):
             for label in ("pooled", "columns"):
-                rounds.site_columns = real if label == "columns" else (lambda *a, **k: None)  # type: ignore[assignment]
-                try:
-                    cpu, d = cpu_of(lambda s=snap: decide(s, policy, DecideCache()))
-                finally:
-                    rounds.site_columns = real
+                with contextlib.ExitStack() as stack:
+                    if label == "pooled":  # decide() as if no site split the types: site_columns says None
+                        stack.enter_context(mock.patch.object(rounds, "site_columns", lambda *a, **k: None))
+                    cpu, d = cpu_of(partial(decide, snap, policy, DecideCache()))
                 times[label].append(cpu)
-                started[label] = len(d.start)  # type: ignore[attr-defined]
+                started[label] = len(d.start)
         med = {k: statistics.median(v) for k, v in times.items()}
         what = "two sites, half of every type each" if two else "one site"
         print(
