@@ -28,6 +28,17 @@ per request depends much less on other load than latency does.
 ``--compare-src DIR`` measures the same with the server run from another source tree (the code before a
 change), alternating with this tree, and prints the ratios this/baseline: API CPU per submission and p99.
 
+``--reps N`` runs each configuration N times, alternating (SQLite, then PostgreSQL with ``--postgres``),
+and ends with a summary of the medians per configuration: open loop answered rate, p50, p99, p999 and
+errors; CPU per submission (API, scheduler, load generator); the load average around each measurement.
+``--parts open`` runs the open loop alone. ``--text-index batched,none`` (SQLite) runs the server with the
+job text index as shipped (written in batches, migration 0014) and without any index write, alternating,
+the second the baseline the first's API CPU is printed against (``per-submission``: the index written in
+every submission's transaction, as before 0014); see ``text_index_variant``.
+
+    python bench/bench_api.py --seconds 20 --list-jobs 0 --rate 1000 --procs 1 --conns 16 --parts open \
+        --text-index batched,none --postgres --reps 2
+
 Targets: >= 1,000 submissions/s with p99 < 50 ms on SQLite; < 0.2 s per page of the listing.
 """
 
@@ -164,6 +175,23 @@ class Result:
     statuses: dict[int, int]
     client_cpu_s: float = 0.0  # CPU seconds the load generator itself used
     server_cpu_s: dict[str, float] = field(default_factory=dict)  # per server process (api, scheduler, ...)
+    p999_ms: float = 0.0
+    load: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average at the start and the end
+
+    @property
+    def errors(self) -> int:
+        return sum(v for k, v in self.statuses.items() if not 200 <= k < 300)
+
+    def cpu_ms(self, role: str) -> float:
+        return self.server_cpu_s.get(role, 0.0) / max(self.answers, 1) * 1000
+
+    def line(self) -> str:
+        """Answered rate, p50/p99/p999, errors and the load average around the measurement."""
+        return (
+            f"{self.rate:,.0f}/s answered, p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms, "
+            f"p999 {self.p999_ms:.1f} ms, {self.errors} errors of {self.answers:,} "
+            f"(load average {self.load[0]:.1f} -> {self.load[1]:.1f})"
+        )
 
     @property
     def answers(self) -> int:
@@ -209,6 +237,7 @@ def _cpu_s(pid: int) -> float:
 
 
 def generate(load: Load, procs: int, server_pid: int | None = None) -> Result:
+    load0 = os.getloadavg()[0]
     roles = _descendants(server_pid) if server_pid is not None else {}
     ctx = mp.get_context("spawn")  # clean client processes: no server state, no inherited threads
     out = ctx.Queue()
@@ -234,8 +263,9 @@ def generate(load: Load, procs: int, server_pid: int | None = None) -> Result:
         p.join(timeout=30)
     lat.sort()
     ok = sum(v for k, v in statuses.items() if 200 <= k < 300)
+    loads = (load0, os.getloadavg()[0])
     if not lat:
-        return Result(0.0, 0.0, 0.0, statuses, client_cpu, server_cpu)
+        return Result(0.0, 0.0, 0.0, statuses, client_cpu, server_cpu, 0.0, loads)
     return Result(
         ok / max(wall, 1e-9),
         statistics.median(lat) * 1000,
@@ -243,6 +273,8 @@ def generate(load: Load, procs: int, server_pid: int | None = None) -> Result:
         statuses,
         client_cpu,
         server_cpu,
+        lat[max(0, int(len(lat) * 0.999) - 1)] * 1000,
+        loads,
     )
 
 
@@ -295,7 +327,32 @@ def listing(url: str, token: str, pages: int) -> tuple[float, float, int]:
     return max(times), statistics.mean(times), seen
 
 
-def run(label: str, db_url: str | None, a: argparse.Namespace) -> dict[str, Result]:
+TEXT_INDEX_VARIANTS = ("batched", "per-submission", "none")
+
+
+def text_index_variant(db_file: Path, variant: str) -> None:
+    """SQLite's job text index (migrations 0013-0014), set on the server's database before the load:
+    ``batched`` as shipped (new jobs indexed every ``TEXT_INDEX_EVERY`` submissions, in one statement);
+    ``per-submission`` the mark moved past any seq, so 0014's insert trigger indexes every job in its
+    submission's transaction (the cost before 0014) and the batches find nothing to do; ``none`` that and
+    the insert trigger dropped (no index write at all: the baseline the index's cost is measured against).
+    The server's connections see the schema change at their next statement."""
+    if variant in ("batched", ""):
+        return
+    import sqlite3
+
+    con = sqlite3.connect(db_file, timeout=30, isolation_level=None)
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("UPDATE jobs_text_mark SET upto = ? WHERE id = 0", (2**62,))
+        if variant == "none":
+            con.execute("DROP TRIGGER jobs_text_ai")
+        con.execute("COMMIT")
+    finally:
+        con.close()
+
+
+def run(label: str, db_url: str | None, a: argparse.Namespace, variant: str = "") -> dict[str, Result]:
     with tempfile.TemporaryDirectory() as d:
         data = Path(d) / "data"
         data.mkdir()
@@ -309,6 +366,9 @@ def run(label: str, db_url: str | None, a: argparse.Namespace) -> dict[str, Resu
         try:
             admin = (data / "admin-token").read_text().strip()
             token = setup(server.url, admin)
+            if db_url is None and variant:
+                text_index_variant(data / "accelpool.sqlite", variant)
+                label += f" [text index: {variant}]"
             host, port = "127.0.0.1", server.port
             assert server.proc is not None
             pid = server.proc.pid
@@ -322,20 +382,27 @@ def run(label: str, db_url: str | None, a: argparse.Namespace) -> dict[str, Resu
                 )
 
             out: dict[str, Result] = {}
-            base = out["healthz"] = load("GET", "/healthz", None)
-            print(
-                f"{label}: baseline GET /healthz: {base.rate:,.0f} answers/s from {clients} connections "
-                f"({a.procs} client processes), p50 {base.p50_ms:.1f} ms, p99 {base.p99_ms:.1f} ms; " + base.cpu_line()
-            )
-            sub = out["closed"] = load("POST", "/api/v1/jobs", {"name": "b", "command": "true"})
-            print(
-                f"{label}: POST /api/v1/jobs: {sub.rate:,.0f} submissions/s from {clients} connections "
-                f"({sub.rate / 1000:.2f} x the 1,000/s target, {sub.rate / max(base.rate, 1e-9):.2f} x "
-                f"the /healthz ceiling), p50 {sub.p50_ms:.1f} ms, p99 {sub.p99_ms:.1f} ms "
-                f"({sub.p99_ms / 50:.2f} x the 50 ms limit); statuses {dict(sorted(sub.statuses.items()))}; "
-                + sub.cpu_line()
-            )
-            if a.rate > 0:
+            parts = set(a.parts.split(","))
+            if "healthz" in parts:
+                base = out["healthz"] = load("GET", "/healthz", None)
+                print(
+                    f"{label}: baseline GET /healthz: {base.rate:,.0f} answers/s from {clients} connections "
+                    f"({a.procs} client processes), p50 {base.p50_ms:.1f} ms, p99 {base.p99_ms:.1f} ms; "
+                    + base.cpu_line()
+                )
+            if "closed" in parts:
+                sub = out["closed"] = load("POST", "/api/v1/jobs", {"name": "b", "command": "true"})
+                ceiling = out["healthz"].rate if "healthz" in out else 0.0
+                print(
+                    f"{label}: POST /api/v1/jobs: {sub.rate:,.0f} submissions/s from {clients} connections "
+                    f"({sub.rate / 1000:.2f} x the 1,000/s target"
+                    + (f", {sub.rate / ceiling:.2f} x the /healthz ceiling" if ceiling else "")
+                    + f"), p50 {sub.p50_ms:.1f} ms, p99 {sub.p99_ms:.1f} ms, p999 "
+                    f"{sub.p999_ms:.1f} ms ({sub.p99_ms / 50:.2f} x the 50 ms limit); statuses "
+                    f"{dict(sorted(sub.statuses.items()))}; load average {sub.load[0]:.1f} -> {sub.load[1]:.1f}; "
+                    + sub.cpu_line()
+                )
+            if a.rate > 0 and "open" in parts:
                 open_ = generate(
                     Load(
                         host,
@@ -355,10 +422,9 @@ def run(label: str, db_url: str | None, a: argparse.Namespace) -> dict[str, Resu
                 )
                 out["open"] = open_
                 print(
-                    f"{label}: open loop, {a.rate:,.0f} submissions/s offered over {clients} connections: "
-                    f"{open_.rate:,.0f}/s answered, p50 {open_.p50_ms:.1f} ms, p99 {open_.p99_ms:.1f} ms from the "
-                    f"due time ({open_.p99_ms / 50:.2f} x the 50 ms limit); statuses {dict(sorted(open_.statuses.items()))}; "
-                    + open_.cpu_line()
+                    f"{label}: open loop, {a.rate:,.0f} submissions/s offered for {a.seconds:g} s over {clients} "
+                    f"connections: {open_.line()}, latencies from the due time ({open_.p99_ms / 50:.2f} x the "
+                    f"50 ms limit); statuses {dict(sorted(open_.statuses.items()))}; " + open_.cpu_line()
                 )
             if a.list_jobs:
                 bulk_jobs(db_url or f"sqlite+pysqlite:///{data / 'accelpool.sqlite'}", a.list_jobs)
@@ -410,6 +476,39 @@ def compare(label: str, make_db: Any, a: argparse.Namespace) -> None:
         )
 
 
+def summary(runs: dict[str, list[dict[str, Result]]]) -> None:
+    """Medians over the repetitions of each configuration, side by side: open loop (answered rate, p50,
+    p99, p999, errors) and CPU per submission (API, scheduler, load generator), closed-loop rate; with a
+    configuration named ``... none`` (no text index write), the others' API CPU as a ratio of it."""
+    print("summary (medians of each configuration's runs):")
+    ref = next((v for k, v in runs.items() if k.endswith(" none")), None)
+    for name, rs in runs.items():
+        out = [f"  {name} ({len(rs)} run{'s' if len(rs) > 1 else ''}):"]
+        for part in ("open", "closed"):
+            xs = [r[part] for r in rs if part in r]
+            if not xs:
+                continue
+
+            def med(f: Any, xs: list[Result] = xs) -> float:
+                return float(statistics.median(f(x) for x in xs))
+
+            api = med(lambda x: x.cpu_ms("api"))
+            ratio = ""
+            if ref is not None and name.startswith("SQLite") and all(part in r for r in ref):
+                base = statistics.median(r[part].cpu_ms("api") for r in ref)
+                ratio = f" ({api / max(base, 1e-9):.2f} x no text index)"
+            loads = [x.load[k] for x in xs for k in (0, 1)]
+            out.append(
+                f"{part} loop {med(lambda x: x.rate):,.0f}/s answered, p50 {med(lambda x: x.p50_ms):.1f} ms, "
+                f"p99 {med(lambda x: x.p99_ms):.1f} ms, p999 {med(lambda x: x.p999_ms):.1f} ms, "
+                f"errors {sum(x.errors for x in xs)}; CPU ms per submission: API {api:.3f}{ratio}, scheduler "
+                f"{med(lambda x: x.cpu_ms('scheduler')):.3f}, load generator "
+                f"{med(lambda x: x.client_cpu_s / max(x.answers, 1) * 1000):.3f}; load average "
+                f"{min(loads):.1f}-{max(loads):.1f}"
+            )
+        print("\n    ".join(out))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=10.0, help="per measurement")
@@ -427,22 +526,50 @@ def main() -> None:
     ap.add_argument(
         "--compare-src", help="also run the server from this source tree (a baseline) and print ratios"
     )
-    ap.add_argument("--reps", type=int, default=3, help="with --compare-src: runs of each, alternating")
+    ap.add_argument(
+        "--reps",
+        type=int,
+        help="runs of each configuration, alternating (default 3 with --compare-src, else 1); a summary of the "
+        "medians follows",
+    )
+    ap.add_argument(
+        "--parts", default="healthz,closed,open", help="which loads to run, of healthz, closed, open"
+    )
+    ap.add_argument(
+        "--text-index",
+        default="",
+        help="SQLite: comma-separated variants of the job text index to run, alternating, e.g. "
+        f"'batched,none' (of {', '.join(TEXT_INDEX_VARIANTS)}; see text_index_variant)",
+    )
     a = ap.parse_args()
-    if not a.no_sqlite:
-        if a.compare_src:
-            compare("SQLite", lambda: None, a)
-        else:
-            run("SQLite", None, a)
+    variants = [v for v in a.text_index.split(",") if v]
+    for v in variants:
+        if v not in TEXT_INDEX_VARIANTS:
+            ap.error(f"--text-index: unknown variant {v!r} (choose from {', '.join(TEXT_INDEX_VARIANTS)})")
+    pg_base = None
     if a.postgres:
         from accelpool.storage.pgserver import fresh_database, postgres_url
 
-        base = postgres_url()
-        if base:
-            if a.compare_src:
-                compare("PostgreSQL", lambda: fresh_database(base), a)
-            else:
-                run("PostgreSQL", fresh_database(base), a)
+        pg_base = postgres_url()
+        if pg_base is None:
+            print("PostgreSQL: no server (set ACCELPOOL_TEST_POSTGRES_URL); skipped")
+    if a.compare_src:
+        a.reps = a.reps or 3
+        if not a.no_sqlite:
+            compare("SQLite", lambda: None, a)
+        if pg_base:
+            compare("PostgreSQL", lambda: fresh_database(pg_base), a)
+        return
+    runs: dict[str, list[dict[str, Result]]] = {}
+    for _ in range(a.reps or 1):  # the configurations alternate, so slow spells of the machine spread out
+        if not a.no_sqlite:
+            for v in variants or [""]:
+                runs.setdefault("SQLite" + (f", text index {v}" if v else ""), []).append(
+                    run("SQLite", None, a, v)
+                )
+        if pg_base:
+            runs.setdefault("PostgreSQL", []).append(run("PostgreSQL", fresh_database(pg_base), a))
+    summary(runs)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ would be paid per job. So when the writer finds a submission alone in its queue 
 less than ``linger`` seconds after the one before it, it waits up to ``linger`` for more before it
 commits; a submission after a quiet spell is still committed at once, and a backlog (a batch already) is
 committed without waiting.
+
+After a second with no submission, the writer adds the jobs not yet in SQLite's text index to it
+(``SubmissionWrites.index_text``; under a stream, the submissions index them every ``TEXT_INDEX_EVERY``).
 """
 
 from __future__ import annotations
@@ -35,8 +38,12 @@ _STOP = object()
 
 
 class SubmitBatcher:
-    def __init__(self, store: SubmissionWrites, max_batch: int = 256, linger: float = 0.004) -> None:
+    def __init__(
+        self, store: SubmissionWrites, max_batch: int = 256, linger: float = 0.004, index_after: float = 1.0
+    ) -> None:
         self.store, self.max_batch, self.linger = store, max_batch, linger
+        self.index_after = index_after  # seconds without a submission before the text index catches up
+        self._wrote = False  # jobs were queued since the text index last caught up
         self._q: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._last_put = float("-inf")
         self._gap = float("inf")  # seconds between the latest two submissions
@@ -61,7 +68,15 @@ class SubmitBatcher:
     def _run(self) -> None:
         stop = False
         while not stop:
-            first = self._q.get()
+            try:
+                first = self._q.get(timeout=self.index_after if self._wrote else None)
+            except queue.Empty:  # a quiet spell after submissions: bring the text index up to date
+                self._wrote = False
+                try:
+                    self.store.index_text()
+                except Exception:  # the next submissions index them (or the next quiet spell)
+                    log.exception("indexing the new jobs' text failed")
+                continue
             if first is _STOP:
                 return
             batch = [first]
@@ -89,6 +104,7 @@ class SubmitBatcher:
             except Exception as exc:  # the whole transaction failed: every caller hears it
                 log.exception("submission batch of %d failed", len(items))
                 results = [exc] * len(items)
+            self._wrote = self._wrote or any(isinstance(r, tuple) and r[1] for r in results)
             for (_, done), r in zip(pairs, results, strict=True):
                 try:
                     done(r)

@@ -7,6 +7,7 @@ nothing here writes.
 from __future__ import annotations
 
 import json
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ SORTS: dict[str, tuple[tuple[Any, bool], ...]] = {
     "state": ((T.jobs.c.state, False), (T.jobs.c.seq, True)),
 }
 HOUR = 3600.0
-_TEXT = table("jobs_text", column("rowid"))  # SQLite's FTS5 trigram index of jobs.name, jobs.id (0013)
+_TEXT = table("jobs_text", column("rowid"))  # SQLite's FTS5 trigram index of jobs.name, jobs.id (0013, 0014)
 COUNT_CAP = 10_000  # a filtered search counts its matches up to this many
 DAY = 86400.0
 TRIGRAM = 3  # the shortest text the trigram indexes serve (characters)
@@ -75,9 +76,6 @@ def _conditions(
     if f.q:
         like = "%" + _escape(f.q) + "%"
         conds.append(or_(j.name.like(like, escape="\\"), j.id.like(like, escape="\\")))
-        if _indexed(store, f):
-            phrase = '"' + f.q.replace('"', '""') + '"'
-            conds.append(sql_text("jobs_text MATCH :text_q").bindparams(text_q=phrase))
     if f.program:
         with store.read() as c:
             ids = [r.id for r in c.execute(select(T.grants.c.id).where(T.grants.c.program == f.program))]
@@ -100,11 +98,30 @@ def _indexed(store: SqlStore, f: JobFilter) -> bool:
     return len(f.q) >= TRIGRAM and store.engine.dialect.name == "sqlite"
 
 
-def _source(store: SqlStore, f: JobFilter) -> Any:
-    """The jobs, joined to their text index rows when the search reads it (``_indexed``)."""
-    if _indexed(store, f):
-        return T.jobs.join(_TEXT, _TEXT.c.rowid == T.jobs.c.seq)
-    return T.jobs
+def _parts(store: SqlStore, c: Any, f: JobFilter) -> list[tuple[Any, list[Any]]]:
+    """Where a search reads its rows: (source, conditions added to the filter's) for each part. Without
+    the text index, the jobs table. With it (``_indexed``): the jobs the index covers, joined to their
+    index rows that hold the text, and the jobs above the index's mark (``jobs_text_mark``, migration
+    0014: the newest, at most about ``submissions.TEXT_INDEX_EVERY``), which the LIKE alone reads, so a
+    job is found from the moment its submission is answered."""
+    if not _indexed(store, f):
+        return [(T.jobs, [])]
+    mark = int(c.exec_driver_sql("SELECT upto FROM jobs_text_mark WHERE id = 0").scalar() or 0)
+    phrase = '"' + f.q.replace('"', '""') + '"'
+    match = sql_text("jobs_text MATCH :text_q").bindparams(text_q=phrase)
+    return [
+        (T.jobs.join(_TEXT, _TEXT.c.rowid == T.jobs.c.seq), [match, _TEXT.c.rowid <= mark]),
+        (T.jobs, [T.jobs.c.seq > mark]),
+    ]
+
+
+def _merge(parts: list[list[tuple[Any, ...]]], order: Sequence[tuple[Any, bool]], forward: bool) -> list[Any]:
+    """The rows of several parts (each already in the page's order) in the page's order: the sort's
+    columns, each descending when its ``desc`` equals ``forward`` (as the queries order them)."""
+    rows = [r for part in parts for r in part]
+    for i in reversed(range(len(order))):  # stable sorts, the last key first
+        rows.sort(key=operator.itemgetter(i), reverse=order[i][1] == forward)
+    return rows
 
 
 def _escape(text: str) -> str:
@@ -150,21 +167,31 @@ def search_jobs(
         where = list(conds)
         if cursor is not None:
             row = c.execute(select(*cols).where(j.seq == cursor)).first()
-        src = _source(store, f)
-        if src is not T.jobs and f.sort in ("new", "old"):
-            # newest (or oldest) first straight from the index's rowid order (rowid = seq): the first
-            # page stops after its rows even when most jobs hold the text
-            order = ((_TEXT.c.rowid, order[0][1]),)
-        if cursor is not None and row is not None:
-            where.append(_beyond(order, tuple(row), forward))
-        keys = select(*cols).select_from(src)
-        if where:
-            keys = keys.where(and_(*where))
-        by = [(col.desc() if desc == forward else col.asc()) for col, desc in order]
-        q = keys.order_by(*by).limit(per_page + 1)
-        if cursor is None and page > 1:
-            q = q.offset((page - 1) * per_page)
-        found = [tuple(r) for r in c.execute(q)]
+        parts = _parts(store, c, f)
+        skip = (page - 1) * per_page if cursor is None and page > 1 else 0
+        found_parts = []
+        for src, extra in parts:
+            by_order = order
+            if src is not T.jobs and f.sort in ("new", "old"):
+                # newest (or oldest) first straight from the index's rowid order (rowid = seq): the first
+                # page stops after its rows even when most jobs hold the text
+                by_order = ((_TEXT.c.rowid, order[0][1]),)
+            part_where = where + extra
+            if cursor is not None and row is not None:
+                part_where.append(_beyond(by_order, tuple(row), forward))
+            keys = select(*cols).select_from(src)
+            if part_where:
+                keys = keys.where(and_(*part_where))
+            by = [(col.desc() if desc == forward else col.asc()) for col, desc in by_order]
+            if len(parts) == 1:
+                q = keys.order_by(*by).limit(per_page + 1).offset(skip or None)
+            else:  # each part's first rows up to the page's end; merged, then the page cut out below
+                q = keys.order_by(*by).limit(skip + per_page + 1)
+            found_parts.append([tuple(r) for r in c.execute(q)])
+        if len(parts) == 1:
+            found = found_parts[0]
+        else:
+            found = _merge(found_parts, order, forward)[skip : skip + per_page + 1]
         more = len(found) > per_page
         found = found[:per_page]
         if not forward:
@@ -174,12 +201,20 @@ def search_jobs(
         if cursor is None and page <= 1 and not more:
             n = None  # the first page holds every match: counted already (a rare name, say)
         elif conds and filtered:
-            n = select(func.count()).select_from(
-                select(j.seq).select_from(src).where(and_(*conds)).limit(COUNT_CAP + 1).subquery()
-            )
+            n = [
+                select(func.count()).select_from(
+                    select(j.seq).select_from(src).where(and_(*conds, *extra)).limit(COUNT_CAP + 1).subquery()
+                )
+                for src, extra in parts
+            ]
         elif conds:
             n = n.where(and_(*conds))
-        total = len(found) if n is None else int(c.execute(n).scalar_one())
+        if n is None:
+            total = len(found)
+        elif isinstance(n, list):
+            total = sum(int(c.execute(q).scalar_one()) for q in n)
+        else:
+            total = int(c.execute(n).scalar_one())
     capped = filtered and total > COUNT_CAP
     on_first = (cursor is None and page <= 1) or (not forward and not more)
     nxt = seqs[-1] if seqs and (more or not forward) else None
