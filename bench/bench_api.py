@@ -476,6 +476,45 @@ def compare(label: str, make_db: Any, a: argparse.Namespace) -> None:
         )
 
 
+def text_index_cost(batch: int, jobs: int, reps: int) -> None:
+    """``--text-index-cost``: the CPU of SQLite's submission transactions in one process (no HTTP, no
+    scheduler, so little disturbed by other load), with each text index variant (``text_index_variant``)
+    on its own store, alternating ``reps`` times: ``jobs`` submissions in transactions of ``batch`` (the
+    group-commit writer's batches under an open loop at 1,000/s hold about 2-5)."""
+    from accelpool.storage.engine import sqlite_url
+    from accelpool.storage.submissions import Submission
+
+    cpu: dict[str, list[float]] = {v: [] for v in TEXT_INDEX_VARIANTS}
+    with tempfile.TemporaryDirectory() as d:
+        stores = {}
+        for v in TEXT_INDEX_VARIANTS:
+            path = Path(d) / f"{v}.sqlite"
+            stores[v] = SqlStore(sqlite_url(path))
+            text_index_variant(path, v)
+        n = 0
+        for _ in range(reps):
+            for v, store in stores.items():
+                items = [
+                    Submission(Job(f"c{n + k:08d}", tenant="t"), {"h100": 1.0}, name=f"cost-{n + k}")
+                    for k in range(jobs)
+                ]
+                n += jobs
+                t0 = time.process_time()
+                for k in range(0, jobs, batch):
+                    store.submit_many(items[k : k + batch])
+                cpu[v].append((time.process_time() - t0) / jobs * 1000)
+        for store in stores.values():
+            store.close()
+    none = statistics.median(cpu["none"])
+    for v, xs in cpu.items():
+        m = statistics.median(xs)
+        print(
+            f"SQLite submit_many, {jobs:,} jobs in transactions of {batch}, text index {v}: CPU {m:.3f} ms per "
+            f"job (median of {reps}; runs {', '.join(f'{x:.3f}' for x in xs)}), {m / none:.2f} x none "
+            f"(load average {os.getloadavg()[0]:.1f})"
+        )
+
+
 def summary(runs: dict[str, list[dict[str, Result]]]) -> None:
     """Medians over the repetitions of each configuration, side by side: open loop (answered rate, p50,
     p99, p999, errors) and CPU per submission (API, scheduler, load generator), closed-loop rate; with a
@@ -541,7 +580,16 @@ def main() -> None:
         help="SQLite: comma-separated variants of the job text index to run, alternating, e.g. "
         f"'batched,none' (of {', '.join(TEXT_INDEX_VARIANTS)}; see text_index_variant)",
     )
+    ap.add_argument(
+        "--text-index-cost",
+        type=int,
+        metavar="BATCH",
+        help="only the in-process CPU of submission transactions of BATCH jobs per text index variant",
+    )
     a = ap.parse_args()
+    if a.text_index_cost:
+        text_index_cost(a.text_index_cost, 2000, a.reps or 5)
+        return
     variants = [v for v in a.text_index.split(",") if v]
     for v in variants:
         if v not in TEXT_INDEX_VARIANTS:
