@@ -193,8 +193,11 @@ class UnitOfWork:
     def _job(self, job_id: str, spec: dict[str, Any] | str) -> Job:
         job = self._jobs.get(job_id)
         if job is None:
-            d = json_deserializer(spec) if isinstance(spec, str) else spec
-            job = self._jobs[job_id] = codec.job_from_dict(d)
+            if isinstance(spec, str):
+                job = codec.job_from_dict(json_deserializer(spec), owned=True)
+            else:
+                job = codec.job_from_dict(spec)
+            self._jobs[job_id] = job
         return job
 
     def _status(self, r: Any) -> JobStatus:
