@@ -6,16 +6,16 @@ in every index. At 50 each row finds room for one new version: that UPDATE took 
 1.5-2.1 s at load average 12-16 (docs/control-plane.md). Pages already written keep their fill until rewritten
 (new rows and updates use the new setting). SQLite has no such setting.
 
-Revision ID: 0014_jobs_fillfactor_50
-Revises: 0013_job_text_index
+Revision ID: 0015_jobs_fillfactor_50
+Revises: 0014_job_text_deferred
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0014_jobs_fillfactor_50"
-down_revision = "0013_job_text_index"
+revision = "0015_jobs_fillfactor_50"
+down_revision = "0014_job_text_deferred"
 branch_labels = None
 depends_on = None
 
