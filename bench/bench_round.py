@@ -6,11 +6,13 @@
 What is timed is what ships: ``Reconciler.step`` (observe the executor's events, meter running jobs and
 write their charges, snapshot, decide, record, act on the FakeExecutor), wall and CPU seconds per step;
 with PostgreSQL on this machine also the server's CPU seconds for this database's connections (/proc), so
-a loaded machine still shows what a step costs (client CPU + server CPU; wall on a quiet machine is about
-that sum). The database: a fresh one on ``$ACCELPOOL_TEST_POSTGRES_URL``'s server, else on a private
+a loaded machine still shows what a step costs: client and server take turns (one statement at a time),
+so client CPU + server CPU is about a lower bound of the wall time on a quiet machine. The database: a fresh one on ``$ACCELPOOL_TEST_POSTGRES_URL``'s server, else on a private
 server started from the PostgreSQL binaries here (storage/pgserver.py).
 Step 1 starts jobs from a cold queue; later steps (one round of 360 s later each) meter and bill the
-running jobs and decide again. Speeds are drawn per job and per allowed type (uniform 0.5-4 steps/s), so
+running jobs and decide again. Every step is a lease boundary (the Reconciler's default lease,
+``RoundConfig.lease_seconds``, is 360 s and the steps are 360 s apart), so these are also issue 10's
+"whole step at a lease boundary". Speeds are drawn per job and per allowed type (uniform 0.5-4 steps/s), so
 no two jobs share a row and the allocation LP does not collapse (a former version used 7 distinct rows).
 For reference the same step's snapshot / decide / record parts are timed once more, separately.
 """
