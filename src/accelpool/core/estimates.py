@@ -53,19 +53,25 @@ def queue_view(
     rows = queue.tolist()
     tenant_position, tenant_of = tenant_ranks(problem, queue)
     if not rows:
-        return QueueView((), tenant_position, tenant_of, np.zeros(0), np.zeros(0))
-    mins = _MinRun(snapshot, config, lease)
-    running = _releases(snapshot, statuses, problem, held, mins, cache)
-    late_all, sliced_all = _run_bounds(statuses, problem, cache)
-    late = late_all[queue]
-    early = late
-    if sliced_all[queue].any():
-        need = np.array([mins.of(statuses[i].job) if sliced_all[i] else math.inf for i in rows])
-        early = np.minimum(late, np.maximum(lease, np.ceil(need / lease - 1e-9) * lease))
-    durations = np.stack([early, late], axis=1)
-    lo, hi = estimate_starts(problem, usable, rows, running, snapshot.now, durations, idle)
+        return QueueView((), tenant_position, tenant_of, (np.zeros(0), np.zeros(0)))
+
+    def starts() -> tuple[np.ndarray, np.ndarray]:
+        mins = _MinRun(snapshot, config, lease)
+        running = _releases(snapshot, statuses, problem, held, mins, cache)
+        late_all, sliced_all = _run_bounds(statuses, problem, cache)
+        late = late_all[queue]
+        early = late
+        if sliced_all[queue].any():
+            need = np.array([mins.of(statuses[i].job) if sliced_all[i] else math.inf for i in rows])
+            early = np.minimum(late, np.maximum(lease, np.ceil(need / lease - 1e-9) * lease))
+        durations = np.stack([early, late], axis=1)
+        return estimate_starts(problem, usable, rows, running, snapshot.now, durations, idle)
+
     ids = problem.job_ids
-    return QueueView(tuple(ids[i] for i in rows), tenant_position, tenant_of, lo, hi)
+    # the start ranges (a replay of the whole queue) are worked out when a reader first asks for them
+    # (see QueueView); everything they read is a value of this round, never changed afterwards, and the
+    # cache's entries are keyed by identity, so a later round's entries give the same figures
+    return QueueView(tuple(ids[i] for i in rows), tenant_position, tenant_of, starts)
 
 
 def yield_boundaries(

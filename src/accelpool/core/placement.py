@@ -17,7 +17,7 @@ import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem
 from accelpool.core.estimates import queue_view, yield_boundaries
-from accelpool.core.reasons import explain, fair_order
+from accelpool.core.reasons import LazyText, explain, fair_order
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.round_types import Decision, JobStatus, Placement, Snapshot, round_cost_krw
 from accelpool.core.sites import price_for
@@ -509,10 +509,10 @@ def _place(
         if jid not in started_ids:
             waiting[jid] = reasons.get(jid, capacity_reason)
     blocked = blocked_reasons(problem) if waiting else {}
-    _priority_only_for_priority(problem, waiting, keep, start)
-    # queue positions: the back-fill's fair order, jobs that cannot run as things stand left out
     ids = problem.job_ids
     index = _index_of(ids, cache)
+    _priority_only_for_priority(problem, waiting, keep, start, index)
+    # queue positions: the back-fill's fair order, jobs that cannot run as things stand left out
     in_queue = np.zeros(len(ids), dtype=bool)
     in_queue[[index[j] for j in waiting if j not in blocked]] = True
     queue_arr = ranked_all[in_queue[ranked_all]]
@@ -521,7 +521,12 @@ def _place(
     idle = {k: free.total(t) for k, t in enumerate(types)}
     view = queue_view(snapshot, statuses, problem, usable, queue_arr, (keep, start), horizon, config, cache, idle)
     yields = yield_boundaries(snapshot, statuses, keep, config, horizon) if waiting else {}
-    details = explain(problem, statuses, waiting, blocked, short, snapshot, unpaid or {}, yields)
+    extra = {j: n for j, n in notes.items() if j in waiting}
+    asked = dict(waiting)
+    # each waiting job's sentence, written when a reader first asks for one (core.reasons.LazyText)
+    details = LazyText(
+        lambda: {**explain(problem, statuses, asked, blocked, short, snapshot, unpaid or {}, yields), **extra}
+    )
     return Decision(
         now=snapshot.now,
         allocation=alloc,
@@ -531,7 +536,7 @@ def _place(
         waiting=waiting,
         positions=positions,
         boundary=snapshot.lease_boundary,
-        details={**details, **{j: n for j, n in notes.items() if j in waiting}},
+        details=details,
         queue=view,
     )
 
@@ -541,6 +546,7 @@ def _priority_only_for_priority(
     waiting: dict[str, WaitReason],
     keep: list[Placement],
     start: list[Placement],
+    index: Mapping[str, int] | None = None,
 ) -> None:
     """ "priority" only when jobs with a higher priority field hold a type the waiting job could use: a job
     the policy gives nothing for fairness waits for its share ("fair-share"); a job that waits for devices
@@ -549,11 +555,15 @@ def _priority_only_for_priority(
     held = [j for j, r in waiting.items() if r is WaitReason.PRIORITY or r is WaitReason.CAPACITY]
     if not held:
         return
-    index = {j: i for i, j in enumerate(problem.job_ids)}
-    placed = [(int(problem.priority[index[p.job]]), p.accelerator, p.count) for p in (*keep, *start)]
+    if index is None:
+        index = {j: i for i, j in enumerate(problem.job_ids)}
+    priority = problem.priority
+    # one priority for every job (the usual case): no job holds devices above any other's
+    same = bool(priority.min() == priority.max())
+    placed = [] if same else [(int(priority[index[p.job]]), p.accelerator, p.count) for p in (*keep, *start)]
     top = max((prio for prio, _, _ in placed), default=None)
-    rows = np.array([index[j] for j in held], dtype=np.int64)
-    if top is None or top <= int(problem.priority[rows].min()):  # no job holds devices above theirs
+    rows = np.array([] if same else [index[j] for j in held], dtype=np.int64)
+    if same or top is None or top <= int(priority[rows].min()):  # no job holds devices above theirs
         for jid in held:
             if waiting[jid] is WaitReason.PRIORITY:
                 waiting[jid] = WaitReason.SHARE

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import heapq
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -203,19 +203,69 @@ def explain(
     return out
 
 
+class LazyText(Mapping[str, str]):
+    """A read-only job id -> text mapping built by ``make`` (pure, on values never changed afterwards)
+    the first time it is read, once: ``Decision.details`` of a round whose sentences nobody reads (the
+    simulator's) costs nothing."""
+
+    __slots__ = ("_make", "_data")
+
+    def __init__(self, make: Callable[[], dict[str, str]]) -> None:
+        self._make: Callable[[], dict[str, str]] | None = make
+        self._data: dict[str, str] | None = None
+
+    def _get(self) -> dict[str, str]:
+        if self._data is None:
+            assert self._make is not None
+            self._data, self._make = self._make(), None
+        return self._data
+
+    def __getitem__(self, key: str) -> str:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __repr__(self) -> str:
+        return repr(self._get())
+
+
 @dataclass(frozen=True, eq=False)
 class QueueView:
     """The queue as the scheduler would hand idle devices out: queued jobs in fair order, blocked jobs left
     out (they have no position). For the job at index k of ``ids``: position k + 1 of ``len(ids)`` in the
     pool, ``tenant_position[k]`` of ``tenant_of[k]`` among its tenant's queued jobs, and its estimated
     start range ``earliest[k]`` .. ``latest[k]`` (seconds on the pool's clock; NaN: unknown; see
-    ``estimate_starts``). Arrays, not one object per job: a queue of 10,000 jobs is rebuilt every tick."""
+    ``estimate_starts``). Arrays, not one object per job: a queue of 10,000 jobs is rebuilt every tick.
+
+    ``starts``: the (earliest, latest) arrays, or a function of no arguments that computes them from the
+    round's inputs (pure, on values that are never changed): they are then worked out the first time
+    ``earliest``, ``latest``, ``spot`` or ``rows`` is read, once. A reader (a store writing the queue, the
+    API) sees the same figures either way; a caller that never reads them (the simulator) does not pay the
+    replay of the whole queue every round."""
 
     ids: tuple[str, ...] = ()
     tenant_position: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     tenant_of: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    earliest: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    latest: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    starts: tuple[np.ndarray, np.ndarray] | Callable[[], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=lambda: (np.zeros(0), np.zeros(0))
+    )
+
+    @functools.cached_property
+    def _ranges(self) -> tuple[np.ndarray, np.ndarray]:
+        s = self.starts
+        return s() if callable(s) else s
+
+    @property
+    def earliest(self) -> np.ndarray:
+        return self._ranges[0]
+
+    @property
+    def latest(self) -> np.ndarray:
+        return self._ranges[1]
 
     def __len__(self) -> int:
         return len(self.ids)

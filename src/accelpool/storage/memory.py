@@ -38,11 +38,27 @@ class JobRecord:
     throughput: dict[str, float]
     run: RunSpec
     events: list[tuple[float, str, str]] = field(default_factory=list)
-    reason: str = ""
     position: int | None = None
     start_time: float | None = None
     end_time: float | None = None
     preemptions: int = 0
+    _reason: str = ""
+    _pending: tuple[Mapping[str, str], str] | None = None  # (a round's reasons in words, the code)
+
+    @property
+    def reason(self) -> str:
+        """The job's latest reason: a round's sentence (``Decision.details``, worked out when first read:
+        a simulation that never reads it does not write a sentence per waiting job per round), else its
+        code, or the reason of its latest state change."""
+        if self._pending is not None:
+            details, code = self._pending
+            self._reason = details.get(self.status.job.id) or code
+            self._pending = None
+        return self._reason
+
+    @reason.setter
+    def reason(self, text: str) -> None:
+        self._reason, self._pending = text, None
 
 
 class MemoryStore:
@@ -180,7 +196,7 @@ class MemoryStore:
         for job_id, why in decision.waiting.items():
             rec = jobs[job_id]
             if waits(rec.status.state):  # not cancelled (or started) since the snapshot
-                rec.reason = details.get(job_id) or why  # the reason in words, or its code (a str)
+                rec._pending = (details, why)  # the reason in words, or its code (a str), when read
                 rec.position = positions.get(job_id)
         for p in decision.keep:
             self.jobs[p.job].position = None
