@@ -110,3 +110,28 @@ def test_blocked_jobs_have_no_place_in_the_queue() -> None:
     assert d.queue.spot("w") is None
     assert d.queue.spot("q").position == 1  # type: ignore[union-attr]
     assert d.queue.spot("q").of == 1  # type: ignore[union-attr]
+
+
+def test_start_ranges_and_sentences_are_worked_out_when_first_read_with_the_same_figures() -> None:
+    """The round's start ranges and wait sentences are computed when first read (the simulator never reads
+    them), from that round's values: a later round on the same cache changes nothing in them."""
+    from accelpool.core.reasons import LazyText
+    from accelpool.core.rounds import DecideCache
+
+    def round_(now: float, cache: DecideCache):
+        statuses = [
+            running(Job("a-run", tenant="a", max_run_seconds=100.0)),
+            queued(Job("a1", tenant="a", submit_time=1.0)),
+            queued(Job("b1", tenant="b", submit_time=4.0, max_run_seconds=50.0)),
+        ]
+        return decide(snapshot(statuses, [Node("n0", "h100", 1)], now=now, started={"a-run": 0.0}), POLICY, cache)
+
+    eager = round_(10.0, DecideCache())
+    want = ({j: eager.queue.spot(j).range for j in ("b1", "a1")}, dict(eager.details))
+    assert want[0] == {"b1": (100.0, 100.0), "a1": (150.0, 150.0)}
+    assert want[1]["a1"].startswith("capacity: needs 1 x h100")
+    cache = DecideCache()
+    lazy = round_(10.0, cache)
+    assert callable(lazy.queue.starts) and isinstance(lazy.details, LazyText)
+    round_(40.0, cache)  # a later round fills the same cache before the first one is read
+    assert ({j: lazy.queue.spot(j).range for j in ("b1", "a1")}, dict(lazy.details)) == want
