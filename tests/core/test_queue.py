@@ -124,7 +124,9 @@ def test_start_ranges_and_sentences_are_worked_out_when_first_read_with_the_same
             queued(Job("a1", tenant="a", submit_time=1.0)),
             queued(Job("b1", tenant="b", submit_time=4.0, max_run_seconds=50.0)),
         ]
-        return decide(snapshot(statuses, [Node("n0", "h100", 1)], now=now, started={"a-run": 0.0}), POLICY, cache)
+        return decide(
+            snapshot(statuses, [Node("n0", "h100", 1)], now=now, started={"a-run": 0.0}), POLICY, cache
+        )
 
     eager = round_(10.0, DecideCache())
     want = ({j: eager.queue.spot(j).range for j in ("b1", "a1")}, dict(eager.details))
