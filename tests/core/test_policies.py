@@ -350,3 +350,81 @@ def test_fair_share_splits_over_types_by_capacity_only_when_they_are_full():
     x = get_policy("fair-share")(full).x
     assert x == pytest.approx(np.tile([0.75, 0.25], (8, 1)))
     assert check_feasible(full, get_policy("fair-share")(full)) == []
+
+
+def _stage_of(problem: AllocationProblem):  # type: ignore[no-untyped-def]
+    from accelpool.core.policies._wf_stage import _Stage
+    from accelpool.core.policies.max_min_fairness import _level_coefficients
+
+    usable = usable_mask(problem)
+    rows = build_rows(problem, usable)
+    a = np.where(usable, _level_coefficients(problem, usable), 0.0)
+    return _Stage(a, problem.scale.astype(float), rows, rows.member), rows
+
+
+def test_reach_decides_levels_in_price_space_with_proofs():
+    # below the exact LP level reach must find a fitting combination (an allocation), above it a
+    # refusal whose prices really price the plans out (weak duality), never the wrong way round
+    from accelpool.core.policies._wf_dual import _budget, reach
+    from accelpool.core.policies._wf_stage import _min_cost
+
+    rng = np.random.default_rng(3)
+    n, t = 600, 5
+    p = make(rng.uniform(0.1, 10, (n, t)), rng.uniform(30, 60, t).round(), rng.choice([1, 2, 4], n))
+    stage, rows = _stage_of(p)
+    opt = exact_level(p)
+    assert 1.1 * opt < stage.ceiling.min()  # rows bind: not a stage capped by a ceiling
+    low = reach(stage, np.minimum(0.9 * opt, stage.ceiling), [], 40)
+    assert low.fits is True and low.x is not None
+    use = (low.x * stage.size[:, None]) @ np.ones(t)
+    assert (low.x.sum(axis=1) <= 1 + 1e-9).all()
+    assert ((stage.a * low.x).sum(axis=1) >= np.minimum(0.9 * opt, stage.ceiling) * (1 - 1e-9)).all()
+    per_type = (low.x * stage.size[:, None]).sum(axis=0)
+    assert (per_type <= p.capacity + 1e-6).all() and use.sum() > 0
+    high = reach(stage, np.minimum(1.1 * opt, stage.ceiling), [], 40)
+    assert high.fits is not True
+    if high.fits is False:
+        lam = np.minimum(1.1 * opt, stage.ceiling)
+        cost = _min_cost(stage, stage.effective_price(high.price), lam)
+        assert float((stage.size * cost).sum()) > _budget(stage, high.price)
+
+
+def test_capped_stages_decided_in_price_space_keep_the_exact_level():
+    # weights 1 or 2 and scales 1..8: few distinct ceilings, so stages are capped by one of them;
+    # with capped_dual (off by default) those are decided by _wf_dual.reach: the result must stay exact
+    # and feasible, with the same stage-1 level as the default path
+    import sys
+    from pathlib import Path
+
+    from accelpool.core.policies import _waterfill
+    from accelpool.core.policies._seam import fill_spare
+    from accelpool.core.policies.max_min_fairness import _level_coefficients
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from problems import family_problem
+
+    calls = []
+    real = _waterfill.reach
+
+    def counted(*args, **kw):  # type: ignore[no-untyped-def]
+        out = real(*args, **kw)
+        calls.append(out.fits)
+        return out
+
+    _waterfill.reach = counted
+    try:
+        for family in ("restricted", "generational"):
+            problem = family_problem(family, 1500, 6, 5)
+            usable = usable_mask(problem)
+            rows = build_rows(problem, usable)
+            a = _level_coefficients(problem, usable)
+            x, _, _ = _waterfill.max_min_waterfill_warm(a, problem.scale, rows, usable, capped_dual=True)
+            x = fill_spare(problem, usable, rows, x, a)
+            level = stage_level(problem, x)
+            assert level == pytest.approx(exact_level(problem), rel=1e-6)
+            assert level == pytest.approx(stage_level(problem, max_min_fairness(problem).x), rel=1e-6)
+            used = (x * problem.scale[:, None]).sum(axis=0)
+            assert (used <= problem.capacity + 1e-6).all() and (x.sum(axis=1) <= 1 + 1e-9).all()
+    finally:
+        _waterfill.reach = real
+    assert True in calls  # a capped stage was decided in price space
