@@ -31,7 +31,12 @@ def launch(job: str, command: str, devices, acc: str = "h100", attempt: int = 1,
     )
 
 
-def wait_for(ex: SlurmExecutor, pred, seen: list[ExecutorEvent], timeout: float = 30.0) -> None:
+# How long a test waits for Slurm to start or end a job: a bound on waiting, not a claim about speed (30 s
+# left little room on a loaded machine); what a test claims about time, it asserts separately.
+WAIT = 120.0
+
+
+def wait_for(ex: SlurmExecutor, pred, seen: list[ExecutorEvent], timeout: float = WAIT) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         seen += ex.poll()
@@ -41,7 +46,7 @@ def wait_for(ex: SlurmExecutor, pred, seen: list[ExecutorEvent], timeout: float 
     raise AssertionError(f"condition not met: {seen}")
 
 
-def end_of(ex: SlurmExecutor, job: str, timeout: float = 30.0) -> ExecutorEvent:
+def end_of(ex: SlurmExecutor, job: str, timeout: float = WAIT) -> ExecutorEvent:
     seen: list[ExecutorEvent] = []
     wait_for(
         ex,
@@ -154,9 +159,10 @@ def test_different_device_counts_per_node_run_as_a_heterogeneous_job(
 
 def test_exit_code_of_a_failing_rank_ends_the_gang(ex: SlurmExecutor, tmp_path: Path) -> None:
     """Rank 1 fails while rank 0 is running its long step: the gang ends with a failure and rank 0 is
-    killed, not waited for. No wall-clock bound on Slurm's start-up (a loaded machine took more than the
-    30 s this test once allowed from submission): rank 1 fails only once rank 0 has started, and the end
-    must come long before rank 0's 600 s step could, which rank 0's marker (written after it) shows."""
+    killed, not waited for. No wall-clock bound on Slurm's start-up (the 30 s this test allowed from
+    submission included starting both ranks, which a loaded machine can exceed): rank 1 fails only once
+    rank 0 has started, and the end must come long before rank 0's 600 s step could, which rank 0's marker
+    (written after it) shows."""
     up, done = tmp_path / "rank0-up", tmp_path / "rank0-done"
     cmd = (
         f'if [ "$ACCELPOOL_NODE_RANK" = 1 ]; then'

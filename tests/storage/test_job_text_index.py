@@ -237,17 +237,17 @@ def test_without_pg_trgm_the_migration_goes_on_and_the_search_still_answers(capl
     tag = uuid.uuid4().hex[:10]
     role, db = f"ap_norights_{tag}", f"t_norights_{tag}"
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
-        c.exec_driver_sql(f'CREATE DATABASE "{db}"')  # owned by the test's (super)user, not by the role
-    owner = sa.create_engine(sa.engine.make_url(base).set(database=db), isolation_level="AUTOCOMMIT")
-    with owner.connect() as c:
-        c.exec_driver_sql(f'GRANT CREATE, USAGE ON SCHEMA public TO "{role}"')
-        c.exec_driver_sql(f'REVOKE CREATE ON DATABASE "{db}" FROM PUBLIC')
-    owner.dispose()
-    url = sa.engine.make_url(base).set(database=db, username=role, password=None)
     store = None
-    try:
+    try:  # from the first CREATE: the role and the database are dropped whatever fails after it
+        with admin.connect() as c:
+            c.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
+            c.exec_driver_sql(f'CREATE DATABASE "{db}"')  # owned by the test's (super)user, not the role
+        owner = sa.create_engine(sa.engine.make_url(base).set(database=db), isolation_level="AUTOCOMMIT")
+        with owner.connect() as c:
+            c.exec_driver_sql(f'GRANT CREATE, USAGE ON SCHEMA public TO "{role}"')
+            c.exec_driver_sql(f'REVOKE CREATE ON DATABASE "{db}" FROM PUBLIC')
+        owner.dispose()
+        url = sa.engine.make_url(base).set(database=db, username=role, password=None)
         with caplog.at_level("WARNING", logger="accelpool.storage.migrate"):
             store = SqlStore(url.render_as_string(hide_password=False))
         assert "pg_trgm could not be created" in caplog.text and "gin_trgm_ops" in caplog.text
