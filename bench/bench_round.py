@@ -15,6 +15,8 @@ running jobs and decide again. Every step is a lease boundary (the Reconciler's 
 "whole step at a lease boundary". Speeds are drawn per job and per allowed type (uniform 0.5-4 steps/s), so
 no two jobs share a row and the allocation LP does not collapse (a former version used 7 distinct rows).
 For reference the same step's snapshot / decide / record parts are timed once more, separately.
+The process collects garbage as the scheduler process does (``service.supervisor.settle_gc``: frozen
+start-up objects, thresholds 20,000/20/50); ``--default-gc`` keeps Python's defaults for comparison.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from accelpool.executors.fake import FakeExecutor
 from accelpool.runtime.clock import VirtualClock
 from accelpool.runtime.reconciler import Reconciler
 from accelpool.service.server import get_policy
+from accelpool.service.supervisor import settle_gc
 from accelpool.storage import codec
 from accelpool.storage import tables as T
 from accelpool.storage.engine import sqlite_url
@@ -171,7 +174,14 @@ def main() -> None:
     ap.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only (with --postgres)")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--ticks", type=int, default=0, help="then time this many tick decides (no policy)")
+    ap.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="keep Python's collector settings (not the scheduler process's)",
+    )
     a = ap.parse_args()
+    if not a.default_gc:
+        settle_gc()  # the scheduler process's collector settings (service/supervisor.py), as it runs a step
     with tempfile.TemporaryDirectory() as d:
         if not a.no_sqlite:
             run(sqlite_url(Path(d) / "round.sqlite"), "SQLite", a.jobs, a.devices, a.policy, a.steps, a.ticks)
