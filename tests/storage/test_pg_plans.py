@@ -12,15 +12,13 @@ from sqlalchemy import insert
 from accelpool.core.types import Job, Node, Tenant
 from accelpool.storage import codec
 from accelpool.storage import tables as T
-from accelpool.storage.pgserver import fresh_database, postgres_url
 from accelpool.storage.sql import _PG_STARTS, _PG_WAITS, SqlStore
 
+pytestmark = pytest.mark.postgres
 
-def _store() -> SqlStore:
-    base = postgres_url()
-    if base is None:
-        pytest.skip("no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries")
-    store = SqlStore(fresh_database(base))
+
+def _store(database_url) -> SqlStore:
+    store = SqlStore(database_url("postgres"))  # dropped when the test ends (tests/conftest.py)
     store.add_nodes([Node("h-0", "h100", 8)])
     store.add_tenant(Tenant("t1"))
     rows = []
@@ -54,8 +52,8 @@ def _has_trigram_index(c) -> bool:
     return bool(c.exec_driver_sql("SELECT 1 FROM pg_indexes WHERE indexname = 'ix_jobs_id_trgm'").first())
 
 
-def test_locking_reads_by_id_use_the_btree_before_any_statistics() -> None:
-    store = _store()
+def test_locking_reads_by_id_use_the_btree_before_any_statistics(database_url) -> None:
+    store = _store(database_url)
     ids = ", ".join(f"'j{k:06d}'" for k in range(0, 10_000, 20))
     sql = f"SELECT id FROM jobs WHERE id IN ({ids}) ORDER BY id FOR UPDATE"
     try:
@@ -68,8 +66,8 @@ def test_locking_reads_by_id_use_the_btree_before_any_statistics() -> None:
         store.close()
 
 
-def test_bulk_start_and_reason_updates_use_the_btree_with_statistics() -> None:
-    store = _store()
+def test_bulk_start_and_reason_updates_use_the_btree_with_statistics(database_url) -> None:
+    store = _store(database_url)
     try:
         with store.write() as c:
             assert _has_trigram_index(c)
