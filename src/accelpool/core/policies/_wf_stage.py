@@ -70,7 +70,11 @@ class _Stage:
 
     def row_total(self, per: FloatArray) -> FloatArray:
         """sum over groups j in M_r of per[j, t_r], for every row r."""
-        out: FloatArray = (self.member_f * (per @ self.onehot.T).T).sum(axis=1)
+        if self.rows.span is None:  # one column per row: a gather, exact (a product with the one-hot
+            # matrix rounds differently, ~1e-13, and those ties sent restricted 10,000 x 8 from 10.8 to 22 s CPU)
+            out: FloatArray = (self.member_f * per[:, self.rows.type_of].T).sum(axis=1)
+        else:
+            out = (self.member_f * (per @ self.onehot.T).T).sum(axis=1)
         return out
 
 
