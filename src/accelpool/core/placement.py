@@ -546,7 +546,7 @@ def _priority_only_for_priority(
     waiting: dict[str, WaitReason],
     keep: list[Placement],
     start: list[Placement],
-    index: Mapping[str, int] | None = None,
+    index: Mapping[str, int],
 ) -> None:
     """ "priority" only when jobs with a higher priority field hold a type the waiting job could use: a job
     the policy gives nothing for fairness waits for its share ("fair-share"); a job that waits for devices
@@ -555,15 +555,13 @@ def _priority_only_for_priority(
     held = [j for j, r in waiting.items() if r is WaitReason.PRIORITY or r is WaitReason.CAPACITY]
     if not held:
         return
-    if index is None:
-        index = {j: i for i, j in enumerate(problem.job_ids)}
     priority = problem.priority
-    # one priority for every job (the usual case): no job holds devices above any other's
+    # one priority for every job (the usual case): no job holds devices above any other's, nothing to look up
     same = bool(priority.min() == priority.max())
     placed = [] if same else [(int(priority[index[p.job]]), p.accelerator, p.count) for p in (*keep, *start)]
     top = max((prio for prio, _, _ in placed), default=None)
-    rows = np.array([] if same else [index[j] for j in held], dtype=np.int64)
-    if same or top is None or top <= int(priority[rows].min()):  # no job holds devices above theirs
+    rows = np.array([] if top is None else [index[j] for j in held], dtype=np.int64)
+    if top is None or top <= int(priority[rows].min()):  # no job holds devices above theirs
         for jid in held:
             if waiting[jid] is WaitReason.PRIORITY:
                 waiting[jid] = WaitReason.SHARE

@@ -162,7 +162,7 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
         statistics for the new rows (autovacuum analyzes a minute or more later) and its plans made the
         next rounds' locking reads of 500 ids take 1-2 s each: bench_round's PostgreSQL steps took 11 and
         22 s wall without statistics, under 2 s with them (docs/control-plane.md)."""
-        if not self._pg or active <= max(1000, 2 * getattr(self, "_analyzed_rows", 0)):
+        if not self._pg or active <= max(1000, 2 * self._analyzed_rows):
             return
         with self.write() as c:
             # the columns the rounds' and the API's row look-ups filter on (autovacuum analyzes the rest later);
