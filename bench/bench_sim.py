@@ -221,7 +221,7 @@ def peer(trace_file: str, cluster: str, pairs: list[str], gavel: Path, cache: Pa
     print(f"peer: {path.name}, {len(w.jobs)} jobs, v100:p100:k80 = {cluster}, 360 s rounds, no overhead")
     print(
         f"{'pair':>9} {'ours JCT s':>11} {'Gavel JCT s':>12} {'JCT G/ours':>10} {'ours wall':>9} "
-        f"{'ours CPU':>8} {'Gavel wall':>10} {'wall G/ours':>11} {'Gavel CPU':>9} {'CPU G/ours':>10}"
+        f"{'ours CPU':>8} {'Gavel wall':>10} {'wall G/ours':>11} {'Gavel CPU':>9} {'CPU G/ours':>10} {'ours preempt':>12}"
     )
     for pair in pairs:
         ours_name, gavel_name = PAIRS[pair]
@@ -246,7 +246,7 @@ def peer(trace_file: str, cluster: str, pairs: list[str], gavel: Path, cache: Pa
         ours_jct = m["avg_jct_seconds"]
         print(
             f"{pair:>9} {ours_jct:>11,.0f} {g['avg_jct_seconds']:>11,.0f}{mark:1} {g['avg_jct_seconds'] / ours_jct:>10.3f} "
-            f"{wall:>9.1f} {cpu:>8.1f} {g['wall_seconds']:>10.1f} {g['wall_seconds'] / wall:>11.2f} {g_cpu:>9.1f} {g_cpu / max(cpu, 1e-9):>10.2f}",
+            f"{wall:>9.1f} {cpu:>8.1f} {g['wall_seconds']:>10.1f} {g['wall_seconds'] / wall:>11.2f} {g_cpu:>9.1f} {g_cpu / max(cpu, 1e-9):>10.2f} {m['preemptions']:>12,}",
             flush=True,
         )
     print(f"(load average now {os.getloadavg()[0]:.1f}; * = Gavel from --gavel-cache)")

@@ -220,6 +220,65 @@ def test_fifo_is_priority_then_submit_order():
     assert alloc.held["j0"] == WaitReason.CAPACITY
 
 
+def test_fifo_keeps_running_jobs_where_they_run():
+    """A running job keeps its type (keep_type), even when a job ahead of it in the queue waits."""
+    p = make(
+        np.ones((3, 2)),
+        [2, 2],
+        [2, 2, 2],
+        submit_time=np.array([0.0, 5.0, 9.0]),
+        keep_type=np.array([-1, 1, 0]),
+    )
+    alloc = get_policy("fifo")(p)
+    assert alloc.x.tolist() == [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]]
+    assert alloc.held["j0"] == WaitReason.CAPACITY
+
+
+def test_fifo_head_of_line_blocks_later_jobs():
+    """No back-fill past a job that waits for devices: a later 1-device job waits though 1 device is free."""
+    p = make(
+        np.ones((3, 1)), [3], [2, 2, 1], submit_time=np.array([0.0, 1.0, 2.0]), keep_type=np.array([0, -1, -1])
+    )
+    alloc = get_policy("fifo")(p)
+    assert alloc.x[:, 0].tolist() == [1.0, 0.0, 0.0]
+    assert alloc.held["j1"] == WaitReason.CAPACITY
+    assert alloc.held["j2"] == WaitReason.CAPACITY
+
+
+def test_fifo_job_kept_out_by_its_tenant_cap_does_not_block():
+    """A job its own tenant's cap keeps out (devices free) is passed over; the next job starts."""
+    p = make(
+        np.ones((3, 1)),
+        [4],
+        [2, 2, 2],
+        submit_time=np.array([0.0, 1.0, 2.0]),
+        tenant_ids=("a", "b"),
+        tenant_index=np.array([0, 0, 1]),
+        tenant_weight=np.ones(2),
+        tenant_cap=np.array([[2.0], [4.0]]),
+        keep_type=np.array([0, -1, -1]),
+    )
+    alloc = get_policy("fifo")(p)
+    assert alloc.x[:, 0].tolist() == [1.0, 0.0, 1.0]
+
+
+def test_fifo_stops_a_running_job_only_for_a_rule():
+    """A running borrower of tenant a's idle quota is reclaimed when a's job comes back (an operator rule)."""
+    p = make(
+        np.ones((2, 1)),
+        [4],
+        [4, 4],
+        submit_time=np.array([5.0, 0.0]),
+        tenant_ids=("a", "b"),
+        tenant_index=np.array([0, 1]),
+        tenant_weight=np.ones(2),
+        quota=np.array([[4.0], [0.0]]),
+        keep_type=np.array([-1, 0]),
+    )
+    alloc = get_policy("fifo")(p)
+    assert alloc.x[:, 0].tolist() == [1.0, 0.0]
+
+
 def test_unknown_policy_suggests():
     with pytest.raises(InputError, match="did you mean 'fair-share'"):
         get_policy("fairshare")
@@ -264,10 +323,16 @@ def test_quotas_are_work_conserving(name, problem):
     assert check_feasible(problem, alloc) == []
     usable = usable_mask(problem)
     spare = problem.capacity - (alloc.x * problem.scale[:, None]).sum(axis=0)
-    if name == "fifo":  # whole jobs: a waiting job must not fit in any idle type it may use
+    if name == "fifo":
+        # whole jobs, head-of-line blocking: a waiting job that fits an idle type it may use waits in
+        # the queue behind a job that waits for devices (or is that job, kept by a quota from the type
+        # with free devices): held for capacity
         waiting = alloc.x.sum(axis=1) == 0
-        fits = usable & (problem.scale[:, None] <= spare[None, :] + 1e-9)
-        assert not (waiting[:, None] & fits).any()
+        fits = (usable & (problem.scale[:, None] <= spare[None, :] + 1e-9)).any(axis=1)
+        order = np.lexsort((np.arange(problem.n_jobs), problem.submit_time, -problem.priority)).tolist()
+        for j in order:
+            if waiting[j] and fits[j]:
+                assert alloc.held[problem.job_ids[j]] is WaitReason.CAPACITY
         return
     slack = alloc.x.sum(axis=1) < 1 - 1e-6
     for t in range(problem.n_types):

@@ -41,8 +41,15 @@ def test_an_attempt_writes_is_preempted_and_the_next_attempt_sees_it(tmp_path: P
     config = RoundConfig(
         lease_seconds=None, min_run_seconds=0.0, restart_seconds=0.0
     )  # every round may preempt
+    # a fair policy, so that the priority-1 job displaces the running one (fifo never stops a running job)
     rec = Reconciler(
-        store, ex, clock, get_policy("fifo"), round_seconds=60.0, config=config, checkpoint_root=str(root)
+        store,
+        ex,
+        clock,
+        get_policy("max-min-fairness"),
+        round_seconds=60.0,
+        config=config,
+        checkpoint_root=str(root),
     )
     store.submit(Job("a", preemptible=True), {"h100": 1.0}, RunSpec(ATTEMPT))
     try:

@@ -172,3 +172,31 @@ def test_same_input_same_outcome():
     a, b = compute(simulate(w, equal_time)), compute(simulate(w, equal_time))
     for key in ("avg_jct_seconds", "p99_jct_seconds", "makespan_seconds", "preemptions", "cost_krw_total"):
         assert a[key] == b[key]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [RoundConfig.per_round(), RoundConfig(lease_seconds=300.0, min_run_seconds=0.0, restart_seconds=0.0)],
+    ids=["per-round", "leases"],
+)
+def test_fifo_never_stops_a_running_job_and_does_not_backfill_past_its_head(config):
+    """fifo: running preemptible jobs keep their devices while an older, higher-priority job arrives; a
+    2-device gang at the head of the queue is not overtaken by 1-device jobs arriving after it, neither
+    at lease boundaries nor at the ticks between them (rounds of 100 s, leases of 300 s)."""
+    from accelpool.core.policies import get_policy
+
+    jobs = [
+        Job("long", total_steps=1000.0, preemptible=True),
+        Job("wide", total_steps=100.0, scale=2, preemptible=True, submit_time=50.0),
+        Job("vip", total_steps=100.0, preemptible=True, submit_time=60.0, priority=5),
+        Job("small", total_steps=100.0, preemptible=True, submit_time=150.0),
+    ]
+    rows = {j.id: {"fast": 1.0} for j in jobs}
+    w = small(jobs, rows, nodes=(Node("a-0", "fast", 2),))
+    r = simulate(w, get_policy("fifo"), round_seconds=100.0, config=config)
+    assert compute(r)["preemptions"] == 0
+    assert r.records["long"].start_time == 0.0 and r.records["long"].end_time == 1000.0
+    # vip (priority 5) goes first, on the free device; wide waits for both devices; small waits behind it
+    assert r.records["vip"].start_time == 100.0
+    assert r.records["wide"].start_time == 1000.0
+    assert r.records["small"].start_time >= r.records["wide"].start_time

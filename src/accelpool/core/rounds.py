@@ -56,7 +56,7 @@ from accelpool.core.placement import (
     blocked_reasons,
     whole_runs_unpaid,
 )
-from accelpool.core.policies import RULES_OVER_SITES
+from accelpool.core.policies import NON_PREEMPTIVE, RULES_OVER_SITES
 from accelpool.core.problem import build_problem
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.round_types import Decision, JobStatus, Placement, Snapshot, round_cost_krw
@@ -133,7 +133,10 @@ def decide(
     usable = problem.usable()
     pinned, threshold = _pinned(snapshot, statuses, config, horizon)
     prefer: dict[tuple[int, str], str] = {}
-    if snapshot.lease_boundary:
+    keeps_running = _base(policy) in NON_PREEMPTIVE
+    if snapshot.lease_boundary or keeps_running:
+        # a non-preemptive policy (fifo) runs at ticks too: it keeps every running job and only starts
+        # waiting ones in its own order, which the tick's back-fill (fair order) would not follow
         wide = site_columns(
             problem,
             allowed,
@@ -143,7 +146,11 @@ def decide(
             rules_span=policy in RULES_OVER_SITES,
         )
         seen = problem if wide is None else wide.problem
-        keep = _keep_types(seen, statuses) if config.lease_seconds is not None else seen.keep_type
+        keep = (
+            _keep_types(seen, statuses)
+            if config.lease_seconds is not None or keeps_running
+            else seen.keep_type
+        )
         if cache.warm_start or np.size(keep):
             seen = dataclasses.replace(seen, warm_start=cache.warm_start or seen.warm_start, keep_type=keep)
         raw = policy(seen)
@@ -168,14 +175,30 @@ def decide(
     )
 
 
+def _base(policy: Policy) -> Policy:
+    """The policy a wrapper calls (the runtime's ReusingPolicy and the simulator's timer keep it as
+    ``.policy``), for the membership tests of ``core.policies.NON_PREEMPTIVE``."""
+    inner = getattr(policy, "policy", None)
+    while callable(inner):
+        policy = inner
+        inner = getattr(policy, "policy", None)
+    return policy
+
+
 def _keep_types(problem: AllocationProblem, statuses: list[JobStatus]) -> np.ndarray:
     """Per job of ``problem``, the column of the type it runs on (-1: not running, or no such column).
 
     Under leases a running job keeps its type (a move pays a restart), so max-min-fairness is asked to
-    prefer, among equally fair allocations, the one that keeps running jobs where they are."""
+    prefer, among equally fair allocations, the one that keeps running jobs where they are. A
+    non-preemptive policy (fifo) gets it at every round: it keeps every running job on that type. Where
+    a type is held at several sites the columns are per (type, site) (``core.sites.site_columns``)."""
     column = {name: k for k, name in enumerate(problem.types)}
-    held = {s.job.id: s.placement.accelerator for s in statuses if s.placement is not None}
-    return np.array([column.get(held[j], -1) if j in held else -1 for j in problem.job_ids], dtype=np.int64)
+    held = {
+        s.job.id: column.get(f"{p.accelerator}@{p.site}", column.get(p.accelerator, -1))
+        for s in statuses
+        if (p := s.placement) is not None
+    }
+    return np.array([held.get(j, -1) for j in problem.job_ids], dtype=np.int64)
 
 
 def _pinned(

@@ -41,6 +41,12 @@ them ``core.sites.site_columns`` splits a type held at several sites into per-si
 public reserve, quota or cap binds it. Every shipped policy does (the water-filling stages read a row's
 columns through ``_Stage.onehot``, built from ``Rows.cover``; docs/sites.md)."""
 
+NON_PREEMPTIVE: frozenset[Policy] = frozenset({fifo})
+"""Policies that never stop a running job for their own order (only an operator rule does: see
+``fifo``). ``core.rounds`` passes them every running job's type (``AllocationProblem.keep_type``) at
+every round, under leases or not, and calls them at ticks too, so that their start order holds between
+lease boundaries (the tick's own back-fill follows the fair order)."""
+
 
 def get_policy(name: str) -> Policy:
     """The policy called ``name``; InputError naming the known ones (and the closest) otherwise."""
@@ -54,4 +60,4 @@ def get_policy(name: str) -> Policy:
     )
 
 
-__all__ = ["DEFAULT_POLICY", "POLICIES", "RULES_OVER_SITES", "get_policy"]
+__all__ = ["DEFAULT_POLICY", "NON_PREEMPTIVE", "POLICIES", "RULES_OVER_SITES", "get_policy"]

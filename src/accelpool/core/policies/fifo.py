@@ -1,56 +1,105 @@
-"""fifo: the heterogeneity-agnostic baseline of batch schedulers (Slurm without backfill weights).
+"""fifo: the heterogeneity-agnostic, non-preemptive baseline of batch schedulers (Slurm's sched/builtin).
 
-Jobs in order of priority (high first), then submit time (early first), then position. Each job gets
-all its wall time (x = 1) on the usable type with the most free devices under every rule row, if one has
-room for its whole gang; otherwise it waits and later jobs may still start (backfill). A second pass lends quota devices their
-owners left unused to jobs still waiting (work-conserving quotas). Speed is ignored:
-the job counts devices, as a scheduler without a throughput model does.
+A running job keeps its devices and its type until it ends: the round passes each running job's type
+(``AllocationProblem.keep_type``, core.rounds at every round for this policy) and fifo gives it x = 1
+there first, under every rule row. Only an operator rule stops it: a rule row it no longer fits under (a
+quota owner's jobs came back and reclaim what was lent, a public reserve, a cap), a grant that cannot pay
+the next lease, or a lost or drained node (core.rounds handles the last two, as for every policy).
+
+Then the jobs that wait, in order of priority (high first), then submit time (early first), then
+position, each whole (x = 1) on the usable type with the most room under every rule row. Speed is
+ignored: the job counts devices, as a scheduler without a throughput model does. The first job that
+waits for devices stops the queue (head-of-line blocking, no back-fill past it): with running jobs never
+stopped and no run-time limits to plan a reservation with, a later job started on the devices the head
+waits for could delay it without bound (a wide gang would starve behind a stream of small jobs). As
+Slurm's sched/builtin ("if any job in the partition can not be scheduled, no lower priority job in that
+partition will be scheduled") and Gavel's fifo (which stops at the first job no type has room for).
+A job kept out by a rule of its own tenant or program (a quota, a cap, the public reserve), or that could
+never run, does not stop the queue: it is passed over. A second pass lends quota devices their owners
+left unused to the jobs passed over before the head (work-conserving quotas), in the same order and
+with the same stop.
+
+The jobs behind a blocked head are held with reason "capacity" (they wait for the devices the queue ahead
+of them waits for); core.rounds does not back-fill held jobs, and calls this policy at ticks too, so the
+order holds between lease boundaries.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem, BoolArray, FloatArray
 from accelpool.core.policies._seam import Ledger, build_rows, finish, lend_idle_quota, usable_mask
+from accelpool.core.types import WaitReason
 
 NAME = "fifo"
 
 
 def fifo(problem: AllocationProblem) -> Allocation:
-    """Whole jobs in priority, then submit-time order, each on the type with the most free devices."""
+    """Running jobs stay where they run; waiting ones start in priority, then submit-time order, each on
+    the type with the most room, until one has to wait for devices."""
     started = time.perf_counter()
     usable = usable_mask(problem)
     rows = build_rows(problem, usable)
     ledger = Ledger(problem, rows)
     x = np.zeros((problem.n_jobs, problem.n_types))
-    order = np.lexsort((np.arange(problem.n_jobs), problem.submit_time, -problem.priority))
+    order = np.lexsort((np.arange(problem.n_jobs), problem.submit_time, -problem.priority)).tolist()
+    placed = _keep_running(ledger, problem, usable, order, x)
     types_of = _types_of(usable)
-    placed = _place(ledger, order.tolist(), types_of, x)
-    idle = (x.sum(axis=1) == 0.0) & usable.any(axis=1)
-    waiting = order[idle[order]].tolist()
-    if waiting and (rows.pool_of >= 0).any():
+    waiting = [j for j in order if x[j].sum() == 0.0 and usable[j].any()]
+    added, passed, behind = _place(ledger, waiting, types_of, x)
+    placed += added
+    if passed and (rows.pool_of >= 0).any():
         # second pass: devices reserved by quota owners who did not use them are lent (work-conserving)
         lent = Ledger(problem, lend_idle_quota(problem, rows, x))
         lent.load(x)
-        placed += _place(lent, waiting, types_of, x)
-    return finish(problem, x, rows, NAME, float(placed), started)
+        more, _, held_back = _place(lent, passed, types_of, x)
+        placed += more
+        behind = held_back + behind
+    alloc = finish(problem, x, rows, NAME, float(placed), started)
+    if not behind:
+        return alloc
+    held = dict(alloc.held)
+    for j in behind:
+        if x[j].sum() == 0.0:
+            held[problem.job_ids[j]] = WaitReason.CAPACITY
+    return dataclasses.replace(alloc, held=held)
 
 
-def _place(ledger: Ledger, order: list[int], types_of: list[list[int]], x: FloatArray) -> int:
-    """Place whole jobs in ``order``, each on the usable type with the most room; returns how many."""
+def _keep_running(
+    ledger: Ledger, problem: AllocationProblem, usable: BoolArray, order: list[int], x: FloatArray
+) -> int:
+    """x = 1 on the type each running job holds (``keep_type``), in queue order, where its rules allow."""
+    keep = problem.keep_type
+    if not np.size(keep):
+        return 0
+    kept = 0
+    scale = ledger.scale_list
+    for j in order:
+        t = int(keep[j])
+        if t < 0 or not usable[j, t]:
+            continue
+        if ledger.room(j, t) + 1e-9 >= scale[j]:
+            x[j, t] = 1.0
+            ledger.add(j, t, scale[j])
+            kept += 1
+    return kept
+
+
+def _place(
+    ledger: Ledger, order: list[int], types_of: list[list[int]], x: FloatArray
+) -> tuple[int, list[int], list[int]]:
+    """Place whole jobs in ``order``, each on the usable type with the most room, until one has to wait
+    for devices. Returns how many were placed, the jobs passed over (kept out by a rule, or never able
+    to run), and the jobs behind the blocked head (the head included; empty when none blocked)."""
     scale = ledger.scale_list
     placed = 0
-    smallest = min(map(scale.__getitem__, order), default=0.0)
-    most = ledger.most_free()
-    for j in order:
+    passed: list[int] = []
+    for pos, j in enumerate(order):
         need = scale[j]
-        if most + 1e-9 < need:
-            if most + 1e-9 < smallest:
-                break  # no type has room for even the smallest job left: nothing more can start
-            continue  # no type's capacity can take this gang (rules only lower the room)
         best, best_room = -1, -1.0
         for t in types_of[j]:
             room = ledger.room(j, t)
@@ -60,8 +109,37 @@ def _place(ledger: Ledger, order: list[int], types_of: list[list[int]], x: Float
             x[j, best] = 1.0
             ledger.add(j, best, need)
             placed += 1
-            most = ledger.most_free()
-    return placed
+            continue
+        if _waits_for_devices(ledger, j, types_of[j], need):
+            return placed, passed, order[pos:]
+        passed.append(j)
+    return placed, passed, []
+
+
+def _waits_for_devices(ledger: Ledger, j: int, types: list[int], need: float) -> bool:
+    """True when what keeps job j out is devices in use: on every type whose rules could ever admit its
+    gang, the type's free devices are too few. False when a rule row keeps it out of a type that has the
+    devices free now, or when no type's rules could ever admit it."""
+    could = False
+    for t in types:
+        if _ceiling(ledger, j, t) + 1e-9 < need:
+            continue  # its rules never admit the gang here
+        could = True
+        if ledger.room(j, t, ignore_rules=True) + 1e-9 >= need:
+            return False  # the devices are free: a rule keeps it out
+    return could
+
+
+def _ceiling(ledger: Ledger, j: int, t: int) -> float:
+    """Devices job j could hold on type t with nothing running: the least bound of its rows there."""
+    best = float("inf")
+    for r in ledger.rows_of(j, t):
+        left = ledger.bound[r]
+        q = ledger.pool_of[r]
+        if q >= 0:
+            left = max(left, 0.0) + ledger.pool_bound[q]
+        best = min(best, left)
+    return best
 
 
 def _types_of(usable: BoolArray) -> list[list[int]]:
