@@ -72,3 +72,32 @@ def test_search_index_migration_fills_accepts_from_the_spec(sql_url):
         assert got == {"two": "|a100|h100|", "any": "||"}
     finally:
         store.close()
+
+
+def test_job_id_text_index_migration_is_a_no_op_on_sqlite(tmp_path):
+    """0016 moves PostgreSQL's trigram index on jobs.id to an expression (tests/storage/test_pg_plans.py);
+    on SQLite, down to 0015 and up again leave the schema as it was and the search by id answering."""
+    from alembic import command
+
+    from accelpool.storage import migrate
+    from accelpool.storage.dashboard import JobFilter, search_jobs
+
+    store = SqlStore(sqlite_url(tmp_path / "t.sqlite"))
+    try:
+        store.submit(Job("job-0042"), {"h100": 1.0}, name="train")
+
+        def schema() -> list[tuple[object, ...]]:
+            with store.read() as c:
+                return [tuple(r) for r in c.exec_driver_sql("SELECT type, name, sql FROM sqlite_master ORDER BY name")]
+
+        at_head = schema()
+        cfg = migrate._config()
+        with store.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0015_jobs_fillfactor_50")
+        assert schema() == at_head
+        migrate.upgrade(store.engine)
+        assert schema() == at_head
+        assert [v.id for v in search_jobs(store, None, JobFilter(q="b-004"), per_page=5).rows] == ["job-0042"]
+    finally:
+        store.close()

@@ -70,7 +70,6 @@ class JobWrites(UnitOfWork):
     def _lock_jobs(self, c: Connection, job_ids: Iterable[str], extra_grants: Iterable[str] = ()) -> Locked:
         """Lock the grants of ``job_ids`` (and ``extra_grants``), then the jobs, each in id order."""
         ids = sorted(set(job_ids))
-        self._ids_by_btree(c)
         grant_ids: set[str] = {g for g in extra_grants if g is not None}
         for chunk in _chunks(ids):
             q = select(T.jobs.c.grant_id).where(T.jobs.c.id.in_(chunk), T.jobs.c.grant_id.is_not(None))
@@ -89,7 +88,6 @@ class JobWrites(UnitOfWork):
     def _lock_statuses(self, c: Connection, ids: list[str]) -> dict[str, JobStatus]:
         """Lock the job rows of ``ids`` (sorted), in id order; their statuses by id."""
         jobs: dict[str, JobStatus] = {}
-        self._ids_by_btree(c)
         for chunk in _chunks(ids):
             q = select(*JOB_COLUMNS).where(T.jobs.c.id.in_(chunk)).order_by(T.jobs.c.id)
             for r in c.execute(q.with_for_update() if self._pg else q):

@@ -287,7 +287,6 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
                     groups: dict[str, list[str]] = {}
                     for j, r in chunk:
                         groups.setdefault(r, []).append(j)
-                    self._ids_by_btree(c)
                     c.execute(_PG_WAITS, {"groups": json_serializer(groups)})
                 else:
                     c.execute(
@@ -368,7 +367,6 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
             return {}
         out: dict[str, str] = {}
         with self.read() as c:
-            self._ids_by_btree(c)
             for k in range(0, len(ids), 500):
                 q = select(T.jobs.c.id, T.jobs.c.state).where(T.jobs.c.id.in_(ids[k : k + 500]))
                 out.update({r.id: r.state for r in c.execute(q)})
@@ -393,7 +391,6 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
         ids = list(dict.fromkeys(job_ids))
         out: dict[str, RunSpec] = {}
         with self.read() as c:
-            self._ids_by_btree(c)
             for k in range(0, len(ids), 500):
                 q = select(T.jobs.c.id, T.jobs.c.run).where(T.jobs.c.id.in_(ids[k : k + 500]))
                 out.update({r.id: codec.run_from_dict(r.run) for r in c.execute(q)})

@@ -235,10 +235,10 @@ ui_sessions = Table(
 
 # Schema objects the migrations make outside this metadata (0013: the job text index): SQLite's FTS5
 # table ``jobs_text``, its shadow tables and its mark ``jobs_text_mark`` (0014), PostgreSQL's GIN trigram
-# indexes. Alembic's comparison skips
-# them (``include_name``), since SQLAlchemy cannot describe them.
+# indexes (on jobs.name; on jobs.id until 0016, on the expression ``(id || '')`` since). Alembic's
+# comparison skips them (``include_name``), since SQLAlchemy cannot describe them.
 TEXT_INDEX_TABLES = ("jobs_text",)
-TEXT_INDEX_INDEXES = ("ix_jobs_name_trgm", "ix_jobs_id_trgm")
+TEXT_INDEX_INDEXES = ("ix_jobs_name_trgm", "ix_jobs_id_trgm", "ix_jobs_id_text_trgm")
 
 
 def include_name(name: str | None, type_: str, parent_names: object) -> bool:

@@ -181,16 +181,6 @@ class UnitOfWork:
             raise conflict from exc
         self.invalidate()
 
-    def _ids_by_btree(self, c: Connection) -> None:
-        """PostgreSQL, for the rest of this transaction: no bitmap scans, so look-ups of jobs by id use the
-        unique B-tree. The trigram GIN index on jobs.id (migration 0013, the dashboard's text search) also
-        answers ``=``, and GIN serves only bitmap scans; the planner chose it for ``id IN (500 ids)``
-        whenever the table had no statistics yet (a burst just submitted: 0.5-2.2 s per locking read of
-        500 ids) and for every join of jobs.id with a JSON record set even with statistics (1,189 starts
-        in one UPDATE: 18.7 s). The rounds' statements that need a bitmap scan: none."""
-        if self._pg:
-            c.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
-
     def _job(self, job_id: str, spec: dict[str, Any] | str) -> Job:
         job = self._jobs.get(job_id)
         if job is None:
