@@ -18,6 +18,24 @@ SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 NO_POSTGRES = "no PostgreSQL: set ACCELPOOL_TEST_POSTGRES_URL or install the server binaries"
 
 
+def problem_of(tput, cap, scale=None, *, allowed=None, **kw) -> AllocationProblem:
+    """An allocation problem from a throughput matrix (jobs x types) and capacities: jobs ``j0..``, types
+    ``t0..``, scale 1 and weight 1 unless given, allowed where the throughput is positive unless given;
+    other fields (``keep_type``, ``weight``, ...) by keyword (tests/core)."""
+    tput = np.asarray(tput, dtype=float)
+    n, t = tput.shape
+    return AllocationProblem(
+        job_ids=tuple(f"j{i}" for i in range(n)),
+        types=tuple(f"t{k}" for k in range(t)),
+        capacity=np.asarray(cap, dtype=float),
+        scale=np.ones(n) if scale is None else np.asarray(scale, dtype=float),
+        weight=kw.pop("weight", np.ones(n)),
+        throughput=tput,
+        allowed=(tput > 0) if allowed is None else np.asarray(allowed, dtype=bool),
+        **kw,
+    )
+
+
 def greedy_fastest(problem: AllocationProblem) -> Allocation:
     """Each job, in order, gets all of its time on its fastest usable type that still has room."""
     x = np.zeros((problem.n_jobs, problem.n_types))

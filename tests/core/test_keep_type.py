@@ -6,24 +6,17 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.helpers import problem_of
 
-from accelpool.core.allocation import AllocationProblem, check_feasible
+from accelpool.core.allocation import check_feasible
 from accelpool.core.policies.max_min_fairness import max_min_fairness
 
 
 def make(tput, cap, keep=None, scale=None):
-    tput = np.asarray(tput, dtype=float)
-    n, t = tput.shape
-    return AllocationProblem(
-        job_ids=tuple(f"j{i}" for i in range(n)),
-        types=tuple(f"t{k}" for k in range(t)),
-        capacity=np.asarray(cap, dtype=float),
-        scale=np.ones(n) if scale is None else np.asarray(scale, dtype=float),
-        weight=np.ones(n),
-        throughput=tput,
-        allowed=tput > 0,
-        keep_type=np.zeros(0, dtype=np.int64) if keep is None else np.asarray(keep, dtype=np.int64),
-    )
+    """tests/helpers.py's problem, with the type each job keeps (-1: none; None: no job keeps one)."""
+    if keep is None:
+        return problem_of(tput, cap, scale)
+    return problem_of(tput, cap, scale, keep_type=np.asarray(keep, dtype=np.int64))
 
 
 def levels(p, x):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.helpers import problem_of
 
 from accelpool.core.allocation import AllocationProblem, check_feasible
 from accelpool.core.errors import InputError
@@ -17,19 +18,7 @@ from accelpool.core.types import WaitReason
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def make(tput, cap, scale=None, *, allowed=None, **kw):
-    tput = np.asarray(tput, dtype=float)
-    n, t = tput.shape
-    return AllocationProblem(
-        job_ids=tuple(f"j{i}" for i in range(n)),
-        types=tuple(f"t{k}" for k in range(t)),
-        capacity=np.asarray(cap, dtype=float),
-        scale=np.ones(n) if scale is None else np.asarray(scale, dtype=float),
-        weight=kw.pop("weight", np.ones(n)),
-        throughput=tput,
-        allowed=(tput > 0) if allowed is None else np.asarray(allowed, dtype=bool),
-        **kw,
-    )
+make = problem_of  # (tput, cap, scale=None, *, allowed=None, **fields): tests/helpers.py
 
 
 @st.composite
