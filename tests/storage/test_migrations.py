@@ -88,7 +88,8 @@ def test_job_id_text_index_migration_is_a_no_op_on_sqlite(tmp_path):
 
         def schema() -> list[tuple[object, ...]]:
             with store.read() as c:
-                return [tuple(r) for r in c.exec_driver_sql("SELECT type, name, sql FROM sqlite_master ORDER BY name")]
+                rows = c.exec_driver_sql("SELECT type, name, sql FROM sqlite_master ORDER BY name")
+                return [tuple(r) for r in rows]
 
         at_head = schema()
         cfg = migrate._config()

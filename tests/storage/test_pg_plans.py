@@ -62,7 +62,8 @@ def _plan(c, sql: str, params: Any = None) -> str:
 
 def _id_indexes(c) -> set[str]:
     """The trigram indexes on jobs.id there are (CI's server has pg_trgm: test_job_text_index.py too)."""
-    rows = c.exec_driver_sql("SELECT indexname FROM pg_indexes WHERE indexname IN (%(a)s, %(b)s)", {"a": OLD, "b": NEW})
+    sql = "SELECT indexname FROM pg_indexes WHERE indexname IN (%(a)s, %(b)s)"
+    rows = c.exec_driver_sql(sql, {"a": OLD, "b": NEW})
     return {r[0] for r in rows}
 
 
