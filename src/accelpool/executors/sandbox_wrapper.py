@@ -10,6 +10,7 @@ ships the string to its nodes (they need no accelpool).
 from __future__ import annotations
 
 from accelpool.executors.sandbox_limits import CGROUPS
+from accelpool.executors.sandbox_pidns import PIDNS
 
 # The wrapper: python -I -S -c WRAPPER plan.json. Started in its own session by the executor; stays the
 # parent of bwrap. Exit file: "<code> <epoch seconds> <reason>", written atomically.
@@ -70,21 +71,7 @@ def sweep_containers():
 
 def ns_pids():
     child = state["child"]
-    if child is None:
-        return []
-    try:
-        ns = os.readlink("/proc/%d/ns/pid" % child)
-    except OSError:
-        return []
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit() and int(d) != child:
-            try:
-                if os.readlink("/proc/%s/ns/pid" % d) == ns:
-                    out.append(int(d))
-            except OSError:
-                pass
-    return out
+    return [] if child is None else pidns_members(child)  # PIDNS (sandbox_pidns.py)
 
 def terminate(reason):
     with lock:
@@ -326,4 +313,4 @@ os.replace(tmp, plan["exit"])
 sys.exit(code if code >= 0 else 128 - code)
 """
 
-WRAPPER = "import json, os, resource, signal, subprocess, sys, threading, time\n" + CGROUPS + _MAIN
+WRAPPER = "import json, os, resource, signal, subprocess, sys, threading, time\n" + CGROUPS + PIDNS + _MAIN

@@ -34,6 +34,7 @@ from typing import Any
 from accelpool.core.types import AcceleratorType
 from accelpool.executors import sandbox as sb
 from accelpool.executors.env import ExtraEnv, job_env, visible_devices_env
+from accelpool.executors.sandbox_pidns import PIDNS
 from accelpool.ports import Launch
 
 # The batch script's body (after the payload line): run one rank per node with srun. Exec keeps srun's exit
@@ -129,18 +130,9 @@ def run_until(argv, env, seconds, grace, reason_file):
     def sandbox_pids():
         try:
             kids = open("/proc/%d/task/%d/children" % (p.pid, p.pid)).read().split()
-            ns = os.readlink("/proc/%s/ns/pid" % kids[0])
-        except (OSError, IndexError):
+        except OSError:
             return []
-        out = []
-        for d in os.listdir("/proc"):
-            if d.isdigit() and d != kids[0]:
-                try:
-                    if os.readlink("/proc/%s/ns/pid" % d) == ns:
-                        out.append(int(d))
-                except OSError:
-                    pass
-        return out
+        return pidns_members(kids[0]) if kids else []  # bwrap's child: the namespace's reaper (PIDNS)
     def expire():
         with open(reason_file + ".tmp." + me, "w") as f:
             f.write("max_run_time exceeded (%g s)" % seconds)
@@ -208,7 +200,7 @@ def launch_payload(
 
 def batch_script(payload: Mapping[str, object], python: str) -> str:
     """The batch script: the payload (with the rank wrapper added) and the srun launcher."""
-    blob = base64.b64encode(json.dumps({**payload, "rank": _RUN_UNTIL + _RANK}).encode()).decode()
+    blob = base64.b64encode(json.dumps({**payload, "rank": PIDNS + _RUN_UNTIL + _RANK}).encode()).decode()
     return (
         f"#!/usr/bin/env {python}\n"
         f"import base64, json\nPAYLOAD = {blob!r}\nP = json.loads(base64.b64decode(PAYLOAD))\n{_BATCH}"
