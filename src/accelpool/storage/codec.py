@@ -7,7 +7,7 @@ from fractions import Fraction
 from typing import Any
 
 from accelpool.core.rounds import Placement
-from accelpool.core.types import DEFAULT_SITE, Job, JobKind, ProgramRules, Site
+from accelpool.core.types import DEFAULT_SITE, Grant, Job, JobKind, Program, ProgramRules, Site, Tenant
 from accelpool.ports import RunSpec
 
 _JOB_FIELDS = tuple(f.name for f in fields(Job))  # all scalars but kind (an enum) and allowed (a set)
@@ -120,6 +120,23 @@ _NO_CARRY = Fraction(0)  # immutable: one object for every job without a carry
 
 def carry_from_str(s: str | None) -> Fraction:
     return Fraction(s) if s else _NO_CARRY
+
+
+def tenant_from_row(r: Any) -> Tenant:
+    """A ``tenants`` table row -> Tenant."""
+    return Tenant(r.id, r.name, float(r.weight), dict(r.quota or {}), bool(r.public))
+
+
+def program_from_row(r: Any) -> Program:
+    """A ``programs`` table row -> Program."""
+    return Program(
+        r.id, r.name, int(r.budget_krw), float(r.start), r.end, bool(r.public), rules_from_dict(r.rules or {})
+    )
+
+
+def grant_from_row(r: Any) -> Grant:
+    """A ``grants`` table row -> Grant."""
+    return Grant(r.id, r.program, r.tenant, int(r.amount_krw), int(r.spent_krw), float(r.start), r.end)
 
 
 def site_from_row(r: Any) -> Site:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from accelpool.core import reasons
 from accelpool.core.reasons import QueueSpot
 from accelpool.core.types import Grant, JobState, Program, Tenant
+from accelpool.storage import codec
 from accelpool.storage import tables as T
 from accelpool.storage.engine import json_deserializer
 from accelpool.storage.views import JobEvent, JobView, NodeView, TokenView, UsageRow
@@ -263,27 +264,11 @@ class Queries:
 
     def list_tenants(self) -> list[Tenant]:
         with self.read() as c:
-            return [
-                Tenant(r.id, r.name, float(r.weight), dict(r.quota or {}), bool(r.public))
-                for r in c.execute(select(T.tenants).order_by(T.tenants.c.id))
-            ]
+            return [codec.tenant_from_row(r) for r in c.execute(select(T.tenants).order_by(T.tenants.c.id))]
 
     def list_programs(self) -> list[Program]:
-        from accelpool.storage.codec import rules_from_dict
-
         with self.read() as c:
-            return [
-                Program(
-                    r.id,
-                    r.name,
-                    int(r.budget_krw),
-                    float(r.start),
-                    r.end,
-                    bool(r.public),
-                    rules_from_dict(r.rules or {}),
-                )
-                for r in c.execute(select(T.programs).order_by(T.programs.c.id))
-            ]
+            return [codec.program_from_row(r) for r in c.execute(select(T.programs).order_by(T.programs.c.id))]
 
     def list_grants(
         self, *, tenants: Iterable[str] | None = None, programs: Iterable[str] | None = None
@@ -294,10 +279,7 @@ class Queries:
         if programs is not None:
             q = q.where(T.grants.c.program.in_(list(programs)))
         with self.read() as c:
-            return [
-                Grant(r.id, r.program, r.tenant, int(r.amount_krw), int(r.spent_krw), float(r.start), r.end)
-                for r in c.execute(q)
-            ]
+            return [codec.grant_from_row(r) for r in c.execute(q)]
 
     def granted_total(self, program: str) -> int:
         with self.read() as c:

@@ -214,25 +214,9 @@ class UnitOfWork:
     def _site(r: Any) -> Site:
         return codec.site_from_row(r)
 
-    @staticmethod
-    def _tenant(r: Any) -> Tenant:
-        return Tenant(r.id, r.name, float(r.weight), dict(r.quota or {}), bool(r.public))
-
-    @staticmethod
-    def _program(r: Any) -> Program:
-        return Program(
-            r.id,
-            r.name,
-            int(r.budget_krw),
-            float(r.start),
-            r.end,
-            bool(r.public),
-            codec.rules_from_dict(r.rules or {}),
-        )
-
-    @staticmethod
-    def _grant(r: Any) -> Grant:
-        return Grant(r.id, r.program, r.tenant, int(r.amount_krw), int(r.spent_krw), float(r.start), r.end)
+    _tenant = staticmethod(codec.tenant_from_row)
+    _program = staticmethod(codec.program_from_row)
+    _grant = staticmethod(codec.grant_from_row)
 
 
 def _node_row(n: Node) -> dict[str, Any]:
