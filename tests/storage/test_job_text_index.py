@@ -252,6 +252,7 @@ def test_without_pg_trgm_the_migration_goes_on_and_the_search_still_answers(capl
         with caplog.at_level("WARNING", logger="accelpool.storage.migrate"):
             store = SqlStore(url.render_as_string(hide_password=False))
         assert "pg_trgm could not be created" in caplog.text and "gin_trgm_ops" in caplog.text
+        assert "pg_trgm is not installed" in caplog.text and "ix_jobs_id_text_trgm" in caplog.text  # 0016
         with store.read() as c:
             idx = {r[0] for r in c.exec_driver_sql("SELECT indexname FROM pg_indexes")}
         assert "ix_jobs_name_trgm" not in idx

@@ -29,18 +29,18 @@ _NEW = "CREATE INDEX IF NOT EXISTS ix_jobs_id_text_trgm ON jobs USING gin ((id |
 _OLD = "CREATE INDEX IF NOT EXISTS ix_jobs_id_trgm ON jobs USING gin (id gin_trgm_ops)"
 
 
-def _has_pg_trgm() -> bool:
-    return bool(op.get_bind().exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'").first())
+def _swap(drop: str, create: str) -> bool:
+    """PostgreSQL: drop the index ``drop``, then run ``create`` where pg_trgm is there; whether it ran."""
+    bind = op.get_bind()
+    bind.exec_driver_sql(f"DROP INDEX IF EXISTS {drop}")
+    if not bind.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'").first():
+        return False
+    bind.exec_driver_sql(create)
+    return True
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    if bind.dialect.name != "postgresql":
-        return
-    bind.exec_driver_sql("DROP INDEX IF EXISTS ix_jobs_id_trgm")
-    if _has_pg_trgm():
-        bind.exec_driver_sql(_NEW)
-    else:
+    if op.get_bind().dialect.name == "postgresql" and not _swap("ix_jobs_id_trgm", _NEW):
         log.warning(
             "pg_trgm is not installed; the job search by id reads the table. Once the extension is "
             "created (CREATE EXTENSION pg_trgm), create this index on jobs.id, not 0013's on the bare "
@@ -50,9 +50,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    bind = op.get_bind()
-    if bind.dialect.name != "postgresql":
-        return
-    bind.exec_driver_sql("DROP INDEX IF EXISTS ix_jobs_id_text_trgm")
-    if _has_pg_trgm():
-        bind.exec_driver_sql(_OLD)
+    if op.get_bind().dialect.name == "postgresql":
+        _swap("ix_jobs_id_text_trgm", _OLD)
