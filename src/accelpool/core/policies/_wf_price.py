@@ -337,7 +337,9 @@ def price_stage(
                 uses[i] = stage.row_total(size[:, None] * scaled(i, lam))
             return
         keep = prices[-REMAKE:]
-        uses.clear(), ks.clear(), lam_of.clear()
+        uses.clear()
+        ks.clear()
+        lam_of.clear()
         for pr in keep:
             add(_cheapest(pairs, pr, lam, tie)[2], lam)
 
@@ -393,7 +395,9 @@ def price_stage(
     return PriceStage(lo, hi, x_lo, best, plans, lambdas)
 
 
-def waterfill_price(stage: _Stage, gap: float = GAP, max_stages: int = 12) -> tuple[FloatArray, list[PriceStage]]:
+def waterfill_price(
+    stage: _Stage, gap: float = GAP, max_stages: int = 12
+) -> tuple[FloatArray, list[PriceStage]]:
     """The water-filling by folded stages (module docstring). Returns x (groups x types) and each stage's
     answer. Every stage's x reaches its certified lo for the active jobs (min(lo, c_j)) and the frozen
     levels, so the returned x is feasible; after ``max_stages`` the jobs still active keep the last lo."""
@@ -440,7 +444,9 @@ def max_min_waterfill_price(
         return x_out, levels
     a_r = np.where(usable[runnable], a[runnable], 0.0)
     key = np.concatenate([a_r, scale[runnable, None], rows.member[:, runnable].T.astype(np.float64)], axis=1)
-    _, first, inverse, counts = np.unique(key, axis=0, return_index=True, return_inverse=True, return_counts=True)
+    _, first, inverse, counts = np.unique(
+        key, axis=0, return_index=True, return_inverse=True, return_counts=True
+    )
     inverse = inverse.reshape(-1)
     sizes = (scale[runnable][first] * counts).astype(np.float64)
     stage = _Stage(a_r[first], sizes, rows, rows.member[:, runnable[first]])
