@@ -58,14 +58,16 @@ LAMBDA_TOL = 1e-9
 """Relative width at which _lambda stops (its answer is the bracket's upper end)."""
 SMOOTH = 0.7
 """Weight of the best-bound prices in the smoothed query prices."""
-STEP = 1e-4
+STEP = 1e-5
 """First relative step below the upper bound for the level asked of the master."""
-REMAKE = 12
+REMAKE = 2
 """Plans re-made (from their prices) when the level asked rises."""
 TIE = 1e-7
 """Plans are chosen at cost + TIE x their cost at equal prices per device of capacity (1 / bound_r): rows the
 duals leave at 0 still break ties (with free types every plan is as cheap as any other, and
 fastest-type plans overload rows). Proofs use the exact minimum cost."""
+BLOCKS = 128
+"""Blocks of jobs in the master (see _Master)."""
 MAX_PLANS = 100
 """Plans per stage before it stops with its best certified bounds."""
 
@@ -165,10 +167,11 @@ def _lambda(
     ell: FloatArray,
     start: float,
     rel: float = LAMBDA_TOL,
+    first: tuple[float, float] | None = None,
 ) -> tuple[float, int]:
     """An upper bound on Lambda(p) (the largest L with C_p(L) <= B(p)) below ``start``, within a relative
     ``rel`` (default LAMBDA_TOL) of it, and the number of evaluations. Returns ``start`` when C_p(start) <= B(p) (no bound
-    below start), 0 when the frozen jobs alone cost more than B(p).
+    below start). ``first``: C_p(start) - B(p) and the left slope there, when the caller has them.
 
     C_p(L) is nondecreasing and piecewise linear, convex between consecutive ceilings (a job passing its
     ceiling stops adding slope: a concave kink there). Newton steps from the upper end of a bracket
@@ -186,13 +189,11 @@ def _lambda(
         return (total - pr.budget if np.isfinite(total) else np.inf), d
 
     tol = 1e-12 * max(pr.budget, 1e-300)
-    f_hi, d_hi = f(start)
+    f_hi, d_hi = f(start) if first is None else first
     if f_hi <= tol:
         return start, evals
     hi, lo = start, 0.0
-    f_lo, _ = f(0.0)
-    if f_lo > tol:
-        return 0.0, evals
+    f_lo = -pr.budget  # a guess (frozen jobs' cost not counted): only steers regula falsi; hi stays a proof
     side = 0
     for _ in range(60):
         if hi - lo <= rel * hi:
@@ -232,38 +233,72 @@ class PriceStage:
 
 
 class _Master:
-    """The Dantzig-Wolfe master over whole-problem plans at one level (see the module docstring)."""
+    """The Dantzig-Wolfe master over plans at one level, disaggregated: the jobs are split into blocks
+    (job j in block j mod BLOCKS), and each block takes its own convex combination of its parts of the
+    plans (one convexity row per block). Any such mix is still an allocation reaching the same levels,
+    and it has BLOCKS times the freedom of one combination of whole-problem plans (Kelley's tail: on
+    issue 13's random family at 2,000 x 8 one combination took over 100 plans to close a 1e-3 gap)."""
 
     def __init__(self, stage: _Stage) -> None:
         rows = stage.rows
+        ng = stage.a.shape[0]
         self.rows = rows
+        self.stage = stage
         self.scale_r = np.maximum(rows.bound, 1.0)
         self.borrow = np.nonzero(rows.pool_of >= 0)[0]
+        self.blocks = max(1, min(BLOCKS, ng))
+        self.block_of = np.arange(ng) % self.blocks
+        self.onehot = sparse.csr_matrix(
+            (np.ones(ng), (np.arange(ng), self.block_of)), shape=(ng, self.blocks)
+        )
+
+    def use(self, per: FloatArray) -> FloatArray:
+        """Per row and block: sum over the block's jobs j in M_r of per[j, columns of r] (R x blocks)."""
+        stage = self.stage
+        if stage.rows.span is None:
+            vals = stage.member_f * per[:, stage.rows.type_of].T
+        else:
+            vals = stage.member_f * (per @ stage.onehot.T).T
+        out: FloatArray = np.asarray(self.onehot.T @ vals.T).T
+        return out
 
     def solve(self, uses: list[FloatArray]) -> tuple[float, FloatArray, FloatArray] | None:
+        """theta, the weights (plans x blocks) and the row prices."""
         rows = self.rows
         rr = rows.n_rows
         nb = len(self.borrow)
         npool = len(rows.pool_bound)
-        k = len(uses)
-        ncol = k + nb + 1
-        dense = np.zeros((rr + npool + 1, ncol))
-        dense[:rr, :k] = np.array(uses).T
+        k, g = len(uses), self.blocks
+        ncol = k * g + nb + 1
+        nrow = rr + npool + g
+        stack = np.stack(uses)  # k x R x g
+        # column (i, b) = plan i's part in block b: rows 0..R-1, and block b's convexity row
+        rr_idx = np.broadcast_to(np.arange(rr)[None, :, None], (k, rr, g))
+        col_idx = np.broadcast_to((np.arange(k)[:, None] * g + np.arange(g)[None, :])[:, None, :], (k, rr, g))
+        r_list = [rr_idx.reshape(-1), np.full(k * g, 0) + rr + npool + np.tile(np.arange(g), k)]
+        c_list = [col_idx.reshape(-1), np.arange(k * g)]
+        v_list = [stack.reshape(-1), np.ones(k * g)]
         for i, r in enumerate(self.borrow.tolist()):
-            dense[r, k + i] = -1.0
-            dense[rr + int(rows.pool_of[r]), k + i] = 1.0
-        dense[:rr, -1] = -self.scale_r
-        dense[rr + npool, :k] = 1.0
+            r_list.append(np.array([r, rr + int(rows.pool_of[r])]))
+            c_list.append(np.array([k * g + i, k * g + i]))
+            v_list.append(np.array([-1.0, 1.0]))
+        r_list.append(np.arange(rr))
+        c_list.append(np.full(rr, ncol - 1))
+        v_list.append(-self.scale_r)
+        mat = sparse.csc_matrix(
+            (np.concatenate(v_list), (np.concatenate(r_list), np.concatenate(c_list))), shape=(nrow, ncol)
+        )
         cost = np.zeros(ncol)
         cost[-1] = 1.0
-        row_lo = np.concatenate([np.full(rr + npool, -np.inf), [1.0]])
-        row_hi = np.concatenate([rows.bound, rows.pool_bound, [1.0]])
-        col_lo = np.concatenate([np.zeros(k + nb), [-np.inf]])
+        row_lo = np.concatenate([np.full(rr + npool, -np.inf), np.ones(g)])
+        row_hi = np.concatenate([rows.bound, rows.pool_bound, np.ones(g)])
+        col_lo = np.concatenate([np.zeros(k * g + nb), [-np.inf]])
         col_hi = np.full(ncol, np.inf)
-        res = solve_lp(cost, sparse.csc_matrix(dense), row_lo, row_hi, col_lo, col_hi)
+        res = solve_lp(cost, mat, row_lo, row_hi, col_lo, col_hi)
         if not res.ok:
             return None
-        return float(res.x[-1]), np.maximum(res.x[:k], 0.0), np.maximum(-res.row_dual[:rr], 0.0)
+        w = np.maximum(res.x[: k * g], 0.0).reshape(k, g)
+        return float(res.x[-1]), w, np.maximum(-res.row_dual[:rr], 0.0)
 
 
 def _plan(stage: _Stage, pairs: _Pairs, k: IntArray, lam: FloatArray) -> FloatArray:
@@ -318,7 +353,7 @@ def price_stage(
     prices: list[_Priced] = []
 
     def add(k: IntArray, lam: FloatArray) -> None:
-        uses.append(stage.row_total(size[:, None] * _plan(stage, pairs, k, lam)))
+        uses.append(master.use(size[:, None] * _plan(stage, pairs, k, lam)))
         ks.append(k)
         lam_of.append(lam)
 
@@ -334,7 +369,7 @@ def price_stage(
         lam = _targets(active, stage.ceiling, ell, new)
         if new <= old:
             for i in range(len(uses)):
-                uses[i] = stage.row_total(size[:, None] * scaled(i, lam))
+                uses[i] = master.use(size[:, None] * scaled(i, lam))
             return
         keep = prices[-REMAKE:]
         uses.clear()
@@ -357,8 +392,8 @@ def price_stage(
         if theta <= 0:
             lam = _targets(active, stage.ceiling, ell, level)
             x = np.zeros(stage.a.shape)
-            for i in np.nonzero(w > 0)[0].tolist():
-                x += w[i] * scaled(i, lam)
+            for i in np.nonzero((w > 0).any(axis=1))[0].tolist():
+                x += w[i, master.block_of][:, None] * scaled(i, lam)
             lo, x_lo = level, np.clip(x, 0.0, 1.0)
             if hi - lo <= gap * hi:
                 break
@@ -377,9 +412,12 @@ def price_stage(
         prices.append(pr)
         plans += 1
         lam = _targets(active, stage.ceiling, ell, level)
-        cost, _, k = _cheapest(pairs, pr, lam, tie)
-        if float(size @ cost) > pr.budget * (1 + 1e-12):
-            bound, used = _lambda(stage, pairs, pr, active, ell, level, 0.1 * gap)
+        cost, slope, k = _cheapest(pairs, pr, lam, tie)
+        total = float(size @ cost)
+        if total > pr.budget * (1 + 1e-12):
+            d = float(size @ np.where(active & (stage.ceiling >= level), slope, 0.0))
+            first = (total - pr.budget if np.isfinite(total) else np.inf, d)
+            bound, used = _lambda(stage, pairs, pr, active, ell, level, 0.1 * gap, first)
             lambdas += used
             if bound < hi:
                 hi, best = bound, q
