@@ -68,6 +68,8 @@ duals leave at 0 still break ties (with free types every plan is as cheap as any
 fastest-type plans overload rows). Proofs use the exact minimum cost."""
 BLOCKS = 128
 """Blocks of jobs in the master (see _Master)."""
+CLEAN = 1e-2
+"""Prices under this fraction of the largest are tried at 0 before deciding who freezes (_sparsest)."""
 MAX_PLANS = 100
 """Plans per stage before it stops with its best certified bounds."""
 
@@ -434,6 +436,24 @@ def price_stage(
     return PriceStage(lo, hi, x_lo, best, plans, lambdas)
 
 
+def _sparsest(
+    stage: _Stage, pairs: _Pairs, res: PriceStage, active: BoolArray, ell: FloatArray, gap: float
+) -> FloatArray:
+    """The prices that decide who freezes: the stage's best-bound prices with every price under
+    CLEAN x the largest set to 0, when those still bound the level within 10 gaps of hi (then they are
+    as good a dual, and rows the duals price only by a hair, where an exact dual would put 0, freeze
+    no job: such hairs froze every job of issue 13's generational family at 2,000 x 8 in 3 stages,
+    against 12 for the whole-LP water-filling). Otherwise the best-bound prices."""
+    p = res.price
+    clean = np.where(p >= CLEAN * float(p.max(initial=0.0)), p, 0.0)
+    if not clean.any() or np.array_equal(clean, p):
+        return p
+    bound, _ = _lambda(
+        stage, pairs, _priced(stage, pairs, clean), active, ell, res.hi * (1 + 10 * gap), 0.1 * gap
+    )
+    return clean if bound <= res.hi * (1 + 10 * gap) * (1 - 1e-12) else p
+
+
 def waterfill_price(
     stage: _Stage, gap: float = GAP, max_stages: int = 12
 ) -> tuple[FloatArray, list[PriceStage]]:
@@ -458,8 +478,9 @@ def waterfill_price(
         x = res.x
         lo = res.lo
         capped = active & (stage.ceiling <= lo * (1 + tol))
-        pr = _priced(stage, pairs, res.price)
-        _, slope, _ = _cheapest(pairs, pr, _targets(active, stage.ceiling, ell, lo))
+        pr = _priced(stage, pairs, _sparsest(stage, pairs, res, active, ell, gap))
+        # left slopes at hi: a job whose cost starts to rise between lo and hi is a bottleneck too
+        _, slope, _ = _cheapest(pairs, pr, _targets(active, stage.ceiling, ell, res.hi))
         rising = active & ~capped
         freeze = rising & (slope > 0)
         if not freeze.any():
