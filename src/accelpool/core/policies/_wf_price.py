@@ -14,21 +14,39 @@ reach level l costs S_j m_j(p, l), a convex piecewise-linear function of l (the 
     C_p(lam) = sum_j S_j m_j(p, lam_j)  <=  B(p) = p . bound + sum_q mu_q pool_bound_q.
 
 So Lambda(p) = the largest L with C_p(min(L, c), ell) <= B(p) is an upper bound on the stage's level for
-every p (a proof: weak duality), and the level is min_p Lambda(p). Lambda(p) is found by Newton's method
-from above on the convex piecewise-linear C_p (finite; each step one numpy pass over the jobs).
+every p (a proof: weak duality), and the level is min_p Lambda(p). C_p is nondecreasing and piecewise
+linear in L, convex between consecutive ceilings (concave kinks at the ceilings): Lambda(p) is found by
+Newton steps from above with regula falsi as a safeguard (_lambda; each step one numpy pass).
 
-Lower bounds are allocations: a convex combination of whole-problem plans (each job on its cheapest hull
-segment at some prices, reaching min(L, c_j) / ell_j) reaches the same levels and keeps every job's time
-<= 1, so a combination that fits every row is a feasible allocation at level L (Dantzig-Wolfe over
-whole-problem plans; the master has one column per plan and R + pools + 1 rows). Its duals are the next
-prices (Kelley's cutting planes). The stage loop (Dinkelbach style):
+Lower bounds are allocations: a convex combination of plans (each job on its cheapest hull segment at
+some prices, reaching min(L, c_j) / ell_j) reaches the same levels and keeps every job's time <= 1, so a
+combination that fits every row is a feasible allocation at level L. The master (_Master) combines the
+plans found so far, block by block (the jobs in BLOCKS blocks, each its own convex combination:
+Dantzig-Wolfe, disaggregated), minimizing the rows' overload theta; its row duals are the next prices,
+smoothed toward the best-bound prices (Wentges). The stage loop:
 
-    hi = Lambda(p0); L = hi (1 - GAP)
-    repeat: master over the plans at L -> fits: lo = L, stop
-                                          else duals p; plan at p; if C_p > B(p): hi = Lambda(p) < L,
-                                          L = hi (1 - GAP), plans re-made at L
+    hi = Lambda(p0); L = hi (1 - STEP)
+    repeat: master over the plans at L -> theta <= 0: lo = L (that combination is x); stop when
+                                          hi - lo <= GAP hi; else ask for L = hi - (hi - lo) / 4
+                                          (plans re-made at L from the last REMAKE prices)
+                                       -> else prices p, the plan at p; if C_p(L) > B(p): hi = Lambda(p)
+                                          < L, L moves below hi (plans scaled down to L: still plans)
 
-Both bounds are proofs, so the stage level is certified within GAP without a master over the jobs.
+Both bounds are proofs, so each stage's level is certified within GAP (1e-6) without a master over the
+jobs; after MAX_PLANS plans a stage stops with its best bounds (lo a feasible level, possibly further
+than GAP below the optimum).
+
+Who freezes. Jobs with c_j <= lo are at their ceiling. Of the others, those whose cheapest plan at the
+best-bound prices costs more per unit of level at hi (left slope > 0: they use priced rows) are the
+stage's bottleneck and freeze at lo; the prices are first cleaned of entries under CLEAN x the largest
+when the cleaned prices still bound the level (_sparsest). This is the LP's y_j > 0 rule read off near-
+optimal prices, not an exact dual: where the optimal duals are unique and the bounds close it agrees
+with the whole-LP water-filling (tests/core/test_wf_price.py: every job's level within 1e-5), but a
+stage whose prices are not yet optimal can freeze a job the exact LP would let rise (never a feasibility
+question: every stage's x reaches the frozen levels). After MAX_STAGES stages the jobs still rising keep
+the last lo, as in _waterfill.py.
+
+Not the default: see docs/allocate.md, "Stages in price space" (bench/bench_wf_price.py).
 """
 
 from __future__ import annotations
@@ -50,6 +68,7 @@ from accelpool.core.policies._seam import (
     uncontended,
     usable_mask,
 )
+from accelpool.core.policies._waterfill import MAX_STAGES
 from accelpool.core.policies._wf_stage import _Stage
 
 GAP = 1e-6
@@ -455,7 +474,7 @@ def _sparsest(
 
 
 def waterfill_price(
-    stage: _Stage, gap: float = GAP, max_stages: int = 12
+    stage: _Stage, gap: float = GAP, max_stages: int = MAX_STAGES
 ) -> tuple[FloatArray, list[PriceStage]]:
     """The water-filling by folded stages (module docstring). Returns x (groups x types) and each stage's
     answer. Every stage's x reaches its certified lo for the active jobs (min(lo, c_j)) and the frozen
