@@ -52,16 +52,6 @@ seed 0: 17 -> 10 s CPU). A probe is refused without a master grown to every job 
 overload a row (_pins_overload) or when an infeasible master's Farkas ray, as row prices, proves the
 whole LP infeasible by weak duality (_over_budget).
 
-Capped stages in price space (``capped_dual``, OFF by default: slower on held-out seeds, see
-DUAL_ABOVE). A stage whose level is the smallest active ceiling c (no active job can pass its own
-ceiling) has all row prices 0, and its master, started from plans that overloaded rows, grew to most
-jobs (1-3 s each at 10,000 x 8). With ``capped_dual``, above DUAL_ABOVE groups, _capped first asks
-_wf_dual.reach whether every active job can reach c: a convex combination of whole-problem cheapest
-plans that fits every row is an allocation reaching c (then c is the stage's exact optimum, and that
-allocation its x), and prices whose cheapest plans cost more than the rows are worth prove c out of
-reach (weak duality; the master then starts from those prices). Undecided within CAPPED_PLANS plans:
-the master as before, and no more tries in this allocation.
-
 Tail. With per-job speeds nearly every job can end at its own level, one stage each. After MAX_STAGES
 stages the water-filling stops: the jobs still active keep the last stage's level (all of them reach
 it) and the callers' fill_spare hands out the capacity left. So the stage-1 level and the first
@@ -85,7 +75,6 @@ import numpy as np
 
 from accelpool.core.allocation import BoolArray, FloatArray, IntArray
 from accelpool.core.policies._seam import Rows
-from accelpool.core.policies._wf_dual import reach
 from accelpool.core.policies._wf_stage import (
     TOL,
     _min_cost,
@@ -100,23 +89,6 @@ SAMPLE_ABOVE = 2 * SAMPLE_GROUPS
 stage is whole and stages with zero prices start from fastest-type plans."""
 MAX_STAGES = 12
 """Exact water-filling stages (ceiling searches not counted); see Tail above."""
-DUAL_ABOVE = 800
-"""With ``capped_dual`` (off by default), above this many unpinned groups, whether a stage is capped by the smallest active ceiling is first
-decided in the rows' price space (_capped, _wf_dual.reach): a combination of whole-problem plans that
-fits proves the ceiling reachable (the stage's optimum), prices whose cheapest plans cost more than
-the rows are worth prove it unreachable (the master then starts from them); either way without a
-master over the jobs. Tried and dropped (issue 13's families at 10,000 x 8, seed 0): deciding
-ceiling-search probes the same way (sparse 4.1 -> 3.1 s, random 6.4 -> 9.2 s), bisecting the level
-between the last reachable one and a refused ceiling, and starting the next master from reach's
-plans (generational 5.8 -> 9.0 s: those plans made the first master infeasible, then whole).
-Why off: on the tuning seed 0 it took restricted 9.2 -> 3.8 s and sparse 4.8 -> 4.1 s (random and
-generational about even or slower: 6.5 -> 6.4, 4.9 -> 5.8 s), but on the held-out seed 1 (same load,
-~20) generational went 6.2 -> 13.2 s and restricted 21.0 -> 26.7 s: the stage after a capped one
-decided here has no master solution to start from (x_prev), and its master, started from the refusal's
-one-row prices at the old level, grew to every job (restricted seed 1: 18 s for that stage). A good
-start for that next master is the open problem."""
-CAPPED_PLANS = 8
-"""Plans _capped tries before it gives up (undecided)."""
 MAX_PROBES = 12
 """Whole-LP probes of all ceiling searches of one allocation together: a search out of probes pins
 the jobs up to the last ceiling proven reachable (exact, only fewer pins), and later stages pin the
@@ -230,7 +202,6 @@ def _skip_ceilings(
     price: FloatArray | None,
     budget: list[int],
     x_prev: FloatArray | None = None,
-    refused: dict[float, FloatArray] | None = None,
 ) -> tuple[FloatArray | None, _Result | None]:
     """Freeze, in one go, every active job whose ceiling the next stages would reach anyway.
 
@@ -245,8 +216,6 @@ def _skip_ceilings(
     The next probe is the top of the bracket (usually the answer), or its middle after a miss there.
     Returns the prices of the last feasible probe and, when that probe is at the final k*, its whole
     result: it is the next stage's LP (the same pins, the same active jobs), so the caller reuses it.
-    ``refused`` (when given: the fast path above DUAL_ABOVE groups): a probe whose master's level stays
-    under its ceiling records that ceiling and the master's prices in it (_capped starts from them).
     """
     ceilings = np.unique(stage.ceiling[active])
     m = len(ceilings)
@@ -288,8 +257,6 @@ def _skip_ceilings(
         else:
             hi, missed = k - 1, True
             lo = max(lo, min(index(level), hi))
-            if refused is not None and trial_price.any():
-                refused[float(ceilings[k])] = trial_price
         narrow(trial_price)
     if lo >= 0:
         _pin(stage, active & (stage.ceiling <= ceilings[lo]), active, ell, pinned)
@@ -316,7 +283,6 @@ def max_min_waterfill_warm(
     *,
     whole_lp: bool = False,
     warm_start: tuple[float, ...] = (),
-    capped_dual: bool = False,
 ) -> tuple[FloatArray, FloatArray, tuple[float, ...]]:
     """max_min_waterfill, started from ``warm_start`` (a level and one price per row, from an earlier
     call's third result) instead of the sample's prices when it fits the rows and has a price above 0.
@@ -324,8 +290,7 @@ def max_min_waterfill_warm(
     The start only chooses the first masters' plans (as the sample's prices do): every stage still ends
     on its master's own duals, so the stage-1 level is the same (later stages may freeze other jobs
     where an LP has several optimal duals, as with whole_lp). bench_leases' lease-boundary problem
-    solved again from its own result: 0.56 -> 0.07 s CPU. ``capped_dual``: decide capped stages in
-    price space first (off by default; see DUAL_ABOVE). Returns x, levels and the warm start for a
+    solved again from its own result: 0.56 -> 0.07 s CPU. Returns x, levels and the warm start for a
     next call: the level and prices of the first stage whose prices are not all 0 (else the sample's
     scarcity level and prices; empty when there are none).
     """
@@ -357,50 +322,13 @@ def max_min_waterfill_warm(
         stage.scarce = (level, warm)
     elif ng > SAMPLE_ABOVE and not whole_lp:
         price, level, stage.scarce = _scout(stage)
-    x, priced = _fill(
-        stage, active, ell, pinned, price, level, whole_lp=whole_lp, capped_dual=capped_dual and not whole_lp
-    )
+    x, priced = _fill(stage, active, ell, pinned, price, level, whole_lp=whole_lp)
     if priced is None:
         priced = stage.scarce
     x_out[runnable] = x[inverse]
     levels[runnable] = (a_r * x_out[runnable]).sum(axis=1)
     hint = (priced[0], *priced[1].tolist()) if priced is not None else ()
     return x_out, levels, hint
-
-
-def _capped(
-    stage: _Stage,
-    active: BoolArray,
-    ell: FloatArray,
-    price: FloatArray | None,
-    refused: dict[float, FloatArray],
-) -> tuple[_Result | None, FloatArray | None, bool]:
-    """A stage capped by its smallest active ceiling c, decided without a master (_wf_dual.reach).
-
-    No active job can pass its own ceiling, so the stage's level is at most c; when every active job can
-    reach c (with every frozen job at its level), c is the stage's optimum, its prices are 0 and the jobs
-    to freeze are those at their ceiling c (the others can still rise): that result, with reach's
-    allocation as x. Otherwise None and the prices to start the stage's master from: those that refused
-    c (the rows scarce at a level above the optimum), else the ones given. The third result is False
-    after an undecided search: the caller stops trying for the rest of the allocation (a level just
-    reachable, as in the random family's tail of near-equal ceilings, is seldom decided within
-    CAPPED_PLANS plans; each such try cost about 1 s at 10,000 jobs).
-    """
-    c = float(stage.ceiling[active].min(initial=np.inf))
-    if not np.isfinite(c):
-        return None, price, True
-    known = refused.get(c)
-    if known is not None:
-        return None, known, True
-    starts = [p for p in (price, stage.scarce[1] if stage.scarce is not None else None) if p is not None]
-    decided = reach(stage, np.where(active, c, ell), [p for p in starts if p.any()], CAPPED_PLANS)
-    if decided.fits and decided.x is not None:
-        rr = stage.rows.n_rows
-        return (c, decided.x, np.zeros(rr), active & (stage.ceiling <= c * (1 + TOL))), price, True
-    if decided.fits is False:
-        refused[c] = decided.price
-        return None, decided.price, True
-    return None, price, False
 
 
 def _fill(
@@ -414,27 +342,19 @@ def _fill(
     whole_lp: bool,
     scout: bool = False,
     solved: _Result | None = None,
-    capped_dual: bool = False,
 ) -> tuple[FloatArray, tuple[float, FloatArray] | None]:
     """The water-filling loop (in place on active, ell, pinned). Returns x and the first stage level and
     prices that are not all 0, or None (``scout``: stop there; x is then meaningless).
 
     ``whole_lp``: every LP whole (the benchmarks' reference, and the sample's scouting run).
     ``solved``: the first stage's result, when the caller has it.
-    ``capped_dual``: decide capped stages in price space first (_capped; off by default, see DUAL_ABOVE).
     """
     ng, tt = stage.a.shape
     x = np.zeros((ng, tt))
     stale = False
     budget = [MAX_PROBES]
     first: tuple[float, FloatArray] | None = None
-    refused: dict[float, FloatArray] = {}
-    dual = capped_dual
-    from_dual = False  # x is reach's combination of whole-problem plans: no start for a master
     for stages in range(MAX_STAGES):
-        if solved is None and dual and int((~pinned).sum()) > DUAL_ABOVE:
-            solved, price, dual = _capped(stage, active, ell, price, refused)
-            from_dual = solved is not None
         try:
             if solved is not None:
                 level, x, price, freeze = solved
@@ -446,9 +366,8 @@ def _fill(
                     pinned,
                     None if whole_lp else price,
                     level,
-                    x if stages and not from_dual else None,
+                    x if stages else None,
                 )
-                from_dual = False
         except RuntimeError:
             # frozen levels a hair too high for HiGHS's tolerances: relax them by 1e-6 and retry once
             ell *= np.where(pinned, 1.0, 1 - 1e-6)
@@ -463,8 +382,6 @@ def _fill(
             freeze = active.copy()
         at_ceiling = freeze & (stage.ceiling <= level * (1 + TOL))
         _pin(stage, at_ceiling, active, ell, pinned)
-        if (freeze & ~at_ceiling).any():
-            refused.clear()  # jobs frozen below a refused level: it may be reachable now
         ell[freeze & ~at_ceiling] = level
         active &= ~freeze
         if not active.any():
@@ -482,7 +399,6 @@ def _fill(
                 None if whole_lp else price,
                 budget,
                 None if whole_lp else x,
-                refused if capped_dual and int((~pinned).sum()) > DUAL_ABOVE else None,
             )
             if scout and solved is not None and solved[2].any():
                 return solved[1], (solved[0], solved[2])
