@@ -12,8 +12,9 @@ ignored: the job counts devices, as a scheduler without a throughput model does.
 waits for devices stops the queue (head-of-line blocking, no back-fill past it): with running jobs never
 stopped and no run-time limits to plan a reservation with, a later job started on the devices the head
 waits for could delay it without bound (a wide gang would starve behind a stream of small jobs). As
-Slurm's sched/builtin ("if any job in the partition can not be scheduled, no lower priority job in that
-partition will be scheduled") and Gavel's fifo (which stops at the first job no type has room for).
+Slurm's sched/builtin (strict priority order: once a job in a partition is left pending, no other job of
+the partition is scheduled; https://slurm.schedmd.com/sched_config.html) and Gavel's fifo (which stops
+at the first job no type has room for).
 A job kept out by a rule of its own tenant or program (a quota, a cap, the public reserve), or that could
 never run, does not stop the queue: it is passed over. A second pass lends quota devices their owners
 left unused to the jobs passed over before the head (work-conserving quotas), in the same order and
