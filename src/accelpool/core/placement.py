@@ -141,10 +141,11 @@ class _Sites:
     prefer: Mapping[tuple[int, str], str] = field(default_factory=dict)  # (job, type) -> the policy's site
 
 
-def blocked_reasons(problem: AllocationProblem) -> dict[str, WaitReason]:
+def blocked_reasons(problem: AllocationProblem, usable: np.ndarray | None = None) -> dict[str, WaitReason]:
     """Jobs that cannot run on any type as things stand: no usable type (NOT_RUNNABLE, or RULE when only
-    a rule stands in the way) or a grant that cannot pay for one lease on any usable type (BUDGET)."""
-    runnable = problem.usable()
+    a rule stands in the way) or a grant that cannot pay for one lease on any usable type (BUDGET).
+    ``usable``: ``problem.usable()`` when the caller has it."""
+    runnable = problem.usable() if usable is None else usable
     cost = problem.price_krw_per_hour[None, :] * problem.scale[:, None] * problem.horizon_seconds / 3600.0
     affordable = runnable & ((problem.budget_krw[:, None] < 0) | (cost <= problem.budget_krw[:, None] + 1e-9))
     out: dict[str, WaitReason] = {}
@@ -508,7 +509,7 @@ def _place(
                 preempt.append((jid, "grant exhausted" if why is WaitReason.BUDGET else "lease"))
         if jid not in started_ids:
             waiting[jid] = reasons.get(jid, capacity_reason)
-    blocked = blocked_reasons(problem) if waiting else {}
+    blocked = blocked_reasons(problem, usable) if waiting else {}
     ids = problem.job_ids
     index = _index_of(ids, cache)
     _priority_only_for_priority(problem, waiting, keep, start, index)

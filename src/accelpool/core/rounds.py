@@ -64,6 +64,7 @@ from accelpool.core.sites import site_columns, site_table, site_view, sites_allo
 from accelpool.core.types import (
     JobState,
     Node,
+    Site,
 )
 
 __all__ = [
@@ -99,6 +100,10 @@ class DecideCache:
         self.free_template: _FreeTemplate | None = None
         self.run_bounds: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None = None
         self.whole_runs: tuple[tuple[str, ...], list[int]] | None = None  # core.placement.whole_runs_unpaid
+        self.usable: tuple[tuple[np.ndarray, ...], np.ndarray] | None = None  # rounds._usable
+        self.sites_allowed: (
+            tuple[tuple[str, ...], tuple[Site, ...], tuple[list[frozenset[str]], dict[str, str]]] | None
+        ) = None  # rounds._sites_allowing
         self.warm_start: tuple[float, ...] = ()
         """The last lease boundary's Allocation.warm_start, handed to the next boundary's problem: the
         policy starts from the last round's prices (max-min-fairness: the same stage levels, faster)."""
@@ -127,10 +132,10 @@ def decide(
     horizon = config.lease_or(snapshot.round_seconds)
     problem = cache.problems.get(snapshot, statuses, config, horizon)
     sites = site_table(snapshot.sites)
-    allowed, notes = sites_allowing([s.job for s in statuses], sites)
+    allowed, notes = _sites_allowing(problem, statuses, snapshot, sites, cache)
     problem = site_view(problem, allowed, snapshot.nodes, sites, snapshot.prices_krw_per_hour)
     problem, unpaid = whole_runs_unpaid(problem, statuses, cache)
-    usable = problem.usable()
+    usable = _usable(problem, cache)
     pinned, threshold = _pinned(snapshot, statuses, config, horizon)
     prefer: dict[tuple[int, str], str] = {}
     keeps_running = _base(policy) in NON_PREEMPTIVE
@@ -152,7 +157,7 @@ def decide(
             else seen.keep_type
         )
         if cache.warm_start or np.size(keep):
-            seen = dataclasses.replace(seen, warm_start=cache.warm_start or seen.warm_start, keep_type=keep)
+            seen = _renewed(seen, warm_start=cache.warm_start or seen.warm_start, keep_type=keep)
         raw = policy(seen)
         cache.warm_start = raw.warm_start
         if wide is None:
@@ -166,7 +171,7 @@ def decide(
             problem.types,
             np.zeros((problem.n_jobs, problem.n_types)),
             "tick",
-            held=blocked_reasons(problem),
+            held=blocked_reasons(problem, usable),
         )
         order = []
     placing = _Sites(sites, allowed, notes, prefer)
@@ -183,6 +188,47 @@ def _base(policy: Policy) -> Policy:
         policy = inner
         inner = getattr(policy, "policy", None)
     return policy
+
+
+def _renewed(problem: AllocationProblem, **fields: object) -> AllocationProblem:
+    """``dataclasses.replace`` for fields the constructor neither fills nor checks against the others
+    (``warm_start``; ``keep_type`` built by ``_keep_types`` with one entry per job): the same new frozen
+    problem, without running the constructor's checks of every array again every round."""
+    fresh = object.__new__(AllocationProblem)
+    fresh.__dict__.update(problem.__dict__)
+    fresh.__dict__.update(fields)
+    return fresh
+
+
+def _usable(problem: AllocationProblem, cache: DecideCache) -> np.ndarray:
+    """``problem.usable()``, kept while the arrays it reads are the very same objects (the problem cache
+    shares them between rounds while the jobs are the same). Callers only read it."""
+    key = (problem.allowed, problem.throughput, problem.scale, problem.capacity)
+    last = cache.usable
+    if last is None or any(a is not b for a, b in zip(last[0], key, strict=True)):
+        usable = problem.usable()
+        usable.setflags(write=False)  # shared between rounds: read only
+        last = cache.usable = (key, usable)
+    return last[1]
+
+
+def _sites_allowing(
+    problem: AllocationProblem,
+    statuses: list[JobStatus],
+    snapshot: Snapshot,
+    sites: dict[str, Site],
+    cache: DecideCache,
+) -> tuple[list[frozenset[str]], dict[str, str]]:
+    """``core.sites.sites_allowing`` of the round's jobs, kept while the problem cache hands out the same
+    job tuple (the same job objects, in the same order) and the sites are equal. Callers only read it."""
+    last = cache.sites_allowed
+    if last is None or last[0] is not problem.job_ids or last[1] != snapshot.sites:
+        last = cache.sites_allowed = (
+            problem.job_ids,
+            snapshot.sites,
+            sites_allowing([s.job for s in statuses], sites),
+        )
+    return last[2]
 
 
 def _keep_types(problem: AllocationProblem, statuses: list[JobStatus]) -> np.ndarray:
@@ -263,6 +309,9 @@ class _ProblemCache:
         self._problem: AllocationProblem | None = None
         self._nodes: tuple[Node, ...] | None = None
         self._capacity: dict[str, int] = {}
+        self._total: np.ndarray = np.zeros(0)
+        self._grant_of: list[str | None] | None = None
+        self._deadline: np.ndarray | None = None
 
     def get(
         self, snapshot: Snapshot, statuses: list[JobStatus], config: RoundConfig, horizon: float
@@ -275,11 +324,6 @@ class _ProblemCache:
             for node in snapshot.nodes:
                 capacity[node.accelerator] = capacity.get(node.accelerator, 0) + node.devices
             self._nodes, self._capacity = snapshot.nodes, capacity
-        inf = math.inf
-        remaining = [
-            (t - s.steps_done if t > s.steps_done else 0.0) if (t := s.job.total_steps) is not None else inf
-            for s in statuses
-        ]
         key = (
             id(snapshot.throughput),
             tuple(map(id, jobs)),
@@ -295,6 +339,11 @@ class _ProblemCache:
         )
         last = self._problem
         if last is None or key != self._key:
+            inf = math.inf
+            remaining = [
+                (t - s.steps_done if t > s.steps_done else 0.0) if (t := s.job.total_steps) is not None else inf
+                for s in statuses
+            ]
             problem = build_problem(
                 jobs,
                 capacity,
@@ -318,17 +367,32 @@ class _ProblemCache:
                 snapshot.tenants,
                 snapshot.programs,
             )
+            # per job, what the refresh below reads (the same job objects while the key holds)
+            self._total = np.array(
+                [t if (t := j.total_steps) is not None else inf for j in jobs], dtype=np.float64
+            )
+            self._grant_of = [j.grant for j in jobs] if any(j.grant is not None for j in jobs) else None
+            self._deadline = (
+                np.array([j.deadline if j.deadline is not None else inf for j in jobs], dtype=np.float64)
+                if any(j.deadline is not None for j in jobs)
+                else None
+            )
             return problem
-        balance = {g.id: g.remaining_krw for g in snapshot.grants}
-        # a new frozen problem sharing the unchanged arrays (the cached one is never changed)
-        return dataclasses.replace(
-            last,
-            remaining_steps=np.array(remaining, dtype=np.float64),
-            budget_krw=np.array(
-                [balance[j.grant] if j.grant in balance else -1 for j in jobs], dtype=np.int64
-            ),
-            time_to_deadline=np.array(
-                [j.deadline - snapshot.now if j.deadline is not None else np.inf for j in jobs],
-                dtype=np.float64,
-            ),
-        )
+        n = len(jobs)
+        done = np.fromiter((s.steps_done for s in statuses), dtype=np.float64, count=n)
+        total = self._total
+        # the same figures as build_problem's: steps left, never below 0 (inf without a total)
+        remaining_steps = np.where(total > done, total - done, 0.0)
+        if self._grant_of is None:  # no job draws on a grant
+            budget = np.full(n, -1, dtype=np.int64)
+        else:
+            balance = {g.id: g.remaining_krw for g in snapshot.grants}
+            budget = np.array([balance[g] if g in balance else -1 for g in self._grant_of], dtype=np.int64)
+        ttd = np.full(n, np.inf) if self._deadline is None else self._deadline - snapshot.now
+        # a new frozen problem sharing the unchanged arrays (the cached one is never changed); the three
+        # arrays are built here with the cached problem's shapes and dtypes, so the constructor's checks
+        # (run when the cached problem was built) are not run again every round
+        fresh = object.__new__(AllocationProblem)
+        fresh.__dict__.update(last.__dict__)
+        fresh.__dict__.update(remaining_steps=remaining_steps, budget_krw=budget, time_to_deadline=ttd)
+        return fresh

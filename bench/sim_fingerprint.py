@@ -1,0 +1,131 @@
+"""A fingerprint of what the simulator decides, to check that a speed change changes no behaviour.
+
+    python bench/sim_fingerprint.py [--cases physical,b436b2-cut,11cb48-fifo] [--rounds 6000] [--out F.json]
+
+For each case it runs ``simulate`` (Gavel's semantics, 360 s rounds, as ``bench_sim.py peer``; the
+physical-cluster cases also under the live defaults with a 60 s restart overhead) and hashes every round's
+decision (starts and keeps with their devices, preemptions with reasons, each waiting job's reason code and
+queue position, the allocation), every job's final record (state, times, events, reason in words,
+position, preemptions) and the timeline. It prints one line per case: the hash, rounds, CPU seconds.
+Run it before and after a change (same commit of the traces); the hashes must be equal. ``--out`` writes
+the lines as JSON for a later ``--check F.json``.
+
+Needs ../shared/traces (this machine's shared folder); says so and stops when absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from accelpool.core.policies import get_policy
+from accelpool.core.round_config import RoundConfig
+from accelpool.runtime.reconciler import RoundReport
+from accelpool.sim.engine import simulate
+from accelpool.sim.gavel import read_gavel_trace
+
+TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces" / "gavel"
+
+
+def _case_list(rounds: int) -> dict[str, tuple[str, str, str, int | None, bool]]:
+    """name -> (trace, cluster v100:p100:k80, policy, max_rounds, live semantics)."""
+    phys = "physical_cluster/max_min_fairness.trace"
+    cases: dict[str, tuple[str, str, str, int | None, bool]] = {}
+    for pol in ("max-min-fairness", "fair-share", "fifo", "finish-time-fairness"):
+        cases[f"physical-{pol}"] = (phys, "8:16:24", pol, None, False)
+    for pol in ("max-min-fairness", "fair-share", "fifo"):
+        cases[f"physical-live-{pol}"] = (phys, "8:16:24", pol, None, True)
+    for pol in ("max-min-fairness", "fair-share"):
+        cases[f"b436b2-cut-{pol}"] = ("philly_vc/b436b2.trace", "8:8:8", pol, rounds, False)
+    cases["11cb48-fifo"] = ("philly_vc/11cb48.trace", "36:36:36", "fifo", None, False)
+    return cases
+
+
+def _feed(h: Any, *parts: object) -> None:
+    h.update(repr(parts).encode())
+
+
+def fingerprint(trace: str, cluster: str, policy: str, max_rounds: int | None, live: bool) -> dict[str, Any]:
+    path = TRACES / trace
+    if not path.exists():
+        print(f"traces not found at {path}: this script needs ../shared/traces")
+        sys.exit(1)
+    counts = [int(c) for c in cluster.split(":")]
+    w = read_gavel_trace(path, dict(zip(("v100", "p100", "k80"), counts, strict=True)))
+    h = hashlib.sha256()
+
+    def on_round(r: RoundReport) -> None:
+        d = r.decision
+        _feed(h, d.now, d.boundary, d.start, d.keep, d.preempt)
+        _feed(h, sorted((j, str(c)) for j, c in d.waiting.items()), sorted(d.positions.items()))
+        a = d.allocation
+        _feed(h, a.job_ids, a.types, a.x.round(9).tobytes())
+        _feed(h, [(c.job, c.accelerator, c.device_seconds, c.amount_krw, c.start, c.end, c.site) for c in r.charges])
+
+    c0 = time.process_time()
+    res = simulate(
+        w,
+        get_policy(policy),
+        policy_name=policy,
+        round_seconds=360.0,
+        restart_overhead_seconds=60.0 if live else 0.0,
+        config=RoundConfig() if live else RoundConfig.per_round(),
+        max_rounds=max_rounds,
+        on_round=on_round,
+    )
+    cpu = time.process_time() - c0
+    for jid in sorted(res.records):
+        rec = res.records[jid]
+        _feed(
+            h,
+            jid,
+            str(rec.status.state),
+            rec.status.steps_done,
+            rec.start_time,
+            rec.end_time,
+            rec.preemptions,
+            rec.position,
+            rec.reason,
+            rec.events,
+        )
+    tl = res.timeline
+    _feed(h, tl.time, tl.interval, tl.busy, tl.tenant_busy, tl.active, tl.grant_left, tl.preemptions, tl.busy_until)
+    _feed(h, res.rounds, res.unschedulable, res.unfinished, sorted(res.charges_krw.items()))
+    return {"hash": h.hexdigest()[:16], "rounds": res.rounds, "cpu_seconds": round(cpu, 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cases", default="", help="comma-separated name prefixes (default: all)")
+    ap.add_argument("--rounds", type=int, default=6000, help="rounds of the b436b2 8:8:8 cut")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--check", default=None, help="a file written by --out: compare and exit 1 on a mismatch")
+    a = ap.parse_args()
+    cases = _case_list(a.rounds)
+    want = [p for p in a.cases.split(",") if p]
+    expect = json.loads(Path(a.check).read_text()) if a.check else {}
+    out: dict[str, Any] = {}
+    bad = 0
+    for name, spec in cases.items():
+        if want and not any(name.startswith(p) for p in want):
+            continue
+        fp = fingerprint(*spec)
+        out[name] = fp
+        verdict = ""
+        if name in expect:
+            same = expect[name]["hash"] == fp["hash"]
+            bad += not same
+            verdict = "same" if same else f"DIFFERENT (was {expect[name]['hash']})"
+        print(f"{name:36s} {fp['hash']} rounds {fp['rounds']:>6} cpu {fp['cpu_seconds']:7.2f} s {verdict}", flush=True)
+    if a.out:
+        Path(a.out).write_text(json.dumps(out, indent=1) + "\n")
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
