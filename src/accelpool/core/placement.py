@@ -218,6 +218,25 @@ def whole_runs_unpaid(
     return dataclasses.replace(problem, budget_krw=money), out
 
 
+def _fair_order(problem: AllocationProblem, holding: np.ndarray, cache: DecideCache) -> np.ndarray:
+    """``core.reasons.fair_order``, kept while the arrays it reads are the very same objects (the problem
+    cache shares them between rounds while the jobs are the same) and the same jobs hold devices. Read only."""
+    id_rank = _id_rank(problem.job_ids, cache)
+    key = (problem.tenant_index, problem.scale, problem.fair_weight, problem.submit_time, problem.priority, id_rank)
+    held = holding.tobytes()
+    last = cache.fair_order
+    if (
+        last is None
+        or last[2] != problem.fairness
+        or last[1] != held
+        or any(a is not b for a, b in zip(last[0], key, strict=True))
+    ):
+        order = fair_order(problem, holding, id_rank)
+        order.setflags(write=False)
+        last = cache.fair_order = (key, held, problem.fairness, order)
+    return last[3]
+
+
 def _id_rank(ids: tuple[str, ...], cache: DecideCache) -> np.ndarray:
     """Each id's rank in sorted order (a tie-breaker), kept while the same id tuple comes back."""
     if cache.id_rank is None or cache.id_rank[0] is not ids:
@@ -234,21 +253,21 @@ def _pair_order(
     usable: np.ndarray,
     config: RoundConfig,
     threshold: float | np.ndarray = 1.0,
+    problem: AllocationProblem | None = None,
+    cache: DecideCache | None = None,
 ) -> list[tuple[int, int]]:
     """(job index, type index) pairs with x > 0, highest Gavel priority first. ``threshold``: per job, the
-    factor a restart costs it on the type it runs on (``core.rounds._pinned``)."""
+    factor a restart costs it on the type it runs on (``core.rounds._pinned``). ``problem``: the round's
+    problem (its submit times and priorities are the jobs'), ``cache``: keeps the seconds run per type."""
     now = snapshot.now
     types = alloc.types
     n = len(statuses)
     if n == 0:
         return []
     floor = snapshot.round_seconds
-    ages = np.maximum(now - np.array([s.job.submit_time for s in statuses]), floor)
-    spent = [s.seconds_on for s in statuses]
-    received = np.zeros((n, len(types)))
-    for k, t in enumerate(types):
-        received[:, k] = [d.get(t, 0.0) if d else 0.0 for d in spent]
-    received /= ages[:, None]
+    submit = problem.submit_time if problem is not None else np.array([s.job.submit_time for s in statuses])
+    ages = np.maximum(now - submit, floor)
+    received = _seconds_on(statuses, types, problem, cache) / ages[:, None]
     tindex = {t: k for k, t in enumerate(types)}
     running = JobState.RUNNING
     running_on = np.array(
@@ -259,7 +278,7 @@ def _pair_order(
     )
     x = alloc.x
     # the job's own priority field before any ratio: a job is never displaced for one of lower priority
-    priority = np.array([s.job.priority for s in statuses], dtype=np.int64)
+    priority = problem.priority if problem is not None else np.array([s.job.priority for s in statuses], dtype=np.int64)
     # a running job's rank on its type: the keep bonus times its restart threshold
     keep = (1.0 + config.keep_bonus) * np.broadcast_to(np.asarray(threshold, dtype=float), (n,))
     if config.ranking == "job":
@@ -281,6 +300,30 @@ def _pair_order(
         (cols, rows, -x[rows, cols], ~in_place, -np.minimum(prio[rows, cols], 1e300), -priority[rows])
     )
     return list(zip(rows[keys].tolist(), cols[keys].tolist(), strict=True))
+
+
+def _seconds_on(
+    statuses: list[JobStatus], types: tuple[str, ...], problem: AllocationProblem | None, cache: DecideCache | None
+) -> np.ndarray:
+    """Seconds each job has run on each type (a new array). With a cache, the rows are kept while the
+    problem's job tuple is the same object and only the rows of jobs whose ``seconds_on`` mapping is
+    another object are read again (a status's mapping is never changed in place: ``core.ledger`` and
+    ``core.lifecycle`` make a new one), so a round where few jobs ran reads few rows."""
+    ids = problem.job_ids if problem is not None else None
+    spent = [s.seconds_on for s in statuses]
+    last = cache.seconds_on if cache is not None else None
+    if ids is not None and last is not None and last[0] is ids and last[1] == types:
+        seen, rows = last[2], last[3]
+        for i, (d, e) in enumerate(zip(spent, seen, strict=True)):
+            if d is not e:
+                rows[i] = [d.get(t, 0.0) for t in types] if d else 0.0
+    else:
+        rows = np.zeros((len(statuses), len(types)))
+        for k, t in enumerate(types):
+            rows[:, k] = [d.get(t, 0.0) if d else 0.0 for d in spent]
+    if cache is not None and ids is not None:
+        cache.seconds_on = (ids, types, spent, rows)
+    return rows.copy()
 
 
 def _job_pair_order(
@@ -326,19 +369,19 @@ def _job_pair_order(
     own = np.where(in_place, np.inf if stay else own * keep[rows], own)
     job_x = np.zeros(n)
     np.maximum.at(job_x, rows, xv)
-    keys = np.lexsort(
-        (
-            cols,
-            -xv,
-            ~in_place,
-            -np.minimum(own, 1e300),
-            rows,
-            -job_x[rows],
-            ~job_in_place[rows],
-            -np.minimum(job_prio[rows], 1e300),
-            -(priority[rows] if priority is not None else np.zeros(len(rows), dtype=np.int64)),
-        )
-    )
+    sort_keys = [
+        cols,
+        -xv,
+        ~in_place,
+        -np.minimum(own, 1e300),
+        rows,
+        -job_x[rows],
+        ~job_in_place[rows],
+        -np.minimum(job_prio[rows], 1e300),
+    ]
+    if priority is not None and len(priority) and priority.min() != priority.max():
+        sort_keys.append(-priority[rows])  # the first key; left out when every job has one priority
+    keys = np.lexsort(sort_keys)
     return list(zip(rows[keys].tolist(), cols[keys].tolist(), strict=True))
 
 
@@ -442,7 +485,7 @@ def _place(
 
     short: dict[str, tuple[int, int]] = {}  # job -> (KRW its grant has left, KRW a lease costs)
     holding = np.array([s.state is running_state and s.placement is not None for s in statuses], dtype=bool)
-    ranked_all = fair_order(problem, holding, _id_rank(problem.job_ids, cache))
+    ranked_all = _fair_order(problem, holding, cache)
     tindex = {t: k for k, t in enumerate(types)}
     for i in pinned:
         k = tindex.get(statuses[i].placement.accelerator, -1)  # type: ignore[union-attr]
@@ -553,13 +596,17 @@ def _priority_only_for_priority(
     the policy gives nothing for fairness waits for its share ("fair-share"); a job that waits for devices
     ("capacity") waits for "priority" when jobs of a higher priority field hold at least as many devices
     of one of its types as it needs (they alone keep it out)."""
+    priority = problem.priority
+    # one priority for every job (the usual case): no job holds devices above any other's, nothing to look
+    # up; only a "priority" becomes "fair-share" (what the general path below does when no job is above)
+    if len(priority) == 0 or priority.min() == priority.max():
+        for jid in [j for j, r in waiting.items() if r is WaitReason.PRIORITY]:
+            waiting[jid] = WaitReason.SHARE
+        return
     held = [j for j, r in waiting.items() if r is WaitReason.PRIORITY or r is WaitReason.CAPACITY]
     if not held:
         return
-    priority = problem.priority
-    # one priority for every job (the usual case): no job holds devices above any other's, nothing to look up
-    same = bool(priority.min() == priority.max())
-    placed = [] if same else [(int(priority[index[p.job]]), p.accelerator, p.count) for p in (*keep, *start)]
+    placed = [(int(priority[index[p.job]]), p.accelerator, p.count) for p in (*keep, *start)]
     top = max((prio for prio, _, _ in placed), default=None)
     rows = np.array([] if top is None else [index[j] for j in held], dtype=np.int64)
     if top is None or top <= int(priority[rows].min()):  # no job holds devices above theirs

@@ -104,6 +104,10 @@ class DecideCache:
         self.sites_allowed: (
             tuple[tuple[str, ...], tuple[Site, ...], tuple[list[frozenset[str]], dict[str, str]]] | None
         ) = None  # rounds._sites_allowing
+        self.seconds_on: tuple[tuple[str, ...], tuple[str, ...], list[object], np.ndarray] | None = None
+        """core.placement._seconds_on: (job ids, types, each job's seconds_on mapping, seconds per type)."""
+        self.fair_order: tuple[tuple[np.ndarray, ...], bytes, str, np.ndarray] | None = None
+        """core.placement._fair_order: (the arrays it read, who held devices, fairness, the order)."""
         self.warm_start: tuple[float, ...] = ()
         """The last lease boundary's Allocation.warm_start, handed to the next boundary's problem: the
         policy starts from the last round's prices (max-min-fairness: the same stage levels, faster)."""
@@ -164,7 +168,7 @@ def decide(
             alloc = raw
         else:  # the policy sees each site's devices and prices; placement follows the sites it chose
             alloc, prefer = wide.collapse(raw, problem.types)
-        order = _pair_order(snapshot, statuses, alloc, usable, config, threshold)
+        order = _pair_order(snapshot, statuses, alloc, usable, config, threshold, problem, cache)
     else:  # a tick: no policy, no preemption; only back-fill idle devices
         alloc = Allocation(
             problem.job_ids,

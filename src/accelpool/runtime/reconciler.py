@@ -248,12 +248,13 @@ class Reconciler:
             self._lease_end = now + lease
         else:
             boundary = False
-        return dataclasses.replace(
-            snapshot,
-            lease_boundary=boundary,
-            run_started=dict(self._run_started),
-            lease_end=self._lease_end,
+        # dataclasses.replace without its per-field work (Snapshot has no __post_init__): once a round
+        fresh = object.__new__(type(snapshot))
+        fresh.__dict__.update(snapshot.__dict__)
+        fresh.__dict__.update(
+            lease_boundary=boundary, run_started=dict(self._run_started), lease_end=self._lease_end
         )
+        return fresh
 
     def _note_runs(self, decision: Decision, now: float) -> None:
         """Remember when each run began: kept runs keep their start, new ones start now, the rest end."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from accelpool.core import ledger
 from accelpool.core.errors import AlreadyExists
-from accelpool.core.lifecycle import Command, Event, Outcome, SchedulerEvent, apply_event, waits
+from accelpool.core.lifecycle import WAITING, Command, Event, Outcome, SchedulerEvent, apply_event, waits
 from accelpool.core.reasons import QueueView
 from accelpool.core.rounds import Decision, JobStatus, Snapshot
 from accelpool.core.sites import in_service, price_for, probed
@@ -28,6 +28,9 @@ from accelpool.core.types import (
     Tenant,
 )
 from accelpool.ports import ExecutorEvent, RunSpec
+
+
+_ONE_WAITING = next(iter(WAITING)) if len(WAITING) == 1 else None  # the one state ``waits`` accepts
 
 
 @dataclass
@@ -162,7 +165,8 @@ class MemoryStore:
 
     def snapshot(self, now: float, round_seconds: float) -> Snapshot:
         self.now = now
-        statuses = tuple(self.jobs[j].status for j in self.active)
+        jobs = self.jobs
+        statuses = tuple([jobs[j].status for j in self.active])
         return Snapshot(
             now=now,
             nodes=self._in_service()[0],
@@ -193,9 +197,12 @@ class MemoryStore:
         positions = decision.positions
         jobs = self.jobs
         details = decision.details
+        only = _ONE_WAITING
         for job_id, why in decision.waiting.items():
             rec = jobs[job_id]
-            if waits(rec.status.state):  # not cancelled (or started) since the snapshot
+            state = rec.status.state
+            # not cancelled (or started) since the snapshot (``waits``, without a call per waiting job)
+            if state is only if only is not None else waits(state):
                 rec._pending = (details, why)  # the reason in words, or its code (a str), when read
                 rec.position = positions.get(job_id)
         for p in decision.keep:
