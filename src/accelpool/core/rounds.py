@@ -41,8 +41,8 @@ at. A job no site allows waits with reason "rule" and the cause in words
 
 from __future__ import annotations
 
-import dataclasses
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -104,7 +104,7 @@ class DecideCache:
         self.sites_allowed: (
             tuple[tuple[str, ...], tuple[Site, ...], tuple[list[frozenset[str]], dict[str, str]]] | None
         ) = None  # rounds._sites_allowing
-        self.seconds_on: tuple[tuple[str, ...], tuple[str, ...], list[object], np.ndarray] | None = None
+        self.seconds_on: tuple[tuple[str, ...], tuple[str, ...], list[Mapping[str, float]], np.ndarray] | None = None
         """core.placement._seconds_on: (job ids, types, each job's seconds_on mapping, seconds per type)."""
         self.fair_order: tuple[tuple[np.ndarray, ...], bytes, str, np.ndarray] | None = None
         """core.placement._fair_order: (the arrays it read, who held devices, fairness, the order)."""

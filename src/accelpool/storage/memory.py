@@ -29,7 +29,6 @@ from accelpool.core.types import (
 )
 from accelpool.ports import ExecutorEvent, RunSpec
 
-
 _ONE_WAITING = next(iter(WAITING)) if len(WAITING) == 1 else None  # the one state ``waits`` accepts
 
 
