@@ -40,7 +40,11 @@ so the restricted optimum is the optimum of the full stage LP. Jobs frozen at th
 best type run there all the time: constants, never in the master.
 
 Ceilings. With distinct weights almost every job has its own ceiling, and one stage per ceiling would
-be one LP per job. When a stage freezes only jobs at their ceiling, the sorted ceilings c_0 < ... < c_m
+be one LP per job. When a stage freezes only jobs at their ceiling (however few distinct ceilings are
+left: with weights 1 or 2 and scales 1-8 there are five, and the stage capped by the next one, all row
+prices 0, cost a master grown to most jobs before the stage above it solved a second one; searched,
+the probe at that ceiling is the stage above: issue 13's restricted family at 10,000 x 8, seed 0,
+13.9 -> 5.5 s CPU), the sorted ceilings c_0 < ... < c_m
 of the active jobs are searched for the largest k such that pinning every job with ceiling <= c_k there
 still lets all other active jobs reach c_k (feasibility is monotone in k); those are frozen at once
 (see _skip_ceilings: each probe is one stage LP and usually ends the search in a few probes; all
@@ -386,11 +390,7 @@ def _fill(
         active &= ~freeze
         if not active.any():
             break
-        if (
-            at_ceiling.any()
-            and not (freeze & ~at_ceiling).any()
-            and np.unique(stage.ceiling[active]).size > 4
-        ):
+        if at_ceiling.any() and not (freeze & ~at_ceiling).any():
             price, solved = _skip_ceilings(
                 stage,
                 active,
