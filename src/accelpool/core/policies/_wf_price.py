@@ -89,6 +89,9 @@ BLOCKS = 128
 """Blocks of jobs in the master (see _Master)."""
 CLEAN = 1e-2
 """Prices under this fraction of the largest are tried at 0 before deciding who freezes (_sparsest)."""
+GUESS = 0.005
+"""A later stage first searches Lambda below the last stage's level x (1 + GUESS) (a proof when C_p > B
+there), and from the highest ceiling only when that fails."""
 MAX_PLANS = 100
 """Plans per stage before it stops with its best certified bounds."""
 
@@ -344,6 +347,7 @@ def price_stage(
     ell: FloatArray,
     starts: list[FloatArray],
     gap: float = GAP,
+    floor: float = 0.0,
 ) -> PriceStage:
     """One folded stage (module docstring): certified lo <= L* <= hi with hi - lo <= gap * hi unless
     MAX_PLANS plans run out (then lo and x are the best found; lo = 0 and x None when none fitted).
@@ -360,8 +364,16 @@ def price_stage(
     x_lo: FloatArray | None = None
     for p in starts or [1.0 / scale_r]:
         if p.any():
-            bound, used = _lambda(stage, pairs, _priced(stage, pairs, p), active, ell, hi, 0.1 * gap)
-            lambdas += used
+            pr = _priced(stage, pairs, p)
+            guess = floor * (1 + GUESS)
+            bound = hi
+            if 0 < guess < hi:
+                # a later stage's level is seldom far above the last one: search below a guess first
+                bound, used = _lambda(stage, pairs, pr, active, ell, guess, 0.1 * gap)
+                lambdas += used
+            if not 0 < guess < hi or bound >= guess:  # no proof below the guess: from the top
+                bound, used = _lambda(stage, pairs, pr, active, ell, hi, 0.1 * gap)
+                lambdas += used
             if bound < hi or best is None:
                 hi, best = bound, p / float(p @ scale_r)
     assert best is not None
@@ -490,7 +502,7 @@ def waterfill_price(
     for _ in range(max_stages):
         if not active.any():
             break
-        res = price_stage(stage, pairs, active, ell, starts, gap)
+        res = price_stage(stage, pairs, active, ell, starts, gap, out[-1].lo if out else 0.0)
         out.append(res)
         if res.x is None:
             break
