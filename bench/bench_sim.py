@@ -15,6 +15,10 @@ aware = max-min-fairness vs max_min_fairness_perf, agnostic = fair-share vs max_
 fifo = fifo vs fifo, ftf = finish-time-fairness vs finish_time_fairness_perf. A benchmark, not a test.
 Targets are judged on wall time and on CPU time separately (never the kinder of the two).
 
+A speed change must not change what the simulator decides: ``bench/sim_fingerprint.py`` hashes every
+round's decision, every job's record and the timeline on a few traces (``--out`` before, ``--check``
+after; docs/simulator.md).
+
 Reads the traces from ../shared/traces when present (this machine's shared folder); says so and stops if
 they are absent. Reference figures: ../shared/traces/gavel/REFERENCE-RESULTS.md (Gavel artifact, commit
 c4fa400, seed 0, 360 s rounds, no restart overhead), copied below so the ratios print without it.
