@@ -122,3 +122,33 @@ def test_a_larger_problem_keeps_the_exact_level() -> None:
     alloc = max_min_fairness_price(problem)
     assert check_feasible(problem, alloc) == []
     assert stage_level(problem, alloc.x) == pytest.approx(exact_level(problem), rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rule_rows_spanning_a_type_s_sites(seed: int) -> None:
+    """Rule rows over a type's per-site columns (Rows.span): feasible, and the exact LP's stage-1 level."""
+    rng = np.random.default_rng(seed)
+    n, g = 40, 2
+    tput = rng.uniform(0.5, 5.0, (n, 4))
+    tput[:, 1] = tput[:, 0]  # one type at two sites: same speed at both
+    tput[:, 3] = tput[:, 2]
+    problem = AllocationProblem(
+        job_ids=tuple(f"j{i}" for i in range(n)),
+        types=("a@s1", "a@s2", "b@s1", "b@s2"),
+        capacity=rng.integers(4, 16, 4).astype(float),
+        scale=rng.choice([1.0, 2.0], n),
+        weight=rng.uniform(0.5, 2.0, n),
+        throughput=tput,
+        allowed=rng.uniform(size=(n, 4)) < 0.9,
+        tenant_ids=("g0", "g1"),
+        tenant_index=rng.integers(0, g, n),
+        tenant_cap=np.array([[6.0, 6.0, np.inf, np.inf], [np.inf, np.inf, 5.0, 5.0]]),
+        public=rng.uniform(size=n) < 0.3,
+        public_reserve=np.array([2.0, 2.0, 1.0, 1.0]),
+        column_group=np.array([0, 0, 1, 1]),
+    )
+    a, rows, usable = _inputs(problem)
+    assert rows.span is not None
+    alloc = max_min_fairness_price(problem)
+    assert check_feasible(problem, alloc) == []
+    assert stage_level(problem, alloc.x) == pytest.approx(exact_level(problem), rel=1e-6)
