@@ -50,7 +50,6 @@ from accelpool.core.allocation import Allocation, AllocationProblem, Policy
 from accelpool.core.estimates import program_min as min_run_by_grant
 from accelpool.core.placement import (
     _FreeTemplate,
-    _pair_order,
     _place,
     _Sites,
     blocked_reasons,
@@ -58,6 +57,7 @@ from accelpool.core.placement import (
 )
 from accelpool.core.policies import NON_PREEMPTIVE, RULES_OVER_SITES
 from accelpool.core.problem import build_problem
+from accelpool.core.ranking import _pair_order
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.round_types import Decision, JobStatus, Placement, Snapshot, round_cost_krw
 from accelpool.core.sites import site_columns, site_table, site_view, sites_allowing
@@ -104,8 +104,10 @@ class DecideCache:
         self.sites_allowed: (
             tuple[tuple[str, ...], tuple[Site, ...], tuple[list[frozenset[str]], dict[str, str]]] | None
         ) = None  # rounds._sites_allowing
-        self.seconds_on: tuple[tuple[str, ...], tuple[str, ...], list[Mapping[str, float]], np.ndarray] | None = None
-        """core.placement._seconds_on: (job ids, types, each job's seconds_on mapping, seconds per type)."""
+        self.seconds_on: (
+            tuple[tuple[str, ...], tuple[str, ...], list[Mapping[str, float]], np.ndarray] | None
+        ) = None
+        """core.ranking._seconds_on: (job ids, types, each job's seconds_on mapping, seconds per type)."""
         self.fair_order: tuple[tuple[np.ndarray, ...], bytes, str, np.ndarray] | None = None
         """core.placement._fair_order: (the arrays it read, who held devices, fairness, the order)."""
         self.warm_start: tuple[float, ...] = ()
@@ -345,7 +347,9 @@ class _ProblemCache:
         if last is None or key != self._key:
             inf = math.inf
             remaining = [
-                (t - s.steps_done if t > s.steps_done else 0.0) if (t := s.job.total_steps) is not None else inf
+                (t - s.steps_done if t > s.steps_done else 0.0)
+                if (t := s.job.total_steps) is not None
+                else inf
                 for s in statuses
             ]
             problem = build_problem(
