@@ -15,6 +15,7 @@ from accelpool.core.rounds import JobStatus, Snapshot, decide
 from accelpool.core.sites import site_columns, site_table, site_view, sites_allowing
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import Job, JobState, Node, Site, Tenant
+from accelpool.runtime.reconciler import ReusingPolicy
 
 CHEAP = Site("cheap", data_classes=frozenset({"public", "financial"}), prices={"h100": 1000})
 DEAR = Site("dear", data_classes=frozenset({"public"}), prices={"h100": 9000, "a100": 2000})
@@ -187,8 +188,10 @@ def test_a_quota_bound_type_at_two_sites_places_each_gang_at_a_site_that_holds_i
         round_seconds=60.0,
     )
     if rules_span:
-        d = decide(snap, policy)
-        assert {p.job: p.site for p in d.start} == {"fin": "cheap", "pub": "dear"}, (d.start, d.waiting)
+        # as the policy itself and as the live service and the simulator call it (wrapped: ReusingPolicy)
+        for called in (policy, ReusingPolicy(policy)):
+            d = decide(snap, called)
+            assert {p.job: p.site for p in d.start} == {"fin": "cheap", "pub": "dear"}, (called, d.start)
     else:  # the same policy outside RULES_OVER_SITES sees one h100 column: the financial gang waits
         d = decide(snap, lambda p: policy(p))
         assert {p.job: p.site for p in d.start} == {"pub": "cheap"}, (name, d.start, d.waiting)

@@ -144,7 +144,8 @@ def decide(
     usable = _usable(problem, cache)
     pinned, threshold = _pinned(snapshot, statuses, config, horizon)
     prefer: dict[tuple[int, str], str] = {}
-    keeps_running = _base(policy) in NON_PREEMPTIVE
+    base = _base(policy)
+    keeps_running = base in NON_PREEMPTIVE
     if snapshot.lease_boundary or keeps_running:
         # a non-preemptive policy (fifo) runs at ticks too: it keeps every running job and only starts
         # waiting ones in its own order, which the tick's back-fill (fair order) would not follow
@@ -154,7 +155,7 @@ def decide(
             snapshot.nodes,
             sites,
             snapshot.prices_krw_per_hour,
-            rules_span=policy in RULES_OVER_SITES,
+            rules_span=base in RULES_OVER_SITES,
         )
         seen = problem if wide is None else wide.problem
         keep = (
@@ -188,7 +189,9 @@ def decide(
 
 def _base(policy: Policy) -> Policy:
     """The policy a wrapper calls (the runtime's ReusingPolicy and the simulator's timer keep it as
-    ``.policy``), for the membership tests of ``core.policies.NON_PREEMPTIVE``."""
+    ``.policy``), for the membership tests of ``core.policies.NON_PREEMPTIVE`` and ``RULES_OVER_SITES``
+    (a wrapped policy tested as itself was never a member: the live service's rule-bound types at
+    several sites were pooled into one column)."""
     inner = getattr(policy, "policy", None)
     while callable(inner):
         policy = inner
