@@ -200,9 +200,10 @@ def _base(policy: Policy) -> Policy:
 
 
 def _renewed(problem: AllocationProblem, **fields: object) -> AllocationProblem:
-    """``dataclasses.replace`` for fields the constructor neither fills nor checks against the others
-    (``warm_start``; ``keep_type`` built by ``_keep_types`` with one entry per job): the same new frozen
-    problem, without running the constructor's checks of every array again every round."""
+    """``dataclasses.replace`` for fields the caller built in the shapes and dtypes the constructor checks
+    (``warm_start``; ``keep_type`` from ``_keep_types``, one entry per job; the problem cache's per-round
+    steps left, budgets and deadlines): the same new frozen problem, without running the constructor's
+    checks of every array again every round."""
     fresh = object.__new__(AllocationProblem)
     fresh.__dict__.update(problem.__dict__)
     fresh.__dict__.update(fields)
@@ -403,7 +404,4 @@ class _ProblemCache:
         # a new frozen problem sharing the unchanged arrays (the cached one is never changed); the three
         # arrays are built here with the cached problem's shapes and dtypes, so the constructor's checks
         # (run when the cached problem was built) are not run again every round
-        fresh = object.__new__(AllocationProblem)
-        fresh.__dict__.update(last.__dict__)
-        fresh.__dict__.update(remaining_steps=remaining_steps, budget_krw=budget, time_to_deadline=ttd)
-        return fresh
+        return _renewed(last, remaining_steps=remaining_steps, budget_krw=budget, time_to_deadline=ttd)

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from accelpool.core.types import Tenant
+from accelpool.storage import codec
 from accelpool.storage import tables as T
 from accelpool.storage.unit import UnitOfWork, _tenant_row
 
@@ -48,4 +49,4 @@ class IdentityWrites(UnitOfWork):
                 c.execute(update(T.tenants).where(T.tenants.c.id == tenant_id).values(**row))
             r = c.execute(select(T.tenants).where(T.tenants.c.id == tenant_id)).first()
         self.invalidate()
-        return None if r is None else self._tenant(r)
+        return None if r is None else codec.tenant_from_row(r)

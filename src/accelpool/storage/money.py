@@ -97,7 +97,7 @@ class MoneyWrites(UnitOfWork):
                 c.execute(update(T.programs).where(T.programs.c.id == program_id).values(**row))
             r = c.execute(select(T.programs).where(T.programs.c.id == program_id)).first()
         self.invalidate()
-        return self._program(r)
+        return codec.program_from_row(r)
 
     def create_grant(self, grant: Grant) -> Grant:
         """Insert a grant (spent 0) from its program's budget. The budget check and the insert are one
@@ -163,4 +163,4 @@ class MoneyWrites(UnitOfWork):
                 c.execute(update(T.grants).where(T.grants.c.id == grant_id).values(**row))
             r = c.execute(select(T.grants).where(T.grants.c.id == grant_id)).first()
         self.invalidate()
-        return self._grant(r)
+        return codec.grant_from_row(r)

@@ -10,6 +10,7 @@ from sqlalchemy import insert, select, update
 
 from accelpool.core.sites import probed
 from accelpool.core.types import Site
+from accelpool.storage import codec
 from accelpool.storage import tables as T
 from accelpool.storage.unit import UnitOfWork
 
@@ -50,7 +51,7 @@ class SiteWrites(UnitOfWork):
             r = self._lock_row(c, T.sites, T.sites.c.id, site_id)
             if r is None:
                 return None
-            site = replace(self._site(r), **changes)
+            site = replace(codec.site_from_row(r), **changes)
             c.execute(update(T.sites).where(T.sites.c.id == site_id).values(**_site_row(site)))
         self.invalidate()
         return site
@@ -60,11 +61,11 @@ class SiteWrites(UnitOfWork):
         returns. A site an operator took out (``down_by`` set) stays down: only the operator brings it up."""
         with self.write() as c:
             r = self._lock_row(c, T.sites, T.sites.c.id, site_id)
-            after = None if r is None else probed(self._site(r), down)  # core.sites.probed: held stays down
+            after = None if r is None else probed(codec.site_from_row(r), down)  # core.sites.probed: held stays down
             if after is not None:
                 c.execute(update(T.sites).where(T.sites.c.id == site_id).values(down=after.down))
         self.invalidate()
 
     def sites(self) -> list[Site]:
         with self.read() as c:
-            return [self._site(r) for r in c.execute(select(T.sites).order_by(T.sites.c.id))]
+            return [codec.site_from_row(r) for r in c.execute(select(T.sites).order_by(T.sites.c.id))]

@@ -124,13 +124,13 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
                 .where(T.jobs.c.active.is_(True))
                 .order_by(T.jobs.c.seq)
             ).all()
-            tenants = tuple(self._tenant(r) for r in c.execute(select(T.tenants).order_by(T.tenants.c.id)))
+            tenants = tuple(codec.tenant_from_row(r) for r in c.execute(select(T.tenants).order_by(T.tenants.c.id)))
             programs = tuple(
-                self._program(r) for r in c.execute(select(T.programs).order_by(T.programs.c.id))
+                codec.program_from_row(r) for r in c.execute(select(T.programs).order_by(T.programs.c.id))
             )
-            grants = tuple(self._grant(r) for r in c.execute(select(T.grants).order_by(T.grants.c.id)))
+            grants = tuple(codec.grant_from_row(r) for r in c.execute(select(T.grants).order_by(T.grants.c.id)))
             prices = {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
-            sites = tuple(self._site(r) for r in c.execute(select(T.sites).order_by(T.sites.c.id)))
+            sites = tuple(codec.site_from_row(r) for r in c.execute(select(T.sites).order_by(T.sites.c.id)))
         self._fresh_statistics(len(job_rows))
         # the same objects as last round while nothing changed, so the core's problem cache can reuse its
         # arrays (core.rounds: it keys on the identity of the throughput, tenants and programs)

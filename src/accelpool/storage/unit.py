@@ -142,10 +142,10 @@ class UnitOfWork:
         now = time.monotonic()
         version = self._ref_version
         with self.read() as c:
-            programs = {r.id: self._program(r) for r in c.execute(select(T.programs))}
+            programs = {r.id: codec.program_from_row(r) for r in c.execute(select(T.programs))}
             by_tenant: dict[str, list[Grant]] = {}
             for r in c.execute(select(T.grants).order_by(T.grants.c.id)):
-                by_tenant.setdefault(r.tenant, []).append(self._grant(r))
+                by_tenant.setdefault(r.tenant, []).append(codec.grant_from_row(r))
             nodes = [
                 NodeView(
                     r.name, r.accelerator, int(r.devices), r.zone, bool(r.down), list(r.labels or []), r.site
@@ -154,7 +154,7 @@ class UnitOfWork:
             ]
             prices = {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
             trows = c.execute(select(T.tenants.c.id, T.tenants.c.public)).all()
-            sites = tuple(self._site(r) for r in c.execute(select(T.sites).order_by(T.sites.c.id)))
+            sites = tuple(codec.site_from_row(r) for r in c.execute(select(T.sites).order_by(T.sites.c.id)))
         tenants = frozenset(r[0] for r in trows)
         public = frozenset(r[0] for r in trows if r[1])
         ref = Reference(programs, by_tenant, nodes, prices, tenants, now, public, sites)
@@ -209,14 +209,6 @@ class UnitOfWork:
         return Node(
             r.name, r.accelerator, int(r.devices), r.zone, tuple(tuple(kv) for kv in r.labels or ()), r.site
         )
-
-    @staticmethod
-    def _site(r: Any) -> Site:
-        return codec.site_from_row(r)
-
-    _tenant = staticmethod(codec.tenant_from_row)
-    _program = staticmethod(codec.program_from_row)
-    _grant = staticmethod(codec.grant_from_row)
 
 
 def _node_row(n: Node) -> dict[str, Any]:
