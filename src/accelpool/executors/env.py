@@ -19,11 +19,26 @@ from collections.abc import Callable, Mapping
 
 from accelpool.core.rounds import Placement
 from accelpool.core.types import AcceleratorType
-from accelpool.ports import Launch
+from accelpool.ports import Clock, Launch
 
 ExtraEnv = Mapping[str, str] | Callable[[Launch], Mapping[str, str]]
 DEFAULT_VISIBLE_ENV = "CUDA_VISIBLE_DEVICES"
 MINIMAL_KEYS = ("PATH", "HOME", "LANG")
+
+
+def catalog_and_clock(
+    catalog: Mapping[str, AcceleratorType] | None, clock: Clock | None
+) -> tuple[Mapping[str, AcceleratorType], Clock]:
+    """An executor's catalogue and clock: the ones passed in, else the bundled catalogue and the system clock."""
+    if catalog is None:
+        from accelpool.catalog import bundled_catalog
+
+        catalog = bundled_catalog()
+    if clock is None:
+        from accelpool.runtime.clock import SystemClock
+
+        clock = SystemClock()
+    return catalog, clock
 
 
 def visible_devices_env(catalog: Mapping[str, AcceleratorType], accelerator: str) -> str:

@@ -79,7 +79,7 @@ from pathlib import Path
 
 from accelpool.core.types import AcceleratorType
 from accelpool.executors import sandbox as sb
-from accelpool.executors.env import ExtraEnv, devices_str, job_env, visible_devices_env
+from accelpool.executors.env import ExtraEnv, catalog_and_clock, devices_str, job_env, visible_devices_env
 from accelpool.executors.procs import _in_time_order, _proc_start_time, _signal_group, read_progress_file
 from accelpool.executors.sandbox_image import remove_container
 from accelpool.executors.sandbox_wrapper import WRAPPER
@@ -148,14 +148,7 @@ class LocalExecutor:
         sandbox: sb.SandboxConfig | None = None,
         reaper_interval_seconds: float = 0.05,
     ) -> None:
-        if catalog is None:
-            from accelpool.catalog import bundled_catalog
-
-            catalog = bundled_catalog()
-        if clock is None:
-            from accelpool.runtime.clock import SystemClock
-
-            clock = SystemClock()
+        catalog, clock = catalog_and_clock(catalog, clock)
         self.catalog = catalog
         self.clock = clock
         self.extra_env = extra_env

@@ -52,7 +52,7 @@ from typing import Any
 from accelpool.core.types import AcceleratorType
 from accelpool.executors import sandbox as sb
 from accelpool.executors import sandbox_image as sb_image
-from accelpool.executors.env import ExtraEnv, job_env, visible_devices_env
+from accelpool.executors.env import ExtraEnv, catalog_and_clock, job_env, visible_devices_env
 from accelpool.executors.procs import _in_time_order
 from accelpool.executors.ray_nodes import RayNodes
 from accelpool.executors.ray_runner import _Rank, _RayJob, _runner_class, _safe
@@ -93,14 +93,7 @@ class RayExecutor(RayNodes):
 
         import ray
 
-        if catalog is None:
-            from accelpool.catalog import bundled_catalog
-
-            catalog = bundled_catalog()
-        if clock is None:
-            from accelpool.runtime.clock import SystemClock
-
-            clock = SystemClock()
+        catalog, clock = catalog_and_clock(catalog, clock)
         self._ray = ray
         self.catalog = catalog
         self.clock = clock

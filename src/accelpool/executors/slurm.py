@@ -65,7 +65,7 @@ from urllib.parse import quote
 
 from accelpool.core.types import DEFAULT_SITE, AcceleratorType, Node
 from accelpool.executors import sandbox as sb
-from accelpool.executors.env import ExtraEnv, devices_str
+from accelpool.executors.env import ExtraEnv, catalog_and_clock, devices_str
 from accelpool.executors.procs import read_progress_file
 from accelpool.executors.slurm_batch import (
     batch_script,
@@ -130,14 +130,7 @@ class SlurmExecutor:
         site: str = DEFAULT_SITE,
         sandbox: sb.SandboxConfig | None = None,
     ) -> None:
-        if catalog is None:
-            from accelpool.catalog import bundled_catalog
-
-            catalog = bundled_catalog()
-        if clock is None:
-            from accelpool.runtime.clock import SystemClock
-
-            clock = SystemClock()
+        catalog, clock = catalog_and_clock(catalog, clock)
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", instance):
             raise ValueError(f"instance {instance!r}: use letters, digits, '_', '.', '-'")
         self.catalog = catalog
