@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from accelpool.core.allocation import Allocation, AllocationProblem
 from accelpool.core.round_config import RoundConfig
-from accelpool.core.rounds import JobStatus, Snapshot, decide
+from accelpool.core.rounds import JobStatus, Placement, Snapshot, decide
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import Job, JobState, Node
 
@@ -35,3 +37,37 @@ def test_back_filled_time_counts_towards_the_job(mode, on_a):
     # job ratio: j1 ran 50% of its age (ratio 1), j2 25% (ratio 2) -> j2 takes a, j1 is back-filled on b.
     # Gavel's per-type ratio sees j1 with nothing on a (infinite) and gives it a again.
     assert placed[on_a] == "a" and len(placed) == 2
+
+
+def half_each_on_one_device(problem: AllocationProblem) -> Allocation:
+    return Allocation(problem.job_ids, problem.types, np.full((problem.n_jobs, 1), 0.5), "fixed")
+
+
+def old_runs_new_waits(new_age: float) -> Snapshot:
+    # one device, per-round semantics; "old" (1 h old) runs on it and has run half its age, at its share x = 0.5
+    # (ratio 1, times the keep bonus 1.25); "new" has never run and is owed 0.5 of its age
+    now = 3600.0
+    jobs = (
+        JobStatus(
+            Job("old", submit_time=0.0, preemptible=True),
+            JobState.RUNNING,
+            placement=Placement("old", "a", (("a-0", (0,)),)),
+            seconds_on={"a": 1800.0},
+        ),
+        JobStatus(Job("new", submit_time=now - new_age, preemptible=True), JobState.QUEUED),
+    )
+    tput = ThroughputMatrix.from_rows({"old": {"a": 1.0}, "new": {"a": 1.0}}, ("a",))
+    return Snapshot(now, (Node("a-0", "a", 1),), jobs, tput, round_seconds=360.0)
+
+
+@pytest.mark.parametrize(
+    ("credit", "new_age", "on_device"),
+    [(0.5, 360.0, "old"), (0.5, 720.0, "new"), (0.0, 360.0, "new")],
+)
+def test_a_new_job_ranks_by_what_it_is_owed_after_an_arrival_credit(credit, new_age, on_device):
+    # arrival credit: a job counts as having run half a round when it arrives (Gavel's start), so after one
+    # round it ranks 0.5 / (180 / 360) = 1 < 1.25 and the old job stays; after two rounds 2 > 1.25 and it
+    # takes the device. Without the credit (0) a job that never ran ranks infinitely high at once.
+    config = dataclasses.replace(RoundConfig.per_round(), arrival_credit=credit)
+    d = decide(old_runs_new_waits(new_age), half_each_on_one_device, config=config)
+    assert [p.job for p in d.placements()] == [on_device]

@@ -43,6 +43,8 @@ def _pair_order(
     submit = problem.submit_time if problem is not None else np.array([s.job.submit_time for s in statuses])
     ages = np.maximum(now - submit, floor)
     received = _seconds_on(statuses, types, problem, cache) / ages[:, None]
+    # the arrival credit: seconds a job counts as having run when it arrives (core/rounds.py)
+    credit = config.arrival_credit * config.lease_or(floor) / ages
     tindex = {t: k for k, t in enumerate(types)}
     running = JobState.RUNNING
     running_on = np.array(
@@ -62,11 +64,19 @@ def _pair_order(
     keep = (1.0 + config.keep_bonus) * np.broadcast_to(np.asarray(threshold, dtype=float), (n,))
     if config.ranking == "job":
         return _job_pair_order(
-            x, usable, received, running_on, keep, stay=config.lease_seconds is not None, priority=priority
+            x,
+            usable,
+            received,
+            running_on,
+            keep,
+            stay=config.lease_seconds is not None,
+            priority=priority,
+            credit=credit,
         )
     if config.ranking == "deficit":
         prio = (x - received) * ages[:, None]
     else:
+        received = received + credit[:, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             prio = np.where(received > 0, x / np.maximum(received, 1e-12), np.inf)
     on_type = running_on[:, None] == np.arange(len(types))[None, :]
@@ -117,6 +127,7 @@ def _job_pair_order(
     *,
     stay: bool = False,
     priority: np.ndarray | None = None,
+    credit: np.ndarray | None = None,
 ) -> list[tuple[int, int]]:
     """The job ratio across jobs; within a job, the per-type ratio (see _pair_order's callers' docs).
 
@@ -139,7 +150,7 @@ def _job_pair_order(
     if len(rows) == 0:
         return []
     n = x.shape[0]
-    total = received.sum(axis=1)
+    total = received.sum(axis=1) if credit is None else received.sum(axis=1) + credit
     ratio = np.divide(x.sum(axis=1), total, out=np.full(n, np.inf), where=total > 0)
     in_place = running_on[rows] == cols
     job_in_place = np.zeros(n, dtype=bool)

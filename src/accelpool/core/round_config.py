@@ -18,6 +18,9 @@ with next to its results, and tests pass their own. Defaults are the live servic
                        share over the share of its age it has run), "ratio" (Gavel's per-type x / received)
                        or "deficit" (seconds owed on the type).
     keep_bonus         a running job's rank on the type it holds is multiplied by 1 + keep_bonus.
+    arrival_credit     leases (rounds, per-round) of run time a job counts as having received when it
+                       arrives, in the ranking only: a job that never ran ranks by what it is owed, not
+                       infinitely high. 0.5: Gavel starts every job with half a round (core/rounds.py).
     per_device_levels  max-min fairness levels count devices (s_j x normalized speed); False: per job.
     fairness           "tenant": hierarchical shares program -> tenant -> job (splitting work into more
                        jobs gains a tenant nothing); "job": every job is its own party (Gavel's per-job
@@ -44,6 +47,7 @@ class RoundConfig:
     restart_seconds: float = 60.0
     ranking: Ranking = "job"
     keep_bonus: float = 0.25
+    arrival_credit: float = 0.5
     per_device_levels: bool = True
     fairness: Fairness = "tenant"
 
@@ -52,7 +56,7 @@ class RoundConfig:
             math.isfinite(self.lease_seconds) and self.lease_seconds > 0
         ):
             raise ValueError(f"lease_seconds must be > 0 seconds or None, got {self.lease_seconds}")
-        for name in ("min_run_seconds", "restart_seconds", "keep_bonus"):
+        for name in ("min_run_seconds", "restart_seconds", "keep_bonus", "arrival_credit"):
             v = getattr(self, name)
             if v is not None and not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v}")
