@@ -185,7 +185,12 @@ def run_gavel(gavel: Path, path: Path, cluster: str, gavel_name: str) -> dict[st
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     g: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     g["cpu_seconds"] = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
-    g.update(trace=path.name, cluster=cluster, load=os.getloadavg()[0], at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    g.update(
+        trace=path.name,
+        cluster=cluster,
+        load=os.getloadavg()[0],
+        at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
     return g
 
 

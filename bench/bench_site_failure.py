@@ -40,7 +40,9 @@ def once(tmp: Path, down_after: float) -> float:
     store.add_sites([Site("a", prices={"h100": 1000}), Site("b", prices={"h100": 2000})])
     store.add_nodes([Node("a0", "h100", 4, site="a"), Node("b0", "h100", 4, site="b")])
     a, b = Controlled(tmp / "a", clock=clock), Controlled(tmp / "b", clock=clock)
-    ex = SiteExecutors({"a": a, "b": b}, clock, down_after_seconds=down_after, on_site_health=store.set_site_down)
+    ex = SiteExecutors(
+        {"a": a, "b": b}, clock, down_after_seconds=down_after, on_site_health=store.set_site_down
+    )
     rec = Reconciler(store, ex, clock, POLICIES["fifo"], round_seconds=1.0)
     store.submit(Job("j", scale=2, submit_time=clock.now()), {"h100": 1.0}, RunSpec(command="sleep 120"))
     try:
@@ -78,7 +80,9 @@ def main() -> None:
             took.append(once(Path(d), args.down_after))
         print(f"run {i + 1}: site silent -> job running on the other site in {took[-1]:.1f} s")
     med = statistics.median(took)
-    print(f"median {med:.1f} s (down after {args.down_after:g} s); target < 30 s: {'met' if med < 30 else 'NOT met'}")
+    print(
+        f"median {med:.1f} s (down after {args.down_after:g} s); target < 30 s: {'met' if med < 30 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

@@ -65,7 +65,13 @@ def fingerprint(trace: str, cluster: str, policy: str, max_rounds: int | None, l
         _feed(h, sorted((j, str(c)) for j, c in d.waiting.items()), sorted(d.positions.items()))
         a = d.allocation
         _feed(h, a.job_ids, a.types, a.x.round(9).tobytes())
-        _feed(h, [(c.job, c.accelerator, c.device_seconds, c.amount_krw, c.start, c.end, c.site) for c in r.charges])
+        _feed(
+            h,
+            [
+                (c.job, c.accelerator, c.device_seconds, c.amount_krw, c.start, c.end, c.site)
+                for c in r.charges
+            ],
+        )
 
     c0 = time.process_time()
     res = simulate(
@@ -94,7 +100,17 @@ def fingerprint(trace: str, cluster: str, policy: str, max_rounds: int | None, l
             rec.events,
         )
     tl = res.timeline
-    _feed(h, tl.time, tl.interval, tl.busy, tl.tenant_busy, tl.active, tl.grant_left, tl.preemptions, tl.busy_until)
+    _feed(
+        h,
+        tl.time,
+        tl.interval,
+        tl.busy,
+        tl.tenant_busy,
+        tl.active,
+        tl.grant_left,
+        tl.preemptions,
+        tl.busy_until,
+    )
     _feed(h, res.rounds, res.unschedulable, res.unfinished, sorted(res.charges_krw.items()))
     return {"hash": h.hexdigest()[:16], "rounds": res.rounds, "cpu_seconds": round(cpu, 2)}
 
@@ -121,7 +137,10 @@ def main() -> None:
             same = expect[name]["hash"] == fp["hash"]
             bad += not same
             verdict = "same" if same else f"DIFFERENT (was {expect[name]['hash']})"
-        print(f"{name:36s} {fp['hash']} rounds {fp['rounds']:>6} cpu {fp['cpu_seconds']:7.2f} s {verdict}", flush=True)
+        print(
+            f"{name:36s} {fp['hash']} rounds {fp['rounds']:>6} cpu {fp['cpu_seconds']:7.2f} s {verdict}",
+            flush=True,
+        )
     if a.out:
         Path(a.out).write_text(json.dumps(out, indent=1) + "\n")
     sys.exit(1 if bad else 0)

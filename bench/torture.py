@@ -89,7 +89,9 @@ def store_facts(database_url: str) -> dict[str, Any]:
         events = [tuple(r) for r in c.exec_driver_sql("SELECT job, time, state FROM job_events ORDER BY seq")]
         charges = [
             tuple(r)
-            for r in c.exec_driver_sql('SELECT job, "grant", amount_krw, start, "end" FROM charges ORDER BY seq')
+            for r in c.exec_driver_sql(
+                'SELECT job, "grant", amount_krw, start, "end" FROM charges ORDER BY seq'
+            )
         ]
         grants = {r[0]: int(r[1]) for r in c.exec_driver_sql("SELECT id, spent_krw FROM grants")}
     eng.dispose()
@@ -102,7 +104,9 @@ def money_checks(facts: dict[str, Any], eps: float = 1e-3) -> dict[str, Any]:
     for _, grant, amount, _, _ in facts["charges"]:
         if grant is not None:
             by_grant[grant] += int(amount)
-    mismatched = {g: (by_grant.get(g, 0), spent) for g, spent in facts["grants"].items() if by_grant.get(g, 0) != spent}
+    mismatched = {
+        g: (by_grant.get(g, 0), spent) for g, spent in facts["grants"].items() if by_grant.get(g, 0) != spent
+    }
     intervals: dict[str, list[list[float]]] = defaultdict(list)
     for job, t, state in facts["events"]:
         ivs = intervals[job]
@@ -110,6 +114,7 @@ def money_checks(facts: dict[str, Any], eps: float = 1e-3) -> dict[str, Any]:
             ivs[-1][1] = float(t)
         if state == "running" and not (ivs and ivs[-1][1] == float("inf")):
             ivs.append([float(t), float("inf")])
+
     def inside(job: str, start: float, end: float) -> bool:
         ivs = intervals.get(job, [])
         if start == end:  # the settlement of a run's carry (under 1 KRW), booked when the run has ended
@@ -167,7 +172,9 @@ class _Load:
                 i += 1
 
 
-def kill_loop(cycles: int, database_url: str | None, workdir: Path, *, clients: int = 4, seed: int = 0) -> dict[str, Any]:
+def kill_loop(
+    cycles: int, database_url: str | None, workdir: Path, *, clients: int = 4, seed: int = 0
+) -> dict[str, Any]:
     """``cycles`` kill -9 of the API, the scheduler and the supervisor in turn, under submission load."""
     rnd = random.Random(seed)
     data = workdir / "data"
@@ -179,7 +186,9 @@ def kill_loop(cycles: int, database_url: str | None, workdir: Path, *, clients: 
     for t in threads:
         t.start()
     killed: list[str] = []
-    restarts: list[tuple[str, float, float]] = []  # (target, s from the kill to /healthz, CPU s of the restart)
+    restarts: list[
+        tuple[str, float, float]
+    ] = []  # (target, s from the kill to /healthz, CPU s of the restart)
     t0 = time.time()
     try:
         for cycle in range(cycles):
@@ -233,7 +242,8 @@ def kill_loop(cycles: int, database_url: str | None, workdir: Path, *, clients: 
         "seconds": round(time.time() - t0, 1),
         # per target: the slowest return to /healthz after a kill (s), and the CPU s its restart used then
         "slowest_restart": {
-            r: max(((s, c) for t, s, c in restarts if t == r), default=None) for r in ("api", "scheduler", "supervisor")
+            r: max(((s, c) for t, s, c in restarts if t == r), default=None)
+            for r in ("api", "scheduler", "supervisor")
         },
     }
     out.update(money_checks(facts))
@@ -296,8 +306,14 @@ def wait_back(server: ServerProcess, target: str, killed: int | None, mark: int,
         why = None
         log = _log_path(server)
         new_log = log.read_bytes()[mark:].decode(errors="replace") if log.exists() else ""
-        deaths = [ln for ln in new_log.splitlines() if " process exited with code" in ln or " process killed by" in ln]
-        ours = next((ln for ln in deaths if f"{target} process killed by signal {int(signal.SIGKILL)}" in ln), None)
+        deaths = [
+            ln
+            for ln in new_log.splitlines()
+            if " process exited with code" in ln or " process killed by" in ln
+        ]
+        ours = next(
+            (ln for ln in deaths if f"{target} process killed by signal {int(signal.SIGKILL)}" in ln), None
+        )
         if ours is not None:
             deaths.remove(ours)  # the kill -9 this cycle sent
         if server.proc.poll() is not None:
@@ -343,7 +359,10 @@ def _wait_gone(supervisor_pid: int) -> None:
             if entry.isdigit():
                 with contextlib.suppress(OSError):
                     cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
-                    if b"accelpool.service.supervisor" in cmd and mark in Path(f"/proc/{entry}/environ").read_bytes():
+                    if (
+                        b"accelpool.service.supervisor" in cmd
+                        and mark in Path(f"/proc/{entry}/environ").read_bytes()
+                    ):
                         left.append(int(entry))
         stuck = []
         for pid in left:
@@ -381,8 +400,13 @@ def budget_race(database_url: str | None, workdir: Path, n: int = 200) -> dict[s
             c.post("/api/v1/tenants", json={"id": "racer"}).raise_for_status()
             c.post(
                 "/api/v1/grants",
-                json={"id": "g-race", "program": "k-ai-compute", "tenant": "racer", "amount_krw": 100_000,
-                      "start": now - 60},
+                json={
+                    "id": "g-race",
+                    "program": "k-ai-compute",
+                    "tenant": "racer",
+                    "amount_krw": 100_000,
+                    "start": now - 60,
+                },
             ).raise_for_status()
             prices = c.get("/api/v1/prices").json()["krw_per_device_hour"]
         statuses: list[int] = []
@@ -391,8 +415,13 @@ def budget_race(database_url: str | None, workdir: Path, n: int = 200) -> dict[s
             with httpx.Client(base_url=server.url, headers=h, timeout=30) as c:
                 r = c.post(
                     "/api/v1/jobs?tenant=racer",
-                    json={"name": f"r{i}", "command": "true", "grant": "g-race", "max_run_time": "1h",
-                          "resources": {"type": "h100", "count": 1}},
+                    json={
+                        "name": f"r{i}",
+                        "command": "true",
+                        "grant": "g-race",
+                        "max_run_time": "1h",
+                        "resources": {"type": "h100", "count": 1},
+                    },
                 )
                 statuses.append(r.status_code)
 
@@ -434,12 +463,16 @@ def cancel_race(database_url: str | None, workdir: Path, n: int = 128) -> dict[s
     try:
         with httpx.Client(base_url=server.url, headers=h, timeout=30) as c:
             ids = [
-                c.post(f"/api/v1/jobs?tenant={TENANT}", json={"name": f"c{i}", "command": "true"}).json()["id"]
+                c.post(f"/api/v1/jobs?tenant={TENANT}", json={"name": f"c{i}", "command": "true"}).json()[
+                    "id"
+                ]
                 for i in range(n)
             ]
             deadline = time.time() + 30
             while time.time() < deadline:
-                running = [j for j in c.get(f"/api/v1/jobs?tenant={TENANT}&state=running&limit=1000").json()["items"]]
+                running = [
+                    j for j in c.get(f"/api/v1/jobs?tenant={TENANT}&state=running&limit=1000").json()["items"]
+                ]
                 if running:
                     break
                 time.sleep(0.2)
@@ -478,7 +511,9 @@ def cancel_race(database_url: str | None, workdir: Path, n: int = 128) -> dict[s
 # -- open-loop load ---------------------------------------------------------------------------------------
 
 
-async def _open_loop(url: str, headers: dict[str, str], rate: float, seconds: float, conns: int = 64) -> dict[str, Any]:
+async def _open_loop(
+    url: str, headers: dict[str, str], rate: float, seconds: float, conns: int = 64
+) -> dict[str, Any]:
     """Requests become due at ``start + i / rate``; ``conns`` keep-alive HTTP/1.1 connections (plain asyncio
     streams: a client library's pool would be the bottleneck) send them in due order. A request waiting for a
     free connection is late, and its latency counts from when it was due."""

@@ -70,7 +70,7 @@ def slurm_conf() -> Iterator[str]:
         return
     script = Path(__file__).resolve().parents[1] / "scripts" / "slurm.sh"
     if os.geteuid() != 0:
-        pytest.skip("no test Slurm: run `eval \"$(bash scripts/slurm.sh start)\"` as root")
+        pytest.skip('no test Slurm: run `eval "$(bash scripts/slurm.sh start)"` as root')
     p = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=300)
     if p.returncode != 0:
         pytest.skip(f"scripts/slurm.sh start failed: {p.stderr[-500:]}")

@@ -8,10 +8,32 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "accelpool"
 
 CORE_FORBIDDEN = {
-    "sqlalchemy", "fastapi", "starlette", "uvicorn", "httpx", "ray", "subprocess", "socket", "requests",
-    "alembic", "psycopg", "typer", "rich", "matplotlib", "logging", "random", "os", "datetime",
-    "accelpool.storage", "accelpool.api", "accelpool.executors", "accelpool.runtime", "accelpool.cli",
-    "accelpool.sim", "accelpool.service", "accelpool.sdk",
+    "sqlalchemy",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "httpx",
+    "ray",
+    "subprocess",
+    "socket",
+    "requests",
+    "alembic",
+    "psycopg",
+    "typer",
+    "rich",
+    "matplotlib",
+    "logging",
+    "random",
+    "os",
+    "datetime",
+    "accelpool.storage",
+    "accelpool.api",
+    "accelpool.executors",
+    "accelpool.runtime",
+    "accelpool.cli",
+    "accelpool.sim",
+    "accelpool.service",
+    "accelpool.sdk",
 }
 
 
@@ -43,7 +65,11 @@ def test_core_reads_no_wall_clock():
     offenders = []
     for p in (SRC / "core").rglob("*.py"):
         for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "time":
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "time"
+            ):
                 if node.attr not in ("perf_counter", "perf_counter_ns"):
                     offenders.append(f"{p.relative_to(SRC)}:{node.lineno} time.{node.attr}")
     assert offenders == []
@@ -53,7 +79,8 @@ def test_sqlalchemy_stays_in_storage():
     outside = {
         str(p.relative_to(SRC))
         for p in SRC.rglob("*.py")
-        if "storage" not in p.relative_to(SRC).parts and forbidden_any(imports_of(p), {"sqlalchemy", "alembic"})
+        if "storage" not in p.relative_to(SRC).parts
+        and forbidden_any(imports_of(p), {"sqlalchemy", "alembic"})
     }
     assert outside == set()
 
@@ -79,7 +106,9 @@ OVERSIZE: set[str] = set()
 
 def test_modules_have_one_purpose_and_under_600_lines():
     """No module over 600 lines (issue: modules with one purpose each), except those listed as being split."""
-    sizes = {str(p.relative_to(SRC)): len(p.read_text(encoding="utf-8").splitlines()) for p in SRC.rglob("*.py")}
+    sizes = {
+        str(p.relative_to(SRC)): len(p.read_text(encoding="utf-8").splitlines()) for p in SRC.rglob("*.py")
+    }
     over = {name for name, n in sizes.items() if n > 600}
     assert over <= OVERSIZE, f"over 600 lines: {sorted(over - OVERSIZE)}"
 

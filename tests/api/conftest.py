@@ -13,13 +13,25 @@ class World:
     def __init__(self, tmp_path):
         self.store = SqlStore(sqlite_url(tmp_path / "api.sqlite"))
         s = self.store
-        s.add_nodes([Node("h-0", "h100", 8), Node("h-1", "h100", 8), Node("r-0", "rngd", 8),
-                     Node("w-0", "warboy", 4, zone="busan")])
+        s.add_nodes(
+            [
+                Node("h-0", "h100", 8),
+                Node("h-1", "h100", 8),
+                Node("r-0", "rngd", 8),
+                Node("w-0", "warboy", 4, zone="busan"),
+            ]
+        )
         s.set_prices({"h100": 4000, "rngd": 1200, "warboy": 500})
         for t in ("t1", "t2", "t3"):
             s.add_tenant(Tenant(t, t.upper()))
-        s.add_program(Program("p1", "Program 1", 10_000_000, rules=ProgramRules(tenant_caps={"rngd": 4},
-                                                                                   max_contract_seconds=86400)))
+        s.add_program(
+            Program(
+                "p1",
+                "Program 1",
+                10_000_000,
+                rules=ProgramRules(tenant_caps={"rngd": 4}, max_contract_seconds=86400),
+            )
+        )
         s.add_program(Program("p2", "Program 2", 10_000_000))
         s.add_grant(Grant("g1", "p1", "t1", 1_000_000))
         s.add_grant(Grant("g2", "p2", "t2", 1_000_000))

@@ -36,8 +36,9 @@ def test_job_endpoint_matrix(world, who, method, path, body):
         assert r.json() == missing.json()  # indistinguishable from a job that does not exist
 
 
-@pytest.mark.parametrize("who,visible", [("admin", {"t1", "t2"}), ("m1", {"t1"}), ("m2", {"t2"}),
-                                         ("pm1", {"t1"}), ("pm2", {"t2"})])
+@pytest.mark.parametrize(
+    "who,visible", [("admin", {"t1", "t2"}), ("m1", {"t1"}), ("m2", {"t2"}), ("pm1", {"t1"}), ("pm2", {"t2"})]
+)
 def test_listings_show_only_visible_tenants(world, who, visible):
     world.submit("m1")
     world.submit("m2", program="p2")

@@ -58,8 +58,12 @@ def test_a_job_whose_grant_was_spent_down_shows_as_blocked_with_its_figures(worl
     from accelpool.core.types import Grant
 
     clock = VirtualClock(1000.0)
-    rec = Reconciler(world.store, FakeExecutor(clock), clock, get_policy("max-min-fairness"), round_seconds=3.0)
-    r = world.submit("m1", name="whole", grant="g1", max_run_time=3600, resources={"type": "h100", "count": 1})
+    rec = Reconciler(
+        world.store, FakeExecutor(clock), clock, get_policy("max-min-fairness"), round_seconds=3.0
+    )
+    r = world.submit(
+        "m1", name="whole", grant="g1", max_run_time=3600, resources={"type": "h100", "count": 1}
+    )
     assert r.status_code == 201, r.text
     jid = r.json()["id"]
     world.store.add_grant(Grant("g1", "p1", "t1", 1_000_000, spent_krw=1_000_000 - 3_999))  # spent elsewhere

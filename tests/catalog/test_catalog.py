@@ -7,8 +7,23 @@ import pytest
 from accelpool.catalog import load_catalog, parse_catalog_text
 from accelpool.core.errors import InputError
 
-REQUIRED = ["a100", "h100", "h200", "b200", "l40s", "warboy", "rngd", "atom", "atom-max", "rebel-quad",
-            "x220", "x330", "gaudi2", "gaudi3", "mi300x"]
+REQUIRED = [
+    "a100",
+    "h100",
+    "h200",
+    "b200",
+    "l40s",
+    "warboy",
+    "rngd",
+    "atom",
+    "atom-max",
+    "rebel-quad",
+    "x220",
+    "x330",
+    "gaudi2",
+    "gaudi3",
+    "mi300x",
+]
 
 
 def test_every_reference_accelerator_is_there_with_runtime_names():
@@ -23,7 +38,15 @@ def test_every_reference_accelerator_is_there_with_runtime_names():
 
 def test_domestic_flag_follows_country():
     cat = load_catalog()
-    assert {t for t in cat if cat[t].domestic} >= {"warboy", "rngd", "atom", "atom-max", "rebel-quad", "x220", "x330"}
+    assert {t for t in cat if cat[t].domestic} >= {
+        "warboy",
+        "rngd",
+        "atom",
+        "atom-max",
+        "rebel-quad",
+        "x220",
+        "x330",
+    }
     assert not cat["h100"].domestic and not cat["mi300x"].domestic
 
 
@@ -44,8 +67,10 @@ def test_aliases_and_did_you_mean():
 
 def test_operator_file_overrides_and_adds(tmp_path):
     f = tmp_path / "ops.yaml"
-    f.write_text("accelerators:\n  - id: h100\n    tdp_w: 650\n  - id: myx\n    name: My X\n    vendor: Acme\n"
-                 "    country: KR\n    memory_gb: 32\n")
+    f.write_text(
+        "accelerators:\n  - id: h100\n    tdp_w: 650\n  - id: myx\n    name: My X\n    vendor: Acme\n"
+        "    country: KR\n    memory_gb: 32\n"
+    )
     cat = load_catalog([f])
     assert cat["h100"].tdp_w == 650 and cat["h100"].memory_gb == 80
     assert cat["myx"].domestic and cat["myx"].memory_gb == 32

@@ -18,7 +18,7 @@ def _one_line(err: str) -> str:
     [
         (b"name: demo\ncommand: echo \xff\xfe\n", "bad.yaml:2: not UTF-8 text"),
         (b'name: demo\nresources: {type: h100}\ncommand: "a\\0b"\n', "NUL"),
-        (b"name: demo\nresources: {type: h100}\ncommand: echo\nenv: {A: \"\\0\"}\n", "field 'env.A'"),
+        (b'name: demo\nresources: {type: h100}\ncommand: echo\nenv: {A: "\\0"}\n', "field 'env.A'"),
     ],
 )
 def test_submit_of_bad_file_content_is_one_line_exit_2(cli, tmp_path, content, expect):  # noqa: F811

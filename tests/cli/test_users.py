@@ -290,12 +290,28 @@ def test_show_prints_times_and_tables_never_cut_ids_at_80_columns(cli, tmp_path,
 def test_sites_are_registered_from_the_cli_and_nodes_join_them(cli):
     a = cli.admin
     code, out, err = cli(
-        "sites", "--json", "add", "bank", "--operator", "cloud-b", "--region", "busan",
-        "--data-class", "public", "--data-class", "financial", "--executor", "slurm", "--price", "h100=5000",
+        "sites",
+        "--json",
+        "add",
+        "bank",
+        "--operator",
+        "cloud-b",
+        "--region",
+        "busan",
+        "--data-class",
+        "public",
+        "--data-class",
+        "financial",
+        "--executor",
+        "slurm",
+        "--price",
+        "h100=5000",
         token=a,
     )
     assert code == 0, err
-    assert json.loads(out)["data_classes"] == ["financial", "public"] and json.loads(out)["prices"] == {"h100": 5000}
+    assert json.loads(out)["data_classes"] == ["financial", "public"] and json.loads(out)["prices"] == {
+        "h100": 5000
+    }
     assert cli("sites", "add", "x", "--price", "h100=lots", token=a)[0] == 2
     assert cli("nodes", "add", "b-0", "h100", "4", "--site", "bank", token=a)[0] == 0
     code, out, _ = cli("nodes", "--json", token=a)

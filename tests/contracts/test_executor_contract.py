@@ -122,7 +122,12 @@ def slurm_harness(tmp_path, slurm_conf: str) -> Harness:
 
 
 @pytest.fixture(
-    params=["fake", "local", pytest.param("ray", marks=pytest.mark.ray), pytest.param("slurm", marks=pytest.mark.slurm)]
+    params=[
+        "fake",
+        "local",
+        pytest.param("ray", marks=pytest.mark.ray),
+        pytest.param("slurm", marks=pytest.mark.slurm),
+    ]
 )
 def harness(request, tmp_path) -> Iterator[Harness]:
     if request.param == "fake":

@@ -14,7 +14,9 @@ PRICE = 3600  # 1 KRW per device-second
 
 def _running(mark: float) -> JobStatus:
     p = Placement("j", "h100", (("n0", (0, 1)),))
-    return JobStatus(Job("j", tenant="t", scale=2), JobState.RUNNING, p, metered_until=mark, carry=Fraction(0))
+    return JobStatus(
+        Job("j", tenant="t", scale=2), JobState.RUNNING, p, metered_until=mark, carry=Fraction(0)
+    )
 
 
 def test_a_cancel_read_before_a_later_mark_takes_effect_at_the_mark_and_bills_nothing_more():

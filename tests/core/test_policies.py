@@ -226,7 +226,11 @@ def test_fifo_keeps_running_jobs_where_they_run():
 def test_fifo_head_of_line_blocks_later_jobs():
     """No back-fill past a job that waits for devices: a later 1-device job waits though 1 device is free."""
     p = make(
-        np.ones((3, 1)), [3], [2, 2, 1], submit_time=np.array([0.0, 1.0, 2.0]), keep_type=np.array([0, -1, -1])
+        np.ones((3, 1)),
+        [3],
+        [2, 2, 1],
+        submit_time=np.array([0.0, 1.0, 2.0]),
+        keep_type=np.array([0, -1, -1]),
     )
     alloc = get_policy("fifo")(p)
     assert alloc.x[:, 0].tolist() == [1.0, 0.0, 0.0]
@@ -406,3 +410,25 @@ def test_fair_share_splits_over_types_by_capacity_only_when_they_are_full():
     assert check_feasible(full, get_policy("fair-share")(full)) == []
 
 
+@pytest.mark.parametrize("family", ["random", "restricted", "generational"])
+def test_level_tolerance_keeps_the_stage_level_and_a_feasible_pareto_allocation(family):
+    """``eps`` (the default LEVEL_TOLERANCE, and 0) only lets ceiling-search probes decide at
+    ceiling (1 - eps): the stage-1 level stays the exact LP's, the allocation fits and is filled."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from problems import family_problem
+
+    problem = family_problem(family, 1000, 8, 5)
+    exact = exact_level(problem)
+    usable = usable_mask(problem)
+    for eps in (0.0, 0.005):
+        alloc = max_min_fairness(problem, eps=eps)
+        assert check_feasible(problem, alloc) == []
+        assert stage_level(problem, alloc.x) == pytest.approx(exact, rel=1e-6)
+        spare = problem.capacity - (alloc.x * problem.scale[:, None]).sum(axis=0)
+        slack = alloc.x.sum(axis=1) < 1 - 1e-6
+        for t in range(problem.n_types):
+            wanting = usable[:, t] & slack & (problem.scale <= spare[t] + 1e-9)
+            assert spare[t] < 1e-6 or not wanting.any(), f"type {t} idles while a job could use it"

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 RESUMABLE = (
     'd="$ACCELPOOL_CHECKPOINT_DIR"; i=$(cat "$d/step" 2>/dev/null || echo 0); '
     'echo "attempt $ACCELPOOL_ATTEMPT resumes at step $i in $d"; '
-    "trap 'echo $i > \"$d/step\"; echo \"checkpointed at step $i\"; exit 143' TERM; "
+    'trap \'echo $i > "$d/step"; echo "checkpointed at step $i"; exit 143\' TERM; '
     'while [ "$i" -lt 40 ]; do i=$((i+1)); echo "$i" > "$ACCELPOOL_PROGRESS_FILE"; sleep 0.25; done; '
     'echo "done at step $i"'
 )
@@ -56,8 +56,10 @@ def test_a_preempted_job_resumes_from_its_default_checkpoint_dir(tmp_path) -> No
             # the demo's own example jobs first, so the 8 h100 are ours alone
             _until(
                 "the demo's jobs to end",
-                lambda: (items := c.get("/api/v1/jobs").json()["items"])
-                and all(j["state"] in OVER for j in items),
+                lambda: (
+                    (items := c.get("/api/v1/jobs").json()["items"])
+                    and all(j["state"] in OVER for j in items)
+                ),
             )
             r = c.post(
                 "/api/v1/jobs?tenant=demo-startup",
@@ -71,7 +73,9 @@ def test_a_preempted_job_resumes_from_its_default_checkpoint_dir(tmp_path) -> No
             )
             assert r.status_code == 201, r.text
             a = r.json()["id"]
-            _until("the job's first steps", lambda: "resumes at step 0" in logs(a) and job(a)["steps_done"] >= 3)
+            _until(
+                "the job's first steps", lambda: "resumes at step 0" in logs(a) and job(a)["steps_done"] >= 3
+            )
             r = c.post(
                 "/api/v1/jobs?tenant=demo-lab",
                 json={"name": "other", "command": "sleep 2", "resources": {"type": "h100", "count": 8}},

@@ -24,6 +24,7 @@ from accelpool.service.process import ServerProcess
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
 
+
 def _tagged(conf: str, tag: str) -> dict[str, str]:
     """Our Slurm jobs still queued or running: accelpool job id -> Slurm job id."""
     out = subprocess.run(
@@ -64,7 +65,9 @@ def test_registered_local_and_slurm_sites_run_jobs_and_a_site_outage_moves_them(
     admin = Client(server.url, (data / "admin-token").read_text().strip())
     try:
         # Registered through the CLI while the service runs: the scheduler drives them from its next round.
-        _cli(data, "sites", "add", "cloud", "--executor", "local", "--region", "seoul", "--price", "h100=3000")
+        _cli(
+            data, "sites", "add", "cloud", "--executor", "local", "--region", "seoul", "--price", "h100=3000"
+        )
         _cli(
             data,
             *("sites", "add", "hpc", "--executor", "slurm", "--region", "daejeon"),

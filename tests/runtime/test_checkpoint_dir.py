@@ -77,10 +77,15 @@ def test_an_attempt_writes_is_preempted_and_the_next_attempt_sees_it(tmp_path: P
 
 def test_the_service_puts_checkpoints_next_to_its_data_dir_or_where_the_operator_says(tmp_path: Path) -> None:
     for kind in ("local", "ray", "slurm"):  # every executor that runs processes; outside the data dir
-        assert Options(data_dir=tmp_path / "data", executor=kind).checkpoint_root == tmp_path / "data-checkpoints"
+        assert (
+            Options(data_dir=tmp_path / "data", executor=kind).checkpoint_root
+            == tmp_path / "data-checkpoints"
+        )
     assert Options(data_dir=tmp_path / "data", executor="fake").checkpoint_root is None  # runs nothing
     shared = str(tmp_path / "shared" / "ck")
-    assert Options(data_dir=tmp_path / "d", executor="slurm", checkpoint_dir=shared).checkpoint_root == Path(shared)
+    assert Options(data_dir=tmp_path / "d", executor="slurm", checkpoint_dir=shared).checkpoint_root == Path(
+        shared
+    )
     assert Options.from_json(Options(checkpoint_dir=shared).to_json()).checkpoint_root == Path(shared)
 
 

@@ -75,7 +75,9 @@ def test_a_non_preemptible_job_whose_grant_can_never_pay_its_whole_run_is_blocke
     cache = DecideCache()  # the rows of such jobs are kept while the job set is the same
     for boundary in (True, False, True):
         d = decide(
-            snap([busy, a, JobStatus(other, JobState.QUEUED)], 999, now=10.0, boundary=boundary), POLICY, cache
+            snap([busy, a, JobStatus(other, JobState.QUEUED)], 999, now=10.0, boundary=boundary),
+            POLICY,
+            cache,
         )
         assert d.waiting["a"] is WaitReason.BUDGET and "a" not in d.positions, boundary
         assert d.details["a"] == (
@@ -84,7 +86,9 @@ def test_a_non_preemptible_job_whose_grant_can_never_pay_its_whole_run_is_blocke
         )
         assert [p.job for p in d.start] == ["c"] and d.queue.spot("a") is None
         assert d.allocation.x[list(d.allocation.job_ids).index("a")].sum() == 0.0  # no share wasted on it
-    d = decide(snap([busy, a, JobStatus(other, JobState.QUEUED)], 1000, now=10.0, boundary=False), POLICY, cache)
+    d = decide(
+        snap([busy, a, JobStatus(other, JobState.QUEUED)], 1000, now=10.0, boundary=False), POLICY, cache
+    )
     assert [p.job for p in d.start] == ["a"]  # topped up: queued again, first in fair order
 
 
@@ -95,7 +99,9 @@ def test_a_job_that_waits_for_its_grants_running_jobs_keeps_its_place() -> None:
     q = JobStatus(Job("q", grant="g", max_run_seconds=3600.0, submit_time=1.0), JobState.QUEUED)
     d = decide(snap([r, q], 1500, now=0.0, boundary=True, started={"r": 0.0}), POLICY)
     assert d.waiting["q"] is WaitReason.BUDGET and d.positions["q"] == 1
-    assert d.details["q"].startswith("budget: needs 1 x h100; grant g has 500 KRW left after what its running")
+    assert d.details["q"].startswith(
+        "budget: needs 1 x h100; grant g has 500 KRW left after what its running"
+    )
 
 
 def test_a_preemptible_job_whose_grant_cannot_pay_a_lease_is_blocked() -> None:
@@ -104,4 +110,7 @@ def test_a_preemptible_job_whose_grant_cannot_pay_a_lease_is_blocked() -> None:
     for boundary in (True, False):
         d = decide(snap([a], 99, now=0.0, boundary=boundary), POLICY)
         assert d.start == () and "a" not in d.positions
-        assert d.details["a"] == "blocked (budget): needs 1 x h100; grant g has 99 KRW left and a lease (6 min) costs 100 KRW"
+        assert (
+            d.details["a"]
+            == "blocked (budget): needs 1 x h100; grant g has 99 KRW left and a lease (6 min) costs 100 KRW"
+        )

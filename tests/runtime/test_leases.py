@@ -199,7 +199,9 @@ def test_priority_is_the_reason_only_for_the_priority_field_and_is_never_displac
     for t in ("a", "b"):
         store.add_tenant(Tenant(t))
     store.submit(Job("a1", tenant="a", scale=4, preemptible=True, total_steps=1500.0), {"h100": 1.0})
-    store.submit(Job("b1", tenant="b", scale=4, preemptible=True, total_steps=1500.0, submit_time=1.0), {"h100": 1.0})
+    store.submit(
+        Job("b1", tenant="b", scale=4, preemptible=True, total_steps=1500.0, submit_time=1.0), {"h100": 1.0}
+    )
     for _ in range(400):
         seen |= {d.split(":")[0] for d in rec.step().decision.details.values()}
         clock.sleep_until(clock.now() + TICK)
@@ -207,15 +209,22 @@ def test_priority_is_the_reason_only_for_the_priority_field_and_is_never_displac
     assert "priority" not in seen
 
     clock, store, ex, rec = live([Node("h100-0", "h100", 4)], config)
-    store.submit(Job("hi", tenant="a", scale=4, priority=5, preemptible=True, total_steps=600.0), {"h100": 1.0})
-    store.submit(Job("lo", tenant="b", scale=4, preemptible=True, total_steps=300.0, submit_time=1.0), {"h100": 1.0})
+    store.submit(
+        Job("hi", tenant="a", scale=4, priority=5, preemptible=True, total_steps=600.0), {"h100": 1.0}
+    )
+    store.submit(
+        Job("lo", tenant="b", scale=4, preemptible=True, total_steps=300.0, submit_time=1.0), {"h100": 1.0}
+    )
     reasons: set[str] = set()
     for _ in range(400):
         reasons |= {d for j, d in rec.step().decision.details.items() if j == "lo"}
         clock.sleep_until(clock.now() + TICK)
     assert attempts(ex) == {"hi": 1, "lo": 1} and ex.stops == []
     assert reasons == {"priority: needs 4 x h100; jobs with a higher priority hold the devices"}
-    assert store.jobs["hi"].status.state is JobState.SUCCEEDED and store.jobs["lo"].status.state is JobState.SUCCEEDED
+    assert (
+        store.jobs["hi"].status.state is JobState.SUCCEEDED
+        and store.jobs["lo"].status.state is JobState.SUCCEEDED
+    )
 
 
 def test_a_waiting_job_says_at_which_lease_boundary_preemptible_jobs_may_yield() -> None:

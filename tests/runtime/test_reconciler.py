@@ -131,4 +131,3 @@ def test_preempted_run_settles_its_carry():
     store.cancel("a", clock.now())  # tail billed by the store, carry (0.56) settled in the next round
     rec.step()
     assert sum(c.amount_krw for c in store.charges if c.job == "a") == 1
-

@@ -33,7 +33,9 @@ def test_nonexistent_workdir_and_nul_env_fail_alone_unbilled(tmp_path: Path) -> 
     ex = LocalExecutor(tmp_path / "state", clock=clock)
     rec = Reconciler(store, ex, clock, greedy_fastest, round_seconds=60.0)
     t = {"h100": 1.0}
-    store.submit(Job("a-dir", tenant="a", grant="g-a", scale=1), t, RunSpec("sleep 30", workdir="/nonexistent/x"))
+    store.submit(
+        Job("a-dir", tenant="a", grant="g-a", scale=1), t, RunSpec("sleep 30", workdir="/nonexistent/x")
+    )
     store.submit(Job("a-nul", tenant="a", grant="g-a", scale=1), t, RunSpec("sleep 30", env={"X": "a\x00b"}))
     store.submit(Job("b-ok", tenant="b", grant="g-b", scale=1), t, RunSpec("sleep 30"))
     try:
@@ -80,7 +82,9 @@ bad_runs = st.builds(
 )
 
 
-def _launched(runs_a: list[RunSpec], sizes_a: list[int], sizes_b: list[int], rounds: int) -> dict[str, object]:
+def _launched(
+    runs_a: list[RunSpec], sizes_a: list[int], sizes_b: list[int], rounds: int
+) -> dict[str, object]:
     clock = VirtualClock()
     store = MemoryStore()
     _pool(store)
@@ -88,7 +92,9 @@ def _launched(runs_a: list[RunSpec], sizes_a: list[int], sizes_b: list[int], rou
     rec = Reconciler(store, ex, clock, greedy_fastest, round_seconds=60.0)
     n = 0
     for i, (run, size) in enumerate(zip(runs_a, sizes_a, strict=True)):
-        store.submit(Job(f"a{i}", tenant="a", grant="g-a", scale=size, submit_time=float(n)), {"h100": 1.0}, run)
+        store.submit(
+            Job(f"a{i}", tenant="a", grant="g-a", scale=size, submit_time=float(n)), {"h100": 1.0}, run
+        )
         n += 1
     for i, size in enumerate(sizes_b):
         store.submit(Job(f"b{i}", tenant="b", grant="g-b", scale=size, submit_time=float(n)), {"h100": 1.0})

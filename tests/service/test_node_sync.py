@@ -69,7 +69,9 @@ def test_audit_requeues_a_job_running_in_the_store_but_not_in_the_executor(tmp_p
 
 @pytest.mark.slurm
 def test_a_slurm_service_takes_its_nodes_from_slurm(tmp_path: Path, slurm_conf: str) -> None:
-    service = Service(Options(data_dir=tmp_path, executor="slurm", slurm_conf=slurm_conf, instance="svc-test"))
+    service = Service(
+        Options(data_dir=tmp_path, executor="slurm", slurm_conf=slurm_conf, instance="svc-test")
+    )
     try:
         service.sync_nodes()
         nodes = _nodes(service)

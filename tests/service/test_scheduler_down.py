@@ -77,7 +77,9 @@ def _cpu_s(pid: int) -> float:
 
 
 @pytest.mark.timeout(300)
-def test_exit_while_the_scheduler_is_down_is_billed_until_the_exit_and_attempts_continue(tmp_path: Path) -> None:
+def test_exit_while_the_scheduler_is_down_is_billed_until_the_exit_and_attempts_continue(
+    tmp_path: Path,
+) -> None:
     data = tmp_path / "data"
     data.mkdir()
     server = ServerProcess(data, *ARGS).start()
@@ -88,9 +90,13 @@ def test_exit_while_the_scheduler_is_down_is_billed_until_the_exit_and_attempts_
         _wait(server.url, h, short, {"running"})
         _wait(server.url, h, lost, {"running"})
         end = time.time() + 30  # its first attempt has printed (a kill before that lost the line)
-        while "attempt=1" not in httpx.get(
-            f"{server.url}/api/v1/jobs/{lost}/logs", headers=h, timeout=30
-        ).json().get("logs", "") and time.time() < end:
+        while (
+            "attempt=1"
+            not in httpx.get(f"{server.url}/api/v1/jobs/{lost}/logs", headers=h, timeout=30)
+            .json()
+            .get("logs", "")
+            and time.time() < end
+        ):
             time.sleep(0.2)
         wrappers = _wrappers(data, short)
         assert wrappers, "the short job's wrapper is not running"
@@ -120,9 +126,15 @@ def test_exit_while_the_scheduler_is_down_is_billed_until_the_exit_and_attempts_
         again = _wait(server.url, h, lost, {"running"})
         assert again["attempts"] == 2, again
         end = time.time() + 30
-        while "attempt=2" not in (logs := httpx.get(
-            f"{server.url}/api/v1/jobs/{lost}/logs", headers=h, timeout=30
-        ).json().get("logs", "")) and time.time() < end:
+        while (
+            "attempt=2"
+            not in (
+                logs := httpx.get(f"{server.url}/api/v1/jobs/{lost}/logs", headers=h, timeout=30)
+                .json()
+                .get("logs", "")
+            )
+            and time.time() < end
+        ):
             time.sleep(0.3)
         assert "attempt=1" in logs and "attempt=2" in logs, logs
     finally:

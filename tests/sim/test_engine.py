@@ -83,7 +83,9 @@ def test_restart_metrics_per_job_hour_device_hours_and_krw_lost():
         Job("b", scale=2, total_steps=300.0, preemptible=True),
     ]
     w = small(jobs, rows, (Node("a-0", "fast", 2),), prices_krw_per_hour={"fast": 3600})
-    r = simulate(w, equal_time, round_seconds=100.0, restart_overhead_seconds=10.0, config=RoundConfig.per_round())
+    r = simulate(
+        w, equal_time, round_seconds=100.0, restart_overhead_seconds=10.0, config=RoundConfig.per_round()
+    )
     m = compute(r)
     n = m["preemptions"]
     assert n > 0

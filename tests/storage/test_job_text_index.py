@@ -179,7 +179,10 @@ def test_migration_0013_indexes_the_jobs_already_there(database_url, backend):
                 assert n == 3  # train-llama, Train-Llama-2, TRAIN_x
             else:
                 idx = {r[0] for r in c.exec_driver_sql("SELECT indexname FROM pg_indexes")}
-                assert {"ix_jobs_name_trgm", "ix_jobs_id_text_trgm"} <= idx  # on jobs.id since 0016: (id || '')
+                assert {
+                    "ix_jobs_name_trgm",
+                    "ix_jobs_id_text_trgm",
+                } <= idx  # on jobs.id since 0016: (id || '')
                 assert "ix_jobs_id_trgm" not in idx
         for q in QUERIES:
             assert _search(store, q) == _like(store, q), q

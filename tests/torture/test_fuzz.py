@@ -31,7 +31,9 @@ CONFIG = {
     }
 }
 _world = World(Path(tempfile.mkdtemp(prefix="accelpool-fuzz-")))
-schema = schemathesis.openapi.from_asgi("/openapi.json", _world.app, config=schemathesis.Config.from_dict(CONFIG))
+schema = schemathesis.openapi.from_asgi(
+    "/openapi.json", _world.app, config=schemathesis.Config.from_dict(CONFIG)
+)
 
 
 # bench/torture.py sets ACCELPOOL_FUZZ_CASES (cases in all) and ACCELPOOL_FUZZ_RANDOM for the full run

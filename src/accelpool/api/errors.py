@@ -91,7 +91,9 @@ def install(app: FastAPI) -> None:
             methods = _documented_methods(request)
             if methods:
                 headers["Allow"] = ", ".join(methods)
-        return JSONResponse(body(exc.status_code, str(exc.detail)), status_code=exc.status_code, headers=headers)
+        return JSONResponse(
+            body(exc.status_code, str(exc.detail)), status_code=exc.status_code, headers=headers
+        )
 
 
 def _documented_methods(request: Request) -> list[str]:

@@ -102,7 +102,9 @@ def check_value(doc: Any, limits: Limits) -> None:
                 for k, item in v.items():
                     why = _bad_string(k, limits)
                     if why:
-                        raise Refused(422, f"key {why.removeprefix('must ')}", _path_str(path + (_key_repr(k),)))
+                        raise Refused(
+                            422, f"key {why.removeprefix('must ')}", _path_str(path + (_key_repr(k),))
+                        )
                     stack.append((item, path + (k,)))
             else:
                 stack.extend((item, path + (i,)) for i, item in enumerate(v))
@@ -178,7 +180,9 @@ def check_json(body: bytes, limits: Limits) -> Any:
             _refuse_encoding(body, "contains an escaped lone surrogate: not valid Unicode")
         if "depth" in msg or "recursion" in msg.lower():
             raise Refused(
-                422, f"nested deeper than {limits.max_depth} levels", _path_str(_depth_path(body, limits.max_depth))
+                422,
+                f"nested deeper than {limits.max_depth} levels",
+                _path_str(_depth_path(body, limits.max_depth)),
             ) from exc
         try:  # e.g. an integer beyond 64 bits, or NaN, which orjson refuses; the route checks its bounds
             doc = json.loads(text)

@@ -20,7 +20,14 @@ from accelpool.core.errors import InputError
 from accelpool.core.types import AcceleratorType
 
 _FIELDS = {f.name: f for f in fields(AcceleratorType)}
-_NUMERIC = {"memory_gb", "memory_bw_gbps", "bf16_tflops_dense", "fp8_tflops_dense", "int8_tops_dense", "tdp_w"}
+_NUMERIC = {
+    "memory_gb",
+    "memory_bw_gbps",
+    "bf16_tflops_dense",
+    "fp8_tflops_dense",
+    "int8_tops_dense",
+    "tdp_w",
+}
 _REQUIRED_NEW = ("name", "vendor", "country")
 
 
@@ -110,11 +117,15 @@ def parse_catalog_text(text: str, filename: str, base: Catalog | None = None) ->
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise InputError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=filename,
-                         line=None if mark is None else mark.line + 1) from None
+        raise InputError(
+            f"not valid YAML: {getattr(exc, 'problem', exc)}",
+            file=filename,
+            line=None if mark is None else mark.line + 1,
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("accelerators"), list):
-        raise InputError("expected a mapping with an 'accelerators' list", file=filename, line=1,
-                         field="accelerators")
+        raise InputError(
+            "expected a mapping with an 'accelerators' list", file=filename, line=1, field="accelerators"
+        )
     list_node = next(v for k, v in root.value if k.value == "accelerators")  # type: ignore[union-attr]
     catalog = base or Catalog([])
     added: list[AcceleratorType] = []
@@ -146,8 +157,9 @@ def _parse_entry(entry: Any, node: yaml.Node, filename: str, catalog: Catalog) -
         return replace(existing, **values)
     for key in _REQUIRED_NEW:
         if not values.get(key):
-            raise InputError(f"required for a new accelerator type '{ident}'", file=filename, line=line,
-                             field=key)
+            raise InputError(
+                f"required for a new accelerator type '{ident}'", file=filename, line=line, field=key
+            )
     return AcceleratorType(**values)
 
 

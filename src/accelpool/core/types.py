@@ -288,7 +288,9 @@ class Job:
     data_class: str = "public"
     sites: frozenset[str] = frozenset()
     regions: frozenset[str] = frozenset()
-    with_image: bool = False  # runs in an OCI image (spec ``image:``): only at sites whose executor runs images
+    with_image: bool = (
+        False  # runs in an OCI image (spec ``image:``): only at sites whose executor runs images
+    )
 
     @property
     def time_sliced(self) -> bool:

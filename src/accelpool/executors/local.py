@@ -247,7 +247,10 @@ class LocalExecutor:
             if r.code is None:
                 try:  # the wrapper passes it on to every process of its sandbox
                     os.kill(r.pid, signal.SIGTERM)
-                except (ProcessLookupError, PermissionError):  # gone already (or its pid reused): nothing to stop
+                except (
+                    ProcessLookupError,
+                    PermissionError,
+                ):  # gone already (or its pid reused): nothing to stop
                     pass
 
     def poll(self) -> list[ExecutorEvent]:

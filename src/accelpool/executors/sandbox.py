@@ -548,7 +548,9 @@ def prepare_dirs(p: Mapping[str, Any]) -> None:
         if p["uid"] is not None and (created or d == p["chown"][0]):
             try:
                 os.chown(d, p["uid"], p["gid"])
-            except OSError as exc:  # e.g. root squashed on shared storage: the job may not be able to write there
+            except (
+                OSError
+            ) as exc:  # e.g. root squashed on shared storage: the job may not be able to write there
                 logging.getLogger(__name__).warning("could not give %s to uid %s: %s", d, p["uid"], exc)
 
 

@@ -436,7 +436,9 @@ class SlurmExecutor:
             try:
                 self._cmd(["scancel", job.slurm_id])
             except SlurmError as exc:  # requeued either way; the warning lets an operator end it by hand
-                log.warning("job %s: scancel of pending Slurm job %s failed: %s", job.job_id, job.slurm_id, exc)
+                log.warning(
+                    "job %s: scancel of pending Slurm job %s failed: %s", job.job_id, job.slurm_id, exc
+                )
             why = row.reason or "no reason given"
             return self._ev(
                 job.job_id,
@@ -548,7 +550,9 @@ class SlurmExecutor:
         return ExecutorEvent(job, kind, t, steps=steps, exit_code=code, reason=reason, cause=cause)
 
     def _read_progress(self, job_id: str) -> float | None:  # sandboxed: in the job's own work dir
-        return read_progress_file(f"{self.progress_dir / _safe(job_id)}{'.d/.progress' if self.sandbox else ''}")
+        return read_progress_file(
+            f"{self.progress_dir / _safe(job_id)}{'.d/.progress' if self.sandbox else ''}"
+        )
 
     def _save(self, job: SlurmJob) -> None:
         save_job(self.jobs_dir, job)

@@ -323,7 +323,9 @@ class Reconciler:
             specs = {}
         for p in decision.start:
             if p.job in skipped:
-                log.info("job %s: not started, it is no longer queued (cancelled since the round began)", p.job)
+                log.info(
+                    "job %s: not started, it is no longer queued (cancelled since the round began)", p.job
+                )
                 continue
             s = statuses[p.job]
             k = m.types.index(p.accelerator) if p.accelerator in m.types else -1

@@ -120,9 +120,7 @@ def seed(
     return secrets
 
 
-def example_jobs(
-    store: SqlStore, tenant: str = TENANTS[0], skipped: list[str] | None = None
-) -> list[str]:
+def example_jobs(store: SqlStore, tenant: str = TENANTS[0], skipped: list[str] | None = None) -> list[str]:
     """Submit the example jobs through the same admission as the API; returns their ids. An example the
     pool cannot run (no node of its type yet, e.g. before Ray's nodes are found) is left out and described
     in ``skipped``. Idempotent: each example has its own idempotency key, so a second call submits none

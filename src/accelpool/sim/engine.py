@@ -233,7 +233,9 @@ def simulate(
         restart_overhead_seconds=restart_overhead_seconds,
         site_krw=dict(store.site_krw) if isinstance(store, MemoryStore) else {},
         site_device_hours=(
-            {s: v / 3600.0 for s, v in store.site_device_seconds.items()} if isinstance(store, MemoryStore) else {}
+            {s: v / 3600.0 for s, v in store.site_device_seconds.items()}
+            if isinstance(store, MemoryStore)
+            else {}
         ),
     )
 

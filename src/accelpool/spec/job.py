@@ -237,7 +237,9 @@ class JobSpec(BaseModel):
     @classmethod
     def _image(cls, v: str | None) -> str | None:
         if v is not None and not _IMAGE.match(v):
-            raise ValueError("must be an image reference such as 'busybox:latest' or 'registry/name@sha256:...'")
+            raise ValueError(
+                "must be an image reference such as 'busybox:latest' or 'registry/name@sha256:...'"
+            )
         return v
 
     @field_validator("max_run_time")

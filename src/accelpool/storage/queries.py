@@ -268,7 +268,9 @@ class Queries:
 
     def list_programs(self) -> list[Program]:
         with self.read() as c:
-            return [codec.program_from_row(r) for r in c.execute(select(T.programs).order_by(T.programs.c.id))]
+            return [
+                codec.program_from_row(r) for r in c.execute(select(T.programs).order_by(T.programs.c.id))
+            ]
 
     def list_grants(
         self, *, tenants: Iterable[str] | None = None, programs: Iterable[str] | None = None

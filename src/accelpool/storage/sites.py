@@ -61,7 +61,9 @@ class SiteWrites(UnitOfWork):
         returns. A site an operator took out (``down_by`` set) stays down: only the operator brings it up."""
         with self.write() as c:
             r = self._lock_row(c, T.sites, T.sites.c.id, site_id)
-            after = None if r is None else probed(codec.site_from_row(r), down)  # core.sites.probed: held stays down
+            after = (
+                None if r is None else probed(codec.site_from_row(r), down)
+            )  # core.sites.probed: held stays down
             if after is not None:
                 c.execute(update(T.sites).where(T.sites.c.id == site_id).values(down=after.down))
         self.invalidate()

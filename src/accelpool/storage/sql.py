@@ -124,11 +124,15 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
                 .where(T.jobs.c.active.is_(True))
                 .order_by(T.jobs.c.seq)
             ).all()
-            tenants = tuple(codec.tenant_from_row(r) for r in c.execute(select(T.tenants).order_by(T.tenants.c.id)))
+            tenants = tuple(
+                codec.tenant_from_row(r) for r in c.execute(select(T.tenants).order_by(T.tenants.c.id))
+            )
             programs = tuple(
                 codec.program_from_row(r) for r in c.execute(select(T.programs).order_by(T.programs.c.id))
             )
-            grants = tuple(codec.grant_from_row(r) for r in c.execute(select(T.grants).order_by(T.grants.c.id)))
+            grants = tuple(
+                codec.grant_from_row(r) for r in c.execute(select(T.grants).order_by(T.grants.c.id))
+            )
             prices = {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
             sites = tuple(codec.site_from_row(r) for r in c.execute(select(T.sites).order_by(T.sites.c.id)))
         self._fresh_statistics(len(job_rows))
@@ -167,7 +171,9 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
         with self.write() as c:
             # the columns the rounds' and the API's row look-ups filter on (autovacuum analyzes the rest later);
             # the whole table took about twice as long
-            c.exec_driver_sql("ANALYZE jobs (id, seq, state, active, grant_id, tenant, priority, submit_time)")
+            c.exec_driver_sql(
+                "ANALYZE jobs (id, seq, state, active, grant_id, tenant, priority, submit_time)"
+            )
         self._analyzed_rows = active
 
     def _statuses(self, job_rows: Any) -> tuple[JobStatus, ...]:

@@ -75,7 +75,9 @@ class UnitOfWork:
         self._skipped: frozenset[str] = frozenset()  # starts the last decision did not record (cancelled)
         self._last_ref: Any = None  # the last snapshot's tenants, programs, throughput (SqlStore.snapshot)
         self._last_status: dict[str, Any] = {}  # job id -> (stored values, JobStatus) of the last snapshot
-        self._analyzed_rows = 0  # active jobs the last ANALYZE of the jobs table saw (SqlStore._fresh_statistics)
+        self._analyzed_rows = (
+            0  # active jobs the last ANALYZE of the jobs table saw (SqlStore._fresh_statistics)
+        )
         self._queue_written: Any = None  # the queue view last written (skip rewriting an unchanged one)
         self._queue_read: tuple[int, dict[str, Any]] | None = None  # (version, data) last read
         self._lock = threading.Lock()

@@ -56,6 +56,19 @@ seed 0: 17 -> 10 s CPU). A probe is refused without a master grown to every job 
 overload a row (_pins_overload) or when an infeasible master's Farkas ray, as row prices, proves the
 whole LP infeasible by weak duality (_over_budget).
 
+A probe only asks a yes/no question, so it stops at the first proof either way (``target``,
+_wf_stage._stage): a master whose allocation fits and reaches ceilings[k] (1 - eps) (the allocation is
+the proof; ``eps``, the caller's level tolerance, default LEVEL_TOLERANCE of max_min_fairness), or any
+round's prices (the master's or the smoothed ones) under which the jobs' cheapest plans at
+min(ceilings[k], c_j) cost more than the rows are worth. Only a probe at the top of the bracket, whose
+LP is the next stage's when it fits, is solved to the stage's optimum. The search's upper end starts
+from weak duality at the sample's scarcity prices when the last stage's prices are all 0 (issue 13's
+random family at 10,000 x 8, seed 0: the first search went from four probes with masters of
+3,000-5,000 jobs to one). A stage (or probe) whose master reaches the smallest ceiling of its active
+jobs ends there when its allocation, the fixed jobs moved to that ceiling, fits (_capped: that is the
+LP's optimum, and row prices 0 are its dual), instead of growing its master until the extrapolated
+segments agree.
+
 Tail. With per-job speeds nearly every job can end at its own level, one stage each. After MAX_STAGES
 stages the water-filling stops: the jobs still active keep the last stage's level (all of them reach
 it) and the callers' fill_spare hands out the capacity left. So the stage-1 level and the first
@@ -68,8 +81,14 @@ deterministic sample (_sample_stage: rows scaled to the sample, large groups alw
 capped by a ceiling has all prices 0, which choose nothing; its master (and every ceiling-search probe)
 starts instead from *scarcity* prices, the first non-zero prices of the sample's own water-filling
 (_scout). Between masters, jobs are added where wrong at smoothed prices (SMOOTH, _wf_stage.py, which
-holds one stage's column generation: _stage and its master). None of these
-prices certifies anything: every stage ends on the master's own duals. Identical jobs (same row a,
+holds one stage's column generation: _stage and its master); a master that is infeasible (its fixed
+plans overload a row at every L) adds the fixed jobs on the rows of its Farkas ray. None of these
+prices certifies anything: every stage ends on the master's own duals (or at its ceiling, _capped).
+
+Tolerance. ``eps`` is used only by the ceiling searches (above): a probe counts as fitting at
+ceilings[k] (1 - eps), so jobs pinned at ceilings up to ceilings[k] may end up to eps above the level
+the others keep. Every stage level is still its LP's optimum (the stage-1 level exact); with eps 0 the
+procedure is exact (probes decided by proofs only). Identical jobs (same row a,
 scale and rows) are merged first and share one allocation.
 """
 
@@ -192,6 +211,9 @@ def _dual_index(
         cost = _min_cost(stage, pi, lam)
         return float((stage.size * np.where(np.isfinite(cost), cost, 0.0)).sum()) <= budget * (1 + 1e-7)
 
+    # after a stage the next ceiling is often already out of reach: one test instead of a bisection
+    if lo < hi and not fits(float(levels[lo + 1]) * (1 - 1e-7)):
+        return lo
     while lo < hi:
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if fits(float(levels[mid]) * (1 - 1e-7)) else (lo, mid - 1)
@@ -206,7 +228,8 @@ def _skip_ceilings(
     price: FloatArray | None,
     budget: list[int],
     x_prev: FloatArray | None = None,
-) -> tuple[FloatArray | None, _Result | None]:
+    eps: float = 0.0,
+) -> tuple[FloatArray | None, _Result | None, FloatArray | None]:
     """Freeze, in one go, every active job whose ceiling the next stages would reach anyway.
 
     Search the sorted ceilings c_0 < ... < c_{m-1} of the active jobs for the largest k* such that
@@ -234,7 +257,10 @@ def _skip_ceilings(
             hi = _dual_index(stage, active, ell, p, ceilings, lo, hi)
 
     narrow(price)
+    if stage.scarce is not None and (price is None or not price.any()):
+        narrow(stage.scarce[1])  # any prices bound; the sample's scarcity prices often bound well
     best_price = price
+    x_fit: FloatArray | None = None
     # probes start from the latest prices that are not all 0 (None: whole LPs, or the stage's scarcity)
     guide = price if price is not None and price.any() and stage.scarce is not None else None
     best: tuple[int, _Result] | None = None
@@ -247,35 +273,54 @@ def _skip_ceilings(
         trial_ell, trial_active, trial_pinned = ell.copy(), active.copy(), pinned.copy()
         _pin(stage, pin, trial_active, trial_ell, trial_pinned)
         try:
-            result = _stage(stage, rest, trial_ell, trial_pinned, guide, float(ceilings[k]), x_prev)
+            # a probe at the top of the bracket, if it fits, ends the search and is the next stage: solved
+            # as one (within eps); a probe below it only decides fit or not (eps: at ceilings[k] (1 - eps))
+            result = _stage(
+                stage,
+                rest,
+                trial_ell,
+                trial_pinned,
+                guide,
+                float(ceilings[k]),
+                x_prev,
+                eps=eps,
+                target=float(ceilings[k]) if stage.ipm else None,
+                settle=k == hi,
+            )
             level, trial_price = result[0], result[2]
             if stage.scarce is not None and trial_price.any():
                 guide = trial_price
         except RuntimeError:
             hi, missed = k - 1, True
             continue
-        if not rest.any() or level >= ceilings[k] * (1 - 1e-7):
+        if not rest.any() or level >= ceilings[k] * (1 - max(eps, 1e-7)):
             lo, best_price, missed = k, trial_price, False
-            best = (k, result)
-            x_prev = result[1]
+            best = (k, result) if k == hi or eps <= 0 else None
+            x_prev = x_fit = result[1]
         else:
             hi, missed = k - 1, True
             lo = max(lo, min(index(level), hi))
         narrow(trial_price)
     if lo >= 0:
         _pin(stage, active & (stage.ceiling <= ceilings[lo]), active, ell, pinned)
-    return best_price, (best[1] if best is not None and best[0] == lo else None)
+    return best_price, (best[1] if best is not None and best[0] == lo else None), x_fit
 
 
 def max_min_waterfill(
-    a: FloatArray, scale: FloatArray, rows: Rows, usable: BoolArray, *, whole_lp: bool = False
+    a: FloatArray,
+    scale: FloatArray,
+    rows: Rows,
+    usable: BoolArray,
+    *,
+    whole_lp: bool = False,
+    eps: float = 0.0,
 ) -> tuple[FloatArray, FloatArray]:
     """Weighted max-min of sum_t a[j,t] x[j,t] with water-filling. Returns x (jobs x types) and levels.
 
     ``whole_lp``: solve every stage as one plain HiGHS LP over all jobs (no column generation, no
     sampled prices): the same procedure, the reference the benchmarks time against.
     """
-    x, levels, _ = max_min_waterfill_warm(a, scale, rows, usable, whole_lp=whole_lp)
+    x, levels, _ = max_min_waterfill_warm(a, scale, rows, usable, whole_lp=whole_lp, eps=eps)
     return x, levels
 
 
@@ -287,6 +332,7 @@ def max_min_waterfill_warm(
     *,
     whole_lp: bool = False,
     warm_start: tuple[float, ...] = (),
+    eps: float = 0.0,
 ) -> tuple[FloatArray, FloatArray, tuple[float, ...]]:
     """max_min_waterfill, started from ``warm_start`` (a level and one price per row, from an earlier
     call's third result) instead of the sample's prices when it fits the rows and has a price above 0.
@@ -326,7 +372,7 @@ def max_min_waterfill_warm(
         stage.scarce = (level, warm)
     elif ng > SAMPLE_ABOVE and not whole_lp:
         price, level, stage.scarce = _scout(stage)
-    x, priced = _fill(stage, active, ell, pinned, price, level, whole_lp=whole_lp)
+    x, priced = _fill(stage, active, ell, pinned, price, level, whole_lp=whole_lp, eps=eps)
     if priced is None:
         priced = stage.scarce
     x_out[runnable] = x[inverse]
@@ -346,6 +392,7 @@ def _fill(
     whole_lp: bool,
     scout: bool = False,
     solved: _Result | None = None,
+    eps: float = 0.0,
 ) -> tuple[FloatArray, tuple[float, FloatArray] | None]:
     """The water-filling loop (in place on active, ell, pinned). Returns x and the first stage level and
     prices that are not all 0, or None (``scout``: stop there; x is then meaningless).
@@ -371,6 +418,7 @@ def _fill(
                     None if whole_lp else price,
                     level,
                     x if stages else None,
+                    eps=0.0 if whole_lp else eps,
                 )
         except RuntimeError:
             # frozen levels a hair too high for HiGHS's tolerances: relax them by 1e-6 and retry once
@@ -391,7 +439,7 @@ def _fill(
         if not active.any():
             break
         if at_ceiling.any() and not (freeze & ~at_ceiling).any():
-            price, solved = _skip_ceilings(
+            price, solved, x_fit = _skip_ceilings(
                 stage,
                 active,
                 ell,
@@ -399,7 +447,10 @@ def _fill(
                 None if whole_lp else price,
                 budget,
                 None if whole_lp else x,
+                0.0 if whole_lp else eps,
             )
+            if x_fit is not None and not whole_lp:
+                x = x_fit  # the last fitting probe: the same pins, every active job at its level
             if scout and solved is not None and solved[2].any():
                 return solved[1], (solved[0], solved[2])
             stale = solved is None

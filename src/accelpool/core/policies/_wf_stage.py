@@ -31,11 +31,6 @@ the master's own prices only."""
 TOL = 1e-9
 SMOOTH_DECAY = 4.0
 """The guide's weight after round k is 1 - (1 - SMOOTH) * SMOOTH_DECAY**k (0 once negative)."""
-RESTART_ABOVE = 4000
-"""A master started from scarcity prices that is infeasible starts again from the stage's own prices
-above this many unpinned groups, and is made whole below: on the generational family (seed 1) the
-whole LP took 9.5-14 s at 8,767 groups against about 6 s for the restart, while at 2,000 groups the
-restart's masters grew to most jobs and cost about twice the whole LP."""
 _Result = tuple[float, FloatArray, FloatArray, BoolArray]
 """One stage's level L, x, row prices and the jobs to freeze (what _stage returns)."""
 
@@ -289,17 +284,29 @@ def _stage(
     price: FloatArray | None,
     level_guess: float,
     x_prev: FloatArray | None = None,
+    *,
+    eps: float = 0.0,
+    target: float | None = None,
+    settle: bool = True,
 ) -> tuple[float, FloatArray, FloatArray, BoolArray]:
-    """Solve one water-filling stage exactly. Returns L, x, prices, and the jobs to freeze."""
+    """Solve one water-filling stage. Returns L, x, prices, and the jobs to freeze.
+
+    ``eps`` 0: exact (the master's own duals price out every fixed job). ``eps`` > 0: the column
+    generation also stops at a master whose allocation fits (every fixed job's level inside its
+    segment) when weak duality at the master's or the smoothed prices proves L (1 + eps) out of reach
+    (_over_budget): L is then within eps of the stage's optimum, and the jobs to freeze are read off
+    those prices. ``target`` (a ceiling-search probe's level): stop as soon as weak duality proves
+    ``target`` out of reach (returns the last fitting master's level, or 0, below target (1 - eps), and
+    the proving prices), and, unless ``settle``, as soon as a fitting master reaches target (1 - eps)
+    (the allocation is the proof; its level and freeze set are then not a stage's).
+    """
     ng = stage.a.shape[0]
     if _pins_overload(stage, pinned):
         raise RuntimeError("the max-min LP has no solution (the pinned jobs alone overload a row)")
-    given = price, level_guess
     if stage.scarce is not None and (price is None or not price.any()):
         # a stage's level is at most the smallest ceiling of its active jobs
         level_guess = min(max(level_guess, stage.scarce[0]), float(stage.ceiling[active].min(initial=np.inf)))
         price = stage.scarce[1]
-    restart = price is not given[0]
 
     def start(price: FloatArray | None, guess: float) -> tuple[BoolArray, IntArray, IntArray]:
         if price is not None and ng - int(pinned.sum()) > FULL_LP_GROUPS:
@@ -309,7 +316,6 @@ def _stage(
 
     amb, u, v = start(price, level_guess)
     master = Master(stage, active, ell)
-    idx = np.arange(ng)
     center = price / price.sum() if price is not None and price.any() and SMOOTH > 0 else None
     for rnd in range(MAX_ROUNDS):
         ok, level, x, p, y = master.solve(amb, u, v)
@@ -318,37 +324,38 @@ def _stage(
                 raise RuntimeError("the max-min LP has no solution (a Farkas ray of the master proves it)")
             if amb[~pinned].all():
                 raise RuntimeError("the max-min LP has no solution (rows contradict the frozen levels)")
-            if restart and int((~pinned).sum()) > RESTART_ABOVE:
-                # plans at the scarcity prices can overload a row at every L (a two-type segment's
-                # affine extrapolation too): start again from the prices the stage was given
-                restart = False
-                amb, u, v = start(given[0], given[1])
-                master = Master(stage, active, ell)
-                center = None
-                continue
-            amb |= ~pinned
+            # grow by the fixed jobs on the rows of the master's Farkas ray (those rows cannot hold the
+            # fixed plans at any L); whole when the ray names none
+            hot = np.abs(p) > 1e-9 * max(float(np.abs(p).max(initial=0.0)), 1e-300)
+            touched = _on_rows(stage, ~amb & ~pinned, u, v, hot)
+            amb |= touched if touched.any() else ~pinned
             continue
         fixed = ~amb & ~pinned
         wrong, pu, pv = _wrong(stage, fixed, active, ell, u, v, level, p)
         if not wrong.any():
-            y_fixed = np.zeros(ng)
-            if fixed.any():
-                a_v = stage.a[idx, v]
-                a_u = stage.a_from[idx, u]
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    y_fixed = np.where(fixed & active, stage.size * (pv - pu) / (a_v - a_u), 0.0)
-            bottleneck = active & ((y > TOL) | (y_fixed > TOL) | (stage.ceiling <= level * (1 + TOL)))
-            return level, x, p, bottleneck
+            return level, x, p, _bottleneck(stage, fixed, active, u, v, pu, pv, y, level)
+        capped = _capped(stage, active, ell, amb, u, v, level, x)
+        if capped is not None:
+            return capped
+        sep = None
         if center is not None:
             # smoothed pricing (SMOOTH)
             norm = p / p.sum() if p.any() else p
             alpha = max(0.0, 1 - (1 - SMOOTH) * SMOOTH_DECAY**rnd)
             sep = alpha * center + (1 - alpha) * norm
+        if target is not None:
+            fits = _holds(stage, fixed, active, ell, u, v, level)
+            if fits and not settle and level >= target * (1 - eps):
+                return level, x, p, np.zeros(ng, dtype=bool)
+            for q in (p, sep):
+                if q is not None and _over_budget(stage, active, ell, q, target):
+                    return (level if fits else 0.0), x, q, np.zeros(ng, dtype=bool)
+        if sep is not None:
             wrong_sep, _, _ = _wrong(stage, fixed, active, ell, u, v, level, sep)
             if wrong_sep.any():
                 wrong, center = wrong_sep, sep
             else:
-                center = norm
+                center = p / p.sum() if p.any() else p
         amb |= wrong
     amb = ~pinned
     ok, level, x, p, y = master.solve(amb, u, v)
@@ -356,6 +363,107 @@ def _stage(
         raise RuntimeError("the max-min LP has no solution (rows contradict the frozen levels)")
     bottleneck = active & ((y > TOL) | (stage.ceiling <= level * (1 + TOL)))
     return level, x, p, bottleneck
+
+
+def _bottleneck(
+    stage: _Stage,
+    fixed: BoolArray,
+    active: BoolArray,
+    u: IntArray,
+    v: IntArray,
+    pu: FloatArray,
+    pv: FloatArray,
+    y: FloatArray,
+    level: float,
+) -> BoolArray:
+    """The active jobs to freeze: a positive level dual (the master's y, or for a fixed job its segment's
+    marginal price S_j (pi_v - pi_u) / (a_v - a_u)), or at their ceiling."""
+    idx = np.arange(stage.a.shape[0])
+    y_fixed = np.zeros(len(idx))
+    if fixed.any():
+        a_v = stage.a[idx, v]
+        a_u = stage.a_from[idx, u]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y_fixed = np.where(fixed & active, stage.size * (pv - pu) / (a_v - a_u), 0.0)
+    out: BoolArray = active & ((y > TOL) | (y_fixed > TOL) | (stage.ceiling <= level * (1 + TOL)))
+    return out
+
+
+def _capped(
+    stage: _Stage,
+    active: BoolArray,
+    ell: FloatArray,
+    amb: BoolArray,
+    u: IntArray,
+    v: IntArray,
+    level: float,
+    x: FloatArray,
+) -> _Result | None:
+    """The stage's optimum when the master reached the smallest ceiling c of the active jobs (no job
+    rises above its ceiling, so L <= c) and its allocation, the fixed jobs moved to c on their segments,
+    still fits every row: L = c, row prices 0, the jobs at c frozen (the exact LP's answer). None
+    otherwise. Without it a stage capped by a ceiling grew its master to every job whose extrapolated
+    segment overshot c (restricted 10,000 x 8, seed 0: stage 1, 3 -> 4,964 jobs, to end at c = 0.5)."""
+    cap = float(stage.ceiling[active].min(initial=np.inf))
+    if not np.isfinite(cap) or level < cap * (1 - 1e-9):
+        return None
+    fixed = ~amb
+    if not _holds(stage, fixed, active, ell, u, v, cap):
+        return None
+    out = x.copy()
+    _fixed_x(stage, active, ell, amb, u, v, cap, out)
+    if not _fits_rows(stage, out):
+        return None
+    return cap, out, np.zeros(stage.rows.n_rows), active & (stage.ceiling <= cap * (1 + TOL))
+
+
+def _fits_rows(stage: _Stage, x: FloatArray) -> bool:
+    """Whether allocation x (groups x types) keeps every row within its bound, borrowing from its pool."""
+    rows = stage.rows
+    use = stage.row_total(stage.size[:, None] * x)
+    excess = np.maximum(use - rows.bound, 0.0)
+    slack = 1e-9 * np.maximum(rows.bound, 1.0)
+    alone = rows.pool_of < 0
+    if (excess[alone] > slack[alone]).any():
+        return False
+    for q in range(len(rows.pool_bound)):
+        in_q = rows.pool_of == q
+        if float(excess[in_q].sum()) > rows.pool_bound[q] + 1e-9 * max(float(rows.pool_bound[q]), 1.0):
+            return False
+    return True
+
+
+def _on_rows(stage: _Stage, which: BoolArray, u: IntArray, v: IntArray, hot: BoolArray) -> BoolArray:
+    """Jobs ``which`` whose segment (types u - 1 and v) counts in one of the rows ``hot``."""
+    if not hot.any() or not which.any():
+        return np.zeros(len(which), dtype=bool)
+    ng, tt = stage.a.shape
+    idx = np.nonzero(which)[0]
+    use = np.zeros((ng, tt))
+    use[idx, v[idx]] = 1.0
+    real = idx[u[idx] > 0]
+    use[real, u[real] - 1] = 1.0
+    per_row = stage.member_f[hot] * (use @ stage.onehot[hot].T).T
+    out: BoolArray = which & (per_row > 0).any(axis=0)
+    return out
+
+
+def _holds(
+    stage: _Stage,
+    fixed: BoolArray,
+    active: BoolArray,
+    ell: FloatArray,
+    u: IntArray,
+    v: IntArray,
+    level: float,
+) -> bool:
+    """Whether every fixed job's level (L active, ell_j frozen) lies on its segment: then the master's
+    x (the fixed jobs on their segments) is an allocation, and its rows hold (the aggregates are exact)."""
+    idx = np.nonzero(fixed)[0]
+    lam = np.where(active[idx], level, ell[idx])
+    a_v = stage.a[idx, v[idx]]
+    a_u = stage.a_from[idx, u[idx]]
+    return bool(((lam >= a_u * (1 - 1e-9)) & (lam <= a_v * (1 + 1e-9))).all())
 
 
 def _over_budget(stage: _Stage, active: BoolArray, ell: FloatArray, price: FloatArray, level: float) -> bool:

@@ -48,9 +48,18 @@ from accelpool.core.policies._waterfill import max_min_waterfill_warm
 NAME = "max-min-fairness"
 
 
-def max_min_fairness(problem: AllocationProblem) -> Allocation:
-    """Weighted max-min fairness of normalized throughput with water-filling (fast column generation)."""
-    return _allocate(problem, whole_lp=False)
+LEVEL_TOLERANCE = 0.005
+"""Default ``eps`` of max_min_fairness: each water-filling stage's level within this fraction of its LP
+optimum (proved by weak duality; see _waterfill.py). Chosen on the tuning seed 0 (docs/allocate.md)."""
+
+
+def max_min_fairness(problem: AllocationProblem, *, eps: float = LEVEL_TOLERANCE) -> Allocation:
+    """Weighted max-min fairness of normalized throughput with water-filling (fast column generation).
+
+    ``eps``: every stage's level is within this fraction of that stage's LP optimum (0: exact, as
+    ``max_min_fairness_plain``); the allocation is feasible and Pareto-filled either way.
+    """
+    return _allocate(problem, whole_lp=False, eps=eps)
 
 
 def max_min_fairness_plain(problem: AllocationProblem) -> Allocation:
@@ -61,7 +70,7 @@ def max_min_fairness_plain(problem: AllocationProblem) -> Allocation:
     return _allocate(problem, whole_lp=True)
 
 
-def _allocate(problem: AllocationProblem, *, whole_lp: bool) -> Allocation:
+def _allocate(problem: AllocationProblem, *, whole_lp: bool, eps: float = 0.0) -> Allocation:
     started = time.perf_counter()
     usable = usable_mask(problem)
     rows = build_rows(problem, usable)
@@ -78,6 +87,7 @@ def _allocate(problem: AllocationProblem, *, whole_lp: bool) -> Allocation:
             usable,
             whole_lp=whole_lp,
             warm_start=problem.warm_start,
+            eps=eps,
         )
         x = fill_spare(problem, usable, rows, x, a)
         if _off_kept_type(problem.keep_type, x):
