@@ -243,6 +243,63 @@ def _fair_order(problem: AllocationProblem, holding: np.ndarray, cache: DecideCa
     return last[3]
 
 
+def _holding(statuses: list[JobStatus], problem: AllocationProblem, cache: DecideCache) -> np.ndarray:
+    """Per job, whether it runs on devices now, kept while the problem's job tuple is the same object;
+    only the entries of jobs whose status is another object (a JobStatus is frozen) are read again."""
+    running = JobState.RUNNING
+    last = cache.holding
+    if last is not None and last[0] is problem.job_ids:
+        seen, held = last[1], last[2]
+        for i, (s, e) in enumerate(zip(statuses, seen, strict=True)):
+            if s is not e:
+                held[i] = s.state is running and s.placement is not None
+    else:
+        held = np.array([s.state is running and s.placement is not None for s in statuses], dtype=bool)
+    cache.holding = (problem.job_ids, list(statuses), held)
+    return held
+
+
+def _speed_order(tput: np.ndarray, cache: DecideCache) -> list[list[int]]:
+    """Each job's types, fastest first (``np.argsort(-tput, stable)``), kept while the throughput array is
+    the very same object (the problem cache shares it while the jobs are the same). Read only."""
+    last = cache.speed_order
+    if last is None or last[0] is not tput:
+        last = cache.speed_order = (tput, np.argsort(-tput, axis=1, kind="stable").tolist())
+    return last[1]
+
+
+def _blocked(problem: AllocationProblem, usable: np.ndarray, cache: DecideCache) -> dict[str, WaitReason]:
+    """``blocked_reasons``, kept while what it reads is the same: the very same arrays (shared by the
+    problem cache while the jobs are the same), the same horizon and equal budgets. Read only."""
+    key = (
+        usable,
+        problem.price_krw_per_hour,
+        problem.scale,
+        problem.throughput,
+        problem.allowed,
+        problem.job_ids,
+    )
+    budget = problem.budget_krw.tobytes()
+    last = cache.blocked
+    if (
+        last is None
+        or last[2] != problem.horizon_seconds
+        or last[1] != budget
+        or any(a is not b for a, b in zip(last[0], key, strict=True))
+    ):
+        last = cache.blocked = (key, budget, problem.horizon_seconds, blocked_reasons(problem, usable))
+    return last[3]
+
+
+def _one_priority(priority: np.ndarray, cache: DecideCache) -> bool:
+    """True when every job has the same priority field (or there are none), kept while the priority array
+    is the very same object."""
+    last = cache.one_priority
+    if last is None or last[0] is not priority:
+        last = cache.one_priority = (priority, len(priority) == 0 or bool(priority.min() == priority.max()))
+    return last[1]
+
+
 def _id_rank(ids: tuple[str, ...], cache: DecideCache) -> np.ndarray:
     """Each id's rank in sorted order (a tie-breaker), kept while the same id tuple comes back."""
     if cache.id_rank is None or cache.id_rank[0] is not ids:
@@ -351,21 +408,24 @@ def _place(
         return True
 
     short: dict[str, tuple[int, int]] = {}  # job -> (KRW its grant has left, KRW a lease costs)
-    holding = np.array([s.state is running_state and s.placement is not None for s in statuses], dtype=bool)
+    holding = _holding(statuses, problem, cache)
     ranked_all = _fair_order(problem, holding, cache)
     tindex = {t: k for k, t in enumerate(types)}
     for i in pinned:
         k = tindex.get(statuses[i].placement.accelerator, -1)  # type: ignore[union-attr]
         if k >= 0:
             try_choose(i, k, force=True)
-    for i, k in order:
-        if i not in chosen and type_free[types[k]] >= statuses[i].job.scale:
-            try_choose(i, k)
+    # every job needs a device at least: once no type has one free, no later pair can be chosen
+    if order and max(type_free.values(), default=0) >= 1:
+        for i, k in order:
+            if i not in chosen and type_free[types[k]] >= statuses[i].job.scale:
+                if try_choose(i, k) and max(type_free.values()) < 1:
+                    break
     # Back-fill: waiting jobs the policy did not hold, in fair order, on the type they run fastest on.
     most = max(type_free.values(), default=0)
     if most > 0:
         by_rank = ranked_all.tolist()
-        speed_order = np.argsort(-tput, axis=1, kind="stable").tolist()
+        speed_order = _speed_order(tput, cache)
         held = alloc.held
         for i in by_rank:
             s = statuses[i]
@@ -419,10 +479,10 @@ def _place(
                 preempt.append((jid, "grant exhausted" if why is WaitReason.BUDGET else "lease"))
         if jid not in started_ids:
             waiting[jid] = reasons.get(jid, capacity_reason)
-    blocked = blocked_reasons(problem, usable) if waiting else {}
+    blocked = _blocked(problem, usable, cache) if waiting else {}
     ids = problem.job_ids
     index = _index_of(ids, cache)
-    _priority_only_for_priority(problem, waiting, keep, start, index)
+    _priority_only_for_priority(problem, waiting, keep, start, index, _one_priority(problem.priority, cache))
     # queue positions: the back-fill's fair order, jobs that cannot run as things stand left out
     in_queue = np.zeros(len(ids), dtype=bool)
     in_queue[[index[j] for j in waiting if j not in blocked]] = True
@@ -460,6 +520,7 @@ def _priority_only_for_priority(
     keep: list[Placement],
     start: list[Placement],
     index: Mapping[str, int],
+    one: bool | None = None,
 ) -> None:
     """ "priority" only when jobs with a higher priority field hold a type the waiting job could use: a job
     the policy gives nothing for fairness waits for its share ("fair-share"); a job that waits for devices
@@ -468,7 +529,7 @@ def _priority_only_for_priority(
     priority = problem.priority
     # one priority for every job (the usual case): no job holds devices above any other's, nothing to look
     # up; only a "priority" becomes "fair-share" (what the general path below does when no job is above)
-    if len(priority) == 0 or priority.min() == priority.max():
+    if one if one is not None else (len(priority) == 0 or priority.min() == priority.max()):
         for jid in [j for j, r in waiting.items() if r is WaitReason.PRIORITY]:
             waiting[jid] = WaitReason.SHARE
         return

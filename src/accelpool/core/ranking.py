@@ -42,17 +42,10 @@ def _pair_order(
     floor = snapshot.round_seconds
     submit = problem.submit_time if problem is not None else np.array([s.job.submit_time for s in statuses])
     ages = np.maximum(now - submit, floor)
-    received = _seconds_on(statuses, types, problem, cache) / ages[:, None]
+    seconds, running_on = _job_rows(statuses, types, problem, cache)
+    received = seconds / ages[:, None]
     # the arrival credit: seconds a job counts as having run when it arrives (core/rounds.py)
     credit = config.arrival_credit * config.lease_or(floor) / ages
-    tindex = {t: k for k, t in enumerate(types)}
-    running = JobState.RUNNING
-    running_on = np.array(
-        [
-            tindex.get(s.placement.accelerator, -1) if s.placement is not None and s.state is running else -1
-            for s in statuses
-        ]
-    )
     x = alloc.x
     # the job's own priority field before any ratio: a job is never displaced for one of lower priority
     priority = (
@@ -61,7 +54,8 @@ def _pair_order(
         else np.array([s.job.priority for s in statuses], dtype=np.int64)
     )
     # a running job's rank on its type: the keep bonus times its restart threshold
-    keep = (1.0 + config.keep_bonus) * np.broadcast_to(np.asarray(threshold, dtype=float), (n,))
+    factor = np.asarray(threshold, dtype=float)
+    keep = (1.0 + config.keep_bonus) * (factor if factor.shape == (n,) else np.broadcast_to(factor, (n,)))
     if config.ranking == "job":
         return _job_pair_order(
             x,
@@ -72,6 +66,7 @@ def _pair_order(
             stay=config.lease_seconds is not None,
             priority=priority,
             credit=credit,
+            cache=cache,
         )
     if config.ranking == "deficit":
         prio = (x - received) * ages[:, None]
@@ -91,31 +86,44 @@ def _pair_order(
     return list(zip(rows[keys].tolist(), cols[keys].tolist(), strict=True))
 
 
-def _seconds_on(
+def _job_rows(
     statuses: list[JobStatus],
     types: tuple[str, ...],
     problem: AllocationProblem | None,
     cache: DecideCache | None,
-) -> np.ndarray:
-    """Seconds each job has run on each type (a new array). With a cache, the rows are kept while the
-    problem's job tuple is the same object and only the rows of jobs whose ``seconds_on`` mapping is
-    another object are read again (a status's mapping is never changed in place: ``core.ledger`` and
-    ``core.lifecycle`` make a new one), so a round where few jobs ran reads few rows."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds each job has run on each type, and the index of the type each runs on (-1: none). Callers
+    only read them. With a cache, both are kept while the problem's job tuple is the same object, and only
+    the rows of jobs whose status is another object are read again (a JobStatus is frozen and its
+    ``seconds_on`` mapping is never changed in place: ``core.ledger`` and ``core.lifecycle`` make new
+    ones), so a round where few jobs changed reads few rows."""
     ids = problem.job_ids if problem is not None else None
-    spent = [s.seconds_on for s in statuses]
     last = cache.seconds_on if cache is not None else None
+    tindex = {t: k for k, t in enumerate(types)}
+    running = JobState.RUNNING
     if ids is not None and last is not None and last[0] is ids and last[1] == types:
-        seen, rows = last[2], last[3]
-        for i, (d, e) in enumerate(zip(spent, seen, strict=True)):
-            if d is not e:
+        seen, rows, on = last[2], last[3], last[4]
+        for i, (s, e) in enumerate(zip(statuses, seen, strict=True)):
+            if s is not e:
+                d = s.seconds_on
                 rows[i] = [d.get(t, 0.0) for t in types] if d else 0.0
+                p = s.placement
+                on[i] = tindex.get(p.accelerator, -1) if p is not None and s.state is running else -1
     else:
         rows = np.zeros((len(statuses), len(types)))
+        spent = [s.seconds_on for s in statuses]
         for k, t in enumerate(types):
             rows[:, k] = [d.get(t, 0.0) if d else 0.0 for d in spent]
+        on = np.array(
+            [
+                tindex.get(p.accelerator, -1) if (p := s.placement) is not None and s.state is running else -1
+                for s in statuses
+            ],
+            dtype=np.int64,
+        )
     if cache is not None and ids is not None:
-        cache.seconds_on = (ids, types, spent, rows)
-    return rows.copy()
+        cache.seconds_on = (ids, types, list(statuses), rows, on)
+    return rows, on
 
 
 def _job_pair_order(
@@ -128,6 +136,7 @@ def _job_pair_order(
     stay: bool = False,
     priority: np.ndarray | None = None,
     credit: np.ndarray | None = None,
+    cache: DecideCache | None = None,
 ) -> list[tuple[int, int]]:
     """The job ratio across jobs; within a job, the per-type ratio (see _pair_order's callers' docs).
 
@@ -146,33 +155,56 @@ def _job_pair_order(
     ``priority``: the jobs' own priority fields, compared before anything else (as in the back-fill's
     fair order, core.reasons.fair_order): a job is never displaced at a boundary for one of lower
     priority, and the "priority" wait reason means just that."""
-    rows, cols = np.nonzero((x > 1e-9) & usable)
+    rows, cols, xsum, xv, neg_xv, neg_job_x, neg_priority = _alloc_pairs(x, usable, priority, cache)
     if len(rows) == 0:
         return []
     n = x.shape[0]
     total = received.sum(axis=1) if credit is None else received.sum(axis=1) + credit
-    ratio = np.divide(x.sum(axis=1), total, out=np.full(n, np.inf), where=total > 0)
+    ratio = np.divide(xsum, total, out=np.full(n, np.inf), where=total > 0)
     in_place = running_on[rows] == cols
     job_in_place = np.zeros(n, dtype=bool)
     job_in_place[rows[in_place]] = True
     job_prio = ratio * np.where(job_in_place, keep, 1.0)
-    xv = x[rows, cols]
     rec = received[rows, cols]
     own = np.divide(xv, rec, out=np.full(len(rows), np.inf), where=rec > 0)
     own = np.where(in_place, np.inf if stay else own * keep[rows], own)
-    job_x = np.zeros(n)
-    np.maximum.at(job_x, rows, xv)
     sort_keys = [
         cols,
-        -xv,
+        neg_xv,
         ~in_place,
         -np.minimum(own, 1e300),
         rows,
-        -job_x[rows],
+        neg_job_x,
         ~job_in_place[rows],
         -np.minimum(job_prio[rows], 1e300),
     ]
-    if priority is not None and len(priority) and priority.min() != priority.max():
-        sort_keys.append(-priority[rows])  # the first key; left out when every job has one priority
+    if neg_priority is not None:
+        sort_keys.append(neg_priority)  # the first key; left out when every job has one priority
     keys = np.lexsort(sort_keys)
     return list(zip(rows[keys].tolist(), cols[keys].tolist(), strict=True))
+
+
+_Pairs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
+
+
+def _alloc_pairs(
+    x: np.ndarray, usable: np.ndarray, priority: np.ndarray | None, cache: DecideCache | None
+) -> _Pairs:
+    """What the pair order reads of the allocation alone: the pairs (rows, cols) with x > 0 on a usable
+    type, each job's whole share, the pairs' shares, minus them, minus each pair's job's largest share,
+    minus the pairs' priority fields (None when every job has one priority). Kept in ``cache`` while x,
+    usable and the priorities are the very same arrays (the reused allocation and the problem cache's
+    arrays); callers only read them."""
+    last = cache.pairs if cache is not None else None
+    if last is not None and last[0] is x and last[1] is usable and last[2] is priority:
+        return last[3]
+    rows, cols = np.nonzero((x > 1e-9) & usable)
+    n = x.shape[0]
+    xv = x[rows, cols]
+    job_x = np.zeros(n)
+    np.maximum.at(job_x, rows, xv)
+    one = priority is None or not len(priority) or priority.min() == priority.max()
+    pairs: _Pairs = (rows, cols, x.sum(axis=1), xv, -xv, -job_x[rows], None if one else -priority[rows])  # type: ignore[index]
+    if cache is not None:
+        cache.pairs = (x, usable, priority, pairs)
+    return pairs

@@ -329,6 +329,8 @@ def tenant_ranks(problem: AllocationProblem, queue: np.ndarray) -> tuple[np.ndar
     n = len(queue)
     if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if len(problem.tenant_ids) == 1:  # one tenant: its place is the pool's (the same figures, no sort)
+        return np.arange(1, n + 1, dtype=np.int64), np.full(n, n, dtype=np.int64)
     g = problem.tenant_index[queue]
     per = np.bincount(g, minlength=len(problem.tenant_ids))
     by_tenant = np.argsort(g, kind="stable")  # fair order kept inside each tenant

@@ -52,7 +52,6 @@ at. A job no site allows waits with reason "rule" and the cause in words
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 
 import numpy as np
 
@@ -75,6 +74,7 @@ from accelpool.core.types import (
     JobState,
     Node,
     Site,
+    WaitReason,
 )
 
 __all__ = [
@@ -115,11 +115,20 @@ class DecideCache:
             tuple[tuple[str, ...], tuple[Site, ...], tuple[list[frozenset[str]], dict[str, str]]] | None
         ) = None  # rounds._sites_allowing
         self.seconds_on: (
-            tuple[tuple[str, ...], tuple[str, ...], list[Mapping[str, float]], np.ndarray] | None
+            tuple[tuple[str, ...], tuple[str, ...], list[JobStatus], np.ndarray, np.ndarray] | None
         ) = None
-        """core.ranking._seconds_on: (job ids, types, each job's seconds_on mapping, seconds per type)."""
+        """core.ranking._job_rows: (job ids, types, the statuses, seconds per type, type run on)."""
+        self.pairs: tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[np.ndarray | None, ...]] | None = (
+            None
+        )
+        """core.ranking._alloc_pairs: (x, usable, priorities, what the pair order reads of them)."""
         self.fair_order: tuple[tuple[np.ndarray, ...], bytes, str, np.ndarray] | None = None
         """core.placement._fair_order: (the arrays it read, who held devices, fairness, the order)."""
+        self.holding: tuple[tuple[str, ...], list[JobStatus], np.ndarray] | None = None  # placement._holding
+        self.speed_order: tuple[np.ndarray, list[list[int]]] | None = None  # core.placement._speed_order
+        self.blocked: tuple[tuple[object, ...], bytes, float, dict[str, WaitReason]] | None = None
+        """core.placement._blocked: (the arrays it read, the budgets, the horizon, the reasons)."""
+        self.one_priority: tuple[np.ndarray, bool] | None = None  # core.placement._one_priority
         self.warm_start: tuple[float, ...] = ()
         """The last lease boundary's Allocation.warm_start, handed to the next boundary's problem: the
         policy starts from the last round's prices (max-min-fairness: the same stage levels, faster)."""
@@ -381,6 +390,12 @@ class _ProblemCache:
                 per_device_levels=config.per_device_levels,
                 fairness=config.fairness,
             )
+            # without grants (deadlines) every budget (time to deadline) stays -1 (inf): the refresh below
+            # hands out these very arrays, read only (a reader that changes one copies it first)
+            if not any(j.grant is not None for j in jobs):
+                problem.budget_krw.setflags(write=False)
+            if not any(j.deadline is not None for j in jobs):
+                problem.time_to_deadline.setflags(write=False)
             self._key, self._problem = key, problem
             self._refs = (
                 snapshot.throughput,
@@ -405,12 +420,12 @@ class _ProblemCache:
         total = self._total
         # the same figures as build_problem's: steps left, never below 0 (inf without a total)
         remaining_steps = np.where(total > done, total - done, 0.0)
-        if self._grant_of is None:  # no job draws on a grant
-            budget = np.full(n, -1, dtype=np.int64)
+        if self._grant_of is None:  # no job draws on a grant: the cached problem's (read only, below)
+            budget = last.budget_krw
         else:
             balance = {g.id: g.remaining_krw for g in snapshot.grants}
             budget = np.array([balance[g] if g in balance else -1 for g in self._grant_of], dtype=np.int64)
-        ttd = np.full(n, np.inf) if self._deadline is None else self._deadline - snapshot.now
+        ttd = last.time_to_deadline if self._deadline is None else self._deadline - snapshot.now
         # a new frozen problem sharing the unchanged arrays (the cached one is never changed); the three
         # arrays are built here with the cached problem's shapes and dtypes, so the constructor's checks
         # (run when the cached problem was built) are not run again every round

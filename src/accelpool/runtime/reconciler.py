@@ -136,11 +136,15 @@ class ReusingPolicy:
             return False
         if p.tenant_ids is not last.tenant_ids or p.horizon_seconds != last.horizon_seconds:
             return False
-        if any(getattr(p, a) is not getattr(last, a) for a in self._STATIC):
+        for a in self._STATIC:
+            if getattr(p, a) is not getattr(last, a):
+                return False
+        ttd = p.time_to_deadline
+        # the very same read-only array as the last problem's, which had no deadline (its key was not None)
+        same = ttd is last.time_to_deadline and not ttd.flags.writeable
+        if not same and np.isfinite(ttd).any():
             return False
-        return (
-            bool(np.array_equal(p.budget_krw, last.budget_krw)) and not np.isfinite(p.time_to_deadline).any()
-        )
+        return p.budget_krw is last.budget_krw or bool(np.array_equal(p.budget_krw, last.budget_krw))
 
     def __call__(self, problem: AllocationProblem) -> Allocation:
         self.calls += 1
