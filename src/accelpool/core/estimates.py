@@ -47,9 +47,11 @@ def queue_view(
     config: RoundConfig,
     cache: DecideCache,
     idle: dict[int, int],
+    queue_ids: list[str] | None = None,
 ) -> QueueView:
     """The queued jobs ``queue`` (indices in fair order) with their places and start ranges; ``held``: the
-    round's kept and started placements; ``idle``: free devices per type index after the round."""
+    round's kept and started placements; ``idle``: free devices per type index after the round;
+    ``queue_ids``: the ids of ``queue`` when the caller has them."""
     rows = queue.tolist()
     tenant_position, tenant_of = tenant_ranks(problem, queue)
     if not rows:
@@ -71,7 +73,12 @@ def queue_view(
     # the start ranges (a replay of the whole queue) are worked out when a reader first asks for them
     # (see QueueView); everything they read is a value of this round, never changed afterwards, and the
     # cache's entries are keyed by identity, so a later round's entries give the same figures
-    return QueueView(tuple(ids[i] for i in rows), tenant_position, tenant_of, starts)
+    return QueueView(
+        tuple(queue_ids) if queue_ids is not None else tuple([ids[i] for i in rows]),
+        tenant_position,
+        tenant_of,
+        starts,
+    )
 
 
 def yield_boundaries(

@@ -248,6 +248,8 @@ def _holding(statuses: list[JobStatus], problem: AllocationProblem, cache: Decid
     only the entries of jobs whose status is another object (a JobStatus is frozen) are read again."""
     running = JobState.RUNNING
     last = cache.holding
+    if last is not None and last[1] is statuses:  # the same round's list (never changed): the same answer
+        return last[2]
     if last is not None and last[0] is problem.job_ids:
         seen, held = last[1], last[2]
         for i, (s, e) in enumerate(zip(statuses, seen, strict=True)):
@@ -255,7 +257,7 @@ def _holding(statuses: list[JobStatus], problem: AllocationProblem, cache: Decid
                 held[i] = s.state is running and s.placement is not None
     else:
         held = np.array([s.state is running and s.placement is not None for s in statuses], dtype=bool)
-    cache.holding = (problem.job_ids, list(statuses), held)
+    cache.holding = (problem.job_ids, statuses, held)
     return held
 
 
@@ -289,6 +291,15 @@ def _blocked(problem: AllocationProblem, usable: np.ndarray, cache: DecideCache)
     ):
         last = cache.blocked = (key, budget, problem.horizon_seconds, blocked_reasons(problem, usable))
     return last[3]
+
+
+def _held_priority(held: Mapping[str, WaitReason], cache: DecideCache) -> bool:
+    """Whether the policy held some job for "priority" (the only source of that reason in a round), kept
+    while the allocation's ``held`` is the very same mapping (a reused allocation)."""
+    last = cache.held_priority
+    if last is None or last[0] is not held:
+        last = cache.held_priority = (held, any(r is WaitReason.PRIORITY for r in held.values()))
+    return last[1]
 
 
 def _one_priority(priority: np.ndarray, cache: DecideCache) -> bool:
@@ -465,7 +476,10 @@ def _place(
     preempt = []
     waiting = {}
     capacity_reason = WaitReason.CAPACITY
-    for s in statuses:
+    # jobs that cannot run as things stand have no queue position (job i of statuses is row i of problem)
+    blocked = _blocked(problem, usable, cache)
+    queued = []
+    for i, s in enumerate(statuses):
         jid = s.job.id
         if jid in running_ids:
             continue
@@ -479,19 +493,25 @@ def _place(
                 preempt.append((jid, "grant exhausted" if why is WaitReason.BUDGET else "lease"))
         if jid not in started_ids:
             waiting[jid] = reasons.get(jid, capacity_reason)
-    blocked = _blocked(problem, usable, cache) if waiting else {}
+            if jid not in blocked:
+                queued.append(i)
+    if not waiting:
+        blocked = {}
     ids = problem.job_ids
     index = _index_of(ids, cache)
-    _priority_only_for_priority(problem, waiting, keep, start, index, _one_priority(problem.priority, cache))
+    one = _one_priority(problem.priority, cache)
+    if not one or _held_priority(alloc.held, cache):  # else no job waits for "priority": nothing to do
+        _priority_only_for_priority(problem, waiting, keep, start, index, one)
     # queue positions: the back-fill's fair order, jobs that cannot run as things stand left out
     in_queue = np.zeros(len(ids), dtype=bool)
-    in_queue[[index[j] for j in waiting if j not in blocked]] = True
+    in_queue[queued] = True
     queue_arr = ranked_all[in_queue[ranked_all]]
     queue = queue_arr.tolist()
-    positions = dict(zip([ids[i] for i in queue], range(1, len(queue) + 1), strict=True))
+    queue_ids = [ids[i] for i in queue]
+    positions = dict(zip(queue_ids, range(1, len(queue) + 1), strict=True))
     idle = {k: free.total(t) for k, t in enumerate(types)}
     view = queue_view(
-        snapshot, statuses, problem, usable, queue_arr, (keep, start), horizon, config, cache, idle
+        snapshot, statuses, problem, usable, queue_arr, (keep, start), horizon, config, cache, idle, queue_ids
     )
     yields = yield_boundaries(snapshot, statuses, keep, config, horizon) if waiting else {}
     extra = {j: n for j, n in notes.items() if j in waiting}

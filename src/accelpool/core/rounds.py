@@ -52,6 +52,8 @@ at. A job no site allows waits with reason "rule" and the cause in words
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -59,6 +61,7 @@ from accelpool.core.allocation import Allocation, AllocationProblem, Policy
 from accelpool.core.estimates import program_min as min_run_by_grant
 from accelpool.core.placement import (
     _FreeTemplate,
+    _holding,
     _place,
     _Sites,
     blocked_reasons,
@@ -66,11 +69,12 @@ from accelpool.core.placement import (
 )
 from accelpool.core.policies import NON_PREEMPTIVE, RULES_OVER_SITES
 from accelpool.core.problem import build_problem
-from accelpool.core.ranking import _pair_order
+from accelpool.core.ranking import _pair_order, _Pairs
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.round_types import Decision, JobStatus, Placement, Snapshot, round_cost_krw
 from accelpool.core.sites import site_columns, site_table, site_view, sites_allowing
 from accelpool.core.types import (
+    Job,
     JobState,
     Node,
     Site,
@@ -118,9 +122,7 @@ class DecideCache:
             tuple[tuple[str, ...], tuple[str, ...], list[JobStatus], np.ndarray, np.ndarray] | None
         ) = None
         """core.ranking._job_rows: (job ids, types, the statuses, seconds per type, type run on)."""
-        self.pairs: tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[np.ndarray | None, ...]] | None = (
-            None
-        )
+        self.pairs: tuple[np.ndarray, np.ndarray, np.ndarray | None, _Pairs] | None = None
         """core.ranking._alloc_pairs: (x, usable, priorities, what the pair order reads of them)."""
         self.fair_order: tuple[tuple[np.ndarray, ...], bytes, str, np.ndarray] | None = None
         """core.placement._fair_order: (the arrays it read, who held devices, fairness, the order)."""
@@ -128,6 +130,7 @@ class DecideCache:
         self.speed_order: tuple[np.ndarray, list[list[int]]] | None = None  # core.placement._speed_order
         self.blocked: tuple[tuple[object, ...], bytes, float, dict[str, WaitReason]] | None = None
         """core.placement._blocked: (the arrays it read, the budgets, the horizon, the reasons)."""
+        self.held_priority: tuple[Mapping[str, WaitReason], bool] | None = None  # placement._held_priority
         self.one_priority: tuple[np.ndarray, bool] | None = None  # core.placement._one_priority
         self.warm_start: tuple[float, ...] = ()
         """The last lease boundary's Allocation.warm_start, handed to the next boundary's problem: the
@@ -161,7 +164,7 @@ def decide(
     problem = site_view(problem, allowed, snapshot.nodes, sites, snapshot.prices_krw_per_hour)
     problem, unpaid = whole_runs_unpaid(problem, statuses, cache)
     usable = _usable(problem, cache)
-    pinned, threshold = _pinned(snapshot, statuses, config, horizon)
+    pinned, threshold = _pinned(snapshot, statuses, config, horizon, _holding(statuses, problem, cache))
     prefer: dict[tuple[int, str], str] = {}
     base = _base(policy)
     keeps_running = base in NON_PREEMPTIVE
@@ -277,7 +280,11 @@ def _keep_types(problem: AllocationProblem, statuses: list[JobStatus]) -> np.nda
 
 
 def _pinned(
-    snapshot: Snapshot, statuses: list[JobStatus], config: RoundConfig, lease: float
+    snapshot: Snapshot,
+    statuses: list[JobStatus],
+    config: RoundConfig,
+    lease: float,
+    holding: np.ndarray | None = None,
 ) -> tuple[list[int], np.ndarray]:
     """Running jobs that keep their devices whatever the policy says, and the rank threshold of the others.
 
@@ -287,7 +294,8 @@ def _pinned(
     A preemptible job past its minimum run time is ranked on the type it holds with its priority times
     ``threshold[i]`` = lease / (lease - restart), its restart cost (``restart_cost``: declared, measured,
     or the default): a claimant displaces it only when it is owed more by a margin that pays the restart
-    within the next lease (see the module notes)."""
+    within the next lease (see the module notes). ``holding`` (``core.placement._holding``), when given:
+    which jobs run on devices, so only they are visited."""
     running = JobState.RUNNING
     boundary = snapshot.lease_boundary
     threshold = np.ones(len(statuses))
@@ -296,7 +304,8 @@ def _pinned(
     started = snapshot.run_started
     now = snapshot.now
     out = []
-    for i, s in enumerate(statuses):
+    for i in range(len(statuses)) if holding is None else np.flatnonzero(holding).tolist():
+        s = statuses[i]
         if s.state is not running or s.placement is None:
             continue
         job = s.job
@@ -353,9 +362,13 @@ class _ProblemCache:
             for node in snapshot.nodes:
                 capacity[node.accelerator] = capacity.get(node.accelerator, 0) + node.devices
             self._nodes, self._capacity = snapshot.nodes, capacity
+        # the same job objects as the cached problem's, compared without building a tuple of ids
+        cached_jobs: list[Job] = self._refs[1] if self._refs else []  # type: ignore[assignment]
+        same_jobs = (
+            bool(self._refs) and len(cached_jobs) == len(jobs) and all(map(operator.is_, jobs, cached_jobs))
+        )
         key = (
             id(snapshot.throughput),
-            tuple(map(id, jobs)),
             tuple(sorted(capacity.items())),
             id(snapshot.accelerators),
             tuple(map(id, snapshot.tenants)),
@@ -367,7 +380,7 @@ class _ProblemCache:
             config.fairness,
         )
         last = self._problem
-        if last is None or key != self._key:
+        if last is None or not same_jobs or key != self._key:
             inf = math.inf
             remaining = [
                 (t - s.steps_done if t > s.steps_done else 0.0)
