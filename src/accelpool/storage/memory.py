@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from accelpool.core import ledger
 from accelpool.core.errors import AlreadyExists
 from accelpool.core.lifecycle import WAITING, Command, Event, Outcome, SchedulerEvent, apply_event, waits
@@ -264,8 +266,20 @@ class MemoryStore:
         """The active jobs' speeds, rebuilt only when the active set or a measurement changed."""
         if self._matrix is None or self._matrix[0] != self._version:
             types = sorted({n.accelerator for n in self.nodes.values()})
-            rows = {j: self.jobs[j].throughput for j in self.active}
-            self._matrix = (self._version, ThroughputMatrix.from_rows(rows, types))
+            jobs = self.jobs
+            # ThroughputMatrix.from_rows without an estimator, built a row at a time (it runs each time a
+            # job arrives or leaves): the same values, no entry estimated
+            values = np.array(
+                [
+                    [float(r[t]) if t in r else 0.0 for t in types]
+                    for r in (jobs[j].throughput for j in self.active)
+                ],
+                dtype=np.float64,
+            ).reshape(len(self.active), len(types))
+            matrix = ThroughputMatrix(
+                tuple(self.active), tuple(types), values, np.zeros(values.shape, dtype=bool)
+            )
+            self._matrix = (self._version, matrix)
         return self._matrix[1]
 
     def _apply(self, rec: JobRecord, event: Event) -> tuple[Outcome, list[Charge]]:
