@@ -115,13 +115,14 @@ def build_problem(
     tput = np.zeros((n, tt))
     mrow = {job: i for i, job in enumerate(throughput.jobs)}
     mcol = [throughput.types.index(t) if t in throughput.types else -1 for t in types]
-    for i, job in enumerate(jobs):
-        r = mrow.get(job.id)
-        if r is None:
-            continue
-        for k, c in enumerate(mcol):
-            if c >= 0:
-                tput[i, k] = throughput.values[r, c]
+    # each job's row of the matrix on the problem's types (a job or type the matrix lacks: 0), by indexing
+    have = [(i, r) for i, job in enumerate(jobs) if (r := mrow.get(job.id)) is not None]
+    cols = [k for k, c in enumerate(mcol) if c >= 0]
+    if have and cols:
+        src_rows = np.array([r for _, r in have], dtype=np.int64)
+        dst_rows = np.array([i for i, _ in have], dtype=np.int64)
+        src_cols = np.array([mcol[k] for k in cols], dtype=np.int64)
+        tput[np.ix_(dst_rows, np.array(cols, dtype=np.int64))] = throughput.values[np.ix_(src_rows, src_cols)]
     allowed = allowed_mask(jobs, types, accelerators, program_of) & (tput > 0)
 
     cap = np.array([float(capacity[t]) for t in types])
@@ -294,7 +295,8 @@ def hierarchical_weights(
 def _tenant_list(jobs: Sequence[Job], tenants: Iterable[Tenant]) -> list[Tenant]:
     known = {t.id: t for t in tenants}
     for job in jobs:
-        known.setdefault(job.tenant, Tenant(job.tenant))
+        if job.tenant not in known:  # (not setdefault: a Tenant built per job only to be dropped)
+            known[job.tenant] = Tenant(job.tenant)
     if not known:
         known["default"] = Tenant("default")
     return [known[k] for k in sorted(known)]
