@@ -100,6 +100,7 @@ def main() -> None:
         for seed in (int(s) for s in args.seeds.split(","))
         for n in (int(s) for s in args.sizes.split(","))
     ]
+    worst: tuple[float, str] | None = None
     for name, seed, n in cases:
         problem = family_problem(name, n, args.types, seed)
         alloc, f_cpu, f_wall = timed(fast_fn, problem)
@@ -108,6 +109,8 @@ def main() -> None:
         if n <= args.exact_limit:
             exact, e_cpu, _ = timed(exact_level, problem)
             check = f"{e_cpu:8.2f} {level / exact:10.6f}"
+            if worst is None or level / exact < worst[0]:
+                worst = (level / exact, f"{name} seed {seed} {n}")
         else:
             check = f"{'':>8} {'skipped':>10}"
         if n <= args.plain_limit:
@@ -119,6 +122,8 @@ def main() -> None:
         if args.engine != "fast":
             print("    " + compare_levels(problem, alloc.x, max_min_fairness), flush=True)
     print(f"(plain runs skipped above {args.plain_limit} jobs, exact LP checks above {args.exact_limit})")
+    if worst is not None:
+        print(f"worst level/opt {worst[0]:.6f} ({worst[1]}; the target: >= 0.99)")
 
 
 if __name__ == "__main__":
