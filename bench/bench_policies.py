@@ -28,13 +28,8 @@ from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-
-from accelpool.core.allocation import Allocation, AllocationProblem, FloatArray, check_feasible  # noqa: E402
-from accelpool.core.policies._seam import usable_mask  # noqa: E402
-from accelpool.core.policies._wf_fair import max_min_fairness_alpha  # noqa: E402
+from accelpool.core.allocation import check_feasible  # noqa: E402
 from accelpool.core.policies.max_min_fairness import (  # noqa: E402
-    _level_coefficients,
     exact_level,
     max_min_fairness,
     max_min_fairness_plain,
@@ -45,31 +40,11 @@ from problems import FAMILIES, family_problem  # noqa: E402
 T = TypeVar("T")
 
 
-def job_levels(problem: AllocationProblem, x: FloatArray) -> FloatArray:
-    """Per-device level of every job that can run (what max-min-fairness equalizes)."""
-    usable = usable_mask(problem)
-    out: FloatArray = (_level_coefficients(problem, usable) * x).sum(axis=1)[usable.any(axis=1)]
-    return out
-
-
 def timed(fn: Callable[..., T], *args: object) -> tuple[T, float, float]:
     """Result, CPU seconds, wall seconds."""
     cpu, wall = time.process_time(), time.perf_counter()
     out = fn(*args)
     return out, time.process_time() - cpu, time.perf_counter() - wall
-
-
-def compare_levels(problem: AllocationProblem, x: FloatArray, reference: Callable[..., Allocation]) -> str:
-    """Sorted per-device levels of ``x`` over those of ``reference``'s allocation (same problem): the
-    ratio at the bottom 1%, 10%, median and 90%, and the reference's CPU seconds."""
-    ref, r_cpu, _ = timed(reference, problem)
-    ours = np.sort(job_levels(problem, x))
-    theirs = np.sort(job_levels(problem, ref.x))
-    cells = []
-    for q in (0.01, 0.1, 0.5, 0.9):
-        i = min(len(ours) - 1, int(q * len(ours)))
-        cells.append(f"p{int(q * 100)} {ours[i] / max(theirs[i], 1e-300):.4f}")
-    return f"sorted levels / default's: {', '.join(cells)} (default {r_cpu:.2f} s CPU)"
 
 
 def main() -> None:
@@ -80,15 +55,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="1,2", help="problem seeds (0 was used for tuning)")
     ap.add_argument("--plain-limit", type=int, default=2000)
     ap.add_argument("--exact-limit", type=int, default=50000, help="exact LP level check up to this size")
-    ap.add_argument(
-        "--engine",
-        choices=("fast", "alpha"),
-        default="fast",
-        help="the fast side: the default water-filling, or the alpha-fair engine of _wf_fair.py (not the "
-        "default; its sorted levels are then compared with the default's, printed after each row)",
-    )
     args = ap.parse_args()
-    fast_fn = max_min_fairness if args.engine == "fast" else max_min_fairness_alpha
     print(f"max-min-fairness full allocation, fast vs plain HiGHS, {args.types} types, same run")
     print(
         f"{'family':>13} {'seed':>4} {'jobs':>6} {'fast cpu':>9} {'fast wall':>9} {'plain cpu':>9} {'plain wall':>10} "
@@ -103,7 +70,7 @@ def main() -> None:
     worst: tuple[float, str] | None = None
     for name, seed, n in cases:
         problem = family_problem(name, n, args.types, seed)
-        alloc, f_cpu, f_wall = timed(fast_fn, problem)
+        alloc, f_cpu, f_wall = timed(max_min_fairness, problem)
         ok = "yes" if not check_feasible(problem, alloc) else "NO"
         level = stage_level(problem, alloc.x)
         if n <= args.exact_limit:
@@ -119,8 +86,6 @@ def main() -> None:
         else:
             plain = f"{'skipped':>9} {'':>10} {'':>8} {check}"
         print(f"{name:>13} {seed:>4} {n:>6} {f_cpu:9.2f} {f_wall:9.2f} {plain} {ok:>8}", flush=True)
-        if args.engine != "fast":
-            print("    " + compare_levels(problem, alloc.x, max_min_fairness), flush=True)
     print(f"(plain runs skipped above {args.plain_limit} jobs, exact LP checks above {args.exact_limit})")
     if worst is not None:
         print(f"worst level/opt {worst[0]:.6f} ({worst[1]}; the target: >= 0.99)")
