@@ -64,8 +64,10 @@ class ReusingPolicy:
     """A policy that reuses its last allocation while the problem has not changed (Gavel does the same:
     it recomputes only when jobs arrive or leave).
 
-    "Unchanged" means the same jobs, types, capacities, speeds, constraints, rules and tenants, and the same
-    affordability (which types each job's grant can pay for over the horizon). Steps left and spent money
+    "Unchanged" means the same jobs, types, capacities, speeds, constraints, rules and tenants, the same
+    affordability (which types each job's grant can pay for over the horizon) and the same type each
+    running job holds (``keep_type``: fifo keeps every running job on it, max-min-fairness under leases
+    prefers it; the same jobs held elsewhere get another allocation). Steps left and spent money
     drift every round and are not part of the key; problems with deadlines are never reused (deadline
     policies depend on time left). Placement still checks every grant each round.
     """
@@ -105,6 +107,7 @@ class ReusingPolicy:
             p.priority,
             p.price_krw_per_hour,
             afford,
+            p.keep_type,
         ):
             h.update(np.ascontiguousarray(a).tobytes())
         return h.digest()
@@ -143,6 +146,8 @@ class ReusingPolicy:
         # the very same read-only array as the last problem's, which had no deadline (its key was not None)
         same = ttd is last.time_to_deadline and not ttd.flags.writeable
         if not same and np.isfinite(ttd).any():
+            return False
+        if p.keep_type is not last.keep_type and not np.array_equal(p.keep_type, last.keep_type):
             return False
         return p.budget_krw is last.budget_krw or bool(np.array_equal(p.budget_krw, last.budget_krw))
 
