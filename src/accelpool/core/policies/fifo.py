@@ -52,14 +52,18 @@ def fifo(problem: AllocationProblem) -> Allocation:
     types_of = _types_of(usable)
     waiting = [j for j in order if x[j].sum() == 0.0 and usable[j].any()]
     added, passed, behind = _place(ledger, waiting, types_of, x)
+    active = ledger
     placed += added
     if passed and (rows.pool_of >= 0).any():
         # second pass: devices reserved by quota owners who did not use them are lent (work-conserving)
         lent = Ledger(problem, lend_idle_quota(problem, rows, x))
         lent.load(x)
+        active = lent
         more, _, held_back = _place(lent, passed, types_of, x)
         placed += more
         behind = held_back + behind
+    if len(behind) > 1:
+        placed += _backfill(active, problem, behind, types_of, x)
     alloc = finish(problem, x, rows, NAME, float(placed), started)
     if not behind:
         return alloc
@@ -115,6 +119,62 @@ def _place(
             return placed, passed, order[pos:]
         passed.append(j)
     return placed, passed, []
+
+
+def _backfill(
+    ledger: Ledger, problem: AllocationProblem, behind: list[int], types_of: list[list[int]], x: FloatArray
+) -> int:
+    """EASY back-fill behind the blocked head ``behind[0]``: reserve for the head the type where its gang
+    is free soonest by the running jobs' estimated ends (steps left / speed there), then start a later job
+    only where it cannot delay that start: on another type, or on the reserved type if its own estimated
+    end comes before the reservation, or within the devices the head will not need at it. No reservation
+    (no finite estimate): later jobs start only on types other than the head's. Returns how many started."""
+    head = behind[0]
+    scale = ledger.scale_list
+    need = scale[head]
+    steps = problem.remaining_steps
+    tput = problem.throughput
+    reserved, shadow, extra = -1, float("inf"), 0.0
+    for t in types_of[head]:
+        if _ceiling(ledger, head, t) + 1e-9 < need:
+            continue  # its rules never admit the gang here: no reservation on t
+        free = ledger.room(head, t, ignore_rules=True)
+        running = np.nonzero(x[:, t] > 0.0)[0].tolist()
+        ends = sorted((_eta(steps, tput, k, t), scale[k]) for k in running)
+        for end, devices in ends:
+            if free + 1e-9 >= need or end == float("inf"):
+                break
+            free += devices
+            if free + 1e-9 >= need and end < shadow:
+                reserved, shadow, extra = t, end, free - need
+    placed = 0
+    for k in behind[1:]:
+        want = scale[k]
+        best, best_room = -1, -1.0
+        for t in types_of[k]:
+            room = ledger.room(k, t)
+            if room + 1e-9 < want or room <= best_room:
+                continue
+            if t == reserved and not (_eta(steps, tput, k, t) <= shadow or want <= extra + 1e-9):
+                continue  # it would still hold the head's devices when the head is due to start
+            if t != reserved and reserved < 0 and t in types_of[head]:
+                continue  # no reservation to plan against: leave the head's types to the head
+            best, best_room = t, room
+        if best < 0:
+            continue
+        if best == reserved and _eta(steps, tput, k, best) > shadow:
+            extra -= want
+        x[k, best] = 1.0
+        ledger.add(k, best, want)
+        placed += 1
+    return placed
+
+
+def _eta(steps: FloatArray, tput: FloatArray, k: int, t: int) -> float:
+    """Estimated seconds job k still runs on type t: its steps left at its speed there (inf unknown)."""
+    speed = float(tput[k, t])
+    left = float(steps[k]) if k < steps.size else float("inf")
+    return left / speed if speed > 0.0 else float("inf")
 
 
 def _waits_for_devices(ledger: Ledger, j: int, types: list[int], need: float) -> bool:
