@@ -224,7 +224,8 @@ def test_fifo_keeps_running_jobs_where_they_run():
 
 
 def test_fifo_head_of_line_blocks_later_jobs():
-    """No back-fill past a job that waits for devices: a later 1-device job waits though 1 device is free."""
+    """Without estimated ends (no total steps) no back-fill on the head's type: a later 1-device job waits
+    though 1 device is free."""
     p = make(
         np.ones((3, 1)),
         [3],

@@ -8,20 +8,23 @@ the next lease, or a lost or drained node (core.rounds handles the last two, as 
 
 Then the jobs that wait, in order of priority (high first), then submit time (early first), then
 position, each whole (x = 1) on the usable type with the most room under every rule row. Speed is
-ignored: the job counts devices, as a scheduler without a throughput model does. The first job that
-waits for devices stops the queue (head-of-line blocking, no back-fill past it): with running jobs never
-stopped and no run-time limits to plan a reservation with, a later job started on the devices the head
-waits for could delay it without bound (a wide gang would starve behind a stream of small jobs). As
-Slurm's sched/builtin (strict priority order: once a job in a partition is left pending, no other job of
-the partition is scheduled; https://slurm.schedmd.com/sched_config.html) and Gavel's fifo (which stops
-at the first job no type has room for).
+ignored in the choice of type: the job counts devices, as a scheduler without a throughput model does.
+The first job that waits for devices is the head: no later job may delay its start. EASY back-fill (as
+Slurm's sched/backfill, https://slurm.schedmd.com/sched_config.html, with one reservation): the head
+reserves the type where its gang is free soonest, by the running jobs' estimated ends (steps left over
+their speed there, ``remaining_steps`` / ``throughput``); a later job then starts, in queue order, only
+where it cannot delay that start: on another type, on the reserved type if its own estimated end comes
+first, or on the devices the head will leave over there. Without a finite estimate (a running job with
+no total steps) there is no reservation, and later jobs may use only the types the head cannot use. The
+estimates are the rounds' own figures: a job slower than its measured speed can overrun and delay the
+head (Slurm kills a job at its time limit; fifo does not).
 A job kept out by a rule of its own tenant or program (a quota, a cap, the public reserve), or that could
 never run, does not stop the queue: it is passed over. A second pass lends quota devices their owners
 left unused to the jobs passed over before the head (work-conserving quotas), in the same order and
 with the same stop.
 
-The jobs behind a blocked head are held with reason "capacity" (they wait for the devices the queue ahead
-of them waits for); core.rounds does not back-fill held jobs, and calls this policy at ticks too, so the
+The jobs behind a blocked head that do not back-fill are held with reason "capacity" (they wait for the
+devices the queue ahead of them waits for); core.rounds does not back-fill held jobs, and calls this policy at ticks too, so the
 order holds between lease boundaries.
 """
 
@@ -41,7 +44,7 @@ NAME = "fifo"
 
 def fifo(problem: AllocationProblem) -> Allocation:
     """Running jobs stay where they run; waiting ones start in priority, then submit-time order, each on
-    the type with the most room, until one has to wait for devices."""
+    the type with the most room, until one has to wait for devices; later ones back-fill around it."""
     started = time.perf_counter()
     usable = usable_mask(problem)
     rows = build_rows(problem, usable)
