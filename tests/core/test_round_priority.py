@@ -71,3 +71,39 @@ def test_a_new_job_ranks_by_what_it_is_owed_after_an_arrival_credit(credit, new_
     config = dataclasses.replace(RoundConfig.per_round(), arrival_credit=credit)
     d = decide(old_runs_new_waits(new_age), half_each_on_one_device, config=config)
     assert [p.job for p in d.placements()] == [on_device]
+
+
+SHARES = {"fixed": {"a": 1.0}, "hi": {"a": 0.5, "b": 0.1}, "lo": {"b": 0.5}}
+
+
+def by_table(problem: AllocationProblem) -> Allocation:
+    x = np.zeros((problem.n_jobs, problem.n_types))
+    for i, j in enumerate(problem.job_ids):
+        for t, v in SHARES[j].items():
+            x[i, problem.types.index(t)] = v
+    return Allocation(problem.job_ids, problem.types, x, "fixed")
+
+
+def test_a_job_takes_its_second_type_only_after_every_job_tried_its_first():
+    # a is held by a job that cannot be stopped; "hi" ranks first (job ratio ~5.7 against "lo"'s ~1.5)
+    # and prefers a (0.5 / 100 s against 0.1 / 100 s on b); "lo" was given b only. In passes, "lo" gets b
+    # (its first type) before "hi" falls back to b (its second): as in Gavel, where a job reaches a type
+    # only in that type's turn. Tried job by job, "hi" took b and "lo" waited.
+    now = 3600.0
+    jobs = (
+        JobStatus(
+            Job("fixed", submit_time=0.0),
+            JobState.RUNNING,
+            placement=Placement("fixed", "a", (("a-0", (0,)),)),
+            seconds_on={"a": 3600.0},
+        ),
+        JobStatus(
+            Job("hi", submit_time=0.0, preemptible=True), JobState.QUEUED, seconds_on={"a": 100.0, "b": 100.0}
+        ),
+        JobStatus(Job("lo", submit_time=0.0, preemptible=True), JobState.QUEUED, seconds_on={"b": 1000.0}),
+    )
+    rows = {j: {"a": 1.0, "b": 1.0} for j in SHARES}
+    tput = ThroughputMatrix.from_rows(rows, ("a", "b"))
+    snap = Snapshot(now, (Node("a-0", "a", 1), Node("b-0", "b", 1)), jobs, tput, round_seconds=360.0)
+    d = decide(snap, by_table, config=RoundConfig.per_round())
+    assert {p.job: p.accelerator for p in d.placements()} == {"fixed": "a", "lo": "b"}

@@ -34,8 +34,9 @@ on): Gavel's rotation, so a job given several types gets each in proportion to i
 job stayed on the first type it got; fair-share, which spreads a job's share over its types, then kept
 its tail jobs on the biggest (slowest) type while the fast ones idled (docs/simulator.md).
 
-Pairs (j,t) are taken in decreasing priority; a job is placed at most once, on one type, all its devices
-at once (gang) on as few nodes as possible; a job that already runs on the chosen type keeps its devices.
+Pairs (j,t) are taken in passes, each in decreasing priority: every job's first type, then every job's
+second type, and so on (core.ranking._job_pair_order); a job is placed at most once, on one type, all its
+devices at once (gang) on as few nodes as possible; a job that already runs on the chosen type keeps its devices.
 Capacity left over after the policy's pairs is back-filled with waiting jobs that may use it
 (work-conserving). Every job that does not run gets a reason.
 
