@@ -229,18 +229,24 @@ def _fair_order(problem: AllocationProblem, holding: np.ndarray, cache: DecideCa
         problem.priority,
         id_rank,
     )
-    held = holding.tobytes()
+    equal = (holding.tobytes(), problem.fairness)
     last = cache.fair_order
-    if (
-        last is None
-        or last[2] != problem.fairness
-        or last[1] != held
-        or any(a is not b for a, b in zip(last[0], key, strict=True))
-    ):
-        order = fair_order(problem, holding, id_rank)
-        order.setflags(write=False)
-        last = cache.fair_order = (key, held, problem.fairness, order)
-    return last[3]
+    if last is not None and _kept(last, key, equal):
+        return last[2]
+    order = fair_order(problem, holding, id_rank)
+    order.setflags(write=False)
+    cache.fair_order = (key, equal, order)
+    return order
+
+
+def _kept(
+    last: tuple[tuple[object, ...], tuple[object, ...], object],
+    same: tuple[object, ...],
+    equal: tuple[object, ...],
+) -> bool:
+    """Whether a cached (inputs read as objects, inputs compared by value, result) entry still holds: the
+    very same objects and equal values."""
+    return last[1] == equal and all(a is b for a, b in zip(last[0], same, strict=True))
 
 
 def _holding(statuses: list[JobStatus], problem: AllocationProblem, cache: DecideCache) -> np.ndarray:
@@ -281,16 +287,13 @@ def _blocked(problem: AllocationProblem, usable: np.ndarray, cache: DecideCache)
         problem.allowed,
         problem.job_ids,
     )
-    budget = problem.budget_krw.tobytes()
+    equal = (problem.budget_krw.tobytes(), problem.horizon_seconds)
     last = cache.blocked
-    if (
-        last is None
-        or last[2] != problem.horizon_seconds
-        or last[1] != budget
-        or any(a is not b for a, b in zip(last[0], key, strict=True))
-    ):
-        last = cache.blocked = (key, budget, problem.horizon_seconds, blocked_reasons(problem, usable))
-    return last[3]
+    if last is not None and _kept(last, key, equal):
+        return last[2]
+    reasons = blocked_reasons(problem, usable)
+    cache.blocked = (key, equal, reasons)
+    return reasons
 
 
 def _held_priority(held: Mapping[str, WaitReason], cache: DecideCache) -> bool:

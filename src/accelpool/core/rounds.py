@@ -125,12 +125,12 @@ class DecideCache:
         """core.ranking._job_rows: (job ids, types, the statuses, seconds per type, type run on)."""
         self.pairs: tuple[np.ndarray, np.ndarray, np.ndarray | None, _Pairs] | None = None
         """core.ranking._alloc_pairs: (x, usable, priorities, what the pair order reads of them)."""
-        self.fair_order: tuple[tuple[np.ndarray, ...], bytes, str, np.ndarray] | None = None
-        """core.placement._fair_order: (the arrays it read, who held devices, fairness, the order)."""
+        self.fair_order: tuple[tuple[np.ndarray, ...], tuple[bytes, str], np.ndarray] | None = None
+        """core.placement._fair_order: (the arrays it read, (who held devices, fairness), the order)."""
         self.holding: tuple[tuple[str, ...], list[JobStatus], np.ndarray] | None = None  # placement._holding
         self.speed_order: tuple[np.ndarray, list[list[int]]] | None = None  # core.placement._speed_order
-        self.blocked: tuple[tuple[object, ...], bytes, float, dict[str, WaitReason]] | None = None
-        """core.placement._blocked: (the arrays it read, the budgets, the horizon, the reasons)."""
+        self.blocked: tuple[tuple[object, ...], tuple[bytes, float], dict[str, WaitReason]] | None = None
+        """core.placement._blocked: (the arrays it read, (the budgets, the horizon), the reasons)."""
         self.held_priority: tuple[Mapping[str, WaitReason], bool] | None = None  # placement._held_priority
         self.one_priority: tuple[np.ndarray, bool] | None = None  # core.placement._one_priority
         self.warm_start: tuple[float, ...] = ()

@@ -419,18 +419,22 @@ def _capped(
 
 def _fits_rows(stage: _Stage, x: FloatArray) -> bool:
     """Whether allocation x (groups x types) keeps every row within its bound, borrowing from its pool."""
+    return not _over_rows(stage, stage.row_total(stage.size[:, None] * x), 1e-9)
+
+
+def _over_rows(stage: _Stage, use: FloatArray, tol: float) -> bool:
+    """Whether devices ``use`` per row exceed a row's bound by more than ``tol`` (relative) where the row
+    has no pool, or a pool's rows together exceed their bounds by more than the pool lends."""
     rows = stage.rows
-    use = stage.row_total(stage.size[:, None] * x)
     excess = np.maximum(use - rows.bound, 0.0)
-    slack = 1e-9 * np.maximum(rows.bound, 1.0)
     alone = rows.pool_of < 0
-    if (excess[alone] > slack[alone]).any():
-        return False
+    if (excess[alone] > tol * np.maximum(rows.bound[alone], 1.0)).any():
+        return True
     for q in range(len(rows.pool_bound)):
         in_q = rows.pool_of == q
-        if float(excess[in_q].sum()) > rows.pool_bound[q] + 1e-9 * max(float(rows.pool_bound[q]), 1.0):
-            return False
-    return True
+        if float(excess[in_q].sum()) > rows.pool_bound[q] + tol * max(float(rows.pool_bound[q]), 1.0):
+            return True
+    return False
 
 
 def _on_rows(stage: _Stage, which: BoolArray, u: IntArray, v: IntArray, hot: BoolArray) -> BoolArray:
@@ -496,17 +500,7 @@ def _pins_overload(stage: _Stage, pinned: BoolArray) -> bool:
     per = np.zeros((ng, tt))
     idx = np.nonzero(pinned)[0]
     per[idx, stage.best[idx]] = stage.size[idx]
-    rows = stage.rows
-    excess = np.maximum(stage.row_total(per) - rows.bound, 0.0)
-    slack = 1e-7 * np.maximum(rows.bound, 1.0)
-    alone = rows.pool_of < 0
-    if (excess[alone] > slack[alone]).any():
-        return True
-    for q in range(len(rows.pool_bound)):
-        in_q = rows.pool_of == q
-        if float(excess[in_q].sum()) > rows.pool_bound[q] + 1e-7 * max(float(rows.pool_bound[q]), 1.0):
-            return True
-    return False
+    return _over_rows(stage, stage.row_total(per), 1e-7)
 
 
 def _min_cost(stage: _Stage, pi: FloatArray, lam: FloatArray) -> FloatArray:
