@@ -418,7 +418,6 @@ def _fill(
                     None if whole_lp else price,
                     level,
                     x if stages else None,
-                    eps=0.0 if whole_lp else eps,
                 )
         except RuntimeError:
             # frozen levels a hair too high for HiGHS's tolerances: relax them by 1e-6 and retry once

@@ -291,11 +291,8 @@ def _stage(
 ) -> tuple[float, FloatArray, FloatArray, BoolArray]:
     """Solve one water-filling stage. Returns L, x, prices, and the jobs to freeze.
 
-    ``eps`` 0: exact (the master's own duals price out every fixed job). ``eps`` > 0: the column
-    generation also stops at a master whose allocation fits (every fixed job's level inside its
-    segment) when weak duality at the master's or the smoothed prices proves L (1 + eps) out of reach
-    (_over_budget): L is then within eps of the stage's optimum, and the jobs to freeze are read off
-    those prices. ``target`` (a ceiling-search probe's level): stop as soon as weak duality proves
+    Without ``target`` the stage is exact: it ends when the master's own duals price out every fixed
+    job (or at its ceiling, _capped). ``target`` (a ceiling-search probe's level): stop as soon as weak duality proves
     ``target`` out of reach (returns the last fitting master's level, or 0, below target (1 - eps), and
     the proving prices), and, unless ``settle``, as soon as a fitting master reaches target (1 - eps)
     (the allocation is the proof; its level and freeze set are then not a stage's).

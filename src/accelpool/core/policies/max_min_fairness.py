@@ -49,15 +49,17 @@ NAME = "max-min-fairness"
 
 
 LEVEL_TOLERANCE = 0.005
-"""Default ``eps`` of max_min_fairness: each water-filling stage's level within this fraction of its LP
-optimum (proved by weak duality; see _waterfill.py). Chosen on the tuning seed 0 (docs/allocate.md)."""
+"""Default ``eps`` of max_min_fairness: a ceiling-search probe counts as fitting when it reaches its
+ceiling within this fraction, so jobs pinned at ceilings may end up to eps above the level the others
+keep; every stage level is still its LP's optimum (see _waterfill.py, Tolerance). Chosen on the tuning
+seed 0 (docs/allocate.md)."""
 
 
 def max_min_fairness(problem: AllocationProblem, *, eps: float = LEVEL_TOLERANCE) -> Allocation:
     """Weighted max-min fairness of normalized throughput with water-filling (fast column generation).
 
-    ``eps``: every stage's level is within this fraction of that stage's LP optimum (0: exact, as
-    ``max_min_fairness_plain``); the allocation is feasible and Pareto-filled either way.
+    ``eps``: the ceiling searches' tolerance (LEVEL_TOLERANCE; 0: exact, as ``max_min_fairness_plain``);
+    stage levels are LP optima either way, and the allocation is feasible and Pareto-filled.
     """
     return _allocate(problem, whole_lp=False, eps=eps)
 
