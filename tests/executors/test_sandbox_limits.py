@@ -3,9 +3,11 @@ LocalExecutor, through the real sandbox. docs/security.md says which mechanism e
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,6 +79,75 @@ def test_cpu_limit_is_a_cfs_quota_where_the_host_allows(tmp_path: Path) -> None:
     used = float(next(ln.split()[1] for ln in logs.splitlines() if ln.startswith("cpu ")))
     if cpu_cgroup():
         assert used <= 0.25 * 2 + 0.4, f"a 0.25 CPU limit let a 2 s busy loop use {used} s of CPU"
+
+
+def _cpu_cgroup_of(pid: int) -> Path | None:
+    """The host's cpu cgroup dir of a process (cgroup v1 ``cpu`` or, on a v2-only host, the unified one)."""
+    for ln in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _hid, ctrls, path = ln.split(":", 2)
+        if "cpu" in ctrls.split(","):
+            return Path("/sys/fs/cgroup/cpu") / path.lstrip("/")
+    v2 = [
+        ln.split(":", 2)[2] for ln in Path(f"/proc/{pid}/cgroup").read_text().splitlines() if ln[:3] == "0::"
+    ]
+    return Path("/sys/fs/cgroup") / v2[0].lstrip("/") if v2 else None
+
+
+@pytest.mark.parametrize("weight", [0.25, None])
+def test_a_jobs_processes_share_one_cpu_weight(tmp_path: Path, weight: float | None) -> None:
+    """Every process of a job rank sits in one cpu cgroup with the operator's ``cpu_weight`` (0.25 of a
+    nice-0 process: v1 cpu.shares 256, v2 cpu.weight 25), so a tenant's fork storm weighs as one process
+    against the service and other tenants' job starts (the fork-bomb attack in tests/security); with
+    ``cpu_weight: None`` the job stays in the service's cpu cgroup. Where the host gives no CPU cgroup, the
+    job only runs."""
+    from tests.security.hostile import cpu_cgroup
+
+    ex = _ex(tmp_path, cpu_weight=weight)
+    marker = f"{3.0 + tmp_path.stat().st_ino % 997 / 1000:.3f}"  # a sleep this test can tell apart
+    ex.start(launch("w", f"sleep {marker} & sleep {marker} & wait"))
+    pids: list[int] = []
+    deadline = time.time() + 10
+    while len(pids) < 2 and time.time() < deadline:
+        pids = [
+            int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _cmd(p) == f"sleep {marker}"
+        ]
+        time.sleep(0.05)
+    assert len(pids) == 2, "the job's two sleeps were not seen on the host"
+    groups = {_cpu_cgroup_of(p) for p in pids}
+    mine = _cpu_cgroup_of(os.getpid())
+    shares = {
+        f.name: f.read_text().strip()
+        for g in groups
+        if g is not None
+        for f in (g / "cpu.shares", g / "cpu.weight")
+        if f.exists()
+    }
+    end, _ = wait_end(ex, "w", 30)
+    assert end.exit_code == 0, ex.logs("w")
+    if not cpu_cgroup():
+        return
+    assert len(groups) == 1, groups
+    (group,) = groups
+    assert group is not None
+    if weight is None:
+        assert group == mine, f"without cpu_weight the job left the service's cpu cgroup: {group}"
+        return
+    assert group != mine and group.name.startswith("accelpool-"), group
+    assert shares.get("cpu.shares") == "256" or shares.get("cpu.weight") == "25", (group, shares)
+    assert not group.exists(), "the job's cpu cgroup outlived it"
+
+
+def _cmd(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+def test_cpu_weight_out_of_range_is_refused_naming_the_field() -> None:
+    for bad in (0, -1, 101):
+        with pytest.raises(ValueError, match="cpu_weight"):
+            sb.SandboxConfig(cpu_weight=bad)
 
 
 @pytest.fixture

@@ -140,6 +140,8 @@ class SandboxConfig:
     tmp_bytes           size of the job's private /tmp (tmpfs; default and maximum of limits.scratch).
     log_max_bytes       per rank: the first half and the last half of the output are kept, with a marker.
     nice                CPU share: the job's processes run at this nice value.
+    cpu_weight          a job rank's CPU weight, all its processes together (cpu cgroup where allowed), in
+                        nice-0 processes: 0.25 = a quarter of one service process. Not a cap. None: nice only.
     cgroups             use cgroups for the limits where the host allows (root service, writable cgroupfs).
     dev_root            where device nodes are looked up ("/dev"; tests use a directory of stand-ins).
     network             True: every job shares the host network; False (default): jobs get none (their
@@ -164,12 +166,17 @@ class SandboxConfig:
     tmp_bytes: int = 1024**3
     log_max_bytes: int = 8 * 1024**2
     nice: int = 5
+    cpu_weight: float | None = 0.25
     cgroups: bool = True
     dev_root: str = "/dev"
     network: bool = False
     network_for: tuple[str, ...] = ()
     bwrap: str = "bwrap"
     podman: str = "podman"
+
+    def __post_init__(self) -> None:
+        if self.cpu_weight is not None and not 0 < float(self.cpu_weight) <= 100:
+            raise ValueError(f"cpu_weight must be above 0 and at most 100, not {self.cpu_weight!r}")
 
     def networked(self, tenant: str, grant: str | None = None) -> bool:
         """Does this job share the host network (operator grant), or get none?"""
@@ -511,7 +518,9 @@ def plan(
     fallback: dict[str, int] = {"NPROC": int(lim["processes"])} if "processes" in lim else {}
     if "memory" in lim:
         fallback["AS"] = int(lim["memory"])
-    cgroup = {k: lim[k] for k in ("memory", "processes", "cpus") if k in lim} if config.cgroups else {}
+    cgroup = {str(k): lim[k] for k in ("memory", "processes", "cpus") if k in lim} if config.cgroups else {}
+    if config.cgroups and config.cpu_weight is not None:  # a tenant's process storm weighs as one
+        cgroup["cpu_weight"] = float(config.cpu_weight)
     return {
         "argv": head,
         "argv_tail": tail,

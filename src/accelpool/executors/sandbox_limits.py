@@ -2,7 +2,9 @@
 ``sandbox_wrapper.WRAPPER``; standard library only, shipped to Ray nodes as text).
 
 ``cg_setup(name, want)`` creates one cgroup per controller for the job rank, under the wrapper's own
-cgroup, and writes the limits: ``memory`` (bytes), ``processes`` (pids), ``cpus`` (a CFS quota). It uses
+cgroup, and writes the limits: ``memory`` (bytes), ``processes`` (pids), ``cpus`` (a CFS quota),
+``cpu_weight`` (the rank's CPU weight under contention, in units of one nice-0 process: v1 ``cpu.shares`` =
+1024 x weight, v2 ``cpu.weight`` = 100 x weight; it shares the ``cpu`` cgroup with ``cpus``). It uses
 cgroup v1 controllers mounted at ``/sys/fs/cgroup/<controller>`` (hybrid hosts such as the development
 machine), or cgroup v2 when the wrapper's cgroup already delegates the controllers to its children
 (``cgroup.subtree_control``). Any step the host refuses (not root, read-only cgroupfs, no controller) leaves
@@ -53,7 +55,7 @@ def cg_setup(name, want):
     if not want:
         return dirs, how
     v1, v2, paths = _cg_mounts()
-    ctrl = {"memory": "memory", "processes": "pids", "cpus": "cpu"}
+    ctrl = {"memory": "memory", "processes": "pids", "cpus": "cpu", "cpu_weight": "cpu"}
     for key, value in sorted(want.items()):
         c = ctrl[key]
         base = None
@@ -84,6 +86,8 @@ def cg_setup(name, want):
                         pass  # no swap accounting on this host: the memory limit alone
                 elif key == "processes":
                     _cg_write(os.path.join(d, "pids.max"), int(value))
+                elif key == "cpu_weight":
+                    _cg_write(os.path.join(d, "cpu.shares"), max(2, int(value * 1024)))
                 else:
                     _cg_write(os.path.join(d, "cpu.cfs_period_us"), 100000)
                     _cg_write(os.path.join(d, "cpu.cfs_quota_us"), max(1000, int(value * 100000)))
@@ -96,14 +100,17 @@ def cg_setup(name, want):
                         pass
                 elif key == "processes":
                     _cg_write(os.path.join(d, "pids.max"), int(value))
+                elif key == "cpu_weight":
+                    _cg_write(os.path.join(d, "cpu.weight"), min(10000, max(1, int(value * 100))))
                 else:
                     _cg_write(os.path.join(d, "cpu.max"), "%d 100000" % max(1000, int(value * 100000)))
         except OSError as exc:
             sys.stderr.write("accelpool wrapper: %s limit not set by cgroup (%s): %r\n" % (key, kind, exc))
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+            if d not in dirs.values():  # cpus and cpu_weight share one cgroup: keep it for the other
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
             continue
         dirs[key] = d
         how[key] = kind
