@@ -8,6 +8,27 @@ pool sized at a fraction of the devices asked for (25-75%), split unevenly over 
 - ``sparse``: 1-3 allowed types per job, weight 1, 2 or 4, capacity at 25% of demand;
 - ``generational``: speeds rise with the type's generation by a per-job exponent (how much a model
   gains from newer hardware) with +-20% noise, 90% of types allowed, weight 1 or 2, capacity at 75%.
+
+On every problem of those four the stage-1 level is the smallest job ceiling (a job of 1 device with
+the largest weight, all the time on its best type: ceiling scale_j / w_j, 0.25-0.5), not capacity: the
+exact LP's stage 1 says nothing about how the rows are shared. The *capacity-bound* families below
+exist for that (issue 13): no job's own ceiling binds at stage 1, the rows do. Each keeps every job's
+ceiling at 1 or more (a job's weight is never above its devices) and the pool at 25-35% of demand with
+some types scarce (their share of the pool cut to 15-20%), so the rows hold stage 1 well under every
+ceiling (``CAPACITY_BOUND``; the exact stage-1 level over the smallest ceiling, bench_policies'
+``s1/ceil``, under 0.95: tests/core/test_problem_families.py asserts it on seeds 0-2 at 1,000 jobs).
+Their water-fillings have several levels (1-35 distinct at 1,000 jobs, seeds 0-2), not one:
+
+- ``scarce``: weight 1-4 (40/30/20/10%), scale from {1, 2, 4, 8} at or above the weight; two camps of
+  types (GPUs, NPUs): 60% of the jobs run on the first camp only, 25% on the second only, 15% on both,
+  about 70% of a camp's types allowed; 3 of 8 types scarce;
+- ``gang``: gang jobs of 4 or 8 devices, weight 1-4 (uniform); 10% tied to one scarce type (a special
+  interconnect), the rest allowed on about 70% of the types; 2 of 8 types scarce;
+- ``pinned``: 1-2 allowed types per job (jobs built for one type or two), weight and scale as
+  ``scarce``; 2 of 8 types scarce.
+
+Seeds: 0 is the tuning seed (profiles; the capacity-bound families were designed looking at seed 0 only,
+nothing in the core was tuned on them), 1 and 2 are held out (bench/bench_policies.py's default).
 """
 
 from __future__ import annotations
@@ -16,13 +37,17 @@ import numpy as np
 
 from accelpool.core.allocation import AllocationProblem
 
-FAMILIES = ("random", "restricted", "sparse", "generational")
+CEILING_BOUND = ("random", "restricted", "sparse", "generational")
+CAPACITY_BOUND = ("scarce", "gang", "pinned")
+FAMILIES = CEILING_BOUND + CAPACITY_BOUND
 
 
 def family_problem(name: str, n: int, types: int = 8, seed: int = 0) -> AllocationProblem:
     """One problem of family ``name`` with ``n`` jobs and ``types`` accelerator types."""
     rng = np.random.default_rng(seed)
     base = rng.uniform(0.1, 10.0, (n, types)) * rng.uniform(0.3, 1.0, (1, types))
+    if name in CAPACITY_BOUND:
+        return _capacity_bound(name, n, types, rng, base)
     if name == "random":
         tput, allowed = base, np.ones((n, types), dtype=bool)
         weight, frac = rng.uniform(0.5, 2.0, n), float(rng.uniform(0.25, 0.75))
@@ -46,6 +71,60 @@ def family_problem(name: str, n: int, types: int = 8, seed: int = 0) -> Allocati
     scale = rng.choice([1, 2, 4, 8], n).astype(float)
     share = rng.uniform(0.5, 1.5, types)
     cap = np.maximum(8.0, np.round(scale.sum() * frac * share / share.sum()))
+    return _problem(n, types, cap, scale, weight, tput, allowed)
+
+
+def _capacity_bound(
+    name: str, n: int, types: int, rng: np.random.Generator, tput: np.ndarray
+) -> AllocationProblem:
+    """The capacity-bound families (module docstring): every ceiling scale_j / w_j >= 1."""
+    weight = rng.choice([1.0, 2.0, 3.0, 4.0], n, p=[0.4, 0.3, 0.2, 0.1])
+    scarce = rng.choice(types, max(1, 3 * types // 8 if name == "scarce" else types // 4), replace=False)
+    # the smallest of {1, 2, 4, 8} at or above the weight, doubled at random (never past 8)
+    scale = np.minimum(8.0, 2.0 ** np.ceil(np.log2(weight)) * 2.0 ** rng.integers(0, 4, n))
+    if name == "scarce":
+        # two camps of types (GPUs, then NPUs): 60% of jobs run on the first only, 25% on the second
+        # only, 15% on both; about 70% of a camp's types allowed
+        camp = rng.choice([0, 1, 2], n, p=[0.6, 0.25, 0.15])
+        first = np.arange(types) < (types + 1) // 2
+        in_camp = np.where(
+            (camp == 0)[:, None], first[None, :], np.where((camp == 1)[:, None], ~first[None, :], True)
+        )
+        allowed = in_camp & (rng.uniform(size=(n, types)) < 0.7)
+        pick = np.where(
+            camp == 1, rng.integers((types + 1) // 2, types, n), rng.integers(0, (types + 1) // 2, n)
+        )
+        cut = 0.15
+    elif name == "gang":
+        # gang jobs of 4 or 8 devices; 10% tied to one of the scarce types (a special interconnect),
+        # the rest allowed on about 70% of the types
+        scale = rng.choice([4.0, 8.0], n)
+        weight = rng.choice([1.0, 2.0, 3.0, 4.0], n)
+        tied = rng.uniform(size=n) < 0.1
+        allowed = (rng.uniform(size=(n, types)) < 0.7) & ~tied[:, None]
+        pick = np.where(tied, rng.choice(scarce, n), rng.integers(0, types, n))
+        cut = 0.2
+    else:  # pinned
+        allowed, cut = np.zeros((n, types), dtype=bool), 0.2
+        allowed[np.arange(n), rng.integers(0, types, n)] = True
+        pick = rng.integers(0, types, n)
+    allowed[np.arange(n), pick] = True
+    frac = float(rng.uniform(0.25, 0.35))
+    share = rng.uniform(0.5, 1.5, types)
+    share[scarce] *= cut
+    cap = np.maximum(8.0, np.round(scale.sum() * frac * share / share.sum()))
+    return _problem(n, types, cap, scale, weight, tput, allowed)
+
+
+def _problem(
+    n: int,
+    types: int,
+    cap: np.ndarray,
+    scale: np.ndarray,
+    weight: np.ndarray,
+    tput: np.ndarray,
+    allowed: np.ndarray,
+) -> AllocationProblem:
     return AllocationProblem(
         job_ids=tuple(f"j{i}" for i in range(n)),
         types=tuple(f"t{k}" for k in range(types)),
@@ -55,3 +134,10 @@ def family_problem(name: str, n: int, types: int = 8, seed: int = 0) -> Allocati
         throughput=tput,
         allowed=allowed,
     )
+
+
+def ceiling_gap(problem: AllocationProblem, level: float) -> float:
+    """``level`` (a stage-1 level) over the smallest job ceiling scale_j / w_j (weights and scales > 0,
+    every job runnable, per-device levels): 1 when stage 1 is held by a job's own ceiling, below 1 when
+    capacity holds it."""
+    return float(level / (problem.scale / problem.weight).min())
