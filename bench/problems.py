@@ -27,8 +27,8 @@ Their water-fillings have several levels (1-35 distinct at 1,000 jobs, seeds 0-2
 - ``pinned``: 1-2 allowed types per job (jobs built for one type or two), weight and scale as
   ``scarce``; 2 of 8 types scarce.
 
-Seeds: 0 is the tuning seed (profiles; the capacity-bound families were designed looking at seed 0 only,
-nothing in the core was tuned on them), 1 and 2 are held out (bench/bench_policies.py's default).
+Seeds: 0 is the tuning seed (profiles; the capacity-bound families were shaped looking at seeds 0-2 at
+1,000 jobs for their structure alone, nothing in the core was tuned on them), 1 and 2 are held out (bench/bench_policies.py's default).
 """
 
 from __future__ import annotations
