@@ -2,7 +2,7 @@
 
     python bench/bench_policies.py [--sizes 1000,2000,10000] [--families random,...,pinned]
                                    [--types 8] [--seeds 1,2] [--plain-limit 2000] [--exact-limit 50000]
-                                   [--full-limit 2000]
+                                   [--full-limit 2000] [--stages N]
 
 Both sides of every ratio are the whole policy call (water-filling and the spare-capacity fill included):
 ``max_min_fairness`` (column generation over hull segments, sampled start prices) against
@@ -32,7 +32,9 @@ truncated water-fillings (above the 12th level each hands out the rest by the sp
 while ``all/full`` says how far the shipped allocation is from the exact one at every level.
 ``feasible`` checks the fast allocation: every row within capacity, every job's time at most 1
 (``check_feasible``), and the plain ones (``plain NO`` / ``full NO`` when they are not).
-Plain runs are skipped above --plain-limit jobs (the output says so). ``--seeds``: the problems' seeds;
+``--stages N`` runs the fast and plain allocations with the stage limit set to N instead of the
+product's 12 (a diagnosis: with N large, ``all/full`` checks the fast path's machinery at every level
+apart from the limit). Plain runs are skipped above --plain-limit jobs (the output says so). ``--seeds``: the problems' seeds;
 the fast path was tuned on seed 0 (profiles of the four families at 2,000 x 8 and of bench_round's
 problem), so the default reports held-out seeds 1 and 2.
 """
@@ -123,8 +125,14 @@ def main() -> None:
     ap.add_argument("--plain-limit", type=int, default=2000)
     ap.add_argument("--exact-limit", type=int, default=50000, help="exact LP level check up to this size")
     ap.add_argument("--full-limit", type=int, default=2000, help="full water-filling check up to this size")
+    ap.add_argument(
+        "--stages", type=int, default=0, help="stage limit of the fast and plain runs (0: the product's)"
+    )
     args = ap.parse_args()
-    print(f"max-min-fairness full allocation, fast vs plain HiGHS, {args.types} types, same run")
+    limit = args.stages or _waterfill.MAX_STAGES
+    print(
+        f"max-min-fairness full allocation, fast vs plain HiGHS, {args.types} types, same run, {limit} stages"
+    )
     print(
         f"{'family':>13} {'seed':>4} {'jobs':>6} {'fast cpu':>9} {'fast wall':>9} {'plain cpu':>9} {'plain wall':>10} "
         f"{'x plain':>8} {'exact s':>8} {'level/opt':>10} {'s1/ceil':>7} {'low/plain':>9} {'all/plain':>9} "
@@ -145,7 +153,8 @@ def main() -> None:
     for name, seed, n in cases:
         where = f"{name} seed {seed} {n}"
         problem = family_problem(name, n, args.types, seed)
-        alloc, f_cpu, f_wall = timed(max_min_fairness, problem)
+        with stage_limit(limit):
+            alloc, f_cpu, f_wall = timed(max_min_fairness, problem)
         ok = "yes" if not check_feasible(problem, alloc) else "NO"
         level = stage_level(problem, alloc.x)
         if n <= args.exact_limit:
@@ -155,7 +164,8 @@ def main() -> None:
         else:
             check = f"{'':>8} {'skipped':>10} {'':>7}"
         if n <= args.plain_limit:
-            ref, p_cpu, p_wall = timed(max_min_fairness_plain, problem)
+            with stage_limit(limit):
+                ref, p_cpu, p_wall = timed(max_min_fairness_plain, problem)
             if check_feasible(problem, ref):
                 ok += ", plain NO"
             low = lower_half_ratio(problem, alloc.x, ref.x)
