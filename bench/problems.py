@@ -28,7 +28,8 @@ Their water-fillings have several levels (1-35 distinct at 1,000 jobs, seeds 0-2
   ``scarce``; 2 of 8 types scarce.
 
 Seeds: 0 is the tuning seed (profiles; the capacity-bound families were shaped looking at seeds 0-2 at
-1,000 jobs for their structure alone, nothing in the core was tuned on them), 1 and 2 are held out (bench/bench_policies.py's default).
+1,000 jobs for their structure alone, nothing in the core was tuned on them), 1 and 2 are held out
+(bench/bench_policies.py's default).
 """
 
 from __future__ import annotations
