@@ -107,3 +107,38 @@ def test_a_job_takes_its_second_type_only_after_every_job_tried_its_first():
     snap = Snapshot(now, (Node("a-0", "a", 1), Node("b-0", "b", 1)), jobs, tput, round_seconds=360.0)
     d = decide(snap, by_table, config=RoundConfig.per_round())
     assert {p.job: p.accelerator for p in d.placements()} == {"fixed": "a", "lo": "b"}
+
+
+def only_b_for_up(problem: AllocationProblem) -> Allocation:
+    x = np.zeros((problem.n_jobs, problem.n_types))
+    x[problem.job_ids.index("up"), problem.types.index("b")] = 1.0
+    return Allocation(problem.job_ids, problem.types, x, "fixed")
+
+
+@pytest.mark.parametrize(
+    ("config", "running", "want"),
+    [
+        (RoundConfig.per_round(), False, {"up": "a", "other": "b"}),
+        (RoundConfig.per_round(), True, {"up": "a", "other": "b"}),
+        (dataclasses.replace(RoundConfig.per_round(), move_up=False), False, {"up": "b"}),
+        (RoundConfig(), False, {"up": "a", "other": "b"}),
+        (RoundConfig(min_run_seconds=0.0), True, {"up": "b"}),
+    ],
+)
+def test_a_chosen_job_moves_up_to_a_faster_type_that_would_idle(config, running, want):
+    # "up" was given the slow type b only; a (twice as fast for it) would idle. Move-up puts it on a, as
+    # Gavel's fill of its types, fastest first, with every job does, and the b device it leaves goes to
+    # "other" (given nothing: back-fill, it can use b only). Under leases a running job does not move
+    # (a move is a restart); a job that starts does. move_up=False: it stays on b and a idles.
+    up = Job("up", submit_time=0.0, preemptible=True)
+    p = Placement("up", "b", (("b-0", (0,)),))
+    jobs = (
+        JobStatus(up, JobState.RUNNING, placement=p, seconds_on={"b": 3600.0})
+        if running
+        else JobStatus(up, JobState.QUEUED),
+        JobStatus(Job("other", submit_time=0.0, preemptible=True), JobState.QUEUED),
+    )
+    tput = ThroughputMatrix.from_rows({"up": {"a": 2.0, "b": 1.0}, "other": {"b": 1.0}}, ("a", "b"))
+    snap = Snapshot(3600.0, (Node("a-0", "a", 1), Node("b-0", "b", 1)), jobs, tput, round_seconds=360.0)
+    d = decide(snap, only_b_for_up, config=config)
+    assert {q.job: q.accelerator for q in d.placements()} == want

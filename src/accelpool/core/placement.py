@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem
+from accelpool.core.backfill import back_fill as _back_fill
+from accelpool.core.backfill import move_up_jobs
 from accelpool.core.estimates import queue_view, yield_boundaries
 from accelpool.core.reasons import LazyText, explain, fair_order
 from accelpool.core.round_config import RoundConfig
@@ -336,6 +338,8 @@ def _place(
     config: RoundConfig,
     placing: _Sites,
     unpaid: Mapping[str, tuple[int, int]] | None = None,
+    move_up: bool = False,
+    move_running: bool = False,
 ) -> Decision:
     tput = problem.throughput
     types = alloc.types
@@ -412,8 +416,11 @@ def _place(
                 reasons.setdefault(s.job.id, WaitReason.BUDGET)
                 short[s.job.id] = (grants[s.job.grant], cost)
                 return False
-            grants[s.job.grant] -= min(cost, grants[s.job.grant])
+            paid = min(cost, grants[s.job.grant])
+            grants[s.job.grant] -= paid
+            spent[i] = (s.job.grant, paid)
         chosen[i] = k
+        taken[i] = held
         chosen_site[i] = site
         type_free[t] -= scale
         site_free[t, site] = site_free.get((t, site), 0) - scale
@@ -422,6 +429,8 @@ def _place(
         return True
 
     short: dict[str, tuple[int, int]] = {}  # job -> (KRW its grant has left, KRW a lease costs)
+    taken: dict[int, dict[tuple[str, str | None], int]] = {}  # what try_choose took per zone, to give back
+    spent: dict[int, tuple[str, int]] = {}  # the KRW try_choose set aside on the job's grant
     holding = _holding(statuses, problem, cache)
     ranked_all = _fair_order(problem, holding, cache)
     tindex = {t: k for k, t in enumerate(types)}
@@ -436,22 +445,49 @@ def _place(
                 if try_choose(i, k) and max(type_free.values()) < 1:
                     break
     # Back-fill: waiting jobs the policy did not hold, in fair order, on the type they run fastest on.
-    most = max(type_free.values(), default=0)
-    if most > 0:
+    if max(type_free.values(), default=0) > 0:
         by_rank = ranked_all.tolist()
         speed_order = _speed_order(tput, cache)
-        held = alloc.held
-        for i in by_rank:
-            s = statuses[i]
-            if i in chosen or s.job.scale > most or s.job.id in held:
-                continue
-            for k in speed_order[i]:
-                if usable[i, k] and try_choose(i, k):
-                    reasons.pop(s.job.id, None)
-                    most = max(type_free.values())
-                    break
-            if most <= 0:
-                break
+        _back_fill(by_rank, speed_order, chosen, statuses, usable, alloc.held, type_free, try_choose, reasons)
+    if move_up and max(type_free.values(), default=0) > 0:
+
+        def release(i: int) -> None:
+            """Give back what try_choose took for job i (its devices, zone room and grant money)."""
+            t, scale = types[chosen.pop(i)], statuses[i].job.scale
+            type_free[t] += scale
+            site_free[t, chosen_site[i]] += scale
+            for key, n in taken.pop(i).items():
+                zone_free[key] += n
+            if i in spent:
+                g, paid = spent.pop(i)
+                grants[g] += paid
+
+        moved = move_up_jobs(
+            ranked_all.tolist(),
+            _speed_order(tput, cache),
+            chosen,
+            statuses,
+            tput,
+            usable,
+            types,
+            type_free,
+            set(pinned),
+            move_running,
+            try_choose,
+            release,
+        )
+        if moved:
+            _back_fill(
+                ranked_all.tolist(),
+                _speed_order(tput, cache),
+                chosen,
+                statuses,
+                usable,
+                alloc.held,
+                type_free,
+                try_choose,
+                reasons,
+            )
 
     keep, start = [], []
     pending = []

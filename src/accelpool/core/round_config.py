@@ -25,6 +25,10 @@ with next to its results, and tests pass their own. Defaults are the live servic
     fairness           "tenant": hierarchical shares program -> tenant -> job (splitting work into more
                        jobs gains a tenant nothing); "job": every job is its own party (Gavel's per-job
                        fairness, for comparisons with the literature).
+    move_up            after the policy's pairs and the back-fill, a chosen job moves to a type where it
+                       runs faster if devices of it would otherwise idle (under leases only a job that
+                       starts now: a running job's move is a restart; never for the speed-blind policies,
+                       fifo and fair-share); see core/backfill.py.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class RoundConfig:
     arrival_credit: float = 0.5
     per_device_levels: bool = True
     fairness: Fairness = "tenant"
+    move_up: bool = True
 
     def __post_init__(self) -> None:
         if self.lease_seconds is not None and not (

@@ -38,7 +38,10 @@ Pairs (j,t) are taken in passes, each in decreasing priority: every job's first 
 second type, and so on (core.ranking._job_pair_order); a job is placed at most once, on one type, all its
 devices at once (gang) on as few nodes as possible; a job that already runs on the chosen type keeps its devices.
 Capacity left over after the policy's pairs is back-filled with waiting jobs that may use it
-(work-conserving). Every job that does not run gets a reason.
+(work-conserving); then a chosen job moves up to a type where it runs faster if devices there would
+otherwise idle, as Gavel fills its types fastest first (core/backfill.py; ``RoundConfig.move_up``; not
+for the speed-blind fifo and fair-share; under leases only jobs that start now). Every job that does not
+run gets a reason.
 
 Sites (core/sites.py): a job runs only at a site allowed for it (certified for its data class, among the
 sites/regions it names, up); a gang never spans sites. Where a type is held at several sites the policy
@@ -68,7 +71,7 @@ from accelpool.core.placement import (
     blocked_reasons,
     whole_runs_unpaid,
 )
-from accelpool.core.policies import NON_PREEMPTIVE, RULES_OVER_SITES
+from accelpool.core.policies import NON_PREEMPTIVE, RULES_OVER_SITES, SPEED_BLIND
 from accelpool.core.problem import build_problem
 from accelpool.core.ranking import _pair_order, _Pairs
 from accelpool.core.round_config import RoundConfig
@@ -206,7 +209,20 @@ def decide(
         order = []
     placing = _Sites(sites, allowed, notes, prefer)
     return _place(
-        snapshot, statuses, alloc, order, usable, problem, cache, pinned, horizon, config, placing, unpaid
+        snapshot,
+        statuses,
+        alloc,
+        order,
+        usable,
+        problem,
+        cache,
+        pinned,
+        horizon,
+        config,
+        placing,
+        unpaid,
+        move_up=config.move_up and base not in SPEED_BLIND,
+        move_running=config.lease_seconds is None,
     )
 
 
