@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem
-from accelpool.core.backfill import back_fill as _back_fill
-from accelpool.core.backfill import move_up_jobs
+from accelpool.core.backfill import fill_idle
 from accelpool.core.estimates import queue_view, yield_boundaries
 from accelpool.core.reasons import LazyText, explain, fair_order
 from accelpool.core.round_config import RoundConfig
@@ -444,50 +443,12 @@ def _place(
             if i not in chosen and type_free[types[k]] >= statuses[i].job.scale:
                 if try_choose(i, k) and max(type_free.values()) < 1:
                     break
-    # Back-fill: waiting jobs the policy did not hold, in fair order, on the type they run fastest on.
+    # Back-fill waiting jobs, then move chosen jobs up to faster types that would idle (core/backfill.py).
     if max(type_free.values(), default=0) > 0:
-        by_rank = ranked_all.tolist()
-        speed_order = _speed_order(tput, cache)
-        _back_fill(by_rank, speed_order, chosen, statuses, usable, alloc.held, type_free, try_choose, reasons)
-    if move_up and max(type_free.values(), default=0) > 0:
-
-        def release(i: int) -> None:
-            """Give back what try_choose took for job i (its devices, zone room and grant money)."""
-            t, scale = types[chosen.pop(i)], statuses[i].job.scale
-            type_free[t] += scale
-            site_free[t, chosen_site[i]] += scale
-            for key, n in taken.pop(i).items():
-                zone_free[key] += n
-            if i in spent:
-                g, paid = spent.pop(i)
-                grants[g] += paid
-
-        moved = move_up_jobs(
-            ranked_all.tolist(),
-            _speed_order(tput, cache),
-            chosen,
-            statuses,
-            tput,
-            usable,
-            types,
-            type_free,
-            set(pinned),
-            move_running,
-            try_choose,
-            release,
-        )
-        if moved:
-            _back_fill(
-                ranked_all.tolist(),
-                _speed_order(tput, cache),
-                chosen,
-                statuses,
-                usable,
-                alloc.held,
-                type_free,
-                try_choose,
-                reasons,
-            )
+        books = (chosen, type_free, site_free, chosen_site, taken, zone_free, spent, grants)
+        up = (tput, set(pinned), move_running) if move_up else None
+        ranks = (ranked_all.tolist(), _speed_order(tput, cache))
+        fill_idle(ranks, statuses, usable, alloc.held, try_choose, reasons, books, types, up)
 
     keep, start = [], []
     pending = []
