@@ -63,8 +63,8 @@ import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem, Policy
 from accelpool.core.estimates import program_min as min_run_by_grant
+from accelpool.core.free_devices import _FreeTemplate
 from accelpool.core.placement import (
-    _FreeTemplate,
     _holding,
     _place,
     _Sites,
