@@ -92,6 +92,10 @@ class MemoryStore:
         self.now = 0.0
         self._matrix: tuple[int, ThroughputMatrix] | None = None
         self._version = 0  # bumped whenever the active jobs, their speeds or the node types change
+        # each active job's row of speeds over the node types of ``_row_types`` (dropped when it ends or is
+        # measured), so a change of the active set stacks rows instead of reading every job's mapping
+        self._rows: dict[str, tuple[float, ...]] = {}
+        self._row_types: tuple[str, ...] = ()
         # nodes in service, out of service, and why (core.sites.in_service), rebuilt when nodes or sites change
         self._healthy: tuple[tuple[Node, ...], tuple[Node, ...], dict[str, str]] | None = None
 
@@ -160,6 +164,7 @@ class MemoryStore:
     def measure(self, job_id: str, accelerator: str, steps_per_second: float) -> None:
         """A measured throughput replaces the estimate for that job and type."""
         self.jobs[job_id].throughput[accelerator] = float(steps_per_second)
+        self._rows.pop(job_id, None)
         self._version += 1
 
     # -- SchedulerStore port --------------------------------------------------------------------------
@@ -265,17 +270,20 @@ class MemoryStore:
     def _throughput(self) -> ThroughputMatrix:
         """The active jobs' speeds, rebuilt only when the active set or a measurement changed."""
         if self._matrix is None or self._matrix[0] != self._version:
-            types = sorted({n.accelerator for n in self.nodes.values()})
-            jobs = self.jobs
-            # ThroughputMatrix.from_rows without an estimator, built a row at a time (it runs each time a
-            # job arrives or leaves): the same values, no entry estimated
-            values = np.array(
-                [
-                    [float(r[t]) if t in r else 0.0 for t in types]
-                    for r in (jobs[j].throughput for j in self.active)
-                ],
-                dtype=np.float64,
-            ).reshape(len(self.active), len(types))
+            types = tuple(sorted({n.accelerator for n in self.nodes.values()}))
+            if types != self._row_types:
+                self._rows, self._row_types = {}, types
+            jobs, rows = self.jobs, self._rows
+            # ThroughputMatrix.from_rows without an estimator, a row per job kept while its speeds and the
+            # types are the same (it runs each time a job arrives or leaves): the same values, none estimated
+            got = []
+            for j in self.active:
+                row = rows.get(j)
+                if row is None:
+                    r = jobs[j].throughput
+                    row = rows[j] = tuple([float(r[t]) if t in r else 0.0 for t in types])
+                got.append(row)
+            values = np.array(got, dtype=np.float64).reshape(len(self.active), len(types))
             matrix = ThroughputMatrix(
                 tuple(self.active), tuple(types), values, np.zeros(values.shape, dtype=bool)
             )
@@ -298,6 +306,7 @@ class MemoryStore:
             rec.end_time = out.ended_at
         if out.ended:
             self.active.pop(before.job.id, None)
+            self._rows.pop(before.job.id, None)
             self._version += 1
         return out, [self._book(c) for c in out.charges]
 
