@@ -154,20 +154,29 @@ def _kept(
 
 def _holding(statuses: list[JobStatus], problem: AllocationProblem, cache: DecideCache) -> np.ndarray:
     """Per job, whether it runs on devices now, kept while the problem's job tuple is the same object;
-    only the entries of jobs whose status is another object (a JobStatus is frozen) are read again."""
+    only the entries of jobs whose status is another object (a JobStatus is frozen) are read again. The
+    cache also keeps, per job, whether its state is RUNNING (``_runs``)."""
     running = JobState.RUNNING
     last = cache.holding
     if last is not None and last[1] is statuses:  # the same round's list (never changed): the same answer
         return last[2]
     if last is not None and last[0] is problem.job_ids:
-        seen, held = last[1], last[2]
+        seen, held, runs = last[1], last[2], last[3]
         for i, (s, e) in enumerate(zip(statuses, seen, strict=True)):
             if s is not e:
-                held[i] = s.state is running and s.placement is not None
+                runs[i] = r = s.state is running
+                held[i] = r and s.placement is not None
     else:
+        runs = np.array([s.state is running for s in statuses], dtype=bool)
         held = np.array([s.state is running and s.placement is not None for s in statuses], dtype=bool)
-    cache.holding = (problem.job_ids, statuses, held)
+    cache.holding = (problem.job_ids, statuses, held, runs)
     return held
+
+
+def _runs(statuses: list[JobStatus], problem: AllocationProblem, cache: DecideCache) -> np.ndarray:
+    """Per job, whether its state is RUNNING (kept with ``_holding``). Read only."""
+    _holding(statuses, problem, cache)
+    return cache.holding[3]  # type: ignore[index]
 
 
 def _speed_order(tput: np.ndarray, cache: DecideCache) -> list[list[int]]:
@@ -376,37 +385,40 @@ def _place(
     started_ids = {p.job for p in start}
     pinned_ids = {statuses[i].job.id for i in pinned}
     preempt = []
-    waiting = {}
     capacity_reason = WaitReason.CAPACITY
     # jobs that cannot run as things stand have no queue position (job i of statuses is row i of problem)
     blocked = _blocked(problem, usable, cache)
-    queued = []
-    for i, s in enumerate(statuses):
-        jid = s.job.id
-        if jid in running_ids:
-            continue
-        if s.state is running:
-            if jid in started_ids:
-                preempt.append((jid, "moved"))
-            elif jid in pinned_ids and reasons.get(jid) is not WaitReason.BUDGET:
-                preempt.append((jid, "its devices are no longer in service (node drained or down)"))
-            else:
-                why = reasons.get(jid)
-                preempt.append((jid, "grant exhausted" if why is WaitReason.BUDGET else "lease"))
-        if jid not in started_ids:
-            waiting[jid] = reasons.get(jid, capacity_reason)
-            if jid not in blocked:
-                queued.append(i)
-    if not waiting:
-        blocked = {}
     ids = problem.job_ids
     index = _index_of(ids, cache)
+    for i in np.flatnonzero(_runs(statuses, problem, cache)).tolist():  # the running jobs, in job order
+        jid = ids[i]
+        if jid in running_ids:
+            continue
+        if jid in started_ids:
+            preempt.append((jid, "moved"))
+        elif jid in pinned_ids and reasons.get(jid) is not WaitReason.BUDGET:
+            preempt.append((jid, "its devices are no longer in service (node drained or down)"))
+        else:
+            why = reasons.get(jid)
+            preempt.append((jid, "grant exhausted" if why is WaitReason.BUDGET else "lease"))
+    # every job neither kept nor started waits (in job order), for its reason or for capacity
+    waiting = dict.fromkeys(ids, capacity_reason)
+    out = [index[j] for j in (*running_ids, *started_ids)]
+    for j in (*running_ids, *started_ids):
+        del waiting[j]
+    for j, why in reasons.items():
+        if j in waiting:
+            waiting[j] = why
+    # the waiting jobs not blocked are queued
+    in_queue = np.ones(len(ids), dtype=bool)
+    in_queue[out] = False
+    in_queue[[index[j] for j in blocked]] = False
+    if not waiting:
+        blocked = {}
     one = _one_priority(problem.priority, cache)
     if not one or _held_priority(alloc.held, cache):  # else no job waits for "priority": nothing to do
         _priority_only_for_priority(problem, waiting, keep, start, index, one)
     # queue positions: the back-fill's fair order, jobs that cannot run as things stand left out
-    in_queue = np.zeros(len(ids), dtype=bool)
-    in_queue[queued] = True
     queue_arr = ranked_all[in_queue[ranked_all]]
     queue = queue_arr.tolist()
     queue_ids = [ids[i] for i in queue]

@@ -130,7 +130,8 @@ class DecideCache:
         """core.ranking._alloc_pairs: (x, usable, priorities, what the pair order reads of them)."""
         self.fair_order: tuple[tuple[np.ndarray, ...], tuple[bytes, str], np.ndarray] | None = None
         """core.placement._fair_order: (the arrays it read, (who held devices, fairness), the order)."""
-        self.holding: tuple[tuple[str, ...], list[JobStatus], np.ndarray] | None = None  # placement._holding
+        # core.placement._holding: (job ids, statuses, holds devices, state is RUNNING)
+        self.holding: tuple[tuple[str, ...], list[JobStatus], np.ndarray, np.ndarray] | None = None
         self.speed_order: tuple[np.ndarray, list[list[int]]] | None = None  # core.placement._speed_order
         self.blocked: tuple[tuple[object, ...], tuple[bytes, float], dict[str, WaitReason]] | None = None
         """core.placement._blocked: (the arrays it read, (the budgets, the horizon), the reasons)."""
