@@ -162,10 +162,11 @@ def _holding(statuses: list[JobStatus], problem: AllocationProblem, cache: Decid
         return last[2]
     if last is not None and last[0] is problem.job_ids:
         seen, held, runs = last[1], last[2], last[3]
-        for i, (s, e) in enumerate(zip(statuses, seen, strict=True)):
-            if s is not e:
-                runs[i] = r = s.state is running
-                held[i] = r and s.placement is not None
+        changed = [i for i, (s, e) in enumerate(zip(statuses, seen, strict=True)) if s is not e]
+        if changed:  # one assignment per array
+            got = [statuses[i] for i in changed]
+            runs[changed] = [s.state is running for s in got]
+            held[changed] = [s.state is running and s.placement is not None for s in got]
     else:
         runs = np.array([s.state is running for s in statuses], dtype=bool)
         held = np.array([s.state is running and s.placement is not None for s in statuses], dtype=bool)

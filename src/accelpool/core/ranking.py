@@ -103,12 +103,15 @@ def _job_rows(
     running = JobState.RUNNING
     if ids is not None and last is not None and last[0] is ids and last[1] == types:
         seen, rows, on = last[2], last[3], last[4]
-        for i, (s, e) in enumerate(zip(statuses, seen, strict=True)):
-            if s is not e:
-                d = s.seconds_on
-                rows[i] = [d.get(t, 0.0) for t in types] if d else 0.0
-                p = s.placement
-                on[i] = tindex.get(p.accelerator, -1) if p is not None and s.state is running else -1
+        changed = [i for i, (s, e) in enumerate(zip(statuses, seen, strict=True)) if s is not e]
+        if changed:  # written in one assignment per array (the changed rows, in order)
+            zero = [0.0] * len(types)
+            got = [statuses[i] for i in changed]
+            rows[changed] = [[d.get(t, 0.0) for t in types] if (d := s.seconds_on) else zero for s in got]
+            on[changed] = [
+                tindex.get(p.accelerator, -1) if (p := s.placement) is not None and s.state is running else -1
+                for s in got
+            ]
     else:
         rows = np.zeros((len(statuses), len(types)))
         spent = [s.seconds_on for s in statuses]
