@@ -88,6 +88,9 @@ class MemoryStore:
         self.site_list: dict[str, Site] = {}
         self.jobs: dict[str, JobRecord] = {}
         self.active: dict[str, None] = {}  # insertion-ordered ids of non-terminal jobs
+        # the RUNNING jobs (status set in ``_apply`` only), each with its place in ``active`` (submit order)
+        self._running: dict[str, int] = {}
+        self._seq: dict[str, int] = {}
         self.charges: list[Charge] = []
         self.now = 0.0
         self._matrix: tuple[int, ThroughputMatrix] | None = None
@@ -146,6 +149,7 @@ class MemoryStore:
         self.jobs[job.id] = JobRecord(JobStatus(job, JobState.QUEUED), dict(throughput), run or RunSpec())
         self.jobs[job.id].events.append((job.submit_time, "queued", "submitted"))
         self.active[job.id] = None
+        self._seq[job.id] = len(self._seq)
         self._version += 1
 
     def cancel(self, job_id: str, now: float, reason: str = "cancelled by user") -> bool:
@@ -240,8 +244,9 @@ class MemoryStore:
         return out
 
     def running(self) -> list[JobStatus]:
-        jobs, running = self.jobs, JobState.RUNNING
-        return [st for j in self.active if (st := jobs[j].status).state is running]
+        jobs, order = self.jobs, self._running
+        # in submit order (the order of ``active``), without a pass over every active job
+        return [jobs[j].status for j in sorted(order, key=order.__getitem__)]
 
     def run_spec(self, job_id: str) -> RunSpec:
         return self.jobs[job_id].run
@@ -296,6 +301,12 @@ class MemoryStore:
         p = before.placement
         out = apply_event(before, event, 0 if p is None else self._price(p.accelerator, p.site))
         rec.status = out.status
+        jid = before.job.id
+        if out.status.state is JobState.RUNNING:
+            if jid not in self._running:
+                self._running[jid] = self._seq[jid]
+        else:
+            self._running.pop(jid, None)
         if out.records:
             rec.events.extend((r.time, r.state, r.reason) for r in out.records)  # a JobState is a str
             rec.reason = out.records[-1].reason
