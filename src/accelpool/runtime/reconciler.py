@@ -25,7 +25,7 @@ import dataclasses
 import hashlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +33,7 @@ import numpy as np
 from accelpool.core import ledger
 from accelpool.core.allocation import Allocation, AllocationProblem, Policy
 from accelpool.core.round_config import RoundConfig
-from accelpool.core.rounds import DecideCache, Decision, Snapshot, decide
+from accelpool.core.rounds import DecideCache, Decision, JobStatus, Snapshot, decide
 from accelpool.core.sites import price_for
 from accelpool.core.types import Charge, Site
 from accelpool.ports import (
@@ -321,9 +321,9 @@ class Reconciler:
             return
         skipped = self.store.skipped_starts()  # cancelled since the snapshot: the store did not record them
         starting = {p.job for p in decision.start} - skipped
-        statuses = {s.job.id: s for s in snapshot.jobs if s.job.id in starting}
         m = snapshot.throughput
         row = m.index
+        statuses = _statuses_of(snapshot, starting, row)
         failed: list[ExecutorEvent] = []
         try:  # all run specs in one query; a job whose spec this misses is read alone below
             specs = self.store.run_specs([p.job for p in decision.start if p.job in starting])
@@ -354,6 +354,19 @@ class Reconciler:
                 )
         if failed:
             self.store.record_events(failed)
+
+
+def _statuses_of(snapshot: Snapshot, ids: set[str], row: Mapping[str, int]) -> dict[str, JobStatus]:
+    """The snapshot's statuses of ``ids``: found by the throughput matrix's row of each job where the
+    snapshot lists its jobs in the matrix's order (the memory store's does), else by a pass over them."""
+    jobs = snapshot.jobs
+    found: dict[str, JobStatus] = {}
+    for j in ids:
+        i = row.get(j)
+        if i is None or i >= len(jobs) or jobs[i].job.id != j:
+            return {s.job.id: s for s in jobs if s.job.id in ids}
+        found[j] = jobs[i]
+    return found
 
 
 def _cause(e: BaseException) -> str:
