@@ -101,6 +101,16 @@ def _job_rows(
     last = cache.seconds_on if cache is not None else None
     tindex = {t: k for k, t in enumerate(types)}
     running = JobState.RUNNING
+    if ids is not None and last is not None and last[1] == types and last[0] is not ids and len(last[0]):
+        # another job set (jobs arrived or left): the rows of jobs whose status is the very same object
+        # are taken from the last round's arrays; only the others are read
+        prev = {j: k for k, j in enumerate(last[0])}
+        old = last[2]
+        take = [prev.get(j, -1) for j in ids]
+        seen = [old[k] if k >= 0 else None for k in take]
+        pick = np.array(take, dtype=np.int64)
+        rows, on = last[3][pick], last[4][pick]  # rows of new jobs (-1) are read below
+        last = (ids, types, seen, rows, on)
     if ids is not None and last is not None and last[0] is ids and last[1] == types:
         seen, rows, on = last[2], last[3], last[4]
         changed = [i for i, (s, e) in enumerate(zip(statuses, seen, strict=True)) if s is not e]
@@ -125,7 +135,8 @@ def _job_rows(
             dtype=np.int64,
         )
     if cache is not None and ids is not None:
-        cache.seconds_on = (ids, types, list(statuses), rows, on)
+        kept: list[JobStatus | None] = list(statuses)
+        cache.seconds_on = (ids, types, kept, rows, on)
     return rows, on
 
 

@@ -123,9 +123,10 @@ class DecideCache:
             tuple[tuple[str, ...], tuple[Site, ...], tuple[list[frozenset[str]], dict[str, str]]] | None
         ) = None  # rounds._sites_allowing
         self.seconds_on: (
-            tuple[tuple[str, ...], tuple[str, ...], list[JobStatus], np.ndarray, np.ndarray] | None
+            tuple[tuple[str, ...], tuple[str, ...], list[JobStatus | None], np.ndarray, np.ndarray] | None
         ) = None
-        """core.ranking._job_rows: (job ids, types, the statuses, seconds per type, type run on)."""
+        """core.ranking._job_rows: (job ids, types, the statuses (None: not read), seconds per type, type
+        run on)."""
         self.pairs: tuple[np.ndarray, np.ndarray, np.ndarray | None, _Pairs] | None = None
         """core.ranking._alloc_pairs: (x, usable, priorities, what the pair order reads of them)."""
         self.fair_order: tuple[tuple[np.ndarray, ...], tuple[bytes, str], np.ndarray] | None = None
