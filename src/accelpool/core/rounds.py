@@ -56,7 +56,6 @@ at. A job no site allows waits with reason "rule" and the cause in words
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Mapping
 
 import numpy as np
@@ -363,6 +362,10 @@ class _ProblemCache:
     def __init__(self) -> None:
         self._key: tuple[object, ...] | None = None
         self._refs: tuple[object, ...] = ()
+        # the last round's statuses and their steps done: a round reads only the statuses that are new
+        # objects (a JobStatus is frozen)
+        self._seen: list[JobStatus] = []
+        self._done: np.ndarray = np.zeros(0)
         self._problem: AllocationProblem | None = None
         self._nodes: tuple[Node, ...] | None = None
         self._capacity: dict[str, int] = {}
@@ -373,7 +376,6 @@ class _ProblemCache:
     def get(
         self, snapshot: Snapshot, statuses: list[JobStatus], config: RoundConfig, horizon: float
     ) -> AllocationProblem:
-        jobs = [s.job for s in statuses]
         if snapshot.nodes is self._nodes:
             capacity = self._capacity
         else:
@@ -382,10 +384,14 @@ class _ProblemCache:
                 capacity[node.accelerator] = capacity.get(node.accelerator, 0) + node.devices
             self._nodes, self._capacity = snapshot.nodes, capacity
         # the same job objects as the cached problem's, compared without building a tuple of ids
+        # (only the statuses that are other objects than last round's can hold other jobs)
         cached_jobs: list[Job] = self._refs[1] if self._refs else []  # type: ignore[assignment]
-        same_jobs = (
-            bool(self._refs) and len(cached_jobs) == len(jobs) and all(map(operator.is_, jobs, cached_jobs))
-        )
+        seen = self._seen
+        changed: list[int] = []
+        same_jobs = bool(self._refs) and len(cached_jobs) == len(statuses) == len(seen)
+        if same_jobs:
+            changed = [i for i, (s, e) in enumerate(zip(statuses, seen, strict=True)) if s is not e]
+            same_jobs = all(statuses[i].job is cached_jobs[i] for i in changed)
         key = (
             id(snapshot.throughput),
             tuple(sorted(capacity.items())),
@@ -400,6 +406,7 @@ class _ProblemCache:
         )
         last = self._problem
         if last is None or not same_jobs or key != self._key:
+            jobs = [s.job for s in statuses]
             inf = math.inf
             remaining = [
                 (t - s.steps_done if t > s.steps_done else 0.0)
@@ -446,9 +453,13 @@ class _ProblemCache:
                 if any(j.deadline is not None for j in jobs)
                 else None
             )
+            self._seen = list(statuses)
+            self._done = np.fromiter((s.steps_done for s in statuses), dtype=np.float64, count=len(statuses))
             return problem
-        n = len(jobs)
-        done = np.fromiter((s.steps_done for s in statuses), dtype=np.float64, count=n)
+        done = self._done
+        if changed:
+            done[changed] = [statuses[i].steps_done for i in changed]
+        self._seen = list(statuses)
         total = self._total
         # the same figures as build_problem's: steps left, never below 0 (inf without a total)
         remaining_steps = np.where(total > done, total - done, 0.0)
