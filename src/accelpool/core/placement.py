@@ -20,7 +20,14 @@ from accelpool.core.estimates import queue_view, yield_boundaries
 from accelpool.core.free_devices import _FreeDevices
 from accelpool.core.reasons import LazyText, explain, fair_order
 from accelpool.core.round_config import RoundConfig
-from accelpool.core.round_types import Decision, JobStatus, Placement, Snapshot, round_cost_krw
+from accelpool.core.round_types import (
+    Decision,
+    JobStatus,
+    Placement,
+    Snapshot,
+    changed_since,
+    round_cost_krw,
+)
 from accelpool.core.sites import price_for
 from accelpool.core.types import (
     JobState,
@@ -162,7 +169,7 @@ def _holding(statuses: list[JobStatus], problem: AllocationProblem, cache: Decid
         return last[2]
     if last is not None and last[0] is problem.job_ids:
         seen, held, runs = last[1], last[2], last[3]
-        changed = [i for i, (s, e) in enumerate(zip(statuses, seen, strict=True)) if s is not e]
+        changed = changed_since(statuses, seen)
         if changed:  # one assignment per array
             got = [statuses[i] for i in changed]
             runs[changed] = [s.state is running for s in got]

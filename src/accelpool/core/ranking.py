@@ -14,7 +14,7 @@ import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem
 from accelpool.core.round_config import RoundConfig
-from accelpool.core.round_types import JobStatus, Snapshot
+from accelpool.core.round_types import JobStatus, Snapshot, changed_since
 from accelpool.core.types import JobState
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def _job_rows(
         last = (ids, types, seen, rows, on)
     if ids is not None and last is not None and last[0] is ids and last[1] == types:
         seen, rows, on = last[2], last[3], last[4]
-        changed = [i for i, (s, e) in enumerate(zip(statuses, seen, strict=True)) if s is not e]
+        changed = changed_since(statuses, seen)
         if changed:  # written in one assignment per array (the changed rows, in order)
             zero = [0.0] * len(types)
             got = [statuses[i] for i in changed]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -58,6 +58,12 @@ class JobStatus:
     carry: Fraction = Fraction(0)  # exact KRW metered but not yet billed (under 1 KRW; core.ledger)
     attempt_started: float | None = None  # the current run's STARTED, until its first progress report
     restart_measured: float | None = None  # s from STARTED to the first progress report, last measured
+
+
+def changed_since(statuses: Sequence[JobStatus], seen: Sequence[JobStatus | None]) -> list[int]:
+    """Indices of the statuses that are other objects than ``seen``'s at the same index (a JobStatus is
+    frozen: the same object is the same status). The round's caches re-read only these."""
+    return [i for i, (s, e) in enumerate(zip(statuses, seen, strict=True)) if s is not e]
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,14 @@ from accelpool.core.policies import NON_PREEMPTIVE, RULES_OVER_SITES, SPEED_BLIN
 from accelpool.core.problem import build_problem
 from accelpool.core.ranking import _pair_order, _Pairs
 from accelpool.core.round_config import RoundConfig
-from accelpool.core.round_types import Decision, JobStatus, Placement, Snapshot, round_cost_krw
+from accelpool.core.round_types import (
+    Decision,
+    JobStatus,
+    Placement,
+    Snapshot,
+    changed_since,
+    round_cost_krw,
+)
 from accelpool.core.sites import site_columns, site_table, site_view, sites_allowing
 from accelpool.core.types import (
     Job,
@@ -390,7 +397,7 @@ class _ProblemCache:
         changed: list[int] = []
         same_jobs = bool(self._refs) and len(cached_jobs) == len(statuses) == len(seen)
         if same_jobs:
-            changed = [i for i, (s, e) in enumerate(zip(statuses, seen, strict=True)) if s is not e]
+            changed = changed_since(statuses, seen)
             same_jobs = all(statuses[i].job is cached_jobs[i] for i in changed)
         key = (
             id(snapshot.throughput),
