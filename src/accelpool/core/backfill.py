@@ -14,6 +14,22 @@ there ran on a slower type (Gavel: none); on b436b2 at 8:8:8, 6,332 V100 device-
 order; a job pinned to its devices never moves, and a running job moves only where ``move_running``
 (per-round re-decision: a move is a restart, which leases charge for; under leases only jobs that start
 now move up). The devices a moved job leaves are back-filled again by the caller.
+
+Both hand out devices through the caller's ``try_choose`` (core/placement.py), which holds every rule a
+chosen pair holds: devices, zone, allowed sites, the grant's money at the new type's price and site, and
+the program rule rows (``RuleRoom``: public reserve, tenant and program caps, quotas, the rows every
+policy solves under, core/policies/_rules.py). A move or a back-fill is therefore never a way around a
+rule: a faster type a rule keeps the job off refuses it like any other pair.
+
+Cost (``Job.faster_type``, ``Cost``): a faster type is often dearer. A job moves up, or is back-filled,
+on a type faster for it than its reference (the type the policy chose: its pair's type when moving up;
+for the back-fill the type of its largest share, else its cheapest type per step, ties the slowest) only
+as its spec allows: "cost-neutral" (default) where its KRW per step there is not higher,
+
+    price(t2, site) / tput(t2)  <=  price(ref, site_ref) / tput(ref),
+
+"any" wherever it fits, "never" not at all. Without prices (the simulator on Gavel's traces) or with one
+price for every type, a faster type is never dearer per step, so the default decides as "any".
 """
 
 from __future__ import annotations
@@ -22,8 +38,105 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from accelpool.core.allocation import AllocationProblem
+from accelpool.core.policies._greedy import Ledger
+from accelpool.core.policies._rules import build_rows, lend_idle_quota, usable_mask
 from accelpool.core.round_types import JobStatus
+from accelpool.core.sites import _rule_bound
 from accelpool.core.types import JobState, WaitReason
+
+NO_LIMIT = float("inf")  # ``try_choose``'s ``dearest``: any price per device-hour
+REFUSED = -1.0  # no price: the job may not go there
+
+
+class RuleRoom:
+    """The round's program rule rows (``build_rows``: public reserve, tenant and program caps, quotas;
+    capacity is the caller's ``type_free``) as whole gangs are handed out: a job is chosen on a type only
+    if every row it counts in there has room for its gang. Quota reservations bind up to what their owners
+    use in the policy's allocation ``x`` (``lend_idle_quota``, as the policies' own fill): a quota its owner
+    does not use is lent (at ticks, where ``x`` is 0, all of it) and reclaimed at a lease boundary."""
+
+    def __init__(self, problem: AllocationProblem, x: np.ndarray) -> None:
+        rows = lend_idle_quota(problem, build_rows(problem, usable_mask(problem)), x)
+        self._ledger = Ledger(problem, rows)
+        self._kind = rows.kind
+        for r, kind in enumerate(rows.kind):
+            if kind == "capacity":
+                self._ledger.bound[r] = float("inf")
+        self._held: dict[int, tuple[int, int]] = {}
+
+    @staticmethod
+    def of(problem: AllocationProblem, x: np.ndarray) -> RuleRoom | None:
+        """A RuleRoom when a rule binds some type of ``problem``, else None (nothing to check)."""
+        return RuleRoom(problem, x) if problem.n_types and _rule_bound(problem).any() else None
+
+    def refuses(self, i: int, k: int, scale: int) -> WaitReason | None:
+        """None when job i's gang fits every rule row of type k; else the reason: "quota" for a quota or
+        cap row (the words: "its tenant's quota or cap ... is in use"), "rule" for the public reserve."""
+        ledger = self._ledger
+        if ledger.room(i, k) + 1e-9 >= scale:
+            return None
+        for r in ledger.rows_of(i, k):
+            left = ledger.bound[r] - ledger.used[r]
+            if self._kind[r] in ("quota", "cap") and left + 1e-9 < scale:
+                return WaitReason.QUOTA
+        return WaitReason.RULE
+
+    def take(self, i: int, k: int, scale: int) -> None:
+        self._ledger.add(i, k, scale)
+        self._held[i] = (k, scale)
+
+    def give_back(self, i: int) -> None:
+        k, scale = self._held.pop(i)
+        self._ledger.add(i, k, -scale)
+
+
+class Cost:
+    """``Job.faster_type``: the most job i may pay per device-hour on a faster type (module docstring).
+    ``price(i, k)``: its cheapest price per device-hour of type k at a site allowed for it; ``price_at(k,
+    site)``: type k's price at a site."""
+
+    def __init__(
+        self,
+        statuses: list[JobStatus],
+        tput: np.ndarray,
+        x: np.ndarray,
+        price: Callable[[int, int], int],
+        price_at: Callable[[int, str], int],
+        priced: bool,
+    ) -> None:
+        self._statuses, self._tput, self._x, self._price = statuses, tput, x, price
+        self.price_at = price_at
+        self._priced = priced  # False: no type has a price, no faster type is dearer
+        self._ref: dict[int, tuple[int, float]] = {}
+
+    def reference(self, i: int, usable: np.ndarray) -> tuple[int, float]:
+        """Job i's reference for the back-fill: (type, price per device-hour)."""
+        got = self._ref.get(i)
+        if got is None:
+            row = self._x[i] if i < self._x.shape[0] else np.zeros(0)
+            if row.size and row.max() > 0.0:
+                k = int(np.argmax(row))
+            else:
+                ks = np.nonzero(usable[i])[0].tolist()
+                tput = self._tput[i]
+                k = min(ks, key=lambda t: (self._price(i, t) / tput[t], tput[t])) if ks else 0
+            got = self._ref[i] = (k, float(self._price(i, k)))
+        return got
+
+    def dearest(self, i: int, k: int, ref: int, ref_price: float) -> float:
+        """The most job i may pay per device-hour on type k against its reference (NO_LIMIT, REFUSED)."""
+        tput = self._tput
+        if tput[i, k] <= tput[i, ref]:
+            return NO_LIMIT  # not faster: the field does not speak of it
+        rule = self._statuses[i].job.faster_type
+        if rule == "any":
+            return NO_LIMIT
+        if rule == "never":
+            return REFUSED
+        if not self._priced:
+            return NO_LIMIT
+        return ref_price * float(tput[i, k]) / float(tput[i, ref]) * (1.0 + 1e-12)
 
 
 def back_fill(
@@ -34,10 +147,12 @@ def back_fill(
     usable: np.ndarray,
     held: Mapping[str, WaitReason],
     type_free: dict[str, int],
-    try_choose: Callable[[int, int], bool],
+    try_choose: Callable[..., bool],
     reasons: dict[str, WaitReason],
+    cost: Cost | None = None,
 ) -> None:
-    """Waiting jobs the policy did not hold, in fair order (``by_rank``), each on the fastest type it fits."""
+    """Waiting jobs the policy did not hold, in fair order (``by_rank``), each on the fastest type it fits
+    (a type faster than its reference only as its ``faster_type`` allows, ``cost``)."""
     most = max(type_free.values(), default=0)
     for i in by_rank:
         if most <= 0:
@@ -45,8 +160,17 @@ def back_fill(
         s = statuses[i]
         if i in chosen or s.job.scale > most or s.job.id in held:
             continue
+        ref: tuple[int, float] | None = None
         for k in speed_order[i]:
-            if usable[i, k] and try_choose(i, k):
+            if not usable[i, k]:
+                continue
+            dearest = NO_LIMIT
+            if cost is not None and (s.job.faster_type != "any"):
+                ref = ref or cost.reference(i, usable)
+                dearest = cost.dearest(i, k, *ref)
+                if dearest == REFUSED:
+                    continue
+            if try_choose(i, k, dearest=dearest) if dearest != NO_LIMIT else try_choose(i, k):
                 reasons.pop(s.job.id, None)
                 most = max(type_free.values())
                 break
@@ -61,6 +185,7 @@ Books = tuple[
     dict[tuple[str, str | None], int],  # zone_free
     dict[int, tuple[str, int]],  # spent: the KRW set aside on each chosen job's grant
     dict[str, int],  # grants: KRW left
+    RuleRoom | None,  # the program rule rows (None: no rule binds)
 ]
 
 
@@ -74,26 +199,31 @@ def fill_idle(
     books: Books,
     types: tuple[str, ...],
     up: tuple[np.ndarray, set[int], bool] | None,
+    cost: Cost | None = None,
 ) -> None:
     """Back-fill, then (``up``: throughputs, pinned jobs, whether running jobs may move) move up and
     back-fill what the moved jobs left. ``ranks``: the jobs in fair order and each job's types fastest
     first; ``books``: the bookkeeping ``try_choose`` (core/placement.py) keeps, given back here when a job
-    moves."""
+    moves; ``cost``: what each job's ``faster_type`` lets it pay on a faster type (None: anything)."""
     by_rank, speed_order = ranks
     chosen, type_free = books[0], books[1]
-    back_fill(by_rank, speed_order, chosen, statuses, usable, held, type_free, try_choose, reasons)
+    back_fill(by_rank, speed_order, chosen, statuses, usable, held, type_free, try_choose, reasons, cost)
     if up is not None and max(type_free.values(), default=0) > 0:
         tput, pinned, move_running = up
         if move_up_jobs(
-            by_rank, speed_order, statuses, tput, usable, types, pinned, move_running, try_choose, books
+            by_rank, speed_order, statuses, tput, usable, types, pinned, move_running, try_choose, books, cost
         ):
-            back_fill(by_rank, speed_order, chosen, statuses, usable, held, type_free, try_choose, reasons)
+            back_fill(
+                by_rank, speed_order, chosen, statuses, usable, held, type_free, try_choose, reasons, cost
+            )
 
 
 def _release(i: int, statuses: list[JobStatus], types: tuple[str, ...], books: Books) -> None:
     """Give back what try_choose took for job i: its devices, zone room and grant money."""
-    chosen, type_free, site_free, chosen_site, taken, zone_free, spent, grants = books
+    chosen, type_free, site_free, chosen_site, taken, zone_free, spent, grants, rules = books
     t, scale = types[chosen.pop(i)], statuses[i].job.scale
+    if rules is not None:
+        rules.give_back(i)
     type_free[t] += scale
     site_free[t, chosen_site[i]] += scale
     for key, n in taken.pop(i).items():
@@ -114,11 +244,12 @@ def move_up_jobs(
     move_running: bool,
     try_choose: Callable[..., bool],
     books: Books,
+    cost: Cost | None = None,
 ) -> bool:
-    """Move chosen jobs, in fair order, to the fastest type faster for them with room for the whole gang;
-    ``try_choose(i, k, force=True)`` puts a job back when the faster type refuses it (zone, site or
-    grant). Returns whether a job moved."""
-    chosen, type_free = books[0], books[1]
+    """Move chosen jobs, in fair order, to the fastest type faster for them with room for the whole gang
+    that their ``faster_type`` allows (``cost``); ``try_choose(i, k, force=True)`` puts a job back when the
+    faster type refuses it (zone, site, grant, a rule row, its price). Returns whether a job moved."""
+    chosen, type_free, chosen_site = books[0], books[1], books[3]
     running = JobState.RUNNING
     moved = False
     for i in by_rank:
@@ -128,13 +259,21 @@ def move_up_jobs(
         s = statuses[i]
         if s.state is running and not move_running:
             continue
+        if s.job.faster_type == "never":
+            continue
+        ref_price = -1.0
         for k2 in speed_order[i]:
             if tput[i, k2] <= tput[i, k]:
                 break
             if not usable[i, k2] or type_free[types[k2]] < s.job.scale:
                 continue
+            dearest = NO_LIMIT
+            if cost is not None and s.job.faster_type != "any":
+                if ref_price < 0.0:
+                    ref_price = float(cost.price_at(k, chosen_site[i]))
+                dearest = cost.dearest(i, k2, k, ref_price)
             _release(i, statuses, types, books)
-            if try_choose(i, k2):
+            if try_choose(i, k2) if dearest == NO_LIMIT else try_choose(i, k2, dearest=dearest):
                 moved = True
                 break
             try_choose(i, k, force=True)  # it gets back what it gave up

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem
-from accelpool.core.backfill import fill_idle
+from accelpool.core.backfill import NO_LIMIT, Cost, RuleRoom, fill_idle
 from accelpool.core.estimates import queue_view, yield_boundaries
 from accelpool.core.free_devices import _FreeDevices
 from accelpool.core.reasons import LazyText, explain, fair_order
@@ -281,8 +281,11 @@ def _place(
     for j_id in notes:
         reasons[j_id] = WaitReason.RULE
 
-    def try_choose(i: int, k: int, force: bool = False) -> bool:
-        """Give job i type k if it fits (``force``: a pinned job keeps what it holds, come what may)."""
+    rules = RuleRoom.of(problem, alloc.x)  # the program rule rows, kept as gangs are handed out
+
+    def try_choose(i: int, k: int, force: bool = False, dearest: float = NO_LIMIT) -> bool:
+        """Give job i type k if it fits (``force``: a pinned job keeps what it holds, come what may;
+        ``dearest``: the most it may pay per device-hour there, core.backfill.Cost)."""
         s = statuses[i]
         t = types[k]
         scale = s.job.scale
@@ -302,13 +305,20 @@ def _place(
             held[t, zone] = scale
         if not force and any(zone_free.get(key, 0) < k for key, k in held.items()):
             return False
+        if rules is not None and not force and (why := rules.refuses(i, k, scale)) is not None:
+            reasons.setdefault(s.job.id, why)  # a rule row of its tenant or program is full on t
+            return False
         ok = allowed[i]
         if not ok:
             return False
         if p is not None and s.state is running_state and p.accelerator == t and p.site in ok:
             site = p.site  # it stays where it runs
+            if dearest < NO_LIMIT and price_for(prices, sites.get(site), t) > dearest:
+                return False
         else:
             cands = [st for st in ok if site_free.get((t, st), 0) >= scale]
+            if dearest < NO_LIMIT:  # a faster type only where it costs no more per step
+                cands = [st for st in cands if price_for(prices, sites.get(st), t) <= dearest]
             if not cands:
                 return False
             site = prefer.get((i, t), "")
@@ -338,6 +348,8 @@ def _place(
             grants[s.job.grant] -= paid
             spent[i] = (s.job.grant, paid)
         chosen[i] = k
+        if rules is not None:
+            rules.take(i, k, scale)
         taken[i] = held
         chosen_site[i] = site
         type_free[t] -= scale
@@ -364,10 +376,21 @@ def _place(
                     break
     # Back-fill waiting jobs, then move chosen jobs up to faster types that would idle (core/backfill.py).
     if max(type_free.values(), default=0) > 0:
-        books = (chosen, type_free, site_free, chosen_site, taken, zone_free, spent, grants)
+        books = (chosen, type_free, site_free, chosen_site, taken, zone_free, spent, grants, rules)
         up = (tput, set(pinned), move_running) if move_up else None
         ranks = (ranked_all.tolist(), _speed_order(tput, cache))
-        fill_idle(ranks, statuses, usable, alloc.held, try_choose, reasons, books, types, up)
+        cost = Cost(
+            statuses,
+            tput,
+            alloc.x,
+            lambda i, k: min(
+                (price_for(prices, sites.get(st), types[k]) for st in allowed[i]),
+                default=price_for(prices, None, types[k]),
+            ),
+            lambda k, st: price_for(prices, sites.get(st), types[k]),
+            bool(prices) or any(st.prices for st in sites.values()),
+        )
+        fill_idle(ranks, statuses, usable, alloc.held, try_choose, reasons, books, types, up, cost)
 
     keep, start = [], []
     pending = []

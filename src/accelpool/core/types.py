@@ -250,6 +250,10 @@ class Grant:
         return self.amount_krw - self.spent_krw
 
 
+FASTER_TYPE = ("cost-neutral", "any", "never")
+"""The values of ``Job.faster_type`` (job spec ``faster_type``), the default first."""
+
+
 @dataclass(frozen=True)
 class Job:
     """A unit of work a tenant submits.
@@ -291,6 +295,10 @@ class Job:
     with_image: bool = (
         False  # runs in an OCI image (spec ``image:``): only at sites whose executor runs images
     )
+    faster_type: str = "cost-neutral"
+    """Whether the round may put it on a type faster for it than the one the policy chose (move-up, the
+    back-fill; core/backfill.py): "cost-neutral" (the default) only where its KRW per step (price per
+    device-hour over its speed) is not higher; "any" whatever it costs; "never" not at all (FASTER_TYPE)."""
 
     @property
     def time_sliced(self) -> bool:
@@ -300,6 +308,8 @@ class Job:
     def __post_init__(self) -> None:
         if self.scale < 1:
             raise ValueError(f"job {self.id!r}: scale must be >= 1 device, got {self.scale}")
+        if self.faster_type not in FASTER_TYPE:
+            raise ValueError(f"job {self.id!r}: faster_type must be one of {', '.join(FASTER_TYPE)}")
         if not self.weight > 0:
             raise ValueError(f"job {self.id!r}: weight must be > 0, got {self.weight}")
 

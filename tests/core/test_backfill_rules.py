@@ -1,0 +1,150 @@
+"""The round's work-conserving steps (back-fill, move-up, core/backfill.py) hold every program rule and
+pay a faster type only as the job's ``faster_type`` allows."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from accelpool.core.allocation import Allocation, AllocationProblem
+from accelpool.core.policies import POLICIES
+from accelpool.core.round_config import RoundConfig
+from accelpool.core.rounds import JobStatus, Placement, Snapshot, decide
+from accelpool.core.throughput import ThroughputMatrix
+from accelpool.core.types import Grant, Job, JobState, Node, Program, ProgramRules, Tenant, WaitReason
+
+CAPPED = Program("A", "capped", budget_krw=10**9, rules=ProgramRules(tenant_caps={"h100": 2}))
+GA = (Grant("ga", "A", "lab", 10**8),)
+
+
+def snap(jobs, rows, nodes, **kw) -> Snapshot:
+    types = tuple(sorted({t for r in rows.values() for t in r}))
+    tput = ThroughputMatrix.from_rows(rows, types)
+    statuses = tuple(JobStatus(j, JobState.QUEUED) for j in jobs)
+    return Snapshot(3600.0, tuple(nodes), statuses, tput, round_seconds=360.0, **kw)
+
+
+def placed(d) -> dict[str, str]:
+    return {p.job: p.accelerator for p in d.placements()}
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_a_round_never_places_more_than_a_tenant_cap(policy):
+    # 4 one-device jobs of "lab" under a cap of 2 h100 on 8 free h100: the time-sharing policies give each
+    # half of a device; the round used to start all four (4 devices held against a cap of 2)
+    jobs = [Job(f"a{k}", tenant="lab", grant="ga", submit_time=k) for k in range(4)]
+    s = snap(
+        jobs, {j.id: {"h100": 1.0} for j in jobs}, [Node("h-0", "h100", 8)], programs=(CAPPED,), grants=GA
+    )
+    for config in (RoundConfig(), RoundConfig.per_round()):
+        d = decide(s, POLICIES[policy], config=config)
+        assert len(d.placements()) == 2
+        assert set(d.waiting.values()) == {WaitReason.QUOTA}  # "its tenant's quota or cap ... is in use"
+    tick = decide(dataclasses.replace(s, lease_boundary=False), POLICIES[policy])
+    assert len(tick.placements()) == 2  # a tick's back-fill holds it too
+
+
+def test_move_up_never_breaks_a_cap_on_the_faster_type():
+    # cap 1 on the fast type a: one job there, the other stays on b (it used to move up to a as well)
+    capped = Program("A", "capped", budget_krw=10**9, rules=ProgramRules(tenant_caps={"a": 1}))
+    jobs = [Job(f"a{k}", tenant="lab", grant="ga", submit_time=k, faster_type="any") for k in range(2)]
+    rows = {j.id: {"a": 2.0, "b": 1.0} for j in jobs}
+    s = snap(jobs, rows, [Node("a-0", "a", 4), Node("b-0", "b", 4)], programs=(capped,), grants=GA)
+    for policy in ("max-min-fairness", "max-throughput", "finish-time-fairness"):
+        assert sorted(placed(decide(s, POLICIES[policy])).values()) == ["a", "b"]
+
+
+def test_the_back_fill_keeps_the_public_reserve():
+    # half of the 4 h100 are kept for the public program's job (public demand 2): private jobs of another
+    # program, first in fair order (the public job's priority is lower), are back-filled on 2 devices at
+    # most (they used to take all 4, and the public job waited)
+    public = Program("P", "public", budget_krw=10**9, rules=ProgramRules(public_share={"*": 0.5}))
+    grants = (Grant("gp", "P", "gov", 10**8), Grant("gb", "B", "lab", 10**8))
+    other = Program("B", "private", budget_krw=10**9)
+    jobs = [Job("pub", tenant="gov", grant="gp", public=True, scale=2, priority=-1)]
+    jobs += [Job(f"q{k}", tenant="lab", grant="gb", submit_time=k) for k in range(4)]
+    rows = {j.id: {"h100": 1.0} for j in jobs}
+    s = snap(jobs, rows, [Node("h-0", "h100", 4)], programs=(public, other), grants=grants)
+
+    def nothing(problem: AllocationProblem) -> Allocation:
+        return Allocation(problem.job_ids, problem.types, np.zeros((problem.n_jobs, problem.n_types)), "none")
+
+    d = decide(s, nothing)
+    private = [j for j in placed(d) if j.startswith("q")]
+    assert len(private) == 2 and "pub" in placed(d)
+    assert {d.waiting[f"q{k}"] for k in range(2, 4)} == {WaitReason.RULE}
+
+
+def only_b(problem: AllocationProblem) -> Allocation:
+    x = np.zeros((problem.n_jobs, problem.n_types))
+    x[problem.job_ids.index("up"), problem.types.index("b")] = 1.0
+    return Allocation(problem.job_ids, problem.types, x, "fixed")
+
+
+def priced(faster: str, price_a: int, grant_krw: int = 10**8, *, prices: bool = True):
+    # "up" runs twice as fast on a; b costs 1,000 KRW per device-hour
+    jobs = [Job("up", tenant="lab", grant="g", faster_type=faster)]
+    grants = (Grant("g", "P", "lab", grant_krw),)
+    program = Program("P", "p", budget_krw=10**9)
+    pay = {"a": price_a, "b": 1000} if prices else {}
+    return snap(
+        jobs,
+        {"up": {"a": 2.0, "b": 1.0}},
+        [Node("a-0", "a", 1), Node("b-0", "b", 1)],
+        programs=(program,),
+        grants=grants,
+        prices_krw_per_hour=pay,
+        tenants=(Tenant("lab"),),
+    )
+
+
+@pytest.mark.parametrize(
+    ("faster", "price_a", "want"),
+    [
+        ("cost-neutral", 3000, "b"),  # a: 1,500 KRW per step-hour unit against 1,000 on b: dearer, stays
+        ("cost-neutral", 2000, "a"),  # the same KRW per step: it moves
+        ("cost-neutral", 1500, "a"),  # cheaper per step
+        ("any", 3000, "a"),
+        ("never", 1500, "b"),  # even cheaper: the tenant said never
+    ],
+)
+def test_move_up_pays_a_faster_type_only_as_the_job_allows(faster, price_a, want):
+    assert placed(decide(priced(faster, price_a), only_b)) == {"up": want}
+
+
+def test_without_prices_the_default_moves_up_as_before():
+    assert placed(decide(priced("cost-neutral", 0, prices=False), only_b)) == {"up": "a"}
+    assert placed(decide(priced("never", 0, prices=False), only_b)) == {"up": "b"}
+
+
+def test_move_up_checks_the_grant_at_the_faster_types_price():
+    # the grant pays a lease (360 s) on b (100 KRW) but not on a (300 KRW): with "any" it stays on b
+    assert placed(decide(priced("any", 3000, grant_krw=200), only_b)) == {"up": "b"}
+
+
+def nothing_for_up(problem: AllocationProblem) -> Allocation:
+    return Allocation(problem.job_ids, problem.types, np.zeros((problem.n_jobs, problem.n_types)), "none")
+
+
+@pytest.mark.parametrize(("faster", "want"), [("cost-neutral", {}), ("any", {"up": "a"}), ("never", {})])
+def test_the_back_fill_puts_a_job_on_a_dearer_faster_type_only_as_it_allows(faster, want):
+    # only a is free (b is held by a running job); the policy gave "up" nothing: its reference is its
+    # cheapest type per step, b (1,000 against 1,500 on a)
+    s = priced(faster, 3000)
+    blocker = JobStatus(
+        Job("hold", tenant="lab"),
+        JobState.RUNNING,
+        placement=Placement("hold", "b", (("b-0", (0,)),)),
+    )
+    tput = ThroughputMatrix.from_rows({"up": {"a": 2.0, "b": 1.0}, "hold": {"b": 1.0}}, ("a", "b"))
+    s = dataclasses.replace(s, jobs=(*s.jobs, blocker), throughput=tput, lease_boundary=False)
+    got = placed(decide(s, nothing_for_up))
+    got.pop("hold", None)
+    assert got == want
+
+
+def test_a_bad_faster_type_is_refused():
+    with pytest.raises(ValueError, match="faster_type"):
+        Job("x", faster_type="sometimes")
