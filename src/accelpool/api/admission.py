@@ -133,6 +133,7 @@ def admit(
         sites=frozenset(spec.constraints.sites or ()),
         regions=frozenset(spec.constraints.regions or ()),
         with_image=spec.image is not None,
+        faster_type=spec.faster_type,
     )
     # Sites: refuse a job no registered site could ever take (a site that is down now may come back).
     site_rows = site_table(replace(s, down=False) for s in getattr(ref, "sites", ()))

@@ -85,6 +85,10 @@ class JobOut(BaseModel):
     types: list[str] | None = Field(description="accelerator types the job may run on")
     grant: str | None
     priority: int | None
+    faster_type: str = Field(
+        default="cost-neutral",
+        description="may the pool run it on a type faster than the scheduler chose: cost-neutral, any, never",
+    )
     placement: PlacementOut | None
     steps_done: float
     total_steps: float | None

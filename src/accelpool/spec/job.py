@@ -22,6 +22,9 @@ public: false                        # a public service (program rules may apply
 preemptible: false                   # true: the job checkpoints on SIGTERM and may be stopped at a lease
                                      # boundary and resumed (docs/scheduling.md); false: never time-sliced
 grace_seconds: 30                    # time between the checkpoint signal (SIGTERM) and a forced stop
+faster_type: cost-neutral            # may the pool run it on a type faster than the scheduler chose, which
+                                     # its grant pays: cost-neutral (default: only where its KRW per step is
+                                     # not higher) | any | never (docs/scheduling.md)
 image: localhost/train:1             # optional: run in this OCI image (podman; on the node already)
 limits: {memory: 64g, processes: 4096, cpus: 16, scratch: 20g}   # per rank; at most the operator's
 """
@@ -203,6 +206,11 @@ class JobSpec(BaseModel):
     )
     grace_seconds: float = Field(
         default=30.0, ge=0, le=3600, description="seconds between the checkpoint signal and a forced stop"
+    )
+    faster_type: Literal["cost-neutral", "any", "never"] = Field(
+        default="cost-neutral",
+        description="may the pool put the job on a type faster than the scheduler chose (its grant pays "
+        "that type's price): cost-neutral only where its KRW per step is not higher; any; never",
     )
     image: Ref | None = Field(
         default=None, description="OCI image to run the command in (podman); it must be on the node already"

@@ -43,6 +43,7 @@ def job_json(v: JobView, events: list[Any] | None = None) -> dict[str, Any]:
         "types": s.get("allowed"),
         "grant": s.get("grant"),
         "priority": s.get("priority"),
+        "faster_type": s.get("faster_type", "cost-neutral"),
         "placement": v.placement,
         "steps_done": v.steps_done,
         "total_steps": s.get("total_steps"),
