@@ -71,3 +71,43 @@ def test_without_estimates_the_heads_types_are_left_to_the_head():
     alloc = get_policy("fifo")(p)
     assert alloc.x.tolist() == [[1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [0.0, 0.0]]
     assert alloc.held["j3"] == WaitReason.CAPACITY
+
+
+def _capped(scale, steps, tenant, cap_t, keep, cap=8):
+    """Jobs j0.. in submit order on one type of ``cap`` devices; tenant 0 ("T") has a cap of ``cap_t``."""
+    n = len(scale)
+    return problem_of(
+        np.ones((n, 1)),
+        [cap],
+        scale,
+        submit_time=np.arange(n, dtype=float),
+        keep_type=np.array(keep, dtype=np.int64),
+        remaining_steps=np.array(steps, dtype=float),
+        tenant_ids=("T", "U"),
+        tenant_index=np.array(tenant, dtype=np.int64),
+        tenant_cap=np.array([[float(cap_t)], [np.inf]]),
+    )
+
+
+def test_a_back_filled_job_does_not_take_the_heads_room_under_its_tenant_cap():
+    # 8 devices; T may hold 4. U's j0 (4 devices) ends at t=50, U's j1 (2) at t=1000: 2 free. T's head j2
+    # needs 4: the devices are free at t=50, and T's cap admits 4. T's j3 (2 devices, to t=2000) fits the
+    # 2 devices the head leaves over at t=50, but it would hold 2 of T's 4 under the cap then: the head
+    # could not start until t=2000. It waits (it used to start: the reservation counted devices only).
+    alloc = get_policy("fifo")(_capped([4, 2, 4, 2], [50, 1000, 100, 2000], [1, 1, 0, 0], 4, [0, 0, -1, -1]))
+    assert alloc.x[:, 0].tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert alloc.held["j3"] == WaitReason.CAPACITY
+    # a U job of the same size and length is not held to T's cap: it starts in those 2 devices
+    alloc = get_policy("fifo")(_capped([4, 2, 4, 2], [50, 1000, 100, 2000], [1, 1, 0, 1], 4, [0, 0, -1, -1]))
+    assert alloc.x[:, 0].tolist() == [1.0, 1.0, 0.0, 1.0]
+
+
+def test_the_reservation_waits_for_the_heads_rule_room():
+    # 5 devices; T holds 3 of its cap of 4 (j0, to t=1000); U's j1 (1 device) ends at t=50; 1 device free.
+    # T's head j2 needs 2: devices are free at t=50, but the cap admits it only when j0 ends, at t=1000.
+    # U's j3 (1 device, to t=500) ends before that and starts (it used to wait: the reservation said
+    # t=50, with no device left over)
+    alloc = get_policy("fifo")(
+        _capped([3, 1, 2, 1], [1000, 50, 100, 500], [0, 1, 0, 1], 4, [0, 0, -1, -1], cap=5)
+    )
+    assert alloc.x[:, 0].tolist() == [1.0, 1.0, 0.0, 1.0]

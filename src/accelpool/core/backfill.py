@@ -42,7 +42,6 @@ from accelpool.core.allocation import AllocationProblem
 from accelpool.core.policies._greedy import Ledger
 from accelpool.core.policies._rules import build_rows, lend_idle_quota, usable_mask
 from accelpool.core.round_types import JobStatus
-from accelpool.core.sites import _rule_bound
 from accelpool.core.types import JobState, WaitReason
 
 NO_LIMIT = float("inf")  # ``try_choose``'s ``dearest``: any price per device-hour
@@ -64,11 +63,6 @@ class RuleRoom:
             if kind == "capacity":
                 self._ledger.bound[r] = float("inf")
         self._held: dict[int, tuple[int, int]] = {}
-
-    @staticmethod
-    def of(problem: AllocationProblem, x: np.ndarray) -> RuleRoom | None:
-        """A RuleRoom when a rule binds some type of ``problem``, else None (nothing to check)."""
-        return RuleRoom(problem, x) if problem.n_types and _rule_bound(problem).any() else None
 
     def refuses(self, i: int, k: int, scale: int) -> WaitReason | None:
         """None when job i's gang fits every rule row of type k; else the reason: "quota" for a quota or
@@ -109,6 +103,10 @@ class Cost:
         self.price_at = price_at
         self._priced = priced  # False: no type has a price, no faster type is dearer
         self._ref: dict[int, tuple[int, float]] = {}
+
+    def limits(self, rule: str) -> bool:
+        """Whether a job whose ``faster_type`` is ``rule`` may be kept off some faster type."""
+        return rule == "never" or (rule == "cost-neutral" and self._priced)
 
     def reference(self, i: int, usable: np.ndarray) -> tuple[int, float]:
         """Job i's reference for the back-fill: (type, price per device-hour)."""
@@ -160,17 +158,21 @@ def back_fill(
         s = statuses[i]
         if i in chosen or s.job.scale > most or s.job.id in held:
             continue
-        ref: tuple[int, float] | None = None
+        if cost is None or not cost.limits(s.job.faster_type):
+            for k in speed_order[i]:
+                if usable[i, k] and try_choose(i, k):
+                    reasons.pop(s.job.id, None)
+                    most = max(type_free.values())
+                    break
+            continue
+        ref = cost.reference(i, usable)
         for k in speed_order[i]:
             if not usable[i, k]:
                 continue
-            dearest = NO_LIMIT
-            if cost is not None and (s.job.faster_type != "any"):
-                ref = ref or cost.reference(i, usable)
-                dearest = cost.dearest(i, k, *ref)
-                if dearest == REFUSED:
-                    continue
-            if try_choose(i, k, dearest=dearest) if dearest != NO_LIMIT else try_choose(i, k):
+            dearest = cost.dearest(i, k, *ref)
+            if dearest == REFUSED:
+                continue
+            if try_choose(i, k) if dearest == NO_LIMIT else try_choose(i, k, dearest=dearest):
                 reasons.pop(s.job.id, None)
                 most = max(type_free.values())
                 break
@@ -268,7 +270,7 @@ def move_up_jobs(
             if not usable[i, k2] or type_free[types[k2]] < s.job.scale:
                 continue
             dearest = NO_LIMIT
-            if cost is not None and s.job.faster_type != "any":
+            if cost is not None and cost.limits(s.job.faster_type):
                 if ref_price < 0.0:
                     ref_price = float(cost.price_at(k, chosen_site[i]))
                 dearest = cost.dearest(i, k2, k, ref_price)

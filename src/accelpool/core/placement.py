@@ -28,7 +28,7 @@ from accelpool.core.round_types import (
     changed_since,
     round_cost_krw,
 )
-from accelpool.core.sites import price_for
+from accelpool.core.sites import _rule_bound, price_for
 from accelpool.core.types import (
     JobState,
     Site,
@@ -281,7 +281,8 @@ def _place(
     for j_id in notes:
         reasons[j_id] = WaitReason.RULE
 
-    rules = RuleRoom.of(problem, alloc.x)  # the program rule rows, kept as gangs are handed out
+    # the program rule rows, kept as gangs are handed out (none when no rule binds a type)
+    rules = RuleRoom(problem, alloc.x) if _rules_bind(problem, cache) else None
 
     def try_choose(i: int, k: int, force: bool = False, dearest: float = NO_LIMIT) -> bool:
         """Give job i type k if it fits (``force``: a pinned job keeps what it holds, come what may;
@@ -529,6 +530,16 @@ def _priority_only_for_priority(
             waiting[jid] = WaitReason.PRIORITY if any(v > 0 for v in above.values()) else WaitReason.SHARE
         elif any(v >= problem.scale[i] for v in above.values()):
             waiting[jid] = WaitReason.PRIORITY
+
+
+def _rules_bind(problem: AllocationProblem, cache: DecideCache) -> bool:
+    """Whether a program rule binds some type (``core.sites._rule_bound``), kept while the arrays it reads
+    are the very same objects."""
+    key = (problem.capacity, problem.public_reserve, problem.quota, problem.tenant_cap, problem.cap_limit)
+    last = cache.rule_bound
+    if last is None or not all(a is b for a, b in zip(last[0], key, strict=True)):
+        last = cache.rule_bound = (key, bool(problem.n_types and _rule_bound(problem).any()))
+    return last[1]
 
 
 def _index_of(ids: tuple[str, ...], cache: DecideCache) -> dict[str, int]:

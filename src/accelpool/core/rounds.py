@@ -144,6 +144,7 @@ class DecideCache:
         """core.placement._blocked: (the arrays it read, (the budgets, the horizon), the reasons)."""
         self.held_priority: tuple[Mapping[str, WaitReason], bool] | None = None  # placement._held_priority
         self.one_priority: tuple[np.ndarray, bool] | None = None  # core.placement._one_priority
+        self.rule_bound: tuple[tuple[np.ndarray, ...], bool] | None = None  # core.placement._rules_bind
         self.warm_start: tuple[float, ...] = ()
         """The last lease boundary's Allocation.warm_start, handed to the next boundary's problem: the
         policy starts from the last round's prices (max-min-fairness: the same stage levels, faster)."""

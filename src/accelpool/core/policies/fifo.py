@@ -17,7 +17,9 @@ where it cannot delay that start: on another type, on the reserved type if its o
 first, or on the devices the head will leave over there. Without a finite estimate (a running job with
 no total steps) there is no reservation, and later jobs may use only the types the head cannot use. The
 estimates are the rounds' own figures: a job slower than its measured speed can overrun and delay the
-head (Slurm kills a job at its time limit; fifo does not).
+head (Slurm kills a job at its time limit; fifo does not). Where program rule rows bind (reserve, caps,
+quotas) the reservation and the test count every row the head is in, not devices alone
+(``_backfill_rules``): a job of the head's tenant may not hold the head's room under its cap.
 A job kept out by a rule of its own tenant or program (a quota, a cap, the public reserve), or that could
 never run, does not stop the queue: it is passed over. A second pass lends quota devices their owners
 left unused to the jobs passed over before the head (work-conserving quotas), in the same order and
@@ -30,6 +32,7 @@ order holds between lease boundaries.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 
@@ -132,6 +135,8 @@ def _backfill(
     only where it cannot delay that start: on another type, or on the reserved type if its own estimated
     end comes before the reservation, or within the devices the head will not need at it. No reservation
     (no finite estimate): later jobs start only on types other than the head's. Returns how many started."""
+    if any(kind != "capacity" for kind in ledger.rows.kind):
+        return _backfill_rules(ledger, problem, behind, types_of, x)
     head = behind[0]
     scale = ledger.scale_list
     need = scale[head]
@@ -171,6 +176,73 @@ def _backfill(
         ledger.add(k, best, want)
         placed += 1
     return placed
+
+
+def _backfill_rules(
+    ledger: Ledger, problem: AllocationProblem, behind: list[int], types_of: list[list[int]], x: FloatArray
+) -> int:
+    """``_backfill`` where program rule rows bind (public reserve, caps, quotas): the same reservation and
+    the same test, on every row rather than on devices alone. The head's reservation is the first
+    estimated end after which it has room for its gang under every row of a type (the running jobs that
+    end by then taken out of a copy of the ledger, ``at``); a later job that would still run then starts
+    only where it leaves the head that room in ``at`` (a job of the head's tenant under the head's cap
+    takes room the head needs even where devices are left over). No reservation: as ``_backfill``."""
+    head = behind[0]
+    scale = ledger.scale_list
+    need = scale[head]
+    steps = problem.remaining_steps
+    tput = problem.throughput
+    held = np.nonzero(x.sum(axis=1) > 0.0)[0].tolist()  # whole jobs: x = 1 on one column
+    ends = sorted((_eta(steps, tput, k, int(np.argmax(x[k]))), k, int(np.argmax(x[k]))) for k in held)
+    reserved, shadow = -1, float("inf")
+    for t in types_of[head]:
+        if _ceiling(ledger, head, t) + 1e-9 < need:
+            continue  # its rules never admit the gang here: no reservation on t
+        then = _copy(ledger)
+        for end, k, c in ends:
+            if end >= shadow or end == float("inf"):
+                break
+            then.add(k, c, -scale[k])
+            if then.room(head, t) + 1e-9 >= need:
+                reserved, shadow = t, end
+                break
+    at = _copy(ledger)
+    for end, k, c in ends if reserved >= 0 else ():
+        if end <= shadow:
+            at.add(k, c, -scale[k])
+    placed = 0
+    for k in behind[1:]:
+        want = scale[k]
+        best, best_room = -1, -1.0
+        for t in types_of[k]:
+            room = ledger.room(k, t)
+            if room + 1e-9 < want or room <= best_room:
+                continue
+            if reserved < 0 and t in types_of[head]:
+                continue  # no reservation to plan against: leave the head's types to the head
+            if reserved >= 0 and _eta(steps, tput, k, t) > shadow:
+                at.add(k, t, want)
+                fits = at.room(head, reserved) + 1e-9 >= need
+                at.add(k, t, -want)
+                if not fits:
+                    continue  # it would still hold what the head needs (devices or rule room) then
+            best, best_room = t, room
+        if best < 0:
+            continue
+        if reserved >= 0 and _eta(steps, tput, k, best) > shadow:
+            at.add(k, best, want)
+        x[k, best] = 1.0
+        ledger.add(k, best, want)
+        placed += 1
+    return placed
+
+
+def _copy(ledger: Ledger) -> Ledger:
+    """A ledger whose later adds leave ``ledger`` as it is (the rows are shared, read only)."""
+    out = copy.copy(ledger)
+    out.used = list(ledger.used)
+    out.pool_used = list(ledger.pool_used)
+    return out
 
 
 def _eta(steps: FloatArray, tput: FloatArray, k: int, t: int) -> float:
