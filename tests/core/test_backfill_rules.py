@@ -14,6 +14,7 @@ from accelpool.core.round_config import RoundConfig
 from accelpool.core.rounds import JobStatus, Placement, Snapshot, decide
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import Grant, Job, JobState, Node, Program, ProgramRules, Tenant, WaitReason
+from accelpool.web.reasons import untranslated
 
 CAPPED = Program("A", "capped", budget_krw=10**9, rules=ProgramRules(tenant_caps={"h100": 2}))
 GA = (Grant("ga", "A", "lab", 10**8),)
@@ -75,6 +76,9 @@ def test_the_back_fill_keeps_the_public_reserve():
     private = [j for j in placed(d) if j.startswith("q")]
     assert len(private) == 2 and "pub" in placed(d)
     assert {d.waiting[f"q{k}"] for k in range(2, 4)} == {WaitReason.RULE}
+    text = d.details["q2"]
+    assert text.endswith("the free h100 devices are kept for public-program jobs (public reserve)")
+    assert untranslated(text) == []
 
 
 def only_b(problem: AllocationProblem) -> Allocation:
@@ -140,9 +144,16 @@ def test_the_back_fill_puts_a_job_on_a_dearer_faster_type_only_as_it_allows(fast
     )
     tput = ThroughputMatrix.from_rows({"up": {"a": 2.0, "b": 1.0}, "hold": {"b": 1.0}}, ("a", "b"))
     s = dataclasses.replace(s, jobs=(*s.jobs, blocker), throughput=tput, lease_boundary=False)
-    got = placed(decide(s, nothing_for_up))
+    d = decide(s, nothing_for_up)
+    got = placed(d)
     got.pop("hold", None)
     assert got == want
+    if not want:  # what the tenant reads: why it waits while a faster type idles (in Korean too)
+        clause = {
+            "cost-neutral": "a has free devices but costs more per step than its faster_type (cost-neutral) allows",
+            "never": "a has free devices, faster than the type chosen for it, but its faster_type is never",
+        }[faster]
+        assert d.details["up"].endswith(clause) and untranslated(d.details["up"]) == []
 
 
 def test_a_bad_faster_type_is_refused():

@@ -103,6 +103,11 @@ class Cost:
         self.price_at = price_at
         self._priced = priced  # False: no type has a price, no faster type is dearer
         self._ref: dict[int, tuple[int, float]] = {}
+        self.dear: dict[int, int] = {}  # job -> a faster type its faster_type kept it off (wait words)
+
+    def note(self, i: int, k: int) -> None:
+        """Job i was kept off type k by its faster_type."""
+        self.dear.setdefault(i, k)
 
     def limits(self, rule: str) -> bool:
         """Whether a job whose ``faster_type`` is ``rule`` may be kept off some faster type."""
@@ -171,6 +176,7 @@ def back_fill(
                 continue
             dearest = cost.dearest(i, k, *ref)
             if dearest == REFUSED:
+                cost.note(i, k)
                 continue
             if try_choose(i, k) if dearest == NO_LIMIT else try_choose(i, k, dearest=dearest):
                 reasons.pop(s.job.id, None)
@@ -282,3 +288,39 @@ def move_up_jobs(
         if max(type_free.values(), default=0) <= 0:
             break
     return moved
+
+
+def wait_words(
+    cost: Cost,
+    ruled: Mapping[str, str],
+    statuses: list[JobStatus],
+    types: tuple[str, ...],
+    idle: Mapping[int, int],
+    waiting: Mapping[str, WaitReason],
+) -> dict[str, str]:
+    """A clause for each waiting job a faster type with free devices (``idle``: per type index, at the
+    round's end) was refused for its ``faster_type``, or the public reserve kept off free devices."""
+    out: dict[str, str] = {}
+    for i, k in cost.dear.items():
+        job = statuses[i].job
+        if job.id in waiting and idle.get(k, 0) >= job.scale:
+            if job.faster_type == "never":
+                out[job.id] = (
+                    f"{types[k]} has free devices, faster than the type chosen for it, but its faster_type is never"
+                )
+            else:
+                out[job.id] = (
+                    f"{types[k]} has free devices but costs more per step than its faster_type ({job.faster_type}) allows"
+                )
+    for jid, t in ruled.items():
+        if jid in waiting and jid not in out:
+            out[jid] = f"the free {t} devices are kept for public-program jobs (public reserve)"
+    return out
+
+
+def add_clauses(texts: dict[str, str], words: Mapping[str, str]) -> dict[str, str]:
+    """``texts`` (core.reasons.explain) with each job's clause from ``wait_words`` appended."""
+    for jid, clause in words.items():
+        if jid in texts:
+            texts[jid] = f"{texts[jid]}; {clause}"
+    return texts

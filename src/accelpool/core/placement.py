@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem
-from accelpool.core.backfill import NO_LIMIT, Cost, RuleRoom, fill_idle
+from accelpool.core.backfill import NO_LIMIT, Cost, RuleRoom, add_clauses, fill_idle, wait_words
 from accelpool.core.estimates import queue_view, yield_boundaries
 from accelpool.core.free_devices import _FreeDevices
 from accelpool.core.reasons import LazyText, explain, fair_order
@@ -283,6 +283,18 @@ def _place(
 
     # the program rule rows, kept as gangs are handed out (none when no rule binds a type)
     rules = RuleRoom(problem, alloc.x) if _rules_bind(problem, cache) else None
+    ruled: dict[str, str] = {}  # job -> a type the public reserve kept it off
+    pay = Cost(  # what a faster type may cost each job (its faster_type)
+        statuses,
+        tput,
+        alloc.x,
+        lambda i, k: min(
+            (price_for(prices, sites.get(st), types[k]) for st in allowed[i]),
+            default=price_for(prices, None, types[k]),
+        ),
+        lambda k, st: price_for(prices, sites.get(st), types[k]),
+        bool(prices) or any(st.prices for st in sites.values()),
+    )
 
     def try_choose(i: int, k: int, force: bool = False, dearest: float = NO_LIMIT) -> bool:
         """Give job i type k if it fits (``force``: a pinned job keeps what it holds, come what may;
@@ -308,6 +320,8 @@ def _place(
             return False
         if rules is not None and not force and (why := rules.refuses(i, k, scale)) is not None:
             reasons.setdefault(s.job.id, why)  # a rule row of its tenant or program is full on t
+            if why is WaitReason.RULE:
+                ruled.setdefault(s.job.id, t)
             return False
         ok = allowed[i]
         if not ok:
@@ -320,6 +334,8 @@ def _place(
             cands = [st for st in ok if site_free.get((t, st), 0) >= scale]
             if dearest < NO_LIMIT:  # a faster type only where it costs no more per step
                 cands = [st for st in cands if price_for(prices, sites.get(st), t) <= dearest]
+                if not cands:
+                    pay.note(i, k)
             if not cands:
                 return False
             site = prefer.get((i, t), "")
@@ -380,18 +396,7 @@ def _place(
         books = (chosen, type_free, site_free, chosen_site, taken, zone_free, spent, grants, rules)
         up = (tput, set(pinned), move_running) if move_up else None
         ranks = (ranked_all.tolist(), _speed_order(tput, cache))
-        cost = Cost(
-            statuses,
-            tput,
-            alloc.x,
-            lambda i, k: min(
-                (price_for(prices, sites.get(st), types[k]) for st in allowed[i]),
-                default=price_for(prices, None, types[k]),
-            ),
-            lambda k, st: price_for(prices, sites.get(st), types[k]),
-            bool(prices) or any(st.prices for st in sites.values()),
-        )
-        fill_idle(ranks, statuses, usable, alloc.held, try_choose, reasons, books, types, up, cost)
+        fill_idle(ranks, statuses, usable, alloc.held, try_choose, reasons, books, types, up, pay)
 
     keep, start = [], []
     pending = []
@@ -462,9 +467,15 @@ def _place(
     yields = yield_boundaries(snapshot, statuses, keep, config, horizon) if waiting else {}
     extra = {j: n for j, n in notes.items() if j in waiting}
     asked = dict(waiting)
+    words = wait_words(pay, ruled, statuses, types, idle, waiting) if pay.dear or ruled else {}
     # each waiting job's sentence, written when a reader first asks for one (core.reasons.LazyText)
     details = LazyText(
-        lambda: {**explain(problem, statuses, asked, blocked, short, snapshot, unpaid or {}, yields), **extra}
+        lambda: {
+            **add_clauses(
+                explain(problem, statuses, asked, blocked, short, snapshot, unpaid or {}, yields), words
+            ),
+            **extra,
+        }
     )
     return Decision(
         now=snapshot.now,

@@ -197,6 +197,8 @@ def explain(
             text += _yield_clause(yields, t if runs else None)
         elif why is WaitReason.PRIORITY:
             text = f"{need}; jobs with a higher priority hold the devices"
+        elif why is WaitReason.RULE:  # a program rule (the public reserve) keeps it off free devices
+            text = need
         else:
             text = f"{need}; every one is in use" + _yield_clause(yields, t if runs else None)
         out[jid] = f"{code}: {text}"

@@ -126,6 +126,18 @@ _CLAUSES_KO: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]],
         ),
         (r"its tenant's quota or cap on (.+) is in use", r"테넌트의 \1 할당량 또는 상한을 모두 사용 중"),
         (
+            r"(\S+) has free devices but costs more per step than its faster_type \((\S+)\) allows",
+            r"\1에 빈 장치가 있지만 단계당 비용이 faster_type(\2)이 허용하는 것보다 높음",
+        ),
+        (
+            r"(\S+) has free devices, faster than the type chosen for it, but its faster_type is never",
+            r"\1에 더 빠른 빈 장치가 있지만 faster_type이 never임",
+        ),
+        (
+            r"the free (\S+) devices are kept for public-program jobs \(public reserve\)",
+            r"빈 \1 장치는 공공 사업 작업용으로 남겨 둠 (공공 예약분)",
+        ),
+        (
             r"waits for its fair share: jobs that have run less go first, at a lease boundary",
             "공정 몫을 기다림: 덜 실행된 작업이 임대 경계에서 먼저 실행됨",
         ),
