@@ -159,3 +159,16 @@ def test_the_back_fill_puts_a_job_on_a_dearer_faster_type_only_as_it_allows(fast
 def test_a_bad_faster_type_is_refused():
     with pytest.raises(ValueError, match="faster_type"):
         Job("x", faster_type="sometimes")
+
+
+@pytest.mark.parametrize("policy", ["fair-share", "max-min-fairness", "finish-time-fairness"])
+def test_a_round_keeps_a_tenants_quota_for_it(policy):
+    # Q is guaranteed 2 of the 4 h100 and has 2 jobs; O's 4 jobs have a higher priority field and each
+    # got half a device from the policy: they used to take all 4 (Q waited for "priority")
+    jobs = [Job(f"q{k}", tenant="Q", submit_time=k) for k in range(2)]
+    jobs += [Job(f"o{k}", tenant="O", priority=5, submit_time=k) for k in range(4)]
+    tenants = (Tenant("Q", quota={"h100": 2}), Tenant("O"))
+    s = snap(jobs, {j.id: {"h100": 1.0} for j in jobs}, [Node("h-0", "h100", 4)], tenants=tenants)
+    d = decide(s, POLICIES[policy])
+    assert sorted(placed(d)) == ["o0", "o1", "q0", "q1"]
+    assert d.waiting == {"o2": WaitReason.QUOTA, "o3": WaitReason.QUOTA}
