@@ -32,7 +32,11 @@ class Ledger:
         self.pool_of: list[int] = rows.pool_of.tolist()
         n, tt = problem.n_jobs, problem.n_types
         if n and rows.n_rows:
-            _, first, inverse = np.unique(rows.member.T, axis=0, return_index=True, return_inverse=True)
+            # the classes: equal columns of member, compared as packed bytes (np.unique over axis 0 of the
+            # bool matrix is an order of magnitude slower; the round builds a Ledger whenever a rule binds)
+            packed = np.ascontiguousarray(np.packbits(rows.member.T, axis=1))
+            keys = packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
+            _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
             self.klass: list[int] = inverse.reshape(-1).tolist()
             reps = first.tolist()
         else:
