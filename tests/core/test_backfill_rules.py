@@ -7,6 +7,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accelpool.core.allocation import Allocation, AllocationProblem
 from accelpool.core.policies import POLICIES
@@ -172,3 +174,55 @@ def test_a_round_keeps_a_tenants_quota_for_it(policy):
     d = decide(s, POLICIES[policy])
     assert sorted(placed(d)) == ["o0", "o1", "q0", "q1"]
     assert d.waiting == {"o2": WaitReason.QUOTA, "o3": WaitReason.QUOTA}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    tenants=st.lists(st.sampled_from(["lab", "gov", "uni"]), min_size=1, max_size=9),
+    scales=st.lists(st.integers(1, 3), min_size=9, max_size=9),
+    cap=st.integers(1, 4),
+    share=st.sampled_from([0.0, 0.25, 0.5]),
+    policy=st.sampled_from(sorted(POLICIES)),
+    per_round=st.booleans(),
+)
+def test_no_round_places_past_a_cap_or_the_public_reserve(tenants, scales, cap, share, policy, per_round):
+    # every job charged to program A (a cap of ``cap`` per tenant on each type); "gov" jobs are public and
+    # a public share of the devices is kept for them; two types, the fast one dearer
+    rules = ProgramRules(tenant_caps={"*": cap}, public_share={"*": share} if share else {})
+    program = Program("A", "a", budget_krw=10**12, rules=rules)
+    grants = tuple(Grant(f"g-{t}", "A", t, 10**10) for t in ("lab", "gov", "uni"))
+    jobs = [
+        Job(
+            f"j{k}",
+            tenant=t,
+            grant=f"g-{t}",
+            scale=scales[k],
+            public=t == "gov",
+            submit_time=float(k),
+            faster_type="any",
+        )
+        for k, t in enumerate(tenants)
+    ]
+    rows = {j.id: {"a": 2.0, "b": 1.0} for j in jobs}
+    s = snap(
+        jobs,
+        rows,
+        [Node("a-0", "a", 4), Node("b-0", "b", 4)],
+        programs=(program,),
+        grants=grants,
+        prices_krw_per_hour={"a": 3000, "b": 1000},
+    )
+    d = decide(s, POLICIES[policy], config=RoundConfig.per_round() if per_round else RoundConfig())
+    by_job = {j.id: j for j in jobs}
+    held: dict[tuple[str, str], int] = {}
+    private: dict[str, int] = {}
+    public_demand = sum(j.scale for j in jobs if j.public)
+    for p in d.placements():
+        j = by_job[p.job]
+        held[j.tenant, p.accelerator] = held.get((j.tenant, p.accelerator), 0) + j.scale
+        if not j.public:
+            private[p.accelerator] = private.get(p.accelerator, 0) + j.scale
+    assert all(n <= cap for n in held.values()), held
+    for t, n in private.items():
+        reserve = min(int(share * 4), public_demand)
+        assert n <= 4 - reserve, (t, n, reserve)
