@@ -28,7 +28,8 @@ with next to its results, and tests pass their own. Defaults are the live servic
     move_up            after the policy's pairs and the back-fill, a chosen job moves to a type where it
                        runs faster if devices of it would otherwise idle (under leases only a job that
                        starts now: a running job's move is a restart; never for the speed-blind policies,
-                       fifo and fair-share); see core/backfill.py.
+                       fifo and fair-share), under every program rule and only as the job's faster_type
+                       allows (a dearer type per step: not by default); see core/backfill.py.
 """
 
 from __future__ import annotations
