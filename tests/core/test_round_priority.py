@@ -142,3 +142,25 @@ def test_a_chosen_job_moves_up_to_a_faster_type_that_would_idle(config, running,
     snap = Snapshot(3600.0, (Node("a-0", "a", 1), Node("b-0", "b", 1)), jobs, tput, round_seconds=360.0)
     d = decide(snap, only_b_for_up, config=config)
     assert {q.job: q.accelerator for q in d.placements()} == want
+
+
+@pytest.mark.parametrize(
+    ("b_seconds", "keep_bonus", "on_device"),
+    [(1000.0, 0.25, "a"), (1000.0, 0.0, "b"), (500.0, 0.25, "b")],
+)
+def test_waiting_jobs_of_nearly_equal_lag_keep_one_order(b_seconds, keep_bonus, on_device):
+    # one device, two waiting jobs of equal share (0.5), both 1 h old; "a" ran 1,200 s (job ratio
+    # 1,800 / (1,200 + 180) = 1.30), "b" 1,000 s (1.53). Priorities are compared in bands of 1 + the keep
+    # bonus (1.25: both lie in [1.25, 1.5625)), so the tie order decides: equal shares, then the job's
+    # place (submit order), "a". Without bands (keep bonus 0) "b", which lags a little more, goes first;
+    # "b" lagging clearly more (500 s: 2.65, another band) goes first with bands too.
+    now = 3600.0
+    jobs = (
+        JobStatus(Job("a", submit_time=0.0, preemptible=True), JobState.QUEUED, seconds_on={"x": 1200.0}),
+        JobStatus(Job("b", submit_time=0.0, preemptible=True), JobState.QUEUED, seconds_on={"x": b_seconds}),
+    )
+    tput = ThroughputMatrix.from_rows({"a": {"x": 1.0}, "b": {"x": 1.0}}, ("x",))
+    snap = Snapshot(now, (Node("x-0", "x", 1),), jobs, tput, round_seconds=360.0)
+    config = dataclasses.replace(RoundConfig.per_round(), keep_bonus=keep_bonus)
+    d = decide(snap, half_each_on_one_device, config=config)
+    assert [p.job for p in d.placements()] == [on_device]

@@ -67,6 +67,7 @@ def _pair_order(
             priority=priority,
             credit=credit,
             cache=cache,
+            band=1.0 + config.keep_bonus,
         )
     if config.ranking == "deficit":
         prio = (x - received) * ages[:, None]
@@ -151,6 +152,7 @@ def _job_pair_order(
     priority: np.ndarray | None = None,
     credit: np.ndarray | None = None,
     cache: DecideCache | None = None,
+    band: float = 1.0,
 ) -> list[tuple[int, int]]:
     """The job ratio across jobs; within a job, the per-type ratio (see _pair_order's callers' docs).
 
@@ -176,7 +178,17 @@ def _job_pair_order(
 
     ``priority``: the jobs' own priority fields, compared before anything else (as in the back-fill's
     fair order, core.reasons.fair_order): a job is never displaced at a boundary for one of lower
-    priority, and the "priority" wait reason means just that."""
+    priority, and the "priority" wait reason means just that.
+
+    ``band`` (1 + the keep bonus): job priorities are compared in bands of that factor (the priority
+    rounded down to a power of ``band``); within a band the ties above decide (running first, larger
+    share, then the job's index: its place in the problem, submit order). The keep bonus says a running
+    job gives way only to one that lags clearly more; the band says the same between waiting jobs, so
+    jobs of nearly equal lag keep one order from round to round instead of rotating at every small
+    difference: a job that started keeps its turn among its equals and finishes, as in Gavel, where
+    near-equal priorities are ordered by the same small differences of share after each reset and the
+    same jobs run first (docs/simulator.md, "Ninth session"). 1: no bands.
+    """
     rows, cols, xsum, xv, neg_xv, neg_job_x, neg_priority = _alloc_pairs(x, usable, priority, cache)
     if len(rows) == 0:
         return []
@@ -187,6 +199,10 @@ def _job_pair_order(
     job_in_place = np.zeros(n, dtype=bool)
     job_in_place[rows[in_place]] = True
     job_prio = ratio * np.where(job_in_place, keep, 1.0)
+    if band > 1.0:  # bands of factor ``band``: the order within one is the ties' (running, share, index)
+        ok = np.isfinite(job_prio) & (job_prio > 0)
+        level = np.floor(np.log(np.where(ok, job_prio, 1.0)) / np.log(band))
+        job_prio = np.where(ok, np.power(band, level), job_prio)
     rec = received[rows, cols]
     own = np.divide(xv, rec, out=np.full(len(rows), np.inf), where=rec > 0)
     own = np.where(in_place, np.inf if stay else own * keep[rows], own)

@@ -17,7 +17,8 @@ with next to its results, and tests pass their own. Defaults are the live servic
     ranking            how waiting (job, type) pairs are ranked at a boundary: "job" (the job's whole time
                        share over the share of its age it has run), "ratio" (Gavel's per-type x / received)
                        or "deficit" (seconds owed on the type).
-    keep_bonus         a running job's rank on the type it holds is multiplied by 1 + keep_bonus.
+    keep_bonus         a running job's rank on the type it holds is multiplied by 1 + keep_bonus; with
+                       ranking "job", priorities are also compared in bands of that factor (core/ranking.py).
     arrival_credit     leases (rounds, per-round) of run time a job counts as having received when it
                        arrives, in the ranking only: a job that never ran ranks by what it is owed, not
                        infinitely high. 0.5: Gavel starts every job with half a round (core/rounds.py).

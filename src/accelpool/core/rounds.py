@@ -12,8 +12,10 @@ first. With ``age[j]`` = seconds since job j was submitted (at least one round):
     or, with ranking "ratio", x[j,t] / (received[j,t] + credit[j])     (Gavel's per-type ratio)
     or, with ranking "deficit", (x[j,t] - received[j,t]) * age[j]   (seconds owed on t)
 
-The ranking, the keep bonus and the arrival credit come from the ``RoundConfig`` passed to ``decide``
-(no module switches).
+With ranking "job", priorities are compared in bands of factor 1 + keep bonus (core.ranking._job_pair_order):
+jobs of nearly equal lag keep one order (running first, larger share, submit order) instead of rotating at
+every small difference. The ranking, the keep bonus and the arrival credit come from the ``RoundConfig``
+passed to ``decide`` (no module switches).
 
 The arrival credit counts a job as having run half a lease when it arrives, as Gavel starts every job
 with half a round of time on every type. Without it a job that never ran ranks infinitely high and takes
