@@ -108,6 +108,44 @@ def after_booking(status: JobStatus, booking: Booking) -> JobStatus:
     )
 
 
+def meter_and_book(
+    status: JobStatus, until: float, price_krw_per_hour: int
+) -> tuple[Charge, JobStatus] | None:
+    """``meter(status, until, price, final=False)`` booked at once on the very status it read: the charge
+    (before the grant's cap) and the job's status after it, equal to ``book_charge`` and ``after_booking`` of
+    that charge at the same price. For a store that meters and books its running jobs in one pass (the
+    simulator's memory store, every running job every round): one charge and one status per job instead of
+    two charges, a booking and a status. None when there is nothing to bill."""
+    p, start = status.placement, status.metered_until
+    if p is None or start is None:
+        return None
+    if until <= start:
+        return None  # meter: nothing due (end == start, not final)
+    carry = status.carry
+    seconds = until - start
+    device_seconds = p.count * seconds
+    if status.state is not JobState.RUNNING or not (
+        device_seconds.is_integer() and 3600 % carry.denominator == 0
+    ):  # the general path: meter, then book on the same status
+        charge = meter(status, until, price_krw_per_hour, final=False)
+        if charge is None:
+            return None
+        b = book_charge(status, charge, price_krw_per_hour)
+        return None if b is None else (b.charge, after_booking(status, b))
+    # meter_slice's integer path (KRW/3600 units; not final: the whole KRW billed, the fraction carried)
+    units = int(device_seconds) * int(price_krw_per_hour)
+    if carry:
+        units += carry.numerator * (3600 // carry.denominator)
+    amount, rest = divmod(units, 3600)
+    left = Fraction(rest, 3600) if rest else ZERO
+    job = status.job
+    acc = p.accelerator
+    charge = Charge(job.id, job.tenant, job.grant, acc, device_seconds, amount, start, until, left, p.site)
+    seconds_on = dict(status.seconds_on)
+    seconds_on[acc] = seconds_on.get(acc, 0.0) + seconds
+    return charge, JobStatus(job, status.state, p, status.steps_done, seconds_on, until, left)
+
+
 def _reprice(status: JobStatus, charge: Charge, device_seconds: float, price: int) -> Charge | None:
     """The part of ``charge`` after the job's mark, priced again from its exact cost plus the job's carry."""
     start = float(status.metered_until if status.metered_until is not None else charge.start)

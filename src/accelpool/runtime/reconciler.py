@@ -200,7 +200,12 @@ class Reconciler:
         now = self.clock.now()
         events = self.executor.poll()  # 1. observe (the store bills the tails of the runs they end)
         charges = list(self.store.record_events(events))
-        more = list(self.store.record_charges(self._meter_running(now)))  # 2. meter
+        meter = getattr(self.store, "meter_running", None)  # 2. meter (the memory store: in one pass)
+        more = (
+            list(meter(now))
+            if meter is not None
+            else list(self.store.record_charges(self._meter_running(now)))
+        )
         snapshot = self._with_lease(self.store.snapshot(now, self.round_seconds), now)  # 3. decide
         decision = decide(snapshot, self.policy, self._decide_cache, self.config)
         self._note_runs(decision, now)
