@@ -25,7 +25,6 @@ from accelpool.core.round_types import (
     JobStatus,
     Placement,
     Snapshot,
-    changed_since,
     round_cost_krw,
 )
 from accelpool.core.sites import _rule_bound, price_for
@@ -169,7 +168,7 @@ def _holding(statuses: list[JobStatus], problem: AllocationProblem, cache: Decid
         return last[2]
     if last is not None and last[0] is problem.job_ids:
         seen, held, runs = last[1], last[2], last[3]
-        changed = changed_since(statuses, seen)
+        changed = cache.changed(statuses, seen)
         if changed:  # one assignment per array
             got = [statuses[i] for i in changed]
             runs[changed] = [s.state is running for s in got]

@@ -8,6 +8,7 @@ rounds in the round's DecideCache. The rules are described in core/rounds.py's d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -108,13 +109,13 @@ def _job_rows(
         prev = {j: k for k, j in enumerate(last[0])}
         old = last[2]
         take = [prev.get(j, -1) for j in ids]
-        seen = [old[k] if k >= 0 else None for k in take]
+        seen: Sequence[JobStatus | None] = [old[k] if k >= 0 else None for k in take]
         pick = np.array(take, dtype=np.int64)
         rows, on = last[3][pick], last[4][pick]  # rows of new jobs (-1) are read below
         last = (ids, types, seen, rows, on)
     if ids is not None and last is not None and last[0] is ids and last[1] == types:
         seen, rows, on = last[2], last[3], last[4]
-        changed = changed_since(statuses, seen)
+        changed = cache.changed(statuses, seen) if cache is not None else changed_since(statuses, seen)
         if changed:  # written in one assignment per array (the changed rows, in order)
             zero = [0.0] * len(types)
             got = [statuses[i] for i in changed]
@@ -136,8 +137,8 @@ def _job_rows(
             dtype=np.int64,
         )
     if cache is not None and ids is not None:
-        kept: list[JobStatus | None] = list(statuses)
-        cache.seconds_on = (ids, types, kept, rows, on)
+        # the round's list itself (never changed once built): the next round's changed_since is shared
+        cache.seconds_on = (ids, types, statuses, rows, on)
     return rows, on
 
 

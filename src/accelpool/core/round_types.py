@@ -66,6 +66,28 @@ def changed_since(statuses: Sequence[JobStatus], seen: Sequence[JobStatus | None
     return [i for i, (s, e) in enumerate(zip(statuses, seen, strict=True)) if s is not e]
 
 
+class ChangeMemo:
+    """``changed_since``, answered once per pair of lists: the round's three caches (the problem cache,
+    ``core.placement._holding``, ``core.ranking._job_rows``) each keep the last round's list of statuses
+    itself (never changed once built), so in a round where all three ran the round before they ask the
+    same question of the same two lists. Keyed by the lists' identities, holding them (so an identity is
+    never reused by another list); callers only read the answer."""
+
+    __slots__ = ("changed", "seen", "statuses")
+
+    def __init__(self) -> None:
+        self.statuses: Sequence[JobStatus] | None = None
+        self.seen: Sequence[JobStatus | None] | None = None
+        self.changed: list[int] = []
+
+    def __call__(self, statuses: Sequence[JobStatus], seen: Sequence[JobStatus | None]) -> list[int]:
+        if statuses is self.statuses and seen is self.seen:
+            return self.changed
+        got = changed_since(statuses, seen)
+        self.statuses, self.seen, self.changed = statuses, seen, got
+        return got
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Immutable facts for one round. ``nodes`` are the healthy nodes only.

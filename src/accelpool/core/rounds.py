@@ -58,7 +58,7 @@ at. A job no site allows waits with reason "rule" and the cause in words
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -77,11 +77,11 @@ from accelpool.core.problem import build_problem
 from accelpool.core.ranking import _pair_order, _Pairs
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.round_types import (
+    ChangeMemo,
     Decision,
     JobStatus,
     Placement,
     Snapshot,
-    changed_since,
     round_cost_krw,
 )
 from accelpool.core.sites import site_columns, site_table, site_view, sites_allowing
@@ -120,7 +120,8 @@ class DecideCache:
     """
 
     def __init__(self) -> None:
-        self.problems = _ProblemCache()
+        self.changed = ChangeMemo()  # core.round_types.changed_since, once per round for the three caches
+        self.problems = _ProblemCache(self.changed)
         self.id_rank: tuple[tuple[str, ...], np.ndarray] | None = None
         self.index_of: tuple[tuple[str, ...], dict[str, int]] | None = None
         self.free_template: _FreeTemplate | None = None
@@ -131,7 +132,7 @@ class DecideCache:
             tuple[tuple[str, ...], tuple[Site, ...], tuple[list[frozenset[str]], dict[str, str]]] | None
         ) = None  # rounds._sites_allowing
         self.seconds_on: (
-            tuple[tuple[str, ...], tuple[str, ...], list[JobStatus | None], np.ndarray, np.ndarray] | None
+            tuple[tuple[str, ...], tuple[str, ...], Sequence[JobStatus | None], np.ndarray, np.ndarray] | None
         ) = None
         """core.ranking._job_rows: (job ids, types, the statuses (None: not read), seconds per type, type
         run on)."""
@@ -369,7 +370,8 @@ class _ProblemCache:
     references to its inputs, so the identities it compares stay valid.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, changed: ChangeMemo | None = None) -> None:
+        self._changed = changed if changed is not None else ChangeMemo()
         self._key: tuple[object, ...] | None = None
         self._refs: tuple[object, ...] = ()
         # the last round's statuses and their steps done: a round reads only the statuses that are new
@@ -400,7 +402,7 @@ class _ProblemCache:
         changed: list[int] = []
         same_jobs = bool(self._refs) and len(cached_jobs) == len(statuses) == len(seen)
         if same_jobs:
-            changed = changed_since(statuses, seen)
+            changed = self._changed(statuses, seen)
             same_jobs = all(statuses[i].job is cached_jobs[i] for i in changed)
         key = (
             id(snapshot.throughput),
@@ -463,13 +465,13 @@ class _ProblemCache:
                 if any(j.deadline is not None for j in jobs)
                 else None
             )
-            self._seen = list(statuses)
+            self._seen = statuses  # the round's list, never changed once built
             self._done = np.fromiter((s.steps_done for s in statuses), dtype=np.float64, count=len(statuses))
             return problem
         done = self._done
         if changed:
             done[changed] = [statuses[i].steps_done for i in changed]
-        self._seen = list(statuses)
+        self._seen = statuses  # the round's list, never changed once built
         total = self._total
         # the same figures as build_problem's: steps left, never below 0 (inf without a total)
         remaining_steps = np.where(total > done, total - done, 0.0)
