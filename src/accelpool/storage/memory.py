@@ -34,6 +34,21 @@ from accelpool.ports import ExecutorEvent, RunSpec
 _ONE_WAITING = next(iter(WAITING)) if len(WAITING) == 1 else None  # the one state ``waits`` accepts
 
 
+class _WaitBoard:
+    """The latest round's waiting jobs (their reason codes, queue positions and reasons in words), read
+    by the records of the jobs on it (``members``): a round writes the board once instead of a reason and
+    a position into every waiting job's record. A record leaves the board (keeping the values of the
+    last round it waited in) when its job leaves the waiting set or the store changes its record."""
+
+    __slots__ = ("details", "members", "positions", "waiting")
+
+    def __init__(self) -> None:
+        self.details: Mapping[str, str] = {}
+        self.waiting: Mapping[str, str] = {}
+        self.positions: Mapping[str, int] = {}
+        self.members: set[str] = set()
+
+
 @dataclass
 class JobRecord:
     """A job's mutable state inside the store."""
@@ -42,18 +57,36 @@ class JobRecord:
     throughput: dict[str, float]
     run: RunSpec
     events: list[tuple[float, str, str]] = field(default_factory=list)
-    position: int | None = None
     start_time: float | None = None
     end_time: float | None = None
     preemptions: int = 0
     _reason: str = ""
     _pending: tuple[Mapping[str, str], str] | None = None  # (a round's reasons in words, the code)
+    _position: int | None = None
+    _board: _WaitBoard | None = None  # while the job waits: the latest round's board (MemoryStore)
+
+    @property
+    def position(self) -> int | None:
+        """The job's place in the latest round's queue (None: not queued, or not yet considered)."""
+        board = self._board
+        if board is not None:
+            return board.positions.get(self.status.job.id)
+        return self._position
+
+    @position.setter
+    def position(self, value: int | None) -> None:
+        self._leave_board()
+        self._position = value
 
     @property
     def reason(self) -> str:
         """The job's latest reason: a round's sentence (``Decision.details``, worked out when first read:
         a simulation that never reads it does not write a sentence per waiting job per round), else its
         code, or the reason of its latest state change."""
+        board = self._board
+        if board is not None:
+            jid = self.status.job.id
+            return board.details.get(jid) or board.waiting[jid]
         if self._pending is not None:
             details, code = self._pending
             self._reason = details.get(self.status.job.id) or code
@@ -62,7 +95,18 @@ class JobRecord:
 
     @reason.setter
     def reason(self, text: str) -> None:
+        self._leave_board()
         self._reason, self._pending = text, None
+
+    def _leave_board(self) -> None:
+        """Off the board, keeping what it says of this job now (its last waiting round's values)."""
+        board = self._board
+        if board is not None:
+            jid = self.status.job.id
+            self._pending = (board.details, board.waiting[jid])
+            self._position = board.positions.get(jid)
+            self._board = None
+            board.members.discard(jid)
 
 
 class MemoryStore:
@@ -81,6 +125,7 @@ class MemoryStore:
         self.down_cause: dict[str, str | None] = {}  # "drained" or "lost" (None: not said)
         self.queue = QueueView()  # the latest round's queue (core.reasons.QueueView)
         self._skipped: frozenset[str] = frozenset()  # starts the last decision did not record
+        self._board = _WaitBoard()  # the latest round's waiting jobs, read by their records
         self.tenants: dict[str, Tenant] = {}
         self.programs: dict[str, Program] = {}
         self.grants: dict[str, Grant] = {}
@@ -204,17 +249,23 @@ class MemoryStore:
             if not out.applied:  # no longer queued (cancelled since the snapshot): never started
                 skipped.append(p.job)
         self._skipped = frozenset(skipped)
-        positions = decision.positions
         jobs = self.jobs
-        details = decision.details
+        board = self._board
+        waiting = decision.waiting
+        # the jobs that waited last round and not now leave the board with last round's values; the
+        # others read this round's (the reason in words, or its code, when read; the queue position)
+        for job_id in board.members - waiting.keys():
+            jobs[job_id]._leave_board()
+        board.details, board.waiting, board.positions = decision.details, waiting, decision.positions
         only = _ONE_WAITING
-        for job_id, why in decision.waiting.items():
+        members = board.members
+        for job_id in waiting.keys() - members:
             rec = jobs[job_id]
             state = rec.status.state
             # not cancelled (or started) since the snapshot (``waits``, without a call per waiting job)
             if state is only if only is not None else waits(state):
-                rec._pending = (details, why)  # the reason in words, or its code (a str), when read
-                rec.position = positions.get(job_id)
+                rec._board = board
+                members.add(job_id)
         for p in decision.keep:
             self.jobs[p.job].position = None
         if len(decision.queue) or not decision.positions:
@@ -317,6 +368,7 @@ class MemoryStore:
         """``core.lifecycle.apply_event`` on the job, persisted; its outcome and the charges booked."""
         before = rec.status
         p = before.placement
+        rec._leave_board()  # its record changes: it keeps the board's values until a round says again
         out = apply_event(before, event, 0 if p is None else self._price(p.accelerator, p.site))
         rec.status = out.status
         jid = before.job.id
