@@ -185,6 +185,30 @@ def _pin(stage: _Stage, which: BoolArray, active: BoolArray, ell: FloatArray, pi
     pinned |= which & stage.unique_best
 
 
+def _prune(stage: _Stage, rising: BoolArray, level: float, price: FloatArray, x: FloatArray) -> None:
+    """Forbid, for the rest of the water-filling, every type a still rising job pays for at the stage's
+    optimal prices (stage.forbid): its ceiling drops to its best free type, and the ceiling searches pin
+    it there with the others instead of one stage per job.
+
+    Exact by complementary slackness. Let (p, y, mu) be an optimal dual of the stage just solved (L*).
+    Every later stage's allocation keeps every job at L* or more (frozen ones at their levels), so it is
+    a feasible point of this stage's LP with L = L*, an optimal point, and there every column with a
+    negative reduced cost a[j,t] y_j - mu_j - S_j pi[j,t] is 0. A rising job has y_j = 0 (positive y_j
+    freezes it) and then mu_j = 0 (the columns it runs on have reduced cost 0, and -mu_j - S_j pi <= 0),
+    so every type with pi[j,t] > 0 is closed to it from now on. Guards against round-off: prices under
+    1e-6 of the largest count as 0, a type the stage's allocation uses stays open, and so does a job's
+    last type (nothing is closed after a stage at level 0).
+    """
+    top = float(price.max(initial=0.0))
+    if top <= 0 or level <= 0 or not rising.any():
+        return
+    pi = stage.effective_price(price)
+    drop = rising[:, None] & stage.usable & (pi > 1e-6 * top) & (x <= 1e-9)
+    drop &= (stage.usable & ~drop).any(axis=1)[:, None]  # never a job's last type (a job held at 0)
+    if drop.any():
+        stage.forbid(drop)
+
+
 def _dual_index(
     stage: _Stage, active: BoolArray, ell: FloatArray, price: FloatArray, levels: FloatArray, lo: int, hi: int
 ) -> int:
@@ -437,6 +461,8 @@ def _fill(
         active &= ~freeze
         if not active.any():
             break
+        if not whole_lp:
+            _prune(stage, active, level, price, x)
         if at_ceiling.any() and not (freeze & ~at_ceiling).any():
             price, solved, x_fit = _skip_ceilings(
                 stage,

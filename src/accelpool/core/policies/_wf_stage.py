@@ -46,18 +46,27 @@ class _Stage:
         self.scarce: tuple[float, FloatArray] | None = None
         """Level and row prices where capacity binds (see _scout): where a stage has no prices or only
         zeros, its master starts from these (and from this level, when above the level it was given)."""
-        self.a = a
         self.size = size
         self.rows = rows
         self.member = member  # (R, groups)
         self.member_f = member.astype(np.float64)
         self.onehot = rows.cover(tt).astype(np.float64)  # row r counts column t (several: a type's sites)
+        self._set_a(a)
+
+    def _set_a(self, a: FloatArray) -> None:
+        ng, tt = a.shape
+        self.a = a
         self.ceiling = a.max(axis=1) if tt else np.zeros(ng)
         self.best = np.argmax(a, axis=1) if tt else np.zeros(ng, dtype=np.int64)
         self.unique_best = (a >= self.ceiling[:, None] * (1 - 1e-12)).sum(axis=1) == 1
         self.usable = a > 0
         self.a_from = np.concatenate([np.zeros((ng, 1)), a], axis=1)  # u = 0 is idle, u = t + 1 is t
         self.from_ok = np.concatenate([np.ones((ng, 1), dtype=bool), self.usable], axis=1)
+
+    def forbid(self, pairs: BoolArray) -> None:
+        """Drop the (group, type) ``pairs`` for the rest of the water-filling (a[j,t] set to 0: not usable;
+        ceilings, best types and segments follow). Only for pairs no later stage may use (_prune)."""
+        self._set_a(np.where(pairs, 0.0, self.a))
 
     def effective_price(self, price: FloatArray) -> FloatArray:
         pi: FloatArray = self.member_f.T @ (price[:, None] * self.onehot)
