@@ -100,6 +100,7 @@ from accelpool.core.allocation import BoolArray, FloatArray, IntArray
 from accelpool.core.policies._seam import Rows
 from accelpool.core.policies._wf_stage import (
     TOL,
+    OutOfWork,
     _min_cost,
     _Result,
     _Stage,
@@ -112,6 +113,15 @@ SAMPLE_ABOVE = 2 * SAMPLE_GROUPS
 stage is whole and stages with zero prices start from fastest-type plans."""
 MAX_STAGES = 12
 """Exact water-filling stages (ceiling searches not counted); see Tail above."""
+WORK_PER_GROUP = 2.5
+WORK_FLOOR = 25_000
+"""The work budget of the stages after the first: their master solves may hold max(WORK_FLOOR,
+WORK_PER_GROUP x groups) jobs in all (summed over solves; _Stage.work), then the water-filling stops
+where it stands, as after MAX_STAGES (the last stage's allocation, jobs still rising keep its level,
+the callers' fill_spare hands out the rest). Counted, not timed: the same problem always stops at the
+same point. Set on issue 13's tuning seed 0 (docs/allocate.md): above every allocation's total at
+2,000 x 8 and at the ceiling-bound families' 10,000 x 8 before _prune (at most 20,100 jobs there),
+below what _prune's longer tails cost at 10,000 (gang 90,000, scarce 59,000, generational 51,000)."""
 MAX_PROBES = 12
 """Whole-LP probes of all ceiling searches of one allocation together: a search out of probes pins
 the jobs up to the last ceiling proven reachable (exact, only fewer pins), and later stages pin the
@@ -204,7 +214,8 @@ def _prune(stage: _Stage, rising: BoolArray, level: float, price: FloatArray, x:
         return
     pi = stage.effective_price(price)
     drop = rising[:, None] & stage.usable & (pi > 1e-6 * top) & (x <= 1e-9)
-    drop &= (stage.usable & ~drop).any(axis=1)[:, None]  # never a job's last type (a job held at 0)
+    keep = np.asarray((stage.usable & ~drop).any(axis=1), dtype=bool)
+    drop &= keep[:, None]  # never a job's last type (a job held at 0)
     if drop.any():
         stage.forbid(drop)
 
@@ -317,6 +328,8 @@ def _skip_ceilings(
         except RuntimeError:
             hi, missed = k - 1, True
             continue
+        except OutOfWork:
+            break  # the pins proven so far (lo) stand
         if not rest.any() or level >= ceilings[k] * (1 - max(eps, 1e-7)):
             lo, best_price, missed = k, trial_price, False
             best = (k, result) if k == hi or eps <= 0 else None
@@ -405,6 +418,28 @@ def max_min_waterfill_warm(
     return x_out, levels, hint
 
 
+def _one_stage(
+    stage: _Stage,
+    active: BoolArray,
+    ell: FloatArray,
+    pinned: BoolArray,
+    price: FloatArray | None,
+    level: float,
+    x_prev: FloatArray | None,
+    whole_lp: bool,
+    solved: _Result | None,
+) -> _Result:
+    """The next stage of _fill: ``solved`` when a ceiling search already solved it, else one _stage."""
+    if solved is not None:
+        return solved
+    try:
+        return _stage(stage, active, ell, pinned, None if whole_lp else price, level, x_prev)
+    except RuntimeError:
+        # frozen levels a hair too high for HiGHS's tolerances: relax them by 1e-6 and retry once
+        ell *= np.where(pinned, 1.0, 1 - 1e-6)
+        return _stage(stage, active, ell, pinned, None, level)
+
+
 def _fill(
     stage: _Stage,
     active: BoolArray,
@@ -431,22 +466,16 @@ def _fill(
     first: tuple[float, FloatArray] | None = None
     for stages in range(MAX_STAGES):
         try:
-            if solved is not None:
-                level, x, price, freeze = solved
-            else:
-                level, x, price, freeze = _stage(
-                    stage,
-                    active,
-                    ell,
-                    pinned,
-                    None if whole_lp else price,
-                    level,
-                    x if stages else None,
-                )
-        except RuntimeError:
-            # frozen levels a hair too high for HiGHS's tolerances: relax them by 1e-6 and retry once
-            ell *= np.where(pinned, 1.0, 1 - 1e-6)
-            level, x, price, freeze = _stage(stage, active, ell, pinned, None, level)
+            level, x, price, freeze = _one_stage(
+                stage, active, ell, pinned, price, level, x if stages else None, whole_lp, solved
+            )
+        except OutOfWork:
+            # the work budget is spent: x, the last solved allocation, stands (feasible; jobs pinned
+            # since keep it, the fill raises them)
+            solved, stale = None, False
+            break
+        if stages == 0 and not whole_lp:
+            stage.work_limit = stage.work + max(WORK_FLOOR, WORK_PER_GROUP * ng)
         if price.any() and first is None:
             first = (level, price)
             if scout:
@@ -485,5 +514,8 @@ def _fill(
         x = solved[1]  # the search's last probe placed every job (its LP is the one a next stage would solve)
     elif stale:
         # the last pins came after the last stage: one feasibility solve places every job at its level
-        _, x, _, _ = _stage(stage, active, ell, pinned, price, level, None if whole_lp else x)
+        try:
+            _, x, _, _ = _stage(stage, active, ell, pinned, price, level, None if whole_lp else x)
+        except OutOfWork:
+            pass  # x, the last solved allocation, stands (as above)
     return x, first

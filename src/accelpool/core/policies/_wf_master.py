@@ -170,6 +170,7 @@ class Master:
         ipm = stage.ipm and fresh and ncol > IPM_COLUMNS
         h.setOptionValue("solver", "ipm" if ipm else "simplex")
         h.run()
+        stage.work += len(self.jobs)
         self.solved_once = True
         status = h.getModelStatus()
         if status != _highs.HighsModelStatus.kOptimal:

@@ -32,6 +32,12 @@ TOL = 1e-9
 SMOOTH_DECAY = 4.0
 """The guide's weight after round k is 1 - (1 - SMOOTH) * SMOOTH_DECAY**k (0 once negative)."""
 _Result = tuple[float, FloatArray, FloatArray, BoolArray]
+
+
+class OutOfWork(Exception):
+    """The water-filling's work budget is spent (_Stage.work_limit): the caller stops where it stands."""
+
+
 """One stage's level L, x, row prices and the jobs to freeze (what _stage returns)."""
 
 
@@ -44,6 +50,11 @@ class _Stage:
         ng, tt = a.shape
         self.ipm = ipm
         self.scarce: tuple[float, FloatArray] | None = None
+        self.work = 0
+        """Jobs held by this problem's master solves so far, summed over solves (_wf_master.Master.solve)."""
+        self.work_limit = np.inf
+        """A _stage that starts, or solves a master, with ``work`` above this raises OutOfWork (_waterfill's
+        WORK_PER_GROUP)."""
         """Level and row prices where capacity binds (see _scout): where a stage has no prices or only
         zeros, its master starts from these (and from this level, when above the level it was given)."""
         self.size = size
@@ -307,6 +318,8 @@ def _stage(
     (the allocation is the proof; its level and freeze set are then not a stage's).
     """
     ng = stage.a.shape[0]
+    if stage.work > stage.work_limit:
+        raise OutOfWork
     if _pins_overload(stage, pinned):
         raise RuntimeError("the max-min LP has no solution (the pinned jobs alone overload a row)")
     if stage.scarce is not None and (price is None or not price.any()):
@@ -325,6 +338,8 @@ def _stage(
     center = price / price.sum() if price is not None and price.any() and SMOOTH > 0 else None
     for rnd in range(MAX_ROUNDS):
         ok, level, x, p, y = master.solve(amb, u, v)
+        if stage.work > stage.work_limit:
+            raise OutOfWork
         if not ok:
             if any(_over_budget(stage, active, ell, sign * p, 0.0) for sign in (1.0, -1.0)):
                 raise RuntimeError("the max-min LP has no solution (a Farkas ray of the master proves it)")
