@@ -68,3 +68,19 @@ def test_shipped_allocation_is_the_full_waterfilling(family, n, seed, monkeypatc
     alloc = max_min_fairness(problem)
     assert check_feasible(problem, alloc) == []
     assert levels(problem, alloc.x) == pytest.approx(exact, rel=1e-4)
+
+
+@pytest.mark.parametrize(("family", "n", "seed"), CASES)
+def test_work_budget_stops_where_it_stands(family, n, seed, monkeypatch):
+    """With the work budget spent after stage 1 the water-filling stops as after MAX_STAGES: feasible,
+    the stage-1 level exact, nobody below it (the fill only raises)."""
+    problem = family_problem(family, n, 8, seed)
+    with monkeypatch.context() as m:
+        m.setattr(_waterfill, "WORK_FLOOR", 0)
+        m.setattr(_waterfill, "WORK_PER_GROUP", 0.0)
+        alloc = max_min_fairness(problem)
+    assert check_feasible(problem, alloc) == []
+    exact = full(problem, monkeypatch)
+    ours = levels(problem, alloc.x)
+    assert ours[0] == pytest.approx(exact[0], rel=1e-6)
+    assert ours.min() >= exact[0] * (1 - 1e-6)

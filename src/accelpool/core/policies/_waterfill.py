@@ -69,12 +69,19 @@ jobs ends there when its allocation, the fixed jobs moved to that ceiling, fits 
 LP's optimum, and row prices 0 are its dual), instead of growing its master until the extrapolated
 segments agree.
 
-Tail. With per-job speeds nearly every job can end at its own level, one stage each. After MAX_STAGES
-stages the water-filling stops: the jobs still active keep the last stage's level (all of them reach
-it) and the callers' fill_spare hands out the capacity left. So the stage-1 level and the first
-MAX_STAGES levels are exact; above them the allocation is Pareto-efficient but not lexicographically
-optimal. ``whole_lp`` runs the same procedure with every LP solved whole (the benchmarks' reference):
-the same stage-1 level; later stages may freeze other jobs where an LP has several optimal duals.
+Tail. With per-job speeds nearly every job can end at its own level, one stage each. Two things keep
+the stages few. Ceilings (above). And closed types (_prune): after each stage, every type a still
+rising job pays for at the stage's optimal prices is closed to it for good (complementary slackness:
+no later allocation can use it), so a job held by the types still free to it has a lower ceiling, its
+best free type, and the ceiling searches pin such jobs in bulk (on the capacity-bound families of
+bench/problems.py the tails of 15-123 one-job stages were mostly such jobs). After MAX_STAGES stages,
+or once the masters of the stages after the first have held WORK_PER_GROUP x groups jobs in all (at
+least WORK_FLOOR), the water-filling stops: the jobs still active keep the last stage's level (all of
+them reach it) and the callers' fill_spare hands out the capacity left. So the stage-1 level and
+every level reached before the stop are exact; above them the allocation is Pareto-efficient but not
+lexicographically optimal. ``whole_lp`` runs the same procedure with every LP solved whole and no
+closed types (the benchmarks' reference): the same stage-1 level; later stages may freeze other jobs
+where an LP has several optimal duals.
 
 Prices that start a master. Above SAMPLE_ABOVE groups, stage 1 starts from the same LP on a
 deterministic sample (_sample_stage: rows scaled to the sample, large groups always in it). A stage
@@ -120,8 +127,9 @@ WORK_PER_GROUP x groups) jobs in all (summed over solves; _Stage.work), then the
 where it stands, as after MAX_STAGES (the last stage's allocation, jobs still rising keep its level,
 the callers' fill_spare hands out the rest). Counted, not timed: the same problem always stops at the
 same point. Set on issue 13's tuning seed 0 (docs/allocate.md): above every allocation's total at
-2,000 x 8 and at the ceiling-bound families' 10,000 x 8 before _prune (at most 20,100 jobs there),
-below what _prune's longer tails cost at 10,000 (gang 90,000, scarce 59,000, generational 51,000)."""
+2,000 x 8 (at most 18,800 jobs, gang) and every family's at 10,000 x 8 before _prune (at most 20,100,
+sparse), below what _prune's longer tails took at 10,000 without it (gang 90,000, scarce 59,000,
+generational 51,000). A single master solve is not cut short: the budget is checked after each."""
 MAX_PROBES = 12
 """Whole-LP probes of all ceiling searches of one allocation together: a search out of probes pins
 the jobs up to the last ceiling proven reachable (exact, only fewer pins), and later stages pin the
