@@ -174,6 +174,11 @@ def test_a_round_keeps_a_tenants_quota_for_it(policy):
     d = decide(s, POLICIES[policy])
     assert sorted(placed(d)) == ["o0", "o1", "q0", "q1"]
     assert d.waiting == {"o2": WaitReason.QUOTA, "o3": WaitReason.QUOTA}
+    text = d.details["o2"]  # O has no quota of its own: the words say whose quota it is
+    assert (
+        text == "quota: needs 1 x h100; the free h100 devices are guaranteed to other tenants (their quota)"
+    )
+    assert untranslated(text) == []
 
 
 @settings(max_examples=40, deadline=None)

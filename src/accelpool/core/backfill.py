@@ -64,17 +64,24 @@ class RuleRoom:
                 self._ledger.bound[r] = float("inf")
         self._held: dict[int, tuple[int, int]] = {}
 
-    def refuses(self, i: int, k: int, scale: int) -> WaitReason | None:
-        """None when job i's gang fits every rule row of type k; else the reason: "quota" for a quota or
-        cap row (the words: "its tenant's quota or cap ... is in use"), "rule" for the public reserve."""
+    def refuses(self, i: int, k: int, scale: int) -> str | None:
+        """None when job i's gang fits every rule row of type k; else the kind of row that keeps it out:
+        "cap", "quota" (its tenant's quota and what the pool lends are in use), "lent" (its tenant has
+        no quota there: the devices left are guaranteed to other tenants), "reserve" (public reserve)."""
         ledger = self._ledger
         if ledger.room(i, k) + 1e-9 >= scale:
             return None
         for r in ledger.rows_of(i, k):
+            kind = self._kind[r]
             left = ledger.bound[r] - ledger.used[r]
-            if self._kind[r] in ("quota", "cap") and left + 1e-9 < scale:
-                return WaitReason.QUOTA
-        return WaitReason.RULE
+            q = ledger.pool_of[r]
+            if q >= 0:
+                left = max(left, 0.0) + ledger.pool_bound[q] - ledger.pool_used[q]
+                if left + 1e-9 < scale:
+                    return "quota" if ledger.bound[r] > 0.0 else "lent"
+            elif kind != "capacity" and left + 1e-9 < scale:
+                return kind
+        return "reserve"
 
     def take(self, i: int, k: int, scale: int) -> None:
         self._ledger.add(i, k, scale)
@@ -292,14 +299,15 @@ def move_up_jobs(
 
 def wait_words(
     cost: Cost,
-    ruled: Mapping[str, str],
+    ruled: Mapping[str, tuple[str, str]],
     statuses: list[JobStatus],
     types: tuple[str, ...],
     idle: Mapping[int, int],
     waiting: Mapping[str, WaitReason],
 ) -> dict[str, str]:
     """A clause for each waiting job a faster type with free devices (``idle``: per type index, at the
-    round's end) was refused for its ``faster_type``, or the public reserve kept off free devices."""
+    round's end) was refused for its ``faster_type``, or the public reserve or other tenants' quotas
+    (``ruled``: job -> (type, "reserve" or "lent")) kept off free devices."""
     out: dict[str, str] = {}
     for i, k in cost.dear.items():
         job = statuses[i].job
@@ -312,15 +320,25 @@ def wait_words(
                 out[job.id] = (
                     f"{types[k]} has free devices but costs more per step than its faster_type ({job.faster_type}) allows"
                 )
-    for jid, t in ruled.items():
+    for jid, (t, kind) in ruled.items():
         if jid in waiting and jid not in out:
-            out[jid] = f"the free {t} devices are kept for public-program jobs (public reserve)"
+            if kind == "lent":
+                out[jid] = f"{LENT}the free {t} devices are guaranteed to other tenants (their quota)"
+            else:
+                out[jid] = f"the free {t} devices are kept for public-program jobs (public reserve)"
     return out
 
 
+LENT = "\0"  # a clause that replaces explain's ("its tenant's quota ... is in use" would be wrong)
+
+
 def add_clauses(texts: dict[str, str], words: Mapping[str, str]) -> dict[str, str]:
-    """``texts`` (core.reasons.explain) with each job's clause from ``wait_words`` appended."""
+    """``texts`` (core.reasons.explain) with each job's clause from ``wait_words`` appended (one marked
+    LENT in place of explain's clauses after what the job needs)."""
     for jid, clause in words.items():
         if jid in texts:
-            texts[jid] = f"{texts[jid]}; {clause}"
+            if clause.startswith(LENT):
+                texts[jid] = f"{texts[jid].split('; ')[0]}; {clause[len(LENT) :]}"
+            else:
+                texts[jid] = f"{texts[jid]}; {clause}"
     return texts

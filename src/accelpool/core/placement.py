@@ -282,7 +282,7 @@ def _place(
 
     # the program rule rows, kept as gangs are handed out (none when no rule binds a type)
     rules = RuleRoom(problem, alloc.x) if _rules_bind(problem, cache) else None
-    ruled: dict[str, str] = {}  # job -> a type the public reserve kept it off
+    ruled: dict[str, tuple[str, str]] = {}  # job -> (a type, "reserve" or "lent"): kept off free devices
     pay = Cost(  # what a faster type may cost each job (its faster_type)
         statuses,
         tput,
@@ -317,10 +317,11 @@ def _place(
             held[t, zone] = scale
         if not force and any(zone_free.get(key, 0) < k for key, k in held.items()):
             return False
-        if rules is not None and not force and (why := rules.refuses(i, k, scale)) is not None:
-            reasons.setdefault(s.job.id, why)  # a rule row of its tenant or program is full on t
-            if why is WaitReason.RULE:
-                ruled.setdefault(s.job.id, t)
+        if rules is not None and not force and (row := rules.refuses(i, k, scale)) is not None:
+            # a rule row of its tenant or program is full on t: "rule" for the public reserve, else "quota"
+            reasons.setdefault(s.job.id, WaitReason.RULE if row == "reserve" else WaitReason.QUOTA)
+            if row in ("reserve", "lent"):
+                ruled.setdefault(s.job.id, (t, row))
             return False
         ok = allowed[i]
         if not ok:

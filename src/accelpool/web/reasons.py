@@ -134,6 +134,10 @@ _CLAUSES_KO: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]],
             r"\1에 더 빠른 빈 장치가 있지만 faster_type이 never임",
         ),
         (
+            r"the free (\S+) devices are guaranteed to other tenants \(their quota\)",
+            r"빈 \1 장치는 다른 테넌트에 보장된 할당량임",
+        ),
+        (
             r"the free (\S+) devices are kept for public-program jobs \(public reserve\)",
             r"빈 \1 장치는 공공 사업 작업용으로 남겨 둠 (공공 예약분)",
         ),
