@@ -28,10 +28,11 @@ not only the lower half); ``all/full`` = the same against the *full* water-filli
 the stage limit (MAX_STAGES, 12) lifted so that every level is a stage LP's optimum: the exact
 lexicographic max-min allocation, up to --full-limit jobs (its CPU seconds in ``full s``; ``stages``:
 how many distinct levels it has; by default not on ``generational``, whose full water-filling did not
-finish in 300 s at 1,000 jobs: ``--full-families`` names the families to check). Both plain runs
-stop at 12 stages, so ``all/plain`` compares two truncated water-fillings (above the 12th level each
-hands out the rest by the spare-capacity fill), while ``all/full`` says how far the shipped
-allocation is from the exact one at every level.
+finish in 300 s at 1,000 jobs: ``--full-families`` names the families to check). The plain run stops
+at 12 stages and closes no types, while the fast path closes the types a rising job pays for at each
+stage's prices (_waterfill._prune) and so gets further in as many stages: ``all/plain`` compares two
+different truncations (a low value there can be plain's gap, not the fast path's), while
+``all/full`` says how far the shipped allocation is from the exact one at every level.
 ``feasible`` checks the fast allocation: every row within capacity, every job's time at most 1
 (``check_feasible``), and the plain ones (``plain NO`` / ``full NO`` when they are not).
 ``--stages N`` runs the fast and plain allocations with the stage limit set to N instead of the
