@@ -207,18 +207,19 @@ def _job_pair_order(
     rec = received[rows, cols]
     own = np.divide(xv, rec, out=np.full(len(rows), np.inf), where=rec > 0)
     own = np.where(in_place, np.inf if stay else own * keep[rows], own)
-    # the job-level keys sorted once per job (rows come from np.nonzero: ascending, each job's pairs
-    # contiguous, its types ascending), then each pair by its job's rank and its own keys; ties keep the
-    # np.nonzero order (lexsort is stable), which is the index and type order the keys ended with
-    first = np.ones(len(rows), dtype=bool)
-    first[1:] = rows[1:] != rows[:-1]
-    jobs = rows[first]
-    job_keys = [neg_job_x[first], ~job_in_place[jobs], -np.minimum(job_prio[jobs], 1e300)]
+    sort_keys = [
+        cols,
+        neg_xv,
+        ~in_place,
+        -np.minimum(own, 1e300),
+        rows,
+        neg_job_x,
+        ~job_in_place[rows],
+        -np.minimum(job_prio[rows], 1e300),
+    ]
     if neg_priority is not None:
-        job_keys.append(neg_priority[first])
-    rank = np.empty(n, dtype=np.int64)
-    rank[jobs[np.lexsort(job_keys)]] = np.arange(len(jobs))
-    keys = np.lexsort((neg_xv, ~in_place, -np.minimum(own, 1e300), rank[rows]))
+        sort_keys.append(neg_priority)  # the first key; left out when every job has one priority
+    keys = np.lexsort(sort_keys)
     # passes: every job's first type, then every job's second type, ... (a job's pairs are contiguous)
     r = rows[keys]
     at = np.arange(len(r))
@@ -226,10 +227,8 @@ def _job_pair_order(
     starts[1:] = r[1:] != r[:-1]
     choice = at - np.maximum.accumulate(np.where(starts, at, 0))
     if choice.any():
-        if neg_priority is None:
-            keys = keys[np.argsort(choice, kind="stable")]
-        else:
-            keys = keys[np.lexsort((choice, neg_priority[keys]))]
+        passes = [at, choice] if neg_priority is None else [at, choice, neg_priority[keys]]
+        keys = keys[np.lexsort(passes)]
     return list(zip(rows[keys].tolist(), cols[keys].tolist(), strict=True))
 
 
