@@ -78,3 +78,39 @@ def test_the_measured_cost_is_kept_by_the_store(kind, tmp_path) -> None:
     assert [s.restart_measured for s in snap.jobs] == [42.5]
     if kind == "sqlite":
         store.close()
+
+
+def _meter(store, now: float) -> None:
+    """Meter the running jobs up to ``now`` as the reconciler does with this store."""
+    from accelpool.core import ledger
+
+    one_pass = getattr(store, "meter_running", None)
+    if one_pass is not None:
+        one_pass(now)
+        return
+    charges = [ledger.meter(s, now, 3600, final=False) for s in store.running()]
+    store.record_charges([c for c in charges if c is not None])
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_metering_keeps_the_attempt_and_the_measured_cost(kind, tmp_path) -> None:
+    """Booking a metering slice kept only the status's billing fields: every slice wiped the running
+    attempt's start (so a restart metered before its first report was never measured) and the measured
+    cost (the preemption gate fell back to the default)."""
+    store = MemoryStore() if kind == "memory" else SqlStore(sqlite_url(tmp_path / "m.sqlite"))
+    store.add_nodes([Node("n0", "h100", 1)])
+    store.submit(Job("a", preemptible=True, total_steps=1e6), {"h100": 1.0})
+    from accelpool.core.rounds import Decision
+
+    store.record_decision(Decision(now=1.0, allocation=None, start=(P,)))  # type: ignore[arg-type]
+    store.record_events([ExecutorEvent("a", EventKind.STARTED, 2.0)])
+    _meter(store, 30.0)  # a slice before the attempt's first progress report
+    assert store.running()[0].attempt_started == 2.0
+    store.record_events([ExecutorEvent("a", EventKind.PROGRESS, 44.5, steps=3.0)])
+    assert store.running()[0].restart_measured == 42.5
+    _meter(store, 60.0)
+    _meter(store, 90.0)
+    assert store.running()[0].restart_measured == 42.5
+    assert [s.restart_measured for s in store.snapshot(95.0, 3.0).jobs] == [42.5]
+    if kind == "sqlite":
+        store.close()

@@ -104,7 +104,15 @@ def after_booking(status: JobStatus, booking: Booking) -> JobStatus:
     """The job's status once ``booking`` is persisted (its mark, carry and time on each type moved on)."""
     s = status  # the constructor, not dataclasses.replace: this runs for every running job every round
     return JobStatus(
-        s.job, s.state, s.placement, s.steps_done, booking.seconds_on, booking.mark, booking.carry
+        s.job,
+        s.state,
+        s.placement,
+        s.steps_done,
+        booking.seconds_on,
+        booking.mark,
+        booking.carry,
+        s.attempt_started,  # not billing fields: kept (until 2026-11-30 every slice wiped them)
+        s.restart_measured,
     )
 
 
@@ -143,7 +151,17 @@ def meter_and_book(
     charge = Charge(job.id, job.tenant, job.grant, acc, device_seconds, amount, start, until, left, p.site)
     seconds_on = dict(status.seconds_on)
     seconds_on[acc] = seconds_on.get(acc, 0.0) + seconds
-    return charge, JobStatus(job, status.state, p, status.steps_done, seconds_on, until, left)
+    return charge, JobStatus(
+        job,
+        status.state,
+        p,
+        status.steps_done,
+        seconds_on,
+        until,
+        left,
+        status.attempt_started,
+        status.restart_measured,
+    )
 
 
 def _reprice(status: JobStatus, charge: Charge, device_seconds: float, price: int) -> Charge | None:
