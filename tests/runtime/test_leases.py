@@ -104,12 +104,27 @@ def test_preemptible_jobs_are_preempted_at_most_once_per_lease() -> None:
 
 
 def test_no_preemption_while_a_restart_costs_more_than_a_lease_gains() -> None:
+    # declared: a measured cost (the fake executor reports progress at once) would win over the default
+    config = RoundConfig(lease_seconds=60.0, restart_seconds=60.0)
+    clock, store, ex, rec = live([Node("h100-0", "h100", 1)], config=config)
+    store.submit(Job("a", preemptible=True, restart_seconds=60.0), {"h100": 1.0})
+    store.submit(Job("b", preemptible=True, submit_time=1.0, restart_seconds=60.0), {"h100": 1.0})
+    run_for(rec, clock, 600.0)
+    assert ex.stops == []
+
+
+def test_a_measured_restart_cost_outlives_metering_and_lets_the_lease_preempt() -> None:
+    """The default restart cost (60 s, a whole lease) would forbid every preemption; the restart each
+    job measured (STARTED to its first progress report, near 0 with the fake executor) is kept across
+    metering slices and used instead, so the two jobs share the device. (Until 2026-11-30 every metering
+    slice wiped the measurement and the default held.)"""
     config = RoundConfig(lease_seconds=60.0, restart_seconds=60.0)
     clock, store, ex, rec = live([Node("h100-0", "h100", 1)], config=config)
     store.submit(Job("a", preemptible=True), {"h100": 1.0})
     store.submit(Job("b", preemptible=True, submit_time=1.0), {"h100": 1.0})
     run_for(rec, clock, 600.0)
-    assert ex.stops == []
+    assert {job for job, _ in ex.stops} == {"a", "b"}
+    assert all(s.restart_measured is not None and s.restart_measured < 60.0 for s in store.running())
 
 
 def test_a_grant_of_10000_krw_and_200_short_jobs_every_started_job_completes() -> None:
