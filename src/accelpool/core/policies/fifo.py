@@ -35,6 +35,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -155,27 +156,18 @@ def _backfill(
             free += devices
             if free + 1e-9 >= need and end < shadow:
                 reserved, shadow, extra = t, end, free - need
-    placed = 0
-    for k in behind[1:]:
-        want = scale[k]
-        best, best_room = -1, -1.0
-        for t in types_of[k]:
-            room = ledger.room(k, t)
-            if room + 1e-9 < want or room <= best_room:
-                continue
-            if t == reserved and not (_eta(steps, tput, k, t) <= shadow or want <= extra + 1e-9):
-                continue  # it would still hold the head's devices when the head is due to start
-            if t != reserved and reserved < 0 and t in types_of[head]:
-                continue  # no reservation to plan against: leave the head's types to the head
-            best, best_room = t, room
-        if best < 0:
-            continue
-        if best == reserved and _eta(steps, tput, k, best) > shadow:
-            extra -= want
-        x[k, best] = 1.0
-        ledger.add(k, best, want)
-        placed += 1
-    return placed
+    spare = [extra]  # devices of the reserved type the head will not need, left to late enders
+
+    def admits(k: int, t: int, want: float) -> bool:
+        if t == reserved and not (_eta(steps, tput, k, t) <= shadow or want <= spare[0] + 1e-9):
+            return False  # it would still hold the head's devices when the head is due to start
+        return not (t != reserved and reserved < 0 and t in types_of[head])  # no reservation: the head's
+
+    def took(k: int, t: int, want: float) -> None:
+        if t == reserved and _eta(steps, tput, k, t) > shadow:
+            spare[0] -= want
+
+    return _fill_behind(ledger, behind, types_of, x, admits, took)
 
 
 def _backfill_rules(
@@ -210,27 +202,48 @@ def _backfill_rules(
     for end, k, c in ends if reserved >= 0 else ():
         if end <= shadow:
             at.add(k, c, -scale[k])
+
+    def admits(k: int, t: int, want: float) -> bool:
+        if reserved < 0:
+            return t not in types_of[head]  # no reservation to plan against: the head's types are its
+        if _eta(steps, tput, k, t) > shadow:
+            at.add(k, t, want)
+            fits = at.room(head, reserved) + 1e-9 >= need
+            at.add(k, t, -want)
+            return fits  # else it would still hold what the head needs (devices or rule room) then
+        return True
+
+    def took(k: int, t: int, want: float) -> None:
+        if reserved >= 0 and _eta(steps, tput, k, t) > shadow:
+            at.add(k, t, want)
+
+    return _fill_behind(ledger, behind, types_of, x, admits, took)
+
+
+def _fill_behind(
+    ledger: Ledger,
+    behind: list[int],
+    types_of: list[list[int]],
+    x: FloatArray,
+    admits: Callable[[int, int, float], bool],
+    took: Callable[[int, int, float], None],
+) -> int:
+    """The back-fill's scan, shared by both reservations: each job behind the head, in order, on the
+    type with the most room for its gang that ``admits(job, type, devices)``; ``took`` is told of each
+    start before the ledger is. Returns how many started."""
+    scale = ledger.scale_list
     placed = 0
     for k in behind[1:]:
         want = scale[k]
         best, best_room = -1, -1.0
         for t in types_of[k]:
             room = ledger.room(k, t)
-            if room + 1e-9 < want or room <= best_room:
+            if room + 1e-9 < want or room <= best_room or not admits(k, t, want):
                 continue
-            if reserved < 0 and t in types_of[head]:
-                continue  # no reservation to plan against: leave the head's types to the head
-            if reserved >= 0 and _eta(steps, tput, k, t) > shadow:
-                at.add(k, t, want)
-                fits = at.room(head, reserved) + 1e-9 >= need
-                at.add(k, t, -want)
-                if not fits:
-                    continue  # it would still hold what the head needs (devices or rule room) then
             best, best_room = t, room
         if best < 0:
             continue
-        if reserved >= 0 and _eta(steps, tput, k, best) > shadow:
-            at.add(k, best, want)
+        took(k, best, want)
         x[k, best] = 1.0
         ledger.add(k, best, want)
         placed += 1
