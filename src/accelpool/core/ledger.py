@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
-from accelpool.core.accounting import exact_krw, meter_slice, settle
+from accelpool.core.accounting import due_in_units, exact_krw, meter_slice, settle
 from accelpool.core.errors import Conflict, InsufficientFunds, MissingReference
 from accelpool.core.rounds import JobStatus
 from accelpool.core.types import Charge, JobState
@@ -140,12 +140,8 @@ def meter_and_book(
             return None
         b = book_charge(status, charge, price_krw_per_hour)
         return None if b is None else (b.charge, after_booking(status, b))
-    # meter_slice's integer path (KRW/3600 units; not final: the whole KRW billed, the fraction carried)
-    units = int(device_seconds) * int(price_krw_per_hour)
-    if carry:
-        units += carry.numerator * (3600 // carry.denominator)
-    amount, rest = divmod(units, 3600)
-    left = Fraction(rest, 3600) if rest else ZERO
+    # meter_slice's integer path (not final: the whole KRW billed, the fraction carried)
+    amount, left = due_in_units(int(device_seconds), int(price_krw_per_hour), carry, False)
     job = status.job
     acc = p.accelerator
     charge = Charge(job.id, job.tenant, job.grant, acc, device_seconds, amount, start, until, left, p.site)
