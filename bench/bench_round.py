@@ -2,6 +2,12 @@
 2,000 devices, per-job random speeds. Target: one step < 1 s.
 
     python bench/bench_round.py [--jobs 10000] [--devices 2000] [--postgres [--no-sqlite]] [--steps 3] [--ticks N]
+        [--policy max-min-fairness,fifo] [--rules]
+
+``--rules``: every case twice, the plain pool and then the same jobs under program rules (``QUOTAS``,
+``PROGRAMS``: tenants' quotas, a public reserve, per-tenant caps of two programs), printing after the first
+and last step how the rules bind (waiting reasons, the fullest cap of each program and type, the quota
+tenants' devices, public jobs' devices) and how step 1's placements differ from the plain pool's.
 
 What is timed is what ships: ``Reconciler.step`` (observe the executor's events, meter running jobs and
 write their charges, snapshot, decide, record, act on the FakeExecutor), wall and CPU seconds per step;
@@ -26,14 +32,16 @@ import os
 import statistics
 import tempfile
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import insert
 
+from accelpool.core.round_types import Decision
 from accelpool.core.rounds import DecideCache, decide
-from accelpool.core.types import Job, Node
+from accelpool.core.types import Grant, Job, Node, Program, ProgramRules, Tenant
 from accelpool.executors.fake import FakeExecutor
 from accelpool.runtime.clock import VirtualClock
 from accelpool.runtime.reconciler import Reconciler
@@ -47,15 +55,67 @@ from accelpool.storage.sql import SqlStore
 TYPES = ("h100", "a100", "rngd", "rebel-quad")
 
 
-def fill(store: SqlStore, jobs: int, devices: int) -> None:
+TENANTS = 20
+QUOTAS = {
+    0: {"h100": 96},
+    1: {"a100": 96},
+    2: {"rngd": 64},
+    3: {"rebel-quad": 64},
+    4: {"h100": 32, "a100": 32},
+}
+"""--rules: guaranteed devices of five tenants (Tenant.quota)."""
+PROGRAMS = (
+    Program(
+        "national",
+        "national GPU support",
+        budget_krw=10**15,
+        public=True,
+        rules=ProgramRules(public_share={"*": 0.15}, tenant_caps={"h100": 32, "a100": 32}),
+    ),
+    Program(
+        "startup",
+        "startup credits",
+        budget_krw=10**15,
+        public=False,
+        rules=ProgramRules(tenant_caps={"*": 16}),
+    ),
+    Program("research", "research fund", budget_krw=10**15, public=False, rules=ProgramRules(weight=2.0)),
+)
+"""--rules: a public program (15% of every type kept for public jobs, a per-tenant cap of 32 on h100 and
+a100), a startup program (every tenant at most 16 devices of a type under it) and an uncapped one."""
+
+
+def add_rules(store: SqlStore) -> None:
+    """--rules: tenants (five with quotas), the programs and each tenant's grants in them."""
+    for g in range(TENANTS):
+        store.add_tenant(Tenant(f"t{g}", quota=QUOTAS.get(g, {}), public=g in (6, 7, 8, 9)))
+    for p in PROGRAMS:
+        store.add_program(p)
+    for g in range(TENANTS):
+        for p in PROGRAMS:
+            store.add_grant(Grant(f"{p.id}-t{g}", p.id, f"t{g}", 10**13))
+
+
+def rule_fields(i: int) -> dict[str, object]:
+    """--rules: job i's grant (one of its tenant's three programs, or none) and whether it is public."""
+    program = (None, *PROGRAMS)[(i // TENANTS) % 4]
+    if program is None:
+        return {}
+    return {"grant": f"{program.id}-t{i % TENANTS}", "public": program.public and (i // 80) % 2 == 0}
+
+
+def fill(store: SqlStore, jobs: int, devices: int, rules: bool = False) -> None:
     per = devices // len(TYPES) // 8
     store.add_nodes([Node(f"{t}-{i:04d}", t, 8) for t in TYPES for i in range(per)])
+    if rules:
+        add_rules(store)
     rng = np.random.default_rng(0)
     speed = rng.uniform(0.5, 4.0, (jobs, len(TYPES)))
     rows = []
     for i in range(jobs):
         allowed = TYPES[i % 4 : i % 4 + 2]
-        job = Job(f"j{i:06d}", tenant=f"t{i % 20}", scale=1 + i % 4, submit_time=float(i))
+        extra = rule_fields(i) if rules else {}
+        job = Job(f"j{i:06d}", tenant=f"t{i % TENANTS}", scale=1 + i % 4, submit_time=float(i), **extra)  # type: ignore[arg-type]
         rows.append(
             {
                 "id": job.id,
@@ -123,11 +183,57 @@ def server_cpu(store: SqlStore) -> float | None:
     return total
 
 
-def run(url: str, label: str, jobs: int, devices: int, policy: str, steps: int, ticks: int = 0) -> None:
+def binding(decision: Decision, jobs: int) -> str:
+    """--rules: how the rules bind in this decision: the waiting reasons, and per rule the most any row of
+    it holds against its bound (a program cap: devices one tenant holds under the program on a type; a
+    quota: its tenant's devices on the type; the public reserve: public jobs' devices on a type)."""
+    held: Counter[tuple[str, str, str]] = Counter()  # (tenant, program, type) -> devices
+    public: Counter[str] = Counter()
+    for p in decision.placements():
+        i = int(p.job[1:])
+        f = rule_fields(i) if i < jobs else {}
+        program = str(f["grant"]).split("-")[0] if f else ""
+        held[f"t{i % TENANTS}", program, p.accelerator] += p.count
+        if f.get("public"):
+            public[p.accelerator] += p.count
+    caps = []
+    for prog in PROGRAMS:
+        for t in TYPES:
+            cap = prog.rules.cap_for(t)
+            if cap is not None:
+                most = max((n for (g, q, a), n in held.items() if q == prog.id and a == t), default=0)
+                caps.append(f"{prog.id} {t} {most}/{cap}")
+    quotas = []
+    for g, quota in QUOTAS.items():
+        for t, q in quota.items():
+            quotas.append(
+                f"t{g} {t} {sum(n for (h, _, a), n in held.items() if h == f't{g}' and a == t)}/{q}"
+            )
+    reasons = Counter(str(r) for r in decision.waiting.values())
+    return (
+        f"waiting {dict(sorted(reasons.items()))}; most one tenant holds under a program cap (held/cap): "
+        f"{', '.join(caps)}; quota tenants' devices (held/quota): {', '.join(quotas)}; public jobs' devices "
+        f"per type: {dict(sorted(public.items()))}"
+    )
+
+
+def run(
+    url: str,
+    label: str,
+    jobs: int,
+    devices: int,
+    policy: str,
+    steps: int,
+    ticks: int = 0,
+    rules: bool = False,
+) -> dict[str, str]:
+    """Time ``steps`` steps; returns step 1's placements (job -> type)."""
     store = SqlStore(url)
-    fill(store, jobs, devices)
+    fill(store, jobs, devices, rules)
     clock = VirtualClock(1e6)
     rec = Reconciler(store, FakeExecutor(clock), clock, get_policy(policy), round_seconds=360.0)
+    label = f"{label}{' rules' if rules else ''}"
+    first: dict[str, str] = {}
     for k in range(steps):
         s0 = server_cpu(store)
         w0, c0 = time.perf_counter(), time.process_time()
@@ -141,6 +247,10 @@ def run(url: str, label: str, jobs: int, devices: int, policy: str, steps: int, 
             f"(started {len(report.decision.start)}, charges {len(report.charges)})",
             flush=True,
         )
+        if k == 0:
+            first = {p.job: p.accelerator for p in report.decision.placements()}
+        if rules and k in (0, steps - 1):
+            print(f"{label} step {k + 1} rules: {binding(report.decision, jobs)}", flush=True)
         clock.advance(360.0)
     r = one_round(store, policy, clock.now())
     print(
@@ -163,17 +273,38 @@ def run(url: str, label: str, jobs: int, devices: int, policy: str, steps: int, 
             f"{statistics.median(decides):.3f} s (min {min(decides):.3f} s)"
         )
     store.close()
+    return first
+
+
+def compare(label: str, plain: dict[str, str], ruled: dict[str, str]) -> None:
+    """--rules: how step 1's placements differ between the pool without and with the rules."""
+    same = sum(1 for j, t in ruled.items() if plain.get(j) == t)
+    print(
+        f"{label} step 1 without -> with rules: {len(plain)} -> {len(ruled)} jobs placed, {same} on the same "
+        f"type in both, {len(set(plain) - set(ruled))} placed only without rules, "
+        f"{len(set(ruled) - set(plain))} only with them",
+        flush=True,
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=10_000)
     ap.add_argument("--devices", type=int, default=2_000)
-    ap.add_argument("--policy", default="max-min-fairness")
+    ap.add_argument(
+        "--policy",
+        default="max-min-fairness",
+        help="a policy, or several separated by commas (the live service's default is max-min-fairness)",
+    )
     ap.add_argument("--postgres", action="store_true")
     ap.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only (with --postgres)")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--ticks", type=int, default=0, help="then time this many tick decides (no policy)")
+    ap.add_argument(
+        "--rules",
+        action="store_true",
+        help="each case twice, the plain pool then the same jobs under program rules (PROGRAMS, QUOTAS)",
+    )
     ap.add_argument(
         "--default-gc",
         action="store_true",
@@ -182,15 +313,29 @@ def main() -> None:
     a = ap.parse_args()
     if not a.default_gc:
         settle_gc()  # the scheduler process's collector settings (service/supervisor.py), as it runs a step
-    with tempfile.TemporaryDirectory() as d:
+    cases = [False, True] if a.rules else [False]
+    for policy in a.policy.split(","):
         if not a.no_sqlite:
-            run(sqlite_url(Path(d) / "round.sqlite"), "SQLite", a.jobs, a.devices, a.policy, a.steps, a.ticks)
-    if a.postgres:
-        from accelpool.storage.pgserver import fresh_database, postgres_url
+            got = []
+            for rules in cases:
+                with tempfile.TemporaryDirectory() as d:
+                    url = sqlite_url(Path(d) / "round.sqlite")
+                    got.append(run(url, "SQLite", a.jobs, a.devices, policy, a.steps, a.ticks, rules))
+            if a.rules:
+                compare(f"SQLite {policy}", *got)
+        if a.postgres:
+            from accelpool.storage.pgserver import fresh_database, postgres_url
 
-        base = postgres_url()
-        if base:
-            run(fresh_database(base), "PostgreSQL", a.jobs, a.devices, a.policy, a.steps, a.ticks)
+            base = postgres_url()
+            if base:
+                got = [
+                    run(
+                        fresh_database(base), "PostgreSQL", a.jobs, a.devices, policy, a.steps, a.ticks, rules
+                    )
+                    for rules in cases
+                ]
+                if a.rules:
+                    compare(f"PostgreSQL {policy}", *got)
 
 
 if __name__ == "__main__":
