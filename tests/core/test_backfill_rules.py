@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accelpool.core.allocation import Allocation, AllocationProblem
+from accelpool.core.backfill import LENT, rule_clause
 from accelpool.core.policies import POLICIES
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.rounds import JobStatus, Placement, Snapshot, decide
@@ -179,6 +180,44 @@ def test_a_round_keeps_a_tenants_quota_for_it(policy):
         text == "quota: needs 1 x h100; the free h100 devices are guaranteed to other tenants (their quota)"
     )
     assert untranslated(text) == []
+
+
+def test_a_job_held_for_another_tenants_quota_says_so():
+    # fifo holds o0 (first in the queue, 2 devices) at zero: of the 2 h100, P's quota keeps one for p0.
+    # The words were "its tenant's quota or cap on h100 is in use", and O has no quota at all
+    jobs = [Job("o0", tenant="O", scale=2, submit_time=0), Job("p0", tenant="P", submit_time=1)]
+    tenants = (Tenant("P", quota={"h100": 2}), Tenant("O"))
+    s = snap(jobs, {j.id: {"h100": 1.0} for j in jobs}, [Node("h-0", "h100", 2)], tenants=tenants)
+    d = decide(s, POLICIES["fifo"])
+    assert d.allocation.held == {"o0": WaitReason.QUOTA} and placed(d) == {"p0": "h100"}
+    text = d.details["o0"]
+    assert (
+        text
+        == "quota: needs 2 x h100; the h100 devices it could use are guaranteed to other tenants (their quota)"
+    )
+    assert untranslated(text) == []
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_a_job_kept_out_by_its_own_cap_names_the_cap(policy):
+    # the four jobs of the first test: two wait for lab's cap under program A, held by the policy or refused
+    # by the back-fill; the words named "quota or cap" (lab has no quota)
+    jobs = [Job(f"a{k}", tenant="lab", grant="ga", submit_time=k) for k in range(4)]
+    s = snap(
+        jobs, {j.id: {"h100": 1.0} for j in jobs}, [Node("h-0", "h100", 8)], programs=(CAPPED,), grants=GA
+    )
+    d = decide(s, POLICIES[policy])
+    assert len(d.waiting) == 2
+    for jid in d.waiting:
+        assert d.details[jid] == "quota: needs 1 x h100; its tenant's cap on h100 under its program is in use"
+        assert untranslated(d.details[jid]) == []
+
+
+def test_every_rule_clause_reads_in_korean():
+    for free in (True, False):
+        for kind in ("lent", "reserve", "cap", "quota"):
+            clause = rule_clause("h100", kind, free).lstrip(LENT)
+            assert untranslated(f"quota: needs 2 x h100; {clause}") == [], clause
 
 
 @settings(max_examples=40, deadline=None)

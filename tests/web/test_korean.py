@@ -23,6 +23,8 @@ WAIT_SENTENCES = (
     "boundary; preemptible jobs on rngd may yield at the lease boundary at 09:00 UTC",
     "gang: needs 6 x h100 at once; free devices are spread over too many nodes",
     "quota: needs 2 x a100; its tenant's quota or cap on a100 is in use",
+    "quota: needs 2 x a100; its tenant's cap on a100 under its program is in use",
+    "quota: needs 2 x a100; the a100 devices it could use are guaranteed to other tenants (their quota)",
     "fair-share: needs 1 x rngd; waits for its fair share: jobs that have run less go first, at a lease boundary",
     "priority: needs 4 x h100; jobs with a higher priority hold the devices",
     "budget: needs 2 x h100; grant g1 has 5000 KRW left after the leases of its running jobs and a lease "

@@ -297,17 +297,50 @@ def move_up_jobs(
     return moved
 
 
+def held_by_rules(
+    held: Mapping[str, WaitReason],
+    reasons: Mapping[str, WaitReason],
+    rules: RuleRoom,
+    statuses: list[JobStatus],
+    where: Mapping[str, int],
+    room: tuple[list[list[int]], np.ndarray, tuple[str, ...], Mapping[str, int]],
+    ruled: dict[str, tuple[str, str, bool]],
+) -> None:
+    """For each job the policy held for a rule ("quota" or "rule", core.policies._reasons) and still held
+    for it, the rule row that keeps it out at the round's end into ``ruled`` (job -> (type, kind, free),
+    ``wait_words``), so its words name whose rule it is: its tenant's cap or quota, other tenants' quotas,
+    the public reserve. The policy's reason only says a full rule row counts the job (a tenant without a
+    quota on a type still has a row there, bound 0, always full): "its tenant's quota or cap is in use"
+    was the words for all of them. ``RuleRoom.refuses`` is asked on the job's usable types, fastest
+    first, those with devices free for its gang (``room``: each job's types fastest first, usable, the
+    type names, devices free per type) before the others. None refuses (every row has room now): its
+    words stay explain's."""
+    order, usable, types, type_free = room
+    for jid, why in held.items():
+        if why not in (WaitReason.QUOTA, WaitReason.RULE) or reasons.get(jid) is not why or jid in ruled:
+            continue
+        i = where[jid]
+        scale = statuses[i].job.scale
+        ks = [k for k in order[i] if usable[i, k]]
+        for k in sorted(ks, key=lambda k: type_free[types[k]] < scale):  # stable: fastest first
+            row = rules.refuses(i, k, scale)
+            if row is not None:
+                ruled[jid] = (types[k], row, type_free[types[k]] >= scale)
+                break
+
+
 def wait_words(
     cost: Cost,
-    ruled: Mapping[str, tuple[str, str]],
+    ruled: Mapping[str, tuple[str, str, bool]],
     statuses: list[JobStatus],
     types: tuple[str, ...],
     idle: Mapping[int, int],
     waiting: Mapping[str, WaitReason],
 ) -> dict[str, str]:
     """A clause for each waiting job a faster type with free devices (``idle``: per type index, at the
-    round's end) was refused for its ``faster_type``, or the public reserve or other tenants' quotas
-    (``ruled``: job -> (type, "reserve" or "lent")) kept off free devices."""
+    round's end) was refused for its ``faster_type``, or a program rule row kept out (``ruled``: job ->
+    (type, the kind ``RuleRoom.refuses`` names, whether devices of the type were free for its gang)):
+    its own tenant's cap or quota, other tenants' quotas ("lent"), the public reserve."""
     out: dict[str, str] = {}
     for i, k in cost.dear.items():
         job = statuses[i].job
@@ -320,16 +353,28 @@ def wait_words(
                 out[job.id] = (
                     f"{types[k]} has free devices but costs more per step than its faster_type ({job.faster_type}) allows"
                 )
-    for jid, (t, kind) in ruled.items():
+    for jid, (t, kind, free) in ruled.items():
         if jid in waiting and jid not in out:
-            if kind == "lent":
-                out[jid] = f"{LENT}the free {t} devices are guaranteed to other tenants (their quota)"
-            else:
-                out[jid] = f"the free {t} devices are kept for public-program jobs (public reserve)"
+            out[jid] = rule_clause(t, kind, free)
     return out
 
 
-LENT = "\0"  # a clause that replaces explain's ("its tenant's quota ... is in use" would be wrong)
+LENT = "\0"  # a clause that replaces explain's after the need ("its tenant's quota or cap" would be wrong)
+
+
+def rule_clause(t: str, kind: str, free: bool) -> str:
+    """The words for a rule row of kind ``kind`` (``RuleRoom.refuses``) that keeps a job off type t;
+    ``free``: devices of t were free for its gang (else the row is named without saying so). Each is
+    marked LENT: it replaces explain's words after what the job needs (for a "quota" code those say "its
+    tenant's quota or cap", which names neither the row nor the type)."""
+    some = f"the free {t} devices" if free else f"the {t} devices it could use"
+    if kind == "lent":
+        return f"{LENT}{some} are guaranteed to other tenants (their quota)"
+    if kind == "reserve":
+        return f"{LENT}{some} are kept for public-program jobs (public reserve)"
+    if kind == "cap":
+        return f"{LENT}its tenant's cap on {t} under its program is in use"
+    return f"{LENT}its tenant's quota on {t} is in use and too few unreserved {t} devices are left to lend"
 
 
 def add_clauses(texts: dict[str, str], words: Mapping[str, str]) -> dict[str, str]:

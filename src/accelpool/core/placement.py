@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem
-from accelpool.core.backfill import NO_LIMIT, Cost, RuleRoom, add_clauses, fill_idle, wait_words
+from accelpool.core.backfill import (
+    NO_LIMIT,
+    Cost,
+    RuleRoom,
+    add_clauses,
+    fill_idle,
+    held_by_rules,
+    wait_words,
+)
 from accelpool.core.estimates import queue_view, yield_boundaries
 from accelpool.core.free_devices import _FreeDevices
 from accelpool.core.reasons import LazyText, explain, fair_order
@@ -282,7 +290,7 @@ def _place(
 
     # the program rule rows, kept as gangs are handed out (none when no rule binds a type)
     rules = RuleRoom(problem, alloc.x) if _rules_bind(problem, cache) else None
-    ruled: dict[str, tuple[str, str]] = {}  # job -> (a type, "reserve" or "lent"): kept off free devices
+    ruled: dict[str, tuple[str, str, bool]] = {}  # job -> (a type, the rule row's kind, devices free there)
     pay = Cost(  # what a faster type may cost each job (its faster_type)
         statuses,
         tput,
@@ -320,8 +328,7 @@ def _place(
         if rules is not None and not force and (row := rules.refuses(i, k, scale)) is not None:
             # a rule row of its tenant or program is full on t: "rule" for the public reserve, else "quota"
             reasons.setdefault(s.job.id, WaitReason.RULE if row == "reserve" else WaitReason.QUOTA)
-            if row in ("reserve", "lent"):
-                ruled.setdefault(s.job.id, (t, row))
+            ruled.setdefault(s.job.id, (t, row, True))  # type_free held its gang (tested above)
             return False
         ok = allowed[i]
         if not ok:
@@ -417,6 +424,17 @@ def _place(
             reasons[s.job.id] = WaitReason.GANG
         else:
             start.append(placed)
+
+    if rules is not None and alloc.held:  # the rule row that holds each job the policy held for a rule
+        held_by_rules(
+            alloc.held,
+            reasons,
+            rules,
+            statuses,
+            _index_of(problem.job_ids, cache),
+            (_speed_order(tput, cache), usable, types, type_free),
+            ruled,
+        )
 
     running_ids = {p.job for p in keep}
     started_ids = {p.job for p in start}

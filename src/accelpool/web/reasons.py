@@ -142,6 +142,22 @@ _CLAUSES_KO: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]],
             r"빈 \1 장치는 공공 사업 작업용으로 남겨 둠 (공공 예약분)",
         ),
         (
+            r"the (\S+) devices it could use are guaranteed to other tenants \(their quota\)",
+            r"쓸 수 있는 \1 장치는 다른 테넌트에 보장된 할당량임",
+        ),
+        (
+            r"the (\S+) devices it could use are kept for public-program jobs \(public reserve\)",
+            r"쓸 수 있는 \1 장치는 공공 사업 작업용으로 남겨 둠 (공공 예약분)",
+        ),
+        (
+            r"its tenant's cap on (\S+) under its program is in use",
+            r"사업이 정한 테넌트의 \1 상한을 모두 사용 중",
+        ),
+        (
+            r"its tenant's quota on (\S+) is in use and too few unreserved (\S+) devices are left to lend",
+            r"테넌트의 \1 할당량을 모두 사용 중이고 빌려 쓸 수 있는 예약되지 않은 \2 장치가 부족함",
+        ),
+        (
             r"waits for its fair share: jobs that have run less go first, at a lease boundary",
             "공정 몫을 기다림: 덜 실행된 작업이 임대 경계에서 먼저 실행됨",
         ),
