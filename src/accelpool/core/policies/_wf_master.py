@@ -149,7 +149,7 @@ class Master:
 
     def solve(self, amb: BoolArray, u: IntArray, v: IntArray) -> _MasterResult:
         """The master with ambiguous jobs ``amb`` (a superset of the last call's) and fixed segments (u, v)."""
-        from accelpool.core.policies._wf_stage import _aggregates, _fixed_x
+        from accelpool.core.policies._wf_stage import OutOfWork, _aggregates, _fixed_x
 
         stage = self.stage
         ng, tt, rr = self.ng, self.tt, self.rr
@@ -158,6 +158,8 @@ class Master:
         in_model = np.zeros(ng, dtype=bool)
         in_model[self.jobs] = True
         new = np.nonzero(amb & ~in_model)[0]
+        if stage.work + len(self.jobs) + len(new) > stage.work_limit:
+            raise OutOfWork  # counted before the solve: a master that would overdraw the budget is not solved
         old_cols = len(self.pair_j)
         added = self._add(new) if len(new) else 0
         h = self.h
