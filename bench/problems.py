@@ -27,6 +27,19 @@ Their water-fillings have several levels (1-35 distinct at 1,000 jobs, seeds 0-2
 - ``pinned``: 1-2 allowed types per job (jobs built for one type or two), weight and scale as
   ``scarce``; 2 of 8 types scarce.
 
+A family with program rules (bench/bench_round.py --rules measures the same kind of pool in a whole
+``Reconciler.step``). The families above have one row per type; a pool run for public programs has many
+more (core/policies/_rules.py): a public reserve per type, per-tenant caps, per-program caps, quotas with
+borrowing, and they bind:
+
+- ``ruled``: the ``restricted`` jobs (about 80% of the types allowed, weight 1 or 2, capacity at 50% of
+  demand) spread over 20 tenants; 10% of the jobs public, 15% of every type kept for them (public
+  reserve); five tenants hold quotas (a quarter of one type each, one of them on two types); eight
+  tenants are capped at 4% of each of two types (a public program's per-tenant cap); six tenants run
+  half their jobs under a startup program capped at 2% of every type (a program cap). 8 types: 8
+  capacity, 8 reserve, 16 tenant-cap, 48 program-cap rows and a quota row per tenant on every type
+  someone holds a quota on (80-120).
+
 Seeds: 0 is the tuning seed (profiles; the capacity-bound families were shaped looking at seeds 0-2 at
 1,000 jobs for their structure alone, nothing in the core was tuned on them), 1 and 2 are held out
 (bench/bench_policies.py's default).
@@ -40,7 +53,8 @@ from accelpool.core.allocation import AllocationProblem
 
 CEILING_BOUND = ("random", "restricted", "sparse", "generational")
 CAPACITY_BOUND = ("scarce", "gang", "pinned")
-FAMILIES = CEILING_BOUND + CAPACITY_BOUND
+RULED = ("ruled",)
+FAMILIES = CEILING_BOUND + CAPACITY_BOUND + RULED
 
 
 def family_problem(name: str, n: int, types: int = 8, seed: int = 0) -> AllocationProblem:
@@ -49,6 +63,8 @@ def family_problem(name: str, n: int, types: int = 8, seed: int = 0) -> Allocati
     base = rng.uniform(0.1, 10.0, (n, types)) * rng.uniform(0.3, 1.0, (1, types))
     if name in CAPACITY_BOUND:
         return _capacity_bound(name, n, types, rng, base)
+    if name == "ruled":
+        return _ruled(family_problem("restricted", n, types, seed), rng)
     if name == "random":
         tput, allowed = base, np.ones((n, types), dtype=bool)
         weight, frac = rng.uniform(0.5, 2.0, n), float(rng.uniform(0.25, 0.75))
@@ -115,6 +131,45 @@ def _capacity_bound(
     share[scarce] *= cut
     cap = np.maximum(8.0, np.round(scale.sum() * frac * share / share.sum()))
     return _problem(n, types, cap, scale, weight, tput, allowed)
+
+
+def _ruled(plain: AllocationProblem, rng: np.random.Generator) -> AllocationProblem:
+    """The ``ruled`` family (module docstring): ``plain``'s jobs and pool under program rules."""
+    n, tt = plain.n_jobs, plain.n_types
+    tenants = 20
+    cap = plain.capacity
+    tenant_index = rng.integers(0, tenants, n)
+    quota = np.zeros((tenants, tt))
+    for g in range(5):
+        quota[g, rng.integers(0, tt)] = np.floor(cap[g % tt] * 0.25)
+    quota[4, rng.integers(0, tt)] = np.floor(cap.min() * 0.25)
+    tenant_cap = np.full((tenants, tt), np.inf)
+    for g in range(5, 13):
+        for t in rng.choice(tt, 2, replace=False):
+            tenant_cap[g, t] = max(8.0, np.floor(cap[t] * 0.04))
+    startup = np.arange(13, 19)
+    cap_limit = np.tile(np.maximum(8.0, np.floor(cap * 0.02)), (len(startup), 1))
+    cap_index = np.full(n, -1, dtype=np.int64)
+    for k, g in enumerate(startup.tolist()):
+        mine = (tenant_index == g) & (rng.uniform(size=n) < 0.5)
+        cap_index[mine] = k
+    return AllocationProblem(
+        job_ids=plain.job_ids,
+        types=plain.types,
+        capacity=cap,
+        scale=plain.scale,
+        weight=plain.weight,
+        throughput=plain.throughput,
+        allowed=plain.allowed,
+        tenant_ids=tuple(f"tenant{g}" for g in range(tenants)),
+        tenant_index=tenant_index,
+        quota=quota,
+        tenant_cap=tenant_cap,
+        cap_index=cap_index,
+        cap_limit=cap_limit,
+        public=rng.uniform(size=n) < 0.1,
+        public_reserve=np.floor(cap * 0.15),
+    )
 
 
 def _problem(

@@ -15,8 +15,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from accelpool.core.allocation import check_feasible  # noqa: E402
+from accelpool.core.policies._seam import build_rows, usable_mask  # noqa: E402
 from accelpool.core.policies.max_min_fairness import exact_level, max_min_fairness, stage_level  # noqa: E402
-from problems import CAPACITY_BOUND, CEILING_BOUND, FAMILIES, ceiling_gap, family_problem  # noqa: E402
+from problems import CAPACITY_BOUND, CEILING_BOUND, FAMILIES, RULED, ceiling_gap, family_problem  # noqa: E402
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -43,6 +44,29 @@ def test_ceiling_bound_families_hold_stage_one_by_the_smallest_ceiling(family):
 
 
 def test_family_names():
-    assert FAMILIES == CEILING_BOUND + CAPACITY_BOUND
+    assert FAMILIES == CEILING_BOUND + CAPACITY_BOUND + RULED
     with pytest.raises(ValueError, match="unknown family"):
         family_problem("nope", 10)
+
+
+def test_the_ruled_family_has_rules_that_bind():
+    """``ruled``: reserve, tenant caps, program caps and quotas, and the allocation is held by them."""
+    problem = family_problem("ruled", 600, 8, 1)
+    rows = build_rows(problem, usable_mask(problem))
+    kinds = set(rows.kind)
+    assert kinds == {"capacity", "reserve", "cap", "quota"}
+    alloc = max_min_fairness(problem)
+    assert check_feasible(problem, alloc) == []
+    use = (alloc.x * problem.scale[:, None])[None, :, :] * rows.member[:, :, None]
+    per_row = use.sum(axis=1)[np.arange(rows.n_rows), rows.type_of]
+    full = per_row >= rows.bound - 1e-6
+    for kind in ("cap", "reserve"):
+        assert any(f and k == kind and b > 0 for f, k, b in zip(full, rows.kind, rows.bound, strict=True)), (
+            kind
+        )
+    # without the rules the same jobs get another allocation: a capped tenant uses more than its cap
+    plain = family_problem("restricted", 600, 8, 1)
+    free = (max_min_fairness(plain).x * plain.scale[:, None])[None, :, :] * rows.member[:, :, None]
+    free_row = free.sum(axis=1)[np.arange(rows.n_rows), rows.type_of]
+    capped = np.array([k == "cap" for k in rows.kind])
+    assert (free_row[capped] > rows.bound[capped] + 1e-6).any()
