@@ -254,12 +254,14 @@ class MemoryStore:
         waiting = decision.waiting
         # the jobs that waited last round and not now leave the board with last round's values; the
         # others read this round's (the reason in words, or its code, when read; the queue position)
-        for job_id in board.members - waiting.keys():
-            jobs[job_id]._leave_board()
+        members = board.members
+        if not waiting.keys() >= members:  # usually none: a job that starts leaves the board in ``_apply``
+            for job_id in members - waiting.keys():
+                jobs[job_id]._leave_board()
         board.details, board.waiting, board.positions = decision.details, waiting, decision.positions
         only = _ONE_WAITING
-        members = board.members
-        for job_id in waiting.keys() - members:
+        # every member waits now: the new ones are the others (none when as many wait as are members)
+        for job_id in waiting.keys() - members if len(waiting) > len(members) else ():
             rec = jobs[job_id]
             state = rec.status.state
             # not cancelled (or started) since the snapshot (``waits``, without a call per waiting job)
