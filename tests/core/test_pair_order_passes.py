@@ -65,6 +65,8 @@ def test_pair_order_is_the_one_sort_in_passes(tt: int) -> None:
         # coarse values so that ties (equal shares, equal ratios, equal bands) are common
         x = rng.integers(0, 4, size=(n, tt)) / 4.0
         usable = rng.random((n, tt)) < 0.85
+        if case % 7 == 0:  # every job has a share of every type (as fair-share gives)
+            x, usable = x + 0.25, np.ones((n, tt), dtype=bool)
         seconds = rng.integers(0, 3, size=(n, tt)) * 360.0
         age = rng.integers(1, 5, size=n) * 360.0
         received = seconds / age[:, None]

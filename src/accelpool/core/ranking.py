@@ -223,14 +223,25 @@ def _job_pair_order(
     own = np.where(in_place, np.inf if stay else own * keep[rows], own)
     own_key = -np.minimum(own, 1e300)
     if dense[1] is not None:
-        # within each job (its row of ``tt`` columns), how many of its pairs come before each of its pairs
-        key = np.zeros((n, tt))
-        key[rows, cols] = own_key
-        on = running_on[:, None] == dense[0]
+        # within each job with two pairs or more (its row of ``tt`` columns), how many of its pairs come
+        # before each of its pairs; the others' one pair is their first
+        jobs, at, local = dense[3]
+        key = np.zeros(dense[2].shape[:2])
+        if at is None:
+            key[rows, cols] = own_key
+            on = running_on[:, None] == dense[0]
+        else:
+            key[local, cols[at]] = own_key[at]
+            on = running_on[jobs][:, None] == dense[0]
         a, b = key[:, :, None], key[:, None, :]
         on_a, on_b = on[:, :, None], on[:, None, :]
         first = (a < b) | (a == b) & ((on_a > on_b) | (on_a == on_b) & dense[1])
-        choice = (first & dense[2]).sum(axis=1)[rows, cols]
+        counts = (first & dense[2]).sum(axis=1)
+        if at is None:
+            choice = counts[rows, cols]
+        else:
+            choice = np.zeros(len(rows), dtype=np.int64)
+            choice[at] = counts[local, cols[at]]
     else:  # many columns: the pairs sorted within each job
         within = np.lexsort((cols, -xv, ~in_place, own_key, rows))
         r = rows[within]
@@ -254,7 +265,13 @@ _Pairs = tuple[
     np.ndarray | None,
     np.ndarray,
     np.ndarray | None,
-    tuple[np.ndarray, np.ndarray | None, np.ndarray] | None,
+    tuple[
+        np.ndarray,
+        np.ndarray | None,
+        np.ndarray,
+        tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None],
+    ]
+    | None,
 ]
 _DENSE_TYPES = 8  # up to this many columns, a pair's place within its job is counted on (job, type, type)
 
@@ -268,9 +285,10 @@ def _alloc_pairs(
     shares, minus each job's largest share (per job), minus the jobs' priority fields (None when every job
     has one priority), the job indices, each job's priority group (0: the highest; None with one
     priority), and what places a pair within its job (None when no job has two pairs): the columns
-    (1, tt), then for at most ``_DENSE_TYPES`` columns (else None) whether pair (j, a) comes before (j, b)
-    by share, then column, when their ratios and running are equal (n, tt, tt), and whether (j, a) is a
-    pair (n, tt, 1)."""
+    (1, tt), then for at most ``_DENSE_TYPES`` columns (else None), over the m jobs with two pairs or
+    more, whether pair (j, a) comes before (j, b) by share, then column, when their ratios and running
+    are equal (m, tt, tt), whether (j, a) is a pair (m, tt, 1), and (those jobs, their pairs, each such
+    pair's job among them), all None when m is every job."""
     last = cache.pairs if cache is not None else None
     if last is not None and last[0] is x and last[1] is usable and last[2] is priority:
         return last[3]
@@ -284,14 +302,26 @@ def _alloc_pairs(
     neg_priority = None if one else -priority  # type: ignore[operator]
     group = None if neg_priority is None else np.unique(neg_priority, return_inverse=True)[1].reshape(-1)
     dense = None
-    if len(rows) > 1 and bool((rows[1:] == rows[:-1]).any()):  # some job has two pairs or more
+    count = np.bincount(rows, minlength=n)
+    if len(rows) and count.max() > 1:  # some job has two pairs or more
         before = None
+        # the jobs with two pairs or more, their pairs and each such pair's job among them (None: every
+        # job has two pairs or more)
+        multi: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None] = (None, None, None)
+        jobs = np.flatnonzero(count > 1)
+        sub = mask
+        if len(jobs) < n:
+            at = np.flatnonzero(count[rows] > 1)
+            local = np.zeros(n, dtype=np.int64)
+            local[jobs] = np.arange(len(jobs))
+            multi = (jobs, at, local[rows[at]])
+            sub = mask[jobs]
         if tt <= _DENSE_TYPES:
-            neg_x = np.where(mask, -x, 0.0)
+            neg_x = np.where(sub, -(x if multi[0] is None else x[jobs]), 0.0)
             a, b = neg_x[:, :, None], neg_x[:, None, :]
             by_type = np.arange(tt)[:, None] < np.arange(tt)[None, :]
             before = (a < b) | (a == b) & by_type[None, :, :]
-        dense = (np.arange(tt)[None, :], before, mask[:, :, None])
+        dense = (np.arange(tt)[None, :], before, sub[:, :, None], multi)
     pairs: _Pairs = (rows, cols, x.sum(axis=1), xv, -job_x, neg_priority, np.arange(n), group, dense)
     if cache is not None:
         cache.pairs = (x, usable, priority, pairs)
