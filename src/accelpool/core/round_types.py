@@ -5,7 +5,9 @@ names, which the ports, stores and executors import from there)."""
 from __future__ import annotations
 
 import functools
+import itertools
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -63,7 +65,9 @@ class JobStatus:
 def changed_since(statuses: Sequence[JobStatus], seen: Sequence[JobStatus | None]) -> list[int]:
     """Indices of the statuses that are other objects than ``seen``'s at the same index (a JobStatus is
     frozen: the same object is the same status). The round's caches re-read only these."""
-    return [i for i, (s, e) in enumerate(zip(statuses, seen, strict=True)) if s is not e]
+    if len(statuses) != len(seen):
+        raise ValueError(f"changed_since: {len(statuses)} statuses against {len(seen)} seen")
+    return list(itertools.compress(range(len(statuses)), map(operator.is_not, statuses, seen)))
 
 
 class ChangeMemo:
