@@ -8,8 +8,8 @@ rounds in the round's DecideCache. The rules are described in core/rounds.py's d
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, overload
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,7 +31,7 @@ def _pair_order(
     threshold: float | np.ndarray = 1.0,
     problem: AllocationProblem | None = None,
     cache: DecideCache | None = None,
-) -> Sequence[tuple[int, int]]:
+) -> list[tuple[int, int]]:
     """(job index, type index) pairs with x > 0, highest Gavel priority first. ``threshold``: per job, the
     factor a restart costs it on the type it runs on (``core.rounds._pinned``). ``problem``: the round's
     problem (its submit times and priorities are the jobs'), ``cache``: keeps the seconds run per type."""
@@ -154,7 +154,7 @@ def _job_pair_order(
     credit: np.ndarray | None = None,
     cache: DecideCache | None = None,
     band: float = 1.0,
-) -> Sequence[tuple[int, int]]:
+) -> list[tuple[int, int]]:
     """The job ratio across jobs; within a job, the per-type ratio (see _pair_order's callers' docs).
 
     A job's pairs share its priority sum_t x / sum_t received (times the keep bonus when it runs on one
@@ -190,11 +190,10 @@ def _job_pair_order(
     near-equal priorities are ordered by the same small differences of share after each reset and the
     same jobs run first (docs/simulator.md, "Ninth session"). 1: no bands.
     """
-    pairs = _alloc_pairs(x, usable, priority, cache)
-    rows, cols, xsum, xv, neg_job_x, neg_priority, index, group, dense = pairs
+    rows, cols, xsum, xv, neg_xv, neg_job_x, neg_priority = _alloc_pairs(x, usable, priority, cache)
     if len(rows) == 0:
         return []
-    n, tt = x.shape
+    n = x.shape[0]
     total = received.sum(axis=1) if credit is None else received.sum(axis=1) + credit
     ratio = np.divide(xsum, total, out=np.full(n, np.inf), where=total > 0)
     in_place = running_on[rows] == cols
@@ -205,154 +204,55 @@ def _job_pair_order(
         ok = np.isfinite(job_prio) & (job_prio > 0)
         level = np.floor(np.log(np.where(ok, job_prio, 1.0)) / np.log(band))
         job_prio = np.where(ok, np.power(band, level), job_prio)
-    # The order is that of one sort of the pairs by (the job's priority field, its banded ratio, running
-    # on one of its types, its largest share, its index; then within the job: the per-type ratio, on the
-    # type it runs on, the share, the type), taken in passes (every job's first type, then its second
-    # ...) within each priority field. Worked out as each job's rank (a sort of the jobs) and each pair's
-    # place within its job (``choice``), then one sort by (priority field, choice, job rank).
-    job_keys = [index, neg_job_x, ~job_in_place, -np.minimum(job_prio, 1e300)]
-    if neg_priority is not None:
-        job_keys.append(neg_priority)  # the first key; left out when every job has one priority
-    by_rank = np.lexsort(job_keys)
-    rank = np.empty(n, dtype=np.int64)
-    rank[by_rank] = index
-    if dense is None:  # one pair per job: the pairs in the order of their jobs
-        return _Order(rows, cols, np.argsort(rank[rows], kind="stable"))
     rec = received[rows, cols]
     own = np.divide(xv, rec, out=np.full(len(rows), np.inf), where=rec > 0)
     own = np.where(in_place, np.inf if stay else own * keep[rows], own)
-    own_key = -np.minimum(own, 1e300)
-    if dense[1] is not None:
-        # within each job with two pairs or more (its row of ``tt`` columns), how many of its pairs come
-        # before each of its pairs; the others' one pair is their first
-        jobs, at, local = dense[3]
-        key = np.zeros(dense[2].shape[:2])
-        if at is None:
-            key[rows, cols] = own_key
-            on = running_on[:, None] == dense[0]
-        else:
-            key[local, cols[at]] = own_key[at]
-            on = running_on[jobs][:, None] == dense[0]
-        a, b = key[:, :, None], key[:, None, :]
-        on_a, on_b = on[:, :, None], on[:, None, :]
-        first = (a < b) | (a == b) & ((on_a > on_b) | (on_a == on_b) & dense[1])
-        counts = (first & dense[2]).sum(axis=1)
-        if at is None:
-            choice = counts[rows, cols]
-        else:
-            choice = np.zeros(len(rows), dtype=np.int64)
-            choice[at] = counts[local, cols[at]]
-    else:  # many columns: the pairs sorted within each job
-        within = np.lexsort((cols, -xv, ~in_place, own_key, rows))
-        r = rows[within]
-        at = np.arange(len(r))
-        starts = np.ones(len(r), dtype=bool)
-        starts[1:] = r[1:] != r[:-1]
-        choice = np.empty(len(r), dtype=np.int64)
-        choice[within] = at - np.maximum.accumulate(np.where(starts, at, 0))
-    order = choice * n + rank[rows]
-    if group is not None:
-        order += group[rows] * (n * tt)
-    return _Order(rows, cols, np.argsort(order, kind="stable"))
-
-
-_Pairs = tuple[
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray | None,
-    np.ndarray,
-    np.ndarray | None,
-    tuple[
-        np.ndarray,
-        np.ndarray | None,
-        np.ndarray,
-        tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None],
+    sort_keys = [
+        cols,
+        neg_xv,
+        ~in_place,
+        -np.minimum(own, 1e300),
+        rows,
+        neg_job_x,
+        ~job_in_place[rows],
+        -np.minimum(job_prio[rows], 1e300),
     ]
-    | None,
-]
-_DENSE_TYPES = 8  # up to this many columns, a pair's place within its job is counted on (job, type, type)
+    if neg_priority is not None:
+        sort_keys.append(neg_priority)  # the first key; left out when every job has one priority
+    keys = np.lexsort(sort_keys)
+    # passes: every job's first type, then every job's second type, ... (a job's pairs are contiguous)
+    r = rows[keys]
+    at = np.arange(len(r))
+    starts = np.ones(len(r), dtype=bool)
+    starts[1:] = r[1:] != r[:-1]
+    choice = at - np.maximum.accumulate(np.where(starts, at, 0))
+    if choice.any():
+        passes = [at, choice] if neg_priority is None else [at, choice, neg_priority[keys]]
+        keys = keys[np.lexsort(passes)]
+    return list(zip(rows[keys].tolist(), cols[keys].tolist(), strict=True))
+
+
+_Pairs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
 
 
 def _alloc_pairs(
     x: np.ndarray, usable: np.ndarray, priority: np.ndarray | None, cache: DecideCache | None
 ) -> _Pairs:
-    """What the pair order reads of the allocation alone, kept in ``cache`` while x, usable and the
-    priorities are the very same arrays (the reused allocation and the problem cache's arrays); callers
-    only read it: the pairs (rows, cols) with x > 0 on a usable type, each job's whole share, the pairs'
-    shares, minus each job's largest share (per job), minus the jobs' priority fields (None when every job
-    has one priority), the job indices, each job's priority group (0: the highest; None with one
-    priority), and what places a pair within its job (None when no job has two pairs): the columns
-    (1, tt), then for at most ``_DENSE_TYPES`` columns (else None), over the m jobs with two pairs or
-    more, whether pair (j, a) comes before (j, b) by share, then column, when their ratios and running
-    are equal (m, tt, tt), whether (j, a) is a pair (m, tt, 1), and (those jobs, their pairs, each such
-    pair's job among them), all None when m is every job."""
+    """What the pair order reads of the allocation alone: the pairs (rows, cols) with x > 0 on a usable
+    type, each job's whole share, the pairs' shares, minus them, minus each pair's job's largest share,
+    minus the pairs' priority fields (None when every job has one priority). Kept in ``cache`` while x,
+    usable and the priorities are the very same arrays (the reused allocation and the problem cache's
+    arrays); callers only read them."""
     last = cache.pairs if cache is not None else None
     if last is not None and last[0] is x and last[1] is usable and last[2] is priority:
         return last[3]
-    mask = (x > 1e-9) & usable
-    rows, cols = np.nonzero(mask)
-    n, tt = x.shape
+    rows, cols = np.nonzero((x > 1e-9) & usable)
+    n = x.shape[0]
     xv = x[rows, cols]
     job_x = np.zeros(n)
     np.maximum.at(job_x, rows, xv)
     one = priority is None or not len(priority) or priority.min() == priority.max()
-    neg_priority = None if one else -priority  # type: ignore[operator]
-    group = None if neg_priority is None else np.unique(neg_priority, return_inverse=True)[1].reshape(-1)
-    dense = None
-    count = np.bincount(rows, minlength=n)
-    if len(rows) and count.max() > 1:  # some job has two pairs or more
-        before = None
-        # the jobs with two pairs or more, their pairs and each such pair's job among them (None: every
-        # job has two pairs or more)
-        multi: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None] = (None, None, None)
-        jobs = np.flatnonzero(count > 1)
-        sub = mask
-        if len(jobs) < n:
-            at = np.flatnonzero(count[rows] > 1)
-            local = np.zeros(n, dtype=np.int64)
-            local[jobs] = np.arange(len(jobs))
-            multi = (jobs, at, local[rows[at]])
-            sub = mask[jobs]
-        if tt <= _DENSE_TYPES:
-            neg_x = np.where(sub, -(x if multi[0] is None else x[jobs]), 0.0)
-            a, b = neg_x[:, :, None], neg_x[:, None, :]
-            by_type = np.arange(tt)[:, None] < np.arange(tt)[None, :]
-            before = (a < b) | (a == b) & by_type[None, :, :]
-        dense = (np.arange(tt)[None, :], before, sub[:, :, None], multi)
-    pairs: _Pairs = (rows, cols, x.sum(axis=1), xv, -job_x, neg_priority, np.arange(n), group, dense)
+    pairs: _Pairs = (rows, cols, x.sum(axis=1), xv, -xv, -job_x[rows], None if one else -priority[rows])  # type: ignore[index]
     if cache is not None:
         cache.pairs = (x, usable, priority, pairs)
     return pairs
-
-
-class _Order(Sequence[tuple[int, int]]):
-    """The pairs ``(rows[k], cols[k])`` for k in ``keys``, as a sequence of (job, type) tuples made when
-    read: placement reads the order only until no type has a device free, usually a short prefix."""
-
-    __slots__ = ("_cols", "_keys", "_rows")
-
-    def __init__(self, rows: np.ndarray, cols: np.ndarray, keys: np.ndarray) -> None:
-        self._rows, self._cols, self._keys = rows, cols, keys
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        rows, cols, keys = self._rows, self._cols, self._keys
-        step = 64
-        for lo in range(0, len(keys), step):
-            part = keys[lo : lo + step]
-            yield from zip(rows[part].tolist(), cols[part].tolist(), strict=True)
-
-    @overload
-    def __getitem__(self, i: int) -> tuple[int, int]: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[tuple[int, int]]: ...
-    def __getitem__(self, i: int | slice) -> tuple[int, int] | list[tuple[int, int]]:
-        if isinstance(i, slice):
-            return list(self)[i]
-        k = self._keys[i]
-        return int(self._rows[k]), int(self._cols[k])

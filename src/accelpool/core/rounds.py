@@ -214,9 +214,7 @@ def decide(
             alloc = raw
         else:  # the policy sees each site's devices and prices; placement follows the sites it chose
             alloc, prefer = wide.collapse(raw, problem.types)
-        order: Sequence[tuple[int, int]] = _pair_order(
-            snapshot, statuses, alloc, usable, config, threshold, problem, cache
-        )
+        order = _pair_order(snapshot, statuses, alloc, usable, config, threshold, problem, cache)
     else:  # a tick: no policy, no preemption; only back-fill idle devices
         alloc = Allocation(
             problem.job_ids,
