@@ -58,7 +58,6 @@ at. A job no site allows waits with reason "rule" and the cause in words
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -108,7 +107,6 @@ __all__ = [
 
 
 _TERMINAL = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
-_STATE = operator.attrgetter("state")
 
 
 class DecideCache:
@@ -170,14 +168,11 @@ def decide(
     if config is None:
         config = RoundConfig()
     done = _TERMINAL
-    jobs = snapshot.jobs
-    states = list(map(_STATE, jobs))  # a store's snapshot usually lists only jobs that are not finished
-    if done[0] in states or done[1] in states or done[2] in states:
-        statuses = [
-            s for s in jobs if s.state is not done[0] and s.state is not done[1] and s.state is not done[2]
-        ]
-    else:
-        statuses = list(jobs)
+    statuses = [
+        s
+        for s in snapshot.jobs
+        if s.state is not done[0] and s.state is not done[1] and s.state is not done[2]
+    ]
     horizon = config.lease_or(snapshot.round_seconds)
     problem = cache.problems.get(snapshot, statuses, config, horizon)
     sites = site_table(snapshot.sites)

@@ -6,7 +6,6 @@ state transitions with events and reasons, grants never below zero, metering mar
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -32,7 +31,6 @@ from accelpool.core.types import (
 )
 from accelpool.ports import ExecutorEvent, RunSpec
 
-_STATUS = operator.attrgetter("status")
 _ONE_WAITING = next(iter(WAITING)) if len(WAITING) == 1 else None  # the one state ``waits`` accepts
 
 
@@ -223,7 +221,7 @@ class MemoryStore:
     def snapshot(self, now: float, round_seconds: float) -> Snapshot:
         self.now = now
         jobs = self.jobs
-        statuses = tuple(map(_STATUS, map(jobs.__getitem__, self.active)))
+        statuses = tuple([jobs[j].status for j in self.active])
         return Snapshot(
             now=now,
             nodes=self._in_service()[0],
