@@ -65,7 +65,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -81,13 +80,7 @@ from pathlib import Path
 from accelpool.core.types import AcceleratorType
 from accelpool.executors import sandbox as sb
 from accelpool.executors.env import ExtraEnv, catalog_and_clock, devices_str, job_env, visible_devices_env
-from accelpool.executors.procs import (
-    _in_time_order,
-    _not_before,
-    _proc_start_time,
-    _signal_group,
-    read_progress_file,
-)
+from accelpool.executors.procs import _in_time_order, _proc_start_time, _signal_group, read_progress_file
 from accelpool.executors.sandbox_image import remove_container
 from accelpool.executors.sandbox_wrapper import WRAPPER
 from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
@@ -182,7 +175,6 @@ class LocalExecutor:
         self._jobs: dict[str, _Job] = {}
         self._events: list[ExecutorEvent] = []
         self._unacked: dict[str, _Job] = {}  # ended jobs reported by the last poll(); forgotten by the next
-        self._reported = -math.inf  # the latest event time a poll has returned (procs._not_before)
         self._closed = threading.Event()
         self._interval = reaper_interval_seconds
         self._adopt()
@@ -303,8 +295,7 @@ class LocalExecutor:
                     )
                 out += self._events  # its STARTED (or LOST), after the old attempt's end
                 self._events = []
-            out, self._reported = _not_before(_in_time_order(out), self._reported)
-            return out
+            return _in_time_order(out)
 
     def _before_relaunch(self, job: _Job, ended: ExecutorEvent, relaunch: list[Launch]) -> ExecutorEvent:
         """The old attempt of a job that was started again has ended: the new attempt starts now, unless

@@ -3,7 +3,6 @@ process group that may be gone, reading a job's progress file safely, one poll's
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import stat
@@ -63,22 +62,6 @@ def read_progress_file(path: str) -> float | None:
         return None
     finally:
         os.close(fd)
-
-
-def _not_before(events: list[ExecutorEvent], floor: float) -> tuple[list[ExecutorEvent], float]:
-    """One poll's events (``_in_time_order``) with every time at least ``floor`` (the latest time an earlier
-    poll reported) and at least the time before it; and the new floor. A wrapper records a rank's exit
-    time and then exits: on a loaded machine a poll can see one job's end while another job, whose record
-    is older, is still exiting, and the next poll reported that end with a time before the one already
-    reported (the stream went back in time). It is reported at the time its end was seen to be
-    possible instead: later by at most the time between the two polls."""
-    out: list[ExecutorEvent] = []
-    for e in events:
-        if e.time < floor:
-            e = dataclasses.replace(e, time=floor)
-        out.append(e)
-        floor = e.time
-    return out, floor
 
 
 def _in_time_order(events: list[ExecutorEvent]) -> list[ExecutorEvent]:

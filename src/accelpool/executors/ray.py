@@ -41,7 +41,6 @@ namespace finds the named actors and adopts their jobs.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import secrets
 import time
@@ -54,7 +53,7 @@ from accelpool.core.types import AcceleratorType
 from accelpool.executors import sandbox as sb
 from accelpool.executors import sandbox_image as sb_image
 from accelpool.executors.env import ExtraEnv, catalog_and_clock, job_env, visible_devices_env
-from accelpool.executors.procs import _in_time_order, _not_before
+from accelpool.executors.procs import _in_time_order
 from accelpool.executors.ray_nodes import RayNodes
 from accelpool.executors.ray_runner import _Rank, _RayJob, _runner_class, _safe
 from accelpool.executors.sandbox_wrapper import WRAPPER
@@ -119,7 +118,6 @@ class RayExecutor(RayNodes):
         self._runner: Any = ray.remote(_runner_class())
         self._jobs: dict[str, _RayJob] = {}
         self._events: list[ExecutorEvent] = []
-        self._reported = -math.inf  # the latest event time a poll has returned (procs._not_before)
         self._node_ids: dict[str, str] = {}  # accelpool node name -> Ray node id
         self._alive: set[str] = set()  # Ray node ids
         self._unrecognized: dict[str, str] = {}
@@ -264,9 +262,7 @@ class RayExecutor(RayNodes):
                 self._check_started(job, now_wall)
         self._collect_status()
         out, self._events = self._events, []
-        # each job's own events kept in the order they happened, none before an earlier poll's last
-        out, self._reported = _not_before(_in_time_order(out), self._reported)
-        return out
+        return _in_time_order(out)  # each job's own events kept in the order they happened
 
     def active(self) -> set[str]:
         return set(self._jobs)
