@@ -71,7 +71,10 @@ class Executor(Protocol):
         ...
 
     def poll(self) -> list[ExecutorEvent]:
-        """Events since the last poll, in time order."""
+        """Events since the last poll, in time order; each job's own events in the order they happened.
+
+        Times are real (an end at the time the job ended), so across polls one job's end may come after
+        another's with an earlier time (it was seen later); consumers keep order per job only."""
         ...
 
     def active(self) -> set[str]:
