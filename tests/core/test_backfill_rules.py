@@ -199,6 +199,32 @@ def test_a_job_held_for_another_tenants_quota_says_so():
 
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_a_job_waiting_for_its_grant_keeps_the_budget_words(policy: str) -> None:
+    # c's grant cannot pay for b200 (where it runs fastest) and lab's cap under A keeps it off h100: the
+    # budget words say what the tenant can act on (the money left); the cap clause replaced them
+    capped = Program("A", "capped", budget_krw=10**9, rules=ProgramRules(tenant_caps={"h100": 2}))
+    grants = (Grant("ga", "A", "lab", 10**8), Grant("gc", "A", "lab", 5000))
+    jobs = [Job(f"a{k}", tenant="lab", grant="ga", submit_time=k) for k in range(2)]
+    jobs.append(Job("c", tenant="lab", grant="gc", submit_time=5, faster_type="any"))
+    rows = {j.id: {"h100": 1.0, "b200": 0.5} for j in jobs[:2]}
+    rows["c"] = {"h100": 1.0, "b200": 3.0}
+    s = snap(
+        jobs,
+        rows,
+        [Node("h-0", "h100", 8), Node("b-0", "b200", 8)],
+        programs=(capped,),
+        grants=grants,
+        prices_krw_per_hour={"h100": 10**4, "b200": 10**6},
+    )
+    d = decide(dataclasses.replace(s, lease_boundary=False), POLICIES[policy])
+    if policy == "fifo":  # fifo starts c on h100 (a0, a1 took b200, in queue order): nothing to say
+        assert "c" not in d.waiting
+        return
+    assert d.waiting["c"] is WaitReason.BUDGET
+    assert d.details["c"].startswith("budget: needs 1 x b200; grant gc has 5000 KRW left"), d.details["c"]
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
 def test_a_job_kept_out_by_its_own_cap_names_the_cap(policy):
     # the four jobs of the first test: two wait for lab's cap under program A, held by the policy or refused
     # by the back-fill; the words named "quota or cap" (lab has no quota)

@@ -354,9 +354,14 @@ def wait_words(
                     f"{types[k]} has free devices but costs more per step than its faster_type ({job.faster_type}) allows"
                 )
     for jid, (t, kind, free) in ruled.items():
-        if jid in waiting and jid not in out:
+        # a job that waits for its grant, its gang's placement or priority keeps those words: they name what
+        # holds it (a rule that also refused it on another type would hide, say, the money left)
+        if jid in waiting and jid not in out and waiting[jid] not in OWN_WORDS:
             out[jid] = rule_clause(t, kind, free)
     return out
+
+
+OWN_WORDS = frozenset({WaitReason.BUDGET, WaitReason.GANG, WaitReason.PRIORITY, WaitReason.NOT_RUNNABLE})
 
 
 LENT = "\0"  # a clause that replaces explain's after the need ("its tenant's quota or cap" would be wrong)
