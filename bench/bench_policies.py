@@ -8,7 +8,9 @@ Both sides of every ratio are the whole policy call (water-filling and the spare
 ``max_min_fairness`` (column generation over hull segments, sampled start prices) against
 ``max_min_fairness_plain`` (the same procedure with every LP solved whole by HiGHS). Problems come from
 bench/problems.py: distinct rows, restricted allowed sets, weights, capacity at 25-75% of demand; the
-default runs every family, the four whose stage 1 is a job's ceiling and the three capacity-bound ones.
+default runs the seven families of issue 13's held-out table, the four whose stage 1 is a job's ceiling
+and the three capacity-bound ones; the eighth, ``ruled`` (program rules: reserve, caps, quotas), runs
+when named (``--families ruled``).
 
 Columns: CPU seconds (process time, the fair measure on a shared machine) and wall seconds of each
 side, ``x plain`` = plain CPU / fast CPU (above 1: the fast path is faster), ``level/opt`` = the

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from accelpool.core.allocation import check_feasible  # noqa: E402
 from accelpool.core.policies._seam import build_rows, usable_mask  # noqa: E402
 from accelpool.core.policies.max_min_fairness import exact_level, max_min_fairness, stage_level  # noqa: E402
-from problems import CAPACITY_BOUND, CEILING_BOUND, FAMILIES, RULED, ceiling_gap, family_problem  # noqa: E402
+from problems import ALL, CAPACITY_BOUND, CEILING_BOUND, FAMILIES, RULED, ceiling_gap, family_problem  # noqa: E402
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -44,13 +44,15 @@ def test_ceiling_bound_families_hold_stage_one_by_the_smallest_ceiling(family):
 
 
 def test_family_names():
-    assert FAMILIES == CEILING_BOUND + CAPACITY_BOUND + RULED
+    assert FAMILIES == CEILING_BOUND + CAPACITY_BOUND
+    assert ALL == FAMILIES + RULED
     with pytest.raises(ValueError, match="unknown family"):
         family_problem("nope", 10)
 
 
 def test_the_ruled_family_has_rules_that_bind():
-    """``ruled``: reserve, tenant caps, program caps and quotas, and the allocation is held by them."""
+    """``ruled``: reserve, caps and quotas, and the allocation is held by them (a cap, the reserve and a
+    tenant's own quota full; each quota a quarter of its type's devices)."""
     problem = family_problem("ruled", 600, 8, 1)
     rows = build_rows(problem, usable_mask(problem))
     kinds = set(rows.kind)
