@@ -199,6 +199,20 @@ def test_a_job_held_for_another_tenants_quota_says_so():
 
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_a_quota_owner_with_demand_gets_its_quota_under_every_policy(policy: str) -> None:
+    # P and O are each guaranteed 1 of the 2 h100; P asks for 3, O for 1. min-cost's LP gives jobs without
+    # a deadline nothing, and its spare-capacity fill lent O's idle reservation to P: P held both devices
+    # and o0 waited for "capacity" (fill_spare now fills reservations before it lends them)
+    jobs = [Job(f"p{k}", tenant="P", submit_time=k) for k in range(3)] + [
+        Job("o0", tenant="O", submit_time=3)
+    ]
+    tenants = (Tenant("P", quota={"h100": 1}), Tenant("O", quota={"h100": 1}))
+    s = snap(jobs, {j.id: {"h100": 1.0} for j in jobs}, [Node("h-0", "h100", 2)], tenants=tenants)
+    got = placed(decide(s, POLICIES[policy]))
+    assert "o0" in got and len(got) == 2, got
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
 def test_a_job_waiting_for_its_grant_keeps_the_budget_words(policy: str) -> None:
     # c's grant cannot pay for b200 (where it runs fastest) and lab's cap under A keeps it off h100: the
     # budget words say what the tenant can act on (the money left); the cap clause replaced them

@@ -97,14 +97,28 @@ def fill_spare(
 ) -> FloatArray:
     """Give capacity no one uses to jobs with time to spare (best ``order`` first), within every rule.
 
-    Quota reservations bind only up to what their owners use in ``x`` (see lend_idle_quota). Afterwards no type keeps spare room (under the rules) while a job usable on it has sum_t x < 1.
+    Two passes. First under the rows as they are, so a tenant's jobs fill its own quota reservation before
+    anyone borrows it (a policy that gives a job nothing, min-cost for one, left an owner's reservation
+    idle and the second pass lent it away: the owner's job waited for "capacity" with its quota held by
+    another tenant). Then with each reservation cut to what its owners use (see lend_idle_quota), so idle
+    quota is lent. Afterwards no type keeps spare room (under the rules) while a job usable on it has
+    sum_t x < 1.
     """
     x = x.copy()
+    if np.any(rows.pool_of >= 0):
+        x = _fill(problem, usable, rows, x, order)
+    return _fill(problem, usable, lend_idle_quota(problem, rows, x), x, order)
+
+
+def _fill(
+    problem: AllocationProblem, usable: BoolArray, rows: Rows, x: FloatArray, order: FloatArray
+) -> FloatArray:
+    """fill_spare's greedy pass under ``rows``, in place on ``x`` (returned)."""
     slack_arr = 1.0 - x.sum(axis=1)
     wanting = usable & (slack_arr[:, None] > 1e-9)
     if not wanting.any():
         return x
-    ledger = Ledger(problem, lend_idle_quota(problem, rows, x))
+    ledger = Ledger(problem, rows)
     ledger.load(x)
     slack = slack_arr.tolist()
     scale = ledger.scale_list
