@@ -313,8 +313,9 @@ def held_by_rules(
     quota on a type still has a row there, bound 0, always full): "its tenant's quota or cap is in use"
     was the words for all of them. ``RuleRoom.refuses`` is asked on the job's usable types, fastest
     first, those with devices free for its gang (``room``: each job's types fastest first, usable, the
-    type names, devices free per type) before the others. None refuses (every row has room now): its
-    words stay explain's."""
+    type names, devices free per type) before the others; a row of the kind the code names (a cap or
+    quota for "quota", the reserve for "rule") before another. None refuses (every row has room now):
+    its words stay explain's."""
     order, usable, types, type_free = room
     for jid, why in held.items():
         if why not in (WaitReason.QUOTA, WaitReason.RULE) or reasons.get(jid) is not why or jid in ruled:
@@ -322,11 +323,19 @@ def held_by_rules(
         i = where[jid]
         scale = statuses[i].job.scale
         ks = [k for k in order[i] if usable[i, k]]
+        fits_code = ("reserve",) if why is WaitReason.RULE else ("cap", "quota", "lent")
+        first: tuple[str, str, bool] | None = None
         for k in sorted(ks, key=lambda k: type_free[types[k]] < scale):  # stable: fastest first
             row = rules.refuses(i, k, scale)
-            if row is not None:
-                ruled[jid] = (types[k], row, type_free[types[k]] >= scale)
+            if row is None:
+                continue
+            got = (types[k], row, type_free[types[k]] >= scale)
+            if row in fits_code:  # a row of the code's own kind: "quota: ...; kept for public-program
+                first = got  # jobs" would contradict itself
                 break
+            first = first or got
+        if first is not None:
+            ruled[jid] = first
 
 
 def wait_words(
