@@ -65,8 +65,8 @@ class _Stage:
         self.work = 0
         """Jobs held by this problem's master solves so far, summed over solves (_wf_master.Master.solve)."""
         self.work_limit = np.inf
-        """A _stage that starts, or solves a master, with ``work`` above this raises OutOfWork (_waterfill's
-        WORK_PER_GROUP)."""
+        """A _stage that starts with ``work`` above this, or a master solve that would take it above
+        (_wf_master.Master.solve, checked before the solve), raises OutOfWork (_waterfill's WORK_PER_GROUP)."""
         """Level and row prices where capacity binds (see _scout): where a stage has no prices or only
         zeros, its master starts from these (and from this level, when above the level it was given)."""
         self.size = size
@@ -352,7 +352,7 @@ def _stage(
     balance = BALANCE_TIMES if stage.ipm and free > BALANCE_ABOVE else 0
     last: list[FloatArray] = []
 
-    def rebalance(p: FloatArray, x: FloatArray) -> _Result | None:
+    def rebalance(p: FloatArray, x: FloatArray, fallback: float) -> _Result | None:
         # the start plans were far off (a master about to grow by over BALANCE_WRONG of the jobs):
         # start the fixed plans again from balanced prices (_balance; BALANCE_TIMES); the master keeps
         # its jobs. A probe is refused at once when those prices prove its target out of reach
@@ -366,7 +366,7 @@ def _stage(
         )
         last.append(bp)
         if target is not None and _over_budget(stage, active, ell, bp, target):
-            return 0.0, x, bp, np.zeros(ng, dtype=bool)
+            return fallback, x, bp, np.zeros(ng, dtype=bool)  # the level that fits (or 0), as below
         if target is None:
             level_guess = blevel
         amb2, u, v = start(bp, level_guess)
@@ -376,9 +376,7 @@ def _stage(
         return None
 
     for rnd in range(MAX_ROUNDS):
-        ok, level, x, p, y = master.solve(amb, u, v)
-        if stage.work > stage.work_limit:
-            raise OutOfWork
+        ok, level, x, p, y = master.solve(amb, u, v)  # OutOfWork before a solve past the budget
         if not ok:
             if any(_over_budget(stage, active, ell, sign * p, 0.0) for sign in (1.0, -1.0)):
                 raise RuntimeError("the max-min LP has no solution (a Farkas ray of the master proves it)")
@@ -389,7 +387,7 @@ def _stage(
             hot = np.abs(p) > 1e-9 * max(float(np.abs(p).max(initial=0.0)), 1e-300)
             touched = _on_rows(stage, ~amb & ~pinned, u, v, hot)
             if balance and int(touched.sum()) > BALANCE_WRONG * free:
-                done = rebalance(np.zeros(len(p)), x)
+                done = rebalance(np.zeros(len(p)), x, 0.0)
                 if done is not None:
                     return done
                 continue
@@ -422,7 +420,7 @@ def _stage(
             else:
                 center = p / p.sum() if p.any() else p
         if balance and int(wrong.sum()) > BALANCE_WRONG * free:
-            done = rebalance(p, x)
+            done = rebalance(p, x, level if target is not None and fits else 0.0)
             if done is not None:
                 return done
             continue
