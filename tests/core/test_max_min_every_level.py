@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from accelpool.core.allocation import AllocationProblem, check_feasible  # noqa: E402
-from accelpool.core.policies import _waterfill, _wf_stage  # noqa: E402
+from accelpool.core.policies import _waterfill, _wf_balance, _wf_stage  # noqa: E402
 from accelpool.core.policies._seam import usable_mask  # noqa: E402
 from accelpool.core.policies.max_min_fairness import (  # noqa: E402
     _level_coefficients,
@@ -88,13 +88,13 @@ def test_work_budget_stops_where_it_stands(family, n, seed, monkeypatch):
 
 @pytest.mark.parametrize(("family", "n", "seed"), CASES)
 def test_balanced_restarts_keep_every_level(family, n, seed, monkeypatch):
-    """Balanced restarts (_wf_stage._balance; shipped above 4,000 unpinned jobs, on masters about to grow
+    """Balanced restarts (_wf_balance._balance; shipped above 4,000 unpinned jobs, on masters about to grow
     by a tenth of them) forced on at 400 jobs for any growth, on a sample of 200: they only choose the masters' fixed plans, so the fast path without the stage
     limit still is the full water-filling at every level."""
     problem = family_problem(family, n, 8, seed)
     exact = full(problem, monkeypatch)
     calls = []
-    balance = _wf_stage._balance
+    balance = _wf_balance._balance
 
     def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
@@ -103,9 +103,9 @@ def test_balanced_restarts_keep_every_level(family, n, seed, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(_waterfill, "MAX_STAGES", 10**6)
         m.setattr(_wf_stage, "BALANCE_ABOVE", 0)
-        m.setattr(_wf_stage, "BALANCE_SAMPLE", 200)
+        m.setattr(_wf_balance, "BALANCE_SAMPLE", 200)
         m.setattr(_wf_stage, "BALANCE_WRONG", 0.0)
-        m.setattr(_wf_stage, "_balance", counted)
+        m.setattr(_wf_balance, "_balance", counted)
         alloc = max_min_fairness(problem)
     assert calls, "no master grew enough to restart"
     assert check_feasible(problem, alloc) == []

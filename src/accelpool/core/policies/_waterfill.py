@@ -92,7 +92,7 @@ holds one stage's column generation: _stage and its master); a master that is in
 plans overload a row at every L) adds the fixed jobs on the rows of its Farkas ray. None of these
 prices certifies anything: every stage ends on the master's own duals (or at its ceiling, _capped).
 Above BALANCE_ABOVE unpinned jobs a master about to grow by a tenth of them restarts its fixed plans from
-*balanced* prices instead (_wf_stage._balance: multiplicative weights on every row over the jobs'
+*balanced* prices instead (_wf_balance._balance: multiplicative weights on every row over the jobs'
 cheapest plans, on a sample, then on all): even a stage's exact prices leave the rows that do not bind
 at 0, and the jobs that tie among those free rows, each fixed to its fastest free type, overload one.
 

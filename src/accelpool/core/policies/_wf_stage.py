@@ -30,12 +30,9 @@ dozens of rounds (sparse, seed 2, at 2,000: 22 masters with a fixed 0.98). Exact
 the master's own prices only."""
 TOL = 1e-9
 BALANCE_ABOVE = 4000
-BALANCE_SAMPLE = 1500
-BALANCE_ROUNDS = 40
-BALANCE_POLISH = 5
 BALANCE_WRONG = 0.1
 BALANCE_TIMES = 2
-"""Balanced restarts (_balance): a stage or probe with more than BALANCE_ABOVE unpinned jobs whose master
+"""Balanced restarts (_wf_balance._balance): a stage or probe with more than BALANCE_ABOVE unpinned jobs whose master
 is about to grow by more than BALANCE_WRONG of them (the jobs wrong at its prices, or, infeasible, the
 fixed jobs on its Farkas ray's rows) starts its fixed plans again from balanced prices instead, at most
 BALANCE_TIMES times (the master keeps its jobs). Set on issue 13's tuning seed 0 at 10,000 x 8
@@ -356,12 +353,14 @@ def _stage(
         # the start plans were far off (a master about to grow by over BALANCE_WRONG of the jobs):
         # start the fixed plans again from balanced prices (_balance; BALANCE_TIMES); the master keeps
         # its jobs. A probe is refused at once when those prices prove its target out of reach
+        from accelpool.core.policies import _wf_balance  # it imports this module
+
         nonlocal balance, level_guess, amb, u, v, center
         balance -= 1
         from_p = (
             last[-1] if last else price if price is not None and price.any() else (p if p.any() else None)
         )
-        bp, blevel = _balance(
+        bp, blevel = _wf_balance._balance(
             stage, active, ell, from_p, target if target is not None else level_guess, target is None
         )
         last.append(bp)
@@ -431,77 +430,6 @@ def _stage(
         raise RuntimeError("the max-min LP has no solution (rows contradict the frozen levels)")
     bottleneck = active & ((y > TOL) | (stage.ceiling <= level * (1 + TOL)))
     return level, x, p, bottleneck
-
-
-def _usage(stage: _Stage, price: FloatArray, lam: FloatArray) -> FloatArray:
-    """Devices each row would hold if every job ran its cheapest plan at ``price`` to reach lam[j]."""
-    ng, tt = stage.a.shape
-    u, v, cost, _ = _plans(stage, stage.effective_price(price), lam)
-    idx = np.nonzero(np.isfinite(cost))[0]
-    xv, xu = _segment_x(stage, u, v, idx, lam[idx])
-    x = np.zeros((ng, tt))
-    x[idx, v[idx]] = np.clip(xv, 0.0, 1.0)
-    real = u[idx] > 0
-    x[idx[real], u[idx[real]] - 1] = np.clip(xu[real], 0.0, 1.0)
-    return stage.row_total(stage.size[:, None] * x)
-
-
-def _balance_rounds(
-    stage: _Stage,
-    active: BoolArray,
-    ell: FloatArray,
-    price: FloatArray,
-    level: float,
-    adapt: bool,
-    rounds: int,
-    first: int,
-) -> tuple[FloatArray, float]:
-    """Multiplicative-weights rounds on the row prices (and, ``adapt``, the level): each row's price
-    grows with its load over its bound under the jobs' cheapest plans; the level moves toward where the
-    busiest row is full (never above the smallest active ceiling)."""
-    rows = stage.rows
-    pool = np.append(rows.pool_bound, 0.0)
-    bound = np.maximum(rows.bound + np.where(rows.pool_of >= 0, pool[rows.pool_of], 0.0), 1e-9)
-    cap = float(stage.ceiling[active].min(initial=np.inf))
-    level = min(max(level, 1e-9), cap)
-    for k in range(first, first + rounds):
-        lam = np.where(active, np.minimum(level, stage.ceiling), ell)
-        ratio = _usage(stage, price, lam) / bound
-        step = 1.0 / np.sqrt(k + 1)
-        price = price * np.exp(step * np.clip(ratio - 1, -1.0, 1.0))
-        price = price / float(price @ bound)
-        if adapt:
-            level = min(cap, level * float(np.clip(1 + 0.5 * step * (1 - ratio.max()), 0.7, 1.3)))
-    return price, level
-
-
-def _balance(
-    stage: _Stage, active: BoolArray, ell: FloatArray, price: FloatArray | None, level: float, adapt: bool
-) -> tuple[FloatArray, float]:
-    """Start prices with every row priced (and, ``adapt``, a level estimate) for a large stage.
-
-    At a stage's exact prices the rows that do not bind cost 0, and every job whose cheapest plans are
-    all free ties: fixed to its fastest free type, those jobs overloaded a free row, the first master
-    was infeasible and grew to most jobs (generational 10,000 x 8, seed 0, the second stage: started
-    from its own optimal prices, 302 -> 5,900 jobs, 2.8 s CPU). Multiplicative weights on all rows
-    (BALANCE_ROUNDS on a sample of BALANCE_SAMPLE jobs, rows scaled to it, then BALANCE_POLISH rounds
-    on all) price the free rows a little, by their load, so the cheapest plans spread over them.
-    Only the start: the master's own duals still decide the stage.
-    """
-    rows = stage.rows
-    pool = np.append(rows.pool_bound, 0.0)
-    bound = np.maximum(rows.bound + np.where(rows.pool_of >= 0, pool[rows.pool_of], 0.0), 1e-9)
-    even = np.full(len(bound), 1.0 / len(bound)) / bound
-    p = np.maximum(price, 0.0) if price is not None else np.zeros(len(bound))
-    p = even if not p.any() else 0.9 * p / float(p @ bound) + 0.1 * even
-    ng = stage.a.shape[0]
-    if ng > BALANCE_SAMPLE:
-        pick = np.sort(np.random.default_rng(7).choice(ng, BALANCE_SAMPLE, replace=False))
-        small = _Stage(stage.a[pick], stage.size[pick], rows, stage.member[:, pick])
-        small.size = small.size * (float(stage.size.sum()) / float(small.size.sum()))
-        p, level = _balance_rounds(small, active[pick], ell[pick], p, level, adapt, BALANCE_ROUNDS, 0)
-    p, level = _balance_rounds(stage, active, ell, p, level, adapt, BALANCE_POLISH, BALANCE_ROUNDS)
-    return p, level
 
 
 def _bottleneck(
