@@ -42,6 +42,13 @@ class Rows:
     def n_rows(self) -> int:
         return len(self.type_of)
 
+    def reach(self) -> FloatArray:
+        """The most devices each row can hold: its bound, plus its pool's whole bound for a quota row (what
+        it may borrow; a relaxation where several rows share one pool)."""
+        pool = np.append(self.pool_bound, 0.0)
+        out: FloatArray = self.bound + np.where(self.pool_of >= 0, pool[self.pool_of], 0.0)
+        return out
+
     def cover(self, n_types: int) -> BoolArray:
         """cover[r, c]: row r counts column c (``span``, or ``type_of`` alone)."""
         if self.span is not None:

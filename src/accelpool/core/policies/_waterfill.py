@@ -248,8 +248,7 @@ def _dual_index(
     nothing (returns ``hi``).
     """
     rows = stage.rows
-    pool = np.append(rows.pool_bound, 0.0)
-    bound = rows.bound + np.where(rows.pool_of >= 0, pool[rows.pool_of], 0.0)
+    bound = rows.reach()
     budget = float((price * bound).sum())
     if budget <= 0:
         return hi

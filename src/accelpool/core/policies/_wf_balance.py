@@ -44,8 +44,7 @@ def _balance_rounds(
     grows with its load over its bound under the jobs' cheapest plans; the level moves toward where the
     busiest row is full (never above the smallest active ceiling)."""
     rows = stage.rows
-    pool = np.append(rows.pool_bound, 0.0)
-    bound = np.maximum(rows.bound + np.where(rows.pool_of >= 0, pool[rows.pool_of], 0.0), 1e-9)
+    bound = np.maximum(rows.reach(), 1e-9)
     cap = float(stage.ceiling[active].min(initial=np.inf))
     level = min(max(level, 1e-9), cap)
     for k in range(first, first + rounds):
@@ -73,8 +72,7 @@ def _balance(
     Only the start: the master's own duals still decide the stage.
     """
     rows = stage.rows
-    pool = np.append(rows.pool_bound, 0.0)
-    bound = np.maximum(rows.bound + np.where(rows.pool_of >= 0, pool[rows.pool_of], 0.0), 1e-9)
+    bound = np.maximum(rows.reach(), 1e-9)
     even = np.full(len(bound), 1.0 / len(bound)) / bound
     p = np.maximum(price, 0.0) if price is not None else np.zeros(len(bound))
     p = even if not p.any() else 0.9 * p / float(p @ bound) + 0.1 * even

@@ -546,8 +546,7 @@ def _over_budget(stage: _Stage, active: BoolArray, ell: FloatArray, price: Float
     if not price.any():
         return False
     rows = stage.rows
-    pool = np.append(rows.pool_bound, 0.0)
-    bound = rows.bound + np.where(rows.pool_of >= 0, pool[rows.pool_of], 0.0)
+    bound = rows.reach()
     budget = float((price * bound).sum())
     lam = np.where(active, np.minimum(level, stage.ceiling), ell)
     cost = np.where(lam > 0, _min_cost(stage, stage.effective_price(price), lam), 0.0)
