@@ -96,6 +96,14 @@ Above BALANCE_ABOVE unpinned jobs a master about to grow by a tenth of them rest
 cheapest plans, on a sample, then on all): even a stage's exact prices leave the rows that do not bind
 at 0, and the jobs that tie among those free rows, each fixed to its fastest free type, overload one.
 
+Program rules (_wf_local.py). When rows are local to a tenant (caps, program caps: rows without a pool
+over a few jobs; only capacity, the reserve and the quota pools couple tenants), every tenant's own
+water-filling over its local rows (small whole LPs) gives events (level, jobs frozen) that are the whole
+water-filling's stages as long as the coupling rows let every tenant follow its own; before each stage
+the events that an allocation (the tenants' allocations scaled down, or a probe's master) proves are
+applied at once, and the ceiling searches are left to them. Each applied event ends on an optimal dual
+(its tenant's local dual, every other price 0), so exactness is unchanged in kind.
+
 Tolerance. ``eps`` is used only by the ceiling searches (above): a probe counts as fitting at
 ceilings[k] (1 - eps), so jobs pinned at ceilings up to ceilings[k] may end up to eps above the level
 the others keep. Every stage level is still its LP's optimum (the stage-1 level exact); with eps 0 the
@@ -109,6 +117,7 @@ import numpy as np
 
 from accelpool.core.allocation import BoolArray, FloatArray, IntArray
 from accelpool.core.policies._seam import Rows
+from accelpool.core.policies._wf_local import parts, skip_local
 from accelpool.core.policies._wf_stage import (
     TOL,
     OutOfWork,
@@ -477,16 +486,28 @@ def _fill(
     stale = False
     budget = [MAX_PROBES]
     first: tuple[float, FloatArray] | None = None
+    placed = False  # x places every job (a stage's or the local events' allocation)
+    split = None if whole_lp or scout else parts(stage)  # tenant-local rows (_wf_local)
     for stages in range(MAX_STAGES):
+        if split is not None and solved is None:
+            skipped = skip_local(stage, split, x if placed else None, active, ell, pinned, price, budget)
+            if skipped is not None:
+                level, x, solved, searched = skipped
+                if searched is not None:
+                    price = searched
+                placed, stale = True, False
+                if not active.any():
+                    break
         try:
             level, x, price, freeze = _one_stage(
-                stage, active, ell, pinned, price, level, x if stages else None, whole_lp, solved
+                stage, active, ell, pinned, price, level, x if placed else None, whole_lp, solved
             )
         except OutOfWork:
             # the work budget is spent: x, the last solved allocation, stands (feasible; jobs pinned
             # since keep it, the fill raises them)
             solved, stale = None, False
             break
+        placed = True
         if stages == 0 and not whole_lp:
             stage.work_limit = stage.work + max(WORK_FLOOR, WORK_PER_GROUP * ng)
         if price.any() and first is None:
@@ -505,7 +526,7 @@ def _fill(
             break
         if not whole_lp:
             _prune(stage, active, level, price, x)
-        if at_ceiling.any() and not (freeze & ~at_ceiling).any():
+        if at_ceiling.any() and not (freeze & ~at_ceiling).any() and split is None:
             price, solved, x_fit = _skip_ceilings(
                 stage,
                 active,

@@ -40,6 +40,17 @@ _MasterResult = tuple[bool, float, FloatArray, FloatArray, FloatArray]
 """ok, L, x (groups x types), row prices p (an infeasible master: its Farkas ray's row part), level duals y."""
 
 
+class NoSolution(RuntimeError):
+    """A stage LP without a solution (_wf_stage._stage, after a master's Farkas ray); ``price`` and
+    ``ray_other``: the ray's row part, each sign with its negative entries dropped, for weak-duality tests
+    at other levels (_wf_local's event search)."""
+
+    def __init__(self, message: str, ray: FloatArray) -> None:
+        super().__init__(message)
+        self.price = np.maximum(ray, 0.0)
+        self.ray_other = np.maximum(-ray, 0.0)
+
+
 class Master:
     """One stage's restricted master (the stage's data: a _wf_stage._Stage)."""
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from accelpool.core.allocation import BoolArray, FloatArray, IntArray
 from accelpool.core.policies._seam import Rows
-from accelpool.core.policies._wf_master import Master
+from accelpool.core.policies._wf_master import Master, NoSolution
 
 FULL_LP_GROUPS = 64
 """Stages with at most this many (merged) jobs go to HiGHS whole: setup costs more than it saves."""
@@ -377,10 +377,13 @@ def _stage(
     for rnd in range(MAX_ROUNDS):
         ok, level, x, p, y = master.solve(amb, u, v)  # OutOfWork before a solve past the budget
         if not ok:
-            if any(_over_budget(stage, active, ell, sign * p, 0.0) for sign in (1.0, -1.0)):
-                raise RuntimeError("the max-min LP has no solution (a Farkas ray of the master proves it)")
+            for sign in (1.0, -1.0):
+                if _over_budget(stage, active, ell, sign * p, 0.0):
+                    raise NoSolution(
+                        "the max-min LP has no solution (a Farkas ray of the master proves it)", sign * p
+                    )
             if amb[~pinned].all():
-                raise RuntimeError("the max-min LP has no solution (rows contradict the frozen levels)")
+                raise NoSolution("the max-min LP has no solution (rows contradict the frozen levels)", p)
             # grow by the fixed jobs on the rows of the master's Farkas ray (those rows cannot hold the
             # fixed plans at any L); whole when the ray names none
             hot = np.abs(p) > 1e-9 * max(float(np.abs(p).max(initial=0.0)), 1e-300)

@@ -1,0 +1,316 @@
+"""Tenant-local rows: stages decided by small local LPs instead of the whole master (issue 13, rules).
+
+Under program rules most rows are *local*: a tenant cap, a program cap (a cap group inside a tenant) counts
+the jobs of one tenant only; only capacity, the public reserve and the quota pools couple tenants. Join
+jobs that share a local row (rows without a pool over at most LOCAL_SHARE of the groups) into *parts*
+(tenants, here). A part's *local water-filling* is the water-filling of its jobs under its local rows
+alone (whole HiGHS LPs of a part's jobs, or closed form for a part without local rows: each job at its
+ceiling): a sequence of events (level l_i, jobs frozen at l_i).
+
+Every event of every part is a stage of the whole water-filling, as long as the coupling rows let every
+part follow its own. Sort the events of all parts by level, l_1 <= ... <= l_m, and let X_k be each part's
+last local allocation with every job scaled down to min(its event's level, l_k) (jobs frozen before at
+their levels). X_k keeps the local rows (scaling down only frees devices); when it also fits every other
+row, events 1..k are exact stages:
+
+    upper bound  the stage LP of event i, restricted to the jobs of its part, is that part's local stage
+                 LP (the same frozen jobs, fewer rows): its optimum is at most l_i;
+    lower bound  X_k is a point of the stage LP of event i at L = l_i (every job frozen by an event
+                 before i at its level, the others at l_i or more);
+    dual         the local LP's optimal dual, every other row and job priced 0, is feasible for the
+                 whole stage LP with the same objective l_i, so its bottleneck jobs (positive level
+                 duals, or at their ceiling) are the stage's, as _waterfill freezes them.
+
+X_k uses less of every row as k falls, so the largest fitting k is found by bisection (one row sum per
+test). The local allocations ignore the coupling rows, so X_k often overloads capacity from the first
+event on; above the last fitting k the events are searched as _waterfill._skip_ceilings searches
+ceilings (the ceilings are this search's events of one-job parts): a probe at k is the stage LP with the
+events up to k frozen and every other job at l_k (_wf_stage._stage with a target, started from X_k's
+segments); a fitting master proves k (and every event up to its level); a refusal or no solution
+bounds k from above. The top is narrowed by weak duality (every job at min(l_k, its event) costs more
+than the rows are worth) at the last stage's prices, the sample's, one price on every capacity row, and
+each failed probe's Farkas ray (_wf_master.NoSolution; each pool priced at its rows' largest price).
+The probe after a ray that moved the top is the new top. The proven events are applied at once (no
+stage), and the water-filling goes on from there with its master stages (_waterfill._fill), which
+decide where the coupling rows bind; before each, the search runs again (probes only while
+LOCAL_ACTIVE of the groups rise). Rows with a pool (quotas) are left to the masters: their borrowing
+couples tenants.
+
+Measured (ruled family, docs/allocate.md): 2,000 x 8, seed 0 (tuning): one search, four probes, 14
+events, then five stages to the end of the water-filling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from accelpool.core.allocation import BoolArray, FloatArray, IntArray
+from accelpool.core.policies._seam import Rows
+from accelpool.core.policies._wf_master import NoSolution
+from accelpool.core.policies._wf_stage import TOL, OutOfWork, _min_cost, _over_rows, _Result, _Stage, _stage
+
+LOCAL_SHARE = 0.25
+"""A row without a pool over at most this share of the groups is local (it joins its jobs into a part);
+when the largest part holds more than half the groups the rows are not split (nothing is done)."""
+LOCAL_ACTIVE = 0.25
+"""Probes (master LPs) search the events only while at least this share of the groups is still rising;
+below, only the proofs by allocation: with few left the stages are small (ruled 2,000 x 8, seed 0: 18
+groups rising, a stage 0.05 s) and a probe whose master fails grows to every frozen job (3.5-6 s)."""
+LOCAL_STAGES = 40
+"""A part's local water-filling stops after this many LPs (the events found so far still count; its
+jobs left rising bound the bisection's top)."""
+
+
+Split = tuple[list[tuple[IntArray, IntArray]], IntArray]
+
+
+def parts(stage: _Stage) -> Split | None:
+    """The parts with local rows (groups, rows) and the groups in no local row; None when no split pays."""
+    rows = stage.rows
+    member = stage.member
+    ng = member.shape[1]
+    counts = member.sum(axis=1)
+    local = np.nonzero((rows.pool_of < 0) & (counts > 0) & (counts <= LOCAL_SHARE * ng))[0]
+    if len(local) == 0:
+        return None
+    label = np.arange(ng)
+    for r in local.tolist():
+        lab = np.unique(label[member[r]])
+        label[np.isin(label, lab)] = lab[0]
+    in_any = member[local].any(axis=0)
+    out: list[tuple[IntArray, IntArray]] = []
+    for lab in np.unique(label[in_any]).tolist():
+        groups = np.nonzero(label == lab)[0]
+        if len(groups) > ng // 2:
+            return None
+        mine = local[member[local][:, groups].any(axis=1)]
+        out.append((groups, mine))
+    return out, np.nonzero(~in_any)[0]
+
+
+def _local_fill(
+    stage: _Stage, groups: IntArray, rws: IntArray, active: BoolArray, ell: FloatArray, pinned: BoolArray
+) -> tuple[FloatArray, FloatArray, BoolArray, float] | None:
+    """One part's local water-filling. Returns its last allocation, each group's event level (inf: still
+    rising), whether the event pins it at its ceiling, and the last level when some are still rising (its
+    later events are unknown: nothing above it is decided; inf when none is); None when an LP fails."""
+    rows = stage.rows
+    sub_rows = Rows(
+        type_of=rows.type_of[rws],
+        member=stage.member[rws][:, groups],
+        bound=rows.bound[rws],
+        pool_of=np.full(len(rws), -1, dtype=np.int64),
+        kind=tuple(rows.kind[r] for r in rws.tolist()),
+        pool_bound=np.zeros(0),
+        span=rows.span[rws] if rows.span is not None else None,
+    )
+    sub = _Stage(stage.a[groups], stage.size[groups], sub_rows, stage.member[rws][:, groups])
+    act, el, pn = active[groups].copy(), ell[groups].copy(), pinned[groups].copy()
+    event = np.full(len(groups), np.inf)
+    at_ceiling = np.zeros(len(groups), dtype=bool)
+    x = np.zeros_like(sub.a)
+    level = 0.0
+    for _ in range(LOCAL_STAGES):
+        if not act.any():
+            break
+        try:
+            level, x, _, freeze = _stage(sub, act, el, pn, None, 0.0)
+        except RuntimeError:
+            return None
+        if not freeze.any():
+            freeze = act.copy()
+        top = freeze & (sub.ceiling <= level * (1 + TOL))
+        event[freeze] = level
+        at_ceiling |= top
+        el[top] = sub.ceiling[top] * np.where(sub.unique_best[top], 1.0, 1 - 1e-9)
+        pn |= top & sub.unique_best
+        el[freeze & ~top] = level
+        act &= ~freeze
+    return x, event, at_ceiling, (level if act.any() else np.inf)
+
+
+def local_events(
+    stage: _Stage,
+    split: Split,
+    active: BoolArray,
+    ell: FloatArray,
+    pinned: BoolArray,
+    x_now: FloatArray | None,
+) -> tuple[FloatArray, FloatArray, BoolArray, float] | None:
+    """Every part's local water-filling (module docstring). Returns the allocation they make together
+    (each group at its event level or above, frozen groups at ell or above), each group's event level
+    (inf: none found), whether that event is its ceiling, and the level above which events are not
+    known (a part cut off by LOCAL_STAGES); None when the rows do not split."""
+    if not active.any():
+        return None
+    groups_of, alone = split
+    ng, tt = stage.a.shape
+    x = np.zeros((ng, tt))
+    event = np.full(ng, np.inf)
+    at_ceiling = np.zeros(ng, dtype=bool)
+    limit = np.inf
+    # groups in no local row: each at its ceiling on its best type, the event its ceiling
+    x[alone, stage.best[alone]] = 1.0
+    event[alone] = np.where(active[alone], stage.ceiling[alone], np.inf)
+    at_ceiling[alone] = active[alone]
+    if x_now is not None:  # frozen groups in no local row keep the last allocation (scaled to ell below)
+        still = alone[~active[alone]]
+        x[still] = x_now[still]
+    for groups, rws in groups_of:
+        if not active[groups].any():
+            if x_now is None:
+                return None
+            x[groups] = x_now[groups]  # a part all frozen keeps the last allocation
+            continue
+        got = _local_fill(stage, groups, rws, active, ell, pinned)
+        if got is None:
+            return None
+        x[groups], event[groups], at_ceiling[groups], cut = got
+        limit = min(limit, cut)
+    return x, event, at_ceiling, limit
+
+
+def skip_local(
+    stage: _Stage,
+    split: Split,
+    x_now: FloatArray | None,
+    active: BoolArray,
+    ell: FloatArray,
+    pinned: BoolArray,
+    price: FloatArray | None,
+    budget: list[int],
+) -> tuple[float, FloatArray, _Result | None, FloatArray | None] | None:
+    """Apply, in place on active, ell, pinned, the local events proven to be stages (module docstring).
+    Returns the last applied level, an allocation with every job at its level or above, the last probe's
+    result when it is the next stage's LP (as _waterfill._skip_ceilings), and the last fitting probe's
+    prices; None when none applies."""
+    probes = int(active.sum()) >= LOCAL_ACTIVE * len(active)
+    got = local_events(stage, split, active, ell, pinned, x_now)
+    if got is None:
+        return None
+    x, event, at_ceiling, limit = got
+    level_now = (stage.a * x).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unit = np.where(level_now[:, None] > 0, x / level_now[:, None], 0.0)
+    levels = np.unique(event[active & (event <= limit)])
+    if len(levels) == 0:
+        return None
+
+    def trial(k: int) -> tuple[BoolArray, FloatArray, BoolArray]:
+        freeze = active & (event <= levels[k])
+        pin = freeze & at_ceiling
+        el = np.where(freeze, event, ell)
+        el[pin] = stage.ceiling[pin] * np.where(stage.unique_best[pin], 1.0, 1 - 1e-9)
+        return freeze, el, pinned | (pin & stage.unique_best)
+
+    def at(k: int) -> FloatArray:
+        lam = np.where(active, np.minimum(event, levels[k]), ell)
+        out: FloatArray = unit * lam[:, None]
+        return out
+
+    def fits(k: int) -> bool:
+        return not _over_rows(stage, stage.row_total(stage.size[:, None] * at(k)), 1e-7)
+
+    def index(level: float) -> int:
+        return int(np.searchsorted(levels, level * (1 + 1e-7), side="right")) - 1
+
+    def dual_ok(k: int, p: FloatArray) -> bool:
+        return not _refutes(stage, active, ell, p, np.minimum(event, levels[k]))
+
+    lo, hi = -1, len(levels) - 1
+    while lo < hi:  # proofs by allocation: the local allocations, scaled down, fit every row
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    # a probe that freezes every job is a feasibility LP over all of them (3.5-4 s at ruled 2,000 x 8,
+    # seed 0, when it fails): the last events are left to the stages
+    hi = len(levels) - 2 if (event[active] <= levels[-1]).all() else len(levels) - 1
+
+    def narrow(p: FloatArray | None) -> None:
+        nonlocal hi
+        if p is None or not p.any():
+            return
+        top, bottom = hi, lo
+        while bottom < top:
+            mid = (bottom + top + 1) // 2
+            bottom, top = (mid, top) if dual_ok(mid, p) else (bottom, mid - 1)
+        hi = bottom
+
+    narrow(price)
+    if stage.scarce is not None:
+        narrow(stage.scarce[1])
+    # every type's devices at one price: the device-time the levels need at least, against the pool's
+    narrow(np.array([kind == "capacity" for kind in stage.rows.kind], dtype=np.float64))
+    x_fit = at(lo) if lo >= 0 else None
+    best: tuple[int, _Result] | None = None
+    best_price: FloatArray | None = None
+    guide = price if price is not None and price.any() and stage.scarce is not None else None
+    missed = False
+    while probes and lo < hi and budget[0] > 0:
+        budget[0] -= 1
+        k = (lo + hi + 1) // 2 if missed else hi
+        freeze, el, pn = trial(k)
+        rest = active & ~freeze
+        target = float(levels[k])
+        try:
+            result = _stage(
+                stage,
+                rest,
+                el,
+                pn,
+                guide,
+                target,
+                at(k),
+                target=target if stage.ipm else None,
+                settle=k == hi,
+            )
+        except RuntimeError as no:
+            hi, missed = k - 1, True
+            if isinstance(no, NoSolution):
+                before = hi
+                narrow(no.price)
+                narrow(no.ray_other)
+                missed = hi >= before  # a ray that moved the top: probe the new top
+            continue
+        except OutOfWork:
+            break
+        level, trial_price = result[0], result[2]
+        if stage.scarce is not None and trial_price.any():
+            guide = trial_price
+        if not rest.any() or level >= target * (1 - 1e-7):
+            lo, missed, best_price = k, False, trial_price
+            best = (k, result) if k == hi else None
+            x_fit = result[1]
+        else:
+            hi, missed = k - 1, True
+            if level > 0 and index(level) > lo:
+                # the probe's allocation fits at ``level``: every event up to it is a stage (module docstring)
+                lo, best, best_price, x_fit = min(index(level), hi), None, trial_price, result[1]
+        narrow(trial_price)
+    if lo < 0:
+        return None
+    freeze, el, pn = trial(lo)
+    ell[:] = el
+    pinned[:] = pn
+    active &= ~freeze
+    assert x_fit is not None
+    solved = best[1] if best is not None and best[0] == lo else None
+    return float(levels[lo]), x_fit, solved, best_price
+
+
+def _refutes(stage: _Stage, active: BoolArray, ell: FloatArray, price: FloatArray, lam: FloatArray) -> bool:
+    """Weak duality at row prices p >= 0 (as _wf_stage._over_budget, the levels per job): every active j at
+    lam[j] and every frozen one at ell costs, at its cheapest plans, more than the rows are worth, each
+    pool at the largest price of its rows (the least pool price the borrow columns allow). A proof that
+    no allocation reaches those levels."""
+    if not price.any():
+        return False
+    rows = stage.rows
+    pool = np.zeros(len(rows.pool_bound))
+    quota = rows.pool_of >= 0
+    np.maximum.at(pool, rows.pool_of[quota], price[quota])
+    budget = float((price * rows.bound).sum() + (pool * rows.pool_bound).sum())
+    need = np.where(active, lam, ell)
+    cost = np.where(need > 0, _min_cost(stage, stage.effective_price(price), need), 0.0)
+    if not np.isfinite(cost).all():
+        return True
+    return float((stage.size * cost).sum()) > budget * (1 + 1e-7) + 1e-9 * float(price.max())
