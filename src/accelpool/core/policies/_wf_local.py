@@ -36,8 +36,11 @@ decide where the coupling rows bind; before each, the search runs again (probes 
 LOCAL_ACTIVE of the groups rise). Rows with a pool (quotas) are left to the masters: their borrowing
 couples tenants.
 
-Measured (ruled family, docs/allocate.md): 2,000 x 8, seed 0 (tuning): one search, four probes, 14
-events, then five stages to the end of the water-filling.
+A part's local water-filling ends at once when every rising job fits at its ceiling (the rest is one
+event per ceiling, no LP): 177 -> 167 local LPs on ruled 2,000 x 8, seed 0.
+
+Measured (ruled family, docs/allocate.md): 2,000 x 8, seed 0 (tuning): one search of two probes proves
+the events up to 0.9331 (503 of 2,000 groups), then five stages end the water-filling.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ jobs left rising bound the bisection's top)."""
 
 
 Split = tuple[list[tuple[IntArray, IntArray]], IntArray]
+_Local = tuple[FloatArray, FloatArray, BoolArray, float]
 
 
 def parts(stage: _Stage) -> Split | None:
@@ -90,7 +94,7 @@ def parts(stage: _Stage) -> Split | None:
 
 def _local_fill(
     stage: _Stage, groups: IntArray, rws: IntArray, active: BoolArray, ell: FloatArray, pinned: BoolArray
-) -> tuple[FloatArray, FloatArray, BoolArray, float] | None:
+) -> _Local | None:
     """One part's local water-filling. Returns its last allocation, each group's event level (inf: still
     rising), whether the event pins it at its ceiling, and the last level when some are still rising (its
     later events are unknown: nothing above it is decided; inf when none is); None when an LP fails."""
@@ -113,6 +117,14 @@ def _local_fill(
     for _ in range(LOCAL_STAGES):
         if not act.any():
             break
+        if (act | (level > 0)).all() and _all_at_ceiling(sub, act, x):
+            # every rising job fits at its ceiling at once: the rest of the local water-filling is one
+            # event per ceiling (each stage LP's optimum is the least ceiling left, 0 prices its dual)
+            event[act], at_ceiling[act] = sub.ceiling[act], True
+            x[act] = 0.0
+            x[act, sub.best[act]] = 1.0
+            act[:] = False
+            break
         try:
             level, x, _, freeze = _stage(sub, act, el, pn, None, 0.0)
         except RuntimeError:
@@ -127,6 +139,16 @@ def _local_fill(
         el[freeze & ~top] = level
         act &= ~freeze
     return x, event, at_ceiling, (level if act.any() else np.inf)
+
+
+def _all_at_ceiling(sub: _Stage, act: BoolArray, x: FloatArray) -> bool:
+    """Whether x (the part's last local allocation) with every rising job moved to its best type all the
+    time still keeps the part's rows."""
+    trial = x.copy()
+    trial[act] = 0.0
+    trial[act, sub.best[act]] = 1.0
+    use = sub.row_total(sub.size[:, None] * trial)
+    return bool((use <= sub.rows.bound * (1 + 1e-9) + 1e-9).all())
 
 
 def local_events(
