@@ -99,7 +99,8 @@ at 0, and the jobs that tie among those free rows, each fixed to its fastest fre
 Program rules (_wf_local.py). When rows are local to a tenant (caps, program caps: rows without a pool
 over a few jobs; only capacity, the reserve and the quota pools couple tenants), every tenant's own
 water-filling over its local rows (small whole LPs) gives events (level, jobs frozen) that are the whole
-water-filling's stages as long as the coupling rows let every tenant follow its own; before each stage
+water-filling's stages as long as the coupling rows let every tenant follow its own (parts of at most
+_wf_local.LOCAL_PART groups); before each stage
 the events that an allocation (the tenants' allocations scaled down, or a probe's master) proves are
 applied at once, and the ceiling searches are left to them. Each applied event ends on an optimal dual
 (its tenant's local dual, every other price 0), so exactness is unchanged in kind.
