@@ -8,7 +8,7 @@ waits and the queue positions (``_place``). The rules are described in core/roun
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -254,7 +254,7 @@ def _place(
     snapshot: Snapshot,
     statuses: list[JobStatus],
     alloc: Allocation,
-    order: list[tuple[int, int]],
+    order: Sequence[tuple[int, int]],
     usable: np.ndarray,
     problem: AllocationProblem,
     cache: DecideCache,

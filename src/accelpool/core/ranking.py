@@ -8,8 +8,8 @@ rounds in the round's DecideCache. The rules are described in core/rounds.py's d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
@@ -31,7 +31,7 @@ def _pair_order(
     threshold: float | np.ndarray = 1.0,
     problem: AllocationProblem | None = None,
     cache: DecideCache | None = None,
-) -> list[tuple[int, int]]:
+) -> Sequence[tuple[int, int]]:
     """(job index, type index) pairs with x > 0, highest Gavel priority first. ``threshold``: per job, the
     factor a restart costs it on the type it runs on (``core.rounds._pinned``). ``problem``: the round's
     problem (its submit times and priorities are the jobs'), ``cache``: keeps the seconds run per type."""
@@ -154,7 +154,7 @@ def _job_pair_order(
     credit: np.ndarray | None = None,
     cache: DecideCache | None = None,
     band: float = 1.0,
-) -> list[tuple[int, int]]:
+) -> Sequence[tuple[int, int]]:
     """The job ratio across jobs; within a job, the per-type ratio (see _pair_order's callers' docs).
 
     A job's pairs share its priority sum_t x / sum_t received (times the keep bonus when it runs on one
@@ -190,7 +190,8 @@ def _job_pair_order(
     near-equal priorities are ordered by the same small differences of share after each reset and the
     same jobs run first (docs/simulator.md, "Ninth session"). 1: no bands.
     """
-    rows, cols, xsum, xv, neg_xv, neg_job_x, neg_priority = _alloc_pairs(x, usable, priority, cache)
+    got = _alloc_pairs(x, usable, priority, cache)
+    rows, cols, xsum, xv, neg_xv, neg_job_x, neg_priority = got[:7]
     if len(rows) == 0:
         return []
     n = x.shape[0]
@@ -207,6 +208,8 @@ def _job_pair_order(
     rec = received[rows, cols]
     own = np.divide(xv, rec, out=np.full(len(rows), np.inf), where=rec > 0)
     own = np.where(in_place, np.inf if stay else own * keep[rows], own)
+    if neg_priority is None:  # one priority field: the passes built from a sort of the jobs (_Passes)
+        return _passes(got, in_place, own, job_in_place, job_prio)
     sort_keys = [
         cols,
         neg_xv,
@@ -216,9 +219,8 @@ def _job_pair_order(
         neg_job_x,
         ~job_in_place[rows],
         -np.minimum(job_prio[rows], 1e300),
+        neg_priority,  # the first key
     ]
-    if neg_priority is not None:
-        sort_keys.append(neg_priority)  # the first key; left out when every job has one priority
     keys = np.lexsort(sort_keys)
     # passes: every job's first type, then every job's second type, ... (a job's pairs are contiguous)
     r = rows[keys]
@@ -227,12 +229,114 @@ def _job_pair_order(
     starts[1:] = r[1:] != r[:-1]
     choice = at - np.maximum.accumulate(np.where(starts, at, 0))
     if choice.any():
-        passes = [at, choice] if neg_priority is None else [at, choice, neg_priority[keys]]
-        keys = keys[np.lexsort(passes)]
+        keys = keys[np.lexsort([at, choice, neg_priority[keys]])]
     return list(zip(rows[keys].tolist(), cols[keys].tolist(), strict=True))
 
 
-_Pairs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
+def _passes(
+    got: _Pairs, in_place: np.ndarray, own: np.ndarray, job_in_place: np.ndarray, job_prio: np.ndarray
+) -> _Passes:
+    """The pair order of ``_job_pair_order`` when every job has one priority field, as its passes.
+
+    The one sort of the pairs by (job keys, row, own ratio, running there, share, type) and the sort of
+    the passes over it give: pass p is the p-th pair of every job with more than p pairs, in the order of
+    the jobs. So the jobs are sorted alone (by job priority, running on one of their types, largest
+    share; a stable sort: then by index), and each job's pairs alone (by own ratio, then running there,
+    then the pair's place among its job's pairs by (share, type), fixed with the allocation): with the
+    row as the first key each job's pairs keep their block of the pairs (``start``), so the p-th pair of
+    job j is at ``start[j] + p`` of that sort."""
+    rows, cols, _, _, _, _, _, start, count, xt_rank, jobs, neg_job_x, of_job = got
+    # each pair's place within its job: own ratio (highest first), running there first, then (share, type)
+    # (a fixed rank, below the number of pairs)
+    neg_own = -np.minimum(own, 1e300)
+    then = np.where(in_place, 0, len(rows)) + xt_rank
+    # the jobs that have pairs: job priority (highest first), running on one of its types, largest share
+    key = np.lexsort((neg_job_x, ~job_in_place[jobs], -np.minimum(job_prio[jobs], 1e300)))
+    return _Passes(jobs, key, (start, count, of_job), (rows, cols, neg_own, then))
+
+
+class _Passes(Sequence[tuple[int, int]]):
+    """The pair order as passes over the jobs in order (``_passes``), each pass built when reached: a round
+    places the jobs of the first pass it reaches until no type has a device free, so the later passes are
+    usually never built. The first pass takes each job's first pair by two reductions over the jobs'
+    blocks of pairs; the later ones sort each job's pairs (by row, then the two keys)."""
+
+    __slots__ = ("_blocks", "_jobs", "_key", "_list", "_pairs", "_within")
+
+    def __init__(
+        self,
+        jobs: np.ndarray,
+        key: np.ndarray,
+        blocks: tuple[np.ndarray, np.ndarray, np.ndarray],
+        pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    ) -> None:
+        self._jobs, self._key, self._blocks, self._pairs = jobs, key, blocks, pairs
+        self._within: np.ndarray | None = None
+        self._list: list[tuple[int, int]] | None = None
+
+    def _pass(self, p: int) -> list[tuple[int, int]]:
+        start, count, of_job = self._blocks
+        rows, cols, neg_own, then = self._pairs
+        jobs = self._jobs[self._key]
+        if p == 0:  # each job's first pair: the least neg_own of its block, then the least ``then``
+            at = start[self._jobs]
+            low = np.minimum.reduceat(neg_own, at)
+            tied = np.where(neg_own == low[of_job], then, len(rows) * 2)
+            first = np.flatnonzero(tied == np.minimum.reduceat(tied, at)[of_job])  # one per job, in job order
+            return list(zip(jobs.tolist(), cols[first[self._key]].tolist(), strict=True))
+        if self._within is None:
+            self._within = np.lexsort((then, neg_own, rows))  # each job's pairs keep their block
+        jobs = jobs[count[jobs] > p]
+        return list(zip(jobs.tolist(), cols[self._within[start[jobs] + p]].tolist(), strict=True))
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if self._list is not None:
+            yield from self._list
+            return
+        p = 0
+        while True:
+            got = self._pass(p)
+            if not got:
+                return
+            yield from got
+            p += 1
+
+    def __len__(self) -> int:
+        return len(self._pairs[0])
+
+    def __bool__(self) -> bool:
+        return len(self._pairs[0]) > 0
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[int, int]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[tuple[int, int]]: ...
+    def __getitem__(self, i: int | slice) -> tuple[int, int] | list[tuple[int, int]]:
+        if self._list is None:
+            self._list = list(iter(self))
+        return self._list[i]
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == (list(other) if isinstance(other, _Passes) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+_Pairs = tuple[
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray | None,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+]
 
 
 def _alloc_pairs(
@@ -240,7 +344,10 @@ def _alloc_pairs(
 ) -> _Pairs:
     """What the pair order reads of the allocation alone: the pairs (rows, cols) with x > 0 on a usable
     type, each job's whole share, the pairs' shares, minus them, minus each pair's job's largest share,
-    minus the pairs' priority fields (None when every job has one priority). Kept in ``cache`` while x,
+    minus the pairs' priority fields (None when every job has one priority); for ``_passes``: where each
+    job's pairs start among the pairs, how many it has, each pair's place among its job's pairs by (share,
+    highest first; type), the jobs with pairs, minus their largest shares and each pair's job's place
+    among them. Kept in ``cache`` while x,
     usable and the priorities are the very same arrays (the reused allocation and the problem cache's
     arrays); callers only read them."""
     last = cache.pairs if cache is not None else None
@@ -252,7 +359,27 @@ def _alloc_pairs(
     job_x = np.zeros(n)
     np.maximum.at(job_x, rows, xv)
     one = priority is None or not len(priority) or priority.min() == priority.max()
-    pairs: _Pairs = (rows, cols, x.sum(axis=1), xv, -xv, -job_x[rows], None if one else -priority[rows])  # type: ignore[index]
+    count = np.bincount(rows, minlength=n)
+    jobs = np.flatnonzero(count)
+    start = np.concatenate(([0], np.cumsum(count)[:-1])) if n else np.zeros(0, dtype=np.int64)
+    by_share = np.lexsort((cols, -xv, rows))  # each job's pairs in a block, largest share first
+    xt_rank = np.empty(len(rows), dtype=np.int64)
+    xt_rank[by_share] = np.arange(len(rows)) - start[rows[by_share]]
+    pairs: _Pairs = (
+        rows,
+        cols,
+        x.sum(axis=1),
+        xv,
+        -xv,
+        -job_x[rows],
+        None if one else -priority[rows],  # type: ignore[index]
+        start,
+        count,
+        xt_rank,
+        jobs,
+        -job_x[jobs],
+        np.repeat(np.arange(len(jobs)), count[jobs]),
+    )
     if cache is not None:
         cache.pairs = (x, usable, priority, pairs)
     return pairs
