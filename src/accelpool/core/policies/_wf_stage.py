@@ -82,6 +82,14 @@ class _Stage:
         self.usable = a > 0
         self.a_from = np.concatenate([np.zeros((ng, 1)), a], axis=1)  # u = 0 is idle, u = t + 1 is t
         self.from_ok = np.concatenate([np.ones((ng, 1), dtype=bool), self.usable], axis=1)
+        self._pairs: tuple[BoolArray, FloatArray] | None = None
+
+    def pairs(self) -> tuple[BoolArray, FloatArray]:
+        """Usable segments (u, v) (groups x (1 + types) x types; u = 0 idle) and their widths a_v - a_u."""
+        if self._pairs is None:
+            ok = self.from_ok[:, :, None] & self.usable[:, None, :]
+            self._pairs = (ok, self.a[:, None, :] - self.a_from[:, :, None])
+        return self._pairs
 
     def forbid(self, pairs: BoolArray) -> None:
         """Drop the (group, type) ``pairs`` for the rest of the water-filling (a[j,t] set to 0: not usable;
@@ -574,15 +582,18 @@ def _pins_overload(stage: _Stage, pinned: BoolArray) -> bool:
 
 def _min_cost(stage: _Stage, pi: FloatArray, lam: FloatArray) -> FloatArray:
     """Cost per device of the cheapest plan reaching lam[j] at prices pi (inf above the ceiling): _plans'
-    cost alone, without the runner-up and the tie-break."""
+    cost alone, without the runner-up and the tie-break. The same arithmetic on the valid segments as
+    _plans (bit for bit), the usable pairs and segment widths cached per stage.a (stage.pairs)."""
     ng, tt = stage.a.shape
-    au = stage.a_from[:, :, None]
-    av = stage.a[:, None, :]
-    lv = lam[:, None, None]
-    valid = stage.from_ok[:, :, None] & stage.usable[:, None, :] & (au < lv) & (av >= lv)
-    valid[:, 1:, :] &= av[:, 0, :][:, None, :] > lv  # a real segment must pass lam; idle may end at it
+    ok, width = stage.pairs()
+    lv = lam[:, None]
+    valid = ok & (stage.a_from < lv)[:, :, None]
+    valid[:, 0, :] &= stage.a >= lv  # idle may end at lam; a real segment must pass it
+    valid[:, 1:, :] &= (stage.a > lv)[:, None, :]
     pu = np.concatenate([np.zeros((ng, 1)), pi], axis=1)[:, :, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cost = np.where(valid, pu + (pi[:, None, :] - pu) * ((lv - au) / (av - au)), np.inf)
-    out: FloatArray = cost.reshape(ng, -1).min(axis=1)
+    with np.errstate(all="ignore"):  # invalid pairs (width 0 or below) are masked out of the min
+        cost = pi[:, None, :] - pu
+        cost *= (lv - stage.a_from)[:, :, None] / width
+        cost += pu
+    out: FloatArray = cost.reshape(ng, -1).min(axis=1, where=valid.reshape(ng, -1), initial=np.inf)
     return out
