@@ -88,7 +88,7 @@ def test_work_budget_stops_where_it_stands(family, n, seed, monkeypatch):
 
 @pytest.mark.parametrize(("family", "n", "seed"), CASES)
 def test_balanced_restarts_keep_every_level(family, n, seed, monkeypatch):
-    """Balanced restarts (_wf_balance._balance; shipped above 4,000 unpinned jobs, on masters about to grow
+    """Balanced restarts (_wf_balance._balance; shipped above 4,000 rising jobs, on masters about to grow
     by a tenth of them) forced on at 400 jobs for any growth, on a sample of 200: they only choose the masters' fixed plans, so the fast path without the stage
     limit still is the full water-filling at every level."""
     problem = family_problem(family, n, 8, seed)
@@ -110,3 +110,34 @@ def test_balanced_restarts_keep_every_level(family, n, seed, monkeypatch):
     assert calls, "no master grew enough to restart"
     assert check_feasible(problem, alloc) == []
     assert levels(problem, alloc.x) == pytest.approx(exact, rel=1e-4)
+
+
+@pytest.mark.parametrize("floor", [300, 500, 800])
+def test_work_budget_keeps_the_highest_level_reached(floor, monkeypatch):
+    """Stopped by the work budget partway (scarce, 400 jobs), every job keeps at least the highest level
+    any stage or ceiling-search probe reached (capped by its own exact level): a probe that missed its
+    ceiling still placed every job at its level. Before _Stage.fallback the stop kept the last stage's
+    allocation: with a floor of 500 jobs, 125 jobs ended below a probe's 0.975."""
+    problem = family_problem("scarce", 400, 8, 2)
+    a = _level_coefficients(problem, usable_mask(problem))
+    with monkeypatch.context() as m:
+        m.setattr(_waterfill, "MAX_STAGES", 10**6)
+        exact = (a * max_min_fairness_plain(problem).x).sum(axis=1)
+    reached = []
+    stage = _waterfill._stage
+
+    def recorded(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = stage(*args, **kwargs)
+        reached.append(result[0])
+        return result
+
+    with monkeypatch.context() as m:
+        m.setattr(_waterfill, "MAX_STAGES", 10**6)
+        m.setattr(_waterfill, "WORK_FLOOR", floor)
+        m.setattr(_waterfill, "WORK_PER_GROUP", 0.0)
+        m.setattr(_waterfill, "_stage", recorded)
+        alloc = max_min_fairness(problem)
+    assert check_feasible(problem, alloc) == []
+    ours = (a * alloc.x).sum(axis=1)
+    assert ours.min() >= exact.min() * (1 - 1e-6)
+    assert (ours >= np.minimum(max(reached), exact) * (1 - 1e-4)).all()

@@ -77,7 +77,9 @@ best free type, and the ceiling searches pin such jobs in bulk (on the capacity-
 bench/problems.py the tails of 15-123 one-job stages were mostly such jobs). After MAX_STAGES stages,
 or once the masters of the stages after the first have held WORK_PER_GROUP x groups jobs in all (at
 least WORK_FLOOR), the water-filling stops: the jobs still active keep the last stage's level (all of
-them reach it) and the callers' fill_spare hands out the capacity left. So the stage-1 level and
+them reach it; stopped by the budget, the highest level reached, a ceiling-search probe's when one
+after the last stage placed every job higher, even one that missed its ceiling: _Stage.fallback) and
+the callers' fill_spare hands out the capacity left. So the stage-1 level and
 every level reached before the stop are exact; above them the allocation is Pareto-efficient but not
 lexicographically optimal. ``whole_lp`` runs the same procedure with every LP solved whole and no
 closed types (the benchmarks' reference): the same stage-1 level; later stages may freeze other jobs
@@ -91,7 +93,7 @@ starts instead from *scarcity* prices, the first non-zero prices of the sample's
 holds one stage's column generation: _stage and its master); a master that is infeasible (its fixed
 plans overload a row at every L) adds the fixed jobs on the rows of its Farkas ray. None of these
 prices certifies anything: every stage ends on the master's own duals (or at its ceiling, _capped).
-Above BALANCE_ABOVE unpinned jobs a master about to grow by a tenth of them restarts its fixed plans from
+Above BALANCE_ABOVE rising jobs a master about to grow by a tenth of them restarts its fixed plans from
 *balanced* prices instead (_wf_balance._balance: multiplicative weights on every row over the jobs'
 cheapest plans, on a sample, then on all): even a stage's exact prices leave the rows that do not bind
 at 0, and the jobs that tie among those free rows, each fixed to its fastest free type, overload one.
@@ -353,7 +355,11 @@ def _skip_ceilings(
             continue
         except OutOfWork:
             break  # the pins proven so far (lo) stand
-        if not rest.any() or level >= ceilings[k] * (1 - max(eps, 1e-7)):
+        fit = not rest.any() or level >= ceilings[k] * (1 - max(eps, 1e-7))
+        if fit or (level > 0 and (stage.fallback is None or level > stage.fallback[0])):
+            # a feasible allocation, every active job at level or more: an OutOfWork stop keeps it (_fill)
+            stage.fallback = (level, result[1])
+        if fit:
             lo, best_price, missed = k, trial_price, False
             best = (k, result) if k == hi or eps <= 0 else None
             x_prev = x_fit = result[1]
@@ -497,6 +503,7 @@ def _fill(
                 if searched is not None:
                     price = searched
                 placed, stale = True, False
+                stage.fallback = (level, x)  # every job placed at the proven level or more
                 if not active.any():
                     break
         try:
@@ -504,11 +511,13 @@ def _fill(
                 stage, active, ell, pinned, price, level, x if placed else None, whole_lp, solved
             )
         except OutOfWork:
-            # the work budget is spent: x, the last solved allocation, stands (feasible; jobs pinned
-            # since keep it, the fill raises them)
+            # the work budget is spent: the allocation of the highest level reached stands (feasible;
+            # jobs pinned since keep it, the fill raises them)
             solved, stale = None, False
+            x = stage.fallback[1] if stage.fallback is not None else x
             break
         placed = True
+        stage.fallback = (level, x)
         if stages == 0 and not whole_lp:
             stage.work_limit = stage.work + max(WORK_FLOOR, WORK_PER_GROUP * ng)
         if price.any() and first is None:
@@ -552,5 +561,5 @@ def _fill(
         try:
             _, x, _, _ = _stage(stage, active, ell, pinned, price, level, None if whole_lp else x)
         except OutOfWork:
-            pass  # x, the last solved allocation, stands (as above)
+            x = stage.fallback[1] if stage.fallback is not None else x  # as above
     return x, first

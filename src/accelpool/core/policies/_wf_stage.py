@@ -32,12 +32,12 @@ TOL = 1e-9
 BALANCE_ABOVE = 4000
 BALANCE_WRONG = 0.1
 BALANCE_TIMES = 2
-"""Balanced restarts (_wf_balance._balance): a stage or probe with more than BALANCE_ABOVE unpinned jobs whose master
-is about to grow by more than BALANCE_WRONG of them (the jobs wrong at its prices, or, infeasible, the
-fixed jobs on its Farkas ray's rows) starts its fixed plans again from balanced prices instead, at most
-BALANCE_TIMES times (the master keeps its jobs). Set on issue 13's tuning seed 0 at 10,000 x 8
-(docs/allocate.md, "Balanced restarts"); below 4,000 unpinned jobs the sampled rounds cost more than
-they saved at 1,000-2,000 x 8."""
+"""Balanced restarts (_wf_balance._balance): a stage or probe with more than BALANCE_ABOVE rising (active) jobs whose
+master is about to grow by more than BALANCE_WRONG of the unpinned ones (the jobs wrong at its prices, or,
+infeasible, the fixed jobs on its Farkas ray's rows) starts its fixed plans again from balanced prices
+instead, at most BALANCE_TIMES times (the master keeps its jobs). Set on issue 13's tuning seed 0 at
+10,000 x 8 (docs/allocate.md, "Balanced restarts"); below 4,000 the sampled rounds cost more than they
+saved at 1,000-2,000 x 8, and counted over the frozen jobs too they ran in scarce's tails (docs)."""
 SMOOTH_DECAY = 4.0
 """The guide's weight after round k is 1 - (1 - SMOOTH) * SMOOTH_DECAY**k (0 once negative)."""
 _Result = tuple[float, FloatArray, FloatArray, BoolArray]
@@ -64,6 +64,7 @@ class _Stage:
         self.work_limit = np.inf
         """A _stage that starts with ``work`` above this, or a master solve that would take it above
         (_wf_master.Master.solve, checked before the solve), raises OutOfWork (_waterfill's WORK_PER_GROUP)."""
+        self.fallback: tuple[float, FloatArray] | None = None  # best level so far, its x (_waterfill)
         """Level and row prices where capacity binds (see _scout): where a stage has no prices or only
         zeros, its master starts from these (and from this level, when above the level it was given)."""
         self.size = size
@@ -354,7 +355,7 @@ def _stage(
     master = Master(stage, active, ell)
     center = price / price.sum() if price is not None and price.any() and SMOOTH > 0 else None
     free = ng - int(pinned.sum())
-    balance = BALANCE_TIMES if stage.ipm and free > BALANCE_ABOVE else 0
+    balance = BALANCE_TIMES if stage.ipm and int(active.sum()) > BALANCE_ABOVE else 0
     last: list[FloatArray] = []
 
     def rebalance(p: FloatArray, x: FloatArray, fallback: float) -> _Result | None:
