@@ -29,7 +29,7 @@ Notation (used by every policy module):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +42,20 @@ BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
 FEASIBILITY_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True, eq=False)
+class WarmHint:
+    """One max-min-fairness allocation's water-filling stages, for the next round's to start from.
+
+    ``rows``: a key per resource row (kind, types, tenant, ordinal: stable across rounds while the row
+    exists); ``stages``: each stage's or ceiling probe's level, row prices (in ``rows`` order) and
+    whether a stage gave them, in the order solved (policies/_waterfill.py, Hint). Data
+    the caller keeps and passes back (core.rounds.DecideCache), never module state; a start only.
+    """
+
+    rows: tuple[Hashable, ...]
+    stages: tuple[tuple[float, FloatArray, bool], ...]
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,6 +103,11 @@ class AllocationProblem:
     column_group: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     """Column -> group (a type held at several sites is one group of per-site columns sharing the program
     rules, see the module notation). Default: every column its own group."""
+    warm_hint: WarmHint | None = None
+    """A previous allocation's ``Allocation.warm_hint`` (max-min-fairness: every water-filling stage's
+    level and row prices, the rows named), passed in by the caller that keeps it, as ``warm_start``: it
+    only chooses where each stage's and ceiling probe's master starts (the same stage-1 level; rows gone
+    since are dropped, new rows start at price 0). Ignored by the other policies."""
     warm_start: tuple[float, ...] = ()
     """A previous allocation's ``Allocation.warm_start`` (max-min-fairness: a level and one price per
     resource row), passed in by the caller that keeps it (the core keeps none). It only chooses the plans
@@ -189,6 +208,8 @@ class Allocation:
     warm_start: tuple[float, ...] = ()
     """What the next round's problem may carry as ``AllocationProblem.warm_start`` (max-min-fairness:
     the level and row prices of its first stage with prices not all 0; empty otherwise)."""
+    warm_hint: WarmHint | None = None
+    """What the next round's problem may carry as ``AllocationProblem.warm_hint`` (max-min-fairness)."""
 
     def effective_throughput(self, throughput: FloatArray) -> FloatArray:
         """steps/s each job gets on average: sum_t x[j,t] * tput[j,t]."""

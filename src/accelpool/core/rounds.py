@@ -62,7 +62,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from accelpool.core.allocation import Allocation, AllocationProblem, Policy
+from accelpool.core.allocation import Allocation, AllocationProblem, Policy, WarmHint
 from accelpool.core.estimates import program_min as min_run_by_grant
 from accelpool.core.free_devices import _FreeTemplate
 from accelpool.core.placement import (
@@ -151,6 +151,9 @@ class DecideCache:
         self.warm_start: tuple[float, ...] = ()
         """The last lease boundary's Allocation.warm_start, handed to the next boundary's problem: the
         policy starts from the last round's prices (max-min-fairness: the same stage levels, faster)."""
+        self.warm_hint: WarmHint | None = None
+        """The last lease boundary's Allocation.warm_hint (every stage's level and prices, rows named),
+        handed to the next boundary's problem as AllocationProblem.warm_hint (max-min-fairness)."""
 
 
 def decide(
@@ -201,10 +204,15 @@ def decide(
             if config.lease_seconds is not None or keeps_running
             else seen.keep_type
         )
-        if cache.warm_start or np.size(keep):
-            seen = _renewed(seen, warm_start=cache.warm_start or seen.warm_start, keep_type=keep)
+        if cache.warm_start or cache.warm_hint is not None or np.size(keep):
+            seen = _renewed(
+                seen,
+                warm_start=cache.warm_start or seen.warm_start,
+                warm_hint=cache.warm_hint or seen.warm_hint,
+                keep_type=keep,
+            )
         raw = policy(seen)
-        cache.warm_start = raw.warm_start
+        cache.warm_start, cache.warm_hint = raw.warm_start, raw.warm_hint
         if wide is None:
             alloc = raw
         else:  # the policy sees each site's devices and prices; placement follows the sites it chose

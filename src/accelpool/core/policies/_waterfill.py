@@ -116,6 +116,8 @@ scale and rows) are merged first and share one allocation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from accelpool.core.allocation import BoolArray, FloatArray, IntArray
@@ -125,10 +127,12 @@ from accelpool.core.policies._wf_stage import (
     TOL,
     OutOfWork,
     _min_cost,
+    _over_budget,
     _Result,
     _Stage,
     _stage,
 )
+from accelpool.core.policies._wf_warm import Hint, _hinted
 
 SAMPLE_GROUPS = 400
 SAMPLE_ABOVE = 2 * SAMPLE_GROUPS
@@ -289,6 +293,8 @@ def _skip_ceilings(
     budget: list[int],
     x_prev: FloatArray | None = None,
     eps: float = 0.0,
+    hint: Sequence[Hint] = (),
+    record: list[Hint] | None = None,
 ) -> tuple[FloatArray | None, _Result | None, FloatArray | None]:
     """Freeze, in one go, every active job whose ceiling the next stages would reach anyway.
 
@@ -303,6 +309,9 @@ def _skip_ceilings(
     The next probe is the top of the bracket (usually the answer), or its middle after a miss there.
     Returns the prices of the last feasible probe and, when that probe is at the final k*, its whole
     result: it is the next stage's LP (the same pins, the same active jobs), so the caller reuses it.
+    ``hint`` (an earlier round's stages, see max_min_waterfill_warm): a probe at c_k starts from the
+    prices of its lowest stage at c_k or above, where it has one (a refused probe's prices, the guide
+    otherwise, were a poor start: bench_round --rules, a probe grown to 5,419 jobs until out of work).
     """
     ceilings = np.unique(stage.ceiling[active])
     m = len(ceilings)
@@ -314,9 +323,14 @@ def _skip_ceilings(
     def narrow(p: FloatArray | None) -> None:
         nonlocal hi
         if p is not None and p.any():
-            hi = _dual_index(stage, active, ell, p, ceilings, lo, hi)
+            was, hi = hi, _dual_index(stage, active, ell, p, ceilings, lo, hi)
+            if record is not None and hi < was:
+                record.append((float(ceilings[hi + 1]), p, False))  # a proof a next round may reuse
 
     narrow(price)
+    for _, p, solved in hint:
+        if not solved:
+            narrow(p)  # weak duality at any prices is a proof: the last round's proofs often still are
     if stage.scarce is not None and (price is None or not price.any()):
         narrow(stage.scarce[1])  # any prices bound; the sample's scarcity prices often bound well
     best_price = price
@@ -332,6 +346,12 @@ def _skip_ceilings(
         rest = active & ~pin
         trial_ell, trial_active, trial_pinned = ell.copy(), active.copy(), pinned.copy()
         _pin(stage, pin, trial_active, trial_ell, trial_pinned)
+        start = _hinted(hint, float(ceilings[k]))
+        if start is not None and _over_budget(stage, rest, trial_ell, start, float(ceilings[k])):
+            hi, missed = k - 1, True  # the last round's prices still prove c_k out of reach: no master
+            if record is not None:
+                record.append((float(ceilings[k]), start, False))
+            continue
         try:
             # a probe at the top of the bracket, if it fits, ends the search and is the next stage: solved
             # as one (within eps); a probe below it only decides fit or not (eps: at ceilings[k] (1 - eps))
@@ -340,7 +360,7 @@ def _skip_ceilings(
                 rest,
                 trial_ell,
                 trial_pinned,
-                guide,
+                guide if start is None else start,
                 float(ceilings[k]),
                 x_prev,
                 eps=eps,
@@ -348,6 +368,8 @@ def _skip_ceilings(
                 settle=k == hi,
             )
             level, trial_price = result[0], result[2]
+            if record is not None and trial_price.any():
+                record.append((float(ceilings[k]), trial_price, False))
             if stage.scarce is not None and trial_price.any():
                 guide = trial_price
         except RuntimeError:
@@ -399,6 +421,8 @@ def max_min_waterfill_warm(
     whole_lp: bool = False,
     warm_start: tuple[float, ...] = (),
     eps: float = 0.0,
+    hint: Sequence[Hint] = (),
+    record: list[Hint] | None = None,
 ) -> tuple[FloatArray, FloatArray, tuple[float, ...]]:
     """max_min_waterfill, started from ``warm_start`` (a level and one price per row, from an earlier
     call's third result) instead of the sample's prices when it fits the rows and has a price above 0.
@@ -409,6 +433,15 @@ def max_min_waterfill_warm(
     solved again from its own result: 0.56 -> 0.07 s CPU. Returns x, levels and the warm start for a
     next call: the level and prices of the first stage whose prices are not all 0 (else the sample's
     scarcity level and prices; empty when there are none).
+
+    ``hint``: an earlier round's stages and probes (``record`` of that call, Hint: level, row prices mapped
+    to these rows by the caller, stage or probe): stage k > 1 starts from the hint's stage k prices (not
+    the stage before's), a ceiling-search probe at level c from the prices of the hint's lowest stage at c
+    or above (not the last probe's), and every search first narrows its bracket by weak duality at each
+    entry's prices (a proof at any prices). Starting points and proofs only: every stage and probe still
+    ends on its own master's duals or a proof (the stage-1 level is the same; later stages may freeze
+    other jobs where an LP has several optimal duals). ``record``: appended with this call's stages and
+    probes.
     """
     n, tt = a.shape
     x_out = np.zeros((n, tt))
@@ -438,13 +471,24 @@ def max_min_waterfill_warm(
         stage.scarce = (level, warm)
     elif ng > SAMPLE_ABOVE and not whole_lp:
         price, level, stage.scarce = _scout(stage)
-    x, priced = _fill(stage, active, ell, pinned, price, level, whole_lp=whole_lp, eps=eps)
+    x, priced = _fill(
+        stage,
+        active,
+        ell,
+        pinned,
+        price,
+        level,
+        whole_lp=whole_lp,
+        eps=eps,
+        hint=() if whole_lp else hint,
+        record=record,
+    )
     if priced is None:
         priced = stage.scarce
     x_out[runnable] = x[inverse]
     levels[runnable] = (a_r * x_out[runnable]).sum(axis=1)
-    hint = (priced[0], *priced[1].tolist()) if priced is not None else ()
-    return x_out, levels, hint
+    nxt = (priced[0], *priced[1].tolist()) if priced is not None else ()
+    return x_out, levels, nxt
 
 
 def _one_stage(
@@ -481,21 +525,27 @@ def _fill(
     scout: bool = False,
     solved: _Result | None = None,
     eps: float = 0.0,
+    hint: Sequence[Hint] = (),
+    record: list[Hint] | None = None,
 ) -> tuple[FloatArray, tuple[float, FloatArray] | None]:
     """The water-filling loop (in place on active, ell, pinned). Returns x and the first stage level and
     prices that are not all 0, or None (``scout``: stop there; x is then meaningless).
 
     ``whole_lp``: every LP whole (the benchmarks' reference, and the sample's scouting run).
-    ``solved``: the first stage's result, when the caller has it.
+    ``solved``: the first stage's result, when the caller has it. ``hint``, ``record``: see
+    max_min_waterfill_warm.
     """
     ng, tt = stage.a.shape
     x = np.zeros((ng, tt))
     stale = False
     budget = [MAX_PROBES]
     first: tuple[float, FloatArray] | None = None
+    solved_before = [h[1] for h in hint if h[2]]
     placed = False  # x places every job (a stage's or the local events' allocation)
     split = None if whole_lp or scout else parts(stage)  # tenant-local rows (_wf_local)
     for stages in range(MAX_STAGES):
+        if 0 < stages < len(solved_before) and solved is None and solved_before[stages].any():
+            price = solved_before[stages]  # the last round's stage k: a start nearer its own optimum
         if split is not None and solved is None:
             skipped = skip_local(stage, split, x if placed else None, active, ell, pinned, price, budget)
             if skipped is not None:
@@ -518,6 +568,8 @@ def _fill(
             break
         placed = True
         stage.fallback = (level, x)
+        if record is not None:
+            record.append((level, price, True))
         if stages == 0 and not whole_lp:
             stage.work_limit = stage.work + max(WORK_FLOOR, WORK_PER_GROUP * ng)
         if price.any() and first is None:
@@ -546,6 +598,8 @@ def _fill(
                 budget,
                 None if whole_lp else x,
                 0.0 if whole_lp else eps,
+                hint,
+                record,
             )
             if x_fit is not None and not whole_lp:
                 x = x_fit  # the last fitting probe: the same pins, every active job at its level

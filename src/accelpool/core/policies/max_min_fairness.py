@@ -32,7 +32,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from accelpool.core.allocation import Allocation, AllocationProblem
+from accelpool.core.allocation import Allocation, AllocationProblem, WarmHint
 from accelpool.core.policies._seam import (
     Rows,
     build_rows,
@@ -44,6 +44,7 @@ from accelpool.core.policies._seam import (
     usable_mask,
 )
 from accelpool.core.policies._waterfill import max_min_waterfill_warm
+from accelpool.core.policies._wf_warm import Hint, hint_stages, row_keys
 
 NAME = "max-min-fairness"
 
@@ -79,9 +80,12 @@ def _allocate(problem: AllocationProblem, *, whole_lp: bool, eps: float = 0.0) -
     a = _level_coefficients(problem, usable)
     quick = uncontended(problem, usable, rows, a)
     warm: tuple[float, ...] = ()
+    hint: WarmHint | None = None
     if quick is not None:
         x = quick
     else:
+        keys = row_keys(problem, rows)
+        record: list[Hint] = []
         x, _, warm = max_min_waterfill_warm(
             a,
             problem.scale,
@@ -90,7 +94,10 @@ def _allocate(problem: AllocationProblem, *, whole_lp: bool, eps: float = 0.0) -
             whole_lp=whole_lp,
             warm_start=problem.warm_start,
             eps=eps,
+            hint=hint_stages(problem.warm_hint, keys),
+            record=record,
         )
+        hint = WarmHint(keys, tuple(record)) if record and not whole_lp else None
         x = fill_spare(problem, usable, rows, x, a)
         if _off_kept_type(problem.keep_type, x):
             x = _keep_running(problem, usable, rows, x, a)
@@ -98,7 +105,7 @@ def _allocate(problem: AllocationProblem, *, whole_lp: bool, eps: float = 0.0) -
     norm = normalized(problem, usable)
     objective = float((norm * x).sum(axis=1)[runnable].min()) if runnable.any() else 0.0
     alloc = finish(problem, x, rows, NAME, objective, started)
-    return replace(alloc, warm_start=warm) if warm else alloc
+    return replace(alloc, warm_start=warm, warm_hint=hint) if warm or hint else alloc
 
 
 def _off_kept_type(keep: np.ndarray, x: np.ndarray) -> bool:

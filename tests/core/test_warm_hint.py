@@ -1,0 +1,133 @@
+"""max-min-fairness's warm hint across rounds (AllocationProblem.warm_hint, policies/_waterfill.py Hint):
+every stage's and ceiling probe's prices of one round are where the next round's masters start, and a
+search's bracket is narrowed by them (weak duality: a proof at any prices). A start or a proof only: the
+stage-1 level stays the exact LP's and the allocation feasible, also when jobs and rows changed between
+the rounds, and when the hint is nonsense."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import fields, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from accelpool.core.allocation import AllocationProblem, WarmHint, check_feasible  # noqa: E402
+from accelpool.core.policies.max_min_fairness import exact_level, max_min_fairness, stage_level  # noqa: E402
+from problems import family_problem  # noqa: E402
+
+
+def _take(
+    problem: AllocationProblem, idx: np.ndarray, ids: tuple[str, ...] | None = None
+) -> AllocationProblem:
+    """The problem with only the jobs ``idx`` (every per-job field taken), renamed ``ids`` if given."""
+    n = problem.n_jobs
+    out: dict[str, object] = {}
+    for f in fields(problem):
+        v = getattr(problem, f.name)
+        if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == n and f.name not in ("capacity",):
+            out[f.name] = v[idx]
+    out["job_ids"] = ids if ids is not None else tuple(problem.job_ids[i] for i in idx.tolist())
+    return replace(problem, **out)  # type: ignore[arg-type]
+
+
+def _join(a: AllocationProblem, b: AllocationProblem) -> AllocationProblem:
+    """a's pool and rules with b's jobs appended (b built on the same tenants and cap groups)."""
+    out: dict[str, object] = {}
+    for f in fields(a):
+        v, w = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == a.n_jobs and f.name != "capacity":
+            out[f.name] = np.concatenate([v, w])
+    out["job_ids"] = a.job_ids + b.job_ids
+    return replace(a, **out)  # type: ignore[arg-type]
+
+
+def _next_round(
+    problem: AllocationProblem, seed: int, gone: float, new: int, rules: int
+) -> AllocationProblem:
+    """The next round's problem: a fraction ``gone`` of the jobs finished, ``new`` jobs arrived (another
+    draw of the family on the same tenants), and rows changed (``rules`` & 1: a tenant's caps lifted, a
+    row gone; & 2: every job of tenant 0 gone, its quota rows with them; & 4: a new cap on tenant 1)."""
+    rng = np.random.default_rng(seed)
+    keep = np.nonzero(rng.uniform(size=problem.n_jobs) >= gone)[0]
+    if rules & 2:
+        keep = keep[problem.tenant_index[keep] != 0]
+    out = _take(problem, keep)
+    if new:
+        more = family_problem("ruled", new, problem.n_types, seed + 1000)
+        out = _join(out, _take(more, np.arange(new), tuple(f"new{i}" for i in range(new))))
+    cap = out.tenant_cap.copy()
+    if rules & 1:
+        cap[5] = np.inf
+    if rules & 4:
+        cap[1, 0] = max(4.0, float(np.floor(out.capacity[0] * 0.03)))
+    return replace(out, tenant_cap=cap)
+
+
+def _warm(problem: AllocationProblem, before) -> object:
+    return max_min_fairness(replace(problem, warm_start=before.warm_start, warm_hint=before.warm_hint))
+
+
+def test_the_hint_names_every_stage_and_an_unchanged_round_keeps_its_level():
+    problem = family_problem("ruled", 600, 8, 0)
+    cold = max_min_fairness(problem)
+    hint = cold.warm_hint
+    assert isinstance(hint, WarmHint) and hint.stages and len(set(hint.rows)) == len(hint.rows)
+    assert any(solved for _, _, solved in hint.stages)
+    assert all(len(p) == len(hint.rows) for _, p, _ in hint.stages)
+    warm = _warm(problem, cold)
+    assert not check_feasible(problem, warm)
+    assert stage_level(problem, warm.x) == pytest.approx(exact_level(problem), rel=1e-6)
+    assert warm.warm_hint is not None
+
+
+@pytest.mark.parametrize("rules", [0, 1, 2, 4, 7])
+def test_a_changed_round_keeps_the_exact_stage_one_level_and_stays_feasible(rules):
+    problem = family_problem("ruled", 600, 8, 1)
+    cold = max_min_fairness(problem)
+    after = _next_round(problem, 1, 0.1, 80, rules)
+    warm = _warm(after, cold)
+    assert not check_feasible(after, warm)
+    assert stage_level(after, warm.x) == pytest.approx(exact_level(after), rel=1e-6)
+
+
+def test_a_nonsense_hint_is_only_a_poor_start():
+    problem = family_problem("ruled", 500, 8, 2)
+    cold = max_min_fairness(problem)
+    assert cold.warm_hint is not None
+    rng = np.random.default_rng(0)
+    stages = tuple(
+        (float(rng.uniform(0.1, 5.0)), rng.uniform(0.0, 3.0, len(p)), bool(k % 2))
+        for k, (_, p, _) in enumerate(cold.warm_hint.stages)
+    )
+    wrong_rows = WarmHint(
+        tuple(("capacity", ("nowhere",), "", k) for k in range(5)), ((1.0, np.ones(5), True),)
+    )
+    for hint in (WarmHint(cold.warm_hint.rows, stages), wrong_rows):
+        warm = max_min_fairness(replace(problem, warm_hint=hint))
+        assert not check_feasible(problem, warm)
+        assert stage_level(problem, warm.x) == pytest.approx(exact_level(problem), rel=1e-6)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 30),
+    gone=st.floats(0.0, 0.4),
+    new=st.integers(0, 100),
+    rules=st.integers(0, 7),
+)
+def test_any_churn_between_rounds_keeps_the_level_and_feasibility(seed, gone, new, rules):
+    problem = family_problem("ruled", 400, 6, seed)
+    before = max_min_fairness(problem)
+    after = _next_round(problem, seed, gone, new, rules)
+    warm = _warm(after, before)
+    assert not check_feasible(after, warm)
+    assert stage_level(after, warm.x) == pytest.approx(exact_level(after), rel=1e-6)
+    again = _warm(after, warm)  # a third round on the same problem, from the changed round's hint
+    assert not check_feasible(after, again)
+    assert stage_level(after, again.x) == pytest.approx(exact_level(after), rel=1e-6)
