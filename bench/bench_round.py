@@ -2,7 +2,7 @@
 2,000 devices, per-job random speeds. Target: one step < 1 s.
 
     python bench/bench_round.py [--jobs 10000] [--devices 2000] [--postgres [--no-sqlite]] [--steps 3] [--ticks N]
-        [--policy max-min-fairness,fifo] [--rules]
+        [--policy max-min-fairness,fifo] [--rules] [--churn 100]
 
 ``--rules``: every case twice, the plain pool and then the same jobs under program rules (``QUOTAS``,
 ``PROGRAMS``: tenants' quotas, a public reserve, per-tenant caps of two programs), printing after the first
@@ -15,8 +15,12 @@ with PostgreSQL on this machine also the server's CPU seconds for this database'
 a loaded machine still shows what a step costs: client and server take turns (one statement at a time),
 so client CPU + server CPU is about a lower bound of the wall time on a quiet machine. The database: a fresh one on ``$ACCELPOOL_TEST_POSTGRES_URL``'s server, else on a private
 server started from the PostgreSQL binaries here (storage/pgserver.py).
-Step 1 starts jobs from a cold queue; later steps (one round of 360 s later each) meter and bill the
-running jobs and decide again. Every step is a lease boundary (the Reconciler's default lease,
+Step 1 starts jobs from a cold queue, and its policy from nothing (cold: no last round to start from);
+later steps (one round of 360 s later each) meter and bill the running jobs and decide again, warm: the
+Reconciler's DecideCache hands each lease boundary the last one's start (max-min-fairness: every stage's
+and ceiling probe's prices, core.rounds DecideCache.warm_hint). Between steps ``--churn`` (default 100)
+running jobs finish (completed in the middle of the next round) and as many new jobs arrive, so a later
+step decides a changed problem, not the same one again (``--churn 0``: no job ever ends, as before). Every step is a lease boundary (the Reconciler's default lease,
 ``RoundConfig.lease_seconds``, is 360 s and the steps are 360 s apart), so these are also issue 10's
 "whole step at a lease boundary". Speeds are drawn per job and per allowed type (uniform 0.5-4 steps/s), so
 no two jobs share a row and the allocation LP does not collapse (a former version used 7 distinct rows).
@@ -104,6 +108,30 @@ def rule_fields(i: int) -> dict[str, object]:
     return {"grant": f"{program.id}-t{i % TENANTS}", "public": program.public and (i // 80) % 2 == 0}
 
 
+def job_row(i: int, speed: np.ndarray, rules: bool) -> dict[str, object]:
+    """Job i's row: its tenant, scale 1-4, two allowed types with speeds ``speed`` (one per type)."""
+    allowed = TYPES[i % 4 : i % 4 + 2]
+    extra = rule_fields(i) if rules else {}
+    job = Job(f"j{i:06d}", tenant=f"t{i % TENANTS}", scale=1 + i % 4, submit_time=float(i), **extra)  # type: ignore[arg-type]
+    return {
+        "id": job.id,
+        "tenant": job.tenant,
+        "name": job.id,
+        "spec": codec.job_to_dict(job),
+        "run": {},
+        "throughput": {t: float(speed[TYPES.index(t)]) for t in allowed},
+        "state": "queued",
+        "active": True,
+        "steps_done": 0.0,
+        "seconds_on": {},
+        "reason": "submitted",
+        "submit_time": job.submit_time,
+        "preemptions": 0,
+        "attempts": 0,
+        "reserved_krw": 0,
+    }
+
+
 def fill(store: SqlStore, jobs: int, devices: int, rules: bool = False) -> None:
     per = devices // len(TYPES) // 8
     store.add_nodes([Node(f"{t}-{i:04d}", t, 8) for t in TYPES for i in range(per)])
@@ -111,32 +139,23 @@ def fill(store: SqlStore, jobs: int, devices: int, rules: bool = False) -> None:
         add_rules(store)
     rng = np.random.default_rng(0)
     speed = rng.uniform(0.5, 4.0, (jobs, len(TYPES)))
-    rows = []
-    for i in range(jobs):
-        allowed = TYPES[i % 4 : i % 4 + 2]
-        extra = rule_fields(i) if rules else {}
-        job = Job(f"j{i:06d}", tenant=f"t{i % TENANTS}", scale=1 + i % 4, submit_time=float(i), **extra)  # type: ignore[arg-type]
-        rows.append(
-            {
-                "id": job.id,
-                "tenant": job.tenant,
-                "name": job.id,
-                "spec": codec.job_to_dict(job),
-                "run": {},
-                "throughput": {t: float(speed[i, TYPES.index(t)]) for t in allowed},
-                "state": "queued",
-                "active": True,
-                "steps_done": 0.0,
-                "seconds_on": {},
-                "reason": "submitted",
-                "submit_time": job.submit_time,
-                "preemptions": 0,
-                "attempts": 0,
-                "reserved_krw": 0,
-            }
-        )
+    rows = [job_row(i, speed[i], rules) for i in range(jobs)]
     with store.write() as c:
         c.execute(insert(T.jobs), rows)
+
+
+def churn(store: SqlStore, ex: FakeExecutor, now: float, first: int, n: int, rules: bool, seed: int) -> None:
+    """--churn: after the step at ``now``, ``n`` running jobs finish (completed at now + 180 s, which the
+    next step's poll reports) and ``n`` new jobs arrive (ids from ``first`` on, drawn as fill's)."""
+    rng = np.random.default_rng(seed)
+    running = sorted(ex.active())
+    for j in rng.choice(running, size=min(n, len(running)), replace=False).tolist():
+        ex._runs[j].end = now + 180.0  # the fake executor reports it completed then
+    speed = rng.uniform(0.5, 4.0, (n, len(TYPES)))
+    rows = [job_row(first + k, speed[k], rules) for k in range(n)]
+    if rows:
+        with store.write() as c:
+            c.execute(insert(T.jobs), rows)
 
 
 CACHE = DecideCache()
@@ -191,7 +210,7 @@ def binding(decision: Decision, jobs: int) -> str:
     public: Counter[str] = Counter()
     for p in decision.placements():
         i = int(p.job[1:])
-        f = rule_fields(i) if i < jobs else {}
+        f = rule_fields(i)
         program = str(f["grant"]).split("-")[0] if f else ""
         held[f"t{i % TENANTS}", program, p.accelerator] += p.count
         if f.get("public"):
@@ -226,12 +245,14 @@ def run(
     steps: int,
     ticks: int = 0,
     rules: bool = False,
+    churned: int = 0,
 ) -> dict[str, str]:
     """Time ``steps`` steps; returns step 1's placements (job -> type)."""
     store = SqlStore(url)
     fill(store, jobs, devices, rules)
     clock = VirtualClock(1e6)
-    rec = Reconciler(store, FakeExecutor(clock), clock, get_policy(policy), round_seconds=360.0)
+    ex = FakeExecutor(clock)
+    rec = Reconciler(store, ex, clock, get_policy(policy), round_seconds=360.0)
     label = f"{label}{' rules' if rules else ''}"
     first: dict[str, str] = {}
     for k in range(steps):
@@ -241,16 +262,19 @@ def run(
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         s1 = server_cpu(store)
         server = "" if s0 is None or s1 is None else f", server CPU {s1 - s0:.3f} s"
+        how = "cold: no hint" if k == 0 else f"warm; {churned} finished and {churned} arrived before it"
         print(
-            f"{label} step {k + 1}: {jobs} jobs x {devices} devices, {policy}: Reconciler.step wall {wall:.3f} s, "
-            f"CPU {cpu:.3f} s{server} -> {'MEETS' if wall < 1.0 else 'MISSES'} the 1 s target on wall "
-            f"(started {len(report.decision.start)}, charges {len(report.charges)})",
+            f"{label} step {k + 1} ({how}): {jobs} jobs x {devices} devices, {policy}: Reconciler.step wall "
+            f"{wall:.3f} s, CPU {cpu:.3f} s{server} -> {'MEETS' if wall < 1.0 else 'MISSES'} the 1 s target on "
+            f"wall (started {len(report.decision.start)}, charges {len(report.charges)})",
             flush=True,
         )
         if k == 0:
             first = {p.job: p.accelerator for p in report.decision.placements()}
         if rules and k in (0, steps - 1):
             print(f"{label} step {k + 1} rules: {binding(report.decision, jobs)}", flush=True)
+        if churned and k < steps - 1:
+            churn(store, ex, clock.now(), jobs + k * churned, churned, rules, k)
         clock.advance(360.0)
     r = one_round(store, policy, clock.now())
     print(
@@ -301,6 +325,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--ticks", type=int, default=0, help="then time this many tick decides (no policy)")
     ap.add_argument(
+        "--churn",
+        type=int,
+        default=100,
+        help="between steps this many running jobs finish and this many new jobs arrive (0: the same jobs)",
+    )
+    ap.add_argument(
         "--rules",
         action="store_true",
         help="each case twice, the plain pool then the same jobs under program rules (PROGRAMS, QUOTAS)",
@@ -320,7 +350,9 @@ def main() -> None:
             for rules in cases:
                 with tempfile.TemporaryDirectory() as d:
                     url = sqlite_url(Path(d) / "round.sqlite")
-                    got.append(run(url, "SQLite", a.jobs, a.devices, policy, a.steps, a.ticks, rules))
+                    got.append(
+                        run(url, "SQLite", a.jobs, a.devices, policy, a.steps, a.ticks, rules, a.churn)
+                    )
             if a.rules:
                 compare(f"SQLite {policy}", *got)
         if a.postgres:
@@ -330,7 +362,15 @@ def main() -> None:
             if base:
                 got = [
                     run(
-                        fresh_database(base), "PostgreSQL", a.jobs, a.devices, policy, a.steps, a.ticks, rules
+                        fresh_database(base),
+                        "PostgreSQL",
+                        a.jobs,
+                        a.devices,
+                        policy,
+                        a.steps,
+                        a.ticks,
+                        rules,
+                        a.churn,
                     )
                     for rules in cases
                 ]

@@ -2,7 +2,7 @@
 every stage's and ceiling probe's prices of one round are where the next round's masters start, and a
 search's bracket is narrowed by them (weak duality: a proof at any prices). A start or a proof only: the
 stage-1 level stays the exact LP's and the allocation feasible, also when jobs and rows changed between
-the rounds, and when the hint is nonsense."""
+the rounds, and when the hint is nonsense (prices, levels, the first stage's plans per job)."""
 
 from __future__ import annotations
 
@@ -108,7 +108,11 @@ def test_a_nonsense_hint_is_only_a_poor_start():
     wrong_rows = WarmHint(
         tuple(("capacity", ("nowhere",), "", k) for k in range(5)), ((1.0, np.ones(5), True),)
     )
-    for hint in (WarmHint(cold.warm_hint.rows, stages), wrong_rows):
+    h = cold.warm_hint
+    assert h.x is not None and h.x.shape == (problem.n_jobs, problem.n_types) and h.jobs == problem.job_ids
+    noise = rng.uniform(0.0, 1.0, h.x.shape)  # plans no round had: over three types, part-time
+    odd = WarmHint(h.rows, stages, tuple(reversed(h.jobs)), tuple(reversed(h.types)), noise)
+    for hint in (WarmHint(h.rows, stages), wrong_rows, odd):
         warm = max_min_fairness(replace(problem, warm_hint=hint))
         assert not check_feasible(problem, warm)
         assert stage_level(problem, warm.x) == pytest.approx(exact_level(problem), rel=1e-6)

@@ -56,6 +56,11 @@ class WarmHint:
 
     rows: tuple[Hashable, ...]
     stages: tuple[tuple[float, FloatArray, bool], ...]
+    jobs: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    x: FloatArray | None = None
+    """The first stage's allocation (``jobs`` x ``types``): where each job's first plan starts (its hull
+    segment, kept while still a cheapest plan at the start prices)."""
 
 
 @dataclass(frozen=True, eq=False)

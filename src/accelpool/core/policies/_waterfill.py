@@ -132,7 +132,7 @@ from accelpool.core.policies._wf_stage import (
     _Stage,
     _stage,
 )
-from accelpool.core.policies._wf_warm import Hint, _hinted
+from accelpool.core.policies._wf_warm import Hint, WarmRecord, _after, _hinted, _next_hinted
 
 SAMPLE_GROUPS = 400
 SAMPLE_ABOVE = 2 * SAMPLE_GROUPS
@@ -294,7 +294,7 @@ def _skip_ceilings(
     x_prev: FloatArray | None = None,
     eps: float = 0.0,
     hint: Sequence[Hint] = (),
-    record: list[Hint] | None = None,
+    record: WarmRecord | None = None,
 ) -> tuple[FloatArray | None, _Result | None, FloatArray | None]:
     """Freeze, in one go, every active job whose ceiling the next stages would reach anyway.
 
@@ -309,9 +309,8 @@ def _skip_ceilings(
     The next probe is the top of the bracket (usually the answer), or its middle after a miss there.
     Returns the prices of the last feasible probe and, when that probe is at the final k*, its whole
     result: it is the next stage's LP (the same pins, the same active jobs), so the caller reuses it.
-    ``hint`` (an earlier round's stages, see max_min_waterfill_warm): a probe at c_k starts from the
-    prices of its lowest stage at c_k or above, where it has one (a refused probe's prices, the guide
-    otherwise, were a poor start: bench_round --rules, a probe grown to 5,419 jobs until out of work).
+    ``hint`` (an earlier round's, _wf_warm.py): its proofs narrow the bracket first, and a probe at c_k
+    starts from its probe at c_k, where it has one.
     """
     ceilings = np.unique(stage.ceiling[active])
     m = len(ceilings)
@@ -325,7 +324,7 @@ def _skip_ceilings(
         if p is not None and p.any():
             was, hi = hi, _dual_index(stage, active, ell, p, ceilings, lo, hi)
             if record is not None and hi < was:
-                record.append((float(ceilings[hi + 1]), p, False))  # a proof a next round may reuse
+                record.entries.append((float(ceilings[hi + 1]), p, False))  # a proof a next round may reuse
 
     narrow(price)
     for _, p, solved in hint:
@@ -350,7 +349,7 @@ def _skip_ceilings(
         if start is not None and _over_budget(stage, rest, trial_ell, start, float(ceilings[k])):
             hi, missed = k - 1, True  # the last round's prices still prove c_k out of reach: no master
             if record is not None:
-                record.append((float(ceilings[k]), start, False))
+                record.entries.append((float(ceilings[k]), start, False))
             continue
         try:
             # a probe at the top of the bracket, if it fits, ends the search and is the next stage: solved
@@ -369,9 +368,10 @@ def _skip_ceilings(
             )
             level, trial_price = result[0], result[2]
             if record is not None and trial_price.any():
-                record.append((float(ceilings[k]), trial_price, False))
-            if stage.scarce is not None and trial_price.any():
-                guide = trial_price
+                record.entries.append((float(ceilings[k]), trial_price, False))
+            refused = rest.any() and level < ceilings[k] * (1 - max(eps, 1e-7))
+            if stage.scarce is not None and trial_price.any() and not (hint and refused):
+                guide = trial_price  # warm: not a refused probe's (_wf_warm.py, Hint)
         except RuntimeError:
             hi, missed = k - 1, True
             continue
@@ -422,7 +422,8 @@ def max_min_waterfill_warm(
     warm_start: tuple[float, ...] = (),
     eps: float = 0.0,
     hint: Sequence[Hint] = (),
-    record: list[Hint] | None = None,
+    record: WarmRecord | None = None,
+    segments: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray, tuple[float, ...]]:
     """max_min_waterfill, started from ``warm_start`` (a level and one price per row, from an earlier
     call's third result) instead of the sample's prices when it fits the rows and has a price above 0.
@@ -434,14 +435,14 @@ def max_min_waterfill_warm(
     next call: the level and prices of the first stage whose prices are not all 0 (else the sample's
     scarcity level and prices; empty when there are none).
 
-    ``hint``: an earlier round's stages and probes (``record`` of that call, Hint: level, row prices mapped
-    to these rows by the caller, stage or probe): stage k > 1 starts from the hint's stage k prices (not
-    the stage before's), a ceiling-search probe at level c from the prices of the hint's lowest stage at c
-    or above (not the last probe's), and every search first narrows its bracket by weak duality at each
-    entry's prices (a proof at any prices). Starting points and proofs only: every stage and probe still
-    ends on its own master's duals or a proof (the stage-1 level is the same; later stages may freeze
-    other jobs where an LP has several optimal duals). ``record``: appended with this call's stages and
-    probes.
+    ``hint``: an earlier round's stages and probes (``record`` of that call, _wf_warm.Hint, its prices
+    mapped to these rows by the caller): a stage after one at level l starts from the prices of the
+    hint's stage after one at l, a probe at c from the hint's probe at c, every ceiling search first
+    narrows its bracket by weak duality at the hint's probe prices, and a refused probe's prices guide no
+    later probe. ``segments`` (jobs x types): the first stage's plans start there. Starts and proofs
+    only: every stage and probe still ends on its own master's duals or a proof (the stage-1 level is
+    the same; later stages may freeze other jobs where an LP has several optimal duals). ``record``:
+    filled with this call's stages, probes and first-stage allocation.
     """
     n, tt = a.shape
     x_out = np.zeros((n, tt))
@@ -482,10 +483,17 @@ def max_min_waterfill_warm(
         eps=eps,
         hint=() if whole_lp else hint,
         record=record,
+        x0=None
+        if segments is None or whole_lp
+        else np.where(usable[runnable], segments[runnable], 0.0)[first],
     )
     if priced is None:
         priced = stage.scarce
     x_out[runnable] = x[inverse]
+    if record is not None and record.first_x is not None:
+        first_x = np.zeros((n, tt))
+        first_x[runnable] = record.first_x[inverse]
+        record.first_x = first_x
     levels[runnable] = (a_r * x_out[runnable]).sum(axis=1)
     nxt = (priced[0], *priced[1].tolist()) if priced is not None else ()
     return x_out, levels, nxt
@@ -526,7 +534,8 @@ def _fill(
     solved: _Result | None = None,
     eps: float = 0.0,
     hint: Sequence[Hint] = (),
-    record: list[Hint] | None = None,
+    record: WarmRecord | None = None,
+    x0: FloatArray | None = None,
 ) -> tuple[FloatArray, tuple[float, FloatArray] | None]:
     """The water-filling loop (in place on active, ell, pinned). Returns x and the first stage level and
     prices that are not all 0, or None (``scout``: stop there; x is then meaningless).
@@ -540,12 +549,12 @@ def _fill(
     stale = False
     budget = [MAX_PROBES]
     first: tuple[float, FloatArray] | None = None
-    solved_before = [h[1] for h in hint if h[2]]
+    after = _after(hint)
     placed = False  # x places every job (a stage's or the local events' allocation)
     split = None if whole_lp or scout else parts(stage)  # tenant-local rows (_wf_local)
     for stages in range(MAX_STAGES):
-        if 0 < stages < len(solved_before) and solved is None and solved_before[stages].any():
-            price = solved_before[stages]  # the last round's stage k: a start nearer its own optimum
+        if stages and solved is None:
+            price = _next_hinted(after, level, price)  # the last round's stage after one at this level
         if split is not None and solved is None:
             skipped = skip_local(stage, split, x if placed else None, active, ell, pinned, price, budget)
             if skipped is not None:
@@ -558,7 +567,7 @@ def _fill(
                     break
         try:
             level, x, price, freeze = _one_stage(
-                stage, active, ell, pinned, price, level, x if placed else None, whole_lp, solved
+                stage, active, ell, pinned, price, level, x if placed else x0, whole_lp, solved
             )
         except OutOfWork:
             # the work budget is spent: the allocation of the highest level reached stands (feasible;
@@ -569,7 +578,9 @@ def _fill(
         placed = True
         stage.fallback = (level, x)
         if record is not None:
-            record.append((level, price, True))
+            record.entries.append((level, price, True))
+            if stages == 0:
+                record.first_x = x
         if stages == 0 and not whole_lp:
             stage.work_limit = stage.work + max(WORK_FLOOR, WORK_PER_GROUP * ng)
         if price.any() and first is None:

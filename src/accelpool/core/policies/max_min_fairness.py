@@ -44,7 +44,7 @@ from accelpool.core.policies._seam import (
     usable_mask,
 )
 from accelpool.core.policies._waterfill import max_min_waterfill_warm
-from accelpool.core.policies._wf_warm import Hint, hint_stages, row_keys
+from accelpool.core.policies._wf_warm import WarmRecord, hint_segments, hint_stages, row_keys, warm_hint
 
 NAME = "max-min-fairness"
 
@@ -85,7 +85,7 @@ def _allocate(problem: AllocationProblem, *, whole_lp: bool, eps: float = 0.0) -
         x = quick
     else:
         keys = row_keys(problem, rows)
-        record: list[Hint] = []
+        record = WarmRecord()
         x, _, warm = max_min_waterfill_warm(
             a,
             problem.scale,
@@ -96,8 +96,9 @@ def _allocate(problem: AllocationProblem, *, whole_lp: bool, eps: float = 0.0) -
             eps=eps,
             hint=hint_stages(problem.warm_hint, keys),
             record=record,
+            segments=hint_segments(problem.warm_hint, problem),
         )
-        hint = WarmHint(keys, tuple(record)) if record and not whole_lp else None
+        hint = warm_hint(keys, record, problem) if record.entries and not whole_lp else None
         x = fill_spare(problem, usable, rows, x, a)
         if _off_kept_type(problem.keep_type, x):
             x = _keep_running(problem, usable, rows, x, a)
