@@ -23,7 +23,7 @@ row, events 1..k are exact stages:
 
 X_k uses less of every row as k falls, so the largest fitting k is found by bisection (one row sum per
 test). The local allocations ignore the coupling rows, so X_k often overloads capacity from the first
-event on; above the last fitting k the events are searched as _waterfill._skip_ceilings searches
+event on; above the last fitting k the events are searched as _wf_ceilings._skip_ceilings searches
 ceilings (the ceilings are this search's events of one-job parts): a probe at k is the stage LP with the
 events up to k frozen and every other job at l_k (_wf_stage._stage with a target, started from X_k's
 segments); a fitting master proves k (and every event up to its level); a refusal or no solution
@@ -210,7 +210,7 @@ def skip_local(
 ) -> tuple[float, FloatArray, _Result | None, FloatArray | None] | None:
     """Apply, in place on active, ell, pinned, the local events proven to be stages (module docstring).
     Returns the last applied level, an allocation with every job at its level or above, the last probe's
-    result when it is the next stage's LP (as _waterfill._skip_ceilings), and the last fitting probe's
+    result when it is the next stage's LP (as _wf_ceilings._skip_ceilings), and the last fitting probe's
     prices; None when none applies."""
     probes = int(active.sum()) >= LOCAL_ACTIVE * len(active)
     got = local_events(stage, split, active, ell, pinned, x_now)

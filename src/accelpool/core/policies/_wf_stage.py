@@ -553,7 +553,7 @@ def _over_budget(stage: _Stage, active: BoolArray, ell: FloatArray, price: Float
     """Weak duality at row prices p (negative entries dropped): every active job at min(level, its ceiling)
     and every frozen one at ell costs, at its cheapest plans, more than the rows (each quota row with its
     whole pool) are worth. Then no allocation reaches those levels (a proof; not finding one proves
-    nothing). The same test as _waterfill._dual_index's."""
+    nothing). The same test as _wf_ceilings._dual_index's."""
     price = np.maximum(price, 0.0)
     if not price.any():
         return False
