@@ -104,7 +104,10 @@ water-filling over its local rows (small whole LPs) gives events (level, jobs fr
 water-filling's stages as long as the coupling rows let every tenant follow its own (parts of at most
 _wf_local.LOCAL_PART groups); before each stage
 the events that an allocation (the tenants' allocations scaled down, or a probe's master) proves are
-applied at once, and the ceiling searches are left to them. Each applied event ends on an optimal dual
+applied at once; a stage before which no event was applied runs the ceiling search as without rules
+(with the searches left to the events alone, the stages of one ceiling each ran out of MAX_STAGES: a
+review's random rule problems, seeds 6074 and 6089 of /tmp/review1/trunc.py, twelfth session). Each
+applied event ends on an optimal dual
 (its tenant's local dual, every other price 0), so exactness is unchanged in kind.
 
 Tolerance. ``eps`` is used only by the ceiling searches (above): a probe counts as fitting at
@@ -403,6 +406,7 @@ def _fill(
     for stages in range(MAX_STAGES):
         if stages and solved is None:
             price = _next_hinted(after, level, price)  # the last round's stage after one at this level
+        skipped = None  # the local events this stage applied (_wf_local); none: the ceiling search runs
         if split is not None and solved is None:
             skipped = skip_local(stage, split, x if placed else None, active, ell, pinned, price, budget)
             if skipped is not None:
@@ -447,7 +451,7 @@ def _fill(
             break
         if not whole_lp:
             _prune(stage, active, level, price, x)
-        if at_ceiling.any() and not (freeze & ~at_ceiling).any() and split is None:
+        if at_ceiling.any() and not (freeze & ~at_ceiling).any() and (split is None or skipped is None):
             price, solved, x_fit = _skip_ceilings(
                 stage,
                 active,

@@ -159,7 +159,7 @@ def _skip_ceilings(
             stage.fallback = (level, result[1])
         if fit:
             lo, best_price, missed = k, trial_price, False
-            best = (k, result) if k == hi or eps <= 0 else None
+            best = (k, result) if k == hi else None  # only a probe at the top is settled (_stage)
             x_prev = x_fit = result[1]
         else:
             hi, missed = k - 1, True
