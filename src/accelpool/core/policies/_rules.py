@@ -134,10 +134,17 @@ def build_rows(problem: AllocationProblem, usable: BoolArray) -> Rows:
         can = usable[:, cols].any(axis=1)
         demand = np.array([(problem.scale * (can & m)).sum() for m in tenants])
         reserved = np.minimum(quota, demand)
-        if reserved.sum() > c:
-            reserved = np.floor(reserved * c / reserved.sum() * 1e6) / 1e6
+        pool = float(c - reserved.sum())
+        if pool < 0:
+            # oversubscribed: scale down (floored to 1e-6 devices), the remainder to the largest
+            # reservation (at most its own), and no pool: a round-off pool of ~1e-6 devices would
+            # make stages end at L ~ 1e-8 on it
+            scaled = np.floor(reserved * c / reserved.sum() * 1e6) / 1e6
+            k = int(np.argmax(reserved))
+            scaled[k] = min(float(reserved[k]), c - float(np.delete(scaled, k).sum()))
+            reserved, pool = scaled, 0.0
         q = len(pools)
-        pools.append(float(c - reserved.sum()))
+        pools.append(pool)
         for g, in_g in enumerate(tenants):
             if in_g.any():
                 add(cols, in_g, reserved[g], "quota", q)

@@ -1,8 +1,7 @@
-"""One water-filling stage solved exactly by column generation over hull segments (the notation and
-the method: _waterfill.py). Split from _waterfill.py, which drives the stages, the ceiling searches and
-the sampled prices; the restricted master LP is _wf_master.Master (one HiGHS model per stage, its basis
-reused from round to round).
-"""
+"""One water-filling stage solved exactly by column generation over hull segments (the notation and the
+method: _waterfill.py). Split from _waterfill.py, which drives the stages, the ceiling searches and the
+sampled prices; the restricted master LP is _wf_master.Master (one HiGHS model per stage, its basis reused
+from round to round)."""
 
 from __future__ import annotations
 
@@ -19,15 +18,14 @@ MARGIN = 0.01
 within 1% of an end of its segment."""
 MAX_ROUNDS = 40
 SMOOTH = 0.98
-"""Smoothed pricing (Wentges): after a master whose fixed jobs are not all priced out, the jobs added
-are those wrong at 0.98 x the last guide prices + 0.02 x the master's (both normalized to sum 1); the
-master's own prices decide only when those find none (and become the guide). A restricted master's
-prices are extreme (one row priced, the others 0: its fixed jobs cannot move between rows), and
-adding every job wrong at them made most masters whole (bench_round's problem: 36 -> 2,487 -> 2,873
-ambiguous jobs; smoothed: 36 -> 513 -> 564). The weight of the guide falls each round (0.98, 0.92,
-0.68, then 0: plain pricing), so a stage whose guide is poor does not add a few jobs per round for
-dozens of rounds (sparse, seed 2, at 2,000: 22 masters with a fixed 0.98). Exactness still rests on
-the master's own prices only."""
+"""Smoothed pricing (Wentges): after a master whose fixed jobs are not all priced out, the jobs added are
+those wrong at 0.98 x the last guide prices + 0.02 x the master's (both normalized to sum 1); the master's own
+prices decide only when those find none (and become the guide). A restricted master's prices are extreme (one
+row priced, the others 0: its fixed jobs cannot move between rows), and adding every job wrong at them made
+most masters whole (bench_round's problem: 36 -> 2,487 -> 2,873 ambiguous jobs; smoothed: 36 -> 513 -> 564).
+The weight of the guide falls each round (0.98, 0.92, 0.68, then 0: plain pricing), so a stage whose guide is
+poor does not add a few jobs per round for dozens of rounds (sparse, seed 2, at 2,000: 22 masters with a fixed
+0.98). Exactness still rests on the master's own prices only."""
 TOL = 1e-9
 BALANCE_ABOVE = 4000
 BALANCE_WRONG = 0.1
@@ -285,10 +283,9 @@ def _wrong(
     level: float,
     p: FloatArray,
 ) -> tuple[BoolArray, FloatArray, FloatArray]:
-    """Fixed jobs whose segment is not a cheapest plan at row prices p, or does not hold their level.
-
-    Returns that mask and each job's segment-end prices (pi[j,u], pi[j,v]).
-    """
+    """Fixed jobs whose segment is not a cheapest plan at row prices p (at L ~ 0, where every plan costs ~0:
+    leaves idle at a dearer slope than the cheapest), or does not hold their level. Returns that mask and
+    each job's segment-end prices (pi[j,u], pi[j,v])."""
     ng = stage.a.shape[0]
     idx = np.arange(ng)
     pi = stage.effective_price(p)
@@ -311,6 +308,10 @@ def _wrong(
         | (active & (a_v <= level * (1 + TOL)) & (a_v < stage.ceiling * (1 - 1e-12)))
         | (active & (u > 0) & (a_u >= level * (1 - TOL)))
     )
+    low = np.nonzero(fixed & active & (u == 0) & (a_v > 0) & (lam <= 1e-9 * a_v))[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        least = np.where(stage.usable[low], pi[low] / stage.a[low], np.inf).min(axis=1, initial=np.inf)
+    wrong[low] |= pv[low] > least * a_v[low] * (1 + 1e-9) + 1e-12 * scale_p
     return wrong, pu, pv
 
 
@@ -329,12 +330,11 @@ def _stage(
 ) -> tuple[float, FloatArray, FloatArray, BoolArray]:
     """Solve one water-filling stage. Returns L, x, prices, and the jobs to freeze.
 
-    Without ``target`` the stage is exact: it ends when the master's own duals price out every fixed
-    job (or at its ceiling, _capped). ``target`` (a ceiling-search probe's level): stop as soon as weak duality proves
-    ``target`` out of reach (returns the last fitting master's level, or 0, below target (1 - eps), and
-    the proving prices), and, unless ``settle``, as soon as a fitting master reaches target (1 - eps)
-    (the allocation is the proof; its level and freeze set are then not a stage's).
-    """
+    Without ``target`` the stage is exact: it ends when the master's own duals price out every fixed job (or
+    at its ceiling, _capped). ``target`` (a ceiling-search probe's level): stop as soon as weak duality proves
+    ``target`` out of reach (returns the last fitting master's level, or 0, below target (1 - eps), and the
+    proving prices), and, unless ``settle``, as soon as a fitting master reaches target (1 - eps) (the
+    allocation is the proof; its level and freeze set are then not a stage's)."""
     ng = stage.a.shape[0]
     if stage.work > stage.work_limit:
         raise OutOfWork
