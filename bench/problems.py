@@ -202,3 +202,73 @@ def ceiling_gap(problem: AllocationProblem, level: float) -> float:
     every job runnable, per-device levels): 1 when stage 1 is held by a job's own ceiling, below 1 when
     capacity holds it."""
     return float(level / (problem.scale / problem.weight).min())
+
+
+def random_rules(seed: int) -> AllocationProblem:
+    """A small random problem under rules (20-200 jobs, 2-5 types, 3-12 tenants; tenant caps, program caps
+    tied to a tenant or across tenants, quotas, a public reserve, public jobs, weights, scales 1-4): the
+    twelfth session's review generator, used by tests/core (exactness under rules, against plain HiGHS)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 201))
+    tt = int(rng.integers(2, 6))
+    T = int(rng.integers(3, 13))
+    tput = rng.uniform(0.1, 10, (n, tt)) * rng.uniform(0.3, 1, (1, tt))
+    allowed = rng.uniform(size=(n, tt)) < rng.uniform(0.4, 1.0)
+    allowed[np.arange(n), rng.integers(0, tt, n)] = True
+    wmode = rng.integers(0, 3)
+    weight = [np.ones(n), rng.choice([1.0, 2.0], n), rng.uniform(0.5, 2, n)][wmode]
+    scale = rng.integers(1, 5, n).astype(float)
+    frac = rng.uniform(0.2, 0.9)
+    share = rng.uniform(0.5, 1.5, tt)
+    cap = np.maximum(4.0, np.round(scale.sum() * frac * share / share.sum()))
+    tenant_index = rng.integers(0, T, n)
+    quota = np.zeros((T, tt))
+    if rng.uniform() < 0.6:
+        for g in rng.choice(T, int(rng.integers(1, T + 1)), replace=False):
+            t = rng.integers(0, tt)
+            quota[g, t] = np.floor(cap[t] * rng.uniform(0.05, 0.4))
+    tenant_cap = np.full((T, tt), np.inf)
+    for g in range(T):
+        if rng.uniform() < 0.6:
+            for t in rng.choice(tt, int(rng.integers(1, tt + 1)), replace=False):
+                tenant_cap[g, t] = max(
+                    float(rng.choice([0, 1, 4])), np.floor(cap[t] * rng.uniform(0.01, 0.3))
+                )
+    K = int(rng.integers(0, 2 * T + 1))
+    cap_limit = np.zeros((K, tt))
+    for k in range(K):
+        cap_limit[k] = np.where(
+            rng.uniform(size=tt) < 0.7,
+            np.maximum(rng.choice([0, 1, 2, 4]), np.floor(cap * rng.uniform(0.005, 0.2))),
+            np.inf,
+        )
+    cap_index = np.full(n, -1, dtype=np.int64)
+    if K:
+        mode = rng.integers(0, 3)
+        for j in range(n):
+            if rng.uniform() < 0.5:
+                if mode == 0:  # cap group tied to tenant (k % T == tenant)
+                    ks = [k for k in range(K) if k % T == tenant_index[j]]
+                    if ks:
+                        cap_index[j] = rng.choice(ks)
+                else:  # any group (crosses tenants)
+                    cap_index[j] = rng.integers(0, K)
+    public = rng.uniform(size=n) < rng.choice([0.0, 0.1, 0.5, 0.85])
+    reserve = np.floor(cap * rng.choice([0.0, 0.15, 0.4])) if rng.uniform() < 0.7 else np.zeros(tt)
+    return AllocationProblem(
+        job_ids=tuple(f"j{i}" for i in range(n)),
+        types=tuple(f"t{k}" for k in range(tt)),
+        capacity=cap,
+        scale=scale,
+        weight=weight,
+        throughput=tput,
+        allowed=allowed,
+        tenant_ids=tuple(f"g{g}" for g in range(T)),
+        tenant_index=tenant_index,
+        quota=quota,
+        tenant_cap=tenant_cap,
+        cap_index=cap_index,
+        cap_limit=cap_limit,
+        public=public,
+        public_reserve=reserve,
+    )
