@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from accelpool.core.allocation import AllocationProblem, check_feasible  # noqa: E402
-from accelpool.core.policies import _waterfill, _wf_balance, _wf_stage  # noqa: E402
+from accelpool.core.policies import _waterfill, _wf_balance, _wf_ceilings, _wf_local, _wf_stage  # noqa: E402
 from accelpool.core.policies._seam import usable_mask  # noqa: E402
 from accelpool.core.policies.max_min_fairness import (  # noqa: E402
     _level_coefficients,
@@ -124,6 +124,7 @@ def test_work_budget_keeps_the_highest_level_reached(floor, monkeypatch):
         m.setattr(_waterfill, "MAX_STAGES", 10**6)
         exact = (a * max_min_fairness_plain(problem).x).sum(axis=1)
     reached = []
+    probes = []
     stage = _waterfill._stage
 
     def recorded(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -131,13 +132,22 @@ def test_work_budget_keeps_the_highest_level_reached(floor, monkeypatch):
         reached.append(result[0])
         return result
 
+    def probe(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = recorded(*args, **kwargs)
+        probes.append(result[0])
+        return result
+
     with monkeypatch.context() as m:
         m.setattr(_waterfill, "MAX_STAGES", 10**6)
         m.setattr(_waterfill, "WORK_FLOOR", floor)
         m.setattr(_waterfill, "WORK_PER_GROUP", 0.0)
         m.setattr(_waterfill, "_stage", recorded)
+        m.setattr(_wf_ceilings, "_stage", probe)  # the ceiling searches' probes (each module imports _stage)
+        m.setattr(_wf_local, "_stage", probe)
         alloc = max_min_fairness(problem)
     assert check_feasible(problem, alloc) == []
     ours = (a * alloc.x).sum(axis=1)
     assert ours.min() >= exact.min() * (1 - 1e-6)
+    if floor >= 500:  # the budget stops after some probes (at 300, before any)
+        assert probes  # their levels are among those reached: the fallback keeps a probe's allocation
     assert (ours >= np.minimum(max(reached), exact) * (1 - 1e-4)).all()

@@ -115,8 +115,9 @@ class DecideCache:
     The core keeps no state of its own: without a cache every call builds everything afresh. Entries are
     keyed by the identity of the snapshot's inputs and hold references to them, so an identity compared
     is never reused by another object. The results are the same with or without a cache, with one
-    exception: ``warm_start`` (the last boundary's prices) may lead max-min-fairness to another of
-    several optimal allocations (the same stage-1 level; see AllocationProblem.warm_start).
+    exception: ``warm_start`` and ``warm_hint`` (the last boundary's prices) may lead max-min-fairness to
+    another of several optimal allocations, and move where its stage limit or work budget stops (the
+    same stage-1 level; see AllocationProblem.warm_start and warm_hint).
     """
 
     def __init__(self) -> None:

@@ -105,8 +105,8 @@ water-filling's stages as long as the coupling rows let every tenant follow its 
 _wf_local.LOCAL_PART groups); before each stage
 the events that an allocation (the tenants' allocations scaled down, or a probe's master) proves are
 applied at once; a stage before which no event was applied runs the ceiling search as without rules
-(with the searches left to the events alone, the stages of one ceiling each ran out of MAX_STAGES: a
-review's random rule problems, seeds 6074 and 6089 of /tmp/review1/trunc.py, twelfth session). Each
+(with the searches left to the events alone, the stages of one ceiling each ran out of MAX_STAGES: the
+random rule problems of bench/problems.py random_rules, seeds 6074 and 6089, twelfth session's review). Each
 applied event ends on an optimal dual
 (its tenant's local dual, every other price 0), so exactness is unchanged in kind.
 

@@ -57,14 +57,14 @@ class _Stage:
         ng, tt = a.shape
         self.ipm = ipm
         self.scarce: tuple[float, FloatArray] | None = None
+        """Level and row prices where capacity binds (see _scout): where a stage has no prices or only
+        zeros, its master starts from these (and from this level, when above the level it was given)."""
         self.work = 0
         """Jobs held by this problem's master solves so far, summed over solves (_wf_master.Master.solve)."""
         self.work_limit = np.inf
         """A _stage that starts with ``work`` above this, or a master solve that would take it above
         (_wf_master.Master.solve, checked before the solve), raises OutOfWork (_waterfill's WORK_PER_GROUP)."""
-        self.fallback: tuple[float, FloatArray] | None = None  # best level so far, its x (_waterfill)
-        """Level and row prices where capacity binds (see _scout): where a stage has no prices or only
-        zeros, its master starts from these (and from this level, when above the level it was given)."""
+        self.fallback: tuple[float, FloatArray] | None = None  # highest level placing every job, its x
         self.size = size
         self.rows = rows
         self.member = member  # (R, groups)
