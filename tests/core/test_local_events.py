@@ -15,29 +15,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from accelpool.core.allocation import AllocationProblem, check_feasible  # noqa: E402
+from accelpool.core.allocation import Allocation, AllocationProblem, check_feasible  # noqa: E402
 from accelpool.core.policies import _waterfill, _wf_local  # noqa: E402
-from accelpool.core.policies._seam import build_rows, usable_mask  # noqa: E402
+from accelpool.core.policies._seam import Rows, build_rows, usable_mask  # noqa: E402
 from accelpool.core.policies._wf_stage import _Stage  # noqa: E402
 from accelpool.core.policies.max_min_fairness import (  # noqa: E402
     _level_coefficients,
     max_min_fairness,
-    max_min_fairness_plain,
 )
 from problems import FAMILIES, family_problem, random_rules  # noqa: E402
-
-
-def levels(problem: AllocationProblem, x: np.ndarray) -> np.ndarray:
-    a = _level_coefficients(problem, usable_mask(problem))
-    return np.sort((a * x).sum(axis=1))
-
-
-def full(problem: AllocationProblem, monkeypatch: pytest.MonkeyPatch) -> np.ndarray:
-    with monkeypatch.context() as m:
-        m.setattr(_waterfill, "MAX_STAGES", 10**6)
-        alloc = max_min_fairness_plain(problem)
-    assert check_feasible(problem, alloc) == []
-    return levels(problem, alloc.x)
 
 
 def stage_of(problem: AllocationProblem) -> _Stage:
@@ -51,7 +37,7 @@ def test_parts_are_the_tenants_with_local_rows():
     problem = family_problem("ruled", 400, 8, 1)
     split = _wf_local.parts(stage_of(problem))
     assert split is not None
-    groups, alone = split
+    groups, alone, _ = split
     tenants = [np.unique(problem.tenant_index[g]) for g, _ in groups]
     assert all(len(t) == 1 for t in tenants)
     assert len(groups) == 14  # eight capped tenants, six with a program cap
@@ -63,11 +49,14 @@ def test_parts_are_the_tenants_with_local_rows():
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("share", [_wf_local.LOCAL_ACTIVE, 0.0])
 def test_local_events_give_the_full_waterfilling(seed, share, monkeypatch):
-    """The events proven by allocations and probes are exact stages: the whole allocation is the full
-    water-filling at every job (share 0: the events searched at every stage, not only while a quarter
-    of the jobs rise)."""
+    """The events proven by allocations and probes are exact stages: the water-filling's levels (eps 0,
+    no stage limit, before fill_spare) are the plain water-filling's (whole HiGHS LPs) at every job to
+    1e-7, and the allocations keep every row (share 0: the events searched at every stage, not only
+    while a quarter of the jobs rise)."""
     problem = family_problem("ruled", 400, 8, seed)
-    exact = full(problem, monkeypatch)
+    usable = usable_mask(problem)
+    rows = build_rows(problem, usable)
+    a = _level_coefficients(problem, usable)
     applied: list[float] = []
     skip = _wf_local.skip_local
 
@@ -79,12 +68,15 @@ def test_local_events_give_the_full_waterfilling(seed, share, monkeypatch):
 
     with monkeypatch.context() as m:
         m.setattr(_waterfill, "MAX_STAGES", 10**6)
+        _, plain = _waterfill.max_min_waterfill(a, problem.scale, rows, usable, whole_lp=True)
         m.setattr(_waterfill, "skip_local", spy)
         m.setattr(_wf_local, "LOCAL_ACTIVE", share)
+        x, fast = _waterfill.max_min_waterfill(a, problem.scale, rows, usable, eps=0.0)
         alloc = max_min_fairness(problem, eps=0.0)
     assert applied, "no local event was applied"
+    assert check_feasible(problem, Allocation(problem.job_ids, problem.types, x, "test")) == []
     assert check_feasible(problem, alloc) == []
-    assert levels(problem, alloc.x) == pytest.approx(exact, rel=1e-4)
+    assert np.allclose(fast, plain, rtol=1e-7, atol=1e-9), np.abs(fast - plain).max()
 
 
 def lex_below(u: np.ndarray, v: np.ndarray) -> bool:
@@ -126,3 +118,78 @@ def test_exact_search_reuses_only_a_settled_probe(monkeypatch: pytest.MonkeyPatc
     _, fast = _waterfill.max_min_waterfill(a, p.scale, rows, usable, eps=0.0)
     _, plain = _waterfill.max_min_waterfill(a, p.scale, rows, usable, whole_lp=True)
     assert np.allclose(np.sort(fast), np.sort(plain), rtol=1e-6, atol=1e-9)
+
+
+_EXACT: dict[int, np.ndarray] = {}
+EXACT_SEEDS = range(24)
+
+
+def _exact_parts(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> tuple[AllocationProblem, np.ndarray, Rows, np.ndarray, np.ndarray]:
+    """random_rules(seed), its rows and coefficients, and its plain water-filling's levels (whole HiGHS
+    LPs, no stage limit), computed once per seed."""
+    p = random_rules(seed)
+    usable = usable_mask(p)
+    rows = build_rows(p, usable)
+    a = _level_coefficients(p, usable)
+    if seed not in _EXACT:
+        with monkeypatch.context() as m:
+            m.setattr(_waterfill, "MAX_STAGES", 10**6)
+            _, _EXACT[seed] = _waterfill.max_min_waterfill(a, p.scale, rows, usable, whole_lp=True)
+    return p, a, rows, usable, _EXACT[seed]
+
+
+@pytest.mark.parametrize("limits", ["shipped", "cut", "small_part"])
+def test_local_events_are_exact_on_random_rules(limits: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claim is exactness: with eps 0 and no stage limit, the fast water-filling's levels (the local
+    events applied as stages) are the plain water-filling's at every job to 1e-7, before any fill_spare,
+    and its x keeps every row (check_feasible), over random_rules seeds 0-23. ``cut``: every part's
+    local water-filling stops after 2 LPs (LOCAL_STAGES: its rising jobs bound the events searched);
+    ``small_part``: rows do not split when a part holds more than 20 groups (LOCAL_PART), so larger
+    problems fall back to the stages alone. Each way is seen at work: events applied, a part cut off,
+    a part ending by the all-at-ceiling shortcut, a problem not split."""
+    seen = {"applied": 0, "cut": 0, "ceiling": 0, "unsplit": 0}
+    fill, at_ceiling, parts = _wf_local._local_fill, _wf_local._all_at_ceiling, _wf_local.parts
+    skip = _wf_local.skip_local
+
+    def fill_spy(*args, **kwargs):
+        out = fill(*args, **kwargs)
+        seen["cut"] += out is not None and np.isfinite(out[3])
+        return out
+
+    def ceiling_spy(*args, **kwargs):
+        out = at_ceiling(*args, **kwargs)
+        seen["ceiling"] += out
+        return out
+
+    def parts_spy(stage):
+        out = parts(stage)
+        seen["unsplit"] += out is None
+        return out
+
+    def skip_spy(*args, **kwargs):
+        out = skip(*args, **kwargs)
+        seen["applied"] += out is not None
+        return out
+
+    for seed in EXACT_SEEDS:
+        p, a, rows, usable, plain = _exact_parts(seed, monkeypatch)
+        with monkeypatch.context() as m:
+            m.setattr(_waterfill, "MAX_STAGES", 10**6)
+            m.setattr(_wf_local, "_local_fill", fill_spy)
+            m.setattr(_wf_local, "_all_at_ceiling", ceiling_spy)
+            m.setattr(_waterfill, "parts", parts_spy)
+            m.setattr(_waterfill, "skip_local", skip_spy)
+            if limits == "cut":
+                m.setattr(_wf_local, "LOCAL_STAGES", 2)
+            if limits == "small_part":
+                m.setattr(_wf_local, "LOCAL_PART", 20)
+            x, fast = _waterfill.max_min_waterfill(a, p.scale, rows, usable, eps=0.0)
+        assert check_feasible(p, Allocation(p.job_ids, p.types, x, "test")) == [], seed
+        assert np.allclose(fast, plain, rtol=1e-7, atol=1e-9), (seed, np.abs(fast - plain).max())
+    assert seen["applied"] > 0 and seen["ceiling"] > 0, seen
+    if limits == "cut":
+        assert seen["cut"] > 0, seen
+    if limits == "small_part":
+        assert seen["unsplit"] > 0, seen  # some problems split, some not

@@ -38,6 +38,9 @@ couples tenants.
 
 A part's local water-filling ends at once when every rising job fits at its ceiling (the rest is one
 event per ceiling, no LP): 177 -> 167 local LPs on ruled 2,000 x 8, seed 0.
+A part's local water-filling is kept (Split's cache) with the state it was computed from: before a stage,
+a part none of whose jobs changed state is not solved again (cpu_small's 100 small problems: 207 of
+690 part-calls; docs/allocate.md).
 
 Measured (ruled family, docs/allocate.md): 2,000 x 8, seed 0 (tuning): one search of two probes proves
 the events up to 0.9331 (503 of 2,000 groups), then five stages end the water-filling. A probe over at most
@@ -77,12 +80,15 @@ LOCAL_STAGES = 40
 jobs left rising bound the bisection's top)."""
 
 
-Split = tuple[list[tuple[IntArray, IntArray]], IntArray]
 _Local = tuple[FloatArray, FloatArray, BoolArray, float]
+Split = tuple[list[tuple[IntArray, IntArray]], IntArray, dict[int, tuple[bytes, _Local | None]]]
+"""The parts (groups, local rows), the groups in no local row, and each part's last local water-filling
+with the state it was computed from (local_events)."""
 
 
 def parts(stage: _Stage) -> Split | None:
-    """The parts with local rows (groups, rows) and the groups in no local row; None when no split pays."""
+    """The parts with local rows (groups, rows), the groups in no local row and an empty cache of the parts'
+    local water-fillings; None when no split pays."""
     rows = stage.rows
     member = stage.member
     ng = member.shape[1]
@@ -102,7 +108,7 @@ def parts(stage: _Stage) -> Split | None:
             return None
         mine = local[member[local][:, groups].any(axis=1)]
         out.append((groups, mine))
-    return out, np.nonzero(~in_any)[0]
+    return out, np.nonzero(~in_any)[0], {}
 
 
 def _local_fill(
@@ -178,7 +184,7 @@ def local_events(
     known (a part cut off by LOCAL_STAGES); None when the rows do not split."""
     if not active.any():
         return None
-    groups_of, alone = split
+    groups_of, alone, cache = split
     ng, tt = stage.a.shape
     x = np.zeros((ng, tt))
     event = np.full(ng, np.inf)
@@ -191,13 +197,18 @@ def local_events(
     if x_now is not None:  # frozen groups in no local row keep the last allocation (scaled to ell below)
         still = alone[~active[alone]]
         x[still] = x_now[still]
-    for groups, rws in groups_of:
+    for i, (groups, rws) in enumerate(groups_of):
         if not active[groups].any():
             if x_now is None:
                 return None
             x[groups] = x_now[groups]  # a part all frozen keeps the last allocation
             continue
-        got = _local_fill(stage, groups, rws, active, ell, pinned)
+        # a part's local water-filling reads only its jobs' state and coefficients (forbid changes a):
+        # a part none of whose jobs changed since the last stage has the same events
+        key = b"".join(v[groups].tobytes() for v in (active, ell, pinned, stage.a))
+        if i not in cache or cache[i][0] != key:
+            cache[i] = (key, _local_fill(stage, groups, rws, active, ell, pinned))
+        got = cache[i][1]
         if got is None:
             return None
         x[groups], event[groups], at_ceiling[groups], cut = got
