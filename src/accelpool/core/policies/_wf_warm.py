@@ -112,7 +112,8 @@ def warm_hint(keys: tuple[Hashable, ...], record: WarmRecord, problem: Allocatio
 
 def hint_segments(hint: WarmHint | None, problem: AllocationProblem) -> FloatArray | None:
     """The hint's first-stage allocation on this problem's jobs and types (by id and name; a new job or
-    type: 0, which starts it from its cheapest plan as without a hint); None without one."""
+    type: 0, which starts it from its cheapest plan as without a hint); None without one. Not called by
+    max-min-fairness since 80b8b63 (see WarmHint.x): kept with its segments path for a measured return."""
     if hint is None or hint.x is None or not hint.jobs:
         return None
     where = {j: i for i, j in enumerate(hint.jobs)}
