@@ -1,14 +1,21 @@
 """A fingerprint of what the simulator decides, to check that a speed change changes no behaviour.
 
-    python bench/sim_fingerprint.py [--cases physical,b436b2-cut,11cb48-fifo] [--rounds 6000] [--out F.json]
+    python bench/sim_fingerprint.py [--cases physical,b436b2-cut,11cb48-fifo] [--rounds 6000] [--full] [--out F.json]
 
 For each case it runs ``simulate`` (Gavel's semantics, 360 s rounds, as ``bench_sim.py peer``; the
 physical-cluster cases also under the live defaults with a 60 s restart overhead) and hashes every round's
 decision (starts and keeps with their devices, preemptions with reasons, each waiting job's reason code and
 queue position, the allocation), every job's final record (state, times, events, reason in words,
-position, preemptions) and the timeline. It prints one line per case: the hash, rounds, CPU seconds.
-Run it before and after a change (same commit of the traces); the hashes must be equal. ``--out`` writes
-the lines as JSON for a later ``--check F.json``.
+position, preemptions) and the timeline. It prints one line per case: the hash, rounds, average JCT of
+the jobs that finished, preemptions, CPU seconds. Run it before and after a change (same commit of the
+traces); the hashes must be equal. ``--out`` writes the lines as JSON for a later ``--check F.json``,
+which compares the hash, the average JCT and the preemptions exactly (a file without the last two, from
+before they were recorded, is compared on its hashes).
+
+``--full`` adds the whole-trace cases (``b436b2-whole-*``: all of b436b2 at 8:8:8, Gavel's semantics,
+max-min-fairness and fair-share; 39 and 54 s CPU): the 6,000-round cut misses a decision change that
+shows only later (the warm hint's first-stage plans moved the aware average JCT 864,351 -> 873,075 s with
+the cut's hash unchanged). ``--check F`` also runs every whole-trace case that F holds.
 
 Needs ../shared/traces (this machine's shared folder); says so and stops when absent.
 """
@@ -28,12 +35,14 @@ from accelpool.core.round_config import RoundConfig
 from accelpool.runtime.reconciler import RoundReport
 from accelpool.sim.engine import simulate
 from accelpool.sim.gavel import read_gavel_trace
+from accelpool.sim.metrics import compute
 
 TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces" / "gavel"
 
 
-def _case_list(rounds: int) -> dict[str, tuple[str, str, str, int | None, bool]]:
-    """name -> (trace, cluster v100:p100:k80, policy, max_rounds, live semantics)."""
+def _case_list(rounds: int, full: bool) -> dict[str, tuple[str, str, str, int | None, bool]]:
+    """name -> (trace, cluster v100:p100:k80, policy, max_rounds, live semantics); ``full``: with the
+    whole-trace cases (WHOLE)."""
     phys = "physical_cluster/max_min_fairness.trace"
     cases: dict[str, tuple[str, str, str, int | None, bool]] = {}
     for pol in ("max-min-fairness", "fair-share", "fifo", "finish-time-fairness"):
@@ -43,7 +52,13 @@ def _case_list(rounds: int) -> dict[str, tuple[str, str, str, int | None, bool]]
     for pol in ("max-min-fairness", "fair-share"):
         cases[f"b436b2-cut-{pol}"] = ("philly_vc/b436b2.trace", "8:8:8", pol, rounds, False)
     cases["11cb48-fifo"] = ("philly_vc/11cb48.trace", "36:36:36", "fifo", None, False)
+    if full:
+        for pol in ("max-min-fairness", "fair-share"):
+            cases[f"{WHOLE}{pol}"] = ("philly_vc/b436b2.trace", "8:8:8", pol, None, False)
     return cases
+
+
+WHOLE = "b436b2-whole-"
 
 
 def _feed(h: Any, *parts: object) -> None:
@@ -112,19 +127,39 @@ def fingerprint(trace: str, cluster: str, policy: str, max_rounds: int | None, l
         tl.busy_until,
     )
     _feed(h, res.rounds, res.unschedulable, res.unfinished, sorted(res.charges_krw.items()))
-    return {"hash": h.hexdigest()[:16], "rounds": res.rounds, "cpu_seconds": round(cpu, 2)}
+    m = compute(res)
+    return {
+        "hash": h.hexdigest()[:16],
+        "rounds": res.rounds,
+        "avg_jct_seconds": m["avg_jct_seconds"],
+        "preemptions": m["preemptions"],
+        "cpu_seconds": round(cpu, 2),
+    }
+
+
+def _differs(want: dict[str, Any], got: dict[str, Any]) -> str:
+    """What differs between a recorded case and this run's ('' when the same); the JCT and preemptions
+    only where the record has them."""
+    keys = [k for k in ("hash", "avg_jct_seconds", "preemptions") if k in want]
+    return ", ".join(f"{k} was {want[k]}" for k in keys if want[k] != got[k])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", default="", help="comma-separated name prefixes (default: all)")
     ap.add_argument("--rounds", type=int, default=6000, help="rounds of the b436b2 8:8:8 cut")
+    ap.add_argument("--full", action="store_true", help="also the whole-trace cases (b436b2-whole-*)")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--check", default=None, help="a file written by --out: compare and exit 1 on a mismatch")
+    ap.add_argument(
+        "--check",
+        default=None,
+        help="a file written by --out: compare (hash, JCT, preemptions) and exit 1 on a mismatch;"
+        " runs the whole-trace cases it holds",
+    )
     a = ap.parse_args()
-    cases = _case_list(a.rounds)
-    want = [p for p in a.cases.split(",") if p]
     expect = json.loads(Path(a.check).read_text()) if a.check else {}
+    cases = _case_list(a.rounds, a.full or any(n.startswith(WHOLE) for n in expect))
+    want = [p for p in a.cases.split(",") if p]
     out: dict[str, Any] = {}
     bad = 0
     for name, spec in cases.items():
@@ -134,11 +169,13 @@ def main() -> None:
         out[name] = fp
         verdict = ""
         if name in expect:
-            same = expect[name]["hash"] == fp["hash"]
-            bad += not same
-            verdict = "same" if same else f"DIFFERENT (was {expect[name]['hash']})"
+            diff = _differs(expect[name], fp)
+            bad += bool(diff)
+            verdict = f"DIFFERENT ({diff})" if diff else "same"
+        jct = fp["avg_jct_seconds"]
         print(
-            f"{name:36s} {fp['hash']} rounds {fp['rounds']:>6} cpu {fp['cpu_seconds']:7.2f} s {verdict}",
+            f"{name:36s} {fp['hash']} rounds {fp['rounds']:>6} jct {'-' if jct is None else f'{jct:,.3f}':>13} s"
+            f" preempt {fp['preemptions']:>6} cpu {fp['cpu_seconds']:7.2f} s {verdict}",
             flush=True,
         )
     if a.out:
