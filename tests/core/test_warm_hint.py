@@ -109,10 +109,8 @@ def test_a_nonsense_hint_is_only_a_poor_start():
         tuple(("capacity", ("nowhere",), "", k) for k in range(5)), ((1.0, np.ones(5), True),)
     )
     h = cold.warm_hint
-    assert h.x is not None and h.x.shape == (problem.n_jobs, problem.n_types) and h.jobs == problem.job_ids
-    noise = rng.uniform(0.0, 1.0, h.x.shape)  # plans no round had: over three types, part-time
-    odd = WarmHint(h.rows, stages, tuple(reversed(h.jobs)), tuple(reversed(h.types)), noise)
-    for hint in (WarmHint(h.rows, stages), wrong_rows, odd):
+    reordered = WarmHint(tuple(reversed(h.rows)), tuple((lv, p[::-1], s) for lv, p, s in stages))
+    for hint in (WarmHint(h.rows, stages), wrong_rows, reordered):
         warm = max_min_fairness(replace(problem, warm_hint=hint))
         assert not check_feasible(problem, warm)
         assert stage_level(problem, warm.x) == pytest.approx(exact_level(problem), rel=1e-6)

@@ -56,12 +56,6 @@ class WarmHint:
 
     rows: tuple[Hashable, ...]
     stages: tuple[tuple[float, FloatArray, bool], ...]
-    jobs: tuple[str, ...] = ()
-    types: tuple[str, ...] = ()
-    x: FloatArray | None = None
-    """The first stage's allocation (``jobs`` x ``types``), recorded; max-min-fairness does not start from
-    it (since 80b8b63: starting stage 1 there picked another optimum and moved the simulator's aware JCT
-    above Gavel's on b436b2, docs/simulator.md). ``_waterfill.max_min_waterfill_warm(segments=...)`` can."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -274,7 +274,6 @@ def max_min_waterfill_warm(
     eps: float = 0.0,
     hint: Sequence[Hint] = (),
     record: WarmRecord | None = None,
-    segments: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray, tuple[float, ...]]:
     """max_min_waterfill, started from ``warm_start`` (a level and one price per row, from an earlier
     call's third result) instead of the sample's prices when it fits the rows and has a price above 0.
@@ -290,10 +289,9 @@ def max_min_waterfill_warm(
     mapped to these rows by the caller): a stage after one at level l starts from the prices of the
     hint's stage after one at l, a probe at c from the hint's probe at c, every ceiling search first
     narrows its bracket by weak duality at the hint's probe prices, and a refused probe's prices guide no
-    later probe. ``segments`` (jobs x types): the first stage's plans start there. Starts and proofs
-    only: every stage and probe still ends on its own master's duals or a proof (the stage-1 level is
-    the same; later stages may freeze other jobs where an LP has several optimal duals). ``record``:
-    filled with this call's stages, probes and first-stage allocation.
+    later probe. Starts and proofs only: every stage and probe still ends on its own master's duals or a
+    proof (the stage-1 level is the same; later stages may freeze other jobs where an LP has several
+    optimal duals). ``record``: filled with this call's stages and probes.
     """
     n, tt = a.shape
     x_out = np.zeros((n, tt))
@@ -334,17 +332,10 @@ def max_min_waterfill_warm(
         eps=eps,
         hint=() if whole_lp else hint,
         record=record,
-        x0=None
-        if segments is None or whole_lp
-        else np.where(usable[runnable], segments[runnable], 0.0)[first],
     )
     if priced is None:
         priced = stage.scarce
     x_out[runnable] = x[inverse]
-    if record is not None and record.first_x is not None:
-        first_x = np.zeros((n, tt))
-        first_x[runnable] = record.first_x[inverse]
-        record.first_x = first_x
     levels[runnable] = (a_r * x_out[runnable]).sum(axis=1)
     nxt = (priced[0], *priced[1].tolist()) if priced is not None else ()
     return x_out, levels, nxt
@@ -386,7 +377,6 @@ def _fill(
     eps: float = 0.0,
     hint: Sequence[Hint] = (),
     record: WarmRecord | None = None,
-    x0: FloatArray | None = None,
 ) -> tuple[FloatArray, tuple[float, FloatArray] | None]:
     """The water-filling loop (in place on active, ell, pinned). Returns x and the first stage level and
     prices that are not all 0, or None (``scout``: stop there; x is then meaningless).
@@ -419,7 +409,7 @@ def _fill(
                     break
         try:
             level, x, price, freeze = _one_stage(
-                stage, active, ell, pinned, price, level, x if placed else x0, whole_lp, solved
+                stage, active, ell, pinned, price, level, x if placed else None, whole_lp, solved
             )
         except OutOfWork:
             # the work budget is spent: the allocation of the highest level reached stands (feasible;
@@ -431,8 +421,6 @@ def _fill(
         stage.fallback = (level, x)
         if record is not None:
             record.entries.append((level, price, True))
-            if stages == 0:
-                record.first_x = x
         if stages == 0 and not whole_lp:
             stage.work_limit = stage.work + max(WORK_FLOOR, WORK_PER_GROUP * ng)
         if price.any() and first is None:

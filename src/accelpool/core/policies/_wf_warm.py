@@ -28,11 +28,10 @@ work (4.3 s CPU; from the stage's scarcity prices: 3 solves), as it did cold on 
 
 class WarmRecord:
     """What one water-filling leaves for the next round's: its stages and probes (Hint, in the order
-    solved) and its first stage's allocation (jobs x types, set by max_min_waterfill_warm)."""
+    solved)."""
 
     def __init__(self) -> None:
         self.entries: list[Hint] = []
-        self.first_x: FloatArray | None = None
 
 
 def _after(hint: Sequence[Hint]) -> list[tuple[float, FloatArray]]:
@@ -102,27 +101,8 @@ def hint_stages(hint: WarmHint | None, keys: tuple[Hashable, ...]) -> list[Hint]
     return out
 
 
-def warm_hint(keys: tuple[Hashable, ...], record: WarmRecord, problem: AllocationProblem) -> WarmHint:
-    """The hint a next round starts from: the rows' keys, the stages and probes, the first stage's x."""
-    x = record.first_x
-    if x is None:
-        return WarmHint(keys, tuple(record.entries))
-    return WarmHint(keys, tuple(record.entries), problem.job_ids, problem.types, x)
-
-
-def hint_segments(hint: WarmHint | None, problem: AllocationProblem) -> FloatArray | None:
-    """The hint's first-stage allocation on this problem's jobs and types (by id and name; a new job or
-    type: 0, which starts it from its cheapest plan as without a hint); None without one. Not called by
-    max-min-fairness since 80b8b63 (see WarmHint.x): kept with its segments path for a measured return."""
-    if hint is None or hint.x is None or not hint.jobs:
-        return None
-    where = {j: i for i, j in enumerate(hint.jobs)}
-    old = np.array([where.get(j, -1) for j in problem.job_ids], dtype=np.int64)
-    col = {t: c for c, t in enumerate(hint.types)}
-    cols = np.array([col.get(t, -1) for t in problem.types], dtype=np.int64)
-    if not (old >= 0).any() or not (cols >= 0).any():
-        return None
-    out = np.zeros((problem.n_jobs, problem.n_types))
-    rows, have = np.nonzero(old >= 0)[0], np.nonzero(cols >= 0)[0]
-    out[np.ix_(rows, have)] = hint.x[np.ix_(old[rows], cols[have])]
-    return out
+def warm_hint(keys: tuple[Hashable, ...], record: WarmRecord) -> WarmHint:
+    """The hint a next round starts from: the rows' keys, the stages and probes (prices only: the first
+    stage's plans, once recorded too, went unused after 80b8b63 and were dropped, an n x types copy per
+    lease boundary)."""
+    return WarmHint(keys, tuple(record.entries))

@@ -96,11 +96,11 @@ def _allocate(problem: AllocationProblem, *, whole_lp: bool, eps: float = 0.0) -
             eps=eps,
             hint=hint_stages(problem.warm_hint, keys),
             record=record,
-            # not the hint's first-stage plans (max_min_waterfill_warm's ``segments``): starting stage 1
-            # from them picks another of its optima, and on Gavel's b436b2 trace at 8:8:8 the simulator's
-            # aware average JCT went 864,351 -> 873,075 s (0.9% above Gavel's 865,434; docs/simulator.md)
+            # prices only, not the last round's first-stage plans: starting stage 1 from them picked
+            # another of its optima, and on Gavel's b436b2 trace at 8:8:8 the simulator's aware average
+            # JCT went 864,351 -> 873,075 s (0.9% above Gavel's 865,434; docs/simulator.md; 80b8b63)
         )
-        hint = warm_hint(keys, record, problem) if record.entries and not whole_lp else None
+        hint = warm_hint(keys, record) if record.entries and not whole_lp else None
         x = fill_spare(problem, usable, rows, x, a)
         if _off_kept_type(problem.keep_type, x):
             x = _keep_running(problem, usable, rows, x, a)
