@@ -54,7 +54,7 @@ probe (x_prev: a probe's LP differs from it only in pins and level, and with the
 the old plans are the only tie-break that keeps rows feasible; issue 13's random family at 10,000 x 8,
 seed 0: 17 -> 10 s CPU). A probe is refused without a master grown to every job when the pins alone
 overload a row (_pins_overload) or when an infeasible master's Farkas ray, as row prices, proves the
-whole LP infeasible by weak duality (_over_budget).
+whole LP infeasible by weak duality (_wf_dual._over_budget).
 
 A probe only asks a yes/no question, so it stops at the first proof either way (``target``,
 _wf_stage._stage): a master whose allocation fits and reaches ceilings[k] (1 - eps) (the allocation is

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from accelpool.core.allocation import BoolArray, FloatArray
-from accelpool.core.policies._wf_stage import OutOfWork, _min_cost, _over_budget, _Result, _Stage, _stage
+from accelpool.core.policies._wf_dual import _over_budget, _refutes
+from accelpool.core.policies._wf_stage import OutOfWork, _Result, _Stage, _stage
 from accelpool.core.policies._wf_warm import Hint, WarmRecord, _hinted
 
 
@@ -33,23 +34,16 @@ def _dual_index(
     sorted): an upper bound on the index of the level every active job can reach, each capped at its
     ceiling.
 
-    At row prices p, an allocation in which every active j reaches min(L, c_j) and every frozen j its
-    ell_j costs at least sum_j S_j cost_j(level_j, p) (cost_j: the cheapest plan of _plans) and at most
-    sum_r p_r bound_r (quota rows counted with their whole pool: a relaxation). The cost grows with L,
-    so the test is monotone in k and a bisection over the indices finds the answer. Zero prices bound
-    nothing (returns ``hi``).
+    The test is _wf_dual._refutes at row prices p with every active j at min(L, c_j) and every frozen j
+    at its ell_j. The cost grows with L, so the test is monotone in k and a bisection over the indices
+    finds the answer. Zero prices bound nothing (returns ``hi``).
     """
-    rows = stage.rows
-    bound = rows.reach()
-    budget = float((price * bound).sum())
-    if budget <= 0:
+    if not (price > 0).any():
         return hi
-    pi = stage.effective_price(price)
+    pi = stage.effective_price(np.maximum(price, 0.0))
 
     def fits(level: float) -> bool:
-        lam = np.where(active, np.minimum(level, stage.ceiling), ell)
-        cost = _min_cost(stage, pi, lam)
-        return float((stage.size * np.where(np.isfinite(cost), cost, 0.0)).sum()) <= budget * (1 + 1e-7)
+        return not _refutes(stage, active, ell, price, np.minimum(level, stage.ceiling), pi)
 
     # after a stage the next ceiling is often already out of reach: one test instead of a bisection
     if lo < hi and not fits(float(levels[lo + 1]) * (1 - 1e-7)):

@@ -54,8 +54,9 @@ import numpy as np
 
 from accelpool.core.allocation import BoolArray, FloatArray, IntArray
 from accelpool.core.policies._seam import Rows
+from accelpool.core.policies._wf_dual import _refutes
 from accelpool.core.policies._wf_master import NoSolution
-from accelpool.core.policies._wf_stage import TOL, OutOfWork, _min_cost, _over_rows, _Result, _Stage, _stage
+from accelpool.core.policies._wf_stage import TOL, OutOfWork, _over_rows, _Result, _Stage, _stage
 
 LOCAL_SHARE = 0.25
 """A row without a pool over at most this share of the groups is local (it joins its jobs into a part);
@@ -366,22 +367,3 @@ def _probe(
         )
     finally:
         stage.scarce = scarce
-
-
-def _refutes(stage: _Stage, active: BoolArray, ell: FloatArray, price: FloatArray, lam: FloatArray) -> bool:
-    """Weak duality at row prices p >= 0 (as _wf_stage._over_budget, the levels per job): every active j at
-    lam[j] and every frozen one at ell costs, at its cheapest plans, more than the rows are worth, each
-    pool at the largest price of its rows (the least pool price the borrow columns allow). A proof that
-    no allocation reaches those levels."""
-    if not price.any():
-        return False
-    rows = stage.rows
-    pool = np.zeros(len(rows.pool_bound))
-    quota = rows.pool_of >= 0
-    np.maximum.at(pool, rows.pool_of[quota], price[quota])
-    budget = float((price * rows.bound).sum() + (pool * rows.pool_bound).sum())
-    need = np.where(active, lam, ell)
-    cost = np.where(need > 0, _min_cost(stage, stage.effective_price(price), need), 0.0)
-    if not np.isfinite(cost).all():
-        return True
-    return float((stage.size * cost).sum()) > budget * (1 + 1e-7) + 1e-9 * float(price.max())

@@ -9,6 +9,7 @@ import numpy as np
 
 from accelpool.core.allocation import BoolArray, FloatArray, IntArray
 from accelpool.core.policies._seam import Rows
+from accelpool.core.policies._wf_dual import _min_cost, _over_budget
 from accelpool.core.policies._wf_master import Master, NoSolution
 
 FULL_LP_GROUPS = 64
@@ -233,12 +234,20 @@ def _classify(
     price: FloatArray,
     guess: float,
     x_prev: FloatArray | None,
+    hold: bool = False,
 ) -> tuple[BoolArray, IntArray, IntArray]:
     """Segments at ``price`` and the jobs too close to call (ambiguous) at level ``guess``.
 
     A job keeps the segment it ran on in the previous stage while that is still a cheapest plan (so
     ties among free types keep a feasible choice); otherwise it takes the cheapest plan, unless the
-    runner-up is within MARGIN.
+    runner-up is within MARGIN. ``hold`` (a start from the sample's scarcity prices, not from the last
+    stage's): a frozen job keeps it at any prices (its level has not moved, and the previous allocation
+    held every row). Moved to their cheapest plans at the scarcity prices (after a stage capped by a
+    ceiling) the frozen jobs overloaded rows at every L, and the Farkas rays grew the master to most of
+    them (bench_round under rules, step 2, 57 jobs rising: 26 -> 2,013 -> 2,889 jobs, the whole work
+    budget, 2.9 s CPU; held: 3 masters, at most 134 jobs, 0.1 s). From the last stage's prices holding
+    them cost more (ruled 10,000 x 8, seed 2: the fourth stage 1.9 -> 5.6 s). A start only: the
+    master's prices still check every fixed job.
     """
     ng = stage.a.shape[0]
     idx = np.arange(ng)
@@ -256,7 +265,8 @@ def _classify(
             frac = np.where(a_v > a_u, (lam - a_u) / (a_v - a_u), np.inf)
             mine = p_u + (p_v - p_u) * frac  # 0 * inf is nan where frac is inf: filtered by frac <= 1
         scale_p = max(float(price.max(initial=0.0)), 1e-12)
-        keep = ok & (frac >= 0) & (frac <= 1) & (mine <= cost * (1 + 1e-9) + 1e-12 * scale_p)
+        cheapest = mine <= cost * (1 + 1e-9) + 1e-12 * scale_p
+        keep = ok & (frac >= 0) & (frac <= 1) & (cheapest | (hold & ~active))
         u = np.where(keep, pu_, u)
         v = np.where(keep, pv_, v)
         # a job the previous master split (over three types, or two types part-time) is not a segment:
@@ -340,18 +350,21 @@ def _stage(
         raise OutOfWork
     if _pins_overload(stage, pinned):
         raise RuntimeError("the max-min LP has no solution (the pinned jobs alone overload a row)")
-    if stage.scarce is not None and (price is None or not price.any()):
+    scarce = stage.scarce if price is None or not price.any() else None
+    if scarce is not None:
         # a stage's level is at most the smallest ceiling of its active jobs
-        level_guess = min(max(level_guess, stage.scarce[0]), float(stage.ceiling[active].min(initial=np.inf)))
-        price = stage.scarce[1]
+        level_guess = min(max(level_guess, scarce[0]), float(stage.ceiling[active].min(initial=np.inf)))
+        price = scarce[1]
 
-    def start(price: FloatArray | None, guess: float) -> tuple[BoolArray, IntArray, IntArray]:
+    def start(
+        price: FloatArray | None, guess: float, hold: bool = False
+    ) -> tuple[BoolArray, IntArray, IntArray]:
         if price is not None and ng - int(pinned.sum()) > FULL_LP_GROUPS:
-            amb, u, v = _classify(stage, active, ell, pinned, price, guess, x_prev)
+            amb, u, v = _classify(stage, active, ell, pinned, price, guess, x_prev, hold)
             return amb, np.where(pinned, 0, u), np.where(pinned, stage.best, v)
         return ~pinned, np.zeros(ng, dtype=np.int64), stage.best.copy()
 
-    amb, u, v = start(price, level_guess)
+    amb, u, v = start(price, level_guess, scarce is not None)
     master = Master(stage, active, ell)
     center = price / price.sum() if price is not None and price.any() and SMOOTH > 0 else None
     free = ng - int(pinned.sum())
@@ -393,10 +406,7 @@ def _stage(
                     )
             if amb[~pinned].all():
                 raise NoSolution("the max-min LP has no solution (rows contradict the frozen levels)", p)
-            # grow by the fixed jobs on the rows of the master's Farkas ray (those rows cannot hold the
-            # fixed plans at any L); whole when the ray names none
-            hot = np.abs(p) > 1e-9 * max(float(np.abs(p).max(initial=0.0)), 1e-300)
-            touched = _on_rows(stage, ~amb & ~pinned, u, v, hot)
+            touched = _ray_grow(stage, ~amb & ~pinned, active, ell, u, v, level_guess, p)
             if balance and int(touched.sum()) > BALANCE_WRONG * free:
                 done = rebalance(np.zeros(len(p)), x, 0.0)
                 if done is not None:
@@ -442,6 +452,30 @@ def _stage(
         raise RuntimeError("the max-min LP has no solution (rows contradict the frozen levels)")
     bottleneck = active & ((y > TOL) | (stage.ceiling <= level * (1 + TOL)))
     return level, x, p, bottleneck
+
+
+def _ray_grow(
+    stage: _Stage,
+    fixed: BoolArray,
+    active: BoolArray,
+    ell: FloatArray,
+    u: IntArray,
+    v: IntArray,
+    guess: float,
+    ray: FloatArray,
+) -> BoolArray:
+    """The fixed jobs an infeasible master grows by (Farkas pricing): those whose plan is not a cheapest
+    at the ray's row part as prices (either sign, HiGHS's first that names any; at ``guess`` for active
+    jobs), the only ones whose other plans can use the ray's rows less; else every fixed job on the
+    ray's rows (those rows cannot hold the fixed plans at any L). Empty: the caller grows to all.
+    Before, always the latter: bench_round under rules, step 3, a probe with 43 jobs rising grew 27 ->
+    7,450 jobs (4 s CPU, three such probes), where 47 were wrong at the ray's prices (0.17 s)."""
+    for q in (np.maximum(-ray, 0.0), np.maximum(ray, 0.0)):
+        wrong = _wrong(stage, fixed, active, ell, u, v, guess, q)[0]
+        if wrong.any():
+            return wrong
+    hot = np.abs(ray) > 1e-9 * max(float(np.abs(ray).max(initial=0.0)), 1e-300)
+    return _on_rows(stage, fixed, u, v, hot)
 
 
 def _bottleneck(
@@ -549,24 +583,6 @@ def _holds(
     return bool(((lam >= a_u * (1 - 1e-9)) & (lam <= a_v * (1 + 1e-9))).all())
 
 
-def _over_budget(stage: _Stage, active: BoolArray, ell: FloatArray, price: FloatArray, level: float) -> bool:
-    """Weak duality at row prices p (negative entries dropped): every active job at min(level, its ceiling)
-    and every frozen one at ell costs, at its cheapest plans, more than the rows (each quota row with its
-    whole pool) are worth. Then no allocation reaches those levels (a proof; not finding one proves
-    nothing). The same test as _wf_ceilings._dual_index's."""
-    price = np.maximum(price, 0.0)
-    if not price.any():
-        return False
-    rows = stage.rows
-    bound = rows.reach()
-    budget = float((price * bound).sum())
-    lam = np.where(active, np.minimum(level, stage.ceiling), ell)
-    cost = np.where(lam > 0, _min_cost(stage, stage.effective_price(price), lam), 0.0)
-    if not np.isfinite(cost).all():
-        return True
-    return float((stage.size * cost).sum()) > budget * (1 + 1e-7) + 1e-9 * float(price.max())
-
-
 def _pins_overload(stage: _Stage, pinned: BoolArray) -> bool:
     """Whether the jobs pinned at their ceilings (constants: all the time on their one best type) alone
     use more than a row and its pool allow: then no stage LP with those pins has a solution, and a
@@ -579,22 +595,3 @@ def _pins_overload(stage: _Stage, pinned: BoolArray) -> bool:
     idx = np.nonzero(pinned)[0]
     per[idx, stage.best[idx]] = stage.size[idx]
     return _over_rows(stage, stage.row_total(per), 1e-7)
-
-
-def _min_cost(stage: _Stage, pi: FloatArray, lam: FloatArray) -> FloatArray:
-    """Cost per device of the cheapest plan reaching lam[j] at prices pi (inf above the ceiling): _plans'
-    cost alone, without the runner-up and the tie-break. The same arithmetic on the valid segments as
-    _plans (bit for bit), the usable pairs and segment widths cached per stage.a (stage.pairs)."""
-    ng, tt = stage.a.shape
-    ok, width = stage.pairs()
-    lv = lam[:, None]
-    valid = ok & (stage.a_from < lv)[:, :, None]
-    valid[:, 0, :] &= stage.a >= lv  # idle may end at lam; a real segment must pass it
-    valid[:, 1:, :] &= (stage.a > lv)[:, None, :]
-    pu = np.concatenate([np.zeros((ng, 1)), pi], axis=1)[:, :, None]
-    with np.errstate(all="ignore"):  # invalid pairs (width 0 or below) are masked out of the min
-        cost = pi[:, None, :] - pu
-        cost *= (lv - stage.a_from)[:, :, None] / width
-        cost += pu
-    out: FloatArray = cost.reshape(ng, -1).min(axis=1, where=valid.reshape(ng, -1), initial=np.inf)
-    return out

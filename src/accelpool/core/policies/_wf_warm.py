@@ -3,7 +3,7 @@ one round's stages and ceiling-search probes, as (level, row prices, stage or pr
 round's masters to start from and its searches to narrow by. Split from _waterfill.py (the driver); also the
 rows' keys and the mapping of a hint's prices onto the next round's rows (max_min_fairness). Nothing here
 certifies anything: every stage still ends on its own master's duals, and a probe is refused only by a
-proof (weak duality at the hinted prices, _wf_stage._over_budget).
+proof (weak duality at the hinted prices, _wf_dual._over_budget).
 """
 
 from __future__ import annotations
