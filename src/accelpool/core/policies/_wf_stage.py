@@ -33,7 +33,7 @@ BALANCE_WRONG = 0.1
 BALANCE_TIMES = 2
 """Balanced restarts (_wf_balance._balance): a stage or probe with more than BALANCE_ABOVE rising (active) jobs whose
 master is about to grow by more than BALANCE_WRONG of the unpinned ones (the jobs wrong at its prices, or,
-infeasible, the fixed jobs on its Farkas ray's rows) starts its fixed plans again from balanced prices
+infeasible, the fixed jobs its Farkas ray adds, _ray_grow) starts its fixed plans again from balanced prices
 instead, at most BALANCE_TIMES times (the master keeps its jobs). Set on issue 13's tuning seed 0 at
 10,000 x 8 (docs/allocate.md, "Balanced restarts"); below 4,000 the sampled rounds cost more than they
 saved at 1,000-2,000 x 8, and counted over the frozen jobs too they ran in scarce's tails (docs)."""
