@@ -2,7 +2,7 @@
 every stage's and ceiling probe's prices of one round are where the next round's masters start, and a
 search's bracket is narrowed by them (weak duality: a proof at any prices). A start or a proof only: the
 stage-1 level stays the exact LP's and the allocation feasible, also when jobs and rows changed between
-the rounds, and when the hint is nonsense (prices, levels, the first stage's plans per job)."""
+the rounds, and when the hint is nonsense (prices, inf or NaN among them, levels, rows named by others)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from accelpool.core.allocation import AllocationProblem, WarmHint, check_feasible  # noqa: E402
+from accelpool.core.policies._seam import build_rows, usable_mask  # noqa: E402
+from accelpool.core.policies._wf_warm import hint_stages, row_keys  # noqa: E402
 from accelpool.core.policies.max_min_fairness import exact_level, max_min_fairness, stage_level  # noqa: E402
 from problems import family_problem  # noqa: E402
 
@@ -110,10 +112,25 @@ def test_a_nonsense_hint_is_only_a_poor_start():
     )
     h = cold.warm_hint
     reordered = WarmHint(tuple(reversed(h.rows)), tuple((lv, p[::-1], s) for lv, p, s in stages))
-    for hint in (WarmHint(h.rows, stages), wrong_rows, reordered):
-        warm = max_min_fairness(replace(problem, warm_hint=hint))
+    got = {}
+    for name, hint in (
+        ("nonsense", WarmHint(h.rows, stages)),
+        ("rows", wrong_rows),
+        ("reordered", reordered),
+    ):
+        warm = got[name] = max_min_fairness(replace(problem, warm_hint=hint))
         assert not check_feasible(problem, warm)
         assert stage_level(problem, warm.x) == pytest.approx(exact_level(problem), rel=1e-6)
+    # rows are matched by key, not by position: the reversed hint is the same start, the same allocation
+    assert np.array_equal(got["reordered"].x, got["nonsense"].x)
+    keys = row_keys(problem, build_rows(problem, usable_mask(problem)))
+    for (la, pa, sa), (lb, pb, sb) in zip(
+        hint_stages(reordered, keys), hint_stages(WarmHint(h.rows, stages), keys), strict=True
+    ):
+        assert (la, sa) == (lb, sb) and np.array_equal(pa, pb)
+    inf = tuple((lv, np.where(np.arange(len(p)) % 3 == 0, np.inf, -p), s) for lv, p, s in stages)
+    for _, p, _ in hint_stages(WarmHint(h.rows, inf), keys):  # nonsense prices are no start at all
+        assert np.isfinite(p).all() and (p >= 0).all()
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])

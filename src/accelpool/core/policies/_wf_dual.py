@@ -1,8 +1,8 @@
 """Weak duality for the max-min water-filling (the notation: _waterfill.py): row prices that prove levels
 out of reach. One test, used by a stage's target and its Farkas rays (_wf_stage._stage), the ceiling
 searches' upper end (_wf_ceilings._dual_index) and the tenant-local events' search (_wf_local); until the
-thirteenth session three copies with two budgets (the ceiling searches' counted each quota row with its
-pool's whole bound, a weaker proof).
+thirteenth session three copies with two budgets (the stage's _over_budget and the ceiling searches'
+counted each quota row with its pool's whole bound, a weaker proof).
 
 At row prices p >= 0, each pool priced at the largest price of its rows (the least pool price its borrow
 columns allow: b_r has -1 in row r and +1 in its pool), an allocation in which every job j reaches lam_j
@@ -52,7 +52,10 @@ def _refutes(
 ) -> bool:
     """Weak duality at row prices ``price`` (negative entries dropped): every active j at lam[j] and every
     frozen one at ell costs, at its cheapest plans, more than the rows and pools are worth (above). ``pi``:
-    stage.effective_price(price), when the caller has it."""
+    stage.effective_price(price), when the caller has it. A non-finite price (a nonsense warm hint's)
+    proves nothing: inf x 0 would make every cost NaN and read as refuted."""
+    if not np.isfinite(price).all():
+        return False
     price = np.maximum(price, 0.0)
     if not price.any():
         return False

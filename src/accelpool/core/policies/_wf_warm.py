@@ -85,7 +85,7 @@ def row_keys(problem: AllocationProblem, rows: Rows) -> tuple[Hashable, ...]:
 
 def hint_stages(hint: WarmHint | None, keys: tuple[Hashable, ...]) -> list[Hint]:
     """The hint's stages with their prices on this problem's rows (a row gone since dropped, a new row at
-    price 0); none when no row is shared."""
+    price 0, a non-finite or negative price 0); none when no row is shared."""
     if hint is None or not hint.stages:
         return []
     where = {k: i for i, k in enumerate(hint.rows)}
@@ -97,6 +97,7 @@ def hint_stages(hint: WarmHint | None, keys: tuple[Hashable, ...]) -> list[Hint]
     for level, price, solved in hint.stages:
         p = np.zeros(len(keys))
         p[have] = price[old[have]]
+        p[~np.isfinite(p) | (p < 0.0)] = 0.0  # a nonsense price (inf, NaN, negative): no start at all
         out.append((level, p, solved))
     return out
 
