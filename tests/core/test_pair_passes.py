@@ -104,6 +104,32 @@ def test_passes_equal_the_one_sort(seed: int) -> None:
             assert got[len(want) - 1] == want[-1]
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_one_pair_per_job_is_the_one_sort(seed: int) -> None:
+    """Every job given at most one type (max-min-fairness's usual allocation): the one-pass shortcut
+    (``_Passes.single``) gives the documented order, read in full, partly and indexed."""
+    rng = np.random.default_rng(100 + seed)
+    singles = 0
+    for _ in range(500):
+        (x, usable, received, running_on, keep), kw = random_case(rng)
+        n, tt = x.shape
+        pick = rng.integers(0, tt, size=n)
+        one = np.zeros_like(x)
+        one[np.arange(n), pick] = x[np.arange(n), pick]  # at most one share per job, many ties
+        args = (one, usable, received, running_on, keep)
+        want = one_sort(*args, **kw)  # type: ignore[arg-type]
+        priority = np.full(n, int(rng.integers(0, 3)), dtype=np.int64)
+        got = _job_pair_order(*args, priority=priority, **kw)  # type: ignore[arg-type]
+        singles += isinstance(got, _Passes) and got._one
+        assert list(got) == want
+        assert len(got) == len(want) and bool(got) == bool(want)
+        stop = int(rng.integers(0, len(want) + 1))
+        assert list(islice(iter(got), stop)) == want[:stop]
+        if want:
+            assert got[len(want) - 1] == want[-1]
+    assert singles > 300  # the shortcut was taken (not only empty orders)
+
+
 def test_the_first_pass_is_all_a_placement_reads_before_the_second() -> None:
     # three jobs on two types; job 0 never ran (infinite priority), jobs 1 and 2 ran on type 0
     x = np.array([[0.5, 0.5], [0.5, 0.5], [1.0, 0.0]])

@@ -41,4 +41,8 @@ def test_meter_and_book_equals_meter_then_book() -> None:
         )
         until = rng.choice([50.0, 100.0, 460.0, 460.25, 1e6 / 3])
         price = rng.choice([0, 1, 1000, 3333])
-        assert ledger.meter_and_book(s, until, price) == _two_step(s, until, price)
+        got, want = ledger.meter_and_book(s, until, price), _two_step(s, until, price)
+        assert got == want
+        if got is not None and want is not None:  # the very same objects as the constructors make
+            assert vars(got[0]) == vars(want[0]) and vars(got[1]) == vars(want[1])
+            assert repr(got) == repr(want) and hash(got[0]) == hash(want[0])

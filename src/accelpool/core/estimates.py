@@ -10,6 +10,7 @@ without one); in the early case a preemptible one yields at its first lease boun
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -47,7 +48,7 @@ def queue_view(
     config: RoundConfig,
     cache: DecideCache,
     idle: dict[int, int],
-    queue_ids: list[str] | None = None,
+    queue_ids: Sequence[str] | None = None,
 ) -> QueueView:
     """The queued jobs ``queue`` (indices in fair order) with their places and start ranges; ``held``: the
     round's kept and started placements; ``idle``: free devices per type index after the round;

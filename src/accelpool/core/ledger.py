@@ -144,20 +144,40 @@ def meter_and_book(
     amount, left = due_in_units(int(device_seconds), int(price_krw_per_hour), carry, False)
     job = status.job
     acc = p.accelerator
-    charge = Charge(job.id, job.tenant, job.grant, acc, device_seconds, amount, start, until, left, p.site)
     seconds_on = dict(status.seconds_on)
     seconds_on[acc] = seconds_on.get(acc, 0.0) + seconds
-    return charge, JobStatus(
-        job,
-        status.state,
-        p,
-        status.steps_done,
-        seconds_on,
-        until,
-        left,
-        status.attempt_started,
-        status.restart_measured,
+    # the two frozen dataclasses filled in directly (neither has a __post_init__; every field is given):
+    # the same objects as their constructors make, without one object.__setattr__ per field, for every
+    # running job every round
+    charge = _new(Charge)
+    charge.__dict__.update(
+        job=job.id,
+        tenant=job.tenant,
+        grant=job.grant,
+        accelerator=acc,
+        device_seconds=device_seconds,
+        amount_krw=amount,
+        start=start,
+        end=until,
+        carry=left,
+        site=p.site,
     )
+    after = _new(JobStatus)
+    after.__dict__.update(
+        job=job,
+        state=status.state,
+        placement=p,
+        steps_done=status.steps_done,
+        seconds_on=seconds_on,
+        metered_until=until,
+        carry=left,
+        attempt_started=status.attempt_started,
+        restart_measured=status.restart_measured,
+    )
+    return charge, after
+
+
+_new = object.__new__
 
 
 def _reprice(status: JobStatus, charge: Charge, device_seconds: float, price: int) -> Charge | None:

@@ -205,6 +205,10 @@ def _job_pair_order(
         ok = np.isfinite(job_prio) & (job_prio > 0)
         level = np.floor(np.log(np.where(ok, job_prio, 1.0)) / np.log(band))
         job_prio = np.where(ok, np.power(band, level), job_prio)
+    if neg_priority is None and len(rows) == len(got[10]):
+        # one priority field, and every job with pairs has one (max-min-fairness gives most jobs one type):
+        # one pass, the jobs in job order, each with its pair (no pair to order within a job)
+        return _Passes.single(got, job_in_place, job_prio)
     rec = received[rows, cols]
     own = np.divide(xv, rec, out=np.full(len(rows), np.inf), where=rec > 0)
     own = np.where(in_place, np.inf if stay else own * keep[rows], own)
@@ -261,22 +265,37 @@ class _Passes(Sequence[tuple[int, int]]):
     usually never built. The first pass takes each job's first pair by two reductions over the jobs'
     blocks of pairs; the later ones sort each job's pairs (by row, then the two keys)."""
 
-    __slots__ = ("_blocks", "_jobs", "_key", "_list", "_pairs", "_within")
+    __slots__ = ("_blocks", "_jobs", "_key", "_list", "_one", "_pairs", "_within")
 
     def __init__(
         self,
         jobs: np.ndarray,
         key: np.ndarray,
         blocks: tuple[np.ndarray, np.ndarray, np.ndarray],
-        pairs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+        pairs: tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None],
+        one: bool = False,
     ) -> None:
         self._jobs, self._key, self._blocks, self._pairs = jobs, key, blocks, pairs
+        self._one = one  # every job has one pair (pair k is job k's): one pass
         self._within: np.ndarray | None = None
         self._list: list[tuple[int, int]] | None = None
+
+    @classmethod
+    def single(cls, got: _Pairs, job_in_place: np.ndarray, job_prio: np.ndarray) -> _Passes:
+        """The passes when every job with pairs has exactly one: the jobs sorted as in ``_passes`` (job
+        priority, running on its type, largest share; stable), each with its one pair. The pairs are in
+        job order (np.nonzero of x), so pair k is the one of ``jobs[k]``."""
+        rows, cols, start, count, jobs, neg_job_x = got[0], got[1], got[7], got[8], got[10], got[11]
+        key = np.lexsort((neg_job_x, ~job_in_place[jobs], -np.minimum(job_prio[jobs], 1e300)))
+        return cls(jobs, key, (start, count, jobs), (rows, cols, None, None), one=True)
 
     def _pass(self, p: int) -> list[tuple[int, int]]:
         start, count, of_job = self._blocks
         rows, cols, neg_own, then = self._pairs
+        if self._one:  # each job's only pair is its first; no second pass
+            key = self._key
+            return list(zip(self._jobs[key].tolist(), cols[key].tolist(), strict=True)) if p == 0 else []
+        assert neg_own is not None and then is not None
         jobs = self._jobs[self._key]
         if p == 0:  # each job's first pair: the least neg_own of its block, then the least ``then``
             at = start[self._jobs]

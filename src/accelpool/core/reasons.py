@@ -235,6 +235,35 @@ class LazyText(Mapping[str, str]):
         return repr(self._get())
 
 
+class Positions(Mapping[str, int]):
+    """A read-only job id -> queue position mapping (``ids[k]`` is at position k + 1), its dict built the
+    first time a job is looked up or the mapping is iterated, once: ``Decision.positions`` of a round whose
+    positions nobody reads by job (the simulator's) costs no dict of the whole queue. ``len`` needs none."""
+
+    __slots__ = ("_data", "_ids")
+
+    def __init__(self, ids: tuple[str, ...]) -> None:
+        self._ids = ids
+        self._data: dict[str, int] | None = None
+
+    def _get(self) -> dict[str, int]:
+        if self._data is None:
+            self._data = dict(zip(self._ids, range(1, len(self._ids) + 1), strict=True))
+        return self._data
+
+    def __getitem__(self, key: str) -> int:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __repr__(self) -> str:
+        return repr(self._get())
+
+
 @dataclass(frozen=True, eq=False)
 class QueueView:
     """The queue as the scheduler would hand idle devices out: queued jobs in fair order, blocked jobs left

@@ -91,6 +91,13 @@ class ChangeMemo:
         self.statuses, self.seen, self.changed = statuses, seen, got
         return got
 
+    def tell(
+        self, statuses: Sequence[JobStatus], seen: Sequence[JobStatus | None], changed: list[int]
+    ) -> None:
+        """Record ``changed`` as the answer for the two lists (the caller computed it, e.g. from two lists
+        equal to these item by item)."""
+        self.statuses, self.seen, self.changed = statuses, seen, changed
+
 
 @dataclass(frozen=True)
 class Snapshot:

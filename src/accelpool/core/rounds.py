@@ -82,6 +82,7 @@ from accelpool.core.round_types import (
     JobStatus,
     Placement,
     Snapshot,
+    changed_since,
     round_cost_krw,
 )
 from accelpool.core.sites import site_columns, site_table, site_view, sites_allowing
@@ -123,6 +124,9 @@ class DecideCache:
     def __init__(self) -> None:
         self.changed = ChangeMemo()  # core.round_types.changed_since, once per round for the three caches
         self.problems = _ProblemCache(self.changed)
+        # decide's live statuses: (last snapshot's statuses, that round's list of them), kept when none was
+        # terminal (``_live``)
+        self.live: tuple[Sequence[JobStatus], list[JobStatus]] | None = None
         self.id_rank: tuple[tuple[str, ...], np.ndarray] | None = None
         self.index_of: tuple[tuple[str, ...], dict[str, int]] | None = None
         self.free_template: _FreeTemplate | None = None
@@ -171,12 +175,7 @@ def decide(
         cache = DecideCache()
     if config is None:
         config = RoundConfig()
-    done = _TERMINAL
-    statuses = [
-        s
-        for s in snapshot.jobs
-        if s.state is not done[0] and s.state is not done[1] and s.state is not done[2]
-    ]
+    statuses = _live(snapshot.jobs, cache)
     horizon = config.lease_or(snapshot.round_seconds)
     problem = cache.problems.get(snapshot, statuses, config, horizon)
     sites = site_table(snapshot.sites)
@@ -245,6 +244,29 @@ def decide(
         move_up=config.move_up and base not in SPEED_BLIND,
         move_running=config.lease_seconds is None,
     )
+
+
+def _live(jobs: Sequence[JobStatus], cache: DecideCache) -> list[JobStatus]:
+    """The snapshot's statuses that are not terminal, in order (a new list every round: the caches key on
+    it). When last round's snapshot had no terminal status and this one lists as many, only the statuses
+    that are other objects than last round's are read (``changed_since``, once for the round: the
+    ``ChangeMemo`` is told the answer, as the new list and last round's equal the two snapshots' lists)."""
+    done = _TERMINAL
+    last = cache.live
+    if last is not None and len(last[0]) == len(jobs):
+        changed = changed_since(jobs, last[0])
+        if not any(
+            (s := jobs[i]).state is done[0] or s.state is done[1] or s.state is done[2] for i in changed
+        ):
+            statuses = list(jobs)
+            cache.changed.tell(statuses, last[1], changed)
+            cache.live = (jobs, statuses)
+            return statuses
+    statuses = [
+        s for s in jobs if s.state is not done[0] and s.state is not done[1] and s.state is not done[2]
+    ]
+    cache.live = (jobs, statuses) if len(statuses) == len(jobs) else None
+    return statuses
 
 
 def _base(policy: Policy) -> Policy:

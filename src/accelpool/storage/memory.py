@@ -133,6 +133,11 @@ class MemoryStore:
         self.site_list: dict[str, Site] = {}
         self.jobs: dict[str, JobRecord] = {}
         self.active: dict[str, None] = {}  # insertion-ordered ids of non-terminal jobs
+        # the statuses of ``active`` in its order, and each active job's index there: rebuilt when the
+        # active set changes (None until then), written through by ``_set_status`` (the store's only
+        # writer of a record's status) so a snapshot copies a list instead of reading every record
+        self._statuses: list[JobStatus] | None = None
+        self._slot: dict[str, int] = {}
         # the RUNNING jobs (status set in ``_apply`` only), each with its place in ``active`` (submit order)
         self._running: dict[str, int] = {}
         self._seq: dict[str, int] = {}
@@ -194,6 +199,7 @@ class MemoryStore:
         self.jobs[job.id] = JobRecord(JobStatus(job, JobState.QUEUED), dict(throughput), run or RunSpec())
         self.jobs[job.id].events.append((job.submit_time, "queued", "submitted"))
         self.active[job.id] = None
+        self._statuses = None
         self._seq[job.id] = len(self._seq)
         self._version += 1
 
@@ -220,8 +226,12 @@ class MemoryStore:
 
     def snapshot(self, now: float, round_seconds: float) -> Snapshot:
         self.now = now
-        jobs = self.jobs
-        statuses = tuple([jobs[j].status for j in self.active])
+        listed = self._statuses
+        if listed is None:
+            jobs = self.jobs
+            listed = self._statuses = [jobs[j].status for j in self.active]
+            self._slot = {j: i for i, j in enumerate(self.active)}
+        statuses = tuple(listed)
         return Snapshot(
             now=now,
             nodes=self._in_service()[0],
@@ -255,9 +265,10 @@ class MemoryStore:
         # the jobs that waited last round and not now leave the board with last round's values; the
         # others read this round's (the reason in words, or its code, when read; the queue position)
         members = board.members
-        if not waiting.keys() >= members:  # usually none: a job that starts leaves the board in ``_apply``
-            for job_id in members - waiting.keys():
-                jobs[job_id]._leave_board()
+        # usually none: a job that starts leaves the board in ``_apply`` (set.difference of a dict looks the
+        # members up by their stored hashes: cheaper than a subset test of the dict's keys)
+        for job_id in members.difference(waiting):
+            jobs[job_id]._leave_board()
         board.details, board.waiting, board.positions = decision.details, waiting, decision.positions
         only = _ONE_WAITING
         # every member waits now: the new ones are the others (none when as many wait as are members)
@@ -292,7 +303,7 @@ class MemoryStore:
             rec = self.jobs[c.job]
             b = ledger.book_charge(rec.status, c, self._price(c.accelerator, c.site))
             if b is not None:
-                rec.status = ledger.after_booking(rec.status, b)
+                self._set_status(rec, ledger.after_booking(rec.status, b))
                 out.append(self._book(b.charge))
         return out
 
@@ -310,7 +321,7 @@ class MemoryStore:
                 continue
             got = ledger.meter_and_book(s, now, self._price(p.accelerator, p.site))
             if got is not None:
-                rec.status = got[1]
+                self._set_status(rec, got[1])
                 out.append(self._book(got[0]))
         return out
 
@@ -372,7 +383,7 @@ class MemoryStore:
         p = before.placement
         rec._leave_board()  # its record changes: it keeps the board's values until a round says again
         out = apply_event(before, event, 0 if p is None else self._price(p.accelerator, p.site))
-        rec.status = out.status
+        self._set_status(rec, out.status)
         jid = before.job.id
         if out.status.state is JobState.RUNNING:
             if jid not in self._running:
@@ -389,9 +400,19 @@ class MemoryStore:
             rec.end_time = out.ended_at
         if out.ended:
             self.active.pop(before.job.id, None)
+            self._statuses = None
             self._rows.pop(before.job.id, None)
             self._version += 1
         return out, [self._book(c) for c in out.charges]
+
+    def _set_status(self, rec: JobRecord, status: JobStatus) -> None:
+        """A record's new status, also in the list of active statuses the snapshot copies."""
+        rec.status = status
+        listed = self._statuses
+        if listed is not None:
+            i = self._slot.get(status.job.id)
+            if i is not None:
+                listed[i] = status
 
     def _book(self, c: Charge) -> Charge:
         """Book ``c`` capped at what its grant has left (``core.ledger.cap``)."""
