@@ -468,7 +468,8 @@ def _place(
     # the waiting jobs not blocked are queued
     in_queue = np.ones(len(ids), dtype=bool)
     in_queue[out] = False
-    in_queue[[index[j] for j in blocked]] = False
+    if blocked:
+        in_queue[[index[j] for j in blocked]] = False
     if not waiting:
         blocked = {}
     one = _one_priority(problem.priority, cache)

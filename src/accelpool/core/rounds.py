@@ -85,7 +85,7 @@ from accelpool.core.round_types import (
     changed_since,
     round_cost_krw,
 )
-from accelpool.core.sites import site_columns, site_table, site_view, sites_allowing
+from accelpool.core.sites import one_plain_site, site_columns, site_table, site_view, sites_allowing
 from accelpool.core.types import (
     Job,
     JobState,
@@ -127,6 +127,8 @@ class DecideCache:
         # decide's live statuses: (last snapshot's statuses, that round's list of them), kept when none was
         # terminal (``_live``)
         self.live: tuple[Sequence[JobStatus], list[JobStatus]] | None = None
+        # rounds._site_view: (allowed sets, nodes, sites, core.sites.one_plain_site of them)
+        self.one_site: tuple[list[frozenset[str]], Sequence[Node], dict[str, Site], bool] | None = None
         self.id_rank: tuple[tuple[str, ...], np.ndarray] | None = None
         self.index_of: tuple[tuple[str, ...], dict[str, int]] | None = None
         self.free_template: _FreeTemplate | None = None
@@ -180,7 +182,7 @@ def decide(
     problem = cache.problems.get(snapshot, statuses, config, horizon)
     sites = site_table(snapshot.sites)
     allowed, notes = _sites_allowing(problem, statuses, snapshot, sites, cache)
-    problem = site_view(problem, allowed, snapshot.nodes, sites, snapshot.prices_krw_per_hour)
+    problem = _site_view(problem, allowed, snapshot, sites, cache)
     problem, unpaid = whole_runs_unpaid(problem, statuses, cache)
     usable = _usable(problem, cache)
     pinned, threshold = _pinned(snapshot, statuses, config, horizon, _holding(statuses, problem, cache))
@@ -244,6 +246,25 @@ def decide(
         move_up=config.move_up and base not in SPEED_BLIND,
         move_running=config.lease_seconds is None,
     )
+
+
+def _site_view(
+    problem: AllocationProblem,
+    allowed: list[frozenset[str]],
+    snapshot: Snapshot,
+    sites: dict[str, Site],
+    cache: DecideCache,
+) -> AllocationProblem:
+    """``core.sites.site_view``, whose first test (``one_plain_site``: one site, no prices there, every job
+    allowed there; then the problem as it is) is kept while the allowed sets are the same list (kept with
+    the job tuple, ``_sites_allowing``), the nodes the same tuple and the sites equal."""
+    last = cache.one_site
+    nodes = snapshot.nodes
+    if last is None or last[0] is not allowed or last[1] is not nodes or last[2] != sites:
+        last = cache.one_site = (allowed, nodes, sites, one_plain_site(allowed, nodes, sites))
+    if last[3]:
+        return problem
+    return site_view(problem, allowed, nodes, sites, snapshot.prices_krw_per_hour)
 
 
 def _live(jobs: Sequence[JobStatus], cache: DecideCache) -> list[JobStatus]:

@@ -213,6 +213,17 @@ def _one_site(nodes: Sequence[Node]) -> str | None:
     return first
 
 
+def one_plain_site(
+    allowed: Sequence[frozenset[str]], nodes: Sequence[Node], sites: Mapping[str, Site]
+) -> bool:
+    """True when one site holds every node, it has no prices of its own and every job is allowed there:
+    ``site_view`` then returns the problem as it is (it reads nothing else for this test)."""
+    only = _one_site(nodes)
+    if only is None or sites.get(only, IMPLICIT_DEFAULT).prices:
+        return False
+    return all(only in a for a in set(allowed))
+
+
 def site_view(
     problem: AllocationProblem,
     allowed: Sequence[frozenset[str]],
@@ -226,10 +237,8 @@ def site_view(
     every job allowed there)."""
     seq: Sequence[Node] = nodes if isinstance(nodes, tuple | list) else list(nodes)
     nodes = seq
-    only = _one_site(seq)
-    if only is not None and not sites.get(only, IMPLICIT_DEFAULT).prices:
-        if all(only in a for a in set(allowed)):  # the common pool of one site: nothing to narrow
-            return problem
+    if one_plain_site(allowed, seq, sites):  # the common pool of one site: nothing to narrow
+        return problem
     types = problem.types
     tindex = {t: k for k, t in enumerate(types)}
     held: dict[str, np.ndarray] = {}  # site -> devices per type

@@ -52,6 +52,16 @@ class Ledger:
             if k == "capacity":
                 self._capacity_row[int(rows.type_of[r])] = r
 
+    def capacity_only(self) -> list[int] | None:
+        """Each type's capacity row when every job counts on every type in that row alone (no rule row, no
+        pool: ``room`` is the capacity row's bound less its use, ``add`` adds to it); else None."""
+        cap = self._capacity_row
+        if any(r < 0 or self.pool_of[r] >= 0 for r in cap):
+            return None
+        if any(rs != [cap[t]] for per in self._rows for t, rs in enumerate(per)):
+            return None
+        return list(cap)
+
     def rows_of(self, j: int, t: int) -> list[int]:
         return self._rows[self.klass[j]][t]
 

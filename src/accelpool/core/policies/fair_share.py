@@ -60,7 +60,14 @@ def fair_share(problem: AllocationProblem) -> Allocation:
     split = water_fill_shares(
         demand_devices, np.where(open_types, problem.capacity, 0.0), np.ones(tt)
     ).tolist()
-    for j in np.lexsort((np.arange(n), -problem.priority, target)).tolist():
+    jobs = np.lexsort((np.arange(n), -problem.priority, target)).tolist()
+    cap_row = ledger.capacity_only() if tt < 8 else None
+    if cap_row is not None:  # no rule row: the same loop on the capacity rows alone, rows kept in Python
+        got = _spread_capacity(jobs, tau_list, types_of, split, scale, ledger.bound, ledger.used, cap_row, tt)
+        if got:
+            x[list(got)] = list(got.values())
+        jobs = []
+    for j in jobs:
         want = tau_list[j]
         if want <= 1e-12:
             continue
@@ -89,3 +96,64 @@ def fair_share(problem: AllocationProblem) -> Allocation:
     x = fill_spare(problem, usable, rows, x, order)
     used = float((x * problem.scale[:, None]).sum())
     return finish(problem, x, rows, NAME, used, started)
+
+
+def _spread_capacity(
+    jobs: list[int],
+    tau: list[float],
+    types_of: list[list[int]],
+    split: list[float],
+    scale: list[float],
+    bound: list[float],
+    used: list[float],
+    cap_row: list[int],
+    tt: int,
+) -> dict[int, list[float]]:
+    """``fair_share``'s loop over the jobs where every row is a type's capacity row (``Ledger.capacity_only``):
+    the same operations in the same order on Python floats (``Ledger.room`` and ``add`` of one row, each job's
+    row of x as a list). Returns the rows of the jobs given a share. A row's sum is taken left to right, as
+    numpy sums a row of fewer than 8 (the caller's condition)."""
+    out: dict[int, list[float]] = {}
+    for j in jobs:
+        want = tau[j]
+        if want <= 1e-12:
+            continue
+        sj = scale[j]
+        xr = [0.0] * tt
+        rooms = []
+        for t in types_of[j]:
+            r = cap_row[t]
+            left = bound[r] - used[r]
+            rooms.append((-(left if left > 0.0 else 0.0), t))
+        rooms.sort()
+        many = len(rooms) > 1
+        if many:
+            whole = sum(split[t] for _, t in rooms)
+            if whole > 1e-12:
+                for _, t in rooms:
+                    r = cap_row[t]
+                    left = bound[r] - used[r]
+                    take = min(want * split[t] / whole, (left if left > 0.0 else 0.0) / sj)
+                    if take > 1e-12:
+                        xr[t] += take
+                        used[r] += take * sj
+                total = 0.0
+                for v in xr:
+                    total += v
+                want = tau[j] - total
+        for neg_room, t in rooms:
+            if want <= 1e-12:
+                break
+            r = cap_row[t]
+            if many:
+                left = bound[r] - used[r]
+                room = left if left > 0.0 else 0.0
+            else:
+                room = -neg_room
+            take = min(want, room / sj)
+            if take > 1e-12:
+                xr[t] += take
+                used[r] += take * sj
+                want -= take
+        out[j] = xr
+    return out

@@ -1,0 +1,40 @@
+"""fair-share's loop on the capacity rows alone (``fair_share._spread_capacity``, taken when no rule row
+binds and there are fewer than 8 types) gives the very same allocation as the general loop over the
+ledger (``Ledger.room`` and ``add``), bit for bit: the same float operations in the same order."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+from tests.helpers import problem_of
+
+from accelpool.core.policies._greedy import Ledger
+
+fs = importlib.import_module(
+    "accelpool.core.policies.fair_share"
+)  # the module (the package exports the function)
+
+
+def random_problem(rng: np.random.Generator):  # type: ignore[no-untyped-def]
+    n, t = int(rng.integers(1, 60)), int(rng.integers(1, 8))
+    tput = rng.uniform(0.1, 10, (n, t)) * (rng.uniform(size=(n, t)) < 0.8)
+    cap = rng.integers(0, 12, t).astype(float)
+    scale = rng.choice([1, 2, 4, 8], n).astype(float)
+    allowed = rng.uniform(size=(n, t)) < 0.9
+    return problem_of(tput, cap, scale, allowed=allowed, weight=rng.choice([0.5, 1.0, 2.0], n))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_capacity_row_loop_is_the_general_loop(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(seed)
+    cases = [random_problem(rng) for _ in range(150)]
+    fast = [fs.fair_share(p).x for p in cases]
+    taken = sum(
+        1 for p in cases if Ledger(p, fs.build_rows(p, fs.usable_mask(p))).capacity_only() is not None
+    )
+    assert taken == len(cases)  # no rules: every case took the capacity-row loop
+    monkeypatch.setattr(Ledger, "capacity_only", lambda self: None)  # the general loop
+    for p, x in zip(cases, fast, strict=True):
+        assert np.array_equal(fs.fair_share(p).x, x)
