@@ -63,6 +63,7 @@ class JobRecord:
     _reason: str = ""
     _pending: tuple[Mapping[str, str], str] | None = None  # (a round's reasons in words, the code)
     _position: int | None = None
+    _positions: Mapping[str, int] | None = None  # off the board: its last round's positions, read when asked
     _board: _WaitBoard | None = None  # while the job waits: the latest round's board (MemoryStore)
 
     @property
@@ -71,12 +72,14 @@ class JobRecord:
         board = self._board
         if board is not None:
             return board.positions.get(self.status.job.id)
+        if self._positions is not None:  # its last waiting round's position (that round's mapping)
+            self._position, self._positions = self._positions.get(self.status.job.id), None
         return self._position
 
     @position.setter
     def position(self, value: int | None) -> None:
         self._leave_board()
-        self._position = value
+        self._position, self._positions = value, None
 
     @property
     def reason(self) -> str:
@@ -104,7 +107,9 @@ class JobRecord:
         if board is not None:
             jid = self.status.job.id
             self._pending = (board.details, board.waiting[jid])
-            self._position = board.positions.get(jid)
+            # the round's positions, looked up when read (a round's mapping is never changed; the
+            # decision's is built on its first lookup: not for every job that leaves the board)
+            self._positions = board.positions
             self._board = None
             board.members.discard(jid)
 

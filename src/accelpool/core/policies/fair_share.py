@@ -128,7 +128,9 @@ def _spread_capacity(
         rooms.sort()
         many = len(rooms) > 1
         if many:
-            whole = sum(split[t] for _, t in rooms)
+            whole: float = 0  # as sum() adds: from the int 0, left to right
+            for _, t in rooms:
+                whole += split[t]
             if whole > 1e-12:
                 for _, t in rooms:
                     r = cap_row[t]
