@@ -20,7 +20,8 @@ fs = importlib.import_module(
 def random_problem(rng: np.random.Generator):  # type: ignore[no-untyped-def]
     n, t = int(rng.integers(1, 60)), int(rng.integers(1, 8))
     tput = rng.uniform(0.1, 10, (n, t)) * (rng.uniform(size=(n, t)) < 0.8)
-    cap = rng.integers(0, 12, t).astype(float)
+    # integer capacities, and fractional ones (sums of splits then differ in their last bits by order)
+    cap = rng.integers(0, 12, t).astype(float) if rng.uniform() < 0.5 else rng.uniform(0, 12, t)
     scale = rng.choice([1, 2, 4, 8], n).astype(float)
     allowed = rng.uniform(size=(n, t)) < 0.9
     return problem_of(tput, cap, scale, allowed=allowed, weight=rng.choice([0.5, 1.0, 2.0], n))
@@ -30,11 +31,21 @@ def random_problem(rng: np.random.Generator):  # type: ignore[no-untyped-def]
 def test_the_capacity_row_loop_is_the_general_loop(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(seed)
     cases = [random_problem(rng) for _ in range(150)]
+    spread = fs._spread_capacity
+    calls = []
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return spread(*args, **kwargs)
+
+    monkeypatch.setattr(fs, "_spread_capacity", counted)
     fast = [fs.fair_share(p).x for p in cases]
     taken = sum(
         1 for p in cases if Ledger(p, fs.build_rows(p, fs.usable_mask(p))).capacity_only() is not None
     )
     assert taken == len(cases)  # no rules: every case took the capacity-row loop
+    assert len(calls) >= len(cases) // 2  # ... and the loop ran (not only its condition held)
+    monkeypatch.setattr(fs, "_spread_capacity", spread)
     monkeypatch.setattr(Ledger, "capacity_only", lambda self: None)  # the general loop
     for p, x in zip(cases, fast, strict=True):
         assert np.array_equal(fs.fair_share(p).x, x)

@@ -161,3 +161,17 @@ def test_the_cached_pairs_are_kept_with_the_allocation() -> None:
     start, count, xt_rank, jobs = a[7], a[8], a[9], a[10]
     assert start.tolist() == [0, 2] and count.tolist() == [2, 1] and jobs.tolist() == [0, 1]
     assert xt_rank.tolist() == [0, 1, 0]  # equal shares: by type
+
+
+def test_positions_find_matches_the_mapping_without_building_it() -> None:
+    """core.reasons.Positions.find (what a job leaving the memory store's waiting board keeps, instead of a
+    reference to the round's whole mapping) answers as ``get`` does, and leaves the dict unbuilt."""
+    from accelpool.core.reasons import Positions, position_of
+
+    ids = tuple(f"j{k}" for k in range(50))
+    lazy = Positions(ids)
+    for key in (*ids, "absent"):
+        assert position_of(lazy, key) == dict(zip(ids, range(1, 51), strict=True)).get(key)
+    assert lazy._data is None  # searched, not built
+    assert lazy["j7"] == 8 and lazy.find("j7") == 8 and lazy.find("nope") is None  # built: the dict answers
+    assert position_of({"a": 3}, "a") == 3 and position_of({}, "a") is None

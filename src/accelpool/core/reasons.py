@@ -263,6 +263,20 @@ class Positions(Mapping[str, int]):
     def __repr__(self) -> str:
         return repr(self._get())
 
+    def find(self, key: str) -> int | None:
+        """``get(key)`` without building the dict when it is not built yet (a scan of the ids)."""
+        if self._data is not None:
+            return self._data.get(key)
+        try:
+            return self._ids.index(key) + 1
+        except ValueError:
+            return None
+
+
+def position_of(positions: Mapping[str, int], key: str) -> int | None:
+    """``positions.get(key)``; a lazy Positions is searched rather than built."""
+    return positions.find(key) if isinstance(positions, Positions) else positions.get(key)
+
 
 @dataclass(frozen=True, eq=False)
 class QueueView:

@@ -14,7 +14,7 @@ import numpy as np
 from accelpool.core import ledger
 from accelpool.core.errors import AlreadyExists
 from accelpool.core.lifecycle import WAITING, Command, Event, Outcome, SchedulerEvent, apply_event, waits
-from accelpool.core.reasons import QueueView
+from accelpool.core.reasons import QueueView, position_of
 from accelpool.core.rounds import Decision, JobStatus, Snapshot
 from accelpool.core.sites import in_service, price_for, probed
 from accelpool.core.throughput import ThroughputMatrix
@@ -63,7 +63,6 @@ class JobRecord:
     _reason: str = ""
     _pending: tuple[Mapping[str, str], str] | None = None  # (a round's reasons in words, the code)
     _position: int | None = None
-    _positions: Mapping[str, int] | None = None  # off the board: its last round's positions, read when asked
     _board: _WaitBoard | None = None  # while the job waits: the latest round's board (MemoryStore)
 
     @property
@@ -72,14 +71,12 @@ class JobRecord:
         board = self._board
         if board is not None:
             return board.positions.get(self.status.job.id)
-        if self._positions is not None:  # its last waiting round's position (that round's mapping)
-            self._position, self._positions = self._positions.get(self.status.job.id), None
         return self._position
 
     @position.setter
     def position(self, value: int | None) -> None:
         self._leave_board()
-        self._position, self._positions = value, None
+        self._position = value
 
     @property
     def reason(self) -> str:
@@ -107,9 +104,9 @@ class JobRecord:
         if board is not None:
             jid = self.status.job.id
             self._pending = (board.details, board.waiting[jid])
-            # the round's positions, looked up when read (a round's mapping is never changed; the
-            # decision's is built on its first lookup: not for every job that leaves the board)
-            self._positions = board.positions
+            # its position now (a lazy Positions is searched, not built for the whole queue; a reference
+            # to the round's mapping kept instead would hold every such mapping for good)
+            self._position = position_of(board.positions, jid)
             self._board = None
             board.members.discard(jid)
 

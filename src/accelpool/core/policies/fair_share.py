@@ -128,9 +128,8 @@ def _spread_capacity(
         rooms.sort()
         many = len(rooms) > 1
         if many:
-            whole: float = 0  # as sum() adds: from the int 0, left to right
-            for _, t in rooms:
-                whole += split[t]
+            # the builtin sum, as the general loop takes it (3.12's sum() is compensated: a loop is not)
+            whole = sum([split[t] for _, t in rooms])
             if whole > 1e-12:
                 for _, t in rooms:
                     r = cap_row[t]
