@@ -87,6 +87,17 @@ def random_case(rng: np.random.Generator) -> tuple[tuple[np.ndarray, ...], dict[
     return (x, usable, received, running_on, keep), kw
 
 
+def _same_order(got, want, rng) -> None:  # type: ignore[no-untyped-def]
+    """``got`` reads as ``want`` in full, by len and bool; a reader that stops early sees its beginning;
+    indexing (which builds the whole order) gives its last pair."""
+    assert list(got) == want
+    assert len(got) == len(want) and bool(got) == bool(want)
+    stop = int(rng.integers(0, len(want) + 1))
+    assert list(islice(iter(got), stop)) == want[:stop]
+    if want:
+        assert got[len(want) - 1] == want[-1]
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_passes_equal_the_one_sort(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -95,13 +106,7 @@ def test_passes_equal_the_one_sort(seed: int) -> None:
         want = one_sort(*args, **kw)  # type: ignore[arg-type]
         priority = np.full(args[0].shape[0], int(rng.integers(0, 3)), dtype=np.int64)
         got = _job_pair_order(*args, priority=priority, **kw)  # type: ignore[arg-type]
-        assert list(got) == want
-        assert len(got) == len(want) and bool(got) == bool(want)
-        # a reader that stops early sees the order's beginning; indexing builds the whole order
-        stop = int(rng.integers(0, len(want) + 1))
-        assert list(islice(iter(got), stop)) == want[:stop]
-        if want:
-            assert got[len(want) - 1] == want[-1]
+        _same_order(got, want, rng)
 
 
 @pytest.mark.parametrize("seed", range(2))
@@ -121,12 +126,7 @@ def test_one_pair_per_job_is_the_one_sort(seed: int) -> None:
         priority = np.full(n, int(rng.integers(0, 3)), dtype=np.int64)
         got = _job_pair_order(*args, priority=priority, **kw)  # type: ignore[arg-type]
         singles += isinstance(got, _Passes) and got._one
-        assert list(got) == want
-        assert len(got) == len(want) and bool(got) == bool(want)
-        stop = int(rng.integers(0, len(want) + 1))
-        assert list(islice(iter(got), stop)) == want[:stop]
-        if want:
-            assert got[len(want) - 1] == want[-1]
+        _same_order(got, want, rng)
     assert singles > 300  # the shortcut was taken (not only empty orders)
 
 
