@@ -91,8 +91,9 @@ capped by a ceiling has all prices 0, which choose nothing; its master (and ever
 starts instead from *scarcity* prices, the first non-zero prices of the sample's own water-filling
 (_scout). Between masters, jobs are added where wrong at smoothed prices (SMOOTH, _wf_stage.py, which
 holds one stage's column generation: _stage and its master); a master that is infeasible (its fixed
-plans overload a row at every L) adds the fixed jobs whose plan is not a cheapest at its Farkas ray's
-row prices (Farkas pricing, _wf_stage._ray_grow; else those on the ray's rows). None of these
+plans overload a row at every L) adds the fixed jobs on its Farkas ray's rows, or where those are over
+FULL_LP_GROUPS the ones whose plan is not a cheapest at the ray's row prices (Farkas pricing,
+_wf_stage._ray_grow). None of these
 prices certifies anything: every stage ends on the master's own duals (or at its ceiling, _capped).
 Above BALANCE_ABOVE rising jobs a master about to grow by a tenth of them restarts its fixed plans from
 *balanced* prices instead (_wf_balance._balance: multiplicative weights on every row over the jobs'
