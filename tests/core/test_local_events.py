@@ -140,18 +140,30 @@ def _exact_parts(
     return p, a, rows, usable, _EXACT[seed]
 
 
-@pytest.mark.parametrize("limits", ["shipped", "cut", "small_part"])
+@pytest.mark.parametrize("limits", ["shipped", "cut", "small_part", "grown"])
 def test_local_events_are_exact_on_random_rules(limits: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The claim is exactness: with eps 0 and no stage limit, the fast water-filling's levels (the local
     events applied as stages) are the plain water-filling's at every job to 1e-7, before any fill_spare,
     and its x keeps every row (check_feasible), over random_rules seeds 0-23. ``cut``: every part's
     local water-filling stops after 2 LPs (LOCAL_STAGES: its rising jobs bound the events searched);
     ``small_part``: rows do not split when a part holds more than 20 groups (LOCAL_PART), so larger
-    problems fall back to the stages alone. Each way is seen at work: events applied, a part cut off,
-    a part ending by the all-at-ceiling shortcut, a problem not split."""
-    seen = {"applied": 0, "cut": 0, "ceiling": 0, "unsplit": 0}
+    problems fall back to the stages alone; ``grown``: every probe's master is grown (PROBE_WHOLE 0), the
+    jobs of the local rows its start overloads entering at once (_wf_local._entering). Each way is seen at
+    work: events applied, a part cut off, a part ending by the all-at-ceiling shortcut, a problem not
+    split (the jobs entering a grown probe's master: test_entering_jobs_are_those_of_overloaded_local_rows)."""
+    seen = {"applied": 0, "cut": 0, "ceiling": 0, "unsplit": 0, "entered": 0}
     fill, at_ceiling, parts = _wf_local._local_fill, _wf_local._all_at_ceiling, _wf_local.parts
-    skip = _wf_local.skip_local
+    skip, entering = _wf_local.skip_local, _wf_local._entering
+
+    def entering_spy(*args, **kwargs):
+        enter = entering(*args, **kwargs)
+
+        def counted(amb, u, v, guess):
+            out = enter(amb, u, v, guess)
+            seen["entered"] += int((out & ~amb).sum())
+            return out
+
+        return counted
 
     def fill_spy(*args, **kwargs):
         out = fill(*args, **kwargs)
@@ -185,6 +197,9 @@ def test_local_events_are_exact_on_random_rules(limits: str, monkeypatch: pytest
                 m.setattr(_wf_local, "LOCAL_STAGES", 2)
             if limits == "small_part":
                 m.setattr(_wf_local, "LOCAL_PART", 20)
+            if limits == "grown":
+                m.setattr(_wf_local, "PROBE_WHOLE", 0)
+                m.setattr(_wf_local, "_entering", entering_spy)
             x, fast = _waterfill.max_min_waterfill(a, p.scale, rows, usable, eps=0.0)
         assert check_feasible(p, Allocation(p.job_ids, p.types, x, "test")) == [], seed
         assert np.allclose(fast, plain, rtol=1e-7, atol=1e-9), (seed, np.abs(fast - plain).max())
@@ -193,3 +208,39 @@ def test_local_events_are_exact_on_random_rules(limits: str, monkeypatch: pytest
         assert seen["cut"] > 0, seen
     if limits == "small_part":
         assert seen["unsplit"] > 0, seen  # some problems split, some not
+    if limits == "grown":  # these small problems' probes start within their local rows
+        assert seen["entered"] == 0, seen
+
+
+def test_entering_jobs_are_those_of_overloaded_local_rows() -> None:
+    """A grown probe's start (_wf_local._entering): the jobs of every local row that the fixed jobs' plans
+    (every rising job all the time on its best type, at its ceiling) overload, counted row by row; the
+    ambiguous jobs count nothing, and no other row (capacity, reserve, quotas) brings its jobs."""
+    problem = family_problem("ruled", 400, 8, 1)
+    stage = stage_of(problem)
+    split = _wf_local.parts(stage)
+    assert split is not None
+    ng, tt = stage.a.shape
+    local = np.zeros(stage.rows.n_rows, dtype=bool)
+    for _, rws in split[0]:
+        local[rws] = True
+    active = np.ones(ng, dtype=bool)
+    ell = np.zeros(ng)
+    amb = np.zeros(ng, dtype=bool)
+    amb[::7] = True
+    u = np.zeros(ng, dtype=np.int64)
+    v = stage.best.copy()
+    guess = float(stage.ceiling.max())
+    got = _wf_local._entering(stage, active, ell, local)(amb, u, v, guess)
+    want = np.zeros(ng, dtype=bool)
+    overloaded = 0
+    for r in np.nonzero(local)[0]:
+        use = 0.0
+        for j in np.nonzero(stage.member[r] & ~amb)[0]:
+            if stage.best[j] in np.nonzero(stage.onehot[r])[0]:
+                use += stage.size[j] * min(guess / stage.a[j, stage.best[j]], 1.0)
+        if use > stage.rows.bound[r] * (1 + 1e-9) + 1e-9:
+            want |= stage.member[r]
+            overloaded += 1
+    assert 0 < overloaded < int(local.sum())
+    assert np.array_equal(got, want)

@@ -50,13 +50,15 @@ allocations, which ignore capacity) its master reached nearly every job anyway.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from accelpool.core.allocation import BoolArray, FloatArray, IntArray
 from accelpool.core.policies._seam import Rows
 from accelpool.core.policies._wf_dual import _refutes
 from accelpool.core.policies._wf_master import NoSolution
-from accelpool.core.policies._wf_stage import TOL, OutOfWork, _over_rows, _Result, _Stage, _stage
+from accelpool.core.policies._wf_stage import TOL, OutOfWork, _fixed_x, _over_rows, _Result, _Stage, _stage
 
 LOCAL_SHARE = 0.25
 """A row without a pool over at most this share of the groups is local (it joins its jobs into a part);
@@ -291,6 +293,9 @@ def skip_local(
     best: tuple[int, _Result] | None = None
     best_price: FloatArray | None = None
     guide = price if price is not None and price.any() and stage.scarce is not None else None
+    local_rows = np.zeros(stage.rows.n_rows, dtype=bool)
+    for _, rws in split[0]:
+        local_rows[rws] = True
     missed = False
     while probes and lo < hi and budget[0] > 0:
         budget[0] -= 1
@@ -299,7 +304,7 @@ def skip_local(
         rest = active & ~freeze
         target = float(levels[k])
         try:
-            result = _probe(stage, rest, el, pn, guide, target, at(k), k == hi)
+            result = _probe(stage, rest, el, pn, guide, target, at(k), k == hi, local_rows)
         except RuntimeError as no:
             hi, missed = k - 1, True
             if isinstance(no, NoSolution):
@@ -343,12 +348,19 @@ def _probe(
     target: float,
     x_start: FloatArray,
     settle: bool,
+    local_rows: BoolArray | None = None,
 ) -> _Result:
     """One probe (_wf_stage._stage with a target). Over at most PROBE_WHOLE groups not pinned, one master
     over all of them from the start: neither the guide nor the scarce prices (set aside for the call), so
     _stage starts whole. The probes start far from their answer (the local allocations ignore capacity):
     grown from a few jobs, their masters reached nearly every job anyway (ruled 2,000 x 8, seed 0: 58 ->
-    1,403 jobs over nine rounds, 1.8 s; whole, one LP, 1.3 s)."""
+    1,403 jobs over nine rounds, 1.8 s; whole, one LP, 1.3 s).
+
+    Grown, the jobs of every local row (``local_rows``) that the start's fixed plans overload at the
+    start's level start in the master (_entering): the start's prices (the last stage's, or the
+    sample's) leave most local rows at 0, so the fixed plans broke tenant caps the local allocations had
+    kept, and each master priced one such cap and took its tenant's jobs, one tenant a round
+    (bench_round under rules, step 2's probe: 14 masters, 230 -> 1,589 jobs, 1.8 s CPU)."""
     whole = int((~pinned).sum()) <= PROBE_WHOLE
     scarce = stage.scarce
     if whole:
@@ -364,6 +376,25 @@ def _probe(
             x_start,
             target=target if stage.ipm else None,
             settle=settle,
+            enter=None if whole or local_rows is None else _entering(stage, rest, ell, local_rows),
         )
     finally:
         stage.scarce = scarce
+
+
+def _entering(
+    stage: _Stage, active: BoolArray, ell: FloatArray, local_rows: BoolArray
+) -> Callable[[BoolArray, IntArray, IntArray, float], BoolArray]:
+    """_stage's ``enter`` for a grown probe: the jobs counted in a local row that the fixed jobs' plans
+    alone (active ones at the start's level, frozen ones at ell) overload. Only which jobs the master
+    starts with: its own duals still decide the probe."""
+
+    def enter(amb: BoolArray, u: IntArray, v: IntArray, guess: float) -> BoolArray:
+        x = np.zeros_like(stage.a)
+        _fixed_x(stage, active, ell, amb, u, v, guess, x)
+        use = stage.row_total(stage.size[:, None] * x)
+        over = local_rows & (use > stage.rows.bound * (1 + 1e-9) + 1e-9)
+        out: BoolArray = np.asarray(stage.member[over].any(axis=0), dtype=bool)
+        return out
+
+    return enter

@@ -5,6 +5,8 @@ from round to round)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from accelpool.core.allocation import BoolArray, FloatArray, IntArray
@@ -337,6 +339,7 @@ def _stage(
     eps: float = 0.0,
     target: float | None = None,
     settle: bool = True,
+    enter: Callable[[BoolArray, IntArray, IntArray, float], BoolArray] | None = None,
 ) -> tuple[float, FloatArray, FloatArray, BoolArray]:
     """Solve one water-filling stage. Returns L, x, prices, and the jobs to freeze.
 
@@ -344,7 +347,8 @@ def _stage(
     at its ceiling, _capped). ``target`` (a ceiling-search probe's level): stop as soon as weak duality proves
     ``target`` out of reach (returns the last fitting master's level, or 0, below target (1 - eps), and the
     proving prices), and, unless ``settle``, as soon as a fitting master reaches target (1 - eps) (the
-    allocation is the proof; its level and freeze set are then not a stage's)."""
+    allocation is the proof; its level and freeze set are then not a stage's). ``enter`` (ambiguous, u,
+    v, guess at the start -> more jobs): jobs that start in the master as well (_wf_local._probe)."""
     ng = stage.a.shape[0]
     if stage.work > stage.work_limit:
         raise OutOfWork
@@ -365,6 +369,8 @@ def _stage(
         return ~pinned, np.zeros(ng, dtype=np.int64), stage.best.copy()
 
     amb, u, v = start(price, level_guess, scarce is not None)
+    if enter is not None:
+        amb |= enter(amb, u, v, level_guess) & ~pinned
     master = Master(stage, active, ell)
     center = price / price.sum() if price is not None and price.any() and SMOOTH > 0 else None
     free = ng - int(pinned.sum())
