@@ -22,33 +22,29 @@ within 1% of an end of its segment."""
 MAX_ROUNDS = 40
 SMOOTH = 0.98
 """Smoothed pricing (Wentges): after a master whose fixed jobs are not all priced out, the jobs added are
-those wrong at 0.98 x the last guide prices + 0.02 x the master's (both normalized to sum 1); the master's own
-prices decide only when those find none (and become the guide). A restricted master's prices are extreme (one
-row priced, the others 0: its fixed jobs cannot move between rows), and adding every job wrong at them made
-most masters whole (bench_round's problem: 36 -> 2,487 -> 2,873 ambiguous jobs; smoothed: 36 -> 513 -> 564).
-The weight of the guide falls each round (0.98, 0.92, 0.68, then 0: plain pricing), so a stage whose guide is
-poor does not add a few jobs per round for dozens of rounds (sparse, seed 2, at 2,000: 22 masters with a fixed
-0.98). Exactness still rests on the master's own prices only."""
+those wrong at 0.98 x the last guide prices + 0.02 x the master's (both normalized to sum 1); the master's
+own prices decide only when those find none (and become the guide). A restricted master's prices are
+extreme (one row priced, the others 0), and adding every job wrong at them made most masters whole
+(bench_round's problem: 36 -> 2,487 -> 2,873 ambiguous jobs; smoothed: 36 -> 513 -> 564). The guide's
+weight falls each round (0.98, 0.92, 0.68, then 0: plain pricing), so a poor guide does not add a few
+jobs per round for dozens of rounds. Exactness still rests on the master's own prices only."""
 TOL = 1e-9
 BALANCE_ABOVE = 4000
 BALANCE_WRONG = 0.1
 BALANCE_TIMES = 2
-"""Balanced restarts (_wf_balance._balance): a stage or probe with more than BALANCE_ABOVE rising (active) jobs whose
-master is about to grow by more than BALANCE_WRONG of the unpinned ones (the jobs wrong at its prices, or,
-infeasible, the fixed jobs its Farkas ray adds, _ray_grow) starts its fixed plans again from balanced prices
-instead, at most BALANCE_TIMES times (the master keeps its jobs). Set on issue 13's tuning seed 0 at
-10,000 x 8 (docs/allocate.md, "Balanced restarts"); below 4,000 the sampled rounds cost more than they
-saved at 1,000-2,000 x 8, and counted over the frozen jobs too they ran in scarce's tails (docs)."""
+"""Balanced restarts (_wf_balance._balance): a stage or probe with more than BALANCE_ABOVE rising jobs whose
+master is about to grow by more than BALANCE_WRONG of the unpinned ones (wrong at its prices, or, infeasible,
+what _ray_grow adds) starts its fixed plans again from balanced prices, at most BALANCE_TIMES times (the
+master keeps its jobs). Set on issue 13's tuning seed 0 at 10,000 x 8 (docs/allocate.md, "Balanced
+restarts"; below 4,000 they cost more than they saved, and counted over frozen jobs ran in scarce's tails)."""
 SMOOTH_DECAY = 4.0
 """The guide's weight after round k is 1 - (1 - SMOOTH) * SMOOTH_DECAY**k (0 once negative)."""
 _Result = tuple[float, FloatArray, FloatArray, BoolArray]
+"""One stage's level L, x, row prices and the jobs to freeze (what _stage returns)."""
 
 
 class OutOfWork(Exception):
     """The water-filling's work budget is spent (_Stage.work_limit): the caller stops where it stands."""
-
-
-"""One stage's level L, x, row prices and the jobs to freeze (what _stage returns)."""
 
 
 class _Stage:
@@ -348,7 +344,7 @@ def _stage(
     ``target`` out of reach (returns the last fitting master's level, or 0, below target (1 - eps), and the
     proving prices), and, unless ``settle``, as soon as a fitting master reaches target (1 - eps) (the
     allocation is the proof; its level and freeze set are then not a stage's). ``enter`` (ambiguous, u,
-    v, guess at the start -> more jobs): jobs that start in the master as well (_wf_local._probe)."""
+    v, guess -> jobs): more jobs the first master takes (_wf_local._probe)."""
     ng = stage.a.shape[0]
     if stage.work > stage.work_limit:
         raise OutOfWork
@@ -470,13 +466,11 @@ def _ray_grow(
     guess: float,
     ray: FloatArray,
 ) -> BoolArray:
-    """The fixed jobs an infeasible master grows by: every fixed job on the ray's rows (those rows cannot
-    hold the fixed plans at any L) while they are at most FULL_LP_GROUPS (gang 2,000 x 8, seed 0: 16-19
-    there, pricing named 1-3: 3.6 s CPU against 2.7 s with the rows' jobs); more, Farkas pricing: those
-    whose plan is not a cheapest at the ray's row part as prices (either sign, HiGHS's first that names
-    any; at ``guess`` for active jobs; a heuristic: L is free in the master), else the rows' jobs; empty:
-    the caller grows to all. bench_round under rules, step 3, a probe with 43 jobs rising: 27 -> 7,450
-    jobs on the rows (4 s CPU, three such probes), 47 wrong at the ray's prices (0.17 s)."""
+    """The fixed jobs an infeasible master grows by: the fixed jobs on the ray's rows (they cannot hold
+    the fixed plans at any L) if at most FULL_LP_GROUPS; else Farkas pricing, a heuristic (L is free in
+    the master): those whose plan is not a cheapest at the ray's row part as prices (either sign, the
+    first that names any; at ``guess`` if active), else the rows' jobs; empty: the caller grows to all
+    (docs/allocate.md, the thirteenth session's spike fix, has the figures)."""
     hot = np.abs(ray) > 1e-9 * max(float(np.abs(ray).max(initial=0.0)), 1e-300)
     on_rows = _on_rows(stage, fixed, u, v, hot)
     if int(on_rows.sum()) > FULL_LP_GROUPS:
