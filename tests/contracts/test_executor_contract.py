@@ -21,6 +21,7 @@ from accelpool.ports import EventKind, Executor, ExecutorEvent, Launch, RunSpec,
 from accelpool.runtime.clock import VirtualClock
 
 MB = 1024 * 1024
+REAL_WALL_S = 120.0  # how long a real engine may take to meet a condition (met in 1-2 s when quiet)
 
 
 @dataclass
@@ -29,6 +30,10 @@ class Harness:
     launch: Callable[[str, str], Launch]  # (job id, "ok" | "fail" | "long") -> Launch
     tick: Callable[[], None]
     timeout_ticks: int = 300
+    # Real engines: the wall-clock time a condition may take (a loaded CI machine can keep a Slurm stop
+    # in COMPLETING for tens of seconds); None for the fake one, whose ticks are virtual seconds.
+    wall_s: float | None = None
+    diagnose: Callable[[], str] = lambda: ""
     events: list[ExecutorEvent] = field(default_factory=list)
     polls: list[list[ExecutorEvent]] = field(default_factory=list)
 
@@ -39,12 +44,15 @@ class Harness:
         return got
 
     def until(self, pred: Callable[[], bool]) -> None:
-        for _ in range(self.timeout_ticks):
+        end = None if self.wall_s is None else time.monotonic() + self.wall_s
+        ticks = 0
+        while (ticks < self.timeout_ticks) if end is None else (time.monotonic() < end):
             self.poll()
             if pred():
                 return
             self.tick()
-        raise AssertionError(f"condition not met; events: {self.events}")
+            ticks += 1
+        raise AssertionError(f"condition not met; events: {self.events}\n{self.diagnose()}")
 
     def end_of(self, job: str) -> ExecutorEvent:
         self.until(
@@ -86,7 +94,10 @@ def fake_harness() -> Harness:
 def local_harness(tmp_path) -> Harness:
     ex = LocalExecutor(tmp_path / "state")
     return Harness(
-        ex, _real_launch(lambda j: Placement(j, "h100", (("n0", (0,)),))), lambda: time.sleep(0.05)
+        ex,
+        _real_launch(lambda j: Placement(j, "h100", (("n0", (0,)),))),
+        lambda: time.sleep(0.05),
+        wall_s=REAL_WALL_S,
     )
 
 
@@ -119,8 +130,34 @@ def slurm_harness(tmp_path, slurm_conf: str) -> Harness:
 
     ex = SlurmExecutor(tmp_path / "slurm", slurm_conf=slurm_conf, instance=f"contract-{tmp_path.name}")
     return Harness(
-        ex, _real_launch(lambda j: Placement(j, "h100", (("s-gpu-0", (0,)),))), lambda: time.sleep(0.1)
+        ex,
+        _real_launch(lambda j: Placement(j, "h100", (("s-gpu-0", (0,)),))),
+        lambda: time.sleep(0.1),
+        wall_s=REAL_WALL_S,
+        diagnose=lambda: _slurm_diagnosis(ex, slurm_conf),
     )
+
+
+def _slurm_diagnosis(ex, slurm_conf: str) -> str:
+    """What Slurm says when a condition is not met: the executor's last error, the jobs Slurm still
+    remembers, the nodes, and the end of the controller's and the node daemon's logs."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    env = {**os.environ, "SLURM_CONF": slurm_conf}
+    out = [f"last Slurm error: {ex.last_error!r}"]
+    for cmd in (["squeue", "-t", "all", "-l"], ["sinfo", "-N", "-l"]):
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=10)
+            out.append(f"$ {' '.join(cmd)}\n{p.stdout}{p.stderr}")
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            out.append(f"$ {' '.join(cmd)}: {exc}")
+    for name in ("slurmctld.log", "slurmd-s-gpu-0.log"):
+        log = Path(slurm_conf).parent / "log" / name
+        if log.exists():
+            out.append(f"--- {log} (end)\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
+    return "\n".join(out)
 
 
 @pytest.fixture(
@@ -147,7 +184,10 @@ def harness(request, tmp_path) -> Iterator[Harness]:
             namespace="accelpool-contract", log_dir=tmp_path / "logs", remote_dir=str(tmp_path / "remote")
         )
         h = Harness(
-            ex, _real_launch(lambda j: Placement(j, "h100", (("h100-0", (0,)),))), lambda: time.sleep(0.1)
+            ex,
+            _real_launch(lambda j: Placement(j, "h100", (("h100-0", (0,)),))),
+            lambda: time.sleep(0.1),
+            wall_s=REAL_WALL_S,
         )
     try:
         yield h
