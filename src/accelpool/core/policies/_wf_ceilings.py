@@ -16,7 +16,7 @@ import numpy as np
 
 from accelpool.core.allocation import BoolArray, FloatArray
 from accelpool.core.policies._wf_dual import _over_budget, _refutes
-from accelpool.core.policies._wf_stage import OutOfWork, _Result, _Stage, _stage
+from accelpool.core.policies._wf_stage import OutOfWork, _pins_overload, _Result, _Stage, _stage
 from accelpool.core.policies._wf_warm import Hint, WarmRecord, _hinted
 
 
@@ -51,6 +51,28 @@ def _dual_index(
     while lo < hi:
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if fits(float(levels[mid]) * (1 - 1e-7)) else (lo, mid - 1)
+    return lo
+
+
+def _pins_index(
+    stage: _Stage, active: BoolArray, pinned: BoolArray, ceilings: FloatArray, lo: int, hi: int
+) -> int:
+    """The largest k in [lo, hi] with k == lo or the pins at ceilings[k] (every active job with one best
+    type and ceiling <= ceilings[k], on top of ``pinned``) not overloading a row (_pins_overload).
+
+    Pinning more jobs only adds to a row's use, so the test is monotone in k and a bisection finds the
+    answer; a probe above it would be refused by _stage without a master. One test when the top fits."""
+    cand = active & stage.unique_best
+
+    def fits(k: int) -> bool:
+        return not _pins_overload(stage, pinned | (cand & (stage.ceiling <= ceilings[k])))
+
+    if lo >= hi or fits(hi):
+        return hi
+    hi -= 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
     return lo
 
 
@@ -96,6 +118,7 @@ def _skip_ceilings(
             if record is not None and hi < was:
                 record.entries.append((float(ceilings[hi + 1]), p, False))  # a proof a next round may reuse
 
+    hi = _pins_index(stage, active, pinned, ceilings, lo, hi)  # no LP: pins that overload a row cannot fit
     narrow(price)
     for _, p, solved in hint:
         if not solved:
