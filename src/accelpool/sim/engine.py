@@ -10,9 +10,11 @@ run (no type with a throughput and enough devices) are left out up front and cou
 
 from __future__ import annotations
 
+import gc
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -162,7 +164,6 @@ def simulate(
     ok = [j for j in workload.jobs if schedulable(j, dict(workload.throughputs.get(j.id, {})), capacity)]
     dropped = tuple(sorted({j.id for j in workload.jobs} - {j.id for j in ok}))
     arrivals = sorted(ok, key=lambda j: (j.submit_time, j.id))
-    total = len(arrivals)
 
     timed = _TimedPolicy(ReusingPolicy(policy) if reuse_allocation else policy)
     clock = VirtualClock(arrivals[0].submit_time if arrivals else 0.0)
@@ -190,28 +191,10 @@ def simulate(
         on_round=_Collector(store, timeline, on_round),
         config=config,
     )
-    nxt = rounds = 0
-    while nxt < total or store.active_jobs():
-        now = clock.now()
-        while nxt < total and arrivals[nxt].submit_time <= now:
-            job = arrivals[nxt]
-            store.submit(job, workload.throughputs[job.id])
-            nxt += 1
-        if not store.active_jobs():
-            clock.sleep_until(arrivals[nxt].submit_time)
-            continue
-        report = reconciler.step()
-        rounds += 1
-        if progress is not None:
-            progress(now, nxt - store.active_jobs(), total)
-        if max_rounds is not None and rounds >= max_rounds:
-            break
-        if not report.decision.placements() and not executor.active():
-            if nxt >= total:
-                break  # nothing runs, nothing will arrive: the rest can never start (e.g. grants ran dry)
-            clock.sleep_until(arrivals[nxt].submit_time)
-            continue
-        clock.sleep_until(now + round_seconds)
+    with _no_cycle_collection():
+        rounds = _run(
+            arrivals, workload, store, reconciler, executor, clock, round_seconds, progress, max_rounds
+        )
     records = store.jobs if isinstance(store, MemoryStore) else {}
     unfinished = tuple(sorted(j for j, r in records.items() if not r.status.state.terminal))
     spent = store.grant_balances()
@@ -238,6 +221,63 @@ def simulate(
             else {}
         ),
     )
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Python's cyclic garbage collector paused for the rounds (restored as it was after them).
+
+    A round allocates many short-lived objects (statuses, outcomes, charges, numpy arrays), so the
+    collector's generation-0 threshold is crossed several times a round and each pass walks the young
+    objects looking for cycles the rounds do not make: reference counting frees them. Cycles made
+    meanwhile (if any) wait for one full collection when the run ends."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+        gc.collect()
+
+
+def _run(
+    arrivals: list[Job],
+    workload: Workload,
+    store: SimStore,
+    reconciler: Reconciler,
+    executor: FakeExecutor,
+    clock: VirtualClock,
+    round_seconds: float,
+    progress: Progress | None,
+    max_rounds: int | None,
+) -> int:
+    """The rounds: submit each job at its arrival, step the reconciler once a round, move the clock on
+    (to the next arrival when nothing runs). Returns the number of rounds."""
+    total = len(arrivals)
+    nxt = rounds = 0
+    while nxt < total or store.active_jobs():
+        now = clock.now()
+        while nxt < total and arrivals[nxt].submit_time <= now:
+            job = arrivals[nxt]
+            store.submit(job, workload.throughputs[job.id])
+            nxt += 1
+        if not store.active_jobs():
+            clock.sleep_until(arrivals[nxt].submit_time)
+            continue
+        report = reconciler.step()
+        rounds += 1
+        if progress is not None:
+            progress(now, nxt - store.active_jobs(), total)
+        if max_rounds is not None and rounds >= max_rounds:
+            break
+        if not report.decision.placements() and not executor.active():
+            if nxt >= total:
+                break  # nothing runs, nothing will arrive: the rest can never start (e.g. grants ran dry)
+            clock.sleep_until(arrivals[nxt].submit_time)
+            continue
+        clock.sleep_until(now + round_seconds)
+    return rounds
 
 
 class _TimedPolicy:
