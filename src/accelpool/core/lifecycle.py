@@ -30,7 +30,8 @@ tail (from the mark to the event, rounded half up with the carry: ``core.ledger`
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
+from typing import Any
 
 from accelpool.core import ledger
 from accelpool.core.rounds import JobStatus, Placement
@@ -135,6 +136,25 @@ class Outcome:
         return self.records[-1].reason if self.records else None
 
 
+_STATUS_FIELDS = frozenset(f.name for f in fields(JobStatus))
+
+
+def _with(status: JobStatus, **changes: Any) -> JobStatus:
+    """``dataclasses.replace(status, **changes)`` without the constructor: a state change runs for every
+    job that starts, stops or reports, every round of a simulation. JobStatus is a frozen dataclass with
+    no ``__post_init__`` and no field outside ``__init__``, so ``replace`` only copies every field and
+    sets the changed ones; this copies the instance's dict and sets them the same way (the same object:
+    ``==``, ``repr``, ``hash``; tests/core/test_lifecycle_with.py). A name that is not a field is a
+    TypeError, as in ``replace``."""
+    if not _STATUS_FIELDS.issuperset(changes):
+        raise TypeError(f"JobStatus has no field(s) {sorted(set(changes) - _STATUS_FIELDS)}")
+    new = object.__new__(JobStatus)
+    d = new.__dict__
+    d.update(status.__dict__)
+    d.update(changes)
+    return new
+
+
 def waits(state: JobState) -> bool:
     """Whether a job in ``state`` is waiting, so a round's wait reason (and queue position) applies to it; a
     job that started or ended since the round's snapshot keeps the reason its own event gave it."""
@@ -161,7 +181,7 @@ def _command(status: JobStatus, e: SchedulerEvent, price: int) -> Outcome:
         if status.state is not JobState.QUEUED or e.placement is None:
             return _same(status)
         p = e.placement
-        new = replace(status, state=JobState.RUNNING, placement=p, metered_until=None, carry=ledger.ZERO)
+        new = _with(status, state=JobState.RUNNING, placement=p, metered_until=None, carry=ledger.ZERO)
         why = f"placed on {p.count} x {p.accelerator}"
         return Outcome(new, records=(Record(e.time, JobState.RUNNING, why),), attempts=1)
     if e.kind is Command.PREEMPT:
@@ -177,7 +197,7 @@ def _command(status: JobStatus, e: SchedulerEvent, price: int) -> Outcome:
     if running and status.metered_until is None:
         # its process may have started without the scheduler having seen it yet: keep the placement until
         # the executor reports the start (billed up to the cancel) or the end (``_late_start``)
-        new = replace(new, placement=status.placement, metered_until=t)
+        new = _with(new, placement=status.placement, metered_until=t)
     record = Record(t, JobState.CANCELLED, e.reason, StopCause.CANCELLED)
     return _finished(new, tail, record, stop_process=running)
 
@@ -191,7 +211,7 @@ def _observed(status: JobStatus, e: ExecutorEvent, price: int) -> Outcome:
     if e.kind is EventKind.STARTED:
         if status.metered_until is not None:
             return _same(status)
-        return Outcome(replace(status, metered_until=e.time, attempt_started=e.time), started_at=e.time)
+        return Outcome(_with(status, metered_until=e.time, attempt_started=e.time), started_at=e.time)
     cause = e.stop_cause()
     if e.kind is EventKind.LOST:
         return _requeue(status, e.time, e.reason or "lost", cause, price, "requeued")
@@ -232,8 +252,8 @@ def _late_start(status: JobStatus, e: ExecutorEvent, price: int) -> Outcome:
     if e.kind is EventKind.PROGRESS:
         return _same(status)
     if e.kind is not EventKind.STARTED or end is None or e.time >= end:
-        return Outcome(replace(status, placement=None))
-    run = replace(status, state=JobState.RUNNING, metered_until=e.time)
+        return Outcome(_with(status, placement=None))
+    run = _with(status, state=JobState.RUNNING, metered_until=e.time)
     new, tail = _end_run(run, status.state, end, price)
     return Outcome(new, tail, started_at=e.time)
 
@@ -241,13 +261,13 @@ def _late_start(status: JobStatus, e: ExecutorEvent, price: int) -> Outcome:
 def _progress(status: JobStatus, e: ExecutorEvent) -> Outcome:
     new = status
     if e.steps is not None and e.steps > status.steps_done:
-        new = replace(new, steps_done=float(e.steps))
+        new = _with(new, steps_done=float(e.steps))
     started = None
     if new.state is JobState.RUNNING and new.metered_until is None:
-        new, started = replace(new, metered_until=e.time), e.time  # alive, though STARTED was not seen
+        new, started = _with(new, metered_until=e.time), e.time  # alive, though STARTED was not seen
     elif new.state is JobState.RUNNING and (t0 := new.attempt_started) is not None and e.time >= t0:
         # the attempt's first progress report: its restart cost, measured (core.rounds' preemption gate)
-        new = replace(new, attempt_started=None, restart_measured=e.time - t0)
+        new = _with(new, attempt_started=None, restart_measured=e.time - t0)
     return Outcome(new, started_at=started)
 
 
@@ -269,7 +289,7 @@ def _end_run(
         seconds_on = dict(seconds_on)
         seconds_on[tail.accelerator] = seconds_on.get(tail.accelerator, 0.0) + (tail.end - tail.start)
     mark = tail.end if tail is not None else status.metered_until
-    new = replace(
+    new = _with(
         status,
         state=state,
         placement=None,
