@@ -1,6 +1,7 @@
 """``core.lifecycle._with`` (the state changes' copy of a JobStatus without its constructor) makes the same
-objects as ``dataclasses.replace``: field by field, for the changes the lifecycle makes, and for whole
-event sequences run through ``apply_event`` against a copy of the module that uses ``replace``."""
+objects as ``dataclasses.replace``, and ``_outcome`` and ``_record`` the same as the Outcome and Record
+constructors: field by field, for the changes the lifecycle makes, and for whole event sequences run
+through ``apply_event`` against the module with ``replace`` and the constructors put back."""
 
 from __future__ import annotations
 
@@ -102,8 +103,47 @@ def test_apply_event_gives_the_same_outcomes_as_with_replace(
 
     fast = run()
     monkeypatch.setattr(lifecycle, "_with", dataclasses.replace)
+    monkeypatch.setattr(lifecycle, "_outcome", lifecycle.Outcome)
+    monkeypatch.setattr(lifecycle, "_record", lifecycle.Record)
     slow = run()
     assert fast == slow
     for a, b in zip(fast, slow, strict=True):
         _same(a.status, b.status)
         assert repr(a) == repr(b)
+        assert list(vars(a)) == list(vars(b)) and a.records == b.records
+        assert [vars(r) for r in a.records] == [vars(r) for r in b.records]
+
+
+def test_outcome_and_record_equal_their_constructors() -> None:
+    for cls in (lifecycle.Outcome, lifecycle.Record):
+        assert not hasattr(cls, "__post_init__")
+        assert all(f.init for f in dataclasses.fields(cls))
+    rec = lifecycle._record(5.0, JobState.PREEMPTED, "priority", lifecycle.StopCause.PREEMPTED)
+    assert vars(rec) == vars(
+        lifecycle.Record(5.0, JobState.PREEMPTED, "priority", lifecycle.StopCause.PREEMPTED)
+    )
+    assert vars(lifecycle._record(1.0, JobState.QUEUED, "x")) == vars(
+        lifecycle.Record(1.0, JobState.QUEUED, "x")
+    )
+    s = STATUSES[1]
+    for args, kw in [
+        ((s,), {}),
+        ((s,), {"applied": False}),
+        ((s, (), (rec,)), {"preemptions": 1}),
+        (
+            (s,),
+            {
+                "started_at": 3.0,
+                "ended_at": 4.0,
+                "attempts": 1,
+                "ended": True,
+                "hold_krw": 0,
+                "stop_process": True,
+            },
+        ),
+    ]:
+        fast, slow = lifecycle._outcome(*args, **kw), lifecycle.Outcome(*args, **kw)  # type: ignore[arg-type]
+        assert fast == slow and vars(fast) == vars(slow) and list(vars(fast)) == list(vars(slow))
+        assert repr(fast) == repr(slow) and fast.reason == slow.reason
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            fast.applied = False  # type: ignore[misc]

@@ -155,6 +155,50 @@ def _with(status: JobStatus, **changes: Any) -> JobStatus:
     return new
 
 
+_new = object.__new__
+
+
+def _outcome(
+    status: JobStatus,
+    charges: tuple[Charge, ...] = (),
+    records: tuple[Record, ...] = (),
+    preemptions: int = 0,
+    started_at: float | None = None,
+    ended_at: float | None = None,
+    applied: bool = True,
+    attempts: int = 0,
+    ended: bool = False,
+    hold_krw: int | None = None,
+    stop_process: bool = False,
+) -> Outcome:
+    """``Outcome(...)`` (the same arguments and defaults) filled in directly: the frozen constructor sets
+    each of its 11 fields with one ``object.__setattr__``, for every event of every job. Outcome has no
+    ``__post_init__`` and every field is in ``__init__``: the same object (``==``, ``vars``, ``repr``;
+    tests/core/test_lifecycle_with.py)."""
+    out = _new(Outcome)
+    out.__dict__.update(
+        status=status,
+        charges=charges,
+        records=records,
+        preemptions=preemptions,
+        started_at=started_at,
+        ended_at=ended_at,
+        applied=applied,
+        attempts=attempts,
+        ended=ended,
+        hold_krw=hold_krw,
+        stop_process=stop_process,
+    )
+    return out
+
+
+def _record(time: float, state: JobState, reason: str, cause: StopCause | None = None) -> Record:
+    """``Record(...)`` filled in directly, as ``_outcome``."""
+    rec = _new(Record)
+    rec.__dict__.update(time=time, state=state, reason=reason, cause=cause)
+    return rec
+
+
 def waits(state: JobState) -> bool:
     """Whether a job in ``state`` is waiting, so a round's wait reason (and queue position) applies to it; a
     job that started or ended since the round's snapshot keeps the reason its own event gave it."""
@@ -183,7 +227,7 @@ def _command(status: JobStatus, e: SchedulerEvent, price: int) -> Outcome:
         p = e.placement
         new = _with(status, state=JobState.RUNNING, placement=p, metered_until=None, carry=ledger.ZERO)
         why = f"placed on {p.count} x {p.accelerator}"
-        return Outcome(new, records=(Record(e.time, JobState.RUNNING, why),), attempts=1)
+        return _outcome(new, records=(_record(e.time, JobState.RUNNING, why),), attempts=1)
     if e.kind is Command.PREEMPT:
         if not running:
             return _same(status)
@@ -198,7 +242,7 @@ def _command(status: JobStatus, e: SchedulerEvent, price: int) -> Outcome:
         # its process may have started without the scheduler having seen it yet: keep the placement until
         # the executor reports the start (billed up to the cancel) or the end (``_late_start``)
         new = _with(new, placement=status.placement, metered_until=t)
-    record = Record(t, JobState.CANCELLED, e.reason, StopCause.CANCELLED)
+    record = _record(t, JobState.CANCELLED, e.reason, StopCause.CANCELLED)
     return _finished(new, tail, record, stop_process=running)
 
 
@@ -211,7 +255,7 @@ def _observed(status: JobStatus, e: ExecutorEvent, price: int) -> Outcome:
     if e.kind is EventKind.STARTED:
         if status.metered_until is not None:
             return _same(status)
-        return Outcome(_with(status, metered_until=e.time, attempt_started=e.time), started_at=e.time)
+        return _outcome(_with(status, metered_until=e.time, attempt_started=e.time), started_at=e.time)
     cause = e.stop_cause()
     if e.kind is EventKind.LOST:
         return _requeue(status, e.time, e.reason or "lost", cause, price, "requeued")
@@ -219,15 +263,15 @@ def _observed(status: JobStatus, e: ExecutorEvent, price: int) -> Outcome:
         return _same(status)  # a stop we asked for: the decision or the cancel recorded it already
     if cause is StopCause.COMPLETED:
         new, tail = _end_run(status, JobState.SUCCEEDED, e.time, price)
-        return _finished(new, tail, Record(e.time, JobState.SUCCEEDED, "exited 0", cause), ended_at=e.time)
+        return _finished(new, tail, _record(e.time, JobState.SUCCEEDED, "exited 0", cause), ended_at=e.time)
     new, tail = _end_run(status, JobState.FAILED, e.time, price)
     why = e.reason or f"exit code {e.exit_code}"
-    return _finished(new, tail, Record(e.time, JobState.FAILED, why, cause), ended_at=e.time)
+    return _finished(new, tail, _record(e.time, JobState.FAILED, why, cause), ended_at=e.time)
 
 
 def _same(status: JobStatus) -> Outcome:
     """The event changed nothing."""
-    return Outcome(status, applied=False)
+    return _outcome(status, applied=False)
 
 
 def _finished(
@@ -240,7 +284,7 @@ def _finished(
 ) -> Outcome:
     """The job ended (``new`` is terminal): it leaves the active jobs and its hold on its grant is released."""
     hold = ledger.hold_after(new.state)
-    return Outcome(
+    return _outcome(
         new, tail, (record,), ended_at=ended_at, ended=True, hold_krw=hold, stop_process=stop_process
     )
 
@@ -252,10 +296,10 @@ def _late_start(status: JobStatus, e: ExecutorEvent, price: int) -> Outcome:
     if e.kind is EventKind.PROGRESS:
         return _same(status)
     if e.kind is not EventKind.STARTED or end is None or e.time >= end:
-        return Outcome(_with(status, placement=None))
+        return _outcome(_with(status, placement=None))
     run = _with(status, state=JobState.RUNNING, metered_until=e.time)
     new, tail = _end_run(run, status.state, end, price)
-    return Outcome(new, tail, started_at=e.time)
+    return _outcome(new, tail, started_at=e.time)
 
 
 def _progress(status: JobStatus, e: ExecutorEvent) -> Outcome:
@@ -268,15 +312,15 @@ def _progress(status: JobStatus, e: ExecutorEvent) -> Outcome:
     elif new.state is JobState.RUNNING and (t0 := new.attempt_started) is not None and e.time >= t0:
         # the attempt's first progress report: its restart cost, measured (core.rounds' preemption gate)
         new = _with(new, attempt_started=None, restart_measured=e.time - t0)
-    return Outcome(new, started_at=started)
+    return _outcome(new, started_at=started)
 
 
 def _requeue(
     status: JobStatus, t: float, reason: str, cause: StopCause | None, price: int, requeued: str
 ) -> Outcome:
     new, tail = _end_run(status, JobState.QUEUED, t, price)
-    records = (Record(t, JobState.PREEMPTED, reason, cause), Record(t, JobState.QUEUED, requeued))
-    return Outcome(new, tail, records, preemptions=1)
+    records = (_record(t, JobState.PREEMPTED, reason, cause), _record(t, JobState.QUEUED, requeued))
+    return _outcome(new, tail, records, preemptions=1)
 
 
 def _end_run(
