@@ -112,29 +112,41 @@ def _spread_capacity(
     """``fair_share``'s loop over the jobs where every row is a type's capacity row (``Ledger.capacity_only``):
     the same operations in the same order on Python floats (``Ledger.room`` and ``add`` of one row, each job's
     row of x as a list). Returns the rows of the jobs given a share. A row's sum is taken left to right, as
-    numpy sums a row of fewer than 8 (the caller's condition)."""
+    numpy sums a row of fewer than 8 (the caller's condition). Written for speed with the same float
+    operations: ``min`` as a comparison (it keeps the first of equals), a room read once per type when
+    the types' rows are distinct, no second loop when nothing is left to want."""
     out: dict[int, list[float]] = {}
+    # each type its own capacity row (as Ledger builds them): a job's takes touch only their own rows, so
+    # the room read when its types were sorted is still the room when its share on that type is taken
+    distinct = len(set(cap_row)) == len(cap_row)
     for j in jobs:
         want = tau[j]
         if want <= 1e-12:
             continue
         sj = scale[j]
         xr = [0.0] * tt
-        rooms = []
-        for t in types_of[j]:
-            r = cap_row[t]
-            left = bound[r] - used[r]
-            rooms.append((-(left if left > 0.0 else 0.0), t))
-        rooms.sort()
-        many = len(rooms) > 1
-        if many:
+        ts = types_of[j]
+        if len(ts) > 1:
+            rooms = []
+            for t in ts:
+                r = cap_row[t]
+                left = bound[r] - used[r]
+                rooms.append((-(left if left > 0.0 else 0.0), t))
+            rooms.sort()
             # the builtin sum, as the general loop takes it (3.12's sum() is compensated: a loop is not)
             whole = sum([split[t] for _, t in rooms])
             if whole > 1e-12:
-                for _, t in rooms:
+                for neg_room, t in rooms:
                     r = cap_row[t]
-                    left = bound[r] - used[r]
-                    take = min(want * split[t] / whole, (left if left > 0.0 else 0.0) / sj)
+                    if distinct:
+                        room = -neg_room
+                    else:
+                        left = bound[r] - used[r]
+                        room = left if left > 0.0 else 0.0
+                    share = want * split[t] / whole
+                    take = room / sj
+                    if not take < share:  # min(share, room / sj), as the builtin min picks it
+                        take = share
                     if take > 1e-12:
                         xr[t] += take
                         used[r] += take * sj
@@ -142,19 +154,28 @@ def _spread_capacity(
                 for v in xr:
                     total += v
                 want = tau[j] - total
-        for neg_room, t in rooms:
-            if want <= 1e-12:
-                break
+            if want > 1e-12:  # a cut share topped up greedily (the general loop's second loop)
+                for _, t in rooms:
+                    if want <= 1e-12:
+                        break
+                    r = cap_row[t]
+                    left = bound[r] - used[r]
+                    take = (left if left > 0.0 else 0.0) / sj
+                    if not take < want:  # min(want, room / sj)
+                        take = want
+                    if take > 1e-12:
+                        xr[t] += take
+                        used[r] += take * sj
+                        want -= take
+        elif ts:  # one type: its room, at most what the job wants
+            t = ts[0]
             r = cap_row[t]
-            if many:
-                left = bound[r] - used[r]
-                room = left if left > 0.0 else 0.0
-            else:
-                room = -neg_room
-            take = min(want, room / sj)
+            left = bound[r] - used[r]
+            take = (left if left > 0.0 else 0.0) / sj
+            if not take < want:
+                take = want
             if take > 1e-12:
                 xr[t] += take
                 used[r] += take * sj
-                want -= take
         out[j] = xr
     return out
