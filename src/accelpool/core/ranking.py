@@ -289,12 +289,13 @@ class _Passes(Sequence[tuple[int, int]]):
         key = np.lexsort((neg_job_x, ~job_in_place[jobs], -np.minimum(job_prio[jobs], 1e300)))
         return cls(jobs, key, (start, count, jobs), (rows, cols, None, None), one=True)
 
-    def _pass(self, p: int) -> list[tuple[int, int]]:
+    def _pass(self, p: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pass ``p``: its jobs and their types, in order (empty arrays past the last pass)."""
         start, count, of_job = self._blocks
         rows, cols, neg_own, then = self._pairs
         if self._one:  # each job's only pair is its first; no second pass
             key = self._key
-            return list(zip(self._jobs[key].tolist(), cols[key].tolist(), strict=True)) if p == 0 else []
+            return (self._jobs[key], cols[key]) if p == 0 else (key[:0], key[:0])
         assert neg_own is not None and then is not None
         jobs = self._jobs[self._key]
         if p == 0:  # each job's first pair: the least neg_own of its block, then the least ``then``
@@ -302,22 +303,29 @@ class _Passes(Sequence[tuple[int, int]]):
             low = np.minimum.reduceat(neg_own, at)
             tied = np.where(neg_own == low[of_job], then, len(rows) * 2)
             first = np.flatnonzero(tied == np.minimum.reduceat(tied, at)[of_job])  # one per job, in job order
-            return list(zip(jobs.tolist(), cols[first[self._key]].tolist(), strict=True))
+            return jobs, cols[first[self._key]]
         if self._within is None:
             self._within = np.lexsort((then, neg_own, rows))  # each job's pairs keep their block
         jobs = jobs[count[jobs] > p]
-        return list(zip(jobs.tolist(), cols[self._within[start[jobs] + p]].tolist(), strict=True))
+        return jobs, cols[self._within[start[jobs] + p]]
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
+        """The pairs, pass by pass; a pass's pairs made into tuples a slice at a time (32, then 64, ...),
+        as a round usually stops reading within the first slice of the first pass."""
         if self._list is not None:
             yield from self._list
             return
         p = 0
         while True:
-            got = self._pass(p)
-            if not got:
+            jobs, cols = self._pass(p)
+            n = len(jobs)
+            if not n:
                 return
-            yield from got
+            a, step = 0, 32
+            while a < n:
+                yield from zip(jobs[a : a + step].tolist(), cols[a : a + step].tolist(), strict=True)
+                a += step
+                step *= 2
             p += 1
 
     def __len__(self) -> int:
