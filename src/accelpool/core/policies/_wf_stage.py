@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from accelpool.core.allocation import BoolArray, FloatArray, IntArray
+from accelpool.core.policies import _wf_rowsum
 from accelpool.core.policies._seam import Rows
 from accelpool.core.policies._wf_dual import _min_cost, _over_budget
 from accelpool.core.policies._wf_master import Master, NoSolution
@@ -69,6 +70,7 @@ class _Stage:
         self.member = member  # (R, groups)
         self.member_f = member.astype(np.float64)
         self.onehot = rows.cover(tt).astype(np.float64)  # row r counts column t (several: a type's sites)
+        self._price_sum: _wf_rowsum.PriceSum | None = None  # built at first use (_sparse)
         self._set_a(a)
 
     def _set_a(self, a: FloatArray) -> None:
@@ -95,8 +97,18 @@ class _Stage:
         self._set_a(np.where(pairs, 0.0, self.a))
 
     def effective_price(self, price: FloatArray) -> FloatArray:
+        """pi[j, c] = sum of price[r] over the rows r holding j and counting column c (row order)."""
+        if self._sparse() and self.a.shape[1] > 1 and np.isfinite(price).all():
+            # (one column: numpy's product is OpenBLAS's matrix-vector one, which sums in another order)
+            if self._price_sum is None:
+                self._price_sum = _wf_rowsum.PriceSum(self.member, self.onehot > 0)
+            return self._price_sum(price)  # the same bits (_wf_rowsum)
         pi: FloatArray = self.member_f.T @ (price[:, None] * self.onehot)
         return pi
+
+    def _sparse(self) -> bool:
+        """Whether effective_price goes through _wf_rowsum (many groups and rules' rows; the same bits)."""
+        return bool(self.a.shape[0] >= _wf_rowsum.MIN_GROUPS and self.rows.n_rows > 2 * self.a.shape[1])
 
     def row_total(self, per: FloatArray) -> FloatArray:
         """sum over groups j in M_r of per[j, t_r], for every row r."""
