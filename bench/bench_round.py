@@ -2,7 +2,7 @@
 2,000 devices, per-job random speeds. Target: one step < 1 s.
 
     python bench/bench_round.py [--jobs 10000] [--devices 2000] [--postgres [--no-sqlite]] [--steps 3] [--ticks N]
-        [--policy max-min-fairness,fifo] [--rules] [--churn 100]
+        [--policy max-min-fairness,fifo] [--rules] [--churn 100] [--capture DIR]
 
 ``--rules``: every case twice, the plain pool and then the same jobs under program rules (``QUOTAS``,
 ``PROGRAMS``: tenants' quotas, a public reserve, per-tenant caps of two programs), printing after the first
@@ -24,6 +24,8 @@ step decides a changed problem, not the same one again (``--churn 0``: no job ev
 ``RoundConfig.lease_seconds``, is 360 s and the steps are 360 s apart), so these are also issue 10's
 "whole step at a lease boundary". Speeds are drawn per job and per allowed type (uniform 0.5-4 steps/s), so
 no two jobs share a row and the allocation LP does not collapse (a former version used 7 distinct rows).
+``--capture DIR``: every policy call of the timed steps also pickles the problem it was given (warm hint
+included) to DIR/<label>-<policy>-<n>.pkl, for bench/time_problem.py to time alone or compare trees bit for bit.
 For reference the same step's snapshot / decide / record parts are timed once more, separately.
 The process collects garbage as the scheduler process does (``service.supervisor.settle_gc``: frozen
 start-up objects, thresholds 20,000/20/50); ``--default-gc`` keeps Python's defaults for comparison.
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import statistics
 import tempfile
 import time
@@ -158,6 +161,26 @@ def churn(store: SqlStore, ex: FakeExecutor, now: float, first: int, n: int, rul
             c.execute(insert(T.jobs), rows)
 
 
+class Capture:
+    """--capture: the policy, each call's problem pickled first (core.rounds reads the wrapped one as .policy)."""
+
+    def __init__(self, policy: object, where: Path, label: str) -> None:
+        self.policy = policy
+        self.where = where
+        self.label = label
+        self.calls = 0
+
+    def __call__(self, problem: object) -> object:
+        self.calls += 1
+        self.where.mkdir(parents=True, exist_ok=True)
+        with open(self.where / f"{self.label}-{self.calls:02d}.pkl", "wb") as f:
+            pickle.dump(problem, f)
+        return self.policy(problem)  # type: ignore[operator]
+
+
+CAPTURE: Path | None = None
+"""--capture's folder."""
+
 CACHE = DecideCache()
 """Held across rounds, as the live Reconciler holds its own."""
 
@@ -252,8 +275,11 @@ def run(
     fill(store, jobs, devices, rules)
     clock = VirtualClock(1e6)
     ex = FakeExecutor(clock)
-    rec = Reconciler(store, ex, clock, get_policy(policy), round_seconds=360.0)
     label = f"{label}{' rules' if rules else ''}"
+    pol = get_policy(policy)
+    if CAPTURE is not None:
+        pol = Capture(pol, CAPTURE, f"{label.replace(' ', '-')}-{policy}")  # type: ignore[assignment]
+    rec = Reconciler(store, ex, clock, pol, round_seconds=360.0)
     first: dict[str, str] = {}
     for k in range(steps):
         s0 = server_cpu(store)
@@ -340,7 +366,10 @@ def main() -> None:
         action="store_true",
         help="keep Python's collector settings (not the scheduler process's)",
     )
+    ap.add_argument("--capture", type=Path, help="pickle each timed step's allocation problem here")
     a = ap.parse_args()
+    global CAPTURE
+    CAPTURE = a.capture
     if not a.default_gc:
         settle_gc()  # the scheduler process's collector settings (service/supervisor.py), as it runs a step
     cases = [False, True] if a.rules else [False]
