@@ -1,5 +1,5 @@
 """_wf_rowsum's sparse row sums carry the same bits as the dense products they replace in _Stage
-(effective_price: OpenBLAS's product where its core sums rows in order, as here; else the plain row-order sum), on random rule-like row sets (capacity
+(effective_price: OpenBLAS's product where its core sums rows in order, as here; else the plain row-order sum; row_total: numpy's pairwise sum), on random rule-like row sets (capacity
 and reserve rows over most jobs, tenant caps, program caps and quotas over a few), values of mixed
 magnitudes and signs, many group counts (the pairwise blocks' edges). The one allowed difference is the
 sign of an exact zero (compared after adding +0.0)."""
@@ -77,12 +77,17 @@ def test_same_bits_as_dense(seed: int) -> None:
     ng = int(rng.choice([512, 519, 1000, 1024, 1031, 4096, 7550, 8200, 16391]))
     tt = int(rng.integers(2, 7))  # one column: _Stage keeps the dense product (OpenBLAS's gemv sums apart)
     rows = _rule_rows(rng, ng, tt)
+    member_f = rows.member.astype(np.float64)
     onehot = rows.cover(tt).astype(np.float64)
     price_sum = _wf_rowsum.PriceSum(rows.member, onehot > 0)
+    row_total = _wf_rowsum.RowTotal(rows.member, rows.type_of, tt)
     in_order = True
     for _ in range(3):
         price = _values(rng, (rows.n_rows,))
         in_order &= _check_price(rows.member, onehot, price_sum(price), price)
+        per = _values(rng, (ng, tt))
+        dense = (member_f * per[:, rows.type_of].T).sum(axis=1)
+        assert (_bits(row_total(per, rows.n_rows)) == _bits(dense)).all()
     if not in_order:
         pytest.skip(NOT_IN_ORDER)
 
@@ -108,8 +113,11 @@ def test_stage_uses_sparse_and_dense_falls_back() -> None:
     a = rng.random((ng, tt))
     stage = _Stage(a, np.ones(ng), rows, rows.member)
     price = _values(rng, (rows.n_rows,))
+    per = _values(rng, (ng, tt))
+    dense_rt = (stage.member_f * per[:, rows.type_of].T).sum(axis=1)
+    assert (_bits(stage.row_total(per)) == _bits(dense_rt)).all()
     in_order = _check_price(rows.member, stage.onehot, stage.effective_price(price), price)
-    assert stage._price_sum is not None
+    assert stage._price_sum is not None and stage._row_total is not None
     price[3] = np.inf
     with np.errstate(invalid="ignore"):
         out = stage.effective_price(price)
