@@ -26,19 +26,24 @@ if TYPE_CHECKING:
 def _min_cost(stage: _Stage, pi: FloatArray, lam: FloatArray) -> FloatArray:
     """Cost per device of the cheapest plan reaching lam[j] at prices pi (inf above the ceiling): _plans'
     cost alone, without the runner-up and the tie-break. The same arithmetic on the valid segments as
-    _plans (bit for bit), the usable pairs and segment widths cached per stage.a (stage.pairs)."""
-    ng, tt = stage.a.shape
-    ok, width = stage.pairs()
-    lv = lam[:, None]
-    valid = ok & (stage.a_from < lv)[:, :, None]
-    valid[:, 0, :] &= stage.a >= lv  # idle may end at lam; a real segment must pass it
-    valid[:, 1:, :] &= (stage.a > lv)[:, None, :]
-    pu = np.concatenate([np.zeros((ng, 1)), pi], axis=1)[:, :, None]
-    with np.errstate(all="ignore"):  # invalid pairs (width 0 or below) are masked out of the min
-        cost = pi[:, None, :] - pu
-        cost *= (lv - stage.a_from)[:, :, None] / width
+    _plans (bit for bit), over the usable segments' list (stage.pair_list, cached per stage.a) and only
+    the valid ones (the minimum is exact in any order)."""
+    ng = stage.a.shape[0]
+    j, u, v, width, a_u, a_v = stage.pair_list()
+    lv = lam[j]
+    # idle may end at lam; a real segment must pass it
+    keep = np.nonzero((a_u < lv) & np.where(u == 0, a_v >= lv, a_v > lv))[0]
+    out = np.full(ng, np.inf)
+    if not len(keep):
+        return out
+    j, u, v, lv = j[keep], u[keep], v[keep], lv[keep]
+    pu = np.where(u > 0, pi[j, np.maximum(u - 1, 0)], 0.0)
+    with np.errstate(all="ignore"):  # (width is > 0 on a valid segment)
+        cost = pi[j, v] - pu
+        cost *= (lv - a_u[keep]) / width[keep]
         cost += pu
-    out: FloatArray = cost.reshape(ng, -1).min(axis=1, where=valid.reshape(ng, -1), initial=np.inf)
+    first = np.flatnonzero(np.r_[True, j[1:] != j[:-1]])  # j is sorted: each group's run
+    out[j[first]] = np.minimum.reduceat(cost, first)
     return out
 
 

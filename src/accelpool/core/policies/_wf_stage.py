@@ -84,6 +84,7 @@ class _Stage:
         self.a_from = np.concatenate([np.zeros((ng, 1)), a], axis=1)  # u = 0 is idle, u = t + 1 is t
         self.from_ok = np.concatenate([np.ones((ng, 1), dtype=bool), self.usable], axis=1)
         self._pairs: tuple[BoolArray, FloatArray] | None = None
+        self._pair_list: tuple[IntArray, IntArray, IntArray, FloatArray, FloatArray, FloatArray] | None = None
 
     def pairs(self) -> tuple[BoolArray, FloatArray]:
         """Usable segments (u, v) (groups x (1 + types) x types; u = 0 idle) and their widths a_v - a_u."""
@@ -91,6 +92,14 @@ class _Stage:
             ok = self.from_ok[:, :, None] & self.usable[:, None, :]
             self._pairs = (ok, self.a[:, None, :] - self.a_from[:, :, None])
         return self._pairs
+
+    def pair_list(self) -> tuple[IntArray, IntArray, IntArray, FloatArray, FloatArray, FloatArray]:
+        """The usable segments as lists, in (group, u, v) order: group, u, v, width, a_u, a_v."""
+        if self._pair_list is None:
+            ok, width = self.pairs()
+            j, u, v = np.nonzero(ok)
+            self._pair_list = (j, u, v, width[j, u, v], self.a_from[j, u], self.a[j, v])
+        return self._pair_list
 
     def forbid(self, pairs: BoolArray) -> None:
         """Drop the (group, type) ``pairs`` for the rest of the water-filling (a[j,t] set to 0: not usable;
