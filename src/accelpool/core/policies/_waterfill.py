@@ -265,6 +265,35 @@ def max_min_waterfill(
     return x, levels
 
 
+def _distinct(a: FloatArray, scale: FloatArray, member: BoolArray) -> tuple[IntArray, IntArray, IntArray]:
+    """The jobs that merge (the same a, scale and rows): what ``np.unique(key, axis=0, return_index=True,
+    return_inverse=True, return_counts=True)`` returns (first, inverse, counts) for key = [a, scale, member.T
+    as floats], the same groups in the same order, without sorting ~200 float columns (0.2 s under rules):
+    a stable lexsort over a's columns, the scale and the member columns packed 64 to a word, first row in
+    the top bit (0/1 columns compare as those words do, lexicographically)."""
+    n, tt = a.shape
+    packed = np.packbits(np.ascontiguousarray(member.T), axis=1)  # (jobs, bytes), big bit order
+    width = -(-packed.shape[1] // 8) * 8
+    if width > packed.shape[1]:
+        packed = np.concatenate([packed, np.zeros((n, width - packed.shape[1]), dtype=np.uint8)], axis=1)
+    words = packed.view(">u8").astype(np.uint64)
+    keys = [words[:, w] for w in range(words.shape[1] - 1, -1, -1)] + [scale]
+    keys += [a[:, t] for t in range(tt - 1, -1, -1)]  # lexsort: the last key first
+    order = np.lexsort(keys) if n else np.zeros(0, dtype=np.int64)
+    same = np.ones(n, dtype=bool)  # as the job sorted before it
+    for k in keys:
+        sk = k[order]
+        same[1:] &= sk[1:] == sk[:-1]
+    new = ~same
+    new[:1] = True
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    starts = np.nonzero(new)[0]
+    counts = np.diff(np.append(starts, n))
+    first: IntArray = order[starts]
+    return first, inverse, counts
+
+
 def max_min_waterfill_warm(
     a: FloatArray,
     scale: FloatArray,
@@ -302,11 +331,7 @@ def max_min_waterfill_warm(
     if len(runnable) == 0 or tt == 0:
         return x_out, levels, ()
     a_r = np.where(usable[runnable], a[runnable], 0.0)
-    key = np.concatenate([a_r, scale[runnable, None], rows.member[:, runnable].T.astype(np.float64)], axis=1)
-    _, first, inverse, counts = np.unique(
-        key, axis=0, return_index=True, return_inverse=True, return_counts=True
-    )
-    inverse = inverse.reshape(-1)
+    first, inverse, counts = _distinct(a_r, scale[runnable], rows.member[:, runnable])
     sizes = scale[runnable][first] * counts
     stage = _Stage(
         a_r[first], sizes.astype(np.float64), rows, rows.member[:, runnable[first]], ipm=not whole_lp
