@@ -14,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from accelpool.core.policies._seam import build_rows, usable_mask  # noqa: E402
 from accelpool.core.policies._wf_ceilings import _pins_index  # noqa: E402
-from accelpool.core.policies._wf_stage import _pins_overload, _Stage  # noqa: E402
+from accelpool.core.policies._wf_overload import _pins_overload  # noqa: E402
+from accelpool.core.policies._wf_stage import _Stage  # noqa: E402
 from accelpool.core.policies.max_min_fairness import _level_coefficients  # noqa: E402
 from problems import family_problem, random_rules  # noqa: E402
 

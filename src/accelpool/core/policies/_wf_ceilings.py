@@ -16,7 +16,8 @@ import numpy as np
 
 from accelpool.core.allocation import BoolArray, FloatArray
 from accelpool.core.policies._wf_dual import _over_budget, _refutes
-from accelpool.core.policies._wf_stage import OutOfWork, _pins_overload, _Result, _Stage, _stage
+from accelpool.core.policies._wf_overload import _pins_overload
+from accelpool.core.policies._wf_stage import OutOfWork, _Result, _Stage, _stage
 from accelpool.core.policies._wf_warm import Hint, WarmRecord, _hinted
 
 

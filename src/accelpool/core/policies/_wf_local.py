@@ -58,7 +58,8 @@ from accelpool.core.allocation import BoolArray, FloatArray, IntArray
 from accelpool.core.policies._seam import Rows
 from accelpool.core.policies._wf_dual import _refutes
 from accelpool.core.policies._wf_master import NoSolution
-from accelpool.core.policies._wf_stage import TOL, OutOfWork, _fixed_x, _over_rows, _Result, _Stage, _stage
+from accelpool.core.policies._wf_overload import _over_rows
+from accelpool.core.policies._wf_stage import TOL, OutOfWork, _fixed_x, _Result, _Stage, _stage
 
 LOCAL_SHARE = 0.25
 """A row without a pool over at most this share of the groups is local (it joins its jobs into a part);

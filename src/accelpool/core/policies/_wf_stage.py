@@ -14,6 +14,7 @@ from accelpool.core.policies import _wf_rowsum
 from accelpool.core.policies._seam import Rows
 from accelpool.core.policies._wf_dual import _min_cost, _over_budget
 from accelpool.core.policies._wf_master import Master, NoSolution
+from accelpool.core.policies._wf_overload import _fits_rows, _pins_overload
 
 FULL_LP_GROUPS = 64
 """Stages with at most this many (merged) jobs go to HiGHS whole: setup costs more than it saves."""
@@ -559,26 +560,6 @@ def _capped(
     return cap, out, np.zeros(stage.rows.n_rows), active & (stage.ceiling <= cap * (1 + TOL))
 
 
-def _fits_rows(stage: _Stage, x: FloatArray) -> bool:
-    """Whether allocation x (groups x types) keeps every row within its bound, borrowing from its pool."""
-    return not _over_rows(stage, stage.row_total(stage.size[:, None] * x), 1e-9)
-
-
-def _over_rows(stage: _Stage, use: FloatArray, tol: float) -> bool:
-    """Whether devices ``use`` per row exceed a row's bound by more than ``tol`` (relative) where the row
-    has no pool, or a pool's rows together exceed their bounds by more than the pool lends."""
-    rows = stage.rows
-    excess = np.maximum(use - rows.bound, 0.0)
-    alone = rows.pool_of < 0
-    if (excess[alone] > tol * np.maximum(rows.bound[alone], 1.0)).any():
-        return True
-    for q in range(len(rows.pool_bound)):
-        in_q = rows.pool_of == q
-        if float(excess[in_q].sum()) > rows.pool_bound[q] + tol * max(float(rows.pool_bound[q]), 1.0):
-            return True
-    return False
-
-
 def _on_rows(stage: _Stage, which: BoolArray, u: IntArray, v: IntArray, hot: BoolArray) -> BoolArray:
     """Jobs ``which`` whose segment (types u - 1 and v) counts in one of the rows ``hot``."""
     if not hot.any() or not which.any():
@@ -610,17 +591,3 @@ def _holds(
     a_v = stage.a[idx, v[idx]]
     a_u = stage.a_from[idx, u[idx]]
     return bool(((lam >= a_u * (1 - 1e-9)) & (lam <= a_v * (1 + 1e-9))).all())
-
-
-def _pins_overload(stage: _Stage, pinned: BoolArray) -> bool:
-    """Whether the jobs pinned at their ceilings (constants: all the time on their one best type) alone
-    use more than a row and its pool allow: then no stage LP with those pins has a solution, and a
-    ceiling search's probe is refused at once instead of by a master grown to every job (other jobs
-    only add to a row's use). Necessary for feasibility, not sufficient."""
-    if not pinned.any():
-        return False
-    ng, tt = stage.a.shape
-    per = np.zeros((ng, tt))
-    idx = np.nonzero(pinned)[0]
-    per[idx, stage.best[idx]] = stage.size[idx]
-    return _over_rows(stage, stage.row_total(per), 1e-7)
