@@ -126,6 +126,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from accelpool.core.allocation import BoolArray, FloatArray, IntArray
+from accelpool.core.policies import _wf_rowsum
 from accelpool.core.policies._seam import Rows
 from accelpool.core.policies._wf_ceilings import _pin, _skip_ceilings
 from accelpool.core.policies._wf_local import parts, skip_local
@@ -272,11 +273,7 @@ def _distinct(a: FloatArray, scale: FloatArray, member: BoolArray) -> tuple[IntA
     a stable lexsort over a's columns, the scale and the member columns packed 64 to a word, first row in
     the top bit (0/1 columns compare as those words do, lexicographically)."""
     n, tt = a.shape
-    packed = np.packbits(np.ascontiguousarray(member.T), axis=1)  # (jobs, bytes), big bit order
-    width = -(-packed.shape[1] // 8) * 8
-    if width > packed.shape[1]:
-        packed = np.concatenate([packed, np.zeros((n, width - packed.shape[1]), dtype=np.uint8)], axis=1)
-    words = packed.view(">u8").astype(np.uint64)
+    words = _wf_rowsum.packed_rows(member)
     keys = [words[:, w] for w in range(words.shape[1] - 1, -1, -1)] + [scale]
     keys += [a[:, t] for t in range(tt - 1, -1, -1)]  # lexsort: the last key first
     order = np.lexsort(keys) if n else np.zeros(0, dtype=np.int64)

@@ -53,13 +53,20 @@ def _ranked(cell: IntArray) -> list[IntArray]:
     return out
 
 
+def packed_rows(member: BoolArray) -> np.ndarray:
+    """Each group's row set (a column of member) as 64-bit words, first row in the first word's top bit:
+    (groups, words); 0/1 columns compare lexicographically as these words do (_waterfill._distinct)."""
+    n_rows, ng = member.shape
+    packed = np.zeros((ng, -(-n_rows // 64) * 8), dtype=np.uint8)
+    packed[:, : -(-n_rows // 8)] = np.packbits(np.ascontiguousarray(member.T), axis=1)  # big bit order
+    words: np.ndarray = packed.view(">u8").astype(np.uint64)
+    return words
+
+
 def _row_sets(member: BoolArray) -> tuple[IntArray, IntArray]:
     """The distinct row sets of the groups (columns of member): a group holding each, and each group's set."""
-    n_rows, ng = member.shape
-    words = -(-n_rows // 64)
-    packed = np.zeros((ng, words * 8), dtype=np.uint8)
-    packed[:, : -(-n_rows // 8)] = np.packbits(np.ascontiguousarray(member.T), axis=1)
-    keys = packed.view(np.uint64)  # (groups, words)
+    ng = member.shape[1]
+    keys = packed_rows(member)  # (groups, words)
     order = np.lexsort(keys.T[::-1])
     sk = keys[order]
     new = np.ones(ng, dtype=bool)
