@@ -87,11 +87,15 @@ def test_a_burst_of_jobs_gets_planner_statistics_at_the_next_snapshot(database_u
     url = database_url("postgres")
     store = SqlStore(url)
     try:
+        eng = sa.create_engine(url)
+        with eng.begin() as c:
+            # autovacuum's own ANALYZE may otherwise count the burst before the snapshot does (seen once
+            # in CI: 1,077 rows already counted); this test is about the snapshot's ANALYZE alone
+            c.exec_driver_sql("alter table jobs set (autovacuum_enabled = false)")
         store.add_nodes([Node("h-0", "h100", 8)])
         store.add_tenant(Tenant("t1"))
         for k in range(1100):
             store.submit(Job(f"j{k:05d}", tenant="t1", submit_time=float(k)), {"h100": 1.0})
-        eng = sa.create_engine(url)
         tuples = "select reltuples from pg_class where relname = 'jobs'"
         with eng.connect() as c:
             before = c.exec_driver_sql(tuples).scalar_one()
