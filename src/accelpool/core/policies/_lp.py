@@ -36,11 +36,16 @@ def solve_lp(
     col_hi: FloatArray,
     *,
     ipm: bool = False,
+    start: FloatArray | None = None,
 ) -> LpResult:
     """minimize cost . x  s.t. row_lo <= A x <= row_hi, col_lo <= x <= col_hi (HiGHS dual simplex).
 
     ``row_dual[i]`` is d(objective)/d(bound of row i): a binding <= row in a minimization has it <= 0.
     ``ipm``: HiGHS's interior point method with crossover instead (a vertex solution all the same).
+    ``start``: a feasible point (every column): HiGHS's crossover turns it into a basis and primal simplex
+    goes on from there (a start near the optimum needs few iterations: _keep_running's tie-break at
+    10,000 x 4, 4-27 iterations against ~9,400 from nothing; docs/allocate.md); a crossover that fails
+    leaves the cold solve.
     """
     h = _highs._Highs()
     h.setOptionValue("output_flag", False)
@@ -63,6 +68,12 @@ def solve_lp(
     lp.a_matrix_.num_col_ = len(cost)
     lp.a_matrix_.num_row_ = a.shape[0]
     h.passModel(lp)
+    if start is not None and not ipm:
+        point = _highs.HighsSolution()
+        point.col_value = np.ascontiguousarray(start, dtype=np.float64)
+        point.value_valid = True
+        if h.crossover(point) == _highs.HighsStatus.kOk:
+            h.setOptionValue("simplex_strategy", 4)  # primal: the crossover's basis is primal feasible
     h.run()
     status = h.getModelStatus()
     if status != _highs.HighsModelStatus.kOptimal:
@@ -103,6 +114,8 @@ class LpModel:
     col_lo: list[FloatArray]
     col_hi: list[FloatArray]
     n_rows: int
+    borrow_rows: IntArray | None = None
+    """The row of each borrow column (the columns after the x pairs, in order; lp_model sets them)."""
 
     def add_cols(self, count: int, lo: float = 0.0, hi: float = np.inf) -> int:
         first = self.n_cols
@@ -124,18 +137,31 @@ class LpModel:
         self.n_rows += len(lo)
         return first
 
-    def solve(self, cost: FloatArray) -> LpResult:
+    def solve(self, cost: FloatArray, start: FloatArray | None = None) -> LpResult:
+        """``start``: a feasible allocation (jobs x types) to start from (solve_lp's ``start``): its pairs,
+        each borrow column at what its row uses beyond its bound, every column a policy added at 0 (so a
+        start must keep the policy's own rows with those at 0)."""
         a = sparse.coo_matrix(
             (np.concatenate(self.coo_v), (np.concatenate(self.coo_r), np.concatenate(self.coo_c))),
             shape=(self.n_rows, self.n_cols),
         ).tocsc()
+        row_hi = np.concatenate(self.row_hi)
+        point = None
+        if start is not None:
+            point = np.zeros(self.n_cols)
+            point[: self.n_x] = start[self.jobs, self.types]
+            if self.borrow_rows is not None and len(self.borrow_rows):
+                use = a[self.borrow_rows, : self.n_x] @ point[: self.n_x]
+                over = np.maximum(use - row_hi[self.borrow_rows], 0.0)
+                point[self.n_x : self.n_x + len(over)] = over
         return solve_lp(
             cost,
             a,
             np.concatenate(self.row_lo),
-            np.concatenate(self.row_hi),
+            row_hi,
             np.concatenate(self.col_lo),
             np.concatenate(self.col_hi),
+            start=point,
         )
 
     def x_matrix(self, values: FloatArray, n: int, tt: int) -> FloatArray:
@@ -167,6 +193,7 @@ def lp_model(problem: AllocationProblem, usable: BoolArray, rows: Rows) -> LpMod
     rr.append(borrowing)
     cc.append(first_b + np.arange(len(borrowing)))
     vv.append(-np.ones(len(borrowing)))
+    model.borrow_rows = model.n_rows + borrowing
     model.add_rows(
         np.concatenate(rr) if rr else np.zeros(0, np.int64),
         np.concatenate(cc) if cc else np.zeros(0, np.int64),

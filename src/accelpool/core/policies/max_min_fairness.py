@@ -147,7 +147,7 @@ def _keep_running(
     cost = np.zeros(model.n_cols)
     held = keep[model.jobs] == model.types
     cost[pairs[held]] = -problem.scale[model.jobs[held]]
-    res = model.solve(cost)
+    res = model.solve(cost, start=x)  # x is feasible: a few primal iterations from its crossover
     if not res.ok:
         return x
     return model.x_matrix(res.x, problem.n_jobs, problem.n_types)
