@@ -42,8 +42,8 @@ def solve_lp(
 
     ``row_dual[i]`` is d(objective)/d(bound of row i): a binding <= row in a minimization has it <= 0.
     ``ipm``: HiGHS's interior point method with crossover instead (a vertex solution all the same).
-    ``start``: a feasible point (every column): HiGHS's crossover turns it into a basis and primal simplex
-    goes on from there (a start near the optimum needs few iterations: _keep_running's tie-break at
+    ``start``: a point (every column; best a feasible one): HiGHS's crossover turns it into a basis and
+    primal simplex goes on from there (a start near the optimum needs few iterations: _keep_running's tie-break at
     10,000 x 4, 4-27 iterations against ~9,400 from nothing; docs/allocate.md); a crossover that fails
     leaves the cold solve.
     """
@@ -138,9 +138,10 @@ class LpModel:
         return first
 
     def solve(self, cost: FloatArray, start: FloatArray | None = None) -> LpResult:
-        """``start``: a feasible allocation (jobs x types) to start from (solve_lp's ``start``): its pairs,
-        each borrow column at what its row uses beyond its bound, every column a policy added at 0 (so a
-        start must keep the policy's own rows with those at 0)."""
+        """``start``: an allocation (jobs x types) to start from (solve_lp's ``start``): its pairs, each
+        borrow column at what its row uses beyond its bound, every column a policy added at 0. A start
+        that breaks a row (a pool, or the policy's own rows with those columns at 0) still gives the
+        optimum, after a primal phase 1 from the crossover's basis."""
         a = sparse.coo_matrix(
             (np.concatenate(self.coo_v), (np.concatenate(self.coo_r), np.concatenate(self.coo_c))),
             shape=(self.n_rows, self.n_cols),
