@@ -5,7 +5,12 @@ Within a stage the ambiguous set only grows, so each round adds the new jobs' ro
 model and changes the R resource rows (their L coefficient K_r and bound - F_r, the fixed jobs'
 aggregates); HiGHS then starts from the last round's basis (dual simplex) instead of from nothing. The
 first round, and a round that adds more columns than the model holds, is solved from scratch (HiGHS's
-interior point method with crossover above IPM_COLUMNS columns when the stage asks for it).
+interior point method with crossover above IPM_COLUMNS columns when the stage asks for it). HiGHS's
+interior point method sometimes calls a master infeasible that is feasible within a hair of its 1e-7
+primal tolerance; such a master (``max_primal_infeasibility`` under BORDERLINE_INFEASIBILITY) is
+re-checked by simplex on a fresh copy from the crossover basis at RECHECK_TOLERANCE (``recheck``), and
+where that is optimal its solution is used and its basis kept for the next round (docs/allocate.md,
+sixteenth session: generational 10,000 seed 2 faster; nothing else moved on the seven families).
 
 Layout: column 0 is L, then the borrow columns b_r of quota rows, then one column per (job, usable type)
 pair in the order the jobs joined; rows: the R resource rows, the pools, then per job its level row
@@ -36,6 +41,15 @@ from the last basis lost to the interior point method when a round added a quart
 (restricted family, 2,000 x 8, seed 0: 1.15 s warm against 0.43 s from scratch), and won when it added a
 few percent (bench_leases' lease-boundary problem: 0.07-0.10 s against 0.20 s)."""
 
+BORDERLINE_INFEASIBILITY = 1e-5
+"""An interior-point master HiGHS does not call optimal, with ``max_primal_infeasibility`` below this
+after crossover, is re-checked (``recheck``): on the seven families at 2,000 and 10,000 jobs (seeds 1, 2)
+such masters had either 1.2e-7 to 2.1e-7 (feasible at the 1e-7 level or not: all generational) or 0.103
+and more (infeasible by every check); nothing in between (docs/allocate.md, fifteenth session)."""
+
+RECHECK_TOLERANCE = 1e-6
+"""The re-check's ``primal_feasibility_tolerance`` (HiGHS's default: 1e-7)."""
+
 _MasterResult = tuple[bool, float, FloatArray, FloatArray, FloatArray]
 """ok, L, x (groups x types), row prices p (an infeasible master: its Farkas ray's row part), level duals y."""
 
@@ -49,6 +63,24 @@ class NoSolution(RuntimeError):
         super().__init__(message)
         self.price = np.maximum(ray, 0.0)
         self.ray_other = np.maximum(-ray, 0.0)
+
+
+def recheck(h: _highs._Highs) -> _highs._Highs | None:
+    """Re-solve ``h``'s model (after an interior-point solve HiGHS did not call optimal) as a fresh copy by
+    simplex from ``h``'s crossover basis at ``primal_feasibility_tolerance`` RECHECK_TOLERANCE. Returns
+    the copy where it is optimal, else None (``h`` itself is left as it was: its Farkas ray stands)."""
+    basis = h.getBasis()
+    if not basis.valid:
+        return None
+    copy = _highs._Highs()
+    copy.setOptionValue("output_flag", False)
+    copy.setOptionValue("threads", 1)
+    copy.setOptionValue("solver", "simplex")
+    copy.setOptionValue("primal_feasibility_tolerance", RECHECK_TOLERANCE)
+    copy.passModel(h.getLp())
+    copy.setBasis(basis)
+    copy.run()
+    return copy if copy.getModelStatus() == _highs.HighsModelStatus.kOptimal else None
 
 
 class Master:
@@ -186,6 +218,16 @@ class Master:
         stage.work += len(self.jobs)
         self.solved_once = True
         status = h.getModelStatus()
+        solved = h
+        if (
+            ipm
+            and status != _highs.HighsModelStatus.kOptimal
+            and h.getInfo().max_primal_infeasibility < BORDERLINE_INFEASIBILITY
+        ):
+            again = recheck(h)
+            if again is not None:
+                solved, status = again, _highs.HighsModelStatus.kOptimal
+                h.setBasis(again.getBasis())  # the next round starts from the re-check's vertex
         if status != _highs.HighsModelStatus.kOptimal:
             ray = np.zeros(rr)
             if status == _highs.HighsModelStatus.kInfeasible:
@@ -197,7 +239,7 @@ class Master:
             # the next round starts afresh (a basis left by a failed solve is no help)
             self.solved_once = False
             return False, 0.0, np.zeros((ng, tt)), ray, np.zeros(ng)
-        sol = h.getSolution()
+        sol = solved.getSolution()
         col = np.asarray(sol.col_value, dtype=np.float64)
         dual = np.asarray(sol.row_dual, dtype=np.float64)
         level = float(col[0])
