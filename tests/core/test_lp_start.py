@@ -52,24 +52,8 @@ def test_borrow_columns_of_the_start_cover_what_quota_rows_use() -> None:
         model = lp_model(p, usable, rows)
         if model.borrow_rows is None or not len(model.borrow_rows):
             continue
-        x = max_min_fairness(p).x
-        seen: list[np.ndarray] = []
-        real = _lp.solve_lp
-
-        def spy(*args: object, start: np.ndarray | None = None, **kw: object) -> _lp.LpResult:
-            assert start is not None
-            seen.append(start)
-            return real(*args, start=start, **kw)  # type: ignore[arg-type]
-
-        _lp.solve_lp = spy  # type: ignore[assignment]
-        try:
-            model.solve(np.zeros(model.n_cols), start=x)
-        finally:
-            _lp.solve_lp = real
-        point = seen[0]
-        use = np.zeros(model.n_rows)
-        for r, c, v in zip(model.coo_r, model.coo_c, model.coo_v, strict=True):
-            np.add.at(use, r, v * point[c])
+        point = model.point(max_min_fairness(p).x)
+        use = model.matrix() @ point
         hi = np.concatenate(model.row_hi)
         b = point[model.n_x : model.n_x + len(model.borrow_rows)]
         # every quota row keeps its bound with its borrowing, and borrows no more than it needs (the pools

@@ -137,32 +137,37 @@ class LpModel:
         self.n_rows += len(lo)
         return first
 
-    def solve(self, cost: FloatArray, start: FloatArray | None = None) -> LpResult:
-        """``start``: an allocation (jobs x types) to start from (solve_lp's ``start``): its pairs, each
-        borrow column at what its row uses beyond its bound, every column a policy added at 0. A start
-        that breaks a row (a pool, or the policy's own rows with those columns at 0) still gives the
-        optimum, after a primal phase 1 from the crossover's basis."""
-        a = sparse.coo_matrix(
+    def matrix(self) -> sparse.csc_matrix:
+        return sparse.coo_matrix(
             (np.concatenate(self.coo_v), (np.concatenate(self.coo_r), np.concatenate(self.coo_c))),
             shape=(self.n_rows, self.n_cols),
         ).tocsc()
-        row_hi = np.concatenate(self.row_hi)
-        point = None
-        if start is not None:
-            point = np.zeros(self.n_cols)
-            point[: self.n_x] = start[self.jobs, self.types]
-            if self.borrow_rows is not None and len(self.borrow_rows):
-                use = a[self.borrow_rows, : self.n_x] @ point[: self.n_x]
-                over = np.maximum(use - row_hi[self.borrow_rows], 0.0)
-                point[self.n_x : self.n_x + len(over)] = over
+
+    def point(self, start: FloatArray, a: sparse.csc_matrix | None = None) -> FloatArray:
+        """Every column's value for an allocation ``start`` (jobs x types): its pairs, each borrow column at
+        what its row uses beyond its bound, every column a policy added at 0. ``a``: self.matrix()."""
+        a = self.matrix() if a is None else a
+        point = np.zeros(self.n_cols)
+        point[: self.n_x] = start[self.jobs, self.types]
+        if self.borrow_rows is not None and len(self.borrow_rows):
+            use = a[self.borrow_rows, : self.n_x] @ point[: self.n_x]
+            hi = np.concatenate(self.row_hi)[self.borrow_rows]
+            point[self.n_x : self.n_x + len(use)] = np.maximum(use - hi, 0.0)
+        return point
+
+    def solve(self, cost: FloatArray, start: FloatArray | None = None) -> LpResult:
+        """``start``: an allocation (jobs x types) to start from (solve_lp's ``start``, at ``point``). A
+        start that breaks a row (a pool, or the policy's own rows with its columns at 0) still gives the
+        optimum, after a primal phase 1 from the crossover's basis."""
+        a = self.matrix()
         return solve_lp(
             cost,
             a,
             np.concatenate(self.row_lo),
-            row_hi,
+            np.concatenate(self.row_hi),
             np.concatenate(self.col_lo),
             np.concatenate(self.col_hi),
-            start=point,
+            start=None if start is None else self.point(start, a),
         )
 
     def x_matrix(self, values: FloatArray, n: int, tt: int) -> FloatArray:

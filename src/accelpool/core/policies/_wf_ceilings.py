@@ -21,7 +21,6 @@ from accelpool.core.policies._wf_overload import _pins_overload
 from accelpool.core.policies._wf_stage import OutOfWork, _Result, _Stage, _stage
 from accelpool.core.policies._wf_warm import Hint, WarmRecord, _hinted
 
-
 RAYS = 8
 """The most Farkas rays a problem keeps for its later ceiling searches (_Stage.rays): the latest."""
 
