@@ -52,7 +52,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import highspy._core as _highs
 import numpy as np
 
 from accelpool.core.allocation import BoolArray, FloatArray, IntArray
@@ -138,7 +137,6 @@ def _local_fill(
     at_ceiling = np.zeros(len(groups), dtype=bool)
     x = np.zeros_like(sub.a)
     level = 0.0
-    model: _LocalLp | None = None
     for _ in range(LOCAL_STAGES):
         if not act.any():
             break
@@ -150,14 +148,10 @@ def _local_fill(
             x[act, sub.best[act]] = 1.0
             act[:] = False
             break
-        if model is None:
-            model = _LocalLp(sub, act, el, pn)
-        else:
-            model.restage(act, el, pn)
-        got = model.solve()
-        if got is None:
+        try:
+            level, x, _, freeze = _stage(sub, act, el, pn, None, 0.0)
+        except RuntimeError:
             return None
-        level, x, freeze = got
         if not freeze.any():
             freeze = act.copy()
         top = freeze & (sub.ceiling <= level * (1 + TOL))
@@ -168,106 +162,6 @@ def _local_fill(
         el[freeze & ~top] = level
         act &= ~freeze
     return x, event, at_ceiling, (level if act.any() else np.inf)
-
-
-class _LocalLp:
-    """One part's stage LPs, kept in one HiGHS model from stage to stage (_local_fill): each stage only
-    freezes jobs (their level rows lose L and get their ell as lower bound; a job pinned at its ceiling has
-    its columns fixed on its best type), so the last stage's basis is a start for the next (dual simplex)
-    instead of a new model solved from nothing (bench_round under rules: 67 local water-fillings a
-    decision, ~3.7 stage LPs each). The model is _wf_master.Master's with every group in it: L, then one
-    column per usable (group, type) pair; the part's rows, then per group its level row (sum_t a x - L >=
-    0 rising, >= ell frozen) and time row (sum_t x <= 1). Each stage's answer is that LP's optimum, the
-    jobs to freeze those with a positive level dual or at their ceiling (_wf_stage._bottleneck's rule
-    without fixed jobs, as _stage answers a whole master)."""
-
-    def __init__(self, sub: _Stage, act: BoolArray, el: FloatArray, pn: BoolArray) -> None:
-        ng, tt = sub.a.shape
-        self.sub, self.ng = sub, ng
-        rows = sub.rows
-        self.rr = rows.n_rows
-        self.pj, self.pt = np.nonzero(sub.a > 0)
-        k = len(self.pj)
-        self.level_row = self.rr + 2 * np.arange(ng)
-        self.act = act.copy()
-        self.pn = np.zeros(ng, dtype=bool)
-        in_row = sub.member[:, self.pj] & (sub.onehot[:, self.pt] > 0)
-        rrow, rpair = np.nonzero(in_row)
-        col = np.concatenate(
-            [np.zeros(int(act.sum()), dtype=np.int64), 1 + np.arange(k), 1 + np.arange(k), 1 + rpair]
-        )
-        row = np.concatenate(
-            [self.level_row[act], self.level_row[self.pj], self.level_row[self.pj] + 1, rrow]
-        )
-        val = np.concatenate(
-            [np.full(int(act.sum()), -1.0), sub.a[self.pj, self.pt], np.ones(k), sub.size[self.pj[rpair]]]
-        )
-        order = np.lexsort((row, col))
-        col, row, val = col[order], row[order], val[order]
-        lp = _highs.HighsLp()
-        lp.num_col_ = 1 + k
-        lp.num_row_ = self.rr + 2 * ng
-        cost = np.zeros(1 + k)
-        cost[0] = -1.0
-        lp.col_cost_ = cost
-        lp.col_lower_ = np.zeros(1 + k)
-        lp.col_upper_ = np.concatenate([[float(sub.ceiling[act].max(initial=0.0))], np.ones(k)])
-        lo = np.full(self.rr + 2 * ng, -np.inf)
-        hi = np.full(self.rr + 2 * ng, np.inf)
-        hi[: self.rr] = rows.bound
-        lo[self.level_row] = np.where(act, 0.0, el)
-        hi[self.level_row + 1] = 1.0
-        lp.row_lower_ = lo
-        lp.row_upper_ = hi
-        lp.a_matrix_.format_ = _highs.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = np.searchsorted(col, np.arange(k + 2)).astype(np.int32)
-        lp.a_matrix_.index_ = row.astype(np.int32)
-        lp.a_matrix_.value_ = val.astype(np.float64)
-        lp.a_matrix_.num_col_ = 1 + k
-        lp.a_matrix_.num_row_ = self.rr + 2 * ng
-        self.h = _highs._Highs()
-        self.h.setOptionValue("output_flag", False)
-        self.h.setOptionValue("threads", 1)
-        self.h.passModel(lp)
-        self._pin(pn)
-
-    def _pin(self, pn: BoolArray) -> None:
-        """Fix the columns of the jobs newly pinned: all their time on their best type."""
-        new = np.nonzero(pn & ~self.pn)[0]
-        self.pn |= pn
-        if not len(new):
-            return
-        on = np.isin(self.pj, new)
-        cols = 1 + np.nonzero(on)[0]
-        fixed = (self.pt[on] == self.sub.best[self.pj[on]]).astype(np.float64)
-        self.h.changeColsBounds(len(cols), cols.astype(np.int32), fixed, fixed)
-
-    def restage(self, act: BoolArray, el: FloatArray, pn: BoolArray) -> None:
-        """The next stage: the jobs frozen since (act fell) at their ell, the newly pinned fixed."""
-        frozen = np.nonzero(self.act & ~act)[0]
-        for g in frozen.tolist():
-            r = int(self.level_row[g])
-            self.h.changeCoeff(r, 0, 0.0)
-            self.h.changeRowBounds(r, float(el[g]), np.inf)
-        self.act = act.copy()
-        self._pin(pn)
-        self.h.changeColBounds(0, 0.0, float(self.sub.ceiling[act].max(initial=0.0)))
-
-    def solve(self) -> tuple[float, FloatArray, BoolArray] | None:
-        """The stage's level, allocation and jobs to freeze; None when HiGHS finds no optimum."""
-        h = self.h
-        h.run()
-        if h.getModelStatus() != _highs.HighsModelStatus.kOptimal:
-            return None
-        sol = h.getSolution()
-        col = np.asarray(sol.col_value, dtype=np.float64)
-        dual = np.asarray(sol.row_dual, dtype=np.float64)
-        level = float(col[0])
-        x = np.zeros(self.sub.a.shape)
-        x[self.pj, self.pt] = np.clip(col[1:], 0.0, 1.0)
-        y = np.maximum(dual[self.level_row], 0.0)
-        freeze = self.act & ((y > TOL) | (self.sub.ceiling <= level * (1 + TOL)))
-        return level, x, freeze
 
 
 def _all_at_ceiling(sub: _Stage, act: BoolArray, x: FloatArray) -> bool:
