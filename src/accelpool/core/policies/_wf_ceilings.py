@@ -16,13 +16,9 @@ import numpy as np
 
 from accelpool.core.allocation import BoolArray, FloatArray
 from accelpool.core.policies._wf_dual import _over_budget, _refutes
-from accelpool.core.policies._wf_master import NoSolution
 from accelpool.core.policies._wf_overload import _pins_overload
 from accelpool.core.policies._wf_stage import OutOfWork, _Result, _Stage, _stage
 from accelpool.core.policies._wf_warm import Hint, WarmRecord, _hinted
-
-RAYS = 8
-"""The most Farkas rays a problem keeps for its later ceiling searches (_Stage.rays): the latest."""
 
 
 def _pin(stage: _Stage, which: BoolArray, active: BoolArray, ell: FloatArray, pinned: BoolArray) -> None:
@@ -130,10 +126,6 @@ def _skip_ceilings(
             narrow(p)  # weak duality at any prices is a proof: the last round's proofs often still are
     if stage.scarce is not None and (price is None or not price.any()):
         narrow(stage.scarce[1])  # any prices bound; the sample's scarcity prices often bound well
-    # every type's devices at one price: the device-time the levels need at least, against the pool's
-    narrow(np.array([kind == "capacity" for kind in stage.rows.kind], dtype=np.float64))
-    for p in stage.rays:
-        narrow(p)  # an earlier search's refused probes: their rays often still refute the top
     best_price = price
     x_fit: FloatArray | None = None
     # probes start from the latest prices that are not all 0 (None: whole LPs, or the stage's scarcity)
@@ -174,16 +166,8 @@ def _skip_ceilings(
             refused = rest.any() and level < ceilings[k] * (1 - max(eps, 1e-7))
             if stage.scarce is not None and trial_price.any() and not (hint and refused):
                 guide = trial_price  # warm: not a refused probe's (_wf_warm.py, Hint)
-        except RuntimeError as no:
+        except RuntimeError:
             hi, missed = k - 1, True
-            if isinstance(no, NoSolution):
-                # the master's Farkas ray, each sign, priced as rows: a proof at levels below c_k too
-                before = hi
-                for p in (no.price, no.ray_other):
-                    narrow(p)
-                    if p.any():
-                        stage.rays = [*stage.rays, p][-RAYS:]
-                missed = hi >= before  # a ray that moved the top: probe the new top
             continue
         except OutOfWork:
             break  # the pins proven so far (lo) stand

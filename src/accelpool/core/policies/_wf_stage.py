@@ -66,9 +66,6 @@ class _Stage:
         """A _stage that starts with ``work`` above this, or a master solve that would take it above
         (_wf_master.Master.solve, checked before the solve), raises OutOfWork (_waterfill's WORK_PER_GROUP)."""
         self.fallback: tuple[float, FloatArray] | None = None  # highest level placing every job, its x
-        self.rays: list[FloatArray] = []
-        """Row prices of the ceiling probes' Farkas rays (each sign, _wf_master.NoSolution): weak duality at
-        any prices is a proof, so each later ceiling search tests them first (_wf_ceilings; at most RAYS)."""
         self.size = size
         self.rows = rows
         self.member = member  # (R, groups)
