@@ -8,6 +8,7 @@ waits and the queue positions (``_place``). The rules are described in core/roun
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,10 @@ from accelpool.core.round_types import (
     JobStatus,
     Placement,
     Snapshot,
+    at_rows,
+    changed_since,
     round_cost_krw,
+    rows_in,
 )
 from accelpool.core.sites import _rule_bound, price_for
 from accelpool.core.types import (
@@ -56,6 +60,10 @@ class _Sites:
     allowed: list[frozenset[str]]
     notes: dict[str, str]
     prefer: Mapping[tuple[int, str], str] = field(default_factory=dict)  # (job, type) -> the policy's site
+
+
+_job_of = operator.attrgetter("job")
+_max_run_of = operator.attrgetter("max_run_seconds")
 
 
 def blocked_reasons(problem: AllocationProblem, usable: np.ndarray | None = None) -> dict[str, WaitReason]:
@@ -93,10 +101,13 @@ def whole_runs_unpaid(
     if known is not None and known[0] is ids:
         rows_all = known[1]
     else:
+        # the jobs with a max_run_time found in C first (usually none), then the rest of the test
+        jobs = list(map(_job_of, statuses))
+        timed = map(operator.is_not, map(_max_run_of, jobs), itertools.repeat(None))
         rows_all = [
             i
-            for i, s in enumerate(statuses)
-            if (j := s.job).max_run_seconds is not None and j.grant is not None and not j.time_sliced
+            for i in itertools.compress(range(len(jobs)), timed)
+            if (j := jobs[i]).grant is not None and not j.time_sliced
         ]
         if cache is not None:
             cache.whole_runs = (ids, rows_all)
@@ -175,9 +186,15 @@ def _holding(statuses: list[JobStatus], problem: AllocationProblem, cache: Decid
     last = cache.holding
     if last is not None and last[1] is statuses:  # the same round's list (never changed): the same answer
         return last[2]
-    if last is not None and last[0] is problem.job_ids:
+    if last is not None and (last[0] is problem.job_ids or len(last[0])):
         seen, held, runs = last[1], last[2], last[3]
-        changed = cache.changed(statuses, seen)
+        if last[0] is problem.job_ids:
+            changed = cache.changed(statuses, seen)
+        else:  # another job set: the rows of the statuses that are the very same objects are carried
+            take = rows_in(last[0], problem.job_ids)
+            # a new job's stand-in (the last row's status, another job's) is never its status
+            changed = changed_since(statuses, at_rows(seen, take))
+            held, runs = held[take], runs[take]
         if changed:  # one assignment per array
             got = [statuses[i] for i in changed]
             runs[changed] = [s.state is running for s in got]
@@ -577,5 +594,5 @@ def _rules_bind(problem: AllocationProblem, cache: DecideCache) -> bool:
 def _index_of(ids: tuple[str, ...], cache: DecideCache) -> dict[str, int]:
     """Each job id's index, kept while the same id tuple comes back."""
     if cache.index_of is None or cache.index_of[0] is not ids:
-        cache.index_of = (ids, {j: i for i, j in enumerate(ids)})
+        cache.index_of = (ids, dict(zip(ids, range(len(ids)), strict=True)))
     return cache.index_of[1]

@@ -64,6 +64,10 @@ class ProblemCache:
         self._grant_of: list[str | None] | None = None
         self._deadline: np.ndarray | None = None
         self._mask: np.ndarray | None = None  # the cached problem's core.problem.allowed_mask, per row
+        self.moved: tuple[tuple[str, ...], tuple[str, ...], list[int], list[int]] | None = None
+        """The last carry (``_carry``): (the cached problem's job ids, the new problem's, per new row the
+        cached row it was taken from (-1: a new job or another Job object), the new rows); None after a
+        full build. Other per-job caches of the round carry their rows by it."""
         self.carries = 0  # job set changes met by carrying rows over (``_carry``), for tests and benches
 
     def get(
@@ -177,6 +181,7 @@ class ProblemCache:
         if deadline is None:
             problem.time_to_deadline.setflags(write=False)
         self._key, self._problem, self._mask = key, problem, mask
+        self.moved = None
         self._refs = (snapshot.throughput, jobs, snapshot.accelerators, snapshot.tenants, snapshot.programs)
         self._total, self._grant_of, self._deadline = total, grant_of, deadline
         self._seen = statuses  # the round's list, never changed once built
@@ -332,5 +337,6 @@ class ProblemCache:
             fairness=last.fairness,
         )
         self._keep(snapshot, statuses, problem, mask, key, jobs, total, grant_of, deadline, done)
+        self.moved = (last.job_ids, ids, take, fresh)
         self.carries += 1
         return problem

@@ -15,7 +15,7 @@ import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem
 from accelpool.core.round_config import RoundConfig
-from accelpool.core.round_types import JobStatus, Snapshot, changed_since
+from accelpool.core.round_types import JobStatus, Snapshot, at_rows, changed_since, rows_in
 from accelpool.core.types import JobState
 
 if TYPE_CHECKING:
@@ -106,10 +106,9 @@ def _job_rows(
     if ids is not None and last is not None and last[1] == types and last[0] is not ids and len(last[0]):
         # another job set (jobs arrived or left): the rows of jobs whose status is the very same object
         # are taken from the last round's arrays; only the others are read
-        prev = {j: k for k, j in enumerate(last[0])}
-        old = last[2]
-        take = [prev.get(j, -1) for j in ids]
-        seen: Sequence[JobStatus | None] = [old[k] if k >= 0 else None for k in take]
+        take = rows_in(last[0], ids)
+        # a new job's stand-in (the last row's status, another job's) is never its status: read below
+        seen: Sequence[JobStatus | None] = at_rows(last[2], take)
         pick = np.array(take, dtype=np.int64)
         rows, on = last[3][pick], last[4][pick]  # rows of new jobs (-1) are read below
         last = (ids, types, seen, rows, on)

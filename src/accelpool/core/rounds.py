@@ -57,6 +57,7 @@ at. A job no site allows waits with reason "rule" and the cause in words
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -82,6 +83,7 @@ from accelpool.core.round_types import (
     JobStatus,
     Placement,
     Snapshot,
+    at_rows,
     changed_since,
     round_cost_krw,
 )
@@ -107,6 +109,8 @@ __all__ = [
 
 
 _TERMINAL = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+_TERMINAL_IDS = frozenset(map(id, _TERMINAL))  # enum members live as long as their class
+_state_of = operator.attrgetter("state")
 
 
 class DecideCache:
@@ -282,9 +286,13 @@ def _live(jobs: Sequence[JobStatus], cache: DecideCache) -> list[JobStatus]:
             cache.changed.tell(statuses, last[1], changed)
             cache.live = (jobs, statuses)
             return statuses
-    statuses = [
-        s for s in jobs if s.state is not done[0] and s.state is not done[1] and s.state is not done[2]
-    ]
+    # none terminal (the usual case): the states' identities against the three, in C
+    if _TERMINAL_IDS.isdisjoint(map(id, map(_state_of, jobs))):
+        statuses = list(jobs)
+    else:
+        statuses = [
+            s for s in jobs if s.state is not done[0] and s.state is not done[1] and s.state is not done[2]
+        ]
     cache.live = (jobs, statuses) if len(statuses) == len(jobs) else None
     return statuses
 
@@ -321,15 +329,29 @@ def _sites_allowing(
     cache: DecideCache,
 ) -> tuple[list[frozenset[str]], dict[str, str]]:
     """``core.sites.sites_allowing`` of the round's jobs, kept while the problem cache hands out the same
-    job tuple (the same job objects, in the same order) and the sites are equal. Callers only read it."""
+    job tuple (the same job objects, in the same order) and the sites are equal. When the problem cache
+    carried rows over to a new job set (``ProblemCache.moved``) and no job had a note, the staying jobs'
+    sets are carried too and only the new jobs' are worked out (a job's set depends on it and the sites
+    alone). Callers only read it."""
     last = cache.sites_allowed
-    if last is None or last[0] is not problem.job_ids or last[1] != snapshot.sites:
-        last = cache.sites_allowed = (
-            problem.job_ids,
-            snapshot.sites,
-            sites_allowing([s.job for s in statuses], sites),
-        )
-    return last[2]
+    ids = problem.job_ids
+    if last is not None and last[0] is ids and last[1] == snapshot.sites:
+        return last[2]
+    moved = cache.problems.moved
+    got: tuple[list[frozenset[str]], dict[str, str]] | None = None
+    if last is not None and moved is not None and moved[0] is last[0] and moved[1] is ids:
+        if not last[2][1] and last[1] == snapshot.sites:
+            fresh = moved[3]
+            sets, notes = sites_allowing([statuses[i].job for i in fresh], sites)
+            if not notes:
+                carried = at_rows(last[2][0], moved[2])  # the new jobs' stand-ins are replaced here
+                for i, a in zip(fresh, sets, strict=True):
+                    carried[i] = a
+                got = (carried, {})
+    if got is None:
+        got = sites_allowing([s.job for s in statuses], sites)
+    cache.sites_allowed = (ids, snapshot.sites, got)
+    return got
 
 
 def _keep_types(problem: AllocationProblem, statuses: list[JobStatus]) -> np.ndarray:
