@@ -8,7 +8,6 @@ waits and the queue positions (``_place``). The rules are described in core/roun
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +37,6 @@ from accelpool.core.round_types import (
     at_rows,
     changed_since,
     round_cost_krw,
-    rows_in,
 )
 from accelpool.core.sites import _rule_bound, price_for
 from accelpool.core.types import (
@@ -60,10 +58,6 @@ class _Sites:
     allowed: list[frozenset[str]]
     notes: dict[str, str]
     prefer: Mapping[tuple[int, str], str] = field(default_factory=dict)  # (job, type) -> the policy's site
-
-
-_job_of = operator.attrgetter("job")
-_max_run_of = operator.attrgetter("max_run_seconds")
 
 
 def blocked_reasons(problem: AllocationProblem, usable: np.ndarray | None = None) -> dict[str, WaitReason]:
@@ -101,13 +95,10 @@ def whole_runs_unpaid(
     if known is not None and known[0] is ids:
         rows_all = known[1]
     else:
-        # the jobs with a max_run_time found in C first (usually none), then the rest of the test
-        jobs = list(map(_job_of, statuses))
-        timed = map(operator.is_not, map(_max_run_of, jobs), itertools.repeat(None))
         rows_all = [
             i
-            for i in itertools.compress(range(len(jobs)), timed)
-            if (j := jobs[i]).grant is not None and not j.time_sliced
+            for i, s in enumerate(statuses)
+            if (j := s.job).max_run_seconds is not None and j.grant is not None and not j.time_sliced
         ]
         if cache is not None:
             cache.whole_runs = (ids, rows_all)
@@ -186,12 +177,14 @@ def _holding(statuses: list[JobStatus], problem: AllocationProblem, cache: Decid
     last = cache.holding
     if last is not None and last[1] is statuses:  # the same round's list (never changed): the same answer
         return last[2]
-    if last is not None and (last[0] is problem.job_ids or len(last[0])):
+    moved = cache.problems.moved
+    carry = last is not None and moved is not None and moved[0] is last[0] and moved[1] is problem.job_ids
+    if last is not None and (last[0] is problem.job_ids or carry):
         seen, held, runs = last[1], last[2], last[3]
         if last[0] is problem.job_ids:
             changed = cache.changed(statuses, seen)
-        else:  # another job set: the rows of the statuses that are the very same objects are carried
-            take = rows_in(last[0], problem.job_ids)
+        else:  # the problem cache carried rows to a new job set: so are the statuses that are the same
+            take = moved[2]  # type: ignore[index]
             # a new job's stand-in (the last row's status, another job's) is never its status
             changed = changed_since(statuses, at_rows(seen, take))
             held, runs = held[take], runs[take]

@@ -19,7 +19,7 @@ import numpy as np
 from accelpool.core.allocation import AllocationProblem
 from accelpool.core.problem import allowed_mask, build_problem_and_mask
 from accelpool.core.round_config import RoundConfig
-from accelpool.core.round_types import ChangeMemo, JobStatus, Snapshot, changed_since
+from accelpool.core.round_types import ChangeMemo, JobStatus, Snapshot, changed_since, rows_in
 from accelpool.core.types import Job, Node
 
 
@@ -242,8 +242,7 @@ class ProblemCache:
         if tp.jobs != ids:
             return None
         cached_jobs: list[Job] = self._refs[1]  # type: ignore[assignment]
-        row_of = {j: k for k, j in enumerate(last.job_ids)}
-        take = list(map(row_of.get, ids, [-1] * n))
+        take = rows_in(last.job_ids, ids)
         # other job objects than the cached rows' (new ids, -1, never match: the last row is another id)
         fresh = list(
             itertools.compress(range(n), map(operator.is_not, jobs, operator.itemgetter(*take)(cached_jobs)))

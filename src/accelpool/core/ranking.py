@@ -106,7 +106,13 @@ def _job_rows(
     if ids is not None and last is not None and last[1] == types and last[0] is not ids and len(last[0]):
         # another job set (jobs arrived or left): the rows of jobs whose status is the very same object
         # are taken from the last round's arrays; only the others are read
-        take = rows_in(last[0], ids)
+        moved = cache.problems.moved if cache is not None else None
+        # the problem cache's carry when it made this job tuple from last round's (-1: new rows)
+        take = (
+            moved[2]
+            if moved is not None and moved[0] is last[0] and moved[1] is ids
+            else rows_in(last[0], ids)
+        )
         # a new job's stand-in (the last row's status, another job's) is never its status: read below
         seen: Sequence[JobStatus | None] = at_rows(last[2], take)
         pick = np.array(take, dtype=np.int64)

@@ -57,7 +57,6 @@ at. A job no site allows waits with reason "rule" and the cause in words
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -109,8 +108,6 @@ __all__ = [
 
 
 _TERMINAL = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
-_TERMINAL_IDS = frozenset(map(id, _TERMINAL))  # enum members live as long as their class
-_state_of = operator.attrgetter("state")
 
 
 class DecideCache:
@@ -286,13 +283,9 @@ def _live(jobs: Sequence[JobStatus], cache: DecideCache) -> list[JobStatus]:
             cache.changed.tell(statuses, last[1], changed)
             cache.live = (jobs, statuses)
             return statuses
-    # none terminal (the usual case): the states' identities against the three, in C
-    if _TERMINAL_IDS.isdisjoint(map(id, map(_state_of, jobs))):
-        statuses = list(jobs)
-    else:
-        statuses = [
-            s for s in jobs if s.state is not done[0] and s.state is not done[1] and s.state is not done[2]
-        ]
+    statuses = [
+        s for s in jobs if s.state is not done[0] and s.state is not done[1] and s.state is not done[2]
+    ]
     cache.live = (jobs, statuses) if len(statuses) == len(jobs) else None
     return statuses
 
