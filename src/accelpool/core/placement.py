@@ -456,7 +456,7 @@ def _place(
     blocked = _blocked(problem, usable, cache)
     ids = problem.job_ids
     index = _index_of(ids, cache)
-    for i in np.flatnonzero(_runs(statuses, problem, cache)).tolist():  # the running jobs, in job order
+    for i in _runs(statuses, problem, cache).nonzero()[0].tolist():  # the running jobs, in job order
         jid = ids[i]
         if jid in running_ids:
             continue
@@ -476,7 +476,8 @@ def _place(
         if j in waiting:
             waiting[j] = why
     # the waiting jobs not blocked are queued
-    in_queue = np.ones(len(ids), dtype=bool)
+    in_queue = np.empty(len(ids), dtype=bool)
+    in_queue.fill(True)  # np.ones without its Python wrapper
     in_queue[out] = False
     if blocked:
         in_queue[[index[j] for j in blocked]] = False

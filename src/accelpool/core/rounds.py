@@ -388,7 +388,7 @@ def _pinned(
     started = snapshot.run_started
     now = snapshot.now
     out = []
-    for i in range(len(statuses)) if holding is None else np.flatnonzero(holding).tolist():
+    for i in range(len(statuses)) if holding is None else holding.nonzero()[0].tolist():
         s = statuses[i]
         if s.state is not running or s.placement is None:
             continue
