@@ -49,3 +49,44 @@ def test_the_capacity_row_loop_is_the_general_loop(seed: int, monkeypatch: pytes
     monkeypatch.setattr(Ledger, "capacity_only", lambda self: None)  # the general loop
     for p, x in zip(cases, fast, strict=True):
         assert np.array_equal(fs.fair_share(p).x, x)
+
+
+def every_type_problem(rng: np.random.Generator):  # type: ignore[no-untyped-def]
+    """Many jobs, most usable on every type (the arrays' prefix of ``_spread_capacity`` is taken)."""
+    n, t = int(rng.integers(16, 400)), int(rng.integers(2, 5))
+    tput = rng.uniform(0.1, 10, (n, t))
+    kind = rng.integers(0, 3)  # equal capacities, integer ones, fractional ones
+    cap = (
+        np.full(t, float(rng.integers(4, 40)))
+        if kind == 0
+        else rng.integers(4, 40, t).astype(float)
+        if kind == 1
+        else rng.uniform(4, 40, t)
+    )
+    scale = rng.choice([1, 2, 4, 8], n).astype(float)
+    # every type for every job, or a few jobs on fewer types (sets of types whose sums differ by order)
+    allowed = np.ones((n, t), dtype=bool) if rng.uniform() < 0.5 else rng.uniform(size=(n, t)) < 0.95
+    return problem_of(tput, cap, scale, allowed=allowed, weight=rng.choice([0.5, 1.0, 2.0], n))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_prefix_in_arrays_is_the_loop(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(100 + seed)
+    cases = [every_type_problem(rng) for _ in range(60)]
+    prefix = fs._spread_prefix
+    done = []
+
+    def counted(jobs, *args):  # type: ignore[no-untyped-def]
+        k = prefix(jobs, *args)
+        done.append(k)
+        return k
+
+    monkeypatch.setattr(fs, "_spread_prefix", counted)
+    fast = [fs.fair_share(p).x for p in cases]
+    assert sum(1 for k in done if k > 0) >= len(cases) // 3  # the arrays did jobs (not only the loop)
+    monkeypatch.setattr(fs, "_spread_prefix", lambda *args: 0)  # the loop alone
+    for p, x in zip(cases, fast, strict=True):
+        assert np.array_equal(fs.fair_share(p).x, x)
+    monkeypatch.setattr(Ledger, "capacity_only", lambda self: None)  # the general loop
+    for p, x in zip(cases, fast, strict=True):
+        assert np.array_equal(fs.fair_share(p).x, x)

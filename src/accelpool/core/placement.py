@@ -34,6 +34,8 @@ from accelpool.core.round_types import (
     JobStatus,
     Placement,
     Snapshot,
+    at_rows,
+    changed_since,
     round_cost_krw,
 )
 from accelpool.core.sites import _rule_bound, price_for
@@ -175,9 +177,17 @@ def _holding(statuses: list[JobStatus], problem: AllocationProblem, cache: Decid
     last = cache.holding
     if last is not None and last[1] is statuses:  # the same round's list (never changed): the same answer
         return last[2]
-    if last is not None and last[0] is problem.job_ids:
+    moved = cache.problems.moved
+    carry = last is not None and moved is not None and moved[0] is last[0] and moved[1] is problem.job_ids
+    if last is not None and (last[0] is problem.job_ids or carry):
         seen, held, runs = last[1], last[2], last[3]
-        changed = cache.changed(statuses, seen)
+        if last[0] is problem.job_ids:
+            changed = cache.changed(statuses, seen)
+        else:  # the problem cache carried rows to a new job set: so are the statuses that are the same
+            take = moved[2]  # type: ignore[index]
+            # a new job's stand-in (the last row's status, another job's) is never its status
+            changed = changed_since(statuses, at_rows(seen, take))
+            held, runs = held[take], runs[take]
         if changed:  # one assignment per array
             got = [statuses[i] for i in changed]
             runs[changed] = [s.state is running for s in got]
@@ -446,7 +456,7 @@ def _place(
     blocked = _blocked(problem, usable, cache)
     ids = problem.job_ids
     index = _index_of(ids, cache)
-    for i in np.flatnonzero(_runs(statuses, problem, cache)).tolist():  # the running jobs, in job order
+    for i in _runs(statuses, problem, cache).nonzero()[0].tolist():  # the running jobs, in job order
         jid = ids[i]
         if jid in running_ids:
             continue
@@ -466,7 +476,8 @@ def _place(
         if j in waiting:
             waiting[j] = why
     # the waiting jobs not blocked are queued
-    in_queue = np.ones(len(ids), dtype=bool)
+    in_queue = np.empty(len(ids), dtype=bool)
+    in_queue.fill(True)  # np.ones without its Python wrapper
     in_queue[out] = False
     if blocked:
         in_queue[[index[j] for j in blocked]] = False
@@ -577,5 +588,5 @@ def _rules_bind(problem: AllocationProblem, cache: DecideCache) -> bool:
 def _index_of(ids: tuple[str, ...], cache: DecideCache) -> dict[str, int]:
     """Each job id's index, kept while the same id tuple comes back."""
     if cache.index_of is None or cache.index_of[0] is not ids:
-        cache.index_of = (ids, {j: i for i, j in enumerate(ids)})
+        cache.index_of = (ids, dict(zip(ids, range(len(ids)), strict=True)))
     return cache.index_of[1]

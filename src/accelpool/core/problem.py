@@ -99,6 +99,41 @@ def build_problem(
     fairness: str = "tenant",
 ) -> AllocationProblem:
     """Assemble the arrays for ``jobs`` (in this order) on the types of ``capacity``."""
+    return build_problem_and_mask(
+        jobs,
+        capacity,
+        throughput,
+        accelerators=accelerators,
+        tenants=tenants,
+        programs=programs,
+        grants=grants,
+        prices_krw_per_hour=prices_krw_per_hour,
+        remaining_steps=remaining_steps,
+        now=now,
+        horizon_seconds=horizon_seconds,
+        per_device_levels=per_device_levels,
+        fairness=fairness,
+    )[0]
+
+
+def build_problem_and_mask(
+    jobs: Sequence[Job],
+    capacity: Mapping[str, int],
+    throughput: ThroughputMatrix,
+    *,
+    accelerators: Mapping[str, AcceleratorType] | None = None,
+    tenants: Iterable[Tenant] = (),
+    programs: Iterable[Program] = (),
+    grants: Iterable[Grant] = (),
+    prices_krw_per_hour: Mapping[str, int] | None = None,
+    remaining_steps: Mapping[str, float] | None = None,
+    now: float = 0.0,
+    horizon_seconds: float = 360.0,
+    per_device_levels: bool = True,
+    fairness: str = "tenant",
+) -> tuple[AllocationProblem, np.ndarray]:
+    """``build_problem``, and the jobs' ``allowed_mask`` (what their constraints and program rules permit,
+    before throughput), which ``core.problem_cache`` keeps to carry rows over to the next job set."""
     accelerators = accelerators or {}
     types = tuple(sorted(capacity))
     tindex = {t: k for k, t in enumerate(types)}
@@ -123,7 +158,8 @@ def build_problem(
         dst_rows = np.array([i for i, _ in have], dtype=np.int64)
         src_cols = np.array([mcol[k] for k in cols], dtype=np.int64)
         tput[np.ix_(dst_rows, np.array(cols, dtype=np.int64))] = throughput.values[np.ix_(src_rows, src_cols)]
-    allowed = allowed_mask(jobs, types, accelerators, program_of) & (tput > 0)
+    mask = allowed_mask(jobs, types, accelerators, program_of)
+    allowed = mask & (tput > 0)
 
     cap = np.array([float(capacity[t]) for t in types])
     g = len(tenant_list)
@@ -167,7 +203,7 @@ def build_problem(
         dtype=np.float64,
     )
     ttd = np.array([j.deadline - now if j.deadline is not None else np.inf for j in jobs], dtype=np.float64)
-    return AllocationProblem(
+    problem = AllocationProblem(
         job_ids=tuple(j.id for j in jobs),
         types=types,
         capacity=cap,
@@ -204,6 +240,7 @@ def build_problem(
         ),
         fairness=fairness,
     )
+    return problem, mask
 
 
 def water_fill_shares(total: float, demand: FloatArray, weight: FloatArray) -> FloatArray:

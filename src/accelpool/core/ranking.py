@@ -15,7 +15,7 @@ import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem
 from accelpool.core.round_config import RoundConfig
-from accelpool.core.round_types import JobStatus, Snapshot, changed_since
+from accelpool.core.round_types import JobStatus, Snapshot, at_rows, changed_since, rows_in
 from accelpool.core.types import JobState
 
 if TYPE_CHECKING:
@@ -88,6 +88,13 @@ def _pair_order(
     return list(zip(rows[keys].tolist(), cols[keys].tolist(), strict=True))
 
 
+def _inf(n: int) -> np.ndarray:
+    """``np.full(n, np.inf)`` without its Python wrapper (called every round)."""
+    out = np.empty(n)
+    out.fill(np.inf)
+    return out
+
+
 def _job_rows(
     statuses: list[JobStatus],
     types: tuple[str, ...],
@@ -106,10 +113,15 @@ def _job_rows(
     if ids is not None and last is not None and last[1] == types and last[0] is not ids and len(last[0]):
         # another job set (jobs arrived or left): the rows of jobs whose status is the very same object
         # are taken from the last round's arrays; only the others are read
-        prev = {j: k for k, j in enumerate(last[0])}
-        old = last[2]
-        take = [prev.get(j, -1) for j in ids]
-        seen: Sequence[JobStatus | None] = [old[k] if k >= 0 else None for k in take]
+        moved = cache.problems.moved if cache is not None else None
+        # the problem cache's carry when it made this job tuple from last round's (-1: new rows)
+        take = (
+            moved[2]
+            if moved is not None and moved[0] is last[0] and moved[1] is ids
+            else rows_in(last[0], ids)
+        )
+        # a new job's stand-in (the last row's status, another job's) is never its status: read below
+        seen: Sequence[JobStatus | None] = at_rows(last[2], take)
         pick = np.array(take, dtype=np.int64)
         rows, on = last[3][pick], last[4][pick]  # rows of new jobs (-1) are read below
         last = (ids, types, seen, rows, on)
@@ -195,8 +207,11 @@ def _job_pair_order(
     if len(rows) == 0:
         return []
     n = x.shape[0]
-    total = received.sum(axis=1) if credit is None else received.sum(axis=1) + credit
-    ratio = np.divide(xsum, total, out=np.full(n, np.inf), where=total > 0)
+    # np.add.reduce is what ndarray.sum calls (without its Python wrapper); _inf is np.full(n, inf)
+    total = np.add.reduce(received, axis=1)
+    if credit is not None:
+        total = total + credit
+    ratio = np.divide(xsum, total, out=_inf(n), where=total > 0)
     in_place = running_on[rows] == cols
     job_in_place = np.zeros(n, dtype=bool)
     job_in_place[rows[in_place]] = True
@@ -210,7 +225,7 @@ def _job_pair_order(
         # one pass, the jobs in job order, each with its pair (no pair to order within a job)
         return _Passes.single(got, job_in_place, job_prio)
     rec = received[rows, cols]
-    own = np.divide(xv, rec, out=np.full(len(rows), np.inf), where=rec > 0)
+    own = np.divide(xv, rec, out=_inf(len(rows)), where=rec > 0)
     own = np.where(in_place, np.inf if stay else own * keep[rows], own)
     if neg_priority is None:  # one priority field: the passes built from a sort of the jobs (_Passes)
         return _passes(got, in_place, own, job_in_place, job_prio)
@@ -302,7 +317,7 @@ class _Passes(Sequence[tuple[int, int]]):
             at = start[self._jobs]
             low = np.minimum.reduceat(neg_own, at)
             tied = np.where(neg_own == low[of_job], then, len(rows) * 2)
-            first = np.flatnonzero(tied == np.minimum.reduceat(tied, at)[of_job])  # one per job, in job order
+            first = (tied == np.minimum.reduceat(tied, at)[of_job]).nonzero()[0]  # one per job, in job order
             return jobs, cols[first[self._key]]
         if self._within is None:
             self._within = np.lexsort((then, neg_own, rows))  # each job's pairs keep their block

@@ -11,6 +11,7 @@ import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TypeVar
 
 from accelpool.core.allocation import Allocation
 from accelpool.core.reasons import QueueView
@@ -68,6 +69,23 @@ def changed_since(statuses: Sequence[JobStatus], seen: Sequence[JobStatus | None
     if len(statuses) != len(seen):
         raise ValueError(f"changed_since: {len(statuses)} statuses against {len(seen)} seen")
     return list(itertools.compress(range(len(statuses)), map(operator.is_not, statuses, seen)))
+
+
+T = TypeVar("T")
+
+
+def rows_in(old: Sequence[str], new: Sequence[str]) -> list[int]:
+    """Per id of ``new``, its index in ``old`` (-1: not there), by one dict and C-level maps."""
+    prev = dict(zip(old, range(len(old)), strict=True))
+    return list(map(prev.get, new, itertools.repeat(-1, len(new))))
+
+
+def at_rows(items: Sequence[T], take: list[int]) -> list[T]:
+    """``items[k]`` for each k of ``take`` (-1: ``items``' last, a stand-in the caller overwrites or
+    compares by identity); ``items`` must not be empty when ``take`` is not."""
+    if len(take) >= 2:
+        return list(operator.itemgetter(*take)(items))
+    return [items[k] for k in take]
 
 
 class ChangeMemo:

@@ -57,7 +57,6 @@ at. A job no site allows waits with reason "rule" and the cause in words
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -73,7 +72,8 @@ from accelpool.core.placement import (
     whole_runs_unpaid,
 )
 from accelpool.core.policies import NON_PREEMPTIVE, RULES_OVER_SITES, SPEED_BLIND
-from accelpool.core.problem import build_problem
+from accelpool.core.problem_cache import ProblemCache as _ProblemCache
+from accelpool.core.problem_cache import renewed as _renewed
 from accelpool.core.ranking import _pair_order, _Pairs
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.round_types import (
@@ -82,12 +82,12 @@ from accelpool.core.round_types import (
     JobStatus,
     Placement,
     Snapshot,
+    at_rows,
     changed_since,
     round_cost_krw,
 )
 from accelpool.core.sites import one_plain_site, site_columns, site_table, site_view, sites_allowing
 from accelpool.core.types import (
-    Job,
     JobState,
     Node,
     Site,
@@ -302,17 +302,6 @@ def _base(policy: Policy) -> Policy:
     return policy
 
 
-def _renewed(problem: AllocationProblem, **fields: object) -> AllocationProblem:
-    """``dataclasses.replace`` for fields the caller built in the shapes and dtypes the constructor checks
-    (``warm_start``; ``keep_type`` from ``_keep_types``, one entry per job; the problem cache's per-round
-    steps left, budgets and deadlines): the same new frozen problem, without running the constructor's
-    checks of every array again every round."""
-    fresh = object.__new__(AllocationProblem)
-    fresh.__dict__.update(problem.__dict__)
-    fresh.__dict__.update(fields)
-    return fresh
-
-
 def _usable(problem: AllocationProblem, cache: DecideCache) -> np.ndarray:
     """``problem.usable()``, kept while the arrays it reads are the very same objects (the problem cache
     shares them between rounds while the jobs are the same). Callers only read it."""
@@ -333,15 +322,29 @@ def _sites_allowing(
     cache: DecideCache,
 ) -> tuple[list[frozenset[str]], dict[str, str]]:
     """``core.sites.sites_allowing`` of the round's jobs, kept while the problem cache hands out the same
-    job tuple (the same job objects, in the same order) and the sites are equal. Callers only read it."""
+    job tuple (the same job objects, in the same order) and the sites are equal. When the problem cache
+    carried rows over to a new job set (``ProblemCache.moved``) and no job had a note, the staying jobs'
+    sets are carried too and only the new jobs' are worked out (a job's set depends on it and the sites
+    alone). Callers only read it."""
     last = cache.sites_allowed
-    if last is None or last[0] is not problem.job_ids or last[1] != snapshot.sites:
-        last = cache.sites_allowed = (
-            problem.job_ids,
-            snapshot.sites,
-            sites_allowing([s.job for s in statuses], sites),
-        )
-    return last[2]
+    ids = problem.job_ids
+    if last is not None and last[0] is ids and last[1] == snapshot.sites:
+        return last[2]
+    moved = cache.problems.moved
+    got: tuple[list[frozenset[str]], dict[str, str]] | None = None
+    if last is not None and moved is not None and moved[0] is last[0] and moved[1] is ids:
+        if not last[2][1] and last[1] == snapshot.sites:
+            fresh = moved[3]
+            sets, notes = sites_allowing([statuses[i].job for i in fresh], sites)
+            if not notes:
+                carried = at_rows(last[2][0], moved[2])  # the new jobs' stand-ins are replaced here
+                for i, a in zip(fresh, sets, strict=True):
+                    carried[i] = a
+                got = (carried, {})
+    if got is None:
+        got = sites_allowing([s.job for s in statuses], sites)
+    cache.sites_allowed = (ids, snapshot.sites, got)
+    return got
 
 
 def _keep_types(problem: AllocationProblem, statuses: list[JobStatus]) -> np.ndarray:
@@ -385,7 +388,7 @@ def _pinned(
     started = snapshot.run_started
     now = snapshot.now
     out = []
-    for i in range(len(statuses)) if holding is None else np.flatnonzero(holding).tolist():
+    for i in range(len(statuses)) if holding is None else holding.nonzero()[0].tolist():
         s = statuses[i]
         if s.state is not running or s.placement is None:
             continue
@@ -411,129 +414,3 @@ def restart_cost(s: JobStatus, config: RoundConfig) -> float:
     if s.restart_measured is not None:
         return s.restart_measured
     return config.restart_seconds
-
-
-class _ProblemCache:
-    """The last round's problem, reused while its inputs are the very same objects.
-
-    A store that hands out the same job, throughput, tenant and program objects round after round (the
-    memory store does) gets the arrays built once; only what drifts every round (steps left, grant
-    balances, time to deadlines) is refreshed. Inputs that are new objects simply rebuild. The entry keeps
-    references to its inputs, so the identities it compares stay valid.
-    """
-
-    def __init__(self, changed: ChangeMemo | None = None) -> None:
-        self._changed = changed if changed is not None else ChangeMemo()
-        self._key: tuple[object, ...] | None = None
-        self._refs: tuple[object, ...] = ()
-        # the last round's statuses and their steps done: a round reads only the statuses that are new
-        # objects (a JobStatus is frozen)
-        self._seen: list[JobStatus] = []
-        self._done: np.ndarray = np.zeros(0)
-        self._problem: AllocationProblem | None = None
-        self._nodes: tuple[Node, ...] | None = None
-        self._capacity: dict[str, int] = {}
-        self._total: np.ndarray = np.zeros(0)
-        self._grant_of: list[str | None] | None = None
-        self._deadline: np.ndarray | None = None
-
-    def get(
-        self, snapshot: Snapshot, statuses: list[JobStatus], config: RoundConfig, horizon: float
-    ) -> AllocationProblem:
-        if snapshot.nodes is self._nodes:
-            capacity = self._capacity
-        else:
-            capacity = {}
-            for node in snapshot.nodes:
-                capacity[node.accelerator] = capacity.get(node.accelerator, 0) + node.devices
-            self._nodes, self._capacity = snapshot.nodes, capacity
-        # the same job objects as the cached problem's, compared without building a tuple of ids
-        # (only the statuses that are other objects than last round's can hold other jobs)
-        cached_jobs: list[Job] = self._refs[1] if self._refs else []  # type: ignore[assignment]
-        seen = self._seen
-        changed: list[int] = []
-        same_jobs = bool(self._refs) and len(cached_jobs) == len(statuses) == len(seen)
-        if same_jobs:
-            changed = self._changed(statuses, seen)
-            same_jobs = all(statuses[i].job is cached_jobs[i] for i in changed)
-        key = (
-            id(snapshot.throughput),
-            tuple(sorted(capacity.items())),
-            id(snapshot.accelerators),
-            tuple(map(id, snapshot.tenants)),
-            tuple(map(id, snapshot.programs)),
-            tuple((g.id, g.tenant, g.program) for g in snapshot.grants),
-            tuple(sorted(snapshot.prices_krw_per_hour.items())),
-            horizon,
-            config.per_device_levels,
-            config.fairness,
-        )
-        last = self._problem
-        if last is None or not same_jobs or key != self._key:
-            jobs = [s.job for s in statuses]
-            inf = math.inf
-            remaining = [
-                (t - s.steps_done if t > s.steps_done else 0.0)
-                if (t := s.job.total_steps) is not None
-                else inf
-                for s in statuses
-            ]
-            problem = build_problem(
-                jobs,
-                capacity,
-                snapshot.throughput,
-                accelerators=snapshot.accelerators,
-                tenants=snapshot.tenants,
-                programs=snapshot.programs,
-                grants=snapshot.grants,
-                prices_krw_per_hour=snapshot.prices_krw_per_hour,
-                remaining_steps={j.id: r for j, r in zip(jobs, remaining, strict=True)},
-                now=snapshot.now,
-                horizon_seconds=horizon,
-                per_device_levels=config.per_device_levels,
-                fairness=config.fairness,
-            )
-            # without grants (deadlines) every budget (time to deadline) stays -1 (inf): the refresh below
-            # hands out these very arrays, read only (a reader that changes one copies it first)
-            if not any(j.grant is not None for j in jobs):
-                problem.budget_krw.setflags(write=False)
-            if not any(j.deadline is not None for j in jobs):
-                problem.time_to_deadline.setflags(write=False)
-            self._key, self._problem = key, problem
-            self._refs = (
-                snapshot.throughput,
-                jobs,
-                snapshot.accelerators,
-                snapshot.tenants,
-                snapshot.programs,
-            )
-            # per job, what the refresh below reads (the same job objects while the key holds)
-            self._total = np.array(
-                [t if (t := j.total_steps) is not None else inf for j in jobs], dtype=np.float64
-            )
-            self._grant_of = [j.grant for j in jobs] if any(j.grant is not None for j in jobs) else None
-            self._deadline = (
-                np.array([j.deadline if j.deadline is not None else inf for j in jobs], dtype=np.float64)
-                if any(j.deadline is not None for j in jobs)
-                else None
-            )
-            self._seen = statuses  # the round's list, never changed once built
-            self._done = np.fromiter((s.steps_done for s in statuses), dtype=np.float64, count=len(statuses))
-            return problem
-        done = self._done
-        if changed:
-            done[changed] = [statuses[i].steps_done for i in changed]
-        self._seen = statuses  # the round's list, never changed once built
-        total = self._total
-        # the same figures as build_problem's: steps left, never below 0 (inf without a total)
-        remaining_steps = np.where(total > done, total - done, 0.0)
-        if self._grant_of is None:  # no job draws on a grant: the cached problem's (read only, below)
-            budget = last.budget_krw
-        else:
-            balance = {g.id: g.remaining_krw for g in snapshot.grants}
-            budget = np.array([balance[g] if g in balance else -1 for g in self._grant_of], dtype=np.int64)
-        ttd = last.time_to_deadline if self._deadline is None else self._deadline - snapshot.now
-        # a new frozen problem sharing the unchanged arrays (the cached one is never changed); the three
-        # arrays are built here with the cached problem's shapes and dtypes, so the constructor's checks
-        # (run when the cached problem was built) are not run again every round
-        return _renewed(last, remaining_steps=remaining_steps, budget_krw=budget, time_to_deadline=ttd)

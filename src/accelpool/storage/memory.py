@@ -232,7 +232,7 @@ class MemoryStore:
         if listed is None:
             jobs = self.jobs
             listed = self._statuses = [jobs[j].status for j in self.active]
-            self._slot = {j: i for i, j in enumerate(self.active)}
+            self._slot = dict(zip(self.active, range(len(listed)), strict=True))
         statuses = tuple(listed)
         return Snapshot(
             now=now,
@@ -365,13 +365,17 @@ class MemoryStore:
             jobs, rows = self.jobs, self._rows
             # ThroughputMatrix.from_rows without an estimator, a row per job kept while its speeds and the
             # types are the same (it runs each time a job arrives or leaves): the same values, none estimated
-            got = []
-            for j in self.active:
-                row = rows.get(j)
-                if row is None:
-                    r = jobs[j].throughput
-                    row = rows[j] = tuple([float(r[t]) if t in r else 0.0 for t in types])
-                got.append(row)
+            # every active job's row kept (rows are kept for active jobs only): one look-up each, in C
+            if len(rows) == len(self.active):
+                got = list(map(rows.__getitem__, self.active))
+            else:
+                got = []
+                for j in self.active:
+                    row = rows.get(j)
+                    if row is None:
+                        r = jobs[j].throughput
+                        row = rows[j] = tuple([float(r[t]) if t in r else 0.0 for t in types])
+                    got.append(row)
             values = np.array(got, dtype=np.float64).reshape(len(self.active), len(types))
             matrix = ThroughputMatrix(
                 tuple(self.active), tuple(types), values, np.zeros(values.shape, dtype=bool)

@@ -21,6 +21,8 @@ every rule row; whatever capacity stays idle goes to jobs with time to spare.
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
 
 import numpy as np
@@ -119,6 +121,9 @@ def _spread_capacity(
     # each type its own capacity row (as Ledger builds them): a job's takes touch only their own rows, so
     # the room read when its types were sorted is still the room when its share on that type is taken
     distinct = len(set(cap_row)) == len(cap_row)
+    if distinct and len(jobs) >= _PREFIX_MIN:
+        done = _spread_prefix(jobs, tau, types_of, split, scale, bound, used, cap_row, tt, out)
+        jobs = jobs[done:]
     for j in jobs:
         want = tau[j]
         if want <= 1e-12:
@@ -179,3 +184,86 @@ def _spread_capacity(
                 used[r] += take * sj
         out[j] = xr
     return out
+
+
+_PREFIX_MIN = 16  # fewer jobs: the loop alone (the arrays cost more than they save)
+
+
+def _spread_prefix(
+    jobs: list[int],
+    tau: list[float],
+    types_of: list[list[int]],
+    split: list[float],
+    scale: list[float],
+    bound: list[float],
+    used: list[float],
+    cap_row: list[int],
+    tt: int,
+    out: dict[int, list[float]],
+) -> int:
+    """``_spread_capacity``'s loop over the leading jobs whose shares no room cuts, in arrays: the very
+    floats the loop computes. Returns how many of ``jobs`` it did (their rows put in ``out``, ``used``
+    advanced past them); the loop does the rest. The caller's condition: each type its own row.
+
+    Where a job's shares are not cut its takes do not depend on the rooms: one type, all it wants; two or
+    more, want x split / whole on each, where whole is the sum of its types' splits in the order of their
+    rooms (which move with every job), so taken only where that sum is the same in every order (the
+    builtin ``sum`` of each order compared: it holds on any Python). The rows' use before each job is
+    then the running sum of those takes x devices in job order (``np.cumsum`` adds in order, as the
+    loop's ``+=``). The first job whose room on one of its types is below its share (room / devices <
+    share, the loop's test), whose shares leave more than 1e-12 unsaid (the loop's top-up) or that has no
+    type ends the prefix."""
+    live = [j for j in jobs if tau[j] > 1e-12]  # the loop skips the others (no row, no use)
+    m = len(live)
+    if m == 0:
+        return len(jobs)
+    whole_of: dict[tuple[int, ...], float] = {}
+    wholes = []
+    for j in live:
+        ts = tuple(types_of[j])
+        w = whole_of.get(ts)
+        if w is None:
+            sums = {sum([split[t] for t in order]) for order in itertools.permutations(ts)}
+            # one type: no whole (1.0, unused); none, or a whole the loop would not divide by: not here
+            w = 1.0 if len(ts) == 1 else sums.pop() if len(sums) == 1 and len(ts) > 1 else math.nan
+            if len(ts) > 1 and not w > 1e-12:
+                w = math.nan
+            whole_of[ts] = w
+        wholes.append(w)
+    whole = np.array(wholes)
+    lens = [len(types_of[j]) for j in live]
+    member = np.zeros((m, tt), dtype=bool)
+    member[np.repeat(np.arange(m), lens), list(itertools.chain.from_iterable(types_of[j] for j in live))] = (
+        True
+    )
+    single = np.array(lens) == 1
+    want = np.array([tau[j] for j in live])
+    sj = np.array([scale[j] for j in live])
+    bad = np.isnan(whole)
+    total = np.zeros(m)
+    takes: dict[int, np.ndarray] = {}
+    before: dict[int, np.ndarray] = {}
+    for t in range(tt):
+        on = member[:, t]
+        if not on.any():
+            continue
+        share = np.where(on, np.where(single, want, want * split[t] / whole), 0.0)
+        take = np.where(share > 1e-12, share, 0.0)
+        r = cap_row[t]
+        # the row's use before each job, and after the last: used[r] + its takes x devices, in order
+        run = np.cumsum(np.concatenate(([used[r]], take * sj)))
+        left = bound[r] - run[:m]
+        room = np.where(left > 0.0, left, 0.0)
+        bad |= on & (room / sj < share)
+        total = total + take  # the loop's sum of a job's row, left to right (0.0 elsewhere)
+        takes[t], before[t] = take, run
+    bad |= ~single & ((want - total) > 1e-12)
+    stop = int(bad.argmax()) if bad.any() else m
+    if stop:
+        rows = np.zeros((stop, tt))
+        for t, take in takes.items():
+            rows[:, t] = take[:stop]
+        out.update(zip(live[:stop], rows.tolist(), strict=True))
+    for t, run in before.items():
+        used[cap_row[t]] = float(run[stop])
+    return len(jobs) if stop == m else jobs.index(live[stop])
