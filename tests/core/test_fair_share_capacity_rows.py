@@ -90,3 +90,25 @@ def test_the_prefix_in_arrays_is_the_loop(seed: int, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(Ledger, "capacity_only", lambda self: None)  # the general loop
     for p, x in zip(cases, fast, strict=True):
         assert np.array_equal(fs.fair_share(p).x, x)
+
+
+def test_jobs_on_many_types_are_left_to_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a job allowed on more than _PREFIX_TYPES types ends the prefix (its orders are not enumerated)
+    rng = np.random.default_rng(7)
+    n, t = 40, fs._PREFIX_TYPES + 2
+    p = problem_of(
+        rng.uniform(0.1, 10, (n, t)), np.full(t, 10.0), np.ones(n), allowed=np.ones((n, t), dtype=bool)
+    )
+    prefix = fs._spread_prefix
+    done = []
+
+    def counted(jobs, *args):  # type: ignore[no-untyped-def]
+        k = prefix(jobs, *args)
+        done.append(k)
+        return k
+
+    monkeypatch.setattr(fs, "_spread_prefix", counted)
+    x = fs.fair_share(p).x
+    assert done and all(k == 0 for k in done)
+    monkeypatch.setattr(fs, "_spread_prefix", lambda *args: 0)
+    assert np.array_equal(fs.fair_share(p).x, x)

@@ -187,6 +187,9 @@ def _spread_capacity(
 
 
 _PREFIX_MIN = 16  # fewer jobs: the loop alone (the arrays cost more than they save)
+_PREFIX_TYPES = 5
+"""A job allowed on more types ends the prefix: its whole is compared over every order of its types
+(len! sums; 5 types: 120, 9 types would be 362,880 a call), so the loop takes it instead."""
 
 
 def _spread_prefix(
@@ -223,11 +226,14 @@ def _spread_prefix(
         ts = tuple(types_of[j])
         w = whole_of.get(ts)
         if w is None:
-            sums = {sum([split[t] for t in order]) for order in itertools.permutations(ts)}
-            # one type: no whole (1.0, unused); none, or a whole the loop would not divide by: not here
-            w = 1.0 if len(ts) == 1 else sums.pop() if len(sums) == 1 and len(ts) > 1 else math.nan
-            if len(ts) > 1 and not w > 1e-12:
-                w = math.nan
+            if len(ts) > _PREFIX_TYPES:
+                w = math.nan  # len(ts)! orders to compare: the loop takes such a job, and ends the prefix
+            else:
+                sums = {sum([split[t] for t in order]) for order in itertools.permutations(ts)}
+                # one type: no whole (1.0, unused); none, or a whole the loop would not divide by: not here
+                w = 1.0 if len(ts) == 1 else sums.pop() if len(sums) == 1 and len(ts) > 1 else math.nan
+                if len(ts) > 1 and not w > 1e-12:
+                    w = math.nan
             whole_of[ts] = w
         wholes.append(w)
     whole = np.array(wholes)
