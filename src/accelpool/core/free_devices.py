@@ -53,6 +53,7 @@ class _FreeDevices:
                 sites,
             )
         self.by_type = {t: dict(d) for t, d in cached[1].items()}
+        self.free = dict(cached[3])  # free devices per type, kept as devices are taken (``total``)
         self.zone = cached[2]
         self.initial = cached[3]
         self.initial_zones = cached[4]
@@ -60,7 +61,9 @@ class _FreeDevices:
         self.initial_sites = cached[6]
 
     def total(self, accelerator: str) -> int:
-        return sum(len(v) for v in self.by_type.get(accelerator, {}).values())
+        """Free devices of the type (counted as they are taken: a pool of one device per node has hundreds
+        of nodes to sum over)."""
+        return self.free.get(accelerator, 0)
 
     def take_exact(self, p: Placement) -> bool:
         nodes = self.by_type.get(p.accelerator)
@@ -70,8 +73,12 @@ class _FreeDevices:
             f = nodes.get(n)
             if f is None or (d[0] not in f if len(d) == 1 else not set(d).issubset(f)):
                 return False
+        gone = 0
         for n, d in p.devices:
-            nodes[n] = [i for i in nodes[n] if i not in d]
+            before = nodes[n]
+            nodes[n] = after = [i for i in before if i not in d]
+            gone += len(before) - len(after)
+        self.free[p.accelerator] -= gone
         return True
 
     def place(
@@ -108,4 +115,5 @@ class _FreeDevices:
             free = on_type[n]
             devices.append((n, tuple(free[:k])))
             on_type[n] = free[k:]
+            self.free[accelerator] -= len(free) - len(on_type[n])
         return Placement(job, accelerator, tuple(devices), site)
