@@ -175,3 +175,30 @@ def test_positions_find_matches_the_mapping_without_building_it() -> None:
     assert lazy._data is None  # searched, not built
     assert lazy["j7"] == 8 and lazy.find("j7") == 8 and lazy.find("nope") is None  # built: the dict answers
     assert position_of({"a": 3}, "a") == 3 and position_of({}, "a") is None
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_few_jobs_with_pairs_give_the_same_order(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Most jobs given nothing (fifo: the running jobs have x = 1, hundreds wait with x = 0): the job keys
+    computed on the jobs with pairs alone give the order of the whole computation and of the one sort,
+    with one priority field and with several."""
+    import accelpool.core.ranking as ranking
+
+    rng = np.random.default_rng(200 + seed)
+    subset = 0
+    for _ in range(300):
+        (x, usable, received, running_on, keep), kw = random_case(rng)
+        n = x.shape[0]
+        x = x * (rng.random(n) < 0.15)[:, None]  # most rows empty
+        args = (x, usable, received, running_on, keep)
+        priority = rng.integers(0, 2 if rng.random() < 0.5 else 1, size=n).astype(np.int64)
+        monkeypatch.setattr(ranking, "FEW_JOBS_WITH_PAIRS", 4)
+        got = list(_job_pair_order(*args, priority=priority, **kw))  # type: ignore[arg-type]
+        monkeypatch.setattr(ranking, "FEW_JOBS_WITH_PAIRS", 0)  # never the subset: the whole computation
+        whole = list(_job_pair_order(*args, priority=priority, **kw))  # type: ignore[arg-type]
+        assert got == whole
+        if priority.min() == priority.max():
+            assert got == one_sort(*args, **kw)  # type: ignore[arg-type]
+        jobs = np.flatnonzero(((x > 1e-9) & usable).any(axis=1))
+        subset += bool(len(jobs)) and len(jobs) * 4 < n
+    assert subset > 50  # the subset path was taken

@@ -472,9 +472,12 @@ def _place(
     out = [index[j] for j in (*running_ids, *started_ids)]
     for j in (*running_ids, *started_ids):
         del waiting[j]
-    for j, why in reasons.items():
-        if j in waiting:
-            waiting[j] = why
+    if reasons.keys() <= waiting.keys():  # each reason is a waiting job's (as a rule): in C, order kept
+        waiting.update(reasons)
+    else:
+        for j, why in reasons.items():
+            if j in waiting:
+                waiting[j] = why
     # the waiting jobs not blocked are queued
     in_queue = np.empty(len(ids), dtype=bool)
     in_queue.fill(True)  # np.ones without its Python wrapper
@@ -498,7 +501,7 @@ def _place(
     )
     yields = yield_boundaries(snapshot, statuses, keep, config, horizon) if waiting else {}
     extra = {j: n for j, n in notes.items() if j in waiting}
-    asked = dict(waiting)
+    asked = waiting  # not changed after this (the decision is read only); the text reads it when asked
     words = wait_words(pay, ruled, statuses, types, idle, waiting) if pay.dear or ruled else {}
     # each waiting job's sentence, written when a reader first asks for one (core.reasons.LazyText)
     details = LazyText(

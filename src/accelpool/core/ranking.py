@@ -207,19 +207,26 @@ def _job_pair_order(
     if len(rows) == 0:
         return []
     n = x.shape[0]
-    # np.add.reduce is what ndarray.sum calls (without its Python wrapper); _inf is np.full(n, inf)
-    total = np.add.reduce(received, axis=1)
-    if credit is not None:
-        total = total + credit
-    ratio = np.divide(xsum, total, out=_inf(n), where=total > 0)
     in_place = running_on[rows] == cols
     job_in_place = np.zeros(n, dtype=bool)
     job_in_place[rows[in_place]] = True
-    job_prio = ratio * np.where(job_in_place, keep, 1.0)
-    if band > 1.0:  # bands of factor ``band``: the order within one is the ties' (running, share, index)
-        ok = np.isfinite(job_prio) & (job_prio > 0)
-        level = np.floor(np.log(np.where(ok, job_prio, 1.0)) / np.log(band))
-        job_prio = np.where(ok, np.power(band, level), job_prio)
+    jobs = got[10]
+    if len(jobs) * FEW_JOBS_WITH_PAIRS < n:
+        # few jobs have pairs (fifo: the running ones, with hundreds waiting): their keys alone, the same
+        # element-wise floats; the other jobs' entries are never read (every read is at rows or jobs)
+        total = np.add.reduce(received[jobs], axis=1)
+        if credit is not None:
+            total = total + credit[jobs]
+        ratio = np.divide(xsum[jobs], total, out=_inf(len(jobs)), where=total > 0)
+        job_prio = np.zeros(n)
+        job_prio[jobs] = _banded(ratio * np.where(job_in_place[jobs], keep[jobs], 1.0), band)
+    else:
+        # np.add.reduce is what ndarray.sum calls (without its Python wrapper); _inf is np.full(n, inf)
+        total = np.add.reduce(received, axis=1)
+        if credit is not None:
+            total = total + credit
+        ratio = np.divide(xsum, total, out=_inf(n), where=total > 0)
+        job_prio = _banded(ratio * np.where(job_in_place, keep, 1.0), band)
     if neg_priority is None and len(rows) == len(got[10]):
         # one priority field, and every job with pairs has one (max-min-fairness gives most jobs one type):
         # one pass, the jobs in job order, each with its pair (no pair to order within a job)
@@ -250,6 +257,21 @@ def _job_pair_order(
     if choice.any():
         keys = keys[np.lexsort([at, choice, neg_priority[keys]])]
     return list(zip(rows[keys].tolist(), cols[keys].tolist(), strict=True))
+
+
+FEW_JOBS_WITH_PAIRS = 4
+"""``_job_pair_order`` computes the job keys on the jobs with pairs alone when they are fewer than one in
+this many of the problem's jobs (a test sets it to compare both ways)."""
+
+
+def _banded(job_prio: np.ndarray, band: float) -> np.ndarray:
+    """Job priorities in bands of factor ``band`` (rounded down to a power of it; 1: as they are): the order
+    within a band is the ties' (running, share, index)."""
+    if band > 1.0:
+        ok = np.isfinite(job_prio) & (job_prio > 0)
+        level = np.floor(np.log(np.where(ok, job_prio, 1.0)) / np.log(band))
+        job_prio = np.where(ok, np.power(band, level), job_prio)
+    return job_prio
 
 
 def _passes(

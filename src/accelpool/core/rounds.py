@@ -149,6 +149,10 @@ class DecideCache:
         """core.placement._fair_order: (the arrays it read, (who held devices, fairness), the order)."""
         # core.placement._holding: (job ids, statuses, holds devices, state is RUNNING)
         self.holding: tuple[tuple[str, ...], list[JobStatus], np.ndarray, np.ndarray] | None = None
+        # core.rounds._keep_types: (job ids, types, statuses, keep_type (read-only), column of each type)
+        self.keep_types: (
+            tuple[tuple[str, ...], tuple[str, ...], list[JobStatus], np.ndarray, dict[str, int]] | None
+        ) = None
         self.speed_order: tuple[np.ndarray, list[list[int]]] | None = None  # core.placement._speed_order
         self.blocked: tuple[tuple[object, ...], tuple[bytes, float], dict[str, WaitReason]] | None = None
         """core.placement._blocked: (the arrays it read, (the budgets, the horizon), the reasons)."""
@@ -202,7 +206,7 @@ def decide(
         )
         seen = problem if wide is None else wide.problem
         keep = (
-            _keep_types(seen, statuses)
+            _keep_types(seen, statuses, cache)
             if config.lease_seconds is not None or keeps_running
             else seen.keep_type
         )
@@ -347,20 +351,46 @@ def _sites_allowing(
     return got
 
 
-def _keep_types(problem: AllocationProblem, statuses: list[JobStatus]) -> np.ndarray:
+def _keep_types(
+    problem: AllocationProblem, statuses: list[JobStatus], cache: DecideCache | None = None
+) -> np.ndarray:
     """Per job of ``problem``, the column of the type it runs on (-1: not running, or no such column).
 
     Under leases a running job keeps its type (a move pays a restart), so max-min-fairness is asked to
     prefer, among equally fair allocations, the one that keeps running jobs where they are. A
     non-preemptive policy (fifo) gets it at every round: it keeps every running job on that type. Where
-    a type is held at several sites the columns are per (type, site) (``core.sites.site_columns``)."""
-    column = {name: k for k, name in enumerate(problem.types)}
-    held = {
-        s.job.id: column.get(f"{p.accelerator}@{p.site}", column.get(p.accelerator, -1))
-        for s in statuses
-        if (p := s.placement) is not None
-    }
-    return np.array([held.get(j, -1) for j in problem.job_ids], dtype=np.int64)
+    a type is held at several sites the columns are per (type, site) (``core.sites.site_columns``).
+
+    With ``cache``: kept while the problem's job and type tuples are the same objects (row i is the job of
+    ``statuses[i]``); only the rows whose status is another object than last round's are read again, so
+    a round with many waiting jobs does not pass over all of them. The array is read-only: the same
+    object while nothing changed (the runtime's ReusingPolicy compares it by identity first), a new one
+    when a row changed."""
+    last = cache.keep_types if cache is not None else None
+    if last is not None and last[0] is problem.job_ids and last[1] is problem.types:
+        column = last[4]
+        keep = last[3]
+        changed = cache.changed(statuses, last[2])  # type: ignore[union-attr]
+        if changed:
+            keep = keep.copy()
+            keep[changed] = [_column_of(column, statuses[i].placement) for i in changed]
+            keep.flags.writeable = False
+    else:
+        column = {name: k for k, name in enumerate(problem.types)}
+        held = {s.job.id: _column_of(column, p) for s in statuses if (p := s.placement) is not None}
+        keep = np.array([held.get(j, -1) for j in problem.job_ids], dtype=np.int64)
+        keep.flags.writeable = False
+    if cache is not None:
+        cache.keep_types = (problem.job_ids, problem.types, statuses, keep, column)
+    return keep
+
+
+def _column_of(column: dict[str, int], p: Placement | None) -> int:
+    """The column of the type ``p`` runs on: its (type, site) column where the problem has one, else the
+    type's (-1: no placement, or no such column)."""
+    if p is None:
+        return -1
+    return column.get(f"{p.accelerator}@{p.site}", column.get(p.accelerator, -1))
 
 
 def _pinned(

@@ -57,7 +57,9 @@ def fifo(problem: AllocationProblem) -> Allocation:
     order = np.lexsort((np.arange(problem.n_jobs), problem.submit_time, -problem.priority)).tolist()
     placed = _keep_running(ledger, problem, usable, order, x)
     types_of = _types_of(usable)
-    waiting = [j for j in order if x[j].sum() == 0.0 and usable[j].any()]
+    # the jobs given nothing that could run somewhere, in queue order (one pass in numpy, not two per job)
+    free = ((x.sum(axis=1) == 0.0) & usable.any(axis=1)).tolist()
+    waiting = [j for j in order if free[j]]
     added, passed, behind = _place(ledger, waiting, types_of, x)
     active = ledger
     placed += added
@@ -233,8 +235,14 @@ def _fill_behind(
     start before the ledger is. Returns how many started."""
     scale = ledger.scale_list
     placed = 0
+    # with devices alone counted (no rule row, no pool: a job's room on a type is that type's free
+    # devices), a job wanting more than the most any type has free is passed over without its types' scan
+    cap = ledger.capacity_only()
+    most = ledger.most_free() if cap is not None else float("inf")
     for k in behind[1:]:
         want = scale[k]
+        if most + 1e-9 < want:
+            continue
         best, best_room = -1, -1.0
         for t in types_of[k]:
             room = ledger.room(k, t)
@@ -247,6 +255,8 @@ def _fill_behind(
         x[k, best] = 1.0
         ledger.add(k, best, want)
         placed += 1
+        if cap is not None:
+            most = ledger.most_free()
     return placed
 
 
