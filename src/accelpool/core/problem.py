@@ -116,6 +116,29 @@ def build_problem(
     )[0]
 
 
+def cap_groups(
+    jobs: Sequence[Job], types: tuple[str, ...], program_of: Mapping[str, Program | None]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The per-tenant cap groups: each job's group (-1: none), a (tenant, program) pair in order of first
+    appearance among jobs charged to a grant of a program with a cap on some type, and each group's limit
+    per type (inf: no cap there)."""
+    group_of: dict[tuple[str, str], int] = {}
+    limits: list[list[float]] = []
+    cap_index = np.full(len(jobs), -1, dtype=np.int64)
+    for i, job in enumerate(jobs):
+        program = program_of[job.id]
+        if program is None or not program.rules.tenant_caps:
+            continue
+        key = (job.tenant, program.id)
+        if key not in group_of:
+            group_of[key] = len(limits)
+            limits.append(
+                [float(lim) if (lim := program.rules.cap_for(t)) is not None else np.inf for t in types]
+            )
+        cap_index[i] = group_of[key]
+    return cap_index, np.array(limits, dtype=np.float64).reshape(len(limits), len(types))
+
+
 def build_problem_and_mask(
     jobs: Sequence[Job],
     capacity: Mapping[str, int],
@@ -168,22 +191,7 @@ def build_problem_and_mask(
         for t, q in tenant.quota.items():
             if t in tindex:
                 quota[k, tindex[t]] = q
-    # cap groups: (tenant, program) of each job charged to a grant of a program with a cap on some type
-    group_of: dict[tuple[str, str], int] = {}
-    limits: list[list[float]] = []
-    cap_index = np.full(n, -1, dtype=np.int64)
-    for i, job in enumerate(jobs):
-        program = program_of[job.id]
-        if program is None or not program.rules.tenant_caps:
-            continue
-        key = (job.tenant, program.id)
-        if key not in group_of:
-            group_of[key] = len(limits)
-            limits.append(
-                [float(lim) if (lim := program.rules.cap_for(t)) is not None else np.inf for t in types]
-            )
-        cap_index[i] = group_of[key]
-    cap_limit = np.array(limits, dtype=np.float64).reshape(len(limits), tt)
+    cap_index, cap_limit = cap_groups(jobs, types, program_of)
 
     public = np.array([j.public for j in jobs], dtype=bool)
     scale = np.array([float(j.scale) for j in jobs])

@@ -17,10 +17,16 @@ import operator
 import numpy as np
 
 from accelpool.core.allocation import AllocationProblem
-from accelpool.core.problem import allowed_mask, build_problem_and_mask
+from accelpool.core.problem import (
+    _tenant_list,
+    allowed_mask,
+    build_problem_and_mask,
+    cap_groups,
+    hierarchical_weights,
+)
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.round_types import ChangeMemo, JobStatus, Snapshot, changed_since, rows_in
-from accelpool.core.types import Job, Node
+from accelpool.core.types import Job, Node, Program
 
 
 def renewed(problem: AllocationProblem, **fields: object) -> AllocationProblem:
@@ -217,11 +223,12 @@ class ProblemCache:
     ) -> AllocationProblem | None:
         """``build_problem`` of the new job set when only it changed (``key`` equal but for the throughput
         matrix, which the store rebuilds with the job set): the rows of jobs that stay (the very same Job
-        objects) are taken from the cached problem, only the new jobs' rows are built. None where a row
-        depends on the other jobs in ways not carried here (build afresh): tenant fairness (hierarchical
-        weights over every job), program caps per tenant (cap groups numbered in job order), another
-        tenant list (the snapshot's tenants and the jobs'), a throughput matrix whose jobs
-        are not the statuses' jobs in order, or nothing to carry.
+        objects) are taken from the cached problem, only the new jobs' rows are built. What depends on every
+        job is computed over the whole new list as build_problem computes it: tenant fairness's hierarchical
+        weights (``core.problem.hierarchical_weights``) and the per-tenant cap groups (numbered in job
+        order, ``core.problem.cap_groups``). None (build afresh) for another tenant list (the snapshot's
+        tenants and the jobs'), a throughput matrix whose jobs are not the statuses' jobs in order, or
+        nothing to carry.
 
         Per job of ``build_problem``: the constraints mask, scale, weight, public, priority, submit time and
         tenant index depend on the job and on inputs the key holds the same; throughput and ``allowed``
@@ -230,9 +237,7 @@ class ProblemCache:
         mask0 = self._mask
         n = len(statuses)
         tp = snapshot.throughput
-        if last.fairness != "job" or mask0 is None or n < 2 or len(last.job_ids) < 2:
-            return None
-        if any(p.rules.tenant_caps for p in snapshot.programs):
+        if mask0 is None or n < 2 or len(last.job_ids) < 2:
             return None
         jobs: list[Job] = list(map(_job_of, statuses))
         # the tenant list (``core.problem._tenant_list``: the known tenants and the jobs', sorted) the same
@@ -271,6 +276,21 @@ class ProblemCache:
             j.id: programs_by_id.get(grants_by_id[j.grant].program) if j.grant in grants_by_id else None
             for j in new
         }
+        capped = any(p.rules.tenant_caps for p in programs_by_id.values())
+        hierarchical = last.fairness == "tenant"
+        every: dict[str, Program | None] = (
+            {
+                j.id: programs_by_id.get(grants_by_id[j.grant].program) if j.grant in grants_by_id else None
+                for j in jobs
+            }
+            if capped or hierarchical
+            else {}
+        )
+        if capped:
+            # per-tenant caps: the groups over every job, in job order, as build_problem numbers them
+            cap_index, cap_limit = cap_groups(jobs, types, every)
+        else:
+            cap_index, cap_limit = np.full(n, -1, dtype=np.int64), np.zeros((0, len(types)))
         accelerators = snapshot.accelerators or {}
         mask = stitch(mask0, allowed_mask(new, types, accelerators, program_of).tolist(), bool)
         tt = len(types)
@@ -318,8 +338,8 @@ class ProblemCache:
             tenant_index=stitch(last.tenant_index, [gindex[j.tenant] for j in new], np.int64),
             tenant_weight=last.tenant_weight.copy(),
             quota=last.quota.copy(),
-            cap_index=np.full(n, -1, dtype=np.int64),
-            cap_limit=np.zeros((0, tt)),
+            cap_index=cap_index,
+            cap_limit=cap_limit,
             public=public,
             public_reserve=np.minimum(np.floor(share * cap), public_demand),
             priority=stitch(last.priority, [j.priority for j in new], np.int64),
@@ -332,7 +352,17 @@ class ProblemCache:
             time_to_deadline=np.full(n, inf) if deadline is None else deadline - snapshot.now,
             horizon_seconds=last.horizon_seconds,
             per_device_levels=last.per_device_levels,
-            fair_weight=weight.copy(),
+            fair_weight=(
+                hierarchical_weights(
+                    jobs,
+                    _tenant_list(jobs, snapshot.tenants),
+                    every,
+                    np.where(allowed.any(axis=1), np.minimum(scale, cap.max(initial=0.0)), 0.0),
+                    float(cap[allowed.any(axis=0)].sum()),
+                )
+                if hierarchical
+                else weight.copy()
+            ),
             fairness=last.fairness,
         )
         self._keep(snapshot, statuses, problem, mask, key, jobs, total, grant_of, deadline, done)
