@@ -180,7 +180,10 @@ def run_gavel(gavel: Path, path: Path, cluster: str, gavel_name: str) -> dict[st
         check=False,
     )
     if out.returncode != 0:
-        print(f"Gavel failed ({gavel_name}): {out.stderr.strip().splitlines()[-1:]}")
+        said = (out.stderr.strip() or out.stdout.strip()).splitlines()[-1:]
+        # simulate.sh (set -e) exits without a word when Gavel's own script raises: say so
+        why = said[0] if said else "no message (its simulate.sh hides the output of a run that raised)"
+        print(f"Gavel failed ({gavel_name}, exit {out.returncode}): {why}")
         return None
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     g: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
