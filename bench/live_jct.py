@@ -11,17 +11,13 @@ TRACE is relative to ../shared/traces/gavel, CLUSTER is v100:p100:k80 devices. I
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 from accelpool.core.policies import get_policy
 from accelpool.core.round_config import RoundConfig
 from accelpool.sim.engine import simulate
-from accelpool.sim.gavel import read_gavel_trace
 from accelpool.sim.metrics import compute
-
-TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces" / "gavel"
+from sim_fingerprint import gavel_workload  # bench/ is on the path of a script run from it
 
 
 def main() -> None:
@@ -31,12 +27,7 @@ def main() -> None:
     a = ap.parse_args()
     for case in a.cases:
         trace, cluster = case.split(",")
-        path = TRACES / trace
-        if not path.exists():
-            print(f"traces not found at {path}: this script needs ../shared/traces")
-            sys.exit(1)
-        counts = [int(c) for c in cluster.split(":")]
-        w = read_gavel_trace(path, dict(zip(("v100", "p100", "k80"), counts, strict=True)))
+        w = gavel_workload(trace, cluster)
         c0 = time.process_time()
         res = simulate(
             w,

@@ -36,6 +36,7 @@ from accelpool.runtime.reconciler import RoundReport
 from accelpool.sim.engine import simulate
 from accelpool.sim.gavel import read_gavel_trace
 from accelpool.sim.metrics import compute
+from accelpool.sim.workload import Workload
 
 TRACES = Path(__file__).resolve().parents[1].parent / "shared" / "traces" / "gavel"
 
@@ -65,13 +66,19 @@ def _feed(h: Any, *parts: object) -> None:
     h.update(repr(parts).encode())
 
 
-def fingerprint(trace: str, cluster: str, policy: str, max_rounds: int | None, live: bool) -> dict[str, Any]:
+def gavel_workload(trace: str, cluster: str) -> Workload:
+    """A Gavel trace (relative to ../shared/traces/gavel) on a v100:p100:k80 cluster; stops with a word
+    when the shared traces are absent. Also used by bench/live_jct.py."""
     path = TRACES / trace
     if not path.exists():
         print(f"traces not found at {path}: this script needs ../shared/traces")
         sys.exit(1)
     counts = [int(c) for c in cluster.split(":")]
-    w = read_gavel_trace(path, dict(zip(("v100", "p100", "k80"), counts, strict=True)))
+    return read_gavel_trace(path, dict(zip(("v100", "p100", "k80"), counts, strict=True)))
+
+
+def fingerprint(trace: str, cluster: str, policy: str, max_rounds: int | None, live: bool) -> dict[str, Any]:
+    w = gavel_workload(trace, cluster)
     h = hashlib.sha256()
 
     def on_round(r: RoundReport) -> None:
