@@ -69,12 +69,10 @@ def every_type_problem(rng: np.random.Generator):  # type: ignore[no-untyped-def
     return problem_of(tput, cap, scale, allowed=allowed, weight=rng.choice([0.5, 1.0, 2.0], n))
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_the_prefix_in_arrays_is_the_loop(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng(100 + seed)
-    cases = [every_type_problem(rng) for _ in range(60)]
+def _count_prefix(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """fair-share's ``_spread_prefix`` wrapped to record how many jobs each call did in arrays."""
     prefix = fs._spread_prefix
-    done = []
+    done: list[int] = []
 
     def counted(jobs, *args):  # type: ignore[no-untyped-def]
         k = prefix(jobs, *args)
@@ -82,6 +80,14 @@ def test_the_prefix_in_arrays_is_the_loop(seed: int, monkeypatch: pytest.MonkeyP
         return k
 
     monkeypatch.setattr(fs, "_spread_prefix", counted)
+    return done
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_prefix_in_arrays_is_the_loop(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(100 + seed)
+    cases = [every_type_problem(rng) for _ in range(60)]
+    done = _count_prefix(monkeypatch)
     fast = [fs.fair_share(p).x for p in cases]
     assert sum(1 for k in done if k > 0) >= len(cases) // 3  # the arrays did jobs (not only the loop)
     monkeypatch.setattr(fs, "_spread_prefix", lambda *args: 0)  # the loop alone
@@ -99,15 +105,7 @@ def test_jobs_on_many_types_are_left_to_the_loop(monkeypatch: pytest.MonkeyPatch
     p = problem_of(
         rng.uniform(0.1, 10, (n, t)), np.full(t, 10.0), np.ones(n), allowed=np.ones((n, t), dtype=bool)
     )
-    prefix = fs._spread_prefix
-    done = []
-
-    def counted(jobs, *args):  # type: ignore[no-untyped-def]
-        k = prefix(jobs, *args)
-        done.append(k)
-        return k
-
-    monkeypatch.setattr(fs, "_spread_prefix", counted)
+    done = _count_prefix(monkeypatch)
     x = fs.fair_share(p).x
     assert done and all(k == 0 for k in done)
     monkeypatch.setattr(fs, "_spread_prefix", lambda *args: 0)

@@ -272,23 +272,16 @@ class ProblemCache:
         types = last.types
         grants_by_id = {g.id: g for g in snapshot.grants}
         programs_by_id = {p.id: p for p in snapshot.programs}
-        program_of = {
-            j.id: programs_by_id.get(grants_by_id[j.grant].program) if j.grant in grants_by_id else None
-            for j in new
-        }
         capped = any(p.rules.tenant_caps for p in programs_by_id.values())
         hierarchical = last.fairness == "tenant"
-        every: dict[str, Program | None] = (
-            {
-                j.id: programs_by_id.get(grants_by_id[j.grant].program) if j.grant in grants_by_id else None
-                for j in jobs
-            }
-            if capped or hierarchical
-            else {}
-        )
+        # each job's program: the new jobs' for their masks; every job's for the caps and the weights
+        program_of: dict[str, Program | None] = {
+            j.id: programs_by_id.get(grants_by_id[j.grant].program) if j.grant in grants_by_id else None
+            for j in (jobs if capped or hierarchical else new)
+        }
         if capped:
             # per-tenant caps: the groups over every job, in job order, as build_problem numbers them
-            cap_index, cap_limit = cap_groups(jobs, types, every)
+            cap_index, cap_limit = cap_groups(jobs, types, program_of)
         else:
             cap_index, cap_limit = np.full(n, -1, dtype=np.int64), np.zeros((0, len(types)))
         accelerators = snapshot.accelerators or {}
@@ -356,7 +349,7 @@ class ProblemCache:
                 hierarchical_weights(
                     jobs,
                     _tenant_list(jobs, snapshot.tenants),
-                    every,
+                    program_of,
                     np.where(allowed.any(axis=1), np.minimum(scale, cap.max(initial=0.0)), 0.0),
                     float(cap[allowed.any(axis=0)].sum()),
                 )
