@@ -4,9 +4,9 @@
 
 For each case it runs ``simulate`` (Gavel's semantics, 360 s rounds, as ``bench_sim.py peer``; the
 physical-cluster cases also under the live defaults with a 60 s restart overhead) and hashes every round's
-decision (starts and keeps with their devices, preemptions with reasons, each waiting job's reason code and
-queue position, the allocation), every job's final record (state, times, events, reason in words,
-position, preemptions) and the timeline. It prints one line per case: the hash, rounds, average JCT of
+decision (starts and keeps with their devices, the keeps as a set, sorted by job; preemptions with
+reasons, each waiting job's reason code and queue position, the allocation), every job's final record
+(state, times, events, reason in words, position, preemptions) and the timeline. It prints one line per case: the hash, rounds, average JCT of
 the jobs that finished, preemptions, CPU seconds. Run it before and after a change (same commit of the
 traces); the hashes must be equal. ``--out`` writes the lines as JSON for a later ``--check F.json``,
 which compares the hash, the average JCT and the preemptions exactly (a file without the last two, from
@@ -32,6 +32,7 @@ from typing import Any
 
 from accelpool.core.policies import get_policy
 from accelpool.core.round_config import RoundConfig
+from accelpool.core.rounds import Placement
 from accelpool.runtime.reconciler import RoundReport
 from accelpool.sim.engine import simulate
 from accelpool.sim.gavel import read_gavel_trace
@@ -66,6 +67,10 @@ def _feed(h: Any, *parts: object) -> None:
     h.update(repr(parts).encode())
 
 
+def _job_of(p: Placement) -> str:
+    return p.job
+
+
 def gavel_workload(trace: str, cluster: str) -> Workload:
     """A Gavel trace (relative to ../shared/traces/gavel) on a v100:p100:k80 cluster; stops with a word
     when the shared traces are absent. Also used by bench/live_jct.py."""
@@ -83,7 +88,8 @@ def fingerprint(trace: str, cluster: str, policy: str, max_rounds: int | None, l
 
     def on_round(r: RoundReport) -> None:
         d = r.decision
-        _feed(h, d.now, d.boundary, d.start, d.keep, d.preempt)
+        # the kept placements as a set: their order in Decision.keep carries no meaning
+        _feed(h, d.now, d.boundary, d.start, sorted(d.keep, key=_job_of), d.preempt)
         _feed(h, sorted((j, str(c)) for j, c in d.waiting.items()), sorted(d.positions.items()))
         a = d.allocation
         _feed(h, a.job_ids, a.types, a.x.round(9).tobytes())
