@@ -118,7 +118,9 @@ class DecideCache:
     is never reused by another object. The results are the same with or without a cache, with one
     exception: ``warm_start`` and ``warm_hint`` (the last boundary's prices) may lead max-min-fairness to
     another of several optimal allocations, and move where its stage limit or work budget stops (the
-    same stage-1 level; see AllocationProblem.warm_start and warm_hint).
+    same stage-1 level; see AllocationProblem.warm_start and warm_hint). The order of ``Decision.keep``,
+    which carries no meaning, may also differ: a quiet round of fifo lists the kept jobs in job order
+    (``_Quiet``).
     """
 
     def __init__(self) -> None:
@@ -165,6 +167,9 @@ class DecideCache:
         self.warm_hint: WarmHint | None = None
         """The last lease boundary's Allocation.warm_hint (every stage's level and prices, rows named),
         handed to the next boundary's problem as AllocationProblem.warm_hint (max-min-fairness)."""
+        self.quiet: _Quiet | None = None
+        """A non-preemptive policy's last full decision in which every live job ran and none waited, with
+        the facts it was taken on (``_quiet``)."""
 
 
 def decide(
@@ -182,6 +187,12 @@ def decide(
     if config is None:
         config = RoundConfig()
     statuses = _live(snapshot.jobs, cache)
+    base = _base(policy)
+    keeps_running = base in NON_PREEMPTIVE
+    if keeps_running and cache.quiet is not None:
+        same = cache.quiet.again(snapshot, statuses, policy, config)
+        if same is not None:
+            return same
     horizon = config.lease_or(snapshot.round_seconds)
     problem = cache.problems.get(snapshot, statuses, config, horizon)
     sites = site_table(snapshot.sites)
@@ -191,8 +202,6 @@ def decide(
     usable = _usable(problem, cache)
     pinned, threshold = _pinned(snapshot, statuses, config, horizon, _holding(statuses, problem, cache))
     prefer: dict[tuple[int, str], str] = {}
-    base = _base(policy)
-    keeps_running = base in NON_PREEMPTIVE
     if snapshot.lease_boundary or keeps_running:
         # a non-preemptive policy (fifo) runs at ticks too: it keeps every running job and only starts
         # waiting ones in its own order, which the tick's back-fill (fair order) would not follow
@@ -234,7 +243,7 @@ def decide(
         )
         order = []
     placing = _Sites(sites, allowed, notes, prefer)
-    return _place(
+    decision = _place(
         snapshot,
         statuses,
         alloc,
@@ -250,6 +259,101 @@ def decide(
         move_up=config.move_up and base not in SPEED_BLIND,
         move_running=config.lease_seconds is None,
     )
+    if keeps_running:
+        cache.quiet = _Quiet.after(decision, snapshot, statuses, policy, config)
+    return decision
+
+
+class _Quiet:
+    """A quiet round of a non-preemptive policy (fifo), decided without the policy and placement.
+
+    fifo keeps every running job on its devices; only a rule row it no longer fits under, a grant that
+    cannot pay the next lease or a lost or drained node stops one (``core.policies.fifo``). So when the
+    last full decision placed every live job (none waits, none preempted) and, this round, the same jobs
+    in the same order all run where it placed them, on the same nodes, tenants, programs, grants, prices,
+    sites, speeds and configuration, and no job has a grant or a deadline, the full path would keep every
+    job where it runs, start none, preempt none and hold none: the decision is that, with this round's
+    time and boundary flag (the kept placements in job order; the full path lists them in its pair order,
+    which carries no meaning). The allocation is the last full decision's (the runtime's ReusingPolicy
+    hands that same one back for an unchanged problem). Most rounds of fifo on a busy trace are such
+    rounds (docs/simulator.md)."""
+
+    __slots__ = ("decision", "facts", "placed")
+
+    def __init__(self, decision: Decision, facts: tuple[object, ...], placed: dict[str, Placement]) -> None:
+        self.decision = decision
+        self.facts = facts
+        self.placed = placed
+
+    @staticmethod
+    def facts_of(snapshot: Snapshot, policy: Policy, config: RoundConfig) -> tuple[object, ...]:
+        return (
+            policy,
+            config,
+            snapshot.nodes,
+            snapshot.nodes_down,
+            snapshot.throughput,
+            snapshot.accelerators,
+            snapshot.tenants,
+            snapshot.programs,
+            snapshot.grants,
+            snapshot.prices_krw_per_hour,
+            snapshot.sites,
+            snapshot.round_seconds,
+        )
+
+    @classmethod
+    def after(
+        cls,
+        decision: Decision,
+        snapshot: Snapshot,
+        statuses: list[JobStatus],
+        policy: Policy,
+        config: RoundConfig,
+    ) -> _Quiet | None:
+        """The entry a full decision leaves (None: a job waits, is preempted, or has a grant or deadline)."""
+        if decision.waiting or decision.preempt or len(decision.keep) + len(decision.start) != len(statuses):
+            return None
+        if any(s.job.grant is not None or s.job.deadline is not None for s in statuses):
+            return None
+        placed = {p.job: p for p in decision.keep}
+        placed.update((p.job, p) for p in decision.start)
+        if len(placed) != len(statuses):
+            return None
+        return cls(decision, cls.facts_of(snapshot, policy, config), placed)
+
+    def again(
+        self, snapshot: Snapshot, statuses: list[JobStatus], policy: Policy, config: RoundConfig
+    ) -> Decision | None:
+        """This round's decision when it is quiet (see the class), else None (the full path decides)."""
+        last = self.decision
+        ids = last.allocation.job_ids
+        if len(statuses) != len(ids):
+            return None
+        now = self.facts_of(snapshot, policy, config)
+        if any(a is not b and a != b for a, b in zip(now, self.facts, strict=True)):
+            return None
+        placed = self.placed
+        running = JobState.RUNNING
+        keep = []
+        for s, jid in zip(statuses, ids, strict=True):
+            p = s.placement
+            if s.state is not running or p is None or s.job.id != jid:
+                return None
+            q = placed[jid]
+            if p is not q and p != q:
+                return None
+            keep.append(p)
+        return Decision(
+            now=snapshot.now,
+            allocation=last.allocation,
+            keep=tuple(keep),
+            waiting={},
+            positions=last.positions,
+            boundary=snapshot.lease_boundary,
+            details={},
+            queue=last.queue,
+        )
 
 
 def _site_view(
