@@ -96,10 +96,53 @@ def test_with_grants_no_round_is_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
     assert fired[0] == 0
 
 
-def test_a_preemptive_policy_has_no_quiet_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
-    w = _without_grants(generate({"h100": 8, "rngd": 8}, n_jobs=20, seed=1, mean_interarrival_seconds=3000.0))
+PREEMPTIVE = ["max-min-fairness", "fair-share", "finish-time-fairness", "max-throughput", "min-cost"]
+
+
+def _decisions(w: Workload, name: str, config: RoundConfig) -> tuple[list[Decision], int]:
+    got: list[Decision] = []
+    res = simulate(
+        w,
+        get_policy(name),
+        policy_name=name,
+        round_seconds=360.0,
+        config=config,
+        on_round=lambda r: got.append(r.decision),
+    )
+    assert not res.unfinished
+    return got, res.rounds
+
+
+@pytest.mark.parametrize(
+    "config",
+    [RoundConfig.per_round(), RoundConfig(lease_seconds=1080.0, min_run_seconds=0.0)],
+    ids=["per-round", "leases"],
+)
+@pytest.mark.parametrize("name", PREEMPTIVE)
+def test_a_preemptive_policy_decides_every_round_as_without_quiet_rounds(
+    monkeypatch: pytest.MonkeyPatch, name: str, config: RoundConfig
+) -> None:
+    # the same run twice, once with no quiet entry ever made: every round's decision is the same (the
+    # allocation too: both runs reuse it the same way); at low load some rounds of max-min-fairness are quiet
+    w = _without_grants(
+        generate({"h100": 8, "rngd": 8, "a100": 4}, n_jobs=40, seed=5, mean_interarrival_seconds=2000.0)
+    )
     fired = _count_quiet(monkeypatch)
-    simulate(w, get_policy("fair-share"), round_seconds=360.0, config=RoundConfig.per_round())
+    quiet, n = _decisions(w, name, config)
+    with monkeypatch.context() as m:
+        m.setattr(rounds._Quiet, "after", classmethod(lambda cls, *a: None))
+        full, n_full = _decisions(w, name, config)
+    assert n == n_full == len(quiet) == len(full)
+    for got, want in zip(quiet, full, strict=True):
+        _same(got, want)
+    if name == "max-min-fairness":
+        assert 0 < fired[0] < n
+
+
+def test_a_preemptive_policy_with_grants_has_no_quiet_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    w = generate({"h100": 8, "rngd": 8}, n_jobs=20, seed=4, mean_interarrival_seconds=3000.0, grant_scale=5.0)
+    fired = _count_quiet(monkeypatch)
+    simulate(w, get_policy("max-min-fairness"), round_seconds=360.0, config=RoundConfig.per_round())
     assert fired[0] == 0
 
 

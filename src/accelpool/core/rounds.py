@@ -67,6 +67,7 @@ from accelpool.core.free_devices import _FreeTemplate
 from accelpool.core.placement import (
     _holding,
     _place,
+    _rules_bind,
     _Sites,
     blocked_reasons,
     whole_runs_unpaid,
@@ -200,8 +201,8 @@ def decide(
     problem = _site_view(problem, allowed, snapshot, sites, cache)
     problem, unpaid = whole_runs_unpaid(problem, statuses, cache)
     usable = _usable(problem, cache)
-    pinned, threshold = _pinned(snapshot, statuses, config, horizon, _holding(statuses, problem, cache))
     prefer: dict[tuple[int, str], str] = {}
+    wide = None
     if snapshot.lease_boundary or keeps_running:
         # a non-preemptive policy (fifo) runs at ticks too: it keeps every running job and only starts
         # waiting ones in its own order, which the tick's back-fill (fair order) would not follow
@@ -232,8 +233,17 @@ def decide(
             alloc = raw
         else:  # the policy sees each site's devices and prices; placement follows the sites it chose
             alloc, prefer = wide.collapse(raw, problem.types)
+        last = cache.quiet
+        if last is not None and not keeps_running and last.decision.allocation is alloc:
+            # the policy handed back the very allocation of the last full decision (the runtime's
+            # ReusingPolicy, for an unchanged problem): the round may be quiet (_Quiet)
+            same = last.again(snapshot, statuses, policy, config)
+            if same is not None:
+                return same
+        pinned, threshold = _pinned(snapshot, statuses, config, horizon, _holding(statuses, problem, cache))
         order = _pair_order(snapshot, statuses, alloc, usable, config, threshold, problem, cache)
     else:  # a tick: no policy, no preemption; only back-fill idle devices
+        pinned, threshold = _pinned(snapshot, statuses, config, horizon, _holding(statuses, problem, cache))
         alloc = Allocation(
             problem.job_ids,
             problem.types,
@@ -261,22 +271,80 @@ def decide(
     )
     if keeps_running:
         cache.quiet = _Quiet.after(decision, snapshot, statuses, policy, config)
+    elif snapshot.lease_boundary:
+        # a preemptive policy's decision stays while each job's only pair is the type it runs on and no
+        # job could move up (both read only what a quiet round keeps), and no program rule binds
+        move = config.move_up and base not in SPEED_BLIND and config.lease_seconds is None
+        cache.quiet = (
+            _Quiet.after(decision, snapshot, statuses, policy, config)
+            if wide is None
+            and not _rules_bind(problem, cache)
+            and _stays(problem, alloc, usable, decision, snapshot.nodes, move)
+            else None
+        )
     return decision
 
 
-class _Quiet:
-    """A quiet round of a non-preemptive policy (fifo), decided without the policy and placement.
+def _stays(
+    problem: AllocationProblem,
+    alloc: Allocation,
+    usable: np.ndarray,
+    decision: Decision,
+    nodes: Sequence[Node],
+    move: bool,
+) -> bool:
+    """Whether, with the same allocation and every job running where ``decision`` placed it, placement
+    can only keep every job: each job's only pair (x > 0 on a usable type) is the type it runs on, so the
+    pair order's ranking (which moves with time) cannot send it elsewhere, and (``move``: chosen jobs
+    may move up to a faster type, core.backfill.move_up_jobs) no type faster for a job has room for its
+    gang once every job holds its devices."""
+    placed = {p.job: p.accelerator for p in decision.placements()}
+    column = {t: k for k, t in enumerate(alloc.types)}
+    ids = problem.job_ids
+    if len(placed) != len(ids):
+        return False
+    on = np.array([column.get(placed.get(j, ""), -1) for j in ids], dtype=np.int64)
+    if (on < 0).any():
+        return False
+    pairs = (alloc.x > 1e-9) & usable
+    rows = np.arange(len(ids))
+    if not pairs[rows, on].all() or (pairs.sum(axis=1) != 1).any():
+        return False
+    if not move:
+        return True
+    free = np.zeros(len(alloc.types))
+    for n in nodes:
+        k = column.get(n.accelerator)
+        if k is not None:
+            free[k] += n.devices
+    np.subtract.at(free, on, problem.scale)
+    tput = problem.throughput
+    faster = usable & (tput > tput[rows, on][:, None]) & (free[None, :] >= problem.scale[:, None])
+    return not faster.any()
 
-    fifo keeps every running job on its devices; only a rule row it no longer fits under, a grant that
-    cannot pay the next lease or a lost or drained node stops one (``core.policies.fifo``). So when the
-    last full decision placed every live job (none waits, none preempted) and, this round, the same jobs
-    in the same order all run where it placed them, on the same nodes, tenants, programs, grants, prices,
-    sites, speeds and configuration, and no job has a grant or a deadline, the full path would keep every
-    job where it runs, start none, preempt none and hold none: the decision is that, with this round's
-    time and boundary flag (the kept placements in job order; the full path lists them in its pair order,
-    which carries no meaning). The allocation is the last full decision's (the runtime's ReusingPolicy
-    hands that same one back for an unchanged problem). Most rounds of fifo on a busy trace are such
-    rounds (docs/simulator.md)."""
+
+class _Quiet:
+    """A quiet round: the last full decision again, without placement (and, for fifo, without the problem
+    and the policy).
+
+    The last full decision placed every live job (none waits, none was preempted), no job has a grant or
+    a deadline, and this round the same jobs, in the same order, all run where it put them, on the same
+    nodes, tenants, programs, grants, prices, sites, speeds, policy object and configuration. Then:
+
+    - fifo keeps every running job on its devices; only a rule row it no longer fits under, a grant that
+      cannot pay the next lease or a lost or drained node stops one (``core.policies.fifo``), and none of
+      these can have changed. Checked before the problem is built; the allocation is the last full
+      decision's (the runtime's ReusingPolicy hands that same one back for an unchanged problem).
+    - A preemptive policy, at a lease boundary, when it hands back the very allocation of the last full
+      decision (a reusing wrapper, for an unchanged problem; a policy that computes afresh never gives the
+      same object), when no program rule binds, and when each job's only pair is the type it runs on and
+      no faster type has room for a job's gang (``_stays``, checked when the entry is made): the pair
+      order, whose ranking moves with time, has one pair per job and every job fits, and move-up has
+      nowhere to go. The policy still runs (its reuse test is what proves the allocation the same).
+
+    The decision is: keep every job where it runs (in job order; the full path lists the kept jobs in its
+    pair order, which carries no meaning), start none, preempt none, with this round's time and boundary
+    flag. Most rounds of fifo, and of max-min-fairness at low load, are such rounds (docs/simulator.md)."""
 
     __slots__ = ("decision", "facts", "placed")
 
