@@ -58,6 +58,7 @@ at. A job no site allows waits with reason "rule" and the cause in words
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -168,9 +169,12 @@ class DecideCache:
         self.warm_hint: WarmHint | None = None
         """The last lease boundary's Allocation.warm_hint (every stage's level and prices, rows named),
         handed to the next boundary's problem as AllocationProblem.warm_hint (max-min-fairness)."""
-        self.quiet: _Quiet | None = None
-        """A non-preemptive policy's last full decision in which every live job ran and none waited, with
-        the facts it was taken on (``_quiet``)."""
+        self.quiet: _Quiet | _Later | None = None
+        """The last full decision in which every live job ran and none waited, with the facts it was
+        taken on: a quiet round repeats it (``_Quiet``; ``_Later`` for a preemptive policy)."""
+        self.spread: tuple[Allocation, np.ndarray] | None = None
+        """An allocation (with the usable pairs it was read with) that gives some job other than exactly
+        one pair: no quiet entry is made while the policy hands it back (``_Later``)."""
 
 
 def decide(
@@ -273,13 +277,15 @@ def decide(
         cache.quiet = _Quiet.after(decision, snapshot, statuses, policy, config)
     elif snapshot.lease_boundary:
         # a preemptive policy's decision stays while each job's only pair is the type it runs on and no
-        # job could move up (both read only what a quiet round keeps), and no program rule binds
+        # job could move up (both read only what a quiet round keeps), and no program rule binds: checked
+        # only when a later round could use it (_Later)
         move = config.move_up and base not in SPEED_BLIND and config.lease_seconds is None
         cache.quiet = (
-            _Quiet.after(decision, snapshot, statuses, policy, config)
+            _Later(decision, snapshot, statuses, policy, config, problem, alloc, usable, move, cache)
             if wide is None
-            and not _rules_bind(problem, cache)
-            and _stays(problem, alloc, usable, decision, snapshot.nodes, move)
+            and not decision.waiting
+            and not decision.preempt
+            and (cache.spread is None or cache.spread[0] is not alloc or cache.spread[1] is not usable)
             else None
         )
     return decision
@@ -292,12 +298,17 @@ def _stays(
     decision: Decision,
     nodes: Sequence[Node],
     move: bool,
+    cache: DecideCache,
 ) -> bool:
     """Whether, with the same allocation and every job running where ``decision`` placed it, placement
     can only keep every job: each job's only pair (x > 0 on a usable type) is the type it runs on, so the
     pair order's ranking (which moves with time) cannot send it elsewhere, and (``move``: chosen jobs
     may move up to a faster type, core.backfill.move_up_jobs) no type faster for a job has room for its
     gang once every job holds its devices."""
+    pairs = (alloc.x > 1e-9) & usable
+    if (pairs.sum(axis=1) != 1).any():  # first: a policy that spreads a job over types fails here
+        cache.spread = (alloc, usable)  # and while it hands the same allocation back, no entry is made
+        return False
     placed = {p.job: p.accelerator for p in decision.placements()}
     column = {t: k for k, t in enumerate(alloc.types)}
     ids = problem.job_ids
@@ -306,9 +317,8 @@ def _stays(
     on = np.array([column.get(placed.get(j, ""), -1) for j in ids], dtype=np.int64)
     if (on < 0).any():
         return False
-    pairs = (alloc.x > 1e-9) & usable
     rows = np.arange(len(ids))
-    if not pairs[rows, on].all() or (pairs.sum(axis=1) != 1).any():
+    if not pairs[rows, on].all():
         return False
     if not move:
         return True
@@ -321,6 +331,54 @@ def _stays(
     tput = problem.throughput
     faster = usable & (tput > tput[rows, on][:, None]) & (free[None, :] >= problem.scale[:, None])
     return not faster.any()
+
+
+class _Later:
+    """A preemptive policy's quiet entry (``_Quiet``), left by a full boundary decision in which nobody
+    waits or was preempted, and checked (no binding rule, ``_stays``, ``_Quiet.after``) only the first
+    time a round could use it: when the policy hands back the same allocation. Most such decisions of a
+    busy pool are followed by no quiet round, and the check costs more than the rest of the entry."""
+
+    __slots__ = ("_args", "_entry", "decision")
+
+    def __init__(
+        self,
+        decision: Decision,
+        snapshot: Snapshot,
+        statuses: list[JobStatus],
+        policy: Policy,
+        config: RoundConfig,
+        problem: AllocationProblem,
+        alloc: Allocation,
+        usable: np.ndarray,
+        move: bool,
+        cache: DecideCache,
+    ) -> None:
+        self.decision = decision
+        self._args: tuple[Any, ...] | None = (
+            snapshot,
+            statuses,
+            policy,
+            config,
+            problem,
+            alloc,
+            usable,
+            move,
+            cache,
+        )
+        self._entry: _Quiet | None = None
+
+    def again(
+        self, snapshot: Snapshot, statuses: list[JobStatus], policy: Policy, config: RoundConfig
+    ) -> Decision | None:
+        if self._args is not None:
+            then, seen, was, conf, problem, alloc, usable, move, cache = self._args
+            self._args = None
+            if not _rules_bind(problem, cache) and _stays(
+                problem, alloc, usable, self.decision, then.nodes, move, cache
+            ):
+                self._entry = _Quiet.after(self.decision, then, seen, was, conf)
+        return None if self._entry is None else self._entry.again(snapshot, statuses, policy, config)
 
 
 class _Quiet:
@@ -338,7 +396,7 @@ class _Quiet:
     - A preemptive policy, at a lease boundary, when it hands back the very allocation of the last full
       decision (a reusing wrapper, for an unchanged problem; a policy that computes afresh never gives the
       same object), when no program rule binds, and when each job's only pair is the type it runs on and
-      no faster type has room for a job's gang (``_stays``, checked when the entry is made): the pair
+      no faster type has room for a job's gang (``_stays``, checked by ``_Later`` when first used): the pair
       order, whose ranking moves with time, has one pair per job and every job fits, and move-up has
       nowhere to go. The policy still runs (its reuse test is what proves the allocation the same).
 
