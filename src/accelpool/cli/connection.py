@@ -14,13 +14,15 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_type_hints
 
 import click
 import typer
 
 from accelpool.cli.render import console, emit_json
-from accelpool.sdk import Client
+
+if TYPE_CHECKING:
+    from accelpool.sdk import Client
 
 _OPTIONS: dict[str, tuple[Any, Any]] = {
     "url": (str | None, typer.Option("--url", help="server URL (env ACCELPOOL_URL)")),
@@ -41,6 +43,8 @@ class Connection:
     json: bool = False
 
     def client(self) -> Client:
+        from accelpool.sdk import Client  # here: the SDK (httpx) is not imported with every command
+
         return Client.from_env(url=self.url, token=self.token, data_dir=self.data_dir)
 
     def out(self, data: Any, line: str) -> None:

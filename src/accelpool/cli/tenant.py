@@ -13,7 +13,6 @@ from accelpool.cli.connection import Connection, connected
 from accelpool.cli.format import days_option, line_of, placement, position, read_text_file, shown, table, ts
 from accelpool.cli.render import console, emit_json
 from accelpool.core.errors import InputError
-from accelpool.sdk import Rejected
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +28,7 @@ def submit(
     tenant: Annotated[str | None, typer.Option(help="admins: submit for this tenant")] = None,
 ) -> None:
     """Submit a job from a YAML file (validated here first: errors name the line and field)."""
+    from accelpool.sdk import Rejected  # here: the SDK (httpx) is not imported with every command
     from accelpool.spec.job import parse_job_yaml
 
     text = read_text_file(spec_file)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import highspy._core as _highs
 import numpy as np
-from scipy import sparse
 
 from accelpool.core.allocation import (
     AllocationProblem,
@@ -15,6 +15,9 @@ from accelpool.core.allocation import (
     IntArray,
 )
 from accelpool.core.policies._rules import Rows
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,6 +50,8 @@ def solve_lp(
     10,000 x 4, 4-27 iterations against ~9,400 from nothing; docs/allocate.md); a crossover that fails
     leaves the cold solve.
     """
+    from scipy import sparse  # here: importing scipy costs ~0.1 s of every process's start
+
     h = _highs._Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
@@ -138,6 +143,8 @@ class LpModel:
         return first
 
     def matrix(self) -> sparse.csc_matrix:
+        from scipy import sparse
+
         return sparse.coo_matrix(
             (np.concatenate(self.coo_v), (np.concatenate(self.coo_r), np.concatenate(self.coo_c))),
             shape=(self.n_rows, self.n_cols),
