@@ -1,9 +1,11 @@
-"""fifo's quiet rounds (core.rounds._Quiet): a round in which the jobs the last full decision placed all
-still run where it put them, and nothing else changed that could stop one, is decided without the policy
-and placement; the decision is the one the full path takes (the kept placements compared as a set).
+"""Quiet rounds (core.quiet): a round in which the jobs the last full decision placed all still run where
+it put them, and nothing else changed that could stop or move one, is decided without placement (fifo:
+without the policy too); the decision is the one the full path takes (the kept placements compared as a
+set).
 
-Checked two ways: over whole simulated runs, every round's decision against a full decision on the same
-snapshot with a fresh cache (which has no quiet entry); and by hand, each fact that must send a round back
+Checked three ways: for fifo over whole simulated runs, every round's decision against a full decision on
+the same snapshot with a fresh cache (which has no quiet entry); for each preemptive policy, the same run
+twice, with and without quiet entries, round by round; and by hand, each fact that must send a round back
 to the full path (a node drained, a grant, a new job, a job that ended, another policy object)."""
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from accelpool.core import rounds
+from accelpool.core import quiet
 from accelpool.core.policies import get_policy
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.rounds import DecideCache, Decision, JobStatus, Snapshot, decide
@@ -40,14 +42,14 @@ def _same(got: Decision, want: Decision) -> None:
 
 def _count_quiet(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     fired = [0]
-    again = rounds._Quiet.again
+    again = quiet._Quiet.again
 
     def counted(self, *a):  # type: ignore[no-untyped-def]
         got = again(self, *a)
         fired[0] += got is not None
         return got
 
-    monkeypatch.setattr(rounds._Quiet, "again", counted)
+    monkeypatch.setattr(quiet._Quiet, "again", counted)
     return fired
 
 
@@ -128,12 +130,12 @@ def test_a_preemptive_policy_decides_every_round_as_without_quiet_rounds(
         generate({"h100": 8, "rngd": 8, "a100": 4}, n_jobs=40, seed=5, mean_interarrival_seconds=2000.0)
     )
     fired = _count_quiet(monkeypatch)
-    quiet, n = _decisions(w, name, config)
+    fast, n = _decisions(w, name, config)
     with monkeypatch.context() as m:
-        m.setattr(rounds._Quiet, "after", classmethod(lambda cls, *a: None))
+        m.setattr(quiet._Quiet, "after", classmethod(lambda cls, *a: None))
         full, n_full = _decisions(w, name, config)
-    assert n == n_full == len(quiet) == len(full)
-    for got, want in zip(quiet, full, strict=True):
+    assert n == n_full == len(fast) == len(full)
+    for got, want in zip(fast, full, strict=True):
         _same(got, want)
     if name == "max-min-fairness":
         assert 0 < fired[0] < n
