@@ -9,6 +9,7 @@ from typing import Any
 
 from accelpool.planner.budget import BudgetPlan
 from accelpool.planner.compare import CompareRow
+from accelpool.plotting import pyplot
 
 DOMESTIC = "#d55e00"  # Korean-designed
 OTHER = "#0072b2"
@@ -33,15 +34,6 @@ def krw_short(v: float) -> str:
     return f"₩{v:,.0f}"
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _note(fig: Any, lines: Sequence[str]) -> None:
     if lines:
         fig.text(0.01, 0.005, "\n".join(lines), fontsize=7.5, va="bottom", ha="left", wrap=True)
@@ -59,7 +51,7 @@ def train_chart(
     save: Callable[[Any], None],
 ) -> None:
     """Days (and, with a price, KRW) against the number of devices, for one type."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = 2 if cost_krw is not None else 1
     fig, axes = plt.subplots(1, panels, figsize=(7 * panels * 0.8 + 1.4, 4.2), squeeze=False)
     ax = axes[0, 0]
@@ -88,7 +80,7 @@ def train_chart(
 
 def budget_chart(plan: BudgetPlan, save: Callable[[Any], None]) -> None:
     """Device-hours per type for the budget, most first, each bar labelled with its KRW and price."""
-    plt = _pyplot()
+    plt = pyplot()
     lines = sorted(plan.lines, key=lambda line: -line.device_hours)
     fig, ax = plt.subplots(figsize=(7.5, max(3.0, 0.45 * len(lines) + 1.2)))
     names = [line.accelerator for line in lines]
@@ -141,7 +133,7 @@ def compare_chart(
     save: Callable[[Any], None],
 ) -> None:
     """One bar per type that could be estimated, best first, labelled with KRW; the others in a note."""
-    plt = _pyplot()
+    plt = pyplot()
     train = workload == "train"
     ok, skipped = compare_bars(rows, workload)
     fig, ax = plt.subplots(figsize=(8, max(3.0, 0.42 * len(ok) + 1.4 + 0.16 * (len(skipped) + 1))))

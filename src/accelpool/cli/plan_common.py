@@ -95,13 +95,4 @@ def savefig(fig: Any, path: Path) -> None:
     console.print(f"plot saved to {path}")
 
 
-def pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 # --- plan train -------------------------------------------------------------------------------------------

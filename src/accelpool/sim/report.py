@@ -14,20 +14,9 @@ from typing import Any
 import numpy as np
 from jinja2 import Environment, select_autoescape
 
+from accelpool.plotting import pyplot
 from accelpool.sim.engine import SimResult, as_array
 from accelpool.sim.metrics import dumps_metrics, job_rows
-
-
-def _pyplot() -> Any:
-    """matplotlib's pyplot on the Agg backend (no display needed), imported on the first plot: importing it
-    takes about half a second, which ``accelpool simulate`` without ``--report`` does not pay."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
 
 HOUR = 3600.0
 
@@ -329,12 +318,12 @@ def _write_jobs_csv(path: Path, result: SimResult) -> None:
 def _save(fig: Any, out: Path, name: str) -> str:
     fig.tight_layout()
     fig.savefig(out / name, dpi=100)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return name
 
 
 def _plot_cdf(out: Path, results: Sequence[SimResult]) -> str:
-    fig, ax = _pyplot().subplots(figsize=(8, 4.5))
+    fig, ax = pyplot().subplots(figsize=(8, 4.5))
     for r in results:
         jct = np.sort(
             [
@@ -364,7 +353,7 @@ def _smooth(t: np.ndarray, y: np.ndarray, points: int = 400) -> tuple[np.ndarray
 
 
 def _plot_util(out: Path, results: Sequence[SimResult]) -> str:
-    fig, axes = _pyplot().subplots(
+    fig, axes = pyplot().subplots(
         len(results), 1, figsize=(9, 2.6 * len(results)), squeeze=False, sharex=True, sharey=True
     )
     for ax, r in zip(axes[:, 0], results, strict=True):
@@ -408,7 +397,7 @@ def _plot_tenants(out: Path, results: Sequence[SimResult]) -> str | None:
     """Shares of used devices per tenant, one panel per policy on shared axes; None with one tenant."""
     if all(len(r.timeline.tenants) <= 1 for r in results):
         return None
-    fig, axes = _pyplot().subplots(
+    fig, axes = pyplot().subplots(
         len(results), 1, figsize=(9, 2.6 * len(results)), squeeze=False, sharex=True, sharey=True
     )
     for ax, r in zip(axes[:, 0], results, strict=True):
@@ -441,7 +430,7 @@ def _plot_tenants(out: Path, results: Sequence[SimResult]) -> str | None:
 
 
 def _plot_grants(out: Path, results: Sequence[SimResult]) -> str:
-    fig, ax = _pyplot().subplots(figsize=(8, 4.5))
+    fig, ax = pyplot().subplots(figsize=(8, 4.5))
     for r in results:
         tl = r.timeline
         if not tl.grant_left:
