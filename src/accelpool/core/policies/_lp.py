@@ -50,7 +50,7 @@ def solve_lp(
     10,000 x 4, 4-27 iterations against ~9,400 from nothing; docs/allocate.md); a crossover that fails
     leaves the cold solve.
     """
-    from scipy import sparse  # here: importing scipy costs ~0.1 s of every process's start
+    from scipy import sparse  # here, not at the top: scipy.sparse takes ~0.2 s to import (-X importtime)
 
     h = _highs._Highs()
     h.setOptionValue("output_flag", False)
