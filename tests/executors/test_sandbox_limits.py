@@ -390,3 +390,29 @@ def test_a_sandbox_goes_when_its_wrapper_is_killed(tmp_path: Path) -> None:
         time.sleep(0.2)
     assert not _host_procs("sleep 312.6"), "the sandbox (or bwrap) outlived its wrapper"
     ex.close()
+
+
+def test_a_job_path_has_only_entries_the_job_can_use(tmp_path: Path) -> None:
+    # /root is 0700 on Debian: a root service's ~/.pyenv shims are there, a job's uid may not search it
+    assert os.stat("/root").st_mode & 0o001 == 0
+    assert sb.job_path("/root:/root/.pyenv/shims:bin:/usr/bin:/usr/bin:/no/such:/tmp:/bin", 60001, 60001) == (
+        "/usr/bin:/bin"
+    )
+    assert sb.job_path("/srv/data/bin:/usr/bin", 60001, 60001, protect=("/srv/data",)) == "/usr/bin"
+    assert sb.job_path("/root:relative", 60001, 60001) == sb.SAFE_PATH
+
+
+def test_a_job_does_not_see_path_entries_it_cannot_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/root:" + os.environ.get("PATH", sb.SAFE_PATH))
+    ex = _ex(tmp_path, tenant_ids={"default": (60001, 60001)})
+    ex.start(launch("path", 'echo "PATH=$PATH"; no-such-tool-xyz; echo "rc=$?"'))
+    end, _ = wait_end(ex, "path", 60)
+    logs = ex.logs("path")
+    assert end.exit_code == 0, (end.reason, logs)
+    path = next(line for line in logs.splitlines() if line.startswith("PATH="))[5:].split(":")
+    assert "/root" not in path and "/usr/bin" in path, path
+    assert not any(p.startswith("/root/") for p in path), path
+    assert "rc=127" in logs and "Permission denied" not in logs, logs
+    ex.close()

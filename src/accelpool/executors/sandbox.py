@@ -39,6 +39,7 @@ SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Variables a job may inherit from the service (nothing else is inherited: no tokens, no database URL,
 # no VIRTUAL_ENV, no ACCELPOOL_* of the service).
 INHERITED = ("LANG", "LC_ALL", "TZ")
+SANDBOX_TMPFS = ("/tmp", "/var/tmp", "/dev/shm")  # each a private tmpfs inside the sandbox
 SANDBOX_WORK = "/tmp/job"  # the job's private writable dir inside the sandbox (HOME)
 PROGRESS_FILE = ".progress"  # in the work dir: the job writes its cumulative step count here
 
@@ -310,6 +311,47 @@ def device_nodes(config: SandboxConfig, visible_env: str, indices: Sequence[int]
     return out
 
 
+def _searchable(path: str, uid: int | None, gid: int | None) -> bool:
+    """Whether ``uid``/``gid`` (None: this process) may search the directory ``path`` and every directory
+    above it: the owner, group or other x bit that applies to them (supplementary groups are not
+    counted: a job's uid has none)."""
+    if uid is None:
+        return os.path.isdir(path) and os.access(path, os.X_OK)
+    parts = path.rstrip("/").split("/")
+    for i in range(1, len(parts) + 1):
+        d = "/".join(parts[:i]) or "/"
+        try:
+            st = os.stat(d)
+        except OSError:
+            return False
+        if uid == 0:
+            continue
+        bit = 0o100 if st.st_uid == uid else 0o010 if st.st_gid == gid else 0o001
+        if not st.st_mode & bit:
+            return False
+    return os.path.isdir(path)
+
+
+def job_path(path: str | None, uid: int | None, gid: int | None, protect: Sequence[str] = ()) -> str:
+    """The PATH a sandboxed job gets: the service's ``path`` without the entries the job could not use
+    (relative ones, missing ones, ones its uid may not search, such as a root service's ~/.pyenv, and
+    protected ones and ones under /tmp, /var/tmp or /dev/shm, which are empty inside the sandbox), each
+    once; SAFE_PATH when nothing is left.
+
+    Without this a job's ``python`` would find a PATH entry it may not open and fail with "Permission
+    denied" instead of "not found"."""
+    out: list[str] = []
+    for entry in (path or SAFE_PATH).split(":"):
+        if not entry.startswith("/") or entry in out:
+            continue
+        real = os.path.realpath(entry)
+        hidden = (*protect, *SANDBOX_TMPFS)
+        if any(_inside(real, p) or _inside(entry, p) for p in hidden) or not _searchable(real, uid, gid):
+            continue
+        out.append(entry)
+    return ":".join(out) or SAFE_PATH
+
+
 def _inside(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
@@ -382,10 +424,15 @@ def plan(
     if not use_bwrap and image is None and not config.allow_unsandboxed:
         raise SandboxError(check(config) or "the job sandbox is not available")
     lim = effective_limits(config, limits)
-    full_env = {k: os.environ[k] for k in INHERITED if k in os.environ}
-    full_env["PATH"] = os.environ.get("PATH", SAFE_PATH) if image is None else SAFE_PATH
-    full_env.update(env)
     uid, gid = run_ids(config, tenant)
+    full_env = {k: os.environ[k] for k in INHERITED if k in os.environ}
+    if image is not None:
+        full_env["PATH"] = SAFE_PATH
+    elif use_bwrap:
+        full_env["PATH"] = job_path(os.environ.get("PATH"), uid, gid, config.protect)
+    else:
+        full_env["PATH"] = os.environ.get("PATH", SAFE_PATH)
+    full_env.update(env)
     if "\0" in command or any("\0" in k or "\0" in v for k, v in full_env.items()):
         raise SandboxError("embedded null byte in the command or the environment")
     ckpt = check_writable(checkpoint_dir, config, "checkpoint_dir") if checkpoint_dir else None
@@ -488,7 +535,7 @@ def plan(
             elif os.path.exists(p):
                 head += ["--ro-bind", "/dev/null", p]
         size = str(int(lim.get("scratch", config.tmp_bytes)))
-        for t in ("/tmp", "/var/tmp", "/dev/shm"):  # private, size-limited, writable by the job (sticky)
+        for t in SANDBOX_TMPFS:  # private, size-limited, writable by the job (sticky)
             head += ["--perms", "1777", "--size", size, "--tmpfs", t]
         for rel in devices:
             head += ["--dev-bind", os.path.join(root, rel), os.path.join("/dev", rel)]
