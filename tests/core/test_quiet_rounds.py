@@ -11,18 +11,21 @@ to the full path (a node drained, a grant, a new job, a job that ended, another 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from accelpool.core import quiet
 from accelpool.core.policies import get_policy
+from accelpool.core.ranking import FirstPairs
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.rounds import DecideCache, Decision, JobStatus, Snapshot, decide
 from accelpool.core.throughput import ThroughputMatrix
 from accelpool.core.types import Grant, Job, JobState, Node
 from accelpool.runtime.reconciler import RoundReport
 from accelpool.sim.engine import simulate
+from accelpool.sim.gavel import read_gavel_trace
 from accelpool.sim.synthetic import generate
 from accelpool.sim.workload import Workload
 
@@ -40,16 +43,18 @@ def _same(got: Decision, want: Decision) -> None:
     assert got.queue.ids == want.queue.ids
 
 
-def _count_quiet(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def _count_quiet(monkeypatch: pytest.MonkeyPatch, entry: type = quiet._Quiet) -> list[int]:
+    """How many rounds were decided quiet (``quiet._Later`` for a preemptive policy: its answer also
+    depends on the pair order's first pass when the allocation spreads a job over types)."""
     fired = [0]
-    again = quiet._Quiet.again
+    again = entry.again
 
     def counted(self, *a):  # type: ignore[no-untyped-def]
         got = again(self, *a)
         fired[0] += got is not None
         return got
 
-    monkeypatch.setattr(quiet._Quiet, "again", counted)
+    monkeypatch.setattr(entry, "again", counted)
     return fired
 
 
@@ -129,16 +134,16 @@ def test_a_preemptive_policy_decides_every_round_as_without_quiet_rounds(
     w = _without_grants(
         generate({"h100": 8, "rngd": 8, "a100": 4}, n_jobs=40, seed=5, mean_interarrival_seconds=2000.0)
     )
-    fired = _count_quiet(monkeypatch)
+    fired = _count_quiet(monkeypatch, quiet._Later)
     fast, n = _decisions(w, name, config)
     with monkeypatch.context() as m:
-        m.setattr(quiet._Quiet, "after", classmethod(lambda cls, *a: None))
+        m.setattr(quiet._Quiet, "after", classmethod(lambda cls, *a, **k: None))
         full, n_full = _decisions(w, name, config)
     assert n == n_full == len(fast) == len(full)
     for got, want in zip(fast, full, strict=True):
         _same(got, want)
-    if name == "max-min-fairness":
-        assert 0 < fired[0] < n
+    if name in ("max-min-fairness", "fair-share"):  # fair-share spreads jobs over types (FirstPairs)
+        assert 0 < fired[0] < n, (fired[0], n)
 
 
 def test_a_preemptive_policy_with_grants_has_no_quiet_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -232,3 +237,37 @@ def test_a_change_that_could_stop_or_start_a_job_takes_the_full_path(change: str
         assert [j for j, _ in got.preempt] == (["b"] if change == "drained" else ["a"])
     if change == "arrival":
         assert [p.job for p in got.start] == ["c"]
+
+
+GAVEL_HEAD = Path(__file__).resolve().parents[1] / "fixtures" / "traces" / "gavel_b436b2_head60.trace"
+
+
+@pytest.mark.parametrize("name", ["fair-share", "max-min-fairness"])
+def test_a_spread_allocation_is_quiet_only_while_each_job_first_pair_is_its_type(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # fair-share spreads each job's share over types: a round is quiet when the pair order's first pass
+    # keeps every job on its type (core.ranking.FirstPairs), which moves with what each job received;
+    # Gavel's head of b436b2 on 4:4:4 has such rounds, and rounds where a job's other type comes first
+    w = read_gavel_trace(GAVEL_HEAD, {"v100": 4, "p100": 4, "k80": 4})
+    w = dataclasses.replace(w, jobs=w.jobs[:30])
+    said: list[bool] = []
+    call = FirstPairs.__call__
+
+    def told(self, *a):  # type: ignore[no-untyped-def]
+        said.append(call(self, *a))
+        return said[-1]
+
+    monkeypatch.setattr(FirstPairs, "__call__", told)
+    fired = _count_quiet(monkeypatch, quiet._Later)
+    config = RoundConfig.per_round()
+    fast, n = _decisions(w, name, config)
+    with monkeypatch.context() as m:
+        m.setattr(quiet._Quiet, "after", classmethod(lambda cls, *a, **k: None))
+        full, n_full = _decisions(w, name, config)
+    assert n == n_full
+    for got, want in zip(fast, full, strict=True):
+        _same(got, want)
+    assert 0 < fired[0] < n
+    if name == "fair-share":
+        assert said.count(True) > 100 and said.count(False) > 10, (said.count(True), said.count(False))

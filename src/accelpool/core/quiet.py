@@ -14,6 +14,7 @@ import numpy as np
 
 from accelpool.core.allocation import Allocation, AllocationProblem, Policy
 from accelpool.core.placement import _rules_bind
+from accelpool.core.ranking import FirstPairs
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.round_types import Decision, JobStatus, Placement, Snapshot
 from accelpool.core.types import JobState, Node
@@ -29,48 +30,54 @@ def _stays(
     decision: Decision,
     nodes: Sequence[Node],
     move: bool,
-    cache: DecideCache,
-) -> bool:
-    """Whether, with the same allocation and every job running where ``decision`` placed it, placement
-    can only keep every job: each job's only pair (x > 0 on a usable type) is the type it runs on, so the
-    pair order's ranking (which moves with time) cannot send it elsewhere, and (``move``: chosen jobs
-    may move up to a faster type, core.backfill.move_up_jobs) no type faster for a job has room for its
-    gang once every job holds its devices."""
+) -> tuple[np.ndarray, bool] | None:
+    """With the same allocation and every job running where ``decision`` placed it: each job's column (the
+    type it runs on) and whether that is its only pair (x > 0 on a usable type), or None when placement
+    could do more than keep every job whatever the pair order: a job without a pair on the type it runs
+    on, or (``move``: chosen jobs may move up to a faster type, core.backfill.move_up_jobs) a type faster
+    for some job with room for its gang once every job holds its devices. When each job's only pair is
+    its type, the pair order (whose ranking moves with time) cannot send a job elsewhere; when some job
+    has more pairs, each round must also see that the pair order's first pass gives every job its type
+    (``core.ranking.FirstPairs``): placement then chooses each job on its type before any second
+    pair is read, their gangs fit together (they hold those devices now, on the same nodes), pinned jobs
+    keep theirs, and move-up has nowhere to go, so every job is kept."""
     pairs = (alloc.x > 1e-9) & usable
-    if (pairs.sum(axis=1) != 1).any():  # first: a policy that spreads a job over types fails here
-        cache.spread = (alloc, usable)  # and while it hands the same allocation back, no entry is made
-        return False
     placed = {p.job: p.accelerator for p in decision.placements()}
     column = {t: k for k, t in enumerate(alloc.types)}
     ids = problem.job_ids
     if len(placed) != len(ids):
-        return False
+        return None
     on = np.array([column.get(placed.get(j, ""), -1) for j in ids], dtype=np.int64)
     if (on < 0).any():
-        return False
+        return None
     rows = np.arange(len(ids))
     if not pairs[rows, on].all():
-        return False
-    if not move:
-        return True
-    free = np.zeros(len(alloc.types))
-    for n in nodes:
-        k = column.get(n.accelerator)
-        if k is not None:
-            free[k] += n.devices
-    np.subtract.at(free, on, problem.scale)
-    tput = problem.throughput
-    faster = usable & (tput > tput[rows, on][:, None]) & (free[None, :] >= problem.scale[:, None])
-    return not faster.any()
+        return None
+    if move:
+        free = np.zeros(len(alloc.types))
+        for n in nodes:
+            k = column.get(n.accelerator)
+            if k is not None:
+                free[k] += n.devices
+        np.subtract.at(free, on, problem.scale)
+        tput = problem.throughput
+        faster = usable & (tput > tput[rows, on][:, None]) & (free[None, :] >= problem.scale[:, None])
+        if faster.any():
+            return None
+    return on, bool((pairs.sum(axis=1) == 1).all())
 
 
 class _Later:
-    """A preemptive policy's quiet entry (``_Quiet``), left by a full boundary decision in which nobody
-    waits or was preempted, and checked (no binding rule, ``_stays``, ``_Quiet.after``) only the first
+    """A preemptive policy's quiet entry (``_Quiet``), left by a full boundary decision in which every job
+    is placed and none waits, and checked (no binding rule, ``_stays``, ``_Quiet.after``) only the first
     time a round could use it: when the policy hands back the same allocation. Most such decisions of a
-    busy pool are followed by no quiet round, and the check costs more than the rest of the entry."""
+    busy pool are followed by no quiet round, and the check costs more than the rest of the entry.
 
-    __slots__ = ("_args", "_entry", "decision")
+    When the allocation gives some job more than one pair (fair-share spreads a job over types), a round
+    is quiet only when the pair order's first pass also keeps every job on its type, which moves with
+    time (``core.ranking.FirstPairs``, on this round's ``view``: its problem and the DecideCache)."""
+
+    __slots__ = ("_args", "_entry", "_first", "decision")
 
     def __init__(
         self,
@@ -98,18 +105,34 @@ class _Later:
             cache,
         )
         self._entry: _Quiet | None = None
+        self._first: FirstPairs | None = None  # when some job has more than one pair
 
     def again(
-        self, snapshot: Snapshot, statuses: list[JobStatus], policy: Policy, config: RoundConfig
+        self,
+        snapshot: Snapshot,
+        statuses: list[JobStatus],
+        policy: Policy,
+        config: RoundConfig,
+        view: tuple[AllocationProblem, DecideCache],
     ) -> Decision | None:
         if self._args is not None:
             then, seen, was, conf, problem, alloc, usable, move, cache = self._args
             self._args = None
-            if not _rules_bind(problem, cache) and _stays(
-                problem, alloc, usable, self.decision, then.nodes, move, cache
-            ):
-                self._entry = _Quiet.after(self.decision, then, seen, was, conf)
-        return None if self._entry is None else self._entry.again(snapshot, statuses, policy, config)
+            got = (
+                None
+                if _rules_bind(problem, cache)
+                else _stays(problem, alloc, usable, self.decision, then.nodes, move)
+            )
+            if got is not None:
+                self._entry = _Quiet.after(self.decision, then, seen, was, conf, moved=True)
+                if not got[1]:
+                    self._first = FirstPairs(got[0], alloc, usable, conf, problem.priority)
+        if self._entry is None:
+            return None
+        same = self._entry.again(snapshot, statuses, policy, config)
+        if same is not None and self._first is not None and not self._first(snapshot, statuses, *view):
+            return None
+        return same
 
 
 class _Quiet:
@@ -167,9 +190,13 @@ class _Quiet:
         statuses: list[JobStatus],
         policy: Policy,
         config: RoundConfig,
+        moved: bool = False,
     ) -> _Quiet | None:
-        """The entry a full decision leaves (None: a job waits, is preempted, or has a grant or deadline)."""
-        if decision.waiting or decision.preempt or len(decision.keep) + len(decision.start) != len(statuses):
+        """The entry a full decision leaves (None: a job waits, is preempted (``moved``: other than to be
+        started elsewhere in the same decision), or has a grant or deadline)."""
+        if decision.waiting or len(decision.keep) + len(decision.start) != len(statuses):
+            return None
+        if decision.preempt and not moved:
             return None
         if any(s.job.grant is not None or s.job.deadline is not None for s in statuses):
             return None

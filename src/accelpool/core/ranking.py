@@ -88,6 +88,54 @@ def _pair_order(
     return list(zip(rows[keys].tolist(), cols[keys].tolist(), strict=True))
 
 
+class FirstPairs:
+    """Whether, in ``_pair_order``'s order (ranking "job", one priority field: ``_Passes``), each job's
+    first pair is still the type it runs on (``on``: its column), i.e. the first pass puts every job on
+    its type, for one allocation and usable set (``core.quiet``, every round it could be quiet).
+
+    A job's pairs are ordered as ``_job_pair_order`` orders them: own ratio x / received, highest first
+    (clipped at 1e300), the type it runs on first among equals; the ranking across jobs is not needed.
+    The keep factor on the type a job runs on is taken at its least, 1 + keep_bonus (a restart threshold
+    is at least 1), so the answer is True only when the full order's first pass keeps every job. Always
+    False for the other rankings and for several priority fields."""
+
+    __slots__ = ("_cur", "_keep", "_on", "_other", "_ok", "_types")
+
+    def __init__(
+        self, on: np.ndarray, alloc: Allocation, usable: np.ndarray, config: RoundConfig, priority: np.ndarray
+    ) -> None:
+        n = len(on)
+        pairs = (alloc.x > 1e-9) & usable
+        rows = np.arange(n)
+        self._ok = config.ranking == "job" and not (len(priority) and priority.min() != priority.max())
+        self._on = (rows, on)
+        self._types = alloc.types
+        self._cur = alloc.x[rows, on]  # each job's share on the type it runs on
+        pairs[rows, on] = False
+        self._other = pairs, np.where(pairs, alloc.x, 0.0)  # its other pairs and their shares
+        # ``stay`` (under leases): a running job tries the type it runs on first, whatever its ratio
+        self._keep = None if config.lease_seconds is not None else 1.0 + config.keep_bonus
+
+    def __call__(
+        self, snapshot: Snapshot, statuses: list[JobStatus], problem: AllocationProblem, cache: DecideCache
+    ) -> bool:
+        if not self._ok or len(statuses) != len(self._cur):
+            return False
+        if self._keep is None or not len(self._cur):
+            return self._ok
+        ages = np.maximum(snapshot.now - problem.submit_time, snapshot.round_seconds)
+        seconds, _ = _job_rows(statuses, self._types, problem, cache)
+        received = seconds / ages[:, None]
+        other, x_other = self._other
+        r_on = received[self._on]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # x / received on the type it runs on (inf where it received nothing), times the keep factor
+            cur = np.where(r_on > 0, self._cur / r_on, np.inf) * self._keep
+            # another pair comes first when its ratio is higher (inf where the job received nothing there)
+            ahead = other & ((received <= 0) | (x_other / received > cur[:, None]))
+        return not (ahead.any(axis=1) & (cur < 1e300)).any()
+
+
 def _inf(n: int) -> np.ndarray:
     """``np.full(n, np.inf)`` without its Python wrapper (called every round)."""
     out = np.empty(n)

@@ -171,9 +171,6 @@ class DecideCache:
         self.quiet: _Quiet | _Later | None = None
         """The last full decision in which every live job ran and none waited, with the facts it was
         taken on: a quiet round repeats it (``_Quiet``; ``_Later`` for a preemptive policy)."""
-        self.spread: tuple[Allocation, np.ndarray] | None = None
-        """An allocation (with the usable pairs it was read with) that gives some job other than exactly
-        one pair: no quiet entry is made while the policy hands it back (``_Later``)."""
 
 
 def decide(
@@ -193,7 +190,7 @@ def decide(
     statuses = _live(snapshot.jobs, cache)
     base = _base(policy)
     keeps_running = base in NON_PREEMPTIVE
-    if keeps_running and cache.quiet is not None:
+    if keeps_running and isinstance(cache.quiet, _Quiet):
         same = cache.quiet.again(snapshot, statuses, policy, config)
         if same is not None:
             return same
@@ -237,10 +234,10 @@ def decide(
         else:  # the policy sees each site's devices and prices; placement follows the sites it chose
             alloc, prefer = wide.collapse(raw, problem.types)
         last = cache.quiet
-        if last is not None and not keeps_running and last.decision.allocation is alloc:
+        if isinstance(last, _Later) and not keeps_running and last.decision.allocation is alloc:
             # the policy handed back the very allocation of the last full decision (the runtime's
             # ReusingPolicy, for an unchanged problem): the round may be quiet (_Quiet)
-            same = last.again(snapshot, statuses, policy, config)
+            same = last.again(snapshot, statuses, policy, config, (problem, cache))
             if same is not None:
                 return same
         pinned, threshold = _pinned(snapshot, statuses, config, horizon, _holding(statuses, problem, cache))
@@ -275,16 +272,13 @@ def decide(
     if keeps_running:
         cache.quiet = _Quiet.after(decision, snapshot, statuses, policy, config)
     elif snapshot.lease_boundary:
-        # a preemptive policy's decision stays while each job's only pair is the type it runs on and no
-        # job could move up (both read only what a quiet round keeps), and no program rule binds: checked
-        # only when a later round could use it (_Later)
+        # a preemptive policy's decision stays while each job's only pair is the type it runs on (or, when
+        # some job has more, while the pair order's first pass keeps every job on its type) and no job
+        # could move up, and no program rule binds: checked only when a later round could use it (_Later)
         move = config.move_up and base not in SPEED_BLIND and config.lease_seconds is None
         cache.quiet = (
             _Later(decision, snapshot, statuses, policy, config, problem, alloc, usable, move, cache)
-            if wide is None
-            and not decision.waiting
-            and not decision.preempt
-            and (cache.spread is None or cache.spread[0] is not alloc or cache.spread[1] is not usable)
+            if wide is None and not decision.waiting
             else None
         )
     return decision
