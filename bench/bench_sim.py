@@ -3,7 +3,7 @@
     python bench/bench_sim.py quality [--traces b436b2,6214e9]   # aware vs agnostic, vs Gavel's own result
     python bench/bench_sim.py speed [--jobs 1181]                 # one Gavel-format Philly VC trace
     python bench/bench_sim.py philly [--limit N]                  # the full 82,247-job Philly CSV, ~2,500 devices
-    python bench/bench_sim.py peer --trace-file T --cluster 8:16:24 [--pairs aware,agnostic,fifo,ftf]
+    python bench/bench_sim.py peer --trace-file T --cluster 8:16:24 [--pairs aware,agnostic,fifo,ftf] [--repeats 3]
                                                                   # Gavel's simulator on the same trace, same run
     python bench/bench_sim.py gavel --gavel-cache G.jsonl --trace-file T --cluster C [--pairs ...]
                                                                   # Gavel's side alone, for peer --gavel-cache G.jsonl
@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -271,7 +272,14 @@ def run_ours(path: Path, cluster: str, ours_name: str) -> dict[str, Any] | None:
     return m
 
 
-def peer(trace_file: str, cluster: str, pairs: list[str], gavel: Path, cache: Path | None = None) -> None:
+def peer(
+    trace_file: str,
+    cluster: str,
+    pairs: list[str],
+    gavel: Path,
+    cache: Path | None = None,
+    repeats: int = 1,
+) -> None:
     """Ours and Gavel's simulator on the same trace and cluster, per policy pair.
 
     Both sides are timed as whole processes (``run_ours``: ``accelpool simulate``; Gavel's simulate.sh):
@@ -283,7 +291,12 @@ def peer(trace_file: str, cluster: str, pairs: list[str], gavel: Path, cache: Pa
 
     Gavel runs in this run, unless ``cache`` (from ``gavel``) holds its result for the same trace,
     cluster and policy: then that is used and marked ``*`` (measured in another process, at the time
-    and 1-minute load average the cache records; compare CPU seconds, not wall)."""
+    and 1-minute load average the cache records; compare CPU seconds, not wall).
+
+    ``repeats`` > 1: each pair's two processes run that many times, alternated (ours, Gavel, ours, ...),
+    and the table shows each side's median seconds and the median of the per-repeat ratios, with the
+    least and the most ratio after it (this kind of machine's speed wanders by a fifth within minutes:
+    one process pair can land on either side of a target that a median does not)."""
     path = need(Path(trace_file))
     need(gavel)
     counts = [int(c) for c in cluster.split(":")]
@@ -317,34 +330,55 @@ def peer(trace_file: str, cluster: str, pairs: list[str], gavel: Path, cache: Pa
             )
         )
         sim_wall = time.perf_counter() - t0
-        m = run_ours(path, cluster, ours_name)
-        if m is None:
+        ours_runs: list[dict[str, Any]] = []
+        gavel_runs: list[dict[str, Any]] = []
+        g_cached = cached(cache, path, cluster, gavel_name)
+        mark = "*" if g_cached is not None else ""
+        for _ in range(max(1, repeats)):
+            got = run_ours(path, cluster, ours_name)
+            if got is None:
+                break
+            if got["avg_jct_seconds"] != inproc["avg_jct_seconds"]:
+                print(
+                    f"{pair}: the process's average JCT {got['avg_jct_seconds']} differs from this process's"
+                    f" {inproc['avg_jct_seconds']}: not the same simulation"
+                )
+                break
+            g_got = g_cached if g_cached is not None else run_gavel(gavel, path, cluster, gavel_name)
+            if g_got is None:
+                break
+            ours_runs.append(got)
+            gavel_runs.append(g_got)
+        if len(ours_runs) < max(1, repeats):
             continue
-        if m["avg_jct_seconds"] != inproc["avg_jct_seconds"]:
-            print(
-                f"{pair}: the process's average JCT {m['avg_jct_seconds']} differs from this process's"
-                f" {inproc['avg_jct_seconds']}: not the same simulation"
-            )
-            continue
-        wall, cpu = m["wall_seconds"], m["cpu_seconds"]
-        g = cached(cache, path, cluster, gavel_name)
-        mark = "*" if g is not None else ""
-        if g is None:
-            g = run_gavel(gavel, path, cluster, gavel_name)
-        if g is None:
-            continue
-        g_cpu = g["cpu_seconds"]
+        m, g = ours_runs[0], gavel_runs[0]
+        wall = statistics.median(r["wall_seconds"] for r in ours_runs)
+        cpu = statistics.median(r["cpu_seconds"] for r in ours_runs)
+        g_wall = statistics.median(r["wall_seconds"] for r in gavel_runs)
+        g_cpu = statistics.median(r["cpu_seconds"] for r in gavel_runs)
+        wall_ratios = sorted(
+            b["wall_seconds"] / a["wall_seconds"] for a, b in zip(ours_runs, gavel_runs, strict=True)
+        )
+        cpu_ratios = sorted(
+            b["cpu_seconds"] / max(a["cpu_seconds"], 1e-9) for a, b in zip(ours_runs, gavel_runs, strict=True)
+        )
         ours_jct = m["avg_jct_seconds"]
         o_one = run_ours(one, cluster, ours_name)
         g_one = None if mark else run_gavel(gavel, one, cluster, gavel_name)
         o_start = o_one["wall_seconds"] if o_one is not None else float("nan")
         g_start = g_one["wall_seconds"] if g_one is not None else float("nan")
-        less = (g["wall_seconds"] - g_start) / max(wall - o_start, 1e-9)
+        less = (g_wall - g_start) / max(wall - o_start, 1e-9)
+        spread = (
+            f"  (wall {wall_ratios[0]:.2f}-{wall_ratios[-1]:.2f}, CPU {cpu_ratios[0]:.2f}-{cpu_ratios[-1]:.2f},"
+            f" {len(wall_ratios)} repeats)"
+            if len(wall_ratios) > 1
+            else ""
+        )
         print(
             f"{pair:>9} {ours_jct:>11,.0f} {g['avg_jct_seconds']:>11,.0f}{mark:1} {g['avg_jct_seconds'] / ours_jct:>10.3f} "
-            f"{wall:>9.1f} {cpu:>8.1f} {g['wall_seconds']:>10.1f} {g['wall_seconds'] / wall:>11.2f} {g_cpu:>9.1f} "
-            f"{g_cpu / max(cpu, 1e-9):>10.2f} {sim_wall:>8.1f} {o_start:>10.1f} {g_start:>11.1f} {less:>17.2f} "
-            f"{m['preemptions']:>12,}",
+            f"{wall:>9.1f} {cpu:>8.1f} {g_wall:>10.1f} {statistics.median(wall_ratios):>11.2f} {g_cpu:>9.1f} "
+            f"{statistics.median(cpu_ratios):>10.2f} {sim_wall:>8.1f} {o_start:>10.1f} {g_start:>11.1f} {less:>17.2f} "
+            f"{m['preemptions']:>12,}{spread}",
             flush=True,
         )
     scratch.cleanup()
@@ -365,6 +399,12 @@ def main() -> None:
     )
     ap.add_argument("--cluster", default="8:16:24", help="v100:p100:k80 devices, as Gavel's -c")
     ap.add_argument("--pairs", default="aware,agnostic,fifo,ftf")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="peer: each pair's two processes this many times, alternated; medians and the ratios' range",
+    )
     ap.add_argument("--gavel", default=str(GAVEL_SIM), help="Gavel's simulate.sh (shared/baselines/gavel)")
     ap.add_argument("--traces", default="b436b2,6214e9,11cb48")
     ap.add_argument("--baselines", default="fifo", help="other agnostic policies to run alongside fair-share")
@@ -384,7 +424,7 @@ def main() -> None:
     pairs = [p for p in a.pairs.split(",") if p]
     cache = Path(a.gavel_cache) if a.gavel_cache else None
     if a.what == "peer":
-        peer(a.trace_file, a.cluster, pairs, Path(a.gavel), cache)
+        peer(a.trace_file, a.cluster, pairs, Path(a.gavel), cache, a.repeats)
     if a.what == "gavel":
         if cache is None:
             ap.error("gavel needs --gavel-cache FILE")
