@@ -1,7 +1,8 @@
 """Quiet rounds: a round whose decision is the last full decision again, decided without placement (and,
 for a non-preemptive policy, without the problem and the policy). ``core.rounds.decide`` keeps the entry in
 ``DecideCache.quiet``: ``_Quiet`` for fifo, made after every full decision; ``_Later`` for a preemptive
-policy, made after a full boundary decision and checked (``_stays``) the first time a round could use it.
+policy, made after a full boundary decision and checked (``_stays``) the first time a round could use it,
+and, when the allocation spreads a job over types, every round it could serve (``core.ranking.FirstPairs``).
 Every round's decision is the one the full path takes (tests/core/test_quiet_rounds.py; docs/simulator.md).
 """
 
@@ -139,7 +140,8 @@ class _Quiet:
     """A quiet round: the last full decision again, without placement (and, for fifo, without the problem
     and the policy).
 
-    The last full decision placed every live job (none waits, none was preempted), no job has a grant or
+    The last full decision placed every live job (none waits, none was preempted; for a preemptive policy
+    a job preempted to be started elsewhere in the same decision counts as placed), no job has a grant or
     a deadline, and this round the same jobs, in the same order, all run where it put them, on the same
     nodes, tenants, programs, grants, prices, sites, speeds, policy object and configuration. Then:
 
