@@ -15,6 +15,7 @@ import pytest
 from tests.executors.test_local_executor import launch, wait_end
 
 from accelpool.executors import sandbox as sb
+from accelpool.executors import sandbox_paths as sb_paths
 from accelpool.executors.local import LocalExecutor
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
@@ -395,11 +396,14 @@ def test_a_sandbox_goes_when_its_wrapper_is_killed(tmp_path: Path) -> None:
 def test_a_job_path_has_only_entries_the_job_can_use(tmp_path: Path) -> None:
     # /root is 0700 on Debian: a root service's ~/.pyenv shims are there, a job's uid may not search it
     assert os.stat("/root").st_mode & 0o001 == 0
-    assert sb.job_path("/root:/root/.pyenv/shims:bin:/usr/bin:/usr/bin:/no/such:/tmp:/bin", 60001, 60001) == (
-        "/usr/bin:/bin"
+    hidden = ("/tmp", "/var/tmp", "/dev/shm")  # the sandbox's private tmpfs
+    mess = "/root:/root/.pyenv/shims:bin:/usr/bin:/usr/bin:/no/such:/tmp:/bin"
+    assert sb_paths.job_path(mess, 60001, 60001, hidden, sb.SAFE_PATH) == "/usr/bin:/bin"
+    assert (
+        sb_paths.job_path("/srv/data/bin:/usr/bin", 60001, 60001, ("/srv/data",), sb.SAFE_PATH) == "/usr/bin"
     )
-    assert sb.job_path("/srv/data/bin:/usr/bin", 60001, 60001, protect=("/srv/data",)) == "/usr/bin"
-    assert sb.job_path("/root:relative", 60001, 60001) == sb.SAFE_PATH
+    assert sb_paths.job_path("/root:relative", 60001, 60001, hidden, sb.SAFE_PATH) == sb.SAFE_PATH
+    assert sb_paths.job_path("/root:/usr/bin", 0, 0, hidden, sb.SAFE_PATH) == "/root:/usr/bin"  # root: all
 
 
 def test_a_job_does_not_see_path_entries_it_cannot_search(

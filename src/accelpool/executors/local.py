@@ -44,7 +44,7 @@ under its own wrapper process (own session), with:
                                    poll() reports changes as PROGRESS events. (The SDK may instead report
                                    progress over HTTP with variables from ``extra_env``.)
 plus RunSpec.env (which wins over everything except the ACCELPOOL_* and device variables), PATH (in the
-sandbox: the service's, less the entries the job cannot use; sandbox.job_path), LANG, LC_ALL, TZ, HOME (the
+sandbox: the service's, less the entries the job cannot use; sandbox_paths.job_path), LANG, LC_ALL, TZ, HOME (the
 work dir) and TMPDIR; nothing else of the service's environment.
 
 Each rank runs under the sandbox wrapper (``sandbox_wrapper.WRAPPER``), which records the command's exit code and

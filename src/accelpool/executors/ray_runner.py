@@ -24,13 +24,13 @@ def _runner_class() -> type:
             import types
 
             self._info = dict(info)
-            # the sandbox module, shipped as source (standard library only): Ray nodes need no accelpool
-            image = types.ModuleType("accelpool_job_sandbox_image")  # sandbox.py finds it by this name
-            sys.modules["accelpool_job_sandbox_image"] = image
-            exec(
-                compile(self._info.pop("image_src"), "accelpool/executors/sandbox_image.py", "exec"),
-                image.__dict__,
-            )
+            # the sandbox module and its helpers, shipped as source (standard library only): Ray nodes need
+            # no accelpool; sandbox.py finds each helper by its name here (sandbox._shipped)
+            for name in ("sandbox_image", "sandbox_paths"):
+                helper = types.ModuleType(f"accelpool_job_{name}")
+                sys.modules[f"accelpool_job_{name}"] = helper
+                key = f"{name.removeprefix('sandbox_')}_src"
+                exec(compile(self._info.pop(key), f"accelpool/executors/{name}.py", "exec"), helper.__dict__)
             src = self._info.pop("sandbox_src")
             mod = types.ModuleType("accelpool_job_sandbox")
             sys.modules["accelpool_job_sandbox"] = mod

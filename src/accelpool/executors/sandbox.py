@@ -73,29 +73,12 @@ DEVICE_NODES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "RBLN_DEVICES": (("rbln{i}",), ("rsd*",)),
 }
 
-_SYSTEM = (
-    "/",
-    "/bin",
-    "/boot",
-    "/dev",
-    "/etc",
-    "/lib",
-    "/lib64",
-    "/proc",
-    "/root",
-    "/run",
-    "/sbin",
-    "/sys",
-    "/usr",
-    "/var",
-)
 
-
-def _image_module() -> Any:
-    """executors/sandbox_image.py: shipped by value to Ray nodes (registered there as
-    ``accelpool_job_sandbox_image`` by the actor), else imported from accelpool."""
-    mod = sys.modules.get("accelpool_job_sandbox_image")
-    return mod if mod is not None else importlib.import_module("accelpool.executors.sandbox_image")
+def _shipped(name: str) -> Any:
+    """executors/<name>.py (sandbox_image, sandbox_paths): shipped by value to Ray nodes (registered there
+    as ``accelpool_job_<name>`` by the actor), else imported from accelpool."""
+    mod = sys.modules.get(f"accelpool_job_{name}")
+    return mod if mod is not None else importlib.import_module(f"accelpool.executors.{name}")
 
 
 class SandboxError(RuntimeError):
@@ -311,63 +294,13 @@ def device_nodes(config: SandboxConfig, visible_env: str, indices: Sequence[int]
     return out
 
 
-def _searchable(path: str, uid: int | None, gid: int | None) -> bool:
-    """Whether ``uid``/``gid`` (None: this process) may search the directory ``path`` and every directory
-    above it: the owner, group or other x bit that applies to them (supplementary groups are not
-    counted: a job's uid has none)."""
-    if uid is None:
-        return os.path.isdir(path) and os.access(path, os.X_OK)
-    parts = path.rstrip("/").split("/")
-    for i in range(1, len(parts) + 1):
-        d = "/".join(parts[:i]) or "/"
-        try:
-            st = os.stat(d)
-        except OSError:
-            return False
-        if uid == 0:
-            continue
-        bit = 0o100 if st.st_uid == uid else 0o010 if st.st_gid == gid else 0o001
-        if not st.st_mode & bit:
-            return False
-    return os.path.isdir(path)
-
-
-def job_path(path: str | None, uid: int | None, gid: int | None, protect: Sequence[str] = ()) -> str:
-    """The PATH a sandboxed job gets: the service's ``path`` without the entries the job could not use
-    (relative ones, missing ones, ones its uid may not search, such as a root service's ~/.pyenv, and
-    protected ones and ones under /tmp, /var/tmp or /dev/shm, which are empty inside the sandbox), each
-    once; SAFE_PATH when nothing is left.
-
-    Without this a job's ``python`` would find a PATH entry it may not open and fail with "Permission
-    denied" instead of "not found"."""
-    out: list[str] = []
-    for entry in (path or SAFE_PATH).split(":"):
-        if not entry.startswith("/") or entry in out:
-            continue
-        real = os.path.realpath(entry)
-        hidden = (*protect, *SANDBOX_TMPFS)
-        if any(_inside(real, p) or _inside(entry, p) for p in hidden) or not _searchable(real, uid, gid):
-            continue
-        out.append(entry)
-    return ":".join(out) or SAFE_PATH
-
-
-def _inside(path: str, parent: str) -> bool:
-    return path == parent or path.startswith(parent.rstrip("/") + "/")
-
-
 def check_writable(path: str, config: SandboxConfig, what: str) -> str:
-    """The real path of a directory the job may write (work dir, checkpoint dir), or SandboxError.
-
-    Symlinks are resolved first, so a link planted by an earlier job cannot point a later job's bind at
-    the data dir or another job's files."""
-    real = os.path.realpath(path)
-    if real in _SYSTEM:
-        raise SandboxError(f"{what} '{path}' resolves to the system directory '{real}'")
-    for p in config.protect:
-        if _inside(real, p) or _inside(p, real):
-            raise SandboxError(f"{what} '{path}' resolves to '{real}', which jobs may not use")
-    return real
+    """The real path of a directory the job may write (work dir, checkpoint dir), or SandboxError
+    (``sandbox_paths.writable``)."""
+    try:
+        return str(_shipped("sandbox_paths").writable(path, config.protect, what))
+    except ValueError as exc:
+        raise SandboxError(str(exc)) from None
 
 
 def effective_limits(config: SandboxConfig, asked: Mapping[str, float] | None) -> dict[str, float]:
@@ -429,7 +362,10 @@ def plan(
     if image is not None:
         full_env["PATH"] = SAFE_PATH
     elif use_bwrap:
-        full_env["PATH"] = job_path(os.environ.get("PATH"), uid, gid, config.protect)
+        hidden = (*config.protect, *SANDBOX_TMPFS)  # empty inside the sandbox
+        full_env["PATH"] = _shipped("sandbox_paths").job_path(
+            os.environ.get("PATH"), uid, gid, hidden, SAFE_PATH
+        )
     else:
         full_env["PATH"] = os.environ.get("PATH", SAFE_PATH)
     full_env.update(env)
@@ -462,7 +398,7 @@ def plan(
     tail: list[str] = []
     container: dict[str, Any] | None = None
     if image is not None:
-        im = _image_module()
+        im = _shipped("sandbox_image")
         try:
             exe = im.check_image(config.podman, image)
         except im.ImageError as exc:

@@ -1,0 +1,82 @@
+"""Which host paths a sandboxed job may use: the PATH it gets (``job_path``) and the directories it may
+write (``writable``). Standard library only: shipped by value to Ray nodes with executors/sandbox.py.
+
+A job's PATH is the service's without the entries the job could not use: relative ones, missing ones,
+ones the job's uid may not search (a root service's ``~/.pyenv/shims``), and ones the sandbox hides
+(protected dirs, each covered by an empty tmpfs, and the private /tmp, /var/tmp and /dev/shm). Without this
+a job's ``python`` that is not installed would find an entry it may not open and fail with "Permission
+denied" instead of "not found".
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+# directories no job may bind read-write, whatever they hold
+SYSTEM = (
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib64",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var",
+)
+
+
+def inside(path: str, parent: str) -> bool:
+    """Whether ``path`` is ``parent`` or under it (both absolute)."""
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+def writable(path: str, protect: Sequence[str], what: str) -> str:
+    """The real path of a directory the job may write (work dir, checkpoint dir), else ValueError naming
+    it. Symlinks are resolved first, so a link planted by an earlier job cannot point a later job's bind at
+    the data dir or another job's files."""
+    real = os.path.realpath(path)
+    if real in SYSTEM:
+        raise ValueError(f"{what} '{path}' resolves to the system directory '{real}'")
+    for p in protect:
+        if inside(real, p) or inside(p, real):
+            raise ValueError(f"{what} '{path}' resolves to '{real}', which jobs may not use")
+    return real
+
+
+def searchable(path: str, uid: int | None, gid: int | None) -> bool:
+    """Whether ``uid``/``gid`` (None: this process) may search the directory ``path`` and every directory
+    above it: the owner, group or other x bit that applies to them (supplementary groups are not
+    counted: a job's uid has none; uid 0 searches everything)."""
+    if uid is None:
+        return os.path.isdir(path) and os.access(path, os.X_OK)
+    parts = path.rstrip("/").split("/")
+    for i in range(1, len(parts) + 1):
+        try:
+            st = os.stat("/".join(parts[:i]) or "/")
+        except OSError:
+            return False
+        bit = 0o100 if st.st_uid == uid else 0o010 if st.st_gid == gid else 0o001
+        if uid != 0 and not st.st_mode & bit:
+            return False
+    return os.path.isdir(path)
+
+
+def job_path(path: str | None, uid: int | None, gid: int | None, hidden: Sequence[str], fallback: str) -> str:
+    """The service's ``path`` (None: ``fallback``) without the entries a job of ``uid``/``gid`` could not
+    use (relative, not searchable, or under one of ``hidden``), each once; ``fallback`` when none is left."""
+    out: list[str] = []
+    for entry in (path or fallback).split(":"):
+        if not entry.startswith("/") or entry in out:
+            continue
+        real = os.path.realpath(entry)
+        if any(inside(real, p) or inside(entry, p) for p in hidden) or not searchable(real, uid, gid):
+            continue
+        out.append(entry)
+    return ":".join(out) or fallback
