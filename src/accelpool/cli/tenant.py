@@ -3,6 +3,7 @@ every one (the connection options are declared once, in cli/connection.py)."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,6 +34,16 @@ def submit(
 
     text = read_text_file(spec_file)
     spec = parse_job_yaml(text, file=str(spec_file))
+    # a relative workdir or checkpoint_dir is relative to the job file (the server, which may run
+    # elsewhere and in another directory, is sent absolute paths)
+    here = spec_file.resolve().parent
+    spec = spec.model_copy(
+        update={
+            k: os.path.normpath(here / v)
+            for k, v in (("workdir", spec.workdir), ("checkpoint_dir", spec.checkpoint_dir))
+            if v is not None and not Path(v).is_absolute()
+        }
+    )
     c = conn.client()
     if tenant is None and c.get("whoami")["role"] == "admin":
         tenant = c.tenant
