@@ -4,7 +4,6 @@ exit 2), the SDK (the CLI's client), REST (422 on a bad value), the SQL store an
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from tests.cli.test_users import cli  # noqa: F401 - the fixture
@@ -50,17 +49,3 @@ def test_the_memory_store_keeps_it():
     store = MemoryStore()
     store.submit(Job("j", faster_type="never"), {"h100": 1.0})
     assert store.snapshot(0, 1).jobs[0].job.faster_type == "never"
-
-
-def test_a_relative_workdir_and_checkpoint_dir_are_relative_to_the_job_file(cli, tmp_path):  # noqa: F811
-    (tmp_path / "jobs").mkdir()
-    spec = tmp_path / "jobs" / "job.yaml"
-    spec.write_text(
-        "name: demo\nresources: {type: h100}\ncommand: echo hi\nworkdir: ..\ncheckpoint_dir: ck\n"
-    )
-    code, out, err = cli("submit", str(spec), "--json")
-    assert code == 0, err
-    run = cli.store.run_spec(json.loads(out)["id"])
-    assert run.workdir is not None and run.checkpoint_dir is not None
-    assert Path(run.workdir).resolve() == tmp_path.resolve()
-    assert Path(run.checkpoint_dir) == (tmp_path / "jobs" / "ck").resolve()
