@@ -154,7 +154,9 @@ class _Quiet:
       same object), when no program rule binds, and when each job's only pair is the type it runs on and
       no faster type has room for a job's gang (``_stays``, checked by ``_Later`` when first used): the pair
       order, whose ranking moves with time, has one pair per job and every job fits, and move-up has
-      nowhere to go. The policy still runs (its reuse test is what proves the allocation the same).
+      nowhere to go. When a job has more pairs, also when the pair order's first pass puts every job on
+      the type it runs on this round (``core.ranking.FirstPairs``). The policy still runs (its reuse test
+      is what proves the allocation the same).
 
     The decision is: keep every job where it runs (in job order; the full path lists the kept jobs in its
     pair order, which carries no meaning), start none, preempt none, with this round's time and boundary

@@ -35,16 +35,12 @@ def _pair_order(
     """(job index, type index) pairs with x > 0, highest Gavel priority first. ``threshold``: per job, the
     factor a restart costs it on the type it runs on (``core.rounds._pinned``). ``problem``: the round's
     problem (its submit times and priorities are the jobs'), ``cache``: keeps the seconds run per type."""
-    now = snapshot.now
     types = alloc.types
     n = len(statuses)
     if n == 0:
         return []
     floor = snapshot.round_seconds
-    submit = problem.submit_time if problem is not None else np.array([s.job.submit_time for s in statuses])
-    ages = np.maximum(now - submit, floor)
-    seconds, running_on = _job_rows(statuses, types, problem, cache)
-    received = seconds / ages[:, None]
+    ages, received, running_on = _received(snapshot, statuses, types, problem, cache)
     # the arrival credit: seconds a job counts as having run when it arrives (core/rounds.py)
     credit = config.arrival_credit * config.lease_or(floor) / ages
     x = alloc.x
@@ -123,9 +119,7 @@ class FirstPairs:
             return False
         if self._keep is None or not len(self._cur):
             return self._ok
-        ages = np.maximum(snapshot.now - problem.submit_time, snapshot.round_seconds)
-        seconds, _ = _job_rows(statuses, self._types, problem, cache)
-        received = seconds / ages[:, None]
+        received = _received(snapshot, statuses, self._types, problem, cache)[1]
         other, x_other = self._other
         r_on = received[self._on]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -134,6 +128,21 @@ class FirstPairs:
             # another pair comes first when its ratio is higher (inf where the job received nothing there)
             ahead = other & ((received <= 0) | (x_other / received > cur[:, None]))
         return not (ahead.any(axis=1) & (cur < 1e300)).any()
+
+
+def _received(
+    snapshot: Snapshot,
+    statuses: list[JobStatus],
+    types: tuple[str, ...],
+    problem: AllocationProblem | None,
+    cache: DecideCache | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each job's age (s since it was submitted, at least a round), the share of it it ran on each type,
+    and the type it runs on (-1: none): what the pair order ranks by (``_pair_order``, ``FirstPairs``)."""
+    submit = problem.submit_time if problem is not None else np.array([s.job.submit_time for s in statuses])
+    ages = np.maximum(snapshot.now - submit, snapshot.round_seconds)
+    seconds, running_on = _job_rows(statuses, types, problem, cache)
+    return ages, seconds / ages[:, None], running_on
 
 
 def _inf(n: int) -> np.ndarray:
