@@ -109,3 +109,17 @@ def test_check_json_passes_ordinary_documents_and_non_json():
     check_json(b"not json at all", Limits())
     with pytest.raises(Refused):
         check_json(b'{"a": "\\u0000"}', Limits())
+
+
+@pytest.mark.parametrize("field", ["workdir", "checkpoint_dir"])
+@pytest.mark.parametrize("path", ["work", "./ckpt", "../up", "", "~/x"])
+def test_a_relative_path_is_422_naming_the_field(world, field, path):
+    r = world.submit(**{field: path})
+    assert r.status_code == 422, r.text
+    assert _err(r)["field"] == field and "absolute" in _err(r)["reason"] and repr(path)[1:-1] in _err(r)["reason"]
+    assert world.store.list_jobs()[0] == []
+
+
+def test_an_absolute_path_is_accepted(world):
+    r = world.submit(workdir="/tmp", checkpoint_dir="/tmp/ckpt-x")
+    assert r.status_code == 201, r.text

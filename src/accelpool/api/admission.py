@@ -9,6 +9,9 @@ Refused (422 with the field, or 409 for money/rules):
   - no grant for the tenant (from the named program), or the grant is used up/expired     (grant / program)
   - a program rule forbids it: per-tenant cap below the count, contract longer than allowed (409, rule)
   - a max run time whose cost the grant cannot hold besides its other active jobs          (409, budget)
+  - a relative ``workdir`` or ``checkpoint_dir``: the service would resolve it against its own working
+    directory, which the tenant neither sees nor chooses (``accelpool submit`` sends a job file's relative
+    paths made absolute against the file)                                          (422, workdir)
   - ``public: true`` from a tenant that is not a public-service tenant (the tenant's ``public`` flag, set
     by an admin): the public-use reserve is for public services only                      (403, public)
   - ``kind: training``/``finetuning`` when every allowed type is inference-only
@@ -91,6 +94,16 @@ def admit(
     """No I/O beyond the store's cached reference data (programs, grants, nodes, prices): the money checks
     that must be exact are repeated under the grant's row lock when the job is written. A copy that is
     only old is read again behind (in a thread), so no submission waits on the event loop for the read."""
+    for fld in ("workdir", "checkpoint_dir"):
+        path = getattr(spec, fld)
+        if path is not None and not path.startswith("/"):
+            raise ApiError(
+                422,
+                f"must be an absolute path (it is '{path}'); a relative one would be read against the "
+                "service's working directory. `accelpool submit` makes a job file's relative paths "
+                "absolute against the file",
+                fld,
+            )
     ref = store.reference(read_behind=True)
     if spec.public and tenant not in ref.public_tenants:
         raise ApiError(
