@@ -116,7 +116,11 @@ def test_check_json_passes_ordinary_documents_and_non_json():
 def test_a_relative_path_is_422_naming_the_field(world, field, path):
     r = world.submit(**{field: path})
     assert r.status_code == 422, r.text
-    assert _err(r)["field"] == field and "absolute" in _err(r)["reason"] and repr(path)[1:-1] in _err(r)["reason"]
+    assert (
+        _err(r)["field"] == field
+        and "absolute" in _err(r)["reason"]
+        and repr(path)[1:-1] in _err(r)["reason"]
+    )
     assert world.store.list_jobs()[0] == []
 
 
