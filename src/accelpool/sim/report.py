@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from jinja2 import Environment, select_autoescape
 
 from accelpool.plotting import pyplot
 from accelpool.sim.engine import SimResult, as_array
@@ -285,6 +284,8 @@ def write_report(
             (fmt_metric(v, unit), best is not None and v is not None and float(v) == best) for v in values
         ]
         rows.append((label, f"{better} is better", cells))
+    from jinja2 import Environment, select_autoescape  # here: only a report needs it (not every CLI start)
+
     env = Environment(autoescape=select_autoescape(default=True))
     html = env.from_string(_INDEX).render(
         trace=results[0].workload.name if results else "",
