@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
 from rich.console import Console
 
-console = Console()
+PIPE_WIDTH = 240
+"""Columns of a table written to a pipe or file when COLUMNS does not say (Rich's default there is 80, which
+wrapped every cell of `accelpool jobs | grep ...` over several lines); a terminal gets its own width."""
+
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPE_WIDTH)
 err_console = Console(stderr=True)
 
 
