@@ -349,7 +349,9 @@ ATTACKS: list[Attack] = [
         "trap '' TERM; setsid -f sleep 315.55; sleep 600",
         max_run_time=3,
         extra={"grace_seconds": 1},
-        check=_both(_no_proc("sleep 315.55"), _ran_for(3 + 1)),  # TERM ignored: killed after the grace
+        # TERM ignored: killed after the grace. Two of the wrapper's timers (deadline, then grace) fire in
+        # turn, each late under load: a loaded CI run on Ray measured 5.02 s (1.02 s over), so 2 s of slack
+        check=_both(_no_proc("sleep 315.55"), _ran_for(3 + 1, slack=2.0)),
         watch="sleep 315.55",
     ),
     Attack("max-run-time-3s", "sleep 317.57", max_run_time=3, check=_ran_for(3), watch="sleep 317.57"),
