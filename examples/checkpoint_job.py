@@ -2,6 +2,7 @@
 
 Run it alone to see the contract: ACCELPOOL_CHECKPOINT_DIR=/tmp/ck python examples/checkpoint_job.py 20
 then `kill -TERM <pid>` while it runs, and start it again: it resumes from the step it saved.
+Under accelpool it also reports its steps (job.report_progress), so `accelpool show` counts them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ def main(total: int) -> None:
     while state["step"] < total:
         time.sleep(0.5)  # one step of work
         state["step"] += 1
+        job.report_progress(state["step"])  # cumulative: resumed attempts go on from the saved step
         if job.checkpoint_requested():
             job.save_checkpoint(state)
             print(f"checkpointed at step {state['step']}", flush=True)

@@ -13,11 +13,17 @@ killed. The directory is the same on every attempt, so the next attempt resumes 
         if job.checkpoint_requested():                # SIGTERM arrived (or the request file exists)
             job.save_checkpoint(state)
             job.checkpoint_done()                     # marks the checkpoint and exits with 143
+        job.report_progress(state["step"])            # cumulative steps: `accelpool show` and the bill see them
 
 ``checkpoint_requested()`` installs a SIGTERM handler on its first call (call it once early), and also
 answers true when the file ``.accelpool-checkpoint-requested`` exists in the checkpoint directory (for
 runners that cannot send signals). Exiting with 143 (128 + SIGTERM) tells the scheduler the job stopped
 on request and has not finished: exit 0 only when the work is done.
+
+``report_progress(steps)`` tells the executor the job's *cumulative* step count (every attempt's steps,
+not this attempt's): it becomes the job's ``steps_done`` (``accelpool show``), its measured speed and its
+restart cost (from STARTED to the attempt's first report). It writes ``ACCELPOOL_PROGRESS_FILE``, which
+the executor reads at each poll; it does nothing where the executor gives no such file.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ REQUEST_FILE = ".accelpool-checkpoint-requested"
 DONE_FILE = ".accelpool-checkpoint-done"
 STATE_FILE = "accelpool-state.json"
 STOPPED_EXIT_CODE = 143
+PROGRESS_ENV = "ACCELPOOL_PROGRESS_FILE"
 
 
 class _Flag:
@@ -106,3 +113,20 @@ def checkpoint_done(exit: bool = True) -> None:
         (d / REQUEST_FILE).unlink(missing_ok=True)
     if exit:
         sys.exit(STOPPED_EXIT_CODE)
+
+
+def report_progress(steps: float) -> bool:
+    """Report the job's cumulative step count (module docstring). The file is replaced whole (written
+    beside it, then renamed), so the executor never reads half a number. Returns False when the executor
+    gave the job no progress file (run by hand, or an executor that does not read one)."""
+    raw = os.environ.get(PROGRESS_ENV, "")
+    if not raw:
+        return False
+    value = float(steps)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"report_progress: steps must be a finite number >= 0, got {steps!r}")
+    tmp = raw + ".tmp"
+    with open(tmp, "w", encoding="ascii") as f:
+        f.write(f"{value:.17g}\n")
+    os.replace(tmp, raw)
+    return True

@@ -119,6 +119,21 @@ def test_progress_file_is_reported_as_cumulative_steps(tmp_path: Path) -> None:
     ex.close()
 
 
+def test_job_report_progress_reaches_the_executor_from_inside_the_sandbox(tmp_path: Path) -> None:
+    # accelpool.job's own source, run by the system's python3 in the sandbox (the repository itself may sit
+    # under a directory the sandbox hides, e.g. a clone in /tmp)
+    import accelpool.job as job_module
+
+    source = Path(job_module.__file__).read_text()
+    cmd = f"python3 - <<'JOB'\n{source}\nfor n in (5, 12.5):\n    report_progress(n)\nJOB\n"
+    ex = LocalExecutor(tmp_path)
+    ex.start(launch("jp", cmd))
+    end, seen = wait_end(ex, "jp")
+    assert end.exit_code == 0, ex.logs("jp")
+    assert [e.steps for e in seen if e.kind == EventKind.PROGRESS][-1] == 12.5
+    ex.close()
+
+
 def test_stop_gives_a_grace_period_to_checkpoint(tmp_path: Path) -> None:
     ex = LocalExecutor(tmp_path)
     cmd = "trap 'echo checkpointed; exit 0' TERM; echo ready; while true; do sleep 0.05; done"
