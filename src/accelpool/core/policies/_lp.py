@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import highspy._core as _highs
 import numpy as np
@@ -16,8 +15,41 @@ from accelpool.core.allocation import (
 )
 from accelpool.core.policies._rules import Rows
 
-if TYPE_CHECKING:
-    from scipy import sparse
+
+@dataclass(frozen=True, eq=False)
+class Csc:
+    """A sparse matrix by columns, as HiGHS takes it: column c's entries are ``index[start[c]:start[c+1]]``
+    (their rows, ascending) and ``value[...]``. Built by ``csc`` (numpy only: scipy.sparse, which this
+    replaced, took ~0.2 s to import in the scheduler's first step that solved such an LP)."""
+
+    n_rows: int
+    n_cols: int
+    start: IntArray
+    index: IntArray
+    value: FloatArray
+
+    def __matmul__(self, x: FloatArray) -> FloatArray:
+        """A x (each row's entries summed column by column, as scipy's product did)."""
+        col = np.repeat(np.arange(self.n_cols), np.diff(self.start))
+        return np.asarray(
+            np.bincount(self.index, weights=self.value * x[col], minlength=self.n_rows), dtype=np.float64
+        )
+
+
+def csc(rows: IntArray, cols: IntArray, vals: FloatArray, n_rows: int, n_cols: int) -> Csc:
+    """The matrix with entries (rows[i], cols[i], vals[i]): entries at the same place summed (zeros kept,
+    given or summed), as scipy's ``coo_matrix(...).tocsc()`` gave it (tests/core/test_lp_csc.py)."""
+    order = np.lexsort((rows, cols))
+    r, c, v = rows[order], cols[order], vals[order].astype(np.float64)
+    if len(r) > 1:
+        first = np.ones(len(r), dtype=bool)
+        first[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
+        if not first.all():
+            at = np.nonzero(first)[0]
+            r, c, v = r[at], c[at], np.add.reduceat(v, at)
+    start = np.zeros(n_cols + 1, dtype=np.int64)
+    np.cumsum(np.bincount(c, minlength=n_cols), out=start[1:])
+    return Csc(n_rows, n_cols, start, r.astype(np.int64), v)
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,7 +64,7 @@ class LpResult:
 
 def solve_lp(
     cost: FloatArray,
-    a: sparse.csc_matrix,
+    a: Csc,
     row_lo: FloatArray,
     row_hi: FloatArray,
     col_lo: FloatArray,
@@ -50,8 +82,6 @@ def solve_lp(
     10,000 x 4, 4-27 iterations against ~9,400 from nothing; docs/allocate.md); a crossover that fails
     leaves the cold solve.
     """
-    from scipy import sparse  # here, not at the top: scipy.sparse takes ~0.2 s to import (-X importtime)
-
     h = _highs._Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
@@ -59,19 +89,18 @@ def solve_lp(
         h.setOptionValue("solver", "ipm")
     lp = _highs.HighsLp()
     lp.num_col_ = len(cost)
-    lp.num_row_ = a.shape[0]
+    lp.num_row_ = a.n_rows
     lp.col_cost_ = np.ascontiguousarray(cost, dtype=np.float64)
     lp.col_lower_ = np.ascontiguousarray(col_lo, dtype=np.float64)
     lp.col_upper_ = np.ascontiguousarray(col_hi, dtype=np.float64)
     lp.row_lower_ = np.ascontiguousarray(row_lo, dtype=np.float64)
     lp.row_upper_ = np.ascontiguousarray(row_hi, dtype=np.float64)
-    a = sparse.csc_matrix(a)
     lp.a_matrix_.format_ = _highs.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = a.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = a.indices.astype(np.int32)
-    lp.a_matrix_.value_ = a.data.astype(np.float64)
+    lp.a_matrix_.start_ = a.start.astype(np.int32)
+    lp.a_matrix_.index_ = a.index.astype(np.int32)
+    lp.a_matrix_.value_ = a.value.astype(np.float64)
     lp.a_matrix_.num_col_ = len(cost)
-    lp.a_matrix_.num_row_ = a.shape[0]
+    lp.a_matrix_.num_row_ = a.n_rows
     h.passModel(lp)
     if start is not None and not ipm:
         point = _highs.HighsSolution()
@@ -88,7 +117,7 @@ def solve_lp(
             if get_ray is not None:
                 _, has_ray, values = get_ray()
                 ray = np.asarray(values, dtype=np.float64) if has_ray else None
-        return LpResult(False, np.zeros(len(cost)), np.zeros(a.shape[0]), float("nan"), ray)
+        return LpResult(False, np.zeros(len(cost)), np.zeros(a.n_rows), float("nan"), ray)
     sol = h.getSolution()
     return LpResult(
         True,
@@ -142,22 +171,23 @@ class LpModel:
         self.n_rows += len(lo)
         return first
 
-    def matrix(self) -> sparse.csc_matrix:
-        from scipy import sparse
+    def matrix(self) -> Csc:
+        return csc(
+            np.concatenate(self.coo_r),
+            np.concatenate(self.coo_c),
+            np.concatenate(self.coo_v),
+            self.n_rows,
+            self.n_cols,
+        )
 
-        return sparse.coo_matrix(
-            (np.concatenate(self.coo_v), (np.concatenate(self.coo_r), np.concatenate(self.coo_c))),
-            shape=(self.n_rows, self.n_cols),
-        ).tocsc()
-
-    def point(self, start: FloatArray, a: sparse.csc_matrix | None = None) -> FloatArray:
+    def point(self, start: FloatArray, a: Csc | None = None) -> FloatArray:
         """Every column's value for an allocation ``start`` (jobs x types): its pairs, each borrow column at
         what its row uses beyond its bound, every column a policy added at 0. ``a``: self.matrix()."""
         a = self.matrix() if a is None else a
         point = np.zeros(self.n_cols)
         point[: self.n_x] = start[self.jobs, self.types]
         if self.borrow_rows is not None and len(self.borrow_rows):
-            use = a[self.borrow_rows, : self.n_x] @ point[: self.n_x]
+            use = (a @ point)[self.borrow_rows]  # the columns after the x pairs are still 0 here
             hi = np.concatenate(self.row_hi)[self.borrow_rows]
             point[self.n_x : self.n_x + len(use)] = np.maximum(use - hi, 0.0)
         return point
