@@ -107,6 +107,14 @@ def test_cancel_running_job_stops_its_process(world):
     r = world.call("m1", "POST", f"/api/v1/jobs/{jid}/cancel")
     assert r.json()["state"] == "cancelled" and world.stopped == [jid]
     assert world.call("m1", "POST", f"/api/v1/jobs/{jid}/cancel").json()["state"] == "cancelled"
+    shown = world.call("m1", "GET", f"/api/v1/jobs/{jid}").json()
+    assert shown["end_time"] is not None and shown["end_time"] >= shown["submit_time"]  # it ended then
+
+
+def test_a_queued_job_cancelled_has_an_end_time(world):
+    jid = world.submit().json()["id"]
+    assert world.call("m1", "POST", f"/api/v1/jobs/{jid}/cancel").json()["state"] == "cancelled"
+    assert world.call("m1", "GET", f"/api/v1/jobs/{jid}").json()["end_time"] is not None
 
 
 def test_progress_and_measured_throughput(world):

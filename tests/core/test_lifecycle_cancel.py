@@ -42,3 +42,14 @@ def test_a_slice_proposed_for_a_job_cancelled_meanwhile_books_nothing_even_from_
     cancelled = replace(_running(mark=100.0), state=JobState.CANCELLED)
     slice_ = Charge("j", "t", None, "h100", 2.0, 0, 100.0, 101.0)
     assert ledger.book_charge(cancelled, slice_, PRICE) is None
+
+
+def test_a_cancelled_job_ends_when_the_cancel_takes_effect():
+    # its end time is the cancel's (queued or running), as for a job that finished: reports and `show` need it
+    queued = JobStatus(Job("j", tenant="t", scale=2), JobState.QUEUED, None)
+    out = apply_event(queued, SchedulerEvent("j", Command.CANCEL, 50.0, "cancelled"), PRICE)
+    assert out.status.state is JobState.CANCELLED and out.ended_at == 50.0
+    out = apply_event(_running(mark=100.0), SchedulerEvent("j", Command.CANCEL, 103.0, "cancelled"), PRICE)
+    assert out.ended_at == 103.0
+    out = apply_event(_running(mark=101.0), SchedulerEvent("j", Command.CANCEL, 100.0, "cancelled"), PRICE)
+    assert out.ended_at == 101.0  # at the job's mark, as its record

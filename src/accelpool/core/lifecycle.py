@@ -243,7 +243,7 @@ def _command(status: JobStatus, e: SchedulerEvent, price: int) -> Outcome:
         # the executor reports the start (billed up to the cancel) or the end (``_late_start``)
         new = _with(new, placement=status.placement, metered_until=t)
     record = _record(t, JobState.CANCELLED, e.reason, StopCause.CANCELLED)
-    return _finished(new, tail, record, stop_process=running)
+    return _finished(new, tail, record, ended_at=t, stop_process=running)
 
 
 def _observed(status: JobStatus, e: ExecutorEvent, price: int) -> Outcome:
