@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -35,6 +36,22 @@ class Rejected(InputError):
     def __init__(self, status: int, reason: str, field: str | None = None) -> None:
         self.status, self.reason = status, reason
         super().__init__(reason, field=field)
+
+
+def segment(value: object, field: str) -> str:
+    """An id as one segment of a URL path: InputError (naming ``field`` and the value) for one that is not a
+    non-empty string or would change the path (``/``, ``.``, ``..``, ``?``, ``#``, control characters);
+    anything else percent-encoded. Without it ``c.job("../tokens")`` read another listing (the HTTP
+    client resolves dot segments) and ``show j-1/events`` printed the events as if they were the job."""
+    if not isinstance(value, str) or not value.strip():
+        raise InputError("must be a non-empty id", field=field, value=repr(value))
+    if (
+        value in (".", "..")
+        or any(c in value for c in "/?#\\")
+        or any(ord(c) < 32 or ord(c) == 127 for c in value)
+    ):
+        raise InputError("is not an id (it would change the request's path)", field=field, value=value)
+    return quote(value, safe="")
 
 
 def _data_dir(data_dir: str | Path | None) -> Path:
@@ -96,7 +113,12 @@ class Client:
             if r.status_code in (400, 409, 422):
                 raise Rejected(r.status_code, reason, fld)
             raise ApiError(r.status_code, reason, fld)
-        return r.json()
+        if r.status_code >= 300:  # a redirect is never an answer of the API
+            raise ApiError(r.status_code, f"unexpected redirect to {r.headers.get('location', '?')}")
+        try:
+            return r.json()
+        except ValueError:
+            raise ApiError(r.status_code, f"the server's answer is not JSON: {r.text[:200]!r}") from None
 
     # -- jobs -----------------------------------------------------------------------------------------
 
@@ -134,15 +156,16 @@ class Client:
                 return
 
     def job(self, job_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/jobs/{job_id}")  # type: ignore[no-any-return]
+        return self._call("GET", f"/jobs/{segment(job_id, 'job')}")  # type: ignore[no-any-return]
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        return self._call("POST", f"/jobs/{job_id}/cancel")  # type: ignore[no-any-return]
+        return self._call("POST", f"/jobs/{segment(job_id, 'job')}/cancel")  # type: ignore[no-any-return]
 
     def logs_page(self, job_id: str, offset: int = 0, limit: int | None = None) -> dict[str, Any]:
         """One page of a job's output: ``logs``, ``offset``, ``next_offset`` (None at the end), ``size``."""
         params: dict[str, int] = {"offset": offset} | ({"limit": limit} if limit is not None else {})
-        return self._call("GET", f"/jobs/{job_id}/logs", params=params)  # type: ignore[no-any-return]
+        path = f"/jobs/{segment(job_id, 'job')}/logs"
+        return self._call("GET", path, params=params)  # type: ignore[no-any-return]
 
     def logs(self, job_id: str) -> str:
         """A job's whole output (every page)."""
@@ -158,7 +181,7 @@ class Client:
         self, job_id: str, steps: float | None = None, steps_per_second: float | None = None
     ) -> None:
         body = {k: v for k, v in (("steps", steps), ("steps_per_second", steps_per_second)) if v is not None}
-        self._call("POST", f"/jobs/{job_id}/progress", json=body)
+        self._call("POST", f"/jobs/{segment(job_id, 'job')}/progress", json=body)
 
     def usage(
         self,

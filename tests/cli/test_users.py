@@ -85,6 +85,14 @@ def test_unknown_job_is_exit_1(cli):
     assert code == 1 and "no such job" in err
 
 
+@pytest.mark.parametrize("bad", ["", "..", ".", "../tokens", "../whoami", "j-1/events", "x?offset=1", "a#b"])
+def test_an_id_that_would_change_the_path_exits_2_before_any_request(cli, bad):
+    for cmd in ("show", "logs", "cancel"):
+        code, out, err = cli(cmd, bad)
+        assert code == 2 and ("is not an id" in err or "non-empty id" in err), (cmd, bad, out, err)
+        assert "Traceback" not in err and out == ""
+
+
 def test_usage_and_grants(cli):
     cli.store.submit(
         __import__("accelpool.core.types", fromlist=["Job"]).Job("j1", tenant="t1", grant="g1"), {"h100": 1.0}

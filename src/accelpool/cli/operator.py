@@ -15,6 +15,14 @@ from accelpool.cli.format import days_option, parse_kv, table
 from accelpool.cli.render import emit_json
 from accelpool.core.errors import InputError
 
+
+def _segment(value: str, field: str) -> str:
+    """``accelpool.sdk.segment`` (imported here, as the client is, only by commands that call the server)."""
+    from accelpool.sdk import segment
+
+    return segment(value, field)
+
+
 _GROUPS: list[tuple[str, typer.Typer]] = []
 
 
@@ -137,7 +145,7 @@ def set_site(
         body["down"] = down
     if reason is not None:
         body["reason"] = reason
-    d = conn.client().put(f"sites/{site_id}", body)
+    d = conn.client().put(f"sites/{_segment(site_id, 'site')}", body)
     state = "down" if d["down"] else "up"
     held = d.get("down_by_hand")
     if held:
@@ -213,7 +221,7 @@ def update_node(
     body = {k: v for k, v in (("devices", devices), ("zone", zone)) if v is not None}
     if not body:
         raise InputError("give --devices and/or --zone", field="nodes update")
-    d = conn.client().put(f"nodes/{name}", body)
+    d = conn.client().put(f"nodes/{_segment(name, 'node')}", body)
     conn.out(d, f"node {d['name']}: {d['devices']} x {d['accelerator']} in {d['zone']}")
 
 
@@ -225,7 +233,7 @@ def drain(
     undo: Annotated[bool, typer.Option("--undo", help="bring the node back")] = False,
 ) -> None:
     """Mark a node down (its devices leave the pool; its jobs are requeued), or up again with --undo."""
-    d = conn.client().put(f"nodes/{name}", {"down": not undo})
+    d = conn.client().put(f"nodes/{_segment(name, 'node')}", {"down": not undo})
     conn.out(d, f"node {name}: {'down' if d['down'] else 'up'}")
 
 
@@ -283,7 +291,9 @@ def update_program(
     days = days_option(days)
     if days is not None:
         body["end"] = time.time() + days * 86400
-    d = conn.client().patch(f"programs/{program_id}", {k: v for k, v in body.items() if v is not None})
+    d = conn.client().patch(
+        f"programs/{_segment(program_id, 'program')}", {k: v for k, v in body.items() if v is not None}
+    )
     conn.out(d, f"program {d['id']}: {d['budget_krw']:,} KRW")
 
 
@@ -323,7 +333,7 @@ def update_grant(
         body["end"] = time.time() + days * 86400
     if not body:
         raise InputError("give --amount and/or --days", field="grants update")
-    d = conn.client().patch(f"grants/{grant_id}", body)
+    d = conn.client().patch(f"grants/{_segment(grant_id, 'grant')}", body)
     conn.out(d, f"grant {d['id']}: {d['amount_krw']:,} KRW ({d['spent_krw']:,} spent)")
 
 
@@ -357,7 +367,7 @@ def update_tenant(
     if weight is not None and not (math.isfinite(weight) and weight > 0):
         raise InputError("must be a finite number > 0", field="--weight", value=weight)
     body = {k: v for k, v in (("name", name), ("weight", weight), ("public", public)) if v is not None}
-    d = conn.client().patch(f"tenants/{tenant_id}", body)
+    d = conn.client().patch(f"tenants/{_segment(tenant_id, 'tenant')}", body)
     conn.out(d, f"tenant {d['id']}")
 
 
@@ -382,5 +392,5 @@ def revoke(
     token_id: str,
 ) -> None:
     """Revoke a token (at once for this server)."""
-    d = conn.client().delete(f"tokens/{token_id}")
+    d = conn.client().delete(f"tokens/{_segment(token_id, 'token')}")
     conn.out(d, f"token {token_id} revoked")
