@@ -42,6 +42,31 @@ def test_idempotency_key_returns_the_first_job(world):
 
 
 @pytest.mark.parametrize(
+    "other,differ",
+    [
+        ({"name": "j2"}, "name"),
+        ({"command": "false"}, "run.command"),
+        ({"resources": {"type": "h100", "count": 2}}, "scale"),
+        ({"priority": 3}, "priority"),
+        ({"env": {"A": "1"}}, "run.env"),
+    ],
+)
+def test_an_idempotency_key_reused_for_another_spec_is_409_and_makes_nothing(world, other, differ):
+    # a tenant's test: the same key with another body answered 200 with the first job, and the CLI said
+    # "submitted" about a job from another file
+    h = {"Idempotency-Key": "k1"}
+    body = {"name": "j", "command": "true"}
+    first = world.call("m1", "POST", "/api/v1/jobs", json=body, headers=h).json()["id"]
+    r = world.call("m1", "POST", "/api/v1/jobs", json={**body, **other}, headers=h)
+    assert r.status_code == 409, r.text
+    err = r.json()["error"]
+    assert err["field"] == "Idempotency-Key" and first in err["reason"] and differ in err["reason"]
+    assert [j["id"] for j in world.call("m1", "GET", "/api/v1/jobs").json()["items"]] == [first]
+    # the very same request again is still the first job
+    assert world.call("m1", "POST", "/api/v1/jobs", json=body, headers=h).json()["id"] == first
+
+
+@pytest.mark.parametrize(
     "spec,status,field",
     [
         ({"resources": {"type": "h100", "count": 17}}, 422, "resources.count"),

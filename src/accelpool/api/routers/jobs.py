@@ -128,7 +128,31 @@ async def submit_job(
         return json_response(out, 201)
     v = await run_in_threadpool(store.get_job, job_id)
     assert v is not None
+    differ = _replay_differs(SqlStore.job_row(item), v)
+    if differ:
+        metrics.rejections.labels(status="409").inc()
+        raise ApiError(
+            409,
+            f"Idempotency-Key '{idempotency_key}' was used for job {v.id} ('{v.name}') with another spec "
+            f"({', '.join(differ)} differ): a retry must send the same job; a new job needs a new key",
+            "Idempotency-Key",
+        )
     return json_response(job_json(v), 200)
+
+
+_REPLAY_SKIP = frozenset({"id", "submit_time", "allowed", "grant"})
+"""Job fields a retry of the same request may see change: its id and time, the types the pool has now
+and the grant chosen for it when the spec names none."""
+
+
+def _replay_differs(new: dict[str, Any], old: Any) -> list[str]:
+    """What differs between a submission and the job its Idempotency-Key already made (job fields, the
+    run spec, the name), leaving out what a retry of the very same request may see change."""
+    out = ["name"] if new["name"] != old.name else []
+    spec, was = new["spec"], old.spec
+    out += sorted(k for k in spec if k not in _REPLAY_SKIP and spec[k] != was.get(k))
+    out += sorted(f"run.{k}" for k in new["run"] if new["run"][k] != old.run.get(k))
+    return out
 
 
 async def _submit_fast(request: Request) -> Response:
