@@ -127,3 +127,22 @@ def test_a_relative_path_is_422_naming_the_field(world, field, path):
 def test_an_absolute_path_is_accepted(world):
     r = world.submit(workdir="/tmp", checkpoint_dir="/tmp/ckpt-x")
     assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        (b'{"name": "a", "command": "echo A", "command": "echo B", "resources": {"type": "h100"}}', "command"),
+        (b'{"name": "a", "command": "echo", "resources": {"type": "h100", "type": "rngd"}}', "type"),
+        (b'{"name": "a", "command": "echo", "env": {"X": "1", "X": "2"}}', "X"),
+        (b'{"name": "a", "command": "echo", "max_run_time": NaN, "name": "b"}', "name"),  # the fallback parse
+    ],
+)
+def test_a_key_given_twice_is_422_naming_it_and_makes_nothing(world, body, key):
+    # a tenant's test: the last one won silently ("echo B" ran), while the CLI refuses the same in YAML
+    r = _raw(world, body)
+    assert r.status_code == 422, r.text
+    assert _err(r)["field"] == key and "duplicate key" in _err(r)["reason"]
+    assert world.store.list_jobs()[0] == []
+    with pytest.raises(Refused):
+        check_json(body, Limits())
