@@ -148,6 +148,43 @@ def test_stop_gives_a_grace_period_to_checkpoint(tmp_path: Path) -> None:
     ex.close()
 
 
+def test_stop_gives_the_grace_period_to_a_program_the_shell_started(tmp_path: Path) -> None:
+    # `sh -c 'python3 ...'`: dash forks python rather than exec it, and dies at once on the stop's SIGTERM;
+    # the sandbox must live on until python has saved (a tenant's checkpoint example lost its state so)
+    prog = (
+        "import signal, sys, time\n"
+        "def term(*_):\n"
+        "    time.sleep(1.0)\n"
+        '    print("saved after the stop", flush=True)\n'
+        "    sys.exit(143)\n"
+        "signal.signal(signal.SIGTERM, term)\n"
+        'print("ready", flush=True)\n'
+        "while True:\n"
+        "    time.sleep(0.05)\n"
+    )
+    ex = LocalExecutor(tmp_path)
+    ex.start(launch("py", f"python3 -c '{prog}'", grace_seconds=10.0))
+    wait_log(ex, "py", "ready")
+    t0 = time.time()
+    ex.stop("py", "preempted")
+    end, _ = wait_end(ex, "py", timeout=15.0)
+    assert "saved after the stop" in ex.logs("py")
+    assert end.reason.startswith("stopped: preempted") and end.exit_code == -15
+    assert time.time() - t0 < 8.0  # ended when python did, not at the end of the grace period
+    ex.close()
+
+
+def test_a_finished_command_still_ends_its_sandbox_at_once(tmp_path: Path) -> None:
+    # not stopped: the command's end ends the job, whatever it left running in the background
+    ex = LocalExecutor(tmp_path)
+    t0 = time.time()
+    ex.start(launch("bg", "sleep 300 & echo done"))
+    end, _ = wait_end(ex, "bg")
+    assert end.exit_code == 0 and time.time() - t0 < 8.0
+    assert not _running("sleep 300")
+    ex.close()
+
+
 def test_stop_kills_the_process_group_after_the_grace_period(tmp_path: Path) -> None:
     ex = LocalExecutor(tmp_path)
     # ignores SIGTERM, and has a grandchild in the same group that must die too

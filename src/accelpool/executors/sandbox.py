@@ -43,6 +43,39 @@ SANDBOX_TMPFS = ("/tmp", "/var/tmp", "/dev/shm")  # each a private tmpfs inside 
 SANDBOX_WORK = "/tmp/job"  # the job's private writable dir inside the sandbox (HOME)
 PROGRESS_FILE = ".progress"  # in the work dir: the job writes its cumulative step count here
 
+JOB_INIT = """trap 'if [ -z "${stopping:-}" ]; then stopping=1; if [ -n "$4" ]; then trap "" TERM; kill -TERM 0; fi; fi' TERM
+"$2" -c "$1" <&0 &
+job=$!
+while :; do
+  wait "$job"
+  rc=$?
+  kill -0 "$job" 2>/dev/null || break
+done
+if [ -n "${stopping:-}" ]; then
+  while :; do
+    left=
+    for d in /proc/[0-9]*; do
+      n=${d#/proc/}
+      if [ "$n" != 1 ] && [ "$n" != "$$" ]; then left=1; break; fi
+    done
+    [ -z "$left" ] && break
+    "$3" 0.1 || break
+  done
+fi
+exit "$rc"
+"""
+"""The first process of a sandbox: it runs the job's command (``$2 -c $1``) and exits with its status.
+Started as ``sh -c JOB_INIT accelpool-job COMMAND SHELL SLEEP FORWARD``. Why: a sandbox (bwrap's pid
+namespace, a container) ends, with every process in it, when its first process ends; with ``sh -c
+'python3 train.py'`` that was the shell (dash forks the command rather than exec it), which dies at once
+on the stop's SIGTERM and took python with it before its handler could save a checkpoint (found by a
+tenant's test of examples/checkpoint_job.py: cancelled at step 14, nothing saved). This init catches
+SIGTERM (its children get the default action back at exec) and, once a stop was asked for, after the
+command's own process ends waits until no other process of the sandbox is left (the job's
+children saving their state), until the wrapper kills the sandbox at the end of the grace period.
+FORWARD (non-empty in a container, whose runtime signals only its init): pass the SIGTERM on to the
+job's process group; under bwrap the wrapper signals every process of the sandbox itself."""
+
 # Device nodes per device family, keyed by the type's visible-devices variable (catalogue).
 #   per_device: node names for device index {i}, globbed under the device root;
 #   shared:     control nodes every job of that family needs.
@@ -422,7 +455,8 @@ def plan(
             scratch_bytes=int(lim.get("scratch", config.tmp_bytes)),
             cwd=cwd or SANDBOX_WORK,
             shell=shell,
-            command=command,
+            command=JOB_INIT,
+            args=("accelpool-job", command, shell, "sleep", "forward"),
         )
         container = {"name": cid, "podman": exe, "global": list(im.PODMAN_GLOBAL), "env_file": env_file}
     elif not use_bwrap:
@@ -493,7 +527,9 @@ def plan(
                         head += ["--perms", "0755", "--dir", d]
         for src, dest, mode in binds:
             head += ["--bind" if mode == "rw" else "--ro-bind", src, dest]
-        tail = ["--chdir", cwd or SANDBOX_WORK, "--", *run_as, shell, "-c", command]
+        sleep = shutil.which("sleep") or "/bin/sleep"
+        job = [shell, "-c", JOB_INIT, "accelpool-job", command, shell, sleep, ""]
+        tail = ["--chdir", cwd or SANDBOX_WORK, "--", *run_as, *job]
     limits_rl: dict[str, int] = {"NOFILE": config.max_open_files, "CORE": 0}
     if config.max_file_bytes:
         limits_rl["FSIZE"] = int(config.max_file_bytes)

@@ -84,9 +84,11 @@ def podman_argv(
     cwd: str,
     shell: str,
     command: str,
+    args: Sequence[str] = (),
 ) -> list[str]:
     """podman's argv for one rank (see the module docstring). ``binds``: (host path, dest, ro|rw);
-    ``devices``: (host node, node inside); ``limits``: memory (bytes), processes, cpus."""
+    ``devices``: (host node, node inside); ``limits``: memory (bytes), processes, cpus; the container
+    runs ``shell -c command *args`` (sandbox.plan passes its JOB_INIT, the job's command in ``args``)."""
     procs = int(limits.get("processes") or 4096)
     argv = [
         exe,
@@ -133,7 +135,7 @@ def podman_argv(
             argv += ["--device", f"{host}:{inside}"]
         else:  # a stand-in regular file (tests): bound like a volume, writable
             argv += ["-v", f"{host}:{inside}:rw"]
-    return argv + [image, shell, "-c", command]
+    return argv + [image, shell, "-c", command, *args]
 
 
 def _is_device(path: str) -> bool:
