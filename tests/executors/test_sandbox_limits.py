@@ -420,3 +420,21 @@ def test_a_job_does_not_see_path_entries_it_cannot_search(
     assert not any(p.startswith("/root/") for p in path), path
     assert "rc=127" in logs and "Permission denied" not in logs, logs
     ex.close()
+
+
+def test_a_stopped_image_job_gives_its_grace_period_to_what_the_shell_started(tmp_path: Path, image: str) -> None:
+    # podman signals only the container's init: JOB_INIT passes SIGTERM on and keeps the container until
+    # the job's processes end (before, the command line's shell died and took the saving program with it)
+    ex = _ex(tmp_path)
+    saver = "trap 'sleep 1; echo saved after the stop; exit 0' TERM; echo ready; while true; do sleep 0.05; done"
+    ex.start(launch("imgstop", f"sh -c \"{saver}\"; echo the shell went on", image=image, grace_seconds=20.0))
+    deadline = time.time() + 90
+    while "ready" not in ex.logs("imgstop"):
+        assert time.time() < deadline, ex.logs("imgstop")
+        time.sleep(0.1)
+    t0 = time.time()
+    ex.stop("imgstop", "preempted")
+    end, _ = wait_end(ex, "imgstop", 60)
+    assert "saved after the stop" in ex.logs("imgstop"), ex.logs("imgstop")
+    assert end.reason.startswith("stopped: preempted")
+    assert time.time() - t0 < 15.0  # ended when the job did, not at the end of the grace period
