@@ -132,7 +132,10 @@ def test_an_absolute_path_is_accepted(world):
 @pytest.mark.parametrize(
     ("body", "key"),
     [
-        (b'{"name": "a", "command": "echo A", "command": "echo B", "resources": {"type": "h100"}}', "command"),
+        (
+            b'{"name": "a", "command": "echo A", "command": "echo B", "resources": {"type": "h100"}}',
+            "command",
+        ),
         (b'{"name": "a", "command": "echo", "resources": {"type": "h100", "type": "rngd"}}', "type"),
         (b'{"name": "a", "command": "echo", "env": {"X": "1", "X": "2"}}', "X"),
         (b'{"name": "a", "command": "echo", "max_run_time": NaN, "name": "b"}', "name"),  # the fallback parse

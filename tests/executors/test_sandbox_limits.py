@@ -422,12 +422,16 @@ def test_a_job_does_not_see_path_entries_it_cannot_search(
     ex.close()
 
 
-def test_a_stopped_image_job_gives_its_grace_period_to_what_the_shell_started(tmp_path: Path, image: str) -> None:
+def test_a_stopped_image_job_gives_its_grace_period_to_what_the_shell_started(
+    tmp_path: Path, image: str
+) -> None:
     # podman signals only the container's init: JOB_INIT passes SIGTERM on and keeps the container until
     # the job's processes end (before, the command line's shell died and took the saving program with it)
     ex = _ex(tmp_path)
-    saver = "trap 'sleep 1; echo saved after the stop; exit 0' TERM; echo ready; while true; do sleep 0.05; done"
-    ex.start(launch("imgstop", f"sh -c \"{saver}\"; echo the shell went on", image=image, grace_seconds=20.0))
+    saver = (
+        "trap 'sleep 1; echo saved after the stop; exit 0' TERM; echo ready; while true; do sleep 0.05; done"
+    )
+    ex.start(launch("imgstop", f'sh -c "{saver}"; echo the shell went on', image=image, grace_seconds=20.0))
     deadline = time.time() + 90
     while "ready" not in ex.logs("imgstop"):
         assert time.time() < deadline, ex.logs("imgstop")

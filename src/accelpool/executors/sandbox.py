@@ -43,38 +43,18 @@ SANDBOX_TMPFS = ("/tmp", "/var/tmp", "/dev/shm")  # each a private tmpfs inside 
 SANDBOX_WORK = "/tmp/job"  # the job's private writable dir inside the sandbox (HOME)
 PROGRESS_FILE = ".progress"  # in the work dir: the job writes its cumulative step count here
 
-JOB_INIT = """trap 'if [ -z "${stopping:-}" ]; then stopping=1; if [ -n "$4" ]; then trap "" TERM; kill -TERM 0; fi; fi' TERM
-"$2" -c "$1" <&0 &
-job=$!
-while :; do
-  wait "$job"
-  rc=$?
-  kill -0 "$job" 2>/dev/null || break
-done
-if [ -n "${stopping:-}" ]; then
-  while :; do
-    left=
-    for d in /proc/[0-9]*; do
-      n=${d#/proc/}
-      if [ "$n" != 1 ] && [ "$n" != "$$" ]; then left=1; break; fi
-    done
-    [ -z "$left" ] && break
-    "$3" 0.1 || break
-  done
-fi
-exit "$rc"
-"""
-"""The first process of a sandbox: it runs the job's command (``$2 -c $1``) and exits with its status.
-Started as ``sh -c JOB_INIT accelpool-job COMMAND SHELL SLEEP FORWARD``. Why: a sandbox (bwrap's pid
-namespace, a container) ends, with every process in it, when its first process ends; with ``sh -c
-'python3 train.py'`` that was the shell (dash forks the command rather than exec it), which dies at once
-on the stop's SIGTERM and took python with it before its handler could save a checkpoint (found by a
-tenant's test of examples/checkpoint_job.py: cancelled at step 14, nothing saved). This init catches
-SIGTERM (its children get the default action back at exec) and, once a stop was asked for, after the
-command's own process ends waits until no other process of the sandbox is left (the job's
-children saving their state), until the wrapper kills the sandbox at the end of the grace period.
-FORWARD (non-empty in a container, whose runtime signals only its init): pass the SIGTERM on to the
-job's process group; under bwrap the wrapper signals every process of the sandbox itself."""
+JOB_INIT = (
+    'trap \'if [ -z "${s:-}" ]; then s=1; if [ -n "$4" ]; then trap "" TERM; kill -TERM 0; fi; fi\' TERM\n'
+    '"$2" -c "$1" <&0 & j=$!\n'
+    'while :; do wait "$j"; rc=$?; kill -0 "$j" 2>/dev/null || break; done\n'
+    'while [ -n "${s:-}" ]; do l=; for d in /proc/[0-9]*; do n=${d#/proc/}; '
+    'if [ "$n" != 1 ] && [ "$n" != "$$" ]; then l=1; break; fi; done; [ -z "$l" ] && break; "$3" 0.1 || break; done\n'
+    'exit "$rc"\n'
+)
+"""A sandbox's first process (``sh -c JOB_INIT accelpool-job COMMAND SHELL SLEEP FORWARD``): it runs the
+command line, catches SIGTERM (FORWARD: passes it on to the job's group, in a container) and after a stop
+waits until no other process of the sandbox is left, so that a program the command line's shell started
+may save after the shell died (docs/security.md, "stop"; tests/executors/test_local_executor.py)."""
 
 # Device nodes per device family, keyed by the type's visible-devices variable (catalogue).
 #   per_device: node names for device index {i}, globbed under the device root;
