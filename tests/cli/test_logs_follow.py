@@ -64,3 +64,22 @@ def test_logs_follow_prints_new_output_until_the_job_ends(pool, capsys, monkeypa
     monkeypatch.setattr(tenant_cli.time, "sleep", lambda s: None)
     assert main(["logs", jid, "--follow"]) == 0
     assert capsys.readouterr().out == "first\nmore running\nmore running\nmore succeeded\n"
+
+
+def test_logs_json_is_one_object_with_the_whole_output(pool, capsys) -> None:
+    # a tenant's test: `logs --json` printed plain text (the README says every listing takes --json)
+    import json
+
+    jid, output = pool
+    output["text"] = "a\nb\n"
+    assert main(["logs", jid, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"id": jid, "state": "queued", "logs": "a\nb\n"}
+    assert main(["logs", jid, "--json", "--follow"]) == 2
+    assert "--follow" in capsys.readouterr().err
+
+
+def test_logs_of_a_job_that_never_started_say_so_on_stderr(pool, capsys) -> None:
+    jid, _ = pool
+    assert main(["logs", jid]) == 0
+    got = capsys.readouterr()
+    assert got.out == "" and "has not started; queued" in got.err

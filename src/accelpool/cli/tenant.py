@@ -12,7 +12,7 @@ import typer
 
 from accelpool.cli.connection import Connection, connected
 from accelpool.cli.format import days_option, line_of, placement, position, read_text_file, shown, table, ts
-from accelpool.cli.render import console, emit_json
+from accelpool.cli.render import console, emit_json, err_console
 from accelpool.core.errors import InputError
 
 
@@ -120,8 +120,17 @@ def logs(
         bool, typer.Option("--follow", "-f", help="keep printing new output until the job ends")
     ] = False,
 ) -> None:
-    """A job's captured output (read in pages; --follow streams it until the job ends)."""
+    """A job's captured output (read in pages; --follow streams it until the job ends). --json: the whole
+    output so far as one object (id, state, logs)."""
     c = conn.client()
+    if conn.json:
+        if follow:
+            raise InputError(
+                "--json prints the output so far once; it does not go with --follow", field="--json"
+            )
+        text = c.logs(job_id)
+        emit_json({"id": job_id, "state": c.job(job_id)["state"], "logs": text})
+        return
     offset = 0
     while True:
         page = c.logs_page(job_id, offset)
@@ -132,6 +141,13 @@ def logs(
         if not follow or c.job(job_id)["state"] in ("succeeded", "failed", "cancelled"):
             if follow:  # the last lines, written as it ended
                 console.out(c.logs_page(job_id, offset)["logs"], end="", highlight=False)
+            if offset == 0 and not follow:
+                job = c.job(job_id)
+                if (
+                    job.get("start_time") is None
+                ):  # say why there is nothing, on stderr (stdout stays the log)
+                    why = f"(no output: the job has not started; {job['state']}: {job.get('reason', '')})"
+                    err_console.print(why, markup=False, highlight=False)
             return
         time.sleep(1.0)
 
