@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from sqlalchemy import update
 
 from accelpool.api.auth import JobTokens
@@ -116,3 +117,20 @@ def test_the_token_cache_judges_expiry_by_the_clock_it_is_given(world):
     assert cache.lookup(secret) is None
     t[0], mono[0] = 1_000.0, 200.0  # a clock set back (a test's virtual time): valid again
     assert cache.lookup(secret) is not None
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"role": "admin", "tenant": "t1"}, "tenant"),
+        ({"role": "admin", "program": "p1"}, "program"),
+        ({"role": "member", "tenant": "t1", "program": "p1"}, "program"),
+        ({"role": "program-manager", "program": "p1", "tenant": "t1"}, "tenant"),
+    ],
+)
+def test_a_scope_the_role_does_not_have_is_422_and_no_token_is_made(world, body, field):
+    # an operator's test: such fields were stored, listed, and ignored
+    before = len(world.call("admin", "GET", "/api/v1/tokens").json()["items"])
+    r = world.call("admin", "POST", "/api/v1/tokens", json=body)
+    assert r.status_code == 422 and r.json()["error"]["field"] == field, r.text
+    assert len(world.call("admin", "GET", "/api/v1/tokens").json()["items"]) == before

@@ -66,6 +66,14 @@ def create_token(body: TokenIn, request: Request, who: Who) -> dict[str, Any]:
             raise ApiError(422, "a program-manager token needs a program", "program")
         if body.program not in {p.id for p in store.list_programs()}:
             raise ApiError(422, f"no program '{body.program}'", "program")
+    # a scope the role does not have is refused, not stored and then ignored (an operator's test: an admin
+    # token "for" tenant 'nobody' and a member token "for" a program were listed as if so scoped)
+    if body.role != "member" and body.tenant is not None:
+        raise ApiError(422, f"only a member token has a tenant; a {body.role} token has none", "tenant")
+    if body.role != "program-manager" and body.program is not None:
+        raise ApiError(
+            422, f"only a program-manager token has a program; a {body.role} token has none", "program"
+        )
     assert body.role in ROLES
     expires = None
     if body.expires_in_seconds is not None:
