@@ -34,3 +34,23 @@ def test_unknown_types_in_capacity_are_allowed_and_not_domestic():
         '{"capacity": {"my-asic": 4}, "jobs": [{"id": "x", "throughput": {"my-asic": 1}}]}'
     )
     assert p.types == ("my-asic",) and p.allowed.all()
+
+
+def test_a_typo_in_rules_tenants_or_budgets_is_refused_naming_it():
+    # an operator's test: these were dropped silently (the caps did not apply, a budget went to no one)
+    import json
+
+    import pytest
+
+    from accelpool.core.errors import InputError
+
+    base = {"capacity": {"h100": 8}, "jobs": [{"id": "a", "tenant": "lab", "throughput": {"h100": 1.0}}]}
+    for extra, field in (
+        ({"rules": {"tenant_cap": {"h100": 8}}}, "rules.tenant_cap"),
+        ({"tenants": [{"id": "lab", "quotas": {"h100": 1}}]}, "tenants[0].quotas"),
+        ({"budgets": {"labb": 100}}, "budgets.labb"),
+    ):
+        with pytest.raises(InputError) as exc:
+            parse_problem_text(json.dumps({**base, **extra}))
+        assert exc.value.field == field, (extra, exc.value)
+    parse_problem_text(json.dumps({**base, "budgets": {"lab": 100}, "rules": {"tenant_caps": {"h100": 8}}}))

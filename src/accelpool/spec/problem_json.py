@@ -157,6 +157,13 @@ def problem_from_dict(data: object, file: str | None = None) -> AllocationProble
     }
     horizon = rd.number(doc.get("horizon_seconds", 3600.0), "horizon_seconds", positive=True)
     tenant_ids = sorted({j.tenant for j in jobs} | {t.id for t in tenants})
+    for g in budgets:
+        if g not in tenant_ids:
+            raise rd.fail(
+                f"no tenant '{g}' (a budget is a tenant's: one of {', '.join(tenant_ids) or 'none'})",
+                f"budgets.{g}",
+                g,
+            )
     program = Program("problem", "PROBLEM.json rules", budget_krw=0, rules=rules)
     grants = [Grant(f"{g}@problem", "problem", g, budgets.get(g, 0)) for g in tenant_ids]
     jobs = [replace(j, grant=f"{j.tenant}@problem") for j in jobs]
@@ -176,8 +183,20 @@ def problem_from_dict(data: object, file: str | None = None) -> AllocationProble
     return replace(problem, budget_krw=budget)
 
 
+_RULE_FIELDS = {"public_share", "tenant_caps", "public_services_domestic_only"}
+_TENANT_FIELDS = {"id", "weight", "quota", "public"}
+
+
+def _known(rd: _Reader, doc: Mapping[str, Any], known: set[str], where: str) -> None:
+    """An unknown key of a section is refused naming it (a typo there used to be dropped silently)."""
+    for key in doc:
+        if key not in known:
+            raise rd.fail(f"unknown field '{key}'; known: {', '.join(sorted(known))}", f"{where}.{key}", key)
+
+
 def _rules(rd: _Reader, raw: object, types: list[str]) -> ProgramRules:
     doc = rd.obj(raw, "rules")
+    _known(rd, doc, _RULE_FIELDS, "rules")
     share_raw = doc.get("public_share", {})
     if isinstance(share_raw, dict):
         share = {
@@ -210,6 +229,7 @@ def _tenants(rd: _Reader, raw: object, types: list[str]) -> list[Tenant]:
     seen: set[str] = set()
     for i, item in enumerate(raw):
         t = rd.obj(item, f"tenants[{i}]")
+        _known(rd, t, _TENANT_FIELDS, f"tenants[{i}]")
         tid = t.get("id")
         if not isinstance(tid, str) or not tid:
             raise rd.fail("must be a non-empty string", f"tenants[{i}].id", tid)
