@@ -266,3 +266,59 @@ def test_progress_non_finite_is_422(world, content):
     job = world.submit().json()
     r = _raw(world, "m1", "POST", f"jobs/{job['id']}/progress", content)
     assert r.status_code == 422, r.text
+
+
+def test_a_program_end_in_the_past_or_before_its_start_is_422(world):
+    # an operator's test: PATCH end=<past> was accepted (a grant's past end is refused)
+    assert (
+        _post(world, "admin", "programs", {"id": "p3", "budget_krw": 5, "start": 3000.0}).status_code == 201
+    )
+    for program, end, why in (("p2", 999.0, "in the past"), ("p3", 2500.0, "after it starts")):
+        r = world.call("admin", "PATCH", f"/api/v1/programs/{program}", json={"end": end})
+        assert (
+            r.status_code == 422
+            and r.json()["error"]["field"] == "end"
+            and why in r.json()["error"]["reason"]
+        )
+    assert {p.id: p.end for p in world.store.list_programs()} == {"p1": None, "p2": None, "p3": None}
+    assert world.call("admin", "PATCH", "/api/v1/programs/p2", json={"end": 5000.0}).status_code == 200
+
+
+def test_a_grant_without_an_end_under_a_maximum_contract_ends_that_long_after_its_start(world):
+    # an operator's test: an open-ended grant got around the program's maximum contract
+    r = _post(world, "pm1", "grants", {"program": "p1", "tenant": "t2", "amount_krw": 1000})
+    assert r.status_code == 201 and r.json()["end"] == r.json()["start"] + 86400
+    r = _post(world, "admin", "grants", {"program": "p2", "tenant": "t1", "amount_krw": 1000})
+    assert r.status_code == 201 and r.json()["end"] is None  # no maximum: open-ended as asked
+
+
+def test_a_job_on_a_grant_whose_program_ended_is_refused_naming_it(world):
+    assert world.call("admin", "PATCH", "/api/v1/programs/p1", json={"end": 2000.0}).status_code == 200
+    assert world.submit().status_code == 201  # still running at 1000
+    world.clock[0] = 2500.0
+    r = world.submit()
+    assert r.status_code == 409 and "program p1 ended at" in r.json()["error"]["reason"], r.text
+
+
+def test_grants_show_what_their_jobs_hold_what_is_available_and_whether_they_run(world):
+    # an operator's and a tenant's test: an expired grant listed its balance as money left, and a grant's
+    # "remaining" ignored what running jobs held, so the next submit was refused against it unexpectedly
+    r = world.submit(max_run_time=3600)
+    assert r.status_code == 201, r.text
+    reserved = world.call("m1", "GET", f"/api/v1/jobs/{r.json()['id']}").json()["reserved_krw"]
+    assert reserved > 0
+    g1 = {g["id"]: g for g in world.call("m1", "GET", "/api/v1/grants").json()["items"]}["g1"]
+    assert g1["held_krw"] == reserved and g1["available_krw"] == g1["remaining_krw"] - reserved
+    assert g1["state"] == "active" and g1["closed"] is None
+    assert world.call("admin", "PATCH", "/api/v1/grants/g1", json={"end": 1500.0}).status_code == 200
+    world.clock[0] = 1600.0
+    g1 = {g["id"]: g for g in world.call("admin", "GET", "/api/v1/grants").json()["items"]}["g1"]
+    assert g1["state"] == "ended" and g1["available_krw"] == 0 and "grant g1 ended at" in g1["closed"]
+
+
+def test_a_node_of_a_type_without_a_price_is_added_with_a_warning(world):
+    # an operator's test: jobs on an unpriced type ran for nothing and nothing said so
+    r = _post(world, "admin", "nodes", {"name": "h200-0", "accelerator": "h200", "devices": 4})
+    assert r.status_code == 201 and "h200 has no price" in r.json()["notes"][0]
+    r = _post(world, "admin", "nodes", {"name": "h-9", "accelerator": "h100", "devices": 4})
+    assert r.status_code == 201 and "notes" not in r.json()  # priced

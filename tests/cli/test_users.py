@@ -345,3 +345,8 @@ def test_sites_are_registered_from_the_cli_and_nodes_join_them(cli):
     assert {n["name"]: n["site"] for n in json.loads(out)}["b-0"] == "bank"
     code, out, _ = cli("sites", token=a)
     assert code == 0 and "bank" in out and "busan" in out
+
+
+def test_adding_a_node_of_an_unpriced_type_warns(cli):
+    code, out, err = cli("nodes", "add", "n-h200", "h200", "4", token=cli.admin)
+    assert code == 0 and "node n-h200" in out and "warning: h200 has no price" in err

@@ -588,3 +588,14 @@ def test_the_service_tells_the_dashboard_when_the_next_round_is_due(tmp_path):
         assert 0 < (hooks.next_round() or 0) <= 30.0
     finally:
         service.stop()
+
+
+def test_a_grant_past_its_end_has_nothing_left_on_the_programs_page(world):
+    # an operator's test: an ended grant still counted its balance as money left, on the overview too
+    g1 = next(g for g in world.store.list_grants() if g.id == "g1")
+    world.store.update_grant("g1", end=world.clock[0] + 60)
+    world.clock[0] += 120
+    page = world.get("/ui/programs", "admin").text
+    p1 = page.split('id="program-p1"', 1)[1].split("</section>", 1)[0]
+    assert "₩932,000" not in p1 and g1.remaining_krw == 932_000
+    assert "₩68,000" in p1  # what was spent stays

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from accelpool.api.errors import ApiError
+from accelpool.core.periods import closed
 from accelpool.core.problem import needs_domestic
 from accelpool.core.sites import allowed_sites, nowhere_reason, site_table
 from accelpool.core.types import DEFAULT_SITE, AcceleratorType, Grant, Job, JobKind, Program
@@ -81,8 +82,17 @@ def _grant_for(ref: Reference, spec: JobSpec, tenant: str, now: float) -> tuple[
         if not candidates:
             what = f"from program '{spec.program}'" if spec.program else "from any program"
             raise ApiError(409, f"tenant '{tenant}' has no grant {what}; a job needs a grant to run", fld)
-    live = [g for g in candidates if (g.end is None or g.end > now) and g.remaining_krw > 0]
+
+    def over(g: Grant) -> str | None:  # ended, its own period or its program's (core.periods): never again
+        program = ref.programs.get(g.program)
+        why = closed(g, program, now)
+        return why if why is not None and " ended at " in why else None
+
+    live = [g for g in candidates if over(g) is None and g.remaining_krw > 0]
     if not live:
+        ended = [w for g in candidates if (w := over(g)) is not None]
+        if len(candidates) == 1 and ended:
+            raise ApiError(409, f"{ended[0]}, so this job could never run", fld)
         raise ApiError(409, "the grant is used up or expired, so this job could never run", fld)
     grant = max(live, key=lambda g: (g.remaining_krw, g.id))
     return grant, ref.programs.get(grant.program)

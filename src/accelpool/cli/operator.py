@@ -12,7 +12,7 @@ import typer
 
 from accelpool.cli.connection import Connection, connected, connection_callback
 from accelpool.cli.format import days_option, parse_kv, table
-from accelpool.cli.render import emit_json
+from accelpool.cli.render import emit_json, err_console
 from accelpool.core.errors import InputError
 
 
@@ -181,7 +181,7 @@ programs_cli = _listing(
 grants_cli = _listing(
     "grants",
     "Grants from programs to tenants.",
-    ["id", "program", "tenant", "amount_krw", "spent_krw", "remaining_krw"],
+    ["id", "program", "tenant", "amount_krw", "spent_krw", "held_krw", "available_krw", "state", "end"],
 )
 tenants_cli = _listing("tenants", "Tenants.", ["id", "name", "weight", "quota", "public"])
 tokens_cli = _listing(
@@ -207,6 +207,9 @@ def add_node(
         {"name": name, "accelerator": accelerator, "devices": devices, "zone": zone, "site": site},
     )
     conn.out(d, f"node {d['name']}: {d['devices']} x {d['accelerator']}")
+    if not conn.json:
+        for note in d.get("notes", ()):
+            err_console.print(f"warning: {note}", markup=False, highlight=False)
 
 
 @nodes_cli.command("update")

@@ -27,6 +27,7 @@ from accelpool.core.backfill import (
 )
 from accelpool.core.estimates import queue_view, yield_boundaries
 from accelpool.core.free_devices import _FreeDevices
+from accelpool.core.periods import budget_stop
 from accelpool.core.reasons import LazyText, Positions, explain, fair_order
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.round_types import (
@@ -465,8 +466,8 @@ def _place(
         elif jid in pinned_ids and reasons.get(jid) is not WaitReason.BUDGET:
             preempt.append((jid, "its devices are no longer in service (node drained or down)"))
         else:
-            why = reasons.get(jid)
-            preempt.append((jid, "grant exhausted" if why is WaitReason.BUDGET else "lease"))
+            money = reasons.get(jid) is WaitReason.BUDGET  # its money ran out, or its grant's period
+            preempt.append((jid, budget_stop(statuses[i].job.grant, snapshot) if money else "lease"))
     # every job neither kept nor started waits (in job order), for its reason or for capacity
     waiting = dict.fromkeys(ids, capacity_reason)
     out = [index[j] for j in (*running_ids, *started_ids)]

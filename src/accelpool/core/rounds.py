@@ -64,6 +64,7 @@ import numpy as np
 from accelpool.core.allocation import Allocation, AllocationProblem, Policy, WarmHint
 from accelpool.core.estimates import program_min as min_run_by_grant
 from accelpool.core.free_devices import _FreeTemplate
+from accelpool.core.periods import open_grants
 from accelpool.core.placement import (
     _holding,
     _place,
@@ -187,6 +188,7 @@ def decide(
         cache = DecideCache()
     if config is None:
         config = RoundConfig()
+    snapshot = open_grants(snapshot)  # a grant outside its period (or its program's) pays nothing
     statuses = _live(snapshot.jobs, cache)
     base = _base(policy)
     keeps_running = base in NON_PREEMPTIVE

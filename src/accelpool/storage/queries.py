@@ -283,6 +283,19 @@ class Queries:
         with self.read() as c:
             return [codec.grant_from_row(r) for r in c.execute(q)]
 
+    def held_by_grant(self, grants: Iterable[str]) -> dict[str, int]:
+        """KRW each grant holds for its active jobs (their ``reserved_krw``: a lease, or a whole run)."""
+        ids = list(grants)
+        if not ids:
+            return {}
+        with self.read() as c:
+            rows = c.execute(
+                select(T.jobs.c.grant_id, func.sum(T.jobs.c.reserved_krw))
+                .where(T.jobs.c.grant_id.in_(ids), T.jobs.c.active.is_(True), T.jobs.c.reserved_krw > 0)
+                .group_by(T.jobs.c.grant_id)
+            ).all()
+        return {str(g): int(n) for g, n in rows}
+
     def granted_total(self, program: str) -> int:
         with self.read() as c:
             return int(

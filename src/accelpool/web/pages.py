@@ -56,6 +56,7 @@ def overview_data(store: SqlStore, who: Principal, catalog: Any, now: float, loc
     )
     queued.sort(key=lambda v: (v.position is None, v.position or 0, v.seq))
     grants = grants_for(store, who)
+    programs = {p.id: p for p in store.list_programs()}
     return {
         **pool_data(store, catalog, now, loc),
         "running": [
@@ -87,7 +88,7 @@ def overview_data(store: SqlStore, who: Principal, catalog: Any, now: float, loc
             for v in queued
         ],
         "queue_more": more_q,
-        "grants": [grant_row(g) for g in grants],
+        "grants": [grant_row(g, programs.get(g.program), now) for g in grants],
     }
 
 

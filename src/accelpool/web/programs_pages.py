@@ -12,6 +12,8 @@ from starlette.concurrency import run_in_threadpool
 
 from accelpool.api.auth import Principal, visible_programs, visible_tenants
 from accelpool.api.routers import programs as programs_api
+from accelpool.core.periods import closed
+from accelpool.core.types import Program
 from accelpool.storage import dashboard as read
 from accelpool.storage.sql import SqlStore
 from accelpool.web import charts
@@ -34,10 +36,11 @@ def grants_for(store: SqlStore, who: Principal) -> list[Any]:
     return store.list_grants(tenants=visible_tenants(store, who))
 
 
-def grant_row(g: Any) -> dict[str, Any]:
+def grant_row(g: Any, program: Program | None, now: float) -> dict[str, Any]:
+    """A grant's row; one outside its period or its program's (core.periods) has nothing left to use."""
     return {
         **vars(g),
-        "remaining_krw": g.remaining_krw,
+        "remaining_krw": g.remaining_krw if closed(g, program, now) is None else 0,
         "pct": min(100, round(100 * g.spent_krw / g.amount_krw)) if g.amount_krw else 0,
     }
 
@@ -53,7 +56,7 @@ def programs_data(store: SqlStore, who: Principal, now: float, loc: Locale) -> d
         mine = [g for g in grants if g.program == p.id]
         granted = store.granted_total(p.id) if who.role != "member" else sum(g.amount_krw for g in mine)
         spent = sum(g.spent_krw for g in mine)
-        left = sum(g.remaining_krw for g in mine)
+        left = sum(g.remaining_krw for g in mine if closed(g, p, now) is None)  # closed grants pay nothing
         per_day = week.get(p.id, 0) / 7.0
         days_left = left / per_day if per_day > 0 and left > 0 else None
         # a run-out beyond RUNOUT_YEARS is shown as such (and would not fit a date)
@@ -73,7 +76,7 @@ def programs_data(store: SqlStore, who: Principal, now: float, loc: Locale) -> d
                 "runout": runout,
                 "runout_far": days_left is not None and runout is None,
                 "end": p.end,
-                "grants": [grant_row(g) for g in mine],
+                "grants": [grant_row(g, p, now) for g in mine],
                 "can_grant": who.is_admin or (who.role == "program-manager" and who.token.program == p.id),
             }
         )

@@ -53,7 +53,7 @@ def add_node(body: NodeIn, request: Request, who: Who) -> dict[str, Any]:
         raise ApiError(422, f"unknown site '{body.site}' (register it with POST /sites)", "site")
     store.create_node(Node(body.name, acc, body.devices, body.zone, site=body.site))
     request.app.state.hooks.wake()
-    return {
+    out: dict[str, Any] = {
         "name": body.name,
         "accelerator": acc,
         "devices": body.devices,
@@ -61,6 +61,14 @@ def add_node(body: NodeIn, request: Request, who: Who) -> dict[str, Any]:
         "down": False,
         "site": body.site,
     }
+    site = next((x for x in store.sites() if x.id == body.site), None)
+    if acc not in store.prices() and (site is None or acc not in site.prices):
+        # an operator's test: a type without a price ran jobs for nothing, and nothing said so
+        out["notes"] = [
+            f"{acc} has no price (in the pool or at site {body.site}): jobs on this node are not charged; "
+            f"set one with PUT /prices (accelpool prices set {acc}=KRW)"
+        ]
+    return out
 
 
 @router.put("/nodes/{name}", tags=["pool"])

@@ -22,6 +22,7 @@ from accelpool.api.routers.common import (
     known_types,
     store_of,
 )
+from accelpool.core.periods import closed
 from accelpool.core.types import Grant, Program, ProgramRules
 from accelpool.storage import codec
 
@@ -127,9 +128,15 @@ def _visible_program(request: Request, who: Who, program_id: str) -> Program:
 
 @router.patch("/programs/{program_id}", tags=["programs"])
 def update_program(program_id: str, body: ProgramPatch, request: Request, who: Who) -> dict[str, Any]:
-    """Change a program's name, budget (409 below what it has already granted) or end (admins)."""
-    _visible_program(request, who, program_id)
+    """Change a program's name, budget (409 below what it has already granted) or end (admins). An end in
+    the past, or before the program starts, is 422: its grants stop paying at its end (core.periods)."""
+    program = _visible_program(request, who, program_id)
     who.require("admin")
+    if body.end is not None:
+        if body.end <= program.start:
+            raise ApiError(422, "the program must end after it starts", "end")
+        if body.end <= request.app.state.hooks.now():
+            raise ApiError(422, "the program would already be over (end is in the past)", "end")
     store = store_of(request)
     p = store.update_program(program_id, name=body.name, budget_krw=body.budget_krw, end=body.end)
     if p is None:
@@ -164,7 +171,19 @@ class GrantPatch(StrictIn):
     end: Time | None = None
 
 
-def _grant_json(g: Grant) -> dict[str, Any]:
+def _grant_json(
+    g: Grant, request: Request, held: int | None = None, programs: dict[str, Program] | None = None
+) -> dict[str, Any]:
+    """A grant as the API shows it: its amount, what is spent, what its active jobs hold (a lease each, or a
+    whole run) and what a new job may still use (``available_krw``: 0 outside its period or its
+    program's, core.periods), and ``state``: active, ended or not started (with why in ``closed``)."""
+    store = store_of(request)
+    if held is None:
+        held = store.held_by_grant([g.id]).get(g.id, 0)
+    if programs is None:
+        programs = {p.id: p for p in store.list_programs()}
+    why = closed(g, programs.get(g.program), request.app.state.hooks.now())
+    state = "active" if why is None else "ended" if " ended at " in why else "not started"
     return {
         "id": g.id,
         "program": g.program,
@@ -172,6 +191,10 @@ def _grant_json(g: Grant) -> dict[str, Any]:
         "amount_krw": g.amount_krw,
         "spent_krw": g.spent_krw,
         "remaining_krw": g.remaining_krw,
+        "held_krw": held,
+        "available_krw": max(0, g.remaining_krw - held) if why is None else 0,
+        "state": state,
+        "closed": why,
         "start": g.start,
         "end": g.end,
     }
@@ -184,14 +207,17 @@ def list_grants(request: Request, who: Who) -> dict[str, Any]:
         grants = store.list_grants(programs=[who.token.program or ""])
     else:
         grants = store.list_grants(tenants=visible_tenants(store, who))
-    return {"items": [_grant_json(g) for g in grants]}
+    held = store.held_by_grant(g.id for g in grants)
+    programs = {p.id: p for p in store.list_programs()}
+    return {"items": [_grant_json(g, request, held.get(g.id, 0), programs) for g in grants]}
 
 
 @router.post("/grants", status_code=201, tags=["programs"])
 def create_grant(body: GrantIn, request: Request, who: Who) -> dict[str, Any]:
     """A program manager grants money from their program. 409 when the id exists (a grant's spending is
     never reset; change it with ``PATCH /grants/{id}``) or the program's budget has too little left: the
-    check and the insert are one transaction under the program row's lock."""
+    check and the insert are one transaction under the program row's lock. Under a program with a maximum
+    contract (``rules.max_contract_seconds``) a grant without an end ends that long after its start."""
     who.require("admin", "program-manager")
     store = store_of(request)
     program = _visible_program(request, who, body.program)
@@ -205,12 +231,14 @@ def create_grant(body: GrantIn, request: Request, who: Who) -> dict[str, Any]:
         if body.end <= now:
             raise ApiError(422, "the grant would already be over (end is in the past)", "end")
     limit = program.rules.max_contract_seconds
-    if limit is not None and body.end is not None and body.end - start > limit:
-        raise ApiError(409, f"longer than the program's maximum contract ({limit:.0f} s)", "end")
-    g = Grant(
-        body.id or "g-" + secrets.token_hex(4), program.id, body.tenant, body.amount_krw, 0, start, body.end
-    )
-    return _grant_json(store.create_grant(g))
+    end = body.end
+    if limit is not None:
+        if end is None:
+            end = start + limit  # a program with a maximum contract has no open-ended grant
+        elif end - start > limit:
+            raise ApiError(409, f"longer than the program's maximum contract ({limit:.0f} s)", "end")
+    g = Grant(body.id or "g-" + secrets.token_hex(4), program.id, body.tenant, body.amount_krw, 0, start, end)
+    return _grant_json(store.create_grant(g), request, 0)
 
 
 @router.patch("/grants/{grant_id}", tags=["programs"])
@@ -238,4 +266,4 @@ def update_grant(grant_id: str, body: GrantPatch, request: Request, who: Who) ->
     out = store.update_grant(grant_id, amount_krw=body.amount_krw, end=body.end)
     if out is None:
         raise not_found("grant")
-    return _grant_json(out)
+    return _grant_json(out, request)

@@ -1,0 +1,89 @@
+"""Grant and program periods: a grant pays only from its start until its end, and only while its program
+runs (from the program's start until its end). Outside that a grant has no money to give, whatever its
+balance: a job it funds waits (its reason says why), and a running one is stopped at its next lease boundary
+as when its money runs out (``core.placement``: "grant period over"). Admission refuses a new job whose
+grant cannot pay now (api/admission.py, with the same ``closed``); this is the scheduler's side, for jobs
+queued or running when a period ends (an operator's test: a program's end was never read, and a grant
+funded jobs before its program started and after it ended).
+
+``decide`` runs ``open_grants`` on every snapshot first, so every policy, the placement and the reasons see
+a closed grant with nothing left; the snapshot is handed back as it was when every grant is open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from accelpool.core.round_types import Snapshot
+from accelpool.core.types import Grant, Program
+
+
+def _utc(t: float) -> str:
+    """Unix seconds as "YYYY-MM-DD HH:MM UTC" (the proleptic Gregorian calendar, by arithmetic: the core
+    reads no clock and no time zone)."""
+    days, secs = divmod(int(t), 86400)
+    z = days + 719468  # days from 0000-03-01
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    year = yoe + era * 400 + (month <= 2)
+    return f"{year:04d}-{month:02d}-{day:02d} {secs // 3600:02d}:{secs % 3600 // 60:02d} UTC"
+
+
+def closed(grant: Grant, program: Program | None, now: float) -> str | None:
+    """Why ``grant`` cannot pay at ``now`` (outside its period or its program's), in words; None when it can."""
+    if now < grant.start:
+        return f"grant {grant.id} starts at {_utc(grant.start)}"
+    if grant.end is not None and now >= grant.end:
+        return f"grant {grant.id} ended at {_utc(grant.end)}"
+    if program is not None:
+        if now < program.start:
+            return f"program {program.id} starts at {_utc(program.start)}"
+        if program.end is not None and now >= program.end:
+            return f"program {program.id} ended at {_utc(program.end)}"
+    return None
+
+
+def _open_now(grant: Grant, program: Program | None, now: float) -> bool:
+    if now < grant.start or (grant.end is not None and now >= grant.end):
+        return False
+    return program is None or (now >= program.start and (program.end is None or now < program.end))
+
+
+def open_grants(snapshot: Snapshot) -> Snapshot:
+    """``snapshot`` with every grant that cannot pay now (``closed``) at nothing left (spent = amount); the
+    very same snapshot when every grant is open."""
+    grants = snapshot.grants
+    if not grants:
+        return snapshot
+    now = snapshot.now
+    programs = {p.id: p for p in snapshot.programs}
+    shut = [i for i, g in enumerate(grants) if not _open_now(g, programs.get(g.program), now)]
+    if not shut:
+        return snapshot
+    out = list(grants)
+    for i in shut:
+        out[i] = replace(grants[i], spent_krw=grants[i].amount_krw)
+    return replace(snapshot, grants=tuple(out))
+
+
+def budget_stop(grant_id: str | None, snapshot: Snapshot) -> str:
+    """Why a running job funded by ``grant_id`` stops for money at a lease boundary: its grant's period is
+    over ("grant period over: grant g ended at ..."), else its money ran out ("grant exhausted")."""
+    why = closed_by_id(snapshot).get(grant_id or "")
+    return "grant exhausted" if why is None else f"grant period over: {why}"
+
+
+def closed_by_id(snapshot: Snapshot) -> dict[str, str]:
+    """Every grant of the snapshot that cannot pay now, with why (``closed``)."""
+    programs = {p.id: p for p in snapshot.programs}
+    out = {}
+    for g in snapshot.grants:
+        why = closed(g, programs.get(g.program), snapshot.now)
+        if why is not None:
+            out[g.id] = why
+    return out

@@ -1,0 +1,90 @@
+"""A grant pays only within its period and its program's (core/periods.py): the scheduler holds a job whose
+grant has not started or has ended, and stops a running one at its lease boundary, saying why (an
+operator's test: a program's start and end were never read; jobs ran and were charged on a grant whose
+program had ended)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from accelpool.core.periods import closed, open_grants
+from accelpool.core.policies import POLICIES
+from accelpool.core.rounds import JobStatus, Placement, Snapshot, decide
+from accelpool.core.throughput import ThroughputMatrix
+from accelpool.core.types import Grant, Job, JobState, Node, Program, WaitReason
+
+NOW = 1_000_000.0
+PRICE = {"h100": 3600}
+
+
+def snap(grant: Grant, program: Program, *, running: bool = False) -> Snapshot:
+    job = Job("j", tenant="lab", grant=grant.id, submit_time=0.0)
+    if running:
+        status = JobStatus(
+            job,
+            JobState.RUNNING,
+            Placement("j", "h100", (("h-0", (0,)),)),
+            metered_until=NOW,
+            carry=Fraction(0),
+        )
+    else:
+        status = JobStatus(job, JobState.QUEUED)
+    tput = ThroughputMatrix.from_rows({"j": {"h100": 1.0}}, ("h100",))
+    return Snapshot(
+        NOW,
+        (Node("h-0", "h100", 8),),
+        (status,),
+        tput,
+        programs=(program,),
+        grants=(grant,),
+        prices_krw_per_hour=PRICE,
+        run_started={"j": 0.0} if running else {},
+    )
+
+
+OPEN = Program("p", "p", budget_krw=10**9)
+CASES = [
+    (Grant("g", "p", "lab", 10**8, end=NOW - 1), OPEN, "grant g ended at"),
+    (Grant("g", "p", "lab", 10**8, start=NOW + 3600), OPEN, "grant g starts at"),
+    (Grant("g", "p", "lab", 10**8), Program("p", "p", budget_krw=10**9, end=NOW), "program p ended at"),
+    (
+        Grant("g", "p", "lab", 10**8),
+        Program("p", "p", budget_krw=10**9, start=NOW + 1),
+        "program p starts at",
+    ),
+]
+
+
+@pytest.mark.parametrize(("grant", "program", "why"), CASES)
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_a_job_whose_grant_cannot_pay_now_waits_and_says_why(grant, program, why, policy):
+    d = decide(snap(grant, program), POLICIES[policy])
+    assert d.placements() == () or not d.placements()
+    assert d.waiting == {"j": WaitReason.BUDGET}
+    assert why in str(d.details["j"]), d.details["j"]
+
+
+@pytest.mark.parametrize(("grant", "program", "why"), CASES[:1] + CASES[2:3])
+def test_a_running_job_is_stopped_at_the_lease_boundary_when_its_grant_period_is_over(grant, program, why):
+    d = decide(snap(grant, program, running=True), POLICIES["max-min-fairness"])
+    assert [(j, r.split(":")[0]) for j, r in d.preempt] == [("j", "grant period over")]
+    assert why in dict(d.preempt)["j"]
+
+
+def test_an_open_grant_leaves_the_snapshot_as_it_is_and_the_job_runs():
+    s = snap(
+        Grant("g", "p", "lab", 10**8, start=NOW - 10, end=NOW + 10), Program("p", "p", 10**9, end=NOW + 5)
+    )
+    assert open_grants(s) is s
+    assert [p.job for p in decide(s, POLICIES["fifo"]).placements()] == ["j"]
+
+
+def test_closed_names_the_first_limit_that_applies():
+    g = Grant("g", "p", "lab", 1, start=10.0, end=20.0)
+    p = Program("p", "p", 1, start=0.0, end=15.0)
+    assert closed(g, p, 5.0) == "grant g starts at 1970-01-01 00:00 UTC"
+    assert closed(g, p, 12.0) is None
+    assert closed(g, p, 16.0).startswith("program p ended at")  # type: ignore[union-attr]
+    assert closed(g, p, 20.0).startswith("grant g ended at")  # type: ignore[union-attr]
