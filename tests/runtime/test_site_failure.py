@@ -96,3 +96,39 @@ def test_a_silent_site_is_marked_down_its_jobs_move_and_stale_runs_are_stopped(t
             site_b.poll()
             time.sleep(0.05)
         ex.close()
+
+
+def test_a_new_site_whose_controller_hangs_holds_no_round(tmp_path: Path) -> None:
+    # an operator's test: a Slurm site with a wrong slurm.conf, added while the service ran, stopped
+    # scheduling for the whole pool for 30-45 s (its first polls and node discoveries waited for sinfo's
+    # and squeue's 10 s timeouts); a probed site is now polled only once a probe has answered
+    from accelpool.core.types import Node as PoolNode
+    from accelpool.executors.fake import FakeExecutor
+
+    class Hanging(FakeExecutor):
+        calls: list[str] = []
+
+        def reachable(self) -> bool:
+            time.sleep(5.0)
+            return False
+
+        def poll(self):  # type: ignore[no-untyped-def]
+            self.calls.append("poll")
+            time.sleep(5.0)
+            return []
+
+        def nodes(self) -> list[PoolNode]:
+            self.calls.append("nodes")
+            time.sleep(5.0)
+            return []
+
+    sites = SiteExecutors({"default": FakeExecutor(SystemClock())}, SystemClock(), probe_interval_seconds=0.1)
+    try:
+        sites.add_site("bad", Hanging(SystemClock()))
+        t0 = time.monotonic()
+        for _ in range(3):  # three rounds
+            sites.poll()
+            sites.nodes_by_site()
+        assert time.monotonic() - t0 < 1.0 and Hanging.calls == []
+    finally:
+        sites.close()

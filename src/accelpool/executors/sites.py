@@ -13,7 +13,7 @@ A launch goes to the executor of its placement's site (``Placement.site``; the c
 two sites). A site's health is its executor's ``reachable()`` (executors without one, e.g. the local one,
 are always reachable), probed every ``probe_interval_seconds`` by a background thread (a dead Slurm
 controller takes its clients about 4 s to give up; the rounds must not wait for that). A site whose last
-probe failed is not polled. When a site has not answered for ``down_after_seconds``:
+probe failed, or that no probe has answered yet, is not polled. When a site has not answered for ``down_after_seconds``:
 
 - it is marked down (``on_site_health(site, True)``): the core places nothing there any more;
 - each job it ran is reported LOST ``site-lost: <site> not answering for N s``: the store requeues it and
@@ -86,7 +86,10 @@ class SiteExecutors:
         self.executors[site] = ex
         self._stale[site] = set()
         probed = getattr(ex, "reachable", None) is not None
-        self._answers[site] = not down or not probed  # unprobed: answers, so it returns at the next poll
+        # a probed site is polled (and its nodes discovered) only once a probe has answered: a new site whose
+        # controller cannot be reached held every round for the commands' timeouts (an operator's test: a
+        # Slurm site with a wrong slurm.conf stopped scheduling for the whole pool for 30-45 s)
+        self._answers[site] = not probed
         active = ex.active() if not down else set()
         for job in active:  # adopted work (after a control-plane restart)
             self._site_of.setdefault(job, site)
