@@ -75,7 +75,7 @@ def test_an_idempotency_key_reused_for_another_spec_is_409_and_makes_nothing(wor
         (
             {"resources": {"type": "h100", "count": 1}, "constraints": {"domestic_only": True}},
             422,
-            "constraints",
+            "constraints.domestic_only",
         ),
         ({"kind": "inference", "resources": {"type": "rngd", "count": 5}}, 409, "resources.count"),  # cap 4
         ({"resources": {"type": "rngd", "count": 1}}, 422, "resources"),  # training on an inference-only NPU
@@ -86,8 +86,14 @@ def test_an_idempotency_key_reused_for_another_spec_is_409_and_makes_nothing(wor
         (
             {"kind": "batch", "resources": {"type": "warboy", "count": 2}, "constraints": {"zone": "seoul"}},
             422,
-            "resources.count",
+            "constraints.zone",  # no node is in that zone (a tenant's test: it named resources.count)
         ),
+        (
+            {"kind": "batch", "resources": {"type": "warboy", "count": 5}, "constraints": {"zone": "busan"}},
+            422,
+            "resources.count",  # the zone has 4
+        ),
+        ({"constraints": {"sites": ["nowhere"]}}, 422, "constraints.sites"),  # no such site, not "certified"
         ({"name": "bad name!"}, 422, "name"),
         ({"kind": "gaming"}, 422, "kind"),
         ({"unknown": 1}, 422, "unknown"),
@@ -287,3 +293,17 @@ def test_bad_json_is_422_not_500(world):
         "/api/v1/jobs", content=b"{not json", headers={**world.h("m1"), "Content-Type": "application/json"}
     )
     assert r.status_code == 422
+
+
+def test_a_public_inference_job_off_korean_npus_names_the_programs_rule(world):
+    # a tenant's test: it said "field 'constraints': domestic-only, but no Korean NPU type in the pool
+    # qualifies", about a constraint the job never set, in a pool that has Korean NPUs
+    r = world.call("admin", "PUT", "/api/v1/programs/p1/rules", json={"public_services_domestic_only": True})
+    assert r.status_code == 200, r.text
+    assert world.call("admin", "PATCH", "/api/v1/tenants/t1", json={"public": True}).status_code == 200
+    r = world.submit(public=True, kind="inference", resources={"type": "h100", "count": 1})
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["field"] == "public" and "public_services_domestic_only" in err["reason"]
+    assert "h100" in err["reason"] and "is a Korean NPU" in err["reason"]
+    assert world.submit(public=True, kind="inference", resources={"type": "rngd", "count": 1}).status_code == 201

@@ -5,8 +5,11 @@ Refused (422 with the field, or 409 for money/rules):
   - more devices than any allowed type has in the pool (in the job's zone, at one allowed site)
                                                                                       (resources.count)
   - no registered site certified for its data class, in its sites/regions     (constraints.data_class)
-  - a domestic-only job and no Korean type qualifies                                      (constraints)
-  - no grant for the tenant (from the named program), or the grant is used up/expired     (grant / program)
+  - a site it names that is not registered at all                                   (constraints.sites)
+  - a zone no node is in                                                             (constraints.zone)
+  - a domestic-only job and none of its types is a Korean NPU           (constraints.domestic_only), or
+    a public inference job under a program whose rule keeps public services on Korean NPUs    (public)
+  - no grant for the tenant (from the named program), or the grant is used up/ended      (grant / program)
   - a program rule forbids it: per-tenant cap below the count, contract longer than allowed (409, rule)
   - a max run time whose cost the grant cannot hold besides its other active jobs          (409, budget)
   - a relative ``workdir`` or ``checkpoint_dir``: the service would resolve it against its own working
@@ -161,7 +164,17 @@ def admit(
     # Sites: refuse a job no registered site could ever take (a site that is down now may come back).
     site_rows = site_table(replace(s, down=False) for s in getattr(ref, "sites", ()))
     if not allowed_sites(job, site_rows):
+        unknown = sorted(job.sites - site_rows.keys())
+        if unknown and not (job.sites & site_rows.keys()):  # a typo, not a certification
+            raise ApiError(
+                422,
+                f"no site {', '.join(repr(u) for u in unknown)} (sites: {', '.join(sorted(site_rows))})",
+                "constraints.sites",
+            )
         raise ApiError(422, f"no site may run it: {nowhere_reason(job, site_rows)}", "constraints.data_class")
+    if zone is not None and not any(n.zone == zone for n in nodes):
+        zones = sorted({n.zone for n in nodes})
+        raise ApiError(422, f"no node is in zone '{zone}' (zones: {', '.join(zones)})", "constraints.zone")
     # a gang runs at one site: the capacity that counts is the largest of one allowed site (in the zone)
     ok_sites = allowed_sites(job, site_rows)
     per_site: dict[tuple[str, str], int] = {}
@@ -180,9 +193,23 @@ def admit(
             "resources",
         )
     if needs_domestic(job, program):
+        asked = types
         types = [t for t in types if t in catalog and catalog[t].domestic]
         if not types:
-            raise ApiError(422, "domestic-only, but no Korean NPU type in the pool qualifies", "constraints")
+            which = (
+                f"none of the types it asks for ({', '.join(asked)}) is a Korean NPU"
+                if wanted
+                else "no Korean NPU type is in the pool"
+            )
+            if job.domestic_only:
+                raise ApiError(422, f"domestic_only: {which}", "constraints.domestic_only")
+            assert program is not None
+            raise ApiError(
+                422,
+                f"a public inference job of program '{program.id}' runs only on Korean NPUs (its rule "
+                f"public_services_domestic_only): {which}",
+                "public",
+            )
     if job.min_memory_gb is not None:
         types = [t for t in types if t in catalog and (catalog[t].memory_gb or 0) >= job.min_memory_gb]
         if not types:
