@@ -95,6 +95,7 @@ def test_an_idempotency_key_reused_for_another_spec_is_409_and_makes_nothing(wor
         ),
         ({"constraints": {"sites": ["nowhere"]}}, 422, "constraints.sites"),  # no such site, not "certified"
         ({"name": "bad name!"}, 422, "name"),
+        ({"command": "  \t "}, 422, "command"),  # a tenant's test: accepted, and "succeeded" doing nothing
         ({"kind": "gaming"}, 422, "kind"),
         ({"unknown": 1}, 422, "unknown"),
         ({"resources": [{"type": "h100", "count": 1}, {"type": "rngd", "count": 2}]}, 422, "resources"),

@@ -72,7 +72,13 @@ def _no_nul(v: str) -> str:
 _NoNul = AfterValidator(_no_nul)
 Ref = Annotated[str, Field(max_length=MAX_REF), _NoNul]
 PathText = Annotated[str, Field(max_length=MAX_PATH), _NoNul]
-Command = Annotated[str, Field(min_length=1, max_length=100_000), _NoNul]
+def _not_blank(v: str) -> str:
+    if not v.strip():
+        raise ValueError("must run something: it is empty or only spaces")
+    return v
+
+
+Command = Annotated[str, Field(min_length=1, max_length=100_000), _NoNul, AfterValidator(_not_blank)]
 EnvName = Annotated[str, Field(max_length=256), _NoNul]
 EnvValue = Annotated[str, Field(max_length=MAX_ENV_VALUE), _NoNul]
 
