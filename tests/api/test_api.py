@@ -307,4 +307,6 @@ def test_a_public_inference_job_off_korean_npus_names_the_programs_rule(world):
     err = r.json()["error"]
     assert err["field"] == "public" and "public_services_domestic_only" in err["reason"]
     assert "h100" in err["reason"] and "is a Korean NPU" in err["reason"]
-    assert world.submit(public=True, kind="inference", resources={"type": "rngd", "count": 1}).status_code == 201
+    assert (
+        world.submit(public=True, kind="inference", resources={"type": "rngd", "count": 1}).status_code == 201
+    )

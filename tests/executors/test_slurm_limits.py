@@ -115,3 +115,11 @@ def test_a_limit_slurm_cannot_meet_fails_the_job_at_start(sandboxed: SlurmExecut
     with pytest.raises(sb.SandboxError, match="image"):
         sandboxed.start(launch("img", "true", (("s-gpu-0", (0,)),), image="alpine:3"))
     assert sandboxed.active() == set()
+
+
+def test_a_limit_over_the_maximum_is_written_as_a_number_a_person_reads() -> None:
+    # a tenant's test: "limits.processes = 1e+06 is above the operator's maximum (2048)"
+    with pytest.raises(
+        sb.SandboxError, match=r"limits.processes = 1,000,000 is above the operator's maximum \(2,048\)"
+    ):
+        sb.effective_limits(sb.SandboxConfig(max_processes=2048), {"processes": 1e6})

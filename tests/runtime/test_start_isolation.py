@@ -47,6 +47,7 @@ def test_nonexistent_workdir_and_nul_env_fail_alone_unbilled(tmp_path: Path) -> 
             rec_j = store.jobs[j]
             assert rec_j.status.state == JobState.FAILED
             assert rec_j.reason.startswith("could not start:") and cause in rec_j.reason, rec_j.reason
+            assert "SandboxError" not in rec_j.reason  # accelpool's own refusals read as sentences
         clock.advance(60.0)
         rec.step()
         clock.advance(60.0)

@@ -320,17 +320,14 @@ def effective_limits(config: SandboxConfig, asked: Mapping[str, float] | None) -
     """The job's limits: the spec's ``limits`` (memory, processes, cpus, scratch), each at most the
     operator's maximum (SandboxError naming the field otherwise), else the operator's default."""
     asked = dict(asked or {})
-    ceilings: dict[str, float | None] = {
-        "memory": config.max_memory_bytes,
-        "processes": config.max_processes,
-        "cpus": config.max_cpus,
-        "scratch": config.tmp_bytes,
-    }
+    ceilings = {"memory": config.max_memory_bytes, "processes": config.max_processes, "cpus": config.max_cpus}
+    ceilings["scratch"] = config.tmp_bytes
     out: dict[str, float] = {}
     for key, ceiling in ceilings.items():
         v = asked.get(key)
         if v is not None and ceiling is not None and float(v) > float(ceiling):
-            raise SandboxError(f"limits.{key} = {v:g} is above the operator's maximum ({ceiling:g})")
+            num = [f"{int(x):,}" if float(x).is_integer() else f"{x:g}" for x in (v, ceiling)]  # not 1e+06
+            raise SandboxError(f"limits.{key} = {num[0]} is above the operator's maximum ({num[1]})")
         value = v if v is not None else ceiling
         if value is not None:
             out[key] = float(value)

@@ -375,8 +375,11 @@ def _statuses_of(snapshot: Snapshot, ids: set[str], row: Mapping[str, int]) -> d
 
 
 def _cause(e: BaseException) -> str:
-    """A one-line description of an exception for a job's reason (type and message, at most 300 chars)."""
+    """A one-line description of an exception for a job's reason (its message, with its type unless it is one
+    of accelpool's own, at most 300 chars)."""
     text = " ".join(str(e).split()) or type(e).__name__
-    if type(e).__name__ not in text:
+    # accelpool's own errors are written for the tenant (a sandbox refusal names the field and the limit);
+    # anything else says what it is (a tenant's test: "could not start: SandboxError: limits.processes ...")
+    if type(e).__name__ not in text and not (type(e).__module__.startswith("accelpool") and str(e).strip()):
         text = f"{type(e).__name__}: {text}"
     return text[:300]

@@ -72,6 +72,8 @@ def _no_nul(v: str) -> str:
 _NoNul = AfterValidator(_no_nul)
 Ref = Annotated[str, Field(max_length=MAX_REF), _NoNul]
 PathText = Annotated[str, Field(max_length=MAX_PATH), _NoNul]
+
+
 def _not_blank(v: str) -> str:
     if not v.strip():
         raise ValueError("must run something: it is empty or only spaces")
