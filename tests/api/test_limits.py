@@ -149,3 +149,16 @@ def test_a_key_given_twice_is_422_naming_it_and_makes_nothing(world, body, key):
     assert world.store.list_jobs()[0] == []
     with pytest.raises(Refused):
         check_json(body, Limits())
+
+
+def test_a_body_that_is_not_json_names_the_body_and_where(world):
+    # a tenant's test: the field was "1" (a character position) and the reason only "JSON decode error"
+    r = _raw(world, b"{bad json")
+    assert r.status_code == 422 and _err(r)["field"] == "(body)", r.text
+    assert "not valid JSON at character 1" in _err(r)["reason"]
+    r = world.call("m1", "POST", "/api/v1/jobs")
+    assert r.status_code == 422 and _err(r) == {
+        "status": 422,
+        "field": "(body)",
+        "reason": "a JSON body is required",
+    }

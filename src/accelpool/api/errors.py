@@ -82,6 +82,17 @@ def install(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         err = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         reason = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "json_invalid":
+            # the body is not JSON: say where in it (its loc holds a character position, not a field)
+            loc = tuple(err.get("loc", ()))
+            ctx = err.get("ctx")
+            why = str(ctx.get("error", "")) if isinstance(ctx, dict) else ""
+            at = f" at character {loc[-1]}" if loc and isinstance(loc[-1], int) else ""
+            return JSONResponse(
+                body(422, f"the body is not valid JSON{at}: {why}".rstrip(": "), "(body)"), 422
+            )
+        if err.get("type") == "missing" and tuple(err.get("loc", ())) == ("body",):
+            return JSONResponse(body(422, "a JSON body is required", "(body)"), status_code=422)
         return JSONResponse(body(422, reason, _loc(tuple(err.get("loc", ())))), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
