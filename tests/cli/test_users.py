@@ -249,6 +249,7 @@ def test_server_rejections_exit_2_with_one_message(cli, tmp_path):
         ("name: d\ncommand: echo\nresources: {type: h100, count: true}\n", "j.yaml:3"),
         ("name: d\ncommand: echo\nresources: {type: h100, count: '2'}\n", "j.yaml:3"),
         ("name: d\ncommand: echo\nname: e\n", "j.yaml:3"),
+        ("name: d\ncomand: echo\n", "j.yaml:2: field 'comand': unknown field (did you mean 'command'?)"),
     ],
 )
 def test_bad_job_yaml_exits_2_without_traceback(cli, tmp_path, text, where):

@@ -333,8 +333,11 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 
 def spec_error(exc: ValidationError, *, file: str | None = None, text: str | None = None) -> InputError:
-    """The first validation error as an InputError naming the field and, with ``text``, its line."""
-    err = exc.errors()[0]
+    """The first validation error as an InputError naming the field and, with ``text``, its line; an unknown
+    field first, as it usually explains a missing one (``comand:`` for ``command:``: "unknown field (did you
+    mean 'command'?)", not "command: Field required")."""
+    errors = exc.errors()
+    err = next((e for e in errors if e.get("type") == "extra_forbidden"), errors[0])
     loc = tuple(err.get("loc", ()))
     fld = _field(loc)
     line = None
