@@ -277,7 +277,11 @@ def list_jobs(
     store = store_of(request)
     tenants = visible_tenants(store, who)
     if tenant is not None:
-        tenants = [tenant] if tenants is None or tenant in tenants else []
+        # a tenant the caller cannot see is 404 as one that does not exist (not an empty page: a typo
+        # looked like "no jobs")
+        if tenant not in (tenants if tenants is not None else {t.id for t in store.list_tenants()}):
+            raise not_found("tenant", "tenant")
+        tenants = [tenant]
     if state:
         bad = [
             s
