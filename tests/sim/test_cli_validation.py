@@ -163,3 +163,19 @@ def test_unwritable_outputs_exit_2_before_running(capsys: pytest.CaptureFixture[
     assert code == 2 and "is a folder" in err
     code, err = run(capsys, *base, "--cluster", "v100=100001")
     assert code == 2 and "0..100,000" in err
+
+
+def test_synthetic_jobs_the_pool_cannot_run_are_counted_and_unfinished_jobs_shown(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # an operator's test: --jobs 10 on h100=8,rngd=8 reported "8 jobs" with no word on the other two, and
+    # the table did not show the 3 jobs left unfinished
+    from accelpool.sim.synthetic import generate
+
+    w = generate({"h100": 8, "rngd": 8}, n_jobs=10, seed=0)
+    left = 10 - len(w.jobs)
+    assert left > 0 and any(f"{left} of the 10 generated jobs" in n for n in w.notes)
+    assert main(["simulate", "--format", "synthetic", "--jobs", "10", "--cluster", "h100=8,rngd=8"]) == 0
+    out = capsys.readouterr().out
+    assert f"warning: {left} of the 10 generated jobs fit no type of this pool" in out
+    assert "jobs_unfinished" in out

@@ -320,6 +320,9 @@ def register(app: typer.Typer) -> None:
             workload = apply_pool(workload, pool_spec, seed)
         cap = workload.capacity()
         check_schedulable(workload)
+        for note in workload.notes:
+            if "left out" in note:  # synthetic jobs no type of the pool could run (an operator's test)
+                console.print(f"[bold yellow]warning:[/bold yellow] {note}", highlight=False)
         console.print(
             f"[bold]{workload.name}[/bold]: {len(workload.jobs):,} jobs on "
             + ", ".join(f"{n} x {t}" for t, n in sorted(cap.items())),

@@ -50,6 +50,13 @@ so the policies are compared on the same work.</p>
 METRICS: tuple[tuple[str, str, str, str, str], ...] = (
     ("jobs_completed", "jobs finished", "count", "higher", "jobs that ran to completion"),
     (
+        "jobs_unfinished",
+        "jobs not finished",
+        "count",
+        "lower",
+        "jobs still waiting or running when the simulation ended (their grant ran out, or they never fit)",
+    ),
+    (
         "common_avg_jct_seconds",
         "average completion time, same jobs",
         "duration",

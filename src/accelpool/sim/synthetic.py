@@ -96,6 +96,7 @@ def generate(
         if row:
             jobs.append(job)
             rows[job.id] = row
+    left_out = n_jobs - len(jobs)
     work_krw = _work_krw(jobs, rows, accs)
     budget = int(work_krw * grant_scale)
     rules = ProgramRules(public_share={"*": 0.2}, public_services_domestic_only=True)
@@ -119,6 +120,11 @@ def generate(
         prices_krw_per_hour=prices,
         notes=(
             f"synthetic pool, seed {seed}: speeds from catalogue peak ratios; grants total {budget:,} KRW",
+            *(
+                [f"{left_out:,} of the {n_jobs:,} generated jobs fit no type of this pool and were left out"]
+                if left_out
+                else []
+            ),
         ),
     )
 
