@@ -351,3 +351,13 @@ def test_sites_are_registered_from_the_cli_and_nodes_join_them(cli):
 def test_adding_a_node_of_an_unpriced_type_warns(cli):
     code, out, err = cli("nodes", "add", "n-h200", "h200", "4", token=cli.admin)
     assert code == 0 and "node n-h200" in out and "warning: h200 has no price" in err
+
+
+def test_operator_edges_an_operator_found(cli):
+    a = cli.admin
+    code, _, err = cli("programs", "update", "p1", token=a)  # nothing to change is not a success
+    assert code == 2 and "--budget" in err
+    code, _, err = cli("usage", "--days", "1e300")  # named as the option, not as a field 'since'
+    assert code == 2 and "--days" in err and "since" not in err
+    code, out, _ = cli("programs", "create", "p-now", "5", "--json", token=a)
+    assert code == 0 and json.loads(out)["start"] > 1e9  # starts now, not in 1970

@@ -145,7 +145,11 @@ def line_of(text: str, fld: str | None) -> int | None:
     return lines.get(path)
 
 
+MAX_DAYS = 36_600.0
+"""The most days an option takes (100 years; the API's bound on ``days``)."""
+
+
 def days_option(days: float | None, what: str = "--days") -> float | None:
-    if days is not None and not (math.isfinite(days) and days > 0):
-        raise InputError("must be a finite number of days > 0", field=what, value=days)
+    if days is not None and not (math.isfinite(days) and 0 < days <= MAX_DAYS):
+        raise InputError(f"must be a number of days > 0 and at most {MAX_DAYS:,.0f}", field=what, value=days)
     return days

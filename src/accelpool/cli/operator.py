@@ -294,9 +294,10 @@ def update_program(
     days = days_option(days)
     if days is not None:
         body["end"] = time.time() + days * 86400
-    d = conn.client().patch(
-        f"programs/{_segment(program_id, 'program')}", {k: v for k, v in body.items() if v is not None}
-    )
+    change = {k: v for k, v in body.items() if v is not None}
+    if not change:  # as grants update: nothing to change is not a success
+        raise InputError("give --budget, --name and/or --days", field="options")
+    d = conn.client().patch(f"programs/{_segment(program_id, 'program')}", change)
     conn.out(d, f"program {d['id']}: {d['budget_krw']:,} KRW")
 
 

@@ -57,7 +57,7 @@ class ProgramIn(StrictIn):
     id: str = Field(pattern=ID_PATTERN)
     name: str = Field(default="", max_length=200)
     budget_krw: Krw
-    start: Time = 0.0
+    start: Time | None = Field(default=None, description="unix seconds; default now")
     end: Time | None = None
     public: bool = True
     rules: RulesIn = Field(default_factory=RulesIn)
@@ -102,13 +102,14 @@ def create_program(body: ProgramIn, request: Request, who: Who) -> dict[str, Any
     """A new program (admins). 409 when the id exists: its budget, rules and dates are changed only
     through ``PATCH /programs/{id}`` and ``PUT /programs/{id}/rules``."""
     who.require("admin")
-    if body.end is not None and body.end <= body.start:
+    start = request.app.state.hooks.now() if body.start is None else body.start  # not 1970
+    if body.end is not None and body.end <= start:
         raise ApiError(422, "the program must end after it starts", "end")
     p = Program(
         body.id,
         body.name or body.id,
         body.budget_krw,
-        body.start,
+        start,
         body.end,
         body.public,
         body.rules.rules(request, "rules."),
