@@ -177,3 +177,39 @@ def test_a_second_ray_site_is_refused_in_words(tmp_path: Path) -> None:
     factory.ray_site = "r1"  # as after building r1's executor
     with pytest.raises(ValueError, match="one Ray cluster per scheduler process"):
         factory("ray", tmp_path / "r2", {"address": "10.0.0.2:6379"}, "r2")
+
+
+def test_a_slurm_site_that_joins_while_the_service_runs_is_built_apart_from_the_round() -> None:
+    # an operator's test: a Slurm site with a wrong slurm.conf held the round ~20 s while its executor asked
+    # sinfo and squeue for its nodes and jobs; now the round goes on and the site joins once built
+    import threading
+    import time
+
+    clock = SystemClock()
+    store = MemoryStore(bundled_catalog())
+    gate = threading.Event()
+
+    def make(site: Site) -> FakeExecutor:
+        if site.executor == "slurm":
+            assert gate.wait(10.0)
+            if site.connection.get("slurm_conf") == "/nonexistent":
+                raise ValueError("sinfo: no such file")
+        return FakeExecutor(clock)
+
+    wiring = SiteWiring(store, clock, FakeExecutor(clock), make)
+    store.add_sites([Site("cloud", executor="fake")])
+    ex = wiring.refresh()
+    assert ex is not None
+    store.add_sites([Site("hpc", executor="slurm", connection={"slurm_conf": "/etc/slurm/slurm.conf"})])
+    store.add_sites([Site("bad", executor="slurm", connection={"slurm_conf": "/nonexistent"})])
+    t0 = time.monotonic()
+    assert wiring.refresh() is ex and time.monotonic() - t0 < 1.0
+    assert set(ex.executors) == {"default", "cloud"}  # still being built
+    gate.set()
+    deadline = time.monotonic() + 10.0
+    while ("hpc" not in ex.executors or "bad" not in wiring.failures()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        wiring.refresh()
+    assert set(ex.executors) == {"default", "cloud", "hpc"}
+    assert "sinfo: no such file" in wiring.failures()["bad"] and {s.id: s.down for s in store.sites()}["bad"]
+    ex.close()

@@ -23,7 +23,7 @@ Sites whose executor discovers its nodes (Slurm, Ray) bring their nodes into the
 the nodes of a local site are registered by hand (``accelpool nodes add NAME TYPE N --site ID``).
 
 The table is read again before every round (``refresh``): a site added while the service runs is driven
-from the next round; a site whose ``executor`` or ``connection`` changed gets a new executor once its old one
+from the next round (a Slurm site once its executor is built, in a thread of its own: BUILT_APART); a site whose ``executor`` or ``connection`` changed gets a new executor once its old one
 runs nothing (its jobs are left to end or to be preempted; the change waits, logged). A site whose executor
 cannot be built (bad connection) is marked down with the cause logged, so nothing is placed there.
 
@@ -41,6 +41,7 @@ hand while its controller is silent is marked down again by the health check at 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,16 @@ class ExecutorFactory:
         return self(site.executor, self.data_dir / "sites" / site.id / sub, site.connection, site.id)
 
 
+BUILT_APART = frozenset({"slurm"})
+"""Executor kinds built in a thread of their own when their site joins while the service runs: a Slurm
+executor asks its controller for the nodes and the jobs it had (``sinfo``, ``squeue``, 10 s timeouts each);
+a site with a wrong ``slurm.conf`` held the round, and with it every site's scheduling, for ~20 s (an
+operator's test). At start-up every site is built before the first round, as before (its work is adopted
+then). Ray is not: its client is process-wide and is set up in the scheduler's own thread."""
+
+_BUILDING = object()
+
+
 def _fingerprint(site: Site) -> tuple[str, tuple[tuple[str, str], ...]]:
     return site.executor, tuple(sorted(site.connection.items()))
 
@@ -174,6 +185,7 @@ class SiteWiring:
         self._driven: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}  # site -> its fingerprint
         self._failed: dict[str, tuple[tuple[str, tuple[tuple[str, str], ...]], str]] = {}  # site -> why
         self._waiting: set[str] = set()  # sites whose change waits for their work to end (logged once)
+        self._building: dict[str, tuple[Any, threading.Thread, dict[str, Any]]] = {}  # site -> its build
 
     def refresh(self) -> SiteExecutors | None:
         """Read the sites table; build, add or replace site executors. Returns the SiteExecutors once any
@@ -220,16 +232,50 @@ class SiteWiring:
                 self._driven.pop(s.id, None)
                 log.info("site %s changed: driving it with its new connection", s.id)
             was_failed = s.id in self._failed  # marked down by us: comes back up when it answers
-            ex = self._build(s)
+            if s.executor in BUILT_APART:
+                ready = self._build_apart(s, fp)
+                if ready is _BUILDING:
+                    continue
+                ex = ready
+            else:
+                ex = self._build(s)
             if ex is not None:
                 ex_all.add_site(s.id, ex, down=s.down and was_failed)
                 log.info("site %s joined: %s executor", s.id, s.executor)
         return ex_all
 
-    def _build(self, site: Site) -> Executor | None:
+    def _build_apart(self, site: Site, fp: tuple[str, tuple[tuple[str, str], ...]]) -> Any:
+        """A site executor built in a thread of its own (``BUILT_APART``): _BUILDING until it is done, then
+        as ``_build`` (the executor, or None after marking the site down). Started again when the site
+        changed while it was built."""
+        pending = self._building.get(site.id)
+        if pending is None or pending[0] != fp:
+            box: dict[str, Any] = {}
+
+            def make() -> None:
+                try:
+                    box["ex"] = self.make(site)
+                except Exception as exc:  # reported by the round that collects it
+                    box["exc"] = exc
+
+            t = threading.Thread(target=make, name=f"accelpool-build-{site.id}", daemon=True)
+            self._building[site.id] = (fp, t, box)
+            t.start()
+            return _BUILDING
+        if pending[1].is_alive():
+            return _BUILDING
+        del self._building[site.id]
+        box = pending[2]
+        return self._build(site, made=box.get("ex"), failed=box.get("exc"))
+
+    def _build(
+        self, site: Site, *, made: Executor | None = None, failed: Exception | None = None
+    ) -> Executor | None:
         fp = _fingerprint(site)
         try:
-            ex = self.make(site)
+            if failed is not None:
+                raise failed
+            ex = made if made is not None else self.make(site)
         except Exception as exc:  # a bad connection must not stop the scheduler
             why = f"{type(exc).__name__}: {exc}"
             self._failed[site.id] = (fp, why)
