@@ -142,7 +142,7 @@ def test_operator_commands(cli):
     code, out, _ = cli("tenants", "--json", token=a)
     assert {t["id"] for t in json.loads(out)} == {"t1", "t2"}
     code, out, _ = cli("programs", token=a)
-    assert code == 0 and "p2" in out and "1000000" in out
+    assert code == 0 and "p2" in out and "1,000,000" in out  # KRW with separators
     code, out, _ = cli("tenants", token=a)
     assert code == 0 and "t2" in out
 

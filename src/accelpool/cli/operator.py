@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from accelpool.cli.connection import Connection, connected, connection_callback
-from accelpool.cli.format import days_option, parse_kv, table
+from accelpool.cli.format import days_option, parse_kv, table, ts
 from accelpool.cli.render import emit_json, err_console
 from accelpool.core.errors import InputError
 
@@ -41,10 +41,20 @@ def _listing(name: str, help_text: str, columns: list[str], key: str = "items") 
         elif isinstance(items, dict):
             table(name, ["type", "KRW"], [[k, f"{v:,}"] for k, v in items.items()])
         else:
-            table(name, columns, [[i.get(c) for c in columns] for i in items])
+            table(name, columns, [[_cell(c, i.get(c)) for c in columns] for i in items])
 
     sub.callback()(connection_callback(_list))
     return sub
+
+
+def _cell(column: str, value: Any) -> Any:
+    """A listing's cell as a person reads it: KRW with thousands separators, times as UTC dates (--json
+    keeps the numbers)."""
+    if column.endswith("_krw") and isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if column in ("start", "end") and isinstance(value, int | float) and not isinstance(value, bool):
+        return ts(float(value)) + " UTC"
+    return value
 
 
 def register(app: typer.Typer) -> None:
