@@ -322,3 +322,16 @@ def test_a_node_of_a_type_without_a_price_is_added_with_a_warning(world):
     assert r.status_code == 201 and "h200 has no price" in r.json()["notes"][0]
     r = _post(world, "admin", "nodes", {"name": "h-9", "accelerator": "h100", "devices": 4})
     assert r.status_code == 201 and "notes" not in r.json()  # priced
+
+
+def test_a_grant_from_an_unknown_program_is_422_for_an_admin_and_404_for_another_manager(world):
+    # an operator's test: unknown program was 404 (exit 1) while an unknown tenant was 422 (exit 2)
+    r = _post(world, "admin", "grants", {"program": "nope", "tenant": "t1", "amount_krw": 5})
+    assert (
+        r.status_code == 422
+        and r.json()["error"]["field"] == "program"
+        and "nope" in r.json()["error"]["reason"]
+    )
+    r = _post(world, "pm2", "grants", {"program": "p1", "tenant": "t1", "amount_krw": 5})
+    missing = _post(world, "pm2", "grants", {"program": "nope", "tenant": "t1", "amount_krw": 5})
+    assert r.status_code == missing.status_code == 404 and r.json() == missing.json()  # not seen, as unknown

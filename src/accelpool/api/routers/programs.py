@@ -221,6 +221,9 @@ def create_grant(body: GrantIn, request: Request, who: Who) -> dict[str, Any]:
     contract (``rules.max_contract_seconds``) a grant without an end ends that long after its start."""
     who.require("admin", "program-manager")
     store = store_of(request)
+    if who.is_admin and body.program not in {p.id for p in store.list_programs()}:
+        # as an unknown tenant below (422 naming it); a manager's other program stays 404 (not seen)
+        raise ApiError(422, f"no program '{body.program}'", "program")
     program = _visible_program(request, who, body.program)
     if body.tenant not in {t.id for t in store.list_tenants()}:
         raise ApiError(422, f"no tenant '{body.tenant}'", "tenant")
