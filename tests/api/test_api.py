@@ -49,13 +49,19 @@ def test_idempotency_key_returns_the_first_job(world):
         ({"resources": {"type": "h100", "count": 2}}, "scale"),
         ({"priority": 3}, "priority"),
         ({"env": {"A": "1"}}, "run.env"),
+        ({"resources": {"type": "rngd", "count": 1}, "kind": "inference"}, "allowed"),  # another type
+        ({"grant": "g1b", "program": None}, "grant"),
+        ({"program": "p2"}, "program"),
     ],
 )
 def test_an_idempotency_key_reused_for_another_spec_is_409_and_makes_nothing(world, other, differ):
     # a tenant's test: the same key with another body answered 200 with the first job, and the CLI said
     # "submitted" about a job from another file
+    from accelpool.core.types import Grant
+
+    world.store.add_grant(Grant("g1b", "p2", "t1", 1_000_000))  # t1's second grant, of another program
     h = {"Idempotency-Key": "k1"}
-    body = {"name": "j", "command": "true"}
+    body = {"name": "j", "command": "true", "program": "p1"}
     first = world.call("m1", "POST", "/api/v1/jobs", json=body, headers=h).json()["id"]
     r = world.call("m1", "POST", "/api/v1/jobs", json={**body, **other}, headers=h)
     assert r.status_code == 409, r.text

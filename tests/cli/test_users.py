@@ -270,6 +270,12 @@ def test_a_job_file_of_nested_aliases_is_refused_at_once(cli, tmp_path):
     code, _, err = cli("submit", str(spec))
     assert code == 2 and "bomb.yaml" in err and "aliases" in err and "Traceback" not in err, err
     assert time.monotonic() - t0 < 10.0
+    # an alias inside its own anchor (a review found it looped the check forever)
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("name: x\ncommand: &a [*a]\n")
+    t0 = time.monotonic()
+    code, _, err = cli("submit", str(loop))
+    assert code == 2 and "aliases" in err and time.monotonic() - t0 < 10.0, err
     # a few aliases, as a person writes them, still work
     ok = tmp_path / "ok.yaml"
     ok.write_text("command: &c echo\nname: *c\n")

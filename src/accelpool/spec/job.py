@@ -391,8 +391,11 @@ walked for minutes at 6 GB (a tenant's test). A job spec needs a few hundred."""
 
 
 def _expanded_size(node: Any) -> int:
-    """How many values ``node`` stands for once every alias is expanded, each node's size counted once."""
+    """How many values ``node`` stands for once every alias is expanded, each node's size counted once; a
+    recursive alias (``&a [*a]``: a node inside itself) stands for endlessly many."""
+    endless = 10 * MAX_YAML_VALUES
     sizes: dict[int, int] = {}
+    open_: set[int] = set()  # nodes whose children are being counted (an alias back to one is a cycle)
     stack: list[tuple[Any, bool]] = [(node, False)]
     while stack:
         n, done = stack.pop()
@@ -404,10 +407,14 @@ def _expanded_size(node: Any) -> int:
         elif isinstance(n, yaml.SequenceNode):
             kids = list(n.value)
         if done:
-            sizes[id(n)] = min(1 + sum(sizes[id(c)] for c in kids), 10 * MAX_YAML_VALUES)
-        else:
-            stack.append((n, True))
-            stack.extend((c, False) for c in kids if id(c) not in sizes)
+            open_.discard(id(n))
+            sizes[id(n)] = min(1 + sum(sizes[id(c)] for c in kids), endless)
+            continue
+        if any(id(c) in open_ or c is n for c in kids):
+            return endless
+        open_.add(id(n))
+        stack.append((n, True))
+        stack.extend((c, False) for c in kids if id(c) not in sizes)
     return sizes[id(node)]
 
 

@@ -129,6 +129,12 @@ async def submit_job(
     v = await run_in_threadpool(store.get_job, job_id)
     assert v is not None
     differ = _replay_differs(SqlStore.job_row(item), v)
+    if spec.grant is not None and item.job.grant != v.spec.get("grant"):
+        differ.append("grant")
+    elif spec.program is not None and v.spec.get("grant") not in {
+        g.id for g in store.list_grants(tenants=[tenant], programs=[spec.program])
+    }:
+        differ.append("program")
     if differ:
         metrics.rejections.labels(status="409").inc()
         raise ApiError(
@@ -140,9 +146,12 @@ async def submit_job(
     return json_response(job_json(v), 200)
 
 
-_REPLAY_SKIP = frozenset({"id", "submit_time", "allowed", "grant"})
-"""Job fields a retry of the same request may see change: its id and time, the types the pool has now
-and the grant chosen for it when the spec names none."""
+_REPLAY_SKIP = frozenset({"id", "submit_time", "grant"})
+"""Job fields a retry of the same request may see change: its id and time, and the grant chosen for it
+(compared by ``submit_job`` when the spec names the grant or its program). ``allowed`` (the types asked for,
+less any the pool cannot train on) is compared: a retry comes seconds later, and a pool that lost a type
+meanwhile answers 409 rather than hand back a job of other types (a review found another type under the same
+key answered 200)."""
 
 
 def _replay_differs(new: dict[str, Any], old: Any) -> list[str]:
