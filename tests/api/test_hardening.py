@@ -335,3 +335,12 @@ def test_a_grant_from_an_unknown_program_is_422_for_an_admin_and_404_for_another
     r = _post(world, "pm2", "grants", {"program": "p1", "tenant": "t1", "amount_krw": 5})
     missing = _post(world, "pm2", "grants", {"program": "nope", "tenant": "t1", "amount_krw": 5})
     assert r.status_code == missing.status_code == 404 and r.json() == missing.json()  # not seen, as unknown
+
+
+def test_admission_funds_a_job_from_a_grant_that_pays_now_before_a_fuller_one_that_starts_later(world):
+    # a review: the fullest grant won even when it starts next quarter, and the job waited for it
+    from accelpool.core.types import Grant
+
+    world.store.add_grant(Grant("g-next", "p1", "t1", 9_000_000, start=world.clock[0] + 30 * 86400))
+    r = world.submit()
+    assert r.status_code == 201 and r.json()["grant"] == "g1", r.text

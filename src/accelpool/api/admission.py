@@ -86,10 +86,13 @@ def _grant_for(ref: Reference, spec: JobSpec, tenant: str, now: float) -> tuple[
             what = f"from program '{spec.program}'" if spec.program else "from any program"
             raise ApiError(409, f"tenant '{tenant}' has no grant {what}; a job needs a grant to run", fld)
 
-    def over(g: Grant) -> str | None:  # ended, its own period or its program's (core.periods): never again
+    def over(g: Grant) -> str | None:  # its period or its program's has ended (core.periods): never again
         program = ref.programs.get(g.program)
-        why = closed(g, program, now)
-        return why if why is not None and " ended at " in why else None
+        if g.end is not None and now >= g.end:
+            return closed(replace(g, start=min(g.start, now)), None, now)
+        if program is not None and program.end is not None and now >= program.end:
+            return closed(replace(g, start=min(g.start, now), end=None), program, now)
+        return None
 
     live = [g for g in candidates if over(g) is None and g.remaining_krw > 0]
     if not live:
@@ -97,7 +100,10 @@ def _grant_for(ref: Reference, spec: JobSpec, tenant: str, now: float) -> tuple[
         if len(candidates) == 1 and ended:
             raise ApiError(409, f"{ended[0]}, so this job could never run", fld)
         raise ApiError(409, "the grant is used up or expired, so this job could never run", fld)
-    grant = max(live, key=lambda g: (g.remaining_krw, g.id))
+    # a grant that pays now before one that starts later (the job would wait for it), then the fullest
+    grant = max(
+        live, key=lambda g: (closed(g, ref.programs.get(g.program), now) is None, g.remaining_krw, g.id)
+    )
     return grant, ref.programs.get(grant.program)
 
 
