@@ -148,7 +148,10 @@ def test_stop_gives_a_grace_period_to_checkpoint(tmp_path: Path) -> None:
     ex.close()
 
 
-def test_stop_gives_the_grace_period_to_a_program_the_shell_started(tmp_path: Path) -> None:
+@pytest.mark.parametrize("env", [{}, {"s": "1", "j": "1", "rc": "7"}])  # the init's names, set by a job
+def test_stop_gives_the_grace_period_to_a_program_the_shell_started(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
     # `sh -c 'python3 ...'`: dash forks python rather than exec it, and dies at once on the stop's SIGTERM;
     # the sandbox must live on until python has saved (a tenant's checkpoint example lost its state so)
     prog = (
@@ -163,7 +166,7 @@ def test_stop_gives_the_grace_period_to_a_program_the_shell_started(tmp_path: Pa
         "    time.sleep(0.05)\n"
     )
     ex = LocalExecutor(tmp_path)
-    ex.start(launch("py", f"python3 -c '{prog}'", grace_seconds=10.0))
+    ex.start(launch("py", f"python3 -c '{prog}'", grace_seconds=10.0, env=env))
     wait_log(ex, "py", "ready")
     t0 = time.time()
     ex.stop("py", "preempted")

@@ -44,15 +44,16 @@ SANDBOX_WORK = "/tmp/job"  # the job's private writable dir inside the sandbox (
 PROGRESS_FILE = ".progress"  # in the work dir: the job writes its cumulative step count here
 
 JOB_INIT = (
-    'trap \'if [ -z "${s:-}" ]; then s=1; if [ -n "$4" ]; then trap "" TERM; kill -TERM 0; fi; fi\' TERM\n'
-    '"$2" -c "$1" <&0 & j=$!\n'
+    "s=\n"
+    'trap \'if [ -z "$s" ]; then s=1; if [ -n "$4" ]; then trap "" TERM; kill -TERM -1; fi; fi\' TERM\n'
+    '"$2" -c "$1" <&0 & j=$!; if [ -n "$s" ]; then kill -TERM "$j" 2>/dev/null; fi\n'
     'while :; do wait "$j"; rc=$?; kill -0 "$j" 2>/dev/null || break; done\n'
-    'while [ -n "${s:-}" ]; do l=; for d in /proc/[0-9]*; do n=${d#/proc/}; '
-    'if [ "$n" != 1 ] && [ "$n" != "$$" ]; then l=1; break; fi; done; [ -z "$l" ] && break; "$3" 0.1 || break; done\n'
+    'while [ -n "$s" ]; do l=; for d in /proc/[0-9]*; do n=${d#/proc/}; if [ "$n" != 1 ] && [ "$n" != "$$" ]; '
+    'then l=1; break; fi; done; [ -z "$l" ] && break; "$3" 0.1 || "$3" 1 || sleep 1 || break; done 2>/dev/null\n'
     'exit "$rc"\n'
 )
 """A sandbox's first process (``sh -c JOB_INIT accelpool-job COMMAND SHELL SLEEP FORWARD``): it runs the
-command line, catches SIGTERM (FORWARD: passes it on to the job's group, in a container) and after a stop
+command line, catches SIGTERM (FORWARD: passes it on to every process, in a container) and after a stop
 waits until no other process of the sandbox is left, so that a program the command line's shell started
 may save after the shell died (docs/security.md, "stop"; tests/executors/test_local_executor.py)."""
 
@@ -433,7 +434,7 @@ def plan(
             cwd=cwd or SANDBOX_WORK,
             shell=shell,
             command=JOB_INIT,
-            args=("accelpool-job", command, shell, "sleep", "forward"),
+            args=("accelpool-job", command, shell, "/bin/sleep", "forward"),
         )
         container = {"name": cid, "podman": exe, "global": list(im.PODMAN_GLOBAL), "env_file": env_file}
     elif not use_bwrap:
