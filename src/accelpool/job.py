@@ -32,6 +32,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -125,8 +126,14 @@ def report_progress(steps: float) -> bool:
     value = float(steps)
     if not value >= 0 or value == float("inf"):
         raise ValueError(f"report_progress: steps must be a finite number >= 0, got {steps!r}")
-    tmp = raw + ".tmp"
-    with open(tmp, "w", encoding="ascii") as f:
-        f.write(f"{value:.17g}\n")
-    os.replace(tmp, raw)
+    # a file of its own per writer (several processes of a rank may report), readable by the executor
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(raw) + ".", dir=os.path.dirname(raw) or ".")
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(f"{value:.17g}\n")
+        os.replace(tmp, raw)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return True

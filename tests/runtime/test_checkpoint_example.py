@@ -52,7 +52,7 @@ def test_example_job_checkpoints_on_sigterm_and_resumes(tmp_path: Path) -> None:
     assert out2.splitlines()[0] == f"starting at step {saved} of 8"
     assert out2.splitlines()[-1] == "done"
     assert read_progress_file(str(tmp_path / ".progress")) == 8  # every attempt's steps, not the last one's
-    assert not (tmp_path / ".progress.tmp").exists()
+    assert [f.name for f in tmp_path.iterdir() if f.name.startswith(".progress")] == [".progress"]
 
 
 def test_report_progress_without_a_progress_file_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,3 +76,29 @@ def test_report_progress_replaces_the_whole_number(tmp_path: Path, monkeypatch: 
     assert job.report_progress(123456.5) is True
     assert job.report_progress(7) is True  # shorter than before: no digits of the last number left behind
     assert read_progress_file(str(path)) == 7
+
+
+def test_report_progress_from_several_threads_at_once_never_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a review: one fixed temporary name made concurrent writers of one rank race (FileNotFoundError)
+    import threading
+
+    path = tmp_path / ".progress"
+    monkeypatch.setenv("ACCELPOOL_PROGRESS_FILE", str(path))
+    errors: list[BaseException] = []
+
+    def write(k: int) -> None:
+        try:
+            for i in range(200):
+                job.report_progress(k * 1000 + i)
+        except BaseException as exc:  # noqa: BLE001 - any failure fails the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and read_progress_file(str(path)) is not None
+    assert [f.name for f in tmp_path.iterdir()] == [".progress"]
