@@ -213,3 +213,31 @@ def test_a_slurm_site_that_joins_while_the_service_runs_is_built_apart_from_the_
     assert set(ex.executors) == {"default", "cloud", "hpc"}
     assert "sinfo: no such file" in wiring.failures()["bad"] and {s.id: s.down for s in store.sites()}["bad"]
     ex.close()
+
+
+def test_the_first_site_that_joins_at_run_time_is_built_apart_too() -> None:
+    # a review: with no site before, the first one went through the start-up path and was built in the round
+    import threading
+    import time
+
+    clock = SystemClock()
+    store = MemoryStore(bundled_catalog())
+    gate = threading.Event()
+
+    def make(site: Site) -> FakeExecutor:
+        assert gate.wait(10.0)
+        return FakeExecutor(clock)
+
+    wiring = SiteWiring(store, clock, FakeExecutor(clock), make)
+    assert wiring.refresh() is None  # start-up: no site
+    store.add_sites([Site("hpc", executor="slurm", connection={"slurm_conf": "/etc/slurm/slurm.conf"})])
+    t0 = time.monotonic()
+    ex = wiring.refresh()
+    assert ex is not None and time.monotonic() - t0 < 1.0 and set(ex.executors) == {"default"}
+    gate.set()
+    deadline = time.monotonic() + 10.0
+    while "hpc" not in ex.executors and time.monotonic() < deadline:
+        time.sleep(0.05)
+        wiring.refresh()
+    assert set(ex.executors) == {"default", "hpc"}
+    ex.close()

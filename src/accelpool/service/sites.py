@@ -186,17 +186,22 @@ class SiteWiring:
         self._failed: dict[str, tuple[tuple[str, tuple[tuple[str, str], ...]], str]] = {}  # site -> why
         self._waiting: set[str] = set()  # sites whose change waits for their work to end (logged once)
         self._building: dict[str, tuple[Any, threading.Thread, dict[str, Any]]] = {}  # site -> its build
+        self._started = False  # the first refresh (start-up) builds every site before the first round
 
     def refresh(self) -> SiteExecutors | None:
         """Read the sites table; build, add or replace site executors. Returns the SiteExecutors once any
         site is registered (the same object every time), else None (the service keeps its one executor)."""
         sites = [s for s in self.store.sites() if s.id != DEFAULT_SITE]
+        starting, self._started = not self._started, True
         if not sites and self.executor is None:
             return None
         if self.executor is None:
             down = {s.id for s in sites if s.down}
             built = {}
             for s in sites:
+                if not starting and s.executor in BUILT_APART:
+                    self._build_apart(s, _fingerprint(s))  # the first site that joins at run time
+                    continue
                 ex = self._build(s)
                 if ex is not None:
                     built[s.id] = ex
@@ -212,6 +217,9 @@ class SiteWiring:
                 log.info("driving sites: %s", ", ".join(f"{s} ({self._driven[s][0]})" for s in sorted(built)))
             return self.executor
         ex_all = self.executor
+        apart = {s.id: _fingerprint(s) for s in sites if s.executor in BUILT_APART}
+        for gone in [k for k, b in self._building.items() if apart.get(k) != b[0] and not b[1].is_alive()]:
+            del self._building[gone]  # a finished build of a site since removed or changed: never used
         for s in sites:
             if s.id in ex_all.down and not s.down:  # brought up by hand while its controller is silent
                 self.store.set_site_down(s.id, True)
@@ -266,7 +274,10 @@ class SiteWiring:
             return _BUILDING
         del self._building[site.id]
         box = pending[2]
-        return self._build(site, made=box.get("ex"), failed=box.get("exc"))
+        failed = box.get("exc")
+        if "ex" not in box and failed is None:  # the thread died without an answer: never built in the round
+            failed = RuntimeError("its executor's build ended without an executor")
+        return self._build(site, made=box.get("ex"), failed=failed)
 
     def _build(
         self, site: Site, *, made: Executor | None = None, failed: Exception | None = None
