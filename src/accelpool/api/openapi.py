@@ -134,6 +134,8 @@ class NodeOut(BaseModel):
     down: bool
     labels: list[list[str]] | None = None
     busy: int | None = Field(default=None, description="devices running jobs hold (in listings)")
+    site: str | None = None
+    notes: list[str] | None = Field(default=None, description="on adding: e.g. the type has no price")
 
 
 class NodeList(BaseModel):
@@ -173,6 +175,10 @@ class GrantOut(BaseModel):
     amount_krw: int
     spent_krw: int
     remaining_krw: int
+    held_krw: int = Field(description="KRW its active jobs hold: a lease each, or a whole run")
+    available_krw: int = Field(description="what a new job may still use; 0 outside its period")
+    state: str = Field(description="active, ended or not started (its period or its program's)")
+    closed: str | None = Field(description="why it pays for nothing now, in words; null when active")
     start: float
     end: float | None
 
@@ -298,13 +304,13 @@ _W = (403,)  # a role that may not do this
 _NF = (404,)  # an object that does not exist or is not visible (identical answers)
 ROUTES: dict[tuple[str, str], tuple[dict[int, str], tuple[int, ...]]] = {
     ("post", "/api/v1/jobs"): ({201: "JobOut", 200: "JobOut"}, _W + _NF + (409,)),
-    ("get", "/api/v1/jobs"): ({200: "JobList"}, ()),
+    ("get", "/api/v1/jobs"): ({200: "JobList"}, _NF),  # a tenant filter the caller cannot see
     ("get", "/api/v1/jobs/{job_id}"): ({200: "JobOut"}, _NF),
     ("get", "/api/v1/jobs/{job_id}/events"): ({200: "JobEventList"}, _NF),
     ("get", "/api/v1/jobs/{job_id}/logs"): ({200: "JobLogs"}, _NF),
     ("post", "/api/v1/jobs/{job_id}/cancel"): ({200: "JobOut"}, _W + _NF + (409,)),
     ("post", "/api/v1/jobs/{job_id}/progress"): ({200: "ProgressAck"}, _W + _NF + (409,)),
-    ("get", "/api/v1/usage"): ({200: "UsageOut"}, ()),
+    ("get", "/api/v1/usage"): ({200: "UsageOut"}, _NF),  # a tenant or program filter the caller cannot see
     ("get", "/api/v1/tenants"): ({200: "TenantList"}, ()),
     ("post", "/api/v1/tenants"): ({201: "TenantOut"}, _W + (409,)),
     ("patch", "/api/v1/tenants/{tenant_id}"): ({200: "TenantOut"}, _W + _NF + (409,)),
