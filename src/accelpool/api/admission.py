@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from accelpool.api.errors import ApiError
-from accelpool.core.periods import closed
+from accelpool.core.periods import closed, ended
 from accelpool.core.problem import needs_domestic
 from accelpool.core.sites import allowed_sites, nowhere_reason, site_table
 from accelpool.core.types import DEFAULT_SITE, AcceleratorType, Grant, Job, JobKind, Program
@@ -86,19 +86,14 @@ def _grant_for(ref: Reference, spec: JobSpec, tenant: str, now: float) -> tuple[
             what = f"from program '{spec.program}'" if spec.program else "from any program"
             raise ApiError(409, f"tenant '{tenant}' has no grant {what}; a job needs a grant to run", fld)
 
-    def over(g: Grant) -> str | None:  # its period or its program's has ended (core.periods): never again
-        program = ref.programs.get(g.program)
-        if g.end is not None and now >= g.end:
-            return closed(replace(g, start=min(g.start, now)), None, now)
-        if program is not None and program.end is not None and now >= program.end:
-            return closed(replace(g, start=min(g.start, now), end=None), program, now)
-        return None
+    def over(g: Grant) -> str | None:  # its period or its program's has ended: never again
+        return ended(g, ref.programs.get(g.program), now)
 
     live = [g for g in candidates if over(g) is None and g.remaining_krw > 0]
     if not live:
-        ended = [w for g in candidates if (w := over(g)) is not None]
-        if len(candidates) == 1 and ended:
-            raise ApiError(409, f"{ended[0]}, so this job could never run", fld)
+        gone = [w for g in candidates if (w := over(g)) is not None]
+        if len(candidates) == 1 and gone:
+            raise ApiError(409, f"{gone[0]}, so this job could never run", fld)
         raise ApiError(409, "the grant is used up or expired, so this job could never run", fld)
     # a grant that pays now before one that starts later (the job would wait for it), then the fullest
     grant = max(

@@ -34,24 +34,23 @@ def _utc(t: float) -> str:
     return f"{year:04d}-{month:02d}-{day:02d} {secs // 3600:02d}:{secs % 3600 // 60:02d} UTC"
 
 
+def ended(grant: Grant, program: Program | None, now: float) -> str | None:
+    """Why ``grant`` will never pay again at ``now`` (its end or its program's has passed), in words; None
+    when neither has."""
+    if grant.end is not None and now >= grant.end:
+        return f"grant {grant.id} ended at {_utc(grant.end)}"
+    if program is not None and program.end is not None and now >= program.end:
+        return f"program {program.id} ended at {_utc(program.end)}"
+    return None
+
+
 def closed(grant: Grant, program: Program | None, now: float) -> str | None:
     """Why ``grant`` cannot pay at ``now`` (outside its period or its program's), in words; None when it can."""
     if now < grant.start:
         return f"grant {grant.id} starts at {_utc(grant.start)}"
-    if grant.end is not None and now >= grant.end:
-        return f"grant {grant.id} ended at {_utc(grant.end)}"
-    if program is not None:
-        if now < program.start:
-            return f"program {program.id} starts at {_utc(program.start)}"
-        if program.end is not None and now >= program.end:
-            return f"program {program.id} ended at {_utc(program.end)}"
-    return None
-
-
-def _open_now(grant: Grant, program: Program | None, now: float) -> bool:
-    if now < grant.start or (grant.end is not None and now >= grant.end):
-        return False
-    return program is None or (now >= program.start and (program.end is None or now < program.end))
+    if program is not None and now < program.start:
+        return f"program {program.id} starts at {_utc(program.start)}"
+    return ended(grant, program, now)
 
 
 def open_grants(snapshot: Snapshot) -> Snapshot:
@@ -62,7 +61,7 @@ def open_grants(snapshot: Snapshot) -> Snapshot:
         return snapshot
     now = snapshot.now
     programs = {p.id: p for p in snapshot.programs}
-    shut = [i for i, g in enumerate(grants) if not _open_now(g, programs.get(g.program), now)]
+    shut = [i for i, g in enumerate(grants) if closed(g, programs.get(g.program), now) is not None]
     if not shut:
         return snapshot
     out = list(grants)

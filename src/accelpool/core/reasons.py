@@ -136,15 +136,11 @@ def explain(
     prices = problem.price_krw_per_hour.tolist()
     horizon = problem.horizon_seconds
     grants = {g.id: g.remaining_krw for g in snapshot.grants}
-    closed_grants: list[dict[str, str]] = []
+    shut: dict[str, str] = {}  # grants outside their period (core.periods), when a job waits for money
+    if WaitReason.BUDGET in waiting.values():
+        from accelpool.core.periods import closed_by_id  # it imports round_types, which imports this
 
-    def shut() -> dict[str, str]:  # the grants outside their period, read when a budget reason is written
-        if not closed_grants:
-            from accelpool.core.periods import closed_by_id  # it imports round_types, which imports this
-
-            closed_grants.append(closed_by_id(snapshot))
-        return closed_grants[0]
-
+        shut = closed_by_id(snapshot)
     healthy = {n.accelerator for n in snapshot.nodes}
     can_run: list[bool] = np.asarray(usable.any(axis=1), dtype=bool).tolist()
     best_list: list[int] = np.asarray(best, dtype=np.int64).tolist()
@@ -170,8 +166,8 @@ def explain(
                     f"({_seconds(job.max_run_seconds or 0.0)}) costs at least {cost} KRW, set aside when it starts "
                     "(it is not preemptible)"
                 )
-            elif why is WaitReason.BUDGET and (job.grant or "") in shut():
-                text = f"{need}; {shut()[job.grant or '']}: it pays for no run now"
+            elif why is WaitReason.BUDGET and (job.grant or "") in shut:
+                text = f"{need}; {shut[job.grant or '']}: it pays for no run now"
             elif why is WaitReason.BUDGET:
                 cost = -(-int(job.scale * prices[k] * horizon) // 3600) if runs else 0
                 left = grants.get(job.grant or "", 0)
@@ -186,8 +182,8 @@ def explain(
                     text = f"{need}; no node in service can take {job.scale} devices of a type it runs on"
             out[jid] = f"{BLOCKED} ({code}): {text}"
             continue
-        if jid in short and (job.grant or "") in shut():
-            text = f"{need}; {shut()[job.grant or '']}: it pays for no run now"
+        if jid in short and (job.grant or "") in shut:
+            text = f"{need}; {shut[job.grant or '']}: it pays for no run now"
         elif jid in short:
             left, cost = short[jid]
             if not job.time_sliced and job.max_run_seconds is not None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -134,9 +134,7 @@ def problem_from_dict(data: object, file: str | None = None) -> AllocationProble
     """Validate a decoded PROBLEM.json document and build the AllocationProblem."""
     rd = _Reader(file)
     doc = rd.obj(data, "(top level)")
-    for key in doc:
-        if key not in _TOP_FIELDS:
-            raise rd.fail(f"unknown field '{key}'; known: {', '.join(sorted(_TOP_FIELDS))}", key, key)
+    _known(rd, doc, _TOP_FIELDS, "")
     if "capacity" not in doc:
         raise rd.fail("is required (devices per accelerator type)", "capacity")
     capacity = {
@@ -187,11 +185,12 @@ _RULE_FIELDS = {"public_share", "tenant_caps", "public_services_domestic_only"}
 _TENANT_FIELDS = {"id", "weight", "quota", "public"}
 
 
-def _known(rd: _Reader, doc: Mapping[str, Any], known: set[str], where: str) -> None:
-    """An unknown key of a section is refused naming it (a typo there used to be dropped silently)."""
+def _known(rd: _Reader, doc: Mapping[str, Any], known: Collection[str], where: str) -> None:
+    """An unknown key of a section (``where``; "" for the top level) is refused naming it."""
     for key in doc:
         if key not in known:
-            raise rd.fail(f"unknown field '{key}'; known: {', '.join(sorted(known))}", f"{where}.{key}", key)
+            field = f"{where}.{key}" if where else key
+            raise rd.fail(f"unknown field '{key}'; known: {', '.join(sorted(known))}", field, key)
 
 
 def _rules(rd: _Reader, raw: object, types: list[str]) -> ProgramRules:
@@ -253,11 +252,7 @@ def _jobs(
     for i, item in enumerate(raw):
         where = f"jobs[{i}]"
         j = rd.obj(item, where)
-        for key in j:
-            if key not in _JOB_FIELDS:
-                raise rd.fail(
-                    f"unknown field '{key}'; known: {', '.join(sorted(_JOB_FIELDS))}", f"{where}.{key}"
-                )
+        _known(rd, j, _JOB_FIELDS, where)
         jid = j.get("id")
         if not isinstance(jid, str) or not jid:
             raise rd.fail(f"must be a non-empty string, got {jid!r}", f"{where}.id", jid)

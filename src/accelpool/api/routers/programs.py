@@ -22,7 +22,7 @@ from accelpool.api.routers.common import (
     known_types,
     store_of,
 )
-from accelpool.core.periods import closed
+from accelpool.core.periods import closed, ended
 from accelpool.core.types import Grant, Program, ProgramRules
 from accelpool.storage import codec
 
@@ -183,8 +183,9 @@ def _grant_json(
         held = store.held_by_grant([g.id]).get(g.id, 0)
     if programs is None:
         programs = {p.id: p for p in store.list_programs()}
-    why = closed(g, programs.get(g.program), request.app.state.hooks.now())
-    state = "active" if why is None else "ended" if " ended at " in why else "not started"
+    program, now = programs.get(g.program), request.app.state.hooks.now()
+    why = closed(g, program, now)
+    state = "active" if why is None else "ended" if ended(g, program, now) else "not started"
     return {
         "id": g.id,
         "program": g.program,
