@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from accelpool.core.policies._seam import build_rows, usable_mask  # noqa: E402
-from accelpool.core.policies._wf_dual import _min_cost, _refutes  # noqa: E402
+from accelpool.core.policies._wf_dual import _refutes  # noqa: E402
 from accelpool.core.policies._wf_stage import _Stage, _stage  # noqa: E402
 from accelpool.core.policies.max_min_fairness import _level_coefficients, exact_level  # noqa: E402
 from problems import random_rules  # noqa: E402
@@ -56,36 +56,3 @@ def test_a_non_finite_price_proves_nothing(bad: float) -> None:
     price[0] = bad
     low = np.minimum(level * 1e-3, stage.ceiling)
     assert not _refutes(stage, np.ones(ng, bool), np.zeros(ng), price, low)
-
-
-def _dense_min_cost(stage: _Stage, pi: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """_min_cost as it was (every group x segment, a masked minimum): the reference for the list version."""
-    ng, tt = stage.a.shape
-    ok, width = stage.pairs()
-    lv = lam[:, None]
-    valid = ok & (stage.a_from < lv)[:, :, None]
-    valid[:, 0, :] &= stage.a >= lv
-    valid[:, 1:, :] &= (stage.a > lv)[:, None, :]
-    pu = np.concatenate([np.zeros((ng, 1)), pi], axis=1)[:, :, None]
-    with np.errstate(all="ignore"):
-        cost = pi[:, None, :] - pu
-        cost *= (lv - stage.a_from)[:, :, None] / width
-        cost += pu
-    out: np.ndarray = cost.reshape(ng, -1).min(axis=1, where=valid.reshape(ng, -1), initial=np.inf)
-    return out
-
-
-@pytest.mark.parametrize("seed", [0, 3, 7])
-def test_min_cost_over_the_segment_list_is_the_dense_one_bit_for_bit(seed: int) -> None:
-    stage, ng, level = _first_stage(seed)
-    rng = np.random.default_rng(seed)
-    for k in range(20):
-        pi = rng.exponential(size=stage.a.shape) * (rng.uniform(size=stage.a.shape) < 0.7)
-        lam = rng.uniform(0.0, 1.2, ng) * stage.ceiling  # some above the ceiling (inf), some at 0
-        lam[rng.uniform(size=ng) < 0.1] = 0.0
-        at_end = rng.uniform(size=ng) < 0.2  # exactly at a segment's end
-        lam[at_end] = stage.a[np.nonzero(at_end)[0], rng.integers(0, stage.a.shape[1], int(at_end.sum()))]
-        if k == 10:
-            stage.forbid(rng.uniform(size=stage.a.shape) < 0.2)  # the list follows stage.a
-        got, want = _min_cost(stage, pi, lam), _dense_min_cost(stage, pi, lam)
-        assert (got.view(np.uint64) == want.view(np.uint64)).all()

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from accelpool.core.allocation import BoolArray, FloatArray
-from accelpool.core.policies._wf_stage import _plans, _segment_x, _Stage
+from accelpool.core.policies._wf_plans import _plans
+from accelpool.core.policies._wf_stage import _segment_x, _Stage
 
 BALANCE_SAMPLE = 1500
 BALANCE_ROUNDS = 40

@@ -18,33 +18,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from accelpool.core.allocation import BoolArray, FloatArray
+from accelpool.core.policies._wf_plans import _min_cost
 
 if TYPE_CHECKING:
     from accelpool.core.policies._wf_stage import _Stage
-
-
-def _min_cost(stage: _Stage, pi: FloatArray, lam: FloatArray) -> FloatArray:
-    """Cost per device of the cheapest plan reaching lam[j] at prices pi (inf above the ceiling): _plans'
-    cost alone, without the runner-up and the tie-break. The same arithmetic on the valid segments as
-    _plans (bit for bit), over the usable segments' list (stage.pair_list, cached per stage.a) and only
-    the valid ones (the minimum is exact in any order)."""
-    ng = stage.a.shape[0]
-    j, u, v, width, a_u, a_v = stage.pair_list()
-    lv = lam[j]
-    # idle may end at lam; a real segment must pass it
-    keep = np.nonzero((a_u < lv) & np.where(u == 0, a_v >= lv, a_v > lv))[0]
-    out = np.full(ng, np.inf)
-    if not len(keep):
-        return out
-    j, u, v, lv = j[keep], u[keep], v[keep], lv[keep]
-    pu = np.where(u > 0, pi[j, np.maximum(u - 1, 0)], 0.0)
-    with np.errstate(all="ignore"):  # (width is > 0 on a valid segment)
-        cost = pi[j, v] - pu
-        cost *= (lv - a_u[keep]) / width[keep]
-        cost += pu
-    first = np.flatnonzero(np.r_[True, j[1:] != j[:-1]])  # j is sorted: each group's run
-    out[j[first]] = np.minimum.reduceat(cost, first)
-    return out
 
 
 def _refutes(

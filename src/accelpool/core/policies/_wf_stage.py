@@ -12,9 +12,10 @@ import numpy as np
 from accelpool.core.allocation import BoolArray, FloatArray, IntArray
 from accelpool.core.policies import _wf_rowsum
 from accelpool.core.policies._seam import Rows
-from accelpool.core.policies._wf_dual import _min_cost, _over_budget
+from accelpool.core.policies._wf_dual import _over_budget
 from accelpool.core.policies._wf_master import Master, NoSolution
 from accelpool.core.policies._wf_overload import _fits_rows, _pins_overload
+from accelpool.core.policies._wf_plans import Segments, _min_cost, _plans
 
 FULL_LP_GROUPS = 64
 """Stages with at most this many (merged) jobs go to HiGHS whole: setup costs more than it saves."""
@@ -84,23 +85,13 @@ class _Stage:
         self.usable = a > 0
         self.a_from = np.concatenate([np.zeros((ng, 1)), a], axis=1)  # u = 0 is idle, u = t + 1 is t
         self.from_ok = np.concatenate([np.ones((ng, 1), dtype=bool), self.usable], axis=1)
-        self._pairs: tuple[BoolArray, FloatArray] | None = None
-        self._pair_list: tuple[IntArray, IntArray, IntArray, FloatArray, FloatArray, FloatArray] | None = None
+        self._segments: Segments | None = None
 
-    def pairs(self) -> tuple[BoolArray, FloatArray]:
-        """Usable segments (u, v) (groups x (1 + types) x types; u = 0 idle) and their widths a_v - a_u."""
-        if self._pairs is None:
-            ok = self.from_ok[:, :, None] & self.usable[:, None, :]
-            self._pairs = (ok, self.a[:, None, :] - self.a_from[:, :, None])
-        return self._pairs
-
-    def pair_list(self) -> tuple[IntArray, IntArray, IntArray, FloatArray, FloatArray, FloatArray]:
-        """The usable segments as lists, in (group, u, v) order: group, u, v, width, a_u, a_v."""
-        if self._pair_list is None:
-            ok, width = self.pairs()
-            j, u, v = np.nonzero(ok)
-            self._pair_list = (j, u, v, width[j, u, v], self.a_from[j, u], self.a[j, v])
-        return self._pair_list
+    def segments(self) -> Segments:
+        """Every group's segments with a_u < a_v (_wf_plans.Segments), built at first use per stage.a."""
+        if self._segments is None:
+            self._segments = Segments(self.a, self.a_from, self.from_ok, self.usable)
+        return self._segments
 
     def forbid(self, pairs: BoolArray) -> None:
         """Drop the (group, type) ``pairs`` for the rest of the water-filling (a[j,t] set to 0: not usable;
@@ -133,45 +124,6 @@ class _Stage:
         else:
             out = (self.member_f * (per @ self.onehot.T).T).sum(axis=1)
         return out
-
-
-def _plans(
-    stage: _Stage, pi: FloatArray, lam: FloatArray
-) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
-    """Cheapest plan reaching lam[j] at prices pi: segment u (0 idle, t+1 type t), v, its cost, runner-up cost.
-
-    Cost is per device of the job (pi . x). Jobs with lam above their ceiling get cost inf.
-    """
-    ng, tt = stage.a.shape
-    au = stage.a_from[:, :, None]
-    av = stage.a[:, None, :]
-    pu = np.concatenate([np.zeros((ng, 1)), pi], axis=1)[:, :, None]
-    pv = pi[:, None, :]
-    lv = lam[:, None, None]
-    idle = np.zeros(tt + 1, dtype=bool)
-    idle[0] = True
-    valid = (
-        stage.from_ok[:, :, None]
-        & stage.usable[:, None, :]
-        & (au < lv)
-        & ((av > lv) | (idle[None, :, None] & (av >= lv)))
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = (lv - au) / (av - au)
-        cost = np.where(valid, pu + (pv - pu) * frac, np.inf).reshape(ng, -1)
-        # ties (free types cost 0) go to the plan that takes the least time: the fastest type
-        busy = np.where(idle[None, :, None], frac, 1.0).reshape(ng, -1)
-    tie = 1e-9 * max(float(pi.max(initial=0.0)), 1e-12)
-    pick = np.argmin(cost + tie * busy, axis=1)
-    best = cost[np.arange(ng), pick]
-    if cost.shape[1] > 1:
-        rest = cost.copy()
-        rest[np.arange(ng), pick] = np.inf
-        second = rest.min(axis=1)
-    else:
-        second = np.full(ng, np.inf)
-    second = np.where((best <= 0) & (second <= 0), np.inf, second)  # all free: nothing to decide
-    return (pick // tt).astype(np.int64), (pick % tt).astype(np.int64), best, second
 
 
 def _segment_x(
