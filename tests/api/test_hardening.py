@@ -344,3 +344,23 @@ def test_admission_funds_a_job_from_a_grant_that_pays_now_before_a_fuller_one_th
     world.store.add_grant(Grant("g-next", "p1", "t1", 9_000_000, start=world.clock[0] + 30 * 86400))
     r = world.submit()
     assert r.status_code == 201 and r.json()["grant"] == "g1", r.text
+
+
+def test_a_job_that_may_not_be_stopped_is_refused_when_its_grant_ends_before_its_max_run_time(world):
+    # a tenant's test: such a job was accepted, started, and stopped at the grant's end with its work lost
+    assert world.call("admin", "PATCH", "/api/v1/grants/g1", json={"end": 4600.0}).status_code == 200
+    r = world.submit(preemptible=False, max_run_time=7200)
+    assert r.status_code == 409 and r.json()["error"]["field"] == "max_run_time", r.text
+    reason = r.json()["error"]["reason"]
+    assert "grant g1 ends at" in reason and "max_run_time (2 h)" in reason and "not preemptible" in reason
+    assert world.submit(preemptible=False, max_run_time=3600).status_code == 201  # ends in time
+    assert world.submit(preemptible=True, max_run_time=7200).status_code == 201  # may be stopped
+    # a second grant that runs long enough is taken instead of the one that ends first
+    assert (
+        _post(
+            world, "admin", "grants", {"id": "g9", "program": "p1", "tenant": "t1", "amount_krw": 100000}
+        ).status_code
+        == 201
+    )
+    r = world.submit(preemptible=False, max_run_time=7200)
+    assert r.status_code == 201 and r.json()["grant"] == "g9", r.text

@@ -88,3 +88,50 @@ def test_closed_names_the_first_limit_that_applies():
     assert closed(g, p, 12.0) is None
     assert closed(g, p, 16.0).startswith("program p ended at")  # type: ignore[union-attr]
     assert closed(g, p, 20.0).startswith("grant g ended at")  # type: ignore[union-attr]
+
+
+def _whole(grant: Grant, program: Program, *, preemptible: bool = False, run: float = 7200.0) -> Snapshot:
+    job = Job(
+        "j", tenant="lab", grant=grant.id, submit_time=0.0, preemptible=preemptible, max_run_seconds=run
+    )
+    return Snapshot(
+        NOW,
+        (Node("h-0", "h100", 8),),
+        (JobStatus(job, JobState.QUEUED),),
+        ThroughputMatrix.from_rows({"j": {"h100": 1.0}}, ("h100",)),
+        programs=(program,),
+        grants=(grant,),
+        prices_krw_per_hour=PRICE,
+    )
+
+
+@pytest.mark.parametrize(
+    ("grant", "program", "why"),
+    [
+        (Grant("g", "p", "lab", 10**8, end=NOW + 3600), OPEN, "grant g ends at"),
+        (Grant("g", "p", "lab", 10**8), Program("p", "p", 10**9, end=NOW + 3600), "program p ends at"),
+        (  # the earlier of the two ends
+            Grant("g", "p", "lab", 10**8, end=NOW + 5000),
+            Program("p", "p", 10**9, end=NOW + 3600),
+            "program p ends at",
+        ),
+    ],
+)
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_a_job_that_may_not_be_stopped_is_blocked_when_its_grant_ends_before_its_max_run_time(
+    grant, program, why, policy
+):
+    # a tenant's test: a job that is not preemptible, with a 2 h max_run_time, started 1 h before its grant
+    # ended and was stopped there with its work lost, though its whole run had been set aside
+    d = decide(_whole(grant, program), POLICIES[policy])
+    assert not d.placements()
+    assert d.waiting == {"j": WaitReason.BUDGET}
+    text = str(d.details["j"])
+    assert text.startswith("blocked (budget)") and why in text and "max_run_time (2.0 h)" in text, text
+    assert "not preemptible" in text
+
+
+@pytest.mark.parametrize(("preemptible", "run"), [(True, 7200.0), (False, 3600.0), (False, 1800.0)])
+def test_a_preemptible_job_or_one_whose_run_ends_in_time_starts(preemptible, run):
+    s = _whole(Grant("g", "p", "lab", 10**8, end=NOW + 3600), OPEN, preemptible=preemptible, run=run)
+    assert [p.job for p in decide(s, POLICIES["max-min-fairness"]).placements()] == ["j"]

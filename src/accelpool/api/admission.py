@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from accelpool.api.errors import ApiError
-from accelpool.core.periods import closed, ended
+from accelpool.core.periods import closed, cut_short, ended, last_pay
 from accelpool.core.problem import needs_domestic
 from accelpool.core.sites import allowed_sites, nowhere_reason, site_table
 from accelpool.core.types import DEFAULT_SITE, AcceleratorType, Grant, Job, JobKind, Program
@@ -95,6 +95,24 @@ def _grant_for(ref: Reference, spec: JobSpec, tenant: str, now: float) -> tuple[
         if len(candidates) == 1 and gone:
             raise ApiError(409, f"{gone[0]}, so this job could never run", fld)
         raise ApiError(409, "the grant is used up or expired, so this job could never run", fld)
+    run = spec.max_run_seconds()
+    if run is not None and not (spec.preemptible and spec.kind != JobKind.INFERENCE.value):
+        # a job that may not be stopped runs whole or not at all: a grant whose period (or its program's)
+        # ends before its max_run_time would could never pay for it (core.periods.cut_short)
+        def short(g: Grant) -> str | None:
+            end = last_pay(g, ref.programs.get(g.program))
+            return None if end is None else cut_short(run, end, max(now, g.start))
+
+        whole = [g for g in live if short(g) is None]
+        if not whole:
+            raise ApiError(
+                409,
+                f"{short(live[0])}, before this job's max_run_time ({run / 3600:g} h) would end; it is "
+                "not preemptible, so it would be stopped then: shorten max_run_time, make it preemptible, "
+                "or use a grant that runs longer",
+                "max_run_time",
+            )
+        live = whole
     # a grant that pays now before one that starts later (the job would wait for it), then the fullest
     grant = max(
         live, key=lambda g: (closed(g, ref.programs.get(g.program), now) is None, g.remaining_krw, g.id)

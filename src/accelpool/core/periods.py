@@ -12,10 +12,14 @@ a closed grant with nothing left; the snapshot is handed back as it was when eve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
-from accelpool.core.round_types import Snapshot
-from accelpool.core.types import Grant, Program
+import numpy as np
+
+from accelpool.core.allocation import AllocationProblem
+from accelpool.core.round_types import JobStatus, Snapshot
+from accelpool.core.types import Grant, JobState, Program
 
 
 def _utc(t: float) -> str:
@@ -86,3 +90,68 @@ def closed_by_id(snapshot: Snapshot) -> dict[str, str]:
         if why is not None:
             out[g.id] = why
     return out
+
+
+def last_pay(grant: Grant, program: Program | None) -> tuple[float, str] | None:
+    """When ``grant`` pays for the last time (its end or its program's, the earlier) and whose end that is
+    ("grant g" / "program p"); None when neither ends."""
+    ends = []
+    if grant.end is not None:
+        ends.append((grant.end, f"grant {grant.id}"))
+    if program is not None and program.end is not None:
+        ends.append((program.end, f"program {program.id}"))
+    return min(ends) if ends else None
+
+
+def cut_short(max_run_seconds: float, end: tuple[float, str], now: float) -> str | None:
+    """Whose end stops a job that may not be stopped, with ``max_run_seconds``, started at ``now`` before its
+    max_run_time is over ("grant g ends at ..."; ``end``: last_pay); None when none would. Such a job waits
+    blocked (whole_runs_cut_short) and admission refuses it: the end only comes closer, and a run stopped at
+    the end loses its work (it is not preemptible)."""
+    if now + max_run_seconds <= end[0]:
+        return None
+    return f"{end[1]} ends at {_utc(end[0])}"
+
+
+def ends_by_grant(snapshot: Snapshot) -> dict[str, tuple[float, str]]:
+    """last_pay of every grant of the snapshot that ends."""
+    programs = {p.id: p for p in snapshot.programs}
+    out = {}
+    for g in snapshot.grants:
+        end = last_pay(g, programs.get(g.program))
+        if end is not None:
+            out[g.id] = end
+    return out
+
+
+def whole_runs_cut_short(
+    problem: AllocationProblem,
+    statuses: Sequence[JobStatus],
+    snapshot: Snapshot,
+    rows: Sequence[int] | None = None,
+) -> tuple[AllocationProblem, dict[str, str]]:
+    """Queued jobs that may not be stopped, with a ``max_run_time``, whose grant's period ends (cut_short)
+    before that run would: as things stand they can never run whole. Returns the problem with their budgets
+    at 0 (blocked, as core.placement.whole_runs_unpaid's) and, per such job, why in words. ``rows``: the
+    statuses of every job that is not time-sliced and has a max_run_time and a grant, when the caller has
+    them (whole_runs_unpaid's cache); else all are read."""
+    ends = ends_by_grant(snapshot)
+    if not ends:
+        return problem, {}
+    queued = JobState.QUEUED
+    out: dict[str, str] = {}
+    zero: list[int] = []
+    for i in rows if rows is not None else range(len(statuses)):
+        s = statuses[i]
+        job = s.job
+        if s.state is not queued or job.time_sliced or job.max_run_seconds is None or job.grant not in ends:
+            continue
+        why = cut_short(job.max_run_seconds, ends[job.grant], snapshot.now)
+        if why is not None:
+            out[job.id] = why
+            zero.append(i)
+    if not zero:
+        return problem, {}
+    money = problem.budget_krw.copy()
+    money[np.asarray(zero, dtype=np.int64)] = 0
+    return replace(problem, budget_krw=money), out

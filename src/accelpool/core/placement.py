@@ -274,7 +274,7 @@ def _place(
     horizon: float,
     config: RoundConfig,
     placing: _Sites,
-    unpaid: Mapping[str, tuple[int, int]] | None = None,
+    unpaid: Mapping[str, tuple[int, int] | str] | None = None,
     move_up: bool = False,
     move_running: bool = False,
 ) -> Decision:

@@ -112,14 +112,15 @@ def explain(
     blocked: Mapping[str, WaitReason],
     short: Mapping[str, tuple[int, int]],
     snapshot: Snapshot,
-    unpaid: Mapping[str, tuple[int, int]] | None = None,
+    unpaid: Mapping[str, tuple[int, int] | str] | None = None,
     yields: Mapping[str, float] | None = None,
 ) -> dict[str, str]:
     """A sentence with numbers for every waiting job (job id -> text), led by its reason code.
 
     ``"<code>: ..."`` for a job in the queue, ``"blocked (<code>): ..."`` for one that cannot run as things
     stand (``unpaid``: a job that is not preemptible whose grant cannot pay its whole max_run_time, job id
-    -> (KRW left, KRW of the run; core.placement.whole_runs_unpaid)). The text holds facts that change rarely (what the job needs, its grant's balance against a
+    -> (KRW left, KRW of the run; core.placement.whole_runs_unpaid), or whose grant's period ends before
+    that run would, job id -> why in words; core.periods.whole_runs_cut_short). The text holds facts that change rarely (what the job needs, its grant's balance against a
     lease's cost, missing node types), not the queue position or free devices of the moment, so a store
     rewrites it only when the facts change; positions come with the decision (``Decision.positions``).
     ``yields``: per type, the lease boundary at which preemptible jobs holding it may yield
@@ -159,13 +160,19 @@ def explain(
         need = f"needs {job.scale} x {t}"
         code = str.__str__(why)
         if jid in blocked:
-            if why is WaitReason.BUDGET and unpaid is not None and jid in unpaid:
-                left, cost = unpaid[jid]
-                text = (
-                    f"{need}; grant {job.grant} has {left} KRW left and its max_run_time "
-                    f"({_seconds(job.max_run_seconds or 0.0)}) costs at least {cost} KRW, set aside when it starts "
-                    "(it is not preemptible)"
-                )
+            cut = unpaid.get(jid) if unpaid is not None else None
+            if why is WaitReason.BUDGET and cut is not None:
+                run = _seconds(job.max_run_seconds or 0.0)
+                if isinstance(cut, str):
+                    text = (
+                        f"{need}; {cut}, before its max_run_time ({run}) would end if it started now (it is "
+                        "not preemptible: it would be stopped then)"
+                    )
+                else:
+                    text = (
+                        f"{need}; grant {job.grant} has {cut[0]} KRW left and its max_run_time ({run}) costs at "
+                        f"least {cut[1]} KRW, set aside when it starts (it is not preemptible)"
+                    )
             elif why is WaitReason.BUDGET and (job.grant or "") in shut:
                 text = f"{need}; {shut[job.grant or '']}: it pays for no run now"
             elif why is WaitReason.BUDGET:

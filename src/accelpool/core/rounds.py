@@ -64,7 +64,7 @@ import numpy as np
 from accelpool.core.allocation import Allocation, AllocationProblem, Policy, WarmHint
 from accelpool.core.estimates import program_min as min_run_by_grant
 from accelpool.core.free_devices import _FreeTemplate
-from accelpool.core.periods import open_grants
+from accelpool.core.periods import open_grants, whole_runs_cut_short
 from accelpool.core.placement import (
     _holding,
     _place,
@@ -202,6 +202,9 @@ def decide(
     allowed, notes = _sites_allowing(problem, statuses, snapshot, sites, cache)
     problem = _site_view(problem, allowed, snapshot, sites, cache)
     problem, unpaid = whole_runs_unpaid(problem, statuses, cache)
+    rows = cache.whole_runs[1] if cache.whole_runs and cache.whole_runs[0] is problem.job_ids else None
+    problem, short = whole_runs_cut_short(problem, statuses, snapshot, rows)
+    blocked: dict[str, tuple[int, int] | str] = {**unpaid, **short} if short else dict(unpaid)
     usable = _usable(problem, cache)
     prefer: dict[tuple[int, str], str] = {}
     wide = None
@@ -267,7 +270,7 @@ def decide(
         horizon,
         config,
         placing,
-        unpaid,
+        blocked,
         move_up=config.move_up and base not in SPEED_BLIND,
         move_running=config.lease_seconds is None,
     )
