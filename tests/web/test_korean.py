@@ -43,12 +43,19 @@ WAIT_SENTENCES = (
     "blocked (not-runnable): needs 2 x a type it runs on; no node in service can take 2 devices of a type it runs on",
     "capacity: needs 2 x h100; 3 free; position 2 of 5 in your tenant, 7 of 20 in the pool",
     "blocked: needs 2 x h100; grant g1 has 5000 KRW left and a lease (1.0 h) costs 18000 KRW",
+    # grant and program periods (core.periods)
+    "budget: needs 1 x h100; grant g1 ended at 2026-12-03 15:00 UTC: it pays for no run now",
+    "blocked (budget): needs 1 x h100; program p1 starts at 2026-12-05 09:00 UTC: it pays for no run now",
+    "blocked (budget): needs 1 x h100; grant g1 ends at 2026-12-10 00:00 UTC, before its max_run_time (2.0 h) "
+    "would end if it started now (it is not preemptible: it would be stopped then)",
     *WaitReason,
 )
 # what the lifecycle and the executors write as an event's reason
 EVENT_REASONS = (
     "submitted",
     "placed on 2 x h100",
+    "requeued after preemption (grant period over: grant g1 ended at 2026-12-03 15:00 UTC)",
+    "stopped: grant period over: program p1 ended at 2026-12-03 15:00 UTC",
     "exited 0",
     "exit code 3",
     "exit code 1 (Slurm FAILED)",

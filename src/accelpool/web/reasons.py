@@ -98,6 +98,7 @@ def _down_counts(text: str) -> str:
 
 
 _D = r"(\d+(?:\.\d+)? (?:s|min|h))"
+_WHO_KO = {"grant": "지원금", "program": "사업"}
 _CLAUSES_KO: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = tuple(
     (re.compile("^" + pat + "$"), repl)
     for pat, repl in (
@@ -199,6 +200,22 @@ _CLAUSES_KO: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]],
             + r"\) costs at least (\d+) KRW, set aside when it starts \(it is not preemptible\)",
             r"지원금 \1의 잔액은 \2원, 최대 실행 시간(\3) 비용은 최소 \4원이며 시작할 때 예약됨 (선점 불가 작업)",
         ),
+        (
+            r"(grant|program) (\S+) ends at (\d{4}-\d\d-\d\d \d\d:\d\d) UTC, before its max_run_time \("
+            + _D
+            + r"\) would end if it started now \(it is not preemptible: it would be stopped then\)",
+            lambda m: (
+                f"{_WHO_KO[m[1]]} {m[2]}이(가) {m[3]} UTC에 끝나 지금 시작해도 최대 실행 시간({m[4]})을 "
+                "채우지 못함 (선점 불가 작업이라 그때 중지됨)"
+            ),
+        ),
+        (
+            r"(grant|program) (\S+) (ended|starts) at (\d{4}-\d\d-\d\d \d\d:\d\d) UTC: it pays for no run now",
+            lambda m: (
+                f"{_WHO_KO[m[1]]} {m[2]}이(가) {m[4]} UTC에 {'끝나' if m[3] == 'ended' else '시작해'} "
+                "지금은 어떤 실행도 지원하지 않음"
+            ),
+        ),
         (r"no (\S+) node is in service \(the pool has none\)", r"서비스 중인 \1 노드가 없음 (풀에 없음)"),
         (
             r"no node in service can take (\d+) devices of a type it runs on",
@@ -220,6 +237,10 @@ _EVENTS_KO: tuple[tuple[re.Pattern[str], _Fn], ...] = tuple(
     (re.compile("^" + pat + "$"), fn)
     for pat, fn in (
         (r"placed on (\d+) x (\S+)", lambda m, t: f"{m[2]} 장치 {m[1]}개에 배치됨"),
+        (
+            r"grant period over: (grant|program) (\S+) ended at (\d{4}-\d\d-\d\d \d\d:\d\d) UTC",
+            lambda m, t: f"지원 기간 종료: {_WHO_KO[m[1]]} {m[2]}이(가) {m[3]} UTC에 끝남",
+        ),
         (r"exit code (-?\d+)", lambda m, t: f"오류로 종료 (코드 {m[1]})"),
         (r"exit code (-?\d+) \(Slurm (\S+)\)", lambda m, t: f"오류로 종료 (코드 {m[1]}, Slurm {m[2]})"),
         (r"Slurm (\S+), exit code (-?\d+)", lambda m, t: f"Slurm {m[1]}, 종료 코드 {m[2]}"),
