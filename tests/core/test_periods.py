@@ -121,14 +121,15 @@ def _whole(grant: Grant, program: Program, *, preemptible: bool = False, run: fl
 def test_a_job_that_may_not_be_stopped_is_blocked_when_its_grant_ends_before_its_max_run_time(
     grant, program, why, policy
 ):
-    # a tenant's test: a job that is not preemptible, with a 2 h max_run_time, started 1 h before its grant
-    # ended and was stopped there with its work lost, though its whole run had been set aside
+    # a review's find: a job that is not preemptible, with a 2 h max_run_time, started 1 h before its grant
+    # ended and ran on past the end (its whole run set aside, it is never stopped for money), charged to a
+    # grant whose period was over
     d = decide(_whole(grant, program), POLICIES[policy])
     assert not d.placements()
     assert d.waiting == {"j": WaitReason.BUDGET}
     text = str(d.details["j"])
     assert text.startswith("blocked (budget)") and why in text and "max_run_time (2.0 h)" in text, text
-    assert "not preemptible" in text
+    assert "may not be stopped starts only when its whole run fits in its grant's period" in text
 
 
 @pytest.mark.parametrize(("preemptible", "run"), [(True, 7200.0), (False, 3600.0), (False, 1800.0)])

@@ -1,5 +1,5 @@
 """A restricted master proven infeasible without HiGHS (core/policies/_wf_overload._master_overload, called by
-_wf_master.Master.solve before each solve): each job's least use of a type (_least_use) is the LP's minimum,
+_wf_master.Master.solve before each interior-point master): each job's least use of a type (_least_use) is the LP's minimum,
 every master the check proves infeasible is one HiGHS calls infeasible, and allocations that take the
 shortcut still reach the exact stage-1 level and fit every row."""
 

@@ -47,7 +47,8 @@ WAIT_SENTENCES = (
     "budget: needs 1 x h100; grant g1 ended at 2026-12-03 15:00 UTC: it pays for no run now",
     "blocked (budget): needs 1 x h100; program p1 starts at 2026-12-05 09:00 UTC: it pays for no run now",
     "blocked (budget): needs 1 x h100; grant g1 ends at 2026-12-10 00:00 UTC, before its max_run_time (2.0 h) "
-    "would end if it started now (it is not preemptible: it would be stopped then)",
+    "would end if it started now (a job that may not be stopped starts only when its whole run fits in its "
+    "grant's period)",
     *WaitReason,
 )
 # what the lifecycle and the executors write as an event's reason

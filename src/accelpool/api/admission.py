@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from accelpool.api.errors import ApiError
 from accelpool.core.periods import closed, cut_short, ended, last_pay
 from accelpool.core.problem import needs_domestic
+from accelpool.core.reasons import duration_words
 from accelpool.core.sites import allowed_sites, nowhere_reason, site_table
 from accelpool.core.types import DEFAULT_SITE, AcceleratorType, Grant, Job, JobKind, Program
 from accelpool.ports import RunSpec
@@ -97,19 +98,31 @@ def _grant_for(ref: Reference, spec: JobSpec, tenant: str, now: float) -> tuple[
         raise ApiError(409, "the grant is used up or expired, so this job could never run", fld)
     run = spec.max_run_seconds()
     if run is not None and not (spec.preemptible and spec.kind != JobKind.INFERENCE.value):
-        # a job that may not be stopped runs whole or not at all: a grant whose period (or its program's)
-        # ends before its max_run_time would could never pay for it (core.periods.cut_short)
+        # a job that may not be stopped starts only when its whole run fits in its grant's period (and its
+        # program's), from when the grant can first pay (core.periods.cut_short; the scheduler blocks one
+        # that waited until it no longer fits)
         def short(g: Grant) -> str | None:
-            end = last_pay(g, ref.programs.get(g.program))
-            return None if end is None else cut_short(run, end, max(now, g.start))
+            program = ref.programs.get(g.program)
+            end = last_pay(g, program)
+            first = max(now, g.start, program.start if program is not None else now)
+            return None if end is None else cut_short(run, end, first)
 
         whole = [g for g in live if short(g) is None]
         if not whole:
+            why = "; ".join(dict.fromkeys(str(short(g)) for g in live))
+            kind = (
+                "an inference job"
+                if spec.kind == JobKind.INFERENCE.value
+                else "a job that is not preemptible"
+            )
+            fixes = "shorten max_run_time" + (
+                "" if spec.kind == JobKind.INFERENCE.value else ", make it preemptible"
+            )
             raise ApiError(
                 409,
-                f"{short(live[0])}, before this job's max_run_time ({run / 3600:g} h) would end; it is "
-                "not preemptible, so it would be stopped then: shorten max_run_time, make it preemptible, "
-                "or use a grant that runs longer",
+                f"{why}, before this job's max_run_time ({duration_words(run)}) would end; {kind} may not be "
+                f"stopped, so it starts only when its whole run fits in its grant's period: {fixes}, or use a "
+                "grant that runs longer",
                 "max_run_time",
             )
         live = whole

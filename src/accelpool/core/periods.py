@@ -104,10 +104,11 @@ def last_pay(grant: Grant, program: Program | None) -> tuple[float, str] | None:
 
 
 def cut_short(max_run_seconds: float, end: tuple[float, str], now: float) -> str | None:
-    """Whose end stops a job that may not be stopped, with ``max_run_seconds``, started at ``now`` before its
-    max_run_time is over ("grant g ends at ..."; ``end``: last_pay); None when none would. Such a job waits
-    blocked (whole_runs_cut_short) and admission refuses it: the end only comes closer, and a run stopped at
-    the end loses its work (it is not preemptible)."""
+    """Whose end comes before the max_run_time of a job that may not be stopped, started at ``now``, is over
+    ("grant g ends at ..."; ``end``: last_pay); None when none does. Such a job starts only when its whole
+    run fits in its grant's period: it waits blocked (whole_runs_cut_short; the end only comes closer) and
+    admission refuses it. (One started in time is never stopped for money: its whole run was set aside when
+    it started, core.placement, and it runs to its end even past the grant's.)"""
     if now + max_run_seconds <= end[0]:
         return None
     return f"{end[1]} ends at {_utc(end[0])}"
@@ -131,7 +132,7 @@ def whole_runs_cut_short(
     rows: Sequence[int] | None = None,
 ) -> tuple[AllocationProblem, dict[str, str]]:
     """Queued jobs that may not be stopped, with a ``max_run_time``, whose grant's period ends (cut_short)
-    before that run would: as things stand they can never run whole. Returns the problem with their budgets
+    before that run would if it started now: as things stand they can never run whole within it. Returns the problem with their budgets
     at 0 (blocked, as core.placement.whole_runs_unpaid's) and, per such job, why in words. ``rows``: the
     statuses of every job that is not time-sliced and has a max_run_time and a grant, when the caller has
     them (whole_runs_unpaid's cache); else all are read."""

@@ -85,7 +85,8 @@ def _all_down(missing: list[str], allowed: frozenset[str], snapshot: Snapshot) -
     return f"every {names} node is down ({counts})"
 
 
-def _seconds(s: float) -> str:
+def duration_words(s: float) -> str:
+    """Seconds in words for reasons and errors: "45 s", "90 min", "2.0 h"."""
     s = max(0.0, s)
     if s < 120:
         return f"{s:.0f} s"
@@ -162,11 +163,11 @@ def explain(
         if jid in blocked:
             cut = unpaid.get(jid) if unpaid is not None else None
             if why is WaitReason.BUDGET and cut is not None:
-                run = _seconds(job.max_run_seconds or 0.0)
+                run = duration_words(job.max_run_seconds or 0.0)
                 if isinstance(cut, str):
                     text = (
-                        f"{need}; {cut}, before its max_run_time ({run}) would end if it started now (it is "
-                        "not preemptible: it would be stopped then)"
+                        f"{need}; {cut}, before its max_run_time ({run}) would end if it started now (a job "
+                        "that may not be stopped starts only when its whole run fits in its grant's period)"
                     )
                 else:
                     text = (
@@ -178,7 +179,7 @@ def explain(
             elif why is WaitReason.BUDGET:
                 cost = -(-int(job.scale * prices[k] * horizon) // 3600) if runs else 0
                 left = grants.get(job.grant or "", 0)
-                text = f"{need}; grant {job.grant} has {left} KRW left and a lease ({_seconds(horizon)}) costs {cost} KRW"
+                text = f"{need}; grant {job.grant} has {left} KRW left and a lease ({duration_words(horizon)}) costs {cost} KRW"
             elif why is WaitReason.RULE:
                 text = f"{need}; its constraints or its program's rules allow none of the types it runs on"
             else:
@@ -196,13 +197,13 @@ def explain(
             if not job.time_sliced and job.max_run_seconds is not None:
                 text = (
                     f"{need}; grant {job.grant} has {left} KRW left after what its running jobs set aside, "
-                    f"and its max_run_time ({_seconds(job.max_run_seconds)}) costs {cost} KRW, set aside "
+                    f"and its max_run_time ({duration_words(job.max_run_seconds)}) costs {cost} KRW, set aside "
                     "when it starts (it is not preemptible)"
                 )
             else:
                 text = (
                     f"{need}; grant {job.grant} has {left} KRW left after the leases of its running jobs "
-                    f"and a lease ({_seconds(horizon)}) costs {cost} KRW"
+                    f"and a lease ({duration_words(horizon)}) costs {cost} KRW"
                 )
         elif why is WaitReason.GANG:
             text = f"{need} at once; free devices are spread over too many nodes"

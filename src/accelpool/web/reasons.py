@@ -203,16 +203,17 @@ _CLAUSES_KO: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]],
         (
             r"(grant|program) (\S+) ends at (\d{4}-\d\d-\d\d \d\d:\d\d) UTC, before its max_run_time \("
             + _D
-            + r"\) would end if it started now \(it is not preemptible: it would be stopped then\)",
+            + r"\) would end if it started now \(a job that may not be stopped starts only when its whole run "
+            r"fits in its grant's period\)",
             lambda m: (
                 f"{_WHO_KO[m[1]]} {m[2]}이(가) {m[3]} UTC에 끝나 지금 시작해도 최대 실행 시간({m[4]})을 "
-                "채우지 못함 (선점 불가 작업이라 그때 중지됨)"
+                "채우지 못함 (중지할 수 없는 작업은 전체 실행이 지원 기간 안에 들어갈 때만 시작함)"
             ),
         ),
         (
             r"(grant|program) (\S+) (ended|starts) at (\d{4}-\d\d-\d\d \d\d:\d\d) UTC: it pays for no run now",
             lambda m: (
-                f"{_WHO_KO[m[1]]} {m[2]}이(가) {m[4]} UTC에 {'끝나' if m[3] == 'ended' else '시작해'} "
+                f"{_WHO_KO[m[1]]} {m[2]}이(가) {m[4]} UTC에 {'끝나' if m[3] == 'ended' else '시작 전이라'} "
                 "지금은 어떤 실행도 지원하지 않음"
             ),
         ),

@@ -13,7 +13,7 @@ where that is optimal its solution is used and its basis kept for the next round
 sixteenth session: generational 10,000 seed 2 faster; nothing else moved on the seven families). Before a
 master goes to the interior point method, _wf_overload._master_overload looks for a row its fixed jobs and
 frozen ambiguous jobs overload at every level; found, the master is not solved and that row is its Farkas
-ray (docs/allocate.md, twenty-third session: generational 10,000 seed 1, 4.2 -> 2.1-2.3 s CPU).
+ray (docs/allocate.md, twenty-third session: generational 10,000 seed 1, 4.5 -> 2.1 s CPU).
 
 Layout: column 0 is L, then the borrow columns b_r of quota rows, then one column per (job, usable type)
 pair in the order the jobs joined; rows: the R resource rows, the pools, then per job its level row

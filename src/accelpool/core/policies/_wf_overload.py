@@ -79,7 +79,9 @@ def _master_overload(
     rows = stage.rows
     if rows.span is not None:
         return None
-    lam = np.where(amb & ~active, ell, 0.0)
+    # HiGHS holds a level row to within its 1e-7 primal tolerance: the levels asked here are that much lower,
+    # so that a master HiGHS would call feasible is never refused (the shares grow by 1 / (a_t - c))
+    lam = np.where(amb & ~active, np.maximum(ell * (1 - 1e-7) - 1e-7, 0.0), 0.0)
     if not (lam > 0).any():
         return None
     least = np.minimum(_least_use(stage, lam), 1e30)  # inf (a level above the ceiling) x 0 would be NaN
