@@ -95,7 +95,7 @@ plans overload a row at every L) adds the fixed jobs on its Farkas ray's rows, o
 FULL_LP_GROUPS the ones whose plan is not a cheapest at the ray's row prices (Farkas pricing,
 _wf_stage._ray_grow). None of these
 prices certifies anything: every stage ends on the master's own duals (or at its ceiling, _capped).
-Above BALANCE_ABOVE rising jobs a master about to grow by a tenth of them restarts its fixed plans from
+Above BALANCE_ABOVE rising jobs (or most of the groups: BALANCE_SHARE) a master about to grow by a tenth of them restarts its fixed plans from
 *balanced* prices instead (_wf_balance._balance: multiplicative weights on every row over the jobs'
 cheapest plans, on a sample, then on all): even a stage's exact prices leave the rows that do not bind
 at 0, and the jobs that tie among those free rows, each fixed to its fastest free type, overload one.

@@ -33,13 +33,19 @@ weight falls each round (0.98, 0.92, 0.68, then 0: plain pricing), so a poor gui
 jobs per round for dozens of rounds. Exactness still rests on the master's own prices only."""
 TOL = 1e-9
 BALANCE_ABOVE = 4000
+BALANCE_SHARE = 0.7
+BALANCE_FLOOR = 500
 BALANCE_WRONG = 0.1
 BALANCE_TIMES = 2
-"""Balanced restarts (_wf_balance._balance): a stage or probe with more than BALANCE_ABOVE rising jobs whose
+"""Balanced restarts (_wf_balance._balance): a stage or probe with more rising jobs than BALANCE_ABOVE, or
+than BALANCE_SHARE of the groups when that is fewer (but never BALANCE_FLOOR or fewer), whose
 master is about to grow by more than BALANCE_WRONG of the unpinned ones (wrong at its prices, or, infeasible,
 what _ray_grow adds) starts its fixed plans again from balanced prices, at most BALANCE_TIMES times (the
 master keeps its jobs). Set on issue 13's tuning seed 0 at 10,000 x 8 (docs/allocate.md, "Balanced
-restarts"; below 4,000 they cost more than they saved, and counted over frozen jobs ran in scarce's tails)."""
+restarts"; below 4,000 they cost more than they saved, and counted over frozen jobs ran in scarce's tails).
+BALANCE_SHARE since the twenty-third session, whose cheaper _wf_plans made the rounds cheap enough for stages
+where most of 1,000-5,000 groups rise (set on seed 0 at 1,000-10,000 x 8: 0.7 against 0.5, which slowed
+generational 5,000; gang 2,000 seed 1, held out, 1.07 -> 0.25 s CPU; docs/allocate.md)."""
 SMOOTH_DECAY = 4.0
 """The guide's weight after round k is 1 - (1 - SMOOTH) * SMOOTH_DECAY**k (0 once negative)."""
 _Result = tuple[float, FloatArray, FloatArray, BoolArray]
@@ -349,7 +355,8 @@ def _stage(
     master = Master(stage, active, ell)
     center = price / price.sum() if price is not None and price.any() and SMOOTH > 0 else None
     free = ng - int(pinned.sum())
-    balance = BALANCE_TIMES if stage.ipm and int(active.sum()) > BALANCE_ABOVE else 0
+    above = min(BALANCE_ABOVE, max(BALANCE_SHARE * ng, BALANCE_FLOOR))
+    balance = BALANCE_TIMES if stage.ipm and int(active.sum()) > above else 0
     last: list[FloatArray] = []
 
     def rebalance(p: FloatArray, x: FloatArray, fallback: float) -> _Result | None:
