@@ -12,14 +12,17 @@ a closed grant with nothing left; the snapshot is handed back as it was when eve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 import numpy as np
 
 from accelpool.core.allocation import AllocationProblem
 from accelpool.core.round_types import JobStatus, Snapshot
 from accelpool.core.types import Grant, JobState, Program
+
+_T = TypeVar("_T")
 
 
 def _utc(t: float) -> str:
@@ -83,12 +86,17 @@ def budget_stop(grant_id: str | None, snapshot: Snapshot) -> str:
 
 def closed_by_id(snapshot: Snapshot) -> dict[str, str]:
     """Every grant of the snapshot that cannot pay now, with why (``closed``)."""
+    return _by_grant(snapshot, lambda g, p: closed(g, p, snapshot.now))
+
+
+def _by_grant(snapshot: Snapshot, of: Callable[[Grant, Program | None], _T | None]) -> dict[str, _T]:
+    """``of`` (a grant, its program) for every grant of the snapshot, where it is not None."""
     programs = {p.id: p for p in snapshot.programs}
     out = {}
     for g in snapshot.grants:
-        why = closed(g, programs.get(g.program), snapshot.now)
-        if why is not None:
-            out[g.id] = why
+        value = of(g, programs.get(g.program))
+        if value is not None:
+            out[g.id] = value
     return out
 
 
@@ -116,13 +124,7 @@ def cut_short(max_run_seconds: float, end: tuple[float, str], now: float) -> str
 
 def ends_by_grant(snapshot: Snapshot) -> dict[str, tuple[float, str]]:
     """last_pay of every grant of the snapshot that ends."""
-    programs = {p.id: p for p in snapshot.programs}
-    out = {}
-    for g in snapshot.grants:
-        end = last_pay(g, programs.get(g.program))
-        if end is not None:
-            out[g.id] = end
-    return out
+    return _by_grant(snapshot, last_pay)
 
 
 def whole_runs_cut_short(
@@ -132,8 +134,8 @@ def whole_runs_cut_short(
     rows: Sequence[int] | None = None,
 ) -> tuple[AllocationProblem, dict[str, str]]:
     """Queued jobs that may not be stopped, with a ``max_run_time``, whose grant's period ends (cut_short)
-    before that run would if it started now: as things stand they can never run whole within it. Returns the problem with their budgets
-    at 0 (blocked, as core.placement.whole_runs_unpaid's) and, per such job, why in words. ``rows``: the
+    before that run would if it started now: as things stand they can never run whole within it. Returns the
+    problem with their budgets at 0 (blocked, as core.placement.whole_runs_unpaid's) and, per such job, why in words. ``rows``: the
     statuses of every job that is not time-sliced and has a max_run_time and a grant, when the caller has
     them (whole_runs_unpaid's cache); else all are read."""
     ends = ends_by_grant(snapshot)
