@@ -66,6 +66,17 @@ class StartEstimateOut(BaseModel):
     latest: float | None
 
 
+class RunOut(BaseModel):
+    number: int = Field(description="1 for the job's first run, then one more per restart")
+    start: float
+    end: float | None = Field(description="null while it runs")
+    accelerator: str | None = Field(description="the type it ran on (null before its first charge)")
+    site: str | None
+    device_seconds: float = Field(description="devices x seconds charged for the run")
+    charged_krw: int
+    ended_by: str | None = Field(description="the event that ended the run (null while it runs)")
+
+
 class JobOut(BaseModel):
     id: str
     name: str
@@ -102,6 +113,9 @@ class JobOut(BaseModel):
     charged_krw: int | None = Field(default=None, description="KRW charged so far")
     notes: list[str] | None = Field(default=None, description="at submission: what admission changed")
     events: list[JobEventOut] | None = Field(default=None, description="in GET /jobs/{id} only")
+    runs: list[RunOut] | None = Field(
+        default=None, description="in GET /jobs/{id} only: each run's type, site, device-seconds and cost"
+    )
 
 
 class JobList(BaseModel):

@@ -100,9 +100,25 @@ def show(job_id: str, conn: Connection) -> None:
     if conn.json:
         emit_json(j)
         return
-    table(f"job {j['id']}", ["field", "value"], [[k, shown(k, v, j)] for k, v in j.items() if k != "events"])
+    rows = [[k, shown(k, v, j)] for k, v in j.items() if k not in ("events", "runs")]
+    table(f"job {j['id']}", ["field", "value"], rows)
     events = [[ts(e["time"]), e["state"], e["reason"], e.get("cause")] for e in j["events"]]
     table("events (UTC)", ["time", "state", "reason", "cause"], events)
+    runs = [
+        [
+            r["number"],
+            ts(r["start"]),
+            ts(r["end"]) if r["end"] is not None else "running",
+            r["accelerator"] or "-",
+            r["site"] or "-",
+            f"{r['device_seconds']:,.0f}",
+            f"{r['charged_krw']:,}",
+            r["ended_by"] or "",
+        ]
+        for r in j.get("runs") or ()
+    ]
+    if runs:
+        table("runs (UTC)", ["#", "start", "end", "type", "site", "device-s", "KRW", "ended by"], runs)
 
 
 @connected

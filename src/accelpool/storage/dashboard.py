@@ -313,11 +313,15 @@ class AttemptRow:
     start: float
     end: float | None
     accelerator: str
-    device_hours: float
+    device_seconds: float
     krw: int
     ended_by: str
     site: str = ""
     """The site the attempt's charges were metered at ("" before its first charge)."""
+
+    @property
+    def device_hours(self) -> float:
+        return self.device_seconds / HOUR
 
 
 def attempts(events: Sequence[Any], charges: Sequence[ChargeRow]) -> list[AttemptRow]:
@@ -342,7 +346,7 @@ def attempts(events: Sequence[Any], charges: Sequence[ChargeRow]) -> list[Attemp
                 start,
                 end,
                 acc,
-                sum(ch.device_seconds for ch in mine) / HOUR,
+                sum(ch.device_seconds for ch in mine),
                 sum(ch.krw for ch in mine),
                 why,
                 mine[0].site if mine else "",

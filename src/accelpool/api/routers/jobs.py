@@ -21,6 +21,7 @@ from accelpool.api.routers.common import Who, store_of
 from accelpool.core.errors import Conflict, InsufficientFunds, MissingReference
 from accelpool.ports import EventKind, ExecutorEvent
 from accelpool.spec.job import JobSpec
+from accelpool.storage.dashboard import attempts, job_charges
 from accelpool.storage.sql import SqlStore
 from accelpool.storage.submissions import Submission
 from accelpool.storage.views import JobView, row_view
@@ -308,7 +309,24 @@ def list_jobs(
 @router.get("/jobs/{job_id}", tags=["jobs"])
 def show_job(job_id: str, request: Request, who: Who) -> dict[str, Any]:
     v = _visible_job(request, who, job_id)
-    return job_json(v, store_of(request).job_events(job_id))
+    store = store_of(request)
+    events = store.job_events(job_id)
+    out = job_json(v, events)
+    # where each run went and what it cost: a finished job has no placement left (it holds no devices)
+    out["runs"] = [
+        {
+            "number": a.number,
+            "start": a.start,
+            "end": a.end,
+            "accelerator": a.accelerator or None,
+            "site": a.site or None,
+            "device_seconds": a.device_seconds,
+            "charged_krw": a.krw,
+            "ended_by": a.ended_by or None,
+        }
+        for a in attempts(events, job_charges(store, job_id))
+    ]
+    return out
 
 
 @router.get("/jobs/{job_id}/events", tags=["jobs"])
