@@ -366,3 +366,13 @@ def test_a_job_that_may_not_be_stopped_is_refused_when_its_grant_ends_before_its
     )
     r = world.submit(preemptible=False, max_run_time=7200)
     assert r.status_code == 201 and r.json()["grant"] == "g9", r.text
+
+
+def test_a_grant_that_would_start_after_its_program_ends_is_422(world):
+    # a review's find: such a grant was created and could never pay for anything
+    assert world.call("admin", "PATCH", "/api/v1/programs/p1", json={"end": 5000.0}).status_code == 200
+    r = _post(world, "admin", "grants", {"program": "p1", "tenant": "t1", "amount_krw": 10, "start": 6000.0})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "start", r.text
+    assert "its program 'p1' has ended" in r.json()["error"]["reason"]
+    r = _post(world, "admin", "grants", {"program": "p1", "tenant": "t1", "amount_krw": 10, "start": 4000.0})
+    assert r.status_code == 201, r.text  # starts while the program runs

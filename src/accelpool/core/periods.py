@@ -25,7 +25,7 @@ from accelpool.core.types import Grant, JobState, Program
 _T = TypeVar("_T")
 
 
-def _utc(t: float) -> str:
+def utc_words(t: float) -> str:
     """Unix seconds as "YYYY-MM-DD HH:MM UTC" (the proleptic Gregorian calendar, by arithmetic: the core
     reads no clock and no time zone)."""
     days, secs = divmod(int(t), 86400)
@@ -45,18 +45,18 @@ def ended(grant: Grant, program: Program | None, now: float) -> str | None:
     """Why ``grant`` will never pay again at ``now`` (its end or its program's has passed), in words; None
     when neither has."""
     if grant.end is not None and now >= grant.end:
-        return f"grant {grant.id} ended at {_utc(grant.end)}"
+        return f"grant {grant.id} ended at {utc_words(grant.end)}"
     if program is not None and program.end is not None and now >= program.end:
-        return f"program {program.id} ended at {_utc(program.end)}"
+        return f"program {program.id} ended at {utc_words(program.end)}"
     return None
 
 
 def closed(grant: Grant, program: Program | None, now: float) -> str | None:
     """Why ``grant`` cannot pay at ``now`` (outside its period or its program's), in words; None when it can."""
     if now < grant.start:
-        return f"grant {grant.id} starts at {_utc(grant.start)}"
+        return f"grant {grant.id} starts at {utc_words(grant.start)}"
     if program is not None and now < program.start:
-        return f"program {program.id} starts at {_utc(program.start)}"
+        return f"program {program.id} starts at {utc_words(program.start)}"
     return ended(grant, program, now)
 
 
@@ -119,7 +119,7 @@ def cut_short(max_run_seconds: float, end: tuple[float, str], now: float) -> str
     it started, core.placement, and it runs to its end even past the grant's.)"""
     if now + max_run_seconds <= end[0]:
         return None
-    return f"{end[1]} ends at {_utc(end[0])}"
+    return f"{end[1]} ends at {utc_words(end[0])}"
 
 
 def ends_by_grant(snapshot: Snapshot) -> dict[str, tuple[float, str]]:

@@ -22,7 +22,7 @@ from accelpool.api.routers.common import (
     known_types,
     store_of,
 )
-from accelpool.core.periods import closed, ended
+from accelpool.core.periods import closed, ended, utc_words
 from accelpool.core.types import Grant, Program, ProgramRules
 from accelpool.storage import codec
 
@@ -235,6 +235,14 @@ def create_grant(body: GrantIn, request: Request, who: Who) -> dict[str, Any]:
             raise ApiError(422, "the grant must end after it starts", "end")
         if body.end <= now:
             raise ApiError(422, "the grant would already be over (end is in the past)", "end")
+    if program.end is not None and start >= program.end:
+        # it would pay only while its program runs (core.periods): never
+        raise ApiError(
+            422,
+            f"the grant would start at {utc_words(start)}, when its program '{program.id}' has ended "
+            f"(at {utc_words(program.end)}), so it could never pay for anything",
+            "start",
+        )
     limit = program.rules.max_contract_seconds
     end = body.end
     if limit is not None:
