@@ -242,6 +242,12 @@ def test_grants_are_created_and_changed_from_the_page_with_the_apis_checks(world
     assert r.status_code == 409 and "Refused:" in r.text  # below what is spent
     r = world.client.post("/ui/grants", data={"program": "p2", "tenant": "t1", "amount_krw": "5"}, headers=h)
     assert r.status_code == 403  # no form key
+    # an operator's test: -5 was refused as "not a valid integer"; the page now says what the bound is
+    r = world.client.post(
+        "/ui/grants", data={"csrf": key, "program": "p2", "tenant": "t1", "amount_krw": "-5"}, headers=h
+    )
+    assert r.status_code == 422 and "Refused:" in r.text and "valid integer" not in r.text
+    assert "greater than" in r.text or "at least" in r.text, r.text
 
 
 def test_programs_page_shows_budget_burn_rate_and_run_out(world):

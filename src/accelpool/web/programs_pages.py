@@ -98,7 +98,9 @@ def _amount(form: dict[str, str]) -> int | str:
     """A form's amount in won ("1,500,000", "₩1,500,000"): an int, or the text as typed for the API to
     refuse in its words."""
     amount = form.get("amount_krw", "").replace(",", "").replace("₩", "").strip()
-    return int(amount) if amount.isdigit() else amount
+    digits = amount[1:] if amount.startswith("-") else amount
+    # a negative amount goes as a number too, so the API's answer names its bound, not its type
+    return int(amount) if digits.isdigit() and digits.isascii() else amount
 
 
 def install(app: FastAPI) -> None:
