@@ -107,17 +107,13 @@ def _grant_for(ref: Reference, spec: JobSpec, tenant: str, now: float) -> tuple[
             first = max(now, g.start, program.start if program is not None else now)
             return None if end is None else cut_short(run, end, first)
 
-        whole = [g for g in live if short(g) is None]
+        cut = {g.id: short(g) for g in live}
+        whole = [g for g in live if cut[g.id] is None]
         if not whole:
-            why = "; ".join(dict.fromkeys(str(short(g)) for g in live))
-            kind = (
-                "an inference job"
-                if spec.kind == JobKind.INFERENCE.value
-                else "a job that is not preemptible"
-            )
-            fixes = "shorten max_run_time" + (
-                "" if spec.kind == JobKind.INFERENCE.value else ", make it preemptible"
-            )
+            why = "; ".join(dict.fromkeys(str(w) for w in cut.values()))
+            inference = spec.kind == JobKind.INFERENCE.value
+            kind = "an inference job" if inference else "a job that is not preemptible"
+            fixes = "shorten max_run_time" + ("" if inference else ", make it preemptible")
             raise ApiError(
                 409,
                 f"{why}, before this job's max_run_time ({duration_words(run)}) would end; {kind} may not be "

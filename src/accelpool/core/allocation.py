@@ -29,6 +29,7 @@ Notation (used by every policy module):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 
@@ -191,6 +192,13 @@ class AllocationProblem:
     def grouped(self) -> bool:
         """Some group has several columns (program rules span columns)."""
         return len(np.unique(self.column_group)) < self.n_types
+
+    def without_money(self, rows: list[int]) -> AllocationProblem:
+        """This problem with the budgets of jobs ``rows`` at 0: no policy gives them a share and
+        ``blocked_reasons`` calls them blocked (jobs that cannot be paid for as things stand)."""
+        money = self.budget_krw.copy()
+        money[np.asarray(rows, dtype=np.int64)] = 0
+        return dataclasses.replace(self, budget_krw=money)
 
     def usable(self) -> BoolArray:
         """allowed, with a positive throughput, and the job fits in the type's capacity at all."""

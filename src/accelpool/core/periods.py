@@ -16,8 +16,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-import numpy as np
-
 from accelpool.core.allocation import AllocationProblem
 from accelpool.core.round_types import JobStatus, Snapshot
 from accelpool.core.types import Grant, JobState, Program
@@ -155,6 +153,4 @@ def whole_runs_cut_short(
             zero.append(i)
     if not zero:
         return problem, {}
-    money = problem.budget_krw.copy()
-    money[np.asarray(zero, dtype=np.int64)] = 0
-    return replace(problem, budget_krw=money), out
+    return problem.without_money(zero), out

@@ -7,7 +7,6 @@ waits and the queue positions (``_place``). The rules are described in core/roun
 
 from __future__ import annotations
 
-import dataclasses
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -133,9 +132,7 @@ def whole_runs_unpaid(
             zero.append(i)
     if not zero:
         return problem, {}
-    money = problem.budget_krw.copy()
-    money[zero] = 0
-    return dataclasses.replace(problem, budget_krw=money), out
+    return problem.without_money(zero), out
 
 
 def _fair_order(problem: AllocationProblem, holding: np.ndarray, cache: DecideCache) -> np.ndarray:

@@ -204,7 +204,7 @@ def decide(
     problem, unpaid = whole_runs_unpaid(problem, statuses, cache)
     rows = cache.whole_runs[1] if cache.whole_runs and cache.whole_runs[0] is problem.job_ids else None
     problem, short = whole_runs_cut_short(problem, statuses, snapshot, rows)
-    blocked: dict[str, tuple[int, int] | str] = {**unpaid, **short} if short else dict(unpaid)
+    blocked: Mapping[str, tuple[int, int] | str] = {**unpaid, **short} if short else unpaid
     usable = _usable(problem, cache)
     prefer: dict[tuple[int, str], str] = {}
     wide = None

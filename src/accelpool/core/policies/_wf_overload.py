@@ -56,11 +56,9 @@ def _least_use(stage: _Stage, lam: FloatArray) -> FloatArray:
     a = stage.a
     ng, tt = a.shape
     top = stage.ceiling
-    rest = np.where(np.arange(tt)[None, :] == stage.best[:, None], -np.inf, a)
-    second = rest.max(axis=1) if tt > 1 else np.zeros(ng)
-    other = np.where(
-        np.arange(tt)[None, :] == stage.best[:, None], np.maximum(second, 0.0)[:, None], top[:, None]
-    )
+    is_best = np.arange(tt)[None, :] == stage.best[:, None]
+    second = np.where(is_best, -np.inf, a).max(axis=1) if tt > 1 else np.zeros(ng)
+    other = np.where(is_best, np.maximum(second, 0.0)[:, None], top[:, None])
     need = lam[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(need <= other, 0.0, (need - other) / (a - other))

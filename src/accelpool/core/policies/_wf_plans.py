@@ -110,7 +110,8 @@ def _plans(
         key = cost + tie * busy
         lowest = np.minimum.reduceat(key, starts)
         at = np.flatnonzero(key == np.repeat(lowest, np.diff(np.r_[starts, len(jk)])))
-        at = at[np.r_[True, jk[at][1:] != jk[at][:-1]]]  # each job's first at its lowest key
+        ja = jk[at]
+        at = at[np.r_[True, ja[1:] != ja[:-1]]]  # each job's first at its lowest key
         job = jk[starts]
         pick[job] = np.take(seg.flat, np.take(keep, at))
         best[job] = cost[at]
