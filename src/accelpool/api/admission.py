@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from accelpool.api.errors import ApiError
-from accelpool.core.periods import closed, cut_short, ended, last_pay
+from accelpool.core.periods import cut_short, ended, last_pay, pays
 from accelpool.core.problem import needs_domestic
 from accelpool.core.reasons import duration_words
 from accelpool.core.sites import allowed_sites, nowhere_reason, site_table
@@ -123,9 +123,7 @@ def _grant_for(ref: Reference, spec: JobSpec, tenant: str, now: float) -> tuple[
             )
         live = whole
     # a grant that pays now before one that starts later (the job would wait for it), then the fullest
-    grant = max(
-        live, key=lambda g: (closed(g, ref.programs.get(g.program), now) is None, g.remaining_krw, g.id)
-    )
+    grant = max(live, key=lambda g: (pays(g, ref.programs.get(g.program), now), g.remaining_krw, g.id))
     return grant, ref.programs.get(grant.program)
 
 

@@ -12,15 +12,18 @@ a closed grant with nothing left; the snapshot is handed back as it was when eve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from accelpool.core.allocation import AllocationProblem
 from accelpool.core.round_types import JobStatus, Snapshot
 from accelpool.core.types import Grant, JobState, Program
 
 _T = TypeVar("_T")
+
+if TYPE_CHECKING:
+    from accelpool.core.rounds import DecideCache
 
 
 def utc_words(t: float) -> str:
@@ -49,6 +52,15 @@ def ended(grant: Grant, program: Program | None, now: float) -> str | None:
     return None
 
 
+def pays(grant: Grant, program: Program | None, now: float) -> bool:
+    """Whether ``grant`` can pay at ``now``: ``closed`` is None, without building its words."""
+    if now < grant.start or (program is not None and now < program.start):
+        return False
+    if grant.end is not None and now >= grant.end:
+        return False
+    return program is None or program.end is None or now < program.end
+
+
 def closed(grant: Grant, program: Program | None, now: float) -> str | None:
     """Why ``grant`` cannot pay at ``now`` (outside its period or its program's), in words; None when it can."""
     if now < grant.start:
@@ -58,27 +70,36 @@ def closed(grant: Grant, program: Program | None, now: float) -> str | None:
     return ended(grant, program, now)
 
 
-def open_grants(snapshot: Snapshot) -> Snapshot:
+def open_grants(snapshot: Snapshot, cache: DecideCache | None = None) -> Snapshot:
     """``snapshot`` with every grant that cannot pay now (``closed``) at nothing left (spent = amount); the
-    very same snapshot when every grant is open."""
+    very same snapshot when every grant is open. ``cache`` (the round's DecideCache) keeps the grants so
+    made while the snapshot's grants are the same object and the same ones are closed, so that a later round
+    sees the very same tuple (the quiet-round check compares grants by identity first)."""
     grants = snapshot.grants
     if not grants:
         return snapshot
     now = snapshot.now
     programs = {p.id: p for p in snapshot.programs}
-    shut = [i for i, g in enumerate(grants) if closed(g, programs.get(g.program), now) is not None]
+    shut = tuple(i for i, g in enumerate(grants) if not pays(g, programs.get(g.program), now))
     if not shut:
         return snapshot
+    last = cache.opened if cache is not None else None
+    if last is not None and last[0] is grants and last[1] == shut:
+        return replace(snapshot, grants=last[2])
     out = list(grants)
     for i in shut:
         out[i] = replace(grants[i], spent_krw=grants[i].amount_krw)
-    return replace(snapshot, grants=tuple(out))
+    opened = tuple(out)
+    if cache is not None:
+        cache.opened = (grants, shut, opened)
+    return replace(snapshot, grants=opened)
 
 
-def budget_stop(grant_id: str | None, snapshot: Snapshot) -> str:
+def budget_stop(grant_id: str | None, shut: Mapping[str, str]) -> str:
     """Why a running job funded by ``grant_id`` stops for money at a lease boundary: its grant's period is
-    over ("grant period over: grant g ended at ..."), else its money ran out ("grant exhausted")."""
-    why = closed_by_id(snapshot).get(grant_id or "")
+    over ("grant period over: grant g ended at ..."; ``shut``: closed_by_id), else its money ran out
+    ("grant exhausted")."""
+    why = shut.get(grant_id or "")
     return "grant exhausted" if why is None else f"grant period over: {why}"
 
 

@@ -26,7 +26,7 @@ from accelpool.core.backfill import (
 )
 from accelpool.core.estimates import queue_view, yield_boundaries
 from accelpool.core.free_devices import _FreeDevices
-from accelpool.core.periods import budget_stop
+from accelpool.core.periods import budget_stop, closed_by_id
 from accelpool.core.reasons import LazyText, Positions, explain, fair_order
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.round_types import (
@@ -454,6 +454,7 @@ def _place(
     blocked = _blocked(problem, usable, cache)
     ids = problem.job_ids
     index = _index_of(ids, cache)
+    shut: dict[str, str] | None = None  # grants outside their period, when a job stops for money
     for i in _runs(statuses, problem, cache).nonzero()[0].tolist():  # the running jobs, in job order
         jid = ids[i]
         if jid in running_ids:
@@ -463,8 +464,11 @@ def _place(
         elif jid in pinned_ids and reasons.get(jid) is not WaitReason.BUDGET:
             preempt.append((jid, "its devices are no longer in service (node drained or down)"))
         else:
-            money = reasons.get(jid) is WaitReason.BUDGET  # its money ran out, or its grant's period
-            preempt.append((jid, budget_stop(statuses[i].job.grant, snapshot) if money else "lease"))
+            if reasons.get(jid) is not WaitReason.BUDGET:
+                preempt.append((jid, "lease"))
+                continue
+            shut = closed_by_id(snapshot) if shut is None else shut  # its money ran out, or its period
+            preempt.append((jid, budget_stop(statuses[i].job.grant, shut)))
     # every job neither kept nor started waits (in job order), for its reason or for capacity
     waiting = dict.fromkeys(ids, capacity_reason)
     out = [index[j] for j in (*running_ids, *started_ids)]

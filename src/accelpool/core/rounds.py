@@ -90,6 +90,7 @@ from accelpool.core.round_types import (
 )
 from accelpool.core.sites import one_plain_site, site_columns, site_table, site_view, sites_allowing
 from accelpool.core.types import (
+    Grant,
     JobState,
     Node,
     Site,
@@ -138,6 +139,8 @@ class DecideCache:
         self.free_template: _FreeTemplate | None = None
         self.run_bounds: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None = None
         self.whole_runs: tuple[tuple[str, ...], list[int]] | None = None  # core.placement.whole_runs_unpaid
+        self.opened: tuple[tuple[Grant, ...], tuple[int, ...], tuple[Grant, ...]] | None = None
+        """core.periods.open_grants: the snapshot's grants, the closed ones' positions, the grants made."""
         self.usable: tuple[tuple[np.ndarray, ...], np.ndarray] | None = None  # rounds._usable
         self.sites_allowed: (
             tuple[tuple[str, ...], tuple[Site, ...], tuple[list[frozenset[str]], dict[str, str]]] | None
@@ -188,7 +191,7 @@ def decide(
         cache = DecideCache()
     if config is None:
         config = RoundConfig()
-    snapshot = open_grants(snapshot)  # a grant outside its period (or its program's) pays nothing
+    snapshot = open_grants(snapshot, cache)  # a grant outside its period (or its program's) pays nothing
     statuses = _live(snapshot.jobs, cache)
     base = _base(policy)
     keeps_running = base in NON_PREEMPTIVE
