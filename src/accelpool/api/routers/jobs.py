@@ -132,10 +132,11 @@ async def submit_job(
     differ = _replay_differs(SqlStore.job_row(item), v)
     if spec.grant is not None and item.job.grant != v.spec.get("grant"):
         differ.append("grant")
-    elif spec.program is not None and v.spec.get("grant") not in {
-        g.id for g in store.list_grants(tenants=[tenant], programs=[spec.program])
-    }:
-        differ.append("program")
+    elif spec.program is not None:
+        # off the event loop, as every store read of this route (a retry's replay only)
+        of_program = await run_in_threadpool(store.list_grants, tenants=[tenant], programs=[spec.program])
+        if v.spec.get("grant") not in {g.id for g in of_program}:
+            differ.append("program")
     if differ:
         metrics.rejections.labels(status="409").inc()
         raise ApiError(
