@@ -4,6 +4,7 @@ exit 2), the SDK (the CLI's client), REST (422 on a bad value), the SQL store an
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from tests.cli.test_users import cli  # noqa: F401 - the fixture
@@ -49,3 +50,28 @@ def test_the_memory_store_keeps_it():
     store = MemoryStore()
     store.submit(Job("j", faster_type="never"), {"h100": 1.0})
     assert store.snapshot(0, 1).jobs[0].job.faster_type == "never"
+
+
+def test_show_prints_each_run_with_its_device_seconds(cli, tmp_path):  # noqa: F811
+    """``accelpool show``'s runs table: a run of 0.2 s on 2 devices reads 0.4 device-s, not 0."""
+    from accelpool.core.policies import get_policy
+    from accelpool.executors.fake import FakeExecutor
+    from accelpool.runtime.clock import VirtualClock
+    from accelpool.runtime.reconciler import Reconciler
+
+    spec = tmp_path / "job.yaml"
+    spec.write_text("name: short\nresources: {type: h100, count: 2}\ncommand: echo hi\nsteps: 2\n")
+    code, out, err = cli("submit", str(spec), "--json")
+    assert code == 0, err
+    jid = json.loads(out)["id"]
+    clock = VirtualClock(time.time())
+    rec = Reconciler(cli.store, FakeExecutor(clock), clock, get_policy("max-min-fairness"), round_seconds=0.2)
+    rec.step()
+    for _ in range(50):
+        clock.sleep_until(clock.now() + 0.2)
+        rec.step()
+    code, out, _ = cli("show", jid, "--json")
+    [run] = json.loads(out)["runs"]
+    code, out, _ = cli("show", jid)
+    assert code == 0 and "runs (UTC)" in out
+    assert f"{run['device_seconds']:,.1f}" in out and run["device_seconds"] < 1

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from fastapi import Request
 
-from accelpool.api.errors import ApiError
+from accelpool.api.errors import ApiError, not_found
 from accelpool.storage.queries import hash_token
 from accelpool.storage.sql import SqlStore
 from accelpool.storage.views import TokenView
@@ -209,6 +209,15 @@ def visible_programs(store: SqlStore, p: Principal) -> list[str] | None:
     if p.role == "program-manager":
         return [p.token.program] if p.token.program else []
     return sorted({g.program for g in store.list_grants(tenants=[p.token.tenant or ""])})
+
+
+def one_visible(seen: list[str] | None, every: Callable[[], set[str]], name: str, what: str) -> list[str]:
+    """``[name]`` when the caller sees it (``seen``: what ``visible_tenants``/``visible_programs`` gave,
+    None for all, then checked against ``every()``); else 404 as for one that does not exist, so a report
+    or a job list narrowed to a typo says so instead of showing an empty page."""
+    if name not in (seen if seen is not None else every()):
+        raise not_found(what, what)
+    return [name]
 
 
 def visible_grants(store: SqlStore, p: Principal) -> list[str] | None:

@@ -111,7 +111,7 @@ def show(job_id: str, conn: Connection) -> None:
             ts(r["end"]) if r["end"] is not None else "running",
             r["accelerator"] or "-",
             r["site"] or "-",
-            f"{r['device_seconds']:,.0f}",
+            f"{r['device_seconds']:,.1f}",
             f"{r['charged_krw']:,}",
             r["ended_by"] or "",
         ]

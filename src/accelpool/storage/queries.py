@@ -20,6 +20,7 @@ from accelpool.core.types import Grant, JobState, Program, Tenant
 from accelpool.storage import codec
 from accelpool.storage import tables as T
 from accelpool.storage.engine import json_deserializer
+from accelpool.storage.submissions import held_sums
 from accelpool.storage.views import JobEvent, JobView, NodeView, TokenView, UsageRow
 
 PERIODS = ("hour", "day", "week", "month", "year")
@@ -289,12 +290,7 @@ class Queries:
         if not ids:
             return {}
         with self.read() as c:
-            rows = c.execute(
-                select(T.jobs.c.grant_id, func.sum(T.jobs.c.reserved_krw))
-                .where(T.jobs.c.grant_id.in_(ids), T.jobs.c.active.is_(True), T.jobs.c.reserved_krw > 0)
-                .group_by(T.jobs.c.grant_id)
-            ).all()
-        return {str(g): int(n) for g, n in rows}
+            return held_sums(c, ids)
 
     def granted_total(self, program: str) -> int:
         with self.read() as c:

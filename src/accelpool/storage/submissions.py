@@ -26,6 +26,20 @@ from accelpool.storage.unit import UnitOfWork
 TEXT_INDEX_EVERY = 1024
 
 
+def held_sums(c: Connection, grants: Sequence[str]) -> dict[str, int]:
+    """KRW each of ``grants`` holds for its active jobs (the sum of their ``reserved_krw``: a lease, or a
+    whole run); a grant holding nothing is absent. Admission (under the grants' row locks) and the API's
+    grant views read it here."""
+    if not grants:
+        return {}
+    rows = c.execute(
+        select(T.jobs.c.grant_id, func.sum(T.jobs.c.reserved_krw))
+        .where(T.jobs.c.grant_id.in_(grants), T.jobs.c.active.is_(True), T.jobs.c.reserved_krw > 0)
+        .group_by(T.jobs.c.grant_id)
+    ).all()
+    return {str(g): int(n) for g, n in rows}
+
+
 @dataclass(frozen=True)
 class Submission:
     """One job to queue (the arguments of ``SqlStore.submit``)."""
@@ -124,21 +138,11 @@ class SubmissionWrites(UnitOfWork):
                     select(T.grants).where(T.grants.c.id.in_(held)).order_by(T.grants.c.id).with_for_update()
                 )
             }
-            holds: dict[str, Any] = dict(
-                c.execute(
-                    select(T.jobs.c.grant_id, func.sum(T.jobs.c.reserved_krw))
-                    .where(
-                        T.jobs.c.grant_id.in_(held),
-                        T.jobs.c.active.is_(True),
-                        T.jobs.c.reserved_krw > 0,
-                    )
-                    .group_by(T.jobs.c.grant_id)
-                ).all()
-            )
+            holds = held_sums(c, held)
             for g in held:
                 if g in grants:
                     r = grants[g]
-                    left[g] = ledger.unheld(int(r.amount_krw), int(r.spent_krw), int(holds.get(g) or 0))
+                    left[g] = ledger.unheld(int(r.amount_krw), int(r.spent_krw), holds.get(g, 0))
         rows, events = [], []
         for i, it in enumerate(items):
             job = it.job

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from accelpool.api.admission import admit
-from accelpool.api.auth import Principal, principal, visible_grants, visible_tenants
+from accelpool.api.auth import Principal, one_visible, principal, visible_grants, visible_tenants
 from accelpool.api.errors import ApiError, json_response, not_found
 from accelpool.api.limits import JSON_SCOPE_KEY, NOT_JSON, known_query_only
 from accelpool.api.routers.common import Who, store_of
@@ -288,11 +288,7 @@ def list_jobs(
     store = store_of(request)
     tenants = visible_tenants(store, who)
     if tenant is not None:
-        # a tenant the caller cannot see is 404 as one that does not exist (not an empty page: a typo
-        # looked like "no jobs")
-        if tenant not in (tenants if tenants is not None else {t.id for t in store.list_tenants()}):
-            raise not_found("tenant", "tenant")
-        tenants = [tenant]
+        tenants = one_visible(tenants, lambda: {t.id for t in store.list_tenants()}, tenant, "tenant")
     if state:
         bad = [
             s

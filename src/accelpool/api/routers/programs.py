@@ -22,6 +22,7 @@ from accelpool.api.routers.common import (
     known_types,
     store_of,
 )
+from accelpool.core import ledger
 from accelpool.core.periods import closed, ended, utc_words
 from accelpool.core.types import Grant, Program, ProgramRules
 from accelpool.storage import codec
@@ -194,7 +195,7 @@ def _grant_json(
         "spent_krw": g.spent_krw,
         "remaining_krw": g.remaining_krw,
         "held_krw": held,
-        "available_krw": max(0, g.remaining_krw - held) if why is None else 0,
+        "available_krw": max(0, ledger.unheld(g.amount_krw, g.spent_krw, held)) if why is None else 0,
         "state": state,
         "closed": why,
         "start": g.start,

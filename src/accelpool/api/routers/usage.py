@@ -7,8 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from accelpool.api.auth import visible_programs, visible_tenants
-from accelpool.api.errors import not_found
+from accelpool.api.auth import one_visible, visible_programs, visible_tenants
 from accelpool.api.routers.common import Who, store_of
 from accelpool.storage.queries import PERIODS
 
@@ -36,17 +35,11 @@ def usage(
         since = max(since or 0.0, request.app.state.hooks.now() - days * 86400)
     tenants = visible_tenants(store, who)
     programs = visible_programs(store, who) if who.role == "program-manager" else None
-    # a tenant or program the caller cannot see is 404 as one that does not exist (an empty report made a
-    # typo look like "no usage")
     if tenant is not None:
-        if tenant not in (tenants if tenants is not None else {t.id for t in store.list_tenants()}):
-            raise not_found("tenant", "tenant")
-        tenants = [tenant]
+        tenants = one_visible(tenants, lambda: {t.id for t in store.list_tenants()}, tenant, "tenant")
     if program is not None:
         seen = visible_programs(store, who)
-        if program not in (seen if seen is not None else {p.id for p in store.list_programs()}):
-            raise not_found("program", "program")
-        programs = [program]
+        programs = one_visible(seen, lambda: {p.id for p in store.list_programs()}, program, "program")
     rows = store.usage(
         group_by=by or ["tenant", "program", "accelerator", "site"],
         period=period,
