@@ -323,6 +323,18 @@ ATTACKS: list[Attack] = [
         type="h100",
         check=_only_own_devices,
     ),
+    Attack(
+        # ld.so reads LD_DEBUG as it reads LD_PRELOAD: where the job's environment reached bwrap or setpriv
+        # (root, before any namespace), ld.so reports their libraries; a library of the job's would have
+        # run there as root (a review's escape: tests/executors/test_sandbox_env.py)
+        "environment-reaches-the-sandbox-setup",
+        'echo "own env $LD_DEBUG"',
+        extra={"env": {"LD_DEBUG": "files"}},
+        check=lambda ctx, job, logs: _assert(
+            "own env files" in logs and "bwrap" not in logs and "setpriv" not in logs,
+            "the job's LD_DEBUG reached bwrap or setpriv, or not the job:\n" + logs[-3000:],
+        ),
+    ),
     Attack("run-as-root", '[ "$(id -u)" = 0 ] && echo ' + WIN + "; cat /etc/shadow && echo " + WIN),
     Attack("write-host-fs", "touch /usr/pwned-by-job && echo " + WIN + "; touch /etc/pwned && echo " + WIN),
     Attack("child-after-exit", "sleep 311.51 & echo started-child; exit 0", check=_no_proc("sleep 311.51")),

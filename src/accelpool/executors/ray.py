@@ -51,6 +51,7 @@ from typing import Any
 
 from accelpool.core.types import AcceleratorType
 from accelpool.executors import sandbox as sb
+from accelpool.executors import sandbox_env as sb_env
 from accelpool.executors import sandbox_image as sb_image
 from accelpool.executors import sandbox_paths as sb_paths
 from accelpool.executors.env import ExtraEnv, catalog_and_clock, job_env, visible_devices_env
@@ -113,6 +114,7 @@ class RayExecutor(RayNodes):
         self._sandbox_src = inspect.getsource(sb)
         self._image_src = inspect.getsource(sb_image)
         self._paths_src = inspect.getsource(sb_paths)
+        self._env_src = inspect.getsource(sb_env)
         self._owns_ray = False
         if not ray.is_initialized():
             ray.init(address=address, namespace=namespace, log_to_driver=False, include_dashboard=False)
@@ -203,6 +205,7 @@ class RayExecutor(RayNodes):
                 "wrapper_src": WRAPPER,
                 "image_src": self._image_src,
                 "paths_src": self._paths_src,
+                "env_src": self._env_src,
             }
             res = (
                 {"num_gpus": float(len(devs))}

@@ -26,7 +26,7 @@ def _runner_class() -> type:
             self._info = dict(info)
             # the sandbox module and its helpers, shipped as source (standard library only): Ray nodes need
             # no accelpool; sandbox.py finds each helper by its name here (sandbox._shipped)
-            for name in ("sandbox_image", "sandbox_paths"):
+            for name in ("sandbox_image", "sandbox_paths", "sandbox_env"):
                 helper = types.ModuleType(f"accelpool_job_{name}")
                 sys.modules[f"accelpool_job_{name}"] = helper
                 key = f"{name.removeprefix('sandbox_')}_src"

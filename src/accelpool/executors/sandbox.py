@@ -43,20 +43,6 @@ SANDBOX_TMPFS = ("/tmp", "/var/tmp", "/dev/shm")  # each a private tmpfs inside 
 SANDBOX_WORK = "/tmp/job"  # the job's private writable dir inside the sandbox (HOME)
 PROGRESS_FILE = ".progress"  # in the work dir: the job writes its cumulative step count here
 
-JOB_INIT = (
-    "s=\n"
-    'trap \'if [ -z "$s" ]; then s=1; if [ -n "$4" ]; then trap "" TERM; kill -TERM -1; fi; fi\' TERM\n'
-    '"$2" -c "$1" <&0 & j=$!; if [ -n "$s" ]; then kill -TERM "$j" 2>/dev/null; fi\n'
-    'while :; do wait "$j"; rc=$?; kill -0 "$j" 2>/dev/null || break; done\n'
-    'while [ -n "$s" ]; do l=; for d in /proc/[0-9]*; do n=${d#/proc/}; if [ "$n" != 1 ] && [ "$n" != "$$" ]; '
-    'then l=1; break; fi; done; [ -z "$l" ] && break; "$3" 0.1 || "$3" 1 || sleep 1 || break; done 2>/dev/null\n'
-    'exit "$rc"\n'
-)
-"""A sandbox's first process (``sh -c JOB_INIT accelpool-job COMMAND SHELL SLEEP FORWARD``): it runs the
-command line, catches SIGTERM (FORWARD: passes it on to every process, in a container) and after a stop
-waits until no other process of the sandbox is left, so that a program the command line's shell started
-may save after the shell died (docs/security.md, "stop"; tests/executors/test_local_executor.py)."""
-
 # Device nodes per device family, keyed by the type's visible-devices variable (catalogue).
 #   per_device: node names for device index {i}, globbed under the device root;
 #   shared:     control nodes every job of that family needs.
@@ -380,12 +366,17 @@ def plan(
     else:
         full_env["PATH"] = os.environ.get("PATH", SAFE_PATH)
     full_env.update(env)
+    senv = _shipped("sandbox_env")
     if "\0" in command or any("\0" in k or "\0" in v for k, v in full_env.items()):
         raise SandboxError("embedded null byte in the command or the environment")
     ckpt = check_writable(checkpoint_dir, config, "checkpoint_dir") if checkpoint_dir else None
     cwd = check_writable(workdir, config, "workdir") if workdir else None
     if cwd is not None and not os.path.isdir(cwd):
         raise SandboxError(f"workdir '{workdir}' does not exist or is not a directory")
+    paths = _shipped("sandbox_paths")
+    why = paths.owner_error(ckpt, uid, "checkpoint_dir", checkpoint_dir) if ckpt is not None else None
+    if why is not None:
+        raise SandboxError(why)
     confined = use_bwrap or image is not None
     home = SANDBOX_WORK if confined else work_dir
     full_env["HOME"] = home
@@ -404,9 +395,11 @@ def plan(
         if checkpoint_dir and checkpoint_dir != ckpt:
             full_env["ACCELPOOL_CHECKPOINT_DIR"] = ckpt
     if cwd is not None and cwd != ckpt:
-        binds.append([cwd, cwd, "rw" if os.access(cwd, os.W_OK) else "ro"])
+        own = os.access(cwd, os.W_OK) if uid is None else paths.owner_error(cwd, uid, "", "") is None
+        binds.append([cwd, cwd, "rw" if own else "ro"])  # another's (uid-mapped tenants): read-only
     networked = config.networked(tenant, grant)
     tail: list[str] = []
+    env_text: str | None = None
     container: dict[str, Any] | None = None
     if image is not None:
         im = _shipped("sandbox_image")
@@ -433,7 +426,7 @@ def plan(
             scratch_bytes=int(lim.get("scratch", config.tmp_bytes)),
             cwd=cwd or SANDBOX_WORK,
             shell=shell,
-            command=JOB_INIT,
+            command=senv.JOB_INIT,
             args=("accelpool-job", command, shell, "/bin/sleep", "forward"),
         )
         container = {"name": cid, "podman": exe, "global": list(im.PODMAN_GLOBAL), "env_file": env_file}
@@ -506,7 +499,13 @@ def plan(
         for src, dest, mode in binds:
             head += ["--bind" if mode == "rw" else "--ro-bind", src, dest]
         sleep = shutil.which("sleep") or "/bin/sleep"
-        job = [shell, "-c", JOB_INIT, "accelpool-job", command, shell, sleep, ""]
+        # the job's environment reaches only the tenant's processes: bwrap and setpriv start with PATH alone
+        # (sandbox_env), the launcher binds the script at ENV_FILE and JOB_INIT exports it
+        try:
+            env_text = senv.env_script(full_env)
+        except ValueError as exc:
+            raise SandboxError(str(exc)) from None
+        job = [shell, "-c", senv.JOB_INIT, "accelpool-job", command, shell, sleep, "", senv.ENV_FILE]
         tail = ["--chdir", cwd or SANDBOX_WORK, "--", *run_as, *job]
     limits_rl: dict[str, int] = {"NOFILE": config.max_open_files, "CORE": 0}
     if config.max_file_bytes:
@@ -521,7 +520,9 @@ def plan(
     return {
         "argv": head,
         "argv_tail": tail,
-        "env": full_env,
+        "env": {"PATH": SAFE_PATH} if env_text is not None else full_env,  # the first process's
+        "env_script": env_text,  # bwrap: the job's environment, for the launcher to bind at ENV_FILE
+        "env_file": senv.ENV_FILE,
         "cwd": "/" if confined else (cwd or work_dir),
         "uid": uid,
         "gid": gid,

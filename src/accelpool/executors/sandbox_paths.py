@@ -13,15 +13,17 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-# directories no job may bind read-write, whatever they hold
+# host trees no job may bind read-write, nor anything inside them (the host's /dev/shm and /var/tmp are
+# shared scratch of every user; a job's dir under /etc would be made there by the root service)
 SYSTEM = (
-    "/",
     "/bin",
     "/boot",
     "/dev",
     "/etc",
     "/lib",
+    "/lib32",
     "/lib64",
+    "/libx32",
     "/proc",
     "/root",
     "/run",
@@ -40,14 +42,40 @@ def inside(path: str, parent: str) -> bool:
 def writable(path: str, protect: Sequence[str], what: str) -> str:
     """The real path of a directory the job may write (work dir, checkpoint dir), else ValueError naming
     it. Symlinks are resolved first, so a link planted by an earlier job cannot point a later job's bind at
-    the data dir or another job's files."""
+    the data dir or another job's files. Refused: ``/`` and every top-level directory itself (``/tmp``,
+    ``/home``, ``/srv``: everyone's), anything in a system tree (SYSTEM), and the protected paths."""
     real = os.path.realpath(path)
-    if real in SYSTEM:
-        raise ValueError(f"{what} '{path}' resolves to the system directory '{real}'")
+    if real.count("/") <= 1:
+        raise ValueError(f"{what} '{path}' resolves to '{real}', a top-level directory that jobs may not use")
+    for t in SYSTEM:
+        if inside(real, t):
+            raise ValueError(f"{what} '{path}' resolves to '{real}', in the system directory '{t}'")
     for p in protect:
         if inside(real, p) or inside(p, real):
             raise ValueError(f"{what} '{path}' resolves to '{real}', which jobs may not use")
     return real
+
+
+def owner_error(real: str, uid: int | None, what: str, path: str) -> str | None:
+    """Why a job running as ``uid`` may not write the directory ``real`` (None: it may). A service that
+    gives each tenant its own uid (root, ``tenant_ids``) binds read-write only a directory of that uid, or
+    one it will create where the nearest existing directory above belongs to that uid or to root: another
+    tenant's checkpoint dir (readable by its uid alone) stays its own. ``uid`` None (an unprivileged
+    service: every job runs as it) checks nothing."""
+    if uid is None:
+        return None
+    probe = real
+    while not os.path.lexists(probe):
+        probe = os.path.dirname(probe)
+    try:
+        owner = os.stat(probe).st_uid
+    except OSError as exc:
+        return f"{what} '{path}': {exc.strerror}"
+    if probe == real and owner != uid:
+        return f"{what} '{path}' belongs to uid {owner}, not to the job's uid {uid}: a job writes only its own dirs"
+    if probe != real and owner not in (uid, 0):
+        return f"{what} '{path}' would be made inside '{probe}', which belongs to uid {owner}, not to the job's uid {uid}"
+    return None
 
 
 def searchable(path: str, uid: int | None, gid: int | None) -> bool:

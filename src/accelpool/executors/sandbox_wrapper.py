@@ -161,6 +161,14 @@ elif plan["sandboxed"]:
     info_r, info_w = os.pipe()
     fds.append(info_w)
     argv = argv[:1] + ["--info-fd", str(info_w)] + argv[1:]
+    if plan.get("env_script") is not None:  # the job's environment, for the job alone (sandbox_env.py)
+        env_fd = os.memfd_create("accelpool-env")
+        data = plan["env_script"].encode("utf-8", "surrogateescape")
+        while data:
+            data = data[os.write(env_fd, data):]
+        os.lseek(env_fd, 0, 0)
+        fds.append(env_fd)
+        argv += ["--perms", "0444", "--ro-bind-data", str(env_fd), plan["env_file"]]
 try:
     argv += plan["argv_tail"]
     penv = plan["env"] if container is None else {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}

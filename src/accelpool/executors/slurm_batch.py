@@ -99,8 +99,8 @@ if box and box.get("rlimits"):  # the sandbox wrapper's limits, set before bwrap
 if box:  # the job sandbox (executors/sandbox.py slurm_rank): bwrap with this node's device nodes
     import glob
     argv = list(box["argv"])
-    benv = dict(box["env"])
-    benv.update({k: v for k, v in os.environ.items() if k.startswith("SLURM")})
+    benv = dict(box["env"])  # bwrap's own: PATH alone; the job's goes to the job alone (sandbox_env.py)
+    jenv = {k: v for k, v in os.environ.items() if k.startswith("SLURM")}
     seen = []
     pats = [q.format(i=i) for i in (expand(idx) if idx else []) for q in box["per_device"]] + box["shared"]
     for pat in pats:
@@ -110,10 +110,23 @@ if box:  # the job sandbox (executors/sandbox.py slurm_rank): bwrap with this no
                 seen.append(rel)
                 argv += ["--dev-bind", hit, os.path.join("/dev", rel)]
     if idx is not None:
-        benv[P["visible"]] = idx
-        benv["ACCELPOOL_SLURM_DEVICES"] = idx
+        jenv[P["visible"]] = idx
+        jenv["ACCELPOOL_SLURM_DEVICES"] = idx
+    fds = ()
+    if box.get("env_script") is None:
+        benv.update(jenv)
+    else:
+        text = box["env_script"] + "".join("export %s='%s'\n" % (k, v.replace("'", "'\\''"))
+                                           for k, v in jenv.items() if re.match(r"[A-Za-z_][A-Za-z0-9_]*\Z", k))
+        fd = os.memfd_create("accelpool-env", 0)
+        data = text.encode("utf-8", "surrogateescape")
+        while data:
+            data = data[os.write(fd, data):]
+        os.lseek(fd, 0, 0)
+        fds = (fd,)
+        argv += ["--perms", "0444", "--ro-bind-data", str(fd), box["env_file"]]
     if box.get("deadline"):
-        run_until(argv + box["tail"], benv, float(box["deadline"]), float(box["grace"]), box["reason_file"])
+        run_until(argv + box["tail"], benv, float(box["deadline"]), float(box["grace"]), box["reason_file"], fds)
     os.execvpe(argv[0], argv + box["tail"], benv)
 os.execvpe(P["shell"], [P["shell"], "-c", P["command"]], env)
 """
@@ -123,10 +136,10 @@ os.execvpe(P["shell"], [P["shell"], "-c", P["command"]], env)
 # the grace period (--die-with-parent: the sandbox's pid namespace dies with it), records the reason for
 # the executor (a file next to the job's work dir, where the job cannot write) and ends as bwrap did.
 _RUN_UNTIL = r"""
-def run_until(argv, env, seconds, grace, reason_file):
+def run_until(argv, env, seconds, grace, reason_file, fds=()):
     import signal, threading, time
     signal.signal(signal.SIGTERM, lambda *_: None)  # scancel signals the job's processes itself
-    p = subprocess.Popen(argv, env=env)
+    p = subprocess.Popen(argv, env=env, pass_fds=fds)
     def sandbox_pids():
         try:
             kids = open("/proc/%d/task/%d/children" % (p.pid, p.pid)).read().split()
@@ -280,6 +293,8 @@ def slurm_rank(
         "argv": [*p["argv"], "--die-with-parent"],
         "tail": p["argv_tail"],
         "env": p["env"],
+        "env_script": p["env_script"],
+        "env_file": p["env_file"],
         "dev_root": config.dev_root.rstrip("/") or "/",
         "per_device": list(per),
         "shared": list(shared),

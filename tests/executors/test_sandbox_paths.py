@@ -1,0 +1,87 @@
+"""Which host directories a job may bind read-write (executors/sandbox_paths.py, a review's findings): a
+job's ``checkpoint_dir`` of ``/dev/shm`` wrote into the host's shared memory, ``/var/tmp`` into the host's
+scratch, ``/etc/cron.d/x`` was made on the host by the root service, and one tenant's job wrote another
+tenant's checkpoint dir."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from accelpool.executors import sandbox as sb
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="uids are switched only by a root service")
+
+
+def _plan(tmp_path: Path, config: sb.SandboxConfig | None = None, **kw: Any) -> dict[str, Any]:
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    args: dict[str, Any] = dict(checkpoint_dir=None, workdir=None, tenant="a")
+    args.update(kw)
+    return sb.plan(
+        config or sb.SandboxConfig(),
+        command="true",
+        env={},
+        work_dir=str(work),
+        devices=[],
+        log_path=str(tmp_path / "log"),
+        exit_path=str(tmp_path / "exit"),
+        **args,
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("/dev/shm", "in the system directory '/dev'"),
+        ("/var/tmp", "in the system directory '/var'"),
+        ("/var/tmp/mine", "in the system directory '/var'"),
+        ("/etc/cron.d/made-by-a-job", "in the system directory '/etc'"),
+        ("/tmp", "a top-level directory"),
+        ("/home", "a top-level directory"),
+        ("/", "a top-level directory"),
+    ],
+)
+def test_shared_and_system_trees_are_refused_naming_the_path(tmp_path: Path, path: str, says: str) -> None:
+    with pytest.raises(sb.SandboxError, match="checkpoint_dir") as e:
+        _plan(tmp_path, checkpoint_dir=path)
+    assert says in str(e.value) and path in str(e.value)
+    assert not os.path.exists("/etc/cron.d/made-by-a-job")
+
+
+@root_only
+def test_another_tenants_dir_is_refused_and_a_new_one_is_allowed(tmp_path: Path) -> None:
+    config = sb.SandboxConfig(tenant_ids={"a": (41001, 41001), "b": (41002, 41002)})
+    theirs = tmp_path / "b-ckpt"
+    theirs.mkdir()
+    os.chown(theirs, 41002, 41002)
+    with pytest.raises(sb.SandboxError, match="belongs to uid 41002, not to the job's uid 41001"):
+        _plan(tmp_path, config, checkpoint_dir=str(theirs))
+    with pytest.raises(sb.SandboxError, match="would be made inside .* uid 41002"):
+        _plan(tmp_path, config, checkpoint_dir=str(theirs / "inside"))
+    with pytest.raises(sb.SandboxError, match="belongs to uid 0"):  # the operator's, not the tenant's
+        _plan(tmp_path, config, checkpoint_dir=str(tmp_path))
+    mine = _plan(tmp_path, config, checkpoint_dir=str(tmp_path / "new" / "ckpt"))  # made for it, as its uid
+    assert [str(tmp_path / "new" / "ckpt")] * 2 in [a for a in _binds(mine)]
+    theirs_too = _plan(tmp_path, config, tenant="b", checkpoint_dir=str(theirs))  # b's own
+    assert theirs_too["uid"] == 41002
+
+
+@root_only
+def test_a_workdir_of_another_uid_is_bound_read_only(tmp_path: Path) -> None:
+    config = sb.SandboxConfig(tenant_ids={"a": (41001, 41001)})
+    code = tmp_path / "code"
+    code.mkdir()
+    argv = _plan(tmp_path, config, workdir=str(code))["argv"]
+    assert argv[argv.index(str(code)) - 1] == "--ro-bind"
+    os.chown(code, 41001, 41001)
+    argv = _plan(tmp_path, config, workdir=str(code))["argv"]
+    assert argv[argv.index(str(code)) - 1] == "--bind"
+
+
+def _binds(plan: dict[str, Any]) -> list[list[str]]:
+    argv = plan["argv"]
+    return [[argv[i + 1], argv[i + 2]] for i, a in enumerate(argv) if a == "--bind"]
