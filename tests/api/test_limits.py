@@ -162,3 +162,26 @@ def test_a_body_that_is_not_json_names_the_body_and_where(world):
         "field": "(body)",
         "reason": "a JSON body is required",
     }
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"name": "a\n"}, "name"),
+        ({"env": {"A\n": "x"}}, "env"),
+        ({"image": "busybox\n"}, "image"),
+        ({"image": "busybox:1", "env": {"A": "x\nB=y"}}, "image"),
+    ],
+)
+def test_a_trailing_line_break_or_one_podman_would_split_is_422(world, fields, field):
+    """Python's ``$`` matches before a final newline: ``name: "a\\n"`` was accepted and broke the CLI's
+    tables; an image's env value with a line break became two variables in podman's env file."""
+    r = world.submit(**fields)
+    assert r.status_code == 422, r.text
+    assert _err(r)["field"].split(".")[0] == field, _err(r)
+    assert world.store.list_jobs()[0] == []
+
+
+def test_a_line_break_in_an_env_value_is_fine_without_an_image(world):
+    r = world.submit(env={"A": "x\ny"})
+    assert r.status_code == 201, r.text

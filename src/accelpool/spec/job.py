@@ -44,13 +44,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from accelpool.core.errors import InputError
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_DURATION_SECONDS = 10 * 366 * 86400.0  # max_run_time: ten years
@@ -108,7 +109,7 @@ def parse_duration(value: Any) -> float:
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _SIZE_UNIT = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 # an OCI image reference (registry/name:tag or @digest); never starts with '-' (not an option to podman)
-_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}$")
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}\Z")
 
 
 def parse_size(value: Any) -> int:
@@ -245,17 +246,20 @@ class JobSpec(BaseModel):
     @classmethod
     def _env(cls, v: dict[str, str]) -> dict[str, str]:
         for k in v:
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", k):
-                raise ValueError(f"'{k}' is not a valid environment variable name")
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*\Z", k):
+                raise ValueError(f"{k!r} is not a valid environment variable name")
         return v
 
     @field_validator("image")
     @classmethod
-    def _image(cls, v: str | None) -> str | None:
+    def _image(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is not None and not _IMAGE.match(v):
             raise ValueError(
                 "must be an image reference such as 'busybox:latest' or 'registry/name@sha256:...'"
             )
+        broken = [k for k, val in (info.data.get("env") or {}).items() if "\n" in val or "\r" in val]
+        if v is not None and broken:  # podman's env file holds one variable a line: the rest became others
+            raise ValueError(f"a job with an image cannot have a line break in env '{broken[0]}'")
         return v
 
     @field_validator("max_run_time")
