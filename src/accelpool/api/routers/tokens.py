@@ -86,11 +86,12 @@ def create_token(body: TokenIn, request: Request, who: Who) -> dict[str, Any]:
 
 @router.post("/tokens/{token_id}/rotate", tags=["tokens"])
 def rotate_token(token_id: str, body: RotateIn, request: Request, who: Who) -> dict[str, Any]:
-    """A new secret for the same role, tenant and program (and the same lifetime); the old one is refused
-    after ``grace_seconds``. Admins rotate any token, others their own."""
+    """A new secret for the same role, tenant and program; the old one is refused after ``grace_seconds``
+    (never later than its own expiry). Admins rotate any token, and the new one gets the old one's whole
+    lifetime from now; others rotate their own, and the new one expires when the old one would have."""
     if who.job is not None or (not who.is_admin and token_id != who.token.id):
         raise not_found("token")
-    out = store_of(request).rotate_token(token_id, float(body.grace_seconds))
+    out = store_of(request).rotate_token(token_id, float(body.grace_seconds), renew=who.is_admin)
     if out is None:
         raise not_found("token")
     request.app.state.tokens.forget()
