@@ -227,6 +227,26 @@ def test_program_manager_grants_within_budget_only(world):
     assert world.call("pm2", "PUT", "/api/v1/programs/p1/rules", json={}).status_code == 404
 
 
+def test_a_program_manager_may_not_change_pool_wide_rules(world):
+    """weight, public_share and min_run_seconds take capacity from other programs: admins only. A manager
+    still sets the program's own rules, and may repeat (or leave out) the pool-wide ones unchanged."""
+    r = world.call("admin", "PUT", "/api/v1/programs/p1/rules", json={"weight": 2.0, "min_run_seconds": 60})
+    assert r.status_code == 200, r.text
+    for field, value in [("weight", 1e6), ("public_share", {"*": 0.9}), ("min_run_seconds", 86400)]:
+        r = world.call("pm1", "PUT", "/api/v1/programs/p1/rules", json={field: value})
+        assert r.status_code == 403 and r.json()["error"]["field"] == field, (field, r.text)
+    rules = world.call("pm1", "GET", "/api/v1/programs").json()["items"][0]["rules"]
+    assert rules["weight"] == 2.0 and rules["min_run_seconds"] == 60 and rules["public_share"] == {}
+    r = world.call("pm1", "PUT", "/api/v1/programs/p1/rules", json={"tenant_caps": {"h100": 2}})
+    assert r.status_code == 200, r.text
+    got = r.json()["rules"]
+    assert got["tenant_caps"] == {"h100": 2} and got["weight"] == 2.0 and got["min_run_seconds"] == 60
+    r = world.call("pm1", "PUT", "/api/v1/programs/p1/rules", json={**got, "max_contract_seconds": 3600})
+    assert r.status_code == 200 and r.json()["rules"]["max_contract_seconds"] == 3600
+    r = world.call("admin", "PUT", "/api/v1/programs/p1/rules", json={"public_share": {"*": 0.5}})
+    assert r.status_code == 200 and r.json()["rules"]["weight"] == 1.0  # an admin's PUT replaces all
+
+
 def test_operator_endpoints_are_admin_only(world):
     for who in ("m1", "pm1"):
         assert (

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
@@ -146,12 +148,31 @@ def update_program(program_id: str, body: ProgramPatch, request: Request, who: W
     return _program_json(p, store.granted_total(p.id))
 
 
+POOL_WIDE_RULES = ("weight", "public_share", "min_run_seconds")
+"""Rules that take capacity from other programs (a share of the pool's top-level fair share, devices kept
+for public jobs of every program, a floor under preemption): admins change them, not a program's manager."""
+
+
 @router.put("/programs/{program_id}/rules", tags=["programs"])
 def set_rules(program_id: str, body: RulesIn, request: Request, who: Who) -> dict[str, Any]:
-    _visible_program(request, who, program_id)
+    """Replace a program's rules (admins, or the program's manager). The pool-wide ones (``weight``,
+    ``public_share``, ``min_run_seconds``) only an admin changes: a manager who gives one with another
+    value than the program's is refused (403 naming it), and one a manager leaves out keeps its value."""
+    program = _visible_program(request, who, program_id)
     who.require("admin", "program-manager")
     store = store_of(request)
-    p = store.update_program(program_id, rules=body.rules(request))
+    rules = body.rules(request)
+    if not who.is_admin:
+        now = program.rules
+        for name in POOL_WIDE_RULES:
+            mine, theirs = getattr(rules, name), getattr(now, name)
+            if isinstance(theirs, Mapping):
+                mine, theirs = dict(mine), dict(theirs)
+            if name not in body.model_fields_set:
+                rules = replace(rules, **{name: getattr(now, name)})
+            elif mine != theirs:
+                raise ApiError(403, f"only an admin changes '{name}' (it takes capacity pool-wide)", name)
+    p = store.update_program(program_id, rules=rules)
     if p is None:
         raise not_found("program")
     return _program_json(p, store.granted_total(p.id))
