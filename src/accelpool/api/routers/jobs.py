@@ -181,15 +181,17 @@ async def _submit_fast(request: Request) -> Response:
             parsed = request.scope.get(JSON_SCOPE_KEY, NOT_JSON)  # RequestLimits parsed it already
             try:
                 body = json.loads(raw) if parsed is NOT_JSON else parsed
-            except json.JSONDecodeError as e:
+            except (
+                ValueError
+            ) as e:  # a decode error, or one Python will not read (RequestLimits refuses those)
                 raise RequestValidationError(
                     [
                         {
                             "type": "json_invalid",
-                            "loc": ("body", e.pos),
+                            "loc": ("body", getattr(e, "pos", 0)),
                             "msg": "JSON decode error",
                             "input": {},
-                            "ctx": {"error": e.msg},
+                            "ctx": {"error": getattr(e, "msg", str(e))},
                         }
                     ]
                 ) from e
