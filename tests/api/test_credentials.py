@@ -121,6 +121,14 @@ def test_rotation_never_lengthens_a_tokens_life(world):
     assert r.status_code == 200 and 50 < r.json()["expires"] - time.time() <= 60
 
 
+def test_answers_carrying_a_secret_are_not_cached(world):
+    r = world.call("admin", "POST", "/api/v1/tokens", json={"role": "member", "tenant": "t1"})
+    assert r.status_code == 201 and r.json()["secret"] and r.headers["cache-control"] == "no-store"
+    me = world.call("m1", "GET", "/api/v1/whoami").json()
+    r = world.call("m1", "POST", f"/api/v1/tokens/{me['id']}/rotate", json={})
+    assert r.status_code == 200 and r.json()["secret"] and r.headers["cache-control"] == "no-store"
+
+
 def test_a_program_manager_sees_only_jobs_charged_to_its_program(world):
     world.store.add_grant(Grant("g3", "p2", "t1", 1_000_000))  # t1 also holds a grant of p2
     on_p1 = world.submit(name="on-p1", grant="g1").json()["id"]
