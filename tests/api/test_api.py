@@ -171,6 +171,15 @@ def test_progress_and_measured_throughput(world):
     assert world.call("m1", "GET", f"/api/v1/jobs/{jid}").json()["steps_done"] == 10
     m = world.store.snapshot(0, 1).throughput
     assert m.values[0, m.types.index("h100")] == 3
+    # once the job has ended a report is refused (409 saying so), not answered 200 with nothing changed
+    assert world.call("m1", "POST", f"/api/v1/jobs/{jid}/cancel").status_code == 200
+    for body in ({"steps": 20}, {"steps_per_second": 5}):
+        r = world.call("m1", "POST", f"/api/v1/jobs/{jid}/progress", json=body)
+        assert r.status_code == 409 and "has ended (cancelled)" in r.json()["error"]["reason"], r.text
+        r = world.call("admin", "POST", f"/api/v1/jobs/{jid}/progress", json=body)
+        assert r.status_code == 409
+    assert world.call("m1", "GET", f"/api/v1/jobs/{jid}").json()["steps_done"] == 10
+    assert world.call("pm1", "POST", f"/api/v1/jobs/{jid}/progress", json={"steps": 1}).status_code == 403
 
 
 def test_pagination_is_keyset_and_complete(world):

@@ -388,9 +388,12 @@ class Progress(BaseModel):
 
 @router.post("/jobs/{job_id}/progress", tags=["jobs"])
 def report_progress(job_id: str, body: Progress, request: Request, who: Who) -> dict[str, Any]:
-    """A running job reports steps (and measured steps/s, which replaces the estimate for its type)."""
+    """A running job reports steps (and measured steps/s, which replaces the estimate for its type). 409
+    once the job has ended (succeeded, failed, cancelled): nothing would change."""
     v = _visible_job(request, who, job_id)
     who.require("member", "admin")
+    if v.state.terminal:
+        raise ApiError(409, f"the job has ended ({v.state.value}): its progress is no longer recorded")
     store = store_of(request)
     if body.steps is not None:
         store.record_events(
