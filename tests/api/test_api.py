@@ -256,6 +256,19 @@ def test_a_program_manager_may_not_change_pool_wide_rules(world):
     assert r.status_code == 200 and r.json()["rules"]["weight"] == 1.0  # an admin's PUT replaces all
 
 
+def test_a_program_manager_does_not_learn_other_programs_grant_ids(world):
+    body = {"program": "p1", "tenant": "t1", "amount_krw": 1}
+    r = world.call("pm1", "POST", "/api/v1/grants", json={**body, "id": "g2"})  # p2's grant
+    err = r.json()["error"]
+    assert r.status_code == 409 and err["field"] == "id" and "not available" in err["reason"], r.text
+    assert "exists" not in err["reason"] and "p2" not in err["reason"]
+    r = world.call("pm1", "POST", "/api/v1/grants", json={**body, "id": "g1"})  # its own: said plainly
+    assert r.status_code == 409 and r.json()["error"]["reason"] == "grant 'g1' already exists"
+    r = world.call("admin", "POST", "/api/v1/grants", json={**body, "id": "g2"})
+    assert r.status_code == 409 and r.json()["error"]["reason"] == "grant 'g2' already exists"
+    assert world.store.list_grants(programs=["p2"])[0].tenant == "t2"  # unchanged
+
+
 def test_operator_endpoints_are_admin_only(world):
     for who in ("m1", "pm1"):
         assert (

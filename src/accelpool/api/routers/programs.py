@@ -25,6 +25,7 @@ from accelpool.api.routers.common import (
     store_of,
 )
 from accelpool.core import ledger
+from accelpool.core.errors import AlreadyExists
 from accelpool.core.periods import closed, ended, utc_words
 from accelpool.core.types import Grant, Program, ProgramRules
 from accelpool.storage import codec
@@ -239,7 +240,8 @@ def list_grants(request: Request, who: Who) -> dict[str, Any]:
 @router.post("/grants", status_code=201, tags=["programs"])
 def create_grant(body: GrantIn, request: Request, who: Who) -> dict[str, Any]:
     """A program manager grants money from their program. 409 when the id exists (a grant's spending is
-    never reset; change it with ``PATCH /grants/{id}``) or the program's budget has too little left: the
+    never reset; change it with ``PATCH /grants/{id}``; to a manager, another program's grant id is only
+    "not available", never confirmed) or the program's budget has too little left: the
     check and the insert are one transaction under the program row's lock. Under a program with a maximum
     contract (``rules.max_contract_seconds``) a grant without an end ends that long after its start."""
     who.require("admin", "program-manager")
@@ -273,7 +275,14 @@ def create_grant(body: GrantIn, request: Request, who: Who) -> dict[str, Any]:
         elif end - start > limit:
             raise ApiError(409, f"longer than the program's maximum contract ({limit:.0f} s)", "end")
     g = Grant(body.id or "g-" + secrets.token_hex(4), program.id, body.tenant, body.amount_krw, 0, start, end)
-    return _grant_json(store.create_grant(g), request, 0)
+    try:
+        made = store.create_grant(g)
+    except AlreadyExists:
+        if who.is_admin or any(x.id == g.id for x in store.list_grants(programs=[program.id])):
+            raise
+        # another program's grant: say neither that it exists nor whose it is
+        raise ApiError(409, f"grant id '{g.id}' is not available: choose another", "id") from None
+    return _grant_json(made, request, 0)
 
 
 @router.patch("/grants/{grant_id}", tags=["programs"])
