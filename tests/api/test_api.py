@@ -171,6 +171,15 @@ def test_progress_and_measured_throughput(world):
     assert world.call("m1", "GET", f"/api/v1/jobs/{jid}").json()["steps_done"] == 10
     m = world.store.snapshot(0, 1).throughput
     assert m.values[0, m.types.index("h100")] == 3
+    # once the job has ended a report is refused (409 saying so), not answered 200 with nothing changed
+    assert world.call("m1", "POST", f"/api/v1/jobs/{jid}/cancel").status_code == 200
+    for body in ({"steps": 20}, {"steps_per_second": 5}):
+        r = world.call("m1", "POST", f"/api/v1/jobs/{jid}/progress", json=body)
+        assert r.status_code == 409 and "has ended (cancelled)" in r.json()["error"]["reason"], r.text
+        r = world.call("admin", "POST", f"/api/v1/jobs/{jid}/progress", json=body)
+        assert r.status_code == 409
+    assert world.call("m1", "GET", f"/api/v1/jobs/{jid}").json()["steps_done"] == 10
+    assert world.call("pm1", "POST", f"/api/v1/jobs/{jid}/progress", json={"steps": 1}).status_code == 403
 
 
 def test_pagination_is_keyset_and_complete(world):
@@ -225,6 +234,39 @@ def test_program_manager_grants_within_budget_only(world):
         == 200
     )
     assert world.call("pm2", "PUT", "/api/v1/programs/p1/rules", json={}).status_code == 404
+
+
+def test_a_program_manager_may_not_change_pool_wide_rules(world):
+    """weight, public_share and min_run_seconds take capacity from other programs: admins only. A manager
+    still sets the program's own rules, and may repeat (or leave out) the pool-wide ones unchanged."""
+    r = world.call("admin", "PUT", "/api/v1/programs/p1/rules", json={"weight": 2.0, "min_run_seconds": 60})
+    assert r.status_code == 200, r.text
+    for field, value in [("weight", 1e6), ("public_share", {"*": 0.9}), ("min_run_seconds", 86400)]:
+        r = world.call("pm1", "PUT", "/api/v1/programs/p1/rules", json={field: value})
+        assert r.status_code == 403 and r.json()["error"]["field"] == field, (field, r.text)
+    rules = world.call("pm1", "GET", "/api/v1/programs").json()["items"][0]["rules"]
+    assert rules["weight"] == 2.0 and rules["min_run_seconds"] == 60 and rules["public_share"] == {}
+    r = world.call("pm1", "PUT", "/api/v1/programs/p1/rules", json={"tenant_caps": {"h100": 2}})
+    assert r.status_code == 200, r.text
+    got = r.json()["rules"]
+    assert got["tenant_caps"] == {"h100": 2} and got["weight"] == 2.0 and got["min_run_seconds"] == 60
+    r = world.call("pm1", "PUT", "/api/v1/programs/p1/rules", json={**got, "max_contract_seconds": 3600})
+    assert r.status_code == 200 and r.json()["rules"]["max_contract_seconds"] == 3600
+    r = world.call("admin", "PUT", "/api/v1/programs/p1/rules", json={"public_share": {"*": 0.5}})
+    assert r.status_code == 200 and r.json()["rules"]["weight"] == 1.0  # an admin's PUT replaces all
+
+
+def test_a_program_manager_does_not_learn_other_programs_grant_ids(world):
+    body = {"program": "p1", "tenant": "t1", "amount_krw": 1}
+    r = world.call("pm1", "POST", "/api/v1/grants", json={**body, "id": "g2"})  # p2's grant
+    err = r.json()["error"]
+    assert r.status_code == 409 and err["field"] == "id" and "not available" in err["reason"], r.text
+    assert "exists" not in err["reason"] and "p2" not in err["reason"]
+    r = world.call("pm1", "POST", "/api/v1/grants", json={**body, "id": "g1"})  # its own: said plainly
+    assert r.status_code == 409 and r.json()["error"]["reason"] == "grant 'g1' already exists"
+    r = world.call("admin", "POST", "/api/v1/grants", json={**body, "id": "g2"})
+    assert r.status_code == 409 and r.json()["error"]["reason"] == "grant 'g2' already exists"
+    assert world.store.list_grants(programs=["p2"])[0].tenant == "t2"  # unchanged
 
 
 def test_operator_endpoints_are_admin_only(world):

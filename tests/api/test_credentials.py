@@ -93,6 +93,42 @@ def test_rotation_gives_a_new_secret_and_retires_the_old_one(world):
     assert r.status_code == 404
 
 
+def test_rotation_never_lengthens_a_tokens_life(world):
+    """A 60 s token rotated with a week's grace: the old secret still dies at its own expiry, and the
+    new one (its owner's rotation) expires when the old one would have, however often it is rotated."""
+    view, secret = world.store.create_token("member", name="short", tenant="t1", expires=time.time() + 60)
+    r = world.client.post(
+        f"/api/v1/tokens/{view.id}/rotate", json={"grace_seconds": 7 * 86400}, headers=_bearer(secret)
+    )
+    assert r.status_code == 200, r.text
+    new = r.json()
+    assert new["expires"] == pytest.approx(view.expires)
+    old = world.client.get("/api/v1/whoami", headers=_bearer(secret)).json()
+    assert old["expires"] <= view.expires  # min(own expiry, now + grace), not now + grace
+    r = world.client.post(
+        f"/api/v1/tokens/{new['id']}/rotate", json={"grace_seconds": 600}, headers=_bearer(new["secret"])
+    )
+    assert r.status_code == 200 and r.json()["expires"] == pytest.approx(view.expires)
+    # a token with no expiry keeps none, and its grace period is now + grace
+    me = world.call("m2", "GET", "/api/v1/whoami").json()
+    r = world.call("m2", "POST", f"/api/v1/tokens/{me['id']}/rotate", json={"grace_seconds": 600})
+    assert r.status_code == 200 and r.json()["expires"] is None
+    left = world.client.get("/api/v1/whoami", headers=_bearer(world.tokens["m2"])).json()["expires"]
+    assert 590 < left - time.time() <= 600
+    # an admin's rotation renews: the old token's whole lifetime (60 s) from now
+    view, _ = world.store.create_token("member", name="renew", tenant="t1", expires=time.time() + 60)
+    r = world.call("admin", "POST", f"/api/v1/tokens/{view.id}/rotate", json={})
+    assert r.status_code == 200 and 50 < r.json()["expires"] - time.time() <= 60
+
+
+def test_answers_carrying_a_secret_are_not_cached(world):
+    r = world.call("admin", "POST", "/api/v1/tokens", json={"role": "member", "tenant": "t1"})
+    assert r.status_code == 201 and r.json()["secret"] and r.headers["cache-control"] == "no-store"
+    me = world.call("m1", "GET", "/api/v1/whoami").json()
+    r = world.call("m1", "POST", f"/api/v1/tokens/{me['id']}/rotate", json={})
+    assert r.status_code == 200 and r.json()["secret"] and r.headers["cache-control"] == "no-store"
+
+
 def test_a_program_manager_sees_only_jobs_charged_to_its_program(world):
     world.store.add_grant(Grant("g3", "p2", "t1", 1_000_000))  # t1 also holds a grant of p2
     on_p1 = world.submit(name="on-p1", grant="g1").json()["id"]

@@ -104,6 +104,30 @@ def test_big_integers_go_to_the_route_for_its_bounds(world):
     assert r.status_code == 422 and _err(r)["field"] == "priority"
 
 
+@pytest.mark.parametrize("digits", [1001, 4301, 50_000])
+@pytest.mark.parametrize(
+    ("who", "path", "body", "field"),
+    [
+        (
+            "m1",
+            "/api/v1/jobs",
+            '{"name": "j", "command": "x", "resources": {"type": "h100", "count": 1}, "steps": %s}',
+            "steps",
+        ),
+        ("m1", "/api/v1/jobs", '{"resources": {"type": "h100", "count": -%s}}', "resources.count"),
+        ("admin", "/api/v1/tenants", '{"id": "t9", "quota": {"h100": %s}}', "quota.h100"),
+        ("pm1", "/api/v1/grants", '{"program": "p1", "tenant": "t1", "amount_krw": %s}', "amount_krw"),
+        ("admin", "/api/v1/tenants", "[%s]", "0"),
+    ],
+)
+def test_an_integer_too_long_to_read_is_422_naming_it(world, who, path, body, field, digits):
+    # Python refuses to read an integer of over 4,300 digits: POST /jobs answered 500, other routes 400
+    r = _raw(world, (body % ("1" + "0" * (digits - 1))).encode(), who=who, path=path)
+    assert r.status_code == 422, r.text
+    assert _err(r)["field"] == field and f"integer of {digits} digits" in _err(r)["reason"]
+    assert world.store.list_jobs()[0] == []
+
+
 def test_check_json_passes_ordinary_documents_and_non_json():
     check_json(json.dumps(_job(env={"A": "é한"})).encode(), Limits())
     check_json(b"not json at all", Limits())

@@ -30,6 +30,20 @@ def test_sites_are_registered_listed_and_changed_by_admins(world) -> None:
     assert world.call("admin", "PUT", "/api/v1/sites/nope", json={"down": True}).status_code == 404
 
 
+def test_a_sites_connection_is_shown_to_admins_only(world) -> None:
+    """Ray addresses, state directories and Slurm config paths are the operator's: least privilege."""
+    conn = {"slurm_conf": "/etc/slurm-bank/slurm.conf", "state_dir": "/srv/slurm/state"}
+    r = world.call(
+        "admin", "POST", "/api/v1/sites", json={"id": "bank", "executor": "slurm", "connection": conn}
+    )
+    assert r.status_code == 201 and r.json()["connection"] == conn
+    assert world.call("admin", "GET", "/api/v1/sites").json()["items"][0]["connection"] == conn
+    for who in ("m1", "pm1"):
+        r = world.call(who, "GET", "/api/v1/sites")
+        assert r.status_code == 200 and r.json()["items"][0]["id"] == "bank"
+        assert "connection" not in r.json()["items"][0] and "/etc/slurm" not in r.text, who
+
+
 def test_a_site_taken_out_by_hand_records_who_when_why_and_only_an_operator_brings_it_up(world) -> None:
     world.call("admin", "POST", "/api/v1/sites", json={"id": "bank", "data_classes": ["financial"]})
     r = world.call("admin", "PUT", "/api/v1/sites/bank", json={"down": True, "reason": "rack move"})

@@ -51,6 +51,21 @@ def test_login_opens_a_server_side_session_and_logout_ends_it(world):
     assert c.get("/ui").status_code == 401
 
 
+def test_a_login_from_another_site_is_refused(world):
+    """Login CSRF: a page elsewhere posting a token to /ui/login must not sign the browser in."""
+    c = world.client
+    evil = {"Origin": "http://evil.example"}
+    r = c.post("/ui/login", data={"token": world.tokens["m1"]}, headers=evil, follow_redirects=False)
+    assert r.status_code == 403 and "CSRF" in r.text
+    assert "set-cookie" not in r.headers and not c.cookies.get("accelpool_token")
+    r = c.post("/ui/login", data={"token": world.tokens["m1"]}, headers={"Origin": "null"})
+    assert r.status_code == 403 and not c.cookies.get("accelpool_token")
+    # the dashboard's own form (same origin) and a client sending no Origin still sign in
+    same = {"Origin": "http://testserver"}
+    r = c.post("/ui/login", data={"token": world.tokens["m1"]}, headers=same, follow_redirects=False)
+    assert r.status_code == 303 and c.cookies.get("accelpool_token")
+
+
 def test_revoking_the_token_ends_its_sessions(world):
     c = world.client
     c.post("/ui/login", data={"token": world.tokens["m2"]})

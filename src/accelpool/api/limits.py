@@ -7,7 +7,8 @@ API's error body naming the field:
   reading a chunked body;
 - in a JSON body: bytes that are not UTF-8 or escaped lone surrogates, a NUL character in any key or
   string, a string (or key) longer than ``max_string_chars``, nesting deeper than ``max_depth`` (422; the
-  field is the path to the offending value, e.g. ``env.HOME``);
+  field is the path to the offending value, e.g. ``env.HOME``); an integer of more than ``max_int_digits``
+  digits (422 naming its path: Python refuses to read one of over 4,300 digits, which was a 500);
 - in the query string: names or values that are not UTF-8, contain NUL or are longer than
   ``max_query_chars`` (422, field: the parameter's name);
 - in the path: bytes that are not UTF-8, or NUL (422, field ``(path)``); a path longer than
@@ -54,6 +55,7 @@ class Limits:
     max_string_chars: int = 100_000  # the job command's own cap
     max_query_chars: int = 1_000
     max_path_chars: int = 2_000
+    max_int_digits: int = 1_000  # no field takes a number near 10^1000; Python reads at most 4,300 digits
 
 
 class Refused(Exception):
@@ -85,9 +87,25 @@ def _has_surrogate(s: str) -> bool:
     return any("\ud800" <= ch <= "\udfff" for ch in s)
 
 
+class _LongInt:
+    """What the body's parser reads for an integer of more than ``Limits.max_int_digits`` digits (not read
+    as an int: Python refuses over 4,300 digits), for ``check_value`` to refuse with its path."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+
+def _int_reader(limits: Limits) -> Callable[[str], Any]:
+    def read(text: str) -> Any:
+        digits = len(text) - text.startswith("-")
+        return _LongInt(digits) if digits > limits.max_int_digits else int(text)
+
+    return read
+
+
 def check_value(doc: Any, limits: Limits) -> None:
-    """Walk a parsed JSON document (iteratively): raise Refused at the first NUL, over-long string or
-    over-deep nesting, naming its path."""
+    """Walk a parsed JSON document (iteratively): raise Refused at the first NUL, over-long string,
+    over-long integer or over-deep nesting, naming its path."""
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(doc, ())]
     while stack:
         v, path = stack.pop()
@@ -95,6 +113,9 @@ def check_value(doc: Any, limits: Limits) -> None:
             why = _bad_string(v, limits)
             if why:
                 raise Refused(422, why, _path_str(path))
+        elif isinstance(v, _LongInt):
+            reason = f"an integer of {v.digits} digits: at most {limits.max_int_digits} digits"
+            raise Refused(422, reason, _path_str(path))
         elif isinstance(v, dict | list):
             if len(path) >= limits.max_depth:
                 raise Refused(422, f"nested deeper than {limits.max_depth} levels", _path_str(path))
@@ -185,7 +206,7 @@ def check_json(body: bytes, limits: Limits) -> Any:
                 _path_str(_depth_path(body, limits.max_depth)),
             ) from exc
         try:  # e.g. an integer beyond 64 bits, or NaN, which orjson refuses; the route checks its bounds
-            doc = json.loads(text, object_pairs_hook=_one_each)
+            doc = json.loads(text, object_pairs_hook=_one_each, parse_int=_int_reader(limits))
         except (ValueError, RecursionError):
             return NOT_JSON  # the route answers 422 for it
         check_value(doc, limits)

@@ -271,7 +271,9 @@ class SiteOut(BaseModel):
     region: str
     data_classes: list[str]
     executor: str
-    connection: dict[str, Any]
+    connection: dict[str, Any] | None = Field(
+        default=None, description="how its executor is reached (admins only: absent for others)"
+    )
     prices: dict[str, int]
     down: bool
     down_by_hand: SiteHoldOut | None = None

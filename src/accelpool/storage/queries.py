@@ -381,29 +381,31 @@ class Queries:
             )
         return TokenView(tid, name, role, tenant, program, now, False, expires), secret
 
-    def rotate_token(self, token_id: str, grace_seconds: float = 0.0) -> tuple[TokenView, str] | None:
-        """A new secret for the same principal (role, tenant, program, name, the same lifetime from now);
-        the old token is refused ``grace_seconds`` from now (0: at once). None if no such live token."""
+    def rotate_token(
+        self, token_id: str, grace_seconds: float = 0.0, *, renew: bool = False
+    ) -> tuple[TokenView, str] | None:
+        """A new secret for the same principal (role, tenant, program, name). The new token expires when the
+        old one would have (``renew``, an admin's rotation: the old token's whole lifetime from now; no
+        expiry stays none), so nobody makes their own credential outlive its expiry by rotating it. The old
+        token is refused ``grace_seconds`` from now (0: at once), never later than its own expiry.
+        None if no such live token."""
         now = time.time()
         with self.read() as c:
             r = c.execute(select(T.tokens).where(T.tokens.c.id == token_id)).first()
         if r is None or r.revoked or (r.expires is not None and r.expires <= now):
             return None
-        life = None if r.expires is None else max(1.0, float(r.expires) - float(r.created))
-        out = self.create_token(
-            r.role,
-            name=r.name,
-            tenant=r.tenant,
-            program=r.program,
-            expires=None if life is None else now + life,
-        )
+        expires = None if r.expires is None else float(r.expires)
+        if renew and expires is not None:
+            expires = now + max(1.0, expires - float(r.created))
+        out = self.create_token(r.role, name=r.name, tenant=r.tenant, program=r.program, expires=expires)
         with self.write() as c:
             if grace_seconds <= 0:
                 c.execute(update(T.tokens).where(T.tokens.c.id == token_id).values(revoked=True))
             else:
-                c.execute(
-                    update(T.tokens).where(T.tokens.c.id == token_id).values(expires=now + grace_seconds)
+                until = (
+                    now + grace_seconds if r.expires is None else min(float(r.expires), now + grace_seconds)
                 )
+                c.execute(update(T.tokens).where(T.tokens.c.id == token_id).values(expires=until))
         self.invalidate()  # ends cached look-ups of the old token (api.auth.TokenCache)
         return out
 

@@ -39,6 +39,7 @@ from accelpool.web.frame import (
     principal,
     read_form,
     render,
+    same_origin,
     wants_text,
 )
 from accelpool.web.i18n import DEFAULT_ZONE, Locale, unranked, zone
@@ -141,6 +142,8 @@ def install(app: FastAPI) -> None:
     @app.post("/ui/login", include_in_schema=False)
     async def login(request: Request) -> Response:
         loc = locale(request)
+        if not same_origin(request):  # login CSRF: another site must not sign the browser in as someone
+            return login_page(request, 403, loc("Refused: {reason}", reason="CSRF"))
         secret = (await read_form(request)).get("token", "").strip()
         if not secret:
             return login_page(request, 401, loc("Enter a token to sign in."))

@@ -181,15 +181,17 @@ async def _submit_fast(request: Request) -> Response:
             parsed = request.scope.get(JSON_SCOPE_KEY, NOT_JSON)  # RequestLimits parsed it already
             try:
                 body = json.loads(raw) if parsed is NOT_JSON else parsed
-            except json.JSONDecodeError as e:
+            except (
+                ValueError
+            ) as e:  # a decode error, or one Python will not read (RequestLimits refuses those)
                 raise RequestValidationError(
                     [
                         {
                             "type": "json_invalid",
-                            "loc": ("body", e.pos),
+                            "loc": ("body", getattr(e, "pos", 0)),
                             "msg": "JSON decode error",
                             "input": {},
-                            "ctx": {"error": e.msg},
+                            "ctx": {"error": getattr(e, "msg", str(e))},
                         }
                     ]
                 ) from e
@@ -386,9 +388,12 @@ class Progress(BaseModel):
 
 @router.post("/jobs/{job_id}/progress", tags=["jobs"])
 def report_progress(job_id: str, body: Progress, request: Request, who: Who) -> dict[str, Any]:
-    """A running job reports steps (and measured steps/s, which replaces the estimate for its type)."""
+    """A running job reports steps (and measured steps/s, which replaces the estimate for its type). 409
+    once the job has ended (succeeded, failed, cancelled): nothing would change."""
     v = _visible_job(request, who, job_id)
     who.require("member", "admin")
+    if v.state.terminal:
+        raise ApiError(409, f"the job has ended ({v.state.value}): its progress is no longer recorded")
     store = store_of(request)
     if body.steps is not None:
         store.record_events(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
@@ -23,6 +25,7 @@ from accelpool.api.routers.common import (
     store_of,
 )
 from accelpool.core import ledger
+from accelpool.core.errors import AlreadyExists
 from accelpool.core.periods import closed, ended, utc_words
 from accelpool.core.types import Grant, Program, ProgramRules
 from accelpool.storage import codec
@@ -146,12 +149,31 @@ def update_program(program_id: str, body: ProgramPatch, request: Request, who: W
     return _program_json(p, store.granted_total(p.id))
 
 
+POOL_WIDE_RULES = ("weight", "public_share", "min_run_seconds")
+"""Rules that take capacity from other programs (a share of the pool's top-level fair share, devices kept
+for public jobs of every program, a floor under preemption): admins change them, not a program's manager."""
+
+
 @router.put("/programs/{program_id}/rules", tags=["programs"])
 def set_rules(program_id: str, body: RulesIn, request: Request, who: Who) -> dict[str, Any]:
-    _visible_program(request, who, program_id)
+    """Replace a program's rules (admins, or the program's manager). The pool-wide ones (``weight``,
+    ``public_share``, ``min_run_seconds``) only an admin changes: a manager who gives one with another
+    value than the program's is refused (403 naming it), and one a manager leaves out keeps its value."""
+    program = _visible_program(request, who, program_id)
     who.require("admin", "program-manager")
     store = store_of(request)
-    p = store.update_program(program_id, rules=body.rules(request))
+    rules = body.rules(request)
+    if not who.is_admin:
+        now = program.rules
+        for name in POOL_WIDE_RULES:
+            mine, theirs = getattr(rules, name), getattr(now, name)
+            if isinstance(theirs, Mapping):
+                mine, theirs = dict(mine), dict(theirs)
+            if name not in body.model_fields_set:
+                rules = replace(rules, **{name: getattr(now, name)})
+            elif mine != theirs:
+                raise ApiError(403, f"only an admin changes '{name}' (it takes capacity pool-wide)", name)
+    p = store.update_program(program_id, rules=rules)
     if p is None:
         raise not_found("program")
     return _program_json(p, store.granted_total(p.id))
@@ -218,7 +240,8 @@ def list_grants(request: Request, who: Who) -> dict[str, Any]:
 @router.post("/grants", status_code=201, tags=["programs"])
 def create_grant(body: GrantIn, request: Request, who: Who) -> dict[str, Any]:
     """A program manager grants money from their program. 409 when the id exists (a grant's spending is
-    never reset; change it with ``PATCH /grants/{id}``) or the program's budget has too little left: the
+    never reset; change it with ``PATCH /grants/{id}``; to a manager, another program's grant id is only
+    "not available", never confirmed) or the program's budget has too little left: the
     check and the insert are one transaction under the program row's lock. Under a program with a maximum
     contract (``rules.max_contract_seconds``) a grant without an end ends that long after its start."""
     who.require("admin", "program-manager")
@@ -252,7 +275,14 @@ def create_grant(body: GrantIn, request: Request, who: Who) -> dict[str, Any]:
         elif end - start > limit:
             raise ApiError(409, f"longer than the program's maximum contract ({limit:.0f} s)", "end")
     g = Grant(body.id or "g-" + secrets.token_hex(4), program.id, body.tenant, body.amount_krw, 0, start, end)
-    return _grant_json(store.create_grant(g), request, 0)
+    try:
+        made = store.create_grant(g)
+    except AlreadyExists:
+        if who.is_admin or any(x.id == g.id for x in store.list_grants(programs=[program.id])):
+            raise
+        # another program's grant: say neither that it exists nor whose it is
+        raise ApiError(409, f"grant id '{g.id}' is not available: choose another", "id") from None
+    return _grant_json(made, request, 0)
 
 
 @router.patch("/grants/{grant_id}", tags=["programs"])

@@ -43,8 +43,10 @@ class SitePatch(StrictIn):
     reason: Annotated[str, Field(max_length=500)] | None = None  # why it is taken out (with down: true)
 
 
-def site_out(s: Site) -> dict[str, Any]:
-    return {
+def site_out(s: Site, *, connection: bool = True) -> dict[str, Any]:
+    """A site as the API shows it; ``connection`` (Ray addresses, state directories, Slurm config paths:
+    the operator's, of no use to a tenant) only to admins."""
+    out = {
         "id": s.id,
         "operator": s.operator,
         "region": s.region,
@@ -56,6 +58,9 @@ def site_out(s: Site) -> dict[str, Any]:
         # taken out by an operator (stays down until an operator brings it up): who, when, why; else null
         "down_by_hand": {"by": s.down_by, "at": s.down_at, "reason": s.down_reason} if s.held else None,
     }
+    if not connection:
+        del out["connection"]
+    return out
 
 
 def _check_prices(request: Request, prices: dict[str, int] | None) -> dict[str, int] | None:
@@ -84,7 +89,8 @@ def _check_one_ray(request: Request, site_id: str, executor: str) -> None:
 
 @router.get("/sites", tags=["pool"])
 def list_sites(request: Request, who: Who) -> dict[str, Any]:
-    return {"items": [site_out(s) for s in store_of(request).sites()]}
+    """The pool's sites; a site's ``connection`` only for admins."""
+    return {"items": [site_out(s, connection=who.is_admin) for s in store_of(request).sites()]}
 
 
 @router.post("/sites", status_code=201, tags=["pool"])

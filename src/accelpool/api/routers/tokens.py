@@ -6,7 +6,7 @@ import time
 from dataclasses import asdict
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from accelpool.api.auth import ROLES
@@ -38,6 +38,12 @@ def _token_json(t: Any) -> dict[str, Any]:
     return asdict(t)
 
 
+def _with_secret(response: Response, out: dict[str, Any]) -> dict[str, Any]:
+    """An answer carrying a token's secret: no cache (the browser's, a proxy's) may keep a copy."""
+    response.headers["Cache-Control"] = "no-store"
+    return out
+
+
 @router.get("/whoami", tags=["tokens"])
 def whoami(who: Who) -> dict[str, Any]:
     return _token_json(who.token)
@@ -52,7 +58,7 @@ def list_tokens(request: Request, who: Who) -> dict[str, Any]:
 
 
 @router.post("/tokens", status_code=201, tags=["tokens"])
-def create_token(body: TokenIn, request: Request, who: Who) -> dict[str, Any]:
+def create_token(body: TokenIn, request: Request, response: Response, who: Who) -> dict[str, Any]:
     """A new token; its secret is in the answer once and never again (only a hash is stored)."""
     who.require("admin")
     store = store_of(request)
@@ -81,21 +87,24 @@ def create_token(body: TokenIn, request: Request, who: Who) -> dict[str, Any]:
     view, secret = store.create_token(
         body.role, name=body.name, tenant=body.tenant, program=body.program, expires=expires
     )
-    return {**_token_json(view), "secret": secret}
+    return _with_secret(response, {**_token_json(view), "secret": secret})
 
 
 @router.post("/tokens/{token_id}/rotate", tags=["tokens"])
-def rotate_token(token_id: str, body: RotateIn, request: Request, who: Who) -> dict[str, Any]:
-    """A new secret for the same role, tenant and program (and the same lifetime); the old one is refused
-    after ``grace_seconds``. Admins rotate any token, others their own."""
+def rotate_token(
+    token_id: str, body: RotateIn, request: Request, response: Response, who: Who
+) -> dict[str, Any]:
+    """A new secret for the same role, tenant and program; the old one is refused after ``grace_seconds``
+    (never later than its own expiry). Admins rotate any token, and the new one gets the old one's whole
+    lifetime from now; others rotate their own, and the new one expires when the old one would have."""
     if who.job is not None or (not who.is_admin and token_id != who.token.id):
         raise not_found("token")
-    out = store_of(request).rotate_token(token_id, float(body.grace_seconds))
+    out = store_of(request).rotate_token(token_id, float(body.grace_seconds), renew=who.is_admin)
     if out is None:
         raise not_found("token")
     request.app.state.tokens.forget()
     view, secret = out
-    return {**_token_json(view), "secret": secret, "replaces": token_id}
+    return _with_secret(response, {**_token_json(view), "secret": secret, "replaces": token_id})
 
 
 @router.delete("/tokens/{token_id}", tags=["tokens"])
