@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.executors.test_local_executor import launch, wait_end
+from tests.executors.test_sandbox_paths import _plan
 
 from accelpool.executors import sandbox as sb
 from accelpool.executors.local import LocalExecutor
@@ -37,20 +38,7 @@ def test_a_jobs_loader_variables_reach_the_job_and_not_the_sandbox_setup(tmp_pat
 
 
 def test_the_plan_gives_bwrap_path_alone_and_the_job_its_environment(tmp_path: Path) -> None:
-    work = tmp_path / "work"
-    work.mkdir()
-    plan = sb.plan(
-        sb.SandboxConfig(),
-        command="true",
-        env={"LD_PRELOAD": "/x.so", "SECRET": "it's\nmine"},
-        tenant="t",
-        work_dir=str(work),
-        checkpoint_dir=None,
-        workdir=None,
-        devices=[],
-        log_path=str(tmp_path / "log"),
-        exit_path=str(tmp_path / "exit"),
-    )
+    plan = _plan(tmp_path, env={"LD_PRELOAD": "/x.so", "SECRET": "it's\nmine"})
     assert plan["env"] == {"PATH": sb.SAFE_PATH}
     assert "export LD_PRELOAD='/x.so'" in plan["env_script"]
     assert plan["argv_tail"][-1] == plan["env_file"]
@@ -59,18 +47,7 @@ def test_the_plan_gives_bwrap_path_alone_and_the_job_its_environment(tmp_path: P
 
 def test_a_variable_that_is_no_shell_name_is_refused_with_its_name(tmp_path: Path) -> None:
     with pytest.raises(sb.SandboxError, match="'A-B' is not a valid environment variable name"):
-        sb.plan(
-            sb.SandboxConfig(),
-            command="true",
-            env={"A-B": "x"},
-            tenant="t",
-            work_dir=str(tmp_path),
-            checkpoint_dir=None,
-            workdir=None,
-            devices=[],
-            log_path=str(tmp_path / "log"),
-            exit_path=str(tmp_path / "exit"),
-        )
+        _plan(tmp_path, env={"A-B": "x"})
 
 
 @settings(max_examples=40, deadline=None)

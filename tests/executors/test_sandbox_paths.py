@@ -19,12 +19,11 @@ root_only = pytest.mark.skipif(os.geteuid() != 0, reason="uids are switched only
 def _plan(tmp_path: Path, config: sb.SandboxConfig | None = None, **kw: Any) -> dict[str, Any]:
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
-    args: dict[str, Any] = dict(checkpoint_dir=None, workdir=None, tenant="a")
+    args: dict[str, Any] = dict(checkpoint_dir=None, workdir=None, tenant="a", env={})
     args.update(kw)
     return sb.plan(
         config or sb.SandboxConfig(),
         command="true",
-        env={},
         work_dir=str(work),
         devices=[],
         log_path=str(tmp_path / "log"),
