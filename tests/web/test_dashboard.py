@@ -45,7 +45,10 @@ def test_login_opens_a_server_side_session_and_logout_ends_it(world):
     assert page.status_code == 200 and "alice-running" in page.text
     assert "no-store" in page.headers["cache-control"]
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    c.get("/ui/logout")
+    assert c.post("/ui/logout", data={"csrf": "forged"}).status_code == 403  # a link elsewhere does nothing
+    assert c.get("/ui/logout").status_code in (404, 405)  # no sign-out by a GET
+    assert c.get("/ui").status_code == 200
+    assert c.post("/ui/logout", data={"csrf": _csrf(page.text)}, follow_redirects=False).status_code == 303
     assert c.get("/ui").status_code == 401
     c.cookies.set("accelpool_token", session, path="/ui")  # a copied cookie is dead after sign-out
     assert c.get("/ui").status_code == 401
@@ -107,7 +110,8 @@ def test_program_manager_sees_its_program_and_admin_sees_all(world):
     admin = world.get("/ui/jobs", "admin").text
     assert all(x in admin for x in ("alice-running", "alice-queued", "bob-secret-job", "bob-finished"))
     member = world.get("/ui/programs", "m1").text
-    assert "g1" in member and "g2" not in member and "New grant" not in member and "csrf" not in member
+    assert "g1" in member and "g2" not in member and "New grant" not in member
+    assert 'action="/ui/grants' not in member  # no grant forms (the sign-out form is on every page)
 
 
 def test_history_filters_sort_and_pages(world):

@@ -32,6 +32,7 @@ from accelpool.web.frame import (
     STATIC,
     STATIC_TYPES,
     TZ_COOKIE,
+    checked,
     error_page,
     locale,
     login_page,
@@ -169,8 +170,12 @@ def install(app: FastAPI) -> None:
         )
         return resp
 
-    @app.get("/ui/logout", include_in_schema=False)
+    @app.post("/ui/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
+        """Sign-out is a form of the page (its CSRF key, same origin): a link elsewhere signed users out."""
+        _, _, refused = await checked(request)
+        if refused is not None:
+            return refused
         secret = request.cookies.get(COOKIE, "").strip()
         if secret:
             await run_in_threadpool(sessions.close_session, request.app.state.store, secret)
