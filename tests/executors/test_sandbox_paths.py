@@ -84,3 +84,12 @@ def test_a_workdir_of_another_uid_is_bound_read_only(tmp_path: Path) -> None:
 def _binds(plan: dict[str, Any]) -> list[list[str]]:
     argv = plan["argv"]
     return [[argv[i + 1], argv[i + 2]] for i, a in enumerate(argv) if a == "--bind"]
+
+
+@root_only
+def test_the_dirs_made_for_a_job_are_its_uids_alone(tmp_path: Path) -> None:
+    made = tmp_path / "ckpt" / "j1"
+    sb.prepare_dirs({"chown": [str(tmp_path / "work"), str(made)], "uid": 41001, "gid": 41001})
+    for d in (tmp_path / "work", made):
+        st = d.stat()
+        assert (st.st_uid, st.st_mode & 0o777) == (41001, 0o700)

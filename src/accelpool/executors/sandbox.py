@@ -548,13 +548,15 @@ def plan(
 
 
 def prepare_dirs(p: Mapping[str, Any]) -> None:
-    """Create the writable dirs of a plan; owned by the job's uid when the service switches uids."""
+    """Create the writable dirs of a plan; when the service switches uids, owned by the job's uid and mode
+    0700 (every sandbox sees the host's / read-only: another tenant's job could read what a job saved)."""
     for d in p["chown"]:
         created = not os.path.isdir(d)
         os.makedirs(d, exist_ok=True)
         if p["uid"] is not None and (created or d == p["chown"][0]):
             try:
                 os.chown(d, p["uid"], p["gid"])
+                os.chmod(d, 0o700)
             except (
                 OSError
             ) as exc:  # e.g. root squashed on shared storage: the job may not be able to write there
