@@ -13,7 +13,10 @@ where that is optimal its solution is used and its basis kept for the next round
 sixteenth session: generational 10,000 seed 2 faster; nothing else moved on the seven families). Before a
 master goes to the interior point method, _wf_overload._master_overload looks for a row its fixed jobs and
 frozen ambiguous jobs overload at every level; found, the master is not solved and that row is its Farkas
-ray (docs/allocate.md, twenty-third session: generational 10,000 seed 1, 4.5 -> 2.1 s CPU).
+ray (docs/allocate.md, twenty-third session: generational 10,000 seed 1, 4.5 -> 2.1 s CPU). A master
+HiGHS calls infeasible without a Farkas ray (its presolve decided, and presolve leaves none) is solved
+again with presolve off: a ray of zeros grew the stage's master to every unpinned job, and presolve also
+called feasible masters infeasible (docs/allocate.md, twenty-fourth session).
 
 Layout: column 0 is L, then the borrow columns b_r of quota rows, then one column per (job, usable type)
 pair in the order the jobs joined; rows: the R resource rows, the pools, then per job its level row
@@ -85,6 +88,15 @@ def recheck(h: _highs._Highs) -> _highs._Highs | None:
     copy.setBasis(basis)
     copy.run()
     return copy if copy.getModelStatus() == _highs.HighsModelStatus.kOptimal else None
+
+
+def _dual_ray(h: _highs._Highs, rr: int) -> FloatArray | None:
+    """The row part (the first ``rr`` rows) of an infeasible model's Farkas ray, or None where HiGHS has none."""
+    get_ray = getattr(h, "getDualRay", None)  # in highspy's binding, not in its type stubs
+    if get_ray is None:
+        return None
+    _, has_ray, values = get_ray()
+    return np.asarray(values, dtype=np.float64)[:rr] if has_ray else None
 
 
 class Master:
@@ -239,14 +251,20 @@ class Master:
             if again is not None:
                 solved, status = again, _highs.HighsModelStatus.kOptimal
                 h.setBasis(again.getBasis())  # the next round starts from the re-check's vertex
+        ray: FloatArray | None = None
+        if status == _highs.HighsModelStatus.kInfeasible:
+            ray = _dual_ray(h, rr)
+            if ray is None:
+                # called infeasible by presolve, which leaves no ray (and sometimes wrongly: generational
+                # 2,000 x 8, seed 4, a master of 92 jobs feasible at L = 1.30): solved again without it
+                h.setOptionValue("presolve", "off")
+                h.run()
+                h.setOptionValue("presolve", "choose")
+                solved, status = h, h.getModelStatus()
+                if status == _highs.HighsModelStatus.kInfeasible:
+                    ray = _dual_ray(h, rr)
         if status != _highs.HighsModelStatus.kOptimal:
-            ray = np.zeros(rr)
-            if status == _highs.HighsModelStatus.kInfeasible:
-                get_ray = getattr(h, "getDualRay", None)  # in highspy's binding, not in its type stubs
-                if get_ray is not None:
-                    _, has_ray, values = get_ray()
-                    if has_ray:
-                        ray = np.asarray(values, dtype=np.float64)[:rr]
+            ray = ray if ray is not None else np.zeros(rr)
             # the next round starts afresh (a basis left by a failed solve is no help)
             self.solved_once = False
             return False, 0.0, np.zeros((ng, tt)), ray, np.zeros(ng)

@@ -209,6 +209,20 @@ def _previous_segments(stage: _Stage, x_prev: FloatArray) -> tuple[BoolArray, In
     return ok, u.astype(np.int64), v.astype(np.int64)
 
 
+def _held_segments(stage: _Stage, ell: FloatArray, x_prev: FloatArray) -> tuple[BoolArray, IntArray, IntArray]:
+    """The segment each job ran on in ``x_prev`` (_previous_segments) and whether it holds the job's frozen
+    level ell_j (ok False: more than two types, or ell_j off the segment)."""
+    ng = stage.a.shape[0]
+    idx = np.arange(ng)
+    ok, pu, pv = _previous_segments(stage, x_prev)
+    a_v = stage.a[idx, pv]
+    a_u = stage.a_from[idx, pu]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(a_v > a_u, (ell - a_u) / (a_v - a_u), np.inf)
+    held: BoolArray = ok & (frac >= 0) & (frac <= 1)
+    return held, pu, pv
+
+
 def _classify(
     stage: _Stage,
     active: BoolArray,
@@ -353,6 +367,7 @@ def _stage(
     if enter is not None:
         amb |= enter(amb, u, v, level_guess) & ~pinned
     master = Master(stage, active, ell)
+    held: tuple[BoolArray, IntArray, IntArray] | None = None  # _held_segments, at the first infeasible master
     center = price / price.sum() if price is not None and price.any() and SMOOTH > 0 else None
     free = ng - int(pinned.sum())
     above = min(BALANCE_ABOVE, max(BALANCE_SHARE * ng, BALANCE_FLOOR))
@@ -395,6 +410,14 @@ def _stage(
             if amb[~pinned].all():
                 raise NoSolution("the max-min LP has no solution (rows contradict the frozen levels)", p)
             touched = _ray_grow(stage, ~amb & ~pinned, active, ell, u, v, level_guess, p)
+            if x_prev is not None:
+                # frozen jobs the ray names, moved off the segments that held their levels in the last
+                # allocation, go back to them: no job joins the master this round (docs/allocate.md, 24th session)
+                held = held if held is not None else _held_segments(stage, ell, x_prev)
+                back = touched & ~active & held[0] & ((u != held[1]) | (v != held[2]))
+                if back.any():
+                    u, v = np.where(back, held[1], u), np.where(back, held[2], v)
+                    continue
             if balance and int(touched.sum()) > BALANCE_WRONG * free:
                 done = rebalance(np.zeros(len(p)), x, 0.0)
                 if done is not None:
