@@ -193,6 +193,7 @@ def test_a_body_that_is_not_json_names_the_body_and_where(world):
     [
         ({"name": "a\n"}, "name"),
         ({"env": {"A\n": "x"}}, "env"),
+        ({"env": {"UID": "0"}}, "env"),
         ({"image": "busybox\n"}, "image"),
         ({"image": "busybox:1", "env": {"A": "x\nB=y"}}, "image"),
     ],

@@ -93,3 +93,51 @@ def test_the_dirs_made_for_a_job_are_its_uids_alone(tmp_path: Path) -> None:
     for d in (tmp_path / "work", made):
         st = d.stat()
         assert (st.st_uid, st.st_mode & 0o777) == (41001, 0o700)
+
+
+def test_the_operators_checkpoint_root_may_lie_in_a_system_tree(tmp_path: Path) -> None:
+    """A root service's data dir is ~/.accelpool (/root) or /var/lib/accelpool: the default checkpoint dirs
+    next to it must not be refused (a review found every job of such a service failing at start)."""
+    from accelpool.executors.sandbox_paths import writable
+    from accelpool.service.options import Options, sandbox_config
+
+    assert writable("/var/lib/ap-checkpoints/j1", (), "checkpoint_dir", ("/var/lib/ap-checkpoints",))
+    with pytest.raises(ValueError, match="system directory '/var'"):
+        writable("/var/lib/other/j1", (), "checkpoint_dir", ("/var/lib/ap-checkpoints",))
+    with pytest.raises(ValueError, match="system directory '/var'"):  # the root itself is no job's dir
+        writable("/var/lib/ap-checkpoints", (), "checkpoint_dir", ("/var/lib/ap-checkpoints",))
+    cfg = sandbox_config(Options(data_dir=Path("/root/.accelpool")))
+    assert "/root/.accelpool-checkpoints" in cfg.job_roots
+    assert sb.check_writable("/root/.accelpool-checkpoints/j-1", cfg, "checkpoint_dir")
+
+
+@root_only
+def test_a_dir_swapped_for_a_link_while_it_is_made_is_not_followed(tmp_path: Path) -> None:
+    """Root makes the job's dirs: a tenant who swaps one for a symlink (its parent is the tenant's) must not
+    get root to make or chown the link's target (a review's race: /etc/shadow given to the tenant)."""
+    target = tmp_path / "precious"
+    target.mkdir()
+    parent = tmp_path / "tenants"
+    parent.mkdir()
+    (parent / "ckpt").symlink_to(target)
+    with pytest.raises(OSError):
+        sb.prepare_dirs(
+            {"chown": [str(tmp_path / "work"), str(parent / "ckpt" / "j1")], "uid": 41001, "gid": 41001}
+        )
+    assert not (target / "j1").exists() and target.stat().st_uid == 0
+    with pytest.raises(OSError):
+        sb.prepare_dirs(
+            {"chown": [str(tmp_path / "work2"), str(parent / "ckpt")], "uid": 41001, "gid": 41001}
+        )
+    assert target.stat().st_uid == 0 and target.stat().st_mode & 0o777 != 0o700
+
+
+@root_only
+def test_a_group_writable_workdir_stays_writable(tmp_path: Path) -> None:
+    config = sb.SandboxConfig(tenant_ids={"a": (41001, 41001)})
+    shared = tmp_path / "project"
+    shared.mkdir()
+    os.chown(shared, 0, 41001)
+    shared.chmod(0o775)
+    argv = _plan(tmp_path, config, workdir=str(shared))["argv"]
+    assert argv[argv.index(str(shared)) - 1] == "--bind"

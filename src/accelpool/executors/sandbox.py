@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import glob
 import importlib
-import logging
 import os
 import shutil
 import subprocess
@@ -109,6 +108,8 @@ class SandboxConfig:
                         explicit choice; ``accelpool up --allow-unsandboxed``).
     protect             host paths the job must not see at all (the service adds its data dir; the
                         executor adds its state and log dirs); each is covered by an empty tmpfs.
+    job_roots           the operator's dirs of job dirs (the service adds its checkpoint root): job dirs
+                        inside are not refused for lying in a system tree (sandbox_paths.writable).
     volumes             tenant id (or "*" for every tenant) -> volumes bound into its jobs.
     tenant_ids          tenant id -> (uid, gid) its jobs run as when the service runs as root (like Slurm:
                         each tenant its own account). Tenants not listed run as ``default_id``.
@@ -139,6 +140,7 @@ class SandboxConfig:
     enabled: bool = True
     allow_unsandboxed: bool = False
     protect: tuple[str, ...] = ()
+    job_roots: tuple[str, ...] = ()
     volumes: Mapping[str, tuple[Volume, ...]] = field(default_factory=dict)
     tenant_ids: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     default_id: tuple[int, int] = (65534, 65534)
@@ -180,7 +182,7 @@ class SandboxConfig:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["volumes"] = {t: [[v.path, v.mode] for v in vs] for t, vs in self.volumes.items()}
         d["tenant_ids"] = {t: list(ids) for t, ids in self.tenant_ids.items()}
-        d["protect"] = list(self.protect)
+        d["protect"], d["job_roots"] = list(self.protect), list(self.job_roots)
         d["default_id"] = list(self.default_id)
         d["network_for"] = list(self.network_for)
         return d
@@ -190,7 +192,7 @@ class SandboxConfig:
         d = dict(d)
         d["volumes"] = {t: tuple(Volume(p, m) for p, m in vs) for t, vs in (d.get("volumes") or {}).items()}
         d["tenant_ids"] = {t: (int(u), int(g)) for t, (u, g) in (d.get("tenant_ids") or {}).items()}
-        d["protect"] = tuple(d.get("protect") or ())
+        d["protect"], d["job_roots"] = tuple(d.get("protect") or ()), tuple(d.get("job_roots") or ())
         d["default_id"] = tuple(d.get("default_id") or (65534, 65534))
         d["network_for"] = tuple(d.get("network_for") or ())
         return cls(**d)
@@ -298,7 +300,7 @@ def check_writable(path: str, config: SandboxConfig, what: str) -> str:
     """The real path of a directory the job may write (work dir, checkpoint dir), or SandboxError
     (``sandbox_paths.writable``)."""
     try:
-        return str(_shipped("sandbox_paths").writable(path, config.protect, what))
+        return str(_shipped("sandbox_paths").writable(path, config.protect, what, config.job_roots))
     except ValueError as exc:
         raise SandboxError(str(exc)) from None
 
@@ -395,13 +397,16 @@ def plan(
         if checkpoint_dir and checkpoint_dir != ckpt:
             full_env["ACCELPOOL_CHECKPOINT_DIR"] = ckpt
     if cwd is not None and cwd != ckpt:
-        own = os.access(cwd, os.W_OK) if uid is None else paths.owner_error(cwd, uid, "", "") is None
-        binds.append([cwd, cwd, "rw" if own else "ro"])  # another's (uid-mapped tenants): read-only
+        own = os.access(cwd, os.W_OK) if uid is None or gid is None else paths.may_write(cwd, uid, gid)
+        binds.append([cwd, cwd, "rw" if own else "ro"])  # read-only where the job's uid may not write
     networked = config.networked(tenant, grant)
     tail: list[str] = []
     env_text: str | None = None
     container: dict[str, Any] | None = None
     if image is not None:
+        broken = [k for k, v in full_env.items() if "\n" in v or "\r" in v]
+        if broken:  # podman's env file holds one variable a line
+            raise SandboxError(f"image '{image}': {broken[0]} has a line break, which podman cannot pass")
         im = _shipped("sandbox_image")
         try:
             exe = im.check_image(config.podman, image)
@@ -543,24 +548,13 @@ def plan(
         "grace": float(grace_seconds),
         "gate": gate,
         "die_with_parent": die_with_parent,
-        "chown": [work_dir] + ([ckpt] if ckpt else []),
+        "chown": [os.path.realpath(work_dir)] + ([ckpt] if ckpt else []),  # real paths (make_dirs)
     }
 
 
 def prepare_dirs(p: Mapping[str, Any]) -> None:
-    """Create the writable dirs of a plan; when the service switches uids, owned by the job's uid and mode
-    0700 (every sandbox sees the host's / read-only: another tenant's job could read what a job saved)."""
-    for d in p["chown"]:
-        created = not os.path.isdir(d)
-        os.makedirs(d, exist_ok=True)
-        if p["uid"] is not None and (created or d == p["chown"][0]):
-            try:
-                os.chown(d, p["uid"], p["gid"])
-                os.chmod(d, 0o700)
-            except (
-                OSError
-            ) as exc:  # e.g. root squashed on shared storage: the job may not be able to write there
-                logging.getLogger(__name__).warning("could not give %s to uid %s: %s", d, p["uid"], exc)
+    """Create the writable dirs of a plan (sandbox_paths.make_dirs: the job's uid's, 0700, never via a link)."""
+    _shipped("sandbox_paths").make_dirs(p["chown"], p["uid"], p["gid"])
 
 
 def is_limit_reason(reason: str) -> bool:

@@ -10,6 +10,7 @@ denied" instead of "not found".
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 
@@ -39,17 +40,22 @@ def inside(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
-def writable(path: str, protect: Sequence[str], what: str) -> str:
+def writable(path: str, protect: Sequence[str], what: str, roots: Sequence[str] = ()) -> str:
     """The real path of a directory the job may write (work dir, checkpoint dir), else ValueError naming
     it. Symlinks are resolved first, so a link planted by an earlier job cannot point a later job's bind at
     the data dir or another job's files. Refused: ``/`` and every top-level directory itself (``/tmp``,
-    ``/home``, ``/srv``: everyone's), anything in a system tree (SYSTEM), and the protected paths."""
+    ``/home``, ``/srv``: everyone's), anything in a system tree (SYSTEM) but inside one of the operator's
+    ``roots`` (the checkpoint root: a root service's is often under /root or /var/lib), and the protected
+    paths."""
     real = os.path.realpath(path)
-    if real.count("/") <= 1:
+    if any(inside(real, r) and real != r for r in roots):
+        pass
+    elif real.count("/") <= 1:
         raise ValueError(f"{what} '{path}' resolves to '{real}', a top-level directory that jobs may not use")
-    for t in SYSTEM:
-        if inside(real, t):
-            raise ValueError(f"{what} '{path}' resolves to '{real}', in the system directory '{t}'")
+    else:
+        for t in SYSTEM:
+            if inside(real, t):
+                raise ValueError(f"{what} '{path}' resolves to '{real}', in the system directory '{t}'")
     for p in protect:
         if inside(real, p) or inside(p, real):
             raise ValueError(f"{what} '{path}' resolves to '{real}', which jobs may not use")
@@ -76,6 +82,58 @@ def owner_error(real: str, uid: int | None, what: str, path: str) -> str | None:
     if probe != real and owner not in (uid, 0):
         return f"{what} '{path}' would be made inside '{probe}', which belongs to uid {owner}, not to the job's uid {uid}"
     return None
+
+
+def may_write(real: str, uid: int, gid: int) -> bool:
+    """Whether ``uid``/``gid`` may write the directory ``real`` by its mode bits (owner, group, other)."""
+    st = os.stat(real)
+    bit = 0o200 if st.st_uid == uid else 0o020 if st.st_gid == gid else 0o002
+    return bool(st.st_mode & bit)
+
+
+def make_dirs(dirs: Sequence[str], uid: int | None, gid: int | None) -> None:
+    """Create the job's writable dirs (real paths: the plan's), the first (its work dir) and any made here
+    given to ``uid``/``gid`` with mode 0700 when the service switches uids (every sandbox sees the host's /
+    read-only: another tenant's job could read what a job saved). Each component is opened relative to its
+    parent with O_NOFOLLOW and the ownership set on the open directory, so a directory a tenant swaps for a
+    symlink while this runs fails the start instead of having root create or chown the link's target."""
+    for i, d in enumerate(dirs):
+        fd, created = _open_made(d)
+        try:
+            if uid is not None and gid is not None and (created or i == 0):
+                try:
+                    os.fchown(fd, uid, gid)
+                    os.fchmod(fd, 0o700)
+                except OSError as exc:  # e.g. root squashed on shared storage: the job may not write there
+                    logging.getLogger(__name__).warning("could not give %s to uid %s: %s", d, uid, exc)
+        finally:
+            os.close(fd)
+
+
+def _open_made(path: str) -> tuple[int, bool]:
+    """An O_DIRECTORY fd of ``path``, made where missing (parents 0755), never through a symlink; and whether
+    its last component was made here."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    created = False
+    try:
+        for name in [p for p in path.split("/") if p]:
+            try:
+                nxt = os.open(name, flags, dir_fd=fd)
+                created = False
+            except FileNotFoundError:
+                try:
+                    os.mkdir(name, 0o755, dir_fd=fd)
+                    created = True
+                except FileExistsError:
+                    created = False
+                nxt = os.open(name, flags, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, created
 
 
 def searchable(path: str, uid: int | None, gid: int | None) -> bool:

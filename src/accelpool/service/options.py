@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,11 @@ def sandbox_config(opts: Options) -> SandboxConfig:
     if opts.url.startswith("sqlite"):
         db = opts.url.split("///", 1)[-1].split("?")[0]
         protect += [db, db + "-wal", db + "-shm"]
-    return cfg.with_protect(*protect)
+    cfg = cfg.with_protect(*protect)
+    root = opts.checkpoint_root  # the jobs' default checkpoint dirs are made there (maybe under /root, /var)
+    if root is not None:
+        cfg = replace(cfg, job_roots=(*cfg.job_roots, os.path.realpath(root)))
+    return cfg
 
 
 def get_policy(name: str) -> Policy:

@@ -109,6 +109,9 @@ def parse_duration(value: Any) -> float:
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _SIZE_UNIT = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 # an OCI image reference (registry/name:tag or @digest); never starts with '-' (not an option to podman)
+SHELL_READONLY = frozenset({"BASHOPTS", "BASH_VERSINFO", "EUID", "PPID", "SHELLOPTS", "UID"})
+"""Variables bash keeps read-only: exporting one ends the shell that runs a job's command (where /bin/sh
+is bash), and bash never let the environment set them anyway."""
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}\Z")
 
 
@@ -248,6 +251,10 @@ class JobSpec(BaseModel):
         for k in v:
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*\Z", k):
                 raise ValueError(f"{k!r} is not a valid environment variable name")
+            if k in SHELL_READONLY:  # the job's environment is exported by a shell (executors/sandbox_env.py)
+                raise ValueError(
+                    f"'{k}' is read-only in bash (the shell sets it itself): a job cannot set it"
+                )
         return v
 
     @field_validator("image")

@@ -209,7 +209,9 @@ def _previous_segments(stage: _Stage, x_prev: FloatArray) -> tuple[BoolArray, In
     return ok, u.astype(np.int64), v.astype(np.int64)
 
 
-def _held_segments(stage: _Stage, ell: FloatArray, x_prev: FloatArray) -> tuple[BoolArray, IntArray, IntArray]:
+def _held_segments(
+    stage: _Stage, ell: FloatArray, x_prev: FloatArray
+) -> tuple[BoolArray, IntArray, IntArray]:
     """The segment each job ran on in ``x_prev`` (_previous_segments) and whether it holds the job's frozen
     level ell_j (ok False: more than two types, or ell_j off the segment)."""
     ng = stage.a.shape[0]
