@@ -84,16 +84,16 @@ def test_writer_waits_for_more_only_under_a_steady_stream(store, monkeypatch):
     sizes: list[int] = []
     real = store.submit_many
     monkeypatch.setattr(store, "submit_many", lambda items: (sizes.append(len(items)), real(items))[1])
-    b = SubmitBatcher(store, linger=2.0)
+    b = SubmitBatcher(store, linger=6.0)
     first = threading.Event()
     b.put(sub(1), lambda r: first.set())
-    assert first.wait(1.5)  # not held back for the 2 s linger
+    assert first.wait(5.0)  # not held back for the 6 s linger (1.5 s of a 2 s linger failed under load in CI)
     left = threading.Semaphore(0)
     for i in range(2, 6):  # a stream: one every 10 ms
         b.put(sub(i), lambda r: left.release())
         threading.Event().wait(0.01)
     for _ in range(4):
-        assert left.acquire(timeout=10)
+        assert left.acquire(timeout=20)
     b.close()
     assert sizes == [1, 4]
     assert all(store.get_job(f"j{i}") is not None for i in range(1, 6))
