@@ -39,6 +39,7 @@ def _plan(tmp_path: Path, config: sb.SandboxConfig | None = None, **kw: Any) -> 
         ("/var/tmp", "in the system directory '/var'"),
         ("/var/tmp/mine", "in the system directory '/var'"),
         ("/etc/cron.d/made-by-a-job", "in the system directory '/etc'"),
+        ("/opt/app/plugins", "in the system directory '/opt'"),
         ("/tmp", "a top-level directory"),
         ("/home", "a top-level directory"),
         ("/", "a top-level directory"),

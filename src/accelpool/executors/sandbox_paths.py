@@ -15,7 +15,8 @@ import os
 from collections.abc import Sequence
 
 # host trees no job may bind read-write, nor anything inside them (the host's /dev/shm and /var/tmp are
-# shared scratch of every user; a job's dir under /etc would be made there by the root service)
+# shared scratch of every user; a job's dir under /etc, or in an application's tree under /opt, would be
+# made there by the root service, owned by the tenant: a cron.d, a plugins dir)
 SYSTEM = (
     "/bin",
     "/boot",
@@ -25,6 +26,7 @@ SYSTEM = (
     "/lib32",
     "/lib64",
     "/libx32",
+    "/opt",
     "/proc",
     "/root",
     "/run",
