@@ -65,6 +65,11 @@ def test_ray_service_runs_gang_and_npu_jobs_charges_them_and_adopts_after_kill(
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
+    scratch = (
+        tmp_path / "scratch"
+    )  # shared like /tmp: a root service makes a job's dir only where its uid could
+    scratch.mkdir()
+    scratch.chmod(0o1777)
     args = (
         "--executor",
         "ray",
@@ -116,7 +121,7 @@ def test_ray_service_runs_gang_and_npu_jobs_charges_them_and_adopts_after_kill(
                 "program": "p",
                 "kind": "inference",  # RNGD is an inference NPU
                 "resources": {"type": "rngd", "count": 2},
-                "checkpoint_dir": str(tmp_path / "ckpt"),
+                "checkpoint_dir": str(scratch / "ckpt"),
                 "command": f'{env}; echo start >> "$ACCELPOOL_CHECKPOINT_DIR/starts"; sleep 6',
             },
             tenant="lab",
@@ -138,7 +143,7 @@ def test_ray_service_runs_gang_and_npu_jobs_charges_them_and_adopts_after_kill(
             assert v["state"] == "succeeded", v
         events = [e["state"] for e in admin.get(f"jobs/{npu}/events")["items"]]
         assert events.count("running") == 1 and "preempted" not in events, events  # adopted, not restarted
-        assert (tmp_path / "ckpt" / "starts").read_text().count("start") == 1
+        assert (scratch / "ckpt" / "starts").read_text().count("start") == 1
 
         gang_logs = lab.logs(gang)
         ranks = sorted(ln for ln in gang_logs.splitlines() if "rank=" in ln)

@@ -11,6 +11,7 @@ import pytest
 from accelpool.core.rounds import Placement
 from accelpool.core.types import Job
 from accelpool.executors.local import LocalExecutor, _proc_start_time
+from accelpool.executors.sandbox import SandboxConfig
 from accelpool.executors.sandbox_wrapper import WRAPPER
 from accelpool.ports import EventKind, ExecutorEvent, Launch, RunSpec
 
@@ -75,8 +76,11 @@ def env_of(ex: LocalExecutor, job: str) -> dict[str, str]:
     ("acc", "var"), [("h100", "CUDA_VISIBLE_DEVICES"), ("rngd", "FURIOSA_DEVICES"), ("atom", "RBLN_DEVICES")]
 )
 def test_devices_and_accelpool_variables_are_in_the_environment(tmp_path: Path, acc: str, var: str) -> None:
-    ex = LocalExecutor(tmp_path, extra_env={"ACCELPOOL_API_URL": "http://x"})
-    ex.start(launch("j", "env", acc=acc, checkpoint_dir=str(tmp_path / "ckpt"), env={"MINE": "1"}))
+    root = str(tmp_path / "ckpts")  # the service's checkpoint root: job dirs are made there
+    ex = LocalExecutor(
+        tmp_path, extra_env={"ACCELPOOL_API_URL": "http://x"}, sandbox=SandboxConfig(job_roots=(root,))
+    )
+    ex.start(launch("j", "env", acc=acc, checkpoint_dir=root + "/j", env={"MINE": "1"}))
     end, _ = wait_end(ex, "j")
     assert end.exit_code == 0
     env = env_of(ex, "j")
@@ -84,11 +88,11 @@ def test_devices_and_accelpool_variables_are_in_the_environment(tmp_path: Path, 
     assert env["ACCELPOOL_JOB_ID"] == "j"
     assert env["ACCELPOOL_ACCELERATOR"] == acc
     assert env["ACCELPOOL_DEVICES"] == "n0:2,3"
-    assert env["ACCELPOOL_CHECKPOINT_DIR"] == str(tmp_path / "ckpt")
+    assert env["ACCELPOOL_CHECKPOINT_DIR"] == root + "/j"
     assert env["ACCELPOOL_ATTEMPT"] == "3"
     assert float(env["ACCELPOOL_STEPS_DONE"]) == 40.0
     assert env["ACCELPOOL_API_URL"] == "http://x" and env["MINE"] == "1"
-    assert (tmp_path / "ckpt").is_dir()
+    assert (tmp_path / "ckpts" / "j").is_dir()
     ex.close()
 
 

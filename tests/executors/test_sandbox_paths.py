@@ -64,10 +64,40 @@ def test_another_tenants_dir_is_refused_and_a_new_one_is_allowed(tmp_path: Path)
         _plan(tmp_path, config, checkpoint_dir=str(theirs / "inside"))
     with pytest.raises(sb.SandboxError, match="belongs to uid 0"):  # the operator's, not the tenant's
         _plan(tmp_path, config, checkpoint_dir=str(tmp_path))
-    mine = _plan(tmp_path, config, checkpoint_dir=str(tmp_path / "new" / "ckpt"))  # made for it, as its uid
-    assert [str(tmp_path / "new" / "ckpt")] * 2 in [a for a in _binds(mine)]
+    own = tmp_path / "a-home"
+    own.mkdir()
+    os.chown(own, 41001, 41001)
+    mine = _plan(tmp_path, config, checkpoint_dir=str(own / "new" / "ckpt"))  # made for it, as its uid
+    assert [str(own / "new" / "ckpt")] * 2 in [a for a in _binds(mine)]
     theirs_too = _plan(tmp_path, config, tenant="b", checkpoint_dir=str(theirs))  # b's own
     assert theirs_too["uid"] == 41002
+
+
+@root_only
+def test_a_dir_is_made_only_where_the_jobs_uid_could_make_it(tmp_path: Path) -> None:
+    """A root-owned dir such as /home: a ``/home/<user to come>`` made for a job and given to its uid would
+    be that user's home with the tenant's files in it (a review). A sticky world-writable dir (/tmp) and
+    the operator's checkpoint root are fine."""
+    config = sb.SandboxConfig(tenant_ids={"a": (41001, 41001)}, job_roots=(str(tmp_path / "roots"),))
+    homes = tmp_path / "home"
+    homes.mkdir(mode=0o755)
+    with pytest.raises(sb.SandboxError, match="would be made inside .*home.* belongs to uid 0"):
+        _plan(tmp_path, config, checkpoint_dir=str(homes / "future-user"))
+    assert not (homes / "future-user").exists()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    assert [str(shared / "ckpt")] * 2 in _binds(_plan(tmp_path, config, checkpoint_dir=str(shared / "ckpt")))
+    open_not_sticky = tmp_path / "open"
+    open_not_sticky.mkdir()
+    open_not_sticky.chmod(0o777)
+    with pytest.raises(sb.SandboxError, match="would be made inside"):
+        _plan(tmp_path, config, checkpoint_dir=str(open_not_sticky / "ckpt"))
+    first = _plan(tmp_path, config, checkpoint_dir=str(tmp_path / "roots" / "j0"))  # the root made with it
+    assert [str(tmp_path / "roots" / "j0")] * 2 in _binds(first)
+    (tmp_path / "roots").mkdir()
+    ok = _plan(tmp_path, config, checkpoint_dir=str(tmp_path / "roots" / "a" / "j1"))
+    assert [str(tmp_path / "roots" / "a" / "j1")] * 2 in _binds(ok)
 
 
 @root_only

@@ -11,6 +11,7 @@ from accelpool.core.policies import get_policy
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.types import Job, JobState, Node
 from accelpool.executors.local import LocalExecutor
+from accelpool.executors.sandbox import SandboxConfig
 from accelpool.ports import RunSpec
 from accelpool.runtime.clock import VirtualClock
 from accelpool.runtime.reconciler import Reconciler
@@ -36,8 +37,8 @@ def test_an_attempt_writes_is_preempted_and_the_next_attempt_sees_it(tmp_path: P
     clock = VirtualClock()
     store = MemoryStore()
     store.add_nodes([Node("h-0", "h100", 1)])
-    ex = LocalExecutor(tmp_path / "state", clock=clock)
-    root = tmp_path / "checkpoints"
+    root = tmp_path / "checkpoints"  # the service's checkpoint root, where the executor makes job dirs
+    ex = LocalExecutor(tmp_path / "state", clock=clock, sandbox=SandboxConfig(job_roots=(str(root),)))
     config = RoundConfig(
         lease_seconds=None, min_run_seconds=0.0, restart_seconds=0.0
     )  # every round may preempt

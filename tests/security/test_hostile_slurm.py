@@ -30,7 +30,9 @@ def ex(tmp_path: Path, slurm_conf: str) -> Iterator[tuple[SlurmExecutor, Path, s
     (data / "admin-token").write_text(secret)
     canary = "canary-" + secrets.token_hex(8)
     os.environ[CANARY] = canary  # sbatch --export=ALL carries the service's environment to the step
-    cfg = sb.SandboxConfig(tenant_ids={"default": (60001, 60001)}).with_protect(data)
+    cfg = sb.SandboxConfig(  # as the service: its checkpoint root is where jobs' default dirs are made
+        tenant_ids={"default": (60001, 60001)}, job_roots=(str(tmp_path / "data-checkpoints"),)
+    ).with_protect(data)
     e = SlurmExecutor(tmp_path / "state", slurm_conf=slurm_conf, instance=f"h-{tmp_path.name}", sandbox=cfg)
     try:
         yield e, data, secret + " " + canary

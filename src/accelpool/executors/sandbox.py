@@ -376,7 +376,11 @@ def plan(
     if cwd is not None and not os.path.isdir(cwd):
         raise SandboxError(f"workdir '{workdir}' does not exist or is not a directory")
     paths = _shipped("sandbox_paths")
-    why = paths.owner_error(ckpt, uid, "checkpoint_dir", checkpoint_dir) if ckpt is not None else None
+    why = (
+        paths.owner_error(ckpt, uid, "checkpoint_dir", checkpoint_dir, config.job_roots)
+        if ckpt is not None
+        else None
+    )
     if why is not None:
         raise SandboxError(why)
     confined = use_bwrap or image is not None

@@ -64,26 +64,39 @@ def writable(path: str, protect: Sequence[str], what: str, roots: Sequence[str] 
     return real
 
 
-def owner_error(real: str, uid: int | None, what: str, path: str) -> str | None:
+def owner_error(real: str, uid: int | None, what: str, path: str, roots: Sequence[str] = ()) -> str | None:
     """Why a job running as ``uid`` may not write the directory ``real`` (None: it may). A service that
     gives each tenant its own uid (root, ``tenant_ids``) binds read-write only a directory of that uid, or
-    one it will create where the nearest existing directory above belongs to that uid or to root: another
-    tenant's checkpoint dir (readable by its uid alone) stays its own. ``uid`` None (an unprivileged
-    service: every job runs as it) checks nothing."""
+    one it will create (as root, then given to that uid) only where the uid could have made it itself: the
+    nearest existing directory above belongs to that uid, or lets everyone create and keeps each entry its
+    maker's (world-writable and sticky, like /tmp), or lies in one of the operator's ``roots`` (the
+    checkpoint root). Another tenant's checkpoint dir (readable by its uid alone) stays its own, and a
+    root-owned directory such as /home gets no tenant-owned entry (a ``/home/<user to come>`` made for a
+    job would be that user's home, with the tenant's keys in it). ``uid`` None (an unprivileged service:
+    every job runs as it) checks nothing."""
     if uid is None:
         return None
     probe = real
     while not os.path.lexists(probe):
         probe = os.path.dirname(probe)
     try:
-        owner = os.stat(probe).st_uid
+        st = os.stat(probe)
     except OSError as exc:
         return f"{what} '{path}': {exc.strerror}"
-    if probe == real and owner != uid:
-        return f"{what} '{path}' belongs to uid {owner}, not to the job's uid {uid}: a job writes only its own dirs"
-    if probe != real and owner not in (uid, 0):
-        return f"{what} '{path}' would be made inside '{probe}', which belongs to uid {owner}, not to the job's uid {uid}"
-    return None
+    owner = st.st_uid
+    if probe == real:
+        if owner != uid:
+            return f"{what} '{path}' belongs to uid {owner}, not to the job's uid {uid}: a job writes only its own dirs"
+        return None
+    if owner == uid or any(inside(real, r) for r in roots):
+        return None
+    if st.st_mode & 0o1002 == 0o1002:  # sticky and world-writable: the uid could make it there itself
+        return None
+    return (
+        f"{what} '{path}' would be made inside '{probe}', which belongs to uid {owner}, not to the job's uid "
+        f"{uid}: a job's dir is made only inside its uid's own dirs, a sticky shared dir such as /tmp, or the "
+        "operator's checkpoint root"
+    )
 
 
 def may_write(real: str, uid: int, gid: int) -> bool:
