@@ -65,9 +65,8 @@ def test_ray_service_runs_gang_and_npu_jobs_charges_them_and_adopts_after_kill(
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    scratch = (
-        tmp_path / "scratch"
-    )  # shared like /tmp: a root service makes a job's dir only where its uid could
+    # shared like /tmp: a root service makes a job's dir only where the job's uid could
+    scratch = tmp_path / "scratch"
     scratch.mkdir()
     scratch.chmod(0o1777)
     args = (
