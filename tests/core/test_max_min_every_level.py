@@ -17,7 +17,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from accelpool.core.allocation import AllocationProblem, check_feasible  # noqa: E402
-from accelpool.core.policies import _waterfill, _wf_balance, _wf_ceilings, _wf_local, _wf_stage  # noqa: E402
+from accelpool.core.policies import (  # noqa: E402
+    _waterfill,
+    _wf_balance,
+    _wf_ceilings,
+    _wf_local,
+    _wf_master,
+    _wf_stage,
+)
 from accelpool.core.policies._seam import usable_mask  # noqa: E402
 from accelpool.core.policies.max_min_fairness import (  # noqa: E402
     _level_coefficients,
@@ -151,3 +158,49 @@ def test_work_budget_keeps_the_highest_level_reached(floor, monkeypatch):
     if floor >= 500:  # the budget stops after some probes (at 300, before any)
         assert probes  # their levels are among those reached: the fallback keeps a probe's allocation
     assert (ours >= np.minimum(max(reached), exact) * (1 - 1e-4)).all()
+
+
+def test_a_large_master_counts_more_in_the_work_budget(monkeypatch):
+    """A master solve counts its jobs times max(1, (columns / MASTER_COLUMNS) ** 2) (_wf_master.work_of):
+    one large master costs the budget about what it costs in CPU. With MASTER_COLUMNS small, a master
+    that its jobs alone would have let run is refused once its count would overdraw the budget, and that
+    stop is as safe as any: feasible, the stage-1 level exact, nobody below it."""
+    mc = _wf_master.MASTER_COLUMNS
+    assert _wf_master.work_of(10, 100) == 10 and _wf_master.work_of(10, mc) == 10
+    assert _wf_master.work_of(10, 2 * mc) == 40
+    problem = family_problem("scarce", 400, 8, 2)
+    exact = full(problem, monkeypatch)
+    solved: list[tuple[int, int, float, float]] = []  # jobs, columns, work before and after, of each solve
+    refused: list[tuple[int, int, float, float]] = []  # jobs, columns, work before, limit
+    solve = _wf_master.Master.solve
+
+    def counted(self, amb, u, v):  # type: ignore[no-untyped-def]
+        before = self.stage.work
+        try:
+            out = solve(self, amb, u, v)
+        except _wf_stage.OutOfWork:
+            refused.append((len(self.jobs), len(self.pair_j), before, self.stage.work_limit))
+            raise
+        if self.stage.work > before:
+            solved.append((len(self.jobs), len(self.pair_j), before, self.stage.work))
+        return out
+
+    with monkeypatch.context() as m:
+        m.setattr(_waterfill, "MAX_STAGES", 10**6)
+        m.setattr(_waterfill, "WORK_FLOOR", 3_000)
+        m.setattr(_waterfill, "WORK_PER_GROUP", 0.0)
+        m.setattr(_wf_master, "MASTER_COLUMNS", 200)
+        m.setattr(_wf_master.Master, "solve", counted)
+        alloc = max_min_fairness(problem)
+    weight = [max(1.0, (cols / 200) ** 2) for _, cols, _, _ in solved]
+    assert max(weight) > 1, "no master had more columns than MASTER_COLUMNS"
+    assert [a - b for _, _, b, a in solved] == pytest.approx(
+        [j * w for (j, *_), w in zip(solved, weight, strict=True)]
+    )
+    assert refused, "the budget never stopped a master"
+    jobs, cols, before, limit = refused[0]
+    assert before + jobs <= limit < before + jobs * (cols / 200) ** 2  # its jobs alone fit; its count did not
+    assert check_feasible(problem, alloc) == []
+    ours = levels(problem, alloc.x)
+    assert ours[0] == pytest.approx(exact[0], rel=1e-6)
+    assert ours.min() >= exact[0] * (1 - 1e-6)

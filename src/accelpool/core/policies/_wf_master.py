@@ -42,6 +42,22 @@ on the later stages' degenerate LPs (many frozen level rows tight at once) it wa
 dual simplex at 2,000 x 8 (bench/bench_policies.py families). The whole_lp reference keeps HiGHS's
 default."""
 
+MASTER_COLUMNS = 40_000
+"""A master solve counts its jobs in the work budget (_waterfill.WORK_PER_GROUP) times max(1, (columns /
+MASTER_COLUMNS) ** 2) (work_of): the CPU a column costs HiGHS is about flat up to some 40,000-50,000
+columns and then grows fast (issue 13's families at 10,000 and 50,000 x 8, tuning seed 0, interior-point
+masters: 0.01-0.06 ms a column below 50,000 columns but for a few, 0.11-0.18 ms at 63,000-79,000, 0.71 ms
+at 149,000: one 23,213-job master of generational 50,000 x 8 took 106 s of its 150 s), so a budget of jobs
+alone let one large master cost what hundreds of small ones do. Counted, not timed, like the budget. Every
+master of every family at 2,000 and 10,000 x 8 has fewer columns (at most 17,934): nothing there changes
+(docs/allocate.md)."""
+
+
+def work_of(jobs: int, columns: int) -> float:
+    """What a master solve over ``jobs`` jobs and ``columns`` plan columns counts in the work budget."""
+    return jobs * max(1.0, (columns / MASTER_COLUMNS) ** 2)
+
+
 WARM_ADDED = 0.1
 """A round that adds more than this fraction of the model's columns is solved from scratch: dual simplex
 from the last basis lost to the interior point method when a round added a quarter of the jobs
@@ -217,10 +233,11 @@ class Master:
         in_model = np.zeros(ng, dtype=bool)
         in_model[self.jobs] = True
         new = np.nonzero(amb & ~in_model)[0]
-        if stage.work + len(self.jobs) + len(new) > stage.work_limit:
-            raise OutOfWork  # counted before the solve: a master that would overdraw the budget is not solved
         old_cols = len(self.pair_j)
         added = self._add(new) if len(new) else 0
+        work = work_of(len(self.jobs), len(self.pair_j))
+        if stage.work + work > stage.work_limit:
+            raise OutOfWork  # counted before the solve: a master that would overdraw the budget is not solved
         h = self.h
         kk, ffix = _aggregates(stage, self.active, self.ell, amb, u, v)
         for r in range(rr):
@@ -238,7 +255,7 @@ class Master:
             return False, 0.0, np.zeros((ng, tt)), overload, np.zeros(ng)
         h.setOptionValue("solver", "ipm" if ipm else "simplex")
         h.run()
-        stage.work += len(self.jobs)
+        stage.work += work
         self.solved_once = True
         status = h.getModelStatus()
         solved = h

@@ -67,8 +67,9 @@ class _Stage:
         self.scarce: tuple[float, FloatArray] | None = None
         """Level and row prices where capacity binds (see _scout): where a stage has no prices or only
         zeros, its master starts from these (and from this level, when above the level it was given)."""
-        self.work = 0
-        """Jobs held by this problem's master solves so far, summed over solves (_wf_master.Master.solve)."""
+        self.work = 0.0
+        """Jobs held by this problem's master solves so far, summed over solves, large masters counted more
+        (_wf_master.Master.solve, work_of)."""
         self.work_limit = np.inf
         """A _stage that starts with ``work`` above this, or a master solve that would take it above
         (_wf_master.Master.solve, checked before the solve), raises OutOfWork (_waterfill's WORK_PER_GROUP)."""
