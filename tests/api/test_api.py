@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -254,6 +255,27 @@ def test_a_program_manager_may_not_change_pool_wide_rules(world):
     assert r.status_code == 200 and r.json()["rules"]["max_contract_seconds"] == 3600
     r = world.call("admin", "PUT", "/api/v1/programs/p1/rules", json={"public_share": {"*": 0.5}})
     assert r.status_code == 200 and r.json()["rules"]["weight"] == 1.0  # an admin's PUT replaces all
+
+
+def test_a_managers_rules_keep_an_admins_change_made_meanwhile(world, monkeypatch):
+    """The pool-wide rules a manager's PUT leaves out keep their values as they stand when it is written
+    (merged under the program row's lock), not as the request first read them: an admin's weight set
+    between the two is kept (before, the manager's PUT put the old weight back)."""
+    r = world.call("admin", "PUT", "/api/v1/programs/p1/rules", json={"weight": 2.0})
+    assert r.status_code == 200, r.text
+    store = world.store
+    update = store.update_program
+
+    def admin_first(program_id, **kw):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(store, "update_program", update)  # once
+        now = next(p for p in store.list_programs() if p.id == program_id).rules
+        update(program_id, rules=replace(now, weight=5.0))  # the admin's PUT lands in between
+        return update(program_id, **kw)
+
+    monkeypatch.setattr(store, "update_program", admin_first)
+    r = world.call("pm1", "PUT", "/api/v1/programs/p1/rules", json={"tenant_caps": {"h100": 3}})
+    assert r.status_code == 200, r.text
+    assert r.json()["rules"]["weight"] == 5.0 and r.json()["rules"]["tenant_caps"] == {"h100": 3}
 
 
 def test_a_program_manager_does_not_learn_other_programs_grant_ids(world):

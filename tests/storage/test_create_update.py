@@ -4,11 +4,12 @@ over-granted, also by concurrent grants (threads), on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import pytest
 
 from accelpool.core.errors import Conflict
-from accelpool.core.types import Grant, Node, Program, Tenant
+from accelpool.core.types import Grant, Node, Program, ProgramRules, Tenant
 
 
 @pytest.fixture
@@ -83,3 +84,26 @@ def test_creates_refuse_existing_ids(store):
     assert store.update_program("p", budget_krw=10).budget_krw == 10
     assert store.update_program("nope", budget_krw=10) is None
     assert store.update_grant("nope", amount_krw=1) is None
+
+
+def test_rules_are_merged_with_the_rules_as_they_stand_under_the_lock(store):
+    """PUT /programs/{id}/rules by a manager keeps the pool-wide rules it leaves out: read under the
+    program row's lock (``rules_from``), so an admin's change made after the manager's request was read is
+    kept, not undone; what ``rules_from`` raises leaves the program as it was."""
+    store.update_program("p", rules=replace(ProgramRules(), weight=3.0))  # the admin's change
+    seen = []
+
+    def keep_weight(now: ProgramRules) -> ProgramRules:
+        seen.append(now.weight)
+        return replace(ProgramRules(), tenant_caps={"h100": 4}, weight=now.weight)
+
+    p = store.update_program("p", rules_from=keep_weight)
+    assert seen == [3.0] and p.rules.weight == 3.0 and p.rules.cap_for("h100") == 4
+
+    def refuse(now: ProgramRules) -> ProgramRules:
+        raise PermissionError("only an admin changes 'weight'")
+
+    with pytest.raises(PermissionError):
+        store.update_program("p", budget_krw=5_000, rules_from=refuse)
+    after = next(x for x in store.list_programs() if x.id == "p")
+    assert after.budget_krw == 1_000 and after.rules.cap_for("h100") == 4 and after.rules.weight == 3.0

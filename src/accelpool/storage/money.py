@@ -3,7 +3,7 @@ the program's or grant's row lock). What jobs cost is booked by storage/jobs.py 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -74,10 +74,13 @@ class MoneyWrites(UnitOfWork):
         budget_krw: int | None = None,
         end: float | None = None,
         rules: Any = None,
+        rules_from: Callable[[Any], Any] | None = None,
     ) -> Program | None:
         """Change the fields given, under the program row's lock. A budget below what the program has
         already granted is refused (Conflict, field ``budget_krw``); an end at or before the start too
-        (field ``end``). None when there is no such program."""
+        (field ``end``). ``rules_from``: the new rules made from the rules as they stand under the lock (a
+        change that keeps some of them keeps today's values, not those of an earlier read; what it raises
+        leaves the program as it was). None when there is no such program."""
         with self.write() as c:
             r = self._lock_row(c, T.programs, T.programs.c.id, program_id)
             if r is None:
@@ -91,6 +94,8 @@ class MoneyWrites(UnitOfWork):
             if end is not None:
                 ledger.check_ends_after(float(r.start), end, "program")
                 row["end"] = end
+            if rules_from is not None:
+                rules = rules_from(codec.program_from_row(r).rules)
             if rules is not None:
                 row["rules"] = codec.rules_to_dict(rules)
             if row:

@@ -159,13 +159,15 @@ def set_rules(program_id: str, body: RulesIn, request: Request, who: Who) -> dic
     """Replace a program's rules (admins, or the program's manager). The pool-wide ones (``weight``,
     ``public_share``, ``min_run_seconds``) only an admin changes: a manager who gives one with another
     value than the program's is refused (403 naming it), and one a manager leaves out keeps its value."""
-    program = _visible_program(request, who, program_id)
+    _visible_program(request, who, program_id)
     who.require("admin", "program-manager")
     store = store_of(request)
-    rules = body.rules(request)
-    if not who.is_admin:
-        now = program.rules
-        for name in POOL_WIDE_RULES:
+    given = body.rules(request)
+
+    def merged(now: ProgramRules) -> ProgramRules:
+        # under the program row's lock: a pool-wide rule an admin changed meanwhile is kept, not undone
+        rules = given
+        for name in () if who.is_admin else POOL_WIDE_RULES:
             mine, theirs = getattr(rules, name), getattr(now, name)
             if isinstance(theirs, Mapping):
                 mine, theirs = dict(mine), dict(theirs)
@@ -173,7 +175,9 @@ def set_rules(program_id: str, body: RulesIn, request: Request, who: Who) -> dic
                 rules = replace(rules, **{name: getattr(now, name)})
             elif mine != theirs:
                 raise ApiError(403, f"only an admin changes '{name}' (it takes capacity pool-wide)", name)
-    p = store.update_program(program_id, rules=rules)
+        return rules
+
+    p = store.update_program(program_id, rules_from=merged)
     if p is None:
         raise not_found("program")
     return _program_json(p, store.granted_total(p.id))
