@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -89,3 +90,21 @@ class Databases:
     def drop_all(self) -> None:
         while self.made:
             drop_database(*self.made.pop())
+
+
+def capacity_stage(a: np.ndarray, capacity: float = 1.0) -> Any:
+    """A water-filling stage (_wf_stage._Stage) over level coefficients ``a`` (jobs x types) whose only rows
+    are one capacity row per type, each of ``capacity`` devices (tests/core)."""
+    from accelpool.core.policies._seam import Rows
+    from accelpool.core.policies._wf_stage import _Stage
+
+    ng, tt = a.shape
+    rows = Rows(
+        np.arange(tt),
+        np.ones((tt, ng), dtype=bool),
+        np.full(tt, float(capacity)),
+        -np.ones(tt, dtype=np.int64),
+        ("capacity",) * tt,
+        np.zeros(0),
+    )
+    return _Stage(a, np.ones(ng), rows, rows.member)

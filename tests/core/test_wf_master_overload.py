@@ -16,11 +16,11 @@ from scipy.optimize import linprog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
+from tests.helpers import capacity_stage  # noqa: E402
+
 from accelpool.core.allocation import check_feasible  # noqa: E402
 from accelpool.core.policies import _wf_master  # noqa: E402
-from accelpool.core.policies._rules import Rows  # noqa: E402
 from accelpool.core.policies._wf_overload import _least_use  # noqa: E402
-from accelpool.core.policies._wf_stage import _Stage  # noqa: E402
 from accelpool.core.policies.max_min_fairness import exact_level, max_min_fairness, stage_level  # noqa: E402
 from problems import family_problem  # noqa: E402
 
@@ -36,15 +36,7 @@ def test_least_use_is_the_lp_minimum(seed: int, tt: int) -> None:
     ng = 6
     a = rng.choice([0.0, 0.5, 1.0, 1.5, 3.0], size=(ng, tt)) * rng.uniform(0.5, 1.5, (ng, tt))
     a[a.sum(axis=1) == 0, 0] = 1.0
-    rows = Rows(
-        np.arange(tt),
-        np.ones((tt, ng), dtype=bool),
-        np.ones(tt),
-        -np.ones(tt, dtype=np.int64),
-        ("capacity",) * tt,
-        np.zeros(0),
-    )
-    stage = _Stage(a, np.ones(ng), rows, rows.member)
+    stage = capacity_stage(a)
     lam = stage.ceiling * rng.choice([0.0, 0.3, 0.7, 1.0, 1.2], size=ng)
     got = _least_use(stage, lam)
     for j in range(ng):

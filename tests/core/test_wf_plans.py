@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from accelpool.core.policies._rules import Rows  # noqa: E402
+from tests.helpers import capacity_stage  # noqa: E402
+
 from accelpool.core.policies._seam import build_rows, usable_mask  # noqa: E402
 from accelpool.core.policies._wf_plans import _min_cost, _plans  # noqa: E402
 from accelpool.core.policies._wf_stage import _Stage  # noqa: E402
@@ -134,15 +135,7 @@ def test_list_plans_match_on_small_random_jobs_with_exact_ties(seed: int, tt: in
     # few distinct speeds and prices, so that segments tie exactly
     a = rng.choice([0.0, 0.5, 1.0, 2.0], size=(ng, tt))
     a[a.sum(axis=1) == 0, 0] = 1.0
-    rows = Rows(
-        np.arange(tt),
-        np.ones((tt, ng), dtype=bool),
-        np.full(tt, float(ng)),
-        -np.ones(tt, dtype=np.int64),
-        ("capacity",) * tt,
-        np.zeros(0),
-    )
-    stage = _Stage(a, np.ones(ng), rows, rows.member)
+    stage = capacity_stage(a, ng)
     pi = rng.choice([0.0, 0.0, 1.0, 2.0], size=(ng, tt))
     lam = rng.choice([0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0], size=ng)
     _same(_plans(stage, pi, lam), _dense_plans(stage, pi, lam))

@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
+from tests.helpers import capacity_stage  # noqa: E402
+
 from accelpool.core.allocation import check_feasible  # noqa: E402
 from accelpool.core.policies import _wf_stage  # noqa: E402
-from accelpool.core.policies._rules import Rows  # noqa: E402
-from accelpool.core.policies._wf_stage import _held_segments, _Stage  # noqa: E402
+from accelpool.core.policies._wf_stage import _held_segments  # noqa: E402
 from accelpool.core.policies.max_min_fairness import exact_level, max_min_fairness, stage_level  # noqa: E402
 from problems import family_problem  # noqa: E402
 
@@ -29,15 +30,7 @@ def test_held_segments_are_the_allocations_own(seed: int, tt: int) -> None:
     rng = np.random.default_rng(seed)
     ng = 12
     a = rng.uniform(0.5, 3.0, size=(ng, tt))
-    rows = Rows(
-        np.arange(tt),
-        np.ones((tt, ng), dtype=bool),
-        np.ones(tt),
-        -np.ones(tt, dtype=np.int64),
-        ("capacity",) * tt,
-        np.zeros(0),
-    )
-    stage = _Stage(a, np.ones(ng), rows, rows.member)
+    stage = capacity_stage(a)
     x = np.zeros((ng, tt))
     lo_t = np.zeros(ng, dtype=np.int64)
     hi_t = np.zeros(ng, dtype=np.int64)
