@@ -76,10 +76,11 @@ no later allocation can use it), so a job held by the types still free to it has
 best free type, and the ceiling searches pin such jobs in bulk (on the capacity-bound families of
 bench/problems.py the tails of 15-123 one-job stages were mostly such jobs). After MAX_STAGES stages,
 or once the masters of the stages after the first have held WORK_PER_GROUP x groups jobs in all (at
-least WORK_FLOOR; a master of more than _wf_master.MASTER_COLUMNS columns counts more, work_of), the water-filling stops: the jobs still active keep the last stage's level (all of
-them reach it; stopped by the budget, the highest level reached, a ceiling-search probe's when one
-after the last stage placed every job higher, even one that missed its ceiling: _Stage.fallback) and
-the callers' fill_spare hands out the capacity left. So the stage-1 level and
+least WORK_FLOOR; a master of more than _wf_master.MASTER_COLUMNS columns counts more, work_of), the
+water-filling stops: the jobs still active keep the last stage's level (all of them reach it; stopped
+by the budget, the highest level reached, a ceiling-search probe's when one after the last stage placed
+every job higher, even one that missed its ceiling: _Stage.fallback) and the callers' fill_spare hands
+out the capacity left. So the stage-1 level and
 every level reached before the stop are exact; above them the allocation is Pareto-efficient but not
 lexicographically optimal. ``whole_lp`` runs the same procedure with every LP solved whole and no
 closed types (the benchmarks' reference): the same stage-1 level; later stages may freeze other jobs
@@ -149,9 +150,9 @@ WORK_PER_GROUP = 2.5
 WORK_FLOOR = 25_000
 """The work budget of the stages after the first: their master solves may hold max(WORK_FLOOR,
 WORK_PER_GROUP x groups) jobs in all (summed over solves; _Stage.work; a master's jobs times
-max(1, (columns / _wf_master.MASTER_COLUMNS) ** 2): a column costs more in large masters), then the water-filling stops
-where it stands, as after MAX_STAGES (the last stage's allocation, jobs still rising keep its level,
-the callers' fill_spare hands out the rest). Counted, not timed: the same problem always stops at the
+max(1, (columns / _wf_master.MASTER_COLUMNS) ** 2): a column costs more in large masters), then the
+water-filling stops where it stands, as after MAX_STAGES (the last stage's allocation, jobs still
+rising keep its level, the callers' fill_spare hands out the rest). Counted, not timed: the same problem always stops at the
 same point. Set on issue 13's tuning seed 0 (docs/allocate.md): above every allocation's total at
 2,000 x 8 (at most 18,800 jobs, gang) and every family's at 10,000 x 8 before _prune (at most 20,100,
 sparse), below what _prune's longer tails took at 10,000 without it (gang 90,000, scarce 59,000,
