@@ -2,12 +2,14 @@
 2,000 devices, per-job random speeds. Target: one step < 1 s.
 
     python bench/bench_round.py [--jobs 10000] [--devices 2000] [--postgres [--no-sqlite]] [--steps 3] [--ticks N]
-        [--policy max-min-fairness,fifo] [--rules] [--churn 100] [--capture DIR]
+        [--policy max-min-fairness,fifo] [--rules [--change-rules]] [--churn 100] [--capture DIR]
 
 ``--rules``: every case twice, the plain pool and then the same jobs under program rules (``QUOTAS``,
 ``PROGRAMS``: tenants' quotas, a public reserve, per-tenant caps of two programs), printing after the first
 and last step how the rules bind (waiting reasons, the fullest cap of each program and type, the quota
 tenants' devices, public jobs' devices) and how step 1's placements differ from the plain pool's.
+``--change-rules`` then halves the first program's tenant caps, as an admin would while the service runs,
+and times two more steps (their warm hint is the old rules').
 
 What is timed is what ships: ``Reconciler.step`` (observe the executor's events, meter running jobs and
 write their charges, snapshot, decide, record, act on the FakeExecutor), wall and CPU seconds per step;
@@ -181,6 +183,9 @@ class Capture:
 CAPTURE: Path | None = None
 """--capture's folder."""
 
+CHANGE_RULES = False
+CHANGE_RULES_HELP = "after the steps, halve the first program's tenant caps and time two more steps"
+
 CACHE = DecideCache()
 """Held across rounds, as the live Reconciler holds its own."""
 
@@ -312,6 +317,18 @@ def run(
         f"{label} parts of one more round: snapshot {r['read']:.3f} s, decide {r['decide']:.3f} s, "
         f"record {r['write']:.3f} s (wall)"
     )
+    if rules and CHANGE_RULES:
+        # an admin's rules change while the service runs: the Reconciler's warm hint is the old rules'
+        prog = next(p for p in store.list_programs() if p.id == PROGRAMS[0].id)
+        caps = {t: max(1, c // 2) for t, c in prog.rules.tenant_caps.items()}
+        store.update_program(prog.id, rules=replace(prog.rules, tenant_caps=caps))
+        for k in range(2):
+            clock.advance(360.0)
+            w0 = time.perf_counter()
+            rec.step()
+            print(
+                f"{label} step {k + 1} after {prog.id}'s caps became {caps}: wall {time.perf_counter() - w0:.3f} s"
+            )
     if ticks:
         # ticks between boundaries on this store's snapshots, with the Reconciler's own cache: the problem
         # arrays are reused while the snapshot hands out the same jobs, tenants, programs and throughput
@@ -372,9 +389,10 @@ def main() -> None:
         help="keep Python's collector settings (not the scheduler process's)",
     )
     ap.add_argument("--capture", type=Path, help="pickle each timed step's allocation problem here")
+    ap.add_argument("--change-rules", action="store_true", help="with --rules: " + CHANGE_RULES_HELP)
     a = ap.parse_args()
-    global CAPTURE
-    CAPTURE = a.capture
+    global CAPTURE, CHANGE_RULES
+    CAPTURE, CHANGE_RULES = a.capture, a.change_rules
     if not a.default_gc:
         settle_gc()  # the scheduler process's collector settings (service/supervisor.py), as it runs a step
     cases = [False, True] if a.rules else [False]
