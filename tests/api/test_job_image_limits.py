@@ -14,6 +14,8 @@ import pytest
         ({"limits": {"memory": "lots"}}, "limits.memory"),
         ({"limits": {"memory": 1000}}, "limits.memory"),  # below 1 MiB
         ({"limits": {"scratch": "-5m"}}, "limits.scratch"),
+        ({"limits": {"memory": "9" * 400}}, "limits.memory"),  # a float of it is inf: was a 500
+        ({"limits": {"scratch": "9" * 300 + "t"}}, "limits.scratch"),
         ({"limits": {"processes": 0}}, "limits.processes"),
         ({"limits": {"cpus": 0}}, "limits.cpus"),
         ({"limits": {"gpus": 1}}, "limits.gpus"),

@@ -143,6 +143,10 @@ def test_history_filters_sort_and_pages(world):
     assert old[0] == "alice-lost-node" and len(old) == 7
     assert names(world.get("/ui/jobs?since=2030-01-01", "admin").text) == []
     assert "7 jobs" in world.get("/ui/jobs", "admin").text
+    # a page far past the end is an empty page, not SQLite's 64-bit OFFSET overflowing (was a 500)
+    for far in ("/ui/jobs?page=999999999999999999", "/ui/jobs?page=999999999999999999&q=secret"):
+        r = world.get(far, "admin")
+        assert r.status_code == 200 and names(r.text) == []
     # the cost column: the lost job ran twice, ₩32,000 + ₩24,000
     row = world.get("/ui/jobs?q=lost", "admin").text
     assert "₩56,000" in row

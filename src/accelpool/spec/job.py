@@ -35,6 +35,7 @@ import difflib
 import json
 import math
 import re
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -127,7 +128,8 @@ def parse_size(value: Any) -> int:
         m = _SIZE.match(str(value))
         if not m:
             raise ValueError("must be a size such as 1073741824, '512m' or '4g'")
-        n = int(float(m.group(1)) * _SIZE_UNIT[m.group(2).lower()])
+        # exact: a float of a few hundred digits is inf, and int(inf) was a 500 (a review's probe)
+        n = int(Decimal(m.group(1)) * _SIZE_UNIT[m.group(2).lower()])
     if n < 1024 * 1024:
         raise ValueError("must be at least 1 MiB")
     if n > 1024**5:

@@ -78,6 +78,9 @@ def _mark(e: Any, prev: str | None) -> str:
     return ""
 
 
+MAX_PAGE = 1_000_000
+"""The highest page number a job list reads (50 jobs a page): a larger one overflowed SQLite's 64-bit
+OFFSET (a 500, a review's probe); it shows the last page's emptiness like any page past the end."""
 LOG_LINE_CHARS = 2000  # a page is at most LOG_LINES lines of this many characters (one-line floods)
 
 
@@ -149,7 +152,7 @@ def install(app: FastAPI) -> None:
             v = qp.get(name, "")
             return int(v) if v.isdigit() and len(v) < 19 else None
 
-        page = max(1, number("page") or 1)
+        page = min(max(1, number("page") or 1), MAX_PAGE)
         after, before = number("after"), number("before")
         store: SqlStore = request.app.state.store
 
