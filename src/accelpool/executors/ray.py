@@ -56,7 +56,7 @@ from accelpool.executors import sandbox_image as sb_image
 from accelpool.executors import sandbox_paths as sb_paths
 from accelpool.executors.env import ExtraEnv, catalog_and_clock, job_env, visible_devices_env
 from accelpool.executors.procs import _in_time_order
-from accelpool.executors.ray_nodes import RayNodes
+from accelpool.executors.ray_nodes import RayNodes, reach
 from accelpool.executors.ray_runner import _Rank, _RayJob, _runner_class, _safe
 from accelpool.executors.sandbox_wrapper import WRAPPER
 from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
@@ -117,6 +117,7 @@ class RayExecutor(RayNodes):
         self._env_src = inspect.getsource(sb_env)
         self._owns_ray = False
         if not ray.is_initialized():
+            reach(address)  # a wrong address fails in ms or seconds, not after Ray's 20 s and more
             ray.init(address=address, namespace=namespace, log_to_driver=False, include_dashboard=False)
             self._owns_ray = True
         self._runner: Any = ray.remote(_runner_class())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,34 @@ from accelpool.core.types import AcceleratorType, Node
 log = logging.getLogger("accelpool.executors.ray")
 NODE_LABEL = "accelpool.io/node"
 TYPE_LABEL = "accelpool.io/accelerator"
+REACH_SECONDS = 3.0
+"""How long ``reach`` waits for a Ray address to accept a TCP connection."""
+
+
+def reach(address: str | None, timeout: float = REACH_SECONDS) -> None:
+    """Before ``ray.init``: raise ConnectionError naming ``address`` when a Ray address of the form
+    ``host:port`` or ``ray://host:port`` does not accept a TCP connection within ``timeout`` seconds.
+
+    ``ray.init`` on an address where nothing listens tries for 20 s and more before it gives up (Ray 2.x:
+    the GCS client's retries), and a site's executor is built in the scheduler's thread, so a mistyped
+    address held every site's scheduling that long; a refused port is refused at once here, a silent host
+    after ``timeout``. Other addresses (None, ``auto``, ``local``) are left to Ray."""
+    if not address or address in ("auto", "local"):
+        return
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return  # not host:port: Ray's own error says what is wrong with it
+    host = host.removeprefix("[").removesuffix("]")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise ConnectionError(
+            f"cannot reach the Ray cluster at {address!r}: {why} (no answer on {host} port {port} "
+            f"within {timeout:g} s)"
+        ) from None
 
 
 class RayNodes:
