@@ -96,6 +96,20 @@ def _grant_for(ref: Reference, spec: JobSpec, tenant: str, now: float) -> tuple[
         if len(candidates) == 1 and gone:
             raise ApiError(409, f"{gone[0]}, so this job could never run", fld)
         raise ApiError(409, "the grant is used up or expired, so this job could never run", fld)
+    programs = sorted({g.program for g in live})
+    if spec.grant is None and spec.program is None and len(programs) > 1:
+        # a program pays only for the jobs that name it, where the tenant holds grants from several: any
+        # program's manager may grant to any tenant, and a larger grant chosen by default had its manager
+        # see (and hold back, by its program's caps) jobs the tenant never meant to charge to it
+        held = "; ".join(
+            f"'{p}' ({', '.join(sorted(g.id for g in live if g.program == p))})" for p in programs
+        )
+        raise ApiError(
+            409,
+            f"tenant '{tenant}' holds grants from {len(programs)} programs: {held}; name the one that pays "
+            f"for this job (program: {programs[0]}, or grant: <id>)",
+            "program",
+        )
     run = spec.max_run_seconds()
     if run is not None and not (spec.preemptible and spec.kind != JobKind.INFERENCE.value):
         # a job that may not be stopped starts only when its whole run fits in its grant's period (and its

@@ -43,6 +43,13 @@ class Principal:
     def is_admin(self) -> bool:
         return self.token.role == "admin"
 
+    @property
+    def sees_contents(self) -> bool:
+        """Whether a job's command and output are shown: not to a program manager, who sees the jobs
+        charged to its program's grants for their use and cost (a command line or a log may hold the
+        tenant's secrets and code, and a manager is another organisation)."""
+        return self.token.role != "program-manager"
+
     def require(self, *roles: str) -> None:
         if self.role not in roles:
             raise ApiError(403, f"role '{self.role}' may not do this (needs {' or '.join(roles)})", "token")

@@ -323,7 +323,7 @@ ROUTES: dict[tuple[str, str], tuple[dict[int, str], tuple[int, ...]]] = {
     ("get", "/api/v1/jobs"): ({200: "JobList"}, _NF),  # a tenant filter the caller cannot see
     ("get", "/api/v1/jobs/{job_id}"): ({200: "JobOut"}, _NF),
     ("get", "/api/v1/jobs/{job_id}/events"): ({200: "JobEventList"}, _NF),
-    ("get", "/api/v1/jobs/{job_id}/logs"): ({200: "JobLogs"}, _NF),
+    ("get", "/api/v1/jobs/{job_id}/logs"): ({200: "JobLogs"}, _W + _NF),  # 403: a program manager
     ("post", "/api/v1/jobs/{job_id}/cancel"): ({200: "JobOut"}, _W + _NF + (409,)),
     ("post", "/api/v1/jobs/{job_id}/progress"): ({200: "ProgressAck"}, _W + _NF + (409,)),
     ("get", "/api/v1/usage"): ({200: "UsageOut"}, _NF),  # a tenant or program filter the caller cannot see

@@ -160,6 +160,7 @@ KO: dict[str, str] = {
     "Later": "다음 줄",
     "Newest": "최신",
     "no output": "출력이 없습니다",
+    "A program manager sees a job's use and cost, not its command or output.": "사업 관리자는 작업의 사용량과 비용만 볼 수 있으며, 명령과 출력은 볼 수 없습니다.",
     "Cancel this job": "이 작업 취소",
     "Really cancel this job?": "이 작업을 정말 취소하시겠습니까?",
     "Command": "명령",

@@ -216,7 +216,8 @@ def install(app: FastAPI) -> None:
         v = await run_in_threadpool(visible_job, store, who, job_id)
         if v is None:
             return error_page(request, 404, loc("Not found"), loc("No such job, or you may not see it."), who)
-        logs = await run_in_threadpool(request.app.state.hooks.logs, v.id)
+        contents = who.role != "program-manager"  # as the API's Principal.sees_contents
+        logs = await run_in_threadpool(request.app.state.hooks.logs, v.id) if contents else ""
         lf = request.query_params.get("log")
         log_from = int(lf) if lf and lf.isdigit() else None
         data = await run_in_threadpool(
@@ -230,6 +231,7 @@ def install(app: FastAPI) -> None:
             who=who,
             title=f"{loc('Job')} {v.id}",
             can_cancel=can_cancel,
+            contents=contents,
             message=message,
             error=error,
             **data,

@@ -30,7 +30,14 @@ router = APIRouter()
 IDEMPOTENCY_KEY_MAX = 200
 
 
-def job_json(v: JobView, events: list[Any] | None = None) -> dict[str, Any]:
+CONTENTS_HIDDEN = (
+    "a program manager sees the jobs charged to its program for their use and cost, not their command or "
+    "output (the tenant's)"
+)
+
+
+def job_json(v: JobView, events: list[Any] | None = None, *, contents: bool = True) -> dict[str, Any]:
+    """``contents``: the command line shown (Principal.sees_contents); else null."""
     s = v.spec
     out: dict[str, Any] = {
         "id": v.id,
@@ -54,7 +61,7 @@ def job_json(v: JobView, events: list[Any] | None = None) -> dict[str, Any]:
         "preemptions": v.preemptions,
         "attempts": v.attempts,
         "reserved_krw": v.reserved_krw,
-        "command": v.run.get("command"),
+        "command": v.run.get("command") if contents else None,
     }
     q = v.queue
     out["queue"] = (
@@ -302,7 +309,7 @@ def list_jobs(
     views, nxt = store.list_jobs(
         tenants=tenants, states=state, before=cursor, limit=limit, grants=visible_grants(store, who)
     )
-    return {"items": [job_json(v) for v in views], "next_cursor": nxt}
+    return {"items": [job_json(v, contents=who.sees_contents) for v in views], "next_cursor": nxt}
 
 
 @router.get("/jobs/{job_id}", tags=["jobs"])
@@ -310,7 +317,7 @@ def show_job(job_id: str, request: Request, who: Who) -> dict[str, Any]:
     v = _visible_job(request, who, job_id)
     store = store_of(request)
     events = store.job_events(job_id)
-    out = job_json(v, events)
+    out = job_json(v, events, contents=who.sees_contents)
     # where each run went and what it cost: a finished job has no placement left (it holds no devices)
     out["runs"] = [
         {
@@ -350,6 +357,8 @@ def job_logs(
     """One page of the job's output (each rank's head and tail, bounded by the executor; docs/security.md).
     ``next_offset`` is where the next page starts, null at the end of what is there now."""
     _visible_job(request, who, job_id)
+    if not who.sees_contents:
+        raise ApiError(403, CONTENTS_HIDDEN, "token")
     text = request.app.state.hooks.logs(job_id)
     page = text[offset : offset + limit]
     end = offset + len(page)
