@@ -172,3 +172,32 @@ def test_a_group_writable_workdir_stays_writable(tmp_path: Path) -> None:
     shared.chmod(0o775)
     argv = _plan(tmp_path, config, workdir=str(shared))["argv"]
     assert argv[argv.index(str(shared)) - 1] == "--bind"
+
+
+def test_an_unprivileged_service_binds_writable_only_the_checkpoint_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service not run as root runs every job as its own uid (in a user namespace): a review's job bound
+    the service's site-packages (``workdir``) and ``~/.ssh`` (``checkpoint_dir``) read-write and wrote a
+    ``.pth`` that ran as the service at its next start. Now only the job's own work dir and dirs in the
+    operator's checkpoint root are writable; another ``workdir`` is bound read-only, another
+    ``checkpoint_dir`` refused naming the root."""
+    monkeypatch.setattr(os, "geteuid", lambda: 4242)
+    roots = tmp_path / "roots"
+    config = sb.SandboxConfig(job_roots=(str(roots),))
+    site_packages = tmp_path / "svc" / "site-packages"
+    site_packages.mkdir(parents=True)
+    argv = _plan(tmp_path, config, workdir=str(site_packages))["argv"]
+    assert argv[argv.index(str(site_packages)) - 1] == "--ro-bind"
+    with pytest.raises(
+        sb.SandboxError, match=r"outside the operator's checkpoint root .*roots.*not run as root"
+    ):
+        _plan(tmp_path, config, checkpoint_dir=str(tmp_path / "svc" / "home" / ".ssh"))
+    assert not (tmp_path / "svc" / "home").exists()
+    with pytest.raises(sb.SandboxError, match="none set"):
+        _plan(tmp_path, sb.SandboxConfig(), checkpoint_dir=str(tmp_path / "elsewhere"))
+    ok = _plan(tmp_path, config, checkpoint_dir=str(roots / "a" / "j1"))
+    assert [str(roots / "a" / "j1")] * 2 in _binds(ok)
+    (roots / "code").mkdir(parents=True)
+    argv = _plan(tmp_path, config, workdir=str(roots / "code"))["argv"]
+    assert argv[argv.index(str(roots / "code")) - 1] == "--bind"

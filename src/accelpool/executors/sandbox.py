@@ -401,7 +401,7 @@ def plan(
         if checkpoint_dir and checkpoint_dir != ckpt:
             full_env["ACCELPOOL_CHECKPOINT_DIR"] = ckpt
     if cwd is not None and cwd != ckpt:
-        own = os.access(cwd, os.W_OK) if uid is None or gid is None else paths.may_write(cwd, uid, gid)
+        own = paths.may_bind_writable(cwd, uid, gid, config.job_roots)
         binds.append([cwd, cwd, "rw" if own else "ro"])  # read-only where the job's uid may not write
     networked = config.networked(tenant, grant)
     tail: list[str] = []

@@ -73,9 +73,18 @@ def owner_error(real: str, uid: int | None, what: str, path: str, roots: Sequenc
     checkpoint root). Another tenant's checkpoint dir (readable by its uid alone) stays its own, and a
     root-owned directory such as /home gets no tenant-owned entry (a ``/home/<user to come>`` made for a
     job would be that user's home, with the tenant's keys in it). ``uid`` None (an unprivileged service:
-    every job runs as it) checks nothing."""
+    every job runs as the service's own uid, in a user namespace): only inside ``roots``, since anywhere
+    else the job would write the service's own files (a review's job wrote a ``.pth`` into the service's
+    site-packages, run as the service at its next start, and ``~/.ssh/authorized_keys``)."""
     if uid is None:
-        return None
+        if any(inside(real, r) for r in roots):
+            return None
+        return (
+            f"{what} '{path}' is outside the operator's checkpoint root "
+            f"({', '.join(repr(r) for r in roots) or 'none set'}): this service does not run as root, so "
+            "every job runs as the service's own uid, and a job writes only its own work dir and inside the "
+            "checkpoint root"
+        )
     probe = real
     while not os.path.lexists(probe):
         probe = os.path.dirname(probe)
@@ -97,6 +106,15 @@ def owner_error(real: str, uid: int | None, what: str, path: str, roots: Sequenc
         f"{uid}: a job's dir is made only inside its uid's own dirs, a sticky shared dir such as /tmp, or the "
         "operator's checkpoint root"
     )
+
+
+def may_bind_writable(real: str, uid: int | None, gid: int | None, roots: Sequence[str]) -> bool:
+    """Whether a job's ``workdir`` ``real`` is bound read-write: where its uid may write it by the mode
+    bits (``may_write``); for an unprivileged service (``uid`` None: the job runs as the service's own
+    uid) only inside the operator's ``roots`` (owner_error says why), else it is bound read-only."""
+    if uid is None or gid is None:
+        return any(inside(real, r) for r in roots) and os.access(real, os.W_OK)
+    return may_write(real, uid, gid)
 
 
 def may_write(real: str, uid: int, gid: int) -> bool:
