@@ -54,6 +54,14 @@ class World:
     def call(self, who, method, path, **kw):
         return self.client.request(method, path, headers={**self.h(who), **kw.pop("headers", {})}, **kw)
 
+    def start(self, jid, node="h-0", type_="h100"):
+        """Place the queued job ``jid`` as a scheduling round would (it is then running)."""
+        from accelpool.core.rounds import Decision, Placement
+
+        self.store.record_decision(
+            Decision(now=self.clock[0], allocation=None, start=(Placement(jid, type_, ((node, (0,)),)),))
+        )
+
     def submit(self, who="m1", **spec):
         body = {"name": "job", "command": "echo hi", "resources": {"type": "h100", "count": 1}, **spec}
         return self.call(who, "POST", "/api/v1/jobs", json=body)

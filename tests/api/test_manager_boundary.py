@@ -61,6 +61,7 @@ def test_a_manager_sees_use_and_cost_but_not_command_or_output(world) -> None:
     )
     assert r.status_code == 201
     job = world.submit(command="python train.py --hf-token hf_SECRET123").json()["id"]  # t1 on g1 (p1)
+    world.start(job)
     listed = world.call("pm1", "GET", "/api/v1/jobs").json()["items"]
     assert [j["id"] for j in listed] == [job] and listed[0]["command"] is None
     shown = world.call("pm1", "GET", f"/api/v1/jobs/{job}").json()

@@ -356,10 +356,12 @@ def job_logs(
 ) -> dict[str, Any]:
     """One page of the job's output (each rank's head and tail, bounded by the executor; docs/security.md).
     ``next_offset`` is where the next page starts, null at the end of what is there now."""
-    _visible_job(request, who, job_id)
+    v = _visible_job(request, who, job_id)
     if not who.sees_contents:
         raise ApiError(403, CONTENTS_HIDDEN, "token")
-    text = request.app.state.hooks.logs(job_id)
+    # a job never started has no output: not asked of the scheduler, where a job at another site costs the
+    # API a thread for up to 3 s (service/channel.py), which many requests for queued jobs would tie up
+    text = request.app.state.hooks.logs(job_id) if v.attempts or v.start_time is not None else ""
     page = text[offset : offset + limit]
     end = offset + len(page)
     return {
