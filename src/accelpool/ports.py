@@ -77,6 +77,14 @@ class Executor(Protocol):
         another's with an earlier time (it was seen later); consumers keep order per job only."""
         ...
 
+    def ack(self, events: Sequence[ExecutorEvent]) -> None:
+        """The store has recorded ``events`` (a poll's, committed). Until an end (EXITED, LOST) is acked the
+        executor keeps what it needs to report it again: a new executor over the same state (a restart, also
+        after ``close()``) reports it once more, so an end is never lost before the store has it. Acking
+        events it does not know, or twice, is harmless; poll() does not repeat unacked events in the same
+        process (the reconciler keeps unrecorded events and records them first in its next round)."""
+        ...
+
     def active(self) -> set[str]:
         """Jobs the executor is running now (used to reconcile after a restart)."""
         ...
@@ -86,7 +94,8 @@ class Executor(Protocol):
         ...
 
     def close(self) -> None:
-        """Release resources (does not stop jobs that should survive a control-plane restart)."""
+        """Release resources (does not stop jobs that should survive a control-plane restart, and does not
+        forget unacked ends)."""
         ...
 
 

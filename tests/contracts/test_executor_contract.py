@@ -34,6 +34,9 @@ class Harness:
     # in COMPLETING for tens of seconds); None for the fake one, whose ticks are virtual seconds.
     wall_s: float | None = None
     diagnose: Callable[[], str] = lambda: ""
+    # A new executor over the same state (a control-plane restart); None: it has no state that outlives it
+    # (the fake), or a str: why it does not keep an unacked end over a restart
+    reopen: Callable[[], Executor] | str | None = None
     events: list[ExecutorEvent] = field(default_factory=list)
     polls: list[list[ExecutorEvent]] = field(default_factory=list)
 
@@ -98,6 +101,7 @@ def local_harness(tmp_path) -> Harness:
         _real_launch(lambda j: Placement(j, "h100", (("n0", (0,)),))),
         lambda: time.sleep(0.05),
         wall_s=REAL_WALL_S,
+        reopen=lambda: LocalExecutor(tmp_path / "state"),
     )
 
 
@@ -128,13 +132,17 @@ def ray_cluster() -> Iterator[object]:
 def slurm_harness(tmp_path, slurm_conf: str) -> Harness:
     from accelpool.executors.slurm import SlurmExecutor
 
-    ex = SlurmExecutor(tmp_path / "slurm", slurm_conf=slurm_conf, instance=f"contract-{tmp_path.name}")
+    def make() -> SlurmExecutor:
+        return SlurmExecutor(tmp_path / "slurm", slurm_conf=slurm_conf, instance=f"contract-{tmp_path.name}")
+
+    ex = make()
     return Harness(
         ex,
         _real_launch(lambda j: Placement(j, "h100", (("s-gpu-0", (0,)),))),
         lambda: time.sleep(0.1),
         wall_s=REAL_WALL_S,
         diagnose=lambda: _slurm_diagnosis(ex, slurm_conf),
+        reopen=make,
     )
 
 
@@ -188,6 +196,7 @@ def harness(request, tmp_path) -> Iterator[Harness]:
             _real_launch(lambda j: Placement(j, "h100", (("h100-0", (0,)),))),
             lambda: time.sleep(0.1),
             wall_s=REAL_WALL_S,
+            reopen="Ray removes an ended job's actors when poll() sees the end (docs/executors.md)",
         )
     try:
         yield h
@@ -290,3 +299,37 @@ def test_logs_are_text_and_empty_for_unknown_jobs(harness: Harness) -> None:
 
 def test_executors_satisfy_the_port(harness: Harness) -> None:
     assert isinstance(harness.executor, Executor)
+
+
+def test_ack_of_unknown_or_repeated_events_is_harmless(harness: Harness) -> None:
+    harness.executor.ack([ExecutorEvent("nope", EventKind.EXITED, 0.0, exit_code=0)])
+    harness.executor.start(harness.launch("k", "ok"))
+    end = harness.end_of("k")
+    harness.executor.ack(harness.events)
+    harness.executor.ack([end])
+    assert "k" not in harness.executor.active()
+
+
+def test_an_end_not_acked_is_reported_again_by_a_restarted_executor(harness: Harness) -> None:
+    """The guarantee behind the reconciler's ack: an end poll() reported but the store did not record (the
+    round failed, or the control plane was killed) is reported again after a restart; once acked, never."""
+    if not callable(harness.reopen):
+        pytest.skip(harness.reopen or "no state outlives the executor")
+    harness.executor.start(harness.launch("r", "ok"))
+    first = harness.end_of("r")
+    harness.executor.close()  # the round's record failed; the control plane stops
+    harness.executor = harness.reopen()
+    harness.events.clear()
+    assert "r" in harness.executor.active()
+    again = harness.end_of("r")
+    assert (again.kind, again.exit_code, again.stop_cause()) == (first.kind, 0, StopCause.COMPLETED)
+    assert again.time == pytest.approx(first.time, abs=2.0)  # when it really ended, not the restart
+    harness.executor.ack(harness.events)  # recorded now
+    harness.executor.close()
+    harness.executor = harness.reopen()
+    harness.events.clear()
+    assert "r" not in harness.executor.active()
+    for _ in range(3):
+        harness.poll()
+        harness.tick()
+    assert not [e for e in harness.events if e.job == "r" and e.kind in (EventKind.EXITED, EventKind.LOST)]

@@ -336,10 +336,15 @@ def test_an_end_reported_but_not_yet_acknowledged_is_reported_again_after_a_cras
     ex._closed.set()  # a crash: no close(), so nothing is acknowledged
     ex2 = LocalExecutor(tmp_path)
     assert ex2.active() == {"a"}
-    end, _ = wait_end(ex2, "a")
+    end, seen = wait_end(ex2, "a")
     assert end.exit_code == 0
-    ex2.poll()  # acknowledges it
+    ex2.poll()  # a poll is no acknowledgement: the store may not have it yet
     ex2.close()
+    ex3 = LocalExecutor(tmp_path)
+    assert ex3.active() == {"a"}
+    end, seen = wait_end(ex3, "a")
+    ex3.ack(seen)  # the store has recorded it
+    ex3.close()
     assert LocalExecutor(tmp_path).active() == set()
 
 

@@ -19,6 +19,7 @@ a job keeps running are not read by any policy without deadlines.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
@@ -130,6 +131,9 @@ class FakeExecutor:
                     out.append(ExecutorEvent(job_id, EventKind.PROGRESS, now, steps=self._steps(run, now)))
         out.sort(key=lambda e: e.time)
         return out
+
+    def ack(self, events: Sequence[ExecutorEvent]) -> None:
+        """Nothing to forget: the fake keeps no state past poll() (it does not outlive its process)."""
 
     def active(self) -> set[str]:
         return set(self._runs)

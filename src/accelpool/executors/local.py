@@ -59,6 +59,11 @@ be killed) and reason ``stopped: <reason>``; it is never reported as a success.
 ``active()`` is the set of jobs started (or adopted) whose end has not yet been reported by ``poll()``;
 a job that finished while the control plane was down therefore stays active until the next poll reports
 its real exit. A recorded process that is gone without an exit record is reported LOST.
+
+An end reported by ``poll()`` keeps the job's ``state.json`` until ``ack()`` (the store has recorded it):
+a new executor over the same state_dir (a restart, also after ``close()``) adopts the job again and reports
+its end again, so a round whose record failed, or a kill between poll and record, loses no exit. Acked,
+the state file becomes ``state.done.json``.
 """
 
 from __future__ import annotations
@@ -74,7 +79,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,7 +180,7 @@ class LocalExecutor:
         self._lock = threading.RLock()
         self._jobs: dict[str, _Job] = {}
         self._events: list[ExecutorEvent] = []
-        self._unacked: dict[str, _Job] = {}  # ended jobs reported by the last poll(); forgotten by the next
+        self._unacked: dict[str, _Job] = {}  # ended jobs poll() reported; their state kept until ack()
         self._closed = threading.Event()
         self._interval = reaper_interval_seconds
         self._adopt()
@@ -257,12 +262,6 @@ class LocalExecutor:
     def poll(self) -> list[ExecutorEvent]:
         with self._lock:
             self._enforce_deadlines()
-            # The ends reported by the previous poll() have been recorded by the caller by now (the
-            # reconciler records a poll's events before it polls again): forget them. Until then their
-            # state file stays, so a crash in between makes a restarted executor report them again.
-            for done in self._unacked.values():
-                self._forget(done)
-            self._unacked.clear()
             now = self.clock.now()
             out = self._events
             self._events = []
@@ -302,10 +301,11 @@ class LocalExecutor:
         """The old attempt of a job that was started again has ended: the new attempt starts now, unless
         the old one had really finished (exited on its own before the stop), which is reported as it is."""
         assert job.pending is not None
-        self._forget(job)
         if ended.kind == EventKind.EXITED and job.stop_reason is None:
             log.info("job %s ended on its own before its restart; not starting it again", job.job_id)
+            self._unacked[job.job_id] = job  # a real end: kept until the store has it
             return ended
+        self._forget(job)
         relaunch.append(job.pending)
         if ended.kind == EventKind.LOST:  # the store must not requeue it: its new attempt is recorded
             return ExecutorEvent(
@@ -318,6 +318,13 @@ class LocalExecutor:
             )
         return ended
 
+    def ack(self, events: Sequence[ExecutorEvent]) -> None:
+        """The store has recorded ``events``: forget the ended jobs among them (state.json -> state.done.json)."""
+        with self._lock:
+            for e in events:
+                if e.kind in (EventKind.EXITED, EventKind.LOST) and (done := self._unacked.pop(e.job, None)):
+                    self._forget(done)
+
     def active(self) -> set[str]:
         with self._lock:
             return set(self._jobs)
@@ -329,13 +336,9 @@ class LocalExecutor:
 
     def close(self) -> None:
         """Stop the reaper thread. Jobs keep running (a new executor on the same state_dir adopts them);
-        a pending SIGKILL deadline is enforced by that new executor."""
+        a pending SIGKILL deadline is enforced by that new executor, and ends not acked are reported again."""
         self._closed.set()
         self._reaper.join(timeout=2.0)
-        with self._lock:  # the caller has recorded what the last poll() reported
-            for done in self._unacked.values():
-                self._forget(done)
-            self._unacked.clear()
 
     # -- extras -----------------------------------------------------------------------------------------
 

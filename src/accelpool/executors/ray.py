@@ -44,7 +44,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -270,6 +270,10 @@ class RayExecutor(RayNodes):
         self._collect_status()
         out, self._events = self._events, []
         return _in_time_order(out)  # each job's own events kept in the order they happened
+
+    def ack(self, events: Sequence[ExecutorEvent]) -> None:
+        """Nothing kept to forget: an ended job's actors are removed when poll() sees the end, so a control
+        plane killed between that poll and the store's record loses the end (the job is requeued as lost)."""
 
     def active(self) -> set[str]:
         return set(self._jobs)

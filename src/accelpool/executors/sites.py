@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from accelpool.core.types import Node
@@ -66,6 +66,7 @@ class SiteExecutors:
         self._stale: dict[str, set[str]] = {}  # per site: runs to stop there (on its return, or now)
         self._relaunched: set[str] = set()  # started again at the site of their stale run (runs after it)
         self._events: list[ExecutorEvent] = []
+        self._ends: dict[ExecutorEvent, str] = {}  # ends poll() reported, not yet acked -> their site
         self._probe_interval = float(probe_interval_seconds)
         self._answers: dict[str, bool] = {}
         self._failing_since: dict[str, float] = {}  # monotonic time of the first failed probe in a row
@@ -184,13 +185,19 @@ class SiteExecutors:
                 self._failing_since.setdefault(site, time.monotonic())
                 continue
             stale = self._stale[site]
+            dropped: list[ExecutorEvent] = []
             for e in events:
                 if e.job in stale:
                     if e.kind in (EventKind.EXITED, EventKind.LOST):
                         stale.discard(e.job)  # the stale run has ended; a new attempt here is reported
                         self._relaunched.discard(e.job)
+                        dropped.append(e)
                     continue
                 out.append(e)
+                if e.kind in (EventKind.EXITED, EventKind.LOST):
+                    self._ends[e] = site
+            if dropped:  # never recorded: the site's executor may forget them now
+                ex.ack(dropped)
             ended = [e.job for e in events if e.kind in (EventKind.EXITED, EventKind.LOST)]
             if ended:
                 still = ex.active()
@@ -202,6 +209,18 @@ class SiteExecutors:
         out, self._events = self._events + out, []
         out.sort(key=lambda e: e.time)
         return out
+
+    def ack(self, events: Sequence[ExecutorEvent]) -> None:
+        """The store has recorded ``events``: each end goes to the executor of the site that reported it."""
+        by_site: dict[str, list[ExecutorEvent]] = {}
+        for e in events:
+            site = self._ends.pop(e, None)
+            if site is not None:
+                by_site.setdefault(site, []).append(e)
+        for site, ended in by_site.items():
+            ex = self.executors.get(site)
+            if ex is not None:
+                ex.ack(ended)
 
     def active(self) -> set[str]:
         jobs: set[str] = set()

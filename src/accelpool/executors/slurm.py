@@ -159,7 +159,7 @@ class SlurmExecutor:
         self._lock = threading.RLock()
         self._jobs: dict[str, SlurmJob] = {}
         self._pending: dict[str, Launch] = {}  # next attempt of a job being stopped
-        self._unacked: list[str] = []  # ended jobs reported by the last poll(); forgotten by the next
+        self._unacked: list[str] = []  # ended jobs poll() reported; their records kept until ack()
         self._recancel_at: dict[str, float] = {}  # when to cancel a killed job again if it is still there
         self._events: list[ExecutorEvent] = []
         self._last_time = float("-inf")
@@ -273,6 +273,8 @@ class SlurmExecutor:
 
     def _submit(self, launch: Launch) -> None:
         job_id = launch.job.id
+        if job_id in self._unacked:  # a new attempt's record replaces the old end's (an ack must not drop it)
+            self._unacked.remove(job_id)
         limits = slurm_limits(launch, self.sandbox, self.site)  # SandboxError (the job fails) if refused
         shares = self._placement_nodes(launch)
         safe = _safe(job_id)
@@ -348,9 +350,6 @@ class SlurmExecutor:
 
     def poll(self) -> list[ExecutorEvent]:
         with self._lock:
-            for done in self._unacked:
-                self._forget(done)
-            self._unacked.clear()
             out, self._events = self._events, []
             if not self._jobs:
                 return out
@@ -388,8 +387,6 @@ class SlurmExecutor:
             self._enforce_deadlines(now_wall)
             for launch in relaunch:
                 self._forget(launch.job.id)
-                if launch.job.id in self._unacked:
-                    self._unacked.remove(launch.job.id)
                 try:
                     self._submit(launch)
                 except SlurmError as exc:
@@ -508,11 +505,15 @@ class SlurmExecutor:
 
     def close(self) -> None:
         """Nothing to release: jobs keep running in Slurm; a new executor with the same instance adopts
-        them."""
+        them (and reports again the ends not acked)."""
+
+    def ack(self, events: Sequence[ExecutorEvent]) -> None:
+        """The store has recorded ``events``: forget the records of the ended jobs among them."""
         with self._lock:
-            for done in self._unacked:
-                self._forget(done)
-            self._unacked.clear()
+            for e in events:
+                if e.kind in (EventKind.EXITED, EventKind.LOST) and e.job in self._unacked:
+                    self._unacked.remove(e.job)
+                    self._forget(e.job)
 
     # -- extras -----------------------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 A round, in numbered phases:
 
-  1. Observe   poll the executor; meter exited jobs up to their exit time; record the events.
+  1. Observe   poll the executor; meter exited jobs up to their exit time; record the events (with any a
+               failed round left unrecorded), then ack them to the executor (``Executor.ack``).
   2. Meter     charge every still-running job for its devices up to now (usage x price -> Charge).
   3. Decide    take a snapshot and call the pure core: ``decide(snapshot, policy, cache)``.
   4. Record    write the decision to the store (assume, then write, then act).
@@ -192,14 +193,20 @@ class Reconciler:
         self._decide_cache = DecideCache()  # the core's reusable work between rounds (it keeps none itself)
         self._lease_end: float | None = None  # when the current lease ends (None: no lease yet)
         self._run_started: dict[str, float] = {}  # running job -> when its current run began
+        self._unrecorded: list[ExecutorEvent] = []  # polled events a failed round did not record
 
     # -- phases ---------------------------------------------------------------------------------------
 
     def step(self) -> RoundReport:
         """Run one round at the clock's current time."""
         now = self.clock.now()
-        events = self.executor.poll()  # 1. observe (the store bills the tails of the runs they end)
+        # 1. observe (the store bills the tails of the runs they end); a round whose record fails keeps its
+        # events and records them first in the next round; the executor forgets an end once acked
+        events = self._unrecorded + self.executor.poll()
+        self._unrecorded = events
         charges = list(self.store.record_events(events))
+        self._unrecorded = []
+        self._ack(events)
         meter = getattr(self.store, "meter_running", None)  # 2. meter (the memory store: in one pass)
         more = (
             list(meter(now))
@@ -248,6 +255,16 @@ class Reconciler:
         return lost
 
     # -- helpers --------------------------------------------------------------------------------------
+
+    def _ack(self, events: list[ExecutorEvent]) -> None:
+        """Tell the executor the store has recorded ``events``. A failed ack only delays forgetting: the
+        executor keeps the ends' state, and a restarted one reports them again (the store ignores repeats)."""
+        if not events:
+            return
+        try:
+            self.executor.ack(events)
+        except Exception:  # the events are recorded: the round goes on
+            log.exception("acknowledging %d executor event(s) failed", len(events))
 
     def _with_lease(self, snapshot: Snapshot, now: float) -> Snapshot:
         """The snapshot with the lease facts: is this round a lease boundary, when did each run begin.

@@ -1,0 +1,139 @@
+"""An end an executor reported is never lost before the store has recorded it (a review's reproduction: a
+round whose record failed, SQLite's write lock held by another process, lost the exit; the audit requeued
+the finished job and it ran and was billed again). Also: the executor's own dirs removed while it runs, and
+the attempt number after a scheduler restart."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.helpers import greedy_fastest
+
+from accelpool.core.types import Job, JobState, Node
+from accelpool.executors import sandbox as sb
+from accelpool.executors.local import LocalExecutor
+from accelpool.ports import EventKind, ExecutorEvent, RunSpec
+from accelpool.runtime.clock import SystemClock, VirtualClock
+from accelpool.runtime.reconciler import Reconciler
+from accelpool.storage.engine import sqlite_url
+from accelpool.storage.memory import MemoryStore
+from accelpool.storage.sql import SqlStore
+
+KRW_PER_HOUR = 3600  # 1 KRW per device-second
+
+
+class FailingRecord:
+    """The store, whose record_events raises once when the events hold an end (the write lock was held)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.failed: list[ExecutorEvent] = []
+
+    def record_events(self, events: Sequence[ExecutorEvent]) -> Any:
+        if not self.failed and any(e.kind is EventKind.EXITED for e in events):
+            self.failed = list(events)
+            raise RuntimeError("database is locked")
+        return self.store.record_events(events)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def _store(kind: str, tmp_path: Path) -> Any:
+    store = MemoryStore() if kind == "memory" else SqlStore(sqlite_url(tmp_path / "s.sqlite"))
+    store.add_nodes([Node("n0", "h100", 1)])
+    store.set_prices({"h100": KRW_PER_HOUR})
+    return store
+
+
+def _state(store: Any, job: str) -> tuple[JobState, int, int]:
+    """(state, KRW billed, preemptions) of the job."""
+    if isinstance(store, MemoryStore):
+        rec = store.jobs[job]
+        return rec.status.state, sum(c.amount_krw for c in store.charges if c.job == job), rec.preemptions
+    v = store.get_job(job)
+    return JobState(v.state), int(v.charged_krw or 0), v.preemptions
+
+
+def _wait_exit(ex: LocalExecutor, job: str) -> None:
+    exit_file = ex.jobs_dir / job / "exit.0"
+    deadline = time.monotonic() + 60
+    while sb.read_exit(str(exit_file)) is None:
+        assert time.monotonic() < deadline, ex.logs(job)
+        time.sleep(0.05)
+    time.sleep(0.2)  # the wrapper exits just after its record
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_an_exit_seen_in_a_round_whose_record_fails_is_recorded_next_round_once(kind, tmp_path) -> None:
+    clock = VirtualClock()
+    inner = _store(kind, tmp_path)
+    store = FailingRecord(inner)
+    ex = LocalExecutor(tmp_path / "state", clock=clock)
+    rec = Reconciler(store, ex, clock, greedy_fastest, round_seconds=60.0)  # type: ignore[arg-type]
+    inner.submit(Job("j", scale=1), {"h100": 1.0}, RunSpec("exit 0"))
+    try:
+        rec.step()  # t=0: starts j
+        assert ex.active() == {"j"}
+        _wait_exit(ex, "j")
+        clock.advance(60.0)
+        with pytest.raises(RuntimeError, match="locked"):
+            rec.step()  # t=60: the poll reports EXITED; its record fails
+        assert [e.kind for e in store.failed if e.job == "j"][-1] is EventKind.EXITED
+        assert (ex.jobs_dir / "j" / "state.json").exists()  # not acked: kept for a restart
+        for _ in range(3):  # later rounds: the kept end is recorded first; nothing runs j again
+            clock.advance(60.0)
+            rec.step()
+            assert ex.active() == set()
+        state, billed, preempted = _state(inner, "j")
+        assert (state, billed, preempted) == (JobState.SUCCEEDED, 60, 0)  # billed to t=60, where it was seen
+        assert ex.logs("j").count("=== accelpool: attempt") == 1  # started once
+        assert (ex.jobs_dir / "j" / "state.done.json").exists()  # acked: forgotten
+        assert not (ex.jobs_dir / "j" / "state.json").exists()
+    finally:
+        ex.close()
+        if kind == "sqlite":
+            inner.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_restart_after_a_failed_record_reports_the_end_again(kind, tmp_path) -> None:
+    """The control plane goes away after the round whose record failed (close(), or killed): a new
+    executor over the same state dir adopts the job and reports its end, at the time it really ended."""
+    clock = SystemClock()
+    price = 3_600_000  # 1000 KRW per second: a bill to the restart would be seconds too long
+    inner = _store(kind, tmp_path)
+    inner.set_prices({"h100": price})
+    store = FailingRecord(inner)
+    ex = LocalExecutor(tmp_path / "state", clock=clock)
+    rec = Reconciler(store, ex, clock, greedy_fastest, round_seconds=60.0)  # type: ignore[arg-type]
+    inner.submit(Job("j", scale=1), {"h100": 1.0}, RunSpec("sleep 0.3"))
+    rec.step()
+    started = json.loads((ex.jobs_dir / "j" / "state.json").read_text())["started"]
+    _wait_exit(ex, "j")
+    with pytest.raises(RuntimeError, match="locked"):
+        rec.step()
+    ex.close()
+    time.sleep(2.0)  # the control plane is down a while
+    ex2 = LocalExecutor(tmp_path / "state", clock=clock)
+    try:
+        assert ex2.active() == {"j"}  # adopted: its end not acked
+        rec2 = Reconciler(inner, ex2, clock, greedy_fastest, round_seconds=60.0)
+        assert rec2.recover() == []  # not requeued as lost
+        rec2.step()
+        rec2.step()
+        state, billed, preempted = _state(inner, "j")
+        ended = sb.read_exit(str(ex2.jobs_dir / "j" / "exit.0"))
+        assert ended is not None and ended[1] is not None
+        assert state is JobState.SUCCEEDED and preempted == 0
+        assert billed == pytest.approx((ended[1] - started) * 1000, abs=2)  # to its real end
+        assert ex2.logs("j").count("=== accelpool: attempt") == 1
+    finally:
+        ex2.close()
+        if kind == "sqlite":
+            inner.close()
