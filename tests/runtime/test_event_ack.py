@@ -6,6 +6,7 @@ the attempt number after a scheduler restart."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -137,3 +138,70 @@ def test_a_restart_after_a_failed_record_reports_the_end_again(kind, tmp_path) -
         ex2.close()
         if kind == "sqlite":
             inner.close()
+
+
+def test_removed_log_and_job_dirs_are_made_again(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    store = _store("memory", tmp_path)
+    ex = LocalExecutor(tmp_path / "state", clock=clock)
+    rec = Reconciler(store, ex, clock, greedy_fastest, round_seconds=60.0)
+    shutil.rmtree(ex.log_dir)
+    shutil.rmtree(ex.jobs_dir)
+    store.submit(Job("j", scale=1), {"h100": 1.0}, RunSpec("echo hi"))
+    try:
+        rec.step()
+        assert store.jobs["j"].status.state is JobState.RUNNING and ex.active() == {"j"}
+        _wait_exit(ex, "j")
+        clock.advance(60.0)
+        rec.step()
+        assert store.jobs["j"].status.state is JobState.SUCCEEDED
+        assert "hi" in ex.logs("j")
+    finally:
+        ex.close()
+
+
+def test_the_executors_own_dir_trouble_requeues_the_job_without_a_host_path(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    store = _store("memory", tmp_path)
+    ex = LocalExecutor(tmp_path / "state", clock=clock)
+    rec = Reconciler(store, ex, clock, greedy_fastest, round_seconds=60.0)
+    shutil.rmtree(ex.log_dir)
+    ex.log_dir.write_text("not a directory")  # the log dir cannot be made
+    store.submit(Job("j", scale=1), {"h100": 1.0}, RunSpec("echo hi"))
+    try:
+        rec.step()
+        j = store.jobs["j"]
+        assert j.status.state is JobState.QUEUED, j.reason  # requeued: it waits, it is not failed
+        lines = " ".join(why for _, _, why in j.events)
+        assert "the executor could not" in lines and str(tmp_path) not in lines, lines
+        assert not any(c.job == "j" for c in store.charges)
+        ex.log_dir.unlink()  # the operator repairs it: the job runs
+        clock.advance(60.0)
+        rec.step()
+        assert store.jobs["j"].status.state is JobState.RUNNING
+    finally:
+        ex.close()
+
+
+def test_a_start_over_a_live_run_of_the_job_is_refused_and_leaves_its_files(tmp_path: Path) -> None:
+    """A second executor on the same state dir (a second scheduler) must not delete a live run's dir."""
+    from accelpool.core.rounds import Placement
+    from accelpool.ports import ExecutorFault, Launch
+
+    first = LocalExecutor(tmp_path / "state")
+    launch = Launch(Job("j", scale=1), Placement("j", "h100", (("n0", (0,)),)), RunSpec("sleep 30"), 1.0)
+    first.start(launch)
+    second = LocalExecutor(tmp_path / "other")
+    second.jobs_dir = first.jobs_dir  # the same jobs dir, not adopted (the race the lock should prevent)
+    try:
+        with pytest.raises(ExecutorFault, match="still alive"):
+            second._launch(launch)
+        assert (first.jobs_dir / "j" / "state.json").exists() and first.active() == {"j"}
+    finally:
+        first.stop("j", "test over")
+        deadline = time.monotonic() + 30
+        while first.active() and time.monotonic() < deadline:
+            first.poll()
+            time.sleep(0.05)
+        first.close()
+        second.close()

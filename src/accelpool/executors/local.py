@@ -64,6 +64,10 @@ An end reported by ``poll()`` keeps the job's ``state.json`` until ``ack()`` (th
 a new executor over the same state_dir (a restart, also after ``close()``) adopts the job again and reports
 its end again, so a round whose record failed, or a kill between poll and record, loses no exit. Acked,
 the state file becomes ``state.done.json``.
+
+``start`` makes the jobs and logs dirs again if they were removed; an OSError on them, or an earlier run of
+the job whose wrapper is still alive in the job's dir, raises ``ExecutorFault`` (the job is requeued, not
+failed; its dir is left alone).
 """
 
 from __future__ import annotations
@@ -86,10 +90,17 @@ from pathlib import Path
 from accelpool.core.types import AcceleratorType
 from accelpool.executors import sandbox as sb
 from accelpool.executors.env import ExtraEnv, catalog_and_clock, devices_str, job_env, visible_devices_env
-from accelpool.executors.procs import _in_time_order, _proc_start_time, _signal_group, read_progress_file
+from accelpool.executors.procs import (
+    _in_time_order,
+    _proc_start_time,
+    _signal_group,
+    live_wrapper,
+    own_io,
+    read_progress_file,
+)
 from accelpool.executors.sandbox_image import remove_container
 from accelpool.executors.sandbox_wrapper import WRAPPER
-from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
+from accelpool.ports import Clock, EventKind, ExecutorEvent, ExecutorFault, Launch, StopCause
 
 log = logging.getLogger(__name__)
 
@@ -205,18 +216,22 @@ class LocalExecutor:
     def _launch(self, launch: Launch) -> None:
         job_id = launch.job.id
         with self._lock:
-            self._unacked.pop(job_id, None)
             jdir = self.jobs_dir / _safe(job_id)
-            if jdir.exists():
-                shutil.rmtree(jdir)
-            jdir.mkdir(parents=True)
-            (jdir / "work").mkdir()
+            pid = live_wrapper(jdir)
+            if pid is not None:  # e.g. a second scheduler on this state dir: never delete a live run's files
+                raise ExecutorFault(f"an earlier run of job {job_id} is still alive (wrapper pid {pid})")
+            self._unacked.pop(job_id, None)
             log_path = self.log_path(job_id)
+            with own_io("prepare its state and log directories"):
+                if jdir.exists():
+                    shutil.rmtree(jdir)
+                self.log_dir.mkdir(parents=True, exist_ok=True)  # made again if removed while we run
+                jdir.mkdir(parents=True)
+                (jdir / "work").mkdir()
+                with open(log_path, "ab") as log:
+                    head = f"=== accelpool: attempt {launch.attempt} on {devices_str(launch.placement)} ===\n"
+                    log.write(head.encode())
             shares = list(launch.placement.devices) or [("local", ())]
-            with open(log_path, "ab") as log:
-                log.write(
-                    f"=== accelpool: attempt {launch.attempt} on {devices_str(launch.placement)} ===\n".encode()
-                )
             ranks: list[_Rank] = []
             try:
                 for rank, (node, devices) in enumerate(shares):
@@ -401,11 +416,12 @@ class LocalExecutor:
         )
         sb.prepare_dirs(plan)
         plan_file = jdir / f"plan.{rank}.json"
-        fd = os.open(plan_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(plan, f)
+        with own_io("write the job's plan"):
+            fd = os.open(plan_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(plan, f)
         argv = [sys.executable, "-I", "-S", "-c", WRAPPER, str(plan_file)]
-        with open(log_path, "ab") as log_file:
+        with own_io("open the job's log"), open(log_path, "ab") as log_file:
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,

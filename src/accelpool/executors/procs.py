@@ -1,14 +1,19 @@
 """Helpers of the executors: recognising a process after a restart (pid + start time), signalling a
-process group that may be gone, reading a job's progress file safely, one poll's events in time order."""
+process group that may be gone, reading a job's progress file safely, one poll's events in time order,
+the executor's own I/O failures as ExecutorFault."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
 import stat
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
-from accelpool.ports import ExecutorEvent
+from accelpool.ports import ExecutorEvent, ExecutorFault
 
 
 def _proc_start_time(pid: int) -> str | None:
@@ -75,3 +80,28 @@ def _in_time_order(events: list[ExecutorEvent]) -> list[ExecutorEvent]:
         keys.append(k)
     order = sorted(range(len(events)), key=keys.__getitem__)
     return [events[i] for i in order]
+
+
+@contextlib.contextmanager
+def own_io(what: str) -> Iterator[None]:
+    """The executor's own file work (its state and log dirs): an OSError there is the executor's fault,
+    raised as ExecutorFault without the host path (the reconciler requeues the job, it does not fail it)."""
+    try:
+        yield
+    except OSError as exc:
+        raise ExecutorFault(f"the executor could not {what} ({exc.strerror or type(exc).__name__})") from exc
+
+
+def live_wrapper(job_dir: Path) -> int | None:
+    """The pid of a rank wrapper recorded in ``job_dir`` (state.json, or state.done.json once its end was
+    acked) that is still alive (same pid and start time), or None."""
+    for name in ("state.json", "state.done.json"):
+        try:
+            ranks = json.loads((job_dir / name).read_text())["ranks"]
+            found = [(int(r["pid"]), str(r["start_time"])) for r in ranks]
+        except (OSError, ValueError, KeyError, TypeError):  # no such record (or unreadable): nothing recorded
+            continue
+        for pid, started in found:
+            if started != "?" and _proc_start_time(pid) == started:
+                return pid
+    return None

@@ -42,6 +42,7 @@ from accelpool.ports import (
     EventKind,
     Executor,
     ExecutorEvent,
+    ExecutorFault,
     Launch,
     RunSpec,
     SchedulerStore,
@@ -332,7 +333,8 @@ class Reconciler:
         """Stop the preempted, then start the placed jobs. Each job is acted on alone: a job whose stop or
         start raises (a nonexistent workdir, a NUL byte in its env, an executor error) does not stop the
         round. A job that cannot start fails at once with a reason naming the cause; it is never billed
-        (its metering mark is the decision time, and it never runs). A start the store did not record (the
+        (its metering mark is the decision time, and it never runs). A start the executor refuses for a
+        reason of its own (``ExecutorFault``: its state dir is gone) requeues the job unbilled instead. A start the store did not record (the
         job was cancelled between the snapshot and the record) is not carried out."""
         for job_id, reason in decision.preempt:
             try:
@@ -366,6 +368,12 @@ class Reconciler:
                 spec = specs.get(p.job)
                 run = self._checkpoint_dir(p.job, spec if spec is not None else self.store.run_spec(p.job))
                 self.executor.start(Launch(s.job, p, run, tput, s.steps_done, self._attempts[p.job]))
+            except ExecutorFault as e:  # the executor's own trouble, not the job's: requeued, it waits
+                log.error("job %s: the executor could not start it, requeued: %s", p.job, e)
+                why = f"lost: {_cause(e)}"
+                failed.append(
+                    ExecutorEvent(p.job, EventKind.LOST, decision.now, reason=why, cause=StopCause.LOST)
+                )
             except Exception as e:
                 log.warning("job %s: could not start: %s", p.job, _cause(e))
                 why = f"could not start: {_cause(e)}"
