@@ -205,3 +205,31 @@ def test_a_start_over_a_live_run_of_the_job_is_refused_and_leaves_its_files(tmp_
             time.sleep(0.05)
         first.close()
         second.close()
+
+
+def test_the_log_header_counts_attempts_as_the_store_does_after_a_restart(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    store = _store("sqlite", tmp_path)
+    ex = LocalExecutor(tmp_path / "state", clock=clock)
+    rec = Reconciler(store, ex, clock, greedy_fastest, round_seconds=60.0)
+    store.submit(Job("j", scale=1, preemptible=True), {"h100": 1.0}, RunSpec("sleep 30"))
+    try:
+        rec.step()
+        ex.stop("j", "test: the node went away")
+        deadline = time.monotonic() + 30
+        while ex.active() and time.monotonic() < deadline:
+            ex.ack(ex.poll())
+            time.sleep(0.05)
+        ex.close()
+        store.record_events([ExecutorEvent("j", EventKind.LOST, clock.now(), reason="lost: test")])
+        ex = LocalExecutor(tmp_path / "state", clock=clock)  # a scheduler restart
+        rec = Reconciler(store, ex, clock, greedy_fastest, round_seconds=60.0)
+        clock.advance(60.0)
+        rec.step()  # placed again: the store's second attempt, this reconciler's first start
+        assert store.get_job("j").attempts == 2
+        assert "=== accelpool: attempt 2 on" in ex.logs("j"), ex.logs("j")
+    finally:
+        for j in ex.active():
+            ex.stop(j, "test over")
+        ex.close()
+        store.close()

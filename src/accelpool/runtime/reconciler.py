@@ -324,6 +324,18 @@ class Reconciler:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in job_id).lstrip(".") or "_"
         return dataclasses.replace(run, checkpoint_dir=os.path.join(root, safe))
 
+    def _store_attempts(self, job_ids: set[str]) -> Mapping[str, int]:
+        """The store's attempt count of each job (a SQL store keeps one: right after a scheduler restart,
+        where this reconciler's own count starts again); {} where the store has none or the read fails."""
+        get = getattr(self.store, "attempts", None)
+        if get is None or not job_ids:
+            return {}
+        try:
+            return dict(get(sorted(job_ids)))
+        except Exception:  # the reconciler's own count is used instead
+            log.exception("attempt counts of %d starts: read failed", len(job_ids))
+            return {}
+
     def _sites(self) -> dict[str, Site]:
         """The store's sites (each site's own prices apply to jobs running there); none if it has none."""
         get = getattr(self.store, "sites", None)
@@ -354,6 +366,7 @@ class Reconciler:
         except Exception:  # a failed batch read must not keep the jobs from starting: each is read alone
             log.exception("run specs of %d starts: batch read failed", len(starting))
             specs = {}
+        counted = self._store_attempts(starting)
         for p in decision.start:
             if p.job in skipped:
                 log.info(
@@ -363,7 +376,7 @@ class Reconciler:
             s = statuses[p.job]
             k = m.types.index(p.accelerator) if p.accelerator in m.types else -1
             tput = float(m.values[row[p.job], k]) if p.job in row and k >= 0 else 0.0
-            self._attempts[p.job] = self._attempts.get(p.job, 0) + 1
+            self._attempts[p.job] = counted.get(p.job) or self._attempts.get(p.job, 0) + 1
             try:
                 spec = specs.get(p.job)
                 run = self._checkpoint_dir(p.job, spec if spec is not None else self.store.run_spec(p.job))

@@ -402,6 +402,17 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
                 out.update({r.id: codec.run_from_dict(r.run) for r in c.execute(q)})
         return out
 
+    def attempts(self, job_ids: Sequence[str]) -> Mapping[str, int]:
+        """How many times each job was placed (its attempt number once placed): the reconciler's Launch.attempt,
+        right also after a scheduler restart (its own count starts again at 0)."""
+        ids = list(dict.fromkeys(job_ids))
+        out: dict[str, int] = {}
+        with self.read() as c:
+            for k in range(0, len(ids), 500):
+                q = select(T.jobs.c.id, T.jobs.c.attempts).where(T.jobs.c.id.in_(ids[k : k + 500]))
+                out.update({r.id: int(r.attempts or 0) for r in c.execute(q)})
+        return out
+
     def prices(self) -> Mapping[str, int]:
         with self.read() as c:
             return {r.accelerator: int(r.krw_per_device_hour) for r in c.execute(select(T.prices))}
