@@ -34,9 +34,9 @@ class Harness:
     # in COMPLETING for tens of seconds); None for the fake one, whose ticks are virtual seconds.
     wall_s: float | None = None
     diagnose: Callable[[], str] = lambda: ""
-    # A new executor over the same state (a control-plane restart); None: it has no state that outlives it
-    # (the fake), or a str: why it does not keep an unacked end over a restart
-    reopen: Callable[[], Executor] | str | None = None
+    # A new executor over the same state (a control-plane restart), for the executors whose state outlives
+    # them (the ``durable`` fixture)
+    reopen: Callable[[], Executor] | None = None
     events: list[ExecutorEvent] = field(default_factory=list)
     polls: list[list[ExecutorEvent]] = field(default_factory=list)
 
@@ -177,12 +177,23 @@ def _slurm_diagnosis(ex, slurm_conf: str) -> str:
     ]
 )
 def harness(request, tmp_path) -> Iterator[Harness]:
-    if request.param == "fake":
+    yield from _harness(request, tmp_path, request.param)
+
+
+@pytest.fixture(params=["local", pytest.param("slurm", marks=pytest.mark.slurm)])
+def durable(request, tmp_path) -> Iterator[Harness]:
+    """The executors whose state outlives them, so a restarted one reports an unacked end again (the fake
+    keeps none; Ray removes an ended job's actors when poll() sees the end: docs/executors.md)."""
+    yield from _harness(request, tmp_path, request.param)
+
+
+def _harness(request, tmp_path, kind: str) -> Iterator[Harness]:
+    if kind == "fake":
         yield fake_harness()
         return
-    if request.param == "local":
+    if kind == "local":
         h = local_harness(tmp_path)
-    elif request.param == "slurm":
+    elif kind == "slurm":
         h = slurm_harness(tmp_path, request.getfixturevalue("slurm_conf"))
     else:
         request.getfixturevalue("ray_cluster")
@@ -196,7 +207,6 @@ def harness(request, tmp_path) -> Iterator[Harness]:
             _real_launch(lambda j: Placement(j, "h100", (("h100-0", (0,)),))),
             lambda: time.sleep(0.1),
             wall_s=REAL_WALL_S,
-            reopen="Ray removes an ended job's actors when poll() sees the end (docs/executors.md)",
         )
     try:
         yield h
@@ -310,11 +320,11 @@ def test_ack_of_unknown_or_repeated_events_is_harmless(harness: Harness) -> None
     assert "k" not in harness.executor.active()
 
 
-def test_an_end_not_acked_is_reported_again_by_a_restarted_executor(harness: Harness) -> None:
+def test_an_end_not_acked_is_reported_again_by_a_restarted_executor(durable: Harness) -> None:
     """The guarantee behind the reconciler's ack: an end poll() reported but the store did not record (the
     round failed, or the control plane was killed) is reported again after a restart; once acked, never."""
-    if not callable(harness.reopen):
-        pytest.skip(harness.reopen or "no state outlives the executor")
+    harness = durable
+    assert harness.reopen is not None
     harness.executor.start(harness.launch("r", "ok"))
     first = harness.end_of("r")
     harness.executor.close()  # the round's record failed; the control plane stops

@@ -233,3 +233,52 @@ def test_the_log_header_counts_attempts_as_the_store_does_after_a_restart(tmp_pa
             ex.stop(j, "test over")
         ex.close()
         store.close()
+
+
+class RefusesJob:
+    """The store, whose record_events raises whenever the events hold one of job ``bad``'s (a poison row)."""
+
+    def __init__(self, store: Any, bad: str) -> None:
+        self.store, self.bad = store, bad
+
+    def record_events(self, events: Sequence[ExecutorEvent]) -> Any:
+        if any(e.job == self.bad for e in events):
+            raise RuntimeError(f"cannot record {self.bad}")
+        return self.store.record_events(events)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_events_the_store_refuses_keep_back_only_their_own_job(tmp_path) -> None:
+    """One job's events the store will not take do not keep another job's end from being recorded and
+    acked; the refused ones are kept (and the service's audit leaves their job be) until they are taken."""
+    clock = VirtualClock()
+    inner = _store("sqlite", tmp_path)
+    inner.add_nodes([Node("n1", "h100", 1)])
+    ex = LocalExecutor(tmp_path / "state", clock=clock)
+    rec = Reconciler(inner, ex, clock, greedy_fastest, round_seconds=60.0)
+    for j in ("good", "bad"):
+        inner.submit(Job(j, scale=1), {"h100": 1.0}, RunSpec("exit 0"))
+    try:
+        rec.step()  # t=0: both start
+        assert ex.active() == {"good", "bad"}
+        _wait_exit(ex, "good")
+        _wait_exit(ex, "bad")
+        rec.store = RefusesJob(inner, "bad")  # type: ignore[assignment]
+        clock.advance(60.0)
+        with pytest.raises(RuntimeError, match="1 job"):
+            rec.step()
+        assert _state(inner, "good")[0] is JobState.SUCCEEDED
+        assert (ex.jobs_dir / "good" / "state.done.json").exists()  # recorded, so acked
+        assert _state(inner, "bad")[0] is JobState.RUNNING
+        assert (ex.jobs_dir / "bad" / "state.json").exists()  # kept
+        assert rec.unrecorded_jobs == {"bad"}
+        rec.store = inner
+        clock.advance(60.0)
+        rec.step()
+        assert _state(inner, "bad")[:2] == (JobState.SUCCEEDED, 60)
+        assert rec.unrecorded_jobs == set()
+    finally:
+        ex.close()
+        inner.close()

@@ -205,8 +205,7 @@ class Reconciler:
         # events and records them first in the next round; the executor forgets an end once acked
         events = self._unrecorded + self.executor.poll()
         self._unrecorded = events
-        charges = list(self.store.record_events(events))
-        self._unrecorded = []
+        charges = self._record_events(events)
         self._ack(events)
         meter = getattr(self.store, "meter_running", None)  # 2. meter (the memory store: in one pass)
         more = (
@@ -256,6 +255,40 @@ class Reconciler:
         return lost
 
     # -- helpers --------------------------------------------------------------------------------------
+
+    @property
+    def unrecorded_jobs(self) -> set[str]:
+        """Jobs with executor events a failed round left unrecorded (the service's audit leaves them be: an
+        exit the executor reported is not a job gone missing)."""
+        return {e.job for e in self._unrecorded}
+
+    def _record_events(self, events: list[ExecutorEvent]) -> list[Charge]:
+        """Record ``events`` (all kept for the next round until recorded). Where the batch fails, each job's
+        events are recorded alone, in order, so one that the store refuses keeps only its own job's events
+        back: the others are recorded and acked, and the round fails (raises) with the rest kept."""
+        try:
+            charges = list(self.store.record_events(events))
+            self._unrecorded = []
+            return charges
+        except Exception:
+            if len({e.job for e in events}) < 2:
+                raise
+            log.exception("recording %d executor event(s) failed: recording each job's alone", len(events))
+        kept: list[ExecutorEvent] = []
+        done: list[ExecutorEvent] = []
+        for job in dict.fromkeys(e.job for e in events):
+            mine = [e for e in events if e.job == job]
+            try:
+                self.store.record_events(mine)  # their charges are written; the round fails below
+                done += mine
+            except Exception:
+                log.exception("job %s: its %d event(s) could not be recorded; kept", job, len(mine))
+                kept += mine
+        self._unrecorded = kept
+        self._ack(done)
+        raise RuntimeError(
+            f"{len(kept)} executor event(s) of {len({e.job for e in kept})} job(s) not recorded"
+        )
 
     def _ack(self, events: list[ExecutorEvent]) -> None:
         """Tell the executor the store has recorded ``events``. A failed ack only delays forgetting: the

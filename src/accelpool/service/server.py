@@ -275,7 +275,8 @@ class Service:
         """Requeue jobs the store says run but the executor has not had at two audits in a row (a round
         apart); returns their ids. recover() does the same once at start-up, without waiting."""
         active = self.executor.active()
-        missing = {s.job.id for s in self.store.running()} - active
+        # a job whose end the executor reported but a failed round did not record is not missing
+        missing = {s.job.id for s in self.store.running()} - active - self.reconciler.unrecorded_jobs
         lost = sorted(missing & self._missing)
         self._missing = missing - set(lost)
         if lost:
