@@ -5,13 +5,14 @@ the database: the API (uvicorn serving ``create_app``, see ``startup.api_app``) 
 with ``api=False``: the reconciler loop and the executor). ``--single-process`` runs both in one process
 (the scheduler as a thread), as a debugging aid and for tests.
 
-    scheduler loop:   take the scheduler lock, sync nodes, recover() once, then every round: stop work of
-                      jobs the store says are over (cancelled through the API), sync the pool's nodes from
-                      the executor (when it is a NodeSource, e.g. Ray), Reconciler.step() (observe, meter,
-                      decide, record, act), audit (store vs executor). Between rounds it polls every
-                      ``poll_seconds``: cancelled jobs are stopped at once, log requests are answered, and a
-                      new submission (the jobs table's sequence grew) brings the next round forward to
-                      WAKE_INTERVAL after the last one.
+    scheduler loop:   take the scheduler lock and only then build the executors (Service.__init__:
+                      building one adopts its work), sync nodes, recover() once, then every round: stop
+                      work of jobs the store says are over (cancelled through the API), sync the pool's
+                      nodes from the executor (when it is a NodeSource, e.g. Ray), Reconciler.step()
+                      (observe, meter, decide, record, act), audit (store vs executor). Between rounds it
+                      polls every ``poll_seconds``: cancelled jobs are stopped at once, log requests are
+                      answered, and a new submission (the jobs table's sequence grew) brings the next
+                      round forward to WAKE_INTERVAL after the last one.
 
 Executors: ``local`` (subprocesses; state under <data-dir>/executor), ``ray`` (a Ray cluster at
 ``ray_address``; nodes and devices discovered from it), ``fake`` (no processes; tests).
@@ -22,7 +23,9 @@ a restart finds every job and adopts still-running work (the reconciler's recove
 executor lost and stops any the store does not know). While running, the audit requeues (reason
 ``lost: not running in the executor``) a job the store calls running that the executor has not had for two
 rounds in a row, so no inconsistency can leave a job "running" forever. One scheduler at a time per data
-directory: it holds an exclusive lock on ``<data-dir>/scheduler.lock`` while it runs.
+directory: it holds an exclusive lock on ``<data-dir>/scheduler.lock`` while it runs, taken before it builds
+any executor (building one adopts the work it finds), so a scheduler that waited for the lock adopts the work
+as the previous one left it.
 """
 
 from __future__ import annotations
@@ -82,7 +85,11 @@ _OVER = ("cancelled", "succeeded", "failed")
 class Service:
     """The scheduler (reconciler loop + executor) and, with ``api=True``, the API app in the same process
     (``serve()``: ``--single-process``). The split control plane's scheduler process runs it with
-    ``api=False`` (``run_scheduler()``)."""
+    ``api=False`` (``run_scheduler()``).
+
+    Without ``executor`` it builds its own (and the registered sites') and first takes ``scheduler.lock``,
+    waiting while another scheduler holds it; the lock is held until ``stop()``. An ``executor`` passed in
+    was built, and has adopted its work, before the lock (tests): ``start_loop`` takes the lock then."""
 
     def __init__(
         self,
@@ -98,12 +105,22 @@ class Service:
         self.store = SqlStore(opts.url, self.catalog, upgrade=opts.upgrade)
         self.clock = clock or SystemClock()
         self.sites: SiteWiring | None = None  # the registered sites' executors (service/sites.py)
-        self.executor = executor or self._make_executor()
+        self._lock_file: IO[str] | None = None
+        if executor is None:
+            # Building an executor adopts the work it finds (local: the job state dirs; Ray: the named
+            # actors; Slurm: its job records), so it is built only once this process holds the lock: a
+            # scheduler that waited for another one's lock sees the work as that one left it.
+            self._take_lock()
+            try:
+                executor = self._make_executor()
+            except BaseException:
+                self._release_lock()
+                raise
+        self.executor: Executor = executor
         self.metrics = Metrics()
         self._stops: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._halt = threading.Event()
         self._kick = threading.Event()  # run a round now (in one process: a submission, a node change)
-        self._lock_file: IO[str] | None = None
         self.rounds = 0
         self.reconciler = Reconciler(
             self.store,
@@ -310,7 +327,10 @@ class Service:
 
     def _take_lock(self) -> None:
         """One scheduler per data directory: a second one (e.g. the survivor of a killed supervisor) would
-        start jobs the first one also starts. Waits until the holder has exited."""
+        start jobs the first one also starts. Waits until the holder has exited. Taken before the Service
+        builds its executor (``__init__``); with an executor passed in, by ``start_loop``."""
+        if self._lock_file is not None:
+            return
         f = open(self.opts.data_dir / "scheduler.lock", "a+")  # noqa: SIM115 - held while the loop runs
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -318,6 +338,11 @@ class Service:
             log.warning("another scheduler holds %s; waiting for it to exit", f.name)
             fcntl.flock(f, fcntl.LOCK_EX)
         self._lock_file = f
+
+    def _release_lock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the scheduler lock
+            self._lock_file = None
 
     # -- the loop -------------------------------------------------------------------------------------
 
@@ -432,9 +457,7 @@ class Service:
             self._thread.join(timeout=30)
         self.executor.close()
         self.store.close()
-        if self._lock_file is not None:
-            self._lock_file.close()  # releases the scheduler lock
-            self._lock_file = None
+        self._release_lock()
 
     def serve(self) -> None:
         """``--single-process``: run until interrupted, the loop thread plus uvicorn in this thread."""
