@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -36,6 +38,12 @@ def pool(tmp_path, monkeypatch):
     monkeypatch.setenv("ACCELPOOL_TOKEN", member)
     job = Client("http://testserver", member).submit(
         {"name": "j", "command": "x", "resources": {"type": "h100"}}
+    )
+    from accelpool.core.rounds import Decision, Placement
+
+    # the job runs: the API reads a job's output only once it has started (a queued one has none)
+    store.record_decision(
+        Decision(now=1.0, allocation=None, start=(Placement(job["id"], "h100", (("h-0", (0,)),)),))
     )
     yield job["id"], output
     store.close()
@@ -73,13 +81,17 @@ def test_logs_json_is_one_object_with_the_whole_output(pool, capsys) -> None:
     jid, output = pool
     output["text"] = "a\nb\n"
     assert main(["logs", jid, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"id": jid, "state": "queued", "logs": "a\nb\n"}
+    assert json.loads(capsys.readouterr().out) == {"id": jid, "state": "running", "logs": "a\nb\n"}
     assert main(["logs", jid, "--json", "--follow"]) == 2
     assert "--follow" in capsys.readouterr().err
 
 
 def test_logs_of_a_job_that_never_started_say_so_on_stderr(pool, capsys) -> None:
-    jid, _ = pool
-    assert main(["logs", jid]) == 0
+    _, output = pool
+    output["text"] = "stale\n"  # what the executor would answer: never asked for a job not started
+    queued = Client("http://testserver", os.environ["ACCELPOOL_TOKEN"]).submit(
+        {"name": "q", "command": "x", "resources": {"type": "h100"}}
+    )
+    assert main(["logs", queued["id"]]) == 0
     got = capsys.readouterr()
     assert got.out == "" and "has not started; queued" in got.err
