@@ -97,6 +97,7 @@ def create_app(
     # token expiry is wall-clock time, as tokens are stamped when made (routers/tokens.py)
     app.state.tokens = TokenCache(store, now=time.time)
     app.state.wake_soon = _Waker(app.state.hooks)
+    store.max_active_jobs = (limits or Limits()).max_active_jobs  # checked with each submission's write
     errors.install(app)
     from accelpool.api.routers.jobs import submit_route
 

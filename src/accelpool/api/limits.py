@@ -56,6 +56,9 @@ class Limits:
     max_query_chars: int = 1_000
     max_path_chars: int = 2_000
     max_int_digits: int = 1_000  # no field takes a number near 10^1000; Python reads at most 4,300 digits
+    # a tenant's active jobs (queued, running), counted at submission (core.errors.active_refusal); None: no
+    # cap. 10,000 as Slurm's MaxJobCount default (slurm.conf(5)), but per tenant
+    max_active_jobs: int | None = 10_000
 
 
 class Refused(Exception):

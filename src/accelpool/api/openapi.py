@@ -319,7 +319,7 @@ MODELS: tuple[type[BaseModel], ...] = (
 _W = (403,)  # a role that may not do this
 _NF = (404,)  # an object that does not exist or is not visible (identical answers)
 ROUTES: dict[tuple[str, str], tuple[dict[int, str], tuple[int, ...]]] = {
-    ("post", "/api/v1/jobs"): ({201: "JobOut", 200: "JobOut"}, _W + _NF + (409,)),
+    ("post", "/api/v1/jobs"): ({201: "JobOut", 200: "JobOut"}, _W + _NF + (409, 429)),  # 429: max active jobs
     ("get", "/api/v1/jobs"): ({200: "JobList"}, _NF),  # a tenant filter the caller cannot see
     ("get", "/api/v1/jobs/{job_id}"): ({200: "JobOut"}, _NF),
     ("get", "/api/v1/jobs/{job_id}/events"): ({200: "JobEventList"}, _NF),
@@ -364,6 +364,7 @@ _REASONS = {
     413: "The body is larger than the limit (1 MiB)",
     414: "The path is too long",
     422: "Invalid input: the error names the field",
+    429: "The tenant has as many active jobs as a tenant may have (the operator's --max-active-jobs)",
     500: "The server failed (e.g. the database did not answer); the request was not applied",
 }
 _BODY_METHODS = ("post", "put", "patch")

@@ -89,6 +89,14 @@ def register(app: typer.Typer) -> None:
                 "sees)",
             ),
         ] = None,
+        max_active_jobs: Annotated[
+            int,
+            typer.Option(
+                min=0,
+                help="the most active (queued or running) jobs one tenant may have; a submission beyond is "
+                "refused with 429 (0: no cap)",
+            ),
+        ] = 10_000,
         no_upgrade: Annotated[
             bool, typer.Option("--no-upgrade", help="refuse to start instead of migrating the schema")
         ] = False,
@@ -165,6 +173,7 @@ def register(app: typer.Typer) -> None:
             slurm_partition=slurm_partition,
             site_down_seconds=site_down_seconds,
             checkpoint_dir=str(checkpoint_root.resolve()) if checkpoint_root is not None else None,
+            max_active_jobs=max_active_jobs or None,
         )
         if executor == "local":
             from accelpool.executors import sandbox as sb

@@ -63,3 +63,24 @@ class MissingReference(Conflict):
 
 class InsufficientFunds(Conflict):
     """A grant (or a program's budget) cannot hold the money asked of it beside what it already holds."""
+
+
+class TooManyJobs(Conflict):
+    """A tenant has as many active jobs (queued, running, preempted) as a tenant may have (``active_refusal``);
+    the API answers 429."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "tenant")
+
+
+def active_refusal(tenant: str, active: int, limit: int | None) -> TooManyJobs | None:
+    """Why ``tenant``, which has ``active`` active jobs, may not queue one more under the pool's ``limit``
+    (None: no limit); None when it may. A queue has a cap as Slurm's ``MaxJobCount`` (10,000 by default,
+    slurm.conf(5)): every round reads every active job, so one tenant's flood slowed every tenant's
+    scheduling (a review's flood of thousands of jobs)."""
+    if limit is None or active < limit:
+        return None
+    return TooManyJobs(
+        f"tenant '{tenant}' has {active:,} active jobs (queued or running), the most a tenant may have "
+        f"({limit:,}, the operator's --max-active-jobs): wait for some to end or cancel some"
+    )

@@ -91,6 +91,7 @@ class Options:
     instance: str = "accelpool"  # slurm: tag of this control plane's Slurm jobs (keep it across restarts)
     site_down_seconds: float = 10.0  # sites: a site whose controller is silent this long is down
     checkpoint_dir: str | None = None  # root of the jobs' default checkpoint dirs (None: next to data_dir)
+    max_active_jobs: int | None = 10_000  # API: a tenant's active jobs at most (None: no cap; 429 beyond)
 
     @property
     def checkpoint_root(self) -> Path | None:

@@ -44,6 +44,7 @@ from prometheus_client import Gauge
 
 from accelpool.api.app import WAKE_INTERVAL, Hooks, Metrics, create_app
 from accelpool.api.auth import JobTokens
+from accelpool.api.limits import Limits
 from accelpool.catalog import bundled_catalog
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.types import Node
@@ -145,7 +146,15 @@ class Service:
             next_round=self._next_round,
         )
         self.app: FastAPI | None = (
-            create_app(self.store, hooks=hooks, catalog=self.catalog, metrics=self.metrics) if api else None
+            create_app(
+                self.store,
+                hooks=hooks,
+                catalog=self.catalog,
+                metrics=self.metrics,
+                limits=Limits(max_active_jobs=opts.max_active_jobs),
+            )
+            if api
+            else None
         )
         if self.app is not None:
             self.app.state.job_tokens = JobTokens.for_data_dir(opts.data_dir)

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from accelpool.api.app import Hooks, Metrics, create_app
 from accelpool.api.auth import JobTokens
+from accelpool.api.limits import Limits
 from accelpool.catalog import bundled_catalog
 from accelpool.service import channel
 from accelpool.service.options import Options
@@ -78,7 +79,13 @@ def api_app(opts: Options) -> tuple[FastAPI, SqlStore]:
     metrics = Metrics()
     status = _SchedulerStatus(opts.data_dir)
     metrics.registry.register(status)
-    app = create_app(store, hooks=hooks, catalog=catalog, metrics=metrics)
+    app = create_app(
+        store,
+        hooks=hooks,
+        catalog=catalog,
+        metrics=metrics,
+        limits=Limits(max_active_jobs=opts.max_active_jobs),
+    )
     app.state.job_tokens = JobTokens.for_data_dir(opts.data_dir)
     return app, store
 

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from accelpool.core import ledger
-from accelpool.core.errors import AlreadyExists, Conflict
+from accelpool.core.errors import AlreadyExists, Conflict, active_refusal
 from accelpool.core.types import Job, JobState
 from accelpool.ports import RunSpec
 from accelpool.storage import codec
@@ -55,6 +55,9 @@ class Submission:
 
 class SubmissionWrites(UnitOfWork):
     text_index_every = TEXT_INDEX_EVERY  # jobs not yet in SQLite's text index before a submission adds them
+    max_active_jobs: int | None = None
+    """The most active jobs a tenant may have (``core.errors.active_refusal``; the API sets the operator's
+    ``--max-active-jobs``); None: no cap. Counted under the tenants' row locks with the submission."""
 
     def submit(
         self,
@@ -143,6 +146,7 @@ class SubmissionWrites(UnitOfWork):
                 if g in grants:
                     r = grants[g]
                     left[g] = ledger.unheld(int(r.amount_krw), int(r.spent_krw), holds.get(g, 0))
+        active = self._active_counts(c, sorted({it.job.tenant for it in items}))
         rows, events = [], []
         for i, it in enumerate(items):
             job = it.job
@@ -150,6 +154,11 @@ class SubmissionWrites(UnitOfWork):
                 k = (job.tenant, it.idempotency_key)
                 if k in seen:
                     out[i] = (seen[k], False)
+                    continue
+            if active is not None:
+                over = active_refusal(job.tenant, active.get(job.tenant, 0), self.max_active_jobs)
+                if over is not None:
+                    out[i] = over
                     continue
             if job.grant is not None and ledger.holds(job.grant, it.reserve_krw):
                 refused = ledger.hold_refusal(job.grant, left.get(job.grant), it.reserve_krw)
@@ -159,6 +168,8 @@ class SubmissionWrites(UnitOfWork):
                 left[job.grant] -= it.reserve_krw
             if it.idempotency_key is not None:
                 seen[(job.tenant, it.idempotency_key)] = job.id
+            if active is not None:
+                active[job.tenant] = active.get(job.tenant, 0) + 1
             rows.append(self.job_row(it))
             events.append({"job": job.id, "time": job.submit_time, "state": "queued", "reason": "submitted"})
             out[i] = (job.id, True)
@@ -167,6 +178,21 @@ class SubmissionWrites(UnitOfWork):
             c.execute(insert(T.job_events), events)
             self._index_text(c, self.text_index_every)
         return [r for r in out if r is not None]
+
+    def _active_counts(self, c: Connection, tenants: list[str]) -> dict[str, int] | None:
+        """Each of ``tenants``' active jobs, read under their tenant rows' locks (PostgreSQL: two API
+        processes' batches of one tenant count one after the other; SQLite's writer is alone); None when
+        there is no cap."""
+        if self.max_active_jobs is None or not tenants:
+            return None
+        if self._pg:
+            c.execute(select(T.tenants.c.id).where(T.tenants.c.id.in_(tenants)).with_for_update()).all()
+        rows = c.execute(
+            select(T.jobs.c.tenant, func.count())
+            .where(T.jobs.c.tenant.in_(tenants), T.jobs.c.active.is_(True))
+            .group_by(T.jobs.c.tenant)
+        ).all()
+        return {str(t): int(n) for t, n in rows}
 
     def index_text(self) -> int:
         """SQLite: add every job not yet in the text index to it now (one transaction); how many were

@@ -140,6 +140,8 @@ jobs = Table(
     # a tenant's jobs newest first; the other columns let the dashboard's searches of them read the index alone
     Index("ix_jobs_tenant_seq", "tenant", "seq", "state", "submit_time", "name", "id"),
     Index("ix_jobs_queue", "state", "priority", "submit_time", "id"),
+    # a tenant's active jobs, counted at each submission against the pool's cap (core.errors.active_refusal)
+    Index("ix_jobs_tenant_active", "tenant", "active"),
     Index("ix_jobs_grant_hold", "grant_id", "active", "reserved_krw"),
     # the dashboard's job search: a program manager's jobs and a program filter (by grant, with the columns
     # other filters test, so the index alone answers them) and a state filter, newest first

@@ -18,7 +18,7 @@ from accelpool.api.auth import Principal, one_visible, principal, visible_grants
 from accelpool.api.errors import ApiError, json_response, not_found
 from accelpool.api.limits import JSON_SCOPE_KEY, NOT_JSON, known_query_only
 from accelpool.api.routers.common import Who, store_of
-from accelpool.core.errors import Conflict, InsufficientFunds, MissingReference
+from accelpool.core.errors import Conflict, InsufficientFunds, MissingReference, TooManyJobs
 from accelpool.ports import EventKind, ExecutorEvent
 from accelpool.spec.job import JobSpec
 from accelpool.storage.dashboard import attempts, job_charges
@@ -256,7 +256,9 @@ def submit_route() -> tuple[Any, Any]:
 def _submit_conflict(exc: Conflict) -> ApiError:
     """The store's refusals, by type: the grant cannot hold the job's worst-case cost (set by its
     ``max_run_time``) beside its other active jobs (checked under the grant's row lock), its grant is gone,
-    or the id clashes."""
+    or the id clashes; the tenant has as many active jobs as it may (429)."""
+    if isinstance(exc, TooManyJobs):
+        return ApiError(429, exc.message, "tenant")
     if isinstance(exc, InsufficientFunds):
         return ApiError(409, exc.message, "max_run_time")
     if isinstance(exc, MissingReference):
