@@ -282,3 +282,56 @@ def test_events_the_store_refuses_keep_back_only_their_own_job(tmp_path) -> None
     finally:
         ex.close()
         inner.close()
+
+
+class FailsBatchOnce:
+    """The store, whose first record of more than one job's events fails (transiently), or with a database
+    error (``OperationalError``: a lock held past its wait) when ``locked``."""
+
+    def __init__(self, store: Any, locked: bool = False) -> None:
+        self.store, self.locked, self.calls = store, locked, 0
+
+    def record_events(self, events: Sequence[ExecutorEvent]) -> Any:
+        self.calls += 1
+        if len({e.job for e in events}) > 1 and self.calls == 1:
+            if self.locked:
+                import sqlite3
+
+                raise sqlite3.OperationalError("database is locked")
+            raise RuntimeError("transient")
+        return self.store.record_events(events)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+@pytest.mark.parametrize("locked", [False, True])
+def test_a_failed_batch_is_split_only_for_the_stores_refusals(locked, tmp_path) -> None:
+    """Split by job and all recorded: the round goes on. A database error (the lock held past its wait) is
+    not split, where every job's record would wait for the lock again: the round fails with all kept."""
+    clock = VirtualClock()
+    inner = _store("memory", tmp_path)
+    inner.add_nodes([Node("n1", "h100", 1)])
+    ex = LocalExecutor(tmp_path / "state", clock=clock)
+    rec = Reconciler(inner, ex, clock, greedy_fastest, round_seconds=60.0)
+    for j in ("a", "b"):
+        inner.submit(Job(j, scale=1), {"h100": 1.0}, RunSpec("exit 0"))
+    try:
+        rec.step()
+        _wait_exit(ex, "a")
+        _wait_exit(ex, "b")
+        store = FailsBatchOnce(inner, locked)
+        rec.store = store  # type: ignore[assignment]
+        clock.advance(60.0)
+        if locked:
+            with pytest.raises(Exception, match="locked"):
+                rec.step()
+            assert store.calls == 1 and rec.unrecorded_jobs == {"a", "b"}
+            rec.step()
+        else:
+            rec.step()  # no raise
+            assert store.calls == 3
+        assert rec.unrecorded_jobs == set()
+        assert {_state(inner, j)[0] for j in ("a", "b")} == {JobState.SUCCEEDED}
+    finally:
+        ex.close()

@@ -265,26 +265,34 @@ class Reconciler:
     def _record_events(self, events: list[ExecutorEvent]) -> list[Charge]:
         """Record ``events`` (all kept for the next round until recorded). Where the batch fails, each job's
         events are recorded alone, in order, so one that the store refuses keeps only its own job's events
-        back: the others are recorded and acked, and the round fails (raises) with the rest kept."""
+        back: the others are recorded and acked, and the round fails (raises) with the rest kept; when all
+        were recorded so, the round goes on. A database error (OperationalError) is not split."""
         try:
-            charges = list(self.store.record_events(events))
+            recorded = list(self.store.record_events(events))
             self._unrecorded = []
-            return charges
-        except Exception:
-            if len({e.job for e in events}) < 2:
+            return recorded
+        except Exception as exc:
+            # the database itself (a lock held past its wait, a lost connection: DB-API's OperationalError,
+            # by name: sqlalchemy stays in storage/) would make every job's record wait again: not split
+            if len({e.job for e in events}) < 2 or any(
+                c.__name__ == "OperationalError" for c in type(exc).__mro__
+            ):
                 raise
             log.exception("recording %d executor event(s) failed: recording each job's alone", len(events))
         kept: list[ExecutorEvent] = []
         done: list[ExecutorEvent] = []
+        charges: list[Charge] = []
         for job in dict.fromkeys(e.job for e in events):
             mine = [e for e in events if e.job == job]
             try:
-                self.store.record_events(mine)  # their charges are written; the round fails below
+                charges += self.store.record_events(mine)
                 done += mine
             except Exception:
                 log.exception("job %s: its %d event(s) could not be recorded; kept", job, len(mine))
                 kept += mine
         self._unrecorded = kept
+        if not kept:
+            return charges  # every job's events recorded alone: the round goes on (acked by the caller)
         self._ack(done)
         raise RuntimeError(
             f"{len(kept)} executor event(s) of {len({e.job for e in kept})} job(s) not recorded"
