@@ -216,7 +216,7 @@ def install(app: FastAPI) -> None:
         v = await run_in_threadpool(visible_job, store, who, job_id)
         if v is None:
             return error_page(request, 404, loc("Not found"), loc("No such job, or you may not see it."), who)
-        contents = who.role != "program-manager"  # as the API's Principal.sees_contents
+        contents = who.sees_contents
         started = v.attempts or v.start_time is not None  # a job never started has no output to ask for
         logs = await run_in_threadpool(request.app.state.hooks.logs, v.id) if contents and started else ""
         lf = request.query_params.get("log")
