@@ -23,11 +23,53 @@ def test_a_managers_larger_grant_does_not_draw_in_a_tenants_jobs(world) -> None:
     err = r.json()["error"]
     assert err["field"] == "program"
     assert "'p1' (g1)" in err["reason"] and "'p2' (bait)" in err["reason"]
+    assert "none of them has paid for its jobs yet" in err["reason"]
     assert world.call("pm2", "GET", "/api/v1/jobs").json()["items"] == []
     # naming the program charges its grant; naming the grant too
     r = world.submit(command="python train.py --hf-token hf_SECRET123", program="p1")
     assert r.status_code == 201 and r.json()["grant"] == "g1", r.text
+    # unnamed jobs now go to p1, the one program the tenant's jobs went to
+    assert world.submit().json()["grant"] == "g1"
     assert world.submit(grant="bait").json()["grant"] == "bait"
+    # once its jobs went to both, an unnamed job is refused again
+    err = world.submit().json()["error"]
+    assert err["field"] == "program" and "its jobs have gone to 2 of them (p1, p2)" in err["reason"]
+
+
+def grant(world, who: str, gid: str, program: str, krw: int, tenant: str = "t1") -> None:
+    body = {"id": gid, "program": program, "tenant": tenant, "amount_krw": krw}
+    r = world.call(who, "POST", "/api/v1/grants", json=body)
+    assert r.status_code == 201, r.text
+
+
+def test_another_managers_1_krw_grant_does_not_stop_a_tenants_unnamed_jobs(world) -> None:
+    # a review: any manager's 1 KRW grant made every unnamed job of the tenant 409
+    first = world.submit().json()
+    assert first["grant"] == "g1"
+    grant(world, "pm2", "pest", "p2", 1)
+    r = world.submit()
+    assert r.status_code == 201 and r.json()["grant"] == "g1", r.text
+    assert world.call("pm2", "GET", "/api/v1/jobs").json()["items"] == []
+
+
+def test_an_idempotent_retry_after_another_programs_grant_is_its_first_job(world) -> None:
+    key = {"Idempotency-Key": "nightly-1"}
+    body = {"name": "job", "command": "echo hi", "resources": {"type": "h100", "count": 1}}
+    first = world.call("m1", "POST", "/api/v1/jobs", json=body, headers=key)
+    assert first.status_code == 201, first.text
+    grant(world, "pm2", "pest", "p2", 1)
+    again = world.call("m1", "POST", "/api/v1/jobs", json=body, headers=key)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"], again.text
+    # the tenant then charges p2 too: unnamed jobs are refused, the retry still answers its job
+    assert world.submit(program="p2").status_code == 201
+    assert world.submit().status_code == 409
+    again = world.call("m1", "POST", "/api/v1/jobs", json=body, headers=key)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"], again.text
+    # another request under the same key is still told so, and a new key is refused for the program
+    other = world.call("m1", "POST", "/api/v1/jobs", json={**body, "command": "echo bye"}, headers=key)
+    assert other.status_code == 409 and "command differ" in other.json()["error"]["reason"], other.text
+    fresh = world.call("m1", "POST", "/api/v1/jobs", json=body, headers={"Idempotency-Key": "nightly-2"})
+    assert fresh.status_code == 409 and fresh.json()["error"]["field"] == "program", fresh.text
 
 
 def test_a_tenant_with_one_programs_grants_still_needs_to_name_none(world) -> None:

@@ -10,6 +10,8 @@ Refused (422 with the field, or 409 for money/rules):
   - a domestic-only job and none of its types is a Korean NPU           (constraints.domestic_only), or
     a public inference job under a program whose rule keeps public services on Korean NPUs    (public)
   - no grant for the tenant (from the named program), or the grant is used up/ended      (grant / program)
+  - no program named, the tenant holds live grants from several programs, and its earlier jobs went to
+    none or several of them (409, program; where they went to one, the job goes to that one)
   - a program rule forbids it: per-tenant cap below the count, contract longer than allowed (409, rule)
   - a max run time whose cost the grant cannot hold besides its other active jobs          (409, budget)
   - a relative ``workdir`` or ``checkpoint_dir``: the service would resolve it against its own working
@@ -73,7 +75,19 @@ def relative_speed(acc: AcceleratorType | None) -> float:
     return 1.0
 
 
-def _grant_for(ref: Reference, spec: JobSpec, tenant: str, now: float) -> tuple[Grant, Program | None]:
+class NeedsHistory(Exception):
+    """``admit`` needs to know which of ``grants`` the tenant's jobs were charged to (a store read, which
+    ``admit`` does not do itself: it runs on the event loop). Ask ``SqlStore.grants_used`` and call again
+    with ``used``; ``admit_now`` does both."""
+
+    def __init__(self, grants: tuple[str, ...]) -> None:
+        super().__init__(f"which of {', '.join(grants)} were charged")
+        self.grants = grants
+
+
+def _grant_for(
+    ref: Reference, spec: JobSpec, tenant: str, now: float, used: frozenset[str] | None
+) -> tuple[Grant, Program | None]:
     grants = ref.grants_by_tenant.get(tenant, [])
     if spec.grant is not None:
         found = [g for g in grants if g.id == spec.grant]
@@ -98,18 +112,32 @@ def _grant_for(ref: Reference, spec: JobSpec, tenant: str, now: float) -> tuple[
         raise ApiError(409, "the grant is used up or expired, so this job could never run", fld)
     programs = sorted({g.program for g in live})
     if spec.grant is None and spec.program is None and len(programs) > 1:
-        # a program pays only for the jobs that name it, where the tenant holds grants from several: any
-        # program's manager may grant to any tenant, and a larger grant chosen by default had its manager
-        # see (and hold back, by its program's caps) jobs the tenant never meant to charge to it
-        held = "; ".join(
-            f"'{p}' ({', '.join(sorted(g.id for g in live if g.program == p))})" for p in programs
-        )
-        raise ApiError(
-            409,
-            f"tenant '{tenant}' holds grants from {len(programs)} programs: {held}; name the one that pays "
-            f"for this job (program: {programs[0]}, or grant: <id>)",
-            "program",
-        )
+        # Where the tenant holds live grants from several programs, a job that names none goes to the one
+        # program the tenant's earlier jobs went to, or is refused. Any program's manager may grant to any
+        # tenant: a larger grant chosen by default had its manager see (and hold back, by its program's
+        # caps) jobs the tenant never meant to charge to it, and refusing every unnamed job let any manager
+        # stop a tenant's scripts with a 1 KRW grant.
+        mine = [g.id for g in grants if g.program in programs]
+        if used is None:
+            raise NeedsHistory(tuple(sorted(mine)))
+        went = sorted({g.program for g in grants if g.id in used and g.program in programs})
+        if len(went) == 1:
+            live = [g for g in live if g.program == went[0]]
+        else:
+            held = "; ".join(
+                f"'{p}' ({', '.join(sorted(g.id for g in live if g.program == p))})" for p in programs
+            )
+            so_far = (
+                "none of them has paid for its jobs yet"
+                if not went
+                else f"its jobs have gone to {len(went)} of them ({', '.join(went)})"
+            )
+            raise ApiError(
+                409,
+                f"tenant '{tenant}' holds grants from {len(programs)} programs: {held}, and {so_far}; name "
+                f"the one that pays for this job (program: {programs[0]}, or grant: <id>)",
+                "program",
+            )
     run = spec.max_run_seconds()
     if run is not None and not (spec.preemptible and spec.kind != JobKind.INFERENCE.value):
         # a job that may not be stopped starts only when its whole run fits in its grant's period (and its
@@ -141,12 +169,30 @@ def _grant_for(ref: Reference, spec: JobSpec, tenant: str, now: float) -> tuple[
     return grant, ref.programs.get(grant.program)
 
 
-def admit(
+def admit_now(
     store: SqlStore, spec: JobSpec, tenant: str, now: float, catalog: Mapping[str, AcceleratorType]
+) -> Admitted:
+    """``admit`` for a caller that may wait on the store (not the event loop)."""
+    try:
+        return admit(store, spec, tenant, now, catalog)
+    except NeedsHistory as need:
+        return admit(store, spec, tenant, now, catalog, used=store.grants_used(tenant, need.grants))
+
+
+def admit(
+    store: SqlStore,
+    spec: JobSpec,
+    tenant: str,
+    now: float,
+    catalog: Mapping[str, AcceleratorType],
+    used: frozenset[str] | None = None,
 ) -> Admitted:
     """No I/O beyond the store's cached reference data (programs, grants, nodes, prices): the money checks
     that must be exact are repeated under the grant's row lock when the job is written. A copy that is
-    only old is read again behind (in a thread), so no submission waits on the event loop for the read."""
+    only old is read again behind (in a thread), so no submission waits on the event loop for the read.
+
+    ``used``: which of the tenant's grants its jobs were charged to, needed only where a job names no
+    program and the tenant holds live grants from several: without it, ``NeedsHistory`` is raised."""
     for fld in ("workdir", "checkpoint_dir"):
         path = getattr(spec, fld)
         if path is not None and not path.startswith("/"):
@@ -165,7 +211,7 @@ def admit(
             "reserve (an admin marks public tenants)",
             "public",
         )
-    grant, program = _grant_for(ref, spec, tenant, now)
+    grant, program = _grant_for(ref, spec, tenant, now, used)
     wanted = spec.allowed_types()
     for i, t in enumerate(wanted):
         if t not in catalog:

@@ -125,7 +125,7 @@ def example_jobs(store: SqlStore, tenant: str = TENANTS[0], skipped: list[str] |
     pool cannot run (no node of its type yet, e.g. before Ray's nodes are found) is left out and described
     in ``skipped``. Idempotent: each example has its own idempotency key, so a second call submits none
     twice."""
-    from accelpool.api.admission import admit
+    from accelpool.api.admission import admit_now
     from accelpool.api.errors import ApiError
     from accelpool.catalog import bundled_catalog
     from accelpool.spec.job import parse_job_dict
@@ -135,7 +135,7 @@ def example_jobs(store: SqlStore, tenant: str = TENANTS[0], skipped: list[str] |
     for body in EXAMPLE_JOBS:
         spec = parse_job_dict(dict(body))
         try:
-            a = admit(store, spec, tenant, time.time(), catalog)
+            a = admit_now(store, spec, tenant, time.time(), catalog)
         except ApiError as exc:
             if skipped is not None:
                 skipped.append(f"{spec.name}: {exc.reason}")

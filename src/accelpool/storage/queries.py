@@ -201,6 +201,25 @@ class Queries:
         views = [_job_view(r, None, positions.get(r.id), spots.get(r.id)) for r in rows[:limit]]
         return views, (views[-1].seq if len(rows) > limit else None)
 
+    def grants_used(self, tenant: str, grants: Iterable[str]) -> frozenset[str]:
+        """Which of ``grants`` the tenant's jobs (in any state) were charged to: one indexed probe per grant
+        (``ix_jobs_grant_seq`` leads with grant and tenant), whatever the number of jobs."""
+        used = set()
+        with self.read() as c:
+            for g in sorted(set(grants)):
+                q = select(T.jobs.c.id).where(T.jobs.c.grant_id == g, T.jobs.c.tenant == tenant).limit(1)
+                if c.execute(q).first() is not None:
+                    used.add(g)
+        return frozenset(used)
+
+    def job_by_key(self, tenant: str, key: str) -> JobView | None:
+        """The tenant's job made under ``Idempotency-Key`` ``key``, if any."""
+        with self.read() as c:
+            found = c.execute(
+                select(T.jobs.c.id).where(T.jobs.c.tenant == tenant, T.jobs.c.idempotency_key == key)
+            ).first()
+        return None if found is None else self.get_job(str(found.id))
+
     def active_tenant_jobs(self, tenant: str, grant: str | None = None) -> int:
         with self.read() as c:
             q = (

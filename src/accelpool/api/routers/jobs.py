@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from accelpool.api.admission import admit
+from accelpool.api.admission import Admitted, NeedsHistory, admit
 from accelpool.api.auth import Principal, one_visible, principal, visible_grants, visible_tenants
 from accelpool.api.errors import ApiError, json_response, not_found
 from accelpool.api.limits import JSON_SCOPE_KEY, NOT_JSON, known_query_only
@@ -118,7 +118,7 @@ async def submit_job(
     state = request.app.state
     metrics = state.metrics
     try:
-        a = admit(store, spec, tenant, state.hooks.now(), state.catalog)
+        a = await _admitted(store, spec, tenant, state, idempotency_key)
         item = Submission(a.job, a.throughput, a.run, spec.name, idempotency_key, a.reserve_krw)
         result = await _committed(store, item)
         if isinstance(result, Conflict):
@@ -153,6 +153,32 @@ async def submit_job(
             "Idempotency-Key",
         )
     return json_response(job_json(v), 200)
+
+
+async def _admitted(store: SqlStore, spec: JobSpec, tenant: str, state: Any, key: str | None) -> Admitted:
+    """``admit``, reading the tenant's history off the event loop where the choice of program needs it. A
+    submission refused whose ``Idempotency-Key`` already made a job is admitted again on that job's grant:
+    a retry of an accepted request is answered with its job (compared as any retry) even where what the
+    service knows changed since (a grant from another program, a new job that named one)."""
+    now, catalog = state.hooks.now(), state.catalog
+    try:
+        try:
+            return admit(store, spec, tenant, now, catalog)
+        except NeedsHistory as need:
+            used = await run_in_threadpool(store.grants_used, tenant, need.grants)
+            return admit(store, spec, tenant, now, catalog, used=used)
+    except ApiError as refused:
+        if key is None:
+            raise
+        first = await run_in_threadpool(store.job_by_key, tenant, key)
+        grant = None if first is None else first.spec.get("grant")
+        if grant is None or grant == spec.grant:
+            raise
+        pinned = spec.model_copy(update={"grant": grant, "program": None})
+        try:
+            return admit(store, pinned, tenant, now, catalog)
+        except ApiError:
+            raise refused from None
 
 
 _REPLAY_SKIP = frozenset({"id", "submit_time", "grant"})
