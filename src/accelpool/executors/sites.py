@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
-from accelpool.core.types import Node
+from accelpool.core.types import DEFAULT_SITE, Node
 from accelpool.ports import Clock, EventKind, Executor, ExecutorEvent, Launch, NodeSource
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,8 @@ class SiteExecutors:
         self._stale: dict[str, set[str]] = {}  # per site: runs to stop there (on its return, or now)
         self._relaunched: set[str] = set()  # started again at the site of their stale run (runs after it)
         self._events: list[ExecutorEvent] = []
-        self._ends: dict[ExecutorEvent, str] = {}  # ends poll() reported, not yet acked -> their site
+        # ends poll() reported, not yet acked -> their site (None: made here, e.g. site-lost; no executor's)
+        self._ends: dict[ExecutorEvent, str | None] = {}
         self._probe_interval = float(probe_interval_seconds)
         self._answers: dict[str, bool] = {}
         self._failing_since: dict[str, float] = {}  # monotonic time of the first failed probe in a row
@@ -206,15 +207,21 @@ class SiteExecutors:
                         del self._site_of[job]
         # A site found down in this poll reports its jobs LOST in this same poll (the store requeues them
         # before the round that no longer sees the site's nodes decides).
+        for e in self._events:
+            self._ends[e] = None
         out, self._events = self._events + out, []
         out.sort(key=lambda e: e.time)
         return out
 
     def ack(self, events: Sequence[ExecutorEvent]) -> None:
-        """The store has recorded ``events``: each end goes to the executor of the site that reported it."""
+        """The store has recorded ``events``: each end goes to the executor of the site that reported it. An
+        end not polled here was polled from the default executor before any site was registered (the
+        service then drove it alone, and the reconciler kept the events its failed round did not record)."""
         by_site: dict[str, list[ExecutorEvent]] = {}
         for e in events:
-            site = self._ends.pop(e, None)
+            if e.kind not in (EventKind.EXITED, EventKind.LOST):
+                continue
+            site = self._ends.pop(e, None) if e in self._ends else DEFAULT_SITE
             if site is not None:
                 by_site.setdefault(site, []).append(e)
         for site, ended in by_site.items():
