@@ -186,7 +186,14 @@ class SubmissionWrites(UnitOfWork):
         if self.max_active_jobs is None or not tenants:
             return None
         if self._pg:
-            c.execute(select(T.tenants.c.id).where(T.tenants.c.id.in_(tenants)).with_for_update()).all()
+            # in one order (by id), as the grants above: two batches of the same tenants never wait on
+            # each other's second row
+            c.execute(
+                select(T.tenants.c.id)
+                .where(T.tenants.c.id.in_(tenants))
+                .order_by(T.tenants.c.id)
+                .with_for_update()
+            ).all()
         rows = c.execute(
             select(T.jobs.c.tenant, func.count())
             .where(T.jobs.c.tenant.in_(tenants), T.jobs.c.active.is_(True))
