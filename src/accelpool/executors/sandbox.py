@@ -357,11 +357,12 @@ def plan(
         raise SandboxError(check(config) or "the job sandbox is not available")
     lim = effective_limits(config, limits)
     uid, gid = run_ids(config, tenant)
+    veil = _shipped("sandbox_paths").veiled(config.protect, uid)  # each an empty tmpfs in the sandbox
     full_env = {k: os.environ[k] for k in INHERITED if k in os.environ}
     if image is not None:
         full_env["PATH"] = SAFE_PATH
     elif use_bwrap:
-        hidden = (*config.protect, *SANDBOX_TMPFS)  # empty inside the sandbox
+        hidden = (*veil, *SANDBOX_TMPFS)  # empty inside the sandbox
         full_env["PATH"] = _shipped("sandbox_paths").job_path(
             os.environ.get("PATH"), uid, gid, hidden, SAFE_PATH
         )
@@ -479,7 +480,7 @@ def plan(
                 "--no-new-privs",
                 "--",
             ]
-        for p in config.protect:
+        for p in veil:
             if os.path.isdir(p):
                 head += ["--tmpfs", p]
             elif os.path.exists(p):
@@ -492,7 +493,7 @@ def plan(
         binds = volumes + [[work_dir, SANDBOX_WORK, "rw"]] + binds
         # bwrap would create the mount points' missing parents with the host dirs' modes (often 0700, so
         # the job's uid could not reach its own dirs): create the ones inside our tmpfs mounts as 0755
-        tmpfs_roots = ["/tmp", "/var/tmp"] + [p for p in config.protect if os.path.isdir(p)]
+        tmpfs_roots = ["/tmp", "/var/tmp"] + [p for p in veil if os.path.isdir(p)]
         made: list[str] = []
         for _src, dest, _mode in binds:
             parent = os.path.dirname(dest)

@@ -64,6 +64,29 @@ def writable(path: str, protect: Sequence[str], what: str, roots: Sequence[str] 
     return real
 
 
+def veiled(protect: Sequence[str], uid: int | None) -> tuple[str, ...]:
+    """The host dirs each covered by an empty tmpfs in a job's sandbox: the protected paths and, where
+    the service is not root (``uid`` None: every job runs as the service's own uid and could read what it
+    reads), the service user's home and runtime dir (``~/.ssh``, ``~/.pgpass``, cloud credentials, an
+    ssh-agent socket), with the protected paths inside them left out. What a job needs from there is bound
+    back on top: its work dir, ``workdir``, checkpoint dir and the operator's volumes."""
+    if uid is not None:
+        return tuple(protect)
+    homes: list[str] = []
+    try:
+        import pwd
+
+        named = [os.path.expanduser("~"), pwd.getpwuid(os.getuid()).pw_dir, f"/run/user/{os.getuid()}"]
+    except (ImportError, KeyError):
+        named = [os.path.expanduser("~"), f"/run/user/{os.getuid()}"]
+    for d in named:
+        real = os.path.realpath(d)
+        if real != "/" and os.path.isdir(real) and real not in homes:
+            homes.append(real)
+    rest = [p for p in protect if not any(inside(os.path.realpath(p), h) for h in homes)]
+    return (*homes, *rest)
+
+
 def owner_error(real: str, uid: int | None, what: str, path: str, roots: Sequence[str] = ()) -> str | None:
     """Why a job running as ``uid`` may not write the directory ``real`` (None: it may). A service that
     gives each tenant its own uid (root, ``tenant_ids``) binds read-write only a directory of that uid, or
