@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from accelpool.executors import sandbox as sb
 from accelpool.executors.local import LocalExecutor
 from accelpool.ports import EventKind, ExecutorEvent, RunSpec
 from accelpool.runtime.clock import SystemClock, VirtualClock
-from accelpool.runtime.reconciler import Reconciler
+from accelpool.runtime.reconciler import MAX_REFUSALS, Reconciler
 from accelpool.storage.engine import sqlite_url
 from accelpool.storage.memory import MemoryStore
 from accelpool.storage.sql import SqlStore
@@ -38,7 +39,7 @@ class FailingRecord:
     def record_events(self, events: Sequence[ExecutorEvent]) -> Any:
         if not self.failed and any(e.kind is EventKind.EXITED for e in events):
             self.failed = list(events)
-            raise RuntimeError("database is locked")
+            raise sqlite3.OperationalError("database is locked")
         return self.store.record_events(events)
 
     def __getattr__(self, name: str) -> Any:
@@ -83,7 +84,7 @@ def test_an_exit_seen_in_a_round_whose_record_fails_is_recorded_next_round_once(
         assert ex.active() == {"j"}
         _wait_exit(ex, "j")
         clock.advance(60.0)
-        with pytest.raises(RuntimeError, match="locked"):
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
             rec.step()  # t=60: the poll reports EXITED; its record fails
         assert [e.kind for e in store.failed if e.job == "j"][-1] is EventKind.EXITED
         assert (ex.jobs_dir / "j" / "state.json").exists()  # not acked: kept for a restart
@@ -117,7 +118,7 @@ def test_a_restart_after_a_failed_record_reports_the_end_again(kind, tmp_path) -
     rec.step()
     started = json.loads((ex.jobs_dir / "j" / "state.json").read_text())["started"]
     _wait_exit(ex, "j")
-    with pytest.raises(RuntimeError, match="locked"):
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
         rec.step()
     ex.close()
     time.sleep(2.0)  # the control plane is down a while
@@ -267,21 +268,82 @@ def test_events_the_store_refuses_keep_back_only_their_own_job(tmp_path) -> None
         _wait_exit(ex, "bad")
         rec.store = RefusesJob(inner, "bad")  # type: ignore[assignment]
         clock.advance(60.0)
-        with pytest.raises(RuntimeError, match="1 job"):
-            rec.step()
+        rec.step()  # the round goes on for everyone else
         assert _state(inner, "good")[0] is JobState.SUCCEEDED
         assert (ex.jobs_dir / "good" / "state.done.json").exists()  # recorded, so acked
         assert _state(inner, "bad")[0] is JobState.RUNNING
         assert (ex.jobs_dir / "bad" / "state.json").exists()  # kept
         assert rec.unrecorded_jobs == {"bad"}
+        for _ in range(3):  # refused again, in the plain form too: kept, and not billed past its end
+            clock.advance(60.0)
+            rec.step()
+            assert rec.unrecorded_jobs == {"bad"} and _state(inner, "bad")[:2] == (JobState.RUNNING, 0)
         rec.store = inner
         clock.advance(60.0)
         rec.step()
-        assert _state(inner, "bad")[:2] == (JobState.SUCCEEDED, 60)
+        assert _state(inner, "bad")[:2] == (JobState.SUCCEEDED, 60)  # billed up to its end, as polled
         assert rec.unrecorded_jobs == set()
     finally:
         ex.close()
         inner.close()
+
+
+class RefusesReports:
+    """The store, refusing every event of job ``bad`` but in the reconciler's plain form (a report of the
+    executor it cannot keep, as PostgreSQL could not keep a NUL in a reason)."""
+
+    def __init__(self, store: Any, bad: str) -> None:
+        self.store, self.bad, self.refused = store, bad, 0
+
+    def record_events(self, events: Sequence[ExecutorEvent]) -> Any:
+        plain = all(e.steps is None and "could not be recorded" in e.reason for e in events if e.reason)
+        if any(e.job == self.bad for e in events) and not plain:
+            self.refused += 1
+            raise ValueError("the report cannot be kept")
+        return self.store.record_events(events)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_poison_report_goes_in_a_plain_form_and_the_pool_goes_on(kind, tmp_path) -> None:
+    """A job's report the store never takes (a review: a NUL in a reason, on PostgreSQL) used to fail every
+    round: nothing else was scheduled again. Now the round goes on, a job queued meanwhile starts, and after
+    MAX_REFUSALS rounds the job's end is recorded in a plain form: failed with its exit code, its device
+    free, billed up to its end and not for the rounds it waited."""
+    clock = VirtualClock()
+    inner = _store(kind, tmp_path)
+    ex = LocalExecutor(tmp_path / "state", clock=clock)
+    rec = Reconciler(inner, ex, clock, greedy_fastest, round_seconds=60.0)
+    inner.submit(Job("bad", scale=1), {"h100": 1.0}, RunSpec("exit 3"))
+    try:
+        rec.step()
+        _wait_exit(ex, "bad")
+        store = RefusesReports(inner, "bad")
+        rec.store = store  # type: ignore[assignment]
+        inner.submit(Job("next", scale=1), {"h100": 1.0}, RunSpec("sleep 30"))
+        for _ in range(MAX_REFUSALS - 1):
+            clock.advance(60.0)
+            rec.step()
+            assert rec.unrecorded_jobs == {"bad"} and _state(inner, "bad")[:2] == (JobState.RUNNING, 0)
+            assert "next" not in ex.active()  # the device is still the bad job's
+        clock.advance(60.0)
+        rec.step()  # the third refusal: recorded in the plain form, and the device goes to the next job
+        assert rec.unrecorded_jobs == set() and store.refused == MAX_REFUSALS
+        state, billed, _ = _state(inner, "bad")
+        assert (state, billed) == (JobState.FAILED, 60)
+        assert (ex.jobs_dir / "bad" / "state.done.json").exists()  # acked: the executor forgets it
+        if kind == "sqlite":
+            view = inner.get_job("bad")
+            assert "could not be recorded (ValueError)" in view.reason, view
+        clock.advance(60.0)
+        rec.step()
+        assert "next" in ex.active()
+    finally:
+        ex.close()
+        if kind == "sqlite":
+            inner.close()
 
 
 class FailsBatchOnce:
@@ -295,8 +357,6 @@ class FailsBatchOnce:
         self.calls += 1
         if len({e.job for e in events}) > 1 and self.calls == 1:
             if self.locked:
-                import sqlite3
-
                 raise sqlite3.OperationalError("database is locked")
             raise RuntimeError("transient")
         return self.store.record_events(events)

@@ -37,6 +37,18 @@ from accelpool.core import ledger
 from accelpool.core.rounds import JobStatus, Placement
 from accelpool.core.types import Charge, JobState
 
+REASON_CHARS = 2000  # a reason is a line for people: longer ones are cut (a job's exception, sacct's text)
+
+
+def clean_reason(reason: str) -> str:
+    """``reason`` as every store can keep it and every page can show it: control characters (a NUL, which
+    PostgreSQL refuses in text and so made a job's end unrecordable; escape sequences) become U+FFFD, line
+    breaks and tabs stay, and it is cut to ``REASON_CHARS``."""
+    if reason.isprintable() and len(reason) <= REASON_CHARS:
+        return reason
+    out = "".join(c if c.isprintable() or c in "\n\t" else "\ufffd" for c in reason[:REASON_CHARS])
+    return out if len(reason) <= REASON_CHARS else out + " [cut]"
+
 
 class EventKind(enum.StrEnum):
     """What an executor observed about a job's process."""
@@ -73,6 +85,10 @@ class ExecutorEvent:
     reason: str = ""
     cause: StopCause | None = None
 
+    def __post_init__(self) -> None:
+        if self.reason and (len(self.reason) > REASON_CHARS or not self.reason.isprintable()):
+            object.__setattr__(self, "reason", clean_reason(self.reason))
+
     def stop_cause(self) -> StopCause | None:
         if self.cause is not None:
             return self.cause
@@ -98,6 +114,10 @@ class SchedulerEvent:
     time: float
     reason: str = ""
     placement: Placement | None = None
+
+    def __post_init__(self) -> None:
+        if self.reason and (len(self.reason) > REASON_CHARS or not self.reason.isprintable()):
+            object.__setattr__(self, "reason", clean_reason(self.reason))
 
 
 Event = ExecutorEvent | SchedulerEvent

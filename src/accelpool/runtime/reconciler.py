@@ -36,7 +36,7 @@ from accelpool.core.allocation import Allocation, AllocationProblem, Policy
 from accelpool.core.round_config import RoundConfig
 from accelpool.core.rounds import DecideCache, Decision, JobStatus, Snapshot, decide
 from accelpool.core.sites import price_for
-from accelpool.core.types import Charge, Site
+from accelpool.core.types import Charge, JobState, Site
 from accelpool.ports import (
     Clock,
     EventKind,
@@ -50,6 +50,12 @@ from accelpool.ports import (
 )
 
 log = logging.getLogger(__name__)
+
+MAX_REFUSALS = 3  # rounds in a row the store may refuse a job's events before they go in a plain form
+FAULT_HOLD = (
+    30.0,
+    3600.0,
+)  # a job the executor could not start waits 30 s, doubled each fault in a row, to 1 h
 
 
 @dataclass
@@ -195,6 +201,8 @@ class Reconciler:
         self._lease_end: float | None = None  # when the current lease ends (None: no lease yet)
         self._run_started: dict[str, float] = {}  # running job -> when its current run began
         self._unrecorded: list[ExecutorEvent] = []  # polled events a failed round did not record
+        self._refusals: dict[str, int] = {}  # job -> rounds in a row the store refused its events
+        self._faults: dict[str, tuple[int, float]] = {}  # job -> (executor faults in a row, held until)
 
     # -- phases ---------------------------------------------------------------------------------------
 
@@ -205,20 +213,20 @@ class Reconciler:
         # events and records them first in the next round; the executor forgets an end once acked
         events = self._unrecorded + self.executor.poll()
         self._unrecorded = events
-        charges = self._record_events(events)
-        self._ack(events)
+        charges = self._record_events(events)  # acks what it recorded
+        ended = {e.job for e in self._unrecorded if e.kind in (EventKind.EXITED, EventKind.LOST)}
         meter = getattr(self.store, "meter_running", None)  # 2. meter (the memory store: in one pass)
-        more = (
+        more = (  # a job whose end the store refused is not billed on meanwhile
             list(meter(now))
-            if meter is not None
-            else list(self.store.record_charges(self._meter_running(now)))
+            if meter is not None and not ended
+            else list(self.store.record_charges(self._meter_running(now, ended)))
         )
         snapshot = self._with_lease(self.store.snapshot(now, self.round_seconds), now)  # 3. decide
         decision = decide(snapshot, self.policy, self._decide_cache, self.config)
         self._note_runs(decision, now)
-        ended = list(self.store.record_decision(decision))  # 4. record (preempted runs' tails billed)
+        tails = list(self.store.record_decision(decision))  # 4. record (preempted runs' tails billed)
         self._act(decision, snapshot)  # 5. act
-        report = RoundReport(decision, events, charges + more + ended, snapshot)
+        report = RoundReport(decision, events, charges + more + tails, snapshot)
         if self.on_round is not None:
             self.on_round(report)
         return report
@@ -263,40 +271,73 @@ class Reconciler:
         return {e.job for e in self._unrecorded}
 
     def _record_events(self, events: list[ExecutorEvent]) -> list[Charge]:
-        """Record ``events`` (all kept for the next round until recorded). Where the batch fails, each job's
-        events are recorded alone, in order, so one that the store refuses keeps only its own job's events
-        back: the others are recorded and acked, and the round fails (raises) with the rest kept; when all
-        were recorded so, the round goes on. A database error (OperationalError) is not split."""
+        """Record ``events`` and ack what was recorded; what was not is kept for the next round. A database
+        error (OperationalError) fails the round with all kept. Where the store refuses the batch otherwise,
+        each job's events are recorded alone, in order, so one it refuses keeps back only its own job's
+        events and the round goes on for everyone else (a poison event no longer stops the pool: a review's
+        NUL in a reason, which PostgreSQL refuses, failed every round). After ``MAX_REFUSALS`` rounds in a
+        row a job's events go in a plain form (kind, time, exit code, cause; no steps, a reason of our own),
+        so its end is recorded and its devices come free; until then it is not billed past its end."""
+        if not events:
+            return []
         try:
             recorded = list(self.store.record_events(events))
-            self._unrecorded = []
-            return recorded
         except Exception as exc:
             # the database itself (a lock held past its wait, a lost connection: DB-API's OperationalError,
             # by name: sqlalchemy stays in storage/) would make every job's record wait again: not split
-            if len({e.job for e in events}) < 2 or any(
-                c.__name__ == "OperationalError" for c in type(exc).__mro__
-            ):
+            if any(c.__name__ == "OperationalError" for c in type(exc).__mro__):
                 raise
+            refusal: Exception | None = exc
+        else:
+            self._unrecorded = []
+            self._refusals.clear()
+            self._ack(events)
+            return recorded
+        jobs = list(dict.fromkeys(e.job for e in events))
+        if len(jobs) > 1:  # each job's alone; one job's batch was refused already
             log.exception("recording %d executor event(s) failed: recording each job's alone", len(events))
+            refusal = None
         kept: list[ExecutorEvent] = []
         done: list[ExecutorEvent] = []
         charges: list[Charge] = []
-        for job in dict.fromkeys(e.job for e in events):
+        for job in jobs:
             mine = [e for e in events if e.job == job]
             try:
+                if refusal is not None:
+                    raise refusal
                 charges += self.store.record_events(mine)
                 done += mine
-            except Exception:
-                log.exception("job %s: its %d event(s) could not be recorded; kept", job, len(mine))
-                kept += mine
+                self._refusals.pop(job, None)
+                continue
+            except Exception as exc:
+                refused = self._refusals[job] = self._refusals.get(job, 0) + 1
+                log.exception(
+                    "job %s: the store refused its %d event(s) (%d time(s))", job, len(mine), refused
+                )
+                plain = _plain(mine, exc) if refused >= MAX_REFUSALS else None
+            if plain is not None:
+                try:
+                    charges += self.store.record_events(plain)
+                    log.error(
+                        "job %s: its events recorded in a plain form (%d of them dropped)",
+                        job,
+                        len(mine) - len(plain),
+                    )
+                    done += mine
+                    self._refusals.pop(job, None)
+                    continue
+                except Exception:
+                    log.exception("job %s: the plain form of its events was refused too", job)
+            kept += mine
         self._unrecorded = kept
-        if not kept:
-            return charges  # every job's events recorded alone: the round goes on (acked by the caller)
         self._ack(done)
-        raise RuntimeError(
-            f"{len(kept)} executor event(s) of {len({e.job for e in kept})} job(s) not recorded"
-        )
+        if kept:
+            log.error(
+                "%d executor event(s) of %d job(s) kept: tried again next round",
+                len(kept),
+                len({e.job for e in kept}),
+            )
+        return charges
 
     def _ack(self, events: list[ExecutorEvent]) -> None:
         """Tell the executor the store has recorded ``events``. A failed ack only delays forgetting: the
@@ -309,11 +350,22 @@ class Reconciler:
             log.exception("acknowledging %d executor event(s) failed", len(events))
 
     def _with_lease(self, snapshot: Snapshot, now: float) -> Snapshot:
-        """The snapshot with the lease facts: is this round a lease boundary, when did each run begin.
+        """The snapshot with the lease facts: is this round a lease boundary, when did each run begin; and
+        without the queued jobs held after an executor fault (``FAULT_HOLD``: one that failed every start,
+        an earlier run's wrapper stuck alive, used to be placed, fail and be requeued every round, its
+        devices idle for the round each time).
 
         The first round and every round at or after the current lease's end is a boundary, and starts a
         new lease of ``config.lease_seconds``; without a lease (per-round re-decision) every round is one."""
         lease = self.config.lease_seconds
+        jobs = snapshot.jobs
+        if self._faults:  # a job held after an executor fault is left out of the round until its hold ends
+            held = {j for j, (_n, until) in self._faults.items() if until > now}
+            for j in [j for j, (_n, until) in self._faults.items() if until + FAULT_HOLD[1] < now]:
+                del self._faults[j]  # long past its hold (cancelled, or started elsewhere): forgotten
+            if held:
+                queued = JobState.QUEUED
+                jobs = tuple(s for s in jobs if s.state is not queued or s.job.id not in held)
         if lease is None:
             boundary = True
         elif self._lease_end is None or now >= self._lease_end - 1e-9:
@@ -325,7 +377,7 @@ class Reconciler:
         fresh = object.__new__(type(snapshot))
         fresh.__dict__.update(snapshot.__dict__)
         fresh.__dict__.update(
-            lease_boundary=boundary, run_started=dict(self._run_started), lease_end=self._lease_end
+            lease_boundary=boundary, run_started=dict(self._run_started), lease_end=self._lease_end, jobs=jobs
         )
         return fresh
 
@@ -337,9 +389,10 @@ class Reconciler:
             runs[p.job] = now
         self._run_started = runs
 
-    def _meter_running(self, now: float) -> list[Charge]:
+    def _meter_running(self, now: float, ended: set[str] | frozenset[str] = frozenset()) -> list[Charge]:
         """A slice up to ``now`` for every running job whose process has started (``core.ledger.meter``,
-        through the job's carry as the store holds it); the store books them on its locked rows."""
+        through the job's carry as the store holds it), but those in ``ended`` (an end the store has not
+        taken yet: its tail is billed up to the end when it does); the store books them on its locked rows."""
         statuses = self.store.running()
         if not statuses:
             return []
@@ -348,7 +401,7 @@ class Reconciler:
         out: list[Charge] = []
         for s in statuses:
             p = s.placement
-            if p is None:
+            if p is None or s.job.id in ended:
                 continue
             charge = ledger.meter(s, now, price_for(prices, sites.get(p.site), p.accelerator), final=False)
             if charge is not None:
@@ -422,9 +475,13 @@ class Reconciler:
                 spec = specs.get(p.job)
                 run = self._checkpoint_dir(p.job, spec if spec is not None else self.store.run_spec(p.job))
                 self.executor.start(Launch(s.job, p, run, tput, s.steps_done, self._attempts[p.job]))
-            except ExecutorFault as e:  # the executor's own trouble, not the job's: requeued, it waits
-                log.error("job %s: the executor could not start it, requeued: %s", p.job, e)
-                why = f"lost: {_cause(e)}"
+                self._faults.pop(p.job, None)
+            except ExecutorFault as e:  # the executor's own trouble, not the job's: requeued, held a while
+                n = self._faults.get(p.job, (0, 0.0))[0] + 1
+                hold = min(FAULT_HOLD[0] * 2 ** (n - 1), FAULT_HOLD[1])
+                self._faults[p.job] = (n, decision.now + hold)
+                log.error("job %s: the executor could not start it, requeued for %.0f s: %s", p.job, hold, e)
+                why = f"lost: {_cause(e)}; the executor's trouble, not the job's: tried again in {hold:.0f} s"
                 failed.append(
                     ExecutorEvent(p.job, EventKind.LOST, decision.now, reason=why, cause=StopCause.LOST)
                 )
@@ -438,6 +495,20 @@ class Reconciler:
                 )
         if failed:
             self.store.record_events(failed)
+
+
+def _plain(events: list[ExecutorEvent], exc: BaseException) -> list[ExecutorEvent]:
+    """``events`` of one job as the store surely takes them: the ones that start or end a run, with their
+    kind, time, exit code and cause, but no steps, and a reason of our own naming the refusal (progress is
+    dropped: the job's steps stay as last recorded)."""
+    why = f"its executor's report could not be recorded ({type(exc).__name__})"
+    return [
+        ExecutorEvent(
+            e.job, e.kind, e.time, exit_code=e.exit_code, reason=why if e.reason else "", cause=e.cause
+        )
+        for e in events
+        if e.kind is not EventKind.PROGRESS
+    ]
 
 
 def _statuses_of(snapshot: Snapshot, ids: set[str], row: Mapping[str, int]) -> dict[str, JobStatus]:
