@@ -180,10 +180,16 @@ def harness(request, tmp_path) -> Iterator[Harness]:
     yield from _harness(request, tmp_path, request.param)
 
 
-@pytest.fixture(params=["local", pytest.param("slurm", marks=pytest.mark.slurm)])
+@pytest.fixture(
+    params=[
+        "local",
+        pytest.param("ray", marks=pytest.mark.ray),
+        pytest.param("slurm", marks=pytest.mark.slurm),
+    ]
+)
 def durable(request, tmp_path) -> Iterator[Harness]:
     """The executors whose state outlives them, so a restarted one reports an unacked end again (the fake
-    keeps none; Ray removes an ended job's actors when poll() sees the end: docs/executors.md)."""
+    keeps none; Ray keeps an ended job's actors until the end is acked: docs/executors.md)."""
     yield from _harness(request, tmp_path, request.param)
 
 
@@ -199,14 +205,17 @@ def _harness(request, tmp_path, kind: str) -> Iterator[Harness]:
         request.getfixturevalue("ray_cluster")
         from accelpool.executors.ray import RayExecutor
 
-        ex = RayExecutor(
-            namespace="accelpool-contract", log_dir=tmp_path / "logs", remote_dir=str(tmp_path / "remote")
-        )
+        def make_ray() -> RayExecutor:
+            return RayExecutor(
+                namespace="accelpool-contract", log_dir=tmp_path / "logs", remote_dir=str(tmp_path / "remote")
+            )
+
         h = Harness(
-            ex,
+            make_ray(),
             _real_launch(lambda j: Placement(j, "h100", (("h100-0", (0,)),))),
             lambda: time.sleep(0.1),
             wall_s=REAL_WALL_S,
+            reopen=make_ray,
         )
     try:
         yield h
@@ -214,6 +223,7 @@ def _harness(request, tmp_path, kind: str) -> Iterator[Harness]:
         for job in list(h.executor.active()):
             h.executor.stop(job, "test teardown")
         h.until(lambda: not h.executor.active())
+        h.executor.ack(list(h.events))  # as the reconciler does once recorded: the next test's starts clean
         h.executor.close()
 
 

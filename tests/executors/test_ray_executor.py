@@ -62,6 +62,15 @@ def executor(cluster, tmp_path: Path) -> Iterator[RayExecutor]:
         log_dir=tmp_path / "logs",
         remote_dir=str(tmp_path / "remote"),
     )
+    polled: list[ExecutorEvent] = []
+    poll = ex.poll
+
+    def recording_poll() -> list[ExecutorEvent]:
+        events = poll()
+        polled.extend(events)
+        return events
+
+    ex.poll = recording_poll  # type: ignore[method-assign]
     yield ex
     for j in list(ex.active()):
         ex.stop(j, "teardown")
@@ -69,6 +78,7 @@ def executor(cluster, tmp_path: Path) -> Iterator[RayExecutor]:
     while ex.active() and time.time() < deadline:
         ex.poll()
         time.sleep(0.1)
+    ex.ack(polled)  # as the reconciler does once the store has them: the ended jobs' actors go
     ex.close()
 
 

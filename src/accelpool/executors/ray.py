@@ -34,7 +34,8 @@ Faults: a placement group not ready within the timeout -> LOST ``placement-timeo
 (or removed) -> LOST ``node-lost`` (the store requeues it; it resumes from its checkpoint dir); a rank's
 actor dead on a live node -> LOST ``lost: ray actor died``. ``stop`` asks every rank to SIGTERM its process
 group and SIGKILL after ``grace_seconds``; if the actors do not answer, they are killed 5 s later. The
-placement group is removed when the job ends. After a control-plane restart, a new RayExecutor in the same
+placement group is removed when the job ends; for a job that exited on its own, once its end is acked
+(``ack``: a control plane killed before the store's record adopts the actors again and reports the end). After a control-plane restart, a new RayExecutor in the same
 namespace finds the named actors and adopts their jobs.
 """
 
@@ -122,6 +123,7 @@ class RayExecutor(RayNodes):
             self._owns_ray = True
         self._runner: Any = ray.remote(_runner_class())
         self._jobs: dict[str, _RayJob] = {}
+        self._ended: dict[str, _RayJob] = {}  # exited on their own, reported, not yet acked: actors kept
         self._events: list[ExecutorEvent] = []
         self._node_ids: dict[str, str] = {}  # accelpool node name -> Ray node id
         self._alive: set[str] = set()  # Ray node ids
@@ -136,6 +138,9 @@ class RayExecutor(RayNodes):
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         job_id = launch.job.id
+        ended = self._ended.pop(job_id, None)
+        if ended is not None:  # its last run's end was never acked: its placement group still holds devices
+            self._release(ended)
         old = self._jobs.get(job_id)
         if old is not None:
             if old.stop_reason is None:
@@ -272,8 +277,14 @@ class RayExecutor(RayNodes):
         return _in_time_order(out)  # each job's own events kept in the order they happened
 
     def ack(self, events: Sequence[ExecutorEvent]) -> None:
-        """Nothing kept to forget: an ended job's actors are removed when poll() sees the end, so a control
-        plane killed between that poll and the store's record loses the end (the job is requeued as lost)."""
+        """The store has these ends: remove the actors and placement groups of the jobs that exited on
+        their own, which poll() kept so that a control plane killed before the store's record finds them
+        again (adopted, they report the same exit: the job is not requeued and run again)."""
+        for e in events:
+            if e.kind is EventKind.EXITED or e.kind is EventKind.LOST:
+                job = self._ended.pop(e.job, None)
+                if job is not None:
+                    self._release(job)
 
     def active(self) -> set[str]:
         return set(self._jobs)
@@ -290,6 +301,7 @@ class RayExecutor(RayNodes):
     def close(self) -> None:
         """Forget the handles; the detached actors and placement groups keep running (adopted later)."""
         self._jobs.clear()
+        self._ended.clear()
         if self._owns_ray:
             self._ray.shutdown()
 
@@ -473,7 +485,9 @@ class RayExecutor(RayNodes):
         return "".join(parts)
 
     def _finish(self, job: _RayJob, event: ExecutorEvent) -> None:
-        """Report ``event``, keep the logs, kill the actors and remove the placement group."""
+        """Report ``event``, keep the logs, kill the actors and remove the placement group: at once, but
+        for a job that exited on its own (every rank has its code) with no next attempt waiting, whose actors
+        stay until the end is acked (``ack``)."""
         alive = [r for r in job.ranks if r.node_id in self._alive and r.started]
         text = (
             self._fetch_logs(_RayJob(job.job_id, job.attempt, job.pg, alive, 0, 0), timeout=2.0)
@@ -483,18 +497,12 @@ class RayExecutor(RayNodes):
         path = self.log_dir / f"{_safe(job.job_id)}.log"
         with open(path, "a", encoding="utf-8") as f:
             f.write(f"=== accelpool: attempt {job.attempt}: {event.kind.value} {event.reason} ===\n{text}")
-        # Killing a rank's actor kills its sandbox too (the wrapper sees its actor's pipe close): on a
-        # node loss this ends the ranks on the surviving nodes, not only the wrappers.
-        for r in job.ranks:
-            try:
-                self._ray.kill(r.actor, no_restart=True)
-            except (RayError, ValueError) as exc:
-                log.info("job %s: actor already gone (%s)", job.job_id, type(exc).__name__)
-        if job.pg is not None:
-            try:
-                self._ray.util.remove_placement_group(job.pg)
-            except (RayError, ValueError) as exc:
-                log.info("job %s: placement group already gone (%s)", job.job_id, type(exc).__name__)
+        if event.kind is EventKind.EXITED and event.cause is None and job.pending is None:
+            self._jobs.pop(job.job_id, None)
+            self._ended[job.job_id] = job
+            self._events.append(event)
+            return
+        self._release(job)
         self._jobs.pop(job.job_id, None)
         pending, job.pending = job.pending, None
         if pending is None:
@@ -520,6 +528,21 @@ class RayExecutor(RayNodes):
             self._events.append(
                 self._ev(job.job_id, EventKind.LOST, f"lost: start failed ({type(exc).__name__})")
             )
+
+    def _release(self, job: _RayJob) -> None:
+        """Kill the job's actors and remove its placement group (either may be gone already)."""
+        # Killing a rank's actor kills its sandbox too (the wrapper sees its actor's pipe close): on a
+        # node loss this ends the ranks on the surviving nodes, not only the wrappers.
+        for r in job.ranks:
+            try:
+                self._ray.kill(r.actor, no_restart=True)
+            except (RayError, ValueError) as exc:
+                log.info("job %s: actor already gone (%s)", job.job_id, type(exc).__name__)
+        if job.pg is not None:
+            try:
+                self._ray.util.remove_placement_group(job.pg)
+            except (RayError, ValueError) as exc:
+                log.info("job %s: placement group already gone (%s)", job.job_id, type(exc).__name__)
 
     def _adopt(self) -> None:
         """Find this namespace's named runner actors (detached, so they outlived the old control plane)."""
