@@ -305,6 +305,21 @@ def test_pool_page_groups_types_shows_down_in_red_and_drains(world):
     assert r.status_code == 403 and "may not do this" in r.text
 
 
+def test_an_operator_drains_from_the_pool_page_and_sees_no_job_contents(world):
+    world.tokens["op"] = world.store.create_token("operator", name="night shift")[1]
+    page = world.get("/ui/pool", "op").text
+    assert "Drain" in page and "night shift (operator)" in page
+    h = world.headers("op")
+    r = world.client.post(
+        "/ui/nodes/h-0", data={"csrf": _csrf(page), "down": "1"}, headers=h, follow_redirects=False
+    )
+    assert r.status_code == 303 and [n.down for n in world.store.list_nodes() if n.name == "h-0"] == [True]
+    job = world.get("/ui/jobs/" + world.jobs["running"], "op")
+    assert job.status_code == 200 and "Cancel" not in job.text and "python train.py" not in job.text
+    mine = world.get("/ui/jobs/" + world.jobs["running"], "m1").text
+    assert "Cancel" in mine and "python train.py" in mine
+
+
 def test_utilization_is_busy_over_capacity_per_hour(world):
     from accelpool.storage import dashboard as read
 

@@ -1,6 +1,11 @@
-"""Bearer tokens (stored hashed) and roles: admin, program-manager (one program), member (one tenant).
+"""Bearer tokens (stored hashed) and roles: admin, operator, program-manager (one program), member (one tenant).
 
-Visibility: an admin sees everything; a member sees its tenant's objects; a program manager sees its
+An operator runs the pool's machines: nodes (add, drain, resize), sites and prices; it sees every job, usage
+and cost, but not a job's command, environment or log, and it may not submit or cancel jobs, mint tokens, or
+touch programs, grants or tenants (the admin's: money and who may use the pool). Give the people who keep the
+hardware running an operator token: one that registers nodes no longer spends any tenant's grant.
+
+Visibility: an admin and an operator see everything; a member sees its tenant's objects; a program manager sees its
 program, the grants from it and the tenants holding them (and their jobs and usage). Anything else is
 answered 404, as if it did not exist.
 """
@@ -26,7 +31,7 @@ from accelpool.storage.queries import hash_token
 from accelpool.storage.sql import SqlStore
 from accelpool.storage.views import TokenView
 
-ROLES = ("admin", "program-manager", "member")
+ROLES = ("admin", "operator", "program-manager", "member")
 _CACHE_SECONDS = 5.0
 
 
@@ -44,11 +49,22 @@ class Principal:
         return self.token.role == "admin"
 
     @property
+    def runs_pool(self) -> bool:
+        """Whether it may change the pool's machines (nodes, sites, prices): an admin or an operator."""
+        return self.token.role in ("admin", "operator")
+
+    @property
+    def sees_all(self) -> bool:
+        """Whether it sees every tenant's and program's objects (an admin, an operator)."""
+        return self.token.role in ("admin", "operator")
+
+    @property
     def sees_contents(self) -> bool:
         """Whether a job's command and output are shown: not to a program manager, who sees the jobs
-        charged to its program's grants for their use and cost (a command line or a log may hold the
-        tenant's secrets and code, and a manager is another organisation)."""
-        return self.token.role != "program-manager"
+        charged to its program's grants for their use and cost, nor to an operator, who sees every job for
+        the pool's upkeep (a command line or a log may hold the tenant's secrets and code, and neither is
+        the tenant)."""
+        return self.token.role not in ("program-manager", "operator")
 
     def require(self, *roles: str) -> None:
         if self.role not in roles:
@@ -201,7 +217,7 @@ async def principal(request: Request) -> Principal:
 
 def visible_tenants(store: SqlStore, p: Principal) -> list[str] | None:
     """Tenants whose objects ``p`` may see; None means all."""
-    if p.is_admin:
+    if p.sees_all:
         return None
     if p.role == "member":
         return [p.token.tenant] if p.token.tenant else []
@@ -211,7 +227,7 @@ def visible_tenants(store: SqlStore, p: Principal) -> list[str] | None:
 
 
 def visible_programs(store: SqlStore, p: Principal) -> list[str] | None:
-    if p.is_admin:
+    if p.sees_all:
         return None
     if p.role == "program-manager":
         return [p.token.program] if p.token.program else []

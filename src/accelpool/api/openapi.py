@@ -216,7 +216,7 @@ class TenantList(BaseModel):
 class TokenOut(BaseModel):
     id: str
     name: str
-    role: Literal["admin", "program-manager", "member"]
+    role: Literal["admin", "operator", "program-manager", "member"]
     tenant: str | None
     program: str | None
     created: float

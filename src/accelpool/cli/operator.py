@@ -389,7 +389,7 @@ def update_tenant(
 @connected
 def create_token(
     conn: Connection,
-    role: Annotated[str, typer.Argument(help="admin, program-manager or member")],
+    role: Annotated[str, typer.Argument(help="admin, operator, program-manager or member")],
     tenant: Annotated[str | None, typer.Option(help="the member's tenant")] = None,
     program: Annotated[str | None, typer.Option(help="the program manager's program")] = None,
     name: Annotated[str, typer.Option(help="who holds it")] = "",

@@ -37,6 +37,7 @@ KO: dict[str, str] = {
     "Updates itself every {n} seconds.": "{n}초마다 자동으로 갱신됩니다.",
     "The API": "API 문서",
     "admin": "관리자",
+    "operator": "운영자",
     "program-manager": "사업 관리자",
     "member": "구성원",
     # login

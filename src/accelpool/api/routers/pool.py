@@ -42,8 +42,8 @@ def list_nodes(request: Request, who: Who) -> dict[str, Any]:
 
 @router.post("/nodes", status_code=201, tags=["pool"])
 def add_node(body: NodeIn, request: Request, who: Who) -> dict[str, Any]:
-    """Add a node (admins). 409 when one of that name exists: change it with ``PUT /nodes/{name}``."""
-    who.require("admin")
+    """Add a node (admins, operators). 409 when one of that name exists: change it with ``PUT /nodes/{name}``."""
+    who.require("admin", "operator")
     catalog = request.app.state.catalog
     if body.accelerator not in catalog:
         raise ApiError(422, f"unknown accelerator type '{body.accelerator}'", "accelerator")
@@ -73,8 +73,8 @@ def add_node(body: NodeIn, request: Request, who: Who) -> dict[str, Any]:
 
 @router.put("/nodes/{name}", tags=["pool"])
 def set_node(name: str, body: NodePatch, request: Request, who: Who) -> dict[str, Any]:
-    """Drain (``down``), resize or move a node (admins); 409 when running jobs hold what would go."""
-    who.require("admin")
+    """Drain (``down``), resize or move a node (admins, operators); 409 when running jobs hold what would go."""
+    who.require("admin", "operator")
     n = store_of(request).update_node(name, devices=body.devices, zone=body.zone, down=body.down)
     if n is None:
         raise not_found("node")
@@ -96,7 +96,7 @@ def get_prices(request: Request, who: Who) -> dict[str, Any]:
 @router.put("/prices", tags=["pool"])
 def put_prices(body: dict[str, Price], request: Request, who: Who) -> dict[str, Any]:
     """Set KRW per device-hour for the types given (JSON integers, 0 .. 10^9)."""
-    who.require("admin")
+    who.require("admin", "operator")
     catalog = request.app.state.catalog
     for k in body:
         if k not in catalog:

@@ -301,7 +301,7 @@ def update_grant(grant_id: str, body: GrantPatch, request: Request, who: Who) ->
     if who.role == "program-manager":
         if who.token.program != g.program:
             raise not_found("grant")
-    elif not who.is_admin:
+    elif not who.sees_all:
         if who.token.tenant != g.tenant:
             raise not_found("grant")
     who.require("admin", "program-manager")

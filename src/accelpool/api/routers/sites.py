@@ -90,13 +90,13 @@ def _check_one_ray(request: Request, site_id: str, executor: str) -> None:
 @router.get("/sites", tags=["pool"])
 def list_sites(request: Request, who: Who) -> dict[str, Any]:
     """The pool's sites; a site's ``connection`` only for admins."""
-    return {"items": [site_out(s, connection=who.is_admin) for s in store_of(request).sites()]}
+    return {"items": [site_out(s, connection=who.runs_pool) for s in store_of(request).sites()]}
 
 
 @router.post("/sites", status_code=201, tags=["pool"])
 def add_site(body: SiteIn, request: Request, who: Who) -> dict[str, Any]:
-    """Register a site (admins). 409 when one of that id exists: change it with ``PUT /sites/{id}``."""
-    who.require("admin")
+    """Register a site (admins, operators). 409 when one of that id exists: change it with ``PUT /sites/{id}``."""
+    who.require("admin", "operator")
     _check_connection(body.executor, body.connection)
     _check_one_ray(request, body.id, body.executor)
     site = Site(
@@ -115,10 +115,10 @@ def add_site(body: SiteIn, request: Request, who: Who) -> dict[str, Any]:
 
 @router.put("/sites/{site_id}", tags=["pool"])
 def set_site(site_id: str, body: SitePatch, request: Request, who: Who) -> dict[str, Any]:
-    """Change a site (admins): certifications, prices, connection, or take it out / bring it back by hand.
+    """Change a site (admins, operators): certifications, prices, connection, or take it out / bring it back by hand.
     ``{"down": true, "reason": "..."}`` records who, when and why; the site then stays down (across
     scheduler restarts, whatever its controller answers) until ``{"down": false}``."""
-    who.require("admin")
+    who.require("admin", "operator")
     changes: dict[str, Any] = {k: v for k, v in body.model_dump().items() if v is not None}
     reason = changes.pop("reason", None)
     if reason is not None and changes.get("down") is not True:

@@ -18,7 +18,7 @@ router = APIRouter()
 
 class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    role: Literal["admin", "program-manager", "member"]
+    role: Literal["admin", "operator", "program-manager", "member"]
     name: str = ""
     tenant: str | None = None
     program: str | None = None
