@@ -35,8 +35,8 @@ Faults: a placement group not ready within the timeout -> LOST ``placement-timeo
 actor dead on a live node -> LOST ``lost: ray actor died``. ``stop`` asks every rank to SIGTERM its process
 group and SIGKILL after ``grace_seconds``; if the actors do not answer, they are killed 5 s later. The
 placement group is removed when the job ends; for a job that exited on its own, once its end is acked
-(``ack``: a control plane killed before the store's record adopts the actors again and reports the end). After a control-plane restart, a new RayExecutor in the same
-namespace finds the named actors and adopts their jobs.
+(``ack``: a control plane killed before the store's record adopts the actors again and reports the end).
+After a control-plane restart, a new RayExecutor in the same namespace adopts the named actors' jobs.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from accelpool.executors import sandbox_paths as sb_paths
 from accelpool.executors.env import ExtraEnv, catalog_and_clock, job_env, visible_devices_env
 from accelpool.executors.procs import _in_time_order
 from accelpool.executors.ray_nodes import RayNodes, reach
-from accelpool.executors.ray_runner import _Rank, _RayJob, _runner_class, _safe
+from accelpool.executors.ray_runner import _Rank, _RayJob, _runner_class, _safe, release
 from accelpool.executors.sandbox_wrapper import WRAPPER
 from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
 
@@ -140,7 +140,7 @@ class RayExecutor(RayNodes):
         job_id = launch.job.id
         ended = self._ended.pop(job_id, None)
         if ended is not None:  # its last run's end was never acked: its placement group still holds devices
-            self._release(ended)
+            release(self._ray, ended, (RayError, ValueError))
         old = self._jobs.get(job_id)
         if old is not None:
             if old.stop_reason is None:
@@ -284,7 +284,7 @@ class RayExecutor(RayNodes):
             if e.kind is EventKind.EXITED or e.kind is EventKind.LOST:
                 job = self._ended.pop(e.job, None)
                 if job is not None:
-                    self._release(job)
+                    release(self._ray, job, (RayError, ValueError))
 
     def active(self) -> set[str]:
         return set(self._jobs)
@@ -502,7 +502,7 @@ class RayExecutor(RayNodes):
             self._ended[job.job_id] = job
             self._events.append(event)
             return
-        self._release(job)
+        release(self._ray, job, (RayError, ValueError))
         self._jobs.pop(job.job_id, None)
         pending, job.pending = job.pending, None
         if pending is None:
@@ -528,21 +528,6 @@ class RayExecutor(RayNodes):
             self._events.append(
                 self._ev(job.job_id, EventKind.LOST, f"lost: start failed ({type(exc).__name__})")
             )
-
-    def _release(self, job: _RayJob) -> None:
-        """Kill the job's actors and remove its placement group (either may be gone already)."""
-        # Killing a rank's actor kills its sandbox too (the wrapper sees its actor's pipe close): on a
-        # node loss this ends the ranks on the surviving nodes, not only the wrappers.
-        for r in job.ranks:
-            try:
-                self._ray.kill(r.actor, no_restart=True)
-            except (RayError, ValueError) as exc:
-                log.info("job %s: actor already gone (%s)", job.job_id, type(exc).__name__)
-        if job.pg is not None:
-            try:
-                self._ray.util.remove_placement_group(job.pg)
-            except (RayError, ValueError) as exc:
-                log.info("job %s: placement group already gone (%s)", job.job_id, type(exc).__name__)
 
     def _adopt(self) -> None:
         """Find this namespace's named runner actors (detached, so they outlived the old control plane)."""

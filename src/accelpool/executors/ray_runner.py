@@ -7,12 +7,15 @@ The sandbox module and the wrapper program reach the actor as source text in its
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from accelpool.ports import Launch
+
+log = logging.getLogger(__name__)
 
 
 def _runner_class() -> type:
@@ -238,3 +241,19 @@ class _RayJob:
 
 def _safe(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", s)
+
+
+def release(ray: Any, job: _RayJob, gone: tuple[type[BaseException], ...]) -> None:
+    """Kill the job's actors and remove its placement group; ``gone``: the errors that say either is gone
+    already. Killing a rank's actor kills its sandbox too (the wrapper sees its actor's pipe close): on a
+    node loss this ends the ranks on the surviving nodes, not only the wrappers."""
+    for r in job.ranks:
+        try:
+            ray.kill(r.actor, no_restart=True)
+        except gone as exc:
+            log.info("job %s: actor already gone (%s)", job.job_id, type(exc).__name__)
+    if job.pg is not None:
+        try:
+            ray.util.remove_placement_group(job.pg)
+        except gone as exc:
+            log.info("job %s: placement group already gone (%s)", job.job_id, type(exc).__name__)
