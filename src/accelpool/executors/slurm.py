@@ -31,10 +31,8 @@ Construct it once per control plane (per Slurm site)::
     )
 
 Why the Slurm commands and not slurmrestd: docs/executors.md (measured; the commands answer in about 10 ms
-and need only the munge key). Limits and images on Slurm: executors/slurm_batch.py.
-
-Modules: this one runs the commands and keeps the jobs' state; slurm_batch.py: what is submitted;
-slurm_parse.py: what Slurm prints, read; slurm_state.py: each job's record, how an ended job is reported.
+and need only the munge key). Limits and images on Slurm: executors/slurm_batch.py. Modules: this one runs the commands and keeps the jobs' state; slurm_batch.py: what is submitted; slurm_parse.py:
+what Slurm prints, read; slurm_state.py: each job's record, how an ended job is reported (also one Slurm purged).
 
 Nodes: slurm_parse.py (one pool node per recognised GRES type of each usable Slurm node). Placements:
 slurm_batch.py (one Slurm job per placement, ``--no-requeue``: accelpool requeues). STARTED is reported by
@@ -47,7 +45,8 @@ end of a stop); a stopped job is reported EXITED with exit_code -15 (-9 if kille
 reason ``stopped: <reason>``. A node of the job DOWN or NOT_RESPONDING (or the job ending NODE_FAIL) ->
 the job is cancelled and reported LOST ``node-lost: ...`` at once; a node DRAINING -> the job is stopped
 with its grace period and then reported LOST ``node-lost: <node> drained`` (the store requeues both). A job
-Slurm no longer knows -> LOST. ``reachable()`` is False while the Slurm controller does not answer; jobs
+Slurm no longer lists (purged after ``MinJobAge``) -> the end its batch script recorded on the shared state
+dir, else LOST. ``reachable()`` is False while the Slurm controller does not answer; jobs
 stay active then (the site layer decides when the site is down).
 """
 
@@ -69,6 +68,7 @@ from accelpool.executors.env import ExtraEnv, catalog_and_clock, devices_str
 from accelpool.executors.procs import read_progress_file
 from accelpool.executors.slurm_batch import (
     batch_script,
+    exit_record,
     launch_payload,
     ram_constrained,
     rank_deadline,
@@ -88,7 +88,7 @@ from accelpool.executors.slurm_parse import (
     resolve_type,
     split_gres,
 )
-from accelpool.executors.slurm_state import SlurmJob, end_of, forget_job, load_jobs, save_job
+from accelpool.executors.slurm_state import SlurmJob, end_of, forget_job, load_jobs, recorded_end, save_job
 from accelpool.executors.slurm_state import slurm_available as slurm_available  # re-exported
 from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
 
@@ -279,7 +279,8 @@ class SlurmExecutor:
         shares = self._placement_nodes(launch)
         safe = _safe(job_id)
         progress = self.progress_dir / safe
-        progress.unlink(missing_ok=True)
+        for stale in (progress, Path(exit_record(str(progress)))):  # an earlier attempt's
+            stale.unlink(missing_ok=True)
         if launch.run.checkpoint_dir and self.sandbox is None:  # sandboxed: sandbox_ranks creates it
             os.makedirs(launch.run.checkpoint_dir, exist_ok=True)
         payload = launch_payload(
@@ -398,6 +399,7 @@ class SlurmExecutor:
     def _observe(
         self, job: SlurmJob, row: Row | None, now_wall: float, out: list[ExecutorEvent]
     ) -> ExecutorEvent | None:
+        row = row or recorded_end(job, exit_record(str(self.progress_dir / _safe(job.job_id))))  # purged
         if row is None:
             return self._ev(
                 job.job_id, EventKind.LOST, reason=f"lost: Slurm no longer knows job {job.slurm_id}"

@@ -37,17 +37,33 @@ from accelpool.executors.env import ExtraEnv, job_env, visible_devices_env
 from accelpool.executors.sandbox_pidns import PIDNS
 from accelpool.ports import Launch
 
-# The batch script's body (after the payload line): run one rank per node with srun. Exec keeps srun's exit
-# code as the job's.
+# The batch script's body (after the payload line): run one rank per node with srun and end as srun did
+# (its exit code, or the signal that killed it), after recording both with the start and end times in the
+# job's exit record on the shared state dir (``exit_record``), where the control plane reads the end of a job
+# Slurm has purged meanwhile (MinJobAge: a control plane down longer than that used to call it lost and
+# run it again). A batch script killed itself (a cancel) records nothing: the job is lost, as before.
 _BATCH = r"""
-import os, sys
+import os, signal, subprocess, sys, time
+started = time.time()
 argv = ["srun", "--kill-on-bad-exit=1", "--unbuffered"]
 if P["het"] > 1:
     argv.append("--het-group=0-%d" % (P["het"] - 1))
 else:
     argv += ["--ntasks-per-node=1", "--ntasks=%d" % P["nodes"]]
 os.environ["ACCELPOOL_SLURM_PAYLOAD"] = PAYLOAD
-os.execvp("srun", argv + [P["python"], "-c", P["rank"]])
+code = subprocess.call(argv + [P["python"], "-c", P["rank"]])
+rec = P.get("exit_record")
+if rec:
+    try:
+        with open(rec + ".tmp", "w") as f:
+            f.write("%d %.3f %.3f\n" % (code, time.time(), started))
+        os.replace(rec + ".tmp", rec)
+    except OSError as exc:
+        sys.stderr.write("accelpool: could not record the job's end: %r\n" % (exc,))
+if code < 0:
+    signal.signal(-code, signal.SIG_DFL)
+    os.kill(os.getpid(), -code)
+sys.exit(code)
 """
 
 # One rank: find this node's environment in the payload and the devices Slurm gave it, then run the command.
@@ -208,7 +224,14 @@ def launch_payload(
         "python": python,
         "nodes": len(shares),
         "het": len(shares) if is_heterogeneous(shares) else 1,
+        "exit_record": exit_record(progress_file),
     }
+
+
+def exit_record(progress_file: str) -> str:
+    """Where the batch script records how the job ended (next to its progress file, on the shared state
+    dir, out of every job's sandbox): ``<exit code> <end> <start>`` (epoch seconds)."""
+    return progress_file + ".exit"
 
 
 def batch_script(payload: Mapping[str, object], python: str) -> str:

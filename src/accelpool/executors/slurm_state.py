@@ -61,6 +61,21 @@ def forget_job(jobs_dir: Path, job_id: str) -> None:
         pass
 
 
+def recorded_end(job: SlurmJob, path: str) -> Row | None:
+    """The end the job's batch script recorded (``slurm_batch.exit_record``), as the row Slurm would have
+    shown for it (COMPLETED or FAILED, its exit code, its start and end), for a job Slurm no longer lists
+    (purged after ``MinJobAge``); None without a record (the batch script was killed, or never ran)."""
+    try:
+        with open(path) as f:
+            code_s, end_s, start_s = f.read().split()[:3]
+        code, end, start = int(code_s), float(end_s), float(start_s)
+    except (OSError, ValueError):
+        return None
+    status = (-code & 0x7F) if code < 0 else (code & 0xFF) << 8  # a wait status, as Slurm keeps it
+    state = "COMPLETED" if code == 0 else "FAILED"
+    return Row(job.slurm_id, state, status, start, end, ",".join(job.nodes) or "recorded", "", "")
+
+
 def load_jobs(jobs_dir: Path) -> Iterator[SlurmJob]:
     """The records of jobs not yet reported ended (unreadable ones are skipped)."""
     for f in sorted(jobs_dir.glob("*.json")):
