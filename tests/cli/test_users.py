@@ -367,3 +367,26 @@ def test_operator_edges_an_operator_found(cli):
     assert code == 2 and "--days" in err and "since" not in err
     code, out, _ = cli("programs", "create", "p-now", "5", "--json", token=a)
     assert code == 0 and json.loads(out)["start"] > 1e9  # starts now, not in 1970
+
+
+def test_a_node_is_removed_by_an_operator_once_no_job_runs_on_it(cli):
+    from accelpool.core.rounds import Decision, Placement
+    from accelpool.core.types import Job
+
+    op = cli.store.create_token("operator", name="night shift")[1]
+    assert cli("nodes", "add", "typo-0", "h100", "8", token=op)[0] == 0
+    code, out, _ = cli("nodes", "remove", "typo-0", "--json", token=op)
+    assert code == 0 and json.loads(out) == {"name": "typo-0", "removed": True}
+    assert "typo-0" not in {n.name for n in cli.store.list_nodes()}
+    code, _, err = cli("nodes", "remove", "typo-0", token=op)
+    assert code == 1 and "no such node" in err, err
+    code, _, err = cli("nodes", "remove", "h-0")  # a member may not
+    assert code == 1 and "403" in err
+    # a node a running job holds stays: drain it first
+    cli.store.submit(Job("j1", tenant="t1", grant="g1"), {"h100": 1.0})
+    cli.store.record_decision(
+        Decision(now=0.0, allocation=None, start=(Placement("j1", "h100", (("h-0", (0,)),)),))
+    )
+    code, _, err = cli("nodes", "remove", "h-0", token=op)
+    assert code == 2 and "runs jobs; drain it" in err, err
+    assert "h-0" in {n.name for n in cli.store.list_nodes()}

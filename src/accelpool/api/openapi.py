@@ -241,6 +241,11 @@ class TokenRevoked(BaseModel):
     revoked: bool
 
 
+class NodeRemoved(BaseModel):
+    name: str
+    removed: bool
+
+
 class UsageRowOut(BaseModel):
     tenant: str | None
     program: str | None
@@ -308,6 +313,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     TokenRotated,
     TokenList,
     TokenRevoked,
+    NodeRemoved,
     UsageOut,
     SiteOut,
     SiteList,
@@ -340,6 +346,7 @@ ROUTES: dict[tuple[str, str], tuple[dict[int, str], tuple[int, ...]]] = {
     ("get", "/api/v1/nodes"): ({200: "NodeList"}, ()),
     ("post", "/api/v1/nodes"): ({201: "NodeOut"}, _W + (409,)),
     ("put", "/api/v1/nodes/{name}"): ({200: "NodeOut"}, _W + _NF + (409,)),
+    ("delete", "/api/v1/nodes/{name}"): ({200: "NodeRemoved"}, _W + _NF + (409,)),
     ("get", "/api/v1/prices"): ({200: "Prices"}, ()),
     ("put", "/api/v1/prices"): ({200: "Prices"}, _W),
     ("get", "/api/v1/whoami"): ({200: "TokenOut"}, ()),

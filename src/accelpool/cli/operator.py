@@ -250,6 +250,17 @@ def drain(
     conn.out(d, f"node {name}: {'down' if d['down'] else 'up'}")
 
 
+@nodes_cli.command("remove")
+@connected
+def remove_node(
+    conn: Connection,
+    name: str,
+) -> None:
+    """Take a node out of the pool for good (refused while jobs run on it: drain it first)."""
+    d = conn.client().delete(f"nodes/{_segment(name, 'node')}")
+    conn.out(d, f"node {name}: removed")
+
+
 @prices_cli.command("set")
 @connected
 def set_prices(

@@ -29,6 +29,15 @@ def check_resize(node: str, devices: int, used: int) -> None:
         )
 
 
+def check_remove(node: str, used: int) -> None:
+    """A node leaves the pool only while no job runs on it (Conflict on ``name``)."""
+    if used:
+        raise Conflict(
+            f"node '{node}' runs jobs; drain it (nodes drain) and remove it once they are gone",
+            "name",
+        )
+
+
 def check_move(node: str, used: int) -> None:
     """A node changes zone only while no job runs on it (Conflict on ``zone``)."""
     if used:

@@ -1,11 +1,11 @@
-"""The nodes aggregate: add, drain, resize or move nodes (never under the devices running jobs hold)."""
+"""The nodes aggregate: add, drain, resize, move or remove nodes (never under the devices running jobs hold)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from accelpool.core import nodes
 from accelpool.core.types import JobState, Node
@@ -39,6 +39,26 @@ class NodeWrites(UnitOfWork):
         never changed by a second add: running jobs may hold them)."""
         self._insert_new(T.nodes, T.nodes.c.name, node.name, {**_node_row(node), "down": False}, "node")
 
+    def remove_node(self, name: str) -> bool:
+        """Take a node out of the pool for good (a typo, a machine retired); False when there is none, and
+        Conflict while running jobs hold devices on it (``core.nodes.check_remove``). Its jobs' history keeps
+        its name."""
+        with self.write() as c:
+            if self._lock_row(c, T.nodes, T.nodes.c.name, name) is None:
+                return False
+            nodes.check_remove(name, self._used_on(c, name))
+            c.execute(delete(T.nodes).where(T.nodes.c.name == name))
+        self.invalidate()
+        return True
+
+    def _used_on(self, c: Any, name: str) -> int:
+        """Devices running jobs hold on node ``name`` (read under the caller's transaction)."""
+        q = select(T.jobs.c.id, T.jobs.c.placement).where(
+            T.jobs.c.active.is_(True), T.jobs.c.state == JobState.RUNNING.value
+        )
+        running = (codec.placement_from_dict(j.id, j.placement) for j in c.execute(q))
+        return nodes.devices_in_use((p for p in running if p is not None), name)
+
     def update_node(
         self, name: str, *, devices: int | None = None, zone: str | None = None, down: bool | None = None
     ) -> NodeView | None:
@@ -50,11 +70,7 @@ class NodeWrites(UnitOfWork):
                 return None
             row: dict[str, Any] = {}
             if devices is not None or (zone is not None and zone != r.zone):
-                q = select(T.jobs.c.id, T.jobs.c.placement).where(
-                    T.jobs.c.active.is_(True), T.jobs.c.state == JobState.RUNNING.value
-                )
-                running = (codec.placement_from_dict(j.id, j.placement) for j in c.execute(q))
-                used = nodes.devices_in_use((p for p in running if p is not None), name)
+                used = self._used_on(c, name)
                 if devices is not None:
                     nodes.check_resize(name, devices, used)
                     row["devices"] = devices

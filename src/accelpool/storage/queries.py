@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from accelpool.core import reasons
@@ -342,12 +342,6 @@ class Queries:
                 for node, devs in (p or {}).get("devices", []):
                     used[node] = used.get(node, 0) + len(devs)
         return used
-
-    def remove_node(self, name: str) -> bool:
-        with self.write() as c:
-            gone = bool(c.execute(delete(T.nodes).where(T.nodes.c.name == name)).rowcount)
-        self.invalidate()
-        return gone
 
     def active_jobs(self) -> int:
         """How many jobs are not finished."""

@@ -88,6 +88,18 @@ def set_node(name: str, body: NodePatch, request: Request, who: Who) -> dict[str
     }
 
 
+@router.delete("/nodes/{name}", tags=["pool"])
+def remove_node(name: str, request: Request, who: Who) -> dict[str, Any]:
+    """Take a node out of the pool for good (admins, operators); 409 while running jobs hold devices on it
+    (drain it first). A node the executor reports (Ray, Slurm) comes back at its next sync while it is there:
+    drain those instead."""
+    who.require("admin", "operator")
+    if not store_of(request).remove_node(name):
+        raise not_found("node")
+    request.app.state.hooks.wake()
+    return {"name": name, "removed": True}
+
+
 @router.get("/prices", tags=["pool"])
 def get_prices(request: Request, who: Who) -> dict[str, Any]:
     return {"krw_per_device_hour": dict(sorted(store_of(request).prices().items()))}
