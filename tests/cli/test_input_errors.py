@@ -54,3 +54,26 @@ def test_a_checkpoint_root_inside_the_data_dir_is_refused(cli, tmp_path):  # noq
     data = tmp_path / "data"
     code, _, err = cli("up", "--data-dir", str(data), "--checkpoint-root", str(data / "ck"))
     assert code == 2 and "--checkpoint-root" in _one_line(err) and "outside the data dir" in err, err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("nodes", "add", "x", "h100", "-3"),
+        ("grants", "create", "p1", "t1", "-5"),
+        ("programs", "create", "p9", "-100"),
+        ("grants", "create", "p1", "t1", "-5", "--days", "3"),
+    ],
+)
+def test_a_negative_number_is_named_not_read_as_an_option(cli, args):  # noqa: F811
+    # Click read "-3" as an unknown option: "No such option: -3", in a box, naming neither field nor problem
+    code, out, err = cli(*args, token=cli.admin)
+    line = _one_line(err)
+    negative = next(a for a in args if a.startswith("-") and a[1:2].isdigit())
+    assert code == 2 and line.startswith(f"error: {negative}: a negative number"), err
+    assert "No such option" not in err
+
+
+def test_a_negative_option_value_is_left_to_the_options_own_check(cli):  # noqa: F811
+    code, _, err = cli("grants", "update", "g1", "--amount", "-5", token=cli.admin)
+    assert code == 2 and "amount" in err and "a negative number" not in err, err

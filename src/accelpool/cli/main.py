@@ -70,6 +70,13 @@ def __getattr__(name: str) -> Any:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the Typer app, mapping accelpool errors to exit codes (usage errors exit 2)."""
     args = sys.argv[1:] if argv is None else argv
+    negative = _negative_number(args)
+    if negative is not None:
+        error(
+            f"{negative}: a negative number (amounts, counts, devices, weights and prices are never "
+            "negative; a value that really starts with '-' goes after '--')"
+        )
+        return 2
     try:
         build(modules_for(args))(args=args, prog_name="accelpool")
     except SystemExit as exc:
@@ -88,6 +95,29 @@ def main(argv: list[str] | None = None) -> int:
         error(str(exc))
         return 1
     return 0
+
+
+def _negative_number(args: list[str]) -> str | None:
+    """The first argument before ``--`` that is a negative number in an argument's place: Click reads ``-5``
+    there as an unknown option ("No such option: -5", naming neither the field nor the problem). One right
+    after an option name is that option's value (Click takes it as such: the option's own check names it)."""
+    before = ""
+    for a in args:
+        if a == "--":
+            return None
+        number = len(a) > 1 and a[0] == "-" and (a[1].isdigit() or (a[1] == "." and a[2:3].isdigit()))
+        if number and not (before.startswith("-") and "=" not in before and not _is_number(before)):
+            return a
+        before = a
+    return None
+
+
+def _is_number(a: str) -> bool:
+    try:
+        float(a)
+    except ValueError:
+        return False
+    return True
 
 
 if __name__ == "__main__":
