@@ -72,3 +72,26 @@ def test_an_operator_may_not_cancel_a_tenants_job(world, op) -> None:
 def test_an_operator_token_has_no_scope(world) -> None:
     r = world.call("admin", "POST", "/api/v1/tokens", json={"role": "operator", "tenant": "t1"})
     assert r.status_code == 422 and r.json()["error"]["field"] == "tenant", r.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"executor": "slurm", "connection": {"bin_dir": "/home/op/bin", "state_dir": "/tmp/world-readable"}},
+        {"connection": {"state_dir": "/tmp/x"}},
+        {"data_classes": ["personal", "financial", "public-sector"]},
+    ],
+)
+def test_an_operator_may_not_decide_where_jobs_and_their_data_go(world, op, body) -> None:
+    # a review: an operator's site sent jobs (command, environment, data) to a cluster it chose, had their logs
+    # written where it could read them, ran its own sbatch, or certified a site for personal data
+    field = next(iter(body))
+    r = world.call(op, "POST", "/api/v1/sites", json={"id": "evil", **body})
+    assert r.status_code == 403 and r.json()["error"]["field"] == field, r.text
+    assert world.call("admin", "POST", "/api/v1/sites", json={"id": "busan-dc"}).status_code == 201
+    r = world.call(op, "PUT", "/api/v1/sites/busan-dc", json=body)
+    assert r.status_code == 403 and r.json()["error"]["field"] == field, r.text
+    r = world.call(op, "PUT", "/api/v1/sites/busan-dc", json={"down": True, "reason": "power work"})
+    assert r.status_code == 200 and r.json()["down"] is True, r.text
+    r = world.call("admin", "PUT", "/api/v1/sites/busan-dc", json=body)
+    assert r.status_code != 403, r.text  # an admin may (a connection is then checked for its executor)

@@ -1,8 +1,9 @@
 """Bearer tokens (stored hashed) and roles: admin, operator, program-manager (one program), member (one tenant).
 
-An operator runs the pool's machines: nodes (add, drain, resize), sites and prices; it sees every job, usage
-and cost, but not a job's command, environment or log, and it may not submit or cancel jobs, mint tokens, or
-touch programs, grants or tenants (the admin's: money and who may use the pool). Give the people who keep the
+An operator runs the pool's machines: nodes (add, drain, resize, remove), sites (but their executor,
+connection and data classes) and prices; it sees every job, usage and cost, but not a job's command,
+environment or log, and it may not submit or cancel jobs, mint tokens, or touch programs, grants or tenants
+(the admin's: money and who may use the pool). Give the people who keep the
 hardware running an operator token: one that registers nodes no longer spends any tenant's grant.
 
 Visibility: an admin and an operator see everything; a member sees its tenant's objects; a program manager sees its

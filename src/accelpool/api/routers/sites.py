@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import Field
 
+from accelpool.api.auth import Principal
 from accelpool.api.errors import ApiError, not_found
 from accelpool.api.routers.common import ID_PATTERN, Price, StrictIn, Who, store_of
 from accelpool.core.sites import connection_problem, second_ray_site
@@ -93,10 +95,32 @@ def list_sites(request: Request, who: Who) -> dict[str, Any]:
     return {"items": [site_out(s, connection=who.runs_pool) for s in store_of(request).sites()]}
 
 
+ADMIN_SITE_FIELDS = ("executor", "connection", "data_classes")
+"""What only an admin sets on a site: where its jobs run and what reaches them (the executor and its
+connection: a Ray address, Slurm's commands and config, the dir the logs go to) and which data it is
+certified to hold. An operator's site was a way to every job's command, environment and log (a review)."""
+
+
+def _admin_only(who: Principal, given: Mapping[str, Any]) -> None:
+    """403 for an operator setting a field of ``ADMIN_SITE_FIELDS``."""
+    if who.is_admin:
+        return
+    for name in ADMIN_SITE_FIELDS:
+        if name in given:
+            raise ApiError(
+                403,
+                f"role '{who.role}' may not set a site's {name} (an admin does: it decides where jobs "
+                "and their data go)",
+                name,
+            )
+
+
 @router.post("/sites", status_code=201, tags=["pool"])
 def add_site(body: SiteIn, request: Request, who: Who) -> dict[str, Any]:
-    """Register a site (admins, operators). 409 when one of that id exists: change it with ``PUT /sites/{id}``."""
+    """Register a site (admins; operators without executor, connection or data classes). 409 when one of
+    that id exists: change it with ``PUT /sites/{id}``."""
     who.require("admin", "operator")
+    _admin_only(who, body.model_dump(exclude_defaults=True))
     _check_connection(body.executor, body.connection)
     _check_one_ray(request, body.id, body.executor)
     site = Site(
@@ -115,11 +139,13 @@ def add_site(body: SiteIn, request: Request, who: Who) -> dict[str, Any]:
 
 @router.put("/sites/{site_id}", tags=["pool"])
 def set_site(site_id: str, body: SitePatch, request: Request, who: Who) -> dict[str, Any]:
-    """Change a site (admins, operators): certifications, prices, connection, or take it out / bring it back by hand.
+    """Change a site (admins; operators all but its executor, connection and data classes): certifications,
+    prices, connection, or take it out / bring it back by hand.
     ``{"down": true, "reason": "..."}`` records who, when and why; the site then stays down (across
     scheduler restarts, whatever its controller answers) until ``{"down": false}``."""
     who.require("admin", "operator")
     changes: dict[str, Any] = {k: v for k, v in body.model_dump().items() if v is not None}
+    _admin_only(who, changes)
     reason = changes.pop("reason", None)
     if reason is not None and changes.get("down") is not True:
         raise ApiError(422, "a reason goes with taking the site out (down: true)", "reason")
