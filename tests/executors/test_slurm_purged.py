@@ -93,3 +93,26 @@ def test_without_a_record_a_purged_job_is_still_lost(tmp_path: Path, slurm_conf:
     finally:
         gone.close()
         subprocess.run(["scancel", slurm_id], env={**os.environ, "SLURM_CONF": slurm_conf}, timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("node", "code", "kind"), [("IDLE", 3, "exited"), ("DOWN*", 3, "lost"), ("DOWN*", 0, "exited")]
+)
+def test_a_recorded_failure_on_a_node_now_down_is_the_nodes_not_the_tenants(
+    tmp_path: Path, node: str, code: int, kind: str
+) -> None:
+    # a review: srun --kill-on-bad-exit ends non-zero when a node of the gang dies; read from the record
+    # (Slurm purged the job, so no NODE_FAIL), that was billed as the tenant's failure, not requeued
+    from accelpool.executors.slurm_state import SlurmJob, end_of, recorded_end
+
+    record = tmp_path / "p.exit"
+    record.write_text(f"{code} 1000.0 900.0\n")
+    job = SlurmJob("p", "77", 1, 30.0, ["s-gpu-0", "s-gpu-1"], 899.0, started=True)
+    row = recorded_end(job, str(record))
+    assert row is not None and (row.start, row.end) == (900.0, 1000.0)
+    got, exit_code, reason, cause = end_of(job, row, row.state, {"s-gpu-0": "ALLOCATED", "s-gpu-1": node})
+    assert got.value == kind, reason
+    if kind == "lost":
+        assert cause is StopCause.NODE_LOST and reason.startswith("node-lost: s-gpu-1")
+    else:
+        assert exit_code == code

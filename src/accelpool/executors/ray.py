@@ -280,11 +280,15 @@ class RayExecutor(RayNodes):
         """The store has these ends: remove the actors and placement groups of the jobs that exited on
         their own, which poll() kept so that a control plane killed before the store's record finds them
         again (adopted, they report the same exit: the job is not requeued and run again)."""
-        for e in events:
-            if e.kind is EventKind.EXITED or e.kind is EventKind.LOST:
-                job = self._ended.pop(e.job, None)
-                if job is not None:
-                    release(self._ray, job, (RayError, ValueError))
+        done = {e.job for e in events if e.kind is EventKind.EXITED or e.kind is EventKind.LOST}
+        for job_id in [j for j, job in self._ended.items() if j in done or job.extra.get("unreleased")]:
+            job = self._ended.pop(job_id)
+            try:
+                release(self._ray, job, (RayError, ValueError))
+            except Exception:  # Ray's control store not answering: kept, tried again at every ack
+                log.exception("job %s: releasing its actors and placement group failed", job_id)
+                job.extra["unreleased"] = True
+                self._ended[job_id] = job
 
     def active(self) -> set[str]:
         return set(self._jobs)

@@ -72,8 +72,11 @@ def recorded_end(job: SlurmJob, path: str) -> Row | None:
     except (OSError, ValueError):
         return None
     status = (-code & 0x7F) if code < 0 else (code & 0xFF) << 8  # a wait status, as Slurm keeps it
-    state = "COMPLETED" if code == 0 else "FAILED"
-    return Row(job.slurm_id, state, status, start, end, ",".join(job.nodes) or "recorded", "", "")
+    state = "COMPLETED" if code == 0 else "FAILED"  # end_of calls it NODE_FAIL where a node is bad now
+    return Row(job.slurm_id, state, status, start, end, ",".join(job.nodes) or "recorded", "", RECORDED)
+
+
+RECORDED = "accelpool exit record"  # Row.reason of an end read from the batch script's record
 
 
 def load_jobs(jobs_dir: Path) -> Iterator[SlurmJob]:
@@ -96,6 +99,10 @@ def end_of(
     never a success unless Slurm says COMPLETED."""
     if job.lost_reason is not None:
         return EventKind.LOST, None, job.lost_reason, None
+    down = [n for n in job.nodes if bad_state(node_state.get(n, "DOWN"))]
+    if row.reason == RECORDED and down and decode_status(row.exit_status) != 0:  # read from the exit record
+        why = f"node-lost: {', '.join(down)} (down, and the job ended badly; Slurm has purged it)"
+        return EventKind.LOST, None, why, StopCause.NODE_LOST  # its node failed it, not the tenant's code
     if state in ("NODE_FAIL", "BOOT_FAIL"):
         bad = [n for n in job.nodes if bad_state(node_state.get(n, "DOWN"))] or job.nodes
         return (

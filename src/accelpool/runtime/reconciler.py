@@ -359,13 +359,19 @@ class Reconciler:
         new lease of ``config.lease_seconds``; without a lease (per-round re-decision) every round is one."""
         lease = self.config.lease_seconds
         jobs = snapshot.jobs
+        held: set[str] = set()
         if self._faults:  # a job held after an executor fault is left out of the round until its hold ends
             held = {j for j, (_n, until) in self._faults.items() if until > now}
             for j in [j for j, (_n, until) in self._faults.items() if until + FAULT_HOLD[1] < now]:
                 del self._faults[j]  # long past its hold (cancelled, or started elsewhere): forgotten
-            if held:
-                queued = JobState.QUEUED
-                jobs = tuple(s for s in jobs if s.state is not queued or s.job.id not in held)
+        # a job whose end the store refused has ended: left out, neither kept (its devices are free) nor
+        # preempted (which would bill its run to now and requeue a finished job: a review)
+        gone = {e.job for e in self._unrecorded if e.kind is EventKind.EXITED or e.kind is EventKind.LOST}
+        if held or gone:
+            queued = JobState.QUEUED
+            jobs = tuple(
+                s for s in jobs if s.job.id not in gone and (s.state is not queued or s.job.id not in held)
+            )
         if lease is None:
             boundary = True
         elif self._lease_end is None or now >= self._lease_end - 1e-9:
