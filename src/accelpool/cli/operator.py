@@ -252,13 +252,9 @@ def drain(
 
 @nodes_cli.command("remove")
 @connected
-def remove_node(
-    conn: Connection,
-    name: str,
-) -> None:
+def remove_node(conn: Connection, name: str) -> None:
     """Take a node out of the pool for good (refused while jobs run on it: drain it first)."""
-    d = conn.client().delete(f"nodes/{_segment(name, 'node')}")
-    conn.out(d, f"node {name}: removed")
+    conn.out(conn.client().delete(f"nodes/{_segment(name, 'node')}"), f"node {name}: removed")
 
 
 @prices_cli.command("set")
