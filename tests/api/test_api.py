@@ -48,7 +48,7 @@ def test_idempotency_key_returns_the_first_job(world):
         ({"name": "j2"}, "name"),
         ({"command": "false"}, "run.command"),
         ({"resources": {"type": "h100", "count": 2}}, "scale"),
-        ({"priority": 3}, "priority"),
+        ({"priority": -3}, "priority"),
         ({"env": {"A": "1"}}, "run.env"),
         ({"resources": {"type": "rngd", "count": 1}, "kind": "inference"}, "allowed"),  # another type
         ({"grant": "g1b", "program": None}, "grant"),

@@ -17,7 +17,7 @@ max_run_time: 2h                     # seconds, or a number with s/m/h/d
 checkpoint_dir: /ckpt/llama-ft
 steps: 10000                         # optional: total steps, for progress and estimates
 constraints: {domestic_only: true, zone: seoul}
-priority: 0
+priority: 0                          # -1000 .. 0 (a member's): lower runs later; above 0 only an admin
 public: false                        # a public service (program rules may apply)
 preemptible: false                   # true: the job checkpoints on SIGTERM and may be stopped at a lease
                                      # boundary and resumed (docs/scheduling.md); false: never time-sliced

@@ -172,8 +172,9 @@ def search_jobs(
         cursor = after if after is not None else before
         forward = before is None
         where = list(conds)
-        if cursor is not None:
-            row = c.execute(select(*cols).where(j.seq == cursor)).first()
+        if cursor is not None:  # the caller's own rows only: another tenant's would tell its sort key (a
+            # review paged with another tenant's seq and read that job's name between its own probe jobs)
+            row = c.execute(select(*cols).where(j.seq == cursor, *conds)).first()
         parts = _parts(store, c, f)
         skip = (page - 1) * per_page if cursor is None and page > 1 else 0
         found_parts = []

@@ -106,6 +106,15 @@ async def submit_job(
     Runs on the event loop: admission reads only cached reference data, and the write goes to the store's
     group-commit writer; the answer is sent once the transaction holding the job has committed."""
     who.require("member", "admin")
+    if spec.priority > 0 and not who.is_admin:
+        # the field orders jobs across tenants, before fair share: a member's 1000 jumped every other
+        # tenant's queue (a review); a member orders its own jobs below the default
+        raise ApiError(
+            403,
+            f"priority {spec.priority}: a priority above 0 puts a job before other tenants' jobs and is set "
+            "by an admin; a member may lower its own jobs' (-1000 .. 0)",
+            "priority",
+        )
     store = store_of(request)
     if who.is_admin:
         if tenant is None:
