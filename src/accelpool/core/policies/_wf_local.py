@@ -100,18 +100,31 @@ def parts(stage: _Stage) -> Split | None:
     local = np.nonzero((rows.pool_of < 0) & (counts > 0) & (counts <= LOCAL_SHARE * ng))[0]
     if len(local) == 0:
         return None
+    # each group's part is labelled by its least group: every row takes its groups' least label and every
+    # group the least of its rows', until nothing moves (as many passes as the parts' row chains are long)
+    row, group = np.nonzero(member[local])  # by row, then group; every local row has a group
+    starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
     label = np.arange(ng)
-    for r in local.tolist():
-        lab = np.unique(label[member[r]])
-        label[np.isin(label, lab)] = lab[0]
-    in_any = member[local].any(axis=0)
+    while True:
+        row_label = np.minimum.reduceat(label[group], starts)
+        moved = label.copy()
+        np.minimum.at(moved, group, row_label[row])
+        if np.array_equal(moved, label):
+            break
+        label = moved
+    in_any = np.zeros(ng, dtype=bool)
+    in_any[group] = True
+    joined = np.nonzero(in_any)[0]
+    by_group = joined[np.argsort(label[joined], kind="stable")]  # by part, then group
+    by_row = np.argsort(row_label, kind="stable")  # the local rows by part, then row
+    labels, first = np.unique(label[by_group], return_index=True)
+    row_first = np.searchsorted(row_label[by_row], labels)
     out: list[tuple[IntArray, IntArray]] = []
-    for lab in np.unique(label[in_any]).tolist():
-        groups = np.nonzero(label == lab)[0]
+    for k, groups in enumerate(np.split(by_group, first[1:])):
         if len(groups) > min(ng // 2, LOCAL_PART):
             return None
-        mine = local[member[local][:, groups].any(axis=1)]
-        out.append((groups, mine))
+        end = row_first[k + 1] if k + 1 < len(labels) else len(by_row)
+        out.append((groups, local[by_row[row_first[k] : end]]))
     return out, np.nonzero(~in_any)[0], {}
 
 
