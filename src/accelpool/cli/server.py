@@ -192,9 +192,10 @@ def register(app: typer.Typer) -> None:
             messages = service.messages
         else:
             from accelpool.catalog import bundled_catalog
+            from accelpool.service.options import make_data_dir
             from accelpool.storage.sql import SqlStore
 
-            opts.data_dir.mkdir(parents=True, exist_ok=True)
+            make_data_dir(opts.data_dir)
             store = SqlStore(opts.url, bundled_catalog(), upgrade=opts.upgrade)
             try:
                 messages = bootstrap(store, opts, node_source=executor in ("ray", "slurm"))

@@ -21,6 +21,15 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("ACCELPOOL_HOME", Path.home() / ".accelpool"))
 
 
+def make_data_dir(path: Path) -> None:
+    """The data dir, made (and kept) 0700: it holds the database (every job's command line and environment,
+    the token hashes), the job-token key and the admin token. A review found it 0755 with the SQLite file
+    0644: any user of the host could read them (jobs never could: the sandbox covers it)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+
+
 def sandbox_config(opts: Options) -> SandboxConfig:
     """The job sandbox's settings: the operator's file (``--sandbox-config``, JSON with SandboxConfig
     fields), ``--allow-unsandboxed``, and the data dir (database, tokens, executor state, logs) protected."""

@@ -58,6 +58,7 @@ from accelpool.service.options import (
     Options,
     default_data_dir,
     get_policy,
+    make_data_dir,
     sandbox_config,
 )
 from accelpool.service.sites import ExecutorFactory, SiteWiring
@@ -101,7 +102,7 @@ class Service:
         api: bool = True,
     ) -> None:
         self.opts = opts
-        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        make_data_dir(opts.data_dir)
         self.catalog = bundled_catalog()
         self.store = SqlStore(opts.url, self.catalog, upgrade=opts.upgrade)
         self.clock = clock or SystemClock()
