@@ -380,3 +380,13 @@ def test_a_public_inference_job_off_korean_npus_names_the_programs_rule(world):
     assert (
         world.submit(public=True, kind="inference", resources={"type": "rngd", "count": 1}).status_code == 201
     )
+
+
+def test_metrics_read_the_database_at_most_once_a_second(world, monkeypatch):
+    # a review: /metrics needs no login and every request counted the jobs table: a flood read the database
+    calls = []
+    counts = world.store.counts
+    monkeypatch.setattr(world.store, "counts", lambda: calls.append(1) or counts())
+    for _ in range(20):
+        assert "accelpool_jobs" in world.client.get("/metrics").text
+    assert len(calls) <= 2  # the first, and one more only if a second passed meanwhile

@@ -118,9 +118,22 @@ def create_app(
             await run_in_threadpool(health.check)
         return errors.json_response({"status": "ok"})
 
+    read_at = [float("-inf")]
+    read_lock = threading.Lock()
+
     @app.get("/metrics", tags=["ops"])
     def metrics_endpoint(request: Request) -> Response:
+        """Prometheus text, without a login (as exporters are: pool-wide counts by state and type, no tenant
+        or job names). The database is read at most once a second, however often it is asked (a review:
+        an anonymous flood made every request count the jobs table)."""
         m: Metrics = request.app.state.metrics
+        with read_lock:
+            if time.monotonic() - read_at[0] >= 1.0:
+                _read_gauges(m)
+                read_at[0] = time.monotonic()
+        return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def _read_gauges(m: Metrics) -> None:
         for state, n in store.counts().items():
             m.jobs.labels(state=state).set(n)
         busy = store.busy_devices()
@@ -132,7 +145,6 @@ def create_app(
         for acc, (total, used) in totals.items():
             m.devices.labels(accelerator=acc, use="total").set(total)
             m.devices.labels(accelerator=acc, use="busy").set(used)
-        return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
     try:
         from accelpool.web.pages import install as install_web
