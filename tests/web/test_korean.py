@@ -77,6 +77,10 @@ EVENT_REASONS = (
     "lost: process vanished without exit code",
     "lost: start failed (FileNotFoundError)",
     "lost: Slurm no longer knows job 1234",
+    "lost: an earlier run of job j-1 is still alive (wrapper pid 4242); the executor's trouble, not the job's: "
+    "tried again in 30 s",
+    "its executor's report could not be recorded (ValueError)",
+    "node-lost: h-1 (down, and the job ended badly; Slurm has purged it)",
     "lost: pending in Slurm for more than 600 s (Resources)",
     "node-lost: h-0 is down",
     "node-lost: h-0 drained",
@@ -92,7 +96,7 @@ EVENT_REASONS = (
 # units and brands
 # data, not words: names in the world fixture, type and site names ("default": the implicit site, 7f6d536)
 DATA = re.compile(
-    r"(?<![A-Za-z0-9_])(?:(?:alice|bob)(?:-\w+)*|admin-token|accelpool|API|HttpOnly|GPU|NPU|KRW|Slurm|ID|FAILED|CANCELLED|NODE_FAIL|Resources|FileNotFoundError|"
+    r"(?<![A-Za-z0-9_])(?:(?:alice|bob)(?:-\w+)*|admin-token|accelpool|API|HttpOnly|GPU|NPU|KRW|Slurm|ID|FAILED|CANCELLED|NODE_FAIL|Resources|FileNotFoundError|ValueError|"
     r"NVIDIA|AMD|FuriosaAI|Rebellions|Furiosa|Intel|Gaudi|RNGD|ATOM|Atom|Warboy|warboy|busan|python|train|"
     r"py|step|loss|root|pm2|Program|Asia|Seoul|UTC|Tokyo|America|Los_Angeles|New_York|Europe|London|"
     r"English|h100|a100|rngd|atom|H100|A100|SXM|PCIe|NVLink|[a-z]-\d|[a-z]\d+|j-[0-9a-f]+|xss|"

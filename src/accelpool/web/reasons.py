@@ -252,6 +252,26 @@ _EVENTS_KO: tuple[tuple[re.Pattern[str], _Fn], ...] = tuple(
         (r"requeued after preemption \((.+)\)", lambda m, t: f"선점 후 다시 대기열에 들어감 ({t(m[1])})"),
         (r"lost: start failed \((.+)\)", lambda m, t: f"연결 끊김: 시작 실패 ({m[1]})"),
         (
+            r"lost: (.+); the executor's trouble, not the job's: tried again in (\d+) s",
+            lambda m, t: f"연결 끊김: {t(m[1])}; 작업이 아닌 실행기의 문제: {m[2]}초 뒤 다시 시도",
+        ),
+        (
+            r"an earlier run of job (\S+) is still alive \(wrapper pid (\d+)\)",
+            lambda m, t: f"작업 {m[1]}의 이전 실행이 아직 살아 있음 (래퍼 프로세스 {m[2]})",
+        ),
+        (
+            r"the executor could not (.+) \(([^()]+)\)",
+            lambda m, t: f"실행기가 작업 파일을 다루지 못함: {m[1]} ({m[2]})",
+        ),
+        (
+            r"its executor's report could not be recorded \((\w+)\)",
+            lambda m, t: f"실행기의 보고를 기록하지 못함 ({m[1]})",
+        ),
+        (
+            r"node-lost: (.+) \(down, and the job ended badly; Slurm has purged it\)",
+            lambda m, t: f"노드 손실: {m[1]} (노드 중단 중 작업이 비정상 종료됨, Slurm이 작업 기록을 지움)",
+        ),
+        (
             r"lost: Slurm no longer knows job (\S+)",
             lambda m, t: f"연결 끊김: Slurm이 작업 {m[1]}을(를) 더 이상 알지 못함",
         ),
