@@ -1,5 +1,6 @@
 """The pool: devices per type (GPUs and NPUs with vendors, down and drained capacity), utilization per
-type per hour, devices wanted by waiting jobs, nodes with drain and undrain for admins."""
+type per hour, devices wanted by waiting jobs, the registered sites (their data classes, executor, nodes and
+state; taken out and brought back by admins and operators) and nodes with drain and undrain."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from accelpool.api.auth import Principal
 from accelpool.api.routers import pool as pool_api
+from accelpool.api.routers import sites as sites_api
 from accelpool.storage import dashboard as read
 from accelpool.storage.sql import SqlStore
 from accelpool.web import charts
@@ -72,7 +74,43 @@ def pool_page_data(store: SqlStore, catalog: Any, now: float, loc: Locale) -> di
     )
     demand = read.waiting_demand(store)
     data["demand"] = sorted(demand.items(), key=lambda kv: -kv[1])
+    data["sites"] = site_rows(store, data["nodes"], loc)
     return data
+
+
+DATA_CLASS_WORDS = {  # the Korean catalogue's keys of the data classes (English shows the class itself)
+    "public": "data class public",
+    "personal": "data class personal",
+    "financial": "data class financial",
+    "public-sector": "data class public-sector",
+}
+
+
+def site_rows(store: SqlStore, nodes: list[dict[str, Any]], loc: Locale) -> list[dict[str, Any]]:
+    """The registered sites (none: the pool is one implicit site, and the section is left out), each with
+    its nodes and devices and, when an operator took it out, who, when and why."""
+    out = []
+    for s in store.sites():
+        mine = [n for n in nodes if n.get("site") == s.id]
+        out.append(
+            {
+                "id": s.id,
+                "operator": s.operator,
+                "region": s.region,
+                "data_classes": [
+                    loc(DATA_CLASS_WORDS.get(d, d)) if loc.lang == "ko" else d for d in sorted(s.data_classes)
+                ],
+                "executor": s.executor,
+                "nodes": len(mine),
+                "devices": sum(n["devices"] for n in mine),
+                "down": s.down,
+                "held": s.held,
+                "by": s.down_by,
+                "at": loc.when(s.down_at) if s.down_at is not None else "",
+                "reason": s.down_reason,
+            }
+        )
+    return out
 
 
 def install(app: FastAPI) -> None:
@@ -108,6 +146,19 @@ def install(app: FastAPI) -> None:
         async def run(who: Principal, form: dict[str, str]) -> tuple[int, str]:
             body = {"down": form.get("down") == "1"}
             return await act(request, who, pool_api.set_node, name, model=pool_api.NodePatch, body=body)
+
+        return await form_action(
+            request, run, done="/ui/pool?done=1", refused=lambda st, error: pool_page(request, st, error)
+        )
+
+    @app.post("/ui/sites/{site_id}", include_in_schema=False)
+    async def site_state(request: Request, site_id: str) -> Response:
+        async def run(who: Principal, form: dict[str, str]) -> tuple[int, str]:
+            down = form.get("down") == "1"
+            body: dict[str, Any] = {"down": down}
+            if down and form.get("reason", "").strip():
+                body["reason"] = form["reason"].strip()[:500]
+            return await act(request, who, sites_api.set_site, site_id, model=sites_api.SitePatch, body=body)
 
         return await form_action(
             request, run, done="/ui/pool?done=1", refused=lambda st, error: pool_page(request, st, error)
