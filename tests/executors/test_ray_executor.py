@@ -226,6 +226,7 @@ def test_restart_of_accelpool_adopts_running_work(executor: RayExecutor, tmp_pat
         end, _ = wait_for(again, "r", END)
         assert end.kind == EventKind.EXITED and end.exit_code == 5
         assert again.logs("r").count("once") == 2  # one per rank, never started twice
+        again.ack([end])  # recorded: its actors go (unacked, the next executor would adopt it again)
     finally:
         again.close()
 
@@ -244,6 +245,7 @@ def test_a_job_that_ended_while_the_control_plane_was_down_ends_at_its_recorded_
         end, _ = wait_for(again, "x", END)
         assert end.kind == EventKind.EXITED and end.exit_code == 0
         assert time.time() - end.time > 3.0, "the end was dated when it was seen, not when it happened"
+        again.ack([end])
     finally:
         again.close()
 
