@@ -9,6 +9,7 @@ import pytest
 
 from accelpool.core.types import Node
 from accelpool.executors.fake import FakeExecutor
+from accelpool.ports import EventKind, ExecutorEvent, StopCause
 from accelpool.runtime.clock import SystemClock
 from accelpool.service.server import Options, Service
 
@@ -63,6 +64,28 @@ def test_audit_requeues_a_job_running_in_the_store_but_not_in_the_executor(tmp_p
         assert service.audit() == []  # missing once: could be a start in flight
         assert service.audit() == [victim]
         assert service.store.get_job(victim).state == "queued"
+    finally:
+        service.stop()
+
+
+def test_audit_stops_work_the_executor_runs_for_a_job_the_store_does_not_run(tmp_path: Path) -> None:
+    # a review: a round that failed between its record and its act left a preempted job running, unbilled,
+    # and only start-up's recover() stopped such work
+    ex = FakeExecutor(SystemClock())
+    service = Service(Options(data_dir=tmp_path, demo=True), executor=ex)
+    try:
+        service.bootstrap()
+        service.reconciler.step()
+        victim = sorted(s.job.id for s in service.store.running())[0]
+        service.store.record_events(  # the store requeues it; the executor was never told
+            [ExecutorEvent(victim, EventKind.LOST, 1.0, reason="test", cause=StopCause.LOST)]
+        )
+        ex.poll()
+        assert victim in ex.active()
+        service.audit()  # once: could be a stop in flight
+        assert victim in ex.active() and not ex.stops
+        service.audit()
+        assert victim not in ex.active() and ex.stops == [(victim, "not running in the store")]
     finally:
         service.stop()
 

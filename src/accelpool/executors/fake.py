@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
+from accelpool.ports import Clock, EventKind, ExecutorEvent, ExecutorFault, Launch, StopCause
 
 
 @dataclass
@@ -52,7 +52,7 @@ class FakeExecutor:
     def start(self, launch: Launch) -> None:
         job = launch.job.id
         if job in self._runs:
-            raise RuntimeError(f"job {job} is already running")
+            raise ExecutorFault(f"job {job} is already running here")
         now = self.clock.now()
         # resume from the job's own checkpoint (what it reached when stopped), as a real job would
         steps = max(launch.steps_done, self._checkpoint.pop(job, 0.0))

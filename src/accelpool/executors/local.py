@@ -206,7 +206,9 @@ class LocalExecutor:
             old = self._jobs.get(job_id)
             if old is not None:
                 if old.stop_reason is None and not old.ended_before_stop:
-                    raise RuntimeError(f"job {job_id} is already running")
+                    # the executor's state, not the job's fault (a round that failed before it stopped a
+                    # preempted run): requeued and held, not failed (a review)
+                    raise ExecutorFault(f"job {job_id} is already running here")
                 # Being stopped (e.g. preempted and placed again in one round, or moved): start the new
                 # attempt once poll() has seen the old one end and reported it.
                 old.pending = launch
@@ -263,7 +265,6 @@ class LocalExecutor:
         """SIGTERM to every live process group of the job; SIGKILL after the grace period (reaper)."""
         if job.kill_at is None:
             job.kill_at = time.time() + max(0.0, job.grace)
-        self._save(job)
         for r in job.ranks:
             if r.code is None:
                 try:  # the wrapper passes it on to every process of its sandbox
@@ -273,6 +274,7 @@ class LocalExecutor:
                     PermissionError,
                 ):  # gone already (or its pid reused): nothing to stop
                     pass
+        self._save(job, best_effort=True)  # after the signal: a state dir gone must not keep it running
 
     def poll(self) -> list[ExecutorEvent]:
         with self._lock:
@@ -435,10 +437,17 @@ class LocalExecutor:
         start_time = _proc_start_time(proc.pid) or "?"
         return _Rank(node, proc.pid, start_time, proc)
 
-    def _save(self, job: _Job) -> None:
-        tmp = job.dir / "state.json.tmp"
-        tmp.write_text(json.dumps(job.state()))
-        os.replace(tmp, job.dir / "state.json")
+    def _save(self, job: _Job, best_effort: bool = False) -> None:
+        """The job's state file (what a restarted executor adopts). ``best_effort``: an OSError (its dir
+        removed, the disk full) is logged, not raised: a stop goes on without it."""
+        try:
+            tmp = job.dir / "state.json.tmp"
+            tmp.write_text(json.dumps(job.state()))
+            os.replace(tmp, job.dir / "state.json")
+        except OSError:
+            if not best_effort:
+                raise
+            log.exception("job %s: its state file could not be written", job.job_id)
 
     def _forget(self, job: _Job) -> None:
         try:
@@ -466,9 +475,12 @@ class LocalExecutor:
             except (OSError, ValueError, KeyError, TypeError):
                 continue
             self._jobs[job.job_id] = job
-            if job.started is not None:
+            if job.started is not None and job.stop_reason is None:
                 # STARTED again, with its time: a control plane killed before it recorded the first one
-                # would otherwise never bill the run (the store ignores it for a run already started)
+                # would otherwise never bill the run (the store ignores it for a run already started).
+                # Not for a run being stopped: the store ended it already, and may have placed the job
+                # again (its next attempt waited in memory, lost with the old process): this run's start
+                # would bill the new placement from before it (a review: 23 KRW for 5 s of work)
                 self._events.append(ExecutorEvent(job.job_id, EventKind.STARTED, job.started))
 
     def _rank_code(self, job: _Job, i: int, r: _Rank) -> int | None | str:
@@ -559,15 +571,18 @@ class LocalExecutor:
                 alive = [r for i, r in enumerate(job.ranks) if self._rank_code(job, i, r) is None]
                 if alive:
                     job.killed = True
-                    self._save(job)
                     for r in alive:
                         _signal_group(r.pid, signal.SIGKILL)
+                    self._save(job, best_effort=True)
 
     def _reap_loop(self) -> None:
         while not self._closed.wait(self._interval):
-            with self._lock:
-                self._enforce_deadlines()
-                for job in self._jobs.values():  # reap exited children promptly (no zombies)
-                    for r in job.ranks:
-                        if r.proc is not None:
-                            r.proc.poll()
+            try:
+                with self._lock:
+                    self._enforce_deadlines()
+                    for job in self._jobs.values():  # reap exited children promptly (no zombies)
+                        for r in job.ranks:
+                            if r.proc is not None:
+                                r.proc.poll()
+            except Exception:  # the reaper must outlive any one failure (it enforces every grace period)
+                log.exception("the local executor's reaper failed a pass; it goes on")

@@ -60,7 +60,7 @@ from accelpool.executors.procs import _in_time_order
 from accelpool.executors.ray_nodes import RayNodes, reach
 from accelpool.executors.ray_runner import _Rank, _RayJob, _runner_class, _safe, release
 from accelpool.executors.sandbox_wrapper import WRAPPER
-from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
+from accelpool.ports import Clock, EventKind, ExecutorEvent, ExecutorFault, Launch, StopCause
 
 try:
     from ray.exceptions import RayError
@@ -144,7 +144,7 @@ class RayExecutor(RayNodes):
         old = self._jobs.get(job_id)
         if old is not None:
             if old.stop_reason is None:
-                raise RuntimeError(f"job {job_id} is already running")
+                raise ExecutorFault(f"job {job_id} is already running here")
             old.pending = launch  # being stopped (preempted and placed again, or moved): start it after
             return
         p = launch.placement

@@ -90,7 +90,7 @@ from accelpool.executors.slurm_parse import (
 )
 from accelpool.executors.slurm_state import SlurmJob, end_of, forget_job, load_jobs, recorded_end, save_job
 from accelpool.executors.slurm_state import slurm_available as slurm_available  # re-exported
-from accelpool.ports import Clock, EventKind, ExecutorEvent, Launch, StopCause
+from accelpool.ports import Clock, EventKind, ExecutorEvent, ExecutorFault, Launch, StopCause
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,7 @@ class SlurmExecutor:
             old = self._jobs.get(job_id)
             if old is not None:
                 if old.stop_reason is None and old.lost_reason is None:
-                    raise RuntimeError(f"job {job_id} is already running")
+                    raise ExecutorFault(f"job {job_id} is already running here")
                 self._pending[job_id] = launch  # started once the old attempt has ended
                 return
             try:

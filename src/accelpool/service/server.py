@@ -163,6 +163,7 @@ class Service:
         self.messages: list[str] = []
         self.unrecognized: dict[str, str] = {}  # NodeSource nodes left out of the pool: name -> reason
         self._missing: set[str] = set()  # running in the store, not in the executor, at the last audit
+        self._stray: set[str] = set()  # running in the executor, not in the store, at the last audit
         self._demo_tried = False  # example jobs of a demo on a NodeSource: tried since start
         self._unrecognized_gauge = Gauge(
             "accelpool_unrecognized_nodes",
@@ -300,10 +301,22 @@ class Service:
 
     def audit(self) -> list[str]:
         """Requeue jobs the store says run but the executor has not had at two audits in a row (a round
-        apart); returns their ids. recover() does the same once at start-up, without waiting."""
+        apart); returns their ids. Stop work the executor runs for jobs the store does not call running,
+        also at two audits in a row (a round that failed between its record and its act left a preempted
+        job running, unbilled: a review). recover() does both once at start-up, without waiting."""
         active = self.executor.active()
+        running = {s.job.id for s in self.store.running()}
+        unrecorded = self.reconciler.unrecorded_jobs
+        stray = active - running - unrecorded
+        for job_id in sorted(stray & self._stray):  # a stop already under way is not started again
+            log.warning("stopping job %s: running in the executor but not in the store", job_id)
+            try:
+                self.executor.stop(job_id, "not running in the store")
+            except Exception:
+                log.exception("job %s: stop failed", job_id)
+        self._stray = stray
         # a job whose end the executor reported but a failed round did not record is not missing
-        missing = {s.job.id for s in self.store.running()} - active - self.reconciler.unrecorded_jobs
+        missing = running - active - unrecorded
         lost = sorted(missing & self._missing)
         self._missing = missing - set(lost)
         if lost:

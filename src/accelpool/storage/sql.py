@@ -8,6 +8,7 @@ overspent, whatever runs concurrently.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -58,6 +59,8 @@ _PG_WAITS = text(  # {reason: [job ids]}: a round has a handful of distinct reas
 # so a submission waiting for the write lock waits for one short chunk, never for the whole queue. (PostgreSQL
 # locks rows, not the database: there they are one statement, as one commit there costs a WAL flush.)
 WAIT_CHUNK = 500
+
+log = logging.getLogger(__name__)
 
 
 class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites, IdentityWrites, Queries):
@@ -277,7 +280,18 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
                     c.execute(insert(T.job_events), events)
                 for s in starts:
                     self._waits.pop(s["jid"], None)
-        # wait reasons: only rows whose reason changed, only while still waiting, in short transactions
+        try:  # the decision is committed: what follows is for readers, and must not keep it from being acted on
+            self._record_waits(decision)
+            self._record_queue(decision)
+        except Exception:  # a lock held past its wait: the next round writes them (a review: the round
+            # stopped here and never acted: preempted jobs ran on, re-placed ones failed "already running")
+            log.exception("writing the round's wait reasons or queue failed; the next round writes them")
+        if booked:
+            self.invalidate()  # grants' spent_krw changed
+        return booked
+
+    def _record_waits(self, decision: Decision) -> None:
+        """The wait reasons that changed, only while still waiting, in short transactions."""
         waits = self._waits
         changed: list[tuple[str, str]] = []
         details = decision.details
@@ -303,10 +317,6 @@ class SqlStore(JobWrites, SubmissionWrites, MoneyWrites, NodeWrites, SiteWrites,
                     )
             for j, r in chunk:
                 waits[j] = r
-        self._record_queue(decision)
-        if booked:
-            self.invalidate()  # grants' spent_krw changed
-        return booked
 
     def _record_queue(self, decision: Decision) -> None:
         """The round's queue (``Decision.queue``: fair order, positions, start ranges) as the one
