@@ -63,9 +63,8 @@ class Launch:
 class ExecutorFault(RuntimeError):
     """An executor could not start a job for a reason of its own, not the job's (its state or log directory
     is gone or not writable, an earlier run of the job is still alive, it still runs the job): ``start``
-    raises it and the
-    reconciler requeues the job (it waits, reason ``lost: ...``) instead of failing it. The message is shown
-    to the job's tenant: it names no host path."""
+    raises it and the reconciler requeues the job (it waits, reason ``lost: ...``, held: FAULT_HOLD) instead
+    of failing it. The message is shown to the job's tenant: it names no host path."""
 
 
 @runtime_checkable
