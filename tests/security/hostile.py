@@ -168,7 +168,10 @@ def _both(*checks: Callable[[Ctx, dict[str, Any], str], None]) -> Callable[[Ctx,
 def _beside_not_starved(ctx: Ctx, job: dict[str, Any], logs: str) -> None:
     """The other tenant's job, started while the attack ran, forked its 40 processes and succeeded."""
     b, blogs = job["beside"], job["beside_logs"]
-    assert b is not None, "the other tenant's job was not submitted while the attack ran"
+    assert b is not None, (
+        "the other tenant's job was not submitted while the attack ran",
+        {k: job.get(k) for k in ("start_time", "end_time", "seen_running", "slowest_poll")},
+    )
     assert b["start_time"] is not None and b["start_time"] < job["end_time"], (
         "the other tenant's job did not start while the attack ran",
         b,
@@ -415,9 +418,10 @@ ATTACKS: list[Attack] = [
     Attack(
         "fork-bomb",
         # the sleep is forked first and waited for (no fork): the bomb keeps pressing until max_run_time
-        "sleep 9.5 & s=$!; bomb() {{ bomb | bomb & }}; bomb; wait $s",
+        # 20 s: on a loaded CI machine a Ray job's "running" can reach the store seconds after its start
+        "sleep 19.5 & s=$!; bomb() {{ bomb | bomb & }}; bomb; wait $s",
         wave=2,
-        max_run_time=10,
+        max_run_time=20,
         beside_after=1.0,
         extra={"grace_seconds": 1},
         check=_both(_no_proc("bomb"), _beside_not_starved),
@@ -675,6 +679,7 @@ def run_attacks(ctx: Ctx, attacks: list[Attack]) -> Iterator[tuple[Attack, dict[
         cancelled: set[str] = set()
         beside: dict[str, str] = {}  # attack job -> the other tenant's job beside it
         started: dict[str, float] = {}
+        slowest = 0.0  # the slowest status poll (s): a starved API shows here
         done: dict[str, dict[str, Any]] = {}
         end = time.time() + 480  # Ray on a small shared machine starts an actor process per rank
         while len(done) < len(ids) and time.time() < end:
@@ -682,7 +687,9 @@ def run_attacks(ctx: Ctx, attacks: list[Attack]) -> Iterator[tuple[Attack, dict[
                 if jid in done:
                     continue
                 cl = other if a.tenant == "other" else c
+                t0 = time.time()
                 j = cl.get(f"/api/v1/jobs/{jid}").json()
+                slowest = max(slowest, time.time() - t0)
                 if j["state"] == "running" and jid not in started:
                     # a cancel attack is cancelled once its command has really started (it says so)
                     if (
@@ -720,6 +727,8 @@ def run_attacks(ctx: Ctx, attacks: list[Attack]) -> Iterator[tuple[Attack, dict[
                 b = beside_done.get(jid)
                 done[jid] = {
                     **done[jid],
+                    "seen_running": started.get(jid),
+                    "slowest_poll": round(slowest, 2),
                     "beside": b,
                     "beside_logs": all_logs(other, b["id"]) if b else "",
                 }
