@@ -152,7 +152,7 @@ def test_local_events_are_exact_on_random_rules(limits: str, monkeypatch: pytest
     work: events applied, a part cut off, a part ending by the all-at-ceiling shortcut, a problem not
     split (the jobs entering a grown probe's master: test_entering_jobs_are_those_of_overloaded_local_rows)."""
     seen = {"applied": 0, "cut": 0, "ceiling": 0, "unsplit": 0, "entered": 0}
-    fill, at_ceiling, parts = _wf_local._local_fill, _wf_local._all_at_ceiling, _wf_local.parts
+    fill, at_ceiling, parts = _wf_local._local_fill, _wf_local._fits_at_ceiling, _wf_local.parts
     skip, entering = _wf_local.skip_local, _wf_local._entering
 
     def entering_spy(*args, **kwargs):
@@ -190,7 +190,7 @@ def test_local_events_are_exact_on_random_rules(limits: str, monkeypatch: pytest
         with monkeypatch.context() as m:
             m.setattr(_waterfill, "MAX_STAGES", 10**6)
             m.setattr(_wf_local, "_local_fill", fill_spy)
-            m.setattr(_wf_local, "_all_at_ceiling", ceiling_spy)
+            m.setattr(_wf_local, "_fits_at_ceiling", ceiling_spy)
             m.setattr(_waterfill, "parts", parts_spy)
             m.setattr(_waterfill, "skip_local", skip_spy)
             if limits == "cut":
