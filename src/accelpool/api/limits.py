@@ -329,7 +329,12 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         length = _header(scope, b"content-length")
-        if length is not None and length.strip().isdigit() and int(length) > limits.max_body_bytes:
+        if (
+            length is not None
+            and length.strip().isascii()
+            and length.strip().isdigit()
+            and int(length) > limits.max_body_bytes
+        ):
             await _send_refusal(send, _too_big(limits))
             return
         chunks: list[bytes] = []

@@ -126,8 +126,9 @@ def parse_kv(items: list[str], what: str) -> dict[str, int]:
     out = {}
     for it in items:
         k, sep, v = it.partition("=")
-        if not sep or not v.strip().lstrip("-").isdigit():
-            raise InputError("expected TYPE=INTEGER", field=what, value=it)
+        w = v.strip().lstrip("-")
+        if not sep or not (w.isascii() and w.isdigit()) or len(w) > 18:
+            raise InputError(f"expected TYPE=INTEGER (at most 18 digits), got '{it}'", field=what, value=it)
         out[k.strip()] = int(v)
     return out
 

@@ -177,8 +177,12 @@ def _site_prices(items: list[str] | None) -> dict[str, int]:
     prices: dict[str, int] = {}
     for item in items or []:
         k, sep, v = item.partition("=")
-        if not sep or not v.strip().isdigit():
-            raise InputError(f"--price wants TYPE=KRW (whole won), got '{item}'", field="--price", value=item)
+        if not sep or not (v.strip().isascii() and v.strip().isdigit()) or len(v.strip()) > 18:
+            raise InputError(
+                f"--price wants TYPE=KRW (whole won, at most 18 digits), got '{item}'",
+                field="--price",
+                value=item,
+            )
         prices[k.strip()] = int(v)
     return prices
 

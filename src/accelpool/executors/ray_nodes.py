@@ -39,7 +39,7 @@ def reach(address: str | None, timeout: float = REACH_SECONDS) -> None:
         return
     rest = address.removeprefix("ray://")
     host, sep, port = rest.rpartition(":")
-    if not sep or not port.isdigit() or not host:
+    if not sep or not (port.isascii() and port.isdigit()) or not host:
         return  # not host:port: Ray's own error says what is wrong with it
     host = host.removeprefix("[").removesuffix("]")
     try:

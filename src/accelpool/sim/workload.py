@@ -95,7 +95,7 @@ def parse_devices_per_node(spec: str | int | None, default: int = 8) -> int | di
     if spec is None:
         return default
     text = str(spec).strip()
-    if text.lstrip("+-").isdigit():
+    if text.isascii() and text.lstrip("+-").isdigit():
         n = int(text)
         if not 1 <= n <= MAX_DEVICES_PER_NODE:
             raise InputError(

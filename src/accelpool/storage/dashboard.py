@@ -409,11 +409,13 @@ def waiting_demand(store: SqlStore) -> dict[str, int]:
     return dict(out)
 
 
-def spend_since(store: SqlStore, since: float, programs: Iterable[str] | None = None) -> dict[str, int]:
-    """KRW charged since ``since`` per program."""
+def spend_since(
+    store: SqlStore, since: float, programs: Iterable[str] | None = None, tenants: Iterable[str] | None = None
+) -> dict[str, int]:
+    """KRW charged since ``since`` per program (to ``tenants`` only, when given)."""
     c_ = T.charges.c
     with store.read() as c:
-        recent = _recent(c, since)
+        recent = _recent(c, since, tenants)
     q = select(c_.program, func.sum(c_.amount_krw).label("krw")).where(recent).group_by(c_.program)
     if programs is not None:
         q = q.where(c_.program.in_(list(programs)))

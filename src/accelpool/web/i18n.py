@@ -246,12 +246,17 @@ def negotiate(accept_language: str | None, chosen: str | None = None) -> str:
     return best
 
 
+ZONE_CHARS = 64
+"""The longest time-zone name taken (the IANA names are at most ~30 characters)."""
+
+
 def zone(name: str | None, default: str = DEFAULT_ZONE) -> ZoneInfo:
+    """The zone ``name`` (a user's setting or cookie: anything), else ``default``, else UTC."""
     for n in (name, default, "UTC"):
-        if n:
+        if n and len(n) <= ZONE_CHARS:
             try:
                 return ZoneInfo(n)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory ("Asia"), a bad name
                 continue
     return ZoneInfo("UTC")  # pragma: no cover
 

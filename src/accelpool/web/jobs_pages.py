@@ -150,7 +150,7 @@ def install(app: FastAPI) -> None:
 
         def number(name: str) -> int | None:
             v = qp.get(name, "")
-            return int(v) if v.isdigit() and len(v) < 19 else None
+            return int(v) if v.isascii() and v.isdigit() and len(v) < 19 else None
 
         page = min(max(1, number("page") or 1), MAX_PAGE)
         after, before = number("after"), number("before")
@@ -205,6 +205,12 @@ def install(app: FastAPI) -> None:
         )
 
     @app.get("/ui/jobs/{job_id}", include_in_schema=False)
+    async def job_route(request: Request, job_id: str) -> Response:
+        # message, error and status are the page's own (a refused form shows the page again), never the
+        # query string's: a link could otherwise put any text in the page's alert or any status on it
+        done = locale(request)("Done.") if request.query_params.get("done") else ""
+        return await job(request, job_id, message=done)
+
     async def job(
         request: Request, job_id: str, message: str = "", error: str = "", status: int = 200
     ) -> Response:
@@ -220,7 +226,7 @@ def install(app: FastAPI) -> None:
         started = v.attempts or v.start_time is not None  # a job never started has no output to ask for
         logs = await run_in_threadpool(request.app.state.hooks.logs, v.id) if contents and started else ""
         lf = request.query_params.get("log")
-        log_from = int(lf) if lf and lf.isdigit() else None
+        log_from = int(lf) if lf and lf.isascii() and lf.isdigit() and len(lf) < 19 else None
         data = await run_in_threadpool(
             job_data, store, v, logs or "", log_from, request.app.state.hooks.now(), loc
         )

@@ -49,8 +49,9 @@ def programs_data(store: SqlStore, who: Principal, now: float, loc: Locale) -> d
     progs = visible_programs(store, who)
     programs = [p for p in store.list_programs() if progs is None or p.id in progs]
     grants = grants_for(store, who)
-    week = read.spend_since(store, now - 7 * read.DAY, [p.id for p in programs])
     tenants_seen = visible_tenants(store, who)
+    # the burn rate of what the caller sees: a member's own tenant's, not its program's other tenants'
+    week = read.spend_since(store, now - 7 * read.DAY, [p.id for p in programs], tenants_seen)
     out = []
     for p in programs:
         mine = [g for g in grants if g.program == p.id]
@@ -100,7 +101,8 @@ def _amount(form: dict[str, str]) -> int | str:
     amount = form.get("amount_krw", "").replace(",", "").replace("₩", "").strip()
     digits = amount[1:] if amount.startswith("-") else amount
     # a negative amount goes as a number too, so the API's answer names its bound, not its type
-    return int(amount) if digits.isdigit() and digits.isascii() else amount
+    # (over 18 digits the text goes as typed: past any budget, and int() refuses over 4,300 digits)
+    return int(amount) if digits.isdigit() and digits.isascii() and len(digits) <= 18 else amount
 
 
 def install(app: FastAPI) -> None:

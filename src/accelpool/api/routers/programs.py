@@ -90,11 +90,18 @@ def _program_json(p: Program, granted: int | None = None) -> dict[str, Any]:
 
 @router.get("/programs", tags=["programs"])
 def list_programs(request: Request, who: Who) -> dict[str, Any]:
+    """The programs the caller may see. ``granted_krw``: what the program has granted in all; to a member,
+    what it granted the member's tenant (other tenants' grants are theirs to see)."""
     store = store_of(request)
     vis = visible_programs(store, who)
+    own: dict[str, int] | None = None
+    if who.role == "member":
+        own = {}
+        for g in store.list_grants(tenants=visible_tenants(store, who)):
+            own[g.program] = own.get(g.program, 0) + g.amount_krw
     return {
         "items": [
-            _program_json(p, store.granted_total(p.id))
+            _program_json(p, store.granted_total(p.id) if own is None else own.get(p.id, 0))
             for p in store.list_programs()
             if vis is None or p.id in vis
         ]
