@@ -94,6 +94,7 @@ from accelpool.executors.procs import (
     _in_time_order,
     _proc_start_time,
     _signal_group,
+    host_trouble,
     live_wrapper,
     own_io,
     read_progress_file,
@@ -239,19 +240,24 @@ class LocalExecutor:
                 for rank, (node, devices) in enumerate(shares):
                     env = self._env(launch, node, devices, rank, len(shares), jdir)
                     ranks.append(self._spawn(launch, env, jdir, rank, devices, log_path, node))
-            except Exception:
+                job = _Job(job_id, jdir, ranks, launch.attempt, float(launch.run.grace_seconds))
+                job.started = self.clock.now()
+                with own_io("write the job's state"):  # (a full disk: a review's job was failed, and
+                    self._save(job)  # its next start refused) opens the wrappers' gate: now adoptable
+            except Exception:  # the gated wrappers never ran the command, and the job is not kept
                 for r in ranks:
                     _signal_group(r.pid, signal.SIGKILL)
                 raise
-            job = _Job(job_id, jdir, ranks, launch.attempt, float(launch.run.grace_seconds))
-            job.started = self.clock.now()
             self._jobs[job_id] = job
-            self._save(job)  # opens the wrappers' gate: from now on a restarted executor adopts the job
             self._events.append(ExecutorEvent(job_id, EventKind.STARTED, job.started))
 
     def stop(self, job_id: str, reason: str) -> None:
         with self._lock:
             job = self._jobs.get(job_id)
+            if job is not None and job.pending is not None:
+                # a stop while the next attempt waits for this one to end (a move, then a cancel): the
+                # next attempt is dropped, not launched for a job that is over (a review)
+                job.pending = None
             if job is None or job.stop_reason is not None or job.ended_before_stop:
                 return
             codes = [self._rank_code(job, i, r) for i, r in enumerate(job.ranks)]
@@ -416,7 +422,12 @@ class LocalExecutor:
             grant=launch.job.grant,
             name=f"{_safe(launch.job.id)}-a{launch.attempt}-r{rank}",
         )
-        sb.prepare_dirs(plan)
+        try:
+            sb.prepare_dirs(plan)
+        except OSError as exc:
+            if host_trouble(exc):  # a full disk, not the job's paths: requeued and held, not failed
+                raise ExecutorFault(f"the executor could not make the job's dirs ({exc.strerror})") from exc
+            raise
         plan_file = jdir / f"plan.{rank}.json"
         with own_io("write the job's plan"):
             fd = os.open(plan_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

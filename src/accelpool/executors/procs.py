@@ -5,6 +5,7 @@ the executor's own I/O failures as ExecutorFault."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -90,6 +91,16 @@ def own_io(what: str) -> Iterator[None]:
         yield
     except OSError as exc:
         raise ExecutorFault(f"the executor could not {what} ({exc.strerror or type(exc).__name__})") from exc
+
+
+HOST_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM, errno.EMFILE, errno.ENFILE})
+"""OSErrors that say the host is in trouble (disk or inodes full, quota, I/O, no memory or file handles),
+whatever the path: the executor's fault, not the job's (a read-only file system may be the job's path)."""
+
+
+def host_trouble(exc: OSError) -> bool:
+    """Whether ``exc`` is the host's trouble (HOST_ERRNOS) rather than a bad path of the job's."""
+    return exc.errno in HOST_ERRNOS
 
 
 def live_wrapper(job_dir: Path) -> int | None:

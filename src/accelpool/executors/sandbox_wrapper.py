@@ -243,16 +243,33 @@ def flush_tail(final):
             pass
         return
     tmp = tail_path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(marker() + bytes(tail))
-    os.replace(tmp, tail_path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(marker() + bytes(tail))
+        os.replace(tmp, tail_path)
+    except OSError:  # a full disk: the tail is written again at the next flush
+        pass
+
+def write_log(data):
+    # append to the job's log; on a full disk (or any write error) the bytes are lost, not the job: an
+    # exception here ended the wrapper, whose death signal then killed the job's sandbox (a review)
+    global dropped
+    try:
+        if out is None:
+            raise OSError("no log")
+        out.write(data)
+    except OSError:
+        dropped += len(data)
 
 def marker():
     return ("\n[accelpool: %d bytes of output omitted; the first %d and the last %d bytes are kept]\n"
             % (dropped, half, len(tail))).encode()
 
 if p is not None:
-    out = open(plan["log"], "ab", buffering=0)
+    try:
+        out = open(plan["log"], "ab", buffering=0)
+    except OSError:  # no room for the log (a full disk's inodes): the output is lost, not the job
+        out = None
     fd = p.stdout.fileno()
     while True:
         try:
@@ -263,7 +280,7 @@ if p is not None:
             break
         if written < half:
             head = chunk[: half - written]
-            out.write(head)
+            write_log(head)
             written += len(head)
             chunk = chunk[len(head):]
         if chunk:
@@ -281,9 +298,14 @@ if p is not None:
             break
         except InterruptedError:
             continue
+    ended = time.time()
     if tail:
-        out.write((marker() if dropped else b"") + bytes(tail))
-    out.close()
+        write_log((marker() if dropped else b"") + bytes(tail))
+    try:
+        if out is not None:
+            out.close()
+    except OSError:
+        pass
     flush_tail(True)
     if plan["sandboxed"] and code > 128:
         code = -(code - 128)  # bwrap (and podman) report a command killed by signal N as 128+N
@@ -315,9 +337,17 @@ if container is not None:
         pass
 cg_remove(cg_dirs)
 tmp = plan["exit"] + ".tmp"
-with open(tmp, "w") as f:
-    f.write("%d %.6f %s" % (code, time.time(), reason))
-os.replace(tmp, plan["exit"])
+record = "%d %.6f %s" % (code, ended if p is not None else time.time(), reason)
+while True:
+    # the exit record is the job's outcome: on a full disk it is written again until it is there (the
+    # executor sees the job running meanwhile), never lost (a job lost so was run again after a restart)
+    try:
+        with open(tmp, "w") as f:
+            f.write(record)
+        os.replace(tmp, plan["exit"])
+        break
+    except OSError:
+        time.sleep(1.0)
 sys.exit(code if code >= 0 else 128 - code)
 """
 
