@@ -5,6 +5,7 @@ Body: ``{"error": {"status": 404, "field": "job", "reason": "no such job"}}``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,6 +14,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from accelpool.core.errors import Conflict, InputError, NotFound
+from accelpool.storage.engine import STORE_UNAVAILABLE
+
+log = logging.getLogger(__name__)
 
 try:
     import orjson
@@ -77,6 +81,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse(body(404, str(exc)), status_code=404)
+
+    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # nothing was stored (the transaction rolled back): the client may send it again (a review saw 500
+        # on POST /jobs with the database's disk full); the database's own words stay in the service's log
+        log.warning("the database refused a request: %s", str(exc)[:300])
+        reason = "the pool's database cannot take this now (nothing was stored); try again shortly"
+        return JSONResponse(body(503, reason), status_code=503, headers={"Retry-After": "5"})
+
+    for cls in STORE_UNAVAILABLE:
+        app.add_exception_handler(cls, _unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -372,7 +372,9 @@ _REASONS = {
     414: "The path is too long",
     422: "Invalid input: the error names the field",
     429: "The tenant has as many active jobs as a tenant may have (the operator's --max-active-jobs)",
-    500: "The server failed (e.g. the database did not answer); the request was not applied",
+    500: "The server failed; the request was not applied",
+    503: "The database cannot take the request now (its disk full, a lock held too long, its server gone); "
+    "nothing was applied: send it again after Retry-After seconds",
 }
 _BODY_METHODS = ("post", "put", "patch")
 
@@ -417,7 +419,7 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
                 responses[str(status)] = {"description": _REASONS[status], "content": content}
             errors = set(own) | {414, 422}
             if path.startswith("/api/v1/"):
-                errors.add(401)
+                errors |= {401, 503}
                 op["security"] = [{"bearer": []}]
             if method in _BODY_METHODS:
                 errors.add(413)

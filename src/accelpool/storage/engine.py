@@ -9,6 +9,12 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+STORE_UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, sqlite3.OperationalError)
+"""What the store raises when the database cannot take a request now (its disk full, the file read-only,
+a lock held past its wait, the server gone; SQLite's own error where a connection event raised it, e.g. the
+write lock taken at BEGIN): the API answers 503, to be retried (api/errors.py)."""
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # A write transaction waiting for another's lock asks again this often at most (seconds); see _begin_write
