@@ -417,9 +417,12 @@ ATTACKS: list[Attack] = [
     # wave 2: exhaustion, each alone
     Attack(
         "fork-bomb",
-        # the sleep is forked first and waited for (no fork): the bomb keeps pressing until max_run_time
-        # 20 s: on a loaded CI machine a Ray job's "running" can reach the store seconds after its start
-        "sleep 19.5 & s=$!; bomb() {{ bomb | bomb & }}; bomb; wait $s",
+        # the sleep is forked first and waited for (no fork): the bomb keeps pressing until max_run_time.
+        # The bomb starts in a subshell the job's shell forks before any bomb exists: run by the job's
+        # shell itself, its second pipeline fork could meet the pid limit, end that shell and so the job
+        # in 0.3 s, before the job beside it was submitted (a CI failure). 20 s: on a loaded CI machine a
+        # Ray job's "running" can reach the store seconds after its start
+        "sleep 19.5 & s=$!; (bomb() {{ bomb | bomb & }}; bomb); wait $s",
         wave=2,
         max_run_time=20,
         beside_after=1.0,
