@@ -338,17 +338,21 @@ if container is not None:
 cg_remove(cg_dirs)
 tmp = plan["exit"] + ".tmp"
 record = "%d %.6f %s" % (code, ended if p is not None else time.time(), reason)
+give_up = time.monotonic() + 60.0
 while True:
     # the exit record is the job's outcome: on a full disk it is written again until it is there (the
-    # executor sees the job running meanwhile), never lost (a job lost so was run again after a restart)
+    # executor sees the job running meanwhile), never lost (a job lost so was run again after a restart).
+    # Another error (its dir removed: nobody will read it) is tried for a minute, then left
     try:
         with open(tmp, "w") as f:
             f.write(record)
         os.replace(tmp, plan["exit"])
         break
-    except OSError:
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO) and time.monotonic() > give_up:
+            break
         time.sleep(1.0)
 sys.exit(code if code >= 0 else 128 - code)
 """
 
-WRAPPER = "import json, os, resource, signal, subprocess, sys, threading, time\n" + CGROUPS + PIDNS + _MAIN
+WRAPPER = "import errno, json, os, resource, signal, subprocess, sys, threading, time\n" + CGROUPS + PIDNS + _MAIN
