@@ -32,3 +32,13 @@ def test_a_database_that_refuses_writes_is_a_503_to_retry(world):
     assert [j["name"] for j in client.get("/api/v1/jobs", headers=world.h("m1")).json()["items"]] == [
         "retry-me"
     ]
+
+
+def test_a_schema_or_sql_mistake_stays_a_500(world):
+    """SQLite raises the same error class for "no such column": not something a client's retry cures."""
+    with world.store.engine.begin() as c:
+        c.exec_driver_sql("ALTER TABLE jobs RENAME COLUMN name TO name_x")
+    client = TestClient(world.app, raise_server_exceptions=False)
+    r = client.get("/api/v1/jobs", headers=world.h("m1"))
+    assert r.status_code == 500 and "retry-after" not in r.headers, r.text
+    assert "name_x" not in r.text and "no such column" not in r.text

@@ -244,3 +244,26 @@ def test_entering_jobs_are_those_of_overloaded_local_rows() -> None:
             overloaded += 1
     assert 0 < overloaded < int(local.sum())
     assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", [16, 77, 118, 125, 249])
+def test_a_warm_part_lp_that_stops_short_is_solved_again(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A review: the warm primal re-solve of a part's LP stopped at Unknown (dual infeasible) on these
+    seeds, and the part's local water-filling gave up (no events applied for the whole split); solved again
+    from scratch by dual simplex, every part's water-filling ends."""
+    p = random_rules(seed)
+    usable = usable_mask(p)
+    rows = build_rows(p, usable)
+    a = _level_coefficients(p, usable)
+    fill, got = _wf_local._local_fill, []
+
+    def fill_spy(*args, **kwargs):
+        out = fill(*args, **kwargs)
+        got.append(out)
+        return out
+
+    with monkeypatch.context() as m:
+        m.setattr(_waterfill, "MAX_STAGES", 10**6)
+        m.setattr(_wf_local, "_local_fill", fill_spy)
+        _waterfill.max_min_waterfill(a, p.scale, rows, usable, eps=0.0)
+    assert got and all(out is not None for out in got), seed

@@ -127,3 +127,16 @@ def test_a_cancel_while_the_next_attempt_waits_drops_that_attempt(tmp_path: Path
     assert "second-attempt" not in ex.logs("c") and "attempt 3 on" in ex.logs("c")
     assert ex.logs("c").count("=== accelpool: attempt") == 1
     ex.close()
+
+
+def test_a_stop_while_the_exit_record_waits_ends_the_wrapper_with_the_jobs_code(tmp_path: Path) -> None:
+    """A review: a job that ended while the disk was full showed as running, and a stop then waited out
+    its grace and killed the wrapper (-9: the job's code lost). The wrapper leaves the retry at a stop and
+    exits with the job's code, which the executor reads when there is no record."""
+    import signal
+
+    w = _wrapper(tmp_path, "echo hi; exit 3", str(tmp_path / "log"), tmp_path / "missing" / "exit.0")
+    time.sleep(1.5)
+    assert w.poll() is None
+    w.send_signal(signal.SIGTERM)
+    assert w.wait(timeout=5) == 3

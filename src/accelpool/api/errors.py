@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from accelpool.core.errors import Conflict, InputError, NotFound
-from accelpool.storage.engine import STORE_UNAVAILABLE
+from accelpool.storage.engine import STORE_UNAVAILABLE, transient
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,11 @@ def install(app: FastAPI) -> None:
 
     async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
         # nothing was stored (the transaction rolled back): the client may send it again (a review saw 500
-        # on POST /jobs with the database's disk full); the database's own words stay in the service's log
+        # on POST /jobs with the database's disk full); the database's own words stay in the service's log.
+        # SQLite raises the same class for a schema or SQL mistake: that stays a 500, with its traceback
+        if not transient(exc):
+            log.error("the database failed a request", exc_info=exc)
+            return JSONResponse(body(500, "the server failed; the request was not applied"), status_code=500)
         log.warning("the database refused a request: %s", str(exc)[:300])
         reason = "the pool's database cannot take this now (nothing was stored); try again shortly"
         return JSONResponse(body(503, reason), status_code=503, headers={"Retry-After": "5"})

@@ -351,8 +351,12 @@ while True:
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO) and time.monotonic() > give_up:
             break
+        if state["term_at"] is not None:
+            break  # a stop: the executor reads the job's code from this process's exit status instead
         time.sleep(1.0)
 sys.exit(code if code >= 0 else 128 - code)
 """
 
-WRAPPER = "import errno, json, os, resource, signal, subprocess, sys, threading, time\n" + CGROUPS + PIDNS + _MAIN
+WRAPPER = (
+    "import errno, json, os, resource, signal, subprocess, sys, threading, time\n" + CGROUPS + PIDNS + _MAIN
+)

@@ -14,7 +14,21 @@ from sqlalchemy.exc import OperationalError
 STORE_UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, sqlite3.OperationalError)
 """What the store raises when the database cannot take a request now (its disk full, the file read-only,
 a lock held past its wait, the server gone; SQLite's own error where a connection event raised it, e.g. the
-write lock taken at BEGIN): the API answers 503, to be retried (api/errors.py)."""
+write lock taken at BEGIN): the API answers 503, to be retried (api/errors.py), where ``transient``."""
+
+_SQLITE_TRANSIENT = ("locked", "busy", "full", "readonly", "read-only", "disk i/o", "unable to open")
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a STORE_UNAVAILABLE error may pass if the request is sent again: SQLite's own error class
+    also holds schema and SQL mistakes ("no such column"), told apart by its message; a server's
+    (PostgreSQL) operational errors are its connection, disk or locks."""
+    orig = getattr(exc, "orig", exc)
+    if isinstance(orig, sqlite3.Error):
+        text = str(orig).lower()
+        return any(word in text for word in _SQLITE_TRANSIENT)
+    return True
+
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # A write transaction waiting for another's lock asks again this often at most (seconds); see _begin_write
