@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.executors.test_local_executor import launch, wait_end, wait_log
+from tests.executors.test_local_executor import bare_plan, launch, wait_end, wait_log
 
 from accelpool.executors import local as local_mod
 from accelpool.executors import sandbox as sb
@@ -26,19 +26,7 @@ from accelpool.ports import EventKind, ExecutorEvent, ExecutorFault
 def _wrapper(tmp_path: Path, command: str, log: str, exit_path: Path) -> subprocess.Popen[bytes]:
     jdir = tmp_path / "j"
     jdir.mkdir(exist_ok=True)
-    plan = sb.plan(
-        sb.SandboxConfig(),
-        command=command,
-        env={},
-        tenant="t",
-        work_dir=str(jdir),
-        checkpoint_dir=None,
-        workdir=None,
-        devices=[],
-        log_path=log,
-        exit_path=str(exit_path),
-        gate=str(jdir / "state.json"),
-    )
+    plan = bare_plan(jdir, command, log, exit_path)
     (jdir / "state.json").write_text("{}")  # the gate is open: the command runs at once
     (jdir / "plan.json").write_text(json.dumps(plan))
     return subprocess.Popen([sys.executable, "-I", "-S", "-c", WRAPPER, str(jdir / "plan.json")])

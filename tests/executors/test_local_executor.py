@@ -42,6 +42,25 @@ def launch(job: str, command: str, acc: str = "h100", devices=(("n0", (2, 3)),),
     )
 
 
+def bare_plan(jdir: Path, command: str, log: str, exit_path: Path) -> dict[str, object]:
+    """A wrapper's plan for ``command`` alone (default sandbox, no devices), gated on ``jdir/state.json``."""
+    from accelpool.executors import sandbox as sb
+
+    return sb.plan(
+        sb.SandboxConfig(),
+        command=command,
+        env={},
+        tenant="t",
+        work_dir=str(jdir),
+        checkpoint_dir=None,
+        workdir=None,
+        devices=[],
+        log_path=log,
+        exit_path=str(exit_path),
+        gate=str(jdir / "state.json"),
+    )
+
+
 def wait_log(ex: LocalExecutor, job: str, text: str, timeout: float = 10.0) -> None:
     """Until the job's log shows ``text`` (a job says it has set its traps before a test stops it: on a
     loaded machine a fixed sleep can end before the shell has read its first line)."""
@@ -355,24 +374,10 @@ def test_a_process_spawned_but_not_recorded_never_runs_its_command(tmp_path: Pat
     import subprocess
     import sys
 
-    from accelpool.executors import sandbox as sb
-
     jdir = tmp_path / "j"
     jdir.mkdir()
     marker = tmp_path / "ran"
-    plan = sb.plan(
-        sb.SandboxConfig(),
-        command=f"touch {marker}",
-        env={},
-        tenant="t",
-        work_dir=str(jdir),
-        checkpoint_dir=None,
-        workdir=None,
-        devices=[],
-        log_path=str(jdir / "log"),
-        exit_path=str(jdir / "exit.0"),
-        gate=str(jdir / "state.json"),
-    )
+    plan = bare_plan(jdir, f"touch {marker}", str(jdir / "log"), jdir / "exit.0")
     (jdir / "plan.json").write_text(json.dumps(plan))
     parent = subprocess.Popen(
         [
